@@ -1,0 +1,1 @@
+"""Capture sources: where frames come from (capture files now, live sockets later)."""

@@ -1,0 +1,1 @@
+"""The bidirectional flow table with Zeek conn.log semantics."""

@@ -1,0 +1,1 @@
+"""Record writers at the edge of the pipeline (flow log, alert log)."""
