@@ -1,0 +1,86 @@
+"""The ``netwatch`` command line: ``replay``, ``check-config`` (and ``run`` once it lands).
+
+Exit codes (DESIGN.md contract): 0 success; 2 bad usage, bad config or unreadable input,
+with one clear line on stderr naming the file (and, for config, the line and key);
+1 unexpected runtime failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from netwatch import __version__
+from netwatch.capture.pcapfile import CaptureError
+from netwatch.config import Config, ConfigError, check_config_main
+from netwatch.enrich.geo import GeoDatabaseError, age_warning
+from netwatch.pipeline import geo_backend
+from netwatch.replay import run_replay
+
+log = logging.getLogger("netwatch")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports."
+    )
+    p.add_argument("--version", action="version", version=f"netwatch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
+    rp.add_argument("pcaps", nargs="+", type=Path, metavar="PCAP")
+    rp.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
+    rp.add_argument("--flows", type=Path, metavar="OUT.jsonl", help="write flow records here")
+    rp.add_argument("--alerts", type=Path, metavar="OUT.jsonl", help="write alert records here")
+    rp.add_argument("--uid-seed", type=int, default=None, help="seed flow uids (reproducible)")
+    cp = sub.add_parser("check-config", help="validate a config file and exit")
+    cp.add_argument("file")
+    return p
+
+
+def _load_config(path: Path | None) -> Config:
+    return Config.load(path) if path is not None else Config.default()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    backend = geo_backend(cfg)
+    warning = age_warning(backend.describe(), date.today(), cfg.geoip.max_age_days)
+    if warning:
+        log.warning("%s", warning)
+    summary = run_replay(
+        args.pcaps, cfg, flows_out=args.flows, alerts_out=args.alerts, geo=backend,
+        uid_seed=args.uid_seed,
+    )
+    for line in summary.lines():
+        sys.stdout.write(line + "\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``netwatch`` console script."""
+    logging.basicConfig(level=logging.INFO, format="netwatch: %(levelname)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return check_config_main(args.file)
+        if args.command == "replay":
+            return _replay(args)
+    except (ConfigError, CaptureError, GeoDatabaseError) as exc:
+        sys.stderr.write(f"netwatch: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:
+        sys.stderr.write(f"netwatch: {exc.filename or ''}: {exc.strerror or exc}\n")
+        return EXIT_USAGE
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

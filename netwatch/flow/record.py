@@ -1,0 +1,106 @@
+"""Builds the flow record (Zeek conn.log fields + enrichment) for a flow that ended.
+
+Runs once per flow, never per packet. Enrichment is cached per address by the components:
+GeoIP country/ASN of the responder (and of a public originator, for inbound flows), the
+name the device asked for (TLS SNI, then HTTP Host, then the passive DNS name known when
+the flow began), the inventory device names of both ends, and the IEEE vendor of the local
+end's MAC address. Field order is stable; absent values are ``null``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from netwatch.enrich.addrclass import AddressClassifier, ip_text
+from netwatch.enrich.geo import CachedGeo
+from netwatch.enrich.inventory import Inventory
+from netwatch.enrich.macvendor import MacVendors, mac_text
+from netwatch.enrich.names import best_name
+from netwatch.flow.ids import community_id
+from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
+from netwatch.flow.tcpstate import conn_state
+
+_PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichers:
+    """The per-flow enrichment components (all cached per address)."""
+
+    classifier: AddressClassifier
+    geo: CachedGeo
+    vendors: MacVendors
+    inventory: Inventory
+
+
+def _udp_state(f: Flow) -> str:
+    if f.o_pkts:
+        return "SF" if f.r_pkts else "S0"
+    return "SHR" if f.r_pkts else "OTH"
+
+
+def transport_summary(f: Flow) -> tuple[int, int, int, str, str]:
+    """(orig_bytes, resp_bytes, missed_bytes, conn_state, history) with Zeek semantics."""
+    if f.tcp is not None:
+        o, r = f.tcp
+        history = "".join(f.hist or ())
+        return o.size(), r.size(), o.missed + r.missed, conn_state(o, r, history), history
+    if f.proto == PROTO_UDP:
+        history = ("D" if f.o_bytes else "") + ("d" if f.r_bytes else "")
+        return f.o_bytes, f.r_bytes, 0, _udp_state(f), history
+    return f.o_bytes, f.r_bytes, 0, "OTH", ""
+
+
+def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
+    """The flow-log record of an ended flow."""
+    orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
+    local_orig = enr.classifier.is_site_local(f.orig_h)
+    local_resp = enr.classifier.is_site_local(f.resp_h)
+    app = f.app or {}
+    services = app.get("service")
+    resp_geo = enr.geo.lookup(f.resp_h)
+    orig_geo = enr.geo.lookup(f.orig_h)
+    orig_dev = enr.inventory.lookup(f.orig_h, f.orig_mac)
+    resp_dev = enr.inventory.lookup(f.resp_h, f.resp_mac)
+    local_mac = f.orig_mac if local_orig or not local_resp else f.resp_mac
+    return {
+        "ts": round(f.first, 6),
+        "uid": f.uid,
+        "id.orig_h": ip_text(f.orig_h),
+        "id.orig_p": f.orig_p,
+        "id.resp_h": ip_text(f.resp_h),
+        "id.resp_p": f.resp_p,
+        "proto": _PROTO_NAMES.get(f.proto, "unknown_transport"),
+        "ip_proto": f.proto,
+        "service": ",".join(services) if services else None,
+        "duration": round(f.last - f.first, 6),
+        "orig_bytes": orig_bytes,
+        "resp_bytes": resp_bytes,
+        "conn_state": state,
+        "history": history,
+        "local_orig": local_orig,
+        "local_resp": local_resp,
+        "missed_bytes": missed,
+        "orig_pkts": f.o_pkts,
+        "orig_ip_bytes": f.o_ipb,
+        "resp_pkts": f.r_pkts,
+        "resp_ip_bytes": f.r_ipb,
+        "community_id": community_id(f.orig_h, f.resp_h, f.proto, f.orig_p, f.resp_p),
+        "orig_l2_addr": mac_text(f.orig_mac) if f.orig_mac else None,
+        "resp_l2_addr": mac_text(f.resp_mac) if f.resp_mac else None,
+        "vlan": f.vlan if f.vlan >= 0 else None,
+        "resp_cc": resp_geo.cc,
+        "resp_asn": resp_geo.asn,
+        "resp_org": resp_geo.org,
+        "orig_cc": orig_geo.cc,
+        "resp_name": best_name(app.get("sni"), app.get("http_host"), f.name),
+        "orig_device": orig_dev.name if orig_dev else None,
+        "resp_device": resp_dev.name if resp_dev else None,
+        "vendor": enr.vendors.vendor(local_mac) if local_mac else None,
+        "server_name": app.get("sni"),
+        "http_host": app.get("http_host"),
+        "user_agent": app.get("user_agent"),
+        "server": app.get("server"),
+        "dns_query": app.get("dns_query"),
+    }

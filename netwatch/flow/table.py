@@ -1,0 +1,362 @@
+"""The bidirectional flow table: per-packet counters, timeouts and bounded memory.
+
+:meth:`FlowTable.packet` is on the fast path: it orders the 5-tuple once so both directions
+share one key, updates the flow's counters (packets and IP bytes per direction, payload
+bytes, TCP state via :mod:`netwatch.flow.tcpstate`) and hands the first payload packets of
+each direction to the injected ``inspect`` callback (the deep parsers). No per-packet
+objects are created besides what the decoder produced.
+
+Zeek ``conn.log`` semantics: the originator is the sender of the first packet (a first
+packet that is a SYN-ACK flips the direction and records ``^``); flows end on idle timeout
+(per protocol), on TCP close/reset (after a linger), on an active timeout, on eviction or at
+end of input, and each ending is passed to the injected ``on_end`` callback with a reason.
+
+Config read: ``flows.*`` (max_flows, per-protocol idle timeouts, tcp_closed_s,
+active_timeout_s) and ``deep.max_payload_packets``. Memory is bounded by ``max_flows``: when
+full, the flow idle the longest is ended with reason ``evicted`` (counted), so a scan or a
+flood cannot exhaust memory. Timers run on packet time, so replays behave like live capture.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from netwatch.decode.frames import FRAGMENT, Decoded
+from netwatch.flow.ids import UidSource, icmp_counterpart
+from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, Endpoint, is_closed, tcp_packet
+
+PROTO_TCP = 6
+PROTO_UDP = 17
+_ICMP = (1, 58)
+_SYN_ACK = 0x12
+
+
+class EndReason(StrEnum):
+    """Why a flow ended (metrics label values)."""
+
+    IDLE = "idle_timeout"
+    TCP_CLOSED = "tcp_closed"
+    ACTIVE = "active_timeout"
+    EVICTED = "evicted"
+    END_OF_INPUT = "end_of_input"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSettings:
+    """Flow-table limits and timeouts (seconds of packet time)."""
+
+    max_flows: int = 1_000_000
+    tcp_idle_s: float = 300.0
+    udp_idle_s: float = 60.0
+    icmp_idle_s: float = 60.0
+    other_idle_s: float = 60.0
+    tcp_closed_s: float = 5.0
+    active_timeout_s: float = 3600.0
+    max_payload_packets: int = 8
+    sweep_interval_s: float = 1.0
+
+
+class Flow:
+    """One bidirectional flow. Attribute names follow Zeek's conn.log where they can."""
+
+    __slots__ = (
+        "app",
+        "deep_o",
+        "deep_r",
+        "first",
+        "hist",
+        "key",
+        "last",
+        "name",
+        "o_bytes",
+        "o_ipb",
+        "o_pkts",
+        "odir",
+        "orig_h",
+        "orig_mac",
+        "orig_p",
+        "proto",
+        "r_bytes",
+        "r_ipb",
+        "r_pkts",
+        "resp_h",
+        "resp_mac",
+        "resp_p",
+        "state",
+        "tcp",
+        "uid",
+        "vlan",
+    )
+
+    def __init__(self, key: tuple[Any, ...], uid: str, ts: float, proto: int) -> None:
+        self.key = key
+        self.uid = uid
+        self.first = ts
+        self.last = ts
+        self.proto = proto
+        self.o_pkts = 0
+        self.o_ipb = 0
+        self.o_bytes = 0
+        self.r_pkts = 0
+        self.r_ipb = 0
+        self.r_bytes = 0
+        self.tcp: tuple[Endpoint, Endpoint] | None = None
+        self.hist: list[str] | None = None
+        self.state = 0  # 0 open, 1 closed (TCP), 2 ended
+        self.app: dict[str, Any] | None = None  # deep-parser results, allocated on demand
+        self.name: str | None = None  # DNS name of the responder known at flow start
+        self.odir = True
+        self.orig_h = b""
+        self.resp_h = b""
+        self.orig_p = 0
+        self.resp_p = 0
+        self.orig_mac: bytes | None = None
+        self.resp_mac: bytes | None = None
+        self.vlan = -1
+        self.deep_o = 0
+        self.deep_r = 0
+
+    @property
+    def duration(self) -> float:
+        """Seconds between first and last packet."""
+        return self.last - self.first
+
+    def app_set(self, field: str, value: Any) -> None:
+        """Record a deep-parser result on the flow (first value wins)."""
+        if self.app is None:
+            self.app = {}
+        self.app.setdefault(field, value)
+
+
+OnEnd = Callable[[Flow, EndReason], None]
+Inspect = Callable[[Flow, bool, bytes, int, int, float], None]
+OnStart = Callable[[Flow, float], None]
+
+
+def _noop_inspect(flow: Flow, is_orig: bool, frame: bytes, off: int, n: int, ts: float) -> None:
+    return None
+
+
+class FlowTable:
+    """Bidirectional flows keyed on the ordered 5-tuple, with timers on packet time."""
+
+    def __init__(
+        self,
+        settings: FlowSettings,
+        on_end: OnEnd,
+        *,
+        inspect: Inspect = _noop_inspect,
+        on_start: OnStart | None = None,
+        on_sweep: Callable[[float], None] | None = None,
+        uids: UidSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.flows: dict[tuple[Any, ...], Flow] = {}
+        self._on_end = on_end
+        self._inspect = inspect
+        self._on_start = on_start
+        self._on_sweep = on_sweep
+        self._uids = uids or UidSource()
+        self._idle = {
+            PROTO_TCP: settings.tcp_idle_s,
+            PROTO_UDP: settings.udp_idle_s,
+            1: settings.icmp_idle_s,
+            58: settings.icmp_idle_s,
+        }
+        # One heap per timeout class: entries (time, tiebreak, flow); stale entries are
+        # re-queued lazily when popped, so the fast path never touches a heap.
+        self._heaps: dict[float, list[tuple[float, int, Flow]]] = {}
+        self._closed: list[tuple[float, int, Flow]] = []
+        self._active: list[tuple[float, int, Flow]] = []
+        self._tie = itertools.count()
+        self._next_sweep = float("-inf")
+        self.ended: dict[str, int] = {r.value: 0 for r in EndReason}
+        self.created = 0
+        self.packets = 0
+
+    def __len__(self) -> int:
+        return len(self.flows)
+
+    # -- fast path ------------------------------------------------------------------------
+
+    def packet(self, ts: float, d: Decoded) -> None:
+        """Account one decoded packet."""
+        src, dst, proto, sport, dport, ip_len, flags, seq, _ack, win, off, plen, frame, mo, vl = d
+        if proto == 1 or proto == 58:
+            ksp = kdp = _icmp_key_type(proto, sport)
+        else:
+            ksp, kdp = sport, dport
+        if src < dst or (src == dst and ksp <= kdp):
+            fwd = True
+            key = (src, dst, ksp, kdp, proto)
+        else:
+            fwd = False
+            key = (dst, src, kdp, ksp, proto)
+        f = self.flows.get(key)
+        if f is None:
+            f = self._new(key, ts, d, fwd)
+        elif ts > f.last:
+            f.last = ts
+        if fwd is f.odir:
+            f.o_pkts += 1
+            f.o_ipb += ip_len
+            f.o_bytes += plen
+            is_orig = True
+        else:
+            f.r_pkts += 1
+            f.r_ipb += ip_len
+            f.r_bytes += plen
+            is_orig = False
+        if proto == PROTO_TCP and flags != FRAGMENT:
+            self._tcp(f, is_orig, flags, seq, win, plen, ts)
+        if plen > 0 and off >= 0:
+            if is_orig:
+                if f.deep_o > 0:
+                    f.deep_o -= 1
+                    self._inspect(f, True, frame, off, plen, ts)
+            elif f.deep_r > 0:
+                f.deep_r -= 1
+                self._inspect(f, False, frame, off, plen, ts)
+        if ts >= self._next_sweep:
+            self.sweep(ts)
+
+    def _tcp(
+        self, f: Flow, is_orig: bool, flags: int, seq: int, win: int, plen: int, ts: float
+    ) -> None:
+        tcp = f.tcp
+        if tcp is None:
+            tcp = f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
+            f.hist = []
+            if flags & _SYN_ACK == _SYN_ACK and f.o_pkts == 1 and f.r_pkts == 0:
+                self._flip(f)
+                is_orig = False
+        hist = f.hist
+        assert hist is not None
+        if is_orig:
+            tcp_packet(tcp[0], tcp[1], flags, seq, win, plen, hist)
+        else:
+            tcp_packet(tcp[1], tcp[0], flags, seq, win, plen, hist)
+        if f.state == 0 and is_closed(tcp[0], tcp[1]):
+            f.state = 1
+            heapq.heappush(self._closed, (ts, next(self._tie), f))
+
+    def _flip(self, f: Flow) -> None:
+        """First packet was a SYN-ACK: the sender is the responder (Zeek's '^')."""
+        f.odir = not f.odir
+        f.orig_h, f.resp_h = f.resp_h, f.orig_h
+        f.orig_p, f.resp_p = f.resp_p, f.orig_p
+        f.orig_mac, f.resp_mac = f.resp_mac, f.orig_mac
+        f.o_pkts, f.r_pkts = f.r_pkts, f.o_pkts
+        f.o_ipb, f.r_ipb = f.r_ipb, f.o_ipb
+        f.o_bytes, f.r_bytes = f.r_bytes, f.o_bytes
+        f.deep_o, f.deep_r = f.deep_r, f.deep_o
+        assert f.hist is not None
+        f.hist.append("^")
+
+    def _new(self, key: tuple[Any, ...], ts: float, d: Decoded, fwd: bool) -> Flow:
+        if len(self.flows) >= self.settings.max_flows:
+            self._evict_one()
+        src, dst, proto, sport, dport = d[0], d[1], d[2], d[3], d[4]
+        f = Flow(key, self._uids.next(), ts, proto)
+        f.odir = fwd
+        f.orig_h, f.resp_h, f.orig_p, f.resp_p = src, dst, sport, dport
+        frame, mac_off = d[12], d[13]
+        if mac_off >= 0:
+            f.resp_mac = frame[mac_off : mac_off + 6]
+            f.orig_mac = frame[mac_off + 6 : mac_off + 12]
+        f.vlan = d[14]
+        budget = self.settings.max_payload_packets
+        f.deep_o = f.deep_r = budget
+        self.flows[key] = f
+        self.created += 1
+        idle = self._idle.get(proto, self.settings.other_idle_s)
+        heap = self._heaps.get(idle)
+        if heap is None:
+            heap = self._heaps[idle] = []
+        tie = next(self._tie)
+        heapq.heappush(heap, (ts, tie, f))
+        heapq.heappush(self._active, (ts, tie, f))
+        if self._on_start is not None:
+            self._on_start(f, ts)
+        return f
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        """End every flow whose idle, close-linger or active timeout has passed at ``now``."""
+        self._next_sweep = now + self.settings.sweep_interval_s
+        for idle, heap in self._heaps.items():
+            self._expire(heap, now - idle, EndReason.IDLE, requeue=True)
+        self._expire(self._closed, now - self.settings.tcp_closed_s, EndReason.TCP_CLOSED)
+        self._expire_active(now - self.settings.active_timeout_s)
+        if self._on_sweep is not None:
+            self._on_sweep(now)
+
+    def _expire(
+        self,
+        heap: list[tuple[float, int, Flow]],
+        horizon: float,
+        reason: EndReason,
+        requeue: bool = False,
+    ) -> None:
+        while heap and heap[0][0] <= horizon:
+            _, _, f = heapq.heappop(heap)
+            if f.state == 2:
+                continue
+            if requeue and f.last > horizon:
+                heapq.heappush(heap, (f.last, next(self._tie), f))
+                continue
+            if reason is EndReason.TCP_CLOSED and f.last > horizon:
+                heapq.heappush(heap, (f.last, next(self._tie), f))
+                continue
+            self._end(f, reason)
+
+    def _expire_active(self, horizon: float) -> None:
+        heap = self._active
+        while heap and heap[0][0] <= horizon:
+            _, _, f = heapq.heappop(heap)
+            if f.state != 2:
+                self._end(f, EndReason.ACTIVE)
+
+    def _evict_one(self) -> None:
+        """End the flow that has been idle the longest (its heap head, after revalidation)."""
+        while True:
+            best: list[tuple[float, int, Flow]] | None = None
+            for heap in self._heaps.values():
+                while heap and (heap[0][2].state == 2 or heap[0][2].last != heap[0][0]):
+                    _, _, f = heapq.heappop(heap)
+                    if f.state != 2:
+                        heapq.heappush(heap, (f.last, next(self._tie), f))
+                if heap and (best is None or heap[0][0] < best[0][0]):
+                    best = heap
+            if best is None:
+                return
+            _, _, f = heapq.heappop(best)
+            if f.state != 2:
+                self._end(f, EndReason.EVICTED)
+                return
+
+    def _end(self, f: Flow, reason: EndReason) -> None:
+        f.state = 2
+        del self.flows[f.key]
+        self.ended[reason.value] += 1
+        self._on_end(f, reason)
+
+    def flush(self) -> None:
+        """End every remaining flow (end of input or shutdown), oldest first."""
+        for f in sorted(self.flows.values(), key=lambda fl: fl.first):
+            self._end(f, EndReason.END_OF_INPUT)
+        self._heaps.clear()
+        self._closed.clear()
+        self._active.clear()
+
+
+def _icmp_key_type(proto: int, icmp_type: int) -> int:
+    """ICMP flows are keyed on the lower of a request/reply type pair so both map together."""
+    peer = icmp_counterpart(proto, icmp_type)
+    return icmp_type if peer is None or icmp_type < peer else peer

@@ -1,0 +1,173 @@
+"""Tests for the bidirectional flow table: keys, directions, timers, eviction, conservation."""
+
+from __future__ import annotations
+
+import socket
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netwatch.decode.frames import FRAGMENT, NO_VLAN, Decoded
+from netwatch.flow.ids import UidSource
+from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+
+A = socket.inet_aton("10.0.0.1")
+B = socket.inet_aton("10.0.0.2")
+C = socket.inet_aton("8.8.8.8")
+SYN, ACK, FIN = 0x02, 0x10, 0x01
+
+
+def udp(src: bytes, dst: bytes, sp: int, dp: int, n: int = 10) -> Decoded:
+    return (src, dst, 17, sp, dp, 28 + n, 0, 0, 0, 0, 42, n, bytes(42 + n), 0, NO_VLAN)
+
+
+def tcp(src: bytes, dst: bytes, sp: int, dp: int, flags: int, seq: int, n: int = 0) -> Decoded:
+    return (src, dst, 6, sp, dp, 40 + n, flags, seq, 0, 1000, 54, n, bytes(54 + n), 0, NO_VLAN)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.ended: list[tuple[Flow, EndReason]] = []
+
+    def __call__(self, f: Flow, reason: EndReason) -> None:
+        self.ended.append((f, reason))
+
+
+def make(**kw: float) -> tuple[FlowTable, Collector]:
+    out = Collector()
+    return FlowTable(FlowSettings(**kw), out, uids=UidSource(1)), out  # type: ignore[arg-type]
+
+
+def test_both_directions_share_one_flow_and_orig_is_first_sender() -> None:
+    table, out = make()
+    table.packet(1.0, udp(B, A, 5000, 53))
+    table.packet(1.1, udp(A, B, 53, 5000, 40))
+    table.packet(1.2, udp(B, A, 5000, 53))
+    assert len(table) == 1
+    table.flush()
+    (f, reason), = out.ended
+    assert reason is EndReason.END_OF_INPUT
+    assert (f.orig_h, f.orig_p, f.resp_h, f.resp_p) == (B, 5000, A, 53)
+    assert (f.o_pkts, f.r_pkts, f.o_bytes, f.r_bytes) == (2, 1, 20, 40)
+    assert (f.o_ipb, f.r_ipb) == (76, 68)
+
+
+def test_syn_ack_first_flips_direction() -> None:
+    table, out = make()
+    table.packet(1.0, tcp(B, A, 80, 4000, SYN | ACK, 10))
+    table.packet(1.1, tcp(A, B, 4000, 80, ACK, 1, 5))
+    table.flush()
+    f, _ = out.ended[0]
+    assert (f.orig_h, f.orig_p) == (A, 4000)
+    assert "".join(f.hist or []).startswith("h^") or "^" in "".join(f.hist or [])
+    assert (f.o_pkts, f.r_pkts) == (1, 1)
+
+
+def test_idle_timeouts_per_protocol_on_packet_time() -> None:
+    table, out = make(udp_idle_s=60, tcp_idle_s=300)
+    table.packet(0.0, udp(A, C, 1000, 53))
+    table.packet(0.0, tcp(A, C, 1001, 443, SYN, 1))
+    table.packet(59.0, udp(B, C, 1, 2))  # keeps time moving
+    assert len(out.ended) == 0
+    table.packet(61.0, udp(B, C, 1, 2))
+    assert [f.orig_p for f, r in out.ended if r is EndReason.IDLE] == [1000]
+    table.packet(301.0, udp(B, C, 1, 2))
+    assert {f.orig_p for f, r in out.ended if r is EndReason.IDLE} == {1000, 1001}
+
+
+def test_activity_postpones_idle_timeout() -> None:
+    table, out = make(udp_idle_s=10)
+    for t in range(0, 100, 5):
+        table.packet(float(t), udp(A, C, 1000, 53))
+    assert out.ended == []
+    assert len(table) == 1
+
+
+def test_tcp_close_lingers_then_ends() -> None:
+    table, out = make(tcp_closed_s=5)
+    table.packet(0.0, tcp(A, C, 1000, 80, SYN, 1))
+    table.packet(0.1, tcp(C, A, 80, 1000, SYN | ACK, 9))
+    table.packet(0.2, tcp(A, C, 1000, 80, FIN | ACK, 2))
+    table.packet(0.3, tcp(C, A, 80, 1000, FIN | ACK, 10))
+    table.packet(3.0, udp(B, C, 1, 2))
+    assert out.ended == []
+    table.packet(6.0, udp(B, C, 1, 2))
+    assert [r for _, r in out.ended] == [EndReason.TCP_CLOSED]
+
+
+def test_active_timeout_splits_long_flows() -> None:
+    table, out = make(active_timeout_s=100, udp_idle_s=60)
+    for t in range(0, 250, 10):
+        table.packet(float(t), udp(A, C, 1000, 53))
+    table.flush()
+    reasons = [r for _, r in out.ended]
+    assert reasons.count(EndReason.ACTIVE) == 2
+    assert sum(f.o_pkts for f, _ in out.ended) == 25
+    assert len({f.uid for f, _ in out.ended}) == 3
+
+
+def test_max_flows_evicts_the_longest_idle_and_counts_it() -> None:
+    table, out = make(max_flows=100, udp_idle_s=1000)
+    for i in range(100):
+        table.packet(float(i), udp(A, C, 1000 + i, 53))
+    table.packet(100.0, udp(A, C, 1000, 53))  # refresh the oldest
+    table.packet(101.0, udp(A, C, 5000, 53))  # a new flow: someone must go
+    assert len(table) == 100
+    (f, reason), = out.ended
+    assert reason is EndReason.EVICTED and f.orig_p == 1001
+    assert table.ended["evicted"] == 1
+
+
+def test_later_fragments_count_without_tcp_state() -> None:
+    table, out = make()
+    table.packet(0.0, tcp(A, C, 1000, 80, SYN, 1))
+    frag = (A, C, 6, 1000, 80, 500, FRAGMENT, 0, 0, 0, -1, 480, b"", -1, NO_VLAN)
+    table.packet(0.1, frag)
+    table.flush()
+    f, _ = out.ended[0]
+    assert f.o_pkts == 2 and f.o_ipb == 540
+
+
+def test_icmp_echo_request_and_reply_pair() -> None:
+    table, out = make()
+    req = (A, C, 1, 8, 0, 84, 0, 0, 0, 0, 38, 60, bytes(98), 0, NO_VLAN)
+    rep = (C, A, 1, 0, 0, 84, 0, 0, 0, 0, 38, 60, bytes(98), 0, NO_VLAN)
+    table.packet(0.0, req)
+    table.packet(0.1, rep)
+    table.flush()
+    (f, _), = out.ended
+    assert (f.orig_p, f.resp_p, f.o_pkts, f.r_pkts) == (8, 0, 1, 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([A, B, C]),
+            st.sampled_from([A, B, C]),
+            st.sampled_from([6, 17]),
+            st.integers(0, 3),
+            st.integers(0, 3),
+            st.floats(0, 1000, allow_nan=False),
+        ),
+        max_size=200,
+    ),
+    st.integers(1, 8),
+)
+def test_packets_are_conserved(pkts: list[tuple[bytes, bytes, int, int, int, float]],
+                               max_flows: int) -> None:
+    table, out = make(max_flows=max_flows, udp_idle_s=50, tcp_idle_s=70)
+    for s, d, proto, sp, dp, t in sorted(pkts, key=lambda p: p[5]):
+        if proto == 6:
+            table.packet(t, tcp(s, d, sp, dp, ACK, 1, 1))
+        else:
+            table.packet(t, udp(s, d, sp, dp))
+    table.flush()
+    assert sum(f.o_pkts + f.r_pkts for f, _ in out.ended) == len(pkts)
+    assert len(table) == 0
+    for f, _ in out.ended:
+        # the key is the same in both directions
+        assert f.key == (min((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[0],
+                         max((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[0],
+                         min((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[1],
+                         max((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[1], f.proto)
