@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from netwatch import __version__
-from netwatch.capture.pcapfile import CaptureError
+from netwatch.capture.files import CaptureError
 from netwatch.config import Config, ConfigError, check_config_main
 from netwatch.enrich.geo import GeoDatabaseError, age_warning
 from netwatch.pipeline import geo_backend

@@ -27,6 +27,7 @@ from netwatch.flow.record import Enrichers, flow_record
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
 
 Packet = tuple[float, int, int, bytes]
+_WARM_UP_MAC = bytes.fromhex("00000c000001")  # any registered OUI: loads netaddr's index
 RecordSink = Callable[[dict[str, Any]], None]
 
 
@@ -79,9 +80,10 @@ class Pipeline:
         self.classifier = AddressClassifier(cfg.site.local_nets)
         self.names = PassiveDns(cfg.dns.cache_size, cfg.dns.min_ttl_s, cfg.dns.max_ttl_s)
         self.inspector = Inspector(self.names, cfg.deep.max_hello_bytes)
+        self.geo_backend = geo if geo is not None else geo_backend(cfg)
         self.enrichers = Enrichers(
             classifier=self.classifier,
-            geo=CachedGeo(geo if geo is not None else geo_backend(cfg), self.classifier),
+            geo=CachedGeo(self.geo_backend, self.classifier),
             vendors=MacVendors(),
             inventory=Inventory(cfg.cameras),
         )
@@ -94,6 +96,11 @@ class Pipeline:
             on_sweep=self.decoder.frags.expire,
             uids=uids,
         )
+
+    def warm_up(self) -> None:
+        """Load lazily loaded data (GeoIP data set, IEEE registry index) before traffic."""
+        self.geo_backend.describe()
+        self.enrichers.vendors.vendor(_WARM_UP_MAC)
 
     def _flow_started(self, f: Flow, ts: float) -> None:
         f.name = self.names.lookup(f.resp_h, ts, f.orig_h)

@@ -8,13 +8,14 @@ yet: the file is created and stays empty), ends all flows at end of input and re
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netwatch.capture.pcapfile import CaptureFile, open_capture
+from netwatch.capture.files import CaptureFile, open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import GeoBackend
 from netwatch.flow.ids import UidSource
@@ -59,11 +60,6 @@ class ReplaySummary:
         ]
 
 
-def _packets(files: list[CaptureFile]):  # type: ignore[no-untyped-def]
-    for cap in files:
-        yield from cap.packets()
-
-
 def run_replay(
     paths: Sequence[Path],
     cfg: Config,
@@ -75,8 +71,8 @@ def run_replay(
 ) -> ReplaySummary:
     """Replay capture files; raises CaptureError before any work if a file is unreadable."""
     captures = [open_capture(p) for p in paths]
-    flow_log = JsonLinesWriter(flows_out) if flows_out is not None else None
-    alert_log = JsonLinesWriter(alerts_out) if alerts_out is not None else None
+    flow_log = JsonLinesWriter(flows_out, truncate=True) if flows_out is not None else None
+    alert_log = JsonLinesWriter(alerts_out, truncate=True) if alerts_out is not None else None
     summary = ReplaySummary(files=len(captures))
 
     def on_record(rec: dict[str, Any]) -> None:
@@ -86,8 +82,9 @@ def run_replay(
 
     try:
         pipe = Pipeline(cfg, on_record, geo=geo, uids=UidSource(uid_seed))
+        pipe.warm_up()
         start = time.perf_counter()
-        pipe.run(_packets(captures))
+        pipe.run(itertools.chain.from_iterable(cap.packets() for cap in captures))
         pipe.finish()
         summary.elapsed_s = time.perf_counter() - start
     finally:

@@ -54,6 +54,7 @@ _U32_LE = struct.Struct("<I")
 _IP4_PORTS = struct.Struct("!BxHHHxBxx4s4sHH")
 _IP4 = struct.Struct("!BxHHHxBxx4s4s")
 _IP6 = struct.Struct("!IHBx16s16s")
+_IP6_PORTS = struct.Struct("!IHBx16s16sHH")
 _PORTS = struct.Struct("!HH")
 _TCP_REST = struct.Struct("!IIBBH")  # seq, ack, data offset, flags, window (at tcp+4)
 _UDP_LEN = struct.Struct("!H")
@@ -88,6 +89,7 @@ _NON_IP_NAMES = {
 _IP6_EXT = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
 _VXLAN_PORTS = frozenset({4789, 8472})
 _GENEVE_PORT = 6081
+_TUNNEL_UDP = _VXLAN_PORTS | {_GENEVE_PORT}
 _PPP_IP = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
 _NULL_AF_IPV6 = frozenset({24, 28, 30})
 
@@ -119,7 +121,57 @@ class Decoder:
         self.non_ip[name] = self.non_ip.get(name, 0) + 1
 
     def decode(self, linktype: int, frame: bytes, wirelen: int, ts: float) -> Decoded | None:
-        """Decode one frame; return its innermost-IP view or None (counted). Never raises."""
+        """Decode one frame; return its innermost-IP view or None (counted). Never raises.
+
+        The common shapes (Ethernet, at most one 802.1Q tag, IPv4 without options or IPv6
+        without extension headers, unfragmented TCP or non-tunnel UDP) are decoded inline
+        with two ``unpack_from`` calls; everything else takes the general walk.
+        """
+        flen = len(frame)
+        if linktype == 1 and flen >= 58:
+            etype = frame[12] << 8 | frame[13]
+            off = 14
+            vlan = NO_VLAN
+            if etype == 0x8100:
+                vlan = (frame[14] << 8 | frame[15]) & 0x0FFF
+                etype = frame[16] << 8 | frame[17]
+                off = 18
+            if etype == ETH_IPV4:
+                vhl, tot, _id, frag, proto, src, dst, sport, dport = _IP4_PORTS.unpack_from(
+                    frame, off
+                )
+                if vhl == 0x45 and not frag & 0x3FFF:
+                    limit = wirelen - off
+                    if tot == 0 or tot > limit:
+                        tot = limit
+                    if proto == PROTO_TCP:
+                        seq, ack, doff, flags, win = _TCP_REST.unpack_from(frame, off + 24)
+                        thl = (doff >> 4) << 2
+                        if 20 <= thl <= tot - 20:
+                            return (src, dst, 6, sport, dport, tot, flags, seq, ack, win,
+                                    off + 20 + thl, tot - 20 - thl, frame, 0, vlan)
+                    elif proto == PROTO_UDP and tot >= 28 and dport not in _TUNNEL_UDP:
+                        return (src, dst, 17, sport, dport, tot, 0, 0, 0, 0, off + 28, tot - 28,
+                                frame, 0, vlan)
+            elif etype == ETH_IPV6 and flen >= off + 44:
+                vtf, plen, nxt, src, dst, sport, dport = _IP6_PORTS.unpack_from(frame, off)
+                if vtf >> 28 == 6:
+                    limit = wirelen - off - 40
+                    if plen == 0 or plen > limit:
+                        plen = max(limit, 0)
+                    if nxt == PROTO_TCP and flen >= off + 60:
+                        seq, ack, doff, flags, win = _TCP_REST.unpack_from(frame, off + 44)
+                        thl = (doff >> 4) << 2
+                        if 20 <= thl <= plen:
+                            return (src, dst, 6, sport, dport, plen + 40, flags, seq, ack, win,
+                                    off + 40 + thl, plen - thl, frame, 0, vlan)
+                    elif nxt == PROTO_UDP and plen >= 8 and dport not in _TUNNEL_UDP:
+                        return (src, dst, 17, sport, dport, plen + 40, 0, 0, 0, 0, off + 48,
+                                plen - 8, frame, 0, vlan)
+        return self._walk(linktype, frame, wirelen, ts)
+
+    def _walk(self, linktype: int, frame: bytes, wirelen: int, ts: float) -> Decoded | None:
+        """The general header walk: every link type, tag, tunnel, fragment and malformation."""
         try:
             if linktype == 1:
                 if len(frame) < 14:
@@ -237,13 +289,11 @@ class Decoder:
             self.fail("ipv4_bad_header_length")
             return None
         limit = wirelen - off
-        if tot == 0:  # TSO/LSO on the capturing host: length left to the frame
+        if tot == 0 or tot > limit:  # 0: TSO/LSO on the capturing host; >: bad length
             tot = limit
-        elif tot < hl:
+        if tot < hl:
             self.fail("ipv4_bad_total_length")
             return None
-        elif tot > limit:
-            tot = limit
         l4 = off + hl
         pay_len = tot - hl
         if frag & 0x3FFF:

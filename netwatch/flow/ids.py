@@ -1,6 +1,6 @@
 """Flow identifiers: Zeek-style ``uid`` strings and Community ID v1 hashes.
 
-``UidSource`` produces ``C`` + base62 of 96 random bits, like Zeek's connection uids; its
+``UidSource`` produces ``C`` + 17 base62 characters, shaped like Zeek's connection uids; its
 random source is injected (seeded in tests, ``os.urandom``-seeded by default), so replays
 can be made reproducible. :func:`community_id` implements the Community ID v1 spec
 (corelight/community-id-spec): SHA-1 over seed, ordered addresses, protocol, a zero pad
@@ -16,6 +16,8 @@ import random
 import struct
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# byte -> base62 digit (byte mod 62: a slight bias that does not matter for unique ids)
+_BYTE_TO_BASE62 = bytes(ord(_ALPHABET[i % 62]) for i in range(256))
 
 # ICMP type -> counterpart type (Community ID spec, section on ICMP).
 _ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}
@@ -35,13 +37,8 @@ class UidSource:
         self._rng = random.Random(seed)
 
     def next(self) -> str:
-        """A new uid: 'C' followed by base62 of 96 random bits."""
-        n = self._rng.getrandbits(96)
-        out = []
-        while n:
-            n, r = divmod(n, 62)
-            out.append(_ALPHABET[r])
-        return "C" + "".join(reversed(out)).rjust(17, "0")
+        """A new uid: 'C' followed by 17 base62 characters (about 101 random bits)."""
+        return "C" + self._rng.randbytes(17).translate(_BYTE_TO_BASE62).decode("ascii")
 
 
 def icmp_counterpart(proto: int, icmp_type: int) -> int | None:

@@ -10,6 +10,8 @@ Zeek ``conn.log`` semantics: the originator is the sender of the first packet (a
 packet that is a SYN-ACK flips the direction and records ``^``); flows end on idle timeout
 (per protocol), on TCP close/reset (after a linger), on an active timeout, on eviction or at
 end of input, and each ending is passed to the injected ``on_end`` callback with a reason.
+The active timeout is checked whenever a busy flow's idle timer comes due, so it is
+enforced with the granularity of the protocol's idle timeout (e.g. 60 s for UDP).
 
 Config read: ``flows.*`` (max_flows, per-protocol idle timeouts, tcp_closed_s,
 active_timeout_s) and ``deep.max_payload_packets``. Memory is bounded by ``max_flows``: when
@@ -172,7 +174,6 @@ class FlowTable:
         # re-queued lazily when popped, so the fast path never touches a heap.
         self._heaps: dict[float, list[tuple[float, int, Flow]]] = {}
         self._closed: list[tuple[float, int, Flow]] = []
-        self._active: list[tuple[float, int, Flow]] = []
         self._tie = itertools.count()
         self._next_sweep = float("-inf")
         self.ended: dict[str, int] = {r.value: 0 for r in EndReason}
@@ -213,7 +214,17 @@ class FlowTable:
             f.r_bytes += plen
             is_orig = False
         if proto == PROTO_TCP and flags != FRAGMENT:
-            self._tcp(f, is_orig, flags, seq, win, plen, ts)
+            tcp = f.tcp
+            if tcp is None:
+                self._tcp_first(f, is_orig, flags, seq, win, plen, ts)
+            else:
+                if is_orig:
+                    tcp_packet(tcp[0], tcp[1], flags, seq, win, plen, f.hist)  # type: ignore[arg-type]
+                else:
+                    tcp_packet(tcp[1], tcp[0], flags, seq, win, plen, f.hist)  # type: ignore[arg-type]
+                if flags & 0x05 and f.state == 0 and is_closed(tcp[0], tcp[1]):
+                    f.state = 1
+                    heapq.heappush(self._closed, (ts, next(self._tie), f))
         if plen > 0 and off >= 0:
             if is_orig:
                 if f.deep_o > 0:
@@ -225,18 +236,16 @@ class FlowTable:
         if ts >= self._next_sweep:
             self.sweep(ts)
 
-    def _tcp(
+    def _tcp_first(
         self, f: Flow, is_orig: bool, flags: int, seq: int, win: int, plen: int, ts: float
     ) -> None:
-        tcp = f.tcp
-        if tcp is None:
-            tcp = f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
-            f.hist = []
-            if flags & _SYN_ACK == _SYN_ACK and f.o_pkts == 1 and f.r_pkts == 0:
-                self._flip(f)
-                is_orig = False
-        hist = f.hist
-        assert hist is not None
+        """The flow's first TCP segment: create the endpoints (a SYN-ACK flips the flow)."""
+        tcp = f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
+        hist: list[str] = []
+        f.hist = hist
+        if flags & _SYN_ACK == _SYN_ACK and f.o_pkts == 1 and f.r_pkts == 0:
+            self._flip(f)
+            is_orig = False
         if is_orig:
             tcp_packet(tcp[0], tcp[1], flags, seq, win, plen, hist)
         else:
@@ -278,9 +287,7 @@ class FlowTable:
         heap = self._heaps.get(idle)
         if heap is None:
             heap = self._heaps[idle] = []
-        tie = next(self._tie)
-        heapq.heappush(heap, (ts, tie, f))
-        heapq.heappush(self._active, (ts, tie, f))
+        heapq.heappush(heap, (ts, next(self._tie), f))
         if self._on_start is not None:
             self._on_start(f, ts)
         return f
@@ -291,37 +298,37 @@ class FlowTable:
         """End every flow whose idle, close-linger or active timeout has passed at ``now``."""
         self._next_sweep = now + self.settings.sweep_interval_s
         for idle, heap in self._heaps.items():
-            self._expire(heap, now - idle, EndReason.IDLE, requeue=True)
-        self._expire(self._closed, now - self.settings.tcp_closed_s, EndReason.TCP_CLOSED)
-        self._expire_active(now - self.settings.active_timeout_s)
+            self._expire_idle(heap, now - idle, now - self.settings.active_timeout_s)
+        self._expire_closed(now - self.settings.tcp_closed_s)
         if self._on_sweep is not None:
             self._on_sweep(now)
 
-    def _expire(
-        self,
-        heap: list[tuple[float, int, Flow]],
-        horizon: float,
-        reason: EndReason,
-        requeue: bool = False,
+    def _expire_idle(
+        self, heap: list[tuple[float, int, Flow]], horizon: float, active_horizon: float
     ) -> None:
+        """Idle timeouts; a busy flow's stale entry is re-queued, and its age checked then."""
         while heap and heap[0][0] <= horizon:
             _, _, f = heapq.heappop(heap)
             if f.state == 2:
                 continue
-            if requeue and f.last > horizon:
-                heapq.heappush(heap, (f.last, next(self._tie), f))
+            if f.last > horizon:
+                if f.first <= active_horizon:
+                    self._end(f, EndReason.ACTIVE)
+                else:
+                    heapq.heappush(heap, (f.last, next(self._tie), f))
                 continue
-            if reason is EndReason.TCP_CLOSED and f.last > horizon:
-                heapq.heappush(heap, (f.last, next(self._tie), f))
-                continue
-            self._end(f, reason)
+            self._end(f, EndReason.IDLE)
 
-    def _expire_active(self, horizon: float) -> None:
-        heap = self._active
+    def _expire_closed(self, horizon: float) -> None:
+        heap = self._closed
         while heap and heap[0][0] <= horizon:
             _, _, f = heapq.heappop(heap)
-            if f.state != 2:
-                self._end(f, EndReason.ACTIVE)
+            if f.state == 2:
+                continue
+            if f.last > horizon:
+                heapq.heappush(heap, (f.last, next(self._tie), f))
+                continue
+            self._end(f, EndReason.TCP_CLOSED)
 
     def _evict_one(self) -> None:
         """End the flow that has been idle the longest (its heap head, after revalidation)."""
@@ -353,7 +360,6 @@ class FlowTable:
             self._end(f, EndReason.END_OF_INPUT)
         self._heaps.clear()
         self._closed.clear()
-        self._active.clear()
 
 
 def _icmp_key_type(proto: int, icmp_type: int) -> int:

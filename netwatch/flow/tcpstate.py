@@ -88,8 +88,30 @@ def tcp_packet(
     e: Endpoint, peer: Endpoint, flags: int, seq: int, win: int, pay_len: int, hist: list[str]
 ) -> None:
     """Account one TCP segment sent by ``e``; append new history letters to ``hist``."""
-    letters = e.letters
-    bits = e.bits
+    if flags & 0x07 or e.base < 0:  # SYN, FIN or RST, or the endpoint's first segment
+        _control(e, peer, flags, seq, win, pay_len, hist)
+        return
+    if pay_len > 0:
+        rel = (seq - e.seqmax) & _MASK
+        if rel == 0:
+            e.seqmax += pay_len
+        else:
+            _out_of_order(e, rel, pay_len, hist)
+        new = _B_D
+    else:
+        new = _B_A if flags & ACK else 0
+    if win == 0:
+        _zero_window(e, hist)
+    if e.state < _PARTIAL:
+        _establish(e, peer, flags, pay_len)
+    if new & ~e.bits:
+        _letters(e, new, hist)
+
+
+def _control(
+    e: Endpoint, peer: Endpoint, flags: int, seq: int, win: int, pay_len: int, hist: list[str]
+) -> None:
+    """The rarer segments: SYN, FIN, RST, multi-flag, or an endpoint's first segment."""
     new = 0
     if flags & SYN:
         if flags & ACK:
@@ -124,38 +146,56 @@ def tcp_packet(
         rel = (seq - e.seqmax) & _MASK
         if rel == 0:
             e.seqmax += pay_len
-        elif rel < _HALF:  # starts beyond what we saw: a content gap
-            e.missed += rel
-            e.seqmax += rel + pay_len
-            e.gaps += 1
-            if _log_letter(e.gaps):
-                hist.append(letters[9])
         else:
-            over = rel + pay_len - 0x100000000
-            if over > 0:
-                e.seqmax += over
-            else:
-                e.retx += 1
-                if _log_letter(e.retx):
-                    hist.append(letters[8])
+            _out_of_order(e, rel, pay_len, hist)
     elif flags & ACK and not flags & (SYN | FIN | RST):
         new |= _B_A
     if win == 0 and not flags & (SYN | RST):
-        e.zwin += 1
-        if _log_letter(e.zwin):
-            hist.append(letters[10])
+        _zero_window(e, hist)
+    if e.state < _PARTIAL or peer.state < _PARTIAL:
+        _establish(e, peer, flags, pay_len)
+    if new & ~e.bits:
+        _letters(e, new, hist)
+
+
+def _out_of_order(e: Endpoint, rel: int, pay_len: int, hist: list[str]) -> None:
+    if rel < _HALF:  # starts beyond what we saw: a content gap
+        e.missed += rel
+        e.seqmax += rel + pay_len
+        e.gaps += 1
+        if _log_letter(e.gaps):
+            hist.append(e.letters[9])
+        return
+    over = rel + pay_len - 0x100000000
+    if over > 0:
+        e.seqmax += over  # partly new data
+    else:
+        e.retx += 1
+        if _log_letter(e.retx):
+            hist.append(e.letters[8])
+
+
+def _zero_window(e: Endpoint, hist: list[str]) -> None:
+    e.zwin += 1
+    if _log_letter(e.zwin):
+        hist.append(e.letters[10])
+
+
+def _establish(e: Endpoint, peer: Endpoint, flags: int, pay_len: int) -> None:
     if flags & ACK and e.state == _SYN_SENT and peer.state == _SYN_ACK_SENT:
         e.state = _ESTABLISHED
         peer.state = _ESTABLISHED
     elif pay_len > 0 and e.state == _SYN_ACK_SENT and peer.state == _SYN_SENT:
         e.state = _ESTABLISHED
         peer.state = _ESTABLISHED
-    fresh = new & ~bits
-    if fresh:
-        e.bits = bits | fresh
-        for i in range(8):
-            if fresh & (1 << i):
-                hist.append(letters[i])
+
+
+def _letters(e: Endpoint, new: int, hist: list[str]) -> None:
+    fresh = new & ~e.bits
+    e.bits |= fresh
+    for i in range(8):
+        if fresh & (1 << i):
+            hist.append(e.letters[i])
 
 
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")

@@ -2,7 +2,8 @@
 
 Shaped for log shippers (Vector, Fluent Bit, Filebeat): UTF-8, compact separators, one
 record per ``\\n``-terminated line, keys in a stable order. ``reopen()`` supports
-logrotate-style rotation. Writes are buffered; ``close()`` flushes.
+logrotate-style rotation. The daemon appends; ``replay`` starts the file afresh
+(``truncate=True``). Writes are buffered; ``close()`` flushes.
 """
 
 from __future__ import annotations
@@ -17,17 +18,22 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=F
 class JsonLinesWriter:
     """Appends JSON records to a file (or a given text stream), one per line."""
 
-    def __init__(self, path: Path | None = None, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, path: Path | None = None, stream: IO[str] | None = None, *, truncate: bool = False
+    ) -> None:
         if (path is None) == (stream is None):
             raise ValueError("give exactly one of path or stream")
         self.path = path
+        self._mode = "w" if truncate else "a"
         self._stream = stream if stream is not None else self._open()
         self.records = 0
 
     def _open(self) -> IO[str]:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return self.path.open("a", encoding="utf-8", buffering=1 << 16)
+        stream = self.path.open(self._mode, encoding="utf-8", buffering=1 << 16)
+        self._mode = "a"  # a reopen after rotation appends to the new file
+        return stream
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record."""

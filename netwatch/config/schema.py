@@ -1,0 +1,337 @@
+"""The netwatch configuration schema: every key, its type, default and check, in one table.
+
+Each section is a frozen dataclass; each field declares its converter (`key(conv, default)`),
+and cross-field rules sit in the section's `RULES`. `Config.load(path)` validates the whole
+file (unknown keys, types, addresses, durations, files that must exist, names that must be
+unique, groups that must be defined) and raises `ConfigError` with file:line and key path.
+`Config.default()` is the zero-config set-up. Relative paths resolve against the directory of
+the config file. See config/netwatch.yaml for every key documented.
+
+Known limits: one error is reported per run; secrets (webhook URLs, PagerDuty keys) are only
+ever referenced by file or environment variable, and environment variables are not checked
+at load time (they are read by the sinks).
+"""
+
+# RUF009: `key(...)` returns `dataclasses.field(default=..., metadata=...)`; every default it
+# carries is immutable (None, numbers, str, Path, tuples, frozen dataclasses).
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from yaml.nodes import MappingNode
+
+from netwatch.config import values as v
+from netwatch.config.errors import TOP, ConfigError
+from netwatch.config.loader import (
+    Conv,
+    Ctx,
+    OneOf,
+    Rules,
+    Variant,
+    build,
+    compose,
+    describe,
+    is_null,
+    items,
+    list_of,
+    mapping_of,
+    optional,
+    section,
+)
+from netwatch.config.values import HostPort, IPAddress, IPNetwork, PortRule
+
+DEFAULT_GROUP = "default"
+GROUP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+DEFAULT_LOCAL_NETS: tuple[IPNetwork, ...] = tuple(
+    v.parse_cidr(n)
+    for n in (
+        *("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),  # RFC 1918
+        "fc00::/7",  # RFC 4193 unique local
+        *("169.254.0.0/16", "fe80::/10"),  # link-local
+    )
+)
+
+
+def key(conv: Conv, default: Any = MISSING) -> Any:
+    """A config key: its converter and its default (none = required)."""
+    return field(default=default, metadata={"conv": conv})
+
+
+def _opt_file() -> Any:
+    return key(optional(v.path(must_exist=True)), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteConfig:
+    """site: the sensor's name and the networks that count as inside."""
+
+    name: str = key(v.string(), "netwatch")
+    local_nets: tuple[IPNetwork, ...] = key(list_of(v.cidr), DEFAULT_LOCAL_NETS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CameraConfig:
+    """cameras[]: one inventory entry, matched by exactly one of ip, cidr or mac."""
+
+    RULES: ClassVar[Rules] = Rules(one_of=(OneOf(("ip", "cidr", "mac")),))
+    name: str = key(v.string())
+    ip: IPAddress | None = key(optional(v.ip), None)
+    cidr: IPNetwork | None = key(optional(v.cidr), None)
+    mac: str | None = key(optional(v.mac), None)
+    group: str = key(v.group_ref, DEFAULT_GROUP)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupPolicy:
+    """groups.NAME: what the cameras of one group may talk to, and stream thresholds."""
+
+    allow_nets: tuple[IPNetwork, ...] = key(list_of(v.cidr), ())
+    allow_names: tuple[str, ...] = key(list_of(v.name_pattern), ())
+    allow_countries: tuple[str, ...] = key(list_of(v.country), ())
+    allow_asns: tuple[int, ...] = key(list_of(v.asn), ())
+    allow_ports: tuple[PortRule, ...] = key(list_of(v.port_rule), ())
+    dns_servers: tuple[IPAddress, ...] = key(list_of(v.ip), ())
+    ntp_servers: tuple[IPAddress, ...] = key(list_of(v.ip), ())
+    deny_countries: tuple[str, ...] = key(list_of(v.country), ())
+    deny_asns: tuple[int, ...] = key(list_of(v.asn), ())
+    stream_bytes: int = key(v.integer(1), 500_000)
+    stream_window_s: float = key(v.seconds, 60.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaptureConfig:
+    """capture: live interfaces or, instead, capture files to replay."""
+
+    RULES: ClassVar[Rules] = Rules(one_of=(OneOf(("interfaces", "files"), required=False),))
+    interfaces: tuple[str, ...] = key(list_of(v.string(pattern=re.compile(r"\S+"), what="")), ())
+    files: tuple[Path, ...] = key(list_of(v.path(must_exist=True)), ())
+    bpf: str = key(v.string(empty=True), "")
+    loop: bool = key(v.boolean, False)
+    realtime: bool = key(v.boolean, False)
+    snaplen: int = key(v.integer(1, 262_144), 65_535)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    """metrics: the Prometheus endpoint and its optional exporter-toolkit web config."""
+
+    listen: HostPort = key(v.host_port, HostPort("127.0.0.1", 9847))
+    web_config: Path | None = _opt_file()
+
+
+def _check_syslog(values: dict[str, Any]) -> tuple[str, str] | None:
+    """Syslog: infer the transport from the address, or check that they fit."""
+    if values["type"] != "syslog":
+        return None
+    is_unix = isinstance(values["address"], Path)
+    transport = values.get("transport")
+    if transport is None:
+        values["transport"] = "unix" if is_unix else "udp"
+    elif (transport == "unix") != is_unix:
+        need = "a socket path such as /dev/log" if transport == "unix" else "host:port"
+        return "transport", f"transport {transport!r} needs an address that is {need}"
+    return None
+
+
+_URL_KEYS = Variant(frozenset({"url_file", "url_env"}), (OneOf(("url_file", "url_env")),))
+SINK_TYPES: Mapping[str, Variant] = MappingProxyType(
+    {
+        "jsonl": Variant(frozenset({"path"}), (OneOf(("path",)),)),
+        "alertmanager": Variant(frozenset({"urls"}), (OneOf(("urls",)),)),
+        "webhook": _URL_KEYS,
+        "slack": _URL_KEYS,
+        "pagerduty": Variant(
+            frozenset({"routing_key_file", "routing_key_env"}),
+            (OneOf(("routing_key_file", "routing_key_env")),),
+        ),
+        "syslog": Variant(frozenset({"address", "transport", "format"}), (OneOf(("address",)),)),
+    }
+)
+SINK_HINTS: Mapping[str, str] = MappingProxyType(
+    {
+        key_: f"secrets never go inline in the config: use {key_}_file or {key_}_env"
+        for key_ in ("url", "routing_key")
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SinkConfig:
+    """sinks[]: one alert destination; the keys allowed depend on `type`."""
+
+    RULES: ClassVar[Rules] = Rules(
+        variant_key="type", variants=SINK_TYPES, hints=SINK_HINTS, check=_check_syslog
+    )
+    name: str = key(v.string())
+    type: str = key(v.choice(*SINK_TYPES))
+    rules: tuple[str, ...] = key(list_of(v.rule_id), ())
+    min_severity: str = key(v.choice(*SEVERITIES), "info")
+    groups: tuple[str, ...] = key(list_of(v.group_ref), ())
+    path: Path | None = key(optional(v.path()), None)
+    urls: tuple[str, ...] = key(list_of(v.url), ())
+    url_file: Path | None = _opt_file()
+    url_env: str | None = key(optional(v.env_name), None)
+    routing_key_file: Path | None = _opt_file()
+    routing_key_env: str | None = key(optional(v.env_name), None)
+    address: HostPort | Path | None = key(optional(v.syslog_address), None)
+    transport: str | None = key(optional(v.choice("udp", "tcp", "unix")), None)
+    format: str = key(v.choice("rfc5424", "cef"), "rfc5424")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GeoipConfig:
+    """geoip: MaxMind-format databases (a City DB also gives countries) or the built-in set."""
+
+    country_db: Path | None = _opt_file()
+    asn_db: Path | None = _opt_file()
+    city_db: Path | None = _opt_file()
+    max_age_days: int = key(v.integer(1), 180)
+    builtin: bool = key(v.boolean, True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowsConfig:
+    """flows: flow-table bounds and timeouts (seconds of packet time)."""
+
+    max_flows: int = key(v.integer(1), 1_000_000)
+    tcp_idle_s: float = key(v.seconds, 300.0)
+    udp_idle_s: float = key(v.seconds, 60.0)
+    icmp_idle_s: float = key(v.seconds, 60.0)
+    other_idle_s: float = key(v.seconds, 60.0)
+    tcp_closed_s: float = key(v.seconds, 5.0)
+    active_timeout_s: float = key(v.seconds, 3600.0)
+    max_fragments: int = key(v.integer(1), 4096)
+    fragment_timeout_s: float = key(v.seconds, 30.0)
+
+
+def _check_ttls(values: dict[str, Any]) -> tuple[str, str] | None:
+    low, high = values["min_ttl_s"], values["max_ttl_s"]
+    return ("min_ttl_s", f"must not exceed max_ttl_s ({high:g})") if low > high else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsConfig:
+    """dns: the cache of names seen in DNS answers, and the TTL clamp applied to them."""
+
+    RULES: ClassVar[Rules] = Rules(check=_check_ttls)
+    cache_size: int = key(v.integer(1), 100_000)
+    min_ttl_s: float = key(v.seconds, 60.0)
+    max_ttl_s: float = key(v.seconds, 86_400.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeepConfig:
+    """deep: how much payload the deep parsers get."""
+
+    max_payload_packets: int = key(v.integer(1), 8)
+    max_hello_bytes: int = key(v.integer(1), 16_384)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LearningConfig:
+    """learning: how long destinations are learnt before new_destination fires."""
+
+    period_s: float = key(v.seconds, 604_800.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertsConfig:
+    """alerts: how long a repeated alert is suppressed."""
+
+    suppress_s: float = key(v.seconds, 3600.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggingConfig:
+    """logging: the daemon's own log lines."""
+
+    format: str = key(v.choice("json", "logfmt"), "logfmt")
+    level: str = key(v.choice("debug", "info", "warning", "error"), "info")
+
+
+def _implicit_groups() -> Mapping[str, GroupPolicy]:
+    return {DEFAULT_GROUP: GroupPolicy()}
+
+
+def _default_groups() -> Mapping[str, GroupPolicy]:
+    return MappingProxyType(dict(_implicit_groups()))
+
+
+_GROUPS = mapping_of(
+    section(GroupPolicy), key_re=GROUP_NAME_RE, what="group name", implicit=_implicit_groups
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole configuration; build it with `Config.load(path)` or `Config.default()`."""
+
+    site: SiteConfig = key(section(SiteConfig), SiteConfig())
+    cameras: tuple[CameraConfig, ...] = key(list_of(section(CameraConfig), unique="name"), ())
+    groups: Mapping[str, GroupPolicy] = field(
+        default_factory=_default_groups, hash=False, metadata={"conv": _GROUPS}
+    )
+    capture: CaptureConfig = key(section(CaptureConfig), CaptureConfig())
+    metrics: MetricsConfig = key(section(MetricsConfig), MetricsConfig())
+    state_dir: Path = key(v.path(), Path("/var/lib/netwatch"))
+    flow_log: Path | None = key(optional(v.path()), None)
+    alert_log: Path | None = key(optional(v.path()), None)
+    sinks: tuple[SinkConfig, ...] = key(list_of(section(SinkConfig), unique="name"), ())
+    geoip: GeoipConfig = key(section(GeoipConfig), GeoipConfig())
+    flows: FlowsConfig = key(section(FlowsConfig), FlowsConfig())
+    dns: DnsConfig = key(section(DnsConfig), DnsConfig())
+    deep: DeepConfig = key(section(DeepConfig), DeepConfig())
+    learning: LearningConfig = key(section(LearningConfig), LearningConfig())
+    alerts: AlertsConfig = key(section(AlertsConfig), AlertsConfig())
+    logging: LoggingConfig = key(section(LoggingConfig), LoggingConfig())
+
+    @classmethod
+    def default(cls) -> Config:
+        """The built-in zero-config set-up."""
+        return cls()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        """Read and validate a YAML config file; raises ConfigError (file, line, key path)."""
+        file = str(path)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(file, 1, TOP, f"cannot read: {exc.strerror or exc}") from None
+        return cls.from_yaml(data, file=file, base_dir=Path(path).absolute().parent)
+
+    @classmethod
+    def from_yaml(
+        cls, data: str | bytes, *, file: str = "<string>", base_dir: Path | None = None
+    ) -> Config:
+        """Validate YAML text; relative paths resolve against `base_dir` (default: cwd)."""
+        ctx = Ctx(file, (base_dir or Path.cwd()).absolute())
+        node = compose(data, file)
+        if node is not None and not isinstance(node, MappingNode) and not is_null(node):
+            raise ConfigError(file, 1, TOP, f"expected a mapping of keys, got {describe(node)}")
+        names = frozenset(_group_names(node, ctx)) | {DEFAULT_GROUP}
+        ctx = Ctx(ctx.file, ctx.base, names)
+        return build(cls, node, ctx, "")
+
+    def group(self, name: str) -> GroupPolicy:
+        """The policy of a group by name (KeyError for an undefined group)."""
+        return self.groups[name]
+
+
+def _group_names(node: Any, ctx: Ctx) -> list[str]:
+    groups = next((val for k, _, val in _top_items(node, ctx) if k == "groups"), None)
+    if not isinstance(groups, MappingNode):
+        return []
+    return [k for k, _, _ in items(groups, ctx, "groups")]
+
+
+def _top_items(node: Any, ctx: Ctx) -> list[tuple[str, Any, Any]]:
+    return list(items(node, ctx, "")) if isinstance(node, MappingNode) else []

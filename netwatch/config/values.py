@@ -1,0 +1,287 @@
+"""Converters for single config values: numbers, durations, addresses, names, paths.
+
+Each converter takes `(node, ctx, key_path)` and returns a typed value or raises
+`ConfigError` at the node's line. Text-like values (IPs, MACs, country codes, host:port)
+are read from the scalar as written, so YAML 1.1 surprises do not bite: an unquoted MAC
+such as `10:22:33:44:55:56` (a base-60 integer to YAML) or the country `NO` (a boolean)
+still reach the check as text. Booleans are never accepted as numbers.
+
+Reads no config keys itself. Known limits: host names are checked for syntax only (never
+resolved); files are checked to exist when loading, not for readability by the daemon user.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from yaml.nodes import Node, ScalarNode
+
+from netwatch.config.loader import Conv, Ctx, text, typed
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAC_RE = re.compile(
+    r"[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}"
+    r"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{12}"
+)
+HOST_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+NAME_LABEL_RE = re.compile(r"[a-z0-9_*](?:[a-z0-9_*-]*[a-z0-9_*])?")
+PORT_RULE_RE = re.compile(r"(?:(tcp|udp)/)?([0-9]{1,5})")
+HOST_PORT_RE = re.compile(r"\[([^\]]*)\]:([0-9]{1,5})|([^\[\]]*):([0-9]{1,5})")
+COUNTRY_RE = re.compile(r"[A-Z]{2}")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RULE_ID_RE = re.compile(r"[a-z][a-z0-9_]*")
+MAX_ASN = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    """A TCP/UDP endpoint: `host` is an IP address (IPv6 without brackets) or a host name."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class PortRule:
+    """An allowed destination port; `proto` None matches TCP and UDP alike."""
+
+    port: int
+    proto: str | None = None
+
+    def matches(self, proto: str, port: int) -> bool:
+        return port == self.port and self.proto in (None, proto.lower())
+
+    def __str__(self) -> str:
+        return f"{self.proto}/{self.port}" if self.proto else str(self.port)
+
+
+# ---------------------------------------------------------------- typed scalars
+
+
+def boolean(node: Node, ctx: Ctx, path: str) -> bool:
+    value: bool = typed(node, ctx, path, ("bool",), "true or false")
+    return value
+
+
+def seconds(node: Node, ctx: Ctx, path: str) -> float:
+    """A duration: a positive, finite number of seconds (int or float, never a boolean)."""
+    number: int | float = typed(node, ctx, path, ("int", "float"), "a number of seconds")
+    value = float(number) if abs(number) < 1e300 else math.inf
+    if not (math.isfinite(value) and value > 0):
+        ctx.fail(node, path, f"expected a positive number of seconds, got {node.value}")
+    return value
+
+
+def integer(lo: int, hi: int | None = None) -> Conv:
+    """An integer in lo..hi (a boolean is not an integer)."""
+
+    def conv(node: Node, ctx: Ctx, path: str) -> int:
+        value: int = typed(node, ctx, path, ("int",), "an integer")
+        if value < lo or (hi is not None and value > hi):
+            bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+            ctx.fail(node, path, f"must be {bounds}, got {value}")
+        return value
+
+    return conv
+
+
+def string(*, empty: bool = False, pattern: re.Pattern[str] | None = None, what: str = "") -> Conv:
+    """A YAML string; non-empty unless `empty`; matching `pattern` (described by `what`)."""
+
+    def conv(node: Node, ctx: Ctx, path: str) -> str:
+        value: str = typed(node, ctx, path, ("str",), "a string")
+        if not value and not empty:
+            ctx.fail(node, path, "must not be empty")
+        if pattern is not None and not pattern.fullmatch(value):
+            ctx.fail(node, path, f"{value!r} is not {what}")
+        return value
+
+    return conv
+
+
+def choice(*options: str) -> Conv:
+    """One of a fixed set of words."""
+
+    def conv(node: Node, ctx: Ctx, path: str) -> str:
+        value = text(node, ctx, path)
+        if value not in options:
+            ctx.fail(node, path, f"{value!r} is not one of: {', '.join(options)}")
+        return value
+
+    return conv
+
+
+def from_text(parse: Callable[[str], Any]) -> Conv:
+    """A converter from a text parser that raises ValueError with a user-facing message."""
+
+    def conv(node: Node, ctx: Ctx, path: str) -> Any:
+        raw = text(node, ctx, path)
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            ctx.fail(node, path, str(exc))
+
+    return conv
+
+
+# ---------------------------------------------------------------- text parsers
+
+
+def parse_ip(raw: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a valid IP address") from None
+
+
+def parse_cidr(raw: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(raw)
+    except ValueError:
+        pass
+    try:
+        net = ipaddress.ip_network(raw, strict=False)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a valid IP network") from None
+    raise ValueError(f"{raw!r} is not a valid IP network: host bits set (did you mean {net}?)")
+
+
+def parse_mac(raw: str) -> str:
+    """aa:bb:cc:dd:ee:ff, aa-bb-..., aabb.ccdd.eeff or aabbccddeeff -> 'aa:bb:cc:dd:ee:ff'."""
+    low = raw.lower()
+    if not MAC_RE.fullmatch(low):
+        raise ValueError(f"{raw!r} is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)")
+    digits = re.sub(r"[:.-]", "", low)
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def parse_country(raw: str) -> str:
+    if not COUNTRY_RE.fullmatch(raw):
+        raise ValueError(f"{raw!r} is not an upper-case ISO 3166 alpha-2 country code (e.g. DE)")
+    return raw
+
+
+def parse_name_pattern(raw: str) -> str:
+    """A DNS name or wildcard pattern (`*.example.com`), lower-cased, no trailing dot."""
+    name = raw.lower().removesuffix(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(NAME_LABEL_RE.fullmatch(x) for x in labels):
+        raise ValueError(f"{raw!r} is not a DNS name or wildcard pattern such as *.example.com")
+    return name
+
+
+def parse_port_rule(raw: str) -> PortRule:
+    match = PORT_RULE_RE.fullmatch(raw.lower())
+    if not match or not 1 <= int(match[2]) <= 65535:
+        raise ValueError(f"{raw!r} is not a port (1-65535) or proto/port such as udp/123")
+    return PortRule(int(match[2]), match[1])
+
+
+def is_hostname(host: str) -> bool:
+    labels = host.split(".")
+    ok = len(host) <= 253 and all(HOST_LABEL_RE.fullmatch(x) for x in labels)
+    return ok and not labels[-1].isdigit()
+
+
+def parse_host_port(raw: str) -> HostPort:
+    """host:port, [IPv6]:port; the host is an IP address or a host name; port 1-65535."""
+    match = HOST_PORT_RE.fullmatch(raw)
+    if match is None:
+        raise ValueError(f"{raw!r} is not host:port (IPv6 as [::1]:9847)")
+    host, port = (match[1], match[2]) if match[1] is not None else (match[3], match[4])
+    if match[1] is not None and not _is_ip(host, ipaddress.IPv6Address):
+        raise ValueError(f"{host!r} in {raw!r} is not a valid IPv6 address")
+    if match[1] is None and ":" in host:
+        raise ValueError(f"{raw!r}: write IPv6 addresses in brackets, e.g. [::1]:9847")
+    if match[1] is None and not (_is_ip(host, ipaddress.IPv4Address) or is_hostname(host)):
+        raise ValueError(f"{host!r} in {raw!r} is not a valid IP address or host name")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} in {raw!r} is not in 1-65535")
+    return HostPort(host, int(port))
+
+
+def _is_ip(host: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
+    try:
+        kind(host)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_url(raw: str) -> str:
+    """An http(s) URL with a host and no inline credentials."""
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"{raw!r} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{raw!r} is not an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError(f"{raw!r} has inline credentials; secrets never go in the config")
+    return raw
+
+
+def parse_syslog_address(raw: str) -> HostPort | Path:
+    """host:port for UDP/TCP, or an absolute unix socket path such as /dev/log."""
+    return Path(raw) if raw.startswith("/") else parse_host_port(raw)
+
+
+# ---------------------------------------------------------------- converters that need ctx
+
+
+def path(*, must_exist: bool = False) -> Conv:
+    """A file path, relative ones resolved against the config file's directory."""
+
+    def conv(node: Node, ctx: Ctx, key: str) -> Path:
+        raw: str = string()(node, ctx, key)
+        resolved = ctx.base / raw
+        where = "" if str(resolved) == raw else f" (resolved to {resolved})"
+        if must_exist and not resolved.exists():
+            ctx.fail(node, key, f"file {raw!r} does not exist{where}")
+        if must_exist and not resolved.is_file():
+            ctx.fail(node, key, f"{raw!r} is not a regular file{where}")
+        return resolved
+
+    return conv
+
+
+def group_ref(node: Node, ctx: Ctx, key: str) -> str:
+    """The name of a group defined under `groups` (or the implicit 'default')."""
+    name: str = string()(node, ctx, key)
+    if name not in ctx.group_names:
+        ctx.fail(node, key, f"unknown group {name!r} (define it under groups, or use 'default')")
+    return name
+
+
+def port_rule(node: Node, ctx: Ctx, key: str) -> PortRule:
+    """A YAML integer (any notation) is a port for TCP and UDP; text may be proto/port."""
+    if isinstance(node, ScalarNode) and node.tag.endswith(":int"):
+        return PortRule(integer(1, 65535)(node, ctx, key))
+    parsed: PortRule = from_text(parse_port_rule)(node, ctx, key)
+    return parsed
+
+
+ip = from_text(parse_ip)
+cidr = from_text(parse_cidr)
+mac = from_text(parse_mac)
+country = from_text(parse_country)
+name_pattern = from_text(parse_name_pattern)
+host_port = from_text(parse_host_port)
+url = from_text(parse_url)
+syslog_address = from_text(parse_syslog_address)
+asn = integer(1, MAX_ASN)
+env_name = string(pattern=ENV_NAME_RE, what="an environment variable name")
+rule_id = string(pattern=RULE_ID_RE, what="a rule id (lower-case letters, digits, _)")

@@ -1,0 +1,243 @@
+"""DNS deep parser: questions, A/AAAA/CNAME answers, and the address -> asked-name map.
+
+Runs only on the packets the fast path flags as DNS (UDP/TCP 53, mDNS 5353); never per packet.
+Reads no configuration.
+
+Why this is not a plain ``dpkt.dns.DNS(payload)`` (checked with dpkt 1.9.8): dpkt decodes
+every section eagerly and rejects the *whole* message when any record anywhere is of a type it
+does not know (NSEC in mDNS additional sections, RRSIG, HTTPS/SVCB answers: ``UnpackError``),
+when a TXT string is not UTF-8 (``UnicodeDecodeError``) or when a record is cut inside its
+name or fixed fields (snaplen-truncated captures), yet silently keeps a cut rdata (an 11-byte
+AAAA); and it offers no cap on work.
+So this module keeps dpkt's name decompressor (``dpkt.dns.unpack_name``: compression pointers
+must point backwards, names are capped at 255 bytes, so pointer loops cannot spin) and dpkt's
+type constants, and walks only the question and answer sections itself with ``struct``,
+stepping over the names of records it does not keep without decoding them (PTR/SRV/TXT-heavy
+mDNS), and keeping the complete answers that precede a truncated or malformed one.
+
+Known limits:
+- Only the first question is reported (mDNS queries may carry several); a message with more
+  than ``MAX_QUESTIONS`` questions is reported without answers.
+- Only class-IN A, AAAA and CNAME answers are kept (at most ``MAX_ANSWERS``); authority and
+  additional sections are never read.
+- A name that is not valid UTF-8, has control characters or is longer than 253 characters is
+  rejected: as the question it gives ``qname=None``; as an answer owner/target it drops the
+  record.  The root name (empty) also gives ``None``.
+- ``resolve_chain`` trusts the answer section as given; it does not check bailiwick.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+from dataclasses import dataclass
+
+import dpkt
+
+MAX_ANSWERS = 64  # answers examined per message (bounds work on hostile input)
+MAX_QUESTIONS = 64  # questions examined; answers are not read past more questions than this
+MAX_TCP_MESSAGES = 32  # messages framed per parse_dns_tcp call
+MAX_NAME_CHARS = 253
+MAX_CHAIN_STEPS = 16  # CNAME hops followed by resolve_chain
+
+_HEADER = struct.Struct(">HHHHHH")
+_QUESTION_TAIL = struct.Struct(">HH")
+_RR_TAIL = struct.Struct(">HHIH")
+_QR_BIT = 0x8000
+_CLASS_MASK = 0x7FFF  # mDNS uses the top bit as cache-flush / unicast-response
+_RTYPES = {dpkt.dns.DNS_A: "A", dpkt.dns.DNS_AAAA: "AAAA", dpkt.dns.DNS_CNAME: "CNAME"}
+_ADDR_LEN = {dpkt.dns.DNS_A: (socket.AF_INET, 4), dpkt.dns.DNS_AAAA: (socket.AF_INET6, 16)}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAME_ERRORS = (dpkt.Error, struct.error, UnicodeDecodeError, IndexError)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsRecord:
+    """One kept answer: ``rtype`` is 'A', 'AAAA' or 'CNAME'; ``value`` an IP text or a name."""
+
+    name: str
+    rtype: str
+    value: str
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class DnsMessage:
+    """The parts of a DNS message that netwatch uses."""
+
+    txid: int
+    is_response: bool
+    qname: str | None
+    qtype: int | None
+    rcode: int
+    answers: tuple[DnsRecord, ...]
+
+
+def normalize_name(name: str) -> str | None:
+    """Lowercase, strip one trailing dot; None if empty, > 253 chars or has control chars.
+
+    Shared by the TLS (SNI) and HTTP (Host) parsers. IDNA labels are left as they are.
+    """
+    if name.endswith("."):
+        name = name[:-1]
+    if not name or len(name) > MAX_NAME_CHARS or _CONTROL.search(name):
+        return None
+    return name.lower()
+
+
+def parse_dns(payload: bytes) -> DnsMessage | None:
+    """Parse one DNS/mDNS message (a UDP payload); None if it is not parseable DNS."""
+    if len(payload) < _HEADER.size:
+        return None
+    txid, flags, qdcount, ancount, _ns, _ar = _HEADER.unpack_from(payload)
+    qname: str | None = None
+    qtype: int | None = None
+    off = _HEADER.size
+    for index in range(min(qdcount, MAX_QUESTIONS)):
+        question = _read_question(payload, off)
+        if question is None:
+            return None
+        name, rtype, off = question
+        if index == 0:
+            qname, qtype = normalize_name(name), rtype
+    if qdcount > MAX_QUESTIONS:
+        ancount = 0  # the answer section cannot be located without reading every question
+    answers = _read_answers(payload, off, min(ancount, MAX_ANSWERS))
+    return DnsMessage(
+        txid=txid,
+        is_response=bool(flags & _QR_BIT),
+        qname=qname,
+        qtype=qtype,
+        rcode=flags & 0xF,
+        answers=answers,
+    )
+
+
+def parse_dns_tcp(data: bytes) -> list[DnsMessage]:
+    """Parse the complete length-prefixed messages at the start of a DNS-over-TCP stream.
+
+    A trailing incomplete message is ignored; a complete but unparseable one is skipped.
+    """
+    messages: list[DnsMessage] = []
+    off = 0
+    for _ in range(MAX_TCP_MESSAGES):
+        if off + 2 > len(data):
+            break
+        end = off + 2 + int.from_bytes(data[off : off + 2], "big")
+        if end > len(data):
+            break
+        message = parse_dns(data[off + 2 : end])
+        if message is not None:
+            messages.append(message)
+        off = end
+    return messages
+
+
+def resolve_chain(msg: DnsMessage) -> dict[str, tuple[str, int]]:
+    """Map each A/AAAA address in the answers to (name the client asked for, ttl).
+
+    CNAME records are followed backwards from the address owner towards the question; the
+    name reached is ``msg.qname`` for a normal answer.  When the question is missing (mDNS
+    announcements) or the chain does not reach it, the first name of the chain is used.
+    The ttl is the smallest along the chain (when the association stops being valid).
+    The first occurrence of an address wins.
+    """
+    alias_of: dict[str, DnsRecord] = {}
+    for record in msg.answers:
+        if record.rtype == "CNAME":
+            alias_of.setdefault(record.value, record)
+    mapping: dict[str, tuple[str, int]] = {}
+    for record in msg.answers:
+        if record.rtype != "CNAME" and record.value not in mapping:
+            mapping[record.value] = _walk_back(record, alias_of, msg.qname)
+    return mapping
+
+
+def _walk_back(
+    record: DnsRecord, alias_of: dict[str, DnsRecord], qname: str | None
+) -> tuple[str, int]:
+    name, ttl = record.name, record.ttl
+    for _ in range(MAX_CHAIN_STEPS):
+        if name == qname:
+            break
+        parent = alias_of.get(name)
+        if parent is None:
+            break
+        name, ttl = parent.name, min(ttl, parent.ttl)
+    return name, ttl
+
+
+def _read_name(buf: bytes, off: int) -> tuple[str, int] | None:
+    try:
+        name, end = dpkt.dns.unpack_name(buf, off)
+    except _NAME_ERRORS:
+        return None
+    return str(name), int(end)
+
+
+def _skip_name(buf: bytes, off: int) -> int:
+    """Offset just past the (possibly compressed) name at ``off``, without decoding it; -1 if cut.
+
+    Used to step over records of types that are not kept; kept ones are decoded by dpkt.
+    """
+    while off < len(buf):
+        length = buf[off]
+        if length == 0:
+            return off + 1
+        if length >= 0xC0:
+            return off + 2 if off + 2 <= len(buf) else -1
+        if length > 63:
+            return -1
+        off += 1 + length
+    return -1
+
+
+def _read_question(buf: bytes, off: int) -> tuple[str, int, int] | None:
+    decoded = _read_name(buf, off)
+    if decoded is None or decoded[1] + _QUESTION_TAIL.size > len(buf):
+        return None
+    name, off = decoded
+    qtype, _qclass = _QUESTION_TAIL.unpack_from(buf, off)
+    return name, qtype, off + _QUESTION_TAIL.size
+
+
+def _read_answers(buf: bytes, off: int, count: int) -> tuple[DnsRecord, ...]:
+    """Read up to ``count`` answers; stop quietly at the first truncated or malformed one."""
+    records: list[DnsRecord] = []
+    for _ in range(count):
+        name_off, off = off, _skip_name(buf, off)
+        if off < 0 or off + _RR_TAIL.size > len(buf):
+            break
+        rtype, rclass, ttl, rdlen = _RR_TAIL.unpack_from(buf, off)
+        off += _RR_TAIL.size
+        if off + rdlen > len(buf):
+            break
+        if rtype in _RTYPES and rclass & _CLASS_MASK == dpkt.dns.DNS_IN:
+            owner = _read_name(buf, name_off)
+            record = None
+            if owner is not None:
+                record = _make_record(buf, off, rdlen, owner=owner[0], rtype=rtype, ttl=ttl)
+            if record is not None:
+                records.append(record)
+        off += rdlen
+    return tuple(records)
+
+
+def _make_record(
+    buf: bytes, off: int, rdlen: int, *, owner: str, rtype: int, ttl: int
+) -> DnsRecord | None:
+    """Build a kept record from the rdata at ``buf[off : off + rdlen]``; None if invalid."""
+    name = normalize_name(owner)
+    if name is None:
+        return None
+    if rtype == dpkt.dns.DNS_CNAME:
+        decoded = _read_name(buf, off)
+        target = normalize_name(decoded[0]) if decoded is not None else None
+        if target is None or decoded is None or decoded[1] > off + rdlen:
+            return None
+        return DnsRecord(name, "CNAME", target, ttl)
+    family, size = _ADDR_LEN[rtype]
+    if rdlen != size:
+        return None
+    return DnsRecord(name, _RTYPES[rtype], socket.inet_ntop(family, buf[off : off + size]), ttl)

@@ -1,0 +1,192 @@
+"""HTTP/1.x request and response head parser (also SSDP, which is HTTP over UDP).
+
+Runs only on the first payload bytes of flows the fast path flags as HTTP/SSDP/SOAP; never
+per packet. Reads no configuration. ``parse_head`` is shared with the RTSP parser.
+
+Hand-written rather than ``dpkt.http``: dpkt rejects the SSDP search method ``M-SEARCH``,
+raises ``NeedData`` when a POST body is cut at the end of the first segment (so a SOAP
+``AddPortMapping`` loses its headers too), raises on one odd header line (e.g. obs-fold
+continuations), folds repeated headers into one dict entry and has no limit on header
+count (checked with dpkt 1.9.8).  Here the head is read up to the blank line or to the end
+of ``data``.
+
+Known limits:
+- Only the first ``MAX_HEAD_BYTES`` are read and at most ``MAX_HEADERS`` headers are kept.
+- A final header line with no line ending is dropped: it is most likely cut mid-value.
+  The start line alone is accepted without a line ending (its shape shows it is whole).
+- Bytes are decoded as ISO-8859-1, so nothing is lost or raised; non-ASCII Host names are
+  kept as they are (no IDNA conversion).
+- HTTP/0.9 requests (no version) and HTTP/2 (binary framing) are not parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from netwatch.deep.dns import normalize_name
+
+MAX_HEAD_BYTES = 16384
+MAX_HEADERS = 64
+
+Headers = tuple[tuple[str, str], ...]
+
+HTTP_METHODS = frozenset(
+    {
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        "M-SEARCH", "M-POST", "NOTIFY", "SUBSCRIBE", "UNSUBSCRIBE",
+    }
+)  # fmt: skip
+_HTTP_VERSION = re.compile(r"HTTP/\d\.\d")
+_STATUS = re.compile(r"[1-9]\d\d")
+_MAX_LINES = 1 + 4 * MAX_HEADERS  # header lines examined, counting skipped ones
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHead:
+    """Start line and headers of an HTTP-like message; ``body`` is None if the head is cut."""
+
+    start_line: str
+    headers: Headers
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """An HTTP request head; ``host`` is normalised (lowercase, no port, no trailing dot)."""
+
+    method: str
+    uri: str
+    host: str | None
+    user_agent: str | None
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """An HTTP response head."""
+
+    status: int
+    reason: str
+    server: str | None
+    www_authenticate: str | None
+    headers: Headers
+
+
+def parse_http_request(data: bytes) -> HttpRequest | None:
+    """Parse an HTTP/1.x or SSDP request head; None if ``data`` does not start with one."""
+    head = parse_head(data)
+    if head is None:
+        return None
+    parts = split_request_line(head.start_line)
+    if parts is None or parts[0] not in HTTP_METHODS or not _HTTP_VERSION.fullmatch(parts[2]):
+        return None
+    return HttpRequest(
+        method=parts[0],
+        uri=parts[1],
+        host=normalize_host(header(head.headers, "host")),
+        user_agent=header(head.headers, "user-agent"),
+        headers=head.headers,
+    )
+
+
+def parse_http_response(data: bytes) -> HttpResponse | None:
+    """Parse an HTTP/1.x response head; None if ``data`` does not start with one."""
+    head = parse_head(data)
+    if head is None:
+        return None
+    parts = split_status_line(head.start_line)
+    if parts is None or not _HTTP_VERSION.fullmatch(parts[0]):
+        return None
+    return HttpResponse(
+        status=parts[1],
+        reason=parts[2],
+        server=header(head.headers, "server"),
+        www_authenticate=header(head.headers, "www-authenticate"),
+        headers=head.headers,
+    )
+
+
+def parse_head(data: bytes) -> MessageHead | None:
+    """Split ``data`` into start line, headers (names lowercased) and body, if present."""
+    head, body = _cut_head(data)
+    if not head:
+        return None
+    lines = head.decode("latin-1").split("\n")
+    start_line = lines[0].strip()
+    if not start_line:
+        return None
+    return MessageHead(start_line, _parse_header_lines(lines[1:_MAX_LINES]), body)
+
+
+def split_request_line(line: str) -> tuple[str, str, str] | None:
+    """``METHOD URI VERSION`` -> its three parts (URI may contain spaces); None if malformed."""
+    method, _, rest = line.partition(" ")
+    uri, _, version = rest.strip().rpartition(" ")
+    uri = uri.strip()
+    if not method or not uri or not version:
+        return None
+    return method, uri, version
+
+
+def split_status_line(line: str) -> tuple[str, int, str] | None:
+    """``VERSION STATUS REASON`` -> (version, status, reason); None if malformed."""
+    parts = line.split(None, 2)
+    if len(parts) < 2 or not _STATUS.fullmatch(parts[1]):
+        return None
+    return parts[0], int(parts[1]), parts[2] if len(parts) == 3 else ""
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """The first value of header ``name`` (lowercase), or None."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def normalize_host(value: str | None) -> str | None:
+    """A Host header value without port or IPv6 brackets, normalised like a DNS name."""
+    if value is None:
+        return None
+    host = value.strip()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return normalize_name(host)
+
+
+def _cut_head(data: bytes) -> tuple[bytes, bytes | None]:
+    """(head bytes without the blank line, body bytes or None when no blank line is seen)."""
+    found = [
+        (end, len(separator))
+        for separator in (b"\r\n\r\n", b"\n\n")
+        if (end := data.find(separator, 0, MAX_HEAD_BYTES)) >= 0
+    ]
+    if found:
+        end, size = min(found)
+        return data[:end], data[end + size :]
+    last_newline = data.rfind(b"\n", 0, MAX_HEAD_BYTES)
+    if last_newline >= 0:
+        return data[:last_newline], None
+    return data[:MAX_HEAD_BYTES], None
+
+
+def _parse_header_lines(lines: list[str]) -> Headers:
+    fields: list[tuple[str, str]] = []
+    for raw in lines:
+        line = raw.rstrip("\r")
+        if line[:1] in (" ", "\t"):
+            if fields:  # obs-fold: continuation of the previous header value
+                name, value = fields[-1]
+                fields[-1] = (name, f"{value} {line.strip()}".strip())
+            continue
+        name, colon, value = line.partition(":")
+        name = name.rstrip()
+        if not colon or not name or " " in name or "\t" in name:
+            continue
+        fields.append((name.lower(), value.strip()))
+        if len(fields) == MAX_HEADERS:
+            break
+    return tuple(fields)

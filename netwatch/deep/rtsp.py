@@ -1,0 +1,124 @@
+"""RTSP request/response head parser, with the media types of an SDP body when one is present.
+
+Runs only on the first payload bytes of flows the fast path flags as RTSP (port 554/8554 or
+``looks_like_rtsp``); never per packet. Reads no configuration. dpkt has no RTSP module; RTSP
+heads share HTTP's syntax, so this reuses ``netwatch.deep.http.parse_head``.
+
+``media`` lists the SDP ``m=`` media types (``video``, ``audio``, ...) found in a body that is
+SDP (``Content-Type: application/sdp``, or a body starting ``v=0``).  Callers concatenate a
+DESCRIBE response head and the following segments in order, since servers often send the SDP
+body in a segment of its own.
+
+Known limits:
+- Interleaved RTP (``$`` framing) and RTSP over HTTP tunnelling are not parsed (None).
+- An ``m=`` line cut before its first space is ignored; at most ``MAX_MEDIA`` are kept.
+- Requests with any upper-case method token are accepted as long as the version is RTSP/x.y.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from netwatch.deep.http import (
+    MessageHead,
+    header,
+    parse_head,
+    split_request_line,
+    split_status_line,
+)
+
+MAX_MEDIA = 16
+MAX_SDP_BYTES = 8192  # SDP body bytes examined (capped further by Content-Length)
+
+RTSP_METHODS = frozenset(
+    {
+        "OPTIONS", "DESCRIBE", "SETUP", "PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER",
+        "SET_PARAMETER", "ANNOUNCE", "RECORD", "REDIRECT", "PLAY_NOTIFY",
+    }
+)  # fmt: skip
+_RTSP_VERSION = re.compile(r"RTSP/\d\.\d")
+_METHOD_TOKEN = re.compile(r"[A-Z][A-Z_-]{0,31}")
+_LEADING_DIGITS = re.compile(r"\d{1,10}")
+_MEDIA_LINE = re.compile(rb"^m=([!-~]+) ", re.MULTILINE)  # media type of an SDP m= line
+_SNIFF_METHODS = tuple(f"{method} ".encode() for method in sorted(RTSP_METHODS))
+
+
+@dataclass(frozen=True, slots=True)
+class RtspMessage:
+    """One RTSP request (method, uri) or response (status), with the fields netwatch uses."""
+
+    is_request: bool
+    method: str | None
+    uri: str | None
+    status: int | None
+    server: str | None
+    user_agent: str | None
+    cseq: int | None
+    transport: str | None
+    media: tuple[str, ...]
+
+
+def looks_like_rtsp(data: bytes) -> bool:
+    """Cheap check: starts with ``RTSP/`` (response) or a known RTSP method and a space."""
+    return data.startswith(b"RTSP/") or data.startswith(_SNIFF_METHODS)
+
+
+def parse_rtsp(data: bytes) -> RtspMessage | None:
+    """Parse an RTSP request or response head (and SDP media); None if it is not RTSP."""
+    head = parse_head(data)
+    if head is None:
+        return None
+    if head.start_line.startswith("RTSP/"):
+        return _response(head)
+    return _request(head)
+
+
+def _request(head: MessageHead) -> RtspMessage | None:
+    parts = split_request_line(head.start_line)
+    if parts is None or not _METHOD_TOKEN.fullmatch(parts[0]):
+        return None
+    if not _RTSP_VERSION.fullmatch(parts[2]):
+        return None
+    return _message(head, is_request=True, method=parts[0], uri=parts[1], status=None)
+
+
+def _response(head: MessageHead) -> RtspMessage | None:
+    parts = split_status_line(head.start_line)
+    if parts is None or not _RTSP_VERSION.fullmatch(parts[0]):
+        return None
+    return _message(head, is_request=False, method=None, uri=None, status=parts[1])
+
+
+def _message(
+    head: MessageHead, *, is_request: bool, method: str | None, uri: str | None, status: int | None
+) -> RtspMessage:
+    return RtspMessage(
+        is_request=is_request,
+        method=method,
+        uri=uri,
+        status=status,
+        server=header(head.headers, "server"),
+        user_agent=header(head.headers, "user-agent"),
+        cseq=_cseq(header(head.headers, "cseq")),
+        transport=header(head.headers, "transport"),
+        media=_sdp_media(head),
+    )
+
+
+def _cseq(value: str | None) -> int | None:
+    match = _LEADING_DIGITS.match(value) if value else None
+    return int(match.group()) if match else None
+
+
+def _sdp_media(head: MessageHead) -> tuple[str, ...]:
+    body = head.body
+    if not body:
+        return ()
+    content_type = (header(head.headers, "content-type") or "").lower()
+    if "application/sdp" not in content_type and not body.startswith(b"v=0"):
+        return ()
+    length = _LEADING_DIGITS.match(header(head.headers, "content-length") or "")
+    body = body[: int(length.group()) if length else MAX_SDP_BYTES]
+    kinds = _MEDIA_LINE.findall(body, 0, MAX_SDP_BYTES)[:MAX_MEDIA]
+    return tuple(kind.decode("ascii").lower() for kind in kinds)

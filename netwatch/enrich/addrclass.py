@@ -1,0 +1,242 @@
+"""Address classes: is a packed IPv4/IPv6 address public, private, special or the site's own?
+
+Every flow endpoint is classified once (results are cached per address) to decide whether
+it is worth a GeoIP lookup (only PUBLIC addresses are), whether it belongs to the site
+(Zeek ``local_orig``/``local_resp``) and how the rules should treat it.
+
+Configuration read: ``site.local_nets`` (passed in as networks; the config layer owns the
+defaults).
+
+Sources. The special ranges follow the IANA "IPv4 Special-Purpose Address Registry" and the
+"IPv6 Special-Purpose Address Registry" (the registries set up by RFC 6890 and updated by
+RFC 8190), the IANA "IPv4 Multicast Address Space Registry" (224.0.0.0/4), and the IANA
+"Internet Protocol Version 6 Address Space" registry (only 2000::/3 is global unicast).
+
+Decisions (longest matching prefix wins, so an exception inside a larger block applies):
+- Registry entries whose "Globally Reachable" is False become RESERVED unless a more
+  specific class exists (PRIVATE, CGNAT, ...). Entries whose "Globally Reachable" is True
+  (PCP/TURN anycast 192.0.0.9 and .10, AS112 192.31.196.0/24, 192.175.48.0/24 and
+  2001:4:112::/48, AMT 192.52.193.0/24 and 2001:3::/32, ORCHIDv2, drone DETs,
+  2620:4f:8000::/48) are PUBLIC: traffic to them leaves the site.
+- 2001::/32 (Teredo) and 2002::/16 (6to4) are "N/A" in the registry; they are real
+  Internet endpoints reached through a tunnel, so they are PUBLIC (a camera tunnelling out
+  must not be hidden).
+- 64:ff9b::/96 (NAT64 well-known prefix, RFC 6052) is classified as the IPv4 address it
+  embeds when that is PUBLIC, else RESERVED (RFC 6052 section 3.1 forbids non-global IPv4
+  there). ``embedded_ipv4`` gives the address a GeoIP lookup should use. 64:ff9b:1::/48
+  (local-use translation, RFC 8215) is RESERVED.
+- IPv4-mapped IPv6 (::ffff:a.b.c.d) is classified exactly as a.b.c.d, local nets included.
+- IPv6 outside 2000::/3, fc00::/7, fe80::/10 and ff00::/8 is RESERVED (unassigned space,
+  including deprecated site-local fec0::/10 and IPv4-compatible ::a.b.c.d).
+- 3fff::/20 (RFC 9637) is DOCUMENTATION like 2001:db8::/32.
+- LOCAL_NET is given only to addresses that are otherwise PUBLIC: an address in both
+  10.0.0.0/8 and a configured local net stays PRIVATE (``is_site_local`` still says True).
+- BROADCAST is 255.255.255.255 and the directed broadcast of each configured IPv4 local
+  net of prefix length /30 or shorter (/31 and /32 have none, RFC 3021).
+
+Known limits: the tables are a snapshot of the registries (checked 2026); the cache is
+cleared when full (a burst of misses follows, each a few microseconds).
+"""
+
+from __future__ import annotations
+
+import enum
+import socket
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_network
+
+DEFAULT_CACHE_ENTRIES = 65_536
+_MAPPED_PREFIX = b"\x00" * 10 + b"\xff\xff"
+_NAT64_PREFIX = bytes.fromhex("0064ff9b") + b"\x00" * 8
+
+
+class AddrClass(enum.Enum):
+    """What kind of address this is, as far as routing and policy are concerned."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+    ULA = "ula"
+    CGNAT = "cgnat"
+    LINK_LOCAL = "link_local"
+    LOOPBACK = "loopback"
+    MULTICAST = "multicast"
+    BROADCAST = "broadcast"
+    DOCUMENTATION = "documentation"
+    UNSPECIFIED = "unspecified"
+    RESERVED = "reserved"
+    LOCAL_NET = "local_net"
+
+
+_C = AddrClass
+_IPV4_TABLE: tuple[tuple[str, AddrClass], ...] = (
+    ("0.0.0.0/0", _C.PUBLIC),
+    ("0.0.0.0/8", _C.UNSPECIFIED),
+    ("10.0.0.0/8", _C.PRIVATE),
+    ("100.64.0.0/10", _C.CGNAT),
+    ("127.0.0.0/8", _C.LOOPBACK),
+    ("169.254.0.0/16", _C.LINK_LOCAL),
+    ("172.16.0.0/12", _C.PRIVATE),
+    ("192.0.0.0/24", _C.RESERVED),
+    ("192.0.0.9/32", _C.PUBLIC),
+    ("192.0.0.10/32", _C.PUBLIC),
+    ("192.0.2.0/24", _C.DOCUMENTATION),
+    ("192.31.196.0/24", _C.PUBLIC),
+    ("192.52.193.0/24", _C.PUBLIC),
+    ("192.88.99.0/24", _C.RESERVED),
+    ("192.168.0.0/16", _C.PRIVATE),
+    ("192.175.48.0/24", _C.PUBLIC),
+    ("198.18.0.0/15", _C.RESERVED),
+    ("198.51.100.0/24", _C.DOCUMENTATION),
+    ("203.0.113.0/24", _C.DOCUMENTATION),
+    ("224.0.0.0/4", _C.MULTICAST),
+    ("240.0.0.0/4", _C.RESERVED),
+    ("255.255.255.255/32", _C.BROADCAST),
+)
+_IPV6_TABLE: tuple[tuple[str, AddrClass], ...] = (
+    ("::/0", _C.RESERVED),
+    ("::/128", _C.UNSPECIFIED),
+    ("::1/128", _C.LOOPBACK),
+    ("64:ff9b:1::/48", _C.RESERVED),
+    ("100::/64", _C.RESERVED),
+    ("100:0:0:1::/64", _C.RESERVED),
+    ("2000::/3", _C.PUBLIC),
+    ("2001::/23", _C.RESERVED),
+    ("2001::/32", _C.PUBLIC),
+    ("2001:1::1/128", _C.PUBLIC),
+    ("2001:1::2/128", _C.PUBLIC),
+    ("2001:1::3/128", _C.PUBLIC),
+    ("2001:3::/32", _C.PUBLIC),
+    ("2001:4:112::/48", _C.PUBLIC),
+    ("2001:20::/28", _C.PUBLIC),
+    ("2001:30::/28", _C.PUBLIC),
+    ("2001:db8::/32", _C.DOCUMENTATION),
+    ("2620:4f:8000::/48", _C.PUBLIC),
+    ("3fff::/20", _C.DOCUMENTATION),
+    ("5f00::/16", _C.RESERVED),
+    ("fc00::/7", _C.ULA),
+    ("fe80::/10", _C.LINK_LOCAL),
+    ("ff00::/8", _C.MULTICAST),
+)
+
+# (network as int, netmask as int, class), most specific first: the first match wins.
+_Rule = tuple[int, int, AddrClass]
+_Entry = tuple[IPv4Network | IPv6Network, AddrClass]
+_Cached = tuple[AddrClass, bool, bool]  # class, in a configured local net, not PUBLIC
+
+
+def _compile(entries: Sequence[_Entry]) -> tuple[_Rule, ...]:
+    ordered = sorted(entries, key=lambda entry: entry[0].prefixlen, reverse=True)
+    return tuple((int(net.network_address), int(net.netmask), cls) for net, cls in ordered)
+
+
+def _parse_table(table: tuple[tuple[str, AddrClass], ...]) -> list[_Entry]:
+    return [(ip_network(cidr), cls) for cidr, cls in table]
+
+
+def _first_match(rules: tuple[_Rule, ...], value: int) -> AddrClass:
+    for network, mask, cls in rules:
+        if value & mask == network:
+            return cls
+    return AddrClass.PUBLIC  # unreachable: both tables end with a /0 entry
+
+
+def ip_text(addr: bytes) -> str:
+    """Packed 4- or 16-byte address to its canonical text ('10.0.0.1', '2001:db8::1')."""
+    family = socket.AF_INET if len(addr) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, addr)
+
+
+def embedded_ipv4(addr: bytes) -> bytes | None:
+    """The IPv4 address inside an IPv4-mapped (::ffff:0:0/96) or NAT64 (64:ff9b::/96) address."""
+    if len(addr) == 16 and addr[:12] in (_MAPPED_PREFIX, _NAT64_PREFIX):
+        return addr[12:]
+    return None
+
+
+class AddressClassifier:
+    """Classifies packed addresses against the IANA tables and the site's local networks.
+
+    ``classify`` / ``is_local`` / ``is_site_local`` cost one dict lookup once an address has
+    been seen; the cache holds at most ``max_entries`` addresses and is cleared when full.
+    """
+
+    def __init__(
+        self,
+        local_nets: Sequence[IPv4Network | IPv6Network],
+        max_entries: int = DEFAULT_CACHE_ENTRIES,
+    ) -> None:
+        self.local_nets: tuple[IPv4Network | IPv6Network, ...] = tuple(local_nets)
+        v4 = [net for net in self.local_nets if isinstance(net, IPv4Network)]
+        v6 = [net for net in self.local_nets if isinstance(net, IPv6Network)]
+        broadcasts = [
+            (IPv4Network(net.broadcast_address), AddrClass.BROADCAST)
+            for net in v4
+            if net.prefixlen <= 30
+        ]
+        self._v4_rules = _compile([*_parse_table(_IPV4_TABLE), *broadcasts])
+        self._v6_rules = _compile(_parse_table(_IPV6_TABLE))
+        self._v4_local = tuple((int(n.network_address), int(n.netmask)) for n in v4)
+        self._v6_local = tuple((int(n.network_address), int(n.netmask)) for n in v6)
+        self._max_entries = max_entries
+        self._cache: dict[bytes, _Cached] = {}
+        self.cache_clears = 0
+
+    def classify(self, addr: bytes) -> AddrClass:
+        """The class of a packed 4- or 16-byte address (ValueError for any other length)."""
+        entry = self._cache.get(addr)
+        if entry is None:
+            entry = self._remember(addr)
+        return entry[0]
+
+    def is_local(self, addr: bytes) -> bool:
+        """True for anything that is not PUBLIC: such addresses are never geolocated."""
+        entry = self._cache.get(addr)
+        if entry is None:
+            entry = self._remember(addr)
+        return entry[2]
+
+    def is_site_local(self, addr: bytes) -> bool:
+        """True when the address is inside a configured local net (Zeek local_orig/resp)."""
+        entry = self._cache.get(addr)
+        if entry is None:
+            entry = self._remember(addr)
+        return entry[1]
+
+    def _remember(self, addr: bytes) -> _Cached:
+        cls, site = self._compute(addr)
+        entry = (cls, site, cls is not AddrClass.PUBLIC)
+        if len(self._cache) >= self._max_entries:
+            self._cache.clear()
+            self.cache_clears += 1
+        self._cache[addr] = entry
+        return entry
+
+    def _compute(self, addr: bytes) -> tuple[AddrClass, bool]:
+        if len(addr) == 16:
+            inner = embedded_ipv4(addr)
+            if inner is not None and addr[:12] == _MAPPED_PREFIX:
+                return self._compute_v4(inner)
+            return self._compute_v6(addr, inner)
+        if len(addr) == 4:
+            return self._compute_v4(addr)
+        raise ValueError(f"packed IP address must be 4 or 16 bytes, got {len(addr)}")
+
+    def _compute_v4(self, addr: bytes) -> tuple[AddrClass, bool]:
+        value = int.from_bytes(addr, "big")
+        site = any(value & mask == net for net, mask in self._v4_local)
+        cls = _first_match(self._v4_rules, value)
+        if cls is AddrClass.PUBLIC and site:
+            cls = AddrClass.LOCAL_NET
+        return cls, site
+
+    def _compute_v6(self, addr: bytes, nat64_inner: bytes | None) -> tuple[AddrClass, bool]:
+        value = int.from_bytes(addr, "big")
+        site = any(value & mask == net for net, mask in self._v6_local)
+        if nat64_inner is None:
+            cls = _first_match(self._v6_rules, value)
+        else:
+            inner_cls = _first_match(self._v4_rules, int.from_bytes(nat64_inner, "big"))
+            cls = AddrClass.PUBLIC if inner_cls is AddrClass.PUBLIC else AddrClass.RESERVED
+        if cls is AddrClass.PUBLIC and site:
+            cls = AddrClass.LOCAL_NET
+        return cls, site

@@ -1,0 +1,176 @@
+"""Tests for netwatch.enrich.addrclass: a table across every class, local nets, caching."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netwatch.enrich.addrclass import AddrClass, AddressClassifier, embedded_ipv4, ip_text
+
+C = AddrClass
+LOCAL_NETS = (
+    ipaddress.ip_network("10.20.0.0/16"),
+    ipaddress.ip_network("193.0.10.0/24"),  # a site that owns public space
+    ipaddress.ip_network("198.51.100.0/24"),  # documentation range configured as local
+    ipaddress.ip_network("2a01:4f8:1::/48"),
+    ipaddress.ip_network("fd00:1::/64"),
+    ipaddress.ip_network("203.0.113.8/31"),  # point-to-point: no directed broadcast
+)
+
+
+def packed(text: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
+
+
+# (address, expected class, expected is_site_local)
+TABLE = [
+    # public
+    ("8.8.8.8", C.PUBLIC, False),
+    ("1.1.1.1", C.PUBLIC, False),
+    ("2001:4860:4860::8888", C.PUBLIC, False),
+    ("2a00:1450:4001:82a::200e", C.PUBLIC, False),
+    ("192.0.0.9", C.PUBLIC, False),  # PCP anycast: globally reachable
+    ("192.175.48.1", C.PUBLIC, False),  # AS112 direct delegation
+    ("2001::1", C.PUBLIC, False),  # Teredo: Internet endpoint through a tunnel
+    ("2002:c000:204::1", C.PUBLIC, False),  # 6to4
+    ("2001:4:112::1", C.PUBLIC, False),  # AS112-v6 inside 2001::/23
+    ("64:ff9b::808:808", C.PUBLIC, False),  # NAT64 of 8.8.8.8
+    # RFC 1918 / ULA / CGNAT
+    ("10.0.0.1", C.PRIVATE, False),
+    ("172.16.0.1", C.PRIVATE, False),
+    ("172.31.255.254", C.PRIVATE, False),
+    ("192.168.1.1", C.PRIVATE, False),
+    ("172.32.0.1", C.PUBLIC, False),  # just outside 172.16/12
+    ("fd12:3456::1", C.ULA, False),
+    ("fc00::1", C.ULA, False),
+    ("100.64.0.1", C.CGNAT, False),
+    ("100.127.255.254", C.CGNAT, False),
+    ("100.128.0.1", C.PUBLIC, False),
+    # link-local, loopback, multicast, broadcast
+    ("169.254.1.1", C.LINK_LOCAL, False),
+    ("fe80::1", C.LINK_LOCAL, False),
+    ("febf::1", C.LINK_LOCAL, False),
+    ("127.0.0.1", C.LOOPBACK, False),
+    ("127.255.0.9", C.LOOPBACK, False),
+    ("::1", C.LOOPBACK, False),
+    ("224.0.0.251", C.MULTICAST, False),
+    ("239.255.255.250", C.MULTICAST, False),
+    ("ff02::fb", C.MULTICAST, False),
+    ("ff05::c", C.MULTICAST, False),
+    ("255.255.255.255", C.BROADCAST, False),
+    # documentation, unspecified, reserved
+    ("192.0.2.7", C.DOCUMENTATION, False),
+    ("203.0.113.200", C.DOCUMENTATION, False),
+    ("2001:db8::1", C.DOCUMENTATION, False),
+    ("3fff:1::1", C.DOCUMENTATION, False),
+    ("0.0.0.0", C.UNSPECIFIED, False),
+    ("0.1.2.3", C.UNSPECIFIED, False),
+    ("::", C.UNSPECIFIED, False),
+    ("240.0.0.1", C.RESERVED, False),
+    ("254.1.1.1", C.RESERVED, False),
+    ("192.0.0.8", C.RESERVED, False),
+    ("192.0.0.170", C.RESERVED, False),
+    ("198.18.0.1", C.RESERVED, False),
+    ("198.19.255.1", C.RESERVED, False),
+    ("192.88.99.1", C.RESERVED, False),
+    ("64:ff9b::a00:1", C.RESERVED, False),  # NAT64 of 10.0.0.1: not allowed by RFC 6052
+    ("64:ff9b:1::1", C.RESERVED, False),
+    ("100::1", C.RESERVED, False),
+    ("2001:2::1", C.RESERVED, False),  # benchmarking
+    ("2001:10::1", C.RESERVED, False),  # deprecated ORCHID
+    ("5f00::1", C.RESERVED, False),
+    ("fec0::1", C.RESERVED, False),  # deprecated site-local, outside 2000::/3
+    ("::102:304", C.RESERVED, False),  # IPv4-compatible, deprecated
+    ("4000::1", C.RESERVED, False),  # unassigned IPv6 space
+    # configured local nets
+    ("10.20.1.1", C.PRIVATE, True),  # special class wins, still site-local
+    ("10.20.255.255", C.BROADCAST, True),  # directed broadcast of 10.20.0.0/16
+    ("10.21.255.255", C.PRIVATE, False),
+    ("193.0.10.5", C.LOCAL_NET, True),
+    ("193.0.10.255", C.BROADCAST, True),
+    ("193.0.10.0", C.LOCAL_NET, True),
+    ("193.0.11.5", C.PUBLIC, False),
+    ("198.51.100.255", C.BROADCAST, True),
+    ("198.51.100.4", C.DOCUMENTATION, True),
+    ("203.0.113.9", C.DOCUMENTATION, True),  # /31: .9 is a host, not a broadcast
+    ("2a01:4f8:1::10", C.LOCAL_NET, True),
+    ("2a01:4f8:2::10", C.PUBLIC, False),
+    ("fd00:1::5", C.ULA, True),
+    # IPv4-mapped IPv6 is the IPv4 address, local nets included
+    ("::ffff:8.8.8.8", C.PUBLIC, False),
+    ("::ffff:10.0.0.1", C.PRIVATE, False),
+    ("::ffff:193.0.10.5", C.LOCAL_NET, True),
+    ("::ffff:10.20.255.255", C.BROADCAST, True),
+    ("::ffff:127.0.0.1", C.LOOPBACK, False),
+]
+
+
+@pytest.fixture(scope="module")
+def classifier() -> AddressClassifier:
+    return AddressClassifier(LOCAL_NETS)
+
+
+@pytest.mark.parametrize(("text", "expected", "site"), TABLE)
+def test_table(classifier: AddressClassifier, text: str, expected: AddrClass, site: bool) -> None:
+    addr = packed(text)
+    assert classifier.classify(addr) is expected
+    assert classifier.is_site_local(addr) is site
+    assert classifier.is_local(addr) is (expected is not AddrClass.PUBLIC)
+    assert classifier.classify(addr) is expected  # second answer comes from the cache
+
+
+def test_table_covers_every_class_in_both_families() -> None:
+    seen = {expected for _text, expected, _site in TABLE}
+    assert seen == set(AddrClass)
+    assert sum(1 for text, *_ in TABLE if ":" in text) >= 20
+    assert len(TABLE) >= 40
+
+
+def test_no_local_nets_means_no_local_net_class() -> None:
+    classifier = AddressClassifier([])
+    assert classifier.classify(packed("193.0.10.5")) is AddrClass.PUBLIC
+    assert classifier.classify(packed("10.255.255.255")) is AddrClass.PRIVATE
+    assert not classifier.is_site_local(packed("10.0.0.1"))
+
+
+def test_cache_is_bounded_and_cleared_when_full() -> None:
+    classifier = AddressClassifier([], max_entries=8)
+    for last in range(20):
+        assert classifier.classify(bytes((8, 8, 8, last))) is AddrClass.PUBLIC
+    assert classifier.cache_clears == 2
+    assert classifier.classify(bytes((10, 0, 0, 1))) is AddrClass.PRIVATE
+
+
+def test_bad_length_is_a_caller_error(classifier: AddressClassifier) -> None:
+    with pytest.raises(ValueError, match="4 or 16 bytes"):
+        classifier.classify(b"\x01\x02\x03")
+
+
+def test_ip_text_and_embedded_ipv4() -> None:
+    assert ip_text(packed("10.0.0.1")) == "10.0.0.1"
+    assert ip_text(packed("2001:db8:0:0::1")) == "2001:db8::1"
+    assert ip_text(packed("::ffff:8.8.8.8")) == "::ffff:8.8.8.8"
+    assert embedded_ipv4(packed("::ffff:8.8.8.8")) == packed("8.8.8.8")
+    assert embedded_ipv4(packed("64:ff9b::8.8.4.4")) == packed("8.8.4.4")
+    assert embedded_ipv4(packed("2001:db8::8.8.4.4")) is None
+    assert embedded_ipv4(packed("8.8.4.4")) is None
+
+
+@given(st.binary(min_size=4, max_size=4))
+def test_ipv4_agrees_with_stdlib_on_private_and_global(addr: bytes) -> None:
+    """Where Python's ipaddress and IANA agree plainly, so do we."""
+    classifier = AddressClassifier([])
+    std = ipaddress.IPv4Address(addr)
+    cls = classifier.classify(addr)
+    if std.is_multicast:
+        assert cls is AddrClass.MULTICAST
+    elif std.is_global:
+        assert cls is AddrClass.PUBLIC
+    else:
+        assert cls is not AddrClass.PUBLIC or str(std) in ("192.0.0.9", "192.0.0.10")
+    mapped = b"\x00" * 10 + b"\xff\xff" + addr
+    assert classifier.classify(mapped) is cls

@@ -1,0 +1,396 @@
+"""Tests for netwatch.enrich.geo against MaxMind's official test databases and geoip2fast.
+
+Expected values come from ../shared/corpus/maxmind/FACTS.md (table) and from the JSON
+sources in source-data/ that document every network of the test databases.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import socket
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import geoip2.models
+import pytest
+
+from netwatch.enrich.addrclass import AddressClassifier
+from netwatch.enrich.geo import (
+    BUILTIN_LICENCE,
+    GEO_NONE,
+    BuiltinGeo,
+    CachedGeo,
+    GeoDatabaseError,
+    GeoInfo,
+    GeoSourceInfo,
+    MmdbGeo,
+    NullGeo,
+    _country_of,
+    age_warning,
+    geo_from_settings,
+    parse_source_date,
+)
+
+# FACTS.md: (ip, GeoIP2-Country cc, GeoLite2-Country cc, GeoIP2-City cc, GeoLite2-ASN asn, org).
+# None = not found (or no country). City cc: the country of the FACTS city row.
+FACTS = [
+    ("81.2.69.142", "GB", "GB", "GB", None, None),
+    ("81.2.69.160", "GB", "GB", "GB", None, None),
+    ("89.160.20.112", "SE", "SE", "SE", 29518, "Bredband2 AB"),
+    ("89.160.20.128", "SE", "SE", "SE", 29518, "Bredband2 AB"),
+    ("2.125.160.216", "GB", "GB", "GB", None, None),
+    ("67.43.156.1", "BT", "BT", "BT", 35908, None),
+    ("175.16.199.1", "CN", None, "CN", None, None),
+    ("216.160.83.56", "US", "US", "US", 209, None),
+    ("214.78.120.5", "US", None, "US", 721, "DoD Network Information Center"),
+    ("214.1.1.1", None, None, None, 721, "DoD Network Information Center"),
+    ("202.196.224.1", "PH", "PH", "PH", None, None),
+    ("217.65.48.1", "GI", "GI", None, None, None),
+    ("111.235.160.1", "CN", "CN", None, None, None),
+    ("50.114.0.1", "US", "US", None, None, None),
+    ("149.101.100.1", "US", None, "US", 6167, "CELLCO-PART"),
+    ("2001:218::1", "JP", "JP", "JP", None, None),
+    ("2001:480:10::1", "US", "US", "US", None, None),
+    ("2a02:cf40::1", "NO", "NO", "NO", None, None),
+    ("1.0.0.1", None, None, None, 15169, "Google Inc."),
+    ("1.128.0.1", None, None, None, 1221, "Telstra Pty Ltd"),
+    ("12.81.92.1", None, None, None, 7018, "AT&T Services"),
+    ("23.32.0.1", None, None, None, 35994, "Akamai Technologies, Inc."),
+    ("38.0.0.1", None, None, None, 174, "Cogent Communications"),
+    ("89.160.0.1", None, None, None, 29518, "Bredband2 AB"),
+    ("73.0.0.1", None, None, None, 7922, "Comcast Cable Communications, Inc."),
+    ("2001:1700::1", None, None, None, 6730, "Sunrise Communications AG"),
+    ("8.8.8.8", None, None, None, None, None),
+    ("10.0.0.1", None, None, None, None, None),
+    ("192.168.1.1", None, None, None, None, None),
+    ("127.0.0.1", None, None, None, None, None),
+]
+BROKEN = [
+    "GeoIP2-City-Test-Broken-Double-Format.mmdb",
+    "GeoIP2-City-Test-Invalid-Node-Count.mmdb",
+    "MaxMind-DB-test-broken-pointers-24.mmdb",
+    "MaxMind-DB-test-broken-search-tree-24.mmdb",
+]
+TEST_BUILD_DATE = date(2026, 2, 4)  # build_epoch 1770245369 (FACTS.md)
+
+
+def packed(text: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
+
+
+def documented_networks(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(first address, record) for every network listed in a source-data JSON file."""
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for entry in entries:
+        ((cidr, record),) = entry.items()
+        first = ipaddress.ip_network(cidr, strict=False).network_address
+        rows.append((str(first), record))
+    return rows
+
+
+FactsRow = tuple[str, str | None, str | None, str | None, int | None, str | None]
+
+
+@pytest.mark.parametrize("row", FACTS, ids=[row[0] for row in FACTS])
+def test_facts_table(maxmind_dir: Path, row: FactsRow) -> None:
+    ip, geoip2_cc, geolite_cc, city_cc, asn, org = row
+    assert MmdbGeo(country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb").lookup(ip).cc == geoip2_cc
+    assert MmdbGeo(country_db=maxmind_dir / "GeoLite2-Country-Test.mmdb").lookup(ip).cc == (
+        geolite_cc
+    )
+    assert MmdbGeo(city_db=maxmind_dir / "GeoIP2-City-Test.mmdb").lookup(ip).cc == city_cc
+    only_asn = MmdbGeo(asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb").lookup(ip)
+    assert only_asn == (GeoInfo(None, asn, org) if asn is not None else GEO_NONE)
+
+
+def test_reports_geolocated_country_not_registered(maxmind_dir: Path) -> None:
+    geo = MmdbGeo(
+        country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb",
+        asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb",
+    )
+    assert geo.lookup("81.2.69.142") == GeoInfo("GB", None, None)  # registered: US
+    assert geo.lookup("89.160.20.112") == GeoInfo("SE", 29518, "Bredband2 AB")  # registered: DE
+    assert geo.lookup("214.1.1.1") == GeoInfo(None, 721, "DoD Network Information Center")
+    assert geo.lookup("::ffff:81.2.69.142").cc == "GB"
+    assert geo.errors == 0
+
+
+def test_registered_country_is_the_fallback(maxmind_dir: Path) -> None:
+    # GeoIP2-Enterprise-Test documents ::5.83.124.0/118 with registered_country RO only.
+    geo = MmdbGeo(country_db=maxmind_dir / "GeoIP2-Enterprise-Test.mmdb")
+    assert geo.lookup("5.83.124.1").cc == "RO"
+
+
+def test_anycast_without_country_gets_none_even_if_registered() -> None:
+    registered = {"iso_code": "US"}
+    anycast = geoip2.models.Country(
+        ["en"], registered_country=registered, traits={"is_anycast": True}
+    )
+    plain = geoip2.models.Country(["en"], registered_country=registered)
+    assert _country_of(anycast) is None
+    assert _country_of(plain) == "US"
+
+
+def test_every_documented_asn_network(maxmind_dir: Path) -> None:
+    geo = MmdbGeo(asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb")
+    rows = documented_networks(maxmind_dir / "source-data" / "GeoLite2-ASN-Test.json")
+    assert len(rows) >= 412
+    for first, record in rows:
+        info = geo.lookup(first)
+        assert info.asn == record["autonomous_system_number"], first
+        assert info.org == record.get("autonomous_system_organization"), first
+    assert geo.errors == 0
+
+
+def test_every_documented_country_network(maxmind_dir: Path) -> None:
+    geo = MmdbGeo(country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb")
+    rows = documented_networks(maxmind_dir / "source-data" / "GeoIP2-Country-Test.json")
+    assert len(rows) == 345
+    for first, record in rows:
+        country = record.get("country", {}).get("iso_code")
+        anycast = record.get("traits", {}).get("is_anycast", False)
+        registered = record.get("registered_country", {}).get("iso_code")
+        expected = country or (None if anycast else registered)
+        assert geo.lookup(first).cc == expected, first
+
+
+def test_city_db_backs_up_the_country_db(maxmind_dir: Path) -> None:
+    geo = MmdbGeo(
+        country_db=maxmind_dir / "GeoLite2-Country-Test.mmdb",
+        city_db=maxmind_dir / "GeoIP2-City-Test.mmdb",
+    )
+    assert geo.lookup("175.16.199.1").cc == "CN"  # absent from GeoLite2-Country
+    assert geo.lookup("217.65.48.1").cc == "GI"  # absent from GeoIP2-City
+    assert geo.describe().name == "GeoLite2-Country + GeoIP2-City"
+
+
+def test_isp_db_is_accepted_for_asn(maxmind_dir: Path) -> None:
+    geo = MmdbGeo(asn_db=maxmind_dir / "GeoIP2-ISP-Test.mmdb")
+    assert geo.lookup("89.160.20.112") == GeoInfo(None, 29518, "Bredband2 AB")
+    assert geo.lookup("12.81.92.1") == GeoInfo(None, 7018, "AT&T Services")  # ISP name
+
+
+def test_describe_mmdb(maxmind_dir: Path) -> None:
+    geo = MmdbGeo(
+        country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb",
+        asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb",
+    )
+    info = geo.describe()
+    assert info.kind == "mmdb"
+    assert info.name == "GeoIP2-Country + GeoLite2-ASN"
+    assert info.build_date == TEST_BUILD_DATE
+    assert info.paths == (
+        str(maxmind_dir / "GeoIP2-Country-Test.mmdb"),
+        str(maxmind_dir / "GeoLite2-ASN-Test.mmdb"),
+    )
+    geo.close()
+
+
+@pytest.mark.parametrize("name", BROKEN)
+def test_broken_databases_fail_to_open(maxmind_dir: Path, name: str) -> None:
+    with pytest.raises(GeoDatabaseError) as caught:
+        MmdbGeo(city_db=maxmind_dir / name)
+    message = str(caught.value)
+    assert name in message
+    assert "\n" not in message
+
+
+def test_missing_file_fails_to_open(tmp_path: Path) -> None:
+    with pytest.raises(GeoDatabaseError, match=r"nope\.mmdb: .*No such file"):
+        MmdbGeo(country_db=tmp_path / "nope.mmdb")
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "db_type"),
+    [
+        ("country_db", "GeoLite2-ASN-Test.mmdb", "GeoLite2-ASN"),
+        ("city_db", "GeoIP2-Anonymous-IP-Test.mmdb", "GeoIP2-Anonymous-IP"),
+        ("asn_db", "GeoIP2-Country-Test.mmdb", "GeoIP2-Country"),
+        ("asn_db", "GeoIP2-Domain-Test.mmdb", "GeoIP2-Domain"),
+    ],
+)
+def test_wrong_database_type_is_rejected(
+    maxmind_dir: Path, role: str, name: str, db_type: str
+) -> None:
+    paths: dict[str, Path | None] = {"country_db": None, "asn_db": None, "city_db": None}
+    paths[role] = maxmind_dir / name
+    with pytest.raises(GeoDatabaseError, match=f"{name}: database type '{db_type}'"):
+        MmdbGeo(country_db=paths["country_db"], asn_db=paths["asn_db"], city_db=paths["city_db"])
+
+
+def test_corrupt_data_at_lookup_time_is_counted_and_logged_once(
+    maxmind_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = "GeoIP2-City-Test-Broken-Double-Format.mmdb"
+    geo = MmdbGeo(city_db=maxmind_dir / name, verify=False)  # skip the open-time probe
+    with caplog.at_level(logging.WARNING, logger="netwatch.enrich.geo"):
+        assert geo.lookup("81.2.69.160") == GEO_NONE
+        assert geo.lookup("2001:220::1") == GEO_NONE
+    assert geo.errors == 2
+    assert len(caplog.records) == 1
+    assert name in caplog.records[0].getMessage()
+
+
+class RecordingBackend:
+    """Stands in for a GeoIP backend to observe what CachedGeo asks it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def lookup(self, ip_text: str) -> GeoInfo:
+        self.calls.append(ip_text)
+        return GeoInfo("ZZ", 64500, f"org of {ip_text}")
+
+    def describe(self) -> GeoSourceInfo:
+        return GeoSourceInfo("recording", "builtin", None, "", ())
+
+
+NON_PUBLIC = [
+    "10.1.2.3", "172.20.0.1", "192.168.0.10", "100.64.1.1", "169.254.9.9", "127.0.0.1",
+    "224.0.0.251", "255.255.255.255", "192.0.2.1", "0.0.0.0", "240.0.0.1", "198.18.0.5",
+    "192.0.0.170", "193.0.10.77", "193.0.10.255", "::1", "::", "fe80::1", "fd00::1",
+    "ff02::1", "2001:db8::5", "::ffff:10.0.0.1", "64:ff9b::a00:1", "fec0::1",
+]  # fmt: skip
+
+
+def test_cached_geo_never_looks_up_non_public_addresses() -> None:
+    backend = RecordingBackend()
+    classifier = AddressClassifier([ipaddress.ip_network("193.0.10.0/24")])
+    geo = CachedGeo(backend, classifier)
+    for text in NON_PUBLIC:
+        assert geo.lookup(packed(text)) == GEO_NONE, text
+    assert backend.calls == []
+    assert geo.skipped == len(NON_PUBLIC)
+
+
+def test_cached_geo_caches_and_counts() -> None:
+    backend = RecordingBackend()
+    geo = CachedGeo(backend, AddressClassifier([]))
+    first = geo.lookup(packed("8.8.8.8"))
+    assert first == GeoInfo("ZZ", 64500, "org of 8.8.8.8")
+    assert geo.lookup(packed("8.8.8.8")) is first
+    geo.lookup(packed("10.0.0.1"))
+    assert backend.calls == ["8.8.8.8"]
+    assert (geo.lookups, geo.hits, geo.misses, geo.skipped) == (3, 1, 1, 1)
+
+
+def test_cached_geo_looks_up_embedded_ipv4_as_ipv4() -> None:
+    backend = RecordingBackend()
+    geo = CachedGeo(backend, AddressClassifier([]))
+    geo.lookup(packed("::ffff:8.8.8.8"))
+    geo.lookup(packed("64:ff9b::1.1.1.1"))
+    geo.lookup(packed("2001:4860::1"))
+    assert backend.calls == ["8.8.8.8", "1.1.1.1", "2001:4860::1"]
+
+
+def test_cached_geo_is_bounded() -> None:
+    backend = RecordingBackend()
+    geo = CachedGeo(backend, AddressClassifier([]), max_entries=16)
+    for last in range(40):
+        geo.lookup(bytes((8, 8, 4, last)))
+        assert len(geo) <= 16
+    assert geo.evictions == 24
+    geo.lookup(bytes((8, 8, 4, 39)))  # newest kept
+    geo.lookup(bytes((8, 8, 4, 0)))  # oldest evicted: asked again
+    assert backend.calls.count("8.8.4.0") == 2
+    assert backend.calls.count("8.8.4.39") == 1
+
+
+def test_cached_geo_over_real_mmdb(maxmind_dir: Path) -> None:
+    mmdb = MmdbGeo(asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb")
+    geo = CachedGeo(mmdb, AddressClassifier([]))
+    assert geo.lookup(packed("1.0.0.1")) == GeoInfo(None, 15169, "Google Inc.")
+    assert geo.lookup(packed("::ffff:1.0.0.1")) == GeoInfo(None, 15169, "Google Inc.")
+    assert geo.lookup(packed("10.0.0.1")) == GEO_NONE
+
+
+def test_age_warning() -> None:
+    info = GeoSourceInfo("GeoLite2-Country", "mmdb", date(2024, 6, 18), "x", ("a.mmdb",))
+    warning = age_warning(info, date(2024, 6, 18) + timedelta(days=180), max_age_days=90)
+    assert warning is not None
+    assert "180 days" in warning
+    assert "2024-06-18" in warning
+    assert "geoipupdate" in warning
+    assert age_warning(info, date(2024, 9, 16), max_age_days=90) is None  # exactly 90 days
+    assert age_warning(GeoSourceInfo("none", "none", None, "", ()), date(2030, 1, 1), 1) is None
+
+
+def test_geo_from_settings(maxmind_dir: Path) -> None:
+    mmdb = geo_from_settings(None, maxmind_dir / "GeoLite2-ASN-Test.mmdb", None, builtin=True)
+    assert isinstance(mmdb, MmdbGeo)
+    assert mmdb.describe().name == "GeoLite2-ASN"
+    assert isinstance(geo_from_settings(None, None, None, builtin=True), BuiltinGeo)
+    null = geo_from_settings(None, None, None, builtin=False)
+    assert isinstance(null, NullGeo)
+    assert null.lookup("8.8.8.8") == GEO_NONE
+    assert null.describe().kind == "none"
+
+
+def test_parse_source_date() -> None:
+    source = "MAXMIND:GeoLite2-CountryASN-IPv4IPv6-en-20240618"
+    assert parse_source_date(source) == date(2024, 6, 18)
+    assert parse_source_date("no date here") is None
+    assert parse_source_date("x-20241399") is None
+
+
+@pytest.fixture(scope="module")
+def builtin() -> BuiltinGeo:
+    before = {key: os.environ.get(key) for key in ("PYTHONWARNINGS", "PYTHONIOENCODING")}
+    geo = BuiltinGeo()
+    geo.load()
+    after = {key: os.environ.get(key) for key in ("PYTHONWARNINGS", "PYTHONIOENCODING")}
+    assert after == before  # geoip2fast's import-time environment changes are undone
+    return geo
+
+
+def test_builtin_google(builtin: BuiltinGeo) -> None:
+    info = builtin.lookup("8.8.8.8")
+    assert info.cc == "US"
+    assert info.org is not None
+    assert "GOOGLE" in info.org
+    assert info.asn is None
+    assert builtin.lookup("::ffff:8.8.8.8") == info  # geoip2fast itself gets this wrong
+    v6 = builtin.lookup("2001:4860:4860::8888")
+    assert v6.cc == "US"
+    assert v6.org is not None
+    assert "GOOGLE" in v6.org
+
+
+def test_builtin_private_and_invalid(builtin: BuiltinGeo) -> None:
+    assert builtin.lookup("10.0.0.1") == GEO_NONE
+    assert builtin.lookup("2001:db8::1") == GEO_NONE
+    assert builtin.lookup("not an ip") == GEO_NONE
+    geo = CachedGeo(builtin, AddressClassifier([]))
+    assert geo.lookup(packed("10.0.0.1")) == GEO_NONE
+    assert geo.skipped == 1
+    assert geo.misses == 0
+
+
+def test_builtin_describe_and_age(builtin: BuiltinGeo) -> None:
+    info = builtin.describe()
+    assert info.kind == "builtin"
+    assert info.name == "MAXMIND:GeoLite2-CountryASN-IPv4IPv6-en-20240618"
+    assert info.build_date == date(2024, 6, 18)
+    assert info.licence == BUILTIN_LICENCE
+    assert info.paths[0].endswith("geoip2fast-asn-ipv6.dat.gz")
+    warning = age_warning(info, info.build_date + timedelta(days=180), max_age_days=90)
+    assert warning is not None
+    assert "geoip2fast" in warning
+
+
+def test_builtin_unreadable_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bad = tmp_path / "broken.dat.gz"
+    bad.write_bytes(b"not gzip at all")
+    geo = BuiltinGeo(data_file=bad)
+    with pytest.raises(GeoDatabaseError, match=r"broken\.dat\.gz"):
+        geo.load()
+    with caplog.at_level(logging.ERROR, logger="netwatch.enrich.geo"):
+        assert geo.lookup("8.8.8.8") == GEO_NONE
+        assert geo.lookup("1.1.1.1") == GEO_NONE  # no second load attempt
+    assert geo.errors == 1
+    assert len(caplog.records) == 1

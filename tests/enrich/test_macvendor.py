@@ -1,0 +1,82 @@
+"""Tests for netwatch.enrich.macvendor against the IEEE registry bundled in netaddr."""
+
+from __future__ import annotations
+
+import pytest
+
+from netwatch.enrich.macvendor import MacVendors, mac_text, registry_info
+
+
+def mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+@pytest.fixture(scope="module")
+def vendors() -> MacVendors:
+    return MacVendors()
+
+
+def test_hikvision(vendors: MacVendors) -> None:
+    assert (
+        vendors.vendor(mac("bc:ad:28:12:34:56")) == "Hangzhou Hikvision Digital Technology Co.,Ltd."
+    )
+
+
+def test_dahua(vendors: MacVendors) -> None:
+    assert vendors.vendor(mac("3c:ef:8c:00:11:22")) == "Zhejiang Dahua Technology Co., Ltd."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "be:ad:28:12:34:56",  # Hikvision OUI with the locally administered bit set
+        "02:00:00:00:00:01",
+        "da:a1:19:00:00:01",  # a randomised (private) Wi-Fi MAC
+        "01:00:5e:00:00:fb",  # IPv4 multicast
+        "33:33:00:00:00:01",  # IPv6 multicast
+        "ff:ff:ff:ff:ff:ff",
+    ],
+)
+def test_local_and_group_macs_have_no_vendor(vendors: MacVendors, text: str) -> None:
+    assert vendors.vendor(mac(text)) is None
+
+
+def test_unregistered_and_placeholder_registrations(vendors: MacVendors) -> None:
+    assert (
+        vendors.vendor(mac("b0:b3:53:60:00:01")) is None
+    )  # MA-M block: "IEEE Registration Authority"
+    assert vendors.vendor(b"\x00\x01") is None  # not a MAC
+
+
+def test_iab_blocks_are_resolved_per_36_bit_prefix(vendors: MacVendors) -> None:
+    first = vendors.vendor(mac("00:50:c2:00:10:01"))
+    second = vendors.vendor(mac("00:50:c2:00:20:01"))
+    assert first == "JMBS Developpements"
+    assert second is not None
+    assert second != first
+
+
+def test_cache_per_prefix() -> None:
+    vendors = MacVendors(max_entries=2)
+    assert vendors.vendor(mac("bc:ad:28:00:00:01")) is not None
+    assert vendors.vendor(mac("bc:ad:28:ff:ff:ff")) is not None
+    assert (vendors.hits, vendors.misses) == (1, 1)
+    vendors.vendor(mac("3c:ef:8c:00:00:01"))
+    vendors.vendor(mac("00:50:c2:00:10:01"))  # third key: cache cleared first
+    assert vendors.misses == 3
+    assert vendors.vendor(mac("00:50:c2:00:10:02")) == "JMBS Developpements"
+    assert vendors.hits == 2
+
+
+def test_mac_text() -> None:
+    assert mac_text(bytes.fromhex("bcad28a1b2c3")) == "bc:ad:28:a1:b2:c3"
+    assert mac_text(b"\x00" * 6) == "00:00:00:00:00:00"
+
+
+def test_registry_info() -> None:
+    info = registry_info()
+    assert info.netaddr_version
+    assert info.oui_entries > 30_000  # netaddr 1.3.0 ships 35,087 MA-L entries
+    assert info.iab_entries > 4_000
+    assert info.path.endswith("oui.txt")
+    assert info.snapshot_date is None  # the bundled files carry no date

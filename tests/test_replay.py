@@ -1,0 +1,148 @@
+"""End-to-end replay tests: a generated camera scenario through the whole pipeline."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netwatch.config import Config
+from netwatch.enrich.geo import NullGeo
+from netwatch.replay import run_replay
+from netwatch.testing import pcapgen as g
+
+CAM_MAC = "bc:ad:28:00:00:01"  # Hikvision OUI
+GW_MAC = "00:11:22:33:44:55"
+CAM = "10.20.0.11"
+RESOLVER = "10.20.0.2"
+CLOUD = "175.16.199.1"  # CN in MaxMind's GeoIP2-Country test database
+SWEDEN = "89.160.20.112"  # SE and AS29518 in MaxMind's test databases
+
+
+def scenario(path: Path, snaplen: int = 262_144) -> None:
+    """DNS lookup, TLS with a split ClientHello, HTTP, and a second flow known only by DNS."""
+    t = g.Trace()
+    dns = g.Route.of(CAM_MAC, CAM, GW_MAC, RESOLVER)
+    name = "dev.hik-connect.example"
+    t.add(1_000_000, g.udp_frame(dns, 40000, 53, g.dns_query(7, name)))
+    answer = g.dns_response(7, name, g.DnsType.A, [
+        g.DnsRecord(name, g.DnsType.CNAME, "edge.cloud.example", 300),
+        g.DnsRecord("edge.cloud.example", g.DnsType.A, CLOUD, 300),
+        g.DnsRecord("edge.cloud.example", g.DnsType.A, SWEDEN, 300),
+    ])
+    t.add(1_010_000, g.udp_frame(dns.reverse(), 53, 40000, answer))
+    tls = g.TcpSession(g.Route.of(CAM_MAC, CAM, GW_MAC, CLOUD), 50000, 443)
+    ts = t.add_burst(2_000_000, tls.handshake(), 1000)
+    hello = g.tls_client_hello("sni.hik-connect.example", client_random=bytes(32))
+    ts = t.add_burst(ts, [tls.segment(True, 0x18, hello[:50]), tls.segment(True, 0x18, hello[50:])],
+                     1000)
+    ts = t.add_burst(ts, tls.send(False, b"\x17\x03\x03" + bytes(3000)), 1000)
+    t.add_burst(ts, tls.close(True), 1000)
+    http = g.TcpSession(g.Route.of(CAM_MAC, CAM, GW_MAC, SWEDEN), 50001, 80)
+    ts = t.add_burst(3_000_000, http.handshake(), 1000)
+    req = g.http_request("GET", "/", [("Host", "edge.cloud.example:80"), ("User-Agent", "cam/1")])
+    ts = t.add_burst(ts, http.send(True, req), 1000)
+    resp = g.http_response(200, "OK", [("Server", "App-webs/")], b"hello")
+    ts = t.add_burst(ts, http.send(False, resp), 1000)
+    t.add_burst(ts, http.close(False), 1000)
+    t.write(path, snaplen=snaplen)
+
+
+def replay(tmp_path: Path, pcaps: list[Path], cfg: Config | None = None) -> list[dict[str, Any]]:
+    out = tmp_path / f"flows-{len(list(tmp_path.glob('flows-*')))}.jsonl"
+    summary = run_replay(pcaps, cfg or Config.default(), flows_out=out, uid_seed=1, geo=NullGeo()
+                         if cfg is None else None)
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary.flows == len(recs)
+    return recs
+
+
+def by_port(recs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {r["id.resp_p"]: r for r in recs}
+
+
+def test_scenario_flow_records(tmp_path: Path) -> None:
+    pcap = tmp_path / "s.pcap"
+    scenario(pcap)
+    recs = by_port(replay(tmp_path, [pcap]))
+    dns, tls, http = recs[53], recs[443], recs[80]
+    assert dns["service"] == "dns" and dns["conn_state"] == "SF" and dns["history"] == "Dd"
+    assert dns["dns_query"] == "dev.hik-connect.example"
+    assert tls["service"] == "ssl" and tls["server_name"] == "sni.hik-connect.example"
+    assert tls["resp_name"] == "sni.hik-connect.example"  # SNI beats the DNS name
+    assert tls["conn_state"] == "SF" and tls["history"].startswith("ShAD")
+    hello = g.tls_client_hello("sni.hik-connect.example", client_random=bytes(32))
+    assert tls["orig_bytes"] == len(hello)  # sequence space: SYN and FIN excluded
+    assert tls["resp_bytes"] == 3003
+    assert http["http_host"] == "edge.cloud.example" and http["server"] == "App-webs/"
+    assert http["user_agent"] == "cam/1" and http["service"] == "http"
+    for rec in (dns, tls, http):
+        assert rec["local_orig"] is True
+        assert rec["id.orig_h"] == CAM and rec["orig_l2_addr"] == CAM_MAC
+        assert "Hikvision" in rec["vendor"]
+        assert rec["community_id"].startswith("1:")
+    assert tls["local_resp"] is False and dns["local_resp"] is True
+
+
+def test_passive_dns_names_a_flow_without_sni(tmp_path: Path) -> None:
+    pcap = tmp_path / "s.pcap"
+    scenario(pcap)
+    http = by_port(replay(tmp_path, [pcap]))[80]
+    # the HTTP Host is the name the camera asked for; it also matches the DNS chain
+    assert http["resp_name"] == "edge.cloud.example"
+
+
+def test_geo_from_maxmind_test_databases(tmp_path: Path, maxmind_dir: Path) -> None:
+    pcap = tmp_path / "s.pcap"
+    scenario(pcap)
+    cfg_file = tmp_path / "nw.yaml"
+    cfg_file.write_text(
+        f"geoip:\n  country_db: {maxmind_dir / 'GeoIP2-Country-Test.mmdb'}\n"
+        f"  asn_db: {maxmind_dir / 'GeoLite2-ASN-Test.mmdb'}\n"
+        "cameras:\n  - {name: lobby-1, ip: 10.20.0.11}\n"
+    )
+    recs = by_port(replay(tmp_path, [pcap], Config.load(cfg_file)))
+    assert (recs[443]["resp_cc"], recs[443]["resp_asn"]) == ("CN", None)
+    assert (recs[80]["resp_cc"], recs[80]["resp_asn"], recs[80]["resp_org"]) == (
+        "SE", 29518, "Bredband2 AB")
+    assert recs[53]["resp_cc"] is None  # local resolver: never looked up
+    assert {r["orig_device"] for r in recs.values()} == {"lobby-1"}
+
+
+def test_snaplen_capture_counts_wire_bytes(tmp_path: Path) -> None:
+    full, cut = tmp_path / "full.pcap", tmp_path / "cut.pcap"
+    scenario(full)
+    scenario(cut, snaplen=80)
+    a = by_port(replay(tmp_path, [full]))
+    b = by_port(replay(tmp_path, [cut]))
+    for port in (53, 443, 80):
+        for field in ("orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes", "orig_bytes",
+                      "resp_bytes", "conn_state"):
+            assert a[port][field] == b[port][field], (port, field)
+
+
+def test_several_files_in_order_and_gzip(tmp_path: Path) -> None:
+    pcap = tmp_path / "s.pcap"
+    scenario(pcap)
+    gz = tmp_path / "s.pcap.gz"
+    with pcap.open("rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    one = replay(tmp_path, [pcap])
+    two = replay(tmp_path, [gz, pcap])
+    assert len(two) >= len(one)
+    assert sum(r["orig_pkts"] + r["resp_pkts"] for r in two) == 2 * sum(
+        r["orig_pkts"] + r["resp_pkts"] for r in one)
+
+
+def test_unreadable_input_fails_before_any_output(tmp_path: Path) -> None:
+    from netwatch.capture.files import CaptureError
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a capture")
+    with pytest.raises(CaptureError, match="notes.txt"):
+        run_replay([bad], Config.default(), flows_out=tmp_path / "f.jsonl")
+    assert not (tmp_path / "f.jsonl").exists()

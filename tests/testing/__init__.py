@@ -1,0 +1,1 @@
+"""Tests for netwatch.testing (synthetic traffic builders) and the generators built on it."""
