@@ -130,20 +130,28 @@ def main() -> int:
                 print(f"nfstream unavailable: {exc}", file=sys.stderr)
                 args.no_nfstream = True
     mem = _child(FLOW_MEMORY, str(args.flows_mem)) if args.flows_mem else None
-    print(f"machine: {platform.node()} {platform.machine()} {platform.python_implementation()} "
-          f"{platform.python_version()}, capture {pcap.name} ({pcap.stat().st_size / 1e6:.0f} MB)")
-    print(f"netwatch replay (full pipeline, flow log on, 1 core): "
-          f"{_median(nw, 'pps'):,.0f} packets/s median of {len(nw)} "
-          f"({', '.join(f'{r['pps']:,.0f}' for r in nw)}); {int(nw[0]['flows'])} flows; "
-          f"peak RSS {_median(nw, 'peak_rss_mib'):.0f} MiB")
+    print(
+        f"machine: {platform.node()} {platform.machine()} {platform.python_implementation()} "
+        f"{platform.python_version()}, capture {pcap.name} ({pcap.stat().st_size / 1e6:.0f} MB)"
+    )
+    print(
+        f"netwatch replay (full pipeline, flow log on, 1 core): "
+        f"{_median(nw, 'pps'):,.0f} packets/s median of {len(nw)} "
+        f"({', '.join(f'{r['pps']:,.0f}' for r in nw)}); {int(nw[0]['flows'])} flows; "
+        f"peak RSS {_median(nw, 'peak_rss_mib'):.0f} MiB"
+    )
     if nf:
-        print(f"NFStream 1 meter, no dissection: {_median(nf, 'pps'):,.0f} packets/s median "
-              f"({', '.join(f'{r['pps']:,.0f}' for r in nf)}); {int(nf[0]['flows'])} flows; "
-              f"peak RSS {_median(nf, 'peak_rss_mib'):.0f} MiB")
+        print(
+            f"NFStream 1 meter, no dissection: {_median(nf, 'pps'):,.0f} packets/s median "
+            f"({', '.join(f'{r['pps']:,.0f}' for r in nf)}); {int(nf[0]['flows'])} flows; "
+            f"peak RSS {_median(nf, 'peak_rss_mib'):.0f} MiB"
+        )
         print(f"ratio netwatch / NFStream: {_median(nw, 'pps') / _median(nf, 'pps'):.2f}")
     if mem:
-        print(f"memory per active flow at {int(mem['flows']):,} concurrent flows: "
-              f"{mem['bytes_per_flow']:.0f} bytes")
+        print(
+            f"memory per active flow at {int(mem['flows']):,} concurrent flows: "
+            f"{mem['bytes_per_flow']:.0f} bytes"
+        )
     return 0
 
 

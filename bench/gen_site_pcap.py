@@ -67,6 +67,7 @@ GOP_FRAMES = 50  # an I-frame every 2 s
 IFRAME_WEIGHT = 10
 RTP_TICKS_PER_FRAME = 3_600  # 90 kHz clock
 RTP_PAYLOAD = 1_200
+MIN_RTP_PER_CAMERA = 25
 QUIC_PAYLOAD = 1_232
 PARETO_ALPHA = 1.2
 PARETO_CAP = 400.0
@@ -635,7 +636,7 @@ class Planner:
         rtp_total = (
             packets - sum(p.packets for p in fixed) - sum(s.packets + 2 for s in sizes) - 2 * extra
         )
-        if rtp_total < CAMERAS * 100:
+        if rtp_total < CAMERAS * MIN_RTP_PER_CAMERA:
             raise ValueError(f"{packets} packets is too few for this mix (try 10000 or more)")
         target = round(VLAN_SHARE * packets) - rtp_total - sum(p.packets for p in fixed if p.tagged)
         tagged = choose_tagged(self.rng, [s.packets + 2 for s in sizes] + [2] * extra, target)

@@ -35,3 +35,19 @@ def maxmind_dir() -> Path:
     if not MAXMIND.is_dir():
         pytest.skip(f"{MAXMIND} is absent: the GeoIP format tests need ../shared/corpus/maxmind")
     return MAXMIND
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--regen-golden`` rewrites the golden baselines instead of comparing against them."""
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/* from the current output",
+    )
+
+
+@pytest.fixture
+def regen_golden(request: pytest.FixtureRequest) -> bool:
+    """True when the run was asked to rewrite golden baselines."""
+    return bool(request.config.getoption("--regen-golden"))

@@ -92,11 +92,14 @@ def us(seconds: float) -> int:
 
 
 def lan(src: Node, dst: Node, *, v6: bool = False) -> Route:
-    """src -> dst on the mirror: direct on the same segment, else via the gateway (src side)."""
-    dst_mac = dst.mac if src.vlans == dst.vlans else GATEWAY.mac
-    if v6:
-        return Route.of(src.mac, src.ip6, dst_mac, dst.ip6, src.vlans)
-    return Route.of(src.mac, src.ip, dst_mac, dst.ip, src.vlans)
+    """src -> dst as the mirror sees it: direct on one segment; between segments, the leg on
+    the tagged segment (the router's MAC stands in for the far host)."""
+    src_ip, dst_ip = (src.ip6, dst.ip6) if v6 else (src.ip, dst.ip)
+    if src.vlans == dst.vlans:
+        return Route.of(src.mac, src_ip, dst.mac, dst_ip, src.vlans)
+    if src.vlans:
+        return Route.of(src.mac, src_ip, GATEWAY.mac, dst_ip, src.vlans)
+    return Route.of(GATEWAY.mac, src_ip, dst.mac, dst_ip, dst.vlans)
 
 
 def wan(src: Node, peer_ip: str) -> Route:

@@ -1,0 +1,88 @@
+"""Tests for the ``netwatch`` command line: exit codes, one-line errors, the summary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netwatch.cli import main
+from netwatch.testing import pcapgen as g
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def small_capture(path: Path) -> None:
+    route = g.Route.of("bc:ad:28:00:00:01", "10.0.0.5", "00:11:22:33:44:55", "10.0.0.9")
+    t = g.Trace()
+    t.add(1_000_000, g.udp_frame(route, 1000, 2000, b"a"))
+    t.add(1_500_000, g.udp_frame(route.reverse(), 2000, 1000, b"b"))
+    t.write(path)
+
+
+def test_replay_prints_summary_and_writes_both_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    flows, alerts = tmp_path / "f.jsonl", tmp_path / "a.jsonl"
+    assert main(["replay", str(pcap), "--flows", str(flows), "--alerts", str(alerts)]) == 0
+    out = capsys.readouterr().out
+    assert "packets: 2" in out and "flows: 1" in out and "packets/s" in out
+    assert "decode failures: 0" in out
+    assert len(flows.read_text().splitlines()) == 1
+    assert alerts.exists()
+
+
+def test_bad_config_names_file_line_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("site:\n  local_nets: [10.0.0.0/33]\n")
+    assert main(["replay", str(pcap), "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{cfg}:2:" in err and "site.local_nets[0]" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not a capture\n"])
+def test_unreadable_capture_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(content)
+    assert main(["replay", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.pcap" in err
+
+
+def test_missing_capture_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(tmp_path / "nope.pcap")]) == 2
+    assert "nope.pcap" in capsys.readouterr().err
+
+
+def test_check_config_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(REPO / "config" / "netwatch.yaml")]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("flows:\n  max_flowz: 3\n")
+    assert main(["check-config", str(bad)]) == 2
+    assert f"{bad}:2: flows.max_flowz" in capsys.readouterr().err
+
+
+def test_usage_error_exits_2() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["replay"])
+    assert exc.value.code == 2
+
+
+def test_python_dash_m_entry_point(tmp_path: Path) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    proc = subprocess.run([sys.executable, "-m", "netwatch", "replay", str(pcap)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "flows: 1" in proc.stdout
