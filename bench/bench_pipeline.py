@@ -107,6 +107,10 @@ def ensure_capture(packets: int) -> Path:
     return path
 
 
+def _rates(runs: list[dict[str, float]]) -> str:
+    return ", ".join(f"{r['pps']:,.0f}" for r in runs)
+
+
 def _median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -137,13 +141,13 @@ def main() -> int:
     print(
         f"netwatch replay (full pipeline, flow log on, 1 core): "
         f"{_median(nw, 'pps'):,.0f} packets/s median of {len(nw)} "
-        f"({', '.join(f'{r['pps']:,.0f}' for r in nw)}); {int(nw[0]['flows'])} flows; "
+        f"({_rates(nw)}); {int(nw[0]['flows'])} flows; "
         f"peak RSS {_median(nw, 'peak_rss_mib'):.0f} MiB"
     )
     if nf:
         print(
             f"NFStream 1 meter, no dissection: {_median(nf, 'pps'):,.0f} packets/s median "
-            f"({', '.join(f'{r['pps']:,.0f}' for r in nf)}); {int(nf[0]['flows'])} flows; "
+            f"({_rates(nf)}); {int(nf[0]['flows'])} flows; "
             f"peak RSS {_median(nf, 'peak_rss_mib'):.0f} MiB"
         )
         print(f"ratio netwatch / NFStream: {_median(nw, 'pps') / _median(nf, 'pps'):.2f}")

@@ -56,7 +56,11 @@ def _replay(args: argparse.Namespace) -> int:
     if warning:
         log.warning("%s", warning)
     summary = run_replay(
-        args.pcaps, cfg, flows_out=args.flows, alerts_out=args.alerts, geo=backend,
+        args.pcaps,
+        cfg,
+        flows_out=args.flows,
+        alerts_out=args.alerts,
+        geo=backend,
         uid_seed=args.uid_seed,
     )
     for line in summary.lines():

@@ -46,6 +46,7 @@ class ReplaySummary:
 
     def lines(self) -> list[str]:
         """The short human summary printed after a replay."""
+
         def kv(d: dict[str, int]) -> str:
             return ", ".join(f"{k}={v}" for k, v in sorted(d.items())) or "none"
 

@@ -82,7 +82,11 @@ def test_usage_error_exits_2() -> None:
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     pcap = tmp_path / "x.pcap"
     small_capture(pcap)
-    proc = subprocess.run([sys.executable, "-m", "netwatch", "replay", str(pcap)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "netwatch", "replay", str(pcap)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "flows: 1" in proc.stdout

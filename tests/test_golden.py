@@ -43,8 +43,12 @@ def test_flow_records_match_baseline(capture: Path, tmp_path: Path, regen_golden
     got = _normalised(out)
     baseline = GOLDEN / f"{capture.stem}.flows.jsonl"
     summary_file = GOLDEN / f"{capture.stem}.summary.json"
-    counts = {"packets": summary.packets, "flows": summary.flows,
-              "decode_failures": summary.decode_failures, "non_ip": summary.non_ip}
+    counts = {
+        "packets": summary.packets,
+        "flows": summary.flows,
+        "decode_failures": summary.decode_failures,
+        "non_ip": summary.non_ip,
+    }
     if regen_golden or not baseline.exists():
         if not regen_golden:
             pytest.fail(f"no baseline {baseline.name}: run pytest --regen-golden and review it")

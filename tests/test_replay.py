@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from netwatch.capture.files import CaptureError
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
 from netwatch.replay import run_replay
@@ -29,17 +30,23 @@ def scenario(path: Path, snaplen: int = 262_144) -> None:
     dns = g.Route.of(CAM_MAC, CAM, GW_MAC, RESOLVER)
     name = "dev.hik-connect.example"
     t.add(1_000_000, g.udp_frame(dns, 40000, 53, g.dns_query(7, name)))
-    answer = g.dns_response(7, name, g.DnsType.A, [
-        g.DnsRecord(name, g.DnsType.CNAME, "edge.cloud.example", 300),
-        g.DnsRecord("edge.cloud.example", g.DnsType.A, CLOUD, 300),
-        g.DnsRecord("edge.cloud.example", g.DnsType.A, SWEDEN, 300),
-    ])
+    answer = g.dns_response(
+        7,
+        name,
+        g.DnsType.A,
+        [
+            g.DnsRecord(name, g.DnsType.CNAME, "edge.cloud.example", 300),
+            g.DnsRecord("edge.cloud.example", g.DnsType.A, CLOUD, 300),
+            g.DnsRecord("edge.cloud.example", g.DnsType.A, SWEDEN, 300),
+        ],
+    )
     t.add(1_010_000, g.udp_frame(dns.reverse(), 53, 40000, answer))
     tls = g.TcpSession(g.Route.of(CAM_MAC, CAM, GW_MAC, CLOUD), 50000, 443)
     ts = t.add_burst(2_000_000, tls.handshake(), 1000)
     hello = g.tls_client_hello("sni.hik-connect.example", client_random=bytes(32))
-    ts = t.add_burst(ts, [tls.segment(True, 0x18, hello[:50]), tls.segment(True, 0x18, hello[50:])],
-                     1000)
+    ts = t.add_burst(
+        ts, [tls.segment(True, 0x18, hello[:50]), tls.segment(True, 0x18, hello[50:])], 1000
+    )
     ts = t.add_burst(ts, tls.send(False, b"\x17\x03\x03" + bytes(3000)), 1000)
     t.add_burst(ts, tls.close(True), 1000)
     http = g.TcpSession(g.Route.of(CAM_MAC, CAM, GW_MAC, SWEDEN), 50001, 80)
@@ -54,8 +61,13 @@ def scenario(path: Path, snaplen: int = 262_144) -> None:
 
 def replay(tmp_path: Path, pcaps: list[Path], cfg: Config | None = None) -> list[dict[str, Any]]:
     out = tmp_path / f"flows-{len(list(tmp_path.glob('flows-*')))}.jsonl"
-    summary = run_replay(pcaps, cfg or Config.default(), flows_out=out, uid_seed=1, geo=NullGeo()
-                         if cfg is None else None)
+    summary = run_replay(
+        pcaps,
+        cfg or Config.default(),
+        flows_out=out,
+        uid_seed=1,
+        geo=NullGeo() if cfg is None else None,
+    )
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert summary.flows == len(recs)
     return recs
@@ -108,7 +120,10 @@ def test_geo_from_maxmind_test_databases(tmp_path: Path, maxmind_dir: Path) -> N
     recs = by_port(replay(tmp_path, [pcap], Config.load(cfg_file)))
     assert (recs[443]["resp_cc"], recs[443]["resp_asn"]) == ("CN", None)
     assert (recs[80]["resp_cc"], recs[80]["resp_asn"], recs[80]["resp_org"]) == (
-        "SE", 29518, "Bredband2 AB")
+        "SE",
+        29518,
+        "Bredband2 AB",
+    )
     assert recs[53]["resp_cc"] is None  # local resolver: never looked up
     assert {r["orig_device"] for r in recs.values()} == {"lobby-1"}
 
@@ -120,8 +135,15 @@ def test_snaplen_capture_counts_wire_bytes(tmp_path: Path) -> None:
     a = by_port(replay(tmp_path, [full]))
     b = by_port(replay(tmp_path, [cut]))
     for port in (53, 443, 80):
-        for field in ("orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes", "orig_bytes",
-                      "resp_bytes", "conn_state"):
+        for field in (
+            "orig_pkts",
+            "resp_pkts",
+            "orig_ip_bytes",
+            "resp_ip_bytes",
+            "orig_bytes",
+            "resp_bytes",
+            "conn_state",
+        ):
             assert a[port][field] == b[port][field], (port, field)
 
 
@@ -135,14 +157,13 @@ def test_several_files_in_order_and_gzip(tmp_path: Path) -> None:
     two = replay(tmp_path, [gz, pcap])
     assert len(two) >= len(one)
     assert sum(r["orig_pkts"] + r["resp_pkts"] for r in two) == 2 * sum(
-        r["orig_pkts"] + r["resp_pkts"] for r in one)
+        r["orig_pkts"] + r["resp_pkts"] for r in one
+    )
 
 
 def test_unreadable_input_fails_before_any_output(tmp_path: Path) -> None:
-    from netwatch.capture.files import CaptureError
-
     bad = tmp_path / "notes.txt"
     bad.write_text("not a capture")
-    with pytest.raises(CaptureError, match="notes.txt"):
+    with pytest.raises(CaptureError, match=r"notes\.txt"):
         run_replay([bad], Config.default(), flows_out=tmp_path / "f.jsonl")
     assert not (tmp_path / "f.jsonl").exists()

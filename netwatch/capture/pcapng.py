@@ -25,7 +25,8 @@ Known limits: for speed, the Enhanced Packet Block fast path trusts a leading bl
 that is consistent (multiple of 4, covers the captured bytes, inside the file) without reading
 the trailing copy (that check costs a few % per packet); a corrupt length is then normally caught
 on the following block, whose framing no longer checks out.
-Timestamps are floats: nanosecond (or finer) resolution is kept to about 0.25 µs.
+Timestamps are floats: nanosecond (or finer) resolution is kept to about 0.25 µs (one unit
+in the last place of a float near the current epoch).
 Options other than the two above (comments, hashes, flags, drop counts) are ignored.
 """
 
@@ -70,8 +71,9 @@ class _Codec:
 _CODECS = {b"\x4d\x3c\x2b\x1a": _Codec.of("<"), b"\x1a\x2b\x3c\x4d": _Codec.of(">")}
 _ANY_EPB = _CODECS[b"\x4d\x3c\x2b\x1a"].epb.unpack_from  # used before the first section
 
-# One interface: link type, seconds per timestamp unit, tsoffset in units, snaplen.
-_Interface = tuple[int, float, int, int]
+# One interface: link type, seconds per unit of the high and of the low timestamp word,
+# tsoffset in seconds, snaplen. Floats make the per-packet timestamp three float operations.
+_Interface = tuple[int, float, float, float, int]
 
 
 def check_head(head: bytes) -> None:
@@ -136,8 +138,8 @@ class PcapngWalker:
                         and ifid < nif
                         and not blen & 3
                     ):
-                        linktype, scale, base, _ = ifaces[ifid]
-                        ts = (high * _TS_HIGH + low + base) * scale
+                        linktype, high_s, low_s, offset_s, _ = ifaces[ifid]
+                        ts = high * high_s + low * low_s + offset_s
                         start = off + _EPB_HEAD
                         count += 1
                         yield (ts, linktype, wirelen, buf[start : start + caplen])
@@ -215,7 +217,8 @@ class PcapngWalker:
     def _add_interface(self, buf: Buffer, off: int, nxt: int, codec: _Codec) -> None:
         raw_linktype, _, snaplen = codec.idb.unpack_from(buf, off + 8)
         units, offset_s = _interface_options(buf, off + 16, nxt - 4, codec)
-        iface = (linktype_from_file(raw_linktype), 1 / units, offset_s * units, snaplen)
+        linktype = linktype_from_file(raw_linktype)
+        iface = (linktype, _TS_HIGH / units, 1 / units, float(offset_s), snaplen)
         self._interfaces.append(iface)
 
     def _timestamped(
@@ -229,15 +232,15 @@ class PcapngWalker:
             return None
         if not self._caplen_ok(caplen):
             return None
-        linktype, scale, base, _ = self._interfaces[ifid]
-        ts = self._last_ts = (high * _TS_HIGH + low + base) * scale
+        linktype, high_s, low_s, offset_s, _ = self._interfaces[ifid]
+        ts = self._last_ts = high * high_s + low * low_s + offset_s
         return (ts, linktype, wirelen, buf[start : start + caplen])
 
     def _simple(self, buf: Buffer, off: int, nxt: int, codec: _Codec) -> Record | None:
         if not self._interfaces:
             self.stats.bad_blocks += 1
             return None
-        linktype, _, _, snaplen = self._interfaces[0]
+        linktype, _, _, _, snaplen = self._interfaces[0]
         wirelen = codec.u32.unpack_from(buf, off + 8)[0]
         caplen = min(wirelen, nxt - off - 16, snaplen or wirelen)
         if not self._caplen_ok(caplen):

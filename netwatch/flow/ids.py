@@ -22,8 +22,16 @@ _BYTE_TO_BASE62 = bytes(ord(_ALPHABET[i % 62]) for i in range(256))
 # ICMP type -> counterpart type (Community ID spec, section on ICMP).
 _ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}
 _ICMP6_PAIRS = {
-    128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135,
-    130: 131, 131: 130, 144: 145, 145: 144,
+    128: 129,
+    129: 128,
+    133: 134,
+    134: 133,
+    135: 136,
+    136: 135,
+    130: 131,
+    131: 130,
+    144: 145,
+    145: 144,
 }
 _ICMP_PAIRS = {1: _ICMP4_PAIRS, 58: _ICMP6_PAIRS}
 

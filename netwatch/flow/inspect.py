@@ -22,8 +22,19 @@ from netwatch.enrich.names import PassiveDns
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 
 DNS_PORTS = frozenset({53, 5353, 5355})
-_HTTP_METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ",
-                 b"CONNECT ", b"M-SEARCH ", b"NOTIFY ", b"SUBSCRIBE ")
+_HTTP_METHODS = (
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"M-SEARCH ",
+    b"NOTIFY ",
+    b"SUBSCRIBE ",
+)
 
 
 class Inspector:

@@ -34,7 +34,7 @@ from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, Endpoint, is_clos
 
 PROTO_TCP = 6
 PROTO_UDP = 17
-_ICMP = (1, 58)
+_ICMP_PROTOS = frozenset({1, 58})
 _SYN_ACK = 0x12
 
 
@@ -187,8 +187,8 @@ class FlowTable:
 
     def packet(self, ts: float, d: Decoded) -> None:
         """Account one decoded packet."""
-        src, dst, proto, sport, dport, ip_len, flags, seq, _ack, win, off, plen, frame, mo, vl = d
-        if proto == 1 or proto == 58:
+        src, dst, proto, sport, dport, ip_len, flags, seq, _ack, win, off, plen, frame, _m, _v = d
+        if proto in _ICMP_PROTOS:
             ksp = kdp = _icmp_key_type(proto, sport)
         else:
             ksp, kdp = sport, dport

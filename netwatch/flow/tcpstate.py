@@ -80,8 +80,11 @@ ORIG_LETTERS = "SHADFRQITGW"
 RESP_LETTERS = ORIG_LETTERS.lower()
 
 
+_LOG_COUNTS = frozenset({1, 10, 100, 1000})
+
+
 def _log_letter(count: int) -> bool:
-    return count == 1 or count == 10 or count == 100 or count == 1000
+    return count in _LOG_COUNTS
 
 
 def tcp_packet(
@@ -116,7 +119,7 @@ def _control(
     if flags & SYN:
         if flags & ACK:
             new |= _B_H
-            if e.state == _INACTIVE or e.state == _SYN_SENT:
+            if e.state in (_INACTIVE, _SYN_SENT):
                 e.state = _SYN_ACK_SENT
         else:
             new |= _B_S
@@ -182,10 +185,10 @@ def _zero_window(e: Endpoint, hist: list[str]) -> None:
 
 
 def _establish(e: Endpoint, peer: Endpoint, flags: int, pay_len: int) -> None:
-    if flags & ACK and e.state == _SYN_SENT and peer.state == _SYN_ACK_SENT:
-        e.state = _ESTABLISHED
-        peer.state = _ESTABLISHED
-    elif pay_len > 0 and e.state == _SYN_ACK_SENT and peer.state == _SYN_SENT:
+    """Both ends become ESTABLISHED: the SYN sender ACKs the SYN-ACK, or the SYN-ACK sender
+    already sends data (the ACK was lost before the mirror port)."""
+    acked = flags & ACK and e.state == _SYN_SENT and peer.state == _SYN_ACK_SENT
+    if acked or (pay_len > 0 and e.state == _SYN_ACK_SENT and peer.state == _SYN_SENT):
         e.state = _ESTABLISHED
         peer.state = _ESTABLISHED
 
@@ -204,8 +207,8 @@ _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 def conn_state(orig: Endpoint, resp: Endpoint, history: str) -> str:
     """Zeek's ``conn_state`` for a TCP connection from its two endpoints."""
     os_, rs = orig.state, resp.state
-    o_inactive = os_ == _INACTIVE or os_ == _PARTIAL
-    r_inactive = rs == _INACTIVE or rs == _PARTIAL
+    o_inactive = os_ in (_INACTIVE, _PARTIAL)
+    r_inactive = rs in (_INACTIVE, _PARTIAL)
     if rs == _RESET:
         if os_ in (_SYN_SENT, _SYN_ACK_SENT) or (
             os_ == _RESET and orig.size() == 0 and resp.size() == 0
@@ -231,6 +234,4 @@ def conn_state(orig: Endpoint, resp: Endpoint, history: str) -> str:
 
 def is_closed(orig: Endpoint, resp: Endpoint) -> bool:
     """True once the connection is over: both sides closed, or either side reset."""
-    return (orig.state == _CLOSED and resp.state == _CLOSED) or (
-        orig.state == _RESET or resp.state == _RESET
-    )
+    return (orig.state == _CLOSED and resp.state == _CLOSED) or _RESET in (orig.state, resp.state)

@@ -13,8 +13,10 @@ key_share), HTTP, RTSP with SDP, RTP/RTCP, NTP, QUIC-like long/short headers and
 `FrameTemplate` is the fast path for benchmarks: a prebuilt frame whose IPv4 id and a run of
 TCP/UDP fields are patched per packet with `struct.pack_into`, with both checksums updated
 incrementally (RFC 1624 arithmetic) instead of being recomputed over the payload.
+`merge_by_time` interleaves per-flow record streams into one time-ordered stream;
 `PcapWriter` writes classic pcap (microsecond timestamps, little-endian); `Trace` collects
-frames out of order and writes them sorted by time.
+frames out of order and writes them sorted by time. `HIKVISION_OUIS` / `DAHUA_OUIS` are
+vendor MAC prefixes for fixtures.
 
 Timestamps are integers in microseconds. Addresses are passed as text to the `Route.of` /
 `*_frame` helpers and as packed bytes to the per-layer builders.
@@ -277,7 +279,7 @@ def udp_datagram(src_ip: bytes, dst_ip: bytes, sport: int, dport: int, payload: 
     """UDP header and payload with the checksum set (0 is sent as 0xFFFF)."""
     datagram = _UDP.pack(sport, dport, 8 + len(payload), 0) + payload
     pseudo = pseudo_header(src_ip, dst_ip, IPPROTO_UDP, len(datagram))
-    return _with_checksum(datagram, 6, internet_checksum(pseudo + datagram))
+    return _with_checksum(datagram, 6, internet_checksum(pseudo + datagram) or 0xFFFF)
 
 
 def icmp_echo(ident: int, seq: int, payload: bytes, *, reply: bool = False) -> bytes:
@@ -1035,14 +1037,18 @@ def merge_by_time(
     """
     waiting = _first_records(sources)
     active: list[_Cursor] = []
+    batch: list[Record] = []
     end = 0
     while waiting or active:
-        if not active:
-            end = max(end, waiting[-1][0] // window_us * window_us)
+        if not batch:  # skip empty windows: jump to the window of the next record
+            heads = [cursor.record[0] for cursor in active]
+            if waiting:
+                heads.append(waiting[-1][0])
+            end = max(end, min(heads) // window_us * window_us)
         end += window_us
         while waiting and waiting[-1][0] < end:
             active.append(waiting.pop()[2])
-        batch: list[Record] = []
+        batch = []
         active = _drain(active, end, batch)
         batch.sort(key=operator.itemgetter(0))
         yield from batch

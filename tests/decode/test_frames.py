@@ -82,24 +82,67 @@ def _outer(payload: bytes, proto: int = 47) -> bytes:
         ("erspan-1", lambda f: _outer(_gre(0x88BE, f))),
         ("erspan-2", lambda f: _outer(_gre(0x88BE, bytes(8) + f, 0x1000, bytes(4)))),
         ("erspan-3", lambda f: _outer(_gre(0x22EB, bytes(12) + f, 0x1000, bytes(4)))),
-        ("erspan-3-subheader", lambda f: _outer(
-            _gre(0x22EB, bytes(11) + b"\x01" + bytes(8) + f, 0x1000, bytes(4)))),
+        (
+            "erspan-3-subheader",
+            lambda f: _outer(_gre(0x22EB, bytes(11) + b"\x01" + bytes(8) + f, 0x1000, bytes(4))),
+        ),
         ("ipip", lambda f: _outer(f[14:], proto=4)),
-        ("vxlan", lambda f: _ip_in_eth(g.ipv4(
-            g.ip_bytes("192.0.2.1"), g.ip_bytes("192.0.2.2"), 17,
-            g.udp_datagram(g.ip_bytes("192.0.2.1"), g.ip_bytes("192.0.2.2"), 1234, 4789,
-                           b"\x08\x00\x00\x00\x00\x00\x01\x00" + f)))),
-        ("geneve-eth", lambda f: _ip_in_eth(g.ipv4(
-            g.ip_bytes("192.0.2.1"), g.ip_bytes("192.0.2.2"), 17,
-            g.udp_datagram(g.ip_bytes("192.0.2.1"), g.ip_bytes("192.0.2.2"), 1234, 6081,
-                           b"\x01\x00\x65\x58\x00\x00\x01\x00" + bytes(4) + f)))),
-        ("geneve-ip", lambda f: _ip_in_eth(g.ipv4(
-            g.ip_bytes("192.0.2.1"), g.ip_bytes("192.0.2.2"), 17,
-            g.udp_datagram(g.ip_bytes("192.0.2.1"), g.ip_bytes("192.0.2.2"), 1234, 6081,
-                           b"\x00\x00\x08\x00\x00\x00\x01\x00" + f[14:])))),
+        (
+            "vxlan",
+            lambda f: _ip_in_eth(
+                g.ipv4(
+                    g.ip_bytes("192.0.2.1"),
+                    g.ip_bytes("192.0.2.2"),
+                    17,
+                    g.udp_datagram(
+                        g.ip_bytes("192.0.2.1"),
+                        g.ip_bytes("192.0.2.2"),
+                        1234,
+                        4789,
+                        b"\x08\x00\x00\x00\x00\x00\x01\x00" + f,
+                    ),
+                )
+            ),
+        ),
+        (
+            "geneve-eth",
+            lambda f: _ip_in_eth(
+                g.ipv4(
+                    g.ip_bytes("192.0.2.1"),
+                    g.ip_bytes("192.0.2.2"),
+                    17,
+                    g.udp_datagram(
+                        g.ip_bytes("192.0.2.1"),
+                        g.ip_bytes("192.0.2.2"),
+                        1234,
+                        6081,
+                        b"\x01\x00\x65\x58\x00\x00\x01\x00" + bytes(4) + f,
+                    ),
+                )
+            ),
+        ),
+        (
+            "geneve-ip",
+            lambda f: _ip_in_eth(
+                g.ipv4(
+                    g.ip_bytes("192.0.2.1"),
+                    g.ip_bytes("192.0.2.2"),
+                    17,
+                    g.udp_datagram(
+                        g.ip_bytes("192.0.2.1"),
+                        g.ip_bytes("192.0.2.2"),
+                        1234,
+                        6081,
+                        b"\x00\x00\x08\x00\x00\x00\x01\x00" + f[14:],
+                    ),
+                )
+            ),
+        ),
         ("mpls-ip", lambda f: _ip_in_eth(b"\x00\x01\x01\x40" + f[14:], 0x8847)),
-        ("mpls-2labels-pw-cw", lambda f: _ip_in_eth(
-            b"\x00\x01\x00\x40" + b"\x00\x02\x01\x40" + bytes(4) + f, 0x8847)),
+        (
+            "mpls-2labels-pw-cw",
+            lambda f: _ip_in_eth(b"\x00\x01\x00\x40" + b"\x00\x02\x01\x40" + bytes(4) + f, 0x8847),
+        ),
         ("pppoe", lambda f: _ip_in_eth(b"\x11\x00\x00\x01\x00\x00\x00\x21" + f[14:], 0x8864)),
     ],
 )

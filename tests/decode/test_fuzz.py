@@ -38,20 +38,49 @@ def _templates() -> list[tuple[int, bytes]]:
     icmp = g.icmp_echo_frame(_R4, 1, 1, b"ping")
     frag = g.udp_fragment_frames(_R4, 1, 2, b"z" * 2000, ident=3)
     plain = g.udp_frame(g.Route(_R4.src_mac, _R4.dst_mac, _R4.src_ip, _R4.dst_ip), 1, 2, b"x" * 30)
-    vxlan = g.ethernet(b"\x02" * 6, b"\x04" * 6, 0x0800, g.ipv4(_OUT_SRC, _OUT_DST, 17,
-        g.udp_datagram(_OUT_SRC, _OUT_DST, 9, 4789, b"\x08" + bytes(7) + plain)))
-    geneve = g.ethernet(b"\x02" * 6, b"\x04" * 6, 0x0800, g.ipv4(_OUT_SRC, _OUT_DST, 17,
-        g.udp_datagram(_OUT_SRC, _OUT_DST, 9, 6081, b"\x01\x00\x65\x58" + bytes(8) + plain)))
+    vxlan = g.ethernet(
+        b"\x02" * 6,
+        b"\x04" * 6,
+        0x0800,
+        g.ipv4(
+            _OUT_SRC,
+            _OUT_DST,
+            17,
+            g.udp_datagram(_OUT_SRC, _OUT_DST, 9, 4789, b"\x08" + bytes(7) + plain),
+        ),
+    )
+    geneve = g.ethernet(
+        b"\x02" * 6,
+        b"\x04" * 6,
+        0x0800,
+        g.ipv4(
+            _OUT_SRC,
+            _OUT_DST,
+            17,
+            g.udp_datagram(_OUT_SRC, _OUT_DST, 9, 6081, b"\x01\x00\x65\x58" + bytes(8) + plain),
+        ),
+    )
     return [
-        (1, tcp), (1, udp), (1, udp6), (1, tcp6), (1, icmp), (1, frag[0]), (1, frag[1]),
+        (1, tcp),
+        (1, udp),
+        (1, udp6),
+        (1, tcp6),
+        (1, icmp),
+        (1, frag[0]),
+        (1, frag[1]),
         (1, _outer_gre(0x88BE, bytes(8) + plain, 0x1000, bytes(4))),
         (1, _outer_gre(0x22EB, bytes(12) + plain, 0x1000, bytes(4))),
         (1, _outer_gre(0x0800, plain[14:], 0xB000, bytes(12))),
         (1, _outer_gre(0x880B, b"\xff\x03\x00\x21" + plain[14:], 0x3001, bytes(8))),
-        (1, vxlan), (1, geneve),
+        (1, vxlan),
+        (1, geneve),
         (1, g.ethernet(b"\x01" * 6, b"\x02" * 6, 0x8847, b"\x00\x01\x01\x40" + plain[14:])),
-        (1, g.ethernet(b"\x01" * 6, b"\x02" * 6, 0x8864, b"\x11\x00\x00\x01\x00\x00\x00\x21"
-                       + plain[14:])),
+        (
+            1,
+            g.ethernet(
+                b"\x01" * 6, b"\x02" * 6, 0x8864, b"\x11\x00\x00\x01\x00\x00\x00\x21" + plain[14:]
+            ),
+        ),
         (113, b"\x00\x00\x00\x01\x00\x06" + bytes(8) + b"\x08\x00" + plain[14:]),
         (276, b"\x86\xdd\x00\x00" + bytes(4) + b"\x00\x01\x00\x06" + bytes(8) + udp6[14:]),
         (0, struct.pack("<I", 30) + udp6[14:]),

@@ -45,7 +45,7 @@ def test_both_directions_share_one_flow_and_orig_is_first_sender() -> None:
     table.packet(1.2, udp(B, A, 5000, 53))
     assert len(table) == 1
     table.flush()
-    (f, reason), = out.ended
+    ((f, reason),) = out.ended
     assert reason is EndReason.END_OF_INPUT
     assert (f.orig_h, f.orig_p, f.resp_h, f.resp_p) == (B, 5000, A, 53)
     assert (f.o_pkts, f.r_pkts, f.o_bytes, f.r_bytes) == (2, 1, 20, 40)
@@ -115,7 +115,7 @@ def test_max_flows_evicts_the_longest_idle_and_counts_it() -> None:
     table.packet(100.0, udp(A, C, 1000, 53))  # refresh the oldest
     table.packet(101.0, udp(A, C, 5000, 53))  # a new flow: someone must go
     assert len(table) == 100
-    (f, reason), = out.ended
+    ((f, reason),) = out.ended
     assert reason is EndReason.EVICTED and f.orig_p == 1001
     assert table.ended["evicted"] == 1
 
@@ -137,7 +137,7 @@ def test_icmp_echo_request_and_reply_pair() -> None:
     table.packet(0.0, req)
     table.packet(0.1, rep)
     table.flush()
-    (f, _), = out.ended
+    ((f, _),) = out.ended
     assert (f.orig_p, f.resp_p, f.o_pkts, f.r_pkts) == (8, 0, 1, 1)
 
 
@@ -156,8 +156,9 @@ def test_icmp_echo_request_and_reply_pair() -> None:
     ),
     st.integers(1, 8),
 )
-def test_packets_are_conserved(pkts: list[tuple[bytes, bytes, int, int, int, float]],
-                               max_flows: int) -> None:
+def test_packets_are_conserved(
+    pkts: list[tuple[bytes, bytes, int, int, int, float]], max_flows: int
+) -> None:
     table, out = make(max_flows=max_flows, udp_idle_s=50, tcp_idle_s=70)
     for s, d, proto, sp, dp, t in sorted(pkts, key=lambda p: p[5]):
         if proto == 6:
@@ -169,7 +170,10 @@ def test_packets_are_conserved(pkts: list[tuple[bytes, bytes, int, int, int, flo
     assert len(table) == 0
     for f, _ in out.ended:
         # the key is the same in both directions
-        assert f.key == (min((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[0],
-                         max((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[0],
-                         min((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[1],
-                         max((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[1], f.proto)
+        assert f.key == (
+            min((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[0],
+            max((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[0],
+            min((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[1],
+            max((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[1],
+            f.proto,
+        )

@@ -92,8 +92,13 @@ def test_retransmission_letters_are_logarithmic() -> None:
 
 def test_sequence_wraparound_counts_bytes() -> None:
     start = 0xFFFFFF00
-    segs = [("o", SYN, start, 0), ("r", SYN | ACK, 7, 0), ("o", ACK, start + 1, 0),
-            ("o", ACK, start + 1, 1000), ("o", ACK, (start + 1001) & 0xFFFFFFFF, 1000)]
+    segs = [
+        ("o", SYN, start, 0),
+        ("r", SYN | ACK, 7, 0),
+        ("o", ACK, start + 1, 0),
+        ("o", ACK, start + 1, 1000),
+        ("o", ACK, (start + 1001) & 0xFFFFFFFF, 1000),
+    ]
     o, _, _ = run(segs)
     assert o.size() == 2000
     assert o.missed == 0

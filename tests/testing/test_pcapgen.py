@@ -209,6 +209,20 @@ def test_rtp_template_renders_the_same_bytes_as_the_builder(
     assert (rtp.version, rtp.m, rtp.pt, rtp.seq, rtp.ts) == (2, int(marker), 96, seq, ts)
 
 
+def test_udp_checksum_that_computes_to_zero_is_sent_as_ffff() -> None:
+    route, prefix = ROUTES["v4"], b"camera"
+    probe = pg.udp_datagram(route.src_ip, route.dst_ip, 9, 9, prefix + bytes(2))
+    pseudo = pg.pseudo_header(route.src_ip, route.dst_ip, pg.IPPROTO_UDP, len(probe))
+    payload = prefix + pg.internet_checksum(pseudo + probe[:6] + bytes(2) + probe[8:]).to_bytes(
+        2, "big"
+    )
+    frame = pg.udp_frame(route, 9, 9, payload)
+    assert ip_layer(frame).data.sum == 0xFFFF
+    assert_checksums_valid(frame)
+    template = pg.FrameTemplate.of(pg.udp_frame(route, 9, 9, bytes(8)), 8, "II")
+    assert template.render(0, (int.from_bytes(payload[:4]), int.from_bytes(payload[4:]))) == frame
+
+
 def test_template_rejects_a_patch_over_the_checksum() -> None:
     frame = pg.udp_frame(ROUTES["v4"], 1, 2, bytes(20))
     with pytest.raises(ValueError, match="checksum"):

@@ -1,0 +1,492 @@
+"""The general header walk: every link type, tag, tunnel, fragment and malformation.
+
+:class:`FrameWalk` is created only for the frames the inline fast path in
+:mod:`netwatch.decode.frames` does not take (QinQ, MPLS, PPPoE, IP options, IPv6
+extension headers, fragments, tunnels, other link types, anything malformed). It walks
+the headers with ``struct`` and returns the innermost-IP :data:`Decoded` tuple, or None
+after counting a reason through the decoder's ``fail``/``other`` callbacks.
+
+Encapsulations: 802.1Q/802.1ad/QinQ (any depth), MPLS label stacks (IP, or an Ethernet
+pseudowire with or without control word), PPPoE sessions, PPP in GRE, GRE (checksum, key,
+sequence, PPTP v1 acknowledgment), ERSPAN types I (no header), II (8 bytes) and III (12
+bytes, plus the optional 8-byte platform sub-header), VXLAN (UDP 4789/8472), Geneve (UDP
+6081, Ethernet or IP payload), IP-in-IP and 6in4. Tunnels nest at most
+:data:`MAX_TUNNEL_DEPTH` deep. Teredo, GTP and VXLAN-GPE are not decapsulated: their outer
+UDP flow is kept.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from netwatch.capture.linktypes import LinkType
+
+if TYPE_CHECKING:
+    from netwatch.decode.frames import Decoded, Decoder
+
+FRAGMENT = 0x10000
+NO_VLAN = -1
+PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMP6 = 1, 6, 17, 58
+MAX_TUNNEL_DEPTH = 8
+MAX_LABELS = 16
+
+ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
+ETH_VLAN_TAGS = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
+ETH_MPLS = frozenset({0x8847, 0x8848})
+ETH_PPPOE_SESSION = 0x8864
+ETH_TEB = 0x6558  # transparent Ethernet bridging (Ethernet over GRE/Geneve)
+ETH_ERSPAN_1_2, ETH_ERSPAN_3, ETH_PPP = 0x88BE, 0x22EB, 0x880B
+VXLAN_PORTS = frozenset({4789, 8472})
+GENEVE_PORT = 6081
+TUNNEL_UDP_PORTS = VXLAN_PORTS | {GENEVE_PORT}
+
+NON_IP_NAMES = {
+    0x0806: "arp",
+    0x8035: "rarp",
+    0x88CC: "lldp",
+    0x888E: "eapol",
+    0x8863: "pppoe_discovery",
+    0x88F7: "ptp",
+    0x8809: "slow_protocols",
+    0x8033: "hik_sadp_l2",
+    0x8899: "realtek",
+    0x9000: "loopback",
+}
+
+_U16 = struct.Struct("!H")
+_TAG = struct.Struct("!HH")
+_IP4 = struct.Struct("!BxHHHxBxx4s4s")
+_IP6 = struct.Struct("!IHBx16s16s")
+_PORTS = struct.Struct("!HH")
+_TCP_REST = struct.Struct("!IIBBH")
+_EXT = struct.Struct("!BB")
+_FRAG6 = struct.Struct("!BxHI")
+_IP6_EXT = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
+_PPP_IP = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
+
+
+class FrameWalk:
+    """One frame's walk through its headers; holds the layer state instead of arguments."""
+
+    __slots__ = ("_d", "depth", "dst", "frame", "mac_off", "src", "tot", "ts", "vlan", "wirelen")
+
+    def __init__(self, decoder: Decoder, frame: bytes, wirelen: int, ts: float) -> None:
+        self._d = decoder
+        self.frame = frame
+        self.wirelen = wirelen
+        self.ts = ts
+        self.depth = 0
+        self.mac_off = -1
+        self.vlan = NO_VLAN
+        self.src = self.dst = b""
+        self.tot = 0
+
+    def fail(self, reason: str) -> None:
+        """Count the frame under ``reason``."""
+        self._d.fail(reason)
+
+    # -- link and layer 2.5 ---------------------------------------------------------------
+
+    def ether(self, off: int) -> Decoded | None:
+        """An Ethernet header at ``off``; the innermost one gives the flow's MACs."""
+        if len(self.frame) < off + 14:
+            self.fail("link_truncated")
+            return None
+        self.mac_off = off
+        self.vlan = NO_VLAN
+        return self.ethertype(off + 14, _U16.unpack_from(self.frame, off + 12)[0])
+
+    def ethertype(self, off: int, etype: int) -> Decoded | None:
+        """Whatever follows an EtherType: tags, IP, MPLS, PPPoE, or a non-IP protocol."""
+        frame = self.frame
+        while etype in ETH_VLAN_TAGS:
+            if len(frame) < off + 4:
+                self.fail("vlan_truncated")
+                return None
+            tci, etype = _TAG.unpack_from(frame, off)
+            self.vlan = tci & 0x0FFF
+            off += 4
+        if etype == ETH_IPV4:
+            return self.ipv4(off)
+        if etype == ETH_IPV6:
+            return self.ipv6(off)
+        if etype in ETH_MPLS:
+            return self.mpls(off)
+        if etype == ETH_PPPOE_SESSION:
+            if len(frame) < off + 8:
+                self.fail("pppoe_truncated")
+                return None
+            return self.ppp_protocol(off + 8, _U16.unpack_from(frame, off + 6)[0], "pppoe_control")
+        self._d.other("llc" if etype < 0x0600 else NON_IP_NAMES.get(etype, "other_ethertype"))
+        return None
+
+    def mpls(self, off: int) -> Decoded | None:
+        """An MPLS label stack, then IP or an Ethernet pseudowire."""
+        frame = self.frame
+        for _ in range(MAX_LABELS):
+            if len(frame) < off + 4:
+                self.fail("mpls_truncated")
+                return None
+            bottom = frame[off + 2] & 1
+            off += 4
+            if bottom:
+                break
+        else:
+            self.fail("mpls_too_deep")
+            return None
+        if len(frame) <= off:
+            self.fail("mpls_truncated")
+            return None
+        nibble = frame[off] >> 4
+        if nibble == 4:
+            return self.ipv4(off)
+        if nibble == 6:
+            return self.ipv6(off)
+        if nibble == 0 and len(frame) >= off + 4 + 14:
+            off += 4  # pseudowire control word
+        return self.ether(off)
+
+    def ppp_protocol(self, off: int, proto: int, control: str) -> Decoded | None:
+        """The payload of a PPP frame whose protocol field has been read."""
+        inner = _PPP_IP.get(proto)
+        if inner is None:
+            self._d.other(control)
+            return None
+        return self.ethertype(off, inner)
+
+    def ppp(self, off: int) -> Decoded | None:
+        """A PPP frame (in GRE): optional HDLC address/control, 1- or 2-byte protocol."""
+        frame = self.frame
+        if len(frame) >= off + 2 and frame[off] == 0xFF and frame[off + 1] == 0x03:
+            off += 2
+        if len(frame) < off + 1:
+            self.fail("ppp_truncated")
+            return None
+        if frame[off] & 1:  # protocol-field compression
+            return self.ppp_protocol(off + 1, frame[off], "ppp_control")
+        if len(frame) < off + 2:
+            self.fail("ppp_truncated")
+            return None
+        return self.ppp_protocol(off + 2, _U16.unpack_from(frame, off)[0], "ppp_control")
+
+    # -- IP -------------------------------------------------------------------------------
+
+    def ipv4(self, off: int) -> Decoded | None:
+        """An IPv4 header (options and fragments included)."""
+        frame = self.frame
+        if len(frame) < off + 20:
+            self.fail("ipv4_truncated")
+            return None
+        vhl, tot, ipid, frag, proto, src, dst = _IP4.unpack_from(frame, off)
+        if vhl >> 4 != 4:
+            self.fail("ip_bad_version")
+            return None
+        hl = (vhl & 0x0F) << 2
+        if hl < 20:
+            self.fail("ipv4_bad_header_length")
+            return None
+        limit = self.wirelen - off
+        if tot == 0 or tot > limit:  # 0: TSO/LSO on the capturing host; >: bad length
+            tot = limit
+        if tot < hl:
+            self.fail("ipv4_bad_total_length")
+            return None
+        self.src, self.dst, self.tot = src, dst, tot
+        l4 = off + hl
+        if frag & 0x3FFF:
+            first = frag & 0x1FFF == 0
+            return self.fragment((src, dst, proto, ipid), first, l4, proto, tot - hl)
+        return self.transport(l4, proto, tot - hl)
+
+    def ipv6(self, off: int) -> Decoded | None:
+        """An IPv6 header and its extension headers (fragment header included)."""
+        frame = self.frame
+        flen = len(frame)
+        if flen < off + 40:
+            self.fail("ipv6_truncated")
+            return None
+        vtf, plen, nxt, src, dst = _IP6.unpack_from(frame, off)
+        if vtf >> 28 != 6:
+            self.fail("ip_bad_version")
+            return None
+        limit = self.wirelen - off - 40
+        if plen == 0 or plen > limit:  # jumbogram/TSO, or a bad length
+            plen = max(limit, 0)
+        self.src, self.dst, self.tot = src, dst, plen + 40
+        l4 = off + 40
+        end = l4 + plen
+        frag: tuple[tuple[bytes, bytes, int, int], bool] | None = None
+        for _ in range(16):
+            if nxt in _IP6_EXT or nxt == 51:
+                if flen < l4 + 2:
+                    self.fail("ipv6_ext_truncated")
+                    return None
+                nxt2, hlen = _EXT.unpack_from(frame, l4)
+                l4 += (hlen + 2) << 2 if nxt == 51 else (hlen + 1) << 3
+                nxt = nxt2
+            elif nxt == 44:
+                if flen < l4 + 8:
+                    self.fail("ipv6_ext_truncated")
+                    return None
+                nxt, offm, ident = _FRAG6.unpack_from(frame, l4)
+                l4 += 8
+                if offm & 0xFFF9:  # not an atomic fragment
+                    frag = ((src, dst, nxt, ident), offm & 0xFFF8 == 0)
+            else:
+                break
+        else:
+            self.fail("ipv6_ext_too_many")
+            return None
+        if l4 > end:
+            self.fail("ipv6_ext_bad_length")
+            return None
+        if frag is not None:
+            return self.fragment(frag[0], frag[1], l4, nxt, end - l4)
+        return self.transport(l4, nxt, end - l4)
+
+    def fragment(
+        self, key: tuple[bytes, bytes, int, int], first: bool, l4: int, proto: int, pay_len: int
+    ) -> Decoded | None:
+        """A fragment: the first carries the ports; later ones borrow them (or wait)."""
+        if first:
+            d = self.transport(l4, proto, pay_len)
+            if d is not None and d[0] is key[0] and proto in (PROTO_TCP, PROTO_UDP):
+                self._d.first_fragment(key, d, self.ts)  # (not when d is a tunnel's inner)
+            return d
+        later: Decoded = (
+            self.src,
+            self.dst,
+            proto,
+            0,
+            0,
+            self.tot,
+            FRAGMENT,
+            0,
+            0,
+            0,
+            -1,
+            pay_len,
+            self.frame,
+            self.mac_off,
+            self.vlan,
+        )
+        if proto not in (PROTO_TCP, PROTO_UDP):
+            return later  # keyed without ports: attribute directly
+        return self._d.later_fragment(key, later, self.ts)
+
+    # -- transport and tunnels ------------------------------------------------------------
+
+    def transport(self, l4: int, proto: int, pay_len: int) -> Decoded | None:
+        """TCP, UDP (or a UDP tunnel), ICMP, an IP tunnel, or another IP protocol."""
+        frame, flen = self.frame, len(self.frame)
+        src, dst, tot, mac, vlan = self.src, self.dst, self.tot, self.mac_off, self.vlan
+        if proto == PROTO_TCP:
+            if flen < l4 + 20:
+                self.fail("tcp_truncated")
+                return None
+            sport, dport = _PORTS.unpack_from(frame, l4)
+            seq, ack, doff, flags, win = _TCP_REST.unpack_from(frame, l4 + 4)
+            thl = (doff >> 4) << 2
+            if thl < 20 or thl > pay_len:
+                self.fail("tcp_bad_header_length")
+                return None
+            return (
+                src,
+                dst,
+                proto,
+                sport,
+                dport,
+                tot,
+                flags,
+                seq,
+                ack,
+                win,
+                l4 + thl,
+                pay_len - thl,
+                frame,
+                mac,
+                vlan,
+            )
+        if proto == PROTO_UDP:
+            if flen < l4 + 8:
+                self.fail("udp_truncated")
+                return None
+            if pay_len < 8:
+                self.fail("udp_bad_length")
+                return None
+            sport, dport = _PORTS.unpack_from(frame, l4)
+            if (
+                dport in TUNNEL_UDP_PORTS
+                and self.depth < MAX_TUNNEL_DEPTH
+                and (dport != 8472 or _is_vxlan(frame, l4 + 8))
+            ):
+                return self.udp_tunnel(l4 + 8, dport)
+            return (
+                src,
+                dst,
+                proto,
+                sport,
+                dport,
+                tot,
+                0,
+                0,
+                0,
+                0,
+                l4 + 8,
+                pay_len - 8,
+                frame,
+                mac,
+                vlan,
+            )
+        if proto in (PROTO_ICMP, PROTO_ICMP6):
+            if flen < l4 + 2:
+                self.fail("icmp_truncated")
+                return None
+            return (
+                src,
+                dst,
+                proto,
+                frame[l4],
+                frame[l4 + 1],
+                tot,
+                0,
+                0,
+                0,
+                0,
+                l4 + 4,
+                max(pay_len - 4, 0),
+                frame,
+                mac,
+                vlan,
+            )
+        if proto in (4, 41, 47):
+            if self.depth >= MAX_TUNNEL_DEPTH:
+                self.fail("tunnel_too_deep")
+                return None
+            self.depth += 1
+            if proto == 4:
+                return self.ipv4(l4)
+            if proto == 41:
+                return self.ipv6(l4)
+            return self.gre(l4)
+        return (src, dst, proto, 0, 0, tot, 0, 0, 0, 0, -1, pay_len, frame, mac, vlan)
+
+    def udp_tunnel(self, off: int, dport: int) -> Decoded | None:
+        """VXLAN or Geneve. A VXLAN port without the VXLAN I flag is left as plain UDP."""
+        frame = self.frame
+        self.depth += 1
+        if dport in VXLAN_PORTS:
+            if len(frame) < off + 8 + 14 or not frame[off] & 0x08:
+                if dport == 4789:
+                    self.fail("vxlan_malformed")
+                return None
+            return self.ether(off + 8)
+        if len(frame) < off + 8:
+            self.fail("geneve_truncated")
+            return None
+        optlen = (frame[off] & 0x3F) << 2
+        ptype = _U16.unpack_from(frame, off + 2)[0]
+        off += 8 + optlen
+        if ptype == ETH_TEB:
+            return self.ether(off)
+        if ptype in (ETH_IPV4, ETH_IPV6):
+            self.mac_off, self.vlan = -1, NO_VLAN
+            return self.ethertype(off, ptype)
+        self.fail("geneve_unknown_protocol")
+        return None
+
+    def gre(self, off: int) -> Decoded | None:
+        """GRE (v0, or PPTP's v1) and what it carries: ERSPAN, Ethernet, IP, PPP, MPLS."""
+        frame = self.frame
+        if len(frame) < off + 4:
+            self.fail("gre_truncated")
+            return None
+        flags, ptype = _TAG.unpack_from(frame, off)
+        version = flags & 0x7
+        if flags & 0x4000 or version > 1:
+            self.fail("gre_unsupported")
+            return None
+        seq = flags & 0x1000
+        off += (
+            4
+            + (4 if flags & 0x8000 else 0)
+            + (4 if flags & 0x2000 else 0)
+            + (4 if seq else 0)
+            + (4 if version == 1 and flags & 0x0080 else 0)
+        )
+        if ptype == ETH_ERSPAN_1_2:
+            return self.ether(off + 8 if seq else off)  # type II has an 8-byte header
+        if ptype == ETH_ERSPAN_3:
+            if len(frame) < off + 12:
+                self.fail("erspan_truncated")
+                return None
+            return self.ether(off + (20 if frame[off + 11] & 1 else 12))
+        if ptype == ETH_TEB:
+            return self.ether(off)
+        if ptype == ETH_PPP:
+            return self.ppp(off)
+        if ptype in (ETH_IPV4, ETH_IPV6) or ptype in ETH_MPLS:
+            return self.ethertype(off, ptype)
+        self.fail("gre_unknown_protocol")
+        return None
+
+
+def _is_vxlan(frame: bytes, off: int) -> bool:
+    return len(frame) >= off + 8 + 14 and bool(frame[off] & 0x08)
+
+
+def link_header(linktype: int, frame: bytes) -> tuple[int, int] | str:
+    """(EtherType, offset) of what follows a non-Ethernet link header, or a failure reason."""
+    parse = _LINKS.get(linktype)
+    if parse is None:
+        return "unknown_linktype"
+    return parse(frame)
+
+
+def _raw(frame: bytes) -> tuple[int, int] | str:
+    if not frame:
+        return "link_truncated"
+    nibble = frame[0] >> 4
+    return (ETH_IPV4, 0) if nibble == 4 else (ETH_IPV6, 0) if nibble == 6 else "ip_bad_version"
+
+
+def _sll(frame: bytes) -> tuple[int, int] | str:
+    return (_U16.unpack_from(frame, 14)[0], 16) if len(frame) >= 16 else "link_truncated"
+
+
+def _sll2(frame: bytes) -> tuple[int, int] | str:
+    return (_U16.unpack_from(frame, 0)[0], 20) if len(frame) >= 20 else "link_truncated"
+
+
+def _af(af: int) -> tuple[int, int] | str:
+    if af == 2:
+        return (ETH_IPV4, 4)
+    if af in (24, 28, 30):  # AF_INET6 on NetBSD/OpenBSD, FreeBSD, macOS
+        return (ETH_IPV6, 4)
+    return "link_unknown_protocol"
+
+
+def _null(frame: bytes) -> tuple[int, int] | str:
+    """BSD NULL: the address family in the capturing host's byte order."""
+    if len(frame) < 4:
+        return "link_truncated"
+    af = int.from_bytes(frame[:4], "little")
+    return _af(af if af <= 0xFFFF else int.from_bytes(frame[:4], "big"))
+
+
+def _loop(frame: bytes) -> tuple[int, int] | str:
+    """OpenBSD LOOP: the address family in network byte order."""
+    return _af(int.from_bytes(frame[:4], "big")) if len(frame) >= 4 else "link_truncated"
+
+
+_LINKS: dict[int, Callable[[bytes], tuple[int, int] | str]] = {
+    LinkType.RAW: _raw,
+    LinkType.IPV4: lambda f: (ETH_IPV4, 0),
+    LinkType.IPV6: lambda f: (ETH_IPV6, 0),
+    LinkType.LINUX_SLL: _sll,
+    LinkType.LINUX_SLL2: _sll2,
+    LinkType.NULL: _null,
+    LinkType.LOOP: _loop,
+}
