@@ -16,7 +16,8 @@ The mix follows research/performance.md section 1 (the capture the measured rate
 - DNS query/answer pairs over IPv4 and IPv6 (about 2,500 transactions per million packets),
   ICMP echo, ARP.
 - Workstation flows are split between untagged and VLAN 10 so that 57 % of all frames carry a
-  VLAN tag (camera VLAN 20 is always tagged); about 30 % of the TLS/QUIC flows end up on VLAN 10.
+  VLAN tag (camera VLAN 20 is always tagged). At a million packets this puts about 28 % of the
+  TLS/QUIC packets (a third of those flows, mostly small ones) on VLAN 10.
 
 The packet count is exact: every flow's packet count is fixed at planning time and the camera
 video streams absorb the remainder. Output is deterministic for (packets, seed, duration); every

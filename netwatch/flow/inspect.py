@@ -1,40 +1,37 @@
 """Hands the first payload packets of a flow to the deep parsers and keeps what they find.
 
 The flow table calls :meth:`Inspector.payload` for at most ``deep.max_payload_packets``
-payload packets per direction of each flow. This is the only place the deep parsers run:
-DNS messages (UDP/TCP 53, mDNS 5353, LLMNR 5355) feed the passive DNS cache; the client's
-first TCP bytes are tried as a TLS ClientHello (accumulated across segments up to
-``deep.max_hello_bytes``, so a split hello still yields its SNI), an HTTP request (Host,
-User-Agent) or an RTSP request; the server's first bytes as an HTTP or RTSP response
-(Server header, SDP media). Results land on ``flow.app`` and in Zeek's ``service`` names.
+payload packets per direction of each flow; this is the only place the deep parsers run.
+DNS messages (UDP/TCP 53, mDNS 5353, LLMNR 5355) feed the passive DNS cache. The
+client's first bytes are tried as a TLS ClientHello, an HTTP request (Host, User-Agent)
+or an RTSP request; the server's as an HTTP or RTSP response (Server header, digest
+realm, SDP media). A message split across TCP segments (a ClientHello over several
+segments or TLS records, an RTSP reply whose SDP body follows in the next segment, a DNS
+message over TCP) is accumulated per direction up to ``deep.max_hello_bytes`` and parsed
+once complete. Results land on ``flow.app`` and in Zeek's ``service`` names.
 
-Known limits: QUIC Initial packets are not decrypted (no SNI for QUIC); TCP segments are not
-reordered (an out-of-order ClientHello is simply not recognised).
+Known limits: QUIC Initial packets are not decrypted (no SNI for QUIC); TCP segments are
+not reordered (an out-of-order first segment is simply not recognised).
 """
 
 from __future__ import annotations
 
-from netwatch.deep.dns import DnsMessage, parse_dns, parse_dns_tcp, resolve_chain
-from netwatch.deep.http import parse_http_request, parse_http_response
+from netwatch.deep.dns import DnsMessage, parse_dns, resolve_chain
+from netwatch.deep.http import (
+    HTTP_METHODS,
+    header,
+    parse_head,
+    parse_http_request,
+    parse_http_response,
+)
 from netwatch.deep.rtsp import looks_like_rtsp, parse_rtsp
 from netwatch.deep.tls import NeedMore, looks_like_tls, parse_client_hello
 from netwatch.enrich.names import PassiveDns
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 
 DNS_PORTS = frozenset({53, 5353, 5355})
-_HTTP_METHODS = (
-    b"GET ",
-    b"POST ",
-    b"HEAD ",
-    b"PUT ",
-    b"DELETE ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-    b"M-SEARCH ",
-    b"NOTIFY ",
-    b"SUBSCRIBE ",
-)
+_HTTP_PREFIXES = tuple(f"{m} ".encode() for m in sorted(HTTP_METHODS))
+_PENDING = ("_pending_o", "_pending_r")
 
 
 class Inspector:
@@ -42,7 +39,7 @@ class Inspector:
 
     def __init__(self, names: PassiveDns, max_hello_bytes: int = 16384) -> None:
         self.names = names
-        self.max_hello_bytes = max_hello_bytes
+        self.max_buffer = max_hello_bytes
         self.parsed: dict[str, int] = {}
 
     def _count(self, what: str) -> None:
@@ -57,32 +54,48 @@ class Inspector:
             return
         if flow.proto == PROTO_UDP:
             if flow.orig_p in DNS_PORTS or flow.resp_p in DNS_PORTS:
-                self._dns_udp(flow, is_orig, data, ts)
-        elif flow.proto == PROTO_TCP:
-            if flow.resp_p == 53 or flow.orig_p == 53:
-                self._dns_tcp(flow, is_orig, data, ts)
-            elif is_orig:
-                self._client(flow, data)
-            else:
-                self._server(flow, data)
+                msg = parse_dns(data)
+                if msg is None:
+                    self._count("dns_unparsed")
+                else:
+                    self._dns_message(flow, is_orig, msg, ts)
+            return
+        if flow.proto != PROTO_TCP:
+            return
+        key = _PENDING[0 if is_orig else 1]
+        pending = flow.app.pop(key, None) if flow.app is not None else None
+        buf = data if pending is None else bytes(pending) + data
+        if flow.resp_p == 53 or flow.orig_p == 53:
+            complete = self._dns_tcp(flow, is_orig, buf, ts)
+        elif is_orig:
+            complete = self._client(flow, buf)
+        else:
+            complete = self._server(flow, buf)
+        if not complete and len(buf) < self.max_buffer:
+            if flow.app is None:
+                flow.app = {}
+            flow.app[key] = buf
 
     def end(self, flow: Flow) -> None:
-        """Forget per-flow parser state (a ClientHello still being accumulated)."""
-        if flow.app is not None and "_hello" in flow.app:
-            del flow.app["_hello"]
+        """Forget per-flow parser state (messages still being accumulated)."""
+        if flow.app is not None:
+            for key in _PENDING:
+                flow.app.pop(key, None)
 
     # -- DNS ------------------------------------------------------------------------------
 
-    def _dns_udp(self, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
-        msg = parse_dns(data)
-        if msg is None:
-            self._count("dns_unparsed")
-            return
-        self._dns_message(flow, is_orig, msg, ts)
-
-    def _dns_tcp(self, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
-        for msg in parse_dns_tcp(data):
-            self._dns_message(flow, is_orig, msg, ts)
+    def _dns_tcp(self, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> bool:
+        """DNS over TCP: 2-byte length-prefixed messages; False while one is incomplete."""
+        off = 0
+        while len(buf) >= off + 2:
+            size = int.from_bytes(buf[off : off + 2], "big")
+            if len(buf) < off + 2 + size:
+                return False
+            msg = parse_dns(buf[off + 2 : off + 2 + size])
+            if msg is not None:
+                self._dns_message(flow, is_orig, msg, ts)
+            off += 2 + size
+        return off == len(buf)
 
     def _dns_message(self, flow: Flow, is_orig: bool, msg: DnsMessage, ts: float) -> None:
         self._count("dns")
@@ -90,60 +103,55 @@ class Inspector:
         if msg.qname:
             flow.app_set("dns_query", msg.qname)
         if msg.is_response and msg.answers:
-            client = flow.orig_h if not is_orig else flow.resp_h
-            chain = resolve_chain(msg)
-            self.names.observe(client, chain, ts)
+            client = flow.resp_h if is_orig else flow.orig_h
+            self.names.observe(client, resolve_chain(msg), ts)
 
     # -- TCP clients and servers ----------------------------------------------------------
 
-    def _client(self, flow: Flow, data: bytes) -> None:
-        app = flow.app
-        pending = app.get("_hello") if app is not None else None
-        if pending is not None or looks_like_tls(data):
-            self._tls(flow, pending, data)
-        elif data.startswith(_HTTP_METHODS):
-            req = parse_http_request(data)
+    def _client(self, flow: Flow, buf: bytes) -> bool:
+        """The client's first bytes; False while a ClientHello is still incomplete."""
+        if looks_like_tls(buf):
+            result = parse_client_hello(buf)
+            if result is NeedMore:
+                return False
+            if result is None:
+                self._count("tls_unparsed")
+                return True
+            self._count("tls_client_hello")
+            _service(flow, "ssl")
+            if result.sni:
+                flow.app_set("sni", result.sni)
+            if result.alpn:
+                flow.app_set("alpn", result.alpn)
+        elif buf.startswith(_HTTP_PREFIXES):
+            req = parse_http_request(buf)
             if req is not None:
                 self._count("http_request")
                 _service(flow, "http")
+                flow.app_set("http_method", req.method)
                 if req.host:
                     flow.app_set("http_host", req.host)
                 if req.user_agent:
                     flow.app_set("user_agent", req.user_agent)
-                flow.app_set("http_method", req.method)
-        elif looks_like_rtsp(data):
-            msg = parse_rtsp(data)
+        elif looks_like_rtsp(buf):
+            msg = parse_rtsp(buf)
             if msg is not None:
                 self._count("rtsp")
                 _service(flow, "rtsp")
                 if msg.user_agent:
                     flow.app_set("user_agent", msg.user_agent)
-                if msg.media:
-                    flow.app_set("rtsp_media", msg.media)
+                _add_media(flow, msg.media)
+        return True
 
-    def _tls(self, flow: Flow, pending: bytearray | None, data: bytes) -> None:
-        buf = data if pending is None else bytes(pending) + data
-        result = parse_client_hello(buf)
-        if result is NeedMore and len(buf) < self.max_hello_bytes:
-            if flow.app is None:
-                flow.app = {}
-            flow.app["_hello"] = bytearray(buf)
-            return
-        if flow.app is not None:
-            flow.app.pop("_hello", None)
-        if result is None or result is NeedMore:
-            self._count("tls_unparsed")
-            return
-        self._count("tls_client_hello")
-        _service(flow, "ssl")
-        if result.sni:
-            flow.app_set("sni", result.sni)
-        if result.alpn:
-            flow.app_set("alpn", result.alpn)
-
-    def _server(self, flow: Flow, data: bytes) -> None:
-        if data.startswith(b"HTTP/"):
-            resp = parse_http_response(data)
+    def _server(self, flow: Flow, buf: bytes) -> bool:
+        """The server's first bytes; False while a response body announced is still short."""
+        is_http = buf.startswith(b"HTTP/")
+        if not is_http and not buf.startswith(b"RTSP/"):
+            return True
+        if _body_incomplete(buf):
+            return False
+        if is_http:
+            resp = parse_http_response(buf)
             if resp is not None:
                 self._count("http_response")
                 _service(flow, "http")
@@ -151,15 +159,37 @@ class Inspector:
                     flow.app_set("server", resp.server)
                 if resp.www_authenticate:
                     flow.app_set("www_authenticate", resp.www_authenticate)
-        elif data.startswith(b"RTSP/"):
-            msg = parse_rtsp(data)
-            if msg is not None:
-                self._count("rtsp")
-                _service(flow, "rtsp")
-                if msg.server:
-                    flow.app_set("server", msg.server)
-                if msg.media:
-                    flow.app_set("rtsp_media", msg.media)
+            return True
+        msg = parse_rtsp(buf)
+        if msg is not None:
+            self._count("rtsp")
+            _service(flow, "rtsp")
+            if msg.server:
+                flow.app_set("server", msg.server)
+            _add_media(flow, msg.media)
+        return True
+
+
+def _body_incomplete(buf: bytes) -> bool:
+    """True when the head is cut, or its Content-Length announces more than we have."""
+    head = parse_head(buf)
+    if head is None or head.body is None:
+        return True
+    length = header(head.headers, "content-length")
+    if length is None or not length.strip().isdigit():
+        return False
+    return len(head.body) < int(length)
+
+
+def _add_media(flow: Flow, media: tuple[str, ...]) -> None:
+    """Union of the SDP media types (video, audio, ...) seen in the flow's RTSP messages."""
+    if not media:
+        return
+    seen = flow.app.get("rtsp_media", ()) if flow.app is not None else ()
+    merged = tuple(dict.fromkeys((*seen, *media)))
+    if flow.app is None:
+        flow.app = {}
+    flow.app["rtsp_media"] = merged
 
 
 def _service(flow: Flow, name: str) -> None:

@@ -626,18 +626,19 @@ class FrameTemplate:
 
 
 def _renderer(t: FrameTemplate) -> Callable[[int, tuple[int, ...]], bytes]:
+    """The per-packet hot path, with every field bound to a local of the closure."""
     head, tail, join = t.head, t.tail, b"".join
     pack_patch, pack_u16, pack_ip = t.patch.pack_into, _U16.pack_into, _ID_AND_SUM.pack_into
     patch_abs, csum_at, zero_csum, l4_sum = t.patch_abs, t.csum_at, t.zero_csum, t.l4_sum
     w0, w1 = t.words
-    ip_id_at, ip_mid, ip_sum = t.ip_at + 4, t.ip_mid, t.ip_sum
+    is_ipv4, ip_id_at, ip_mid, ip_sum = t.ip_at >= 0, t.ip_at + 4, t.ip_mid, t.ip_sum
 
     def render(ip_id: int, values: tuple[int, ...]) -> bytes:
         buf = bytearray(head)
         pack_patch(buf, patch_abs, *values)
         total = l4_sum + int.from_bytes(buf[w0:w1], "big")
         pack_u16(buf, csum_at, 0xFFFF - (total % 0xFFFF or 0xFFFF) or zero_csum)
-        if ip_id_at >= 4:
+        if is_ipv4:
             ip_id &= 0xFFFF
             total = ip_sum + ip_id
             pack_ip(buf, ip_id_at, ip_id, ip_mid, 0xFFFF - (total % 0xFFFF or 0xFFFF))

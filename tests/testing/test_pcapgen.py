@@ -522,3 +522,6 @@ def test_site_capture_has_exact_count_and_the_performance_mix(tmp_path: Path) ->
     for _, frame in packets[::97]:
         if not is_arp(frame):
             assert_checksums_valid(frame)
+    again = tmp_path / "again.pcap"
+    run(SITE_GEN, str(again), "--packets", "20000", "--seed", "5")
+    assert sha256(again) == sha256(out)

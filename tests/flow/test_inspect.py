@@ -1,0 +1,104 @@
+"""Tests for the deep-inspection hand-off: what reaches the parsers and what lands on flows."""
+
+from __future__ import annotations
+
+import struct
+
+from netwatch.decode.frames import Decoder
+from netwatch.enrich.names import PassiveDns
+from netwatch.flow.ids import UidSource
+from netwatch.flow.inspect import Inspector
+from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+from netwatch.testing import pcapgen as g
+
+NVR = g.Route.of("02:4e:56:00:00:0a", "10.20.0.10", "bc:ad:28:00:00:01", "10.20.0.11")
+DNS = g.Route.of("bc:ad:28:00:00:01", "10.20.0.11", "02:00:00:00:00:53", "10.20.0.53")
+
+
+def run(frames: list[bytes], max_packets: int = 8) -> tuple[list[Flow], Inspector]:
+    names = PassiveDns()
+    inspector = Inspector(names, max_hello_bytes=16384)
+    ended: list[Flow] = []
+
+    def on_end(f: Flow, reason: EndReason) -> None:
+        ended.append(f)
+
+    table = FlowTable(
+        FlowSettings(max_payload_packets=max_packets),
+        on_end,
+        inspect=inspector.payload,
+        uids=UidSource(1),
+    )
+    decoder = Decoder()
+    for i, frame in enumerate(frames):
+        d = decoder.decode(1, frame, len(frame), 1.0 + i / 1000)
+        assert d is not None
+        table.packet(1.0 + i / 1000, d)
+    table.flush()
+    return ended, inspector
+
+
+def test_rtsp_sdp_body_in_a_later_segment_is_joined() -> None:
+    s = g.TcpSession(NVR, 40000, 554)
+    body = g.sdp("10.20.0.11", session_id=1, audio=True)
+    reply = g.rtsp_response(
+        2, [("Server", "Dahua Rtsp Server"), ("Content-Type", "application/sdp")], body
+    )
+    head, rest = reply[: reply.index(b"\r\n\r\n") + 4], reply[reply.index(b"\r\n\r\n") + 4 :]
+    frames = [
+        *s.handshake(),
+        *s.send(True, g.rtsp_request("DESCRIBE", "rtsp://10.20.0.11/", 2)),
+        s.segment(False, 0x18, head),
+        s.segment(False, 0x18, rest),
+    ]
+    (flow,), _ = run(frames)
+    assert flow.app is not None
+    assert flow.app["rtsp_media"] == ("video", "audio")
+    assert flow.app["server"] == "Dahua Rtsp Server"
+    assert flow.app["service"] == ["rtsp"]
+
+
+def test_client_hello_over_three_segments() -> None:
+    route = g.Route.of("bc:ad:28:00:00:01", "10.20.0.11", "00:11:22:33:44:55", "175.16.199.1")
+    s = g.TcpSession(route, 50000, 443)
+    hello = g.tls_client_hello("litedev.hik-connect.com", client_random=bytes(range(32)))
+    parts = [hello[:7], hello[7:100], hello[100:]]
+    (flow,), inspector = run([*s.handshake(), *(s.segment(True, 0x18, p) for p in parts)])
+    assert flow.app is not None and flow.app["sni"] == "litedev.hik-connect.com"
+    assert inspector.parsed == {"tls_client_hello": 1}
+    assert "_pending_o" not in flow.app
+
+
+def test_dns_over_tcp_split_message_feeds_the_cache() -> None:
+    s = g.TcpSession(DNS, 40001, 53)
+    answer = g.dns_response(
+        9,
+        "dev.ys7.com",
+        g.DnsType.A,
+        [g.DnsRecord("dev.ys7.com", g.DnsType.A, "111.235.160.1", 600)],
+    )
+    framed = struct.pack("!H", len(answer)) + answer
+    query = g.dns_query(9, "dev.ys7.com")
+    frames = [
+        *s.handshake(),
+        *s.send(True, struct.pack("!H", len(query)) + query),
+        s.segment(False, 0x18, framed[:20]),
+        s.segment(False, 0x18, framed[20:]),
+    ]
+    _, inspector = run(frames)
+    assert inspector.names.lookup(g.ip_bytes("111.235.160.1"), 2.0) == "dev.ys7.com"
+    assert inspector.parsed["dns"] == 2
+
+
+def test_budget_limits_what_reaches_the_parsers() -> None:
+    route = g.Route.of("bc:ad:28:00:00:01", "10.20.0.11", "02:4e:56:00:00:0a", "10.20.0.10")
+    frames = [g.udp_frame(route, 5000, 53, g.dns_query(i, f"n{i}.example")) for i in range(20)]
+    (flow,), inspector = run(frames, max_packets=3)
+    assert inspector.parsed["dns"] == 3 and flow.o_pkts == 20
+
+
+def test_unknown_tcp_payload_is_not_buffered() -> None:
+    s = g.TcpSession(NVR, 40002, 9000)
+    (flow,), inspector = run([*s.handshake(), *s.send(True, b"\x00\x01binary protocol")])
+    assert inspector.parsed == {}
+    assert flow.app is None
