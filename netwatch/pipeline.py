@@ -9,11 +9,11 @@ everything per flow happens in callbacks that run once per flow.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netwatch.capture.files import CaptureFile
 from netwatch.config import Config
 from netwatch.decode.frames import Decoder
 from netwatch.enrich.addrclass import AddressClassifier
@@ -21,6 +21,7 @@ from netwatch.enrich.geo import CachedGeo, GeoBackend, geo_from_settings
 from netwatch.enrich.inventory import Inventory
 from netwatch.enrich.macvendor import MacVendors
 from netwatch.enrich.names import PassiveDns
+from netwatch.fastloop import run_mapped
 from netwatch.flow.ids import UidSource
 from netwatch.flow.inspect import Inspector
 from netwatch.flow.record import Enrichers, flow_record
@@ -58,8 +59,6 @@ class PipelineStats:
 
     packets: int = 0
     wire_bytes: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
     flows_by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -110,20 +109,13 @@ class Pipeline:
         self._on_record(flow_record(f, self.enrichers))
 
     def run(self, packets: Iterable[Packet]) -> None:
-        """The hot loop: decode every frame and account it to its flow."""
+        """The general loop: decode every frame and account it to its flow."""
         decode = self.decoder.decode
         packet = self.table.packet
         released = self.decoder.released
-        it = iter(packets)
-        for first in it:
-            if self.stats.first_ts is None:
-                self.stats.first_ts = first[0]
-            it = itertools.chain((first,), it)
-            break
         n = 0
         nbytes = 0
-        ts = 0.0
-        for ts, linktype, wirelen, frame in it:
+        for ts, linktype, wirelen, frame in packets:
             n += 1
             nbytes += wirelen
             d = decode(linktype, frame, wirelen, ts)
@@ -133,8 +125,16 @@ class Pipeline:
                 for rts, rd in released:
                     packet(rts, rd)
                 released.clear()
-        if n:
-            self.stats.last_ts = ts
+        self.stats.packets += n
+        self.stats.wire_bytes += nbytes
+
+    def run_capture(self, capture: CaptureFile) -> None:
+        """One capture file: the fused loop for a mapped classic pcap, else :meth:`run`."""
+        mapped = capture.mapped_pcap()
+        if mapped is None:
+            self.run(capture.packets())
+            return
+        n, nbytes = run_mapped(self, mapped)
         self.stats.packets += n
         self.stats.wire_bytes += nbytes
 

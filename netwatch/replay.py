@@ -8,7 +8,6 @@ yet: the file is created and stays empty), ends all flows at end of input and re
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,7 +84,8 @@ def run_replay(
         pipe = Pipeline(cfg, on_record, geo=geo, uids=UidSource(uid_seed))
         pipe.warm_up()
         start = time.perf_counter()
-        pipe.run(itertools.chain.from_iterable(cap.packets() for cap in captures))
+        for cap in captures:
+            pipe.run_capture(cap)
         pipe.finish()
         summary.elapsed_s = time.perf_counter() - start
     finally:

@@ -232,6 +232,20 @@ class CaptureFile:
         self._live.add(packets)
         return packets
 
+    def mapped_pcap(self) -> MappedPcap | None:
+        """The memory-mapped records of an uncompressed classic pcap, for the fused loop.
+
+        Starts a new pass (fresh :attr:`stats`) like :meth:`packets`; None for pcapng,
+        compressed or unmappable files, which go through :meth:`packets`.
+        """
+        if self._closed:
+            raise ValueError(f"{self.path}: capture file is closed")
+        if self._header is None or self._mapped is None:
+            return None
+        self.stats = ReadStats()
+        end = len(self._mapped)
+        return MappedPcap(self._mapped, PCAP_HEADER_LEN, end, self._header, self.stats)
+
     def close(self) -> None:
         """End any iteration in progress (its stats are kept) and release the file."""
         for packets in list(self._live):
@@ -272,6 +286,21 @@ class CaptureFile:
     def _read_failed(self, stats: ReadStats, reason: str) -> None:
         stats.read_error = reason
         log.warning("%s: %s; stopped reading", self.path, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class MappedPcap:
+    """A classic pcap's record area in memory: ``buf[start:end]``, with its header."""
+
+    buf: Buffer
+    start: int
+    end: int
+    header: PcapHeader
+    stats: ReadStats
+
+    def rest(self, off: int) -> Iterator[Record]:
+        """The records from ``off`` on, through the general walker (odd records included)."""
+        return walk_pcap(self.buf, off, self.end, True, header=self.header, stats=self.stats)
 
 
 def open_capture(path: str | Path) -> CaptureFile:

@@ -175,7 +175,7 @@ class FlowTable:
         self._heaps: dict[float, list[tuple[float, int, Flow]]] = {}
         self._closed: list[tuple[float, int, Flow]] = []
         self._tie = itertools.count()
-        self._next_sweep = float("-inf")
+        self.next_sweep = float("-inf")
         self.ended: dict[str, int] = {r.value: 0 for r in EndReason}
         self.created = 0
         self.packets = 0
@@ -233,7 +233,7 @@ class FlowTable:
             elif f.deep_r > 0:
                 f.deep_r -= 1
                 self._inspect(f, False, frame, off, plen, ts)
-        if ts >= self._next_sweep:
+        if ts >= self.next_sweep:
             self.sweep(ts)
 
     def _tcp_first(
@@ -296,7 +296,7 @@ class FlowTable:
 
     def sweep(self, now: float) -> None:
         """End every flow whose idle, close-linger or active timeout has passed at ``now``."""
-        self._next_sweep = now + self.settings.sweep_interval_s
+        self.next_sweep = now + self.settings.sweep_interval_s
         for idle, heap in self._heaps.items():
             self._expire_idle(heap, now - idle, now - self.settings.active_timeout_s)
         self._expire_closed(now - self.settings.tcp_closed_s)

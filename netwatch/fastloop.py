@@ -1,0 +1,187 @@
+"""The fused per-packet loop: pcap records to flow counters without a call per layer.
+
+Most packets on a camera site are one of a few shapes: an RTP/UDP datagram, or a TCP data
+segment or ACK in an established connection, on Ethernet with at most one 802.1Q tag,
+belonging to a flow that already exists and whose first payloads the deep parsers have
+already seen. For those, :func:`run_mapped` reads the pcap record header, the IP and port
+fields and updates the flow's counters in one loop body, straight from the memory-mapped
+file: no frame copy, no per-layer call, no tuple per packet.
+
+Every other packet (new flows, SYN/FIN/RST, out-of-order or gap segments, packets the deep
+parsers still want, timer sweeps, tunnels, fragments, other link types, anything odd) takes
+the general path: ``Decoder.decode`` then ``FlowTable.packet``, which own the semantics.
+The fast branch below may only do what those would do for the same packet; the test
+``tests/test_fastloop.py`` replays captures both ways and requires identical flow records.
+
+Reads no config beyond what the pipeline's components were built with.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from netwatch.capture.files import MappedPcap
+from netwatch.capture.linktypes import LinkType
+from netwatch.capture.pcap import MAX_CAPLEN
+from netwatch.decode.walk import TUNNEL_UDP_PORTS
+from netwatch.flow.tcpstate import ACK
+
+if TYPE_CHECKING:
+    from netwatch.pipeline import Pipeline
+
+_IP4_PORTS = struct.Struct("!BxHHHxBxx4s4sHH")
+_IP6_PORTS = struct.Struct("!IHBx16s16sHH")
+_TCP_REST = struct.Struct("!IIBBH")
+_ESTABLISHED_OR_LATER = 3  # TcpState.PARTIAL and above: no handshake bookkeeping left
+_MASK = 0xFFFFFFFF
+_BIT_A, _BIT_D = 1 << 2, 1 << 3  # history bits of 'A' and 'D' (see tcpstate)
+
+
+def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
+    """Run every record of a memory-mapped classic pcap; returns (packets, wire bytes)."""
+    buf, off, end = m.buf, m.start, m.end
+    linktype = m.header.linktype
+    if linktype != LinkType.ETHERNET:
+        return _general(pipe, m, off)
+    order = m.header.byteorder
+    # The record header and the EtherType in one unpack: in the file's byte order, so on a
+    # little-endian file the EtherType constants below are byte-swapped.
+    rec = struct.Struct(order + "IIII12xH").unpack_from
+    swap = order == "<"
+    eth_v4 = 0x0008 if swap else 0x0800
+    eth_v6 = 0xDD86 if swap else 0x86DD
+    eth_vlan = 0x0081 if swap else 0x8100
+    ip4, ip6, tcp_rest = _IP4_PORTS.unpack_from, _IP6_PORTS.unpack_from, _TCP_REST.unpack_from
+    tunnels = TUNNEL_UDP_PORTS
+    tick = m.header.tick_s
+    table, decoder = pipe.table, pipe.decoder
+    flows_get = table.flows.get
+    decode, packet, released = decoder.decode, table.packet, decoder.released
+    next_sweep = table.next_sweep
+    last = end - 30  # the fused unpack reads 30 bytes; the tail goes to the general walker
+    n = nbytes = 0
+    while off <= last:
+        sec, frac, caplen, wirelen, etype = rec(buf, off)
+        start = off + 16
+        nxt = start + caplen
+        if nxt > end or caplen == 0 or caplen > MAX_CAPLEN:
+            break  # odd record: the general walker accounts for it
+        off = nxt
+        ts = sec + frac * tick
+        n += 1
+        nbytes += wirelen
+        if caplen >= 58 and ts < next_sweep:
+            ipo = start + 14
+            if etype == eth_vlan:
+                etype = (
+                    buf[start + 16] | buf[start + 17] << 8
+                    if swap
+                    else (buf[start + 16] << 8 | buf[start + 17])
+                )
+                ipo = start + 18
+            fast = False
+            tot = hdr = 0
+            if etype == eth_v4:
+                vhl, tot, _id, frag, proto, src, dst, sport, dport = ip4(buf, ipo)
+                if vhl == 0x45 and not frag & 0x3FFF and (proto == 6 or proto == 17):
+                    limit = wirelen - ipo + start
+                    if tot == 0 or tot > limit:
+                        tot = limit
+                    hdr = 20
+                    fast = True
+            elif etype == eth_v6 and caplen >= ipo - start + 44:
+                vtf, plen6, proto, src, dst, sport, dport = ip6(buf, ipo)
+                if vtf >> 28 == 6 and (proto == 6 or proto == 17):
+                    limit = wirelen - ipo + start - 40
+                    if plen6 == 0 or plen6 > limit:
+                        plen6 = max(limit, 0)
+                    tot = plen6 + 40
+                    hdr = 40
+                    fast = True
+            if fast:
+                if src < dst or (src == dst and sport <= dport):
+                    fwd = True
+                    f = flows_get((src, dst, sport, dport, proto))
+                else:
+                    fwd = False
+                    f = flows_get((dst, src, dport, sport, proto))
+                if f is not None:
+                    is_orig = fwd is f.odir
+                    if proto == 17:
+                        plen = tot - hdr - 8
+                        if (
+                            plen >= 0
+                            and dport not in tunnels
+                            and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
+                        ):
+                            if ts > f.last:
+                                f.last = ts
+                            if is_orig:
+                                f.o_pkts += 1
+                                f.o_ipb += tot
+                                f.o_bytes += plen
+                            else:
+                                f.r_pkts += 1
+                                f.r_ipb += tot
+                                f.r_bytes += plen
+                            continue
+                    elif f.tcp is not None and caplen >= ipo - start + hdr + 20:
+                        seq, _ack, doff, flags, win = tcp_rest(buf, ipo + hdr + 4)
+                        plen = tot - hdr - ((doff >> 4) << 2)
+                        e = f.tcp[0] if is_orig else f.tcp[1]
+                        if (
+                            not flags & 0x07
+                            and win
+                            and doff >= 0x50
+                            and plen >= 0
+                            and e.state >= _ESTABLISHED_OR_LATER
+                            and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
+                        ):
+                            if plen:
+                                bit = _BIT_D
+                                fits = (seq - e.seqmax) & _MASK == 0
+                            else:
+                                bit = _BIT_A if flags & ACK else 0
+                                fits = True
+                            if fits and e.bits & bit == bit:
+                                e.seqmax += plen
+                                if ts > f.last:
+                                    f.last = ts
+                                if is_orig:
+                                    f.o_pkts += 1
+                                    f.o_ipb += tot
+                                    f.o_bytes += plen
+                                else:
+                                    f.r_pkts += 1
+                                    f.r_ipb += tot
+                                    f.r_bytes += plen
+                                continue
+        d = decode(linktype, buf[start:nxt], wirelen, ts)
+        if d is not None:
+            packet(ts, d)
+        if released:
+            for rts, rd in released:
+                packet(rts, rd)
+            released.clear()
+        next_sweep = table.next_sweep
+    m.stats.records += n
+    more, more_bytes = _general(pipe, m, off)
+    return n + more, nbytes + more_bytes
+
+
+def _general(pipe: Pipeline, m: MappedPcap, off: int) -> tuple[int, int]:
+    """The rest of the file (or all of it) record by record through the general path."""
+    decode, packet, released = pipe.decoder.decode, pipe.table.packet, pipe.decoder.released
+    n = nbytes = 0
+    for ts, linktype, wirelen, frame in m.rest(off):
+        n += 1
+        nbytes += wirelen
+        d = decode(linktype, frame, wirelen, ts)
+        if d is not None:
+            packet(ts, d)
+        if released:
+            for rts, rd in released:
+                packet(rts, rd)
+            released.clear()
+    return n, nbytes

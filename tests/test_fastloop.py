@@ -1,0 +1,123 @@
+"""The fused loop must be invisible: flow records equal the general path's, packet for packet."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netwatch.capture.files import open_capture
+from netwatch.config import Config
+from netwatch.enrich.geo import NullGeo
+from netwatch.flow.ids import UidSource
+from netwatch.pipeline import Pipeline
+from netwatch.testing import pcapgen as g
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def both_ways(path: Path, cfg: Config | None = None) -> tuple[list[Any], list[Any]]:
+    out: list[list[dict[str, Any]]] = []
+    for fused in (True, False):
+        recs: list[dict[str, Any]] = []
+        pipe = Pipeline(cfg or Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
+        cap = open_capture(path)
+        if fused:
+            pipe.run_capture(cap)
+        else:
+            pipe.run(cap.packets())
+        pipe.finish()
+        assert cap.stats.records == pipe.stats.packets
+        out.append([recs, pipe.stats.packets, pipe.decoder.failures])
+    return out[0], out[1]
+
+
+@pytest.fixture(scope="module")
+def site_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("site") / "site.pcap"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "gen_site_pcap.py"),
+            str(path),
+            "--packets",
+            "30000",
+            "--seed",
+            "5",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def test_site_capture(site_capture: Path) -> None:
+    fused, general = both_ways(site_capture)
+    assert fused == general
+    assert len(fused[0]) > 100
+
+
+def test_site_capture_with_short_timeouts_and_small_table(
+    site_capture: Path, tmp_path: Path
+) -> None:
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        "flows: {max_flows: 50, udp_idle_s: 0.5, tcp_idle_s: 1, "
+        "tcp_closed_s: 0.2, active_timeout_s: 2}\ndeep: {max_payload_packets: 1}\n"
+    )
+    fused, general = both_ways(site_capture, Config.load(cfg_file))
+    assert fused == general
+
+
+def test_demo_capture() -> None:
+    fused, general = both_ways(REPO / "pcaps" / "demo" / "camera-site-demo.pcap")
+    assert fused == general
+
+
+def test_odd_records_and_truncated_tail(tmp_path: Path) -> None:
+    route = g.Route.of("bc:ad:28:00:00:01", "10.0.0.5", "00:11:22:33:44:55", "10.0.0.9", (7,))
+    s = g.TcpSession(route, 1000, 80)
+    frames = [
+        *s.handshake(),
+        *s.send(True, b"x" * 3000),
+        *s.send(False, b"y" * 100),
+        *s.close(True),
+    ]
+    path = tmp_path / "t.pcap"
+    with path.open("wb") as fh, g.PcapWriter(fh, snaplen=64) as w:
+        for i, frame in enumerate(frames):
+            w.write(1_000_000 + i * 1000, frame)
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])  # cut inside the last record
+    fused, general = both_ways(path)
+    assert fused == general
+
+
+def test_big_endian_and_nanosecond_files(tmp_path: Path) -> None:
+    route = g.Route.of("bc:ad:28:00:00:01", "10.0.0.5", "00:11:22:33:44:55", "10.0.0.9")
+    frames = [g.udp_frame(route, 5000, 6000, b"z" * 100) for _ in range(50)]
+    s = g.TcpSession(route, 1000, 80)
+    frames += [*s.handshake(), *s.send(True, b"x" * 5000), *s.close(False)]
+    for magic, order, tick in ((0xA1B2C3D4, ">", 1000), (0xA1B23C4D, "<", 1)):
+        path = tmp_path / f"{order}{tick}.pcap"
+        parts = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 65535, 1)]
+        for i, frame in enumerate(frames):
+            frac = i * 1000 * (1000 if tick == 1 else 1)
+            parts.append(struct.pack(order + "IIII", 100, frac, len(frame), len(frame)) + frame)
+        path.write_bytes(b"".join(parts))
+        fused, general = both_ways(path)
+        assert fused == general
+        assert fused[1] == len(frames)
+
+
+def test_every_real_capture(pcap_corpus: Path) -> None:
+    checked = 0
+    for path in sorted(pcap_corpus.rglob("*.pcap*")):
+        fused, general = both_ways(path)
+        assert fused == general, path.name
+        checked += 1
+    assert checked >= 60
