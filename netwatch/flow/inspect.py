@@ -16,6 +16,8 @@ not reordered (an out-of-order first segment is simply not recognised).
 
 from __future__ import annotations
 
+from enum import Enum
+
 from netwatch.deep.dns import DnsMessage, parse_dns, resolve_chain
 from netwatch.deep.http import (
     HTTP_METHODS,
@@ -30,6 +32,17 @@ from netwatch.enrich.names import PassiveDns
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 
 DNS_PORTS = frozenset({53, 5353, 5355})
+
+
+class Verdict(Enum):
+    """What a parser says about the rest of a direction of a flow."""
+
+    WAIT = "wait"  # the message is incomplete: keep the bytes, add the next segment
+    MORE = "more"  # later messages may tell more (RTSP): keep inspecting
+    DONE = "done"  # nothing more to learn: the direction's budget drops to zero
+
+
+_WAIT, _MORE, _DONE = Verdict.WAIT, Verdict.MORE, Verdict.DONE
 _HTTP_PREFIXES = tuple(f"{m} ".encode() for m in sorted(HTTP_METHODS))
 _PENDING = ("_pending_o", "_pending_r")
 
@@ -59,6 +72,8 @@ class Inspector:
                     self._count("dns_unparsed")
                 else:
                     self._dns_message(flow, is_orig, msg, ts)
+            else:
+                flow.deep_o = flow.deep_r = 0  # no parser for this UDP flow: stop looking
             return
         if flow.proto != PROTO_TCP:
             return
@@ -66,15 +81,20 @@ class Inspector:
         pending = flow.app.pop(key, None) if flow.app is not None else None
         buf = data if pending is None else bytes(pending) + data
         if flow.resp_p == 53 or flow.orig_p == 53:
-            complete = self._dns_tcp(flow, is_orig, buf, ts)
+            verdict = _MORE if self._dns_tcp(flow, is_orig, buf, ts) else _WAIT
         elif is_orig:
-            complete = self._client(flow, buf)
+            verdict = self._client(flow, buf)
         else:
-            complete = self._server(flow, buf)
-        if not complete and len(buf) < self.max_buffer:
+            verdict = self._server(flow, buf)
+        if verdict is _WAIT and len(buf) < self.max_buffer:
             if flow.app is None:
                 flow.app = {}
             flow.app[key] = buf
+        elif verdict is _DONE:  # nothing more to learn from this direction
+            if is_orig:
+                flow.deep_o = 0
+            else:
+                flow.deep_r = 0
 
     def end(self, flow: Flow) -> None:
         """Forget per-flow parser state (messages still being accumulated)."""
@@ -108,15 +128,15 @@ class Inspector:
 
     # -- TCP clients and servers ----------------------------------------------------------
 
-    def _client(self, flow: Flow, buf: bytes) -> bool:
-        """The client's first bytes; False while a ClientHello is still incomplete."""
+    def _client(self, flow: Flow, buf: bytes) -> Verdict:
+        """The client's first bytes: _WAIT for a ClientHello's rest, _MORE for RTSP, or _DONE."""
         if looks_like_tls(buf):
             result = parse_client_hello(buf)
             if result is NeedMore:
-                return False
+                return _WAIT
             if result is None:
                 self._count("tls_unparsed")
-                return True
+                return _DONE
             self._count("tls_client_hello")
             _service(flow, "ssl")
             if result.sni:
@@ -141,15 +161,16 @@ class Inspector:
                 if msg.user_agent:
                     flow.app_set("user_agent", msg.user_agent)
                 _add_media(flow, msg.media)
-        return True
+                return _MORE  # later requests (SETUP, ANNOUNCE) still tell something
+        return _DONE
 
-    def _server(self, flow: Flow, buf: bytes) -> bool:
-        """The server's first bytes; False while a response body announced is still short."""
+    def _server(self, flow: Flow, buf: bytes) -> Verdict:
+        """The server's first bytes: _WAIT for an announced body, _MORE for RTSP, or _DONE."""
         is_http = buf.startswith(b"HTTP/")
         if not is_http and not buf.startswith(b"RTSP/"):
-            return True
+            return _DONE
         if _body_incomplete(buf):
-            return False
+            return _WAIT
         if is_http:
             resp = parse_http_response(buf)
             if resp is not None:
@@ -159,7 +180,7 @@ class Inspector:
                     flow.app_set("server", resp.server)
                 if resp.www_authenticate:
                     flow.app_set("www_authenticate", resp.www_authenticate)
-            return True
+            return _DONE
         msg = parse_rtsp(buf)
         if msg is not None:
             self._count("rtsp")
@@ -167,7 +188,7 @@ class Inspector:
             if msg.server:
                 flow.app_set("server", msg.server)
             _add_media(flow, msg.media)
-        return True
+        return _MORE  # the DESCRIBE reply with its SDP may come after OPTIONS
 
 
 def _body_incomplete(buf: bytes) -> bool:

@@ -87,52 +87,61 @@ class Expected:
     diffs: Mapping[ConvKey, tuple[int, int]]
 
 
-EXPECTED_DIFFS: Mapping[str, Expected] = MappingProxyType({
-    "malformed/zeek_tcp-truncated-header.pcap": Expected(
-        why=(
-            "frame 1 (the SYN) was captured with 68 of its 74 bytes: the 20-byte TCP fixed "
-            "header is complete but the options are cut by the snaplen. tshark's TCP "
-            "dissector throws on the options ('[Packet size limited during capture: TCP "
-            "truncated]') before its conversation tap runs; netwatch reads only the fixed "
-            "header (ports, flags, seq, window) and rightly counts the SYN in the flow."
+EXPECTED_DIFFS: Mapping[str, Expected] = MappingProxyType(
+    {
+        "malformed/zeek_tcp-truncated-header.pcap": Expected(
+            why=(
+                "frame 1 (the SYN) was captured with 68 of its 74 bytes: the 20-byte TCP fixed "
+                "header is complete but the options are cut by the snaplen. tshark's TCP "
+                "dissector throws on the options ('[Packet size limited during capture: TCP "
+                "truncated]') before its conversation tap runs; netwatch reads only the fixed "
+                "header (ports, flags, seq, window) and rightly counts the SYN in the flow."
+            ),
+            diffs={("128.3.26.249", 25, "201.186.157.67", 60827, "tcp"): (23, 24)},
         ),
-        diffs={("128.3.26.249", 25, "201.186.157.67", 60827, "tcp"): (23, 24)},
-    ),
-})
+    }
+)
 
 #: Captures where netwatch is wrong; the reason names the bug (see the report / xfail text).
-NETWATCH_BUGS: Mapping[str, str] = MappingProxyType({
-    "encapsulation/zeek_erspan.pcap": (
-        "netwatch bug: later fragments of a fragmented GRE/ERSPAN packet are counted in an "
-        "outer IP-proto-47 'flow' 10.200.0.3->10.200.0.224 (39 packets) instead of the inner "
-        "flow of their first fragment (decode/walk.py FrameWalk.fragment registers first "
-        "fragments only when the decoded tuple is not a tunnel's inner one)"
-    ),
-})
+NETWATCH_BUGS: Mapping[str, str] = MappingProxyType(
+    {
+        "encapsulation/zeek_erspan.pcap": (
+            "netwatch bug: later fragments of a fragmented GRE/ERSPAN packet are counted in an "
+            "outer IP-proto-47 'flow' 10.200.0.3->10.200.0.224 (39 packets) instead of the inner "
+            "flow of their first fragment (decode/walk.py FrameWalk.fragment registers first "
+            "fragments only when the decoded tuple is not a tunnel's inner one)"
+        ),
+    }
+)
 
 #: Malformed captures where tshark's header defect is not a netwatch decode failure.
-DEFECT_NOT_A_FAILURE: Mapping[str, str] = MappingProxyType({
-    "malformed/zeek_tcp-truncated-header.pcap": (
-        "only the TCP options of the SYN are cut by the snaplen; netwatch needs the fixed "
-        "header, which is complete, so it attributes the frame (see EXPECTED_DIFFS)"
-    ),
-})
+DEFECT_NOT_A_FAILURE: Mapping[str, str] = MappingProxyType(
+    {
+        "malformed/zeek_tcp-truncated-header.pcap": (
+            "only the TCP options of the SYN are cut by the snaplen; netwatch needs the fixed "
+            "header, which is complete, so it attributes the frame (see EXPECTED_DIFFS)"
+        ),
+    }
+)
 
 #: Malformed captures where netwatch should count a failure and does not (netwatch bugs).
-MISSED_FAILURE_BUGS: Mapping[str, str] = MappingProxyType({
-    "malformed/tcpdump_ipv6_frag6_negative_len.pcap": (
-        "netwatch bug: an IPv6 payload length of 0 is taken as a jumbogram/TSO length even "
-        "though a Fragment header follows (RFC 2675 section 3 forbids jumbograms with a "
-        "Fragment header); the fuzzed frame becomes a bogus IP-proto-2 flow instead of a "
-        "counted failure (decode/walk.py FrameWalk.ipv6, and the inline IPv6 path in frames.py)"
-    ),
-})
+MISSED_FAILURE_BUGS: Mapping[str, str] = MappingProxyType(
+    {
+        "malformed/tcpdump_ipv6_frag6_negative_len.pcap": (
+            "netwatch bug: an IPv6 payload length of 0 is taken as a jumbogram/TSO length even "
+            "though a Fragment header follows (RFC 2675 section 3 forbids jumbograms with a "
+            "Fragment header); the fuzzed frame becomes a bogus IP-proto-2 flow instead of a "
+            "counted failure (decode/walk.py FrameWalk.ipv6, and the inline IPv6 path in frames.py)"
+        ),
+    }
+)
 
 
 def _marked(rels: list[str], bugs: Mapping[str, str]) -> list[object]:
     return [
         pytest.param(rel, marks=pytest.mark.xfail(strict=True, reason=bugs[rel]))
-        if rel in bugs else rel
+        if rel in bugs
+        else rel
         for rel in rels
     ]
 
@@ -211,9 +220,7 @@ def replay(path: Path, out_dir: Path) -> tuple[ReplaySummary, Counter[ConvKey]]:
     return summary, tshark.flow_conversations(records)
 
 
-def differences(
-    want: Counter[ConvKey], got: Counter[ConvKey]
-) -> dict[ConvKey, tuple[int, int]]:
+def differences(want: Counter[ConvKey], got: Counter[ConvKey]) -> dict[ConvKey, tuple[int, int]]:
     """Every conversation whose counts differ: key -> (tshark, netwatch)."""
     return {k: (want[k], got[k]) for k in sorted(set(want) | set(got)) if want[k] != got[k]}
 
@@ -222,8 +229,9 @@ def _describe(diffs: Mapping[ConvKey, tuple[int, int]]) -> str:
     return "\n".join(f"  {k}: tshark {t}, netwatch {n}" for k, (t, n) in diffs.items())
 
 
-def assert_parity(name: str, dis: Dissection, summary: ReplaySummary,
-                  mine: Counter[ConvKey]) -> None:
+def assert_parity(
+    name: str, dis: Dissection, summary: ReplaySummary, mine: Counter[ConvKey]
+) -> None:
     """Frames read and per-conversation counts equal tshark's, up to documented differences."""
     assert summary.packets == len(dis.frames), (
         f"{name}: netwatch read {summary.packets} frames, tshark {len(dis.frames)}"
@@ -242,9 +250,7 @@ def assert_parity(name: str, dis: Dissection, summary: ReplaySummary,
 
 @pytest.mark.corpus
 @pytest.mark.parametrize("rel", _marked(CORPUS, NETWATCH_BUGS))
-def test_corpus_parity(
-    rel: str, pcap_corpus: Path, background: Background, tmp_path: Path
-) -> None:
+def test_corpus_parity(rel: str, pcap_corpus: Path, background: Background, tmp_path: Path) -> None:
     path = corpus_file("pcaps", *rel.split("/"))
     summary, mine = replay(path, tmp_path)
     assert_parity(rel, background.dissection(path), summary, mine)
@@ -265,9 +271,16 @@ def site_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 20,000-packet camera site from the benchmark generator (VLANs, IPv6, TLS, RTP...)."""
     out = tmp_path_factory.mktemp("bench") / "site.pcap"
     subprocess.run(
-        [sys.executable, str(REPO / "bench" / "gen_site_pcap.py"), str(out),
-         "--packets", str(BENCH_PACKETS)],
-        check=True, capture_output=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "bench" / "gen_site_pcap.py"),
+            str(out),
+            "--packets",
+            str(BENCH_PACKETS),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     return out
 
@@ -307,10 +320,13 @@ def _fragmented_tunnels() -> list[bytes]:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "netwatch bug: a later fragment of a fragmented VXLAN/GRE packet is not counted in the "
-    "inner flow of its first fragment (VXLAN: orphaned; GRE: an outer proto-47 flow)"
-))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "netwatch bug: a later fragment of a fragmented VXLAN/GRE packet is not counted in the "
+        "inner flow of its first fragment (VXLAN: orphaned; GRE: an outer proto-47 flow)"
+    ),
+)
 def test_fragmented_tunnel_parity(background: Background, tmp_path: Path) -> None:
     path = tmp_path / "fragmented-tunnels.pcap"
     with path.open("wb") as fh, g.PcapWriter(fh) as writer:

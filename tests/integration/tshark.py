@@ -74,22 +74,57 @@ DatagramKey = tuple[str, str, int, int]
 OPTIONS = ("-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE")
 FIELDS = (
     "frame.protocols",
-    "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.flags.mf", "ip.frag_offset",
-    "ipv6.src", "ipv6.dst",
-    "ipv6.fraghdr.nxt", "ipv6.fraghdr.ident", "ipv6.fraghdr.more", "ipv6.fraghdr.offset",
-    "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport",
-    "_ws.short", "_ws.malformed",
+    "ip.src",
+    "ip.dst",
+    "ip.proto",
+    "ip.id",
+    "ip.flags.mf",
+    "ip.frag_offset",
+    "ipv6.src",
+    "ipv6.dst",
+    "ipv6.fraghdr.nxt",
+    "ipv6.fraghdr.ident",
+    "ipv6.fraghdr.more",
+    "ipv6.fraghdr.offset",
+    "tcp.srcport",
+    "tcp.dstport",
+    "udp.srcport",
+    "udp.dstport",
+    "_ws.short",
+    "_ws.malformed",
 )
 #: UDP tunnels netwatch decapsulates (tshark's protocol names).
 DECAPSULATED = frozenset({"vxlan", "geneve"})
 #: Layers netwatch's decoder walks: a defect named here is a header defect.
-HEADER_PROTOCOLS = frozenset({
-    "Ethernet", "Ethertype", "802.1Q Virtual LAN", "IEEE 802.1ad", "MPLS", "PPPoE", "PPP",
-    "Linux cooked-mode capture", "Linux cooked-mode capture v2", "Null/Loopback", "Raw packet data",
-    "IPv4", "IPv6", "IPv6 Fragment", "IPv6 Hop-by-Hop", "IPv6 Routing",
-    "IPv6 Destination Options", "TCP", "UDP", "ICMP", "ICMPv6", "GRE", "ERSPAN", "VXLAN",
-    "Geneve",
-})
+HEADER_PROTOCOLS = frozenset(
+    {
+        "Ethernet",
+        "Ethertype",
+        "802.1Q Virtual LAN",
+        "IEEE 802.1ad",
+        "MPLS",
+        "PPPoE",
+        "PPP",
+        "Linux cooked-mode capture",
+        "Linux cooked-mode capture v2",
+        "Null/Loopback",
+        "Raw packet data",
+        "IPv4",
+        "IPv6",
+        "IPv6 Fragment",
+        "IPv6 Hop-by-Hop",
+        "IPv6 Routing",
+        "IPv6 Destination Options",
+        "TCP",
+        "UDP",
+        "ICMP",
+        "ICMPv6",
+        "GRE",
+        "ERSPAN",
+        "VXLAN",
+        "Geneve",
+    }
+)
 
 _ROW = re.compile(
     r"^(?P<a>\S+)\s+<->\s+(?P<b>\S+)\s+"
@@ -195,7 +230,8 @@ class Dissection:
     def defect_frames(self, protocols: frozenset[str] | None = None) -> int:
         """Frames with a malformed/short mark (only marks naming ``protocols`` when given)."""
         return sum(
-            1 for f in self.frames
+            1
+            for f in self.frames
             if f.defects and (protocols is None or any(p in protocols for p in f.defects))
         )
 
@@ -218,8 +254,21 @@ def command(path: Path) -> list[str]:
         raise TsharkError("tshark is not installed")
     fields = [arg for name in FIELDS for arg in ("-e", name)]
     return [
-        TSHARK, "-r", str(path), *OPTIONS, "-T", "fields", "-E", "occurrence=a",
-        "-E", "separator=/t", *fields, "-z", "conv,tcp", "-z", "conv,udp",
+        TSHARK,
+        "-r",
+        str(path),
+        *OPTIONS,
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "separator=/t",
+        *fields,
+        "-z",
+        "conv,tcp",
+        "-z",
+        "conv,udp",
     ]
 
 
@@ -267,11 +316,17 @@ class _Columns:
 
     def __init__(self, cols: Sequence[str]) -> None:
         col = dict(zip(FIELDS, cols, strict=False))
-        self.ip = _zip(col, "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.flags.mf",
-                       "ip.frag_offset")
+        self.ip = _zip(
+            col, "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.flags.mf", "ip.frag_offset"
+        )
         self.ip6 = _zip(col, "ipv6.src", "ipv6.dst")
-        self.frag6 = _zip(col, "ipv6.fraghdr.nxt", "ipv6.fraghdr.ident", "ipv6.fraghdr.more",
-                          "ipv6.fraghdr.offset")
+        self.frag6 = _zip(
+            col,
+            "ipv6.fraghdr.nxt",
+            "ipv6.fraghdr.ident",
+            "ipv6.fraghdr.more",
+            "ipv6.fraghdr.offset",
+        )
         self.tcp = _zip(col, "tcp.srcport", "tcp.dstport")
         self.udp = _zip(col, "udp.srcport", "udp.dstport")
         self.defects = tuple(_defects(col.get("_ws.short", "") + col.get("_ws.malformed", "")))
