@@ -1,10 +1,11 @@
 """Bounded IP fragment attribution: later fragments join the flow of their first fragment.
 
-Only the first fragment of an IPv4/IPv6 datagram carries the transport header, so the
-decoder remembers, per datagram id ``(src, dst, proto, ip_id)``, the ports the first
-fragment carried. Later fragments then resolve to the same 5-tuple and are counted in the
-same flow (never dropped silently). A later fragment that arrives *before* its first one is
-held (bounded) and released when the first arrives.
+Only the first fragment of an IPv4/IPv6 datagram carries the transport header (or, for a
+fragmented tunnel packet, the inner headers), so the decoder remembers, per datagram id
+``(src, dst, proto, ip_id)``, the flow the first fragment was attributed to: its 5-tuple
+``(src, dst, proto, sport, dport)``, which is the inner one for a tunnel. Later fragments
+of any protocol then join that flow (never dropped silently). A later fragment that
+arrives *before* its first one is held (bounded) and released when the first arrives.
 
 Config read: ``flows.max_fragments`` (entries) and ``flows.fragment_timeout_s``.
 Limits: no payload reassembly (we count, we do not rebuild datagrams); when the table is full
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 FragKey = tuple[bytes, bytes, int, int]
+#: The flow a datagram's first fragment went to: (src, dst, proto, sport, dport).
+Attribution = tuple[bytes, bytes, int, int, int]
 
 
 class FragmentTracker:
@@ -29,34 +32,34 @@ class FragmentTracker:
         self._max = max_entries
         self._timeout = timeout_s
         self._count = count
-        # key -> [ports or None, last_ts, held decoded tuples]
+        # key -> [attribution or None, last_ts, held (ts, decoded) tuples or None]
         self._table: dict[FragKey, list[Any]] = {}
         self.held = 0
 
     def __len__(self) -> int:
         return len(self._table)
 
-    def first(self, key: FragKey, sport: int, dport: int, ts: float) -> list[Any]:
-        """Record the ports of a first fragment; return the later fragments held for it."""
+    def first(self, key: FragKey, flow: Attribution, ts: float) -> list[Any]:
+        """Record where a first fragment went; return the later fragments held for it."""
         entry = self._table.get(key)
         if entry is None:
-            self._insert(key, [(sport, dport), ts, None])
+            self._insert(key, [flow, ts, None])
             return []
         held = entry[2] or []
         self.held -= len(held)
-        entry[0] = (sport, dport)
+        entry[0] = flow
         entry[1] = ts
         entry[2] = None
         return held
 
-    def later(self, key: FragKey, ts: float) -> tuple[int, int] | None:
-        """Return the ports of this datagram's first fragment, or None when not seen yet."""
+    def later(self, key: FragKey, ts: float) -> Attribution | None:
+        """Where this datagram's first fragment went, or None when not seen yet."""
         entry = self._table.get(key)
         if entry is None or entry[0] is None:
             return None
         entry[1] = ts
-        ports: tuple[int, int] = entry[0]
-        return ports
+        flow: Attribution = entry[0]
+        return flow
 
     def hold(self, key: FragKey, ts: float, decoded: Any) -> None:
         """Keep a later fragment whose first fragment has not been seen (bounded)."""

@@ -185,18 +185,23 @@ class Decoder:
     # -- fragments (called by the walk) ----------------------------------------------------
 
     def first_fragment(self, key: FragKey, d: Decoded, ts: float) -> None:
-        """Remember a first fragment's ports; release later fragments that were waiting."""
-        held = self.frags.first(key, d[3], d[4], ts)
-        for hts, hd in held:
-            self.released.append((hts, (*hd[:3], d[3], d[4], *hd[5:])))
+        """Remember the flow a first fragment went to; release fragments that waited for it."""
+        flow = (d[0], d[1], d[2], d[3], d[4])
+        for hts, hd in self.frags.first(key, flow, ts):
+            self.released.append((hts, _attributed(hd, flow)))
 
     def later_fragment(self, key: FragKey, d: Decoded, ts: float) -> Decoded | None:
-        """A later fragment with its first fragment's ports, or None while it is held."""
-        ports = self.frags.later(key, ts)
-        if ports is None:
+        """A later fragment, attributed to its first fragment's flow; None while it is held."""
+        flow = self.frags.later(key, ts)
+        if flow is None:
             self.frags.hold(key, ts, (ts, d))
             return None
-        return (*d[:3], ports[0], ports[1], *d[5:])
+        return _attributed(d, flow)
+
+
+def _attributed(d: Decoded, flow: tuple[bytes, bytes, int, int, int]) -> Decoded:
+    """A later fragment's tuple with the first fragment's flow (the inner one for a tunnel)."""
+    return (*flow, *d[5:13], -1, d[14])
 
 
 def describe(d: Decoded) -> dict[str, Any]:

@@ -212,6 +212,7 @@ class FrameWalk:
             self.fail("ip_bad_version")
             return None
         limit = self.wirelen - off - 40
+        zero_length = plen == 0
         if plen == 0 or plen > limit:  # jumbogram/TSO, or a bad length
             plen = max(limit, 0)
         self.src, self.dst, self.tot = src, dst, plen + 40
@@ -229,6 +230,9 @@ class FrameWalk:
             elif nxt == 44:
                 if flen < l4 + 8:
                     self.fail("ipv6_ext_truncated")
+                    return None
+                if zero_length:  # RFC 2675 s. 3: no jumbogram carries a Fragment header
+                    self.fail("ipv6_bad_payload_length")
                     return None
                 nxt, offm, ident = _FRAG6.unpack_from(frame, l4)
                 l4 += 8
@@ -249,31 +253,15 @@ class FrameWalk:
     def fragment(
         self, key: tuple[bytes, bytes, int, int], first: bool, l4: int, proto: int, pay_len: int
     ) -> Decoded | None:
-        """A fragment: the first carries the ports; later ones borrow them (or wait)."""
+        """A fragment: the first decides the flow (the inner one for a tunnel); later ones
+        of any protocol join it, or wait for it."""
         if first:
             d = self.transport(l4, proto, pay_len)
-            if d is not None and d[0] is key[0] and proto in (PROTO_TCP, PROTO_UDP):
-                self._d.first_fragment(key, d, self.ts)  # (not when d is a tunnel's inner)
+            if d is not None:
+                self._d.first_fragment(key, d, self.ts)
             return d
-        later: Decoded = (
-            self.src,
-            self.dst,
-            proto,
-            0,
-            0,
-            self.tot,
-            FRAGMENT,
-            0,
-            0,
-            0,
-            -1,
-            pay_len,
-            self.frame,
-            self.mac_off,
-            self.vlan,
-        )
-        if proto not in (PROTO_TCP, PROTO_UDP):
-            return later  # keyed without ports: attribute directly
+        later: Decoded = (self.src, self.dst, proto, 0, 0, self.tot, FRAGMENT, 0, 0, 0, -1,
+                          pay_len, self.frame, self.mac_off, self.vlan)
         return self._d.later_fragment(key, later, self.ts)
 
     # -- transport and tunnels ------------------------------------------------------------

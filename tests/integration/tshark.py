@@ -240,6 +240,11 @@ class Dissection:
         return Counter(p for f in self.frames for p in set(f.defects))
 
 
+def _flag(value: str) -> bool:
+    """A boolean field as tshark prints it: "1"/"0" (4.0) or "True"/"False" (4.2+)."""
+    return value in ("1", "True", "true")
+
+
 def _first_fragment_owner(firsts: list[tuple[int, ConvKey]], number: int) -> ConvKey | None:
     before = [key for n, key in firsts if n < number]
     if before:
@@ -298,9 +303,11 @@ def parse(path: Path, stdout: str) -> Dissection:
         if line in _SECTION:
             proto = _SECTION[line]
             continue
-        m = _ROW.match(line)
-        if m is None or proto is None:
+        if "<->" not in line:
             continue
+        m = _ROW.match(line)
+        if m is None or proto is None:  # never drop a row silently: the format changed
+            raise TsharkError(f"{path}: unparsed conversation row: {line!r}")
         a, a_port = _endpoint(m["a"])
         b, b_port = _endpoint(m["b"])
         out.taps[conv_key(a, a_port, b, b_port, proto)] += int(m["frames"])
@@ -349,16 +356,16 @@ def _defects(text: str) -> Iterator[str]:
         yield "?"
 
 
-class _Unaligned(Exception):
+class _UnalignedError(Exception):
     pass
 
 
 def _take(it: Iterator[tuple[str, ...]] | None) -> tuple[str, ...]:
     if it is None:
-        raise _Unaligned
+        raise _UnalignedError
     value = next(it, None)
     if value is None:
-        raise _Unaligned
+        raise _UnalignedError
     return value
 
 
@@ -368,7 +375,7 @@ def parse_frame(number: int, cols: Sequence[str]) -> Frame:
     c = _Columns(cols)
     try:
         counted, extra, frags = _walk(layers, c)
-    except (_Unaligned, ValueError):
+    except (_UnalignedError, ValueError):
         return Frame(number, layers, None, (), (), c.defects, False)
     return Frame(number, layers, counted, extra, frags, c.defects, True)
 
@@ -386,17 +393,17 @@ def _walk(
         if layer == "ip":
             src, dst, proto, ident, mf, off = _take(c.ip)
             frag = None
-            if mf == "1" or int(off or "0") > 0:
-                frag = ((src, dst, int(proto), int(ident, 16)), int(off or "0") == 0)
+            if _flag(mf) or int(off or "0") > 0:
+                frag = ((src, dst, int(proto), int(ident, 0)), int(off or "0") == 0)
             ips.append(_Ip(src, dst, int(proto), frag))
         elif layer == "ipv6":
             src, dst = _take(c.ip6)
             ips.append(_Ip(src, dst, -1, None))
         elif layer == "ipv6.fraghdr" and ips:
             nxt, ident, more, off = _take(c.frag6)
-            if more == "1" or int(off or "0") > 0:
+            if _flag(more) or int(off or "0") > 0:
                 ip = ips[-1]
-                ip.fragment = ((ip.src, ip.dst, int(nxt), int(ident, 16)), int(off or "0") == 0)
+                ip.fragment = ((ip.src, ip.dst, int(nxt), int(ident, 0)), int(off or "0") == 0)
         elif layer in ("tcp", "udp") and ips:
             sport, dport = _take(c.tcp if layer == "tcp" else c.udp)
             ip = ips[-1]
