@@ -39,11 +39,14 @@ _BIT_A, _BIT_D = 1 << 2, 1 << 3  # history bits of 'A' and 'D' (see tcpstate)
 
 
 def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
-    """Run every record of a memory-mapped classic pcap; returns (packets, wire bytes)."""
+    """Run the records of a memory-mapped classic pcap; return (packets, wire bytes) of the
+    fused part. The records it does not take (another link type, an odd record and all
+    after it, the last 30 bytes) go through ``pipe.run``, which counts its own."""
     buf, off, end = m.buf, m.start, m.end
     linktype = m.header.linktype
     if linktype != LinkType.ETHERNET:
-        return _general(pipe, m, off)
+        pipe.run(m.rest(off))
+        return 0, 0
     order = m.header.byteorder
     # The record header and the EtherType in one unpack: in the file's byte order, so on a
     # little-endian file the EtherType constants below are byte-swapped.
@@ -166,22 +169,7 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
             released.clear()
         next_sweep = table.next_sweep
     m.stats.records += n
-    more, more_bytes = _general(pipe, m, off)
-    return n + more, nbytes + more_bytes
-
-
-def _general(pipe: Pipeline, m: MappedPcap, off: int) -> tuple[int, int]:
-    """The rest of the file (or all of it) record by record through the general path."""
-    decode, packet, released = pipe.decoder.decode, pipe.table.packet, pipe.decoder.released
-    n = nbytes = 0
-    for ts, linktype, wirelen, frame in m.rest(off):
-        n += 1
-        nbytes += wirelen
-        d = decode(linktype, frame, wirelen, ts)
-        if d is not None:
-            packet(ts, d)
-        if released:
-            for rts, rd in released:
-                packet(rts, rd)
-            released.clear()
+    pipe.run(m.rest(off))
     return n, nbytes
+
+
