@@ -171,5 +171,3 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     m.stats.records += n
     pipe.run(m.rest(off))
     return n, nbytes
-
-

@@ -35,6 +35,7 @@ class ReplaySummary:
     non_ip: dict[str, int] = field(default_factory=dict)
     deep_parsed: dict[str, int] = field(default_factory=dict)
     capture_problems: dict[str, int] = field(default_factory=dict)
+    fragment_entries_evicted: int = 0
     alerts: int = 0
     elapsed_s: float = 0.0
 
@@ -55,6 +56,7 @@ class ReplaySummary:
             f"decode failures: {sum(self.decode_failures.values())} ({kv(self.decode_failures)})",
             f"non-IP frames: {sum(self.non_ip.values())} ({kv(self.non_ip)})",
             f"capture file problems: {kv(self.capture_problems)}",
+            f"fragment table evictions: {self.fragment_entries_evicted}",
             f"alerts: {self.alerts}",
             f"elapsed: {self.elapsed_s:.3f} s  rate: {self.packets_per_s:,.0f} packets/s",
         ]
@@ -101,6 +103,7 @@ def run_replay(
     summary.decode_failures = dict(pipe.decoder.failures)
     summary.non_ip = dict(pipe.decoder.non_ip)
     summary.deep_parsed = dict(pipe.inspector.parsed)
+    summary.fragment_entries_evicted = pipe.decoder.frags.evicted
     summary.capture_problems = _capture_problems(captures)
     return summary
 

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def both_ways(path: Path, cfg: Config | None = None) -> tuple[list[Any], list[Any]]:
-    out: list[list[dict[str, Any]]] = []
+    out: list[list[Any]] = []
     for fused in (True, False):
         recs: list[dict[str, Any]] = []
         pipe = Pipeline(cfg or Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))

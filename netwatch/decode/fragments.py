@@ -9,8 +9,9 @@ arrives *before* its first one is held (bounded) and released when the first arr
 
 Config read: ``flows.max_fragments`` (entries) and ``flows.fragment_timeout_s``.
 Limits: no payload reassembly (we count, we do not rebuild datagrams); when the table is full
-the oldest datagram entry is evicted and counted; held fragments whose first fragment never
-arrives are counted as ``fragment_orphaned``.
+the oldest datagram entry is evicted (``evicted``; later fragments of that datagram are then
+orphans); held fragments whose first fragment never arrives are counted as
+``fragment_orphaned`` decode failures.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ Attribution = tuple[bytes, bytes, int, int, int]
 class FragmentTracker:
     """Remembers first-fragment ports per datagram id, within a bounded table."""
 
-    __slots__ = ("_count", "_max", "_table", "_timeout", "held")
+    __slots__ = ("_count", "_max", "_table", "_timeout", "evicted", "held")
 
     def __init__(self, max_entries: int, timeout_s: float, count: Callable[[str], None]) -> None:
         self._max = max_entries
@@ -35,6 +36,9 @@ class FragmentTracker:
         # key -> [attribution or None, last_ts, held (ts, decoded) tuples or None]
         self._table: dict[FragKey, list[Any]] = {}
         self.held = 0
+        #: Datagram entries dropped because the table was full: an event, not a lost frame
+        #: (the held fragments such an entry carried are counted as ``fragment_orphaned``).
+        self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._table)
@@ -91,7 +95,7 @@ class FragmentTracker:
         if len(self._table) >= self._max:
             oldest = next(iter(self._table))
             self._drop(oldest)
-            self._count("fragment_state_evicted")
+            self.evicted += 1
         self._table[key] = entry
 
     def _drop(self, key: FragKey) -> None:

@@ -260,8 +260,23 @@ class FrameWalk:
             if d is not None:
                 self._d.first_fragment(key, d, self.ts)
             return d
-        later: Decoded = (self.src, self.dst, proto, 0, 0, self.tot, FRAGMENT, 0, 0, 0, -1,
-                          pay_len, self.frame, self.mac_off, self.vlan)
+        later: Decoded = (
+            self.src,
+            self.dst,
+            proto,
+            0,
+            0,
+            self.tot,
+            FRAGMENT,
+            0,
+            0,
+            0,
+            -1,
+            pay_len,
+            self.frame,
+            self.mac_off,
+            self.vlan,
+        )
         return self._d.later_fragment(key, later, self.ts)
 
     # -- transport and tunnels ------------------------------------------------------------

@@ -161,3 +161,21 @@ def test_edge_case_capture_is_conserved(geo: GeoBackend, tmp_path: Path) -> None
     assert summary.non_ip == {"arp": 1}
     assert summary.decode_failures, "the malformed and orphan frames must be counted"
     assert_conserved("edge-cases.pcap", summary, records)
+
+
+def test_fragment_table_overflow_is_conserved(geo: GeoBackend, tmp_path: Path) -> None:
+    """Five complete fragmented datagrams through a two-entry fragment table."""
+    a, b = g.ip_bytes(A), g.ip_bytes(B)
+    path = tmp_path / "fragment-overflow.pcap"
+    with path.open("wb") as fh, g.PcapWriter(fh) as writer:
+        for i in range(5):
+            datagram = g.udp_datagram(a, b, 1000 + i, 53, b"x" * 1000)
+            for j, frag in enumerate(_fragments(g.IPPROTO_UDP, datagram, 100 + i)):
+                writer.write(1_700_000_000_000_000 + (2 * i + j) * 1000, frag)
+    config = tmp_path / "small-fragment-table.yaml"
+    config.write_text("flows:\n  max_fragments: 2\n")
+    flows = tmp_path / "flows.jsonl"
+    summary = run_replay([path], Config.load(config), flows_out=flows, geo=geo, uid_seed=1)
+    records = [json.loads(line) for line in flows.read_text().splitlines()]
+    assert sum(r["orig_pkts"] + r["resp_pkts"] for r in records) == summary.packets == 10
+    assert_conserved("fragment-overflow.pcap", summary, records)

@@ -11,9 +11,11 @@ how). netwatch must also read exactly as many frames as tshark.
 
 Differences that are genuine, documented semantic differences are listed per file in
 :data:`EXPECTED_DIFFS` and asserted exactly (conversation -> (tshark, netwatch) counts).
-Differences caused by netwatch bugs are listed in :data:`NETWATCH_BUGS` (and on the
-synthetic tests) and marked ``xfail(strict=True)``, so a test flips to XPASS (a failure)
-once its bug is fixed: then delete the entry.
+Differences caused by netwatch bugs go in :data:`NETWATCH_BUGS` (and
+:data:`MISSED_FAILURE_BUGS`), which mark them ``xfail(strict=True)``: a test flips to XPASS
+(a failure) once its bug is fixed, and then the entry is deleted. Both are empty: the bugs
+this module found (fragmented tunnels, fragmented ICMP, IPv6 zero payload length with a
+Fragment header) were fixed in commit 8100cc6, and their tests now guard the fixes.
 
 Malformed captures are also replayed through the CLI (``netwatch replay``, one subprocess
 for all of them): exit status 0, no traceback, failures counted; and, per file, at least as
@@ -104,17 +106,11 @@ EXPECTED_DIFFS: Mapping[str, Expected] = MappingProxyType(
     }
 )
 
-#: Captures where netwatch is wrong; the reason names the bug (see the report / xfail text).
-NETWATCH_BUGS: Mapping[str, str] = MappingProxyType(
-    {
-        "encapsulation/zeek_erspan.pcap": (
-            "netwatch bug: later fragments of a fragmented GRE/ERSPAN packet are counted in an "
-            "outer IP-proto-47 'flow' 10.200.0.3->10.200.0.224 (39 packets) instead of the inner "
-            "flow of their first fragment (decode/walk.py FrameWalk.fragment registers first "
-            "fragments only when the decoded tuple is not a tunnel's inner one)"
-        ),
-    }
-)
+#: Captures where netwatch is wrong: file -> the bug (marked xfail(strict=True) until fixed).
+#: Empty since commit 8100cc6 fixed the one found (fragmented ERSPAN in zeek_erspan.pcap: the
+#: later fragments of a fragmented GRE packet formed an outer IP-proto-47 "flow" instead of
+#: joining the inner flow of their first fragment).
+NETWATCH_BUGS: Mapping[str, str] = MappingProxyType({})
 
 #: Malformed captures where tshark's header defect is not a netwatch decode failure.
 DEFECT_NOT_A_FAILURE: Mapping[str, str] = MappingProxyType(
@@ -126,17 +122,11 @@ DEFECT_NOT_A_FAILURE: Mapping[str, str] = MappingProxyType(
     }
 )
 
-#: Malformed captures where netwatch should count a failure and does not (netwatch bugs).
-MISSED_FAILURE_BUGS: Mapping[str, str] = MappingProxyType(
-    {
-        "malformed/tcpdump_ipv6_frag6_negative_len.pcap": (
-            "netwatch bug: an IPv6 payload length of 0 is taken as a jumbogram/TSO length even "
-            "though a Fragment header follows (RFC 2675 section 3 forbids jumbograms with a "
-            "Fragment header); the fuzzed frame becomes a bogus IP-proto-2 flow instead of a "
-            "counted failure (decode/walk.py FrameWalk.ipv6)"
-        ),
-    }
-)
+#: Malformed captures where netwatch should count a failure and does not (xfail until fixed).
+#: Empty since commit 8100cc6 fixed the one found (tcpdump_ipv6_frag6_negative_len.pcap: an
+#: IPv6 payload length of 0 followed by a Fragment header was taken as a jumbogram/TSO length
+#: and the fuzzed frame became a bogus IP-proto-2 flow).
+MISSED_FAILURE_BUGS: Mapping[str, str] = MappingProxyType({})
 
 
 def _marked(rels: list[str], bugs: Mapping[str, str]) -> list[object]:
@@ -344,14 +334,9 @@ def _fragmented_tunnels() -> list[bytes]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "netwatch bug: a later fragment of a fragmented VXLAN/GRE packet is not counted in the "
-        "inner flow of its first fragment (VXLAN: orphaned; GRE: an outer proto-47 flow)"
-    ),
-)
 def test_fragmented_tunnel_parity(background: Background, tmp_path: Path) -> None:
+    """Regression (fixed in 8100cc6): later fragments of a fragmented tunnel packet join the
+    inner flow of their first fragment (they were orphaned for VXLAN, an outer GRE flow)."""
     path = tmp_path / "fragmented-tunnels.pcap"
     with path.open("wb") as fh, g.PcapWriter(fh) as writer:
         for i, frame in enumerate(_fragmented_tunnels()):
@@ -363,15 +348,9 @@ def test_fragmented_tunnel_parity(background: Background, tmp_path: Path) -> Non
     assert_parity("fragmented-tunnels.pcap", dis, summary, mine)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "netwatch bug: a later fragment of a non-TCP/UDP datagram is keyed on its own header "
-        "(ICMP 'type' 0), so a fragmented ICMP error (type 3) is split into a type-3 flow and "
-        "an echo-reply-keyed flow"
-    ),
-)
 def test_fragmented_icmp_datagram_is_one_flow(background: Background, tmp_path: Path) -> None:
+    """Regression (fixed in 8100cc6): the later fragments of an ICMP error (type 3) were
+    keyed on their own header (ICMP 'type' 0, the echo-reply key), splitting the datagram."""
     a, b = g.ip_bytes(OUTER_A), g.ip_bytes(OUTER_B)
     ma, mb = g.mac_bytes(MAC_A), g.mac_bytes(MAC_B)
     unreachable = bytes([3, 3, 0, 0, 0, 0, 0, 0]) + b"z" * 1200

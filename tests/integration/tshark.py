@@ -25,11 +25,11 @@ only to translate them into netwatch's flow semantics where the two differ by de
    conversations count datagrams, not packets. It runs here with ``ip.defragment`` and
    ``ipv6.defragment`` off: every *first* fragment is then dissected (and tapped) as TCP/UDP
    and later fragments show as bare IP data. netwatch counts a later fragment in the flow of
-   its first fragment (same ``src, dst, proto, id``); the same rule is applied to tshark's
-   fields: each later fragment is credited to the conversation its datagram's first fragment
-   was counted in (the nearest earlier first fragment, else the next one: netwatch holds
-   early fragments). Fragment timeouts and table bounds are not modelled (the corpus
-   fragments are milliseconds apart).
+   its first fragment (same ``src, dst, proto, id``; for a fragmented tunnel packet, the
+   inner flow); the same rule is applied to tshark's fields: each later fragment is credited
+   to the conversation its datagram's first fragment was counted in (the nearest earlier
+   first fragment, else the next one: netwatch holds early fragments). Fragment timeouts
+   and table bounds are not modelled (the corpus fragments are milliseconds apart).
 3. **ICMP errors.** tshark's taps skip the TCP/UDP headers quoted inside ICMP errors, and
    netwatch counts those frames in the ICMP flow: no correction, the walk stops at ICMP.
 
