@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,30 +31,54 @@ OUT = HERE / "out"
 
 
 def _child(code: str, *args: str) -> dict[str, float]:
-    """Run ``code`` in a fresh interpreter; it prints one JSON object. Adds peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``code`` in a fresh interpreter; it prints one JSON object on its last line."""
     proc = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
     )
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result.setdefault("peak_rss_mib", max(after, before) / 1024)
     return result
 
 
-NETWATCH = r"""
-import json, resource, sys, time
+MEMORY = r"""
+def memory():
+    # VmHWM counts the memory-mapped capture's page-cache pages; RssAnon is the process's own.
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    kib = lambda key: int(status[key].split()[0]) / 1024
+    return {"peak_rss_mib": kib("VmHWM"), "anon_mib": kib("RssAnon")}
+"""
+
+NETWATCH = (
+    MEMORY
+    + r"""
+import json, sys
 from pathlib import Path
 from netwatch.config import Config
 from netwatch.replay import run_replay
 s = run_replay([Path(sys.argv[1])], Config.default(), flows_out=Path(sys.argv[2]), uid_seed=1)
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"packets": s.packets, "flows": s.flows, "elapsed_s": s.elapsed_s,
-                  "pps": s.packets_per_s, "peak_rss_mib": rss}))
+                  "pps": s.packets_per_s, **memory()}))
+"""
+)
+
+FLOOR = r"""
+import json, mmap, struct, sys, time
+with open(sys.argv[1], "rb") as fh:
+    buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+rec = struct.Struct("<IIII").unpack_from
+off, last, n = 24, len(buf) - 16, 0
+t = time.perf_counter()
+while off <= last:
+    caplen = rec(buf, off)[2]
+    off += 16 + caplen
+    n += 1
+el = time.perf_counter() - t
+print(json.dumps({"packets": n, "pps": n / el}))
 """
 
-NFSTREAM = r"""
-import json, resource, sys, time
+NFSTREAM = (
+    MEMORY
+    + r"""
+import json, sys, time
 from nfstream import NFStreamer
 t = time.perf_counter()
 flows = 0
@@ -64,8 +88,10 @@ for f in NFStreamer(source=sys.argv[1], n_dissections=0, statistical_analysis=Fa
     flows += 1
     packets += f.bidirectional_packets
 el = time.perf_counter() - t
-print(json.dumps({"packets": packets, "flows": flows, "elapsed_s": el, "pps": packets / el}))
+print(json.dumps({"packets": packets, "flows": flows, "elapsed_s": el, "pps": packets / el,
+                  **memory()}))
 """
+)
 
 FLOW_MEMORY = r"""
 import gc, json, struct, sys
@@ -115,6 +141,42 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def _report(
+    pcap: Path,
+    floor: list[dict[str, float]],
+    nw: list[dict[str, float]],
+    nf: list[dict[str, float]],
+    mem: dict[str, float] | None,
+) -> None:
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
+        f"{platform.python_implementation()} {platform.python_version()}; "
+        f"capture {pcap.name} ({pcap.stat().st_size / 1e6:.0f} MB)"
+    )
+    print(
+        f"calibration, bare pcap record walk in Python (no decoding): "
+        f"{_median(floor, 'pps'):,.0f} records/s ({_rates(floor)})"
+    )
+    print(
+        f"netwatch replay (full pipeline, flow log on, 1 core): "
+        f"{_median(nw, 'pps'):,.0f} packets/s, median of {len(nw)} ({_rates(nw)}); "
+        f"{int(nw[0]['flows'])} flows; peak RSS {_median(nw, 'peak_rss_mib'):.0f} MiB "
+        f"(with the memory-mapped capture), anonymous {_median(nw, 'anon_mib'):.0f} MiB"
+    )
+    if nf:
+        print(
+            f"NFStream (C meter, 1 meter, no dissection): {_median(nf, 'pps'):,.0f} packets/s "
+            f"({_rates(nf)}); {int(nf[0]['flows'])} flows; peak RSS "
+            f"{_median(nf, 'peak_rss_mib'):.0f} MiB"
+        )
+        print(f"ratio netwatch / NFStream: {_median(nw, 'pps') / _median(nf, 'pps'):.2f}")
+    if mem:
+        print(
+            f"memory per active flow at {int(mem['flows']):,} concurrent flows: "
+            f"{mem['bytes_per_flow']:.0f} bytes"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--packets", type=int, default=1_000_000)
@@ -125,7 +187,9 @@ def main() -> int:
     pcap = ensure_capture(args.packets)
     nw: list[dict[str, float]] = []
     nf: list[dict[str, float]] = []
-    for _ in range(args.runs):  # interleaved, so both see the same machine conditions
+    floor: list[dict[str, float]] = []
+    for _ in range(args.runs):  # interleaved, so all see the same machine conditions
+        floor.append(_child(FLOOR, str(pcap)))
         nw.append(_child(NETWATCH, str(pcap), str(OUT / "flows.jsonl")))
         if not args.no_nfstream:
             try:
@@ -134,28 +198,7 @@ def main() -> int:
                 print(f"nfstream unavailable: {exc}", file=sys.stderr)
                 args.no_nfstream = True
     mem = _child(FLOW_MEMORY, str(args.flows_mem)) if args.flows_mem else None
-    print(
-        f"machine: {platform.node()} {platform.machine()} {platform.python_implementation()} "
-        f"{platform.python_version()}, capture {pcap.name} ({pcap.stat().st_size / 1e6:.0f} MB)"
-    )
-    print(
-        f"netwatch replay (full pipeline, flow log on, 1 core): "
-        f"{_median(nw, 'pps'):,.0f} packets/s median of {len(nw)} "
-        f"({_rates(nw)}); {int(nw[0]['flows'])} flows; "
-        f"peak RSS {_median(nw, 'peak_rss_mib'):.0f} MiB"
-    )
-    if nf:
-        print(
-            f"NFStream 1 meter, no dissection: {_median(nf, 'pps'):,.0f} packets/s median "
-            f"({_rates(nf)}); {int(nf[0]['flows'])} flows; "
-            f"peak RSS {_median(nf, 'peak_rss_mib'):.0f} MiB"
-        )
-        print(f"ratio netwatch / NFStream: {_median(nw, 'pps') / _median(nf, 'pps'):.2f}")
-    if mem:
-        print(
-            f"memory per active flow at {int(mem['flows']):,} concurrent flows: "
-            f"{mem['bytes_per_flow']:.0f} bytes"
-        )
+    _report(pcap, floor, nw, nf, mem)
     return 0
 
 
