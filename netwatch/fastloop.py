@@ -30,7 +30,7 @@ from netwatch.flow.tcpstate import ACK
 if TYPE_CHECKING:
     from netwatch.pipeline import Pipeline
 
-_IP4_PORTS = struct.Struct("!BxHHHxBxx4s4sHH")
+_IP4_PORTS = struct.Struct("!BxH2xHxBxx4s4sHH")
 _IP6_PORTS = struct.Struct("!IHBx16s16sHH")
 _TCP_REST = struct.Struct("!IIBBH")
 _ESTABLISHED_OR_LATER = 3  # TcpState.PARTIAL and above: no handshake bookkeeping left
@@ -50,7 +50,7 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     order = m.header.byteorder
     # The record header and the EtherType in one unpack: in the file's byte order, so on a
     # little-endian file the EtherType constants below are byte-swapped.
-    rec = struct.Struct(order + "IIII12xH").unpack_from
+    rec = struct.Struct(order + "IIII12xH2xH").unpack_from  # also the EtherType after a tag
     swap = order == "<"
     eth_v4 = 0x0008 if swap else 0x0800
     eth_v6 = 0xDD86 if swap else 0x86DD
@@ -62,10 +62,10 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     flows_get = table.flows.get
     decode, packet, released = decoder.decode, table.packet, decoder.released
     next_sweep = table.next_sweep
-    last = end - 30  # the fused unpack reads 30 bytes; the tail goes to the general walker
+    last = end - 34  # the fused unpack reads 34 bytes; the tail goes to the general walker
     n = nbytes = 0
     while off <= last:
-        sec, frac, caplen, wirelen, etype = rec(buf, off)
+        sec, frac, caplen, wirelen, etype, tagged = rec(buf, off)
         start = off + 16
         nxt = start + caplen
         if nxt > end or caplen == 0 or caplen > MAX_CAPLEN:
@@ -77,16 +77,12 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         if caplen >= 58 and ts < next_sweep:
             ipo = start + 14
             if etype == eth_vlan:
-                etype = (
-                    buf[start + 16] | buf[start + 17] << 8
-                    if swap
-                    else (buf[start + 16] << 8 | buf[start + 17])
-                )
+                etype = tagged
                 ipo = start + 18
             fast = False
             tot = hdr = 0
             if etype == eth_v4:
-                vhl, tot, _id, frag, proto, src, dst, sport, dport = ip4(buf, ipo)
+                vhl, tot, frag, proto, src, dst, sport, dport = ip4(buf, ipo)
                 if vhl == 0x45 and not frag & 0x3FFF and (proto == 6 or proto == 17):
                     limit = wirelen - ipo + start
                     if tot == 0 or tot > limit:
