@@ -13,6 +13,20 @@ PCAP_CORPUS = CORPUS / "pcaps"
 MAXMIND = CORPUS / "maxmind"
 
 
+CAPTURE_SUFFIXES = frozenset({".pcap", ".pcapng", ".cap", ".gz"})
+
+
+def list_captures(root: Path) -> list[str]:
+    """Capture files below ``root`` (by suffix), as sorted POSIX paths relative to it."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in CAPTURE_SUFFIXES
+    )
+
+
 def corpus_file(*parts: str) -> Path:
     """Return a corpus path, skipping the calling test with a clear reason when it is absent."""
     path = CORPUS.joinpath(*parts)

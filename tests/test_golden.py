@@ -15,10 +15,11 @@ import pytest
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
 from netwatch.replay import run_replay
+from tests.conftest import list_captures
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
-CAPTURES = sorted(p for p in (REPO / "pcaps").rglob("*") if p.suffix in (".pcap", ".pcapng"))
+CAPTURES = [REPO / "pcaps" / rel for rel in list_captures(REPO / "pcaps")]
 MASKED = ("ts", "uid")
 
 

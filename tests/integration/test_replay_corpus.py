@@ -32,25 +32,14 @@ from netwatch.enrich.geo import GeoBackend
 from netwatch.pipeline import geo_backend
 from netwatch.replay import ReplaySummary, run_replay
 from netwatch.testing import pcapgen as g
-from tests.conftest import PCAP_CORPUS, REPO, corpus_file
+from tests.conftest import PCAP_CORPUS, REPO, corpus_file, list_captures
 
-CAPTURE_SUFFIXES = frozenset({".pcap", ".pcapng", ".cap", ".gz"})
 ABSENT = "(corpus absent)"
 NO_REPO_PCAPS = "(no pcaps/ captures)"
 
 
-def _captures(root: Path) -> list[str]:
-    if not root.is_dir():
-        return []
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix in CAPTURE_SUFFIXES
-    )
-
-
-CORPUS = _captures(PCAP_CORPUS) or [ABSENT]
-REPO_PCAPS = _captures(REPO / "pcaps") or [NO_REPO_PCAPS]
+CORPUS = list_captures(PCAP_CORPUS) or [ABSENT]
+REPO_PCAPS = list_captures(REPO / "pcaps") or [NO_REPO_PCAPS]
 
 
 @pytest.fixture(scope="module")

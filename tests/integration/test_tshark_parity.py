@@ -50,7 +50,7 @@ from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
 from netwatch.replay import ReplaySummary, run_replay
 from netwatch.testing import pcapgen as g
-from tests.conftest import PCAP_CORPUS, REPO, corpus_file
+from tests.conftest import PCAP_CORPUS, REPO, corpus_file, list_captures
 from tests.integration import tshark
 from tests.integration.tshark import HEADER_PROTOCOLS, TSHARK, ConvKey, Dissection
 
@@ -61,26 +61,15 @@ pytestmark = [
     ),
 ]
 
-CAPTURE_SUFFIXES = frozenset({".pcap", ".pcapng", ".cap", ".gz"})
 ABSENT = "(corpus absent)"
 NO_REPO_PCAPS = "(no pcaps/ captures)"
 BENCH_PACKETS = 20_000
 NO_GEO_CONFIG = "geoip:\n  builtin: false\n"  # the CLI runs: GeoIP does not change counts
 
 
-def _captures(root: Path) -> list[str]:
-    if not root.is_dir():
-        return []
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix in CAPTURE_SUFFIXES
-    )
-
-
-CORPUS = _captures(PCAP_CORPUS) or [ABSENT]
+CORPUS = list_captures(PCAP_CORPUS) or [ABSENT]
 MALFORMED = [rel for rel in CORPUS if rel.startswith("malformed/")] or [ABSENT]
-REPO_PCAPS = _captures(REPO / "pcaps") or [NO_REPO_PCAPS]
+REPO_PCAPS = list_captures(REPO / "pcaps") or [NO_REPO_PCAPS]
 
 
 @dataclass(frozen=True, slots=True)
