@@ -153,15 +153,8 @@ class Inspector:
                     flow.app_set("http_host", req.host)
                 if req.user_agent:
                     flow.app_set("user_agent", req.user_agent)
-        elif looks_like_rtsp(buf):
-            msg = parse_rtsp(buf)
-            if msg is not None:
-                self._count("rtsp")
-                _service(flow, "rtsp")
-                if msg.user_agent:
-                    flow.app_set("user_agent", msg.user_agent)
-                _add_media(flow, msg.media)
-                return _MORE  # later requests (SETUP, ANNOUNCE) still tell something
+        elif looks_like_rtsp(buf) and self._rtsp(flow, buf):
+            return _MORE  # later requests (SETUP, ANNOUNCE) still tell something
         return _DONE
 
     def _server(self, flow: Flow, buf: bytes) -> Verdict:
@@ -181,14 +174,22 @@ class Inspector:
                 if resp.www_authenticate:
                     flow.app_set("www_authenticate", resp.www_authenticate)
             return _DONE
-        msg = parse_rtsp(buf)
-        if msg is not None:
-            self._count("rtsp")
-            _service(flow, "rtsp")
-            if msg.server:
-                flow.app_set("server", msg.server)
-            _add_media(flow, msg.media)
+        self._rtsp(flow, buf)
         return _MORE  # the DESCRIBE reply with its SDP may come after OPTIONS
+
+    def _rtsp(self, flow: Flow, buf: bytes) -> bool:
+        """An RTSP request or response: User-Agent or Server, and the SDP media types."""
+        msg = parse_rtsp(buf)
+        if msg is None:
+            return False
+        self._count("rtsp")
+        _service(flow, "rtsp")
+        if msg.user_agent:
+            flow.app_set("user_agent", msg.user_agent)
+        if msg.server:
+            flow.app_set("server", msg.server)
+        _add_media(flow, msg.media)
+        return True
 
 
 def _body_incomplete(buf: bytes) -> bool:
