@@ -1,0 +1,119 @@
+"""The alert record (DESIGN.md contract): what a rule found, about which device and peer.
+
+Rules build :class:`Alert` values; sinks serialise :meth:`Alert.record` (one JSON object
+per line for the JSON-lines sink, and the payload every other sink is built from). The
+identity used for de-duplication is ``(rule, device, peer)``, where the peer is the name
+seen on the wire when there is one (a cloud service is one peer whatever address it
+answers from) and the address otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """Alert severities, most severe first."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical ... 4 for info (lower is more severe)."""
+        return _RANKS[self]
+
+    def at_least(self, other: Severity) -> bool:
+        """True when this severity is ``other`` or more severe."""
+        return self.rank <= other.rank
+
+
+_RANKS = {s: i for i, s in enumerate(Severity)}
+
+
+class Direction(StrEnum):
+    """Which way the traffic went, seen from the device."""
+
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+    LOCAL = "local"
+
+
+def rfc3339(ts: float) -> str:
+    """Packet time as RFC 3339 UTC with microseconds (``2026-01-15T09:00:00.000000Z``)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """One finding of one rule. Field names are the alert record's (DESIGN.md)."""
+
+    ts: float
+    rule: str
+    severity: Severity
+    device: str
+    device_ip: str
+    summary: str
+    direction: Direction = Direction.OUTBOUND
+    device_mac: str | None = None
+    vendor: str | None = None
+    peer_ip: str | None = None
+    peer_port: int | None = None
+    proto: str | None = None
+    peer_country: str | None = None
+    peer_asn: int | None = None
+    peer_org: str | None = None
+    peer_name: str | None = None
+    service: str | None = None
+    flow_uid: str | None = None
+    community_id: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def peer(self) -> str:
+        """The peer part of the identity: the name on the wire, else the address."""
+        return self.peer_name or self.peer_ip or ""
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """What de-duplication keys on: (rule, device, peer)."""
+        return (self.rule, self.device, self.peer)
+
+    def record(self, count: int = 1) -> dict[str, Any]:
+        """The alert record as a JSON-ready dict (``count``: times seen in the window)."""
+        return {
+            "ts": rfc3339(self.ts),
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "device": self.device,
+            "device_ip": self.device_ip,
+            "device_mac": self.device_mac,
+            "vendor": self.vendor,
+            "peer_ip": self.peer_ip,
+            "peer_port": self.peer_port,
+            "proto": self.proto,
+            "direction": self.direction.value,
+            "peer_country": self.peer_country,
+            "peer_asn": self.peer_asn,
+            "peer_org": self.peer_org,
+            "peer_name": self.peer_name,
+            "service": self.service,
+            "summary": self.summary,
+            "flow_uid": self.flow_uid,
+            "community_id": self.community_id,
+            "count": count,
+            "evidence": dict(self.evidence),
+        }
+
+    def one_line(self) -> str:
+        """The human form for the terminal and logs."""
+        peer = self.peer or "-"
+        where = f" {self.peer_country}" if self.peer_country else ""
+        return f"[{self.severity.value}] {self.rule} {self.device} -> {peer}{where}: {self.summary}"

@@ -1,0 +1,60 @@
+"""Tests for the alert record: fields, identity, time format, severities."""
+
+from __future__ import annotations
+
+import json
+
+from netwatch.alerts.model import Alert, Direction, Severity, rfc3339
+
+CONTRACT_FIELDS = (
+    *("ts", "rule", "severity", "device", "device_ip", "device_mac", "vendor", "peer_ip"),
+    *("peer_port", "proto", "direction", "peer_country", "peer_asn", "peer_org", "peer_name"),
+    *("service", "summary", "flow_uid", "community_id", "evidence"),
+)
+
+
+def alert(**kw: object) -> Alert:
+    base: dict[str, object] = {
+        "ts": 1768467600.5,
+        "rule": "cloud_registration",
+        "severity": Severity.HIGH,
+        "device": "lobby-1",
+        "device_ip": "10.20.0.11",
+        "summary": "registers with Hik-Connect",
+        "peer_ip": "175.16.199.1",
+        "peer_name": "litedev.hik-connect.com",
+        "peer_port": 8666,
+        "evidence": {"dns_name": "litedev.hik-connect.com"},
+    }
+    base.update(kw)
+    return Alert(**base)  # type: ignore[arg-type]
+
+
+def test_record_has_every_contract_field_and_is_json() -> None:
+    rec = alert().record()
+    assert all(k in rec for k in CONTRACT_FIELDS)
+    assert rec["ts"] == "2026-01-15T09:00:00.500000Z"
+    assert rec["severity"] == "high" and rec["direction"] == "outbound" and rec["count"] == 1
+    assert json.loads(json.dumps(rec)) == rec
+
+
+def test_identity_prefers_the_name_on_the_wire() -> None:
+    a = alert(peer_ip="175.16.199.1")
+    b = alert(peer_ip="111.235.160.1")
+    assert a.identity == b.identity == ("cloud_registration", "lobby-1", "litedev.hik-connect.com")
+    assert alert(peer_name=None).identity[2] == "175.16.199.1"
+
+
+def test_severity_order() -> None:
+    assert Severity.CRITICAL.at_least(Severity.HIGH)
+    assert not Severity.LOW.at_least(Severity.MEDIUM)
+    assert [s.rank for s in Severity] == [0, 1, 2, 3, 4]
+
+
+def test_one_line_and_time() -> None:
+    line = alert(peer_country="CN", direction=Direction.OUTBOUND).one_line()
+    assert line == (
+        "[high] cloud_registration lobby-1 -> litedev.hik-connect.com CN: "
+        "registers with Hik-Connect"
+    )
+    assert rfc3339(0) == "1970-01-01T00:00:00.000000Z"

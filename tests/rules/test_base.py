@@ -1,0 +1,55 @@
+"""Tests for the rule registry and rule isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from netwatch.alerts.model import Alert, Severity
+from netwatch.rules.base import REGISTRY, Rule, RuleErrors, rule_id, run_rule
+
+
+def test_rule_ids_come_from_class_names() -> None:
+    assert rule_id("CloudRegistration") == "cloud_registration"
+    assert rule_id("UpnpPortMapping") == "upnp_port_mapping"
+
+
+def test_duplicate_rule_ids_fail_loudly() -> None:
+    class ExampleRuleForRegistry(Rule):
+        pass
+
+    try:
+        assert REGISTRY["example_rule_for_registry"] is ExampleRuleForRegistry
+        with pytest.raises(TypeError, match="defined twice"):
+            type("ExampleRuleForRegistry", (Rule,), {})
+    finally:
+        REGISTRY.pop("example_rule_for_registry", None)
+
+
+def test_a_failing_rule_is_isolated_and_counted() -> None:
+    class ExplodingExampleRule(Rule):
+        def on_flow_end(self, flow: Any) -> Iterator[Alert]:
+            yield Alert(
+                ts=1,
+                rule=self.id,
+                severity=Severity.LOW,
+                device="d",
+                device_ip="ip",
+                summary="before the failure",
+            )
+            raise RuntimeError("boom")
+
+    try:
+        errors = RuleErrors()
+        rule = ExplodingExampleRule()
+
+        def hook(r: Rule) -> Iterable[Alert]:
+            return r.on_flow_end(None)
+
+        got = list(run_rule(rule, hook, errors))
+        assert [a.summary for a in got] == ["before the failure"]
+        assert errors.counts == {"exploding_example_rule": 1}
+    finally:
+        REGISTRY.pop("exploding_example_rule", None)
