@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netwatch.alerts.router import Emit
 from netwatch.capture.files import CaptureFile
 from netwatch.config import Config
 from netwatch.decode.frames import Decoder
+from netwatch.detect.devices import CameraVendor
+from netwatch.detect.engine import Detector
 from netwatch.enrich.addrclass import AddressClassifier
 from netwatch.enrich.geo import CachedGeo, GeoBackend, geo_from_settings
 from netwatch.enrich.inventory import Inventory
@@ -28,6 +31,13 @@ from netwatch.flow.record import Enrichers, flow_record
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
 
 Packet = tuple[float, int, int, bytes]
+
+
+def _no_vendor(mac: bytes) -> str | None:
+    """Camera-vendor lookup when none is configured: only the inventory names cameras."""
+    return None
+
+
 _WARM_UP_MAC = bytes.fromhex("00000c000001")  # any registered OUI: loads netaddr's index
 RecordSink = Callable[[dict[str, Any]], None]
 
@@ -72,6 +82,8 @@ class Pipeline:
         *,
         geo: GeoBackend | None = None,
         uids: UidSource | None = None,
+        on_alert: Emit | None = None,
+        camera_vendor: CameraVendor | None = None,
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
@@ -87,6 +99,11 @@ class Pipeline:
             inventory=Inventory(cfg.cameras),
         )
         self._on_record = on_record
+        self.detector = (
+            Detector(cfg, self.enrichers, camera_vendor or _no_vendor, on_alert)
+            if on_alert is not None
+            else None
+        )
         self.table = FlowTable(
             flow_settings(cfg),
             self._flow_ended,
@@ -106,7 +123,10 @@ class Pipeline:
 
     def _flow_ended(self, f: Flow, reason: EndReason) -> None:
         self.inspector.end(f)
-        self._on_record(flow_record(f, self.enrichers))
+        record = flow_record(f, self.enrichers)
+        self._on_record(record)
+        if self.detector is not None:
+            self.detector.flow_ended(f, record)
 
     def run(self, packets: Iterable[Packet]) -> None:
         """The general loop: decode every frame and account it to its flow."""

@@ -1,25 +1,31 @@
 """``netwatch replay``: offline analysis of capture files through the live pipeline.
 
 Reads the captures in order, runs them through :class:`~netwatch.pipeline.Pipeline`, writes
-every flow to the flow log (``--flows``) and alerts to ``--alerts`` (no detection rules
-yet: the file is created and stays empty), ends all flows at end of input and returns a
-:class:`ReplaySummary` (packets, bytes, flows, decode failures by reason, rate).
+every flow to the flow log (``--flows``), runs the detection rules on every ended flow and
+writes their alert records to ``--alerts`` (one line each also goes to the log), ends all
+flows at end of input and returns a :class:`ReplaySummary` (packets, bytes, flows,
+decode failures by reason, alerts by rule, rate).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netwatch.alerts.model import Alert
 from netwatch.capture.files import CaptureFile, open_capture
 from netwatch.config import Config
+from netwatch.detect.devices import CameraVendor
 from netwatch.enrich.geo import GeoBackend
 from netwatch.flow.ids import UidSource
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
+
+alert_log_line = logging.getLogger("netwatch.alert")
 
 
 @dataclass
@@ -37,6 +43,9 @@ class ReplaySummary:
     capture_problems: dict[str, int] = field(default_factory=dict)
     fragment_entries_evicted: int = 0
     alerts: int = 0
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)
+    alerts_suppressed: int = 0
+    rule_errors: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
     @property
@@ -57,7 +66,8 @@ class ReplaySummary:
             f"non-IP frames: {sum(self.non_ip.values())} ({kv(self.non_ip)})",
             f"capture file problems: {kv(self.capture_problems)}",
             f"fragment table evictions: {self.fragment_entries_evicted}",
-            f"alerts: {self.alerts}",
+            f"alerts: {self.alerts} ({kv(self.alerts_by_rule)}); repeats suppressed: "
+            f"{self.alerts_suppressed}; rule errors: {sum(self.rule_errors.values())}",
             f"elapsed: {self.elapsed_s:.3f} s  rate: {self.packets_per_s:,.0f} packets/s",
         ]
 
@@ -70,6 +80,7 @@ def run_replay(
     alerts_out: Path | None = None,
     geo: GeoBackend | None = None,
     uid_seed: int | None = None,
+    camera_vendor: CameraVendor | None = None,
 ) -> ReplaySummary:
     """Replay capture files; raises CaptureError before any work if a file is unreadable."""
     captures = [open_capture(p) for p in paths]
@@ -82,8 +93,21 @@ def run_replay(
         if flow_log is not None:
             flow_log.write(rec)
 
+    def on_alert(alert: Alert, count: int) -> None:
+        summary.alerts += 1
+        alert_log_line.warning("%s", alert.one_line())
+        if alert_log is not None:
+            alert_log.write(alert.record(count))
+
     try:
-        pipe = Pipeline(cfg, on_record, geo=geo, uids=UidSource(uid_seed))
+        pipe = Pipeline(
+            cfg,
+            on_record,
+            geo=geo,
+            uids=UidSource(uid_seed),
+            on_alert=on_alert,
+            camera_vendor=camera_vendor,
+        )
         pipe.warm_up()
         start = time.perf_counter()
         for cap in captures:
@@ -104,6 +128,10 @@ def run_replay(
     summary.non_ip = dict(pipe.decoder.non_ip)
     summary.deep_parsed = dict(pipe.inspector.parsed)
     summary.fragment_entries_evicted = pipe.decoder.frags.evicted
+    if pipe.detector is not None:
+        summary.alerts_by_rule = dict(pipe.detector.router.by_rule)
+        summary.alerts_suppressed = pipe.detector.router.suppressed
+        summary.rule_errors = dict(pipe.detector.errors.counts)
     summary.capture_problems = _capture_problems(captures)
     return summary
 

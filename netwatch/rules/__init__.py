@@ -1,1 +1,24 @@
-"""Detection rules: one module per rule id (DESIGN.md), each yielding alerts with evidence."""
+"""Detection rules: one module per rule id (DESIGN.md), each yielding alerts with evidence.
+
+:data:`BUILTIN_RULES` is the explicit set the pipeline runs; a test checks it against the
+registry, so a rule module that is written but not listed (or listed twice) is caught.
+"""
+
+from __future__ import annotations
+
+from netwatch.rules.audio_stream import AudioStream
+from netwatch.rules.base import REGISTRY, Rule
+from netwatch.rules.denied_country import DeniedCountry
+from netwatch.rules.inbound_access import InboundAccess
+from netwatch.rules.rogue_dns import RogueDns
+from netwatch.rules.unexpected_egress import UnexpectedEgress
+
+BUILTIN_RULES: tuple[type[Rule], ...] = (
+    UnexpectedEgress,
+    DeniedCountry,
+    RogueDns,
+    InboundAccess,
+    AudioStream,
+)
+
+__all__ = ["BUILTIN_RULES", "REGISTRY", "Rule"]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 from netwatch.alerts.model import Alert
+from netwatch.detect.facts import FlowFacts
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ class Rule:
             raise TypeError(f"rule id {cls.id!r} is defined twice: {REGISTRY[cls.id]} and {cls}")
         REGISTRY[cls.id] = cls
 
-    def on_flow_end(self, flow: Any) -> Iterable[Alert]:
-        """Alerts for a flow that ended (default: none)."""
+    def on_flow_end(self, facts: FlowFacts) -> Iterable[Alert]:
+        """Alerts for one camera end of a flow that ended (default: none)."""
         return ()
 
 
@@ -62,11 +63,14 @@ class RuleErrors:
 
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
-def run_rule(rule: Rule, call: Callable[[Rule], Iterable[T]], errors: RuleErrors) -> Iterator[T]:
-    """Run one rule hook, isolating any failure: what it yielded before failing is kept."""
+def run_rule(
+    rule: Rule, errors: RuleErrors, hook: Callable[[A], Iterable[T]], arg: A
+) -> Iterator[T]:
+    """Run one rule hook on ``arg``, isolating any failure: what it yielded before is kept."""
     try:
-        yield from call(rule)
+        yield from hook(arg)
     except Exception as exc:  # a failing rule must not stop the pipeline
         errors.record(rule, exc)

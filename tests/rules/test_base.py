@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,7 +30,7 @@ def test_duplicate_rule_ids_fail_loudly() -> None:
 
 def test_a_failing_rule_is_isolated_and_counted() -> None:
     class ExplodingExampleRule(Rule):
-        def on_flow_end(self, flow: Any) -> Iterator[Alert]:
+        def on_flow_end(self, facts: Any) -> Iterator[Alert]:
             yield Alert(
                 ts=1,
                 rule=self.id,
@@ -45,10 +45,7 @@ def test_a_failing_rule_is_isolated_and_counted() -> None:
         errors = RuleErrors()
         rule = ExplodingExampleRule()
 
-        def hook(r: Rule) -> Iterable[Alert]:
-            return r.on_flow_end(None)
-
-        got = list(run_rule(rule, hook, errors))
+        got = list(run_rule(rule, errors, rule.on_flow_end, None))
         assert [a.summary for a in got] == ["before the failure"]
         assert errors.counts == {"exploding_example_rule": 1}
     finally:

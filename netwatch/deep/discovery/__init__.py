@@ -1,0 +1,72 @@
+"""Camera discovery-protocol parsers: who announces itself as a camera, and what it says.
+
+Runs only on the packets the fast path routes here (UDP to or from a discovery port, and
+frames of EtherType 0x8033); never per packet of a flow. Reads no configuration. Every parser
+takes the transport payload, returns a ``DeviceIdentity`` or None, and never raises.
+
+| protocol | port | module | function |
+|---|---|---|---|
+| Hikvision SADP (XML) | UDP 37020 | ``sadp`` | ``parse_sadp`` |
+| Hikvision SADP layer 2 | EtherType 0x8033 | ``sadp`` | ``parse_sadp_l2`` |
+| Dahua DHIP | UDP 37810 | ``dahua`` | ``parse_dhip`` |
+| Dahua legacy | UDP 5050 | ``dahua`` | ``parse_dahua_5050`` |
+| Xiongmai / XMEye | UDP 34569 | ``xiongmai`` | ``parse_xiongmai`` |
+| ONVIF WS-Discovery | UDP 3702 | ``onvif`` | ``parse_onvif`` |
+
+``parse_discovery`` picks the parser by destination port, then by source port (replies to a
+search go back to the client's ephemeral port, and SADP/Xiongmai replies often go from the
+discovery port to the discovery port), and returns the first identity found. The formats and
+their sources (``research/signatures.md`` keys) are in each module's docstring.
+
+Known limits: only UDP is routed (DHIP also runs on TCP 5000 and the HTTP port, not for
+discovery); a protocol on a non-default port is not recognised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from netwatch.deep.discovery.dahua import DHIP_PORT, LEGACY_PORT, parse_dahua_5050, parse_dhip
+from netwatch.deep.discovery.identity import DeviceIdentity
+from netwatch.deep.discovery.onvif import WSD_PORT, parse_onvif
+from netwatch.deep.discovery.sadp import SADP_ETHERTYPE, SADP_PORT, parse_sadp, parse_sadp_l2
+from netwatch.deep.discovery.xiongmai import XM_PORT, parse_xiongmai
+
+__all__ = [
+    "DISCOVERY_PORTS",
+    "SADP_ETHERTYPE",
+    "DeviceIdentity",
+    "parse_dahua_5050",
+    "parse_dhip",
+    "parse_discovery",
+    "parse_onvif",
+    "parse_sadp",
+    "parse_sadp_l2",
+    "parse_xiongmai",
+]
+
+Parser = Callable[[bytes], DeviceIdentity | None]
+
+DISCOVERY_PORTS: dict[int, Parser] = {
+    SADP_PORT: parse_sadp,
+    DHIP_PORT: parse_dhip,
+    LEGACY_PORT: parse_dahua_5050,
+    XM_PORT: parse_xiongmai,
+    WSD_PORT: parse_onvif,
+}
+
+
+def parse_discovery(proto: str, sport: int, dport: int, payload: bytes) -> DeviceIdentity | None:
+    """Parse a UDP discovery payload by port (destination first, then source); else None."""
+    if proto.lower() != "udp":
+        return None
+    tried: Parser | None = None
+    for port in (dport, sport):
+        parser = DISCOVERY_PORTS.get(port)
+        if parser is None or parser is tried:
+            continue
+        tried = parser
+        identity = parser(payload)
+        if identity is not None:
+            return identity
+    return None

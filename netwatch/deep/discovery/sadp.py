@@ -1,0 +1,110 @@
+"""Hikvision SADP: the XML form on UDP 37020 and the layer-2 form on EtherType 0x8033.
+
+Runs only on the payloads the dispatcher routes here; reads no configuration; never raises.
+Formats (source keys from ``research/signatures.md`` §2 and §7):
+
+- XML request: ``<Probe><Uuid/><Types>inquiry</Types></Probe>`` from a client, to 239.255.255.250
+  ([US] ``Hikvision.cs``; [HIKTOOLS] ``hiktools/sadp/client.py``). ``Types=SetHCPlatform``
+  with ``HCPlatformEnable`` and ``Password`` is a LAN host switching Hik-Connect on
+  (idx 17256165405, Low-Med).
+- XML reply: ``<ProbeMatch>`` with ``DeviceType, DeviceDescription, DeviceSN, MAC, IPv4Address,
+  IPv6Address, SoftwareVersion, HCPlatformEnable, OEMInfo, ...`` ([US] ``Hikvision.selftest``,
+  synthetic; several parsers). ``HCPlatformEnable`` is sometimes the string ``flase``.
+- Layer 2: EtherType 0x8033, first payload byte ``0x21``, second byte ``0x02`` (called the
+  version), 38-byte header ([HIKTOOLS] ``lua/sadp.lua``, ``hiktools/csadp/model.py``;
+  ``sadp.h``). signatures.md documents nothing inside the header, so ``parse_sadp_l2`` only
+  recognises the frame and keeps the header bytes as evidence: it reports no MAC, IP, vendor
+  or direction (``is_reply`` and ``is_camera`` are False; the SADP tool on a PC sends these
+  frames too). The second byte is not required to be ``0x02``: hiktools' dissector reads it
+  as a packet type (1 response, 2 request), which contradicts "version"; it is kept as
+  evidence instead.
+
+Field mapping of a ``ProbeMatch``: model = ``DeviceDescription`` (the model string, e.g.
+``DS-2CD2043G0-I``); device_type = ``DeviceType`` (a numeric class code); firmware =
+``SoftwareVersion``; serial = ``DeviceSN``; ip = ``IPv4Address``, else ``IPv6Address``;
+cloud_enabled = ``HCPlatformEnable``. A ``Probe`` reports only its evidence: a requested
+``HCPlatformEnable`` is not the device's state, so cloud_enabled stays None there.
+
+Known limits: see ``xmlscan`` (DTDs refused, flat extraction, 64 KiB); a message whose first
+element is neither ``Probe`` nor ``ProbeMatch`` is not SADP (None).
+"""
+
+from __future__ import annotations
+
+import re
+
+from netwatch.deep.discovery.identity import (
+    DeviceIdentity,
+    clean_text,
+    first,
+    normalize_ip,
+    normalize_mac,
+    parse_flag,
+    raw_fields,
+)
+from netwatch.deep.discovery.xmlscan import decode_document, element_text, leaves
+
+SADP_PORT = 37020
+SADP_ETHERTYPE = 0x8033
+SADP_L2_MARKER = 0x21
+SADP_L2_HEADER_BYTES = 38
+VENDOR = "Hikvision"
+
+_ROOT = re.compile(r"(?:<\?xml[^<>]{0,200}\?>\s*)?<(Probe|ProbeMatch)[\s>/]")
+
+
+def parse_sadp(payload: bytes) -> DeviceIdentity | None:
+    """Parse an SADP XML ``Probe`` (client) or ``ProbeMatch`` (device); None if not SADP."""
+    document = decode_document(payload)
+    if document is None:
+        return None
+    root = _ROOT.match(document)
+    if root is None:
+        return None
+    is_reply = root.group(1) == "ProbeMatch"
+    fields = leaves(document)
+    evidence = raw_fields(fields)
+    if not is_reply:
+        return DeviceIdentity(
+            protocol="sadp", vendor=None, model=None, firmware=None, serial=None,
+            mac=None, ip=None, device_type=None, cloud_enabled=None,
+            is_camera=False, is_reply=False, raw_fields=evidence,
+        )  # fmt: skip
+
+    def text(name: str) -> str | None:
+        return clean_text(element_text(document, name))
+
+    return DeviceIdentity(
+        protocol="sadp",
+        vendor=VENDOR,
+        model=text("DeviceDescription"),
+        firmware=text("SoftwareVersion"),
+        serial=text("DeviceSN"),
+        mac=normalize_mac(text("MAC")),
+        ip=first(normalize_ip(text("IPv4Address")), normalize_ip(text("IPv6Address"))),
+        device_type=text("DeviceType"),
+        cloud_enabled=parse_flag(text("HCPlatformEnable")),
+        is_camera=True,
+        is_reply=True,
+        raw_fields=evidence,
+    )
+
+
+def parse_sadp_l2(frame_payload: bytes) -> DeviceIdentity | None:
+    """Recognise an SADP layer-2 frame (the bytes after EtherType 0x8033); None otherwise."""
+    header = frame_payload[:SADP_L2_HEADER_BYTES]
+    if len(header) < SADP_L2_HEADER_BYTES or header[0] != SADP_L2_MARKER:
+        return None
+    evidence = raw_fields(
+        [
+            ("marker", f"0x{header[0]:02x}"),
+            ("version", f"0x{header[1]:02x}"),
+            ("header", header.hex()),
+            ("payload_bytes", len(frame_payload) - SADP_L2_HEADER_BYTES),
+        ]
+    )
+    return DeviceIdentity(
+        protocol="sadp_l2", vendor=None, model=None, firmware=None, serial=None, mac=None,
+        ip=None, device_type=None, cloud_enabled=None, is_camera=False, is_reply=False,
+        raw_fields=evidence,
+    )  # fmt: skip

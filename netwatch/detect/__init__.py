@@ -1,0 +1,1 @@
+"""The detection stage: which flows belong to cameras, what their group allows, and the rules."""

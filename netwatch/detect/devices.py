@@ -1,0 +1,88 @@
+"""Which local hosts are cameras, and who they are: inventory first, then vendor prefixes.
+
+A flow end is a camera when the inventory names it (by IP, MAC or CIDR) or, zero-config,
+when its MAC address belongs to a camera vendor (``camera_vendor`` is injected: the
+camera-vendor OUI table from ``seeds/``). Discovery-protocol and banner identification
+plug in through :meth:`Devices.learn`. Results are cached per (address, MAC), bounded.
+
+Config read: ``cameras`` (inventory), ``site.local_nets``. Known limit: behind a router
+the MAC seen for a remote host is the router's, so only site-local ends are considered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from netwatch.config import DEFAULT_GROUP
+from netwatch.enrich.addrclass import AddressClassifier, ip_text
+from netwatch.enrich.inventory import Inventory
+from netwatch.enrich.macvendor import mac_text
+
+CameraVendor = Callable[[bytes], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A camera/NVR as the detection rules see it."""
+
+    name: str  # inventory name, or the IP text when unnamed
+    ip: str
+    mac: str | None
+    vendor: str | None
+    group: str
+    managed: bool  # listed in the inventory
+    how: str  # "inventory", "vendor_oui", or the discovery protocol that identified it
+
+
+class Devices:
+    """Resolves flow ends to cameras."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        classifier: AddressClassifier,
+        camera_vendor: CameraVendor,
+        max_entries: int = 65_536,
+    ) -> None:
+        self._inventory = inventory
+        self._classifier = classifier
+        self._camera_vendor = camera_vendor
+        self._learned: dict[bytes, tuple[str | None, str]] = {}  # ip -> (vendor, how)
+        self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
+        self._max = max_entries
+
+    def learn(self, ip: bytes, vendor: str | None, how: str) -> None:
+        """Record that ``ip`` identified itself as a camera (discovery reply, banner)."""
+        self._learned[ip] = (vendor, how)
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != ip}
+
+    def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
+        """The camera at this site-local end, or None."""
+        key = (ip, mac)
+        if key in self._cache:
+            return self._cache[key]
+        dev = self._resolve(ip, mac)
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[key] = dev
+        return dev
+
+    def _resolve(self, ip: bytes, mac: bytes | None) -> Device | None:
+        if not self._classifier.is_site_local(ip):
+            return None
+        mac_str = mac_text(mac) if mac else None
+        vendor = self._camera_vendor(mac) if mac else None
+        known = self._inventory.lookup(ip, mac)
+        if known is not None:
+            return Device(known.name, ip_text(ip), mac_str, vendor, known.group, True, "inventory")
+        learned = self._learned.get(ip)
+        if learned is not None:
+            text = ip_text(ip)
+            return Device(
+                text, text, mac_str, learned[0] or vendor, DEFAULT_GROUP, False, learned[1]
+            )
+        if vendor is not None:
+            text = ip_text(ip)
+            return Device(text, text, mac_str, vendor, DEFAULT_GROUP, False, "vendor_oui")
+        return None

@@ -1,0 +1,49 @@
+"""The detection stage: at each flow end, run every rule on each camera end of the flow.
+
+Sans-I/O: rules yield alerts, the :class:`~netwatch.alerts.router.AlertRouter` decides
+what is emitted (de-duplicated per ``alerts.suppress_s``), and the injected ``emit``
+callback (the edge) writes them. A failing rule is isolated and counted
+(:attr:`Detector.errors`). Runs once per flow, never per packet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from netwatch.alerts.router import AlertRouter, Emit
+from netwatch.config import Config
+from netwatch.detect.devices import CameraVendor, Devices
+from netwatch.detect.facts import flow_facts
+from netwatch.detect.policy import Policies
+from netwatch.enrich.inventory import Inventory
+from netwatch.flow.record import Enrichers
+from netwatch.flow.table import Flow
+from netwatch.rules import BUILTIN_RULES
+from netwatch.rules.base import Rule, RuleErrors, run_rule
+
+
+class Detector:
+    """Runs the rules on ended flows and routes their alerts."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        enrichers: Enrichers,
+        camera_vendor: CameraVendor,
+        emit: Emit,
+        rules: Iterable[type[Rule]] = BUILTIN_RULES,
+    ) -> None:
+        self.enrichers = enrichers
+        self.devices = Devices(Inventory(cfg.cameras), enrichers.classifier, camera_vendor)
+        self.policies = Policies(cfg)
+        self.rules = [cls() for cls in rules]
+        self.router = AlertRouter(emit, cfg.alerts.suppress_s)
+        self.errors = RuleErrors()
+
+    def flow_ended(self, flow: Flow, record: Mapping[str, Any]) -> None:
+        """Evaluate every rule on every camera end of this flow."""
+        for facts in flow_facts(flow, record, self.enrichers, self.devices, self.policies):
+            for rule in self.rules:
+                for alert in run_rule(rule, self.errors, rule.on_flow_end, facts):
+                    self.router.submit(alert)

@@ -1,0 +1,105 @@
+"""What the rules look at: one camera end of an ended flow, with its peer and policy.
+
+:func:`flow_facts` turns an ended flow and its flow record into one :class:`FlowFacts`
+per camera end (a camera talking to a camera gives two). The peer's GeoIP comes from the
+same per-address caches as the flow record; the peer's name is the one the camera asked
+for (SNI, Host, passive DNS) when the camera is the originator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.detect.devices import Device, Devices
+from netwatch.detect.policy import Destination, Policies, Policy
+from netwatch.enrich.addrclass import ip_text
+from netwatch.flow.record import Enrichers
+from netwatch.flow.table import Flow
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFacts:
+    """One camera end of one ended flow."""
+
+    record: Mapping[str, Any]  # the flow record (flow log fields)
+    app: Mapping[str, Any]  # deep-parser results (sni, http_host, rtsp_media, server, ...)
+    device: Device
+    device_is_orig: bool
+    peer: Destination
+    peer_org: str | None
+    peer_local: bool
+    direction: Direction
+    bytes_up: int  # payload bytes the camera sent
+    bytes_down: int
+    policy: Policy
+
+    def alert(
+        self, rule: str, severity: Severity, summary: str, evidence: Mapping[str, Any]
+    ) -> Alert:
+        """An alert about this camera and peer, with this flow's identifiers."""
+        rec = self.record
+        return Alert(
+            ts=float(rec["ts"]),
+            rule=rule,
+            severity=severity,
+            device=self.device.name,
+            device_ip=self.device.ip,
+            device_mac=self.device.mac,
+            vendor=self.device.vendor,
+            peer_ip=ip_text(self.peer.ip),
+            peer_port=self.peer.port,
+            proto=self.peer.proto,
+            direction=self.direction,
+            peer_country=self.peer.country,
+            peer_asn=self.peer.asn,
+            peer_org=self.peer_org,
+            peer_name=self.peer.name,
+            service=rec.get("service"),
+            summary=summary,
+            flow_uid=rec.get("uid"),
+            community_id=rec.get("community_id"),
+            evidence=dict(evidence),
+        )
+
+
+def _direction(device_is_orig: bool, peer_local: bool) -> Direction:
+    if peer_local:
+        return Direction.LOCAL
+    return Direction.OUTBOUND if device_is_orig else Direction.INBOUND
+
+
+def flow_facts(
+    flow: Flow, record: Mapping[str, Any], enr: Enrichers, devices: Devices, policies: Policies
+) -> Iterator[FlowFacts]:
+    """The camera ends of this flow, as facts for the rules."""
+    ends = ((True, flow.orig_h, flow.orig_mac), (False, flow.resp_h, flow.resp_mac))
+    for is_orig, ip, mac in ends:
+        device = devices.camera(ip, mac)
+        if device is None:
+            continue
+        peer_ip = flow.resp_h if is_orig else flow.orig_h
+        geo = enr.geo.lookup(peer_ip)
+        peer_local = enr.classifier.is_site_local(peer_ip) or enr.classifier.is_local(peer_ip)
+        yield FlowFacts(
+            record=record,
+            app=flow.app or {},
+            device=device,
+            device_is_orig=is_orig,
+            peer=Destination(
+                ip=peer_ip,
+                port=flow.resp_p if is_orig else flow.orig_p,
+                proto=str(record["proto"]),
+                name=record.get("resp_name") if is_orig else None,
+                country=geo.cc,
+                asn=geo.asn,
+            ),
+            peer_org=geo.org,
+            peer_local=peer_local,
+            direction=_direction(is_orig, peer_local),
+            bytes_up=int(record["orig_bytes" if is_orig else "resp_bytes"]),
+            bytes_down=int(record["resp_bytes" if is_orig else "orig_bytes"]),
+            policy=policies.of(device.group),
+        )

@@ -1,0 +1,102 @@
+"""Group policy, compiled once: what a camera group may reach, and which resolvers it may use.
+
+Config read: ``groups.<name>`` (allow_nets, allow_names with ``*.`` wildcards,
+allow_countries, allow_asns, allow_ports, dns_servers, ntp_servers, deny_countries,
+deny_asns, stream_bytes, stream_window_s) and ``site.local_nets``.
+
+Semantics: a destination is *allowed* when it is inside the site, or matches any allow
+list: its network, the name seen on the wire (exact, or under a ``*.suffix`` wildcard), its
+country, its AS number, or its destination port (``443`` for TCP or UDP, ``udp/123``). The
+default group allows nothing outside the site. A resolver is *approved* when it is in
+``dns_servers``, or, with no ``dns_servers`` given, when it is inside the site.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from netwatch.config import Config, GroupPolicy, IPNetwork
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """The facts a policy decision needs about the other end of a flow."""
+
+    ip: bytes
+    port: int
+    proto: str
+    name: str | None = None
+    country: str | None = None
+    asn: int | None = None
+
+
+def name_allowed(name: str | None, exact: frozenset[str], suffixes: tuple[str, ...]) -> bool:
+    """True when ``name`` equals an allowed name or lies under a ``*.suffix`` pattern."""
+    if not name:
+        return False
+    return name in exact or name.endswith(suffixes)
+
+
+class Policy:
+    """One group's compiled policy."""
+
+    def __init__(self, group: str, policy: GroupPolicy, local_nets: Iterable[IPNetwork]):
+        self.group = group
+        self.raw = policy
+        self._nets = tuple(policy.allow_nets) + tuple(local_nets)
+        self._exact = frozenset(n for n in policy.allow_names if not n.startswith("*."))
+        self._suffixes = tuple(n[1:] for n in policy.allow_names if n.startswith("*."))
+        self._countries = frozenset(policy.allow_countries)
+        self._asns = frozenset(policy.allow_asns)
+        self._ports = tuple(policy.allow_ports)
+        self._dns = frozenset(ip.packed for ip in policy.dns_servers)
+        self._ntp = frozenset(ip.packed for ip in policy.ntp_servers)
+        self._deny_countries = frozenset(policy.deny_countries)
+        self._deny_asns = frozenset(policy.deny_asns)
+        self.stream_bytes = policy.stream_bytes
+        self.stream_window_s = policy.stream_window_s
+
+    def in_nets(self, ip: bytes) -> bool:
+        """Inside the site or an allowed network."""
+        addr = ipaddress.ip_address(ip)
+        return any(addr.version == net.version and addr in net for net in self._nets)
+
+    def allows(self, dest: Destination) -> bool:
+        """True when the group may talk to this destination."""
+        return (
+            self.in_nets(dest.ip)
+            or name_allowed(dest.name, self._exact, self._suffixes)
+            or (dest.country is not None and dest.country in self._countries)
+            or (dest.asn is not None and dest.asn in self._asns)
+            or any(rule.matches(dest.proto, dest.port) for rule in self._ports)
+        )
+
+    def denies(self, dest: Destination) -> str | None:
+        """Why the destination is denied (``country XX`` / ``AS n``), or None."""
+        if dest.country is not None and dest.country in self._deny_countries:
+            return f"country {dest.country}"
+        if dest.asn is not None and dest.asn in self._deny_asns:
+            return f"AS{dest.asn}"
+        return None
+
+    def approved_resolver(self, ip: bytes, site_local: bool) -> bool:
+        """True when the group may resolve names through this server."""
+        return ip in self._dns if self._dns else site_local
+
+    def approved_ntp(self, ip: bytes, site_local: bool) -> bool:
+        """True when the group may take time from this server."""
+        return ip in self._ntp if self._ntp else site_local
+
+
+class Policies:
+    """All groups' policies; unknown groups fall back to ``default``."""
+
+    def __init__(self, cfg: Config) -> None:
+        local = tuple(cfg.site.local_nets)
+        self._by_group = {name: Policy(name, pol, local) for name, pol in cfg.groups.items()}
+
+    def of(self, group: str) -> Policy:
+        """The policy of ``group`` (the default group's when it is not defined)."""
+        return self._by_group.get(group) or self._by_group["default"]

@@ -1,0 +1,41 @@
+"""``denied_country``: a camera talks to a network in a country or AS its group denies.
+
+Fires in either direction (a camera reaching out, or reached from) when the peer's GeoIP
+country is in ``deny_countries`` or its AS in ``deny_asns`` of the camera's group, even if
+the destination is otherwise allowed. Local and special addresses are never looked up, so
+they never match. Evidence: the country/AS that matched, the data source's answer, bytes.
+Known false positives: GeoIP errors (anycast, CDNs registered abroad); check the peer name
+in the alert and allow-list the network if the site accepts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.detect.facts import FlowFacts
+from netwatch.rules.base import Rule
+
+
+class DeniedCountry(Rule):
+    """A camera exchanges traffic with a denied country or AS."""
+
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+        if facts.direction is Direction.LOCAL:
+            return
+        why = facts.policy.denies(facts.peer)
+        if why is None:
+            return
+        peer = facts.peer.name or facts.record["id.resp_h" if facts.device_is_orig else "id.orig_h"]
+        yield facts.alert(
+            self.id,
+            Severity.HIGH,
+            f"{facts.device.name} exchanged traffic with {peer} in denied {why}",
+            {
+                "denied": why,
+                "group": facts.policy.group,
+                "bytes_up": facts.bytes_up,
+                "bytes_down": facts.bytes_down,
+                "conn_state": facts.record["conn_state"],
+            },
+        )
