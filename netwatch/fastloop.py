@@ -111,6 +111,7 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                         plen = tot - hdr - 8
                         if (
                             plen >= 0
+                            and caplen >= ipo - start + hdr + 8
                             and dport not in tunnels
                             and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
                         ):

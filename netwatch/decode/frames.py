@@ -147,7 +147,12 @@ class Decoder:
                                 0,
                                 vlan,
                             )
-                    elif nxt == PROTO_UDP and plen >= 8 and dport not in TUNNEL_UDP_PORTS:
+                    elif (
+                        nxt == PROTO_UDP
+                        and plen >= 8
+                        and flen >= off + 48
+                        and dport not in TUNNEL_UDP_PORTS
+                    ):
                         return (
                             src,
                             dst,

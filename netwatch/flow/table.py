@@ -186,7 +186,9 @@ class FlowTable:
     # -- fast path ------------------------------------------------------------------------
 
     def packet(self, ts: float, d: Decoded) -> None:
-        """Account one decoded packet."""
+        """Account one decoded packet (timers due at its time run first, as in Zeek)."""
+        if ts >= self.next_sweep:
+            self.sweep(ts)
         src, dst, proto, sport, dport, ip_len, flags, seq, _ack, win, off, plen, frame, _m, _v = d
         if proto in _ICMP_PROTOS:
             ksp = kdp = _icmp_key_type(proto, sport)
@@ -233,8 +235,6 @@ class FlowTable:
             elif f.deep_r > 0:
                 f.deep_r -= 1
                 self._inspect(f, False, frame, off, plen, ts)
-        if ts >= self.next_sweep:
-            self.sweep(ts)
 
     def _tcp_first(
         self, f: Flow, is_orig: bool, flags: int, seq: int, win: int, plen: int, ts: float

@@ -267,3 +267,10 @@ def test_unknown_linktype_counted() -> None:
     decoder = Decoder()
     assert decoder.decode(147, b"\x00" * 40, 40, 0.0) is None
     assert decoder.failures == {"unknown_linktype": 1}
+
+
+def test_ipv6_udp_header_cut_by_the_snaplen_is_counted() -> None:
+    frame = g.udp_frame(CAM6, 5000, 53, b"q" * 40)[:60]  # 6 of the 8 UDP header bytes
+    decoder = Decoder()
+    assert decoder.decode(1, frame, 1500, 0.0) is None
+    assert decoder.failures == {"udp_truncated": 1}

@@ -71,8 +71,8 @@ def test_idle_timeouts_per_protocol_on_packet_time() -> None:
     assert len(out.ended) == 0
     table.packet(61.0, udp(B, C, 1, 2))
     assert [f.orig_p for f, r in out.ended if r is EndReason.IDLE] == [1000]
-    table.packet(301.0, udp(B, C, 1, 2))
-    assert {f.orig_p for f, r in out.ended if r is EndReason.IDLE} == {1000, 1001}
+    table.packet(301.0, udp(B, C, 1, 2))  # the 1 -> 2 flow (last seen at 61) expires too
+    assert {f.orig_p for f, r in out.ended if r is EndReason.IDLE} == {1000, 1001, 1}
 
 
 def test_activity_postpones_idle_timeout() -> None:
@@ -177,3 +177,24 @@ def test_packets_are_conserved(
             max((f.orig_h, f.orig_p), (f.resp_h, f.resp_p))[1],
             f.proto,
         )
+
+
+def test_a_packet_after_the_idle_timeout_starts_a_new_flow() -> None:
+    table, out = make(udp_idle_s=60)
+    table.packet(0.0, udp(A, C, 1000, 53))
+    table.packet(100.0, udp(A, C, 1000, 53))  # the timer is due before this packet counts
+    assert [(f.o_pkts, r) for f, r in out.ended] == [(1, EndReason.IDLE)]
+    table.flush()
+    assert [f.first for f, _ in out.ended] == [0.0, 100.0]
+
+
+def test_a_packet_after_the_close_linger_starts_a_new_flow() -> None:
+    table, out = make(tcp_closed_s=5)
+    table.packet(0.0, tcp(A, C, 1000, 80, SYN, 1))
+    table.packet(0.1, tcp(C, A, 80, 1000, SYN | ACK, 9))
+    table.packet(0.2, tcp(A, C, 1000, 80, FIN | ACK, 2))
+    table.packet(0.3, tcp(C, A, 80, 1000, FIN | ACK, 10))
+    table.packet(20.0, tcp(A, C, 1000, 80, SYN, 500))  # port reuse after the linger
+    assert [r for _, r in out.ended] == [EndReason.TCP_CLOSED]
+    table.flush()
+    assert [f.o_pkts + f.r_pkts for f, _ in out.ended] == [4, 1]

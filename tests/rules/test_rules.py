@@ -1,0 +1,191 @@
+"""Pcap-driven tests of each rule: a generated capture per behaviour, replayed end to end.
+
+GeoIP answers come from a small fixed table (the rules are under test here, not geoip2;
+the MaxMind-format code has its own tests against MaxMind's test databases).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netwatch.config import Config
+from netwatch.enrich.geo import GeoInfo, GeoSourceInfo
+from netwatch.replay import run_replay
+from netwatch.rules import BUILTIN_RULES, REGISTRY
+from netwatch.testing import pcapgen as g
+
+CAM_MAC, GW_MAC, NVR_MAC = "bc:ad:28:1a:2b:01", "02:00:5e:10:00:01", "02:4e:56:00:00:0a"
+CAM, NVR, RESOLVER, NTP = "10.20.0.11", "10.20.0.10", "10.20.0.53", "10.20.0.123"
+CLOUD, FOREIGN, OUTSIDER = "175.16.199.1", "89.160.20.112", "81.2.69.142"
+
+GEO = {
+    CLOUD: GeoInfo("CN", 4837, "CHINA UNICOM"),
+    FOREIGN: GeoInfo("SE", 29518, "Bredband2 AB"),
+    OUTSIDER: GeoInfo("GB", 20712, "Andrews & Arnold"),
+    "8.8.8.8": GeoInfo("US", 15169, "GOOGLE"),
+}
+
+BASE_CONFIG = """
+cameras:
+  - {name: lobby-1, ip: 10.20.0.11, group: lobby}
+groups:
+  lobby:
+    allow_names: ["*.allowed.example"]
+    dns_servers: [10.20.0.53]
+    deny_countries: [CN]
+"""
+
+
+class TableGeo:
+    """A fixed GeoIP table for rule tests."""
+
+    def lookup(self, ip_text: str) -> GeoInfo:
+        return GEO.get(ip_text, GeoInfo(None, None, None))
+
+    def describe(self) -> GeoSourceInfo:
+        return GeoSourceInfo("table", "builtin", None, "test table", ())
+
+
+def replay(tmp_path: Path, trace: g.Trace, config: str = BASE_CONFIG) -> list[dict[str, Any]]:
+    pcap, cfg, out = tmp_path / "s.pcap", tmp_path / "c.yaml", tmp_path / "alerts.jsonl"
+    trace.write(pcap)
+    cfg.write_text(config)
+    summary = run_replay([pcap], Config.load(cfg), alerts_out=out, geo=TableGeo(), uid_seed=1)
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary.alerts == len(alerts) and not summary.rule_errors
+    return alerts
+
+
+def route(dst: str, src: str = CAM, src_mac: str = CAM_MAC) -> g.Route:
+    return g.Route.of(src_mac, src, GW_MAC, dst)
+
+
+def tcp_session(t: g.Trace, r: g.Route, dport: int, ts: int, data: bytes = b"x" * 200) -> None:
+    s = g.TcpSession(r, 40000 + dport % 1000, dport)
+    ts = t.add_burst(ts, s.handshake(), 1000)
+    ts = t.add_burst(ts, s.send(True, data), 1000)
+    ts = t.add_burst(ts, s.send(False, b"y" * 300), 1000)
+    t.add_burst(ts, s.close(True), 1000)
+
+
+def dns_exchange(t: g.Trace, resolver: str, name: str, answer: str, ts: int) -> None:
+    r = route(resolver)
+    t.add(ts, g.udp_frame(r, 5353 + ts % 1000, 53, g.dns_query(1, name)))
+    rr = [g.DnsRecord(name, g.DnsType.A, answer, 300)]
+    t.add(ts + 500, g.udp_frame(r.reverse(), 53, 5353 + ts % 1000,
+                                g.dns_response(1, name, g.DnsType.A, rr)))
+
+
+def rules_of(alerts: list[dict[str, Any]]) -> list[str]:
+    return sorted(a["rule"] for a in alerts)
+
+
+def test_registry_is_the_builtin_set() -> None:
+    assert {cls.id for cls in BUILTIN_RULES} == {k for k, v in REGISTRY.items()
+                                                  if v in BUILTIN_RULES}
+    assert len(BUILTIN_RULES) == len({cls.id for cls in BUILTIN_RULES})
+    assert {"unexpected_egress", "denied_country", "rogue_dns", "inbound_access",
+            "audio_stream"} <= set(REGISTRY)
+
+
+def test_benign_site_raises_nothing(tmp_path: Path) -> None:
+    t = g.Trace()
+    dns_exchange(t, RESOLVER, "ntp.cctv.internal", NTP, 1_000_000)
+    t.add(1_100_000, g.udp_frame(route(NTP), 123, 123, bytes(48)))
+    t.add(1_101_000, g.udp_frame(route(NTP).reverse(), 123, 123, bytes(48)))
+    nvr = g.Route.of(NVR_MAC, NVR, CAM_MAC, CAM)
+    s = g.TcpSession(nvr, 50000, 554)
+    ts = t.add_burst(2_000_000, s.handshake(), 1000)
+    ts = t.add_burst(ts, s.send(True, g.rtsp_request("DESCRIBE", f"rtsp://{CAM}/", 2)), 1000)
+    body = g.sdp(CAM, session_id=1)
+    t.add_burst(ts, s.send(False, g.rtsp_response(2, [("Content-Type", "application/sdp")],
+                                                  body)), 1000)
+    for i in range(50):
+        t.add(3_000_000 + i * 1000, g.udp_frame(route(NVR, CAM), 8000, 9000, b"v" * 1200))
+    assert replay(tmp_path, t) == []
+
+
+def test_unexpected_egress_with_name_and_evidence(tmp_path: Path) -> None:
+    t = g.Trace()
+    dns_exchange(t, RESOLVER, "dev.hik-connect.example", FOREIGN, 1_000_000)
+    tcp_session(t, route(FOREIGN), 8666, 2_000_000)
+    (alert,) = replay(tmp_path, t)
+    assert alert["rule"] == "unexpected_egress" and alert["severity"] == "medium"
+    assert alert["device"] == "lobby-1" and alert["peer_name"] == "dev.hik-connect.example"
+    assert (alert["peer_country"], alert["peer_asn"], alert["peer_port"]) == ("SE", 29518, 8666)
+    assert alert["evidence"]["group"] == "lobby" and alert["evidence"]["bytes_up"] == 200
+    assert alert["direction"] == "outbound" and alert["flow_uid"].startswith("C")
+
+
+def test_allow_listed_name_is_quiet(tmp_path: Path) -> None:
+    t = g.Trace()
+    dns_exchange(t, RESOLVER, "fw.allowed.example", FOREIGN, 1_000_000)
+    tcp_session(t, route(FOREIGN), 443, 2_000_000)
+    assert replay(tmp_path, t) == []
+
+
+def test_denied_country_and_egress_both_fire(tmp_path: Path) -> None:
+    t = g.Trace()
+    tcp_session(t, route(CLOUD), 443, 1_000_000)
+    assert rules_of(replay(tmp_path, t)) == ["denied_country", "unexpected_egress"]
+
+
+def test_rogue_dns_public_resolver(tmp_path: Path) -> None:
+    t = g.Trace()
+    dns_exchange(t, "8.8.8.8", "pub-cfg.secu100.net", FOREIGN, 1_000_000)
+    (alert,) = replay(tmp_path, t)
+    assert alert["rule"] == "rogue_dns" and alert["evidence"]["query"] == "pub-cfg.secu100.net"
+    assert alert["peer_ip"] == "8.8.8.8"
+
+
+def test_inbound_access_only_when_the_camera_answers(tmp_path: Path) -> None:
+    t = g.Trace()
+    outsider = g.Route.of(GW_MAC, OUTSIDER, CAM_MAC, CAM)
+    s = g.TcpSession(outsider, 51000, 80)
+    ts = t.add_burst(1_000_000, s.handshake(), 1000)
+    ts = t.add_burst(ts, s.send(True, g.http_request("GET", "/", [("Host", CAM)])), 1000)
+    t.add_burst(ts, s.send(False, g.http_response(200, "OK", [("Server", "App-webs/")])), 1000)
+    probe = g.TcpSession(outsider, 51001, 23)
+    t.add(5_000_000, probe.segment(True, 0x02))  # a scan: SYN, never answered
+    (alert,) = replay(tmp_path, t)
+    assert alert["rule"] == "inbound_access" and alert["direction"] == "inbound"
+    assert alert["peer_ip"] == OUTSIDER and alert["peer_country"] == "GB"
+    assert alert["evidence"]["server"] == "App-webs/" and alert["evidence"]["service_port"] == 80
+
+
+def test_audio_stream_from_sdp(tmp_path: Path) -> None:
+    t = g.Trace()
+    nvr = g.Route.of(NVR_MAC, NVR, CAM_MAC, CAM)
+    s = g.TcpSession(nvr, 50000, 554)
+    ts = t.add_burst(1_000_000, s.handshake(), 1000)
+    ts = t.add_burst(ts, s.send(True, g.rtsp_request("DESCRIBE", f"rtsp://{CAM}/", 2)), 1000)
+    body = g.sdp(CAM, session_id=1, audio=True)
+    reply = g.rtsp_response(2, [("Server", "Hikvision-Webs")], body)
+    t.add_burst(ts, s.send(False, reply), 1000)
+    (alert,) = replay(tmp_path, t)
+    assert alert["rule"] == "audio_stream" and alert["severity"] == "medium"
+    assert alert["evidence"]["sdp_media"] == ["video", "audio"]
+
+
+def test_repeats_are_suppressed_with_a_count(tmp_path: Path) -> None:
+    t = g.Trace()
+    for i in range(5):
+        tcp_session(t, route(FOREIGN), 8666, 1_000_000 + i * 10_000_000)
+    alerts = replay(tmp_path, t, BASE_CONFIG + "alerts: {suppress_s: 30}\n")
+    # flows at 1, 11, 21, 31, 41 s: reported at 1, then at 31 for itself and the two repeats
+    assert [(a["ts"][17:19], a["count"]) for a in alerts] == [("01", 1), ("31", 3)]
+
+
+@pytest.mark.parametrize("vlan", [(), (20,)])
+def test_ipv6_and_vlan_variants(tmp_path: Path, vlan: tuple[int, ...]) -> None:
+    t = g.Trace()
+    r6 = g.Route.of(CAM_MAC, "fd00:20::11", GW_MAC, "2001:218::1", vlan)
+    tcp_session(t, r6, 443, 1_000_000)
+    config = BASE_CONFIG.replace("ip: 10.20.0.11", "mac: 'bc:ad:28:1a:2b:01'")
+    (alert,) = replay(tmp_path, t, config)
+    assert alert["rule"] == "unexpected_egress" and alert["device_ip"] == "fd00:20::11"
+    assert alert["device"] == "lobby-1"
