@@ -93,7 +93,7 @@ def normalize_mac(value: object) -> str | None:
 def normalize_ip(value: object) -> str | None:
     """Canonical text of an announced IPv4/IPv6 address; None if invalid or unspecified."""
     text = clean_text(value)
-    if text is None or len(text) > 45:
+    if text is None or len(text) > 45 or "%" in text:
         return None
     try:
         address = ipaddress.ip_address(text)

@@ -4,7 +4,8 @@ Runs only on the payloads the dispatcher routes here; reads no configuration; ne
 Sources (``research/signatures.md`` §2 and §7): [US] ``Wsdiscovery.cs`` and
 ``Wsdiscovery.selftest``; [NMAP] ``nselib/wsdd.lua``; the OASIS WS-Discovery message names.
 
-- The message kind is the first body element named ``Probe`` or ``Resolve`` (a client's
+- The message must be a SOAP ``Envelope`` (an SADP ``<Probe>`` is not WS-Discovery); its
+  kind is the first element named ``Probe`` or ``Resolve`` (a client's
   search: ``is_reply=False``) or ``ProbeMatches``, ``ResolveMatches``, ``Hello`` or ``Bye``
   (a device's answer or announcement: ``is_reply=True``), with any namespace prefix. Anything
   else gives None.
@@ -46,6 +47,7 @@ CAMERA_TYPE = "NetworkVideoTransmitter"
 CLIENT_KINDS = frozenset({"Probe", "Resolve"})
 DEVICE_KINDS = frozenset({"ProbeMatches", "ResolveMatches", "Hello", "Bye"})
 
+_ENVELOPE = re.compile(r"<(?:[A-Za-z_][\w.-]{0,63}:)?Envelope[\s>]")
 _KIND = re.compile(
     r"<(?:[A-Za-z_][\w.-]{0,63}:)?(ProbeMatches|ResolveMatches|Probe|Resolve|Hello|Bye)[\s>/]"
 )
@@ -57,7 +59,8 @@ def parse_onvif(payload: bytes) -> DeviceIdentity | None:
     document = decode_document(payload)
     if document is None:
         return None
-    kind_match = _KIND.search(document)
+    envelope = _ENVELOPE.search(document)
+    kind_match = _KIND.search(document, envelope.end()) if envelope else None
     if kind_match is None:
         return None
     kind = kind_match.group(1)

@@ -1,0 +1,72 @@
+"""Tests for netwatch.deep.discovery (the dispatcher): routing by port, never raising."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netwatch.deep.discovery import DISCOVERY_PORTS, DeviceIdentity, parse_discovery
+from tests.deep.discovery.builders import (
+    SADP_PROBE,
+    dahua_5050_reply,
+    dhip,
+    dhip_notify,
+    sadp_probe_match,
+    wsd_probe_matches,
+    xiongmai_reply,
+)
+
+
+@pytest.mark.parametrize(
+    ("port", "payload", "protocol"),
+    [
+        (37020, sadp_probe_match(), "sadp"),
+        (37810, dhip(dhip_notify()), "dhip"),
+        (5050, dahua_5050_reply(), "dahua_5050"),
+        (34569, xiongmai_reply(), "xiongmai"),
+        (3702, wsd_probe_matches(), "onvif"),
+    ],
+)
+def test_routes_replies_by_destination_or_source_port(
+    port: int, payload: bytes, protocol: str
+) -> None:
+    to_port = parse_discovery("udp", 50000, port, payload)
+    from_port = parse_discovery("UDP", port, 50000, payload)
+    assert to_port is not None
+    assert to_port == from_port
+    assert (to_port.protocol, to_port.is_reply, to_port.is_camera) == (protocol, True, True)
+
+
+def test_destination_parser_first_then_source() -> None:
+    identity = parse_discovery("udp", 37020, 3702, SADP_PROBE)  # not WS-Discovery: try SADP
+    assert identity is not None
+    assert identity.protocol == "sadp"
+    onvif = parse_discovery("udp", 37020, 3702, wsd_probe_matches())
+    assert onvif is not None
+    assert onvif.protocol == "onvif"
+
+
+@pytest.mark.parametrize(
+    ("proto", "sport", "dport", "payload"),
+    [
+        ("tcp", 50000, 37020, sadp_probe_match()),
+        ("udp", 50000, 53, sadp_probe_match()),
+        ("udp", 50000, 37810, sadp_probe_match()),
+        ("udp", 37020, 37020, b""),
+    ],
+)
+def test_no_identity(proto: str, sport: int, dport: int, payload: bytes) -> None:
+    assert parse_discovery(proto, sport, dport, payload) is None
+
+
+def test_every_documented_port_is_routed() -> None:
+    assert sorted(DISCOVERY_PORTS) == [3702, 5050, 34569, 37020, 37810]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(sorted(DISCOVERY_PORTS)), st.integers(0, 65535))
+def test_random_payloads_on_every_port_never_raise(data: bytes, port: int, other: int) -> None:
+    for sport, dport in ((other, port), (port, other)):
+        result = parse_discovery("udp", sport, dport, data)
+        assert result is None or isinstance(result, DeviceIdentity)
