@@ -104,6 +104,8 @@ class Pipeline:
             if on_alert is not None
             else None
         )
+        if self.detector is not None:
+            self.inspector.on_camera = self.detector.camera_announced
         self.table = FlowTable(
             flow_settings(cfg),
             self._flow_ended,

@@ -52,6 +52,11 @@ class Devices:
         self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
         self._max = max_entries
 
+    @property
+    def inventory_size(self) -> int:
+        """How many entries the inventory has (0: zero-config)."""
+        return len(self._inventory)
+
     def learn(self, ip: bytes, vendor: str | None, how: str) -> None:
         """Record that ``ip`` identified itself as a camera (discovery reply, banner)."""
         self._learned[ip] = (vendor, how)

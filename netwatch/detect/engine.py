@@ -13,6 +13,7 @@ from typing import Any
 
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.config import Config
+from netwatch.deep.discovery import DeviceIdentity
 from netwatch.detect.devices import CameraVendor, Devices
 from netwatch.detect.facts import flow_facts
 from netwatch.detect.policy import Policies
@@ -40,6 +41,10 @@ class Detector:
         self.rules = [cls() for cls in rules]
         self.router = AlertRouter(emit, cfg.alerts.suppress_s)
         self.errors = RuleErrors()
+
+    def camera_announced(self, ip: bytes, ident: DeviceIdentity) -> None:
+        """A discovery reply: from now on this host is a camera (zero-config discovery)."""
+        self.devices.learn(ip, ident.vendor, ident.protocol)
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any]) -> None:
         """Evaluate every rule on every camera end of this flow."""

@@ -35,12 +35,38 @@ class FlowFacts:
     bytes_up: int  # payload bytes the camera sent
     bytes_down: int
     policy: Policy
+    inventory_size: int  # cameras listed in config (0: zero-config)
 
     def alert(
-        self, rule: str, severity: Severity, summary: str, evidence: Mapping[str, Any]
+        self,
+        rule: str,
+        severity: Severity,
+        summary: str,
+        evidence: Mapping[str, Any],
+        *,
+        peer: bool = True,
     ) -> Alert:
-        """An alert about this camera and peer, with this flow's identifiers."""
+        """An alert about this camera and peer, with this flow's identifiers.
+
+        ``peer=False`` leaves the peer out (an alert about the device itself), so that
+        de-duplication is per device rather than per device and peer.
+        """
         rec = self.record
+        if not peer:
+            return Alert(
+                ts=float(rec["ts"]),
+                rule=rule,
+                severity=severity,
+                device=self.device.name,
+                device_ip=self.device.ip,
+                device_mac=self.device.mac,
+                vendor=self.device.vendor,
+                direction=Direction.LOCAL,
+                summary=summary,
+                flow_uid=rec.get("uid"),
+                community_id=rec.get("community_id"),
+                evidence=dict(evidence),
+            )
         return Alert(
             ts=float(rec["ts"]),
             rule=rule,
@@ -102,4 +128,5 @@ def flow_facts(
             bytes_up=int(record["orig_bytes" if is_orig else "resp_bytes"]),
             bytes_down=int(record["resp_bytes" if is_orig else "orig_bytes"]),
             policy=policies.of(device.group),
+            inventory_size=devices.inventory_size,
         )

@@ -2,7 +2,8 @@
 
 The flow table calls :meth:`Inspector.payload` for at most ``deep.max_payload_packets``
 payload packets per direction of each flow; this is the only place the deep parsers run.
-DNS messages (UDP/TCP 53, mDNS 5353, LLMNR 5355) feed the passive DNS cache. The
+DNS messages (UDP/TCP 53, mDNS 5353, LLMNR 5355) feed the passive DNS cache; camera
+discovery messages (SADP, DHIP, Xiongmai, ONVIF WS-Discovery) tell who is a camera. The
 client's first bytes are tried as a TLS ClientHello, an HTTP request (Host, User-Agent)
 or an RTSP request; the server's as an HTTP or RTSP response (Server header, digest
 realm, SDP media). A message split across TCP segments (a ClientHello over several
@@ -16,8 +17,10 @@ not reordered (an out-of-order first segment is simply not recognised).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 
+from netwatch.deep.discovery import DISCOVERY_PORTS, DeviceIdentity, parse_discovery
 from netwatch.deep.dns import DnsMessage, parse_dns, resolve_chain
 from netwatch.deep.http import (
     HTTP_METHODS,
@@ -50,8 +53,15 @@ _PENDING = ("_pending_o", "_pending_r")
 class Inspector:
     """Runs the deep parsers on selected payloads; injected into the flow table."""
 
-    def __init__(self, names: PassiveDns, max_hello_bytes: int = 16384) -> None:
+    def __init__(
+        self,
+        names: PassiveDns,
+        max_hello_bytes: int = 16384,
+        on_camera: Callable[[bytes, DeviceIdentity], None] | None = None,
+    ) -> None:
         self.names = names
+        #: Called when a host announces itself as a camera (discovery reply).
+        self.on_camera = on_camera
         self.max_buffer = max_hello_bytes
         self.parsed: dict[str, int] = {}
 
@@ -72,6 +82,8 @@ class Inspector:
                     self._count("dns_unparsed")
                 else:
                     self._dns_message(flow, is_orig, msg, ts)
+            elif flow.orig_p in DISCOVERY_PORTS or flow.resp_p in DISCOVERY_PORTS:
+                self._discovery(flow, is_orig, data)
             else:
                 flow.deep_o = flow.deep_r = 0  # no parser for this UDP flow: stop looking
             return
@@ -95,6 +107,22 @@ class Inspector:
                 flow.deep_o = 0
             else:
                 flow.deep_r = 0
+
+    def _discovery(self, flow: Flow, is_orig: bool, data: bytes) -> None:
+        """A camera discovery message: remember who announced itself as a camera."""
+        sport, dport = (flow.orig_p, flow.resp_p) if is_orig else (flow.resp_p, flow.orig_p)
+        ident = parse_discovery("udp", sport, dport, data)
+        if ident is None:
+            self._count("discovery_unparsed")
+            return
+        self._count(f"discovery_{ident.protocol}")
+        _service(flow, ident.protocol)
+        if ident.is_camera and ident.is_reply:
+            if flow.app is None:
+                flow.app = {}
+            flow.app["discovery" if is_orig else "discovery_resp"] = ident
+            if self.on_camera is not None:
+                self.on_camera(flow.orig_h if is_orig else flow.resp_h, ident)
 
     def end(self, flow: Flow) -> None:
         """Forget per-flow parser state (messages still being accumulated)."""

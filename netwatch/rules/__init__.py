@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from netwatch.rules.audio_stream import AudioStream
 from netwatch.rules.base import REGISTRY, Rule
+from netwatch.rules.cloud_enabled import CloudEnabled
 from netwatch.rules.denied_country import DeniedCountry
 from netwatch.rules.inbound_access import InboundAccess
 from netwatch.rules.rogue_dns import RogueDns
 from netwatch.rules.unexpected_egress import UnexpectedEgress
+from netwatch.rules.unmanaged_device import UnmanagedDevice
 
 BUILTIN_RULES: tuple[type[Rule], ...] = (
     UnexpectedEgress,
@@ -19,6 +21,8 @@ BUILTIN_RULES: tuple[type[Rule], ...] = (
     RogueDns,
     InboundAccess,
     AudioStream,
+    CloudEnabled,
+    UnmanagedDevice,
 )
 
 __all__ = ["BUILTIN_RULES", "REGISTRY", "Rule"]

@@ -76,8 +76,10 @@ def dns_exchange(t: g.Trace, resolver: str, name: str, answer: str, ts: int) -> 
     r = route(resolver)
     t.add(ts, g.udp_frame(r, 5353 + ts % 1000, 53, g.dns_query(1, name)))
     rr = [g.DnsRecord(name, g.DnsType.A, answer, 300)]
-    t.add(ts + 500, g.udp_frame(r.reverse(), 53, 5353 + ts % 1000,
-                                g.dns_response(1, name, g.DnsType.A, rr)))
+    t.add(
+        ts + 500,
+        g.udp_frame(r.reverse(), 53, 5353 + ts % 1000, g.dns_response(1, name, g.DnsType.A, rr)),
+    )
 
 
 def rules_of(alerts: list[dict[str, Any]]) -> list[str]:
@@ -85,11 +87,17 @@ def rules_of(alerts: list[dict[str, Any]]) -> list[str]:
 
 
 def test_registry_is_the_builtin_set() -> None:
-    assert {cls.id for cls in BUILTIN_RULES} == {k for k, v in REGISTRY.items()
-                                                  if v in BUILTIN_RULES}
+    assert {cls.id for cls in BUILTIN_RULES} == {
+        k for k, v in REGISTRY.items() if v in BUILTIN_RULES
+    }
     assert len(BUILTIN_RULES) == len({cls.id for cls in BUILTIN_RULES})
-    assert {"unexpected_egress", "denied_country", "rogue_dns", "inbound_access",
-            "audio_stream"} <= set(REGISTRY)
+    assert {
+        "unexpected_egress",
+        "denied_country",
+        "rogue_dns",
+        "inbound_access",
+        "audio_stream",
+    } <= set(REGISTRY)
 
 
 def test_benign_site_raises_nothing(tmp_path: Path) -> None:
@@ -102,8 +110,9 @@ def test_benign_site_raises_nothing(tmp_path: Path) -> None:
     ts = t.add_burst(2_000_000, s.handshake(), 1000)
     ts = t.add_burst(ts, s.send(True, g.rtsp_request("DESCRIBE", f"rtsp://{CAM}/", 2)), 1000)
     body = g.sdp(CAM, session_id=1)
-    t.add_burst(ts, s.send(False, g.rtsp_response(2, [("Content-Type", "application/sdp")],
-                                                  body)), 1000)
+    t.add_burst(
+        ts, s.send(False, g.rtsp_response(2, [("Content-Type", "application/sdp")], body)), 1000
+    )
     for i in range(50):
         t.add(3_000_000 + i * 1000, g.udp_frame(route(NVR, CAM), 8000, 9000, b"v" * 1200))
     assert replay(tmp_path, t) == []
@@ -189,3 +198,53 @@ def test_ipv6_and_vlan_variants(tmp_path: Path, vlan: tuple[int, ...]) -> None:
     (alert,) = replay(tmp_path, t, config)
     assert alert["rule"] == "unexpected_egress" and alert["device_ip"] == "fd00:20::11"
     assert alert["device"] == "lobby-1"
+
+
+GENERIC_MAC = "02:aa:bb:cc:dd:01"  # locally administered: no vendor, only discovery tells
+
+
+def sadp_announcement(t: g.Trace, ip: str, mac: str, ts: int, cloud: str) -> None:
+    from tests.deep.discovery.builders import sadp_probe_match
+
+    r = g.Route.of(mac, ip, "01:00:5e:7f:ff:fa", "239.255.255.250")
+    t.add(
+        ts,
+        g.udp_frame(
+            r,
+            37020,
+            37020,
+            sadp_probe_match(IPv4Address=ip, MAC=mac.replace(":", "-"), HCPlatformEnable=cloud),
+        ),
+    )
+
+
+def test_cloud_enabled_from_sadp_and_zero_config_discovery(tmp_path: Path) -> None:
+    t = g.Trace()
+    sadp_announcement(t, "10.20.0.77", GENERIC_MAC, 1_000_000, "true")
+    tcp_session(t, route(FOREIGN, "10.20.0.77", GENERIC_MAC), 8666, 2_000_000)
+    alerts = replay(tmp_path, t, "")  # zero-config: no inventory, default group
+    assert rules_of(alerts) == ["cloud_enabled", "unexpected_egress"]
+    cloud = next(a for a in alerts if a["rule"] == "cloud_enabled")
+    assert cloud["device"] == "10.20.0.77" and cloud["peer_ip"] is None
+    assert cloud["evidence"]["model"] == "DS-2CD2043G0-I"
+    egress = next(a for a in alerts if a["rule"] == "unexpected_egress")
+    assert egress["vendor"] == "Hikvision" and egress["evidence"]["group"] == "default"
+
+
+def test_cloud_disabled_is_quiet(tmp_path: Path) -> None:
+    t = g.Trace()
+    sadp_announcement(t, "10.20.0.77", GENERIC_MAC, 1_000_000, "false")
+    assert replay(tmp_path, t, "") == []
+
+
+def test_unmanaged_device_once_per_device_with_an_inventory(tmp_path: Path) -> None:
+    t = g.Trace()
+    sadp_announcement(t, "10.20.0.77", GENERIC_MAC, 1_000_000, "false")
+    for i, peer in enumerate((NVR, RESOLVER, NTP)):
+        t.add(
+            2_000_000 + i * 1000,
+            g.udp_frame(route(peer, "10.20.0.77", GENERIC_MAC), 9000 + i, 9999, b"z"),
+        )
+    alerts = replay(tmp_path, t)
+    assert rules_of(alerts) == ["unmanaged_device"]
+    assert alerts[0]["evidence"]["recognised_by"] == "sadp"

@@ -1,0 +1,37 @@
+"""``unmanaged_device``: a device that identifies as a camera/NVR is not in the inventory.
+
+Only with an inventory (``cameras`` in config): a host recognised as a camera by its
+vendor MAC prefix or a discovery reply, but not listed, is reported once per device and
+suppression window, whatever it talks to. Without an inventory every discovered camera is
+monitored under the default group and this rule stays quiet. Evidence: how it was
+recognised (vendor prefix, discovery protocol), its MAC and vendor. Known false
+positives: cameras in the inventory by another address (DHCP changes): list them by MAC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netwatch.alerts.model import Alert, Severity
+from netwatch.detect.facts import FlowFacts
+from netwatch.rules.base import Rule
+
+
+class UnmanagedDevice(Rule):
+    """A camera that the inventory does not list."""
+
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+        if facts.device.managed or not facts.inventory_size:
+            return
+        yield facts.alert(
+            self.id,
+            Severity.MEDIUM,
+            f"{facts.device.vendor or 'a camera vendor'} device {facts.device.ip} is not in "
+            "the inventory",
+            {
+                "recognised_by": facts.device.how,
+                "mac": facts.device.mac,
+                "vendor": facts.device.vendor,
+            },
+            peer=False,
+        )
