@@ -17,6 +17,7 @@ from netwatch.enrich.geo import GeoInfo, GeoSourceInfo
 from netwatch.replay import run_replay
 from netwatch.rules import BUILTIN_RULES, REGISTRY
 from netwatch.testing import pcapgen as g
+from tests.deep.discovery.builders import sadp_probe_match
 
 CAM_MAC, GW_MAC, NVR_MAC = "bc:ad:28:1a:2b:01", "02:00:5e:10:00:01", "02:4e:56:00:00:0a"
 CAM, NVR, RESOLVER, NTP = "10.20.0.11", "10.20.0.10", "10.20.0.53", "10.20.0.123"
@@ -204,8 +205,6 @@ GENERIC_MAC = "02:aa:bb:cc:dd:01"  # locally administered: no vendor, only disco
 
 
 def sadp_announcement(t: g.Trace, ip: str, mac: str, ts: int, cloud: str) -> None:
-    from tests.deep.discovery.builders import sadp_probe_match
-
     r = g.Route.of(mac, ip, "01:00:5e:7f:ff:fa", "239.255.255.250")
     t.add(
         ts,
