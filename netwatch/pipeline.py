@@ -26,16 +26,32 @@ from netwatch.enrich.macvendor import MacVendors
 from netwatch.enrich.names import PassiveDns
 from netwatch.fastloop import run_mapped
 from netwatch.flow.ids import UidSource
-from netwatch.flow.inspect import Inspector
+from netwatch.flow.inspect import BannerMatch, Inspector
 from netwatch.flow.record import Enrichers, flow_record
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+from netwatch.signatures.match import SignatureMatcher
 
 Packet = tuple[float, int, int, bytes]
 
 
-def _no_vendor(mac: bytes) -> str | None:
-    """Camera-vendor lookup when none is configured: only the inventory names cameras."""
-    return None
+def banner_vendor_of(signatures: SignatureMatcher) -> BannerMatch:
+    """The banner lookup from the seeds' device fingerprints: (field, value) -> vendor."""
+
+    def banner_vendor(field: str, value: str) -> str | None:
+        found = signatures.match_banner(field, value)
+        return found.vendor if found is not None else None
+
+    return banner_vendor
+
+
+def camera_vendor_of(signatures: SignatureMatcher) -> CameraVendor:
+    """The camera-maker lookup from the seeds' vendor OUI table (camera makers only)."""
+
+    def camera_vendor(mac: bytes) -> str | None:
+        entry = signatures.vendor_of_mac(mac)
+        return entry.vendor if entry is not None and entry.camera_vendor else None
+
+    return camera_vendor
 
 
 _WARM_UP_MAC = bytes.fromhex("00000c000001")  # any registered OUI: loads netaddr's index
@@ -84,6 +100,7 @@ class Pipeline:
         uids: UidSource | None = None,
         on_alert: Emit | None = None,
         camera_vendor: CameraVendor | None = None,
+        signatures: SignatureMatcher | None = None,
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
@@ -99,13 +116,13 @@ class Pipeline:
             inventory=Inventory(cfg.cameras),
         )
         self._on_record = on_record
-        self.detector = (
-            Detector(cfg, self.enrichers, camera_vendor or _no_vendor, on_alert)
-            if on_alert is not None
-            else None
-        )
-        if self.detector is not None:
-            self.inspector.on_camera = self.detector.camera_announced
+        self.detector: Detector | None = None
+        if on_alert is not None:
+            self.signatures = signatures or SignatureMatcher.load()
+            vendor = camera_vendor or camera_vendor_of(self.signatures)
+            self.detector = Detector(cfg, self.enrichers, vendor, on_alert)
+            self.inspector.on_camera = self.detector.camera_seen
+            self.inspector.banners = banner_vendor_of(self.signatures)
         self.table = FlowTable(
             flow_settings(cfg),
             self._flow_ended,

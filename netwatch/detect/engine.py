@@ -13,7 +13,6 @@ from typing import Any
 
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.config import Config
-from netwatch.deep.discovery import DeviceIdentity
 from netwatch.detect.devices import CameraVendor, Devices
 from netwatch.detect.facts import flow_facts
 from netwatch.detect.policy import Policies
@@ -42,9 +41,9 @@ class Detector:
         self.router = AlertRouter(emit, cfg.alerts.suppress_s)
         self.errors = RuleErrors()
 
-    def camera_announced(self, ip: bytes, ident: DeviceIdentity) -> None:
-        """A discovery reply: from now on this host is a camera (zero-config discovery)."""
-        self.devices.learn(ip, ident.vendor, ident.protocol)
+    def camera_seen(self, ip: bytes, vendor: str | None, how: str) -> None:
+        """A discovery reply or camera banner: from now on this host is a camera."""
+        self.devices.learn(ip, vendor, how)
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any]) -> None:
         """Evaluate every rule on every camera end of this flow."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
-from netwatch.deep.discovery import DISCOVERY_PORTS, DeviceIdentity, parse_discovery
+from netwatch.deep.discovery import DISCOVERY_PORTS, parse_discovery
 from netwatch.deep.dns import DnsMessage, parse_dns, resolve_chain
 from netwatch.deep.http import (
     HTTP_METHODS,
@@ -35,6 +35,8 @@ from netwatch.enrich.names import PassiveDns
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 
 DNS_PORTS = frozenset({53, 5353, 5355})
+OnCamera = Callable[[bytes, str | None, str], None]
+BannerMatch = Callable[[str, str], str | None]
 
 
 class Verdict(Enum):
@@ -57,11 +59,15 @@ class Inspector:
         self,
         names: PassiveDns,
         max_hello_bytes: int = 16384,
-        on_camera: Callable[[bytes, DeviceIdentity], None] | None = None,
+        on_camera: OnCamera | None = None,
+        banners: BannerMatch | None = None,
     ) -> None:
         self.names = names
-        #: Called when a host announces itself as a camera (discovery reply).
+        #: Called with (address, vendor, how) when a host shows it is a camera: a discovery
+        #: reply, or a server banner / digest realm that a camera maker's firmware sends.
         self.on_camera = on_camera
+        #: Banner lookup: (field, value) -> vendor or None (the seeds' device fingerprints).
+        self.banners = banners
         self.max_buffer = max_hello_bytes
         self.parsed: dict[str, int] = {}
 
@@ -122,7 +128,8 @@ class Inspector:
                 flow.app = {}
             flow.app["discovery" if is_orig else "discovery_resp"] = ident
             if self.on_camera is not None:
-                self.on_camera(flow.orig_h if is_orig else flow.resp_h, ident)
+                host = flow.orig_h if is_orig else flow.resp_h
+                self.on_camera(host, ident.vendor, ident.protocol)
 
     def end(self, flow: Flow) -> None:
         """Forget per-flow parser state (messages still being accumulated)."""
@@ -199,8 +206,10 @@ class Inspector:
                 _service(flow, "http")
                 if resp.server:
                     flow.app_set("server", resp.server)
+                    self._banner(flow, "http_server", resp.server)
                 if resp.www_authenticate:
                     flow.app_set("www_authenticate", resp.www_authenticate)
+                    self._banner(flow, "www_authenticate", resp.www_authenticate)
             return _DONE
         self._rtsp(flow, buf)
         return _MORE  # the DESCRIBE reply with its SDP may come after OPTIONS
@@ -216,8 +225,18 @@ class Inspector:
             flow.app_set("user_agent", msg.user_agent)
         if msg.server:
             flow.app_set("server", msg.server)
+            self._banner(flow, "rtsp_server", msg.server)
         _add_media(flow, msg.media)
         return True
+
+    def _banner(self, flow: Flow, field: str, value: str) -> None:
+        """A server banner that names a camera maker makes the server end a camera."""
+        if self.banners is None or self.on_camera is None:
+            return
+        vendor = self.banners(field, value)
+        if vendor is not None:
+            self._count(f"banner_{field}")
+            self.on_camera(flow.resp_h, vendor, f"banner:{field}")
 
 
 def _body_incomplete(buf: bytes) -> bool:

@@ -1,0 +1,280 @@
+"""Fast lookups over the loaded signatures, built once: names, ports, payloads, MACs, banners.
+
+`SignatureMatcher(signatures)` precomputes dicts so that each question is a few dict lookups:
+
+- `match_name(name)`: exact DNS name first, then DNS suffixes walked label by label from the
+  longest (`a.b.hik-connect.com` tries `.b.hik-connect.com`, then `.hik-connect.com`, ...).
+  Case and one trailing dot are ignored. No regex per name.
+- `endpoints_for_port(proto, port)`: the cloud services that use a port (ports marked
+  `generic` in the seeds, such as 443, are left out).
+- `match_payload(proto, port, payload, direction)`: candidates come from a
+  (proto, port, direction) table; port-specific signatures first, then by confidence, then
+  by cost (offset checks, then substrings, then regexes). Within one signature the offset
+  checks run first and regexes last. Substrings and regexes only look at the first
+  `scan_limit` bytes.
+- `vendor_of_mac(mac)`, `match_banner(field, value)`, `match_discovery(port, payload)`,
+  `match_ethertype(ethertype, payload)`.
+
+Called once per flow or per deep-parsed message, never per packet. Reads no config. Known
+limits: a payload signature sees one payload (a TCP segment or UDP datagram), so magic split
+across segments is missed; banner matching is case-sensitive, as in nmap's probes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from netwatch.signatures import loader
+from netwatch.signatures.model import (
+    CONFIDENCE_RANK,
+    DIRECTIONS,
+    CloudEndpoint,
+    DiscoveryMarker,
+    DiscoveryProtocol,
+    Fingerprint,
+    Match,
+    PayloadSignature,
+    Signatures,
+    VendorOui,
+)
+
+SCAN_LIMIT_BYTES = 2048
+MAX_NAME_CHARS = 254  # 253 plus a trailing dot
+_PROTOS = ("tcp", "udp")
+
+
+@dataclass(frozen=True, slots=True)
+class _Conditions:
+    """A conjunction of `Match`es split by cost: plain offsets, masked offsets, needles, regexes."""
+
+    fixed: tuple[tuple[int, bytes], ...]
+    masked: tuple[tuple[int, int, int, int], ...]  # offset, length, mask, wanted value
+    needles: tuple[bytes, ...]
+    patterns: tuple[re.Pattern[bytes], ...]
+
+    @classmethod
+    def of(cls, matches: Iterable[Match]) -> _Conditions:
+        fixed: list[tuple[int, bytes]] = []
+        masked: list[tuple[int, int, int, int]] = []
+        needles: list[bytes] = []
+        patterns: list[re.Pattern[bytes]] = []
+        for m in matches:
+            if m.hex is not None and m.offset is not None:
+                if m.mask is None:
+                    fixed.append((m.offset, m.hex))
+                else:
+                    mask, want = int.from_bytes(m.mask), int.from_bytes(m.hex)
+                    masked.append((m.offset, len(m.hex), mask, want))
+            elif m.contains is not None:
+                needles.append(m.contains)
+            elif m.regex is not None:
+                patterns.append(m.regex)
+        return cls(tuple(fixed), tuple(masked), tuple(needles), tuple(patterns))
+
+    @property
+    def cost(self) -> int:
+        """0: has an offset check (cheap rejection); 1: substrings only; 2: regexes only."""
+        return 0 if self.fixed or self.masked else 1 if self.needles else 2
+
+    def hit(self, payload: bytes, limit: int) -> bool:
+        for off, value in self.fixed:
+            if not payload.startswith(value, off):
+                return False
+        for off, size, mask, want in self.masked:
+            chunk = payload[off : off + size]
+            if len(chunk) != size or int.from_bytes(chunk) & mask != want:
+                return False
+        for needle in self.needles:
+            if payload.find(needle, 0, limit) < 0:
+                return False
+        return all(p.search(payload, 0, limit) is not None for p in self.patterns)
+
+
+class SignatureMatcher:
+    """All matchers over one `Signatures` bundle; build once, then query per flow."""
+
+    def __init__(self, signatures: Signatures, *, scan_limit: int = SCAN_LIMIT_BYTES) -> None:
+        self.signatures = signatures
+        self.scan_limit = scan_limit
+        eps = signatures.endpoints
+        self._names = {name: ep for ep in eps for name in ep.names}
+        self._suffixes = {suffix: ep for ep in eps for suffix in ep.suffixes}
+        self._ports = _port_table(eps)
+        self._payload_any, self._payload_port = _payload_tables(signatures.payloads)
+        self._ouis = {o.prefix: o for o in signatures.ouis}
+        self._banners = {
+            name: _BannerField([f for f in signatures.fingerprints if f.field == name])
+            for name in {f.field for f in signatures.fingerprints}
+        }
+        self._discovery_udp, self._discovery_eth = _discovery_tables(signatures.discovery)
+
+    @classmethod
+    def load(cls, seeds_dir: Path | None = None) -> SignatureMatcher:
+        """`Signatures.load(seeds_dir)` and the matchers over it."""
+        return cls(Signatures.load(seeds_dir))
+
+    # ------------------------------------------------------------ names and ports
+
+    def match_name(self, name: str) -> CloudEndpoint | None:
+        """The cloud endpoint a DNS/SNI/Host name belongs to (exact name, then suffixes)."""
+        if not name or len(name) > MAX_NAME_CHARS:
+            return None
+        name = name.lower().removesuffix(".")
+        hit = self._names.get(name)
+        if hit is not None:
+            return hit
+        dot = name.find(".")
+        while dot >= 0:
+            hit = self._suffixes.get(name[dot:])
+            if hit is not None:
+                return hit
+            dot = name.find(".", dot + 1)
+        return None
+
+    def endpoints_for_port(self, proto: str, port: int) -> tuple[CloudEndpoint, ...]:
+        """Cloud services documented on this server port, most confident first (no `generic`)."""
+        return self._ports.get((proto.lower(), port), ())
+
+    # ------------------------------------------------------------ payloads
+
+    def match_payload(
+        self, proto: str, port: int, payload: bytes, direction: str
+    ) -> PayloadSignature | None:
+        """The first payload signature that matches, or None; never raises.
+
+        `proto` is tcp/udp, `port` the flow's server (responder) port, `direction` who sent
+        the payload: `client` (the originator) or `server`.
+        """
+        if not payload:
+            return None
+        key = (proto.lower(), direction)
+        candidates = self._payload_port.get((*key, port)) or self._payload_any.get(key, ())
+        limit = self.scan_limit
+        for sig, cond in candidates:
+            if cond.hit(payload, limit):
+                return sig
+        return None
+
+    # ------------------------------------------------------------ MACs and banners
+
+    def vendor_of_mac(self, mac: bytes) -> VendorOui | None:
+        """The covered-vendor prefix entry of a MAC (6 bytes, or at least the first 3)."""
+        return self._ouis.get(bytes(mac[:3])) if len(mac) >= 3 else None
+
+    def match_banner(self, field: str, value: str) -> Fingerprint | None:
+        """The fingerprint a header value matches (`field`: http_server, rtsp_server, ...)."""
+        matcher = self._banners.get(field)
+        return matcher.match(value.strip()) if matcher is not None else None
+
+    # ------------------------------------------------------------ discovery
+
+    def match_discovery(
+        self, port: int, payload: bytes
+    ) -> tuple[DiscoveryProtocol, DiscoveryMarker] | None:
+        """The UDP discovery protocol and message kind of a payload to or from `port`."""
+        return self._first_marker(self._discovery_udp.get(port, ()), payload)
+
+    def match_ethertype(
+        self, ethertype: int, payload: bytes
+    ) -> tuple[DiscoveryProtocol, DiscoveryMarker] | None:
+        """The layer-2 discovery protocol and message kind of a frame payload."""
+        return self._first_marker(self._discovery_eth.get(ethertype, ()), payload)
+
+    def _first_marker(
+        self, markers: Iterable[_Marker], payload: bytes
+    ) -> tuple[DiscoveryProtocol, DiscoveryMarker] | None:
+        for proto, mk, cond in markers:
+            if cond.hit(payload, self.scan_limit):
+                return proto, mk
+        return None
+
+
+def _port_table(
+    endpoints: Iterable[CloudEndpoint],
+) -> dict[tuple[str, int], tuple[CloudEndpoint, ...]]:
+    """(proto, port) -> endpoints using it, most confident first; generic ports left out."""
+    table: dict[tuple[str, int], list[CloudEndpoint]] = {}
+    for ep in endpoints:
+        for p in ep.ports:
+            if not p.generic:
+                table.setdefault((p.proto, p.port), []).append(ep)
+    rank = CONFIDENCE_RANK
+    return {k: tuple(sorted(v, key=lambda ep: rank[ep.confidence])) for k, v in table.items()}
+
+
+def _discovery_tables(
+    protocols: Iterable[DiscoveryProtocol],
+) -> tuple[dict[int, list[_Marker]], dict[int, list[_Marker]]]:
+    """UDP port -> markers, EtherType -> markers, each in file order."""
+    udp: dict[int, list[_Marker]] = {}
+    eth: dict[int, list[_Marker]] = {}
+    for proto in protocols:
+        for mk in proto.markers:
+            entry = (proto, mk, _Conditions.of(mk.match))
+            for port in proto.ports:
+                udp.setdefault(port, []).append(entry)
+            if proto.ethertype is not None:
+                eth.setdefault(proto.ethertype, []).append(entry)
+    return udp, eth
+
+
+_Marker = tuple[DiscoveryProtocol, DiscoveryMarker, _Conditions]
+_Candidates = tuple[tuple[PayloadSignature, _Conditions], ...]
+
+
+def _payload_tables(
+    sigs: Iterable[PayloadSignature],
+) -> tuple[dict[tuple[str, str], _Candidates], dict[tuple[str, str, int], _Candidates]]:
+    """(proto, direction) -> candidates for any port; (proto, direction, port) -> for that port."""
+    compiled = [(i, s, _Conditions.of(s.match)) for i, s in enumerate(sigs)]
+    compiled.sort(key=lambda t: (not t[1].ports, CONFIDENCE_RANK[t[1].confidence], t[2].cost, t[0]))
+    any_port: dict[tuple[str, str], list[tuple[PayloadSignature, _Conditions]]] = {}
+    by_port: dict[tuple[str, str, int], list[tuple[PayloadSignature, _Conditions]]] = {}
+    for _, sig, cond in compiled:
+        protos = _PROTOS if sig.transport == "any" else (sig.transport,)
+        dirs = DIRECTIONS if sig.direction == "any" else (sig.direction,)
+        for proto in protos:
+            for d in dirs:
+                if sig.ports:
+                    for port in sig.ports:
+                        by_port.setdefault((proto, d, port), []).append((sig, cond))
+                else:
+                    any_port.setdefault((proto, d), []).append((sig, cond))
+    # A specific port also tries the any-port signatures, after its own (already sorted).
+    for (proto, d, _), found in by_port.items():
+        found.extend(any_port.get((proto, d), ()))
+    return (
+        {k: tuple(v) for k, v in any_port.items()},
+        {k: tuple(v) for k, v in by_port.items()},
+    )
+
+
+class _BannerField:
+    """The fingerprints of one header field: exact (dict), prefixes, substrings, regexes."""
+
+    def __init__(self, prints: list[Fingerprint]) -> None:
+        self.exact = {f.value: f for f in reversed(prints) if f.match == "exact"}
+        by_len = sorted((f for f in prints if f.match == "prefix"), key=lambda f: -len(f.value))
+        self.prefixes = tuple((f.value, f) for f in by_len)
+        self.any_prefix = tuple(v for v, _ in self.prefixes)
+        self.contains = tuple((f.value, f) for f in prints if f.match == "contains")
+        self.regexes = tuple(
+            (loader.compile_regex(f.value, as_bytes=False), f) for f in prints if f.match == "regex"
+        )
+
+    def match(self, value: str) -> Fingerprint | None:
+        hit = self.exact.get(value)
+        if hit is not None:
+            return hit
+        if self.any_prefix and value.startswith(self.any_prefix):
+            return next(f for p, f in self.prefixes if value.startswith(p))
+        for needle, f in self.contains:
+            if needle in value:
+                return f
+        for pattern, f in self.regexes:
+            if pattern.search(value) is not None:
+                return f
+        return None

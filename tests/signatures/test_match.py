@@ -1,0 +1,466 @@
+"""The matchers over the real seeds: names, ports, payloads, MAC prefixes, banners, discovery."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netwatch.signatures import SignatureMatcher, Signatures
+from netwatch.signatures.match import SCAN_LIMIT_BYTES
+
+SIGS = Signatures.load()
+MATCHER = SignatureMatcher(SIGS)
+SIG_PORTS = frozenset(p for s in SIGS.payloads for p in s.ports)
+
+
+def invert(data: bytes) -> bytes:
+    return bytes(0xFF - b for b in data)
+
+
+def stun_binding_request(attributes: bytes = b"") -> bytes:
+    """An RFC 5389 binding request: type 0x0001, length, magic cookie, 12-byte transaction id."""
+    header = struct.pack("!HHI", 0x0001, len(attributes), 0x2112A442) + bytes(range(1, 13))
+    return header + attributes
+
+
+def tplink_encrypt(plain: bytes) -> bytes:
+    """TP-Link Smart Home XOR autokey (initial key 171), as nDPI describes it."""
+    key, out = 171, bytearray()
+    for b in plain:
+        key = b ^ key
+        out.append(key)
+    return bytes(out)
+
+
+DHIP_HEADER = struct.pack("<I4sIIIIII", 0x20, b"DHIP", 0, 1, 10, 0, 10, 0)
+EZVIZ_CAS = bytes.fromhex("9EBAACE9 01000000") + bytes(24)
+SADP_REPLY = (
+    b'<?xml version="1.0" encoding="UTF-8"?><ProbeMatch><Uuid>1</Uuid><Types>inquiry</Types>'
+    b"<DeviceType>139</DeviceType><HCPlatformEnable>true</HCPlatformEnable></ProbeMatch>"
+)
+TPLINK_JSON = tplink_encrypt(b'{"system":{"get_sysinfo":{}}}')
+
+# signature id -> (proto, server port, direction, payload), hand-built from signatures.md
+PAYLOADS: dict[str, tuple[str, int, str, bytes]] = {
+    "hik-ehome-register": (
+        "udp",
+        7660,
+        "client",
+        b'<?xml version="1.0" encoding="GB2312"?><PPVSPMessage><Version>4.0</Version>'
+        b"<Sequence>1</Sequence><CommandType>REQUEST</CommandType><Method>REGISTER</Method>"
+        b"<Command>REGISTER</Command><Params><SerialNumber>DS-2CD2042WD</SerialNumber>"
+        b"<NetUnitType>PU</NetUnitType><LocalPort>7660</LocalPort></Params></PPVSPMessage>",
+    ),
+    "hik-isup-keepalive": ("udp", 7660, "client", b"\x10\x03\x13"),
+    "ezviz-cas": ("tcp", 6500, "client", EZVIZ_CAS),
+    "ezviz-lan-sdk": ("tcp", 9010, "client", EZVIZ_CAS),  # the port-specific entry wins
+    "ezviz-mqtt-connect": ("tcp", 31006, "client", b"\x10\x2a\x00\x04MQTT\x04\xc2\x00\x3c"),
+    "ezviz-xml-stun": ("udp", 31007, "client", b"<Request><Type>stun</Type></Request>"),
+    "ezviz-backupserver-upload": (
+        "tcp",
+        8080,
+        "client",
+        b"POST /sdk.post HTTP/1.1\r\nHost: backupserver:8080\r\n\r\n"
+        b"filename=a&code=hikencodepicture",
+    ),
+    "hik-sdk-error-reply-1e": (
+        "tcp",
+        8000,
+        "server",
+        bytes.fromhex("00000010 0000001E 0000001E 00000000"),
+    ),
+    "hik-sdk-error-reply-0d": (
+        "tcp",
+        8000,
+        "server",
+        bytes.fromhex("00000010 0000000D 0000000D 00000000"),
+    ),
+    "hik-sadp-cloud-enabled": ("udp", 37020, "server", SADP_REPLY),
+    "hik-sadp-set-hc-platform": (
+        "udp",
+        37020,
+        "client",
+        b"<Probe><Uuid>2</Uuid><Types>SetHCPlatform</Types>"
+        b"<HCPlatformEnable>true</HCPlatformEnable><Password>x</Password></Probe>",
+    ),
+    "dahua-p2p-dhget": ("udp", 8800, "client", b"DHGET /probe/p2psrv HTTP/1.1\r\nCSeq: 1\r\n\r\n"),
+    "dahua-p2p-dhpost": (
+        "udp",
+        8800,
+        "client",
+        b"DHPOST /online/relay HTTP/1.1\r\nCSeq: 2\r\n\r\n",
+    ),
+    "dahua-ptcp": ("udp", 41234, "client", b"PTCP" + bytes(24) + b"\x00\x00\x00\x00"),
+    "dahua-inverted-stun-lpi": ("udp", 8800, "client", invert(stun_binding_request(bytes(24)))),
+    "dahua-inverted-stun": ("udp", 40000, "server", invert(stun_binding_request())),
+    "dahua-dhip": ("tcp", 5000, "client", DHIP_HEADER + b'{"method":"global.login"}'),
+    "dahua-dvrip-request": ("tcp", 37777, "client", b"\xa0\x01" + bytes(30)),
+    "dahua-dvrip-reply": ("tcp", 37777, "server", b"\xb0\x01" + bytes(30)),
+    "dahua-dvrip-json": ("tcp", 37777, "client", b"\xf6\x00" + bytes(30) + b'{"method":"x"}'),
+    "dahua-tcp-lpi-request": ("tcp", 8888, "client", b"\xf4\x00\x00\x00" + bytes(182)),
+    "dahua-tcp-lpi-reply": ("tcp", 8888, "server", b"\xf4\x00\x00\x58" + bytes(202)),
+    "xm-dss-register": (
+        "tcp",
+        80,
+        "client",
+        b"POST / HTTP/1.1\r\nHost: access-dss.secu100.net\r\n\r\n"
+        b'{"DssProtocol":{"Header":{"MessageType":"MSG_DEV_REGISTER_REQ"}}}',
+    ),
+    "xm-cfg-query": (
+        "tcp",
+        8086,
+        "client",
+        b"POST / HTTP/1.1\r\nHost: pub-cfg.secu100.net:8086\r\nUser-Agent: XAPP\r\n\r\n"
+        b'{"CfgProtocol":{"Header":{"MessageType":"MSG_PMS_CFG_QUERY_REQ"}},"Body":{}}',
+    ),
+    "xm-agent-register": (
+        "tcp",
+        80,
+        "client",
+        b'{"AgentProtocol":{"Header":{"MessageType":"MSG_AGENT_REGISTER_REQ"}},'
+        b'"Body":{"DevicePort":"34567"}}',
+    ),
+    "xm-caps-report": (
+        "tcp",
+        80,
+        "client",
+        b"POST /dev/upload HTTP/1.1\r\n\r\n"
+        b'{"CapsCenter":{"MessageType":"REPORT_CAPS_DEV_INFO_REQ"}}',
+    ),
+    "xm-firmware-check": (
+        "tcp",
+        80,
+        "client",
+        b"POST /list HTTP/1.1\r\nHost: 120.92.92.241\r\n\r\n"
+        b'{"UUID":"a","DevID":"b","DevType":"IPC","CurVersion":"2019","Expect":"Latest"}',
+    ),
+    "xm-dvrip-request": (
+        "tcp",
+        34567,
+        "client",
+        struct.pack("<BB2xII2xHI", 0xFF, 0, 0, 0, 1000, 2) + b"{}",
+    ),
+    "xm-dvrip-reply": (
+        "tcp",
+        34567,
+        "server",
+        struct.pack("<BB2xII2xHI", 0xFF, 1, 7, 0, 1001, 2) + b"{}",
+    ),
+    "xm-umeye-handshake": ("udp", 50000, "client", b"\xc1\xef\xab\xff" + bytes(160)),
+    "tuya-lan": ("udp", 6667, "server", b"\x00\x00\x55\xaa\x00\x00\x00\x10" + bytes(16)),
+    "tplink-shp-udp": ("udp", 9999, "client", TPLINK_JSON),
+    "tplink-shp-tcp": ("tcp", 9999, "client", struct.pack("!I", len(TPLINK_JSON)) + TPLINK_JSON),
+    "stun-rfc5389": ("udp", 3478, "client", stun_binding_request()),
+    "upnp-add-port-mapping": (
+        "tcp",
+        5431,
+        "client",
+        b"POST /ctl/IPConn HTTP/1.1\r\nHost: 192.168.1.1:5431\r\nContent-Type: text/xml\r\n"
+        b'SOAPAction: "urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping"\r\n\r\n'
+        b"<s:Envelope><s:Body><u:AddPortMapping><NewExternalPort>8000</NewExternalPort>",
+    ),
+    "ssdp-search-igd": (
+        "udp",
+        1900,
+        "client",
+        b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\n'
+        b"MX: 2\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n",
+    ),
+    "natpmp-map": ("udp", 5351, "client", struct.pack("!BBHHHI", 0, 2, 0, 8000, 8000, 3600)),
+    "natpmp-external-address": ("udp", 5351, "client", b"\x00\x00"),
+    "pcp-map": ("udp", 5351, "client", b"\x02\x01\x00\x00" + bytes(56)),
+    "pcp-peer": ("udp", 5351, "client", b"\x02\x02\x00\x00" + bytes(76)),
+}
+
+
+def test_every_payload_signature_has_a_hand_built_case() -> None:
+    assert set(PAYLOADS) == {s.id for s in SIGS.payloads}
+
+
+@pytest.mark.parametrize("sig_id", sorted(PAYLOADS))
+def test_hand_built_payload_matches_its_signature(sig_id: str) -> None:
+    proto, port, direction, payload = PAYLOADS[sig_id]
+    hit = MATCHER.match_payload(proto, port, payload, direction)
+    assert hit is not None
+    assert hit.id == sig_id
+
+
+def test_inverted_stun_is_not_standard_stun_and_back() -> None:
+    request = stun_binding_request()
+    hit = MATCHER.match_payload("udp", 3478, request, "client")
+    assert hit is not None
+    assert hit.id == "stun-rfc5389"
+    hit = MATCHER.match_payload("udp", 3478, invert(request), "client")
+    assert hit is not None
+    assert hit.id == "dahua-inverted-stun"
+    assert invert(request)[:8] == bytes.fromhex("FFFEFFFF DEED5BBD")
+
+
+@pytest.mark.parametrize(
+    ("proto", "port", "direction", "payload"),
+    [
+        ("udp", 8800, "server", b"DHGET /probe/p2psrv HTTP/1.1\r\n"),  # wrong direction
+        ("tcp", 8800, "client", b"DHGET /probe/p2psrv HTTP/1.1\r\n"),  # wrong transport
+        ("tcp", 80, "client", b"\xa0\x01" + bytes(30)),  # DVRIP bytes off its port
+        ("udp", 37020, "server", SADP_REPLY.replace(b"true", b"flase")),  # the "flase" value
+        ("udp", 8800, "client", b""),
+        ("udp", 8800, "sideways", b"DHGET / HTTP/1.1\r\n"),
+        ("icmp", 8800, "client", b"DHGET / HTTP/1.1\r\n"),
+    ],
+)
+def test_no_match(proto: str, port: int, direction: str, payload: bytes) -> None:
+    assert MATCHER.match_payload(proto, port, payload, direction) is None
+
+
+def test_case_of_proto_is_ignored() -> None:
+    hit = MATCHER.match_payload("UDP", 8800, b"DHGET / HTTP/1.1\r\n", "client")
+    assert hit is not None
+    assert hit.id == "dahua-p2p-dhget"
+
+
+def test_substrings_and_regexes_only_scan_the_first_bytes() -> None:
+    _, port, direction, body = PAYLOADS["upnp-add-port-mapping"]
+    near = b"X" * (SCAN_LIMIT_BYTES - len(body)) + body
+    far = b"X" * SCAN_LIMIT_BYTES + body
+    assert MATCHER.match_payload("tcp", port, near, direction) is not None
+    assert MATCHER.match_payload("tcp", port, far, direction) is None
+    wide = SignatureMatcher(SIGS, scan_limit=2 * SCAN_LIMIT_BYTES)
+    assert wide.match_payload("tcp", port, far, direction) is not None
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    payload=st.binary(max_size=512),
+    proto=st.sampled_from(["tcp", "udp"]),
+    direction=st.sampled_from(["client", "server"]),
+    port=st.integers(1, 65535).filter(lambda p: p not in SIG_PORTS),
+)
+def test_random_bytes_do_not_match(payload: bytes, proto: str, direction: str, port: int) -> None:
+    assert MATCHER.match_payload(proto, port, payload, direction) is None
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    payload=st.binary(max_size=64),
+    proto=st.sampled_from(["tcp", "udp", "sctp", ""]),
+    direction=st.sampled_from(["client", "server", "any", ""]),
+    port=st.sampled_from(sorted(SIG_PORTS | {0, 65535})),
+)
+def test_match_payload_never_raises(payload: bytes, proto: str, direction: str, port: int) -> None:
+    MATCHER.match_payload(proto, port, payload, direction)
+
+
+# ---------------------------------------------------------------- names and ports
+
+
+@pytest.mark.parametrize(
+    ("name", "endpoint"),
+    [
+        ("litedev.hik-connect.com", "hik-connect-litedev"),
+        ("LITEDEV.Hik-Connect.com.", "hik-connect-litedev"),
+        ("dev.hik-connect.com", "hik-connect-dev"),
+        ("x.y.hik-connect.com.", "hik-connect-domain"),
+        ("X.Y.HIK-CONNECT.COM.", "hik-connect-domain"),
+        ("apiieu.hik-connect.com", "hik-connect-domain"),
+        ("hik-connect.com", "hik-connect-domain"),
+        ("www.easy4ipcloud.com", "dahua-easy4ip-p2p"),
+        ("iotaccess.easy4ipcloud.com", "dahua-iotaccess"),
+        ("cmgw-sg.easy4ipcloud.com", "imou-hls"),
+        ("p2p.eu.easy4ipcloud.com", "easy4ipcloud-domain"),
+        ("easy4ipcloud.com", "easy4ipcloud-domain"),
+        ("www.easy4ip.com", "dahua-p2p-alt"),
+        ("pub-cfg.secu100.net", "xm-pub-cfg"),
+        ("new-host.secu100.net", "secu100-domain"),
+        ("m1.tuyaeu.com", "tuya-mqtt"),
+        ("backupserver", "ezviz-backupserver"),
+    ],
+)
+def test_match_name(name: str, endpoint: str) -> None:
+    hit = MATCHER.match_name(name)
+    assert hit is not None
+    assert hit.id == endpoint
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        ".",
+        "com",
+        "evilhik-connect.com",  # a suffix only matches at a label boundary
+        "hik-connect.com.evil.example",
+        "tuyaeu.com",  # only the documented m1 hosts
+        "example.org",
+        "a" * 300 + ".hik-connect.com",
+    ],
+)
+def test_match_name_misses(name: str) -> None:
+    assert MATCHER.match_name(name) is None
+
+
+def test_endpoints_for_port() -> None:
+    dahua = MATCHER.endpoints_for_port("udp", 8800)
+    assert [e.id for e in dahua][:2] == ["dahua-easy4ip-p2p", "dahua-p2p-alt"]  # high first
+    assert "ezviz-db1-seen-ports" in {e.id for e in dahua}
+    assert MATCHER.endpoints_for_port("UDP", 8800) == dahua
+    assert {e.id for e in MATCHER.endpoints_for_port("tcp", 8666)} >= {
+        "hik-connect-litedev",
+        "ezviz-litedev",
+    }
+    assert MATCHER.endpoints_for_port("tcp", 443) == ()  # generic: never an indicator alone
+    assert MATCHER.endpoints_for_port("tcp", 1) == ()
+
+
+# ---------------------------------------------------------------- MAC prefixes
+
+
+def test_vendor_of_mac() -> None:
+    hik = MATCHER.vendor_of_mac(bytes.fromhex("bcad28123456"))
+    assert hik is not None
+    assert (hik.oui, hik.vendor, hik.camera_vendor) == ("BC:AD:28", "Hikvision", True)
+    assert hik.registrant == "Hangzhou Hikvision Digital Technology Co.,Ltd."
+    dahua = MATCHER.vendor_of_mac(bytes.fromhex("b44c3b000001"))
+    assert dahua is not None
+    assert (dahua.vendor, dahua.camera_vendor, dahua.confidence) == ("Dahua", True, "high")
+    imou = MATCHER.vendor_of_mac(bytes.fromhex("906a94000001"))
+    assert imou is not None
+    assert (imou.vendor, imou.confidence) == ("Dahua", "guess")
+    ezviz = MATCHER.vendor_of_mac(bytes.fromhex("588fcf000001"))
+    assert ezviz is not None
+    assert (ezviz.vendor, ezviz.registrant) == ("Hikvision", "Hangzhou Ezviz Software Co.,Ltd.")
+
+
+def test_vendor_of_mac_general_covered_vendor_and_misses() -> None:
+    huawei = next(o for o in SIGS.ouis if o.vendor == "Huawei")
+    hit = MATCHER.vendor_of_mac(huawei.prefix + b"\x00\x00\x01")
+    assert hit is not None
+    assert hit.camera_vendor is False
+    assert MATCHER.vendor_of_mac(bytes(6)) is None
+    assert MATCHER.vendor_of_mac(b"\xbc\xad") is None
+
+
+# ---------------------------------------------------------------- banners
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fingerprint"),
+    [
+        ("http_server", "App-webs/", "hik-app-webs"),
+        ("http_server", "DNVRS-Webs", "hik-dnvrs-webs"),
+        ("http_server", "Webs", "hik-webs"),
+        ("http_server", " uc-httpd 1.0.0 ", "xm-uc-httpd"),
+        ("http_server", "H264DVR 1.0", "xm-h264dvr-http"),
+        ("rtsp_server", "Dahua Rtsp Server", "dahua-rtsp-server"),
+        ("rtsp_server", "H264DVR rtspd 1.0", "xm-h264dvr-rtsp"),
+        ("rtsp_server", "HiIpcam/V100R003 VodServer/1.0.0", "hisilicon-hiipcam"),
+        (
+            "www_authenticate",
+            'Digest realm="Hikvision", nonce="0123456789abcdef0123456789abcdef", stale="FALSE"',
+            "hik-realm",
+        ),
+        ("user_agent", "XAPP", "xm-xapp-agent"),
+    ],
+)
+def test_match_banner(field: str, value: str, fingerprint: str) -> None:
+    hit = MATCHER.match_banner(field, value)
+    assert hit is not None
+    assert hit.id == fingerprint
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("http_server", "Apache/2.4.41"),
+        ("http_server", "Webserver 2"),  # exact match only
+        ("http_server", "app-webs/"),  # case-sensitive
+        ("rtsp_server", "App-webs/"),  # another field
+        ("server", "App-webs/"),  # unknown field
+        ("http_server", ""),
+    ],
+)
+def test_match_banner_misses(field: str, value: str) -> None:
+    assert MATCHER.match_banner(field, value) is None
+
+
+# ---------------------------------------------------------------- discovery
+
+
+@pytest.mark.parametrize(
+    ("port", "payload", "protocol", "message"),
+    [
+        (
+            37020,
+            b'<?xml version="1.0" encoding="utf-8"?>'
+            b"<Probe><Uuid>A</Uuid><Types>inquiry</Types></Probe>",
+            "hik-sadp-v2",
+            "probe",
+        ),
+        (37020, SADP_REPLY, "hik-sadp-v2", "probe-match"),
+        (
+            37810,
+            DHIP_HEADER + b'{"method":"DHDiscover.search","params":{"mac":"","uni":1}}',
+            "dahua-dhip-discovery",
+            "search",
+        ),
+        (
+            37810,
+            DHIP_HEADER + b'{"mac":"b4:4c:3b:00:00:01","method":"client.notifyDevInfo"}',
+            "dahua-dhip-discovery",
+            "reply",
+        ),
+        (
+            5050,
+            b"\xa3\x01\x00\x01" + bytes(12) + b"\x02\x00\x00\x00",
+            "dahua-legacy-discovery",
+            "search",
+        ),
+        (5050, b"\xb3\x00" + bytes(118), "dahua-legacy-discovery", "reply"),
+        (34569, struct.pack("<BB2xII2xHI", 0xFF, 0, 0, 0, 1530, 0), "xm-discovery", "search"),
+        (
+            34569,
+            struct.pack("<BB2xII2xHI", 0xFF, 1, 0, 0, 1531, 2) + b"{}",
+            "xm-discovery",
+            "reply",
+        ),
+        (
+            3702,
+            b"<s:Envelope><s:Body><d:ProbeMatches><d:ProbeMatch><d:Types>dn:NetworkVideoTransmitter"
+            b"</d:Types></d:ProbeMatch></d:ProbeMatches></s:Body></s:Envelope>",
+            "onvif-ws-discovery",
+            "probe-match",
+        ),
+        (
+            3702,
+            b"<s:Envelope><s:Body><d:Probe><d:Types>dn:NetworkVideoTransmitter</d:Types>"
+            b"</d:Probe></s:Body></s:Envelope>",
+            "onvif-ws-discovery",
+            "probe",
+        ),
+        (
+            1900,
+            PAYLOADS["ssdp-search-igd"][3],
+            "ssdp-igd-search",
+            "m-search-igd",
+        ),
+    ],
+)
+def test_match_discovery(port: int, payload: bytes, protocol: str, message: str) -> None:
+    hit = MATCHER.match_discovery(port, payload)
+    assert hit is not None
+    assert (hit[0].id, hit[1].message) == (protocol, message)
+
+
+def test_match_discovery_misses_and_layer2() -> None:
+    assert MATCHER.match_discovery(37020, b"random") is None
+    assert (
+        MATCHER.match_discovery(3702, b"<d:Probe><d:Types>dn:Printer</d:Types></d:Probe>") is None
+    )
+    assert MATCHER.match_discovery(53, b"<ProbeMatch>") is None
+    hit = MATCHER.match_ethertype(0x8033, b"\x21\x02" + bytes(36))
+    assert hit is not None
+    assert (hit[0].id, hit[0].broadcast) == ("hik-sadp-v1", True)
+    assert MATCHER.match_ethertype(0x8033, b"\x22\x02") is None
+    assert MATCHER.match_ethertype(0x0800, b"\x21") is None
