@@ -120,9 +120,10 @@ class Pipeline:
         if on_alert is not None:
             self.signatures = signatures or SignatureMatcher.load()
             vendor = camera_vendor or camera_vendor_of(self.signatures)
-            self.detector = Detector(cfg, self.enrichers, vendor, on_alert)
+            self.detector = Detector(cfg, self.enrichers, vendor, on_alert, self.signatures)
             self.inspector.on_camera = self.detector.camera_seen
             self.inspector.banners = banner_vendor_of(self.signatures)
+            self.inspector.payloads = self.signatures.match_payload
         self.table = FlowTable(
             flow_settings(cfg),
             self._flow_ended,

@@ -21,6 +21,7 @@ from netwatch.flow.record import Enrichers
 from netwatch.flow.table import Flow
 from netwatch.rules import BUILTIN_RULES
 from netwatch.rules.base import Rule, RuleErrors, run_rule
+from netwatch.signatures.match import SignatureMatcher
 
 
 class Detector:
@@ -32,10 +33,12 @@ class Detector:
         enrichers: Enrichers,
         camera_vendor: CameraVendor,
         emit: Emit,
+        signatures: SignatureMatcher | None = None,
         rules: Iterable[type[Rule]] = BUILTIN_RULES,
     ) -> None:
         self.enrichers = enrichers
         self.devices = Devices(Inventory(cfg.cameras), enrichers.classifier, camera_vendor)
+        self.signatures = signatures
         self.policies = Policies(cfg)
         self.rules = [cls() for cls in rules]
         self.router = AlertRouter(emit, cfg.alerts.suppress_s)
@@ -47,7 +50,10 @@ class Detector:
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any]) -> None:
         """Evaluate every rule on every camera end of this flow."""
-        for facts in flow_facts(flow, record, self.enrichers, self.devices, self.policies):
+        facts_of = flow_facts(
+            flow, record, self.enrichers, self.devices, self.policies, self.signatures
+        )
+        for facts in facts_of:
             for rule in self.rules:
                 for alert in run_rule(rule, self.errors, rule.on_flow_end, facts):
                     self.router.submit(alert)

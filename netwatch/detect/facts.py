@@ -18,6 +18,8 @@ from netwatch.detect.policy import Destination, Policies, Policy
 from netwatch.enrich.addrclass import ip_text
 from netwatch.flow.record import Enrichers
 from netwatch.flow.table import Flow
+from netwatch.signatures.match import SignatureMatcher
+from netwatch.signatures.model import PayloadSignature
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,11 @@ class FlowFacts:
     bytes_down: int
     policy: Policy
     inventory_size: int  # cameras listed in config (0: zero-config)
+    signatures: SignatureMatcher | None = None  # the seeds' matchers (names, ports)
+
+    def payload_signatures(self, rule: str) -> list[PayloadSignature]:
+        """Payload signatures seen in this flow that support ``rule``."""
+        return [sig for sig in self.app.get("signatures", ()) if sig.rule == rule]
 
     def alert(
         self,
@@ -98,7 +105,12 @@ def _direction(device_is_orig: bool, peer_local: bool) -> Direction:
 
 
 def flow_facts(
-    flow: Flow, record: Mapping[str, Any], enr: Enrichers, devices: Devices, policies: Policies
+    flow: Flow,
+    record: Mapping[str, Any],
+    enr: Enrichers,
+    devices: Devices,
+    policies: Policies,
+    signatures: SignatureMatcher | None = None,
 ) -> Iterator[FlowFacts]:
     """The camera ends of this flow, as facts for the rules."""
     ends = ((True, flow.orig_h, flow.orig_mac), (False, flow.resp_h, flow.resp_mac))
@@ -129,4 +141,5 @@ def flow_facts(
             bytes_down=int(record["resp_bytes" if is_orig else "orig_bytes"]),
             policy=policies.of(device.group),
             inventory_size=devices.inventory_size,
+            signatures=signatures,
         )

@@ -33,10 +33,12 @@ from netwatch.deep.rtsp import looks_like_rtsp, parse_rtsp
 from netwatch.deep.tls import NeedMore, looks_like_tls, parse_client_hello
 from netwatch.enrich.names import PassiveDns
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
+from netwatch.signatures.model import PayloadSignature
 
 DNS_PORTS = frozenset({53, 5353, 5355})
 OnCamera = Callable[[bytes, str | None, str], None]
 BannerMatch = Callable[[str, str], str | None]
+PayloadMatch = Callable[[str, int, bytes, str], PayloadSignature | None]
 
 
 class Verdict(Enum):
@@ -61,6 +63,7 @@ class Inspector:
         max_hello_bytes: int = 16384,
         on_camera: OnCamera | None = None,
         banners: BannerMatch | None = None,
+        payloads: PayloadMatch | None = None,
     ) -> None:
         self.names = names
         #: Called with (address, vendor, how) when a host shows it is a camera: a discovery
@@ -68,6 +71,8 @@ class Inspector:
         self.on_camera = on_camera
         #: Banner lookup: (field, value) -> vendor or None (the seeds' device fingerprints).
         self.banners = banners
+        #: Payload-signature lookup: (proto, server port, payload, direction) -> signature.
+        self.payloads = payloads
         self.max_buffer = max_hello_bytes
         self.parsed: dict[str, int] = {}
 
@@ -91,7 +96,12 @@ class Inspector:
             elif flow.orig_p in DISCOVERY_PORTS or flow.resp_p in DISCOVERY_PORTS:
                 self._discovery(flow, is_orig, data)
             else:
-                flow.deep_o = flow.deep_r = 0  # no parser for this UDP flow: stop looking
+                self._signature(flow, "udp", is_orig, data)
+                # one look per direction for payload magic, then stop
+                if is_orig:
+                    flow.deep_o = 0
+                else:
+                    flow.deep_r = 0
             return
         if flow.proto != PROTO_TCP:
             return
@@ -104,6 +114,8 @@ class Inspector:
             verdict = self._client(flow, buf)
         else:
             verdict = self._server(flow, buf)
+        if verdict is not _WAIT:
+            self._signature(flow, "tcp", is_orig, buf)
         if verdict is _WAIT and len(buf) < self.max_buffer:
             if flow.app is None:
                 flow.app = {}
@@ -113,6 +125,20 @@ class Inspector:
                 flow.deep_o = 0
             else:
                 flow.deep_r = 0
+
+    def _signature(self, flow: Flow, proto: str, is_orig: bool, data: bytes) -> None:
+        """Payload magic from the seeds (vendor registration, STUN, NAT-PMP, UPnP, ...)."""
+        if self.payloads is None:
+            return
+        sig = self.payloads(proto, flow.resp_p, data, "client" if is_orig else "server")
+        if sig is None:
+            return
+        self._count(f"signature_{sig.rule}")
+        if flow.app is None:
+            flow.app = {}
+        found: list[PayloadSignature] = flow.app.setdefault("signatures", [])
+        if sig not in found:
+            found.append(sig)
 
     def _discovery(self, flow: Flow, is_orig: bool, data: bytes) -> None:
         """A camera discovery message: remember who announced itself as a camera."""

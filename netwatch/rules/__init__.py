@@ -9,19 +9,25 @@ from __future__ import annotations
 from netwatch.rules.audio_stream import AudioStream
 from netwatch.rules.base import REGISTRY, Rule
 from netwatch.rules.cloud_enabled import CloudEnabled
+from netwatch.rules.cloud_registration import CloudRegistration
 from netwatch.rules.denied_country import DeniedCountry
 from netwatch.rules.inbound_access import InboundAccess
+from netwatch.rules.nat_traversal import NatTraversal
 from netwatch.rules.rogue_dns import RogueDns
 from netwatch.rules.unexpected_egress import UnexpectedEgress
 from netwatch.rules.unmanaged_device import UnmanagedDevice
+from netwatch.rules.upnp_port_mapping import UpnpPortMapping
 
 BUILTIN_RULES: tuple[type[Rule], ...] = (
+    CloudRegistration,
+    CloudEnabled,
     UnexpectedEgress,
     DeniedCountry,
     RogueDns,
     InboundAccess,
     AudioStream,
-    CloudEnabled,
+    NatTraversal,
+    UpnpPortMapping,
     UnmanagedDevice,
 )
 

@@ -121,12 +121,12 @@ def test_benign_site_raises_nothing(tmp_path: Path) -> None:
 
 def test_unexpected_egress_with_name_and_evidence(tmp_path: Path) -> None:
     t = g.Trace()
-    dns_exchange(t, RESOLVER, "dev.hik-connect.example", FOREIGN, 1_000_000)
-    tcp_session(t, route(FOREIGN), 8666, 2_000_000)
+    dns_exchange(t, RESOLVER, "updates.vendor.example", FOREIGN, 1_000_000)
+    tcp_session(t, route(FOREIGN), 50123, 2_000_000)
     (alert,) = replay(tmp_path, t)
     assert alert["rule"] == "unexpected_egress" and alert["severity"] == "medium"
-    assert alert["device"] == "lobby-1" and alert["peer_name"] == "dev.hik-connect.example"
-    assert (alert["peer_country"], alert["peer_asn"], alert["peer_port"]) == ("SE", 29518, 8666)
+    assert alert["device"] == "lobby-1" and alert["peer_name"] == "updates.vendor.example"
+    assert (alert["peer_country"], alert["peer_asn"], alert["peer_port"]) == ("SE", 29518, 50123)
     assert alert["evidence"]["group"] == "lobby" and alert["evidence"]["bytes_up"] == 200
     assert alert["direction"] == "outbound" and alert["flow_uid"].startswith("C")
 
@@ -184,7 +184,7 @@ def test_audio_stream_from_sdp(tmp_path: Path) -> None:
 def test_repeats_are_suppressed_with_a_count(tmp_path: Path) -> None:
     t = g.Trace()
     for i in range(5):
-        tcp_session(t, route(FOREIGN), 8666, 1_000_000 + i * 10_000_000)
+        tcp_session(t, route(FOREIGN), 50123, 1_000_000 + i * 10_000_000)
     alerts = replay(tmp_path, t, BASE_CONFIG + "alerts: {suppress_s: 30}\n")
     # flows at 1, 11, 21, 31, 41 s: reported at 1, then at 31 for itself and the two repeats
     assert [(a["ts"][17:19], a["count"]) for a in alerts] == [("01", 1), ("31", 3)]
@@ -222,7 +222,10 @@ def test_cloud_enabled_from_sadp_and_zero_config_discovery(tmp_path: Path) -> No
     sadp_announcement(t, "10.20.0.77", GENERIC_MAC, 1_000_000, "true")
     tcp_session(t, route(FOREIGN, "10.20.0.77", GENERIC_MAC), 8666, 2_000_000)
     alerts = replay(tmp_path, t, "")  # zero-config: no inventory, default group
-    assert rules_of(alerts) == ["cloud_enabled", "unexpected_egress"]
+    # 8666 is Hik-Connect's registration port: a port-only cloud match (medium)
+    assert rules_of(alerts) == ["cloud_enabled", "cloud_registration", "unexpected_egress"]
+    port_only = next(a for a in alerts if a["rule"] == "cloud_registration")
+    assert port_only["severity"] == "medium" and port_only["evidence"]["endpoint"] is None
     cloud = next(a for a in alerts if a["rule"] == "cloud_enabled")
     assert cloud["device"] == "10.20.0.77" and cloud["peer_ip"] is None
     assert cloud["evidence"]["model"] == "DS-2CD2043G0-I"
@@ -247,3 +250,63 @@ def test_unmanaged_device_once_per_device_with_an_inventory(tmp_path: Path) -> N
     alerts = replay(tmp_path, t)
     assert rules_of(alerts) == ["unmanaged_device"]
     assert alerts[0]["evidence"]["recognised_by"] == "sadp"
+
+
+def test_cloud_registration_by_name_learned_through_a_public_resolver(tmp_path: Path) -> None:
+    t = g.Trace()
+    dns_exchange(t, "8.8.8.8", "litedev.hik-connect.com", FOREIGN, 1_000_000)
+    s = g.TcpSession(route(FOREIGN), 41000, 443)  # TLS without SNI: only the DNS name
+    ts = t.add_burst(60_000_000, s.handshake(), 1000)  # a minute later, a new flow
+    t.add_burst(ts, s.send(True, b"\x17\x03\x03" + bytes(100)), 1000)
+    alerts = replay(tmp_path, t)
+    assert rules_of(alerts) == ["cloud_registration", "rogue_dns", "unexpected_egress"]
+    cloud = next(a for a in alerts if a["rule"] == "cloud_registration")
+    assert cloud["severity"] == "high" and cloud["peer_name"] == "litedev.hik-connect.com"
+    assert cloud["evidence"]["endpoint"] and cloud["evidence"]["names_seen"] == [
+        "litedev.hik-connect.com"
+    ]
+
+
+def test_cloud_registration_by_payload_magic(tmp_path: Path) -> None:
+    t = g.Trace()
+    body = (
+        b"<?xml version='1.0' encoding='UTF-8'?><PPVSPMessage><Version>4.0</Version>"
+        b"<Method>REGISTER</Method><Params><DeviceID>x</DeviceID></Params></PPVSPMessage>"
+    )
+    t.add(1_000_000, g.udp_frame(route(FOREIGN), 40001, 7660, body))
+    cloud = next(a for a in replay(tmp_path, t) if a["rule"] == "cloud_registration")
+    assert cloud["evidence"]["payload_signatures"] == ["hik-ehome-register"]
+
+
+def test_allowed_cloud_is_quiet(tmp_path: Path) -> None:
+    t = g.Trace()
+    dns_exchange(t, RESOLVER, "litedev.hik-connect.com", FOREIGN, 1_000_000)
+    tcp_session(t, route(FOREIGN), 8666, 2_000_000)
+    config = BASE_CONFIG.replace('["*.allowed.example"]', '["*.hik-connect.com"]')
+    assert replay(tmp_path, t, config) == []
+
+
+def test_stun_is_nat_traversal(tmp_path: Path) -> None:
+    t = g.Trace()
+    req = g.stun_message(0x0001, bytes(range(12)))
+    t.add(1_000_000, g.udp_frame(route(FOREIGN), 40002, 3478, req))
+    assert "nat_traversal" in rules_of(replay(tmp_path, t))
+
+
+def test_upnp_add_port_mapping(tmp_path: Path) -> None:
+    t = g.Trace()
+    router = g.Route.of(CAM_MAC, CAM, GW_MAC, "10.20.0.1")
+    soap = g.http_request(
+        "POST",
+        "/ctl/IPConn",
+        [
+            ("Host", "10.20.0.1:5000"),
+            ("SOAPAction", '"urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping"'),
+        ],
+        b"<s:Envelope><u:AddPortMapping/></s:Envelope>",
+    )
+    s = g.TcpSession(router, 42000, 5000)
+    ts = t.add_burst(1_000_000, s.handshake(), 1000)
+    t.add_burst(ts, s.send(True, soap), 1000)
+    (alert,) = replay(tmp_path, t)
+    assert alert["rule"] == "upnp_port_mapping" and alert["direction"] == "local"

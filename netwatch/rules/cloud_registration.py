@@ -1,0 +1,63 @@
+"""``cloud_registration``: a camera registers with, or keeps a session to, a vendor cloud.
+
+Fires for a camera's outbound flow when the name it asked for (TLS SNI, HTTP Host, or the
+passive-DNS name of the address, remembered across flows, so a hard-coded resolver or an
+address learned earlier in the capture does not hide it) is a vendor cloud/P2P endpoint
+of ``seeds/cloud_endpoints.yaml``, or when its payload carries a registration signature of
+``seeds/payload_signatures.yaml`` (ISUP/EHome ``PPVSPMessage``, Dahua ``DHGET``/``DHPOST``,
+EZVIZ CAS, Xiongmai JSON, ...). A port-only match (a vendor's registration port, nothing
+else) is reported at lower severity. Evidence: the endpoint/signature ids, their vendor,
+source confidence, the name and how it was seen. Known false positives: sites that use
+the vendor cloud on purpose (allow the names in the group's ``allow_names``: the rule then
+stays quiet), and port-only matches on shared ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.detect.facts import FlowFacts
+from netwatch.rules.base import Rule
+
+
+class CloudRegistration(Rule):
+    """A camera talks to a vendor cloud / P2P service."""
+
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+        if facts.direction is not Direction.OUTBOUND or facts.signatures is None:
+            return
+        sigs = facts.signatures
+        names = [
+            n for n in (facts.app.get("sni"), facts.app.get("http_host"), facts.peer.name) if n
+        ]
+        endpoint = next((e for e in map(sigs.match_name, names) if e is not None), None)
+        payloads = facts.payload_signatures(self.id)
+        by_port = sigs.endpoints_for_port(facts.peer.proto, facts.peer.port)
+        if endpoint is None and not payloads and not by_port:
+            return
+        if facts.policy.allows(facts.peer) and (facts.peer.name or not by_port):
+            return  # the group allows this cloud by name, network, country or AS
+        strong = endpoint is not None or bool(payloads)
+        service = endpoint or (by_port[0] if by_port else None)
+        if service is None:
+            label = f"{payloads[0].vendor} ({payloads[0].id})"
+        elif service.vendor.lower() in service.service.lower():
+            label = service.service
+        else:
+            label = f"{service.vendor} {service.service}"
+        yield facts.alert(
+            self.id,
+            Severity.HIGH if strong else Severity.MEDIUM,
+            f"{facts.device.name} talks to {label}"
+            f" ({facts.peer.name or facts.record['id.resp_h']})",
+            {
+                "endpoint": endpoint.id if endpoint else None,
+                "endpoint_confidence": endpoint.confidence if endpoint else None,
+                "payload_signatures": [p.id for p in payloads],
+                "port_match": [e.id for e in by_port],
+                "names_seen": names,
+                "bytes_up": facts.bytes_up,
+                "bytes_down": facts.bytes_down,
+            },
+        )

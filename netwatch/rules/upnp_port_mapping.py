@@ -1,0 +1,31 @@
+"""``upnp_port_mapping``: a camera asks the router to open a port to itself.
+
+Fires when a camera sends a UPnP IGD ``AddPortMapping`` request (SOAP over HTTP) or a
+NAT-PMP/PCP mapping request (payload signatures of ``seeds/payload_signatures.yaml``): the
+camera is trying to become reachable from the internet, as some vendors' guides ask for.
+Evidence: the signature ids, the router it asked. Known false positives: none for a
+camera; disable UPnP on the camera (and the router).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netwatch.alerts.model import Alert, Severity
+from netwatch.detect.facts import FlowFacts
+from netwatch.rules.base import Rule
+
+
+class UpnpPortMapping(Rule):
+    """A camera requests a port mapping from the router."""
+
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+        sigs = facts.payload_signatures(self.id)
+        if not sigs or not facts.device_is_orig:
+            return
+        yield facts.alert(
+            self.id,
+            Severity.HIGH,
+            f"{facts.device.name} asked {facts.record['id.resp_h']} to open a port ({sigs[0].id})",
+            {"signatures": [s.id for s in sigs], "router": facts.record["id.resp_h"]},
+        )
