@@ -23,11 +23,11 @@ CAPTURES = [REPO / "pcaps" / rel for rel in list_captures(REPO / "pcaps")]
 MASKED = ("ts", "uid")
 
 
-def _normalised(path: Path) -> list[str]:
+def _normalised(path: Path, masked: tuple[str, ...] = MASKED) -> list[str]:
     lines = []
     for line in path.read_text().splitlines():
         rec = json.loads(line)
-        for key in MASKED:
+        for key in masked:
             rec[key] = "*"
         lines.append(json.dumps(rec, sort_keys=True))
     return sorted(lines)
@@ -39,9 +39,18 @@ def test_there_are_captures_to_check() -> None:
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=[p.name for p in CAPTURES])
 def test_flow_records_match_baseline(capture: Path, tmp_path: Path, regen_golden: bool) -> None:
-    out = tmp_path / "flows.jsonl"
-    summary = run_replay([capture], Config.default(), flows_out=out, geo=NullGeo(), uid_seed=1)
+    out, alerts_out = tmp_path / "flows.jsonl", tmp_path / "alerts.jsonl"
+    summary = run_replay(
+        [capture],
+        Config.default(),
+        flows_out=out,
+        alerts_out=alerts_out,
+        geo=NullGeo(),
+        uid_seed=1,
+    )
     got = _normalised(out)
+    got_alerts = _normalised(alerts_out, ("ts", "flow_uid"))
+    alerts_file = GOLDEN / f"{capture.stem}.alerts.jsonl"
     baseline = GOLDEN / f"{capture.stem}.flows.jsonl"
     summary_file = GOLDEN / f"{capture.stem}.summary.json"
     counts = {
@@ -54,7 +63,9 @@ def test_flow_records_match_baseline(capture: Path, tmp_path: Path, regen_golden
         if not regen_golden:
             pytest.fail(f"no baseline {baseline.name}: run pytest --regen-golden and review it")
         baseline.write_text("".join(line + "\n" for line in got))
+        alerts_file.write_text("".join(line + "\n" for line in got_alerts))
         summary_file.write_text(json.dumps(counts, indent=1, sort_keys=True) + "\n")
         return
     assert got == baseline.read_text().splitlines()
+    assert got_alerts == alerts_file.read_text().splitlines()
     assert counts == json.loads(summary_file.read_text())

@@ -3,12 +3,14 @@
 Fires when a camera sends a UPnP IGD ``AddPortMapping`` request (SOAP over HTTP) or a
 NAT-PMP/PCP mapping request (payload signatures of ``seeds/payload_signatures.yaml``): the
 camera is trying to become reachable from the internet, as some vendors' guides ask for.
-Evidence: the signature ids, the router it asked. Known false positives: none for a
+Evidence: the signature ids, the router it asked. An SSDP search for an internet gateway
+(multicast) only finds the router and is not reported. Known false positives: none for a
 camera; disable UPnP on the camera (and the router).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 from netwatch.alerts.model import Alert, Severity
@@ -23,6 +25,8 @@ class UpnpPortMapping(Rule):
         sigs = facts.payload_signatures(self.id)
         if not sigs or not facts.device_is_orig:
             return
+        if ipaddress.ip_address(facts.peer.ip).is_multicast:
+            return  # an SSDP search for a gateway finds the router; asking it is unicast
         yield facts.alert(
             self.id,
             Severity.HIGH,

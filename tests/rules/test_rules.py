@@ -310,3 +310,14 @@ def test_upnp_add_port_mapping(tmp_path: Path) -> None:
     t.add_burst(ts, s.send(True, soap), 1000)
     (alert,) = replay(tmp_path, t)
     assert alert["rule"] == "upnp_port_mapping" and alert["direction"] == "local"
+
+
+def test_outbound_stream_above_threshold_only(tmp_path: Path) -> None:
+    t = g.Trace()
+    for i in range(600):  # 600 x 1,200 B over 30 s to a public peer: 720 kB
+        t.add(1_000_000 + i * 50_000, g.udp_frame(route(FOREIGN), 40010, 51616, b"v" * 1200))
+    for i in range(100):  # 120 kB: below the 500 kB threshold
+        t.add(1_000_000 + i * 50_000, g.udp_frame(route(CLOUD), 40011, 51617, b"v" * 1200))
+    alerts = [a for a in replay(tmp_path, t) if a["rule"] == "outbound_stream"]
+    assert len(alerts) == 1 and alerts[0]["peer_ip"] == FOREIGN
+    assert alerts[0]["severity"] == "critical" and alerts[0]["evidence"]["bytes_up"] == 720_000
