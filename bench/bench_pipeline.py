@@ -54,7 +54,8 @@ import json, sys
 from pathlib import Path
 from netwatch.config import Config
 from netwatch.replay import run_replay
-s = run_replay([Path(sys.argv[1])], Config.default(), flows_out=Path(sys.argv[2]), uid_seed=1)
+s = run_replay([Path(sys.argv[1])], Config.default(), flows_out=Path(sys.argv[2]), uid_seed=1,
+               detect=sys.argv[3] == "rules")
 print(json.dumps({"packets": s.packets, "flows": s.flows, "elapsed_s": s.elapsed_s,
                   "pps": s.packets_per_s, **memory()}))
 """
@@ -188,9 +189,11 @@ def main() -> int:
     nw: list[dict[str, float]] = []
     nf: list[dict[str, float]] = []
     floor: list[dict[str, float]] = []
+    bare: list[dict[str, float]] = []
     for _ in range(args.runs):  # interleaved, so all see the same machine conditions
         floor.append(_child(FLOOR, str(pcap)))
-        nw.append(_child(NETWATCH, str(pcap), str(OUT / "flows.jsonl")))
+        nw.append(_child(NETWATCH, str(pcap), str(OUT / "flows.jsonl"), "rules"))
+        bare.append(_child(NETWATCH, str(pcap), str(OUT / "flows.jsonl"), "no-rules"))
         if not args.no_nfstream:
             try:
                 nf.append(_child(NFSTREAM, str(pcap)))
@@ -199,6 +202,10 @@ def main() -> int:
                 args.no_nfstream = True
     mem = _child(FLOW_MEMORY, str(args.flows_mem)) if args.flows_mem else None
     _report(pcap, floor, nw, nf, mem)
+    print(
+        f"detection rules on vs off: {_median(nw, 'pps'):,.0f} vs {_median(bare, 'pps'):,.0f} "
+        f"packets/s ({_rates(bare)}): {_median(nw, 'pps') / _median(bare, 'pps'):.2f}"
+    )
     return 0
 
 

@@ -81,6 +81,7 @@ def run_replay(
     geo: GeoBackend | None = None,
     uid_seed: int | None = None,
     camera_vendor: CameraVendor | None = None,
+    detect: bool = True,
 ) -> ReplaySummary:
     """Replay capture files; raises CaptureError before any work if a file is unreadable."""
     captures = [open_capture(p) for p in paths]
@@ -105,7 +106,7 @@ def run_replay(
             on_record,
             geo=geo,
             uids=UidSource(uid_seed),
-            on_alert=on_alert,
+            on_alert=on_alert if detect else None,
             camera_vendor=camera_vendor,
         )
         pipe.warm_up()
