@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--flows", type=Path, metavar="OUT.jsonl", help="write flow records here")
     rp.add_argument("--alerts", type=Path, metavar="OUT.jsonl", help="write alert records here")
     rp.add_argument("--uid-seed", type=int, default=None, help="seed flow uids (reproducible)")
+    rp.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="keep new_destination baselines here (default: in memory for this replay)",
+    )
     cp = sub.add_parser("check-config", help="validate a config file and exit")
     cp.add_argument("file")
     return p
@@ -62,6 +68,7 @@ def _replay(args: argparse.Namespace) -> int:
         alerts_out=args.alerts,
         geo=backend,
         uid_seed=args.uid_seed,
+        state_dir=args.state_dir,
     )
     for line in summary.lines():
         sys.stdout.write(line + "\n")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from netwatch.alerts.router import Emit
 from netwatch.capture.files import CaptureFile
 from netwatch.config import Config
 from netwatch.decode.frames import Decoder
+from netwatch.detect.baseline import Baseline
 from netwatch.detect.devices import CameraVendor
 from netwatch.detect.engine import Detector
 from netwatch.enrich.addrclass import AddressClassifier
@@ -101,6 +103,7 @@ class Pipeline:
         on_alert: Emit | None = None,
         camera_vendor: CameraVendor | None = None,
         signatures: SignatureMatcher | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
@@ -120,7 +123,11 @@ class Pipeline:
         if on_alert is not None:
             self.signatures = signatures or SignatureMatcher.load()
             vendor = camera_vendor or camera_vendor_of(self.signatures)
-            self.detector = Detector(cfg, self.enrichers, vendor, on_alert, self.signatures)
+            path = state_dir / "baseline.sqlite" if state_dir is not None else None
+            baseline = Baseline(path, cfg.learning.period_s)
+            self.detector = Detector(
+                cfg, self.enrichers, vendor, on_alert, self.signatures, baseline=baseline
+            )
             self.inspector.on_camera = self.detector.camera_seen
             self.inspector.banners = banner_vendor_of(self.signatures)
             self.inspector.payloads = self.signatures.match_payload
@@ -183,3 +190,5 @@ class Pipeline:
         self.decoder.frags.flush()
         self.table.flush()
         self.stats.flows_by_reason = dict(self.table.ended)
+        if self.detector is not None:
+            self.detector.close()

@@ -82,6 +82,7 @@ def run_replay(
     uid_seed: int | None = None,
     camera_vendor: CameraVendor | None = None,
     detect: bool = True,
+    state_dir: Path | None = None,
 ) -> ReplaySummary:
     """Replay capture files; raises CaptureError before any work if a file is unreadable."""
     captures = [open_capture(p) for p in paths]
@@ -108,6 +109,7 @@ def run_replay(
             uids=UidSource(uid_seed),
             on_alert=on_alert if detect else None,
             camera_vendor=camera_vendor,
+            state_dir=state_dir,
         )
         pipe.warm_up()
         start = time.perf_counter()

@@ -13,6 +13,7 @@ from typing import Any
 
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.config import Config
+from netwatch.detect.baseline import Baseline
 from netwatch.detect.devices import CameraVendor, Devices
 from netwatch.detect.facts import flow_facts
 from netwatch.detect.policy import Policies
@@ -20,7 +21,7 @@ from netwatch.enrich.inventory import Inventory
 from netwatch.flow.record import Enrichers
 from netwatch.flow.table import Flow
 from netwatch.rules import BUILTIN_RULES
-from netwatch.rules.base import Rule, RuleErrors, run_rule
+from netwatch.rules.base import Rule, RuleContext, RuleErrors, run_rule
 from netwatch.signatures.match import SignatureMatcher
 
 
@@ -35,14 +36,22 @@ class Detector:
         emit: Emit,
         signatures: SignatureMatcher | None = None,
         rules: Iterable[type[Rule]] = BUILTIN_RULES,
+        baseline: Baseline | None = None,
     ) -> None:
         self.enrichers = enrichers
         self.devices = Devices(Inventory(cfg.cameras), enrichers.classifier, camera_vendor)
         self.signatures = signatures
         self.policies = Policies(cfg)
-        self.rules = [cls() for cls in rules]
+        self.baseline = baseline
+        context = RuleContext(baseline=baseline)
+        self.rules = [cls(context) for cls in rules]
         self.router = AlertRouter(emit, cfg.alerts.suppress_s)
         self.errors = RuleErrors()
+
+    def close(self) -> None:
+        """Make the baselines durable."""
+        if self.baseline is not None:
+            self.baseline.close()
 
     def camera_seen(self, ip: bytes, vendor: str | None, how: str) -> None:
         """A discovery reply or camera banner: from now on this host is a camera."""

@@ -13,6 +13,7 @@ from netwatch.rules.cloud_registration import CloudRegistration
 from netwatch.rules.denied_country import DeniedCountry
 from netwatch.rules.inbound_access import InboundAccess
 from netwatch.rules.nat_traversal import NatTraversal
+from netwatch.rules.new_destination import NewDestination
 from netwatch.rules.outbound_stream import OutboundStream
 from netwatch.rules.rogue_dns import RogueDns
 from netwatch.rules.unexpected_egress import UnexpectedEgress
@@ -31,6 +32,7 @@ BUILTIN_RULES: tuple[type[Rule], ...] = (
     NatTraversal,
     UpnpPortMapping,
     UnmanagedDevice,
+    NewDestination,
 )
 
 __all__ = ["BUILTIN_RULES", "REGISTRY", "Rule"]

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from netwatch.alerts.model import Alert
+from netwatch.detect.baseline import Baseline
 from netwatch.detect.facts import FlowFacts
 
 log = logging.getLogger(__name__)
@@ -30,11 +32,21 @@ def rule_id(class_name: str) -> str:
     return _CAMEL.sub("_", class_name).lower()
 
 
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What stateful rules are given at construction (injected by the detector)."""
+
+    baseline: Baseline | None = None
+
+
 class Rule:
     """Base class of every detection rule."""
 
     #: The stable rule id (alerts, metrics labels, config); set from the class name.
     id: ClassVar[str] = ""
+
+    def __init__(self, context: RuleContext | None = None) -> None:
+        self.context = context
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -321,3 +321,37 @@ def test_outbound_stream_above_threshold_only(tmp_path: Path) -> None:
     alerts = [a for a in replay(tmp_path, t) if a["rule"] == "outbound_stream"]
     assert len(alerts) == 1 and alerts[0]["peer_ip"] == FOREIGN
     assert alerts[0]["severity"] == "critical" and alerts[0]["evidence"]["bytes_up"] == 720_000
+
+
+def _flows_to(t: g.Trace, peers: list[tuple[str, int]]) -> None:
+    for i, (peer, at_s) in enumerate(peers):
+        t.add(at_s * 1_000_000, g.udp_frame(route(peer), 41000 + i, 50500, b"q"))
+
+
+NEW_DEST_CONFIG = "cameras:\n  - {name: lobby-1, ip: 10.20.0.11}\nlearning: {period_s: 10}\n"
+
+
+def test_new_destination_after_learning_alerts_once(tmp_path: Path) -> None:
+    t = g.Trace()
+    _flows_to(t, [(FOREIGN, 1), (CLOUD, 100), (CLOUD, 200), (FOREIGN, 300)])
+    alerts = [a for a in replay(tmp_path, t, NEW_DEST_CONFIG) if a["rule"] == "new_destination"]
+    assert len(alerts) == 1
+    assert alerts[0]["evidence"]["destination"] == "175.16.199.0/24"
+
+
+def test_new_destination_baseline_survives_a_restart(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cameras:\n  - {name: lobby-1, ip: 10.20.0.11}\nlearning: {period_s: 50}\n")
+    state = tmp_path / "state"
+    first, second = g.Trace(), g.Trace()
+    _flows_to(first, [(FOREIGN, 1)])  # learned during the period
+    _flows_to(second, [(FOREIGN, 100), (CLOUD, 110)])  # after it, in a new run
+    found = []
+    for i, trace in enumerate((first, second)):
+        pcap, out = tmp_path / f"{i}.pcap", tmp_path / f"{i}.jsonl"
+        trace.write(pcap)
+        run_replay([pcap], Config.load(cfg), alerts_out=out, geo=TableGeo(), state_dir=state)
+        found += [json.loads(x) for x in out.read_text().splitlines()]
+    new = [a["peer_ip"] for a in found if a["rule"] == "new_destination"]
+    assert new == [CLOUD]
+    assert (state / "baseline.sqlite").is_file()
