@@ -58,9 +58,9 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     ip4, ip6, tcp_rest = _IP4_PORTS.unpack_from, _IP6_PORTS.unpack_from, _TCP_REST.unpack_from
     tunnels = TUNNEL_UDP_PORTS
     tick = m.header.tick_s
-    table, decoder = pipe.table, pipe.decoder
+    table = pipe.table
     flows_get = table.flows.get
-    decode, packet, released = decoder.decode, table.packet, decoder.released
+    account = pipe.account
     next_sweep = table.next_sweep
     last = end - 34  # the fused unpack reads 34 bytes; the tail goes to the general walker
     n = nbytes = 0
@@ -157,13 +157,7 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                                     f.r_ipb += tot
                                     f.r_bytes += plen
                                 continue
-        d = decode(linktype, buf[start:nxt], wirelen, ts)
-        if d is not None:
-            packet(ts, d)
-        if released:
-            for rts, rd in released:
-                packet(rts, rd)
-            released.clear()
+        account(ts, linktype, buf[start:nxt], wirelen)
         next_sweep = table.next_sweep
     m.stats.records += n
     pipe.run(m.rest(off))

@@ -155,23 +155,26 @@ class Pipeline:
         if self.detector is not None:
             self.detector.flow_ended(f, record)
 
-    def run(self, packets: Iterable[Packet]) -> None:
-        """The general loop: decode every frame and account it to its flow."""
-        decode = self.decoder.decode
-        packet = self.table.packet
+    def account(self, ts: float, linktype: int, frame: bytes, wirelen: int) -> None:
+        """Decode one frame and account it (and any fragments it releases) to its flow."""
+        d = self.decoder.decode(linktype, frame, wirelen, ts)
+        if d is not None:
+            self.table.packet(ts, d)
         released = self.decoder.released
+        if released:
+            for rts, rd in released:
+                self.table.packet(rts, rd)
+            released.clear()
+
+    def run(self, packets: Iterable[Packet]) -> None:
+        """The general loop, for every frame the fused loop does not take."""
+        account = self.account
         n = 0
         nbytes = 0
         for ts, linktype, wirelen, frame in packets:
             n += 1
             nbytes += wirelen
-            d = decode(linktype, frame, wirelen, ts)
-            if d is not None:
-                packet(ts, d)
-            if released:
-                for rts, rd in released:
-                    packet(rts, rd)
-                released.clear()
+            account(ts, linktype, frame, wirelen)
         self.stats.packets += n
         self.stats.wire_bytes += nbytes
 

@@ -9,7 +9,7 @@ for (SNI, Host, passive DNS) when the camera is the originator.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from netwatch.alerts.model import Alert, Direction, Severity
@@ -59,22 +59,7 @@ class FlowFacts:
         de-duplication is per device rather than per device and peer.
         """
         rec = self.record
-        if not peer:
-            return Alert(
-                ts=float(rec["ts"]),
-                rule=rule,
-                severity=severity,
-                device=self.device.name,
-                device_ip=self.device.ip,
-                device_mac=self.device.mac,
-                vendor=self.device.vendor,
-                direction=Direction.LOCAL,
-                summary=summary,
-                flow_uid=rec.get("uid"),
-                community_id=rec.get("community_id"),
-                evidence=dict(evidence),
-            )
-        return Alert(
+        alert = Alert(
             ts=float(rec["ts"]),
             rule=rule,
             severity=severity,
@@ -95,6 +80,20 @@ class FlowFacts:
             flow_uid=rec.get("uid"),
             community_id=rec.get("community_id"),
             evidence=dict(evidence),
+        )
+        if peer:
+            return alert
+        return replace(
+            alert,
+            peer_ip=None,
+            peer_port=None,
+            proto=None,
+            direction=Direction.LOCAL,
+            peer_country=None,
+            peer_asn=None,
+            peer_org=None,
+            peer_name=None,
+            service=None,
         )
 
 
