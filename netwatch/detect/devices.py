@@ -12,7 +12,7 @@ the MAC seen for a remote host is the router's, so only site-local ends are cons
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netwatch.config import DEFAULT_GROUP
 from netwatch.enrich.addrclass import AddressClassifier, ip_text
@@ -33,6 +33,18 @@ class Device:
     group: str
     managed: bool  # listed in the inventory
     how: str  # "inventory", "vendor_oui", or the discovery protocol that identified it
+    model: str | None = None  # from a discovery reply, when one was seen
+    firmware: str | None = None
+    serial: str | None = None
+
+    def details(self) -> dict[str, str]:
+        """Model, firmware and serial as alert evidence (only those known)."""
+        found = {
+            "device_model": self.model,
+            "device_firmware": self.firmware,
+            "device_serial": self.serial,
+        }
+        return {k: v for k, v in found.items() if v}
 
 
 class Devices:
@@ -49,6 +61,7 @@ class Devices:
         self._classifier = classifier
         self._camera_vendor = camera_vendor
         self._learned: dict[bytes, tuple[str | None, str]] = {}  # ip -> (vendor, how)
+        self._details: dict[bytes, tuple[str | None, str | None, str | None]] = {}
         self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
         self._max = max_entries
 
@@ -57,9 +70,24 @@ class Devices:
         """How many entries the inventory has (0: zero-config)."""
         return len(self._inventory)
 
-    def learn(self, ip: bytes, vendor: str | None, how: str) -> None:
-        """Record that ``ip`` identified itself as a camera (discovery reply, banner)."""
-        self._learned[ip] = (vendor, how)
+    def learn(
+        self,
+        ip: bytes,
+        vendor: str | None,
+        how: str,
+        details: tuple[str | None, str | None, str | None] | None = None,
+    ) -> None:
+        """Record that ``ip`` identified itself as a camera (discovery reply, banner);
+        ``details`` is (model, firmware, serial) from a discovery reply. A banner does not
+        replace what a discovery reply said."""
+        known = self._learned.get(ip)
+        entry = (vendor, how)
+        if known is None or (known != entry and not how.startswith("banner")):
+            self._learned[ip] = entry
+        elif not (details and any(details) and self._details.get(ip) != details):
+            return  # nothing new: keep the cache
+        if details and any(details):
+            self._details[ip] = details
         self._cache = {k: v for k, v in self._cache.items() if k[0] != ip}
 
     def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
@@ -74,6 +102,13 @@ class Devices:
         return dev
 
     def _resolve(self, ip: bytes, mac: bytes | None) -> Device | None:
+        dev = self._identify(ip, mac)
+        details = self._details.get(ip)
+        if dev is None or details is None:
+            return dev
+        return replace(dev, model=details[0], firmware=details[1], serial=details[2])
+
+    def _identify(self, ip: bytes, mac: bytes | None) -> Device | None:
         if not self._classifier.is_site_local(ip):
             return None
         mac_str = mac_text(mac) if mac else None

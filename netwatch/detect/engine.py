@@ -13,6 +13,7 @@ from typing import Any
 
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.config import Config
+from netwatch.deep.discovery import DeviceIdentity
 from netwatch.detect.baseline import Baseline
 from netwatch.detect.devices import CameraVendor, Devices
 from netwatch.detect.facts import flow_facts
@@ -53,9 +54,12 @@ class Detector:
         if self.baseline is not None:
             self.baseline.close()
 
-    def camera_seen(self, ip: bytes, vendor: str | None, how: str) -> None:
+    def camera_seen(
+        self, ip: bytes, vendor: str | None, how: str, ident: DeviceIdentity | None
+    ) -> None:
         """A discovery reply or camera banner: from now on this host is a camera."""
-        self.devices.learn(ip, vendor, how)
+        details = (ident.model, ident.firmware, ident.serial) if ident is not None else None
+        self.devices.learn(ip, vendor, how, details)
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any]) -> None:
         """Evaluate every rule on every camera end of this flow."""

@@ -79,7 +79,7 @@ class FlowFacts:
             summary=summary,
             flow_uid=rec.get("uid"),
             community_id=rec.get("community_id"),
-            evidence=dict(evidence),
+            evidence={**evidence, **self.device.details()},
         )
         if peer:
             return alert

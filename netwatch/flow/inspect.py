@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
-from netwatch.deep.discovery import DISCOVERY_PORTS, parse_discovery
+from netwatch.deep.discovery import DISCOVERY_PORTS, DeviceIdentity, parse_discovery
 from netwatch.deep.dns import DnsMessage, parse_dns, resolve_chain
 from netwatch.deep.http import (
     HTTP_METHODS,
@@ -36,7 +36,7 @@ from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 from netwatch.signatures.model import PayloadSignature
 
 DNS_PORTS = frozenset({53, 5353, 5355})
-OnCamera = Callable[[bytes, str | None, str], None]
+OnCamera = Callable[[bytes, str | None, str, DeviceIdentity | None], None]
 BannerMatch = Callable[[str, str], str | None]
 PayloadMatch = Callable[[str, int, bytes, str], PayloadSignature | None]
 
@@ -155,7 +155,7 @@ class Inspector:
             flow.app["discovery" if is_orig else "discovery_resp"] = ident
             if self.on_camera is not None:
                 host = flow.orig_h if is_orig else flow.resp_h
-                self.on_camera(host, ident.vendor, ident.protocol)
+                self.on_camera(host, ident.vendor, ident.protocol, ident)
 
     def end(self, flow: Flow) -> None:
         """Forget per-flow parser state (messages still being accumulated)."""
@@ -262,7 +262,7 @@ class Inspector:
         vendor = self.banners(field, value)
         if vendor is not None:
             self._count(f"banner_{field}")
-            self.on_camera(flow.resp_h, vendor, f"banner:{field}")
+            self.on_camera(flow.resp_h, vendor, f"banner:{field}", None)
 
 
 def _body_incomplete(buf: bytes) -> bool:

@@ -231,6 +231,9 @@ def test_cloud_enabled_from_sadp_and_zero_config_discovery(tmp_path: Path) -> No
     assert cloud["evidence"]["model"] == "DS-2CD2043G0-I"
     egress = next(a for a in alerts if a["rule"] == "unexpected_egress")
     assert egress["vendor"] == "Hikvision" and egress["evidence"]["group"] == "default"
+    # what the discovery reply said about the device travels with every alert
+    assert egress["evidence"]["device_model"] == "DS-2CD2043G0-I"
+    assert egress["evidence"]["device_serial"].startswith("DS-2CD2043G0-I")
 
 
 def test_cloud_disabled_is_quiet(tmp_path: Path) -> None:
