@@ -29,6 +29,7 @@ from netwatch.deep.http import (
     parse_http_request,
     parse_http_response,
 )
+from netwatch.deep.rtp import rtp_audio_codec
 from netwatch.deep.rtsp import looks_like_rtsp, parse_rtsp
 from netwatch.deep.tls import NeedMore, looks_like_tls, parse_client_hello
 from netwatch.enrich.names import PassiveDns
@@ -97,6 +98,9 @@ class Inspector:
                 self._discovery(flow, is_orig, data)
             else:
                 self._signature(flow, "udp", is_orig, data)
+                codec = rtp_audio_codec(data)
+                if codec is not None:
+                    flow.app_set("rtp_audio_o" if is_orig else "rtp_audio_r", codec)
                 # one look per direction for payload magic, then stop
                 if is_orig:
                     flow.deep_o = 0

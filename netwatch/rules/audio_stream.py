@@ -1,10 +1,11 @@
-"""``audio_stream``: a camera offers audio (an RTSP session whose SDP has ``m=audio``).
+"""``audio_stream``: a camera offers or sends audio (SDP ``m=audio``, or audio RTP).
 
 Fires once per camera and peer when an RTSP exchange with the camera describes an audio
-track: the camera has a microphone and serves its sound to whoever pulls the stream,
-which in a meeting room matters as much as the picture. Evidence: the media types in the
-SDP, the RTSP server banner, who pulled it. Audio RTP without RTSP signalling is not yet
-recognised. Known false positives: cameras whose SDP lists an audio track with the
+track, or when the camera sends RTP with a static audio payload type (G.711 and friends,
+see :mod:`netwatch.deep.rtp`): the camera has a microphone and serves its sound, which
+in a meeting room matters as much as the picture. Evidence: the media types in the SDP,
+the RTP audio codec, the RTSP server banner. Dynamic-payload-type audio is recognised only
+through its SDP. Known false positives: cameras whose SDP lists an audio track with the
 microphone disabled; check the device and set ``audio`` off in its configuration.
 """
 
@@ -22,13 +23,19 @@ class AudioStream(Rule):
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         media = tuple(facts.app.get("rtsp_media", ()))
-        if "audio" not in media:
+        codec = facts.app.get("rtp_audio_o" if facts.device_is_orig else "rtp_audio_r")
+        if "audio" not in media and codec is None:
             return
         severity = Severity.MEDIUM if facts.direction is Direction.LOCAL else Severity.HIGH
+        peer = facts.record["id.resp_h" if facts.device_is_orig else "id.orig_h"]
+        how = f"sends {codec} audio (RTP)" if codec else "offers audio over RTSP"
         yield facts.alert(
             self.id,
             severity,
-            f"{facts.device.name} offers audio over RTSP to "
-            f"{facts.record['id.orig_h' if not facts.device_is_orig else 'id.resp_h']}",
-            {"sdp_media": list(media), "rtsp_server": facts.app.get("server")},
+            f"{facts.device.name} {how} to {peer}",
+            {
+                "sdp_media": list(media),
+                "rtp_audio_codec": codec,
+                "rtsp_server": facts.app.get("server"),
+            },
         )

@@ -358,3 +358,15 @@ def test_new_destination_baseline_survives_a_restart(tmp_path: Path) -> None:
     new = [a["peer_ip"] for a in found if a["rule"] == "new_destination"]
     assert new == [CLOUD]
     assert (state / "baseline.sqlite").is_file()
+
+
+def test_audio_rtp_without_rtsp(tmp_path: Path) -> None:
+    t = g.Trace()
+    for i in range(10):
+        t.add(
+            1_000_000 + i * 20_000,
+            g.udp_frame(route(NVR), 40020, 40030, g.rtp(i, i * 160, 9, bytes(160), payload_type=8)),
+        )
+    (alert,) = replay(tmp_path, t)
+    assert alert["rule"] == "audio_stream" and alert["evidence"]["rtp_audio_codec"] == "PCMA"
+    assert alert["direction"] == "local" and alert["severity"] == "medium"
