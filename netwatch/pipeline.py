@@ -131,6 +131,7 @@ class Pipeline:
             self.inspector.on_camera = self.detector.camera_seen
             self.inspector.banners = banner_vendor_of(self.signatures)
             self.inspector.payloads = self.signatures.match_payload
+            self.decoder.l2_hook = self.detector.l2_frame
         self.table = FlowTable(
             flow_settings(cfg),
             self._flow_ended,

@@ -18,6 +18,7 @@ Config read: ``flows.max_fragments``, ``flows.fragment_timeout_s`` (fragment att
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from netwatch.decode.fragments import FragKey, FragmentTracker
@@ -53,6 +54,9 @@ class Decoder:
         self.frags = FragmentTracker(max_fragments, fragment_timeout_s, self.fail)
         #: Later fragments released by the arrival of their first fragment: (ts, Decoded).
         self.released: list[tuple[float, Decoded]] = []
+        #: Called with (ethertype, frame, payload offset, MAC offset) for the non-IP frames of
+        #: ``walk.L2_HOOK_ETHERTYPES`` (layer-2 SADP); they are counted as non-IP either way.
+        self.l2_hook: Callable[[int, bytes, int, int], None] | None = None
 
     def fail(self, reason: str) -> None:
         """Count one frame (or fragment) that could not be attributed to a flow."""

@@ -38,6 +38,8 @@ ETH_MPLS = frozenset({0x8847, 0x8848})
 ETH_PPPOE_SESSION = 0x8864
 ETH_TEB = 0x6558  # transparent Ethernet bridging (Ethernet over GRE/Geneve)
 ETH_ERSPAN_1_2, ETH_ERSPAN_3, ETH_PPP = 0x88BE, 0x22EB, 0x880B
+#: Non-IP EtherTypes handed to the decoder's ``l2_hook`` (Hikvision SADP over layer 2).
+L2_HOOK_ETHERTYPES = frozenset({0x8033})
 VXLAN_PORTS = frozenset({4789, 8472})
 GENEVE_PORT = 6081
 TUNNEL_UDP_PORTS = VXLAN_PORTS | {GENEVE_PORT}
@@ -120,6 +122,8 @@ class FrameWalk:
                 return None
             return self.ppp_protocol(off + 8, _U16.unpack_from(frame, off + 6)[0], "pppoe_control")
         self._d.other("llc" if etype < 0x0600 else NON_IP_NAMES.get(etype, "other_ethertype"))
+        if self._d.l2_hook is not None and etype in L2_HOOK_ETHERTYPES:
+            self._d.l2_hook(etype, self.frame, off, self.mac_off)
         return None
 
     def mpls(self, off: int) -> Decoded | None:

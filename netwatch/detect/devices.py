@@ -62,6 +62,7 @@ class Devices:
         self._camera_vendor = camera_vendor
         self._learned: dict[bytes, tuple[str | None, str]] = {}  # ip -> (vendor, how)
         self._details: dict[bytes, tuple[str | None, str | None, str | None]] = {}
+        self._learned_macs: dict[bytes, tuple[str | None, str]] = {}  # mac -> (vendor, how)
         self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
         self._max = max_entries
 
@@ -90,6 +91,12 @@ class Devices:
             self._details[ip] = details
         self._cache = {k: v for k, v in self._cache.items() if k[0] != ip}
 
+    def learn_mac(self, mac: bytes, vendor: str | None, how: str) -> None:
+        """Record that the host with this MAC announced itself as a camera (layer 2)."""
+        if self._learned_macs.get(mac) != (vendor, how):
+            self._learned_macs[mac] = (vendor, how)
+            self._cache = {k: v for k, v in self._cache.items() if k[1] != mac}
+
     def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
         """The camera at this site-local end, or None."""
         key = (ip, mac)
@@ -116,7 +123,7 @@ class Devices:
         known = self._inventory.lookup(ip, mac)
         if known is not None:
             return Device(known.name, ip_text(ip), mac_str, vendor, known.group, True, "inventory")
-        learned = self._learned.get(ip)
+        learned = self._learned.get(ip) or (self._learned_macs.get(mac) if mac else None)
         if learned is not None:
             text = ip_text(ip)
             return Device(

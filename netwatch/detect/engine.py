@@ -13,7 +13,7 @@ from typing import Any
 
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.config import Config
-from netwatch.deep.discovery import DeviceIdentity
+from netwatch.deep.discovery import DeviceIdentity, parse_sadp_l2
 from netwatch.detect.baseline import Baseline
 from netwatch.detect.devices import CameraVendor, Devices
 from netwatch.detect.facts import flow_facts
@@ -60,6 +60,12 @@ class Detector:
         """A discovery reply or camera banner: from now on this host is a camera."""
         details = (ident.model, ident.firmware, ident.serial) if ident is not None else None
         self.devices.learn(ip, vendor, how, details)
+
+    def l2_frame(self, ethertype: int, frame: bytes, off: int, mac_off: int) -> None:
+        """A layer-2 SADP frame: a device's response makes its sender MAC a camera."""
+        ident = parse_sadp_l2(frame[off:])
+        if ident is not None and ident.is_camera and mac_off >= 0:
+            self.devices.learn_mac(frame[mac_off + 6 : mac_off + 12], ident.vendor, "sadp_l2")
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any]) -> None:
         """Evaluate every rule on every camera end of this flow."""

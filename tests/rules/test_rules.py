@@ -370,3 +370,21 @@ def test_audio_rtp_without_rtsp(tmp_path: Path) -> None:
     (alert,) = replay(tmp_path, t)
     assert alert["rule"] == "audio_stream" and alert["evidence"]["rtp_audio_codec"] == "PCMA"
     assert alert["direction"] == "local" and alert["severity"] == "medium"
+
+
+def test_layer2_sadp_response_makes_the_sender_a_camera(tmp_path: Path) -> None:
+    t = g.Trace()
+    header = bytes([0x21, 0x01]) + bytes(36)  # SADP v1 response (packet type 1)
+    t.add(1_000_000, g.ethernet(b"\xff" * 6, g.mac_bytes(GENERIC_MAC), 0x8033, header))
+    tcp_session(t, route(FOREIGN, "10.20.0.78", GENERIC_MAC), 50123, 2_000_000)
+    (alert,) = replay(tmp_path, t, "")
+    assert alert["rule"] == "unexpected_egress" and alert["device"] == "10.20.0.78"
+    assert alert["vendor"] == "Hikvision"
+
+
+def test_layer2_sadp_request_does_not(tmp_path: Path) -> None:
+    t = g.Trace()
+    header = bytes([0x21, 0x02]) + bytes(36)  # a request: the SADP tool on a PC
+    t.add(1_000_000, g.ethernet(b"\xff" * 6, g.mac_bytes(GENERIC_MAC), 0x8033, header))
+    tcp_session(t, route(FOREIGN, "10.20.0.78", GENERIC_MAC), 50123, 2_000_000)
+    assert replay(tmp_path, t, "") == []

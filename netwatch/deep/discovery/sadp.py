@@ -12,12 +12,13 @@ Formats (source keys from ``research/signatures.md`` §2 and §7):
   synthetic; several parsers). ``HCPlatformEnable`` is sometimes the string ``flase``.
 - Layer 2: EtherType 0x8033, first payload byte ``0x21``, second byte ``0x02`` (called the
   version), 38-byte header ([HIKTOOLS] ``lua/sadp.lua``, ``hiktools/csadp/model.py``;
-  ``sadp.h``). signatures.md documents nothing inside the header, so ``parse_sadp_l2`` only
-  recognises the frame and keeps the header bytes as evidence: it reports no MAC, IP, vendor
-  or direction (``is_reply`` and ``is_camera`` are False; the SADP tool on a PC sends these
-  frames too). The second byte is not required to be ``0x02``: hiktools' dissector reads it
-  as a packet type (1 response, 2 request), which contradicts "version"; it is kept as
-  evidence instead.
+  ``sadp.h``). signatures.md documents nothing else inside the header, so ``parse_sadp_l2``
+  keeps the header bytes as evidence and reports no MAC, IP or model. The second byte is
+  read as hiktools' dissector reads it, as the packet type: 1 is a response (sent by a
+  device: ``is_reply``/``is_camera`` True, vendor Hikvision), 2 a request (the SADP tool on
+  a PC: both False). signatures.md calls the usual value 0x02 a "version"; that agrees with
+  the frames seen being requests. The caller takes the device's MAC from the Ethernet
+  header.
 
 Field mapping of a ``ProbeMatch``: model = ``DeviceDescription`` (the model string, e.g.
 ``DS-2CD2043G0-I``); device_type = ``DeviceType`` (a numeric class code); firmware =
@@ -46,6 +47,7 @@ from netwatch.deep.discovery.xmlscan import decode_document, element_text, leave
 
 SADP_PORT = 37020
 SADP_ETHERTYPE = 0x8033
+SADP_L2_RESPONSE = 0x01  # packet type byte of a device's response ([HIKTOOLS] lua/sadp.lua)
 SADP_L2_MARKER = 0x21
 SADP_L2_HEADER_BYTES = 38
 VENDOR = "Hikvision"
@@ -103,8 +105,9 @@ def parse_sadp_l2(frame_payload: bytes) -> DeviceIdentity | None:
             ("payload_bytes", len(frame_payload) - SADP_L2_HEADER_BYTES),
         ]
     )
+    reply = header[1] == SADP_L2_RESPONSE
     return DeviceIdentity(
-        protocol="sadp_l2", vendor=None, model=None, firmware=None, serial=None, mac=None,
-        ip=None, device_type=None, cloud_enabled=None, is_camera=False, is_reply=False,
-        raw_fields=evidence,
+        protocol="sadp_l2", vendor="Hikvision" if reply else None, model=None, firmware=None,
+        serial=None, mac=None, ip=None, device_type=None, cloud_enabled=None, is_camera=reply,
+        is_reply=reply, raw_fields=evidence,
     )  # fmt: skip

@@ -144,13 +144,19 @@ def test_l2_frame_is_recognised_and_kept_as_evidence() -> None:
     assert identity is not None
     assert identity.protocol == "sadp_l2"
     assert (identity.vendor, identity.mac, identity.ip) == (None, None, None)
-    assert (identity.is_reply, identity.is_camera) == (False, False)
+    assert (identity.is_reply, identity.is_camera) == (False, False)  # type 2: a request
     assert dict(identity.raw_fields) == {
         "marker": "0x21",
         "version": "0x02",
         "header": L2_HEADER.hex(),
         "payload_bytes": "16",
     }
+
+
+def test_l2_response_is_a_hikvision_device() -> None:
+    identity = parse_sadp_l2(bytes([0x21, 0x01]) + L2_HEADER[2:])
+    assert identity is not None
+    assert (identity.is_reply, identity.is_camera, identity.vendor) == (True, True, "Hikvision")
 
 
 @pytest.mark.parametrize("payload", [b"", L2_HEADER[:37], b"\x22" + L2_HEADER[1:]])
