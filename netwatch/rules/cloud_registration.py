@@ -6,8 +6,9 @@ address learned earlier in the capture does not hide it) is a vendor cloud/P2P e
 of ``seeds/cloud_endpoints.yaml``, or when its payload carries a registration signature of
 ``seeds/payload_signatures.yaml`` (ISUP/EHome ``PPVSPMessage``, Dahua ``DHGET``/``DHPOST``,
 EZVIZ CAS, Xiongmai JSON, ...). A port-only match (a vendor's registration port, nothing
-else) is reported at lower severity. Evidence: the endpoint/signature ids, their vendor,
-source confidence, the name and how it was seen. Known false positives: sites that use
+else, from an endpoint whose confidence is high or med) is reported at lower severity.
+Evidence: the endpoint/signature ids, their vendor, source confidence, the name and how it
+was seen. Known false positives: sites that use
 the vendor cloud on purpose (allow the names in the group's ``allow_names``: the rule then
 stays quiet), and port-only matches on shared ports.
 """
@@ -19,6 +20,9 @@ from collections.abc import Iterator
 from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
+
+#: A vendor port alone is evidence only when its source is solid (not low or guess).
+PORT_ONLY_CONFIDENCE = frozenset({"high", "med"})
 
 
 class CloudRegistration(Rule):
@@ -33,7 +37,11 @@ class CloudRegistration(Rule):
         ]
         endpoint = next((e for e in map(sigs.match_name, names) if e is not None), None)
         payloads = facts.payload_signatures(self.id)
-        by_port = sigs.endpoints_for_port(facts.peer.proto, facts.peer.port)
+        by_port = [
+            e
+            for e in sigs.endpoints_for_port(facts.peer.proto, facts.peer.port)
+            if e.confidence in PORT_ONLY_CONFIDENCE
+        ]
         if endpoint is None and not payloads and not by_port:
             return
         if facts.policy.allows(facts.peer) and (facts.peer.name or not by_port):
