@@ -40,6 +40,8 @@ DNS_PORTS = frozenset({53, 5353, 5355})
 OnCamera = Callable[[bytes, str | None, str, DeviceIdentity | None], None]
 BannerMatch = Callable[[str, str], str | None]
 PayloadMatch = Callable[[str, int, bytes, str], PayloadSignature | None]
+#: Payload signatures of these rules are sent by the vendor's devices themselves.
+IDENTIFYING_RULES = frozenset({"cloud_registration", "cloud_enabled", "unmanaged_device"})
 
 
 class Verdict(Enum):
@@ -138,6 +140,15 @@ class Inspector:
         if sig is None:
             return
         self._count(f"signature_{sig.rule}")
+        if sig.rule in IDENTIFYING_RULES and sig.vendor != "any" and self.on_camera is not None:
+            # a device registering with its cloud is the sender; a device protocol (DVRIP,
+            # SDK) is served by the device, whichever side the signature saw
+            device = (
+                flow.resp_h
+                if sig.rule == "unmanaged_device"
+                else (flow.orig_h if is_orig else flow.resp_h)
+            )
+            self.on_camera(device, sig.vendor, f"payload:{sig.id}", None)
         if flow.app is None:
             flow.app = {}
         found: list[PayloadSignature] = flow.app.setdefault("signatures", [])

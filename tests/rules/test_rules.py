@@ -388,3 +388,15 @@ def test_layer2_sadp_request_does_not(tmp_path: Path) -> None:
     t.add(1_000_000, g.ethernet(b"\xff" * 6, g.mac_bytes(GENERIC_MAC), 0x8033, header))
     tcp_session(t, route(FOREIGN, "10.20.0.78", GENERIC_MAC), 50123, 2_000_000)
     assert replay(tmp_path, t, "") == []
+
+
+def test_vendor_device_protocol_identifies_a_camera_without_oui(tmp_path: Path) -> None:
+    t = g.Trace()
+    body = b'{"DssProtocol":{"MessageType":"MSG_DEV_REGISTER_REQ","SerialNumber":"x"}}'
+    req = g.http_request("POST", "/", [("Host", "access-dss.secu100.net")], body)
+    s = g.TcpSession(route(FOREIGN, "10.30.0.14", GENERIC_MAC), 43000, 8765)
+    ts = t.add_burst(1_000_000, s.handshake(), 1000)
+    t.add_burst(ts, s.send(True, req), 1000)
+    alerts = replay(tmp_path, t, "")  # zero-config; a Xiongmai has no IEEE prefix
+    assert rules_of(alerts) == ["cloud_registration", "unexpected_egress"]
+    assert {a["vendor"] for a in alerts} == {"Xiongmai"}
