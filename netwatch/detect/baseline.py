@@ -10,7 +10,9 @@ once: it is added and reported, then known.
 The database lives in ``state_dir`` (``baseline.sqlite``) so baselines survive restarts;
 ``netwatch replay`` uses an in-memory database unless given a state directory. Writes are
 batched (committed every ``commit_every`` changes and on close); known keys are cached in
-memory so a flow end costs a set lookup, not a query.
+memory so a flow end costs a set lookup, not a query. Each camera keeps at most
+``max_per_device`` destinations (a scan must not grow the database without bound); what
+is dropped is counted in ``capped``.
 """
 
 from __future__ import annotations
@@ -42,13 +44,22 @@ def destination_of(ip: bytes, name: str | None) -> str:
 class Baseline:
     """The learned destinations of every camera."""
 
-    def __init__(self, path: Path | None, period_s: float, commit_every: int = 500) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        period_s: float,
+        commit_every: int = 500,
+        max_per_device: int = 10_000,
+    ) -> None:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path) if path is not None else ":memory:")
         self._db.executescript(_SCHEMA)
         self.period_s = period_s
+        self.max_per_device = max_per_device
+        #: Destinations not recorded because their camera already had ``max_per_device``.
+        self.capped = 0
         self._commit_every = commit_every
         self._pending = 0
         self._devices: dict[str, float] = dict(
@@ -60,6 +71,9 @@ class Baseline:
                 "SELECT device, dest, port, proto FROM destinations"
             )
         }
+        self._per_device: dict[str, int] = {}
+        for key in self._known:
+            self._per_device[key[0]] = self._per_device.get(key[0], 0) + 1
 
     def learning(self, device: str, ts: float) -> bool:
         """True while ``device`` is in its learning period (starting it if new)."""
@@ -75,6 +89,11 @@ class Baseline:
         key = (device, dest, port, proto)
         if key in self._known:
             return False
+        count = self._per_device.get(device, 0)
+        if count >= self.max_per_device:
+            self.capped += 1  # a scan or flood: memory stays bounded, and it is counted
+            return False
+        self._per_device[device] = count + 1
         self._known.add(key)
         self._write(
             "INSERT OR IGNORE INTO destinations VALUES (?, ?, ?, ?, ?, ?)",
