@@ -1,0 +1,14 @@
+"""Prometheus metrics: a scrape-time collector over the pipeline's counters, and its server."""
+
+from netwatch.metrics.collector import AlertCounter, CameraTraffic, NetwatchCollector
+from netwatch.metrics.server import MetricsServer, WebConfig, WebConfigError, load_web_config
+
+__all__ = [
+    "AlertCounter",
+    "CameraTraffic",
+    "MetricsServer",
+    "NetwatchCollector",
+    "WebConfig",
+    "WebConfigError",
+    "load_web_config",
+]
