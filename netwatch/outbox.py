@@ -1,0 +1,115 @@
+"""The durable alert outbox: every alert payload is committed to SQLite before delivery.
+
+``put`` commits an item (due at once); ``due(now)`` lists what may be tried; a success
+``delivered`` deletes the item; a failure is rescheduled with exponential backoff and full
+jitter (``random() * min(max_backoff_s, base_backoff_s * 2**(attempts-1))``), or after the
+server's ``Retry-After`` when that is longer. A restart reopens the same file and loses
+nothing. Time and the random source are injected; nothing here reads the wall clock.
+
+Config read: none (the daemon passes ``state_dir/outbox.sqlite``). Known limits: one writer
+process; items are kept until delivered (no expiry, ``depth()`` shows the backlog).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, next_attempt);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One queued payload for one sink."""
+
+    id: int
+    sink: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+    next_attempt: float
+
+
+class Outbox:
+    """A SQLite-backed queue of payloads per sink (``path`` may be ``":memory:"``)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rng: Callable[[], float] = random.random,
+        base_backoff_s: float = 1.0,
+        max_backoff_s: float = 300.0,
+    ) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path))
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+        self._rng = rng
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+
+    def put(self, sink: str, key: str, payload: dict[str, Any]) -> int:
+        """Commit one item, due at once; returns its id."""
+        body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+        with self._db:
+            cur = self._db.execute(
+                "INSERT INTO outbox (sink, key, payload) VALUES (?, ?, ?)", (sink, key, body)
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def due(self, now: float, limit: int = 100, *, sink: str | None = None) -> list[Item]:
+        """Items whose next attempt is at or before ``now``, oldest first."""
+        sql = "SELECT id, sink, key, payload, attempts, next_attempt FROM outbox"
+        sql += " WHERE next_attempt <= ?" + (" AND sink = ?" if sink is not None else "")
+        args: tuple[Any, ...] = (now, sink) if sink is not None else (now,)
+        rows = self._db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [Item(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+
+    def delivered(self, item_id: int) -> None:
+        """Forget a delivered item."""
+        with self._db:
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def failed(self, item_id: int, now: float, retry_after: float | None = None) -> float:
+        """Reschedule a failed item; returns the delay chosen (seconds)."""
+        row = self._db.execute("SELECT attempts FROM outbox WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            return 0.0
+        attempts = int(row[0]) + 1
+        ceiling = min(self.max_backoff_s, self.base_backoff_s * 2.0 ** min(attempts - 1, 62))
+        delay = self._rng() * ceiling
+        if retry_after is not None and retry_after > delay:
+            delay = retry_after
+        with self._db:
+            self._db.execute(
+                "UPDATE outbox SET attempts = ?, next_attempt = ? WHERE id = ?",
+                (attempts, now + delay, item_id),
+            )
+        return float(delay)
+
+    def depth(self) -> dict[str, int]:
+        """Items waiting, per sink."""
+        rows = self._db.execute("SELECT sink, COUNT(*) FROM outbox GROUP BY sink").fetchall()
+        return {sink: n for sink, n in rows}
+
+    def close(self) -> None:
+        """Close the database (everything is already committed)."""
+        self._db.close()

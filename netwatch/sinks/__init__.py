@@ -1,0 +1,60 @@
+"""Alert sinks: one module per destination, registered by class name.
+
+``BUILTIN_SINKS`` is the explicit built-in set (a test checks it against the registry);
+``build_sinks(configs)`` builds one sink per ``sinks[]`` entry and fails with
+:class:`SinkError` (no secret in the text) on an unknown type or an unreadable secret.
+Known limit: the ``syslog`` type of the config schema has no sink yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from netwatch.config.schema import SinkConfig
+from netwatch.sinks.alertmanager import AlertmanagerSink
+from netwatch.sinks.base import Delivery, HttpSink, Secret, Sink, SinkError
+from netwatch.sinks.jsonl import JsonlSink
+from netwatch.sinks.pagerduty import PagerdutySink
+from netwatch.sinks.slack import SlackSink
+from netwatch.sinks.webhook import WebhookSink
+
+BUILTIN_SINKS: tuple[type[Sink], ...] = (
+    JsonlSink,
+    AlertmanagerSink,
+    WebhookSink,
+    SlackSink,
+    PagerdutySink,
+)
+
+__all__ = [
+    "BUILTIN_SINKS",
+    "AlertmanagerSink",
+    "Delivery",
+    "HttpSink",
+    "JsonlSink",
+    "PagerdutySink",
+    "Secret",
+    "Sink",
+    "SinkError",
+    "SlackSink",
+    "WebhookSink",
+    "build_sinks",
+]
+
+
+def build_sinks(configs: Iterable[SinkConfig], **options: Any) -> list[Sink]:
+    """One sink per config entry; ``options`` (``environ`` and, for HTTP sinks, ``http``,
+    ``clock``, ``timeout_s``) are passed to every sink that takes them."""
+    sinks: list[Sink] = []
+    for config in configs:
+        cls = Sink.registry.get(config.type)
+        if cls is None:
+            raise SinkError(f"sink {config.name}: type {config.type!r} is not supported yet")
+        kw = (
+            options
+            if issubclass(cls, HttpSink)
+            else {k: v for k, v in options.items() if k == "environ"}
+        )
+        sinks.append(cls(config, **kw))
+    return sinks

@@ -1,0 +1,67 @@
+"""The PagerDuty sink: one Events API v2 ``trigger`` per alert.
+
+``dedup_key`` is the SHA-256 of the alert identity (rule, device, peer), so repeats of one
+identity update one open incident; severity maps critical->critical, high->error,
+medium->warning, low and info->info. 202 is success; 429 and 5xx are retried (with
+``Retry-After``); other answers are permanent failures. ``summary`` is cut to 1024
+characters.
+
+Config read: ``sinks[].routing_key_file`` or ``routing_key_env`` (secret, never in errors,
+logs or repr). Known limits: no acknowledge/resolve events; one alert per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from netwatch.config.schema import SinkConfig
+from netwatch.sinks.base import Delivery, HttpSink, Record
+
+ENQUEUE_URL = "https://events.pagerduty.com/v2/enqueue"
+SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
+
+
+def dedup_key(record: Mapping[str, Any]) -> str:
+    """A stable key from the alert identity (rule, device, peer)."""
+    peer = record.get("peer_name") or record.get("peer_ip") or ""
+    identity = json.dumps([record.get("rule"), record.get("device"), peer])
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+class PagerdutySink(HttpSink):
+    """Sends each alert as a PagerDuty Events v2 trigger."""
+
+    max_batch = 1
+
+    def __init__(self, config: SinkConfig, *, url: str = ENQUEUE_URL, **options: Any) -> None:
+        super().__init__(config, **options)
+        self._key = self._secret("routing_key", config.routing_key_file, config.routing_key_env)
+        self.url = url
+
+    def event(self, record: Mapping[str, Any]) -> Record:
+        """The Events v2 body for one alert record."""
+        return {
+            "routing_key": self._key.reveal(),
+            "event_action": "trigger",
+            "dedup_key": dedup_key(record),
+            "payload": {
+                "summary": str(record.get("summary", ""))[:1024] or str(record.get("rule")),
+                "source": str(record.get("device", "")),
+                "severity": SEVERITY.get(str(record.get("severity")), "info"),
+                "timestamp": record.get("ts"),
+                "component": record.get("device_ip"),
+                "class": record.get("rule"),
+                "custom_details": dict(record),
+            },
+        }
+
+    def send(self, payloads: Sequence[Record]) -> Delivery:
+        for record in payloads:
+            data = json.dumps(self.event(record), separators=(",", ":")).encode()
+            result = self.post_json(self.url, data, ok=lambda status: status == 202)
+            if not result.ok:
+                return result
+        return Delivery.success()

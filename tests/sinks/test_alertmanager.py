@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+from netwatch.config.schema import SinkConfig
+from netwatch.sinks.alertmanager import AlertmanagerSink
+from tests.sinks.conftest import make_alert
+from tests.sinks.httpstub import Stub, serve
+
+
+def _sink(*urls: str) -> AlertmanagerSink:
+    return AlertmanagerSink(SinkConfig(name="am", type="alertmanager", urls=urls), timeout_s=2)
+
+
+def test_posts_array_with_identity_labels(stub: Stub) -> None:
+    records = [make_alert().record(2), make_alert(peer_name=None, rule="rogue_dns").record()]
+    assert _sink(stub.url).send(records).ok
+    (req,) = stub.requests
+    assert req.path == "/api/v2/alerts"
+    assert req.headers["Content-Type"] == "application/json"
+    body = req.json()
+    assert isinstance(body, list) and len(body) == 2
+    first = body[0]
+    assert set(first) == {"labels", "annotations", "startsAt", "endsAt"}
+    assert first["labels"] == {
+        "alertname": "cloud_registration",
+        "severity": "high",
+        "device": "lobby-1",
+        "device_ip": "10.20.0.11",
+        "peer": "dev.hik-connect.com",
+    }
+    assert first["annotations"]["summary"] == "lobby-1 registered with <Hik-Connect> & co"
+    assert json.loads(first["annotations"]["evidence"]) == {
+        "endpoint": "hik-connect",
+        "bytes": 1200,
+    }
+    assert first["annotations"]["count"] == "2"
+    assert first["annotations"]["peer_ip"] == "47.1.2.3"
+    assert "device_mac" not in first["annotations"]  # null fields left out
+    assert first["startsAt"] == "2026-01-01T00:00:00.000000Z"
+    assert first["endsAt"] == "2026-01-01T01:00:00.000000Z"
+    assert body[1]["labels"]["peer"] == "47.1.2.3"  # no name seen: the address
+
+
+def test_generator_url_when_configured(stub: Stub) -> None:
+    sink = AlertmanagerSink(
+        SinkConfig(name="am", type="alertmanager", urls=(stub.url,)),
+        generator_url="https://netwatch.example/",
+    )
+    assert sink.send([make_alert().record()]).ok
+    assert stub.requests[0].json()[0]["generatorURL"] == "https://netwatch.example/"
+
+
+def test_success_when_one_of_several_accepts(stub: Stub) -> None:
+    with serve(default=503) as down:
+        result = _sink(down.url, stub.url + "/").send([make_alert().record()])
+        assert result.ok
+        assert len(down.requests) == 1 and len(stub.requests) == 1
+        assert stub.requests[0].body == down.requests[0].body
+
+
+def test_failure_when_all_fail_carries_retry_after() -> None:
+    with serve(default=503) as a, serve(default=500) as b:
+        a.script.append((429, {"Retry-After": "7"}))
+        result = _sink(a.url, b.url).send([make_alert().record()])
+    assert not result.ok and not result.permanent
+    assert result.retry_after == 7.0
+    assert result.error == "urls[0]: HTTP 429; urls[1]: HTTP 500"
+
+
+def test_bad_request_is_permanent() -> None:
+    with serve(default=400) as a:
+        result = _sink(a.url).send([make_alert().record()])
+    assert not result.ok and result.permanent
