@@ -1,4 +1,4 @@
-"""The ``netwatch`` command line: ``replay``, ``check-config`` (and ``run`` once it lands).
+"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``check-config``.
 
 Exit codes (DESIGN.md contract): 0 success; 2 bad usage, bad config or unreadable input,
 with one clear line on stderr naming the file (and, for config, the line and key);
@@ -17,9 +17,12 @@ from pathlib import Path
 from netwatch import __version__
 from netwatch.capture.files import CaptureError
 from netwatch.config import Config, ConfigError, check_config_main
+from netwatch.daemon import UsageError, run_daemon
 from netwatch.enrich.geo import GeoDatabaseError, age_warning
+from netwatch.metrics.server import WebConfigError
 from netwatch.pipeline import geo_backend
 from netwatch.replay import run_replay
+from netwatch.sinks.base import SinkError
 
 log = logging.getLogger("netwatch")
 
@@ -46,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="keep new_destination baselines here (default: in memory for this replay)",
     )
+    run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
+    run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
     cp = sub.add_parser("check-config", help="validate a config file and exit")
     cp.add_argument("file")
     return p
@@ -84,7 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config_main(args.file)
         if args.command == "replay":
             return _replay(args)
-    except (ConfigError, CaptureError, GeoDatabaseError) as exc:
+        if args.command == "run":
+            return run_daemon(args.config)
+    except (
+        ConfigError,
+        CaptureError,
+        GeoDatabaseError,
+        UsageError,
+        SinkError,
+        WebConfigError,
+    ) as exc:
         sys.stderr.write(f"netwatch: {exc}\n")
         return EXIT_USAGE
     except OSError as exc:

@@ -12,13 +12,15 @@ process; items are kept until delivered (no expiry, ``depth()`` shows the backlo
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -45,6 +47,20 @@ class Item:
     next_attempt: float
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """Run the method under the outbox's lock (it is shared by two threads)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Outbox, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
 class Outbox:
     """A SQLite-backed queue of payloads per sink (``path`` may be ``":memory:"``)."""
 
@@ -58,13 +74,17 @@ class Outbox:
     ) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path))
+        # the capture thread enqueues while the delivery thread drains: one connection,
+        # serialised by a lock
+        self._db = sqlite3.connect(str(path), check_same_thread=False)
+        self._lock = threading.RLock()
         self._db.executescript(_SCHEMA)
         self._db.commit()
         self._rng = rng
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
 
+    @_locked
     def put(self, sink: str, key: str, payload: dict[str, Any]) -> int:
         """Commit one item, due at once; returns its id."""
         body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
@@ -75,6 +95,7 @@ class Outbox:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    @_locked
     def due(self, now: float, limit: int = 100, *, sink: str | None = None) -> list[Item]:
         """Items whose next attempt is at or before ``now``, oldest first."""
         sql = "SELECT id, sink, key, payload, attempts, next_attempt FROM outbox"
@@ -83,11 +104,13 @@ class Outbox:
         rows = self._db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
         return [Item(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
 
+    @_locked
     def delivered(self, item_id: int) -> None:
         """Forget a delivered item."""
         with self._db:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
 
+    @_locked
     def failed(self, item_id: int, now: float, retry_after: float | None = None) -> float:
         """Reschedule a failed item; returns the delay chosen (seconds)."""
         row = self._db.execute("SELECT attempts FROM outbox WHERE id = ?", (item_id,)).fetchone()
@@ -105,11 +128,13 @@ class Outbox:
             )
         return float(delay)
 
+    @_locked
     def depth(self) -> dict[str, int]:
         """Items waiting, per sink."""
         rows = self._db.execute("SELECT sink, COUNT(*) FROM outbox GROUP BY sink").fetchall()
         return {sink: n for sink, n in rows}
 
+    @_locked
     def close(self) -> None:
         """Close the database (everything is already committed)."""
         self._db.close()

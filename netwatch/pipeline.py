@@ -189,10 +189,14 @@ class Pipeline:
         self.stats.packets += n
         self.stats.wire_bytes += nbytes
 
-    def finish(self) -> None:
-        """End of input: end and emit every flow; held fragments become orphans."""
+    def end_pass(self) -> None:
+        """End every flow and drop held fragments (end of input, or of one looped pass)."""
         self.decoder.frags.flush()
         self.table.flush()
         self.stats.flows_by_reason = dict(self.table.ended)
+
+    def finish(self) -> None:
+        """End of input: end and emit every flow; held fragments become orphans."""
+        self.end_pass()
         if self.detector is not None:
             self.detector.close()

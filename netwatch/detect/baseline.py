@@ -54,7 +54,10 @@ class Baseline:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path) if path is not None else ":memory:")
+        # used by the pipeline thread only, which need not be the one that opened it
+        self._db = sqlite3.connect(
+            str(path) if path is not None else ":memory:", check_same_thread=False
+        )
         self._db.executescript(_SCHEMA)
         self.period_s = period_s
         self.max_per_device = max_per_device

@@ -1,0 +1,84 @@
+"""The daemon end to end: capture files in, metrics served, alerts delivered via the outbox."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from netwatch.cli import main
+from netwatch.config import Config
+from netwatch.daemon import Daemon
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def config(tmp_path: Path, port: int, loop: bool = False) -> Config:
+    path = tmp_path / "netwatch.yaml"
+    path.write_text(
+        f"capture: {{files: [{DEMO}], loop: {str(loop).lower()}}}\n"
+        f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
+        f"state_dir: {tmp_path / 'state'}\n"
+        f"flow_log: {tmp_path / 'flows.jsonl'}\n"
+        "geoip: {builtin: false}\n"
+        f"sinks:\n  - {{name: log, type: jsonl, path: {tmp_path / 'alerts.jsonl'}}}\n"
+    )
+    return Config.load(path)
+
+
+def test_runs_the_capture_and_delivers_every_alert(tmp_path: Path) -> None:
+    daemon = Daemon(config(tmp_path, free_port()))
+    assert daemon.run() == 0
+    alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert len(alerts) == 15 and {a["rule"] for a in alerts} >= {
+        "cloud_registration",
+        "rogue_dns",
+        "inbound_access",
+    }
+    assert len((tmp_path / "flows.jsonl").read_text().splitlines()) == 36
+    assert (tmp_path / "state" / "outbox.sqlite").is_file()
+
+
+def test_serves_metrics_while_running_and_stops_on_request(tmp_path: Path) -> None:
+    port = free_port()
+    daemon = Daemon(config(tmp_path, port, loop=True))
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        body = ""
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    body = r.read().decode()
+                if "netwatch_packets_total" in body:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert "netwatch_packets_total" in body and "netwatch_build_info" in body
+    finally:
+        daemon.stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_live_interfaces_are_refused_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("capture: {interfaces: [eth1]}\n")
+    assert main(["run", "-c", str(cfg)]) == 2
+    assert "capture.interfaces" in capsys.readouterr().err
