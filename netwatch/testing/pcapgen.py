@@ -33,6 +33,7 @@ import hashlib
 import ipaddress
 import operator
 import os
+import random
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -1144,3 +1145,58 @@ class Trace:
             for ts_us, frame in self.records():
                 writer.write(ts_us, frame)
         return writer.wire_bytes
+
+
+class TraceBuilder:
+    """A capture being built from one seeded random source: the moves generators share.
+
+    ``pcaps/demo/gen_demo.py`` and ``pcaps/scenarios/gen_scenarios.py`` build on it; the
+    order in which it draws from ``rng`` is part of their committed captures' bytes.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self.trace = Trace()
+        self.rng = rng
+
+    def port(self) -> int:
+        """A random ephemeral port."""
+        return self.rng.randrange(32768, 61000)
+
+    def session(self, route: Route, dport: int) -> TcpSession:
+        """A TCP session from a random port with random ISNs and IP ids."""
+        rng = self.rng
+        return TcpSession(
+            route,
+            self.port(),
+            dport,
+            client_isn=rng.getrandbits(32),
+            server_isn=rng.getrandbits(32),
+            ip_ids=(rng.getrandbits(16), rng.getrandbits(16)),
+        )
+
+    def connect(self, s: TcpSession, t: int, rtt_us: int) -> int:
+        """SYN at t, SYN-ACK after the round trip, ACK; returns the time after the ACK."""
+        syn, syn_ack, ack = s.handshake()
+        self.trace.add(t, syn)
+        self.trace.add(t + rtt_us, syn_ack)
+        self.trace.add(t + rtt_us + 150, ack)
+        return t + rtt_us + 300
+
+    def converse(
+        self, s: TcpSession, t: int, messages: Sequence[tuple[bool, bytes]], gap_us: int
+    ) -> int:
+        """Send each (from_client, data) `gap_us` after the previous; returns the next time."""
+        for from_client, data in messages:
+            t = self.trace.add_burst(t, s.send(from_client, data), 120) + gap_us
+        return t
+
+    def lookup(self, route: Route, t: int, name: str, answers: Sequence[DnsRecord]) -> int:
+        """A DNS query on `route` and its answer 4-30 ms later; returns the answer time."""
+        qtype = answers[-1].rtype if answers else DnsType.A
+        txid, sport = self.rng.getrandbits(16), self.port()
+        rtt = self.rng.randrange(4_000, 30_000)
+        query = dns_query(txid, name, qtype)
+        self.trace.add(t, udp_frame(route, sport, 53, query, ident=txid))
+        answer = dns_response(txid, name, qtype, answers)
+        self.trace.add(t + rtt, udp_frame(route.reverse(), 53, sport, answer, ident=txid))
+        return t + rtt

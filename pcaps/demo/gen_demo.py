@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netwatch.testing import pcapgen as pg
-from netwatch.testing.pcapgen import DnsRecord, DnsType, Route, TcpSession, Trace
+from netwatch.testing.pcapgen import DnsRecord, DnsType, Route, Trace
 
 SEED = 7
 EPOCH_US = 1_768_467_600_000_000  # 2026-01-15T09:00:00Z
@@ -108,59 +108,11 @@ def wan(src: Node, peer_ip: str) -> Route:
     return Route.of(src.mac, src_ip, GATEWAY.mac, peer_ip, src.vlans)
 
 
-class Site:
-    """The trace being built plus the seeded randomness every behaviour draws from."""
+class Site(pg.TraceBuilder):
+    """The demo trace being built, drawing from one generator seeded with ``seed``."""
 
     def __init__(self, seed: int) -> None:
-        self.trace = Trace()
-        self.rng = random.Random(seed)
-
-    def port(self) -> int:
-        """A random ephemeral port."""
-        return self.rng.randrange(32768, 61000)
-
-    def session(self, route: Route, dport: int) -> TcpSession:
-        """A TCP session from a random port with random ISNs and IP ids."""
-        rng = self.rng
-        return TcpSession(
-            route,
-            self.port(),
-            dport,
-            client_isn=rng.getrandbits(32),
-            server_isn=rng.getrandbits(32),
-            ip_ids=(rng.getrandbits(16), rng.getrandbits(16)),
-        )
-
-    def converse(
-        self, s: TcpSession, t: int, messages: Sequence[tuple[bool, bytes]], gap_us: int
-    ) -> int:
-        """Send each (from_client, data) `gap_us` after the previous; returns the next free time."""
-        for from_client, data in messages:
-            t = self.trace.add_burst(t, s.send(from_client, data), 120) + gap_us
-        return t
-
-    def lookup(self, route: Route, t: int, name: str, answers: Sequence[DnsRecord]) -> int:
-        """A DNS query on `route` and its answer 4-30 ms later; returns the answer time."""
-        qtype = answers[-1].rtype if answers else DnsType.A
-        txid, sport, rtt = (
-            self.rng.getrandbits(16),
-            self.port(),
-            self.rng.randrange(4 * MS, 30 * MS),
-        )
-        self.trace.add(
-            t, pg.udp_frame(route, sport, 53, pg.dns_query(txid, name, qtype), ident=txid)
-        )
-        answer = pg.dns_response(txid, name, qtype, answers)
-        self.trace.add(t + rtt, pg.udp_frame(route.reverse(), 53, sport, answer, ident=txid))
-        return t + rtt
-
-    def connect(self, s: TcpSession, t: int, rtt_us: int) -> int:
-        """SYN at t, SYN-ACK after the round trip, ACK; returns the time after the ACK."""
-        syn, syn_ack, ack = s.handshake()
-        self.trace.add(t, syn)
-        self.trace.add(t + rtt_us, syn_ack)
-        self.trace.add(t + rtt_us + 150, ack)
-        return t + rtt_us + 300
+        super().__init__(random.Random(seed))
 
 
 # --- benign background --------------------------------------------------------------------------

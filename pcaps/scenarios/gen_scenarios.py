@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netwatch.testing import pcapgen as pg
-from netwatch.testing.pcapgen import DnsRecord, DnsType, Route, TcpSession, Trace
+from netwatch.testing.pcapgen import DnsRecord, DnsType, Route, Trace
 
 SEED = 11
 EPOCH_US = 1_768_467_600_000_000  # 2026-01-15T09:00:00Z
@@ -84,55 +84,8 @@ def lan(src: Node, dst: Node, *, v6: bool = False) -> Route:
     return Route.of(src.mac, src.ip, dst.mac, dst.ip)
 
 
-class Scene:
+class Scene(pg.TraceBuilder):
     """One capture being built, plus the seeded randomness it draws from."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.trace = Trace()
-        self.rng = rng
-
-    def port(self) -> int:
-        """A random ephemeral port."""
-        return self.rng.randrange(32768, 61000)
-
-    def session(self, route: Route, dport: int) -> TcpSession:
-        """A TCP session from a random port with random ISNs and IP ids."""
-        rng = self.rng
-        return TcpSession(
-            route,
-            self.port(),
-            dport,
-            client_isn=rng.getrandbits(32),
-            server_isn=rng.getrandbits(32),
-            ip_ids=(rng.getrandbits(16), rng.getrandbits(16)),
-        )
-
-    def connect(self, s: TcpSession, t: int, rtt_us: int) -> int:
-        """SYN, SYN-ACK after the round trip, ACK; returns the time after the ACK."""
-        syn, syn_ack, ack = s.handshake()
-        self.trace.add(t, syn)
-        self.trace.add(t + rtt_us, syn_ack)
-        self.trace.add(t + rtt_us + 150, ack)
-        return t + rtt_us + 300
-
-    def converse(
-        self, s: TcpSession, t: int, messages: Sequence[tuple[bool, bytes]], gap_us: int
-    ) -> int:
-        """Send each (from_client, data) `gap_us` after the previous; returns the next time."""
-        for from_client, data in messages:
-            t = self.trace.add_burst(t, s.send(from_client, data), 120) + gap_us
-        return t
-
-    def lookup(self, route: Route, t: int, name: str, answers: Sequence[DnsRecord]) -> int:
-        """A DNS query on `route` and its answer 4-30 ms later; returns the answer time."""
-        qtype = answers[-1].rtype if answers else DnsType.A
-        txid, sport = self.rng.getrandbits(16), self.port()
-        rtt = self.rng.randrange(4 * MS, 30 * MS)
-        query = pg.dns_query(txid, name, qtype)
-        self.trace.add(t, pg.udp_frame(route, sport, 53, query, ident=txid))
-        answer = pg.dns_response(txid, name, qtype, answers)
-        self.trace.add(t + rtt, pg.udp_frame(route.reverse(), 53, sport, answer, ident=txid))
-        return t + rtt
 
 
 # --- scenarios -------------------------------------------------------------------------------
