@@ -1,4 +1,5 @@
-"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``check-config``.
+"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``alert-test``,
+``check-config``.
 
 Exit codes (DESIGN.md contract): 0 success; 2 bad usage, bad config or unreadable input,
 with one clear line on stderr naming the file (and, for config, the line and key);
@@ -15,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from netwatch import __version__
+from netwatch.alerttest import run_alert_test
 from netwatch.capture.files import CaptureError
 from netwatch.config import Config, ConfigError, check_config_main
 from netwatch.daemon import UsageError, run_daemon
@@ -51,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
     run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
+    at = sub.add_parser("alert-test", help="send a test alert through the configured sinks")
+    at.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
+    at.add_argument("--sink", metavar="NAME", help="only this sink (default: all)")
     cp = sub.add_parser("check-config", help="validate a config file and exit")
     cp.add_argument("file")
     return p
@@ -82,8 +87,9 @@ def _replay(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netwatch`` console script."""
-    logging.basicConfig(level=logging.INFO, format="netwatch: %(levelname)s: %(message)s")
     args = _parser().parse_args(argv)
+    if args.command != "run":  # the daemon logs as its config says (logging.*)
+        logging.basicConfig(level=logging.INFO, format="netwatch: %(levelname)s: %(message)s")
     try:
         if args.command == "check-config":
             return check_config_main(args.file)
@@ -91,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args)
         if args.command == "run":
             return run_daemon(args.config)
+        if args.command == "alert-test":
+            return run_alert_test(_load_config(args.config), args.sink, sys.stdout)
     except (
         ConfigError,
         CaptureError,

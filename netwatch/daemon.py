@@ -1,155 +1,287 @@
-"""``netwatch run``: the daemon around the pipeline (capture files for now; live capture next).
+"""``netwatch run``: the daemon around the pipeline.
 
 It builds the pipeline from the config, serves Prometheus metrics on ``metrics.listen``
 (127.0.0.1:9847 by default), queues every alert in the durable outbox under ``state_dir``
 (persisted before any delivery attempt) and drains it into the configured sinks from a
-separate thread, so capture never waits on a sink. Alerts are also logged as one line.
-The capture source is ``capture.files`` (in order; ``capture.loop`` starts over, each pass
-ending its flows, since a pass replays the same packet times);
-live interfaces arrive with the live-capture work and are refused with a clear error.
+separate thread, so capture never waits on a sink. Each alert is also logged as one line.
 
-Signals: SIGTERM/SIGINT stop reading, end every flow (flow records and alerts are
-written), then deliver what the sinks accept within ``DRAIN_S`` seconds; what is left
-stays in the outbox for the next start. Under systemd (``NOTIFY_SOCKET``) READY=1 and
-STOPPING=1 are sent. Reloading on SIGHUP, watchdog pings and real-time pacing are not
-done yet.
+The capture source is ``capture.files`` (:class:`~netwatch.capture.source.FileSource`:
+in order, optionally looped and paced in real time); the loop takes one batch at a time
+and does its periodic work between batches, never per packet:
+
+* feeds the systemd watchdog (``WATCHDOG=1`` every half ``WATCHDOG_USEC``) and refreshes
+  ``STATUS=``; a stalled capture loop therefore gets the service restarted;
+* checks flows still active every ``alerts.evaluate_active_s`` of packet time (rules and
+  per-camera traffic), so a long upload is reported while it lasts;
+* records the pipeline lag and applies a pending reload.
+
+Signals: SIGHUP re-reads the config file and the seeds, builds the new sinks and GeoIP
+databases, and swaps them in only if everything is valid; otherwise the error is logged,
+``netwatch_config_last_reload_successful`` drops to 0 and the old config keeps running.
+Flow and JSON-lines files are reopened (logrotate). Changes to ``capture``, ``metrics``,
+``state_dir`` and the flow-table limits need a restart (logged). SIGTERM/SIGINT stop
+reading, end every flow (flow records and alerts are written), then deliver what the
+sinks accept within ``DRAIN_S`` seconds; the rest stays in the outbox for the next start.
+Under systemd (``NOTIFY_SOCKET``) READY=1, RELOADING=1, STATUS=, WATCHDOG=1 and
+STOPPING=1 are sent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from netwatch.alerts.model import Alert
-from netwatch.capture.files import open_capture
+from netwatch.capture.source import END_OF_PASS, FileSource
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
-from netwatch.metrics.collector import (
-    AlertCounter,
-    CameraTraffic,
-    NetwatchCollector,
-    camera_resolver,
-)
+from netwatch.logs import alert_fields, configure_logging, remove_logging
+from netwatch.metrics.cameras import CameraTraffic, camera_resolver
+from netwatch.metrics.collector import AlertCounter, NetwatchCollector
+from netwatch.metrics.daemon import CaptureCounts, DaemonCollector, DaemonState
 from netwatch.metrics.server import MetricsServer, load_web_config
 from netwatch.outbox import Outbox
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
+from netwatch.signatures.match import SignatureMatcher
 from netwatch.sinks import build_sinks
+from netwatch.sinks.base import Sink
+from netwatch.systemd import Notifier, Watchdog
 
 log = logging.getLogger("netwatch.daemon")
 alert_log = logging.getLogger("netwatch.alert")
 
 DRAIN_S = 10.0
 PUMP_INTERVAL_S = 1.0
+STATUS_INTERVAL_S = 10.0
+RESTART_KEYS = ("capture", "metrics", "state_dir", "flow_log", "alert_log", "flows", "dns")
 
 
 class UsageError(Exception):
     """The config asks for something this daemon cannot do (exit 2)."""
 
 
-def sd_notify(message: str) -> None:
-    """Send a systemd notification when running under ``Type=notify`` (else nothing)."""
-    target = os.environ.get("NOTIFY_SOCKET")
-    if not target:
-        return
-    address = "\0" + target[1:] if target.startswith("@") else target
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(address)
-        sock.sendall(message.encode())
-
-
-@dataclass
 class Daemon:
-    """One running sensor: pipeline, metrics, delivery."""
+    """One running sensor: pipeline, metrics, delivery (see the module docstring)."""
 
-    cfg: Config
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        if self.cfg.capture.interfaces:
+    def __init__(
+        self,
+        cfg: Config,
+        config_path: Path | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
+    ) -> None:
+        if cfg.capture.interfaces:
             raise UsageError(
                 "capture.interfaces: live capture is not available yet; use capture.files"
             )
-        if not self.cfg.capture.files:
+        if not cfg.capture.files:
             raise UsageError("capture.files: nothing to read (set capture.files)")
-        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.cfg = cfg
+        self.config_path = config_path
+        self.clock = clock
+        self.notify = notifier or Notifier.from_env()
+        self.watchdog = Watchdog.from_env(self.notify)
+        self.stop = threading.Event()
+        self.reload_requested = threading.Event()
+        self.state = DaemonState()
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.deliverer = Deliverer(
-            Outbox(self.cfg.state_dir / "outbox.sqlite"), build_sinks(self.cfg.sinks)
+            Outbox(cfg.state_dir / "outbox.sqlite"), self._sinks(cfg), clock=clock
         )
-        self.flow_log = JsonLinesWriter(self.cfg.flow_log) if self.cfg.flow_log else None
+        self.flow_log = JsonLinesWriter(cfg.flow_log) if cfg.flow_log else None
+        self.alert_log = JsonLinesWriter(cfg.alert_log) if cfg.alert_log else None
         self.alerts = AlertCounter(self._alert)
         self.traffic = CameraTraffic(None)
-        self.pipeline = Pipeline(
-            self.cfg, self._record, on_alert=self.alerts, state_dir=self.cfg.state_dir
-        )
+        self.pipeline = Pipeline(cfg, self._record, on_alert=self.alerts, state_dir=cfg.state_dir)
+        self._hook_router()
         self.traffic.resolve = camera_resolver(self.pipeline)
+        c = cfg.capture
+        self.source = FileSource(c.files, loop=c.loop, realtime=c.realtime, speed=c.speed)
         self.registry = CollectorRegistry()
         self.registry.register(
             NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
         )
-        web = load_web_config(self.cfg.metrics.web_config) if self.cfg.metrics.web_config else None
-        listen = self.cfg.metrics.listen
-        self.metrics = MetricsServer(self.registry, listen.port, host=listen.host, web=web)
-        self._pump_thread = threading.Thread(target=self._pump_loop, daemon=True)
+        self.registry.register(
+            DaemonCollector(self.state, lambda: self.deliverer, self._capture_counts, clock)
+        )
+        ProcessCollector(registry=self.registry)
+        web = load_web_config(cfg.metrics.web_config) if cfg.metrics.web_config else None
+        self.metrics = MetricsServer(
+            self.registry, cfg.metrics.listen.port, host=cfg.metrics.listen.host, web=web
+        )
+        self._pump_thread = threading.Thread(target=self._pump_loop, name="delivery", daemon=True)
+        self._last_eval: float | None = None
+        self._last_status = 0.0
+
+    # ------------------------------------------------------------------ wiring
+
+    def _sinks(self, cfg: Config) -> list[Sink]:
+        sinks = build_sinks(cfg.sinks)
+        for sink in sinks:
+            lifecycle = getattr(sink, "lifecycle", None)
+            if lifecycle is not None:
+                lifecycle(cfg.alerts.resend_s, cfg.alerts.resolve_s)
+        return sinks
+
+    def _hook_router(self) -> None:
+        if self.pipeline.detector is not None:
+            self.pipeline.detector.router.on_repeat = self._repeat
+
+    def _capture_counts(self) -> Mapping[str, CaptureCounts]:
+        return {"file": CaptureCounts(received=self.source.packets)}
 
     def _record(self, rec: dict[str, Any]) -> None:
         self.traffic.record(rec)
         if self.flow_log is not None:
             self.flow_log.write(rec)
 
-    def _alert(self, alert: Alert, count: int) -> None:
-        alert_log.warning("%s", alert.one_line())
-        group = None
+    def _group_of(self, alert: Alert) -> str | None:
         detector = self.pipeline.detector
-        if detector is not None:
-            device = detector.devices.camera(_packed(alert.device_ip), _mac(alert.device_mac))
-            group = device.group if device is not None else None
-        self.deliverer.enqueue(alert, count, group)
+        if detector is None:
+            return None
+        device = detector.devices.camera(_packed(alert.device_ip), _mac(alert.device_mac))
+        return device.group if device is not None else None
+
+    def _alert(self, alert: Alert, count: int) -> None:
+        record = alert.record(count)
+        alert_log.warning("%s", alert.one_line(), extra={"fields": alert_fields(record)})
+        if self.alert_log is not None:
+            self.alert_log.write(record)
+        self.deliverer.enqueue(alert, count, self._group_of(alert))
+
+    def _repeat(self, alert: Alert) -> None:
+        self.deliverer.repeat(alert, self._group_of(alert))
 
     def _pump_loop(self) -> None:
         while not self.stop.wait(PUMP_INTERVAL_S):
             self.deliverer.pump()
 
+    # ------------------------------------------------------------------ main loop
+
     def run(self) -> int:
         """Serve until the input ends (without ``capture.loop``) or a stop signal."""
         self.metrics.start()
-        log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.listen.host, self.metrics.port)
+        log.info(
+            "metrics on http://%s:%d/metrics",
+            self.cfg.metrics.listen.host,
+            self.metrics.port,
+            extra={"fields": {"listen": f"{self.cfg.metrics.listen.host}:{self.metrics.port}"}},
+        )
         self.pipeline.warm_up()
         self._pump_thread.start()
-        sd_notify("READY=1\nSTATUS=capturing")
+        self.notify.send("READY=1", "STATUS=capturing")
         try:
-            while not self.stop.is_set():
-                for path in self.cfg.capture.files:
-                    if self.stop.is_set():
-                        break
-                    with open_capture(path) as cap:
-                        self.pipeline.run_capture(cap)
-                if not self.cfg.capture.loop:
-                    break
-                # a looped pass replays the same packet times: end its flows first, so
-                # passes are not merged into one flow
-                self.pipeline.end_pass()
+            for batch in self.source.batches(self.stop):
+                if batch is END_OF_PASS:
+                    if self.source.loop:
+                        # a looped pass replays the same 5-tuples: end its flows first
+                        self.pipeline.end_pass()
+                    continue
+                if batch:
+                    self.pipeline.run(batch)
+                    self._after_batch(batch[-1][0])
+                self._housekeeping()
         finally:
             self.shutdown()
         return 0
 
+    def _after_batch(self, last_ts: float) -> None:
+        self.state.last_packet_ts = last_ts
+        if self.cfg.capture.realtime:
+            self.state.lag_s = max(0.0, self.clock() - last_ts)
+        interval = self.cfg.alerts.evaluate_active_s
+        if self._last_eval is None:
+            self._last_eval = last_ts
+        elif last_ts - self._last_eval >= interval:
+            self.pipeline.evaluate_active(last_ts, self._last_eval, self.traffic.progress)
+            self._last_eval = last_ts
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        self.watchdog.ping(now)
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            self.reload()
+        if now - self._last_status >= STATUS_INTERVAL_S:
+            self._last_status = now
+            p = self.pipeline
+            emitted = p.detector.router.emitted if p.detector is not None else 0
+            self.notify.send(
+                f"STATUS=capturing: {p.stats.packets} packets, {len(p.table)} active flows, "
+                f"{emitted} alerts"
+            )
+
+    # ------------------------------------------------------------------ reload
+
+    def reload(self) -> bool:
+        """Re-read config and seeds; swap them in only when all of it is valid."""
+        self.notify.send("RELOADING=1")
+        try:
+            ok = self._reload()
+        finally:
+            self.notify.send("READY=1")
+        return ok
+
+    def _reload(self) -> bool:
+        if self.config_path is None:
+            log.info("reload: no config file (built-in defaults); reopening files only")
+            self._reopen()
+            return True
+        try:
+            cfg = Config.load(self.config_path)
+            signatures = SignatureMatcher.load()
+            sinks = self._sinks(cfg)
+            self.pipeline.reconfigure(cfg, signatures)
+        except Exception as exc:  # any invalid piece: keep running the old config
+            self.state.reload_ok = False
+            self.state.reloads["failure"] += 1
+            log.error("reload failed, keeping the running config: %s", exc)
+            self._reopen()
+            return False
+        for key in RESTART_KEYS:
+            if getattr(cfg, key) != getattr(self.cfg, key):
+                log.warning("reload: %s changed; it takes effect at the next restart", key)
+        self.cfg = dataclasses.replace(cfg, **{k: getattr(self.cfg, k) for k in RESTART_KEYS})
+        self.deliverer.replace_sinks(sinks)
+        self._hook_router()
+        configure_logging(cfg.logging)
+        self._reopen()
+        self.state.reload_ok = True
+        self.state.reload_success_ts = self.clock()
+        self.state.reloads["success"] += 1
+        log.info("reloaded %s", self.config_path)
+        return True
+
+    def _reopen(self) -> None:
+        self.deliverer.reopen()
+        for writer in (self.flow_log, self.alert_log):
+            if writer is not None:
+                writer.reopen()
+
+    # ------------------------------------------------------------------ shutdown
+
     def shutdown(self) -> None:
         """End every flow, deliver within DRAIN_S, keep the rest in the outbox."""
-        sd_notify("STOPPING=1")
+        self.notify.send("STOPPING=1")
         self.stop.set()
         self.pipeline.finish()
-        if self.flow_log is not None:
-            self.flow_log.close()
+        for writer in (self.flow_log, self.alert_log):
+            if writer is not None:
+                writer.close()
+        if self._pump_thread.is_alive():
+            self._pump_thread.join()
         deadline = time.monotonic() + DRAIN_S
         while time.monotonic() < deadline and any(self.deliverer.outbox.depth().values()):
             if not self.deliverer.pump():
@@ -173,12 +305,23 @@ def _mac(mac: str | None) -> bytes | None:
 def run_daemon(config: Path | None) -> int:
     """The ``netwatch run`` command; raises UsageError/ConfigError for exit 2."""
     cfg = Config.load(config) if config is not None else Config.default()
-    daemon = Daemon(cfg)
+    configure_logging(cfg.logging)
+    try:
+        return _serve(Daemon(cfg, config))
+    finally:
+        remove_logging()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
+
+def _serve(daemon: Daemon) -> int:
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
         daemon.stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        daemon.reload_requested.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
     return daemon.run()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class SinkStats:
     delivered: int = 0
     failed: int = 0
     dropped: int = 0
+    last_success: float | None = None  # wall time of the last accepted batch
 
 
 class Deliverer:
@@ -46,22 +48,55 @@ class Deliverer:
         self.sinks = {s.name: s for s in sinks}
         self._clock = clock
         self.stats = {name: SinkStats() for name in self.sinks}
+        self._sending = threading.Lock()  # pump vs. replace_sinks
+
+    def replace_sinks(self, sinks: Iterable[Sink]) -> None:
+        """Swap in newly built sinks (a reload); the old ones are closed. Items queued for a
+        sink that is no longer configured stay in the outbox until it comes back."""
+        new = {s.name: s for s in sinks}
+        with self._sending:
+            old, self.sinks = self.sinks, new
+            self.stats = {name: self.stats.get(name) or SinkStats() for name in new}
+        for sink in old.values():
+            sink.close()
+
+    def reopen(self) -> None:
+        """Reopen the files of file sinks (logrotate moved them), between two sends."""
+        with self._sending:
+            for sink in self.sinks.values():
+                reopen = getattr(sink, "reopen", None)
+                if reopen is not None:
+                    reopen()
 
     def enqueue(self, alert: Alert, count: int = 1, group: str | None = None) -> int:
         """Queue the alert for each accepting sink; returns how many sinks took it."""
         record = alert.record(count)
         key = json.dumps(alert.identity)
+        now = self._clock()
         taken = 0
         for name, sink in self.sinks.items():
             if sink.accepts(record, group):
-                self.outbox.put(name, key, record)
+                self.outbox.put(name, key, record, now)
+                sink.note(record, now)
                 self.stats[name].enqueued += 1
                 taken += 1
         return taken
 
+    def repeat(self, alert: Alert, group: str | None = None) -> None:
+        """A suppressed repeat: nothing is queued, but sinks that keep alerts firing hear of it."""
+        record = alert.record(1)
+        now = self._clock()
+        for sink in self.sinks.values():
+            if sink.accepts(record, group):
+                sink.note(record, now)
+
     def pump(self, now: float | None = None, budget: int = 100) -> int:
         """Try up to ``budget`` due items per sink; returns how many were delivered."""
         now = self._clock() if now is None else now
+        with self._sending:
+            return self._pump(now, budget)
+
+    def _pump(self, now: float, budget: int) -> int:
         done = 0
         for name, sink in self.sinks.items():
             items = self.outbox.due(now, budget, sink=name)
@@ -73,13 +108,18 @@ class Deliverer:
                 if not result.ok:
                     break
                 done += len(batch)
+            try:
+                sink.refresh(now)
+            except Exception as exc:  # isolated like a failed send
+                log.warning("sink %s: refresh failed: %s", name, sink.scrub(str(exc)))
         return done
 
     def close(self) -> None:
         """Close every sink, then the outbox."""
-        for sink in self.sinks.values():
-            sink.close()
-        self.outbox.close()
+        with self._sending:
+            for sink in self.sinks.values():
+                sink.close()
+            self.outbox.close()
 
     def _send(self, sink: Sink, batch: list[Item]) -> Delivery:
         try:
@@ -93,6 +133,7 @@ class Deliverer:
             for item in batch:
                 self.outbox.delivered(item.id)
             stats.delivered += len(batch)
+            stats.last_success = now
             return
         if result.permanent:
             for item in batch:

@@ -1,6 +1,9 @@
 """The durable alert outbox: every alert payload is committed to SQLite before delivery.
 
-``put`` commits an item (due at once); ``due(now)`` lists what may be tried; a success
+``put`` commits an item (due at once); an item still waiting for the same sink and key (the
+alert identity) absorbs a new one instead (its ``count`` grows), so an outage of any length
+delivers each identity once, with how often it was seen. ``due(now)`` lists what may be
+tried; a success
 ``delivered`` deletes the item; a failure is rescheduled with exponential backoff and full
 jitter (``random() * min(max_backoff_s, base_backoff_s * 2**(attempts-1))``), or after the
 server's ``Retry-After`` when that is longer. A restart reopens the same file and loses
@@ -29,9 +32,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     key TEXT NOT NULL,
     payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL DEFAULT 0
+    next_attempt REAL NOT NULL DEFAULT 0,
+    created REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, next_attempt);
+CREATE INDEX IF NOT EXISTS outbox_key ON outbox (sink, key);
 """
 
 
@@ -48,6 +53,10 @@ class Item:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
 
 
 def _locked(method: _F) -> _F:
@@ -85,12 +94,25 @@ class Outbox:
         self.max_backoff_s = max_backoff_s
 
     @_locked
-    def put(self, sink: str, key: str, payload: dict[str, Any]) -> int:
-        """Commit one item, due at once; returns its id."""
-        body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    def put(self, sink: str, key: str, payload: dict[str, Any], now: float = 0.0) -> int:
+        """Commit one item, due at once (``now``: when it was queued); an item already
+        waiting with the same sink and key absorbs it instead. Returns the item's id."""
+        row = self._db.execute(
+            "SELECT id, payload FROM outbox WHERE sink = ? AND key = ? ORDER BY id LIMIT 1",
+            (sink, key),
+        ).fetchone()
+        if row is not None:
+            merged = json.loads(row[1])
+            merged["count"] = int(merged.get("count") or 1) + int(payload.get("count") or 1)
+            with self._db:
+                self._db.execute(
+                    "UPDATE outbox SET payload = ? WHERE id = ?", (_dumps(merged), row[0])
+                )
+            return int(row[0])
         with self._db:
             cur = self._db.execute(
-                "INSERT INTO outbox (sink, key, payload) VALUES (?, ?, ?)", (sink, key, body)
+                "INSERT INTO outbox (sink, key, payload, created) VALUES (?, ?, ?, ?)",
+                (sink, key, _dumps(payload), now),
             )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -133,6 +155,12 @@ class Outbox:
         """Items waiting, per sink."""
         rows = self._db.execute("SELECT sink, COUNT(*) FROM outbox GROUP BY sink").fetchall()
         return {sink: n for sink, n in rows}
+
+    @_locked
+    def oldest(self) -> dict[str, float]:
+        """When the oldest waiting item of each sink was queued (``put``'s ``now``)."""
+        rows = self._db.execute("SELECT sink, MIN(created) FROM outbox GROUP BY sink").fetchall()
+        return {sink: float(t) for sink, t in rows}
 
     @_locked
     def close(self) -> None:

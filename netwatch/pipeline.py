@@ -88,6 +88,7 @@ class PipelineStats:
     packets: int = 0
     wire_bytes: int = 0
     flows_by_reason: dict[str, int] = field(default_factory=dict)
+    active_evaluations: int = 0
 
 
 class Pipeline:
@@ -125,13 +126,9 @@ class Pipeline:
             vendor = camera_vendor or camera_vendor_of(self.signatures)
             path = state_dir / "baseline.sqlite" if state_dir is not None else None
             baseline = Baseline(path, cfg.learning.period_s)
-            self.detector = Detector(
-                cfg, self.enrichers, vendor, on_alert, self.signatures, baseline=baseline
+            self._hook_detector(
+                Detector(cfg, self.enrichers, vendor, on_alert, self.signatures, baseline=baseline)
             )
-            self.inspector.on_camera = self.detector.camera_seen
-            self.inspector.banners = banner_vendor_of(self.signatures)
-            self.inspector.payloads = self.signatures.match_payload
-            self.decoder.l2_hook = self.detector.l2_frame
         self.table = FlowTable(
             flow_settings(cfg),
             self._flow_ended,
@@ -140,6 +137,51 @@ class Pipeline:
             on_sweep=self.decoder.frags.expire,
             uids=uids,
         )
+
+    def reconfigure(self, cfg: Config, signatures: SignatureMatcher | None = None) -> None:
+        """Apply a reloaded config (SIGHUP) and seeds: site networks, inventory, groups,
+        alert settings and GeoIP databases (re-opened, so refreshed files are picked up).
+        Active flows, learned DNS names, devices found by discovery, baselines and alert
+        suppression state are kept. Flow-table limits and timeouts, fragment limits and the
+        DNS cache size keep their start-up values. Raises (and changes nothing) when the new
+        GeoIP databases or seeds cannot be loaded."""
+        geo = geo_backend(cfg)
+        geo.describe()
+        old = self.detector
+        if old is not None:
+            signatures = signatures or SignatureMatcher.load()
+        self.cfg = cfg
+        self.classifier = AddressClassifier(cfg.site.local_nets)
+        self.geo_backend = geo
+        self.enrichers = Enrichers(
+            classifier=self.classifier,
+            geo=CachedGeo(geo, self.classifier),
+            vendors=self.enrichers.vendors,
+            inventory=Inventory(cfg.cameras),
+        )
+        if old is None or signatures is None:
+            return
+        self.signatures = signatures
+        new = Detector(
+            cfg,
+            self.enrichers,
+            camera_vendor_of(signatures),
+            old.router.emit,
+            signatures,
+            baseline=old.baseline,
+        )
+        new.devices.adopt(old.devices)
+        new.router = old.router
+        new.router.suppress_s = cfg.alerts.suppress_s
+        new.errors = old.errors
+        self._hook_detector(new)
+
+    def _hook_detector(self, detector: Detector) -> None:
+        self.detector = detector
+        self.inspector.on_camera = detector.camera_seen
+        self.inspector.banners = banner_vendor_of(self.signatures)
+        self.inspector.payloads = self.signatures.match_payload
+        self.decoder.l2_hook = detector.l2_frame
 
     def warm_up(self) -> None:
         """Load lazily loaded data (GeoIP data set, IEEE registry index) before traffic."""
@@ -155,6 +197,27 @@ class Pipeline:
         self._on_record(record)
         if self.detector is not None:
             self.detector.flow_ended(f, record)
+
+    def evaluate_active(
+        self, now: float, since: float, on_progress: RecordSink | None = None
+    ) -> int:
+        """Check flows still active: those older than ``alerts.evaluate_active_s`` that saw a
+        packet at or after ``since`` get a provisional record (passed to ``on_progress``)
+        and go through the rules; returns how many. Called by the daemon between batches,
+        never per packet; the router keeps a flow from being counted twice."""
+        min_age = self.cfg.alerts.evaluate_active_s
+        n = 0
+        for f in self.table.flows.values():
+            if f.last < since or now - f.first < min_age or f.state == 2:
+                continue
+            record = flow_record(f, self.enrichers)
+            if on_progress is not None:
+                on_progress(record)
+            if self.detector is not None:
+                self.detector.flow_ended(f, record)
+            n += 1
+        self.stats.active_evaluations += n
+        return n
 
     def account(self, ts: float, linktype: int, frame: bytes, wirelen: int) -> None:
         """Decode one frame and account it (and any fragments it releases) to its flow."""

@@ -64,3 +64,19 @@ def test_survives_reopening(tmp_path: Path) -> None:
 def test_rejects_non_json_payload() -> None:
     with pytest.raises(ValueError):
         Outbox(":memory:").put("am", "k", {"x": float("nan")})
+
+
+def test_a_waiting_identity_absorbs_repeats_and_keeps_its_first_record(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+    first = box.put("am", "k1", {"rule": "r", "ts": "t0", "count": 1}, now=100.0)
+    assert box.put("am", "k1", {"rule": "r", "ts": "t1", "count": 3}, now=200.0) == first
+    box.put("am", "k2", {"rule": "r", "ts": "t2"}, now=150.0)
+    box.put("log", "k1", {"rule": "r", "ts": "t0"}, now=300.0)  # another sink: its own item
+    assert box.depth() == {"am": 2, "log": 1}
+    assert box.oldest() == {"am": 100.0, "log": 300.0}
+    items = box.due(1000.0, sink="am")
+    assert items[0].payload == {"rule": "r", "ts": "t0", "count": 4}
+    box.delivered(first)
+    box.put("am", "k1", {"rule": "r", "ts": "t3", "count": 1}, now=400.0)  # after delivery
+    assert [i.payload["ts"] for i in box.due(1000.0, sink="am")] == ["t2", "t3"]
+    box.close()

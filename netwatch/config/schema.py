@@ -116,6 +116,7 @@ class CaptureConfig:
     bpf: str = key(v.string(empty=True), "")
     loop: bool = key(v.boolean, False)
     realtime: bool = key(v.boolean, False)
+    speed: float = key(v.factor, 1.0)
     snaplen: int = key(v.integer(1, 262_144), 65_535)
 
 
@@ -244,9 +245,12 @@ class LearningConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertsConfig:
-    """alerts: how long a repeated alert is suppressed."""
+    """alerts: suppression of repeats, checks of active flows, Alertmanager life cycle."""
 
     suppress_s: float = key(v.seconds, 3600.0)
+    evaluate_active_s: float = key(v.seconds, 60.0)
+    resend_s: float = key(v.seconds, 60.0)
+    resolve_s: float = key(v.seconds, 3600.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

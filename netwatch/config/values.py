@@ -84,6 +84,15 @@ def seconds(node: Node, ctx: Ctx, path: str) -> float:
     return value
 
 
+def factor(node: Node, ctx: Ctx, path: str) -> float:
+    """A positive, finite number (int or float, never a boolean), e.g. a speed-up."""
+    number: int | float = typed(node, ctx, path, ("int", "float"), "a positive number")
+    value = float(number) if abs(number) < 1e300 else math.inf
+    if not (math.isfinite(value) and value > 0):
+        ctx.fail(node, path, f"expected a positive number, got {node.value}")
+    return value
+
+
 def integer(lo: int, hi: int | None = None) -> Conv:
     """An integer in lo..hi (a boolean is not an integer)."""
 

@@ -66,6 +66,13 @@ class Devices:
         self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
         self._max = max_entries
 
+    def adopt(self, other: Devices) -> None:
+        """Take over what ``other`` learnt from discovery and banners (a config reload)."""
+        self._learned.update(other._learned)
+        self._details.update(other._details)
+        self._learned_macs.update(other._learned_macs)
+        self._cache.clear()
+
     @property
     def inventory_size(self) -> int:
         """How many entries the inventory has (0: zero-config)."""

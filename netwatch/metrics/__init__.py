@@ -1,6 +1,7 @@
 """Prometheus metrics: a scrape-time collector over the pipeline's counters, and its server."""
 
-from netwatch.metrics.collector import AlertCounter, CameraTraffic, NetwatchCollector
+from netwatch.metrics.cameras import CameraTraffic, camera_resolver
+from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.metrics.server import MetricsServer, WebConfig, WebConfigError, load_web_config
 
 __all__ = [
@@ -10,5 +11,6 @@ __all__ = [
     "NetwatchCollector",
     "WebConfig",
     "WebConfigError",
+    "camera_resolver",
     "load_web_config",
 ]

@@ -3,11 +3,11 @@
 ``BUILTIN_SINKS`` is the explicit built-in set (a test checks it against the registry);
 ``build_sinks(configs)`` builds one sink per ``sinks[]`` entry and fails with
 :class:`SinkError` (no secret in the text) on an unknown type or an unreadable secret.
-Known limit: the ``syslog`` type of the config schema has no sink yet.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +17,7 @@ from netwatch.sinks.base import Delivery, HttpSink, Secret, Sink, SinkError
 from netwatch.sinks.jsonl import JsonlSink
 from netwatch.sinks.pagerduty import PagerdutySink
 from netwatch.sinks.slack import SlackSink
+from netwatch.sinks.syslog import SyslogSink
 from netwatch.sinks.webhook import WebhookSink
 
 BUILTIN_SINKS: tuple[type[Sink], ...] = (
@@ -25,6 +26,7 @@ BUILTIN_SINKS: tuple[type[Sink], ...] = (
     WebhookSink,
     SlackSink,
     PagerdutySink,
+    SyslogSink,
 )
 
 __all__ = [
@@ -38,23 +40,25 @@ __all__ = [
     "Sink",
     "SinkError",
     "SlackSink",
+    "SyslogSink",
     "WebhookSink",
     "build_sinks",
 ]
 
 
 def build_sinks(configs: Iterable[SinkConfig], **options: Any) -> list[Sink]:
-    """One sink per config entry; ``options`` (``environ`` and, for HTTP sinks, ``http``,
-    ``clock``, ``timeout_s``) are passed to every sink that takes them."""
+    """One sink per config entry; ``options`` (``environ``; for HTTP sinks ``http``,
+    ``clock``, ``timeout_s``; for syslog ``timeout_s``, ``hostname``, ``facility``...) are
+    passed to every sink whose constructor names them."""
     sinks: list[Sink] = []
     for config in configs:
         cls = Sink.registry.get(config.type)
         if cls is None:
             raise SinkError(f"sink {config.name}: type {config.type!r} is not supported yet")
-        kw = (
-            options
-            if issubclass(cls, HttpSink)
-            else {k: v for k, v in options.items() if k == "environ"}
-        )
+        if issubclass(cls, HttpSink):
+            kw = options
+        else:
+            params = inspect.signature(cls).parameters
+            kw = {k: v for k, v in options.items() if k in params and k != "config"}
         sinks.append(cls(config, **kw))
     return sinks

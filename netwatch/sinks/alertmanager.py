@@ -4,19 +4,31 @@ Labels carry the identity (DESIGN.md): ``alertname`` (the rule id), ``severity``
 ``device``, ``device_ip`` and ``peer`` (the peer name seen on the wire, else its address);
 empty values are left out, as Alertmanager treats them as absent. Everything else goes in
 annotations (``summary``, ``evidence`` as compact JSON, the other non-null record fields
-as strings). ``startsAt`` is the alert time and ``endsAt`` ``ends_after_s`` later (default
-one hour, the default suppression window), so an unrepeated alert resolves by itself.
+as strings).
 
-Config read: ``sinks[].urls`` (every Alertmanager of an HA cluster; the batch counts as
-delivered when at least one accepts it). Known limits: no TLS client options; resolved
-alerts are not re-sent.
+Life cycle (as Prometheus does it): the first post comes from the durable outbox, with
+``startsAt`` the alert time and ``endsAt`` four re-send intervals from now. While the
+identity keeps being seen (``note``: emitted or suppressed repeats), :meth:`refresh`
+re-posts it every ``resend_s`` with a new ``endsAt``, so an Alertmanager that restarted
+learns it again; once it has not been seen for ``resolve_s``, one post with ``endsAt`` =
+now resolves it. Re-sends and resolutions are best effort (a failed one is tried at the
+next refresh); if netwatch itself stops, Alertmanager resolves its alerts at their
+``endsAt``.
+
+Config read: ``sinks[].urls`` (every Alertmanager of an HA cluster; a post counts as
+delivered when at least one accepts it), ``alerts.resend_s`` and ``alerts.resolve_s``
+(through :meth:`AlertmanagerSink.lifecycle`). Known limits: no TLS client options; which
+alerts are active is kept in memory (at most ``MAX_ACTIVE``), so after a restart alerts
+delivered before it resolve at their ``endsAt`` unless seen again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +37,8 @@ from netwatch.config.schema import SinkConfig
 from netwatch.sinks.base import Delivery, HttpSink, Record, SinkError
 
 API_PATH = "/api/v2/alerts"
+MAX_ACTIVE = 10_000
+RESENDS_BEFORE_END = 4
 LABEL_KEYS = ("device", "device_ip")
 
 
@@ -53,14 +67,21 @@ def annotations_of(record: Mapping[str, Any]) -> dict[str, str]:
     return notes
 
 
-def am_alert(record: Mapping[str, Any], ends_after_s: float, generator_url: str = "") -> Record:
-    """One postable alert (API v2 ``postableAlert``) from an alert record."""
+def am_alert(
+    record: Mapping[str, Any],
+    ends_after_s: float,
+    generator_url: str = "",
+    *,
+    ends_at: float | None = None,
+) -> Record:
+    """One postable alert (API v2 ``postableAlert``) from an alert record; ``endsAt`` is
+    ``ends_at`` when given, else ``ends_after_s`` after the alert time."""
     starts = datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00")).timestamp()
     alert: Record = {
         "labels": labels_of(record),
         "annotations": annotations_of(record),
         "startsAt": rfc3339(starts),
-        "endsAt": rfc3339(starts + ends_after_s),
+        "endsAt": rfc3339(starts + ends_after_s if ends_at is None else max(ends_at, starts)),
     }
     if generator_url:
         alert["generatorURL"] = generator_url
@@ -72,8 +93,15 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(_compact(dict(labels)).encode()).hexdigest()[:16]
 
 
+@dataclass(slots=True)
+class _Active:
+    record: Record
+    last_seen: float
+    sent_at: float | None = None  # wall time of the last accepted post; None: not yet
+
+
 class AlertmanagerSink(HttpSink):
-    """Posts alert batches to every configured Alertmanager."""
+    """Posts alert batches to every configured Alertmanager and keeps them firing."""
 
     def __init__(
         self,
@@ -89,9 +117,69 @@ class AlertmanagerSink(HttpSink):
         self.urls = tuple(u.rstrip("/") + API_PATH for u in config.urls)
         self.ends_after_s = ends_after_s
         self.generator_url = generator_url
+        self.resend_s = 60.0
+        self.resolve_s = 3600.0
+        self.active: OrderedDict[str, _Active] = OrderedDict()
+        self.resolved = 0
+
+    def lifecycle(self, resend_s: float, resolve_s: float) -> None:
+        """Set the re-send interval and how long an unseen alert stays firing."""
+        self.resend_s = resend_s
+        self.resolve_s = resolve_s
+
+    def note(self, record: Record, now: float) -> None:
+        key = fingerprint(labels_of(record))
+        entry = self.active.get(key)
+        if entry is None:
+            if len(self.active) >= MAX_ACTIVE:
+                self.active.popitem(last=False)
+            self.active[key] = _Active(dict(record), now)
+        else:
+            entry.last_seen = now
+            self.active.move_to_end(key)
 
     def send(self, payloads: Sequence[Record]) -> Delivery:
-        body = [am_alert(r, self.ends_after_s, self.generator_url) for r in payloads]
+        now = self._clock()
+        ends = now + RESENDS_BEFORE_END * self.resend_s
+        result = self._post([self._alert(r, ends) for r in payloads])
+        if result.ok:
+            for record in payloads:
+                key = fingerprint(labels_of(record))
+                entry = self.active.get(key)
+                if entry is None:  # queued before a restart: active from now on
+                    entry = self.active[key] = _Active(dict(record), now)
+                entry.sent_at = now
+        return result
+
+    def refresh(self, now: float) -> int:
+        """Re-send firing alerts every ``resend_s``; resolve those unseen for ``resolve_s``."""
+        due = [
+            (k, e)
+            for k, e in self.active.items()
+            if e.sent_at is not None
+            and (now - e.last_seen >= self.resolve_s or now - e.sent_at >= self.resend_s)
+        ]
+        if not due:
+            return 0
+        ends = now + RESENDS_BEFORE_END * self.resend_s
+        body = [
+            self._alert(e.record, now if now - e.last_seen >= self.resolve_s else ends)
+            for _, e in due
+        ]
+        if not self._post(body).ok:
+            return 0
+        for key, entry in due:
+            if now - entry.last_seen >= self.resolve_s:
+                del self.active[key]
+                self.resolved += 1
+            else:
+                entry.sent_at = now
+        return len(due)
+
+    def _alert(self, record: Mapping[str, Any], ends_at: float) -> Record:
+        return am_alert(record, self.ends_after_s, self.generator_url, ends_at=ends_at)
+
+    def _post(self, body: list[Record]) -> Delivery:
         data = json.dumps(body, separators=(",", ":")).encode()
         results = [self.post_json(url, data) for url in self.urls]
         if any(r.ok for r in results):

@@ -192,6 +192,14 @@ class Sink:
         """Deliver a batch of alert records (at most ``max_batch``)."""
         raise NotImplementedError
 
+    def note(self, record: Record, now: float) -> None:
+        """An accepted alert was emitted or seen again at wall time ``now`` (for sinks that
+        keep alerts firing, such as Alertmanager's); nothing by default."""
+
+    def refresh(self, now: float) -> int:
+        """Periodic work (re-send firing alerts, resolve quiet ones); returns requests made."""
+        return 0
+
     def close(self) -> None:
         """Release files or sockets."""
 

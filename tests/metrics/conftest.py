@@ -13,12 +13,8 @@ from prometheus_client import CollectorRegistry
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import GeoInfo, GeoSourceInfo
-from netwatch.metrics.collector import (
-    AlertCounter,
-    CameraTraffic,
-    NetwatchCollector,
-    camera_resolver,
-)
+from netwatch.metrics.cameras import CameraTraffic, camera_resolver
+from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.pipeline import Pipeline
 from netwatch.testing import pcapgen as g
 

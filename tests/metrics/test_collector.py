@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
-from netwatch.metrics.collector import CameraTraffic, NetwatchCollector
+from netwatch.metrics.collector import NetwatchCollector
 from netwatch.pipeline import Pipeline
 from tests.metrics.conftest import Run
 
@@ -53,55 +52,6 @@ def test_camera_traffic_from_flow_records(run: Run) -> None:
     assert value(run, flows, camera="lobby-1", country="unknown") == 1  # the LAN peer
     text = generate_latest(run.registry).decode()
     assert "10.20.0.50" not in text and "89.160.20.112" not in text  # no peer IPs
-
-
-def test_caps_put_the_rest_under_other(tmp_path: Path) -> None:
-    pipe = Pipeline(Config.default(), lambda rec: None, geo=NullGeo())
-    traffic = CameraTraffic(max_cameras=2, max_countries=2)
-    registry = CollectorRegistry()
-    registry.register(NetwatchCollector(pipe, traffic=traffic))
-    for i in range(5):
-        for cc in ("SE", "CN", "US", None):
-            traffic.add(
-                f"10.0.0.{i}",
-                "default",
-                sent_bytes=10,
-                received_bytes=1,
-                sent_packets=2,
-                received_packets=1,
-                peer_country=cc,
-            )
-    samples = [
-        s
-        for fam in registry.collect()
-        if fam.name == "netwatch_camera_sent_bytes"
-        for s in fam.samples
-    ]
-    assert {s.labels["camera"]: s.value for s in samples} == {
-        "10.0.0.0": 40,
-        "10.0.0.1": 40,
-        "other": 120,
-    }
-    flows = "netwatch_camera_peer_country_flows_total"
-    got = {
-        (s.labels["camera"], s.labels["country"]): s.value
-        for fam in registry.collect()
-        if fam.name == "netwatch_camera_peer_country_flows"
-        for s in fam.samples
-    }
-    assert got[("10.0.0.0", "SE")] == 1 and got[("10.0.0.0", "other")] == 2
-    assert got[("other", "SE")] == 3 and got[("other", "other")] == 6 and len(got) == 9
-    assert registry.get_sample_value(flows, {"camera": "10.0.0.0", "country": "US"}) is None
-    overflow = "netwatch_label_overflow_total"
-    assert registry.get_sample_value(overflow, {"metric": flows}) == 2 * 2 + 6
-    assert (
-        registry.get_sample_value(overflow, {"metric": "netwatch_camera_sent_bytes_total"}) == 3 * 4
-    )
-    # no detector, no alert hook, no GeoIP date: the families are there, without samples
-    assert registry.get_sample_value("netwatch_alerts_suppressed_total") == 0
-    text = generate_latest(registry).decode()
-    assert "# TYPE netwatch_alerts_total counter" in text
-    assert registry.get_sample_value("netwatch_geoip_database_build_timestamp_seconds") is None
 
 
 def test_scrape_duration_uses_the_injected_clock() -> None:

@@ -7,9 +7,23 @@ from netwatch.sinks.alertmanager import AlertmanagerSink
 from tests.sinks.conftest import make_alert
 from tests.sinks.httpstub import Stub, serve
 
+NOW = 1_767_229_200.0  # 2026-01-01T01:00:00Z, an hour after make_alert's time
 
-def _sink(*urls: str) -> AlertmanagerSink:
-    return AlertmanagerSink(SinkConfig(name="am", type="alertmanager", urls=urls), timeout_s=2)
+
+class Clock:
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _sink(*urls: str, clock: Clock | None = None) -> AlertmanagerSink:
+    return AlertmanagerSink(
+        SinkConfig(name="am", type="alertmanager", urls=urls),
+        timeout_s=2,
+        clock=clock or Clock(),
+    )
 
 
 def test_posts_array_with_identity_labels(stub: Stub) -> None:
@@ -38,7 +52,7 @@ def test_posts_array_with_identity_labels(stub: Stub) -> None:
     assert first["annotations"]["peer_ip"] == "47.1.2.3"
     assert "device_mac" not in first["annotations"]  # null fields left out
     assert first["startsAt"] == "2026-01-01T00:00:00.000000Z"
-    assert first["endsAt"] == "2026-01-01T01:00:00.000000Z"
+    assert first["endsAt"] == "2026-01-01T01:04:00.000000Z"  # four re-send intervals on
     assert body[1]["labels"]["peer"] == "47.1.2.3"  # no name seen: the address
 
 
@@ -72,3 +86,41 @@ def test_bad_request_is_permanent() -> None:
     with serve(default=400) as a:
         result = _sink(a.url).send([make_alert().record()])
     assert not result.ok and result.permanent
+
+
+def test_keeps_firing_while_seen_then_resolves(stub: Stub) -> None:
+    clock = Clock()
+    sink = _sink(stub.url, clock=clock)
+    sink.lifecycle(resend_s=60, resolve_s=300)
+    record = make_alert().record()
+    sink.note(record, clock.now)
+    assert sink.refresh(clock.now) == 0  # not delivered yet: nothing to keep alive
+    assert sink.send([record]).ok
+    clock.now += 30
+    assert sink.refresh(clock.now) == 0  # inside the re-send interval
+    clock.now += 40
+    sink.note(record, clock.now)  # seen again (a suppressed repeat)
+    assert sink.refresh(clock.now) == 1
+    resent = stub.requests[-1].json()[0]
+    assert resent["endsAt"] == "2026-01-01T01:05:10.000000Z"
+    assert resent["startsAt"] == "2026-01-01T00:00:00.000000Z"  # the first sighting stays
+    clock.now += 300  # quiet for resolve_s
+    assert sink.refresh(clock.now) == 1
+    resolved = stub.requests[-1].json()[0]
+    assert resolved["endsAt"] == "2026-01-01T01:06:10.000000Z" and sink.resolved == 1
+    assert sink.active == {} and sink.refresh(clock.now + 600) == 0
+    assert len(stub.requests) == 3
+
+
+def test_a_failed_resend_is_tried_at_the_next_refresh() -> None:
+    clock = Clock()
+    with serve() as stub:
+        sink = _sink(stub.url, clock=clock)
+        sink.lifecycle(resend_s=60, resolve_s=3600)
+        assert sink.send([make_alert().record()]).ok
+    clock.now += 61
+    assert sink.refresh(clock.now) == 0  # the server is gone
+    with serve() as again:
+        sink.urls = (again.url + "/api/v2/alerts",)
+        assert sink.refresh(clock.now) == 1
+        assert again.requests[0].json()[0]["labels"]["alertname"] == "cloud_registration"

@@ -20,7 +20,14 @@ SECRET_URL_PATH = "/hooks/T000/B000/s3cr3t-token"
 
 def test_registry_is_the_builtin_set() -> None:
     assert Sink.registry == {cls.name_: cls for cls in BUILTIN_SINKS}
-    assert set(Sink.registry) == {"jsonl", "alertmanager", "webhook", "slack", "pagerduty"}
+    assert set(Sink.registry) == {
+        "jsonl",
+        "alertmanager",
+        "webhook",
+        "slack",
+        "pagerduty",
+        "syslog",
+    }
 
 
 def test_duplicate_sink_name_fails_loudly() -> None:
@@ -74,9 +81,9 @@ def test_missing_secret_fails_without_value(tmp_path: Path) -> None:
         build_sinks([missing])
 
 
-def test_syslog_is_not_built_yet() -> None:
+def test_a_sink_missing_its_address_is_refused() -> None:
     cfg = SinkConfig(name="sys", type="syslog")
-    with pytest.raises(SinkError, match="not supported"):
+    with pytest.raises(SinkError, match="address is required"):
         build_sinks([cfg])
 
 

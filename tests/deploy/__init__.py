@@ -1,0 +1,1 @@
+"""Checks of the deployment artefacts: Grafana dashboards, Prometheus rules and example configs."""
