@@ -124,6 +124,7 @@ class Daemon:
         self._pump_thread = threading.Thread(target=self._pump_loop, name="delivery", daemon=True)
         self._last_eval: float | None = None
         self._last_status = 0.0
+        self.drain_s = DRAIN_S
 
     # ------------------------------------------------------------------ wiring
 
@@ -273,7 +274,7 @@ class Daemon:
     # ------------------------------------------------------------------ shutdown
 
     def shutdown(self) -> None:
-        """End every flow, deliver within DRAIN_S, keep the rest in the outbox."""
+        """End every flow, deliver within ``drain_s``, keep the rest in the outbox."""
         self.notify.send("STOPPING=1")
         self.stop.set()
         self.pipeline.finish()
@@ -282,7 +283,7 @@ class Daemon:
                 writer.close()
         if self._pump_thread.is_alive():
             self._pump_thread.join()
-        deadline = time.monotonic() + DRAIN_S
+        deadline = time.monotonic() + self.drain_s
         while time.monotonic() < deadline and any(self.deliverer.outbox.depth().values()):
             if not self.deliverer.pump():
                 time.sleep(0.2)

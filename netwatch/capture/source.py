@@ -97,7 +97,7 @@ class FileSource:
                             while (left := due - self._clock()) > 0:
                                 if stop.wait(min(left, self.max_wait_s)):
                                     return
-                                yield batch
+                                yield []
                     batch.append(pkt)
                     self.packets += 1
                     if len(batch) >= self.max_batch:

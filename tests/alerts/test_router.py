@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from netwatch.alerts.model import Alert, Severity
 from netwatch.alerts.router import AlertRouter
 
@@ -45,3 +47,16 @@ def test_state_is_bounded() -> None:
     for i in range(100):
         router.submit(alert(i, f"p{i}.example"))
     assert len(router) == 10 and router.dropped_identities == 90 and router.emitted == 100
+
+
+def test_repeats_from_the_same_flow_count_once_and_are_announced() -> None:
+    out: list[int] = []
+    repeats: list[str | None] = []
+    router = AlertRouter(lambda a, n: out.append(n), suppress_s=100)
+    router.on_repeat = lambda a: repeats.append(a.flow_uid)
+    for ts, uid in ((0, "C1"), (10, "C1"), (20, "C1"), (30, "C2"), (40, "C2"), (50, None)):
+        router.submit(dataclasses.replace(alert(ts), flow_uid=uid))
+    assert router.suppressed == 2  # C2 once, the uid-less one once; C1's re-checks not
+    assert repeats == ["C1", "C1", "C2", "C2", None]
+    router.submit(alert(150))
+    assert out == [1, 3]

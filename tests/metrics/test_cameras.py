@@ -14,7 +14,9 @@ def resolve(ip: str, mac: str | None) -> tuple[str, str] | None:
     return (ip, "lobby") if ip.startswith("10.0.0.") else None
 
 
-def rec(uid: str, cam: str, peer: str, sent: int, *, cc: str | None = "SE", asn: int | None = 1):
+def rec(
+    uid: str, cam: str, peer: str, sent: int, *, cc: str | None = "SE", asn: int | None = 1
+) -> dict[str, Any]:
     return {
         "uid": uid,
         "id.orig_h": cam,

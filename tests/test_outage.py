@@ -1,0 +1,95 @@
+"""A receiver outage across daemon restarts: every alert identity arrives exactly once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from netwatch.config import Config
+from netwatch.daemon import Daemon
+from netwatch.outbox import Outbox
+from tests.test_daemon import DEMO, free_port
+
+BENIGN = DEMO.parents[1] / "scenarios" / "benign-site.pcap"
+
+
+@contextmanager
+def receiver(port: int) -> Iterator[list[dict[str, Any]]]:
+    """A webhook receiver on a fixed loopback port, recording every alert it accepts."""
+    got: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.extend(json.loads(body)["alerts"])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield got
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def run_once(tmp: Path, capture: Path, url_file: Path, drain_s: float) -> Daemon:
+    path = tmp / "netwatch.yaml"
+    path.write_text(
+        f"capture: {{files: [{capture}]}}\n"
+        f"metrics: {{listen: '127.0.0.1:{free_port()}'}}\n"
+        f"state_dir: {tmp / 'state'}\n"
+        "geoip: {builtin: false}\n"
+        f"sinks:\n  - {{name: hook, type: webhook, url_file: {url_file}}}\n"
+    )
+    daemon = Daemon(Config.load(path), path)
+    daemon.drain_s = drain_s
+    assert daemon.run() == 0
+    return daemon
+
+
+def depth(tmp: Path) -> dict[str, int]:
+    box = Outbox(tmp / "state" / "outbox.sqlite")
+    try:
+        return box.depth()
+    finally:
+        box.close()
+
+
+def test_outage_and_restarts_deliver_each_identity_once(tmp_path: Path) -> None:
+    port = free_port()
+    url_file = tmp_path / "hook-url"
+    url_file.write_text(f"http://127.0.0.1:{port}/alerts\n")
+
+    # the receiver is down: the first run queues its alerts and keeps them at exit
+    first = run_once(tmp_path, DEMO, url_file, drain_s=0.5)
+    emitted = first.alerts.counts
+    identities = sum(emitted.values())
+    assert identities == 15 and depth(tmp_path) == {"hook": identities}
+
+    # a restart that sees the same alerts again, still down: the queue does not grow
+    run_once(tmp_path, DEMO, url_file, drain_s=0.5)
+    assert depth(tmp_path) == {"hook": identities}
+
+    # the receiver is back; a third start (a capture without alerts) drains the outbox
+    with receiver(port) as got:
+        third = run_once(tmp_path, BENIGN, url_file, drain_s=10)
+    assert third.alerts.counts == {}
+    assert depth(tmp_path) == {}
+    per_identity = Counter(
+        (a["labels"]["alertname"], a["labels"]["device"], a["labels"].get("peer")) for a in got
+    )
+    assert len(per_identity) == identities and set(per_identity.values()) == {1}
+    assert {a["annotations"]["count"] for a in got} == {"2"}  # seen in both runs

@@ -1,0 +1,70 @@
+"""Pipeline pieces the daemon drives: checks of active flows and reconfiguration (SIGHUP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from netwatch.alerts.model import Alert
+from netwatch.capture.files import open_capture
+from netwatch.config import Config
+from netwatch.pipeline import Pipeline
+
+UPLOAD = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "camera-upload.pcap"
+
+
+def packets() -> list[tuple[float, int, int, bytes]]:
+    with open_capture(UPLOAD) as cap:
+        return list(cap.packets())
+
+
+def pipeline(yaml: str, alerts: list[tuple[Alert, int]], records: list[dict[str, Any]]) -> Pipeline:
+    cfg = Config.from_yaml(yaml or "{}", file="test.yaml")
+    return Pipeline(cfg, records.append, on_alert=lambda a, n: alerts.append((a, n)), geo=None)
+
+
+def test_an_active_upload_is_reported_while_it_lasts() -> None:
+    alerts: list[tuple[Alert, int]] = []
+    records: list[dict[str, Any]] = []
+    progress: list[dict[str, Any]] = []
+    pipe = pipeline("alerts: {evaluate_active_s: 10}\ngeoip: {builtin: false}\n", alerts, records)
+    pkts = packets()
+    first = pkts[0][0]
+    half = [p for p in pkts if p[0] - first < 30]
+    pipe.run(half)
+    now = half[-1][0]
+    assert pipe.evaluate_active(now, first, progress.append) >= 1
+    assert records == []  # nothing ended yet
+    assert {a.rule for a, _ in alerts} >= {"outbound_stream", "unexpected_egress"}
+    assert progress and progress[0]["orig_ip_bytes"] > 0
+    # checked again without new packets since: nothing to do
+    assert pipe.evaluate_active(now + 20, now + 1, progress.append) == 0
+    # at the end the same flow's alerts are repeats, not new alerts or extra counts
+    before = len(alerts)
+    pipe.run([p for p in pkts if p[0] - first >= 30])
+    pipe.finish()
+    assert len(alerts) == before and len(records) == 1
+    assert pipe.detector is not None and pipe.detector.router.suppressed == 0
+
+
+def test_reconfigure_keeps_flows_and_applies_the_new_inventory() -> None:
+    alerts: list[tuple[Alert, int]] = []
+    records: list[dict[str, Any]] = []
+    pipe = pipeline("geoip: {builtin: false}\n", alerts, records)
+    pkts = packets()
+    pipe.run(pkts[:100])
+    active = len(pipe.table)
+    assert active >= 1
+    new = Config.from_yaml(
+        "geoip: {builtin: false}\n"
+        "cameras: [{name: yard-cam, ip: 10.20.0.13, group: yard}]\n"
+        "groups: {yard: {allow_nets: [216.160.83.0/24]}}\n",
+        file="reloaded.yaml",
+    )
+    pipe.reconfigure(new)
+    assert len(pipe.table) == active and pipe.cfg is new
+    pipe.run(pkts[100:])
+    pipe.finish()
+    (record,) = records
+    assert record["orig_device"] == "yard-cam"
+    assert alerts == []  # the yard group allows that network: no egress or stream alert
