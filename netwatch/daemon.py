@@ -35,6 +35,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -45,6 +46,7 @@ from netwatch.alerts.model import Alert
 from netwatch.capture.source import END_OF_PASS, FileSource
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
+from netwatch.enrich.geo import age_warning
 from netwatch.logs import alert_fields, configure_logging, remove_logging
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
@@ -181,6 +183,13 @@ class Daemon:
             extra={"fields": {"listen": f"{self.cfg.metrics.listen.host}:{self.metrics.port}"}},
         )
         self.pipeline.warm_up()
+        warning = age_warning(
+            self.pipeline.geo_backend.describe(),
+            datetime.fromtimestamp(self.clock(), UTC).date(),
+            self.cfg.geoip.max_age_days,
+        )
+        if warning:
+            log.warning("%s", warning)
         self._pump_thread.start()
         self.notify.send("READY=1", "STATUS=capturing")
         try:
