@@ -88,7 +88,7 @@ class Deliverer:
         now = self._clock()
         for sink in self.sinks.values():
             if sink.accepts(record, group):
-                sink.note(record, now)
+                sink.note(record, now, queued=False)
 
     def pump(self, now: float | None = None, budget: int = 100) -> int:
         """Try up to ``budget`` due items per sink; returns how many were delivered."""

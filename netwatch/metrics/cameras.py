@@ -38,6 +38,11 @@ UNKNOWN = "unknown"
 DEFAULT_MAX_CAMERAS = 500
 DEFAULT_MAX_COUNTRIES = 10
 DEFAULT_MAX_ASNS = 10
+CAPPED_METRICS = (
+    "netwatch_camera_sent_bytes_total",
+    "netwatch_camera_peer_country_flows_total",
+    "netwatch_camera_peer_asn_flows_total",
+)
 _MAX_PENDING = 1_000_000  # flows with a partial count held at once (bounded by max_flows)
 
 CameraOf = Callable[[str, str | None], tuple[str, str] | None]
@@ -260,9 +265,10 @@ def camera_families(traffic: CameraTraffic | None) -> Iterator[Metric]:
         ["camera", "asn", "org"],
         list(snap.asns.items()),
     )
+    capped = dict.fromkeys(CAPPED_METRICS, 0) | snap.overflow  # known series start at 0
     yield _counter(
         "netwatch_label_overflow",
         "Samples counted under an 'other' label value because a label cap was reached.",
         ["metric"],
-        [((k,), v) for k, v in snap.overflow.items()],
+        [((k,), v) for k, v in capped.items()],
     )

@@ -98,6 +98,7 @@ class _Active:
     record: Record
     last_seen: float
     sent_at: float | None = None  # wall time of the last accepted post; None: not yet
+    repost: bool = False  # not in the outbox: refresh posts it
 
 
 class AlertmanagerSink(HttpSink):
@@ -127,13 +128,15 @@ class AlertmanagerSink(HttpSink):
         self.resend_s = resend_s
         self.resolve_s = resolve_s
 
-    def note(self, record: Record, now: float) -> None:
+    def note(self, record: Record, now: float, *, queued: bool = True) -> None:
         key = fingerprint(labels_of(record))
         entry = self.active.get(key)
         if entry is None:
             if len(self.active) >= MAX_ACTIVE:
                 self.active.popitem(last=False)
-            self.active[key] = _Active(dict(record), now)
+            # a repeat of an identity already resolved (or forgotten) is not in the outbox:
+            # refresh posts it again, firing from this sighting
+            self.active[key] = _Active(dict(record), now, repost=not queued)
         else:
             entry.last_seen = now
             self.active.move_to_end(key)
@@ -149,6 +152,7 @@ class AlertmanagerSink(HttpSink):
                 if entry is None:  # queued before a restart: active from now on
                     entry = self.active[key] = _Active(dict(record), now)
                 entry.sent_at = now
+                entry.repost = False
         return result
 
     def refresh(self, now: float) -> int:
@@ -156,8 +160,11 @@ class AlertmanagerSink(HttpSink):
         due = [
             (k, e)
             for k, e in self.active.items()
-            if e.sent_at is not None
-            and (now - e.last_seen >= self.resolve_s or now - e.sent_at >= self.resend_s)
+            if e.repost
+            or (
+                e.sent_at is not None
+                and (now - e.last_seen >= self.resolve_s or now - e.sent_at >= self.resend_s)
+            )
         ]
         if not due:
             return 0
@@ -174,6 +181,7 @@ class AlertmanagerSink(HttpSink):
                 self.resolved += 1
             else:
                 entry.sent_at = now
+                entry.repost = False
         return len(due)
 
     def _alert(self, record: Mapping[str, Any], ends_at: float) -> Record:

@@ -192,9 +192,10 @@ class Sink:
         """Deliver a batch of alert records (at most ``max_batch``)."""
         raise NotImplementedError
 
-    def note(self, record: Record, now: float) -> None:
-        """An accepted alert was emitted or seen again at wall time ``now`` (for sinks that
-        keep alerts firing, such as Alertmanager's); nothing by default."""
+    def note(self, record: Record, now: float, *, queued: bool = True) -> None:
+        """An accepted alert was emitted (``queued``: it is in the outbox for this sink) or
+        seen again (a suppressed repeat) at wall time ``now``. For sinks that keep alerts
+        firing, such as Alertmanager's; nothing by default."""
 
     def refresh(self, now: float) -> int:
         """Periodic work (re-send firing alerts, resolve quiet ones); returns requests made."""

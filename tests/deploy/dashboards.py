@@ -70,7 +70,7 @@ def _is_prometheus(datasource: Any) -> bool:
     if datasource is None:
         return True  # inherits the dashboard's (Prometheus) data source
     if isinstance(datasource, dict):
-        return datasource.get("type", "prometheus") == "prometheus"
+        return bool(datasource.get("type", "prometheus") == "prometheus")
     return True  # a name or a ${variable}
 
 

@@ -94,4 +94,4 @@ CAMERA_RULE_IDS: frozenset[str] = frozenset(
         "capture_loss",
     }
 )
-"""The ``rule`` label values of ``netwatch_alerts_total`` (also the pushed alerts' ``alertname``)."""
+"""The ``rule`` values of ``netwatch_alerts_total``; also the pushed alerts' ``alertname``."""

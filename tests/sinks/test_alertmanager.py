@@ -124,3 +124,22 @@ def test_a_failed_resend_is_tried_at_the_next_refresh() -> None:
         sink.urls = (again.url + "/api/v2/alerts",)
         assert sink.refresh(clock.now) == 1
         assert again.requests[0].json()[0]["labels"]["alertname"] == "cloud_registration"
+
+
+def test_an_identity_seen_again_after_it_resolved_fires_again(stub: Stub) -> None:
+    clock = Clock()
+    sink = _sink(stub.url, clock=clock)
+    sink.lifecycle(resend_s=60, resolve_s=300)
+    record = make_alert().record()
+    sink.note(record, clock.now)
+    assert sink.send([record]).ok
+    clock.now += 301
+    assert sink.refresh(clock.now) == 1 and sink.active == {}  # resolved
+    clock.now += 10
+    repeat = make_alert(ts=clock.now).record()
+    sink.note(repeat, clock.now, queued=False)  # a suppressed repeat: not in the outbox
+    assert sink.refresh(clock.now) == 1
+    again = stub.requests[-1].json()[0]
+    assert again["startsAt"] == "2026-01-01T01:05:11.000000Z"
+    assert again["endsAt"] == "2026-01-01T01:09:11.000000Z"  # firing again
+    assert sink.refresh(clock.now + 1) == 0  # and then kept like any other
