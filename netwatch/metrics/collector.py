@@ -159,9 +159,7 @@ class NetwatchCollector(Collector):
             "netwatch_rule_errors",
             "Rule failures (isolated, counted), by rule.",
             ["rule"],
-            _by_label(
-                {r.id: 0 for r in det.rules} | det.errors.counts if det is not None else {}
-            ),
+            _by_label({r.id: 0 for r in det.rules} | det.errors.counts if det is not None else {}),
         )
 
     def _geo(self) -> Iterator[Metric]:
