@@ -162,6 +162,7 @@ class Daemon:
         alert_log.warning("%s", alert.one_line(), extra={"fields": alert_fields(record)})
         if self.alert_log is not None:
             self.alert_log.write(record)
+        self.traffic.alert(alert.device, alert.rule)
         self.deliverer.enqueue(alert, count, self._group_of(alert))
 
     def _repeat(self, alert: Alert) -> None:

@@ -2,7 +2,8 @@
 
 :class:`CameraTraffic` is fed flow records: :meth:`~CameraTraffic.progress` with the
 provisional record of a flow still active (the daemon's periodic check, so a long upload
-shows while it lasts) and :meth:`~CameraTraffic.record` with the final record at flow end.
+shows while it lasts) and :meth:`~CameraTraffic.record` with the final record at flow end;
+:meth:`~CameraTraffic.alert` with each emitted alert (``netwatch_camera_alerts_total``).
 Only what was not yet counted for that flow is added, so every byte counts once. Bytes are
 IP bytes (``orig_ip_bytes``/``resp_ip_bytes``: headers included, wire length); packets are
 ``orig_pkts``/``resp_pkts``. A flow counts once in the per-country and per-ASN flow
@@ -25,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -76,6 +77,7 @@ class Snapshot:
     countries: dict[tuple[str, str], tuple[int, int]]  # (camera, cc) -> (flows, sent bytes)
     asns: dict[tuple[str, str, str], int]  # (camera, asn, org) -> flows
     overflow: dict[str, int]
+    alerts: dict[tuple[str, str], int] = field(default_factory=dict)  # (camera, rule)
 
 
 def camera_resolver(pipeline: Pipeline) -> CameraOf:
@@ -131,6 +133,7 @@ class CameraTraffic:
         self._asns: dict[str, dict[tuple[str, str], int]] = {}  # camera -> (asn, org) -> flows
         self._cameras: set[str] = set()
         self._counted: dict[tuple[str, bool], Counts] = {}  # (flow uid, orig side) -> so far
+        self._alerts: dict[tuple[str, str], int] = {}  # (camera, rule) -> alerts
         self.overflow: dict[str, int] = {}
 
     def progress(self, rec: Mapping[str, Any]) -> None:
@@ -194,6 +197,17 @@ class CameraTraffic:
             self._overflowed("netwatch_camera_peer_asn_flows_total")
         asns[key] = asns.get(key, 0) + 1
 
+    def alert(self, camera: str, rule: str) -> None:
+        """Count one emitted alert of a camera (``camera`` is the alert's device name)."""
+        with self._lock:
+            if camera not in self._cameras:
+                if len(self._cameras) < self.max_cameras:
+                    self._cameras.add(camera)
+                else:
+                    camera = OTHER
+                    self._overflowed("netwatch_camera_sent_bytes_total")
+            self._alerts[(camera, rule)] = self._alerts.get((camera, rule), 0) + 1
+
     def _overflowed(self, metric: str) -> None:
         self.overflow[metric] = self.overflow.get(metric, 0) + 1
 
@@ -209,6 +223,7 @@ class CameraTraffic:
                 },
                 {(c, a, o): n for c, per in self._asns.items() for (a, o), n in per.items()},
                 dict(self.overflow),
+                dict(self._alerts),
             )
 
 
@@ -247,6 +262,12 @@ def camera_families(traffic: CameraTraffic | None) -> Iterator[Metric]:
     for group, n in sorted(per_group.items()):
         cameras.add_metric([group], n)
     yield cameras
+    yield _counter(
+        "netwatch_camera_alerts",
+        "Alerts emitted (after de-duplication) about each camera, by rule.",
+        ["camera", "rule"],
+        list(snap.alerts.items()),
+    )
     yield _counter(
         "netwatch_camera_peer_country_flows",
         "Flows of each camera by the peer's GeoIP country (capped per camera).",

@@ -34,6 +34,7 @@ METRIC_LABELS: Mapping[str, frozenset[str]] = MappingProxyType(
         "netwatch_camera_peer_country_flows_total": frozenset({"camera", "country"}),
         "netwatch_camera_peer_country_sent_bytes_total": frozenset({"camera", "country"}),
         "netwatch_camera_peer_asn_flows_total": frozenset({"camera", "asn", "org"}),
+        "netwatch_camera_alerts_total": frozenset({"camera", "rule"}),
         "netwatch_label_overflow_total": frozenset({"metric"}),
         "netwatch_capture_received_packets_total": frozenset({"interface"}),
         "netwatch_capture_dropped_packets_total": frozenset({"interface", "stage"}),

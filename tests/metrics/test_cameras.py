@@ -109,3 +109,14 @@ def test_without_a_resolver_nothing_is_counted() -> None:
     traffic = CameraTraffic(None)
     traffic.record(rec("C1", "10.0.0.1", "8.8.8.8", 1000))
     assert traffic.snapshot().traffic == {}
+
+
+def test_alerts_are_counted_per_camera_and_rule_under_the_camera_cap() -> None:
+    traffic = CameraTraffic(resolve, max_cameras=1)
+    reg = registry_of(traffic)
+    traffic.alert("lobby-1", "cloud_registration")
+    traffic.alert("lobby-1", "cloud_registration")
+    traffic.alert("yard-2", "rogue_dns")  # over the cap
+    name = "netwatch_camera_alerts_total"
+    assert reg.get_sample_value(name, {"camera": "lobby-1", "rule": "cloud_registration"}) == 2
+    assert reg.get_sample_value(name, {"camera": "other", "rule": "rogue_dns"}) == 1
