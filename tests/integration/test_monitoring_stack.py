@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -281,6 +282,20 @@ def test_prometheus_scrapes_netwatch(stack: Stack) -> None:
         return True if up and build else None
 
     assert poll(scraped, 20.0), f"netwatch is not scraped\n{stack.logs()}"
+
+
+def test_the_daemon_scrape_passes_promtool_check_metrics(stack: Stack) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not on PATH (Debian: apt-get install prometheus)")
+    status, body = http_get(f"http://{LOOPBACK}:{stack.netwatch.port}/metrics")
+    assert status == 200
+    for family in ("netwatch_outbox_depth", "netwatch_config_last_reload_successful"):
+        assert family.encode() in body  # the daemon's own families are in this scrape
+    done = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, check=False
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
 
 
 def allowed_empty(expr: str) -> str | None:
