@@ -145,8 +145,12 @@ class Pipeline:
         suppression state are kept. Flow-table limits and timeouts, fragment limits and the
         DNS cache size keep their start-up values. Raises (and changes nothing) when the new
         GeoIP databases or seeds cannot be loaded."""
-        geo = geo_backend(cfg)
-        geo.describe()
+        g = cfg.geoip
+        if g == self.cfg.geoip and not (g.country_db or g.asn_db or g.city_db):
+            geo = self.geo_backend  # the built-in data set cannot change: keep it loaded
+        else:
+            geo = geo_backend(cfg)  # database files are re-opened (refreshed files)
+            geo.describe()
         old = self.detector
         if old is not None:
             signatures = signatures or SignatureMatcher.load()

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from netwatch.alerts.model import Alert
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
+from netwatch.enrich.geo import GeoDatabaseError
 from netwatch.pipeline import Pipeline
 
 UPLOAD = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "camera-upload.pcap"
@@ -68,3 +71,27 @@ def test_reconfigure_keeps_flows_and_applies_the_new_inventory() -> None:
     (record,) = records
     assert record["orig_device"] == "yard-cam"
     assert alerts == []  # the yard group allows that network: no egress or stream alert
+
+
+def test_reconfigure_reopens_database_files_and_keeps_the_builtin_set(
+    maxmind_dir: Path,
+) -> None:
+    pipe = pipeline("", [], [])  # built-in GeoIP data
+    builtin = pipe.geo_backend
+    pipe.reconfigure(Config.from_yaml("alerts: {suppress_s: 60}\n", file="same-geoip.yaml"))
+    assert pipe.geo_backend is builtin  # not loaded a second time
+    db = maxmind_dir / "GeoIP2-Country-Test.mmdb"
+    pipe.reconfigure(
+        Config.from_yaml(f"geoip: {{country_db: {db}, builtin: false}}\n", file="mmdb.yaml")
+    )
+    assert pipe.geo_backend is not builtin
+    assert pipe.enrichers.geo.lookup(bytes([81, 2, 69, 160])).cc == "GB"
+
+
+def test_a_broken_database_changes_nothing(maxmind_dir: Path) -> None:
+    pipe = pipeline("geoip: {builtin: false}\n", [], [])
+    before = (pipe.cfg, pipe.geo_backend, pipe.detector)
+    broken = maxmind_dir / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
+    with pytest.raises(GeoDatabaseError):
+        pipe.reconfigure(Config.from_yaml(f"geoip: {{city_db: {broken}}}\n", file="b.yaml"))
+    assert (pipe.cfg, pipe.geo_backend, pipe.detector) == before
