@@ -227,9 +227,10 @@ class CameraTraffic:
             )
 
 
-def _counter(
+def counter_family(
     name: str, doc: str, labels: Iterable[str], samples: Iterable[tuple[tuple[str, ...], float]]
 ) -> CounterMetricFamily:
+    """A counter family with one sample per (label values, value), in label order."""
     fam = CounterMetricFamily(name, doc, labels=list(labels))
     for values, value in sorted(samples):
         fam.add_metric(list(values), value)
@@ -247,7 +248,7 @@ def camera_families(traffic: CameraTraffic | None) -> Iterator[Metric]:
             ("netwatch_camera_received_packets", "Packets cameras received."),
         )
     ):
-        yield _counter(
+        yield counter_family(
             name,
             doc + " Counted while flows are active and at their end.",
             ["camera", "group"],
@@ -262,32 +263,32 @@ def camera_families(traffic: CameraTraffic | None) -> Iterator[Metric]:
     for group, n in sorted(per_group.items()):
         cameras.add_metric([group], n)
     yield cameras
-    yield _counter(
+    yield counter_family(
         "netwatch_camera_alerts",
         "Alerts emitted (after de-duplication) about each camera, by rule.",
         ["camera", "rule"],
         list(snap.alerts.items()),
     )
-    yield _counter(
+    yield counter_family(
         "netwatch_camera_peer_country_flows",
         "Flows of each camera by the peer's GeoIP country (capped per camera).",
         ["camera", "country"],
         [(k, v[0]) for k, v in snap.countries.items()],
     )
-    yield _counter(
+    yield counter_family(
         "netwatch_camera_peer_country_sent_bytes",
         "IP bytes each camera sent, by the peer's GeoIP country (capped per camera).",
         ["camera", "country"],
         [(k, v[1]) for k, v in snap.countries.items()],
     )
-    yield _counter(
+    yield counter_family(
         "netwatch_camera_peer_asn_flows",
         "Flows of each camera by the peer's AS number and organisation (capped per camera).",
         ["camera", "asn", "org"],
         list(snap.asns.items()),
     )
     capped = dict.fromkeys(CAPPED_METRICS, 0) | snap.overflow  # known series start at 0
-    yield _counter(
+    yield counter_family(
         "netwatch_label_overflow",
         "Samples counted under an 'other' label value because a label cap was reached.",
         ["metric"],

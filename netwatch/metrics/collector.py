@@ -28,6 +28,7 @@ from netwatch import __version__
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import Emit
 from netwatch.metrics.cameras import CameraTraffic, camera_families
+from netwatch.metrics.cameras import counter_family as _counter
 from netwatch.pipeline import Pipeline
 
 
@@ -43,15 +44,6 @@ class AlertCounter:
         self.counts[key] = self.counts.get(key, 0) + 1
         if self._emit is not None:
             self._emit(alert, count)
-
-
-def _counter(
-    name: str, doc: str, labels: Iterable[str], samples: Iterable[tuple[tuple[str, ...], float]]
-) -> CounterMetricFamily:
-    fam = CounterMetricFamily(name, doc, labels=list(labels))
-    for values, value in sorted(samples):
-        fam.add_metric(list(values), value)
-    return fam
 
 
 def _by_label(d: Mapping[str, int]) -> list[tuple[tuple[str, ...], float]]:

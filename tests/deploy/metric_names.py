@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from netwatch.signatures.loader import RULE_IDS
+
 _CAMERA = frozenset({"camera", "group"})
 
 METRIC_LABELS: Mapping[str, frozenset[str]] = MappingProxyType(
@@ -78,21 +80,5 @@ TARGET_LABELS: frozenset[str] = frozenset({"job", "instance"})
 PROMETHEUS_SERIES: Mapping[str, frozenset[str]] = MappingProxyType({"up": frozenset()})
 """Series Prometheus synthesises per target; rules may use them besides ``METRIC_NAMES``."""
 
-CAMERA_RULE_IDS: frozenset[str] = frozenset(
-    {
-        "cloud_registration",
-        "cloud_enabled",
-        "unexpected_egress",
-        "denied_country",
-        "outbound_stream",
-        "nat_traversal",
-        "upnp_port_mapping",
-        "rogue_dns",
-        "inbound_access",
-        "audio_stream",
-        "unmanaged_device",
-        "new_destination",
-        "capture_loss",
-    }
-)
+CAMERA_RULE_IDS: frozenset[str] = frozenset(RULE_IDS)
 """The ``rule`` values of ``netwatch_alerts_total``; also the pushed alerts' ``alertname``."""
