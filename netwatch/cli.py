@@ -17,12 +17,15 @@ from pathlib import Path
 
 from netwatch import __version__
 from netwatch.alerttest import run_alert_test
+from netwatch.capture.afpacket import RingError
+from netwatch.capture.bpf import BpfError
 from netwatch.capture.files import CaptureError
 from netwatch.config import Config, ConfigError, check_config_main
 from netwatch.daemon import UsageError, run_daemon
 from netwatch.enrich.geo import GeoDatabaseError, age_warning
 from netwatch.metrics.server import WebConfigError
 from netwatch.pipeline import geo_backend
+from netwatch.privileges import PrivilegeError
 from netwatch.replay import run_replay
 from netwatch.sinks.base import SinkError
 
@@ -106,8 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         UsageError,
         SinkError,
         WebConfigError,
+        BpfError,
+        PrivilegeError,
     ) as exc:
         sys.stderr.write(f"netwatch: {exc}\n")
+        return EXIT_USAGE
+    except RingError as exc:
+        sys.stderr.write(f"netwatch: capture: {exc.strerror}\n")
         return EXIT_USAGE
     except OSError as exc:
         sys.stderr.write(f"netwatch: {exc.filename or ''}: {exc.strerror or exc}\n")

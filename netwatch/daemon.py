@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import socket
 import threading
@@ -43,18 +44,23 @@ from typing import Any
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from netwatch.alerts.model import Alert
-from netwatch.capture.source import END_OF_PASS, FileSource
+from netwatch.capture.afpacket import RingSettings
+from netwatch.capture.bpf import compile_filter
+from netwatch.capture.live import LiveSource
+from netwatch.capture.source import END_OF_PASS, CaptureCounts, FileSource, Source
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
+from netwatch.detect.capture_loss import CaptureLossMonitor
 from netwatch.enrich.geo import age_warning
 from netwatch.logs import alert_fields, configure_logging, remove_logging
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
-from netwatch.metrics.daemon import CaptureCounts, DaemonCollector, DaemonState
+from netwatch.metrics.daemon import DaemonCollector, DaemonState
 from netwatch.metrics.server import MetricsServer, load_web_config
 from netwatch.outbox import Outbox
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
+from netwatch.privileges import drop_privileges
 from netwatch.signatures.match import SignatureMatcher
 from netwatch.sinks import build_sinks
 from netwatch.sinks.base import Sink
@@ -84,12 +90,8 @@ class Daemon:
         clock: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
     ) -> None:
-        if cfg.capture.interfaces:
-            raise UsageError(
-                "capture.interfaces: live capture is not available yet; use capture.files"
-            )
-        if not cfg.capture.files:
-            raise UsageError("capture.files: nothing to read (set capture.files)")
+        if not cfg.capture.files and not cfg.capture.interfaces:
+            raise UsageError("capture: nothing to read (set capture.interfaces or capture.files)")
         self.cfg = cfg
         self.config_path = config_path
         self.clock = clock
@@ -109,8 +111,9 @@ class Daemon:
         self.pipeline = Pipeline(cfg, self._record, on_alert=self.alerts, state_dir=cfg.state_dir)
         self._hook_router()
         self.traffic.resolve = camera_resolver(self.pipeline)
-        c = cfg.capture
-        self.source = FileSource(c.files, loop=c.loop, realtime=c.realtime, speed=c.speed)
+        self.source = build_source(cfg)
+        self.live = not cfg.capture.files
+        self.loss = CaptureLossMonitor(cfg.capture.loss_threshold)
         self.registry = CollectorRegistry()
         self.registry.register(
             NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
@@ -143,7 +146,7 @@ class Daemon:
             self.pipeline.detector.router.on_repeat = self._repeat
 
     def _capture_counts(self) -> Mapping[str, CaptureCounts]:
-        return {"file": CaptureCounts(received=self.source.packets)}
+        return self.source.counts()
 
     def _record(self, rec: dict[str, Any]) -> None:
         self.traffic.record(rec)
@@ -152,7 +155,7 @@ class Daemon:
 
     def _group_of(self, alert: Alert) -> str | None:
         detector = self.pipeline.detector
-        if detector is None:
+        if detector is None or not alert.device_ip:
             return None
         device = detector.devices.camera(_packed(alert.device_ip), _mac(alert.device_mac))
         return device.group if device is not None else None
@@ -183,6 +186,7 @@ class Daemon:
             self.metrics.port,
             extra={"fields": {"listen": f"{self.cfg.metrics.listen.host}:{self.metrics.port}"}},
         )
+        self._drop_privileges()
         self.pipeline.warm_up()
         warning = age_warning(
             self.pipeline.geo_backend.describe(),
@@ -196,7 +200,7 @@ class Daemon:
         try:
             for batch in self.source.batches(self.stop):
                 if batch is END_OF_PASS:
-                    if self.source.loop:
+                    if self.cfg.capture.loop:
                         # a looped pass replays the same 5-tuples: end its flows first
                         self.pipeline.end_pass()
                     continue
@@ -210,7 +214,7 @@ class Daemon:
 
     def _after_batch(self, last_ts: float) -> None:
         self.state.last_packet_ts = last_ts
-        if self.cfg.capture.realtime:
+        if self.live or self.cfg.capture.realtime:
             self.state.lag_s = max(0.0, self.clock() - last_ts)
         interval = self.cfg.alerts.evaluate_active_s
         if self._last_eval is None:
@@ -225,6 +229,8 @@ class Daemon:
         if self.reload_requested.is_set():
             self.reload_requested.clear()
             self.reload()
+        if self.live:
+            self._check_loss()
         if now - self._last_status >= STATUS_INTERVAL_S:
             self._last_status = now
             p = self.pipeline
@@ -233,6 +239,22 @@ class Daemon:
                 f"STATUS=capturing: {p.stats.packets} packets, {len(p.table)} active flows, "
                 f"{emitted} alerts"
             )
+
+    def _check_loss(self) -> None:
+        detector = self.pipeline.detector
+        for alert in self.loss.check(self.clock(), self.source.counts()):
+            if detector is not None:
+                detector.router.submit(alert)
+            else:
+                self.alerts(alert, 1)
+
+    def _drop_privileges(self) -> None:
+        """Capture sockets, the metrics socket and the state files are open: drop root."""
+        cfg = self.cfg
+        writable = [cfg.state_dir]
+        writable += [p.parent for p in (cfg.flow_log, cfg.alert_log) if p is not None]
+        writable += [s.path.parent for s in cfg.sinks if s.type == "jsonl" and s.path]
+        drop_privileges(cfg.capture.user, writable, log=log)
 
     # ------------------------------------------------------------------ reload
 
@@ -302,6 +324,35 @@ class Daemon:
             log.warning("%d alert deliveries left in the outbox for the next start", left)
         self.deliverer.close()
         self.metrics.close()
+
+
+def build_source(cfg: Config) -> Source:
+    """The capture source the config asks for; raises BpfError/RingError (exit 2)."""
+    c = cfg.capture
+    if c.files:
+        return FileSource(c.files, loop=c.loop, realtime=c.realtime, speed=c.speed)
+    if c.method == "tshark":
+        from netwatch.capture.tshark import TsharkSource  # noqa: PLC0415 (pyshark: only if asked)
+
+        return TsharkSource(c.interfaces, bpf=c.bpf, snaplen=c.snaplen)
+    workers = resolve_workers(c.workers)
+    if workers > 1:
+        log.warning("capture.workers: %d asked; this build runs one worker", workers)
+    settings = RingSettings(
+        snaplen=c.snaplen,
+        ring_mb=c.ring_mb,
+        block_kb=c.block_kb,
+        promisc=c.promisc,
+        bpf=compile_filter(c.bpf, snaplen=c.snaplen),
+    )
+    source = LiveSource(c.interfaces, settings)
+    source.open()
+    return source
+
+
+def resolve_workers(asked: int) -> int:
+    """``capture.workers``: 0 picks one worker per two CPUs, at least one."""
+    return asked if asked > 0 else max(1, (os.cpu_count() or 1) // 2)
 
 
 def _packed(ip: str) -> bytes:

@@ -29,7 +29,7 @@ def free_port() -> int:
 def config(tmp_path: Path, port: int, loop: bool = False) -> Config:
     path = tmp_path / "netwatch.yaml"
     path.write_text(
-        f"capture: {{files: [{DEMO}], loop: {str(loop).lower()}}}\n"
+        f"capture: {{files: [{DEMO}], loop: {str(loop).lower()}, user: null}}\n"
         f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
         f"state_dir: {tmp_path / 'state'}\n"
         f"flow_log: {tmp_path / 'flows.jsonl'}\n"
@@ -75,10 +75,20 @@ def test_serves_metrics_while_running_and_stops_on_request(tmp_path: Path) -> No
     assert not thread.is_alive()
 
 
-def test_live_interfaces_are_refused_with_exit_2(
+def test_a_missing_interface_is_exit_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("capture: {interfaces: [eth1]}\n")
+    cfg.write_text(f"capture: {{interfaces: [nw-absent0], user: null}}\nstate_dir: {tmp_path}\n")
     assert main(["run", "-c", str(cfg)]) == 2
-    assert "capture.interfaces" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "netwatch: capture: nw-absent0: no such interface"
+
+
+def test_a_bad_capture_filter_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"capture: {{interfaces: [lo], bpf: 'port port'}}\nstate_dir: {tmp_path}\n")
+    assert main(["run", "-c", str(cfg)]) == 2
+    assert "capture.bpf: " in capsys.readouterr().err

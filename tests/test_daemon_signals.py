@@ -58,7 +58,7 @@ class Running:
 
 def write_config(path: Path, tmp: Path, port: int, *, sinks: str, extra: str = "") -> None:
     path.write_text(
-        f"capture: {{files: [{DEMO}], loop: true}}\n"
+        f"capture: {{files: [{DEMO}], loop: true, user: null}}\n"
         f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
         f"state_dir: {tmp / 'state'}\n"
         f"flow_log: {tmp / 'flows.jsonl'}\n"

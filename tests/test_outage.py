@@ -48,7 +48,7 @@ def receiver(port: int) -> Iterator[list[dict[str, Any]]]:
 def run_once(tmp: Path, capture: Path, url_file: Path, drain_s: float) -> Daemon:
     path = tmp / "netwatch.yaml"
     path.write_text(
-        f"capture: {{files: [{capture}]}}\n"
+        f"capture: {{files: [{capture}], user: null}}\n"
         f"metrics: {{listen: '127.0.0.1:{free_port()}'}}\n"
         f"state_dir: {tmp / 'state'}\n"
         "geoip: {builtin: false}\n"

@@ -23,11 +23,34 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from netwatch.capture.files import CaptureError, open_capture
 from netwatch.capture.pcap import Record as Packet
+
+
+@dataclass(slots=True)
+class CaptureCounts:
+    """Packets one capture source delivered, and those it lost (kernel ring, interface)."""
+
+    received: int = 0
+    dropped_kernel: int = 0
+    dropped_interface: int = 0
+    errors: int = 0  # open failures, interface down or removed
+    up: bool = True  # capturing now
+
+
+class Source(Protocol):
+    """What the daemon needs of a capture source (files, live rings, tshark)."""
+
+    packets: int
+
+    def batches(self, stop: threading.Event) -> Iterator[list[Packet] | None]: ...
+
+    def counts(self) -> dict[str, CaptureCounts]: ...
+
 
 END_OF_PASS: Final = None
 """Yielded (instead of a batch) after the last file of each pass."""
@@ -60,6 +83,10 @@ class FileSource:
         self._clock = clock
         self.passes = 0
         self.packets = 0
+
+    def counts(self) -> dict[str, CaptureCounts]:
+        """Packets read, under the interface name ``file`` (files drop nothing)."""
+        return {"file": CaptureCounts(received=self.packets)}
 
     def batches(self, stop: threading.Event) -> Iterator[Batch | None]:
         """Batches of packets, :data:`END_OF_PASS` after each pass, until done or ``stop``."""

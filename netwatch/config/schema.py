@@ -118,6 +118,16 @@ class CaptureConfig:
     realtime: bool = key(v.boolean, False)
     speed: float = key(v.factor, 1.0)
     snaplen: int = key(v.integer(1, 262_144), 65_535)
+    method: str = key(v.choice("afpacket", "tshark"), "afpacket")
+    workers: int = key(v.integer(0, 64), 0)
+    ring_mb: int = key(v.integer(1, 4096), 64)
+    block_kb: int = key(v.integer(4, 65_536), 1024)
+    promisc: bool = key(v.boolean, True)
+    user: str | None = key(
+        optional(v.string(pattern=re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*"), what="a user name")),
+        "nobody",
+    )
+    loss_threshold: float = key(v.factor, 0.01)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,18 +19,10 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from netwatch.capture.source import CaptureCounts
 from netwatch.delivery import Deliverer
 
 DROP_STAGES = ("kernel", "interface")
-
-
-@dataclass(slots=True)
-class CaptureCounts:
-    """Packets one capture source delivered, and those it lost (kernel ring, interface)."""
-
-    received: int = 0
-    dropped_kernel: int = 0
-    dropped_interface: int = 0
 
 
 @dataclass(slots=True)
@@ -83,12 +75,24 @@ class DaemonCollector(Collector):
             "Packets lost before netwatch saw them, by interface and stage (kernel, interface).",
             labels=["interface", "stage"],
         )
+        errors = CounterMetricFamily(
+            "netwatch_capture_errors",
+            "Capture trouble by interface: open failures, interface down or removed.",
+            labels=["interface"],
+        )
+        up = GaugeMetricFamily(
+            "netwatch_capture_up", "1 while the interface is being captured.", labels=["interface"]
+        )
         for name, c in sorted(counts.items()):
             received.add_metric([name], c.received)
             dropped.add_metric([name, "kernel"], c.dropped_kernel)
             dropped.add_metric([name, "interface"], c.dropped_interface)
+            errors.add_metric([name], c.errors)
+            up.add_metric([name], 1 if c.up else 0)
         yield received
         yield dropped
+        yield errors
+        yield up
         yield GaugeMetricFamily(
             "netwatch_pipeline_lag_seconds",
             "How far behind its capture source the pipeline was at its last batch (wall time "

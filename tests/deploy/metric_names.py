@@ -40,6 +40,8 @@ METRIC_LABELS: Mapping[str, frozenset[str]] = MappingProxyType(
         "netwatch_label_overflow_total": frozenset({"metric"}),
         "netwatch_capture_received_packets_total": frozenset({"interface"}),
         "netwatch_capture_dropped_packets_total": frozenset({"interface", "stage"}),
+        "netwatch_capture_errors_total": frozenset({"interface"}),
+        "netwatch_capture_up": frozenset({"interface"}),
         "netwatch_sink_alerts_enqueued_total": frozenset({"sink"}),
         "netwatch_sink_alerts_delivered_total": frozenset({"sink"}),
         "netwatch_sink_alerts_failed_total": frozenset({"sink"}),

@@ -119,7 +119,8 @@ def netwatch_config(
     """Write a daemon config under ``tmp`` (state, logs and alerts all inside it)."""
     path = tmp / "netwatch.yaml"
     path.write_text(
-        f"capture: {{files: [{capture}], loop: {str(loop).lower()}, realtime: true, speed: 20}}\n"
+        f"capture: {{files: [{capture}], loop: {str(loop).lower()}, realtime: true, speed: 20,"
+        " user: null}\n"
         f"metrics: {{listen: '{LOOPBACK}:{port}'}}\n"
         f"state_dir: {tmp / 'state'}\n"
         f"flow_log: {tmp / 'flows.jsonl'}\n"
