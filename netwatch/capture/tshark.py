@@ -96,6 +96,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from pyshark import LiveCapture
+from pyshark.tshark.output_parser.tshark_json import TsharkJsonParser
 from pyshark.tshark.tshark import tshark_supports_duplicate_keys
 
 from netwatch.capture.linktypes import LinkType
@@ -132,6 +133,27 @@ _NOISE = ("Running as user", "Capture started", "File:", "** (tshark", "packets 
 
 class TsharkError(Exception):
     """tshark could not start, or stopped on its own; ``str()`` carries tshark's message."""
+
+
+class _Parser(TsharkJsonParser):  # type: ignore[misc]  # pyshark has no type hints
+    """pyshark's JSON parser, but a packet is complete at its own closing brace.
+
+    pyshark 0.6 waits for the ``,`` that tshark writes only when the *next* packet starts,
+    so the last packet of a burst would wait for more traffic. tshark indents each packet
+    object by two spaces and everything inside it deeper, and JSON strings hold no raw
+    newline, so ``"\\n  }"`` is exactly the end of a packet.
+    """
+
+    def _extract_packet_from_data(
+        self, data: bytes, got_first_packet: bool = True
+    ) -> tuple[bytes | None, bytes]:
+        start = data.find(b"{")
+        if start == -1:
+            return None, data
+        end = data.find(b"\n  }", start)
+        if end == -1:
+            return None, data
+        return data[start : end + 4], data[end + 4 :]
 
 
 class _Capture(LiveCapture):  # type: ignore[misc]  # pyshark has no type hints
@@ -178,6 +200,9 @@ class _Capture(LiveCapture):  # type: ignore[misc]  # pyshark has no type hints
         self._create_stderr_handling_task(process.stderr)
         self._running_processes.add(process)
         return process
+
+    def _setup_tshark_output_parser(self) -> _Parser:
+        return _Parser(self._get_tshark_version())
 
     async def _handle_process_stderr_forever(self, stderr: asyncio.StreamReader) -> None:
         while line := await stderr.readline():
