@@ -50,8 +50,9 @@ exits (tshark reports kernel drops only then, not while it runs); ``dropped_inte
 Errors: when tshark cannot start (unknown interface, no permission, invalid capture
 filter) or exits on its own, :meth:`TsharkSource.start` or :meth:`TsharkSource.batches`
 raises :class:`TsharkError` with tshark's own message (its last stderr lines). The daemon logs
-it and retries with backoff. ``start`` waits for tshark's "Capturing on ..." line, so a
-caller knows the capture is running (the tests send their traffic only then).
+it and retries with backoff. ``start`` waits for tshark's "Capture started." message (its
+dumpcap has opened the interfaces; tshark prints "Capturing on ..." before that), so a caller
+knows the capture is running (the tests send their traffic only then).
 
 Security: the interface names and the BPF filter come from the config file. pyshark and
 this module start tshark with :func:`asyncio.create_subprocess_exec` (an argument vector,
@@ -126,6 +127,7 @@ TERM_GRACE_S: Final = 3.0
 DEFAULT_QUEUE_SIZE: Final = 65_536
 
 _STDERR_KEEP = 20
+_NO_STARTED_GRACE_S = 2.0
 _DROPPED_RE = re.compile(r"(\d+) packets? dropped from (.+)")
 # tshark's noise on stderr, not worth showing in an error message
 _NOISE = ("Running as user", "Capture started", "File:", "** (tshark", "packets captured")
@@ -271,6 +273,7 @@ class TsharkSource:
         self._finished = threading.Event()
         self._stopping = threading.Event()
         self._error: str | None = None
+        self._capturing_on: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -301,6 +304,7 @@ class TsharkSource:
         self._finished.clear()
         self._stopping.clear()
         self._error = None
+        self._capturing_on = None
         self._tmpdir = tempfile.mkdtemp(prefix="netwatch-tshark-")
         self._thread = threading.Thread(target=self._run, name="netwatch-tshark", daemon=True)
         self._thread.start()
@@ -314,6 +318,9 @@ class TsharkSource:
                     f"{self.start_timeout_s:g} s{self._stderr_tail()}"
                 )
             self._ready.wait(min(left, 0.05))
+            seen = self._capturing_on
+            if seen is not None and time.monotonic() - seen > _NO_STARTED_GRACE_S:
+                self._ready.set()  # a tshark that does not print "Capture started"
         if not self._ready.is_set():
             self._raise_finished()
 
@@ -439,15 +446,17 @@ class TsharkSource:
     def _stderr_line(self, line: str) -> None:
         if not line:
             return
-        if line.startswith("Capturing on"):
+        if "Capture started" in line:  # dumpcap has opened the interfaces
             self._ready.set()
+        elif line.startswith("Capturing on") and self._capturing_on is None:
+            self._capturing_on = time.monotonic()  # printed before dumpcap has started
         if found := _DROPPED_RE.search(line):
             iface = found.group(2).strip().strip("'\"")
             for name in self.interfaces:
                 if iface == name or iface.endswith(f": {name}"):
                     self.dropped_tshark[name] += int(found.group(1))
                     break
-        if not any(noise in line for noise in _NOISE):
+        if line != "tshark:" and not any(noise in line for noise in _NOISE):
             self._stderr.append(line)
 
     # -- errors ----------------------------------------------------------------------------

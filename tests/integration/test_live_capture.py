@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from netwatch import __version__
 from netwatch.cli import main
 from tests.integration.netns import Netns, netns_unavailable, veth_namespace
 from tests.test_daemon import DEMO, free_port
@@ -154,3 +155,56 @@ def test_the_daemon_on_a_veth_equals_replay(ns: Netns, tmp_path: Path) -> None:
 def _tail(tmp: Path) -> str:
     path = tmp / "daemon.log"
     return path.read_text()[-3000:] if path.exists() else ""
+
+
+def test_an_interface_that_goes_away_is_reopened_when_it_returns(ns: Netns, tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "live.yaml"
+    config.write_text(
+        f"capture: {{interfaces: [{ns.capture}], user: null, ring_mb: 4}}\n"
+        f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
+        f"state_dir: {tmp_path / 'state'}\n"
+        "geoip: {builtin: false}\n"
+        "logging: {format: json, level: info}\n"
+    )
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        ns.cmd(sys.executable, "-m", "netwatch", "run", "-c", str(config)),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    up = {"interface": ns.capture}
+    try:
+        _wait(lambda: metric(ns, port, "netwatch_capture_up", **up) == 1, proc, tmp_path)
+        ns.run("ip", "link", "set", ns.capture, "down")  # down: counted, the socket stays
+        _wait(
+            lambda: (metric(ns, port, "netwatch_capture_errors_total", **up) or 0) >= 1,
+            proc,
+            tmp_path,
+        )
+        ns.run("ip", "link", "set", ns.capture, "up")
+        ns.run("ip", "link", "del", ns.inject)  # removes both ends: the ring is closed
+        _wait(lambda: metric(ns, port, "netwatch_capture_up", **up) == 0, proc, tmp_path)
+        assert metric(ns, port, "netwatch_build_info", version=__version__) == 1  # still serving
+        ns.run("ip", "link", "add", ns.inject, "type", "veth", "peer", "name", ns.capture)
+        for link in (ns.inject, ns.capture):
+            ns.run("ip", "link", "set", link, "up")
+        _wait(lambda: metric(ns, port, "netwatch_capture_up", **up) == 1, proc, tmp_path, 10)
+        ns.run("tcpreplay", "-q", "-i", ns.inject, "--topspeed", str(DEMO))
+        received = "netwatch_capture_received_packets_total"
+        _wait(lambda: (metric(ns, port, received, **up) or 0) >= 5221, proc, tmp_path)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    assert proc.returncode == 0, _tail(tmp_path)
+    text = (tmp_path / "daemon.log").read_text()
+    assert "is gone; re-opening it when it returns" in text and "capturing on" in text
+
+
+def _wait(check: Any, proc: subprocess.Popen[bytes], tmp: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert proc.poll() is None, _tail(tmp)
+        assert time.monotonic() < deadline, _tail(tmp)
+        time.sleep(0.2)
