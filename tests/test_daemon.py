@@ -85,9 +85,7 @@ def test_a_missing_interface_is_exit_2_with_one_line(
     assert err[-1] == "netwatch: capture: nw-absent0: no such interface"
 
 
-def test_a_bad_capture_filter_is_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_bad_capture_filter_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"capture: {{interfaces: [lo], bpf: 'port port'}}\nstate_dir: {tmp_path}\n")
     assert main(["run", "-c", str(cfg)]) == 2

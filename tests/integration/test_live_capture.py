@@ -54,8 +54,13 @@ FLOW_FIELDS = (
 def flows(path: Path) -> Counter[tuple[Any, ...]]:
     recs = [json.loads(x) for x in path.read_text().splitlines()]
     return Counter(
-        (r["id.orig_h"], r["id.orig_p"], r["id.resp_h"], r["id.resp_p"])
-        + tuple(json.dumps(r.get(k)) for k in FLOW_FIELDS)
+        (
+            r["id.orig_h"],
+            r["id.orig_p"],
+            r["id.resp_h"],
+            r["id.resp_p"],
+            *(json.dumps(r.get(k)) for k in FLOW_FIELDS),
+        )
         for r in recs
     )
 
