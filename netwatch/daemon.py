@@ -32,7 +32,6 @@ import dataclasses
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,7 +43,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from netwatch.alerts.model import Alert
-from netwatch.capture.afpacket import RingSettings
+from netwatch.alerts.router import AlertRouter
+from netwatch.capture.afpacket import RingError, RingSettings, interface_present
 from netwatch.capture.bpf import compile_filter
 from netwatch.capture.live import LiveSource
 from netwatch.capture.source import END_OF_PASS, CaptureCounts, FileSource, Source
@@ -65,6 +65,7 @@ from netwatch.signatures.match import SignatureMatcher
 from netwatch.sinks import build_sinks
 from netwatch.sinks.base import Sink
 from netwatch.systemd import Notifier, Watchdog
+from netwatch.workers import PoolCollector, WorkerPool
 
 log = logging.getLogger("netwatch.daemon")
 alert_log = logging.getLogger("netwatch.alert")
@@ -111,13 +112,22 @@ class Daemon:
         self.pipeline = Pipeline(cfg, self._record, on_alert=self.alerts, state_dir=cfg.state_dir)
         self._hook_router()
         self.traffic.resolve = camera_resolver(self.pipeline)
-        self.source = build_source(cfg)
         self.live = not cfg.capture.files
         self.loss = CaptureLossMonitor(cfg.capture.loss_threshold)
         self.registry = CollectorRegistry()
-        self.registry.register(
-            NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
-        )
+        self.pool: WorkerPool | None = None
+        workers = resolve_workers(cfg.capture.workers)
+        if self.live and cfg.capture.method == "afpacket" and workers > 1:
+            self.pool = WorkerPool(cfg, config_path, workers, ring_settings(cfg), self._seen)
+            self.pool_router = AlertRouter(self.alerts, cfg.alerts.suppress_s)
+            self.pool_router.on_repeat = self._repeat
+            self.source: Source | WorkerPool = self.pool
+            self.registry.register(PoolCollector(self.pool, self.alerts, self.traffic))
+        else:
+            self.source = build_source(cfg)
+            self.registry.register(
+                NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
+            )
         self.registry.register(
             DaemonCollector(self.state, lambda: self.deliverer, self._capture_counts, clock)
         )
@@ -130,6 +140,7 @@ class Daemon:
         self._last_eval: float | None = None
         self._last_status = 0.0
         self.drain_s = DRAIN_S
+        self._groups: dict[tuple[str, str, str], str | None] = {}
 
     # ------------------------------------------------------------------ wiring
 
@@ -153,11 +164,19 @@ class Daemon:
         if self.flow_log is not None:
             self.flow_log.write(rec)
 
+    def _seen(self, alert: Alert, group: str | None) -> None:
+        """A worker saw an alert identity (emitted or repeated there): route it once."""
+        self._groups[alert.identity] = group
+        self.pool_router.submit(alert)
+
     def _group_of(self, alert: Alert) -> str | None:
+        if alert.identity in self._groups:
+            return self._groups[alert.identity]
         detector = self.pipeline.detector
-        if detector is None or not alert.device_ip:
+        address = alert.device_address()
+        if detector is None or address is None:
             return None
-        device = detector.devices.camera(_packed(alert.device_ip), _mac(alert.device_mac))
+        device = detector.devices.camera(*address)
         return device.group if device is not None else None
 
     def _alert(self, alert: Alert, count: int) -> None:
@@ -179,6 +198,8 @@ class Daemon:
 
     def run(self) -> int:
         """Serve until the input ends (without ``capture.loop``) or a stop signal."""
+        if self.pool is not None:
+            return self._run_pool(self.pool)
         self.metrics.start()
         log.info(
             "metrics on http://%s:%d/metrics",
@@ -197,8 +218,10 @@ class Daemon:
             log.warning("%s", warning)
         self._pump_thread.start()
         self.notify.send("READY=1", "STATUS=capturing")
+        source = self.source
+        assert not isinstance(source, WorkerPool)
         try:
-            for batch in self.source.batches(self.stop):
+            for batch in source.batches(self.stop):
                 if batch is END_OF_PASS:
                     if self.cfg.capture.loop:
                         # a looped pass replays the same 5-tuples: end its flows first
@@ -211,6 +234,25 @@ class Daemon:
         finally:
             self.shutdown()
         return 0
+
+    def _run_pool(self, pool: WorkerPool) -> int:
+        pool.start()  # fork first: no thread may run at fork time
+        self.metrics.start()
+        log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.listen.host, self.metrics.port)
+        self._drop_privileges()
+        self._pump_thread.start()
+        self.notify.send("READY=1", f"STATUS=capturing with {pool.n} workers")
+        try:
+            while not self.stop.is_set() and pool.poll(0.25):
+                last = pool.last_packet_ts()
+                if last is not None:
+                    self.state.last_packet_ts = last
+                    self.state.lag_s = max(0.0, self.clock() - last)
+                self._housekeeping()
+        finally:
+            pool.stop()
+            self.shutdown()
+        return 1 if pool.failed else 0
 
     def _after_batch(self, last_ts: float) -> None:
         self.state.last_packet_ts = last_ts
@@ -228,22 +270,22 @@ class Daemon:
         self.watchdog.ping(now)
         if self.reload_requested.is_set():
             self.reload_requested.clear()
+            if self.pool is not None:
+                self.pool.signal(signal.SIGHUP)
             self.reload()
         if self.live:
             self._check_loss()
         if now - self._last_status >= STATUS_INTERVAL_S:
             self._last_status = now
-            p = self.pipeline
-            emitted = p.detector.router.emitted if p.detector is not None else 0
-            self.notify.send(
-                f"STATUS=capturing: {p.stats.packets} packets, {len(p.table)} active flows, "
-                f"{emitted} alerts"
-            )
+            emitted = sum(self.alerts.counts.values())
+            self.notify.send(f"STATUS=capturing: {self.source.packets} packets, {emitted} alerts")
 
     def _check_loss(self) -> None:
         detector = self.pipeline.detector
         for alert in self.loss.check(self.clock(), self.source.counts()):
-            if detector is not None:
+            if self.pool is not None:
+                self.pool_router.submit(alert)
+            elif detector is not None:
                 detector.router.submit(alert)
             else:
                 self.alerts(alert, 1)
@@ -335,33 +377,30 @@ def build_source(cfg: Config) -> Source:
         from netwatch.capture.tshark import TsharkSource  # noqa: PLC0415 (pyshark: only if asked)
 
         return TsharkSource(c.interfaces, bpf=c.bpf, snaplen=c.snaplen)
-    workers = resolve_workers(c.workers)
-    if workers > 1:
-        log.warning("capture.workers: %d asked; this build runs one worker", workers)
-    settings = RingSettings(
+    source = LiveSource(c.interfaces, ring_settings(cfg))
+    source.open()
+    return source
+
+
+def ring_settings(cfg: Config) -> RingSettings:
+    """The ring settings of ``capture.*``; the filter is compiled here (BpfError: exit 2),
+    and every interface must exist at start (RingError: exit 2)."""
+    c = cfg.capture
+    for name in c.interfaces:
+        if not interface_present(name):
+            raise RingError(0, f"{name}: no such interface")
+    return RingSettings(
         snaplen=c.snaplen,
         ring_mb=c.ring_mb,
         block_kb=c.block_kb,
         promisc=c.promisc,
         bpf=compile_filter(c.bpf, snaplen=c.snaplen),
     )
-    source = LiveSource(c.interfaces, settings)
-    source.open()
-    return source
 
 
 def resolve_workers(asked: int) -> int:
     """``capture.workers``: 0 picks one worker per two CPUs, at least one."""
     return asked if asked > 0 else max(1, (os.cpu_count() or 1) // 2)
-
-
-def _packed(ip: str) -> bytes:
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    return socket.inet_pton(family, ip)
-
-
-def _mac(mac: str | None) -> bytes | None:
-    return bytes.fromhex(mac.replace(":", "")) if mac else None
 
 
 def run_daemon(config: Path | None) -> int:

@@ -120,6 +120,9 @@ class Pipeline:
             inventory=Inventory(cfg.cameras),
         )
         self._on_record = on_record
+        #: Capture workers share DNS names, which may arrive after a flow began: look the
+        #: responder's name up again (as of the flow's start) when the flow is reported.
+        self.late_names = False
         self.detector: Detector | None = None
         if on_alert is not None:
             self.signatures = signatures or SignatureMatcher.load()
@@ -196,6 +199,8 @@ class Pipeline:
         f.name = self.names.lookup(f.resp_h, ts, f.orig_h)
 
     def _flow_ended(self, f: Flow, reason: EndReason) -> None:
+        if self.late_names and f.name is None:
+            f.name = self.names.lookup(f.resp_h, f.first, f.orig_h)
         self.inspector.end(f)
         record = flow_record(f, self.enrichers)
         self._on_record(record)
@@ -214,6 +219,8 @@ class Pipeline:
         for f in self.table.flows.values():
             if f.last < since or now - f.first < min_age or f.state == 2:
                 continue
+            if self.late_names and f.name is None:
+                f.name = self.names.lookup(f.resp_h, f.first, f.orig_h)
             record = flow_record(f, self.enrichers)
             if on_progress is not None:
                 on_progress(record)

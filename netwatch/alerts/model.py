@@ -9,6 +9,7 @@ answers from) and the address otherwise.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +76,15 @@ class Alert:
     flow_uid: str | None = None
     community_id: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def device_address(self) -> tuple[bytes, bytes | None] | None:
+        """The device's (packed IP, MAC bytes or None), or None without a valid IP."""
+        try:
+            packed = ipaddress.ip_address(self.device_ip).packed
+        except ValueError:
+            return None
+        mac = bytes.fromhex(self.device_mac.replace(":", "")) if self.device_mac else None
+        return packed, mac
 
     @property
     def peer(self) -> str:

@@ -146,7 +146,8 @@ class Ring:
             sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
         if s.fanout_group is not None:
             mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG
-            sock.setsockopt(SOL_PACKET, PACKET_FANOUT, (s.fanout_group & 0xFFFF) | (mode << 16))
+            arg = (s.fanout_group & 0xFFFF) | (mode << 16)  # above INT_MAX: pass it packed
+            sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("I", arg))
 
     def fileno(self) -> int:
         return self.sock.fileno()

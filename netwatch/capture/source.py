@@ -45,7 +45,8 @@ class CaptureCounts:
 class Source(Protocol):
     """What the daemon needs of a capture source (files, live rings, tshark)."""
 
-    packets: int
+    @property
+    def packets(self) -> int: ...
 
     def batches(self, stop: threading.Event) -> Iterator[list[Packet] | None]: ...
 

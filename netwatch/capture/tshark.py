@@ -45,7 +45,9 @@ What pyshark 0.6 gives with ``use_json=True, include_raw=True`` (tshark 4.0, che
 Counts (:meth:`TsharkSource.counts`), per configured interface: ``received`` is what tshark
 delivered and netwatch queued; ``dropped_kernel`` is what was "dropped before netwatch saw
 it": packets lost to a full queue, plus the drops tshark reports per interface when it
-exits (tshark reports kernel drops only then, not while it runs); ``dropped_interface`` stays 0.
+exits (tshark reports kernel drops only then, not while it runs); ``dropped_interface`` stays 0;
+``errors`` counts tshark failures (failed starts, captures that ended on their own) and
+``up`` is true while tshark captures.
 
 Errors: when tshark cannot start (unknown interface, no permission, invalid capture
 filter) or exits on its own, :meth:`TsharkSource.start` or :meth:`TsharkSource.batches`
@@ -68,8 +70,9 @@ Config read: ``capture.method: tshark``, ``capture.interfaces``, ``capture.bpf``
 ``capture.snaplen`` (the daemon passes them in).
 
 Measured rate (bench/bench_tshark.py, tshark 4.0 JSON + pyshark 0.6, one core, the 5,221-packet
-demo capture): about 2,000 packets/s extracted, about 1,900 packets/s through the pipeline;
-two to three orders of magnitude below AF_PACKET.
+demo capture, tshark start-up included): about 1,500 packets/s extracted, about 1,300
+packets/s with the netwatch pipeline (which alone runs 7,000-10,000 packets/s on that small
+file); two to three orders of magnitude below AF_PACKET.
 
 Known limits: slow (JSON dissection by tshark plus JSON parsing in Python; bursts beyond
 the rate above fill the queue and are counted as drops); timestamps are only as precise as
@@ -102,7 +105,7 @@ from pyshark.tshark.tshark import tshark_supports_duplicate_keys
 
 from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import Record as Packet
-from netwatch.metrics.daemon import CaptureCounts
+from netwatch.capture.source import CaptureCounts
 
 Batch = list[Packet]
 
@@ -259,6 +262,10 @@ class TsharkSource:
         self.tshark_path = tshark_path
         self.start_timeout_s = start_timeout_s
         self._queue: queue.Queue[Packet] = queue.Queue(maxsize=queue_size)
+        self.packets = 0
+        """Packets delivered so far, all interfaces (the daemon's ``Source.packets``)."""
+        self.errors = 0
+        """tshark failures so far: failed starts and captures that ended on their own."""
         self.received = dict.fromkeys(names, 0)
         self.dropped_queue = dict.fromkeys(names, 0)
         """Packets lost to a full queue, per interface ("dropped before netwatch saw it")."""
@@ -312,6 +319,7 @@ class TsharkSource:
         while not self._ready.is_set() and not self._finished.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
+                self.errors += 1
                 self.close()
                 raise TsharkError(
                     f"tshark on {self._label()}: no capture running after "
@@ -358,6 +366,7 @@ class TsharkSource:
                 with contextlib.suppress(queue.Empty):
                     while len(batch) < self.max_batch:
                         batch.append(get())
+                self.packets += len(batch)
                 yield batch
         finally:
             self.close()
@@ -368,6 +377,8 @@ class TsharkSource:
             name: CaptureCounts(
                 received=self.received[name],
                 dropped_kernel=self.dropped_queue[name] + self.dropped_tshark[name],
+                errors=self.errors,
+                up=self._ready.is_set() and self.running,
             )
             for name in self.interfaces
         }
@@ -472,5 +483,6 @@ class TsharkSource:
         """The capture thread ended without being asked to: raise why (and clean up)."""
         why = f": {self._error}" if self._error else ""
         message = why + self._stderr_tail()
+        self.errors += 1
         self.close()
         raise TsharkError(f"tshark on {self._label()} stopped{message or ': exited'}")

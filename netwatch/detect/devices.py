@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from netwatch.config import DEFAULT_GROUP
 from netwatch.enrich.addrclass import AddressClassifier, ip_text
@@ -65,6 +66,9 @@ class Devices:
         self._learned_macs: dict[bytes, tuple[str | None, str]] = {}  # mac -> (vendor, how)
         self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
         self._max = max_entries
+        #: Called with ("ip", ip, vendor, how, details) or ("mac", mac, vendor, how, None)
+        #: for each device learnt here (capture workers share them).
+        self.on_learn: Callable[[str, bytes, str | None, str, Any], None] | None = None
 
     def adopt(self, other: Devices) -> None:
         """Take over what ``other`` learnt from discovery and banners (a config reload)."""
@@ -97,12 +101,29 @@ class Devices:
         if details and any(details):
             self._details[ip] = details
         self._cache = {k: v for k, v in self._cache.items() if k[0] != ip}
+        if self.on_learn is not None:
+            self.on_learn("ip", ip, vendor, how, details)
 
     def learn_mac(self, mac: bytes, vendor: str | None, how: str) -> None:
         """Record that the host with this MAC announced itself as a camera (layer 2)."""
         if self._learned_macs.get(mac) != (vendor, how):
             self._learned_macs[mac] = (vendor, how)
             self._cache = {k: v for k, v in self._cache.items() if k[1] != mac}
+            if self.on_learn is not None:
+                self.on_learn("mac", mac, vendor, how, None)
+
+    def share(
+        self, kind: str, key: bytes, vendor: str | None, how: str, details: Any = None
+    ) -> None:
+        """Record a device another capture worker learnt (no ``on_learn`` call back)."""
+        hook, self.on_learn = self.on_learn, None
+        try:
+            if kind == "ip":
+                self.learn(key, vendor, how, tuple(details) if details else None)
+            else:
+                self.learn_mac(key, vendor, how)
+        finally:
+            self.on_learn = hook
 
     def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
         """The camera at this site-local end, or None."""

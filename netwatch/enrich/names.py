@@ -25,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 DEFAULT_MAX_ENTRIES = 100_000
 _ANY_CLIENT = b""  # key part used for the "any client" entry of an address
@@ -64,6 +64,9 @@ class PassiveDns:
         self.evictions = 0
         self.expired = 0
         self.invalid = 0
+        #: Called with (client, address, name, expiry) for each name learnt here (capture
+        #: workers share them); not called for names given to :meth:`share`.
+        self.on_learn: Callable[[bytes | None, bytes, str, float], None] | None = None
 
     def __len__(self) -> int:
         return len(self._table)
@@ -90,6 +93,12 @@ class PassiveDns:
             return
         name = name.rstrip(".").lower()
         expiry = ts + min(max(ttl, self.min_ttl_s), self.max_ttl_s)
+        self.share(client, addr, name, expiry)
+        if self.on_learn is not None:
+            self.on_learn(client, addr, name, expiry)
+
+    def share(self, client: bytes | None, addr: bytes, name: str, expiry: float) -> None:
+        """Record a name (already normalised, with its expiry) learnt elsewhere."""
         self._put((_ANY_CLIENT, addr), (name, expiry))
         if client:
             self._put((client, addr), (name, expiry))

@@ -95,7 +95,8 @@ def ns() -> Iterator[Netns]:
         yield space
 
 
-def test_the_daemon_on_a_veth_equals_replay(ns: Netns, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_daemon_on_a_veth_equals_replay(ns: Netns, tmp_path: Path, workers: int) -> None:
     base = "geoip: {builtin: false}\n"
     (tmp_path / "replay.yaml").write_text(base)
     assert (
@@ -116,7 +117,8 @@ def test_the_daemon_on_a_veth_equals_replay(ns: Netns, tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "live.yaml"
     config.write_text(
-        base + f"capture: {{interfaces: [{ns.capture}], user: null, ring_mb: 16}}\n"
+        base + f"capture: {{interfaces: [{ns.capture}], user: null, ring_mb: 16, "
+        f"workers: {workers}}}\n"
         f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
         f"state_dir: {tmp_path / 'state'}\n"
         f"flow_log: {tmp_path / 'live-flows.jsonl'}\n"

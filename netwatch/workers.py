@@ -1,0 +1,411 @@
+"""Several capture workers on the same interfaces: PACKET_FANOUT by flow hash, one process each.
+
+With ``capture.workers`` > 1 the daemon forks that many worker processes before it starts
+any thread. Each worker opens its own TPACKET_V3 ring on every interface and joins one
+``PACKET_FANOUT`` group per interface (hash of the flow, symmetric, fragments reassembled
+first), so the kernel hands each flow, both directions, to exactly one worker; each worker
+has its own pipeline and flow table, drops privileges once its rings are open, and writes
+flow records to the shared flow log in whole lines (one ``write`` per batch of lines on an
+``O_APPEND`` file, which Linux keeps atomic against the other workers).
+
+Workers report to the parent over a pipe: every alert sighting (emitted or a suppressed
+repeat, with the camera's group) and, every ``REPORT_S``, their metric families and capture
+counters. The parent owns everything seen from outside: one outbox and its sinks, one
+metrics endpoint (worker families summed by series; ``netwatch_cameras`` recounted from
+the union of cameras), and a second alert router that de-duplicates identities seen by more
+than one worker (a camera's flows to one peer can hash to different workers). SIGHUP and
+SIGTERM are passed on to the workers; a worker that dies makes the daemon exit with status
+1 so systemd restarts it.
+
+Config read: ``capture.workers`` and everything a single pipeline reads. Known limits:
+devices learnt from discovery replies are known to the worker that saw the reply only (MAC
+prefixes and the inventory work everywhere); a baseline is shared through its SQLite file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from netwatch.alerts.model import Alert
+from netwatch.capture.afpacket import Ring, RingSettings
+from netwatch.capture.live import LiveSource
+from netwatch.capture.source import CaptureCounts
+from netwatch.config import Config
+from netwatch.metrics.cameras import CameraTraffic, camera_resolver, counter_family
+from netwatch.metrics.collector import AlertCounter, NetwatchCollector
+from netwatch.output.flowlog import JsonLinesWriter
+from netwatch.pipeline import Pipeline
+from netwatch.privileges import drop_privileges
+
+log = logging.getLogger(__name__)
+
+REPORT_S = 1.0
+PARENT_FAMILIES = frozenset({"netwatch_alerts", "netwatch_camera_alerts", "netwatch_cameras"})
+MAX_FAMILIES = frozenset({"netwatch_scrape_duration_seconds", "netwatch_build_info"})
+MAX_FAMILIES |= {"netwatch_geoip_database_build_timestamp_seconds"}
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    conn: Connection  # worker -> parent
+    ctrl: Connection  # parent -> worker: what the other workers learnt
+    families: list[Metric] = field(default_factory=list)
+    counts: dict[str, CaptureCounts] = field(default_factory=dict)
+    last_ts: float | None = None
+    done: bool = False
+
+
+class WorkerPool:
+    """The parent's side: forks the workers and merges what they report."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        config_path: Path | None,
+        n: int,
+        settings: RingSettings,
+        on_seen: Callable[[Alert, str | None], None],
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.n = n
+        self.settings = settings
+        self.on_seen = on_seen
+        self.workers: list[_Worker] = []
+        self.failed = False
+        self.relay_dropped = 0
+
+    def start(self) -> None:
+        """Fork the workers (call before starting any thread)."""
+        ctx = multiprocessing.get_context("fork")
+        base = (os.getpid() * 16) & 0xFFFF
+        for i in range(self.n):
+            parent_end, child_end = ctx.Pipe(duplex=False)
+            ctrl_in, ctrl_out = ctx.Pipe(duplex=False)
+            args = (i, self.cfg, self.config_path, self.settings, base, child_end, ctrl_in)
+            proc = ctx.Process(target=_worker_main, args=args, name=f"netwatch-worker-{i}")
+            proc.start()
+            child_end.close()
+            ctrl_in.close()
+            self.workers.append(_Worker(i, proc, parent_end, ctrl_out))
+        log.info("%d capture workers started (PACKET_FANOUT by flow hash)", self.n)
+
+    def poll(self, timeout_s: float) -> bool:
+        """Handle what the workers sent within ``timeout_s``; False once all are done."""
+        live = {w.conn: w for w in self.workers if not w.done}
+        if not live:
+            return False
+        for ready in multiprocessing.connection.wait(list(live), timeout_s):
+            worker = next(w for c, w in live.items() if c is ready)
+            conn = worker.conn
+            try:
+                while conn.poll():
+                    self._handle(worker, conn.recv())
+            except (EOFError, OSError):
+                worker.done = True
+                worker.process.join(5)
+                if worker.process.exitcode not in (0, None):
+                    self.failed = True
+                    log.error("worker %d died (exit %s)", worker.index, worker.process.exitcode)
+        return any(not w.done for w in self.workers)
+
+    def _handle(self, worker: _Worker, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "seen":
+            self.on_seen(msg[1], msg[2])
+        elif kind == "report":
+            worker.families, worker.counts, worker.last_ts = msg[1], msg[2], msg[3]
+        elif kind in ("dns", "device"):
+            self._relay(worker, msg)
+
+    def _relay(self, origin: _Worker, msg: tuple[Any, ...]) -> None:
+        """Pass a learnt name or device to the other workers, never blocking: a worker whose
+        pipe is full misses it (counted in ``relay_dropped``)."""
+        for w in self.workers:
+            if w is origin or w.done:
+                continue
+            if _writable(w.ctrl):
+                try:
+                    w.ctrl.send(msg)
+                    continue
+                except OSError:
+                    pass
+            self.relay_dropped += 1
+
+    def signal(self, signum: int) -> None:
+        for w in self.workers:
+            if not w.done and w.process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.process.pid, signum)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask every worker to end its flows and exit; collect what they still send."""
+        self.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.poll(0.2):
+            pass
+        for w in self.workers:
+            w.process.join(1)
+            if w.process.is_alive():
+                w.process.kill()
+
+    def counts(self) -> dict[str, CaptureCounts]:
+        """Capture counters per interface, summed over workers."""
+        out: dict[str, CaptureCounts] = {}
+        for w in self.workers:
+            for name, c in w.counts.items():
+                t = out.setdefault(name, CaptureCounts(up=True))
+                t.received += c.received
+                t.dropped_kernel += c.dropped_kernel
+                t.dropped_interface = max(t.dropped_interface, c.dropped_interface)
+                t.errors += c.errors
+                t.up = t.up and c.up
+        return out
+
+    @property
+    def packets(self) -> int:
+        return sum(c.received for c in self.counts().values())
+
+    def last_packet_ts(self) -> float | None:
+        stamps = [w.last_ts for w in self.workers if w.last_ts is not None]
+        return max(stamps) if stamps else None
+
+    def families(self) -> Iterator[Metric]:
+        """The workers' families merged: series summed (a few maxed), cameras recounted."""
+        merged: dict[str, Metric] = {}
+        values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+        for w in self.workers:
+            for fam in w.families:
+                if fam.name in PARENT_FAMILIES:
+                    continue
+                if fam.name not in merged:
+                    merged[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+                for s in fam.samples:
+                    key = (fam.name, s.name, tuple(sorted(s.labels.items())))
+                    if fam.name in MAX_FAMILIES:
+                        values[key] = max(values.get(key, s.value), s.value)
+                    else:
+                        values[key] = values.get(key, 0.0) + s.value
+        for (name, sample, labels), value in values.items():
+            merged[name].add_sample(sample, dict(labels), value)
+        yield from merged.values()
+        yield _cameras(merged.get("netwatch_camera_sent_bytes"))
+
+
+def _writable(conn: Connection) -> bool:
+    """True when a small message can be written without blocking (PIPE_BUF free)."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLOUT)
+    return bool(poller.poll(0))
+
+
+def _cameras(fam: Metric | None) -> GaugeMetricFamily:
+    out = GaugeMetricFamily(
+        "netwatch_cameras", "Cameras seen in traffic, by group.", labels=["group"]
+    )
+    per: dict[str, set[str]] = {}
+    for s in fam.samples if fam is not None else ():
+        per.setdefault(s.labels["group"], set()).add(s.labels["camera"])
+    for group, cams in sorted(per.items()):
+        out.add_metric([group], len(cams))
+    return out
+
+
+# ---------------------------------------------------------------------- the worker side
+
+
+def _worker_main(
+    index: int,
+    cfg: Config,
+    config_path: Path | None,
+    settings: RingSettings,
+    group_base: int,
+    conn: Connection,
+    ctrl: Connection,
+) -> None:
+    stop = threading.Event()
+    reload = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (Ctrl-C reaches both)
+    signal.signal(signal.SIGHUP, lambda s, f: reload.set())
+    code = 0
+    try:
+        _Work(index, cfg, config_path, settings, group_base, (conn, ctrl), stop, reload).run()
+    except Exception:
+        log.exception("worker %d failed", index)
+        code = 1
+    finally:
+        conn.close()
+        logging.shutdown()
+        os._exit(code)
+
+
+class _Work:
+    """One worker process: its rings, its pipeline, its share of the flows."""
+
+    def __init__(
+        self,
+        index: int,
+        cfg: Config,
+        config_path: Path | None,
+        settings: RingSettings,
+        group_base: int,
+        pipes: tuple[Connection, Connection],
+        stop: threading.Event,
+        reload: threading.Event,
+    ) -> None:
+        self.index, self.cfg, self.config_path = index, cfg, config_path
+        (self.conn, self.ctrl), self.stop, self.reload = pipes, stop, reload
+        self.flow_log = JsonLinesWriter(cfg.flow_log, atomic_lines=True) if cfg.flow_log else None
+        self.traffic = CameraTraffic(None)
+        self.pipeline = Pipeline(cfg, self._record, on_alert=self._emitted, state_dir=cfg.state_dir)
+        self.traffic.resolve = camera_resolver(self.pipeline)
+        self.pipeline.late_names = True
+        self.pipeline.names.on_learn = self._learnt_name
+        self._hook_detector()
+        self.collector = NetwatchCollector(self.pipeline, traffic=self.traffic)
+        self.source = _fanout_source(cfg, settings, group_base)
+
+    def _hook_detector(self) -> None:
+        det = self.pipeline.detector
+        if det is not None:
+            det.router.on_repeat = self._seen
+            det.devices.on_learn = self._learnt_device
+
+    def _learnt_name(self, client: bytes | None, addr: bytes, name: str, expiry: float) -> None:
+        self.conn.send(("dns", client, addr, name, expiry))
+
+    def _learnt_device(self, kind: str, key: bytes, vendor: str | None, how: str, d: Any) -> None:
+        self.conn.send(("device", kind, key, vendor, how, d))
+
+    def _apply_shared(self) -> None:
+        """What the other workers learnt (names, devices), relayed by the parent."""
+        while self.ctrl.poll():
+            msg = self.ctrl.recv()
+            if msg[0] == "dns":
+                self.pipeline.names.share(*msg[1:])
+            elif msg[0] == "device" and self.pipeline.detector is not None:
+                self.pipeline.detector.devices.share(*msg[1:])
+
+    def _record(self, rec: dict[str, Any]) -> None:
+        self.traffic.record(rec)
+        if self.flow_log is not None:
+            self.flow_log.write(rec)
+
+    def _group(self, alert: Alert) -> str | None:
+        det = self.pipeline.detector
+        address = alert.device_address()
+        if det is None or address is None:
+            return None
+        dev = det.devices.camera(*address)
+        return dev.group if dev is not None else None
+
+    def _emitted(self, alert: Alert, count: int) -> None:
+        self._seen(alert)
+
+    def _seen(self, alert: Alert) -> None:
+        self.conn.send(("seen", alert, self._group(alert)))
+
+    def _report(self, last_ts: float | None) -> None:
+        families = list(self.collector.collect())
+        self.conn.send(("report", families, self.source.counts(), last_ts))
+
+    def run(self) -> None:
+        self.source.open()
+        cfg = self.cfg
+        writable = [cfg.state_dir, *(p.parent for p in (cfg.flow_log,) if p is not None)]
+        drop_privileges(cfg.capture.user, writable, log=log)
+        self.pipeline.warm_up()
+        last_report = 0.0
+        last_ts: float | None = None
+        last_eval: float | None = None
+        for batch in self.source.batches(self.stop):
+            self._apply_shared()
+            if batch:
+                self.pipeline.run(batch)
+                last_ts = batch[-1][0]
+                if last_eval is None:
+                    last_eval = last_ts
+                elif last_ts - last_eval >= cfg.alerts.evaluate_active_s:
+                    self.pipeline.evaluate_active(last_ts, last_eval, self.traffic.progress)
+                    last_eval = last_ts
+            if self.reload.is_set():
+                self.reload.clear()
+                self._reload()
+            now = time.monotonic()
+            if now - last_report >= REPORT_S:
+                last_report = now
+                self._report(last_ts)
+        self._apply_shared()
+        self.pipeline.finish()
+        if self.flow_log is not None:
+            self.flow_log.close()
+        self._report(last_ts)
+
+    def _reload(self) -> None:
+        if self.config_path is None:
+            return
+        try:
+            self.pipeline.reconfigure(Config.load(self.config_path))
+            self._hook_detector()
+        except Exception as exc:  # the parent reports reload failures; keep running
+            log.error("worker %d: reload failed, keeping the running config: %s", self.index, exc)
+
+
+def _fanout_source(cfg: Config, settings: RingSettings, group_base: int) -> LiveSource:
+    """A LiveSource whose ring on the i-th interface joins fanout group ``base + i``."""
+    groups = {name: (group_base + i) & 0xFFFF for i, name in enumerate(cfg.capture.interfaces)}
+
+    def ring(name: str, s: RingSettings) -> Ring:
+        return Ring(name, dataclasses.replace(s, fanout_group=groups[name]))
+
+    return LiveSource(cfg.capture.interfaces, settings, ring_factory=ring)
+
+
+class PoolCollector(Collector):
+    """The workers' merged families plus the parent's alert counters (after its router)."""
+
+    def __init__(self, pool: WorkerPool, alerts: AlertCounter, traffic: CameraTraffic) -> None:
+        self.pool, self.alerts, self.traffic = pool, alerts, traffic
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.pool.families()
+        yield counter_family(
+            "netwatch_alerts",
+            "Alerts emitted (after de-duplication), by rule and severity.",
+            ["rule", "severity"],
+            dict(self.alerts.counts).items(),
+        )
+        yield counter_family(
+            "netwatch_camera_alerts",
+            "Alerts emitted (after de-duplication) about each camera, by rule.",
+            ["camera", "rule"],
+            self.traffic.snapshot().alerts.items(),
+        )
