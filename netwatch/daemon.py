@@ -230,6 +230,8 @@ class Daemon:
                 if batch:
                     self.pipeline.run(batch)
                     self._after_batch(batch[-1][0])
+                elif self.live:
+                    self.pipeline.advance(self.clock())
                 self._housekeeping()
         finally:
             self.shutdown()

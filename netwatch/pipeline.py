@@ -230,6 +230,12 @@ class Pipeline:
         self.stats.active_evaluations += n
         return n
 
+    def advance(self, now: float) -> None:
+        """Live capture on a quiet link: let timers run at wall time ``now`` (packet times
+        are wall times there), so flows end and alerts come without waiting for traffic."""
+        if now >= self.table.next_sweep:
+            self.table.sweep(now)
+
     def account(self, ts: float, linktype: int, frame: bytes, wirelen: int) -> None:
         """Decode one frame and account it (and any fragments it releases) to its flow."""
         d = self.decoder.decode(linktype, frame, wirelen, ts)

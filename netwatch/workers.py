@@ -345,7 +345,9 @@ class _Work:
         last_eval: float | None = None
         for batch in self.source.batches(self.stop):
             self._apply_shared()
-            if batch:
+            if not batch:
+                self.pipeline.advance(time.time())
+            else:
                 self.pipeline.run(batch)
                 last_ts = batch[-1][0]
                 if last_eval is None:

@@ -23,7 +23,7 @@ the scrape reads a snapshot under the lock.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,9 +85,9 @@ def camera_resolver(pipeline: Pipeline) -> CameraOf:
     inventory alone when the pipeline runs without detection."""
 
     def resolve(ip: str, mac: str | None) -> tuple[str, str] | None:
-        try:
-            packed = ipaddress.ip_address(ip).packed
-        except ValueError:
+        try:  # inet_pton: ten times faster than ipaddress, once per flow end
+            packed = socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+        except OSError:
             return None
         mac_b = bytes.fromhex(mac.replace(":", "")) if mac else None
         if pipeline.detector is not None:
