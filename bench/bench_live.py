@@ -1,0 +1,311 @@
+"""Live-capture benchmark: the highest rate a veth can be driven at with zero kernel drops.
+
+Usage (root; ``./dev bench-live``)::
+
+    python bench/bench_live.py [--seconds 8] [--rates 50000,100000,...]
+                               [--workers 1,2] [--no-nfstream]
+
+It creates a private network namespace with a veth pair (nothing leaves it), generates once
+a 200,000-packet camera-site capture (``bench/gen_site_pcap.py``: RTP video, RTSP, TLS, DNS,
+IPv6, VLAN tags), and for each configuration starts ``netwatch run`` capturing on one end
+(full pipeline: decode, flows, deep parsers, enrichment with the built-in GeoIP data, all
+rules; flow log off) while tcpreplay sends the capture (preloaded, looped) into the other end
+at each rate in turn, ``--seconds`` per step and at least ``--min-packets`` (several
+times the kernel ring, so a consumer slower than the rate cannot hide behind the ring). The
+kernel's drop counter (``PACKET_STATISTICS``, exported as
+``netwatch_capture_dropped_packets_total``)
+decides: the reported figure is the highest rate with zero drops. The rate tcpreplay really
+reached is measured from the packets netwatch received and the step's duration, because on
+a small machine the generator, not netwatch, can be the limit; the output says which.
+
+Configurations: ``ring only`` (the capture loop without the pipeline: what the socket +
+mmap ring itself sustains), 1 worker, 2 workers (PACKET_FANOUT; on a 2-core machine the
+generator takes one core, so two workers share the other: the figure then shows overhead,
+not scaling), and NFStream's live meter on the same veth where it is installed
+(``pip install .[bench]``).
+
+Numbers are for reading, not a timed test; the README has the figures and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+CLONE_NEWNET = 0x40000000
+_COUNTER = r'(netwatch_capture_\w+_total)\{interface="nwb"(?:,stage="kernel")?\} (\S+)'
+DEFAULT_RATES = (25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000, 300_000, 500_000)
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=check)
+
+
+def enter_namespace(name: str) -> None:
+    """Create ``name`` with a veth pair nwa/nwb and move this process into it."""
+    sh("ip", "netns", "add", name)
+    fd = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+    os.close(fd)
+    sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+    sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+    sh("ip", "link", "add", "nwa", "type", "veth", "peer", "name", "nwb")
+    for link in ("lo", "nwa", "nwb"):
+        sh("ip", "link", "set", link, "up")
+
+
+def site_pcap(packets: int) -> Path:
+    path = OUT / f"site-{packets}.pcap"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        sh(sys.executable, str(HERE / "gen_site_pcap.py"), str(path), "--packets", str(packets))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = re.match(
+            r'(netwatch_capture_\w+_total)\{interface="nwb"(?:,stage="kernel")?\} (\S+)', line
+        )
+        if m and ('stage="kernel"' in line or "received" in m.group(1)):
+            out[m.group(1)] = float(m.group(2))
+        elif line.startswith("netwatch_packets_total "):
+            out["packets"] = float(line.split()[1])
+    return out
+
+
+class RingOnly:
+    """The capture loop alone, in this process: rings read, frames counted, nothing else."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(HERE.parent))
+        from netwatch.capture.afpacket import RingSettings  # noqa: PLC0415
+        from netwatch.capture.live import LiveSource  # noqa: PLC0415
+
+        self.source = LiveSource(["nwb"], RingSettings())
+        self.source.open()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for _batch in self.source.batches(self.stop_event):
+            pass
+
+    def counters(self) -> tuple[float, float]:
+        c = self.source.counts()["nwb"]
+        return float(c.received), float(c.dropped_kernel)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+
+
+class Netwatch:
+    """``netwatch run`` capturing on nwb with ``workers`` workers."""
+
+    def __init__(self, tmp: Path, workers: int) -> None:
+        self.port = free_port()
+        self.workers = workers
+        cfg = tmp / f"bench-{workers}.yaml"
+        cfg.write_text(
+            f"capture: {{interfaces: [nwb], user: null, workers: {max(1, workers)}}}\n"
+            f"metrics: {{listen: '127.0.0.1:{self.port}'}}\n"
+            f"state_dir: {tmp / f'state-{workers}'}\n"
+            "logging: {level: warning}\n"
+        )
+        self.proc = subprocess.Popen([sys.executable, "-m", "netwatch", "run", "-c", str(cfg)])
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if "netwatch_capture_received_packets_total" in str(scrape(self.port)):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("netwatch did not start")
+            time.sleep(0.3)
+
+    def counters(self) -> tuple[float, float]:
+        m = scrape(self.port)
+        return (
+            m.get("netwatch_capture_received_packets_total", 0.0),
+            m.get("netwatch_capture_dropped_packets_total", 0.0),
+        )
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(120)
+
+
+def replay(pcap: Path, rate: int, packets: int) -> None:
+    """tcpreplay ``packets`` packets of ``pcap`` (looped, preloaded) at ``rate`` into nwa."""
+    args = ["-q", "--preload-pcap", "-i", "nwa", f"--pps={rate}", f"--limit={packets}"]
+    sh("tcpreplay", *args, "--loop=0", str(pcap))
+
+
+def step(nw: Netwatch | RingOnly, pcap: Path, rate: int, packets: int) -> dict[str, float]:
+    recv0, drop0 = nw.counters()
+    started = time.monotonic()
+    sh(
+        "tcpreplay",
+        "-q",
+        "--preload-pcap",
+        "-i",
+        "nwa",
+        f"--pps={rate}",
+        f"--limit={packets}",
+        "--loop=0",
+        str(pcap),
+    )
+    sent_s = time.monotonic() - started
+    time.sleep(2.0)  # let the consumer drain the ring
+    recv1, drop1 = nw.counters()
+    got, lost = recv1 - recv0, drop1 - drop0
+    return {"asked_pps": rate, "sent_pps": (got + lost) / sent_s, "received": got, "dropped": lost}
+
+
+def nfstream_step(pcap: Path, rate: int, packets: int) -> dict[str, float] | None:
+    """NFStream's live meter on nwb for one step (None when NFStream is not installed)."""
+    code = (
+        "import sys,time,json\n"
+        "from nfstream import NFStreamer\n"
+        "s=NFStreamer(source='nwb',statistical_analysis=False,splt_analysis=0,"
+        "n_dissections=0,idle_timeout=60,active_timeout=3600,promiscuous_mode=True)\n"
+        "n=0\n"
+        "for f in s:\n"
+        "    n+=f.bidirectional_packets\n"
+        "print(json.dumps({'packets':n}))\n"
+    )
+    try:
+        import nfstream  # noqa: F401, PLC0415
+    except ImportError:
+        return None
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    started = time.monotonic()
+    sh(
+        "tcpreplay",
+        "-q",
+        "--preload-pcap",
+        "-i",
+        "nwa",
+        f"--pps={rate}",
+        f"--limit={packets}",
+        "--loop=0",
+        str(pcap),
+    )
+    sent_s = time.monotonic() - started
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    counted = json.loads(out.strip().splitlines()[-1])["packets"] if out.strip() else 0
+    return {
+        "asked_pps": rate,
+        "sent_pps": packets / sent_s,
+        "received": counted,
+        "dropped": packets - counted,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=8.0, help="length of each rate step")
+    ap.add_argument("--min-packets", type=int, default=200_000, help="at least, per step")
+    ap.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
+    ap.add_argument("--workers", default="0,1,2", help="0 = the ring only, without pipeline")
+    ap.add_argument("--no-nfstream", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench_live needs root (network namespace, AF_PACKET)", file=sys.stderr)
+        return 2
+    pcap = site_pcap(200_000)
+
+    def per_step(rate: int) -> int:
+        return max(int(args.min_packets), int(rate * args.seconds))
+
+    rates = [int(r) for r in args.rates.split(",")]
+    ns = f"nwbench{os.getpid()}"
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; capture {pcap.name}"
+    )
+    results: dict[str, list[dict[str, float]]] = {}
+    try:
+        enter_namespace(ns)
+        with tempfile.TemporaryDirectory() as tmp:
+            for workers in (int(w) for w in args.workers.split(",")):
+                label = "ring only" if workers == 0 else f"{workers} worker(s)"
+                nw: Netwatch | RingOnly = (
+                    RingOnly() if workers == 0 else Netwatch(Path(tmp), workers)
+                )
+                try:
+                    results[label] = _climb(
+                        label, rates, lambda r, nw=nw: step(nw, pcap, r, per_step(r))
+                    )
+                finally:
+                    nw.stop()
+            if not args.no_nfstream:
+                res = _climb("nfstream", rates, lambda r: nfstream_step(pcap, r, per_step(r)))
+                results["nfstream"] = res
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    print(json.dumps({k: _best(v) for k, v in results.items()}, indent=1))
+    return 0
+
+
+def _climb(label: str, rates: list[int], run: object) -> list[dict[str, float]]:
+    out: list[dict[str, float]] = []
+    for rate in rates:
+        res = run(rate)  # type: ignore[operator]
+        if res is None:
+            print(f"{label}: not available")
+            return out
+        out.append(res)
+        print(
+            f"{label:>12}: asked {rate:>7,} pkt/s, sent {res['sent_pps']:>9,.0f}, "
+            f"received {res['received']:>9,.0f}, dropped {res['dropped']:>9,.0f}",
+            flush=True,
+        )
+        if res["dropped"] > 0 or res["sent_pps"] < 0.9 * rate:
+            break
+    return out
+
+
+def _best(steps: list[dict[str, float]]) -> dict[str, float | str]:
+    clean = [s for s in steps if s["dropped"] == 0]
+    if not clean:
+        return {"zero_drop_pps": 0.0}
+    best = max(clean, key=lambda s: s["sent_pps"])
+    limit = "generator" if steps[-1]["dropped"] == 0 else "netwatch"
+    return {"zero_drop_pps": round(best["sent_pps"]), "limited_by": limit}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
