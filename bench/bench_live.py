@@ -170,33 +170,23 @@ class Netwatch:
         self.log.close()
 
 
-def replay(pcap: Path, rate: int, packets: int) -> None:
+def replay(pcap: Path, rate: int, packets: int) -> float:
     """tcpreplay ``packets`` packets of ``pcap`` (looped, preloaded) at ``rate`` into nwa
-    (``rate`` 0: as fast as tcpreplay can)."""
+    (``rate`` 0: as fast as tcpreplay can); returns the rate tcpreplay reports it sent at."""
     speed = "--topspeed" if rate == 0 else f"--pps={rate}"
     args = ["-q", "--preload-pcap", "-i", "nwa", speed, f"--limit={packets}"]
-    sh("tcpreplay", *args, "--loop=0", str(pcap))
+    out = sh("tcpreplay", *args, "--loop=0", str(pcap)).stdout
+    m = re.search(r"Rated: .*?([\d.]+) pps", out)
+    return float(m.group(1)) if m else 0.0
 
 
 def step(nw: Netwatch | RingOnly, pcap: Path, rate: int, packets: int) -> dict[str, float]:
     recv0, drop0 = nw.counters()
-    started = time.monotonic()
-    sh(
-        "tcpreplay",
-        "-q",
-        "--preload-pcap",
-        "-i",
-        "nwa",
-        f"--pps={rate}",
-        f"--limit={packets}",
-        "--loop=0",
-        str(pcap),
-    )
-    sent_s = time.monotonic() - started
+    sent_pps = replay(pcap, rate, packets)
     time.sleep(2.0)  # let the consumer drain the ring
     recv1, drop1 = nw.counters()
     got, lost = recv1 - recv0, drop1 - drop0
-    return {"asked_pps": rate, "sent_pps": (got + lost) / sent_s, "received": got, "dropped": lost}
+    return {"asked_pps": rate, "sent_pps": sent_pps, "received": got, "dropped": lost}
 
 
 def nfstream_step(pcap: Path, rate: int, packets: int) -> dict[str, float] | None:
