@@ -210,26 +210,14 @@ def nfstream_step(pcap: Path, rate: int, packets: int) -> dict[str, float] | Non
         return None
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     time.sleep(3.0)
-    started = time.monotonic()
-    sh(
-        "tcpreplay",
-        "-q",
-        "--preload-pcap",
-        "-i",
-        "nwa",
-        f"--pps={rate}",
-        f"--limit={packets}",
-        "--loop=0",
-        str(pcap),
-    )
-    sent_s = time.monotonic() - started
+    sent_pps = replay(pcap, rate, packets)
     time.sleep(5.0)  # flows expire after 1 s idle/active: every packet gets counted
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     counted = json.loads(out.strip().splitlines()[-1])["packets"] if out.strip() else 0
     return {
         "asked_pps": rate,
-        "sent_pps": packets / sent_s,
+        "sent_pps": sent_pps,
         "received": counted,
         "dropped": packets - counted,
     }
