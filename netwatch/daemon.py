@@ -47,7 +47,7 @@ from netwatch.alerts.router import AlertRouter
 from netwatch.capture.afpacket import RingError, RingSettings, interface_present
 from netwatch.capture.bpf import compile_filter
 from netwatch.capture.live import LiveSource
-from netwatch.capture.source import END_OF_PASS, CaptureCounts, FileSource, Source
+from netwatch.capture.source import END_OF_PASS, Block, CaptureCounts, FileSource, Source
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
 from netwatch.detect.capture_loss import CaptureLossMonitor
@@ -227,7 +227,10 @@ class Daemon:
                         # a looped pass replays the same 5-tuples: end its flows first
                         self.pipeline.end_pass()
                     continue
-                if batch:
+                if isinstance(batch, Block):
+                    self.pipeline.run_block(batch)
+                    self._after_batch(batch.last_ts)
+                elif batch:
                     self.pipeline.run(batch)
                     self._after_batch(batch[-1][0])
                 elif self.live:

@@ -16,6 +16,7 @@ from typing import Any
 
 from netwatch.alerts.router import Emit
 from netwatch.capture.files import CaptureFile
+from netwatch.capture.source import Block
 from netwatch.config import Config
 from netwatch.decode.frames import Decoder
 from netwatch.detect.baseline import Baseline
@@ -266,6 +267,12 @@ class Pipeline:
             self.run(capture.packets())
             return
         n, nbytes = run_mapped(self, mapped)
+        self.stats.packets += n
+        self.stats.wire_bytes += nbytes
+
+    def run_block(self, block: Block) -> None:
+        """A live capture block (pcap records in memory) through the fused loop."""
+        n, nbytes = run_mapped(self, block.mapped)
         self.stats.packets += n
         self.stats.wire_bytes += nbytes
 

@@ -47,7 +47,7 @@ from prometheus_client.registry import Collector
 from netwatch.alerts.model import Alert
 from netwatch.capture.afpacket import Ring, RingSettings
 from netwatch.capture.live import LiveSource
-from netwatch.capture.source import CaptureCounts
+from netwatch.capture.source import Block, CaptureCounts
 from netwatch.config import Config
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver, counter_family
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
@@ -345,11 +345,15 @@ class _Work:
         last_eval: float | None = None
         for batch in self.source.batches(self.stop):
             self._apply_shared()
-            if not batch:
-                self.pipeline.advance(time.time())
-            else:
+            if isinstance(batch, Block):
+                self.pipeline.run_block(batch)
+                last_ts = batch.last_ts
+            elif batch:
                 self.pipeline.run(batch)
                 last_ts = batch[-1][0]
+            else:
+                self.pipeline.advance(time.time())
+            if last_ts is not None:
                 if last_eval is None:
                     last_eval = last_ts
                 elif last_ts - last_eval >= cfg.alerts.evaluate_active_s:

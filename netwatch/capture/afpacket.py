@@ -41,8 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netwatch.capture.bpf import BpfInsn, attach_filter, lock_filter
+from netwatch.capture.files import MappedPcap
 from netwatch.capture.linktypes import LinkType
-from netwatch.capture.pcap import Record
+from netwatch.capture.pcap import PcapHeader, ReadStats, Record
+from netwatch.capture.source import Block
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -68,6 +70,8 @@ _STATS3 = struct.Struct("III")  # tpacket_stats_v3
 _MREQ = struct.Struct("iHH8s")  # packet_mreq
 _STATUS_OFF = 8
 _ETHERNET = int(LinkType.ETHERNET)
+_PCAP_REC = struct.Struct("<IIII")  # a classic pcap record header, little-endian
+_RING_HEADER = PcapHeader("pcap-ns", "<", 1e-9, 262_144, _ETHERNET)
 
 
 class RingError(OSError):
@@ -140,6 +144,7 @@ class Ring:
         self.ring = mmap.mmap(
             sock.fileno(), block * count, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
         )
+        self._view = memoryview(self.ring)
         sock.bind((self.interface, ETH_P_ALL))
         if s.promisc:
             mreq = _MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b"")
@@ -181,6 +186,38 @@ class Ring:
         self.stats.packets += num
         return out
 
+    def read_block_pcap(self) -> Block | None:
+        """The next block as classic pcap records (nanosecond stamps) for the fused loop,
+        or None when none is ready. Each frame is copied once, straight from the ring."""
+        ring, base = self.ring, self._cur * self.block_size
+        _v, _p, status, num, first = _BLOCK.unpack_from(ring, base)
+        if not status & TP_STATUS_USER:
+            return None
+        out = bytearray()
+        view = self._view
+        off = base + first
+        hdr, rec = _HDR3.unpack_from, _PCAP_REC.pack
+        sec = nsec = 0
+        for _ in range(num):
+            nxt, sec, nsec, snap, wirelen, st, mac, _net, _h, tci, tpid = hdr(ring, off)
+            start = off + mac
+            if st & TP_STATUS_VLAN_VALID and (tci or st & TP_STATUS_VLAN_TPID_VALID):
+                tpid = tpid if st & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                out += rec(sec, nsec, snap + 4, wirelen + 4)
+                out += view[start : start + 12]
+                out += struct.pack("!HH", tpid, tci)
+                out += view[start + 12 : start + snap]
+            else:
+                out += rec(sec, nsec, snap, wirelen)
+                out += view[start : start + snap]
+            off += nxt
+        struct.pack_into("I", ring, base + _STATUS_OFF, TP_STATUS_KERNEL)
+        self._cur = (self._cur + 1) % self.block_nr
+        self.stats.packets += num
+        data = bytes(out)
+        mapped = MappedPcap(data, 0, len(data), _RING_HEADER, ReadStats())
+        return Block(mapped, num, sec + nsec * 1e-9)
+
     def poll_kernel_stats(self) -> RingStats:
         """Fold the kernel's read-and-reset counters into :attr:`stats`."""
         raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS3.size)
@@ -203,6 +240,7 @@ class Ring:
 
     def close(self) -> None:
         with contextlib.suppress(AttributeError, BufferError):
+            self._view.release()
             self.ring.close()
         self.sock.close()
 

@@ -1,9 +1,10 @@
 """Live interfaces as a daemon source: one TPACKET_V3 ring per interface, polled together.
 
 :class:`LiveSource` opens a :class:`~netwatch.capture.afpacket.Ring` on each interface of
-``capture.interfaces`` and hands the daemon one batch per ring block (every frame the kernel
-put in it), or an empty batch after ``max_wait_s`` without traffic, so the daemon's
-housekeeping never waits on a quiet mirror port. Several interfaces (two SPAN sessions, say)
+``capture.interfaces`` and hands the daemon one :class:`~netwatch.capture.source.Block` per
+ring block (every frame the kernel put in it, laid out as pcap records for the fused loop),
+or an empty batch after ``max_wait_s`` without traffic, so the daemon's housekeeping never
+waits on a quiet mirror port. Several interfaces (two SPAN sessions, say)
 are polled together and each keeps its own counters, named by interface in the metrics.
 
 Interface trouble never stops the daemon: an interface that goes down is counted and logged
@@ -35,7 +36,7 @@ from netwatch.capture.afpacket import (
     wait_readable,
 )
 from netwatch.capture.pcap import Record
-from netwatch.capture.source import CaptureCounts
+from netwatch.capture.source import Block, CaptureCounts
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class LiveSource:
         log.info("capturing on %s", port.name, extra={"fields": {"interface": port.name}})
         return None
 
-    def batches(self, stop: threading.Event) -> Iterator[list[Record] | None]:
+    def batches(self, stop: threading.Event) -> Iterator[list[Record] | Block | None]:
         """Blocks of frames as they come, ``[]`` after ``max_wait_s`` of quiet, until stop."""
         try:
             while not stop.is_set():
@@ -125,11 +126,11 @@ class LiveSource:
                     ring = port.ring
                     for _ in range(BLOCKS_PER_TURN if ring is not None else 0):
                         assert ring is not None
-                        block = ring.read_block()
+                        block = ring.read_block_pcap()
                         if block is None:
                             break
                         got = True
-                        self.packets += len(block)
+                        self.packets += block.count
                         yield block
                 if got:
                     continue

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from netwatch.capture.files import CaptureError, open_capture
+from netwatch.capture.files import CaptureError, MappedPcap, open_capture
 from netwatch.capture.pcap import Record as Packet
 
 
@@ -42,21 +42,32 @@ class CaptureCounts:
     up: bool = True  # capturing now
 
 
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Frames already laid out as classic pcap records (nanosecond stamps), so the fused
+    per-packet loop (:mod:`netwatch.fastloop`) can take them as it takes a mapped file."""
+
+    mapped: MappedPcap
+    count: int
+    last_ts: float
+
+
+Batch = list[Packet]
+
+
 class Source(Protocol):
     """What the daemon needs of a capture source (files, live rings, tshark)."""
 
     @property
     def packets(self) -> int: ...
 
-    def batches(self, stop: threading.Event) -> Iterator[list[Packet] | None]: ...
+    def batches(self, stop: threading.Event) -> Iterator[Batch | Block | None]: ...
 
     def counts(self) -> dict[str, CaptureCounts]: ...
 
 
 END_OF_PASS: Final = None
 """Yielded (instead of a batch) after the last file of each pass."""
-
-Batch = list[Packet]
 
 
 class FileSource:
