@@ -223,6 +223,74 @@ def nfstream_step(pcap: Path, rate: int, packets: int) -> dict[str, float] | Non
     }
 
 
+PRELOADED = r"""
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from dataclasses import replace
+from netwatch.capture.afpacket import Ring, RingSettings
+from netwatch.config import Config
+from netwatch.pipeline import Pipeline
+group, ready_fd, go_fd = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+pipe = Pipeline(Config.default(), lambda rec: None, on_alert=lambda alert, count: None)
+pipe.warm_up()
+ring = Ring("nwb", RingSettings(ring_mb=int(sys.argv[5]), block_kb=1024, fanout_group=group))
+os.write(ready_fd, b"r")
+os.read(go_fd, 1)  # the generator filled the ring meanwhile
+n, idle, start = 0, 0.0, time.perf_counter()
+last = start
+while True:
+    block = ring.read_block_pcap()
+    if block is None:
+        if time.perf_counter() - last > 0.5:
+            break
+        time.sleep(0.001)
+        continue
+    pipe.run_block(block)
+    n += block.count
+    last = time.perf_counter()
+stats = ring.poll_kernel_stats()
+print(json.dumps({"packets": n, "elapsed_s": last - start, "drops": stats.kernel_drops}))
+"""
+
+
+def preloaded(pcap: Path, workers: int, packets: int, ring_mb: int) -> dict[str, float]:
+    """Fill the workers' rings while they wait, then time how fast they drain them: the
+    consumer's speed without the generator competing for the CPUs."""
+    group = (os.getpid() + workers) & 0xFFFF
+    procs, gos = [], []
+    for _ in range(workers):
+        ready_r, ready_w = os.pipe()
+        go_r, go_w = os.pipe()
+        args = [str(HERE.parent), str(group), str(ready_w), str(go_r), str(ring_mb)]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", PRELOADED, *args],
+                pass_fds=(ready_w, go_r),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+        os.close(ready_w)
+        os.close(go_r)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        gos.append(go_w)
+    replay(pcap, 0, packets)
+    time.sleep(0.5)
+    for go in gos:
+        os.write(go, b"g")
+        os.close(go)
+    results = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
+    total = sum(r["packets"] for r in results)
+    slowest = max(r["elapsed_s"] for r in results)
+    return {
+        "workers": workers,
+        "packets": total,
+        "ring_drops": sum(r["drops"] for r in results),
+        "pps": total / slowest if slowest else 0.0,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each rate step")
@@ -230,6 +298,11 @@ def main() -> int:
     ap.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
     ap.add_argument("--workers", default="0,1,2", help="0 = the ring only, without pipeline")
     ap.add_argument("--no-nfstream", action="store_true")
+    ap.add_argument(
+        "--preloaded",
+        default="1,2",
+        help="worker counts for the pre-loaded ring measure ('' to skip)",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_live needs root (network namespace, AF_PACKET)", file=sys.stderr)
@@ -246,10 +319,11 @@ def main() -> int:
         f"Python {platform.python_version()}; capture {pcap.name}"
     )
     results: dict[str, list[dict[str, float]]] = {}
+    drained: dict[str, float] = {}
     try:
         enter_namespace(ns)
         with tempfile.TemporaryDirectory() as tmp:
-            for workers in (int(w) for w in args.workers.split(",")):
+            for workers in (int(w) for w in args.workers.split(",") if w):
                 label = "ring only" if workers == 0 else f"{workers} worker(s)"
                 nw: Netwatch | RingOnly = (
                     RingOnly() if workers == 0 else Netwatch(Path(tmp), workers)
@@ -260,12 +334,22 @@ def main() -> int:
                     )
                 finally:
                     nw.stop()
+            for n in (int(w) for w in args.preloaded.split(",") if w):
+                pre = preloaded(pcap, n, 200_000, 512)
+                print(
+                    f"pre-loaded ring, {n} worker(s): {pre['packets']:,.0f} packets drained at "
+                    f"{pre['pps']:,.0f} pkt/s (ring drops {pre['ring_drops']:,.0f})",
+                    flush=True,
+                )
+                drained[f"{n} worker(s), pre-loaded ring"] = round(pre["pps"])
             if not args.no_nfstream:
                 res = _climb("nfstream", rates, lambda r: nfstream_step(pcap, r, per_step(r)))
                 results["nfstream"] = res
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
-    print(json.dumps({k: _best(v) for k, v in results.items()}, indent=1))
+    summary: dict[str, object] = {k: _best(v) for k, v in results.items()}
+    summary.update(drained)
+    print(json.dumps(summary, indent=1))
     return 0
 
 
