@@ -40,9 +40,9 @@ def make_block(n: int, ts: float, tag: int = 0) -> Block:
         out += (ns // 10**9).to_bytes(4, "little") + (ns % 10**9).to_bytes(4, "little")
         out += len(frame).to_bytes(4, "little") * 2 + frame
     data = bytes(out)
-    last = ts + (n - 1) * 1e-3
-    ns = round(last * 1e9)
-    return Block(MappedPcap(data, 0, len(data), HEADER, ReadStats()), n, ns // 10**9 + ns % 10**9 * 1e-9)
+    ns = round((ts + (n - 1) * 1e-3) * 1e9)
+    last = ns // 10**9 + ns % 10**9 * 1e-9
+    return Block(MappedPcap(data, 0, len(data), HEADER, ReadStats()), n, last)
 
 
 class FakeRing(Ring):
@@ -387,6 +387,7 @@ def test_live_source_on_loopback() -> None:
         seen = b""
         deadline = time.monotonic() + 3.0
         blocks = 0
+        counts = CaptureCounts()
         for batch in src.batches(stop):
             if isinstance(batch, Block):
                 blocks += batch.count

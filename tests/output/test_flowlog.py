@@ -1,0 +1,175 @@
+"""The flow log writer, in particular whole-line writes from several processes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netwatch.output.flowlog import JsonLinesWriter
+
+PAD = "é" * 40 + "x" * 160  # non-ASCII: line lengths in bytes differ from characters
+
+
+def record(worker: int, seq: int) -> dict[str, Any]:
+    return {"worker": worker, "seq": seq, "uid": f"C{worker}-{seq:08d}", "pad": PAD}
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes()
+    assert not data or data.endswith(b"\n")
+    out = []
+    for n, line in enumerate(data.split(b"\n")[:-1]):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"torn line {n}: {line[:80]!r}...")
+    return out
+
+
+def check_complete(lines: list[dict[str, Any]], per_worker: dict[int, int]) -> None:
+    for worker, n in per_worker.items():
+        seqs = [r["seq"] for r in lines if r["worker"] == worker]
+        assert seqs == list(range(n)), f"worker {worker}: lost, repeated or reordered lines"
+    assert len(lines) == sum(per_worker.values())
+    assert all(r["pad"] == PAD and r["uid"] == f"C{r['worker']}-{r['seq']:08d}" for r in lines)
+
+
+def test_records_are_long_enough() -> None:
+    assert len(json.dumps(record(0, 0), ensure_ascii=False).encode()) > 200
+
+
+def test_two_writers_interleaved_in_one_process(tmp_path: Path) -> None:
+    path = tmp_path / "flows" / "conn.log"
+    a = JsonLinesWriter(path, atomic_lines=True)
+    b = JsonLinesWriter(path, atomic_lines=True)
+    for i in range(5_000):
+        a.write(record(0, i))
+        b.write(record(1, i))
+        if i % 997 == 0:
+            b.flush()
+    a.close()
+    b.close()
+    assert (a.records, b.records) == (5_000, 5_000)
+    lines = read_lines(path)
+    check_complete(lines, {0: 5_000, 1: 5_000})
+    # whole batches of lines interleave, so both writers' lines are mixed in the file
+    workers = [r["worker"] for r in lines]
+    assert sum(x != y for x, y in zip(workers, workers[1:])) > 2
+
+
+def test_only_whole_lines_reach_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    w = JsonLinesWriter(path, atomic_lines=True)
+    sizes = []
+    for i in range(1_000):
+        w.write(record(0, i))
+        size = path.stat().st_size
+        sizes.append(size)
+        data = path.read_bytes()
+        assert not data or data.endswith(b"\n")
+    # buffered up to ATOMIC_CHUNK bytes at a time, then written at once
+    assert sizes[0] == 0
+    assert 0 < max(b - a for a, b in zip(sizes, sizes[1:])) <= JsonLinesWriter.ATOMIC_CHUNK
+    w.close()
+    check_complete(read_lines(path), {0: 1_000})
+
+
+def test_a_line_longer_than_the_chunk_is_written_whole(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    w = JsonLinesWriter(path, atomic_lines=True)
+    w.write(record(0, 0))
+    big = {"worker": 0, "seq": 1, "blob": "y" * (JsonLinesWriter.ATOMIC_CHUNK * 2)}
+    w.write(big)
+    w.write(record(0, 2))
+    w.close()
+    lines = read_lines(path)
+    assert [r["seq"] for r in lines] == [0, 1, 2]
+    assert lines[1] == big
+
+
+def test_appends_to_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    path.write_text('{"old":1}\n')
+    w = JsonLinesWriter(path, atomic_lines=True)
+    w.write(record(0, 0))
+    w.close()
+    assert read_lines(path)[0] == {"old": 1}
+    assert len(read_lines(path)) == 2
+
+
+def test_atomic_lines_needs_a_path() -> None:
+    import io
+
+    with pytest.raises(ValueError, match="atomic_lines needs a path"):
+        JsonLinesWriter(stream=io.StringIO(), atomic_lines=True)
+
+
+def _child(path: Path, worker: int, n: int, go: int) -> None:
+    os.read(go, 1)  # start together with the other worker
+    w = JsonLinesWriter(path, atomic_lines=True)
+    for i in range(n):
+        w.write(record(worker, i))
+        if i % 50 == 49:
+            w.flush()
+    w.close()
+
+
+def test_two_processes_never_tear_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    n = 20_000
+    go_r, go_w = os.pipe()
+    pids = []
+    for worker in range(2):
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                os.close(go_w)
+                _child(path, worker, n, go_r)
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    os.close(go_r)
+    os.write(go_w, b"gg")
+    os.close(go_w)
+    for pid in pids:
+        _pid, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    lines = read_lines(path)
+    check_complete(lines, {0: n, 1: n})
+
+
+def test_reopen_after_rename_writes_to_the_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    rotated = tmp_path / "conn.log.1"
+    w = JsonLinesWriter(path, atomic_lines=True)
+    for i in range(10):
+        w.write(record(0, i))
+    w.flush()
+    for i in range(10, 15):
+        w.write(record(0, i))  # buffered while logrotate moves the file
+    path.rename(rotated)
+    w.reopen()  # flushes to the old file first
+    for i in range(15, 20):
+        w.write(record(0, i))
+    w.close()
+    assert [r["seq"] for r in read_lines(rotated)] == list(range(15))
+    assert [r["seq"] for r in read_lines(path)] == list(range(15, 20))
+    assert w.records == 20
+
+
+def test_reopen_of_the_plain_writer_after_rename(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    w = JsonLinesWriter(path)
+    w.write(record(0, 0))
+    path.rename(tmp_path / "old.log")
+    w.reopen()
+    w.write(record(0, 1))
+    w.close()
+    assert [r["seq"] for r in read_lines(tmp_path / "old.log")] == [0]
+    assert [r["seq"] for r in read_lines(path)] == [1]
