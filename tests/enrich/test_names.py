@@ -142,3 +142,53 @@ def test_best_name_skips_ip_literal_hosts() -> None:
     assert best_name(None, "203.0.113.10:554", None) is None
     assert best_name(None, "[2001:db8::1]:8080", "dns.example") == "dns.example"
     assert best_name(None, "2001:db8::1", None) is None
+
+
+# --- sharing names between capture workers ------------------------------------------------
+
+
+def test_on_learn_is_called_for_each_name_observed() -> None:
+    dns = PassiveDns(min_ttl_s=60, max_ttl_s=3600)
+    learnt: list[tuple[bytes | None, bytes, str, float]] = []
+    dns.on_learn = lambda client, addr, name, expiry: learnt.append((client, addr, name, expiry))
+    dns.observe(CAM, [(CDN, "Cloud.Example.", 10), (CDN6, "v6.example", 99_999)], ts=100.0)
+    dns.observe(None, {"203.0.113.10": ("other.example", 120)}, ts=200.0)
+    dns.observe(CAM, [(b"\x01\x02", "bad.example", 300), (CDN, "", 300)], ts=300.0)
+    assert learnt == [
+        (CAM, CDN, "cloud.example", 160.0),  # normalised; TTL raised to min_ttl_s
+        (CAM, CDN6, "v6.example", 3700.0),  # TTL cut to max_ttl_s
+        (None, CDN, "other.example", 320.0),
+    ]
+    assert dns.invalid == 2  # invalid answers are not passed on
+
+
+def test_share_does_not_call_on_learn() -> None:
+    dns = PassiveDns()
+    learnt: list[str] = []
+    dns.on_learn = lambda client, addr, name, expiry: learnt.append(name)
+    dns.share(CAM, CDN, "cloud.example", 500.0)
+    assert learnt == []
+    assert dns.lookup(CDN, ts=100.0, client=CAM) == "cloud.example"
+
+
+def test_a_name_shared_into_another_cache_is_found() -> None:
+    origin, other = PassiveDns(), PassiveDns()
+    echoed: list[str] = []
+    other.on_learn = lambda client, addr, name, expiry: echoed.append(name)
+    origin.on_learn = other.share  # the parent relays what one worker learnt to the others
+    origin.observe(CAM, [(CDN, "cloud.example", 300)], ts=1_000.0)
+    origin.observe(None, [(CDN6, "v6.example", 300)], ts=1_000.0)
+    assert other.lookup(CDN, ts=1_100.0, client=CAM) == "cloud.example"
+    assert other.lookup(CDN, ts=1_100.0, client=NVR) == "cloud.example"  # any client
+    assert other.lookup(CDN, ts=1_100.0) == "cloud.example"
+    assert other.lookup(CDN6, ts=1_100.0) == "v6.example"
+    assert len(other) == len(origin) == 3  # (CAM, CDN), (any, CDN), (any, CDN6)
+    assert other.lookup(CDN, ts=1_300.0) is None  # the shared expiry holds
+    assert echoed == []  # no echo back to the parent
+
+
+def test_a_name_shared_without_client_is_for_any_client() -> None:
+    dns = PassiveDns()
+    dns.share(None, CDN, "cloud.example", 500.0)
+    assert len(dns) == 1
+    assert dns.lookup(CDN, ts=0.0, client=CAM) == "cloud.example"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -102,8 +103,6 @@ def test_appends_to_an_existing_file(tmp_path: Path) -> None:
 
 
 def test_atomic_lines_needs_a_path() -> None:
-    import io
-
     with pytest.raises(ValueError, match="atomic_lines needs a path"):
         JsonLinesWriter(stream=io.StringIO(), atomic_lines=True)
 
