@@ -288,7 +288,7 @@ else:
     import pcapy
     cap = pcapy.create("nwb")
     cap.set_snaplen(65535); cap.set_promisc(1); cap.set_timeout(10)
-    cap.set_buffer_size(ring_mb << 20); cap.activate()
+    cap.set_buffer_size(ring_mb << 20); cap.activate(); cap.setnonblock(1)
     def take():
         data, meta = cap.next_batch(4096)
         n = len(meta) // 16

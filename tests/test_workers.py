@@ -39,9 +39,7 @@ class Pool:
         ctx = multiprocessing.get_context("fork")
         self.seen: list[tuple[Alert, str | None]] = []
         cfg = Config.from_yaml("geoip: {builtin: false}\n", file="t.yaml")
-        self.pool = WorkerPool(
-            cfg, None, n, RingSettings(), lambda a, g: self.seen.append((a, g))
-        )
+        self.pool = WorkerPool(cfg, None, n, RingSettings(), lambda a, g: self.seen.append((a, g)))
         self.to_parent: list[Connection] = []  # the worker's end of its report pipe
         self.from_parent: list[Connection] = []  # the worker's end of its control pipe
         self._ends: list[Connection] = []

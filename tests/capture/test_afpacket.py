@@ -23,6 +23,7 @@ from netwatch.capture.afpacket import (
 )
 from netwatch.capture.bpf import BpfError, compile_filter
 from netwatch.capture.linktypes import LinkType
+from netwatch.capture.pcap import Record
 from netwatch.capture.source import Block
 
 PCAP_REC = struct.Struct("<IIII")
@@ -66,9 +67,7 @@ def test_block_geometry_rounds_the_block_down_to_pages() -> None:
 
 
 def test_block_geometry_grows_the_block_to_hold_one_frame() -> None:
-    block, count, frame = _block_geometry(
-        RingSettings(snaplen=65_535, block_kb=64, ring_mb=1)
-    )
+    block, count, frame = _block_geometry(RingSettings(snaplen=65_535, block_kb=64, ring_mb=1))
     assert frame == 131_072
     assert block == 131_072
     assert count == 8
@@ -112,12 +111,14 @@ def receiver() -> Iterator[tuple[socket.socket, int]]:
         sock.close()
 
 
-def settings_for(port: int, **kw: int) -> RingSettings:
+def settings_for(port: int, fanout_group: int | None = None) -> RingSettings:
     try:
         bpf = compile_filter(f"udp and port {port}")
     except BpfError as exc:
         pytest.skip(f"libpcap is needed to compile the filter: {exc}")
-    return RingSettings(snaplen=65_535, ring_mb=2, block_kb=64, retire_ms=10, bpf=bpf, **kw)
+    return RingSettings(
+        snaplen=65_535, ring_mb=2, block_kb=64, retire_ms=10, bpf=bpf, fanout_group=fanout_group
+    )
 
 
 @pytest.fixture
@@ -151,7 +152,7 @@ def test_read_block_returns_the_frames_sent(
     wanted = payloads(b"plain")
     t0 = time.time()
     send(receiver[1], wanted)
-    records = []
+    records: list[Record] = []
     deadline = time.monotonic() + DEADLINE_S
     while not all_seen([r[3] for r in records], wanted):
         left = deadline - time.monotonic()

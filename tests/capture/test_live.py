@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import socket
@@ -200,9 +201,7 @@ def test_open_raises_when_no_interface_opens(clock: Clock) -> None:
     src, factory = source(["mirror0", "mirror1"], clock, {"mirror0": -1, "mirror1": -1})
     with pytest.raises(RingError) as info:
         src.open()
-    assert str(info.value.strerror) == (
-        "mirror0: no such interface; mirror1: no such interface"
-    )
+    assert info.value.strerror == "mirror0: no such interface; mirror1: no such interface"
     assert {n: (c.errors, c.up) for n, c in src.counts().items()} == {
         "mirror0": (1, False),
         "mirror1": (1, False),
@@ -231,7 +230,7 @@ def test_backoff_doubles_up_to_a_minute(
             clock.now += 0.5
         stop.set()
         list(gen)
-    delays = [b - a for a, b in zip(factory.attempts("bad0"), factory.attempts("bad0")[1:])]
+    delays = [b - a for a, b in itertools.pairwise(factory.attempts("bad0"))]
     assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
     assert MAX_BACKOFF_S == 60
     assert factory.attempts("good0") == [start]
@@ -424,7 +423,11 @@ def test_advance_ends_a_closed_flow_on_a_quiet_link() -> None:
     pipe.advance(last + cfg.flows.tcp_closed_s + sweep + 1.0)
     assert len(records) == 1 and len(pipe.table) == 0
     rec = records[0]
-    assert (rec["id.orig_h"], rec["id.resp_h"], rec["id.resp_p"]) == ("10.0.0.5", "203.0.113.10", 443)
+    assert (rec["id.orig_h"], rec["id.resp_h"], rec["id.resp_p"]) == (
+        "10.0.0.5",
+        "203.0.113.10",
+        443,
+    )
     assert (rec["conn_state"], rec["orig_bytes"], rec["orig_pkts"], rec["resp_pkts"]) == (
         "SF",
         3000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 from pathlib import Path
@@ -59,7 +60,7 @@ def test_two_writers_interleaved_in_one_process(tmp_path: Path) -> None:
     check_complete(lines, {0: 5_000, 1: 5_000})
     # whole batches of lines interleave, so both writers' lines are mixed in the file
     workers = [r["worker"] for r in lines]
-    assert sum(x != y for x, y in zip(workers, workers[1:])) > 2
+    assert sum(x != y for x, y in itertools.pairwise(workers)) > 2
 
 
 def test_only_whole_lines_reach_the_file(tmp_path: Path) -> None:
@@ -74,7 +75,7 @@ def test_only_whole_lines_reach_the_file(tmp_path: Path) -> None:
         assert not data or data.endswith(b"\n")
     # buffered up to ATOMIC_CHUNK bytes at a time, then written at once
     assert sizes[0] == 0
-    assert 0 < max(b - a for a, b in zip(sizes, sizes[1:])) <= JsonLinesWriter.ATOMIC_CHUNK
+    assert 0 < max(b - a for a, b in itertools.pairwise(sizes)) <= JsonLinesWriter.ATOMIC_CHUNK
     w.close()
     check_complete(read_lines(path), {0: 1_000})
 
