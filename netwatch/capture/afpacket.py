@@ -93,11 +93,9 @@ class RingSettings:
 
 def _block_geometry(s: RingSettings) -> tuple[int, int, int]:
     """(block size, block count, frame size) honouring the kernel's constraints."""
-    page = mmap.PAGESIZE
-    block = max(page, (s.block_kb * 1024) // page * page)
     frame = 1 << max(11, (s.snaplen + 128 - 1).bit_length())  # room for headers, power of 2
-    while frame > block:
-        block *= 2
+    unit = max(mmap.PAGESIZE, frame)  # a block holds whole pages and whole frames
+    block = max(unit, -(-s.block_kb * 1024 // unit) * unit)
     count = max(2, (s.ring_mb << 20) // block)
     return block, count, frame
 

@@ -134,6 +134,8 @@ class LiveSource:
                         yield block
                 if got:
                     continue
+                if not open_rings:  # every interface is waiting out its backoff
+                    stop.wait(self.max_wait_s)
                 for ring in wait_readable(open_rings, self.max_wait_s):
                     self._check_error(ring)
                 yield []

@@ -79,11 +79,6 @@ def test_a_tiny_ring_still_has_two_blocks() -> None:
     assert count == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _block_geometry does not keep the block a multiple of the frame when "
-    "block_kb is not a power-of-two number of pages (capture.block_kb accepts any 4..65536)",
-)
 def test_block_geometry_with_a_block_size_that_is_not_a_power_of_two() -> None:
     block, _count, frame = _block_geometry(RingSettings(snaplen=65_535, block_kb=1000))
     assert block % frame == 0
@@ -282,12 +277,6 @@ def test_a_ring_on_a_missing_interface() -> None:
 
 
 @needs_root
-@pytest.mark.xfail(
-    strict=True,
-    raises=RingError,
-    reason="bug: capture.block_kb: 1000 (accepted by the config) gives a block that is not "
-    "a multiple of the frame size, and the kernel refuses the ring with EINVAL",
-)
 def test_a_ring_with_a_block_size_that_is_not_a_power_of_two() -> None:
     try:
         r = Ring("lo", RingSettings(ring_mb=2, block_kb=1000))

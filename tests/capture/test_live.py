@@ -334,11 +334,6 @@ def test_a_removed_interface_is_closed_and_reopened(
     assert second.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with every ring closed (interfaces removed) batches() spins: wait_readable([]) "
-    "returns at once, so empty batches come back-to-back instead of one per max_wait_s",
-)
 def test_no_busy_loop_while_every_interface_is_closed(cleanup: list[Factory]) -> None:
     clock = Clock()
     factory = Factory(clock)
