@@ -14,18 +14,14 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from netwatch.testing import pcapgen as g
-from tests.integration.netns import netns_unavailable, veth_namespace
-from tests.integration.test_live_capture import _tail, metric
-from tests.test_daemon import free_port
+from tests.integration.netns import LiveDaemon, netns_unavailable, veth_namespace
 
 REASON = netns_unavailable() or (
     None if shutil.which("tcpreplay") else "tcpreplay is not installed (apt-get install tcpreplay)"
@@ -53,31 +49,16 @@ def flood_pcap(path: Path, packets: int = 50_000) -> None:
 def test_a_flood_keeps_memory_bounded_and_the_daemon_responsive(tmp_path: Path) -> None:
     flood = tmp_path / "flood.pcap"
     flood_pcap(flood)
-    port = free_port()
     alerts = tmp_path / "alerts.jsonl"
-    config = tmp_path / "live.yaml"
     with veth_namespace("nf") as ns:
-        config.write_text(
+        body = (
             f"capture: {{interfaces: [{ns.capture}], user: null, ring_mb: 32}}\n"
-            f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
-            f"state_dir: {tmp_path / 'state'}\n"
             "geoip: {builtin: false}\n"
             f"flows: {{max_flows: {MAX_FLOWS}}}\n"
             f"sinks:\n  - {{name: log, type: jsonl, path: {alerts}}}\n"
             "logging: {format: json, level: info}\n"
         )
-        log = (tmp_path / "daemon.log").open("wb")
-        proc = subprocess.Popen(
-            ns.cmd(sys.executable, "-m", "netwatch", "run", "-c", str(config)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            up = {"interface": ns.capture}
-            deadline = time.monotonic() + 30
-            while metric(ns, port, "netwatch_capture_up", **up) != 1:
-                assert proc.poll() is None and time.monotonic() < deadline, _tail(tmp_path)
-                time.sleep(0.2)
+        with LiveDaemon(ns, tmp_path, body, [ns.capture]) as nw:
             flooder = subprocess.Popen(
                 ns.cmd(
                     "tcpreplay",
@@ -98,59 +79,44 @@ def test_a_flood_keeps_memory_bounded_and_the_daemon_responsive(tmp_path: Path) 
             slowest = 0.0
             while flooder.poll() is None:
                 t0 = time.monotonic()
-                active = metric(ns, port, "netwatch_flows_active")
+                active = nw.metric("netwatch_flows_active")
                 slowest = max(slowest, time.monotonic() - t0)
-                assert active is not None, f"metrics did not answer\n{_tail(tmp_path)}"
+                assert active is not None, f"metrics did not answer\n{nw.tail()}"
                 assert active <= MAX_FLOWS
-                rss.append(metric(ns, port, "process_resident_memory_bytes") or 0)
+                rss.append(nw.metric("process_resident_memory_bytes") or 0)
                 time.sleep(2)
             assert flooder.wait() == 0
-            packets = metric(ns, port, "netwatch_packets_total") or 0
+            packets = nw.metric("netwatch_packets_total") or 0
             dropped = (
-                metric(
-                    ns,
-                    port,
-                    "netwatch_capture_dropped_packets_total",
-                    interface=ns.capture,
-                    stage="kernel",
+                nw.metric(
+                    "netwatch_capture_dropped_packets_total", interface=ns.capture, stage="kernel"
                 )
                 or 0
             )
             if dropped / (packets + dropped) > 0.01:  # the loss is reported, and delivered
-                _wait_for(alerts, "capture_loss", proc, tmp_path)
+                nw.wait(lambda: delivered(alerts, "capture_loss"), 30)
             # once the ring's backlog is worked off, a camera registering with a vendor
             # cloud is caught
             settled = time.monotonic() + 60
             while time.monotonic() < settled:
-                before = metric(ns, port, "netwatch_packets_total")
+                before = nw.metric("netwatch_packets_total")
                 time.sleep(2)
-                if metric(ns, port, "netwatch_packets_total") == before:
+                if nw.metric("netwatch_packets_total") == before:
                     break
             ns.run("tcpreplay", "-q", "-i", ns.inject, str(REGISTRATION))
-            _wait_for(alerts, "cloud_registration", proc, tmp_path)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-            log.close()
+            nw.wait(lambda: delivered(alerts, "cloud_registration"), 30)
     print(
         f"flood: {packets:.0f} packets processed, {dropped:.0f} dropped by the kernel, "
         f"RSS {min(rss) / 2**20:.0f}-{max(rss) / 2**20:.0f} MiB, slowest scrape {slowest:.2f} s"
     )
-    assert proc.returncode == 0, _tail(tmp_path)
+    assert nw.returncode == 0, nw.tail()
     assert slowest < 5.0, f"a scrape took {slowest:.1f} s under the flood"
     assert packets > 100_000  # it was a flood, and it was processed
     steady = rss[len(rss) // 3 :]
     assert max(steady) - min(steady) < 64 << 20, [int(r) >> 20 for r in rss]  # MiB
 
 
-def _wait_for(
-    alerts: Path, rule: str, proc: subprocess.Popen[bytes], tmp: Path, timeout: float = 30
-) -> None:
-    """Wait until the jsonl sink delivered an alert of ``rule``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = alerts.read_text() if alerts.exists() else ""
-        if any(json.loads(x)["rule"] == rule for x in text.splitlines()):
-            return
-        assert proc.poll() is None and time.monotonic() < deadline, (rule, _tail(tmp))
-        time.sleep(0.5)
+def delivered(alerts: Path, rule: str) -> bool:
+    """True once the jsonl sink delivered an alert of ``rule``."""
+    text = alerts.read_text() if alerts.exists() else ""
+    return any(json.loads(x)["rule"] == rule for x in text.splitlines())

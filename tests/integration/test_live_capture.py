@@ -5,17 +5,14 @@ namespace (see :mod:`tests.integration.netns`); ``netwatch run`` captures on the
 through its TPACKET_V3 ring. Its flow records, alerts and capture counters must equal what
 ``netwatch replay`` makes of the same file: the same flows (5-tuple, packets, IP bytes,
 state, history, service), the same alerts (rule, device, peer), every packet received and
-none dropped. Traffic never leaves the namespace.
+none dropped, with one worker and with two. Interfaces going away and several interfaces
+at once are covered too. Traffic never leaves the namespace.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,15 +21,17 @@ from typing import Any
 import pytest
 
 from netwatch import __version__
+from netwatch.capture.files import open_capture
 from netwatch.cli import main
-from tests.integration.netns import Netns, netns_unavailable, veth_namespace
-from tests.test_daemon import DEMO, free_port
+from tests.integration.netns import LiveDaemon, Netns, netns_unavailable, veth_namespace
+from tests.test_daemon import DEMO
 
 REASON = netns_unavailable() or (
     None if shutil.which("tcpreplay") else "tcpreplay is not installed (apt-get install tcpreplay)"
 )
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
+RECEIVED = "netwatch_capture_received_packets_total"
 FLOW_FIELDS = (
     "proto",
     "service",
@@ -70,25 +69,6 @@ def alerts(path: Path) -> Counter[tuple[str, str, str | None, str | None]]:
     return Counter((r["rule"], r["device"], r["peer_ip"], r["peer_name"]) for r in recs)
 
 
-def metric(ns: Netns, port: int, name: str, **labels: str) -> float | None:
-    """One sample from the daemon's endpoint inside the namespace."""
-    code = (
-        "import urllib.request,sys;"
-        f"sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:{port}/metrics',"
-        "timeout=3).read().decode())"
-    )
-    try:
-        text = ns.run(sys.executable, "-c", code, timeout=10).stdout.decode()
-    except subprocess.CalledProcessError:
-        return None
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    head = f"{name}{{{want}}} " if labels else f"{name} "
-    for line in text.splitlines():
-        if line.startswith(head):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 @pytest.fixture
 def ns() -> Iterator[Netns]:
     with veth_namespace() as space:
@@ -99,119 +79,80 @@ def ns() -> Iterator[Netns]:
 def test_the_daemon_on_a_veth_equals_replay(ns: Netns, tmp_path: Path, workers: int) -> None:
     base = "geoip: {builtin: false}\n"
     (tmp_path / "replay.yaml").write_text(base)
-    assert (
-        main(
-            [
-                "replay",
-                str(DEMO),
-                "-c",
-                str(tmp_path / "replay.yaml"),
-                "--flows",
-                str(tmp_path / "replay-flows.jsonl"),
-                "--alerts",
-                str(tmp_path / "replay-alerts.jsonl"),
-            ]
-        )
-        == 0
-    )
-    port = free_port()
-    config = tmp_path / "live.yaml"
-    config.write_text(
+    replayed_flows, replayed_alerts = tmp_path / "replay-flows.jsonl", tmp_path / "replay.jsonl"
+    args = ["replay", str(DEMO), "-c", str(tmp_path / "replay.yaml")]
+    assert main([*args, "--flows", str(replayed_flows), "--alerts", str(replayed_alerts)]) == 0
+    body = (
         base + f"capture: {{interfaces: [{ns.capture}], user: null, ring_mb: 16, "
         f"workers: {workers}}}\n"
-        f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
-        f"state_dir: {tmp_path / 'state'}\n"
         f"flow_log: {tmp_path / 'live-flows.jsonl'}\n"
         f"sinks:\n  - {{name: log, type: jsonl, path: {tmp_path / 'live-alerts.jsonl'}}}\n"
         "logging: {format: json, level: info}\n"
     )
-    log = (tmp_path / "daemon.log").open("wb")
-    proc = subprocess.Popen(
-        ns.cmd(sys.executable, "-m", "netwatch", "run", "-c", str(config)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        up = {"interface": ns.capture}
-        deadline = time.monotonic() + 30
-        while metric(ns, port, "netwatch_capture_up", **up) != 1:
-            assert proc.poll() is None and time.monotonic() < deadline, _tail(tmp_path)
-            time.sleep(0.2)
+    with LiveDaemon(ns, tmp_path, body, [ns.capture]) as nw:
         ns.run("tcpreplay", "-q", "-i", ns.inject, "--topspeed", str(DEMO))
-        received = "netwatch_capture_received_packets_total"
-        deadline = time.monotonic() + 30
-        while (metric(ns, port, received, **up) or 0) < 5221:
-            assert time.monotonic() < deadline, _tail(tmp_path)
-            time.sleep(0.2)
-        assert metric(ns, port, received, **up) == 5221
+        nw.wait(lambda: (nw.metric(RECEIVED, interface=ns.capture) or 0) >= 5221, 30)
+        assert nw.metric(RECEIVED, interface=ns.capture) == 5221
         dropped = "netwatch_capture_dropped_packets_total"
-        assert metric(ns, port, dropped, interface=ns.capture, stage="kernel") == 0
-        assert metric(ns, port, "netwatch_packets_total") == 5221
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        log.close()
-    assert proc.returncode == 0, _tail(tmp_path)
-    live, replayed = flows(tmp_path / "live-flows.jsonl"), flows(tmp_path / "replay-flows.jsonl")
+        assert nw.metric(dropped, interface=ns.capture, stage="kernel") == 0
+        assert nw.metric("netwatch_packets_total") == 5221
+    assert nw.returncode == 0, nw.tail()
+    live, replayed = flows(tmp_path / "live-flows.jsonl"), flows(replayed_flows)
     assert sum(replayed.values()) == 36 and live == replayed, (live - replayed, replayed - live)
-    expected = alerts(tmp_path / "replay-alerts.jsonl")
+    expected = alerts(replayed_alerts)
     assert sum(expected.values()) == 15
     assert alerts(tmp_path / "live-alerts.jsonl") == expected
 
 
-def _tail(tmp: Path) -> str:
-    path = tmp / "daemon.log"
-    return path.read_text()[-3000:] if path.exists() else ""
-
-
 def test_an_interface_that_goes_away_is_reopened_when_it_returns(ns: Netns, tmp_path: Path) -> None:
-    port = free_port()
-    config = tmp_path / "live.yaml"
-    config.write_text(
+    body = (
         f"capture: {{interfaces: [{ns.capture}], user: null, ring_mb: 4}}\n"
-        f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
-        f"state_dir: {tmp_path / 'state'}\n"
         "geoip: {builtin: false}\n"
         "logging: {format: json, level: info}\n"
     )
-    log = (tmp_path / "daemon.log").open("wb")
-    proc = subprocess.Popen(
-        ns.cmd(sys.executable, "-m", "netwatch", "run", "-c", str(config)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     up = {"interface": ns.capture}
-    try:
-        _wait(lambda: metric(ns, port, "netwatch_capture_up", **up) == 1, proc, tmp_path)
+    with LiveDaemon(ns, tmp_path, body, [ns.capture]) as nw:
         ns.run("ip", "link", "set", ns.capture, "down")  # down: counted, the socket stays
-        _wait(
-            lambda: (metric(ns, port, "netwatch_capture_errors_total", **up) or 0) >= 1,
-            proc,
-            tmp_path,
-        )
+        nw.wait(lambda: (nw.metric("netwatch_capture_errors_total", **up) or 0) >= 1)
         ns.run("ip", "link", "set", ns.capture, "up")
         ns.run("ip", "link", "del", ns.inject)  # removes both ends: the ring is closed
-        _wait(lambda: metric(ns, port, "netwatch_capture_up", **up) == 0, proc, tmp_path)
-        assert metric(ns, port, "netwatch_build_info", version=__version__) == 1  # still serving
+        nw.wait(lambda: nw.metric("netwatch_capture_up", **up) == 0)
+        assert nw.metric("netwatch_build_info", version=__version__) == 1  # still serving
         ns.run("ip", "link", "add", ns.inject, "type", "veth", "peer", "name", ns.capture)
         for link in (ns.inject, ns.capture):
             ns.run("ip", "link", "set", link, "up")
-        _wait(lambda: metric(ns, port, "netwatch_capture_up", **up) == 1, proc, tmp_path, 10)
+        nw.wait(lambda: nw.metric("netwatch_capture_up", **up) == 1, 10)
         ns.run("tcpreplay", "-q", "-i", ns.inject, "--topspeed", str(DEMO))
-        received = "netwatch_capture_received_packets_total"
-        _wait(lambda: (metric(ns, port, received, **up) or 0) >= 5221, proc, tmp_path)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        log.close()
-    assert proc.returncode == 0, _tail(tmp_path)
+        nw.wait(lambda: (nw.metric(RECEIVED, **up) or 0) >= 5221)
+    assert nw.returncode == 0, nw.tail()
     text = (tmp_path / "daemon.log").read_text()
     assert "is gone; re-opening it when it returns" in text and "capturing on" in text
 
 
-def _wait(check: Any, proc: subprocess.Popen[bytes], tmp: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert proc.poll() is None, _tail(tmp)
-        assert time.monotonic() < deadline, _tail(tmp)
-        time.sleep(0.2)
+def test_two_interfaces_are_captured_and_named(ns: Netns, tmp_path: Path) -> None:
+    """Two mirror ports at once (a second veth pair in the same namespace)."""
+    ns.run("ip", "link", "add", "nwc", "type", "veth", "peer", "name", "nwd")
+    for link in ("nwc", "nwd"):
+        ns.run("ip", "link", "set", link, "up")
+    ehome = DEMO.parents[1] / "scenarios" / "hik-ehome-isup.pcap"
+    with open_capture(ehome) as cap:
+        ehome_packets = sum(1 for _ in cap.packets())
+    body = (
+        f"capture: {{interfaces: [{ns.capture}, nwd], user: null, ring_mb: 8}}\n"
+        "geoip: {builtin: false}\n"
+        f"flow_log: {tmp_path / 'flows.jsonl'}\n"
+        f"sinks:\n  - {{name: log, type: jsonl, path: {tmp_path / 'alerts.jsonl'}}}\n"
+    )
+    with LiveDaemon(ns, tmp_path, body, [ns.capture, "nwd"]) as nw:
+        ns.run("tcpreplay", "-q", "-i", ns.inject, "--topspeed", str(DEMO))
+        ns.run("tcpreplay", "-q", "-i", "nwc", "--topspeed", str(ehome))
+        nw.wait(lambda: nw.metric(RECEIVED, interface=ns.capture) == 5221)
+        nw.wait(lambda: nw.metric(RECEIVED, interface="nwd") == ehome_packets)
+        assert nw.metric("netwatch_packets_total") == 5221 + ehome_packets
+    assert nw.returncode == 0, nw.tail()
+    ports = {
+        json.loads(x)["id.resp_p"] for x in (tmp_path / "flows.jsonl").read_text().splitlines()
+    }
+    assert {7660, 8666} <= ports  # EHome/ISUP from the second port, Hik-Connect from the first
+    records = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert "litedev.hik-connect.com" in {r["peer_name"] for r in records}
