@@ -73,6 +73,7 @@ alert_log = logging.getLogger("netwatch.alert")
 DRAIN_S = 10.0
 PUMP_INTERVAL_S = 1.0
 STATUS_INTERVAL_S = 10.0
+MAX_GROUPS_REMEMBERED = 100_000  # alert identity -> camera group, as workers report them
 RESTART_KEYS = ("capture", "metrics", "state_dir", "flow_log", "alert_log", "flows", "dns")
 
 
@@ -166,6 +167,8 @@ class Daemon:
 
     def _seen(self, alert: Alert, group: str | None) -> None:
         """A worker saw an alert identity (emitted or repeated there): route it once."""
+        if len(self._groups) >= MAX_GROUPS_REMEMBERED:  # bounded like the router's state
+            self._groups.clear()
         self._groups[alert.identity] = group
         self.pool_router.submit(alert)
 
