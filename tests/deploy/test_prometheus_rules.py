@@ -23,6 +23,7 @@ EXPECTED_ALERTS = frozenset(
     {
         "NetwatchDown",
         "NetwatchCaptureLoss",
+        "NetwatchCaptureInterfaceDown",
         "NetwatchCaptureStalled",
         "NetwatchPipelineLag",
         "NetwatchOutboxBacklog",
