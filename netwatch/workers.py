@@ -17,9 +17,11 @@ than one worker (a camera's flows to one peer can hash to different workers). SI
 SIGTERM are passed on to the workers; a worker that dies makes the daemon exit with status
 1 so systemd restarts it.
 
-Config read: ``capture.workers`` and everything a single pipeline reads. Known limits:
-devices learnt from discovery replies are known to the worker that saw the reply only (MAC
-prefixes and the inventory work everywhere); a baseline is shared through its SQLite file.
+Config read: ``capture.workers`` and everything a single pipeline reads. Known limits: DNS
+names and devices learnt on one worker reach the others through the parent (a relay that
+never blocks: a worker whose pipe is full misses an update, counted in ``relay_dropped``),
+so they are eventually consistent; flows look their responder's name up again when they
+are reported. The ``new_destination`` baseline is shared through its SQLite file.
 """
 
 from __future__ import annotations
