@@ -75,22 +75,24 @@ def boolean(node: Node, ctx: Ctx, path: str) -> bool:
     return value
 
 
-def seconds(node: Node, ctx: Ctx, path: str) -> float:
-    """A duration: a positive, finite number of seconds (int or float, never a boolean)."""
-    number: int | float = typed(node, ctx, path, ("int", "float"), "a number of seconds")
+def _positive(node: Node, ctx: Ctx, path: str, kind: str, positive: str) -> float:
+    """A positive, finite int or float (never a boolean); ``kind``/``positive`` name the
+    expected value in the type error and the range error."""
+    number: int | float = typed(node, ctx, path, ("int", "float"), kind)
     value = float(number) if abs(number) < 1e300 else math.inf
     if not (math.isfinite(value) and value > 0):
-        ctx.fail(node, path, f"expected a positive number of seconds, got {node.value}")
+        ctx.fail(node, path, f"expected {positive}, got {node.value}")
     return value
+
+
+def seconds(node: Node, ctx: Ctx, path: str) -> float:
+    """A duration: a positive, finite number of seconds (int or float, never a boolean)."""
+    return _positive(node, ctx, path, "a number of seconds", "a positive number of seconds")
 
 
 def factor(node: Node, ctx: Ctx, path: str) -> float:
     """A positive, finite number (int or float, never a boolean), e.g. a speed-up."""
-    number: int | float = typed(node, ctx, path, ("int", "float"), "a positive number")
-    value = float(number) if abs(number) < 1e300 else math.inf
-    if not (math.isfinite(value) and value > 0):
-        ctx.fail(node, path, f"expected a positive number, got {node.value}")
-    return value
+    return _positive(node, ctx, path, "a positive number", "a positive number")
 
 
 def integer(lo: int, hi: int | None = None) -> Conv:
