@@ -138,7 +138,6 @@ class Daemon:
             self.registry, cfg.metrics.listen.port, host=cfg.metrics.listen.host, web=web
         )
         self._pump_thread = threading.Thread(target=self._pump_loop, name="delivery", daemon=True)
-        self._last_eval: float | None = None
         self._last_status = 0.0
         self.drain_s = DRAIN_S
         self._groups: dict[tuple[str, str, str], str | None] = {}
@@ -266,12 +265,7 @@ class Daemon:
         self.state.last_packet_ts = last_ts
         if self.live or self.cfg.capture.realtime:
             self.state.lag_s = max(0.0, self.clock() - last_ts)
-        interval = self.cfg.alerts.evaluate_active_s
-        if self._last_eval is None:
-            self._last_eval = last_ts
-        elif last_ts - self._last_eval >= interval:
-            self.pipeline.evaluate_active(last_ts, self._last_eval, self.traffic.progress)
-            self._last_eval = last_ts
+        self.pipeline.check_active(last_ts, self.traffic.progress)
 
     def _housekeeping(self) -> None:
         now = time.monotonic()

@@ -124,6 +124,7 @@ class Pipeline:
         #: Capture workers share DNS names, which may arrive after a flow began: look the
         #: responder's name up again (as of the flow's start) when the flow is reported.
         self.late_names = False
+        self._last_check: float | None = None  # packet time of the last check_active run
         self.detector: Detector | None = None
         if on_alert is not None:
             self.signatures = signatures or SignatureMatcher.load()
@@ -207,6 +208,19 @@ class Pipeline:
         self._on_record(record)
         if self.detector is not None:
             self.detector.flow_ended(f, record)
+
+    def check_active(self, now: float, on_progress: RecordSink | None = None) -> int:
+        """Call after each batch with its last packet time: every
+        ``alerts.evaluate_active_s`` of packet time, :meth:`evaluate_active` on the flows
+        that saw packets since the previous check (the first call only starts the clock)."""
+        last = self._last_check
+        if last is None:
+            self._last_check = now
+            return 0
+        if now - last < self.cfg.alerts.evaluate_active_s:
+            return 0
+        self._last_check = now
+        return self.evaluate_active(now, last, on_progress)
 
     def evaluate_active(
         self, now: float, since: float, on_progress: RecordSink | None = None

@@ -344,7 +344,6 @@ class _Work:
         self.pipeline.warm_up()
         last_report = 0.0
         last_ts: float | None = None
-        last_eval: float | None = None
         for batch in self.source.batches(self.stop):
             self._apply_shared()
             if isinstance(batch, Block):
@@ -356,11 +355,7 @@ class _Work:
             else:
                 self.pipeline.advance(time.time())
             if last_ts is not None:
-                if last_eval is None:
-                    last_eval = last_ts
-                elif last_ts - last_eval >= cfg.alerts.evaluate_active_s:
-                    self.pipeline.evaluate_active(last_ts, last_eval, self.traffic.progress)
-                    last_eval = last_ts
+                self.pipeline.check_active(last_ts, self.traffic.progress)
             if self.reload.is_set():
                 self.reload.clear()
                 self._reload()

@@ -95,3 +95,16 @@ def test_a_broken_database_changes_nothing(maxmind_dir: Path) -> None:
     with pytest.raises(GeoDatabaseError):
         pipe.reconfigure(Config.from_yaml(f"geoip: {{city_db: {broken}}}\n", file="b.yaml"))
     assert (pipe.cfg, pipe.geo_backend, pipe.detector) == before
+
+
+def test_check_active_runs_every_interval_of_packet_time() -> None:
+    alerts: list[tuple[Alert, int]] = []
+    pipe = pipeline("alerts: {evaluate_active_s: 10}\ngeoip: {builtin: false}\n", alerts, [])
+    pkts = packets()
+    first = pkts[0][0]
+    assert pipe.check_active(first) == 0  # starts the clock
+    pipe.run([p for p in pkts if p[0] - first < 30])
+    assert pipe.check_active(first + 5) == 0  # within the interval
+    assert pipe.check_active(first + 29) >= 1  # the upload is checked while it lasts
+    assert "outbound_stream" in {a.rule for a, _ in alerts}
+    assert pipe.check_active(first + 35) == 0  # checked 6 s ago
