@@ -329,13 +329,13 @@ print(json.dumps({"packets": n, "elapsed_s": last - start}))
 """
 
 
-def drain_only(pcap: Path, kind: str, packets: int, ring_mb: int) -> dict[str, float]:
-    """Capture without the pipeline, pre-loaded: netwatch's ring vs libpcap (pcapy-ng)."""
+def _waiting_child(code: str, arg: str, ring_mb: int) -> tuple[subprocess.Popen[str], int]:
+    """Start ``code`` with (repo, ``arg``, ready fd, go fd, ring MiB); return once it is
+    ready, with the fd to write to when it should start draining."""
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
-    args = [str(HERE.parent), kind, str(ready_w), str(go_r), str(ring_mb)]
     proc = subprocess.Popen(
-        [sys.executable, "-c", DRAIN_ONLY, *args],
+        [sys.executable, "-c", code, str(HERE.parent), arg, str(ready_w), str(go_r), str(ring_mb)],
         pass_fds=(ready_w, go_r),
         stdout=subprocess.PIPE,
         text=True,
@@ -343,10 +343,29 @@ def drain_only(pcap: Path, kind: str, packets: int, ring_mb: int) -> dict[str, f
     os.close(ready_w)
     os.close(go_r)
     os.read(ready_r, 1)
+    os.close(ready_r)
+    return proc, go_w
+
+
+def _go(go: int) -> None:
+    """Let a waiting child start draining."""
+    os.write(go, b"g")
+    os.close(go)
+
+
+def _result(proc: subprocess.Popen[str]) -> dict[str, float]:
+    """A child's last output line (JSON)."""
+    result: dict[str, float] = json.loads(proc.communicate(timeout=600)[0].strip().splitlines()[-1])
+    return result
+
+
+def drain_only(pcap: Path, kind: str, packets: int, ring_mb: int) -> dict[str, float]:
+    """Capture without the pipeline, pre-loaded: netwatch's ring vs libpcap (pcapy-ng)."""
+    proc, go = _waiting_child(DRAIN_ONLY, kind, ring_mb)
     replay(pcap, 0, packets)
     time.sleep(0.5)
-    os.write(go_w, b"g")
-    res = json.loads(proc.communicate(timeout=600)[0].strip().splitlines()[-1])
+    _go(go)
+    res = _result(proc)
     return {"packets": res["packets"], "pps": res["packets"] / max(res["elapsed_s"], 1e-9)}
 
 
@@ -354,30 +373,12 @@ def preloaded(pcap: Path, workers: int, packets: int, ring_mb: int) -> dict[str,
     """Fill the workers' rings while they wait, then time how fast they drain them: the
     consumer's speed without the generator competing for the CPUs."""
     group = (os.getpid() + workers) & 0xFFFF
-    procs, gos = [], []
-    for _ in range(workers):
-        ready_r, ready_w = os.pipe()
-        go_r, go_w = os.pipe()
-        args = [str(HERE.parent), str(group), str(ready_w), str(go_r), str(ring_mb)]
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", PRELOADED, *args],
-                pass_fds=(ready_w, go_r),
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        )
-        os.close(ready_w)
-        os.close(go_r)
-        os.read(ready_r, 1)
-        os.close(ready_r)
-        gos.append(go_w)
+    children = [_waiting_child(PRELOADED, str(group), ring_mb) for _ in range(workers)]
     replay(pcap, 0, packets)
     time.sleep(0.5)
-    for go in gos:
-        os.write(go, b"g")
-        os.close(go)
-    results = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
+    for _proc, go in children:  # all at once: the workers drain side by side
+        _go(go)
+    results = [_result(proc) for proc, _go_fd in children]
     total = sum(r["packets"] for r in results)
     slowest = max(r["elapsed_s"] for r in results)
     return {
