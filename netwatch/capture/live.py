@@ -158,7 +158,7 @@ class LiveSource:
             log.warning(
                 "capture on %s: %s",
                 port.name,
-                _strerror(err),
+                os.strerror(err),
                 extra={"fields": {"interface": port.name, "errno": err}},
             )
         if not interface_present(port.name):
@@ -201,7 +201,3 @@ class LiveSource:
     def close(self) -> None:
         for port in self._ports:
             self._close_port(port)
-
-
-def _strerror(err: int) -> str:
-    return os.strerror(err)
