@@ -306,6 +306,7 @@ class Config:
     learning: LearningConfig = key(section(LearningConfig), LearningConfig())
     alerts: AlertsConfig = key(section(AlertsConfig), AlertsConfig())
     logging: LoggingConfig = key(section(LoggingConfig), LoggingConfig())
+    shutdown_timeout_s: float = key(v.seconds, 20.0)
 
     @classmethod
     def default(cls) -> Config:
