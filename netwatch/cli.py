@@ -82,7 +82,11 @@ def _check_config_file(p: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 
 def _load_config(path: Path | None) -> Config:
-    return Config.load(path) if path is not None else Config.default()
+    """The config file (its warnings logged) or the built-in defaults."""
+    cfg = Config.load(path) if path is not None else Config.default()
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
+    return cfg
 
 
 def _replay(args: argparse.Namespace) -> int:
