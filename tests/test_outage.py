@@ -72,6 +72,7 @@ def test_outage_and_restarts_deliver_each_identity_once(tmp_path: Path) -> None:
     port = free_port()
     url_file = tmp_path / "hook-url"
     url_file.write_text(f"http://127.0.0.1:{port}/alerts\n")
+    url_file.chmod(0o600)
 
     # the receiver is down: the first run queues its alerts and keeps them at exit
     first = run_once(tmp_path, DEMO, url_file, drain_s=0.5)
