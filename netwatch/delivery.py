@@ -54,11 +54,13 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from netwatch.alerts.model import Alert
+from netwatch.config.schema import AlertsConfig
 from netwatch.outbox import Entry, Item, Outbox, OutboxLimits
 from netwatch.sinks.base import Delivery, Sink
 
 log = logging.getLogger(__name__)
 
+OUTBOX_FILE: Final = "outbox.sqlite"
 INTAKE_MAX: Final = 10_000
 STORE_BATCH: Final = 2_000  # intake entries per transaction
 MIGRATE_BATCH: Final = 1_000  # rows moved per step from a fallback outbox
@@ -541,15 +543,18 @@ class Deliverer:
 
     @classmethod
     def from_config(
-        cls, path: Path, sinks: Iterable[Sink], alerts: Any, clock: Callable[[], float] = time.time
+        cls,
+        state_dir: Path,
+        sinks: Iterable[Sink],
+        alerts: AlertsConfig,
+        clock: Callable[[], float] = time.time,
     ) -> Deliverer:
-        """A deliverer for ``state_dir/outbox.sqlite`` bounded by ``alerts.outbox_max_rows``
-        and ``alerts.outbox_max_mb`` (the config's ``alerts`` section)."""
+        """A deliverer for ``state_dir/outbox.sqlite`` (not opened yet) bounded by
+        ``alerts.outbox_max_rows`` and ``alerts.outbox_max_mb``."""
         limits = OutboxLimits(
-            max_rows=int(alerts.outbox_max_rows),
-            max_bytes=int(float(alerts.outbox_max_mb) * 1024 * 1024),
+            max_rows=alerts.outbox_max_rows, max_bytes=alerts.outbox_max_mb * 1024 * 1024
         )
-        return cls(path, sinks, clock, limits=limits)
+        return cls(state_dir / OUTBOX_FILE, sinks, clock, limits=limits)
 
     def _new_outbox(self, path: str) -> Outbox:
         return Outbox(

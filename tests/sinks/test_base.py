@@ -9,7 +9,7 @@ from netwatch.config.schema import SinkConfig
 from netwatch.delivery import Deliverer
 from netwatch.outbox import Outbox
 from netwatch.sinks import BUILTIN_SINKS, SinkError, build_sinks
-from netwatch.sinks.base import HttpResult, Sink, parse_retry_after, http_post
+from netwatch.sinks.base import HttpResult, Sink, http_post, parse_retry_after
 from netwatch.sinks.pagerduty import PagerdutySink
 from netwatch.sinks.webhook import WebhookSink
 from tests.sinks.conftest import make_alert
