@@ -66,7 +66,8 @@ STORE_BATCH: Final = 2_000  # intake entries per transaction
 MIGRATE_BATCH: Final = 1_000  # rows moved per step from a fallback outbox
 POLL_S: Final = 1.0  # a sender's idle wait; also how often refresh runs
 REOPEN_S: Final = 5.0  # how often a failed outbox file is tried again
-LOG_EVERY_S: Final = 60.0  # at most one storage-fault line per kind per minute
+LOG_EVERY_S: Final = 60.0
+ABORT_MARGIN_S: Final = 0.25  # attempts in flight at shutdown end this long before its deadline  # at most one storage-fault line per kind per minute
 SQLITE_CORRUPT: Final = 11
 SQLITE_NOTADB: Final = 26
 MEMORY: Final = ":memory:"
@@ -842,8 +843,10 @@ class Deliverer:
 
     def _shutdown(self, deadline: float) -> DrainResult:
         slots = list(self._slots.values())
+        # attempts are cut a little before the deadline, so their senders settle and stop
+        margin = min(ABORT_MARGIN_S, max(0.0, deadline - time.monotonic()) * 0.2)
         for slot in slots:
-            slot.sink.cutoff = deadline
+            slot.sink.interrupt_at(deadline - margin)
         if self._store_thread is not None:
             self._store_stop.set()
             self._store_wake.set()

@@ -136,17 +136,18 @@ MIN_ATTEMPT_S = 0.05  # an attempt shorter than this is not started
 
 
 class _Cutoff:
-    """Shuts a connection's socket down at a monotonic deadline (from a timer thread), so
-    every blocking read or write on it returns at once."""
+    """Shuts a connection's socket down at a monotonic deadline (from a timer thread), or
+    earlier through :meth:`fire` (a shutdown), so every blocking read or write on it returns
+    at once."""
 
     def __init__(self, conn: http.client.HTTPConnection, seconds: float) -> None:
         self.fired = False
         self._conn = conn
-        self._timer = threading.Timer(seconds, self._fire)
+        self._timer = threading.Timer(seconds, self.fire)
         self._timer.daemon = True
         self._timer.start()
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         self.fired = True
         sock = self._conn.sock
         if sock is not None:
@@ -158,9 +159,40 @@ class _Cutoff:
         self._timer.cancel()
 
 
-def http_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResult:
+class Attempts:
+    """The HTTP attempts in progress of one sink, so a shutdown can cut them short."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: set[_Cutoff] = set()
+
+    def add(self, cutoff: _Cutoff) -> None:
+        with self._lock:
+            self._active.add(cutoff)
+
+    def discard(self, cutoff: _Cutoff) -> None:
+        with self._lock:
+            self._active.discard(cutoff)
+
+    def abort(self) -> None:
+        """End every attempt in progress now."""
+        with self._lock:
+            active = list(self._active)
+        for cutoff in active:
+            cutoff.fire()
+
+
+def http_post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    *,
+    attempts: Attempts | None = None,
+) -> HttpResult:
     """POST within a total deadline of ``timeout`` seconds; status 0 and an error text (never
-    the URL) when no complete HTTP answer came in time."""
+    the URL) when no complete HTTP answer came in time. ``attempts``: where a shutdown finds
+    this attempt to cut it short."""
     try:
         parts = urllib.parse.urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -172,6 +204,8 @@ def http_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float)
     conn = kind(host, port, timeout=timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     cutoff = _Cutoff(conn, timeout)
+    if attempts is not None:
+        attempts.add(cutoff)
     try:
         conn.request("POST", target, body=body, headers=dict(headers))
         resp = conn.getresponse()
@@ -183,10 +217,12 @@ def http_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float)
         return HttpResult(resp.status)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         if cutoff.fired or isinstance(exc, TimeoutError):
-            return HttpResult(0, None, f"timed out (deadline {timeout:g} s)")
+            return HttpResult(0, None, f"timed out (deadline {timeout:g} s or shutdown)")
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         return HttpResult(0, None, f"connection failed: {what}")
     finally:
+        if attempts is not None:
+            attempts.discard(cutoff)
         cutoff.cancel()
         conn.close()
 
@@ -277,6 +313,17 @@ class Sink:
     def restore_state(self, entries: Mapping[str, Record]) -> None:
         """State persisted by an earlier run (what :meth:`state_changes` returned)."""
 
+    def interrupt_at(self, deadline: float) -> None:
+        """From now on no attempt may outlast ``deadline`` (monotonic); one in progress then
+        is cut short by :meth:`abort` (called from a timer thread)."""
+        self.cutoff = deadline
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), self.abort)
+        timer.daemon = True
+        timer.start()
+
+    def abort(self) -> None:
+        """End the attempt in progress now (from another thread); nothing by default."""
+
     def attempt_budget(self, timeout_s: float) -> float:
         """Seconds one attempt may take: ``timeout_s``, cut short by :attr:`cutoff`."""
         if self.cutoff is None:
@@ -308,6 +355,10 @@ class HttpSink(Sink, abstract=True):
         self._http = http
         self._clock = clock
         self.timeout_s = timeout_s
+        self._attempts = Attempts()
+
+    def abort(self) -> None:
+        self._attempts.abort()
 
     def post_json(
         self,
@@ -323,7 +374,10 @@ class HttpSink(Sink, abstract=True):
         budget = self.attempt_budget(self.timeout_s if timeout_s is None else timeout_s)
         if budget < MIN_ATTEMPT_S:
             return Delivery.failure("no time left for an attempt (shutting down)")
-        res = self._http(url, body, headers, budget)
+        if self._http is http_post:
+            res = http_post(url, body, headers, budget, attempts=self._attempts)
+        else:
+            res = self._http(url, body, headers, budget)
         if (ok or _is_2xx)(res.status):
             return Delivery.success()
         error = self.scrub(res.error or f"HTTP {res.status}")

@@ -408,5 +408,12 @@ class SyslogSink(Sink):
             return Delivery.success()
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def abort(self) -> None:
+        """Cut the send in progress short (shutdown): shut the socket down."""
+        sock = self._sock
+        if sock is not None and self._stream:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         self._drop()
