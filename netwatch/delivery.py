@@ -154,15 +154,20 @@ class Store:
         return [p for p in created if p.exists()]
 
     def _open_file(self) -> bool:
+        """Open the file (a corrupt one is moved aside first); False on a storage error."""
         assert self.path is not None
         try:
-            if self._corrupt or self._unreadable():
+            if self._corrupt and self._unreadable():
                 self._move_aside()
-            box = self._factory(str(self.path))
+            try:
+                box = self._factory(str(self.path))
+            except sqlite3.DatabaseError as exc:
+                if not _is_corrupt(exc):
+                    raise
+                self._move_aside()  # not a database at all: keep it aside, start afresh
+                box = self._factory(str(self.path))
             st = os.stat(self.path)
         except StorageError as exc:
-            if _is_corrupt(exc):
-                self._corrupt = True
             self._fault("open", exc)
             return False
         self._corrupt = False
@@ -180,7 +185,7 @@ class Store:
         if not self.path.exists():
             return False
         try:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
             try:
                 row = db.execute("PRAGMA quick_check").fetchone()
             finally:
@@ -640,7 +645,7 @@ class Deliverer:
                     continue
                 taken += self._admit(Entry(name, key, record, now))
                 slot.sink.note(record, now)
-                self.stats[name].enqueued += 1
+                self.stats.setdefault(name, SinkStats()).enqueued += 1
             except Exception as exc:  # a sink's filter or note failing isolates that sink
                 log.error("sink %s: enqueue failed: %s", name, slot.sink.scrub(str(exc)))
         if taken:

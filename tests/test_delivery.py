@@ -147,7 +147,7 @@ def test_enqueue_never_waits_for_sqlite(tmp_path: Path) -> None:
     deliverer = Deliverer(path, [_jsonl(tmp_path)])
     assert deliverer.open() == [tmp_path / "state", path]
     deliverer.start()
-    blocker = sqlite3.connect(path, timeout=0)
+    blocker = sqlite3.connect(path, timeout=5)
     blocker.execute("BEGIN EXCLUSIVE")
     started = time.monotonic()
     taken = sum(deliverer.enqueue(make_alert(peer_name=f"p{i}")) for i in range(2000))
