@@ -606,6 +606,10 @@ class Deliverer:
         """Swap in newly built sinks (a reload); the old ones are closed once their sender
         stops. Items queued for a sink no longer configured stay in the outbox."""
         new = {s.name: _Slot(s) for s in sinks}
+        for name, slot in new.items():  # a rebuilt sink keeps what its predecessor kept
+            before = self._slots.get(name)
+            if before is not None and type(before.sink) is type(slot.sink):
+                self._hand_over(before, slot)
         old, self._slots = self._slots, new
         self.stats = {name: self.stats.get(name) or SinkStats() for name in new}
         for slot in old.values():
@@ -616,6 +620,16 @@ class Deliverer:
         if self._started:
             for slot in new.values():
                 self._start_slot(slot)
+
+    def _hand_over(self, old: _Slot, new: _Slot) -> None:
+        try:
+            state = old.sink.state_changes(full=True)
+            if state is not None:
+                new.sink.restore_state(state.upserts)
+        except Exception as exc:
+            log.warning("sink %s: state not handed over: %s", new.sink.name, exc)
+            return
+        new.restored = True  # its first save replaces what is stored
 
     def reopen(self) -> None:
         """Reopen the files of file sinks (logrotate moved them), between two sends."""

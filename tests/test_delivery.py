@@ -321,3 +321,21 @@ def test_intake_is_bounded_and_counts_what_it_drops(tmp_path: Path) -> None:
     assert deliverer.health().dropped == {"intake_full": 5}
     deliverer.close()
     assert _depth(tmp_path / "outbox.sqlite") == {"log": 10}
+
+
+def test_a_reload_keeps_the_firing_alerts_of_a_rebuilt_alertmanager_sink(tmp_path: Path) -> None:
+    with serve() as am:
+        deliverer = Deliverer(tmp_path / "outbox.sqlite", [_am(am.url)])
+        deliverer.enqueue(make_alert())
+        assert deliverer.pump(0.0) == 1
+        rebuilt = _am(am.url)
+        deliverer.replace_sinks([rebuilt])
+        assert len(rebuilt.active) == 1
+        rebuilt.lifecycle(resend_s=0.0, resolve_s=1e12)
+        deliverer.pump()
+        deliverer.close()
+        assert len(am.requests) == 2  # re-sent by the new sink
+    again = Deliverer(tmp_path / "outbox.sqlite", [_am("http://127.0.0.1:9")])
+    again.pump(0.0)  # restores the stored state
+    assert len(again.sinks["am"].active) == 1  # type: ignore[attr-defined]
+    again.close()
