@@ -47,7 +47,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +120,10 @@ class Store:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         reopen_s: float = REOPEN_S,
+        pending: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         self.path = path
+        self._pending = pending
         self._factory = factory
         self._clock = clock
         self._mono = monotonic
@@ -411,8 +413,8 @@ class Store:
         yield from boxes
 
     def depth(self) -> dict[str, int]:
-        """Items waiting, per sink (over the file and any fallback)."""
-        total: dict[str, int] = {}
+        """Items waiting, per sink (over the file, any fallback and the intake)."""
+        total: dict[str, int] = dict(self._pending())
         for box in self._boxes():
             try:
                 for sink, n in box.depth().items():
@@ -532,6 +534,7 @@ class Deliverer:
             primary=primary,
             clock=clock,
             reopen_s=reopen_s,
+            pending=self._intake_depth,
         )
         if primary is not None:
             primary.on_drop = self.outbox.on_drop
@@ -665,6 +668,11 @@ class Deliverer:
         if taken:
             self._store_wake.set()
         return taken
+
+    def _intake_depth(self) -> dict[str, int]:
+        """Intake entries per sink (not committed yet)."""
+        with self._intake_lock:
+            return dict(Counter(entry.sink for entry in self._intake))
 
     def _admit(self, entry: Entry) -> int:
         with self._intake_lock:
