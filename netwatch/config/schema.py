@@ -292,12 +292,15 @@ class LearningConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertsConfig:
-    """alerts: suppression of repeats, checks of active flows, Alertmanager life cycle."""
+    """alerts: suppression of repeats, checks of active flows, Alertmanager life cycle, and
+    the bounds of the delivery outbox (rows and megabytes of payload)."""
 
     suppress_s: float = key(v.seconds, 3600.0)
     evaluate_active_s: float = key(v.seconds, 60.0)
     resend_s: float = key(v.seconds, 60.0)
     resolve_s: float = key(v.seconds, 3600.0)
+    outbox_max_rows: int = key(v.integer(100), 100_000)
+    outbox_max_mb: int = key(v.integer(1), 256)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
