@@ -63,7 +63,6 @@ from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.metrics.daemon import DaemonCollector, DaemonState
 from netwatch.metrics.labels import labelled_registry, site_labels
 from netwatch.metrics.server import MetricsServer
-from netwatch.outbox import Outbox
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
 from netwatch.preflight import preflight
@@ -74,7 +73,6 @@ from netwatch.workers import PoolCollector, WorkerPool
 log = logging.getLogger("netwatch.daemon")
 alert_log = logging.getLogger("netwatch.alert")
 
-PUMP_INTERVAL_S = 1.0
 STATUS_INTERVAL_S = 10.0
 FLUSH_INTERVAL_S = 1.0
 POOL_POLL_S = 0.25
@@ -119,7 +117,6 @@ class Daemon:
         self.source: Source | WorkerPool | None = None
         self.metrics: MetricsServer | None = None
         self.loop: CaptureLoop | None = None
-        self._pump_thread: threading.Thread | None = None
         self._last_status = 0.0
         self._last_flush = 0.0
         self._groups: dict[tuple[str, str, str], str | None] = {}
@@ -141,13 +138,14 @@ class Daemon:
             # fork first: no thread may run at fork time
             self.pool = WorkerPool(cfg, self.config_path, self.workers, plan.ring, self._seen)
             self.pool.start()
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.deliverer = Deliverer(
-            Outbox(cfg.state_dir / "outbox.sqlite"), list(plan.sinks), clock=self.clock
+        self.deliverer = Deliverer.from_config(
+            cfg.state_dir, list(plan.sinks), cfg.alerts, clock=self.clock
         )
+        self.deliverer.open()  # creates state_dir and the outbox before the drop
         if self.pool is None:  # with workers, each worker appends to the flow log itself
             self.flow_log = JsonLinesWriter(cfg.flow_log) if cfg.flow_log else None
-        self.alert_log = JsonLinesWriter(cfg.alert_log) if cfg.alert_log else None
+        if cfg.alert_log:  # whole lines on disk at once: a kill -9 loses none
+            self.alert_log = JsonLinesWriter(cfg.alert_log, line_buffered=True)
         self.pipeline = Pipeline(
             cfg,
             self._record,
@@ -183,8 +181,7 @@ class Daemon:
         self.metrics.start()
         listen = f"{cfg.metrics.listen.host}:{self.metrics.port}"
         log.info("metrics on http://%s/metrics", listen, extra={"fields": {"listen": listen}})
-        self._pump_thread = threading.Thread(target=self._pump_loop, name="delivery", daemon=True)
-        self._pump_thread.start()
+        self.deliverer.start()
         status = f"capturing with {self.pool.n} workers" if self.pool else "capturing"
         self.notify.send("READY=1", f"STATUS={status}")
 
@@ -238,7 +235,6 @@ class Daemon:
         alert_log.warning("%s", alert.one_line(), extra={"fields": alert_fields(record)})
         if self.alert_log is not None:
             self.alert_log.write(record)
-            self.alert_log.flush()  # whole lines on disk at once: a kill -9 loses none
         self.traffic.alert(alert.device, alert.rule)
         if self.deliverer is not None:
             self.deliverer.enqueue(alert, count, self._group_of(alert))
@@ -246,11 +242,6 @@ class Daemon:
     def _repeat(self, alert: Alert) -> None:
         if self.deliverer is not None:
             self.deliverer.repeat(alert.at_site(self.cfg.site.name), self._group_of(alert))
-
-    def _pump_loop(self) -> None:
-        assert self.deliverer is not None
-        while not self.stop.wait(PUMP_INTERVAL_S):
-            self.deliverer.pump()
 
     # ------------------------------------------------------------------ main loop
 
@@ -427,18 +418,8 @@ class Daemon:
                 writer.close()
 
     def _drain(self, deadline: float) -> None:
-        d = self.deliverer
-        if d is None:
-            return
-        if self._pump_thread is not None and self._pump_thread.is_alive():
-            self._pump_thread.join(max(0.0, deadline - time.monotonic()))
-        while time.monotonic() < deadline and any(d.outbox.depth().values()):
-            if not d.pump():
-                time.sleep(0.2)
-        left = sum(d.outbox.depth().values())
-        if left:
-            log.warning("%d alert deliveries left in the outbox for the next start", left)
-        d.close()
+        if self.deliverer is not None:
+            self.deliverer.shutdown(deadline)  # what is left stays in the outbox (logged)
 
     def _close_metrics(self) -> None:
         if self.metrics is not None:

@@ -171,7 +171,11 @@ class Outbox:
             self._db.executescript(_SCHEMA)
             self._migrate()
             with self._db:
-                self._db.execute("UPDATE outbox SET claimed = 0 WHERE claimed != 0")
+                # a new process (or a re-opened file) tries every waiting delivery at once:
+                # whatever was in flight when it stopped is no longer, and a backoff chosen
+                # by the previous process is not this one's (a server that still wants a
+                # pause says so again with Retry-After, capped)
+                self._db.execute("UPDATE outbox SET claimed = 0, next_attempt = 0")
             self._rows, self._bytes = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox"
             ).fetchone()
@@ -313,7 +317,40 @@ class Outbox:
     def release(self, ids: Iterable[int]) -> None:
         """Items no longer in flight, unchanged (a send abandoned at shutdown)."""
         with self._db:
-            self._db.executemany("UPDATE outbox SET claimed = 0 WHERE id = ?", [(i,) for i in ids])
+            for one in ids:
+                self._db.execute("UPDATE outbox SET claimed = 0 WHERE id = ?", (one,))
+                self._fold(one)
+
+    def _fold(self, item_id: int) -> None:
+        """An item back from flight absorbs the re-reports queued for its sink and key
+        while it was out (inside the caller's transaction), so an outage still delivers
+        each identity once, with every sighting counted."""
+        row = self._db.execute(
+            "SELECT sink, key, payload, size FROM outbox WHERE id = ?", (item_id,)
+        ).fetchone()
+        if row is None:
+            return
+        later = self._db.execute(
+            "SELECT id, payload, size FROM outbox WHERE sink = ? AND key = ? AND claimed = 0"
+            " AND id != ?",
+            (row[0], row[1], item_id),
+        ).fetchall()
+        if not later:
+            return
+        merged = json.loads(row[2])
+        count = int(merged.get("count") or 1)
+        for other_id, payload, size in later:
+            count += int(json.loads(payload).get("count") or 1)
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (other_id,))
+            self._rows -= 1
+            self._bytes -= int(size)
+        merged["count"] = count
+        text = _dumps(merged)
+        self._db.execute(
+            "UPDATE outbox SET payload = ?, size = ? WHERE id = ?",
+            (text, len(text.encode()), item_id),
+        )
+        self._bytes += len(text.encode()) - int(row[3])
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """The delay before attempt ``attempts + 1``: jittered backoff, or a longer
@@ -338,6 +375,7 @@ class Outbox:
                 "UPDATE outbox SET attempts = ?, next_attempt = ?, claimed = 0 WHERE id = ?",
                 (attempts, now + delay, item_id),
             )
+            self._fold(item_id)
         return delay
 
     # ------------------------------------------------------------------ figures

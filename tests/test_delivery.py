@@ -292,8 +292,10 @@ def test_a_huge_retry_after_parks_nothing_also_after_restart(
         deliverer.enqueue(make_alert())
         assert deliverer.pump(1000.0) == 0
         deliverer.close()
-        again = Deliverer(Outbox(path), [_am(am.url)])  # a restart
-        assert again.pump(1299.0) == 0 and len(am.requests) == 1
+        again = Deliverer(Outbox(path), [_am(am.url)])  # a restart tries at once...
+        am.script.append((429, {"Retry-After": retry_after}))  # ...and is told to wait again
+        assert again.pump(1000.0) == 0 and len(am.requests) == 2
+        assert again.pump(1299.0) == 0 and len(am.requests) == 2  # capped at 300 s
         assert again.pump(1300.0) == 1
         again.close()
 

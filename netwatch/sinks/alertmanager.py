@@ -1,8 +1,9 @@
 """The Alertmanager sink: ``POST /api/v2/alerts`` with a JSON array of postable alerts.
 
 Labels carry the identity (DESIGN.md): ``alertname`` (the rule id), ``severity``,
-``device``, ``device_ip`` and ``peer`` (the peer name seen on the wire, else its address);
-empty values are left out, as Alertmanager treats them as absent. Everything else goes in
+``device``, ``device_ip``, ``site`` (the sensor's ``site.name``, so two sensors reporting
+the same camera behaviour stay two alerts) and ``peer`` (the peer name seen on the wire,
+else its address); empty values are left out, as Alertmanager treats them as absent. Everything else goes in
 annotations (``summary``, ``evidence`` as compact JSON, the other non-null record fields
 as strings).
 
@@ -49,7 +50,7 @@ from netwatch.sinks.base import Delivery, HttpSink, Record, SinkError, StateDelt
 API_PATH = "/api/v2/alerts"
 MAX_ACTIVE = 10_000
 RESENDS_BEFORE_END = 4
-LABEL_KEYS = ("device", "device_ip")
+LABEL_KEYS = ("device", "device_ip", "site")
 
 
 def _compact(value: Any) -> str:
