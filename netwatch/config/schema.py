@@ -248,9 +248,11 @@ class DeepConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LearningConfig:
-    """learning: how long destinations are learnt before new_destination fires."""
+    """learning: how long new_destination learns, and how many destinations are kept."""
 
     period_s: float = key(v.seconds, 604_800.0)
+    max_per_device: int = key(v.integer(1), 10_000)
+    max_destinations: int = key(v.integer(1), 200_000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,6 +263,8 @@ class AlertsConfig:
     evaluate_active_s: float = key(v.seconds, 60.0)
     resend_s: float = key(v.seconds, 60.0)
     resolve_s: float = key(v.seconds, 3600.0)
+    max_per_device: int = key(v.integer(1), 50)
+    device_window_s: float = key(v.seconds, 3600.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
