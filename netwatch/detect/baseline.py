@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from netwatch.alerts.model import Alert
 from netwatch.detect.baseline_store import SqliteBaselineStore
@@ -42,6 +42,9 @@ from netwatch.detect.destinations import (
     DeviceFirstSeen,
     destination_of,
 )
+
+if TYPE_CHECKING:
+    from netwatch.config.schema import LearningConfig
 
 __all__ = [
     "Baseline",
@@ -135,6 +138,17 @@ class Baseline:
         for key in self._known:
             self._per_device[key.device] = self._per_device.get(key.device, 0) + 1
 
+    @classmethod
+    def of(cls, learning: LearningConfig, path: Path | None) -> Baseline:
+        """The ``learning:`` settings, stored in ``path`` (None: in memory). Loads the file:
+        call it at start, in the process that owns the baseline."""
+        return cls(
+            path,
+            learning.period_s,
+            max_per_device=learning.max_per_device,
+            max_destinations=learning.max_destinations,
+        )
+
     @property
     def period_s(self) -> float:
         """The learning period (``learning.period_s``)."""
@@ -188,10 +202,10 @@ class Baseline:
         """Wait (bounded) until the changes so far are stored; True without a store."""
         return self.store.flush(timeout_s) if self.store is not None else True
 
-    def close(self) -> None:
-        """Store what is pending and stop the store's writer."""
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Store what is pending (within ``timeout_s``) and stop the store's writer."""
         if self.store is not None:
-            self.store.close()
+            self.store.close(timeout_s)
 
     def __len__(self) -> int:
         return len(self._known)

@@ -32,6 +32,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
+from typing import TYPE_CHECKING
 
 from netwatch.alerts.model import Alert
 from netwatch.detect.baseline import (
@@ -42,9 +44,13 @@ from netwatch.detect.baseline import (
     Verdict,
 )
 
+if TYPE_CHECKING:
+    from netwatch.config.schema import LearningConfig
+
 #: Hands a message to the owner without blocking; False when it could not.
 Send = Callable[[object], bool]
 GroupOf = Callable[[Alert], str | None]
+MAX_MESSAGE_BYTES = select.PIPE_BUF - 4  # Connection.send_bytes adds a 4-byte length
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +101,13 @@ class WorkerBaseline:
         self.max_keys = max_keys
         self.counters = WorkerCounters()
         self._known: OrderedDict[DestinationKey, None] = OrderedDict()
+
+    @classmethod
+    def of(
+        cls, learning: LearningConfig, send: Send, group_of: GroupOf | None = None
+    ) -> WorkerBaseline:
+        """The ``learning:`` settings (the cache holds up to ``max_destinations`` keys)."""
+        return cls(learning.period_s, send, max_keys=learning.max_destinations, group_of=group_of)
 
     @property
     def period_s(self) -> float:
@@ -180,26 +193,37 @@ class BaselineOwner:
         """Wait (bounded) until the baseline's changes are stored."""
         return self.baseline.flush(timeout_s)
 
-    def close(self) -> None:
-        """Store what is pending; stop the store's writer."""
-        self.baseline.close()
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Store what is pending (within ``timeout_s``); stop the store's writer."""
+        self.baseline.close(timeout_s)
 
 
 class PipeSend:
-    """A ``send`` over a ``multiprocessing`` pipe that never blocks: a message is written
-    only while the pipe has room for it (POLLOUT: at least a page free), else refused.
-    Messages must stay below a page (an observation is well below)."""
+    """A ``send`` over a ``multiprocessing`` pipe that never blocks.
+
+    The message is pickled here and written in one ``write`` only while the pipe has a free
+    page (POLLOUT), which on Linux takes any write up to ``PIPE_BUF`` without waiting; a
+    full pipe (``full``) or a message above ``PIPE_BUF`` (``too_big``; an observation is a
+    few hundred bytes) is refused and counted. The reader's ``Connection.recv`` reads it
+    as any ``send``."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.full = 0
+        self.too_big = 0
         self._poll = select.poll()
         self._poll.register(conn.fileno(), select.POLLOUT)
 
     def __call__(self, msg: object) -> bool:
+        data = ForkingPickler.dumps(msg)
+        if len(data) > MAX_MESSAGE_BYTES:
+            self.too_big += 1
+            return False
         if not self._poll.poll(0):
+            self.full += 1
             return False
         try:
-            self.conn.send(msg)
+            self.conn.send_bytes(data)
         except OSError:
             return False
         return True

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from netwatch.alerts.model import Alert, Severity
+from netwatch.config import Config
 from netwatch.detect.baseline import Baseline, DestinationKey, Verdict, destination_of
 from netwatch.detect.baseline_store import SqliteBaselineStore
 
@@ -158,3 +159,18 @@ def test_network_destinations_match_ipaddress() -> None:
             ip = rng.randbytes(size)
             want = ipaddress.ip_network((ipaddress.ip_address(ip), prefix), strict=False)
             assert destination_of(ip, None) == str(want)
+
+
+def test_bounds_come_from_the_learning_section() -> None:
+    cfg = Config.from_yaml("learning: {period_s: 5, max_per_device: 3, max_destinations: 4}")
+    b = Baseline.of(cfg.learning, None)
+    for i in range(10):
+        b.decide(key(f"{i}.example", f"cam{i % 2}"), 1.0)
+    assert (b.period_s, len(b), b.counters.capped_device, b.counters.capped_global) == (5, 4, 0, 6)
+    assert (
+        Config.default().learning.max_per_device,
+        Config.default().learning.max_destinations,
+    ) == (
+        10_000,
+        200_000,
+    )

@@ -109,7 +109,7 @@ def _worker(
 ) -> None:
     inherited = set(_sqlite_fds())  # the parent's, open before the fork
     local: list[str] = []
-    timed = TimedBaseline(WorkerBaseline(cfg.learning.period_s, PipeSend(conn)))
+    timed = TimedBaseline(WorkerBaseline.of(cfg.learning, PipeSend(conn)))
     pipeline = Pipeline(cfg, lambda rec: None, on_alert=lambda a, n: None, signatures=signatures)
     pipeline.detector = Detector(
         cfg,
@@ -170,7 +170,7 @@ def test_two_workers_alert_once_per_destination_and_never_touch_the_file(tmp_pat
     _capture(pcaps[0], NEW[:4])  # the workers' destinations overlap: NEW[2:4] in both
     _capture(pcaps[1], NEW[2:])
     db_path = tmp_path / "state" / "baseline.sqlite"
-    owner = BaselineOwner(Baseline(db_path, cfg.learning.period_s))
+    owner = BaselineOwner(Baseline.of(cfg.learning, db_path))
     locker = sqlite3.connect(db_path, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")  # as the other worker's write transaction did
     signatures = SignatureMatcher.load()
@@ -227,14 +227,19 @@ def test_a_full_pipe_refuses_instead_of_blocking() -> None:
     and no call waits."""
     ctx = multiprocessing.get_context("fork")
     reader, writer = ctx.Pipe(duplex=False)
-    worker = WorkerBaseline(10.0, PipeSend(writer))
+    send = PipeSend(writer)
+    worker = WorkerBaseline(10.0, send)
     alert = _alert("x" * 500)
     started = time.perf_counter()
     for i in range(2_000):
         worker.observe(DestinationKey("cam", f"{i}.example", 443, "tcp"), 1.0, lambda: alert)
     assert time.perf_counter() - started < 2.0
-    assert worker.counters.send_failed > 0 and worker.counters.sent > 0
+    assert worker.counters.send_failed == send.full > 0 and worker.counters.sent > 0
     assert len(worker) == worker.counters.sent  # refused keys are not cached: sent again
+    huge = _alert("x" * 5_000)  # above PIPE_BUF: one write could not be atomic
+    assert send(BaselineObservation(DestinationKey("c", "d", 1, "udp"), 1.0, huge)) is False
+    assert send.too_big == 1
+    assert isinstance(reader.recv(), BaselineObservation)  # what was sent reads back whole
     reader.close()
     writer.close()
 
