@@ -121,11 +121,12 @@ class SqliteBaselineStore:
             rows = db.execute(
                 "SELECT device, dest, port, proto FROM destinations LIMIT ?", (max_destinations,)
             )
-            keys = _bounded_keys(rows, max_per_device)
-            total = db.execute("SELECT count(*) FROM destinations").fetchone()[0]
+            keys, read = _bounded_keys(rows, max_per_device)
+            if read >= max_destinations:  # the LIMIT cut: count what it left (a full scan)
+                read = db.execute("SELECT count(*) FROM destinations").fetchone()[0]
         finally:
             db.close()
-        self.counters.load_skipped = int(total) - len(keys)
+        self.counters.load_skipped = int(read) - len(keys)
         if self.counters.load_skipped:
             log.warning(
                 "baseline %s: %d destinations left unloaded by the bounds",
@@ -256,17 +257,20 @@ class SqliteBaselineStore:
 
 def _bounded_keys(
     rows: sqlite3.Cursor | Sequence[tuple[str, str, int, str]], max_per_device: int
-) -> list[DestinationKey]:
+) -> tuple[list[DestinationKey], int]:
+    """The keys within ``max_per_device`` each (strings interned), and how many rows."""
     keys: list[DestinationKey] = []
+    read = 0
     per_device: dict[str, int] = {}
     intern = sys.intern
     for device, dest, port, proto in rows:
+        read += 1
         n = per_device.get(device, 0)
         if n >= max_per_device:
             continue
         per_device[device] = n + 1
         keys.append(DestinationKey(intern(device), intern(dest), int(port), intern(proto)))
-    return keys
+    return keys, read
 
 
 def _device_rows(batch: Sequence[BaselineChange]) -> list[tuple[str, float]]:
