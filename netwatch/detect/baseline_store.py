@@ -117,7 +117,10 @@ class SqliteBaselineStore:
         db = sqlite3.connect(str(self.path))
         try:
             db.executescript(_SCHEMA)
-            devices = {sys.intern(d): float(ts) for d, ts in db.execute("SELECT * FROM devices")}
+            devices = {
+                sys.intern(d): float(ts)
+                for d, ts in db.execute("SELECT * FROM devices LIMIT ?", (max_destinations,))
+            }
             rows = db.execute(
                 "SELECT device, dest, port, proto FROM destinations LIMIT ?", (max_destinations,)
             )
