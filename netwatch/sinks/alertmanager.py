@@ -3,9 +3,9 @@
 Labels carry the identity (DESIGN.md): ``alertname`` (the rule id), ``severity``,
 ``device``, ``device_ip``, ``site`` (the sensor's ``site.name``, so two sensors reporting
 the same camera behaviour stay two alerts) and ``peer`` (the peer name seen on the wire,
-else its address); empty values are left out, as Alertmanager treats them as absent. Everything else goes in
-annotations (``summary``, ``evidence`` as compact JSON, the other non-null record fields
-as strings).
+else its address); empty values are left out, as Alertmanager treats them as absent.
+Everything else goes in annotations (``summary``, ``evidence`` as compact JSON, the other
+non-null record fields as strings).
 
 Life cycle (as Prometheus does it): the first post comes from the durable outbox, with
 ``startsAt`` the alert time and ``endsAt`` four re-send intervals from now. While the
