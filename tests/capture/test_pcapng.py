@@ -237,24 +237,24 @@ GOOD_TS = 1_700_000_000_000_000
 
 
 @pytest.mark.parametrize(
-    ("options", "units"),
+    ("tsresol", "tsoffset"),
     [
-        ({"tsresol": MAX_TSRESOL_POW10 + 1}, None),  # 10^20 units/s: more than 64 bits
-        ({"tsresol": 127}, None),
-        ({"tsresol": 0x80 | (MAX_TSRESOL_POW2 + 1)}, None),
-        ({"tsresol": 0xFF}, None),
-        ({"tsoffset": (1 << 63) - 1}, 1_000_000),
-        ({"tsoffset": -(1 << 63)}, 1_000_000),
-        ({"tsoffset": int(MAX_TS_S)}, 1_000_000),
+        (MAX_TSRESOL_POW10 + 1, None),  # 10^20 units/s: more than 64 bits
+        (127, None),
+        (0x80 | (MAX_TSRESOL_POW2 + 1), None),
+        (0xFF, None),
+        (None, (1 << 63) - 1),
+        (None, -(1 << 63)),
+        (None, int(MAX_TS_S)),
     ],
     ids=["pow10-20", "pow10-127", "pow2-64", "pow2-127", "offset-max", "offset-min", "offset-2106"],
 )
 def test_out_of_range_interface_options_make_a_bad_interface(
-    options: dict[str, int], units: int | None
+    tsresol: int | None, tsoffset: int | None
 ) -> None:
     data = (
         shb()
-        + idb(1, **options)  # interface 0: bad
+        + idb(1, tsresol=tsresol, tsoffset=tsoffset)  # interface 0: bad
         + idb(113)  # interface 1: fine, and still numbered 1
         + epb(0, GOOD_TS, frame_of(0))
         + obsolete_pb(0, GOOD_TS, frame_of(1))
@@ -281,21 +281,21 @@ def test_largest_resolutions_in_range_are_kept() -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "units", "good_units"),
+    ("tsresol", "tsoffset", "units", "good_units"),
     [
-        ({"tsresol": 0}, (1 << 64) - 1, 1 << 31),  # seconds: 64-bit counts reach 5.8e11 years
-        ({"tsresol": 0}, 1 << 32, (1 << 32) - 1),  # exactly MAX_TS_S, and one second before
-        ({"tsoffset": -(10**9)}, 5, 10**15 + 5),  # before 1970
-        ({"tsoffset": int(MAX_TS_S) - 1}, 10**6, 10**5),  # past 2106 by the offset
+        (0, None, (1 << 64) - 1, 1 << 31),  # seconds: 64-bit counts reach 5.8e11 years
+        (0, None, 1 << 32, (1 << 32) - 1),  # exactly MAX_TS_S, and one second before
+        (None, -(10**9), 5, 10**15 + 5),  # before 1970
+        (None, int(MAX_TS_S) - 1, 10**6, 10**5),  # past 2106 by the offset
     ],
     ids=["seconds-u64", "seconds-2106", "negative", "offset-past-2106"],
 )
 def test_packet_timestamps_out_of_range_are_bad_blocks(
-    options: dict[str, int], units: int, good_units: int
+    tsresol: int | None, tsoffset: int | None, units: int, good_units: int
 ) -> None:
     data = (
         shb()
-        + idb(1, **options)
+        + idb(1, tsresol=tsresol, tsoffset=tsoffset)
         + epb(0, units, frame_of(0))
         + obsolete_pb(0, units, frame_of(1))
         + epb(0, good_units, frame_of(2))
