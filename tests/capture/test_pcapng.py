@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -232,7 +233,7 @@ def test_damaged_files_never_raise(position: int, value: int, cut: int) -> None:
     assert stats.records == len(got) <= 5
 
 
-# A packet whose timestamp is 2024 in microseconds, and one at 1 unit, on the same interface.
+# A packet timestamp in 2023, in microseconds.
 GOOD_TS = 1_700_000_000_000_000
 
 
@@ -306,3 +307,21 @@ def test_packet_timestamps_out_of_range_are_bad_blocks(
     assert all(0.0 <= ts < MAX_TS_S for ts, *_ in got) and got[0][0] == got[1][0]
     assert stats == ReadStats(records=2, bad_blocks=2)
     assert end == len(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tsresol=st.integers(0, 255),
+    tsoffset=st.integers(-(1 << 63), (1 << 63) - 1),
+    units=st.integers(0, (1 << 64) - 1),
+)
+def test_every_timestamp_read_can_be_formatted(tsresol: int, tsoffset: int, units: int) -> None:
+    """Whatever the options and the packet say, a timestamp that leaves the reader is one
+    the rest of the daemon can format (the alert record's RFC 3339 time)."""
+    data = shb() + idb(1, tsresol=tsresol, tsoffset=tsoffset) + epb(0, units, frame_of(0))
+    data += obsolete_pb(0, units, frame_of(1)) + spb(frame_of(2))
+    got, stats, _ = read_all(data)
+    assert len(got) + stats.bad_blocks >= 3
+    for ts, *_ in got:
+        assert 0.0 <= ts < MAX_TS_S
+        datetime.fromtimestamp(ts, UTC).isoformat()
