@@ -688,16 +688,21 @@ class MetricsServer:
             if self._state is not _State.BOUND or self._httpd is None:
                 raise RuntimeError(f"metrics server is {self._state.name.lower()}, not bound")
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                args=(POLL_INTERVAL_S,),
-                name="netwatch-metrics",
-                daemon=True,
+                target=self._serve_loop, args=(self._httpd,), name="netwatch-metrics", daemon=True
             )
             self._thread.start()
             self._state = _State.SERVING
         return self
 
     start = serve
+
+    def _serve_loop(self, httpd: _Server) -> None:
+        """The accept loop; should it ever fail, a structured error line, not a thread
+        traceback on stderr."""
+        try:
+            httpd.serve_forever(POLL_INTERVAL_S)
+        except Exception:
+            log.exception("metrics server stopped", extra={"fields": {"listen": self.listen}})
 
     def close(self, timeout_s: float = CLOSE_WAIT_S) -> None:
         """Stop accepting and release the socket, then wait up to ``timeout_s`` for the
