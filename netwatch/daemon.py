@@ -170,7 +170,9 @@ class Daemon:
             self.pool_router = AlertRouter.of(self.alerts, cfg.alerts)
             self.pool_router.on_repeat = self._repeat
             self.source = self.pool
-            self.registry.register(PoolCollector(self.pool, self.alerts, self.traffic))
+            self.registry.register(
+                PoolCollector(self.pool, self.alerts, self.traffic, self.pool_router)
+            )
         else:
             self.source = build_source(cfg)
             self.registry.register(
