@@ -3,7 +3,11 @@
 
 Exit codes (DESIGN.md contract): 0 success; 2 bad usage, bad config or unreadable input,
 with one clear line on stderr naming the file (and, for config, the line and key);
-1 unexpected runtime failure.
+1 unexpected runtime failure. ``run`` and ``check-config`` print the same line for the same
+config (:func:`netwatch.preflight.failure_line` for :data:`netwatch.preflight.FAILURES`).
+
+``check-config`` takes the file as ``FILE`` or ``-c FILE`` (as ``run`` does); without
+``--schema-only`` it runs every check ``run`` makes short of opening sockets.
 """
 
 from __future__ import annotations
@@ -17,23 +21,20 @@ from pathlib import Path
 
 from netwatch import __version__
 from netwatch.alerttest import run_alert_test
-from netwatch.capture.afpacket import RingError
-from netwatch.capture.bpf import BpfError
-from netwatch.capture.files import CaptureError
-from netwatch.config import Config, ConfigError, check_config_main
+from netwatch.config import Config, check_config_main
 from netwatch.daemon import UsageError, run_daemon
-from netwatch.enrich.geo import GeoDatabaseError, age_warning
-from netwatch.metrics.server import WebConfigError
+from netwatch.enrich.geo import age_warning
 from netwatch.pipeline import geo_backend
-from netwatch.privileges import PrivilegeError
+from netwatch.preflight import FAILURES, failure_line
 from netwatch.replay import run_replay
-from netwatch.sinks.base import SinkError
 
 log = logging.getLogger("netwatch")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# the daemon's own UsageError until it raises preflight's (the same message either way)
+RUN_FAILURES: tuple[type[Exception], ...] = (*FAILURES, UsageError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,13 +60,33 @@ def _parser() -> argparse.ArgumentParser:
     at = sub.add_parser("alert-test", help="send a test alert through the configured sinks")
     at.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
     at.add_argument("--sink", metavar="NAME", help="only this sink (default: all)")
-    cp = sub.add_parser("check-config", help="validate a config file and exit")
-    cp.add_argument("file")
+    cp = sub.add_parser(
+        "check-config", help="check a config as `run` would (short of opening sockets), exit"
+    )
+    cp.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the config file")
+    cp.add_argument("-c", "--config", type=Path, help="the config file (same as FILE)")
+    cp.add_argument(
+        "--schema-only",
+        action="store_true",
+        help="check the file alone (no environment, interfaces, secrets or directories)",
+    )
     return p
 
 
+def _check_config_file(p: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """The one file ``check-config`` was given, as FILE or ``-c FILE``."""
+    given: set[Path] = {f for f in (args.file, args.config) if f is not None}
+    if len(given) != 1:
+        p.error("check-config: give one config file, as FILE or -c FILE")
+    return given.pop()
+
+
 def _load_config(path: Path | None) -> Config:
-    return Config.load(path) if path is not None else Config.default()
+    """The config file (its warnings logged) or the built-in defaults."""
+    cfg = Config.load(path) if path is not None else Config.default()
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
+    return cfg
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -90,35 +111,22 @@ def _replay(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netwatch`` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command != "run":  # the daemon logs as its config says (logging.*)
         logging.basicConfig(level=logging.INFO, format="netwatch: %(levelname)s: %(message)s")
     try:
         if args.command == "check-config":
-            return check_config_main(args.file)
+            path = _check_config_file(parser, args)
+            return check_config_main(str(path), schema_only=args.schema_only)
         if args.command == "replay":
             return _replay(args)
         if args.command == "run":
             return run_daemon(args.config)
         if args.command == "alert-test":
             return run_alert_test(_load_config(args.config), args.sink, sys.stdout)
-    except (
-        ConfigError,
-        CaptureError,
-        GeoDatabaseError,
-        UsageError,
-        SinkError,
-        WebConfigError,
-        BpfError,
-        PrivilegeError,
-    ) as exc:
-        sys.stderr.write(f"netwatch: {exc}\n")
-        return EXIT_USAGE
-    except RingError as exc:
-        sys.stderr.write(f"netwatch: capture: {exc.strerror}\n")
-        return EXIT_USAGE
-    except OSError as exc:
-        sys.stderr.write(f"netwatch: {exc.filename or ''}: {exc.strerror or exc}\n")
+    except RUN_FAILURES as exc:
+        sys.stderr.write(f"netwatch: {failure_line(exc)}\n")
         return EXIT_USAGE
     return EXIT_USAGE
 

@@ -1,29 +1,34 @@
-"""``netwatch run``: the daemon around the pipeline.
+"""``netwatch run``: the sensor's one life cycle around the pipeline.
 
-It builds the pipeline from the config, serves Prometheus metrics on ``metrics.listen``
-(127.0.0.1:9847 by default), queues every alert in the durable outbox under ``state_dir``
-(persisted before any delivery attempt) and drains it into the configured sinks from a
-separate thread, so capture never waits on a sink. Each alert is also logged as one line.
+The model is uvicorn's ``Server``: :class:`Daemon` is built from a config with no side
+effects, then
 
-The capture source is ``capture.files`` (:class:`~netwatch.capture.source.FileSource`:
-in order, optionally looped and paced in real time); the loop takes one batch at a time
-and does its periodic work between batches, never per packet:
+* :meth:`Daemon.startup` opens everything that needs root or must exist before the drop,
+  in this order: capture workers are forked (before any thread), the state directory, the
+  durable outbox and the flow/alert logs, the capture sockets and the metrics socket; the
+  GeoIP data and every module the daemon may ever import are loaded; then privileges are
+  dropped (``capture.user``) and the threads start (metrics, delivery);
+* :meth:`Daemon.main_loop` runs the one capture loop (:class:`~netwatch.loop.CaptureLoop`,
+  the same loop every capture worker runs) with the daemon's periodic work between
+  batches: watchdog ping, ``STATUS=``, a pending reload, capture-loss checks, flushing the
+  flow log once a second;
+* :meth:`Daemon.shutdown` has ONE deadline (``shutdown_timeout_s``, below systemd's
+  ``TimeoutStopSec``) for everything: stop capture, end every flow (records and alerts are
+  written), flush the logs, drain the sinks; what is not delivered by then stays in the
+  outbox for the next start. It never raises.
 
-* feeds the systemd watchdog (``WATCHDOG=1`` every half ``WATCHDOG_USEC``) and refreshes
-  ``STATUS=``; a stalled capture loop therefore gets the service restarted;
-* checks flows still active every ``alerts.evaluate_active_s`` of packet time (rules and
-  per-camera traffic), so a long upload is reported while it lasts;
-* records the pipeline lag and applies a pending reload.
+Alerts leave the core through :meth:`_alert`: one structured log line, the alert log, and
+the deliverer's in-memory intake (the outbox is written by the delivery threads, never by
+the capture thread), so a storage or sink fault never slows or stops capture.
 
-Signals: SIGHUP re-reads the config file and the seeds, builds the new sinks and GeoIP
-databases, and swaps them in only if everything is valid; otherwise the error is logged,
-``netwatch_config_last_reload_successful`` drops to 0 and the old config keeps running.
-Flow and JSON-lines files are reopened (logrotate). Changes to ``capture``, ``metrics``,
-``state_dir`` and the flow-table limits need a restart (logged). SIGTERM/SIGINT stop
-reading, end every flow (flow records and alerts are written), then deliver what the
-sinks accept within ``DRAIN_S`` seconds; the rest stays in the outbox for the next start.
-Under systemd (``NOTIFY_SOCKET``) READY=1, RELOADING=1, STATUS=, WATCHDOG=1 and
-STOPPING=1 are sent.
+Signals (installed by :func:`run_daemon` before the config is even read, so a SIGTERM
+during start-up is a clean exit 0): SIGTERM/SIGINT stop; SIGHUP re-reads the config file
+and the seeds, builds the new sinks and GeoIP databases, and swaps them in only if all of
+it is valid (else the error is logged, ``netwatch_config_last_reload_successful`` drops to
+0 and the old config keeps running). Flow and JSON-lines files are reopened (logrotate).
+Changes to ``capture``, ``metrics``, ``state_dir`` and the flow-table limits need a
+restart (logged). Under systemd (``NOTIFY_SOCKET``) READY=1, RELOADING=1, STATUS=,
+WATCHDOG=1 and STOPPING=1 are sent.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -47,12 +53,13 @@ from netwatch.alerts.router import AlertRouter
 from netwatch.capture.afpacket import RingError, RingSettings, interface_present
 from netwatch.capture.bpf import compile_filter
 from netwatch.capture.live import LiveSource
-from netwatch.capture.source import END_OF_PASS, Block, CaptureCounts, FileSource, Source
+from netwatch.capture.source import CaptureCounts, FileSource, Source
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
 from netwatch.detect.capture_loss import CaptureLossMonitor
 from netwatch.enrich.geo import age_warning
 from netwatch.logs import alert_fields, configure_logging, remove_logging
+from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.metrics.daemon import DaemonCollector, DaemonState
@@ -70,9 +77,10 @@ from netwatch.workers import PoolCollector, WorkerPool
 log = logging.getLogger("netwatch.daemon")
 alert_log = logging.getLogger("netwatch.alert")
 
-DRAIN_S = 10.0
 PUMP_INTERVAL_S = 1.0
 STATUS_INTERVAL_S = 10.0
+FLUSH_INTERVAL_S = 1.0
+POOL_POLL_S = 0.25
 MAX_GROUPS_REMEMBERED = 100_000  # alert identity -> camera group, as workers report them
 RESTART_KEYS = ("capture", "metrics", "state_dir", "flow_log", "alert_log", "flows", "dns")
 
@@ -82,7 +90,7 @@ class UsageError(Exception):
 
 
 class Daemon:
-    """One running sensor: pipeline, metrics, delivery (see the module docstring)."""
+    """One running sensor: build, :meth:`startup`, :meth:`main_loop`, :meth:`shutdown`."""
 
     def __init__(
         self,
@@ -91,6 +99,7 @@ class Daemon:
         *,
         clock: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         if not cfg.capture.files and not cfg.capture.interfaces:
             raise UsageError("capture: nothing to read (set capture.interfaces or capture.files)")
@@ -99,30 +108,60 @@ class Daemon:
         self.clock = clock
         self.notify = notifier or Notifier.from_env()
         self.watchdog = Watchdog.from_env(self.notify)
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
         self.reload_requested = threading.Event()
         self.state = DaemonState()
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.deliverer = Deliverer(
-            Outbox(cfg.state_dir / "outbox.sqlite"), self._sinks(cfg), clock=clock
-        )
-        self.flow_log = JsonLinesWriter(cfg.flow_log) if cfg.flow_log else None
-        self.alert_log = JsonLinesWriter(cfg.alert_log) if cfg.alert_log else None
+        self.live = not cfg.capture.files
+        self.workers = resolve_workers(cfg.capture.workers)
+        self.shutdown_s = cfg.shutdown_timeout_s
         self.alerts = AlertCounter(self._alert)
         self.traffic = CameraTraffic(None)
+        self.loss = CaptureLossMonitor(cfg.capture.loss_threshold)
+        self.registry = CollectorRegistry()
+        # opened by startup(); None until then (and shutdown() copes with any of them absent)
+        self.deliverer: Deliverer | None = None
+        self.flow_log: JsonLinesWriter | None = None
+        self.alert_log: JsonLinesWriter | None = None
+        self.pipeline: Pipeline | None = None
+        self.pool: WorkerPool | None = None
+        self.pool_router: AlertRouter | None = None
+        self.source: Source | WorkerPool | None = None
+        self.metrics: MetricsServer | None = None
+        self.loop: CaptureLoop | None = None
+        self._pump_thread: threading.Thread | None = None
+        self._last_status = 0.0
+        self._last_flush = 0.0
+        self._groups: dict[tuple[str, str, str], str | None] = {}
+        self._shut = False
+        self.signals: Signals | None = None  # set by run_daemon: which signal stopped us
+
+    # ------------------------------------------------------------------ start-up
+
+    def startup(self) -> None:
+        """Open everything, drop privileges, start the threads (see the module docstring).
+
+        Raises UsageError, RingError, BpfError, SinkError, PrivilegeError... (exit 2) or
+        OSError; whatever was opened is released by :meth:`shutdown`."""
+        cfg = self.cfg
+        if self.live and cfg.capture.method == "afpacket" and self.workers > 1:
+            # fork first: no thread may run at fork time
+            settings = ring_settings(cfg)
+            self.pool = WorkerPool(cfg, self.config_path, self.workers, settings, self._seen)
+            self.pool.start()
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.deliverer = Deliverer(
+            Outbox(cfg.state_dir / "outbox.sqlite"), self._sinks(cfg), clock=self.clock
+        )
+        if self.pool is None:  # with workers, each worker appends to the flow log itself
+            self.flow_log = JsonLinesWriter(cfg.flow_log) if cfg.flow_log else None
+        self.alert_log = JsonLinesWriter(cfg.alert_log) if cfg.alert_log else None
         self.pipeline = Pipeline(cfg, self._record, on_alert=self.alerts, state_dir=cfg.state_dir)
         self._hook_router()
         self.traffic.resolve = camera_resolver(self.pipeline)
-        self.live = not cfg.capture.files
-        self.loss = CaptureLossMonitor(cfg.capture.loss_threshold)
-        self.registry = CollectorRegistry()
-        self.pool: WorkerPool | None = None
-        workers = resolve_workers(cfg.capture.workers)
-        if self.live and cfg.capture.method == "afpacket" and workers > 1:
-            self.pool = WorkerPool(cfg, config_path, workers, ring_settings(cfg), self._seen)
+        if self.pool is not None:
             self.pool_router = AlertRouter(self.alerts, cfg.alerts.suppress_s)
             self.pool_router.on_repeat = self._repeat
-            self.source: Source | WorkerPool = self.pool
+            self.source = self.pool
             self.registry.register(PoolCollector(self.pool, self.alerts, self.traffic))
         else:
             self.source = build_source(cfg)
@@ -130,19 +169,23 @@ class Daemon:
                 NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
             )
         self.registry.register(
-            DaemonCollector(self.state, lambda: self.deliverer, self._capture_counts, clock)
+            DaemonCollector(self.state, self._deliverer, self._capture_counts, self.clock)
         )
         ProcessCollector(registry=self.registry)
         web = load_web_config(cfg.metrics.web_config) if cfg.metrics.web_config else None
         self.metrics = MetricsServer(
             self.registry, cfg.metrics.listen.port, host=cfg.metrics.listen.host, web=web
         )
+        self.pipeline.warm_up()  # the GeoIP data set and the IEEE index, before the drop
+        self._drop_privileges()
+        self.metrics.start()
+        listen = f"{cfg.metrics.listen.host}:{self.metrics.port}"
+        log.info("metrics on http://%s/metrics", listen, extra={"fields": {"listen": listen}})
+        self._geo_age_warning()
         self._pump_thread = threading.Thread(target=self._pump_loop, name="delivery", daemon=True)
-        self._last_status = 0.0
-        self.drain_s = DRAIN_S
-        self._groups: dict[tuple[str, str, str], str | None] = {}
-
-    # ------------------------------------------------------------------ wiring
+        self._pump_thread.start()
+        status = f"capturing with {self.pool.n} workers" if self.pool else "capturing"
+        self.notify.send("READY=1", f"STATUS={status}")
 
     def _sinks(self, cfg: Config) -> list[Sink]:
         sinks = build_sinks(cfg.sinks)
@@ -152,12 +195,36 @@ class Daemon:
                 lifecycle(cfg.alerts.resend_s, cfg.alerts.resolve_s)
         return sinks
 
+    def _geo_age_warning(self) -> None:
+        assert self.pipeline is not None
+        warning = age_warning(
+            self.pipeline.geo_backend.describe(),
+            datetime.fromtimestamp(self.clock(), UTC).date(),
+            self.cfg.geoip.max_age_days,
+        )
+        if warning:
+            log.warning("%s", warning)
+
+    def _drop_privileges(self) -> None:
+        """Capture sockets, the metrics socket and the state files are open: drop root."""
+        cfg = self.cfg
+        writable = [cfg.state_dir]
+        writable += [p.parent for p in (cfg.flow_log, cfg.alert_log) if p is not None]
+        writable += [s.path.parent for s in cfg.sinks if s.type == "jsonl" and s.path]
+        drop_privileges(cfg.capture.user, writable, log=log)
+
+    # ------------------------------------------------------------------ wiring
+
+    def _deliverer(self) -> Deliverer:
+        assert self.deliverer is not None
+        return self.deliverer
+
     def _hook_router(self) -> None:
-        if self.pipeline.detector is not None:
+        if self.pipeline is not None and self.pipeline.detector is not None:
             self.pipeline.detector.router.on_repeat = self._repeat
 
     def _capture_counts(self) -> Mapping[str, CaptureCounts]:
-        return self.source.counts()
+        return self.source.counts() if self.source is not None else {}
 
     def _record(self, rec: dict[str, Any]) -> None:
         self.traffic.record(rec)
@@ -169,12 +236,13 @@ class Daemon:
         if len(self._groups) >= MAX_GROUPS_REMEMBERED:  # bounded like the router's state
             self._groups.clear()
         self._groups[alert.identity] = group
-        self.pool_router.submit(alert)
+        if self.pool_router is not None:
+            self.pool_router.submit(alert)
 
     def _group_of(self, alert: Alert) -> str | None:
         if alert.identity in self._groups:
             return self._groups[alert.identity]
-        detector = self.pipeline.detector
+        detector = self.pipeline.detector if self.pipeline is not None else None
         address = alert.device_address()
         if detector is None or address is None:
             return None
@@ -186,88 +254,62 @@ class Daemon:
         alert_log.warning("%s", alert.one_line(), extra={"fields": alert_fields(record)})
         if self.alert_log is not None:
             self.alert_log.write(record)
+            self.alert_log.flush()  # whole lines on disk at once: a kill -9 loses none
         self.traffic.alert(alert.device, alert.rule)
-        self.deliverer.enqueue(alert, count, self._group_of(alert))
+        if self.deliverer is not None:
+            self.deliverer.enqueue(alert, count, self._group_of(alert))
 
     def _repeat(self, alert: Alert) -> None:
-        self.deliverer.repeat(alert, self._group_of(alert))
+        if self.deliverer is not None:
+            self.deliverer.repeat(alert, self._group_of(alert))
 
     def _pump_loop(self) -> None:
+        assert self.deliverer is not None
         while not self.stop.wait(PUMP_INTERVAL_S):
             self.deliverer.pump()
 
     # ------------------------------------------------------------------ main loop
 
     def run(self) -> int:
-        """Serve until the input ends (without ``capture.loop``) or a stop signal."""
-        if self.pool is not None:
-            return self._run_pool(self.pool)
-        self.metrics.start()
-        log.info(
-            "metrics on http://%s:%d/metrics",
-            self.cfg.metrics.listen.host,
-            self.metrics.port,
-            extra={"fields": {"listen": f"{self.cfg.metrics.listen.host}:{self.metrics.port}"}},
-        )
-        self._drop_privileges()
-        self.pipeline.warm_up()
-        warning = age_warning(
-            self.pipeline.geo_backend.describe(),
-            datetime.fromtimestamp(self.clock(), UTC).date(),
-            self.cfg.geoip.max_age_days,
-        )
-        if warning:
-            log.warning("%s", warning)
-        self._pump_thread.start()
-        self.notify.send("READY=1", "STATUS=capturing")
-        source = self.source
-        assert not isinstance(source, WorkerPool)
+        """startup, main_loop, shutdown: serve until the input ends or a stop signal."""
         try:
-            for batch in source.batches(self.stop):
-                if batch is END_OF_PASS:
-                    if self.cfg.capture.loop:
-                        # a looped pass replays the same 5-tuples: end its flows first
-                        self.pipeline.end_pass()
-                    continue
-                if isinstance(batch, Block):
-                    self.pipeline.run_block(batch)
-                    self._after_batch(batch.last_ts)
-                elif batch:
-                    self.pipeline.run(batch)
-                    self._after_batch(batch[-1][0])
-                elif self.live:
-                    self.pipeline.advance(self.clock())
-                self._housekeeping()
+            self.startup()
+            return self.main_loop()
         finally:
             self.shutdown()
+
+    def main_loop(self) -> int:
+        """Capture until the input ends (without ``capture.loop``) or a stop signal."""
+        if self.stop.is_set():
+            return 0
+        if self.pool is not None:
+            return self._pool_loop(self.pool)
+        assert self.pipeline is not None and self.source is not None
+        assert not isinstance(self.source, WorkerPool)
+        self.loop = CaptureLoop(
+            self.pipeline,
+            self.source,
+            self.stop,
+            tick=self._tick,
+            live=self.live,
+            loop_files=self.cfg.capture.loop,
+            clock=self.clock,
+            on_progress=self.traffic.progress,
+        )
+        self.loop.run()
         return 0
 
-    def _run_pool(self, pool: WorkerPool) -> int:
-        pool.start()  # fork first: no thread may run at fork time
-        self.metrics.start()
-        log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.listen.host, self.metrics.port)
-        self._drop_privileges()
-        self._pump_thread.start()
-        self.notify.send("READY=1", f"STATUS=capturing with {pool.n} workers")
-        try:
-            while not self.stop.is_set() and pool.poll(0.25):
-                last = pool.last_packet_ts()
-                if last is not None:
-                    self.state.last_packet_ts = last
-                    self.state.lag_s = max(0.0, self.clock() - last)
-                self._housekeeping()
-        finally:
-            pool.stop()
-            self.shutdown()
+    def _pool_loop(self, pool: WorkerPool) -> int:
+        while not self.stop.is_set() and pool.poll(POOL_POLL_S):
+            self._tick(pool.last_packet_ts())
         return 1 if pool.failed else 0
 
-    def _after_batch(self, last_ts: float) -> None:
-        self.state.last_packet_ts = last_ts
-        if self.live or self.cfg.capture.realtime:
-            self.state.lag_s = max(0.0, self.clock() - last_ts)
-        self.pipeline.check_active(last_ts, self.traffic.progress)
-
-    def _housekeeping(self) -> None:
+    def _tick(self, last_ts: float | None) -> None:
+        """The daemon's periodic work between two batches."""
+        if last_ts is not None:
+            self.state.last_packet_ts = last_ts
+            if self.live or self.cfg.capture.realtime:
+                self.state.lag_s = max(0.0, self.clock() - last_ts)
         now = time.monotonic()
         self.watchdog.ping(now)
         if self.reload_requested.is_set():
@@ -277,28 +319,29 @@ class Daemon:
             self.reload()
         if self.live:
             self._check_loss()
+        if now - self._last_flush >= FLUSH_INTERVAL_S:
+            self._last_flush = now
+            if self.flow_log is not None:
+                self.flow_log.flush()
         if now - self._last_status >= STATUS_INTERVAL_S:
             self._last_status = now
             emitted = sum(self.alerts.counts.values())
-            self.notify.send(f"STATUS=capturing: {self.source.packets} packets, {emitted} alerts")
+            packets = self.source.packets if self.source is not None else 0
+            self.notify.send(f"STATUS=capturing: {packets} packets, {emitted} alerts")
 
     def _check_loss(self) -> None:
-        detector = self.pipeline.detector
-        for alert in self.loss.check(self.clock(), self.source.counts()):
-            if self.pool is not None:
-                self.pool_router.submit(alert)
-            elif detector is not None:
-                detector.router.submit(alert)
-            else:
-                self.alerts(alert, 1)
+        for alert in self.loss.check(self.clock(), self._capture_counts()):
+            self._submit(alert)
 
-    def _drop_privileges(self) -> None:
-        """Capture sockets, the metrics socket and the state files are open: drop root."""
-        cfg = self.cfg
-        writable = [cfg.state_dir]
-        writable += [p.parent for p in (cfg.flow_log, cfg.alert_log) if p is not None]
-        writable += [s.path.parent for s in cfg.sinks if s.type == "jsonl" and s.path]
-        drop_privileges(cfg.capture.user, writable, log=log)
+    def _submit(self, alert: Alert) -> None:
+        """A sensor alert (not from a flow) into the router that de-duplicates it."""
+        detector = self.pipeline.detector if self.pipeline is not None else None
+        if self.pool_router is not None:
+            self.pool_router.submit(alert)
+        elif detector is not None:
+            detector.router.submit(alert)
+        else:
+            self.alerts(alert, 1)
 
     # ------------------------------------------------------------------ reload
 
@@ -316,6 +359,7 @@ class Daemon:
             log.info("reload: no config file (built-in defaults); reopening files only")
             self._reopen()
             return True
+        assert self.pipeline is not None and self.deliverer is not None
         try:
             cfg = Config.load(self.config_path)
             signatures = SignatureMatcher.load()
@@ -342,32 +386,80 @@ class Daemon:
         return True
 
     def _reopen(self) -> None:
-        self.deliverer.reopen()
+        if self.deliverer is not None:
+            self.deliverer.reopen()
         for writer in (self.flow_log, self.alert_log):
             if writer is not None:
                 writer.reopen()
 
     # ------------------------------------------------------------------ shutdown
 
-    def shutdown(self) -> None:
-        """End every flow, deliver within ``drain_s``, keep the rest in the outbox."""
+    def shutdown(self, deadline: float | None = None) -> None:
+        """Stop within one deadline (monotonic; default ``shutdown_timeout_s`` from now):
+        end every flow, flush the logs, deliver what the sinks accept in the time left;
+        the rest stays in the outbox. Idempotent; never raises."""
+        if self._shut:
+            return
+        self._shut = True
+        if deadline is None:
+            deadline = time.monotonic() + self.shutdown_s
         self.notify.send("STOPPING=1")
+        got = self.signals.received if self.signals is not None else None
+        why = f"signal {signal.Signals(got).name}" if got is not None else "end of input"
+        log.info("stopping (%s)", why, extra={"fields": {"reason": why}})
         self.stop.set()
-        self.pipeline.finish()
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("workers", lambda: self._stop_pool(deadline)),
+            ("flows", self._end_flows),
+            ("logs", self._close_logs),
+            ("delivery", lambda: self._drain(deadline)),
+            ("metrics", self._close_metrics),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # one failing step must not lose the others' work
+                log.error(
+                    "shutdown: %s failed: %s: %s",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    extra={"fields": {"step": what}},
+                )
+        left = deadline - time.monotonic()
+        log.info("stopped (%.1f s of the shutdown deadline left)", max(0.0, left))
+
+    def _stop_pool(self, deadline: float) -> None:
+        if self.pool is not None:
+            # the workers end their flows; keep a third of the time for delivery
+            self.pool.stop(max(0.5, (deadline - time.monotonic()) * 2 / 3))
+
+    def _end_flows(self) -> None:
+        if self.pipeline is not None and self.pool is None:
+            self.pipeline.finish()
+
+    def _close_logs(self) -> None:
         for writer in (self.flow_log, self.alert_log):
             if writer is not None:
                 writer.close()
-        if self._pump_thread.is_alive():
-            self._pump_thread.join()
-        deadline = time.monotonic() + self.drain_s
-        while time.monotonic() < deadline and any(self.deliverer.outbox.depth().values()):
-            if not self.deliverer.pump():
+
+    def _drain(self, deadline: float) -> None:
+        d = self.deliverer
+        if d is None:
+            return
+        if self._pump_thread is not None and self._pump_thread.is_alive():
+            self._pump_thread.join(max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline and any(d.outbox.depth().values()):
+            if not d.pump():
                 time.sleep(0.2)
-        left = sum(self.deliverer.outbox.depth().values())
+        left = sum(d.outbox.depth().values())
         if left:
             log.warning("%d alert deliveries left in the outbox for the next start", left)
-        self.deliverer.close()
-        self.metrics.close()
+        d.close()
+
+    def _close_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 def build_source(cfg: Config) -> Source:
@@ -405,26 +497,43 @@ def resolve_workers(asked: int) -> int:
     return asked if asked > 0 else max(1, (os.cpu_count() or 1) // 2)
 
 
-def run_daemon(config: Path | None) -> int:
-    """The ``netwatch run`` command; raises UsageError/ConfigError for exit 2."""
-    cfg = Config.load(config) if config is not None else Config.default()
-    configure_logging(cfg.logging)
-    try:
-        return _serve(Daemon(cfg, config))
-    finally:
-        remove_logging()
+@dataclass(slots=True)
+class Signals:
+    """What the signal handlers set: ``stop`` (SIGTERM/SIGINT), ``reload`` (SIGHUP) and the
+    last stop signal received (logged by the daemon, not in the handler)."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    reload: threading.Event = field(default_factory=threading.Event)
+    received: int | None = None
 
 
-def _serve(daemon: Daemon) -> int:
+def install_signal_handlers() -> Signals:
+    """SIGTERM/SIGINT set ``stop``, SIGHUP sets ``reload``: installed before anything else,
+    so a signal during start-up (config, GeoIP loading) ends in a clean exit 0."""
+    signals = Signals()
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        daemon.stop.set()
+        signals.received = signum
+        signals.stop.set()
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
-        daemon.reload_requested.set()
+        signals.reload.set()
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
-    return daemon.run()
+    return signals
+
+
+def run_daemon(config: Path | None) -> int:
+    """The ``netwatch run`` command; raises UsageError/ConfigError for exit 2."""
+    signals = install_signal_handlers()
+    cfg = Config.load(config) if config is not None else Config.default()
+    configure_logging(cfg.logging)
+    try:
+        daemon = Daemon(cfg, config, stop=signals.stop)
+        daemon.reload_requested = signals.reload
+        daemon.signals = signals
+        return daemon.run()
+    finally:
+        remove_logging()

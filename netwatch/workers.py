@@ -8,7 +8,9 @@ has its own pipeline and flow table, drops privileges once its rings are open, a
 flow records to the shared flow log in whole lines (one ``write`` per batch of lines on an
 ``O_APPEND`` file, which Linux keeps atomic against the other workers).
 
-Workers report to the parent over a pipe: every alert sighting (emitted or a suppressed
+Workers run the daemon's own capture loop (:class:`~netwatch.loop.CaptureLoop`) and report
+to the parent over a pipe, in named messages (:class:`Seen`, :class:`Report`,
+:class:`LearntName`, :class:`LearntDevice`): every alert sighting (emitted or a suppressed
 repeat, with the camera's group) and, every ``REPORT_S``, their metric families and capture
 counters. The parent owns everything seen from outside: one outbox and its sinks, one
 metrics endpoint (worker families summed by series; ``netwatch_cameras`` recounted from
@@ -49,8 +51,9 @@ from prometheus_client.registry import Collector
 from netwatch.alerts.model import Alert
 from netwatch.capture.afpacket import Ring, RingSettings
 from netwatch.capture.live import LiveSource
-from netwatch.capture.source import Block, CaptureCounts
+from netwatch.capture.source import CaptureCounts
 from netwatch.config import Config
+from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver, counter_family
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.output.flowlog import JsonLinesWriter
@@ -60,6 +63,49 @@ from netwatch.privileges import drop_privileges
 log = logging.getLogger(__name__)
 
 REPORT_S = 1.0
+POLL_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """Worker -> parent: an alert identity was emitted or repeated there."""
+
+    alert: Alert
+    group: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Worker -> parent, every ``REPORT_S``: metric families and capture counters."""
+
+    families: list[Metric]
+    counts: dict[str, CaptureCounts]
+    last_ts: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LearntName:
+    """A DNS name one worker learnt (relayed by the parent to the others)."""
+
+    client: bytes | None
+    addr: bytes
+    name: str
+    expiry: float
+
+
+@dataclass(frozen=True, slots=True)
+class LearntDevice:
+    """A device one worker identified (relayed by the parent to the others)."""
+
+    kind: str
+    key: bytes
+    vendor: str | None
+    how: str
+    details: Any
+
+
+Shared = LearntName | LearntDevice
+Message = Seen | Report | Shared
 PARENT_FAMILIES = frozenset({"netwatch_alerts", "netwatch_camera_alerts", "netwatch_cameras"})
 MAX_FAMILIES = frozenset({"netwatch_scrape_duration_seconds", "netwatch_build_info"})
 MAX_FAMILIES |= {"netwatch_geoip_database_build_timestamp_seconds"}
@@ -131,16 +177,16 @@ class WorkerPool:
                     log.error("worker %d died (exit %s)", worker.index, worker.process.exitcode)
         return any(not w.done for w in self.workers)
 
-    def _handle(self, worker: _Worker, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "seen":
-            self.on_seen(msg[1], msg[2])
-        elif kind == "report":
-            worker.families, worker.counts, worker.last_ts = msg[1], msg[2], msg[3]
-        elif kind in ("dns", "device"):
-            self._relay(worker, msg)
+    def _handle(self, worker: _Worker, msg: Message) -> None:
+        match msg:
+            case Seen(alert, group):
+                self.on_seen(alert, group)
+            case Report(families, counts, last_ts):
+                worker.families, worker.counts, worker.last_ts = families, counts, last_ts
+            case LearntName() | LearntDevice():
+                self._relay(worker, msg)
 
-    def _relay(self, origin: _Worker, msg: tuple[Any, ...]) -> None:
+    def _relay(self, origin: _Worker, msg: Shared) -> None:
         """Pass a learnt name or device to the other workers, never blocking: a worker whose
         pipe is full misses it (counted in ``relay_dropped``)."""
         for w in self.workers:
@@ -161,15 +207,19 @@ class WorkerPool:
                     os.kill(w.process.pid, signum)
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Ask every worker to end its flows and exit; collect what they still send."""
+        """Ask every worker to end its flows and exit within ``timeout_s``; collect what
+        they still send; a worker still running then is killed (its flows are lost, the
+        alerts it already reported are not)."""
         self.signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.poll(0.2):
+        while time.monotonic() < deadline and self.poll(min(POLL_S, timeout_s)):
             pass
         for w in self.workers:
-            w.process.join(1)
+            w.process.join(max(0.0, min(1.0, deadline - time.monotonic())))
             if w.process.is_alive():
+                log.error("worker %d did not stop within the shutdown deadline: killed", w.index)
                 w.process.kill()
+                w.process.join(1)
 
     def counts(self) -> dict[str, CaptureCounts]:
         """Capture counters per interface, summed over workers."""
@@ -291,6 +341,17 @@ class _Work:
         self._hook_detector()
         self.collector = NetwatchCollector(self.pipeline, traffic=self.traffic)
         self.source = _fanout_source(cfg, settings, group_base)
+        self.loop = CaptureLoop(
+            self.pipeline,
+            self.source,
+            stop,
+            tick=self._tick,
+            live=True,
+            clock=time.time,
+            on_progress=self.traffic.progress,
+        )
+        self._last_report = 0.0
+        self._last_flush = 0.0
 
     def _hook_detector(self) -> None:
         det = self.pipeline.detector
@@ -299,19 +360,20 @@ class _Work:
             det.devices.on_learn = self._learnt_device
 
     def _learnt_name(self, client: bytes | None, addr: bytes, name: str, expiry: float) -> None:
-        self.conn.send(("dns", client, addr, name, expiry))
+        self.conn.send(LearntName(client, addr, name, expiry))
 
     def _learnt_device(self, kind: str, key: bytes, vendor: str | None, how: str, d: Any) -> None:
-        self.conn.send(("device", kind, key, vendor, how, d))
+        self.conn.send(LearntDevice(kind, key, vendor, how, d))
 
     def _apply_shared(self) -> None:
         """What the other workers learnt (names, devices), relayed by the parent."""
+        detector = self.pipeline.detector
         while self.ctrl.poll():
-            msg = self.ctrl.recv()
-            if msg[0] == "dns":
-                self.pipeline.names.share(*msg[1:])
-            elif msg[0] == "device" and self.pipeline.detector is not None:
-                self.pipeline.detector.devices.share(*msg[1:])
+            match self.ctrl.recv():
+                case LearntName(client, addr, name, expiry):
+                    self.pipeline.names.share(client, addr, name, expiry)
+                case LearntDevice(kind, key, vendor, how, details) if detector is not None:
+                    detector.devices.share(kind, key, vendor, how, details)
 
     def _record(self, rec: dict[str, Any]) -> None:
         self.traffic.record(rec)
@@ -330,44 +392,50 @@ class _Work:
         self._seen(alert)
 
     def _seen(self, alert: Alert) -> None:
-        self.conn.send(("seen", alert, self._group(alert)))
+        self.conn.send(Seen(alert, self._group(alert)))
 
     def _report(self, last_ts: float | None) -> None:
         families = list(self.collector.collect())
-        self.conn.send(("report", families, self.source.counts(), last_ts))
+        self.conn.send(Report(families, self.source.counts(), last_ts))
 
     def run(self) -> None:
+        """The worker's life cycle: startup, the shared capture loop, shutdown."""
+        self.startup()
+        try:
+            self.loop.run()
+        finally:
+            self.shutdown()
+
+    def startup(self) -> None:
+        """Open the rings, load the data sets, then drop privileges."""
         self.source.open()
+        self.pipeline.warm_up()
         cfg = self.cfg
         writable = [cfg.state_dir, *(p.parent for p in (cfg.flow_log,) if p is not None)]
         drop_privileges(cfg.capture.user, writable, log=log)
-        self.pipeline.warm_up()
-        last_report = 0.0
-        last_ts: float | None = None
-        for batch in self.source.batches(self.stop):
-            self._apply_shared()
-            if isinstance(batch, Block):
-                self.pipeline.run_block(batch)
-                last_ts = batch.last_ts
-            elif batch:
-                self.pipeline.run(batch)
-                last_ts = batch[-1][0]
-            else:
-                self.pipeline.advance(time.time())
-            if last_ts is not None:
-                self.pipeline.check_active(last_ts, self.traffic.progress)
-            if self.reload.is_set():
-                self.reload.clear()
-                self._reload()
-            now = time.monotonic()
-            if now - last_report >= REPORT_S:
-                last_report = now
-                self._report(last_ts)
+
+    def _tick(self, last_ts: float | None) -> None:
+        """Between batches: what the others learnt, a pending reload, the report."""
+        self._apply_shared()
+        if self.reload.is_set():
+            self.reload.clear()
+            self._reload()
+        now = time.monotonic()
+        if now - self._last_report >= REPORT_S:
+            self._last_report = now
+            self._report(last_ts)
+        if now - self._last_flush >= REPORT_S and self.flow_log is not None:
+            self._last_flush = now
+            self.flow_log.flush()
+
+    def shutdown(self) -> None:
+        """End every flow, write the flow log, send the last report."""
         self._apply_shared()
         self.pipeline.finish()
         if self.flow_log is not None:
             self.flow_log.close()
-        self._report(last_ts)
+        self.source.close()
+        self._report(self.loop.stats.last_ts)
 
     def _reload(self) -> None:
         if self.config_path is None:

@@ -66,11 +66,35 @@ def test_missing_capture_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_check_config_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(REPO / "config" / "netwatch.yaml")]) == 0
+    example = str(REPO / "config" / "netwatch.yaml")
+    assert main(["check-config", "--schema-only", example]) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("flows:\n  max_flowz: 3\n")
     assert main(["check-config", str(bad)]) == 2
-    assert f"{bad}:2: flows.max_flowz" in capsys.readouterr().err
+    assert f"netwatch: {bad}:2: flows.max_flowz" in capsys.readouterr().err
+
+
+def test_check_config_takes_the_file_positionally_or_with_c(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "capture: {files: [x.pcap], user: null}\nstate_dir: state\ngeoip: {builtin: false}\n"
+    )
+    assert main(["check-config", str(good)]) == 0
+    assert main(["check-config", "-c", str(good)]) == 0
+    assert capsys.readouterr().out == f"OK: {good}\n" * 2
+
+
+@pytest.mark.parametrize(
+    "args", [["check-config"], ["check-config", "a.yaml", "-c", "b.yaml"]], ids=["none", "two"]
+)
+def test_check_config_needs_exactly_one_file(args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
 
 
 def test_usage_error_exits_2() -> None:

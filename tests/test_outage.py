@@ -55,7 +55,7 @@ def run_once(tmp: Path, capture: Path, url_file: Path, drain_s: float) -> Daemon
         f"sinks:\n  - {{name: hook, type: webhook, url_file: {url_file}}}\n"
     )
     daemon = Daemon(Config.load(path), path)
-    daemon.drain_s = drain_s
+    daemon.shutdown_s = drain_s
     assert daemon.run() == 0
     return daemon
 

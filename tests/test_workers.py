@@ -27,7 +27,16 @@ from netwatch.metrics.cameras import CameraTraffic, camera_resolver
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.pipeline import Pipeline
 from netwatch.testing.pcapgen import Route, TcpSession
-from netwatch.workers import MAX_FAMILIES, PARENT_FAMILIES, PoolCollector, WorkerPool, _Worker
+from netwatch.workers import (
+    MAX_FAMILIES,
+    PARENT_FAMILIES,
+    LearntName,
+    PoolCollector,
+    Report,
+    Seen,
+    WorkerPool,
+    _Worker,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -56,7 +65,7 @@ class Pool:
         self, i: int, families: list[Metric], counts: dict[str, CaptureCounts], ts: float | None
     ) -> None:
         """What worker ``i`` sends every REPORT_S, through its real pipe (pickled)."""
-        self.to_parent[i].send(("report", families, counts, ts))
+        self.to_parent[i].send(Report(families, counts, ts))
         assert self.pool.poll(1.0)
 
     def close(self) -> None:
@@ -301,8 +310,8 @@ def test_sightings_reach_the_parent_and_names_are_relayed(pool: Pool) -> None:
         summary="lost",
         direction=Direction.LOCAL,
     )
-    pool.to_parent[0].send(("seen", alert, "lobby"))
-    msg = ("dns", b"\x0a\x00\x00\x05", b"\xcb\x00\x71\x0a", "cloud.example", 100.0)
+    pool.to_parent[0].send(Seen(alert, "lobby"))
+    msg = LearntName(b"\x0a\x00\x00\x05", b"\xcb\x00\x71\x0a", "cloud.example", 100.0)
     pool.to_parent[0].send(msg)
     assert pool.pool.poll(1.0)
     assert pool.seen == [(alert, "lobby")]

@@ -5,13 +5,18 @@ per line for the JSON-lines sink, and the payload every other sink is built from
 identity used for de-duplication is ``(rule, device, peer)``, where the peer is the name
 seen on the wire when there is one (a cloud service is one peer whatever address it
 answers from) and the address otherwise.
+
+``site`` is the sensor's ``site.name`` (config), so the alerts of several sensors can be
+told apart. Rules leave it None; the daemon stamps it (:meth:`Alert.at_site`) on every alert
+it records and delivers. The record carries ``"site"`` only when it is set, so records
+written without a site (``netwatch replay``) keep their shape.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -76,6 +81,11 @@ class Alert:
     flow_uid: str | None = None
     community_id: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    site: str | None = None
+
+    def at_site(self, site: str | None) -> Alert:
+        """This alert from the sensor named ``site`` (the config's ``site.name``)."""
+        return self if site == self.site else replace(self, site=site)
 
     def device_address(self) -> tuple[bytes, bytes | None] | None:
         """The device's (packed IP, MAC bytes or None), or None without a valid IP."""
@@ -98,7 +108,9 @@ class Alert:
 
     def record(self, count: int = 1) -> dict[str, Any]:
         """The alert record as a JSON-ready dict (``count``: times seen in the window)."""
+        head = {"site": self.site} if self.site is not None else {}
         return {
+            **head,
             "ts": rfc3339(self.ts),
             "rule": self.rule,
             "severity": self.severity.value,

@@ -7,6 +7,9 @@ mapping node, rejects unknown and duplicate keys, runs each field's converter, a
 section's cross-field `Rules` (exactly-one-of, per-type variants, a final check) and builds
 the dataclass. Converters have the signature `(node, ctx, key_path) -> value`.
 
+Converters may also record a `ConfigWarning` (a usable but suspicious value, such as a
+secret file that is a symlink) with `ctx.warn`; `Config.warnings` carries them.
+
 Reads no config keys itself. Known limits: YAML merge keys (`<<`) are rejected; the first
 error found ends validation (one error per run).
 """
@@ -26,7 +29,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from netwatch.config.errors import TOP, ConfigError
+from netwatch.config.errors import TOP, ConfigError, ConfigWarning
 
 T = TypeVar("T")
 TAG = "tag:yaml.org,2002:"
@@ -51,10 +54,19 @@ class Ctx:
     file: str
     base: Path
     group_names: frozenset[str] = frozenset()
+    notes: list[ConfigWarning] = field(default_factory=list, compare=False, hash=False)
+    """Warnings found so far (shared by the copies of one load)."""
 
     def fail(self, node: Node | None, path: str, message: str) -> NoReturn:
-        line = node.start_mark.line + 1 if node is not None else 1
-        raise ConfigError(self.file, line, path or TOP, message)
+        raise ConfigError(self.file, line_of(node), path or TOP, message)
+
+    def warn(self, node: Node | None, path: str, message: str) -> None:
+        self.notes.append(ConfigWarning(self.file, line_of(node), path or TOP, message))
+
+
+def line_of(node: Node | None) -> int:
+    """The 1-based line of a node (1 without one)."""
+    return node.start_mark.line + 1 if node is not None else 1
 
 
 Conv = Callable[[Node, Ctx, str], Any]
@@ -258,8 +270,14 @@ def section(cls: type[T]) -> Conv:
 
 
 def build(cls: type[T], node: Node | None, ctx: Ctx, path: str) -> T:
-    """Validate a mapping node against the fields and RULES of `cls` and build it."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    """Validate a mapping node against the fields and RULES of `cls` and build it.
+
+    Only fields with a converter (`metadata["conv"]`) are keys; others keep their default."""
+    fields = {
+        f.name: f
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if "conv" in f.metadata
+    }
     rules: Rules = getattr(cls, "RULES", NO_RULES)
     values: dict[str, Any] = {}
     keys: dict[str, Node] = {}

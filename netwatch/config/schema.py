@@ -3,13 +3,15 @@
 Each section is a frozen dataclass; each field declares its converter (`key(conv, default)`),
 and cross-field rules sit in the section's `RULES`. `Config.load(path)` validates the whole
 file (unknown keys, types, addresses, durations, files that must exist, names that must be
-unique, groups that must be defined) and raises `ConfigError` with file:line and key path.
+unique, groups that must be defined, rule ids that must exist, cameras listed once, secret
+files no one else may read) and raises `ConfigError` with file:line and key path;
+`Config.warnings` holds what was accepted with a warning (a secret file that is a symlink).
 `Config.default()` is the zero-config set-up. Relative paths resolve against the directory of
 the config file. See config/netwatch.yaml for every key documented.
 
 Known limits: one error is reported per run; secrets (webhook URLs, PagerDuty keys) are only
 ever referenced by file or environment variable, and environment variables are not checked
-at load time (they are read by the sinks).
+at load time (`netwatch.preflight` checks them, with everything else `run` needs).
 """
 
 # RUF009: `key(...)` returns `dataclasses.field(default=..., metadata=...)`; every default it
@@ -18,6 +20,7 @@ at load time (they are read by the sinks).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
@@ -25,10 +28,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from yaml.nodes import MappingNode
+from yaml.nodes import MappingNode, Node
 
 from netwatch.config import values as v
-from netwatch.config.errors import TOP, ConfigError
+from netwatch.config.errors import TOP, ConfigError, ConfigWarning
 from netwatch.config.loader import (
     Conv,
     Ctx,
@@ -36,10 +39,12 @@ from netwatch.config.loader import (
     Rules,
     Variant,
     build,
+    child,
     compose,
     describe,
     is_null,
     items,
+    line_of,
     list_of,
     mapping_of,
     optional,
@@ -69,6 +74,10 @@ def _opt_file() -> Any:
     return key(optional(v.path(must_exist=True)), None)
 
 
+def _opt_secret() -> Any:
+    return key(optional(v.secret_file), None)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SiteConfig:
     """site: the sensor's name and the networks that count as inside."""
@@ -87,6 +96,33 @@ class CameraConfig:
     cidr: IPNetwork | None = key(optional(v.cidr), None)
     mac: str | None = key(optional(v.mac), None)
     group: str = key(v.group_ref, DEFAULT_GROUP)
+
+
+CAMERA_MATCH_KEYS = ("ip", "cidr", "mac")
+
+
+def _cameras(node: Node, ctx: Ctx, path: str) -> tuple[CameraConfig, ...]:
+    """cameras[]: unique names, and each ip, mac or cidr listed once (the inventory would
+    otherwise let one entry silently win); both lines are named."""
+    cameras: tuple[CameraConfig, ...] = list_of(section(CameraConfig), unique="name")(
+        node, ctx, path
+    )
+    first: dict[tuple[str, object], tuple[int, CameraConfig]] = {}
+    for i, (cam, item) in enumerate(zip(cameras, node.value if cameras else (), strict=True)):
+        for match in CAMERA_MATCH_KEYS:
+            value = getattr(cam, match)
+            if value is None:
+                continue
+            where = child(item, match) or item
+            seen = first.setdefault((match, value), (line_of(where), cam))
+            if seen[1] is not cam:
+                line, other = seen
+                message = (
+                    f"{match} {value} is also camera {other.name!r} on line {line}; "
+                    "list each camera once (the later entry would silently win)"
+                )
+                ctx.fail(where, f"{path}[{i}].{match}", message)
+    return cameras
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +172,7 @@ class MetricsConfig:
 
     listen: HostPort = key(v.host_port, HostPort("127.0.0.1", 9847))
     web_config: Path | None = _opt_file()
+    site_label: bool = key(v.boolean, False)
 
 
 def _check_syslog(values: dict[str, Any]) -> tuple[str, str] | None:
@@ -183,14 +220,14 @@ class SinkConfig:
     )
     name: str = key(v.string())
     type: str = key(v.choice(*SINK_TYPES))
-    rules: tuple[str, ...] = key(list_of(v.rule_id), ())
+    rules: tuple[str, ...] = key(list_of(v.rule_ref), ())
     min_severity: str = key(v.choice(*SEVERITIES), "info")
     groups: tuple[str, ...] = key(list_of(v.group_ref), ())
     path: Path | None = key(optional(v.path()), None)
     urls: tuple[str, ...] = key(list_of(v.url), ())
-    url_file: Path | None = _opt_file()
+    url_file: Path | None = _opt_secret()
     url_env: str | None = key(optional(v.env_name), None)
-    routing_key_file: Path | None = _opt_file()
+    routing_key_file: Path | None = _opt_secret()
     routing_key_env: str | None = key(optional(v.env_name), None)
     address: HostPort | Path | None = key(optional(v.syslog_address), None)
     transport: str | None = key(optional(v.choice("udp", "tcp", "unix")), None)
@@ -289,7 +326,7 @@ class Config:
     """The whole configuration; build it with `Config.load(path)` or `Config.default()`."""
 
     site: SiteConfig = key(section(SiteConfig), SiteConfig())
-    cameras: tuple[CameraConfig, ...] = key(list_of(section(CameraConfig), unique="name"), ())
+    cameras: tuple[CameraConfig, ...] = key(_cameras, ())
     groups: Mapping[str, GroupPolicy] = field(
         default_factory=_default_groups, hash=False, metadata={"conv": _GROUPS}
     )
@@ -306,6 +343,9 @@ class Config:
     learning: LearningConfig = key(section(LearningConfig), LearningConfig())
     alerts: AlertsConfig = key(section(AlertsConfig), AlertsConfig())
     logging: LoggingConfig = key(section(LoggingConfig), LoggingConfig())
+    shutdown_timeout_s: float = key(v.seconds, 20.0)
+    warnings: tuple[ConfigWarning, ...] = field(default=(), compare=False, repr=False)
+    """Not a key: what loading accepted with a warning (file:line: key: message each)."""
 
     @classmethod
     def default(cls) -> Config:
@@ -333,7 +373,8 @@ class Config:
             raise ConfigError(file, 1, TOP, f"expected a mapping of keys, got {describe(node)}")
         names = frozenset(_group_names(node, ctx)) | {DEFAULT_GROUP}
         ctx = Ctx(ctx.file, ctx.base, names)
-        return build(cls, node, ctx, "")
+        cfg = build(cls, node, ctx, "")
+        return dataclasses.replace(cfg, warnings=tuple(ctx.notes)) if ctx.notes else cfg
 
     def group(self, name: str) -> GroupPolicy:
         """The policy of a group by name (KeyError for an undefined group)."""

@@ -6,15 +6,31 @@ are read from the scalar as written, so YAML 1.1 surprises do not bite: an unquo
 such as `10:22:33:44:55:56` (a base-60 integer to YAML) or the country `NO` (a boolean)
 still reach the check as text. Booleans are never accepted as numbers.
 
+Rule ids (`rule_ref`) must name a rule netwatch has: the ids of the rules registry
+(`netwatch.rules.BUILTIN_RULES`) plus the sensor's own rules (`SENSOR_RULES`); they are
+imported lazily, at the first check, so importing the config never imports the pipeline.
+
+Secret files (`secret_file`: webhook URLs, routing keys, TLS keys) must not be readable or
+writable by others (any `o` permission bit of the file they resolve to is an error naming
+the `chmod` that fixes it); group bits are allowed (root:netwatch 0640 is the usual set-up).
+A secret file that is itself a symlink is accepted with a warning naming its target:
+Kubernetes mounts secrets as symlinks into `..data/`, so refusing them would refuse every
+such deployment; the permission check applies to the target. Ownership is not checked.
+
 Reads no config keys itself. Known limits: host names are checked for syntax only (never
 resolved); files are checked to exist when loading, not for readability by the daemon user.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import ipaddress
 import math
+import os
 import re
+import shlex
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +56,7 @@ COUNTRY_RE = re.compile(r"[A-Z]{2}")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RULE_ID_RE = re.compile(r"[a-z][a-z0-9_]*")
 MAX_ASN = 2**32 - 1
+OTHERS_READ_WRITE = stat.S_IROTH | stat.S_IWOTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +284,73 @@ def path(*, must_exist: bool = False) -> Conv:
         return resolved
 
     return conv
+
+
+def secret_problem(file: Path) -> str | None:
+    """Why `file` (following symlinks) is unfit to hold a secret, or None.
+
+    A file readable or writable by others is unfit; the message names the fix."""
+    try:
+        mode = os.stat(file).st_mode
+    except OSError as exc:
+        return f"cannot check secret file {file}: {exc.strerror or exc}"
+    bits = mode & OTHERS_READ_WRITE
+    if not bits:
+        return None
+    how = {
+        stat.S_IROTH: "readable",
+        stat.S_IWOTH: "writable",
+        OTHERS_READ_WRITE: "readable and writable",
+    }[bits]
+    target = os.path.realpath(file)
+    where = "" if target == str(file) else f" ({file} is a symlink to it)"
+    return (
+        f"secret file {target} is {how} by others (mode {stat.S_IMODE(mode):04o}){where}; "
+        f"fix: chmod o-rwx {shlex.quote(target)}"
+    )
+
+
+def symlink_note(file: Path) -> str | None:
+    """A warning when `file` itself is a symlink (naming where it points), or None."""
+    if not file.is_symlink():
+        return None
+    return f"secret file {file} is a symlink to {os.path.realpath(file)} (accepted)"
+
+
+def secret_file(node: Node, ctx: Ctx, key: str) -> Path:
+    """An existing file holding a secret: not readable or writable by others (see the
+    module docstring); a symlink is accepted with a warning."""
+    resolved: Path = path(must_exist=True)(node, ctx, key)
+    problem = secret_problem(resolved)
+    if problem is not None:
+        ctx.fail(node, key, problem)
+    note = symlink_note(resolved)
+    if note is not None:
+        ctx.warn(node, key, note)
+    return resolved
+
+
+SENSOR_RULES: tuple[str, ...] = ("capture_loss",)
+"""Rules the sensor raises about itself, outside the rules registry."""
+
+
+@functools.cache
+def known_rule_ids() -> tuple[str, ...]:
+    """Every rule id an alert can carry: the rules registry's, then `SENSOR_RULES`."""
+    from netwatch.rules import BUILTIN_RULES  # noqa: PLC0415 (lazy: no pipeline at import)
+
+    return tuple(dict.fromkeys([*(r.id for r in BUILTIN_RULES), *SENSOR_RULES]))
+
+
+def rule_ref(node: Node, ctx: Ctx, key: str) -> str:
+    """The id of a rule netwatch has (a typo gets a "did you mean")."""
+    value: str = rule_id(node, ctx, key)
+    known = known_rule_ids()
+    if value not in known:
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known rules: {', '.join(known)}"
+        ctx.fail(node, key, f"unknown rule {value!r} ({hint})")
+    return value
 
 
 def group_ref(node: Node, ctx: Ctx, key: str) -> str:

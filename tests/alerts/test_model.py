@@ -58,3 +58,15 @@ def test_one_line_and_time() -> None:
         "registers with Hik-Connect"
     )
     assert rfc3339(0) == "1970-01-01T00:00:00.000000Z"
+
+
+def test_site_is_in_the_record_once_set() -> None:
+    """`site` (the config's site.name) tells sensors apart; rules leave it None."""
+    plain = alert()
+    assert plain.site is None and "site" not in plain.record()  # replay records keep shape
+    stamped = plain.at_site("hq-north")
+    assert stamped.record()["site"] == "hq-north"
+    assert stamped.record(3) == {**plain.record(3), "site": "hq-north"}
+    assert stamped.identity == plain.identity  # de-duplication is per sensor anyway
+    assert stamped.at_site("hq-north") is stamped
+    assert alert(site="lab").record()["site"] == "lab"

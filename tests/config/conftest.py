@@ -17,11 +17,13 @@ ConfigFailure = Callable[[str], ConfigError]
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> WriteConfig:
-    """Write dedented YAML to tmp_path/netwatch.yaml and return its path."""
+    """Write dedented YAML to tmp_path/netwatch.yaml (mode 0600, so that it may also serve
+    as a secret file) and return its path."""
 
     def write(text: str) -> Path:
         path = tmp_path / "netwatch.yaml"
         path.write_text(textwrap.dedent(text), encoding="utf-8")
+        path.chmod(0o600)
         return path
 
     return write
