@@ -42,7 +42,8 @@ Config read: none (the caller passes ``optional``).
 
 Known limits: this covers imports, not data files. Data read after the drop must be readable
 by the user, or loaded before it: the geoip2fast data set and netaddr's index are loaded by
-``Pipeline.warm_up``; netaddr still opens ``oui.txt`` for each new vendor lookup; a SIGHUP
+``Pipeline.warm_up``; netaddr itself re-opens ``oui.txt`` for each new vendor lookup (the
+registry must be held in memory by :mod:`netwatch.enrich.macvendor` for that); a SIGHUP
 reload re-reads the config, secret files, seeds and MaxMind files as the user (a failing
 reload is logged and the running config kept). geoip2fast itself is imported by the
 warm-up, not here: it sets environment variables at import time that netwatch undoes
