@@ -42,9 +42,10 @@ What a drop does, as root with a user name, in this order:
    starting threads;
 5. ``prctl(PR_CAPBSET_DROP, cap)`` for every capability 0..``/proc/sys/kernel/cap_last_cap``
    (40 when that file cannot be read; EINVAL for a number the kernel does not know is
-   ignored): the capability bounding set becomes empty, so nothing this process executes
-   can ever hold a capability again. This needs CAP_SETPCAP, which root has; a failure
-   raises :class:`PrivilegeError`;
+   ignored) that ``CapBnd`` still holds: the capability bounding set becomes empty, so
+   nothing this process executes can ever hold a capability again. This needs
+   CAP_SETPCAP, which root has unless its own bounding set was narrowed; a failure raises
+   :class:`PrivilegeError` naming the fix;
 6. ``os.setgroups([])``: no supplementary groups at all. The user's own supplementary groups
    (``os.initgroups``) are deliberately not used: netwatch needs none, and groups such as
    ``adm`` or ``systemd-journal`` would only widen what a compromised parser could read;
@@ -485,17 +486,23 @@ def _cap_last_cap() -> int:
 
 
 def _clear_bounding_set(libc: _Libc | None) -> None:
-    """``PR_CAPBSET_DROP`` every capability; raises PrivilegeError when one cannot be."""
+    """``PR_CAPBSET_DROP`` every capability still in the bounding set (all of them without
+    /proc); raises PrivilegeError when one cannot be dropped."""
     if libc is None:
         raise PrivilegeError("cannot clear the capability bounding set: no libc prctl")
+    bounding = _capabilities().get("CapBnd")
     for cap in range(_cap_last_cap() + 1):
+        if bounding is not None and not bounding >> cap & 1:
+            continue  # not in the set: nothing to drop (and no CAP_SETPCAP needed)
         err = _prctl(libc, PR_CAPBSET_DROP, cap)
         if err == errno.EINVAL:
             continue  # a capability number this kernel does not have
         if err:
             raise PrivilegeError(
                 f"cannot clear capability {cap} from the bounding set: "
-                f"{errno.errorcode.get(err, err)} (root needs CAP_SETPCAP to drop privileges)"
+                f"{errno.errorcode.get(err, err)}; start netwatch as root with CAP_SETPCAP, "
+                "or as the unprivileged user with only the capture capabilities "
+                "(systemd: DynamicUser=yes, AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN)"
             )
 
 
