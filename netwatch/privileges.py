@@ -1,7 +1,7 @@
 """Drop root privileges once the daemon has opened everything that needs root.
 
-Public API: :class:`Owned`, :func:`drop_privileges`, :class:`DropResult`,
-:class:`PrivilegeError`.
+Public API: :class:`Owned`, :func:`drop_privileges`, :func:`check_writable_dir` (the same
+check, for ``check-config``), :class:`DropResult`, :class:`PrivilegeError`.
 
 The daemon starts as root because AF_PACKET capture sockets (CAP_NET_RAW), promiscuous mode
 and possibly a privileged metrics port need it. Once those sockets, the metrics listening
@@ -102,7 +102,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DropResult", "Owned", "PrivilegeError", "drop_privileges"]
+__all__ = ["DropResult", "Owned", "PrivilegeError", "check_writable_dir", "drop_privileges"]
 
 _log = logging.getLogger(__name__)
 
@@ -379,6 +379,16 @@ def _check_not_shared(path: Path) -> None:
             f"refusing to chown shared directory {resolved} for the unprivileged user "
             f"(from {path}); give netwatch a directory of its own"
         )
+
+
+def check_writable_dir(directory: Path, user: str, owned: Owned | None = None) -> None:
+    """Raise :class:`PrivilegeError` unless ``user`` will reach and write ``directory``.
+
+    The check :func:`drop_privileges` makes for each of its ``writable_dirs`` (see the
+    module doc), usable before anything is created (``check-config``): a directory that does
+    not exist yet passes (netwatch creates it for the user), as does one ``owned`` records.
+    """
+    _check_writable(directory, owned if owned is not None else Owned(), _resolve(user))
 
 
 def _permits(st: os.stat_result, target: _Target, bits: int) -> bool:

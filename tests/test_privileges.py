@@ -28,7 +28,13 @@ from typing import Any
 
 import pytest
 
-from netwatch.privileges import DropResult, Owned, PrivilegeError, drop_privileges
+from netwatch.privileges import (
+    DropResult,
+    Owned,
+    PrivilegeError,
+    check_writable_dir,
+    drop_privileges,
+)
 
 
 def _nobody() -> pwd.struct_passwd | None:
@@ -348,6 +354,20 @@ def test_existing_state_dir_the_user_cannot_write_is_refused(root_dir: Path) -> 
     }
     assert owner(db) == (0, 0)  # refused before anything was changed
     assert owner(state) == (0, 0)
+
+
+def test_check_writable_dir_alone_for_check_config(root_dir: Path) -> None:
+    state = make_dir(root_dir / "state", 0o755)
+    with pytest.raises(PrivilegeError, match=re.escape(f"{state} is not writable by user nobody")):
+        check_writable_dir(state, "nobody")
+    check_writable_dir(root_dir / "absent", "nobody")  # netwatch will create it
+    os.chown(state, nobody().pw_uid, nobody().pw_gid)
+    check_writable_dir(state, "nobody")
+    group = make_dir(root_dir / "group", 0o770)
+    os.chown(group, 0, nobody().pw_gid)  # the user's primary group may write
+    check_writable_dir(group, "nobody")
+    with pytest.raises(PrivilegeError, match="no such user"):
+        check_writable_dir(state, "netwatch-no-such-user")
 
 
 def test_state_dir_behind_an_unsearchable_directory_is_refused(root_dir: Path) -> None:
