@@ -22,7 +22,7 @@ from pathlib import Path
 from netwatch import __version__
 from netwatch.alerttest import run_alert_test
 from netwatch.config import Config, check_config_main
-from netwatch.daemon import UsageError, run_daemon
+from netwatch.daemon import run_daemon
 from netwatch.enrich.geo import age_warning
 from netwatch.pipeline import geo_backend
 from netwatch.preflight import FAILURES, failure_line
@@ -33,8 +33,7 @@ log = logging.getLogger("netwatch")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-# the daemon's own UsageError until it raises preflight's (the same message either way)
-RUN_FAILURES: tuple[type[Exception], ...] = (*FAILURES, UsageError)
+RUN_FAILURES: tuple[type[Exception], ...] = FAILURES
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -41,7 +41,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -57,36 +56,28 @@ from netwatch.capture.source import CaptureCounts, FileSource, Source
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
 from netwatch.detect.capture_loss import CaptureLossMonitor
-from netwatch.enrich.geo import age_warning
 from netwatch.logs import alert_fields, configure_logging, remove_logging
 from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.metrics.daemon import DaemonCollector, DaemonState
-from netwatch.metrics.server import MetricsServer, load_web_config
-from netwatch.outbox import Outbox
+from netwatch.metrics.labels import labelled_registry, site_labels
+from netwatch.metrics.server import MetricsServer
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
+from netwatch.preflight import preflight
 from netwatch.privileges import drop_privileges
-from netwatch.signatures.match import SignatureMatcher
-from netwatch.sinks import build_sinks
-from netwatch.sinks.base import Sink
 from netwatch.systemd import Notifier, Watchdog
 from netwatch.workers import PoolCollector, WorkerPool
 
 log = logging.getLogger("netwatch.daemon")
 alert_log = logging.getLogger("netwatch.alert")
 
-PUMP_INTERVAL_S = 1.0
 STATUS_INTERVAL_S = 10.0
 FLUSH_INTERVAL_S = 1.0
 POOL_POLL_S = 0.25
 MAX_GROUPS_REMEMBERED = 100_000  # alert identity -> camera group, as workers report them
 RESTART_KEYS = ("capture", "metrics", "state_dir", "flow_log", "alert_log", "flows", "dns")
-
-
-class UsageError(Exception):
-    """The config asks for something this daemon cannot do (exit 2)."""
 
 
 class Daemon:
@@ -101,8 +92,6 @@ class Daemon:
         notifier: Notifier | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        if not cfg.capture.files and not cfg.capture.interfaces:
-            raise UsageError("capture: nothing to read (set capture.interfaces or capture.files)")
         self.cfg = cfg
         self.config_path = config_path
         self.clock = clock
@@ -128,7 +117,6 @@ class Daemon:
         self.source: Source | WorkerPool | None = None
         self.metrics: MetricsServer | None = None
         self.loop: CaptureLoop | None = None
-        self._pump_thread: threading.Thread | None = None
         self._last_status = 0.0
         self._last_flush = 0.0
         self._groups: dict[tuple[str, str, str], str | None] = {}
@@ -143,19 +131,29 @@ class Daemon:
         Raises UsageError, RingError, BpfError, SinkError, PrivilegeError... (exit 2) or
         OSError; whatever was opened is released by :meth:`shutdown`."""
         cfg = self.cfg
-        if self.live and cfg.capture.method == "afpacket" and self.workers > 1:
+        plan = preflight(cfg)  # every check check-config makes; loads GeoIP and the seeds
+        for warning in plan.warnings:
+            log.warning("%s", warning)
+        if self.live and plan.ring is not None and self.workers > 1:
             # fork first: no thread may run at fork time
-            settings = ring_settings(cfg)
-            self.pool = WorkerPool(cfg, self.config_path, self.workers, settings, self._seen)
+            self.pool = WorkerPool(cfg, self.config_path, self.workers, plan.ring, self._seen)
             self.pool.start()
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.deliverer = Deliverer(
-            Outbox(cfg.state_dir / "outbox.sqlite"), self._sinks(cfg), clock=self.clock
+        self.deliverer = Deliverer.from_config(
+            cfg.state_dir, list(plan.sinks), cfg.alerts, clock=self.clock
         )
+        self.deliverer.open()  # creates state_dir and the outbox before the drop
         if self.pool is None:  # with workers, each worker appends to the flow log itself
             self.flow_log = JsonLinesWriter(cfg.flow_log) if cfg.flow_log else None
-        self.alert_log = JsonLinesWriter(cfg.alert_log) if cfg.alert_log else None
-        self.pipeline = Pipeline(cfg, self._record, on_alert=self.alerts, state_dir=cfg.state_dir)
+        if cfg.alert_log:  # whole lines on disk at once: a kill -9 loses none
+            self.alert_log = JsonLinesWriter(cfg.alert_log, line_buffered=True)
+        self.pipeline = Pipeline(
+            cfg,
+            self._record,
+            on_alert=self.alerts,
+            state_dir=cfg.state_dir,
+            geo=plan.geo,
+            signatures=plan.signatures,
+        )
         self._hook_router()
         self.traffic.resolve = camera_resolver(self.pipeline)
         if self.pool is not None:
@@ -172,38 +170,20 @@ class Daemon:
             DaemonCollector(self.state, self._deliverer, self._capture_counts, self.clock)
         )
         ProcessCollector(registry=self.registry)
-        web = load_web_config(cfg.metrics.web_config) if cfg.metrics.web_config else None
         self.metrics = MetricsServer(
-            self.registry, cfg.metrics.listen.port, host=cfg.metrics.listen.host, web=web
+            labelled_registry(self.registry, site_labels(cfg)),
+            cfg.metrics.listen.port,
+            host=cfg.metrics.listen.host,
+            web=plan.web,
         )
         self.pipeline.warm_up()  # the GeoIP data set and the IEEE index, before the drop
         self._drop_privileges()
         self.metrics.start()
         listen = f"{cfg.metrics.listen.host}:{self.metrics.port}"
         log.info("metrics on http://%s/metrics", listen, extra={"fields": {"listen": listen}})
-        self._geo_age_warning()
-        self._pump_thread = threading.Thread(target=self._pump_loop, name="delivery", daemon=True)
-        self._pump_thread.start()
+        self.deliverer.start()
         status = f"capturing with {self.pool.n} workers" if self.pool else "capturing"
         self.notify.send("READY=1", f"STATUS={status}")
-
-    def _sinks(self, cfg: Config) -> list[Sink]:
-        sinks = build_sinks(cfg.sinks)
-        for sink in sinks:
-            lifecycle = getattr(sink, "lifecycle", None)
-            if lifecycle is not None:
-                lifecycle(cfg.alerts.resend_s, cfg.alerts.resolve_s)
-        return sinks
-
-    def _geo_age_warning(self) -> None:
-        assert self.pipeline is not None
-        warning = age_warning(
-            self.pipeline.geo_backend.describe(),
-            datetime.fromtimestamp(self.clock(), UTC).date(),
-            self.cfg.geoip.max_age_days,
-        )
-        if warning:
-            log.warning("%s", warning)
 
     def _drop_privileges(self) -> None:
         """Capture sockets, the metrics socket and the state files are open: drop root."""
@@ -250,23 +230,18 @@ class Daemon:
         return device.group if device is not None else None
 
     def _alert(self, alert: Alert, count: int) -> None:
+        alert = alert.at_site(self.cfg.site.name)
         record = alert.record(count)
         alert_log.warning("%s", alert.one_line(), extra={"fields": alert_fields(record)})
         if self.alert_log is not None:
             self.alert_log.write(record)
-            self.alert_log.flush()  # whole lines on disk at once: a kill -9 loses none
         self.traffic.alert(alert.device, alert.rule)
         if self.deliverer is not None:
             self.deliverer.enqueue(alert, count, self._group_of(alert))
 
     def _repeat(self, alert: Alert) -> None:
         if self.deliverer is not None:
-            self.deliverer.repeat(alert, self._group_of(alert))
-
-    def _pump_loop(self) -> None:
-        assert self.deliverer is not None
-        while not self.stop.wait(PUMP_INTERVAL_S):
-            self.deliverer.pump()
+            self.deliverer.repeat(alert.at_site(self.cfg.site.name), self._group_of(alert))
 
     # ------------------------------------------------------------------ main loop
 
@@ -362,9 +337,8 @@ class Daemon:
         assert self.pipeline is not None and self.deliverer is not None
         try:
             cfg = Config.load(self.config_path)
-            signatures = SignatureMatcher.load()
-            sinks = self._sinks(cfg)
-            self.pipeline.reconfigure(cfg, signatures)
+            plan = preflight(cfg, reload=True)
+            self.pipeline.reconfigure(cfg, plan.signatures)
         except Exception as exc:  # any invalid piece: keep running the old config
             self.state.reload_ok = False
             self.state.reloads["failure"] += 1
@@ -375,7 +349,7 @@ class Daemon:
             if getattr(cfg, key) != getattr(self.cfg, key):
                 log.warning("reload: %s changed; it takes effect at the next restart", key)
         self.cfg = dataclasses.replace(cfg, **{k: getattr(self.cfg, k) for k in RESTART_KEYS})
-        self.deliverer.replace_sinks(sinks)
+        self.deliverer.replace_sinks(list(plan.sinks))
         self._hook_router()
         configure_logging(cfg.logging)
         self._reopen()
@@ -444,18 +418,8 @@ class Daemon:
                 writer.close()
 
     def _drain(self, deadline: float) -> None:
-        d = self.deliverer
-        if d is None:
-            return
-        if self._pump_thread is not None and self._pump_thread.is_alive():
-            self._pump_thread.join(max(0.0, deadline - time.monotonic()))
-        while time.monotonic() < deadline and any(d.outbox.depth().values()):
-            if not d.pump():
-                time.sleep(0.2)
-        left = sum(d.outbox.depth().values())
-        if left:
-            log.warning("%d alert deliveries left in the outbox for the next start", left)
-        d.close()
+        if self.deliverer is not None:
+            self.deliverer.shutdown(deadline)  # what is left stays in the outbox (logged)
 
     def _close_metrics(self) -> None:
         if self.metrics is not None:

@@ -29,7 +29,8 @@ Checks, in this order (the first failure ends the run):
 Side effects: none outside the process. Files are opened for reading only (capture files,
 secrets, seeds, GeoIP, TLS material) and closed; nothing is created, written, chowned or
 bound. ``reload=True`` is for SIGHUP: it skips what only a restart applies (capture,
-metrics, privileges, files) and re-checks sinks, seeds and GeoIP.
+metrics, privileges, files) and re-checks sinks and seeds; GeoIP databases are re-opened
+by ``Pipeline.reconfigure``, which keeps the built-in data set it already holds.
 
 Config read: ``capture.*``, ``sinks``, ``metrics.web_config``, ``state_dir``, ``flow_log``,
 ``alert_log``, ``geoip.*``; the warnings of ``Config.warnings``.
@@ -110,8 +111,10 @@ class Plan:
     """The loaded ``metrics.web_config``; None without one (or when reloading)."""
     user: TargetUser | None
     """Started as root with ``capture.user`` set: whom to drop to; else None."""
-    geo: GeoBackend
-    geo_info: GeoSourceInfo
+    geo: GeoBackend | None
+    """The GeoIP backend, loaded; None when reloading (the pipeline re-opens database
+    files itself and keeps the built-in data set it already holds)."""
+    geo_info: GeoSourceInfo | None
     signatures: SignatureMatcher
     warnings: tuple[str, ...]
     """One line each, for the log (``check-config`` prints them)."""
@@ -148,11 +151,13 @@ def preflight(
         user = target_user(cfg.capture.user, os.geteuid() if euid is None else euid, warnings)
         check_writable(cfg)
     signatures = SignatureMatcher.load()
-    geo = geo_backend(cfg)
-    info = geo.describe()
-    old = age_warning(info, today or date.today(), cfg.geoip.max_age_days)
-    if old:
-        warnings.append(old)
+    geo, info = None, None
+    if not reload:
+        geo = geo_backend(cfg)
+        info = geo.describe()
+        old = age_warning(info, today or date.today(), cfg.geoip.max_age_days)
+        if old:
+            warnings.append(old)
     return Plan(
         cfg=cfg,
         sinks=tuple(sinks),

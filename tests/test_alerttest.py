@@ -15,6 +15,8 @@ from tests.test_daemon import free_port
 def write(tmp: Path, hook_url: str) -> Path:
     (tmp / "hook").write_text(hook_url + "\n")
     (tmp / "dead").write_text(f"http://127.0.0.1:{free_port()}/x\n")
+    for secret in ("hook", "dead"):
+        (tmp / secret).chmod(0o600)  # a secret readable by others is refused
     path = tmp / "netwatch.yaml"
     path.write_text(
         "sinks:\n"

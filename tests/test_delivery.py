@@ -1,17 +1,29 @@
 from __future__ import annotations
 
+import json
+import logging
+import shutil
+import sqlite3
+import threading
+import time
 from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-from netwatch.config.schema import SinkConfig
+import pytest
+
+from netwatch.config.schema import AlertsConfig, SinkConfig
 from netwatch.delivery import Deliverer
 from netwatch.outbox import Outbox
 from netwatch.sinks.alertmanager import AlertmanagerSink
-from netwatch.sinks.base import Delivery, Record, Sink
+from netwatch.sinks.base import Delivery, Record, Sink, http_post
 from netwatch.sinks.jsonl import JsonlSink
 from netwatch.sinks.pagerduty import PagerdutySink
+from netwatch.sinks.webhook import WebhookSink
 from tests.sinks.conftest import make_alert
 from tests.sinks.httpstub import serve
+from tests.sinks.slowpeer import trickler, wait_for
 
 
 def _am(url: str) -> AlertmanagerSink:
@@ -101,3 +113,231 @@ def test_failing_sink_is_isolated_and_never_raises(tmp_path: Path) -> None:
     assert box.depth() == {"boom": 1}  # retried later; the permanent failure is dropped
     deliverer.close()
     assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------- issue 9 regressions
+
+
+def _hook(tmp_path: Path, url: str, name: str = "hook", timeout_s: float = 10.0) -> WebhookSink:
+    url_file = tmp_path / f"{name}-url"
+    url_file.write_text(url + "/alerts\n")
+    cfg = SinkConfig(name=name, type="webhook", url_file=url_file)
+    return WebhookSink(cfg, timeout_s=timeout_s)
+
+
+def _jsonl(tmp_path: Path, name: str = "log") -> JsonlSink:
+    return JsonlSink(SinkConfig(name=name, type="jsonl", path=tmp_path / f"{name}.jsonl"))
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _depth(path: Path) -> dict[str, int]:
+    box = Outbox(path)
+    try:
+        return box.depth()
+    finally:
+        box.close()
+
+
+def test_enqueue_never_waits_for_sqlite(tmp_path: Path) -> None:
+    """Another connection holds the outbox's write lock: capture keeps enqueueing at once."""
+    path = tmp_path / "state" / "outbox.sqlite"
+    deliverer = Deliverer(path, [_jsonl(tmp_path)])
+    assert deliverer.open() == [tmp_path / "state", path]
+    deliverer.start()
+    blocker = sqlite3.connect(path, timeout=5)
+    blocker.execute("BEGIN EXCLUSIVE")
+    started = time.monotonic()
+    taken = sum(deliverer.enqueue(make_alert(peer_name=f"p{i}")) for i in range(2000))
+    assert taken == 2000 and time.monotonic() - started < 1.0
+    time.sleep(0.3)  # the store thread meets the lock (and survives it)
+    blocker.rollback()
+    blocker.close()
+    assert wait_for(lambda: _lines(tmp_path / "log.jsonl") == 2000, timeout=15)
+    result = deliverer.shutdown(time.monotonic() + 5)
+    assert result.left == 0 and result.stuck == ()
+
+
+def test_a_trickling_receiver_neither_stalls_another_sink_nor_shutdown(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with trickler(every_s=5.0) as slow:
+        deliverer = Deliverer(path, [_hook(tmp_path, slow.url, timeout_s=30), _jsonl(tmp_path)])
+        deliverer.open()
+        deliverer.start()
+        deliverer.enqueue(make_alert())
+        assert wait_for(lambda: slow.connections == 1)
+        started = time.monotonic()
+        for i in range(3):  # the file sink keeps delivering while the hook is stuck
+            deliverer.enqueue(make_alert(peer_name=f"p{i}"))
+        assert wait_for(lambda: _lines(tmp_path / "log.jsonl") == 4, timeout=2)
+        assert time.monotonic() - started < 2
+        started = time.monotonic()
+        result = deliverer.shutdown(started + 1.0)
+        took = time.monotonic() - started
+    assert took < 1.5, f"shutdown took {took:.2f} s"
+    assert result.left == 4 and result.stuck == ()
+    assert _depth(path) == {"hook": 4}  # kept for the next start
+
+
+def test_http_post_has_a_total_deadline() -> None:
+    with trickler(every_s=0.3) as slow:
+        started = time.monotonic()
+        result = http_post(slow.url + "/x", b"{}", {}, 1.0)
+        took = time.monotonic() - started
+    assert result.status == 0 and result.error.startswith("timed out")
+    assert took < 1.5
+
+
+def test_storage_faults_are_survived_counted_and_recovered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state"
+    path = state / "outbox.sqlite"
+    state.mkdir()
+    path.write_bytes(b"this is not a database, it was overwritten" * 200)
+    deliverer = Deliverer(path, [_jsonl(tmp_path)], reopen_s=0.05)
+    deliverer.open()  # the corrupt file is moved aside (kept) and a new one created
+    aside = [p for p in state.iterdir() if p.name.startswith("outbox.sqlite.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert deliverer.health().ok
+    deliverer.start()
+    deliverer.enqueue(make_alert(peer_name="before"))
+    assert wait_for(lambda: _lines(tmp_path / "log.jsonl") == 1)
+
+    with caplog.at_level(logging.ERROR, logger="netwatch.delivery"):
+        shutil.rmtree(state)  # the state directory is deleted under the running daemon
+        for i in range(5):
+            deliverer.enqueue(make_alert(peer_name=f"during{i}"))
+        assert wait_for(lambda: _lines(tmp_path / "log.jsonl") == 6)  # still delivered
+        assert wait_for(lambda: path.exists() and deliverer.health().ok)  # re-created
+    health = deliverer.health()
+    assert health.errors >= 1
+    faults = [r for r in caplog.records if "outbox storage fault" in r.getMessage()]
+    assert 1 <= len(faults) <= 3  # one line per kind, not one per alert
+    deliverer.enqueue(make_alert(peer_name="after"))
+    assert wait_for(lambda: _lines(tmp_path / "log.jsonl") == 7)
+    result = deliverer.shutdown(time.monotonic() + 2)  # never raises
+    assert result.left == 0
+
+
+def test_an_unusable_state_dir_keeps_alerts_in_memory_and_shutdown_does_not_raise(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state directory should be")
+    path = blocker / "outbox.sqlite"
+    with serve(default=500) as hook_server:
+        deliverer = Deliverer(path, [_hook(tmp_path, hook_server.url)], reopen_s=0.05)
+        assert deliverer.open() == []
+        health = deliverer.health()
+        assert health.in_memory and not health.ok and health.errors >= 1
+        deliverer.start()
+        for i in range(3):
+            deliverer.enqueue(make_alert(peer_name=f"p{i}"))
+        assert wait_for(lambda: len(hook_server.requests) >= 1)  # delivered from memory
+        hook_server.default = 200
+        assert wait_for(lambda: deliverer.stats["hook"].delivered == 3, timeout=8)
+        result = deliverer.shutdown(time.monotonic() + 2)
+    assert result.left == 0
+    assert blocker.read_text().startswith("a file")  # untouched
+
+
+def test_a_re_report_during_the_send_of_its_queued_copy_is_delivered(tmp_path: Path) -> None:
+    gate = threading.Event()
+    got: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.extend(json.loads(body)["alerts"])
+            gate.wait(5)  # the first send stays in flight until the re-report is queued
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        deliverer = Deliverer(tmp_path / "outbox.sqlite", [_hook(tmp_path, url)], poll_s=0.05)
+        deliverer.open()
+        deliverer.start()
+        deliverer.enqueue(make_alert(), count=1)
+        assert wait_for(lambda: len(got) == 1)  # in flight
+        deliverer.enqueue(make_alert(), count=2)  # the same identity, seen again
+        assert wait_for(lambda: deliverer.health().rows == 2)  # stored next to it
+        gate.set()
+        assert wait_for(lambda: len(got) == 2)
+        deliverer.shutdown(time.monotonic() + 2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [a["annotations"]["count"] for a in got] == ["1", "2"]
+
+
+@pytest.mark.parametrize("retry_after", ["99999999999", "9" * 400])
+def test_a_huge_retry_after_parks_nothing_also_after_restart(
+    tmp_path: Path, retry_after: str
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with serve() as am:
+        am.script.append((429, {"Retry-After": retry_after}))
+        box = Outbox(path, rng=lambda: 0.0)
+        deliverer = Deliverer(box, [_am(am.url)])
+        deliverer.enqueue(make_alert())
+        assert deliverer.pump(1000.0) == 0
+        deliverer.close()
+        again = Deliverer(Outbox(path), [_am(am.url)])  # a restart tries at once...
+        am.script.append((429, {"Retry-After": retry_after}))  # ...and is told to wait again
+        assert again.pump(1000.0) == 0 and len(am.requests) == 2
+        assert again.pump(1299.0) == 0 and len(am.requests) == 2  # capped at 300 s
+        assert again.pump(1300.0) == 1
+        again.close()
+
+
+def test_outbox_bound_from_config_drops_lowest_severity_and_counts(tmp_path: Path) -> None:
+    alerts = AlertsConfig(outbox_max_rows=100)
+    deliverer = Deliverer.from_config(tmp_path, [_jsonl(tmp_path)], alerts)
+    deliverer.open()
+    deliverer.enqueue(make_alert(severity="critical", peer_name="keep"))
+    for i in range(150):
+        deliverer.enqueue(make_alert(severity="low", peer_name=f"p{i}"))
+    deliverer.store_intake()
+    health = deliverer.health()
+    assert health.rows == 100 and health.dropped == {"max_rows": 51}
+    deliverer.pump(0.0, budget=1000)
+    logged = (tmp_path / "log.jsonl").read_text()
+    assert '"keep"' in logged and '"p0"' not in logged and '"p149"' in logged
+    deliverer.close()
+
+
+def test_intake_is_bounded_and_counts_what_it_drops(tmp_path: Path) -> None:
+    deliverer = Deliverer(tmp_path / "outbox.sqlite", [_jsonl(tmp_path)], intake_max=10)
+    taken = [deliverer.enqueue(make_alert(peer_name=f"p{i}")) for i in range(15)]
+    assert taken == [1] * 10 + [0] * 5
+    assert deliverer.health().dropped == {"intake_full": 5}
+    deliverer.close()
+    assert _depth(tmp_path / "outbox.sqlite") == {"log": 10}
+
+
+def test_a_reload_keeps_the_firing_alerts_of_a_rebuilt_alertmanager_sink(tmp_path: Path) -> None:
+    with serve() as am:
+        deliverer = Deliverer(tmp_path / "outbox.sqlite", [_am(am.url)])
+        deliverer.enqueue(make_alert())
+        assert deliverer.pump(0.0) == 1
+        rebuilt = _am(am.url)
+        deliverer.replace_sinks([rebuilt])
+        assert len(rebuilt.active) == 1
+        rebuilt.lifecycle(resend_s=0.0, resolve_s=1e12)
+        deliverer.pump()
+        deliverer.close()
+        assert len(am.requests) == 2  # re-sent by the new sink
+    again = Deliverer(tmp_path / "outbox.sqlite", [_am("http://127.0.0.1:9")])
+    again.pump(0.0)  # restores the stored state
+    assert len(again.sinks["am"].active) == 1  # type: ignore[attr-defined]
+    again.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -72,6 +74,7 @@ def test_outage_and_restarts_deliver_each_identity_once(tmp_path: Path) -> None:
     port = free_port()
     url_file = tmp_path / "hook-url"
     url_file.write_text(f"http://127.0.0.1:{port}/alerts\n")
+    url_file.chmod(0o600)
 
     # the receiver is down: the first run queues its alerts and keeps them at exit
     first = run_once(tmp_path, DEMO, url_file, drain_s=0.5)
@@ -93,3 +96,56 @@ def test_outage_and_restarts_deliver_each_identity_once(tmp_path: Path) -> None:
     )
     assert len(per_identity) == identities and set(per_identity.values()) == {1}
     assert {a["annotations"]["count"] for a in got} == {"2"}  # seen in both runs
+
+
+FULL_DISK_CHILD = """
+import json, resource, signal, sys, time
+from pathlib import Path
+from netwatch.config.schema import SinkConfig
+from netwatch.delivery import Deliverer
+from netwatch.sinks.webhook import WebhookSink
+from tests.sinks.conftest import make_alert
+
+state, url_file = Path(sys.argv[1]), Path(sys.argv[2])
+sink = WebhookSink(SinkConfig(name="hook", type="webhook", url_file=url_file), timeout_s=5)
+deliverer = Deliverer(state / "outbox.sqlite", [sink], reopen_s=0.2, poll_s=0.1)
+deliverer.open()
+deliverer.start()
+# the file system is "full": no file of this process may grow past a few KiB more
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = (state / "outbox.sqlite").stat().st_size + 4096
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+for i in range(200):
+    deliverer.enqueue(make_alert(peer_name=f"p{i}.example", summary="x" * 2000))
+end = time.monotonic() + 20
+while time.monotonic() < end and deliverer.stats["hook"].delivered < 200:
+    time.sleep(0.05)
+health = deliverer.health()
+result = deliverer.shutdown(time.monotonic() + 3)
+print(json.dumps({"errors": health.errors, "delivered": deliverer.stats["hook"].delivered,
+                  "left": result.left}))
+"""
+
+
+def test_a_full_disk_under_the_outbox_is_survived_and_nothing_is_lost(tmp_path: Path) -> None:
+    """A real process whose outbox file cannot grow (RLIMIT_FSIZE: EFBIG, as a full disk
+    fails writes): it keeps running, delivers every alert from memory and exits cleanly."""
+    state = tmp_path / "state"
+    port = free_port()
+    url_file = tmp_path / "hook-url"
+    url_file.write_text(f"http://127.0.0.1:{port}/alerts\n")
+    with receiver(port) as got:
+        proc = subprocess.run(
+            [sys.executable, "-c", FULL_DISK_CHILD, str(state), str(url_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert report["errors"] >= 1 and report["delivered"] == 200 and report["left"] == 0
+    peers = Counter(a["labels"]["peer"] for a in got)
+    assert len(peers) == 200
+    assert "Traceback" not in proc.stderr
+    assert "outbox storage fault" in proc.stderr or "outbox storage fault" in proc.stdout

@@ -186,7 +186,7 @@ def test_plan_holds_what_was_built_and_nothing_is_created(tmp_path: Path) -> Non
     assert plan.web is None
     assert isinstance(plan.user, TargetUser) and plan.user.name == "nobody"
     assert plan.user.uid != 0
-    assert plan.geo_info.kind == "none"
+    assert plan.geo_info is not None and plan.geo_info.kind == "none"
     assert sorted(tmp_path.rglob("*")) == before  # no state_dir, no log directory
 
 

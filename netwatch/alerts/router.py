@@ -11,20 +11,44 @@ from the same flow as the identity's last sighting is not counted again, so ``co
 the number of distinct flows. Every repeat, counted or not, is passed to ``on_repeat``
 (the daemon uses it to keep the alert firing in Alertmanager).
 
-Config read: ``alerts.suppress_s``. Known limit: suppression state lives in memory (a
-restart reports each identity again once); the durable outbox belongs to delivery.
+Per-device bound (``alerts.max_per_device``, ``alerts.device_window_s``): a device's window
+opens at its first emitted alert; once ``max_per_device`` alerts about it were emitted in the
+window, its further alerts (new identities and re-reports alike) are not emitted but counted
+(``device_capped``, and per rule in the device's window). A held-back new identity is not
+remembered, so it can be reported in a later window; a held-back re-report is suppressed
+for another ``suppress_s`` and its count carried to its next report. When a
+device first reaches the bound in a window, ONE summary alert is emitted for it: rule
+``alert_flood`` (:data:`FLOOD_RULE`; a sensor rule like ``capture_loss``, not a rule class),
+the device's fields, no peer, severity the most severe of the device's alerts in the window,
+evidence ``{max_per_device, device_window_s, window_start, emitted, suppressed, rules}``
+where ``rules`` counts the device's alerts in the window by rule (emitted and suppressed
+so far). So one scanning camera yields at most ``max_per_device`` + 1 alerts per window.
+Device windows are bounded like identities (``max_identities``; oldest dropped, counted in
+``dropped_devices``).
+
+Config read: ``alerts.suppress_s``, ``alerts.max_per_device``, ``alerts.device_window_s``.
+Known limit: suppression state lives in memory (a restart reports each identity again once,
+and opens every device's window again); the durable outbox belongs to delivery.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from netwatch.alerts.model import Alert
+from netwatch.alerts.model import Alert, Severity, rfc3339
+
+if TYPE_CHECKING:
+    from netwatch.config.schema import AlertsConfig
 
 Emit = Callable[[Alert, int], None]
 Repeat = Callable[[Alert], None]
+
+FLOOD_RULE = "alert_flood"
+DEFAULT_MAX_PER_DEVICE = 50
+DEFAULT_DEVICE_WINDOW_S = 3600.0
 
 
 @dataclass(slots=True)
@@ -34,19 +58,65 @@ class _Seen:
     flow_uid: str | None  # the flow of the last sighting
 
 
+@dataclass(slots=True)
+class _DeviceWindow:
+    """One device's alerts in its current window (the per-device bound)."""
+
+    start: float
+    worst: Severity
+    emitted: int = 0
+    suppressed: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+
+    def count(self, alert: Alert) -> None:
+        self.rules[alert.rule] = self.rules.get(alert.rule, 0) + 1
+        if alert.severity.rank < self.worst.rank:
+            self.worst = alert.severity
+
+
 class AlertRouter:
     """Forwards new alert identities to ``emit(alert, count)``; suppresses repeats."""
 
-    def __init__(self, emit: Emit, suppress_s: float = 3600.0, max_identities: int = 100_000):
+    def __init__(
+        self,
+        emit: Emit,
+        suppress_s: float = 3600.0,
+        max_identities: int = 100_000,
+        *,
+        max_per_device: int = DEFAULT_MAX_PER_DEVICE,
+        device_window_s: float = DEFAULT_DEVICE_WINDOW_S,
+    ):
         self.emit = emit
         self.suppress_s = suppress_s
+        self.max_per_device = max_per_device
+        self.device_window_s = device_window_s
         self._max = max_identities
         self._seen: OrderedDict[tuple[str, str, str], _Seen] = OrderedDict()
+        self._devices: OrderedDict[str, _DeviceWindow] = OrderedDict()
         self.emitted = 0
         self.suppressed = 0
         self.dropped_identities = 0
+        #: Alerts not emitted because their device reached ``max_per_device`` in its window.
+        self.device_capped = 0
+        #: ``alert_flood`` summaries emitted (one per device per window that hit the bound).
+        self.device_summaries = 0
+        #: Device windows forgotten to keep the state bounded (``max_identities``).
+        self.dropped_devices = 0
         self.by_rule: dict[str, int] = {}
         self.on_repeat: Repeat | None = None
+
+    @classmethod
+    def of(cls, emit: Emit, alerts: AlertsConfig) -> AlertRouter:
+        """A router with the ``alerts:`` settings."""
+        router = cls(emit)
+        router.configure(alerts)
+        return router
+
+    def configure(self, alerts: AlertsConfig) -> None:
+        """Apply (re)loaded ``alerts:`` settings; the state is kept."""
+        self.suppress_s = alerts.suppress_s
+        self.max_per_device = alerts.max_per_device
+        self.device_window_s = alerts.device_window_s
 
     def submit(self, alert: Alert) -> bool:
         """Route one alert; True when it was emitted, False when suppressed."""
@@ -59,6 +129,12 @@ class AlertRouter:
                 self.suppressed += 1
             if self.on_repeat is not None:
                 self.on_repeat(alert)
+            return False
+        if not self._admit(alert):
+            if seen is not None:  # a held-back re-report: next try one window later, counted
+                seen.reported_at = alert.ts
+                seen.count += 1
+                seen.flow_uid = alert.flow_uid
             return False
         count = 1 if seen is None else seen.count
         if seen is None:
@@ -76,5 +152,77 @@ class AlertRouter:
         self.emit(alert, count)
         return True
 
+    def _admit(self, alert: Alert) -> bool:
+        """The per-device bound: True when ``alert`` may be emitted (module docstring)."""
+        window = self._window(alert)
+        window.count(alert)
+        if window.emitted < self.max_per_device:
+            window.emitted += 1
+            return True
+        window.suppressed += 1
+        self.device_capped += 1
+        if window.suppressed == 1:
+            self._summarise(alert, window)
+        return False
+
+    def _window(self, alert: Alert) -> _DeviceWindow:
+        window = self._devices.get(alert.device)
+        if window is not None and alert.ts - window.start < self.device_window_s:
+            return window
+        if window is None and len(self._devices) >= self._max:
+            self._devices.popitem(last=False)
+            self.dropped_devices += 1
+        window = _DeviceWindow(alert.ts, alert.severity)
+        self._devices[alert.device] = window
+        self._devices.move_to_end(alert.device)
+        return window
+
+    def _summarise(self, alert: Alert, window: _DeviceWindow) -> None:
+        summary = flood_alert(alert, window, self.max_per_device, self.device_window_s)
+        self.device_summaries += 1
+        self.emitted += 1
+        self.by_rule[FLOOD_RULE] = self.by_rule.get(FLOOD_RULE, 0) + 1
+        self.emit(summary, 1)
+
+    def counters(self) -> dict[str, int]:
+        """Every counter, by name (for the metrics collector)."""
+        return {
+            "emitted": self.emitted,
+            "suppressed": self.suppressed,
+            "dropped_identities": self.dropped_identities,
+            "device_capped": self.device_capped,
+            "device_summaries": self.device_summaries,
+            "dropped_devices": self.dropped_devices,
+        }
+
     def __len__(self) -> int:
         return len(self._seen)
+
+
+def flood_alert(
+    alert: Alert, window: _DeviceWindow, max_per_device: int, device_window_s: float
+) -> Alert:
+    """The ``alert_flood`` summary of a device that reached the bound (``alert``: the first
+    alert about it that the bound held back)."""
+    return Alert(
+        ts=alert.ts,
+        rule=FLOOD_RULE,
+        severity=window.worst,
+        device=alert.device,
+        device_ip=alert.device_ip,
+        device_mac=alert.device_mac,
+        vendor=alert.vendor,
+        direction=alert.direction,
+        summary=(
+            f"{alert.device} raised {max_per_device} alerts within {device_window_s:g} s; "
+            f"its further alerts are only counted until {rfc3339(window.start + device_window_s)}"
+        ),
+        evidence={
+            "max_per_device": max_per_device,
+            "device_window_s": device_window_s,
+            "window_start": rfc3339(window.start),
+            "emitted": window.emitted,
+            "suppressed": window.suppressed,
+            "rules": dict(window.rules),
+        },
+    )

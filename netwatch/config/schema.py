@@ -285,19 +285,26 @@ class DeepConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LearningConfig:
-    """learning: how long destinations are learnt before new_destination fires."""
+    """learning: how long new_destination learns, and how many destinations are kept."""
 
     period_s: float = key(v.seconds, 604_800.0)
+    max_per_device: int = key(v.integer(1), 10_000)
+    max_destinations: int = key(v.integer(1), 200_000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertsConfig:
-    """alerts: suppression of repeats, checks of active flows, Alertmanager life cycle."""
+    """alerts: suppression of repeats, checks of active flows, Alertmanager life cycle, and
+    the bounds of the delivery outbox (rows and megabytes of payload)."""
 
     suppress_s: float = key(v.seconds, 3600.0)
     evaluate_active_s: float = key(v.seconds, 60.0)
     resend_s: float = key(v.seconds, 60.0)
     resolve_s: float = key(v.seconds, 3600.0)
+    outbox_max_rows: int = key(v.integer(100), 100_000)
+    outbox_max_mb: int = key(v.integer(1), 256)
+    max_per_device: int = key(v.integer(1), 50)
+    device_window_s: float = key(v.seconds, 3600.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,7 @@ from typing import Any
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.config import Config
 from netwatch.deep.discovery import DeviceIdentity, parse_sadp_l2
-from netwatch.detect.baseline import Baseline
+from netwatch.detect.baseline import DestinationBaseline
 from netwatch.detect.devices import CameraVendor, Devices
 from netwatch.detect.facts import flow_facts
 from netwatch.detect.policy import Policies
@@ -37,20 +37,22 @@ class Detector:
         emit: Emit,
         signatures: SignatureMatcher | None = None,
         rules: Iterable[type[Rule]] = BUILTIN_RULES,
-        baseline: Baseline | None = None,
+        baseline: DestinationBaseline | None = None,
     ) -> None:
         self.enrichers = enrichers
         self.devices = Devices(Inventory(cfg.cameras), enrichers.classifier, camera_vendor)
         self.signatures = signatures
         self.policies = Policies(cfg)
         self.baseline = baseline
-        context = RuleContext(baseline=baseline)
+        # RuleContext.baseline (rules/base.py) is still typed as the concrete Baseline; the
+        # rules use only the DestinationBaseline interface, which worker baselines implement
+        context = RuleContext(baseline=baseline)  # type: ignore[arg-type]
         self.rules = [cls(context) for cls in rules]
-        self.router = AlertRouter(emit, cfg.alerts.suppress_s)
+        self.router = AlertRouter.of(emit, cfg.alerts)
         self.errors = RuleErrors()
 
     def close(self) -> None:
-        """Make the baselines durable."""
+        """Store the baseline's pending changes (a worker's baseline has none)."""
         if self.baseline is not None:
             self.baseline.close()
 

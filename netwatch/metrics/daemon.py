@@ -2,8 +2,10 @@
 
 :class:`DaemonCollector` reads, at scrape time, what the daemon keeps anyway: per-capture-
 source packet counters (``interface`` is the interface name, or ``file`` for capture files),
-the pipeline lag, the outbox (depth and age of the oldest waiting alert, per sink), each
-sink's delivery counters and the config reload state. Every configured sink and both drop
+the pipeline lag, the outbox (depth and age of the oldest waiting alert, per sink; its storage
+health: faults survived, whether the file is in use or the in-memory fallback, rows, bytes,
+the intake, and items dropped by reason), each sink's delivery counters and the config
+reload state. Every configured sink and both drop
 stages always have a sample (zero when idle), so dashboards and alerting rules see a series
 from the first scrape.
 
@@ -23,6 +25,8 @@ from netwatch.capture.source import CaptureCounts
 from netwatch.delivery import Deliverer
 
 DROP_STAGES = ("kernel", "interface")
+# every reason an outbox item can be dropped for (always exported, zero when none)
+OUTBOX_DROP_REASONS = ("max_rows", "max_bytes", "intake_full", "invalid")
 
 
 @dataclass(slots=True)
@@ -127,6 +131,7 @@ class DaemonCollector(Collector):
             age = now - oldest[name] if name in oldest and oldest[name] > 0 else 0.0
             fams["age"].add_metric([name], max(0.0, age))
         yield from fams.values()
+        yield from _storage_families(d)
         yield from _sink_families(d)
 
     def _reload(self) -> Iterator[Metric]:
@@ -147,6 +152,46 @@ class DaemonCollector(Collector):
         for result, n in sorted(s.reloads.items()):
             reloads.add_metric([result], n)
         yield reloads
+
+
+def _storage_families(d: Deliverer) -> Iterator[Metric]:
+    h = d.health()
+    yield CounterMetricFamily(
+        "netwatch_outbox_storage_errors",
+        "Outbox storage faults survived (SQLite or file errors: corrupt, deleted, read-only, "
+        "full).",
+        value=h.errors,
+    )
+    yield GaugeMetricFamily(
+        "netwatch_outbox_storage_ok",
+        "1 while the outbox file is in use and healthy, 0 while alerts are kept in memory.",
+        value=1 if h.ok else 0,
+    )
+    yield GaugeMetricFamily(
+        "netwatch_outbox_in_memory",
+        "1 while new alert deliveries go to the bounded in-memory fallback outbox.",
+        value=1 if h.in_memory else 0,
+    )
+    yield GaugeMetricFamily(
+        "netwatch_outbox_rows", "Alert deliveries held by the outbox (all sinks).", value=h.rows
+    )
+    yield GaugeMetricFamily(
+        "netwatch_outbox_bytes", "Payload bytes held by the outbox (all sinks).", value=h.bytes
+    )
+    yield GaugeMetricFamily(
+        "netwatch_outbox_intake_depth",
+        "Alert deliveries accepted from capture and not yet committed to the outbox.",
+        value=h.intake,
+    )
+    dropped = CounterMetricFamily(
+        "netwatch_outbox_dropped",
+        "Alert deliveries dropped before delivery, by reason (max_rows, max_bytes: over the "
+        "outbox bound; intake_full: the in-memory intake was full; invalid: not storable).",
+        labels=["reason"],
+    )
+    for reason in sorted(set(OUTBOX_DROP_REASONS) | set(h.dropped)):
+        dropped.add_metric([reason], h.dropped.get(reason, 0))
+    yield dropped
 
 
 def _sink_families(d: Deliverer) -> Iterator[Metric]:

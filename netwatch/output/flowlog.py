@@ -3,7 +3,13 @@
 Shaped for log shippers (Vector, Fluent Bit, Filebeat): UTF-8, compact separators, one
 record per ``\\n``-terminated line, keys in a stable order. ``reopen()`` supports
 logrotate-style rotation. The daemon appends; ``replay`` starts the file afresh
-(``truncate=True``). Writes are buffered; ``close()`` flushes.
+(``truncate=True``).
+
+Buffering policy (explicit): ``line_buffered=True`` writes every record as one whole line to
+the file at once (the alert log: after a kill -9, every line logged is on disk);
+otherwise records are buffered (the flow log) and the owner calls the cheap :meth:`flush`
+periodically (the daemon: once a second). ``close()`` flushes, and closes the file even when
+that flush fails (a full disk), then raises the flush's OSError.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class JsonLinesWriter:
         *,
         truncate: bool = False,
         atomic_lines: bool = False,
+        line_buffered: bool = False,
     ) -> None:
         if (path is None) == (stream is None):
             raise ValueError("give exactly one of path or stream")
@@ -42,6 +49,7 @@ class JsonLinesWriter:
         self.path = path
         self._mode = "w" if truncate else "a"
         self._atomic = atomic_lines
+        self.line_buffered = line_buffered
         self._lines: list[bytes] = []
         self._pending = 0
         self._fd = -1
@@ -67,9 +75,10 @@ class JsonLinesWriter:
             self._lines.append(line)
             self._pending += len(line)
         else:
-            self._stream.write(_dumps(record))
-            self._stream.write("\n")
+            self._stream.write(_dumps(record) + "\n")
         self.records += 1
+        if self.line_buffered:
+            self.flush()
 
     def flush(self) -> None:
         """Write what is buffered (atomic mode: one write of whole lines)."""
@@ -90,11 +99,15 @@ class JsonLinesWriter:
             self._stream = self._open()
 
     def _close_file(self) -> None:
-        self.flush()
-        self._stream.close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        try:
+            self.flush()
+        finally:
+            try:
+                self._stream.close()
+            finally:
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1
 
     def close(self) -> None:
         """Flush and close (a given stream is only flushed)."""

@@ -2,13 +2,20 @@
 used before.
 
 Each camera's baseline of (destination, port, proto) is learned for ``learning.period_s``
-from when the camera is first seen (default 7 days) and kept in SQLite in the state
-directory (see :mod:`netwatch.detect.baseline`). After that, a destination outside the
-baseline is reported once and then becomes known. The destination is the name the camera
-asked for, or the peer's /24 (/48) network. Evidence: the destination key, port, proto,
-when learning ended. Known false positives: firmware updates and changed cloud hosts;
-each alerts once. To relearn a camera, delete its rows (or the database) while netwatch
-is stopped.
+from when the camera is first seen (default 7 days) and kept in the state directory (see
+:mod:`netwatch.detect.baseline`). After that, a destination outside the baseline is reported
+once and then becomes known. The destination is the name the camera asked for, or the
+peer's /24 (/48) network. Evidence: the destination key and the learning period.
+
+The rule asks its :class:`~netwatch.detect.baseline.DestinationBaseline` once per camera
+flow end, handing it a builder of the candidate alert (built only when the key is not
+known): the daemon's baseline answers at once; a capture worker's sends the candidate to
+the process that owns the baseline, which emits it once across all workers
+(:mod:`netwatch.detect.baseline_share`). The rule does no I/O.
+
+Config read: ``learning.*`` (through the baseline). Known false positives: firmware updates
+and changed cloud hosts; each alerts once. To relearn a camera, delete its rows (or the
+database) while netwatch is stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from netwatch.alerts.model import Alert, Severity
-from netwatch.detect.baseline import destination_of
+from netwatch.detect.baseline import DestinationKey, destination_of
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
@@ -28,14 +35,21 @@ class NewDestination(Rule):
         baseline = self.context.baseline if self.context is not None else None
         if baseline is None or not facts.device_is_orig:
             return
-        dest = destination_of(facts.peer.ip, facts.peer.name)
-        ts = float(facts.record["ts"])
-        if not baseline.observe(facts.device.name, dest, facts.peer.port, facts.peer.proto, ts):
-            return
-        yield facts.alert(
-            self.id,
-            Severity.MEDIUM,
-            f"{facts.device.name} reached a new destination {dest} on "
-            f"{facts.peer.proto}/{facts.peer.port} after its learning period",
-            {"destination": dest, "learning_period_s": baseline.period_s},
+        peer = facts.peer
+        key = DestinationKey(
+            facts.device.name, destination_of(peer.ip, peer.name), peer.port, peer.proto
         )
+        period_s = baseline.period_s
+
+        def candidate() -> Alert:
+            return facts.alert(
+                self.id,
+                Severity.MEDIUM,
+                f"{key.device} reached a new destination {key.dest} on "
+                f"{key.proto}/{key.port} after its learning period",
+                {"destination": key.dest, "learning_period_s": period_s},
+            )
+
+        found = baseline.observe(key, float(facts.record["ts"]), candidate)
+        if found is not None:
+            yield found

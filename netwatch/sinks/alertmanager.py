@@ -1,10 +1,11 @@
 """The Alertmanager sink: ``POST /api/v2/alerts`` with a JSON array of postable alerts.
 
 Labels carry the identity (DESIGN.md): ``alertname`` (the rule id), ``severity``,
-``device``, ``device_ip`` and ``peer`` (the peer name seen on the wire, else its address);
-empty values are left out, as Alertmanager treats them as absent. Everything else goes in
-annotations (``summary``, ``evidence`` as compact JSON, the other non-null record fields
-as strings).
+``device``, ``device_ip``, ``site`` (the sensor's ``site.name``, so two sensors reporting
+the same camera behaviour stay two alerts) and ``peer`` (the peer name seen on the wire,
+else its address); empty values are left out, as Alertmanager treats them as absent.
+Everything else goes in annotations (``summary``, ``evidence`` as compact JSON, the other
+non-null record fields as strings).
 
 Life cycle (as Prometheus does it): the first post comes from the durable outbox, with
 ``startsAt`` the alert time and ``endsAt`` four re-send intervals from now. While the
@@ -15,31 +16,41 @@ now resolves it. Re-sends and resolutions are best effort (a failed one is tried
 next refresh); if netwatch itself stops, Alertmanager resolves its alerts at their
 ``endsAt``.
 
+Threads: ``note`` runs on the capture thread, ``send`` and ``refresh`` on the sink's sender
+thread: ``active`` is only touched under the sink's lock, and the network posts happen
+outside it (on a snapshot).
+
+Which alerts are active survives a restart: :meth:`state_changes` reports the entries added,
+changed or gone (the deliverer stores them in the outbox database), :meth:`restore_state`
+loads them at start, so alerts firing before a restart keep being re-sent after it.
+
 Config read: ``sinks[].urls`` (every Alertmanager of an HA cluster; a post counts as
-delivered when at least one accepts it), ``alerts.resend_s`` and ``alerts.resolve_s``
-(through :meth:`AlertmanagerSink.lifecycle`). Known limits: no TLS client options; which
-alerts are active is kept in memory (at most ``MAX_ACTIVE``), so after a restart alerts
-delivered before it resolve at their ``endsAt`` unless seen again.
+delivered when at least one accepts it; the attempt's deadline is shared among them),
+``alerts.resend_s`` and ``alerts.resolve_s`` (through :meth:`AlertmanagerSink.lifecycle`).
+Known limits: no TLS client options; at most ``MAX_ACTIVE`` active alerts (the least
+recently seen is forgotten first).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from netwatch.alerts.model import rfc3339
 from netwatch.config.schema import SinkConfig
-from netwatch.sinks.base import Delivery, HttpSink, Record, SinkError
+from netwatch.sinks.base import Delivery, HttpSink, Record, SinkError, StateDelta
 
 API_PATH = "/api/v2/alerts"
 MAX_ACTIVE = 10_000
 RESENDS_BEFORE_END = 4
-LABEL_KEYS = ("device", "device_ip")
+LABEL_KEYS = ("device", "device_ip", "site")
 
 
 def _compact(value: Any) -> str:
@@ -101,6 +112,20 @@ class _Active:
     repost: bool = False  # not in the outbox: refresh posts it
 
 
+def _restored(value: Mapping[str, Any]) -> _Active | None:
+    """An entry as persisted by :meth:`AlertmanagerSink.state_changes`, or None if malformed."""
+    try:
+        sent = value.get("sent_at")
+        return _Active(
+            dict(value["record"]),
+            float(value["last_seen"]),
+            None if sent is None else float(sent),
+            bool(value.get("repost")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class AlertmanagerSink(HttpSink):
     """Posts alert batches to every configured Alertmanager and keeps them firing."""
 
@@ -122,74 +147,120 @@ class AlertmanagerSink(HttpSink):
         self.resolve_s = 3600.0
         self.active: OrderedDict[str, _Active] = OrderedDict()
         self.resolved = 0
+        self._lock = threading.Lock()  # guards active, _changed and _gone
+        self._changed: set[str] = set()
+        self._gone: set[str] = set()
 
     def lifecycle(self, resend_s: float, resolve_s: float) -> None:
         """Set the re-send interval and how long an unseen alert stays firing."""
         self.resend_s = resend_s
         self.resolve_s = resolve_s
 
+    def _touch(self, key: str) -> None:
+        self._changed.add(key)
+        self._gone.discard(key)
+
+    def _forget(self, key: str) -> None:
+        self._changed.discard(key)
+        self._gone.add(key)
+
     def note(self, record: Record, now: float, *, queued: bool = True) -> None:
         key = fingerprint(labels_of(record))
-        entry = self.active.get(key)
-        if entry is None:
-            if len(self.active) >= MAX_ACTIVE:
-                self.active.popitem(last=False)
-            # a repeat of an identity already resolved (or forgotten) is not in the outbox:
-            # refresh posts it again, firing from this sighting
-            self.active[key] = _Active(dict(record), now, repost=not queued)
-        else:
-            entry.last_seen = now
-            self.active.move_to_end(key)
+        with self._lock:
+            entry = self.active.get(key)
+            if entry is None:
+                if len(self.active) >= MAX_ACTIVE:
+                    self._forget(self.active.popitem(last=False)[0])
+                # a repeat of an identity already resolved (or forgotten) is not in the
+                # outbox: refresh posts it again, firing from this sighting
+                self.active[key] = _Active(dict(record), now, repost=not queued)
+            else:
+                entry.last_seen = now
+                self.active.move_to_end(key)
+            self._touch(key)
 
     def send(self, payloads: Sequence[Record]) -> Delivery:
         now = self._clock()
         ends = now + RESENDS_BEFORE_END * self.resend_s
         result = self._post([self._alert(r, ends) for r in payloads])
         if result.ok:
-            for record in payloads:
-                key = fingerprint(labels_of(record))
-                entry = self.active.get(key)
-                if entry is None:  # queued before a restart: active from now on
-                    entry = self.active[key] = _Active(dict(record), now)
-                entry.sent_at = now
-                entry.repost = False
+            with self._lock:
+                for record in payloads:
+                    key = fingerprint(labels_of(record))
+                    entry = self.active.get(key)
+                    if entry is None:  # queued before a restart: active from now on
+                        if len(self.active) >= MAX_ACTIVE:
+                            self._forget(self.active.popitem(last=False)[0])
+                        entry = self.active[key] = _Active(dict(record), now)
+                    entry.sent_at = now
+                    entry.repost = False
+                    self._touch(key)
         return result
 
     def refresh(self, now: float) -> int:
         """Re-send firing alerts every ``resend_s``; resolve those unseen for ``resolve_s``."""
-        due = [
-            (k, e)
-            for k, e in self.active.items()
-            if e.repost
-            or (
-                e.sent_at is not None
-                and (now - e.last_seen >= self.resolve_s or now - e.sent_at >= self.resend_s)
-            )
-        ]
-        if not due:
+        with self._lock:
+            due = [
+                (k, e, now - e.last_seen >= self.resolve_s)
+                for k, e in self.active.items()
+                if e.repost
+                or (
+                    e.sent_at is not None
+                    and (now - e.last_seen >= self.resolve_s or now - e.sent_at >= self.resend_s)
+                )
+            ]
+            ends = now + RESENDS_BEFORE_END * self.resend_s
+            body = [self._alert(e.record, now if gone else ends) for _, e, gone in due]
+        if not due or not self._post(body).ok:
             return 0
-        ends = now + RESENDS_BEFORE_END * self.resend_s
-        body = [
-            self._alert(e.record, now if now - e.last_seen >= self.resolve_s else ends)
-            for _, e in due
-        ]
-        if not self._post(body).ok:
-            return 0
-        for key, entry in due:
-            if now - entry.last_seen >= self.resolve_s:
-                del self.active[key]
-                self.resolved += 1
-            else:
-                entry.sent_at = now
-                entry.repost = False
+        with self._lock:
+            for key, entry, gone in due:
+                if self.active.get(key) is not entry:
+                    continue  # forgotten meanwhile
+                if gone and now - entry.last_seen >= self.resolve_s:
+                    del self.active[key]
+                    self._forget(key)
+                    self.resolved += 1
+                else:
+                    entry.sent_at = now
+                    entry.repost = False
+                    self._touch(key)
         return len(due)
+
+    def state_changes(self, full: bool = False) -> StateDelta | None:
+        """Active entries added or changed since the last call, and those gone."""
+        with self._lock:
+            if not full and not self._changed and not self._gone:
+                return None
+            keys = set(self.active) if full else self._changed
+            upserts = {k: asdict(self.active[k]) for k in keys if k in self.active}
+            delta = StateDelta(upserts, frozenset() if full else frozenset(self._gone), full)
+            self._changed.clear()
+            self._gone.clear()
+        return delta
+
+    def restore_state(self, entries: Mapping[str, Record]) -> None:
+        """Load the active alerts of an earlier run (kept ones win over stored ones)."""
+        with self._lock:
+            for key, value in entries.items():
+                entry = _restored(value)
+                if entry is None or key in self.active:
+                    continue
+                if len(self.active) >= MAX_ACTIVE:
+                    break
+                self.active[key] = entry
+                self.active.move_to_end(key, last=False)
 
     def _alert(self, record: Mapping[str, Any], ends_at: float) -> Record:
         return am_alert(record, self.ends_after_s, self.generator_url, ends_at=ends_at)
 
     def _post(self, body: list[Record]) -> Delivery:
         data = json.dumps(body, separators=(",", ":")).encode()
-        results = [self.post_json(url, data) for url in self.urls]
+        deadline = time.monotonic() + self.attempt_budget(self.timeout_s)
+        results: list[Delivery] = []
+        for i, url in enumerate(self.urls):
+            share = (deadline - time.monotonic()) / (len(self.urls) - i)
+            results.append(self.post_json(url, data, timeout_s=share))
         if any(r.ok for r in results):
             return Delivery.success()
         afters = [r.retry_after for r in results if r.retry_after is not None]

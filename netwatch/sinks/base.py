@@ -9,17 +9,32 @@ Secrets (``url_file``/``url_env``, ``routing_key_file``/``routing_key_env``) are
 construction, held in :class:`Secret` (which never prints its value) and scrubbed from every
 error text a sink returns; ``repr(sink)`` shows only its type and name.
 
-HTTP: ``urllib.request`` with a timeout; 2xx is success, 429/5xx and network errors are
-retryable (``Retry-After`` in seconds or as an HTTP-date is passed on), other 4xx are
-permanent. Known limit: HTTP-date parsing uses the injected wall clock of the sink.
+HTTP: :func:`http_post` (``http.client``) with a TOTAL deadline per attempt: connect, send
+and the whole reply must fit in ``timeout_s``; a timer shuts the socket down at the deadline,
+so a receiver that trickles its reply one byte at a time cannot stall the sender (per-socket-
+operation timeouts alone would let it). 2xx is success, 429/5xx and network errors are
+retryable (``Retry-After`` in seconds or as an HTTP-date is passed on; the outbox caps it),
+other 4xx are permanent. ``Sink.cutoff`` (a monotonic time, set by the deliverer at shutdown)
+shortens every attempt's deadline further.
+
+State: a sink that keeps state across restarts (Alertmanager's firing alerts) reports it with
+:meth:`Sink.state_changes` and gets it back with :meth:`Sink.restore_state`; the deliverer
+stores it in the outbox database.
+
+Known limits: HTTP-date parsing uses the injected wall clock of the sink; host names are
+resolved by the system resolver, which the deadline does not bound; no HTTP proxy support
+(``*_proxy`` variables are ignored); the reply body is read up to ``MAX_REPLY_BYTES``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
+import socket
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -54,6 +69,15 @@ class Delivery:
         cls, error: str, retry_after: float | None = None, *, permanent: bool = False
     ) -> Delivery:
         return cls(False, retry_after, error, permanent)
+
+
+@dataclass(frozen=True, slots=True)
+class StateDelta:
+    """Sink state to persist: keys set or replaced, keys gone; ``full``: replaces all."""
+
+    upserts: Mapping[str, Record]
+    deletes: frozenset[str] = frozenset()
+    full: bool = False
 
 
 class Secret:
@@ -107,20 +131,100 @@ class HttpResult:
 HttpPost = Callable[[str, bytes, Mapping[str, str], float], HttpResult]
 
 
-def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResult:
-    """POST with urllib; status 0 and an error text when no HTTP answer came."""
-    req = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+MAX_REPLY_BYTES = 1 << 16
+MIN_ATTEMPT_S = 0.05  # an attempt shorter than this is not started
+
+
+class _Cutoff:
+    """Shuts a connection's socket down at a monotonic deadline (from a timer thread), or
+    earlier through :meth:`fire` (a shutdown), so every blocking read or write on it returns
+    at once."""
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float) -> None:
+        self.fired = False
+        self._conn = conn
+        self._timer = threading.Timer(seconds, self.fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def fire(self) -> None:
+        self.fired = True
+        sock = self._conn.sock
+        if sock is not None:
+            # the plain socket's shutdown: an SSLSocket's would drop its TLS state
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class Attempts:
+    """The HTTP attempts in progress of one sink, so a shutdown can cut them short."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: set[_Cutoff] = set()
+
+    def add(self, cutoff: _Cutoff) -> None:
+        with self._lock:
+            self._active.add(cutoff)
+
+    def discard(self, cutoff: _Cutoff) -> None:
+        with self._lock:
+            self._active.discard(cutoff)
+
+    def abort(self) -> None:
+        """End every attempt in progress now."""
+        with self._lock:
+            active = list(self._active)
+        for cutoff in active:
+            cutoff.fire()
+
+
+def http_post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    *,
+    attempts: Attempts | None = None,
+) -> HttpResult:
+    """POST within a total deadline of ``timeout`` seconds; status 0 and an error text (never
+    the URL) when no complete HTTP answer came in time. ``attempts``: where a shutdown finds
+    this attempt to cut it short."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            resp.read()
-            return HttpResult(resp.status)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return HttpResult(exc.code, exc.headers.get("Retry-After"), f"HTTP {exc.code}")
-    except urllib.error.URLError as exc:
-        return HttpResult(0, None, f"connection failed: {exc.reason}")
-    except (OSError, ValueError) as exc:
-        return HttpResult(0, None, f"request failed: {type(exc).__name__}")
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return HttpResult(0, None, "request failed: invalid URL")
+    if parts.scheme not in ("http", "https") or not host:
+        return HttpResult(0, None, "request failed: unsupported URL")
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(host, port, timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    cutoff = _Cutoff(conn, timeout)
+    if attempts is not None:
+        attempts.add(cutoff)
+    try:
+        conn.request("POST", target, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        resp.read(MAX_REPLY_BYTES)
+        if cutoff.fired:
+            raise TimeoutError
+        if resp.status >= 300:
+            return HttpResult(resp.status, resp.getheader("Retry-After"), f"HTTP {resp.status}")
+        return HttpResult(resp.status)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if cutoff.fired or isinstance(exc, TimeoutError):
+            return HttpResult(0, None, f"timed out (deadline {timeout:g} s or shutdown)")
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return HttpResult(0, None, f"connection failed: {what}")
+    finally:
+        if attempts is not None:
+            attempts.discard(cutoff)
+        cutoff.cancel()
+        conn.close()
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -145,6 +249,7 @@ class Sink:
     registry: ClassVar[dict[str, type[Sink]]] = {}
     name_: ClassVar[str] = ""
     max_batch: ClassVar[int] = 100
+    cutoff: float | None = None  # monotonic time no attempt may outlast (set at shutdown)
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -201,6 +306,30 @@ class Sink:
         """Periodic work (re-send firing alerts, resolve quiet ones); returns requests made."""
         return 0
 
+    def state_changes(self, full: bool = False) -> StateDelta | None:
+        """State to persist since the last call (``full``: all of it), or None: nothing."""
+        return None
+
+    def restore_state(self, entries: Mapping[str, Record]) -> None:
+        """State persisted by an earlier run (what :meth:`state_changes` returned)."""
+
+    def interrupt_at(self, deadline: float) -> None:
+        """From now on no attempt may outlast ``deadline`` (monotonic); one in progress then
+        is cut short by :meth:`abort` (called from a timer thread)."""
+        self.cutoff = deadline
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), self.abort)
+        timer.daemon = True
+        timer.start()
+
+    def abort(self) -> None:
+        """End the attempt in progress now (from another thread); nothing by default."""
+
+    def attempt_budget(self, timeout_s: float) -> float:
+        """Seconds one attempt may take: ``timeout_s``, cut short by :attr:`cutoff`."""
+        if self.cutoff is None:
+            return timeout_s
+        return min(timeout_s, self.cutoff - time.monotonic())
+
     def close(self) -> None:
         """Release files or sockets."""
 
@@ -218,7 +347,7 @@ class HttpSink(Sink, abstract=True):
         config: SinkConfig,
         *,
         environ: Mapping[str, str] | None = None,
-        http: HttpPost = urllib_post,
+        http: HttpPost = http_post,
         clock: Callable[[], float] = time.time,
         timeout_s: float = 10.0,
     ) -> None:
@@ -226,11 +355,29 @@ class HttpSink(Sink, abstract=True):
         self._http = http
         self._clock = clock
         self.timeout_s = timeout_s
+        self._attempts = Attempts()
 
-    def post_json(self, url: str, body: bytes, ok: Callable[[int], bool] | None = None) -> Delivery:
-        """POST one JSON body and classify the answer."""
+    def abort(self) -> None:
+        self._attempts.abort()
+
+    def post_json(
+        self,
+        url: str,
+        body: bytes,
+        ok: Callable[[int], bool] | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> Delivery:
+        """POST one JSON body within ``timeout_s`` (default: the sink's) and classify the
+        answer."""
         headers = {"Content-Type": "application/json", "User-Agent": "netwatch"}
-        res = self._http(url, body, headers, self.timeout_s)
+        budget = self.attempt_budget(self.timeout_s if timeout_s is None else timeout_s)
+        if budget < MIN_ATTEMPT_S:
+            return Delivery.failure("no time left for an attempt (shutting down)")
+        if self._http is http_post:
+            res = http_post(url, body, headers, budget, attempts=self._attempts)
+        else:
+            res = self._http(url, body, headers, budget)
         if (ok or _is_2xx)(res.status):
             return Delivery.success()
         error = self.scrub(res.error or f"HTTP {res.status}")

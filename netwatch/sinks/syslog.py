@@ -33,9 +33,12 @@ Every message is capped at ``max_message`` bytes (8192, rsyslog's default maximu
 480, what RFC 5426 receivers must take): MSG is cut on a UTF-8 boundary, never split into two
 messages, and the SD is dropped if it alone does not fit. TCP and unix connections stay open
 between batches; one whose peer has closed is reopened before sending, and a send that fails
-on a reused connection is tried once more on a fresh one. Connect and send are bounded by
-``timeout_s`` (5 s). Errors (refused, timeout, missing path, ...) return a retryable
-:class:`Delivery` failure for the whole batch, never raise and are never permanent.
+on a reused connection is tried once more on a fresh one. One attempt (connects, the retry
+and every send) has a TOTAL deadline of ``timeout_s`` (5 s; shortened by ``cutoff`` at
+shutdown): each socket operation gets only the time left, so a receiver that reads one byte
+at a time cannot stall the sender beyond it. Errors (refused, timeout, missing path, ...)
+return a retryable :class:`Delivery` failure for the whole batch, never raise and are never
+permanent.
 
 Known limits: delivery is at-least-once (a batch that fails midway is sent again in full, so a
 receiver can see some alerts twice); UDP reports no loss (a refusal only shows as an error on
@@ -52,6 +55,7 @@ import os
 import re
 import select
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -322,19 +326,26 @@ class SyslogSink(Sink):
 
     # ------------------------------------------------------------------ transport
 
-    def _connect(self) -> socket.socket:
+    def _left(self, deadline: float) -> float:
+        """Seconds left before ``deadline`` (monotonic); TimeoutError when none."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+    def _connect(self, deadline: float) -> socket.socket:
         if isinstance(self.address, Path):
-            return self._connect_unix(str(self.address))
+            return self._connect_unix(str(self.address), deadline)
         host, port = self.address.host, self.address.port
         if self.transport == "tcp":
             self._stream = True
-            return socket.create_connection((host, port), timeout=self.timeout_s)
+            return socket.create_connection((host, port), timeout=self._left(deadline))
         self._stream = False
         error: OSError = OSError(errno.EADDRNOTAVAIL, "no address")
         for family, kind, proto, _, addr in socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM):
             sock = socket.socket(family, kind, proto)
             try:
-                sock.settimeout(self.timeout_s)
+                sock.settimeout(self._left(deadline))
                 sock.connect(addr)
             except OSError as exc:
                 sock.close()
@@ -343,11 +354,11 @@ class SyslogSink(Sink):
             return sock
         raise error
 
-    def _connect_unix(self, path: str) -> socket.socket:
+    def _connect_unix(self, path: str, deadline: float) -> socket.socket:
         for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
             sock = socket.socket(socket.AF_UNIX, kind)
             try:
-                sock.settimeout(self.timeout_s)
+                sock.settimeout(self._left(deadline))
                 sock.connect(path)
             except OSError as exc:
                 sock.close()
@@ -358,7 +369,9 @@ class SyslogSink(Sink):
             return sock
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _write(self, sock: socket.socket, messages: Sequence[bytes]) -> None:
+    def _write(self, sock: socket.socket, messages: Sequence[bytes], deadline: float) -> None:
+        # sendall's timeout bounds the whole call (Python >= 3.5), not each chunk
+        sock.settimeout(self._left(deadline))
         if not self._stream:
             for message in messages:
                 sock.send(message)
@@ -377,14 +390,15 @@ class SyslogSink(Sink):
         if not payloads:
             return Delivery.success()
         messages = [self.format(r) for r in payloads]
+        deadline = time.monotonic() + self.attempt_budget(self.timeout_s)
         if self._sock is not None and self._stream and _peer_closed(self._sock):
             self._drop()
         for attempt in range(2):
             reused = self._sock is not None
             try:
                 if self._sock is None:
-                    self._sock = self._connect()
-                self._write(self._sock, messages)
+                    self._sock = self._connect(deadline)
+                self._write(self._sock, messages, deadline)
             except (OSError, ValueError) as exc:
                 self._drop()
                 if reused and attempt == 0:
@@ -393,6 +407,13 @@ class SyslogSink(Sink):
                 return Delivery.failure(self.scrub(f"cannot send to {where}: {_describe(exc)}"))
             return Delivery.success()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def abort(self) -> None:
+        """Cut the send in progress short (shutdown): shut the socket down."""
+        sock = self._sock
+        if sock is not None and self._stream:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._drop()

@@ -5,15 +5,22 @@ from __future__ import annotations
 import dataclasses
 
 from netwatch.alerts.model import Alert, Severity
-from netwatch.alerts.router import AlertRouter
+from netwatch.alerts.router import FLOOD_RULE, AlertRouter
+from netwatch.config import Config
 
 
-def alert(ts: float, peer: str = "a.example", rule: str = "new_destination") -> Alert:
+def alert(
+    ts: float,
+    peer: str = "a.example",
+    rule: str = "new_destination",
+    device: str = "cam",
+    severity: Severity = Severity.MEDIUM,
+) -> Alert:
     return Alert(
         ts=ts,
         rule=rule,
-        severity=Severity.MEDIUM,
-        device="cam",
+        severity=severity,
+        device=device,
         device_ip="10.0.0.5",
         summary="x",
         peer_name=peer,
@@ -43,7 +50,7 @@ def test_identities_are_independent() -> None:
 
 
 def test_state_is_bounded() -> None:
-    router = AlertRouter(lambda a, n: None, suppress_s=1000, max_identities=10)
+    router = AlertRouter(lambda a, n: None, suppress_s=1000, max_identities=10, max_per_device=1000)
     for i in range(100):
         router.submit(alert(i, f"p{i}.example"))
     assert len(router) == 10 and router.dropped_identities == 90 and router.emitted == 100
@@ -60,3 +67,46 @@ def test_repeats_from_the_same_flow_count_once_and_are_announced() -> None:
     assert repeats == ["C1", "C1", "C2", "C2", None]
     router.submit(alert(150))
     assert out == [1, 3]
+
+
+def test_per_device_bound_then_one_summary_per_window() -> None:
+    out: list[Alert] = []
+    router = AlertRouter(lambda a, n: out.append(a), max_per_device=5, device_window_s=100)
+    for i in range(40):  # 40 new identities in the window; the 3rd one is high
+        sev = Severity.HIGH if i == 2 else Severity.MEDIUM
+        rule = "unexpected_egress" if i % 2 else "new_destination"
+        router.submit(alert(i, f"p{i}.example", rule, severity=sev))
+    router.submit(alert(41, "p0.example", device="other"))  # another device is not held back
+    assert [a.rule for a in out].count(FLOOD_RULE) == 1
+    assert len(out) == 5 + 1 + 1
+    summary = next(a for a in out if a.rule == FLOOD_RULE)
+    assert summary.device == "cam" and summary.peer == "" and summary.severity is Severity.HIGH
+    assert summary.evidence["max_per_device"] == 5 and summary.evidence["suppressed"] == 1
+    assert summary.evidence["rules"] == {"new_destination": 3, "unexpected_egress": 3}
+    assert router.device_capped == 35 and router.device_summaries == 1
+    assert router.by_rule[FLOOD_RULE] == 1 and router.emitted == 7
+    # a held-back identity was not remembered: the next window reports it
+    router.submit(alert(150, "p30.example"))
+    assert out[-1].peer == "p30.example"
+    assert router.counters()["device_capped"] == 35
+
+
+def test_per_device_bound_counts_re_reports_and_leaves_repeats_alone() -> None:
+    out: list[tuple[str, int]] = []
+    router = AlertRouter(
+        lambda a, n: out.append((a.rule, n)), suppress_s=10, max_per_device=2, device_window_s=1000
+    )
+    for ts in range(0, 35):  # one identity, due again at 0, 10, 20, 30 (every suppress_s)
+        router.submit(alert(ts))
+    assert out == [("new_destination", 1), ("new_destination", 10), (FLOOD_RULE, 1)]
+    assert router.device_capped == 2 and router.suppressed == 31
+
+
+def test_router_settings_come_from_the_config() -> None:
+    cfg = Config.from_yaml("alerts: {max_per_device: 7, device_window_s: 120, suppress_s: 9}")
+    router = AlertRouter.of(lambda a, n: None, cfg.alerts)
+    assert (router.max_per_device, router.device_window_s, router.suppress_s) == (7, 120, 9)
+    assert (Config.default().alerts.max_per_device, Config.default().alerts.device_window_s) == (
+        50,
+        3600,
+    )

@@ -27,6 +27,8 @@ EXPECTED_ALERTS = frozenset(
         "NetwatchCaptureStalled",
         "NetwatchPipelineLag",
         "NetwatchOutboxBacklog",
+        "NetwatchOutboxStorageFault",
+        "NetwatchOutboxDropping",
         "NetwatchSinkFailing",
         "NetwatchAlertsDropped",
         "NetwatchGeoipStale",

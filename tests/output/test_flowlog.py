@@ -6,6 +6,9 @@ import io
 import itertools
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +176,56 @@ def test_reopen_of_the_plain_writer_after_rename(tmp_path: Path) -> None:
     w.close()
     assert [r["seq"] for r in read_lines(tmp_path / "old.log")] == [0]
     assert [r["seq"] for r in read_lines(path)] == [1]
+
+
+# ---------------------------------------------------------------------- issue 9 regressions
+
+WRITER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from netwatch.output.flowlog import JsonLinesWriter
+mode = sys.argv[2]
+writer = JsonLinesWriter(Path(sys.argv[1]), line_buffered=mode == "line")
+for i in range(80):
+    writer.write({"seq": i, "rule": "cloud_registration"})
+if mode == "flush":
+    writer.flush()  # what the daemon's once-a-second tick does for the flow log
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+def _killed_after_writing(path: Path, mode: str) -> list[dict[str, Any]]:
+    """Run a writer in a real process, SIGKILL it once it has written, read the file."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(path), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "written\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    return read_lines(path)
+
+
+@pytest.mark.parametrize("mode", ["line", "flush"])
+def test_lines_written_are_on_disk_after_kill_9(tmp_path: Path, mode: str) -> None:
+    lines = _killed_after_writing(tmp_path / "alerts.jsonl", mode)
+    assert [r["seq"] for r in lines] == list(range(80))
+
+
+def test_block_buffered_without_flush_is_what_lost_the_alert_log(tmp_path: Path) -> None:
+    assert _killed_after_writing(tmp_path / "flows.jsonl", "block") == []
+
+
+def test_close_closes_the_file_even_when_the_flush_fails(tmp_path: Path) -> None:
+    writer = JsonLinesWriter(Path("/dev/full"))
+    writer.write({"x": 1})
+    with pytest.raises(OSError):
+        writer.close()
+    assert writer._stream.closed

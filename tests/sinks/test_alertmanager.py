@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
+import time
+from pathlib import Path
 
 from netwatch.config.schema import SinkConfig
+from netwatch.delivery import Deliverer
 from netwatch.sinks.alertmanager import AlertmanagerSink
 from tests.sinks.conftest import make_alert
 from tests.sinks.httpstub import Stub, serve
+from tests.sinks.slowpeer import wait_for
 
 NOW = 1_767_229_200.0  # 2026-01-01T01:00:00Z, an hour after make_alert's time
 
@@ -143,3 +149,93 @@ def test_an_identity_seen_again_after_it_resolved_fires_again(stub: Stub) -> Non
     assert again["startsAt"] == "2026-01-01T01:05:11.000000Z"
     assert again["endsAt"] == "2026-01-01T01:09:11.000000Z"  # firing again
     assert sink.refresh(clock.now + 1) == 0  # and then kept like any other
+
+
+# ---------------------------------------------------------------------- issue 9 regressions
+
+
+def test_note_on_capture_and_refresh_on_sender_concurrently(stub: Stub) -> None:
+    """The capture thread notes identities while the sender thread refreshes: no
+    'OrderedDict mutated during iteration' (the old refresh raised it within a second)."""
+    sink = _sink(stub.url, clock=Clock())
+    sink.lifecycle(resend_s=1e9, resolve_s=1e9)  # refresh walks every entry, posts none
+    records = [make_alert(peer_name=f"p{i}.example").record() for i in range(3000)]
+    assert sink.send(records[:2000]).ok
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    rounds = [0]
+
+    def capture() -> None:
+        i = 0
+        while not stop.is_set():
+            sink.note(records[i % len(records)], NOW + i, queued=i % 2 == 0)
+            i += 7
+
+    def sender() -> None:
+        try:
+            while not stop.is_set():
+                sink.refresh(NOW)
+                rounds[0] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=capture), threading.Thread(target=sender)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        sys.setswitchinterval(interval)
+    assert errors == [] and rounds[0] > 10
+    sink.lifecycle(resend_s=0.0, resolve_s=1e9)
+    assert len(sink.active) == 3000
+    # every sent or repeated alert is re-sent (the rest wait in the outbox)
+    assert sink.refresh(NOW) == sum(e.sent_at is not None or e.repost for e in sink.active.values())
+
+
+def test_active_alerts_survive_a_restart_and_keep_being_resent(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with serve() as am:
+
+        def start() -> Deliverer:
+            sink = AlertmanagerSink(
+                SinkConfig(name="am", type="alertmanager", urls=(am.url,)), timeout_s=2
+            )
+            sink.lifecycle(resend_s=0.3, resolve_s=3600.0)
+            deliverer = Deliverer(path, [sink], poll_s=0.05)
+            deliverer.open()
+            deliverer.start()
+            return deliverer
+
+        first = start()
+        first.enqueue(make_alert(ts=time.time()))
+        assert wait_for(lambda: len(am.requests) >= 1)
+        first.shutdown(time.monotonic() + 2)
+        sent = len(am.requests)
+
+        second = start()  # nothing new is enqueued: the firing alert is re-sent
+        assert wait_for(lambda: len(am.requests) >= sent + 2, timeout=5)
+        second.shutdown(time.monotonic() + 2)
+    labels = {tuple(sorted(a["labels"].items())) for r in am.requests[sent:] for a in r.json()}
+    assert len(labels) == 1 and dict(next(iter(labels)))["peer"] == "dev.hik-connect.com"
+
+
+def test_restored_state_is_forgotten_once_resolved(tmp_path: Path, stub: Stub) -> None:
+    clock = Clock()
+    sink = _sink(stub.url, clock=clock)
+    sink.lifecycle(resend_s=60.0, resolve_s=600.0)
+    record = make_alert().record()
+    assert sink.send([record]).ok
+    state = sink.state_changes()
+    assert state is not None and len(state.upserts) == 1
+    again = _sink(stub.url, clock=clock)
+    again.lifecycle(resend_s=60.0, resolve_s=600.0)
+    again.restore_state(state.upserts)
+    assert again.refresh(NOW + 601) == 1  # resolved after the restart
+    gone = again.state_changes()
+    assert gone is not None and gone.deletes == frozenset(state.upserts)

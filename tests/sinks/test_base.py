@@ -9,7 +9,7 @@ from netwatch.config.schema import SinkConfig
 from netwatch.delivery import Deliverer
 from netwatch.outbox import Outbox
 from netwatch.sinks import BUILTIN_SINKS, SinkError, build_sinks
-from netwatch.sinks.base import HttpResult, Sink, parse_retry_after, urllib_post
+from netwatch.sinks.base import HttpResult, Sink, http_post, parse_retry_after
 from netwatch.sinks.pagerduty import PagerdutySink
 from netwatch.sinks.webhook import WebhookSink
 from tests.sinks.conftest import make_alert
@@ -131,13 +131,13 @@ def test_exception_text_is_scrubbed(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert deliverer.stats["h"].failed == 1
     (record,) = caplog.records
     assert record.getMessage().endswith("RuntimeError: cannot reach ***")
-    # urllib's own error for an unknown scheme names the URL; it is not passed on
-    result = urllib_post("bogus://host" + SECRET_URL_PATH, b"{}", {}, 1.0)
+    # an unknown scheme never names the URL in the error
+    result = http_post("bogus://host" + SECRET_URL_PATH, b"{}", {}, 1.0)
     assert result.status == 0 and "s3cr3t" not in result.error
 
 
 def test_unreachable_server_is_retryable() -> None:
     with serve() as stub:
         url = stub.url
-    result = urllib_post(url + "/x", b"{}", {}, 2.0)  # server is gone: connection refused
+    result = http_post(url + "/x", b"{}", {}, 2.0)  # server is gone: connection refused
     assert result.status == 0 and result.error.startswith("connection failed")

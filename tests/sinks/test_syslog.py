@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -714,3 +715,47 @@ def test_odd_timestamps_never_raise(make_sink: SinkFactory) -> None:
         msg = parse(sink.format(record))
         assert msg.ts == want
         assert parse_cef(msg.msg)[1].get("rt") == rt
+
+
+def test_tcp_attempt_has_one_total_deadline(make_sink: SinkFactory) -> None:
+    """A receiver that reads one byte at a time: the attempt, including its retry on a fresh
+    connection, ends within ``timeout_s`` (it took twice that before)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.05)
+    stop = threading.Event()
+
+    def trickle_reader(conn: socket.socket) -> None:
+        with conn:
+            while not stop.wait(0.2):
+                try:
+                    conn.recv(1)
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=trickle_reader, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        host, port = server.getsockname()
+        sink = make_sink(f"{host}:{port}", transport="tcp", timeout_s=1.0)
+        assert sink.send([make_alert().record()]).ok  # a kept connection
+        big = [make_alert(summary="x" * 6000).record() for _ in range(1500)]
+        started = time.monotonic()
+        result = sink.send(big)
+        took = time.monotonic() - started
+        assert not result.ok and "timed out" in result.error
+        assert took < 1.5, f"the attempt took {took:.2f} s"
+    finally:
+        stop.set()
+        acceptor.join()
+        server.close()
