@@ -55,6 +55,8 @@ from netwatch.capture.live import LiveSource
 from netwatch.capture.source import CaptureCounts, FileSource, Source
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
+from netwatch.detect.baseline import BASELINE_FILE, Baseline
+from netwatch.detect.baseline_share import BaselineOwner
 from netwatch.detect.capture_loss import CaptureLossMonitor
 from netwatch.logs import alert_fields, configure_logging, remove_logging
 from netwatch.loop import CaptureLoop
@@ -112,6 +114,8 @@ class Daemon:
         self.flow_log: JsonLinesWriter | None = None
         self.alert_log: JsonLinesWriter | None = None
         self.pipeline: Pipeline | None = None
+        self.baseline: Baseline | None = None
+        self.owner: BaselineOwner | None = None
         self.pool: WorkerPool | None = None
         self.pool_router: AlertRouter | None = None
         self.source: Source | WorkerPool | None = None
@@ -134,9 +138,15 @@ class Daemon:
         plan = preflight(cfg)  # every check check-config makes; loads GeoIP and the seeds
         for warning in plan.warnings:
             log.warning("%s", warning)
+        # the baseline is loaded (no thread, no open connection) before any fork; its
+        # writer thread starts at the first change, in this process only
+        self.baseline = Baseline.of(cfg.learning, cfg.state_dir / BASELINE_FILE)
         if self.live and plan.ring is not None and self.workers > 1:
             # fork first: no thread may run at fork time
-            self.pool = WorkerPool(cfg, self.config_path, self.workers, plan.ring, self._seen)
+            self.owner = BaselineOwner(self.baseline, share_keys=True)
+            self.pool = WorkerPool(
+                cfg, self.config_path, self.workers, plan.ring, self._seen, self.owner
+            )
             self.pool.start()
         self.deliverer = Deliverer.from_config(
             cfg.state_dir, list(plan.sinks), cfg.alerts, clock=self.clock
@@ -150,14 +160,14 @@ class Daemon:
             cfg,
             self._record,
             on_alert=self.alerts,
-            state_dir=cfg.state_dir,
+            baseline=self.baseline,
             geo=plan.geo,
             signatures=plan.signatures,
         )
         self._hook_router()
         self.traffic.resolve = camera_resolver(self.pipeline)
         if self.pool is not None:
-            self.pool_router = AlertRouter(self.alerts, cfg.alerts.suppress_s)
+            self.pool_router = AlertRouter.of(self.alerts, cfg.alerts)
             self.pool_router.on_repeat = self._repeat
             self.source = self.pool
             self.registry.register(PoolCollector(self.pool, self.alerts, self.traffic))
@@ -276,6 +286,7 @@ class Daemon:
 
     def _pool_loop(self, pool: WorkerPool) -> int:
         while not self.stop.is_set() and pool.poll(POOL_POLL_S):
+            pool.share_baseline()
             self._tick(pool.last_packet_ts())
         return 1 if pool.failed else 0
 
@@ -350,6 +361,8 @@ class Daemon:
                 log.warning("reload: %s changed; it takes effect at the next restart", key)
         self.cfg = dataclasses.replace(cfg, **{k: getattr(self.cfg, k) for k in RESTART_KEYS})
         self.deliverer.replace_sinks(list(plan.sinks))
+        if self.pool_router is not None:
+            self.pool_router.configure(cfg.alerts)
         self._hook_router()
         configure_logging(cfg.logging)
         self._reopen()
@@ -407,6 +420,8 @@ class Daemon:
         if self.pool is not None:
             # the workers end their flows; keep a third of the time for delivery
             self.pool.stop(max(0.5, (deadline - time.monotonic()) * 2 / 3))
+        if self.owner is not None:  # the workers' last observations are in: store them
+            self.owner.close(max(0.1, (deadline - time.monotonic()) / 3))
 
     def _end_flows(self) -> None:
         if self.pipeline is not None and self.pool is None:

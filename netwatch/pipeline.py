@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from netwatch.alerts.router import Emit
@@ -19,7 +18,7 @@ from netwatch.capture.files import CaptureFile
 from netwatch.capture.source import Block
 from netwatch.config import Config
 from netwatch.decode.frames import Decoder
-from netwatch.detect.baseline import Baseline
+from netwatch.detect.baseline import Baseline, DestinationBaseline
 from netwatch.detect.devices import CameraVendor
 from netwatch.detect.engine import Detector
 from netwatch.enrich.addrclass import AddressClassifier
@@ -105,7 +104,7 @@ class Pipeline:
         on_alert: Emit | None = None,
         camera_vendor: CameraVendor | None = None,
         signatures: SignatureMatcher | None = None,
-        state_dir: Path | None = None,
+        baseline: DestinationBaseline | None = None,
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
@@ -129,8 +128,8 @@ class Pipeline:
         if on_alert is not None:
             self.signatures = signatures or SignatureMatcher.load()
             vendor = camera_vendor or camera_vendor_of(self.signatures)
-            path = state_dir / "baseline.sqlite" if state_dir is not None else None
-            baseline = Baseline(path, cfg.learning.period_s)
+            if baseline is None:  # the edges give a stored or shared one; else in memory
+                baseline = Baseline.of(cfg.learning, None)
             self._hook_detector(
                 Detector(cfg, self.enrichers, vendor, on_alert, self.signatures, baseline=baseline)
             )
@@ -181,7 +180,7 @@ class Pipeline:
         )
         new.devices.adopt(old.devices)
         new.router = old.router
-        new.router.suppress_s = cfg.alerts.suppress_s
+        new.router.configure(cfg.alerts)
         new.errors = old.errors
         self._hook_detector(new)
 

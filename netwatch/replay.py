@@ -19,6 +19,7 @@ from typing import Any
 from netwatch.alerts.model import Alert
 from netwatch.capture.files import CaptureFile, open_capture
 from netwatch.config import Config
+from netwatch.detect.baseline import BASELINE_FILE, Baseline
 from netwatch.detect.devices import CameraVendor
 from netwatch.enrich.geo import GeoBackend
 from netwatch.flow.ids import UidSource
@@ -109,7 +110,11 @@ def run_replay(
             uids=UidSource(uid_seed),
             on_alert=on_alert if detect else None,
             camera_vendor=camera_vendor,
-            state_dir=state_dir,
+            baseline=(
+                Baseline.of(cfg.learning, state_dir / BASELINE_FILE)
+                if state_dir is not None
+                else None
+            ),
         )
         pipe.warm_up()
         start = time.perf_counter()

@@ -23,7 +23,11 @@ Config read: ``capture.workers`` and everything a single pipeline reads. Known l
 names and devices learnt on one worker reach the others through the parent (a relay that
 never blocks: a worker whose pipe is full misses an update, counted in ``relay_dropped``),
 so they are eventually consistent; flows look their responder's name up again when they
-are reported. The ``new_destination`` baseline is shared through its SQLite file.
+are reported. The ``new_destination`` baseline is owned by the parent alone (one SQLite
+file, one writer): workers send it :class:`BaselineObservation` messages for destinations
+they do not know yet, the parent decides and routes each new destination once, and relays
+the keys it decided (:class:`BaselineKnown`) so the workers' caches converge; no worker
+opens the file or waits on it.
 """
 
 from __future__ import annotations
@@ -53,6 +57,13 @@ from netwatch.capture.afpacket import Ring, RingSettings
 from netwatch.capture.live import LiveSource
 from netwatch.capture.source import CaptureCounts
 from netwatch.config import Config
+from netwatch.detect.baseline_share import (
+    BaselineKnown,
+    BaselineObservation,
+    BaselineOwner,
+    PipeSend,
+    WorkerBaseline,
+)
 from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver, counter_family
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
@@ -104,8 +115,8 @@ class LearntDevice:
     details: Any
 
 
-Shared = LearntName | LearntDevice
-Message = Seen | Report | Shared
+Shared = LearntName | LearntDevice | BaselineKnown
+Message = Seen | Report | Shared | BaselineObservation
 PARENT_FAMILIES = frozenset({"netwatch_alerts", "netwatch_camera_alerts", "netwatch_cameras"})
 MAX_FAMILIES = frozenset({"netwatch_scrape_duration_seconds", "netwatch_build_info"})
 MAX_FAMILIES |= {"netwatch_geoip_database_build_timestamp_seconds"}
@@ -133,8 +144,10 @@ class WorkerPool:
         n: int,
         settings: RingSettings,
         on_seen: Callable[[Alert, str | None], None],
+        baseline: BaselineOwner | None = None,
     ) -> None:
         self.cfg = cfg
+        self.baseline = baseline
         self.config_path = config_path
         self.n = n
         self.settings = settings
@@ -183,12 +196,23 @@ class WorkerPool:
                 self.on_seen(alert, group)
             case Report(families, counts, last_ts):
                 worker.families, worker.counts, worker.last_ts = families, counts, last_ts
+            case BaselineObservation() if self.baseline is not None:
+                new = self.baseline.receive(msg)
+                if new is not None:
+                    self.on_seen(new, msg.group)
             case LearntName() | LearntDevice():
                 self._relay(worker, msg)
 
-    def _relay(self, origin: _Worker, msg: Shared) -> None:
-        """Pass a learnt name or device to the other workers, never blocking: a worker whose
-        pipe is full misses it (counted in ``relay_dropped``)."""
+    def share_baseline(self) -> None:
+        """Relay the destinations the baseline decided since the last call to every worker
+        (their caches converge, so known destinations stop being sent), never blocking."""
+        known = self.baseline.known() if self.baseline is not None else None
+        if known is not None:
+            self._relay(None, known)
+
+    def _relay(self, origin: _Worker | None, msg: Shared) -> None:
+        """Pass a learnt name, device or baseline keys to the other workers, never blocking:
+        a worker whose pipe is full misses it (counted in ``relay_dropped``)."""
         for w in self.workers:
             if w is origin or w.done:
                 continue
@@ -334,7 +358,9 @@ class _Work:
         (self.conn, self.ctrl), self.stop, self.reload = pipes, stop, reload
         self.flow_log = JsonLinesWriter(cfg.flow_log, atomic_lines=True) if cfg.flow_log else None
         self.traffic = CameraTraffic(None)
-        self.pipeline = Pipeline(cfg, self._record, on_alert=self._emitted, state_dir=cfg.state_dir)
+        # the parent owns the baseline: this worker forwards what it does not know yet
+        self.baseline = WorkerBaseline.of(cfg.learning, PipeSend(self.conn), group_of=self._group)
+        self.pipeline = Pipeline(cfg, self._record, on_alert=self._emitted, baseline=self.baseline)
         self.traffic.resolve = camera_resolver(self.pipeline)
         self.pipeline.late_names = True
         self.pipeline.names.on_learn = self._learnt_name
@@ -374,6 +400,8 @@ class _Work:
                     self.pipeline.names.share(client, addr, name, expiry)
                 case LearntDevice(kind, key, vendor, how, details) if detector is not None:
                     detector.devices.share(kind, key, vendor, how, details)
+                case BaselineKnown() as known:
+                    self.baseline.learn(known)
 
     def _record(self, rec: dict[str, Any]) -> None:
         self.traffic.record(rec)

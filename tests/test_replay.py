@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
 from netwatch.replay import run_replay
 from netwatch.testing import pcapgen as g
+from tests.capture import builders as b
 
 CAM_MAC = "bc:ad:28:00:00:01"  # Hikvision OUI
 GW_MAC = "00:11:22:33:44:55"
@@ -167,3 +170,39 @@ def test_unreadable_input_fails_before_any_output(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match=r"notes\.txt"):
         run_replay([bad], Config.default(), flows_out=tmp_path / "f.jsonl")
     assert not (tmp_path / "f.jsonl").exists()
+
+
+def test_pcapng_timestamp_options_out_of_range_are_counted_not_fatal(tmp_path: Path) -> None:
+    """The way it failed: `netwatch replay` on crafted pcapng files ended with an
+    OverflowError traceback or `netwatch: : Value too large`; now every such packet is a
+    counted capture problem and the replay finishes."""
+    frame = g.udp_frame(g.Route.of(CAM_MAC, CAM, GW_MAC, SWEDEN), 40000, 3478, b"s" * 20)
+    crafted = {
+        "tsoffset-max": b.idb(1, tsoffset=(1 << 63) - 1),
+        "tsoffset-min": b.idb(1, tsoffset=-(1 << 63)),
+        "tsresol-seconds": b.idb(1, tsresol=0),  # 2^64 - 1 seconds below
+        "tsresol-pow10-127": b.idb(1, tsresol=127),
+    }
+    paths = []
+    for name, interface in crafted.items():
+        path = tmp_path / f"{name}.pcapng"
+        path.write_bytes(b.shb() + interface + b.epb(0, (1 << 64) - 1, frame))
+        paths.append(path)
+    fine = tmp_path / "fine.pcapng"
+    fine.write_bytes(b.shb() + b.idb(1) + b.epb(0, 1_700_000_000_000_000, frame))
+    flows, alerts = tmp_path / "flows.jsonl", tmp_path / "alerts.jsonl"
+    argv = ["replay", "--flows", str(flows), "--alerts", str(alerts), *map(str, paths), str(fine)]
+    done = subprocess.run(
+        [sys.executable, "-m", "netwatch", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "netwatch: :" not in done.stderr
+    # three bad interfaces count their IDB and their packet; the seconds file its packet
+    assert "capture file problems: bad_blocks=7" in done.stdout
+    assert "packets: 1 " in done.stdout
+    [record] = [json.loads(line) for line in flows.read_text().splitlines()]
+    assert record["ts"] == pytest.approx(1_700_000_000.0)

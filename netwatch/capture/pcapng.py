@@ -21,6 +21,14 @@ length runs past the block, is skipped (``bad_blocks`` += 1). Captured length 0 
 (``empty_records``), above MAX_CAPLEN skipped (``caplen_exceeds``). A block cut by the end of
 the file ends the walk and sets ``truncated_tail``.
 
+Timestamp ranges: an interface whose ``if_tsresol`` asks for more units per second than a
+64-bit count can hold (above 10^19 or 2^63, as Wireshark's reader rules) or whose
+``if_tsoffset`` lies outside :data:`MAX_TS_S` either way is a bad interface: its description
+block counts one ``bad_blocks`` and every packet block on it is skipped and counted the same
+way. A packet whose timestamp falls outside ``[0, MAX_TS_S)`` (1970 to 2106, the range of
+classic pcap's 32-bit seconds) is skipped and counted in ``bad_blocks``: no timestamp the
+rest of the daemon cannot format or compare ever leaves the reader.
+
 Known limits: for speed, the Enhanced Packet Block fast path trusts a leading block length
 that is consistent (multiple of 4, covers the captured bytes, inside the file) without reading
 the trailing copy (that check costs a few % per packet); a corrupt length is then normally caught
@@ -32,9 +40,11 @@ Options other than the two above (comments, hashes, flags, drop counts) are igno
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from netwatch.capture.linktypes import linktype_from_file
 from netwatch.capture.pcap import MAX_CAPLEN, STOP, Buffer, ReadStats, Record, Walk
@@ -48,6 +58,12 @@ _OPT_END, _OPT_TSRESOL, _OPT_TSOFFSET = 0, 9, 14
 _EPB_HEAD = 28  # type, length, interface, ts high, ts low, caplen, orig len
 _MIN_LEN = {_SHB: 28, _IDB: 20, _PB: 32, _SPB: 16, _EPB: 32}
 _TS_HIGH = 1 << 32
+#: Timestamps at or past this (2106-02-07, the end of classic pcap's unsigned 32-bit seconds),
+#: or before 0, are out of range: the packet is skipped and counted in ``bad_blocks``.
+MAX_TS_S = float(1 << 32)
+#: Largest if_tsresol exponents whose units per second fit in 64 bits (10^19, 2^63).
+MAX_TSRESOL_POW10, MAX_TSRESOL_POW2 = 19, 63
+_DEFAULT_UNITS = 1_000_000  # if_tsresol absent: microseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +87,29 @@ class _Codec:
 _CODECS = {b"\x4d\x3c\x2b\x1a": _Codec.of("<"), b"\x1a\x2b\x3c\x4d": _Codec.of(">")}
 _ANY_EPB = _CODECS[b"\x4d\x3c\x2b\x1a"].epb.unpack_from  # used before the first section
 
-# One interface: link type, seconds per unit of the high and of the low timestamp word,
-# tsoffset in seconds, snaplen. Floats make the per-packet timestamp three float operations.
-_Interface = tuple[int, float, float, float, int]
+
+class _Interface(NamedTuple):
+    """One interface of a section. The floats make a packet's timestamp three float
+    operations; a bad interface has NaN factors, so every timestamp on it is out of range."""
+
+    linktype: int
+    high_s: float  # seconds per unit of the high timestamp word
+    low_s: float  # seconds per unit of the low timestamp word
+    offset_s: float  # if_tsoffset, seconds
+    snaplen: int
+
+    @property
+    def usable(self) -> bool:
+        """False for an interface whose timestamp options were out of range."""
+        return not math.isnan(self.high_s)
+
+
+class _TsOptions(NamedTuple):
+    """The timestamp options of an interface: units per second (None: if_tsresol out of
+    range) and if_tsoffset in seconds."""
+
+    units: int | None
+    offset_s: int
 
 
 def check_head(head: bytes) -> None:
@@ -86,15 +122,18 @@ def check_head(head: bytes) -> None:
         raise ValueError(f"not a pcapng file (byte-order magic 0x{head[8:12].hex()})")
 
 
-def _tsresol_units(value: int) -> int:
-    """Timestamp units per second for an ``if_tsresol`` option value."""
+def _tsresol_units(value: int) -> int | None:
+    """Timestamp units per second for an ``if_tsresol`` option value (None: out of range)."""
     exponent = value & 0x7F
-    return 1 << exponent if value & 0x80 else int(10**exponent)
+    if value & 0x80:
+        return 1 << exponent if exponent <= MAX_TSRESOL_POW2 else None
+    return 10**exponent if exponent <= MAX_TSRESOL_POW10 else None
 
 
-def _interface_options(buf: Buffer, off: int, stop: int, codec: _Codec) -> tuple[int, int]:
-    """(units per second, tsoffset seconds) from the options in ``buf[off:stop]``."""
-    units, offset_s = 1_000_000, 0
+def _interface_options(buf: Buffer, off: int, stop: int, codec: _Codec) -> _TsOptions:
+    """The timestamp options in ``buf[off:stop]``."""
+    units: int | None = _DEFAULT_UNITS
+    offset_s = 0
     while off + 4 <= stop:
         code, length = codec.opt.unpack_from(buf, off)
         off += 4
@@ -105,7 +144,7 @@ def _interface_options(buf: Buffer, off: int, stop: int, codec: _Codec) -> tuple
         elif code == _OPT_TSOFFSET and length == 8:
             offset_s = codec.i64.unpack_from(buf, off)[0]
         off += (length + 3) & ~3
-    return units, offset_s
+    return _TsOptions(units, offset_s)
 
 
 class PcapngWalker:
@@ -139,12 +178,14 @@ class PcapngWalker:
                         and not blen & 3
                     ):
                         linktype, high_s, low_s, offset_s, _ = ifaces[ifid]
-                        ts = high * high_s + low * low_s + offset_s
-                        start = off + _EPB_HEAD
-                        count += 1
-                        yield (ts, linktype, wirelen, buf[start : start + caplen])
-                        off = nxt
-                        continue
+                        stamp = high * high_s + low * low_s + offset_s
+                        if 0.0 <= stamp < MAX_TS_S:  # False for NaN: a bad interface
+                            ts = stamp
+                            start = off + _EPB_HEAD
+                            count += 1
+                            yield (ts, linktype, wirelen, buf[start : start + caplen])
+                            off = nxt
+                            continue
                 self._last_ts = ts
                 nxt, record = self._block(buf, off, end, final)
                 if nxt < 0:
@@ -218,7 +259,11 @@ class PcapngWalker:
         raw_linktype, _, snaplen = codec.idb.unpack_from(buf, off + 8)
         units, offset_s = _interface_options(buf, off + 16, nxt - 4, codec)
         linktype = linktype_from_file(raw_linktype)
-        iface = (linktype, _TS_HIGH / units, 1 / units, float(offset_s), snaplen)
+        if units is None or not -MAX_TS_S < offset_s < MAX_TS_S:
+            self.stats.bad_blocks += 1  # kept, so later interface numbers stay right
+            self._interfaces.append(_Interface(linktype, math.nan, math.nan, math.nan, snaplen))
+            return
+        iface = _Interface(linktype, _TS_HIGH / units, 1 / units, float(offset_s), snaplen)
         self._interfaces.append(iface)
 
     def _timestamped(
@@ -233,11 +278,15 @@ class PcapngWalker:
         if not self._caplen_ok(caplen):
             return None
         linktype, high_s, low_s, offset_s, _ = self._interfaces[ifid]
-        ts = self._last_ts = high * high_s + low * low_s + offset_s
+        ts = high * high_s + low * low_s + offset_s
+        if not 0.0 <= ts < MAX_TS_S:  # also NaN: a bad interface
+            self.stats.bad_blocks += 1
+            return None
+        self._last_ts = ts
         return (ts, linktype, wirelen, buf[start : start + caplen])
 
     def _simple(self, buf: Buffer, off: int, nxt: int, codec: _Codec) -> Record | None:
-        if not self._interfaces:
+        if not self._interfaces or not self._interfaces[0].usable:
             self.stats.bad_blocks += 1
             return None
         linktype, _, _, _, snaplen = self._interfaces[0]

@@ -330,7 +330,7 @@ def secret_file(node: Node, ctx: Ctx, key: str) -> Path:
     return resolved
 
 
-SENSOR_RULES: tuple[str, ...] = ("capture_loss",)
+SENSOR_RULES: tuple[str, ...] = ("capture_loss", "alert_flood")
 """Rules the sensor raises about itself, outside the rules registry."""
 
 

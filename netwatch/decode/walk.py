@@ -6,8 +6,9 @@ extension headers, fragments, tunnels, other link types, anything malformed). It
 the headers with ``struct`` and returns the innermost-IP :data:`Decoded` tuple, or None
 after counting a reason through the decoder's ``fail``/``other`` callbacks.
 
-Encapsulations: 802.1Q/802.1ad/QinQ (any depth), MPLS label stacks (IP, or an Ethernet
-pseudowire with or without control word), PPPoE sessions, PPP in GRE, GRE (checksum, key,
+Encapsulations: 802.1Q/802.1ad/QinQ (at most :data:`MAX_VLAN_TAGS` tags per Ethernet
+header), MPLS label stacks (at most :data:`MAX_LABELS` labels) carrying IP or an Ethernet
+pseudowire (with or without control word), PPPoE sessions, PPP in GRE, GRE (checksum, key,
 sequence, PPTP v1 acknowledgment), ERSPAN types I (no header), II (8 bytes) and III (12
 bytes, plus the optional 8-byte platform sub-header), VXLAN (UDP 4789/8472), Geneve (UDP
 6081, Ethernet or IP payload), IP-in-IP and 6in4. Tunnels nest at most
@@ -31,6 +32,9 @@ NO_VLAN = -1
 PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMP6 = 1, 6, 17, 58
 MAX_TUNNEL_DEPTH = 8
 MAX_LABELS = 16
+#: 802.1Q/802.1ad tags read after one Ethernet header; a deeper stack is ``vlan_too_deep``
+#: (real networks stack two, rarely three: the bound keeps a hostile frame's walk short).
+MAX_VLAN_TAGS = 8
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 ETH_VLAN_TAGS = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
@@ -103,13 +107,18 @@ class FrameWalk:
     def ethertype(self, off: int, etype: int) -> Decoded | None:
         """Whatever follows an EtherType: tags, IP, MPLS, PPPoE, or a non-IP protocol."""
         frame = self.frame
+        tags = 0
         while etype in ETH_VLAN_TAGS:
+            if tags == MAX_VLAN_TAGS:
+                self.fail("vlan_too_deep")
+                return None
             if len(frame) < off + 4:
                 self.fail("vlan_truncated")
                 return None
             tci, etype = _TAG.unpack_from(frame, off)
             self.vlan = tci & 0x0FFF
             off += 4
+            tags += 1
         if etype == ETH_IPV4:
             return self.ipv4(off)
         if etype == ETH_IPV6:

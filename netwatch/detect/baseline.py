@@ -65,6 +65,10 @@ DEFAULT_MAX_DESTINATIONS = 200_000
 Candidate = Callable[[], Alert]
 
 
+BASELINE_FILE = "baseline.sqlite"
+"""The baseline's file name in ``state_dir``."""
+
+
 class Verdict(StrEnum):
     """What the baseline made of one observation."""
 

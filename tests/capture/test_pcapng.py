@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import struct
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwatch.capture.pcap import MAX_CAPLEN, STOP, ReadStats, Record
-from netwatch.capture.pcapng import PcapngWalker, check_head
+from netwatch.capture.pcapng import (
+    MAX_TS_S,
+    MAX_TSRESOL_POW2,
+    MAX_TSRESOL_POW10,
+    PcapngWalker,
+    check_head,
+)
 from tests.capture.builders import block, epb, frame_of, idb, obsolete_pb, option, shb, spb
 
 TS_US = 1_700_000_000_123_456  # a timestamp in microseconds
@@ -224,3 +231,97 @@ def test_damaged_files_never_raise(position: int, value: int, cut: int) -> None:
     data[position % len(data)] = value
     got, stats, _ = read_all(bytes(data[: len(data) - cut % 40]))
     assert stats.records == len(got) <= 5
+
+
+# A packet timestamp in 2023, in microseconds.
+GOOD_TS = 1_700_000_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("tsresol", "tsoffset"),
+    [
+        (MAX_TSRESOL_POW10 + 1, None),  # 10^20 units/s: more than 64 bits
+        (127, None),
+        (0x80 | (MAX_TSRESOL_POW2 + 1), None),
+        (0xFF, None),
+        (None, (1 << 63) - 1),
+        (None, -(1 << 63)),
+        (None, int(MAX_TS_S)),
+    ],
+    ids=["pow10-20", "pow10-127", "pow2-64", "pow2-127", "offset-max", "offset-min", "offset-2106"],
+)
+def test_out_of_range_interface_options_make_a_bad_interface(
+    tsresol: int | None, tsoffset: int | None
+) -> None:
+    data = (
+        shb()
+        + idb(1, tsresol=tsresol, tsoffset=tsoffset)  # interface 0: bad
+        + idb(113)  # interface 1: fine, and still numbered 1
+        + epb(0, GOOD_TS, frame_of(0))
+        + obsolete_pb(0, GOOD_TS, frame_of(1))
+        + spb(frame_of(2))
+        + epb(1, GOOD_TS, frame_of(3))
+    )
+    got, stats, end = read_all(data)
+    assert [(lt, fr) for _, lt, _, fr in got] == [(113, frame_of(3))]
+    assert got[0][0] == pytest.approx(1_700_000_000.0)
+    assert stats == ReadStats(records=1, bad_blocks=4)  # the IDB and its three packets
+    assert end == len(data)
+
+
+def test_largest_resolutions_in_range_are_kept() -> None:
+    data = (
+        shb()
+        + idb(1, tsresol=MAX_TSRESOL_POW10)
+        + idb(1, tsresol=0x80 | MAX_TSRESOL_POW2)
+        + epb(0, 10**19, frame_of(0))
+        + epb(1, 1 << 63, frame_of(1))
+    )
+    got, stats, _ = read_all(data)
+    assert [ts for ts, *_ in got] == [pytest.approx(1.0), 1.0] and stats == ReadStats(records=2)
+
+
+@pytest.mark.parametrize(
+    ("tsresol", "tsoffset", "units", "good_units"),
+    [
+        (0, None, (1 << 64) - 1, 1 << 31),  # seconds: 64-bit counts reach 5.8e11 years
+        (0, None, 1 << 32, (1 << 32) - 1),  # exactly MAX_TS_S, and one second before
+        (None, -(10**9), 5, 10**15 + 5),  # before 1970
+        (None, int(MAX_TS_S) - 1, 10**6, 10**5),  # past 2106 by the offset
+    ],
+    ids=["seconds-u64", "seconds-2106", "negative", "offset-past-2106"],
+)
+def test_packet_timestamps_out_of_range_are_bad_blocks(
+    tsresol: int | None, tsoffset: int | None, units: int, good_units: int
+) -> None:
+    data = (
+        shb()
+        + idb(1, tsresol=tsresol, tsoffset=tsoffset)
+        + epb(0, units, frame_of(0))
+        + obsolete_pb(0, units, frame_of(1))
+        + epb(0, good_units, frame_of(2))
+        + spb(frame_of(3))  # reuses the last good timestamp
+    )
+    got, stats, end = read_all(data)
+    assert [fr for *_, fr in got] == [frame_of(2), frame_of(3)]
+    assert all(0.0 <= ts < MAX_TS_S for ts, *_ in got) and got[0][0] == got[1][0]
+    assert stats == ReadStats(records=2, bad_blocks=2)
+    assert end == len(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tsresol=st.integers(0, 255),
+    tsoffset=st.integers(-(1 << 63), (1 << 63) - 1),
+    units=st.integers(0, (1 << 64) - 1),
+)
+def test_every_timestamp_read_can_be_formatted(tsresol: int, tsoffset: int, units: int) -> None:
+    """Whatever the options and the packet say, a timestamp that leaves the reader is one
+    the rest of the daemon can format (the alert record's RFC 3339 time)."""
+    data = shb() + idb(1, tsresol=tsresol, tsoffset=tsoffset) + epb(0, units, frame_of(0))
+    data += obsolete_pb(0, units, frame_of(1)) + spb(frame_of(2))
+    got, stats, _ = read_all(data)
+    assert len(got) + stats.bad_blocks >= 3
+    for ts, *_ in got:
+        assert 0.0 <= ts < MAX_TS_S
+        datetime.fromtimestamp(ts, UTC).isoformat()
