@@ -170,7 +170,9 @@ class Daemon:
             self.pool_router = AlertRouter.of(self.alerts, cfg.alerts)
             self.pool_router.on_repeat = self._repeat
             self.source = self.pool
-            self.registry.register(PoolCollector(self.pool, self.alerts, self.traffic))
+            self.registry.register(
+                PoolCollector(self.pool, self.alerts, self.traffic, self.pool_router)
+            )
         else:
             self.source = build_source(cfg)
             self.registry.register(
@@ -186,9 +188,10 @@ class Daemon:
             host=cfg.metrics.listen.host,
             web=plan.web,
         )
+        self.metrics.bind()  # as root (a privileged port works); scrapes wait in the backlog
         self.pipeline.warm_up()  # the GeoIP data set and the IEEE index, before the drop
         self._drop_privileges()
-        self.metrics.start()
+        self.metrics.serve()  # after the loading, so no scrape is starved by it
         listen = f"{cfg.metrics.listen.host}:{self.metrics.port}"
         log.info("metrics on http://%s/metrics", listen, extra={"fields": {"listen": listen}})
         self.deliverer.start()
@@ -399,8 +402,9 @@ class Daemon:
             ("workers", lambda: self._stop_pool(deadline)),
             ("flows", self._end_flows),
             ("logs", self._close_logs),
-            ("delivery", lambda: self._drain(deadline)),
+            # metrics stop before the outbox they read closes: no scrape gets a 500
             ("metrics", self._close_metrics),
+            ("delivery", lambda: self._drain(deadline)),
         ]
         for what, step in steps:
             try:

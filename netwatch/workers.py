@@ -53,6 +53,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from netwatch.alerts.model import Alert
+from netwatch.alerts.router import AlertRouter
 from netwatch.capture.afpacket import Ring, RingSettings
 from netwatch.capture.live import LiveSource
 from netwatch.capture.source import CaptureCounts
@@ -66,7 +67,12 @@ from netwatch.detect.baseline_share import (
 )
 from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver, counter_family
-from netwatch.metrics.collector import AlertCounter, NetwatchCollector
+from netwatch.metrics.collector import (
+    AlertCounter,
+    NetwatchCollector,
+    baseline_families,
+    router_families,
+)
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
 from netwatch.privileges import drop_privileges
@@ -117,7 +123,18 @@ class LearntDevice:
 
 Shared = LearntName | LearntDevice | BaselineKnown
 Message = Seen | Report | Shared | BaselineObservation
-PARENT_FAMILIES = frozenset({"netwatch_alerts", "netwatch_camera_alerts", "netwatch_cameras"})
+PARENT_FAMILIES = frozenset(
+    {
+        "netwatch_alerts",
+        "netwatch_camera_alerts",
+        "netwatch_cameras",
+        "netwatch_alerts_device_capped",  # the parent's router decides what is emitted
+        "netwatch_alert_router_evicted",
+        "netwatch_baseline_destinations",  # the workers only forward observations
+        "netwatch_baseline_verdicts",
+        "netwatch_baseline_store_events",
+    }
+)
 MAX_FAMILIES = frozenset({"netwatch_scrape_duration_seconds", "netwatch_build_info"})
 MAX_FAMILIES |= {"netwatch_geoip_database_build_timestamp_seconds"}
 
@@ -488,8 +505,14 @@ def _fanout_source(cfg: Config, settings: RingSettings, group_base: int) -> Live
 class PoolCollector(Collector):
     """The workers' merged families plus the parent's alert counters (after its router)."""
 
-    def __init__(self, pool: WorkerPool, alerts: AlertCounter, traffic: CameraTraffic) -> None:
-        self.pool, self.alerts, self.traffic = pool, alerts, traffic
+    def __init__(
+        self,
+        pool: WorkerPool,
+        alerts: AlertCounter,
+        traffic: CameraTraffic,
+        router: AlertRouter | None = None,
+    ) -> None:
+        self.pool, self.alerts, self.traffic, self.router = pool, alerts, traffic, router
 
     def describe(self) -> list[Metric]:
         return []
@@ -508,3 +531,7 @@ class PoolCollector(Collector):
             ["camera", "rule"],
             self.traffic.snapshot().alerts.items(),
         )
+        if self.router is not None:  # the parent's router: the bound across workers
+            yield from router_families(self.router)
+        if self.pool.baseline is not None:  # the one baseline, owned here
+            yield from baseline_families(self.pool.baseline.baseline)

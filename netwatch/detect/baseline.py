@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from netwatch.alerts.model import Alert
-from netwatch.detect.baseline_store import SqliteBaselineStore
+from netwatch.detect.baseline_store import SqliteBaselineStore, StoreCounters
 from netwatch.detect.destinations import (
     BaselineChange,
     BaselineSnapshot,
@@ -81,6 +81,8 @@ class Verdict(StrEnum):
 
 class BaselineStore(Protocol):
     """Where a baseline's changes are kept; ``record`` must never block nor raise."""
+
+    counters: StoreCounters
 
     def load(self, max_destinations: int, max_per_device: int) -> BaselineSnapshot: ...
 

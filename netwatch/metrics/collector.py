@@ -26,7 +26,8 @@ from prometheus_client.registry import Collector
 
 from netwatch import __version__
 from netwatch.alerts.model import Alert
-from netwatch.alerts.router import Emit
+from netwatch.alerts.router import AlertRouter, Emit
+from netwatch.detect.baseline import Baseline
 from netwatch.metrics.cameras import CameraTraffic, camera_families
 from netwatch.metrics.cameras import counter_family as _counter
 from netwatch.pipeline import Pipeline
@@ -153,6 +154,10 @@ class NetwatchCollector(Collector):
             ["rule"],
             _by_label({r.id: 0 for r in det.rules} | det.errors.counts if det is not None else {}),
         )
+        if det is not None:
+            yield from router_families(det.router)
+            if isinstance(det.baseline, Baseline):
+                yield from baseline_families(det.baseline)
 
     def _geo(self) -> Iterator[Metric]:
         geo = self.pipeline.enrichers.geo
@@ -179,6 +184,56 @@ class NetwatchCollector(Collector):
             stamp = datetime(date.year, date.month, date.day, tzinfo=UTC).timestamp()
             build.add_metric([], stamp)
         yield build
+
+
+def router_families(router: AlertRouter) -> Iterator[Metric]:
+    """The router's bounds: alerts held back per device, state evicted."""
+    c = router.counters()
+    yield CounterMetricFamily(
+        "netwatch_alerts_device_capped",
+        "Alerts held back because their device reached alerts.max_per_device within "
+        "alerts.device_window_s (one alert_flood alert says so per device and window).",
+        value=c["device_capped"],
+    )
+    yield _counter(
+        "netwatch_alert_router_evicted",
+        "Router state forgotten at its bound (oldest first), by kind: alert identities "
+        "(suppression) and devices (per-device windows).",
+        ["state"],
+        [(("identities",), c["dropped_identities"]), (("devices",), c["dropped_devices"])],
+    )
+
+
+def baseline_families(baseline: Baseline) -> Iterator[Metric]:
+    """The new_destination baseline: its size, verdicts, bounds and storage."""
+    yield GaugeMetricFamily(
+        "netwatch_baseline_destinations",
+        "Destinations in the new_destination baseline (bounded by learning.max_destinations).",
+        value=len(baseline),
+    )
+    v = baseline.counters
+    yield _counter(
+        "netwatch_baseline_verdicts",
+        "Destinations the baseline decided, by verdict (capped_*: not kept, a bound was hit).",
+        ["verdict"],
+        [
+            (("learned",), v.learned),
+            (("new",), v.new),
+            (("capped_device",), v.capped_device),
+            (("capped_global",), v.capped_global),
+        ],
+    )
+    store = baseline.store.counters if baseline.store is not None else None
+    yield _counter(
+        "netwatch_baseline_store_events",
+        "What the baseline's SQLite store did, off the packet path: changes written, "
+        "write errors (retried), changes dropped at the pending bound, rows skipped at load.",
+        ["event"],
+        [
+            ((name,), getattr(store, name) if store is not None else 0)
+            for name in ("written", "write_errors", "dropped", "load_skipped", "load_errors")
+        ],
+    )
 
 
 def _build_info(version: str) -> GaugeMetricFamily:

@@ -57,13 +57,25 @@ class ConstLabels(Collector):
         return out
 
 
+class LabelledRegistry(CollectorRegistry):
+    """A registry whose every collector, also one registered later (the metrics server's
+    own counters), is wrapped in :class:`ConstLabels`."""
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        super().__init__(auto_describe=False)
+        self.labels: Mapping[str, str] = MappingProxyType(dict(labels))
+
+    def register(self, collector: Collector) -> None:
+        super().register(ConstLabels(collector, self.labels))
+
+
 def labelled_registry(registry: CollectorRegistry, labels: Mapping[str, str]) -> CollectorRegistry:
-    """The registry to serve: ``registry`` itself without labels, else a new registry whose
-    only collector is ``registry`` wrapped in :class:`ConstLabels`."""
+    """The registry to serve: ``registry`` itself without labels, else a
+    :class:`LabelledRegistry` holding ``registry`` (and whatever is registered on it later)."""
     if not labels:
         return registry
-    outer = CollectorRegistry(auto_describe=False)
-    outer.register(ConstLabels(registry, labels))
+    outer = LabelledRegistry(labels)
+    outer.register(registry)
     return outer
 
 
