@@ -68,7 +68,8 @@ from netwatch.metrics.server import MetricsServer
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
 from netwatch.preflight import preflight
-from netwatch.privileges import drop_privileges
+from netwatch.preload import preload
+from netwatch.privileges import Owned, drop_privileges
 from netwatch.systemd import Notifier, Watchdog
 from netwatch.workers import PoolCollector, WorkerPool
 
@@ -125,6 +126,7 @@ class Daemon:
         self._last_flush = 0.0
         self._groups: dict[tuple[str, str, str], str | None] = {}
         self._shut = False
+        self.owned = Owned()  # what startup() creates (and hands to capture.user)
         self.signals: Signals | None = None  # set by run_daemon: which signal stopped us
 
     # ------------------------------------------------------------------ start-up
@@ -135,9 +137,12 @@ class Daemon:
         Raises UsageError, RingError, BpfError, SinkError, PrivilegeError... (exit 2) or
         OSError; whatever was opened is released by :meth:`shutdown`."""
         cfg = self.cfg
+        # every module the daemon and its workers may import, before the fork and the drop
+        preload(optional=cfg.capture.method == "tshark")
         plan = preflight(cfg)  # every check check-config makes; loads GeoIP and the seeds
         for warning in plan.warnings:
             log.warning("%s", warning)
+        self._create_files()  # state_dir and the logs: before the baseline and any fork
         # the baseline is loaded (no thread, no open connection) before any fork; its
         # writer thread starts at the first change, in this process only
         self.baseline = Baseline.of(cfg.learning, cfg.state_dir / BASELINE_FILE)
@@ -151,7 +156,8 @@ class Daemon:
         self.deliverer = Deliverer.from_config(
             cfg.state_dir, list(plan.sinks), cfg.alerts, clock=self.clock
         )
-        self.deliverer.open()  # creates state_dir and the outbox before the drop
+        for path in self.deliverer.open():  # creates the outbox before the drop
+            self.owned.adopt(path)
         if self.pool is None:  # with workers, each worker appends to the flow log itself
             self.flow_log = JsonLinesWriter(cfg.flow_log) if cfg.flow_log else None
         if cfg.alert_log:  # whole lines on disk at once: a kill -9 loses none
@@ -198,13 +204,26 @@ class Daemon:
         status = f"capturing with {self.pool.n} workers" if self.pool else "capturing"
         self.notify.send("READY=1", f"STATUS={status}")
 
+    def _create_files(self) -> None:
+        """Create what netwatch owns through ``self.owned``: only that is handed to
+        ``capture.user`` by the drop (never the config's directory or other files in it).
+        """
+        cfg = self.cfg
+        self.owned.directory(cfg.state_dir)
+        # the baseline is loaded as root: an empty file is opened as a new database
+        self.owned.file(cfg.state_dir / BASELINE_FILE, 0o600)
+        for path in (cfg.flow_log, cfg.alert_log):
+            if path is not None:
+                self.owned.file(path)
+        for sink in cfg.sinks:
+            if sink.type == "jsonl" and sink.path is not None:
+                self.owned.file(sink.path)
+
     def _drop_privileges(self) -> None:
         """Capture sockets, the metrics socket and the state files are open: drop root."""
-        cfg = self.cfg
-        writable = [cfg.state_dir]
-        writable += [p.parent for p in (cfg.flow_log, cfg.alert_log) if p is not None]
-        writable += [s.path.parent for s in cfg.sinks if s.type == "jsonl" and s.path]
-        drop_privileges(cfg.capture.user, writable, log=log)
+        drop_privileges(
+            self.cfg.capture.user, self.owned, writable_dirs=[self.cfg.state_dir], log=log
+        )
 
     # ------------------------------------------------------------------ wiring
 

@@ -75,7 +75,7 @@ from netwatch.metrics.collector import (
 )
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
-from netwatch.privileges import drop_privileges
+from netwatch.privileges import Owned, drop_privileges
 
 log = logging.getLogger(__name__)
 
@@ -455,9 +455,9 @@ class _Work:
         """Open the rings, load the data sets, then drop privileges."""
         self.source.open()
         self.pipeline.warm_up()
-        cfg = self.cfg
-        writable = [cfg.state_dir, *(p.parent for p in (cfg.flow_log,) if p is not None)]
-        drop_privileges(cfg.capture.user, writable, log=log)
+        # the daemon preloaded every module before forking, and creates, checks and hands
+        # over the state directory and the logs: nothing here is this worker's own to chown
+        drop_privileges(self.cfg.capture.user, Owned(), log=log)
 
     def _tick(self, last_ts: float | None) -> None:
         """Between batches: what the others learnt, a pending reload, the report."""

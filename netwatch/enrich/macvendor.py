@@ -19,12 +19,11 @@ Known limits:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import metadata, resources
-
-import netaddr
 
 DEFAULT_CACHE_ENTRIES = 4096
 _GROUP_BIT = 0x01
@@ -52,13 +51,38 @@ def mac_text(mac: bytes) -> str:
     return mac.hex(":")
 
 
-def _registered_org(mac_int: int) -> str | None:
-    eui = netaddr.EUI(mac_int)
-    try:
-        record = eui.iab.registration() if eui.is_iab() else eui.oui.registration()
-    except (netaddr.NotRegisteredError, IndexError):
-        return None
-    org = str(record.org).strip()
+_OUI_LINE = re.compile(
+    r"^([0-9A-F]{2})-([0-9A-F]{2})-([0-9A-F]{2})[ \t]+\(hex\)[ \t]+(.*?)[ \t]*$", re.MULTILINE
+)
+_IAB_LINES = re.compile(
+    r"^([0-9A-F]{2})-([0-9A-F]{2})-([0-9A-F]{2})[ \t]+\(hex\)[ \t]+(.*?)[ \t]*\n"
+    r"([0-9A-F]{4})[0-9A-F]{2}-[0-9A-F]{6}[ \t]+\(base 16\)",
+    re.MULTILINE,
+)
+
+
+def _registry_text(name: str) -> str:
+    data = resources.files("netaddr.eui").joinpath(name).read_bytes()
+    return data.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+@functools.cache
+def load_registry() -> dict[bytes, str]:
+    """The IEEE registrants by prefix (3 bytes; 5 for IAB blocks), read once into memory.
+
+    netaddr re-opens its registry files on every lookup, which fails once privileges are
+    dropped when the installation is not readable by the user: read them before the drop.
+    """
+    orgs: dict[bytes, str] = {}
+    for m in _OUI_LINE.finditer(_registry_text("oui.txt")):
+        orgs.setdefault(bytes.fromhex(m[1] + m[2] + m[3]), m[4])
+    for m in _IAB_LINES.finditer(_registry_text("iab.txt")):
+        orgs.setdefault(bytes.fromhex(m[1] + m[2] + m[3] + m[5]), m[4])
+    return orgs
+
+
+def _registered_org(key: bytes) -> str | None:
+    org = load_registry().get(key, "").strip()
     if not org or org.lower() in _NOT_A_VENDOR:
         return None
     return org
@@ -88,7 +112,7 @@ class MacVendors:
             self.hits += 1
             return org
         self.misses += 1
-        org = _registered_org(int.from_bytes(mac, "big"))
+        org = _registered_org(key)
         if len(self._cache) >= self._max_entries:
             self._cache.clear()
         self._cache[key] = org
