@@ -18,7 +18,8 @@ Checks, in this order (the first failure ends the run):
 3. metrics: the web config's TLS key file is not readable by others (a symlink warns), and
    the web config loads (TLS certificate and key, bcrypt for basic auth);
 4. privileges: started as root, ``capture.user`` resolves to a non-root user (``null``
-   warns that root is kept);
+   warns that root is kept), and an existing ``state_dir`` is one that user can write
+   (netwatch never takes over a directory it did not create);
 5. files: ``state_dir`` and the directories of ``flow_log``, ``alert_log`` and every jsonl
    sink's ``path`` exist or can be created, and are writable (checked with ``access(2)``,
    never by creating anything; an existing log file must be writable and not a directory);
@@ -63,7 +64,7 @@ from netwatch.config.values import secret_problem, symlink_note
 from netwatch.enrich.geo import GeoBackend, GeoDatabaseError, GeoSourceInfo, age_warning
 from netwatch.metrics.server import WebConfig, WebConfigError, load_web_config
 from netwatch.pipeline import geo_backend
-from netwatch.privileges import PrivilegeError
+from netwatch.privileges import PrivilegeError, check_writable_dir
 from netwatch.signatures.match import SignatureMatcher
 from netwatch.sinks import build_sinks
 from netwatch.sinks.base import Sink, SinkError
@@ -150,6 +151,8 @@ def preflight(
         web = check_web_config(cfg.metrics.web_config, warnings)
         user = target_user(cfg.capture.user, os.geteuid() if euid is None else euid, warnings)
         check_writable(cfg)
+        if user is not None:  # the dropped user must write an existing state directory
+            check_writable_dir(cfg.state_dir, user.name)
     signatures = SignatureMatcher.load()
     geo, info = None, None
     if not reload:

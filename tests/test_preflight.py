@@ -273,3 +273,13 @@ def test_web_config_private_tls_key_passes_to_loading(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="cert_file/key_file") as info:  # no such certificate
         preflight(load(tmp_path, text))
     assert not isinstance(info.value, ConfigError)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the drop to capture.user needs root")
+def test_an_existing_state_dir_the_user_cannot_write_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)  # made by root for netwatch, not handed over: never chowned
+    text = base(tmp_path).replace("user: null", "user: nobody")
+    with pytest.raises(PrivilegeError, match=str(state)):
+        preflight(load(tmp_path, text), euid=0)
+    assert state.stat().st_uid == 0
