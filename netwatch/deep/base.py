@@ -8,7 +8,7 @@ class name (``TlsParser`` -> ``tls``), refuses a name taken twice, and records i
   when both ends are claimed), and by
 * magic: ``client_magic`` / ``server_magic``, prefixes of the first bytes a TCP client or
   server sends (tried in ``rank`` order when no port claims the flow; the first match
-  decides, whether or not it then parses), or
+  decides, whether or not it then parses; indexed by first byte), or
 * ``udp_other``: it looks at UDP payloads that no port claims (after the payload signatures).
 
 :class:`Dispatch` turns a set of parser classes into the lookup tables the inspector uses per
@@ -95,8 +95,26 @@ class Dispatch:
         self.udp_ports = _ports(parsers, "udp_ports")
         self.tcp_ports = _ports(parsers, "tcp_ports")
         self.udp_other = tuple(p for p in parsers if p.udp_other)
-        self.client_magic = tuple((p.client_magic, p) for p in parsers if p.client_magic)
-        self.server_magic = tuple((p.server_magic, p) for p in parsers if p.server_magic)
+        self.client_magic = _by_first_byte((p.client_magic, p) for p in parsers)
+        self.server_magic = _by_first_byte((p.server_magic, p) for p in parsers)
+
+
+Magic = tuple[tuple[bytes, ...], DeepParser]
+
+
+def _by_first_byte(claims: Iterable[Magic]) -> dict[int, tuple[Magic, ...]]:
+    """First byte -> the (prefixes, parser) pairs that can match it, in rank order.
+
+    A prefix matches only bytes that start with its own first byte, so looking the first
+    byte up and scanning what it returns is the same as scanning every claim in order.
+    """
+    table: dict[int, list[Magic]] = {}
+    for prefixes, parser in claims:
+        for first in dict.fromkeys(prefix[0] for prefix in prefixes if prefix):
+            table.setdefault(first, []).append(
+                (tuple(p for p in prefixes if p and p[0] == first), parser)
+            )
+    return {first: tuple(pairs) for first, pairs in table.items()}
 
 
 def _ports(parsers: Iterable[DeepParser], attr: str) -> dict[int, DeepParser]:

@@ -70,7 +70,7 @@ class Inspector:
         dispatch = Dispatch(parsers)
         self._udp_ports = dispatch.udp_ports
         self._tcp_ports = dispatch.tcp_ports
-        self._udp_other = dispatch.udp_other
+        self._udp_other = tuple(parser.udp for parser in dispatch.udp_other)
         self._magic = (dispatch.server_magic, dispatch.client_magic)  # by is_orig
 
     # -- the parsers' context (netwatch.deep.base.Context) ---------------------------------
@@ -102,14 +102,15 @@ class Inspector:
         data = frame[off : off + plen]
         if not data:
             return
+        resp_p, orig_p = flow.resp_p, flow.orig_p
         if flow.proto == PROTO_UDP:
-            parser = _claimed(self._udp_ports, flow)
-            if parser is not None:
-                parser.udp(self, flow, is_orig, data, ts)
+            ports = self._udp_ports
+            if resp_p in ports or orig_p in ports:
+                _claimed(ports, resp_p, orig_p).udp(self, flow, is_orig, data, ts)
                 return
             self._signature(flow, "udp", is_orig, data)
-            for parser in self._udp_other:
-                parser.udp(self, flow, is_orig, data, ts)
+            for look in self._udp_other:
+                look(self, flow, is_orig, data, ts)
             # one look per direction for payload magic, then stop
             if is_orig:
                 flow.deep_o = 0
@@ -121,9 +122,12 @@ class Inspector:
         key = _PENDING[0 if is_orig else 1]
         pending = flow.app.pop(key, None) if flow.app is not None else None
         buf = data if pending is None else bytes(pending) + data
-        parser = _claimed(self._tcp_ports, flow)
-        if parser is None:
-            for magic, candidate in self._magic[is_orig]:
+        ports = self._tcp_ports
+        parser = None
+        if resp_p in ports or orig_p in ports:
+            parser = _claimed(ports, resp_p, orig_p)
+        else:
+            for magic, candidate in self._magic[is_orig].get(buf[0], ()):
                 if buf.startswith(magic):
                     parser = candidate
                     break
@@ -170,10 +174,10 @@ class Inspector:
                 flow.app.pop(key, None)
 
 
-def _claimed(ports: dict[int, DeepParser], flow: Flow) -> DeepParser | None:
-    """The parser claiming either port of the flow; the lower rank when both are claimed."""
-    resp = ports.get(flow.resp_p)
-    orig = ports.get(flow.orig_p)
-    if orig is None or (resp is not None and resp.rank <= orig.rank):
-        return resp
-    return orig
+def _claimed(ports: dict[int, DeepParser], resp_p: int, orig_p: int) -> DeepParser:
+    """The parser claiming either port (one does); the lower rank when both are claimed."""
+    resp, orig = ports.get(resp_p), ports.get(orig_p)
+    if resp is None or (orig is not None and orig.rank < resp.rank):
+        assert orig is not None
+        return orig
+    return resp
