@@ -61,13 +61,14 @@ class PackageAudit:
 
 
 def package_modules(package: str) -> list[str]:
-    """Every module under ``package`` (sub-packages included), relative dotted names,
-    each imported; ``""`` stands for the package's own ``__init__``."""
+    """Every module directly in ``package`` (a sub-package counts as one module: its
+    ``__init__``; audit its own modules separately), each imported; ``""`` stands for the
+    package's own ``__init__``."""
     pkg = importlib.import_module(package)
     names = [""]
-    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
-        importlib.import_module(info.name)
-        names.append(info.name[len(package) + 1 :])
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{package}.{info.name}")
+        names.append(info.name)
     return names
 
 
@@ -92,7 +93,11 @@ def audit_package(
             return ""
         return mod[len(prefix) :] if mod.startswith(prefix) else None
 
-    defined = {cls: rel for cls in registry.values() if (rel := relative(cls)) is not None}
+    defined = {
+        cls: rel
+        for cls in registry.values()
+        if (rel := relative(cls)) is not None and "." not in rel  # a sub-package's own
+    }
     defining = set(defined.values())
     helper_set = set(helpers)
     return PackageAudit(
