@@ -79,6 +79,9 @@ class Source(abc.ABC):
     """
 
     kind: ClassVar[str] = ""
+    #: True for a live capture (packet times are now: idle time advances the flow table,
+    #: capture loss is watched); False for a replay of files.
+    live: ClassVar[bool] = True
     packets: int
     """Packets delivered so far, all interfaces."""
 
@@ -113,6 +116,8 @@ END_OF_PASS: Final = None
 
 class FileSource(Source):
     """``capture.files`` as batches for the daemon (see the module docstring)."""
+
+    live = False
 
     def __init__(
         self,

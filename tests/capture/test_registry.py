@@ -52,6 +52,7 @@ def test_every_source_module_is_in_the_builtin_set() -> None:
     result = audit()
     assert result.ok, result
     assert [e.kind for e in BUILTIN_SOURCES] == ["file", "afpacket", "tshark"]
+    assert [source_class(e.kind).live for e in BUILTIN_SOURCES] == [False, True, True]
     assert {source_class(e.kind).__module__ for e in BUILTIN_SOURCES} == {
         e.module for e in BUILTIN_SOURCES
     }
