@@ -8,8 +8,11 @@ into the package and show that the same walk then fails.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from netwatch.alerts.model import Alert
+from netwatch.capture.source import CaptureCounts
 from netwatch.config import Config
 from netwatch.registry import PackageAudit, audit_package
 from netwatch.rules import (
@@ -18,6 +21,7 @@ from netwatch.rules import (
     HELPER_MODULES,
     REGISTRY,
     SensorRule,
+    SensorRules,
     sensor_rules,
 )
 from netwatch.rules.capture_loss import CaptureLoss
@@ -82,3 +86,31 @@ def test_a_helper_that_defines_a_rule_fails() -> None:
         PACKAGE, REGISTRY, BUILTIN_RULES + BUILTIN_SENSOR_RULES, HELPER_MODULES | {"rogue_dns"}
     )
     assert result.wrong_helpers == {"rogue_dns"}
+
+
+def test_sensor_rules_turn_capture_counters_into_alerts(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "netwatch.yaml"
+    cfg_file.write_text("capture:\n  loss_threshold: 0.05\n")
+    sensors = sensor_rules(Config.load(cfg_file))
+    assert sensors.on_capture(1000.0, {"eth1": CaptureCounts(received=0)}) == []
+    (alert,) = sensors.on_capture(1061.0, {"eth1": CaptureCounts(900, dropped_kernel=100)})
+    assert (alert.rule, alert.device, alert.evidence["dropped"]) == ("capture_loss", "eth1", 100)
+    assert sensors.errors.counts == {}
+
+
+def test_a_failing_sensor_rule_is_isolated_and_counted() -> None:
+    class BrokenSensorExample(SensorRule):
+        def on_capture(self, now: float, counts: Mapping[str, CaptureCounts]) -> Iterator[Alert]:
+            raise RuntimeError("counter read failed")
+            yield  # a generator, like most rules
+
+    try:
+        working = CaptureLoss(threshold=0.01, window_s=0.0, host="s")
+        sensors = SensorRules([BrokenSensorExample(), working])
+        counts = {"eth1": CaptureCounts(10, dropped_kernel=10)}
+        assert sensors.on_capture(1.0, counts) == []
+        (alert,) = sensors.on_capture(2.0, {"eth1": CaptureCounts(20, dropped_kernel=20)})
+        assert alert.rule == "capture_loss"
+        assert sensors.errors.counts == {"broken_sensor_example": 2}
+    finally:
+        REGISTRY.pop("broken_sensor_example", None)
