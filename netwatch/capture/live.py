@@ -14,7 +14,13 @@ doubling to 60 s) while the daemon keeps serving metrics and delivering alerts. 
 interface at all can be opened at start does :meth:`LiveSource.open` raise, so a typo in the
 config is an error at start-up rather than a silent retry loop.
 
-Config read: ``capture.interfaces`` and the ring settings (:class:`RingSettings`).
+Registered as the ``afpacket`` capture source (``capture.method: afpacket``, the default).
+:func:`ring_settings` turns ``capture.*`` into :class:`RingSettings`, compiling the filter
+and checking that every interface exists (the worker pool uses it too).
+
+Config read: ``capture.interfaces`` and the ring settings (:class:`RingSettings`):
+``capture.snaplen``, ``capture.ring_mb``, ``capture.block_kb``, ``capture.promisc``,
+``capture.bpf``.
 Known limit: packets of different interfaces are not merged in time order (each batch is
 one interface's block, in its own order).
 """
@@ -27,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
 
 from netwatch.capture.afpacket import (
     Ring,
@@ -35,8 +42,12 @@ from netwatch.capture.afpacket import (
     interface_present,
     wait_readable,
 )
+from netwatch.capture.bpf import compile_filter
 from netwatch.capture.pcap import Record
-from netwatch.capture.source import Block, CaptureCounts
+from netwatch.capture.source import Block, CaptureCounts, Source
+
+if TYPE_CHECKING:
+    from netwatch.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +71,23 @@ class _Port:
     interface_drops: int = 0
 
 
-class LiveSource:
+def ring_settings(cfg: Config) -> RingSettings:
+    """The ring settings of ``capture.*``; the filter is compiled here (BpfError: exit 2),
+    and every interface must exist at start (RingError: exit 2)."""
+    c = cfg.capture
+    for name in c.interfaces:
+        if not interface_present(name):
+            raise RingError(0, f"{name}: no such interface")
+    return RingSettings(
+        snaplen=c.snaplen,
+        ring_mb=c.ring_mb,
+        block_kb=c.block_kb,
+        promisc=c.promisc,
+        bpf=compile_filter(c.bpf, snaplen=c.snaplen),
+    )
+
+
+class LiveSource(Source, kind="afpacket"):
     """``capture.interfaces`` as batches for the daemon (see the module docstring)."""
 
     def __init__(
@@ -79,6 +106,11 @@ class LiveSource:
         self._ports = [_Port(name) for name in interfaces]
         self._lock = threading.Lock()  # counts() runs on the scrape thread
         self.packets = 0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Self:
+        """Checks the interfaces and compiles the filter (RingError/BpfError); opens nothing."""
+        return cls(cfg.capture.interfaces, ring_settings(cfg))
 
     @property
     def interfaces(self) -> list[str]:

@@ -13,6 +13,11 @@ times as a live capture would give them. A batch never waits longer than
 ``max_wait_s`` of wall time, so a quiet stretch in the file still returns to the daemon.
 Without pacing, packets keep their recorded times and are read as fast as possible.
 
+Every capture source subclasses :class:`Source`, which registers it in :data:`SOURCES` under
+its ``kind`` (the class name without ``Source``, lower case, unless the class names one:
+``file``, ``afpacket``, ``tshark``); a kind defined twice fails at import.
+:mod:`netwatch.capture.registry` picks the source the config asks for through it.
+
 Config read: ``capture.files``, ``capture.loop``, ``capture.realtime``, ``capture.speed``.
 Known limits: pacing sleeps per batch, so packets within one wait slice (``max_wait_s``)
 are released together; a stopped source returns at the next batch boundary.
@@ -20,15 +25,20 @@ are released together; a stopped source returns at the next batch boundary.
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 from netwatch.capture.files import CaptureError, MappedPcap, open_capture
 from netwatch.capture.pcap import Record as Packet
+from netwatch.registry import register, snake_name
+
+if TYPE_CHECKING:
+    from netwatch.config import Config
 
 
 @dataclass(slots=True)
@@ -55,23 +65,59 @@ class Block:
 Batch = list[Packet]
 
 
-class Source(Protocol):
-    """What the daemon needs of a capture source (files, live rings, tshark)."""
+SOURCES: dict[str, type[Source]] = {}
+"""Every capture source class by kind, filled as the classes are defined."""
 
-    @property
-    def packets(self) -> int: ...
 
-    def batches(self, stop: threading.Event) -> Iterator[Batch | Block | None]: ...
+class Source(abc.ABC):
+    """What the daemon needs of a capture source (files, live rings, tshark).
 
-    def counts(self) -> dict[str, CaptureCounts]: ...
+    A subclass registers itself under ``kind`` (``class LiveSource(Source, kind="afpacket")``;
+    by default the class name without ``Source``, in snake case) and builds itself from the
+    config in :meth:`from_config`, without opening anything; :meth:`open` then opens what
+    needs privileges, before they are dropped.
+    """
+
+    kind: ClassVar[str] = ""
+    #: True for a live capture (packet times are now: idle time advances the flow table,
+    #: capture loss is watched); False for a replay of files.
+    live: ClassVar[bool] = True
+    packets: int
+    """Packets delivered so far, all interfaces."""
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind or snake_name(cls.__name__, "Source")
+        register(SOURCES, cls.kind, cls, "capture source kind")
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, cfg: Config) -> Self:
+        """The source ``capture.*`` describes; checks it, opens nothing."""
+
+    def open(self) -> None:  # noqa: B027 (most sources have nothing to open early)
+        """Open what needs privileges (sockets, rings); runs before the privilege drop."""
+
+    @abc.abstractmethod
+    def batches(self, stop: threading.Event) -> Iterator[Batch | Block | None]:
+        """Batches of packets (or blocks) until the input ends or ``stop`` is set."""
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, CaptureCounts]:
+        """Per interface: packets delivered and lost so far."""
+
+    def close(self) -> None:  # noqa: B027 (most sources close as their batches end)
+        """Release what :meth:`open` and :meth:`batches` hold (idempotent)."""
 
 
 END_OF_PASS: Final = None
 """Yielded (instead of a batch) after the last file of each pass."""
 
 
-class FileSource:
+class FileSource(Source):
     """``capture.files`` as batches for the daemon (see the module docstring)."""
+
+    live = False
 
     def __init__(
         self,
@@ -95,6 +141,11 @@ class FileSource:
         self._clock = clock
         self.passes = 0
         self.packets = 0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Self:
+        c = cfg.capture
+        return cls(c.files, loop=c.loop, realtime=c.realtime, speed=c.speed)
 
     def counts(self) -> dict[str, CaptureCounts]:
         """Packets read, under the interface name ``file`` (files drop nothing)."""

@@ -67,7 +67,9 @@ children and deletes its temporary file), then SIGKILL to the whole process grou
 private directory that is removed after every stop, so nothing stays behind in ``/tmp``.
 
 Config read: ``capture.method: tshark``, ``capture.interfaces``, ``capture.bpf``,
-``capture.snaplen`` (the daemon passes them in).
+``capture.snaplen`` (read by :meth:`TsharkSource.from_config`; the class registers itself
+as the ``tshark`` capture source, and this module, which imports pyshark, is imported only
+when the config asks for it).
 
 Measured rate (bench/bench_tshark.py, tshark 4.0 JSON + pyshark 0.6, one core, the 5,221-packet
 demo capture, tshark start-up included): about 1,500 packets/s extracted, about 1,300
@@ -97,7 +99,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from pyshark import LiveCapture
 from pyshark.tshark.output_parser.tshark_json import TsharkJsonParser
@@ -105,7 +107,10 @@ from pyshark.tshark.tshark import tshark_supports_duplicate_keys
 
 from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import Record as Packet
-from netwatch.capture.source import CaptureCounts
+from netwatch.capture.source import CaptureCounts, Source
+
+if TYPE_CHECKING:
+    from netwatch.config import Config
 
 Batch = list[Packet]
 
@@ -229,7 +234,7 @@ class _Capture(LiveCapture):  # type: ignore[misc]  # pyshark has no type hints
             os.killpg(process.pid, signal.SIGKILL)
 
 
-class TsharkSource:
+class TsharkSource(Source):
     """Live capture through tshark, as batches for the daemon (see the module docstring)."""
 
     def __init__(
@@ -281,6 +286,12 @@ class TsharkSource:
         self._stopping = threading.Event()
         self._error: str | None = None
         self._capturing_on: float | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Self:
+        """``capture.method: tshark`` on ``capture.interfaces``; tshark starts with the batches."""
+        c = cfg.capture
+        return cls(c.interfaces, bpf=c.bpf, snaplen=c.snaplen)
 
     # -- lifecycle -------------------------------------------------------------------------
 

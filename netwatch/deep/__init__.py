@@ -1,1 +1,34 @@
-"""Deep parsers (dpkt and friends) for the few packets that need them: DNS, TLS, HTTP, RTSP."""
+"""Deep parsers (dpkt and friends) for the few packets that need them: DNS, TLS, HTTP, RTSP,
+RTP audio and camera discovery.
+
+Each parser module defines one registered :class:`~netwatch.deep.base.DeepParser` that says
+which payloads it claims (ports, first-bytes magic, or unclaimed UDP);
+:data:`BUILTIN_PARSERS` is the explicit set the flow inspector dispatches to. A test imports
+every module of this package and fails on one that defines a parser missing from it (it
+would never run), or that defines none and is not in :data:`HELPER_MODULES`.
+Reads no configuration.
+"""
+
+from __future__ import annotations
+
+from netwatch.deep.base import PARSERS, DeepParser
+from netwatch.deep.discovery import DiscoveryParser
+from netwatch.deep.dns import DnsParser
+from netwatch.deep.http import HttpParser
+from netwatch.deep.rtp import RtpParser
+from netwatch.deep.rtsp import RtspParser
+from netwatch.deep.tls import TlsParser
+
+BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
+    DnsParser,
+    DiscoveryParser,
+    TlsParser,
+    HttpParser,
+    RtspParser,
+    RtpParser,
+)
+
+#: Modules of this package that define no parser (the walk test allows exactly these).
+HELPER_MODULES = frozenset({"", "base"})
+
+__all__ = ["BUILTIN_PARSERS", "HELPER_MODULES", "PARSERS", "DeepParser"]

@@ -1,7 +1,9 @@
 """DNS deep parser: questions, A/AAAA/CNAME answers, and the address -> asked-name map.
 
 Runs only on the packets the fast path flags as DNS (UDP/TCP 53, mDNS 5353); never per packet.
-Reads no configuration.
+Reads no configuration. :class:`DnsParser` is the registered deep parser: it claims UDP 53,
+5353 (mDNS) and 5355 (LLMNR) and TCP 53 (2-byte length-prefixed messages), and feeds the
+answers to the passive DNS cache.
 
 Why this is not a plain ``dpkt.dns.DNS(payload)`` (checked with dpkt 1.9.8): dpkt decodes
 every section eagerly and rejects the *whole* message when any record anywhere is of a type it
@@ -32,8 +34,14 @@ import re
 import socket
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dpkt
+
+from netwatch.deep.base import Context, DeepParser, Verdict, service
+
+if TYPE_CHECKING:
+    from netwatch.flow.table import Flow
 
 MAX_ANSWERS = 64  # answers examined per message (bounds work on hostile input)
 MAX_QUESTIONS = 64  # questions examined; answers are not read past more questions than this
@@ -241,3 +249,41 @@ def _make_record(
     if rdlen != size:
         return None
     return DnsRecord(name, _RTYPES[rtype], socket.inet_ntop(family, buf[off : off + size]), ttl)
+
+
+class DnsParser(DeepParser):
+    """DNS, mDNS and LLMNR messages: the question on the flow, the answers into the cache."""
+
+    rank = 0  # a DNS port wins over any other port claim
+    udp_ports = frozenset({53, 5353, 5355})
+    tcp_ports = frozenset({53})
+
+    def udp(self, ctx: Context, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
+        msg = parse_dns(data)
+        if msg is None:
+            ctx.count("dns_unparsed")
+        else:
+            self._message(ctx, flow, is_orig, msg, ts)
+
+    def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
+        """2-byte length-prefixed messages; WAIT while one is incomplete."""
+        off = 0
+        while len(buf) >= off + 2:
+            size = int.from_bytes(buf[off : off + 2], "big")
+            if len(buf) < off + 2 + size:
+                return Verdict.WAIT
+            msg = parse_dns(buf[off + 2 : off + 2 + size])
+            if msg is not None:
+                self._message(ctx, flow, is_orig, msg, ts)
+            off += 2 + size
+        return Verdict.MORE if off == len(buf) else Verdict.WAIT
+
+    @staticmethod
+    def _message(ctx: Context, flow: Flow, is_orig: bool, msg: DnsMessage, ts: float) -> None:
+        ctx.count("dns")
+        service(flow, "dns")
+        if msg.qname:
+            flow.app_set("dns_query", msg.qname)
+        if msg.is_response and msg.answers:
+            client = flow.resp_h if is_orig else flow.orig_h
+            ctx.names.observe(client, resolve_chain(msg), ts)

@@ -1,7 +1,10 @@
 """HTTP/1.x request and response head parser (also SSDP, which is HTTP over UDP).
 
 Runs only on the first payload bytes of flows the fast path flags as HTTP/SSDP/SOAP; never
-per packet. Reads no configuration. ``parse_head`` is shared with the RTSP parser.
+per packet. Reads no configuration. ``parse_head`` and ``body_incomplete`` are shared with
+the RTSP parser. :class:`HttpParser` is the registered deep parser: it claims a TCP client's
+first bytes that start with a known method and a space, and a server's that start
+``HTTP/``.
 
 Hand-written rather than ``dpkt.http``: dpkt rejects the SSDP search method ``M-SEARCH``,
 raises ``NeedData`` when a POST body is cut at the end of the first segment (so a SOAP
@@ -23,8 +26,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.dns import normalize_name
+
+if TYPE_CHECKING:
+    from netwatch.flow.table import Flow
 
 MAX_HEAD_BYTES = 16384
 MAX_HEADERS = 64
@@ -190,3 +198,53 @@ def _parse_header_lines(lines: list[str]) -> Headers:
         if len(fields) == MAX_HEADERS:
             break
     return tuple(fields)
+
+
+def body_incomplete(buf: bytes) -> bool:
+    """True when the head is cut, or its Content-Length announces more than we have."""
+    head = parse_head(buf)
+    if head is None or head.body is None:
+        return True
+    length = header(head.headers, "content-length")
+    if length is None or not length.strip().isdigit():
+        return False
+    return len(head.body) < int(length)
+
+
+class HttpParser(DeepParser):
+    """A request's method, Host and User-Agent; a response's Server and digest realm."""
+
+    rank = 20
+    client_magic = tuple(f"{m} ".encode() for m in sorted(HTTP_METHODS))
+    server_magic = (b"HTTP/",)
+
+    def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
+        if is_orig:
+            self._request(ctx, flow, buf)
+            return Verdict.DONE
+        if body_incomplete(buf):
+            return Verdict.WAIT
+        resp = parse_http_response(buf)
+        if resp is not None:
+            ctx.count("http_response")
+            service(flow, "http")
+            if resp.server:
+                flow.app_set("server", resp.server)
+                ctx.banner(flow, "http_server", resp.server)
+            if resp.www_authenticate:
+                flow.app_set("www_authenticate", resp.www_authenticate)
+                ctx.banner(flow, "www_authenticate", resp.www_authenticate)
+        return Verdict.DONE
+
+    @staticmethod
+    def _request(ctx: Context, flow: Flow, buf: bytes) -> None:
+        req = parse_http_request(buf)
+        if req is None:
+            return
+        ctx.count("http_request")
+        service(flow, "http")
+        flow.app_set("http_method", req.method)
+        if req.host:
+            flow.app_set("http_host", req.host)
+        if req.user_agent:
+            flow.app_set("user_agent", req.user_agent)

@@ -1,7 +1,10 @@
 """RTSP request/response head parser, with the media types of an SDP body when one is present.
 
 Runs only on the first payload bytes of flows the fast path flags as RTSP (port 554/8554 or
-``looks_like_rtsp``); never per packet. Reads no configuration. dpkt has no RTSP module; RTSP
+``looks_like_rtsp``); never per packet. Reads no configuration. :class:`RtspParser` is the
+registered deep parser: it claims a TCP client's first bytes that ``looks_like_rtsp`` (after
+HTTP: ``OPTIONS`` is HTTP's) and a server's that start ``RTSP/``, and keeps inspecting
+(later messages carry SETUP, ANNOUNCE and the DESCRIBE reply's SDP). dpkt has no RTSP module; RTSP
 heads share HTTP's syntax, so this reuses ``netwatch.deep.http.parse_head``.
 
 ``media`` lists the SDP ``m=`` media types (``video``, ``audio``, ...) found in a body that is
@@ -19,14 +22,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.http import (
     MessageHead,
+    body_incomplete,
     header,
     parse_head,
     split_request_line,
     split_status_line,
 )
+
+if TYPE_CHECKING:
+    from netwatch.flow.table import Flow
 
 MAX_MEDIA = 16
 MAX_SDP_BYTES = 8192  # SDP body bytes examined (capped further by Content-Length)
@@ -122,3 +131,46 @@ def _sdp_media(head: MessageHead) -> tuple[str, ...]:
     body = body[: int(length.group()) if length else MAX_SDP_BYTES]
     kinds = _MEDIA_LINE.findall(body, 0, MAX_SDP_BYTES)[:MAX_MEDIA]
     return tuple(kind.decode("ascii").lower() for kind in kinds)
+
+
+class RtspParser(DeepParser):
+    """RTSP requests and replies: User-Agent, Server, and the SDP media types (video, audio)."""
+
+    rank = 30
+    client_magic = (b"RTSP/", *_SNIFF_METHODS)
+    server_magic = (b"RTSP/",)
+
+    def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
+        if is_orig:
+            # later requests (SETUP, ANNOUNCE) still tell something
+            return Verdict.MORE if self._message(ctx, flow, buf) else Verdict.DONE
+        if body_incomplete(buf):
+            return Verdict.WAIT
+        self._message(ctx, flow, buf)
+        return Verdict.MORE  # the DESCRIBE reply with its SDP may come after OPTIONS
+
+    @staticmethod
+    def _message(ctx: Context, flow: Flow, buf: bytes) -> bool:
+        msg = parse_rtsp(buf)
+        if msg is None:
+            return False
+        ctx.count("rtsp")
+        service(flow, "rtsp")
+        if msg.user_agent:
+            flow.app_set("user_agent", msg.user_agent)
+        if msg.server:
+            flow.app_set("server", msg.server)
+            ctx.banner(flow, "rtsp_server", msg.server)
+        _add_media(flow, msg.media)
+        return True
+
+
+def _add_media(flow: Flow, media: tuple[str, ...]) -> None:
+    """Union of the SDP media types (video, audio, ...) seen in the flow's RTSP messages."""
+    if not media:
+        return
+    seen = flow.app.get("rtsp_media", ()) if flow.app is not None else ()
+    merged = tuple(dict.fromkeys((*seen, *media)))
+    if flow.app is None:
+        flow.app = {}
+    flow.app["rtsp_media"] = merged

@@ -1,7 +1,8 @@
 """TLS ClientHello parser: SNI, offered versions, ALPN and cipher count from a client's first bytes.
 
 Runs only on the first payload bytes of a TCP flow that ``looks_like_tls``; never per packet.
-Reads no configuration.
+Reads no configuration. :class:`TlsParser` is the registered deep parser: it claims a TCP
+client's first bytes when they start a TLS handshake record (``TLS_MAGIC``).
 
 Hand-written rather than ``dpkt.ssl`` (checked with dpkt 1.9.8): dpkt decodes one TLS record
 at a time with no handshake reassembly, so a ClientHello spanning two records raises
@@ -24,9 +25,13 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
+from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.dns import normalize_name
+
+if TYPE_CHECKING:
+    from netwatch.flow.table import Flow
 
 MAX_HANDSHAKE_BYTES = 1 << 16
 MAX_RECORD_BYTES = (1 << 14) + 2048
@@ -213,3 +218,29 @@ def _supported_versions(ext: bytes | None) -> tuple[int, ...]:
     count = len(listed) // 2
     versions = struct.unpack(f">{count}H", listed[: count * 2])
     return tuple(version for version in versions if version not in _GREASE)
+
+
+#: The first bytes ``looks_like_tls`` accepts: a handshake record, version 3.0 to 3.4.
+TLS_MAGIC = tuple(bytes((_CONTENT_HANDSHAKE, 3, minor)) for minor in range(5))
+
+
+class TlsParser(DeepParser):
+    """A client's ClientHello: SNI and ALPN on the flow (WAIT while it is split)."""
+
+    rank = 10
+    client_magic = TLS_MAGIC
+
+    def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
+        result = parse_client_hello(buf)
+        if result is NeedMore:
+            return Verdict.WAIT
+        if result is None:
+            ctx.count("tls_unparsed")
+            return Verdict.DONE
+        ctx.count("tls_client_hello")
+        service(flow, "ssl")
+        if result.sni:
+            flow.app_set("sni", result.sni)
+        if result.alpn:
+            flow.app_set("alpn", result.alpn)
+        return Verdict.DONE

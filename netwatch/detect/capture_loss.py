@@ -1,83 +1,41 @@
-"""The ``capture_loss`` rule: the sensor itself loses packets beyond a threshold.
+"""Compatibility shim: the ``capture_loss`` rule now lives in :mod:`netwatch.rules.capture_loss`.
 
-Detects: in a window of ``WINDOW_S`` seconds (wall time), an interface's dropped packets
-(kernel ring plus interface counters) exceed ``capture.loss_threshold`` (default 1 %) of
-what reached the host, i.e. ``dropped / (received + dropped)``. A lossy sensor misses
-flows, so every other rule's silence is worth less: the alert says how much was lost where.
-Each interface is its own identity (device = the interface name), suppressed like any alert.
-
-Config read: ``capture.loss_threshold``. Known false positives: a burst right after start
-(the kernel ring filling while GeoIP data loads) can trip the first window; a lossy mirror
-port (the switch dropping mirrored traffic) is invisible here, as it never reaches the host.
+:class:`CaptureLossMonitor` keeps the old call shape (``CaptureLossMonitor(threshold)``,
+``.check(now, counts)``) for existing callers; new code builds the sensor rules with
+:func:`netwatch.rules.sensor_rules` and calls ``on_capture``. Reads no configuration.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Alert
 from netwatch.capture.source import CaptureCounts
+from netwatch.rules.capture_loss import WINDOW_S, CaptureLoss
 
-WINDOW_S = 60.0
-RULE = "capture_loss"
+RULE = CaptureLoss.id
 
-
-@dataclass(slots=True)
-class _Last:
-    at: float
-    received: int
-    dropped: int
+__all__ = ["RULE", "WINDOW_S", "CaptureLossMonitor"]
 
 
 class CaptureLossMonitor:
-    """Turns per-interface capture counters into ``capture_loss`` alerts (module docstring)."""
+    """The old name and signature of :class:`~netwatch.rules.capture_loss.CaptureLoss`."""
 
     def __init__(self, threshold: float, window_s: float = WINDOW_S, host: str | None = None):
-        self.threshold = threshold
-        self.window_s = window_s
-        self.host = host or socket.gethostname()
-        self._last: dict[str, _Last] = {}
+        self.rule = CaptureLoss(threshold=threshold, window_s=window_s, host=host)
+
+    @property
+    def threshold(self) -> float:
+        return self.rule.threshold
+
+    @property
+    def window_s(self) -> float:
+        return self.rule.window_s
+
+    @property
+    def host(self) -> str:
+        return self.rule.host
 
     def check(self, now: float, counts: Mapping[str, CaptureCounts]) -> list[Alert]:
         """Alerts for the interfaces whose last full window lost too much."""
-        alerts = []
-        for name, c in counts.items():
-            dropped = c.dropped_kernel + c.dropped_interface
-            last = self._last.get(name)
-            if last is None:
-                self._last[name] = _Last(now, c.received, dropped)
-                continue
-            if now - last.at < self.window_s:
-                continue
-            d_recv, d_drop = c.received - last.received, dropped - last.dropped
-            self._last[name] = _Last(now, c.received, dropped)
-            total = d_recv + d_drop
-            if d_drop > 0 and total > 0 and d_drop / total > self.threshold:
-                alerts.append(self._alert(now, name, d_recv, d_drop, now - last.at))
-        return alerts
-
-    def _alert(self, now: float, iface: str, received: int, dropped: int, span: float) -> Alert:
-        share = dropped / (received + dropped)
-        return Alert(
-            ts=now,
-            rule=RULE,
-            severity=Severity.HIGH,
-            device=iface,
-            device_ip="",
-            direction=Direction.LOCAL,
-            summary=(
-                f"netwatch on {self.host} lost {share:.1%} of the packets on {iface} "
-                f"in the last {span:.0f} s ({dropped:,} dropped, {received:,} captured)"
-            ),
-            evidence={
-                "interface": iface,
-                "sensor": self.host,
-                "dropped": dropped,
-                "received": received,
-                "loss_ratio": round(share, 6),
-                "window_s": round(span, 3),
-                "threshold": self.threshold,
-            },
-        )
+        return self.rule.on_capture(now, counts)

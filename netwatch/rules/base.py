@@ -6,30 +6,39 @@ it in :data:`REGISTRY`. Rules are sans-I/O: they look at what the pipeline hands
 *yield* :class:`~netwatch.alerts.model.Alert` values; the router decides who is told and
 when. A rule that raises is isolated by :func:`run_rule` (logged once, counted), never
 taking the pipeline down.
+
+Two kinds of rule: a flow rule (:class:`Rule`) is run by the detector on each camera end of
+an ended flow (``on_flow_end``); a sensor rule (:class:`SensorRule`) watches the sensor
+itself and is fed the capture counters by the daemon (``on_capture``), through
+:class:`SensorRules`. Reads no configuration itself (a sensor rule reads its settings in
+``from_config``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from netwatch.alerts.model import Alert
 from netwatch.detect.baseline import Baseline
 from netwatch.detect.facts import FlowFacts
+from netwatch.registry import register, snake_name
+
+if TYPE_CHECKING:
+    from netwatch.capture.source import CaptureCounts
+    from netwatch.config import Config
 
 log = logging.getLogger(__name__)
 
 REGISTRY: dict[str, type[Rule]] = {}
 
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-
 
 def rule_id(class_name: str) -> str:
     """``CloudRegistration`` -> ``cloud_registration``."""
-    return _CAMEL.sub("_", class_name).lower()
+    return snake_name(class_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +53,41 @@ class Rule:
 
     #: The stable rule id (alerts, metrics labels, config); set from the class name.
     id: ClassVar[str] = ""
+    #: True (in the class body) for a base of rules that is not itself a rule.
+    abstract: ClassVar[bool] = False
 
     def __init__(self, context: RuleContext | None = None) -> None:
         self.context = context
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return  # a kind of rule (SensorRule), not a rule: no id, not registered
         cls.id = rule_id(cls.__name__)
-        if cls.id in REGISTRY:
-            raise TypeError(f"rule id {cls.id!r} is defined twice: {REGISTRY[cls.id]} and {cls}")
-        REGISTRY[cls.id] = cls
+        register(REGISTRY, cls.id, cls, "rule id")
 
     def on_flow_end(self, facts: FlowFacts) -> Iterable[Alert]:
         """Alerts for one camera end of a flow that ended (default: none)."""
+        return ()
+
+
+class SensorRule(Rule):
+    """A rule about the sensor itself, fed the capture counters rather than flows.
+
+    The daemon builds every built-in sensor rule with :meth:`from_config` (through
+    :class:`SensorRules`) and hands them the source's per-interface counters at each
+    housekeeping turn; the detector never runs them on flows.
+    """
+
+    abstract = True
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Self:
+        """The rule with its settings read from ``cfg`` (default: none)."""
+        return cls()
+
+    def on_capture(self, now: float, counts: Mapping[str, CaptureCounts]) -> Iterable[Alert]:
+        """Alerts about the capture, given its counters since start (default: none)."""
         return ()
 
 
@@ -86,3 +117,23 @@ def run_rule(
         yield from hook(arg)
     except Exception as exc:  # a failing rule must not stop the pipeline
         errors.record(rule, exc)
+
+
+class SensorRules:
+    """The sensor rules of a daemon: each fed the capture counters, failures isolated."""
+
+    def __init__(self, rules: Iterable[SensorRule]) -> None:
+        self.rules = list(rules)
+        self.errors = RuleErrors()
+
+    @classmethod
+    def from_config(cls, cfg: Config, kinds: Iterable[type[SensorRule]]) -> SensorRules:
+        """One instance of each class in ``kinds``, configured from ``cfg``."""
+        return cls(kind.from_config(cfg) for kind in kinds)
+
+    def on_capture(self, now: float, counts: Mapping[str, CaptureCounts]) -> list[Alert]:
+        """Every sensor rule's alerts for these counters (``now``: wall-clock seconds)."""
+        alerts: list[Alert] = []
+        for rule in self.rules:
+            alerts.extend(run_rule(rule, self.errors, partial(rule.on_capture, now), counts))
+        return alerts

@@ -1,6 +1,7 @@
 """Dahua discovery: DHIP JSON on UDP 37810 and the legacy binary form on UDP 5050.
 
-Runs only on the payloads the dispatcher routes here; reads no configuration; never raises.
+Registered as a discovery protocol (its port and parser); runs only on the payloads the
+dispatcher routes here; reads no configuration; never raises.
 Formats (source keys from ``research/signatures.md`` §1b, §2 and §7):
 
 - DHIP header, 32 bytes: LE u32 ``0x20`` (header size), ``DHIP``, LE u32 session id, LE u32
@@ -36,6 +37,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from netwatch.deep.discovery.base import DiscoveryProtocol
 from netwatch.deep.discovery.identity import (
     DeviceIdentity,
     RawFields,
@@ -149,3 +151,17 @@ def parse_dahua_5050(payload: bytes) -> DeviceIdentity | None:
 def _c_string(data: bytes) -> str | None:
     """Text of a NUL-terminated (or NUL-padded) field."""
     return clean_text(data.split(b"\x00", 1)[0].decode("utf-8", "replace"))
+
+
+class DhipDiscovery(DiscoveryProtocol):
+    """Dahua DHIP on UDP 37810."""
+
+    port = DHIP_PORT
+    parse = staticmethod(parse_dhip)
+
+
+class DahuaLegacyDiscovery(DiscoveryProtocol):
+    """Dahua's legacy binary search on UDP 5050."""
+
+    port = LEGACY_PORT
+    parse = staticmethod(parse_dahua_5050)

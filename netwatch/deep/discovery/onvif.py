@@ -1,6 +1,7 @@
 """ONVIF / WS-Discovery (SOAP over UDP 3702): client searches vs. device answers and announcements.
 
-Runs only on the payloads the dispatcher routes here; reads no configuration; never raises.
+Registered as a discovery protocol (its port and parser); runs only on the payloads the
+dispatcher routes here; reads no configuration; never raises.
 Sources (``research/signatures.md`` §2 and §7): [US] ``Wsdiscovery.cs`` and
 ``Wsdiscovery.selftest``; [NMAP] ``nselib/wsdd.lua``; the OASIS WS-Discovery message names.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
+from netwatch.deep.discovery.base import DiscoveryProtocol
 from netwatch.deep.discovery.identity import (
     DeviceIdentity,
     clean_text,
@@ -127,3 +129,10 @@ def _xaddr_ip(xaddrs: list[str]) -> str | None:
         if address is not None:
             return address
     return None
+
+
+class OnvifDiscovery(DiscoveryProtocol):
+    """ONVIF WS-Discovery on UDP 3702."""
+
+    port = WSD_PORT
+    parse = staticmethod(parse_onvif)

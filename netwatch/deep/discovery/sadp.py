@@ -1,6 +1,7 @@
 """Hikvision SADP: the XML form on UDP 37020 and the layer-2 form on EtherType 0x8033.
 
-Runs only on the payloads the dispatcher routes here; reads no configuration; never raises.
+Registered as a discovery protocol (its port and parser); runs only on the payloads the
+dispatcher routes here; reads no configuration; never raises.
 Formats (source keys from ``research/signatures.md`` §2 and §7):
 
 - XML request: ``<Probe><Uuid/><Types>inquiry</Types></Probe>`` from a client, to 239.255.255.250
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import re
 
+from netwatch.deep.discovery.base import DiscoveryProtocol
 from netwatch.deep.discovery.identity import (
     DeviceIdentity,
     clean_text,
@@ -111,3 +113,10 @@ def parse_sadp_l2(frame_payload: bytes) -> DeviceIdentity | None:
         serial=None, mac=None, ip=None, device_type=None, cloud_enabled=None, is_camera=reply,
         is_reply=reply, raw_fields=evidence,
     )  # fmt: skip
+
+
+class SadpDiscovery(DiscoveryProtocol):
+    """Hikvision SADP (XML) on UDP 37020."""
+
+    port = SADP_PORT
+    parse = staticmethod(parse_sadp)

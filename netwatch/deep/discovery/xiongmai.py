@@ -1,6 +1,7 @@
 """Xiongmai / XMEye ("NetSurveillance", "Sofia") discovery on UDP 34569.
 
-Runs only on the payloads the dispatcher routes here; reads no configuration; never raises.
+Registered as a discovery protocol (its port and parser); runs only on the payloads the
+dispatcher routes here; reads no configuration; never raises.
 Format (source keys from ``research/signatures.md`` §1c, §2 and §7):
 
 - 20-byte little-endian DVRIP header: ``FF`` head, version (``00`` in requests, ``01`` seen in
@@ -31,6 +32,7 @@ import re
 import socket
 import struct
 
+from netwatch.deep.discovery.base import DiscoveryProtocol
 from netwatch.deep.discovery.identity import (
     DeviceIdentity,
     clean_text,
@@ -99,3 +101,10 @@ def host_ip(value: object) -> str | None:
         return normalize_ip(text)
     number = int(match.group(1), 16)
     return normalize_ip(socket.inet_ntoa(number.to_bytes(4, "little")))
+
+
+class XiongmaiDiscovery(DiscoveryProtocol):
+    """Xiongmai / XMEye search on UDP 34569."""
+
+    port = XM_PORT
+    parse = staticmethod(parse_xiongmai)

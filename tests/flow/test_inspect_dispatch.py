@@ -1,0 +1,95 @@
+"""Which deep parser a payload reaches: the registry's port claims, ranks and magic.
+
+Real frames through the real decoder, flow table and inspector (the harness of
+``test_inspect``). The last test adds a parser class to the inspector's set and shows a
+payload reaches it with no change to the inspector: dispatch goes through the registry.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from netwatch.decode.frames import Decoder
+from netwatch.deep import BUILTIN_PARSERS, PARSERS
+from netwatch.deep.base import Context, DeepParser
+from netwatch.enrich.names import PassiveDns
+from netwatch.flow.ids import UidSource
+from netwatch.flow.inspect import Inspector
+from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+from netwatch.testing import pcapgen as g
+from tests.deep.discovery.builders import sadp_probe_match
+from tests.flow.test_inspect import run
+
+CAM = g.Route.of("bc:ad:28:00:00:01", "10.20.0.11", "02:4e:56:00:00:0a", "10.20.0.10")
+
+
+def test_a_dns_port_wins_over_a_discovery_port_on_the_other_end() -> None:
+    frames = [
+        g.udp_frame(CAM, 5353, 37020, g.dns_query(1, "cam.local")),
+        g.udp_frame(CAM, 5354, 37020, sadp_probe_match()),
+    ]
+    flows, inspector = run(frames)
+    by_port = {f.orig_p: f for f in flows}
+    assert inspector.parsed == {"dns": 1, "discovery_sadp": 1}
+    assert by_port[5353].app is not None and by_port[5353].app["service"] == ["dns"]
+    assert by_port[5354].app is not None and by_port[5354].app["service"] == ["sadp"]
+
+
+def test_unclaimed_udp_gets_one_look_per_direction_for_rtp_audio() -> None:
+    rtp = bytes([0x80, 8]) + bytes(10) + bytes(160)  # version 2, payload type 8 (PCMA)
+    frames = [g.udp_frame(CAM, 40000, 6000, rtp), g.udp_frame(CAM.reverse(), 6000, 40000, rtp)]
+    (flow,), _ = run(frames)
+    assert flow.app == {"rtp_audio_o": "PCMA", "rtp_audio_r": "PCMA"}
+    assert (flow.deep_o, flow.deep_r) == (0, 0)
+
+
+def test_magic_decides_on_any_port_and_unknown_bytes_end_the_direction() -> None:
+    tls = g.TcpSession(CAM, 40001, 8443)
+    hello = g.tls_client_hello("cam.example", client_random=bytes(32))
+    other = g.TcpSession(CAM, 40002, 8000)
+    frames = [
+        *tls.handshake(),
+        tls.segment(True, 0x18, hello),
+        *other.handshake(),
+        other.segment(True, 0x18, b"\x00\x01binary SDK login"),
+    ]
+    flows, inspector = run(frames)
+    by_port = {f.resp_p: f for f in flows}
+    assert inspector.parsed == {"tls_client_hello": 1}
+    assert by_port[8443].app is not None and by_port[8443].app["sni"] == "cam.example"
+    assert by_port[8000].app is None and by_port[8000].deep_o == 0
+
+
+def test_a_parser_added_to_the_set_is_dispatched_to_without_touching_the_inspector() -> None:
+    class ExampleBeaconParser(DeepParser):
+        """A parser only this test knows: UDP 47808, records the first byte."""
+
+        udp_ports: ClassVar[frozenset[int]] = frozenset({47808})
+
+        def udp(self, ctx: Context, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
+            ctx.count("example_beacon")
+            flow.app_set("beacon", data[0])
+
+    try:
+        inspector = Inspector(PassiveDns(), parsers=(*BUILTIN_PARSERS, ExampleBeaconParser))
+        ended: list[Flow] = []
+
+        def on_end(f: Flow, reason: EndReason) -> None:
+            ended.append(f)
+
+        table = FlowTable(
+            FlowSettings(max_payload_packets=8),
+            on_end,
+            inspect=inspector.payload,
+            uids=UidSource(1),
+        )
+        frame = g.udp_frame(CAM, 40000, 47808, b"\x81beacon")
+        decoded = Decoder().decode(1, frame, len(frame), 1.0)
+        assert decoded is not None
+        table.packet(1.0, decoded)
+        table.flush()
+        (flow,) = ended
+        assert flow.app == {"beacon": 0x81} and inspector.parsed == {"example_beacon": 1}
+        assert run([frame])[1].parsed == {}  # the built-in set alone does not know it
+    finally:
+        PARSERS.pop("example_beacon", None)
