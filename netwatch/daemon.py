@@ -49,15 +49,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter
-from netwatch.capture.afpacket import RingError, RingSettings, interface_present
-from netwatch.capture.bpf import compile_filter
-from netwatch.capture.live import LiveSource
-from netwatch.capture.source import CaptureCounts, FileSource, Source
+from netwatch.capture.registry import build_source
+from netwatch.capture.source import CaptureCounts, Source
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
 from netwatch.detect.baseline import BASELINE_FILE, Baseline
 from netwatch.detect.baseline_share import BaselineOwner
-from netwatch.detect.capture_loss import CaptureLossMonitor
 from netwatch.logs import alert_fields, configure_logging, remove_logging
 from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver
@@ -70,6 +67,7 @@ from netwatch.pipeline import Pipeline
 from netwatch.preflight import preflight
 from netwatch.preload import preload
 from netwatch.privileges import Owned, drop_privileges
+from netwatch.rules import sensor_rules
 from netwatch.systemd import Notifier, Watchdog
 from netwatch.workers import PoolCollector, WorkerPool
 
@@ -108,7 +106,7 @@ class Daemon:
         self.shutdown_s = cfg.shutdown_timeout_s
         self.alerts = AlertCounter(self._alert)
         self.traffic = CameraTraffic(None)
-        self.loss = CaptureLossMonitor(cfg.capture.loss_threshold)
+        self.sensors = sensor_rules(cfg)  # rules fed by the sensor itself (capture_loss)
         self.registry = CollectorRegistry()
         # opened by startup(); None until then (and shutdown() copes with any of them absent)
         self.deliverer: Deliverer | None = None
@@ -181,6 +179,7 @@ class Daemon:
             )
         else:
             self.source = build_source(cfg)
+            self.source.open()  # the capture sockets, as root
             self.registry.register(
                 NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
             )
@@ -338,7 +337,7 @@ class Daemon:
             self.notify.send(f"STATUS=capturing: {packets} packets, {emitted} alerts")
 
     def _check_loss(self) -> None:
-        for alert in self.loss.check(self.clock(), self._capture_counts()):
+        for alert in self.sensors.on_capture(self.clock(), self._capture_counts()):
             self._submit(alert)
 
     def _submit(self, alert: Alert) -> None:
@@ -419,6 +418,7 @@ class Daemon:
         self.stop.set()
         steps: list[tuple[str, Callable[[], None]]] = [
             ("workers", lambda: self._stop_pool(deadline)),
+            ("capture", self._close_source),
             ("flows", self._end_flows),
             ("logs", self._close_logs),
             # metrics stop before the outbox they read closes: no scrape gets a 500
@@ -446,6 +446,10 @@ class Daemon:
         if self.owner is not None:  # the workers' last observations are in: store them
             self.owner.close(max(0.1, (deadline - time.monotonic()) / 3))
 
+    def _close_source(self) -> None:
+        if self.source is not None and not isinstance(self.source, WorkerPool):
+            self.source.close()
+
     def _end_flows(self) -> None:
         if self.pipeline is not None and self.pool is None:
             self.pipeline.finish()
@@ -462,36 +466,6 @@ class Daemon:
     def _close_metrics(self) -> None:
         if self.metrics is not None:
             self.metrics.close()
-
-
-def build_source(cfg: Config) -> Source:
-    """The capture source the config asks for; raises BpfError/RingError (exit 2)."""
-    c = cfg.capture
-    if c.files:
-        return FileSource(c.files, loop=c.loop, realtime=c.realtime, speed=c.speed)
-    if c.method == "tshark":
-        from netwatch.capture.tshark import TsharkSource  # noqa: PLC0415 (pyshark: only if asked)
-
-        return TsharkSource(c.interfaces, bpf=c.bpf, snaplen=c.snaplen)
-    source = LiveSource(c.interfaces, ring_settings(cfg))
-    source.open()
-    return source
-
-
-def ring_settings(cfg: Config) -> RingSettings:
-    """The ring settings of ``capture.*``; the filter is compiled here (BpfError: exit 2),
-    and every interface must exist at start (RingError: exit 2)."""
-    c = cfg.capture
-    for name in c.interfaces:
-        if not interface_present(name):
-            raise RingError(0, f"{name}: no such interface")
-    return RingSettings(
-        snaplen=c.snaplen,
-        ring_mb=c.ring_mb,
-        block_kb=c.block_kb,
-        promisc=c.promisc,
-        bpf=compile_filter(c.bpf, snaplen=c.snaplen),
-    )
 
 
 def resolve_workers(asked: int) -> int:

@@ -55,9 +55,10 @@ from typing import Any
 
 from yaml.nodes import ScalarNode
 
-from netwatch.capture.afpacket import RingError, RingSettings, interface_present
-from netwatch.capture.bpf import BpfError, compile_filter
+from netwatch.capture.afpacket import RingError, RingSettings
+from netwatch.capture.bpf import BpfError
 from netwatch.capture.files import CaptureError, open_capture
+from netwatch.capture.live import ring_settings
 from netwatch.config import Config, ConfigError
 from netwatch.config.loader import child, compose, line_of
 from netwatch.config.values import secret_problem, symlink_note
@@ -201,22 +202,6 @@ def check_capture(cfg: Config) -> RingSettings | None:
             raise UsageError("capture.method: tshark needs the pyshark package (not installed)")
         return None
     return ring_settings(cfg)
-
-
-def ring_settings(cfg: Config) -> RingSettings:
-    """The ring settings of ``capture.*``: every interface must exist (RingError) and the
-    filter compile (BpfError)."""
-    c = cfg.capture
-    for name in c.interfaces:
-        if not interface_present(name):
-            raise RingError(0, f"{name}: no such interface")
-    return RingSettings(
-        snaplen=c.snaplen,
-        ring_mb=c.ring_mb,
-        block_kb=c.block_kb,
-        promisc=c.promisc,
-        bpf=compile_filter(c.bpf, snaplen=c.snaplen),
-    )
 
 
 # ---------------------------------------------------------------- sinks and metrics

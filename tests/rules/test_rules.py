@@ -15,7 +15,6 @@ import pytest
 from netwatch.config import Config
 from netwatch.enrich.geo import GeoInfo, GeoSourceInfo
 from netwatch.replay import run_replay
-from netwatch.rules import BUILTIN_RULES, REGISTRY
 from netwatch.testing import pcapgen as g
 from tests.deep.discovery.builders import sadp_probe_match
 
@@ -85,20 +84,6 @@ def dns_exchange(t: g.Trace, resolver: str, name: str, answer: str, ts: int) -> 
 
 def rules_of(alerts: list[dict[str, Any]]) -> list[str]:
     return sorted(a["rule"] for a in alerts)
-
-
-def test_registry_is_the_builtin_set() -> None:
-    assert {cls.id for cls in BUILTIN_RULES} == {
-        k for k, v in REGISTRY.items() if v in BUILTIN_RULES
-    }
-    assert len(BUILTIN_RULES) == len({cls.id for cls in BUILTIN_RULES})
-    assert {
-        "unexpected_egress",
-        "denied_country",
-        "rogue_dns",
-        "inbound_access",
-        "audio_stream",
-    } <= set(REGISTRY)
 
 
 def test_benign_site_raises_nothing(tmp_path: Path) -> None:
