@@ -18,6 +18,7 @@ from netwatch.capture.pcap import (
     walk_pcap,
 )
 from tests.capture.builders import PcapRecord, frame_of, pcap_file, pcap_header, pcap_record
+from tests.profile import examples
 
 
 def read_all(data: bytes, final: bool = True) -> tuple[list[Record], ReadStats, int]:
@@ -125,7 +126,7 @@ def test_header_errors(head: bytes, reason: str) -> None:
         PcapHeader.parse(head)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(tail=st.binary(max_size=400), order=st.sampled_from("<>"), nanos=st.booleans())
 def test_arbitrary_bytes_never_raise(tail: bytes, order: str, nanos: bool) -> None:
     got, stats, _ = read_all(pcap_header(order=order, nanos=nanos) + tail)
@@ -133,7 +134,7 @@ def test_arbitrary_bytes_never_raise(tail: bytes, order: str, nanos: bool) -> No
     assert all(0 < len(frame) <= MAX_CAPLEN for _, _, _, frame in got)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     records=st.lists(
         st.tuples(

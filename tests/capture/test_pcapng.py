@@ -18,6 +18,7 @@ from netwatch.capture.pcapng import (
     check_head,
 )
 from tests.capture.builders import block, epb, frame_of, idb, obsolete_pb, option, shb, spb
+from tests.profile import examples
 
 TS_US = 1_700_000_000_123_456  # a timestamp in microseconds
 
@@ -217,14 +218,14 @@ def test_check_head_errors(head: bytes, reason: str) -> None:
         check_head(head)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(tail=st.binary(max_size=300), order=st.sampled_from("<>"))
 def test_arbitrary_blocks_never_raise(tail: bytes, order: str) -> None:
     got, stats, _ = read_all(shb(order=order) + idb(1, order=order) + tail)
     assert stats.records == len(got)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(position=st.integers(0, 10_000), value=st.integers(0, 255), cut=st.integers(0, 10_000))
 def test_damaged_files_never_raise(position: int, value: int, cut: int) -> None:
     data = bytearray(two_interfaces() + spb(frame_of(9)) + obsolete_pb(1, 7, frame_of(8)))
@@ -309,7 +310,7 @@ def test_packet_timestamps_out_of_range_are_bad_blocks(
     assert end == len(data)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     tsresol=st.integers(0, 255),
     tsoffset=st.integers(-(1 << 63), (1 << 63) - 1),

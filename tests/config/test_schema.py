@@ -34,6 +34,7 @@ from netwatch.config import (
     SiteConfig,
 )
 from tests.config.conftest import ConfigFailure, LoadConfig, WriteConfig
+from tests.profile import examples
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "netwatch.yaml"
 SECTIONS = (
@@ -411,7 +412,7 @@ DOCS = st.recursive(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(KEYS), DOCS, max_size=5))
 def test_any_structured_input_loads_or_raises_config_error(doc: dict[str, Any]) -> None:
     text = yaml.safe_dump(doc)
@@ -425,7 +426,7 @@ def test_any_structured_input_loads_or_raises_config_error(doc: dict[str, Any]) 
         assert isinstance(cfg, Config)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=60))
 def test_any_text_loads_or_raises_config_error(text: str) -> None:
     try:

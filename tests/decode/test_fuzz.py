@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from netwatch.decode.frames import Decoded, Decoder
 from netwatch.testing import pcapgen as g
+from tests.profile import examples
 
 CASES_PER_EXAMPLE = 100
-EXAMPLES = 1_000
+EXAMPLES = examples(1_000)
 
 _R4 = g.Route.of("bc:ad:28:00:00:01", "10.20.0.11", "00:11:22:33:44:55", "175.16.199.1", (20,))
 _R6 = g.Route.of("bc:ad:28:00:00:01", "fd00::11", "00:11:22:33:44:55", "2001:218::1")
@@ -148,7 +149,7 @@ def test_every_prefix_of_every_template_is_safe() -> None:
             _check(decoder.decode(linktype, frame, cut, 0.0), frame)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
 @given(st.sampled_from(TEMPLATES), st.integers(0, 2**32 - 1))
 def test_inline_fast_path_agrees_with_the_general_walk(
     template: tuple[int, bytes], seed: int

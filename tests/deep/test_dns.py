@@ -25,6 +25,7 @@ from netwatch.deep.dns import (
     resolve_chain,
 )
 from tests.conftest import corpus_file
+from tests.profile import examples
 
 _LINKTYPE_ETHERNET = 1
 _LINKTYPE_LINUX_SLL = 113
@@ -267,7 +268,7 @@ def test_malformed_captures_never_raise() -> None:
 # ---- properties --------------------------------------------------------------------------
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.binary(max_size=600))
 def test_random_bytes_never_raise(data: bytes) -> None:
     result = parse_dns(data)
@@ -277,7 +278,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
         assert isinstance(resolve_chain(result), dict)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.binary(max_size=10))
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes) -> None:
     payload = mutate(_cname_chain_response(), noise)

@@ -17,6 +17,7 @@ from netwatch.deep.http import (
 )
 from tests.conftest import corpus_file
 from tests.deep.test_dns import l4_payloads, mutate
+from tests.profile import examples
 
 SOAP_POST = (
     b"POST /ctl/IPConn HTTP/1.1\r\n"
@@ -165,7 +166,7 @@ def test_ssdp_notify_and_m_search_captures() -> None:
 # ---- properties --------------------------------------------------------------------------
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.binary(max_size=400), st.sampled_from([b"", b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 "]))
 def test_random_bytes_never_raise(data: bytes, prefix: bytes) -> None:
     request = parse_http_request(prefix + data)
@@ -174,7 +175,7 @@ def test_random_bytes_never_raise(data: bytes, prefix: bytes) -> None:
     assert response is None or isinstance(response, HttpResponse)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.binary(max_size=10))
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes) -> None:
     payload = mutate(SOAP_POST, noise)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from netwatch.deep.rtp import rtp_audio_codec
 from netwatch.testing import pcapgen as g
+from tests.profile import examples
 
 
 def test_static_audio_payload_types() -> None:
@@ -25,7 +26,7 @@ def test_not_rtp() -> None:
     assert rtp_audio_codec(b"\x8f\x00" + bytes(40)) is None  # 15 CSRCs do not fit
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.binary(max_size=64))
 def test_never_raises(data: bytes) -> None:
     codec = rtp_audio_codec(data)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from netwatch.deep.rtsp import MAX_MEDIA, RtspMessage, looks_like_rtsp, parse_rtsp
 from tests.conftest import corpus_file
 from tests.deep.test_dns import Segment, l4_payloads, mutate
+from tests.profile import examples
 
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=Media Presentation\r\n"
@@ -146,7 +147,7 @@ def test_single_setup_capture() -> None:
 # ---- properties --------------------------------------------------------------------------
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(
     st.binary(max_size=400),
     st.sampled_from([b"", b"RTSP/1.0 200 OK\r\n", b"PLAY x RTSP/1.0\r\n"]),
@@ -157,7 +158,7 @@ def test_random_bytes_never_raise(data: bytes, prefix: bytes) -> None:
     assert isinstance(looks_like_rtsp(prefix + data), bool)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.binary(max_size=10))
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes) -> None:
     message = parse_rtsp(mutate(DESCRIBE_REPLY, noise))

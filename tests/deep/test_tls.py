@@ -18,6 +18,7 @@ from netwatch.deep.tls import (
 )
 from tests.conftest import corpus_file
 from tests.deep.test_dns import l4_payloads, mutate
+from tests.profile import examples
 
 GREASE = 0x1A1A
 
@@ -200,7 +201,7 @@ def test_ech_capture_shows_the_outer_sni() -> None:
 _RESULT_TYPES = (TlsClientHello, type(None), Incomplete)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(
     st.binary(max_size=400),
     st.sampled_from([b"", b"\x16\x03\x01", b"\x16\x03\x01\x01\x00\x01"]),
@@ -210,7 +211,7 @@ def test_random_bytes_never_raise(data: bytes, prefix: bytes) -> None:
     assert isinstance(looks_like_tls(prefix + data), bool)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.binary(max_size=10))
 def test_truncated_or_bit_flipped_hellos_never_raise(noise: bytes) -> None:
     payload = mutate(_records(_client_hello(), 60), noise)

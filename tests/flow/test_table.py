@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from netwatch.decode.frames import FRAGMENT, NO_VLAN, Decoded
 from netwatch.flow.ids import UidSource
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+from tests.profile import examples
 
 A = socket.inet_aton("10.0.0.1")
 B = socket.inet_aton("10.0.0.2")
@@ -141,7 +142,7 @@ def test_icmp_echo_request_and_reply_pair() -> None:
     assert (f.orig_p, f.resp_p, f.o_pkts, f.r_pkts) == (8, 0, 1, 1)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from netwatch.signatures import SignatureMatcher, Signatures
 from netwatch.signatures.match import SCAN_LIMIT_BYTES
+from tests.profile import examples
 
 SIGS = Signatures.load()
 MATCHER = SignatureMatcher(SIGS)
@@ -231,7 +232,7 @@ def test_substrings_and_regexes_only_scan_the_first_bytes() -> None:
     assert wide.match_payload("tcp", port, far, direction) is not None
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=examples(400), deadline=None, derandomize=True)
 @given(
     payload=st.binary(max_size=512),
     proto=st.sampled_from(["tcp", "udp"]),
@@ -242,7 +243,7 @@ def test_random_bytes_do_not_match(payload: bytes, proto: str, direction: str, p
     assert MATCHER.match_payload(proto, port, payload, direction) is None
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
 @given(
     payload=st.binary(max_size=64),
     proto=st.sampled_from(["tcp", "udp", "sctp", ""]),

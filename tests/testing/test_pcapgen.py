@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from netwatch.testing import pcapgen as pg
 from netwatch.testing.pcapgen import DnsRecord, DnsType, Route, TcpFlag, TcpSession, Trace
+from tests.profile import examples
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_GEN = REPO / "pcaps" / "demo" / "gen_demo.py"
@@ -39,7 +40,7 @@ ROUTES = {
         "bc:ad:28:00:00:02", "fd00:20::12", "02:00:5e:00:00:01", "2001:218::1", (10,)
     ),
 }
-settings.register_profile("pcapgen", max_examples=60, deadline=None)
+settings.register_profile("pcapgen", max_examples=examples(60), deadline=None)
 
 
 def ip_layer(frame: bytes) -> dpkt.ip.IP | dpkt.ip6.IP6:

@@ -18,6 +18,7 @@ from tests.deep.discovery.builders import (
     dhip_notify,
 )
 from tests.deep.test_dns import mutate
+from tests.profile import examples
 
 
 def test_notify_dev_info_gives_the_device_identity() -> None:
@@ -140,7 +141,7 @@ def test_legacy_short_or_foreign_is_none(payload: bytes) -> None:
 # ---- properties --------------------------------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_never_raise(data: bytes) -> None:
     framed = struct.pack("<I4sIIIIII", 32, b"DHIP", 0, 0, len(data), 0, len(data), 0) + data
@@ -152,7 +153,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
 MESSAGES = [dhip(dhip_notify()), dhip(DHIP_SEARCH), dahua_5050_reply(), dahua_5050_probe()]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.binary(max_size=12), st.sampled_from(MESSAGES))
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes, message: bytes) -> None:
     payload = mutate(message, noise)

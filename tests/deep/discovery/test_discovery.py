@@ -16,6 +16,7 @@ from tests.deep.discovery.builders import (
     wsd_probe_matches,
     xiongmai_reply,
 )
+from tests.profile import examples
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_every_documented_port_is_routed() -> None:
     assert sorted(DISCOVERY_PORTS) == [3702, 5050, 34569, 37020, 37810]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.binary(max_size=300), st.sampled_from(sorted(DISCOVERY_PORTS)), st.integers(0, 65535))
 def test_random_payloads_on_every_port_never_raise(data: bytes, port: int, other: int) -> None:
     for sport, dport in ((other, port), (port, other)):

@@ -13,6 +13,7 @@ from netwatch.deep.discovery.onvif import parse_onvif
 from tests.conftest import corpus_file
 from tests.deep.discovery.builders import wsd_probe, wsd_probe_matches
 from tests.deep.test_dns import mutate
+from tests.profile import examples
 
 
 def test_camera_probe_matches() -> None:
@@ -144,7 +145,7 @@ def test_windows_resolve_capture_is_neither_camera_nor_reply() -> None:
 # ---- properties --------------------------------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.binary(max_size=400))
 def test_random_bytes_never_raise(data: bytes) -> None:
     envelope = b"<s:Envelope><s:Body><d:ProbeMatches>"
@@ -153,7 +154,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
         assert result is None or isinstance(result, DeviceIdentity)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.binary(max_size=12), st.sampled_from([wsd_probe_matches(), wsd_probe()]))
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes, message: bytes) -> None:
     result = parse_onvif(mutate(message, noise))

@@ -10,6 +10,7 @@ from netwatch.deep.discovery.identity import MAX_PAYLOAD_BYTES, REDACTED, Device
 from netwatch.deep.discovery.sadp import parse_sadp, parse_sadp_l2
 from tests.deep.discovery.builders import SADP_PROBE, sadp_probe_match
 from tests.deep.test_dns import mutate
+from tests.profile import examples
 
 
 def test_probe_match_gives_the_device_identity() -> None:
@@ -167,14 +168,14 @@ def test_l2_short_or_wrong_marker_is_none(payload: bytes) -> None:
 # ---- properties --------------------------------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.binary(max_size=400))
 def test_random_bytes_never_raise(data: bytes) -> None:
     for result in (parse_sadp(data), parse_sadp_l2(data), parse_sadp(b"<ProbeMatch>" + data)):
         assert result is None or isinstance(result, DeviceIdentity)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.binary(max_size=12), st.sampled_from([sadp_probe_match(), SADP_PROBE, L2_HEADER]))
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes, message: bytes) -> None:
     payload = mutate(message, noise)

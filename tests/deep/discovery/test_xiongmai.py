@@ -12,6 +12,7 @@ from netwatch.deep.discovery.identity import DeviceIdentity
 from netwatch.deep.discovery.xiongmai import host_ip, parse_xiongmai
 from tests.deep.discovery.builders import xiongmai, xiongmai_reply
 from tests.deep.test_dns import mutate
+from tests.profile import examples
 
 
 def test_search_reply_gives_the_device_identity() -> None:
@@ -86,14 +87,14 @@ def test_not_a_discovery_message_is_none(payload: bytes) -> None:
     assert parse_xiongmai(payload) is None
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_never_raise(data: bytes) -> None:
     for result in (parse_xiongmai(data), parse_xiongmai(xiongmai(1531, data))):
         assert result is None or isinstance(result, DeviceIdentity)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.binary(max_size=12), st.sampled_from([xiongmai_reply(), xiongmai(1530)]))
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes, message: bytes) -> None:
     result = parse_xiongmai(mutate(message, noise))
