@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -65,7 +64,7 @@ from netwatch.config.values import secret_problem, symlink_note
 from netwatch.enrich.geo import GeoBackend, GeoDatabaseError, GeoSourceInfo, age_warning
 from netwatch.metrics.server import WebConfig, WebConfigError, load_web_config
 from netwatch.pipeline import geo_backend
-from netwatch.privileges import PrivilegeError, check_writable_dir
+from netwatch.privileges import PrivilegeError, TargetUser, check_writable_dir, resolve_user
 from netwatch.signatures.match import SignatureMatcher
 from netwatch.sinks import build_sinks
 from netwatch.sinks.base import Sink, SinkError
@@ -89,15 +88,6 @@ FAILURES: tuple[type[Exception], ...] = (
     OSError,  # RingError is one
 )
 """What :func:`preflight` (and so ``run``) raises for a config that cannot run."""
-
-
-@dataclass(frozen=True, slots=True)
-class TargetUser:
-    """The user a root-started daemon switches to (``capture.user``)."""
-
-    name: str
-    uid: int
-    gid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,15 +250,7 @@ def target_user(user: str | None, euid: int, warnings: list[str]) -> TargetUser 
     if user is None:
         warnings.append("capture.user is null: netwatch keeps running as root")
         return None
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        raise PrivilegeError(f"capture.user: no such user {user!r}") from None
-    if entry.pw_uid == 0:
-        raise PrivilegeError(
-            f"capture.user: {user!r} has uid 0; use null to keep running as root on purpose"
-        )
-    return TargetUser(user, entry.pw_uid, entry.pw_gid)
+    return resolve_user(user)
 
 
 def check_writable(cfg: Config) -> None:

@@ -102,7 +102,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DropResult", "Owned", "PrivilegeError", "check_writable_dir", "drop_privileges"]
+__all__ = [
+    "DropResult",
+    "Owned",
+    "PrivilegeError",
+    "TargetUser",
+    "check_writable_dir",
+    "drop_privileges",
+    "resolve_user",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -259,8 +267,8 @@ def _exists(path: Path) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
-    """The resolved target user."""
+class TargetUser:
+    """The user a root-started daemon switches to (``capture.user``), resolved."""
 
     name: str
     uid: int
@@ -293,7 +301,7 @@ def drop_privileges(
         return DropResult(
             dropped=False, user=None, uid=0, gid=os.getegid(), reason="capture.user is null"
         )
-    target = _resolve(user)
+    target = resolve_user(user)
     for path in owned.paths:
         _check_not_shared(path)
     for directory in writable_dirs:
@@ -347,7 +355,8 @@ def _not_root(euid: int, logger: logging.Logger) -> DropResult:
     return DropResult(dropped=False, user=_user_name(euid), uid=euid, gid=egid, reason="not root")
 
 
-def _resolve(user: str) -> _Target:
+def resolve_user(user: str) -> TargetUser:
+    """``capture.user`` resolved: PrivilegeError for an unknown user or one with uid 0."""
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
@@ -356,7 +365,7 @@ def _resolve(user: str) -> _Target:
         raise PrivilegeError(
             f"capture.user: {user!r} has uid 0; use null to keep running as root on purpose"
         )
-    return _Target(user, entry.pw_uid, entry.pw_gid)
+    return TargetUser(user, entry.pw_uid, entry.pw_gid)
 
 
 def _user_name(uid: int) -> str | None:
@@ -388,10 +397,10 @@ def check_writable_dir(directory: Path, user: str, owned: Owned | None = None) -
     module doc), usable before anything is created (``check-config``): a directory that does
     not exist yet passes (netwatch creates it for the user), as does one ``owned`` records.
     """
-    _check_writable(directory, owned if owned is not None else Owned(), _resolve(user))
+    _check_writable(directory, owned if owned is not None else Owned(), resolve_user(user))
 
 
-def _permits(st: os.stat_result, target: _Target, bits: int) -> bool:
+def _permits(st: os.stat_result, target: TargetUser, bits: int) -> bool:
     """Whether the mode grants ``bits`` (of one rwx triple) to the user (no ACLs)."""
     if st.st_uid == target.uid:
         granted = st.st_mode >> 6
@@ -402,7 +411,7 @@ def _permits(st: os.stat_result, target: _Target, bits: int) -> bool:
     return granted & bits == bits
 
 
-def _check_writable(directory: Path, owned: Owned, target: _Target) -> None:
+def _check_writable(directory: Path, owned: Owned, target: TargetUser) -> None:
     """The user must reach ``directory`` and, unless netwatch created it, write it."""
     try:
         st = os.stat(directory)
@@ -431,7 +440,7 @@ def _check_writable(directory: Path, owned: Owned, target: _Target) -> None:
         )
 
 
-def _chown_owned(paths: Sequence[Path], target: _Target, logger: logging.Logger) -> int:
+def _chown_owned(paths: Sequence[Path], target: TargetUser, logger: logging.Logger) -> int:
     """``lchown`` each path netwatch created (skipping hard-linked files); the count."""
     changed = 0
     for path in paths:

@@ -20,13 +20,8 @@ import pytest
 from netwatch.capture.afpacket import RingError
 from netwatch.capture.bpf import BpfError
 from netwatch.config import Config, ConfigError
-from netwatch.preflight import (
-    TargetUser,
-    UsageError,
-    failure_line,
-    preflight,
-)
-from netwatch.privileges import PrivilegeError
+from netwatch.preflight import UsageError, failure_line, preflight
+from netwatch.privileges import PrivilegeError, TargetUser
 from netwatch.sinks.base import SinkError
 
 REPO = Path(__file__).resolve().parent.parent
