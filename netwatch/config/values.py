@@ -330,16 +330,19 @@ def secret_file(node: Node, ctx: Ctx, key: str) -> Path:
     return resolved
 
 
-SENSOR_RULES: tuple[str, ...] = ("capture_loss", "alert_flood")
-"""Rules the sensor raises about itself, outside the rules registry."""
+SENSOR_RULES: tuple[str, ...] = ("alert_flood",)
+"""Rule ids the sensor raises outside the rules registry (the router's summary)."""
 
 
 @functools.cache
 def known_rule_ids() -> tuple[str, ...]:
-    """Every rule id an alert can carry: the rules registry's, then `SENSOR_RULES`."""
-    from netwatch.rules import BUILTIN_RULES  # noqa: PLC0415 (lazy: no pipeline at import)
+    """Every rule id an alert can carry: the registered flow and sensor rules, then
+    `SENSOR_RULES`."""
+    # lazy: no pipeline at import
+    from netwatch.rules import BUILTIN_RULES, BUILTIN_SENSOR_RULES  # noqa: PLC0415
 
-    return tuple(dict.fromkeys([*(r.id for r in BUILTIN_RULES), *SENSOR_RULES]))
+    registered = (r.id for r in (*BUILTIN_RULES, *BUILTIN_SENSOR_RULES))
+    return tuple(dict.fromkeys([*registered, *SENSOR_RULES]))
 
 
 def rule_ref(node: Node, ctx: Ctx, key: str) -> str:

@@ -164,12 +164,14 @@ def test_note_on_capture_and_refresh_on_sender_concurrently(stub: Stub) -> None:
     stop = threading.Event()
     errors: list[BaseException] = []
     rounds = [0]
+    notes = [0]
 
     def capture() -> None:
         i = 0
         while not stop.is_set():
             sink.note(records[i % len(records)], NOW + i, queued=i % 2 == 0)
             i += 7
+            notes[0] += 1
 
     def sender() -> None:
         try:
@@ -186,6 +188,9 @@ def test_note_on_capture_and_refresh_on_sender_concurrently(stub: Stub) -> None:
         for thread in threads:
             thread.start()
         time.sleep(1.0)
+        deadline = time.monotonic() + 30  # a loaded machine: every record noted at least once
+        while (notes[0] < len(records) or rounds[0] <= 10) and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         stop.set()
         for thread in threads:
