@@ -40,16 +40,8 @@ import pytest
 import netwatch
 from tests.integration.stack import clean_env, free_port
 from tests.test_preload import Receiver
+from tests.test_privileges import NOBODY
 
-
-def _nobody() -> pwd.struct_passwd | None:
-    try:
-        return pwd.getpwnam("nobody")
-    except KeyError:
-        return None
-
-
-NOBODY = _nobody()
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="starting the daemon as root needs root"),
     pytest.mark.skipif(NOBODY is None, reason="user 'nobody' does not exist"),
