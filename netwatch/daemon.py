@@ -124,6 +124,7 @@ class Daemon:
         self._last_flush = 0.0
         self._groups: dict[tuple[str, str, str], str | None] = {}
         self._shut = False
+        self._ready = False  # startup() completed
         self.owned = Owned()  # what startup() creates (and hands to capture.user)
         self.signals: Signals | None = None  # set by run_daemon: which signal stopped us
 
@@ -202,6 +203,7 @@ class Daemon:
         self.deliverer.start()
         status = f"capturing with {self.pool.n} workers" if self.pool else "capturing"
         self.notify.send("READY=1", f"STATUS={status}")
+        self._ready = True
 
     def _create_files(self) -> None:
         """Create what netwatch owns through ``self.owned``: only that is handed to
@@ -413,7 +415,10 @@ class Daemon:
             deadline = time.monotonic() + self.shutdown_s
         self.notify.send("STOPPING=1")
         got = self.signals.received if self.signals is not None else None
-        why = f"signal {signal.Signals(got).name}" if got is not None else "end of input"
+        if got is not None:
+            why = f"signal {signal.Signals(got).name}"
+        else:
+            why = "end of input" if self._ready else "start-up failed"
         log.info("stopping (%s)", why, extra={"fields": {"reason": why}})
         self.stop.set()
         steps: list[tuple[str, Callable[[], None]]] = [
