@@ -185,7 +185,9 @@ class Daemon:
                 NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
             )
         self.registry.register(
-            DaemonCollector(self.state, self._deliverer, self._capture_counts, self.clock)
+            DaemonCollector(
+                self.state, self._deliverer, self._capture_counts, self.clock, self.sensors
+            )
         )
         ProcessCollector(registry=self.registry)
         self.metrics = MetricsServer(

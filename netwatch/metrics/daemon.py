@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from netwatch.capture.source import CaptureCounts
 from netwatch.delivery import Deliverer
+from netwatch.rules.base import SensorRules
 
 DROP_STAGES = ("kernel", "interface")
 # every reason an outbox item can be dropped for (always exported, zero when none)
@@ -51,11 +52,13 @@ class DaemonCollector(Collector):
         deliverer: Callable[[], Deliverer],
         capture: Callable[[], Mapping[str, CaptureCounts]],
         clock: Callable[[], float] = time.time,
+        sensors: SensorRules | None = None,
     ) -> None:
         self.state = state
         self.deliverer = deliverer
         self.capture = capture
         self.clock = clock
+        self.sensors = sensors
 
     def describe(self) -> list[Metric]:
         """Nothing: keeps ``register`` from running a collection."""
@@ -66,6 +69,19 @@ class DaemonCollector(Collector):
         yield from self._capture()
         yield from self._delivery()
         yield from self._reload()
+        yield from self._sensor_rules()
+
+    def _sensor_rules(self) -> Iterator[Metric]:
+        fam = CounterMetricFamily(
+            "netwatch_sensor_rule_errors",
+            "Sensor rule failures (isolated, counted; the rule is fed again next time), by rule.",
+            labels=["rule"],
+        )
+        if self.sensors is not None:
+            counts = {rule.id: 0 for rule in self.sensors.rules} | dict(self.sensors.errors.counts)
+            for rule, n in sorted(counts.items()):
+                fam.add_metric([rule], n)
+        yield fam
 
     def _capture(self) -> Iterator[Metric]:
         counts = dict(self.capture())

@@ -8,10 +8,13 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from netwatch.alerts.model import Alert
 from netwatch.config.schema import SinkConfig
 from netwatch.delivery import Deliverer
 from netwatch.metrics.daemon import OUTBOX_DROP_REASONS, DaemonCollector, DaemonState
 from netwatch.outbox import OutboxLimits
+from netwatch.rules.base import SensorRules
+from netwatch.rules.capture_loss import CaptureLoss
 from netwatch.sinks.jsonl import JsonlSink
 from tests.sinks.conftest import make_alert
 
@@ -59,4 +62,21 @@ def test_healthy_file_outbox(tmp_path: Path) -> None:
     assert registry.get_sample_value("netwatch_outbox_storage_ok") == 1
     assert registry.get_sample_value("netwatch_outbox_in_memory") == 0
     assert registry.get_sample_value("netwatch_outbox_storage_errors_total") == 0
+    deliverer.close()
+
+
+def test_sensor_rule_errors_are_exported(tmp_path: Path) -> None:
+    rule = CaptureLoss(threshold=0.01, host="s")
+
+    def boom(now: float, counts: object) -> list[Alert]:
+        raise RuntimeError("broken counters")
+
+    rule.on_capture = boom  # type: ignore[method-assign]
+    sensors = SensorRules([rule])
+    assert sensors.on_capture(1.0, {}) == []  # isolated, counted
+    deliverer = Deliverer(":memory:", [])
+    registry = CollectorRegistry()
+    registry.register(DaemonCollector(DaemonState(), lambda: deliverer, dict, sensors=sensors))
+    errors = "netwatch_sensor_rule_errors_total"
+    assert registry.get_sample_value(errors, {"rule": "capture_loss"}) == 1
     deliverer.close()
