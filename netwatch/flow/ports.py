@@ -115,6 +115,14 @@ LIKELY_SERVER_UDP: Final[frozenset[int]] = frozenset(
     }
 )
 
+#: Server ports of camera clouds and P2P platforms that Zeek does not know. They do NOT
+#: orient flows (the flow record keeps Zeek's semantics); ``inbound_access`` reads them so
+#: that a cloud server's datagram seen first (the sensor joined mid-session) is not taken
+#: for the internet reaching the camera. Sources: 3478 STUN (RFC 8489 default port; the
+#: D-Link DCS-8000LH capture in the corpus, camera-real/shf_dlink-dcs8000lh_*); 32100 the
+#: CS2 Network "PPPP" P2P servers (camera-real/shf_xiaomi-cam_* in the corpus MANIFEST).
+CAMERA_CLOUD_UDP: Final[frozenset[int]] = frozenset({3478, 32100})
+
 _LIMITED_BROADCAST: Final = b"\xff\xff\xff\xff"
 
 

@@ -9,7 +9,9 @@ accepted it (the camera is exposed to the internet, by port forwarding, UPnP or 
 - UDP: the outside host sent first and the camera replied, where the camera's port is a
   likely server port (Zeek's set, :mod:`netwatch.flow.ports`) or the camera had not sent
   from that address and port before (a port the camera used itself, e.g. for a P2P punch
-  or a cloud session whose flow timed out, is not a listening service).
+  or a cloud session whose flow timed out, is not a listening service). An outside host
+  sending from a server port (Zeek's set, or a camera cloud's such as PPPP 32100 and STUN
+  3478) is a server answering a session the camera opened before the sensor saw it.
 - A flow picked up mid-stream (history ``^`` or TCP without a SYN) never raises it: who
   opened it is a guess.
 
@@ -28,7 +30,7 @@ from typing import Final
 
 from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.facts import FlowFacts
-from netwatch.flow.ports import LIKELY_SERVER_UDP
+from netwatch.flow.ports import CAMERA_CLOUD_UDP, LIKELY_SERVER_UDP
 from netwatch.rules.base import Rule, RuleContext
 
 UNANSWERED = frozenset({"S0", "REJ", "OTH", "RSTOS0", "SH"})
@@ -91,5 +93,8 @@ def _opened_from_outside(facts: FlowFacts, udp_sender_before: bool) -> bool:
         history = str(rec["history"])
         return history.startswith("S") and "h" in history  # its SYN, the camera's SYN-ACK
     if rec["proto"] == "udp":
+        outside_port = int(rec["id.orig_p"])
+        if outside_port in LIKELY_SERVER_UDP or outside_port in CAMERA_CLOUD_UDP:
+            return False  # a server's datagram first: the camera's session, joined late
         return int(rec["id.resp_p"]) in LIKELY_SERVER_UDP or not udp_sender_before
     return False

@@ -60,7 +60,8 @@ def test_mid_stream_data_from_outside_on_a_camera_port_is_not_inbound_access(
     t = g.Trace()
     s = g.TcpSession(g.Route.of(GW_MAC, OUTSIDER, CAM_MAC, CAM), 51000, 80)
     ts = t.add_burst(1_000_000, s.send(True, b"GET / HTTP/1.1\r\n\r\n"), 1000)
-    t.add_burst(ts, s.send(False, b"HTTP/1.1 200 OK\r\n\r\n"), 1000)
+    ts = t.add_burst(ts, s.send(False, b"HTTP/1.1 200 OK\r\n\r\n"), 1000)
+    t.add_burst(ts, s.close(True), 1000)  # both FINs: SF, though nobody saw it open
     assert "inbound_access" not in rules_of(replay(tmp_path, t))
 
 
@@ -71,6 +72,9 @@ def test_an_rst_is_never_an_answer(tmp_path: Path) -> None:
     t.add(1_001_000, s.segment(False, RST | ACK))
     t.add(2_000_000, s.segment(True, ACK, b"probe"))  # the scanner keeps talking
     t.add(2_001_000, s.segment(False, RST))
+    late = g.TcpSession(g.Route.of(GW_MAC, OUTSIDER, CAM_MAC, CAM), 51001, 8000)
+    t.add(3_000_000, late.segment(True, ACK))  # an ACK out of nowhere (RSTRH before)
+    t.add(3_001_000, late.segment(False, RST))
     assert replay(tmp_path, t) == []
 
 
@@ -108,6 +112,15 @@ def test_udp_to_a_port_the_camera_sent_from_is_not_inbound_access(tmp_path: Path
     udp_from_outside(t, 23001, 3_000_000, src_port=41001, host=CLOUD)  # a port never used
     alerts = [a for a in replay(tmp_path, t) if a["rule"] == "inbound_access"]
     assert [a["evidence"]["service_port"] for a in alerts] == [23001]
+
+
+def test_a_cloud_server_datagram_first_is_not_inbound_access(tmp_path: Path) -> None:
+    """The sensor joined a PPPP session: the P2P server's datagram to the camera comes first."""
+    t = g.Trace()
+    udp_from_outside(t, 23002, 1_000_000, src_port=32100)
+    udp_from_outside(t, 23003, 2_000_000, src_port=3478, host=CLOUD)  # a STUN server
+    udp_from_outside(t, 23004, 3_000_000, src_port=123, host="89.160.20.112")  # symmetric NTP
+    assert "inbound_access" not in rules_of(replay(tmp_path, t))
 
 
 def port_unreachable(resolver: str) -> bytes:
