@@ -16,6 +16,7 @@ from netwatch.enrich.geo import NullGeo
 from netwatch.flow.ids import UidSource
 from netwatch.pipeline import Pipeline
 from netwatch.testing import pcapgen as g
+from tests.conftest import corpus_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -121,3 +122,16 @@ def test_every_real_capture(pcap_corpus: Path) -> None:
         assert fused == general, path.name
         checked += 1
     assert checked >= 60
+
+
+def test_flows_flipped_by_the_port_rule() -> None:
+    """Zeek's traces where the first packet comes from the server ('^'): fused == general."""
+    for trace in (
+        "dhcp/dhcp.pcap",
+        "tcp/http-on-irc-port-missing-syn.pcapng",
+        "tunnels/ayiya3.pcap",
+        "mpls-in-vlan.pcap",
+    ):
+        fused, general = both_ways(corpus_file("zeek", "traces", *trace.split("/")))
+        assert fused == general, trace
+        assert any(str(r["history"]).startswith("^") for r in fused[0]), trace

@@ -4,6 +4,12 @@
 per camera end (a camera talking to a camera gives two). The peer's GeoIP comes from the
 same per-address caches as the flow record; the peer's name is the one the camera asked
 for (SNI, Host, passive DNS) when the camera is the originator.
+
+Two derived facts about how the flow began, for the direction-sensitive rules:
+:attr:`FlowFacts.icmp_error` (an ICMP error message, e.g. the port unreachable a camera
+sends back for a late DNS answer: a reaction, not traffic the camera chose to send) and
+:attr:`FlowFacts.mid_stream` (the flow was picked up after its start, or oriented by
+Zeek's port rule, history ``^``: who opened it is a guess).
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ from netwatch.flow.record import Enrichers
 from netwatch.flow.table import Flow
 from netwatch.signatures.match import SignatureMatcher
 from netwatch.signatures.model import PayloadSignature
+
+#: ICMP error message types (RFC 792 / RFC 4443): v4 destination unreachable, source
+#: quench, redirect, time exceeded, parameter problem; every ICMPv6 type below 128.
+ICMP4_ERRORS = frozenset({3, 4, 5, 11, 12})
+ICMP6_ERROR_LIMIT = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,23 @@ class FlowFacts:
     policy: Policy
     inventory_size: int  # cameras listed in config (0: zero-config)
     signatures: SignatureMatcher | None = None  # the seeds' matchers (names, ports)
+
+    @property
+    def icmp_error(self) -> bool:
+        """An ICMP error message (unreachable, time exceeded, ...): a reaction, not egress."""
+        rec = self.record
+        proto, icmp_type = rec.get("ip_proto"), rec["id.orig_p"]
+        if proto == 1:
+            return icmp_type in ICMP4_ERRORS
+        return proto == 58 and icmp_type < ICMP6_ERROR_LIMIT
+
+    @property
+    def mid_stream(self) -> bool:
+        """The flow was oriented by a guess (``^``), or TCP began without a SYN."""
+        history = str(self.record.get("history") or "")
+        if history.startswith("^"):
+            return True
+        return self.record["proto"] == "tcp" and not history.startswith("S")
 
     def payload_signatures(self, rule: str) -> list[PayloadSignature]:
         """Payload signatures seen in this flow that support ``rule``."""

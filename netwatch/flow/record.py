@@ -47,7 +47,8 @@ def transport_summary(f: Flow) -> tuple[int, int, int, str, str]:
         history = "".join(f.hist or ())
         return o.size(), r.size(), o.missed + r.missed, conn_state(o, r, history), history
     if f.proto == PROTO_UDP:
-        history = ("D" if f.o_bytes else "") + ("d" if f.r_bytes else "")
+        flipped = "^" if f.hist else ""  # UDP keeps only Zeek's '^' in ``hist``
+        history = flipped + ("D" if f.o_bytes else "") + ("d" if f.r_bytes else "")
         return f.o_bytes, f.r_bytes, 0, _udp_state(f), history
     return f.o_bytes, f.r_bytes, 0, "OTH", ""
 

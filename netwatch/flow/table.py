@@ -6,8 +6,12 @@ bytes, TCP state via :mod:`netwatch.flow.tcpstate`) and hands the first payload 
 each direction to the injected ``inspect`` callback (the deep parsers). No per-packet
 objects are created besides what the decoder produced.
 
-Zeek ``conn.log`` semantics: the originator is the sender of the first packet (a first
-packet that is a SYN-ACK flips the direction and records ``^``); flows end on idle timeout
+Zeek ``conn.log`` semantics: the originator is the sender of the first packet, unless that
+packet is not a TCP SYN and its ports say the sender is the server (Zeek's
+``likely_server_ports`` rule, :func:`netwatch.flow.ports.flip_first`, decided once when the
+flow is created), or it is a TCP SYN-ACK; both flip the roles and record ``^`` in
+``history`` (for UDP too). Unlike Zeek, a lone SYN-ACK between two ports that say nothing
+is flipped at once (Zeek flips only when the SYN follows). Flows end on idle timeout
 (per protocol), on TCP close/reset (after a linger), on an active timeout, on eviction or at
 end of input, and each ending is passed to the injected ``on_end`` callback with a reason.
 The active timeout is checked whenever a busy flow's idle timer comes due, so it is
@@ -30,6 +34,7 @@ from typing import Any
 
 from netwatch.decode.frames import FRAGMENT, Decoded
 from netwatch.flow.ids import UidSource, icmp_counterpart
+from netwatch.flow.ports import flip_first
 from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, Endpoint, is_closed, tcp_packet
 
 PROTO_TCP = 6
@@ -241,8 +246,9 @@ class FlowTable:
     ) -> None:
         """The flow's first TCP segment: create the endpoints (a SYN-ACK flips the flow)."""
         tcp = f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
-        hist: list[str] = []
-        f.hist = hist
+        hist = f.hist
+        if hist is None:  # not flipped by the ports when the flow was created
+            hist = f.hist = []
         if flags & _SYN_ACK == _SYN_ACK and f.o_pkts == 1 and f.r_pkts == 0:
             self._flip(f)
             is_orig = False
@@ -255,7 +261,7 @@ class FlowTable:
             heapq.heappush(self._closed, (ts, next(self._tie), f))
 
     def _flip(self, f: Flow) -> None:
-        """First packet was a SYN-ACK: the sender is the responder (Zeek's '^')."""
+        """The first packet's sender is the responder (Zeek's '^'): swap the two ends."""
         f.odir = not f.odir
         f.orig_h, f.resp_h = f.resp_h, f.orig_h
         f.orig_p, f.resp_p = f.resp_p, f.orig_p
@@ -264,13 +270,15 @@ class FlowTable:
         f.o_ipb, f.r_ipb = f.r_ipb, f.o_ipb
         f.o_bytes, f.r_bytes = f.r_bytes, f.o_bytes
         f.deep_o, f.deep_r = f.deep_r, f.deep_o
-        assert f.hist is not None
-        f.hist.append("^")
+        if f.hist is None:
+            f.hist = ["^"]
+        else:
+            f.hist.append("^")
 
     def _new(self, key: tuple[Any, ...], ts: float, d: Decoded, fwd: bool) -> Flow:
         if len(self.flows) >= self.settings.max_flows:
             self._evict_one()
-        src, dst, proto, sport, dport = d[0], d[1], d[2], d[3], d[4]
+        src, dst, proto, sport, dport, flags = d[0], d[1], d[2], d[3], d[4], d[6]
         f = Flow(key, self._uids.next(), ts, proto)
         f.odir = fwd
         f.orig_h, f.resp_h, f.orig_p, f.resp_p = src, dst, sport, dport
@@ -281,6 +289,8 @@ class FlowTable:
         f.vlan = d[14]
         budget = self.settings.max_payload_packets
         f.deep_o = f.deep_r = budget
+        if flags != FRAGMENT and flip_first(proto, sport, dport, flags, dst):
+            self._flip(f)  # no packet counted yet: only the ends and '^'
         self.flows[key] = f
         self.created += 1
         idle = self._idle.get(proto, self.settings.other_idle_s)

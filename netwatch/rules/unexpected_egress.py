@@ -2,7 +2,9 @@
 
 Fires for flows a camera opens to a host outside the site that its group does not allow
 (by network, name seen on the wire, country, AS number or port; the default group allows
-nothing outside ``site.local_nets``). DNS lookups (port 53) are left to ``rogue_dns``.
+nothing outside ``site.local_nets``). DNS lookups (port 53) are left to ``rogue_dns``, and
+ICMP error messages the camera sends back (destination/port unreachable for a late DNS
+answer, time exceeded) are skipped: they react to the peer's traffic, they are not egress.
 Evidence: destination, name, country/AS, port, bytes each way, connection state, group.
 Known false positives: NTP, firmware or licence checks the site accepts; allow them per
 group (``allow_names``, ``allow_ports: [udp/123]``, ``allow_nets``).
@@ -24,6 +26,8 @@ class UnexpectedEgress(Rule):
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         if facts.direction is not Direction.OUTBOUND or facts.peer.port == DNS_PORT:
+            return
+        if facts.icmp_error:
             return
         if facts.policy.allows(facts.peer):
             return

@@ -29,8 +29,9 @@ def test_a_dns_port_wins_over_a_discovery_port_on_the_other_end() -> None:
         g.udp_frame(CAM, 5354, 37020, sadp_probe_match()),
     ]
     flows, inspector = run(frames)
-    by_port = {f.orig_p: f for f in flows}
+    by_port = {min(f.orig_p, f.resp_p): f for f in flows}
     assert inspector.parsed == {"dns": 1, "discovery_sadp": 1}
+    assert by_port[5353].orig_p == 37020  # 5353/udp is a likely server port: flipped
     assert by_port[5353].app is not None and by_port[5353].app["service"] == ["dns"]
     assert by_port[5354].app is not None and by_port[5354].app["service"] == ["sadp"]
 

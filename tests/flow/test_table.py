@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from netwatch.decode.frames import FRAGMENT, NO_VLAN, Decoded
 from netwatch.flow.ids import UidSource
+from netwatch.flow.record import transport_summary
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
 from tests.profile import examples
 
@@ -62,6 +63,58 @@ def test_syn_ack_first_flips_direction() -> None:
     assert (f.orig_h, f.orig_p) == (A, 4000)
     assert "".join(f.hist or []).startswith("h^") or "^" in "".join(f.hist or [])
     assert (f.o_pkts, f.r_pkts) == (1, 1)
+
+
+def test_syn_ack_between_ports_that_say_nothing_still_flips() -> None:
+    table, out = make()
+    table.packet(1.0, tcp(B, A, 40000, 50000, SYN | ACK, 10))
+    table.flush()
+    f, _ = out.ended[0]
+    assert (f.orig_h, f.orig_p, f.hist) == (A, 50000, ["^", "h"])
+
+
+def test_server_fin_first_is_oriented_client_to_server_with_caret() -> None:
+    """The sensor missed the handshake: the server's FIN on the client's session comes first."""
+    table, out = make()
+    table.packet(1.0, tcp(C, A, 443, 46551, FIN | ACK, 500))
+    table.packet(1.1, tcp(A, C, 46551, 443, ACK, 90))
+    table.packet(1.2, tcp(A, C, 46551, 443, ACK, 90, 300))  # the client's data after it
+    table.flush()
+    ((f, _),) = out.ended
+    assert (f.orig_h, f.orig_p, f.resp_h, f.resp_p) == (A, 46551, C, 443)
+    assert "".join(f.hist or ()) == "^fAD"
+    assert (f.o_pkts, f.r_pkts, f.o_bytes, f.r_bytes) == (2, 1, 300, 0)
+
+
+def test_mid_stream_upload_from_a_client_port_keeps_the_client_as_originator() -> None:
+    """A client's data first (its port says nothing) is not flipped: it is the upload it is."""
+    table, out = make()
+    for i in range(5):
+        table.packet(1.0 + i, tcp(A, C, 46551, 443, ACK, 1000 + 1000 * i, 1000))
+    table.packet(6.0, tcp(C, A, 443, 46551, ACK, 9))
+    table.flush()
+    ((f, _),) = out.ended
+    assert (f.orig_h, f.orig_p, f.o_bytes, f.r_bytes) == (A, 46551, 5000, 0)
+    assert "".join(f.hist or ()) == "Da"
+
+
+def test_udp_server_reply_first_is_flipped_with_caret_in_history() -> None:
+    table, out = make()
+    table.packet(1.0, udp(C, A, 53, 40000, 60))  # a late DNS answer, the query unseen
+    table.packet(1.1, udp(A, C, 40000, 53, 30))
+    table.flush()
+    ((f, _),) = out.ended
+    assert (f.orig_h, f.orig_p, f.o_bytes, f.r_bytes) == (A, 40000, 30, 60)
+    assert transport_summary(f)[3:] == ("SF", "^Dd")
+
+
+def test_a_flipped_flow_is_flipped_once_for_every_later_packet() -> None:
+    table, out = make()
+    table.packet(1.0, tcp(C, A, 80, 40000, SYN | ACK, 10))  # the ports flip it at creation
+    table.packet(1.1, tcp(A, C, 40000, 80, ACK, 1))
+    table.flush()
+    ((f, _),) = out.ended
+    assert (f.orig_h, f.orig_p, f.hist) == (A, 40000, ["^", "h", "A"])
 
 
 def test_idle_timeouts_per_protocol_on_packet_time() -> None:
