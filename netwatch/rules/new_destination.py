@@ -33,8 +33,8 @@ class NewDestination(Rule):
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         baseline = self.context.baseline if self.context is not None else None
-        if baseline is None or not facts.device_is_orig:
-            return
+        if baseline is None or not facts.device_is_orig or facts.icmp_error:
+            return  # an ICMP error the camera sends back reaches no destination of its own
         peer = facts.peer
         key = DestinationKey(
             facts.device.name, destination_of(peer.ip, peer.name), peer.port, peer.proto
