@@ -147,3 +147,12 @@ def test_nothing_new_fires_on_the_non_camera_controls(rel: str, tmp_path: Path) 
         assert alert["evidence"].get("platform") is None
         assert alert["evidence"]["endpoint"] not in NEW_ENDPOINTS
         assert not set(alert["evidence"]["port_match"]) & NEW_ENDPOINTS
+
+
+def test_zero_config_the_pppp_device_is_the_camera_and_the_phone_is_not(tmp_path: Path) -> None:
+    """The camera's PPPP login / P2P_RDY make it a camera; the app's search and punches do not."""
+    rel = "camera-real/shf_xiaomi-cam_myfw_wlan24_snaplen150.pcap"
+    alerts = _replay(tmp_path, rel, None)
+    assert {a["device_ip"] for a in alerts} == {"192.168.1.161"}  # never the phone .222
+    pppp = [a for a in _of(alerts, "cloud_registration") if a["evidence"].get("platform")]
+    assert len(pppp) == 3
