@@ -15,6 +15,7 @@ from netwatch.deep.base import PARSERS, DeepParser
 from netwatch.deep.discovery import DiscoveryParser
 from netwatch.deep.dns import DnsParser
 from netwatch.deep.http import HttpParser
+from netwatch.deep.pppp import PpppParser
 from netwatch.deep.rtp import RtpParser
 from netwatch.deep.rtsp import RtspParser
 from netwatch.deep.tls import TlsParser
@@ -26,6 +27,7 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     HttpParser,
     RtspParser,
     RtpParser,
+    PpppParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).

@@ -7,6 +7,11 @@ of ``seeds/cloud_endpoints.yaml``, or when its payload carries a registration si
 ``seeds/payload_signatures.yaml`` (ISUP/EHome ``PPVSPMessage``, Dahua ``DHGET``/``DHPOST``,
 EZVIZ CAS, Xiongmai JSON, ...). A port-only match (a vendor's registration port, nothing
 else, from an endpoint whose confidence is high or med) is reported at lower severity.
+A camera that sends CS2 Network PPPP server messages (hello, device login, ...; recognised by
+:mod:`netwatch.deep.pppp` whatever the port) registers with a PPPP P2P server: the alert
+names the platform (``platform``), the messages, the device ID and the public address the
+server reported, and the endpoint of the server's name when it is known (Xiaomi's
+``p2psy*.io.mi.com``, ...).
 Evidence: the endpoint/signature ids, their vendor, source confidence, the name and how it
 was seen. Known false positives: sites that use
 the vendor cloud on purpose (allow the names in the group's ``allow_names``: the rule then
@@ -18,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.deep.pppp import PLATFORM, Kind, PpppFlow, pppp_of
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
@@ -29,7 +35,13 @@ class CloudRegistration(Rule):
     """A camera talks to a vendor cloud / P2P service."""
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
-        if facts.direction is not Direction.OUTBOUND or facts.signatures is None:
+        if facts.direction is not Direction.OUTBOUND:
+            return
+        pppp = pppp_of(facts.app)
+        if pppp is not None and Kind.REGISTER in pppp.sent(facts.device_is_orig)[1]:
+            yield from self._pppp(facts, pppp)
+            return
+        if facts.signatures is None:
             return
         sigs = facts.signatures
         names = [
@@ -65,6 +77,28 @@ class CloudRegistration(Rule):
                 "payload_signatures": [p.id for p in payloads],
                 "port_match": [e.id for e in by_port],
                 "names_seen": names,
+                "bytes_up": facts.bytes_up,
+                "bytes_down": facts.bytes_down,
+            },
+        )
+
+    def _pppp(self, facts: FlowFacts, pppp: PpppFlow) -> Iterator[Alert]:
+        """The camera logs in to (or says hello to) a CS2 PPPP P2P server."""
+        if facts.policy.allows(facts.peer):
+            return  # the group allows this cloud by name, network, country or AS
+        name = facts.peer.name
+        endpoint = facts.signatures.match_name(name) if facts.signatures and name else None
+        operator = f", {endpoint.vendor}" if endpoint is not None else ""
+        yield facts.alert(
+            self.id,
+            Severity.HIGH,
+            f"{facts.device.name} registers with a {PLATFORM} P2P server"
+            f" ({name or facts.record['id.resp_h']}{operator})",
+            {
+                **pppp.evidence(),
+                "endpoint": endpoint.id if endpoint else None,
+                "endpoint_confidence": endpoint.confidence if endpoint else None,
+                "names_seen": [name] if name else [],
                 "bytes_up": facts.bytes_up,
                 "bytes_down": facts.bytes_down,
             },

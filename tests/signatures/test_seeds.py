@@ -29,6 +29,9 @@ ALL_FILES = (*YAML_FILES, model.OUI_FILE)
 VENDORS = frozenset(
     {"Hikvision", "Dahua", "Xiongmai", "Uniview", "Tuya", "TP-Link", "Huawei", "ZTE", "Hytera"}
     | {"HiSilicon OEM", "any"}
+    # consumer camera clouds and P2P platforms (issue 10)
+    | {"CS2 Network", "ThroughTek", "Xiaomi", "Yi", "D-Link", "Amazon", "Arlo", "Eufy", "Wyze"}
+    | {"Reolink", "Amcrest", "Zmodo", "Yoosee"}
 )
 YamlEntry = (
     model.CloudEndpoint | model.PayloadSignature | model.Fingerprint | model.DiscoveryProtocol
