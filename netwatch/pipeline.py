@@ -184,6 +184,7 @@ class Pipeline:
             baseline=old.baseline,
         )
         new.devices.adopt(old.devices)
+        new.resolvers.adopt(old.resolvers)
         new.router = old.router
         new.router.configure(cfg.alerts)
         new.errors = old.errors

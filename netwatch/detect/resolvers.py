@@ -152,6 +152,12 @@ class SiteResolvers:
         if len(usage.clients) < MAX_CLIENTS_KEPT:
             usage.clients.add(flow.orig_h)
 
+    def adopt(self, other: SiteResolvers) -> None:
+        """Take over what ``other`` learnt from flows (a config reload builds a new
+        detector); the DHCP source stays this one's own."""
+        self._usage.update(other._usage)
+        self.dropped += other.dropped
+
     def clients(self, resolver: bytes) -> int:
         """Distinct other devices seen using ``resolver`` (at most ``MAX_CLIENTS_KEPT``)."""
         usage = self._usage.get(resolver)

@@ -153,6 +153,13 @@ def test_learning_is_bounded_and_counts_only_answered_non_camera_dns() -> None:
     assert site.dropped == 1 and site.clients(packed("203.0.113.3")) == 0
 
 
+def test_a_reload_keeps_what_was_learnt() -> None:
+    old, new = SiteResolvers(public={}), SiteResolvers(public={})
+    _observe(old, _Flow("10.0.0.5", CAMPUS_DNS))
+    new.adopt(old)
+    assert new.verdict(packed(CAMPUS_DNS), False, packed(CAM)).approved
+
+
 def test_seed_names_the_resolvers_the_issue_lists() -> None:
     table = public_resolver_table()
     wanted = ["8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "114.114.114.114"]
