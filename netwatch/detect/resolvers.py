@@ -16,8 +16,9 @@ Three sources, each bounded:
 resolver out; a public resolver is rogue unless at least ``MIN_CLIENTS_PUBLIC`` other
 devices use it (a single Chromecast-like device with a hard-coded 8.8.8.8 does not make it
 the site's resolver); a site-local resolver is approved (as before); any other resolver is
-approved when at least one other device uses it (campus networks run their resolvers on
-public addresses) and rogue when none does.
+approved when at least one other device uses it, or one in the same /24 (IPv6: /48)
+(campus networks run their resolvers, often in pairs, on public addresses), and rogue
+when none does.
 
 Config read: none (the rule reads ``groups.<name>.dns_servers``, which, when set, is
 authoritative and this module is not asked). Known false positives: a camera's first
@@ -53,6 +54,7 @@ MIN_CLIENTS_PUBLIC = 3  # other devices that must use a public resolver to appro
 MIN_CLIENTS_OTHER = 1  # other devices that must use an off-site resolver to approve it
 MAX_CLIENTS_KEPT = 8  # distinct clients remembered per resolver (only counts matter)
 DEFAULT_MAX_RESOLVERS = 1024
+SIBLING_PREFIX_BYTES = {4: 3, 16: 6}  # a resolver's siblings: same /24, IPv6 same /48
 
 IsCamera = Callable[[bytes, bytes | None], object]
 """(packed IP, MAC or None) of a flow end -> a camera (truthy) or None."""
@@ -100,6 +102,7 @@ class Why(Enum):
     USED_BY_OTHERS = "used by other devices of the site"
     PUBLIC = "well-known public resolver"
     UNUSED_BY_OTHERS = "no other device of the site uses it"
+    SAME_NETWORK = "next to a resolver other devices of the site use"
     NOT_LISTED = "not in the group's dns_servers"
     OUTSIDE_SITE = "outside the site"
 
@@ -182,7 +185,21 @@ class SiteResolvers:
             return Verdict(True, Why.SITE_LOCAL, None, others)
         if others >= MIN_CLIENTS_OTHER:
             return Verdict(True, Why.USED_BY_OTHERS, None, others)
+        if self._sibling_in_use(resolver, camera):
+            return Verdict(True, Why.SAME_NETWORK, None, others)
         return Verdict(False, Why.UNUSED_BY_OTHERS, None, others)
+
+    def _sibling_in_use(self, resolver: bytes, camera: bytes) -> bool:
+        """A resolver other devices use sits in the same /24 (IPv6: /48) as ``resolver``:
+        sites run their resolvers in pairs, and a device may only ever ask the first."""
+        prefix = SIBLING_PREFIX_BYTES[len(resolver)]
+        return any(
+            ip[:prefix] == resolver[:prefix]
+            and ip not in self._public
+            and len(usage.clients - {camera}) >= MIN_CLIENTS_OTHER
+            for ip, usage in list(self._usage.items())
+            if len(ip) == len(resolver)
+        )
 
 
 def _text(ip: bytes) -> str:

@@ -13,8 +13,8 @@ Which resolvers are approved:
   :mod:`netwatch.detect.resolvers`): those DHCP hands out; a well-known public resolver
   (``seeds/public_resolvers.yaml``: 8.8.8.8, 1.1.1.1, 114.114.114.114, ...) is rogue
   unless several other devices of the site use it too; a site-local resolver is approved;
-  an off-site resolver is approved when another (non-camera) device uses it, rogue when
-  none does.
+  an off-site resolver is approved when another (non-camera) device uses it or one in
+  the same /24 (IPv6 /48), rogue when none does.
 - Without that context: resolvers inside ``site.local_nets``.
 
 Known false positives: a campus resolver at a public address, queried by a camera before

@@ -153,6 +153,17 @@ def test_learning_is_bounded_and_counts_only_answered_non_camera_dns() -> None:
     assert site.dropped == 1 and site.clients(packed("203.0.113.3")) == 0
 
 
+def test_the_second_resolver_of_a_pair_is_approved() -> None:
+    site = SiteResolvers(public={})
+    _observe(site, _Flow("10.0.0.5", "130.104.1.1"))
+    verdict = site.verdict(packed("130.104.1.2"), False, packed(CAM))
+    assert verdict.approved and verdict.why is Why.SAME_NETWORK
+    assert not site.verdict(packed("130.104.2.1"), False, packed(CAM)).approved
+    _observe(site, _Flow("fd00::5", "2001:db8:1:1::53"))
+    assert site.verdict(packed("2001:db8:1:2::53"), False, packed("fd00::11")).approved
+    assert not site.verdict(packed("2001:db8:2::53"), False, packed("fd00::11")).approved
+
+
 def test_a_reload_keeps_what_was_learnt() -> None:
     old, new = SiteResolvers(public={}), SiteResolvers(public={})
     _observe(old, _Flow("10.0.0.5", CAMPUS_DNS))
