@@ -21,6 +21,7 @@ from netwatch.decode.frames import Decoder
 from netwatch.detect.baseline import Baseline, DestinationBaseline
 from netwatch.detect.devices import CameraVendor
 from netwatch.detect.engine import Detector
+from netwatch.detect.recognised import RecognisedCameras
 from netwatch.enrich.addrclass import AddressClassifier
 from netwatch.enrich.geo import CachedGeo, GeoBackend, geo_from_settings
 from netwatch.enrich.inventory import Inventory
@@ -113,11 +114,14 @@ class Pipeline:
         self.names = PassiveDns(cfg.dns.cache_size, cfg.dns.min_ttl_s, cfg.dns.max_ttl_s)
         self.inspector = Inspector(self.names, cfg.deep.max_hello_bytes)
         self.geo_backend = geo if geo is not None else geo_backend(cfg)
+        #: The cameras seen in traffic and how recognised (flow records, summary, metrics).
+        self.recognised = RecognisedCameras()
         self.enrichers = Enrichers(
             classifier=self.classifier,
             geo=CachedGeo(self.geo_backend, self.classifier),
             vendors=MacVendors(),
             inventory=Inventory(cfg.cameras),
+            cameras=self.recognised.name,
         )
         self._on_record = on_record
         #: Capture workers share DNS names, which may arrive after a flow began: look the
@@ -166,6 +170,7 @@ class Pipeline:
             geo=CachedGeo(geo, self.classifier),
             vendors=self.enrichers.vendors,
             inventory=Inventory(cfg.cameras),
+            cameras=self.recognised.name,
         )
         if old is None or signatures is None:
             return
@@ -179,6 +184,7 @@ class Pipeline:
             baseline=old.baseline,
         )
         new.devices.adopt(old.devices)
+        new.resolvers.adopt(old.resolvers)
         new.router = old.router
         new.router.configure(cfg.alerts)
         new.errors = old.errors
@@ -186,6 +192,7 @@ class Pipeline:
 
     def _hook_detector(self, detector: Detector) -> None:
         self.detector = detector
+        self.recognised.devices = detector.devices
         self.inspector.on_camera = detector.camera_seen
         self.inspector.banners = banner_vendor_of(self.signatures)
         self.inspector.payloads = self.signatures.match_payload

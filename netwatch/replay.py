@@ -4,7 +4,8 @@ Reads the captures in order, runs them through :class:`~netwatch.pipeline.Pipeli
 every flow to the flow log (``--flows``), runs the detection rules on every ended flow and
 writes their alert records to ``--alerts`` (one line each also goes to the log), ends all
 flows at end of input and returns a :class:`ReplaySummary` (packets, bytes, flows,
-decode failures by reason, alerts by rule, rate).
+decode failures by reason, cameras recognised and how, alerts by rule, rate). The cameras
+line tells "no alerts" from "saw no cameras": ``cameras: 2 (discovery 1, mac_prefix 1)``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from netwatch.capture.files import CaptureFile, open_capture
 from netwatch.config import Config
 from netwatch.detect.baseline import BASELINE_FILE, Baseline
 from netwatch.detect.devices import CameraVendor
+from netwatch.detect.recognised import summary_line
 from netwatch.enrich.geo import GeoBackend
 from netwatch.flow.ids import UidSource
 from netwatch.output.flowlog import JsonLinesWriter
@@ -43,6 +45,7 @@ class ReplaySummary:
     deep_parsed: dict[str, int] = field(default_factory=dict)
     capture_problems: dict[str, int] = field(default_factory=dict)
     fragment_entries_evicted: int = 0
+    cameras: dict[str, int] = field(default_factory=dict)  # cameras seen, by how recognised
     alerts: int = 0
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     alerts_suppressed: int = 0
@@ -67,6 +70,7 @@ class ReplaySummary:
             f"non-IP frames: {sum(self.non_ip.values())} ({kv(self.non_ip)})",
             f"capture file problems: {kv(self.capture_problems)}",
             f"fragment table evictions: {self.fragment_entries_evicted}",
+            summary_line(self.cameras),
             f"alerts: {self.alerts} ({kv(self.alerts_by_rule)}); repeats suppressed: "
             f"{self.alerts_suppressed}; rule errors: {sum(self.rule_errors.values())}",
             f"elapsed: {self.elapsed_s:.3f} s  rate: {self.packets_per_s:,.0f} packets/s",
@@ -136,6 +140,7 @@ def run_replay(
     summary.non_ip = dict(pipe.decoder.non_ip)
     summary.deep_parsed = dict(pipe.inspector.parsed)
     summary.fragment_entries_evicted = pipe.decoder.frags.evicted
+    summary.cameras = pipe.recognised.by_how()
     if pipe.detector is not None:
         summary.alerts_by_rule = dict(pipe.detector.router.by_rule)
         summary.alerts_suppressed = pipe.detector.router.suppressed

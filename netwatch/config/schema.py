@@ -140,6 +140,10 @@ class GroupPolicy:
     deny_asns: tuple[int, ...] = key(list_of(v.asn), ())
     stream_bytes: int = key(v.integer(1), 500_000)
     stream_window_s: float = key(v.seconds, 60.0)
+    # outbound_stream's clip thresholds: null keeps the rule's defaults (rules/outbound_stream.py)
+    clip_bytes: int | None = key(optional(v.integer(1)), None)
+    clip_ratio: float | None = key(optional(v.factor), None)
+    clip_window_s: float | None = key(optional(v.seconds), None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@ from netwatch.detect.baseline import DestinationBaseline
 from netwatch.detect.devices import CameraVendor, Devices
 from netwatch.detect.facts import flow_facts
 from netwatch.detect.policy import Policies
+from netwatch.detect.resolvers import SiteResolvers
 from netwatch.enrich.inventory import Inventory
 from netwatch.flow.record import Enrichers
 from netwatch.flow.table import Flow
@@ -46,7 +47,9 @@ class Detector:
         self.baseline = baseline
         # RuleContext.baseline (rules/base.py) is still typed as the concrete Baseline; the
         # rules use only the DestinationBaseline interface, which worker baselines implement
-        context = RuleContext(baseline=baseline)  # type: ignore[arg-type]
+        #: The site's resolvers (rogue_dns); DHCP option 6 plugs in as ``dhcp_resolvers``.
+        self.resolvers = SiteResolvers()
+        context = RuleContext(baseline=baseline, resolvers=self.resolvers)  # type: ignore[arg-type]
         self.rules = [cls(context) for cls in rules]
         self.router = AlertRouter.of(emit, cfg.alerts)
         self.errors = RuleErrors()
@@ -71,6 +74,7 @@ class Detector:
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any]) -> None:
         """Evaluate every rule on every camera end of this flow."""
+        self.resolvers.observe(flow, record, self.devices.camera)
         facts_of = flow_facts(
             flow, record, self.enrichers, self.devices, self.policies, self.signatures
         )

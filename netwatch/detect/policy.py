@@ -8,7 +8,8 @@ Semantics: a destination is *allowed* when it is inside the site, or matches any
 list: its network, the name seen on the wire (exact, or under a ``*.suffix`` wildcard), its
 country, its AS number, or its destination port (``443`` for TCP or UDP, ``udp/123``). The
 default group allows nothing outside the site. A resolver is *approved* when it is in
-``dns_servers``, or, with no ``dns_servers`` given, when it is inside the site.
+``dns_servers``, or, with no ``dns_servers`` given, when it is inside the site (the
+``rogue_dns`` rule then asks :mod:`netwatch.detect.resolvers` instead, when it has one).
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ class Policy:
     def approved_resolver(self, ip: bytes, site_local: bool) -> bool:
         """True when the group may resolve names through this server."""
         return ip in self._dns if self._dns else site_local
+
+    @property
+    def resolvers_configured(self) -> bool:
+        """True when the group lists its ``dns_servers`` (then they alone are approved)."""
+        return bool(self._dns)
 
     def approved_ntp(self, ip: bytes, site_local: bool) -> bool:
         """True when the group may take time from this server."""

@@ -9,6 +9,7 @@ end's MAC address. Field order is stable; absent values are ``null``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ from netwatch.flow.ids import community_id
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 from netwatch.flow.tcpstate import conn_state
 
+CameraName = Callable[[bytes, bytes | None], str | None]
+"""(packed IP, MAC or None) of a flow end -> the camera's name when it is a recognised one."""
+
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 
 
@@ -32,6 +36,19 @@ class Enrichers:
     geo: CachedGeo
     vendors: MacVendors
     inventory: Inventory
+    #: Recognised cameras (inventory, vendor prefix, discovery) when detection runs, so
+    #: camera ends are marked without an inventory too; None: the inventory alone.
+    cameras: CameraName | None = None
+
+
+def device_name(enr: Enrichers, ip: bytes, mac: bytes | None) -> str | None:
+    """The camera name of one flow end: a recognised camera's, else the inventory's."""
+    if enr.cameras is not None:
+        name = enr.cameras(ip, mac)
+        if name is not None:
+            return name
+    dev = enr.inventory.lookup(ip, mac)
+    return dev.name if dev is not None else None
 
 
 def _udp_state(f: Flow) -> str:
@@ -62,8 +79,6 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
     services = app.get("service")
     resp_geo = enr.geo.lookup(f.resp_h)
     orig_geo = enr.geo.lookup(f.orig_h)
-    orig_dev = enr.inventory.lookup(f.orig_h, f.orig_mac)
-    resp_dev = enr.inventory.lookup(f.resp_h, f.resp_mac)
     local_mac = f.orig_mac if local_orig or not local_resp else f.resp_mac
     return {
         "ts": round(f.first, 6),
@@ -96,8 +111,8 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
         "resp_org": resp_geo.org,
         "orig_cc": orig_geo.cc,
         "resp_name": best_name(app.get("sni"), app.get("http_host"), f.name),
-        "orig_device": orig_dev.name if orig_dev else None,
-        "resp_device": resp_dev.name if resp_dev else None,
+        "orig_device": device_name(enr, f.orig_h, f.orig_mac),
+        "resp_device": device_name(enr, f.resp_h, f.resp_mac),
         "vendor": enr.vendors.vendor(local_mac) if local_mac else None,
         "server_name": app.get("sni"),
         "http_host": app.get("http_host"),

@@ -6,9 +6,11 @@ turns them into ``*MetricFamily`` objects on each scrape, so capture never calls
 prometheus_client per packet. :class:`AlertCounter` wraps the alert emit
 (``emit(alert, count)``) and counts emitted alerts per (rule, severity); both label sets
 are bounded (rule ids, five severities).
-Per-camera traffic comes from :mod:`netwatch.metrics.cameras` (its docstring states the
-cardinality rules); the daemon's own families (capture, delivery, reload) from
-:mod:`netwatch.metrics.daemon`. No peer IPs or ports are ever label values.
+``netwatch_cameras_recognised{how}`` counts the cameras seen in traffic by how they were
+recognised (:mod:`netwatch.detect.recognised`; four label values). Per-camera traffic
+comes from :mod:`netwatch.metrics.cameras` (its docstring states the cardinality rules);
+the daemon's own families (capture, delivery, reload) from :mod:`netwatch.metrics.daemon`.
+No peer IPs or ports are ever label values.
 
 Config read: none. Known limits: the collector reads
 counters another thread mutates; it copies each dict before iterating, which is safe
@@ -131,6 +133,13 @@ class NetwatchCollector(Collector):
             _by_label(p.inspector.parsed),
         )
         yield from self._detection()
+        yield _gauge(
+            "netwatch_cameras_recognised",
+            "Cameras seen in traffic, by how they were recognised (inventory, mac_prefix, "
+            "discovery, banner); none at all means no camera rule can fire.",
+            ["how"],
+            _by_label(p.recognised.by_how()),
+        )
         yield from self._geo()
         yield from camera_families(self.traffic)
 
@@ -234,6 +243,15 @@ def baseline_families(baseline: Baseline) -> Iterator[Metric]:
             for name in ("written", "write_errors", "dropped", "load_skipped", "load_errors")
         ],
     )
+
+
+def _gauge(
+    name: str, doc: str, labels: list[str], values: Iterable[tuple[tuple[str, ...], float]]
+) -> GaugeMetricFamily:
+    fam = GaugeMetricFamily(name, doc, labels=labels)
+    for label_values, value in values:
+        fam.add_metric(list(label_values), value)
+    return fam
 
 
 def _build_info(version: str) -> GaugeMetricFamily:

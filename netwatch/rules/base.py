@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from netwatch.alerts.model import Alert
 from netwatch.detect.baseline import Baseline
 from netwatch.detect.facts import FlowFacts
+from netwatch.detect.resolvers import SiteResolvers
 from netwatch.registry import register, snake_name
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class RuleContext:
     """What stateful rules are given at construction (injected by the detector)."""
 
     baseline: Baseline | None = None
+    resolvers: SiteResolvers | None = None  # the site's resolvers, for rogue_dns
 
 
 class Rule:

@@ -1,48 +1,128 @@
-"""``outbound_stream``: sustained upstream volume from a camera to a non-allowed destination.
+"""``outbound_stream``: a camera sends video or clips upstream to a non-allowed destination.
 
-Fires when a camera sends, to a destination outside the site that its group does not
-allow, at least ``stream_bytes`` of payload per ``stream_window_s`` on average over the
-flow (defaults: 500 kB per 60 s, about 67 kbit/s: far below any video stream, far above
-registration keep-alives), and at least ``stream_bytes`` in total. That is what a feed
-leaving the building looks like. Evidence: bytes up and down, duration, the rate, the
-threshold. Known limits: the rate is averaged over the whole flow, so a short burst in a
-long idle flow is diluted. Known false positives: cloud recording or remote viewing the
-site uses on purpose: allow the destination in the group's policy.
+Fires on a flow from a camera to a destination outside the site that its group does not
+allow, when either holds:
+
+- **stream**: at least ``stream_bytes`` of payload per ``stream_window_s`` on average over
+  the flow, and at least ``stream_bytes`` in total (defaults: 500 kB per 60 s, about
+  67 kbit/s: far below any video stream, far above registration keep-alives). That is a
+  feed leaving the building. Severity critical.
+- **clip**: a short, lopsided upload, as cloud cameras send a motion clip or snapshot
+  burst: at least ``clip_bytes`` up (default 250 kB) averaged per ``clip_window_s``
+  (default 300 s) and at least ``clip_ratio`` times what came back (default 10: an HTTPS
+  upload gets a few kB of handshake and response). Severity high.
+
+The thresholds are this module's (``STREAM``/``CLIP`` below); each group may override them
+(``groups.<name>.stream_bytes``, ``stream_window_s``, ``clip_bytes``, ``clip_ratio``,
+``clip_window_s``). Evidence: bytes up and down, duration, the kind (``stream``/``clip``),
+the rate per window, the up/down ratio and the thresholds applied.
+
+Known limits: rates are averaged over the whole flow, so a short burst in a long idle flow
+(a clip sent over a connection kept open for hours) is diluted. Known false positives:
+cloud recording or remote viewing the site uses on purpose (allow the destination in the
+group's policy); a large one-way log or crash-dump upload looks like a clip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
 
 from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.facts import FlowFacts
+from netwatch.detect.policy import Policy
 from netwatch.rules.base import Rule
 
 
+class Kind(Enum):
+    """What the upload looks like."""
+
+    STREAM = "stream"
+    CLIP = "clip"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """One kind's thresholds: bytes per window, and (clips) the up/down ratio."""
+
+    min_bytes: int
+    window_s: float
+    min_ratio: float = 0.0
+
+
+STREAM = Thresholds(min_bytes=500_000, window_s=60.0)
+CLIP = Thresholds(min_bytes=250_000, window_s=300.0, min_ratio=10.0)
+SEVERITY = {Kind.STREAM: Severity.CRITICAL, Kind.CLIP: Severity.HIGH}
+
+
+def thresholds(policy: Policy) -> dict[Kind, Thresholds]:
+    """The group's thresholds: the module defaults, overridden by the group's keys."""
+    raw = policy.raw
+    return {
+        Kind.STREAM: Thresholds(raw.stream_bytes, raw.stream_window_s),
+        Kind.CLIP: Thresholds(
+            raw.clip_bytes if raw.clip_bytes is not None else CLIP.min_bytes,
+            raw.clip_window_s if raw.clip_window_s is not None else CLIP.window_s,
+            raw.clip_ratio if raw.clip_ratio is not None else CLIP.min_ratio,
+        ),
+    }
+
+
+def per_window(bytes_up: int, duration: float, window: float) -> float:
+    """Bytes per ``window`` seconds, averaged over the flow (a shorter flow counts whole)."""
+    return bytes_up * window / max(duration, window)
+
+
+def up_down_ratio(bytes_up: int, bytes_down: int) -> float:
+    """How lopsided the flow is (bytes down of 0 count as 1)."""
+    return bytes_up / max(bytes_down, 1)
+
+
+def matches(t: Thresholds, bytes_up: int, bytes_down: int, duration: float) -> bool:
+    """True when the flow reaches ``t`` in total, per window and in up/down ratio."""
+    return (
+        bytes_up >= t.min_bytes
+        and per_window(bytes_up, duration, t.window_s) >= t.min_bytes
+        and up_down_ratio(bytes_up, bytes_down) >= t.min_ratio
+    )
+
+
 class OutboundStream(Rule):
-    """A camera streams upstream to a destination its group does not allow."""
+    """A camera streams or uploads clips to a destination its group does not allow."""
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
-        threshold, window = facts.policy.stream_bytes, facts.policy.stream_window_s
-        if facts.direction is not Direction.OUTBOUND or facts.bytes_up < threshold:
+        if facts.direction is not Direction.OUTBOUND:
             return
+        up, down = facts.bytes_up, facts.bytes_down
+        if up < min(facts.policy.raw.stream_bytes, facts.policy.raw.clip_bytes or CLIP.min_bytes):
+            return  # the common case, decided without building anything
         duration = float(facts.record["duration"])
-        per_window = facts.bytes_up * window / max(duration, window)
-        if per_window < threshold or facts.policy.allows(facts.peer):
+        found = [
+            (kind, t)
+            for kind, t in thresholds(facts.policy).items()
+            if matches(t, up, down, duration)
+        ]
+        if not found or facts.policy.allows(facts.peer):
             return
-        rate_kbit = facts.bytes_up * 8 / max(duration, 1e-3) / 1000
+        kind, t = found[0]
+        rate_kbit = up * 8 / max(duration, 1e-3) / 1000
+        what = "streamed" if kind is Kind.STREAM else "uploaded a clip of"
         yield facts.alert(
             self.id,
-            Severity.CRITICAL,
-            f"{facts.device.name} streamed {facts.bytes_up:,} bytes upstream to "
+            SEVERITY[kind],
+            f"{facts.device.name} {what} {up:,} bytes upstream to "
             f"{facts.peer.name or facts.record['id.resp_h']} in {duration:.0f} s "
             f"({rate_kbit:,.0f} kbit/s)",
             {
-                "bytes_up": facts.bytes_up,
-                "bytes_down": facts.bytes_down,
+                "kind": kind.value,
+                "bytes_up": up,
+                "bytes_down": down,
                 "duration_s": duration,
-                "bytes_per_window": round(per_window),
-                "threshold_bytes": threshold,
-                "window_s": window,
+                "bytes_per_window": round(per_window(up, duration, t.window_s)),
+                "up_down_ratio": round(up_down_ratio(up, down), 1),
+                "threshold_bytes": t.min_bytes,
+                "window_s": t.window_s,
+                "min_ratio": t.min_ratio,
             },
         )

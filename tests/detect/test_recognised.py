@@ -1,0 +1,102 @@
+"""Cameras recognised, and how: the replay summary line and camera ends in flow records.
+
+"No alerts" and "saw no cameras" must look different: the demo capture (zero-config) names
+its four cameras and how each was recognised; a real D-Link capture that zero-config does
+not recognise says so, and with the camera in an inventory it is counted and marked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from netwatch.config import Config
+from netwatch.detect.devices import Device
+from netwatch.detect.recognised import RecognisedCameras, how_of, summary_line
+from netwatch.enrich.geo import NullGeo
+from netwatch.replay import ReplaySummary, run_replay
+from tests.conftest import corpus_file
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
+DEMO_CAMERAS = {"10.20.0.11", "10.20.0.12", "fd00:20::12", "10.20.0.13", "10.30.0.14"}
+
+
+def replayed(capture: Path, tmp_path: Path, config: str = "{}") -> tuple[ReplaySummary, list[Any]]:
+    cfg, flows = tmp_path / "c.yaml", tmp_path / "f.jsonl"
+    cfg.write_text(config)
+    summary = run_replay([capture], Config.load(cfg), flows_out=flows, geo=NullGeo(), uid_seed=1)
+    return summary, [json.loads(line) for line in flows.read_text().splitlines()]
+
+
+def test_demo_zero_config_counts_cameras_by_how_and_marks_their_ends(tmp_path: Path) -> None:
+    summary, records = replayed(DEMO, tmp_path)
+    assert summary.cameras == {"discovery": 2, "mac_prefix": 2}
+    assert "cameras: 4 (discovery 2, mac_prefix 2)" in summary.lines()
+    marked: set[str] = set()
+    for rec in records:
+        for end in ("orig", "resp"):
+            ip, device = rec[f"id.{end}_h"], rec[f"{end}_device"]
+            assert device == (ip if ip in DEMO_CAMERAS else None), rec["uid"]
+            if device:
+                marked.add(device)
+    assert marked == DEMO_CAMERAS
+
+
+def test_no_camera_recognised_is_said(tmp_path: Path) -> None:
+    capture = corpus_file("pcaps", "camera-real", "sentinel_edimax-cam1_setup-A2.pcap")
+    summary, records = replayed(capture, tmp_path)
+    assert summary.cameras == {} and summary.alerts == 0
+    assert summary_line(summary.cameras) in summary.lines()
+    assert summary_line({}).startswith("cameras: 0 (none recognised")
+    assert all(r["orig_device"] is None and r["resp_device"] is None for r in records)
+    inventory = "cameras:\n  - {name: edimax-1, mac: '74:da:38:80:7a:08'}\n"
+    summary, records = replayed(capture, tmp_path, inventory)
+    assert summary.cameras == {"inventory": 1}
+    assert "cameras: 1 (inventory 1)" in summary.lines()
+    assert {r["orig_device"] for r in records if r["id.orig_h"] == "10.10.10.51"} == {"edimax-1"}
+
+
+def _device(
+    how: str, managed: bool = False, mac: str | None = None, ip: str = "10.0.0.1"
+) -> Device:
+    return Device(ip, ip, mac, None, "default", managed, how)
+
+
+class _Devices:
+    """Answers camera() from a table, as Devices does."""
+
+    def __init__(self, table: dict[bytes, Device]) -> None:
+        self.table = table
+
+    def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
+        return self.table.get(ip)
+
+
+def test_how_of_groups_the_identity_sources() -> None:
+    assert how_of(_device("inventory", managed=True)) == "inventory"
+    assert how_of(_device("vendor_oui")) == "mac_prefix"
+    assert how_of(_device("banner:http_server")) == "banner"
+    assert how_of(_device("sadp")) == how_of(_device("onvif")) == "discovery"
+
+
+def test_tally_is_bounded_keyed_by_mac_and_keeps_the_latest_how() -> None:
+    rec = RecognisedCameras(max_cameras=2)
+    assert rec.name(b"\x0a\x00\x00\x01", None) is None  # no detector: nothing recognised
+    a, b, c = (bytes([10, 0, 0, n]) for n in (1, 2, 3))
+    table = {
+        a: _device("vendor_oui", mac="aa:aa:aa:00:00:01", ip="10.0.0.1"),
+        b: _device("vendor_oui", mac="aa:aa:aa:00:00:01", ip="10.0.0.2"),  # same camera
+        c: _device("sadp", ip="10.0.0.3"),
+    }
+    rec.devices = _Devices(table)  # type: ignore[assignment]
+    assert rec.name(a, None) == "10.0.0.1" and rec.name(b, None) == "10.0.0.2"
+    assert len(rec) == 1 and rec.by_how() == {"mac_prefix": 1}
+    rec.name(c, None)
+    table[a] = _device("sadp", mac="aa:aa:aa:00:00:01")
+    rec.name(a, None)
+    assert rec.by_how() == {"discovery": 2}
+    table[bytes([10, 0, 0, 4])] = _device("sadp", ip="10.0.0.4")
+    assert rec.name(bytes([10, 0, 0, 4]), None) == "10.0.0.4"  # still marked ...
+    assert len(rec) == 2 and rec.overflow == 1  # ... but not tallied past the bound
