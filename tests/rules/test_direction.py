@@ -47,10 +47,14 @@ def test_upload_seen_mid_stream_is_an_upload(tmp_path: Path) -> None:
     s = outsider(443, 46552)
     ts = t.add_burst(1_000_000, [s.segment(False, ACK)], 1000)
     t.add_burst(ts, s.send(True, b"v" * 290_000), 100)
-    (alert,) = replay(tmp_path, t)
-    assert alert["rule"] == "unexpected_egress" and alert["direction"] == "outbound"
+    alerts = {a["rule"]: a for a in replay(tmp_path, t)}
+    assert set(alerts) == {"unexpected_egress", "outbound_stream"}  # and found as a clip upload
+    alert = alerts["unexpected_egress"]
+    assert alert["direction"] == "outbound"
     assert (alert["evidence"]["bytes_up"], alert["evidence"]["bytes_down"]) == (290_000, 0)
     assert alert["evidence"]["conn_state"] == "OTH"
+    clip = alerts["outbound_stream"]
+    assert clip["direction"] == "outbound" and clip["evidence"]["kind"] == "clip"
 
 
 def test_mid_stream_data_from_outside_on_a_camera_port_is_not_inbound_access(
