@@ -12,11 +12,13 @@ Reads no configuration.
 from __future__ import annotations
 
 from netwatch.deep.base import PARSERS, DeepParser
+from netwatch.deep.dhcp import DhcpParser
 from netwatch.deep.discovery import DiscoveryParser
 from netwatch.deep.dns import DnsParser
 from netwatch.deep.http import HttpParser
 from netwatch.deep.rtp import RtpParser
 from netwatch.deep.rtsp import RtspParser
+from netwatch.deep.ssdp import SsdpParser
 from netwatch.deep.tls import TlsParser
 
 BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
@@ -26,9 +28,11 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     HttpParser,
     RtspParser,
     RtpParser,
+    DhcpParser,
+    SsdpParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).
-HELPER_MODULES = frozenset({"", "base"})
+HELPER_MODULES = frozenset({"", "base", "mdns"})
 
 __all__ = ["BUILTIN_PARSERS", "HELPER_MODULES", "PARSERS", "DeepParser"]

@@ -98,10 +98,14 @@ def test_on_learn_only_for_something_new(tmp_path: Path) -> None:
     d, calls = hooked(tmp_path)
     d.learn(ip("10.0.0.7"), "Hikvision", "sadp", ("DS-2CD", "V5.6", "SN1"))
     d.learn(ip("10.0.0.7"), "Hikvision", "sadp", ("DS-2CD", "V5.6", "SN1"))  # the same
-    d.learn(ip("10.0.0.7"), "Hikvision", "banner:http_server")  # does not override
+    d.learn(ip("10.0.0.7"), "Hikvision", "banner:http_server")  # new evidence, shared
+    d.learn(ip("10.0.0.7"), "Hikvision", "banner:http_server")  # the same
     d.learn_mac(OTHER_MAC, "Dahua", "dhdiscover_l2")
     d.learn_mac(OTHER_MAC, "Dahua", "dhdiscover_l2")
-    assert [c[0] for c in calls] == ["ip", "mac"]
+    assert [c[0] for c in calls] == ["ip", "ip", "mac"]
+    cam = d.camera(ip("10.0.0.7"), None)
+    assert cam is not None and cam.how == "sadp"  # the banner does not override
+    assert [s.how for s in cam.signals] == ["sadp", "banner:http_server"]
     d.learn(ip("10.0.0.7"), "Hikvision", "sadp", ("DS-2CD", "V5.7", "SN1"))  # new firmware
     assert calls[-1] == ("ip", ip("10.0.0.7"), "Hikvision", "sadp", ("DS-2CD", "V5.7", "SN1"))
 

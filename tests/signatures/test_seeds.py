@@ -29,6 +29,8 @@ ALL_FILES = (*YAML_FILES, model.OUI_FILE)
 VENDORS = frozenset(
     {"Hikvision", "Dahua", "Xiongmai", "Uniview", "Tuya", "TP-Link", "Huawei", "ZTE", "Hytera"}
     | {"HiSilicon OEM", "any"}
+    # consumer-camera vendors of issue 10 (LAN fingerprints, discovery protocols)
+    | {"D-Link", "Edimax", "Ednet", "Cellvision", "Xiaomi"}
 )
 YamlEntry = (
     model.CloudEndpoint | model.PayloadSignature | model.Fingerprint | model.DiscoveryProtocol
