@@ -147,8 +147,11 @@ class Devices:
         self._learned: dict[bytes, _Entry] = {}  # ip -> what it said
         self._learned_macs: dict[bytes, _Entry] = {}  # mac -> what it said
         self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
-        self._seen: dict[bytes, Device] = {}  # ip -> the camera found there (cameras())
+        self._seen: dict[bytes, bytes | None] = {}  # ip -> MAC of a camera found there
         self._resolvers: dict[bytes, None] = {}  # ordered set of packed addresses
+        #: MAC -> the inventory entry a flow showed it at: the same camera at another
+        #: address (a fallback address before DHCP, an IPv6 link-local) stays managed
+        self._inventory_macs: dict[bytes, Any] = {}
         self._max = max_entries
         #: Resolvers dropped because ``MAX_RESOLVERS`` were kept (oldest first).
         self.resolver_evictions = 0
@@ -230,18 +233,20 @@ class Devices:
         if len(self._cache) >= self._max:
             self._cache.clear()
         self._cache[key] = dev
-        if dev is not None:
+        if dev is not None and (mac is not None or ip not in self._seen):
             if len(self._seen) >= self._max and ip not in self._seen:
                 self._seen.pop(next(iter(self._seen)))
-            self._seen[ip] = dev
+            self._seen[ip] = mac
         return dev
 
     def cameras(self) -> list[CameraSummary]:
         """Every camera recognised so far, one per MAC when known (else per address):
         from the flows seen, and from what was learnt by address or MAC."""
         found: dict[str, CameraSummary] = {}
-        for dev in self._seen.values():
-            _keep(found, _summary(dev.ip, dev))
+        for ip, mac in self._seen.items():
+            dev = self._identify(ip, mac)  # afresh: later signals add evidence
+            if dev is not None:
+                _keep(found, _summary(dev.ip, dev))
         addresses = {cam.address for cam in found.values()}
         for ip, entry in self._learned.items():
             if entry.primary() is not None and ip_text(ip) not in addresses:
@@ -276,11 +281,6 @@ class Devices:
     def _forget(self, key: bytes) -> None:
         """Drop cached answers for an address or MAC that just said something new."""
         self._cache = {k: v for k, v in self._cache.items() if key not in k}
-        if len(key) != MAC_LEN:
-            self._seen.pop(key, None)
-        else:
-            text = mac_text(key)
-            self._seen = {k: v for k, v in self._seen.items() if v.mac != text}
 
     def _identify(self, ip: bytes, mac: bytes | None) -> Device | None:
         if not self._classifier.is_site_local(ip):
@@ -289,7 +289,11 @@ class Devices:
         vendor = self._camera_vendor(mac) if mac else None
         known = self._inventory.lookup(ip, mac)
         entries = [e for e in (self._learned.get(ip), self._learned_macs.get(mac or b"")) if e]
+        if known is None and mac is not None:
+            known = self._inventory_macs.get(mac)  # an inventory camera at another address
         if known is not None:
+            if mac is not None and len(self._inventory_macs) < self._max:
+                self._inventory_macs[mac] = known
             dev = Device(known.name, ip_text(ip), mac_str, vendor, known.group, True, "inventory")
             return self._with_evidence(dev, entries, mac, "high")
         text = ip_text(ip)

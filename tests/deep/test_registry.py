@@ -34,7 +34,14 @@ def test_every_parser_module_is_in_the_builtin_set() -> None:
     result = audit_deep()
     assert result.ok, result
     assert [p.name for p in BUILTIN_PARSERS] == [
-        "dns", "discovery", "tls", "http", "rtsp", "rtp", "dhcp", "ssdp"
+        "dns",
+        "discovery",
+        "tls",
+        "http",
+        "rtsp",
+        "rtp",
+        "dhcp",
+        "ssdp",
     ]
 
 
