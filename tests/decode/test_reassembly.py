@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwatch.decode.fragments import Reassembler, ReassemblyLimits
+from netwatch.deep.discovery import parse_discovery
+from tests.deep.discovery.builders import CAMERA_SCOPES, wsd_probe_matches
 from tests.profile import examples
 
 KEY = (b"\x0a\x00\x00\x05", b"\xef\xff\xff\xfa", 17, 0x1234)
@@ -103,3 +106,21 @@ def test_any_sequence_stays_bounded_and_never_raises(
             whole = r.later(key, offset, data, more, 0.0)
             assert whole is None or len(whole) <= 128
         assert len(r) <= 3 and 0 <= r.held_bytes <= 256
+
+
+def test_a_rebuilt_onvif_hello_names_the_vendor_its_first_fragment_cannot() -> None:
+    """The wiring the walk is meant to do: the reassembled datagram reaches the parser."""
+    padding = "onvif://www.onvif.org/location/" + "x" * 1900
+    hello = wsd_probe_matches(kind="Hello", scopes=CAMERA_SCOPES + " " + padding)
+    assert len(hello) > 1480
+    datagram = struct.pack("!HHHH", 3702, 3702, 8 + len(hello), 0) + hello
+    first, *rest = split(datagram, 1480)
+    cut = parse_discovery("udp", 3702, 3702, first[1][8:])  # cut inside <Scopes>
+    assert cut is None or (cut.vendor, cut.model) == (None, None)
+    r = Reassembler(PORTS)
+    r.first(KEY, 3702, 3702, first[1], 0.0)
+    whole = [r.later(KEY, off, piece, more, 0.0) for off, piece, more in rest][-1]
+    assert whole == datagram
+    ident = parse_discovery("udp", 3702, 3702, whole[8:])
+    assert ident is not None and ident.is_camera
+    assert (ident.vendor, ident.model) == ("HIKVISION", "DS-2CD2143G0-I")
