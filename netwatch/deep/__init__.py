@@ -33,6 +33,6 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).
-HELPER_MODULES = frozenset({"", "base", "mdns"})
+HELPER_MODULES = frozenset({"", "base", "mdns", "upnp"})
 
 __all__ = ["BUILTIN_PARSERS", "HELPER_MODULES", "PARSERS", "DeepParser"]
