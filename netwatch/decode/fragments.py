@@ -8,7 +8,9 @@ of any protocol then join that flow (never dropped silently). A later fragment t
 arrives *before* its first one is held (bounded) and released when the first arrives.
 
 Config read: ``flows.max_fragments`` (entries) and ``flows.fragment_timeout_s``.
-Limits: no payload reassembly (we count, we do not rebuild datagrams); when the table is full
+:class:`Reassembler` rebuilds fragmented UDP datagrams for the ports the deep parsers read
+(bounded; see its docstring); :class:`FragmentTracker` itself does no payload reassembly.
+Limits: when the table is full
 the oldest datagram entry is evicted (``evicted``; later fragments of that datagram are then
 orphans); held fragments whose first fragment never arrives are counted as
 ``fragment_orphaned`` decode failures.
@@ -17,6 +19,7 @@ orphans); held fragments whose first fragment never arrives are counted as
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 FragKey = tuple[bytes, bytes, int, int]
@@ -105,3 +108,164 @@ class FragmentTracker:
             self.held -= len(held)
             for _ in held:
                 self._count("fragment_orphaned")
+
+
+@dataclass(frozen=True, slots=True)
+class ReassemblyLimits:
+    """Bounds of :class:`Reassembler` (datagrams in progress, bytes each and in all)."""
+
+    max_datagrams: int = 64
+    max_datagram_bytes: int = 65_535
+    max_total_bytes: int = 1 << 20
+    timeout_s: float = 30.0
+
+
+class _Partial:
+    """One datagram being rebuilt: its pieces by offset and, once known, its length."""
+
+    __slots__ = ("end", "pieces", "size", "ts")
+
+    def __init__(self, ts: float) -> None:
+        self.pieces: dict[int, bytes] = {}
+        self.size = 0  # bytes held
+        self.end: int | None = None  # the length, once the last fragment (MF=0) arrived
+        self.ts = ts
+
+    def whole(self) -> bytes | None:
+        """The datagram when its pieces cover 0..end without a gap or overlap; else None."""
+        if self.end is None:
+            return None
+        at = 0
+        parts = []
+        for off in sorted(self.pieces):
+            if off != at:
+                return None
+            parts.append(self.pieces[off])
+            at += len(self.pieces[off])
+        return b"".join(parts) if at == self.end else None
+
+
+class Reassembler:
+    """Rebuilds fragmented UDP datagrams for the ports the deep parsers read, bounded.
+
+    The walk calls :meth:`first` with a first fragment's ports and IP payload (UDP header
+    included) and :meth:`later` with each later fragment's offset (bytes), payload and
+    more-fragments flag; when the pieces cover the whole datagram, the call that completes
+    it returns the IP payload (UDP header and data) and the entry is dropped. Only
+    datagrams whose first fragment names a port of ``ports`` are kept (a 2,383-byte ONVIF
+    Hello, a large mDNS or DNS answer); everything else costs a dict lookup.
+
+    Bounds (``ReassemblyLimits``): at most ``max_datagrams`` in progress and
+    ``max_total_bytes`` held (the oldest is evicted: ``evicted``), at most
+    ``max_datagram_bytes`` per datagram (more drops it: ``dropped``), and ``expire`` drops
+    datagrams idle for ``timeout_s`` (``expired``). Overlapping or inconsistent pieces drop
+    the datagram (``dropped``). Known limit: a later fragment that arrives before its first
+    fragment is not kept for reassembly (``unordered``; the tracker above still attributes
+    it to the flow).
+    """
+
+    __slots__ = ("_limits", "_ports", "_table", "_total", "completed", "dropped", "evicted",
+                 "expired", "unordered")  # fmt: skip
+
+    def __init__(self, ports: frozenset[int], limits: ReassemblyLimits | None = None) -> None:
+        self._ports = ports
+        self._limits = limits or ReassemblyLimits()
+        self._table: dict[FragKey, _Partial] = {}
+        self._total = 0
+        self.completed = 0
+        self.dropped = 0
+        self.evicted = 0
+        self.expired = 0
+        self.unordered = 0
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes held for datagrams in progress."""
+        return self._total
+
+    def wants(self, sport: int, dport: int) -> bool:
+        """A datagram between these ports is rebuilt."""
+        return sport in self._ports or dport in self._ports
+
+    def first(self, key: FragKey, sport: int, dport: int, payload: bytes, ts: float) -> None:
+        """A first fragment (offset 0, more fragments follow): start its datagram."""
+        if not self.wants(sport, dport):
+            return
+        self._drop(key)  # a reused id starts afresh
+        if len(payload) > self._limits.max_datagram_bytes:
+            self.dropped += 1
+            return
+        while self._table and (
+            len(self._table) >= self._limits.max_datagrams
+            or self._total + len(payload) > self._limits.max_total_bytes
+        ):
+            self._drop(next(iter(self._table)))
+            self.evicted += 1
+        entry = _Partial(ts)
+        self._table[key] = entry
+        self._put(key, entry, 0, payload)
+
+    def later(
+        self, key: FragKey, offset: int, payload: bytes, more: bool, ts: float
+    ) -> bytes | None:
+        """A later fragment; the whole IP payload when this one completes the datagram."""
+        entry = self._table.get(key)
+        if entry is None:
+            self.unordered += 1 if offset else 0
+            return None
+        end = offset + len(payload)
+        if not more:
+            if entry.end is not None and entry.end != end:
+                self._fail(key)
+                return None
+            entry.end = end
+        entry.ts = ts
+        if not self._put(key, entry, offset, payload):
+            return None
+        whole = entry.whole()
+        if whole is None:
+            return None
+        self._drop(key)
+        self.completed += 1
+        return whole
+
+    def expire(self, now: float) -> None:
+        """Drop datagrams idle for longer than the timeout (packet time)."""
+        horizon = now - self._limits.timeout_s
+        for key in [k for k, e in self._table.items() if e.ts < horizon]:
+            self._drop(key)
+            self.expired += 1
+
+    def _put(self, key: FragKey, entry: _Partial, offset: int, payload: bytes) -> bool:
+        """Store a piece; False (and the datagram dropped) when it breaks a bound or
+        overlaps another piece."""
+        end = offset + len(payload)
+        too_big = end > self._limits.max_datagram_bytes
+        past_end = entry.end is not None and end > entry.end
+        overlaps = any(
+            off < end and offset < off + len(piece) for off, piece in entry.pieces.items()
+        )
+        if (
+            too_big
+            or past_end
+            or overlaps
+            or self._total + len(payload) > self._limits.max_total_bytes
+        ):
+            self._fail(key)
+            return False
+        entry.pieces[offset] = payload
+        entry.size += len(payload)
+        self._total += len(payload)
+        return True
+
+    def _fail(self, key: FragKey) -> None:
+        self._drop(key)
+        self.dropped += 1
+
+    def _drop(self, key: FragKey) -> None:
+        entry = self._table.pop(key, None)
+        if entry is not None:
+            self._total -= entry.size

@@ -12,12 +12,14 @@ Reads no configuration.
 from __future__ import annotations
 
 from netwatch.deep.base import PARSERS, DeepParser
+from netwatch.deep.dhcp import DhcpParser
 from netwatch.deep.discovery import DiscoveryParser
 from netwatch.deep.dns import DnsParser
 from netwatch.deep.http import HttpParser
 from netwatch.deep.pppp import PpppParser
 from netwatch.deep.rtp import RtpParser
 from netwatch.deep.rtsp import RtspParser
+from netwatch.deep.ssdp import SsdpParser
 from netwatch.deep.tls import TlsParser
 
 BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
@@ -27,10 +29,12 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     HttpParser,
     RtspParser,
     RtpParser,
+    DhcpParser,
+    SsdpParser,
     PpppParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).
-HELPER_MODULES = frozenset({"", "base"})
+HELPER_MODULES = frozenset({"", "base", "mdns", "upnp"})
 
 __all__ = ["BUILTIN_PARSERS", "HELPER_MODULES", "PARSERS", "DeepParser"]

@@ -49,6 +49,25 @@ DISCOVERY_FILE = "discovery_protocols.yaml"
 OUI_FILE = "camera_vendor_oui.tsv"
 
 BANNER_FIELDS = ("http_server", "rtsp_server", "www_authenticate", "user_agent")
+#: What a device says about itself on the LAN (read by the DHCP, mDNS and SSDP parsers;
+#: never by the banner lookup, so a LAN fingerprint cannot make a server banner).
+LAN_FIELDS = (
+    "dhcp_hostname",  # DHCP option 12
+    "dhcp_vendor_class",  # DHCP option 60
+    "dhcp_fingerprint",  # "<OUI>|<option 60>|<option 55 as 1,3,6,...>"
+    "mdns_name",  # an mDNS/DNS-SD owner, instance or host name
+    "mdns_service",  # a DNS-SD service type ("_psia._tcp")
+    "ssdp_server",  # SSDP SERVER header (NOTIFY, M-SEARCH reply)
+    "ssdp_location",  # SSDP LOCATION URL
+    "ssdp_usn",  # SSDP USN / NT
+    "upnp_manufacturer",  # UPnP device description <manufacturer>
+    "upnp_model",  # UPnP device description <modelName>
+    "mac_prefix",  # "AA:BB:CC" (upper case), a vendor's MA-L prefix
+)
+#: camera: the value alone makes a camera (a model name, a camera service, a camera
+#: discovery protocol); weak: it names a vendor that also makes non-camera products (kept
+#: as evidence, never a camera alone).
+STRENGTHS = ("camera", "weak")
 BANNER_MATCHES = ("exact", "prefix", "contains", "regex")
 DIRECTIONS = ("client", "server")
 CONFIDENCE_RANK = {name: rank for rank, name in enumerate(loader.CONFIDENCES)}
@@ -164,6 +183,8 @@ class CloudEndpoint:
 
 
 def _check_fingerprint(v: dict[str, Any]) -> tuple[str, str] | None:
+    if v["strength"] == "weak" and v["field"] in BANNER_FIELDS:
+        return "strength", "weak is only for LAN fields (a banner match makes a camera)"
     if v["match"] == "regex":
         try:
             loader.compile_regex(v["value"], as_bytes=False)
@@ -179,9 +200,11 @@ class Fingerprint:
     RULES: ClassVar[Rules] = Rules(check=_check_fingerprint)
     id: str = key(loader.slug)
     vendor: str = key(loader.nonempty)
-    field: str = key(choice(*BANNER_FIELDS))
+    field: str = key(choice(*BANNER_FIELDS, *LAN_FIELDS))
     match: str = key(choice(*BANNER_MATCHES))
     value: str = key(loader.nonempty)
+    #: "camera" (default) or "weak" (see STRENGTHS); a regex may capture ``(?P<model>...)``.
+    strength: str = key(choice(*STRENGTHS), "camera")
     note: str = key(loader.free_text, "")
     source: str = key(loader.nonempty)
     confidence: str = key(loader.confidence)
@@ -196,6 +219,10 @@ class DiscoveryMarker:
 
     message: str = key(loader.slug)
     match: tuple[Match, ...] = key(_MATCH)
+    #: A message of this kind makes its sender a camera (only the camera firmware sends it).
+    camera: bool = key(boolean, False)
+    #: A message of this kind is sent by a device (an announcement or a reply to a search).
+    device: bool = key(boolean, False)
 
 
 def _check_discovery(v: dict[str, Any]) -> tuple[str, str] | None:

@@ -34,8 +34,16 @@ def test_every_parser_module_is_in_the_builtin_set() -> None:
     result = audit_deep()
     assert result.ok, result
     assert [p.name for p in BUILTIN_PARSERS] == [
-        "dns", "discovery", "tls", "http", "rtsp", "rtp", "pppp",
-    ]  # fmt: skip
+        "dns",
+        "discovery",
+        "tls",
+        "http",
+        "rtsp",
+        "rtp",
+        "dhcp",
+        "ssdp",
+        "pppp",
+    ]
 
 
 def test_every_discovery_module_is_in_the_builtin_set() -> None:
@@ -84,7 +92,8 @@ def test_the_dispatch_tables_follow_the_claims() -> None:
     assert {port: p.name for port, p in d.udp_ports.items()} == {
         53: "dns", 5353: "dns", 5355: "dns",
         3702: "discovery", 5050: "discovery", 34569: "discovery", 37020: "discovery",
-        37810: "discovery", 32100: "pppp", 32108: "pppp",
+        37810: "discovery", 20002: "discovery", 54321: "discovery", 62976: "discovery",
+        67: "dhcp", 68: "dhcp", 1900: "ssdp", 32100: "pppp", 32108: "pppp",
     }  # fmt: skip
     assert {port: p.name for port, p in d.tcp_ports.items()} == {53: "dns"}
     assert [p.name for p in d.udp_other] == ["rtp", "pppp"]

@@ -7,9 +7,10 @@ import socket
 from pathlib import Path
 
 from netwatch.config import Config
-from netwatch.detect.devices import Devices
+from netwatch.detect.devices import MAX_RESOLVERS, Devices
 from netwatch.enrich.addrclass import AddressClassifier
 from netwatch.enrich.inventory import Inventory
+from netwatch.signatures.lan import RESOLVER_HOW
 
 HIK_MAC = bytes.fromhex("bcad281a2b01")
 OTHER_MAC = bytes.fromhex("02aabbccdd01")
@@ -98,10 +99,14 @@ def test_on_learn_only_for_something_new(tmp_path: Path) -> None:
     d, calls = hooked(tmp_path)
     d.learn(ip("10.0.0.7"), "Hikvision", "sadp", ("DS-2CD", "V5.6", "SN1"))
     d.learn(ip("10.0.0.7"), "Hikvision", "sadp", ("DS-2CD", "V5.6", "SN1"))  # the same
-    d.learn(ip("10.0.0.7"), "Hikvision", "banner:http_server")  # does not override
+    d.learn(ip("10.0.0.7"), "Hikvision", "banner:http_server")  # new evidence, shared
+    d.learn(ip("10.0.0.7"), "Hikvision", "banner:http_server")  # the same
     d.learn_mac(OTHER_MAC, "Dahua", "dhdiscover_l2")
     d.learn_mac(OTHER_MAC, "Dahua", "dhdiscover_l2")
-    assert [c[0] for c in calls] == ["ip", "mac"]
+    assert [c[0] for c in calls] == ["ip", "ip", "mac"]
+    cam = d.camera(ip("10.0.0.7"), None)
+    assert cam is not None and cam.how == "sadp"  # the banner does not override
+    assert [s.how for s in cam.signals] == ["sadp", "banner:http_server"]
     d.learn(ip("10.0.0.7"), "Hikvision", "sadp", ("DS-2CD", "V5.7", "SN1"))  # new firmware
     assert calls[-1] == ("ip", ip("10.0.0.7"), "Hikvision", "sadp", ("DS-2CD", "V5.7", "SN1"))
 
@@ -141,3 +146,95 @@ def test_share_accepts_details_as_a_list(tmp_path: Path) -> None:
         "device_serial": "SN1",
     }
     assert calls == []
+
+
+# --- combined signals, evidence and confidence (issue 10) ------------------------------------
+
+EDIMAX_MAC = bytes.fromhex("74da38807a08")  # Edimax: cameras AND plugs (a weak prefix)
+
+
+def test_a_weak_signal_alone_is_no_camera(tmp_path: Path) -> None:
+    d = devices(tmp_path)
+    d.learn(ip("10.0.0.20"), "D-Link", "hint:mdns_service:dlink-hnap-mdns-service")
+    assert d.camera(ip("10.0.0.20"), EDIMAX_MAC) is None  # hint + weak MAC prefix: still none
+    assert d.cameras() == []
+
+
+def test_a_payload_signature_of_a_mixed_vendor_is_only_a_hint(tmp_path: Path) -> None:
+    """The TP-Link Smart Home protocol of the HS110 plug named TP-Link, not a camera."""
+    d = devices(tmp_path)
+    d.learn(ip("10.0.0.21"), "TP-Link", "payload:tplink-shp-tcp")
+    assert d.camera(ip("10.0.0.21"), OTHER_MAC) is None
+    d.learn(ip("10.0.0.22"), "Hikvision", "payload:hik-sdk")
+    assert d.camera(ip("10.0.0.22"), OTHER_MAC) is not None
+
+
+def test_a_camera_signal_makes_a_camera_with_its_evidence(tmp_path: Path) -> None:
+    d = devices(tmp_path)
+    d.learn(EDIMAX_MAC, "Edimax", "ssdp_location:ipcam-ssdp-location")  # a 6-byte key: a MAC
+    cam = d.camera(ip("10.0.0.23"), EDIMAX_MAC)
+    assert cam is not None and (cam.vendor, cam.how, cam.confidence) == (
+        "Edimax", "ssdp_location:ipcam-ssdp-location", "med")  # fmt: skip
+    assert [(s.how, s.camera) for s in cam.signals] == [
+        ("ssdp_location:ipcam-ssdp-location", True),
+        ("hint:mac_prefix", False),  # the weak prefix, kept as evidence
+    ]
+
+
+def test_two_kinds_of_camera_signal_give_high_confidence_and_the_model(tmp_path: Path) -> None:
+    d = devices(tmp_path)
+    mac = bytes.fromhex("b0c554255b0e")
+    d.learn(mac, "D-Link", "dhcp_hostname:dlink-dcs-dhcp-hostname", ("DCS-935L", None, None))
+    d.learn(
+        ip("10.0.0.24"), "D-Link", "ssdp_server:dlink-dcs-ssdp-server", ("DCS-935L", None, None)
+    )
+    cam = d.camera(ip("10.0.0.24"), mac)
+    assert cam is not None and (cam.confidence, cam.model) == ("high", "DCS-935L")
+    d.learn(ip("10.0.0.25"), "D-Link", "dhcp_hostname:x")
+    d.learn(ip("10.0.0.25"), "D-Link", "dhcp_fingerprint:y")
+    one_kind = d.camera(ip("10.0.0.25"), None)
+    assert one_kind is not None and one_kind.confidence == "med"  # both DHCP: one kind
+
+
+def test_cameras_lists_each_device_once_with_how(tmp_path: Path) -> None:
+    d = devices(tmp_path)
+    mac = bytes.fromhex("b0c554435483")
+    d.learn(mac, "D-Link", "dhcp_hostname:dlink-dcs-dhcp-hostname", ("DCS-8000LH", None, None))
+    d.learn(ip("10.0.0.26"), "D-Link", "dhcp_hostname:dlink-dcs-dhcp-hostname",
+            ("DCS-8000LH", None, None))  # fmt: skip
+    # no flow has linked the MAC to the address yet: listed under each
+    assert sorted((c.address, c.model) for c in d.cameras()) == [
+        ("10.0.0.26", "DCS-8000LH"), ("b0:c5:54:43:54:83", "DCS-8000LH")]  # fmt: skip
+    d.camera(ip("10.0.0.26"), mac)
+    d.camera(ip("fe80::b2c5:54ff:fe43:5483"), mac)  # the same camera, IPv6 link-local
+    (cam,) = d.cameras()
+    assert (cam.address, cam.mac, cam.vendor, cam.confidence) == (
+        "10.0.0.26", "b0:c5:54:43:54:83", "D-Link", "med")  # fmt: skip
+    assert cam.signals[0].as_dict() == {
+        "how": "dhcp_hostname:dlink-dcs-dhcp-hostname",
+        "vendor": "D-Link",
+        "model": "DCS-8000LH",
+    }
+    d.camera(ip("10.0.0.5"), HIK_MAC)
+    assert {c.address: c.signals[0].how for c in d.cameras()}["10.0.0.5"] == "vendor_oui"
+
+
+def test_dhcp_resolvers_are_kept_bounded_and_are_no_device(tmp_path: Path) -> None:
+    d, calls = hooked(tmp_path)
+    d.learn(ip("10.0.0.1"), None, RESOLVER_HOW)
+    d.learn(ip("10.0.0.1"), None, RESOLVER_HOW)
+    assert d.dhcp_resolvers == {ip("10.0.0.1")} and len(calls) == 1
+    assert d.camera(ip("10.0.0.1"), None) is None
+    for i in range(MAX_RESOLVERS + 5):
+        d.learn(ip(f"10.1.0.{i}"), None, RESOLVER_HOW)
+    assert len(d.dhcp_resolvers) == MAX_RESOLVERS and d.resolver_evictions == 6
+    other = devices(tmp_path)
+    other.share(*calls[0])  # a worker's resolver reaches the others
+    assert other.dhcp_resolvers == {ip("10.0.0.1")}
+
+
+def test_an_inventory_camera_stays_managed_at_another_address(tmp_path: Path) -> None:
+    d = devices(tmp_path, "cameras:\n  - {name: lobby, ip: 10.0.0.6, group: default}\n")
+    assert d.camera(ip("10.0.0.6"), OTHER_MAC) is not None
+    moved = d.camera(ip("fe80::1"), OTHER_MAC)
+    assert moved is not None and (moved.name, moved.managed) == ("lobby", True)

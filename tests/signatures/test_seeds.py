@@ -32,6 +32,8 @@ VENDORS = frozenset(
     # consumer camera clouds and P2P platforms (issue 10)
     | {"CS2 Network", "ThroughTek", "Xiaomi", "Yi", "D-Link", "Amazon", "Arlo", "Eufy", "Wyze"}
     | {"Reolink", "Amcrest", "Zmodo", "Yoosee"}
+    # consumer-camera vendors of issue 10 (LAN fingerprints, discovery protocols)
+    | {"Edimax", "Ednet", "Cellvision"}
 )
 YamlEntry = (
     model.CloudEndpoint | model.PayloadSignature | model.Fingerprint | model.DiscoveryProtocol

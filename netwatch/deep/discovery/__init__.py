@@ -12,6 +12,9 @@ takes the transport payload, returns a ``DeviceIdentity`` or None, and never rai
 | Dahua legacy | UDP 5050 | ``dahua`` | ``parse_dahua_5050`` |
 | Xiongmai / XMEye | UDP 34569 | ``xiongmai`` | ``parse_xiongmai`` |
 | ONVIF WS-Discovery | UDP 3702 | ``onvif`` | ``parse_onvif`` |
+| D-Link setup (seed) | UDP 62976 | ``vendors`` | ``DlinkSetupDiscovery.parse`` |
+| TP-Link TDP (seed) | UDP 20002 | ``vendors`` | ``TplinkTdpDiscovery.parse`` |
+| Xiaomi miIO (seed) | UDP 54321 | ``vendors`` | ``MiioDiscovery.parse`` |
 
 Each protocol registers itself (:class:`~netwatch.deep.discovery.base.DiscoveryProtocol`:
 its port and parser); :data:`BUILTIN_DISCOVERY` is the explicit set routed to, and a test
@@ -45,6 +48,7 @@ from netwatch.deep.discovery.dahua import (
 from netwatch.deep.discovery.identity import DeviceIdentity
 from netwatch.deep.discovery.onvif import OnvifDiscovery, parse_onvif
 from netwatch.deep.discovery.sadp import SADP_ETHERTYPE, SadpDiscovery, parse_sadp, parse_sadp_l2
+from netwatch.deep.discovery.vendors import DlinkSetupDiscovery, MiioDiscovery, TplinkTdpDiscovery
 from netwatch.deep.discovery.xiongmai import XiongmaiDiscovery, parse_xiongmai
 
 if TYPE_CHECKING:
@@ -75,10 +79,13 @@ BUILTIN_DISCOVERY: tuple[type[DiscoveryProtocol], ...] = (
     DahuaLegacyDiscovery,
     XiongmaiDiscovery,
     OnvifDiscovery,
+    DlinkSetupDiscovery,
+    TplinkTdpDiscovery,
+    MiioDiscovery,
 )
 
 #: Modules of this package that define no protocol (the walk test allows exactly these).
-HELPER_MODULES = frozenset({"", "base", "identity", "jsonbody", "xmlscan"})
+HELPER_MODULES = frozenset({"", "base", "identity", "jsonbody", "seeded", "xmlscan"})
 
 
 def _ports(protocols: tuple[type[DiscoveryProtocol], ...]) -> dict[int, Parser]:

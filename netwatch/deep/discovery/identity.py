@@ -33,6 +33,10 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from netwatch.signatures.lan import LanHit
 
 MAX_PAYLOAD_BYTES = 65536  # bytes of a message examined; the rest is ignored
 MAX_RAW_FIELDS = 32
@@ -134,3 +138,23 @@ def raw_fields(pairs: Iterable[tuple[str, object]]) -> RawFields:
 def first(*values: str | None) -> str | None:
     """The first value that is not None."""
     return next((value for value in values if value is not None), None)
+
+
+def lan_identity(protocol: str, hit: LanHit, mac: str | None, ip: str | None) -> DeviceIdentity:
+    """The identity a LAN fingerprint hit reports (DHCP, mDNS, SSDP): the matched value and
+    the fingerprint id as evidence; a camera when the fingerprint's strength is camera."""
+    field = hit.fingerprint.field
+    return DeviceIdentity(
+        protocol=protocol,
+        vendor=hit.vendor,
+        model=hit.model,
+        firmware=None,
+        serial=None,
+        mac=mac,
+        ip=ip,
+        device_type=None,
+        cloud_enabled=None,
+        is_camera=hit.camera,
+        is_reply=True,
+        raw_fields=raw_fields([(field, hit.value), ("fingerprint", hit.fingerprint.id)]),
+    )

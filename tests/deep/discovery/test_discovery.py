@@ -62,7 +62,7 @@ def test_no_identity(proto: str, sport: int, dport: int, payload: bytes) -> None
 
 
 def test_every_documented_port_is_routed() -> None:
-    assert sorted(DISCOVERY_PORTS) == [3702, 5050, 34569, 37020, 37810]
+    assert sorted(DISCOVERY_PORTS) == [3702, 5050, 20002, 34569, 37020, 37810, 54321, 62976]
 
 
 @settings(max_examples=examples(500), deadline=None)

@@ -1,0 +1,96 @@
+"""mDNS/DNS-SD identity: the names and service types a device announces (UDP 5353).
+
+:func:`parse_mdns` reads an mDNS *response* (QR set: an announcement or an answer; queries
+are clients asking, never a device signal) and returns the owner and target names of its
+answer and additional records (PTR, SRV, A/AAAA owners) and the DNS-SD service types among
+them (``_psia._tcp``, ``_dhnap._tcp``, ...). :func:`observe_mdns` matches them against the
+LAN fingerprints of ``seeds/device_fingerprints.yaml`` (``mdns_name``, ``mdns_service``)
+and reports the sender through the parser context (camera signal or ``hint:``).
+
+This module defines no registered parser: UDP 5353 is claimed by the DNS parser (it feeds
+the passive DNS cache), which calls :func:`observe_mdns` on its mDNS payloads (integration
+note: one call in ``DnsParser.udp`` when either port is 5353).
+
+Reads no configuration; never raises. Known limits: at most ``MAX_RECORDS`` records and
+``MAX_NAMES`` names per message; a name that does not decode (cut by a snaplen, a bad
+pointer) ends the walk with what was read so far.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import TYPE_CHECKING
+
+import dpkt
+
+from netwatch.deep.base import Context
+from netwatch.deep.discovery.identity import clean_text, lan_identity
+from netwatch.signatures.lan import lan_matcher
+
+if TYPE_CHECKING:
+    from netwatch.flow.table import Flow
+
+MDNS_PORT = 5353
+MAX_RECORDS = 64
+MAX_NAMES = 32
+_HEADER = struct.Struct("!HHHHHH")
+_RR_TAIL = struct.Struct("!HHIH")
+_QR = 0x8000
+_PTR, _SRV = 12, 33
+_SERVICE = re.compile(r"(?i)(?:^|\.)(_[a-z0-9-]{1,63}\._(?:tcp|udp))(?:\.|$)")
+
+
+def parse_mdns(payload: bytes) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(names, service types) of an mDNS response; None for a query or a broken header."""
+    if len(payload) < _HEADER.size:
+        return None
+    _id, flags, qd, an, ns, ar = _HEADER.unpack_from(payload)
+    if not flags & _QR:
+        return None
+    off = _HEADER.size
+    names: dict[str, None] = {}
+    try:
+        for _ in range(min(qd, MAX_RECORDS)):
+            _name, off = dpkt.dns.unpack_name(payload, off)
+            off += 4
+        for _ in range(min(an + ns + ar, MAX_RECORDS)):
+            owner, off = dpkt.dns.unpack_name(payload, off)
+            rtype, _cls, _ttl, size = _RR_TAIL.unpack_from(payload, off)
+            off += _RR_TAIL.size
+            _add(names, owner)
+            if rtype == _PTR:
+                _add(names, dpkt.dns.unpack_name(payload, off)[0])
+            elif rtype == _SRV and size > 6:
+                _add(names, dpkt.dns.unpack_name(payload, off + 6)[0])
+            off += size
+            if len(names) >= MAX_NAMES:
+                break
+    except (dpkt.UnpackError, struct.error, IndexError, UnicodeDecodeError, ValueError):
+        pass
+    services = {m.group(1).lower(): None for n in names for m in [_SERVICE.search(n)] if m}
+    return tuple(names), tuple(services)
+
+
+def _add(names: dict[str, None], name: str) -> None:
+    text = clean_text(name)
+    if text is not None and len(names) < MAX_NAMES:
+        names[text] = None
+
+
+def lan_pairs(names: tuple[str, ...], services: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The (field, value) pairs matched against the LAN fingerprints."""
+    pairs = [("mdns_service", s) for s in services]
+    pairs.extend(("mdns_name", n) for n in names if not n.startswith("_"))
+    return pairs
+
+
+def observe_mdns(ctx: Context, flow: Flow, is_orig: bool, data: bytes) -> None:
+    """Report what the sender of an mDNS response announces (camera signal or hint)."""
+    found = parse_mdns(data)
+    if found is None:
+        return
+    host = flow.orig_h if is_orig else flow.resp_h
+    for hit in lan_matcher().match_all(lan_pairs(*found)):
+        ctx.count("mdns_identity")
+        ctx.camera(host, hit.vendor, hit.how, lan_identity("mdns", hit, None, None))
