@@ -45,12 +45,15 @@ def test_demo_zero_config_counts_cameras_by_how_and_marks_their_ends(tmp_path: P
 
 
 def test_no_camera_recognised_is_said(tmp_path: Path) -> None:
-    capture = corpus_file("pcaps", "camera-real", "sentinel_edimax-cam1_setup-A2.pcap")
-    summary, records = replayed(capture, tmp_path)
+    plug = corpus_file("pcaps", "camera-real", "sentinel_control-edimax-plug1101w_setup-A1.pcap")
+    summary, records = replayed(plug, tmp_path)  # the Edimax cameras' OUI, but a plug
     assert summary.cameras == {} and summary.alerts == 0
     assert summary_line(summary.cameras) in summary.lines()
     assert summary_line({}).startswith("cameras: 0 (none recognised")
     assert all(r["orig_device"] is None and r["resp_device"] is None for r in records)
+    capture = corpus_file("pcaps", "camera-real", "sentinel_edimax-cam1_setup-A2.pcap")
+    summary, records = replayed(capture, tmp_path)  # zero-config: its SSDP description
+    assert summary.cameras == {"discovery": 1}
     inventory = "cameras:\n  - {name: edimax-1, mac: '74:da:38:80:7a:08'}\n"
     summary, records = replayed(capture, tmp_path, inventory)
     assert summary.cameras == {"inventory": 1}
