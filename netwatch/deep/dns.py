@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import dpkt
 
 from netwatch.deep.base import Context, DeepParser, Verdict, service
+from netwatch.deep.mdns import observe_mdns
 
 if TYPE_CHECKING:
     from netwatch.flow.table import Flow
@@ -58,6 +59,8 @@ _RTYPES = {dpkt.dns.DNS_A: "A", dpkt.dns.DNS_AAAA: "AAAA", dpkt.dns.DNS_CNAME: "
 _ADDR_LEN = {dpkt.dns.DNS_A: (socket.AF_INET, 4), dpkt.dns.DNS_AAAA: (socket.AF_INET6, 16)}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAME_ERRORS = (dpkt.Error, struct.error, UnicodeDecodeError, IndexError)
+
+MDNS_PORT = 5353  # mDNS / DNS-SD (RFC 6762): answers name the device and its services
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +267,8 @@ class DnsParser(DeepParser):
             ctx.count("dns_unparsed")
         else:
             self._message(ctx, flow, is_orig, msg, ts)
+        if MDNS_PORT in (flow.orig_p, flow.resp_p):  # what a device announces about itself
+            observe_mdns(ctx, flow, is_orig, data)
 
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
         """2-byte length-prefixed messages; WAIT while one is incomplete."""

@@ -90,7 +90,10 @@ def observe_mdns(ctx: Context, flow: Flow, is_orig: bool, data: bytes) -> None:
     found = parse_mdns(data)
     if found is None:
         return
-    host = flow.orig_h if is_orig else flow.resp_h
+    # the sender's MAC when the frame had one: a device often announces itself over mDNS
+    # before DHCP (a link-local or leftover address), and its MAC is what stays
+    mac = flow.orig_mac if is_orig else flow.resp_mac
+    host = mac if mac is not None and len(mac) == 6 else (flow.orig_h if is_orig else flow.resp_h)
     for hit in lan_matcher().match_all(lan_pairs(*found)):
         ctx.count("mdns_identity")
         ctx.camera(host, hit.vendor, hit.how, lan_identity("mdns", hit, None, None))

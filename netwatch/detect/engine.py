@@ -45,11 +45,9 @@ class Detector:
         self.signatures = signatures
         self.policies = Policies(cfg)
         self.baseline = baseline
-        # RuleContext.baseline (rules/base.py) is still typed as the concrete Baseline; the
-        # rules use only the DestinationBaseline interface, which worker baselines implement
         #: The site's resolvers (rogue_dns); DHCP option 6 plugs in as ``dhcp_resolvers``.
-        self.resolvers = SiteResolvers()
-        context = RuleContext(baseline=baseline, resolvers=self.resolvers)  # type: ignore[arg-type]
+        self.resolvers = SiteResolvers(dhcp_resolvers=lambda: self.devices.dhcp_resolvers)
+        context = RuleContext(baseline=baseline, resolvers=self.resolvers)
         self.rules = [cls(context) for cls in rules]
         self.router = AlertRouter.of(emit, cfg.alerts)
         self.errors = RuleErrors()

@@ -23,7 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from netwatch.alerts.model import Alert
-from netwatch.detect.baseline import Baseline
+from netwatch.detect.baseline import DestinationBaseline
 from netwatch.detect.facts import FlowFacts
 from netwatch.detect.resolvers import SiteResolvers
 from netwatch.registry import register, snake_name
@@ -46,7 +46,7 @@ def rule_id(class_name: str) -> str:
 class RuleContext:
     """What stateful rules are given at construction (injected by the detector)."""
 
-    baseline: Baseline | None = None
+    baseline: DestinationBaseline | None = None
     resolvers: SiteResolvers | None = None  # the site's resolvers, for rogue_dns
 
 

@@ -209,3 +209,23 @@ def test_xiaomi_hard_coded_114dns_stays_rogue(rel: str, tmp_path: Path) -> None:
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     found = [(a["peer_ip"], a["evidence"]["provider"]) for a in alerts if a["rule"] == "rogue_dns"]
     assert found == [("114.114.114.114", "114DNS")]
+
+
+def test_a_resolver_dhcp_handed_out_is_approved_end_to_end(tmp_path: Path) -> None:
+    """The DHCP parser's option 6 reaches rogue_dns: the campus resolver at a public address,
+    which no other device was seen using, is approved because the DHCP server offered it."""
+    from tests.deep.test_dhcp import dhcp  # noqa: PLC0415 (the BOOTP builder of the parser tests)
+
+    ack = dhcp(
+        2,
+        b"\x02\x4e\x56\x00\x00\x11",
+        [(53, b"\x05"), (6, ipaddress.ip_address(CAMPUS_DNS).packed)],
+    )
+    server = g.Route.of(GW_MAC, "10.20.0.1", "02:4e:56:00:00:11", "10.20.0.11")
+    with_dhcp = g.Trace()
+    with_dhcp.add(1_000_000, g.udp_frame(server, 67, 68, ack))
+    dns_exchange(with_dhcp, CAMPUS_DNS, "time.vendor.example", "192.0.2.10", LATER_US)
+    assert rogue(tmp_path, with_dhcp) == []
+    without = g.Trace()  # the same camera query, no DHCP seen: no other device uses it
+    dns_exchange(without, CAMPUS_DNS, "time.vendor.example", "192.0.2.10", LATER_US)
+    assert [a["peer_ip"] for a in rogue(tmp_path, without)] == [CAMPUS_DNS]
