@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import errno
 import json
+import select
 import shutil
 import socket
 import struct
@@ -162,8 +163,10 @@ for line in sys.stdin:
     cmd = line.strip()
     if cmd == "serve":
         srv.serve()
+        print("ok", flush=True)
     elif cmd in mode:
         mode[cmd] = not mode[cmd]
+        print("ok", flush=True)
     elif cmd == "shutdown":  # the daemon's order: stop serving, then close what it reads
         closer = threading.Thread(target=srv.close, args=(5.0,))
         closer.start()
@@ -195,8 +198,18 @@ class ServerProcess:
         self.port = int(self.stdout.readline())
 
     def send(self, command: str) -> None:
+        """Send a command; wait (bounded) until the script has applied it, so a scrape
+        started afterwards sees it (all but ``shutdown`` answer ``ok``)."""
         self.stdin.write(command + "\n")
         self.stdin.flush()
+        if command != "shutdown":
+            assert self.readline(10) == "ok"
+
+    def readline(self, timeout_s: float) -> str:
+        """One line of the script's stdout, or fail after ``timeout_s`` (never hang)."""
+        ready, _, _ = select.select([self.stdout], [], [], timeout_s)
+        assert ready, f"no answer from the server script within {timeout_s} s"
+        return self.stdout.readline().strip()
 
     def finish(self) -> tuple[str, str]:
         """Close stdin, wait for the exit; (rest of stdout, stderr)."""
@@ -254,11 +267,11 @@ def test_scrape_in_flight_at_shutdown_is_503_and_then_connections_are_refused(
         target=lambda: answer.append(get(f"http://127.0.0.1:{server.port}/metrics"))
     )
     scrape.start()
-    assert server.stdout.readline().strip() == "collecting"
+    assert server.readline(10) == "collecting"
     server.send("shutdown")  # close() begins, the outbox is closed, the collector fails
     scrape.join(10)
     assert answer and answer[0][0] == 503 and "shutting down" in answer[0][2]
-    assert server.stdout.readline().strip() == "closed"  # close() returned
+    assert server.readline(10) == "closed"  # close() returned
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
     _, err = server.finish()
