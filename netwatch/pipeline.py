@@ -19,9 +19,10 @@ from netwatch.capture.source import Block
 from netwatch.config import Config
 from netwatch.decode.frames import Decoder
 from netwatch.detect.baseline import Baseline, DestinationBaseline
-from netwatch.detect.devices import CameraVendor
+from netwatch.detect.devices import CameraVendor, mixed_vendors
 from netwatch.detect.engine import Detector
 from netwatch.detect.recognised import RecognisedCameras
+from netwatch.detect.resolvers import public_resolver_table
 from netwatch.enrich.addrclass import AddressClassifier
 from netwatch.enrich.geo import CachedGeo, GeoBackend, geo_from_settings
 from netwatch.enrich.inventory import Inventory
@@ -32,6 +33,7 @@ from netwatch.flow.ids import UidSource
 from netwatch.flow.inspect import BannerMatch, Inspector
 from netwatch.flow.record import Enrichers, flow_record
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+from netwatch.signatures.lan import lan_matcher
 from netwatch.signatures.match import SignatureMatcher
 
 Packet = tuple[float, int, int, bytes]
@@ -199,9 +201,14 @@ class Pipeline:
         self.decoder.l2_hook = detector.l2_frame
 
     def warm_up(self) -> None:
-        """Load lazily loaded data (GeoIP data set, IEEE registry index) before traffic."""
+        """Load lazily loaded data before traffic (and before a privilege drop, after which
+        an installation the user cannot read is unreadable): the GeoIP data set, the IEEE
+        registry index, and the seeds parsers and rules read on first use."""
         self.geo_backend.describe()
         self.enrichers.vendors.vendor(_WARM_UP_MAC)
+        lan_matcher()  # DHCP/SSDP/mDNS fingerprints
+        mixed_vendors()  # vendors whose MAC prefix is only a hint
+        public_resolver_table()  # rogue_dns
 
     def _flow_started(self, f: Flow, ts: float) -> None:
         f.name = self.names.lookup(f.resp_h, ts, f.orig_h)

@@ -266,7 +266,7 @@ class Devices:
         products (the TP-Link Smart Home protocol of a Kasa plug names TP-Link, not a camera)."""
         if how.startswith(HINT_PREFIX):
             return False
-        return not (how.startswith(PAYLOAD_PREFIX) and vendor in _mixed_vendors())
+        return not (how.startswith(PAYLOAD_PREFIX) and vendor in mixed_vendors())
 
     def _add_resolver(self, addr: bytes) -> None:
         if addr in self._resolvers:
@@ -361,6 +361,6 @@ def _keep(found: dict[str, CameraSummary], cam: CameraSummary) -> None:
 
 
 @functools.cache
-def _mixed_vendors() -> frozenset[str]:
+def mixed_vendors() -> frozenset[str]:
     """Vendors of the seeds' weak MAC prefixes: they also make non-camera products."""
     return lan_matcher().weak_vendors()

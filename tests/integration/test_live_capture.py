@@ -100,7 +100,7 @@ def test_the_daemon_on_a_veth_equals_replay(ns: Netns, tmp_path: Path, workers: 
     live, replayed = flows(tmp_path / "live-flows.jsonl"), flows(replayed_flows)
     assert sum(replayed.values()) == 36 and live == replayed, (live - replayed, replayed - live)
     expected = alerts(replayed_alerts)
-    assert sum(expected.values()) == 15
+    assert sum(expected.values()) == 16
     assert alerts(tmp_path / "live-alerts.jsonl") == expected
 
 
