@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.dns import normalize_name
+from netwatch.deep.upnp import UPNP_DEVICE_NS, observe_description
 
 if TYPE_CHECKING:
     from netwatch.flow.table import Flow
@@ -234,7 +235,18 @@ class HttpParser(DeepParser):
             if resp.www_authenticate:
                 flow.app_set("www_authenticate", resp.www_authenticate)
                 ctx.banner(flow, "www_authenticate", resp.www_authenticate)
+            self._description(ctx, flow, resp, buf)
         return Verdict.DONE
+
+    @staticmethod
+    def _description(ctx: Context, flow: Flow, resp: HttpResponse, buf: bytes) -> None:
+        """A UPnP device description (the XML an SSDP LOCATION points to): what the device
+        serving it says it is (manufacturer, modelName)."""
+        if "xml" not in (header(resp.headers, "content-type") or "").lower():
+            return
+        head = parse_head(buf)
+        if head is not None and head.body and UPNP_DEVICE_NS.encode() in head.body:
+            observe_description(ctx, flow, head.body)
 
     @staticmethod
     def _request(ctx: Context, flow: Flow, buf: bytes) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netwatch.config import Config
 from netwatch.deep.upnp import observe_description, parse_description
+from netwatch.enrich.geo import NullGeo
+from netwatch.replay import run_replay
+from netwatch.testing import pcapgen as g
 from tests.deep.lanctx import Recorder, udp_flow
 from tests.profile import examples
 
@@ -64,3 +69,29 @@ def test_not_a_description_and_dtds_are_refused() -> None:
 def test_hostile_bodies_never_raise(manufacturer: str, model: str) -> None:
     observe_description(Recorder(), udp_flow(PHONE, 1, CAM, 2), description(manufacturer, model))
     observe_description(Recorder(), udp_flow(PHONE, 1, CAM, 2), model.encode("utf-8", "replace"))
+
+
+def test_a_description_served_over_http_makes_the_server_a_camera(tmp_path: Path) -> None:
+    """End to end: the HTTP parser hands an XML response body holding a UPnP description to
+    the UPnP reader, so a camera that only serves its rootdesc.xml is recognised."""
+    phone = g.Route.of("02:00:00:00:00:28", "10.10.10.28", "02:00:00:00:00:58", "10.10.10.58")
+    session = g.TcpSession(phone, 50000, 8641)
+    body = description("D-Link", "DCS-930LB")
+    reply = g.http_response(200, "OK", [("Content-Type", 'text/xml; charset="utf-8"')], body)
+    trace = g.Trace()
+    ts = trace.add_burst(1_000_000, session.handshake(), 1000)
+    ts = trace.add_burst(ts, session.send(True, g.http_request("GET", "/rootdesc.xml", [])), 1000)
+    ts = trace.add_burst(ts, session.send(False, reply), 1000)
+    trace.add_burst(ts, session.close(True), 1000)
+    pcap = tmp_path / "desc.pcap"
+    trace.write(pcap)
+    summary = run_replay([pcap], Config.default(), geo=NullGeo())
+    assert summary.cameras == {"discovery": 1}
+    plain = g.TcpSession(phone, 50001, 8641)  # the same body served as text/html: ignored
+    html = g.http_response(200, "OK", [("Content-Type", "text/html")], body)
+    trace = g.Trace()
+    ts = trace.add_burst(1_000_000, plain.handshake(), 1000)
+    ts = trace.add_burst(ts, plain.send(True, g.http_request("GET", "/", [])), 1000)
+    trace.add_burst(ts, plain.send(False, html), 1000)
+    trace.write(pcap)
+    assert run_replay([pcap], Config.default(), geo=NullGeo()).cameras == {}
