@@ -30,7 +30,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +38,7 @@ import pytest
 
 import netwatch
 from tests.integration.stack import clean_env, free_port
-from tests.test_preload import Receiver
+from tests.test_preload import Receiver, serving
 from tests.test_privileges import NOBODY
 
 pytestmark = [
@@ -96,15 +95,8 @@ def site() -> Iterator[Path]:
 @pytest.fixture
 def webhook() -> Iterator[Receiver]:
     """A webhook receiver on 127.0.0.1 that keeps every body it gets."""
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def link_or_copy(source: str, target: str) -> None:
