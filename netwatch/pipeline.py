@@ -111,10 +111,14 @@ class Pipeline:
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
-        self.decoder = Decoder(cfg.flows.max_fragments, cfg.flows.fragment_timeout_s)
         self.classifier = AddressClassifier(cfg.site.local_nets)
         self.names = PassiveDns(cfg.dns.cache_size, cfg.dns.min_ttl_s, cfg.dns.max_ttl_s)
         self.inspector = Inspector(self.names, cfg.deep.max_hello_bytes)
+        self.decoder = Decoder(
+            cfg.flows.max_fragments,
+            cfg.flows.fragment_timeout_s,
+            reassemble_ports=self.inspector.udp_ports,
+        )
         self.geo_backend = geo if geo is not None else geo_backend(cfg)
         #: The cameras seen in traffic and how recognised (flow records, summary, metrics).
         self.recognised = RecognisedCameras()
@@ -144,7 +148,7 @@ class Pipeline:
             self._flow_ended,
             inspect=self.inspector.payload,
             on_start=self._flow_started,
-            on_sweep=self.decoder.frags.expire,
+            on_sweep=self.decoder.expire,
             uids=uids,
         )
 
@@ -274,6 +278,11 @@ class Pipeline:
             for rts, rd in released:
                 self.table.packet(rts, rd)
             released.clear()
+        whole = self.decoder.reassembled
+        if whole:
+            for _ts, wd in whole:
+                self.table.inspect_only(wd)
+            whole.clear()
 
     def run(self, packets: Iterable[Packet]) -> None:
         """The general loop, for every frame the fused loop does not take."""

@@ -45,6 +45,7 @@ class ReplaySummary:
     deep_parsed: dict[str, int] = field(default_factory=dict)
     capture_problems: dict[str, int] = field(default_factory=dict)
     fragment_entries_evicted: int = 0
+    reassembly: dict[str, int] = field(default_factory=dict)  # rebuilt datagrams, by outcome
     cameras: dict[str, int] = field(default_factory=dict)  # cameras seen, by how recognised
     alerts: int = 0
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
@@ -69,7 +70,8 @@ class ReplaySummary:
             f"decode failures: {sum(self.decode_failures.values())} ({kv(self.decode_failures)})",
             f"non-IP frames: {sum(self.non_ip.values())} ({kv(self.non_ip)})",
             f"capture file problems: {kv(self.capture_problems)}",
-            f"fragment table evictions: {self.fragment_entries_evicted}",
+            f"fragment table evictions: {self.fragment_entries_evicted}; "
+            f"datagrams rebuilt from fragments: {kv(self.reassembly)}",
             summary_line(self.cameras),
             f"alerts: {self.alerts} ({kv(self.alerts_by_rule)}); repeats suppressed: "
             f"{self.alerts_suppressed}; rule errors: {sum(self.rule_errors.values())}",
@@ -140,6 +142,7 @@ def run_replay(
     summary.non_ip = dict(pipe.decoder.non_ip)
     summary.deep_parsed = dict(pipe.inspector.parsed)
     summary.fragment_entries_evicted = pipe.decoder.frags.evicted
+    summary.reassembly = {k: v for k, v in pipe.decoder.reassembler.counts().items() if v}
     summary.cameras = pipe.recognised.by_how()
     if pipe.detector is not None:
         summary.alerts_by_rule = dict(pipe.detector.router.by_rule)

@@ -36,7 +36,7 @@ class FragmentTracker:
         self._max = max_entries
         self._timeout = timeout_s
         self._count = count
-        # key -> [attribution or None, last_ts, held (ts, decoded) tuples or None]
+        # key -> [attribution or None, last_ts, held later fragments (opaque to this table) or None]
         self._table: dict[FragKey, list[Any]] = {}
         self.held = 0
         #: Datagram entries dropped because the table was full: an event, not a lost frame
@@ -160,12 +160,12 @@ class Reassembler:
     ``max_datagram_bytes`` per datagram (more drops it: ``dropped``), and ``expire`` drops
     datagrams idle for ``timeout_s`` (``expired``). Overlapping or inconsistent pieces drop
     the datagram (``dropped``). Known limit: a later fragment that arrives before its first
-    fragment is not kept for reassembly (``unordered``; the tracker above still attributes
-    it to the flow).
+    fragment is held by the tracker above and handed to :meth:`later` when its first
+    fragment arrives (the decoder does this), so arrival order does not matter.
     """
 
     __slots__ = ("_limits", "_ports", "_table", "_total", "completed", "dropped", "evicted",
-                 "expired", "unordered")  # fmt: skip
+                 "expired")  # fmt: skip
 
     def __init__(self, ports: frozenset[int], limits: ReassemblyLimits | None = None) -> None:
         self._ports = ports
@@ -176,10 +176,13 @@ class Reassembler:
         self.dropped = 0
         self.evicted = 0
         self.expired = 0
-        self.unordered = 0
 
     def __len__(self) -> int:
         return len(self._table)
+
+    def __contains__(self, key: FragKey) -> bool:
+        """A datagram with this id is being rebuilt."""
+        return key in self._table
 
     @property
     def held_bytes(self) -> int:
@@ -190,14 +193,15 @@ class Reassembler:
         """A datagram between these ports is rebuilt."""
         return sport in self._ports or dport in self._ports
 
-    def first(self, key: FragKey, sport: int, dport: int, payload: bytes, ts: float) -> None:
-        """A first fragment (offset 0, more fragments follow): start its datagram."""
+    def first(self, key: FragKey, sport: int, dport: int, payload: bytes, ts: float) -> bool:
+        """A first fragment (offset 0, more fragments follow): start its datagram. True when
+        it is kept (a port of ``ports``, within the bounds)."""
         if not self.wants(sport, dport):
-            return
+            return False
         self._drop(key)  # a reused id starts afresh
         if len(payload) > self._limits.max_datagram_bytes:
             self.dropped += 1
-            return
+            return False
         while self._table and (
             len(self._table) >= self._limits.max_datagrams
             or self._total + len(payload) > self._limits.max_total_bytes
@@ -206,7 +210,7 @@ class Reassembler:
             self.evicted += 1
         entry = _Partial(ts)
         self._table[key] = entry
-        self._put(key, entry, 0, payload)
+        return self._put(key, entry, 0, payload)
 
     def later(
         self, key: FragKey, offset: int, payload: bytes, more: bool, ts: float
@@ -214,7 +218,6 @@ class Reassembler:
         """A later fragment; the whole IP payload when this one completes the datagram."""
         entry = self._table.get(key)
         if entry is None:
-            self.unordered += 1 if offset else 0
             return None
         end = offset + len(payload)
         if not more:
@@ -231,6 +234,15 @@ class Reassembler:
         self._drop(key)
         self.completed += 1
         return whole
+
+    def counts(self) -> dict[str, int]:
+        """The outcome counters by name (metrics and the replay summary)."""
+        return {
+            "completed": self.completed,
+            "dropped": self.dropped,
+            "evicted": self.evicted,
+            "expired": self.expired,
+        }
 
     def expire(self, now: float) -> None:
         """Drop datagrams idle for longer than the timeout (packet time)."""

@@ -12,16 +12,22 @@ It never raises: a frame it cannot attribute is counted under a reason in
 counted in :attr:`Decoder.non_ip`. Checksums are not verified (mirror ports see offloaded
 checksums).
 
-Config read: ``flows.max_fragments``, ``flows.fragment_timeout_s`` (fragment attribution).
+Fragments: later fragments join their first fragment's flow (:class:`FragmentTracker`), and
+UDP datagrams to a port a deep parser reads (``reassemble_ports``) are rebuilt, bounded
+(:class:`Reassembler`): the whole datagram is queued in :attr:`Decoder.reassembled` for
+inspection only (its fragments were counted as they came), whatever order they arrive in.
+
+Config read: ``flows.max_fragments``, ``flows.fragment_timeout_s`` (fragment attribution and
+the reassembly timeout).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from netwatch.decode.fragments import FragKey, FragmentTracker
+from netwatch.decode.fragments import FragKey, FragmentTracker, Reassembler, ReassemblyLimits
 from netwatch.decode.walk import (
     ETH_IPV4,
     ETH_IPV6,
@@ -31,6 +37,7 @@ from netwatch.decode.walk import (
     PROTO_UDP,
     TUNNEL_UDP_PORTS,
     FrameWalk,
+    Piece,
     link_header,
 )
 
@@ -45,15 +52,36 @@ _IP6_PORTS = struct.Struct("!IHBx16s16sHH")  # IPv6 header fused with the two po
 _TCP_REST = struct.Struct("!IIBBH")  # seq, ack, data offset, flags, window (at tcp+4)
 
 
+class Held(NamedTuple):
+    """A later fragment as the walk saw it: kept until its first fragment arrives."""
+
+    ts: float
+    d: Decoded
+    where: Piece
+    piece: bytes | None  # its IP payload (None when a snaplen cut it)
+
+
 class Decoder:
     """Decodes frames to :data:`Decoded` tuples; counts every frame it cannot attribute."""
 
-    def __init__(self, max_fragments: int = 4096, fragment_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        max_fragments: int = 4096,
+        fragment_timeout_s: float = 30.0,
+        reassemble_ports: frozenset[int] = frozenset(),
+    ) -> None:
         self.failures: dict[str, int] = {}
         self.non_ip: dict[str, int] = {}
         self.frags = FragmentTracker(max_fragments, fragment_timeout_s, self.fail)
         #: Later fragments released by the arrival of their first fragment: (ts, Decoded).
         self.released: list[tuple[float, Decoded]] = []
+        #: Fragmented UDP datagrams to these ports (the deep parsers') are rebuilt, bounded.
+        self.reassembler = Reassembler(
+            reassemble_ports, ReassemblyLimits(timeout_s=fragment_timeout_s)
+        )
+        #: Whole datagrams rebuilt from fragments, for inspection only (their fragments were
+        #: counted as they came): (ts, Decoded over the UDP header and data).
+        self.reassembled: list[tuple[float, Decoded]] = []
         #: Called with (ethertype, frame, payload offset, MAC offset) for the non-IP frames of
         #: ``walk.L2_HOOK_ETHERTYPES`` (layer-2 SADP); they are counted as non-IP either way.
         self.l2_hook: Callable[[int, bytes, int, int], None] | None = None
@@ -194,18 +222,52 @@ class Decoder:
     # -- fragments (called by the walk) ----------------------------------------------------
 
     def first_fragment(self, key: FragKey, d: Decoded, ts: float) -> None:
-        """Remember the flow a first fragment went to; release fragments that waited for it."""
+        """Remember the flow a first fragment went to; release fragments that waited for it
+        (and add their pieces to the datagram when it is being rebuilt)."""
         flow = (d[0], d[1], d[2], d[3], d[4])
-        for hts, hd in self.frags.first(key, flow, ts):
-            self.released.append((hts, _attributed(hd, flow)))
+        held: Held
+        for held in self.frags.first(key, flow, ts):
+            self.released.append((held.ts, _attributed(held.d, flow)))
+            self._rebuild(key, held, flow)
 
-    def later_fragment(self, key: FragKey, d: Decoded, ts: float) -> Decoded | None:
-        """A later fragment, attributed to its first fragment's flow; None while it is held."""
+    def reassemble_first(self, key: FragKey, d: Decoded, datagram: bytes, ts: float) -> bool:
+        """Offer a first UDP fragment (``datagram``: UDP header and data so far) to the
+        reassembler; True when it keeps it (a deep parser's port)."""
+        return self.reassembler.first(key, d[3], d[4], datagram, ts)
+
+    def later_fragment(
+        self, key: FragKey, d: Decoded, ts: float, where: Piece, piece: bytes | None
+    ) -> Decoded | None:
+        """A later fragment, attributed to its first fragment's flow; None while it is held.
+        When it completes a datagram being rebuilt, the whole datagram is queued in
+        :attr:`reassembled`."""
         flow = self.frags.later(key, ts)
+        held = Held(ts, d, where, piece)
         if flow is None:
-            self.frags.hold(key, ts, (ts, d))
+            self.frags.hold(key, ts, held)
             return None
+        self._rebuild(key, held, flow)
         return _attributed(d, flow)
+
+    def _rebuild(self, key: FragKey, held: Held, flow: tuple[bytes, bytes, int, int, int]) -> None:
+        """Add a later fragment's piece to its datagram when that one is being rebuilt;
+        queue the whole datagram when this piece completes it."""
+        if held.piece is None or key not in self.reassembler:
+            return
+        where = held.where
+        whole = self.reassembler.later(key, where.offset, held.piece, where.more, held.ts)
+        if whole is not None and len(whole) >= 8:
+            self.reassembled.append((held.ts, _whole(whole, held.d, flow)))
+
+    def expire(self, now: float) -> None:
+        """Drop fragment state idle for longer than the timeout (packet time)."""
+        self.frags.expire(now)
+        self.reassembler.expire(now)
+
+
+def _whole(datagram: bytes, d: Decoded, flow: tuple[bytes, bytes, int, int, int]) -> Decoded:
+    """An inspect-only tuple over a rebuilt UDP datagram (``datagram``: header and data)."""
+    return (*flow, d[5], 0, 0, 0, 0, 8, len(datagram) - 8, datagram, -1, d[14])
 
 
 def _attributed(d: Decoded, flow: tuple[bytes, bytes, int, int, int]) -> Decoded:

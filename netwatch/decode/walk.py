@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from netwatch.capture.linktypes import LinkType
 
@@ -71,6 +71,13 @@ _EXT = struct.Struct("!BB")
 _FRAG6 = struct.Struct("!BxHI")
 _IP6_EXT = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
 _PPP_IP = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
+
+
+class Piece(NamedTuple):
+    """Where a fragment sits in its datagram: byte offset, and whether more follow."""
+
+    offset: int
+    more: bool
 
 
 class FrameWalk:
@@ -209,8 +216,8 @@ class FrameWalk:
         self.src, self.dst, self.tot = src, dst, tot
         l4 = off + hl
         if frag & 0x3FFF:
-            first = frag & 0x1FFF == 0
-            return self.fragment((src, dst, proto, ipid), first, l4, proto, tot - hl)
+            where = Piece((frag & 0x1FFF) << 3, bool(frag & 0x2000))
+            return self.fragment((src, dst, proto, ipid), where, l4, proto, tot - hl)
         return self.transport(l4, proto, tot - hl)
 
     def ipv6(self, off: int) -> Decoded | None:
@@ -231,7 +238,7 @@ class FrameWalk:
         self.src, self.dst, self.tot = src, dst, plen + 40
         l4 = off + 40
         end = l4 + plen
-        frag: tuple[tuple[bytes, bytes, int, int], bool] | None = None
+        frag: tuple[tuple[bytes, bytes, int, int], Piece] | None = None
         for _ in range(16):
             if nxt in _IP6_EXT or nxt == 51:
                 if flen < l4 + 2:
@@ -250,7 +257,7 @@ class FrameWalk:
                 nxt, offm, ident = _FRAG6.unpack_from(frame, l4)
                 l4 += 8
                 if offm & 0xFFF9:  # not an atomic fragment
-                    frag = ((src, dst, nxt, ident), offm & 0xFFF8 == 0)
+                    frag = ((src, dst, nxt, ident), Piece(offm & 0xFFF8, bool(offm & 1)))
             else:
                 break
         else:
@@ -264,13 +271,24 @@ class FrameWalk:
         return self.transport(l4, nxt, end - l4)
 
     def fragment(
-        self, key: tuple[bytes, bytes, int, int], first: bool, l4: int, proto: int, pay_len: int
+        self, key: tuple[bytes, bytes, int, int], where: Piece, l4: int, proto: int, pay_len: int
     ) -> Decoded | None:
         """A fragment: the first decides the flow (the inner one for a tunnel); later ones
-        of any protocol join it, or wait for it."""
-        if first:
+        of any protocol join it, or wait for it. UDP datagrams to a deep parser's port are
+        also rebuilt (the decoder's reassembler): the first fragment's partial payload is
+        then not inspected, the whole datagram is, once its last piece arrives."""
+        frame = self.frame
+        if where.offset == 0:
             d = self.transport(l4, proto, pay_len)
             if d is not None:
+                if (
+                    proto == PROTO_UDP
+                    and d[2] == PROTO_UDP
+                    and d[10] == l4 + 8  # the UDP header is this IP header's (no tunnel)
+                    and len(frame) >= l4 + pay_len  # not cut by a snaplen
+                    and self._d.reassemble_first(key, d, frame[l4 : l4 + pay_len], self.ts)
+                ):
+                    d = (*d[:10], -1, *d[11:])  # inspected whole, when complete
                 self._d.first_fragment(key, d, self.ts)
             return d
         later: Decoded = (
@@ -286,11 +304,12 @@ class FrameWalk:
             0,
             -1,
             pay_len,
-            self.frame,
+            frame,
             self.mac_off,
             self.vlan,
         )
-        return self._d.later_fragment(key, later, self.ts)
+        piece = frame[l4 : l4 + pay_len] if len(frame) >= l4 + pay_len else None
+        return self._d.later_fragment(key, later, self.ts, where, piece)
 
     # -- transport and tunnels ------------------------------------------------------------
 

@@ -68,6 +68,8 @@ class Inspector:
         self.max_buffer = max_hello_bytes
         self.parsed: dict[str, int] = {}
         dispatch = Dispatch(parsers)
+        #: The UDP ports some parser reads (fragmented datagrams to them are rebuilt).
+        self.udp_ports = frozenset(dispatch.udp_ports)
         self._udp_ports = dispatch.udp_ports
         self._tcp_ports = dispatch.tcp_ports
         self._udp_other = tuple(parser.udp for parser in dispatch.udp_other)

@@ -241,6 +241,26 @@ class FlowTable:
                 f.deep_r -= 1
                 self._inspect(f, False, frame, off, plen, ts)
 
+    def inspect_only(self, d: Decoded) -> None:
+        """Hand a payload to the deep parsers without counting it: a datagram rebuilt from
+        fragments whose packets were already counted. Uses the direction's budget; a flow
+        that has ended meanwhile is not recreated."""
+        src, dst, proto, sport, dport, _l, _f, _s, _a, _w, off, plen, frame, _m, _v = d
+        if src < dst or (src == dst and sport <= dport):
+            fwd, key = True, (src, dst, sport, dport, proto)
+        else:
+            fwd, key = False, (dst, src, dport, sport, proto)
+        f = self.flows.get(key)
+        if f is None or plen <= 0:
+            return
+        if fwd is f.odir:
+            if f.deep_o > 0:
+                f.deep_o -= 1
+                self._inspect(f, True, frame, off, plen, f.last)
+        elif f.deep_r > 0:
+            f.deep_r -= 1
+            self._inspect(f, False, frame, off, plen, f.last)
+
     def _tcp_first(
         self, f: Flow, is_orig: bool, flags: int, seq: int, win: int, plen: int, ts: float
     ) -> None:

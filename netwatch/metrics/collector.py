@@ -117,6 +117,13 @@ class NetwatchCollector(Collector):
             ["kind"],
             _by_label(p.decoder.non_ip),
         )
+        yield _counter(
+            "netwatch_fragments_reassembled",
+            "Fragmented UDP datagrams to a deep parser's port, by outcome (completed, "
+            "dropped, evicted, expired).",
+            ["outcome"],
+            _by_label(p.decoder.reassembler.counts()),
+        )
         yield GaugeMetricFamily(
             "netwatch_flows_active", "Flows in the flow table now.", value=len(p.table)
         )

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import random
 import struct
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netwatch.capture.files import open_capture
+from netwatch.config import Config
 from netwatch.decode.fragments import Reassembler, ReassemblyLimits
+from netwatch.decode.frames import Decoded
 from netwatch.deep.discovery import parse_discovery
+from netwatch.pipeline import Pipeline
+from netwatch.testing.pcapgen import Route, ip_bytes, mac_bytes, udp_fragment_frames
 from tests.deep.discovery.builders import CAMERA_SCOPES, wsd_probe_matches
 from tests.profile import examples
 
@@ -83,7 +90,8 @@ def test_expiry_and_unordered_later_fragments() -> None:
     assert len(r) == 1
     r.expire(6.0)
     assert (len(r), r.expired, r.held_bytes) == (0, 1, 0)
-    assert r.later(KEY, 8, b"y", False, 7.0) is None and r.unordered == 1
+    assert r.later(KEY, 8, b"y", False, 7.0) is None  # its first fragment is gone
+    assert len(r) == 0 and r.counts()["expired"] == 1
 
 
 @settings(max_examples=examples(300), deadline=None)
@@ -124,3 +132,103 @@ def test_a_rebuilt_onvif_hello_names_the_vendor_its_first_fragment_cannot() -> N
     ident = parse_discovery("udp", 3702, 3702, whole[8:])
     assert ident is not None and ident.is_camera
     assert (ident.vendor, ident.model) == ("HIKVISION", "DS-2CD2143G0-I")
+
+
+# -- wired into the decoder: the deep parsers see the whole datagram ----------------------
+
+CAMERA = Route.of("02:00:5e:10:00:64", "192.168.1.64", "01:00:5e:7f:ff:fa", "239.255.255.250")
+CAMERA_IP = ip_bytes("192.168.1.64")
+
+
+def onvif_hello_frames(size: int = 2383) -> list[bytes]:
+    """An ONVIF Hello of ``size`` bytes of UDP payload, as IPv4 fragments (MTU 1500); its
+    Types and Scopes (what makes it a camera's) are in the second fragment."""
+    hello = wsd_probe_matches(kind="Hello")
+    padded = hello.replace(b"<d:Types>", b" " * (size - len(hello)) + b"<d:Types>")
+    assert len(padded) == size
+    return udp_fragment_frames(CAMERA, 3702, 3702, padded, ident=0x4242)
+
+
+def run(frames: list[bytes], pipe: Pipeline | None = None) -> Pipeline:
+    pipe = pipe or Pipeline(Config.from_yaml("{}", file="t.yaml"), lambda r: None,
+                            on_alert=lambda a, n: None, geo=None)  # fmt: skip
+    pipe.run((1_700_000_000.0 + i * 0.001, 1, len(f), f) for i, f in enumerate(frames))
+    return pipe
+
+
+def answer_count(message: bytes) -> int:
+    """The answer count in a DNS message's header."""
+    return int(struct.unpack_from("!6xH", message)[0])
+
+
+def camera_seen(pipe: Pipeline) -> bool:
+    assert pipe.detector is not None
+    return pipe.detector.devices.camera(CAMERA_IP, mac_bytes("02:00:5e:10:00:64")) is not None
+
+
+def test_a_fragmented_onvif_hello_makes_its_sender_a_camera() -> None:
+    frames = onvif_hello_frames()
+    assert len(frames) == 2
+    pipe = run(frames)
+    assert camera_seen(pipe)
+    assert pipe.decoder.reassembler.counts()["completed"] == 1
+    # the fragments are counted once each: two packets, the whole datagram's bytes
+    pipe.finish()
+    assert pipe.stats.packets == 2
+
+
+def test_without_reassembly_the_fragmented_hello_is_not_read() -> None:
+    """The control: the same frames with no port rebuilt leave the sender unknown."""
+    pipe = Pipeline(Config.from_yaml("{}", file="t.yaml"), lambda r: None,
+                    on_alert=lambda a, n: None, geo=None)  # fmt: skip
+    pipe.decoder.reassembler = Reassembler(frozenset())
+    assert not camera_seen(run(onvif_hello_frames(), pipe))
+
+
+def test_flow_counters_do_not_change_with_reassembly() -> None:
+    """Rebuilt datagrams are inspected only: the flow record counts the fragments."""
+    records: list[dict[str, object]] = []
+    pipe = Pipeline(Config.from_yaml("{}", file="t.yaml"), records.append, geo=None)
+    run(onvif_hello_frames(), pipe).finish()
+    (rec,) = records
+    assert (rec["orig_pkts"], rec["orig_bytes"], rec["resp_pkts"]) == (2, 2383, 0)
+
+
+def test_the_last_fragment_first_is_rebuilt_too() -> None:
+    """A later fragment ahead of its first waits in the fragment tracker, then completes."""
+    pipe = run(list(reversed(onvif_hello_frames(3100))))
+    assert camera_seen(pipe)
+    assert pipe.decoder.reassembler.counts()["completed"] == 1
+
+
+CORPUS_DNS = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/corpus/pcaps/fragments/ndpi_dns_fragmented.pcap"
+)
+
+
+@pytest.mark.skipif(not CORPUS_DNS.exists(), reason=f"corpus capture absent: {CORPUS_DNS}")
+def test_fragmented_dns_answers_of_a_real_capture_are_rebuilt_whole() -> None:
+    """nDPI's dns_fragmented.pcap: seven large DNS answers (DNSKEY sets, IPv4 and IPv6) in
+    fragments; each is rebuilt to exactly its UDP length and parsed once, as a whole."""
+    with open_capture(CORPUS_DNS) as cap:
+        frames = list(cap.packets())
+    pipe = Pipeline(Config.from_yaml("{}", file="t.yaml"), lambda r: None, geo=None)
+    seen: list[bytes] = []
+    inspect = pipe.table.inspect_only
+
+    def spy(d: Decoded) -> None:
+        seen.append(d[12][d[10] - 8 : d[10] + d[11]])
+        inspect(d)
+
+    pipe.table.inspect_only = spy  # type: ignore[method-assign]
+    pipe.run(iter(frames))
+    assert pipe.decoder.reassembler.counts() == {
+        "completed": 7, "dropped": 0, "evicted": 0, "expired": 0,
+    }  # fmt: skip
+    assert len(seen) == 7
+    for datagram in seen:
+        sport, length = struct.unpack_from("!H2xH", datagram)
+        assert sport == 53 and length == len(datagram) > 1480
+        assert answer_count(datagram[8:]) > 0
+    assert pipe.inspector.parsed.get("dns_unparsed", 0) == 0
