@@ -7,8 +7,9 @@ class name (``TlsParser`` -> ``tls``), refuses a name taken twice, and records i
 * port: ``udp_ports`` / ``tcp_ports`` (either end of the flow; the lowest ``rank`` wins
   when both ends are claimed), and by
 * magic: ``client_magic`` / ``server_magic``, prefixes of the first bytes a TCP client or
-  server sends (tried in ``rank`` order when no port claims the flow; the first match
-  decides, whether or not it then parses; indexed by first byte), or
+  server sends (tried in ``rank`` order when no port claims the flow; indexed by first
+  byte): the first match parses, and when it answers ``Verdict.PASS`` (``OPTIONS `` starts
+  an HTTP and an RTSP request alike) the next match tries, or
 * ``udp_other``: it looks at UDP payloads that no port claims (after the payload signatures).
 
 :class:`Dispatch` turns a set of parser classes into the lookup tables the inspector uses per
@@ -38,6 +39,7 @@ class Verdict(Enum):
     WAIT = "wait"  # the message is incomplete: keep the bytes, add the next segment
     MORE = "more"  # later messages may tell more (RTSP): keep inspecting
     DONE = "done"  # nothing more to learn: the direction's budget drops to zero
+    PASS = "pass"  # not this parser's protocol after all: the next claimant by magic tries
 
 
 class Context(Protocol):

@@ -221,8 +221,8 @@ class HttpParser(DeepParser):
 
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
         if is_orig:
-            self._request(ctx, flow, buf)
-            return Verdict.DONE
+            # not an HTTP request after all (an RTSP "OPTIONS rtsp://... RTSP/1.0"): pass it on
+            return Verdict.DONE if self._request(ctx, flow, buf) else Verdict.PASS
         if body_incomplete(buf):
             return Verdict.WAIT
         resp = parse_http_response(buf)
@@ -249,10 +249,11 @@ class HttpParser(DeepParser):
             observe_description(ctx, flow, head.body)
 
     @staticmethod
-    def _request(ctx: Context, flow: Flow, buf: bytes) -> None:
+    def _request(ctx: Context, flow: Flow, buf: bytes) -> bool:
+        """Read an HTTP request; False when ``buf`` does not start with one."""
         req = parse_http_request(buf)
         if req is None:
-            return
+            return False
         ctx.count("http_request")
         service(flow, "http")
         flow.app_set("http_method", req.method)
@@ -260,3 +261,4 @@ class HttpParser(DeepParser):
             flow.app_set("http_host", req.host)
         if req.user_agent:
             flow.app_set("user_agent", req.user_agent)
+        return True

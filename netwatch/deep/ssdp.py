@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING
 
 from netwatch.deep.base import Context, DeepParser, service
 from netwatch.deep.discovery.identity import clean_text, lan_identity
+from netwatch.deep.discovery.seeded import seed_port
 from netwatch.signatures.lan import lan_matcher
 
 if TYPE_CHECKING:
     from netwatch.flow.table import Flow
 
-SSDP_PORT = 1900
+SSDP_PORT = seed_port("ssdp-igd-search")
 MAX_HEADER_BYTES = 2048
 MAX_HEADERS = 32
 _FIELDS = {

@@ -41,7 +41,7 @@ IDENTIFYING_RULES = frozenset({"cloud_registration", "cloud_enabled", "unmanaged
 
 __all__ = ["BannerMatch", "Inspector", "OnCamera", "PayloadMatch", "Verdict"]
 
-_WAIT, _DONE = Verdict.WAIT, Verdict.DONE
+_WAIT, _DONE, _PASS = Verdict.WAIT, Verdict.DONE, Verdict.PASS
 _PENDING = ("_pending_o", "_pending_r")
 
 
@@ -125,15 +125,17 @@ class Inspector:
         pending = flow.app.pop(key, None) if flow.app is not None else None
         buf = data if pending is None else bytes(pending) + data
         ports = self._tcp_ports
-        parser = None
+        verdict = _DONE
         if resp_p in ports or orig_p in ports:
-            parser = _claimed(ports, resp_p, orig_p)
+            verdict = _claimed(ports, resp_p, orig_p).tcp(self, flow, is_orig, buf, ts)
         else:
             for magic, candidate in self._magic[is_orig].get(buf[0], ()):
                 if buf.startswith(magic):
-                    parser = candidate
-                    break
-        verdict = _DONE if parser is None else parser.tcp(self, flow, is_orig, buf, ts)
+                    verdict = candidate.tcp(self, flow, is_orig, buf, ts)
+                    if verdict is not _PASS:
+                        break
+        if verdict is _PASS:
+            verdict = _DONE
         if verdict is not _WAIT:
             self._signature(flow, "tcp", is_orig, buf)
         if verdict is _WAIT and len(buf) < self.max_buffer:

@@ -102,3 +102,30 @@ def test_unknown_tcp_payload_is_not_buffered() -> None:
     (flow,), inspector = run([*s.handshake(), *s.send(True, b"\x00\x01binary protocol")])
     assert inspector.parsed == {}
     assert flow.app is None
+
+
+def test_an_rtsp_options_request_is_not_taken_for_http() -> None:
+    """``OPTIONS `` starts HTTP and RTSP requests alike: HTTP claims it first by magic,
+    passes on a request line that is not HTTP, and RTSP reads it."""
+    s = g.TcpSession(NVR, 40002, 554)
+    frames = [
+        *s.handshake(),
+        *s.send(True, g.rtsp_request("OPTIONS", "rtsp://10.20.0.11:554/", 1)),
+        *s.send(False, g.rtsp_response(1, [("Server", "Rtsp Server/3.0")])),
+    ]
+    (flow,), inspector = run(frames)
+    assert flow.app is not None
+    assert flow.app["service"] == ["rtsp"]
+    assert "http_method" not in flow.app
+    assert inspector.parsed.get("http_request", 0) == 0
+    assert inspector.parsed["rtsp"] == 2
+
+
+def test_an_http_options_request_stays_http() -> None:
+    s = g.TcpSession(NVR, 40003, 80)
+    request = b"OPTIONS * HTTP/1.1\r\nHost: 10.20.0.11\r\n\r\n"
+    frames = [*s.handshake(), *s.send(True, request)]
+    (flow,), inspector = run(frames)
+    assert flow.app is not None
+    assert (flow.app["service"], flow.app["http_method"]) == (["http"], "OPTIONS")
+    assert inspector.parsed.get("rtsp", 0) == 0

@@ -48,9 +48,10 @@ from netwatch.deep.discovery.identity import (
     raw_fields,
 )
 from netwatch.deep.discovery.jsonbody import JsonObject, child, load_object, scalars
+from netwatch.deep.discovery.seeded import seed_port
 
-DHIP_PORT = 37810
-LEGACY_PORT = 5050
+DHIP_PORT = seed_port("dahua-dhip-discovery")
+LEGACY_PORT = seed_port("dahua-legacy-discovery")
 VENDOR = "Dahua"
 DHIP_MAGIC = b"DHIP"
 DHIP_HEADER_BYTES = 32

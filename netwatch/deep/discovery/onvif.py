@@ -40,9 +40,10 @@ from netwatch.deep.discovery.identity import (
     normalize_mac,
     raw_fields,
 )
+from netwatch.deep.discovery.seeded import seed_port
 from netwatch.deep.discovery.xmlscan import decode_document, element_text
 
-WSD_PORT = 3702
+WSD_PORT = seed_port("onvif-ws-discovery")
 MAX_SCOPES = 32
 MAX_XADDRS = 8
 CAMERA_TYPE = "NetworkVideoTransmitter"

@@ -45,10 +45,12 @@ from netwatch.deep.discovery.identity import (
     parse_flag,
     raw_fields,
 )
+from netwatch.deep.discovery.seeded import seed_port
 from netwatch.deep.discovery.xmlscan import decode_document, element_text, leaves
+from netwatch.signatures.lan import discovery_seed
 
-SADP_PORT = 37020
-SADP_ETHERTYPE = 0x8033
+SADP_PORT = seed_port("hik-sadp-v2")
+SADP_ETHERTYPE = discovery_seed("hik-sadp-v1").ethertype or 0x8033
 SADP_L2_RESPONSE = 0x01  # packet type byte of a device's response ([HIKTOOLS] lua/sadp.lua)
 SADP_L2_MARKER = 0x21
 SADP_L2_HEADER_BYTES = 38

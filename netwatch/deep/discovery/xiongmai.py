@@ -42,8 +42,9 @@ from netwatch.deep.discovery.identity import (
     raw_fields,
 )
 from netwatch.deep.discovery.jsonbody import child, load_object, scalars
+from netwatch.deep.discovery.seeded import seed_port
 
-XM_PORT = 34569
+XM_PORT = seed_port("xm-discovery")
 VENDOR = "Xiongmai"
 HEAD = 0xFF
 SEARCH_MSG = 1530

@@ -6,7 +6,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netwatch.deep.discovery import DISCOVERY_PORTS, DeviceIdentity, parse_discovery
+from netwatch.decode.walk import L2_HOOK_ETHERTYPES
+from netwatch.deep.discovery import (
+    BUILTIN_DISCOVERY,
+    DISCOVERY_PORTS,
+    DeviceIdentity,
+    parse_discovery,
+)
+from netwatch.deep.discovery.sadp import SADP_ETHERTYPE
+from netwatch.deep.ssdp import SSDP_PORT
+from netwatch.signatures import loader
+from netwatch.signatures.lan import discovery_seed
+from netwatch.signatures.model import DISCOVERY_FILE, load_discovery
 from tests.deep.discovery.builders import (
     SADP_PROBE,
     dahua_5050_reply,
@@ -71,3 +82,15 @@ def test_random_payloads_on_every_port_never_raise(data: bytes, port: int, other
     for sport, dport in ((other, port), (port, other)):
         result = parse_discovery("udp", sport, dport, data)
         assert result is None or isinstance(result, DeviceIdentity)
+
+
+def test_the_seed_file_is_where_every_discovery_port_is_written() -> None:
+    """``seeds/discovery_protocols.yaml`` drives the code: every UDP discovery protocol and
+    the SSDP parser read their port from a seed entry, every UDP entry is read by one, and
+    the layer-2 SADP EtherType the decoder hands over is the seed's."""
+    entries = load_discovery(loader.default_seeds_dir() / DISCOVERY_FILE)
+    seeded_udp = {port for e in entries if e.transport == "udp" for port in e.ports}
+    routed = {proto.port for proto in BUILTIN_DISCOVERY} | {SSDP_PORT}
+    assert routed == seeded_udp
+    assert discovery_seed("hik-sadp-v1").ethertype == SADP_ETHERTYPE
+    assert SADP_ETHERTYPE in L2_HOOK_ETHERTYPES
