@@ -31,7 +31,7 @@ VENDORS = frozenset(
     | {"HiSilicon OEM", "any"}
     # consumer camera clouds and P2P platforms (issue 10)
     | {"CS2 Network", "ThroughTek", "Xiaomi", "Yi", "D-Link", "Amazon", "Arlo", "Eufy", "Wyze"}
-    | {"Reolink", "Amcrest", "Zmodo", "Yoosee"}
+    | {"Reolink", "Amcrest", "Zmodo", "Yoosee", "V380"}
     # consumer-camera vendors of issue 10 (LAN fingerprints, discovery protocols)
     | {"Edimax", "Ednet", "Cellvision"}
 )
