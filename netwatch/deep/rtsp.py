@@ -62,6 +62,7 @@ class RtspMessage:
     uri: str | None
     status: int | None
     server: str | None
+    www_authenticate: str | None
     user_agent: str | None
     cseq: int | None
     transport: str | None
@@ -108,6 +109,7 @@ def _message(
         uri=uri,
         status=status,
         server=header(head.headers, "server"),
+        www_authenticate=header(head.headers, "www-authenticate"),
         user_agent=header(head.headers, "user-agent"),
         cseq=_cseq(header(head.headers, "cseq")),
         transport=header(head.headers, "transport"),
@@ -161,6 +163,9 @@ class RtspParser(DeepParser):
         if msg.server:
             flow.app_set("server", msg.server)
             ctx.banner(flow, "rtsp_server", msg.server)
+        if msg.www_authenticate:  # a 401 to DESCRIBE names the camera's realm, as in HTTP
+            flow.app_set("www_authenticate", msg.www_authenticate)
+            ctx.banner(flow, "www_authenticate", msg.www_authenticate)
         _add_media(flow, msg.media)
         return True
 

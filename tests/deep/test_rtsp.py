@@ -33,6 +33,7 @@ def test_describe_reply_lists_sdp_media() -> None:
         uri=None,
         status=200,
         server="Hikvision-Webs",
+        www_authenticate=None,
         user_agent=None,
         cseq=3,
         transport=None,

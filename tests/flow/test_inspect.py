@@ -9,6 +9,8 @@ from netwatch.enrich.names import PassiveDns
 from netwatch.flow.ids import UidSource
 from netwatch.flow.inspect import Inspector
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+from netwatch.pipeline import banner_vendor_of
+from netwatch.signatures.match import SignatureMatcher
 from netwatch.testing import pcapgen as g
 
 NVR = g.Route.of("02:4e:56:00:00:0a", "10.20.0.10", "bc:ad:28:00:00:01", "10.20.0.11")
@@ -129,3 +131,34 @@ def test_an_http_options_request_stays_http() -> None:
     assert flow.app is not None
     assert (flow.app["service"], flow.app["http_method"]) == (["http"], "OPTIONS")
     assert inspector.parsed.get("rtsp", 0) == 0
+
+
+def test_an_rtsp_401_realm_names_the_camera_maker() -> None:
+    """A camera that answers DESCRIBE with 401 and its realm is recognised by the realm."""
+    seen: list[tuple[bytes, str | None, str]] = []
+    s = g.TcpSession(NVR, 40004, 554)
+    frames = [
+        *s.handshake(),
+        *s.send(True, g.rtsp_request("DESCRIBE", "rtsp://10.20.0.11:554/stream1", 2)),
+        *s.send(
+            False,
+            g.rtsp_response(
+                2,
+                [("WWW-Authenticate", 'Digest realm="TP-Link IP-Camera", nonce="abc"')],
+                status=401,
+            ),
+        ),
+    ]
+    names = PassiveDns()
+    inspector = Inspector(
+        names,
+        on_camera=lambda host, vendor, how, ident: seen.append((host, vendor, how)),
+        banners=banner_vendor_of(SignatureMatcher.load()),
+    )
+    table = FlowTable(FlowSettings(), lambda f, r: None, inspect=inspector.payload)
+    decoder = Decoder()
+    for i, frame in enumerate(frames):
+        d = decoder.decode(1, frame, len(frame), 1.0 + i / 1000)
+        assert d is not None
+        table.packet(1.0 + i / 1000, d)
+    assert seen == [(g.ip_bytes("10.20.0.11"), "TP-Link", "banner:www_authenticate")]
