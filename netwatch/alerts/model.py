@@ -1,15 +1,20 @@
 """The alert record (DESIGN.md contract): what a rule found, about which device and peer.
 
 Rules build :class:`Alert` values; sinks serialise :meth:`Alert.record` (one JSON object
-per line for the JSON-lines sink, and the payload every other sink is built from). The
-identity used for de-duplication is ``(rule, device, peer)``, where the peer is the name
-seen on the wire when there is one (a cloud service is one peer whatever address it
-answers from) and the address otherwise.
+per line for the JSON-lines sink, and the payload every other sink is built from).
+
+Identity (what de-duplication and incidents key on) is the behaviour, not the peer address:
+``(rule, device, reached)`` where *reached* (:attr:`Alert.reached`) is the named cloud/P2P
+platform when the rule named one, else the name seen on the wire, else the peer's AS
+(``AS64500``, or its organisation when the number is unknown), else its network (/24, IPv6
+/48) for a peer outside the site; a peer inside the site is its address. So the rotating
+relays of one platform, or the addresses one CDN name answers from, are one incident.
 
 ``site`` is the sensor's ``site.name`` (config), so the alerts of several sensors can be
 told apart. Rules leave it None; the daemon stamps it (:meth:`Alert.at_site`) on every alert
 it records and delivers. The record carries ``"site"`` only when it is set, so records
-written without a site (``netwatch replay``) keep their shape.
+written without a site (``netwatch replay``) keep their shape. ``group`` is the camera's
+group and ``platform`` the cloud/P2P platform a rule named; both are routing labels.
 """
 
 from __future__ import annotations
@@ -82,6 +87,8 @@ class Alert:
     community_id: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
     site: str | None = None
+    group: str | None = None
+    platform: str | None = None
 
     def at_site(self, site: str | None) -> Alert:
         """This alert from the sensor named ``site`` (the config's ``site.name``)."""
@@ -98,13 +105,29 @@ class Alert:
 
     @property
     def peer(self) -> str:
-        """The peer part of the identity: the name on the wire, else the address."""
+        """The peer as a person reads it: the name on the wire, else the address."""
         return self.peer_name or self.peer_ip or ""
 
     @property
+    def reached(self) -> str:
+        """What the device reached (or was reached from), as the identity sees it (see the
+        module docstring): platform, name, AS, organisation, network; '' without a peer."""
+        if self.platform:
+            return self.platform
+        if self.peer_name:
+            return self.peer_name
+        if self.direction is Direction.LOCAL or self.peer_ip is None:
+            return self.peer_ip or ""
+        if self.peer_asn:
+            return f"AS{self.peer_asn}"
+        if self.peer_org:
+            return self.peer_org
+        return network_of(self.peer_ip)
+
+    @property
     def identity(self) -> tuple[str, str, str]:
-        """What de-duplication keys on: (rule, device, peer)."""
-        return (self.rule, self.device, self.peer)
+        """What de-duplication keys on: (rule, device, reached)."""
+        return (self.rule, self.device, self.reached)
 
     def record(self, count: int = 1) -> dict[str, Any]:
         """The alert record as a JSON-ready dict (``count``: times seen in the window)."""
@@ -127,6 +150,9 @@ class Alert:
             "peer_org": self.peer_org,
             "peer_name": self.peer_name,
             "service": self.service,
+            "group": self.group,
+            "platform": self.platform,
+            "reached": self.reached,
             "summary": self.summary,
             "flow_uid": self.flow_uid,
             "community_id": self.community_id,
@@ -135,7 +161,34 @@ class Alert:
         }
 
     def one_line(self) -> str:
-        """The human form for the terminal and logs."""
-        peer = self.peer or "-"
-        where = f" {self.peer_country}" if self.peer_country else ""
-        return f"[{self.severity.value}] {self.rule} {self.device} -> {peer}{where}: {self.summary}"
+        """The human form for the terminal and logs (the arrow follows the traffic)."""
+        return line_of(self.record())
+
+
+#: Prefix lengths of the network that stands for a peer with neither name nor AS.
+NETWORK_PREFIX = {4: 24, 6: 48}
+
+
+def network_of(address: str) -> str:
+    """The /24 (IPv6: /48) holding ``address``, as text; the text itself if not an IP."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/{NETWORK_PREFIX[ip.version]}", strict=False))
+
+
+def line_of(record: Mapping[str, Any]) -> str:
+    """One line for a person: ``[severity] rule camera -> peer CC: summary``; the arrow
+    points from the peer to the camera on inbound alerts, and there is none without a peer."""
+    device = str(record.get("device") or record.get("device_ip") or "?")
+    peer = record.get("peer_name") or record.get("peer_ip")
+    head = f"[{record.get('severity')}] {record.get('rule')}"
+    if not peer:
+        return f"{head} {device}: {record.get('summary', '')}"
+    where = f" {record['peer_country']}" if record.get("peer_country") else ""
+    if record.get("direction") == Direction.INBOUND.value:
+        route = f"{peer}{where} -> {device}"
+    else:
+        route = f"{device} -> {peer}{where}"
+    return f"{head} {route}: {record.get('summary', '')}"

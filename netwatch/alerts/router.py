@@ -1,10 +1,15 @@
 """De-duplication and suppression of alerts, on packet time (Zeek's notice ``suppress_for``).
 
-The router sits between the rules and the sinks. The first alert of an identity
-``(rule, device, peer)`` goes out at once; repeats within ``alerts.suppress_s`` are only
-counted; the first repeat after the window goes out again carrying how many times the
-identity was seen since it was last reported. State is bounded (``max_identities``, oldest
-dropped first and counted), so a flood of distinct peers cannot exhaust memory.
+The router sits between the rules and the sinks. The first alert of an identity ``(rule,
+device, reached)`` (an incident: :attr:`~netwatch.alerts.model.Alert.reached` is the
+platform, name, AS or network reached) goes out at once; repeats within
+``alerts.suppress_s`` are only counted; the first repeat after the window goes out again
+carrying how many times the identity was seen since it was last reported. A repeat more
+severe than the incident's last report (a registration that starts streaming) is reported at
+once (``escalated``). A report after the first carries ``incident`` in its evidence: the
+peers seen (at most ``MAX_INCIDENT_PEERS``, the rest counted), since when, and the severity
+it rose from. State is bounded (``max_identities``, oldest dropped first and counted), so a
+flood of distinct peers cannot exhaust memory.
 
 Active flows are checked again while they last (``alerts.evaluate_active_s``); a repeat
 from the same flow as the identity's last sighting is not counted again, so ``count`` is
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from netwatch.alerts.model import Alert, Severity, rfc3339
@@ -51,11 +56,43 @@ DEFAULT_MAX_PER_DEVICE = 50
 DEFAULT_DEVICE_WINDOW_S = 3600.0
 
 
+#: Peers an incident lists (the rest are counted in ``more_peers``).
+MAX_INCIDENT_PEERS = 16
+
+
 @dataclass(slots=True)
 class _Seen:
     reported_at: float
     count: int  # occurrences since the last report (the reported one included)
     flow_uid: str | None  # the flow of the last sighting
+    severity: Severity  # as last reported: a more severe sighting is reported at once
+    peers: dict[str, None] = field(default_factory=dict)  # the incident's peers, bounded
+    more_peers: int = 0  # sightings of peers beyond MAX_INCIDENT_PEERS
+    first_ts: float = 0.0
+
+    def saw(self, alert: Alert) -> None:
+        """Note the peer of one sighting."""
+        peer = alert.peer
+        if not peer or peer in self.peers:
+            return
+        if len(self.peers) < MAX_INCIDENT_PEERS:
+            self.peers[peer] = None
+        else:
+            self.more_peers += 1
+
+    def evidence(self, alert: Alert, escalated_from: Severity | None) -> Alert:
+        """``alert`` with the incident it belongs to in its evidence (peers seen, since
+        when, and the severity it rose from), when there is more than its own sighting."""
+        if len(self.peers) < 2 and escalated_from is None and not self.more_peers:
+            return alert
+        incident: dict[str, object] = {
+            "peers": list(self.peers),
+            "more_peers": self.more_peers,
+            "first_seen": rfc3339(self.first_ts),
+        }
+        if escalated_from is not None:
+            incident["escalated_from"] = escalated_from.value
+        return replace(alert, evidence={**alert.evidence, "incident": incident})
 
 
 @dataclass(slots=True)
@@ -102,6 +139,8 @@ class AlertRouter:
         self.device_summaries = 0
         #: Device windows forgotten to keep the state bounded (``max_identities``).
         self.dropped_devices = 0
+        #: Incidents reported again at once because a sighting was more severe.
+        self.escalated = 0
         self.by_rule: dict[str, int] = {}
         self.on_repeat: Repeat | None = None
 
@@ -122,14 +161,20 @@ class AlertRouter:
         """Route one alert; True when it was emitted, False when suppressed."""
         key = alert.identity
         seen = self._seen.get(key)
+        escalated_from: Severity | None = None
+        if seen is not None:
+            seen.saw(alert)
         if seen is not None and alert.ts - seen.reported_at < self.suppress_s:
-            if alert.flow_uid is None or alert.flow_uid != seen.flow_uid:
-                seen.count += 1
-                seen.flow_uid = alert.flow_uid
-                self.suppressed += 1
-            if self.on_repeat is not None:
-                self.on_repeat(alert)
-            return False
+            if alert.severity.rank < seen.severity.rank:
+                escalated_from = seen.severity  # the incident grew: report it now
+            else:
+                if alert.flow_uid is None or alert.flow_uid != seen.flow_uid:
+                    seen.count += 1
+                    seen.flow_uid = alert.flow_uid
+                    self.suppressed += 1
+                if self.on_repeat is not None:
+                    self.on_repeat(alert)
+                return False
         if not self._admit(alert):
             if seen is not None:  # a held-back re-report: next try one window later, counted
                 seen.reported_at = alert.ts
@@ -141,12 +186,20 @@ class AlertRouter:
             if len(self._seen) >= self._max:
                 self._seen.popitem(last=False)
                 self.dropped_identities += 1
-            self._seen[key] = _Seen(alert.ts, 1, alert.flow_uid)
+            seen = self._seen[key] = _Seen(
+                alert.ts, 1, alert.flow_uid, alert.severity, first_ts=alert.ts
+            )
+            seen.saw(alert)
         else:
+            if escalated_from is not None:
+                count += 1
+                self.escalated += 1
             seen.reported_at = alert.ts
             seen.count = 1
             seen.flow_uid = alert.flow_uid
+            seen.severity = alert.severity
             self._seen.move_to_end(key)
+        alert = seen.evidence(alert, escalated_from)
         self.emitted += 1
         self.by_rule[alert.rule] = self.by_rule.get(alert.rule, 0) + 1
         self.emit(alert, count)
@@ -193,6 +246,7 @@ class AlertRouter:
             "device_capped": self.device_capped,
             "device_summaries": self.device_summaries,
             "dropped_devices": self.dropped_devices,
+            "escalated": self.escalated,
         }
 
     def __len__(self) -> int:

@@ -55,6 +55,19 @@ from netwatch.config.values import HostPort, IPAddress, IPNetwork, PortRule
 DEFAULT_GROUP = "default"
 GROUP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+#: The default ``alerts.precedence``: the most specific finding about a flow first.
+FOLD_PRECEDENCE = (
+    "cloud_registration",
+    "nat_traversal",
+    "outbound_stream",
+    "audio_stream",
+    "inbound_access",
+    "upnp_port_mapping",
+    "rogue_dns",
+    "denied_country",
+    "new_destination",
+    "unexpected_egress",
+)
 DEFAULT_LOCAL_NETS: tuple[IPNetwork, ...] = tuple(
     v.parse_cidr(n)
     for n in (
@@ -309,6 +322,9 @@ class AlertsConfig:
     outbox_max_mb: int = key(v.integer(1), 256)
     max_per_device: int = key(v.integer(1), 50)
     device_window_s: float = key(v.seconds, 3600.0)
+    # one flow, one notification: the first rule of this list among a flow's findings is the
+    # alert, the others its evidence (netwatch/alerts/incidents.py); rules not listed never fold
+    precedence: tuple[str, ...] = key(list_of(v.rule_ref), FOLD_PRECEDENCE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,16 +1,17 @@
 """The detection stage: at each flow end, run every rule on each camera end of the flow.
 
-Sans-I/O: rules yield alerts, the :class:`~netwatch.alerts.router.AlertRouter` decides
-what is emitted (de-duplicated per ``alerts.suppress_s``), and the injected ``emit``
+Sans-I/O: rules yield alerts, the findings about one camera end of one flow are folded into
+one (:mod:`netwatch.alerts.incidents`), the :class:`~netwatch.alerts.router.AlertRouter`
+decides what is emitted (de-duplicated per ``alerts.suppress_s``), and the injected ``emit``
 callback (the edge) writes them. A failing rule is isolated and counted
-(:attr:`Detector.errors`). Runs once per flow, never per packet.
-"""
+(:attr:`Detector.errors`). Runs once per flow, never per packet."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from netwatch.alerts.incidents import fold
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.config import Config
 from netwatch.deep.discovery import DeviceIdentity, parse_sadp_l2
@@ -50,6 +51,8 @@ class Detector:
         context = RuleContext(baseline=baseline, resolvers=self.resolvers)
         self.rules = [cls(context) for cls in rules]
         self.router = AlertRouter.of(emit, cfg.alerts)
+        #: One flow, one notification: the order findings fold in (alerts.precedence).
+        self.precedence = cfg.alerts.precedence
         self.errors = RuleErrors()
 
     def close(self) -> None:
@@ -77,6 +80,10 @@ class Detector:
             flow, record, self.enrichers, self.devices, self.policies, self.signatures
         )
         for facts in facts_of:
-            for rule in self.rules:
-                for alert in run_rule(rule, self.errors, rule.on_flow_end, facts):
-                    self.router.submit(alert)
+            found = [
+                alert
+                for rule in self.rules
+                for alert in run_rule(rule, self.errors, rule.on_flow_end, facts)
+            ]
+            for alert in fold(found, self.precedence):
+                self.router.submit(alert)

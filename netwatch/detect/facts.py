@@ -108,6 +108,8 @@ class FlowFacts:
             flow_uid=rec.get("uid"),
             community_id=rec.get("community_id"),
             evidence={**evidence, **self.device.details()},
+            group=self.policy.group,
+            platform=evidence.get("platform"),
         )
         if peer:
             return alert

@@ -13,7 +13,8 @@ names the platform (``platform``), the messages, the device ID and the public ad
 server reported, and the endpoint of the server's name when it is known (Xiaomi's
 ``p2psy*.io.mi.com``, ...).
 Evidence: the endpoint/signature ids, their vendor, source confidence, the name and how it
-was seen. Known false positives: sites that use
+was seen; ``platform`` is ``<vendor> cloud`` (the incident: one per camera and vendor cloud,
+whichever of its hosts and addresses it reaches). Known false positives: sites that use
 the vendor cloud on purpose (allow the names in the group's ``allow_names``: the rule then
 stays quiet), and port-only matches on shared ports.
 """
@@ -60,6 +61,7 @@ class CloudRegistration(Rule):
             return  # the group allows this cloud by name, network, country or AS
         strong = endpoint is not None or bool(payloads)
         service = endpoint or (by_port[0] if by_port else None)
+        vendor = service.vendor if service is not None else payloads[0].vendor
         if service is None:
             label = f"{payloads[0].vendor} ({payloads[0].id})"
         elif service.vendor.lower() in service.service.lower():
@@ -77,6 +79,7 @@ class CloudRegistration(Rule):
                 "payload_signatures": [p.id for p in payloads],
                 "port_match": [e.id for e in by_port],
                 "names_seen": names,
+                "platform": f"{vendor} cloud",
                 "bytes_up": facts.bytes_up,
                 "bytes_down": facts.bytes_down,
             },

@@ -43,7 +43,11 @@ class NatTraversal(Rule):
             Severity.HIGH,
             f"{facts.device.name} runs NAT traversal ({sigs[0].vendor}: {sigs[0].id}) with "
             f"{facts.peer.name or facts.record['id.resp_h']}",
-            {"signatures": [s.id for s in sigs], "vendors": sorted({s.vendor for s in sigs})},
+            {
+                "signatures": [s.id for s in sigs],
+                "vendors": sorted({s.vendor for s in sigs}),
+                "platform": next((s.vendor for s in sigs if s.vendor != "any"), None),
+            },
         )
 
     def _pppp(self, facts: FlowFacts, pppp: PpppFlow) -> Alert | None:

@@ -1,7 +1,8 @@
 """The Slack sink: one incoming-webhook message per batch, ``{text, blocks}``.
 
 ``text`` (the notification fallback) has one line per alert in the terminal form
-(``[severity] rule device -> peer CC: summary``); ``blocks`` holds one mrkdwn section per
+(:func:`~netwatch.alerts.model.line_of`: ``[severity] rule camera -> peer CC: summary``, the
+arrow from the peer on inbound alerts, none without a peer); ``blocks`` holds one mrkdwn section per
 alert. ``&``, ``<`` and ``>`` are escaped as Slack requires. Batches are capped at 20 alerts
 (Slack allows about one message a second; 429 answers carry ``Retry-After``).
 
@@ -12,9 +13,10 @@ colours; text over Slack's size limits is not truncated beyond the batch cap.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from netwatch.alerts.model import line_of
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.base import Delivery, HttpSink, Record
 
@@ -22,14 +24,6 @@ from netwatch.sinks.base import Delivery, HttpSink, Record
 def slack_escape(text: str) -> str:
     """Escape the three characters Slack treats as markup."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def line_of(record: Mapping[str, Any]) -> str:
-    """The one-line human form of an alert record (as ``Alert.one_line``)."""
-    peer = record.get("peer_name") or record.get("peer_ip") or "-"
-    where = f" {record['peer_country']}" if record.get("peer_country") else ""
-    head = f"[{record.get('severity')}] {record.get('rule')} {record.get('device')}"
-    return f"{head} -> {peer}{where}: {record.get('summary', '')}"
 
 
 class SlackSink(HttpSink):

@@ -42,7 +42,23 @@ def test_identity_prefers_the_name_on_the_wire() -> None:
     a = alert(peer_ip="175.16.199.1")
     b = alert(peer_ip="111.235.160.1")
     assert a.identity == b.identity == ("cloud_registration", "lobby-1", "litedev.hik-connect.com")
-    assert alert(peer_name=None).identity[2] == "175.16.199.1"
+
+
+def test_what_was_reached_is_platform_then_name_then_as_then_network() -> None:
+    """The identity is the behaviour: rotating relays of one platform, or of one AS, or of
+    one /24, are one incident; a peer inside the site is its own address."""
+    assert alert(platform="CS2 Network PPPP").reached == "CS2 Network PPPP"
+    assert alert(peer_name=None, peer_asn=4837, peer_org="CHINA UNICOM").reached == "AS4837"
+    assert alert(peer_name=None, peer_org="TUEV Rheinland").reached == "TUEV Rheinland"
+    assert alert(peer_name=None).reached == "175.16.199.0/24"
+    assert alert(peer_name=None, peer_ip="2001:db8:1:2::5").reached == "2001:db8:1::/48"
+    local = alert(peer_name=None, peer_ip="10.20.0.5", direction=Direction.LOCAL, peer_asn=1)
+    assert local.reached == "10.20.0.5"
+    assert alert(peer_name=None, peer_ip=None).reached == ""
+    rec = alert(platform="Xiaomi cloud", group="wards").record()
+    assert (rec["platform"], rec["group"], rec["reached"]) == (
+        "Xiaomi cloud", "wards", "Xiaomi cloud",
+    )  # fmt: skip
 
 
 def test_severity_order() -> None:
@@ -58,6 +74,19 @@ def test_one_line_and_time() -> None:
         "registers with Hik-Connect"
     )
     assert rfc3339(0) == "1970-01-01T00:00:00.000000Z"
+
+
+def test_one_line_reads_right_in_both_directions_and_without_a_peer() -> None:
+    inbound = alert(
+        rule="inbound_access", peer_name=None, peer_ip="203.0.113.9", peer_country="US",
+        direction=Direction.INBOUND, summary="reached from outside",
+    )  # fmt: skip
+    assert inbound.one_line() == (
+        "[high] inbound_access 203.0.113.9 US -> lobby-1: reached from outside"
+    )
+    lone = alert(rule="unmanaged_device", peer_name=None, peer_ip=None, summary="unlisted")
+    assert lone.one_line() == "[high] unmanaged_device lobby-1: unlisted"
+    assert "->" not in lone.one_line()
 
 
 def test_site_is_in_the_record_once_set() -> None:

@@ -110,3 +110,29 @@ def test_router_settings_come_from_the_config() -> None:
         50,
         3600,
     )
+
+
+def test_rotating_relays_of_one_platform_are_one_incident_listing_its_peers() -> None:
+    out: list[tuple[Alert, int]] = []
+    router = AlertRouter(lambda a, n: out.append((a, n)), suppress_s=100.0)
+
+    def relay(i: int, ts: float, severity: Severity = Severity.HIGH) -> Alert:
+        return Alert(
+            ts=ts, rule="nat_traversal", severity=severity, device="cam", device_ip="10.0.0.2",
+            peer_ip=f"110.43.68.{i}", summary="relays", platform="CS2 Network PPPP",
+            flow_uid=f"C{i}",
+        )  # fmt: skip
+
+    assert router.submit(relay(1, 0.0))
+    for i in range(2, 30):
+        assert not router.submit(relay(i, float(i)))
+    # the incident grows: video through a relay is reported at once, with what it folded
+    assert router.submit(relay(30, 31.0, Severity.CRITICAL))
+    assert router.escalated == 1
+    (first, _), (grown, count) = out
+    assert grown.evidence["incident"]["escalated_from"] == "high"
+    assert grown.evidence["incident"]["peers"][:2] == ["110.43.68.1", "110.43.68.2"]
+    assert len(grown.evidence["incident"]["peers"]) == 16
+    assert grown.evidence["incident"]["more_peers"] == 30 - 16
+    assert count == 30 and "incident" not in first.evidence
+    assert not router.submit(relay(31, 40.0, Severity.HIGH))  # less severe: a repeat

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from netwatch.alerts.incidents import findings
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
@@ -42,7 +43,8 @@ def upload(t: g.Trace, up: int, down: int, seconds: float, dst: str = FOREIGN) -
 
 
 def streams(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [a for a in alerts if a["rule"] == "outbound_stream"]
+    """The outbound_stream findings, whether the notification or folded into one."""
+    return [f for a in alerts for f in findings(a) if f["rule"] == "outbound_stream"]
 
 
 def test_clip_upload_is_found_by_volume_and_ratio(tmp_path: Path) -> None:

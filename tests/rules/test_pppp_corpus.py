@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from netwatch.alerts.incidents import findings
 from netwatch.config import Config
 from netwatch.deep.pppp import PLATFORM
 from netwatch.enrich.geo import NullGeo
@@ -40,16 +41,24 @@ CONTROLS = (
 )
 
 
-def _replay(tmp_path: Path, rel: str, mac: str | None) -> list[dict[str, Any]]:
+#: Report every sighting (no incident suppression): what each flow's rules found.
+EVERY_SIGHTING = "alerts: {suppress_s: 0.000001, max_per_device: 100000}"
+
+
+def _replay(
+    tmp_path: Path, rel: str, mac: str | None, *, incidents: bool = False
+) -> list[dict[str, Any]]:
+    """The findings of a replay: every sighting, or (``incidents``) the notifications."""
     capture = corpus_file("pcaps", *rel.split("/"))
-    lines = ["geoip: {builtin: false}"]
+    lines = ["geoip: {builtin: false}"] + ([] if incidents else [EVERY_SIGHTING])
     if mac is not None:
         lines += ["cameras:", f'  - {{name: cam, mac: "{mac}"}}']
     cfg = tmp_path / "c.yaml"
     cfg.write_text("\n".join(lines) + "\n")
     out = tmp_path / "alerts.jsonl"
     run_replay([capture], Config.load(cfg), alerts_out=out, geo=NullGeo(), uid_seed=1)
-    return [json.loads(line) for line in out.read_text().splitlines()]
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    return [finding for alert in alerts for finding in findings(alert)]
 
 
 def _of(alerts: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
@@ -94,15 +103,24 @@ def test_xiaomi_pppp_punch_to_the_remote_viewer_is_a_named_nat_traversal(
 
 
 @pytest.mark.parametrize("rel", ["camera-real/shf_xiaomi-cam_myfw_wlan24_snaplen150.pcap"])
-def test_pppp_relay_probes_raise_one_alert_not_one_per_relay(rel: str, tmp_path: Path) -> None:
-    alerts = _replay(tmp_path, rel, XIAOMI_MAC)
-    relays = [
-        a for a in _of(alerts, "nat_traversal") if "RLY_PKT" in a["evidence"]["pppp_messages"]
+def test_pppp_relay_probes_are_one_incident_that_escalates_when_video_flows(
+    rel: str, tmp_path: Path
+) -> None:
+    """16 relay servers probed are one incident (the camera and CS2 PPPP); when video goes
+    up through a relay, the same incident is reported again at once as critical, with
+    the stream among its findings."""
+    notes = [a for a in _replay(tmp_path, rel, XIAOMI_MAC, incidents=True)]
+    relays = [a for a in _of(notes, "nat_traversal") if "RLY_PKT" in a["evidence"]["pppp_messages"]]
+    assert [(a["severity"], a["peer_ip"], a["reached"]) for a in relays] == [
+        ("high", None, PLATFORM),
+        ("critical", None, PLATFORM),
     ]
-    assert len(relays) == 1 and relays[0]["peer_ip"] is None  # 16 relay servers probed
     assert relays[0]["evidence"]["relay"] == "110.43.68.240:25000"
-    assert not _of(alerts, "alert_flood")
-    assert len(_of(alerts, "outbound_stream")) == 2  # the video uploads stay visible
+    assert relays[1]["evidence"]["incident"]["escalated_from"] == "high"
+    assert "outbound_stream" in [f["rule"] for f in relays[1]["evidence"]["folded"]]
+    assert not _of(notes, "alert_flood")
+    every = _replay(tmp_path, rel, XIAOMI_MAC)
+    assert len({a["flow_uid"] for a in _of(every, "outbound_stream")}) >= 2  # the uploads
 
 
 @pytest.mark.parametrize(
@@ -154,5 +172,5 @@ def test_zero_config_the_pppp_device_is_the_camera_and_the_phone_is_not(tmp_path
     rel = "camera-real/shf_xiaomi-cam_myfw_wlan24_snaplen150.pcap"
     alerts = _replay(tmp_path, rel, None)
     assert {a["device_ip"] for a in alerts} == {"192.168.1.161"}  # never the phone .222
-    pppp = [a for a in _of(alerts, "cloud_registration") if a["evidence"].get("platform")]
-    assert len(pppp) == 3
+    pppp = [a for a in _of(alerts, "cloud_registration") if a["platform"] == PLATFORM]
+    assert len({a["peer_ip"] for a in pppp}) == 3

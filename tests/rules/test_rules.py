@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from netwatch.alerts.incidents import findings
 from netwatch.config import Config
 from netwatch.enrich.geo import GeoInfo, GeoSourceInfo
 from netwatch.replay import run_replay
@@ -57,7 +58,8 @@ def replay(tmp_path: Path, trace: g.Trace, config: str = BASE_CONFIG) -> list[di
     summary = run_replay([pcap], Config.load(cfg), alerts_out=out, geo=TableGeo(), uid_seed=1)
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     assert summary.alerts == len(alerts) and not summary.rule_errors
-    return alerts
+    # the rules' findings: a flow's notification holds the findings folded into it
+    return [finding for alert in alerts for finding in findings(alert)]
 
 
 def route(dst: str, src: str = CAM, src_mac: str = CAM_MAC) -> g.Route:
