@@ -337,7 +337,8 @@ class WorkerPool:
         for (name, sample, labels), value in values.items():
             merged[name].add_sample(sample, dict(labels), value)
         yield from merged.values()
-        yield recognised_family(union_by_how(w.recognised for w in self.workers))
+        # copies: the scrape thread reads what the polling thread updates
+        yield recognised_family(union_by_how(dict(w.recognised) for w in self.workers))
         yield _cameras(merged.get("netwatch_camera_sent_bytes"))
 
 

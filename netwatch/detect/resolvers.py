@@ -29,10 +29,12 @@ queries to a campus resolver at a public address before any other device's DNS f
 ended (after start-up, or on a network where only cameras do DNS and no DHCP exchange was
 seen): list the resolver in ``dns_servers``; with several capture workers, a camera's query
 that ends on one worker just after another device's DNS flow ended on another, before the
-relay arrived (the parent relays within a report tick), or that a full relay pipe missed
-(counted in the pool's ``relay_dropped``). Known false negatives: a camera hard-coded to
-the same off-site resolver other devices use. DHCP-offered resolvers reach the other
-workers as learnt devices (:class:`netwatch.workers.LearntDevice`).
+relayed fact arrived (the parent passes it on as it reads it, the worker applies it
+between capture batches), or one whose fact a full relay pipe missed (counted in the
+pool's ``relay_dropped``; the next new client of that resolver is relayed again). Known
+false negatives: a camera hard-coded to the same off-site resolver other devices use.
+DHCP-offered resolvers reach the other workers as learnt devices
+(:class:`netwatch.workers.LearntDevice`, ``how`` ``dhcp_resolver``).
 """
 
 from __future__ import annotations
