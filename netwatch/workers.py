@@ -10,24 +10,32 @@ flow records to the shared flow log in whole lines (one ``write`` per batch of l
 
 Workers run the daemon's own capture loop (:class:`~netwatch.loop.CaptureLoop`) and report
 to the parent over a pipe, in named messages (:class:`Seen`, :class:`Report`,
-:class:`LearntName`, :class:`LearntDevice`): every alert sighting (emitted or a suppressed
-repeat, with the camera's group) and, every ``REPORT_S``, their metric families and capture
-counters. The parent owns everything seen from outside: one outbox and its sinks, one
-metrics endpoint (worker families summed by series; ``netwatch_cameras`` recounted from
-the union of cameras), and a second alert router that de-duplicates identities seen by more
-than one worker (a camera's flows to one peer can hash to different workers). SIGHUP and
-SIGTERM are passed on to the workers; a worker that dies makes the daemon exit with status
-1 so systemd restarts it.
+:class:`LearntName`, :class:`LearntDevice`, :class:`LearntResolver`): every alert sighting
+(emitted or a suppressed repeat, with the camera's group) and, every ``REPORT_S``, their
+metric families, capture counters and the cameras they recognised since the last report.
+The parent owns everything seen from outside: one outbox and its sinks, one metrics
+endpoint (worker families summed by series; ``netwatch_cameras`` recounted from the union
+of cameras; ``netwatch_cameras_recognised`` counted from the union of the workers'
+recognised cameras, each once, the strongest ``how`` winning:
+:func:`netwatch.detect.recognised.union_by_how`), and a second alert router that
+de-duplicates identities seen by more than one worker (a camera's flows to one peer can
+hash to different workers). SIGHUP and SIGTERM are passed on to the workers; a worker
+that dies makes the daemon exit with status 1 so systemd restarts it.
 
 Config read: ``capture.workers`` and everything a single pipeline reads. Known limits: DNS
-names and devices learnt on one worker reach the others through the parent (a relay that
-never blocks: a worker whose pipe is full misses an update, counted in ``relay_dropped``),
-so they are eventually consistent; flows look their responder's name up again when they
-are reported. The ``new_destination`` baseline is owned by the parent alone (one SQLite
-file, one writer): workers send it :class:`BaselineObservation` messages for destinations
-they do not know yet, the parent decides and routes each new destination once, and relays
-the keys it decided (:class:`BaselineKnown`) so the workers' caches converge; no worker
-opens the file or waits on it.
+names, devices (DHCP-offered resolvers among them) and the resolvers other devices use
+(``rogue_dns``) learnt on one worker reach the others through the parent (a relay that
+never blocks: a worker whose pipe is full misses an update, counted in ``relay_dropped``;
+a relayed fact is applied without being sent again, so nothing loops), so they are
+eventually consistent: a camera's DNS flow that ends on one worker before what another
+learnt has arrived is judged on what that worker knows; flows look their responder's name
+up again when they are reported. The parent keeps each worker's recognised cameras (at
+most ``DEFAULT_MAX_CAMERAS`` a worker, more counted in ``recognised_dropped``). The
+``new_destination`` baseline is owned by the parent alone (one SQLite file, one writer):
+workers send it :class:`BaselineObservation` messages for destinations they do not know
+yet, the parent decides and routes each new destination once, and relays the keys it
+decided (:class:`BaselineKnown`) so the workers' caches converge; no worker opens the file
+or waits on it.
 """
 
 from __future__ import annotations
@@ -65,12 +73,14 @@ from netwatch.detect.baseline_share import (
     PipeSend,
     WorkerBaseline,
 )
+from netwatch.detect.recognised import DEFAULT_MAX_CAMERAS, union_by_how
 from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver, counter_family
 from netwatch.metrics.collector import (
     AlertCounter,
     NetwatchCollector,
     baseline_families,
+    recognised_family,
     router_families,
 )
 from netwatch.output.flowlog import JsonLinesWriter
@@ -93,11 +103,13 @@ class Seen:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """Worker -> parent, every ``REPORT_S``: metric families and capture counters."""
+    """Worker -> parent, every ``REPORT_S``: metric families, capture counters, and the
+    cameras recognised (camera key -> how) that are new or changed since the last report."""
 
     families: list[Metric]
     counts: dict[str, CaptureCounts]
     last_ts: float | None
+    recognised: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +133,23 @@ class LearntDevice:
     details: Any
 
 
-Shared = LearntName | LearntDevice | BaselineKnown
+@dataclass(frozen=True, slots=True)
+class LearntResolver:
+    """A site device (not a camera) one worker saw use a resolver, for ``rogue_dns``
+    (relayed by the parent to the others)."""
+
+    resolver: bytes
+    client: bytes
+
+
+Shared = LearntName | LearntDevice | LearntResolver | BaselineKnown
 Message = Seen | Report | Shared | BaselineObservation
 PARENT_FAMILIES = frozenset(
     {
         "netwatch_alerts",
         "netwatch_camera_alerts",
         "netwatch_cameras",
+        "netwatch_cameras_recognised",  # counted from the union of the workers' cameras
         "netwatch_alerts_device_capped",  # the parent's router decides what is emitted
         "netwatch_alert_router_evicted",
         "netwatch_baseline_destinations",  # the workers only forward observations
@@ -149,6 +171,7 @@ class _Worker:
     counts: dict[str, CaptureCounts] = field(default_factory=dict)
     last_ts: float | None = None
     done: bool = False
+    recognised: dict[str, str] = field(default_factory=dict)  # camera key -> how
 
 
 class WorkerPool:
@@ -172,6 +195,7 @@ class WorkerPool:
         self.workers: list[_Worker] = []
         self.failed = False
         self.relay_dropped = 0
+        self.recognised_dropped = 0  # cameras a worker reported beyond DEFAULT_MAX_CAMERAS
 
     def start(self) -> None:
         """Fork the workers (call before starting any thread)."""
@@ -211,14 +235,24 @@ class WorkerPool:
         match msg:
             case Seen(alert, group):
                 self.on_seen(alert, group)
-            case Report(families, counts, last_ts):
+            case Report(families, counts, last_ts, recognised):
                 worker.families, worker.counts, worker.last_ts = families, counts, last_ts
+                self._recognised(worker, recognised)
             case BaselineObservation() if self.baseline is not None:
                 new = self.baseline.receive(msg)
                 if new is not None:
                     self.on_seen(new, msg.group)
-            case LearntName() | LearntDevice():
+            case LearntName() | LearntDevice() | LearntResolver():
                 self._relay(worker, msg)
+
+    def _recognised(self, worker: _Worker, changes: dict[str, str]) -> None:
+        """Apply what a worker recognised since its last report, bounded per worker."""
+        kept = worker.recognised
+        for key, how in changes.items():
+            if key in kept or len(kept) < DEFAULT_MAX_CAMERAS:
+                kept[key] = how
+            else:
+                self.recognised_dropped += 1
 
     def share_baseline(self) -> None:
         """Relay the destinations the baseline decided since the last call to every worker
@@ -284,7 +318,8 @@ class WorkerPool:
         return max(stamps) if stamps else None
 
     def families(self) -> Iterator[Metric]:
-        """The workers' families merged: series summed (a few maxed), cameras recounted."""
+        """The workers' families merged: series summed (a few maxed), cameras recounted
+        (``netwatch_cameras_recognised`` from the union of the workers' cameras)."""
         merged: dict[str, Metric] = {}
         values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
         for w in self.workers:
@@ -302,6 +337,8 @@ class WorkerPool:
         for (name, sample, labels), value in values.items():
             merged[name].add_sample(sample, dict(labels), value)
         yield from merged.values()
+        # copies: the scrape thread reads what the polling thread updates
+        yield recognised_family(union_by_how(dict(w.recognised) for w in self.workers))
         yield _cameras(merged.get("netwatch_camera_sent_bytes"))
 
 
@@ -401,6 +438,7 @@ class _Work:
         if det is not None:
             det.router.on_repeat = self._seen
             det.devices.on_learn = self._learnt_device
+            det.resolvers.on_learn = self._learnt_resolver
 
     def _learnt_name(self, client: bytes | None, addr: bytes, name: str, expiry: float) -> None:
         self.conn.send(LearntName(client, addr, name, expiry))
@@ -408,8 +446,12 @@ class _Work:
     def _learnt_device(self, kind: str, key: bytes, vendor: str | None, how: str, d: Any) -> None:
         self.conn.send(LearntDevice(kind, key, vendor, how, d))
 
+    def _learnt_resolver(self, resolver: bytes, client: bytes) -> None:
+        self.conn.send(LearntResolver(resolver, client))
+
     def _apply_shared(self) -> None:
-        """What the other workers learnt (names, devices), relayed by the parent."""
+        """What the other workers learnt (names, devices, resolvers in use), relayed by the
+        parent; applied without being sent back (``share``)."""
         detector = self.pipeline.detector
         while self.ctrl.poll():
             match self.ctrl.recv():
@@ -417,6 +459,8 @@ class _Work:
                     self.pipeline.names.share(client, addr, name, expiry)
                 case LearntDevice(kind, key, vendor, how, details) if detector is not None:
                     detector.devices.share(kind, key, vendor, how, details)
+                case LearntResolver(resolver, client) if detector is not None:
+                    detector.resolvers.share(resolver, client)
                 case BaselineKnown() as known:
                     self.baseline.learn(known)
 
@@ -441,7 +485,8 @@ class _Work:
 
     def _report(self, last_ts: float | None) -> None:
         families = list(self.collector.collect())
-        self.conn.send(Report(families, self.source.counts(), last_ts))
+        recognised = self.pipeline.recognised.changes()
+        self.conn.send(Report(families, self.source.counts(), last_ts, recognised))
 
     def run(self) -> None:
         """The worker's life cycle: startup, the shared capture loop, shutdown."""

@@ -1,12 +1,21 @@
-"""The worker pool's parent side: merging the workers' metric families and capture counters."""
+"""The worker pool: the parent merging the workers' metric families, capture counters and
+recognised cameras, and relaying what one worker learnt (names, devices, resolvers in use) to
+the others; the workers' side of the relay on real pipelines; and two real capture workers
+in a network namespace (skipped without root, ``ip netns`` or tcpreplay)."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import multiprocessing
 import pickle
+import shutil
+import threading
+import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,20 +32,28 @@ from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.capture.afpacket import RingSettings
 from netwatch.capture.source import CaptureCounts
 from netwatch.config import Config
+from netwatch.detect.resolvers import Why
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver
 from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.pipeline import Pipeline
+from netwatch.signatures.lan import RESOLVER_HOW
+from netwatch.testing import pcapgen as g
 from netwatch.testing.pcapgen import Route, TcpSession
 from netwatch.workers import (
     MAX_FAMILIES,
     PARENT_FAMILIES,
+    LearntDevice,
     LearntName,
+    LearntResolver,
     PoolCollector,
     Report,
     Seen,
     WorkerPool,
+    _Work,
     _Worker,
+    _writable,
 )
+from tests.integration.netns import LiveDaemon, netns_unavailable, veth_namespace
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -62,11 +79,22 @@ class Pool:
             self._ends += [parent_end, child_end, ctrl_in, ctrl_out]
 
     def report(
-        self, i: int, families: list[Metric], counts: dict[str, CaptureCounts], ts: float | None
+        self,
+        i: int,
+        families: list[Metric],
+        counts: dict[str, CaptureCounts],
+        ts: float | None,
+        recognised: dict[str, str] | None = None,
     ) -> None:
         """What worker ``i`` sends every REPORT_S, through its real pipe (pickled)."""
-        self.to_parent[i].send(Report(families, counts, ts))
+        self.to_parent[i].send(Report(families, counts, ts, recognised or {}))
         assert self.pool.poll(1.0)
+
+    def work(self, i: int, config: str) -> _Work:
+        """Worker ``i``'s own side (its pipeline, hooks and pipes; no ring is opened)."""
+        cfg = Config.from_yaml(config, file="w.yaml")
+        pipes = (self.to_parent[i], self.from_parent[i])
+        return _Work(i, cfg, None, RingSettings(), 0, pipes, threading.Event(), threading.Event())
 
     def close(self) -> None:
         for c in self._ends:
@@ -152,8 +180,9 @@ def test_families_are_summed_maxed_and_cameras_recounted(pool: Pool) -> None:
     merged = list(pool.pool.families())
     names = [f.name for f in merged]
     assert len(names) == len(set(names))
-    assert not PARENT_FAMILIES & set(names[:-1])  # the workers' own are dropped
-    assert names[-1] == "netwatch_cameras"  # recounted by the parent, last
+    assert not PARENT_FAMILIES & set(names[:-2])  # the workers' own are dropped
+    # recounted by the parent, last
+    assert names[-2:] == ["netwatch_cameras_recognised", "netwatch_cameras"]
     got = by_sample(merged)
     assert got["netwatch_packets"] == {
         ("netwatch_packets_total", (("interface", "eth1"),)): 150.0,
@@ -209,7 +238,10 @@ def test_a_later_report_replaces_the_earlier_one(pool: Pool) -> None:
 
 def test_nothing_reported_gives_an_empty_camera_family(pool: Pool) -> None:
     merged = list(pool.pool.families())
-    assert [(f.name, f.samples) for f in merged] == [("netwatch_cameras", [])]
+    assert [(f.name, f.samples) for f in merged] == [
+        ("netwatch_cameras_recognised", []),
+        ("netwatch_cameras", []),
+    ]
 
 
 def test_counts_are_summed_over_workers(pool: Pool) -> None:
@@ -331,31 +363,43 @@ cameras:
 """
 
 
-def worker_report(camera_ips: list[str], sport: int) -> list[Metric]:
-    """The families a worker's collector gives after its pipeline saw one flow per camera."""
+class WorkerReport(NamedTuple):
+    families: list[Metric]
+    recognised: dict[str, str]  # what the worker's Report carries
+
+
+def worker_report(camera_ips: list[str], sport: int) -> WorkerReport:
+    """What a worker reports after its pipeline saw one flow per camera: its collector's
+    families and its recognised cameras (the first report: all of them)."""
     cfg = Config.from_yaml(INVENTORY, file="t.yaml")
     traffic = CameraTraffic(None)
 
     def record(rec: dict[str, Any]) -> None:
         traffic.record(rec)
 
-    pipe = Pipeline(cfg, record)
+    pipe = Pipeline(cfg, record, on_alert=lambda alert, count: None)  # as a worker: detection
     traffic.resolve = camera_resolver(pipe)
     packets = []
     for n, ip in enumerate(camera_ips):
-        route = Route.of("02:00:00:00:00:05", ip, "02:00:00:00:00:01", "203.0.113.10")
+        mac = f"02:00:00:00:00:{int(ip.rsplit('.', 1)[1]):02x}"  # one MAC per camera
+        route = Route.of(mac, ip, "02:00:00:00:00:01", "203.0.113.10")
         s = TcpSession(route, sport + n, 443)
         frames = [*s.handshake(), *s.send(True, b"x" * 500), *s.close()]
         packets += [(1_700_000_000.0 + i * 0.01, 1, len(f), f) for i, f in enumerate(frames)]
     pipe.run(sorted(packets, key=lambda p: p[0]))
     pipe.finish()
     families = list(NetwatchCollector(pipe, traffic=traffic).collect())
-    return list(pickle.loads(pickle.dumps(families)))  # as it crosses the pipe
+    # as it crosses the pipe
+    return WorkerReport(pickle.loads(pickle.dumps(families)), pipe.recognised.changes())
 
 
 def test_real_collector_families_merge_into_valid_exposition(pool: Pool) -> None:
-    pool.report(0, worker_report(["10.0.0.5"], 40_000), {}, None)
-    pool.report(1, worker_report(["10.0.0.5", "10.0.0.6"], 41_000), {}, None)
+    first, second = (
+        worker_report(["10.0.0.5"], 40_000),
+        worker_report(["10.0.0.5", "10.0.0.6"], 41_000),
+    )
+    pool.report(0, first.families, {}, None, first.recognised)
+    pool.report(1, second.families, {}, None, second.recognised)
     registry = CollectorRegistry()
     registry.register(PoolCollector(pool.pool, AlertCounter(), CameraTraffic(None)))
     got = parse(generate_latest(registry))
@@ -366,3 +410,189 @@ def test_real_collector_families_merge_into_valid_exposition(pool: Pool) -> None
     yard = sent[("netwatch_camera_sent_bytes_total", (("camera", "yard"), ("group", "default")))]
     assert lobby == 2 * yard > 0
     assert len(got["netwatch_build_info"]) == 1
+    # lobby's flows ended on both workers: it is counted once
+    assert got["netwatch_cameras_recognised"] == {
+        ("netwatch_cameras_recognised", (("how", "inventory"),)): 2.0
+    }
+
+
+# ------------------------------------------------------------------- recognised cameras
+
+
+def recognised_family(counts: dict[str, float]) -> Metric:
+    """A worker's own netwatch_cameras_recognised (its share of the flows only)."""
+    fam = GaugeMetricFamily("netwatch_cameras_recognised", "Cameras.", labels=["how"])
+    for how, n in counts.items():
+        fam.add_metric([how], n)
+    return fam
+
+
+def recognised(pool: Pool) -> dict[str, float]:
+    got = by_sample(list(pool.pool.families()))["netwatch_cameras_recognised"]
+    return {dict(labels)["how"]: v for (_, labels), v in got.items()}
+
+
+def test_a_camera_seen_by_two_workers_is_recognised_once(pool: Pool) -> None:
+    pool.report(
+        0,
+        [recognised_family({"mac_prefix": 1, "inventory": 1})],
+        {},
+        None,
+        {"aa:aa:aa:00:00:01": "mac_prefix", "lobby": "inventory"},
+    )
+    pool.report(
+        1,
+        [recognised_family({"discovery": 1, "inventory": 1})],
+        {},
+        None,
+        {"aa:aa:aa:00:00:01": "discovery", "lobby": "inventory"},
+    )
+    # the workers' sums would say 4 cameras; there are 2, the shared one as discovery wins
+    assert recognised(pool) == {"discovery": 1.0, "inventory": 1.0}
+    # a later report carries only what changed: the rest is kept
+    pool.report(0, [], {}, None, {"10.0.0.9": "banner"})
+    assert recognised(pool) == {"discovery": 1.0, "inventory": 1.0, "banner": 1.0}
+
+
+def test_the_parents_recognised_cameras_are_bounded_per_worker(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("netwatch.workers.DEFAULT_MAX_CAMERAS", 2)
+    pool.report(0, [], {}, None, {"a": "banner", "b": "banner", "c": "banner"})
+    pool.report(0, [], {}, None, {"a": "inventory"})  # a known camera still changes
+    assert recognised(pool) == {"banner": 1.0, "inventory": 1.0}
+    assert pool.pool.recognised_dropped == 1
+
+
+# ----------------------------------------------------------------------- the relay
+
+CAMPUS_DNS = "130.104.1.1"  # a campus resolver at a public address (not a public service)
+ROGUE_DNS = "89.160.20.53"  # an off-site resolver no other device uses
+PEER = ("02:4e:56:00:00:50", "10.20.0.50")  # a site device that is not a camera
+CAMERA = ("02:4e:56:00:00:11", "10.20.0.11")
+GATEWAY_MAC = "02:00:5e:10:00:01"
+CAMERA_CONFIG = "geoip: {builtin: false}\ncameras:\n  - {name: lobby-1, ip: 10.20.0.11}\n"
+
+
+def packed(ip: str) -> bytes:
+    return ipaddress.ip_address(ip).packed
+
+
+def dns(t: g.Trace, client: tuple[str, str], resolver: str, sport: int, ts_us: int) -> None:
+    """``client`` asks ``resolver`` a name and gets an answer."""
+    r = g.Route.of(client[0], client[1], GATEWAY_MAC, resolver)
+    name = "time.vendor.example"
+    t.add(ts_us, g.udp_frame(r, sport, 53, g.dns_query(sport, name)))
+    rr = [g.DnsRecord(name, g.DnsType.A, "192.0.2.10", 300)]
+    reply = g.dns_response(sport, name, g.DnsType.A, rr)
+    t.add(ts_us + 400, g.udp_frame(r.reverse(), 53, sport, reply))
+
+
+def run(work: _Work, t: g.Trace) -> None:
+    """The worker's pipeline over a trace, every flow ended."""
+    work.pipeline.run([(ts / 1e6, 1, len(f), f) for ts, f in t.records()])
+    work.pipeline.finish()
+
+
+def test_a_learnt_resolver_is_relayed_to_the_other_workers_only(pool: Pool) -> None:
+    msg = LearntResolver(packed(CAMPUS_DNS), packed(PEER[1]))
+    pool.to_parent[0].send(msg)
+    assert pool.pool.poll(1.0)
+    assert pool.from_parent[1].poll(1.0) and pool.from_parent[1].recv() == msg
+    assert not pool.from_parent[0].poll(0)  # not sent back to its origin
+    assert pool.pool.relay_dropped == 0
+
+
+def test_a_full_pipe_misses_a_learnt_resolver_and_it_is_counted(pool: Pool) -> None:
+    ctrl = pool.pool.workers[1].ctrl
+    while _writable(ctrl):  # worker 1 is not reading: fill its control pipe
+        ctrl.send_bytes(b"x" * 1024)
+    pool.to_parent[0].send(LearntResolver(packed(CAMPUS_DNS), packed(PEER[1])))
+    assert pool.pool.poll(1.0)  # returns: the parent never blocks on a full pipe
+    assert pool.pool.relay_dropped == 1
+
+
+def test_a_resolver_learnt_on_one_worker_approves_a_cameras_dns_on_another(pool: Pool) -> None:
+    first, second = pool.work(0, CAMERA_CONFIG), pool.work(1, CAMERA_CONFIG)
+    t = g.Trace()
+    dns(t, PEER, CAMPUS_DNS, 33_000, 1_000_000)
+    run(first, t)  # the peer's DNS flow ended on the first worker ...
+    assert pool.pool.poll(1.0)  # ... which told the parent, which relayed it
+    second._apply_shared()  # what the second worker does between batches
+    assert second.pipeline.detector is not None
+    assert second.pipeline.detector.resolvers.learnt() == {CAMPUS_DNS: 1}
+    assert not pool.pool.workers[1].conn.poll(0)  # applied, not sent back to the parent
+    t = g.Trace()
+    dns(t, CAMERA, CAMPUS_DNS, 40_000, 2_000_000)  # the camera asks the same resolver
+    dns(t, CAMERA, ROGUE_DNS, 40_001, 2_000_000)  # and one nobody else uses
+    run(second, t)
+    pool.pool.poll(1.0)
+    rogue = [a for a, _ in pool.seen if a.rule == "rogue_dns"]
+    assert [a.evidence["resolver"] for a in rogue] == [ROGUE_DNS]
+
+
+def test_a_dhcp_offered_resolver_reaches_the_other_workers(pool: Pool) -> None:
+    """Option 6 state already travels as a LearntDevice (``how`` dhcp_resolver)."""
+    first, second = pool.work(0, CAMERA_CONFIG), pool.work(1, CAMERA_CONFIG)
+    assert first.pipeline.detector is not None and second.pipeline.detector is not None
+    first.pipeline.detector.devices.learn(packed(ROGUE_DNS), None, RESOLVER_HOW)  # DHCP said
+    assert pool.pool.poll(1.0)
+    assert pool.from_parent[1].poll(1.0)
+    relayed = pool.from_parent[1].recv()
+    assert relayed == LearntDevice("ip", packed(ROGUE_DNS), None, RESOLVER_HOW, None)
+    pool.pool.workers[1].ctrl.send(relayed)  # back in the pipe for the worker to read
+    second._apply_shared()
+    assert not pool.pool.workers[1].conn.poll(0)  # applied, not sent back to the parent
+    assert second.pipeline.detector.devices.dhcp_resolvers == {packed(ROGUE_DNS)}
+    verdict = second.pipeline.detector.resolvers.verdict(packed(ROGUE_DNS), False, b"\0" * 4)
+    assert verdict.approved and verdict.why is Why.DHCP
+
+
+# ------------------------------------------------------------- real capture workers
+
+LIVE = netns_unavailable() or (
+    None if shutil.which("tcpreplay") else "tcpreplay is not installed (apt-get install tcpreplay)"
+)
+CAMERA_QUERIES = 16  # source ports: the camera's DNS flows hash to both workers
+
+
+@pytest.mark.skipif(LIVE is not None, reason=LIVE or "")
+def test_two_real_workers_share_resolvers_and_count_a_camera_once(tmp_path: Path) -> None:
+    """One peer DNS flow ends on one worker; the camera's queries to the same resolver end
+    on both: none is rogue (the relay), one to an unused resolver is; the camera, seen by
+    both workers, is one camera in netwatch_cameras_recognised."""
+    peer, camera = tmp_path / "peer.pcap", tmp_path / "camera.pcap"
+    t = g.Trace()
+    dns(t, PEER, CAMPUS_DNS, 33_000, 0)
+    t.write(peer)
+    t = g.Trace()
+    for n in range(CAMERA_QUERIES):
+        dns(t, CAMERA, CAMPUS_DNS, 40_000 + n, n * 1000)
+    dns(t, CAMERA, ROGUE_DNS, 41_000, CAMERA_QUERIES * 1000)
+    t.write(camera)
+    alerts = tmp_path / "alerts.jsonl"
+    with veth_namespace("nr") as ns:
+        body = (
+            f"capture: {{interfaces: [{ns.capture}], user: null, ring_mb: 8, workers: 2}}\n"
+            f"cameras:\n  - {{name: lobby-1, ip: {CAMERA[1]}}}\n"
+            "geoip: {builtin: false}\n"
+            "flows: {udp_idle_s: 1}\n"
+            f"sinks:\n  - {{name: log, type: jsonl, path: {alerts}}}\n"
+            "logging: {format: json, level: info}\n"
+        )
+        with LiveDaemon(ns, tmp_path, body, [ns.capture]) as nw:
+
+            def flows_ended() -> float:
+                reasons = ("idle_timeout", "evicted")
+                return sum(nw.metric("netwatch_flows_ended_total", reason=r) or 0 for r in reasons)
+
+            ns.run("tcpreplay", "-q", "-i", ns.inject, "--topspeed", str(peer))
+            nw.wait(lambda: flows_ended() >= 1, 15)
+            time.sleep(1.0)  # the relay: the parent passes it on, the other worker applies it
+            ns.run("tcpreplay", "-q", "-i", ns.inject, "--topspeed", str(camera))
+            nw.wait(lambda: flows_ended() >= 1 + CAMERA_QUERIES + 1, 15)
+            assert nw.metric("netwatch_cameras_recognised", how="inventory") == 1
+        assert nw.returncode == 0, nw.tail()
+    records = [json.loads(line) for line in alerts.read_text().splitlines()]
+    rogue = {r["evidence"]["resolver"] for r in records if r["rule"] == "rogue_dns"}
+    assert rogue == {ROGUE_DNS}

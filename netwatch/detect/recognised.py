@@ -12,13 +12,22 @@ The detector's identity state is read in one place, :func:`camera_of` (today
 :meth:`netwatch.detect.devices.Devices.camera` and its ``how``), and grouped by
 :func:`how_of` into ``inventory``, ``mac_prefix``, ``banner`` and ``discovery``.
 
+With several capture workers each worker tallies the cameras of the flows hashed to it; it
+sends the parent what changed since its last report (:meth:`RecognisedCameras.changes`),
+and the parent counts the union (:func:`union_by_how`): each camera once, and where workers
+disagree on how it was recognised the strongest way wins, in the fixed order
+``HOW_PRECEDENCE`` (inventory > discovery > banner > mac_prefix).
+
 Config read: none. Bounded: at most ``max_cameras`` cameras tallied (later ones counted in
 ``overflow``); a camera's ``how`` is the latest seen (a prefix match later confirmed by a
-discovery reply counts as discovery).
+discovery reply counts as discovery). Known limits: cameras are keyed by MAC, else IP
+text, so across workers a camera one worker saw only by IP and another by MAC counts
+twice (on an Ethernet capture every flow end has its MAC).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,6 +35,9 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_CAMERAS = 65_536
 INVENTORY, MAC_PREFIX, BANNER, DISCOVERY = "inventory", "mac_prefix", "banner", "discovery"
+#: Where capture workers disagree on how a camera was recognised, the first of these wins.
+HOW_PRECEDENCE = (INVENTORY, DISCOVERY, BANNER, MAC_PREFIX)
+_RANK = {how: rank for rank, how in enumerate(HOW_PRECEDENCE)}
 
 
 def camera_of(devices: Devices, ip: bytes, mac: bytes | None) -> Device | None:
@@ -53,6 +65,9 @@ class RecognisedCameras:
         self._how: dict[str, str] = {}
         self._max = max_cameras
         self.overflow = 0  # cameras seen beyond the bound, not tallied
+        #: Entries added or changed since :meth:`changes` last ran (None: nobody asked yet,
+        #: nothing is tracked); its keys are a subset of ``_how``'s, so it is bounded alike.
+        self._changed: dict[str, str] | None = None
 
     def name(self, ip: bytes, mac: bytes | None) -> str | None:
         """The camera's name when this flow end is a recognised camera (and tally it)."""
@@ -63,7 +78,11 @@ class RecognisedCameras:
             return None
         key = dev.mac or dev.ip
         if key in self._how or len(self._how) < self._max:
-            self._how[key] = how_of(dev)
+            how = how_of(dev)
+            if self._how.get(key) != how:
+                self._how[key] = how
+                if self._changed is not None:
+                    self._changed[key] = how
         else:
             self.overflow += 1
         return dev.name
@@ -73,10 +92,41 @@ class RecognisedCameras:
 
     def by_how(self) -> dict[str, int]:
         """How many cameras were recognised each way."""
-        counts: dict[str, int] = {}
-        for how in list(self._how.values()):
-            counts[how] = counts.get(how, 0) + 1
-        return counts
+        return _count(list(self._how.values()))
+
+    def changes(self) -> dict[str, str]:
+        """Camera key -> how, for the cameras added or whose ``how`` changed since the last
+        call (a capture worker's report to the parent). The first call gives every camera
+        tallied so far; tracking starts then (a single process never pays for it)."""
+        if self._changed is None:
+            self._changed = {}
+            return dict(self._how)
+        out, self._changed = self._changed, {}
+        return out
+
+
+def stronger(a: str, b: str) -> str:
+    """The stronger of two ways a camera was recognised (``HOW_PRECEDENCE``; an unknown
+    word ranks last)."""
+    return a if _RANK.get(a, len(_RANK)) <= _RANK.get(b, len(_RANK)) else b
+
+
+def union_by_how(tallies: Iterable[Mapping[str, str]]) -> dict[str, int]:
+    """Cameras counted once across several tallies (camera key -> how, one per capture
+    worker), each under the strongest way any tally recognised it."""
+    union: dict[str, str] = {}
+    for tally in tallies:
+        for key, how in tally.items():
+            seen = union.get(key)
+            union[key] = how if seen is None else stronger(seen, how)
+    return _count(union.values())
+
+
+def _count(hows: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for how in hows:
+        counts[how] = counts.get(how, 0) + 1
+    return counts
 
 
 def summary_line(counts: dict[str, int]) -> str:

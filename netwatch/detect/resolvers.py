@@ -11,6 +11,9 @@ Three sources, each bounded:
   site-local client that is not a camera sent DNS to port 53 and got an answer. Per
   resolver, distinct clients are kept up to ``MAX_CLIENTS_KEPT`` and flows are counted;
   at most ``max_resolvers`` resolvers are tracked (later ones are counted in ``dropped``).
+  Each client new to a resolver is passed to ``on_learn``; with several capture workers
+  the parent relays it to the other workers, which record it with :meth:`SiteResolvers.share`
+  (never passed on again, so a relayed fact is not sent back).
 
 :meth:`SiteResolvers.verdict` decides for one camera query: approved when DHCP handed the
 resolver out; a public resolver is rogue unless at least ``MIN_CLIENTS_PUBLIC`` other
@@ -24,9 +27,14 @@ Config read: none (the rule reads ``groups.<name>.dns_servers``, which, when set
 authoritative and this module is not asked). Known false positives: a camera's first
 queries to a campus resolver at a public address before any other device's DNS flow has
 ended (after start-up, or on a network where only cameras do DNS and no DHCP exchange was
-seen): list the resolver in ``dns_servers``. Known false negatives: a camera hard-coded to
-the same off-site resolver other devices use; with several capture workers, each learns
-from the DNS flows it sees (flows are spread by hash), so learning takes a little longer.
+seen): list the resolver in ``dns_servers``; with several capture workers, a camera's query
+that ends on one worker just after another device's DNS flow ended on another, before the
+relayed fact arrived (the parent passes it on as it reads it, the worker applies it
+between capture batches), or one whose fact a full relay pipe missed (counted in the
+pool's ``relay_dropped``; the next new client of that resolver is relayed again). Known
+false negatives: a camera hard-coded to the same off-site resolver other devices use.
+DHCP-offered resolvers reach the other workers as learnt devices
+(:class:`netwatch.workers.LearntDevice`, ``how`` ``dhcp_resolver``).
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ IsCamera = Callable[[bytes, bytes | None], object]
 
 DhcpResolvers = Callable[[], Collection[bytes]]
 """Packed addresses of the resolvers DHCP offered on this site (option 6)."""
+
+LearntResolver = Callable[[bytes, bytes], None]
+"""(packed resolver, packed client): a site device that is not a camera uses this resolver."""
 
 
 def _no_dhcp() -> Collection[bytes]:
@@ -136,7 +147,10 @@ class SiteResolvers:
         self._public = public if public is not None else public_resolver_table()
         self._usage: dict[bytes, _Usage] = {}
         self._max = max_resolvers
-        self.dropped = 0  # DNS flows to resolvers not tracked (the bound was reached)
+        self.dropped = 0  # DNS flows (or relayed facts) about resolvers not tracked (bound)
+        #: Called with (resolver, client) each time a flow shows a client new to a resolver
+        #: (at most ``MAX_CLIENTS_KEPT`` times per resolver): capture workers relay it.
+        self.on_learn: LearntResolver | None = None
 
     def observe(self, flow: Flow, record: Mapping[str, Any], camera: IsCamera) -> None:
         """An ended flow: when it is an answered DNS query of a site device that is not a
@@ -145,15 +159,38 @@ class SiteResolvers:
             return
         if camera(flow.orig_h, flow.orig_mac):
             return
-        usage = self._usage.get(flow.resp_h)
+        usage = self._usage_of(flow.resp_h)
+        if usage is None:
+            return
+        usage.flows += 1
+        if self._add_client(usage, flow.orig_h) and self.on_learn is not None:
+            self.on_learn(flow.resp_h, flow.orig_h)
+
+    def share(self, resolver: bytes, client: bytes) -> None:
+        """Another capture worker saw ``client`` (not a camera) use ``resolver``: count the
+        client (bounded like :meth:`observe`; never passed on to ``on_learn``)."""
+        usage = self._usage_of(resolver)
+        if usage is not None:
+            self._add_client(usage, client)
+
+    def _usage_of(self, resolver: bytes) -> _Usage | None:
+        """The usage of ``resolver``, tracked from now on; None (counted in ``dropped``)
+        when ``max_resolvers`` are tracked already."""
+        usage = self._usage.get(resolver)
         if usage is None:
             if len(self._usage) >= self._max:
                 self.dropped += 1
-                return
-            usage = self._usage[flow.resp_h] = _Usage(set())
-        usage.flows += 1
-        if len(usage.clients) < MAX_CLIENTS_KEPT:
-            usage.clients.add(flow.orig_h)
+                return None
+            usage = self._usage[resolver] = _Usage(set())
+        return usage
+
+    @staticmethod
+    def _add_client(usage: _Usage, client: bytes) -> bool:
+        """Remember ``client`` (up to ``MAX_CLIENTS_KEPT``); True when it is a new one."""
+        if client in usage.clients or len(usage.clients) >= MAX_CLIENTS_KEPT:
+            return False
+        usage.clients.add(client)
+        return True
 
     def adopt(self, other: SiteResolvers) -> None:
         """Take over what ``other`` learnt from flows (a config reload builds a new

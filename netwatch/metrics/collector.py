@@ -7,7 +7,8 @@ prometheus_client per packet. :class:`AlertCounter` wraps the alert emit
 (``emit(alert, count)``) and counts emitted alerts per (rule, severity); both label sets
 are bounded (rule ids, five severities).
 ``netwatch_cameras_recognised{how}`` counts the cameras seen in traffic by how they were
-recognised (:mod:`netwatch.detect.recognised`; four label values). Per-camera traffic
+recognised (:mod:`netwatch.detect.recognised`; four label values; with capture workers the
+parent counts the union, :func:`recognised_family`). Per-camera traffic
 comes from :mod:`netwatch.metrics.cameras` (its docstring states the cardinality rules);
 the daemon's own families (capture, delivery, reload) from :mod:`netwatch.metrics.daemon`.
 No peer IPs or ports are ever label values.
@@ -140,13 +141,7 @@ class NetwatchCollector(Collector):
             _by_label(p.inspector.parsed),
         )
         yield from self._detection()
-        yield _gauge(
-            "netwatch_cameras_recognised",
-            "Cameras seen in traffic, by how they were recognised (inventory, mac_prefix, "
-            "discovery, banner); none at all means no camera rule can fire.",
-            ["how"],
-            _by_label(p.recognised.by_how()),
-        )
+        yield recognised_family(p.recognised.by_how())
         yield from self._geo()
         yield from camera_families(self.traffic)
 
@@ -217,6 +212,18 @@ def router_families(router: AlertRouter) -> Iterator[Metric]:
         "(suppression) and devices (per-device windows).",
         ["state"],
         [(("identities",), c["dropped_identities"]), (("devices",), c["dropped_devices"])],
+    )
+
+
+def recognised_family(by_how: Mapping[str, int]) -> GaugeMetricFamily:
+    """``netwatch_cameras_recognised{how}``: one process's tally, or the capture workers'
+    union counted by the parent (:func:`netwatch.detect.recognised.union_by_how`)."""
+    return _gauge(
+        "netwatch_cameras_recognised",
+        "Cameras seen in traffic, by how they were recognised (inventory, mac_prefix, "
+        "discovery, banner); none at all means no camera rule can fire.",
+        ["how"],
+        _by_label(by_how),
     )
 
 

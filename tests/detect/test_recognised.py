@@ -2,7 +2,8 @@
 
 "No alerts" and "saw no cameras" must look different: the demo capture (zero-config) names
 its four cameras and how each was recognised; a real D-Link capture that zero-config does
-not recognise says so, and with the camera in an inventory it is counted and marked.
+not recognise says so, and with the camera in an inventory it is counted and marked. With
+capture workers, each reports what changed in its tally and the parent counts the union.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from typing import Any
 
 from netwatch.config import Config
 from netwatch.detect.devices import Device
-from netwatch.detect.recognised import RecognisedCameras, how_of, summary_line
+from netwatch.detect.recognised import (
+    HOW_PRECEDENCE,
+    RecognisedCameras,
+    how_of,
+    stronger,
+    summary_line,
+    union_by_how,
+)
 from netwatch.enrich.geo import NullGeo
 from netwatch.replay import ReplaySummary, run_replay
 from tests.conftest import corpus_file
@@ -104,3 +112,39 @@ def test_tally_is_bounded_keyed_by_mac_and_keeps_the_latest_how() -> None:
     table[bytes([10, 0, 0, 4])] = _device("sadp", ip="10.0.0.4")
     assert rec.name(bytes([10, 0, 0, 4]), None) == "10.0.0.4"  # still marked ...
     assert len(rec) == 2 and rec.overflow == 1  # ... but not tallied past the bound
+
+
+def test_changes_give_everything_once_then_only_what_changed() -> None:
+    rec = RecognisedCameras(max_cameras=2)
+    a, b, c = (bytes([10, 0, 0, n]) for n in (1, 2, 3))
+    table = {a: _device("vendor_oui", mac="aa:aa:aa:00:00:01"), b: _device("sadp", ip="10.0.0.2")}
+    rec.devices = _Devices(table)  # type: ignore[assignment]
+    rec.name(a, None)
+    assert rec.changes() == {"aa:aa:aa:00:00:01": "mac_prefix"}  # the first call: all
+    assert rec.changes() == {}
+    rec.name(a, None)  # the same camera, the same how: no change
+    rec.name(b, None)
+    assert rec.changes() == {"10.0.0.2": "discovery"}
+    table[a] = _device("sadp", mac="aa:aa:aa:00:00:01")  # a discovery reply confirms it
+    rec.name(a, None)
+    table[c] = _device("sadp", ip="10.0.0.3")
+    rec.name(c, None)  # past the bound: neither tallied nor reported
+    assert rec.changes() == {"aa:aa:aa:00:00:01": "discovery"}
+    assert rec.by_how() == {"discovery": 2} and rec.overflow == 1
+
+
+def test_union_counts_each_camera_once_the_strongest_how_winning() -> None:
+    assert HOW_PRECEDENCE == ("inventory", "discovery", "banner", "mac_prefix")
+    assert stronger("mac_prefix", "banner") == stronger("banner", "mac_prefix") == "banner"
+    assert stronger("inventory", "discovery") == "inventory"
+    assert stronger("discovery", "something_new") == "discovery"
+    worker_1 = {"cam-a": "mac_prefix", "cam-b": "inventory", "cam-c": "banner"}
+    worker_2 = {"cam-a": "discovery", "cam-b": "inventory"}
+    worker_3 = {"cam-a": "banner", "cam-d": "mac_prefix"}
+    assert union_by_how([worker_1, worker_2, worker_3]) == {
+        "discovery": 1,  # cam-a: seen three ways, counted once
+        "inventory": 1,
+        "banner": 1,
+        "mac_prefix": 1,
+    }
+    assert union_by_how([]) == {}
