@@ -16,6 +16,7 @@ from netwatch.deep.dhcp import DhcpParser
 from netwatch.deep.discovery import DiscoveryParser
 from netwatch.deep.dns import DnsParser
 from netwatch.deep.http import HttpParser
+from netwatch.deep.kalay import KalayParser
 from netwatch.deep.pppp import PpppParser
 from netwatch.deep.rtp import RtpParser
 from netwatch.deep.rtsp import RtspParser
@@ -32,6 +33,7 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     DhcpParser,
     SsdpParser,
     PpppParser,
+    KalayParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).

@@ -11,7 +11,8 @@ A camera that sends CS2 Network PPPP server messages (hello, device login, ...; 
 :mod:`netwatch.deep.pppp` whatever the port) registers with a PPPP P2P server: the alert
 names the platform (``platform``), the messages, the device ID and the public address the
 server reported, and the endpoint of the server's name when it is known (Xiaomi's
-``p2psy*.io.mi.com``, ...).
+``p2psy*.io.mi.com``, ...). ThroughTek Kalay master and rendezvous exchanges
+(:mod:`netwatch.deep.kalay`) are reported the same way, with the Kalay messages and UID.
 Evidence: the endpoint/signature ids, their vendor, source confidence, the name and how it
 was seen; ``platform`` is ``<vendor> cloud`` (the incident: one per camera and vendor cloud,
 whichever of its hosts and addresses it reaches). Known false positives: sites that use
@@ -24,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from netwatch.alerts.model import Alert, Direction, Severity
-from netwatch.deep.pppp import PLATFORM, Kind, PpppFlow, pppp_of
+from netwatch.deep.kalay import P2pFlow, p2p_of, platform_of
+from netwatch.deep.pppp import Kind
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
@@ -38,9 +40,9 @@ class CloudRegistration(Rule):
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         if facts.direction is not Direction.OUTBOUND:
             return
-        pppp = pppp_of(facts.app)
-        if pppp is not None and Kind.REGISTER in pppp.sent(facts.device_is_orig)[1]:
-            yield from self._pppp(facts, pppp)
+        p2p = p2p_of(facts.app)
+        if p2p is not None and Kind.REGISTER in p2p.sent(facts.device_is_orig)[1]:
+            yield from self._p2p(facts, p2p)
             return
         if facts.signatures is None:
             return
@@ -85,8 +87,8 @@ class CloudRegistration(Rule):
             },
         )
 
-    def _pppp(self, facts: FlowFacts, pppp: PpppFlow) -> Iterator[Alert]:
-        """The camera logs in to (or says hello to) a CS2 PPPP P2P server."""
+    def _p2p(self, facts: FlowFacts, p2p: P2pFlow) -> Iterator[Alert]:
+        """The camera logs in to (or says hello to) a CS2 PPPP or Kalay P2P server."""
         if facts.policy.allows(facts.peer):
             return  # the group allows this cloud by name, network, country or AS
         name = facts.peer.name
@@ -95,10 +97,10 @@ class CloudRegistration(Rule):
         yield facts.alert(
             self.id,
             Severity.HIGH,
-            f"{facts.device.name} registers with a {PLATFORM} P2P server"
+            f"{facts.device.name} registers with a {platform_of(p2p)} P2P server"
             f" ({name or facts.record['id.resp_h']}{operator})",
             {
-                **pppp.evidence(),
+                **p2p.evidence(),
                 "endpoint": endpoint.id if endpoint else None,
                 "endpoint_confidence": endpoint.confidence if endpoint else None,
                 "names_seen": [name] if name else [],

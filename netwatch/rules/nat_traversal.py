@@ -8,7 +8,8 @@ PUNCH_PKT, P2P_RDY; high), relays through PPPP relay servers (RLY_*; high, one a
 camera as it probes many relays: the alert names the first), or sends PPPP P2P session
 messages (DRW data, keep-alives) to such a peer whose punch was not seen (medium): the
 evidence names the platform (``platform``), the messages, the device ID and the punched
-address. NAT
+address. ThroughTek Kalay (:mod:`netwatch.deep.kalay`: KNOCK, P2P requests, relay
+messages, session data) is read the same way. NAT
 traversal is how a P2P camera makes itself reachable from outside without port
 forwarding. PPPP between a camera and an app on the LAN (LAN search, punch, video) is not
 NAT traversal and raises nothing. Known false positives: WebRTC-capable cameras or apps
@@ -20,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from netwatch.alerts.model import Alert, Direction, Severity
-from netwatch.deep.pppp import PLATFORM, Kind, PpppFlow, pppp_of
+from netwatch.deep.kalay import P2pFlow, p2p_of, platform_of
+from netwatch.deep.pppp import Kind
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
@@ -29,9 +31,9 @@ class NatTraversal(Rule):
     """A camera's traffic carries NAT-traversal messages."""
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
-        pppp = pppp_of(facts.app)
-        if pppp is not None and facts.direction is not Direction.LOCAL:
-            alert = self._pppp(facts, pppp)
+        p2p = p2p_of(facts.app)
+        if p2p is not None and facts.direction is not Direction.LOCAL:
+            alert = self._p2p(facts, p2p)
             if alert is not None:
                 yield alert
                 return
@@ -50,15 +52,15 @@ class NatTraversal(Rule):
             },
         )
 
-    def _pppp(self, facts: FlowFacts, pppp: PpppFlow) -> Alert | None:
+    def _p2p(self, facts: FlowFacts, p2p: P2pFlow) -> Alert | None:
         """Hole punching or relaying by the camera, or a P2P session, with an outside peer."""
-        names, kinds = pppp.sent(facts.device_is_orig)
+        names, kinds = p2p.sent(facts.device_is_orig)
         relay_only = False
         if Kind.TRAVERSAL in kinds:
             severity, what = Severity.HIGH, "runs NAT traversal"
         elif Kind.RELAY in kinds:
             severity, what, relay_only = Severity.HIGH, "relays P2P traffic", True
-        elif names and Kind.SESSION in pppp.kinds and Kind.REGISTER not in pppp.kinds:
+        elif names and Kind.SESSION in p2p.kinds and Kind.REGISTER not in p2p.kinds:
             severity, what = Severity.MEDIUM, "keeps a P2P session"
         else:
             return None  # a server flow (cloud_registration's), or the camera said nothing
@@ -67,14 +69,15 @@ class NatTraversal(Rule):
         sigs = facts.payload_signatures(self.id)
         peer = f"{facts.peer.name or facts.record['id.resp_h']}"
         where = f"relay servers (first: {peer}:{facts.peer.port})" if relay_only else peer
+        platform = platform_of(p2p)
         return facts.alert(
             self.id,
             severity,
-            f"{facts.device.name} {what} ({PLATFORM}: {', '.join(names[:3])}) with {where}",
+            f"{facts.device.name} {what} ({platform}: {', '.join(names[:3])}) with {where}",
             {
-                **pppp.evidence(),
+                **p2p.evidence(),
                 "signatures": [s.id for s in sigs],
-                "vendors": sorted({PLATFORM} | {s.vendor for s in sigs}),
+                "vendors": sorted({platform} | {s.vendor for s in sigs}),
                 "bytes_up": facts.bytes_up,
                 "bytes_down": facts.bytes_down,
                 "relay": f"{facts.record['id.resp_h']}:{facts.peer.port}" if relay_only else None,

@@ -43,6 +43,7 @@ def test_every_parser_module_is_in_the_builtin_set() -> None:
         "dhcp",
         "ssdp",
         "pppp",
+        "kalay",
     ]
 
 
@@ -94,9 +95,10 @@ def test_the_dispatch_tables_follow_the_claims() -> None:
         3702: "discovery", 5050: "discovery", 34569: "discovery", 37020: "discovery",
         37810: "discovery", 20002: "discovery", 54321: "discovery", 62976: "discovery",
         67: "dhcp", 68: "dhcp", 1900: "ssdp", 32100: "pppp", 32108: "pppp",
+        10240: "kalay", 32761: "kalay",
     }  # fmt: skip
     assert {port: p.name for port, p in d.tcp_ports.items()} == {53: "dns"}
-    assert [p.name for p in d.udp_other] == ["rtp", "pppp"]
+    assert [p.name for p in d.udp_other] == ["rtp", "pppp", "kalay"]
     assert [p.name for _, p in d.client_magic[0x16]] == ["tls"]
     assert [p.name for _, p in d.client_magic[ord("O")]] == ["http", "rtsp"]  # OPTIONS: http
     assert [p.name for _, p in d.server_magic[ord("H")]] == ["http"]
