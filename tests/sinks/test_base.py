@@ -27,6 +27,8 @@ def test_registry_is_the_builtin_set() -> None:
         "slack",
         "pagerduty",
         "syslog",
+        "teams",
+        "smtp",
     }
 
 
