@@ -287,7 +287,8 @@ SINK_TYPES: Mapping[str, Variant] = MappingProxyType(
         "smtp": Variant(
             frozenset({"smarthost", "tls", "mail_from", "mail_to", "subject"})
             | _AUTH_KEYS
-            | _TLS_KEYS,
+            | _TLS_KEYS
+            | {"server_name"},
             (
                 OneOf(("smarthost",)),
                 OneOf(("mail_from",)),

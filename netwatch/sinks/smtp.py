@@ -25,9 +25,10 @@ recipients and refused for others counts as delivered.
 
 Config read: ``sinks[].smarthost``, ``tls``, ``mail_from``, ``mail_to``, ``subject``,
 ``username`` with ``password_file``/``password_env`` (secret, never in errors or repr),
-``ca_file``, ``cert_file``/``key_file``. Known limits: no ``server_name`` (the certificate
-must be valid for the smarthost's name); no HTML part; no resolved notifications; one
-smarthost (no MX lookup, no fallback host).
+``ca_file``, ``cert_file``/``key_file``, ``server_name`` (the name the server's certificate
+must carry; default the smarthost's host). Known limits: the TLS name is set through
+smtplib's private ``_host`` (its constructor would connect before the deadline timer runs);
+no HTML part; no resolved notifications; one smarthost (no MX lookup, no fallback host).
 """
 
 from __future__ import annotations
@@ -155,6 +156,14 @@ def classify(exc: Exception, stage: Stage, fired: bool, deadline_s: float) -> De
     return Delivery.failure(f"{where}: connection failed: {type(exc).__name__}")
 
 
+class _Client(smtplib.SMTP):
+    _host: str
+
+
+class _TlsClient(smtplib.SMTP_SSL):
+    _host: str
+
+
 class SmtpSink(Sink):
     """Sends each batch of alerts as one e-mail through an SMTP smarthost."""
 
@@ -173,6 +182,7 @@ class SmtpSink(Sink):
         if config.smarthost is None or config.mail_from is None or not config.mail_to:
             raise SinkError(f"sink {config.name}: smarthost, mail_from and mail_to are required")
         self.smarthost = config.smarthost
+        self._server_name = config.server_name or config.smarthost.host
         self.mail_from = config.mail_from
         self.mail_to = config.mail_to
         self.mode = config.tls
@@ -243,9 +253,15 @@ class SmtpSink(Sink):
         return Delivery.success()
 
     def _client(self, budget: float) -> smtplib.SMTP:
+        client: smtplib.SMTP
         if self.mode == "implicit":
-            return smtplib.SMTP_SSL(local_hostname=self._local, timeout=budget, context=self._tls)
-        return smtplib.SMTP(local_hostname=self._local, timeout=budget)
+            client = _TlsClient(local_hostname=self._local, timeout=budget, context=self._tls)
+        else:
+            client = _Client(local_hostname=self._local, timeout=budget)
+        # smtplib checks the certificate against the host given to its constructor, which
+        # would connect at once (before the deadline timer): set it without connecting
+        client._host = self._server_name
+        return client
 
     def abort(self) -> None:
         self._attempts.abort()
