@@ -8,8 +8,8 @@ Cards only) and a legacy incoming webhook accept. Per alert the card has a headi
 (``[severity] rule on device``; ``Attention`` colour for critical and high), the summary, and
 a fact set: severity, rule, device (and address), peer (name, address, port), country and AS,
 site, time (UTC) and how many times it was seen. Texts from the wire are cut to
-``MAX_TEXT`` characters; Adaptive Card text is plain text with a Markdown subset, so
-Markdown-significant characters are escaped.
+``MAX_TEXT`` characters; Adaptive Card text is plain text with a Markdown subset (bold,
+italic, links, lists), so the characters that start one are escaped.
 
 2xx is success (Workflows answers 202 Accepted); 429 and 5xx are retried with
 ``Retry-After``; other 4xx are permanent (a deleted flow answers 404).
@@ -35,7 +35,10 @@ CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.2"
 MAX_TEXT = 500
 URGENT = frozenset({"critical", "high"})
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~])")
+# the Markdown subset Adaptive Cards render: **bold**, _italic_, [link](url), lists
+_MARKDOWN = re.compile(r"([\\`*_\[\]])")
+_BULLET = re.compile(r"^([-+])(?=\s)")
+_NUMBERED = re.compile(r"^(\d+)\.(?=\s)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -44,7 +47,8 @@ def card_text(value: object) -> str:
     text = _CONTROL.sub(" ", str(value)).strip()
     if len(text) > MAX_TEXT:
         text = text[: MAX_TEXT - 1] + "\u2026"
-    return _MARKDOWN.sub(r"\\\1", text)
+    text = _MARKDOWN.sub(r"\\\1", text)
+    return _NUMBERED.sub(r"\1\\.", _BULLET.sub(r"\\\1", text))
 
 
 def alert_elements(record: Mapping[str, Any]) -> list[Record]:
