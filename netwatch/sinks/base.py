@@ -382,7 +382,8 @@ def facts_of(record: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Site", str(record["site"])))
     rows.append(("Time (UTC)", str(record.get("ts", ""))))
     if record.get("count"):
-        rows.append(("Seen", f"{record['count']} times"))
+        count = record["count"]
+        rows.append(("Seen", f"{count} time{'' if count == 1 else 's'}"))
     return rows
 
 
