@@ -9,6 +9,7 @@ import pytest
 
 from netwatch.cli import main
 from tests.sinks.httpstub import serve
+from tests.sinks.smtpserver import serve as smtp_serve
 from tests.test_daemon import free_port
 
 
@@ -61,3 +62,24 @@ def test_an_unknown_sink_is_a_usage_error(
 def test_without_sinks_nothing_is_sent(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["alert-test"]) == 1
     assert "no sinks configured" in capsys.readouterr().out
+
+
+def test_teams_and_smtp_sinks_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with serve() as stub, smtp_serve() as smtp:
+        (tmp_path / "teams").write_text(stub.url + "/teams\n")
+        (tmp_path / "teams").chmod(0o600)
+        path = tmp_path / "netwatch.yaml"
+        path.write_text(
+            "sinks:\n"
+            f"  - {{name: ward, type: teams, url_file: {tmp_path / 'teams'}}}\n"
+            f"  - {{name: mail, type: smtp, smarthost: '127.0.0.1:{smtp.port}', tls: none,\n"
+            "     mail_from: netwatch@example.org, mail_to: [oncall@example.org]}\n"
+        )
+        assert main(["alert-test", "-c", str(path), "--sink", "ward"]) == 0
+        assert main(["alert-test", "-c", str(path), "--sink", "mail"]) == 0
+        assert capsys.readouterr().out == "ward (teams): OK\nmail (smtp): OK\n"
+        card = stub.requests[0].json()["attachments"][0]["content"]
+        facts = {f["title"]: f["value"] for e in card["body"] for f in e.get("facts", ())}
+        assert (facts["Rule"], facts["Seen"]) == ("alert\\_test", "1 time")
+        (mail,) = smtp.mails
+        assert mail.parsed()["Subject"] == "[netwatch] info alert_test netwatch-alert-test"

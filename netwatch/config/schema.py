@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
@@ -206,26 +207,133 @@ def _check_syslog(values: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+_TLS_KEYS = frozenset({"ca_file", "cert_file", "key_file"})
+_AUTH_KEYS = frozenset({"username", "password_file", "password_env"})
+_HTTP_CLIENT_KEYS = _TLS_KEYS | _AUTH_KEYS | {"token_file", "token_env", "server_name"}
+_AT_MOST_ONE = (
+    OneOf(("password_file", "password_env"), required=False),
+    OneOf(("token_file", "token_env"), required=False),
+)
+SUBJECT_FIELDS = ("severity", "rule", "device", "device_ip", "peer", "country", "site", "count")
+DEFAULT_SUBJECT = "[netwatch] {severity} {rule} {device}"
+
+
+def _subject_problem(template: str) -> str | None:
+    """Why ``template`` is not a usable subject template (str.format fields), or None."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"not a valid template ({exc}; write {{{{ and }}}} for literal braces)"
+    for name in fields:
+        if name not in SUBJECT_FIELDS:
+            return f"unknown field {{{name}}} (fields: {', '.join(SUBJECT_FIELDS)})"
+    return None
+
+
+def _check_http_client(values: dict[str, Any]) -> tuple[str, str] | None:
+    """Basic auth needs a user and a password; a bearer token excludes basic auth; a client
+    certificate needs its key."""
+    has_password = values["password_file"] is not None or values["password_env"] is not None
+    has_token = values["token_file"] is not None or values["token_env"] is not None
+    if values["username"] is not None and not has_password:
+        return "username", "basic auth needs password_file or password_env as well"
+    if has_password and values["username"] is None:
+        which = "password_file" if values["password_file"] is not None else "password_env"
+        return which, "basic auth needs username as well"
+    if has_token and values["username"] is not None:
+        which = "token_file" if values["token_file"] is not None else "token_env"
+        return which, "a bearer token cannot be combined with basic auth (username): use one"
+    if (values["cert_file"] is None) != (values["key_file"] is None):
+        return (
+            ("key_file", "needs cert_file as well")
+            if values["cert_file"] is None
+            else (
+                "cert_file",
+                "needs key_file as well (the client certificate's private key)",
+            )
+        )
+    return None
+
+
+def _check_alertmanager(values: dict[str, Any]) -> tuple[str, str] | None:
+    tls_set = any(values[k] is not None for k in (*_TLS_KEYS, "server_name"))
+    if tls_set and not any(u.startswith("https://") for u in values["urls"]):
+        key_ = next(k for k in ("ca_file", "cert_file", "key_file", "server_name") if values[k])
+        return key_, "TLS options need an https:// URL in urls"
+    return None
+
+
+def _check_smtp(values: dict[str, Any]) -> tuple[str, str] | None:
+    if values["tls"] == "none" and values["username"] is not None:
+        return "tls", "tls none would send the password in the clear: use starttls or implicit"
+    if values["tls"] == "none" and values["cert_file"] is not None:
+        return "tls", "a client certificate (cert_file) needs tls starttls or implicit"
+    problem = _subject_problem(values["subject"])
+    return ("subject", problem) if problem else None
+
+
+_TYPE_CHECKS = {"alertmanager": _check_alertmanager, "smtp": _check_smtp}
+
+
+def _check_sink(values: dict[str, Any]) -> tuple[str, str] | None:
+    """The cross-field checks of one sink: syslog's transport, HTTP/SMTP client options."""
+    problem = _check_syslog(values) or _check_http_client(values)
+    check = _TYPE_CHECKS.get(values["type"])
+    return problem or (check(values) if check else None)
+
+
 _URL_KEYS = Variant(frozenset({"url_file", "url_env"}), (OneOf(("url_file", "url_env")),))
 SINK_TYPES: Mapping[str, Variant] = MappingProxyType(
     {
         "jsonl": Variant(frozenset({"path"}), (OneOf(("path",)),)),
-        "alertmanager": Variant(frozenset({"urls"}), (OneOf(("urls",)),)),
-        "webhook": _URL_KEYS,
+        "alertmanager": Variant(
+            frozenset({"urls"}) | _HTTP_CLIENT_KEYS, (OneOf(("urls",)), *_AT_MOST_ONE)
+        ),
+        "webhook": Variant(_URL_KEYS.keys | _HTTP_CLIENT_KEYS, (*_URL_KEYS.one_of, *_AT_MOST_ONE)),
         "slack": _URL_KEYS,
+        "teams": _URL_KEYS,
         "pagerduty": Variant(
             frozenset({"routing_key_file", "routing_key_env"}),
             (OneOf(("routing_key_file", "routing_key_env")),),
         ),
         "syslog": Variant(frozenset({"address", "transport", "format"}), (OneOf(("address",)),)),
+        "smtp": Variant(
+            frozenset({"smarthost", "tls", "mail_from", "mail_to", "subject"})
+            | _AUTH_KEYS
+            | _TLS_KEYS
+            | {"server_name"},
+            (
+                OneOf(("smarthost",)),
+                OneOf(("mail_from",)),
+                OneOf(("mail_to",)),
+                *_AT_MOST_ONE[:1],
+            ),
+        ),
     }
 )
 SINK_HINTS: Mapping[str, str] = MappingProxyType(
     {
-        key_: f"secrets never go inline in the config: use {key_}_file or {key_}_env"
-        for key_ in ("url", "routing_key")
+        **{
+            key_: f"secrets never go inline in the config: use {key_}_file or {key_}_env"
+            for key_ in ("url", "routing_key", "password", "token")
+        },
+        "bearer_token": "secrets never go inline in the config: use token_file or token_env",
+        "bearer_token_file": "the bearer token's file is token_file here",
+        "basic_auth": "write username with password_file or password_env (no basic_auth map)",
+        "auth_password": "secrets never go inline in the config: use password_file or password_env",
+        "tls_config": "TLS options are keys of the sink here: ca_file, cert_file, key_file, "
+        "server_name",
     }
 )
+# RFC 7617: the user-id of basic auth cannot contain a colon; no control characters either
+USERNAME_RE = re.compile(r"[^:\x00-\x1f\x7f]+")
+# dot-atom local part @ a host name: enough for a From/To, no room for header tricks
+EMAIL_RE = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+SERVER_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_email = v.string(pattern=EMAIL_RE, what="an e-mail address such as netwatch@example.org")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,7 +341,7 @@ class SinkConfig:
     """sinks[]: one alert destination; the keys allowed depend on `type`."""
 
     RULES: ClassVar[Rules] = Rules(
-        variant_key="type", variants=SINK_TYPES, hints=SINK_HINTS, check=_check_syslog
+        variant_key="type", variants=SINK_TYPES, hints=SINK_HINTS, check=_check_sink
     )
     name: str = key(v.string())
     type: str = key(v.choice(*SINK_TYPES))
@@ -249,6 +357,26 @@ class SinkConfig:
     address: HostPort | Path | None = key(optional(v.syslog_address), None)
     transport: str | None = key(optional(v.choice("udp", "tcp", "unix")), None)
     format: str = key(v.choice("rfc5424", "cef"), "rfc5424")
+    # HTTP (alertmanager, webhook) and SMTP client options
+    username: str | None = key(
+        optional(v.string(pattern=USERNAME_RE, what="a user name without ':'")), None
+    )
+    password_file: Path | None = _opt_secret()
+    password_env: str | None = key(optional(v.env_name), None)
+    token_file: Path | None = _opt_secret()
+    token_env: str | None = key(optional(v.env_name), None)
+    ca_file: Path | None = _opt_file()
+    cert_file: Path | None = _opt_file()
+    key_file: Path | None = _opt_secret()
+    server_name: str | None = key(
+        optional(v.string(pattern=SERVER_NAME_RE, what="a host name")), None
+    )
+    # smtp
+    smarthost: HostPort | None = key(optional(v.host_port), None)
+    tls: str = key(v.choice("starttls", "implicit", "none"), "starttls")
+    mail_from: str | None = key(optional(_email), None)
+    mail_to: tuple[str, ...] = key(list_of(_email), ())
+    subject: str = key(v.string(), DEFAULT_SUBJECT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

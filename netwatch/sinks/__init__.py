@@ -17,7 +17,9 @@ from netwatch.sinks.base import Delivery, HttpSink, Secret, Sink, SinkError
 from netwatch.sinks.jsonl import JsonlSink
 from netwatch.sinks.pagerduty import PagerdutySink
 from netwatch.sinks.slack import SlackSink
+from netwatch.sinks.smtp import SmtpSink
 from netwatch.sinks.syslog import SyslogSink
+from netwatch.sinks.teams import TeamsSink
 from netwatch.sinks.webhook import WebhookSink
 
 BUILTIN_SINKS: tuple[type[Sink], ...] = (
@@ -27,6 +29,8 @@ BUILTIN_SINKS: tuple[type[Sink], ...] = (
     SlackSink,
     PagerdutySink,
     SyslogSink,
+    TeamsSink,
+    SmtpSink,
 )
 
 __all__ = [
@@ -40,7 +44,9 @@ __all__ = [
     "Sink",
     "SinkError",
     "SlackSink",
+    "SmtpSink",
     "SyslogSink",
+    "TeamsSink",
     "WebhookSink",
     "build_sinks",
 ]

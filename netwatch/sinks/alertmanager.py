@@ -26,9 +26,10 @@ loads them at start, so alerts firing before a restart keep being re-sent after 
 
 Config read: ``sinks[].urls`` (every Alertmanager of an HA cluster; a post counts as
 delivered when at least one accepts it; the attempt's deadline is shared among them),
-``alerts.resend_s`` and ``alerts.resolve_s`` (through :meth:`AlertmanagerSink.lifecycle`).
-Known limits: no TLS client options; at most ``MAX_ACTIVE`` active alerts (the least
-recently seen is forgotten first).
+``alerts.resend_s`` and ``alerts.resolve_s`` (through :meth:`AlertmanagerSink.lifecycle`),
+and the HTTP client options of :mod:`netwatch.sinks.base` (basic auth or bearer token,
+``ca_file``, client certificate, ``server_name``; one set for every URL). Known limits: at
+most ``MAX_ACTIVE`` active alerts (the least recently seen is forgotten first).
 """
 
 from __future__ import annotations

@@ -5,9 +5,20 @@ delivery attempt and reports a :class:`Delivery`. Subclasses register themselves
 name (``AlertmanagerSink`` -> ``alertmanager``, the config ``type``); a duplicate name fails
 at import. ``accepts`` applies the sink's ``rules``, ``min_severity`` and ``groups`` filters.
 
-Secrets (``url_file``/``url_env``, ``routing_key_file``/``routing_key_env``) are read once at
+Secrets (``url_file``/``url_env``, ``routing_key_file``/``routing_key_env``,
+``password_file``/``password_env``, ``token_file``/``token_env``) are read once at
 construction, held in :class:`Secret` (which never prints its value) and scrubbed from every
 error text a sink returns; ``repr(sink)`` shows only its type and name.
+
+HTTP client options (as Prometheus' and amtool's ``http_config``; the config allows them for
+the Alertmanager and webhook sinks): ``username`` with ``password_file``/``password_env``
+(basic auth) or ``token_file``/``token_env`` (``Authorization: Bearer``); ``ca_file`` (the
+only CA trusted for the server's certificate, like Go's ``RootCAs``), ``cert_file`` and
+``key_file`` (a client certificate), ``server_name`` (the name the certificate must carry,
+and the SNI sent, when the URL's host is an address or another name). :func:`tls_context`
+builds the context once, at construction; a file that does not load is a :class:`SinkError`.
+A certificate the CA does not vouch for, or one for another name, fails the attempt with a
+text that says which (retryable: a server's certificate can be replaced).
 
 HTTP: :func:`http_post` (``http.client``) with a TOTAL deadline per attempt: connect, send
 and the whole reply must fit in ``timeout_s``; a timer shuts the socket down at the deadline,
@@ -28,10 +39,12 @@ resolved by the system resolver, which the deadline does not bound; no HTTP prox
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -39,7 +52,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from netwatch.alerts.model import Severity
 from netwatch.config.schema import DEFAULT_GROUP, SinkConfig
@@ -119,6 +132,37 @@ def read_secret(
     return Secret(value)
 
 
+def _no_passphrase() -> str:
+    """A client key needing a passphrase fails to load instead of prompting on a terminal."""
+    return ""
+
+
+def tls_context(
+    name: str, ca_file: Path | None, cert_file: Path | None, key_file: Path | None
+) -> ssl.SSLContext:
+    """A client TLS context: certificates checked against ``ca_file`` alone (the system's
+    CAs without it), host names checked, and the client certificate when given."""
+    try:
+        context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise SinkError(f"sink {name}: cannot load ca_file {ca_file}: {_why(exc)}") from None
+    if cert_file is not None:
+        try:
+            context.load_cert_chain(cert_file, key_file, password=_no_passphrase)
+        except (OSError, ssl.SSLError) as exc:
+            raise SinkError(
+                f"sink {name}: cannot load cert_file {cert_file} with key_file {key_file}: "
+                f"{_why(exc)} (a key needs to be unencrypted)"
+            ) from None
+    return context
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc.strerror or type(exc).__name__)
+    return exc.strerror or type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class HttpResult:
     """The part of an HTTP response a sink needs."""
@@ -135,12 +179,20 @@ MAX_REPLY_BYTES = 1 << 16
 MIN_ATTEMPT_S = 0.05  # an attempt shorter than this is not started
 
 
-class _Cutoff:
+class HasSocket(Protocol):
+    """A client connection with its socket in ``sock`` (http.client's or smtplib's)."""
+
+    @property
+    def sock(self) -> socket.socket | None: ...
+
+
+class Cutoff:
     """Shuts a connection's socket down at a monotonic deadline (from a timer thread), or
     earlier through :meth:`fire` (a shutdown), so every blocking read or write on it returns
-    at once."""
+    at once. A connection still without a socket when it fires is left to its own socket
+    timeout; the caller checks :attr:`fired` once it has one."""
 
-    def __init__(self, conn: http.client.HTTPConnection, seconds: float) -> None:
+    def __init__(self, conn: HasSocket, seconds: float) -> None:
         self.fired = False
         self._conn = conn
         self._timer = threading.Timer(seconds, self.fire)
@@ -164,13 +216,13 @@ class Attempts:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._active: set[_Cutoff] = set()
+        self._active: set[Cutoff] = set()
 
-    def add(self, cutoff: _Cutoff) -> None:
+    def add(self, cutoff: Cutoff) -> None:
         with self._lock:
             self._active.add(cutoff)
 
-    def discard(self, cutoff: _Cutoff) -> None:
+    def discard(self, cutoff: Cutoff) -> None:
         with self._lock:
             self._active.discard(cutoff)
 
@@ -182,6 +234,56 @@ class Attempts:
             cutoff.fire()
 
 
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that checks the certificate (and sends SNI) for ``server_name``
+    instead of the URL's host."""
+
+    def __init__(
+        self, host: str, port: int | None, *, timeout: float, tls: ssl.SSLContext, server_name: str
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=tls)
+        self._tls = tls
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # no proxy tunnel: none is supported
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self._server_name)
+
+
+def _connection(
+    scheme: str,
+    host: str,
+    port: int | None,
+    timeout: float,
+    tls: ssl.SSLContext | None,
+    server_name: str | None,
+) -> http.client.HTTPConnection:
+    if scheme == "http":
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    if server_name:
+        context = tls or ssl.create_default_context()
+        return _HTTPSConnection(host, port, timeout=timeout, tls=context, server_name=server_name)
+    return http.client.HTTPSConnection(host, port, timeout=timeout, context=tls)
+
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH
+_NAME_MISMATCH = frozenset({62, 64})
+
+
+def describe_tls_error(exc: ssl.SSLError) -> str:
+    """What went wrong in a TLS handshake, in words an operator can act on; never a host
+    name (it may be part of a secret URL)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        if exc.verify_code in _NAME_MISMATCH:
+            return (
+                "TLS: the server's certificate is not valid for the host name checked "
+                "(server_name sets the name the certificate must carry)"
+            )
+        reason = exc.verify_message or "verification failed"
+        return f"TLS: the server's certificate is not trusted ({reason}; ca_file sets the CA)"
+    return f"TLS handshake failed ({exc.reason or type(exc).__name__})"
+
+
 def http_post(
     url: str,
     body: bytes,
@@ -189,10 +291,13 @@ def http_post(
     timeout: float,
     *,
     attempts: Attempts | None = None,
+    tls: ssl.SSLContext | None = None,
+    server_name: str | None = None,
 ) -> HttpResult:
     """POST within a total deadline of ``timeout`` seconds; status 0 and an error text (never
     the URL) when no complete HTTP answer came in time. ``attempts``: where a shutdown finds
-    this attempt to cut it short."""
+    this attempt to cut it short; ``tls``: the context for https (default: the system's
+    CAs); ``server_name``: the name the server's certificate is checked against."""
     try:
         parts = urllib.parse.urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -200,10 +305,9 @@ def http_post(
         return HttpResult(0, None, "request failed: invalid URL")
     if parts.scheme not in ("http", "https") or not host:
         return HttpResult(0, None, "request failed: unsupported URL")
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = kind(host, port, timeout=timeout)
+    conn = _connection(parts.scheme, host, port, timeout, tls, server_name)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    cutoff = _Cutoff(conn, timeout)
+    cutoff = Cutoff(conn, timeout)
     if attempts is not None:
         attempts.add(cutoff)
     try:
@@ -218,6 +322,8 @@ def http_post(
     except (OSError, http.client.HTTPException, ValueError) as exc:
         if cutoff.fired or isinstance(exc, TimeoutError):
             return HttpResult(0, None, f"timed out (deadline {timeout:g} s or shutdown)")
+        if isinstance(exc, ssl.SSLError):
+            return HttpResult(0, None, describe_tls_error(exc))
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         return HttpResult(0, None, f"connection failed: {what}")
     finally:
@@ -241,6 +347,44 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def _peer(record: Mapping[str, Any]) -> str:
+    name, ip, port = record.get("peer_name"), record.get("peer_ip"), record.get("peer_port")
+    where = f"{ip}:{port}" if ip and port else str(ip or "")
+    if name and where:
+        return f"{name} ({where})"
+    return str(name or where or "-")
+
+
+def _origin(record: Mapping[str, Any]) -> str:
+    parts = [str(record["peer_country"])] if record.get("peer_country") else []
+    if record.get("peer_asn"):
+        org = f" {record['peer_org']}" if record.get("peer_org") else ""
+        parts.append(f"AS{record['peer_asn']}{org}")
+    return ", ".join(parts) or "-"
+
+
+def facts_of(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (title, value) rows a person reads about one alert (Teams, e-mail): severity,
+    rule, device, peer, country/AS, site, time, count; values not escaped."""
+    device = str(record.get("device") or "-")
+    if record.get("device_ip") and record.get("device_ip") != device:
+        device = f"{device} ({record['device_ip']})"
+    rows = [
+        ("Severity", str(record.get("severity", ""))),
+        ("Rule", str(record.get("rule", ""))),
+        ("Device", device),
+        ("Peer", _peer(record)),
+        ("Country / AS", _origin(record)),
+    ]
+    if record.get("site"):
+        rows.append(("Site", str(record["site"])))
+    rows.append(("Time (UTC)", str(record.get("ts", ""))))
+    if record.get("count"):
+        count = record["count"]
+        rows.append(("Seen", f"{count} time{'' if count == 1 else 's'}"))
+    return rows
 
 
 class Sink:
@@ -340,7 +484,10 @@ class Sink:
 
 
 class HttpSink(Sink, abstract=True):
-    """A sink that POSTs JSON over HTTP (injected ``http`` and wall ``clock`` for tests)."""
+    """A sink that POSTs JSON over HTTP (injected ``http`` and wall ``clock`` for tests),
+    with the HTTP client options of its config (auth header, TLS; see the module
+    docstring). An injected ``http`` gets the ``Authorization`` header but not the TLS
+    context."""
 
     def __init__(
         self,
@@ -356,6 +503,25 @@ class HttpSink(Sink, abstract=True):
         self._clock = clock
         self.timeout_s = timeout_s
         self._attempts = Attempts()
+        self._authorization = self._auth_header(config)
+        self._tls: ssl.SSLContext | None = None
+        if config.ca_file is not None or config.cert_file is not None:
+            self._tls = tls_context(self.name, config.ca_file, config.cert_file, config.key_file)
+        self._server_name = config.server_name
+
+    def _auth_header(self, config: SinkConfig) -> Secret | None:
+        """``Authorization``'s value: a bearer token, basic auth, or None."""
+        if config.token_file is not None or config.token_env is not None:
+            token = self._secret("token", config.token_file, config.token_env)
+            header = Secret(f"Bearer {token.reveal()}")
+        elif config.username is not None:
+            password = self._secret("password", config.password_file, config.password_env)
+            pair = f"{config.username}:{password.reveal()}".encode()
+            header = Secret(f"Basic {base64.b64encode(pair).decode('ascii')}")
+        else:
+            return None
+        self._secrets.append(header)
+        return header
 
     def abort(self) -> None:
         self._attempts.abort()
@@ -371,11 +537,21 @@ class HttpSink(Sink, abstract=True):
         """POST one JSON body within ``timeout_s`` (default: the sink's) and classify the
         answer."""
         headers = {"Content-Type": "application/json", "User-Agent": "netwatch"}
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization.reveal()
         budget = self.attempt_budget(self.timeout_s if timeout_s is None else timeout_s)
         if budget < MIN_ATTEMPT_S:
             return Delivery.failure("no time left for an attempt (shutting down)")
         if self._http is http_post:
-            res = http_post(url, body, headers, budget, attempts=self._attempts)
+            res = http_post(
+                url,
+                body,
+                headers,
+                budget,
+                attempts=self._attempts,
+                tls=self._tls,
+                server_name=self._server_name,
+            )
         else:
             res = self._http(url, body, headers, budget)
         if (ok or _is_2xx)(res.status):

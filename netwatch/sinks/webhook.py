@@ -6,7 +6,9 @@ labels all alerts of the batch share, ``alerts[]`` with the same labels and anno
 Alertmanager sink sends plus ``status`` and a label-set ``fingerprint``.
 
 Config read: ``sinks[].url_file`` or ``url_env`` (the URL is a secret: it never appears in
-errors, logs or repr). Known limits: no resolved notifications; no custom headers or auth.
+errors, logs or repr) and the HTTP client options of :mod:`netwatch.sinks.base` (basic auth
+or bearer token, ``ca_file``, client certificate, ``server_name``). Known limits: no resolved
+notifications; no other custom headers.
 """
 
 from __future__ import annotations

@@ -299,6 +299,8 @@ def test_capture_keys(load_config: LoadConfig) -> None:
 
 # ---------------------------------------------------------------- sinks
 
+AM = "name: a, type: alertmanager, urls: ['https://am:9093']"
+SMTP = "name: m, type: smtp, smarthost: 'mail:587', mail_from: a@b.c, mail_to: [d@e.f]"
 SINK_CASES = [
     # (sink mapping in flow style, key path, message fragment)
     ("{name: w, type: webhook, url: 'https://x'}", "sinks[0].url", "use url_file or url_env"),
@@ -337,6 +339,59 @@ SINK_CASES = [
     ("{name: j, type: jsonl, path: a, min_severity: urgent}", "sinks[0].min_severity", "critical"),
     ("{name: j, type: jsonl, path: a, groups: [lobby]}", "sinks[0].groups[0]", "unknown group"),
     ("{name: j, type: jsonl, path: a, rules: [Cloud-Reg]}", "sinks[0].rules[0]", "not a rule id"),
+    # HTTP client options (alertmanager, webhook)
+    (f"{{{AM}, password: hunter2}}", "sinks[0].password", "use password_file or password_env"),
+    (f"{{{AM}, token: abc}}", "sinks[0].token", "use token_file or token_env"),
+    (f"{{{AM}, bearer_token: abc}}", "sinks[0].bearer_token", "use token_file or token_env"),
+    (f"{{{AM}, basic_auth: {{username: u}}}}", "sinks[0].basic_auth", "write username with"),
+    (f"{{{AM}, tls_config: {{ca_file: x}}}}", "sinks[0].tls_config", "ca_file, cert_file"),
+    (f"{{{AM}, username: u}}", "sinks[0].username", "needs password_file or password_env"),
+    (f"{{{AM}, password_env: P}}", "sinks[0].password_env", "needs username as well"),
+    (f"{{{AM}, username: 'a:b', password_env: P}}", "sinks[0].username", "without ':'"),
+    (
+        f"{{{AM}, username: u, password_env: P, token_env: T}}",
+        "sinks[0].token_env",
+        "cannot be combined with basic auth",
+    ),
+    (f"{{{AM}, token_env: T, token_file: netwatch.yaml}}", "sinks[0].token_file", "only one"),
+    (f"{{{AM}, cert_file: netwatch.yaml}}", "sinks[0].cert_file", "needs key_file"),
+    (f"{{{AM}, ca_file: missing.crt}}", "sinks[0].ca_file", "does not exist"),
+    (
+        "{name: a, type: alertmanager, urls: ['http://x:9093'], ca_file: netwatch.yaml}",
+        "sinks[0].ca_file",
+        "need an https:// URL",
+    ),
+    (f"{{{AM}, server_name: 'a b'}}", "sinks[0].server_name", "is not a host name"),
+    ("{name: s, type: slack, url_env: U, username: u}", "sinks[0].username", "type is 'slack'"),
+    # teams
+    ("{name: t, type: teams}", "sinks[0]", "exactly one of url_file, url_env is required"),
+    ("{name: t, type: teams, url: 'https://x'}", "sinks[0].url", "use url_file or url_env"),
+    # smtp
+    ("{name: m, type: smtp, mail_from: a@b.c, mail_to: [d@e.f]}", "sinks[0].smarthost", "missing"),
+    (f"{{{SMTP}, mail_to: []}}".replace("mail_to: [d@e.f], ", ""), "sinks[0].mail_to", "empty"),
+    (
+        "{name: m, type: smtp, smarthost: mail, mail_from: a@b.c, mail_to: [d@e.f]}",
+        "sinks[0].smarthost",
+        "is not host:port",
+    ),
+    (
+        "{name: m, type: smtp, smarthost: 'm:25', mail_from: \"x@y\\r\\nBcc: z@w\","
+        " mail_to: [d@e.f]}",
+        "sinks[0].mail_from",
+        "e-mail address",
+    ),
+    (
+        "{name: m, type: smtp, smarthost: 'm:25', mail_from: a@b.c, mail_to: ['Eve <e@f.g>']}",
+        "sinks[0].mail_to[0]",
+        "e-mail address",
+    ),
+    (f"{{{SMTP}, tls: ssl}}", "sinks[0].tls", "starttls, implicit, none"),
+    (f"{{{SMTP}, tls: none, username: u, password_env: P}}", "sinks[0].tls", "in the clear"),
+    (f"{{{SMTP}, password: x}}", "sinks[0].password", "use password_file or password_env"),
+    (f"{{{SMTP}, subject: '{{rule}} {{evidence}}'}}", "sinks[0].subject", "unknown field"),
+    (f"{{{SMTP}, subject: '{{rule'}}", "sinks[0].subject", "not a valid template"),
+    (f"{{{SMTP}, subject: '{{rule.__class__}}'}}", "sinks[0].subject", "unknown field"),
+    (f"{{{SMTP}, token_env: T}}", "sinks[0].token_env", "type is 'smtp'"),
 ]
 
 
@@ -439,3 +494,48 @@ def test_any_text_loads_or_raises_config_error(text: str) -> None:
 def test_write_config_fixture_round_trip(write_config: WriteConfig) -> None:
     path = write_config("site: {name: here}\n")
     assert Config.load(path).site.name == "here"
+
+
+def test_http_client_teams_and_smtp_sinks_load(load_config: LoadConfig, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("x\n")
+    secret.chmod(0o600)
+    cfg = load_config(
+        """\
+        sinks:
+          - name: am
+            type: alertmanager
+            urls: ['https://am.example:9093']
+            username: netwatch
+            password_file: secret
+            ca_file: secret
+            cert_file: secret
+            key_file: secret
+            server_name: am.internal
+          - {name: hook, type: webhook, url_env: HOOK, token_env: HOOK_TOKEN}
+          - {name: ward, type: teams, url_file: secret}
+          - name: mail
+            type: smtp
+            smarthost: 'mail.example:465'
+            tls: implicit
+            mail_from: netwatch@example.org
+            mail_to: [a@example.org, b.c+alerts@example.org]
+            username: netwatch
+            password_env: SMTP_PW
+            subject: '{site}: {severity} {rule} on {device} to {peer} ({country})'
+          - {name: relay, type: smtp, smarthost: '127.0.0.1:25', tls: none, mail_from: a@b.c,
+             mail_to: [d@e.f]}
+        """
+    )
+    am, hook, ward, mail, relay = cfg.sinks
+    assert (am.username, am.password_file, am.server_name) == ("netwatch", secret, "am.internal")
+    assert (am.ca_file, am.cert_file, am.key_file) == (secret, secret, secret)
+    assert (hook.token_env, hook.username) == ("HOOK_TOKEN", None)
+    assert ward.url_file == secret
+    assert (mail.smarthost, mail.tls, mail.password_env) == (
+        HostPort("mail.example", 465),
+        "implicit",
+        "SMTP_PW",
+    )
+    assert mail.mail_to == ("a@example.org", "b.c+alerts@example.org")
+    assert (relay.tls, relay.subject) == ("none", "[netwatch] {severity} {rule} {device}")

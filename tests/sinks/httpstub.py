@@ -1,8 +1,10 @@
-"""A recording HTTP server on 127.0.0.1 for sink tests: scripted answers, recorded requests."""
+"""A recording HTTP server on 127.0.0.1 for sink tests: scripted answers, recorded requests;
+HTTPS with a given server TLS context."""
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,11 +59,15 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(default: int = 200) -> Iterator[Stub]:
-    """Run a stub server on an ephemeral loopback port for the duration of the block."""
+def serve(default: int = 200, tls: ssl.SSLContext | None = None) -> Iterator[Stub]:
+    """Run a stub server on an ephemeral loopback port for the duration of the block (over
+    TLS with ``tls``: a failed handshake drops the connection, no request is recorded)."""
     stub = Stub(default=default)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    stub.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

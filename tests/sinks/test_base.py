@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import base64
 import logging
+import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -9,11 +12,13 @@ from netwatch.config.schema import SinkConfig
 from netwatch.delivery import Deliverer
 from netwatch.outbox import Outbox
 from netwatch.sinks import BUILTIN_SINKS, SinkError, build_sinks
+from netwatch.sinks.alertmanager import AlertmanagerSink
 from netwatch.sinks.base import HttpResult, Sink, http_post, parse_retry_after
 from netwatch.sinks.pagerduty import PagerdutySink
 from netwatch.sinks.webhook import WebhookSink
 from tests.sinks.conftest import make_alert
 from tests.sinks.httpstub import Stub, serve
+from tests.sinks.tlsca import CA, Pair
 
 SECRET_URL_PATH = "/hooks/T000/B000/s3cr3t-token"
 
@@ -27,6 +32,8 @@ def test_registry_is_the_builtin_set() -> None:
         "slack",
         "pagerduty",
         "syslog",
+        "teams",
+        "smtp",
     }
 
 
@@ -141,3 +148,93 @@ def test_unreachable_server_is_retryable() -> None:
         url = stub.url
     result = http_post(url + "/x", b"{}", {}, 2.0)  # server is gone: connection refused
     assert result.status == 0 and result.error.startswith("connection failed")
+
+
+# ---------------------------------------------------------------- HTTP client options
+
+PASSWORD = "pa55-w0rd-never-shown"
+TOKEN = "t0ken-never-shown"
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CA:
+    return CA(tmp_path_factory.mktemp("http-ca"))
+
+
+def server_tls(ca: CA, pair: Pair, *, client_ca: bool = False) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pair.cert, pair.key)
+    if client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(ca.cert)
+    return context
+
+
+def hook(url: str, **kw: Any) -> WebhookSink:
+    config = SinkConfig(name="hook", type="webhook", url_env="HOOK_URL", **kw)
+    env = {"HOOK_URL": url, "HOOK_PW": PASSWORD, "HOOK_TOKEN": TOKEN}
+    return WebhookSink(config, environ=env, timeout_s=5.0)
+
+
+def test_basic_auth_header_and_a_refusal_without_the_secret(stub: Stub) -> None:
+    sink = hook(stub.url + "/in", username="netwatch", password_env="HOOK_PW")
+    assert sink.send([make_alert().record()]).ok
+    expected = base64.b64encode(f"netwatch:{PASSWORD}".encode()).decode()
+    assert stub.requests[0].headers["Authorization"] == f"Basic {expected}"
+    stub.script.append((401, {"WWW-Authenticate": 'Basic realm="x"'}))
+    result = sink.send([make_alert().record()])
+    assert (result.ok, result.permanent, result.error) == (False, True, "HTTP 401")
+    assert PASSWORD not in repr(sink) and expected not in repr(vars(sink))
+
+
+def test_bearer_token_from_a_file(stub: Stub, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    config = SinkConfig(name="am", type="alertmanager", urls=(stub.url,), token_file=token_file)
+    sink = AlertmanagerSink(config, timeout_s=5.0)
+    assert sink.send([make_alert().record()]).ok
+    assert stub.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in repr(sink)
+    assert sink.scrub(f"echo: Bearer {TOKEN}") == "echo: Bearer ***"
+
+
+def test_private_ca_and_server_name(ca: CA) -> None:
+    pair = ca.issue("named", dns=("am.test",))  # no IP address in the certificate
+    with serve(tls=server_tls(ca, pair)) as tls_stub:
+        # the system's CAs do not know the private CA: retryable, and says what to set
+        result = hook(tls_stub.url).send([make_alert().record()])
+        assert not result.ok and not result.permanent
+        assert result.error.startswith("TLS: the server's certificate is not trusted (")
+        assert result.error.endswith("; ca_file sets the CA)")
+        # the CA is known, but the certificate is for am.test, not 127.0.0.1
+        result = hook(tls_stub.url, ca_file=ca.cert).send([make_alert().record()])
+        assert not result.ok and not result.permanent
+        assert "not valid for the host name checked (server_name sets" in result.error
+        assert "127.0.0.1" not in result.error and "am.test" not in result.error
+        assert not tls_stub.requests
+        sink = hook(tls_stub.url + "/x", ca_file=ca.cert, server_name="am.test")
+        assert sink.send([make_alert().record()]).ok
+        assert [r.path for r in tls_stub.requests] == ["/x"]
+
+
+def test_client_certificate(ca: CA) -> None:
+    server = ca.issue("mtls-server", ips=("127.0.0.1",))
+    client = ca.issue("mtls-client", client=True)
+    with serve(tls=server_tls(ca, server, client_ca=True)) as tls_stub:
+        result = hook(tls_stub.url, ca_file=ca.cert).send([make_alert().record()])
+        assert not result.ok and not result.permanent  # no client certificate
+        assert result.error.startswith(("TLS handshake failed (", "connection failed: "))
+        sink = hook(tls_stub.url, ca_file=ca.cert, cert_file=client.cert, key_file=client.key)
+        assert sink.send([make_alert().record()]).ok
+        assert len(tls_stub.requests) == 1
+
+
+def test_unloadable_tls_files_fail_at_build(ca: CA, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+    with pytest.raises(SinkError, match=r"^sink hook: cannot load ca_file .*bogus\.pem: "):
+        hook("https://127.0.0.1:1", ca_file=bogus)
+    with pytest.raises(SinkError, match=r"^sink hook: cannot load cert_file .*bogus\.pem with"):
+        hook("https://127.0.0.1:1", cert_file=bogus, key_file=bogus)
+    with pytest.raises(SinkError, match=r"^sink hook: password_env NOPE is empty or unset$"):
+        hook("https://127.0.0.1:1", username="u", password_env="NOPE")

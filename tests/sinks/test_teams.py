@@ -1,0 +1,73 @@
+"""The Teams sink: one Adaptive Card message per batch, posted to the secret URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netwatch.config.schema import SinkConfig
+from netwatch.sinks.teams import CARD_CONTENT_TYPE, TeamsSink, card_text
+from tests.sinks.conftest import make_alert
+from tests.sinks.httpstub import Stub
+
+
+def make_sink(stub: Stub, tmp_path: Path) -> TeamsSink:
+    url_file = tmp_path / "teams-url"
+    url_file.write_text(stub.url + "/workflows/abc/triggers/manual/run?sig=s3cr3t\n")
+    return TeamsSink(SinkConfig(name="ward", type="teams", url_file=url_file), timeout_s=5.0)
+
+
+def test_posts_an_adaptive_card_with_the_alert_facts(stub: Stub, tmp_path: Path) -> None:
+    records = [
+        make_alert(peer_asn=37963, peer_org="Hangzhou Alibaba", site="north").record(4),
+        make_alert(rule="rogue_dns", severity="medium", device="ward-2").record(),
+    ]
+    assert make_sink(stub, tmp_path).send(records).ok
+    (req,) = stub.requests
+    assert req.path == "/workflows/abc/triggers/manual/run?sig=s3cr3t"
+    body = req.json()
+    assert body["type"] == "message"
+    (attachment,) = body["attachments"]
+    assert (
+        attachment["contentType"] == CARD_CONTENT_TYPE == "application/vnd.microsoft.card.adaptive"
+    )
+    card = attachment["content"]
+    assert (card["type"], card["version"]) == ("AdaptiveCard", "1.2")
+    texts = [e["text"] for e in card["body"] if e["type"] == "TextBlock"]
+    assert texts[0] == "netwatch: 2 alerts"
+    assert texts[1] == r"\[high\] cloud\_registration on lobby-1"
+    assert texts[2] == "lobby-1 registered with <Hik-Connect> & co"
+    headings = [
+        e for e in card["body"] if e.get("weight") == "Bolder" and e.get("size") == "Medium"
+    ]
+    assert [h["color"] for h in headings] == ["Attention", "Default"]  # high, medium
+    facts = [
+        {f["title"]: f["value"] for f in e["facts"]} for e in card["body"] if e["type"] == "FactSet"
+    ]
+    assert facts[0] == {
+        "Severity": "high",
+        "Rule": r"cloud\_registration",
+        "Device": "lobby-1 (10.20.0.11)",
+        "Peer": "dev.hik-connect.com (47.1.2.3:443)",
+        "Country / AS": "CN, AS37963 Hangzhou Alibaba",
+        "Site": "north",
+        "Time (UTC)": "2026-01-01T00:00:00.000000Z",
+        "Seen": "4 times",
+    }
+    assert facts[1]["Rule"] == r"rogue\_dns" and "Site" not in facts[1]
+
+
+def test_refusals_are_classified_and_the_url_never_shown(stub: Stub, tmp_path: Path) -> None:
+    sink = make_sink(stub, tmp_path)
+    stub.script += [(404, {}), (429, {"Retry-After": "30"})]
+    gone = sink.send([make_alert().record()])
+    assert (gone.ok, gone.permanent, gone.error) == (False, True, "HTTP 404")
+    busy = sink.send([make_alert().record()])
+    assert (busy.ok, busy.permanent, busy.retry_after) == (False, False, 30.0)
+    assert "s3cr3t" not in repr(sink)
+
+
+def test_card_text_is_one_escaped_line() -> None:
+    assert card_text("a\r\nb\x00*c* [x](y)") == r"a b \*c\* \[x\](y)"
+    assert card_text("- not a list") == r"\- not a list"
+    assert card_text("1. not a list") == r"1\. not a list"
+    assert len(card_text("x" * 2000)) == 500
