@@ -34,6 +34,8 @@ VENDORS = frozenset(
     | {"Reolink", "Amcrest", "Zmodo", "Yoosee", "V380"}
     # consumer-camera vendors of issue 10 (LAN fingerprints, discovery protocols)
     | {"Edimax", "Ednet", "Cellvision"}
+    # consumer-camera LAN fingerprints from Home Assistant discovery matchers (lanfp)
+    | {"Axis", "Nest", "Netatmo", "Ubiquiti"}
 )
 YamlEntry = (
     model.CloudEndpoint | model.PayloadSignature | model.Fingerprint | model.DiscoveryProtocol
