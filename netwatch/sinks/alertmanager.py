@@ -2,8 +2,11 @@
 
 Labels carry the identity (DESIGN.md): ``alertname`` (the rule id), ``severity``,
 ``device``, ``device_ip``, ``site`` (the sensor's ``site.name``, so two sensors reporting
-the same camera behaviour stay two alerts) and ``peer`` (the peer name seen on the wire,
-else its address); empty values are left out, as Alertmanager treats them as absent.
+the same camera behaviour stay two alerts) and ``peer`` (what was reached: the incident's
+platform, name, AS or network, so rotating relays are one Alertmanager alert), plus the
+routing labels ``group`` (the camera's group), ``vendor`` and ``platform``, so existing
+routes can send "wards to the security team, car park to facilities"; empty values are
+left out, as Alertmanager treats them as absent.
 Everything else goes in annotations (``summary``, ``evidence`` as compact JSON, the other
 non-null record fields as strings).
 
@@ -51,7 +54,7 @@ from netwatch.sinks.base import Delivery, HttpSink, Record, SinkError, StateDelt
 API_PATH = "/api/v2/alerts"
 MAX_ACTIVE = 10_000
 RESENDS_BEFORE_END = 4
-LABEL_KEYS = ("device", "device_ip", "site")
+LABEL_KEYS = ("device", "device_ip", "site", "group", "vendor", "platform")
 
 
 def _compact(value: Any) -> str:
@@ -60,7 +63,8 @@ def _compact(value: Any) -> str:
 
 def labels_of(record: Mapping[str, Any]) -> dict[str, str]:
     """The Alertmanager label set of an alert record (its identity)."""
-    peer = record.get("peer_name") or record.get("peer_ip") or ""
+    # the incident's identity: what was reached (platform, name, AS, network), not an address
+    peer = record.get("reached") or record.get("peer_name") or record.get("peer_ip") or ""
     labels = {"alertname": str(record.get("rule", "")), "severity": str(record.get("severity"))}
     labels.update({k: str(record[k]) for k in LABEL_KEYS if record.get(k)})
     if peer:

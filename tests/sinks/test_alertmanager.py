@@ -59,7 +59,8 @@ def test_posts_array_with_identity_labels(stub: Stub) -> None:
     assert "device_mac" not in first["annotations"]  # null fields left out
     assert first["startsAt"] == "2026-01-01T00:00:00.000000Z"
     assert first["endsAt"] == "2026-01-01T01:04:00.000000Z"  # four re-send intervals on
-    assert body[1]["labels"]["peer"] == "47.1.2.3"  # no name seen: the address
+    # no name seen and no AS known: the incident is the peer's /24
+    assert body[1]["labels"]["peer"] == "47.1.2.0/24"
 
 
 def test_generator_url_when_configured(stub: Stub) -> None:
