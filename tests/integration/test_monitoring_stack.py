@@ -50,7 +50,7 @@ ONE_PASS_CAPTURE = REPO / "pcaps" / "scenarios" / "hik-ehome-isup.pcap"
 # What it raises (checked with `netwatch replay`): (alertname, device, peer).
 #: One flow, one notification: the ISUP registration (its unexpected_egress finding folded
 #: in), one incident per camera and vendor cloud.
-ONE_PASS_ALERTS = frozenset({("cloud_registration", "10.20.0.11", "Hikvision cloud")})
+ONE_PASS_ALERTS = frozenset({("cloud_registration", "10.20.0.11", "Hikvision cloud", "one-pass")})
 RULES = REPO / "prometheus" / "netwatch-rules.yml"
 
 PROMETHEUS = shutil.which("prometheus")
@@ -112,10 +112,12 @@ def netwatch_config(
     loop: bool,
     resend_s: float,
     resolve_s: float,
+    site: str = "netwatch",
 ) -> Path:
     """Write a daemon config under ``tmp`` (state, logs and alerts all inside it)."""
     path = tmp / "netwatch.yaml"
     path.write_text(
+        f"site: {{name: {site}}}\n"
         f"capture: {{files: [{capture}], loop: {str(loop).lower()}, realtime: true, speed: 20,"
         " user: null}\n"
         f"metrics: {{listen: '{LOOPBACK}:{port}'}}\n"
@@ -176,13 +178,20 @@ def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def identity(labels: dict[str, str]) -> tuple[str, str, str]:
-    return labels.get("alertname", ""), labels.get("device", ""), labels.get("peer", "")
+def identity(labels: dict[str, str]) -> tuple[str, str, str, str]:
+    """(rule, camera, what was reached, sensor): the incident as Alertmanager sees it."""
+    keys = ("alertname", "device", "peer", "site")
+    return (
+        labels.get(keys[0], ""),
+        labels.get(keys[1], ""),
+        labels.get(keys[2], ""),
+        labels.get(keys[3], ""),
+    )
 
 
-def record_identity(rec: dict[str, Any]) -> tuple[str, str, str]:
+def record_identity(rec: dict[str, Any]) -> tuple[str, str, str, str]:
     peer = rec.get("reached") or rec.get("peer_name") or rec.get("peer_ip") or ""
-    return str(rec["rule"]), str(rec.get("device") or ""), str(peer)
+    return str(rec["rule"]), str(rec.get("device") or ""), str(peer), str(rec.get("site") or "")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -400,11 +409,13 @@ def test_alerts_resolve_when_no_longer_seen(stack: Stack) -> None:
     tmp.mkdir()
     port = free_port()
     am_port = int(stack.alertmanager.rsplit(":", 1)[1])
-    cfg = netwatch_config(tmp, port, am_port, ONE_PASS_CAPTURE, loop=False, resend_s=1, resolve_s=2)
+    cfg = netwatch_config(
+        tmp, port, am_port, ONE_PASS_CAPTURE, loop=False, resend_s=1, resolve_s=2, site="one-pass"
+    )
     nw = start_netwatch(tmp, cfg, port)
     try:
 
-        def active_ids() -> set[tuple[str, str, str]]:
+        def active_ids() -> set[tuple[str, str, str, str]]:
             return {identity(a["labels"]) for a in netwatch_alerts(am_alerts(stack.alertmanager))}
 
         # alerts stay active until endsAt, 4 s after the post: poll often
