@@ -1,6 +1,8 @@
 """Generate seeds/camera_vendor_oui.tsv from the IEEE MA-L registry that netaddr ships.
 
-Selects the registrants of camera/NVR makers (Hikvision group, Dahua group, Uniview) and of
+Selects the registrants of camera/NVR makers (Hikvision group, Dahua group, Uniview, and
+consumer camera makers that make nothing else: Reolink, Amcrest, DoorBird, Canary, SkyBell,
+Zmodo, Lorex, Swann, Yi, Hanwha/Samsung Techwin) and of
 the other covered vendors (Huawei, ZTE, Hytera) named in research/signatures.md §3 and
 research/covered_vendor_oui.tsv, and writes one row per prefix.
 
@@ -44,6 +46,20 @@ GROUPS = (
     # signatures.md §3: Huacheng (Imou/LeChange) in the Dahua group is a Guess, not verified.
     Group(r"Hangzhou Huacheng Network Technology Co\.,? ?Ltd", "Dahua", True, "guess"),
     Group(r"Zhejiang Uniview Technologies Co\., ?Ltd\.", "Uniview", True, "high"),
+    # consumer and small-business camera makers whose registrants make cameras, video
+    # doorbells and recorders only (checked per registrant; mixed makers such as Axis, with
+    # speakers and door controllers, or Ring, with alarms and chimes, stay out: their MAC
+    # prefixes are weak hints in device_fingerprints.yaml)
+    Group(r"Reolink Innovation Limited", "Reolink", True, "med"),
+    Group(r"Amcrest Technologies", "Amcrest", True, "med"),
+    Group(r"Bird Home Automation GmbH", "DoorBird", True, "med"),
+    Group(r"Canary Connect, Inc\.", "Canary", True, "med"),
+    Group(r"SKYBELL, INC|SkyBell Technologies Inc\.", "SkyBell", True, "med"),
+    Group(r"Zmodo Technology Corporation", "Zmodo", True, "med"),
+    Group(r"Lorex Technology Inc\.", "Lorex", True, "med"),
+    Group(r"Swann communications Pty Ltd", "Swann", True, "med"),
+    Group(r"Shanghai Xiaoyi Technology Co\., Ltd\.", "Yi", True, "med"),
+    Group(r"Hanwha Techwin.*|SAMSUNG TECHWIN CO\.,LTD", "Hanwha", True, "med"),
     Group(r"Hytera Communications .*", "Hytera", False, "high"),
     Group(r"Huawei .*", "Huawei", False, "high"),
     Group(r"zte corporation", "ZTE", False, "high"),

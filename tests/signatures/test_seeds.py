@@ -36,6 +36,8 @@ VENDORS = frozenset(
     | {"Edimax", "Ednet", "Cellvision"}
     # consumer-camera LAN fingerprints from Home Assistant discovery matchers (lanfp)
     | {"Axis", "Nest", "Netatmo", "Ubiquiti"}
+    # camera-only makers of the MAC prefix table (IEEE registrants; seeds/gen_camera_vendor_oui.py)
+    | {"DoorBird", "Canary", "SkyBell", "Lorex", "Swann", "Hanwha"}
 )
 YamlEntry = (
     model.CloudEndpoint | model.PayloadSignature | model.Fingerprint | model.DiscoveryProtocol
@@ -115,8 +117,22 @@ def test_every_covered_camera_vendor_oui_is_present() -> None:
         assert ours[oui].vendor in ("Hikvision", "Dahua", "Uniview")
 
 
+#: Camera-only makers added beyond research/covered_vendor_oui.tsv (issue 10).
+CONSUMER_CAMERA_MAKERS = frozenset(
+    {"Reolink", "Amcrest", "DoorBird", "Canary", "SkyBell", "Zmodo", "Lorex", "Swann", "Yi"}
+    | {"Hanwha"}
+)
+
+
+def test_consumer_camera_makers_are_camera_vendors() -> None:
+    consumer = [o for o in SIGS.ouis if o.vendor in CONSUMER_CAMERA_MAKERS]
+    assert {o.vendor for o in consumer} == CONSUMER_CAMERA_MAKERS
+    assert all(o.camera_vendor and o.confidence == "med" for o in consumer)
+    assert {o.oui for o in consumer} >= {"EC:71:DB", "9C:8E:CD", "04:5C:06", "58:70:C6"}
+
+
 def test_other_covered_vendors_are_present_and_not_camera_makers() -> None:
-    ours = {o.oui: o for o in SIGS.ouis}
+    ours = {o.oui: o for o in SIGS.ouis if o.vendor not in CONSUMER_CAMERA_MAKERS}
     rows = _covered_rows()
     assert {r[1] for r in rows} == set(ours)
     for vendor, oui, *_ in rows:
