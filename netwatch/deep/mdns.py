@@ -3,24 +3,26 @@
 :func:`parse_mdns` reads an mDNS *response* (QR set: an announcement or an answer; queries
 are clients asking, never a device signal) and returns the owner and target names of its
 answer and additional records (PTR, SRV, A/AAAA owners) and the DNS-SD service types among
-them (``_psia._tcp``, ``_dhnap._tcp``, ...). :func:`observe_mdns` matches them against the
-LAN fingerprints of ``seeds/device_fingerprints.yaml`` (``mdns_name``, ``mdns_service``)
-and reports the sender through the parser context (camera signal or ``hint:``).
+them (``_psia._tcp``, ``_dhnap._tcp``, ...), and the ``key=value`` strings of service
+instances' TXT records (``_hap._tcp|ci=17``: a HomeKit accessory of category 17, an IP
+camera). :func:`observe_mdns` matches them against the LAN fingerprints of
+``seeds/device_fingerprints.yaml`` (``mdns_name``, ``mdns_service``, ``mdns_txt``) and
+reports the sender through the parser context (camera signal or ``hint:``).
 
 This module defines no registered parser: UDP 5353 is claimed by the DNS parser (it feeds
 the passive DNS cache), which calls :func:`observe_mdns` on its mDNS payloads (integration
 note: one call in ``DnsParser.udp`` when either port is 5353).
 
-Reads no configuration; never raises. Known limits: at most ``MAX_RECORDS`` records and
-``MAX_NAMES`` names per message; a name that does not decode (cut by a snaplen, a bad
-pointer) ends the walk with what was read so far.
+Reads no configuration; never raises. Known limits: at most ``MAX_RECORDS`` records,
+``MAX_NAMES`` names and ``MAX_TXT`` TXT strings per message; a name that does not decode
+(cut by a snaplen, a bad pointer) ends the walk with what was read so far.
 """
 
 from __future__ import annotations
 
 import re
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import dpkt
 
@@ -34,15 +36,26 @@ if TYPE_CHECKING:
 MDNS_PORT = 5353
 MAX_RECORDS = 64
 MAX_NAMES = 32
+MAX_TXT = 32  # TXT key=value strings kept per message
 _HEADER = struct.Struct("!HHHHHH")
 _RR_TAIL = struct.Struct("!HHIH")
 _QR = 0x8000
-_PTR, _SRV = 12, 33
+_PTR, _TXT, _SRV = 12, 16, 33
 _SERVICE = re.compile(r"(?i)(?:^|\.)(_[a-z0-9-]{1,63}\._(?:tcp|udp))(?:\.|$)")
 
 
-def parse_mdns(payload: bytes) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """(names, service types) of an mDNS response; None for a query or a broken header."""
+class Announcement(NamedTuple):
+    """What an mDNS response announces: names, DNS-SD service types, TXT pairs."""
+
+    names: tuple[str, ...]
+    services: tuple[str, ...]
+    #: ``<service type>|<key>=<value>`` of each TXT string whose owner is a service
+    #: instance (``Front door._hap._tcp.local`` + ``ci=17`` -> ``_hap._tcp|ci=17``).
+    txt: tuple[str, ...] = ()
+
+
+def parse_mdns(payload: bytes) -> Announcement | None:
+    """What an mDNS response announces; None for a query or a broken header."""
     if len(payload) < _HEADER.size:
         return None
     _id, flags, qd, an, ns, ar = _HEADER.unpack_from(payload)
@@ -50,6 +63,7 @@ def parse_mdns(payload: bytes) -> tuple[tuple[str, ...], tuple[str, ...]] | None
         return None
     off = _HEADER.size
     names: dict[str, None] = {}
+    txt: dict[str, None] = {}
     try:
         for _ in range(min(qd, MAX_RECORDS)):
             _name, off = dpkt.dns.unpack_name(payload, off)
@@ -63,13 +77,29 @@ def parse_mdns(payload: bytes) -> tuple[tuple[str, ...], tuple[str, ...]] | None
                 _add(names, dpkt.dns.unpack_name(payload, off)[0])
             elif rtype == _SRV and size > 6:
                 _add(names, dpkt.dns.unpack_name(payload, off + 6)[0])
+            elif rtype == _TXT:
+                _txt(txt, owner, payload[off : off + size])
             off += size
             if len(names) >= MAX_NAMES:
                 break
     except (dpkt.UnpackError, struct.error, IndexError, UnicodeDecodeError, ValueError):
         pass
     services = {m.group(1).lower(): None for n in names for m in [_SERVICE.search(n)] if m}
-    return tuple(names), tuple(services)
+    return Announcement(tuple(names), tuple(services), tuple(txt))
+
+
+def _txt(out: dict[str, None], owner: str, rdata: bytes) -> None:
+    """The ``key=value`` strings of a service instance's TXT record (RFC 6763 s. 6)."""
+    service = _SERVICE.search(owner)
+    if service is None:
+        return
+    at = 0
+    while at < len(rdata) and len(out) < MAX_TXT:
+        size = rdata[at]
+        text = clean_text(rdata[at + 1 : at + 1 + size].decode("utf-8", "replace"))
+        at += 1 + size
+        if text and "=" in text:
+            out[f"{service.group(1).lower()}|{text}"] = None
 
 
 def _add(names: dict[str, None], name: str) -> None:
@@ -78,10 +108,13 @@ def _add(names: dict[str, None], name: str) -> None:
         names[text] = None
 
 
-def lan_pairs(names: tuple[str, ...], services: tuple[str, ...]) -> list[tuple[str, str]]:
+def lan_pairs(
+    names: tuple[str, ...], services: tuple[str, ...], txt: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
     """The (field, value) pairs matched against the LAN fingerprints."""
     pairs = [("mdns_service", s) for s in services]
     pairs.extend(("mdns_name", n) for n in names if not n.startswith("_"))
+    pairs.extend(("mdns_txt", t) for t in txt)
     return pairs
 
 

@@ -57,6 +57,7 @@ LAN_FIELDS = (
     "dhcp_fingerprint",  # "<OUI>|<option 60>|<option 55 as 1,3,6,...>"
     "mdns_name",  # an mDNS/DNS-SD owner, instance or host name
     "mdns_service",  # a DNS-SD service type ("_psia._tcp")
+    "mdns_txt",  # "<service type>|<key>=<value>" of a TXT string ("_hap._tcp|ci=17")
     "ssdp_server",  # SSDP SERVER header (NOTIFY, M-SEARCH reply)
     "ssdp_location",  # SSDP LOCATION URL
     "ssdp_usn",  # SSDP USN / NT

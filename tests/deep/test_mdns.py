@@ -48,7 +48,7 @@ def test_psia_service_and_names() -> None:
     )
     found = parse_mdns(payload)
     assert found is not None
-    names, services = found
+    names, services, _txt = found
     assert services == ("_psia._tcp",)
     assert set(names) == {"_psia._tcp.local", "Cam 1._psia._tcp.local", "cam1.local"}
     ctx = Recorder()
@@ -100,3 +100,40 @@ def test_lan_pairs_skip_service_owner_names() -> None:
 def test_hostile_payloads_never_raise(payload: bytes) -> None:
     observe_mdns(Recorder(), udp_flow(CAM, 5353, GROUP, 5353), True, b"\x00\x00\x84\x00" + payload)
     observe_mdns(Recorder(), udp_flow(CAM, 5353, GROUP, 5353), True, payload)
+
+
+def txt_response(instance: str, *strings: str) -> bytes:
+    """A HomeKit-style announcement: PTR to the instance, its TXT record."""
+    msg = dpkt.dns.DNS(id=0, op=0x8400)
+    msg.qd = []
+    ptr = dpkt.dns.DNS.RR(name="_hap._tcp.local", type=dpkt.dns.DNS_PTR, cls=1, ttl=120)
+    ptr.ptrname = instance
+    txt = dpkt.dns.DNS.RR(name=instance, type=dpkt.dns.DNS_TXT, cls=0x8001, ttl=4500)
+    txt.text = [s.encode() for s in strings]
+    msg.an = [ptr, txt]
+    return bytes(msg)
+
+
+def test_a_homekit_camera_is_recognised_by_its_accessory_category() -> None:
+    """_hap._tcp TXT ci=17 (IP camera) makes the sender a camera; ci=5 (a bulb) does not."""
+    camera = txt_response("Front Door._hap._tcp.local", "c#=3", "ci=17", "md=Doorbell Pro")
+    found = parse_mdns(camera)
+    assert found is not None and "_hap._tcp|ci=17" in found.txt
+    assert "_hap._tcp|md=Doorbell Pro" in found.txt
+    ctx = Recorder()
+    observe_mdns(ctx, udp_flow(CAM, 5353, GROUP, 5353), True, camera)
+    assert "mdns_txt:homekit-ip-camera" in ctx.hows()
+    bulb = Recorder()
+    observe_mdns(
+        bulb, udp_flow(CAM, 5353, GROUP, 5353), True, txt_response("Lamp._hap._tcp.local", "ci=5")
+    )
+    assert not [h for h in bulb.hows() if not h.startswith("hint:")]
+
+
+def test_txt_strings_are_bounded_and_need_a_service_owner() -> None:
+    many = txt_response("X._hap._tcp.local", *(f"k{i}=v" for i in range(100)))
+    found = parse_mdns(many)
+    assert found is not None and len(found.txt) == 32
+    plain = txt_response("host.local", "ci=17")
+    found = parse_mdns(plain)
+    assert found is not None and found.txt == ()

@@ -258,8 +258,8 @@ def test_unknown_rule_id_lists_the_design_rule_ids(tmp_path: Path) -> None:
             FINGERPRINT.replace("http_server", "server"),
             "8: fingerprints[0].field: 'server' is not one of: http_server, rtsp_server, "
             "www_authenticate, user_agent, dhcp_hostname, dhcp_vendor_class, dhcp_fingerprint, "
-            "mdns_name, mdns_service, ssdp_server, ssdp_location, ssdp_usn, upnp_manufacturer, "
-            "upnp_model, mac_prefix",
+            "mdns_name, mdns_service, mdns_txt, ssdp_server, ssdp_location, ssdp_usn, "
+            "upnp_manufacturer, upnp_model, mac_prefix",
         ),
         (
             FINGERPRINT.replace("match: prefix", "match: prefix\n    strength: weak"),
