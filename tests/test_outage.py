@@ -80,7 +80,7 @@ def test_outage_and_restarts_deliver_each_identity_once(tmp_path: Path) -> None:
     first = run_once(tmp_path, DEMO, url_file, drain_s=0.5)
     emitted = first.alerts.counts
     identities = sum(emitted.values())
-    assert identities == 16 and depth(tmp_path) == {"hook": identities}
+    assert identities == 8 and depth(tmp_path) == {"hook": identities}
 
     # a restart that sees the same alerts again, still down: the queue does not grow
     run_once(tmp_path, DEMO, url_file, drain_s=0.5)

@@ -38,7 +38,10 @@ def test_an_active_upload_is_reported_while_it_lasts() -> None:
     now = half[-1][0]
     assert pipe.evaluate_active(now, first, progress.append) >= 1
     assert records == []  # nothing ended yet
-    assert {a.rule for a, _ in alerts} >= {"outbound_stream", "unexpected_egress"}
+    # one notification for the flow: the stream, with the egress finding folded in
+    assert {a.rule for a, _ in alerts} >= {"outbound_stream"}
+    (stream,) = [a for a, _ in alerts if a.rule == "outbound_stream"]
+    assert [f["rule"] for f in stream.evidence["folded"]] == ["unexpected_egress"]
     assert progress and progress[0]["orig_ip_bytes"] > 0
     # checked again without new packets since: nothing to do
     assert pipe.evaluate_active(now + 20, now + 1, progress.append) == 0

@@ -64,9 +64,11 @@ def flows(path: Path) -> Counter[tuple[Any, ...]]:
     )
 
 
-def alerts(path: Path) -> Counter[tuple[str, str, str | None, str | None]]:
+def alerts(path: Path) -> Counter[tuple[str, str, str]]:
+    """The incidents (rule, camera, what was reached): which of an incident's flows ends
+    first, and so is the one reported, may differ between live capture and replay."""
     recs = [json.loads(x) for x in path.read_text().splitlines()]
-    return Counter((r["rule"], r["device"], r["peer_ip"], r["peer_name"]) for r in recs)
+    return Counter((r["rule"], r["device"], r["reached"]) for r in recs)
 
 
 @pytest.fixture
@@ -100,7 +102,7 @@ def test_the_daemon_on_a_veth_equals_replay(ns: Netns, tmp_path: Path, workers: 
     live, replayed = flows(tmp_path / "live-flows.jsonl"), flows(replayed_flows)
     assert sum(replayed.values()) == 36 and live == replayed, (live - replayed, replayed - live)
     expected = alerts(replayed_alerts)
-    assert sum(expected.values()) == 16
+    assert sum(expected.values()) == 8  # the demo's incidents (tests/golden)
     assert alerts(tmp_path / "live-alerts.jsonl") == expected
 
 
