@@ -8,8 +8,9 @@ fields and updates the flow's counters in one loop body, straight from the memor
 file: no frame copy, no per-layer call, no tuple per packet.
 
 Every other packet (new flows, SYN/FIN/RST, out-of-order or gap segments, packets the deep
-parsers still want, timer sweeps, tunnels, fragments, other link types, anything odd) takes
-the general path: ``Decoder.decode`` then ``FlowTable.packet``, which own the semantics.
+parsers still want, frames a flow still keeps as evidence, timer sweeps, tunnels, fragments,
+other link types, anything odd) takes the general path: ``Decoder.decode`` then
+``FlowTable.packet``, which own the semantics.
 The fast branch below may only do what those would do for the same packet; the test
 ``tests/test_fastloop.py`` replays captures both ways and requires identical flow records.
 
@@ -105,7 +106,7 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                 else:
                     fwd = False
                     f = flows_get((dst, src, dport, sport, proto))
-                if f is not None:
+                if f is not None and not f.keep:  # a flow keeping evidence goes general
                     is_orig = fwd is f.odir
                     if proto == 17:
                         plen = tot - hdr - 8

@@ -52,6 +52,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from netwatch.alerts.evidence import EvidenceStore
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter
 from netwatch.capture.afpacket import Ring, RingSettings
@@ -377,7 +378,19 @@ class _Work:
         self.traffic = CameraTraffic(None)
         # the parent owns the baseline: this worker forwards what it does not know yet
         self.baseline = WorkerBaseline.of(cfg.learning, PipeSend(self.conn), group_of=self._group)
-        self.pipeline = Pipeline(cfg, self._record, on_alert=self._emitted, baseline=self.baseline)
+        # its own flows' evidence files, in the directory the parent created before the fork
+        self.evidence = (
+            EvidenceStore.of(cfg.evidence, cfg.state_dir) if cfg.evidence.enabled else None
+        )
+        if self.evidence is not None:
+            self.evidence.open()
+        self.pipeline = Pipeline(
+            cfg,
+            self._record,
+            on_alert=self._emitted,
+            baseline=self.baseline,
+            evidence=self.evidence,
+        )
         self.traffic.resolve = camera_resolver(self.pipeline)
         self.pipeline.late_names = True
         self.pipeline.names.on_learn = self._learnt_name

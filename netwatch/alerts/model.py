@@ -82,6 +82,8 @@ class Alert:
     community_id: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
     site: str | None = None
+    evidence_pcap: str | None = None
+    evidence_sha256: str | None = None
 
     def at_site(self, site: str | None) -> Alert:
         """This alert from the sensor named ``site`` (the config's ``site.name``)."""
@@ -132,6 +134,11 @@ class Alert:
             "community_id": self.community_id,
             "count": count,
             "evidence": dict(self.evidence),
+            **(
+                {"evidence_pcap": self.evidence_pcap, "evidence_sha256": self.evidence_sha256}
+                if self.evidence_pcap is not None
+                else {}
+            ),
         }
 
     def one_line(self) -> str:

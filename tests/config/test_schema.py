@@ -33,12 +33,14 @@ from netwatch.config import (
     SinkConfig,
     SiteConfig,
 )
+from netwatch.config.schema import EvidenceConfig
 from tests.config.conftest import ConfigFailure, LoadConfig, WriteConfig
 from tests.profile import examples
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "netwatch.yaml"
 SECTIONS = (
     Config,
+    EvidenceConfig,
     SiteConfig,
     CameraConfig,
     GroupPolicy,
