@@ -138,6 +138,8 @@ PARENT_FAMILIES = frozenset(
 )
 MAX_FAMILIES = frozenset({"netwatch_scrape_duration_seconds", "netwatch_build_info"})
 MAX_FAMILIES |= {"netwatch_geoip_database_build_timestamp_seconds"}
+# every worker counts the one shared evidence directory: the largest count, not the sum
+MAX_FAMILIES |= {"netwatch_evidence_bytes"}
 
 
 @dataclass
