@@ -30,8 +30,8 @@ during start-up is a clean exit 0): SIGTERM/SIGINT stop; SIGHUP re-reads the con
 and the seeds, builds the new sinks and GeoIP databases, and swaps them in only if all of
 it is valid (else the error is logged, ``netwatch_config_last_reload_successful`` drops to
 0 and the old config keeps running). Flow and JSON-lines files are reopened (logrotate).
-Changes to ``capture``, ``metrics``, ``state_dir`` and the flow-table limits need a
-restart (logged). Under systemd (``NOTIFY_SOCKET``) READY=1, RELOADING=1, STATUS=,
+Changes to ``capture``, ``metrics``, ``state_dir``, ``evidence`` and the flow-table limits
+need a restart (logged). Under systemd (``NOTIFY_SOCKET``) READY=1, RELOADING=1, STATUS=,
 WATCHDOG=1 and STOPPING=1 are sent.
 """
 
@@ -84,7 +84,16 @@ FLUSH_INTERVAL_S = 1.0
 EVIDENCE_PRUNE_S = 600.0  # age bound checked this often even when no alert writes a file
 POOL_POLL_S = 0.25
 MAX_GROUPS_REMEMBERED = 100_000  # alert identity -> camera group, as workers report them
-RESTART_KEYS = ("capture", "metrics", "state_dir", "flow_log", "alert_log", "flows", "dns")
+RESTART_KEYS = (
+    "capture",
+    "metrics",
+    "state_dir",
+    "flow_log",
+    "alert_log",
+    "flows",
+    "dns",
+    "evidence",
+)
 
 
 class Daemon:

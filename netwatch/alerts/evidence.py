@@ -34,8 +34,9 @@ Config read: ``evidence.*`` and ``state_dir``. Known limits: fragments released 
 arriving ahead of their first fragment, and frames of another link type than the flow's
 first, are not kept; with several capture workers each worker writes its own flows'
 evidence to the shared directory and the size bound is enforced by each worker on what it
-last scanned (a rescan every :data:`RESCAN_S`), so the directory may briefly exceed it; a
-repeat of an alert that the router suppresses writes nothing.
+last scanned (a rescan every :data:`RESCAN_S`), so the directory may briefly exceed it, and
+an alert seen by two workers that the parent's router then suppresses leaves its file
+(bounded like the rest); a repeat of an alert that the router suppresses writes nothing.
 """
 
 from __future__ import annotations
