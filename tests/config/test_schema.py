@@ -441,3 +441,18 @@ def test_any_text_loads_or_raises_config_error(text: str) -> None:
 def test_write_config_fixture_round_trip(write_config: WriteConfig) -> None:
     path = write_config("site: {name: here}\n")
     assert Config.load(path).site.name == "here"
+
+
+def test_evidence_defaults_and_bounds(config_error: ConfigFailure) -> None:
+    ev = Config.default().evidence
+    assert (ev.enabled, ev.packets, ev.bytes, ev.snaplen) == (True, 16, 65_536, 1_600)
+    assert (ev.max_memory_mb, ev.max_total_mb, ev.max_age_days) == (64, 256, 30)
+    err = config_error("site: {name: x}\nevidence:\n  enabled: true\n  packets: 0\n")
+    assert (err.line, err.key) == (4, "evidence.packets"), str(err)
+    assert "between 1 and 10000" in err.message
+    err = config_error("evidence:\n  max_total_mb: lots\n")
+    assert (err.line, err.key) == (2, "evidence.max_total_mb"), str(err)
+    err = config_error("evidence: {enabled: yes please}\n")
+    assert err.key == "evidence.enabled", str(err)
+    assert config_error("evidence: {snaplen: 10}\n").key == "evidence.snaplen"
+    assert config_error("evidence: {keep: 3}\n").key == "evidence.keep"
