@@ -52,7 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         "--state-dir",
         type=Path,
         default=None,
-        help="keep new_destination baselines here (default: in memory for this replay)",
+        help=(
+            "keep new_destination baselines and alert evidence pcaps (evidence/) here "
+            "(default: baselines in memory, no evidence)"
+        ),
     )
     run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
     run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")

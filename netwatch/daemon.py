@@ -11,7 +11,7 @@ effects, then
 * :meth:`Daemon.main_loop` runs the one capture loop (:class:`~netwatch.loop.CaptureLoop`,
   the same loop every capture worker runs) with the daemon's periodic work between
   batches: watchdog ping, ``STATUS=``, a pending reload, capture-loss checks, flushing the
-  flow log once a second;
+  flow log once a second; pruning the evidence directory every ``EVIDENCE_PRUNE_S``;
 * :meth:`Daemon.shutdown` has ONE deadline (``shutdown_timeout_s``, below systemd's
   ``TimeoutStopSec``) for everything: stop capture, end every flow (records and alerts are
   written), flush the logs, drain the sinks; what is not delivered by then stays in the
@@ -19,15 +19,19 @@ effects, then
 
 Alerts leave the core through :meth:`_alert`: one structured log line, the alert log, and
 the deliverer's in-memory intake (the outbox is written by the delivery threads, never by
-the capture thread), so a storage or sink fault never slows or stops capture.
+the capture thread), so a storage or sink fault never slows or stops capture. An alert about
+a flow carries the flow's first packets as a pcap file in ``<state_dir>/evidence`` when
+``evidence.enabled`` (:mod:`netwatch.alerts.evidence`; the directory is created before the
+privilege drop and handed to ``capture.user``; a failed write is counted, the alert goes out
+without it). With capture workers, each worker writes the evidence of its own flows.
 
 Signals (installed by :func:`run_daemon` before the config is even read, so a SIGTERM
 during start-up is a clean exit 0): SIGTERM/SIGINT stop; SIGHUP re-reads the config file
 and the seeds, builds the new sinks and GeoIP databases, and swaps them in only if all of
 it is valid (else the error is logged, ``netwatch_config_last_reload_successful`` drops to
 0 and the old config keeps running). Flow and JSON-lines files are reopened (logrotate).
-Changes to ``capture``, ``metrics``, ``state_dir`` and the flow-table limits need a
-restart (logged). Under systemd (``NOTIFY_SOCKET``) READY=1, RELOADING=1, STATUS=,
+Changes to ``capture``, ``metrics``, ``state_dir``, ``evidence`` and the flow-table limits
+need a restart (logged). Under systemd (``NOTIFY_SOCKET``) READY=1, RELOADING=1, STATUS=,
 WATCHDOG=1 and STOPPING=1 are sent.
 """
 
@@ -47,6 +51,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from netwatch.alerts.evidence import DIR_MODE, EVIDENCE_DIR, EvidenceStore
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter
 from netwatch.capture.registry import build_source
@@ -76,9 +81,19 @@ alert_log = logging.getLogger("netwatch.alert")
 
 STATUS_INTERVAL_S = 10.0
 FLUSH_INTERVAL_S = 1.0
+EVIDENCE_PRUNE_S = 600.0  # age bound checked this often even when no alert writes a file
 POOL_POLL_S = 0.25
 MAX_GROUPS_REMEMBERED = 100_000  # alert identity -> camera group, as workers report them
-RESTART_KEYS = ("capture", "metrics", "state_dir", "flow_log", "alert_log", "flows", "dns")
+RESTART_KEYS = (
+    "capture",
+    "metrics",
+    "state_dir",
+    "flow_log",
+    "alert_log",
+    "flows",
+    "dns",
+    "evidence",
+)
 
 
 class Daemon:
@@ -120,8 +135,10 @@ class Daemon:
         self.source: Source | WorkerPool | None = None
         self.metrics: MetricsServer | None = None
         self.loop: CaptureLoop | None = None
+        self.evidence: EvidenceStore | None = None
         self._last_status = 0.0
         self._last_flush = 0.0
+        self._last_prune = 0.0
         self._groups: dict[tuple[str, str, str], str | None] = {}
         self._shut = False
         self._ready = False  # startup() completed
@@ -161,6 +178,9 @@ class Daemon:
             self.flow_log = JsonLinesWriter(cfg.flow_log) if cfg.flow_log else None
         if cfg.alert_log:  # whole lines on disk at once: a kill -9 loses none
             self.alert_log = JsonLinesWriter(cfg.alert_log, line_buffered=True)
+        if cfg.evidence.enabled and self.pool is None:  # each worker has its own store
+            self.evidence = EvidenceStore.of(cfg.evidence, cfg.state_dir)
+            self.evidence.open()
         self.pipeline = Pipeline(
             cfg,
             self._record,
@@ -168,6 +188,7 @@ class Daemon:
             baseline=self.baseline,
             geo=plan.geo,
             signatures=plan.signatures,
+            evidence=self.evidence,
         )
         self._hook_router()
         self.traffic.resolve = camera_resolver(self.pipeline)
@@ -215,6 +236,8 @@ class Daemon:
         self.owned.directory(cfg.state_dir)
         # the baseline is loaded as root: an empty file is opened as a new database
         self.owned.file(cfg.state_dir / BASELINE_FILE, 0o600)
+        if cfg.evidence.enabled:
+            self.owned.directory(cfg.state_dir / EVIDENCE_DIR, DIR_MODE)
         for path in (cfg.flow_log, cfg.alert_log):
             if path is not None:
                 self.owned.file(path)
@@ -224,9 +247,10 @@ class Daemon:
 
     def _drop_privileges(self) -> None:
         """Capture sockets, the metrics socket and the state files are open: drop root."""
-        drop_privileges(
-            self.cfg.capture.user, self.owned, writable_dirs=[self.cfg.state_dir], log=log
-        )
+        writable = [self.cfg.state_dir]
+        if self.cfg.evidence.enabled:
+            writable.append(self.cfg.state_dir / EVIDENCE_DIR)
+        drop_privileges(self.cfg.capture.user, self.owned, writable_dirs=writable, log=log)
 
     # ------------------------------------------------------------------ wiring
 
@@ -334,6 +358,9 @@ class Daemon:
             self._last_flush = now
             if self.flow_log is not None:
                 self.flow_log.flush()
+        if self.evidence is not None and now - self._last_prune >= EVIDENCE_PRUNE_S:
+            self._last_prune = now
+            self.evidence.prune()
         if now - self._last_status >= STATUS_INTERVAL_S:
             self._last_status = now
             emitted = sum(self.alerts.counts.values())

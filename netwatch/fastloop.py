@@ -10,6 +10,8 @@ file: no frame copy, no per-layer call, no tuple per packet.
 Every other packet (new flows, SYN/FIN/RST, out-of-order or gap segments, packets the deep
 parsers still want, timer sweeps, tunnels, fragments, other link types, anything odd) takes
 the general path: ``Decoder.decode`` then ``FlowTable.packet``, which own the semantics.
+A fast packet of a flow that still keeps evidence frames (``Flow.keep`` > 0,
+:mod:`netwatch.alerts.evidence`) is kept here as the general path would keep it.
 The fast branch below may only do what those would do for the same packet; the test
 ``tests/test_fastloop.py`` replays captures both ways and requires identical flow records.
 
@@ -61,6 +63,7 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     table = pipe.table
     flows_get = table.flows.get
     account = pipe.account
+    keep = pipe.keeper.keep  # evidence frames of a flow that still keeps (Flow.keep > 0)
     next_sweep = table.next_sweep
     last = end - 34  # the fused unpack reads 34 bytes; the tail goes to the general walker
     n = nbytes = 0
@@ -125,6 +128,8 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                                 f.r_pkts += 1
                                 f.r_ipb += tot
                                 f.r_bytes += plen
+                            if f.keep:
+                                keep(f, ts, linktype, buf[start:nxt], wirelen)
                             continue
                     elif f.tcp is not None and caplen >= ipo - start + hdr + 20:
                         seq, _ack, doff, flags, win = tcp_rest(buf, ipo + hdr + 4)
@@ -156,6 +161,8 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                                     f.r_pkts += 1
                                     f.r_ipb += tot
                                     f.r_bytes += plen
+                                if f.keep:
+                                    keep(f, ts, linktype, buf[start:nxt], wirelen)
                                 continue
         account(ts, linktype, buf[start:nxt], wirelen)
         next_sweep = table.next_sweep

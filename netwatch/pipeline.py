@@ -5,6 +5,11 @@
 backend, the uid random source, the record consumer) are injected with production
 defaults, so tests and replays are deterministic. :meth:`Pipeline.run` is the hot loop;
 everything per flow happens in callbacks that run once per flow.
+
+Evidence (``evidence`` store given, :mod:`netwatch.alerts.evidence`): flows with a site-local
+end keep their first frames; while a flow's rules run, an alert about that flow that the
+router emits gets the flow's frames written as a pcap file and carries its path and SHA-256.
+The rules never see the frames. Config read: everything the components read, ``evidence.*``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netwatch.alerts.evidence import EvidenceStore, KeepLimits, PacketKeeper
+from netwatch.alerts.model import Alert
 from netwatch.alerts.router import Emit
 from netwatch.capture.files import CaptureFile
 from netwatch.capture.source import Block
@@ -108,10 +115,17 @@ class Pipeline:
         camera_vendor: CameraVendor | None = None,
         signatures: SignatureMatcher | None = None,
         baseline: DestinationBaseline | None = None,
+        evidence: EvidenceStore | None = None,
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
         self.classifier = AddressClassifier(cfg.site.local_nets)
+        #: Evidence files (None: no flow keeps frames); the keeper holds the frames.
+        self.evidence = evidence if on_alert is not None else None
+        self.keeper = PacketKeeper(KeepLimits.of(cfg.evidence))
+        self._alerting: Flow | None = None  # the flow whose rules are running
+        if on_alert is not None and self.evidence is not None:
+            on_alert = self._with_evidence(on_alert, self.evidence)
         self.names = PassiveDns(cfg.dns.cache_size, cfg.dns.min_ttl_s, cfg.dns.max_ttl_s)
         self.inspector = Inspector(self.names, cfg.deep.max_hello_bytes)
         self.decoder = Decoder(
@@ -216,6 +230,10 @@ class Pipeline:
 
     def _flow_started(self, f: Flow, ts: float) -> None:
         f.name = self.names.lookup(f.resp_h, ts, f.orig_h)
+        if self.evidence is not None and (
+            self.classifier.is_site_local(f.orig_h) or self.classifier.is_site_local(f.resp_h)
+        ):
+            self.keeper.start(f)  # only a flow with a site-local end can alert
 
     def _flow_ended(self, f: Flow, reason: EndReason) -> None:
         if self.late_names and f.name is None:
@@ -224,7 +242,29 @@ class Pipeline:
         record = flow_record(f, self.enrichers)
         self._on_record(record)
         if self.detector is not None:
+            self._detect(f, record)
+        if f.ev is not None:
+            self.keeper.release(f)
+
+    def _detect(self, f: Flow, record: dict[str, Any]) -> None:
+        """Run the rules on ``f``; its alerts, when emitted, get its evidence file."""
+        assert self.detector is not None
+        self._alerting = f
+        try:
             self.detector.flow_ended(f, record)
+        finally:
+            self._alerting = None
+
+    def _with_evidence(self, emit: Emit, store: EvidenceStore) -> Emit:
+        """``emit``, after writing the evidence of the flow whose rules are running."""
+
+        def emit_with_evidence(alert: Alert, count: int) -> None:
+            f = self._alerting
+            if f is not None and f.ev is not None and alert.flow_uid == f.uid:
+                alert = store.attach(alert, f.ev)
+            emit(alert, count)
+
+        return emit_with_evidence
 
     def check_active(self, now: float, on_progress: RecordSink | None = None) -> int:
         """Call after each batch with its last packet time: every
@@ -257,7 +297,7 @@ class Pipeline:
             if on_progress is not None:
                 on_progress(record)
             if self.detector is not None:
-                self.detector.flow_ended(f, record)
+                self._detect(f, record)
             n += 1
         self.stats.active_evaluations += n
         return n
@@ -272,7 +312,9 @@ class Pipeline:
         """Decode one frame and account it (and any fragments it releases) to its flow."""
         d = self.decoder.decode(linktype, frame, wirelen, ts)
         if d is not None:
-            self.table.packet(ts, d)
+            f = self.table.packet(ts, d)
+            if f.keep:
+                self.keeper.keep(f, ts, linktype, frame, wirelen)
         released = self.decoder.released
         if released:
             for rts, rd in released:

@@ -6,6 +6,10 @@ writes their alert records to ``--alerts`` (one line each also goes to the log),
 flows at end of input and returns a :class:`ReplaySummary` (packets, bytes, flows,
 decode failures by reason, cameras recognised and how, alerts by rule, rate). The cameras
 line tells "no alerts" from "saw no cameras": ``cameras: 2 (discovery 1, mac_prefix 1)``.
+
+With ``--state-dir`` (and ``evidence.enabled``, the default) each alert about a flow carries
+the flow's first packets as a pcap file under ``<state_dir>/evidence``
+(:mod:`netwatch.alerts.evidence`); without a state directory no evidence is kept.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netwatch.alerts.evidence import EvidenceStore
 from netwatch.alerts.model import Alert
 from netwatch.capture.files import CaptureFile, open_capture
 from netwatch.config import Config
@@ -51,6 +56,9 @@ class ReplaySummary:
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     alerts_suppressed: int = 0
     rule_errors: dict[str, int] = field(default_factory=dict)
+    #: Evidence files written, and alerts without one because the write failed; None when
+    #: no evidence was kept (no state directory, or ``evidence.enabled: false``).
+    evidence: dict[str, int] | None = None
     elapsed_s: float = 0.0
 
     @property
@@ -64,6 +72,7 @@ class ReplaySummary:
         def kv(d: dict[str, int]) -> str:
             return ", ".join(f"{k}={v}" for k, v in sorted(d.items())) or "none"
 
+        evidence = [] if self.evidence is None else [f"evidence files: {kv(self.evidence)}"]
         return [
             f"files: {self.files}  packets: {self.packets}  bytes: {self.wire_bytes}",
             f"flows: {self.flows} ({kv(self.flows_by_reason)})",
@@ -75,6 +84,7 @@ class ReplaySummary:
             summary_line(self.cameras),
             f"alerts: {self.alerts} ({kv(self.alerts_by_rule)}); repeats suppressed: "
             f"{self.alerts_suppressed}; rule errors: {sum(self.rule_errors.values())}",
+            *evidence,
             f"elapsed: {self.elapsed_s:.3f} s  rate: {self.packets_per_s:,.0f} packets/s",
         ]
 
@@ -108,6 +118,10 @@ def run_replay(
         if alert_log is not None:
             alert_log.write(alert.record(count))
 
+    store = None
+    if state_dir is not None and detect and cfg.evidence.enabled:
+        store = EvidenceStore.of(cfg.evidence, state_dir)
+        store.open()
     try:
         pipe = Pipeline(
             cfg,
@@ -121,6 +135,7 @@ def run_replay(
                 if state_dir is not None
                 else None
             ),
+            evidence=store,
         )
         pipe.warm_up()
         start = time.perf_counter()
@@ -149,6 +164,9 @@ def run_replay(
         summary.alerts_suppressed = pipe.detector.router.suppressed
         summary.rule_errors = dict(pipe.detector.errors.counts)
     summary.capture_problems = _capture_problems(captures)
+    if store is not None:
+        c = store.counters
+        summary.evidence = {"written": c.written, "write_error": c.dropped["write_error"]}
     return summary
 
 

@@ -60,6 +60,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from netwatch.alerts.evidence import EvidenceStore
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter
 from netwatch.capture.afpacket import Ring, RingSettings
@@ -159,6 +160,8 @@ PARENT_FAMILIES = frozenset(
 )
 MAX_FAMILIES = frozenset({"netwatch_scrape_duration_seconds", "netwatch_build_info"})
 MAX_FAMILIES |= {"netwatch_geoip_database_build_timestamp_seconds"}
+# every worker counts the one shared evidence directory: the largest count, not the sum
+MAX_FAMILIES |= {"netwatch_evidence_bytes"}
 
 
 @dataclass
@@ -414,7 +417,19 @@ class _Work:
         self.traffic = CameraTraffic(None)
         # the parent owns the baseline: this worker forwards what it does not know yet
         self.baseline = WorkerBaseline.of(cfg.learning, PipeSend(self.conn), group_of=self._group)
-        self.pipeline = Pipeline(cfg, self._record, on_alert=self._emitted, baseline=self.baseline)
+        # its own flows' evidence files, in the directory the parent created before the fork
+        self.evidence = (
+            EvidenceStore.of(cfg.evidence, cfg.state_dir) if cfg.evidence.enabled else None
+        )
+        if self.evidence is not None:
+            self.evidence.open()
+        self.pipeline = Pipeline(
+            cfg,
+            self._record,
+            on_alert=self._emitted,
+            baseline=self.baseline,
+            evidence=self.evidence,
+        )
         self.traffic.resolve = camera_resolver(self.pipeline)
         self.pipeline.late_names = True
         self.pipeline.names.on_learn = self._learnt_name

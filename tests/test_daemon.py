@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
+import stat
 import threading
 import time
 import urllib.request
@@ -51,6 +53,16 @@ def test_runs_the_capture_and_delivers_every_alert(tmp_path: Path) -> None:
     }
     assert len((tmp_path / "flows.jsonl").read_text().splitlines()) == 36
     assert (tmp_path / "state" / "outbox.sqlite").is_file()
+    # alerts about a flow carry its first packets (evidence.enabled defaults to true)
+    evidence = tmp_path / "state" / "evidence"
+    assert stat.S_IMODE(evidence.stat().st_mode) == 0o750
+    with_flow = [a for a in alerts if a["flow_uid"]]
+    assert with_flow and all("evidence_pcap" in a for a in with_flow)
+    for a in with_flow:
+        path = Path(a["evidence_pcap"])
+        assert path.parent == evidence
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == a["evidence_sha256"]
+    assert len(list(evidence.iterdir())) == len(with_flow)
 
 
 def test_serves_metrics_while_running_and_stops_on_request(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from netwatch.alerts.evidence import EvidenceStore
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
 from netwatch.flow.ids import UidSource
+from netwatch.flow.table import Flow
 from netwatch.pipeline import Pipeline
 from netwatch.testing import pcapgen as g
 from tests.conftest import corpus_file
@@ -72,6 +74,63 @@ def test_site_capture_with_short_timeouts_and_small_table(
     )
     fused, general = both_ways(site_capture, Config.load(cfg_file))
     assert fused == general
+
+
+def evidence_run(path: Path, store: EvidenceStore, fused: bool) -> list[Any]:
+    """One run with evidence on: records, alerts, every flow's kept frames, keeper totals."""
+    recs: list[dict[str, Any]] = []
+    alerts: list[tuple[str, str | None, str | None]] = []
+    kept: dict[str, list[tuple[float, int, bytes]]] = {}
+    pipe = Pipeline(
+        Config.default(),
+        recs.append,
+        geo=NullGeo(),
+        uids=UidSource(3),
+        on_alert=lambda a, c: alerts.append((a.rule, a.flow_uid, a.evidence_sha256)),
+        evidence=store,
+    )
+    release = pipe.keeper.release
+
+    def snapshot(f: Flow) -> None:
+        if f.ev is not None:
+            kept[f.uid] = [(p.ts, p.wirelen, p.frame) for p in f.ev.packets]
+        release(f)
+
+    pipe.keeper.release = snapshot  # type: ignore[method-assign]
+    cap = open_capture(path)
+    if fused:
+        pipe.run_capture(cap)
+    else:
+        pipe.run(cap.packets())
+    pipe.finish()
+    return [recs, alerts, kept, pipe.keeper.packets, pipe.keeper.kept_bytes]
+
+
+def evidence_both_ways(path: Path, tmp_path: Path) -> list[Any]:
+    """Fused and general runs with evidence on."""
+    out = []
+    for fused in (True, False):
+        store = EvidenceStore(tmp_path / str(fused))
+        store.open()
+        out.append(evidence_run(path, store, fused))
+    return out
+
+
+def test_site_capture_with_evidence_kept(site_capture: Path, tmp_path: Path) -> None:
+    fused, general = evidence_both_ways(site_capture, tmp_path)
+    assert fused == general
+    recs, _alerts, kept, packets, held = fused
+    assert packets > 1000 and held == 0
+    assert sum(map(len, kept.values())) == packets
+    assert len(kept) == len(recs)  # every flow of the site capture has a site-local end
+
+
+def test_scenario_alert_evidence_is_the_same_both_ways(tmp_path: Path) -> None:
+    fused, general = evidence_both_ways(
+        REPO / "pcaps" / "scenarios" / "camera-upload.pcap", tmp_path
+    )
+    assert fused == general
+    assert fused[1] and all(sha is not None for _rule, _uid, sha in fused[1])
 
 
 def test_demo_capture() -> None:

@@ -89,6 +89,8 @@ class Alert:
     site: str | None = None
     group: str | None = None
     platform: str | None = None
+    evidence_pcap: str | None = None
+    evidence_sha256: str | None = None
 
     def at_site(self, site: str | None) -> Alert:
         """This alert from the sensor named ``site`` (the config's ``site.name``)."""
@@ -158,6 +160,11 @@ class Alert:
             "community_id": self.community_id,
             "count": count,
             "evidence": dict(self.evidence),
+            **(
+                {"evidence_pcap": self.evidence_pcap, "evidence_sha256": self.evidence_sha256}
+                if self.evidence_pcap is not None
+                else {}
+            ),
         }
 
     def one_line(self) -> str:

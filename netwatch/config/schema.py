@@ -456,6 +456,21 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EvidenceConfig:
+    """evidence: the first packets of a flow that may alert, kept in memory and written as a
+    pcap file under ``<state_dir>/evidence`` when the flow alerts (netwatch.alerts.evidence).
+    Off in ``netwatch replay`` without ``--state-dir`` (nowhere to write)."""
+
+    enabled: bool = key(v.boolean, True)
+    packets: int = key(v.integer(1, 10_000), 16)
+    bytes: int = key(v.integer(64, 16 * 1024 * 1024), 65_536)
+    snaplen: int = key(v.integer(64, 262_144), 1_600)
+    max_memory_mb: int = key(v.integer(1), 64)
+    max_total_mb: int = key(v.integer(1), 256)
+    max_age_days: int = key(v.integer(1), 30)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoggingConfig:
     """logging: the daemon's own log lines."""
 
@@ -497,6 +512,7 @@ class Config:
     deep: DeepConfig = key(section(DeepConfig), DeepConfig())
     learning: LearningConfig = key(section(LearningConfig), LearningConfig())
     alerts: AlertsConfig = key(section(AlertsConfig), AlertsConfig())
+    evidence: EvidenceConfig = key(section(EvidenceConfig), EvidenceConfig())
     logging: LoggingConfig = key(section(LoggingConfig), LoggingConfig())
     shutdown_timeout_s: float = key(v.seconds, 20.0)
     warnings: tuple[ConfigWarning, ...] = field(default=(), compare=False, repr=False)

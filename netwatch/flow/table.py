@@ -20,7 +20,9 @@ enforced with the granularity of the protocol's idle timeout (e.g. 60 s for UDP)
 Config read: ``flows.*`` (max_flows, per-protocol idle timeouts, tcp_closed_s,
 active_timeout_s) and ``deep.max_payload_packets``. Memory is bounded by ``max_flows``: when
 full, the flow idle the longest is ended with reason ``evicted`` (counted), so a scan or a
-flood cannot exhaust memory. Timers run on packet time, so replays behave like live capture.
+flood cannot exhaust memory. Evidence frames are kept by the pipeline, not here: ``Flow.keep``
+and ``Flow.ev`` are their per-flow state (:mod:`netwatch.alerts.evidence`). Timers run on
+packet time, so replays behave like live capture.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netwatch.decode.frames import FRAGMENT, Decoded
 from netwatch.flow.ids import UidSource, icmp_counterpart
 from netwatch.flow.ports import flip_first
 from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, Endpoint, is_closed, tcp_packet
+
+if TYPE_CHECKING:
+    from netwatch.alerts.evidence import FlowEvidence
 
 PROTO_TCP = 6
 PROTO_UDP = 17
@@ -75,8 +80,10 @@ class Flow:
         "app",
         "deep_o",
         "deep_r",
+        "ev",
         "first",
         "hist",
+        "keep",
         "key",
         "last",
         "name",
@@ -127,6 +134,8 @@ class Flow:
         self.vlan = -1
         self.deep_o = 0
         self.deep_r = 0
+        self.keep = 0  # frames still to keep as evidence (netwatch.alerts.evidence)
+        self.ev: FlowEvidence | None = None  # the frames kept, while the flow may alert
 
     @property
     def duration(self) -> float:
@@ -190,8 +199,9 @@ class FlowTable:
 
     # -- fast path ------------------------------------------------------------------------
 
-    def packet(self, ts: float, d: Decoded) -> None:
-        """Account one decoded packet (timers due at its time run first, as in Zeek)."""
+    def packet(self, ts: float, d: Decoded) -> Flow:
+        """Account one decoded packet (timers due at its time run first, as in Zeek); returns
+        its flow (the pipeline keeps its first frames as evidence while ``keep`` > 0)."""
         if ts >= self.next_sweep:
             self.sweep(ts)
         src, dst, proto, sport, dport, ip_len, flags, seq, _ack, win, off, plen, frame, _m, _v = d
@@ -240,6 +250,7 @@ class FlowTable:
             elif f.deep_r > 0:
                 f.deep_r -= 1
                 self._inspect(f, False, frame, off, plen, ts)
+        return f
 
     def inspect_only(self, d: Decoded) -> None:
         """Hand a payload to the deep parsers without counting it: a datagram rebuilt from

@@ -11,7 +11,10 @@ recognised (:mod:`netwatch.detect.recognised`; four label values; with capture w
 parent counts the union, :func:`recognised_family`). Per-camera traffic
 comes from :mod:`netwatch.metrics.cameras` (its docstring states the cardinality rules);
 the daemon's own families (capture, delivery, reload) from :mod:`netwatch.metrics.daemon`.
-No peer IPs or ports are ever label values.
+No peer IPs or ports are ever label values. ``netwatch_evidence_*`` (present when the
+pipeline keeps evidence, :mod:`netwatch.alerts.evidence`): files written, deleted by
+reason, alerts that went out without evidence by reason, bytes on disk, and the frames
+held in memory with the flows that stopped keeping at a cap.
 
 Config read: none. Known limits: the collector reads
 counters another thread mutates; it copies each dict before iterating, which is safe
@@ -28,6 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from netwatch import __version__
+from netwatch.alerts.evidence import EvidenceStore, PacketKeeper
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.detect.baseline import Baseline
@@ -143,6 +147,8 @@ class NetwatchCollector(Collector):
         yield from self._detection()
         yield recognised_family(p.recognised.by_how())
         yield from self._geo()
+        if p.evidence is not None:
+            yield from evidence_families(p.evidence, p.keeper)
         yield from camera_families(self.traffic)
 
     def _detection(self) -> Iterator[Metric]:
@@ -224,6 +230,47 @@ def recognised_family(by_how: Mapping[str, int]) -> GaugeMetricFamily:
         "discovery, banner); none at all means no camera rule can fire.",
         ["how"],
         _by_label(by_how),
+    )
+
+
+def evidence_families(store: EvidenceStore, keeper: PacketKeeper) -> Iterator[Metric]:
+    """Evidence pcaps: files and bytes on disk, deletions, failures, frames in memory."""
+    c = store.counters
+    yield CounterMetricFamily(
+        "netwatch_evidence_files_written",
+        "Evidence pcap files written (one per alert about a flow that kept packets).",
+        value=c.written,
+    )
+    yield _counter(
+        "netwatch_evidence_files_deleted",
+        "Evidence files deleted to keep evidence.max_age_days (age) and evidence.max_total_mb "
+        "(size), oldest first.",
+        ["reason"],
+        _by_label(c.deleted),
+    )
+    yield _counter(
+        "netwatch_evidence_files_dropped",
+        "Alerts that went out without their evidence file, by reason (write_error: disk "
+        "full, permissions, ...; logged once per errno).",
+        ["reason"],
+        _by_label(c.dropped),
+    )
+    yield GaugeMetricFamily(
+        "netwatch_evidence_bytes",
+        "Bytes of evidence files in the evidence directory (as last counted).",
+        value=store.total_bytes,
+    )
+    yield GaugeMetricFamily(
+        "netwatch_evidence_kept_bytes",
+        "Bytes of packets flows hold in memory as evidence now (evidence.max_memory_mb).",
+        value=keeper.kept_bytes,
+    )
+    yield _counter(
+        "netwatch_evidence_keeping_stopped",
+        "Flows that stopped keeping evidence packets early, by cap (memory: "
+        "evidence.max_memory_mb, flow_bytes: evidence.bytes, linktype: mixed link types).",
+        ["cap"],
+        _by_label(keeper.stopped),
     )
 
 

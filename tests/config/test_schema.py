@@ -33,12 +33,14 @@ from netwatch.config import (
     SinkConfig,
     SiteConfig,
 )
+from netwatch.config.schema import EvidenceConfig
 from tests.config.conftest import ConfigFailure, LoadConfig, WriteConfig
 from tests.profile import examples
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "netwatch.yaml"
 SECTIONS = (
     Config,
+    EvidenceConfig,
     SiteConfig,
     CameraConfig,
     GroupPolicy,
@@ -539,3 +541,18 @@ def test_http_client_teams_and_smtp_sinks_load(load_config: LoadConfig, tmp_path
     )
     assert mail.mail_to == ("a@example.org", "b.c+alerts@example.org")
     assert (relay.tls, relay.subject) == ("none", "[netwatch] {severity} {rule} {device}")
+
+
+def test_evidence_defaults_and_bounds(config_error: ConfigFailure) -> None:
+    ev = Config.default().evidence
+    assert (ev.enabled, ev.packets, ev.bytes, ev.snaplen) == (True, 16, 65_536, 1_600)
+    assert (ev.max_memory_mb, ev.max_total_mb, ev.max_age_days) == (64, 256, 30)
+    err = config_error("site: {name: x}\nevidence:\n  enabled: true\n  packets: 0\n")
+    assert (err.line, err.key) == (4, "evidence.packets"), str(err)
+    assert "between 1 and 10000" in err.message
+    err = config_error("evidence:\n  max_total_mb: lots\n")
+    assert (err.line, err.key) == (2, "evidence.max_total_mb"), str(err)
+    err = config_error("evidence: {enabled: yes please}\n")
+    assert err.key == "evidence.enabled", str(err)
+    assert config_error("evidence: {snaplen: 10}\n").key == "evidence.snaplen"
+    assert config_error("evidence: {keep: 3}\n").key == "evidence.keep"

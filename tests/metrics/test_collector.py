@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from netwatch.alerts.evidence import EvidenceStore
+from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
-from netwatch.metrics.collector import NetwatchCollector
+from netwatch.metrics.collector import AlertCounter, NetwatchCollector
 from netwatch.pipeline import Pipeline
-from tests.metrics.conftest import Run
+from tests.metrics.conftest import Run, capture
 
 
 def value(run: Run, name: str, **labels: str) -> float | None:
@@ -60,3 +63,36 @@ def test_scrape_duration_uses_the_injected_clock() -> None:
     registry = CollectorRegistry()
     registry.register(NetwatchCollector(pipe, lambda: next(ticks)))
     assert registry.get_sample_value("netwatch_scrape_duration_seconds") == 0.25
+
+
+def test_evidence_families(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path / "evidence", max_total_bytes=300)
+    store.open()
+    alerts = AlertCounter()
+    cfg = Config.from_yaml("cameras:\n  - {name: lobby-1, ip: 10.20.0.11}\n")
+    pipe = Pipeline(cfg, lambda r: None, on_alert=alerts, geo=NullGeo(), evidence=store)
+    registry = CollectorRegistry()
+    registry.register(NetwatchCollector(pipe, alerts=alerts))
+    path, _frames = capture(tmp_path)
+    pipe.run_capture(open_capture(path))
+    assert registry.get_sample_value("netwatch_evidence_kept_bytes") == pipe.keeper.kept_bytes > 0
+    pipe.finish()
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    written = sum(alerts.counts.values())
+    assert written >= 2
+    assert sample("netwatch_evidence_files_written_total") == written == store.counters.written
+    # each file is larger than the 300-byte bound: only the newest stays
+    assert sample("netwatch_evidence_files_deleted_total", reason="size") == written - 1
+    assert sample("netwatch_evidence_files_deleted_total", reason="age") == 0
+    assert sample("netwatch_evidence_files_dropped_total", reason="write_error") == 0
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "evidence").iterdir())
+    assert sample("netwatch_evidence_bytes") == on_disk
+    assert sample("netwatch_evidence_kept_bytes") == 0
+    assert sample("netwatch_evidence_keeping_stopped_total", cap="memory") == 0
+
+
+def test_no_evidence_families_without_a_store(run: Run) -> None:
+    assert value(run, "netwatch_evidence_bytes") is None
