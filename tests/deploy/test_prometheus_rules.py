@@ -102,6 +102,13 @@ def test_amtool_check_config() -> None:
         (("alertname=NetwatchDown", "severity=critical", "instance=s"), "netwatch-sensor-urgent"),
         (("alertname=NetwatchGeoipStale", "severity=info", "instance=s"), "netwatch-sensor"),
         (("alertname=SomethingElse", "severity=critical"), "default"),
+        # the camera's group and the sensor's site route before severity
+        (("alertname=outbound_stream", "severity=critical", "group=wards"), "security-team"),
+        (("alertname=unexpected_egress", "severity=medium", "group=icu"), "security-team"),
+        (("alertname=rogue_dns", "severity=low", "group=wards"), "netwatch-camera"),
+        (("alertname=audio_stream", "severity=high", "group=car-park"), "facilities"),
+        (("alertname=nat_traversal", "severity=high", "site=parliament-east"), "parliament-security"),
+        (("alertname=nat_traversal", "severity=high", "group=default"), "netwatch-camera-urgent"),
     ],
 )  # fmt: skip
 def test_alertmanager_routing(labels: tuple[str, ...], receiver: str) -> None:
