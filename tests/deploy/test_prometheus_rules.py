@@ -107,7 +107,8 @@ def test_amtool_check_config() -> None:
         (("alertname=unexpected_egress", "severity=medium", "group=icu"), "security-team"),
         (("alertname=rogue_dns", "severity=low", "group=wards"), "netwatch-camera"),
         (("alertname=audio_stream", "severity=high", "group=car-park"), "facilities"),
-        (("alertname=nat_traversal", "severity=high", "site=parliament-east"), "parliament-security"),
+        (("alertname=nat_traversal", "severity=high", "site=parliament-east"),
+         "parliament-security"),
         (("alertname=nat_traversal", "severity=high", "group=default"), "netwatch-camera-urgent"),
     ],
 )  # fmt: skip
