@@ -109,6 +109,11 @@ class Inspector:
             ports = self._udp_ports
             if resp_p in ports or orig_p in ports:
                 _claimed(ports, resp_p, orig_p).udp(self, flow, is_orig, data, ts)
+                if resp_p not in ports:
+                    # claimed by the sender's port alone (a Mi Home device talks to its cloud
+                    # from miIO's 54321 to UDP 80): the server port says nothing, the payload
+                    # signatures may
+                    self._signature(flow, "udp", is_orig, data)
                 return
             self._signature(flow, "udp", is_orig, data)
             for look in self._udp_other:

@@ -174,6 +174,13 @@ PAYLOADS: dict[str, tuple[str, int, str, bytes]] = {
     "natpmp-external-address": ("udp", 5351, "client", b"\x00\x00"),
     "pcp-map": ("udp", 5351, "client", b"\x02\x01\x00\x00" + bytes(56)),
     "pcp-peer": ("udp", 5351, "client", b"\x02\x02\x00\x00" + bytes(76)),
+    # a Mi Home device's miIO hello to the cloud: header, 0xff filler, device id and stamp
+    "xiaomi-miio-cloud-hello": (
+        "udp",
+        80,
+        "client",
+        bytes.fromhex("21310020" + "ff" * 8 + "64d25700f2949556") + bytes(16),
+    ),
 }
 
 
