@@ -9,6 +9,13 @@ files no one else may read) and raises `ConfigError` with file:line and key path
 `Config.default()` is the zero-config set-up. Relative paths resolve against the directory of
 the config file. See config/netwatch.yaml for every key documented.
 
+Rule options (top-level `rules:` and `groups.NAME.rules:`, rule id -> off | on | options)
+are not written here: each rule declares its options class in its own module
+(`netwatch.rules.base.RuleOptions`), and the converter asks the rules registry for them
+lazily, at load time (so importing the config never imports the rules). The deprecated
+`groups.NAME.<option>` keys a rule lists in `LEGACY_GROUP_KEYS` (outbound_stream's
+thresholds) still load, into `groups.NAME.rules.<id>`, with a warning.
+
 Known limits: one error is reported per run; secrets (webhook URLs, PagerDuty keys) are only
 ever referenced by file or environment variable, and environment variables are not checked
 at load time (`netwatch.preflight` checks them, with everything else `run` needs).
@@ -29,7 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from netwatch.config import values as v
 from netwatch.config.errors import TOP, ConfigError, ConfigWarning
@@ -43,13 +50,16 @@ from netwatch.config.loader import (
     child,
     compose,
     describe,
+    expect,
     is_null,
     items,
+    join,
     line_of,
     list_of,
     mapping_of,
     optional,
     section,
+    short_tag,
 )
 from netwatch.config.values import HostPort, IPAddress, IPNetwork, PortRule
 
@@ -139,9 +149,75 @@ def _cameras(node: Node, ctx: Ctx, path: str) -> tuple[CameraConfig, ...]:
     return cameras
 
 
+# ---------------------------------------------------------------- rule options
+
+#: One config level's options for one rule: only the keys it sets (merged per group by
+#: netwatch.rules.base.RuleOptions.merged: rule defaults < rules < groups.NAME.rules).
+RuleSettings = Mapping[str, Any]
+RULE_SWITCHES = {"on": True, "off": False}
+
+
+def _no_rules() -> Mapping[str, RuleSettings]:
+    return MappingProxyType({})
+
+
+def _switch(node: Node, ctx: Ctx, path: str, names: tuple[str, ...]) -> bool:
+    """`off`/`on` (YAML's booleans, or the words quoted) for a rule's `enabled`."""
+    if isinstance(node, ScalarNode) and short_tag(node) == "bool":
+        return bool(v.boolean(node, ctx, path))
+    if isinstance(node, ScalarNode) and short_tag(node) == "str" and node.value in RULE_SWITCHES:
+        return RULE_SWITCHES[node.value]
+    options = ", ".join(names)
+    ctx.fail(
+        node,
+        path,
+        f"expected off, on or a mapping of the rule's options ({options}), got {describe(node)}",
+    )
+
+
+def _rule_settings(kind: type[Any], node: Node, ctx: Ctx, path: str) -> RuleSettings:
+    """One rule's entry: `off` | `on` | a mapping of its options (validated by its class)."""
+    if is_null(node):
+        return MappingProxyType({})
+    if isinstance(node, ScalarNode):
+        return MappingProxyType({"enabled": _switch(node, ctx, path, kind.names())})
+    built = build(kind, node, ctx, path)
+    return MappingProxyType({k: getattr(built, k) for k, _, _ in items(node, ctx, path)})
+
+
+def _rule_id(knode: Node, ctx: Ctx, path: str) -> type[Any]:
+    """The options class of the rule a `rules` key names (unknown: a "did you mean")."""
+    rule = v.rule_id(knode, ctx, path)
+    kinds = v.rule_options_types()
+    if rule not in kinds:
+        if rule in v.known_rule_ids():
+            message = f"{rule} is raised by the sensor, not by a flow rule: it has no options"
+            ctx.fail(knode, path, message)
+        ctx.fail(knode, path, v.unknown_rule(rule, tuple(kinds)))
+    kind: type[Any] = kinds[rule]
+    return kind
+
+
+def _rules(node: Node, ctx: Ctx, path: str) -> Mapping[str, RuleSettings]:
+    """`rules` (top level or a group's): rule id -> off | on | options."""
+    if is_null(node):
+        return _no_rules()
+    expect(node, ctx, path, "map")
+    out = {
+        rule: _rule_settings(_rule_id(knode, ctx, join(path, rule)), vnode, ctx, join(path, rule))
+        for rule, knode, vnode in items(node, ctx, path)
+    }
+    return MappingProxyType(out)
+
+
+def _rules_key() -> Any:
+    return field(default_factory=_no_rules, hash=False, metadata={"conv": _rules})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupPolicy:
-    """groups.NAME: what the cameras of one group may talk to, and stream thresholds."""
+    """groups.NAME: what the cameras of one group may talk to, and the group's rule options
+    (`rules`: rule id -> the options this group sets; see `_group`)."""
 
     allow_nets: tuple[IPNetwork, ...] = key(list_of(v.cidr), ())
     allow_names: tuple[str, ...] = key(list_of(v.name_pattern), ())
@@ -152,12 +228,47 @@ class GroupPolicy:
     ntp_servers: tuple[IPAddress, ...] = key(list_of(v.ip), ())
     deny_countries: tuple[str, ...] = key(list_of(v.country), ())
     deny_asns: tuple[int, ...] = key(list_of(v.asn), ())
-    stream_bytes: int = key(v.integer(1), 500_000)
-    stream_window_s: float = key(v.seconds, 60.0)
-    # outbound_stream's clip thresholds: null keeps the rule's defaults (rules/outbound_stream.py)
-    clip_bytes: int | None = key(optional(v.integer(1)), None)
-    clip_ratio: float | None = key(optional(v.factor), None)
-    clip_window_s: float | None = key(optional(v.seconds), None)
+    rules: Mapping[str, RuleSettings] = _rules_key()
+
+
+def _legacy_keys() -> dict[str, tuple[str, type[Any]]]:
+    """Deprecated group keys (an option a rule declares in LEGACY_GROUP_KEYS) -> (rule id,
+    its options class)."""
+    return {
+        name: (rule, kind)
+        for rule, kind in v.rule_options_types().items()
+        for name in kind.LEGACY_GROUP_KEYS
+    }
+
+
+def _group(node: Node, ctx: Ctx, path: str) -> GroupPolicy:
+    """groups.NAME, reading the deprecated `groups.NAME.<option>` keys (outbound_stream's
+    thresholds before rules had options) into `rules.<id>.<option>` with a warning."""
+    legacy = _legacy_keys()
+    if not isinstance(node, MappingNode) or not legacy:
+        return build(GroupPolicy, node, ctx, path)
+    pairs = [(k, knode, vnode) for k, knode, vnode in items(node, ctx, path)]
+    moved = [(k, knode, vnode) for k, knode, vnode in pairs if k in legacy]
+    if not moved:
+        return build(GroupPolicy, node, ctx, path)
+    kept = [(knode, vnode) for k, knode, vnode in pairs if k not in legacy]
+    rest = MappingNode(node.tag, kept, node.start_mark, node.end_mark, node.flow_style)
+    policy = build(GroupPolicy, rest, ctx, path)
+    rules = {rule: dict(values) for rule, values in policy.rules.items()}
+    for name, knode, vnode in moved:
+        rule, kind = legacy[name]
+        new = f"{join(path, 'rules')}.{rule}.{name}"
+        target = rules.setdefault(rule, {})
+        if name in target:
+            ctx.fail(knode, join(path, name), f"also set as {new}: remove this deprecated key")
+        ctx.warn(knode, join(path, name), f"deprecated key: use {new}")
+        if not is_null(vnode):  # null meant "the rule's default" for the clip thresholds
+            conv: Conv = next(f for f in dataclasses.fields(kind) if f.name == name).metadata[
+                "conv"
+            ]
+            target[name] = conv(vnode, ctx, join(path, name))
+    frozen = {rule: MappingProxyType(values) for rule, values in rules.items()}
+    return dataclasses.replace(policy, rules=MappingProxyType(frozen))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -486,9 +597,7 @@ def _default_groups() -> Mapping[str, GroupPolicy]:
     return MappingProxyType(dict(_implicit_groups()))
 
 
-_GROUPS = mapping_of(
-    section(GroupPolicy), key_re=GROUP_NAME_RE, what="group name", implicit=_implicit_groups
-)
+_GROUPS = mapping_of(_group, key_re=GROUP_NAME_RE, what="group name", implicit=_implicit_groups)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -500,6 +609,8 @@ class Config:
     groups: Mapping[str, GroupPolicy] = field(
         default_factory=_default_groups, hash=False, metadata={"conv": _GROUPS}
     )
+    # rule id -> the options set for the whole site (a group's rules override them)
+    rules: Mapping[str, RuleSettings] = _rules_key()
     capture: CaptureConfig = key(section(CaptureConfig), CaptureConfig())
     metrics: MetricsConfig = key(section(MetricsConfig), MetricsConfig())
     state_dir: Path = key(v.path(), Path("/var/lib/netwatch"))

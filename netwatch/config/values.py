@@ -9,6 +9,8 @@ still reach the check as text. Booleans are never accepted as numbers.
 Rule ids (`rule_ref`) must name a rule netwatch has: the ids of the rules registry
 (`netwatch.rules.BUILTIN_RULES`) plus the sensor's own rules (`SENSOR_RULES`); they are
 imported lazily, at the first check, so importing the config never imports the pipeline.
+The same lazy import gives each flow rule's options class (`rule_options_types`): the
+`rules:` sections of the schema are composed from the rule modules, not written here.
 
 Secret files (`secret_file`: webhook URLs, routing keys, TLS keys) must not be readable or
 writable by others (any `o` permission bit of the file they resolve to is an error naming
@@ -31,9 +33,10 @@ import os
 import re
 import shlex
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -345,14 +348,28 @@ def known_rule_ids() -> tuple[str, ...]:
     return tuple(dict.fromkeys([*registered, *SENSOR_RULES]))
 
 
+@functools.cache
+def rule_options_types() -> Mapping[str, type[Any]]:
+    """Each flow rule's id -> its options dataclass (`Rule.options_type`: a subclass of
+    `netwatch.rules.base.RuleOptions` whose fields are config keys), in registry order."""
+    from netwatch.rules import BUILTIN_RULES  # noqa: PLC0415 - lazy: no pipeline at import
+
+    return MappingProxyType({rule.id: rule.options_type for rule in BUILTIN_RULES})
+
+
+def unknown_rule(value: str, known: Sequence[str]) -> str:
+    """The message for a rule id that is not in ``known``, with a "did you mean"."""
+    close = difflib.get_close_matches(value, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known rules: {', '.join(known)}"
+    return f"unknown rule {value!r} ({hint})"
+
+
 def rule_ref(node: Node, ctx: Ctx, key: str) -> str:
     """The id of a rule netwatch has (a typo gets a "did you mean")."""
     value: str = rule_id(node, ctx, key)
     known = known_rule_ids()
     if value not in known:
-        close = difflib.get_close_matches(value, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known rules: {', '.join(known)}"
-        ctx.fail(node, key, f"unknown rule {value!r} ({hint})")
+        ctx.fail(node, key, unknown_rule(value, known))
     return value
 
 

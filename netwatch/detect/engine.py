@@ -4,7 +4,13 @@ Sans-I/O: rules yield alerts, the findings about one camera end of one flow are 
 one (:mod:`netwatch.alerts.incidents`), the :class:`~netwatch.alerts.router.AlertRouter`
 decides what is emitted (de-duplicated per ``alerts.suppress_s``), and the injected ``emit``
 callback (the edge) writes them. A failing rule is isolated and counted
-(:attr:`Detector.errors`). Runs once per flow, never per packet."""
+(:attr:`Detector.errors`). Runs once per flow, never per packet.
+
+Rule options: a rule switched off for a group (``rules.<id>: off`` or
+``groups.<name>.rules.<id>: off``) is not run for that group's cameras; the rules each group
+runs are chosen once, when the detector is built (a reload builds a new one). A severity
+override is put on the alert as the rule builds it (:meth:`FlowFacts.alert`), before the
+findings are folded."""
 
 from __future__ import annotations
 
@@ -44,12 +50,19 @@ class Detector:
         self.enrichers = enrichers
         self.devices = Devices(Inventory(cfg.cameras), enrichers.classifier, camera_vendor)
         self.signatures = signatures
-        self.policies = Policies(cfg)
+        rules = tuple(rules)
+        self.policies = Policies(cfg, rules)
         self.baseline = baseline
         #: The site's resolvers (rogue_dns); DHCP option 6 plugs in as ``dhcp_resolvers``.
         self.resolvers = SiteResolvers(dhcp_resolvers=lambda: self.devices.dhcp_resolvers)
         context = RuleContext(baseline=baseline, resolvers=self.resolvers)
+        #: Every rule (one instance each, shared by the groups that run it).
         self.rules = [cls(context) for cls in rules]
+        #: The rules each group runs (those its options leave enabled), by group name.
+        self.rules_of = {
+            group: [r for r in self.rules if self.policies.of(group).enabled(r.id)]
+            for group in cfg.groups
+        }
         self.router = AlertRouter.of(emit, cfg.alerts)
         #: One flow, one notification: the order findings fold in (alerts.precedence).
         self.precedence = cfg.alerts.precedence
@@ -82,7 +95,7 @@ class Detector:
         for facts in facts_of:
             found = [
                 alert
-                for rule in self.rules
+                for rule in self.rules_of.get(facts.policy.group, self.rules)
                 for alert in run_rule(rule, self.errors, rule.on_flow_end, facts)
             ]
             for alert in fold(found, self.precedence):

@@ -10,13 +10,18 @@ Two derived facts about how the flow began, for the direction-sensitive rules:
 sends back for a late DNS answer: a reaction, not traffic the camera chose to send) and
 :attr:`FlowFacts.mid_stream` (the flow was picked up after its start, or oriented by
 Zeek's port rule, history ``^``: who opened it is a guess).
+
+Rule options reach the rules here: :meth:`FlowFacts.options` gives a rule its options for
+the camera's group, and :meth:`FlowFacts.alert` applies the group's severity override for
+the rule to every alert it builds (so every rule gets it, before the detector folds a
+flow's findings into one notification).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.devices import Device, Devices
@@ -26,6 +31,11 @@ from netwatch.flow.record import Enrichers
 from netwatch.flow.table import Flow
 from netwatch.signatures.match import SignatureMatcher
 from netwatch.signatures.model import PayloadSignature
+
+if TYPE_CHECKING:
+    from netwatch.rules.base import RuleOptions
+
+OptionsT = TypeVar("OptionsT", bound="RuleOptions")
 
 #: ICMP error message types (RFC 792 / RFC 4443): v4 destination unreachable, source
 #: quench, redirect, time exceeded, parameter problem; every ICMPv6 type below 128.
@@ -72,6 +82,12 @@ class FlowFacts:
         """Payload signatures seen in this flow that support ``rule``."""
         return [sig for sig in self.app.get("signatures", ()) if sig.rule == rule]
 
+    def options(self, rule: str, kind: type[OptionsT]) -> OptionsT:
+        """Rule ``rule``'s options (of its class ``kind``) for the camera's group; the
+        defaults when the detector resolved none for it."""
+        found = self.policy.options.get(rule)
+        return found if isinstance(found, kind) else kind()
+
     def alert(
         self,
         rule: str,
@@ -84,13 +100,14 @@ class FlowFacts:
         """An alert about this camera and peer, with this flow's identifiers.
 
         ``peer=False`` leaves the peer out (an alert about the device itself), so that
-        de-duplication is per device rather than per device and peer.
+        de-duplication is per device rather than per device and peer. ``severity`` is the
+        rule's choice; the group's ``severity`` option for ``rule``, when set, replaces it.
         """
         rec = self.record
         alert = Alert(
             ts=float(rec["ts"]),
             rule=rule,
-            severity=severity,
+            severity=self.policy.severity_of(rule, severity),
             device=self.device.name,
             device_ip=self.device.ip,
             device_mac=self.device.mac,

@@ -2,7 +2,13 @@
 
 Config read: ``groups.<name>`` (allow_nets, allow_names with ``*.`` wildcards,
 allow_countries, allow_asns, allow_ports, dns_servers, ntp_servers, deny_countries,
-deny_asns, stream_bytes, stream_window_s) and ``site.local_nets``.
+deny_asns, rules), the top-level ``rules`` and ``site.local_nets``.
+
+Rule options are resolved here, once per group and rule when the policies are compiled
+(never per flow): the rule's defaults, then the top-level ``rules.<id>``, then the group's
+``rules.<id>`` (:meth:`~netwatch.rules.base.RuleOptions.merged`). :meth:`Policy.enabled`
+tells the detector which rules run for the group; :meth:`Policy.severity_of` gives the
+severity an alert of a rule gets (the override, or the rule's own).
 
 Semantics: a destination is *allowed* when it is inside the site, or matches any allow
 list: its network, the name seen on the wire (exact, or under a ``*.suffix`` wildcard), its
@@ -15,10 +21,16 @@ default group allows nothing outside the site. A resolver is *approved* when it 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
+from netwatch.alerts.model import Severity
 from netwatch.config import Config, GroupPolicy, IPNetwork
+
+if TYPE_CHECKING:
+    from netwatch.rules.base import Rule, RuleOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +55,20 @@ def name_allowed(name: str | None, exact: frozenset[str], suffixes: tuple[str, .
 class Policy:
     """One group's compiled policy."""
 
-    def __init__(self, group: str, policy: GroupPolicy, local_nets: Iterable[IPNetwork]):
+    def __init__(
+        self,
+        group: str,
+        policy: GroupPolicy,
+        local_nets: Iterable[IPNetwork],
+        options: Mapping[str, RuleOptions] | None = None,
+    ):
         self.group = group
+        #: Each rule's resolved options for this group (by rule id).
+        self.options: Mapping[str, RuleOptions] = MappingProxyType(dict(options or {}))
+        self._disabled = frozenset(rule for rule, o in self.options.items() if not o.enabled)
+        self._severity = {
+            rule: o.severity for rule, o in self.options.items() if o.severity is not None
+        }
         self.raw = policy
         self._nets = tuple(policy.allow_nets) + tuple(local_nets)
         self._exact = frozenset(n for n in policy.allow_names if not n.startswith("*."))
@@ -56,8 +80,14 @@ class Policy:
         self._ntp = frozenset(ip.packed for ip in policy.ntp_servers)
         self._deny_countries = frozenset(policy.deny_countries)
         self._deny_asns = frozenset(policy.deny_asns)
-        self.stream_bytes = policy.stream_bytes
-        self.stream_window_s = policy.stream_window_s
+
+    def enabled(self, rule: str) -> bool:
+        """False when the config switches ``rule`` off for this group."""
+        return rule not in self._disabled
+
+    def severity_of(self, rule: str, chosen: Severity) -> Severity:
+        """The severity of an alert of ``rule`` the rule ``chosen``: the override, if any."""
+        return self._severity.get(rule, chosen)
 
     def in_nets(self, ip: bytes) -> bool:
         """Inside the site or an allowed network."""
@@ -97,12 +127,27 @@ class Policy:
 
 
 class Policies:
-    """All groups' policies; unknown groups fall back to ``default``."""
+    """All groups' policies, with the options of ``rules`` resolved for each group; unknown
+    groups fall back to ``default``."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, rules: Iterable[type[Rule]] = ()) -> None:
         local = tuple(cfg.site.local_nets)
-        self._by_group = {name: Policy(name, pol, local) for name, pol in cfg.groups.items()}
+        kinds = tuple(rules)
+        self._by_group = {
+            name: Policy(name, pol, local, resolve_options(kinds, cfg, pol))
+            for name, pol in cfg.groups.items()
+        }
 
     def of(self, group: str) -> Policy:
         """The policy of ``group`` (the default group's when it is not defined)."""
         return self._by_group.get(group) or self._by_group["default"]
+
+
+def resolve_options(
+    rules: Iterable[type[Rule]], cfg: Config, group: GroupPolicy
+) -> dict[str, RuleOptions]:
+    """Each rule's options for one group: its defaults < ``rules`` < the group's ``rules``."""
+    return {
+        kind.id: kind.options_type.merged(cfg.rules.get(kind.id), group.rules.get(kind.id))
+        for kind in rules
+    }

@@ -18,10 +18,10 @@ Three sources, each bounded:
 :meth:`SiteResolvers.verdict` decides for one camera query: approved when DHCP handed the
 resolver out; a public resolver is rogue unless at least ``MIN_CLIENTS_PUBLIC`` other
 devices use it (a single Chromecast-like device with a hard-coded 8.8.8.8 does not make it
-the site's resolver); a site-local resolver is approved (as before); any other resolver is
-approved when at least one other device uses it, or one in the same /24 (IPv6: /48)
-(campus networks run their resolvers, often in pairs, on public addresses), and rogue
-when none does.
+the site's resolver; ``rogue_dns``'s ``public_min_clients`` option asks for another
+number); a site-local resolver is approved (as before); any other resolver is approved when
+at least one other device uses it, or one in the same /24 (IPv6: /48) (campus networks
+run their resolvers, often in pairs, on public addresses), and rogue when none does.
 
 Config read: none (the rule reads ``groups.<name>.dns_servers``, which, when set, is
 authoritative and this module is not asked). Known false positives: a camera's first
@@ -207,15 +207,22 @@ class SiteResolvers:
         """Resolver text -> distinct other clients, for evidence and tests."""
         return {_text(ip): len(u.clients) for ip, u in self._usage.items()}
 
-    def verdict(self, resolver: bytes, site_local: bool, camera: bytes) -> Verdict:
-        """Approve or reject ``resolver`` for the camera at ``camera``."""
+    def verdict(
+        self,
+        resolver: bytes,
+        site_local: bool,
+        camera: bytes,
+        min_clients_public: int = MIN_CLIENTS_PUBLIC,
+    ) -> Verdict:
+        """Approve or reject ``resolver`` for the camera at ``camera``; a public resolver
+        needs ``min_clients_public`` other devices (at most ``MAX_CLIENTS_KEPT`` count)."""
         provider = self._public.get(resolver)
         usage = self._usage.get(resolver)
         others = len(usage.clients - {camera}) if usage is not None else 0
         if resolver in self.dhcp_resolvers():
             return Verdict(True, Why.DHCP, provider, others)
         if provider is not None:
-            if others >= MIN_CLIENTS_PUBLIC:
+            if others >= min_clients_public:
                 return Verdict(True, Why.USED_BY_OTHERS, provider, others)
             return Verdict(False, Why.PUBLIC, provider, others)
         if site_local:

@@ -7,6 +7,12 @@ in a meeting room matters as much as the picture. Evidence: the media types in t
 the RTP audio codec, the RTSP server banner. Dynamic-payload-type audio is recognised only
 through its SDP. Known false positives: cameras whose SDP lists an audio track with the
 microphone disabled; check the device and set ``audio`` off in its configuration.
+Cameras whose audio goes to the site's own NVR on purpose: switch the rule off for their
+group (``groups.<name>.rules.audio_stream: off``) or lower it (``severity: low``).
+
+Options (``rules.audio_stream``, ``groups.<name>.rules.audio_stream``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

@@ -7,6 +7,17 @@ it in :data:`REGISTRY`. Rules are sans-I/O: they look at what the pipeline hands
 when. A rule that raises is isolated by :func:`run_rule` (logged once, counted), never
 taking the pipeline down.
 
+Options: every flow rule has :class:`RuleOptions` (``enabled``, ``severity``); a rule with
+thresholds a site tunes declares, in its own module, a subclass with more fields, each a
+config key (``key(converter, default)``, validated by the config loader with file:line
+errors), and names it in its ``options_type``. The config schema is composed from them: a
+rule's options are set under the top-level ``rules.<id>`` (the whole site) and
+``groups.<name>.rules.<id>`` (one group), merged per group by :meth:`RuleOptions.merged`
+(rule defaults < ``rules`` < the group's) when the detector compiles its policies. A rule
+reads its group's options with ``facts.options(self.id, Options)``; ``enabled`` and
+``severity`` are applied for it (the detector skips a disabled rule, ``FlowFacts.alert``
+puts the severity on every alert the rule builds).
+
 Two kinds of rule: a flow rule (:class:`Rule`) is run by the detector on each camera end of
 an ended flow (``on_flow_end``); a sensor rule (:class:`SensorRule`) watches the sensor
 itself and is fed the capture counters by the daemon (``on_capture``), through
@@ -18,11 +29,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
-from netwatch.alerts.model import Alert
+from yaml.nodes import Node
+
+from netwatch.alerts.model import Alert, Severity
+from netwatch.config import values as v
+from netwatch.config.loader import Ctx, optional
+from netwatch.config.schema import SEVERITIES, key
 from netwatch.detect.baseline import DestinationBaseline
 from netwatch.detect.facts import FlowFacts
 from netwatch.detect.resolvers import SiteResolvers
@@ -42,6 +58,41 @@ def rule_id(class_name: str) -> str:
     return snake_name(class_name)
 
 
+def severity(node: Node, ctx: Ctx, path: str) -> Severity:
+    """A config value naming a severity (critical, high, medium, low, info)."""
+    return Severity(v.choice(*SEVERITIES)(node, ctx, path))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleOptions:
+    """The options every flow rule has; a rule with more subclasses this in its module.
+
+    Each field is a config key: ``key(converter, default)``, the default being the rule's
+    own. ``severity`` None keeps the severity the rule chooses for each alert."""
+
+    #: Options a group could set at its top level before rules had options (deprecated
+    #: ``groups.<name>.<option>``, still read with a warning).
+    LEGACY_GROUP_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    enabled: bool = key(v.boolean, True)
+    severity: Severity | None = key(optional(severity), None)  # noqa: RUF009 (a field)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names (config keys) of this class."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def merged(cls, *levels: Mapping[str, Any] | None) -> Self:
+        """The options with each level's values over the defaults, later levels winning
+        (a level holds only the keys the config set; None or empty: nothing)."""
+        values: dict[str, Any] = {}
+        for level in levels:
+            if level:
+                values.update(level)
+        return cls(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class RuleContext:
     """What stateful rules are given at construction (injected by the detector)."""
@@ -57,6 +108,8 @@ class Rule:
     id: ClassVar[str] = ""
     #: True (in the class body) for a base of rules that is not itself a rule.
     abstract: ClassVar[bool] = False
+    #: The rule's options (config ``rules.<id>``); a rule with thresholds names its own.
+    options_type: ClassVar[type[RuleOptions]] = RuleOptions
 
     def __init__(self, context: RuleContext | None = None) -> None:
         self.context = context

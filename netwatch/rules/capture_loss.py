@@ -7,9 +7,11 @@ flows, so every other rule's silence is worth less: the alert says how much was 
 Each interface is its own identity (device = the interface name), suppressed like any alert.
 Fed by the capture counters (:meth:`CaptureLoss.on_capture`), never by flows.
 
-Config read: ``capture.loss_threshold``. Known false positives: a burst right after start
-(the kernel ring filling while GeoIP data loads) can trip the first window; a lossy mirror
-port (the switch dropping mirrored traffic) is invisible here, as it never reaches the host.
+Config read: ``capture.loss_threshold``. No rule options (``rules.capture_loss`` is an
+error): a sensor rule is about the sensor, not a camera group. Known false positives: a
+burst right after start (the kernel ring filling while GeoIP data loads) can trip the first
+window; a lossy mirror port (the switch dropping mirrored traffic) is invisible here, as it
+never reaches the host.
 """
 
 from __future__ import annotations

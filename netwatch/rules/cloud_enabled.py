@@ -6,6 +6,10 @@ or its registration may be blocked at the firewall, but it will keep trying, and
 setting can be seen before any traffic leaves. Evidence: the discovery protocol, model,
 firmware and serial. Known false positives: none expected; sites that use the vendor
 cloud on purpose should switch this rule off for the group (or accept it).
+
+Options (``rules.cloud_enabled``, ``groups.<name>.rules.cloud_enabled``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ was seen; ``platform`` is ``<vendor> cloud`` (the incident: one per camera and v
 whichever of its hosts and addresses it reaches). Known false positives: sites that use
 the vendor cloud on purpose (allow the names in the group's ``allow_names``: the rule then
 stays quiet), and port-only matches on shared ports.
+
+Options (``rules.cloud_registration``, ``groups.<name>.rules.cloud_registration``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

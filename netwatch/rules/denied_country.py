@@ -6,6 +6,10 @@ the destination is otherwise allowed. Local and special addresses are never look
 they never match. Evidence: the country/AS that matched, the data source's answer, bytes.
 Known false positives: GeoIP errors (anycast, CDNs registered abroad); check the peer name
 in the alert and allow-list the network if the site accepts it.
+
+Options (``rules.denied_country``, ``groups.<name>.rules.denied_country``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

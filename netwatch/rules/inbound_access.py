@@ -20,6 +20,10 @@ answered with, bytes each way. State: the camera UDP endpoints that sent, at mos
 ``MAX_ENDPOINTS`` (oldest forgotten first). Known false positives: a VPN concentrator or
 remote-viewing service whose public addresses are not in ``site.local_nets``; a UDP reply
 from a camera endpoint whose earlier flow ended after this one (flows end out of order).
+
+Options (``rules.inbound_access``, ``groups.<name>.rules.inbound_access``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

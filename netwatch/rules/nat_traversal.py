@@ -14,6 +14,10 @@ traversal is how a P2P camera makes itself reachable from outside without port
 forwarding. PPPP between a camera and an app on the LAN (LAN search, punch, video) is not
 NAT traversal and raises nothing. Known false positives: WebRTC-capable cameras or apps
 on the same host; allow the peer in the group's policy if the site accepts it.
+
+Options (``rules.nat_traversal``, ``groups.<name>.rules.nat_traversal``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ the process that owns the baseline, which emits it once across all workers
 Config read: ``learning.*`` (through the baseline). Known false positives: firmware updates
 and changed cloud hosts; each alerts once. To relearn a camera, delete its rows (or the
 database) while netwatch is stopped.
+
+Options (``rules.new_destination``, ``groups.<name>.rules.new_destination``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

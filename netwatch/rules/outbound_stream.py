@@ -12,10 +12,13 @@ allow, when either holds:
   (default 300 s) and at least ``clip_ratio`` times what came back (default 10: an HTTPS
   upload gets a few kB of handshake and response). Severity high.
 
-The thresholds are this module's (``STREAM``/``CLIP`` below); each group may override them
-(``groups.<name>.stream_bytes``, ``stream_window_s``, ``clip_bytes``, ``clip_ratio``,
-``clip_window_s``). Evidence: bytes up and down, duration, the kind (``stream``/``clip``),
-the rate per window, the up/down ratio and the thresholds applied.
+Options (:class:`Options`; ``rules.outbound_stream`` for the site,
+``groups.<name>.rules.outbound_stream`` for a group): ``stream_bytes``, ``stream_window_s``,
+``clip_bytes``, ``clip_window_s``, ``clip_ratio`` (defaults above, from ``STREAM``/``CLIP``),
+besides ``enabled`` and ``severity`` (which replaces both kinds' severity). The old
+``groups.<name>.stream_bytes`` ... keys still work, with a deprecation warning. Evidence:
+bytes up and down, duration, the kind (``stream``/``clip``), the rate per window, the
+up/down ratio and the thresholds applied.
 
 Known limits: rates are averaged over the whole flow, so a short burst in a long idle flow
 (a clip sent over a connection kept open for hours) is diluted. Known false positives:
@@ -30,9 +33,10 @@ from dataclasses import dataclass
 from enum import Enum
 
 from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.config import values as v
+from netwatch.config.schema import key
 from netwatch.detect.facts import FlowFacts
-from netwatch.detect.policy import Policy
-from netwatch.rules.base import Rule
+from netwatch.rules.base import Rule, RuleOptions
 
 
 class Kind(Enum):
@@ -56,16 +60,30 @@ CLIP = Thresholds(min_bytes=250_000, window_s=300.0, min_ratio=10.0)
 SEVERITY = {Kind.STREAM: Severity.CRITICAL, Kind.CLIP: Severity.HIGH}
 
 
-def thresholds(policy: Policy) -> dict[Kind, Thresholds]:
-    """The group's thresholds: the module defaults, overridden by the group's keys."""
-    raw = policy.raw
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options(RuleOptions):
+    """``rules.outbound_stream``: the stream and clip thresholds (module docstring)."""
+
+    LEGACY_GROUP_KEYS = (
+        "stream_bytes",
+        "stream_window_s",
+        "clip_bytes",
+        "clip_ratio",
+        "clip_window_s",
+    )
+
+    stream_bytes: int = key(v.integer(1), STREAM.min_bytes)
+    stream_window_s: float = key(v.seconds, STREAM.window_s)
+    clip_bytes: int = key(v.integer(1), CLIP.min_bytes)
+    clip_window_s: float = key(v.seconds, CLIP.window_s)
+    clip_ratio: float = key(v.factor, CLIP.min_ratio)
+
+
+def thresholds(options: Options) -> dict[Kind, Thresholds]:
+    """The group's thresholds, from its options."""
     return {
-        Kind.STREAM: Thresholds(raw.stream_bytes, raw.stream_window_s),
-        Kind.CLIP: Thresholds(
-            raw.clip_bytes if raw.clip_bytes is not None else CLIP.min_bytes,
-            raw.clip_window_s if raw.clip_window_s is not None else CLIP.window_s,
-            raw.clip_ratio if raw.clip_ratio is not None else CLIP.min_ratio,
-        ),
+        Kind.STREAM: Thresholds(options.stream_bytes, options.stream_window_s),
+        Kind.CLIP: Thresholds(options.clip_bytes, options.clip_window_s, options.clip_ratio),
     }
 
 
@@ -91,17 +109,18 @@ def matches(t: Thresholds, bytes_up: int, bytes_down: int, duration: float) -> b
 class OutboundStream(Rule):
     """A camera streams or uploads clips to a destination its group does not allow."""
 
+    options_type = Options
+
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         if facts.direction is not Direction.OUTBOUND:
             return
         up, down = facts.bytes_up, facts.bytes_down
-        if up < min(facts.policy.raw.stream_bytes, facts.policy.raw.clip_bytes or CLIP.min_bytes):
+        options = facts.options(self.id, Options)
+        if up < min(options.stream_bytes, options.clip_bytes):
             return  # the common case, decided without building anything
         duration = float(facts.record["duration"])
         found = [
-            (kind, t)
-            for kind, t in thresholds(facts.policy).items()
-            if matches(t, up, down, duration)
+            (kind, t) for kind, t in thresholds(options).items() if matches(t, up, down, duration)
         ]
         if not found or facts.policy.allows(facts.peer):
             return

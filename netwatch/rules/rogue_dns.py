@@ -12,10 +12,16 @@ Which resolvers are approved:
 - Otherwise, with the site's resolvers known to the rule (``RuleContext.resolvers``, see
   :mod:`netwatch.detect.resolvers`): those DHCP hands out; a well-known public resolver
   (``seeds/public_resolvers.yaml``: 8.8.8.8, 1.1.1.1, 114.114.114.114, ...) is rogue
-  unless several other devices of the site use it too; a site-local resolver is approved;
-  an off-site resolver is approved when another (non-camera) device uses it or one in
-  the same /24 (IPv6 /48), rogue when none does.
+  unless at least ``public_min_clients`` other devices of the site use it too; a
+  site-local resolver is approved; an off-site resolver is approved when another
+  (non-camera) device uses it or one in the same /24 (IPv6 /48), rogue when none does.
 - Without that context: resolvers inside ``site.local_nets``.
+
+Options (:class:`Options`; ``rules.rogue_dns``, ``groups.<name>.rules.rogue_dns``):
+``public_min_clients`` (default 3, at most 8: the clients kept per resolver), besides
+``enabled`` and ``severity``. Raise it where many devices (phones, TVs) hard-code a public
+resolver the site does not want cameras to use; lower it on a small site where a couple
+of devices use the public resolver the site has chosen.
 
 Known false positives: a campus resolver at a public address, queried by a camera before
 any other device's DNS flow has ended and without a DHCP exchange seen (right after
@@ -28,16 +34,28 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from netwatch.alerts.model import Alert, Severity
+from netwatch.config import values as v
+from netwatch.config.schema import key
 from netwatch.detect.facts import FlowFacts
-from netwatch.detect.resolvers import DNS_PORT, Verdict, Why
+from netwatch.detect.resolvers import DNS_PORT, MAX_CLIENTS_KEPT, MIN_CLIENTS_PUBLIC, Verdict, Why
 from netwatch.enrich.addrclass import ip_text
-from netwatch.rules.base import Rule
+from netwatch.rules.base import Rule, RuleOptions
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options(RuleOptions):
+    """``rules.rogue_dns``: how many other devices approve a public resolver."""
+
+    public_min_clients: int = key(v.integer(1, MAX_CLIENTS_KEPT), MIN_CLIENTS_PUBLIC)
 
 
 class RogueDns(Rule):
     """A camera uses a resolver its group does not approve."""
+
+    options_type = Options
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         if not facts.device_is_orig or facts.peer.port != DNS_PORT:
@@ -72,4 +90,6 @@ class RogueDns(Rule):
                 return None
             why = Why.NOT_LISTED if policy.resolvers_configured else Why.OUTSIDE_SITE
             return Verdict(False, why, None, 0)
-        return resolvers.verdict(ip, facts.peer_local, ipaddress.ip_address(facts.device.ip).packed)
+        camera = ipaddress.ip_address(facts.device.ip).packed
+        minimum = facts.options(self.id, Options).public_min_clients
+        return resolvers.verdict(ip, facts.peer_local, camera, minimum)

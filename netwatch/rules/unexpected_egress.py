@@ -8,6 +8,10 @@ answer, time exceeded) are skipped: they react to the peer's traffic, they are n
 Evidence: destination, name, country/AS, port, bytes each way, connection state, group.
 Known false positives: NTP, firmware or licence checks the site accepts; allow them per
 group (``allow_names``, ``allow_ports: [udp/123]``, ``allow_nets``).
+
+Options (``rules.unexpected_egress``, ``groups.<name>.rules.unexpected_egress``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ suppression window, whatever it talks to. Without an inventory every discovered 
 monitored under the default group and this rule stays quiet. Evidence: how it was
 recognised (vendor prefix, discovery protocol), its MAC and vendor. Known false
 positives: cameras in the inventory by another address (DHCP changes): list them by MAC.
+
+Options (``rules.unmanaged_device``, ``groups.<name>.rules.unmanaged_device``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ camera is trying to become reachable from the internet, as some vendors' guides 
 Evidence: the signature ids, the router it asked. An SSDP search for an internet gateway
 (multicast) only finds the router and is not reported. Known false positives: none for a
 camera; disable UPnP on the camera (and the router).
+
+Options (``rules.upnp_port_mapping``, ``groups.<name>.rules.upnp_port_mapping``):
+``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces
+the rule's own).
 """
 
 from __future__ import annotations

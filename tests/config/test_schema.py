@@ -74,10 +74,7 @@ def test_defaults() -> None:
     assert cfg.site.name == "netwatch"
     assert list(cfg.groups) == [DEFAULT_GROUP]
     assert cfg.group(DEFAULT_GROUP) == GroupPolicy()
-    assert (cfg.groups["default"].stream_bytes, cfg.groups["default"].stream_window_s) == (
-        500_000,
-        60.0,
-    )
+    assert dict(cfg.rules) == {} and dict(cfg.groups["default"].rules) == {}
     assert cfg.metrics.listen == HostPort("127.0.0.1", 9847)
     assert cfg.state_dir == Path("/var/lib/netwatch")
     assert (cfg.flow_log, cfg.alert_log, cfg.geoip.country_db) == (None, None, None)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from netwatch.alerts.model import Alert, Severity
-from netwatch.rules.base import REGISTRY, Rule, RuleErrors, rule_id, run_rule
+from netwatch.rules.base import REGISTRY, Rule, RuleErrors, RuleOptions, rule_id, run_rule
 
 
 def test_rule_ids_come_from_class_names() -> None:
@@ -50,3 +50,12 @@ def test_a_failing_rule_is_isolated_and_counted() -> None:
         assert errors.counts == {"exploding_example_rule": 1}
     finally:
         REGISTRY.pop("exploding_example_rule", None)
+
+
+def test_rule_options_merge_later_levels_over_the_defaults() -> None:
+    assert RuleOptions.merged() == RuleOptions(enabled=True, severity=None)
+    site = {"enabled": False, "severity": Severity.LOW}
+    assert RuleOptions.merged(site, None) == RuleOptions(enabled=False, severity=Severity.LOW)
+    merged = RuleOptions.merged(site, {"enabled": True})
+    assert merged == RuleOptions(enabled=True, severity=Severity.LOW)
+    assert Rule.options_type is RuleOptions and RuleOptions.names() == ("enabled", "severity")

@@ -72,16 +72,54 @@ def test_not_a_clip(tmp_path: Path, up: int, down: int, seconds: float) -> None:
     assert streams(replay(tmp_path, t, ZERO_GROUP)) == []
 
 
-def test_group_overrides_the_clip_thresholds(tmp_path: Path) -> None:
-    base = "cameras:\n  - {name: lobby-1, ip: 10.20.0.11, group: g}\ngroups:\n"
+GROUP_G = "cameras:\n  - {name: lobby-1, ip: 10.20.0.11, group: g}\ngroups:\n"
+
+
+def test_group_rule_options_override_the_clip_thresholds(tmp_path: Path) -> None:
     t = g.Trace()
     upload(t, 372_000, 4_000, 6.0)
-    assert streams(replay(tmp_path, t, base + "  g: {clip_bytes: 400000}\n")) == []
-    assert streams(replay(tmp_path, t, base + "  g: {clip_ratio: 100}\n")) == []
+    options = "  g:\n    rules:\n      outbound_stream: {%s}\n"
+    assert streams(replay(tmp_path, t, GROUP_G + options % "clip_bytes: 400000")) == []
+    assert streams(replay(tmp_path, t, GROUP_G + options % "clip_ratio: 100")) == []
     small = g.Trace()
     upload(small, 120_000, 1_000, 2.0)
-    (alert,) = streams(replay(tmp_path, small, base + "  g: {clip_bytes: 100000}\n"))
+    (alert,) = streams(replay(tmp_path, small, GROUP_G + options % "clip_bytes: 100000"))
     assert alert["evidence"]["threshold_bytes"] == 100_000
+
+
+def test_stream_bytes_from_the_groups_rules_take_effect(tmp_path: Path) -> None:
+    t = g.Trace()
+    for i in range(600):  # 720 kB in 30 s, nothing back: a stream at the defaults
+        t.add(1_000_000 + i * 50_000, g.udp_frame(route(FOREIGN), 40010, 51616, b"v" * 1200))
+
+    def kinds(config: str) -> list[str]:
+        return [a["evidence"]["kind"] for a in streams(replay(tmp_path, t, config))]
+
+    assert kinds(GROUP_G + "  g: {}\n") == ["stream"]
+    raised = "  g:\n    rules:\n      outbound_stream:\n        stream_bytes: 2000000\n"
+    assert kinds(GROUP_G + raised) == ["clip"]  # no longer a stream; still lopsided
+    site = GROUP_G + "  g: {}\nrules:\n  outbound_stream: {stream_bytes: 2000000}\n"
+    assert kinds(site) == ["clip"]
+    lowered = "  g:\n    rules:\n      outbound_stream: {stream_bytes: 100000}\n"
+    (alert,) = streams(replay(tmp_path, t, GROUP_G + lowered))
+    assert alert["evidence"]["kind"] == "stream" and alert["evidence"]["threshold_bytes"] == 100_000
+
+
+def test_deprecated_group_keys_still_set_the_thresholds(tmp_path: Path) -> None:
+    t = g.Trace()
+    upload(t, 372_000, 4_000, 6.0)
+    assert streams(replay(tmp_path, t, GROUP_G + "  g: {clip_bytes: 400000}\n")) == []
+    assert streams(replay(tmp_path, t, GROUP_G + "  g: {clip_ratio: 100}\n")) == []
+    cfg = Config.from_yaml(GROUP_G + "  g: {clip_ratio: 100}\n")
+    assert [w.key for w in cfg.warnings] == ["groups.g.clip_ratio"]
+
+
+def test_a_severity_option_replaces_both_kinds_severity(tmp_path: Path) -> None:
+    t = g.Trace()
+    upload(t, 372_000, 4_000, 6.0)
+    site = ZERO_GROUP + "rules:\n  outbound_stream: {severity: medium}\n"
+    (alert,) = streams(replay(tmp_path, t, site))
+    assert alert["evidence"]["kind"] == "clip" and alert["severity"] == "medium"
 
 
 def test_stream_keeps_its_kind_and_severity(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ into the package and show that the same walk then fails.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -114,3 +115,12 @@ def test_a_failing_sensor_rule_is_isolated_and_counted() -> None:
         assert sensors.errors.counts == {"broken_sensor_example": 2}
     finally:
         REGISTRY.pop("broken_sensor_example", None)
+
+
+def test_each_rule_module_documents_its_options() -> None:
+    """Every flow rule's module docstring names ``rules.<id>`` and each option of its own."""
+    for rule in BUILTIN_RULES:
+        doc = sys.modules[rule.__module__].__doc__ or ""
+        assert f"``rules.{rule.id}``" in doc, rule.id
+        for name in rule.options_type.names():
+            assert f"``{name}``" in doc, f"{rule.id}: option {name} not in its docstring"

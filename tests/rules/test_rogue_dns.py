@@ -90,6 +90,29 @@ def test_public_resolver_the_whole_site_uses_is_approved(tmp_path: Path) -> None
     assert rogue(tmp_path, t) == []
 
 
+def test_public_min_clients_is_the_groups_option(tmp_path: Path) -> None:
+    t = g.Trace()
+    ip, mac = PEERS[0]
+    peer_query(t, "8.8.8.8", ip, mac, 1_000_000)  # one other device uses it
+    dns_exchange(t, "8.8.8.8", "p2p.vendor.example", "192.0.2.10", LATER_US)
+    config = ZERO_INVENTORY.replace("10.20.0.11}", "10.20.0.11, group: g}")
+    one = config + "groups:\n  g:\n    rules:\n      rogue_dns: {public_min_clients: 1}\n"
+    assert rogue(tmp_path, t, one) == []
+    two = config + "groups:\n  g: {}\nrules:\n  rogue_dns: {public_min_clients: 2}\n"
+    (alert,) = rogue(tmp_path, t, two)
+    assert alert["evidence"]["other_clients"] == 1
+
+
+def test_a_raised_public_min_clients_keeps_a_public_resolver_rogue(tmp_path: Path) -> None:
+    t = g.Trace()
+    for i, (ip, mac) in enumerate(PEERS[:3]):
+        peer_query(t, "1.1.1.1", ip, mac, 1_000_000 + i * 10_000)
+    dns_exchange(t, "1.1.1.1", "p2p.vendor.example", "192.0.2.10", LATER_US)
+    config = ZERO_INVENTORY + "rules:\n  rogue_dns: {public_min_clients: 4}\n"
+    (alert,) = rogue(tmp_path, t, config)
+    assert alert["evidence"]["reason"] == Why.PUBLIC.value
+
+
 def test_configured_dns_servers_stay_authoritative(tmp_path: Path) -> None:
     config = ZERO_INVENTORY.replace("10.20.0.11}", "10.20.0.11, group: g}") + (
         "groups:\n  g: {dns_servers: [10.20.0.53]}\n"

@@ -1,0 +1,110 @@
+"""The detector's use of rule options, on the demo capture: a rule switched off for a group
+does not run for its cameras, a severity override is on the alert before findings fold, and
+a reload (a new detector) picks new options up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from netwatch.alerts.incidents import findings
+from netwatch.alerts.model import Alert
+from netwatch.capture.files import open_capture
+from netwatch.config import Config
+from netwatch.pipeline import Pipeline
+from netwatch.replay import run_replay
+from netwatch.rules.audio_stream import AudioStream
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
+AUDIO_CAMERA = "bc:ad:28:1a:2b:02"  # cam-hik-2 (10.20.0.12): offers audio to the NVR
+DAHUA = "b4:4c:3b:5e:6f:03"  # cam-dahua-1: Easy4ip cloud, folded with unexpected_egress
+CAR_PARK = f"cameras:\n  - {{name: cam-hik-2, mac: '{AUDIO_CAMERA}', group: car-park}}\n"
+
+
+def demo_alerts(tmp_path: Path, config: str) -> list[dict[str, Any]]:
+    """The notifications of the demo capture replayed with ``config``."""
+    out = tmp_path / "alerts.jsonl"
+    cfg = Config.from_yaml(config, file="test.yaml")
+    summary = run_replay([DEMO], cfg, alerts_out=out, uid_seed=1)
+    assert not summary.rule_errors
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def by_rule(alerts: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
+    """Every finding of ``rule``, whether a notification or folded into one."""
+    return [f for a in alerts for f in findings(a) if f["rule"] == rule]
+
+
+def test_audio_stream_off_for_the_car_park_group(tmp_path: Path) -> None:
+    groups = "groups:\n  car-park:\n    rules: {audio_stream: %s}\n"
+    (before,) = by_rule(demo_alerts(tmp_path, CAR_PARK + groups % "on"), "audio_stream")
+    assert before["device"] == "cam-hik-2" and before["severity"] == "medium"
+    alerts = demo_alerts(tmp_path, CAR_PARK + groups % "off")
+    assert by_rule(alerts, "audio_stream") == []
+    assert by_rule(alerts, "inbound_access")[0]["device"] == "cam-hik-2"  # the rest still runs
+
+
+def test_audio_stream_at_low_severity_for_the_car_park_group(tmp_path: Path) -> None:
+    config = CAR_PARK + "groups:\n  car-park:\n    rules:\n      audio_stream: {severity: low}\n"
+    (alert,) = by_rule(demo_alerts(tmp_path, config), "audio_stream")
+    assert alert["device"] == "cam-hik-2" and alert["severity"] == "low"
+    assert alert["group"] == "car-park"
+
+
+def test_the_site_wide_switch_and_a_group_that_turns_it_back_on(tmp_path: Path) -> None:
+    assert by_rule(demo_alerts(tmp_path, "rules: {audio_stream: off}\n"), "audio_stream") == []
+    config = (
+        CAR_PARK + "rules: {audio_stream: off}\ngroups: {car-park: {rules: {audio_stream: on}}}\n"
+    )
+    (alert,) = by_rule(demo_alerts(tmp_path, config), "audio_stream")
+    assert alert["device"] == "cam-hik-2"
+
+
+def test_a_severity_override_is_applied_before_folding(tmp_path: Path) -> None:
+    """cam-dahua-1's cloud_registration (high) folds its unexpected_egress (medium): raised
+    to critical, the folded finding makes the notification critical."""
+    config = (
+        f"cameras:\n  - {{name: dahua, mac: '{DAHUA}', group: g}}\n"
+        "groups:\n  g:\n    rules:\n      unexpected_egress: {severity: critical}\n"
+    )
+    (cloud,) = [
+        a
+        for a in demo_alerts(tmp_path, config)
+        if a["rule"] == "cloud_registration" and a["device"] == "dahua"
+    ]
+    folded = {f["rule"]: f["severity"] for f in cloud["evidence"]["folded"]}
+    assert folded == {"unexpected_egress": "critical"}
+    assert cloud["severity"] == "critical"
+
+
+def test_disabled_rules_are_chosen_once_per_group() -> None:
+    cfg = Config.from_yaml(CAR_PARK + "groups: {car-park: {rules: {audio_stream: off}}}\n")
+    pipe = Pipeline(cfg, lambda record: None, on_alert=lambda alert, n: None)
+    detector = pipe.detector
+    assert detector is not None
+    assert set(detector.rules_of) == {"default", "car-park"}
+    assert any(isinstance(r, AudioStream) for r in detector.rules_of["default"])
+    assert not any(isinstance(r, AudioStream) for r in detector.rules_of["car-park"])
+    assert len(detector.rules_of["car-park"]) == len(detector.rules) - 1
+    # one instance per rule, shared by the groups (stateful rules keep one state)
+    assert detector.rules_of["car-park"][0] is detector.rules_of["default"][0]
+
+
+def test_a_reload_picks_the_new_options_up() -> None:
+    off = Config.from_yaml(CAR_PARK + "groups: {car-park: {rules: {audio_stream: off}}}\n")
+    low = Config.from_yaml(
+        CAR_PARK + "groups: {car-park: {rules: {audio_stream: {severity: low}}}}\n"
+    )
+    alerts: list[Alert] = []
+    pipe = Pipeline(off, lambda record: None, on_alert=lambda alert, n: alerts.append(alert))
+    with open_capture(DEMO) as cap:
+        packets = list(cap.packets())
+    half = len(packets) // 2
+    pipe.run(packets[:half])
+    pipe.reconfigure(low)
+    pipe.run(packets[half:])
+    pipe.finish()
+    audio = [a for a in alerts if a.rule == "audio_stream"]
+    assert [(a.device, a.severity.value) for a in audio] == [("cam-hik-2", "low")]
