@@ -82,10 +82,10 @@ def test_starttls_auth_and_one_message_per_batch(smtp: SmtpServer, ca: CA) -> No
     body = msg.get_content()
     assert "netwatch raised 2 alerts." in body
     assert "lobby-1 registered with <Hik-Connect> & co" in body
-    assert "Peer: dev.hik-connect.com (47.1.2.3:443)" in body
+    assert "Traffic: lobby-1 -> dev.hik-connect.com (47.1.2.3:443)" in body
     assert "Country / AS: CN" in body
     assert "Seen: 3 times" in body
-    assert "Rule: rogue_dns" in body and "Device: ward-2 (10.20.0.11)" in body
+    assert "Rule: rogue_dns" in body and "Camera: ward-2 (10.20.0.11)" in body
     assert '"endpoint": "hik-connect"' in body
 
 

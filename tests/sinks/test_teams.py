@@ -46,14 +46,16 @@ def test_posts_an_adaptive_card_with_the_alert_facts(stub: Stub, tmp_path: Path)
     assert facts[0] == {
         "Severity": "high",
         "Rule": r"cloud\_registration",
-        "Device": "lobby-1 (10.20.0.11)",
-        "Peer": "dev.hik-connect.com (47.1.2.3:443)",
+        "Sensor": "north",
+        "Camera": "lobby-1 (10.20.0.11)",
+        "Traffic": "lobby-1 -> dev.hik-connect.com (47.1.2.3:443)",
         "Country / AS": "CN, AS37963 Hangzhou Alibaba",
-        "Site": "north",
-        "Time (UTC)": "2026-01-01T00:00:00.000000Z",
+        "First seen": "2026-01-01 00:00:00 UTC",
+        "Last seen": "2026-01-01 00:00:00 UTC",
         "Seen": "4 times",
     }
-    assert facts[1]["Rule"] == r"rogue\_dns" and "Site" not in facts[1]
+    assert facts[1]["Rule"] == r"rogue\_dns" and "Sensor" not in facts[1]
+    assert "actions" not in card  # no dashboard_url: no link
 
 
 def test_refusals_are_classified_and_the_url_never_shown(stub: Stub, tmp_path: Path) -> None:
