@@ -16,6 +16,7 @@ shown in UTC; bytes are the alert's flow's (not the incident's total).
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime
@@ -27,6 +28,7 @@ from netwatch.config.schema import DASHBOARD_FIELDS
 #: The dashboard's time range reaches this far before the first and after the last sighting.
 DASHBOARD_MARGIN_S: Final = 900.0
 _UNITS: Final = ("B", "kB", "MB", "GB", "TB")
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _REASONS: Final = {"quiet": "not seen for alerts.resolve_s", "end_of_input": "end of input"}
 
 
@@ -216,13 +218,20 @@ def dashboard_link(template: str | None, record: Mapping[str, Any]) -> str | Non
         return None
 
 
+def one_line(value: object) -> str:
+    """``value`` as text on one line: control characters (CR, LF among them) become spaces,
+    so a name from the wire cannot forge a line of its own."""
+    return _CONTROL.sub(" ", str(value))
+
+
 def plain_text(record: Mapping[str, Any], link: str | None) -> str:
-    """The alert as plain text lines: heading, summary, fields, folded findings, link."""
+    """The alert as plain text lines: heading, summary, fields, folded findings, link; each
+    value on its own line (:func:`one_line`)."""
     ended = status_of(record) is Status.ENDED
     head = f"[{record.get('severity')}] {record.get('rule')}{' ENDED' if ended else ''}"
-    lines = [head, str(record.get("summary", ""))]
-    lines += [f"{title}: {value}" for title, value in fields_of(record)[2:]]
-    lines += [f"Also: {f}" for f in folded_of(record)]
+    lines = [one_line(head), one_line(record.get("summary", ""))]
+    lines += [f"{title}: {one_line(value)}" for title, value in fields_of(record)[2:]]
+    lines += [f"Also: {one_line(f)}" for f in folded_of(record)]
     if link:
         lines.append(f"Dashboard: {link}")
     return "\n".join(lines)

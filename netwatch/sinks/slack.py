@@ -12,13 +12,14 @@ an ended incident's peers) and whose accessory is a button to the camera's dashb
 (``alerts.dashboard_url``) when one is configured; more than ten fields continue in a
 second section.
 
-Every value from the wire has ``&``, ``<`` and ``>`` escaped as Slack requires (so no text
-can form a link or a mention), and is built into the body with ``json.dumps``. Slack's block
-limits are kept so a message is never refused as invalid: a header at most 150 characters,
-section text at most 3000, a field at most 2000, at most 10 fields per section, a button URL
-at most 3000 (a longer link is left out), at most 50 blocks (``max_batch`` 16 alerts of at
-most three blocks each). Slack allows about one message a second; 429 answers carry
-``Retry-After``.
+Every value from the wire is kept on one line (control characters become spaces, so no
+name can forge a field) and has ``&``, ``<`` and ``>`` escaped as Slack requires (so no text
+can form a link or a mention); the body is built as data and serialised by ``json.dumps``.
+Slack's block limits are kept so a message is never refused as invalid: a header at most
+150 characters, section text at most 3000, a field at most 2000, at most 10 fields per
+section, a button URL at most 3000 (a longer link is left out), at most 50 blocks
+(``max_batch`` 16 alerts of at most three blocks each). Slack allows about one message a
+second; 429 answers carry ``Retry-After``.
 
 Config read: ``sinks[].url_file`` or ``url_env`` (secret), ``ended`` (default true),
 ``alerts.dashboard_url`` (through :meth:`~netwatch.sinks.base.Sink.use_alerts`). Known
@@ -34,7 +35,7 @@ from typing import Any, Final
 from netwatch.alerts.model import Status, line_of, status_of
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.base import Delivery, HttpSink, Record
-from netwatch.sinks.message import dashboard_link, fields_of, folded_of, traffic_of
+from netwatch.sinks.message import dashboard_link, fields_of, folded_of, one_line, traffic_of
 
 MAX_HEADER: Final = 150
 MAX_TEXT: Final = 3000
@@ -52,6 +53,11 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def _safe(value: object) -> str:
+    """A value from the wire for mrkdwn: one line, Slack's markup characters escaped."""
+    return slack_escape(one_line(value))
+
+
 def _mrkdwn(text: str) -> Record:
     return {"type": "mrkdwn", "text": text}
 
@@ -60,13 +66,13 @@ def alert_blocks(record: Mapping[str, Any], dashboard_url: str | None = None) ->
     """The blocks of one alert record: header, section (text, fields, dashboard button)."""
     ended = status_of(record) is Status.ENDED
     head = f"[{record.get('severity')}] {record.get('rule')}" + (" ENDED" if ended else "")
-    lines = [f"*{slack_escape(str(record.get('summary', '')))}*"]
+    lines = [f"*{_safe(record.get('summary', ''))}*"]
     traffic = traffic_of(record)
     if traffic:
-        lines.append(slack_escape(traffic))
-    lines += [f"\u2022 also {slack_escape(f)}" for f in folded_of(record)]
+        lines.append(_safe(traffic))
+    lines += [f"\u2022 also {_safe(f)}" for f in folded_of(record)]
     fields = [
-        _mrkdwn(_cut(f"*{title}*\n{slack_escape(value)}", MAX_FIELD))
+        _mrkdwn(_cut(f"*{title}*\n{_safe(value)}", MAX_FIELD))
         for title, value in fields_of(record)[2:]  # severity and rule are in the header
     ]
     section: Record = {

@@ -131,6 +131,10 @@ def test_hostile_names_neither_mention_nor_break_the_message() -> None:
     body = json.loads(data)  # still one well-formed JSON document
     assert "<!channel>" not in data and "<https://" not in data
     assert "&lt;!channel&gt;" in body["text"]
+    section = body["blocks"][1]
+    assert "\n" not in section["text"]["text"].split("\n", 1)[0]  # one line per value
+    camera = next(f["text"] for f in section["fields"] if f["text"].startswith("*Camera*"))
+    assert camera.count("\n") == 1  # the title's line break only
 
 
 def test_an_ended_incident_is_clearly_marked_with_its_span_and_peers() -> None:

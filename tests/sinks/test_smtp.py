@@ -16,8 +16,8 @@ import pytest
 from netwatch.config.schema import SinkConfig
 from netwatch.config.values import HostPort
 from netwatch.sinks.base import SinkError
-from netwatch.sinks.smtp import SmtpSink, one_line, subject_of
-from tests.sinks.conftest import make_alert
+from netwatch.sinks.smtp import SmtpSink, body_of, one_line, subject_of
+from tests.sinks.conftest import make_alert, make_end
 from tests.sinks.smtpserver import SmtpServer, serve
 from tests.sinks.tlsca import CA, Pair
 
@@ -237,3 +237,17 @@ def test_missing_password_and_unloadable_ca_fail_at_build(tmp_path: Path) -> Non
     bogus.write_text("not a certificate\n", encoding="utf-8")
     with pytest.raises(SinkError, match=r"sink mail: cannot load ca_file .*ca\.crt"):
         make_sink(25, None, ca_file=bogus)
+
+
+def test_an_ended_incident_reads_as_one() -> None:
+    end = make_end().record()
+    assert subject_of("[netwatch] {severity} {rule} {device}", [end]) == (
+        "Ended: [netwatch] critical cloud_registration lobby-1"
+    )
+    body = body_of([end, make_alert().record()], "https://g.example/c?d={device}")
+    assert body.startswith("netwatch raised 1 alert. 1 incident ended.\n")
+    assert "Status: ended (not seen for alerts.resolve_s)" in body
+    assert "First seen: 2026-01-01 00:00:00 UTC" in body
+    assert "Last seen: 2026-01-01 01:00:00 UTC" in body
+    assert "Peers: dev.hik-connect.com, 47.1.2.4" in body
+    assert "Dashboard: https://g.example/c?d=lobby-1" in body
