@@ -380,6 +380,7 @@ def test_incident_ends_go_through_the_outbox_to_the_sinks_that_take_them(tmp_pat
         assert hook.requests[1].json()["status"] == "resolved"
         assert "ENDED" in chat.requests[2].json()["text"]
         assert [r.path for r in chat.requests] == ["/", "/quiet", "/"]
+        deliverer.close()
     lines = log_path.read_text().splitlines()
     assert len(lines) == 1 and "status" not in json.loads(lines[0])  # one line per alert
 
@@ -395,3 +396,4 @@ def test_an_end_never_merges_into_a_firing_alert_still_queued() -> None:
         deliverer.enqueue_ended(make_end())
         deliverer.store_intake()
         assert box.depth() == {"hook": 2}
+        deliverer.close()
