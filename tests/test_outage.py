@@ -95,8 +95,7 @@ def test_outage_and_restarts_deliver_each_identity_once(tmp_path: Path) -> None:
     for status in ("firing", "resolved"):
         sent = [a for a in got if a["status"] == status]
         per_identity = Counter(
-            (a["labels"]["alertname"], a["labels"]["device"], a["labels"].get("peer"))
-            for a in sent
+            (a["labels"]["alertname"], a["labels"]["device"], a["labels"].get("peer")) for a in sent
         )
         assert len(per_identity) == identities and set(per_identity.values()) == {1}
     firing = [a for a in got if a["status"] == "firing"]
