@@ -17,6 +17,15 @@ effects, then
   written), flush the logs, drain the sinks; what is not delivered by then stays in the
   outbox for the next start. It never raises.
 
+Incidents end (:mod:`netwatch.alerts.router`): the router that decides what is emitted (the
+pipeline's, or with capture workers the parent's) hands each end to :meth:`_ended`: one
+structured log line and the deliverer's intake (each sink decides whether it takes ends;
+the alert log keeps one line per notification and gets none). Quiet incidents end on the
+flow-table sweep, which also runs on wall time on a quiet link (the capture loop's
+``advance``); with capture workers, the parent ends them on wall time between polls, a
+sighting being the time the parent hears of it. Capture files read to their end (not a
+live daemon's stop, when the cameras are still at it) end every open incident.
+
 Alerts leave the core through :meth:`_alert`: one structured log line, the alert log, and
 the deliverer's in-memory intake (the outbox is written by the delivery threads, never by
 the capture thread), so a storage or sink fault never slows or stops capture. An alert about
@@ -52,7 +61,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from netwatch.alerts.evidence import DIR_MODE, EVIDENCE_DIR, EvidenceStore
-from netwatch.alerts.model import Alert
+from netwatch.alerts.model import Alert, IncidentEnd
 from netwatch.alerts.router import AlertRouter
 from netwatch.capture.registry import build_source
 from netwatch.capture.source import CaptureCounts, Source
@@ -195,6 +204,7 @@ class Daemon:
         if self.pool is not None:
             self.pool_router = AlertRouter.of(self.alerts, cfg.alerts)
             self.pool_router.on_repeat = self._repeat
+            self.pool_router.on_end = self._ended
             self.source = self.pool
             self.registry.register(
                 PoolCollector(self.pool, self.alerts, self.traffic, self.pool_router)
@@ -261,6 +271,7 @@ class Daemon:
     def _hook_router(self) -> None:
         if self.pipeline is not None and self.pipeline.detector is not None:
             self.pipeline.detector.router.on_repeat = self._repeat
+            self.pipeline.detector.router.on_end = self._ended
 
     def _capture_counts(self) -> Mapping[str, CaptureCounts]:
         return self.source.counts() if self.source is not None else {}
@@ -276,7 +287,11 @@ class Daemon:
             self._groups.clear()
         self._groups[alert.identity] = group
         if self.pool_router is not None:
-            self.pool_router.submit(alert)
+            self.pool_router.seen_at = self.clock()  # the worker saw it just now
+            try:
+                self.pool_router.submit(alert)
+            finally:
+                self.pool_router.seen_at = None
 
     def _group_of(self, alert: Alert) -> str | None:
         if alert.identity in self._groups:
@@ -297,6 +312,16 @@ class Daemon:
         self.traffic.alert(alert.device, alert.rule)
         if self.deliverer is not None:
             self.deliverer.enqueue(alert, count, self._group_of(alert))
+
+    def _ended(self, end: IncidentEnd) -> None:
+        """An incident ended: one log line, and the sinks that take ends."""
+        end = end.at_site(self.cfg.site.name)
+        record = end.record()
+        span = {k: record[k] for k in ("status", "first_seen", "last_seen", "sightings")}
+        fields = {**alert_fields(record), **span}
+        alert_log.warning("%s", end.one_line(), extra={"fields": fields})
+        if self.deliverer is not None:
+            self.deliverer.enqueue_ended(end, self._group_of(end.alert))
 
     def _repeat(self, alert: Alert) -> None:
         if self.deliverer is not None:
@@ -354,6 +379,8 @@ class Daemon:
             self.reload()
         if self.live:
             self._check_loss()
+        if self.pool_router is not None:  # the workers' incidents end here, on wall time
+            self.pool_router.expire(self.clock())
         if now - self._last_flush >= FLUSH_INTERVAL_S:
             self._last_flush = now
             if self.flow_log is not None:
@@ -486,7 +513,8 @@ class Daemon:
 
     def _end_flows(self) -> None:
         if self.pipeline is not None and self.pool is None:
-            self.pipeline.finish()
+            # files read to their end close their incidents; a live sensor's stay open
+            self.pipeline.finish(end_incidents=not self.live)
 
     def _close_logs(self) -> None:
         for writer in (self.flow_log, self.alert_log):

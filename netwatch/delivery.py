@@ -2,7 +2,8 @@
 
 Threads and who touches what:
 
-- the capture thread calls :meth:`Deliverer.enqueue` (and ``repeat``): it appends to a
+- the capture thread calls :meth:`Deliverer.enqueue` (and ``repeat``, and ``enqueue_ended``
+  for an incident that ended): it appends to a
   bounded in-memory intake (``intake_max`` entries; over it the entry is dropped and counted
   as ``intake_full``) and returns at once; it never touches SQLite and never raises;
 - one store thread moves the intake into the outbox in one transaction per batch and looks
@@ -29,6 +30,12 @@ deadline, stops the threads and closes everything, never raising; what is not de
 in the outbox. Without threads (tests, replay), :meth:`Deliverer.pump` does one round on the
 calling thread.
 
+Incident ends (:class:`~netwatch.alerts.model.IncidentEnd`) take the same path (intake,
+outbox, sender, counted per sink) under a key of their own (the identity and ``ended``), so
+an end never merges into a firing alert still queued; each sink decides whether it takes
+ends (its ``accepts``, the config's ``ended``); :attr:`Deliverer.ended` counts the ends
+queued for at least one sink.
+
 Config read: ``sinks`` (through the built sinks), ``alerts.outbox_max_rows`` and
 ``alerts.outbox_max_mb`` (through :meth:`Deliverer.from_config`). Known limits: delivery is
 at-least-once (a crash between send and commit re-sends); items of sinks no longer
@@ -53,7 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from netwatch.alerts.model import Alert
+from netwatch.alerts.model import Alert, IncidentEnd, Status
 from netwatch.config.schema import AlertsConfig
 from netwatch.outbox import Entry, Item, Outbox, OutboxLimits
 from netwatch.sinks.base import Delivery, Sink
@@ -549,6 +556,8 @@ class Deliverer:
         self._started = False
         self._slots = {s.name: _Slot(s) for s in sinks}
         self.stats = {name: SinkStats() for name in self._slots}
+        #: Incident ends queued for at least one sink.
+        self.ended = 0
 
     @classmethod
     def from_config(
@@ -650,18 +659,37 @@ class Deliverer:
         try:
             record = alert.record(count)
             key = json.dumps(alert.identity)
-            now = self._clock()
         except Exception as exc:  # an alert that cannot be recorded: counted, not raised
             log.error("alert not queued: %s", exc)
             self.outbox.on_drop("invalid", 1)
             return 0
+        return self._enqueue(record, key, group, note=True)
+
+    def enqueue_ended(self, end: IncidentEnd, group: str | None = None) -> int:
+        """Queue an incident's end for each sink that takes ends; returns how many took it.
+        Never raises, never blocks on storage."""
+        try:
+            record = end.record()
+            key = json.dumps([*end.identity, Status.ENDED.value])
+        except Exception as exc:
+            log.error("incident end not queued: %s", exc)
+            self.outbox.on_drop("invalid", 1)
+            return 0
+        taken = self._enqueue(record, key, group, note=False)
+        if taken:
+            self.ended += 1
+        return taken
+
+    def _enqueue(self, record: dict[str, Any], key: str, group: str | None, *, note: bool) -> int:
+        now = self._clock()
         taken = 0
         for name, slot in list(self._slots.items()):
             try:
                 if not slot.sink.accepts(record, group):
                     continue
                 taken += self._admit(Entry(name, key, record, now))
-                slot.sink.note(record, now)
+                if note:
+                    slot.sink.note(record, now)
                 self.stats.setdefault(name, SinkStats()).enqueued += 1
             except Exception as exc:  # a sink's filter or note failing isolates that sink
                 log.error("sink %s: enqueue failed: %s", name, slot.sink.scrub(str(exc)))

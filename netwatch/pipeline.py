@@ -9,7 +9,15 @@ everything per flow happens in callbacks that run once per flow.
 Evidence (``evidence`` store given, :mod:`netwatch.alerts.evidence`): flows with a site-local
 end keep their first frames; while a flow's rules run, an alert about that flow that the
 router emits gets the flow's frames written as a pcap file and carries its path and SHA-256.
-The rules never see the frames. Config read: everything the components read, ``evidence.*``.
+The rules never see the frames.
+
+Incidents end on the flow table's sweep (:meth:`AlertRouter.expire
+<netwatch.alerts.router.AlertRouter.expire>` at the sweep's time): on packet time while
+packets come, on wall time through :meth:`Pipeline.advance` on a quiet live link; a flow's
+alerts are sightings at the flow's last packet. :meth:`Pipeline.finish` ends the incidents
+still open when asked (end of the input, not a live daemon's stop).
+
+Config read: everything the components read, ``evidence.*``.
 """
 
 from __future__ import annotations
@@ -162,7 +170,7 @@ class Pipeline:
             self._flow_ended,
             inspect=self.inspector.payload,
             on_start=self._flow_started,
-            on_sweep=self.decoder.expire,
+            on_sweep=self._swept,
             uids=uids,
         )
 
@@ -247,13 +255,24 @@ class Pipeline:
             self.keeper.release(f)
 
     def _detect(self, f: Flow, record: dict[str, Any]) -> None:
-        """Run the rules on ``f``; its alerts, when emitted, get its evidence file."""
+        """Run the rules on ``f``; its alerts, when emitted, get its evidence file; the
+        router counts them as sightings at the flow's last packet."""
         assert self.detector is not None
         self._alerting = f
+        router = self.detector.router
+        router.seen_at = f.last
         try:
             self.detector.flow_ended(f, record)
         finally:
             self._alerting = None
+            router.seen_at = None
+
+    def _swept(self, now: float) -> None:
+        """The flow table's periodic sweep (packet time, or wall time on a quiet link):
+        expire held fragments, end quiet incidents."""
+        self.decoder.expire(now)
+        if self.detector is not None:
+            self.detector.router.expire(now)
 
     def _with_evidence(self, emit: Emit, store: EvidenceStore) -> Emit:
         """``emit``, after writing the evidence of the flow whose rules are running."""
@@ -360,8 +379,12 @@ class Pipeline:
         self.table.flush()
         self.stats.flows_by_reason = dict(self.table.ended)
 
-    def finish(self) -> None:
-        """End of input: end and emit every flow; held fragments become orphans."""
+    def finish(self, *, end_incidents: bool = True) -> None:
+        """End of input: end and emit every flow; held fragments become orphans; with
+        ``end_incidents`` every open incident ends too (a live daemon stopping keeps them:
+        the cameras are still at it)."""
         self.end_pass()
         if self.detector is not None:
+            if end_incidents:
+                self.detector.router.end_all()
             self.detector.close()

@@ -200,12 +200,11 @@ def check_capture(cfg: Config) -> RingSettings | None:
 def build_checked_sinks(
     cfg: Config, environ: Mapping[str, str], options: Mapping[str, Any]
 ) -> list[Sink]:
-    """Every sink built (secrets read: SinkError), with the Alertmanager life cycle set."""
+    """Every sink built (secrets read: SinkError), with the ``alerts:`` settings it uses
+    (the dashboard link; the Alertmanager life cycle)."""
     sinks = build_sinks(cfg.sinks, environ=environ, **options)
     for sink in sinks:
-        lifecycle = getattr(sink, "lifecycle", None)
-        if lifecycle is not None:
-            lifecycle(cfg.alerts.resend_s, cfg.alerts.resolve_s)
+        sink.use_alerts(cfg.alerts)
     return sinks
 
 

@@ -4,8 +4,15 @@ Reads the captures in order, runs them through :class:`~netwatch.pipeline.Pipeli
 every flow to the flow log (``--flows``), runs the detection rules on every ended flow and
 writes their alert records to ``--alerts`` (one line each also goes to the log), ends all
 flows at end of input and returns a :class:`ReplaySummary` (packets, bytes, flows,
-decode failures by reason, cameras recognised and how, alerts by rule, rate). The cameras
-line tells "no alerts" from "saw no cameras": ``cameras: 2 (discovery 1, mac_prefix 1)``.
+decode failures by reason, cameras recognised and how, alerts by rule, incidents ended,
+rate). The cameras line tells "no alerts" from "saw no cameras": ``cameras: 2 (discovery 1,
+mac_prefix 1)``.
+
+Incidents: an incident quiet for ``alerts.resolve_s`` of packet time ends during the replay,
+and every incident still open ends at the end of the input; each end is one log line (the
+incident's span, sightings and peers). The ``--alerts`` file keeps one line per
+notification: ends go there only with ``ended_to_alerts`` (off by default, so alert files
+keep their shape).
 
 With ``--state-dir`` (and ``evidence.enabled``, the default) each alert about a flow carries
 the flow's first packets as a pcap file under ``<state_dir>/evidence``
@@ -22,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from netwatch.alerts.evidence import EvidenceStore
-from netwatch.alerts.model import Alert
+from netwatch.alerts.model import Alert, IncidentEnd
 from netwatch.capture.files import CaptureFile, open_capture
 from netwatch.config import Config
 from netwatch.detect.baseline import BASELINE_FILE, Baseline
@@ -55,6 +62,7 @@ class ReplaySummary:
     alerts: int = 0
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     alerts_suppressed: int = 0
+    incidents_ended: int = 0
     rule_errors: dict[str, int] = field(default_factory=dict)
     #: Evidence files written, and alerts without one because the write failed; None when
     #: no evidence was kept (no state directory, or ``evidence.enabled: false``).
@@ -83,7 +91,8 @@ class ReplaySummary:
             f"datagrams rebuilt from fragments: {kv(self.reassembly)}",
             summary_line(self.cameras),
             f"alerts: {self.alerts} ({kv(self.alerts_by_rule)}); repeats suppressed: "
-            f"{self.alerts_suppressed}; rule errors: {sum(self.rule_errors.values())}",
+            f"{self.alerts_suppressed}; incidents ended: {self.incidents_ended}; "
+            f"rule errors: {sum(self.rule_errors.values())}",
             *evidence,
             f"elapsed: {self.elapsed_s:.3f} s  rate: {self.packets_per_s:,.0f} packets/s",
         ]
@@ -100,6 +109,7 @@ def run_replay(
     camera_vendor: CameraVendor | None = None,
     detect: bool = True,
     state_dir: Path | None = None,
+    ended_to_alerts: bool = False,
 ) -> ReplaySummary:
     """Replay capture files; raises CaptureError before any work if a file is unreadable."""
     captures = [open_capture(p) for p in paths]
@@ -117,6 +127,12 @@ def run_replay(
         alert_log_line.warning("%s", alert.one_line())
         if alert_log is not None:
             alert_log.write(alert.record(count))
+
+    def on_end(end: IncidentEnd) -> None:
+        summary.incidents_ended += 1
+        alert_log_line.warning("%s", end.one_line())
+        if alert_log is not None and ended_to_alerts:
+            alert_log.write(end.record())
 
     store = None
     if state_dir is not None and detect and cfg.evidence.enabled:
@@ -137,6 +153,8 @@ def run_replay(
             ),
             evidence=store,
         )
+        if pipe.detector is not None:
+            pipe.detector.router.on_end = on_end
         pipe.warm_up()
         start = time.perf_counter()
         for cap in captures:

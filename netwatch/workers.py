@@ -153,6 +153,7 @@ PARENT_FAMILIES = frozenset(
         "netwatch_cameras_recognised",  # counted from the union of the workers' cameras
         "netwatch_alerts_device_capped",  # the parent's router decides what is emitted
         "netwatch_alert_router_evicted",
+        "netwatch_incidents_ended",  # the parent's router ends incidents
         "netwatch_baseline_destinations",  # the workers only forward observations
         "netwatch_baseline_verdicts",
         "netwatch_baseline_store_events",

@@ -20,8 +20,9 @@ from netwatch.sinks.alertmanager import AlertmanagerSink
 from netwatch.sinks.base import Delivery, Record, Sink, http_post
 from netwatch.sinks.jsonl import JsonlSink
 from netwatch.sinks.pagerduty import PagerdutySink
+from netwatch.sinks.slack import SlackSink
 from netwatch.sinks.webhook import WebhookSink
-from tests.sinks.conftest import make_alert
+from tests.sinks.conftest import make_alert, make_end
 from tests.sinks.httpstub import serve
 from tests.sinks.slowpeer import trickler, wait_for
 
@@ -341,3 +342,58 @@ def test_a_reload_keeps_the_firing_alerts_of_a_rebuilt_alertmanager_sink(tmp_pat
     again.pump(0.0)  # restores the stored state
     assert len(again.sinks["am"].active) == 1  # type: ignore[attr-defined]
     again.close()
+
+
+def test_incident_ends_go_through_the_outbox_to_the_sinks_that_take_them(tmp_path: Path) -> None:
+    with serve(default=202) as pd, serve() as hook, serve() as chat:
+        pd_sink = PagerdutySink(
+            SinkConfig(name="pd", type="pagerduty", routing_key_env="K"),
+            environ={"K": "k"},
+            url=pd.url,
+        )
+        webhook = WebhookSink(
+            SinkConfig(name="hook", type="webhook", url_env="U"), environ={"U": hook.url}
+        )
+        slack = SlackSink(
+            SinkConfig(name="chat", type="slack", url_env="U"), environ={"U": chat.url}
+        )
+        quiet = SlackSink(
+            SinkConfig(name="quiet", type="slack", url_env="U", ended=False),
+            environ={"U": chat.url + "/quiet"},
+        )
+        log_path = tmp_path / "alerts.jsonl"
+        log = JsonlSink(SinkConfig(name="log", type="jsonl", path=log_path))
+        box = Outbox(tmp_path / "outbox.sqlite")
+        deliverer = Deliverer(box, [pd_sink, webhook, slack, quiet, log])
+        assert deliverer.enqueue(make_alert()) == 5
+        assert deliverer.pump(0.0) == 5
+        # the end waits in the durable outbox like any alert, under a key of its own
+        assert deliverer.enqueue_ended(make_end()) == 3  # not the quiet Slack, not the log
+        assert deliverer.ended == 1
+        deliverer.store_intake()
+        assert box.depth() == {"pd": 1, "hook": 1, "chat": 1}
+        assert deliverer.pump(1.0) == 3
+        assert all(deliverer.stats[s].delivered == 2 for s in ("pd", "hook", "chat"))
+        trigger, resolve = (r.json() for r in pd.requests)
+        assert resolve["event_action"] == "resolve"
+        assert resolve["dedup_key"] == trigger["dedup_key"]
+        assert hook.requests[1].json()["status"] == "resolved"
+        assert "ENDED" in chat.requests[2].json()["text"]
+        assert [r.path for r in chat.requests] == ["/", "/quiet", "/"]
+        deliverer.close()
+    lines = log_path.read_text().splitlines()
+    assert len(lines) == 1 and "status" not in json.loads(lines[0])  # one line per alert
+
+
+def test_an_end_never_merges_into_a_firing_alert_still_queued() -> None:
+    box = Outbox(":memory:")
+    with serve(default=500) as hook:
+        webhook = WebhookSink(
+            SinkConfig(name="hook", type="webhook", url_env="U"), environ={"U": hook.url}
+        )
+        deliverer = Deliverer(box, [webhook])
+        deliverer.enqueue(make_alert())
+        deliverer.enqueue_ended(make_end())
+        deliverer.store_intake()
+        assert box.depth() == {"hook": 2}
+        deliverer.close()

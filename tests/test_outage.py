@@ -80,22 +80,26 @@ def test_outage_and_restarts_deliver_each_identity_once(tmp_path: Path) -> None:
     first = run_once(tmp_path, DEMO, url_file, drain_s=0.5)
     emitted = first.alerts.counts
     identities = sum(emitted.values())
-    assert identities == 8 and depth(tmp_path) == {"hook": identities}
+    # each incident's alert, and its end (the capture file was read to its end)
+    assert identities == 8 and depth(tmp_path) == {"hook": 2 * identities}
 
     # a restart that sees the same alerts again, still down: the queue does not grow
     run_once(tmp_path, DEMO, url_file, drain_s=0.5)
-    assert depth(tmp_path) == {"hook": identities}
+    assert depth(tmp_path) == {"hook": 2 * identities}
 
     # the receiver is back; a third start (a capture without alerts) drains the outbox
     with receiver(port) as got:
         third = run_once(tmp_path, BENIGN, url_file, drain_s=10)
     assert third.alerts.counts == {}
     assert depth(tmp_path) == {}
-    per_identity = Counter(
-        (a["labels"]["alertname"], a["labels"]["device"], a["labels"].get("peer")) for a in got
-    )
-    assert len(per_identity) == identities and set(per_identity.values()) == {1}
-    assert {a["annotations"]["count"] for a in got} == {"2"}  # seen in both runs
+    for status in ("firing", "resolved"):
+        sent = [a for a in got if a["status"] == status]
+        per_identity = Counter(
+            (a["labels"]["alertname"], a["labels"]["device"], a["labels"].get("peer")) for a in sent
+        )
+        assert len(per_identity) == identities and set(per_identity.values()) == {1}
+    firing = [a for a in got if a["status"] == "firing"]
+    assert {a["annotations"]["count"] for a in firing} == {"2"}  # seen in both runs
 
 
 FULL_DISK_CHILD = """

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from netwatch.alerts.model import Alert
+from netwatch.alerts.model import Alert, EndReason, IncidentEnd
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import GeoDatabaseError
@@ -111,3 +111,26 @@ def test_check_active_runs_every_interval_of_packet_time() -> None:
     assert pipe.check_active(first + 29) >= 1  # the upload is checked while it lasts
     assert "outbound_stream" in {a.rule for a, _ in alerts}
     assert pipe.check_active(first + 35) == 0  # checked 6 s ago
+
+
+def test_a_quiet_link_ends_incidents_on_wall_time_and_finish_ends_the_rest() -> None:
+    alerts: list[tuple[Alert, int]] = []
+    records: list[dict[str, Any]] = []
+    pipe = pipeline("alerts: {resolve_s: 600}\ngeoip: {builtin: false}\n", alerts, records)
+    assert pipe.detector is not None
+    ended: list[IncidentEnd] = []
+    pipe.detector.router.on_end = ended.append
+    pkts = packets()
+    pipe.run(pkts)
+    last = pkts[-1][0]
+    pipe.advance(last + 3600.0)  # no packets: the sweep ends the flows, then the incidents
+    assert alerts and ended and {e.reason for e in ended} == {EndReason.QUIET}
+    assert {e.identity for e in ended} == {a.identity for a, _ in alerts}
+    assert all(e.last_seen <= last for e in ended)
+    # live stop: incidents stay open; end of input: they end
+    pipe.detector.router.submit(alerts[0][0])
+    pipe.finish(end_incidents=False)
+    assert len(ended) == len({a.identity for a, _ in alerts})
+    pipe.detector.router.submit(alerts[0][0])
+    pipe.finish()
+    assert ended[-1].reason is EndReason.END_OF_INPUT

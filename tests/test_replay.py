@@ -206,3 +206,45 @@ def test_pcapng_timestamp_options_out_of_range_are_counted_not_fatal(tmp_path: P
     assert "packets: 1 " in done.stdout
     [record] = [json.loads(line) for line in flows.read_text().splitlines()]
     assert record["ts"] == pytest.approx(1_700_000_000.0)
+
+
+DEMO = Path(__file__).resolve().parent.parent / "pcaps" / "demo" / "camera-site-demo.pcap"
+
+
+def _demo(tmp_path: Path, cfg: Config, **kw: Any) -> tuple[Any, list[dict[str, Any]]]:
+    alerts_out = tmp_path / "alerts.jsonl"
+    summary = run_replay([DEMO], cfg, alerts_out=alerts_out, geo=NullGeo(), uid_seed=1, **kw)
+    return summary, [json.loads(line) for line in alerts_out.read_text().splitlines()]
+
+
+def test_end_of_input_ends_every_incident_listing_its_peers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="netwatch.alert")
+    summary, records = _demo(tmp_path, Config.default())
+    identities = {(r["rule"], r["device"], r["reached"]) for r in records}
+    assert summary.incidents_ended == len(identities) == 8
+    assert all("status" not in r for r in records)  # the alert file: one line per alert
+    ended = [m for m in caplog.messages if " ENDED " in m]
+    assert len(ended) == 8
+    assert any("cloud_registration ENDED 10.20.0.13 -> " in m and "peers " in m for m in ended)
+    assert "incidents ended: 8;" in "\n".join(summary.lines())
+
+
+def test_ends_in_the_alert_file_on_request_carry_span_and_peers(tmp_path: Path) -> None:
+    _, records = _demo(tmp_path, Config.default(), ended_to_alerts=True)
+    ends = [r for r in records if r.get("status") == "ended"]
+    assert len(ends) == 8 and len(records) == 16
+    for end in ends:
+        assert end["ended_reason"] == "end_of_input"
+        assert end["first_seen"] <= end["last_seen"] <= end["ts"]
+        assert end["peers"] and end["sightings"] >= 1
+
+
+def test_an_incident_quiet_for_resolve_s_ends_during_the_replay(tmp_path: Path) -> None:
+    # the demo spans minutes of packet time: with resolve_s 1 s, incidents end on the
+    # flow-table sweep long before the input does
+    cfg = Config.from_yaml("alerts: {resolve_s: 1}")
+    summary, records = _demo(tmp_path, cfg, ended_to_alerts=True)
+    reasons = [r["ended_reason"] for r in records if r.get("status") == "ended"]
+    assert "quiet" in reasons and len(reasons) == summary.incidents_ended

@@ -10,6 +10,13 @@ platform when the rule named one, else the name seen on the wire, else the peer'
 /48) for a peer outside the site; a peer inside the site is its address. So the rotating
 relays of one platform, or the addresses one CDN name answers from, are one incident.
 
+Incidents end (:class:`IncidentEnd`): the router notices an identity not seen for
+``alerts.resolve_s`` (or the end of the input) and hands on ONE end record for it: the
+identity fields of its last report plus ``status: "ended"``, ``first_seen``/``last_seen``,
+``sightings``, the incident's ``peers`` (bounded, ``more_peers`` counted), the worst severity
+and ``ended_reason``. Firing records carry no ``status`` field (their shape predates
+incidents ending; a record without ``status`` is firing, :func:`status_of`).
+
 ``site`` is the sensor's ``site.name`` (config), so the alerts of several sensors can be
 told apart. Rules leave it None; the daemon stamps it (:meth:`Alert.at_site`) on every alert
 it records and delivers. The record carries ``"site"`` only when it is set, so records
@@ -47,6 +54,25 @@ class Severity(StrEnum):
 
 
 _RANKS = {s: i for i, s in enumerate(Severity)}
+
+
+class Status(StrEnum):
+    """Where an incident is: firing (a notification about it), or ended."""
+
+    FIRING = "firing"
+    ENDED = "ended"
+
+
+class EndReason(StrEnum):
+    """Why an incident ended."""
+
+    QUIET = "quiet"  # not seen for alerts.resolve_s
+    END_OF_INPUT = "end_of_input"  # the capture files were read to their end
+
+
+def status_of(record: Mapping[str, Any]) -> Status:
+    """The record's status: ``ended`` when it says so, else firing."""
+    return Status.ENDED if record.get("status") == Status.ENDED.value else Status.FIRING
 
 
 class Direction(StrEnum):
@@ -172,6 +198,50 @@ class Alert:
         return line_of(self.record())
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentEnd:
+    """One incident that ended: its last report and what the router knew of it."""
+
+    alert: Alert  # the incident's last report (identity, camera, peer fields)
+    ts: float  # when it was found ended (packet time)
+    first_seen: float
+    last_seen: float
+    sightings: int  # distinct flows (and sensor alerts) that showed it
+    severity: Severity  # the worst severity it had
+    peers: tuple[str, ...] = ()  # the peers it reached, bounded by the router
+    more_peers: int = 0  # peers beyond the bound, counted
+    reason: EndReason = EndReason.QUIET
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """The incident's identity (its alert's): (rule, device, reached)."""
+        return self.alert.identity
+
+    def at_site(self, site: str | None) -> IncidentEnd:
+        """This end as reported by the sensor named ``site``."""
+        return self if site == self.alert.site else replace(self, alert=self.alert.at_site(site))
+
+    def record(self) -> dict[str, Any]:
+        """The end record: the last report's record, at the end time and the worst
+        severity, with ``status: ended`` and the incident's span, sightings and peers."""
+        evidence = {k: v for k, v in self.alert.evidence.items() if k != "incident"}
+        record = replace(self.alert, evidence=evidence).record(self.sightings)
+        record["ts"] = rfc3339(self.ts)
+        record["severity"] = self.severity.value
+        record["status"] = Status.ENDED.value
+        record["first_seen"] = rfc3339(self.first_seen)
+        record["last_seen"] = rfc3339(self.last_seen)
+        record["sightings"] = self.sightings
+        record["peers"] = list(self.peers)
+        record["more_peers"] = self.more_peers
+        record["ended_reason"] = self.reason.value
+        return record
+
+    def one_line(self) -> str:
+        """The human form (see :func:`line_of`)."""
+        return line_of(self.record())
+
+
 #: Prefix lengths of the network that stands for a peer with neither name nor AS.
 NETWORK_PREFIX = {4: 24, 6: 48}
 
@@ -185,17 +255,34 @@ def network_of(address: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{NETWORK_PREFIX[ip.version]}", strict=False))
 
 
-def line_of(record: Mapping[str, Any]) -> str:
-    """One line for a person: ``[severity] rule camera -> peer CC: summary``; the arrow
-    points from the peer to the camera on inbound alerts, and there is none without a peer."""
+def route_of(record: Mapping[str, Any]) -> str:
+    """Camera and peer as a person reads them: ``camera -> peer CC`` outbound, ``peer CC ->
+    camera`` inbound, the camera alone without a peer (never ``-> -``)."""
     device = str(record.get("device") or record.get("device_ip") or "?")
     peer = record.get("peer_name") or record.get("peer_ip")
-    head = f"[{record.get('severity')}] {record.get('rule')}"
     if not peer:
-        return f"{head} {device}: {record.get('summary', '')}"
+        return device
     where = f" {record['peer_country']}" if record.get("peer_country") else ""
     if record.get("direction") == Direction.INBOUND.value:
-        route = f"{peer}{where} -> {device}"
-    else:
-        route = f"{device} -> {peer}{where}"
-    return f"{head} {route}: {record.get('summary', '')}"
+        return f"{peer}{where} -> {device}"
+    return f"{device} -> {peer}{where}"
+
+
+def line_of(record: Mapping[str, Any]) -> str:
+    """One line for a person: ``[severity] rule camera -> peer CC: summary``; the arrow
+    points from the peer to the camera on inbound alerts, and there is none without a peer.
+    An end record reads ``[severity] rule ENDED camera -> peer: summary (seen N times,
+    first .. last; peers a, b +M more)``."""
+    head = f"[{record.get('severity')}] {record.get('rule')}"
+    if status_of(record) is not Status.ENDED:
+        return f"{head} {route_of(record)}: {record.get('summary', '')}"
+    seen = record.get("sightings") or record.get("count") or 1
+    span = f"{record.get('first_seen')} .. {record.get('last_seen')}"
+    peers = ", ".join(str(p) for p in record.get("peers") or ())
+    if record.get("more_peers"):
+        peers += f" +{record['more_peers']} more"
+    tail = f"; peers {peers}" if peers else ""
+    return (
+        f"{head} ENDED {route_of(record)}: {record.get('summary', '')} "
+        f"(seen {seen} time{'' if seen == 1 else 's'}, {span}{tail})"
+    )

@@ -11,6 +11,20 @@ peers seen (at most ``MAX_INCIDENT_PEERS``, the rest counted), since when, and t
 it rose from. State is bounded (``max_identities``, oldest dropped first and counted), so a
 flood of distinct peers cannot exhaust memory.
 
+Incidents end: an identity not seen for ``alerts.resolve_s`` (packet time; live, packet
+times are wall times, and the pipeline's flow-table sweep runs on a quiet link too) is
+forgotten by :meth:`AlertRouter.expire` and handed to ``on_end`` as ONE
+:class:`~netwatch.alerts.model.IncidentEnd` (its last report, first and last sighting,
+sightings, worst severity, peers); :meth:`AlertRouter.end_all` ends every open incident at
+the end of the input. A sighting after the end is a new incident, reported at once. The
+time of a sighting is the alert's time, or later when the caller says when the flow was
+last seen (:attr:`AlertRouter.seen_at`, set by the pipeline while a flow's rules run).
+Identities are kept in the order they were last seen, so :meth:`expire` only looks at the
+quiet end of the list; sightings reported out of time order (a flow ended by its idle
+timeout after a busier one) can delay an end by that disorder (at most the flow idle
+timeout). Without ``on_end`` (capture workers: their parent's router decides) incidents are
+only forgotten.
+
 Active flows are checked again while they last (``alerts.evaluate_active_s``); a repeat
 from the same flow as the identity's last sighting is not counted again, so ``count`` is
 the number of distinct flows. Every repeat, counted or not, is passed to ``on_repeat``
@@ -31,9 +45,12 @@ so far). So one scanning camera yields at most ``max_per_device`` + 1 alerts per
 Device windows are bounded like identities (``max_identities``; oldest dropped, counted in
 ``dropped_devices``).
 
-Config read: ``alerts.suppress_s``, ``alerts.max_per_device``, ``alerts.device_window_s``.
-Known limit: suppression state lives in memory (a restart reports each identity again once,
-and opens every device's window again); the durable outbox belongs to delivery.
+Config read: ``alerts.suppress_s``, ``alerts.resolve_s``, ``alerts.max_per_device``,
+``alerts.device_window_s``.
+Known limits: suppression state lives in memory (a restart reports each identity again once,
+and opens every device's window again; an incident open at a restart never ends as such, its
+next sighting opens it again); an identity forgotten at the ``max_identities`` bound does not
+end (counted in ``dropped_identities``); the durable outbox belongs to delivery.
 """
 
 from __future__ import annotations
@@ -43,17 +60,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from netwatch.alerts.model import Alert, Severity, rfc3339
+from netwatch.alerts.model import Alert, EndReason, IncidentEnd, Severity, rfc3339
 
 if TYPE_CHECKING:
     from netwatch.config.schema import AlertsConfig
 
 Emit = Callable[[Alert, int], None]
 Repeat = Callable[[Alert], None]
+End = Callable[[IncidentEnd], None]
 
 FLOOD_RULE = "alert_flood"
 DEFAULT_MAX_PER_DEVICE = 50
 DEFAULT_DEVICE_WINDOW_S = 3600.0
+DEFAULT_RESOLVE_S = 3600.0
 
 
 #: Peers an incident lists (the rest are counted in ``more_peers``).
@@ -66,9 +85,35 @@ class _Seen:
     count: int  # occurrences since the last report (the reported one included)
     flow_uid: str | None  # the flow of the last sighting
     severity: Severity  # as last reported: a more severe sighting is reported at once
+    alert: Alert  # the last report (what the incident's end repeats)
     peers: dict[str, None] = field(default_factory=dict)  # the incident's peers, bounded
     more_peers: int = 0  # sightings of peers beyond MAX_INCIDENT_PEERS
     first_ts: float = 0.0
+    last_ts: float = 0.0  # the last sighting
+    sightings: int = 1  # distinct flows (and sensor alerts) over the whole incident
+    worst: Severity = Severity.INFO  # the most severe sighting
+
+    def sighted(self, alert: Alert, when: float) -> None:
+        """Note one sighting at ``when`` (a repeat from the flow last seen is not counted)."""
+        if alert.flow_uid is None or alert.flow_uid != self.flow_uid:
+            self.sightings += 1
+        self.last_ts = max(self.last_ts, when)
+        if alert.severity.rank < self.worst.rank:
+            self.worst = alert.severity
+
+    def ended(self, now: float, reason: EndReason) -> IncidentEnd:
+        """The incident's end record."""
+        return IncidentEnd(
+            alert=self.alert,
+            ts=max(now, self.last_ts),
+            first_seen=self.first_ts,
+            last_seen=self.last_ts,
+            sightings=self.sightings,
+            severity=self.worst,
+            peers=tuple(self.peers),
+            more_peers=self.more_peers,
+            reason=reason,
+        )
 
     def saw(self, alert: Alert) -> None:
         """Note the peer of one sighting."""
@@ -122,9 +167,11 @@ class AlertRouter:
         *,
         max_per_device: int = DEFAULT_MAX_PER_DEVICE,
         device_window_s: float = DEFAULT_DEVICE_WINDOW_S,
+        resolve_s: float = DEFAULT_RESOLVE_S,
     ):
         self.emit = emit
         self.suppress_s = suppress_s
+        self.resolve_s = resolve_s
         self.max_per_device = max_per_device
         self.device_window_s = device_window_s
         self._max = max_identities
@@ -141,8 +188,16 @@ class AlertRouter:
         self.dropped_devices = 0
         #: Incidents reported again at once because a sighting was more severe.
         self.escalated = 0
+        #: Incidents ended (handed to ``on_end``), quiet ones and those open at end of input.
+        self.ended = 0
         self.by_rule: dict[str, int] = {}
         self.on_repeat: Repeat | None = None
+        #: Where ended incidents go (None: they are only forgotten).
+        self.on_end: End | None = None
+        #: When the flow whose alerts are being submitted was last seen (packet time), set
+        #: by the caller around :meth:`submit`; None: the alert's own time.
+        self.seen_at: float | None = None
+        self._latest = float("-inf")  # the latest time seen (sightings and expire calls)
 
     @classmethod
     def of(cls, emit: Emit, alerts: AlertsConfig) -> AlertRouter:
@@ -154,6 +209,7 @@ class AlertRouter:
     def configure(self, alerts: AlertsConfig) -> None:
         """Apply (re)loaded ``alerts:`` settings; the state is kept."""
         self.suppress_s = alerts.suppress_s
+        self.resolve_s = alerts.resolve_s
         self.max_per_device = alerts.max_per_device
         self.device_window_s = alerts.device_window_s
 
@@ -162,8 +218,12 @@ class AlertRouter:
         key = alert.identity
         seen = self._seen.get(key)
         escalated_from: Severity | None = None
+        when = alert.ts if self.seen_at is None else max(alert.ts, self.seen_at)
+        self._latest = max(self._latest, when)
         if seen is not None:
             seen.saw(alert)
+            seen.sighted(alert, when)
+            self._seen.move_to_end(key)  # kept in the order last seen (expire)
         if seen is not None and alert.ts - seen.reported_at < self.suppress_s:
             if alert.severity.rank < seen.severity.rank:
                 escalated_from = seen.severity  # the incident grew: report it now
@@ -187,7 +247,14 @@ class AlertRouter:
                 self._seen.popitem(last=False)
                 self.dropped_identities += 1
             seen = self._seen[key] = _Seen(
-                alert.ts, 1, alert.flow_uid, alert.severity, first_ts=alert.ts
+                alert.ts,
+                1,
+                alert.flow_uid,
+                alert.severity,
+                alert,
+                first_ts=alert.ts,
+                last_ts=when,
+                worst=alert.severity,
             )
             seen.saw(alert)
         else:
@@ -198,12 +265,40 @@ class AlertRouter:
             seen.count = 1
             seen.flow_uid = alert.flow_uid
             seen.severity = alert.severity
-            self._seen.move_to_end(key)
         alert = seen.evidence(alert, escalated_from)
+        seen.alert = alert
         self.emitted += 1
         self.by_rule[alert.rule] = self.by_rule.get(alert.rule, 0) + 1
         self.emit(alert, count)
         return True
+
+    def expire(self, now: float) -> int:
+        """End the incidents not seen for ``resolve_s`` before ``now`` (packet time; wall
+        time on a quiet live link); returns how many ended."""
+        self._latest = max(self._latest, now)
+        n = 0
+        while self._seen:
+            key, seen = next(iter(self._seen.items()))
+            if now - seen.last_ts < self.resolve_s:
+                break
+            del self._seen[key]
+            self._end(seen.ended(now, EndReason.QUIET))
+            n += 1
+        return n
+
+    def end_all(self, reason: EndReason = EndReason.END_OF_INPUT) -> int:
+        """End every open incident (the input ended), at the latest time seen; returns how
+        many ended."""
+        seen_all, self._seen = list(self._seen.values()), OrderedDict()
+        for seen in seen_all:
+            self._end(seen.ended(self._latest, reason))
+        return len(seen_all)
+
+    def _end(self, end: IncidentEnd) -> None:
+        if self.on_end is None:
+            return
+        self.ended += 1
+        self.on_end(end)
 
     def _admit(self, alert: Alert) -> bool:
         """The per-device bound: True when ``alert`` may be emitted (module docstring)."""
@@ -247,6 +342,7 @@ class AlertRouter:
             "device_summaries": self.device_summaries,
             "dropped_devices": self.dropped_devices,
             "escalated": self.escalated,
+            "ended": self.ended,
         }
 
     def __len__(self) -> int:

@@ -329,16 +329,52 @@ SUBJECT_FIELDS = ("severity", "rule", "device", "device_ip", "peer", "country", 
 DEFAULT_SUBJECT = "[netwatch] {severity} {rule} {device}"
 
 
-def _subject_problem(template: str) -> str | None:
-    """Why ``template`` is not a usable subject template (str.format fields), or None."""
+#: The fields an ``alerts.dashboard_url`` template may use: record fields (URL-quoted when
+#: filled in) and the incident's time range in epoch milliseconds (Grafana's from/to).
+DASHBOARD_FIELDS = (
+    "device",
+    "device_ip",
+    "device_mac",
+    "vendor",
+    "site",
+    "group",
+    "platform",
+    "rule",
+    "severity",
+    "reached",
+    "peer_ip",
+    "peer_name",
+    "from_ms",
+    "to_ms",
+)
+
+
+def _template_problem(template: str, allowed: tuple[str, ...]) -> str | None:
+    """Why ``template`` is not a usable str.format template over ``allowed``, or None."""
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         return f"not a valid template ({exc}; write {{{{ and }}}} for literal braces)"
     for name in fields:
-        if name not in SUBJECT_FIELDS:
-            return f"unknown field {{{name}}} (fields: {', '.join(SUBJECT_FIELDS)})"
+        if name not in allowed:
+            return f"unknown field {{{name}}} (fields: {', '.join(allowed)})"
     return None
+
+
+def _check_alerts(values: dict[str, Any]) -> tuple[str, str] | None:
+    """``dashboard_url``: an http(s) URL template over :data:`DASHBOARD_FIELDS`."""
+    template = values["dashboard_url"]
+    if template is None:
+        return None
+    if not template.startswith(("http://", "https://")):
+        return "dashboard_url", f"{template!r} is not an http:// or https:// URL template"
+    problem = _template_problem(template, DASHBOARD_FIELDS)
+    return ("dashboard_url", problem) if problem else None
+
+
+def _subject_problem(template: str) -> str | None:
+    """Why ``template`` is not a usable subject template (str.format fields), or None."""
+    return _template_problem(template, SUBJECT_FIELDS)
 
 
 def _check_http_client(values: dict[str, Any]) -> tuple[str, str] | None:
@@ -367,6 +403,10 @@ def _check_http_client(values: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _check_alertmanager(values: dict[str, Any]) -> tuple[str, str] | None:
+    if values["ended"] is not None:
+        return "ended", (
+            "Alertmanager resolves its alerts itself (alerts.resolve_s): ended does not apply"
+        )
     tls_set = any(values[k] is not None for k in (*_TLS_KEYS, "server_name"))
     if tls_set and not any(u.startswith("https://") for u in values["urls"]):
         key_ = next(k for k in ("ca_file", "cert_file", "key_file", "server_name") if values[k])
@@ -459,6 +499,8 @@ class SinkConfig:
     rules: tuple[str, ...] = key(list_of(v.rule_ref), ())
     min_severity: str = key(v.choice(*SEVERITIES), "info")
     groups: tuple[str, ...] = key(list_of(v.group_ref), ())
+    # a message when an incident ends; null: the type's default (sinks/base.py)
+    ended: bool | None = key(optional(v.boolean), None)
     path: Path | None = key(optional(v.path()), None)
     urls: tuple[str, ...] = key(list_of(v.url), ())
     url_file: Path | None = _opt_secret()
@@ -550,9 +592,11 @@ class LearningConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertsConfig:
-    """alerts: suppression of repeats, checks of active flows, Alertmanager life cycle, and
-    the bounds of the delivery outbox (rows and megabytes of payload)."""
+    """alerts: suppression of repeats, checks of active flows, incidents ending and the
+    Alertmanager life cycle, the bounds of the delivery outbox (rows and megabytes of
+    payload), and the dashboard link of chat messages."""
 
+    RULES: ClassVar[Rules] = Rules(check=_check_alerts)
     suppress_s: float = key(v.seconds, 3600.0)
     evaluate_active_s: float = key(v.seconds, 60.0)
     resend_s: float = key(v.seconds, 60.0)
@@ -564,6 +608,9 @@ class AlertsConfig:
     # one flow, one notification: the first rule of this list among a flow's findings is the
     # alert, the others its evidence (netwatch/alerts/incidents.py); rules not listed never fold
     precedence: tuple[str, ...] = key(list_of(v.rule_ref), FOLD_PRECEDENCE)
+    # a link to the camera's dashboard in Slack/webhook/Teams messages: a URL template over
+    # DASHBOARD_FIELDS (values URL-quoted); null: no link
+    dashboard_url: str | None = key(optional(v.string()), None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -204,7 +204,8 @@ class NetwatchCollector(Collector):
 
 
 def router_families(router: AlertRouter) -> Iterator[Metric]:
-    """The router's bounds: alerts held back per device, state evicted."""
+    """The router's bounds (alerts held back per device, state evicted) and its incident
+    ends."""
     c = router.counters()
     yield CounterMetricFamily(
         "netwatch_alerts_device_capped",
@@ -218,6 +219,12 @@ def router_families(router: AlertRouter) -> Iterator[Metric]:
         "(suppression) and devices (per-device windows).",
         ["state"],
         [(("identities",), c["dropped_identities"]), (("devices",), c["dropped_devices"])],
+    )
+    yield CounterMetricFamily(
+        "netwatch_incidents_ended",
+        "Incidents that ended (not seen for alerts.resolve_s, or open at the end of the "
+        "input): one end record each, delivered to the sinks that take ends.",
+        value=c["ended"],
     )
 
 

@@ -15,7 +15,9 @@ Life cycle (as Prometheus does it): the first post comes from the durable outbox
 identity keeps being seen (``note``: emitted or suppressed repeats), :meth:`refresh`
 re-posts it every ``resend_s`` with a new ``endsAt``, so an Alertmanager that restarted
 learns it again; once it has not been seen for ``resolve_s``, one post with ``endsAt`` =
-now resolves it. Re-sends and resolutions are best effort (a failed one is tried at the
+now resolves it. The router's incident ends (``status: ended`` records) are not for this
+sink: it resolves on its own clock, so the config's ``ended`` key is refused here. Re-sends
+and resolutions are best effort (a failed one is tried at the
 next refresh); if netwatch itself stops, Alertmanager resolves its alerts at their
 ``endsAt``.
 
@@ -29,7 +31,7 @@ loads them at start, so alerts firing before a restart keep being re-sent after 
 
 Config read: ``sinks[].urls`` (every Alertmanager of an HA cluster; a post counts as
 delivered when at least one accepts it; the attempt's deadline is shared among them),
-``alerts.resend_s`` and ``alerts.resolve_s`` (through :meth:`AlertmanagerSink.lifecycle`),
+``alerts.resend_s`` and ``alerts.resolve_s`` (through :meth:`AlertmanagerSink.use_alerts`),
 and the HTTP client options of :mod:`netwatch.sinks.base` (basic auth or bearer token,
 ``ca_file``, client certificate, ``server_name``; one set for every URL). Known limits: at
 most ``MAX_ACTIVE`` active alerts (the least recently seen is forgotten first).
@@ -48,7 +50,7 @@ from datetime import datetime
 from typing import Any
 
 from netwatch.alerts.model import rfc3339
-from netwatch.config.schema import SinkConfig
+from netwatch.config.schema import AlertsConfig, SinkConfig
 from netwatch.sinks.base import Delivery, HttpSink, Record, SinkError, StateDelta
 
 API_PATH = "/api/v2/alerts"
@@ -155,6 +157,11 @@ class AlertmanagerSink(HttpSink):
         self._lock = threading.Lock()  # guards active, _changed and _gone
         self._changed: set[str] = set()
         self._gone: set[str] = set()
+
+    def use_alerts(self, alerts: AlertsConfig) -> None:
+        """The ``alerts:`` settings: dashboard link and the life cycle below."""
+        super().use_alerts(alerts)
+        self.lifecycle(alerts.resend_s, alerts.resolve_s)
 
     def lifecycle(self, resend_s: float, resolve_s: float) -> None:
         """Set the re-send interval and how long an unseen alert stays firing."""

@@ -3,7 +3,13 @@
 A sink turns alert records (``Alert.record(count)``, as stored in the outbox) into one
 delivery attempt and reports a :class:`Delivery`. Subclasses register themselves by class
 name (``AlertmanagerSink`` -> ``alertmanager``, the config ``type``); a duplicate name fails
-at import. ``accepts`` applies the sink's ``rules``, ``min_severity`` and ``groups`` filters.
+at import. ``accepts`` applies the sink's ``rules``, ``min_severity`` and ``groups`` filters,
+and takes the end record of an incident (``status: ended``) only when the sink's ``ended``
+key says so (null: the type's :attr:`Sink.ENDED_DEFAULT`: true for the webhook, Slack,
+Teams, PagerDuty and e-mail sinks, false for JSON lines and syslog, so a log keeps one line
+per notification; Alertmanager resolves its alerts itself and takes none).
+:meth:`Sink.use_alerts` hands every sink the ``alerts:`` settings (the dashboard link
+template; Alertmanager's life cycle).
 
 Secrets (``url_file``/``url_env``, ``routing_key_file``/``routing_key_env``,
 ``password_file``/``password_env``, ``token_file``/``token_env``) are read once at
@@ -54,8 +60,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from netwatch.alerts.model import Severity
-from netwatch.config.schema import DEFAULT_GROUP, SinkConfig
+from netwatch.alerts.model import Severity, Status, status_of
+from netwatch.config.schema import DEFAULT_GROUP, AlertsConfig, SinkConfig
 
 Record = dict[str, Any]
 
@@ -349,50 +355,14 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _peer(record: Mapping[str, Any]) -> str:
-    name, ip, port = record.get("peer_name"), record.get("peer_ip"), record.get("peer_port")
-    where = f"{ip}:{port}" if ip and port else str(ip or "")
-    if name and where:
-        return f"{name} ({where})"
-    return str(name or where or "-")
-
-
-def _origin(record: Mapping[str, Any]) -> str:
-    parts = [str(record["peer_country"])] if record.get("peer_country") else []
-    if record.get("peer_asn"):
-        org = f" {record['peer_org']}" if record.get("peer_org") else ""
-        parts.append(f"AS{record['peer_asn']}{org}")
-    return ", ".join(parts) or "-"
-
-
-def facts_of(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (title, value) rows a person reads about one alert (Teams, e-mail): severity,
-    rule, device, peer, country/AS, site, time, count; values not escaped."""
-    device = str(record.get("device") or "-")
-    if record.get("device_ip") and record.get("device_ip") != device:
-        device = f"{device} ({record['device_ip']})"
-    rows = [
-        ("Severity", str(record.get("severity", ""))),
-        ("Rule", str(record.get("rule", ""))),
-        ("Device", device),
-        ("Peer", _peer(record)),
-        ("Country / AS", _origin(record)),
-    ]
-    if record.get("site"):
-        rows.append(("Site", str(record["site"])))
-    rows.append(("Time (UTC)", str(record.get("ts", ""))))
-    if record.get("count"):
-        count = record["count"]
-        rows.append(("Seen", f"{count} time{'' if count == 1 else 's'}"))
-    return rows
-
-
 class Sink:
     """Base of all sinks: filters, secrets, and ``send(records) -> Delivery``."""
 
     registry: ClassVar[dict[str, type[Sink]]] = {}
     name_: ClassVar[str] = ""
     max_batch: ClassVar[int] = 100
+    #: Whether the sink takes incident ends when its config's ``ended`` is null.
+    ENDED_DEFAULT: ClassVar[bool] = False
     cutoff: float | None = None  # monotonic time no attempt may outlast (set at shutdown)
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
@@ -413,6 +383,13 @@ class Sink:
         self._getenv: Callable[[str], str | None] = lambda key: env.get(key)  # noqa: PLW0108
         self._secrets: list[Secret] = []
         self._min = Severity(config.min_severity)
+        self.wants_ended = self.ENDED_DEFAULT if config.ended is None else config.ended
+        #: ``alerts.dashboard_url`` (set by :meth:`use_alerts`); None: no link.
+        self.dashboard_url: str | None = None
+
+    def use_alerts(self, alerts: AlertsConfig) -> None:
+        """Take the ``alerts:`` settings that shape messages (the dashboard link)."""
+        self.dashboard_url = alerts.dashboard_url
 
     def _secret(self, what: str, file: Path | None, env: str | None) -> Secret:
         secret = read_secret(self.name, what, file, env, self._getenv)
@@ -426,8 +403,11 @@ class Sink:
         return text
 
     def accepts(self, record: Mapping[str, Any], group: str | None = None) -> bool:
-        """True when this sink wants the alert (rules, min_severity, groups filters)."""
+        """True when this sink wants the alert (rules, min_severity, groups filters; an
+        incident's end only when the sink takes ends)."""
         cfg = self.config
+        if status_of(record) is Status.ENDED and not self.wants_ended:
+            return False
         if cfg.rules and record.get("rule") not in cfg.rules:
             return False
         try:

@@ -1,9 +1,10 @@
 """The JSON-lines sink: one alert record per line, appended to ``path``.
 
-Config read: ``sinks[].path`` (plus the common filters). The file is opened on first write
-and flushed after every batch; ``reopen()`` closes it so the next batch opens the path again
-(logrotate ``postrotate``). Known limit: a crash between write and the outbox commit can
-write a line twice (at-least-once).
+Config read: ``sinks[].path`` (plus the common filters), ``ended`` (default false: the file
+keeps one line per notification; true adds one ``status: ended`` line per incident end).
+The file is opened on first write and flushed after every batch; ``reopen()`` closes it so
+the next batch opens the path again (logrotate ``postrotate``). Known limit: a crash between
+write and the outbox commit can write a line twice (at-least-once).
 """
 
 from __future__ import annotations

@@ -1,13 +1,20 @@
-"""The PagerDuty sink: one Events API v2 ``trigger`` per alert.
+"""The PagerDuty sink: one Events API v2 ``trigger`` per alert, one ``resolve`` per
+incident that ended.
 
-``dedup_key`` is the SHA-256 of the alert identity (rule, device, peer), so repeats of one
-identity update one open incident; severity maps critical->critical, high->error,
-medium->warning, low and info->info. 202 is success; 429 and 5xx are retried (with
-``Retry-After``); other answers are permanent failures. ``summary`` is cut to 1024
-characters.
+``dedup_key`` is the SHA-256 of the incident identity (rule, device, what was reached: the
+record's ``reached``; and the sensor's ``site`` when set), so every report of one incident
+(rotating relays of one platform included) updates one open PagerDuty incident, and the end
+of the netwatch incident (``status: ended``) resolves it with the same key: PagerDuty's own
+choice of incident life cycle is kept, netwatch only says when it stopped seeing it (set
+``ended: false`` on the sink to leave resolving to people). Severity maps
+critical->critical, high->error, medium->warning, low and info->info. 202 is success; 429
+and 5xx are retried (with ``Retry-After``); other answers are permanent failures.
+``summary`` is cut to 1024 characters.
 
 Config read: ``sinks[].routing_key_file`` or ``routing_key_env`` (secret, never in errors,
-logs or repr). Known limits: no acknowledge/resolve events; one alert per request.
+logs or repr), ``ended`` (default true). Known limits: no acknowledge events; one alert per
+request; a resolve sent while its trigger still waits for a retry (an outage) can arrive
+first, leaving the incident open.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from netwatch.alerts.model import Status, status_of
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.base import Delivery, HttpSink, Record
 
@@ -25,16 +33,19 @@ SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low":
 
 
 def dedup_key(record: Mapping[str, Any]) -> str:
-    """A stable key from the alert identity (rule, device, peer)."""
-    peer = record.get("peer_name") or record.get("peer_ip") or ""
-    identity = json.dumps([record.get("rule"), record.get("device"), peer])
-    return hashlib.sha256(identity.encode()).hexdigest()
+    """A stable key from the incident identity (rule, device, reached; site when set)."""
+    reached = record.get("reached") or record.get("peer_name") or record.get("peer_ip") or ""
+    identity = [record.get("rule"), record.get("device"), reached]
+    if record.get("site"):
+        identity.append(record["site"])
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
 class PagerdutySink(HttpSink):
     """Sends each alert as a PagerDuty Events v2 trigger."""
 
     max_batch = 1
+    ENDED_DEFAULT = True
 
     def __init__(self, config: SinkConfig, *, url: str = ENQUEUE_URL, **options: Any) -> None:
         super().__init__(config, **options)
@@ -42,7 +53,13 @@ class PagerdutySink(HttpSink):
         self.url = url
 
     def event(self, record: Mapping[str, Any]) -> Record:
-        """The Events v2 body for one alert record."""
+        """The Events v2 body for one alert record: a resolve for an incident's end."""
+        if status_of(record) is Status.ENDED:
+            return {
+                "routing_key": self._key.reveal(),
+                "event_action": "resolve",
+                "dedup_key": dedup_key(record),
+            }
         return {
             "routing_key": self._key.reveal(),
             "event_action": "trigger",

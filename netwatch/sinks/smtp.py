@@ -6,8 +6,10 @@ cannot strip it) or speaks TLS from the start (``tls: implicit``, port 465), log
 ``username`` is set (smtplib picks CRAM-MD5, PLAIN or LOGIN from what the server offers),
 and sends one message: ``From``, ``To``, ``Date``, ``Message-ID``, ``Auto-Submitted:
 auto-generated`` (RFC 3834, so auto-responders stay quiet) and ``Subject`` from the
-``subject`` template (first alert of the batch, ``(+N more)`` after it). The body has a
-block per alert: summary, then the same facts the Teams card shows, then the evidence.
+``subject`` template (first alert of the batch, ``(+N more)`` after it; ``Ended:`` before
+it when that alert is an incident's end). The body has a block per alert: summary, then the
+same facts the Teams card shows (:func:`~netwatch.sinks.message.fields_of`), the findings
+folded into it, the dashboard link (``alerts.dashboard_url``), then the evidence.
 
 Header injection: every value that comes from the wire (device and peer names, summaries)
 and goes into ``Subject`` has its control characters (CR and LF among them) replaced by
@@ -26,9 +28,10 @@ recipients and refused for others counts as delivered.
 Config read: ``sinks[].smarthost``, ``tls``, ``mail_from``, ``mail_to``, ``subject``,
 ``username`` with ``password_file``/``password_env`` (secret, never in errors or repr),
 ``ca_file``, ``cert_file``/``key_file``, ``server_name`` (the name the server's certificate
-must carry; default the smarthost's host). Known limits: the TLS name is set through
-smtplib's private ``_host`` (its constructor would connect before the deadline timer runs);
-no HTML part; no resolved notifications; one smarthost (no MX lookup, no fallback host).
+must carry; default the smarthost's host), ``ended`` (default true: a message when an
+incident ends). Known limits: the TLS name is set through smtplib's private ``_host`` (its
+constructor would connect before the deadline timer runs); no HTML part; one smarthost (no
+MX lookup, no fallback host).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from email.utils import formatdate, make_msgid
 from enum import Enum
 from typing import Any
 
+from netwatch.alerts.model import Status, status_of
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.base import (
     MIN_ATTEMPT_S,
@@ -58,9 +62,9 @@ from netwatch.sinks.base import (
     Sink,
     SinkError,
     describe_tls_error,
-    facts_of,
     tls_context,
 )
+from netwatch.sinks.message import dashboard_link, fields_of, folded_of
 
 MAX_SUBJECT = 200
 MAX_VALUE = 2000  # characters of one body value
@@ -105,22 +109,33 @@ def subject_fields(record: Mapping[str, Any]) -> dict[str, str]:
 def subject_of(template: str, payloads: Sequence[Record]) -> str:
     """The Subject header: the template filled in from the first alert, safe as a header."""
     text = template.format_map(subject_fields(payloads[0]))
+    if status_of(payloads[0]) is Status.ENDED:
+        text = f"Ended: {text}"
     more = f" (+{len(payloads) - 1} more)" if len(payloads) > 1 else ""
     return one_line(text, MAX_SUBJECT - len(more)) + more
 
 
-def body_of(payloads: Sequence[Record]) -> str:
+def body_of(payloads: Sequence[Record], dashboard_url: str | None = None) -> str:
     """The plain-text body: one block per alert."""
     blocks = []
     for record in payloads:
         lines = [one_line(record.get("summary", ""), MAX_VALUE), ""]
-        lines += [f"{title}: {one_line(value, MAX_VALUE)}" for title, value in facts_of(record)]
+        lines += [f"{title}: {one_line(value, MAX_VALUE)}" for title, value in fields_of(record)]
+        lines += [f"Also: {one_line(f, MAX_VALUE)}" for f in folded_of(record)]
+        link = dashboard_link(dashboard_url, record)
+        if link:
+            lines.append(f"Dashboard: {one_line(link, MAX_VALUE)}")
         evidence = record.get("evidence")
         if evidence:
             compact = json.dumps(evidence, sort_keys=True, ensure_ascii=False, default=str)
             lines.append(f"Evidence: {one_line(compact, MAX_VALUE)}")
         blocks.append("\n".join(lines))
-    head = f"netwatch raised {len(payloads)} alert{'s' if len(payloads) != 1 else ''}.\n\n"
+    ended = sum(status_of(r) is Status.ENDED for r in payloads)
+    raised = len(payloads) - ended
+    said = [f"netwatch raised {raised} alert{'s' if raised != 1 else ''}."] if raised else []
+    if ended:
+        said.append(f"{ended} incident{'s' if ended != 1 else ''} ended.")
+    head = " ".join(said) + "\n\n"
     return head + "\n\n-- \n\n".join(blocks) + "\n"
 
 
@@ -168,6 +183,7 @@ class SmtpSink(Sink):
     """Sends each batch of alerts as one e-mail through an SMTP smarthost."""
 
     max_batch = 20
+    ENDED_DEFAULT = True
 
     def __init__(
         self,
@@ -208,7 +224,7 @@ class SmtpSink(Sink):
         msg["Date"] = formatdate(self._clock(), usegmt=True)
         msg["Message-ID"] = make_msgid("netwatch", domain=self.mail_from.rsplit("@", 1)[1])
         msg["Auto-Submitted"] = "auto-generated"
-        msg.set_content(body_of(payloads))
+        msg.set_content(body_of(payloads, self.dashboard_url))
         return msg
 
     def send(self, payloads: Sequence[Record]) -> Delivery:

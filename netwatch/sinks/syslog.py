@@ -21,7 +21,8 @@ control character (C0, DEL, C1, U+2028/U+2029) in SD, MSG or CEF becomes U+FFFD.
 therefore never holds a NUL, CR or LF, whatever the framing.
 
 Config read: ``sinks[].address`` (``host:port`` or a socket path), ``transport`` (udp, tcp or
-unix, inferred by the schema) and ``format``. Transports:
+unix, inferred by the schema), ``format`` and ``ended`` (default false: one message per
+notification; true adds one per incident end, its record's fields as for an alert). Transports:
 
 - udp: one datagram per alert;
 - tcp: RFC 6587 octet counting (``LEN SP MSG``), one ``sendall`` per batch;
@@ -106,6 +107,7 @@ SD_PARAMS: Final = (
     "flow_uid",
     "community_id",
     "count",
+    "status",  # only an incident's end carries it ("ended")
 )
 # HOSTNAME, APP-NAME, PROCID, MSGID maximum lengths (RFC 5424 6.2)
 _HOST_MAX, _APP_MAX, _PROCID_MAX, _MSGID_MAX = 255, 48, 128, 32
@@ -217,6 +219,7 @@ def cef_line(record: Mapping[str, Any]) -> str:
         ("app", record.get("service")),
         ("deviceDirection", _DIRECTIONS.get(str(record.get("direction")))),
         ("cnt", record.get("count")),
+        ("act", record.get("status")),  # "ended" on an incident's end, else absent
     ]
     custom = (
         ("cs1", "flow_uid"),

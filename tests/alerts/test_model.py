@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 
-from netwatch.alerts.model import Alert, Direction, Severity, rfc3339
+from netwatch.alerts.model import (
+    Alert,
+    Direction,
+    EndReason,
+    IncidentEnd,
+    Severity,
+    line_of,
+    rfc3339,
+    status_of,
+)
 
 CONTRACT_FIELDS = (
     *("ts", "rule", "severity", "device", "device_ip", "device_mac", "vendor", "peer_ip"),
@@ -99,3 +108,22 @@ def test_site_is_in_the_record_once_set() -> None:
     assert stamped.identity == plain.identity  # de-duplication is per sensor anyway
     assert stamped.at_site("hq-north") is stamped
     assert alert(site="lab").record()["site"] == "lab"
+
+
+def test_an_end_record_reads_as_one_and_firing_records_have_no_status() -> None:
+    alert = Alert(
+        ts=0.0, rule="nat_traversal", severity=Severity.HIGH, device="cam", device_ip="10.0.0.2",
+        peer_ip="110.43.68.1", summary="relays", platform="CS2 Network PPPP",
+    )  # fmt: skip
+    assert "status" not in alert.record() and status_of(alert.record()).value == "firing"
+    end = IncidentEnd(
+        alert=alert, ts=900.0, first_seen=0.0, last_seen=60.0, sightings=3,
+        severity=Severity.CRITICAL, peers=("110.43.68.1", "110.43.68.2"), more_peers=5,
+        reason=EndReason.QUIET,
+    )  # fmt: skip
+    assert line_of(end.record()) == (
+        "[critical] nat_traversal ENDED cam -> 110.43.68.1: relays (seen 3 times, "
+        "1970-01-01T00:00:00.000000Z .. 1970-01-01T00:01:00.000000Z; "
+        "peers 110.43.68.1, 110.43.68.2 +5 more)"
+    )
+    assert end.at_site("north").record()["site"] == "north"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import Alert, EndReason, IncidentEnd, Severity
 from netwatch.alerts.router import FLOOD_RULE, AlertRouter
 from netwatch.config import Config
 
@@ -136,3 +136,58 @@ def test_rotating_relays_of_one_platform_are_one_incident_listing_its_peers() ->
     assert grown.evidence["incident"]["more_peers"] == 30 - 16
     assert count == 30 and "incident" not in first.evidence
     assert not router.submit(relay(31, 40.0, Severity.HIGH))  # less severe: a repeat
+
+
+def _ending_router(resolve_s: float = 500.0) -> tuple[AlertRouter, list[Alert], list[IncidentEnd]]:
+    out: list[Alert] = []
+    ended: list[IncidentEnd] = []
+    router = AlertRouter(lambda a, n: out.append(a), suppress_s=100.0, resolve_s=resolve_s)
+    router.on_end = ended.append
+    return router, out, ended
+
+
+def test_an_incident_quiet_for_resolve_s_ends_once_with_its_span_peers_and_worst_severity() -> None:
+    router, out, ended = _ending_router()
+    router.submit(dataclasses.replace(alert(0, "a.example"), flow_uid="F1"))
+    router.seen_at = 250.0  # the flow behind the next sighting was last seen here
+    router.submit(dataclasses.replace(alert(200, severity=Severity.HIGH), flow_uid="F2"))
+    router.seen_at = None
+    router.submit(dataclasses.replace(alert(210), flow_uid="F2"))  # same flow: not counted
+    assert router.expire(749.0) == 0 and not ended  # 499 s quiet: still open
+    assert router.expire(750.0) == 1 and router.ended == 1
+    (end,) = ended
+    assert (end.first_seen, end.last_seen, end.ts, end.sightings) == (0.0, 250.0, 750.0, 2)
+    assert end.severity is Severity.HIGH and end.reason is EndReason.QUIET
+    assert end.identity == ("new_destination", "cam", "a.example")
+    record = end.record()
+    assert record["status"] == "ended" and record["severity"] == "high"
+    assert record["first_seen"] == "1970-01-01T00:00:00.000000Z"
+    assert record["last_seen"] == "1970-01-01T00:04:10.000000Z"
+    assert record["peers"] == ["a.example"] and record["sightings"] == 2
+    assert "status" not in out[0].record()  # firing records keep their shape
+    assert router.expire(5000.0) == 0 and len(ended) == 1  # ONE end
+    # seen again after its end: a new incident, reported at once
+    assert router.submit(alert(5001.0))
+    assert len(out) == 3 and router.counters()["ended"] == 1
+
+
+def test_ends_follow_the_order_last_seen_and_end_all_closes_the_rest() -> None:
+    router, _, ended = _ending_router()
+    router.submit(alert(0, "a.example"))
+    router.submit(alert(10, "b.example"))
+    router.submit(alert(400, "a.example"))  # a is seen again: b is the quieter one
+    assert router.expire(600.0) == 1 and [e.alert.peer for e in ended] == ["b.example"]
+    assert router.end_all() == 1
+    assert ended[-1].alert.peer == "a.example" and ended[-1].reason is EndReason.END_OF_INPUT
+    assert ended[-1].ts == 600.0 and len(router) == 0
+
+
+def test_without_on_end_incidents_are_forgotten_uncounted() -> None:
+    router = AlertRouter(lambda a, n: None, suppress_s=100.0, resolve_s=10.0)
+    router.submit(alert(0))
+    assert router.expire(20.0) == 1 and len(router) == 0 and router.ended == 0
+
+
+def test_resolve_s_comes_from_the_config() -> None:
+    cfg = Config.from_yaml("alerts: {resolve_s: 42}")
+    assert AlertRouter.of(lambda a, n: None, cfg.alerts).resolve_s == 42

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import Alert, EndReason, IncidentEnd, Severity
 from tests.sinks.httpstub import Stub, serve
 
 
@@ -34,3 +34,18 @@ def make_alert(**kw: Any) -> Alert:
 def stub() -> Iterator[Stub]:
     with serve() as s:
         yield s
+
+
+def make_end(**kw: Any) -> IncidentEnd:
+    """An incident that ended: first seen at the alert's time, last seen an hour later."""
+    alert = make_alert(**kw)
+    return IncidentEnd(
+        alert=alert,
+        ts=alert.ts + 7200.0,
+        first_seen=alert.ts,
+        last_seen=alert.ts + 3600.0,
+        sightings=4,
+        severity=Severity.CRITICAL,
+        peers=("dev.hik-connect.com", "47.1.2.4"),
+        reason=EndReason.QUIET,
+    )

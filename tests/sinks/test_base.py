@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from netwatch.config.schema import SinkConfig
+from netwatch.config.values import HostPort
 from netwatch.delivery import Deliverer
 from netwatch.outbox import Outbox
 from netwatch.sinks import BUILTIN_SINKS, SinkError, build_sinks
@@ -16,7 +17,7 @@ from netwatch.sinks.alertmanager import AlertmanagerSink
 from netwatch.sinks.base import HttpResult, Sink, http_post, parse_retry_after
 from netwatch.sinks.pagerduty import PagerdutySink
 from netwatch.sinks.webhook import WebhookSink
-from tests.sinks.conftest import make_alert
+from tests.sinks.conftest import make_alert, make_end
 from tests.sinks.httpstub import Stub, serve
 from tests.sinks.tlsca import CA, Pair
 
@@ -238,3 +239,42 @@ def test_unloadable_tls_files_fail_at_build(ca: CA, tmp_path: Path) -> None:
         hook("https://127.0.0.1:1", cert_file=bogus, key_file=bogus)
     with pytest.raises(SinkError, match=r"^sink hook: password_env NOPE is empty or unset$"):
         hook("https://127.0.0.1:1", username="u", password_env="NOPE")
+
+
+SMTP_KEYS = {"smarthost": HostPort("m", 25), "mail_from": "a@b.c", "mail_to": ("d@e.f",)}
+
+
+SMTP_KEYS = {"smarthost": HostPort("m", 25), "mail_from": "a@b.c", "mail_to": ("d@e.f",)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "keys", "default"),
+    [
+        ("webhook", {"url_env": "U"}, True),
+        ("slack", {"url_env": "U"}, True),
+        ("teams", {"url_env": "U"}, True),
+        ("pagerduty", {"routing_key_env": "U"}, True),
+        ("smtp", SMTP_KEYS, True),
+        ("jsonl", {"path": Path("alerts.jsonl")}, False),
+        ("syslog", {"address": HostPort("127.0.0.1", 514), "transport": "udp"}, False),
+        ("alertmanager", {"urls": ("http://a:9093",)}, False),
+    ],
+)
+def test_which_sinks_take_incident_ends(kind: str, keys: dict[str, Any], default: bool) -> None:
+    end = make_end().record()
+    (sink,) = build_sinks([SinkConfig(name="s", type=kind, **keys)], environ={"U": "http://x/"})
+    assert sink.accepts(end) is default
+    assert sink.accepts(make_alert().record())  # firing alerts as before
+    if kind != "alertmanager":  # the config refuses ended there
+        (other,) = build_sinks(
+            [SinkConfig(name="s", type=kind, ended=not default, **keys)], environ={"U": "http://x/"}
+        )
+        assert other.accepts(end) is not default
+    # the other filters still apply to ends
+    (strict,) = build_sinks(
+        [SinkConfig(name="s", type=kind, rules=("rogue_dns",), ended=True, **keys)]
+        if kind != "alertmanager"
+        else [SinkConfig(name="s", type=kind, rules=("rogue_dns",), **keys)],
+        environ={"U": "http://x/"},
+    )
+    assert not strict.accepts(end)

@@ -7,7 +7,7 @@ import pytest
 
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.pagerduty import PagerdutySink
-from tests.sinks.conftest import make_alert
+from tests.sinks.conftest import make_alert, make_end
 from tests.sinks.httpstub import Stub
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -65,3 +65,30 @@ def test_only_202_is_success_and_retry_rules(stub: Stub) -> None:
     bad_gateway = sink.send(rec)
     assert not bad_gateway.ok and not bad_gateway.permanent
     assert sink.send(rec).permanent
+
+
+def test_an_ended_incident_resolves_with_the_trigger_dedup_key(stub: Stub) -> None:
+    stub.default = 202
+    sink = _sink(stub)
+    # the platform is the identity: a trigger about one relay and the end of the incident
+    # (its last report about another) share the key
+    trigger = make_alert(platform="Hik-Connect", peer_name="relay1.example").record()
+    end = make_end(platform="Hik-Connect", peer_name="relay2.example").record()
+    assert sink.send([trigger]).ok and sink.send([end]).ok
+    first, second = (r.json() for r in stub.requests)
+    assert first["event_action"] == "trigger"
+    assert second == {
+        "routing_key": KEY,
+        "event_action": "resolve",
+        "dedup_key": first["dedup_key"],
+    }
+    identity = json.dumps(["cloud_registration", "lobby-1", "Hik-Connect"])
+    assert first["dedup_key"] == hashlib.sha256(identity.encode()).hexdigest()
+
+
+def test_two_sensors_keep_two_incidents(stub: Stub) -> None:
+    stub.default = 202
+    sink = _sink(stub)
+    assert sink.send([make_alert(site="north").record(), make_alert(site="south").record()]).ok
+    keys = {r.json()["dedup_key"] for r in stub.requests}
+    assert len(keys) == 2

@@ -17,7 +17,7 @@ from netwatch.sinks.base import Sink
 from tests.registry_support import extra_module
 
 PACKAGE = "netwatch.sinks"
-HELPERS = frozenset({"", "base"})
+HELPERS = frozenset({"", "base", "message"})
 
 
 def audit() -> PackageAudit:

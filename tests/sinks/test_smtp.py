@@ -16,8 +16,8 @@ import pytest
 from netwatch.config.schema import SinkConfig
 from netwatch.config.values import HostPort
 from netwatch.sinks.base import SinkError
-from netwatch.sinks.smtp import SmtpSink, one_line, subject_of
-from tests.sinks.conftest import make_alert
+from netwatch.sinks.smtp import SmtpSink, body_of, one_line, subject_of
+from tests.sinks.conftest import make_alert, make_end
 from tests.sinks.smtpserver import SmtpServer, serve
 from tests.sinks.tlsca import CA, Pair
 
@@ -82,10 +82,10 @@ def test_starttls_auth_and_one_message_per_batch(smtp: SmtpServer, ca: CA) -> No
     body = msg.get_content()
     assert "netwatch raised 2 alerts." in body
     assert "lobby-1 registered with <Hik-Connect> & co" in body
-    assert "Peer: dev.hik-connect.com (47.1.2.3:443)" in body
+    assert "Traffic: lobby-1 -> dev.hik-connect.com (47.1.2.3:443)" in body
     assert "Country / AS: CN" in body
     assert "Seen: 3 times" in body
-    assert "Rule: rogue_dns" in body and "Device: ward-2 (10.20.0.11)" in body
+    assert "Rule: rogue_dns" in body and "Camera: ward-2 (10.20.0.11)" in body
     assert '"endpoint": "hik-connect"' in body
 
 
@@ -237,3 +237,17 @@ def test_missing_password_and_unloadable_ca_fail_at_build(tmp_path: Path) -> Non
     bogus.write_text("not a certificate\n", encoding="utf-8")
     with pytest.raises(SinkError, match=r"sink mail: cannot load ca_file .*ca\.crt"):
         make_sink(25, None, ca_file=bogus)
+
+
+def test_an_ended_incident_reads_as_one() -> None:
+    end = make_end().record()
+    assert subject_of("[netwatch] {severity} {rule} {device}", [end]) == (
+        "Ended: [netwatch] critical cloud_registration lobby-1"
+    )
+    body = body_of([end, make_alert().record()], "https://g.example/c?d={device}")
+    assert body.startswith("netwatch raised 1 alert. 1 incident ended.\n")
+    assert "Status: ended (not seen for alerts.resolve_s)" in body
+    assert "First seen: 2026-01-01 00:00:00 UTC" in body
+    assert "Last seen: 2026-01-01 01:00:00 UTC" in body
+    assert "Peers: dev.hik-connect.com, 47.1.2.4" in body
+    assert "Dashboard: https://g.example/c?d=lobby-1" in body

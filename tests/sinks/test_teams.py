@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from netwatch.config import Config
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.teams import CARD_CONTENT_TYPE, TeamsSink, card_text
-from tests.sinks.conftest import make_alert
+from tests.sinks.conftest import make_alert, make_end
 from tests.sinks.httpstub import Stub
 
 
@@ -46,14 +47,16 @@ def test_posts_an_adaptive_card_with_the_alert_facts(stub: Stub, tmp_path: Path)
     assert facts[0] == {
         "Severity": "high",
         "Rule": r"cloud\_registration",
-        "Device": "lobby-1 (10.20.0.11)",
-        "Peer": "dev.hik-connect.com (47.1.2.3:443)",
+        "Sensor": "north",
+        "Camera": "lobby-1 (10.20.0.11)",
+        "Traffic": "lobby-1 -> dev.hik-connect.com (47.1.2.3:443)",
         "Country / AS": "CN, AS37963 Hangzhou Alibaba",
-        "Site": "north",
-        "Time (UTC)": "2026-01-01T00:00:00.000000Z",
+        "First seen": "2026-01-01 00:00:00 UTC",
+        "Last seen": "2026-01-01 00:00:00 UTC",
         "Seen": "4 times",
     }
-    assert facts[1]["Rule"] == r"rogue\_dns" and "Site" not in facts[1]
+    assert facts[1]["Rule"] == r"rogue\_dns" and "Sensor" not in facts[1]
+    assert "actions" not in card  # no dashboard_url: no link
 
 
 def test_refusals_are_classified_and_the_url_never_shown(stub: Stub, tmp_path: Path) -> None:
@@ -71,3 +74,28 @@ def test_card_text_is_one_escaped_line() -> None:
     assert card_text("- not a list") == r"\- not a list"
     assert card_text("1. not a list") == r"1\. not a list"
     assert len(card_text("x" * 2000)) == 500
+
+
+def test_an_ended_incident_and_the_dashboard_link(stub: Stub, tmp_path: Path) -> None:
+    sink = make_sink(stub, tmp_path)
+    sink.use_alerts(
+        Config.from_yaml("alerts: {dashboard_url: 'https://g.example/c?d={device}'}").alerts
+    )
+    assert sink.send([make_end().record()]).ok
+    card = stub.requests[0].json()["attachments"][0]["content"]
+    heading = card["body"][1]
+    assert heading["text"] == r"\[critical\] cloud\_registration ENDED on lobby-1"
+    assert heading["color"] == "Good"
+    (facts,) = [
+        {f["title"]: f["value"] for f in e["facts"]} for e in card["body"] if e["type"] == "FactSet"
+    ]
+    assert facts["Status"] == "ended (not seen for alerts.resolve\\_s)"
+    assert facts["Last seen"] == "2026-01-01 01:00:00 UTC"
+    assert facts["Peers"] == "dev.hik-connect.com, 47.1.2.4"
+    assert card["actions"] == [
+        {
+            "type": "Action.OpenUrl",
+            "title": "Dashboard: lobby-1",
+            "url": "https://g.example/c?d=lobby-1",
+        }
+    ]

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
+
+from netwatch.config import Config
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.webhook import WebhookSink
-from tests.sinks.conftest import make_alert
+from tests.sinks.conftest import make_alert, make_end
 from tests.sinks.httpstub import Stub
 
 
@@ -28,3 +31,45 @@ def test_alertmanager_webhook_body_v4(stub: Stub) -> None:
     assert first["status"] == "firing" and len(first["fingerprint"]) == 16
     assert first["fingerprint"] != body["alerts"][1]["fingerprint"]
     assert first["startsAt"] == "2026-01-01T00:00:00.000000Z"
+
+
+def test_text_record_and_dashboard_url_beside_alertmanager_fields() -> None:
+    cfg = SinkConfig(name="oncall", type="webhook", url_env="NW_HOOK")
+    sink = WebhookSink(cfg, environ={"NW_HOOK": "http://127.0.0.1:9/hook"})
+    sink.use_alerts(
+        Config.from_yaml(
+            "alerts: {dashboard_url: 'https://g.example/d/c?var-camera={device}'}"
+        ).alerts
+    )
+    record = make_alert(device='lobby "1"\n', site="north").record()
+    body = json.loads(json.dumps(sink.body([record])))
+    (alert,) = body["alerts"]
+    assert alert["record"] == {**record, "status": "firing"}
+    assert alert["dashboard_url"] == "https://g.example/d/c?var-camera=lobby%20%221%22%0A"
+    assert alert["text"].startswith("[high] cloud_registration\nlobby-1 registered with")
+    assert "Sensor: north" in alert["text"]
+    # a line break from the wire cannot forge a line of the text
+    assert 'Traffic: lobby "1"  -> dev.hik-connect.com (47.1.2.3:443)' in alert["text"]
+    assert "Dashboard: https://g.example/d/c?var-camera=lobby%20%221%22%0A" in alert["text"]
+    assert body["text"] == alert["text"] and body["status"] == "firing"
+
+
+def test_an_ended_incident_is_resolved_with_its_span(stub: Stub) -> None:
+    cfg = SinkConfig(name="oncall", type="webhook", url_env="NW_HOOK")
+    sink = WebhookSink(cfg, environ={"NW_HOOK": stub.url + "/hook"})
+    assert sink.send([make_end().record()]).ok
+    body = stub.requests[0].json()
+    (alert,) = body["alerts"]
+    assert body["status"] == alert["status"] == "resolved"
+    assert (alert["startsAt"], alert["endsAt"]) == (
+        "2026-01-01T00:00:00.000000Z",
+        "2026-01-01T01:00:00.000000Z",
+    )
+    assert alert["record"]["status"] == "ended" and alert["record"]["sightings"] == 4
+    assert alert["text"].startswith("[critical] cloud_registration ENDED\n")
+    assert "Peers: dev.hik-connect.com, 47.1.2.4" in alert["text"]
+    assert alert["dashboard_url"] is None
+    # one firing alert in the batch makes the batch firing
+    both = sink.body([make_end().record(), make_alert().record()])
+    assert both["status"] == "firing"
+    assert [a["status"] for a in both["alerts"]] == ["resolved", "firing"]
