@@ -4,7 +4,8 @@ Rules build :class:`Alert` values; sinks serialise :meth:`Alert.record` (one JSO
 per line for the JSON-lines sink, and the payload every other sink is built from).
 
 Identity (what de-duplication and incidents key on) is the behaviour, not the peer address:
-``(rule, device, reached)`` where *reached* (:attr:`Alert.reached`) is the named cloud/P2P
+``(rule, device, reached)`` where *reached* (:attr:`Alert.reached`) is what the rule says
+the incident is about when it says (``subject``: a denied country), else the named cloud/P2P
 platform when the rule named one, else the name seen on the wire, else the peer's AS
 (``AS64500``, or its organisation when the number is unknown), else its network (/24, IPv6
 /48) for a peer outside the site; a peer inside the site is its address. So the rotating
@@ -117,6 +118,9 @@ class Alert:
     platform: str | None = None
     evidence_pcap: str | None = None
     evidence_sha256: str | None = None
+    #: What the incident is about when the rule itself names it (``denied_country``: the
+    #: denied country or AS, whichever of its networks the camera reached); else None.
+    subject: str | None = None
 
     def at_site(self, site: str | None) -> Alert:
         """This alert from the sensor named ``site`` (the config's ``site.name``)."""
@@ -139,7 +143,10 @@ class Alert:
     @property
     def reached(self) -> str:
         """What the device reached (or was reached from), as the identity sees it (see the
-        module docstring): platform, name, AS, organisation, network; '' without a peer."""
+        module docstring): the rule's subject, platform, name, AS, organisation, network;
+        '' without a peer."""
+        if self.subject:
+            return self.subject
         if self.platform:
             return self.platform
         if self.peer_name:

@@ -96,8 +96,10 @@ class FlowFacts:
         evidence: Mapping[str, Any],
         *,
         peer: bool = True,
+        subject: str | None = None,
     ) -> Alert:
-        """An alert about this camera and peer, with this flow's identifiers.
+        """An alert about this camera and peer, with this flow's identifiers (``subject``:
+        what the incident is about, when the rule names it; see ``Alert.reached``).
 
         ``peer=False`` leaves the peer out (an alert about the device itself), so that
         de-duplication is per device rather than per device and peer. ``severity`` is the
@@ -127,6 +129,7 @@ class FlowFacts:
             evidence={**evidence, **self.device.details()},
             group=self.policy.group,
             platform=evidence.get("platform"),
+            subject=subject,
         )
         if peer:
             return alert

@@ -4,6 +4,9 @@ Fires in either direction (a camera reaching out, or reached from) when the peer
 country is in ``deny_countries`` or its AS in ``deny_asns`` of the camera's group, even if
 the destination is otherwise allowed. Local and special addresses are never looked up, so
 they never match. Evidence: the country/AS that matched, the data source's answer, bytes.
+The incident is the camera and the denied country (or AS): the rotating addresses of
+one country are one alert listing its peers. ICMP error messages the camera sends back
+(port unreachable for a late answer) are skipped: the peer's own flow is reported.
 Known false positives: GeoIP errors (anycast, CDNs registered abroad); check the peer name
 in the alert and allow-list the network if the site accepts it.
 
@@ -25,8 +28,8 @@ class DeniedCountry(Rule):
     """A camera exchanges traffic with a denied country or AS."""
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
-        if facts.direction is Direction.LOCAL:
-            return
+        if facts.direction is Direction.LOCAL or facts.icmp_error:
+            return  # an ICMP error is a reaction: the peer's own flow is the one reported
         why = facts.policy.denies(facts.peer)
         if why is None:
             return
@@ -42,4 +45,6 @@ class DeniedCountry(Rule):
                 "bytes_down": facts.bytes_down,
                 "conn_state": facts.record["conn_state"],
             },
+            # one incident per camera and denied country (or AS), whichever of its networks
+            subject=f"denied {why}",
         )

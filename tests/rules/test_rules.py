@@ -25,6 +25,8 @@ CLOUD, FOREIGN, OUTSIDER = "175.16.199.1", "89.160.20.112", "81.2.69.142"
 
 GEO = {
     CLOUD: GeoInfo("CN", 4837, "CHINA UNICOM"),
+    "110.43.68.240": GeoInfo("CN", 4134, "CHINANET"),
+    "36.156.49.100": GeoInfo("CN", 9808, "China Mobile"),
     FOREIGN: GeoInfo("SE", 29518, "Bredband2 AB"),
     OUTSIDER: GeoInfo("GB", 20712, "Andrews & Arnold"),
     "8.8.8.8": GeoInfo("US", 15169, "GOOGLE"),
@@ -129,6 +131,30 @@ def test_denied_country_and_egress_both_fire(tmp_path: Path) -> None:
     t = g.Trace()
     tcp_session(t, route(CLOUD), 443, 1_000_000)
     assert rules_of(replay(tmp_path, t)) == ["denied_country", "unexpected_egress"]
+
+
+def test_one_denied_country_is_one_incident_whatever_its_networks(tmp_path: Path) -> None:
+    """Three CN networks (three ASes) reached over UDP: one denied_country notification for
+    the camera and CN, with the later peers in its incident; the camera's ICMP port
+    unreachable back to one of them is not a finding of its own."""
+    t = g.Trace()
+    ts = 1_000_000
+    for peer in (CLOUD, "110.43.68.240", "36.156.49.100"):
+        t.add(ts, g.udp_frame(route(peer), 40000, 9000, b"hello" * 10))
+        ts += 10_000_000
+    t.add(ts, g.ip_frame(route("110.43.68.240"), 1, b"\x03\x03\x00\x00" + bytes(4) + bytes(28)))
+    pcap, cfg, out = tmp_path / "s.pcap", tmp_path / "c.yaml", tmp_path / "alerts.jsonl"
+    t.write(pcap)
+    cfg.write_text(BASE_CONFIG + "alerts: {resolve_s: 3600}\n")
+    run_replay([pcap], Config.load(cfg), alerts_out=out, geo=TableGeo(), uid_seed=1)
+    notes = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(a["rule"], a["reached"]) for a in notes] == [("denied_country", "denied country CN")]
+    assert [f["rule"] for f in notes[0]["evidence"]["folded"]] == ["unexpected_egress"]
+    # every finding is still there: the three flows, none for the ICMP error
+    every = replay(tmp_path, t, BASE_CONFIG + "alerts: {suppress_s: 0.000001}\n")
+    denied = [a for a in every if a["rule"] == "denied_country"]
+    assert sorted(a["peer_ip"] for a in denied) == sorted([CLOUD, "110.43.68.240", "36.156.49.100"])
+    assert all(a["proto"] == "udp" for a in denied)
 
 
 def test_rogue_dns_public_resolver(tmp_path: Path) -> None:
