@@ -66,12 +66,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from netwatch.deep.base import Context, DeepParser, service
 from netwatch.deep.pppp import PLATFORM as PPPP_PLATFORM
-from netwatch.deep.pppp import Kind, PpppFlow, pppp_of
+from netwatch.deep.pppp import Kind, P2pMessages, PpppFlow, pppp_of
 
 if TYPE_CHECKING:
     from netwatch.flow.table import Flow
@@ -85,8 +85,6 @@ LAN_SEARCH_PORT = 32761
 MASTER_PORT = 10240
 #: A datagram shorter than its header says is accepted only when a snaplen kept this much.
 MIN_CUT_BYTES = 64
-#: Distinct message names kept per direction of a flow (bounded state).
-MAX_NAMES = 12
 UID_AT = 16
 UID_LEN = 20
 #: ``TransCodePartial``'s key: the first 16 bytes of "Charlie is the designer of P2P!!".
@@ -206,38 +204,18 @@ class Message:
 
 
 @dataclass(slots=True)
-class KalayFlow:
+class KalayFlow(P2pMessages):
     """What one flow showed of Kalay (``flow.app["kalay"]``); bounded."""
 
-    sent_o: list[str] = field(default_factory=list)  # message names the originator sent
-    sent_r: list[str] = field(default_factory=list)  # ... and the responder
-    kinds_o: set[Kind] = field(default_factory=set)
-    kinds_r: set[Kind] = field(default_factory=set)
     uid: str | None = None
     version: int | None = None  # the IOTC version byte of the first message
 
     def note(self, msg: Message, is_orig: bool, kind: Kind | None) -> None:
-        names, kinds = (self.sent_o, self.kinds_o) if is_orig else (self.sent_r, self.kinds_r)
-        if msg.name not in names and len(names) < MAX_NAMES:
-            names.append(msg.name)
-        if kind is not None:
-            kinds.add(kind)
+        self.saw(msg.name, kind, is_orig)
         if msg.uid is not None and self.uid is None:
             self.uid = msg.uid
         if self.version is None:
             self.version = msg.version
-
-    def sent(self, by_orig: bool) -> tuple[list[str], set[Kind]]:
-        """The names and kinds of the messages one end sent."""
-        return (self.sent_o, self.kinds_o) if by_orig else (self.sent_r, self.kinds_r)
-
-    @property
-    def kinds(self) -> set[Kind]:
-        return self.kinds_o | self.kinds_r
-
-    def messages(self) -> list[str]:
-        """Every message name seen, originator's first."""
-        return self.sent_o + [n for n in self.sent_r if n not in self.sent_o]
 
     def evidence(self) -> dict[str, object]:
         """The evidence fields of an alert about this flow."""

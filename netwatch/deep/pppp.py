@@ -180,29 +180,22 @@ class Message:
 
 
 @dataclass(slots=True)
-class PpppFlow:
-    """What one flow showed of PPPP (``flow.app["pppp"]``); bounded."""
+class P2pMessages:
+    """The message names and kinds each end of a P2P flow sent (bounded): what the CS2 PPPP
+    and the Kalay flow records share."""
 
     sent_o: list[str] = field(default_factory=list)  # message names the originator sent
     sent_r: list[str] = field(default_factory=list)  # ... and the responder
     kinds_o: set[Kind] = field(default_factory=set)
     kinds_r: set[Kind] = field(default_factory=set)
-    device_id: str | None = None
-    public_addr: str | None = None  # from HELLO_ACK: the receiver's WAN address
-    punch_to: str | None = None  # from PUNCH_TO: the address the receiver is told to punch
 
-    def note(self, msg: Message, is_orig: bool) -> None:
+    def saw(self, name: str, kind: Kind | None, is_orig: bool) -> None:
+        """One message of this name (and kind, when known) from one end."""
         names, kinds = (self.sent_o, self.kinds_o) if is_orig else (self.sent_r, self.kinds_r)
-        if msg.name not in names and len(names) < MAX_NAMES:
-            names.append(msg.name)
-        kinds.add(msg.type.kind)
-        if msg.device_id is not None and self.device_id is None:
-            self.device_id = msg.device_id
-        if msg.address is not None:
-            if msg.code == 0x01 and self.public_addr is None:
-                self.public_addr = msg.address
-            elif msg.code == 0x40 and self.punch_to is None:
-                self.punch_to = msg.address
+        if name not in names and len(names) < MAX_NAMES:
+            names.append(name)
+        if kind is not None:
+            kinds.add(kind)
 
     def sent(self, by_orig: bool) -> tuple[list[str], set[Kind]]:
         """The names and kinds of the messages one end sent."""
@@ -215,6 +208,25 @@ class PpppFlow:
     def messages(self) -> list[str]:
         """Every message name seen, originator's first."""
         return self.sent_o + [n for n in self.sent_r if n not in self.sent_o]
+
+
+@dataclass(slots=True)
+class PpppFlow(P2pMessages):
+    """What one flow showed of PPPP (``flow.app["pppp"]``); bounded."""
+
+    device_id: str | None = None
+    public_addr: str | None = None  # from HELLO_ACK: the receiver's WAN address
+    punch_to: str | None = None  # from PUNCH_TO: the address the receiver is told to punch
+
+    def note(self, msg: Message, is_orig: bool) -> None:
+        self.saw(msg.name, msg.type.kind, is_orig)
+        if msg.device_id is not None and self.device_id is None:
+            self.device_id = msg.device_id
+        if msg.address is not None:
+            if msg.code == 0x01 and self.public_addr is None:
+                self.public_addr = msg.address
+            elif msg.code == 0x40 and self.punch_to is None:
+                self.punch_to = msg.address
 
     def evidence(self) -> dict[str, object]:
         """The evidence fields of an alert about this flow."""
