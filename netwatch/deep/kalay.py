@@ -67,10 +67,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from netwatch.deep.base import Context, DeepParser, service
-from netwatch.deep.pppp import PLATFORM as PPPP_PLATFORM
+from netwatch.deep.base import Context, DeepParser
 from netwatch.deep.pppp import Kind, P2pMessages, PpppFlow, pppp_of
 
 if TYPE_CHECKING:
@@ -207,6 +206,10 @@ class Message:
 class KalayFlow(P2pMessages):
     """What one flow showed of Kalay (``flow.app["kalay"]``); bounded."""
 
+    PLATFORM: ClassVar[str] = PLATFORM
+    APP_KEY: ClassVar[str] = "kalay"
+    SERVICE: ClassVar[str] = SERVICE
+
     uid: str | None = None
     version: int | None = None  # the IOTC version byte of the first message
 
@@ -258,8 +261,7 @@ def uid_of(field_: bytes) -> str | None:
 
 def kalay_of(app: Mapping[str, Any] | None) -> KalayFlow | None:
     """The Kalay summary in a flow's deep-parser results (``flow.app``), if Kalay was seen."""
-    found = app.get("kalay") if app else None
-    return found if isinstance(found, KalayFlow) else None
+    return KalayFlow.of(app)
 
 
 P2pFlow = PpppFlow | KalayFlow
@@ -272,7 +274,7 @@ def p2p_of(app: Mapping[str, Any] | None) -> P2pFlow | None:
 
 def platform_of(flow: P2pFlow) -> str:
     """The platform name of a P2P summary (for alert titles)."""
-    return PLATFORM if isinstance(flow, KalayFlow) else PPPP_PLATFORM
+    return flow.PLATFORM
 
 
 class KalayParser(DeepParser):
@@ -288,14 +290,7 @@ class KalayParser(DeepParser):
         if msg is None:
             return
         ctx.count("kalay")
-        if flow.app is None:
-            flow.app = {}
-        info = kalay_of(flow.app)
-        if info is None:
-            info = KalayFlow()
-            flow.app["kalay"] = info
-            flow.app.setdefault("p2p", PLATFORM)
-            service(flow, SERVICE)
+        info = KalayFlow.on(flow)
         kind = msg.type.kind if msg.type is not None else None
         if kind is None and MASTER_PORT in (flow.resp_p, flow.orig_p):
             kind = Kind.REGISTER  # only Kalay master servers answer on their port

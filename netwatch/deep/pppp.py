@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from netwatch.deep.base import Context, DeepParser, service
 
@@ -182,7 +182,12 @@ class Message:
 @dataclass(slots=True)
 class P2pMessages:
     """The message names and kinds each end of a P2P flow sent (bounded): what the CS2 PPPP
-    and the Kalay flow records share."""
+    and the Kalay flow records share. A subclass names its platform, the key of
+    ``flow.app`` it lives under and the Zeek-style service it adds."""
+
+    PLATFORM: ClassVar[str] = ""
+    APP_KEY: ClassVar[str] = ""
+    SERVICE: ClassVar[str] = ""
 
     sent_o: list[str] = field(default_factory=list)  # message names the originator sent
     sent_r: list[str] = field(default_factory=list)  # ... and the responder
@@ -209,10 +214,34 @@ class P2pMessages:
         """Every message name seen, originator's first."""
         return self.sent_o + [n for n in self.sent_r if n not in self.sent_o]
 
+    @classmethod
+    def of(cls, app: Mapping[str, Any] | None) -> Self | None:
+        """This platform's summary in a flow's deep-parser results, if it was seen."""
+        found = app.get(cls.APP_KEY) if app else None
+        return found if isinstance(found, cls) else None
+
+    @classmethod
+    def on(cls, flow: Flow) -> Self:
+        """This platform's summary of ``flow``, created (with the flow's ``p2p`` platform and
+        service) at its first message."""
+        if flow.app is None:
+            flow.app = {}
+        info = cls.of(flow.app)
+        if info is None:
+            info = cls()
+            flow.app[cls.APP_KEY] = info
+            flow.app.setdefault("p2p", cls.PLATFORM)
+            service(flow, cls.SERVICE)
+        return info
+
 
 @dataclass(slots=True)
 class PpppFlow(P2pMessages):
     """What one flow showed of PPPP (``flow.app["pppp"]``); bounded."""
+
+    PLATFORM: ClassVar[str] = PLATFORM
+    APP_KEY: ClassVar[str] = "pppp"
+    SERVICE: ClassVar[str] = SERVICE
 
     device_id: str | None = None
     public_addr: str | None = None  # from HELLO_ACK: the receiver's WAN address
@@ -297,8 +326,7 @@ def sockaddr_of(body: bytes) -> str | None:
 
 def pppp_of(app: Mapping[str, Any] | None) -> PpppFlow | None:
     """The PPPP summary in a flow's deep-parser results (``flow.app``), if PPPP was seen."""
-    found = app.get("pppp") if app else None
-    return found if isinstance(found, PpppFlow) else None
+    return PpppFlow.of(app)
 
 
 class PpppParser(DeepParser):
@@ -315,14 +343,6 @@ class PpppParser(DeepParser):
             ctx.count("pppp_unparsed")
             return
         ctx.count("pppp")
-        if flow.app is None:
-            flow.app = {}
-        info = pppp_of(flow.app)
-        if info is None:
-            info = PpppFlow()
-            flow.app["pppp"] = info
-            flow.app.setdefault("p2p", PLATFORM)
-            service(flow, SERVICE)
-        info.note(msg, is_orig)
+        PpppFlow.on(flow).note(msg, is_orig)
         if msg.name in DEVICE_MESSAGES:
             ctx.camera(flow.orig_h if is_orig else flow.resp_h, None, f"pppp:{msg.name}", None)
