@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from netwatch.alerts.evidence import EvidenceStore
-from netwatch.capture.files import open_capture
+from netwatch.capture.files import CaptureFile, open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
 from netwatch.flow.ids import UidSource
@@ -23,17 +23,23 @@ from tests.conftest import corpus_file
 REPO = Path(__file__).resolve().parent.parent
 
 
+def run_one_way(pipe: Pipeline, path: Path, fused: bool) -> CaptureFile:
+    """Replay ``path`` through the fused loop or the general path only, then finish."""
+    cap = open_capture(path)
+    if fused:
+        pipe.run_capture(cap)
+    else:
+        pipe.run(cap.packets())
+    pipe.finish()
+    return cap
+
+
 def both_ways(path: Path, cfg: Config | None = None) -> tuple[list[Any], list[Any]]:
     out: list[list[Any]] = []
     for fused in (True, False):
         recs: list[dict[str, Any]] = []
         pipe = Pipeline(cfg or Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
-        cap = open_capture(path)
-        if fused:
-            pipe.run_capture(cap)
-        else:
-            pipe.run(cap.packets())
-        pipe.finish()
+        cap = run_one_way(pipe, path, fused)
         assert cap.stats.records == pipe.stats.packets
         out.append([recs, pipe.stats.packets, pipe.decoder.failures])
     return out[0], out[1]
@@ -97,12 +103,7 @@ def evidence_run(path: Path, store: EvidenceStore, fused: bool) -> list[Any]:
         release(f)
 
     pipe.keeper.release = snapshot  # type: ignore[method-assign]
-    cap = open_capture(path)
-    if fused:
-        pipe.run_capture(cap)
-    else:
-        pipe.run(cap.packets())
-    pipe.finish()
+    run_one_way(pipe, path, fused)
     return [recs, alerts, kept, pipe.keeper.packets, pipe.keeper.kept_bytes]
 
 
