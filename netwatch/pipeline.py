@@ -341,8 +341,8 @@ class Pipeline:
             released.clear()
         whole = self.decoder.reassembled
         if whole:
-            for _ts, wd in whole:
-                self.table.inspect_only(wd)
+            for wts, wd in whole:
+                self.table.inspect_only(wts, wd)
             whole.clear()
 
     def run(self, packets: Iterable[Packet]) -> None:

@@ -252,7 +252,7 @@ class FlowTable:
                 self._inspect(f, False, frame, off, plen, ts)
         return f
 
-    def inspect_only(self, d: Decoded) -> None:
+    def inspect_only(self, ts: float, d: Decoded) -> None:
         """Hand a payload to the deep parsers without counting it: a datagram rebuilt from
         fragments whose packets were already counted. Uses the direction's budget; a flow
         that has ended meanwhile is not recreated."""
@@ -267,10 +267,10 @@ class FlowTable:
         if fwd is f.odir:
             if f.deep_o > 0:
                 f.deep_o -= 1
-                self._inspect(f, True, frame, off, plen, f.last)
+                self._inspect(f, True, frame, off, plen, ts)
         elif f.deep_r > 0:
             f.deep_r -= 1
-            self._inspect(f, False, frame, off, plen, f.last)
+            self._inspect(f, False, frame, off, plen, ts)
 
     def _tcp_first(
         self, f: Flow, is_orig: bool, flags: int, seq: int, win: int, plen: int, ts: float

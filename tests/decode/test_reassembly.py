@@ -217,9 +217,9 @@ def test_fragmented_dns_answers_of_a_real_capture_are_rebuilt_whole() -> None:
     seen: list[bytes] = []
     inspect = pipe.table.inspect_only
 
-    def spy(d: Decoded) -> None:
+    def spy(ts: float, d: Decoded) -> None:
         seen.append(d[12][d[10] - 8 : d[10] + d[11]])
-        inspect(d)
+        inspect(ts, d)
 
     pipe.table.inspect_only = spy  # type: ignore[method-assign]
     pipe.run(iter(frames))
