@@ -3,8 +3,9 @@
 Each capture of ``../shared/corpus/pcaps/camera-real/`` that holds one of the known cameras
 is replayed with an inventory naming that camera (group ``wards``) and
 ``deny_countries: [CN]``; the script prints, per capture, how many notifications the
-camera got and by rule, and the total. Run it on two commits to compare (the README quotes
-the result of the incidents change: 159 -> 35).
+camera got, the reports they carried by rule, and the total. Run it on two commits to
+compare (the README quotes the result of the incidents and notification-group changes:
+159 -> 21).
 
     .venv/bin/python bench/alert_volume.py [--corpus DIR]
 """
@@ -17,6 +18,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from netwatch.alerts.grouping import members
 from netwatch.config import Config
 from netwatch.replay import run_replay
 
@@ -35,14 +37,15 @@ CONFIG = (
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
-def notifications(capture: Path, mac: str) -> collections.Counter[str]:
-    """The camera's notifications by rule for one capture."""
+def notifications(capture: Path, mac: str) -> tuple[int, collections.Counter[str]]:
+    """The camera's notifications for one capture, and the reports they carried by rule."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg, out = Path(tmp) / "c.yaml", Path(tmp) / "a.jsonl"
         cfg.write_text(CONFIG.format(mac=mac), encoding="utf-8")
         run_replay([capture], Config.load(cfg), alerts_out=out, uid_seed=1)
         records = [json.loads(line) for line in out.read_text().splitlines()]
-    return collections.Counter(r["rule"] for r in records if r["device"] == "cam")
+    mine = [r for r in records if r["device"] == "cam"]
+    return len(mine), collections.Counter(m["rule"] for r in mine for m in members(r))
 
 
 def main() -> None:
@@ -55,9 +58,9 @@ def main() -> None:
         mac = next((m for prefix, m in CAMERAS.items() if capture.name.startswith(prefix)), None)
         if mac is None:
             continue
-        found = notifications(capture, mac)
-        total += sum(found.values())
-        print(f"{capture.name:52s} {sum(found.values()):4d}  {dict(found)}")
+        sent, found = notifications(capture, mac)
+        total += sent
+        print(f"{capture.name:52s} {sent:4d}  reports: {dict(found)}")
     print(f"{'total':52s} {total:4d}")
 
 

@@ -61,6 +61,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from netwatch.alerts.evidence import DIR_MODE, EVIDENCE_DIR, EvidenceStore
+from netwatch.alerts.grouping import DeviceGroups, report_rules
 from netwatch.alerts.model import Alert, IncidentEnd
 from netwatch.alerts.router import AlertRouter
 from netwatch.capture.registry import build_source
@@ -141,6 +142,8 @@ class Daemon:
         self.owner: BaselineOwner | None = None
         self.pool: WorkerPool | None = None
         self.pool_router: AlertRouter | None = None
+        #: The workers' alerts, one notification per camera per interval (pool only).
+        self.pool_groups: DeviceGroups | None = None
         self.source: Source | WorkerPool | None = None
         self.metrics: MetricsServer | None = None
         self.loop: CaptureLoop | None = None
@@ -202,12 +205,16 @@ class Daemon:
         self._hook_router()
         self.traffic.resolve = camera_resolver(self.pipeline)
         if self.pool is not None:
-            self.pool_router = AlertRouter.of(self.alerts, cfg.alerts)
+            self.pool_groups = DeviceGroups.of(self.alerts, cfg.alerts)
+            self.pool_router = AlertRouter.of(self.pool_groups.add, cfg.alerts)
+            self.pool_groups.clock = self.pool_router.latest
             self.pool_router.on_repeat = self._repeat
             self.pool_router.on_end = self._ended
             self.source = self.pool
             self.registry.register(
-                PoolCollector(self.pool, self.alerts, self.traffic, self.pool_router)
+                PoolCollector(
+                    self.pool, self.alerts, self.traffic, self.pool_router, self.pool_groups
+                )
             )
         else:
             self.source = build_source(cfg)
@@ -309,7 +316,8 @@ class Daemon:
         alert_log.warning("%s", alert.one_line(), extra={"fields": alert_fields(record)})
         if self.alert_log is not None:
             self.alert_log.write(record)
-        self.traffic.alert(alert.device, alert.rule)
+        for rule, _ in report_rules(alert):
+            self.traffic.alert(alert.device, rule)
         if self.deliverer is not None:
             self.deliverer.enqueue(alert, count, self._group_of(alert))
 
@@ -380,6 +388,8 @@ class Daemon:
         if self.live:
             self._check_loss()
         if self.pool_router is not None:  # the workers' incidents end here, on wall time
+            if self.pool_groups is not None:  # notifications due go out first
+                self.pool_groups.tick(self.clock())
             self.pool_router.expire(self.clock())
         if now - self._last_flush >= FLUSH_INTERVAL_S:
             self._last_flush = now
@@ -442,6 +452,8 @@ class Daemon:
         self.deliverer.replace_sinks(list(plan.sinks))
         if self.pool_router is not None:
             self.pool_router.configure(cfg.alerts)
+        if self.pool_groups is not None:
+            self.pool_groups.configure(cfg.alerts)
         self._hook_router()
         configure_logging(cfg.logging)
         self._reopen()
@@ -504,6 +516,8 @@ class Daemon:
         if self.pool is not None:
             # the workers end their flows; keep a third of the time for delivery
             self.pool.stop(max(0.5, (deadline - time.monotonic()) * 2 / 3))
+        if self.pool_groups is not None:  # the workers' last alerts are in: send them
+            self.pool_groups.flush_all()
         if self.owner is not None:  # the workers' last observations are in: store them
             self.owner.close(max(0.1, (deadline - time.monotonic()) / 3))
 

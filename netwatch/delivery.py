@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
+from netwatch.alerts.grouping import members, regroup
 from netwatch.alerts.model import Alert, IncidentEnd, Status
 from netwatch.config.schema import AlertsConfig
 from netwatch.outbox import Entry, Item, Outbox, OutboxLimits
@@ -683,13 +684,22 @@ class Deliverer:
     def _enqueue(self, record: dict[str, Any], key: str, group: str | None, *, note: bool) -> int:
         now = self._clock()
         taken = 0
+        reports = list(members(record))
         for name, slot in list(self._slots.items()):
             try:
-                if not slot.sink.accepts(record, group):
+                mine, mine_key = record, key
+                if len(reports) > 1:  # a sink's filters apply to each report it carries
+                    wanted = [r for r in reports if slot.sink.accepts(r, group)]
+                    if not wanted:
+                        continue
+                    if len(wanted) < len(reports):
+                        mine = regroup(wanted)
+                        mine_key = json.dumps([mine["rule"], mine["device"], mine["reached"]])
+                elif not slot.sink.accepts(record, group):
                     continue
-                taken += self._admit(Entry(name, key, record, now))
+                taken += self._admit(Entry(name, mine_key, mine, now))
                 if note:
-                    slot.sink.note(record, now)
+                    slot.sink.note(mine, now)
                 self.stats.setdefault(name, SinkStats()).enqueued += 1
             except Exception as exc:  # a sink's filter or note failing isolates that sink
                 log.error("sink %s: enqueue failed: %s", name, slot.sink.scrub(str(exc)))

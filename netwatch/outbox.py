@@ -1,8 +1,9 @@
 """The durable alert outbox: every alert payload is committed to SQLite before delivery.
 
 ``put``/``put_many`` commit items (due at once); an item still waiting for the same sink and
-key (the alert identity) absorbs a new one instead (its ``count`` grows), so an outage of any
-length delivers each identity once, with how often it was seen. An item a sender has
+key (the alert identity) absorbs a new one instead (its ``count`` grows, and the reports
+grouped in either notification are all kept: :func:`netwatch.alerts.grouping.absorb`), so an
+outage of any length delivers each identity once, with how often it was seen. An item a sender has
 ``claim``-ed (in flight) never absorbs anything: a re-report that arrives during the send is
 a new item, so a successful send cannot swallow it. ``delivered`` deletes items; ``failed``
 releases them and reschedules with exponential backoff and full jitter
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
+from netwatch.alerts.grouping import absorb
 from netwatch.alerts.model import Severity
 
 _SCHEMA = """
@@ -228,9 +230,7 @@ class Outbox:
             (row.sink, row.key),
         ).fetchone()
         if found is not None:
-            merged = json.loads(found[1])
-            added = json.loads(row.payload).get("count") or 1
-            merged["count"] = int(merged.get("count") or 1) + int(added)
+            merged = absorb(json.loads(found[1]), json.loads(row.payload))
             text = _dumps(merged)
             size = len(text.encode())
             self._db.execute(
@@ -338,13 +338,11 @@ class Outbox:
         if not later:
             return
         merged = json.loads(row[2])
-        count = int(merged.get("count") or 1)
         for other_id, payload, size in later:
-            count += int(json.loads(payload).get("count") or 1)
+            merged = absorb(merged, json.loads(payload))
             self._db.execute("DELETE FROM outbox WHERE id = ?", (other_id,))
             self._rows -= 1
             self._bytes -= int(size)
-        merged["count"] = count
         text = _dumps(merged)
         self._db.execute(
             "UPDATE outbox SET payload = ?, size = ? WHERE id = ?",

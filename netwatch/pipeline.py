@@ -17,6 +17,11 @@ packets come, on wall time through :meth:`Pipeline.advance` on a quiet live link
 alerts are sightings at the flow's last packet. :meth:`Pipeline.finish` ends the incidents
 still open when asked (end of the input, not a live daemon's stop).
 
+Notifications (``group_notifications``, the default; :mod:`netwatch.alerts.grouping`): what
+the router emits is grouped per camera (``alerts.group_wait_s``/``group_interval_s``) before
+``on_alert``; the sweep sends the groups that are due, :meth:`Pipeline.finish` all pending
+ones. Capture workers pass ``group_notifications=False``: their parent groups.
+
 Config read: everything the components read, ``evidence.*``.
 """
 
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netwatch.alerts.evidence import EvidenceStore, KeepLimits, PacketKeeper
+from netwatch.alerts.grouping import DeviceGroups
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import Emit
 from netwatch.capture.files import CaptureFile
@@ -124,6 +130,7 @@ class Pipeline:
         signatures: SignatureMatcher | None = None,
         baseline: DestinationBaseline | None = None,
         evidence: EvidenceStore | None = None,
+        group_notifications: bool = True,
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
@@ -132,6 +139,12 @@ class Pipeline:
         self.evidence = evidence if on_alert is not None else None
         self.keeper = PacketKeeper(KeepLimits.of(cfg.evidence))
         self._alerting: Flow | None = None  # the flow whose rules are running
+        #: One notification per camera per interval (None: every report goes out alone, as
+        #: in a capture worker, whose parent groups what it reports).
+        self.notify: DeviceGroups | None = None
+        if on_alert is not None and group_notifications:
+            self.notify = DeviceGroups.of(on_alert, cfg.alerts)
+            on_alert = self.notify.add
         if on_alert is not None and self.evidence is not None:
             on_alert = self._with_evidence(on_alert, self.evidence)
         self.names = PassiveDns(cfg.dns.cache_size, cfg.dns.min_ttl_s, cfg.dns.max_ttl_s)
@@ -162,9 +175,12 @@ class Pipeline:
             vendor = camera_vendor or camera_vendor_of(self.signatures)
             if baseline is None:  # the edges give a stored or shared one; else in memory
                 baseline = Baseline.of(cfg.learning, None)
-            self._hook_detector(
-                Detector(cfg, self.enrichers, vendor, on_alert, self.signatures, baseline=baseline)
+            detector = Detector(
+                cfg, self.enrichers, vendor, on_alert, self.signatures, baseline=baseline
             )
+            self._hook_detector(detector)
+            if self.notify is not None:
+                self.notify.clock = detector.router.latest
         self.table = FlowTable(
             flow_settings(cfg),
             self._flow_ended,
@@ -215,6 +231,8 @@ class Pipeline:
         new.resolvers.adopt(old.resolvers)
         new.router = old.router
         new.router.configure(cfg.alerts)
+        if self.notify is not None:
+            self.notify.configure(cfg.alerts)
         new.errors = old.errors
         self._hook_detector(new)
 
@@ -271,6 +289,8 @@ class Pipeline:
         """The flow table's periodic sweep (packet time, or wall time on a quiet link):
         expire held fragments, end quiet incidents."""
         self.decoder.expire(now)
+        if self.notify is not None:
+            self.notify.tick(now)  # reports due go out before quiet incidents end
         if self.detector is not None:
             self.detector.router.expire(now)
 
@@ -384,6 +404,8 @@ class Pipeline:
         ``end_incidents`` every open incident ends too (a live daemon stopping keeps them:
         the cameras are still at it)."""
         self.end_pass()
+        if self.notify is not None:
+            self.notify.flush_all()
         if self.detector is not None:
             if end_incidents:
                 self.detector.router.end_all()

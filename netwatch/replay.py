@@ -59,7 +59,7 @@ class ReplaySummary:
     fragment_entries_evicted: int = 0
     reassembly: dict[str, int] = field(default_factory=dict)  # rebuilt datagrams, by outcome
     cameras: dict[str, int] = field(default_factory=dict)  # cameras seen, by how recognised
-    alerts: int = 0
+    alerts: int = 0  # notifications (one alert record each, reports grouped in them)
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     alerts_suppressed: int = 0
     incidents_ended: int = 0
@@ -90,7 +90,8 @@ class ReplaySummary:
             f"fragment table evictions: {self.fragment_entries_evicted}; "
             f"datagrams rebuilt from fragments: {kv(self.reassembly)}",
             summary_line(self.cameras),
-            f"alerts: {self.alerts} ({kv(self.alerts_by_rule)}); repeats suppressed: "
+            f"alerts: {sum(self.alerts_by_rule.values())} ({kv(self.alerts_by_rule)}) in "
+            f"{self.alerts} notification{'' if self.alerts == 1 else 's'}; repeats suppressed: "
             f"{self.alerts_suppressed}; incidents ended: {self.incidents_ended}; "
             f"rule errors: {sum(self.rule_errors.values())}",
             *evidence,

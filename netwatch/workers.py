@@ -61,6 +61,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from netwatch.alerts.evidence import EvidenceStore
+from netwatch.alerts.grouping import DeviceGroups
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter
 from netwatch.capture.afpacket import Ring, RingSettings
@@ -81,6 +82,7 @@ from netwatch.metrics.collector import (
     AlertCounter,
     NetwatchCollector,
     baseline_families,
+    notification_families,
     recognised_family,
     router_families,
 )
@@ -430,6 +432,7 @@ class _Work:
             on_alert=self._emitted,
             baseline=self.baseline,
             evidence=self.evidence,
+            group_notifications=False,  # the parent groups what its router emits
         )
         self.traffic.resolve = camera_resolver(self.pipeline)
         self.pipeline.late_names = True
@@ -572,8 +575,10 @@ class PoolCollector(Collector):
         alerts: AlertCounter,
         traffic: CameraTraffic,
         router: AlertRouter | None = None,
+        groups: DeviceGroups | None = None,
     ) -> None:
         self.pool, self.alerts, self.traffic, self.router = pool, alerts, traffic, router
+        self.groups = groups
 
     def describe(self) -> list[Metric]:
         return []
@@ -594,5 +599,7 @@ class PoolCollector(Collector):
         )
         if self.router is not None:  # the parent's router: the bound across workers
             yield from router_families(self.router)
+        if self.groups is not None:  # the parent's notifications
+            yield from notification_families(self.groups)
         if self.pool.baseline is not None:  # the one baseline, owned here
             yield from baseline_families(self.pool.baseline.baseline)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from netwatch.alerts.grouping import members
 from tests.test_daemon import DEMO, free_port
 
 
@@ -156,7 +157,8 @@ def test_ready_watchdog_reload_and_drain(daemon: Running) -> None:
     assert time.monotonic() - started < 15
     assert any("STOPPING=1" in m for m in daemon.read_notify("STOPPING=1"))
     alerts = (daemon.tmp / "log.jsonl").read_text().splitlines()
-    assert len({(a["rule"], a["device"]) for a in map(json.loads, alerts)}) >= 7
+    reports = [report for a in map(json.loads, alerts) for report in members(a)]
+    assert len({(a["rule"], a["device"]) for a in reports}) >= 7
     records = [json.loads(x) for x in flows.read_text().splitlines()]
     assert records and all("uid" in r for r in records)
     assert '"level": "warning"' in log or '"level":"warning"' in log  # JSON log lines

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from netwatch.alerts.grouping import DeviceGroups
 from netwatch.config.schema import AlertsConfig, SinkConfig
 from netwatch.delivery import Deliverer
 from netwatch.outbox import Outbox
@@ -397,3 +398,40 @@ def test_an_end_never_merges_into_a_firing_alert_still_queued() -> None:
         deliverer.store_intake()
         assert box.depth() == {"hook": 2}
         deliverer.close()
+
+
+def _grouped_notification() -> Any:
+    """One camera's notification: a registration leading, a rogue resolver grouped."""
+    sent: list[Any] = []
+    groups = DeviceGroups(lambda a, n: sent.append((a, n)))
+    groups.add(make_alert(), 1)
+    groups.add(make_alert(rule="rogue_dns", severity="medium", peer_name="dns.example"), 1)
+    groups.flush_all()
+    ((alert, count),) = sent
+    return alert, count
+
+
+def test_a_sink_filter_applies_to_each_report_a_notification_carries(tmp_path: Path) -> None:
+    """A sink that takes only rogue_dns gets the rogue resolver report of a notification
+    led by a registration (as a notification of its own); a sink that takes high and above
+    gets the registration without the medium report grouped with it; a sink without filters
+    gets the notification whole."""
+    alert, count = _grouped_notification()
+    paths = {name: tmp_path / f"{name}.jsonl" for name in ("dns", "high", "all")}
+    sinks = [
+        JsonlSink(SinkConfig(name="dns", type="jsonl", path=paths["dns"], rules=("rogue_dns",))),
+        JsonlSink(SinkConfig(name="high", type="jsonl", path=paths["high"], min_severity="high")),
+        JsonlSink(SinkConfig(name="all", type="jsonl", path=paths["all"])),
+    ]
+    deliverer = Deliverer(Outbox(":memory:"), sinks)
+    assert deliverer.enqueue(alert, count) == 3
+    deliverer.pump(0.0)
+    deliverer.close()
+    got = {name: [json.loads(x) for x in p.read_text().splitlines()] for name, p in paths.items()}
+    (dns,) = got["dns"]
+    assert dns["rule"] == "rogue_dns" and dns["device"] == "lobby-1"
+    assert "grouped" not in dns["evidence"]
+    (high,) = got["high"]
+    assert high["rule"] == "cloud_registration" and "grouped" not in high["evidence"]
+    (whole,) = got["all"]
+    assert [g["rule"] for g in whole["evidence"]["grouped"]] == ["rogue_dns"]

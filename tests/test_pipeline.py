@@ -21,6 +21,13 @@ def packets() -> list[tuple[float, int, int, bytes]]:
         return list(cap.packets())
 
 
+#: Active flows checked every 10 s, each report out at once (no per-camera grouping wait).
+ACTIVE_NOW = (
+    "alerts: {evaluate_active_s: 10, group_wait_s: 0, group_interval_s: 0}\n"
+    "geoip: {builtin: false}\n"
+)
+
+
 def pipeline(yaml: str, alerts: list[tuple[Alert, int]], records: list[dict[str, Any]]) -> Pipeline:
     cfg = Config.from_yaml(yaml or "{}", file="test.yaml")
     return Pipeline(cfg, records.append, on_alert=lambda a, n: alerts.append((a, n)), geo=None)
@@ -30,7 +37,7 @@ def test_an_active_upload_is_reported_while_it_lasts() -> None:
     alerts: list[tuple[Alert, int]] = []
     records: list[dict[str, Any]] = []
     progress: list[dict[str, Any]] = []
-    pipe = pipeline("alerts: {evaluate_active_s: 10}\ngeoip: {builtin: false}\n", alerts, records)
+    pipe = pipeline(ACTIVE_NOW, alerts, records)
     pkts = packets()
     first = pkts[0][0]
     half = [p for p in pkts if p[0] - first < 30]
@@ -102,7 +109,7 @@ def test_a_broken_database_changes_nothing(maxmind_dir: Path) -> None:
 
 def test_check_active_runs_every_interval_of_packet_time() -> None:
     alerts: list[tuple[Alert, int]] = []
-    pipe = pipeline("alerts: {evaluate_active_s: 10}\ngeoip: {builtin: false}\n", alerts, [])
+    pipe = pipeline(ACTIVE_NOW, alerts, [])
     pkts = packets()
     first = pkts[0][0]
     assert pipe.check_active(first) == 0  # starts the clock

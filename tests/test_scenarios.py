@@ -16,6 +16,7 @@ from types import ModuleType
 
 import pytest
 
+from netwatch.alerts.grouping import members
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
 from netwatch.replay import run_replay
@@ -66,9 +67,10 @@ def test_scenario_raises_exactly_the_expected_alerts(name: str, tmp_path: Path) 
     summary = run_replay([path], Config.default(), alerts_out=out, geo=NullGeo(), uid_seed=1)
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     assert summary.alerts == len(alerts) and not summary.rule_errors
-    got = Counter(
+    got = Counter(  # every report, whether alone or grouped into its camera's notification
         ("+".join([a["rule"], *(f["rule"] for f in a["evidence"].get("folded", ()))]), a["device"])
-        for a in alerts
+        for notification in alerts
+        for a in members(notification)
     )
     assert got == Counter(EXPECTED[name])
 

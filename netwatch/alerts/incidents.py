@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from netwatch.alerts.grouping import members
 from netwatch.alerts.model import Alert
 
 
@@ -61,9 +62,12 @@ def fold(alerts: Sequence[Alert], precedence: Sequence[str]) -> list[Alert]:
 
 
 def findings(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every finding an alert record holds: itself, then each folded one as a record of its
-    own (the same camera, peer and flow; its rule, severity, summary and evidence)."""
-    evidence = record.get("evidence") or {}
-    yield dict(record)
-    for item in evidence.get("folded", ()):
-        yield {**record, **item, "evidence": item.get("evidence", {})}
+    """Every finding a notification record holds: each report it carries (its alert, then
+    the reports grouped with it, :func:`netwatch.alerts.grouping.members`), each followed by
+    the findings folded into it as records of their own (the same camera, peer and flow;
+    their rule, severity, summary and evidence)."""
+    for report in members(record):
+        evidence = report.get("evidence") or {}
+        yield report
+        for item in evidence.get("folded", ()):
+            yield {**report, **item, "evidence": item.get("evidence", {})}

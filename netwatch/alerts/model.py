@@ -275,14 +275,25 @@ def route_of(record: Mapping[str, Any]) -> str:
     return f"{device} -> {peer}{where}"
 
 
+def grouped_tail(record: Mapping[str, Any]) -> str:
+    """`` (+N more: rule reached; ...)`` naming the reports grouped into a notification
+    (:mod:`netwatch.alerts.grouping`); '' when it carries one report."""
+    grouped = (record.get("evidence") or {}).get("grouped") or ()
+    if not grouped:
+        return ""
+    more = "; ".join(f"{g.get('rule')} {g.get('reached') or ''}".rstrip() for g in grouped)
+    return f" (+{len(grouped)} more: {more})"
+
+
 def line_of(record: Mapping[str, Any]) -> str:
-    """One line for a person: ``[severity] rule camera -> peer CC: summary``; the arrow
+    """One line for a person: ``[severity] rule camera -> peer CC: summary``, then ``(+N
+    more: rule reached; ...)`` naming the reports grouped into the notification; the arrow
     points from the peer to the camera on inbound alerts, and there is none without a peer.
     An end record reads ``[severity] rule ENDED camera -> peer: summary (seen N times,
     first .. last; peers a, b +M more)``."""
     head = f"[{record.get('severity')}] {record.get('rule')}"
     if status_of(record) is not Status.ENDED:
-        return f"{head} {route_of(record)}: {record.get('summary', '')}"
+        return f"{head} {route_of(record)}: {record.get('summary', '')}{grouped_tail(record)}"
     seen = record.get("sightings") or record.get("count") or 1
     span = f"{record.get('first_seen')} .. {record.get('last_seen')}"
     peers = ", ".join(str(p) for p in record.get("peers") or ())

@@ -272,6 +272,10 @@ class AlertRouter:
         self.emit(alert, count)
         return True
 
+    def latest(self) -> float:
+        """The latest packet time the router knows (sightings and :meth:`expire` calls)."""
+        return self._latest
+
     def expire(self, now: float) -> int:
         """End the incidents not seen for ``resolve_s`` before ``now`` (packet time; wall
         time on a quiet live link); returns how many ended."""

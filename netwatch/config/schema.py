@@ -605,6 +605,11 @@ class AlertsConfig:
     outbox_max_mb: int = key(v.integer(1), 256)
     max_per_device: int = key(v.integer(1), 50)
     device_window_s: float = key(v.seconds, 3600.0)
+    # one notification per camera: its first report waits group_wait_s for others, later
+    # ones go out together every group_interval_s (netwatch/alerts/grouping.py); 0 and 0:
+    # every report at once, alone
+    group_wait_s: float = key(v.delay, 30.0)
+    group_interval_s: float = key(v.delay, 300.0)
     # one flow, one notification: the first rule of this list among a flow's findings is the
     # alert, the others its evidence (netwatch/alerts/incidents.py); rules not listed never fold
     precedence: tuple[str, ...] = key(list_of(v.rule_ref), FOLD_PRECEDENCE)

@@ -110,6 +110,15 @@ def seconds(node: Node, ctx: Ctx, path: str) -> float:
     return _positive(node, ctx, path, "a number of seconds", "a positive number of seconds")
 
 
+def delay(node: Node, ctx: Ctx, path: str) -> float:
+    """A wait: zero (none) or a positive, finite number of seconds (never a boolean)."""
+    number: int | float = typed(node, ctx, path, ("int", "float"), "a number of seconds")
+    value = float(number) if abs(number) < 1e300 else math.inf
+    if not (math.isfinite(value) and value >= 0):
+        ctx.fail(node, path, f"expected 0 or a positive number of seconds, got {node.value}")
+    return value
+
+
 def factor(node: Node, ctx: Ctx, path: str) -> float:
     """A positive, finite number (int or float, never a boolean), e.g. a speed-up."""
     return _positive(node, ctx, path, "a positive number", "a positive number")

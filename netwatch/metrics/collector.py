@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from netwatch import __version__
 from netwatch.alerts.evidence import EvidenceStore, PacketKeeper
+from netwatch.alerts.grouping import DeviceGroups, report_rules
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.detect.baseline import Baseline
@@ -41,15 +42,16 @@ from netwatch.pipeline import Pipeline
 
 
 class AlertCounter:
-    """Counts emitted alerts per (rule, severity), then passes them on to ``emit``."""
+    """Counts emitted alerts per (rule, severity), then passes them on to ``emit``; a
+    notification counts each report it carries (:mod:`netwatch.alerts.grouping`)."""
 
     def __init__(self, emit: Emit | None = None) -> None:
         self._emit = emit
         self.counts: dict[tuple[str, str], int] = {}
 
     def __call__(self, alert: Alert, count: int) -> None:
-        key = (alert.rule, alert.severity.value)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        for key in report_rules(alert):
+            self.counts[key] = self.counts.get(key, 0) + 1
         if self._emit is not None:
             self._emit(alert, count)
 
@@ -171,6 +173,8 @@ class NetwatchCollector(Collector):
             ["rule"],
             _by_label({r.id: 0 for r in det.rules} | det.errors.counts if det is not None else {}),
         )
+        if self.pipeline.notify is not None:
+            yield from notification_families(self.pipeline.notify)
         if det is not None:
             yield from router_families(det.router)
             if isinstance(det.baseline, Baseline):
@@ -225,6 +229,35 @@ def router_families(router: AlertRouter) -> Iterator[Metric]:
         "Incidents that ended (not seen for alerts.resolve_s, or open at the end of the "
         "input): one end record each, delivered to the sinks that take ends.",
         value=c["ended"],
+    )
+
+
+def notification_families(groups: DeviceGroups) -> Iterator[Metric]:
+    """Notifications (one per camera per alerts.group_interval_s) and what waits for one."""
+    c = groups.counters()
+    yield CounterMetricFamily(
+        "netwatch_notifications",
+        "Notifications sent: one per camera and alerts.group_interval_s, carrying every "
+        "alert report about the camera since the last one.",
+        value=c["notifications"],
+    )
+    yield CounterMetricFamily(
+        "netwatch_alerts_grouped",
+        "Alert reports that went out inside another report's notification (listed in its "
+        "evidence under grouped).",
+        value=c["grouped"],
+    )
+    yield CounterMetricFamily(
+        "netwatch_notifications_early",
+        "Notifications sent before they were due because the bound of cameras waiting for "
+        "one was reached.",
+        value=c["early"],
+    )
+    yield GaugeMetricFamily(
+        "netwatch_alerts_pending",
+        "Alert reports waiting for their camera's notification (alerts.group_wait_s, "
+        "alerts.group_interval_s).",
+        value=groups.pending(),
     )
 
 

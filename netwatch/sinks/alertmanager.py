@@ -8,7 +8,9 @@ routing labels ``group`` (the camera's group), ``vendor`` and ``platform``, so e
 routes can send "wards to the security team, car park to facilities"; empty values are
 left out, as Alertmanager treats them as absent.
 Everything else goes in annotations (``summary``, ``evidence`` as compact JSON, the other
-non-null record fields as strings).
+non-null record fields as strings). A notification that carries several reports
+(:mod:`netwatch.alerts.grouping`) is posted as one Alertmanager alert per report: grouping
+them is Alertmanager's own job (its routes' ``group_by``), and each resolves on its own.
 
 Life cycle (as Prometheus does it): the first post comes from the durable outbox, with
 ``startsAt`` the alert time and ``endsAt`` four re-send intervals from now. While the
@@ -49,6 +51,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from netwatch.alerts.grouping import members
 from netwatch.alerts.model import rfc3339
 from netwatch.config.schema import AlertsConfig, SinkConfig
 from netwatch.sinks.base import Delivery, HttpSink, Record, SinkError, StateDelta
@@ -177,6 +180,10 @@ class AlertmanagerSink(HttpSink):
         self._gone.add(key)
 
     def note(self, record: Record, now: float, *, queued: bool = True) -> None:
+        for report in members(record):  # Alertmanager groups by its own routes
+            self._note(report, now, queued)
+
+    def _note(self, record: Record, now: float, queued: bool) -> None:
         key = fingerprint(labels_of(record))
         with self._lock:
             entry = self.active.get(key)
@@ -194,6 +201,7 @@ class AlertmanagerSink(HttpSink):
     def send(self, payloads: Sequence[Record]) -> Delivery:
         now = self._clock()
         ends = now + RESENDS_BEFORE_END * self.resend_s
+        payloads = [report for record in payloads for report in members(record)]
         result = self._post([self._alert(r, ends) for r in payloads])
         if result.ok:
             with self._lock:

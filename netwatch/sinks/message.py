@@ -6,9 +6,9 @@ evidence when known), group, platform, the traffic with its arrow the way it wen
 (``camera -> peer`` outbound, ``peer -> camera`` inbound; no row without a peer, so never
 ``-> -``), country and AS, bytes up and down (from the evidence), first and last seen, how
 often, and the peers of an ended incident. :func:`folded_of` lists the findings folded into
-the alert. :func:`dashboard_link` fills the ``alerts.dashboard_url`` template. Values are
-plain text, not escaped: each sink escapes them for its own markup (Slack mrkdwn, Adaptive
-Card Markdown, one-line e-mail values).
+the alert and the reports grouped with it. :func:`dashboard_link` fills the
+``alerts.dashboard_url`` template. Values are plain text, not escaped: each sink escapes
+them for its own markup (Slack mrkdwn, Adaptive Card Markdown, one-line e-mail values).
 
 Config read: ``alerts.dashboard_url`` (passed in by the sinks). Known limits: times are
 shown in UTC; bytes are the alert's flow's (not the incident's total).
@@ -181,14 +181,30 @@ def fields_of(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def folded_of(record: Mapping[str, Any]) -> list[str]:
-    """The findings folded into the alert: ``[severity] rule: summary`` each."""
+def _folded(record: Mapping[str, Any]) -> list[str]:
     folded = _evidence(record).get("folded") or ()
     return [
         f"[{f.get('severity')}] {f.get('rule')}: {f.get('summary', '')}"
         for f in folded
         if isinstance(f, Mapping)
     ]
+
+
+def folded_of(record: Mapping[str, Any]) -> list[str]:
+    """Everything else the notification carries, one line each: the findings folded into
+    its alert (``[severity] rule: summary``), then each report grouped with it
+    (``[severity] rule (what it reached): summary``, :mod:`netwatch.alerts.grouping`)
+    followed by the findings folded into that one."""
+    lines = _folded(record)
+    for item in _evidence(record).get("grouped") or ():
+        if not isinstance(item, Mapping):
+            continue
+        reached = f" ({item['reached']})" if item.get("reached") else ""
+        lines.append(
+            f"[{item.get('severity')}] {item.get('rule')}{reached}: {item.get('summary', '')}"
+        )
+        lines += _folded(item)
+    return lines
 
 
 def dashboard_values(record: Mapping[str, Any]) -> dict[str, str]:

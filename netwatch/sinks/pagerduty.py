@@ -9,12 +9,16 @@ choice of incident life cycle is kept, netwatch only says when it stopped seeing
 ``ended: false`` on the sink to leave resolving to people). Severity maps
 critical->critical, high->error, medium->warning, low and info->info. 202 is success; 429
 and 5xx are retried (with ``Retry-After``); other answers are permanent failures.
-``summary`` is cut to 1024 characters.
+``summary`` is cut to 1024 characters. A notification that carries several reports of one
+camera (:mod:`netwatch.alerts.grouping`) is one trigger, keyed by its alert's incident, its
+summary naming the others (``+N more: ...``) and ``custom_details`` listing them.
 
 Config read: ``sinks[].routing_key_file`` or ``routing_key_env`` (secret, never in errors,
 logs or repr), ``ended`` (default true). Known limits: no acknowledge events; one alert per
 request; a resolve sent while its trigger still waits for a retry (an outage) can arrive
-first, leaving the incident open.
+first, leaving the incident open; a grouped notification's page resolves when its alert's
+incident ends (the reports grouped with it resolve their own keys, which never triggered:
+PagerDuty drops those).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from netwatch.alerts.model import Status, status_of
+from netwatch.alerts.model import Status, grouped_tail, status_of
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.base import Delivery, HttpSink, Record
 
@@ -65,7 +69,8 @@ class PagerdutySink(HttpSink):
             "event_action": "trigger",
             "dedup_key": dedup_key(record),
             "payload": {
-                "summary": str(record.get("summary", ""))[:1024] or str(record.get("rule")),
+                "summary": (str(record.get("summary", "")) + grouped_tail(record))[:1024]
+                or str(record.get("rule")),
                 "source": str(record.get("device", "")),
                 "severity": SEVERITY.get(str(record.get("severity")), "info"),
                 "timestamp": record.get("ts"),

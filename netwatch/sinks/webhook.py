@@ -1,18 +1,19 @@
 """The generic webhook sink: Alertmanager's webhook body (version "4"), so receivers that
 already understand Alertmanager work unchanged, plus what a person or a script reads.
 
-Each batch is one POST: ``status`` firing (``resolved`` when every alert of the batch is an
-incident's end), ``receiver`` the sink name, ``commonLabels`` the labels all alerts of the
-batch share, ``alerts[]`` with the same labels and annotations the Alertmanager sink sends
-plus ``status`` (``firing``, or ``resolved`` for an incident's end, whose ``startsAt`` and
-``endsAt`` are its first and last sighting) and a label-set ``fingerprint``. Beyond
-Alertmanager's fields, each alert carries ``text`` (the plain-text message of
-:func:`~netwatch.sinks.message.plain_text`: heading, summary, sensor, camera, group,
-platform, traffic with its arrow, country/AS, bytes, first/last seen, folded findings,
-dashboard link), ``record`` (the alert record itself, with ``status`` ``firing`` or
-``ended``) and ``dashboard_url`` (``alerts.dashboard_url`` filled in, or null); the body's
-``text`` joins the alerts' texts. The body is built as data and serialised by
-``json.dumps``, so no value from the wire can break it.
+Each batch is one POST (a notification that carries several reports about one camera,
+:mod:`netwatch.alerts.grouping`, is one batch with an alert per report): ``status`` firing
+(``resolved`` when every alert of the batch is an incident's end), ``receiver`` the sink
+name, ``commonLabels`` the labels all alerts of the batch share, ``alerts[]`` with the same
+labels and annotations the Alertmanager sink sends plus ``status`` (``firing``, or
+``resolved`` for an incident's end, whose ``startsAt`` and ``endsAt`` are its first and last
+sighting) and a label-set ``fingerprint``. Beyond Alertmanager's fields, each alert carries
+``text`` (the plain-text message of :func:`~netwatch.sinks.message.plain_text`: heading,
+summary, sensor, camera, group, platform, traffic with its arrow, country/AS, bytes,
+first/last seen, folded findings, dashboard link), ``record`` (the alert record itself, with
+``status`` ``firing`` or ``ended``) and ``dashboard_url`` (``alerts.dashboard_url`` filled
+in, or null); the body's ``text`` joins the alerts' texts. The body is built as data and
+serialised by ``json.dumps``, so no value from the wire can break it.
 
 Config read: ``sinks[].url_file`` or ``url_env`` (the URL is a secret: it never appears in
 errors, logs or repr), ``ended`` (default true), ``alerts.dashboard_url``, and the HTTP
@@ -28,6 +29,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from netwatch.alerts.grouping import members
 from netwatch.alerts.model import Status, rfc3339, status_of
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.alertmanager import am_alert, fingerprint
@@ -65,8 +67,9 @@ class WebhookSink(HttpSink):
         return alert
 
     def body(self, payloads: Sequence[Record]) -> Record:
-        """The webhook body for a batch of alert records."""
-        alerts = [self.alert(r) for r in payloads]
+        """The webhook body for a batch of alert records (a notification's grouped reports
+        are alerts of their own, as in an Alertmanager group notification)."""
+        alerts = [self.alert(report) for r in payloads for report in members(r)]
         common = dict(alerts[0]["labels"]) if alerts else {}
         for alert in alerts[1:]:
             common = {k: v for k, v in common.items() if alert["labels"].get(k) == v}

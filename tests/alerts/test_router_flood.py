@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from netwatch.alerts.grouping import members
 from netwatch.testing import pcapgen as g
 
 PEERS = 50_000
@@ -56,12 +57,15 @@ def test_one_camera_scanning_50000_peers_yields_the_bound_and_one_summary(
         timeout=120,
         check=True,
     )
-    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    notifications = [json.loads(line) for line in out.read_text().splitlines()]
+    alerts = [report for n in notifications for report in members(n)]
     floods = [a for a in alerts if a["rule"] == "alert_flood"]
     assert len(alerts) <= 50 + 1 and len(floods) == 1
+    # the channel gets ONE message for the camera, led by the flood summary
+    assert [n["rule"] for n in notifications] == ["alert_flood"]
     (flood,) = floods
     assert flood["device_ip"] == CAM_IP and flood["vendor"] == "Hikvision"
     assert flood["evidence"]["emitted"] == 50 and flood["evidence"]["max_per_device"] == 50
     assert {a["device_ip"] for a in alerts} == {CAM_IP}
     assert f"packets: {PEERS} " in done.stdout
-    assert "alerts: 51 (alert_flood=1, unexpected_egress=50)" in done.stdout
+    assert "alerts: 51 (alert_flood=1, unexpected_egress=50) in 1 notification;" in done.stdout

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from netwatch.alerts.model import Severity
 from tests.deploy.metric_names import METRIC_LABELS, PROMETHEUS_SERIES, TARGET_LABELS
 from tests.deploy.promql import selectors
 
@@ -36,7 +37,8 @@ EXPECTED_ALERTS = frozenset(
         "NetwatchRuleErrors",
     }
 )
-SEVERITIES = frozenset({"critical", "warning", "info"})
+#: The camera alerts' scale (netwatch.alerts.model.Severity): one vocabulary for routes.
+SEVERITIES = frozenset(s.value for s in Severity)
 
 
 def _tool(name: str) -> str:

@@ -42,7 +42,9 @@ CONTROLS = (
 
 
 #: Report every sighting (no incident suppression): what each flow's rules found.
-EVERY_SIGHTING = "alerts: {suppress_s: 0.000001, max_per_device: 100000}"
+EVERY_SIGHTING = (
+    "alerts: {suppress_s: 0.000001, max_per_device: 100000, group_wait_s: 0, group_interval_s: 0}"
+)
 
 
 def _replay(
@@ -107,17 +109,20 @@ def test_pppp_relay_probes_are_one_incident_that_escalates_when_video_flows(
     rel: str, tmp_path: Path
 ) -> None:
     """16 relay servers probed are one incident (the camera and CS2 PPPP); when video goes
-    up through a relay, the same incident is reported again at once as critical, with
-    the stream among its findings."""
+    up through a relay, the same incident is reported again as critical, with the stream
+    among its findings (here before the camera's first notification went out, so one
+    report)."""
     notes = [a for a in _replay(tmp_path, rel, XIAOMI_MAC, incidents=True)]
     relays = [a for a in _of(notes, "nat_traversal") if "RLY_PKT" in a["evidence"]["pppp_messages"]]
+    # the high report still waited for the camera's notification when the incident grew:
+    # the critical report took its place, saying what it rose from
     assert [(a["severity"], a["peer_ip"], a["reached"]) for a in relays] == [
-        ("high", None, PLATFORM),
         ("critical", None, PLATFORM),
     ]
-    assert relays[0]["evidence"]["relay"] == "110.43.68.240:25000"
-    assert relays[1]["evidence"]["incident"]["escalated_from"] == "high"
-    assert "outbound_stream" in [f["rule"] for f in relays[1]["evidence"]["folded"]]
+    assert relays[0]["evidence"]["relay"].startswith("110.43.68.240:")
+    assert relays[0]["evidence"]["incident"]["escalated_from"] == "high"
+    assert relays[0]["count"] >= 2
+    assert "outbound_stream" in [f["rule"] for f in relays[0]["evidence"]["folded"]]
     assert not _of(notes, "alert_flood")
     every = _replay(tmp_path, rel, XIAOMI_MAC)
     assert len({a["flow_uid"] for a in _of(every, "outbound_stream")}) >= 2  # the uploads

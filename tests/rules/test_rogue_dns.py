@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from netwatch.alerts.incidents import findings
 from netwatch.config import Config
 from netwatch.config.errors import ConfigError
 from netwatch.detect.resolvers import (
@@ -229,7 +230,7 @@ def test_xiaomi_hard_coded_114dns_stays_rogue(rel: str, tmp_path: Path) -> None:
     out = tmp_path / "a.jsonl"
     capture = corpus_file("pcaps", *rel.split("/"))
     run_replay([capture], Config.load(cfg), alerts_out=out, geo=NullGeo(), uid_seed=1)
-    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    alerts = [r for line in out.read_text().splitlines() for r in findings(json.loads(line))]
     found = [(a["peer_ip"], a["evidence"]["provider"]) for a in alerts if a["rule"] == "rogue_dns"]
     assert found == [("114.114.114.114", "114DNS")]
 

@@ -43,6 +43,10 @@ groups:
 """
 
 
+#: Alert options: every report goes out at once, alone (router tests, not grouping ones).
+AT_ONCE = "group_wait_s: 0, group_interval_s: 0"
+
+
 class TableGeo:
     """A fixed GeoIP table for rule tests."""
 
@@ -151,7 +155,7 @@ def test_one_denied_country_is_one_incident_whatever_its_networks(tmp_path: Path
     assert [(a["rule"], a["reached"]) for a in notes] == [("denied_country", "denied country CN")]
     assert [f["rule"] for f in notes[0]["evidence"]["folded"]] == ["unexpected_egress"]
     # every finding is still there: the three flows, none for the ICMP error
-    every = replay(tmp_path, t, BASE_CONFIG + "alerts: {suppress_s: 0.000001}\n")
+    every = replay(tmp_path, t, BASE_CONFIG + "alerts: {suppress_s: 0.000001, " + AT_ONCE + "}\n")
     denied = [a for a in every if a["rule"] == "denied_country"]
     assert sorted(a["peer_ip"] for a in denied) == sorted([CLOUD, "110.43.68.240", "36.156.49.100"])
     assert all(a["proto"] == "udp" for a in denied)
@@ -198,7 +202,7 @@ def test_repeats_are_suppressed_with_a_count(tmp_path: Path) -> None:
     t = g.Trace()
     for i in range(5):
         tcp_session(t, route(FOREIGN), 50123, 1_000_000 + i * 10_000_000)
-    alerts = replay(tmp_path, t, BASE_CONFIG + "alerts: {suppress_s: 30}\n")
+    alerts = replay(tmp_path, t, BASE_CONFIG + "alerts: {suppress_s: 30, " + AT_ONCE + "}\n")
     # flows at 1, 11, 21, 31, 41 s: reported at 1, then at 31 for itself and the two repeats
     assert [(a["ts"][17:19], a["count"]) for a in alerts] == [("01", 1), ("31", 3)]
 
@@ -367,7 +371,7 @@ def test_new_destination_baseline_survives_a_restart(tmp_path: Path) -> None:
         pcap, out = tmp_path / f"{i}.pcap", tmp_path / f"{i}.jsonl"
         trace.write(pcap)
         run_replay([pcap], Config.load(cfg), alerts_out=out, geo=TableGeo(), state_dir=state)
-        found += [json.loads(x) for x in out.read_text().splitlines()]
+        found += [r for x in out.read_text().splitlines() for r in findings(json.loads(x))]
     new = [a["peer_ip"] for a in found if a["rule"] == "new_destination"]
     assert new == [CLOUD]
     assert (state / "baseline.sqlite").is_file()

@@ -181,6 +181,13 @@ PAYLOADS: dict[str, tuple[str, int, str, bytes]] = {
         "client",
         bytes.fromhex("21310020" + "ff" * 8 + "64d25700f2949556") + bytes(16),
     ),
+    # the Mi IoT server lookup's request line (the headers may be cut by the snap length)
+    "xiaomi-gslb-request": (
+        "tcp",
+        80,
+        "client",
+        b"GET /gslb?tver=2&id=123456789&dm=ots.io.mi.com&timestamp=9&sign=abc HTTP/1.1\r\n",
+    ),
 }
 
 
@@ -217,6 +224,9 @@ def test_inverted_stun_is_not_standard_stun_and_back() -> None:
         ("udp", 8800, "client", b""),
         ("udp", 8800, "sideways", b"DHGET / HTTP/1.1\r\n"),
         ("icmp", 8800, "client", b"DHGET / HTTP/1.1\r\n"),
+        # a server lookup of another maker, and a Xiaomi-looking name not at its end
+        ("tcp", 80, "client", b"GET /gslb?id=1&dm=api.example.com HTTP/1.1\r\n"),
+        ("tcp", 80, "client", b"GET /gslb?dm=ots.io.mi.com.evil.example HTTP/1.1\r\n"),
     ],
 )
 def test_no_match(proto: str, port: int, direction: str, payload: bytes) -> None:

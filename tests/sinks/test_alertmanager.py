@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from netwatch.alerts.grouping import regroup
 from netwatch.config.schema import SinkConfig
 from netwatch.delivery import Deliverer
 from netwatch.sinks.alertmanager import AlertmanagerSink, fingerprint, labels_of
@@ -250,3 +251,26 @@ def test_restored_state_is_forgotten_once_resolved(tmp_path: Path, stub: Stub) -
     assert again.refresh(NOW + 601) == 1  # resolved after the restart
     gone = again.state_changes()
     assert gone is not None and gone.deletes == frozenset(state.upserts)
+
+
+def test_a_notification_is_posted_as_one_alertmanager_alert_per_report(stub: Stub) -> None:
+    """Grouping is Alertmanager's job: each report a notification carries is an alert of its
+    own (its own labels and resolution), and each is kept firing."""
+    record = regroup(
+        [
+            make_alert().record(1),
+            make_alert(rule="rogue_dns", severity="medium", peer_name="dns.example").record(2),
+        ]
+    )
+    sink = _sink(stub.url)
+    sink.note(record, NOW)
+    assert sink.send([record]).ok
+    (req,) = stub.requests
+    body = req.json()
+    assert [(a["labels"]["alertname"], a["labels"]["peer"]) for a in body] == [
+        ("cloud_registration", "dev.hik-connect.com"),
+        ("rogue_dns", "dns.example"),
+    ]
+    assert body[1]["labels"]["device"] == "lobby-1" and body[1]["annotations"]["count"] == "2"
+    assert "grouped" not in json.loads(body[0]["annotations"]["evidence"])
+    assert len(sink.active) == 2

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from netwatch.alerts.grouping import regroup
 from netwatch.config import Config
 from netwatch.config.schema import SinkConfig
 from netwatch.sinks.webhook import WebhookSink
@@ -73,3 +74,23 @@ def test_an_ended_incident_is_resolved_with_its_span(stub: Stub) -> None:
     both = sink.body([make_end().record(), make_alert().record()])
     assert both["status"] == "firing"
     assert [a["status"] for a in both["alerts"]] == ["resolved", "firing"]
+
+
+def test_a_notification_is_one_post_with_an_alert_per_report(stub: Stub) -> None:
+    """Like an Alertmanager group notification: one body, one alert per report, the body's
+    text naming each."""
+    record = regroup(
+        [
+            make_alert().record(1),
+            make_alert(rule="rogue_dns", severity="medium", peer_name="dns.example").record(1),
+        ]
+    )
+    sink = WebhookSink(
+        SinkConfig(name="hook", type="webhook", url_env="U"), environ={"U": stub.url}
+    )
+    assert sink.send([record]).ok
+    (req,) = stub.requests
+    body = req.json()
+    assert [a["labels"]["alertname"] for a in body["alerts"]] == ["cloud_registration", "rogue_dns"]
+    assert body["commonLabels"]["device"] == "lobby-1"
+    assert "[medium] rogue_dns" in body["text"] and "[high] cloud_registration" in body["text"]
