@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from netwatch.alerts.grouping import members
 from netwatch.testing import pcapgen as g
 from tests.integration.netns import LiveDaemon, netns_unavailable, veth_namespace
 
@@ -78,7 +79,8 @@ def test_two_workers_report_each_new_destination_once(tmp_path: Path) -> None:
             nw.wait(lambda: (nw.metric(verdicts, verdict="new") or 0) >= len(NEW), 10)
             assert nw.metric(verdicts, verdict="learned") == len(LEARNT)
         assert nw.returncode == 0, nw.tail()
-    records = [json.loads(line) for line in alerts.read_text().splitlines()]
+    lines = alerts.read_text().splitlines()
+    records = [r for line in lines for r in members(json.loads(line))]
     reported = sorted(
         r["evidence"]["destination"] for r in records if r["rule"] == "new_destination"
     )
