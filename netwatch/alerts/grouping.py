@@ -52,7 +52,9 @@ if TYPE_CHECKING:
 
 Emit = Callable[[Alert, int], None]
 
-DEFAULT_GROUP_WAIT_S = 30.0
+#: One round of the checks of active flows (``alerts.evaluate_active_s``): a camera's reports
+#: arrive as its flows end or at the next check, so a minute collects one round of them.
+DEFAULT_GROUP_WAIT_S = 60.0
 DEFAULT_GROUP_INTERVAL_S = 300.0
 #: Record keys a grouped report shares with its notification (the device's), left out of it.
 DEVICE_KEYS = frozenset({"site", "device", "device_ip", "device_mac", "vendor", "group"})

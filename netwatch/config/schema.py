@@ -608,7 +608,7 @@ class AlertsConfig:
     # one notification per camera: its first report waits group_wait_s for others, later
     # ones go out together every group_interval_s (netwatch/alerts/grouping.py); 0 and 0:
     # every report at once, alone
-    group_wait_s: float = key(v.delay, 30.0)
+    group_wait_s: float = key(v.delay, 60.0)
     group_interval_s: float = key(v.delay, 300.0)
     # one flow, one notification: the first rule of this list among a flow's findings is the
     # alert, the others its evidence (netwatch/alerts/incidents.py); rules not listed never fold

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from netwatch.alerts.grouping import DeviceGroups, absorb, members, regroup, report_rules
+from netwatch.alerts.grouping import (
+    DEFAULT_GROUP_INTERVAL_S,
+    DEFAULT_GROUP_WAIT_S,
+    DeviceGroups,
+    absorb,
+    members,
+    regroup,
+    report_rules,
+)
 from netwatch.alerts.incidents import findings
 from netwatch.alerts.model import Alert, Severity, line_of
 from netwatch.alerts.router import FLOOD_RULE
@@ -179,4 +187,12 @@ def test_the_config_keys_reach_the_groups() -> None:
     cfg = Config.from_yaml("alerts: {group_wait_s: 5, group_interval_s: 0}")
     g = DeviceGroups.of(Sent(), cfg.alerts)
     assert (g.group_wait_s, g.group_interval_s) == (5.0, 0.0) and g.enabled
-    assert Config.default().alerts.group_wait_s == 30.0
+    defaults = Config.default().alerts
+    assert (
+        (defaults.group_wait_s, defaults.group_interval_s)
+        == (
+            DEFAULT_GROUP_WAIT_S,
+            DEFAULT_GROUP_INTERVAL_S,
+        )
+        == (60.0, 300.0)
+    )

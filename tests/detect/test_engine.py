@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from netwatch.alerts.grouping import members
 from netwatch.alerts.incidents import findings
 from netwatch.alerts.model import Alert
 from netwatch.capture.files import open_capture
@@ -106,5 +107,6 @@ def test_a_reload_picks_the_new_options_up() -> None:
     pipe.reconfigure(low)
     pipe.run(packets[half:])
     pipe.finish()
-    audio = [a for a in alerts if a.rule == "audio_stream"]
-    assert [(a.device, a.severity.value) for a in audio] == [("cam-hik-2", "low")]
+    reports = [r for a in alerts for r in members(a.record())]
+    audio = [r for r in reports if r["rule"] == "audio_stream"]
+    assert [(r["device"], r["severity"]) for r in audio] == [("cam-hik-2", "low")]
