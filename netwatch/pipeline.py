@@ -394,18 +394,20 @@ class Pipeline:
         self.stats.wire_bytes += nbytes
 
     def end_pass(self) -> None:
-        """End every flow and drop held fragments (end of input, or of one looped pass)."""
+        """End every flow and drop held fragments (end of input, or of one looped pass), and
+        send the notifications waiting (a looped pass replays the same packet times, so
+        the groups' clock would not pass their due time again)."""
         self.decoder.frags.flush()
         self.table.flush()
         self.stats.flows_by_reason = dict(self.table.ended)
+        if self.notify is not None:
+            self.notify.flush_all()
 
     def finish(self, *, end_incidents: bool = True) -> None:
         """End of input: end and emit every flow; held fragments become orphans; with
         ``end_incidents`` every open incident ends too (a live daemon stopping keeps them:
         the cameras are still at it)."""
         self.end_pass()
-        if self.notify is not None:
-            self.notify.flush_all()
         if self.detector is not None:
             if end_incidents:
                 self.detector.router.end_all()

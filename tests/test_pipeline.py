@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from netwatch.alerts.grouping import report_rules
 from netwatch.alerts.model import Alert, EndReason, IncidentEnd
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
@@ -141,3 +142,26 @@ def test_a_quiet_link_ends_incidents_on_wall_time_and_finish_ends_the_rest() -> 
     pipe.detector.router.submit(alerts[0][0])
     pipe.finish()
     assert ended[-1].reason is EndReason.END_OF_INPUT
+
+
+def test_each_looped_pass_sends_the_notifications_waiting() -> None:
+    """A looped pass replays the same packet times: the camera groups' clock would never
+    pass their due time again, so the end of a pass sends what waits (and nothing is lost
+    or sent twice)."""
+    alerts: list[tuple[Alert, int]] = []
+    pipe = pipeline("geoip: {builtin: false}\n", alerts, [])
+    demo = Path(__file__).parent.parent / "pcaps" / "demo" / "camera-site-demo.pcap"
+    with open_capture(demo) as cap:
+        packets = list(cap.packets())
+    pipe.run(packets)
+    assert pipe.notify is not None
+    waiting = pipe.notify.pending()
+    sent = len(alerts)
+    assert waiting > 0  # reports about the last flows still wait for their group
+    pipe.end_pass()
+    assert pipe.notify.pending() == 0 and len(alerts) > sent
+    reports = sum(len(report_rules(a)) for a, _ in alerts)
+    pipe.run(packets)  # the second pass: its repeats are suppressed by the router
+    pipe.finish()
+    assert sum(len(report_rules(a)) for a, _ in alerts) >= reports
+    assert pipe.notify.pending() == 0

@@ -56,6 +56,7 @@ def test_a_flood_keeps_memory_bounded_and_the_daemon_responsive(tmp_path: Path) 
             f"capture: {{interfaces: [{ns.capture}], user: null, ring_mb: 32}}\n"
             "geoip: {builtin: false}\n"
             f"flows: {{max_flows: {MAX_FLOWS}}}\n"
+            "alerts: {group_wait_s: 5}\n"  # the loss alert goes out soon after it is seen
             f"sinks:\n  - {{name: log, type: jsonl, path: {alerts}}}\n"
             "logging: {format: json, level: info}\n"
         )
