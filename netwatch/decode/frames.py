@@ -5,7 +5,12 @@ most one 802.1Q tag, IPv4 without options or IPv6 without extension headers, unf
 TCP or non-tunnel UDP) are decoded inline with two ``unpack_from`` calls and no objects
 besides the returned :data:`Decoded` tuple; every other frame goes through the general
 walk in :mod:`netwatch.decode.walk` (tags, MPLS, PPPoE, tunnels, fragments, other link
-types). A property test checks that both paths agree.
+types), among them UDP datagrams to or from a tunnel port and those whose first payload
+bytes may start Teredo or AYIYA (:mod:`netwatch.decode.tunnels`: Zeek looks for those on
+any port). A property test checks that both paths agree.
+
+Tunnels: the outer UDP datagram of each tunnel the walk decapsulates is queued in
+:attr:`Decoder.outer` (the caller accounts it as a flow of its own and clears the list).
 
 It never raises: a frame it cannot attribute is counted under a reason in
 :attr:`Decoder.failures`, and frames that are not IP at all (ARP, LLDP, STP, ...) are
@@ -28,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from netwatch.decode.fragments import FragKey, FragmentTracker, Reassembler, ReassemblyLimits
+from netwatch.decode.tunnels import AYIYA_MAGIC, TEREDO_LEAD, TUNNEL_UDP_PORTS, OuterHop
 from netwatch.decode.walk import (
     ETH_IPV4,
     ETH_IPV6,
@@ -35,7 +41,6 @@ from netwatch.decode.walk import (
     NO_VLAN,
     PROTO_TCP,
     PROTO_UDP,
-    TUNNEL_UDP_PORTS,
     FrameWalk,
     Piece,
     link_header,
@@ -50,6 +55,9 @@ Decoded = tuple[bytes, bytes, int, int, int, int, int, int, int, int, int, int, 
 _IP4_PORTS = struct.Struct("!BxHHHxBxx4s4sHH")  # IPv4 header fused with the two ports
 _IP6_PORTS = struct.Struct("!IHBx16s16sHH")  # IPv6 header fused with the two ports
 _TCP_REST = struct.Struct("!IIBBH")  # seq, ack, data offset, flags, window (at tcp+4)
+_AYIYA_1 = AYIYA_MAGIC[0]  # a UDP payload whose second byte is this may be AYIYA
+_TEREDO_MIN4 = 20 + 8 + 40  # IPv4 total length from which a UDP payload may be Teredo
+_TEREDO_MIN6 = 8 + 40  # the same as an IPv6 payload length
 
 
 class Held(NamedTuple):
@@ -82,12 +90,17 @@ class Decoder:
         #: Whole datagrams rebuilt from fragments, for inspection only (their fragments were
         #: counted as they came): (ts, Decoded over the UDP header and data).
         self.reassembled: list[tuple[float, Decoded]] = []
+        #: The outer UDP datagram of each tunnel the last walk decapsulated, outermost first
+        #: (a flow of its own, as in Zeek). The caller accounts and clears them; the next
+        #: walk starts the list afresh.
+        self.outer: list[OuterHop] = []
         #: Called with (ethertype, frame, payload offset, MAC offset) for the non-IP frames of
         #: ``walk.L2_HOOK_ETHERTYPES`` (layer-2 SADP); they are counted as non-IP either way.
         self.l2_hook: Callable[[int, bytes, int, int], None] | None = None
 
     def fail(self, reason: str) -> None:
-        """Count one frame (or fragment) that could not be attributed to a flow."""
+        """Count one frame (or fragment) that could not be attributed to a flow, or whose
+        tunnel header was malformed (it then stays a plain packet of its outer flow)."""
         self.failures[reason] = self.failures.get(reason, 0) + 1
 
     def other(self, name: str) -> None:
@@ -134,7 +147,14 @@ class Decoder:
                                 0,
                                 vlan,
                             )
-                    elif proto == PROTO_UDP and tot >= 28 and dport not in TUNNEL_UDP_PORTS:
+                    elif (
+                        proto == PROTO_UDP
+                        and tot >= 28
+                        and dport not in TUNNEL_UDP_PORTS
+                        and sport not in TUNNEL_UDP_PORTS
+                        and frame[off + 29] != _AYIYA_1
+                        and (tot < _TEREDO_MIN4 or not TEREDO_LEAD[frame[off + 28]])
+                    ):
                         return (
                             src,
                             dst,
@@ -184,6 +204,13 @@ class Decoder:
                         and plen >= 8
                         and flen >= off + 48
                         and dport not in TUNNEL_UDP_PORTS
+                        and sport not in TUNNEL_UDP_PORTS
+                        and (flen < off + 50 or frame[off + 49] != _AYIYA_1)
+                        and (
+                            plen < _TEREDO_MIN6
+                            or flen < off + 48 + 40
+                            or not TEREDO_LEAD[frame[off + 48]]
+                        )
                     ):
                         return (
                             src,
@@ -206,6 +233,8 @@ class Decoder:
 
     def _walk(self, linktype: int, frame: bytes, wirelen: int, ts: float) -> Decoded | None:
         """The general walk (:class:`~netwatch.decode.walk.FrameWalk`) for every other frame."""
+        if self.outer:
+            self.outer.clear()
         walk = FrameWalk(self, frame, wirelen, ts)
         try:
             if linktype == 1:
