@@ -32,8 +32,21 @@ import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from netwatch.decode.fragments import FragKey, FragmentTracker, Reassembler, ReassemblyLimits
-from netwatch.decode.tunnels import AYIYA_MAGIC, TEREDO_LEAD, TUNNEL_UDP_PORTS, OuterHop
+from netwatch.decode.fragments import (
+    Attribution,
+    FragKey,
+    FragmentTracker,
+    Reassembler,
+    ReassemblyLimits,
+)
+from netwatch.decode.tunnels import (
+    AYIYA_MAGIC,
+    FRAGMENTS_FOLDED,
+    OUTER_PACKETS,
+    TEREDO_LEAD,
+    TUNNEL_UDP_PORTS,
+    OuterHop,
+)
 from netwatch.decode.walk import (
     ETH_IPV4,
     ETH_IPV6,
@@ -43,6 +56,7 @@ from netwatch.decode.walk import (
     PROTO_UDP,
     FrameWalk,
     Piece,
+    Rebuild,
     link_header,
 )
 
@@ -94,14 +108,25 @@ class Decoder:
         #: (a flow of its own, as in Zeek). The caller accounts and clears them; the next
         #: walk starts the list afresh.
         self.outer: list[OuterHop] = []
+        #: Tunnel bookkeeping, so that every frame read stays accounted for exactly once:
+        #: ``outer_packets``, datagrams counted in an outer flow besides their inner packet
+        #: (:attr:`outer`); ``fragments_folded``, fragments of tunnel datagrams not counted
+        #: as packets themselves (all but one of a datagram made whole, and every fragment
+        #: of one that never completed); and malformed tunnel headers by reason (their
+        #: datagrams stay plain UDP packets of their flow: not failures).
+        self.tunnels: dict[str, int] = {OUTER_PACKETS: 0, FRAGMENTS_FOLDED: 0}
         #: Called with (ethertype, frame, payload offset, MAC offset) for the non-IP frames of
         #: ``walk.L2_HOOK_ETHERTYPES`` (layer-2 SADP); they are counted as non-IP either way.
         self.l2_hook: Callable[[int, bytes, int, int], None] | None = None
 
     def fail(self, reason: str) -> None:
-        """Count one frame (or fragment) that could not be attributed to a flow, or whose
-        tunnel header was malformed (it then stays a plain packet of its outer flow)."""
+        """Count one frame (or fragment) that could not be attributed to a flow."""
         self.failures[reason] = self.failures.get(reason, 0) + 1
+
+    def tunnel_error(self, reason: str) -> None:
+        """Count a malformed tunnel header (or a tunnel past the depth bound) whose datagram
+        is kept as a plain UDP packet of its flow."""
+        self.tunnels[reason] = self.tunnels.get(reason, 0) + 1
 
     def other(self, name: str) -> None:
         """Count one frame that is not IP (ARP, LLDP, ...): not a failure."""
@@ -264,28 +289,62 @@ class Decoder:
         reassembler; True when it keeps it (a deep parser's port)."""
         return self.reassembler.first(key, d[3], d[4], datagram, ts)
 
+    def tunnel_first(
+        self, key: FragKey, flow: Attribution, ctx: Rebuild, datagram: bytes, ts: float
+    ) -> bool:
+        """The first fragment of a datagram that may carry a tunnel: rebuilt whole, not
+        counted until then (later fragments held for it join it). True when kept."""
+        if not self.reassembler.first(key, flow[3], flow[4], datagram, ts, tag=ctx):
+            return False
+        self.tunnels[FRAGMENTS_FOLDED] += 1
+        for held in self.frags.first(key, flow, ts):
+            self._rebuild(key, held, flow)
+        return True
+
     def later_fragment(
         self, key: FragKey, d: Decoded, ts: float, where: Piece, piece: bytes | None
     ) -> Decoded | None:
         """A later fragment, attributed to its first fragment's flow; None while it is held.
         When it completes a datagram being rebuilt, the whole datagram is queued in
-        :attr:`reassembled`."""
+        :attr:`reassembled` (or, for a tunnel datagram, walked: see :meth:`_rebuild`); the
+        fragments of a tunnel datagram are not counted one by one."""
         flow = self.frags.later(key, ts)
         held = Held(ts, d, where, piece)
         if flow is None:
             self.frags.hold(key, ts, held)
             return None
+        if self.reassembler.tag_of(key) is not None:
+            if piece is not None:
+                self._rebuild(key, held, flow)
+                return None
+            self.reassembler.abandon(key)  # a snaplen cut it: the rest counts one by one
         self._rebuild(key, held, flow)
         return _attributed(d, flow)
 
-    def _rebuild(self, key: FragKey, held: Held, flow: tuple[bytes, bytes, int, int, int]) -> None:
+    def _rebuild(self, key: FragKey, held: Held, flow: Attribution) -> None:
         """Add a later fragment's piece to its datagram when that one is being rebuilt;
-        queue the whole datagram when this piece completes it."""
-        if held.piece is None or key not in self.reassembler:
+        queue the whole datagram when this piece completes it. A whole tunnel datagram is
+        walked as one packet: its outer hop joins :attr:`outer`, its inner packet (or the
+        plain datagram) :attr:`released`."""
+        if key not in self.reassembler:
             return
+        ctx = self.reassembler.tag_of(key)
+        if held.piece is None:
+            if ctx is not None:
+                self.reassembler.abandon(key)
+            return
+        if ctx is not None:
+            self.tunnels[FRAGMENTS_FOLDED] += 1
         where = held.where
         whole = self.reassembler.later(key, where.offset, held.piece, where.more, held.ts)
-        if whole is not None and len(whole) >= 8:
+        if whole is None or len(whole) < 8:
+            return
+        if isinstance(ctx, Rebuild):
+            self.tunnels[FRAGMENTS_FOLDED] -= 1  # the whole datagram counts as one packet
+            d = FrameWalk.rebuilt(self, ctx, whole, held.ts)
+            if d is not None:
+                self.released.append((held.ts, d))
+        else:
             self.reassembled.append((held.ts, _whole(whole, held.d, flow)))
 
     def expire(self, now: float) -> None:

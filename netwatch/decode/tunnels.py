@@ -4,7 +4,8 @@ The general walk (:mod:`netwatch.decode.walk`) asks :func:`tunnel_kind` which tu
 UDP datagram may carry, then the matching parser here where its inner packet starts. The
 parsers are pure functions over the frame's bytes: they never raise on hostile bytes, and
 answer with a :class:`TunnelHeader`, :data:`PLAIN` (not tunnel data: the datagram stays a
-plain UDP packet of its flow) or a failure reason (a malformed header, counted by the walk).
+plain UDP packet of its flow) or a reason (a malformed header: the walk counts it in
+``Decoder.tunnels`` and keeps the datagram as a plain UDP packet, as Zeek does).
 
 Semantics follow Zeek's packet analysers (zeek/zeek ``src/packet_analysis/protocol/``:
 ``vxlan``, ``geneve``, ``teredo``, ``ayiya``, ``gtpv1``, and the port sets of
@@ -77,6 +78,10 @@ IPV6_HEADER: Final = 40
 IPV6_NO_NEXT: Final = 59
 GTP_T_PDU: Final = 255
 MAX_GTP_EXTENSIONS: Final = 16  # extension headers read before the chain is called malformed
+#: ``Decoder.tunnels`` keys: datagrams also counted in an outer flow, and tunnel fragments
+#: folded into their whole datagram (or lost with an incomplete one).
+OUTER_PACKETS: Final = "outer_packets"
+FRAGMENTS_FOLDED: Final = "fragments_folded"
 
 _U16 = struct.Struct("!H")
 

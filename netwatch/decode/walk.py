@@ -21,7 +21,8 @@ A UDP tunnel's outer datagram is a flow of its own, as in Zeek's conn.log: each 
 walk decapsulates is appended to the decoder's ``outer`` list (an
 :class:`~netwatch.decode.tunnels.OuterHop`) before the inner packet is walked, so the
 pipeline accounts it even when the inner packet turns out malformed. A malformed tunnel
-header is counted (``fail``) and its datagram stays a plain UDP packet of its flow. IPv6's
+header is counted (``Decoder.tunnels``, by reason, as is a UDP tunnel past the depth bound)
+and its datagram stays a plain UDP packet of its flow, as in Zeek. IPv6's
 "no next header" (59) carries no flow (Zeek logs none; a Teredo bubble is one).
 """
 
@@ -37,6 +38,7 @@ from netwatch.decode.tunnels import (
     GENEVE,
     GTPV1,
     IPV6_NO_NEXT,
+    OUTER_PACKETS,
     TEREDO,
     VXLAN,
     VXLAN_PORTS,
@@ -110,6 +112,20 @@ class Piece(NamedTuple):
 
     offset: int
     more: bool
+
+
+class Rebuild(NamedTuple):
+    """What walking a fragmented tunnel datagram needs once it is whole: the first
+    fragment's bytes before its UDP header, its IP header length, and the walk's state."""
+
+    head: bytes
+    ip_header: int
+    src: bytes
+    dst: bytes
+    mac_off: int
+    vlan: int
+    depth: int
+    in_gtp: bool
 
 
 class FrameWalk:
@@ -343,6 +359,8 @@ class FrameWalk:
         then not inspected, the whole datagram is, once its last piece arrives."""
         frame = self.frame
         if where.offset == 0:
+            if proto == PROTO_UDP and self.fragmented_tunnel(key, l4, pay_len):
+                return None  # counted once whole, as Zeek does
             d = self.transport(l4, proto, pay_len)
             if d is not None:
                 if (
@@ -374,6 +392,42 @@ class FrameWalk:
         )
         piece = frame[l4 : l4 + pay_len] if len(frame) >= l4 + pay_len else None
         return self._d.later_fragment(key, later, self.ts, where, piece)
+
+    def fragmented_tunnel(self, key: tuple[bytes, bytes, int, int], l4: int, pay_len: int) -> bool:
+        """The first fragment of a UDP datagram that may carry a tunnel: rebuilt whole
+        before its tunnel is walked (its fragments are then not counted one by one: the
+        whole datagram is, as in Zeek). False (a plain first fragment) when it carries no
+        tunnel, a snaplen cut it, or the reassembler's bounds refuse it."""
+        frame = self.frame
+        end = l4 + pay_len
+        if self.depth >= MAX_TUNNEL_DEPTH or pay_len < 8 or len(frame) < end:
+            return False
+        sport, dport = _PORTS.unpack_from(frame, l4)
+        if tunnel_kind(frame, l4 + 8, end, sport, dport) is None:
+            return False
+        ctx = Rebuild(
+            frame[:l4],
+            self.tot - pay_len,
+            self.src,
+            self.dst,
+            self.mac_off,
+            self.vlan,
+            self.depth,
+            self.in_gtp,
+        )
+        flow = (self.src, self.dst, PROTO_UDP, sport, dport)
+        return self._d.tunnel_first(key, flow, ctx, frame[l4:end], self.ts)
+
+    @classmethod
+    def rebuilt(cls, decoder: Decoder, ctx: Rebuild, whole: bytes, ts: float) -> Decoded | None:
+        """Walk a fragmented tunnel datagram made whole (``whole``: UDP header and data) as
+        one packet: its outer hop and its inner packet, as for an unfragmented one."""
+        frame = ctx.head + whole
+        walk = cls(decoder, frame, len(frame), ts)
+        walk.src, walk.dst, walk.mac_off, walk.vlan = ctx.src, ctx.dst, ctx.mac_off, ctx.vlan
+        walk.depth, walk.in_gtp = ctx.depth, ctx.in_gtp
+        walk.tot = ctx.ip_header + len(whole)
+        return walk.transport(len(ctx.head), PROTO_UDP, len(whole))
 
     # -- transport and tunnels ------------------------------------------------------------
 
@@ -433,11 +487,12 @@ class FrameWalk:
                 mac,
                 vlan,
             )
-            if self.depth < MAX_TUNNEL_DEPTH:
-                end = min(l4 + pay_len, flen)
-                tunnel = tunnel_kind(frame, l4 + 8, end, sport, dport)
-                if tunnel is not None:
+            end = min(l4 + pay_len, flen)
+            tunnel = tunnel_kind(frame, l4 + 8, end, sport, dport)
+            if tunnel is not None:
+                if self.depth < MAX_TUNNEL_DEPTH:
                     return self.udp_tunnel(plain, tunnel, end)
+                self._d.tunnel_error("tunnel_too_deep")
             return plain
         if proto in (PROTO_ICMP, PROTO_ICMP6):
             if flen < l4 + 2:
@@ -482,9 +537,10 @@ class FrameWalk:
         parsed = self.tunnel_header(tunnel, plain[10], end, plain[3], plain[4])
         if not isinstance(parsed, TunnelHeader):
             if isinstance(parsed, str):
-                self.fail(parsed)
+                self._d.tunnel_error(parsed)
             return plain
         self._d.outer.append(OuterHop((*plain[:10], -1, *plain[11:]), tunnel))
+        self._d.tunnels[OUTER_PACKETS] += 1
         self.depth += 1
         self.in_gtp = tunnel is GTPV1  # Zeek: no GTP right inside GTP
         off = parsed.off

@@ -117,7 +117,8 @@ def test_teredo_bubble_has_an_outer_flow_and_no_inner_one() -> None:
 def test_teredo_with_a_wrong_payload_length_is_counted_and_stays_plain() -> None:
     decoder, d = decode(over_udp(inner6() + b"extra", 3797, 3544))
     assert five(d)[3:] == (3797, 3544)
-    assert decoder.failures == {"teredo_bad_length": 1} and not decoder.outer
+    assert decoder.tunnels["teredo_bad_length"] == 1 and not decoder.outer
+    assert not decoder.failures
 
 
 def test_teredo_headers_in_a_wrong_order_are_not_teredo() -> None:
@@ -161,7 +162,7 @@ def test_ayiya_other_operations_carry_no_packet() -> None:
 
 def test_ayiya_truncated_header_is_counted() -> None:
     decoder, d = decode(over_udp(ayiya_header()[:20], 53859, 5072))
-    assert decoder.failures == {"ayiya_truncated": 1} and five(d)[4] == 5072
+    assert decoder.tunnels["ayiya_truncated"] == 1 and five(d)[4] == 5072
 
 
 # -- GTPv1-U -------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def test_gtp_with_sequence_word_and_extension_headers() -> None:
 )
 def test_malformed_gtp_is_counted_and_stays_plain(datagram: bytes, reason: str) -> None:
     decoder, d = decode(over_udp(datagram, 2152, 2152))
-    assert decoder.failures == {reason: 1} and not decoder.outer
+    assert decoder.tunnels[reason] == 1 and not decoder.outer and not decoder.failures
     assert five(d)[3:] == (2152, 2152)
 
 
@@ -211,7 +212,7 @@ def test_false_gtp_from_port_2152_to_dns_stays_dns() -> None:
 def test_gtp_right_inside_gtp_is_refused() -> None:
     nested = g.ipv4(OUT_A, OUT_B, 17, g.udp_datagram(OUT_A, OUT_B, 2152, 2152, gtp(inner4())))
     decoder, d = decode(over_udp(gtp(nested), 2152, 2152))
-    assert decoder.failures == {"gtp_malformed": 1}
+    assert decoder.tunnels["gtp_malformed"] == 1
     assert five(d)[3:] == (2152, 2152) and len(decoder.outer) == 1
     assert gtpv1(gtp(inner4()), 0, len(gtp(inner4())), in_gtp=True) == "gtp_malformed"
 
@@ -236,7 +237,7 @@ def test_vxlan_and_geneve_outer_hops() -> None:
 
 def test_malformed_vxlan_is_counted_and_stays_plain() -> None:
     decoder, d = decode(over_udp(bytes(8) + g.ethernet(MAC_B, MAC_A, 0x0800, inner4()), 1, 4789))
-    assert decoder.failures == {"vxlan_malformed": 1} and five(d)[3:] == (1, 4789)
+    assert decoder.tunnels["vxlan_malformed"] == 1 and five(d)[3:] == (1, 4789)
 
 
 def test_gre_in_udp_has_an_outer_flow_without_service() -> None:
@@ -351,3 +352,49 @@ def test_pseudowire_nesting_is_bounded() -> None:
     decoder, d = decode(frame)
     assert d is None and decoder.failures == {"tunnel_too_deep": 1}
     assert MAX_TUNNEL_DEPTH < 3000
+
+
+# -- fragmented tunnel datagrams ---------------------------------------------------------------
+
+
+def gtp_fragments(ident: int = 5) -> tuple[list[bytes], int]:
+    """A GTP-U datagram carrying a 1,400-byte inner packet, in IPv4 fragments; and the
+    whole datagram's IP length."""
+    udp = g.udp_datagram(OUT_A, OUT_B, 2152, 2152, gtp(inner4(b"x" * 1400)))
+    packets = g.ipv4_fragments(OUT_A, OUT_B, 17, udp, mtu=600, ident=ident)
+    return [g.ethernet(MAC_B, MAC_A, 0x0800, p) for p in packets], 20 + len(udp)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 0, 2)])
+def test_a_fragmented_tunnel_datagram_counts_once_whole(order: tuple[int, ...]) -> None:
+    frames, total = gtp_fragments()
+    assert len(frames) == 3
+    decoder = Decoder()
+    outs = [decoder.decode(1, frames[i], len(frames[i]), 1.0 + n) for n, i in enumerate(order)]
+    assert outs == [None, None, None] and not decoder.failures
+    assert [five(hop.d) for hop in decoder.outer] == [("192.0.2.1", "192.0.2.2", 17, 2152, 2152)]
+    assert decoder.outer[0].d[5] == total  # the whole datagram's IP length, as Zeek counts it
+    ((_, inner),) = decoder.released
+    assert five(inner) == ("10.20.0.11", "175.16.199.1", 17, 40000, 443)
+    assert inner[11] == 1400 and inner[12][inner[10] : inner[10] + 4] == b"xxxx"
+    assert decoder.tunnels == {"outer_packets": 1, "fragments_folded": 2}
+
+
+def test_an_incomplete_tunnel_datagram_is_folded_not_lost_track_of() -> None:
+    frames, _ = gtp_fragments()
+    decoder = Decoder()
+    for f in frames[:2]:
+        assert decoder.decode(1, f, len(f), 1.0) is None
+    assert decoder.tunnels["fragments_folded"] == 2 and not decoder.outer
+
+
+def test_a_snaplen_cut_fragment_abandons_the_rebuild() -> None:
+    frames, _ = gtp_fragments()
+    decoder = Decoder()
+    assert decoder.decode(1, frames[0], len(frames[0]), 1.0) is None
+    cut = frames[1][:100]
+    d = decoder.decode(1, cut, len(frames[1]), 2.0)
+    assert five(d) == ("192.0.2.1", "192.0.2.2", 17, 2152, 2152)  # its outer flow, as before
+    assert decoder.reassembler.counts()["dropped"] == 1
+    d = decoder.decode(1, frames[2], len(frames[2]), 3.0)
+    assert five(d)[3:] == (2152, 2152) and not decoder.outer
