@@ -54,6 +54,7 @@ from netwatch.decode.walk import (
     NO_VLAN,
     PROTO_TCP,
     PROTO_UDP,
+    WALKED_LINKS,
     FrameWalk,
     Piece,
     Rebuild,
@@ -264,6 +265,8 @@ class Decoder:
         try:
             if linktype == 1:
                 return walk.ether(0)
+            if linktype in WALKED_LINKS:
+                return walk.link(linktype)
             link = link_header(linktype, frame)
             if isinstance(link, str):
                 self.fail(link)

@@ -6,6 +6,9 @@ extension headers, fragments, tunnels, other link types, anything malformed). It
 the headers with ``struct`` and returns the innermost-IP :data:`Decoded` tuple, or None
 after counting a reason through the decoder's ``fail``/``other`` callbacks.
 
+Link types: Ethernet, raw IP, Linux cooked (v1, v2), BSD NULL/LOOP, PPP (with or without
+HDLC-like framing), 802.11 data frames with LLC/SNAP (bare or after a radiotap header).
+
 Encapsulations: 802.1Q/802.1ad/QinQ and VN-Tag (802.1Qbh, 6 bytes), in any order (at most
 :data:`MAX_VLAN_TAGS` tags per Ethernet header), IEEE 802.1ah PBB (the I-tag, then the
 customer's Ethernet frame), Cisco FabricPath (the 16-byte outer header, then the classical
@@ -105,6 +108,10 @@ _FRAG6 = struct.Struct("!BxHI")
 _IP6_EXT = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
 _PPP_IP = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
 _IP_VERSION = {4: ETH_IPV4, 6: ETH_IPV6}
+#: Link types :meth:`FrameWalk.link` walks (the others have a fixed header: ``link_header``).
+WALKED_LINKS = frozenset(
+    {LinkType.PPP, LinkType.PPP_HDLC, LinkType.IEEE802_11, LinkType.IEEE802_11_RADIOTAP}
+)
 
 
 class Piece(NamedTuple):
@@ -162,6 +169,44 @@ class FrameWalk:
         self._d.fail(reason)
 
     # -- link and layer 2.5 ---------------------------------------------------------------
+
+    def link(self, linktype: int) -> Decoded | None:
+        """The frame of a link type with a walk of its own (PPP, 802.11, radiotap)."""
+        if linktype == LinkType.IEEE802_11_RADIOTAP:
+            if len(self.frame) < 4:
+                self.fail("link_truncated")
+                return None
+            return self.wifi(int.from_bytes(self.frame[2:4], "little"))
+        if linktype == LinkType.IEEE802_11:
+            return self.wifi(0)
+        return self.ppp(0)
+
+    def wifi(self, off: int) -> Decoded | None:
+        """An 802.11 data frame (QoS, four-address and HT-control forms) carrying LLC/SNAP.
+        Management, control, null-data and protected frames are not IP (counted as such)."""
+        frame = self.frame
+        if len(frame) < off + 24:
+            self.fail("link_truncated")
+            return None
+        fc0, fc1 = frame[off], frame[off + 1]
+        if (fc0 >> 2) & 3 != 2 or fc0 & 0x40:  # not data, or a data frame without data
+            self._d.other("wifi_not_data")
+            return None
+        if fc1 & 0x40:
+            self._d.other("wifi_protected")
+            return None
+        hdr = 24 + (6 if fc1 & 3 == 3 else 0)
+        if fc0 & 0x80:  # QoS data: QoS control, and HT control when the order bit is set
+            hdr += 2 + (4 if fc1 & 0x80 else 0)
+        off += hdr
+        if len(frame) < off + 8:
+            self.fail("link_truncated")
+            return None
+        if frame[off : off + 3] != b"\xaa\xaa\x03":
+            self._d.other("llc")
+            return None
+        self.mac_off = -1  # 802.11 addresses are not in Ethernet order
+        return self.ethertype(off + 8, _U16.unpack_from(frame, off + 6)[0])
 
     def ether(self, off: int) -> Decoded | None:
         """An Ethernet header at ``off``; the innermost one gives the flow's MACs."""

@@ -25,6 +25,7 @@ EXAMPLES = examples(1_000)
 _R4 = g.Route.of("bc:ad:28:00:00:01", "10.20.0.11", "00:11:22:33:44:55", "175.16.199.1", (20,))
 _R6 = g.Route.of("bc:ad:28:00:00:01", "fd00::11", "00:11:22:33:44:55", "2001:218::1")
 _OUT_SRC, _OUT_DST = g.ip_bytes("192.0.2.1"), g.ip_bytes("192.0.2.2")
+_SNAP = b"\xaa\xaa\x03\x00\x00\x00\x08\x00"
 
 
 def _outer_gre(proto: int, payload: bytes, flags: int = 0, extra: bytes = b"") -> bytes:
@@ -122,6 +123,9 @@ def _templates() -> list[tuple[int, bytes]]:
         (0, struct.pack("<I", 30) + udp6[14:]),
         (101, plain[14:]),
         *_tunnel_templates(plain, udp6),
+        (9, b"\xff\x03\x00\x21" + plain[14:]),
+        (127, b"\x00\x00\x0c\x00" + bytes(8) + b"\x88\x01" + bytes(24) + _SNAP + plain[14:]),
+        (105, b"\x08\x03" + bytes(28) + _SNAP + plain[14:]),
     ]
 
 
