@@ -8,8 +8,9 @@ of any protocol then join that flow (never dropped silently). A later fragment t
 arrives *before* its first one is held (bounded) and released when the first arrives.
 
 Config read: ``flows.max_fragments`` (entries) and ``flows.fragment_timeout_s``.
-:class:`Reassembler` rebuilds fragmented UDP datagrams for the ports the deep parsers read
-(bounded; see its docstring); :class:`FragmentTracker` itself does no payload reassembly.
+:class:`Reassembler` rebuilds fragmented UDP datagrams for the ports the deep parsers read,
+and the tunnel datagrams the decoder tags (bounded; see its docstring);
+:class:`FragmentTracker` itself does no payload reassembly.
 Limits: when the table is full
 the oldest datagram entry is evicted (``evicted``; later fragments of that datagram are then
 orphans); held fragments whose first fragment never arrives are counted as

@@ -21,6 +21,10 @@ Fragments: later fragments join their first fragment's flow (:class:`FragmentTra
 UDP datagrams to a port a deep parser reads (``reassemble_ports``) are rebuilt, bounded
 (:class:`Reassembler`): the whole datagram is queued in :attr:`Decoder.reassembled` for
 inspection only (its fragments were counted as they came), whatever order they arrive in.
+A fragmented tunnel datagram (GRE, IP in IP, or UDP that may carry a tunnel) is rebuilt
+too, and walked whole once
+complete, counted as one packet as Zeek does (its fragments are not counted one by one:
+:attr:`Decoder.tunnels` keeps the tally that conserves every frame read).
 
 Config read: ``flows.max_fragments``, ``flows.fragment_timeout_s`` (fragment attribution and
 the reassembly timeout).
@@ -340,7 +344,7 @@ class Decoder:
             self.tunnels[FRAGMENTS_FOLDED] += 1
         where = held.where
         whole = self.reassembler.later(key, where.offset, held.piece, where.more, held.ts)
-        if whole is None or len(whole) < 8:
+        if whole is None or (len(whole) < 8 and not isinstance(ctx, Rebuild)):
             return
         if isinstance(ctx, Rebuild):
             self.tunnels[FRAGMENTS_FOLDED] -= 1  # the whole datagram counts as one packet

@@ -33,9 +33,15 @@ The outer UDP flow is recorded too (Zeek logs it with the tunnel as its ``servic
 service: at once for VXLAN, Geneve, AYIYA and GTPv1, for Teredo only after both directions
 carried valid Teredo (Zeek's default ``Tunnel::delay_teredo_confirmation``), never for GRE.
 
+Fragmented tunnel datagrams are rebuilt first and walked whole, counted as one packet
+(``Decoder.tunnel_first``), as Zeek reassembles before it decapsulates.
+
 Config read: none. Known limits: a flow is judged packet by packet (Zeek stops decapsulating a
-connection after its first malformed tunnel packet); fragmented tunnel datagrams are not
-reassembled first (only the first fragment is looked into).
+connection after its first malformed tunnel packet, and the fused loop of
+:mod:`netwatch.fastloop` may keep a flow's later datagrams from the decoder when its first
+ones were not recognisably a tunnel on a port that says nothing); Zeek's ``X`` in the
+history of an inner connection whose tunnel changed too often
+(``Tunnel::max_changes_per_connection``) is not reproduced; no ``tunnel_parents`` field.
 """
 
 from __future__ import annotations

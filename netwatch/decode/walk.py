@@ -108,6 +108,7 @@ _FRAG6 = struct.Struct("!BxHI")
 _IP6_EXT = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
 _PPP_IP = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
 _IP_VERSION = {4: ETH_IPV4, 6: ETH_IPV6}
+IP_TUNNELS = frozenset({4, 41, 47})  # IP in IP, IPv6 in IP, GRE
 #: Link types :meth:`FrameWalk.link` walks (the others have a fixed header: ``link_header``).
 WALKED_LINKS = frozenset(
     {LinkType.PPP, LinkType.PPP_HDLC, LinkType.IEEE802_11, LinkType.IEEE802_11_RADIOTAP}
@@ -127,6 +128,7 @@ class Rebuild(NamedTuple):
 
     head: bytes
     ip_header: int
+    proto: int
     src: bytes
     dst: bytes
     mac_off: int
@@ -404,7 +406,9 @@ class FrameWalk:
         then not inspected, the whole datagram is, once its last piece arrives."""
         frame = self.frame
         if where.offset == 0:
-            if proto == PROTO_UDP and self.fragmented_tunnel(key, l4, pay_len):
+            if (proto == PROTO_UDP or proto in IP_TUNNELS) and self.fragmented_tunnel(
+                key, l4, proto, pay_len
+            ):
                 return None  # counted once whole, as Zeek does
             d = self.transport(l4, proto, pay_len)
             if d is not None:
@@ -438,21 +442,29 @@ class FrameWalk:
         piece = frame[l4 : l4 + pay_len] if len(frame) >= l4 + pay_len else None
         return self._d.later_fragment(key, later, self.ts, where, piece)
 
-    def fragmented_tunnel(self, key: tuple[bytes, bytes, int, int], l4: int, pay_len: int) -> bool:
-        """The first fragment of a UDP datagram that may carry a tunnel: rebuilt whole
-        before its tunnel is walked (its fragments are then not counted one by one: the
-        whole datagram is, as in Zeek). False (a plain first fragment) when it carries no
-        tunnel, a snaplen cut it, or the reassembler's bounds refuse it."""
+    def fragmented_tunnel(
+        self, key: tuple[bytes, bytes, int, int], l4: int, proto: int, pay_len: int
+    ) -> bool:
+        """The first fragment of a tunnel datagram (GRE, IP in IP, or UDP that may carry a
+        tunnel): rebuilt whole before its tunnel is walked (its fragments are then not
+        counted one by one: the whole datagram is, as in Zeek). False (a plain first
+        fragment) when it carries no tunnel, a snaplen cut it, or the reassembler's bounds
+        refuse it."""
         frame = self.frame
         end = l4 + pay_len
-        if self.depth >= MAX_TUNNEL_DEPTH or pay_len < 8 or len(frame) < end:
+        if self.depth >= MAX_TUNNEL_DEPTH or len(frame) < end:
             return False
-        sport, dport = _PORTS.unpack_from(frame, l4)
-        if tunnel_kind(frame, l4 + 8, end, sport, dport) is None:
-            return False
+        sport = dport = 0
+        if proto == PROTO_UDP:
+            if pay_len < 8:
+                return False
+            sport, dport = _PORTS.unpack_from(frame, l4)
+            if tunnel_kind(frame, l4 + 8, end, sport, dport) is None:
+                return False
         ctx = Rebuild(
             frame[:l4],
             self.tot - pay_len,
+            proto,
             self.src,
             self.dst,
             self.mac_off,
@@ -460,19 +472,19 @@ class FrameWalk:
             self.depth,
             self.in_gtp,
         )
-        flow = (self.src, self.dst, PROTO_UDP, sport, dport)
+        flow = (self.src, self.dst, proto, sport, dport)
         return self._d.tunnel_first(key, flow, ctx, frame[l4:end], self.ts)
 
     @classmethod
     def rebuilt(cls, decoder: Decoder, ctx: Rebuild, whole: bytes, ts: float) -> Decoded | None:
-        """Walk a fragmented tunnel datagram made whole (``whole``: UDP header and data) as
-        one packet: its outer hop and its inner packet, as for an unfragmented one."""
+        """Walk a fragmented tunnel datagram made whole (``whole``: the IP payload) as one
+        packet: its outer hop (UDP) and its inner packet, as for an unfragmented one."""
         frame = ctx.head + whole
         walk = cls(decoder, frame, len(frame), ts)
         walk.src, walk.dst, walk.mac_off, walk.vlan = ctx.src, ctx.dst, ctx.mac_off, ctx.vlan
         walk.depth, walk.in_gtp = ctx.depth, ctx.in_gtp
         walk.tot = ctx.ip_header + len(whole)
-        return walk.transport(len(ctx.head), PROTO_UDP, len(whole))
+        return walk.transport(len(ctx.head), ctx.proto, len(whole))
 
     # -- transport and tunnels ------------------------------------------------------------
 
@@ -560,7 +572,7 @@ class FrameWalk:
                 mac,
                 vlan,
             )
-        if proto in (4, 41, 47):
+        if proto in IP_TUNNELS:
             if self.depth >= MAX_TUNNEL_DEPTH:
                 self.fail("tunnel_too_deep")
                 return None

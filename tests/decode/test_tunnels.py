@@ -398,3 +398,16 @@ def test_a_snaplen_cut_fragment_abandons_the_rebuild() -> None:
     assert decoder.reassembler.counts()["dropped"] == 1
     d = decoder.decode(1, frames[2], len(frames[2]), 3.0)
     assert five(d)[3:] == (2152, 2152) and not decoder.outer
+
+
+def test_a_fragmented_gre_datagram_counts_once_whole() -> None:
+    gre = b"\x00\x00\x08\x00" + inner4(b"y" * 1400)
+    packets = g.ipv4_fragments(OUT_A, OUT_B, 47, gre, mtu=600, ident=6)
+    decoder = Decoder()
+    for p in packets:
+        frame = g.ethernet(MAC_B, MAC_A, 0x0800, p)
+        assert decoder.decode(1, frame, len(frame), 1.0) is None
+    ((_, inner),) = decoder.released
+    assert five(inner)[3:] == (40000, 443) and inner[11] == 1400
+    assert decoder.tunnels == {"outer_packets": 0, "fragments_folded": len(packets) - 1}
+    assert not decoder.outer and not decoder.failures
