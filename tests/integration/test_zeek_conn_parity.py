@@ -4,7 +4,8 @@ Replays every trace the corpus manifest lists (``../shared/corpus/zeek``, BSD-3-
 requires per-field agreement of at least the floors below (percent of paired connections,
 legitimate differences of :data:`netwatch.testing.zeekconn.LEGITIMATE` left out), and at
 most as many unpaired connections as listed. The floors are the measured numbers; they
-rise as classes of disagreement are fixed (the target is 99 on every field).
+rise as classes of disagreement are fixed (the target is 99 on every field); a few fell when
+the tunnels' inner flows (ICMPv6 among them) began to be paired instead of missing.
 ``python -m netwatch.testing.zeekconn --verbose`` lists every disagreement.
 """
 
@@ -18,25 +19,25 @@ from tests.conftest import CORPUS
 ZEEK = CORPUS / "zeek"
 
 FLOORS = {
-    "id.orig_h": 99.6,
-    "id.orig_p": 99.6,
-    "id.resp_h": 99.6,
-    "id.resp_p": 99.6,
+    "id.orig_h": 99.4,
+    "id.orig_p": 99.4,
+    "id.resp_h": 99.4,
+    "id.resp_p": 94.9,
     "proto": 100.0,
     "ip_proto": 100.0,
-    "service": 75.0,
-    "duration": 80.2,
-    "orig_bytes": 97.4,
-    "resp_bytes": 97.7,
-    "conn_state": 96.6,
+    "service": 81.2,
+    "duration": 82.4,
+    "orig_bytes": 95.0,
+    "resp_bytes": 97.1,
+    "conn_state": 97.1,
     "missed_bytes": 99.6,
-    "history": 93.4,
-    "orig_pkts": 95.2,
-    "orig_ip_bytes": 95.5,
-    "resp_pkts": 97.0,
-    "resp_ip_bytes": 97.3,
+    "history": 93.8,
+    "orig_pkts": 96.2,
+    "orig_ip_bytes": 96.5,
+    "resp_pkts": 97.2,
+    "resp_ip_bytes": 97.4,
 }
-MAX_ZEEK_ONLY = 55
+MAX_ZEEK_ONLY = 7
 MAX_NETWATCH_ONLY = 1
 
 
