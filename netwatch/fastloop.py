@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from netwatch.capture.files import MappedPcap
 from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import MAX_CAPLEN
-from netwatch.decode.walk import TUNNEL_UDP_PORTS
+from netwatch.decode.tunnels import TUNNEL_UDP_PORTS
 from netwatch.flow.tcpstate import ACK
 
 if TYPE_CHECKING:

@@ -39,6 +39,7 @@ from netwatch.capture.files import CaptureFile
 from netwatch.capture.source import Block
 from netwatch.config import Config
 from netwatch.decode.frames import Decoder
+from netwatch.decode.outer import outer_flow
 from netwatch.detect.baseline import Baseline, DestinationBaseline
 from netwatch.detect.devices import CameraVendor, mixed_vendors
 from netwatch.detect.engine import Detector
@@ -348,8 +349,14 @@ class Pipeline:
             self.table.sweep(now)
 
     def account(self, ts: float, linktype: int, frame: bytes, wirelen: int) -> None:
-        """Decode one frame and account it (and any fragments it releases) to its flow."""
+        """Decode one frame and account it (and any fragments it releases) to its flow; a
+        tunnelled frame also to its outer UDP flows (``Decoder.outer``)."""
         d = self.decoder.decode(linktype, frame, wirelen, ts)
+        outer = self.decoder.outer
+        if outer:
+            for hop in outer:
+                outer_flow(self.table.packet(ts, hop.d), hop)
+            outer.clear()
         if d is not None:
             f = self.table.packet(ts, d)
             if f.keep:

@@ -58,6 +58,9 @@ class ReplaySummary:
     capture_problems: dict[str, int] = field(default_factory=dict)
     fragment_entries_evicted: int = 0
     reassembly: dict[str, int] = field(default_factory=dict)  # rebuilt datagrams, by outcome
+    #: Tunnel datagrams also counted in an outer flow, and tunnel fragments folded into
+    #: their whole datagram (``Decoder.tunnels``).
+    tunnels: dict[str, int] = field(default_factory=dict)
     cameras: dict[str, int] = field(default_factory=dict)  # cameras seen, by how recognised
     alerts: int = 0  # notifications (one alert record each, reports grouped in them)
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
@@ -88,7 +91,7 @@ class ReplaySummary:
             f"non-IP frames: {sum(self.non_ip.values())} ({kv(self.non_ip)})",
             f"capture file problems: {kv(self.capture_problems)}",
             f"fragment table evictions: {self.fragment_entries_evicted}; "
-            f"datagrams rebuilt from fragments: {kv(self.reassembly)}",
+            f"datagrams rebuilt from fragments: {kv(self.reassembly)}; tunnels: {kv(self.tunnels)}",
             summary_line(self.cameras),
             f"alerts: {sum(self.alerts_by_rule.values())} ({kv(self.alerts_by_rule)}) in "
             f"{self.alerts} notification{'' if self.alerts == 1 else 's'}; repeats suppressed: "
@@ -177,6 +180,7 @@ def run_replay(
     summary.deep_parsed = dict(pipe.inspector.parsed)
     summary.fragment_entries_evicted = pipe.decoder.frags.evicted
     summary.reassembly = {k: v for k, v in pipe.decoder.reassembler.counts().items() if v}
+    summary.tunnels = {k: v for k, v in pipe.decoder.tunnels.items() if v}
     summary.cameras = pipe.recognised.by_how()
     if pipe.detector is not None:
         summary.alerts_by_rule = dict(pipe.detector.router.by_rule)

@@ -31,11 +31,15 @@ class LinkType(IntEnum):
 
     NULL = 0  # BSD loopback: 4-byte address family in the writer's (host) byte order
     ETHERNET = 1
+    PPP = 9  # PPP (RFC 1661), with or without the HDLC-like address and control bytes
     RAW_DLT12 = 12  # DLT_RAW on most platforms; read from a file as RAW
     RAW_DLT14 = 14  # DLT_RAW on OpenBSD; read from a file as RAW
+    PPP_HDLC = 50  # PPP in HDLC-like framing (RFC 1662)
     RAW = 101  # raw IPv4 or IPv6, told apart by the version nibble
+    IEEE802_11 = 105  # 802.11 frames (no radio header)
     LOOP = 108  # OpenBSD loopback: 4-byte address family in network byte order
     LINUX_SLL = 113  # Linux "cooked" capture, version 1 (16-byte header)
+    IEEE802_11_RADIOTAP = 127  # a radiotap header, then an 802.11 frame
     IPV4 = 228
     IPV6 = 229
     LINUX_SLL2 = 276  # Linux "cooked" capture, version 2 (20-byte header)

@@ -8,8 +8,9 @@ of any protocol then join that flow (never dropped silently). A later fragment t
 arrives *before* its first one is held (bounded) and released when the first arrives.
 
 Config read: ``flows.max_fragments`` (entries) and ``flows.fragment_timeout_s``.
-:class:`Reassembler` rebuilds fragmented UDP datagrams for the ports the deep parsers read
-(bounded; see its docstring); :class:`FragmentTracker` itself does no payload reassembly.
+:class:`Reassembler` rebuilds fragmented UDP datagrams for the ports the deep parsers read,
+and the tunnel datagrams the decoder tags (bounded; see its docstring);
+:class:`FragmentTracker` itself does no payload reassembly.
 Limits: when the table is full
 the oldest datagram entry is evicted (``evicted``; later fragments of that datagram are then
 orphans); held fragments whose first fragment never arrives are counted as
@@ -123,9 +124,10 @@ class ReassemblyLimits:
 class _Partial:
     """One datagram being rebuilt: its pieces by offset and, once known, its length."""
 
-    __slots__ = ("end", "pieces", "size", "ts")
+    __slots__ = ("end", "pieces", "size", "tag", "ts")
 
-    def __init__(self, ts: float) -> None:
+    def __init__(self, ts: float, tag: object | None = None) -> None:
+        self.tag = tag  # the caller's note on why it is rebuilt (a tunnel's context), or None
         self.pieces: dict[int, bytes] = {}
         self.size = 0  # bytes held
         self.end: int | None = None  # the length, once the last fragment (MF=0) arrived
@@ -162,6 +164,10 @@ class Reassembler:
     the datagram (``dropped``). Known limit: a later fragment that arrives before its first
     fragment is held by the tracker above and handed to :meth:`later` when its first
     fragment arrives (the decoder does this), so arrival order does not matter.
+
+    A first fragment may also be kept whatever its ports with a ``tag`` (the decoder's
+    fragmented tunnel datagrams: their inner packet is walked once the datagram is whole);
+    :meth:`tag_of` returns it while the datagram is in progress.
     """
 
     __slots__ = ("_limits", "_ports", "_table", "_total", "completed", "dropped", "evicted",
@@ -193,10 +199,23 @@ class Reassembler:
         """A datagram between these ports is rebuilt."""
         return sport in self._ports or dport in self._ports
 
-    def first(self, key: FragKey, sport: int, dport: int, payload: bytes, ts: float) -> bool:
+    def tag_of(self, key: FragKey) -> object | None:
+        """The tag a datagram in progress was started with (None: untagged or unknown)."""
+        entry = self._table.get(key)
+        return None if entry is None else entry.tag
+
+    def first(
+        self,
+        key: FragKey,
+        sport: int,
+        dport: int,
+        payload: bytes,
+        ts: float,
+        tag: object | None = None,
+    ) -> bool:
         """A first fragment (offset 0, more fragments follow): start its datagram. True when
-        it is kept (a port of ``ports``, within the bounds)."""
-        if not self.wants(sport, dport):
+        it is kept (a port of ``ports``, or tagged; within the bounds)."""
+        if tag is None and not self.wants(sport, dport):
             return False
         self._drop(key)  # a reused id starts afresh
         if len(payload) > self._limits.max_datagram_bytes:
@@ -208,7 +227,7 @@ class Reassembler:
         ):
             self._drop(next(iter(self._table)))
             self.evicted += 1
-        entry = _Partial(ts)
+        entry = _Partial(ts, tag)
         self._table[key] = entry
         return self._put(key, entry, 0, payload)
 
@@ -234,6 +253,11 @@ class Reassembler:
         self._drop(key)
         self.completed += 1
         return whole
+
+    def abandon(self, key: FragKey) -> None:
+        """Give up a datagram (a piece of it cannot be had): counted as ``dropped``."""
+        if key in self._table:
+            self._fail(key)
 
     def counts(self) -> dict[str, int]:
         """The outcome counters by name (metrics and the replay summary)."""

@@ -5,7 +5,12 @@ most one 802.1Q tag, IPv4 without options or IPv6 without extension headers, unf
 TCP or non-tunnel UDP) are decoded inline with two ``unpack_from`` calls and no objects
 besides the returned :data:`Decoded` tuple; every other frame goes through the general
 walk in :mod:`netwatch.decode.walk` (tags, MPLS, PPPoE, tunnels, fragments, other link
-types). A property test checks that both paths agree.
+types), among them UDP datagrams to or from a tunnel port and those whose first payload
+bytes may start Teredo or AYIYA (:mod:`netwatch.decode.tunnels`: Zeek looks for those on
+any port). A property test checks that both paths agree.
+
+Tunnels: the outer UDP datagram of each tunnel the walk decapsulates is queued in
+:attr:`Decoder.outer` (the caller accounts it as a flow of its own and clears the list).
 
 It never raises: a frame it cannot attribute is counted under a reason in
 :attr:`Decoder.failures`, and frames that are not IP at all (ARP, LLDP, STP, ...) are
@@ -16,6 +21,10 @@ Fragments: later fragments join their first fragment's flow (:class:`FragmentTra
 UDP datagrams to a port a deep parser reads (``reassemble_ports``) are rebuilt, bounded
 (:class:`Reassembler`): the whole datagram is queued in :attr:`Decoder.reassembled` for
 inspection only (its fragments were counted as they came), whatever order they arrive in.
+A fragmented tunnel datagram (GRE, IP in IP, or UDP that may carry a tunnel) is rebuilt
+too, and walked whole once
+complete, counted as one packet as Zeek does (its fragments are not counted one by one:
+:attr:`Decoder.tunnels` keeps the tally that conserves every frame read).
 
 Config read: ``flows.max_fragments``, ``flows.fragment_timeout_s`` (fragment attribution and
 the reassembly timeout).
@@ -27,7 +36,21 @@ import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from netwatch.decode.fragments import FragKey, FragmentTracker, Reassembler, ReassemblyLimits
+from netwatch.decode.fragments import (
+    Attribution,
+    FragKey,
+    FragmentTracker,
+    Reassembler,
+    ReassemblyLimits,
+)
+from netwatch.decode.tunnels import (
+    AYIYA_MAGIC,
+    FRAGMENTS_FOLDED,
+    OUTER_PACKETS,
+    TEREDO_LEAD,
+    TUNNEL_UDP_PORTS,
+    OuterHop,
+)
 from netwatch.decode.walk import (
     ETH_IPV4,
     ETH_IPV6,
@@ -35,9 +58,10 @@ from netwatch.decode.walk import (
     NO_VLAN,
     PROTO_TCP,
     PROTO_UDP,
-    TUNNEL_UDP_PORTS,
+    WALKED_LINKS,
     FrameWalk,
     Piece,
+    Rebuild,
     link_header,
 )
 
@@ -50,6 +74,9 @@ Decoded = tuple[bytes, bytes, int, int, int, int, int, int, int, int, int, int, 
 _IP4_PORTS = struct.Struct("!BxHHHxBxx4s4sHH")  # IPv4 header fused with the two ports
 _IP6_PORTS = struct.Struct("!IHBx16s16sHH")  # IPv6 header fused with the two ports
 _TCP_REST = struct.Struct("!IIBBH")  # seq, ack, data offset, flags, window (at tcp+4)
+_AYIYA_1 = AYIYA_MAGIC[0]  # a UDP payload whose second byte is this may be AYIYA
+_TEREDO_MIN4 = 20 + 8 + 40  # IPv4 total length from which a UDP payload may be Teredo
+_TEREDO_MIN6 = 8 + 40  # the same as an IPv6 payload length
 
 
 class Held(NamedTuple):
@@ -82,6 +109,17 @@ class Decoder:
         #: Whole datagrams rebuilt from fragments, for inspection only (their fragments were
         #: counted as they came): (ts, Decoded over the UDP header and data).
         self.reassembled: list[tuple[float, Decoded]] = []
+        #: The outer UDP datagram of each tunnel the last walk decapsulated, outermost first
+        #: (a flow of its own, as in Zeek). The caller accounts and clears them; the next
+        #: walk starts the list afresh.
+        self.outer: list[OuterHop] = []
+        #: Tunnel bookkeeping, so that every frame read stays accounted for exactly once:
+        #: ``outer_packets``, datagrams counted in an outer flow besides their inner packet
+        #: (:attr:`outer`); ``fragments_folded``, fragments of tunnel datagrams not counted
+        #: as packets themselves (all but one of a datagram made whole, and every fragment
+        #: of one that never completed); and malformed tunnel headers by reason (their
+        #: datagrams stay plain UDP packets of their flow: not failures).
+        self.tunnels: dict[str, int] = {OUTER_PACKETS: 0, FRAGMENTS_FOLDED: 0}
         #: Called with (ethertype, frame, payload offset, MAC offset) for the non-IP frames of
         #: ``walk.L2_HOOK_ETHERTYPES`` (layer-2 SADP); they are counted as non-IP either way.
         self.l2_hook: Callable[[int, bytes, int, int], None] | None = None
@@ -89,6 +127,11 @@ class Decoder:
     def fail(self, reason: str) -> None:
         """Count one frame (or fragment) that could not be attributed to a flow."""
         self.failures[reason] = self.failures.get(reason, 0) + 1
+
+    def tunnel_error(self, reason: str) -> None:
+        """Count a malformed tunnel header (or a tunnel past the depth bound) whose datagram
+        is kept as a plain UDP packet of its flow."""
+        self.tunnels[reason] = self.tunnels.get(reason, 0) + 1
 
     def other(self, name: str) -> None:
         """Count one frame that is not IP (ARP, LLDP, ...): not a failure."""
@@ -134,7 +177,14 @@ class Decoder:
                                 0,
                                 vlan,
                             )
-                    elif proto == PROTO_UDP and tot >= 28 and dport not in TUNNEL_UDP_PORTS:
+                    elif (
+                        proto == PROTO_UDP
+                        and tot >= 28
+                        and dport not in TUNNEL_UDP_PORTS
+                        and sport not in TUNNEL_UDP_PORTS
+                        and frame[off + 29] != _AYIYA_1
+                        and (tot < _TEREDO_MIN4 or not TEREDO_LEAD[frame[off + 28]])
+                    ):
                         return (
                             src,
                             dst,
@@ -184,6 +234,13 @@ class Decoder:
                         and plen >= 8
                         and flen >= off + 48
                         and dport not in TUNNEL_UDP_PORTS
+                        and sport not in TUNNEL_UDP_PORTS
+                        and (flen < off + 50 or frame[off + 49] != _AYIYA_1)
+                        and (
+                            plen < _TEREDO_MIN6
+                            or flen < off + 48 + 40
+                            or not TEREDO_LEAD[frame[off + 48]]
+                        )
                     ):
                         return (
                             src,
@@ -206,10 +263,14 @@ class Decoder:
 
     def _walk(self, linktype: int, frame: bytes, wirelen: int, ts: float) -> Decoded | None:
         """The general walk (:class:`~netwatch.decode.walk.FrameWalk`) for every other frame."""
+        if self.outer:
+            self.outer.clear()
         walk = FrameWalk(self, frame, wirelen, ts)
         try:
             if linktype == 1:
                 return walk.ether(0)
+            if linktype in WALKED_LINKS:
+                return walk.link(linktype)
             link = link_header(linktype, frame)
             if isinstance(link, str):
                 self.fail(link)
@@ -235,28 +296,62 @@ class Decoder:
         reassembler; True when it keeps it (a deep parser's port)."""
         return self.reassembler.first(key, d[3], d[4], datagram, ts)
 
+    def tunnel_first(
+        self, key: FragKey, flow: Attribution, ctx: Rebuild, datagram: bytes, ts: float
+    ) -> bool:
+        """The first fragment of a datagram that may carry a tunnel: rebuilt whole, not
+        counted until then (later fragments held for it join it). True when kept."""
+        if not self.reassembler.first(key, flow[3], flow[4], datagram, ts, tag=ctx):
+            return False
+        self.tunnels[FRAGMENTS_FOLDED] += 1
+        for held in self.frags.first(key, flow, ts):
+            self._rebuild(key, held, flow)
+        return True
+
     def later_fragment(
         self, key: FragKey, d: Decoded, ts: float, where: Piece, piece: bytes | None
     ) -> Decoded | None:
         """A later fragment, attributed to its first fragment's flow; None while it is held.
         When it completes a datagram being rebuilt, the whole datagram is queued in
-        :attr:`reassembled`."""
+        :attr:`reassembled` (or, for a tunnel datagram, walked: see :meth:`_rebuild`); the
+        fragments of a tunnel datagram are not counted one by one."""
         flow = self.frags.later(key, ts)
         held = Held(ts, d, where, piece)
         if flow is None:
             self.frags.hold(key, ts, held)
             return None
+        if self.reassembler.tag_of(key) is not None:
+            if piece is not None:
+                self._rebuild(key, held, flow)
+                return None
+            self.reassembler.abandon(key)  # a snaplen cut it: the rest counts one by one
         self._rebuild(key, held, flow)
         return _attributed(d, flow)
 
-    def _rebuild(self, key: FragKey, held: Held, flow: tuple[bytes, bytes, int, int, int]) -> None:
+    def _rebuild(self, key: FragKey, held: Held, flow: Attribution) -> None:
         """Add a later fragment's piece to its datagram when that one is being rebuilt;
-        queue the whole datagram when this piece completes it."""
-        if held.piece is None or key not in self.reassembler:
+        queue the whole datagram when this piece completes it. A whole tunnel datagram is
+        walked as one packet: its outer hop joins :attr:`outer`, its inner packet (or the
+        plain datagram) :attr:`released`."""
+        if key not in self.reassembler:
             return
+        ctx = self.reassembler.tag_of(key)
+        if held.piece is None:
+            if ctx is not None:
+                self.reassembler.abandon(key)
+            return
+        if ctx is not None:
+            self.tunnels[FRAGMENTS_FOLDED] += 1
         where = held.where
         whole = self.reassembler.later(key, where.offset, held.piece, where.more, held.ts)
-        if whole is not None and len(whole) >= 8:
+        if whole is None or (len(whole) < 8 and not isinstance(ctx, Rebuild)):
+            return
+        if isinstance(ctx, Rebuild):
+            self.tunnels[FRAGMENTS_FOLDED] -= 1  # the whole datagram counts as one packet
+            d = FrameWalk.rebuilt(self, ctx, whole, held.ts)
+            if d is not None:
+                self.released.append((held.ts, d))
+        else:
             self.reassembled.append((held.ts, _whole(whole, held.d, flow)))
 
     def expire(self, now: float) -> None:

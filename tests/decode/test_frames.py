@@ -27,6 +27,15 @@ def tuple5(d: Decoded) -> tuple[str, str, int, int, int]:
     return (g.ip_text(d[0]), g.ip_text(d[1]), d[2], d[3], d[4])
 
 
+#: 802.11 QoS data, To DS (frame control, duration, 3 addresses, sequence, QoS control).
+WIFI_QOS_TO_DS = bytes([0x88, 0x01]) + bytes(22) + bytes(2)
+#: 802.11 data with To DS and From DS: four addresses (a wireless bridge).
+WIFI_WDS = bytes([0x08, 0x03]) + bytes(28)
+SNAP_IPV4 = b"\xaa\xaa\x03\x00\x00\x00\x08\x00"
+#: A radiotap header of 12 bytes (version, pad, length, present flags, 4 bytes of fields).
+RADIOTAP = b"\x00\x00\x0c\x00" + bytes(8)
+
+
 def inner_udp() -> bytes:
     return g.udp_frame(CAM, 40000, 443, b"x" * 100)
 
@@ -172,11 +181,39 @@ def test_erspan_inner_mac_is_reported() -> None:
         (108, struct.pack(">I", 2)),  # OpenBSD LOOP
         (101, b""),  # raw IP
         (228, b""),  # raw IPv4
+        (9, b"\x00\x21"),  # PPP
+        (9, b"\xff\x03\x00\x21"),  # PPP in HDLC-like framing
+        (9, b"\x21"),  # PPP, protocol field compressed
+        (50, b"\xff\x03\x00\x21"),  # PPP_HDLC
+        (105, WIFI_QOS_TO_DS + SNAP_IPV4),  # 802.11 QoS data from a station
+        (105, WIFI_WDS + SNAP_IPV4),  # four addresses
+        (127, RADIOTAP + WIFI_QOS_TO_DS + SNAP_IPV4),
     ],
 )
 def test_link_types(linktype: int, prefix: bytes) -> None:
     _, d = dec(prefix + inner_udp()[14:], linktype)
     assert tuple5(d) == ("10.20.0.11", "175.16.199.1", 17, 40000, 443)
+
+
+@pytest.mark.parametrize(
+    ("frame", "kind"),
+    [
+        (bytes([0x08, 0x41]) + bytes(22) + SNAP_IPV4, "wifi_protected"),
+        (bytes([0x80, 0x00]) + bytes(22) + SNAP_IPV4, "wifi_not_data"),  # a beacon
+        (bytes([0x48, 0x01]) + bytes(22) + SNAP_IPV4, "wifi_not_data"),  # null data
+        (bytes([0x08, 0x01]) + bytes(22) + b"\x42\x42\x03" + bytes(5), "llc"),
+    ],
+)
+def test_wifi_frames_without_ip_are_counted(frame: bytes, kind: str) -> None:
+    d = Decoder()
+    assert d.decode(105, frame + inner_udp()[14:], 200, 1.0) is None
+    assert d.non_ip == {kind: 1} and not d.failures
+
+
+def test_ppp_control_protocols_are_not_ip() -> None:
+    d = Decoder()
+    assert d.decode(9, b"\xff\x03\xc0\x21" + bytes(20), 24, 1.0) is None
+    assert d.non_ip == {"ppp_control": 1}
 
 
 def test_wire_length_not_caplen_for_ip_bytes() -> None:

@@ -1,9 +1,10 @@
 """The decoder's contract under hostile input: a packet or nothing, never an exception.
 
 Each hypothesis example draws a valid frame template (every link type, tag and tunnel form
-the decoder handles) and a seed; the seed drives a batch of 100 mutations of the template
-(truncations, byte flips, random insertions, random frames, bogus wire lengths). With 1,000
-examples CI checks 100,000 generated frames per run in a few seconds.
+the decoder handles, the UDP tunnels and data-centre link headers included) and a seed; the
+seed drives a batch of 100 mutations of the template (truncations, byte flips, random
+insertions, random frames, bogus wire lengths). With 1,000 examples CI checks 100,000
+generated frames per run in a few seconds. The outer hops of tunnels are checked too.
 """
 
 from __future__ import annotations
@@ -24,11 +25,46 @@ EXAMPLES = examples(1_000)
 _R4 = g.Route.of("bc:ad:28:00:00:01", "10.20.0.11", "00:11:22:33:44:55", "175.16.199.1", (20,))
 _R6 = g.Route.of("bc:ad:28:00:00:01", "fd00::11", "00:11:22:33:44:55", "2001:218::1")
 _OUT_SRC, _OUT_DST = g.ip_bytes("192.0.2.1"), g.ip_bytes("192.0.2.2")
+_SNAP = b"\xaa\xaa\x03\x00\x00\x00\x08\x00"
 
 
 def _outer_gre(proto: int, payload: bytes, flags: int = 0, extra: bytes = b"") -> bytes:
     gre = struct.pack("!HH", flags, proto) + extra + payload
     return g.ethernet(b"\x02" * 6, b"\x04" * 6, 0x0800, g.ipv4(_OUT_SRC, _OUT_DST, 47, gre))
+
+
+def _over_udp(sport: int, dport: int, payload: bytes) -> bytes:
+    udp = g.udp_datagram(_OUT_SRC, _OUT_DST, sport, dport, payload)
+    return g.ethernet(b"\x02" * 6, b"\x04" * 6, 0x0800, g.ipv4(_OUT_SRC, _OUT_DST, 17, udp))
+
+
+def _tunnel_templates(plain: bytes, udp6: bytes) -> list[tuple[int, bytes]]:
+    """Teredo (bare, origin, authentication), AYIYA, GTPv1-U (plain, extension header),
+    GRE in UDP, and the data-centre link headers (VN-Tag, PBB, FabricPath)."""
+    origin = b"\x00\x00\x12\x34" + bytes(4)
+    auth = b"\x00\x01\x01\x01" + b"i" + b"a" + bytes(9)
+    ip6 = udp6[14:]
+    ayiya = b"\x41\x52\x11\x29" + bytes(4 + 16 + 20)
+    gtp_ext = b"\x36\xff" + struct.pack("!HI", 12 + len(plain) - 14, 1)
+    gtp_ext += b"\x00\x01\x00\x85" + b"\x02\x10\x05\x00\x00\x00\x00\x00"
+    customer = g.ethernet(b"\x0a" * 6, b"\x0c" * 6, 0x0800, plain[14:])
+    return [
+        (1, _over_udp(3797, 3544, ip6)),
+        (1, _over_udp(3544, 3797, origin + ip6)),
+        (1, _over_udp(3797, 32900, auth + origin + ip6)),
+        (1, _over_udp(1000, 5072, ayiya + ip6)),
+        (
+            1,
+            _over_udp(
+                2152, 2152, b"\x30\xff" + struct.pack("!HI", len(plain) - 14, 1) + plain[14:]
+            ),
+        ),
+        (1, _over_udp(2152, 2152, gtp_ext + plain[14:])),
+        (1, _over_udp(1, 4754, b"\x00\x00\x08\x00" + plain[14:])),
+        (1, g.ethernet(b"\x01" * 6, b"\x02" * 6, 0x8926, b"\x00\x00\x00\x33\x81\x00" + plain[12:])),
+        (1, g.ethernet(b"\x01" * 6, b"\x02" * 6, 0x88E7, b"\x00\x1e\xbb\x30" + customer)),
+        (1, g.ethernet(b"\x01" * 6, b"\x02" * 6, 0x8903, b"\x00\x3f" + customer)),
+    ]
 
 
 def _templates() -> list[tuple[int, bytes]]:
@@ -86,6 +122,10 @@ def _templates() -> list[tuple[int, bytes]]:
         (276, b"\x86\xdd\x00\x00" + bytes(4) + b"\x00\x01\x00\x06" + bytes(8) + udp6[14:]),
         (0, struct.pack("<I", 30) + udp6[14:]),
         (101, plain[14:]),
+        *_tunnel_templates(plain, udp6),
+        (9, b"\xff\x03\x00\x21" + plain[14:]),
+        (127, b"\x00\x00\x0c\x00" + bytes(8) + b"\x88\x01" + bytes(24) + _SNAP + plain[14:]),
+        (105, b"\x08\x03" + bytes(28) + _SNAP + plain[14:]),
     ]
 
 
@@ -138,6 +178,10 @@ def test_mutated_frames_never_raise(template: tuple[int, bytes], seed: int) -> N
         for _, released in decoder.released:
             _check(released, released[12])
         decoder.released.clear()
+        for hop in decoder.outer:
+            _check(hop.d, frame)
+            assert hop.d[2] == 17 and hop.d[10] == -1
+        decoder.outer.clear()
     decoder.frags.flush()
 
 
@@ -163,4 +207,7 @@ def test_inline_fast_path_agrees_with_the_general_walk(
         assert fast.decode(linktype, frame, wirelen, 1.0) == slow._walk(
             linktype, frame, wirelen, 1.0
         )
+        assert fast.outer == slow.outer
+        fast.outer.clear()
+        slow.outer.clear()
     assert fast.failures == slow.failures

@@ -232,3 +232,16 @@ def test_fragmented_dns_answers_of_a_real_capture_are_rebuilt_whole() -> None:
         assert sport == 53 and length == len(datagram) > 1480
         assert answer_count(datagram[8:]) > 0
     assert pipe.inspector.parsed.get("dns_unparsed", 0) == 0
+
+
+def test_a_tagged_datagram_is_kept_whatever_its_ports() -> None:
+    r = Reassembler(frozenset({53}))
+    key = (b"\x01" * 4, b"\x02" * 4, 17, 9)
+    assert not r.first(key, 2152, 2152, b"a" * 16, 1.0)
+    assert r.first(key, 2152, 2152, b"a" * 16, 1.0, tag="gtp")
+    assert r.tag_of(key) == "gtp" and r.tag_of((b"", b"", 17, 1)) is None
+    assert r.later(key, 16, b"b" * 8, False, 2.0) == b"a" * 16 + b"b" * 8
+    assert r.tag_of(key) is None  # done: forgotten
+    assert r.first(key, 1, 2, b"c" * 16, 3.0, tag="gtp")
+    r.abandon(key)
+    assert key not in r and r.counts()["dropped"] == 1

@@ -14,11 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from netwatch.capture.files import open_capture
-from netwatch.config import Config
-from netwatch.enrich.geo import NullGeo
-from netwatch.flow.ids import UidSource
-from netwatch.pipeline import Pipeline
+from netwatch.testing.zeekconn import read_conn_log, replay_trace
 from tests.conftest import corpus_file
 
 BOTH, OUTER = frozenset({"tcp", "udp"}), frozenset({"udp"})  # tunnels: the outer flows
@@ -38,17 +34,9 @@ Ends = tuple[str, int, str, int, str]
 Conns = dict[frozenset[tuple[str, int]], tuple[Ends, str]]
 
 
-def zeek_conns(
-    baseline: Path, protos: frozenset[str]
-) -> dict[frozenset[tuple[str, int]], tuple[Ends, str]]:
-    fields: list[str] = []
-    out: dict[frozenset[tuple[str, int]], tuple[Ends, str]] = {}
-    for line in baseline.read_text().splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        if line.startswith("#") or not fields:
-            continue
-        row = dict(zip(fields, line.split("\t"), strict=True))
+def zeek_conns(baseline: Path, protos: frozenset[str]) -> Conns:
+    out: Conns = {}
+    for row in read_conn_log(baseline).rows:
         if row["proto"] not in protos:
             continue
         o, r = (row["id.orig_h"], int(row["id.orig_p"])), (row["id.resp_h"], int(row["id.resp_p"]))
@@ -57,12 +45,8 @@ def zeek_conns(
 
 
 def netwatch_conns(trace: Path) -> Conns:
-    recs: list[dict[str, object]] = []
-    pipe = Pipeline(Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
-    pipe.run_capture(open_capture(trace))
-    pipe.finish()
     out: Conns = {}
-    for rec in recs:
+    for rec in replay_trace(trace):
         o = (str(rec["id.orig_h"]), int(str(rec["id.orig_p"])))
         r = (str(rec["id.resp_h"]), int(str(rec["id.resp_p"])))
         out.setdefault(frozenset((o, r)), ((*o, *r, str(rec["proto"])), str(rec["history"])))

@@ -61,15 +61,19 @@ def replay(
 
 
 def assert_conserved(name: str, summary: ReplaySummary, records: list[dict[str, int]]) -> None:
-    """Every packet read is in a flow, a counted failure or a counted non-IP frame."""
+    """Every packet read is in a flow, a counted failure or a counted non-IP frame. A
+    tunnel's outer datagram is in its outer flow too (``outer_packets``: counted twice), and
+    the fragments of a tunnel datagram count once, whole (``fragments_folded``)."""
     in_flows = sum(r["orig_pkts"] + r["resp_pkts"] for r in records)
     failures = sum(summary.decode_failures.values())
     non_ip = sum(summary.non_ip.values())
+    twice = summary.tunnels.get("outer_packets", 0)
+    folded = summary.tunnels.get("fragments_folded", 0)
     assert summary.flows == len(records), f"{name}: summary and flow log disagree"
-    assert summary.packets == in_flows + failures + non_ip, (
-        f"{name}: {summary.packets} packets read, but {in_flows} in flows + {failures} "
-        f"failures {summary.decode_failures} + {non_ip} non-IP {summary.non_ip} = "
-        f"{in_flows + failures + non_ip}"
+    assert summary.packets == in_flows - twice + folded + failures + non_ip, (
+        f"{name}: {summary.packets} packets read, but {in_flows} in flows - {twice} outer "
+        f"+ {folded} folded fragments + {failures} failures {summary.decode_failures} + "
+        f"{non_ip} non-IP {summary.non_ip} = {in_flows - twice + folded + failures + non_ip}"
     )
 
 

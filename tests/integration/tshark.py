@@ -7,19 +7,20 @@ and fragment fields. The conversation tables are the reference; the per-frame fi
 only to translate them into netwatch's flow semantics where the two differ by design:
 
 1. **Tunnels.** tshark's taps credit a frame to *every* TCP/UDP layer it dissects, so a VXLAN
-   or Geneve frame counts in the outer UDP conversation *and* in the inner one. netwatch keys
-   flows on the innermost IP header and has no outer flow. A UDP layer directly followed by a
-   tunnel netwatch decapsulates (``vxlan``, ``geneve``) is therefore an *outer* layer and its
-   frame is taken out of that outer conversation. GRE, ERSPAN, IP-in-IP and 6in4 have no
-   ports, so they never appear in these tables. Conversely, IP headers that tshark finds inside
-   a TCP/UDP payload netwatch does not decapsulate (Teredo, GTP, sFlow samples, ...) are
-   *opaque* to netwatch, which keeps the outer UDP flow; any conversation tshark credits for
-   such an inner layer is taken out too. The decision uses tshark's own dissection of the
-   frame, never netwatch's. tshark dissects VXLAN on UDP 4789 and Geneve on 6081 by default,
-   as netwatch does; netwatch also decapsulates UDP 8472 (Linux's VXLAN port) when the VXLAN
-   I flag is set, which tshark does not: no corpus capture has VXLAN on 8472 (forcing
-   ``-d udp.port==8472,vxlan`` would mis-dissect the ESP-in-UDP packet of
-   ``tcpdump_esp_truncated.pcap``), so a capture that does will need that option.
+   or Geneve frame counts in the outer UDP conversation *and* in the inner one. So does
+   netwatch, as Zeek does: the outer UDP datagram of a tunnel it decapsulates (``vxlan``,
+   ``geneve``, ``teredo``, ``ayiya``, ``gtp``) is a flow of its own besides the inner flow, so
+   no correction. GRE, ERSPAN, IP-in-IP and 6in4 have no ports, so they never appear in these
+   tables. Conversely, IP headers that tshark finds inside a TCP/UDP payload netwatch does not
+   decapsulate (sFlow samples, ...) are *opaque* to netwatch, which keeps the outer UDP flow;
+   any conversation tshark credits for such an inner layer is taken out. The decision uses
+   tshark's own dissection of the frame, never netwatch's. tshark dissects VXLAN on UDP 4789
+   and Geneve on 6081 by default, as netwatch does; netwatch also decapsulates UDP 8472
+   (Linux's VXLAN port) when the VXLAN I flag is set, which tshark does not: no corpus
+   capture has VXLAN on 8472 (forcing ``-d udp.port==8472,vxlan`` would mis-dissect the
+   ESP-in-UDP packet of ``tcpdump_esp_truncated.pcap``), so a capture that does will need
+   that option. (netwatch recognises Teredo and AYIYA on any port by Zeek's rules, tshark by
+   its own heuristics: a capture where the two disagree needs a documented difference.)
 2. **Fragments.** With reassembly on (the default), tshark dissects the transport layer only
    in the frame that completes a datagram (and not at all for incomplete ones), so its
    conversations count datagrams, not packets. It runs here with ``ip.defragment`` and
@@ -28,8 +29,12 @@ only to translate them into netwatch's flow semantics where the two differ by de
    its first fragment (same ``src, dst, proto, id``; for a fragmented tunnel packet, the
    inner flow); the same rule is applied to tshark's fields: each later fragment is credited
    to the conversation its datagram's first fragment was counted in (the nearest earlier
-   first fragment, else the next one: netwatch holds early fragments). Fragment timeouts
-   and table bounds are not modelled (the corpus fragments are milliseconds apart).
+   first fragment, else the next one: netwatch holds early fragments). A fragmented
+   *tunnel* datagram (the fragmented IP layer is not the innermost one netwatch sees) is
+   different: netwatch rebuilds it and counts it once, whole, as Zeek does, which is what the
+   taps already credit to its first fragment, so its later fragments are credited nowhere.
+   Fragment timeouts and table bounds are not modelled (the corpus fragments are
+   milliseconds apart).
 3. **ICMP errors.** tshark's taps skip the TCP/UDP headers quoted inside ICMP errors, and
    netwatch counts those frames in the ICMP flow: no correction, the walk stops at ICMP.
 
@@ -94,7 +99,7 @@ FIELDS = (
     "_ws.malformed",
 )
 #: UDP tunnels netwatch decapsulates (tshark's protocol names).
-DECAPSULATED = frozenset({"vxlan", "geneve"})
+DECAPSULATED = frozenset({"vxlan", "geneve", "teredo", "ayiya", "gtp"})
 #: Layers netwatch's decoder walks: a defect named here is a header defect.
 HEADER_PROTOCOLS = frozenset(
     {
@@ -177,6 +182,8 @@ class Frame:
     #: Protocols named by ``_ws.malformed`` / ``_ws.short`` ("?" when unnamed).
     defects: tuple[str, ...]
     aligned: bool
+    #: Datagrams of :attr:`fragments` that carry a tunnel (counted once, whole).
+    tunnels: frozenset[DatagramKey] = frozenset()
 
 
 @dataclass(slots=True)
@@ -207,6 +214,7 @@ class Dissection:
         """Later fragments credited to the conversation of their datagram's first fragment."""
         firsts: dict[DatagramKey, list[tuple[int, ConvKey]]] = {}
         laters: list[tuple[int, DatagramKey]] = []
+        whole = {d for f in self.frames for d in f.tunnels}  # counted once, whole
         for f in self.frames:
             for dgram, first in f.fragments:
                 if not first:
@@ -215,6 +223,8 @@ class Dissection:
                     firsts.setdefault(dgram, []).append((f.number, f.counted))
         out: Counter[ConvKey] = Counter()
         for number, dgram in laters:
+            if dgram in whole:
+                continue
             owner = _first_fragment_owner(firsts.get(dgram, []), number)
             if owner is not None:
                 out[owner] += 1
@@ -374,19 +384,25 @@ def parse_frame(number: int, cols: Sequence[str]) -> Frame:
     layers = tuple(cols[0].split(":")) if cols and cols[0] else ()
     c = _Columns(cols)
     try:
-        counted, extra, frags = _walk(layers, c)
+        counted, extra, frags, tunnels = _walk(layers, c)
     except (_UnalignedError, ValueError):
         return Frame(number, layers, None, (), (), c.defects, False)
-    return Frame(number, layers, counted, extra, frags, c.defects, True)
+    return Frame(number, layers, counted, extra, frags, c.defects, True, tunnels)
 
 
 def _walk(
     layers: tuple[str, ...], c: _Columns
-) -> tuple[ConvKey | None, tuple[ConvKey, ...], tuple[tuple[DatagramKey, bool], ...]]:
+) -> tuple[
+    ConvKey | None,
+    tuple[ConvKey, ...],
+    tuple[tuple[DatagramKey, bool], ...],
+    frozenset[DatagramKey],
+]:
     ips: list[_Ip] = []
     visible = True  # still in headers netwatch walks (not inside an opaque payload)
     innermost = -1  # index in ips of the innermost IP layer netwatch sees
     transports: list[tuple[ConvKey, int, bool]] = []  # (key, ip index, may be netwatch's)
+    outers: set[ConvKey] = set()  # a decapsulated tunnel's outer UDP: netwatch's flow too
     for pos, layer in enumerate(layers):
         if layer in ("icmp", "icmpv6"):
             break  # quoted headers of an ICMP error follow: neither tapped nor netwatch's
@@ -409,7 +425,9 @@ def _walk(
             ip = ips[-1]
             key = conv_key(ip.src, int(sport), ip.dst, int(dport), layer)
             following = layers[pos + 1] if pos + 1 < len(layers) else ""
-            outer = following in DECAPSULATED  # a tunnel's outer UDP: never netwatch's flow
+            outer = following in DECAPSULATED  # a tunnel's outer UDP: its own flow
+            if outer and visible:
+                outers.add(key)
             transports.append((key, len(ips) - 1, visible and not outer))
             if not outer:
                 visible = False
@@ -417,9 +435,15 @@ def _walk(
             innermost = len(ips) - 1
     mine = [i for i, (_, ip_index, vis) in enumerate(transports) if vis and ip_index == innermost]
     counted = transports[mine[-1]][0] if mine else None
-    extra = tuple(t[0] for i, t in enumerate(transports) if not mine or i != mine[-1])
-    frags = tuple(ip.fragment for ip in ips[: innermost + 1] if ip.fragment is not None)
-    return counted, extra, frags
+    extra = tuple(
+        t[0] for i, t in enumerate(transports) if (not mine or i != mine[-1]) and t[0] not in outers
+    )
+    seen = ips[: innermost + 1]
+    frags = tuple(ip.fragment for ip in seen if ip.fragment is not None)
+    tunnels = frozenset(
+        ip.fragment[0] for i, ip in enumerate(seen) if ip.fragment is not None and i < innermost
+    )
+    return counted, extra, frags, tunnels
 
 
 def flow_conversations(records: Iterable[Mapping[str, Any]]) -> Counter[ConvKey]:
