@@ -1,5 +1,5 @@
-"""Deep parsers (dpkt and friends) for the few packets that need them: DNS, TLS, HTTP, RTSP,
-RTP audio and camera discovery.
+"""Deep parsers (dpkt and friends) for the few packets that need them: DNS, TLS, QUIC, HTTP,
+RTSP, RTP audio and camera discovery.
 
 Each parser module defines one registered :class:`~netwatch.deep.base.DeepParser` that says
 which payloads it claims (ports, first-bytes magic, or unclaimed UDP);
@@ -18,6 +18,7 @@ from netwatch.deep.dns import DnsParser
 from netwatch.deep.http import HttpParser
 from netwatch.deep.kalay import KalayParser
 from netwatch.deep.pppp import PpppParser
+from netwatch.deep.quic import QuicParser
 from netwatch.deep.rtp import RtpParser
 from netwatch.deep.rtsp import RtspParser
 from netwatch.deep.ssdp import SsdpParser
@@ -34,6 +35,7 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     SsdpParser,
     PpppParser,
     KalayParser,
+    QuicParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).

@@ -80,8 +80,15 @@ class DeepParser:
         cls.name = snake_name(cls.__name__, "Parser")
         register(PARSERS, cls.name, cls, "deep parser")
 
-    def udp(self, ctx: Context, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
-        """One UDP payload this parser claimed (default: nothing)."""
+    def udp(
+        self, ctx: Context, flow: Flow, is_orig: bool, data: bytes, ts: float
+    ) -> Verdict | None:
+        """One UDP payload this parser claimed (default: nothing).
+
+        ``Verdict.DONE`` ends the direction's inspection; ``Verdict.MORE`` from an
+        ``udp_other`` look keeps it going (else one look per direction); None: no opinion.
+        """
+        return None
 
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
         """A direction's bytes so far (``buf``: pending bytes plus this segment)."""

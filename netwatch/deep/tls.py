@@ -13,7 +13,8 @@ ClientHello (the caller keeps buffering), the hello once complete, and ``None`` 
 cannot be one.
 
 Known limits:
-- QUIC (TLS inside UDP 443) is out of scope; SSLv2-compatible hellos are reported as not TLS.
+- QUIC carries the ClientHello without records: :mod:`netwatch.deep.quic` decrypts it and
+  calls :func:`parse_handshake`. SSLv2-compatible hellos are reported as not TLS.
 - With Encrypted Client Hello only the outer (public) SNI is visible, e.g. the provider's
   ``cloudflare-ech.com``, never the real destination.
 - GREASE values (RFC 8701) are left out of ``versions`` and ``cipher_count``.
@@ -101,6 +102,12 @@ def parse_client_hello(data: bytes) -> ParseResult:
         if verdict is not NeedMore:
             return verdict
     return NeedMore
+
+
+def parse_handshake(handshake: bytes) -> ParseResult:
+    """Parse a ClientHello from bare handshake bytes (no TLS records around them: QUIC's
+    CRYPTO stream). Same answers as :func:`parse_client_hello`."""
+    return _handshake_verdict(bytearray(handshake))
 
 
 def _valid_header_prefix(head: bytes) -> bool:

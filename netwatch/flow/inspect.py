@@ -18,7 +18,10 @@ built from them (a port claim first, then the magic of the client's or server's 
 Payload signatures from the seeds run here on unclaimed UDP and on every complete TCP
 message.
 
-Known limits: QUIC Initial packets are not decrypted (no SNI for QUIC); TCP segments are
+A UDP parser may keep a direction under inspection (``Verdict.MORE``: QUIC's ClientHello
+spread over several Initial packets) or end it (``Verdict.DONE``).
+
+Known limits: TCP segments are
 not reordered (an out-of-order first segment is simply not recognised).
 """
 
@@ -29,6 +32,7 @@ from collections.abc import Callable, Iterable
 from netwatch.deep import BUILTIN_PARSERS
 from netwatch.deep.base import DeepParser, Dispatch, Verdict
 from netwatch.deep.discovery import DeviceIdentity
+from netwatch.deep.quic import QUIC_STATE
 from netwatch.enrich.names import PassiveDns
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 from netwatch.signatures.model import PayloadSignature
@@ -41,7 +45,7 @@ IDENTIFYING_RULES = frozenset({"cloud_registration", "cloud_enabled", "unmanaged
 
 __all__ = ["BannerMatch", "Inspector", "OnCamera", "PayloadMatch", "Verdict"]
 
-_WAIT, _DONE, _PASS = Verdict.WAIT, Verdict.DONE, Verdict.PASS
+_WAIT, _DONE, _PASS, _MORE = Verdict.WAIT, Verdict.DONE, Verdict.PASS, Verdict.MORE
 _PENDING = ("_pending_o", "_pending_r")
 
 
@@ -108,7 +112,8 @@ class Inspector:
         if flow.proto == PROTO_UDP:
             ports = self._udp_ports
             if resp_p in ports or orig_p in ports:
-                _claimed(ports, resp_p, orig_p).udp(self, flow, is_orig, data, ts)
+                if _claimed(ports, resp_p, orig_p).udp(self, flow, is_orig, data, ts) is _DONE:
+                    _stop(flow, is_orig)
                 if resp_p not in ports:
                     # claimed by the sender's port alone (a Mi Home device talks to its cloud
                     # from miIO's 54321 to UDP 80): the server port says nothing, the payload
@@ -116,13 +121,12 @@ class Inspector:
                     self._signature(flow, "udp", is_orig, data)
                 return
             self._signature(flow, "udp", is_orig, data)
+            more = False
             for look in self._udp_other:
-                look(self, flow, is_orig, data, ts)
-            # one look per direction for payload magic, then stop
-            if is_orig:
-                flow.deep_o = 0
-            else:
-                flow.deep_r = 0
+                if look(self, flow, is_orig, data, ts) is _MORE:
+                    more = True
+            if not more:  # one look per direction for payload magic, then stop
+                _stop(flow, is_orig)
             return
         if flow.proto != PROTO_TCP:
             return
@@ -148,10 +152,7 @@ class Inspector:
                 flow.app = {}
             flow.app[key] = buf
         elif verdict is _DONE:  # nothing more to learn from this direction
-            if is_orig:
-                flow.deep_o = 0
-            else:
-                flow.deep_r = 0
+            _stop(flow, is_orig)
 
     def _signature(self, flow: Flow, proto: str, is_orig: bool, data: bytes) -> None:
         """Payload magic from the seeds (vendor registration, STUN, NAT-PMP, UPnP, ...)."""
@@ -181,6 +182,15 @@ class Inspector:
         if flow.app is not None:
             for key in _PENDING:
                 flow.app.pop(key, None)
+            flow.app.pop(QUIC_STATE, None)
+
+
+def _stop(flow: Flow, is_orig: bool) -> None:
+    """No more payloads of this direction go to the deep parsers."""
+    if is_orig:
+        flow.deep_o = 0
+    else:
+        flow.deep_r = 0
 
 
 def _claimed(ports: dict[int, DeepParser], resp_p: int, orig_p: int) -> DeepParser:

@@ -44,6 +44,7 @@ def test_every_parser_module_is_in_the_builtin_set() -> None:
         "ssdp",
         "pppp",
         "kalay",
+        "quic",
     ]
 
 
@@ -98,7 +99,7 @@ def test_the_dispatch_tables_follow_the_claims() -> None:
         10240: "kalay", 32761: "kalay",
     }  # fmt: skip
     assert {port: p.name for port, p in d.tcp_ports.items()} == {53: "dns"}
-    assert [p.name for p in d.udp_other] == ["rtp", "pppp", "kalay"]
+    assert [p.name for p in d.udp_other] == ["quic", "rtp", "pppp", "kalay"]
     assert [p.name for _, p in d.client_magic[0x16]] == ["tls"]
     assert [p.name for _, p in d.client_magic[ord("O")]] == ["http", "rtsp"]  # OPTIONS: http
     assert [p.name for _, p in d.server_magic[ord("H")]] == ["http"]
