@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from netwatch.deep.base import Context, DeepParser, Verdict, service
+from netwatch.deep.base import Context, DeepParser, Verdict, drop_service, service
 from netwatch.deep.dns import normalize_name
 
 if TYPE_CHECKING:
@@ -71,6 +71,14 @@ class TlsClientHello:
 
 
 ParseResult = TlsClientHello | None | Literal[Incomplete.NEED_MORE]
+
+
+def looks_like_record(data: bytes) -> bool:
+    """Whether ``data`` starts like a TLS record of any content type (20 to 24, version 3.x)."""
+    return bool(data) and data[0] in _RECORD_TYPES and (len(data) < 2 or data[1] == 3)
+
+
+_RECORD_TYPES = frozenset(range(20, 25))
 
 
 def looks_like_tls(data: bytes) -> bool:
@@ -232,12 +240,21 @@ TLS_MAGIC = tuple(bytes((_CONTENT_HANDSHAKE, 3, minor)) for minor in range(5))
 
 
 class TlsParser(DeepParser):
-    """A client's ClientHello: SNI and ALPN on the flow (WAIT while it is split)."""
+    """A client's ClientHello: SNI and ALPN on the flow (WAIT while it is split).
+
+    ``ssl`` is confirmed by the ClientHello, as Zeek's SSL analyzer does, and withdrawn when
+    the server answers with bytes that are not a TLS record (Zeek's protocol violation: a
+    TLS client talking to a plain HTTP server is logged without a service)."""
 
     rank = 10
     client_magic = TLS_MAGIC
 
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
+        if not is_orig:
+            if not looks_like_record(buf):  # Zeek's SSL analyzer: a protocol violation
+                ctx.count("tls_server_not_tls")
+                drop_service(flow, "ssl")
+            return Verdict.DONE
         result = parse_client_hello(buf)
         if result is NeedMore:
             return Verdict.WAIT

@@ -14,7 +14,8 @@ once complete. Results land on ``flow.app`` and in Zeek's ``service`` names.
 Which parser sees a payload is decided by the deep-parser registry, not here: each parser
 in :data:`~netwatch.deep.BUILTIN_PARSERS` claims ports, first-bytes magic or unclaimed UDP
 (:mod:`netwatch.deep.base`), and :class:`Inspector` looks the payload up in the tables
-built from them (a port claim first, then the magic of the client's or server's side).
+built from them (a port claim first, then the magic of the client's or server's side); the
+parser a TCP flow's magic chose then sees both sides of it.
 Payload signatures from the seeds run here on unclaimed UDP and on every complete TCP
 message.
 
@@ -47,6 +48,8 @@ __all__ = ["BannerMatch", "Inspector", "OnCamera", "PayloadMatch", "Verdict"]
 
 _WAIT, _DONE, _PASS, _MORE = Verdict.WAIT, Verdict.DONE, Verdict.PASS, Verdict.MORE
 _PENDING = ("_pending_o", "_pending_r")
+#: ``flow.app`` key of the parser that recognised a TCP flow by its magic: it sees both sides.
+OWNER = "_owner"
 
 
 class Inspector:
@@ -135,13 +138,17 @@ class Inspector:
         buf = data if pending is None else bytes(pending) + data
         ports = self._tcp_ports
         verdict = _DONE
-        if resp_p in ports or orig_p in ports:
+        owner = flow.app.get(OWNER) if flow.app is not None else None
+        if owner is not None:
+            verdict = owner.tcp(self, flow, is_orig, buf, ts)
+        elif resp_p in ports or orig_p in ports:
             verdict = _claimed(ports, resp_p, orig_p).tcp(self, flow, is_orig, buf, ts)
         else:
             for magic, candidate in self._magic[is_orig].get(buf[0], ()):
                 if buf.startswith(magic):
                     verdict = candidate.tcp(self, flow, is_orig, buf, ts)
                     if verdict is not _PASS:
+                        flow.app_set(OWNER, candidate)
                         break
         if verdict is _PASS:
             verdict = _DONE
@@ -183,6 +190,7 @@ class Inspector:
             for key in _PENDING:
                 flow.app.pop(key, None)
             flow.app.pop(QUIC_STATE, None)
+            flow.app.pop(OWNER, None)
 
 
 def _stop(flow: Flow, is_orig: bool) -> None:
