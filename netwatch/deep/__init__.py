@@ -22,6 +22,7 @@ from netwatch.deep.quic import QuicParser
 from netwatch.deep.rtp import RtpParser
 from netwatch.deep.rtsp import RtspParser
 from netwatch.deep.ssdp import SsdpParser
+from netwatch.deep.starttls import StarttlsParser
 from netwatch.deep.tls import TlsParser
 
 BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
@@ -36,6 +37,7 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     PpppParser,
     KalayParser,
     QuicParser,
+    StarttlsParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).

@@ -62,6 +62,14 @@ class Context(Protocol):
     def banner(self, flow: Flow, field: str, value: str) -> None:
         """A server banner (``http_server``, ``rtsp_server``, ``www_authenticate``)."""
 
+    def expect(self, host: bytes, port: int, name: str) -> None:
+        """A connection to ``host``:``port`` is announced (an FTP data channel): when one
+        comes, its service is ``name``."""
+
+
+#: ``flow.app`` key of the parser that owns a TCP flow (chosen by magic, or handed over: a
+#: STARTTLS exchange hands the flow to the TLS parser); the inspector sends it both sides.
+OWNER = "_owner"
 
 PARSERS: dict[str, type[DeepParser]] = {}
 """Every deep parser class by name, filled as the classes are defined."""

@@ -15,7 +15,9 @@ Which parser sees a payload is decided by the deep-parser registry, not here: ea
 in :data:`~netwatch.deep.BUILTIN_PARSERS` claims ports, first-bytes magic or unclaimed UDP
 (:mod:`netwatch.deep.base`), and :class:`Inspector` looks the payload up in the tables
 built from them (a port claim first, then the magic of the client's or server's side); the
-parser a TCP flow's magic chose then sees both sides of it.
+parser a TCP flow's magic chose then sees both sides of it; a port's parser that finds
+something else there (``Verdict.PASS``) leaves the payload to the magic. Connections a parser
+announces (FTP data channels, at most ``MAX_EXPECTED``) get their service when they come.
 Payload signatures from the seeds run here on unclaimed UDP and on every complete TCP
 message.
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from netwatch.deep import BUILTIN_PARSERS
-from netwatch.deep.base import DeepParser, Dispatch, Verdict
+from netwatch.deep.base import OWNER, DeepParser, Dispatch, Verdict, service
 from netwatch.deep.discovery import DeviceIdentity
 from netwatch.deep.quic import QUIC_STATE
 from netwatch.enrich.names import PassiveDns
@@ -48,8 +50,7 @@ __all__ = ["BannerMatch", "Inspector", "OnCamera", "PayloadMatch", "Verdict"]
 
 _WAIT, _DONE, _PASS, _MORE = Verdict.WAIT, Verdict.DONE, Verdict.PASS, Verdict.MORE
 _PENDING = ("_pending_o", "_pending_r")
-#: ``flow.app`` key of the parser that recognised a TCP flow by its magic: it sees both sides.
-OWNER = "_owner"
+MAX_EXPECTED = 1024
 
 
 class Inspector:
@@ -81,6 +82,8 @@ class Inspector:
         self._tcp_ports = dispatch.tcp_ports
         self._udp_other = tuple(parser.udp for parser in dispatch.udp_other)
         self._magic = (dispatch.server_magic, dispatch.client_magic)  # by is_orig
+        #: announced connections (responder address, port) -> service (FTP data channels)
+        self._expected: dict[tuple[bytes, int], str] = {}
 
     # -- the parsers' context (netwatch.deep.base.Context) ---------------------------------
 
@@ -101,6 +104,13 @@ class Inspector:
         if vendor is not None:
             self.count(f"banner_{field}")
             self.on_camera(flow.resp_h, vendor, f"banner:{field}", None)
+
+    def expect(self, host: bytes, port: int, name: str) -> None:
+        """Remember an announced connection (at most ``MAX_EXPECTED``, oldest dropped)."""
+        expected = self._expected
+        if len(expected) >= MAX_EXPECTED:
+            del expected[next(iter(expected))]
+        expected[(host, port)] = name
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -133,17 +143,24 @@ class Inspector:
             return
         if flow.proto != PROTO_TCP:
             return
+        if self._expected:
+            announced = self._expected.pop((flow.resp_h, resp_p), None)
+            if announced is not None:
+                service(flow, announced)
         key = _PENDING[0 if is_orig else 1]
         pending = flow.app.pop(key, None) if flow.app is not None else None
         buf = data if pending is None else bytes(pending) + data
         ports = self._tcp_ports
         verdict = _DONE
         owner = flow.app.get(OWNER) if flow.app is not None else None
+        claimed = resp_p in ports or orig_p in ports
         if owner is not None:
             verdict = owner.tcp(self, flow, is_orig, buf, ts)
-        elif resp_p in ports or orig_p in ports:
+        elif claimed:
             verdict = _claimed(ports, resp_p, orig_p).tcp(self, flow, is_orig, buf, ts)
-        else:
+        if owner is None and (not claimed or verdict is _PASS):
+            # no port claim, or the port's parser says this is something else (HTTP on 22)
+            verdict = _DONE
             for magic, candidate in self._magic[is_orig].get(buf[0], ()):
                 if buf.startswith(magic):
                     verdict = candidate.tcp(self, flow, is_orig, buf, ts)

@@ -45,6 +45,7 @@ def test_every_parser_module_is_in_the_builtin_set() -> None:
         "pppp",
         "kalay",
         "quic",
+        "starttls",
     ]
 
 
@@ -98,7 +99,11 @@ def test_the_dispatch_tables_follow_the_claims() -> None:
         67: "dhcp", 68: "dhcp", 1900: "ssdp", 32100: "pppp", 32108: "pppp",
         10240: "kalay", 32761: "kalay",
     }  # fmt: skip
-    assert {port: p.name for port, p in d.tcp_ports.items()} == {53: "dns"}
+    assert {port: p.name for port, p in d.tcp_ports.items()} == {
+        53: "dns",
+        **{port: "starttls" for port in (21, 2811, 25, 587, 110, 143, 3306, 5432)},
+        **{port: "starttls" for port in (6666, 6667, 6668, 6669)},
+    }
     assert [p.name for p in d.udp_other] == ["quic", "rtp", "pppp", "kalay"]
     assert [p.name for _, p in d.client_magic[0x16]] == ["tls"]
     assert [p.name for _, p in d.client_magic[ord("O")]] == ["http", "rtsp"]  # OPTIONS: http
