@@ -1,5 +1,6 @@
 """Deep parsers (dpkt and friends) for the few packets that need them: DNS, TLS, QUIC, HTTP,
-RTSP, RTP audio and camera discovery.
+RTSP, RTP audio, camera discovery, and the service names of Zeek's analyzers (SSH, NTP,
+NetBIOS name service, FTP/SMTP/IMAP and their switch to TLS).
 
 Each parser module defines one registered :class:`~netwatch.deep.base.DeepParser` that says
 which payloads it claims (ports, first-bytes magic, or unclaimed UDP);
@@ -15,13 +16,17 @@ from netwatch.deep.base import PARSERS, DeepParser
 from netwatch.deep.dhcp import DhcpParser
 from netwatch.deep.discovery import DiscoveryParser
 from netwatch.deep.dns import DnsParser
+from netwatch.deep.gtp import GtpParser
 from netwatch.deep.http import HttpParser
 from netwatch.deep.kalay import KalayParser
+from netwatch.deep.netbios import NetbiosParser
+from netwatch.deep.ntp import NtpParser
 from netwatch.deep.pppp import PpppParser
 from netwatch.deep.quic import QuicParser
 from netwatch.deep.rtp import RtpParser
 from netwatch.deep.rtsp import RtspParser
 from netwatch.deep.ssdp import SsdpParser
+from netwatch.deep.ssh import SshParser
 from netwatch.deep.starttls import StarttlsParser
 from netwatch.deep.tls import TlsParser
 
@@ -38,6 +43,10 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     KalayParser,
     QuicParser,
     StarttlsParser,
+    SshParser,
+    NtpParser,
+    NetbiosParser,
+    GtpParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).

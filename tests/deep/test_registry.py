@@ -46,6 +46,10 @@ def test_every_parser_module_is_in_the_builtin_set() -> None:
         "kalay",
         "quic",
         "starttls",
+        "ssh",
+        "ntp",
+        "netbios",
+        "gtp",
     ]
 
 
@@ -97,10 +101,12 @@ def test_the_dispatch_tables_follow_the_claims() -> None:
         3702: "discovery", 5050: "discovery", 34569: "discovery", 37020: "discovery",
         37810: "discovery", 20002: "discovery", 54321: "discovery", 62976: "discovery",
         67: "dhcp", 68: "dhcp", 1900: "ssdp", 32100: "pppp", 32108: "pppp",
-        10240: "kalay", 32761: "kalay",
+        10240: "kalay", 32761: "kalay", 123: "ntp", 137: "netbios",
+        2152: "gtp", 2123: "gtp",
     }  # fmt: skip
     assert {port: p.name for port, p in d.tcp_ports.items()} == {
         53: "dns",
+        22: "ssh",
         **{port: "starttls" for port in (21, 2811, 25, 587, 110, 143, 3306, 5432)},
         **{port: "starttls" for port in (6666, 6667, 6668, 6669)},
     }
