@@ -1,6 +1,7 @@
 """Deep parsers (dpkt and friends) for the few packets that need them: DNS, TLS, QUIC, HTTP,
 RTSP, RTP audio, camera discovery, and the service names of Zeek's analyzers (SSH, NTP,
-NetBIOS name service, FTP/SMTP/IMAP and their switch to TLS).
+NetBIOS name service, FTP/SMTP/IMAP and their switch to TLS) and of protocols Zeek has no
+analyzer for (STUN, MQTT, SSDP, RTSP and the RTP/RTCP channels it sets up).
 
 Each parser module defines one registered :class:`~netwatch.deep.base.DeepParser` that says
 which payloads it claims (ports, first-bytes magic, or unclaimed UDP);
@@ -19,6 +20,7 @@ from netwatch.deep.dns import DnsParser
 from netwatch.deep.gtp import GtpParser
 from netwatch.deep.http import HttpParser
 from netwatch.deep.kalay import KalayParser
+from netwatch.deep.mqtt import MqttParser
 from netwatch.deep.netbios import NetbiosParser
 from netwatch.deep.ntp import NtpParser
 from netwatch.deep.pppp import PpppParser
@@ -28,6 +30,7 @@ from netwatch.deep.rtsp import RtspParser
 from netwatch.deep.ssdp import SsdpParser
 from netwatch.deep.ssh import SshParser
 from netwatch.deep.starttls import StarttlsParser
+from netwatch.deep.stun import StunParser
 from netwatch.deep.tls import TlsParser
 
 BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
@@ -47,6 +50,8 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     NtpParser,
     NetbiosParser,
     GtpParser,
+    StunParser,
+    MqttParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).

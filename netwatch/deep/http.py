@@ -28,7 +28,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netwatch.deep.base import Context, DeepParser, Verdict, drop_service, service, tcp_partial
+from netwatch.deep.base import (
+    OWNER,
+    Context,
+    DeepParser,
+    Verdict,
+    drop_service,
+    service,
+    tcp_partial,
+)
 from netwatch.deep.dns import normalize_name
 from netwatch.deep.upnp import UPNP_DEVICE_NS, observe_description
 
@@ -43,6 +51,8 @@ HTTP_PORTS = frozenset({80, 81, 631, 1080, 3128, 8000, 8080, 8888})
 _REQUESTED = "_http_request"
 #: ``flow.app`` key: the server's first bytes were judged (HTTP reply or violation).
 _REPLIED = "_http_reply"
+#: ``flow.app`` key: a CONNECT request waits for its reply (200 opens a tunnel).
+_CONNECT = "_http_connect"
 MAX_HEADERS = 64
 
 Headers = tuple[tuple[str, str], ...]
@@ -227,7 +237,8 @@ class HttpParser(DeepParser):
     The ``http`` service follows Zeek's HTTP analyzer: nothing on a connection first seen
     without its SYN (Zeek ignores a partial connection's contents); on one of ``HTTP_PORTS``
     a request confirms it; on another port the server's HTTP reply to a request does (Zeek's
-    DPD signatures need both sides); a reply that is not HTTP withdraws it."""
+    DPD signatures need both sides); a reply that is not HTTP withdraws it. After a CONNECT
+    answered 200 the flow is recognised afresh (TLS or SMTP through a proxy)."""
 
     rank = 20
     #: any method (a token of capitals): a first line that is not an HTTP request is passed on
@@ -237,7 +248,9 @@ class HttpParser(DeepParser):
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
         if is_orig:
             # not an HTTP request after all (an RTSP "OPTIONS rtsp://... RTSP/1.0"): pass it on
-            return Verdict.DONE if self._request(ctx, flow, buf) else Verdict.PASS
+            if not self._request(ctx, flow, buf):
+                return Verdict.PASS
+            return Verdict.MORE if flow.app and _CONNECT in flow.app else Verdict.DONE
         if flow.app is None or _REPLIED not in flow.app:  # the server's first bytes
             flow.app_set(_REPLIED, True)
             if not buf.startswith(b"HTTP/"):
@@ -249,6 +262,12 @@ class HttpParser(DeepParser):
         if body_incomplete(buf):
             return Verdict.WAIT
         resp = parse_http_response(buf)
+        tunnel = resp is not None and flow.app is not None and flow.app.pop(_CONNECT, None)
+        if tunnel and resp is not None and resp.status == 200 and flow.app is not None:
+            # a CONNECT tunnel: what follows is another protocol, recognised afresh as
+            # Zeek's HTTP analyzer hands it to protocol detection
+            flow.app.pop(OWNER, None)
+            return Verdict.MORE
         if resp is not None:
             ctx.count("http_response")
             if resp.server:
@@ -278,6 +297,8 @@ class HttpParser(DeepParser):
             return False
         ctx.count("http_request")
         flow.app_set(_REQUESTED, True)
+        if req.method == "CONNECT":
+            flow.app_set(_CONNECT, True)
         if flow.resp_p in HTTP_PORTS and not tcp_partial(flow):
             service(flow, "http")
         flow.app_set("http_method", req.method)

@@ -27,7 +27,7 @@ _ENCODED_LEN: Final = 32
 
 
 def decode_netbios_name(label: str) -> str | None:
-    """``EOGFGLGPCACACACACACACACACACACAAA`` -> ``NEKO``; None when not first-level encoded."""
+    """``EOGFGLGPCACACACACACACACACACACAAA`` -> ``Neko``; None when not first-level encoded."""
     first = label.split(".", 1)[0].upper()
     if len(first) != _ENCODED_LEN or any(not "A" <= c <= "P" for c in first):
         return None

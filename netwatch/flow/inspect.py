@@ -17,7 +17,8 @@ in :data:`~netwatch.deep.BUILTIN_PARSERS` claims ports, first-bytes magic or unc
 built from them (a port claim first, then the magic of the client's or server's side); the
 parser a TCP flow's magic chose then sees both sides of it; a port's parser that finds
 something else there (``Verdict.PASS``) leaves the payload to the magic. Connections a parser
-announces (FTP data channels, at most ``MAX_EXPECTED``) get their service when they come.
+announces (FTP data channels, RTP/RTCP channels of an RTSP SETUP; at most ``MAX_EXPECTED``)
+get their service when their first payload comes.
 Payload signatures from the seeds run here on unclaimed UDP and on every complete TCP
 message.
 
@@ -122,6 +123,8 @@ class Inspector:
         if not data:
             return
         resp_p, orig_p = flow.resp_p, flow.orig_p
+        if self._expected:
+            self._announced(flow)
         if flow.proto == PROTO_UDP:
             ports = self._udp_ports
             if resp_p in ports or orig_p in ports:
@@ -143,10 +146,6 @@ class Inspector:
             return
         if flow.proto != PROTO_TCP:
             return
-        if self._expected:
-            announced = self._expected.pop((flow.resp_h, resp_p), None)
-            if announced is not None:
-                service(flow, announced)
         key = _PENDING[0 if is_orig else 1]
         pending = flow.app.pop(key, None) if flow.app is not None else None
         buf = data if pending is None else bytes(pending) + data
@@ -177,6 +176,12 @@ class Inspector:
             flow.app[key] = buf
         elif verdict is _DONE:  # nothing more to learn from this direction
             _stop(flow, is_orig)
+
+    def _announced(self, flow: Flow) -> None:
+        """A flow some parser announced (an FTP data channel, an RTSP media channel)."""
+        name = self._expected.pop((flow.resp_h, flow.resp_p), None)
+        if name is not None:
+            service(flow, name)
 
     def _signature(self, flow: Flow, proto: str, is_orig: bool, data: bytes) -> None:
         """Payload magic from the seeds (vendor registration, STUN, NAT-PMP, UPnP, ...)."""

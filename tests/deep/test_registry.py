@@ -50,6 +50,8 @@ def test_every_parser_module_is_in_the_builtin_set() -> None:
         "ntp",
         "netbios",
         "gtp",
+        "stun",
+        "mqtt",
     ]
 
 
@@ -107,10 +109,11 @@ def test_the_dispatch_tables_follow_the_claims() -> None:
     assert {port: p.name for port, p in d.tcp_ports.items()} == {
         53: "dns",
         22: "ssh",
+        1883: "mqtt",
         **{port: "starttls" for port in (21, 2811, 25, 587, 110, 143, 3306, 5432)},
         **{port: "starttls" for port in (6666, 6667, 6668, 6669)},
     }
-    assert [p.name for p in d.udp_other] == ["quic", "rtp", "pppp", "kalay"]
+    assert [p.name for p in d.udp_other] == ["quic", "stun", "rtp", "pppp", "kalay"]
     assert [p.name for _, p in d.client_magic[0x16]] == ["tls"]
     assert [p.name for _, p in d.client_magic[ord("O")]] == ["http", "rtsp"]  # OPTIONS: http
     assert [p.name for _, p in d.server_magic[ord("H")]] == ["http"]

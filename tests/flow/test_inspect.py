@@ -202,3 +202,19 @@ def test_a_tls_client_answered_in_plain_text_is_not_ssl() -> None:
     assert _services(frames) == []
     tls_reply = b"\x16\x03\x03\x00\x04\x02\x00\x00\x00"
     assert _services([*s.handshake(), *s.send(True, hello), *s.send(False, tls_reply)]) == ["ssl"]
+
+
+def test_a_connect_tunnel_is_recognised_afresh() -> None:
+    """Zeek's http-connect baselines: TLS through a proxy is ``http,ssl``."""
+    s = g.TcpSession(NVR, 40015, 3128)
+    hello = g.tls_client_hello("cam.example", client_random=bytes(32))
+    frames = [
+        *s.handshake(),
+        *s.send(True, b"CONNECT cam.example:443 HTTP/1.1\r\nHost: cam.example:443\r\n\r\n"),
+        *s.send(False, b"HTTP/1.1 200 Connection established\r\n\r\n"),
+        *s.send(True, hello),
+        *s.send(False, b"\x16\x03\x03\x00\x04\x02\x00\x00\x00"),
+    ]
+    (flow,), _ = run(frames)
+    assert flow.app is not None
+    assert (flow.app["service"], flow.app["sni"]) == (["http", "ssl"], "cam.example")
