@@ -1,7 +1,8 @@
 """Deep parsers (dpkt and friends) for the few packets that need them: DNS, TLS, QUIC, HTTP,
 RTSP, RTP audio, camera discovery, and the service names of Zeek's analyzers (SSH, NTP,
-NetBIOS name service, FTP/SMTP/IMAP and their switch to TLS) and of protocols Zeek has no
-analyzer for (STUN, MQTT, SSDP, RTSP and the RTP/RTCP channels it sets up).
+NetBIOS name service, SIP, SNMP, DTLS, SMB, FTP/SMTP/IMAP and their switch to TLS) and of
+protocols Zeek has no analyzer for (STUN, MQTT, SSDP, RTSP and the RTP/RTCP channels it sets
+up).
 
 Each parser module defines one registered :class:`~netwatch.deep.base.DeepParser` that says
 which payloads it claims (ports, first-bytes magic, or unclaimed UDP);
@@ -17,6 +18,7 @@ from netwatch.deep.base import PARSERS, DeepParser
 from netwatch.deep.dhcp import DhcpParser
 from netwatch.deep.discovery import DiscoveryParser
 from netwatch.deep.dns import DnsParser
+from netwatch.deep.dtls import DtlsParser
 from netwatch.deep.gtp import GtpParser
 from netwatch.deep.http import HttpParser
 from netwatch.deep.kalay import KalayParser
@@ -27,6 +29,9 @@ from netwatch.deep.pppp import PpppParser
 from netwatch.deep.quic import QuicParser
 from netwatch.deep.rtp import RtpParser
 from netwatch.deep.rtsp import RtspParser
+from netwatch.deep.sip import SipParser
+from netwatch.deep.smb import SmbParser
+from netwatch.deep.snmp import SnmpParser
 from netwatch.deep.ssdp import SsdpParser
 from netwatch.deep.ssh import SshParser
 from netwatch.deep.starttls import StarttlsParser
@@ -52,6 +57,10 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
     GtpParser,
     StunParser,
     MqttParser,
+    SipParser,
+    SnmpParser,
+    DtlsParser,
+    SmbParser,
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).
