@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from netwatch.deep.base import Context, DeepParser, Verdict, service
+from netwatch.deep.base import Context, DeepParser, Verdict, service, tcp_partial
 
 if TYPE_CHECKING:
     from netwatch.flow.table import Flow
@@ -37,5 +37,6 @@ class SmbParser(DeepParser):
         if not is_smb(buf):
             return Verdict.PASS if is_orig else Verdict.DONE
         ctx.count("smb")
-        service(flow, "smb")
+        if not tcp_partial(flow):  # Zeek's SMB analyzer ignores partial connections
+            service(flow, "smb")
         return Verdict.DONE

@@ -4,7 +4,8 @@ Zeek's SSH analyzer (read for behaviour) is attached to TCP 22 and, elsewhere, w
 open with an ``SSH-<major>.`` version line (its DPD signatures); it confirms the protocol when
 it sees an ``SSH_MSG_NEWKEYS`` message (type 21, RFC 4253 section 7.3) from either side, i.e.
 once a key exchange went through, and it reads the binary packets only once both sides' version
-lines are known (a capture with one side only is not confirmed). :class:`SshParser` does the
+lines are known (a capture with one side only is not confirmed), on a connection whose SYN
+was seen (Zeek's binpac analyzers ignore partial connections). :class:`SshParser` does the
 same: after a side's version line (a server may send other lines first, RFC 4253 section 4.2)
 it walks that side's unencrypted binary packets (``uint32 packet_length``,
 ``byte padding_length``, ``byte type``) until NEWKEYS. On port 22 a client that does not open
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from netwatch.deep.base import Context, DeepParser, Verdict, service
+from netwatch.deep.base import Context, DeepParser, Verdict, service, tcp_partial
 
 if TYPE_CHECKING:
     from netwatch.flow.table import Flow
@@ -100,7 +101,7 @@ class SshParser(DeepParser):
         seen = newkeys_seen(buf, end)
         if seen:
             progress.newkeys = True
-        if progress.newkeys and len(progress.versions) == 2:
+        if progress.newkeys and len(progress.versions) == 2 and not tcp_partial(flow):
             ctx.count("ssh_newkeys")
             service(flow, "ssh")
         if seen is None:

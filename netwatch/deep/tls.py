@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from netwatch.deep.base import Context, DeepParser, Verdict, drop_service, service
+from netwatch.deep.base import Context, DeepParser, Verdict, drop_service, service, tcp_partial
 from netwatch.deep.dns import normalize_name
 
 if TYPE_CHECKING:
@@ -242,7 +242,8 @@ TLS_MAGIC = tuple(bytes((_CONTENT_HANDSHAKE, 3, minor)) for minor in range(5))
 class TlsParser(DeepParser):
     """A client's ClientHello: SNI and ALPN on the flow (WAIT while it is split).
 
-    ``ssl`` is confirmed by the ClientHello, as Zeek's SSL analyzer does, and withdrawn when
+    ``ssl`` is confirmed by the ClientHello (on a connection whose SYN was seen: Zeek's SSL
+    analyzer ignores partial connections), as Zeek's SSL analyzer does, and withdrawn when
     the server answers with bytes that are not a TLS record (Zeek's protocol violation: a
     TLS client talking to a plain HTTP server is logged without a service)."""
 
@@ -262,7 +263,8 @@ class TlsParser(DeepParser):
             ctx.count("tls_unparsed")
             return Verdict.DONE
         ctx.count("tls_client_hello")
-        service(flow, "ssl")
+        if not tcp_partial(flow):  # Zeek's SSL analyzer ignores a connection seen mid-way
+            service(flow, "ssl")
         if result.sni:
             flow.app_set("sni", result.sni)
         if result.alpn:

@@ -218,3 +218,12 @@ def test_a_connect_tunnel_is_recognised_afresh() -> None:
     (flow,), _ = run(frames)
     assert flow.app is not None
     assert (flow.app["service"], flow.app["sni"]) == (["http", "ssl"], "cam.example")
+
+
+def test_a_client_hello_seen_mid_connection_keeps_its_sni_but_is_not_ssl() -> None:
+    """Zeek's SSL analyzer ignores partial connections; the SNI still names the server."""
+    s = g.TcpSession(NVR, 40016, 443)
+    hello = g.tls_client_hello("cam.example", client_random=bytes(32))
+    (flow,), _ = run([s.segment(True, 0x18, hello)])
+    assert flow.app is not None
+    assert flow.app["sni"] == "cam.example" and "service" not in flow.app
