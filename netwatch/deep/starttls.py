@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from netwatch.deep.base import OWNER, Context, DeepParser, Verdict, drop_service, service
-from netwatch.deep.tls import TlsParser
+from netwatch.deep.tls import TlsParser, looks_like_tls
 
 if TYPE_CHECKING:
     from netwatch.flow.table import Flow
@@ -158,6 +158,8 @@ class StarttlsParser(DeepParser):
         if state is None:
             if flow.resp_p not in PORTS and flow.orig_p in PORTS:
                 return Verdict.PASS  # Zeek attaches by the responder's port only
+            if is_orig and looks_like_tls(buf):
+                return Verdict.PASS  # implicit TLS on the port (SMTP submission over TLS)
             state = LineState(PORTS.get(flow.resp_p))
             if state.proto is None and is_orig and buf.startswith(PG_SSL_REQUEST):
                 state.proto = Proto.POSTGRES

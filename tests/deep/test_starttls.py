@@ -170,3 +170,7 @@ def test_hostile_bytes_never_raise(data: bytes, is_orig: bool, port: int) -> Non
     for chunk in (data, b"234 x\r\n", data):
         verdict = parser.tcp(ctx, flow, is_orig, chunk, 0.0)
         assert verdict in (Verdict.MORE, Verdict.DONE)
+
+
+def test_implicit_tls_on_a_starttls_port_is_tls() -> None:
+    assert services(session(587, (True, HELLO), (False, SERVER_HELLO))) == ["ssl"]
