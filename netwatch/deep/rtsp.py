@@ -16,9 +16,9 @@ Known limits:
 - Interleaved RTP (``$`` framing) and RTSP over HTTP tunnelling are not parsed (None).
 - An ``m=`` line cut before its first space is ignored; at most ``MAX_MEDIA`` are kept.
 - Requests with any upper-case method token are accepted as long as the version is RTSP/x.y.
-- The UDP ports a SETUP's Transport header negotiates are announced to the inspector, whose
-  next flows to them are named ``rtp`` and ``rtcp`` (Zeek has no RTP analyzer); RTP over UDP
-  without RTSP (SIP, WebRTC) is not named.
+- :func:`media_channels` reads the UDP ports a SETUP's Transport header negotiates; they are
+  not announced to the inspector (with several capture workers the media flows hash to
+  another worker than the RTSP connection): :mod:`netwatch.deep.rtp` names them by content.
 """
 
 from __future__ import annotations
@@ -172,9 +172,6 @@ class RtspParser(DeepParser):
             flow.app_set("www_authenticate", msg.www_authenticate)
             ctx.banner(flow, "www_authenticate", msg.www_authenticate)
         _add_media(flow, msg.media)
-        if msg.transport:
-            for is_client, port, name in media_channels(msg.transport):
-                ctx.expect(flow.orig_h if is_client else flow.resp_h, port, name)
         return True
 
 

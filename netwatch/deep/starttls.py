@@ -22,9 +22,10 @@ Bounded work: each payload's first line only (``MAX_LINE``); the inspector's pay
 except that an FTP control connection (small and the only way to see its data channels)
 stays under inspection for ``MAX_FTP_PAYLOADS`` payloads. Per-flow state in ``flow.app``
 under ``_starttls``. Reads no configuration; never raises on hostile bytes.
-Known limits: a line split over two segments is read from the first only (a segment that
-continues a line is skipped); the FTP data
-channel must carry payload to be seen (an empty listing is not marked).
+Known limits: with several capture workers a data channel that hashes to another worker than
+its control connection is not named ``ftp-data``; a line split over two segments is read from
+the first only (a segment that continues a line is skipped); the FTP data channel must carry
+payload to be seen (an empty listing is not marked).
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ in :data:`~netwatch.deep.BUILTIN_PARSERS` claims ports, first-bytes magic or unc
 built from them (a port claim first, then the magic of the client's or server's side); the
 parser a TCP flow's magic chose then sees both sides of it; a port's parser that finds
 something else there (``Verdict.PASS``) leaves the payload to the magic. Connections a parser
-announces (FTP data channels, RTP/RTCP channels of an RTSP SETUP; at most ``MAX_EXPECTED``)
-get their service when their first payload comes.
+announces (FTP data channels; at most ``MAX_EXPECTED``) get their service when their first
+payload comes. Known limit: with several capture workers (``capture.workers``) an announced
+connection that hashes to another worker is not named.
 Payload signatures from the seeds run here on unclaimed UDP and on every complete TCP
 message.
 

@@ -9,10 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwatch.deep.rtsp import MAX_MEDIA, RtspMessage, looks_like_rtsp, media_channels, parse_rtsp
-from netwatch.testing import pcapgen as g
 from tests.conftest import corpus_file
 from tests.deep.test_dns import Segment, l4_payloads, mutate
-from tests.flow.test_inspect import NVR, run
 from tests.profile import examples
 
 SDP = (
@@ -178,19 +176,3 @@ def test_media_channels_of_a_transport_header() -> None:
     ]
     assert media_channels("RTP/AVP/TCP;unicast;interleaved=0-1") == []
     assert media_channels("RTP/AVP;client_port=70000-70001") == []
-
-
-def test_a_setup_reply_names_its_rtp_and_rtcp_flows() -> None:
-    s = g.TcpSession(NVR, 40400, 554)
-    transport = "RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971"
-    camera = NVR.reverse()
-    frames = [
-        *s.handshake(),
-        *s.send(True, g.rtsp_request("SETUP", "rtsp://10.20.0.11/track1", 3)),
-        *s.send(False, g.rtsp_response(3, [("Transport", transport)])),
-        g.udp_frame(camera, 6970, 5000, b"\x80\x60" + bytes(40)),
-        g.udp_frame(camera, 6971, 5001, b"\x80\xc8" + bytes(26)),
-    ]
-    flows, _ = run(frames)
-    named = {f.resp_p: (f.app or {}).get("service") for f in flows}
-    assert named[5000] == ["rtp"] and named[5001] == ["rtcp"]
