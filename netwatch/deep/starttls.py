@@ -8,15 +8,16 @@ greeting elsewhere, PostgreSQL by its SSLRequest) until both sides agree to swit
 hands the flow to the TLS parser, so the client's ClientHello adds ``ssl`` (and SNI) as Zeek's
 SSL analyzer, attached by the protocol's analyzer at that point, does.
 
-Service names, as Zeek's analyzers confirm them (read from Zeek's FTP analyzer and DPD
-signatures): ``ftp`` on the first client command (a word of 3 or more printable characters) on
-ports 21/2811, withdrawn when the server's first reply has no numeric code; ``smtp`` on the
-first SMTP command on ports 25/587, elsewhere once the server greeted with 220 and the client
-said EHLO/HELO; ``imap`` on a tagged client command after the server's ``* OK`` greeting.
-POP3, IRC, MySQL and PostgreSQL are not named (Zeek has analyzers for them; a camera site
-does not need them): only their ``ssl`` is. FTP data channels announced by ``PORT``/``EPRT``
-commands and 227/229 replies are announced to the inspector, whose next connection to that
-address and port gets ``ftp-data``.
+Service names, as Zeek's analyzers confirm them (read from Zeek's FTP and SMTP analyzers
+and DPD signatures): ``ftp`` on the first client command (a word of 3 or more printable
+characters) on ports 21/2811, withdrawn when a server reply line is malformed; ``smtp`` on
+the first SMTP command on ports 25/587, elsewhere once the server greeted with 220 and the
+client said EHLO/HELO, withdrawn when a server reply code is out of 100-599; ``imap`` on a
+tagged client command after the server's ``* OK`` greeting. POP3, IRC, MySQL and PostgreSQL
+are not named (Zeek has analyzers for them; a camera site does not need them): only their
+``ssl`` is. FTP data channels announced by ``PORT``/``EPRT`` commands and 227/229 replies are
+announced to the inspector, whose next connection to that address and port gets
+``ftp-data``.
 
 Bounded work: each payload's first line only (``MAX_LINE``); the inspector's payload budget,
 except that an FTP control connection (small and the only way to see its data channels)
@@ -213,7 +214,7 @@ class StarttlsParser(DeepParser):
             if channel is not None:
                 ctx.expect(channel[0], channel[1], "ftp-data")
         elif proto is Proto.SMTP:
-            if word in SMTP_COMMANDS:
+            if word in SMTP_COMMANDS and not state.violated:
                 service(flow, "smtp")
             state.upgrade = word == "STARTTLS"
         elif proto is Proto.IMAP:
@@ -244,6 +245,9 @@ class StarttlsParser(DeepParser):
                 ctx.expect(channel[0], channel[1], "ftp-data")
             agreed = code == "234"
         elif proto is Proto.SMTP:
+            if not (_CODE.fullmatch(code) and 100 <= int(code) <= 599):
+                state.violated = True  # Zeek: a reply code out of range is a violation
+                drop_service(flow, "smtp")
             agreed = code == "220"
         elif proto is Proto.IMAP:
             words = line.split()

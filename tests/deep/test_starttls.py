@@ -174,3 +174,8 @@ def test_hostile_bytes_never_raise(data: bytes, is_orig: bool, port: int) -> Non
 
 def test_implicit_tls_on_a_starttls_port_is_tls() -> None:
     assert services(session(587, (True, HELLO), (False, SERVER_HELLO))) == ["ssl"]
+
+
+def test_smtp_reply_out_of_range_withdraws_smtp() -> None:
+    flow = session(25, (False, b"220 mx\r\n"), (True, b"EHLO cam\r\n"), (False, b"hello?\r\n"))
+    assert services(flow) == []
