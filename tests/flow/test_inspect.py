@@ -227,3 +227,15 @@ def test_a_client_hello_seen_mid_connection_keeps_its_sni_but_is_not_ssl() -> No
     (flow,), _ = run([s.segment(True, 0x18, hello)])
     assert flow.app is not None
     assert flow.app["sni"] == "cam.example" and "service" not in flow.app
+
+
+def test_an_sslv2_client_hello_is_ssl_on_an_ssl_port_only() -> None:
+    challenge, specs = bytes(16), b"\x01\x00\x80\x07\x00\xc0"
+    body = b"\x01\x03\x01" + b"\x00\x06\x00\x00\x00\x10" + specs + challenge
+    hello = bytes((0x80, len(body))) + body
+    v2_reply = b"\x80\x10\x04" + bytes(15)
+    on_443, on_4443 = g.TcpSession(NVR, 40017, 443), g.TcpSession(NVR, 40018, 4443)
+    assert _services(
+        [*on_443.handshake(), *on_443.send(True, hello), *on_443.send(False, v2_reply)]
+    ) == ["ssl"]
+    assert _services([*on_4443.handshake(), *on_4443.send(True, hello)]) == []
