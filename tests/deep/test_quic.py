@@ -23,6 +23,7 @@ from netwatch.deep.quic import (
     parse_long_header,
     reassembled,
 )
+from netwatch.testing.zeekconn import replay_trace
 from tests.conftest import corpus_file
 from tests.deep.lanctx import Recorder, udp_flow
 from tests.deep.test_dns import l4_payloads, mutate
@@ -223,3 +224,15 @@ def test_random_datagrams_never_raise(data: bytes) -> None:
     flow = udp_flow(b"\x0a\x00\x00\x01", 50000, b"\x0a\x00\x00\x02", 443)
     QuicParser().udp(Recorder(), flow, True, b"\xc0\x00\x00\x00\x01" + data, 0.0)
     assert crypto_frames(data) is not None
+
+
+@pytest.mark.corpus
+def test_quic_sni_reaches_the_flow_record() -> None:
+    """Through the whole pipeline: names and rules read the QUIC SNI as they read TLS's."""
+    path = corpus_file("zeek", "traces", "quic", "quic_win11_firefox_google.pcap")
+    (record,) = replay_trace(path)
+    assert (record["service"], record["server_name"], record["resp_name"]) == (
+        "quic,ssl",
+        "www.google.com",
+        "www.google.com",
+    )
