@@ -19,7 +19,8 @@ The crypto uses the ``cryptography`` package rather than hand-written AES/GCM/HK
 constant-time, audited implementation of the primitives is not something to re-derive here.
 
 Bounded work per flow: only the client's direction, at most the inspector's payload budget of
-datagrams (``deep.max_payload_packets``), ``MAX_PACKETS_PER_DATAGRAM`` coalesced packets per
+datagrams (``deep.max_payload_packets``; ``MAX_UNDECRYPTED`` while none decrypts: a UDP 443
+flow that is not QUIC is soon left alone), ``MAX_PACKETS_PER_DATAGRAM`` coalesced packets per
 datagram, ``MAX_FRAMES`` frames per packet and ``MAX_CRYPTO_BYTES`` of CRYPTO data per flow;
 state lives in ``flow.app`` under ``_quic`` and is dropped once the ClientHello is read.
 Never raises on hostile bytes. Reads no configuration.
@@ -56,6 +57,7 @@ MAX_PACKETS_PER_DATAGRAM: Final = 4
 MAX_FRAMES: Final = 64
 MAX_CRYPTO_BYTES: Final = 16384
 MAX_CID_LEN: Final = 20
+MAX_UNDECRYPTED: Final = 2  # datagrams without a decryptable Initial before giving up
 _SAMPLE_LEN: Final = 16
 _TAG_LEN: Final = 16
 #: The ``flow.app`` key of the per-flow reassembly state (the inspector drops it at the end).
@@ -115,6 +117,7 @@ class QuicState:
     crypto: dict[int, bytes] = field(default_factory=dict)
     crypto_bytes: int = 0
     confirmed: bool = False
+    failures: int = 0  # datagrams looked at before any Initial decrypted
 
 
 def _varint(buf: bytes, off: int) -> tuple[int, int] | None:
@@ -332,7 +335,10 @@ class QuicParser(DeepParser):
             hello = self._crypto(state, crypto_frames(payload))
             if hello is not NeedMore:
                 return self._hello(ctx, flow, hello)
-        if state.crypto_bytes >= MAX_CRYPTO_BYTES:
+        if not state.confirmed:
+            state.failures += 1
+        if state.crypto_bytes >= MAX_CRYPTO_BYTES or state.failures >= MAX_UNDECRYPTED:
+            # nothing decrypted: not QUIC (or a version or a capture we cannot read)
             return self._give_up(flow)
         return Verdict.MORE
 

@@ -115,9 +115,12 @@ def test_a_wrong_key_or_a_flipped_bit_does_not_confirm_quic() -> None:
     packet[600] ^= 1
     ctx = Recorder()
     flow = udp_flow(b"\x0a\x00\x00\x01", 50000, b"\x0a\x00\x00\x02", 443)
-    assert QuicParser().udp(ctx, flow, True, bytes(packet), 0.0) is Verdict.MORE
+    parser = QuicParser()
+    assert parser.udp(ctx, flow, True, bytes(packet), 0.0) is Verdict.MORE
     assert "service" not in (flow.app or {})
     assert ctx.counts == {"quic_undecrypted": 1}
+    assert parser.udp(ctx, flow, True, bytes(packet), 0.0) is Verdict.DONE  # gives up
+    assert QUIC_STATE not in (flow.app or {})
 
 
 def test_server_direction_and_non_quic_ports_are_left_alone() -> None:
