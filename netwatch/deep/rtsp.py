@@ -16,9 +16,9 @@ Known limits:
 - Interleaved RTP (``$`` framing) and RTSP over HTTP tunnelling are not parsed (None).
 - An ``m=`` line cut before its first space is ignored; at most ``MAX_MEDIA`` are kept.
 - Requests with any upper-case method token are accepted as long as the version is RTSP/x.y.
-- :func:`media_channels` reads the UDP ports a SETUP's Transport header negotiates; they are
-  not announced to the inspector (with several capture workers the media flows hash to
-  another worker than the RTSP connection): :mod:`netwatch.deep.rtp` names them by content.
+- The UDP media flows a SETUP negotiates are not named from here (with several capture workers
+  they hash to another worker than the RTSP connection): :mod:`netwatch.deep.rtp` names them
+  by their content.
 """
 
 from __future__ import annotations
@@ -53,8 +53,6 @@ _RTSP_VERSION = re.compile(r"RTSP/\d\.\d")
 _METHOD_TOKEN = re.compile(r"[A-Z][A-Z_-]{0,31}")
 _LEADING_DIGITS = re.compile(r"\d{1,10}")
 _MEDIA_LINE = re.compile(rb"^m=([!-~]+) ", re.MULTILINE)  # media type of an SDP m= line
-_PORT_PAIR = re.compile(r"\b(client|server)_port=(\d{1,5})(?:-(\d{1,5}))?", re.I | re.ASCII)
-MAX_TRANSPORT_CHARS = 512
 _SNIFF_METHODS = tuple(f"{method} ".encode() for method in sorted(RTSP_METHODS))
 
 
@@ -173,23 +171,6 @@ class RtspParser(DeepParser):
             ctx.banner(flow, "www_authenticate", msg.www_authenticate)
         _add_media(flow, msg.media)
         return True
-
-
-def media_channels(transport: str) -> list[tuple[bool, int, str]]:
-    """The UDP channels a Transport header sets up: (client side?, port, ``rtp``/``rtcp``).
-
-    ``client_port=5000-5001;server_port=6970-6971`` (RFC 2326 section 12.39): the first
-    port of each pair carries RTP, the second RTCP. Interleaved (TCP) transports set up none.
-    """
-    channels: list[tuple[bool, int, str]] = []
-    for match in _PORT_PAIR.finditer(transport[:MAX_TRANSPORT_CHARS]):
-        is_client = match.group(1).lower() == "client"
-        first = int(match.group(2))
-        last = int(match.group(3)) if match.group(3) else first + 1
-        for port, name in ((first, "rtp"), (last, "rtcp")):
-            if 0 < port < 65536:
-                channels.append((is_client, port, name))
-    return channels
 
 
 def _add_media(flow: Flow, media: tuple[str, ...]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netwatch.deep.rtsp import MAX_MEDIA, RtspMessage, looks_like_rtsp, media_channels, parse_rtsp
+from netwatch.deep.rtsp import MAX_MEDIA, RtspMessage, looks_like_rtsp, parse_rtsp
 from tests.conftest import corpus_file
 from tests.deep.test_dns import Segment, l4_payloads, mutate
 from tests.profile import examples
@@ -164,15 +164,3 @@ def test_random_bytes_never_raise(data: bytes, prefix: bytes) -> None:
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes) -> None:
     message = parse_rtsp(mutate(DESCRIBE_REPLY, noise))
     assert message is None or len(message.media) <= MAX_MEDIA
-
-
-def test_media_channels_of_a_transport_header() -> None:
-    both = "RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971;ssrc=1"
-    assert media_channels(both) == [
-        (True, 5000, "rtp"),
-        (True, 5001, "rtcp"),
-        (False, 6970, "rtp"),
-        (False, 6971, "rtcp"),
-    ]
-    assert media_channels("RTP/AVP/TCP;unicast;interleaved=0-1") == []
-    assert media_channels("RTP/AVP;client_port=70000-70001") == []
