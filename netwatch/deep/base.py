@@ -12,6 +12,10 @@ class name (``TlsParser`` -> ``tls``), refuses a name taken twice, and records i
   an HTTP and an RTSP request alike) the next match tries, or
 * ``udp_other``: it looks at UDP payloads that no port claims (after the payload signatures).
 
+A parser chosen by its magic owns the TCP flow from then on (``session``): the other side's
+bytes go to it too, whatever they start with, so it can confirm or withdraw its service as
+Zeek's analyzer would (an HTTP request answered by something that is not HTTP).
+
 :class:`Dispatch` turns a set of parser classes into the lookup tables the inspector uses per
 payload (two dict lookups for ports, a short prefix scan for magic). A parser writes what it
 finds on the flow through the :class:`Context` the inspector gives it (the passive DNS
@@ -58,6 +62,14 @@ class Context(Protocol):
     def banner(self, flow: Flow, field: str, value: str) -> None:
         """A server banner (``http_server``, ``rtsp_server``, ``www_authenticate``)."""
 
+    def expect(self, host: bytes, port: int, name: str) -> None:
+        """A connection to ``host``:``port`` is announced (an FTP data channel): when one
+        comes, its service is ``name``."""
+
+
+#: ``flow.app`` key of the parser that owns a TCP flow (chosen by magic, or handed over: a
+#: STARTTLS exchange hands the flow to the TLS parser); the inspector sends it both sides.
+OWNER = "_owner"
 
 PARSERS: dict[str, type[DeepParser]] = {}
 """Every deep parser class by name, filled as the classes are defined."""
@@ -80,8 +92,15 @@ class DeepParser:
         cls.name = snake_name(cls.__name__, "Parser")
         register(PARSERS, cls.name, cls, "deep parser")
 
-    def udp(self, ctx: Context, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
-        """One UDP payload this parser claimed (default: nothing)."""
+    def udp(
+        self, ctx: Context, flow: Flow, is_orig: bool, data: bytes, ts: float
+    ) -> Verdict | None:
+        """One UDP payload this parser claimed (default: nothing).
+
+        ``Verdict.DONE`` ends the direction's inspection; ``Verdict.MORE`` from an
+        ``udp_other`` look keeps it going (else one look per direction); None: no opinion.
+        """
+        return None
 
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
         """A direction's bytes so far (``buf``: pending bytes plus this segment)."""
@@ -128,6 +147,29 @@ def _ports(parsers: Iterable[DeepParser], attr: str) -> dict[int, DeepParser]:
                 raise ValueError(f"{attr} {port} claimed by {table[port].name} and {parser.name}")
             table[port] = parser
     return table
+
+
+def drop_service(flow: Flow, name: str) -> None:
+    """Withdraw a service name: Zeek removes an analyzer's service when the protocol is
+    violated after its confirmation (a TLS client answered in plain text)."""
+    services = flow.app.get("service") if flow.app is not None else None
+    if services and name in services:
+        services.remove(name)
+        if not services:
+            del flow.app["service"]  # type: ignore[union-attr]
+
+
+def tcp_partial(flow: Flow) -> bool:
+    """Whether the TCP connection was first seen without a SYN (Zeek's partial connection:
+    its HTTP analyzer, for one, ignores such a connection's contents)."""
+    hist = flow.hist
+    if not hist:
+        return True
+    first = hist[1] if hist[0] == "^" and len(hist) > 1 else hist[0]
+    return first not in _SYN_LETTERS
+
+
+_SYN_LETTERS = frozenset("SsHh")
 
 
 def service(flow: Flow, name: str) -> None:

@@ -60,6 +60,10 @@ _ADDR_LEN = {dpkt.dns.DNS_A: (socket.AF_INET, 4), dpkt.dns.DNS_AAAA: (socket.AF_
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAME_ERRORS = (dpkt.Error, struct.error, UnicodeDecodeError, IndexError)
 
+#: Zeek's ``dns_max_queries`` default: a message asking more questions is a protocol
+#: violation for its DNS analyzer (no ``dns`` service from it).
+ZEEK_MAX_QUERIES = 25
+
 MDNS_PORT = 5353  # mDNS / DNS-SD (RFC 6762): answers name the device and its services
 
 
@@ -83,6 +87,11 @@ class DnsMessage:
     qtype: int | None
     rcode: int
     answers: tuple[DnsRecord, ...]
+
+
+def question_count(payload: bytes) -> int:
+    """QDCOUNT of a DNS message header (0 when the header is cut)."""
+    return int.from_bytes(payload[4:6], "big") if len(payload) >= 6 else 0
 
 
 def normalize_name(name: str) -> str | None:
@@ -266,7 +275,7 @@ class DnsParser(DeepParser):
         if msg is None:
             ctx.count("dns_unparsed")
         else:
-            self._message(ctx, flow, is_orig, msg, ts)
+            self._message(ctx, flow, is_orig, msg, ts, question_count(data))
         if MDNS_PORT in (flow.orig_p, flow.resp_p):  # what a device announces about itself
             observe_mdns(ctx, flow, is_orig, data)
 
@@ -277,16 +286,20 @@ class DnsParser(DeepParser):
             size = int.from_bytes(buf[off : off + 2], "big")
             if len(buf) < off + 2 + size:
                 return Verdict.WAIT
-            msg = parse_dns(buf[off + 2 : off + 2 + size])
+            message = buf[off + 2 : off + 2 + size]
+            msg = parse_dns(message)
             if msg is not None:
-                self._message(ctx, flow, is_orig, msg, ts)
+                self._message(ctx, flow, is_orig, msg, ts, question_count(message))
             off += 2 + size
         return Verdict.MORE if off == len(buf) else Verdict.WAIT
 
     @staticmethod
-    def _message(ctx: Context, flow: Flow, is_orig: bool, msg: DnsMessage, ts: float) -> None:
+    def _message(
+        ctx: Context, flow: Flow, is_orig: bool, msg: DnsMessage, ts: float, questions: int
+    ) -> None:
         ctx.count("dns")
-        service(flow, "dns")
+        if questions <= ZEEK_MAX_QUERIES:  # Zeek's analyzer rejects a message with more
+            service(flow, "dns")
         if msg.qname:
             flow.app_set("dns_query", msg.qname)
         if msg.is_response and msg.answers:

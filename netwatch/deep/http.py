@@ -28,7 +28,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netwatch.deep.base import Context, DeepParser, Verdict, service
+from netwatch.deep.base import (
+    OWNER,
+    Context,
+    DeepParser,
+    Verdict,
+    drop_service,
+    service,
+    tcp_partial,
+)
 from netwatch.deep.dns import normalize_name
 from netwatch.deep.upnp import UPNP_DEVICE_NS, observe_description
 
@@ -36,6 +44,15 @@ if TYPE_CHECKING:
     from netwatch.flow.table import Flow
 
 MAX_HEAD_BYTES = 16384
+#: The TCP ports Zeek's HTTP analyzer is attached to (``base/protocols/http/main.zeek``):
+#: there a request alone confirms ``http``; elsewhere the reply must be HTTP too.
+HTTP_PORTS = frozenset({80, 81, 631, 1080, 3128, 8000, 8080, 8888})
+#: ``flow.app`` key: the client sent an HTTP request (a reply then confirms the service).
+_REQUESTED = "_http_request"
+#: ``flow.app`` key: the server's first bytes were judged (HTTP reply or violation).
+_REPLIED = "_http_reply"
+#: ``flow.app`` key: a CONNECT request waits for its reply (200 opens a tunnel).
+_CONNECT = "_http_connect"
 MAX_HEADERS = 64
 
 Headers = tuple[tuple[str, str], ...]
@@ -47,6 +64,8 @@ HTTP_METHODS = frozenset(
     }
 )  # fmt: skip
 _HTTP_VERSION = re.compile(r"HTTP/\d\.\d")
+#: A request method: any token (Zeek's HTTP analyzer takes ``QUERY`` or ``PROPFIND`` alike).
+_METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
 _STATUS = re.compile(r"[1-9]\d\d")
 _MAX_LINES = 1 + 4 * MAX_HEADERS  # header lines examined, counting skipped ones
 
@@ -88,7 +107,7 @@ def parse_http_request(data: bytes) -> HttpRequest | None:
     if head is None:
         return None
     parts = split_request_line(head.start_line)
-    if parts is None or parts[0] not in HTTP_METHODS or not _HTTP_VERSION.fullmatch(parts[2]):
+    if parts is None or not _METHOD.fullmatch(parts[0]) or not _HTTP_VERSION.fullmatch(parts[2]):
         return None
     return HttpRequest(
         method=parts[0],
@@ -213,22 +232,44 @@ def body_incomplete(buf: bytes) -> bool:
 
 
 class HttpParser(DeepParser):
-    """A request's method, Host and User-Agent; a response's Server and digest realm."""
+    """A request's method, Host and User-Agent; a response's Server and digest realm.
+
+    The ``http`` service follows Zeek's HTTP analyzer: nothing on a connection first seen
+    without its SYN (Zeek ignores a partial connection's contents); on one of ``HTTP_PORTS``
+    a request confirms it; on another port the server's HTTP reply to a request does (Zeek's
+    DPD signatures need both sides); a reply that is not HTTP withdraws it. After a CONNECT
+    answered 200 the flow is recognised afresh (TLS or SMTP through a proxy)."""
 
     rank = 20
-    client_magic = tuple(f"{m} ".encode() for m in sorted(HTTP_METHODS))
+    #: any method (a token of capitals): a first line that is not an HTTP request is passed on
+    client_magic = tuple(bytes((letter,)) for letter in range(ord("A"), ord("Z") + 1))
     server_magic = (b"HTTP/",)
 
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
         if is_orig:
             # not an HTTP request after all (an RTSP "OPTIONS rtsp://... RTSP/1.0"): pass it on
-            return Verdict.DONE if self._request(ctx, flow, buf) else Verdict.PASS
+            if not self._request(ctx, flow, buf):
+                return Verdict.PASS
+            return Verdict.MORE if flow.app and _CONNECT in flow.app else Verdict.DONE
+        if flow.app is None or _REPLIED not in flow.app:  # the server's first bytes
+            flow.app_set(_REPLIED, True)
+            if not buf.startswith(b"HTTP/"):
+                # Zeek: "not a http reply line", a violation that withdraws the service
+                drop_service(flow, "http")
+                return Verdict.DONE
+            if _REQUESTED in flow.app and not tcp_partial(flow):  # type: ignore[operator]
+                service(flow, "http")  # a reply to a request (Zeek's DPD needs both sides)
         if body_incomplete(buf):
             return Verdict.WAIT
         resp = parse_http_response(buf)
+        tunnel = resp is not None and flow.app is not None and flow.app.pop(_CONNECT, None)
+        if tunnel and resp is not None and resp.status == 200 and flow.app is not None:
+            # a CONNECT tunnel: what follows is another protocol, recognised afresh as
+            # Zeek's HTTP analyzer hands it to protocol detection
+            flow.app.pop(OWNER, None)
+            return Verdict.MORE
         if resp is not None:
             ctx.count("http_response")
-            service(flow, "http")
             if resp.server:
                 flow.app_set("server", resp.server)
                 ctx.banner(flow, "http_server", resp.server)
@@ -255,7 +296,11 @@ class HttpParser(DeepParser):
         if req is None:
             return False
         ctx.count("http_request")
-        service(flow, "http")
+        flow.app_set(_REQUESTED, True)
+        if req.method == "CONNECT":
+            flow.app_set(_CONNECT, True)
+        if flow.resp_p in HTTP_PORTS and not tcp_partial(flow):
+            service(flow, "http")
         flow.app_set("http_method", req.method)
         if req.host:
             flow.app_set("http_host", req.host)

@@ -16,6 +16,9 @@ Known limits:
 - Interleaved RTP (``$`` framing) and RTSP over HTTP tunnelling are not parsed (None).
 - An ``m=`` line cut before its first space is ignored; at most ``MAX_MEDIA`` are kept.
 - Requests with any upper-case method token are accepted as long as the version is RTSP/x.y.
+- The UDP media flows a SETUP negotiates are not named from here (with several capture workers
+  they hash to another worker than the RTSP connection): :mod:`netwatch.deep.rtp` names them
+  by their content.
 """
 
 from __future__ import annotations

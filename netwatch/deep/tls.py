@@ -13,7 +13,9 @@ ClientHello (the caller keeps buffering), the hello once complete, and ``None`` 
 cannot be one.
 
 Known limits:
-- QUIC (TLS inside UDP 443) is out of scope; SSLv2-compatible hellos are reported as not TLS.
+- An SSLv2-format ClientHello counts as ``ssl`` on Zeek's SSL ports only (no SNI in it).
+- QUIC carries the ClientHello without records: :mod:`netwatch.deep.quic` decrypts it and
+  calls :func:`parse_handshake`.
 - With Encrypted Client Hello only the outer (public) SNI is visible, e.g. the provider's
   ``cloudflare-ech.com``, never the real destination.
 - GREASE values (RFC 8701) are left out of ``versions`` and ``cipher_count``.
@@ -27,7 +29,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from netwatch.deep.base import Context, DeepParser, Verdict, service
+from netwatch.deep.base import Context, DeepParser, Verdict, drop_service, service, tcp_partial
 from netwatch.deep.dns import normalize_name
 
 if TYPE_CHECKING:
@@ -72,6 +74,14 @@ class TlsClientHello:
 ParseResult = TlsClientHello | None | Literal[Incomplete.NEED_MORE]
 
 
+def looks_like_record(data: bytes) -> bool:
+    """Whether ``data`` starts like a TLS record of any content type (20 to 24, version 3.x)."""
+    return bool(data) and data[0] in _RECORD_TYPES and (len(data) < 2 or data[1] == 3)
+
+
+_RECORD_TYPES = frozenset(range(20, 25))
+
+
 def looks_like_tls(data: bytes) -> bool:
     """Cheap check: a handshake record (type 22) with version 0x0300..0x0304."""
     return len(data) >= 3 and data[0] == _CONTENT_HANDSHAKE and data[1] == 3 and data[2] <= 4
@@ -101,6 +111,12 @@ def parse_client_hello(data: bytes) -> ParseResult:
         if verdict is not NeedMore:
             return verdict
     return NeedMore
+
+
+def parse_handshake(handshake: bytes) -> ParseResult:
+    """Parse a ClientHello from bare handshake bytes (no TLS records around them: QUIC's
+    CRYPTO stream). Same answers as :func:`parse_client_hello`."""
+    return _handshake_verdict(bytearray(handshake))
 
 
 def _valid_header_prefix(head: bytes) -> bool:
@@ -222,15 +238,46 @@ def _supported_versions(ext: bytes | None) -> tuple[int, ...]:
 
 #: The first bytes ``looks_like_tls`` accepts: a handshake record, version 3.0 to 3.4.
 TLS_MAGIC = tuple(bytes((_CONTENT_HANDSHAKE, 3, minor)) for minor in range(5))
+#: The first byte of an SSLv2-format record (two-byte header, top bit set).
+SSLV2_MAGIC = tuple(bytes((first,)) for first in range(0x80, 0x100))
+#: The TCP ports Zeek's SSL analyzer is attached to (``base/protocols/ssl/main.zeek``).
+SSL_PORTS = frozenset({443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223})
+_SSLV2_VERSIONS = frozenset({0x0002, 0x0300, 0x0301, 0x0302, 0x0303})
+_SSLV2 = "_sslv2"
+
+
+def is_sslv2_client_hello(data: bytes) -> bool:
+    """An SSLv2-format CLIENT-HELLO (2-byte record header, message type 1) whose record
+    length covers its cipher specs, session id and challenge."""
+    if len(data) < 11 or not data[0] & 0x80 or data[2] != 1:
+        return False
+    if int.from_bytes(data[3:5], "big") not in _SSLV2_VERSIONS:
+        return False
+    record = ((data[0] & 0x7F) << 8) | data[1]
+    specs, session, challenge = (int.from_bytes(data[i : i + 2], "big") for i in (5, 7, 9))
+    return specs % 3 == 0 and 16 <= challenge <= 32 and record == 9 + specs + session + challenge
 
 
 class TlsParser(DeepParser):
-    """A client's ClientHello: SNI and ALPN on the flow (WAIT while it is split)."""
+    """A client's ClientHello: SNI and ALPN on the flow (WAIT while it is split).
+
+    ``ssl`` is confirmed by the ClientHello (on a connection whose SYN was seen: Zeek's SSL
+    analyzer ignores partial connections), as Zeek's SSL analyzer does, and withdrawn when
+    the server answers with bytes that are not a TLS record (Zeek's protocol violation: a
+    TLS client talking to a plain HTTP server is logged without a service)."""
 
     rank = 10
-    client_magic = TLS_MAGIC
+    client_magic = TLS_MAGIC + SSLV2_MAGIC
 
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
+        if not is_orig:
+            sslv2 = bool(buf) and buf[0] & 0x80 and flow.app is not None and _SSLV2 in flow.app
+            if not looks_like_record(buf) and not sslv2:  # Zeek's SSL analyzer: a violation
+                ctx.count("tls_server_not_tls")
+                drop_service(flow, "ssl")
+            return Verdict.DONE
+        if buf[0] & 0x80:
+            return self._sslv2(ctx, flow, buf)
         result = parse_client_hello(buf)
         if result is NeedMore:
             return Verdict.WAIT
@@ -238,9 +285,22 @@ class TlsParser(DeepParser):
             ctx.count("tls_unparsed")
             return Verdict.DONE
         ctx.count("tls_client_hello")
-        service(flow, "ssl")
+        if not tcp_partial(flow):  # Zeek's SSL analyzer ignores a connection seen mid-way
+            service(flow, "ssl")
         if result.sni:
             flow.app_set("sni", result.sni)
         if result.alpn:
             flow.app_set("alpn", result.alpn)
+        return Verdict.DONE
+
+    @staticmethod
+    def _sslv2(ctx: Context, flow: Flow, buf: bytes) -> Verdict:
+        """An SSLv2-format ClientHello: ``ssl`` on Zeek's SSL ports (there its analyzer is
+        attached by port; its DPD signature knows only TLS records)."""
+        if flow.resp_p not in SSL_PORTS or not is_sslv2_client_hello(buf):
+            return Verdict.PASS
+        ctx.count("sslv2_client_hello")
+        flow.app_set(_SSLV2, True)
+        if not tcp_partial(flow):
+            service(flow, "ssl")
         return Verdict.DONE

@@ -14,11 +14,19 @@ once complete. Results land on ``flow.app`` and in Zeek's ``service`` names.
 Which parser sees a payload is decided by the deep-parser registry, not here: each parser
 in :data:`~netwatch.deep.BUILTIN_PARSERS` claims ports, first-bytes magic or unclaimed UDP
 (:mod:`netwatch.deep.base`), and :class:`Inspector` looks the payload up in the tables
-built from them (a port claim first, then the magic of the client's or server's side).
+built from them (a port claim first, then the magic of the client's or server's side); the
+parser a TCP flow's magic chose then sees both sides of it; a port's parser that finds
+something else there (``Verdict.PASS``) leaves the payload to the magic. Connections a parser
+announces (FTP data channels; at most ``MAX_EXPECTED``) get their service when their first
+payload comes. Known limit: with several capture workers (``capture.workers``) an announced
+connection that hashes to another worker is not named.
 Payload signatures from the seeds run here on unclaimed UDP and on every complete TCP
 message.
 
-Known limits: QUIC Initial packets are not decrypted (no SNI for QUIC); TCP segments are
+A UDP parser may keep a direction under inspection (``Verdict.MORE``: QUIC's ClientHello
+spread over several Initial packets) or end it (``Verdict.DONE``).
+
+Known limits: TCP segments are
 not reordered (an out-of-order first segment is simply not recognised).
 """
 
@@ -27,8 +35,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from netwatch.deep import BUILTIN_PARSERS
-from netwatch.deep.base import DeepParser, Dispatch, Verdict
+from netwatch.deep.base import OWNER, DeepParser, Dispatch, Verdict, service
 from netwatch.deep.discovery import DeviceIdentity
+from netwatch.deep.quic import QUIC_STATE
 from netwatch.enrich.names import PassiveDns
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 from netwatch.signatures.model import PayloadSignature
@@ -41,8 +50,9 @@ IDENTIFYING_RULES = frozenset({"cloud_registration", "cloud_enabled", "unmanaged
 
 __all__ = ["BannerMatch", "Inspector", "OnCamera", "PayloadMatch", "Verdict"]
 
-_WAIT, _DONE, _PASS = Verdict.WAIT, Verdict.DONE, Verdict.PASS
+_WAIT, _DONE, _PASS, _MORE = Verdict.WAIT, Verdict.DONE, Verdict.PASS, Verdict.MORE
 _PENDING = ("_pending_o", "_pending_r")
+MAX_EXPECTED = 1024
 
 
 class Inspector:
@@ -74,6 +84,8 @@ class Inspector:
         self._tcp_ports = dispatch.tcp_ports
         self._udp_other = tuple(parser.udp for parser in dispatch.udp_other)
         self._magic = (dispatch.server_magic, dispatch.client_magic)  # by is_orig
+        #: announced connections (responder address, port) -> service (FTP data channels)
+        self._expected: dict[tuple[bytes, int], str] = {}
 
     # -- the parsers' context (netwatch.deep.base.Context) ---------------------------------
 
@@ -95,6 +107,13 @@ class Inspector:
             self.count(f"banner_{field}")
             self.on_camera(flow.resp_h, vendor, f"banner:{field}", None)
 
+    def expect(self, host: bytes, port: int, name: str) -> None:
+        """Remember an announced connection (at most ``MAX_EXPECTED``, oldest dropped)."""
+        expected = self._expected
+        if len(expected) >= MAX_EXPECTED:
+            del expected[next(iter(expected))]
+        expected[(host, port)] = name
+
     # -- dispatch ---------------------------------------------------------------------------
 
     def payload(
@@ -105,10 +124,13 @@ class Inspector:
         if not data:
             return
         resp_p, orig_p = flow.resp_p, flow.orig_p
+        if self._expected:
+            self._announced(flow)
         if flow.proto == PROTO_UDP:
             ports = self._udp_ports
             if resp_p in ports or orig_p in ports:
-                _claimed(ports, resp_p, orig_p).udp(self, flow, is_orig, data, ts)
+                if _claimed(ports, resp_p, orig_p).udp(self, flow, is_orig, data, ts) is _DONE:
+                    _stop(flow, is_orig)
                 if resp_p not in ports:
                     # claimed by the sender's port alone (a Mi Home device talks to its cloud
                     # from miIO's 54321 to UDP 80): the server port says nothing, the payload
@@ -116,13 +138,12 @@ class Inspector:
                     self._signature(flow, "udp", is_orig, data)
                 return
             self._signature(flow, "udp", is_orig, data)
+            more = False
             for look in self._udp_other:
-                look(self, flow, is_orig, data, ts)
-            # one look per direction for payload magic, then stop
-            if is_orig:
-                flow.deep_o = 0
-            else:
-                flow.deep_r = 0
+                if look(self, flow, is_orig, data, ts) is _MORE:
+                    more = True
+            if not more:  # one look per direction for payload magic, then stop
+                _stop(flow, is_orig)
             return
         if flow.proto != PROTO_TCP:
             return
@@ -131,13 +152,20 @@ class Inspector:
         buf = data if pending is None else bytes(pending) + data
         ports = self._tcp_ports
         verdict = _DONE
-        if resp_p in ports or orig_p in ports:
+        owner = flow.app.get(OWNER) if flow.app is not None else None
+        claimed = resp_p in ports or orig_p in ports
+        if owner is not None:
+            verdict = owner.tcp(self, flow, is_orig, buf, ts)
+        elif claimed:
             verdict = _claimed(ports, resp_p, orig_p).tcp(self, flow, is_orig, buf, ts)
-        else:
+        if owner is None and (not claimed or verdict is _PASS):
+            # no port claim, or the port's parser says this is something else (HTTP on 22)
+            verdict = _DONE
             for magic, candidate in self._magic[is_orig].get(buf[0], ()):
                 if buf.startswith(magic):
                     verdict = candidate.tcp(self, flow, is_orig, buf, ts)
                     if verdict is not _PASS:
+                        flow.app_set(OWNER, candidate)
                         break
         if verdict is _PASS:
             verdict = _DONE
@@ -148,10 +176,13 @@ class Inspector:
                 flow.app = {}
             flow.app[key] = buf
         elif verdict is _DONE:  # nothing more to learn from this direction
-            if is_orig:
-                flow.deep_o = 0
-            else:
-                flow.deep_r = 0
+            _stop(flow, is_orig)
+
+    def _announced(self, flow: Flow) -> None:
+        """A flow some parser announced (an FTP data channel, an RTSP media channel)."""
+        name = self._expected.pop((flow.resp_h, flow.resp_p), None)
+        if name is not None:
+            service(flow, name)
 
     def _signature(self, flow: Flow, proto: str, is_orig: bool, data: bytes) -> None:
         """Payload magic from the seeds (vendor registration, STUN, NAT-PMP, UPnP, ...)."""
@@ -181,6 +212,16 @@ class Inspector:
         if flow.app is not None:
             for key in _PENDING:
                 flow.app.pop(key, None)
+            flow.app.pop(QUIC_STATE, None)
+            flow.app.pop(OWNER, None)
+
+
+def _stop(flow: Flow, is_orig: bool) -> None:
+    """No more payloads of this direction go to the deep parsers."""
+    if is_orig:
+        flow.deep_o = 0
+    else:
+        flow.deep_r = 0
 
 
 def _claimed(ports: dict[int, DeepParser], resp_p: int, orig_p: int) -> DeepParser:

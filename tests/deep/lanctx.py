@@ -18,6 +18,7 @@ class Recorder:
     names: PassiveDns = field(default_factory=lambda: PassiveDns(1024))
     seen: list[Seen] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    expected: list[tuple[bytes, int, str]] = field(default_factory=list)
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -29,6 +30,9 @@ class Recorder:
 
     def banner(self, flow: Flow, field: str, value: str) -> None:
         raise AssertionError("no banner expected")
+
+    def expect(self, host: bytes, port: int, name: str) -> None:
+        self.expected.append((host, port, name))
 
     def hows(self) -> list[str]:
         return [how for _, _, how, _ in self.seen]

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from netwatch.deep.dns import (
     MAX_ANSWERS,
+    ZEEK_MAX_QUERIES,
     DnsMessage,
+    DnsParser,
     DnsRecord,
     normalize_name,
     parse_dns,
@@ -25,6 +27,7 @@ from netwatch.deep.dns import (
     resolve_chain,
 )
 from tests.conftest import corpus_file
+from tests.deep.lanctx import Recorder, udp_flow
 from tests.profile import examples
 
 _LINKTYPE_ETHERNET = 1
@@ -285,3 +288,15 @@ def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes) -> None:
     result = parse_dns(payload)
     assert result is None or isinstance(resolve_chain(result), dict)
     assert len(parse_dns_tcp(struct.pack(">H", len(payload)) + payload)) <= 1
+
+
+def test_more_questions_than_zeek_takes_is_not_dns() -> None:
+    question = b"\x03cam\x00\x00\x01\x00\x01"
+
+    def query(count: int) -> bytes:
+        return struct.pack(">HHHHHH", 1, 0x0100, count, 0, 0, 0) + question * count
+
+    for count, named in ((ZEEK_MAX_QUERIES, True), (ZEEK_MAX_QUERIES + 1, False)):
+        flow = udp_flow(b"\x0a\x00\x00\x01", 40000, b"\x0a\x00\x00\x35", 53)
+        DnsParser().udp(Recorder(), flow, True, query(count), 0.0)
+        assert ("service" in (flow.app or {})) is named

@@ -93,7 +93,8 @@ def test_header_count_is_capped() -> None:
     [
         b"",
         b"\r\n\r\n",
-        b"FOO / HTTP/1.1\r\n\r\n",
+        b"1FOO / HTTP/1.1\r\n\r\n",
+        b"G(ET / HTTP/1.1\r\n\r\n",
         b"GET / RTSP/1.0\r\n\r\n",
         b"GET /\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00",
@@ -101,6 +102,12 @@ def test_header_count_is_capped() -> None:
 )
 def test_not_a_request_is_none(data: bytes) -> None:
     assert parse_http_request(data) is None
+
+
+def test_any_token_method_is_a_request() -> None:
+    """Zeek's HTTP analyzer takes any method token (RFC 9110 lets servers define more)."""
+    req = parse_http_request(b"QUERY /users HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert req is not None and (req.method, req.host) == ("QUERY", "a")
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,18 @@ def test_every_parser_module_is_in_the_builtin_set() -> None:
         "ssdp",
         "pppp",
         "kalay",
+        "quic",
+        "starttls",
+        "ssh",
+        "ntp",
+        "netbios",
+        "gtp",
+        "stun",
+        "mqtt",
+        "sip",
+        "snmp",
+        "dtls",
+        "smb",
     ]
 
 
@@ -57,13 +69,13 @@ def test_a_parser_module_missing_from_the_builtin_set_fails_the_walk(tmp_path: P
     source = """
         from netwatch.deep.base import DeepParser
 
-        class SipParser(DeepParser):
-            udp_ports = frozenset({5060})
+        class CoapParser(DeepParser):
+            udp_ports = frozenset({5683})
     """
-    with extra_module(tmp_path, "netwatch.deep", "sip", source, PARSERS):
+    with extra_module(tmp_path, "netwatch.deep", "coap", source, PARSERS):
         result = audit_deep()
-        assert PARSERS["sip"].udp_ports == {5060}
-    assert result.unlisted == {"sip"} and not result.ok
+        assert PARSERS["coap"].udp_ports == {5683}
+    assert result.unlisted == {"coap"} and not result.ok
     assert audit_deep().ok
 
 
@@ -95,15 +107,23 @@ def test_the_dispatch_tables_follow_the_claims() -> None:
         3702: "discovery", 5050: "discovery", 34569: "discovery", 37020: "discovery",
         37810: "discovery", 20002: "discovery", 54321: "discovery", 62976: "discovery",
         67: "dhcp", 68: "dhcp", 1900: "ssdp", 32100: "pppp", 32108: "pppp",
-        10240: "kalay", 32761: "kalay",
+        10240: "kalay", 32761: "kalay", 123: "ntp", 137: "netbios",
+        2152: "gtp", 2123: "gtp", 5060: "sip", 161: "snmp", 162: "snmp",
     }  # fmt: skip
-    assert {port: p.name for port, p in d.tcp_ports.items()} == {53: "dns"}
-    assert [p.name for p in d.udp_other] == ["rtp", "pppp", "kalay"]
+    assert {port: p.name for port, p in d.tcp_ports.items()} == {
+        53: "dns",
+        22: "ssh",
+        1883: "mqtt",
+        445: "smb",
+        **{port: "starttls" for port in (21, 2811, 25, 587, 110, 143, 3306, 5432)},
+        **{port: "starttls" for port in (6666, 6667, 6668, 6669)},
+    }
+    assert [p.name for p in d.udp_other] == ["quic", "dtls", "stun", "rtp", "pppp", "kalay"]
     assert [p.name for _, p in d.client_magic[0x16]] == ["tls"]
     assert [p.name for _, p in d.client_magic[ord("O")]] == ["http", "rtsp"]  # OPTIONS: http
     assert [p.name for _, p in d.server_magic[ord("H")]] == ["http"]
     assert [p.name for _, p in d.server_magic[ord("R")]] == ["rtsp"]
-    assert ord("X") not in d.client_magic
+    assert ord("x") not in d.client_magic  # a request method starts with a capital
 
 
 def test_two_parsers_claiming_one_port_are_refused() -> None:

@@ -162,3 +162,80 @@ def test_an_rtsp_401_realm_names_the_camera_maker() -> None:
         assert d is not None
         table.packet(1.0 + i / 1000, d)
     assert seen == [(g.ip_bytes("10.20.0.11"), "TP-Link", "banner:www_authenticate")]
+
+
+# -- Zeek's service semantics: confirmation needs what Zeek's analyzers need -----------------
+
+GET = b"GET /index.html HTTP/1.1\r\nHost: 10.20.0.11\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+def _services(frames: list[bytes]) -> list[str]:
+    (flow,), _ = run(frames)
+    return list((flow.app or {}).get("service", []))
+
+
+def test_http_request_alone_confirms_only_on_an_http_port() -> None:
+    on_80, on_9000 = g.TcpSession(NVR, 40010, 80), g.TcpSession(NVR, 40011, 9000)
+    assert _services([*on_80.handshake(), *on_80.send(True, GET)]) == ["http"]
+    assert _services([*on_9000.handshake(), *on_9000.send(True, GET)]) == []
+    both = [*on_9000.handshake(), *on_9000.send(True, GET), *on_9000.send(False, OK)]
+    assert _services(both) == ["http"]
+
+
+def test_a_lone_mid_stream_request_is_not_http() -> None:
+    """No SYN seen: Zeek's HTTP analyzer ignores a partial connection's contents."""
+    s = g.TcpSession(NVR, 40012, 80)
+    assert _services([s.segment(True, 0x18, GET), s.segment(False, 0x18, OK)]) == []
+
+
+def test_a_request_answered_by_another_protocol_is_not_http() -> None:
+    s = g.TcpSession(NVR, 40013, 80)
+    frames = [*s.handshake(), *s.send(True, GET), *s.send(False, b"SSH-2.0-OpenSSH_9.6\r\n")]
+    assert _services(frames) == []
+
+
+def test_a_tls_client_answered_in_plain_text_is_not_ssl() -> None:
+    s = g.TcpSession(NVR, 40014, 443)
+    hello = g.tls_client_hello("cam.example", client_random=bytes(32))
+    frames = [*s.handshake(), *s.send(True, hello), *s.send(False, OK)]
+    assert _services(frames) == []
+    tls_reply = b"\x16\x03\x03\x00\x04\x02\x00\x00\x00"
+    assert _services([*s.handshake(), *s.send(True, hello), *s.send(False, tls_reply)]) == ["ssl"]
+
+
+def test_a_connect_tunnel_is_recognised_afresh() -> None:
+    """Zeek's http-connect baselines: TLS through a proxy is ``http,ssl``."""
+    s = g.TcpSession(NVR, 40015, 3128)
+    hello = g.tls_client_hello("cam.example", client_random=bytes(32))
+    frames = [
+        *s.handshake(),
+        *s.send(True, b"CONNECT cam.example:443 HTTP/1.1\r\nHost: cam.example:443\r\n\r\n"),
+        *s.send(False, b"HTTP/1.1 200 Connection established\r\n\r\n"),
+        *s.send(True, hello),
+        *s.send(False, b"\x16\x03\x03\x00\x04\x02\x00\x00\x00"),
+    ]
+    (flow,), _ = run(frames)
+    assert flow.app is not None
+    assert (flow.app["service"], flow.app["sni"]) == (["http", "ssl"], "cam.example")
+
+
+def test_a_client_hello_seen_mid_connection_keeps_its_sni_but_is_not_ssl() -> None:
+    """Zeek's SSL analyzer ignores partial connections; the SNI still names the server."""
+    s = g.TcpSession(NVR, 40016, 443)
+    hello = g.tls_client_hello("cam.example", client_random=bytes(32))
+    (flow,), _ = run([s.segment(True, 0x18, hello)])
+    assert flow.app is not None
+    assert flow.app["sni"] == "cam.example" and "service" not in flow.app
+
+
+def test_an_sslv2_client_hello_is_ssl_on_an_ssl_port_only() -> None:
+    challenge, specs = bytes(16), b"\x01\x00\x80\x07\x00\xc0"
+    body = b"\x01\x03\x01" + b"\x00\x06\x00\x00\x00\x10" + specs + challenge
+    hello = bytes((0x80, len(body))) + body
+    v2_reply = b"\x80\x10\x04" + bytes(15)
+    on_443, on_4443 = g.TcpSession(NVR, 40017, 443), g.TcpSession(NVR, 40018, 4443)
+    assert _services(
+        [*on_443.handshake(), *on_443.send(True, hello), *on_443.send(False, v2_reply)]
+    ) == ["ssl"]
+    assert _services([*on_4443.handshake(), *on_4443.send(True, hello)]) == []

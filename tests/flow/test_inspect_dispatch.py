@@ -36,12 +36,25 @@ def test_a_dns_port_wins_over_a_discovery_port_on_the_other_end() -> None:
     assert by_port[5354].app is not None and by_port[5354].app["service"] == ["sadp"]
 
 
-def test_unclaimed_udp_gets_one_look_per_direction_for_rtp_audio() -> None:
-    rtp = bytes([0x80, 8]) + bytes(10) + bytes(160)  # version 2, payload type 8 (PCMA)
-    frames = [g.udp_frame(CAM, 40000, 6000, rtp), g.udp_frame(CAM.reverse(), 6000, 40000, rtp)]
+def test_unclaimed_udp_gets_one_look_per_direction_unless_a_parser_wants_more() -> None:
+    """RTP audio: the codec from the first packet; a second one of the same stream (the RTP
+    parser asks for it) names the flow ``rtp``; then the direction's inspection ends."""
+
+    def rtp(seq: int) -> bytes:  # version 2, payload type 8 (PCMA), SSRC 7
+        return bytes([0x80, 8]) + seq.to_bytes(2, "big") + bytes(4) + b"\0\0\0\x07" + bytes(160)
+
+    frames = [
+        g.udp_frame(CAM, 40000, 6000, rtp(1)),
+        g.udp_frame(CAM.reverse(), 6000, 40000, rtp(1)),
+        g.udp_frame(CAM, 40000, 6000, rtp(2)),
+        g.udp_frame(CAM.reverse(), 6000, 40000, rtp(2)),
+    ]
     (flow,), _ = run(frames)
-    assert flow.app == {"rtp_audio_o": "PCMA", "rtp_audio_r": "PCMA"}
+    assert flow.app == {"rtp_audio_o": "PCMA", "rtp_audio_r": "PCMA", "service": ["rtp"]}
     assert (flow.deep_o, flow.deep_r) == (0, 0)
+    other = b"\x00\x01 no parser knows this"
+    (flow,), _ = run([g.udp_frame(CAM, 40000, 6001, other)])
+    assert flow.app is None and flow.deep_o == 0
 
 
 def test_magic_decides_on_any_port_and_unknown_bytes_end_the_direction() -> None:
