@@ -27,7 +27,7 @@ from netwatch.capture.files import MappedPcap
 from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import MAX_CAPLEN
 from netwatch.decode.walk import TUNNEL_UDP_PORTS
-from netwatch.flow.tcpstate import ACK
+from netwatch.flow.tcpstate import ACK, TcpState
 
 if TYPE_CHECKING:
     from netwatch.pipeline import Pipeline
@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 _IP4_PORTS = struct.Struct("!BxH2xHxBxx4s4sHH")
 _IP6_PORTS = struct.Struct("!IHBx16s16sHH")
 _TCP_REST = struct.Struct("!IIBBH")
-_ESTABLISHED_OR_LATER = 3  # TcpState.PARTIAL and above: no handshake bookkeeping left
+_PARTIAL = TcpState.PARTIAL.value  # PARTIAL or ESTABLISHED: no handshake or close left
+_ESTABLISHED = TcpState.ESTABLISHED.value
 _MASK = 0xFFFFFFFF
+_HALF = 0x80000000
 _BIT_A, _BIT_D = 1 << 2, 1 << 3  # history bits of 'A' and 'D' (see tcpstate)
 
 
@@ -132,25 +134,39 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                                 keep(f, ts, linktype, buf[start:nxt], wirelen)
                             continue
                     elif f.tcp is not None and caplen >= ipo - start + hdr + 20:
-                        seq, _ack, doff, flags, win = tcp_rest(buf, ipo + hdr + 4)
-                        plen = tot - hdr - ((doff >> 4) << 2)
-                        e = f.tcp[0] if is_orig else f.tcp[1]
+                        seq, ack, doff, flags, win = tcp_rest(buf, ipo + hdr + 4)
+                        thl = (doff >> 4) << 2
+                        plen = tot - hdr - thl
+                        if is_orig:
+                            e, p = f.tcp
+                        else:
+                            p, e = f.tcp
                         if (
                             not flags & 0x07
                             and win
-                            and doff >= 0x50
+                            and thl >= 20
                             and plen >= 0
-                            and e.state >= _ESTABLISHED_OR_LATER
+                            and _PARTIAL <= e.state <= _ESTABLISHED
                             and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
+                            and (
+                                not flags & ACK
+                                or p.deliv < 0
+                                or not 0 < (ack - p.deliv) & _MASK < _HALF
+                            )
                         ):
                             if plen:
                                 bit = _BIT_D
-                                fits = (seq - e.seqmax) & _MASK == 0
+                                fits = (
+                                    (seq - e.seqmax) & _MASK == 0
+                                    and e.deliv == e.seqmax
+                                    and caplen >= ipo - start + hdr + thl + plen
+                                )
                             else:
                                 bit = _BIT_A if flags & ACK else 0
                                 fits = True
                             if fits and e.bits & bit == bit:
                                 e.seqmax += plen
+                                e.deliv += plen
                                 if ts > f.last:
                                     f.last = ts
                                 if is_orig:

@@ -57,16 +57,23 @@ def _udp_state(f: Flow) -> str:
     return "SHR" if f.r_pkts else "OTH"
 
 
+def _udp_history(f: Flow) -> str:
+    """Zeek's UDP history: ``D``/``d`` for the first datagram of each side (empty ones too),
+    in the order they came; a flipped flow (``^``, the only letter UDP keeps in ``hist``)
+    began with the responder's datagram."""
+    orig = "D" if f.o_pkts else ""
+    resp = "d" if f.r_pkts else ""
+    return "^" + resp + orig if f.hist else orig + resp
+
+
 def transport_summary(f: Flow) -> tuple[int, int, int, str, str]:
     """(orig_bytes, resp_bytes, missed_bytes, conn_state, history) with Zeek semantics."""
     if f.tcp is not None:
         o, r = f.tcp
         history = "".join(f.hist or ())
-        return o.size(), r.size(), o.missed + r.missed, conn_state(o, r, history), history
+        return o.size(r), r.size(o), o.missed + r.missed, conn_state(o, r, history), history
     if f.proto == PROTO_UDP:
-        flipped = "^" if f.hist else ""  # UDP keeps only Zeek's '^' in ``hist``
-        history = flipped + ("D" if f.o_bytes else "") + ("d" if f.r_bytes else "")
-        return f.o_bytes, f.r_bytes, 0, _udp_state(f), history
+        return f.o_bytes, f.r_bytes, 0, _udp_state(f), _udp_history(f)
     return f.o_bytes, f.r_bytes, 0, "OTH", ""
 
 

@@ -31,13 +31,28 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 from netwatch.decode.frames import FRAGMENT, Decoded
 from netwatch.flow.ids import UidSource, icmp_counterpart
 from netwatch.flow.ports import flip_first
-from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, Endpoint, is_closed, tcp_packet
+from netwatch.flow.tcpstate import (
+    ACK,
+    ORIG_LETTERS,
+    RESP_LETTERS,
+    SYN,
+    Endpoint,
+    TcpState,
+    after_lone_syn_ack,
+    closed_both,
+    establish,
+    establish_both,
+    is_closed,
+    is_reuse,
+    syn_reversal,
+    tcp_packet,
+)
 
 if TYPE_CHECKING:
     from netwatch.alerts.evidence import FlowEvidence
@@ -46,6 +61,22 @@ PROTO_TCP = 6
 PROTO_UDP = 17
 _ICMP_PROTOS = frozenset({1, 58})
 _SYN_ACK = 0x12
+_CLOSED = TcpState.CLOSED.value
+_INACTIVE = TcpState.INACTIVE.value
+_RESET = TcpState.RESET.value
+_SYN_SENT = TcpState.SYN_SENT.value
+_SYN_ACK_SENT = TcpState.SYN_ACK_SENT.value
+#: UDP ports Zeek's DNS analyzer is attached to (base/protocols/dns: DNS, NetBIOS name
+#: service, mDNS, LLMNR); its flows end on ``dns_idle_s`` instead of the UDP idle timeout.
+DNS_UDP_PORTS = frozenset({53, 137, 5353, 5355})
+
+
+class Check(IntEnum):
+    """One-off checks scheduled per flow (Zeek's connection timers)."""
+
+    ATTEMPT = 0  # a SYN nobody answered: end the attempt (tcp_attempt_delay)
+    PARTIAL_CLOSE = 1  # a FIN was an endpoint's first segment (tcp_partial_close_delay)
+    DNS = 2  # a DNS flow idle long enough (dns_session_timeout, checked periodically)
 
 
 class EndReason(StrEnum):
@@ -68,6 +99,9 @@ class FlowSettings:
     icmp_idle_s: float = 60.0
     other_idle_s: float = 60.0
     tcp_closed_s: float = 5.0
+    tcp_attempt_s: float = 5.0
+    tcp_partial_close_s: float = 3.0
+    dns_idle_s: float = 10.0
     active_timeout_s: float = 3600.0
     max_payload_packets: int = 8
     sweep_interval_s: float = 1.0
@@ -102,6 +136,7 @@ class Flow:
         "resp_mac",
         "resp_p",
         "state",
+        "stopped",
         "tcp",
         "uid",
         "vlan",
@@ -122,6 +157,7 @@ class Flow:
         self.tcp: tuple[Endpoint, Endpoint] | None = None
         self.hist: list[str] | None = None
         self.state = 0  # 0 open, 1 closed (TCP), 2 ended
+        self.stopped = False  # TCP: both ends closed, the clock (``last``) no longer moves
         self.app: dict[str, Any] | None = None  # deep-parser results, allocated on demand
         self.name: str | None = None  # DNS name of the responder known at flow start
         self.odir = True
@@ -188,6 +224,7 @@ class FlowTable:
         # re-queued lazily when popped, so the fast path never touches a heap.
         self._heaps: dict[float, list[tuple[float, int, Flow]]] = {}
         self._closed: list[tuple[float, int, Flow]] = []
+        self._checks: list[tuple[float, int, Flow, Check]] = []
         self._tie = itertools.count()
         self.next_sweep = float("-inf")
         self.ended: dict[str, int] = {r.value: 0 for r in EndReason}
@@ -204,7 +241,7 @@ class FlowTable:
         its flow (the pipeline keeps its first frames as evidence while ``keep`` > 0)."""
         if ts >= self.next_sweep:
             self.sweep(ts)
-        src, dst, proto, sport, dport, ip_len, flags, seq, _ack, win, off, plen, frame, _m, _v = d
+        src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, _m, _v = d
         if proto in _ICMP_PROTOS:
             ksp = kdp = _icmp_key_type(proto, sport)
         else:
@@ -216,10 +253,24 @@ class FlowTable:
             fwd = False
             key = (dst, src, kdp, ksp, proto)
         f = self.flows.get(key)
+        reversal = False
         if f is None:
             f = self._new(key, ts, d, fwd)
-        elif ts > f.last:
-            f.last = ts
+        else:
+            if proto == PROTO_TCP and flags != FRAGMENT and f.tcp is not None:
+                orig, resp = f.tcp
+                if flags & SYN:
+                    if is_reuse(orig, resp, flags, seq):
+                        self._end(f, EndReason.TCP_CLOSED)  # a new connection, same 5-tuple
+                        f = self._new(key, ts, d, fwd)
+                    elif flags & _SYN_ACK == SYN and fwd is not f.odir and syn_reversal(orig, resp):
+                        self._flip_tcp(f)  # the SYN-ACK was seen before its SYN
+                        reversal = True
+                elif (flags & ACK or plen) and after_lone_syn_ack(orig, resp):
+                    self._flip_tcp(f)  # an ACK or data after a lone SYN-ACK: Zeek flips
+                    establish(orig)
+            if ts > f.last and not f.stopped:
+                f.last = ts
         if fwd is f.odir:
             f.o_pkts += 1
             f.o_ipb += ip_len
@@ -231,17 +282,19 @@ class FlowTable:
             f.r_bytes += plen
             is_orig = False
         if proto == PROTO_TCP and flags != FRAGMENT:
+            whole = len(frame) >= off + plen
             tcp = f.tcp
             if tcp is None:
-                self._tcp_first(f, is_orig, flags, seq, win, plen, ts)
+                self._tcp_first(f, is_orig, flags, seq, ack, win, plen, whole, ts)
             else:
                 if is_orig:
-                    tcp_packet(tcp[0], tcp[1], flags, seq, win, plen, f.hist)  # type: ignore[arg-type]
+                    tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, f.hist)  # type: ignore[arg-type]
                 else:
-                    tcp_packet(tcp[1], tcp[0], flags, seq, win, plen, f.hist)  # type: ignore[arg-type]
-                if flags & 0x05 and f.state == 0 and is_closed(tcp[0], tcp[1]):
-                    f.state = 1
-                    heapq.heappush(self._closed, (ts, next(self._tie), f))
+                    tcp_packet(tcp[1], tcp[0], flags, seq, ack, win, plen, whole, f.hist)  # type: ignore[arg-type]
+                if reversal:
+                    establish_both(tcp[0], tcp[1])
+                if flags & 0x05:
+                    self._closing(f, is_orig, ts)
         if plen > 0 and off >= 0:
             if is_orig:
                 if f.deep_o > 0:
@@ -273,23 +326,60 @@ class FlowTable:
             self._inspect(f, False, frame, off, plen, ts)
 
     def _tcp_first(
-        self, f: Flow, is_orig: bool, flags: int, seq: int, win: int, plen: int, ts: float
+        self,
+        f: Flow,
+        is_orig: bool,
+        flags: int,
+        seq: int,
+        ack: int,
+        win: int,
+        plen: int,
+        whole: bool,
+        ts: float,
     ) -> None:
-        """The flow's first TCP segment: create the endpoints (a SYN-ACK flips the flow)."""
+        """The flow's first TCP segment: create the endpoints; an originator's SYN starts
+        the attempt timer."""
         tcp = f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
         hist = f.hist
         if hist is None:  # not flipped by the ports when the flow was created
             hist = f.hist = []
-        if flags & _SYN_ACK == _SYN_ACK and f.o_pkts == 1 and f.r_pkts == 0:
-            self._flip(f)
-            is_orig = False
         if is_orig:
-            tcp_packet(tcp[0], tcp[1], flags, seq, win, plen, hist)
+            tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, hist)
         else:
-            tcp_packet(tcp[1], tcp[0], flags, seq, win, plen, hist)
-        if f.state == 0 and is_closed(tcp[0], tcp[1]):
+            tcp_packet(tcp[1], tcp[0], flags, seq, ack, win, plen, whole, hist)
+        if is_orig and flags & SYN and tcp[0].state in (_SYN_SENT, _SYN_ACK_SENT):
+            self._check(ts + self.settings.tcp_attempt_s, f, Check.ATTEMPT)
+        if flags & 0x05:
+            self._closing(f, is_orig, ts)
+
+    def _closing(self, f: Flow, is_orig: bool, ts: float) -> None:
+        """After a FIN or RST: stop the clock once both ends closed, schedule the removal
+        once the close is complete (Zeek's close delay), or a partial-close check."""
+        tcp = f.tcp
+        assert tcp is not None
+        orig, resp = tcp
+        if not f.stopped and closed_both(orig, resp):
+            f.stopped = True
+        if f.state != 0:
+            return
+        if is_closed(orig, resp):
             f.state = 1
             heapq.heappush(self._closed, (ts, next(self._tie), f))
+            return
+        sender = orig if is_orig else resp
+        if sender.state == _CLOSED and sender.prev == _INACTIVE:
+            self._check(ts + self.settings.tcp_partial_close_s, f, Check.PARTIAL_CLOSE)
+
+    def _check(self, when: float, f: Flow, kind: Check) -> None:
+        heapq.heappush(self._checks, (when, next(self._tie), f, kind))
+
+    def _flip_tcp(self, f: Flow) -> None:
+        """Swap the roles of a TCP flow under way: counters, ends and endpoints."""
+        self._flip(f)
+        assert f.tcp is not None
+        orig, resp = f.tcp
+        f.tcp = (resp, orig)
+        resp.letters, orig.letters = ORIG_LETTERS, RESP_LETTERS
 
     def _flip(self, f: Flow) -> None:
         """The first packet's sender is the responder (Zeek's '^'): swap the two ends."""
@@ -303,8 +393,8 @@ class FlowTable:
         f.deep_o, f.deep_r = f.deep_r, f.deep_o
         if f.hist is None:
             f.hist = ["^"]
-        else:
-            f.hist.append("^")
+        else:  # as Zeek: the letters so far change sides, '^' goes first
+            f.hist[:] = ["^", *(c.swapcase() for c in f.hist)]
 
     def _new(self, key: tuple[Any, ...], ts: float, d: Decoded, fwd: bool) -> Flow:
         if len(self.flows) >= self.settings.max_flows:
@@ -320,8 +410,13 @@ class FlowTable:
         f.vlan = d[14]
         budget = self.settings.max_payload_packets
         f.deep_o = f.deep_r = budget
-        if flags != FRAGMENT and flip_first(proto, sport, dport, flags, dst):
+        if proto in _ICMP_PROTOS:  # Zeek: the counterpart type, or the code for one-way types
+            peer = icmp_counterpart(proto, sport)
+            f.resp_p = dport if peer is None else peer
+        elif flags != FRAGMENT and flip_first(proto, sport, dport, flags, dst):
             self._flip(f)  # no packet counted yet: only the ends and '^'
+        if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
+            self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
         self.flows[key] = f
         self.created += 1
         idle = self._idle.get(proto, self.settings.other_idle_s)
@@ -341,6 +436,7 @@ class FlowTable:
         for idle, heap in self._heaps.items():
             self._expire_idle(heap, now - idle, now - self.settings.active_timeout_s)
         self._expire_closed(now - self.settings.tcp_closed_s)
+        self._run_checks(now)
         if self._on_sweep is not None:
             self._on_sweep(now)
 
@@ -361,15 +457,40 @@ class FlowTable:
             self._end(f, EndReason.IDLE)
 
     def _expire_closed(self, horizon: float) -> None:
+        """Closed connections end a fixed delay after the close (Zeek's close delay: later
+        packets do not postpone it)."""
         heap = self._closed
         while heap and heap[0][0] <= horizon:
             _, _, f = heapq.heappop(heap)
+            if f.state != 2:
+                self._end(f, EndReason.TCP_CLOSED)
+
+    def _run_checks(self, now: float) -> None:
+        heap = self._checks
+        while heap and heap[0][0] <= now:
+            when, _, f, kind = heapq.heappop(heap)
             if f.state == 2:
                 continue
-            if f.last > horizon:
-                heapq.heappush(heap, (f.last, next(self._tie), f))
+            if kind is Check.DNS:
+                # Zeek allows one second for the common single request and reply.
+                if when - f.last >= self.settings.dns_idle_s - 1.0:
+                    self._end(f, EndReason.IDLE)
+                else:
+                    self._check(when + self.settings.dns_idle_s, f, Check.DNS)
                 continue
-            self._end(f, EndReason.TCP_CLOSED)
+            tcp = f.tcp
+            if tcp is None or f.state != 0:
+                continue
+            orig, resp = tcp
+            if kind is Check.ATTEMPT:
+                if orig.state in (_SYN_SENT, _SYN_ACK_SENT) and resp.state == _INACTIVE:
+                    self._end(f, EndReason.TCP_CLOSED)
+            elif (
+                _INACTIVE not in (orig.state, resp.state)
+                and not closed_both(orig, resp)
+                and _RESET not in (orig.state, resp.state)
+            ):
+                self._end(f, EndReason.TCP_CLOSED)
 
     def _evict_one(self) -> None:
         """End the flow that has been idle the longest (its heap head, after revalidation)."""
@@ -401,6 +522,7 @@ class FlowTable:
             self._end(f, EndReason.END_OF_INPUT)
         self._heaps.clear()
         self._closed.clear()
+        self._checks.clear()
 
 
 def _icmp_key_type(proto: int, icmp_type: int) -> int:

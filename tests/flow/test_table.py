@@ -65,12 +65,24 @@ def test_syn_ack_first_flips_direction() -> None:
     assert (f.o_pkts, f.r_pkts) == (1, 1)
 
 
-def test_syn_ack_between_ports_that_say_nothing_still_flips() -> None:
+def test_lone_syn_ack_between_ports_that_say_nothing_keeps_its_sender() -> None:
+    """Zeek: a SYN-ACK nobody follows up may be a stealth scan; its sender stays orig."""
     table, out = make()
     table.packet(1.0, tcp(B, A, 40000, 50000, SYN | ACK, 10))
     table.flush()
     f, _ = out.ended[0]
-    assert (f.orig_h, f.orig_p, f.hist) == (A, 50000, ["^", "h"])
+    assert (f.orig_h, f.orig_p, f.hist) == (B, 40000, ["H"])
+
+
+def test_ack_after_lone_syn_ack_flips_with_caret_first() -> None:
+    """Zeek (since 5.1): an ACK or data after a lone SYN-ACK flips the connection."""
+    table, out = make()
+    table.packet(1.0, tcp(B, A, 40000, 50000, SYN | ACK, 10))
+    table.packet(1.1, tcp(A, B, 50000, 40000, ACK, 1, 5))
+    table.flush()
+    f, _ = out.ended[0]
+    assert (f.orig_h, f.orig_p, "".join(f.hist or [])) == (A, 50000, "^hD")
+    assert (f.o_pkts, f.r_pkts, f.o_bytes) == (1, 1, 5)
 
 
 def test_server_fin_first_is_oriented_client_to_server_with_caret() -> None:
@@ -105,7 +117,7 @@ def test_udp_server_reply_first_is_flipped_with_caret_in_history() -> None:
     table.flush()
     ((f, _),) = out.ended
     assert (f.orig_h, f.orig_p, f.o_bytes, f.r_bytes) == (A, 40000, 30, 60)
-    assert transport_summary(f)[3:] == ("SF", "^Dd")
+    assert transport_summary(f)[3:] == ("SF", "^dD")  # the letters in the order they came
 
 
 def test_a_flipped_flow_is_flipped_once_for_every_later_packet() -> None:
@@ -119,8 +131,8 @@ def test_a_flipped_flow_is_flipped_once_for_every_later_packet() -> None:
 
 def test_idle_timeouts_per_protocol_on_packet_time() -> None:
     table, out = make(udp_idle_s=60, tcp_idle_s=300)
-    table.packet(0.0, udp(A, C, 1000, 53))
-    table.packet(0.0, tcp(A, C, 1001, 443, SYN, 1))
+    table.packet(0.0, udp(A, C, 1000, 5000))
+    table.packet(0.0, tcp(A, C, 1001, 443, ACK, 1, 10))
     table.packet(59.0, udp(B, C, 1, 2))  # keeps time moving
     assert len(out.ended) == 0
     table.packet(61.0, udp(B, C, 1, 2))
@@ -152,7 +164,7 @@ def test_tcp_close_lingers_then_ends() -> None:
 def test_active_timeout_splits_long_flows() -> None:
     table, out = make(active_timeout_s=100, udp_idle_s=60)
     for t in range(0, 400, 10):
-        table.packet(float(t), udp(A, C, 1000, 53))
+        table.packet(float(t), udp(A, C, 1000, 5000))
     table.flush()
     reasons = [r for _, r in out.ended]
     # checked when the idle timer comes due: ends at t=120, 250 and 380
@@ -165,9 +177,9 @@ def test_active_timeout_splits_long_flows() -> None:
 def test_max_flows_evicts_the_longest_idle_and_counts_it() -> None:
     table, out = make(max_flows=100, udp_idle_s=1000)
     for i in range(100):
-        table.packet(float(i), udp(A, C, 1000 + i, 53))
-    table.packet(100.0, udp(A, C, 1000, 53))  # refresh the oldest
-    table.packet(101.0, udp(A, C, 5000, 53))  # a new flow: someone must go
+        table.packet(float(i), udp(A, C, 1000 + i, 5000))
+    table.packet(100.0, udp(A, C, 1000, 5000))  # refresh the oldest
+    table.packet(101.0, udp(A, C, 5000, 5000))  # a new flow: someone must go
     assert len(table) == 100
     ((f, reason),) = out.ended
     assert reason is EndReason.EVICTED and f.orig_p == 1001
