@@ -7,7 +7,9 @@ already seen. For those, :func:`run_mapped` reads the pcap record header, the IP
 fields and updates the flow's counters in one loop body, straight from the memory-mapped
 file: no frame copy, no per-layer call, no tuple per packet.
 
-Every other packet (new flows, SYN/FIN/RST, out-of-order or gap segments, packets the deep
+Every other packet (new flows, SYN/FIN/RST, out-of-order or gap segments, payload the
+capture cut short, an ACK of data the capture has not delivered, a bare segment ahead of the
+sequence seen, endpoints not yet or no longer established, packets the deep
 parsers still want, timer sweeps, tunnels, fragments, other link types, anything odd) takes
 the general path: ``Decoder.decode`` then ``FlowTable.packet``, which own the semantics.
 A fast packet of a flow that still keeps evidence frames (``Flow.keep`` > 0,
@@ -163,7 +165,7 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                                 )
                             else:
                                 bit = _BIT_A if flags & ACK else 0
-                                fits = True
+                                fits = not 0 < (seq - e.seqmax) & _MASK < _HALF
                             if fits and e.bits & bit == bit:
                                 e.seqmax += plen
                                 e.deliv += plen

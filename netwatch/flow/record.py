@@ -26,6 +26,7 @@ CameraName = Callable[[bytes, bytes | None], str | None]
 """(packed IP, MAC or None) of a flow end -> the camera's name when it is a recognised one."""
 
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
+_ICMP = frozenset({1, 58})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,9 @@ def transport_summary(f: Flow) -> tuple[int, int, int, str, str]:
         return o.size(r), r.size(o), o.missed + r.missed, conn_state(o, r, history), history
     if f.proto == PROTO_UDP:
         return f.o_bytes, f.r_bytes, 0, _udp_state(f), _udp_history(f)
-    return f.o_bytes, f.r_bytes, 0, "OTH", ""
+    if f.proto in _ICMP:
+        return f.o_bytes, f.r_bytes, 0, "OTH", ""
+    return 0, 0, 0, "OTH", ""  # other IP protocols: Zeek does not size their payload
 
 
 def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:

@@ -9,19 +9,33 @@ objects are created besides what the decoder produced.
 Zeek ``conn.log`` semantics: the originator is the sender of the first packet, unless that
 packet is not a TCP SYN and its ports say the sender is the server (Zeek's
 ``likely_server_ports`` rule, :func:`netwatch.flow.ports.flip_first`, decided once when the
-flow is created), or it is a TCP SYN-ACK; both flip the roles and record ``^`` in
-``history`` (for UDP too). Unlike Zeek, a lone SYN-ACK between two ports that say nothing
-is flipped at once (Zeek flips only when the SYN follows). Flows end on idle timeout
-(per protocol), on TCP close/reset (after a linger), on an active timeout, on eviction or at
-end of input, and each ending is passed to the injected ``on_end`` callback with a reason.
-The active timeout is checked whenever a busy flow's idle timer comes due, so it is
-enforced with the granularity of the protocol's idle timeout (e.g. 60 s for UDP).
+flow is created); that flips the roles and records ``^`` in ``history`` (for UDP too). A
+connection that began with a lone SYN-ACK is flipped when an ACK or data follows (Zeek 5.1
+and later), and a SYN-ACK seen before its SYN is flipped when the SYN comes; a flip swaps
+the case of the letters so far and puts ``^`` first, as Zeek does. ICMP flows carry the
+counterpart type (echo 8 -> 0, neighbour solicitation 135 -> 136...) or else the code as
+``resp_p``.
+
+A TCP flow's clock (``last``, hence ``duration``) stops once both ends sent a FIN or RST;
+later packets are still counted. A SYN on a 5-tuple whose connection either side closed or
+reset, or a SYN with another initial sequence number, ends the old flow and starts a new one
+(Zeek's connection reuse). Flows end on idle timeout (per protocol), a fixed delay after a
+TCP close or reset (``tcp_closed_s``; later packets do not postpone it), an unanswered SYN
+after ``tcp_attempt_s``, a FIN that was an endpoint's first segment after
+``tcp_partial_close_s`` unless the other side closes too, a DNS flow (UDP 53, 137, 5353,
+5355) idle about ``dns_idle_s`` (checked every ``dns_idle_s`` from its start, with Zeek's one
+second of slack), on an active timeout, on eviction or at end of input; each ending is
+passed to the injected ``on_end`` callback with a reason (a reused 5-tuple ends with
+``tcp_closed``). The active timeout is checked whenever a busy flow's idle timer comes due,
+so it is enforced with the granularity of the protocol's idle timeout (e.g. 60 s for UDP).
 
 Config read: ``flows.*`` (max_flows, per-protocol idle timeouts, tcp_closed_s,
-active_timeout_s) and ``deep.max_payload_packets``. Memory is bounded by ``max_flows``: when
-full, the flow idle the longest is ended with reason ``evicted`` (counted), so a scan or a
-flood cannot exhaust memory. Evidence frames are kept by the pipeline, not here: ``Flow.keep``
-and ``Flow.ev`` are their per-flow state (:mod:`netwatch.alerts.evidence`). Timers run on
+tcp_attempt_s, tcp_partial_close_s, dns_idle_s, active_timeout_s) and
+``deep.max_payload_packets``. Memory is bounded by ``max_flows``: when full, the flow idle
+the longest is ended with reason ``evicted`` (counted), so a scan or a flood cannot exhaust
+memory; the timer heaps hold at most a few entries per flow. Evidence frames are kept by the
+pipeline, not here: ``Flow.keep`` and ``Flow.ev`` are their per-flow state
+(:mod:`netwatch.alerts.evidence`). Timers run on
 packet time, so replays behave like live capture.
 """
 
@@ -242,8 +256,10 @@ class FlowTable:
         if ts >= self.next_sweep:
             self.sweep(ts)
         src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, _m, _v = d
-        if proto in _ICMP_PROTOS:
-            ksp = kdp = _icmp_key_type(proto, sport)
+        if proto in _ICMP_PROTOS:  # Zeek's key: (type, counterpart type), one-way: (type, code)
+            ksp = sport
+            peer = icmp_counterpart(proto, sport)
+            kdp = dport if peer is None else peer
         else:
             ksp, kdp = sport, dport
         if src < dst or (src == dst and ksp <= kdp):
@@ -287,6 +303,8 @@ class FlowTable:
             if tcp is None:
                 self._tcp_first(f, is_orig, flags, seq, ack, win, plen, whole, ts)
             else:
+                sender = tcp[0] if is_orig else tcp[1]
+                first_fin = sender.fin < 0
                 if is_orig:
                     tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, f.hist)  # type: ignore[arg-type]
                 else:
@@ -294,7 +312,7 @@ class FlowTable:
                 if reversal:
                     establish_both(tcp[0], tcp[1])
                 if flags & 0x05:
-                    self._closing(f, is_orig, ts)
+                    self._closing(f, is_orig, ts, first_fin)
         if plen > 0 and off >= 0:
             if is_orig:
                 if f.deep_o > 0:
@@ -350,9 +368,9 @@ class FlowTable:
         if is_orig and flags & SYN and tcp[0].state in (_SYN_SENT, _SYN_ACK_SENT):
             self._check(ts + self.settings.tcp_attempt_s, f, Check.ATTEMPT)
         if flags & 0x05:
-            self._closing(f, is_orig, ts)
+            self._closing(f, is_orig, ts, True)
 
-    def _closing(self, f: Flow, is_orig: bool, ts: float) -> None:
+    def _closing(self, f: Flow, is_orig: bool, ts: float, first_fin: bool) -> None:
         """After a FIN or RST: stop the clock once both ends closed, schedule the removal
         once the close is complete (Zeek's close delay), or a partial-close check."""
         tcp = f.tcp
@@ -367,7 +385,7 @@ class FlowTable:
             heapq.heappush(self._closed, (ts, next(self._tie), f))
             return
         sender = orig if is_orig else resp
-        if sender.state == _CLOSED and sender.prev == _INACTIVE:
+        if first_fin and sender.state == _CLOSED and sender.prev == _INACTIVE:
             self._check(ts + self.settings.tcp_partial_close_s, f, Check.PARTIAL_CLOSE)
 
     def _check(self, when: float, f: Flow, kind: Check) -> None:
@@ -523,9 +541,3 @@ class FlowTable:
         self._heaps.clear()
         self._closed.clear()
         self._checks.clear()
-
-
-def _icmp_key_type(proto: int, icmp_type: int) -> int:
-    """ICMP flows are keyed on the lower of a request/reply type pair so both map together."""
-    peer = icmp_counterpart(proto, icmp_type)
-    return icmp_type if peer is None or icmp_type < peer else peer

@@ -27,11 +27,12 @@ TCPSessionAdapter.cc``, ``src/analyzer/protocol/tcp/TCP_Endpoint.cc`` and
 * ``orig_bytes``/``resp_bytes`` are the sequence space seen or acknowledged, SYN and FIN
   octets excluded; zero for a half-open connection aborted by the SYN sender.
 
-Simplifications against Zeek (documented, deliberate): ``s h a d f r`` are recorded once
-per direction (Zeek repeats ``s h f r`` when the sequence number changes); the logarithmic
-letters ``t`` (retransmission), ``g`` (gap) and ``w`` (zero window) are recorded at the 1st,
-10th and 100th occurrence as in Zeek; checksums are not verified, so ``c`` never appears;
-there is no reassembly deferral of a close while data is pending.
+Letters as Zeek records them: one per segment (``I``/``Q`` for several of SYN, FIN, RST);
+``a d`` once per direction; ``s h f r`` again when the sequence number changes; ``t``
+(retransmission), ``g`` (gap) and ``w`` (zero window) at the 1st, 10th, 100th and 1000th
+occurrence. Simplifications against Zeek (documented, deliberate): checksums are not
+verified, so ``c`` never appears; there is no reassembly deferral of a close while data is
+pending; a SYN-ACK's acknowledgement does not seed the other side's sequence numbers.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class Endpoint:
         "deliv",
         "fin",
         "gaps",
+        "last_ctl",
         "letters",
         "missed",
         "prev",
@@ -105,6 +107,7 @@ class Endpoint:
         self.acked = -1  # highest acknowledgement received from the peer (unwrapped)
         self.fin = -1  # position of the FIN octet once a FIN was sent
         self.blocks: list[tuple[int, int]] | None = None  # delivered beyond a hole
+        self.last_ctl: list[int] | None = None  # sequence of the last S/H, F and R letters
         self.bits = 0
         self.retx = 0
         self.gaps = 0
@@ -124,10 +127,9 @@ class Endpoint:
             and self.acked > self.base
         ):
             return 0  # a half-open connection aborted by the SYN sender
-        top = self.seqmax
-        if self.acked >= 0:
-            acked = self.acked - 1 if self.fin >= 0 and self.acked > self.fin else self.acked
-            top = max(top, acked)
+        top = max(self.seqmax, self.acked)
+        if 0 <= self.fin < top:
+            top -= 1  # the FIN octet is not data
         return max(top - self.base, 0)
 
 
@@ -164,8 +166,14 @@ def tcp_packet(
     if flags & 0x07 or e.base < 0:  # SYN, FIN or RST, or the endpoint's first segment
         _control(e, peer, flags, seq, win, pay_len, whole, hist)
     else:
+        # Zeek's order of letters: the segment's own letter, W, then T (then the peer's G)
+        new = _B_D if pay_len > 0 else _B_A if flags & ACK else 0
+        if new & ~e.bits:
+            _letters(e, new, hist)
+        if win == 0:
+            _zero_window(e, peer, hist)
+        rel = (seq - e.seqmax) & _MASK
         if pay_len > 0:
-            rel = (seq - e.seqmax) & _MASK
             if rel == 0:
                 if whole and e.deliv == e.seqmax:
                     e.deliv += pay_len
@@ -174,15 +182,10 @@ def tcp_packet(
                 e.seqmax += pay_len
             else:
                 _out_of_order(e, rel, pay_len, whole, hist)
-            new = _B_D
-        else:
-            new = _B_A if flags & ACK else 0
-        if win == 0:
-            _zero_window(e, peer, hist)
+        elif 0 < rel < _HALF:  # an empty segment beyond what was seen: data went unseen
+            e.seqmax += rel
         if e.state == _INACTIVE:
             _wake(e, peer, flags, pay_len)
-        if new & ~e.bits:
-            _letters(e, new, hist)
     if flags & ACK and peer.deliv >= 0:
         adv = (ack - peer.deliv) & _MASK
         if 0 < adv < _HALF:
@@ -200,6 +203,13 @@ def _control(
     hist: list[str],
 ) -> None:
     """The rarer segments: SYN, FIN, RST, multi-flag, or an endpoint's first segment."""
+    new = _control_letter(flags, pay_len)
+    if new & ~e.bits:
+        _letters(e, new, hist)
+    if new & (_B_S | _B_H | _B_F | _B_R):
+        _repeat_letter(e, new, seq + pay_len if new == _B_F else seq, hist)
+    if win == 0 and not flags & RST:
+        _zero_window(e, peer, hist)
     if flags & SYN:
         if e.base < 0:
             _start(e, seq + 1)
@@ -230,13 +240,30 @@ def _control(
             e.seqmax += pay_len
         else:
             _out_of_order(e, rel, pay_len, whole, hist)
+    elif not flags & RST:
+        rel = (seq - e.seqmax) & _MASK
+        if 0 < rel < _HALF:  # e.g. a FIN beyond data not seen (yet)
+            e.seqmax += rel
     if flags & FIN and e.fin < 0:
-        e.fin = e.seqmax
-    if win == 0 and not flags & RST:
-        _zero_window(e, peer, hist)
-    new = _control_letter(flags, pay_len)
-    if new & ~e.bits:
-        _letters(e, new, hist)
+        rel = (seq + pay_len - e.seqmax) & _MASK  # the FIN octet follows the segment's data
+        e.fin = e.seqmax + rel if rel < _HALF else e.seqmax + rel - _WRAP
+
+
+_REPEATED = {_B_S: 0, _B_H: 0, _B_F: 1, _B_R: 2}
+
+
+def _repeat_letter(e: Endpoint, bit: int, seq: int, hist: list[str]) -> None:
+    """Zeek repeats S/H, F and R when a later one carries another sequence number (for a
+    FIN: the one after its data)."""
+    last = e.last_ctl
+    if last is None:
+        last = e.last_ctl = [-1, -1, -1]
+        slot = _REPEATED[bit]
+    else:
+        slot = _REPEATED[bit]
+        if last[slot] not in (-1, seq):
+            hist.append(e.letters[bit.bit_length() - 1])
+    last[slot] = seq
 
 
 def _control_letter(flags: int, pay_len: int) -> int:

@@ -16,15 +16,17 @@ from tests.profile import examples
 A = socket.inet_aton("10.0.0.1")
 B = socket.inet_aton("10.0.0.2")
 C = socket.inet_aton("8.8.8.8")
-SYN, ACK, FIN = 0x02, 0x10, 0x01
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 
 
 def udp(src: bytes, dst: bytes, sp: int, dp: int, n: int = 10) -> Decoded:
     return (src, dst, 17, sp, dp, 28 + n, 0, 0, 0, 0, 42, n, bytes(42 + n), 0, NO_VLAN)
 
 
-def tcp(src: bytes, dst: bytes, sp: int, dp: int, flags: int, seq: int, n: int = 0) -> Decoded:
-    return (src, dst, 6, sp, dp, 40 + n, flags, seq, 0, 1000, 54, n, bytes(54 + n), 0, NO_VLAN)
+def tcp(
+    src: bytes, dst: bytes, sp: int, dp: int, flags: int, seq: int, n: int = 0, ack: int = 0
+) -> Decoded:
+    return (src, dst, 6, sp, dp, 40 + n, flags, seq, ack, 1000, 54, n, bytes(54 + n), 0, NO_VLAN)
 
 
 class Collector:
@@ -264,3 +266,105 @@ def test_a_packet_after_the_close_linger_starts_a_new_flow() -> None:
     assert [r for _, r in out.ended] == [EndReason.TCP_CLOSED]
     table.flush()
     assert [f.o_pkts + f.r_pkts for f, _ in out.ended] == [4, 1]
+
+
+def test_a_new_syn_after_a_reject_is_a_new_connection() -> None:
+    """Zeek logs each rejected attempt on the same 5-tuple as its own connection."""
+    table, out = make()
+    for t in (0.0, 0.5, 1.0):
+        table.packet(t, tcp(A, C, 1000, 110, SYN, 7))
+        table.packet(t + 0.05, tcp(C, A, 110, 1000, RST | ACK, 0, ack=8))
+    table.flush()
+    assert [transport_summary(f)[3:] for f, _ in out.ended] == [("REJ", "Sr")] * 3
+    assert [(f.o_pkts, f.r_pkts) for f, _ in out.ended] == [(1, 1)] * 3
+
+
+def test_the_clock_stops_once_both_sides_closed() -> None:
+    table, out = make()
+    table.packet(0.0, tcp(A, C, 1000, 80, SYN, 1))
+    table.packet(0.1, tcp(C, A, 80, 1000, SYN | ACK, 9, ack=2))
+    table.packet(0.2, tcp(A, C, 1000, 80, FIN | ACK, 2, ack=10))
+    table.packet(0.3, tcp(C, A, 80, 1000, FIN | ACK, 10, ack=3))
+    table.packet(0.9, tcp(A, C, 1000, 80, ACK, 3, ack=11))  # counted, but no longer timed
+    table.packet(1.0, tcp(A, C, 1000, 80, RST, 3))  # after the FIN exchange: still SF
+    table.flush()
+    ((f, _),) = out.ended
+    assert round(f.duration, 6) == 0.3
+    assert (f.o_pkts, f.r_pkts) == (4, 2)
+    assert transport_summary(f)[3] == "SF"
+
+
+def test_a_reset_connection_ends_a_fixed_delay_after_the_reset() -> None:
+    table, out = make(tcp_closed_s=5)
+    table.packet(0.0, tcp(A, C, 1000, 80, ACK, 1, 10))
+    table.packet(0.1, tcp(C, A, 80, 1000, RST, 9))
+    table.packet(3.0, tcp(A, C, 1000, 80, ACK, 11, 10))  # does not postpone the end
+    table.packet(5.2, udp(B, C, 1, 2))
+    assert [r for _, r in out.ended] == [EndReason.TCP_CLOSED]
+
+
+def test_an_unanswered_syn_ends_after_the_attempt_delay() -> None:
+    table, out = make(tcp_attempt_s=5)
+    table.packet(0.0, tcp(A, C, 1000, 80, SYN, 1))
+    table.packet(3.0, tcp(A, C, 1000, 80, SYN, 1))  # a retransmission: same attempt
+    table.packet(9.0, tcp(A, C, 1000, 80, SYN, 1))  # after the attempt ended: a new one
+    table.flush()
+    assert [(f.o_pkts, r) for f, r in out.ended] == [
+        (2, EndReason.TCP_CLOSED),
+        (1, EndReason.END_OF_INPUT),
+    ]
+
+
+def test_a_fin_as_an_endpoints_first_segment_ends_after_the_partial_close_delay() -> None:
+    table, out = make(tcp_partial_close_s=3)
+    table.packet(0.0, tcp(A, C, 40000, 50000, ACK, 1, 10))
+    table.packet(0.5, tcp(C, A, 50000, 40000, FIN | ACK, 9, ack=11))
+    table.packet(2.0, tcp(A, C, 40000, 50000, ACK, 11, 10))
+    assert out.ended == []
+    table.packet(3.6, udp(B, C, 1, 2))
+    assert [r for _, r in out.ended] == [EndReason.TCP_CLOSED]
+
+
+def test_dns_flows_end_on_zeeks_dns_timeout() -> None:
+    table, out = make(dns_idle_s=10, udp_idle_s=60)
+    table.packet(0.0, udp(A, C, 40000, 53))
+    table.packet(0.1, udp(C, A, 53, 40000))
+    table.packet(9.5, udp(B, C, 41000, 53))  # another flow, at 9.5: checked at 19.5 first
+    table.packet(10.5, udp(B, C, 1, 2))
+    assert [f.orig_p for f, _ in out.ended] == [40000]  # checked at 10: idle 9.9 s
+    table.packet(19.0, udp(B, C, 41000, 53))
+    table.packet(25.0, udp(B, C, 41000, 53))
+    table.packet(30.0, udp(B, C, 1, 2))
+    assert [f.orig_p for f, _ in out.ended] == [40000]  # at 19.5 and 29.5: idle < 9 s
+    table.packet(40.0, udp(B, C, 1, 2))
+    assert [f.orig_p for f, _ in out.ended] == [40000, 41000]
+
+
+def test_icmp_resp_p_is_the_counterpart_type_or_the_code() -> None:
+    table, out = make()
+    ns = (A, C, 58, 135, 0, 72, 0, 0, 0, 0, 62, 24, bytes(86), 0, NO_VLAN)
+    unreach = (C, A, 1, 3, 3, 56, 0, 0, 0, 0, 42, 28, bytes(70), 0, NO_VLAN)
+    unreach_port = (C, A, 1, 3, 4, 56, 0, 0, 0, 0, 42, 28, bytes(70), 0, NO_VLAN)
+    table.packet(0.0, ns)
+    table.packet(0.1, unreach)
+    table.packet(0.2, unreach_port)  # another code: another connection, as Zeek keys them
+    table.flush()
+    got = sorted((f.orig_p, f.resp_p) for f, _ in out.ended)
+    assert got == [(3, 3), (3, 4), (135, 136)]
+
+
+def test_empty_udp_datagrams_are_in_the_history() -> None:
+    table, out = make()
+    table.packet(0.0, udp(A, C, 40000, 5000, 0))
+    table.flush()
+    ((f, _),) = out.ended
+    assert transport_summary(f) == (0, 0, 0, "S0", "D")
+
+
+def test_other_ip_protocols_carry_no_byte_counts() -> None:
+    table, out = make()
+    table.packet(0.0, (A, C, 132, 0, 0, 120, 0, 0, 0, 0, 34, 100, bytes(134), 0, NO_VLAN))
+    table.flush()
+    ((f, _),) = out.ended
+    assert transport_summary(f) == (0, 0, 0, "OTH", "")
+    assert f.o_pkts == 1

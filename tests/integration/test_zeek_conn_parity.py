@@ -17,27 +17,32 @@ from tests.conftest import CORPUS
 
 ZEEK = CORPUS / "zeek"
 
+#: Below 99 only where the remaining classes belong to other parts: ``service`` (analyzers
+#: netwatch lacks: QUIC, FTP, SMTP, SSH, NTP, GTP...) and ``history`` (Zeek's ``X``, a
+#: protocol analyzer's violation).
 FLOORS = {
-    "id.orig_h": 99.6,
-    "id.orig_p": 99.6,
-    "id.resp_h": 99.6,
-    "id.resp_p": 99.6,
-    "proto": 100.0,
-    "ip_proto": 100.0,
-    "service": 75.0,
-    "duration": 80.2,
-    "orig_bytes": 97.4,
-    "resp_bytes": 97.7,
-    "conn_state": 96.6,
-    "missed_bytes": 99.6,
-    "history": 93.4,
-    "orig_pkts": 95.2,
-    "orig_ip_bytes": 95.5,
-    "resp_pkts": 97.0,
-    "resp_ip_bytes": 97.3,
+    "id.orig_h": 99.0,
+    "id.orig_p": 99.0,
+    "id.resp_h": 99.0,
+    "id.resp_p": 99.0,
+    "proto": 99.0,
+    "ip_proto": 99.0,
+    "service": 75.5,
+    "duration": 99.0,
+    "orig_bytes": 99.0,
+    "resp_bytes": 99.0,
+    "conn_state": 99.0,
+    "missed_bytes": 99.0,
+    "history": 97.0,
+    "orig_pkts": 99.0,
+    "orig_ip_bytes": 99.0,
+    "resp_pkts": 99.0,
+    "resp_ip_bytes": 99.0,
 }
-MAX_ZEEK_ONLY = 55
-MAX_NETWATCH_ONLY = 1
+#: Connections only Zeek logs: tunnels netwatch does not unwrap yet (Teredo, AYIYA, GTP-U),
+#: Geneve/GRE-over-UDP outer flows, PBB, VN-Tag, 802.11 radiotap and PPP frames.
+MAX_ZEEK_ONLY = 48
+MAX_NETWATCH_ONLY = 0
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +60,8 @@ def test_field_agreement_at_least_floor(comparison: Comparison, field: str) -> N
 
 
 def test_unpaired_connections_bounded(comparison: Comparison) -> None:
-    assert len(comparison.zeek_only) <= MAX_ZEEK_ONLY
-    assert len(comparison.netwatch_only) <= MAX_NETWATCH_ONLY
+    assert comparison.zeek_only_counted <= MAX_ZEEK_ONLY
+    assert comparison.netwatch_only_counted <= MAX_NETWATCH_ONLY
 
 
 def test_cli_prints_table_and_disagreements(
