@@ -29,7 +29,7 @@ from netwatch.capture.files import MappedPcap
 from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import MAX_CAPLEN
 from netwatch.decode.walk import TUNNEL_UDP_PORTS
-from netwatch.flow.tcpstate import ACK, TcpState
+from netwatch.flow.tcpstate import ACK
 
 if TYPE_CHECKING:
     from netwatch.pipeline import Pipeline
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 _IP4_PORTS = struct.Struct("!BxH2xHxBxx4s4sHH")
 _IP6_PORTS = struct.Struct("!IHBx16s16sHH")
 _TCP_REST = struct.Struct("!IIBBH")
-_PARTIAL = TcpState.PARTIAL.value  # PARTIAL or ESTABLISHED: no handshake or close left
-_ESTABLISHED = TcpState.ESTABLISHED.value
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 _BIT_A, _BIT_D = 1 << 2, 1 << 3  # history bits of 'A' and 'D' (see tcpstate)
@@ -69,6 +67,9 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     account = pipe.account
     keep = pipe.keeper.keep  # evidence frames of a flow that still keeps (Flow.keep > 0)
     next_sweep = table.next_sweep
+    sweep_timers = table.sweep_timers
+    mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
+    bit_a, bit_d = _BIT_A, _BIT_D
     last = end - 34  # the fused unpack reads 34 bytes; the tail goes to the general walker
     n = nbytes = 0
     while off <= last:
@@ -81,7 +82,9 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         ts = sec + frac * tick
         n += 1
         nbytes += wirelen
-        if caplen >= 58 and ts < next_sweep:
+        # timers due first, as the general path runs them (which it does itself when the
+        # periodic sweep is due too: sweep_timers then returns ts)
+        if caplen >= 58 and (ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts):
             ipo = start + 14
             if etype == eth_vlan:
                 etype = tagged
@@ -135,50 +138,49 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                             if f.keep:
                                 keep(f, ts, linktype, buf[start:nxt], wirelen)
                             continue
-                    elif f.tcp is not None and caplen >= ipo - start + hdr + 20:
+                    elif (tcp := f.tcp) is not None and caplen >= ipo - start + hdr + 20:
                         seq, ack, doff, flags, win = tcp_rest(buf, ipo + hdr + 4)
                         thl = (doff >> 4) << 2
                         plen = tot - hdr - thl
                         if is_orig:
-                            e, p = f.tcp
+                            e, p = tcp
                         else:
-                            p, e = f.tcp
+                            p, e = tcp
                         if (
                             not flags & 0x07
                             and win
+                            # in order, nothing undelivered before it, partial to closed
+                            and seq == e.nxt
                             and thl >= 20
                             and plen >= 0
-                            and _PARTIAL <= e.state <= _ESTABLISHED
                             and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
+                            # not an ACK of data the capture did not deliver (a gap)
                             and (
-                                not flags & ACK
-                                or p.deliv < 0
-                                or not 0 < (ack - p.deliv) & _MASK < _HALF
+                                ack == (pd := p.dack)
+                                or not flags & ack_flag
+                                or pd < 0
+                                or (ack - pd - 1) & mask >= half_1
                             )
                         ):
                             if plen:
-                                bit = _BIT_D
-                                fits = (
-                                    (seq - e.seqmax) & _MASK == 0
-                                    and e.deliv == e.seqmax
-                                    and caplen >= ipo - start + hdr + thl + plen
-                                )
+                                bit = bit_d
+                                fits = caplen == wirelen or caplen >= ipo - start + hdr + thl + plen
                             else:
-                                bit = _BIT_A if flags & ACK else 0
-                                fits = not 0 < (seq - e.seqmax) & _MASK < _HALF
+                                bit = bit_a if flags & ack_flag else 0
+                                fits = True
                             if fits and e.bits & bit == bit:
-                                e.seqmax += plen
-                                e.deliv += plen
+                                if plen:
+                                    e.seqmax += plen
+                                    e.deliv += plen
+                                    e.nxt = e.dack = (seq + plen) & mask
                                 if ts > f.last:
                                     f.last = ts
-                                if is_orig:
+                                if is_orig:  # TCP payload bytes: in the endpoints
                                     f.o_pkts += 1
                                     f.o_ipb += tot
-                                    f.o_bytes += plen
                                 else:
                                     f.r_pkts += 1
                                     f.r_ipb += tot
-                                    f.r_bytes += plen
                                 if f.keep:
                                     keep(f, ts, linktype, buf[start:nxt], wirelen)
                                 continue

@@ -16,9 +16,10 @@ the case of the letters so far and puts ``^`` first, as Zeek does. ICMP flows ca
 counterpart type (echo 8 -> 0, neighbour solicitation 135 -> 136...) or else the code as
 ``resp_p``.
 
-A TCP flow's clock (``last``, hence ``duration``) stops once both ends sent a FIN or RST;
-later packets are still counted. A SYN on a 5-tuple whose connection either side closed or
-reset, or a SYN with another initial sequence number, ends the old flow and starts a new one
+A TCP flow's ``duration`` ends at the packet with which both ends had sent a FIN or RST
+(``Flow.stop``); later packets are still counted (and still move ``last``). A SYN on a
+5-tuple whose connection either side closed or reset, or a SYN with another initial
+sequence number, ends the old flow and starts a new one
 (Zeek's connection reuse). Flows end on idle timeout (per protocol), a fixed delay after a
 TCP close or reset (``tcp_closed_s``; later packets do not postpone it), an unanswered SYN
 after ``tcp_attempt_s``, a FIN that was an endpoint's first segment after
@@ -58,7 +59,6 @@ from netwatch.flow.tcpstate import (
     SYN,
     Endpoint,
     TcpState,
-    after_lone_syn_ack,
     closed_both,
     establish,
     establish_both,
@@ -150,7 +150,7 @@ class Flow:
         "resp_mac",
         "resp_p",
         "state",
-        "stopped",
+        "stop",
         "tcp",
         "uid",
         "vlan",
@@ -164,14 +164,14 @@ class Flow:
         self.proto = proto
         self.o_pkts = 0
         self.o_ipb = 0
-        self.o_bytes = 0
+        self.o_bytes = 0  # payload bytes of UDP, ICMP and other protocols (TCP: tcpstate)
         self.r_pkts = 0
         self.r_ipb = 0
         self.r_bytes = 0
         self.tcp: tuple[Endpoint, Endpoint] | None = None
         self.hist: list[str] | None = None
         self.state = 0  # 0 open, 1 closed (TCP), 2 ended
-        self.stopped = False  # TCP: both ends closed, the clock (``last``) no longer moves
+        self.stop = -1.0  # TCP: when both ends had closed (-1: not yet); ``duration`` ends there
         self.app: dict[str, Any] | None = None  # deep-parser results, allocated on demand
         self.name: str | None = None  # DNS name of the responder known at flow start
         self.odir = True
@@ -189,8 +189,9 @@ class Flow:
 
     @property
     def duration(self) -> float:
-        """Seconds between first and last packet."""
-        return self.last - self.first
+        """Seconds between the first packet and the last (for TCP: the last before both
+        ends had closed, as Zeek's)."""
+        return (self.stop if self.stop >= 0 else self.last) - self.first
 
     def app_set(self, field: str, value: Any) -> None:
         """Record a deep-parser result on the flow (first value wins)."""
@@ -239,8 +240,12 @@ class FlowTable:
         self._heaps: dict[float, list[tuple[float, int, Flow]]] = {}
         self._closed: list[tuple[float, int, Flow]] = []
         self._checks: list[tuple[float, int, Flow, Check]] = []
+        # unanswered SYNs: checked at the sweeps (not each one a wake-up of its own: most
+        # SYNs are answered long before, and the attempt delay is not timed to the packet)
+        self._attempts: list[tuple[float, int, Flow, Check]] = []
         self._tie = itertools.count()
         self.next_sweep = float("-inf")
+        self._next_periodic = float("-inf")
         self.ended: dict[str, int] = {r.value: 0 for r in EndReason}
         self.created = 0
         self.packets = 0
@@ -282,22 +287,25 @@ class FlowTable:
                     elif flags & _SYN_ACK == SYN and fwd is not f.odir and syn_reversal(orig, resp):
                         self._flip_tcp(f)  # the SYN-ACK was seen before its SYN
                         reversal = True
-                elif (flags & ACK or plen) and after_lone_syn_ack(orig, resp):
-                    self._flip_tcp(f)  # an ACK or data after a lone SYN-ACK: Zeek flips
+                elif orig.state == _SYN_ACK_SENT and (flags & ACK or plen) and not resp.state:
+                    # an ACK or data after a lone SYN-ACK (after_lone_syn_ack): Zeek flips
+                    self._flip_tcp(f)
                     establish(orig)
-            if ts > f.last and not f.stopped:
-                f.last = ts
+            f.last = max(f.last, ts)
         if fwd is f.odir:
             f.o_pkts += 1
             f.o_ipb += ip_len
-            f.o_bytes += plen
             is_orig = True
         else:
             f.r_pkts += 1
             f.r_ipb += ip_len
-            f.r_bytes += plen
             is_orig = False
-        if proto == PROTO_TCP and flags != FRAGMENT:
+        if proto != PROTO_TCP:  # TCP payload is counted in sequence space (tcpstate)
+            if is_orig:
+                f.o_bytes += plen
+            else:
+                f.r_bytes += plen
+        elif flags != FRAGMENT:
             whole = len(frame) >= off + plen
             tcp = f.tcp
             if tcp is None:
@@ -366,7 +374,10 @@ class FlowTable:
         else:
             tcp_packet(tcp[1], tcp[0], flags, seq, ack, win, plen, whole, hist)
         if is_orig and flags & SYN and tcp[0].state in (_SYN_SENT, _SYN_ACK_SENT):
-            self._check(ts + self.settings.tcp_attempt_s, f, Check.ATTEMPT)
+            heapq.heappush(
+                self._attempts,
+                (ts + self.settings.tcp_attempt_s, next(self._tie), f, Check.ATTEMPT),
+            )
         if flags & 0x05:
             self._closing(f, is_orig, ts, True)
 
@@ -376,13 +387,14 @@ class FlowTable:
         tcp = f.tcp
         assert tcp is not None
         orig, resp = tcp
-        if not f.stopped and closed_both(orig, resp):
-            f.stopped = True
+        if f.stop < 0 and closed_both(orig, resp):
+            f.stop = f.last  # this packet's time: Zeek's clock stops after it
         if f.state != 0:
             return
         if is_closed(orig, resp):
             f.state = 1
             heapq.heappush(self._closed, (ts, next(self._tie), f))
+            self.next_sweep = min(self.next_sweep, ts + self.settings.tcp_closed_s)
             return
         sender = orig if is_orig else resp
         if first_fin and sender.state == _CLOSED and sender.prev == _INACTIVE:
@@ -390,6 +402,7 @@ class FlowTable:
 
     def _check(self, when: float, f: Flow, kind: Check) -> None:
         heapq.heappush(self._checks, (when, next(self._tie), f, kind))
+        self.next_sweep = min(self.next_sweep, when)
 
     def _flip_tcp(self, f: Flow) -> None:
         """Swap the roles of a TCP flow under way: counters, ends and endpoints."""
@@ -442,6 +455,7 @@ class FlowTable:
         if heap is None:
             heap = self._heaps[idle] = []
         heapq.heappush(heap, (ts, next(self._tie), f))
+        self.next_sweep = min(self.next_sweep, ts + idle)
         if self._on_start is not None:
             self._on_start(f, ts)
         return f
@@ -449,14 +463,41 @@ class FlowTable:
     # -- timers ---------------------------------------------------------------------------
 
     def sweep(self, now: float) -> None:
-        """End every flow whose idle, close-linger or active timeout has passed at ``now``."""
-        self.next_sweep = now + self.settings.sweep_interval_s
+        """End every flow whose idle, close-linger or active timeout has passed at ``now``.
+        The next sweep is due at the next timer (so a packet after a timer's time finds
+        the flow ended, as in Zeek) or after ``sweep_interval_s``; the ``on_sweep``
+        callback runs at that interval only."""
+        periodic = now >= self._next_periodic
+        if periodic:
+            self._next_periodic = now + self.settings.sweep_interval_s
         for idle, heap in self._heaps.items():
             self._expire_idle(heap, now - idle, now - self.settings.active_timeout_s)
         self._expire_closed(now - self.settings.tcp_closed_s)
         self._run_checks(now)
-        if self._on_sweep is not None:
+        if periodic and self._on_sweep is not None:
             self._on_sweep(now)
+        self.next_sweep = min(self._next_periodic, self._next_due())
+
+    def sweep_timers(self, now: float) -> float:
+        """The fused loop's sweep: run the timers due at ``now`` and return when the next
+        sweep is due; when the periodic sweep is due too, do nothing and return ``now``
+        (the caller leaves the packet to the general path, which sweeps)."""
+        if now >= self._next_periodic:
+            return now
+        self.sweep(now)
+        return self.next_sweep
+
+    def _next_due(self) -> float:
+        """The earliest time a timer may come due (a stale idle entry may make it early)."""
+        due = float("inf")
+        for idle, heap in self._heaps.items():
+            if heap and heap[0][0] + idle < due:
+                due = heap[0][0] + idle
+        if self._closed and self._closed[0][0] + self.settings.tcp_closed_s < due:
+            due = self._closed[0][0] + self.settings.tcp_closed_s
+        if self._checks and self._checks[0][0] < due:
+            due = self._checks[0][0]
+        return due
 
     def _expire_idle(
         self, heap: list[tuple[float, int, Flow]], horizon: float, active_horizon: float
@@ -484,7 +525,10 @@ class FlowTable:
                 self._end(f, EndReason.TCP_CLOSED)
 
     def _run_checks(self, now: float) -> None:
-        heap = self._checks
+        for heap in (self._attempts, self._checks):
+            self._run_heap(heap, now)
+
+    def _run_heap(self, heap: list[tuple[float, int, Flow, Check]], now: float) -> None:
         while heap and heap[0][0] <= now:
             when, _, f, kind = heapq.heappop(heap)
             if f.state == 2:
@@ -541,3 +585,4 @@ class FlowTable:
         self._heaps.clear()
         self._closed.clear()
         self._checks.clear()
+        self._attempts.clear()

@@ -85,12 +85,14 @@ class Endpoint:
         "base",
         "bits",
         "blocks",
+        "dack",
         "deliv",
         "fin",
         "gaps",
         "last_ctl",
         "letters",
         "missed",
+        "nxt",
         "prev",
         "retx",
         "seqmax",
@@ -106,6 +108,11 @@ class Endpoint:
         self.deliv = -1  # end of the data delivered in order (captured, no hole before)
         self.acked = -1  # highest acknowledgement received from the peer (unwrapped)
         self.fin = -1  # position of the FIN octet once a FIN was sent
+        # For the fused loop, 32-bit: the next in-order sequence number while everything
+        # seen was delivered and the state needs no bookkeeping (else -1), and the end of
+        # the delivered data (-1: unknown).
+        self.nxt = -1
+        self.dack = -1
         self.blocks: list[tuple[int, int]] | None = None  # delivered beyond a hole
         self.last_ctl: list[int] | None = None  # sequence of the last S/H, F and R letters
         self.bits = 0
@@ -186,10 +193,18 @@ def tcp_packet(
             e.seqmax += rel
         if e.state == _INACTIVE:
             _wake(e, peer, flags, pay_len)
-    if flags & ACK and peer.deliv >= 0:
-        adv = (ack - peer.deliv) & _MASK
+    pd = peer.deliv
+    if flags & ACK and pd >= 0:
+        adv = (ack - pd) & _MASK
         if 0 < adv < _HALF:
-            _ack_received(peer, e, peer.deliv + adv, not flags & RST, hist)
+            _ack_received(peer, e, pd + adv, not flags & RST, hist)
+            pd = peer.deliv
+        peer.dack = pd & _MASK
+    # the fused loop's 32-bit values (see Endpoint); inline: this runs for every segment
+    d = e.deliv
+    e.dack = d & _MASK if d >= 0 else -1
+    e.nxt = d & _MASK if d == e.seqmax >= 0 and _PARTIAL <= e.state <= _CLOSED else -1
+    peer.nxt = pd & _MASK if pd == peer.seqmax >= 0 and _PARTIAL <= peer.state <= _CLOSED else -1
 
 
 def _control(
@@ -247,6 +262,9 @@ def _control(
     if flags & FIN and e.fin < 0:
         rel = (seq + pay_len - e.seqmax) & _MASK  # the FIN octet follows the segment's data
         e.fin = e.seqmax + rel if rel < _HALF else e.seqmax + rel - _WRAP
+        if e.fin >= e.seqmax:
+            e.seqmax = e.fin + 1  # the FIN octet is sequence space (size() leaves it out)
+        _fin_reached(e)
 
 
 _REPEATED = {_B_S: 0, _B_H: 0, _B_F: 1, _B_R: 2}
@@ -342,6 +360,7 @@ def _deliver(e: Endpoint, start: int, length: int) -> None:
         e.deliv = end
         if e.blocks:
             _absorb(e)
+        _fin_reached(e)
         return
     blocks = e.blocks
     if blocks is None:
@@ -378,6 +397,14 @@ def _ack_received(e: Endpoint, peer: Endpoint, upto: int, trusted: bool, hist: l
     if upto > e.deliv:
         _gap(e, peer, upto - e.deliv, hist)
         e.deliv = upto
+    _fin_reached(e)
+
+
+def _fin_reached(e: Endpoint) -> None:
+    """Every byte before the FIN is delivered: the FIN octet counts as delivered too, so an
+    ACK of the FIN is no gap (and the fused loop keeps taking such ACKs)."""
+    if e.deliv == e.fin >= 0:
+        e.deliv += 1
 
 
 def _clean(e: Endpoint) -> bool:

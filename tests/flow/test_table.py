@@ -84,7 +84,7 @@ def test_ack_after_lone_syn_ack_flips_with_caret_first() -> None:
     table.flush()
     f, _ = out.ended[0]
     assert (f.orig_h, f.orig_p, "".join(f.hist or [])) == (A, 50000, "^hD")
-    assert (f.o_pkts, f.r_pkts, f.o_bytes) == (1, 1, 5)
+    assert (f.o_pkts, f.r_pkts, transport_summary(f)[0]) == (1, 1, 5)
 
 
 def test_server_fin_first_is_oriented_client_to_server_with_caret() -> None:
@@ -97,7 +97,7 @@ def test_server_fin_first_is_oriented_client_to_server_with_caret() -> None:
     ((f, _),) = out.ended
     assert (f.orig_h, f.orig_p, f.resp_h, f.resp_p) == (A, 46551, C, 443)
     assert "".join(f.hist or ()) == "^fAD"
-    assert (f.o_pkts, f.r_pkts, f.o_bytes, f.r_bytes) == (2, 1, 300, 0)
+    assert (f.o_pkts, f.r_pkts, *transport_summary(f)[:2]) == (2, 1, 300, 0)
 
 
 def test_mid_stream_upload_from_a_client_port_keeps_the_client_as_originator() -> None:
@@ -108,7 +108,7 @@ def test_mid_stream_upload_from_a_client_port_keeps_the_client_as_originator() -
     table.packet(6.0, tcp(C, A, 443, 46551, ACK, 9))
     table.flush()
     ((f, _),) = out.ended
-    assert (f.orig_h, f.orig_p, f.o_bytes, f.r_bytes) == (A, 46551, 5000, 0)
+    assert (f.orig_h, f.orig_p, *transport_summary(f)[:2]) == (A, 46551, 5000, 0)
     assert "".join(f.hist or ()) == "Da"
 
 
@@ -368,3 +368,12 @@ def test_other_ip_protocols_carry_no_byte_counts() -> None:
     ((f, _),) = out.ended
     assert transport_summary(f) == (0, 0, 0, "OTH", "")
     assert f.o_pkts == 1
+
+
+def test_a_timer_runs_at_its_time_not_at_the_next_periodic_sweep() -> None:
+    table, out = make(tcp_closed_s=5, sweep_interval_s=1.0)
+    table.packet(0.0, tcp(A, C, 1000, 80, ACK, 1, 10))
+    table.packet(0.1, tcp(C, A, 80, 1000, RST, 9))  # the removal is due at 5.1
+    table.packet(4.6, udp(B, C, 1, 2))  # a periodic sweep at 4.6, the next one at 5.6
+    table.packet(5.2, tcp(A, C, 1000, 80, ACK, 11, 10))  # a new (partial) connection
+    assert [(f.o_pkts, r) for f, r in out.ended] == [(1, EndReason.TCP_CLOSED)]
