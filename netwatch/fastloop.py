@@ -8,10 +8,13 @@ fields and updates the flow's counters in one loop body, straight from the memor
 file: no frame copy, no per-layer call, no tuple per packet.
 
 Every other packet (new flows, SYN/FIN/RST, out-of-order or gap segments, payload the
-capture cut short, an ACK of data the capture has not delivered, a bare segment ahead of the
-sequence seen, endpoints not yet or no longer established, packets the deep
-parsers still want, timer sweeps, tunnels, fragments, other link types, anything odd) takes
-the general path: ``Decoder.decode`` then ``FlowTable.packet``, which own the semantics.
+capture cut short, an ACK of data the capture has not delivered, a segment not at the
+endpoint's next sequence number (``Endpoint.nxt``, -1 while a hole is open or the endpoint
+is in the handshake or reset), packets the deep parsers still want, the periodic sweep,
+tunnels, fragments, other link types, anything odd) takes the general path:
+``Decoder.decode`` then ``FlowTable.packet``, which own the semantics. Timers due between
+periodic sweeps (a closed connection's removal, a DNS or partial-close check) run here first
+(``FlowTable.sweep_timers``), as the general path would run them before its packet.
 A fast packet of a flow that still keeps evidence frames (``Flow.keep`` > 0,
 :mod:`netwatch.alerts.evidence`) is kept here as the general path would keep it.
 The fast branch below may only do what those would do for the same packet; the test

@@ -19,15 +19,17 @@ counterpart type (echo 8 -> 0, neighbour solicitation 135 -> 136...) or else the
 A TCP flow's ``duration`` ends at the packet with which both ends had sent a FIN or RST
 (``Flow.stop``); later packets are still counted (and still move ``last``). A SYN on a
 5-tuple whose connection either side closed or reset, or a SYN with another initial
-sequence number, ends the old flow and starts a new one
-(Zeek's connection reuse). Flows end on idle timeout (per protocol), a fixed delay after a
-TCP close or reset (``tcp_closed_s``; later packets do not postpone it), an unanswered SYN
-after ``tcp_attempt_s``, a FIN that was an endpoint's first segment after
-``tcp_partial_close_s`` unless the other side closes too, a DNS flow (UDP 53, 137, 5353,
-5355) idle about ``dns_idle_s`` (checked every ``dns_idle_s`` from its start, with Zeek's one
-second of slack), on an active timeout, on eviction or at end of input; each ending is
-passed to the injected ``on_end`` callback with a reason (a reused 5-tuple ends with
-``tcp_closed``). The active timeout is checked whenever a busy flow's idle timer comes due,
+sequence number, ends the old flow and starts a new one (Zeek's connection reuse). Flows
+end on idle timeout (per protocol); a fixed delay after a TCP close or reset
+(``tcp_closed_s``; later packets do not postpone it); an unanswered SYN after
+``tcp_attempt_s`` (checked at the periodic sweeps, every ``sweep_interval_s``); a FIN that
+was an endpoint's first segment after ``tcp_partial_close_s`` unless the other side closes
+too; a DNS flow (UDP 53, 137, 5353, 5355) idle about ``dns_idle_s`` (checked every
+``dns_idle_s`` from its start, with Zeek's one second of slack); on an active timeout, on
+eviction or at end of input. Each ending is passed to the injected ``on_end`` callback with
+a reason (a reused 5-tuple ends with ``tcp_closed``). Timers run when due (the next sweep is
+set to the earliest one), not only at the periodic sweeps. The active timeout is checked
+whenever a busy flow's idle timer comes due,
 so it is enforced with the granularity of the protocol's idle timeout (e.g. 60 s for UDP).
 
 Config read: ``flows.*`` (max_flows, per-protocol idle timeouts, tcp_closed_s,
