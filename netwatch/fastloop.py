@@ -159,10 +159,9 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                             and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
                             # not an ACK of data the capture did not deliver (a gap)
                             and (
-                                ack == (pd := p.dack)
-                                or not flags & ack_flag
-                                or pd < 0
+                                (pd := p.dack) < 0
                                 or (ack - pd - 1) & mask >= half_1
+                                or not flags & ack_flag
                             )
                         ):
                             if plen:

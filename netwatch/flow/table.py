@@ -472,10 +472,7 @@ class FlowTable:
         periodic = now >= self._next_periodic
         if periodic:
             self._next_periodic = now + self.settings.sweep_interval_s
-        for idle, heap in self._heaps.items():
-            self._expire_idle(heap, now - idle, now - self.settings.active_timeout_s)
-        self._expire_closed(now - self.settings.tcp_closed_s)
-        self._run_checks(now)
+        self._timers(now)
         if periodic and self._on_sweep is not None:
             self._on_sweep(now)
         self.next_sweep = min(self._next_periodic, self._next_due())
@@ -486,7 +483,8 @@ class FlowTable:
         (the caller leaves the packet to the general path, which sweeps)."""
         if now >= self._next_periodic:
             return now
-        self.sweep(now)
+        self._timers(now)
+        self.next_sweep = min(self._next_periodic, self._next_due())
         return self.next_sweep
 
     def _next_due(self) -> float:
@@ -526,9 +524,17 @@ class FlowTable:
             if f.state != 2:
                 self._end(f, EndReason.TCP_CLOSED)
 
-    def _run_checks(self, now: float) -> None:
-        for heap in (self._attempts, self._checks):
-            self._run_heap(heap, now)
+    def _timers(self, now: float) -> None:
+        """Every timer due at ``now``, in a fixed order (idle, closed, attempts, checks)."""
+        for idle, heap in self._heaps.items():
+            if heap and heap[0][0] <= now - idle:
+                self._expire_idle(heap, now - idle, now - self.settings.active_timeout_s)
+        closed = self._closed
+        if closed and closed[0][0] <= now - self.settings.tcp_closed_s:
+            self._expire_closed(now - self.settings.tcp_closed_s)
+        for checks in (self._attempts, self._checks):
+            if checks and checks[0][0] <= now:
+                self._run_heap(checks, now)
 
     def _run_heap(self, heap: list[tuple[float, int, Flow, Check]], now: float) -> None:
         while heap and heap[0][0] <= now:
