@@ -73,13 +73,14 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     sweep_timers = table.sweep_timers
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
+    maxcap = MAX_CAPLEN
     last = end - 34  # the fused unpack reads 34 bytes; the tail goes to the general walker
     n = nbytes = 0
     while off <= last:
         sec, frac, caplen, wirelen, etype, tagged = rec(buf, off)
         start = off + 16
         nxt = start + caplen
-        if nxt > end or caplen == 0 or caplen > MAX_CAPLEN:
+        if nxt > end or caplen == 0 or caplen > maxcap:
             break  # odd record: the general walker accounts for it
         off = nxt
         ts = sec + frac * tick
@@ -93,7 +94,6 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                 etype = tagged
                 ipo = start + 18
             fast = False
-            tot = hdr = 0
             if etype == eth_v4:
                 vhl, tot, frag, proto, src, dst, sport, dport = ip4(buf, ipo)
                 if vhl == 0x45 and not frag & 0x3FFF and (proto == 6 or proto == 17):
@@ -159,8 +159,10 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                             and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
                             # not an ACK of data the capture did not deliver (a gap)
                             and (
-                                (pd := p.dack) < 0
+                                ack == (pd := p.dack)
+                                or 0 < pd - ack <= half_1  # behind, no wrap in between
                                 or (ack - pd - 1) & mask >= half_1
+                                or pd < 0
                                 or not flags & ack_flag
                             )
                         ):
@@ -171,9 +173,8 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                                 bit = bit_a if flags & ack_flag else 0
                                 fits = True
                             if fits and e.bits & bit == bit:
-                                if plen:
+                                if plen:  # (e.deliv follows e.seqmax while e.nxt >= 0)
                                     e.seqmax += plen
-                                    e.deliv += plen
                                     e.nxt = e.dack = (seq + plen) & mask
                                 if ts > f.last:
                                     f.last = ts

@@ -100,7 +100,7 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
         "proto": _PROTO_NAMES.get(f.proto, "unknown_transport"),
         "ip_proto": f.proto,
         "service": ",".join(services) if services else None,
-        "duration": round(f.duration, 6),
+        "duration": round((f.stop if f.stop >= 0 else f.last) - f.first, 6),  # Flow.duration
         "orig_bytes": orig_bytes,
         "resp_bytes": resp_bytes,
         "conn_state": state,

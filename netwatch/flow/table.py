@@ -313,8 +313,8 @@ class FlowTable:
             if tcp is None:
                 self._tcp_first(f, is_orig, flags, seq, ack, win, plen, whole, ts)
             else:
-                sender = tcp[0] if is_orig else tcp[1]
-                first_fin = sender.fin < 0
+                # a FIN's first time (the partial-close check): known before tcp_packet
+                first_fin = bool(flags & 0x01) and (tcp[0] if is_orig else tcp[1]).fin < 0
                 if is_orig:
                     tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, f.hist)  # type: ignore[arg-type]
                 else:
@@ -396,7 +396,9 @@ class FlowTable:
         if is_closed(orig, resp):
             f.state = 1
             heapq.heappush(self._closed, (ts, next(self._tie), f))
-            self.next_sweep = min(self.next_sweep, ts + self.settings.tcp_closed_s)
+            due = ts + self.settings.tcp_closed_s
+            if due < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+                self.next_sweep = due
             return
         sender = orig if is_orig else resp
         if first_fin and sender.state == _CLOSED and sender.prev == _INACTIVE:
@@ -404,7 +406,8 @@ class FlowTable:
 
     def _check(self, when: float, f: Flow, kind: Check) -> None:
         heapq.heappush(self._checks, (when, next(self._tie), f, kind))
-        self.next_sweep = min(self.next_sweep, when)
+        if when < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+            self.next_sweep = when
 
     def _flip_tcp(self, f: Flow) -> None:
         """Swap the roles of a TCP flow under way: counters, ends and endpoints."""
@@ -457,7 +460,8 @@ class FlowTable:
         if heap is None:
             heap = self._heaps[idle] = []
         heapq.heappush(heap, (ts, next(self._tie), f))
-        self.next_sweep = min(self.next_sweep, ts + idle)
+        if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+            self.next_sweep = ts + idle
         if self._on_start is not None:
             self._on_start(f, ts)
         return f

@@ -109,8 +109,9 @@ class Endpoint:
         self.acked = -1  # highest acknowledgement received from the peer (unwrapped)
         self.fin = -1  # position of the FIN octet once a FIN was sent
         # For the fused loop, 32-bit: the next in-order sequence number while everything
-        # seen was delivered and the state needs no bookkeeping (else -1), and the end of
-        # the delivered data (-1: unknown).
+        # seen was delivered and the state needs no bookkeeping (else -1; while >= 0 the
+        # fused loop advances ``seqmax`` alone and ``deliv`` is taken to equal it), and the
+        # end of the delivered data (-1: unknown).
         self.nxt = -1
         self.dack = -1
         self.blocks: list[tuple[int, int]] | None = None  # delivered beyond a hole
@@ -170,6 +171,10 @@ def tcp_packet(
 ) -> None:
     """Account one TCP segment sent by ``e`` (``whole``: its payload was captured in full);
     append new history letters to ``hist``."""
+    if e.nxt >= 0:  # the fused loop advanced seqmax alone: all of it was delivered
+        e.deliv = e.seqmax
+    if peer.nxt >= 0:
+        peer.deliv = peer.seqmax
     if flags & 0x07 or e.base < 0:  # SYN, FIN or RST, or the endpoint's first segment
         _control(e, peer, flags, seq, win, pay_len, whole, hist)
     else:
