@@ -7,9 +7,14 @@ already seen. For those, :func:`run_mapped` reads the pcap record header, the IP
 fields and updates the flow's counters in one loop body, straight from the memory-mapped
 file: no frame copy, no per-layer call, no tuple per packet.
 
-Every other packet (new flows, SYN/FIN/RST, out-of-order or gap segments, packets the deep
-parsers still want, timer sweeps, tunnels, fragments, other link types, anything odd) takes
-the general path: ``Decoder.decode`` then ``FlowTable.packet``, which own the semantics.
+Every other packet (new flows, SYN/FIN/RST, out-of-order or gap segments, payload the
+capture cut short, an ACK of data the capture has not delivered, a segment not at the
+endpoint's next sequence number (``Endpoint.nxt``, -1 while a hole is open or the endpoint
+is in the handshake or reset), packets the deep parsers still want, the periodic sweep,
+tunnels, fragments, other link types, anything odd) takes the general path:
+``Decoder.decode`` then ``FlowTable.packet``, which own the semantics. Timers due between
+periodic sweeps (a closed connection's removal, a DNS or partial-close check) run here first
+(``FlowTable.sweep_timers``), as the general path would run them before its packet.
 A fast packet of a flow that still keeps evidence frames (``Flow.keep`` > 0,
 :mod:`netwatch.alerts.evidence`) is kept here as the general path would keep it.
 The fast branch below may only do what those would do for the same packet; the test
@@ -35,8 +40,8 @@ if TYPE_CHECKING:
 _IP4_PORTS = struct.Struct("!BxH2xHxBxx4s4sHH")
 _IP6_PORTS = struct.Struct("!IHBx16s16sHH")
 _TCP_REST = struct.Struct("!IIBBH")
-_ESTABLISHED_OR_LATER = 3  # TcpState.PARTIAL and above: no handshake bookkeeping left
 _MASK = 0xFFFFFFFF
+_HALF = 0x80000000
 _BIT_A, _BIT_D = 1 << 2, 1 << 3  # history bits of 'A' and 'D' (see tcpstate)
 
 
@@ -65,25 +70,30 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     account = pipe.account
     keep = pipe.keeper.keep  # evidence frames of a flow that still keeps (Flow.keep > 0)
     next_sweep = table.next_sweep
+    sweep_timers = table.sweep_timers
+    mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
+    bit_a, bit_d = _BIT_A, _BIT_D
+    maxcap = MAX_CAPLEN
     last = end - 34  # the fused unpack reads 34 bytes; the tail goes to the general walker
     n = nbytes = 0
     while off <= last:
         sec, frac, caplen, wirelen, etype, tagged = rec(buf, off)
         start = off + 16
         nxt = start + caplen
-        if nxt > end or caplen == 0 or caplen > MAX_CAPLEN:
+        if nxt > end or caplen == 0 or caplen > maxcap:
             break  # odd record: the general walker accounts for it
         off = nxt
         ts = sec + frac * tick
         n += 1
         nbytes += wirelen
-        if caplen >= 58 and ts < next_sweep:
+        # timers due first, as the general path runs them (which it does itself when the
+        # periodic sweep is due too: sweep_timers then returns ts)
+        if caplen >= 58 and (ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts):
             ipo = start + 14
             if etype == eth_vlan:
                 etype = tagged
                 ipo = start + 18
             fast = False
-            tot = hdr = 0
             if etype == eth_v4:
                 vhl, tot, frag, proto, src, dst, sport, dport = ip4(buf, ipo)
                 if vhl == 0x45 and not frag & 0x3FFF and (proto == 6 or proto == 17):
@@ -131,36 +141,49 @@ def run_mapped(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                             if f.keep:
                                 keep(f, ts, linktype, buf[start:nxt], wirelen)
                             continue
-                    elif f.tcp is not None and caplen >= ipo - start + hdr + 20:
-                        seq, _ack, doff, flags, win = tcp_rest(buf, ipo + hdr + 4)
-                        plen = tot - hdr - ((doff >> 4) << 2)
-                        e = f.tcp[0] if is_orig else f.tcp[1]
+                    elif (tcp := f.tcp) is not None and caplen >= ipo - start + hdr + 20:
+                        seq, ack, doff, flags, win = tcp_rest(buf, ipo + hdr + 4)
+                        thl = (doff >> 4) << 2
+                        plen = tot - hdr - thl
+                        if is_orig:
+                            e, p = tcp
+                        else:
+                            p, e = tcp
                         if (
                             not flags & 0x07
                             and win
-                            and doff >= 0x50
+                            # in order, nothing undelivered before it, partial to closed
+                            and seq == e.nxt
+                            and thl >= 20
                             and plen >= 0
-                            and e.state >= _ESTABLISHED_OR_LATER
                             and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
+                            # not an ACK of data the capture did not deliver (a gap)
+                            and (
+                                ack == (pd := p.dack)
+                                or 0 < pd - ack <= half_1  # behind, no wrap in between
+                                or (ack - pd - 1) & mask >= half_1
+                                or pd < 0
+                                or not flags & ack_flag
+                            )
                         ):
                             if plen:
-                                bit = _BIT_D
-                                fits = (seq - e.seqmax) & _MASK == 0
+                                bit = bit_d
+                                fits = caplen == wirelen or caplen >= ipo - start + hdr + thl + plen
                             else:
-                                bit = _BIT_A if flags & ACK else 0
+                                bit = bit_a if flags & ack_flag else 0
                                 fits = True
                             if fits and e.bits & bit == bit:
-                                e.seqmax += plen
+                                if plen:  # (e.deliv follows e.seqmax while e.nxt >= 0)
+                                    e.seqmax += plen
+                                    e.nxt = e.dack = (seq + plen) & mask
                                 if ts > f.last:
                                     f.last = ts
-                                if is_orig:
+                                if is_orig:  # TCP payload bytes: in the endpoints
                                     f.o_pkts += 1
                                     f.o_ipb += tot
-                                    f.o_bytes += plen
                                 else:
                                     f.r_pkts += 1
                                     f.r_ipb += tot
-                                    f.r_bytes += plen
                                 if f.keep:
                                     keep(f, ts, linktype, buf[start:nxt], wirelen)
                                 continue

@@ -95,6 +95,9 @@ def flow_settings(cfg: Config) -> FlowSettings:
         icmp_idle_s=fl.icmp_idle_s,
         other_idle_s=fl.other_idle_s,
         tcp_closed_s=fl.tcp_closed_s,
+        tcp_attempt_s=fl.tcp_attempt_s,
+        tcp_partial_close_s=fl.tcp_partial_close_s,
+        dns_idle_s=fl.dns_idle_s,
         active_timeout_s=fl.active_timeout_s,
         max_payload_packets=cfg.deep.max_payload_packets,
     )

@@ -545,7 +545,9 @@ class GeoipConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlowsConfig:
-    """flows: flow-table bounds and timeouts (seconds of packet time)."""
+    """flows: flow-table bounds and timeouts (seconds of packet time; the TCP and DNS ones
+    are Zeek's defaults: tcp_close_delay, tcp_attempt_delay, tcp_partial_close_delay,
+    dns_session_timeout)."""
 
     max_flows: int = key(v.integer(1), 1_000_000)
     tcp_idle_s: float = key(v.seconds, 300.0)
@@ -553,6 +555,9 @@ class FlowsConfig:
     icmp_idle_s: float = key(v.seconds, 60.0)
     other_idle_s: float = key(v.seconds, 60.0)
     tcp_closed_s: float = key(v.seconds, 5.0)
+    tcp_attempt_s: float = key(v.seconds, 5.0)
+    tcp_partial_close_s: float = key(v.seconds, 3.0)
+    dns_idle_s: float = key(v.seconds, 10.0)
     active_timeout_s: float = key(v.seconds, 3600.0)
     max_fragments: int = key(v.integer(1), 4096)
     fragment_timeout_s: float = key(v.seconds, 30.0)

@@ -488,6 +488,10 @@ class FrameWalk:
 
     # -- transport and tunnels ------------------------------------------------------------
 
+    #: ICMP/ICMPv6 header bytes before the payload Zeek counts in orig_bytes/resp_bytes (type,
+    #: code, checksum and the 4-byte rest of header: echo id/sequence, unused, MTU, pointer).
+    ICMP_HEADER = 8
+
     def transport(self, l4: int, proto: int, pay_len: int) -> Decoded | None:
         """TCP, UDP (or a UDP tunnel), ICMP, an IP tunnel, or another IP protocol."""
         frame, flen = self.frame, len(self.frame)
@@ -566,8 +570,8 @@ class FrameWalk:
                 0,
                 0,
                 0,
-                l4 + 4,
-                max(pay_len - 4, 0),
+                l4 + self.ICMP_HEADER,
+                max(pay_len - self.ICMP_HEADER, 0),
                 frame,
                 mac,
                 vlan,

@@ -243,11 +243,12 @@ class Devices:
         """Every camera recognised so far, one per MAC when known (else per address):
         from the flows seen, and from what was learnt by address or MAC."""
         found: dict[str, CameraSummary] = {}
+        addresses: set[str] = set()  # every address of a camera seen, not only the kept one
         for ip, mac in self._seen.items():
             dev = self._identify(ip, mac)  # afresh: later signals add evidence
             if dev is not None:
                 _keep(found, _summary(dev.ip, dev))
-        addresses = {cam.address for cam in found.values()}
+                addresses.add(dev.ip)
         for ip, entry in self._learned.items():
             if entry.primary() is not None and ip_text(ip) not in addresses:
                 learnt = self._identify(ip, None)

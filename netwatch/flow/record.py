@@ -26,6 +26,7 @@ CameraName = Callable[[bytes, bytes | None], str | None]
 """(packed IP, MAC or None) of a flow end -> the camera's name when it is a recognised one."""
 
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
+_ICMP = frozenset({1, 58})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +58,26 @@ def _udp_state(f: Flow) -> str:
     return "SHR" if f.r_pkts else "OTH"
 
 
+def _udp_history(f: Flow) -> str:
+    """Zeek's UDP history: ``D``/``d`` for the first datagram of each side (empty ones too),
+    in the order they came; a flipped flow (``^``, the only letter UDP keeps in ``hist``)
+    began with the responder's datagram."""
+    orig = "D" if f.o_pkts else ""
+    resp = "d" if f.r_pkts else ""
+    return "^" + resp + orig if f.hist else orig + resp
+
+
 def transport_summary(f: Flow) -> tuple[int, int, int, str, str]:
     """(orig_bytes, resp_bytes, missed_bytes, conn_state, history) with Zeek semantics."""
     if f.tcp is not None:
         o, r = f.tcp
         history = "".join(f.hist or ())
-        return o.size(), r.size(), o.missed + r.missed, conn_state(o, r, history), history
+        return o.size(r), r.size(o), o.missed + r.missed, conn_state(o, r, history), history
     if f.proto == PROTO_UDP:
-        flipped = "^" if f.hist else ""  # UDP keeps only Zeek's '^' in ``hist``
-        history = flipped + ("D" if f.o_bytes else "") + ("d" if f.r_bytes else "")
-        return f.o_bytes, f.r_bytes, 0, _udp_state(f), history
-    return f.o_bytes, f.r_bytes, 0, "OTH", ""
+        return f.o_bytes, f.r_bytes, 0, _udp_state(f), _udp_history(f)
+    if f.proto in _ICMP:
+        return f.o_bytes, f.r_bytes, 0, "OTH", ""
+    return 0, 0, 0, "OTH", ""  # other IP protocols: Zeek does not size their payload
 
 
 def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
@@ -90,7 +100,7 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
         "proto": _PROTO_NAMES.get(f.proto, "unknown_transport"),
         "ip_proto": f.proto,
         "service": ",".join(services) if services else None,
-        "duration": round(f.last - f.first, 6),
+        "duration": round((f.stop if f.stop >= 0 else f.last) - f.first, 6),  # Flow.duration
         "orig_bytes": orig_bytes,
         "resp_bytes": resp_bytes,
         "conn_state": state,

@@ -9,19 +9,36 @@ objects are created besides what the decoder produced.
 Zeek ``conn.log`` semantics: the originator is the sender of the first packet, unless that
 packet is not a TCP SYN and its ports say the sender is the server (Zeek's
 ``likely_server_ports`` rule, :func:`netwatch.flow.ports.flip_first`, decided once when the
-flow is created), or it is a TCP SYN-ACK; both flip the roles and record ``^`` in
-``history`` (for UDP too). Unlike Zeek, a lone SYN-ACK between two ports that say nothing
-is flipped at once (Zeek flips only when the SYN follows). Flows end on idle timeout
-(per protocol), on TCP close/reset (after a linger), on an active timeout, on eviction or at
-end of input, and each ending is passed to the injected ``on_end`` callback with a reason.
-The active timeout is checked whenever a busy flow's idle timer comes due, so it is
-enforced with the granularity of the protocol's idle timeout (e.g. 60 s for UDP).
+flow is created); that flips the roles and records ``^`` in ``history`` (for UDP too). A
+connection that began with a lone SYN-ACK is flipped when an ACK or data follows (Zeek 5.1
+and later), and a SYN-ACK seen before its SYN is flipped when the SYN comes; a flip swaps
+the case of the letters so far and puts ``^`` first, as Zeek does. ICMP flows carry the
+counterpart type (echo 8 -> 0, neighbour solicitation 135 -> 136...) or else the code as
+``resp_p``.
+
+A TCP flow's ``duration`` ends at the packet with which both ends had sent a FIN or RST
+(``Flow.stop``); later packets are still counted (and still move ``last``). A SYN on a
+5-tuple whose connection either side closed or reset, or a SYN with another initial
+sequence number, ends the old flow and starts a new one (Zeek's connection reuse). Flows
+end on idle timeout (per protocol); a fixed delay after a TCP close or reset
+(``tcp_closed_s``; later packets do not postpone it); an unanswered SYN after
+``tcp_attempt_s`` (checked at the periodic sweeps, every ``sweep_interval_s``); a FIN that
+was an endpoint's first segment after ``tcp_partial_close_s`` unless the other side closes
+too; a DNS flow (UDP 53, 137, 5353, 5355) idle about ``dns_idle_s`` (checked every
+``dns_idle_s`` from its start, with Zeek's one second of slack); on an active timeout, on
+eviction or at end of input. Each ending is passed to the injected ``on_end`` callback with
+a reason (a reused 5-tuple ends with ``tcp_closed``). Timers run when due (the next sweep is
+set to the earliest one), not only at the periodic sweeps. The active timeout is checked
+whenever a busy flow's idle timer comes due,
+so it is enforced with the granularity of the protocol's idle timeout (e.g. 60 s for UDP).
 
 Config read: ``flows.*`` (max_flows, per-protocol idle timeouts, tcp_closed_s,
-active_timeout_s) and ``deep.max_payload_packets``. Memory is bounded by ``max_flows``: when
-full, the flow idle the longest is ended with reason ``evicted`` (counted), so a scan or a
-flood cannot exhaust memory. Evidence frames are kept by the pipeline, not here: ``Flow.keep``
-and ``Flow.ev`` are their per-flow state (:mod:`netwatch.alerts.evidence`). Timers run on
+tcp_attempt_s, tcp_partial_close_s, dns_idle_s, active_timeout_s) and
+``deep.max_payload_packets``. Memory is bounded by ``max_flows``: when full, the flow idle
+the longest is ended with reason ``evicted`` (counted), so a scan or a flood cannot exhaust
+memory; the timer heaps hold at most a few entries per flow. Evidence frames are kept by the
+pipeline, not here: ``Flow.keep`` and ``Flow.ev`` are their per-flow state
+(:mod:`netwatch.alerts.evidence`). Timers run on
 packet time, so replays behave like live capture.
 """
 
@@ -31,13 +48,27 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 from netwatch.decode.frames import FRAGMENT, Decoded
 from netwatch.flow.ids import UidSource, icmp_counterpart
 from netwatch.flow.ports import flip_first
-from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, Endpoint, is_closed, tcp_packet
+from netwatch.flow.tcpstate import (
+    ACK,
+    ORIG_LETTERS,
+    RESP_LETTERS,
+    SYN,
+    Endpoint,
+    TcpState,
+    closed_both,
+    establish,
+    establish_both,
+    is_closed,
+    is_reuse,
+    syn_reversal,
+    tcp_packet,
+)
 
 if TYPE_CHECKING:
     from netwatch.alerts.evidence import FlowEvidence
@@ -46,6 +77,22 @@ PROTO_TCP = 6
 PROTO_UDP = 17
 _ICMP_PROTOS = frozenset({1, 58})
 _SYN_ACK = 0x12
+_CLOSED = TcpState.CLOSED.value
+_INACTIVE = TcpState.INACTIVE.value
+_RESET = TcpState.RESET.value
+_SYN_SENT = TcpState.SYN_SENT.value
+_SYN_ACK_SENT = TcpState.SYN_ACK_SENT.value
+#: UDP ports Zeek's DNS analyzer is attached to (base/protocols/dns: DNS, NetBIOS name
+#: service, mDNS, LLMNR); its flows end on ``dns_idle_s`` instead of the UDP idle timeout.
+DNS_UDP_PORTS = frozenset({53, 137, 5353, 5355})
+
+
+class Check(IntEnum):
+    """One-off checks scheduled per flow (Zeek's connection timers)."""
+
+    ATTEMPT = 0  # a SYN nobody answered: end the attempt (tcp_attempt_delay)
+    PARTIAL_CLOSE = 1  # a FIN was an endpoint's first segment (tcp_partial_close_delay)
+    DNS = 2  # a DNS flow idle long enough (dns_session_timeout, checked periodically)
 
 
 class EndReason(StrEnum):
@@ -68,6 +115,9 @@ class FlowSettings:
     icmp_idle_s: float = 60.0
     other_idle_s: float = 60.0
     tcp_closed_s: float = 5.0
+    tcp_attempt_s: float = 5.0
+    tcp_partial_close_s: float = 3.0
+    dns_idle_s: float = 10.0
     active_timeout_s: float = 3600.0
     max_payload_packets: int = 8
     sweep_interval_s: float = 1.0
@@ -102,6 +152,7 @@ class Flow:
         "resp_mac",
         "resp_p",
         "state",
+        "stop",
         "tcp",
         "uid",
         "vlan",
@@ -115,13 +166,14 @@ class Flow:
         self.proto = proto
         self.o_pkts = 0
         self.o_ipb = 0
-        self.o_bytes = 0
+        self.o_bytes = 0  # payload bytes of UDP, ICMP and other protocols (TCP: tcpstate)
         self.r_pkts = 0
         self.r_ipb = 0
         self.r_bytes = 0
         self.tcp: tuple[Endpoint, Endpoint] | None = None
         self.hist: list[str] | None = None
         self.state = 0  # 0 open, 1 closed (TCP), 2 ended
+        self.stop = -1.0  # TCP: when both ends had closed (-1: not yet); ``duration`` ends there
         self.app: dict[str, Any] | None = None  # deep-parser results, allocated on demand
         self.name: str | None = None  # DNS name of the responder known at flow start
         self.odir = True
@@ -139,8 +191,9 @@ class Flow:
 
     @property
     def duration(self) -> float:
-        """Seconds between first and last packet."""
-        return self.last - self.first
+        """Seconds between the first packet and the last (for TCP: the last before both
+        ends had closed, as Zeek's)."""
+        return (self.stop if self.stop >= 0 else self.last) - self.first
 
     def app_set(self, field: str, value: Any) -> None:
         """Record a deep-parser result on the flow (first value wins)."""
@@ -188,8 +241,13 @@ class FlowTable:
         # re-queued lazily when popped, so the fast path never touches a heap.
         self._heaps: dict[float, list[tuple[float, int, Flow]]] = {}
         self._closed: list[tuple[float, int, Flow]] = []
+        self._checks: list[tuple[float, int, Flow, Check]] = []
+        # unanswered SYNs: checked at the sweeps (not each one a wake-up of its own: most
+        # SYNs are answered long before, and the attempt delay is not timed to the packet)
+        self._attempts: list[tuple[float, int, Flow, Check]] = []
         self._tie = itertools.count()
         self.next_sweep = float("-inf")
+        self._next_periodic = float("-inf")
         self.ended: dict[str, int] = {r.value: 0 for r in EndReason}
         self.created = 0
         self.packets = 0
@@ -204,9 +262,11 @@ class FlowTable:
         its flow (the pipeline keeps its first frames as evidence while ``keep`` > 0)."""
         if ts >= self.next_sweep:
             self.sweep(ts)
-        src, dst, proto, sport, dport, ip_len, flags, seq, _ack, win, off, plen, frame, _m, _v = d
-        if proto in _ICMP_PROTOS:
-            ksp = kdp = _icmp_key_type(proto, sport)
+        src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, _m, _v = d
+        if proto in _ICMP_PROTOS:  # Zeek's key: (type, counterpart type), one-way: (type, code)
+            ksp = sport
+            peer = icmp_counterpart(proto, sport)
+            kdp = dport if peer is None else peer
         else:
             ksp, kdp = sport, dport
         if src < dst or (src == dst and ksp <= kdp):
@@ -216,32 +276,53 @@ class FlowTable:
             fwd = False
             key = (dst, src, kdp, ksp, proto)
         f = self.flows.get(key)
+        reversal = False
         if f is None:
             f = self._new(key, ts, d, fwd)
-        elif ts > f.last:
-            f.last = ts
+        else:
+            if proto == PROTO_TCP and flags != FRAGMENT and f.tcp is not None:
+                orig, resp = f.tcp
+                if flags & SYN:
+                    if is_reuse(orig, resp, flags, seq):
+                        self._end(f, EndReason.TCP_CLOSED)  # a new connection, same 5-tuple
+                        f = self._new(key, ts, d, fwd)
+                    elif flags & _SYN_ACK == SYN and fwd is not f.odir and syn_reversal(orig, resp):
+                        self._flip_tcp(f)  # the SYN-ACK was seen before its SYN
+                        reversal = True
+                elif orig.state == _SYN_ACK_SENT and (flags & ACK or plen) and not resp.state:
+                    # an ACK or data after a lone SYN-ACK (after_lone_syn_ack): Zeek flips
+                    self._flip_tcp(f)
+                    establish(orig)
+            f.last = max(f.last, ts)
         if fwd is f.odir:
             f.o_pkts += 1
             f.o_ipb += ip_len
-            f.o_bytes += plen
             is_orig = True
         else:
             f.r_pkts += 1
             f.r_ipb += ip_len
-            f.r_bytes += plen
             is_orig = False
-        if proto == PROTO_TCP and flags != FRAGMENT:
+        if proto != PROTO_TCP:  # TCP payload is counted in sequence space (tcpstate)
+            if is_orig:
+                f.o_bytes += plen
+            else:
+                f.r_bytes += plen
+        elif flags != FRAGMENT:
+            whole = len(frame) >= off + plen
             tcp = f.tcp
             if tcp is None:
-                self._tcp_first(f, is_orig, flags, seq, win, plen, ts)
+                self._tcp_first(f, is_orig, flags, seq, ack, win, plen, whole, ts)
             else:
+                # a FIN's first time (the partial-close check): known before tcp_packet
+                first_fin = bool(flags & 0x01) and (tcp[0] if is_orig else tcp[1]).fin < 0
                 if is_orig:
-                    tcp_packet(tcp[0], tcp[1], flags, seq, win, plen, f.hist)  # type: ignore[arg-type]
+                    tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, f.hist)  # type: ignore[arg-type]
                 else:
-                    tcp_packet(tcp[1], tcp[0], flags, seq, win, plen, f.hist)  # type: ignore[arg-type]
-                if flags & 0x05 and f.state == 0 and is_closed(tcp[0], tcp[1]):
-                    f.state = 1
-                    heapq.heappush(self._closed, (ts, next(self._tie), f))
+                    tcp_packet(tcp[1], tcp[0], flags, seq, ack, win, plen, whole, f.hist)  # type: ignore[arg-type]
+                if reversal:
+                    establish_both(tcp[0], tcp[1])
+                if flags & 0x05:
+                    self._closing(f, is_orig, ts, first_fin)
         if plen > 0 and off >= 0:
             if is_orig:
                 if f.deep_o > 0:
@@ -273,23 +354,68 @@ class FlowTable:
             self._inspect(f, False, frame, off, plen, ts)
 
     def _tcp_first(
-        self, f: Flow, is_orig: bool, flags: int, seq: int, win: int, plen: int, ts: float
+        self,
+        f: Flow,
+        is_orig: bool,
+        flags: int,
+        seq: int,
+        ack: int,
+        win: int,
+        plen: int,
+        whole: bool,
+        ts: float,
     ) -> None:
-        """The flow's first TCP segment: create the endpoints (a SYN-ACK flips the flow)."""
+        """The flow's first TCP segment: create the endpoints; an originator's SYN starts
+        the attempt timer."""
         tcp = f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
         hist = f.hist
         if hist is None:  # not flipped by the ports when the flow was created
             hist = f.hist = []
-        if flags & _SYN_ACK == _SYN_ACK and f.o_pkts == 1 and f.r_pkts == 0:
-            self._flip(f)
-            is_orig = False
         if is_orig:
-            tcp_packet(tcp[0], tcp[1], flags, seq, win, plen, hist)
+            tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, hist)
         else:
-            tcp_packet(tcp[1], tcp[0], flags, seq, win, plen, hist)
-        if f.state == 0 and is_closed(tcp[0], tcp[1]):
+            tcp_packet(tcp[1], tcp[0], flags, seq, ack, win, plen, whole, hist)
+        if is_orig and flags & SYN and tcp[0].state in (_SYN_SENT, _SYN_ACK_SENT):
+            heapq.heappush(
+                self._attempts,
+                (ts + self.settings.tcp_attempt_s, next(self._tie), f, Check.ATTEMPT),
+            )
+        if flags & 0x05:
+            self._closing(f, is_orig, ts, True)
+
+    def _closing(self, f: Flow, is_orig: bool, ts: float, first_fin: bool) -> None:
+        """After a FIN or RST: stop the clock once both ends closed, schedule the removal
+        once the close is complete (Zeek's close delay), or a partial-close check."""
+        tcp = f.tcp
+        assert tcp is not None
+        orig, resp = tcp
+        if f.stop < 0 and closed_both(orig, resp):
+            f.stop = f.last  # this packet's time: Zeek's clock stops after it
+        if f.state != 0:
+            return
+        if is_closed(orig, resp):
             f.state = 1
             heapq.heappush(self._closed, (ts, next(self._tie), f))
+            due = ts + self.settings.tcp_closed_s
+            if due < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+                self.next_sweep = due
+            return
+        sender = orig if is_orig else resp
+        if first_fin and sender.state == _CLOSED and sender.prev == _INACTIVE:
+            self._check(ts + self.settings.tcp_partial_close_s, f, Check.PARTIAL_CLOSE)
+
+    def _check(self, when: float, f: Flow, kind: Check) -> None:
+        heapq.heappush(self._checks, (when, next(self._tie), f, kind))
+        if when < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+            self.next_sweep = when
+
+    def _flip_tcp(self, f: Flow) -> None:
+        """Swap the roles of a TCP flow under way: counters, ends and endpoints."""
+        self._flip(f)
+        assert f.tcp is not None
+        orig, resp = f.tcp
+        f.tcp = (resp, orig)
+        resp.letters, orig.letters = ORIG_LETTERS, RESP_LETTERS
 
     def _flip(self, f: Flow) -> None:
         """The first packet's sender is the responder (Zeek's '^'): swap the two ends."""
@@ -303,8 +429,8 @@ class FlowTable:
         f.deep_o, f.deep_r = f.deep_r, f.deep_o
         if f.hist is None:
             f.hist = ["^"]
-        else:
-            f.hist.append("^")
+        else:  # as Zeek: the letters so far change sides, '^' goes first
+            f.hist[:] = ["^", *(c.swapcase() for c in f.hist)]
 
     def _new(self, key: tuple[Any, ...], ts: float, d: Decoded, fwd: bool) -> Flow:
         if len(self.flows) >= self.settings.max_flows:
@@ -320,8 +446,13 @@ class FlowTable:
         f.vlan = d[14]
         budget = self.settings.max_payload_packets
         f.deep_o = f.deep_r = budget
-        if flags != FRAGMENT and flip_first(proto, sport, dport, flags, dst):
+        if proto in _ICMP_PROTOS:  # Zeek: the counterpart type, or the code for one-way types
+            peer = icmp_counterpart(proto, sport)
+            f.resp_p = dport if peer is None else peer
+        elif flags != FRAGMENT and flip_first(proto, sport, dport, flags, dst):
             self._flip(f)  # no packet counted yet: only the ends and '^'
+        if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
+            self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
         self.flows[key] = f
         self.created += 1
         idle = self._idle.get(proto, self.settings.other_idle_s)
@@ -329,6 +460,8 @@ class FlowTable:
         if heap is None:
             heap = self._heaps[idle] = []
         heapq.heappush(heap, (ts, next(self._tie), f))
+        if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+            self.next_sweep = ts + idle
         if self._on_start is not None:
             self._on_start(f, ts)
         return f
@@ -336,13 +469,39 @@ class FlowTable:
     # -- timers ---------------------------------------------------------------------------
 
     def sweep(self, now: float) -> None:
-        """End every flow whose idle, close-linger or active timeout has passed at ``now``."""
-        self.next_sweep = now + self.settings.sweep_interval_s
-        for idle, heap in self._heaps.items():
-            self._expire_idle(heap, now - idle, now - self.settings.active_timeout_s)
-        self._expire_closed(now - self.settings.tcp_closed_s)
-        if self._on_sweep is not None:
+        """End every flow whose idle, close-linger or active timeout has passed at ``now``.
+        The next sweep is due at the next timer (so a packet after a timer's time finds
+        the flow ended, as in Zeek) or after ``sweep_interval_s``; the ``on_sweep``
+        callback runs at that interval only."""
+        periodic = now >= self._next_periodic
+        if periodic:
+            self._next_periodic = now + self.settings.sweep_interval_s
+        self._timers(now)
+        if periodic and self._on_sweep is not None:
             self._on_sweep(now)
+        self.next_sweep = min(self._next_periodic, self._next_due())
+
+    def sweep_timers(self, now: float) -> float:
+        """The fused loop's sweep: run the timers due at ``now`` and return when the next
+        sweep is due; when the periodic sweep is due too, do nothing and return ``now``
+        (the caller leaves the packet to the general path, which sweeps)."""
+        if now >= self._next_periodic:
+            return now
+        self._timers(now)
+        self.next_sweep = min(self._next_periodic, self._next_due())
+        return self.next_sweep
+
+    def _next_due(self) -> float:
+        """The earliest time a timer may come due (a stale idle entry may make it early)."""
+        due = float("inf")
+        for idle, heap in self._heaps.items():
+            if heap and heap[0][0] + idle < due:
+                due = heap[0][0] + idle
+        if self._closed and self._closed[0][0] + self.settings.tcp_closed_s < due:
+            due = self._closed[0][0] + self.settings.tcp_closed_s
+        if self._checks and self._checks[0][0] < due:
+            due = self._checks[0][0]
+        return due
 
     def _expire_idle(
         self, heap: list[tuple[float, int, Flow]], horizon: float, active_horizon: float
@@ -361,15 +520,51 @@ class FlowTable:
             self._end(f, EndReason.IDLE)
 
     def _expire_closed(self, horizon: float) -> None:
+        """Closed connections end a fixed delay after the close (Zeek's close delay: later
+        packets do not postpone it)."""
         heap = self._closed
         while heap and heap[0][0] <= horizon:
             _, _, f = heapq.heappop(heap)
+            if f.state != 2:
+                self._end(f, EndReason.TCP_CLOSED)
+
+    def _timers(self, now: float) -> None:
+        """Every timer due at ``now``, in a fixed order (idle, closed, attempts, checks)."""
+        for idle, heap in self._heaps.items():
+            if heap and heap[0][0] <= now - idle:
+                self._expire_idle(heap, now - idle, now - self.settings.active_timeout_s)
+        closed = self._closed
+        if closed and closed[0][0] <= now - self.settings.tcp_closed_s:
+            self._expire_closed(now - self.settings.tcp_closed_s)
+        for checks in (self._attempts, self._checks):
+            if checks and checks[0][0] <= now:
+                self._run_heap(checks, now)
+
+    def _run_heap(self, heap: list[tuple[float, int, Flow, Check]], now: float) -> None:
+        while heap and heap[0][0] <= now:
+            when, _, f, kind = heapq.heappop(heap)
             if f.state == 2:
                 continue
-            if f.last > horizon:
-                heapq.heappush(heap, (f.last, next(self._tie), f))
+            if kind is Check.DNS:
+                # Zeek allows one second for the common single request and reply.
+                if when - f.last >= self.settings.dns_idle_s - 1.0:
+                    self._end(f, EndReason.IDLE)
+                else:
+                    self._check(when + self.settings.dns_idle_s, f, Check.DNS)
                 continue
-            self._end(f, EndReason.TCP_CLOSED)
+            tcp = f.tcp
+            if tcp is None or f.state != 0:
+                continue
+            orig, resp = tcp
+            if kind is Check.ATTEMPT:
+                if orig.state in (_SYN_SENT, _SYN_ACK_SENT) and resp.state == _INACTIVE:
+                    self._end(f, EndReason.TCP_CLOSED)
+            elif (
+                _INACTIVE not in (orig.state, resp.state)
+                and not closed_both(orig, resp)
+                and _RESET not in (orig.state, resp.state)
+            ):
+                self._end(f, EndReason.TCP_CLOSED)
 
     def _evict_one(self) -> None:
         """End the flow that has been idle the longest (its heap head, after revalidation)."""
@@ -401,9 +596,5 @@ class FlowTable:
             self._end(f, EndReason.END_OF_INPUT)
         self._heaps.clear()
         self._closed.clear()
-
-
-def _icmp_key_type(proto: int, icmp_type: int) -> int:
-    """ICMP flows are keyed on the lower of a request/reply type pair so both map together."""
-    peer = icmp_counterpart(proto, icmp_type)
-    return icmp_type if peer is None or icmp_type < peer else peer
+        self._checks.clear()
+        self._attempts.clear()

@@ -16,15 +16,17 @@ from tests.profile import examples
 A = socket.inet_aton("10.0.0.1")
 B = socket.inet_aton("10.0.0.2")
 C = socket.inet_aton("8.8.8.8")
-SYN, ACK, FIN = 0x02, 0x10, 0x01
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 
 
 def udp(src: bytes, dst: bytes, sp: int, dp: int, n: int = 10) -> Decoded:
     return (src, dst, 17, sp, dp, 28 + n, 0, 0, 0, 0, 42, n, bytes(42 + n), 0, NO_VLAN)
 
 
-def tcp(src: bytes, dst: bytes, sp: int, dp: int, flags: int, seq: int, n: int = 0) -> Decoded:
-    return (src, dst, 6, sp, dp, 40 + n, flags, seq, 0, 1000, 54, n, bytes(54 + n), 0, NO_VLAN)
+def tcp(
+    src: bytes, dst: bytes, sp: int, dp: int, flags: int, seq: int, n: int = 0, ack: int = 0
+) -> Decoded:
+    return (src, dst, 6, sp, dp, 40 + n, flags, seq, ack, 1000, 54, n, bytes(54 + n), 0, NO_VLAN)
 
 
 class Collector:
@@ -65,12 +67,24 @@ def test_syn_ack_first_flips_direction() -> None:
     assert (f.o_pkts, f.r_pkts) == (1, 1)
 
 
-def test_syn_ack_between_ports_that_say_nothing_still_flips() -> None:
+def test_lone_syn_ack_between_ports_that_say_nothing_keeps_its_sender() -> None:
+    """Zeek: a SYN-ACK nobody follows up may be a stealth scan; its sender stays orig."""
     table, out = make()
     table.packet(1.0, tcp(B, A, 40000, 50000, SYN | ACK, 10))
     table.flush()
     f, _ = out.ended[0]
-    assert (f.orig_h, f.orig_p, f.hist) == (A, 50000, ["^", "h"])
+    assert (f.orig_h, f.orig_p, f.hist) == (B, 40000, ["H"])
+
+
+def test_ack_after_lone_syn_ack_flips_with_caret_first() -> None:
+    """Zeek (since 5.1): an ACK or data after a lone SYN-ACK flips the connection."""
+    table, out = make()
+    table.packet(1.0, tcp(B, A, 40000, 50000, SYN | ACK, 10))
+    table.packet(1.1, tcp(A, B, 50000, 40000, ACK, 1, 5))
+    table.flush()
+    f, _ = out.ended[0]
+    assert (f.orig_h, f.orig_p, "".join(f.hist or [])) == (A, 50000, "^hD")
+    assert (f.o_pkts, f.r_pkts, transport_summary(f)[0]) == (1, 1, 5)
 
 
 def test_server_fin_first_is_oriented_client_to_server_with_caret() -> None:
@@ -83,7 +97,7 @@ def test_server_fin_first_is_oriented_client_to_server_with_caret() -> None:
     ((f, _),) = out.ended
     assert (f.orig_h, f.orig_p, f.resp_h, f.resp_p) == (A, 46551, C, 443)
     assert "".join(f.hist or ()) == "^fAD"
-    assert (f.o_pkts, f.r_pkts, f.o_bytes, f.r_bytes) == (2, 1, 300, 0)
+    assert (f.o_pkts, f.r_pkts, *transport_summary(f)[:2]) == (2, 1, 300, 0)
 
 
 def test_mid_stream_upload_from_a_client_port_keeps_the_client_as_originator() -> None:
@@ -94,7 +108,7 @@ def test_mid_stream_upload_from_a_client_port_keeps_the_client_as_originator() -
     table.packet(6.0, tcp(C, A, 443, 46551, ACK, 9))
     table.flush()
     ((f, _),) = out.ended
-    assert (f.orig_h, f.orig_p, f.o_bytes, f.r_bytes) == (A, 46551, 5000, 0)
+    assert (f.orig_h, f.orig_p, *transport_summary(f)[:2]) == (A, 46551, 5000, 0)
     assert "".join(f.hist or ()) == "Da"
 
 
@@ -105,7 +119,7 @@ def test_udp_server_reply_first_is_flipped_with_caret_in_history() -> None:
     table.flush()
     ((f, _),) = out.ended
     assert (f.orig_h, f.orig_p, f.o_bytes, f.r_bytes) == (A, 40000, 30, 60)
-    assert transport_summary(f)[3:] == ("SF", "^Dd")
+    assert transport_summary(f)[3:] == ("SF", "^dD")  # the letters in the order they came
 
 
 def test_a_flipped_flow_is_flipped_once_for_every_later_packet() -> None:
@@ -119,8 +133,8 @@ def test_a_flipped_flow_is_flipped_once_for_every_later_packet() -> None:
 
 def test_idle_timeouts_per_protocol_on_packet_time() -> None:
     table, out = make(udp_idle_s=60, tcp_idle_s=300)
-    table.packet(0.0, udp(A, C, 1000, 53))
-    table.packet(0.0, tcp(A, C, 1001, 443, SYN, 1))
+    table.packet(0.0, udp(A, C, 1000, 5000))
+    table.packet(0.0, tcp(A, C, 1001, 443, ACK, 1, 10))
     table.packet(59.0, udp(B, C, 1, 2))  # keeps time moving
     assert len(out.ended) == 0
     table.packet(61.0, udp(B, C, 1, 2))
@@ -152,7 +166,7 @@ def test_tcp_close_lingers_then_ends() -> None:
 def test_active_timeout_splits_long_flows() -> None:
     table, out = make(active_timeout_s=100, udp_idle_s=60)
     for t in range(0, 400, 10):
-        table.packet(float(t), udp(A, C, 1000, 53))
+        table.packet(float(t), udp(A, C, 1000, 5000))
     table.flush()
     reasons = [r for _, r in out.ended]
     # checked when the idle timer comes due: ends at t=120, 250 and 380
@@ -165,9 +179,9 @@ def test_active_timeout_splits_long_flows() -> None:
 def test_max_flows_evicts_the_longest_idle_and_counts_it() -> None:
     table, out = make(max_flows=100, udp_idle_s=1000)
     for i in range(100):
-        table.packet(float(i), udp(A, C, 1000 + i, 53))
-    table.packet(100.0, udp(A, C, 1000, 53))  # refresh the oldest
-    table.packet(101.0, udp(A, C, 5000, 53))  # a new flow: someone must go
+        table.packet(float(i), udp(A, C, 1000 + i, 5000))
+    table.packet(100.0, udp(A, C, 1000, 5000))  # refresh the oldest
+    table.packet(101.0, udp(A, C, 5000, 5000))  # a new flow: someone must go
     assert len(table) == 100
     ((f, reason),) = out.ended
     assert reason is EndReason.EVICTED and f.orig_p == 1001
@@ -252,3 +266,114 @@ def test_a_packet_after_the_close_linger_starts_a_new_flow() -> None:
     assert [r for _, r in out.ended] == [EndReason.TCP_CLOSED]
     table.flush()
     assert [f.o_pkts + f.r_pkts for f, _ in out.ended] == [4, 1]
+
+
+def test_a_new_syn_after_a_reject_is_a_new_connection() -> None:
+    """Zeek logs each rejected attempt on the same 5-tuple as its own connection."""
+    table, out = make()
+    for t in (0.0, 0.5, 1.0):
+        table.packet(t, tcp(A, C, 1000, 110, SYN, 7))
+        table.packet(t + 0.05, tcp(C, A, 110, 1000, RST | ACK, 0, ack=8))
+    table.flush()
+    assert [transport_summary(f)[3:] for f, _ in out.ended] == [("REJ", "Sr")] * 3
+    assert [(f.o_pkts, f.r_pkts) for f, _ in out.ended] == [(1, 1)] * 3
+
+
+def test_the_clock_stops_once_both_sides_closed() -> None:
+    table, out = make()
+    table.packet(0.0, tcp(A, C, 1000, 80, SYN, 1))
+    table.packet(0.1, tcp(C, A, 80, 1000, SYN | ACK, 9, ack=2))
+    table.packet(0.2, tcp(A, C, 1000, 80, FIN | ACK, 2, ack=10))
+    table.packet(0.3, tcp(C, A, 80, 1000, FIN | ACK, 10, ack=3))
+    table.packet(0.9, tcp(A, C, 1000, 80, ACK, 3, ack=11))  # counted, but no longer timed
+    table.packet(1.0, tcp(A, C, 1000, 80, RST, 3))  # after the FIN exchange: still SF
+    table.flush()
+    ((f, _),) = out.ended
+    assert round(f.duration, 6) == 0.3
+    assert (f.o_pkts, f.r_pkts) == (4, 2)
+    assert transport_summary(f)[3] == "SF"
+
+
+def test_a_reset_connection_ends_a_fixed_delay_after_the_reset() -> None:
+    table, out = make(tcp_closed_s=5)
+    table.packet(0.0, tcp(A, C, 1000, 80, ACK, 1, 10))
+    table.packet(0.1, tcp(C, A, 80, 1000, RST, 9))
+    table.packet(3.0, tcp(A, C, 1000, 80, ACK, 11, 10))  # does not postpone the end
+    table.packet(5.2, udp(B, C, 1, 2))
+    assert [r for _, r in out.ended] == [EndReason.TCP_CLOSED]
+
+
+def test_an_unanswered_syn_ends_after_the_attempt_delay() -> None:
+    table, out = make(tcp_attempt_s=5)
+    table.packet(0.0, tcp(A, C, 1000, 80, SYN, 1))
+    table.packet(3.0, tcp(A, C, 1000, 80, SYN, 1))  # a retransmission: same attempt
+    table.packet(9.0, tcp(A, C, 1000, 80, SYN, 1))  # after the attempt ended: a new one
+    table.flush()
+    assert [(f.o_pkts, r) for f, r in out.ended] == [
+        (2, EndReason.TCP_CLOSED),
+        (1, EndReason.END_OF_INPUT),
+    ]
+
+
+def test_a_fin_as_an_endpoints_first_segment_ends_after_the_partial_close_delay() -> None:
+    table, out = make(tcp_partial_close_s=3)
+    table.packet(0.0, tcp(A, C, 40000, 50000, ACK, 1, 10))
+    table.packet(0.5, tcp(C, A, 50000, 40000, FIN | ACK, 9, ack=11))
+    table.packet(2.0, tcp(A, C, 40000, 50000, ACK, 11, 10))
+    assert out.ended == []
+    table.packet(3.6, udp(B, C, 1, 2))
+    assert [r for _, r in out.ended] == [EndReason.TCP_CLOSED]
+
+
+def test_dns_flows_end_on_zeeks_dns_timeout() -> None:
+    table, out = make(dns_idle_s=10, udp_idle_s=60)
+    table.packet(0.0, udp(A, C, 40000, 53))
+    table.packet(0.1, udp(C, A, 53, 40000))
+    table.packet(9.5, udp(B, C, 41000, 53))  # another flow, at 9.5: checked at 19.5 first
+    table.packet(10.5, udp(B, C, 1, 2))
+    assert [f.orig_p for f, _ in out.ended] == [40000]  # checked at 10: idle 9.9 s
+    table.packet(19.0, udp(B, C, 41000, 53))
+    table.packet(25.0, udp(B, C, 41000, 53))
+    table.packet(30.0, udp(B, C, 1, 2))
+    assert [f.orig_p for f, _ in out.ended] == [40000]  # at 19.5 and 29.5: idle < 9 s
+    table.packet(40.0, udp(B, C, 1, 2))
+    assert [f.orig_p for f, _ in out.ended] == [40000, 41000]
+
+
+def test_icmp_resp_p_is_the_counterpart_type_or_the_code() -> None:
+    table, out = make()
+    ns = (A, C, 58, 135, 0, 72, 0, 0, 0, 0, 62, 24, bytes(86), 0, NO_VLAN)
+    unreach = (C, A, 1, 3, 3, 56, 0, 0, 0, 0, 42, 28, bytes(70), 0, NO_VLAN)
+    unreach_port = (C, A, 1, 3, 4, 56, 0, 0, 0, 0, 42, 28, bytes(70), 0, NO_VLAN)
+    table.packet(0.0, ns)
+    table.packet(0.1, unreach)
+    table.packet(0.2, unreach_port)  # another code: another connection, as Zeek keys them
+    table.flush()
+    got = sorted((f.orig_p, f.resp_p) for f, _ in out.ended)
+    assert got == [(3, 3), (3, 4), (135, 136)]
+
+
+def test_empty_udp_datagrams_are_in_the_history() -> None:
+    table, out = make()
+    table.packet(0.0, udp(A, C, 40000, 5000, 0))
+    table.flush()
+    ((f, _),) = out.ended
+    assert transport_summary(f) == (0, 0, 0, "S0", "D")
+
+
+def test_other_ip_protocols_carry_no_byte_counts() -> None:
+    table, out = make()
+    table.packet(0.0, (A, C, 132, 0, 0, 120, 0, 0, 0, 0, 34, 100, bytes(134), 0, NO_VLAN))
+    table.flush()
+    ((f, _),) = out.ended
+    assert transport_summary(f) == (0, 0, 0, "OTH", "")
+    assert f.o_pkts == 1
+
+
+def test_a_timer_runs_at_its_time_not_at_the_next_periodic_sweep() -> None:
+    table, out = make(tcp_closed_s=5, sweep_interval_s=1.0)
+    table.packet(0.0, tcp(A, C, 1000, 80, ACK, 1, 10))
+    table.packet(0.1, tcp(C, A, 80, 1000, RST, 9))  # the removal is due at 5.1
+    table.packet(4.6, udp(B, C, 1, 2))  # a periodic sweep at 4.6, the next one at 5.6
+    table.packet(5.2, tcp(A, C, 1000, 80, ACK, 11, 10))  # a new (partial) connection
+    assert [(f.o_pkts, r) for f, r in out.ended] == [(1, EndReason.TCP_CLOSED)]

@@ -18,27 +18,31 @@ from tests.conftest import CORPUS
 
 ZEEK = CORPUS / "zeek"
 
+#: Below 99 only where the remaining classes belong to other parts: ``service`` (analyzers
+#: netwatch lacks: QUIC, FTP, SMTP, SSH, NTP, GTP...) and ``history`` (Zeek's ``X``, a
+#: protocol analyzer's violation).
 FLOORS = {
-    "id.orig_h": 99.4,
-    "id.orig_p": 99.4,
-    "id.resp_h": 99.4,
-    "id.resp_p": 94.9,
-    "proto": 100.0,
-    "ip_proto": 100.0,
-    "service": 81.2,
-    "duration": 82.4,
-    "orig_bytes": 95.0,
-    "resp_bytes": 97.1,
-    "conn_state": 97.1,
-    "missed_bytes": 99.6,
-    "history": 93.8,
-    "orig_pkts": 96.2,
-    "orig_ip_bytes": 96.5,
-    "resp_pkts": 97.2,
-    "resp_ip_bytes": 97.4,
+    "id.orig_h": 99.0,
+    "id.orig_p": 99.0,
+    "id.resp_h": 99.0,
+    "id.resp_p": 99.0,
+    "proto": 99.0,
+    "ip_proto": 99.0,
+    "service": 99.0,
+    "duration": 99.0,
+    "orig_bytes": 99.0,
+    "resp_bytes": 99.0,
+    "conn_state": 99.0,
+    "missed_bytes": 99.0,
+    "history": 97.0,
+    "orig_pkts": 99.0,
+    "orig_ip_bytes": 99.0,
+    "resp_pkts": 99.0,
+    "resp_ip_bytes": 99.0,
 }
-MAX_ZEEK_ONLY = 7
-MAX_NETWATCH_ONLY = 1
+#: Connections only Zeek logs: none on this half of Zeek's traces.
+MAX_ZEEK_ONLY = 0
+MAX_NETWATCH_ONLY = 0
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +60,8 @@ def test_field_agreement_at_least_floor(comparison: Comparison, field: str) -> N
 
 
 def test_unpaired_connections_bounded(comparison: Comparison) -> None:
-    assert len(comparison.zeek_only) <= MAX_ZEEK_ONLY
-    assert len(comparison.netwatch_only) <= MAX_NETWATCH_ONLY
+    assert comparison.zeek_only_counted <= MAX_ZEEK_ONLY
+    assert comparison.netwatch_only_counted <= MAX_NETWATCH_ONLY
 
 
 def test_cli_prints_table_and_disagreements(

@@ -122,3 +122,16 @@ def test_reads_manifest_table(tmp_path: Path) -> None:
 
 def test_cli_refuses_a_folder_without_manifest(tmp_path: Path) -> None:
     assert main(["--corpus", str(tmp_path)]) == 2
+
+
+def test_rows_zeek_distorted_are_legitimate_on_every_field() -> None:
+    out = Comparison()
+    plain = ManifestEntry("t", "x.pcap", "b/conn.log", "no flags (all base scripts)", "ASCII")
+    z = {"uid": "Ca", "history": "Cc", "orig_pkts": "0"}  # bad checksums, no -C
+    compare_pair(plain, z, rec(0.0, "a", "b", 1, history="Dd", orig_pkts=1), out)
+    assert (out.tallies["history"].legitimate, out.tallies["orig_pkts"].legitimate) == (1, 1)
+    bare = ManifestEntry("t", "x.pcap", "b/conn.log", "`-b`; loads protocols/conn/x", "ASCII")
+    z2 = {"id.orig_h": "10.0.0.2", "id.resp_h": "10.0.0.1", "history": "H"}
+    compare_pair(bare, z2, rec(0.0, "10.0.0.1", "10.0.0.2", 80, history="^h"), out)
+    assert out.tallies["id.orig_h"].legitimate == 1
+    assert out.tallies["history"].legitimate == 2
