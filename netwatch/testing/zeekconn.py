@@ -216,6 +216,26 @@ def _capped_timer_expiry(entry: ManifestEntry, z: Row | None, nw: Record | None)
     return entry.baseline.endswith("core.expire-all-timers/conn-limited.log")
 
 
+def _analysis_partial_only(entry: ManifestEntry, z: Row | None, nw: Record | None) -> bool:
+    """The histories differ only by Zeek's ``x``/``X`` (connection analysis partial)."""
+    if z is None or nw is None:
+        return False
+    zeek = str(z.get("history", "")).replace("X", "").replace("x", "")
+    return zeek != z.get("history") and zeek == str(nw.get("history") or "")
+
+
+def _option_on_command_line(entry: ManifestEntry, z: Row | None, nw: Record | None) -> bool:
+    """The test set an analyzer option on Zeek's command line (a non-default limit)."""
+    return "on the command line" in entry.zeek_run
+
+
+def _test_signature(entry: ManifestEntry, z: Row | None, nw: Record | None) -> bool:
+    """A signature test: Zeek names services of the test's own signatures too."""
+    if not entry.test.startswith("signatures.") or z is None or nw is None:
+        return False
+    return _services(nw.get("service")) < _services(z.get("service"))
+
+
 LEGITIMATE: Final[tuple[LegitimateDifference, ...]] = (
     LegitimateDifference(
         "service",
@@ -253,6 +273,27 @@ LEGITIMATE: Final[tuple[LegitimateDifference, ...]] = (
         "no server ports to orient a mid-stream connection by, netwatch always has Zeek's "
         "default set",
         _bare_without_server_ports,
+    ),
+    LegitimateDifference(
+        "history",
+        "the histories differ only by Zeek's x/X (connection analysis partial)",
+        "Zeek marks a connection whose protocol analyzer stopped at one of its limits (line "
+        "length, MIME depth, DNS query count, key-exchange size, tunnel changes); netwatch's "
+        "parsers read only a flow's first messages by design, so it has no such state to mark",
+        _analysis_partial_only,
+    ),
+    LegitimateDifference(
+        ANY_FIELD,
+        "the test set an analyzer option on Zeek's command line",
+        "a non-default Zeek option (e.g. dns_max_queries=3) changes what Zeek's analyzer "
+        "accepts; netwatch is compared with Zeek's defaults",
+        _option_on_command_line,
+    ),
+    LegitimateDifference(
+        "service",
+        "a signatures.* test, Zeek naming a service of the test's own signature",
+        "the test loads a signature that adds its own service name (e.g. ftp,blah)",
+        _test_signature,
     ),
     LegitimateDifference(
         ANY_FIELD,

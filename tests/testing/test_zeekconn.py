@@ -135,3 +135,23 @@ def test_rows_zeek_distorted_are_legitimate_on_every_field() -> None:
     compare_pair(bare, z2, rec(0.0, "10.0.0.1", "10.0.0.2", 80, history="^h"), out)
     assert out.tallies["id.orig_h"].legitimate == 1
     assert out.tallies["history"].legitimate == 2
+
+
+def test_analysis_partial_options_and_test_signatures_are_legitimate() -> None:
+    out = Comparison()
+    z = {"uid": "Ca", "history": "ShADXFf"}  # Zeek's analyzer stopped at a limit
+    compare_pair(ENTRY, z, rec(0.0, "a", "b", 1, history="ShADFf"), out)
+    assert out.tallies["history"].legitimate == 1
+    z2 = {"uid": "Cb", "history": "ShADXf"}  # X and another difference: not legitimate
+    compare_pair(ENTRY, z2, rec(0.0, "a", "b", 1, history="ShADFf"), out)
+    assert out.tallies["history"].disagree == 1
+    option = ManifestEntry(
+        "t", "x.pcap", "b/conn.log", "`-b`; on the command line: `dns_max_queries=3`", "x"
+    )
+    compare_pair(option, {"uid": "Cc", "service": "-"}, rec(0.0, "a", "b", 1, service="dns"), out)
+    assert out.tallies["service"].legitimate == 1
+    sig = ManifestEntry("signatures.x", "x.pcap", "b/conn.log", "no flags", "ASCII log")
+    compare_pair(
+        sig, {"uid": "Cd", "service": "ftp,blah"}, rec(0.0, "a", "b", 1, service="ftp"), out
+    )
+    assert out.tallies["service"].legitimate == 2
