@@ -34,8 +34,8 @@ def run(segments: list[Seg], win: int = 1024) -> tuple[Endpoint, Endpoint, str]:
     hist: list[str] = []
     for seg in segments:
         who, flags, seq, n = seg[:4]
-        ack = seg[4] if len(seg) > 4 else 0  # type: ignore[misc]
-        whole = seg[5] if len(seg) > 5 else True  # type: ignore[misc]
+        ack = seg[4] if len(seg) > 4 else 0
+        whole = seg[5] if len(seg) > 5 else True
         e, peer = (o, r) if who == "o" else (r, o)
         tcp_packet(e, peer, flags, seq, ack, win, n, whole, hist)
     return o, r, "".join(hist)
