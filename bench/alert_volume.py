@@ -5,7 +5,7 @@ is replayed with an inventory naming that camera (group ``wards``) and
 ``deny_countries: [CN]``; the script prints, per capture, how many notifications the
 camera got, the reports they carried by rule, and the total. Run it on two commits to
 compare (the README quotes the result of the incidents and notification-group changes:
-159 -> 21).
+159 -> 20).
 
     .venv/bin/python bench/alert_volume.py [--corpus DIR]
 """
