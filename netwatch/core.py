@@ -9,11 +9,11 @@ decoder (:mod:`netwatch.decode.walk`). A common-shape record carries exactly the
 the :data:`~netwatch.decode.frames.Decoded` tuple Python's decoder gives the same frame
 (:func:`as_decoded`; ``tests/test_core.py`` checks it).
 
-Config read: the environment variable ``NETWATCH_PURE=1`` forces the pure-Python path (the
-compiled core is then not imported even when built). Known limits: the pipeline does not
-use the compiled core yet (this module is its first step: the walk and the decode, tested
-against Python's); the TPACKET_V3 ring reaches it only through the pcap records
-``Ring.read_block_pcap`` builds.
+Config read: the environment variables ``NETWATCH_PURE=1`` (forces the pure-Python path: the
+compiled core is then not imported even when built) and ``NETWATCH_CORE=c`` (the pipeline's
+fused loop fed by the compiled core, :mod:`netwatch.corefeed`; off by default). Known
+limits: the flow table stays Python; the TPACKET_V3 ring reaches the core only through the
+pcap records ``Ring.read_block_pcap`` builds.
 """
 
 from __future__ import annotations
@@ -106,6 +106,12 @@ class Batch:
     def __iter__(self) -> Iterator[CoreRecord]:
         """The packets of the batch (tests and tools; the hot path reads the bytes)."""
         return (CoreRecord._make(fields) for fields in RECORD.iter_unpack(self.records))
+
+
+def use_core_loop() -> bool:
+    """True when ``NETWATCH_CORE=c`` selects the loop fed by the compiled core
+    (:mod:`netwatch.corefeed`) and the core is loaded; off by default."""
+    return os.environ.get("NETWATCH_CORE") == "c" and _CORE is not None
 
 
 def available() -> bool:
