@@ -15,7 +15,9 @@ only (``time.process_time``, start-up excluded), median reported:
   ``Decoder.decode`` per record;
 - ``python fused loop``: ``netwatch.fastloop.run_mapped`` (record walk, decode and the flow
   table's counters; new flows, deep parsers and the general path included; flow-end work
-  and start-up not included) with the default config, rules off.
+  and start-up not included) with the default config, rules off;
+- ``C-fed fused loop``: the same with ``netwatch.corefeed.run_core`` (``NETWATCH_CORE=c``):
+  the C walk and decode, the same flow work in Python.
 
 A benchmark to read, not a timed test. Needs the compiled core (``pip install -e .``).
 """
@@ -92,13 +94,15 @@ PY_FUSED = (
 from pathlib import Path
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
+from netwatch.corefeed import run_core
 from netwatch.fastloop import run_mapped
 from netwatch.pipeline import Pipeline
+loop = run_core if sys.argv[2] == "c" else run_mapped
 pipe = Pipeline(Config.default(), lambda rec: None)
 capture = open_capture(Path(sys.argv[1]))
 m = capture.mapped_pcap()
 t = time.process_time()
-fused, _ = run_mapped(pipe, m)
+fused, _ = loop(pipe, m)
 el = time.process_time() - t
 n = m.stats.records
 print(json.dumps({"records": n, "cpu_s": el, "rps": n / el, "fused": fused}))
@@ -125,7 +129,8 @@ def main() -> int:
         "c": (C_WALK, pcap, str(args.batch), "no"),
         "c+read": (C_WALK, pcap, str(args.batch), "read"),
         "python decode": (PY_DECODE, pcap),
-        "python fused loop": (PY_FUSED, pcap),
+        "python fused loop": (PY_FUSED, pcap, "python"),
+        "C-fed fused loop": (PY_FUSED, pcap, "c"),
     }
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     for _ in range(args.runs):  # interleaved, so all see the same machine conditions
