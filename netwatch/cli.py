@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from netwatch import __version__
+from netwatch import __version__, core
 from netwatch.alerttest import run_alert_test
 from netwatch.config import Config, check_config_main
 from netwatch.daemon import run_daemon
@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports."
     )
-    p.add_argument("--version", action="version", version=f"netwatch {__version__}")
+    p.add_argument(
+        "--version", action="version", version=f"netwatch {__version__} ({core.describe()})"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
     rp.add_argument("pcaps", nargs="+", type=Path, metavar="PCAP")

@@ -35,9 +35,11 @@ from netwatch.alerts.evidence import EvidenceStore, KeepLimits, PacketKeeper
 from netwatch.alerts.grouping import DeviceGroups
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import Emit
-from netwatch.capture.files import CaptureFile
+from netwatch.capture.files import CaptureFile, MappedPcap
 from netwatch.capture.source import Block
 from netwatch.config import Config
+from netwatch.core import use_core_loop
+from netwatch.corefeed import run_core
 from netwatch.decode.frames import Decoder
 from netwatch.decode.outer import outer_flow
 from netwatch.detect.baseline import Baseline, DestinationBaseline
@@ -138,6 +140,11 @@ class Pipeline:
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
+        #: The fused loop for mapped pcaps and live blocks: Python's, or the one fed by the
+        #: compiled core (``NETWATCH_CORE=c``, off by default: :mod:`netwatch.corefeed`).
+        self.run_mapped: Callable[[Pipeline, MappedPcap], tuple[int, int]] = (
+            run_core if use_core_loop() else run_mapped
+        )
         self.classifier = AddressClassifier(cfg.site.local_nets)
         #: Evidence files (None: no flow keeps frames); the keeper holds the frames.
         self.evidence = evidence if on_alert is not None else None
@@ -393,13 +400,13 @@ class Pipeline:
         if mapped is None:
             self.run(capture.packets())
             return
-        n, nbytes = run_mapped(self, mapped)
+        n, nbytes = self.run_mapped(self, mapped)
         self.stats.packets += n
         self.stats.wire_bytes += nbytes
 
     def run_block(self, block: Block) -> None:
         """A live capture block (pcap records in memory) through the fused loop."""
-        n, nbytes = run_mapped(self, block.mapped)
+        n, nbytes = self.run_mapped(self, block.mapped)
         self.stats.packets += n
         self.stats.wire_bytes += nbytes
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +116,22 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "flows: 1" in proc.stdout
+
+
+@pytest.mark.parametrize("pure", ["1", "0"])
+def test_version_names_the_core_in_use(pure: str) -> None:
+    built = importlib.util.find_spec("netwatch._core") is not None
+    want = (
+        "core: python (NETWATCH_PURE=1)"
+        if pure == "1"
+        else ("core: c" if built else "core: python (extension not built)")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "netwatch", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NETWATCH_PURE": pure},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"netwatch 0.1.0 ({want})"

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +167,10 @@ def test_netwatch_modules_are_every_module_of_the_package() -> None:
     for where, dirs, files in os.walk(root):  # packages only: seeds/ is data (and a script)
         dirs[:] = [d for d in dirs if (Path(where) / d / "__init__.py").is_file()]
         for name in files:
-            if name.endswith(".py"):
-                parts = (Path(where) / name).relative_to(root.parent).with_suffix("").parts
+            # Python sources, and compiled extensions (netwatch._core, when built)
+            suffix = next((s for s in (".py", *EXTENSION_SUFFIXES) if name.endswith(s)), None)
+            if suffix is not None:
+                parts = (Path(where) / name[: -len(suffix)]).relative_to(root.parent).parts
                 on_disk.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     skipped = {m for m in on_disk for p in SKIPPED_PREFIXES if m == p or m.startswith(p + ".")}
     assert skipped >= {"netwatch.__main__", "netwatch.testing", "netwatch.testing.pcapgen"}

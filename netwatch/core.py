@@ -1,0 +1,155 @@
+"""Which per-packet core runs, and the Python side of the compiled one (``netwatch._core``).
+
+The compiled core (``netwatch/_core.c``, built by setup.py when a C compiler is there) walks
+the records of a classic pcap buffer with the GIL released and decodes each frame's common
+shape (Ethernet, at most two VLAN tags, IPv4 without options or fragments, IPv6 without
+extension headers, TCP, UDP that cannot carry a tunnel) into one 88-byte
+:class:`CoreRecord`; any other frame is "odd" (``kind`` 0) and belongs to the general
+decoder (:mod:`netwatch.decode.walk`). A common-shape record carries exactly the fields of
+the :data:`~netwatch.decode.frames.Decoded` tuple Python's decoder gives the same frame
+(:func:`as_decoded`; ``tests/test_core.py`` checks it).
+
+Config read: the environment variables ``NETWATCH_PURE=1`` (forces the pure-Python path: the
+compiled core is then not imported even when built) and ``NETWATCH_CORE=c`` (the pipeline's
+fused loop fed by the compiled core, :mod:`netwatch.corefeed`; off by default). Known
+limits: the flow table stays Python; the TPACKET_V3 ring reaches the core only through the
+pcap records ``Ring.read_block_pcap`` builds.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from types import ModuleType
+from typing import NamedTuple
+
+from netwatch.capture.pcap import Buffer
+from netwatch.decode.frames import Decoded
+
+
+def _load() -> tuple[ModuleType | None, str]:
+    """The compiled module (or None) and why the other path was taken."""
+    if os.environ.get("NETWATCH_PURE") == "1":
+        return None, "NETWATCH_PURE=1"
+    try:
+        from netwatch import _core  # noqa: PLC0415 (optional: absent without a compiler)
+    except ImportError:
+        return None, "extension not built"
+    return _core, ""
+
+
+_CORE, _WHY_PURE = _load()
+#: "c" when the compiled core is loaded, else "python".
+CORE = "python" if _CORE is None else "c"
+
+
+def describe() -> str:
+    """One line for ``netwatch --version``: which core runs, and why not the C one."""
+    return "core: c" if _CORE is not None else f"core: python ({_WHY_PURE})"
+
+
+class Kind(IntEnum):
+    """What the compiled decode made of a frame."""
+
+    ODD = 0  # not a common shape: the general decoder takes it
+    IPV4 = 4
+    IPV6 = 6
+
+
+class Status(IntEnum):
+    """Why a :func:`walk_pcap` call returned."""
+
+    END = 0  # the buffer ended (at its end, or inside a record: see ``next``)
+    FULL = 1  # ``limit`` records produced
+    CAPLEN = 2  # a captured length above MAX_CAPLEN: the record framing is lost
+
+
+class CoreRecord(NamedTuple):
+    """One packet as the compiled core gives it (layout of ``nw_record`` in _core.c)."""
+
+    frame_off: int
+    sec: int
+    frac: int
+    caplen: int
+    wirelen: int
+    ip_len: int
+    seq: int
+    ack: int
+    payload_off: int
+    payload_len: int
+    sport: int
+    dport: int
+    win: int
+    vlan: int
+    kind: int
+    proto: int
+    tcp_flags: int
+    src: bytes
+    dst: bytes
+
+
+RECORD = struct.Struct("=QIIIIIIIIIHHHhBBBx16s16s")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One :func:`walk_pcap` call's result; iterating it gives its :class:`CoreRecord`."""
+
+    records: bytearray  # RECORD.size bytes per packet
+    next: int  # offset where the walk stopped
+    status: Status
+    empty: int  # records with no captured bytes, skipped
+
+    def __iter__(self) -> Iterator[CoreRecord]:
+        """The packets of the batch (tests and tools; the hot path reads the bytes)."""
+        return (CoreRecord._make(fields) for fields in RECORD.iter_unpack(self.records))
+
+
+def use_core_loop() -> bool:
+    """True when ``NETWATCH_CORE=c`` selects the loop fed by the compiled core
+    (:mod:`netwatch.corefeed`) and the core is loaded; off by default."""
+    return os.environ.get("NETWATCH_CORE") == "c" and _CORE is not None
+
+
+def available() -> bool:
+    """True when the compiled core is loaded (and not disabled by NETWATCH_PURE=1)."""
+    return _CORE is not None
+
+
+def walk_pcap(
+    buf: Buffer, start: int, end: int, *, little: bool, ethernet: bool, limit: int
+) -> Batch:
+    """Walk and decode the pcap records of ``buf[start:end]`` (at most ``limit``) in C;
+    ``RuntimeError`` when the compiled core is not loaded (check :func:`available`)."""
+    if _CORE is None:
+        raise RuntimeError(f"the compiled core is not loaded ({_WHY_PURE})")
+    records, nxt, status, empty = _CORE.walk_pcap(buf, start, end, little, ethernet, limit)
+    return Batch(records, nxt, Status(status), empty)
+
+
+def as_decoded(rec: CoreRecord, frame: bytes) -> Decoded | None:
+    """The :data:`Decoded` tuple of a common-shape record (``frame``: its captured bytes),
+    or None for an odd one."""
+    if rec.kind == Kind.ODD:
+        return None
+    n = 4 if rec.kind == Kind.IPV4 else 16
+    return (
+        rec.src[:n],
+        rec.dst[:n],
+        rec.proto,
+        rec.sport,
+        rec.dport,
+        rec.ip_len,
+        rec.tcp_flags,
+        rec.seq,
+        rec.ack,
+        rec.win,
+        rec.payload_off,
+        rec.payload_len,
+        frame,
+        0,
+        rec.vlan,
+    )

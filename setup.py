@@ -1,0 +1,22 @@
+"""Build of netwatch's optional compiled core (``netwatch._core``, plain CPython C API).
+
+Everything else is in pyproject.toml. The extension is optional: without a C compiler (or
+when the build fails) setuptools warns and installs the pure-Python package, which runs
+the same pipeline through :mod:`netwatch.fastloop`. ``NETWATCH_PURE=1`` at build time skips
+the extension altogether (and at run time ignores a built one: see :mod:`netwatch.core`).
+Extra compiler flags come from the usual ``CFLAGS``/``LDFLAGS`` (``./dev sanitize`` builds
+it with ASan/UBSan that way).
+"""
+
+import os
+
+from setuptools import Extension, setup
+
+CORE = Extension(
+    "netwatch._core",
+    sources=["netwatch/_core.c"],
+    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wconversion", "-Wno-sign-conversion"],
+    optional=True,
+)
+
+setup(ext_modules=[] if os.environ.get("NETWATCH_PURE") == "1" else [CORE])

@@ -1,0 +1,253 @@
+"""The compiled core (netwatch/_core.c) against Python's decoder, packet by packet.
+
+For every packet of every capture in pcaps/ and the corpus, and for the decoder fuzz
+inputs (tests/decode/test_fuzz.py's templates and mutations): the C walk yields one record
+per pcap record, at the right place; a record is common-shape exactly where
+:func:`common_shape` (the written definition) says so, and then carries exactly the
+:data:`Decoded` tuple Python's decoder returns for the frame. Hostile record areas never
+make it read past its buffer (run under ``./dev sanitize`` for ASan/UBSan).
+
+Skips where the core cannot be there (NETWATCH_PURE=1, no C compiler); fails when a
+compiler is there and the extension was not built.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import struct
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netwatch import core
+from netwatch.capture.files import open_capture
+from netwatch.capture.linktypes import LinkType
+from netwatch.capture.pcap import MAX_CAPLEN, PCAP_HEADER_LEN, PcapHeader, ReadStats, walk_pcap
+from netwatch.decode.frames import Decoder
+from netwatch.decode.tunnels import tunnel_kind
+from netwatch.testing import pcapgen as g
+from tests.decode.test_fuzz import TEMPLATES, _mutate
+from tests.profile import examples
+
+ROOT = Path(__file__).resolve().parent.parent
+VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
+Frames = list[tuple[bytes, int]]  # (captured bytes, wire length)
+
+
+@pytest.fixture(autouse=True)
+def _needs_core() -> None:
+    if core.available():
+        return
+    if os.environ.get("NETWATCH_PURE") == "1":
+        pytest.skip("NETWATCH_PURE=1 forces the pure-Python path")
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here: netwatch._core is not built")
+    pytest.fail("a C compiler is here but netwatch._core is not built (pip install -e .)")
+
+
+def _u16(frame: bytes, off: int) -> int:
+    return int.from_bytes(frame[off : off + 2], "big")
+
+
+def common_shape(frame: bytes, wirelen: int) -> bool:
+    """The definition of a common-shape Ethernet frame: at most two VLAN tags, IPv4 with a
+    20-byte header and no fragment bits or IPv6 straight to TCP/UDP, a TCP header within the
+    capture and the IP payload, a UDP header whose datagram the general walk would not look
+    into for a tunnel (netwatch.decode.tunnels.tunnel_kind)."""
+    flen = len(frame)
+    if flen < 14:
+        return False
+    off, etype, tags = 14, _u16(frame, 12), 0
+    while etype in VLAN_TPIDS:
+        if tags == 2 or flen < off + 4:
+            return False
+        etype, off, tags = _u16(frame, off + 2), off + 4, tags + 1
+    if etype == 0x0800:
+        if flen < off + 20 or frame[off] != 0x45 or _u16(frame, off + 6) & 0x3FFF:
+            return False
+        tot, limit = _u16(frame, off + 2), wirelen - off
+        tot = limit if tot == 0 or tot > limit else tot
+        if tot < 20:
+            return False
+        proto, l4, pay = frame[off + 9], off + 20, tot - 20
+    elif etype == 0x86DD:
+        if flen < off + 40 or frame[off] >> 4 != 6:
+            return False
+        pay, limit = _u16(frame, off + 4), wirelen - off - 40
+        pay = max(limit, 0) if pay == 0 or pay > limit else pay
+        proto, l4 = frame[off + 6], off + 40
+    else:
+        return False
+    if proto == 6:
+        return flen >= l4 + 20 and 20 <= (frame[l4 + 12] >> 4) * 4 <= pay
+    if proto == 17:
+        if flen < l4 + 8 or pay < 8:
+            return False
+        end = min(l4 + pay, flen)
+        return tunnel_kind(frame, l4 + 8, end, _u16(frame, l4), _u16(frame, l4 + 2)) is None
+    return False
+
+
+def pcap_bytes(linktype: int, frames: Frames) -> bytes:
+    """A little-endian microsecond classic pcap of ``frames``."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, MAX_CAPLEN, linktype)]
+    for i, (frame, wirelen) in enumerate(frames):
+        out.append(struct.pack("<IIII", i, 7, len(frame), wirelen) + frame)
+    return b"".join(out)
+
+
+def compare(linktype: int, frames: Frames) -> Counter[str]:
+    """Walk ``frames`` in C and decode them in Python; assert the contract; count kinds."""
+    frames = [(f, w) for f, w in frames if 0 < len(f) <= MAX_CAPLEN]
+    buf = pcap_bytes(linktype, frames)
+    batch = core.walk_pcap(
+        buf, PCAP_HEADER_LEN, len(buf), little=True, ethernet=linktype == 1, limit=len(frames)
+    )
+    assert (batch.next, batch.status, batch.empty) == (len(buf), core.Status.END, 0)
+    records = list(batch)
+    assert len(records) == len(frames)
+    decoder = Decoder()
+    kinds: Counter[str] = Counter()
+    for i, (rec, (frame, wirelen)) in enumerate(zip(records, frames, strict=True)):
+        assert (rec.sec, rec.frac, rec.caplen, rec.wirelen) == (i, 7, len(frame), wirelen)
+        assert buf[rec.frame_off : rec.frame_off + rec.caplen] == frame
+        got = core.as_decoded(rec, frame)
+        want = decoder.decode(linktype, frame, wirelen, float(i))
+        decoder.outer.clear()
+        decoder.released.clear()
+        common = linktype == LinkType.ETHERNET and common_shape(frame, wirelen)
+        assert (got is not None) == common, (i, frame.hex(), wirelen)
+        if got is not None:
+            assert got == want, (i, frame.hex(), wirelen)
+        kinds[core.Kind(rec.kind).name] += 1
+    return kinds
+
+
+def compare_capture(path: Path) -> Counter[str]:
+    """:func:`compare` over one capture file's packets, link type by link type."""
+    by_link: dict[int, Frames] = {}
+    with open_capture(path) as capture:
+        for _ts, linktype, wirelen, frame in capture.packets():
+            by_link.setdefault(linktype, []).append((frame, wirelen))
+    kinds: Counter[str] = Counter()
+    for linktype, frames in by_link.items():
+        kinds += compare(linktype, frames)
+    return kinds
+
+
+def test_every_bundled_capture() -> None:
+    paths = sorted(p for p in (ROOT / "pcaps").rglob("*.pcap*") if p.is_file())
+    assert paths
+    kinds: Counter[str] = Counter()
+    for path in paths:
+        kinds += compare_capture(path)
+    assert kinds["IPV4"] and kinds["IPV6"] and kinds["ODD"]
+
+
+def test_every_corpus_capture(pcap_corpus: Path) -> None:
+    kinds: Counter[str] = Counter()
+    for path in sorted(p for p in pcap_corpus.rglob("*.pcap*") if p.is_file()):
+        kinds += compare_capture(path)
+    assert kinds["IPV4"] and kinds["ODD"]
+
+
+def test_mapped_file_in_its_own_byte_order_and_tick() -> None:
+    """The walk over a file's bytes as written (here big-endian, nanoseconds, QinQ): each
+    record's offset, timestamp fields and wire length, and the inner VLAN."""
+    r4 = g.Route.of("02:00:00:00:00:01", "10.0.0.1", "02:00:00:00:00:02", "10.0.0.2", (7, 9))
+    frames = [g.tcp_frame(r4, 1000 + i, 443, seq=i, ack=2, flags=0x10) for i in range(20)]
+    body = b"".join(struct.pack(">IIII", 5, 999_999_999, len(f), len(f) + 4) + f for f in frames)
+    buf = struct.pack(">IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1) + body
+    batch = core.walk_pcap(buf, PCAP_HEADER_LEN, len(buf), little=False, ethernet=True, limit=99)
+    records = list(batch)
+    assert [r.frame_off for r in records] == [
+        PCAP_HEADER_LEN + 16 + sum(16 + len(f) for f in frames[:i]) for i in range(20)
+    ]
+    assert all(r.vlan == 9 and r.kind == core.Kind.IPV4 for r in records)
+    assert [r.sport for r in records] == list(range(1000, 1020))
+    assert [(r.sec, r.frac, r.wirelen) for r in records] == [
+        (5, 999_999_999, len(frames[0]) + 4)
+    ] * 20
+
+
+def test_qinq_is_common_and_a_third_tag_is_odd() -> None:
+    r6 = g.Route.of("02:00:00:00:00:01", "fd00::1", "02:00:00:00:00:02", "fd00::2", (30, 40))
+    two = g.udp_frame(r6, 5004, 5005, b"\x80" * 100)
+    three = two[:12] + b"\x88\xa8\x00\x05" + two[12:]
+    kinds = compare(1, [(two, len(two)), (three, len(three))])
+    assert kinds == Counter({"IPV6": 1, "ODD": 1})
+
+
+def test_batches_resume_where_they_stopped() -> None:
+    r4 = g.Route.of("02:00:00:00:00:01", "10.0.0.1", "02:00:00:00:00:02", "10.0.0.2")
+    frames = [(g.udp_frame(r4, 5000, 6000 + i, bytes(i)), 60) for i in range(10)]
+    buf = pcap_bytes(1, frames)
+    off, ports = PCAP_HEADER_LEN, []
+    while True:
+        batch = core.walk_pcap(buf, off, len(buf), little=True, ethernet=True, limit=3)
+        ports += [r.dport for r in batch]
+        off = batch.next
+        if batch.status is core.Status.END:
+            break
+        assert batch.status is core.Status.FULL
+    assert (ports, off) == (list(range(6000, 6010)), len(buf))
+
+
+def test_stops_like_the_python_walker() -> None:
+    """An empty record is skipped and counted, a record cut by the end stops the walk at its
+    header, and a captured length above the maximum stops it (framing lost)."""
+    r4 = g.Route.of("02:00:00:00:00:01", "10.0.0.1", "02:00:00:00:00:02", "10.0.0.2")
+    frame = g.tcp_frame(r4, 1, 2, seq=1, ack=1, flags=0x10)
+    rec = struct.pack("<IIII", 1, 0, len(frame), len(frame)) + frame
+    empty = struct.pack("<IIII", 1, 0, 0, 0)
+    huge = struct.pack("<IIII", 1, 0, MAX_CAPLEN + 1, 9) + frame
+    cut = rec[:-1]
+    for body, want in (
+        (rec + empty + rec, (2, len(rec) * 2 + 16, core.Status.END, 1)),
+        (rec + cut, (1, len(rec), core.Status.END, 0)),
+        (rec + huge + rec, (1, len(rec), core.Status.CAPLEN, 0)),
+    ):
+        b = core.walk_pcap(body, 0, len(body), little=True, ethernet=True, limit=10)
+        assert (len(list(b)), b.next, b.status, b.empty) == want
+
+
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
+@given(st.binary(min_size=0, max_size=600), st.integers(0, 40), st.booleans())
+def test_hostile_record_areas_stay_inside_the_buffer(data: bytes, start: int, little: bool) -> None:
+    start = min(start, len(data))
+    b = core.walk_pcap(data, start, len(data), little=little, ethernet=True, limit=1000)
+    assert start <= b.next <= len(data)
+    for r in b:
+        assert start + 16 <= r.frame_off and r.frame_off + r.caplen <= len(data)
+    header = PcapHeader.parse(struct.pack("<I" if little else ">I", 0xA1B2C3D4) + bytes(20))
+    stats = ReadStats()
+    python = [
+        rec[2:] for rec in walk_pcap(data, start, len(data), False, header=header, stats=stats)
+    ]
+    assert python == [(r.wirelen, data[r.frame_off : r.frame_off + r.caplen]) for r in b]
+    assert (stats.empty_records, stats.caplen_exceeds) == (b.empty, b.status is core.Status.CAPLEN)
+
+
+@settings(
+    max_examples=examples(300),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.sampled_from(TEMPLATES), st.integers(0, 2**32 - 1))
+def test_fuzz_inputs_agree_with_python(template: tuple[int, bytes], seed: int) -> None:
+    linktype, frame0 = template
+    rng = random.Random(seed)
+    frames: Frames = []
+    for _ in range(100):
+        frame = _mutate(rng, frame0) if rng.random() < 0.8 else frame0
+        wirelen = rng.randrange(70_000) if rng.random() < 0.1 else len(frame)
+        frames.append((frame, wirelen))
+    compare(linktype, frames)
+    if linktype != LinkType.ETHERNET:  # the same bytes as Ethernet frames: still agree
+        compare(LinkType.ETHERNET, frames)
