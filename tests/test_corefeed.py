@@ -18,9 +18,15 @@ from netwatch.fastloop import run_mapped
 from netwatch.flow.ids import UidSource
 from netwatch.pipeline import Pipeline
 from netwatch.testing import pcapgen as g
-from tests.conftest import corpus_file
 from tests.test_core import _needs_core
-from tests.test_fastloop import evidence_run, run_one_way, site_capture
+from tests.test_fastloop import (
+    endian_and_tick_files,
+    evidence_run,
+    real_captures,
+    run_one_way,
+    site_capture,
+    zeek_traces,
+)
 
 __all__ = ["_needs_core", "site_capture"]  # the fixtures this module uses
 
@@ -116,36 +122,20 @@ def test_odd_records_empty_records_and_truncated_tail(tmp_path: Path) -> None:
 
 
 def test_big_endian_and_nanosecond_files(tmp_path: Path) -> None:
-    route = g.Route.of("bc:ad:28:00:00:01", "10.0.0.5", "00:11:22:33:44:55", "10.0.0.9")
-    frames = [g.udp_frame(route, 5000, 6000, b"z" * 100) for _ in range(50)]
-    s = g.TcpSession(route, 1000, 80)
-    frames += [*s.handshake(), *s.send(True, b"x" * 5000), *s.close(False)]
-    for magic, order, tick in ((0xA1B2C3D4, ">", 1000), (0xA1B23C4D, "<", 1)):
-        path = tmp_path / f"{order}{tick}.pcap"
-        parts = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 65535, 1)]
-        for i, frame in enumerate(frames):
-            frac = i * 1000 * (1000 if tick == 1 else 1)
-            parts.append(struct.pack(order + "IIII", 100, frac, len(frame), len(frame)) + frame)
-        path.write_bytes(b"".join(parts))
+    paths, frames = endian_and_tick_files(tmp_path)
+    for path in paths:
         fused, general = both_ways(path)
         assert fused == general
-        assert fused[1] == len(frames)
+        assert fused[1] == frames
 
 
 def test_every_real_capture(pcap_corpus: Path) -> None:
-    checked = 0
-    for path in sorted(pcap_corpus.rglob("*.pcap*")):
+    for path in real_captures(pcap_corpus):
         fused, general = both_ways(path)
         assert fused == general, path.name
-        checked += 1
-    assert checked >= 60
 
 
 def test_every_zeek_trace() -> None:
-    root = corpus_file("zeek", "traces")
-    checked = 0
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".pcap", ".pcapng", ".gz")):
+    for path in zeek_traces():
         fused, general = both_ways(path)
         assert fused == general, path.name
-        checked += 1
-    assert checked >= 90

@@ -158,11 +158,14 @@ def test_odd_records_and_truncated_tail(tmp_path: Path) -> None:
     assert fused == general
 
 
-def test_big_endian_and_nanosecond_files(tmp_path: Path) -> None:
+def endian_and_tick_files(tmp_path: Path) -> tuple[list[Path], int]:
+    """A big-endian microsecond and a little-endian nanosecond capture of the same frames
+    (UDP and a TCP session), and how many frames each holds."""
     route = g.Route.of("bc:ad:28:00:00:01", "10.0.0.5", "00:11:22:33:44:55", "10.0.0.9")
     frames = [g.udp_frame(route, 5000, 6000, b"z" * 100) for _ in range(50)]
     s = g.TcpSession(route, 1000, 80)
     frames += [*s.handshake(), *s.send(True, b"x" * 5000), *s.close(False)]
+    paths = []
     for magic, order, tick in ((0xA1B2C3D4, ">", 1000), (0xA1B23C4D, "<", 1)):
         path = tmp_path / f"{order}{tick}.pcap"
         parts = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 65535, 1)]
@@ -170,18 +173,37 @@ def test_big_endian_and_nanosecond_files(tmp_path: Path) -> None:
             frac = i * 1000 * (1000 if tick == 1 else 1)
             parts.append(struct.pack(order + "IIII", 100, frac, len(frame), len(frame)) + frame)
         path.write_bytes(b"".join(parts))
+        paths.append(path)
+    return paths, len(frames)
+
+
+def real_captures(pcap_corpus: Path) -> list[Path]:
+    """Every capture of the corpus's pcaps/ (at least 60 of them)."""
+    paths = sorted(pcap_corpus.rglob("*.pcap*"))
+    assert len(paths) >= 60
+    return paths
+
+
+def zeek_traces() -> list[Path]:
+    """Every trace of the corpus's Zeek test suite (at least 90 of them)."""
+    root = corpus_file("zeek", "traces")
+    paths = sorted(p for p in root.rglob("*") if p.suffix in (".pcap", ".pcapng", ".gz"))
+    assert len(paths) >= 90
+    return paths
+
+
+def test_big_endian_and_nanosecond_files(tmp_path: Path) -> None:
+    paths, frames = endian_and_tick_files(tmp_path)
+    for path in paths:
         fused, general = both_ways(path)
         assert fused == general
-        assert fused[1] == len(frames)
+        assert fused[1] == frames
 
 
 def test_every_real_capture(pcap_corpus: Path) -> None:
-    checked = 0
-    for path in sorted(pcap_corpus.rglob("*.pcap*")):
+    for path in real_captures(pcap_corpus):
         fused, general = both_ways(path)
         assert fused == general, path.name
-        checked += 1
-    assert checked >= 60
 
 
 def test_flows_flipped_by_the_port_rule() -> None:
@@ -200,13 +222,9 @@ def test_flows_flipped_by_the_port_rule() -> None:
 def test_every_zeek_trace() -> None:
     """Zeek's traces: snap-length-cut payloads, reordered segments, ACKs of data never seen,
     resets after a FIN exchange, reused 5-tuples; fused == general on each."""
-    root = corpus_file("zeek", "traces")
-    checked = 0
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".pcap", ".pcapng", ".gz")):
+    for path in zeek_traces():
         fused, general = both_ways(path)
         assert fused == general, path.name
-        checked += 1
-    assert checked >= 90
 
 
 def test_payload_cut_by_the_snap_length_and_acked_is_a_gap_both_ways(tmp_path: Path) -> None:
