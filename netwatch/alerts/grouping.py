@@ -91,14 +91,17 @@ class _Group:
         return worst is not None and any(r.alert.severity.rank < worst.rank for r in self.pending)
 
 
+def _lead(reports: list[tuple[int, object]]) -> int:
+    """Which of a device's reports, given as (severity rank, rule), leads its notification:
+    the gravest; among equals the ``alert_flood`` summary, else the earliest."""
+    return min(range(len(reports)), key=lambda i: (reports[i][0], reports[i][1] != FLOOD_RULE, i))
+
+
 def notification(reports: list[Report]) -> tuple[Alert, int]:
     """One notification for a device's pending reports: the gravest report (among equals the
     device's ``alert_flood`` summary, else the earliest) with every other one listed in its
     evidence under ``grouped``."""
-    head = min(
-        range(len(reports)),
-        key=lambda i: (reports[i].alert.severity.rank, reports[i].alert.rule != FLOOD_RULE, i),
-    )
+    head = _lead([(r.alert.severity.rank, r.alert.rule) for r in reports])
     lead = reports[head]
     if len(reports) == 1:
         return lead.alert, lead.count
@@ -140,10 +143,7 @@ def regroup(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """One notification record from whole report records of one device (:func:`members`'
     output, or a part of it a sink filtered): the gravest (a flood summary, else the
     earliest, among equals) leads, the others are grouped in its evidence."""
-    head = min(
-        range(len(reports)),
-        key=lambda i: (_rank(reports[i]), reports[i].get("rule") != FLOOD_RULE, i),
-    )
+    head = _lead([(_rank(r), r.get("rule")) for r in reports])
     lead = dict(reports[head])
     others = [
         {k: v for k, v in r.items() if k not in DEVICE_KEYS}
