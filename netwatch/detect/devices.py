@@ -226,6 +226,8 @@ class Devices:
 
     def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
         """The camera at this site-local end, or None."""
+        if not self._classifier.is_site_local(ip):
+            return None  # never a camera; not cached (a flood of outside peers would churn it)
         key = (ip, mac)
         if key in self._cache:
             return self._cache[key]

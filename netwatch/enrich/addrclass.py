@@ -40,6 +40,7 @@ cleared when full (a burst of misses follows, each a few microseconds).
 
 from __future__ import annotations
 
+import bisect
 import enum
 import socket
 from collections.abc import Sequence
@@ -140,6 +141,27 @@ def _first_match(rules: tuple[_Rule, ...], value: int) -> AddrClass:
     return AddrClass.PUBLIC  # unreachable: both tables end with a /0 entry
 
 
+def _intervals(
+    rules: tuple[_Rule, ...], local: tuple[tuple[int, int], ...], bits: int
+) -> tuple[list[int], list[tuple[AddrClass, bool]]]:
+    """The address space cut where any rule's or local net's prefix starts or ends: within
+    one piece every address matches the same rules, so the piece's first address gives the
+    answer for all of it. Returns (sorted piece starts, (class, site-local) of each piece)."""
+    top = 1 << bits
+    cuts = {0}
+    for network, mask, _cls in rules:
+        cuts.update((network, network + (~mask & (top - 1)) + 1))
+    for network, mask in local:
+        cuts.update((network, network + (~mask & (top - 1)) + 1))
+    starts = sorted(cut for cut in cuts if cut < top)
+    answers = []
+    for start in starts:
+        site = any(start & mask == net for net, mask in local)
+        cls = _first_match(rules, start)
+        answers.append((AddrClass.LOCAL_NET if cls is AddrClass.PUBLIC and site else cls, site))
+    return starts, answers
+
+
 def ip_text(addr: bytes) -> str:
     """Packed 4- or 16-byte address to its canonical text ('10.0.0.1', '2001:db8::1')."""
     family = socket.AF_INET if len(addr) == 4 else socket.AF_INET6
@@ -177,6 +199,9 @@ class AddressClassifier:
         self._v6_rules = _compile(_parse_table(_IPV6_TABLE))
         self._v4_local = tuple((int(n.network_address), int(n.netmask)) for n in v4)
         self._v6_local = tuple((int(n.network_address), int(n.netmask)) for n in v6)
+        # IPv4: one bisect over the pieces the prefixes cut the space into, instead of a
+        # scan of every rule (a flood of new addresses misses the cache on each)
+        self._v4_starts, self._v4_answers = _intervals(self._v4_rules, self._v4_local, 32)
         self._max_entries = max_entries
         self._cache: dict[bytes, _Cached] = {}
         self.cache_clears = 0
@@ -223,11 +248,7 @@ class AddressClassifier:
 
     def _compute_v4(self, addr: bytes) -> tuple[AddrClass, bool]:
         value = int.from_bytes(addr, "big")
-        site = any(value & mask == net for net, mask in self._v4_local)
-        cls = _first_match(self._v4_rules, value)
-        if cls is AddrClass.PUBLIC and site:
-            cls = AddrClass.LOCAL_NET
-        return cls, site
+        return self._v4_answers[bisect.bisect_right(self._v4_starts, value) - 1]
 
     def _compute_v6(self, addr: bytes, nat64_inner: bytes | None) -> tuple[AddrClass, bool]:
         value = int.from_bytes(addr, "big")

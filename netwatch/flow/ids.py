@@ -10,7 +10,7 @@ mapped to port equivalents so that request and reply share an id.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import random
 import struct
@@ -34,6 +34,10 @@ _ICMP6_PAIRS = {
     145: 144,
 }
 _ICMP_PAIRS = {1: _ICMP4_PAIRS, 58: _ICMP6_PAIRS}
+_pack_seed = struct.Struct("!H").pack
+_pack_tail = struct.Struct("!BBHH").pack  # protocol, pad byte, ports
+_sha1 = hashlib.sha1
+_base64 = binascii.b2a_base64
 
 
 class UidSource:
@@ -69,5 +73,5 @@ def community_id(
             sport, dport = icmp_type, peer
     if not one_way and (saddr, sport) > (daddr, dport):
         saddr, daddr, sport, dport = daddr, saddr, dport, sport
-    data = struct.pack("!H", seed) + saddr + daddr + struct.pack("!BBHH", proto, 0, sport, dport)
-    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
+    data = b"".join((_pack_seed(seed), saddr, daddr, _pack_tail(proto, 0, sport, dport)))
+    return "1:" + _base64(_sha1(data).digest(), newline=False).decode("ascii")

@@ -27,6 +27,7 @@ CameraName = Callable[[bytes, bytes | None], str | None]
 
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
+_NO_APP: dict[str, Any] = {}  # a flow no deep parser spoke about (never written to)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +86,11 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
     orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
     local_orig = enr.classifier.is_site_local(f.orig_h)
     local_resp = enr.classifier.is_site_local(f.resp_h)
-    app = f.app or {}
+    app = f.app or _NO_APP
     services = app.get("service")
-    resp_geo = enr.geo.lookup(f.resp_h)
-    orig_geo = enr.geo.lookup(f.orig_h)
+    geo = enr.geo.lookup
+    resp_geo = geo(f.resp_h)
+    orig_geo = geo(f.orig_h)
     local_mac = f.orig_mac if local_orig or not local_resp else f.resp_mac
     return {
         "ts": round(f.first, 6),

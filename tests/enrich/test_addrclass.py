@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netwatch.enrich.addrclass import AddrClass, AddressClassifier, embedded_ipv4, ip_text
+from netwatch.enrich.addrclass import (
+    AddrClass,
+    AddressClassifier,
+    _first_match,
+    embedded_ipv4,
+    ip_text,
+)
 
 C = AddrClass
 LOCAL_NETS = (
@@ -174,3 +180,31 @@ def test_ipv4_agrees_with_stdlib_on_private_and_global(addr: bytes) -> None:
         assert cls is not AddrClass.PUBLIC or str(std) in ("192.0.0.9", "192.0.0.10")
     mapped = b"\x00" * 10 + b"\xff\xff" + addr
     assert classifier.classify(mapped) is cls
+
+
+def _scan_v4(c: AddressClassifier, value: int) -> tuple[AddrClass, bool]:
+    """The reference answer: every rule in order, most specific first, then the local nets."""
+    site = any(value & mask == net for net, mask in c._v4_local)
+    cls = _first_match(c._v4_rules, value)
+    return (AddrClass.LOCAL_NET if cls is AddrClass.PUBLIC and site else cls), site
+
+
+_OVERLAPPING_NETS = [
+    ipaddress.ip_network(n) for n in ("10.20.0.0/16", "100.64.8.0/22", "8.8.8.0/24", "8.8.8.8/32")
+]
+
+
+def test_ipv4_pieces_agree_with_the_rule_scan_at_every_edge() -> None:
+    """Each address at, just before and just after a piece boundary gets the rule scan's
+    answer (local nets inside special ranges, nested and single-address nets included)."""
+    c = AddressClassifier(_OVERLAPPING_NETS, max_entries=1)
+    for start in c._v4_starts:
+        for value in (start - 1, start, start + 1):
+            if 0 <= value < 1 << 32:
+                assert c._compute_v4(value.to_bytes(4, "big")) == _scan_v4(c, value), hex(value)
+
+
+@given(st.integers(min_value=0, max_value=(1 << 32) - 1))
+def test_ipv4_pieces_agree_with_the_rule_scan(value: int) -> None:
+    c = AddressClassifier(_OVERLAPPING_NETS, max_entries=1)
+    assert c._compute_v4(value.to_bytes(4, "big")) == _scan_v4(c, value)

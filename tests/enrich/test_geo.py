@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import os
+import random
 import socket
 from datetime import date, timedelta
 from pathlib import Path
@@ -394,3 +395,40 @@ def test_builtin_unreadable_data(tmp_path: Path, caplog: pytest.LogCaptureFixtur
         assert geo.lookup("1.1.1.1") == GEO_NONE  # no second load attempt
     assert geo.errors == 1
     assert len(caplog.records) == 1
+
+
+def _library_answer(geo: BuiltinGeo, text: str) -> GeoInfo:
+    """The answer through ``GeoIP2Fast.lookup`` itself (the direct table read off)."""
+    tables, geo._tables = geo._tables, None
+    try:
+        return geo.lookup(text)
+    finally:
+        geo._tables = tables
+
+
+def test_builtin_reads_the_tables_directly(builtin: BuiltinGeo) -> None:
+    assert builtin._tables is not None  # the bundled geoip2fast's tables have the known shape
+
+
+def test_builtin_direct_read_agrees_with_the_library(builtin: BuiltinGeo) -> None:
+    """Every network's first and last address and its neighbours, for a sample of networks
+    of both families, plus random addresses: the direct read answers as the library."""
+    tables = builtin._tables
+    assert tables is not None
+    rng = random.Random(13)
+    values = [rng.getrandbits(32) for _ in range(3000)] + [rng.getrandbits(128) for _ in range(500)]
+    for root in rng.sample(range(len(tables.firsts)), min(60, len(tables.firsts))):
+        for first in tables.firsts[root][:: max(1, len(tables.firsts[root]) // 40)]:
+            values += [first - 1, first, first + 1]
+    values += [0, 1, (1 << 32) - 1, 1 << 32, (1 << 128) - 1]
+    checked = 0
+    for value in values:
+        if not 0 <= value < 1 << 128:
+            continue
+        if value < 1 << 32:
+            text = socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
+        else:
+            text = socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
+        assert builtin.lookup(text) == _library_answer(builtin, text), text
+        checked += 1
+    assert checked > 3000

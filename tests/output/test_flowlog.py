@@ -229,3 +229,31 @@ def test_close_closes_the_file_even_when_the_flush_fails(tmp_path: Path) -> None
     with pytest.raises(OSError):
         writer.close()
     assert writer._stream.closed
+
+
+_REFERENCE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"ts": 1767261600.000123, "duration": 1e-05, "small": 5.6e-05, "big": 1e16, "zero": 0.0},
+        {"name": 'caméra \u2028 \x00\x1f "q" \\ 😀', "none": None, "yes": True, "n": -(2**70)},
+        {"nested": {"list": [1, 2.5, "x", None], "tuple": (1, 2)}, "empty": {}},
+    ],
+)
+def test_encoder_writes_the_standard_encoders_text(record: dict[str, Any]) -> None:
+    out = io.StringIO()
+    writer = JsonLinesWriter(stream=out)
+    writer.write(record)
+    assert out.getvalue() == _REFERENCE(record) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("record", "error"), [({"x": float("nan")}, ValueError), ({"x": object()}, TypeError)]
+)
+def test_encoder_refuses_what_the_standard_encoder_refuses(
+    record: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        JsonLinesWriter(stream=io.StringIO()).write(record)
