@@ -21,11 +21,12 @@ from pathlib import Path
 
 from netwatch import __version__, core
 from netwatch.alerttest import run_alert_test
+from netwatch.capture.files import STDIN
 from netwatch.config import Config, check_config_main
 from netwatch.daemon import run_daemon
 from netwatch.enrich.geo import age_warning
 from netwatch.pipeline import geo_backend
-from netwatch.preflight import FAILURES, failure_line
+from netwatch.preflight import FAILURES, UsageError, failure_line
 from netwatch.replay import run_replay
 
 log = logging.getLogger("netwatch")
@@ -45,7 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
-    rp.add_argument("pcaps", nargs="+", type=Path, metavar="PCAP")
+    rp.add_argument(
+        "pcaps", nargs="+", type=Path, metavar="PCAP", help="capture files; - reads standard input"
+    )
+    rp.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="no alert lines and no progress line (-qq: no summary either)",
+    )
     rp.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
     rp.add_argument("--flows", type=Path, metavar="OUT.jsonl", help="write flow records here")
     rp.add_argument("--alerts", type=Path, metavar="OUT.jsonl", help="write alert records here")
@@ -94,6 +104,10 @@ def _load_config(path: Path | None) -> Config:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.pcaps.count(Path(STDIN)) > 1:
+        raise UsageError("replay: standard input (-) can be given once")
+    if args.quiet:
+        logging.getLogger("netwatch.alert").setLevel(logging.ERROR)
     cfg = _load_config(args.config)
     backend = geo_backend(cfg)
     warning = age_warning(backend.describe(), date.today(), cfg.geoip.max_age_days)
@@ -107,9 +121,11 @@ def _replay(args: argparse.Namespace) -> int:
         geo=backend,
         uid_seed=args.uid_seed,
         state_dir=args.state_dir,
+        progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
     )
-    for line in summary.lines():
-        sys.stdout.write(line + "\n")
+    if args.quiet < 2:
+        for line in summary.lines():
+            sys.stdout.write(line + "\n")
     return EXIT_OK
 
 
