@@ -271,8 +271,8 @@ def sensor_config(root: Path, port: int) -> Path:
     cfg = yaml.safe_load((root / "etc/netwatch/netwatch.yaml").read_text())
     demo = root / "usr/share/netwatch/demo/camera-site-demo.pcap"
     logs = root / "var/log/netwatch"
-    cfg["capture"] = {"files": [str(demo)], "loop": True, "realtime": True, "speed": 8}
-    cfg["capture"]["user"] = None
+    capture = {"files": [str(demo)], "loop": True, "realtime": True, "speed": 8, "user": None}
+    cfg["capture"] = capture
     cfg["metrics"] = {"listen": f"127.0.0.1:{port}"}
     cfg["state_dir"] = str(root / "var/lib/netwatch")
     cfg["flow_log"] = str(logs / "flows.jsonl")
