@@ -135,6 +135,9 @@ def test_rotation_moves_the_logs_and_the_daemon_reopens_them(
     assert proc.returncode == 0, proc.stderr
     first = logs / "flows.jsonl.1"
     assert lines(first) > 0 and (logs / "alerts.jsonl.1").exists()
+    # create: an empty new file with the old one's owner and mode, for a dropped daemon
+    assert flows.stat().st_mode == first.stat().st_mode
+    assert flows.stat().st_uid == first.stat().st_uid
     for line in first.read_text().splitlines():
         json.loads(line)  # whole records: moved, not cut
 
