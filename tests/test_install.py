@@ -244,7 +244,8 @@ def build_wheel(out: Path) -> Path:
 def fresh_venv(where: Path, wheel: Path) -> Path:
     """A new virtualenv with the wheel installed; its dependencies from this one."""
     env = clean_env()
-    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=120, env=env)
+    venv = [sys.executable, "-m", "venv", "--without-pip", str(where)]
+    subprocess.run(venv, check=True, timeout=120, env=env)
     python = where / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
@@ -254,7 +255,8 @@ def fresh_venv(where: Path, wheel: Path) -> Path:
         env=env,
     ).stdout.strip()
     (Path(site) / "deps-from-test-venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
+    pip += ["--no-index", str(wheel)]
     subprocess.run(pip, check=True, timeout=120, env=env)
     return where / "bin" / "netwatch"
 
@@ -271,7 +273,7 @@ def sensor_config(root: Path, port: int) -> Path:
     cfg = yaml.safe_load((root / "etc/netwatch/netwatch.yaml").read_text())
     demo = root / "usr/share/netwatch/demo/camera-site-demo.pcap"
     logs = root / "var/log/netwatch"
-    capture = {"files": [str(demo)], "loop": True, "realtime": True, "speed": 8, "user": None}
+    capture = {"files": [str(demo)], "loop": True, "realtime": True, "speed": 20, "user": None}
     cfg["capture"] = capture
     cfg["metrics"] = {"listen": f"127.0.0.1:{port}"}
     cfg["state_dir"] = str(root / "var/lib/netwatch")
@@ -316,6 +318,14 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_daemon_runs(tmp_path: Path) 
     service = parse_unit((root / "etc/systemd/system/netwatch.service").read_text())["Service"]
     command, *args = service["ExecStart"][0].split()
     assert command == str(netwatch) and args == ["run", "-c", str(CONF)]
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:  # systemd's own check of the unit as installed, paths and all
+        unit = root / "etc/systemd/system/netwatch.service"
+        check = [analyze, "verify", "--man=no", str(unit)]
+        verify = subprocess.run(check, capture_output=True, text=True, timeout=120, check=False)
+        assert verify.returncode == 0 and unit.name not in verify.stdout + verify.stderr, (
+            verify.stdout + verify.stderr
+        )
     # the daemon, started as the unit starts it, from the installed files
     port = free_port()
     config = sensor_config(root, port)
