@@ -24,7 +24,7 @@ from netwatch.alerttest import run_alert_test
 from netwatch.config import Config, check_config_main
 from netwatch.daemon import run_daemon
 from netwatch.enrich.geo import age_warning
-from netwatch.install import Options, run_install
+from netwatch.install import DEFAULT_PREFIX, Options, run_install
 from netwatch.pipeline import geo_backend
 from netwatch.preflight import FAILURES, failure_line
 from netwatch.replay import run_replay
@@ -94,9 +94,9 @@ def _install_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ip.add_argument(
         "--prefix",
         type=Path,
-        default=Path(sys.prefix),
+        default=DEFAULT_PREFIX,
         metavar="DIR",
-        help=f"where netwatch is installed; the unit runs DIR/bin/netwatch (default: {sys.prefix})",
+        help=f"netwatch's installation; the unit runs DIR/bin/netwatch (default: {DEFAULT_PREFIX})",
     )
     ip.add_argument(
         "--dry-run", action="store_true", help="print what would be done, write nothing"

@@ -25,8 +25,9 @@ the same directory, then a rename); a second run changes nothing.
 
 Options: ``--root DIR`` installs under DIR (as a package build's DESTDIR: the paths
 written into the files stay the final ones), ``--prefix DIR`` is where netwatch itself is
-installed (default: this interpreter's prefix, e.g. the virtualenv ``/opt/netwatch``; the
-unit runs ``DIR/bin/netwatch``), ``--dry-run`` prints what would be done, ``--force``.
+installed (default: where this interpreter puts console scripts, less ``bin``: the
+virtualenv, e.g. ``/opt/netwatch``; the unit runs ``DIR/bin/netwatch``), ``--dry-run``
+prints what would be done, ``--force``.
 
 Reads no config. No user or directory of the daemon's is created: the unit runs as a
 ``DynamicUser=`` and systemd creates ``/var/lib/netwatch`` and ``/var/log/netwatch`` at
@@ -45,6 +46,7 @@ import json
 import os
 import re
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +65,9 @@ UNIT = "netwatch.service"
 UNIT_EXEC = "/usr/bin/netwatch"
 #: A path systemd takes as it is in ExecStart= (no quoting, no %-specifiers, no $VARS).
 PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+@/-]+")
+#: Where this interpreter installs console scripts, less ``bin``: the virtualenv (e.g.
+#: /opt/netwatch), or /usr/local for Debian's system pip.
+DEFAULT_PREFIX = Path(sysconfig.get_path("scripts")).parent
 #: Folders of the package's share/ copied as they are under /usr/share/netwatch.
 SHARED_FOLDERS = ("grafana", "prometheus", "demo")
 FILE_MODE = 0o644
@@ -111,7 +116,7 @@ class Options:
     """What ``netwatch install`` was asked to do."""
 
     root: Path = Path("/")
-    prefix: Path = Path(sys.prefix)
+    prefix: Path = DEFAULT_PREFIX
     dry_run: bool = False
     force: bool = False
 
@@ -241,8 +246,9 @@ def install(options: Options) -> list[Done]:
         side = None
         if action is Action.KEPT:
             side = item.target.with_name(item.target.name + ".new")
-            if not options.dry_run:
-                write_atomic(on_disk(options.root, side), item.content)
+            side_path = on_disk(options.root, side)
+            if not options.dry_run and _current(side_path) != item.content:
+                write_atomic(side_path, item.content)
         else:
             if not options.dry_run and action is not Action.UNCHANGED:
                 write_atomic(path, item.content)

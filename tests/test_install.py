@@ -112,8 +112,12 @@ def test_an_edited_config_is_kept_and_the_new_one_written_beside_it(tmp_path: Pa
     assert (tmp_path / "etc/netwatch/netwatch.yaml.new").read_bytes() == (
         REPO / "config/netwatch.yaml"
     ).read_bytes()
-    # still the administrator's on the next run, and --force replaces it
+    # still the administrator's on the next run (which writes nothing), and --force replaces it
+    side = tmp_path / "etc/netwatch/netwatch.yaml.new"
+    mtime = side.stat().st_mtime_ns
+    time.sleep(0.01)
     assert actions(run(tmp_path))[str(CONF)] is ins.Action.KEPT
+    assert side.stat().st_mtime_ns == mtime
     assert actions(run(tmp_path, force=True))[str(CONF)] is ins.Action.REPLACED
     assert conf.read_bytes() == (REPO / "config/netwatch.yaml").read_bytes()
 
