@@ -1,5 +1,5 @@
 """The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``alert-test``,
-``check-config``.
+``check-config``, ``install`` (put the config, units and dashboards on a sensor).
 
 Exit codes (DESIGN.md contract): 0 success; 2 bad usage, bad config or unreadable input,
 with one clear line on stderr naming the file (and, for config, the line and key);
@@ -25,6 +25,7 @@ from netwatch.capture.files import STDIN
 from netwatch.config import Config, check_config_main
 from netwatch.daemon import run_daemon
 from netwatch.enrich.geo import age_warning
+from netwatch.install import DEFAULT_PREFIX, Options, run_install
 from netwatch.pipeline import geo_backend
 from netwatch.preflight import FAILURES, UsageError, failure_line
 from netwatch.replay import run_replay
@@ -84,7 +85,35 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the file alone (no environment, interfaces, secrets or directories)",
     )
+    _install_parser(sub)
     return p
+
+
+def _install_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ip = sub.add_parser(
+        "install",
+        help="put the config, systemd units, logrotate file, dashboards and rules in place",
+    )
+    ip.add_argument(
+        "--root",
+        type=Path,
+        default=Path("/"),
+        metavar="DIR",
+        help="install under DIR (paths inside the files stay the final ones; default: /)",
+    )
+    ip.add_argument(
+        "--prefix",
+        type=Path,
+        default=DEFAULT_PREFIX,
+        metavar="DIR",
+        help=f"netwatch's installation; the unit runs DIR/bin/netwatch (default: {DEFAULT_PREFIX})",
+    )
+    ip.add_argument(
+        "--dry-run", action="store_true", help="print what would be done, write nothing"
+    )
+    ip.add_argument(
+        "--force", action="store_true", help="replace files under /etc that were edited"
+    )
 
 
 def _check_config_file(p: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
@@ -145,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_daemon(args.config)
         if args.command == "alert-test":
             return run_alert_test(_load_config(args.config), args.sink, sys.stdout)
+        if args.command == "install":
+            options = Options(args.root, args.prefix, args.dry_run, args.force)
+            return run_install(options, sys.stdout)
     except RUN_FAILURES as exc:
         sys.stderr.write(f"netwatch: {failure_line(exc)}\n")
         return EXIT_USAGE
