@@ -518,20 +518,21 @@ def inventory_from_captures(
     Raises CaptureError before any work when a file is unreadable."""
     captures = [open_capture(p) for p in paths]
     incidents = IncidentLog()
-    records: list[Mapping[str, Any]] = []
+    tallies: list[HostTally] = []  # the one tally, made once the pipeline's parts exist
+
+    def on_record(rec: dict[str, Any]) -> None:
+        tallies[0].add(rec)
+
     try:
-        pipe = Pipeline(
-            cfg, records.append, geo=geo, uids=UidSource(0), on_alert=lambda _a, _c: None
-        )
+        pipe = Pipeline(cfg, on_record, geo=geo, uids=UidSource(0), on_alert=_no_alert)
         assert pipe.detector is not None  # on_alert given: detection runs
         pipe.detector.router.on_end = incidents.add
         tally = HostTally(pipe.classifier, pipe.enrichers.geo)
+        tallies.append(tally)
         pipe.warm_up()
         for cap in captures:
             pipe.run_capture(cap)
-            _drain(records, tally)
         pipe.finish()
-        _drain(records, tally)
     finally:
         for cap in captures:
             cap.close()
@@ -548,10 +549,8 @@ def inventory_from_captures(
     )
 
 
-def _drain(records: list[Mapping[str, Any]], tally: HostTally) -> None:
-    for rec in records:
-        tally.add(rec)
-    records.clear()
+def _no_alert(_alert: Alert, _count: int) -> None:
+    """Notifications are not needed: the report reads the incidents as they end."""
 
 
 def load_inventory(path: Path) -> dict[str, Any]:

@@ -198,6 +198,7 @@ def _summary(view: ReportView) -> str:
     cards = [
         (s.cameras, "cameras recognised"),
         (s.talking_outside, "talk outside the site"),
+        (s.on_platforms, "registered with a cloud/P2P platform"),
         (len(s.countries), "countries reached"),
         (s.asns, "networks (AS) reached"),
         (human_bytes(s.bytes_up), "sent outside the site"),
@@ -207,8 +208,12 @@ def _summary(view: ReportView) -> str:
         for n, t in cards
     )
     vendors = _table(
-        ("vendor", "#cameras"),
-        (f'<tr><td>{esc(v)}</td><td class="num">{n}</td></tr>' for v, n in s.by_vendor),
+        ("vendor", "#cameras", "#talk outside the site"),
+        (
+            f'<tr><td>{esc(v.vendor)}</td><td class="num">{v.cameras}</td>'
+            f'<td class="num">{v.outside}</td></tr>'
+            for v in s.by_vendor
+        ),
         "No camera was recognised.",
     )
     countries = ", ".join(esc(c) for c in s.countries) or "none"

@@ -157,12 +157,22 @@ class CameraView:
 
 
 @dataclass(frozen=True, slots=True)
+class VendorCount:
+    """How many cameras of one vendor, and how many of them talk outside the site."""
+
+    vendor: str
+    cameras: int
+    outside: int
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """The audit's answer in a few numbers."""
 
     cameras: int
-    by_vendor: tuple[tuple[str, int], ...]
+    by_vendor: tuple[VendorCount, ...]
     talking_outside: int
+    on_platforms: int  # cameras that registered with a cloud/P2P platform
     countries: tuple[str, ...]  # known countries outside the site
     asns: int
     bytes_up: int
@@ -326,14 +336,17 @@ def _totals(rows: Iterable[TrafficRow], skip: frozenset[str]) -> tuple[TrafficRo
     return tuple(out[:MAX_ROWS])
 
 
-def _by_vendor(cameras: Iterable[CameraView]) -> tuple[tuple[str, int], ...]:
-    counts: dict[str, int] = {}
+def _by_vendor(cameras: Iterable[CameraView]) -> tuple[VendorCount, ...]:
+    counts: dict[str, list[int]] = {}
     for cam in cameras:
         vendor = cam.vendor or (
             f"unknown (MAC registered to {cam.mac_vendor})" if cam.mac_vendor else "unknown"
         )
-        counts[vendor] = counts.get(vendor, 0) + 1
-    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        count = counts.setdefault(vendor, [0, 0])
+        count[0] += 1
+        count[1] += cam.talks_outside
+    rows = [VendorCount(v, n, out) for v, (n, out) in counts.items()]
+    return tuple(sorted(rows, key=lambda r: (-r.cameras, r.vendor)))
 
 
 def _with_rules(cameras: Iterable[CameraView], rules: frozenset[str]) -> tuple[CameraFinding, ...]:
@@ -365,6 +378,7 @@ def view_of(inventory: Mapping[str, Any]) -> ReportView:
         cameras=len(cameras),
         by_vendor=_by_vendor(cameras),
         talking_outside=sum(1 for c in cameras if c.talks_outside),
+        on_platforms=sum(1 for c in cameras if c.platforms),
         countries=tuple(known_countries),
         asns=len(all_asns),
         bytes_up=sum(c.bytes_out_external for c in cameras),

@@ -84,7 +84,10 @@ def test_summary_counts_vendors_outside_countries_and_bytes() -> None:
     view = view_of(inv)
     s = view.summary
     assert s.cameras == 3
-    assert s.by_vendor == (("Hikvision", 2), ("unknown", 1))
+    assert [(v.vendor, v.cameras, v.outside) for v in s.by_vendor] == [
+        ("Hikvision", 2, 2),
+        ("unknown", 1, 0),
+    ]
     assert s.talking_outside == 2
     assert s.countries == ("CN",)  # unknown is no country
     assert s.asns == 2
@@ -119,6 +122,7 @@ def test_sections_pick_their_rules_and_findings_sort_by_severity() -> None:
     assert [f.finding.rule for f in view.audio] == ["audio_stream"]
     assert [f.finding.rule for f in view.registrations] == ["cloud_registration"]
     assert [p.platform.name for p in view.platforms] == ["Dahua cloud"]
+    assert view.summary.on_platforms == 1
     assert view.cameras[0].findings[0].rule == "outbound_stream"
     assert dict(view.summary.findings_by_severity) == {"critical": 1, "high": 3, "medium": 2}
 
