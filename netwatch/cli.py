@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "pcaps", nargs="*", type=Path, metavar="CAPTURE", help="capture files to replay"
     )
-    rep.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.html")
+    rep.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT.html", help="the page to write"
+    )
     rep.add_argument(
         "-c",
         "--config",
@@ -97,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         "--state-dir",
         type=Path,
         default=None,
+        metavar="DIR",
         help=f"without captures: the report is of the inventory saved here ({INVENTORY_FILE})",
     )
     run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
