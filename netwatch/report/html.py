@@ -53,7 +53,7 @@ h2 { font-size: 19px; border-bottom: 2px solid var(--ink); padding-bottom: 3px; 
 h3 { font-size: 16px; margin: 18px 0 6px; }
 .meta, .muted { color: var(--muted); }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
-.card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; min-width: 150px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; flex: 1 1 120px; }
 .card .n { font-size: 26px; font-weight: 600; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line);
@@ -64,7 +64,8 @@ table.findings td:nth-child(-n+2), table.findings td:last-child, table.findings 
   white-space: nowrap; }
 table.traffic { table-layout: fixed; } table.traffic th:first-child { width: 52%; }
 .sev { display: inline-block; padding: 0 6px; border-radius: 3px; color: #fff;
-  font-size: 12px; font-weight: 600; text-transform: uppercase; }
+  font-size: 12px; font-weight: 600; text-transform: uppercase;
+  -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 .sev.critical { background: var(--critical); } .sev.high { background: var(--high); }
 .sev.medium { background: var(--medium); } .sev.low { background: var(--low); }
 .sev.info { background: var(--info); }
@@ -215,6 +216,7 @@ def _summary(view: ReportView) -> str:
             for v in s.by_vendor
         ),
         "No camera was recognised.",
+        "traffic",
     )
     countries = ", ".join(esc(c) for c in s.countries) or "none"
     findings = ", ".join(f"{_severity(sev)} {n}" for sev, n in s.findings_by_severity) or "none"
