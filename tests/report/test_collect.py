@@ -246,3 +246,69 @@ def test_real_dlink_stream_leaves_the_site() -> None:
     assert any(r["asn"] is not None or r["org"] for r in cam["peers"]["asns"])
     rules = {i["rule"] for i in cam["incidents"]}
     assert "outbound_stream" in rules
+
+
+#: The inventory interface (briefs: "Its JSON form"): key -> the types its value may have.
+TOP_KEYS = {
+    "version": (int,),
+    "generated": (str,),
+    "site": (str, type(None)),
+    "source": (dict,),
+    "cameras": (list,),
+}
+CAMERA_KEYS = {
+    "id": (str,),
+    "macs": (list,),
+    "ipv4": (list,),
+    "ipv6": (list,),
+    "vendor": (str, type(None)),
+    "model": (str, type(None)),
+    "firmware": (str, type(None)),
+    "serial": (str, type(None)),
+    "recognised_by": (list,),
+    "group": (str, type(None)),
+    "managed": (bool,),
+    "first_seen": (float,),
+    "last_seen": (float,),
+    "platforms": (list,),
+    "peers": (dict,),
+    "bytes_out_external": (int,),
+    "incidents": (list,),
+}
+PLATFORM_KEYS = {"name": (str,), "first_seen": (float,), "last_seen": (float,), "flows": (int,)}
+TRAFFIC_KEYS = {"bytes_out": (int,), "bytes_in": (int,), "flows": (int,)}
+PEER_KEYS = {
+    "countries": {"country": (str,), **TRAFFIC_KEYS},
+    "asns": {"asn": (int, type(None)), "org": (str, type(None)), **TRAFFIC_KEYS},
+    "names": {"name": (str,), **TRAFFIC_KEYS},
+}
+INCIDENT_KEYS = {
+    "rule": (str,),
+    "severity": (str,),
+    "reached": (str, type(None)),
+    "first": (float,),
+    "last": (float,),
+    "count": (int,),
+    "open": (bool,),
+    "summary": (str,),
+}
+
+
+def _conforms(value: dict[str, Any], keys: dict[str, tuple[type, ...]]) -> None:
+    for key, types in keys.items():
+        assert key in value, key
+        assert isinstance(value[key], types), (key, value[key])
+
+
+def test_shape_is_the_inventory_interface(demo: dict[str, Any]) -> None:
+    """Every key of the shared interface, with its type (extra keys are allowed)."""
+    _conforms(demo, TOP_KEYS)
+    for cam in demo["cameras"]:
+        _conforms(cam, CAMERA_KEYS)
+        for platform in cam["platforms"]:
+            _conforms(platform, PLATFORM_KEYS)
+        for kind, keys in PEER_KEYS.items():
+            for row in cam["peers"][kind]:
+                _conforms(row, keys)
+        for inc in cam["incidents"]:
+            _conforms(inc, INCIDENT_KEYS)
