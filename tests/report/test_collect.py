@@ -249,14 +249,15 @@ def test_real_dlink_stream_leaves_the_site() -> None:
 
 
 #: The inventory interface (briefs: "Its JSON form"): key -> the types its value may have.
-TOP_KEYS = {
+Keys = dict[str, tuple[type, ...]]
+TOP_KEYS: Keys = {
     "version": (int,),
     "generated": (str,),
     "site": (str, type(None)),
     "source": (dict,),
     "cameras": (list,),
 }
-CAMERA_KEYS = {
+CAMERA_KEYS: Keys = {
     "id": (str,),
     "macs": (list,),
     "ipv4": (list,),
@@ -275,14 +276,19 @@ CAMERA_KEYS = {
     "bytes_out_external": (int,),
     "incidents": (list,),
 }
-PLATFORM_KEYS = {"name": (str,), "first_seen": (float,), "last_seen": (float,), "flows": (int,)}
-TRAFFIC_KEYS = {"bytes_out": (int,), "bytes_in": (int,), "flows": (int,)}
-PEER_KEYS = {
+PLATFORM_KEYS: Keys = {
+    "name": (str,),
+    "first_seen": (float,),
+    "last_seen": (float,),
+    "flows": (int,),
+}
+TRAFFIC_KEYS: Keys = {"bytes_out": (int,), "bytes_in": (int,), "flows": (int,)}
+PEER_KEYS: dict[str, Keys] = {
     "countries": {"country": (str,), **TRAFFIC_KEYS},
     "asns": {"asn": (int, type(None)), "org": (str, type(None)), **TRAFFIC_KEYS},
     "names": {"name": (str,), **TRAFFIC_KEYS},
 }
-INCIDENT_KEYS = {
+INCIDENT_KEYS: Keys = {
     "rule": (str,),
     "severity": (str,),
     "reached": (str, type(None)),
@@ -294,7 +300,7 @@ INCIDENT_KEYS = {
 }
 
 
-def _conforms(value: dict[str, Any], keys: dict[str, tuple[type, ...]]) -> None:
+def _conforms(value: dict[str, Any], keys: Keys) -> None:
     for key, types in keys.items():
         assert key in value, key
         assert isinstance(value[key], types), (key, value[key])
