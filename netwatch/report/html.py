@@ -3,10 +3,11 @@
 :func:`render` turns a :class:`~netwatch.report.view.ReportView` into the page: a summary
 (cameras by vendor, how many talk outside the site, to how many countries and ASes, bytes
 up), a bar chart of bytes per country (an inline SVG: no map data to ship or license), the
-top ASes and names, cloud/P2P registrations, exposure (reached from outside), audio, then
-one section per camera (identity, how it was recognised, where it talked with bytes each
-way, findings with their evidence fields). Printable: ``@media print`` drops the colours
-that waste ink and starts each camera on a new page.
+top ASes and names, cloud/P2P registrations, exposure (reached from outside), audio, every
+finding most severe first, then one section per camera (identity, how it was recognised,
+where it talked with bytes each way, findings with their evidence fields). Printable:
+``@media print`` starts each camera on a new page, keeps tables and findings whole, and
+keeps the severity badges' colours.
 
 Every string that reaches the page goes through :func:`esc` (``html.escape`` with quotes):
 camera names, DNS names and banners come from the wire. The page loads nothing: no
@@ -31,6 +32,7 @@ from netwatch.report.view import (
     PlatformUse,
     ReportView,
     TrafficRow,
+    describe_how,
 )
 
 #: Forbid every fetch: the page is complete in itself.
@@ -133,19 +135,23 @@ def _table(head: Sequence[str], rows: Iterable[str], empty: str, cls: str = "") 
     return f"<table{attr}><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _traffic_rows(rows: Iterable[TrafficRow]) -> Iterable[str]:
+def _traffic_rows(rows: Iterable[TrafficRow], cameras: bool) -> Iterable[str]:
     for r in rows:
         label = esc(r.label) + (f' <span class="muted">{esc(r.detail)}</span>' if r.detail else "")
+        count = f'<td class="num">{r.cameras}</td>' if cameras else ""
         yield (
-            f"<tr><td>{label}</td>{_bytes_cell(r.bytes_out)}{_bytes_cell(r.bytes_in)}"
+            f"<tr><td>{label}</td>{count}{_bytes_cell(r.bytes_out)}{_bytes_cell(r.bytes_in)}"
             f'<td class="num">{r.flows}</td></tr>'
         )
 
 
-def traffic_table(rows: Sequence[TrafficRow], what: str, empty: str) -> str:
-    """A table of traffic rows: label, bytes up (sent by the camera), bytes down, flows."""
-    head = (what, "#sent (up)", "#received (down)", "#flows")
-    return _table(head, _traffic_rows(rows), empty, "traffic")
+def traffic_table(
+    rows: Sequence[TrafficRow], what: str, empty: str, *, cameras: bool = False
+) -> str:
+    """A table of traffic rows: label, (with ``cameras``: how many cameras), bytes up (sent
+    by the camera), bytes down, flows."""
+    head = (what, *(("#cameras",) if cameras else ()), "#sent (up)", "#received (down)", "#flows")
+    return _table(head, _traffic_rows(rows, cameras), empty, "traffic")
 
 
 def bar_chart(rows: Sequence[TrafficRow], title: str) -> str:
@@ -235,12 +241,14 @@ def _where(view: ReportView) -> str:
         '<p class="muted">Peers outside the site, all cameras together; "unknown" is a peer '
         "the GeoIP data has no country for.</p>"
         + (_legend() + chart if chart else "")
-        + traffic_table(view.countries, "country", "No camera talked outside the site.")
+        + traffic_table(
+            view.countries, "country", "No camera talked outside the site.", cameras=True
+        )
         + '</section><section id="asns"><h2>Top networks (AS)</h2>'
-        + traffic_table(view.asns, "AS", "No network outside the site was reached.")
+        + traffic_table(view.asns, "AS", "No network outside the site was reached.", cameras=True)
         + '</section><section id="names"><h2>Top names</h2>'
         '<p class="muted">The names the cameras asked for (TLS SNI, HTTP Host, DNS).</p>'
-        + traffic_table(view.names, "name", "No name was seen.")
+        + traffic_table(view.names, "name", "No name was seen.", cameras=True)
         + "</section>"
     )
 
@@ -294,7 +302,7 @@ def _identity(cam: CameraView) -> str:
         ("MAC", ", ".join(cam.macs)),
         ("IPv4", ", ".join(cam.ipv4)),
         ("IPv6", ", ".join(cam.ipv6)),
-        ("recognised by", ", ".join(cam.recognised_by)),
+        ("recognised by", "; ".join(describe_how(h) for h in cam.recognised_by)),
         ("group", cam.group),
         ("in the inventory", "yes" if cam.managed else "no"),
         ("first seen", when(cam.first_seen)),
@@ -383,6 +391,13 @@ def render(view: ReportView) -> str:
         + _finding_table(view.exposure, "No camera was reached from outside the site.")
         + '</section><section id="audio"><h2>Audio</h2>'
         + _finding_table(view.audio, "No camera offered or sent audio.")
+        + '</section><section id="findings"><h2>All findings, most severe first</h2>'
+        + _finding_table(view.findings, "No rule found anything.")
+        + (
+            f'<p class="muted">{view.findings_not_listed} more in the camera sections.</p>'
+            if view.findings_not_listed
+            else ""
+        )
         + "</section>"
         + _contents(view)
         + "".join(camera_html(c) for c in view.cameras)

@@ -12,7 +12,8 @@ partly written or older inventory still renders. Strings stay unescaped here (th
 escapes every one).
 
 Config read: none. Bounded: lists as long as the inventory's (the inventory bounds them);
-the totals list at most ``MAX_ROWS`` rows each.
+the totals list at most ``MAX_ROWS`` rows each, the overview of findings
+``MAX_FINDINGS_LISTED``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_ROWS = 20
+MAX_FINDINGS_LISTED = 200  # the overview of every finding; the camera sections list all
 LOCAL = "local"
 UNKNOWN = "unknown"
 OTHERS = "others"
@@ -32,6 +34,38 @@ AUDIO_RULES = frozenset({"audio_stream"})
 #: Rules whose findings are cloud/P2P registrations or NAT traversal.
 PLATFORM_RULES = frozenset({"cloud_registration", "cloud_enabled", "nat_traversal"})
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+#: How a camera was recognised, in words: the head of a ``recognised_by`` entry (the part
+#: before ``:``; netwatch.detect.devices names the vocabulary) -> what a person reads.
+RECOGNITION_WORDS = {
+    "inventory": "listed in the inventory",
+    "vendor_oui": "MAC prefix of a camera maker",
+    "banner": "server banner",
+    "payload": "payload signature",
+    "pppp": "CS2/PPPP P2P message",
+    "dhcp_fingerprint": "DHCP fingerprint",
+    "dhcp_hostname": "DHCP host name",
+    "mdns_name": "mDNS name",
+    "mdns_service": "mDNS service",
+    "mdns_txt": "mDNS TXT record",
+    "mdns_identity": "mDNS identity",
+    "ssdp_server": "SSDP Server header",
+    "ssdp_location": "SSDP location",
+    "ssdp_usn": "SSDP USN",
+    "upnp_description": "UPnP description",
+    "upnp_manufacturer": "UPnP manufacturer",
+    "upnp_model": "UPnP model name",
+}
+
+
+def describe_how(how: str) -> str:
+    """``dhcp_hostname:dlink-dcs`` -> ``DHCP host name (dlink-dcs)``; a bare word no table
+    knows is a discovery protocol's name (``dlink_setup`` -> ``discovery reply
+    (dlink_setup)``)."""
+    head, colon, detail = how.partition(":")
+    word = RECOGNITION_WORDS.get(head)
+    if word is None:
+        return f"{head} ({detail})" if colon else f"discovery reply ({how})"
+    return f"{word} ({detail})" if detail else word
 
 
 def _str(value: Any) -> str | None:
@@ -80,6 +114,7 @@ class TrafficRow:
     bytes_in: int
     flows: int
     detail: str | None = None  # the AS organisation next to its number
+    cameras: int = 1  # how many cameras the row sums (totals over cameras)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +245,8 @@ class ReportView:
     registrations: tuple[CameraFinding, ...]
     exposure: tuple[CameraFinding, ...]
     audio: tuple[CameraFinding, ...]
+    findings: tuple[CameraFinding, ...]  # every finding, most severe first (bounded)
+    findings_not_listed: int  # beyond MAX_FINDINGS_LISTED, in the camera sections only
     cameras: tuple[CameraView, ...]
 
 
@@ -319,11 +356,13 @@ def camera_of(entry: Any) -> CameraView:
     )
 
 
-def _totals(rows: Iterable[TrafficRow], skip: frozenset[str]) -> tuple[TrafficRow, ...]:
-    """Rows with the same label summed over cameras, by bytes out, ``MAX_ROWS`` at most."""
+def _totals(rows: Iterable[tuple[int, TrafficRow]], skip: frozenset[str]) -> tuple[TrafficRow, ...]:
+    """Rows (by camera number) with the same label summed over cameras, with how many
+    cameras each sums, by bytes out, ``MAX_ROWS`` at most."""
     merged: dict[str, list[int]] = {}
     details: dict[str, str | None] = {}
-    for r in rows:
+    cameras: dict[str, set[int]] = {}
+    for cam, r in rows:
         if r.label in skip:
             continue
         t = merged.setdefault(r.label, [0, 0, 0])
@@ -331,7 +370,8 @@ def _totals(rows: Iterable[TrafficRow], skip: frozenset[str]) -> tuple[TrafficRo
         t[1] += r.bytes_in
         t[2] += r.flows
         details.setdefault(r.label, r.detail)
-    out = [TrafficRow(k, v[0], v[1], v[2], details[k]) for k, v in merged.items()]
+        cameras.setdefault(r.label, set()).add(cam)
+    out = [TrafficRow(k, v[0], v[1], v[2], details[k], len(cameras[k])) for k, v in merged.items()]
     out.sort(key=lambda r: (-r.bytes_out, -r.bytes_in, r.label))
     return tuple(out[:MAX_ROWS])
 
@@ -365,9 +405,10 @@ def _source_lines(source: Any) -> tuple[str, ...]:
 def view_of(inventory: Mapping[str, Any]) -> ReportView:
     """The view model of an inventory (see the module docstring)."""
     cameras = tuple(camera_of(c) for c in _list(inventory.get("cameras")))
-    countries = _totals((r for c in cameras for r in c.countries), frozenset({LOCAL}))
-    asns = _totals((r for c in cameras for r in c.asns), frozenset())
-    names = _totals((r for c in cameras for r in c.names), frozenset())
+    numbered = list(enumerate(cameras))
+    countries = _totals(((i, r) for i, c in numbered for r in c.countries), frozenset({LOCAL}))
+    asns = _totals(((i, r) for i, c in numbered for r in c.asns), frozenset())
+    names = _totals(((i, r) for i, c in numbered for r in c.names), frozenset())
     known_countries = sorted({k for c in cameras for k in c.outside_countries if k != UNKNOWN})
     all_asns = {r.label for c in cameras for r in c.asns if r.label not in (UNKNOWN, OTHERS)}
     severities: dict[str, int] = {}
@@ -386,6 +427,10 @@ def view_of(inventory: Mapping[str, Any]) -> ReportView:
             sorted(severities.items(), key=lambda kv: _severity_rank(kv[0]))
         ),
     )
+    every = sorted(
+        (CameraFinding(c, f) for c in cameras for f in c.findings),
+        key=lambda cf: (_severity_rank(cf.finding.severity), cf.finding.first or 0.0),
+    )
     return ReportView(
         generated=_str(inventory.get("generated")),
         site=_str(inventory.get("site")),
@@ -398,5 +443,7 @@ def view_of(inventory: Mapping[str, Any]) -> ReportView:
         registrations=_with_rules(cameras, PLATFORM_RULES),
         exposure=_with_rules(cameras, EXPOSURE_RULES),
         audio=_with_rules(cameras, AUDIO_RULES),
+        findings=tuple(every[:MAX_FINDINGS_LISTED]),
+        findings_not_listed=max(0, len(every) - MAX_FINDINGS_LISTED),
         cameras=cameras,
     )

@@ -128,6 +128,7 @@ def test_sections_in_order() -> None:
     page = render_report(hostile_inventory())
     ids = [a.get("id") for _, a in parse(page).tags if a.get("id")]
     wanted = ["summary", "countries", "asns", "names", "platforms", "exposure", "audio"]
+    wanted.append("findings")
     assert [i for i in ids if i in wanted] == wanted
     assert sum(1 for i in ids if (i or "").startswith("cam-")) == 1
 

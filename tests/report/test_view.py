@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from netwatch.report.view import LOCAL, MAX_ROWS, camera_of, view_of
+from netwatch.report.view import LOCAL, MAX_ROWS, camera_of, describe_how, view_of
 
 
 def camera(ident: str, vendor: str | None, **extra: Any) -> dict[str, Any]:
@@ -124,6 +124,10 @@ def test_sections_pick_their_rules_and_findings_sort_by_severity() -> None:
     assert [p.platform.name for p in view.platforms] == ["Dahua cloud"]
     assert view.summary.on_platforms == 1
     assert view.cameras[0].findings[0].rule == "outbound_stream"
+    assert [f.finding.severity for f in view.findings] == ["critical"] + ["high"] * 3 + [
+        "medium"
+    ] * 2
+    assert view.findings_not_listed == 0
     assert dict(view.summary.findings_by_severity) == {"critical": 1, "high": 3, "medium": 2}
 
 
@@ -182,3 +186,33 @@ def test_evidence_becomes_text_pairs() -> None:
         "tls": "yes",
         "nested": "k: v",
     }
+
+
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [
+        ("inventory", "listed in the inventory"),
+        ("vendor_oui", "MAC prefix of a camera maker"),
+        ("dhcp_hostname:dlink-dcs-dhcp-hostname", "DHCP host name (dlink-dcs-dhcp-hostname)"),
+        ("banner:rtsp_server", "server banner (rtsp_server)"),
+        ("dlink_setup", "discovery reply (dlink_setup)"),
+        ("newfield:x", "newfield (x)"),
+    ],
+)
+def test_how_in_words(how: str, words: str) -> None:
+    assert describe_how(how) == words
+
+
+def test_totals_count_the_cameras_of_each_row() -> None:
+    peers = {"countries": [traffic("country", "CN", 10)], "asns": [], "names": []}
+    inv = {"cameras": [camera("a", "X", peers=peers), camera("b", "X", peers=peers)]}
+    (cn,) = view_of(inv).countries
+    assert (cn.label, cn.cameras, cn.bytes_out, cn.flows) == ("CN", 2, 20, 2)
+
+
+def test_findings_overview_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("netwatch.report.view.MAX_FINDINGS_LISTED", 3)
+    inv = {"cameras": [camera("a", "X", incidents=[incident(f"r{i}") for i in range(5)])]}
+    view = view_of(inv)
+    assert len(view.findings) == 3 and view.findings_not_listed == 2
+    assert len(view.cameras[0].findings) == 5
