@@ -399,6 +399,11 @@ def render(view: ReportView) -> str:
             else ""
         )
         + "</section>"
+        + (
+            f'<p class="muted">{view.not_shown} more cameras in the inventory are not shown.</p>'
+            if view.not_shown
+            else ""
+        )
         + _contents(view)
         + "".join(camera_html(c) for c in view.cameras)
         + "</body></html>\n"

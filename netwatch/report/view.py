@@ -11,9 +11,10 @@ read; a missing or mistyped field becomes ``None``/0/empty rather than an error,
 partly written or older inventory still renders. Strings stay unescaped here (the renderer
 escapes every one).
 
-Config read: none. Bounded: lists as long as the inventory's (the inventory bounds them);
-the totals list at most ``MAX_ROWS`` rows each, the overview of findings
-``MAX_FINDINGS_LISTED``.
+Config read: none. Bounded: at most ``MAX_CAMERAS`` cameras and ``MAX_ENTRIES`` entries
+of each list per camera are read (the rest counted, or cut: a saved file is not trusted to
+be as small as the inventory keeps it); the totals list at most ``MAX_ROWS`` rows each,
+the overview of findings ``MAX_FINDINGS_LISTED``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from typing import Any
 
 MAX_ROWS = 20
 MAX_FINDINGS_LISTED = 200  # the overview of every finding; the camera sections list all
+#: What a view reads of an inventory at most (a file is not trusted to be small): cameras,
+#: and per camera the entries of each list; the rest is counted in ``ReportView.not_shown``.
+MAX_CAMERAS = 4096
+MAX_ENTRIES = 256
 LOCAL = "local"
 UNKNOWN = "unknown"
 OTHERS = "others"
@@ -93,8 +98,12 @@ def _float(value: Any) -> float | None:
     return None
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+def _list(value: Any, limit: int | None = None) -> list[Any]:
+    """The first ``limit`` (default ``MAX_ENTRIES``) entries of a list (empty for anything
+    else)."""
+    if not isinstance(value, list):
+        return []
+    return value[: MAX_ENTRIES if limit is None else limit]
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
@@ -248,6 +257,7 @@ class ReportView:
     findings: tuple[CameraFinding, ...]  # every finding, most severe first (bounded)
     findings_not_listed: int  # beyond MAX_FINDINGS_LISTED, in the camera sections only
     cameras: tuple[CameraView, ...]
+    not_shown: int = 0  # cameras beyond MAX_CAMERAS in the inventory, not read
 
 
 def _row(entry: Any, key: str) -> TrafficRow | None:
@@ -404,7 +414,9 @@ def _source_lines(source: Any) -> tuple[str, ...]:
 
 def view_of(inventory: Mapping[str, Any]) -> ReportView:
     """The view model of an inventory (see the module docstring)."""
-    cameras = tuple(camera_of(c) for c in _list(inventory.get("cameras")))
+    listed = inventory.get("cameras")
+    cameras = tuple(camera_of(c) for c in _list(listed, MAX_CAMERAS))
+    not_shown = len(listed) - len(cameras) if isinstance(listed, list) else 0
     numbered = list(enumerate(cameras))
     countries = _totals(((i, r) for i, c in numbered for r in c.countries), frozenset({LOCAL}))
     asns = _totals(((i, r) for i, c in numbered for r in c.asns), frozenset())
@@ -446,4 +458,5 @@ def view_of(inventory: Mapping[str, Any]) -> ReportView:
         findings=tuple(every[:MAX_FINDINGS_LISTED]),
         findings_not_listed=max(0, len(every) - MAX_FINDINGS_LISTED),
         cameras=cameras,
+        not_shown=not_shown,
     )

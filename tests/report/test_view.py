@@ -216,3 +216,13 @@ def test_findings_overview_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     view = view_of(inv)
     assert len(view.findings) == 3 and view.findings_not_listed == 2
     assert len(view.cameras[0].findings) == 5
+
+
+def test_a_huge_inventory_is_read_only_so_far(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("netwatch.report.view.MAX_CAMERAS", 2)
+    monkeypatch.setattr("netwatch.report.view.MAX_ENTRIES", 3)
+    names = [traffic("name", f"n{i}", 1) for i in range(10)]
+    big = camera("a", "X", peers={"countries": [], "asns": [], "names": names})
+    view = view_of({"cameras": [big, camera("b", "X"), camera("c", "X")]})
+    assert len(view.cameras) == 2 and view.not_shown == 1
+    assert len(view.cameras[0].names) == 3
