@@ -40,6 +40,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 BAR_WIDTH = 420
 BAR_HEIGHT = 18
 LABEL_WIDTH = 170
+LABEL_CHARS = 24  # a longer label is cut in the chart (the table and the tooltip have it)
 VALUE_WIDTH = 150
 UNITS = ("B", "kB", "MB", "GB", "TB")
 STEP = 1000
@@ -62,15 +63,16 @@ th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line
   vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f1f4f8; font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; }
-table.findings td:nth-child(-n+2), table.findings td:last-child, table.findings th {
-  white-space: nowrap; }
+table.findings { table-layout: fixed; }
+table.findings th:nth-child(1) { width: 104px; } table.findings th:nth-child(2) { width: 150px; }
+table.findings th:nth-child(3) { width: 24%; } table.findings th:nth-child(5) { width: 120px; }
 table.traffic { table-layout: fixed; } table.traffic th:first-child { width: 52%; }
 .sev { display: inline-block; padding: 0 6px; border-radius: 3px; color: #fff;
-  font-size: 12px; font-weight: 600; text-transform: uppercase;
+  font-size: 12px; font-weight: 600; text-transform: uppercase; white-space: nowrap;
   -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 .sev.critical { background: var(--critical); } .sev.high { background: var(--high); }
 .sev.medium { background: var(--medium); } .sev.low { background: var(--low); }
-.sev.info { background: var(--info); }
+.sev.info, .sev.unknown { background: var(--info); }
 .camera { margin-top: 40px; }
 dl.id { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 6px 0; }
 dl.id dt { color: var(--muted); } dl.id dd { margin: 0; overflow-wrap: anywhere; }
@@ -174,7 +176,8 @@ def bar_chart(rows: Sequence[TrafficRow], title: str) -> str:
         down = max(1, round(BAR_WIDTH * r.bytes_in / top)) if r.bytes_in else 0
         mid = y + BAR_HEIGHT
         parts.append(
-            f'<text x="{LABEL_WIDTH - 8}" y="{mid + 4}" text-anchor="end">{esc(r.label)}</text>'
+            f'<text x="{LABEL_WIDTH - 8}" y="{mid + 4}" text-anchor="end">'
+            f"{esc(_cut(r.label))}<title>{esc(r.label)}</title></text>"
             f'<rect class="up" x="{LABEL_WIDTH}" y="{y}" width="{up}" height="{BAR_HEIGHT - 2}">'
             f"<title>{esc(r.label)}: {r.bytes_out} bytes sent</title></rect>"
             f'<rect class="down" x="{LABEL_WIDTH}" y="{mid}" width="{down}" '
@@ -187,6 +190,10 @@ def bar_chart(rows: Sequence[TrafficRow], title: str) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _cut(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "\u2026"
 
 
 def _legend() -> str:

@@ -301,7 +301,8 @@ def _text_of(value: Any) -> str:
 
 def _finding(entry: Any) -> Finding:
     d = _dict(entry)
-    severity = _str(d.get("severity")) or "info"
+    given = _str(d.get("severity"))
+    severity = given if given in SEVERITY_ORDER else UNKNOWN  # a class name on the page
     return Finding(
         rule=_str(d.get("rule")) or "?",
         severity=severity,

@@ -147,6 +147,8 @@ def test_bar_chart_scales_to_the_largest() -> None:
     widths = [int(w) for w in re.findall(r'<rect class="(?:up|down)"[^>]*width="(\d+)"', svg)]
     assert widths == [420, 4, 105, 0]
     assert bar_chart([], "t") == ""
+    long = bar_chart([TrafficRow("x" * 40, 1, 1, 1)], "t")
+    assert ">" + "x" * 23 + "\u2026<title>" + "x" * 40 + "</title>" in long
 
 
 @pytest.mark.parametrize(

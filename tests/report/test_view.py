@@ -226,3 +226,9 @@ def test_a_huge_inventory_is_read_only_so_far(monkeypatch: pytest.MonkeyPatch) -
     view = view_of({"cameras": [big, camera("b", "X"), camera("c", "X")]})
     assert len(view.cameras) == 2 and view.not_shown == 1
     assert len(view.cameras[0].names) == 3
+
+
+def test_an_unknown_severity_is_unknown() -> None:
+    inc = incident("x", "<b>bad</b>")
+    (finding,) = camera_of(camera("a", "X", incidents=[inc])).findings
+    assert finding.severity == "unknown"
