@@ -33,7 +33,7 @@ from netwatch.enrich.geo import age_warning
 from netwatch.pipeline import geo_backend
 from netwatch.preflight import FAILURES, UsageError, failure_line
 from netwatch.replay import run_replay
-from netwatch.report import write_report
+from netwatch.report import write_inventory, write_report
 from netwatch.report.collect import (
     INVENTORY_FILE,
     InventoryError,
@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="config file (default: built-in); without "
         "captures, the report is of the inventory in its state_dir",
+    )
+    rep.add_argument(
+        "--json",
+        type=Path,
+        metavar="OUT.json",
+        help="also write the inventory the page shows (JSON, as `netwatch cameras --json`)",
     )
     rep.add_argument(
         "--state-dir",
@@ -174,12 +180,17 @@ def _report(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         else:
             state_dir = args.state_dir if args.state_dir is not None else cfg.state_dir
             inventory = load_inventory(state_dir / INVENTORY_FILE)
-        size = write_report(inventory, args.output)
     except InventoryError as exc:
         sys.stderr.write(f"netwatch: {exc}\n")
         return EXIT_USAGE
+    out = args.output
+    try:
+        size = write_report(inventory, out)
+        if args.json is not None:
+            out = args.json
+            write_inventory(inventory, out)
     except OSError as exc:
-        sys.stderr.write(f"netwatch: cannot write the report {args.output}: {exc}\n")
+        sys.stderr.write(f"netwatch: cannot write {out}: {exc}\n")
         return EXIT_USAGE
     cameras = len(inventory.get("cameras") or ())
     sys.stdout.write(f"report: {args.output} ({size} bytes, {cameras} cameras)\n")

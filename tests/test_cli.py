@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -142,11 +143,13 @@ def test_report_of_captures_writes_the_page(
 ) -> None:
     pcap = tmp_path / "x.pcap"
     small_capture(pcap)  # a Hikvision MAC prefix: one camera
-    out = tmp_path / "report.html"
-    assert main(["report", str(pcap), "-o", str(out)]) == 0
+    out, js = tmp_path / "report.html", tmp_path / "inventory.json"
+    assert main(["report", str(pcap), "-o", str(out), "--json", str(js)]) == 0
     assert "1 cameras" in capsys.readouterr().out
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and "bc:ad:28:00:00:01" in page
+    (camera,) = json.loads(js.read_text())["cameras"]
+    assert camera["id"] == "bc:ad:28:00:00:01"
 
 
 def test_report_of_a_saved_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -183,4 +186,4 @@ def test_report_unwritable_output_exits_2(
     pcap = tmp_path / "x.pcap"
     small_capture(pcap)
     assert main(["report", str(pcap), "-o", str(tmp_path / "no" / "r.html")]) == 2
-    assert "cannot write the report" in capsys.readouterr().err
+    assert "cannot write" in capsys.readouterr().err

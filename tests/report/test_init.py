@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from netwatch.report import render_report, write_report
+from netwatch.report import render_report, write_inventory, write_report
 
 INVENTORY = {"version": 1, "cameras": [{"id": "02:00:00:00:00:01", "vendor": "Axis"}]}
 
@@ -31,3 +32,9 @@ def test_write_report_leaves_nothing_behind(
     with pytest.raises(OSError, match="disk full"):
         write_report(INVENTORY, tmp_path / "r.html")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_inventory_is_the_json(tmp_path: Path) -> None:
+    out = tmp_path / "inventory.json"
+    size = write_inventory(INVENTORY, out)
+    assert json.loads(out.read_text()) == INVENTORY and size == out.stat().st_size
