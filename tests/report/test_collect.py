@@ -318,3 +318,19 @@ def test_shape_is_the_inventory_interface(demo: dict[str, Any]) -> None:
                 _conforms(row, keys)
         for inc in cam["incidents"]:
             _conforms(inc, INCIDENT_KEYS)
+
+
+def test_an_inventory_camera_keeps_its_name_and_group(tmp_path: Path) -> None:
+    conf = tmp_path / "c.yaml"
+    conf.write_text(
+        "site: {name: hq}\n"
+        "cameras:\n  - {name: lobby-2, mac: 'bc:ad:28:1a:2b:02', group: lobby}\n"
+        "groups:\n  lobby: {}\n"
+    )
+    inv = inventory_from_captures([DEMO], Config.load(conf))
+    assert inv["site"] == "hq"
+    lobby = by_id(inv)[HIK2]
+    assert (lobby["name"], lobby["group"], lobby["managed"]) == ("lobby-2", "lobby", True)
+    assert lobby["recognised_by"][0] == "inventory"
+    assert lobby["ipv4"] == ["10.20.0.12"] and lobby["ipv6"] == ["fd00:20::12"]
+    assert by_id(inv)[HIK1]["managed"] is False
