@@ -397,7 +397,7 @@ def _camera_entry(
         "macs": macs,
         "ipv4": addresses[0],
         "ipv6": addresses[1],
-        "vendor": dev.vendor,
+        "vendor": _vendor(dev),
         "model": dev.model,
         "firmware": dev.firmware if isinstance(dev, Device) else None,
         "serial": dev.serial if isinstance(dev, Device) else None,
@@ -412,6 +412,12 @@ def _camera_entry(
         "bytes_out_external": 0,
         "incidents": [],
     } | ({} if is_device else {"note": "recognised by its MAC; no flow showed its address"})
+
+
+def _vendor(dev: Device | CameraSummary) -> str | None:
+    """The camera maker: the device's, else the first camera signal's (an inventory camera
+    with a MAC no camera maker registered still said who made it)."""
+    return dev.vendor or next((s.vendor for s in dev.signals if s.camera and s.vendor), None)
 
 
 def _recognised_by(dev: Device | CameraSummary) -> list[str]:

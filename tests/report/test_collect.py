@@ -325,6 +325,7 @@ def test_an_inventory_camera_keeps_its_name_and_group(tmp_path: Path) -> None:
     conf.write_text(
         "site: {name: hq}\n"
         "cameras:\n  - {name: lobby-2, mac: 'bc:ad:28:1a:2b:02', group: lobby}\n"
+        "  - {name: generic, ip: 10.30.0.14}\n"
         "groups:\n  lobby: {}\n"
     )
     inv = inventory_from_captures([DEMO], Config.load(conf))
@@ -334,3 +335,5 @@ def test_an_inventory_camera_keeps_its_name_and_group(tmp_path: Path) -> None:
     assert lobby["recognised_by"][0] == "inventory"
     assert lobby["ipv4"] == ["10.20.0.12"] and lobby["ipv6"] == ["fd00:20::12"]
     assert by_id(inv)[HIK1]["managed"] is False
+    # listed, with a MAC no camera maker registered: the vendor its traffic named
+    assert by_id(inv)[XM]["vendor"] == "Xiongmai" and by_id(inv)[XM]["name"] == "generic"
