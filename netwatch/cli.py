@@ -1,5 +1,11 @@
-"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``alert-test``,
-``check-config``, ``install`` (put the config, units and dashboards on a sensor).
+"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``report``,
+``alert-test``, ``check-config``, ``install`` (put the config, units and dashboards on a
+sensor).
+
+``report`` writes the camera audit as one HTML file (:mod:`netwatch.report`): of capture
+files (replayed with ``-c FILE``'s config, or the built-in one), or, without captures, of
+the inventory a sensor saved in its state directory (``--state-dir DIR``, or the
+``state_dir`` of ``-c FILE``).
 
 Exit codes (DESIGN.md contract): 0 success; 2 bad usage, bad config or unreadable input,
 with one clear line on stderr naming the file (and, for config, the line and key);
@@ -29,6 +35,13 @@ from netwatch.install import DEFAULT_PREFIX, Options, run_install
 from netwatch.pipeline import geo_backend
 from netwatch.preflight import FAILURES, UsageError, failure_line
 from netwatch.replay import run_replay
+from netwatch.report import write_inventory, write_report
+from netwatch.report.collect import (
+    INVENTORY_FILE,
+    InventoryError,
+    inventory_from_captures,
+    load_inventory,
+)
 
 log = logging.getLogger("netwatch")
 
@@ -69,6 +82,33 @@ def _parser() -> argparse.ArgumentParser:
             "keep new_destination baselines and alert evidence pcaps (evidence/) here "
             "(default: baselines in memory, no evidence)"
         ),
+    )
+    rep = sub.add_parser("report", help="write the camera audit (one self-contained HTML file)")
+    rep.add_argument(
+        "pcaps", nargs="*", type=Path, metavar="CAPTURE", help="capture files to replay"
+    )
+    rep.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT.html", help="the page to write"
+    )
+    rep.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="config file (default: built-in); without "
+        "captures, the report is of the inventory in its state_dir",
+    )
+    rep.add_argument(
+        "--json",
+        type=Path,
+        metavar="OUT.json",
+        help="also write the inventory the page shows (JSON, as `netwatch cameras --json`)",
+    )
+    rep.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"without captures: the report is of the inventory saved here ({INVENTORY_FILE})",
     )
     run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
     run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
@@ -158,6 +198,35 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.pcaps and args.state_dir is not None:
+        p.error("report: give capture files or --state-dir, not both")
+    if not args.pcaps and args.state_dir is None and args.config is None:
+        p.error("report: give capture files, --state-dir DIR or -c FILE")
+    cfg = _load_config(args.config)
+    try:
+        if args.pcaps:
+            inventory = inventory_from_captures(args.pcaps, cfg, geo=geo_backend(cfg))
+        else:
+            state_dir = args.state_dir if args.state_dir is not None else cfg.state_dir
+            inventory = load_inventory(state_dir / INVENTORY_FILE)
+    except InventoryError as exc:
+        sys.stderr.write(f"netwatch: {exc}\n")
+        return EXIT_USAGE
+    out = args.output
+    try:
+        size = write_report(inventory, out)
+        if args.json is not None:
+            out = args.json
+            write_inventory(inventory, out)
+    except OSError as exc:
+        sys.stderr.write(f"netwatch: cannot write {out}: {exc}\n")
+        return EXIT_USAGE
+    cameras = len(inventory.get("cameras") or ())
+    sys.stdout.write(f"report: {args.output} ({size} bytes, {cameras} cameras)\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netwatch`` console script."""
     parser = _parser()
@@ -170,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config_main(str(path), schema_only=args.schema_only)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "report":
+            return _report(parser, args)
         if args.command == "run":
             return run_daemon(args.config)
         if args.command == "alert-test":
