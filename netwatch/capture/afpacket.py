@@ -17,16 +17,21 @@ closes) and, with several workers, joined to a ``PACKET_FANOUT`` group by flow h
 (symmetric, with defragmentation), so both directions of a flow reach the same worker.
 
 A VLAN tag the driver stripped (``TP_STATUS_VLAN_VALID``) is put back into the frame, as
-libpcap does, so flows and counters equal those of a capture file. Kernel drops come from
+libpcap does, so flows and counters equal those of a capture file. The daemon's path
+(:meth:`Ring.read_block_pcap`) lays a whole block out as classic pcap records in one call
+to :data:`block_records`: ``netwatch._ring`` (C, ``netwatch/_ring.c``: bounds-checked against
+the block, GIL released while it copies) when built, else :func:`block_records_py`, the
+reference it is tested against byte for byte. Kernel drops come from
 ``PACKET_STATISTICS`` (read-and-reset, accumulated here: ``tp_packets`` counts the dropped
 ones too, so delivered = packets - drops); interface drops from the interface's
 ``rx_dropped`` and ``rx_missed_errors`` counters since the ring was opened.
 
 Config read: ``capture.snaplen``, ``capture.ring_mb``, ``capture.block_kb``,
-``capture.promisc``, ``capture.bpf`` (through :class:`RingSettings`). Needs CAP_NET_RAW
-(and CAP_NET_ADMIN for promiscuous mode on some kernels). Known limits: frames larger than
-a block are truncated by the kernel; packets the host itself sends on the interface are
-captured too (a mirror port has none).
+``capture.promisc``, ``capture.bpf`` (through :class:`RingSettings`); the environment
+variable ``NETWATCH_PURE=1`` (the Python conversion even when the C one is built). Needs
+CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode on some kernels). Known limits: frames
+larger than a block are truncated by the kernel; packets the host itself sends on the
+interface are captured too (a mirror port has none).
 """
 
 from __future__ import annotations
