@@ -42,6 +42,7 @@ import os
 import select
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,7 @@ _BLOCK_HEADER = 20  # what is read of the block descriptor
 _MACS = 12  # a re-inserted VLAN tag goes after the two MAC addresses
 _VLAN = struct.Struct("!HH")
 _U32 = 0xFFFF_FFFF
+IFACE_READ_EVERY_S = 0.5  # the interface's /sys drop counters are re-read at most this often
 _ETHERNET = int(LinkType.ETHERNET)
 _PCAP_REC = struct.Struct("<IIII")  # a classic pcap record header, little-endian
 _RING_HEADER = PcapHeader("pcap-ns", "<", 1e-9, 262_144, _ETHERNET)
@@ -191,11 +193,19 @@ class RingStats:
 class Ring:
     """A TPACKET_V3 ring on one interface (see the module docstring)."""
 
-    def __init__(self, interface: str, settings: RingSettings) -> None:
+    def __init__(
+        self,
+        interface: str,
+        settings: RingSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interface = interface
         self.settings = settings
         self.stats = RingStats()
+        self._clock = clock
         self._iface_base = _interface_drops(interface)
+        self._iface_now, self._iface_read_at = self._iface_base, clock()
         try:
             self.ifindex = socket.if_nametoindex(interface)
         except OSError as exc:
@@ -288,9 +298,15 @@ class Ring:
         self.stats.freezes += freezes
         return self.stats
 
-    def interface_drops(self) -> int:
-        """Drops the interface itself counted since this ring was opened."""
-        now = _interface_drops(self.interface)
+    def interface_drops(self, *, fresh: bool = False) -> int:
+        """Drops the interface itself counted since this ring was opened. The counters are
+        re-read from /sys at most every :data:`IFACE_READ_EVERY_S` (the daemon asks once
+        per block: two file reads each time cost 4 % of a busy worker), or now with
+        ``fresh``."""
+        at = self._clock()
+        if fresh or at - self._iface_read_at >= IFACE_READ_EVERY_S:
+            self._iface_now, self._iface_read_at = _interface_drops(self.interface), at
+        now = self._iface_now
         if now is None or self._iface_base is None:
             return 0
         return max(0, now - self._iface_base)
