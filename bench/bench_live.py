@@ -182,13 +182,39 @@ def replay(pcap: Path, rate: int, packets: int) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its descendants (the daemon's workers)
+    so far; 0.0 for processes that are gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}").glob("task/*/children"):
+                todo += [int(c) for c in task.read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def step(nw: Netwatch | RingOnly, pcap: Path, rate: int, packets: int) -> dict[str, float]:
     recv0, drop0 = nw.counters()
+    pid = nw.proc.pid if isinstance(nw, Netwatch) else os.getpid()
+    cpu0 = tree_cpu_s(pid)
     sent_pps = replay(pcap, rate, packets)
     time.sleep(2.0)  # let the consumer drain the ring
     recv1, drop1 = nw.counters()
+    cpu = tree_cpu_s(pid) - cpu0  # the consumer's CPU: a rate the CPU sharing cannot skew
     got, lost = recv1 - recv0, drop1 - drop0
-    return {"asked_pps": rate, "sent_pps": sent_pps, "received": got, "dropped": lost}
+    return {
+        "asked_pps": rate,
+        "sent_pps": sent_pps,
+        "received": got,
+        "dropped": lost,
+        "pps_per_cpu_s": got / cpu if cpu > 0 else 0.0,
+    }
 
 
 def _nfstream_share(pcap: Path) -> float:
@@ -269,8 +295,8 @@ pipe.warm_up()
 ring = Ring("nwb", RingSettings(ring_mb=int(sys.argv[5]), block_kb=1024, fanout_group=group))
 os.write(ready_fd, b"r")
 os.read(go_fd, 1)  # the generator filled the ring meanwhile
-n, idle, start = 0, 0.0, time.perf_counter()
-last = start
+n, idle, start, cpu0 = 0, 0.0, time.perf_counter(), time.process_time()
+last, cpu1 = start, cpu0
 while True:
     block = ring.read_block_pcap()
     if block is None:
@@ -280,9 +306,10 @@ while True:
         continue
     pipe.run_block(block)
     n += block.count
-    last = time.perf_counter()
+    last, cpu1 = time.perf_counter(), time.process_time()
 stats = ring.poll_kernel_stats()
-print(json.dumps({"packets": n, "elapsed_s": last - start, "drops": stats.kernel_drops}))
+print(json.dumps({"packets": n, "elapsed_s": last - start, "cpu_s": cpu1 - cpu0,
+                  "drops": stats.kernel_drops}))
 """
 
 
@@ -381,11 +408,13 @@ def preloaded(pcap: Path, workers: int, packets: int, ring_mb: int) -> dict[str,
     results = [_result(proc) for proc, _go_fd in children]
     total = sum(r["packets"] for r in results)
     slowest = max(r["elapsed_s"] for r in results)
+    cpu = max(r["cpu_s"] for r in results)
     return {
         "workers": workers,
         "packets": total,
         "ring_drops": sum(r["drops"] for r in results),
         "pps": total / slowest if slowest else 0.0,
+        "pps_per_cpu_s": total / workers / cpu if cpu else 0.0,  # each worker's own rate
     }
 
 
@@ -417,9 +446,15 @@ def main() -> int:
 
     rates = [int(r) for r in args.rates.split(",")]
     ns = f"nwbench{os.getpid()}"
+    sys.path.insert(0, str(HERE.parent))
+    from netwatch import core  # noqa: PLC0415
+    from netwatch.capture import afpacket  # noqa: PLC0415
+
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}; capture {pcap.name}"
+        f"Python {platform.python_version()}; capture {pcap.name}; {core.describe()}, "
+        f"NETWATCH_CORE={os.environ.get('NETWATCH_CORE', '')!r}, ring conversion: "
+        f"{afpacket.RING_CONVERSION}; load average {os.getloadavg()[0]:.1f}"
     )
     results: dict[str, list[dict[str, float]]] = {}
     drained: dict[str, float] = {}
@@ -456,10 +491,12 @@ def main() -> int:
                 pre = preloaded(pcap, n, 200_000, 512)
                 print(
                     f"pre-loaded ring, {n} worker(s): {pre['packets']:,.0f} packets drained at "
-                    f"{pre['pps']:,.0f} pkt/s (ring drops {pre['ring_drops']:,.0f})",
+                    f"{pre['pps']:,.0f} pkt/s, {pre['pps_per_cpu_s']:,.0f} pkt per worker "
+                    f"CPU-second (ring drops {pre['ring_drops']:,.0f})",
                     flush=True,
                 )
                 drained[f"{n} worker(s), pre-loaded ring"] = round(pre["pps"])
+                drained[f"{n} worker(s), pre-loaded ring, per CPU-s"] = round(pre["pps_per_cpu_s"])
             if not args.no_nfstream:
                 res = _climb("nfstream", rates, lambda r: nfstream_step(pcap, r, per_step(r)))
                 results["nfstream"] = res
@@ -481,9 +518,11 @@ def _climb(label: str, rates: list[int], run: object) -> list[dict[str, float]]:
             return out
         out.append(res)
         asked = f"{rate:>7,}" if rate else "    top"
+        per_cpu = res.get("pps_per_cpu_s")
         print(
             f"{label:>12}: asked {asked} pkt/s, sent {res['sent_pps']:>9,.0f}, "
-            f"received {res['received']:>9,.0f}, dropped {res['dropped']:>9,.0f}",
+            f"received {res['received']:>9,.0f}, dropped {res['dropped']:>9,.0f}"
+            + (f", {per_cpu:>9,.0f} pkt per consumer CPU-s" if per_cpu else ""),
             flush=True,
         )
         if res["dropped"] > 0:
@@ -493,6 +532,7 @@ def _climb(label: str, rates: list[int], run: object) -> list[dict[str, float]]:
 
 def _best(steps: list[dict[str, float]]) -> dict[str, float | str]:
     clean = [s for s in steps if s["dropped"] == 0]
+    per_cpu = sorted(s["pps_per_cpu_s"] for s in steps if s.get("pps_per_cpu_s"))
     if not clean:
         return {"zero_drop_pps": 0.0}
     best = max(clean, key=lambda s: s["sent_pps"])
@@ -501,7 +541,10 @@ def _best(steps: list[dict[str, float]]) -> dict[str, float | str]:
         if steps[-1]["dropped"] == 0
         else "the capture (drops at the next step)"
     )
-    return {"zero_drop_pps": round(best["sent_pps"]), "limited_by": limit}
+    out: dict[str, float | str] = {"zero_drop_pps": round(best["sent_pps"]), "limited_by": limit}
+    if per_cpu:
+        out["median_pps_per_consumer_cpu_s"] = round(per_cpu[len(per_cpu) // 2])
+    return out
 
 
 if __name__ == "__main__":
