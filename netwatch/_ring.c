@@ -12,9 +12,11 @@
  * Bounds: nothing outside [base, base + size) is read, whatever the block holds. The walk
  * stops (and returns the frames before) at the first frame whose header or data does not
  * fit in the block, or whose tp_next_offset does not move past its data and header (the
- * kernel's frames never overlap); so a corrupt block yields at most size / 38 frames and
- * an output below 1.6 x size. The copy runs with the GIL released (the ring's buffer is
- * held, so it cannot be unmapped meanwhile); the caller gives the block back.
+ * kernel's frames never overlap); so a corrupt block yields at most size / 38 + 1 frames
+ * and an output below 1.6 x size. One pass: the output is allocated at that bound (tighter
+ * with the block's frame count) and shrunk after, so each frame header is read once. The
+ * copy runs with the GIL released (the ring's buffer is held, so it cannot be unmapped
+ * meanwhile); the caller gives the block back.
  *
  * Config read: none. Known limits: little-endian hosts only (the ring is in host order and
  * the records are written little-endian; netwatch runs on x86_64 and aarch64).
@@ -99,9 +101,20 @@ static int has_tag(const rg_frame *f)
            && (f->tci != 0 || (f->status & RG_STATUS_VLAN_TPID_VALID));
 }
 
-/* One pass over the block. With out == NULL it only counts frames and bytes; with out it
- * writes the records, at most cap bytes (the counting pass's total: a block that changed
- * in between can only end the walk early, never write past the output). */
+/* Room for the records of any block of `size` bytes whose descriptor says `num` frames:
+ * the frames the walk accepts lie one after the other inside the block (each next header
+ * past the previous frame's data), so their data sum to at most `size`, and there are at
+ * most min(num, size / 38 + 1) of them, each adding a record header and maybe a tag. */
+static uint64_t output_bound(uint64_t size, uint32_t num)
+{
+    uint64_t most = size / RG_HDR3 + 1;
+    if (num < most)
+        most = num;
+    return size + most * (RG_RECORD + RG_VLAN);
+}
+
+/* One pass over the block, writing the records into out, at most cap bytes (the bound
+ * above: never reached by a block that stays as it was while read). */
 static void walk_block(rg_walk *w, uint8_t *out, uint64_t cap)
 {
     const uint8_t *b = w->buf + w->base;
@@ -122,29 +135,27 @@ static void walk_block(rg_walk *w, uint8_t *out, uint64_t cap)
             break;
         int tag = has_tag(&f);
         uint32_t caplen = f.snap + (tag ? RG_VLAN : 0u);
-        if (out != NULL && cap - w->bytes < RG_RECORD + (uint64_t)caplen)
+        if (cap - w->bytes < RG_RECORD + (uint64_t)caplen)
             break;
-        if (out != NULL) {
-            uint8_t *o = out + w->bytes;
-            wr32(o, f.sec);
-            wr32(o + 4, f.nsec);
-            wr32(o + 8, caplen);
-            wr32(o + 12, f.wirelen + (tag ? RG_VLAN : 0u)); /* wraps like the Python's mask */
-            o += RG_RECORD;
-            const uint8_t *src = b + start;
-            if (tag) {
-                uint32_t head = f.snap < RG_MACS ? f.snap : RG_MACS;
-                uint16_t tpid = (f.status & RG_STATUS_VLAN_TPID_VALID) ? f.tpid
-                                                                       : (uint16_t)RG_TPID_8021Q;
-                memcpy(o, src, head);
-                o[head] = (uint8_t)(tpid >> 8);
-                o[head + 1] = (uint8_t)tpid;
-                o[head + 2] = (uint8_t)(f.tci >> 8);
-                o[head + 3] = (uint8_t)f.tci;
-                memcpy(o + head + RG_VLAN, src + head, f.snap - head);
-            } else {
-                memcpy(o, src, f.snap);
-            }
+        uint8_t *o = out + w->bytes;
+        wr32(o, f.sec);
+        wr32(o + 4, f.nsec);
+        wr32(o + 8, caplen);
+        wr32(o + 12, f.wirelen + (tag ? RG_VLAN : 0u)); /* wraps like the Python's mask */
+        o += RG_RECORD;
+        const uint8_t *src = b + start;
+        if (tag) {
+            uint32_t head = f.snap < RG_MACS ? f.snap : RG_MACS;
+            uint16_t tpid = (f.status & RG_STATUS_VLAN_TPID_VALID) ? f.tpid
+                                                                   : (uint16_t)RG_TPID_8021Q;
+            memcpy(o, src, head);
+            o[head] = (uint8_t)(tpid >> 8);
+            o[head + 1] = (uint8_t)tpid;
+            o[head + 2] = (uint8_t)(f.tci >> 8);
+            o[head + 3] = (uint8_t)f.tci;
+            memcpy(o + head + RG_VLAN, src + head, f.snap - head);
+        } else {
+            memcpy(o, src, f.snap);
         }
         w->bytes += RG_RECORD + (uint64_t)caplen;
         w->count++;
@@ -185,27 +196,18 @@ static PyObject *ring_block_records(PyObject *self, PyObject *args)
         .base = (uint64_t)base,
         .end = (uint64_t)base + (uint64_t)size,
     };
-    Py_BEGIN_ALLOW_THREADS
-    walk_block(&w, NULL, 0);
-    Py_END_ALLOW_THREADS
-    if (w.bytes > (uint64_t)PY_SSIZE_T_MAX) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_OverflowError, "block_records: block too large");
-        return NULL;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)w.bytes);
+    uint32_t num = size < RG_BLOCK_HEADER ? 0u : rd32(w.buf + base + RG_BLOCK_NUM_PKTS);
+    uint64_t cap = output_bound((uint64_t)size, num); /* below 1.6 x size: fits */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
     if (out == NULL) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    uint64_t counted = w.bytes;
     Py_BEGIN_ALLOW_THREADS
-    walk_block(&w, (uint8_t *)PyBytes_AS_STRING(out), counted);
+    walk_block(&w, (uint8_t *)PyBytes_AS_STRING(out), cap);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    /* shorter only if the block changed between the passes (the kernel does not touch a
-     * block it handed over): keep what was written */
-    if (w.bytes != counted && _PyBytes_Resize(&out, (Py_ssize_t)w.bytes) < 0)
+    if (w.bytes != cap && _PyBytes_Resize(&out, (Py_ssize_t)w.bytes) < 0)
         return NULL;
     double last = (double)w.sec + (double)w.nsec * 1e-9;
     return Py_BuildValue("NKd", out, (unsigned long long)w.count, last);

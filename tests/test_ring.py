@@ -238,6 +238,9 @@ def _corrupt_cases() -> Iterator[tuple[str, bytes, int]]:
     cut = block([ok, ok])
     yield "last frame cut by the block end", cut[: len(cut) - 1], 1
     yield "header cut by the block end", cut[: BLOCK_HEADER + 128 + 20], 1
+    one_short = block([ok, Frame(b"", mac=0)])
+    yield "header one byte short", one_short[: BLOCK_HEADER + 128 + HDR3 - 1], 1
+    yield "header just fits", one_short[: BLOCK_HEADER + 128 + HDR3], 2
     yield "mac past the block", block([ok, ok._replace(mac=0xFFFF)])[:400], 1
     big_snap = bytearray(block([ok, ok]))
     struct.pack_into("=I", big_snap, BLOCK_HEADER + 128 + 12, 0xFFFF_FFFF)
@@ -256,6 +259,24 @@ def test_corrupt_blocks_stop_the_walk_inside_the_block(
     assert count == expected, what
     assert len(data) <= 2 * len(buf)
     both(c_convert, buf)
+
+
+def test_frames_packed_edge_to_edge_all_tagged(c_convert: Convert) -> None:
+    # the densest block there can be: frames over their own headers (tp_mac 0), each next
+    # header right after the data, every one with a tag to put back: the output is the
+    # largest a block of this size can give, and the C must not run short of room
+    size, snap = 4096, HDR3
+    buf = bytearray(size)
+    count = (size - BLOCK_HEADER) // snap
+    struct.pack_into("=IIIII", buf, 0, 3, 0, TP_STATUS_USER, count, BLOCK_HEADER)
+    st_ = TP_STATUS_USER | TP_STATUS_VLAN_VALID
+    for i in range(count):
+        off = BLOCK_HEADER + i * snap
+        struct.pack_into("=IIIIIIHHIIH", buf, off, snap, i, 0, snap, snap, st_, 0, 0, 0, 5, 0)
+    data, got, _last = c_convert(bytes(buf), 0, size)
+    assert got == count
+    assert len(data) == count * (PCAP_REC.size + snap + 4)
+    both(c_convert, bytes(buf))
 
 
 def test_a_block_outside_the_buffer_is_refused(c_convert: Convert) -> None:
