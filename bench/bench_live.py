@@ -296,7 +296,7 @@ ring = Ring("nwb", RingSettings(ring_mb=int(sys.argv[5]), block_kb=1024, fanout_
 os.write(ready_fd, b"r")
 os.read(go_fd, 1)  # the generator filled the ring meanwhile
 n, idle, start, cpu0 = 0, 0.0, time.perf_counter(), time.process_time()
-last, cpu1 = start, cpu0
+last, cpu1, per_block = start, cpu0, []
 while True:
     block = ring.read_block_pcap()
     if block is None:
@@ -306,10 +306,14 @@ while True:
         continue
     pipe.run_block(block)
     n += block.count
-    last, cpu1 = time.perf_counter(), time.process_time()
+    before, (last, cpu1) = cpu1, (time.perf_counter(), time.process_time())
+    per_block.append(cpu1 - before)  # CPU of one block: read, convert, pipeline
 stats = ring.poll_kernel_stats()
+per_block.sort()
 print(json.dumps({"packets": n, "elapsed_s": last - start, "cpu_s": cpu1 - cpu0,
-                  "drops": stats.kernel_drops}))
+                  "drops": stats.kernel_drops, "blocks": len(per_block),
+                  "block_ms_p99": 1e3 * per_block[int(0.99 * (len(per_block) - 1))],
+                  "block_ms_max": 1e3 * per_block[-1]}))
 """
 
 
@@ -415,6 +419,9 @@ def preloaded(pcap: Path, workers: int, packets: int, ring_mb: int) -> dict[str,
         "ring_drops": sum(r["drops"] for r in results),
         "pps": total / slowest if slowest else 0.0,
         "pps_per_cpu_s": total / workers / cpu if cpu else 0.0,  # each worker's own rate
+        "blocks": sum(r["blocks"] for r in results),
+        "block_ms_p99": max(r["block_ms_p99"] for r in results),
+        "block_ms_max": max(r["block_ms_max"] for r in results),
     }
 
 
@@ -492,7 +499,9 @@ def main() -> int:
                 print(
                     f"pre-loaded ring, {n} worker(s): {pre['packets']:,.0f} packets drained at "
                     f"{pre['pps']:,.0f} pkt/s, {pre['pps_per_cpu_s']:,.0f} pkt per worker "
-                    f"CPU-second (ring drops {pre['ring_drops']:,.0f})",
+                    f"CPU-second (ring drops {pre['ring_drops']:,.0f}); CPU per block "
+                    f"({pre['blocks']:,.0f} blocks): p99 {pre['block_ms_p99']:.1f} ms, "
+                    f"max {pre['block_ms_max']:.1f} ms",
                     flush=True,
                 )
                 drained[f"{n} worker(s), pre-loaded ring"] = round(pre["pps"])
