@@ -3,7 +3,7 @@
 Usage (root; ``./dev bench-live``)::
 
     python bench/bench_live.py [--seconds 8] [--rates 50000,100000,...]
-                               [--workers 1,2] [--no-nfstream]
+                               [--workers 1,2] [--no-nfstream] [--generators 1]
 
 It creates a private network namespace with a veth pair (nothing leaves it), generates once
 a 200,000-packet camera-site capture (``bench/gen_site_pcap.py``: RTP video, RTSP, TLS, DNS,
@@ -16,7 +16,11 @@ kernel's drop counter (``PACKET_STATISTICS``, exported as
 ``netwatch_capture_dropped_packets_total``)
 decides: the reported figure is the highest rate with zero drops. The rate tcpreplay really
 reached is measured from the packets netwatch received and the step's duration, because on
-a small machine the generator, not netwatch, can be the limit; the output says which.
+a small machine the generator, not netwatch, can be the limit; the output says which. Each
+step also reports packets per CPU-second of the consumer (its process tree, from /proc)
+and of the generator, figures that hold when other work shares the CPUs; one tcpreplay
+cannot send 500,000 packets/s (about 300,000 per CPU-second on the test VM, the kernel's
+veth and ring work included), so ``--generators N`` runs N of them side by side.
 
 Configurations: ``ring only`` (the capture loop without the pipeline: what the socket +
 mmap ring itself sustains), 1 worker, 2 workers (PACKET_FANOUT; on a 2-core machine the
@@ -172,14 +176,32 @@ class Netwatch:
         self.log.close()
 
 
+GENERATOR = {"processes": 1, "cpu_s": 0.0}  # --generators; CPU the generators used so far
+
+
 def replay(pcap: Path, rate: int, packets: int) -> float:
     """tcpreplay ``packets`` packets of ``pcap`` (looped, preloaded) at ``rate`` into nwa
-    (``rate`` 0: as fast as tcpreplay can); returns the rate tcpreplay reports it sent at."""
-    speed = "--topspeed" if rate == 0 else f"--pps={rate}"
-    args = ["-q", "--preload-pcap", "-i", "nwa", speed, f"--limit={packets}"]
-    out = sh("tcpreplay", *args, "--loop=0", str(pcap)).stdout
-    m = re.search(r"Rated: .*?([\d.]+) pps", out)
-    return float(m.group(1)) if m else 0.0
+    (``rate`` 0: as fast as tcpreplay can); returns the rate tcpreplay reports it sent at.
+    With ``--generators N``, N tcpreplay processes share the rate and the packets (one
+    tcpreplay tops out near 300,000 packets per CPU-second, the kernel's veth and ring
+    work included): the rate returned is the sum of theirs."""
+    n = int(GENERATOR["processes"])
+    speed = "--topspeed" if rate == 0 else f"--pps={max(1, rate // n)}"
+    args = ["tcpreplay", "-q", "--preload-pcap", "-i", "nwa", speed, f"--limit={packets // n}"]
+    t0 = os.times()
+    procs = [
+        subprocess.Popen([*args, "--loop=0", str(pcap)], stdout=subprocess.PIPE, text=True)
+        for _ in range(n)
+    ]
+    rates = []
+    for proc in procs:
+        out = proc.communicate()[0]
+        m = re.search(r"Rated: .*?([\d.]+) pps", out)
+        rates.append(float(m.group(1)) if m else 0.0)
+    t1 = os.times()
+    used = t1.children_user - t0.children_user + t1.children_system - t0.children_system
+    GENERATOR["cpu_s"] += used
+    return sum(rates)
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -202,8 +224,9 @@ def tree_cpu_s(pid: int) -> float:
 def step(nw: Netwatch | RingOnly, pcap: Path, rate: int, packets: int) -> dict[str, float]:
     recv0, drop0 = nw.counters()
     pid = nw.proc.pid if isinstance(nw, Netwatch) else os.getpid()
-    cpu0 = tree_cpu_s(pid)
+    cpu0, gen0 = tree_cpu_s(pid), GENERATOR["cpu_s"]
     sent_pps = replay(pcap, rate, packets)
+    gen_cpu = GENERATOR["cpu_s"] - gen0
     time.sleep(2.0)  # let the consumer drain the ring
     recv1, drop1 = nw.counters()
     cpu = tree_cpu_s(pid) - cpu0  # the consumer's CPU: a rate the CPU sharing cannot skew
@@ -214,6 +237,7 @@ def step(nw: Netwatch | RingOnly, pcap: Path, rate: int, packets: int) -> dict[s
         "received": got,
         "dropped": lost,
         "pps_per_cpu_s": got / cpu if cpu > 0 else 0.0,
+        "generator_pps_per_cpu_s": packets / gen_cpu if gen_cpu > 0 else 0.0,
     }
 
 
@@ -433,6 +457,9 @@ def main() -> int:
     ap.add_argument("--workers", default="0,1,2", help="0 = the ring only, without pipeline")
     ap.add_argument("--no-nfstream", action="store_true")
     ap.add_argument(
+        "--generators", type=int, default=1, help="tcpreplay processes sharing each step"
+    )
+    ap.add_argument(
         "--compare-libpcap",
         action="store_true",
         help="also drain a pre-loaded buffer with pcapy-ng (libpcap) vs the ring, no pipeline",
@@ -447,6 +474,7 @@ def main() -> int:
         print("bench_live needs root (network namespace, AF_PACKET)", file=sys.stderr)
         return 2
     pcap = site_pcap(200_000)
+    GENERATOR["processes"] = max(1, args.generators)
 
     def per_step(rate: int) -> int:
         return max(int(args.min_packets), int(rate * args.seconds))
@@ -531,7 +559,12 @@ def _climb(label: str, rates: list[int], run: object) -> list[dict[str, float]]:
         print(
             f"{label:>12}: asked {asked} pkt/s, sent {res['sent_pps']:>9,.0f}, "
             f"received {res['received']:>9,.0f}, dropped {res['dropped']:>9,.0f}"
-            + (f", {per_cpu:>9,.0f} pkt per consumer CPU-s" if per_cpu else ""),
+            + (f", {per_cpu:>9,.0f} pkt per consumer CPU-s" if per_cpu else "")
+            + (
+                f", generator {res['generator_pps_per_cpu_s']:,.0f} pkt per CPU-s"
+                if res.get("generator_pps_per_cpu_s")
+                else ""
+            ),
             flush=True,
         )
         if res["dropped"] > 0:
