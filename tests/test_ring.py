@@ -7,7 +7,8 @@ odd offsets, blocks at odd places in the buffer, corrupt headers, empty blocks) 
 the records the block's frames call for, and identical bytes; random bytes as a block give
 identical output from both, bounded, and the same whatever surrounds the block (nothing
 outside it is read: run under ``./dev sanitize`` for ASan/UBSan). On a real ring on the
-loopback interface, the same handed-over block converts identically with both, and
+loopback interface and on a veth pair in a network namespace, the same handed-over block
+converts identically with both, and
 802.1Q/802.1ad tags the kernel stripped come back as they were sent.
 
 Skips where the extension cannot be there (NETWATCH_PURE=1, no C compiler); fails when a
@@ -16,6 +17,7 @@ compiler is here and the extension was not built.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -41,6 +44,7 @@ from netwatch.capture.afpacket import (
     wait_readable,
 )
 from netwatch.capture.bpf import BpfError, compile_filter
+from netwatch.capture.pcap import Buffer
 from tests.profile import examples
 
 BLOCK_HEADER = 48  # tpacket_block_desc as the kernel lays it out (with the stamps)
@@ -48,7 +52,7 @@ HDR3 = 38  # the part of tpacket3_hdr the conversion reads
 HDR3_FULL = 48
 TPACKET_ALIGN = 16
 PCAP_REC = struct.Struct("<IIII")
-Convert = Callable[[bytes, int, int], tuple[bytes, int, float]]
+Convert = Callable[[Buffer, int, int], tuple[bytes, int, float]]
 
 
 def _compiled() -> Convert | None:
@@ -337,25 +341,30 @@ def _vlan_frame(src: bytes, tags: list[tuple[int, int]], body: bytes) -> bytes:
     return b"\x02\x6e\x77\x00\x00\x01" + src + tagged + b"\x88\xb5" + body
 
 
-def test_a_real_block_converts_identically_and_keeps_the_tags(c_convert: Convert) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("an AF_PACKET ring needs root (CAP_NET_RAW)")
-    src = b"\x02\x6e\x77" + os.urandom(3)
-    mac = ":".join(f"{b:02x}" for b in src)
-    try:
-        bpf = compile_filter(f"ether src {mac}")
-    except BpfError as exc:
-        pytest.skip(f"libpcap is needed to compile the filter: {exc}")
-    sent = [
+def tagged_frames(src: bytes) -> list[bytes]:
+    """Frames from ``src`` with no tag, one tag, two tags (802.1ad outer) and a priority tag."""
+    return [
         _vlan_frame(src, [], b"plain" + bytes(50)),
         _vlan_frame(src, [(0x8100, 0x0064)], b"one tag" + bytes(50)),
         _vlan_frame(src, [(0x88A8, 0x2005), (0x8100, 0x0007)], b"q-in-q" + bytes(50)),
         _vlan_frame(src, [(0x8100, 0x0000)], b"priority tag" + bytes(50)),
     ]
-    ring = Ring("lo", RingSettings(ring_mb=2, block_kb=64, retire_ms=10, bpf=bpf))
+
+
+def ring_round_trip(convert: Convert, capture: str, inject: str, src: bytes) -> list[bytes]:
+    """Send :func:`tagged_frames` on ``inject``, read them from a ring on ``capture``
+    (each handed-over block converted by ``convert`` and by the Python, which must agree),
+    and return every frame seen."""
+    mac = ":".join(f"{b:02x}" for b in src)
+    try:
+        bpf = compile_filter(f"ether src {mac}")
+    except BpfError as exc:
+        pytest.skip(f"libpcap is needed to compile the filter: {exc}")
+    sent = tagged_frames(src)
+    ring = Ring(capture, RingSettings(ring_mb=2, block_kb=64, retire_ms=10, bpf=bpf))
     try:
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as out:
-            out.bind(("lo", 0))
+            out.bind((inject, 0))
             for frame in sent:
                 out.send(frame)
         seen: list[bytes] = []
@@ -367,14 +376,49 @@ def test_a_real_block_converts_identically_and_keeps_the_tags(c_convert: Convert
                 wait_readable([ring], left)
                 continue
             base = ring._cur * ring.block_size
-            got = c_convert(ring.ring, base, ring.block_size)  # type: ignore[arg-type]
+            got = convert(ring.ring, base, ring.block_size)
             assert got == block_records_py(ring.ring, base, ring.block_size)
             blk = ring.read_block_pcap()
             assert blk is not None and blk.count == got[1]
             seen += [r[3] for r in records(got[0])]
     finally:
         ring.close()
+    return seen
+
+
+def test_a_real_block_converts_identically_and_keeps_the_tags(c_convert: Convert) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("an AF_PACKET ring needs root (CAP_NET_RAW)")
+    src = b"\x02\x6e\x77" + os.urandom(3)
+    seen = ring_round_trip(c_convert, "lo", "lo", src)
     # loopback shows each frame twice: going out (as sent) and coming in (tag stripped by
     # the kernel, put back by the conversion): both equal the frame sent
-    for frame in sent:
+    for frame in tagged_frames(src):
         assert seen.count(frame) == 2, frame
+
+
+VETH_CHILD = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from netwatch._ring import block_records
+from tests.test_ring import ring_round_trip
+src = bytes.fromhex(sys.argv[4])
+print(json.dumps([f.hex() for f in ring_round_trip(block_records, sys.argv[2], sys.argv[3], src)]))
+"""
+
+
+def test_a_real_veth_block_converts_identically_and_keeps_the_tags(c_convert: Convert) -> None:
+    from tests.integration.netns import netns_unavailable, veth_namespace  # noqa: PLC0415
+
+    del c_convert  # the child imports it: this only skips where it is not built
+    why = netns_unavailable()
+    if why:
+        pytest.skip(why)
+    src = b"\x02\x6e\x77" + os.urandom(3)
+    root = str(Path(__file__).resolve().parent.parent)
+    with veth_namespace("nwr") as ns:
+        out = ns.run(sys.executable, "-c", VETH_CHILD, root, ns.capture, ns.inject, src.hex())
+    seen = [bytes.fromhex(f) for f in json.loads(out.stdout.decode().strip().splitlines()[-1])]
+    # on the veth's far end each frame arrives once, its outer tag stripped by the kernel
+    # and put back by the conversion
+    assert sorted(seen) == sorted(tagged_frames(src))
