@@ -8,8 +8,8 @@ the records the block's frames call for, and identical bytes; random bytes as a 
 identical output from both, bounded, and the same whatever surrounds the block (nothing
 outside it is read: run under ``./dev sanitize`` for ASan/UBSan). On a real ring on the
 loopback interface and on a veth pair in a network namespace, the same handed-over block
-converts identically with both, and
-802.1Q/802.1ad tags the kernel stripped come back as they were sent.
+converts identically with both, and 802.1Q/802.1ad tags the kernel stripped come back as
+they were sent.
 
 Skips where the extension cannot be there (NETWATCH_PURE=1, no C compiler); fails when a
 compiler is here and the extension was not built.
