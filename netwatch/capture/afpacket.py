@@ -78,7 +78,8 @@ _MREQ = struct.Struct("iHH8s")  # packet_mreq
 _STATUS_OFF = 8
 _STATUS_NUM = struct.Struct("=II")  # block_status, num_pkts
 _KERNEL = struct.Struct("=I")
-_FIRST_OFF = 16  # offset_to_first_pkt in the block descriptor
+_NUM_FIRST = struct.Struct("=II")  # num_pkts, offset_to_first_pkt
+_NUM_OFF = 12  # where num_pkts is in the block descriptor
 _BLOCK_HEADER = 20  # what is read of the block descriptor
 _MACS = 12  # a re-inserted VLAN tag goes after the two MAC addresses
 _VLAN = struct.Struct("!HH")
@@ -107,7 +108,7 @@ def block_records_py(ring: Buffer, base: int, size: int) -> tuple[bytes, int, fl
     if size < _BLOCK_HEADER:
         return b"", 0, 0.0
     view = memoryview(ring)[base : base + size]
-    num, first = struct.unpack_from("=II", view, _FIRST_OFF - 4)
+    num, first = _NUM_FIRST.unpack_from(view, _NUM_OFF)
     out = bytearray()
     hdr, rec, vlan = _HDR3.unpack_from, _PCAP_REC.pack, _VLAN.pack
     off, count, sec, nsec = first, 0, 0, 0
