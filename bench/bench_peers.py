@@ -455,6 +455,8 @@ class Row(NamedTuple):
     startup_s: float
     peak_rss_mib: float
     output: Output
+    #: CPU seconds of every round, in round order
+    each: tuple[float, ...] = ()
 
 
 def row_of(tool: str, runs: Sequence[Run], startup: Sequence[Run]) -> Row:
@@ -465,6 +467,7 @@ def row_of(tool: str, runs: Sequence[Run], startup: Sequence[Run]) -> Row:
         startup_s=statistics.median(r.cost.cpu_s for r in startup) if startup else 0.0,
         peak_rss_mib=statistics.median(r.cost.peak_rss_mib for r in runs),
         output=runs[0].output,
+        each=tuple(r.cost.cpu_s for r in runs),
     )
 
 
@@ -486,8 +489,9 @@ def table(capture: Capture, table_rows: Sequence[Row], unit: str) -> list[str]:
         f"{capture.label}: {capture.path.name}, {capture.records:,} packets",
         "",
         f"| tool | {unit}/CPU-s | µs/packet | minus start-up: {unit}/CPU-s | start-up CPU-s "
-        "| peak RSS MiB | flows written | packets in flows | ratio to Suricata (minus start-up) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| peak RSS MiB | flows written | packets in flows | ratio to Suricata (minus start-up) "
+        "| CPU-s per round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in table_rows:
         rate = capture.records / r.cpu_s
@@ -499,7 +503,8 @@ def table(capture: Capture, table_rows: Sequence[Row], unit: str) -> list[str]:
         lines.append(
             f"| {r.tool} | {rate:,.0f} | {US_PER_S * r.cpu_s / capture.records:.2f} "
             f"| {capture.records / work:,.0f} | {r.startup_s:.2f} | {r.peak_rss_mib:,.0f} "
-            f"| {r.output.flows:,} | {r.output.packets:,} | {ratio} |"
+            f"| {r.output.flows:,} | {r.output.packets:,} | {ratio} "
+            f"| {' / '.join(f'{c:.2f}' for c in r.each)} |"
         )
     return lines
 

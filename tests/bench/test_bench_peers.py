@@ -123,7 +123,7 @@ def test_count_records_and_first_packets(tmp_path: Path) -> None:
 
 
 def _row(tool: str, cpu_s: float, startup_s: float, packets: int = 1000) -> bp.Row:
-    return bp.Row(tool, cpu_s, startup_s, 50.0, bp.Output(10, packets))
+    return bp.Row(tool, cpu_s, startup_s, 50.0, bp.Output(10, packets), (cpu_s, cpu_s + 1))
 
 
 def test_table_rates_and_ratios_to_suricata() -> None:
@@ -131,10 +131,10 @@ def test_table_rates_and_ratios_to_suricata() -> None:
     rows = [_row("netwatch", 2.0, 1.0), _row("suricata", 1.0, 0.5)]
     netwatch, suricata = bp.table(cap, rows, "packets")[-2:]
     assert netwatch.split(" | ")[1:4] == ["500", "2000.00", "1,000"]
-    assert netwatch.endswith("| 0.50 (0.50) |")
+    assert netwatch.endswith("| 0.50 (0.50) | 2.00 / 3.00 |")
     assert suricata.split(" | ")[1:4] == ["1,000", "1000.00", "2,000"]
-    assert suricata.endswith("| 1.00 (1.00) |")
-    assert bp.table(cap, rows[:1], "packets")[-1].endswith("| - |")
+    assert suricata.endswith("| 1.00 (1.00) | 1.00 / 2.00 |")
+    assert bp.table(cap, rows[:1], "packets")[-1].endswith("| - | 2.00 / 3.00 |")
 
 
 def test_rows_take_medians_and_the_start_up_runs() -> None:
@@ -144,7 +144,7 @@ def test_rows_take_medians_and_the_start_up_runs() -> None:
     results = [run("a", "site", c) for c in (3.0, 1.0, 2.0)]
     results += [run("a", "startup", c) for c in (0.2, 0.4, 0.3)] + [run("b", "flood", 1.0)]
     (row,) = bp.rows(results, "site", ["a", "b"])
-    assert (row.tool, row.cpu_s, row.startup_s) == ("a", 2.0, 0.3)
+    assert (row.tool, row.cpu_s, row.startup_s, row.each) == ("a", 2.0, 0.3, (3.0, 1.0, 2.0))
 
 
 def test_plausibility_warns_when_flows_miss_the_capture() -> None:
