@@ -71,6 +71,10 @@ KIB_PER_MIB = 1024
 US_PER_S = 1_000_000
 #: Share of a capture's packets a tool's flow records must count for its run to look sane.
 PLAUSIBLE_SHARE = 0.99
+#: Packets per flow NFStream gives nDPI in ``nfstream-ndpi`` (NFStream's own default).
+NDPI_DISSECTIONS = 20
+#: Lines of a failed run's output shown in the error.
+ERROR_TAIL_LINES = 15
 ENV_CLEARED = ("NETWATCH_PURE", "NETWATCH_CORE")
 #: Suricata's stock configuration (7.0) enables these app-layer parsers; the generated one too.
 SURICATA_PARSERS = (
@@ -339,7 +343,7 @@ def run_measured(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> tupl
     proc.returncode = os.waitstatus_to_exitcode(status)
     text = log_path.read_text(errors="replace")
     if proc.returncode != 0:
-        tail = "\n".join(text.splitlines()[-15:])
+        tail = "\n".join(text.splitlines()[-ERROR_TAIL_LINES:])
         raise RuntimeError(f"{argv[0]} exited {proc.returncode}:\n{tail}")
     return cost_of(ru), text
 
@@ -365,11 +369,14 @@ def count_records(path: Path) -> int:
 
 
 def first_packets(src: Path, dst: Path, count: int = 1) -> Path:
-    """Copy the file header and the first ``count`` records of ``src`` to ``dst``."""
+    """Copy the file header and the first ``count`` records of ``src`` (fewer if it has fewer)
+    to ``dst``."""
     with src.open("rb") as fh, dst.open("wb") as out:
         out.write(fh.read(PCAP_HEADER))
         for _ in range(count):
             head = fh.read(RECORD_HEADER)
+            if len(head) < RECORD_HEADER:
+                break
             out.write(head + fh.read(int.from_bytes(head[8:12], "little")))
     return dst
 
@@ -406,7 +413,9 @@ def all_tools() -> dict[str, Tool]:
             "netwatch-c", netwatch_argv, read_netwatch, child_env({"NETWATCH_CORE": "c"})
         ),
         "nfstream": Tool("nfstream", nfstream_argv(0), read_last_json, child_env({})),
-        "nfstream-ndpi": Tool("nfstream-ndpi", nfstream_argv(20), read_last_json, child_env({})),
+        "nfstream-ndpi": Tool(
+            "nfstream-ndpi", nfstream_argv(NDPI_DISSECTIONS), read_last_json, child_env({})
+        ),
         "suricata": Tool("suricata", suricata_argv, read_suricata, child_env({})),
     }
 

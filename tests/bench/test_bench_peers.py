@@ -117,6 +117,7 @@ def test_count_records_and_first_packets(tmp_path: Path) -> None:
     one = bp.first_packets(src, tmp_path / "one.pcap")
     assert bp.count_records(one) == 1
     assert src.read_bytes().startswith(one.read_bytes())
+    assert bp.count_records(bp.first_packets(src, tmp_path / "all.pcap", 9)) == 5
     (tmp_path / "be.pcap").write_bytes(b"\xa1\xb2\xc3\xd4" + bytes(20))
     with pytest.raises(ValueError, match="little-endian"):
         bp.count_records(tmp_path / "be.pcap")
