@@ -47,9 +47,10 @@ by the user, or loaded before it: the built-in GeoIP data and netaddr's index ar
 registry must be held in memory by :mod:`netwatch.enrich.macvendor` for that); a SIGHUP
 reload re-reads the config, secret files, seeds and MaxMind files as the user (a failing
 reload is logged and the running config kept; the built-in GeoIP data is kept open across
-reloads). ``zstandard`` is imported by the warm-up, not here. A library that imports something new on a path the empirical run
-did not take (a rare error path) can still fail after the drop; the privilege drop warns
-when the standard library or netwatch is unreadable by the user.
+reloads). ``zstandard`` is imported by the warm-up, not here. A library that imports
+something new on a path the empirical run did not take (a rare error path) can still fail
+after the drop; the privilege drop warns when the standard library or netwatch is
+unreadable by the user.
 """
 
 from __future__ import annotations
