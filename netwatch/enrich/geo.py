@@ -1,8 +1,10 @@
 """GeoIP enrichment: country, AS number and AS organisation of a public peer address.
 
 Backends (``GeoBackend``), chosen by ``geo_from_settings``:
-- ``MmdbGeo``: MaxMind DB files read with ``geoip2`` (GeoIP2/GeoLite2 Country, City or
-  Enterprise for the country; GeoLite2-ASN or GeoIP2-ISP for the AS). Reports the
+- ``MmdbGeo``: MaxMind DB files (GeoIP2/GeoLite2 Country, City or Enterprise for the
+  country; GeoLite2-ASN or GeoIP2-ISP for the AS), memory-mapped by ``maxminddb`` (the
+  reader under ``geoip2``; the record fields geoip2 documents are read directly, since
+  building geoip2's model objects would double the cost of a lookup). Reports the
   geolocated ``country`` (where the address is used), falling back to ``registered_country``
   (where the block is registered) when there is none, except for anycast networks, which
   get no country.
@@ -42,8 +44,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
-import geoip2.database
-import geoip2.errors
 import maxminddb
 
 from netwatch.enrich.addrclass import AddressClassifier, embedded_ipv4, ip_text
@@ -132,13 +132,11 @@ def _probe(path: Path) -> None:
             reader.get(f"{first_octet}.0.0.1")
 
 
-def _open_reader(
-    path: Path, kinds: tuple[str, ...], role: str, verify: bool
-) -> geoip2.database.Reader:
+def _open_reader(path: Path, kinds: tuple[str, ...], role: str, verify: bool) -> maxminddb.Reader:
     try:
         if verify:
             _probe(path)
-        reader = geoip2.database.Reader(str(path))
+        reader = maxminddb.open_database(str(path))
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
         raise GeoDatabaseError(f"{path}: not a usable MaxMind DB file: {_one_line(exc)}") from exc
     db_type = reader.metadata().database_type
@@ -152,7 +150,7 @@ def _open_reader(
 
 
 class _MmdbSource:
-    """One open database file and the geoip2 method that reads it."""
+    """One open database file (memory-mapped by maxminddb, the reader under geoip2)."""
 
     def __init__(self, path: Path, kinds: tuple[str, ...], role: str, verify: bool) -> None:
         self.path = path
@@ -161,45 +159,50 @@ class _MmdbSource:
         self.db_type: str = metadata.database_type
         self.ipv6 = metadata.ip_version == 6
         self.build_date = datetime.fromtimestamp(metadata.build_epoch, UTC).date()
-        kind = next(k for k in kinds if k in self.db_type)
-        method_names = {
-            "Enterprise": "enterprise",
-            "City": "city",
-            "Country": "country",
-            "GeoLite2-ASN": "asn",
-            "GeoIP2-ISP": "isp",
-        }
-        self.method = getattr(self.reader, method_names[kind])
         self.failed_once = False
 
-    def get(self, ip: str) -> Any:
-        """The geoip2 model for ``ip``, or None when absent (raises on corrupt data)."""
+    def get(self, ip: str) -> dict[str, Any] | None:
+        """The record for ``ip``, or None when absent (raises on corrupt data)."""
         if not self.ipv6 and ":" in ip:
             return None
-        try:
-            return self.method(ip)
-        except geoip2.errors.AddressNotFoundError:
-            return None
+        record = self.reader.get(ip)
+        if record is None or isinstance(record, dict):
+            return record
+        raise maxminddb.InvalidDatabaseError(f"a record is a {type(record).__name__}, not a map")
 
 
-def _country_of(model: Any) -> str | None:
-    code: str | None = model.country.iso_code
+def _iso_code(record: dict[str, Any], section: str) -> str | None:
+    """``record[section]["iso_code"]`` when it is a non-empty string."""
+    part = record.get(section)
+    code = part.get("iso_code") if isinstance(part, dict) else None
+    return code if isinstance(code, str) and code else None
+
+
+def _country_of(record: dict[str, Any]) -> str | None:
+    """The geolocated country; else, unless the network is anycast, the registered one
+    (the fields as geoip2 documents them for Country, City and Enterprise records)."""
+    code = _iso_code(record, "country")
     if code:
         return code
-    if model.traits.is_anycast:
+    traits = record.get("traits")
+    if isinstance(traits, dict) and traits.get("is_anycast") is True:
         return None
-    registered: str | None = model.registered_country.iso_code
-    return registered or None
+    return _iso_code(record, "registered_country")
 
 
-def _asn_of(model: Any) -> tuple[int | None, str | None]:
-    number: int | None = model.autonomous_system_number
-    org: str | None = model.autonomous_system_organization or getattr(model, "isp", None)
-    return number, org or None
+def _asn_of(record: dict[str, Any]) -> tuple[int | None, str | None]:
+    """AS number and organisation of an ASN or ISP record (an ISP row without an AS
+    organisation gives its ISP name)."""
+    number = record.get("autonomous_system_number")
+    org = record.get("autonomous_system_organization") or record.get("isp")
+    return (
+        number if isinstance(number, int) and not isinstance(number, bool) else None,
+        org if isinstance(org, str) and org else None,
+    )
 
 
 class MmdbGeo:
-    """GeoIP from MaxMind DB files (geoip2 5.x); at least one path should be given.
+    """GeoIP from MaxMind DB files (maxminddb 2.x); at least one path should be given.
 
     The country comes from ``country_db``, falling back to ``city_db`` when the first has no
     answer; AS number and organisation from ``asn_db`` (GeoLite2-ASN or GeoIP2-ISP; for an
@@ -228,20 +231,20 @@ class MmdbGeo:
         """Country, AS number and AS organisation of ``ip_text``; None fields when unknown."""
         cc = None
         for source in self._country:
-            model = self._safe_get(source, ip_text)
-            if model is not None:
-                cc = _country_of(model)
+            record = self._safe_get(source, ip_text)
+            if record is not None:
+                cc = _country_of(record)
                 break
         asn, org = None, None
         if self._asn is not None:
-            model = self._safe_get(self._asn, ip_text)
-            if model is not None:
-                asn, org = _asn_of(model)
+            record = self._safe_get(self._asn, ip_text)
+            if record is not None:
+                asn, org = _asn_of(record)
         if cc is None and asn is None and org is None:
             return GEO_NONE
         return GeoInfo(cc, asn, org)
 
-    def _safe_get(self, source: _MmdbSource, ip: str) -> Any:
+    def _safe_get(self, source: _MmdbSource, ip: str) -> dict[str, Any] | None:
         try:
             return source.get(ip)
         except Exception as exc:  # corrupt data must not stop the pipeline
@@ -348,7 +351,7 @@ def _anonymous_file(name: str, data: bytes) -> tuple[int, Path]:
 
 def _open_builtin(data_dir: Path) -> MmdbGeo:
     """The bundled DB-IP Lite country and ASN databases, unpacked into memory and opened
-    through geoip2 like any MaxMind DB file."""
+    like any MaxMind DB file."""
     fds: list[int] = []
     paths: list[Path] = []
     try:
@@ -389,7 +392,7 @@ class BuiltinGeo:
 
     The package ships each MaxMind DB file zstd-compressed in blocks; the first ``lookup``,
     ``describe`` or ``load`` call unpacks both (about 50 ms and 18 MB) into in-memory files
-    read through geoip2, once per process however many instances exist.
+    read like any MaxMind DB file, once per process however many instances exist.
     """
 
     def __init__(self, data_dir: Path | None = None) -> None:

@@ -17,7 +17,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import geoip2.models
 import pytest
 import zstandard
 
@@ -38,6 +37,7 @@ from netwatch.enrich.geo import (
     GeoSourceInfo,
     MmdbGeo,
     NullGeo,
+    _asn_of,
     _country_of,
     age_warning,
     geo_from_settings,
@@ -140,12 +140,21 @@ def test_registered_country_is_the_fallback(maxmind_dir: Path) -> None:
 
 def test_anycast_without_country_gets_none_even_if_registered() -> None:
     registered = {"iso_code": "US"}
-    anycast = geoip2.models.Country(
-        ["en"], registered_country=registered, traits={"is_anycast": True}
-    )
-    plain = geoip2.models.Country(["en"], registered_country=registered)
+    anycast = {"registered_country": registered, "traits": {"is_anycast": True}}
+    plain = {"registered_country": registered, "traits": {"is_anycast": False}}
     assert _country_of(anycast) is None
     assert _country_of(plain) == "US"
+    assert _country_of({"country": {"iso_code": "DE"}, **anycast}) == "DE"
+    assert _country_of({"country": {"iso_code": ""}, "registered_country": 7}) is None
+
+
+def test_odd_record_fields_are_none() -> None:
+    assert _asn_of({"autonomous_system_number": "15169", "autonomous_system_organization": 5}) == (
+        None,
+        None,
+    )
+    assert _asn_of({"autonomous_system_number": True}) == (None, None)
+    assert _asn_of({"isp": "An ISP", "autonomous_system_number": 64500}) == (64500, "An ISP")
 
 
 def test_every_documented_asn_network(maxmind_dir: Path) -> None:
