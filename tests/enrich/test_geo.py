@@ -414,8 +414,8 @@ def test_unpack_container_rejects_damage(
     assert re.search(reason, str(info.value), re.IGNORECASE), str(info.value)
 
 
-def test_builtin_reads_packed_data_through_geoip2(packed_test_data: Path) -> None:
-    """The built-in path (unpack, in-memory file, geoip2) on MaxMind's test data: the FACTS
+def test_builtin_reads_packed_data_as_maxmind_db(packed_test_data: Path) -> None:
+    """The built-in path (unpack, in-memory file, maxminddb) on MaxMind's test data: the FACTS
     answers of the Country and ASN test databases, IPv4 and IPv6."""
     geo = BuiltinGeo(data_dir=packed_test_data)
     for ip, country_cc, _lite, _city, asn, org in FACTS:
