@@ -32,6 +32,7 @@ lookup time. GeoIP data is wrong for some ranges and goes stale; see ``age_warni
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import importlib.util
 import logging
@@ -338,6 +339,8 @@ def _anonymous_file(name: str, data: bytes) -> tuple[int, Path]:
     """``data`` in an in-memory file (memfd, Linux) and a path that opens it while the
     descriptor is open: the MaxMind reader maps it like a file on disk, and nothing is
     written to any disk."""
+    if not hasattr(os, "memfd_create"):
+        raise OSError(errno.ENOSYS, "in-memory files (memfd_create) need Linux")
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
     try:
         view = memoryview(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
 import struct
@@ -530,3 +531,11 @@ groups:
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     denied = [f for a in alerts for f in findings(a) if f["rule"] == "denied_country"]
     assert [f["reached"] for f in denied] == ["denied AS15169"]
+
+
+def test_builtin_without_memfd_is_one_line(
+    packed_test_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "memfd_create")
+    with pytest.raises(GeoDatabaseError, match=r"cannot hold the unpacked data: .*memfd_create"):
+        BuiltinGeo(data_dir=packed_test_data).load()
