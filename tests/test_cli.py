@@ -187,3 +187,28 @@ def test_report_unwritable_output_exits_2(
     small_capture(pcap)
     assert main(["report", str(pcap), "-o", str(tmp_path / "no" / "r.html")]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+REPLAY_IMPORTS = """
+import sys
+from netwatch.cli import main
+code = main(["replay", sys.argv[1]])
+print(sorted(m for m in ("netwatch.daemon", "netwatch.preflight", "netwatch.sinks",
+                         "netwatch.metrics.server", "netwatch.alerttest") if m in sys.modules))
+raise SystemExit(code)
+"""
+
+
+def test_replay_does_not_load_the_daemon(tmp_path: Path) -> None:
+    """Start-up: a replay imports neither the daemon nor its sinks and metrics server."""
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    proc = subprocess.run(
+        [sys.executable, "-c", REPLAY_IMPORTS, str(pcap)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
