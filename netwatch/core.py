@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from types import ModuleType
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from netwatch.capture.pcap import Buffer
 from netwatch.decode.frames import Decoded
@@ -65,6 +65,50 @@ class Status(IntEnum):
     END = 0  # the buffer ended (at its end, or inside a record: see ``next``)
     FULL = 1  # ``limit`` records produced
     CAPLEN = 2  # a captured length above MAX_CAPLEN: the record framing is lost
+
+
+class FastStatus(IntEnum):
+    """Why a :meth:`FastLoop.run` call returned (``enum nw_fast_status`` in _core.c); from
+    ``ODD`` on, with the record of a packet Python must take."""
+
+    END = 0  # the buffer ended (at its end, or inside a record)
+    FULL = 1  # ``limit`` records done
+    CAPLEN = 2  # a captured length above MAX_CAPLEN: the general walker takes it from there
+    ODD = 3  # not a common shape: the general decoder
+    SWEEP = 4  # the packet's time is at or past the table's next sweep: timers first
+    NEW = 5  # no flow with the packet's key in the table
+    VALUE = 6  # a field of the flow or its endpoints of an unexpected type or range
+    KEEP = 7  # the flow keeps evidence frames (``Flow.keep`` != 0)
+    NO_TCP = 8  # a TCP packet of a flow without endpoints (``Flow.tcp`` is None)
+    COND = 9  # the fast branch's conditions do not hold (see netwatch.fastloop)
+
+
+class FastLoop(Protocol):
+    """``netwatch._core.FastLoop``: the fused loop's fast branch in C over Python's flows."""
+
+    @property
+    def fast(self) -> int:
+        """Packets the fast branch took here, since construction."""
+        ...
+
+    def run(
+        self,
+        flows: dict[tuple[Any, ...], Any],
+        buf: Buffer,
+        start: int,
+        end: int,
+        little: bool,
+        tick: float,
+        next_sweep: float,
+        limit: int,
+        /,
+    ) -> tuple[int, int, int, int, int, bytes | None]:
+        """(next offset, packets done, their wire bytes, empty records, status, record)."""
+        ...
+
+    def reasons(self) -> tuple[int, ...]:
+        """How many calls returned with each :class:`FastStatus` (index: the status)."""
+        ...
 
 
 class CoreRecord(NamedTuple):
@@ -128,6 +172,16 @@ def walk_pcap(
         raise RuntimeError(f"the compiled core is not loaded ({_WHY_PURE})")
     records, nxt, status, empty = _CORE.walk_pcap(buf, start, end, little, ethernet, limit)
     return Batch(records, nxt, Status(status), empty)
+
+
+def fast_loop(flow_type: type, endpoint_type: type) -> FastLoop:
+    """The compiled fast branch over ``flow_type``/``endpoint_type`` (``Flow`` and
+    ``Endpoint``; ``TypeError`` when their slots are not plain object slots);
+    ``RuntimeError`` when the compiled core is not loaded."""
+    if _CORE is None:
+        raise RuntimeError(f"the compiled core is not loaded ({_WHY_PURE})")
+    loop: FastLoop = _CORE.FastLoop(flow_type, endpoint_type)
+    return loop
 
 
 def as_decoded(rec: CoreRecord, frame: bytes) -> Decoded | None:
