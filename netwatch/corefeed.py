@@ -54,6 +54,13 @@ _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 _BIT_A, _BIT_D = 1 << 2, 1 << 3  # history bits of 'A' and 'D' (see tcpstate)
 
+#: Packets C handed to Python that Python's own fast branch then took, by the reason C gave
+#: (index: :class:`FastStatus`; one counter per reason, for the whole process). Only a
+#: packet at a sweep (timers ran first), of a flow that keeps evidence frames or with a
+#: value C does not read may be counted here: for the other reasons C and Python apply the
+#: same conditions (``tests/test_corefeed.py`` checks that on every capture).
+PYTHON_FAST = [0] * len(FastStatus)
+
 
 def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     """Run the records of a memory-mapped classic pcap through the compiled core; return
@@ -79,6 +86,7 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
     full = FastStatus.FULL
+    python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
         # C: the packets of existing flows the fast branch takes, up to the first one
@@ -152,6 +160,7 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                             f.r_bytes += plen
                         if f.keep:
                             keep(f, ts, linktype, buf[start:nxt], wirelen)
+                        python_fast[status] += 1
                         continue
                 elif (tcp := f.tcp) is not None:
                     if is_orig:
@@ -191,6 +200,7 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                                 f.r_ipb += tot
                             if f.keep:
                                 keep(f, ts, linktype, buf[start:nxt], wirelen)
+                            python_fast[status] += 1
                             continue
         # the general path, with the tuple the decoder would have built
         frame = buf[start:nxt]
