@@ -398,17 +398,33 @@ enum nw_fast_status {
 
 enum nw_flow_slot {
     F_ODIR, F_DEEP_O, F_DEEP_R, F_LAST, F_O_PKTS, F_O_IPB, F_O_BYTES,
-    F_R_PKTS, F_R_IPB, F_R_BYTES, F_KEEP, F_TCP, F_COUNT
+    F_R_PKTS, F_R_IPB, F_R_BYTES, F_KEEP, F_TCP, F_KEY, F_COUNT
 };
 static const char *const nw_flow_names[F_COUNT] = {
     "odir", "deep_o", "deep_r", "last", "o_pkts", "o_ipb", "o_bytes",
-    "r_pkts", "r_ipb", "r_bytes", "keep", "tcp",
+    "r_pkts", "r_ipb", "r_bytes", "keep", "tcp", "key",
 };
 enum nw_end_slot { E_NXT, E_DACK, E_SEQMAX, E_BITS, E_COUNT };
 static const char *const nw_end_names[E_COUNT] = {"nxt", "dack", "seqmax", "bits"};
 
+/* A flow key in canonical order as bytes: address length, protocol, the two ports (big
+ * endian), the two addresses (zero-padded to 16 bytes each). */
+#define NW_RAW_KEY 38
+/* The key cache: direct-mapped, NW_KEY_CACHE entries (a power of two). Each entry holds a
+ * tuple equal to the flow key its raw bytes describe (the flow table's own key object where
+ * it could be had), so a packet of a known flow builds no key objects; a dict lookup with
+ * an equal key finds the same flow, so an entry never goes stale. */
+#define NW_KEY_CACHE 4096
+
+typedef struct {
+    uint8_t raw[NW_RAW_KEY];
+    PyObject *key; /* strong reference, or NULL: empty */
+} nw_key_entry;
+
 typedef struct {
     PyObject_HEAD
+    nw_key_entry *keys; /* NW_KEY_CACHE entries */
+    unsigned long long key_hits;
     PyTypeObject *flow_type;
     PyTypeObject *end_type;
     Py_ssize_t flow_off[F_COUNT];
@@ -458,6 +474,13 @@ static int fastloop_init(nw_fastloop *self, PyObject *args, PyObject *kwds)
     for (int i = 0; i < E_COUNT; i++)
         if ((end_off[i] = slot_offset(end, nw_end_names[i])) < 0)
             return -1;
+    if (self->keys == NULL) {
+        self->keys = PyMem_Calloc(NW_KEY_CACHE, sizeof(nw_key_entry));
+        if (self->keys == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     memcpy(self->flow_off, flow_off, sizeof flow_off);
     memcpy(self->end_off, end_off, sizeof end_off);
     Py_INCREF(flow);
@@ -469,6 +492,11 @@ static int fastloop_init(nw_fastloop *self, PyObject *args, PyObject *kwds)
 
 static void fastloop_dealloc(nw_fastloop *self)
 {
+    if (self->keys != NULL) {
+        for (size_t i = 0; i < NW_KEY_CACHE; i++)
+            Py_XDECREF(self->keys[i].key);
+        PyMem_Free(self->keys);
+    }
     Py_XDECREF(self->flow_type);
     Py_XDECREF(self->end_type);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -538,25 +566,40 @@ static void commit_writes(nw_writes *w)
     w->n = 0;
 }
 
-/* The flow key of a common-shape record, as netwatch.flow.table builds it: (src, dst, sport,
- * dport, proto) with the lower address (then port) first; *fwd: the packet's direction is
- * the key's. */
-static PyObject *flow_key(const nw_record *r, int *fwd)
+/* The flow key of a common-shape record as netwatch.flow.table builds it, (src, dst,
+ * sport, dport, proto) with the lower address (then port) first, in raw form; *fwd: the
+ * packet's direction is the key's. */
+static void raw_key(const nw_record *r, uint8_t raw[NW_RAW_KEY], int *fwd)
 {
-    Py_ssize_t n = r->kind == NW_IPV4 ? 4 : 16;
-    int c = memcmp(r->src, r->dst, (size_t)n);
+    size_t n = r->kind == NW_IPV4 ? 4 : 16;
+    int c = memcmp(r->src, r->dst, n);
     *fwd = c < 0 || (c == 0 && r->sport <= r->dport);
     const uint8_t *a = *fwd ? r->src : r->dst, *b = *fwd ? r->dst : r->src;
     uint16_t pa = *fwd ? r->sport : r->dport, pb = *fwd ? r->dport : r->sport;
+    memset(raw, 0, NW_RAW_KEY);
+    raw[0] = (uint8_t)n;
+    raw[1] = r->proto;
+    raw[2] = (uint8_t)(pa >> 8);
+    raw[3] = (uint8_t)pa;
+    raw[4] = (uint8_t)(pb >> 8);
+    raw[5] = (uint8_t)pb;
+    memcpy(raw + 6, a, n);
+    memcpy(raw + 22, b, n);
+}
+
+/* The key tuple of a raw key (a new reference). */
+static PyObject *key_tuple(const uint8_t raw[NW_RAW_KEY])
+{
+    Py_ssize_t n = raw[0];
     PyObject *key = PyTuple_New(5);
     if (key == NULL)
         return NULL;
     PyObject *items[5] = {
-        PyBytes_FromStringAndSize((const char *)a, n),
-        PyBytes_FromStringAndSize((const char *)b, n),
-        PyLong_FromLong(pa),
-        PyLong_FromLong(pb),
-        PyLong_FromLong(r->proto),
+        PyBytes_FromStringAndSize((const char *)raw + 6, n),
+        PyBytes_FromStringAndSize((const char *)raw + 22, n),
+        PyLong_FromLong((long)be16(raw + 2)),
+        PyLong_FromLong((long)be16(raw + 4)),
+        PyLong_FromLong((long)raw[1]),
     };
     for (int i = 0; i < 5; i++) {
         if (items[i] == NULL) {
@@ -568,6 +611,33 @@ static PyObject *flow_key(const nw_record *r, int *fwd)
         PyTuple_SET_ITEM(key, i, items[i]);
     }
     return key;
+}
+
+static size_t key_slot(const uint8_t raw[NW_RAW_KEY])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < NW_RAW_KEY; i++)
+        h = (h ^ raw[i]) * 16777619u;
+    return (h ^ (h >> 16)) & (NW_KEY_CACHE - 1);
+}
+
+/* Remember the key of a flow found in the table: the table's own key object when it is an
+ * exact tuple equal to ours (the dict then matches it by identity), else ours. */
+static int cache_key(nw_fastloop *self, nw_key_entry *entry, const uint8_t raw[NW_RAW_KEY],
+                     PyObject *key, PyObject *f)
+{
+    PyObject *own = *slot(f, self->flow_off[F_KEY]);
+    if (own != NULL && PyTuple_CheckExact(own) && own != key) {
+        int eq = PyObject_RichCompareBool(own, key, Py_EQ);
+        if (eq < 0)
+            return -1;
+        if (eq)
+            key = own;
+    }
+    Py_INCREF(key);
+    Py_XSETREF(entry->key, key);
+    memcpy(entry->raw, raw, NW_RAW_KEY);
+    return 0;
 }
 
 /* The fast branch for one common-shape packet of flow f: 0 when done (f updated),
@@ -657,21 +727,34 @@ static int fast_packet(nw_fastloop *self, PyObject *f, int fwd, const nw_record 
     return 0;
 }
 
-/* One common-shape packet: its flow looked up, then the fast branch. */
+/* One common-shape packet: its flow looked up (through the key cache), then the fast
+ * branch. */
 static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, double ts)
 {
     int fwd;
-    PyObject *key = flow_key(r, &fwd);
+    uint8_t raw[NW_RAW_KEY];
+    raw_key(r, raw, &fwd);
+    nw_key_entry *entry = &self->keys[key_slot(raw)];
+    int cached = entry->key != NULL && memcmp(entry->raw, raw, NW_RAW_KEY) == 0;
+    PyObject *key = cached ? entry->key : key_tuple(raw);
     if (key == NULL)
         return -1;
+    if (cached)
+        Py_INCREF(key);
     PyObject *f = PyDict_GetItemWithError(flows, key);
-    Py_DECREF(key);
-    if (f == NULL)
+    if (f == NULL) {
+        Py_DECREF(key);
         return PyErr_Occurred() ? -1 : NW_HAND_NEW;
-    if (!Py_IS_TYPE(f, self->flow_type))
-        return NW_HAND_VALUE;
+    }
     Py_INCREF(f);
-    int rc = fast_packet(self, f, fwd, r, ts);
+    int rc = 0;
+    if (cached)
+        self->key_hits++;
+    else
+        rc = cache_key(self, entry, raw, key, f);
+    Py_DECREF(key);
+    if (rc == 0)
+        rc = Py_IS_TYPE(f, self->flow_type) ? fast_packet(self, f, fwd, r, ts) : NW_HAND_VALUE;
     Py_DECREF(f);
     return rc;
 }
@@ -827,8 +910,16 @@ static PyMethodDef fastloop_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *fastloop_get_key_hits(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->key_hits);
+}
+
 static PyGetSetDef fastloop_getset[] = {
     {"fast", (getter)fastloop_get_fast, NULL, "packets done by the fast branch here", NULL},
+    {"key_hits", (getter)fastloop_get_key_hits, NULL,
+     "flow lookups made with a cached key (of NW_KEY_CACHE entries at most)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -91,6 +91,12 @@ class FastLoop(Protocol):
         """Packets the fast branch took here, since construction."""
         ...
 
+    @property
+    def key_hits(self) -> int:
+        """Flow lookups made with a key from its key cache (4,096 entries), since
+        construction."""
+        ...
+
     def run(
         self,
         flows: dict[tuple[Any, ...], Any],

@@ -289,9 +289,10 @@ def test_hand_back_on_unexpected_state(tamper: Tamper, reason: FastStatus) -> No
 
 def test_fast_branch_in_c_when_nothing_is_odd() -> None:
     first, second = _split(traffic(100.0, 0.001, 40))
-    done = fast_loop().fast
+    done, hits = fast_loop().fast, fast_loop().key_hits
     _, reasons = twin_runs(first, second, _untouched)
     assert fast_loop().fast - done > len(second) * 9 // 10
+    assert fast_loop().key_hits - hits > len(second) * 8 // 10  # keys built once per flow
     assert reasons[FastStatus.END] == 1 and sum(reasons) == 1  # one call for all
 
 
