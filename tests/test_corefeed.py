@@ -506,3 +506,19 @@ def test_memory_flat_over_repeated_runs() -> None:
         tracemalloc.stop()
     assert fast_loop().fast - done > 8 * len(frames) * 9 // 10
     assert grown < 32 * 1024, grown  # a leaked int per packet would be ~250 KiB
+
+
+def test_key_cache_with_more_flows_than_entries() -> None:
+    """6,000 flows that differ only in an address share the 4,096 entries of C's key cache:
+    every packet still reaches its own flow."""
+    routes = [
+        g.Route.of("bc:ad:28:00:00:01", f"10.1.{i >> 8}.{i & 255}", "00:11:22:33:44:55", "10.0.0.9")
+        for i in range(6000)
+    ]
+    frames = [g.udp_frame(route, 5000, 6000, b"k" * (i % 50)) for i, route in enumerate(routes)]
+    timed = [(100.0 + i * 0.0001, frame) for i, frame in enumerate(frames * 3)]
+    hits = fast_loop().key_hits
+    fused, general = _general_too(timed)
+    assert fused == general
+    assert len(fused) == 6000 and all(rec["orig_pkts"] == 3 for rec in fused)
+    assert fast_loop().key_hits - hits > 1000
