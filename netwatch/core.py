@@ -9,11 +9,16 @@ decoder (:mod:`netwatch.decode.walk`). A common-shape record carries exactly the
 the :data:`~netwatch.decode.frames.Decoded` tuple Python's decoder gives the same frame
 (:func:`as_decoded`; ``tests/test_core.py`` checks it).
 
+It also has the fused loop's fast branch (``FastLoop``, :func:`fast_loop`): C walks, decodes,
+finds the packet's flow in Python's flow table and updates its counters in place, and hands
+every other packet back to Python (:mod:`netwatch.corefeed` says who owns what).
+
 Config read: the environment variables ``NETWATCH_PURE=1`` (forces the pure-Python path: the
-compiled core is then not imported even when built) and ``NETWATCH_CORE=c`` (the pipeline's
-fused loop fed by the compiled core, :mod:`netwatch.corefeed`; off by default). Known
-limits: the flow table stays Python; the TPACKET_V3 ring reaches the core only through the
-pcap records ``Ring.read_block_pcap`` builds.
+compiled core is then not imported even when built) and ``NETWATCH_CORE`` (``python``: the
+pipeline runs the pure-Python fused loop, :mod:`netwatch.fastloop`, with the core loaded;
+unset or ``c``: the loop with its fast branch in C, :mod:`netwatch.corefeed`, whenever the
+core is loaded: the default). Known limits: the flow table stays Python; the TPACKET_V3 ring
+reaches the core only through the pcap records ``Ring.read_block_pcap`` builds.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ CORE = "python" if _CORE is None else "c"
 
 def describe() -> str:
     """One line for ``netwatch --version``: which core runs, and why not the C one."""
-    return "core: c" if _CORE is not None else f"core: python ({_WHY_PURE})"
+    if _CORE is None:
+        return f"core: python ({_WHY_PURE})"
+    return "core: c" if use_core_loop() else "core: python (NETWATCH_CORE=python)"
 
 
 class Kind(IntEnum):
@@ -159,9 +166,11 @@ class Batch:
 
 
 def use_core_loop() -> bool:
-    """True when ``NETWATCH_CORE=c`` selects the loop fed by the compiled core
-    (:mod:`netwatch.corefeed`) and the core is loaded; off by default."""
-    return os.environ.get("NETWATCH_CORE") == "c" and _CORE is not None
+    """True when the pipeline's fused loop runs with its fast branch in C
+    (:mod:`netwatch.corefeed`): the default whenever the compiled core is loaded;
+    ``NETWATCH_CORE=python`` selects the pure-Python fused loop (:mod:`netwatch.fastloop`)
+    with the core loaded all the same."""
+    return _CORE is not None and os.environ.get("NETWATCH_CORE") != "python"
 
 
 def available() -> bool:

@@ -25,11 +25,12 @@ whenever in doubt. ``tests/test_corefeed.py`` requires identical flow records, a
 evidence from this loop and the general path on every capture, and hits each hand-back
 reason.
 
-Config read: none (the choice of loop is :mod:`netwatch.core`'s: ``NETWATCH_PURE``,
-``NETWATCH_CORE``). Known limits: the flow table, TCP states and timers stay Python, so each
-new flow and each packet the deep parsers want still costs a Python round (about 2 % of the
-packets of a camera site); C holds the GIL while it runs (at most :data:`BATCH` records per
-call); the GIL-released walk is :func:`netwatch.core.walk_pcap`.
+Config read: none (the choice of loop is :func:`netwatch.core.use_core_loop`'s: this one
+whenever the compiled core is loaded, unless ``NETWATCH_PURE=1`` or
+``NETWATCH_CORE=python``). Known limits: the flow table, TCP states and timers stay Python,
+so each new flow and each packet the deep parsers want still costs a Python round (about
+2 % of the packets of a camera site); C holds the GIL while it runs (at most :data:`BATCH`
+records per call); the GIL-released walk is :func:`netwatch.core.walk_pcap`.
 """
 
 from __future__ import annotations

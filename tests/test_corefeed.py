@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from netwatch import core
 from netwatch.alerts.evidence import EvidenceStore
 from netwatch.capture.files import MappedPcap
 from netwatch.capture.pcap import PcapHeader, ReadStats
@@ -67,11 +68,15 @@ def assert_same_conditions(before: list[int]) -> None:
         assert PYTHON_FAST[reason] == before[reason], reason.name
 
 
-def test_selected_by_netwatch_core_c_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_loop_unless_netwatch_core_python(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NETWATCH_CORE", raising=False)
-    assert Pipeline(Config.default(), print).run_mapped is run_mapped
+    assert Pipeline(Config.default(), print).run_mapped is run_core
+    assert core.describe() == "core: c"
     monkeypatch.setenv("NETWATCH_CORE", "c")
     assert Pipeline(Config.default(), print).run_mapped is run_core
+    monkeypatch.setenv("NETWATCH_CORE", "python")
+    assert Pipeline(Config.default(), print).run_mapped is run_mapped
+    assert core.describe() == "core: python (NETWATCH_CORE=python)"
 
 
 def test_site_capture(site_capture: Path) -> None:
