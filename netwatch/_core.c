@@ -413,7 +413,8 @@ static const char *const nw_end_names[E_COUNT] = {"nxt", "dack", "seqmax", "bits
 /* The key cache: direct-mapped, NW_KEY_CACHE entries (a power of two). Each entry holds a
  * tuple equal to the flow key its raw bytes describe (the flow table's own key object where
  * it could be had), so a packet of a known flow builds no key objects; a dict lookup with
- * an equal key finds the same flow, so an entry never goes stale. */
+ * an equal key finds the same flow, so an entry never goes stale (and one FastLoop serves
+ * any number of flow tables). It keeps at most NW_KEY_CACHE key tuples alive (~1 MB). */
 #define NW_KEY_CACHE 4096
 
 typedef struct {
@@ -840,7 +841,8 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         seen++;
         fill_record(buf, &h, 1, &r);
         off = h.start + h.caplen;
-        /* the timestamp as Python computes it: sec + frac * tick */
+        /* the timestamp as Python computes it: sec + frac * tick, rounded after the
+         * product and after the sum (setup.py builds with -ffp-contract=off: no FMA) */
         double ts = (double)h.sec + (double)h.frac * tick;
         int rc;
         if (r.kind == NW_ODD)

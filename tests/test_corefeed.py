@@ -18,7 +18,7 @@ import pytest
 from netwatch import core
 from netwatch.alerts.evidence import EvidenceStore
 from netwatch.capture.files import MappedPcap
-from netwatch.capture.pcap import PcapHeader, ReadStats
+from netwatch.capture.pcap import MAX_CAPLEN, PcapHeader, ReadStats
 from netwatch.config import Config
 from netwatch.core import FastStatus
 from netwatch.corefeed import BATCH, PYTHON_FAST, fast_loop, run_core
@@ -527,3 +527,26 @@ def test_key_cache_with_more_flows_than_entries() -> None:
     assert fused == general
     assert len(fused) == 6000 and all(rec["orig_pkts"] == 3 for rec in fused)
     assert fast_loop().key_hits - hits > 1000
+
+
+def test_captured_length_above_the_maximum_mid_capture() -> None:
+    """C stops at a record whose captured length is above MAX_CAPLEN (the framing is lost)
+    and the general walker takes it from there, as with the Python fused loop."""
+    frames = traffic(100.0, 0.001, 10)
+    data = pcap_bytes(frames)
+    off = 24
+    for _ in range(len(frames) // 2):  # the header of the record in the middle
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+    bad = data[:off] + struct.pack("<IIII", 100, 0, MAX_CAPLEN + 1, 60) + data[off + 16 :]
+    out: list[list[Any]] = []
+    before = fast_loop().reasons()
+    for loop in (run_core, run_mapped):
+        recs: list[dict[str, Any]] = []
+        pipe = Pipeline(Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
+        m = MappedPcap(bad, 24, len(bad), PcapHeader.parse(bad[:24]), ReadStats())
+        counted = loop(pipe, m)
+        pipe.finish()
+        out.append([recs, counted, m.stats.records, m.stats.caplen_exceeds, pipe.stats.packets])
+    assert out[0] == out[1]
+    assert out[0][3] == 1 and out[0][1][0] == len(frames) // 2
+    assert fast_loop().reasons()[FastStatus.CAPLEN] == before[FastStatus.CAPLEN] + 1
