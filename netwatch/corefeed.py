@@ -102,7 +102,8 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
             if status == full:
                 continue
             break
-        # Python: that one packet, as the loop over C-decoded records did it before
+        # Python: that one packet, as the Python fused loop would (C is called again after
+        # it, with the table's next sweep as this packet left it)
         (
             start,
             sec,
@@ -131,7 +132,6 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         nbytes += wirelen
         if not kind:
             account(ts, linktype, buf[start:nxt], wirelen)
-            next_sweep = table.next_sweep
             continue
         if kind == 4:
             src, dst = src16[:4], dst16[:4]
@@ -227,7 +227,6 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         )
         if f.keep:
             keep(f, ts, linktype, frame, wirelen)
-        next_sweep = table.next_sweep
     m.stats.records += n
     pipe.run(m.rest(off))
     return n, nbytes
