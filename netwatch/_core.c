@@ -746,22 +746,24 @@ static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, d
     PyObject *key = cached ? entry->key : key_tuple(raw);
     if (key == NULL)
         return -1;
-    if (cached)
+    if (cached) {
         Py_INCREF(key);
+        self->key_hits++;
+    }
     PyObject *f = PyDict_GetItemWithError(flows, key);
     if (f == NULL) {
         Py_DECREF(key);
         return PyErr_Occurred() ? -1 : NW_HAND_NEW;
     }
+    if (!Py_IS_TYPE(f, self->flow_type)) { /* no slot of it may be read */
+        Py_DECREF(key);
+        return NW_HAND_VALUE;
+    }
     Py_INCREF(f);
-    int rc = 0;
-    if (cached)
-        self->key_hits++;
-    else
-        rc = cache_key(self, entry, raw, key, f);
+    int rc = cached ? 0 : cache_key(self, entry, raw, key, f);
     Py_DECREF(key);
     if (rc == 0)
-        rc = Py_IS_TYPE(f, self->flow_type) ? fast_packet(self, f, fwd, r, ts) : NW_HAND_VALUE;
+        rc = fast_packet(self, f, fwd, r, ts);
     Py_DECREF(f);
     return rc;
 }

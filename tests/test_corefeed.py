@@ -550,3 +550,29 @@ def test_captured_length_above_the_maximum_mid_capture() -> None:
     assert out[0] == out[1]
     assert out[0][3] == 1 and out[0][1][0] == len(frames) // 2
     assert fast_loop().reasons()[FastStatus.CAPLEN] == before[FastStatus.CAPLEN] + 1
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: 7, lambda: "flow" * 2, lambda: None, lambda: [1], lambda: Endpoint("S")]
+)
+def test_anything_but_a_flow_in_the_table_is_handed_back(make: Callable[[], object]) -> None:
+    """An object of another type under a packet's key: C reads none of its memory (smaller
+    than a Flow: under ``./dev sanitize``, PYTHONMALLOC=malloc, ASan sees any read past it)
+    and hands the packet back, with a key it built and with a key from its cache."""
+    value = make()
+    frames = [(100.0 + i, g.udp_frame(ROUTE, 5000, 6000, b"x" * 10)) for i in range(3)]
+    data = pcap_bytes(frames)
+    key = (ROUTE.src_ip, ROUTE.dst_ip, 5000, 6000, 17)
+    flow = Flow(key, "C1", 99.0, 17)
+    off = 24
+    for table, want in (({key: value}, 0), ({key: flow}, 1), ({key: value}, 0)):
+        hits = fast_loop().key_hits
+        off, done, _, _, status, rec = fast_loop().run(
+            table, data, off, len(data), True, 1e-6, float("inf"), 1
+        )
+        assert done == want
+        assert (status, rec is None) == (
+            (FastStatus.FULL, True) if want else (FastStatus.VALUE, False)
+        )
+    assert fast_loop().key_hits == hits + 1  # the last lookup was made with the cached key
+    assert (flow.o_pkts, flow.last) == (1, 101.0)
