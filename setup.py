@@ -16,7 +16,16 @@ from setuptools import Extension, setup
 CORE = Extension(
     "netwatch._core",
     sources=["netwatch/_core.c"],
-    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wconversion", "-Wno-sign-conversion"],
+    # -ffp-contract=off: the fast loop computes packet times as Python does (sec + frac *
+    # tick, two roundings); a fused multiply-add (aarch64) would round once and differ
+    extra_compile_args=[
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Wconversion",
+        "-Wno-sign-conversion",
+        "-ffp-contract=off",
+    ],
     optional=True,
 )
 # the live capture's TPACKET_V3 block -> pcap records conversion (netwatch/capture/afpacket.py)

@@ -14,3 +14,25 @@ def walk_pcap(
     limit: int,
     /,
 ) -> tuple[bytearray, int, int, int]: ...
+
+class FastLoop:
+    """The fused loop's fast branch over Python's flow table (see netwatch.corefeed)."""
+
+    def __init__(self, flow_type: type, endpoint_type: type) -> None: ...
+    @property
+    def fast(self) -> int: ...
+    @property
+    def key_hits(self) -> int: ...
+    def run(
+        self,
+        flows: dict[tuple[object, ...], object],
+        buffer: bytes | bytearray | mmap.mmap,
+        start: int,
+        end: int,
+        little: bool,
+        tick: float,
+        next_sweep: float,
+        limit: int,
+        /,
+    ) -> tuple[int, int, int, int, int, bytes | None]: ...
+    def reasons(self) -> tuple[int, ...]: ...

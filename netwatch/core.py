@@ -9,11 +9,16 @@ decoder (:mod:`netwatch.decode.walk`). A common-shape record carries exactly the
 the :data:`~netwatch.decode.frames.Decoded` tuple Python's decoder gives the same frame
 (:func:`as_decoded`; ``tests/test_core.py`` checks it).
 
+It also has the fused loop's fast branch (``FastLoop``, :func:`fast_loop`): C walks, decodes,
+finds the packet's flow in Python's flow table and updates its counters in place, and hands
+every other packet back to Python (:mod:`netwatch.corefeed` says who owns what).
+
 Config read: the environment variables ``NETWATCH_PURE=1`` (forces the pure-Python path: the
-compiled core is then not imported even when built) and ``NETWATCH_CORE=c`` (the pipeline's
-fused loop fed by the compiled core, :mod:`netwatch.corefeed`; off by default). Known
-limits: the flow table stays Python; the TPACKET_V3 ring reaches the core only through the
-pcap records ``Ring.read_block_pcap`` builds.
+compiled core is then not imported even when built) and ``NETWATCH_CORE`` (``python``: the
+pipeline runs the pure-Python fused loop, :mod:`netwatch.fastloop`, with the core loaded;
+unset or ``c``: the loop with its fast branch in C, :mod:`netwatch.corefeed`, whenever the
+core is loaded: the default). Known limits: the flow table stays Python; the TPACKET_V3 ring
+reaches the core only through the pcap records ``Ring.read_block_pcap`` builds.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from types import ModuleType
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from netwatch.capture.pcap import Buffer
 from netwatch.decode.frames import Decoded
@@ -48,7 +53,9 @@ CORE = "python" if _CORE is None else "c"
 
 def describe() -> str:
     """One line for ``netwatch --version``: which core runs, and why not the C one."""
-    return "core: c" if _CORE is not None else f"core: python ({_WHY_PURE})"
+    if _CORE is None:
+        return f"core: python ({_WHY_PURE})"
+    return "core: c" if use_core_loop() else "core: python (NETWATCH_CORE=python)"
 
 
 class Kind(IntEnum):
@@ -65,6 +72,56 @@ class Status(IntEnum):
     END = 0  # the buffer ended (at its end, or inside a record: see ``next``)
     FULL = 1  # ``limit`` records produced
     CAPLEN = 2  # a captured length above MAX_CAPLEN: the record framing is lost
+
+
+class FastStatus(IntEnum):
+    """Why a :meth:`FastLoop.run` call returned (``enum nw_fast_status`` in _core.c); from
+    ``ODD`` on, with the record of a packet Python must take."""
+
+    END = 0  # the buffer ended (at its end, or inside a record)
+    FULL = 1  # ``limit`` records done
+    CAPLEN = 2  # a captured length above MAX_CAPLEN: the general walker takes it from there
+    ODD = 3  # not a common shape: the general decoder
+    SWEEP = 4  # the packet's time is at or past the table's next sweep: timers first
+    NEW = 5  # no flow with the packet's key in the table
+    VALUE = 6  # a field of the flow or its endpoints of an unexpected type or range
+    KEEP = 7  # the flow keeps evidence frames (``Flow.keep`` != 0)
+    NO_TCP = 8  # a TCP packet of a flow without endpoints (``Flow.tcp`` is None)
+    COND = 9  # the fast branch's conditions do not hold (see netwatch.fastloop)
+
+
+class FastLoop(Protocol):
+    """``netwatch._core.FastLoop``: the fused loop's fast branch in C over Python's flows."""
+
+    @property
+    def fast(self) -> int:
+        """Packets the fast branch took here, since construction."""
+        ...
+
+    @property
+    def key_hits(self) -> int:
+        """Flow lookups made with a key from its key cache (4,096 entries), since
+        construction."""
+        ...
+
+    def run(
+        self,
+        flows: dict[tuple[Any, ...], Any],
+        buf: Buffer,
+        start: int,
+        end: int,
+        little: bool,
+        tick: float,
+        next_sweep: float,
+        limit: int,
+        /,
+    ) -> tuple[int, int, int, int, int, bytes | None]:
+        """(next offset, packets done, their wire bytes, empty records, status, record)."""
+        ...
+
+    def reasons(self) -> tuple[int, ...]:
+        """How many calls returned with each :class:`FastStatus` (index: the status)."""
+        ...
 
 
 class CoreRecord(NamedTuple):
@@ -109,9 +166,11 @@ class Batch:
 
 
 def use_core_loop() -> bool:
-    """True when ``NETWATCH_CORE=c`` selects the loop fed by the compiled core
-    (:mod:`netwatch.corefeed`) and the core is loaded; off by default."""
-    return os.environ.get("NETWATCH_CORE") == "c" and _CORE is not None
+    """True when the pipeline's fused loop runs with its fast branch in C
+    (:mod:`netwatch.corefeed`): the default whenever the compiled core is loaded;
+    ``NETWATCH_CORE=python`` selects the pure-Python fused loop (:mod:`netwatch.fastloop`)
+    with the core loaded all the same."""
+    return _CORE is not None and os.environ.get("NETWATCH_CORE") != "python"
 
 
 def available() -> bool:
@@ -128,6 +187,16 @@ def walk_pcap(
         raise RuntimeError(f"the compiled core is not loaded ({_WHY_PURE})")
     records, nxt, status, empty = _CORE.walk_pcap(buf, start, end, little, ethernet, limit)
     return Batch(records, nxt, Status(status), empty)
+
+
+def fast_loop(flow_type: type, endpoint_type: type) -> FastLoop:
+    """The compiled fast branch over ``flow_type``/``endpoint_type`` (``Flow`` and
+    ``Endpoint``; ``TypeError`` when their slots are not plain object slots);
+    ``RuntimeError`` when the compiled core is not loaded."""
+    if _CORE is None:
+        raise RuntimeError(f"the compiled core is not loaded ({_WHY_PURE})")
+    loop: FastLoop = _CORE.FastLoop(flow_type, endpoint_type)
+    return loop
 
 
 def as_decoded(rec: CoreRecord, frame: bytes) -> Decoded | None:

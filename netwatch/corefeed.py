@@ -1,41 +1,66 @@
-"""The fused loop fed by the compiled core: C walks and decodes, Python keeps the flows.
+"""The fused loop with its fast branch in C: C walks, decodes and counts, Python keeps the flows.
 
-A first wiring of ``netwatch._core`` (:mod:`netwatch.core`) into the pipeline, off by
-default: with ``NETWATCH_CORE=c`` (and the extension built), :func:`run_core` replaces
-:func:`netwatch.fastloop.run_mapped` for memory-mapped classic pcaps and live blocks. The C
-walk (GIL released) turns a batch of pcap records into fixed-size records; this loop then
-does, per packet, what the fused loop does after its own header parse: the same flow
-lookup and the same conditions for the counter-only update of an existing flow. Every
-other packet takes the general path: a common-shape one goes straight to
-``FlowTable.packet`` with the decoded tuple the C built (the decoder would build the same:
-``tests/test_core.py``), an odd one through ``Pipeline.account`` (the Python decoder).
-``tests/test_corefeed.py`` requires identical flow records from this loop and the general
-path on every capture.
+:func:`run_core` replaces :func:`netwatch.fastloop.run_mapped` for memory-mapped classic pcaps
+and live blocks when the compiled core is loaded (see :func:`netwatch.core.use_core_loop`).
 
-Config read: ``NETWATCH_CORE`` (environment; ``c`` selects this loop), through
-:func:`netwatch.core.use_core_loop`. Known limits: the flow table, TCP states and timers
-stay Python here, so the gain is the walk and decode only; records are unpacked one by
-one in Python (``struct.iter_unpack``).
+What C owns (``netwatch._core.FastLoop``, :func:`fast_loop`): the record walk, the
+common-shape decode, the flow key and its lookup in the flow table's dict, and the fused
+loop's fast branch for a packet of an existing flow (UDP, and TCP in order with its
+``Endpoint.nxt``/``dack``/``seqmax``/``bits``, the ACK-gap test with its 32-bit wrap, the
+"payload captured in full" test, ``Flow.last`` and the per-direction packets, IP bytes and UDP
+payload bytes), written straight into the ``__slots__`` of :class:`Flow` and
+:class:`Endpoint`. It runs only when every value it reads has the exact type and range the
+Python loop gives it; it never creates, ends or times out a flow.
+
+What Python owns: the flow table itself (the dict of :class:`Flow` objects, flow start and
+end, timers, TCP states and history, deep parsers, evidence, records, rules). C stops at the
+first packet that needs any of that (an odd frame, a new flow, a flow that keeps evidence
+frames, a packet at or past the next sweep, a TCP flow without endpoints, failed fast-branch
+conditions, a value of an unexpected type: :class:`netwatch.core.FastStatus`) and hands its
+record back; this loop then runs that packet exactly as the Python fused loop would (the
+same fast branch in Python, else ``FlowTable.packet`` with the tuple the C decoded, which the
+decoder would build too: ``tests/test_core.py``; an odd frame through ``Pipeline.account``),
+and calls C again after it. Handing a packet to Python is always correct, so C hands back
+whenever in doubt. ``tests/test_corefeed.py`` requires identical flow records, alerts and
+evidence from this loop and the general path on every capture, and hits each hand-back
+reason.
+
+Config read: none (the choice of loop is :func:`netwatch.core.use_core_loop`'s: this one
+whenever the compiled core is loaded, unless ``NETWATCH_PURE=1`` or
+``NETWATCH_CORE=python``). Known limits: the flow table, TCP states and timers stay Python,
+so each new flow and each packet the deep parsers want still costs a Python round (about
+2 % of the packets of a camera site); C holds the GIL while it runs (at most :data:`BATCH`
+records per call); the GIL-released walk is :func:`netwatch.core.walk_pcap`.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 from netwatch import core
 from netwatch.capture.files import MappedPcap
 from netwatch.capture.linktypes import LinkType
-from netwatch.flow.tcpstate import ACK
+from netwatch.core import FastStatus
+from netwatch.flow.table import Flow
+from netwatch.flow.tcpstate import ACK, Endpoint
 
 if TYPE_CHECKING:
     from netwatch.pipeline import Pipeline
 
-#: Records per C call: bounds the record buffer (88 bytes each) and the time between
-#: GIL releases.
+#: Records per C call at most: bounds the time between returns to Python (signals, other
+#: threads).
 BATCH = 4096
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 _BIT_A, _BIT_D = 1 << 2, 1 << 3  # history bits of 'A' and 'D' (see tcpstate)
+
+#: Packets C handed to Python that Python's own fast branch then took, by the reason C gave
+#: (index: :class:`FastStatus`; one counter per reason, for the whole process). Only a
+#: packet at a sweep (timers ran first), of a flow that keeps evidence frames or with a
+#: value C does not read may be counted here: for the other reasons C and Python apply the
+#: same conditions (``tests/test_corefeed.py`` checks that on every capture).
+PYTHON_FAST = [0] * len(FastStatus)
 
 
 def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
@@ -51,20 +76,35 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     little = m.header.byteorder == "<"
     tick = m.header.tick_s
     table = pipe.table
-    flows_get = table.flows.get
+    flows = table.flows
+    flows_get = flows.get
     account = pipe.account
     packet = table.packet
     keep = pipe.keeper.keep
     sweep_timers = table.sweep_timers
-    unpack = core.RECORD.iter_unpack
+    fast = fast_loop().run
+    unpack = core.RECORD.unpack
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
+    full = FastStatus.FULL
+    python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
-        batch = core.walk_pcap(buf, off, end, little=little, ethernet=True, limit=BATCH)
-        m.stats.empty_records += batch.empty
-        next_sweep = table.next_sweep
-        for (
+        # C: the packets of existing flows the fast branch takes, up to the first one
+        # Python must take (rec), or BATCH records
+        off, done, done_bytes, empty, status, rec = fast(
+            flows, buf, off, end, little, tick, table.next_sweep, BATCH
+        )
+        n += done
+        nbytes += done_bytes
+        m.stats.empty_records += empty
+        if rec is None:
+            if status == full:
+                continue
+            break
+        # Python: that one packet, as the Python fused loop would (C is called again after
+        # it, with the table's next sweep as this packet left it)
+        (
             start,
             sec,
             frac,
@@ -84,111 +124,116 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
             flags,
             src16,
             dst16,
-        ) in unpack(batch.records):
-            ts = sec + frac * tick
-            nxt = start + caplen
-            n += 1
-            nbytes += wirelen
-            if not kind:
-                account(ts, linktype, buf[start:nxt], wirelen)
-                next_sweep = table.next_sweep
-                continue
-            if kind == 4:
-                src, dst = src16[:4], dst16[:4]
+        ) = unpack(rec)
+        next_sweep = table.next_sweep
+        ts = sec + frac * tick
+        nxt = start + caplen
+        n += 1
+        nbytes += wirelen
+        if not kind:
+            account(ts, linktype, buf[start:nxt], wirelen)
+            continue
+        if kind == 4:
+            src, dst = src16[:4], dst16[:4]
+        else:
+            src, dst = src16, dst16
+        # timers due first, as the general path runs them
+        if ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts:
+            if src < dst or (src == dst and sport <= dport):
+                fwd = True
+                f = flows_get((src, dst, sport, dport, proto))
             else:
-                src, dst = src16, dst16
-            # timers due first, as the general path runs them
-            if ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts:
-                if src < dst or (src == dst and sport <= dport):
-                    fwd = True
-                    f = flows_get((src, dst, sport, dport, proto))
-                else:
-                    fwd = False
-                    f = flows_get((dst, src, dport, sport, proto))
-                if f is not None:
-                    is_orig = fwd is f.odir
-                    if proto == 17:
-                        if plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0:
+                fwd = False
+                f = flows_get((dst, src, dport, sport, proto))
+            if f is not None:
+                is_orig = fwd is f.odir
+                if proto == 17:
+                    if plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0:
+                        if ts > f.last:
+                            f.last = ts
+                        if is_orig:
+                            f.o_pkts += 1
+                            f.o_ipb += tot
+                            f.o_bytes += plen
+                        else:
+                            f.r_pkts += 1
+                            f.r_ipb += tot
+                            f.r_bytes += plen
+                        if f.keep:
+                            keep(f, ts, linktype, buf[start:nxt], wirelen)
+                        python_fast[status] += 1
+                        continue
+                elif (tcp := f.tcp) is not None:
+                    if is_orig:
+                        e, p = tcp
+                    else:
+                        p, e = tcp
+                    if (
+                        not flags & 0x07
+                        and win
+                        and seq == e.nxt
+                        and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
+                        and (
+                            ack == (pd := p.dack)
+                            or 0 < pd - ack <= half_1
+                            or (ack - pd - 1) & mask >= half_1
+                            or pd < 0
+                            or not flags & ack_flag
+                        )
+                    ):
+                        if plen:
+                            bit = bit_d
+                            fits = caplen == wirelen or caplen >= pay_off + plen
+                        else:
+                            bit = bit_a if flags & ack_flag else 0
+                            fits = True
+                        if fits and e.bits & bit == bit:
+                            if plen:
+                                e.seqmax += plen
+                                e.nxt = e.dack = (seq + plen) & mask
                             if ts > f.last:
                                 f.last = ts
                             if is_orig:
                                 f.o_pkts += 1
                                 f.o_ipb += tot
-                                f.o_bytes += plen
                             else:
                                 f.r_pkts += 1
                                 f.r_ipb += tot
-                                f.r_bytes += plen
                             if f.keep:
                                 keep(f, ts, linktype, buf[start:nxt], wirelen)
+                            python_fast[status] += 1
                             continue
-                    elif (tcp := f.tcp) is not None:
-                        if is_orig:
-                            e, p = tcp
-                        else:
-                            p, e = tcp
-                        if (
-                            not flags & 0x07
-                            and win
-                            and seq == e.nxt
-                            and (plen == 0 or (f.deep_o if is_orig else f.deep_r) == 0)
-                            and (
-                                ack == (pd := p.dack)
-                                or 0 < pd - ack <= half_1
-                                or (ack - pd - 1) & mask >= half_1
-                                or pd < 0
-                                or not flags & ack_flag
-                            )
-                        ):
-                            if plen:
-                                bit = bit_d
-                                fits = caplen == wirelen or caplen >= pay_off + plen
-                            else:
-                                bit = bit_a if flags & ack_flag else 0
-                                fits = True
-                            if fits and e.bits & bit == bit:
-                                if plen:
-                                    e.seqmax += plen
-                                    e.nxt = e.dack = (seq + plen) & mask
-                                if ts > f.last:
-                                    f.last = ts
-                                if is_orig:
-                                    f.o_pkts += 1
-                                    f.o_ipb += tot
-                                else:
-                                    f.r_pkts += 1
-                                    f.r_ipb += tot
-                                if f.keep:
-                                    keep(f, ts, linktype, buf[start:nxt], wirelen)
-                                continue
-            # the general path, with the tuple the decoder would have built
-            frame = buf[start:nxt]
-            f = packet(
-                ts,
-                (
-                    src,
-                    dst,
-                    proto,
-                    sport,
-                    dport,
-                    tot,
-                    flags,
-                    seq,
-                    ack,
-                    win,
-                    pay_off,
-                    plen,
-                    frame,
-                    0,
-                    vlan,
-                ),
-            )
-            if f.keep:
-                keep(f, ts, linktype, frame, wirelen)
-            next_sweep = table.next_sweep
-        off = batch.next
-        if batch.status is not core.Status.FULL:
-            break
+        # the general path, with the tuple the decoder would have built
+        frame = buf[start:nxt]
+        f = packet(
+            ts,
+            (
+                src,
+                dst,
+                proto,
+                sport,
+                dport,
+                tot,
+                flags,
+                seq,
+                ack,
+                win,
+                pay_off,
+                plen,
+                frame,
+                0,
+                vlan,
+            ),
+        )
+        if f.keep:
+            keep(f, ts, linktype, frame, wirelen)
     m.stats.records += n
     pipe.run(m.rest(off))
     return n, nbytes
+
+
+@cache
+def fast_loop() -> core.FastLoop:
+    """The compiled fast branch over :class:`Flow` and :class:`Endpoint` (one per process;
+    ``RuntimeError`` when the compiled core is not loaded)."""
+    return core.fast_loop(Flow, Endpoint)

@@ -140,8 +140,9 @@ class Pipeline:
     ) -> None:
         self.cfg = cfg
         self.stats = PipelineStats()
-        #: The fused loop for mapped pcaps and live blocks: Python's, or the one fed by the
-        #: compiled core (``NETWATCH_CORE=c``, off by default: :mod:`netwatch.corefeed`).
+        #: The fused loop for mapped pcaps and live blocks: the one with its fast branch in C
+        #: when the compiled core is loaded (:mod:`netwatch.corefeed`), else (or with
+        #: ``NETWATCH_CORE=python``) Python's (:mod:`netwatch.fastloop`).
         self.run_mapped: Callable[[Pipeline, MappedPcap], tuple[int, int]] = (
             run_core if use_core_loop() else run_mapped
         )

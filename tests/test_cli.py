@@ -132,7 +132,7 @@ def test_version_names_the_core_in_use(pure: str) -> None:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "NETWATCH_PURE": pure},
+        env={**os.environ, "NETWATCH_PURE": pure, "NETWATCH_CORE": "c"},
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"netwatch 0.1.0 ({want})"

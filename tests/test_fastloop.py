@@ -1,4 +1,7 @@
-"""The fused loop must be invisible: flow records equal the general path's, packet for packet."""
+"""The fused loop must be invisible: flow records equal the general path's, packet for packet.
+
+These tests run the pure-Python fused loop (``NETWATCH_CORE=python``), whatever the default;
+tests/test_corefeed.py runs the same captures through the loop with its fast branch in C."""
 
 from __future__ import annotations
 
@@ -21,6 +24,12 @@ from netwatch.testing import pcapgen as g
 from tests.conftest import corpus_file
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _python_fused_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipelines below run netwatch.fastloop.run_mapped, not the C-fed loop."""
+    monkeypatch.setenv("NETWATCH_CORE", "python")
 
 
 def run_one_way(pipe: Pipeline, path: Path, fused: bool) -> CaptureFile:
