@@ -55,7 +55,7 @@ from netwatch.enrich.names import PassiveDns
 from netwatch.fastloop import run_mapped
 from netwatch.flow.ids import UidSource
 from netwatch.flow.inspect import BannerMatch, Inspector
-from netwatch.flow.record import Enrichers, flow_record
+from netwatch.flow.record import CameraEnds, Enrichers, flow_record_ends
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
 from netwatch.signatures.lan import lan_matcher
 from netwatch.signatures.match import SignatureMatcher
@@ -173,7 +173,7 @@ class Pipeline:
             geo=CachedGeo(self.geo_backend, self.classifier),
             vendors=MacVendors(),
             inventory=Inventory(cfg.cameras),
-            cameras=self.recognised.name,
+            cameras=self.recognised.device,
         )
         self._on_record = on_record
         #: Capture workers share DNS names, which may arrive after a flow began: look the
@@ -225,7 +225,7 @@ class Pipeline:
             geo=CachedGeo(geo, self.classifier),
             vendors=self.enrichers.vendors,
             inventory=Inventory(cfg.cameras),
-            cameras=self.recognised.name,
+            cameras=self.recognised.device,
         )
         if old is None or signatures is None:
             return
@@ -276,22 +276,23 @@ class Pipeline:
         if self.late_names and f.name is None:
             f.name = self.names.lookup(f.resp_h, f.first, f.orig_h)
         self.inspector.end(f)
-        record = flow_record(f, self.enrichers)
+        record, ends = flow_record_ends(f, self.enrichers)
         self._on_record(record)
         if self.detector is not None:
-            self._detect(f, record)
+            self._detect(f, record, ends)
         if f.ev is not None:
             self.keeper.release(f)
 
-    def _detect(self, f: Flow, record: dict[str, Any]) -> None:
+    def _detect(self, f: Flow, record: dict[str, Any], ends: CameraEnds | None = None) -> None:
         """Run the rules on ``f``; its alerts, when emitted, get its evidence file; the
-        router counts them as sightings at the flow's last packet."""
+        router counts them as sightings at the flow's last packet. ``ends``: the cameras
+        the record found at the flow's ends (the detector's devices answered them)."""
         assert self.detector is not None
         self._alerting = f
         router = self.detector.router
         router.seen_at = f.last
         try:
-            self.detector.flow_ended(f, record)
+            self.detector.flow_ended(f, record, ends)
         finally:
             self._alerting = None
             router.seen_at = None
@@ -343,11 +344,11 @@ class Pipeline:
                 continue
             if self.late_names and f.name is None:
                 f.name = self.names.lookup(f.resp_h, f.first, f.orig_h)
-            record = flow_record(f, self.enrichers)
+            record, ends = flow_record_ends(f, self.enrichers)
             if on_progress is not None:
                 on_progress(record)
             if self.detector is not None:
-                self._detect(f, record)
+                self._detect(f, record, ends)
             n += 1
         self.stats.active_evaluations += n
         return n

@@ -165,3 +165,25 @@ def test_each_looped_pass_sends_the_notifications_waiting() -> None:
     pipe.finish()
     assert sum(len(report_rules(a)) for a, _ in alerts) >= reports
     assert pipe.notify.pending() == 0
+
+
+def test_each_flow_end_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record's camera answers reach the rules (issue 13: one lookup per flow end)."""
+    alerts: list[tuple[Alert, int]] = []
+    records: list[dict[str, Any]] = []
+    pipe = pipeline(ACTIVE_NOW, alerts, records)
+    assert pipe.detector is not None
+    devices = pipe.detector.devices
+    looked_up: list[tuple[bytes, bytes | None]] = []
+    camera = devices.camera
+
+    def counted(ip: bytes, mac: bytes | None) -> Any:
+        looked_up.append((ip, mac))
+        return camera(ip, mac)
+
+    monkeypatch.setattr(devices, "camera", counted)
+    pipe.run(packets())
+    pipe.finish()
+    assert {a.rule for a, _ in alerts} >= {"outbound_stream"}  # the rules saw the camera
+    assert any(r["orig_device"] for r in records)
+    assert len(looked_up) == 2 * (len(records) + pipe.stats.active_evaluations)

@@ -5,13 +5,16 @@ GeoIP country/ASN of the responder (and of a public originator, for inbound flow
 name the device asked for (TLS SNI, then HTTP Host, then the passive DNS name known when
 the flow began), the inventory device names of both ends, and the IEEE vendor of the local
 end's MAC address. Field order is stable; absent values are ``null``.
+
+:func:`flow_record_ends` also gives the recognised camera at each end (:class:`CameraEnds`),
+so that the rules do not look the ends up again (issue 13: once per flow end).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netwatch.enrich.addrclass import AddressClassifier, ip_text
 from netwatch.enrich.geo import CachedGeo
@@ -22,8 +25,21 @@ from netwatch.flow.ids import community_id
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 from netwatch.flow.tcpstate import conn_state
 
-CameraName = Callable[[bytes, bytes | None], str | None]
-"""(packed IP, MAC or None) of a flow end -> the camera's name when it is a recognised one."""
+if TYPE_CHECKING:
+    from netwatch.detect.devices import Device
+
+CameraOf = Callable[[bytes, bytes | None], "Device | None"]
+"""(packed IP, MAC or None) of a flow end -> the camera when it is a recognised one."""
+
+
+class CameraEnds(NamedTuple):
+    """The recognised camera at each end of a flow (None: not one), as the record saw them."""
+
+    orig: Device | None
+    resp: Device | None
+
+
+NO_CAMERAS = CameraEnds(None, None)
 
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
@@ -40,15 +56,13 @@ class Enrichers:
     inventory: Inventory
     #: Recognised cameras (inventory, vendor prefix, discovery) when detection runs, so
     #: camera ends are marked without an inventory too; None: the inventory alone.
-    cameras: CameraName | None = None
+    cameras: CameraOf | None = None
 
 
-def device_name(enr: Enrichers, ip: bytes, mac: bytes | None) -> str | None:
-    """The camera name of one flow end: a recognised camera's, else the inventory's."""
-    if enr.cameras is not None:
-        name = enr.cameras(ip, mac)
-        if name is not None:
-            return name
+def device_name(enr: Enrichers, ip: bytes, mac: bytes | None, camera: Device | None) -> str | None:
+    """The camera name of one flow end: the recognised ``camera``'s, else the inventory's."""
+    if camera is not None:
+        return camera.name
     dev = enr.inventory.lookup(ip, mac)
     return dev.name if dev is not None else None
 
@@ -83,6 +97,16 @@ def transport_summary(f: Flow) -> tuple[int, int, int, str, str]:
 
 def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
     """The flow-log record of an ended flow."""
+    return flow_record_ends(f, enr)[0]
+
+
+def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnds]:
+    """The flow-log record of an ended flow, and the recognised cameras at its ends."""
+    cameras = enr.cameras
+    if cameras is None:
+        ends = NO_CAMERAS
+    else:  # originator first, then responder (the order the tally always saw them in)
+        ends = CameraEnds(cameras(f.orig_h, f.orig_mac), cameras(f.resp_h, f.resp_mac))
     orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
     local_orig = enr.classifier.is_site_local(f.orig_h)
     local_resp = enr.classifier.is_site_local(f.resp_h)
@@ -92,7 +116,7 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
     resp_geo = geo(f.resp_h)
     orig_geo = geo(f.orig_h)
     local_mac = f.orig_mac if local_orig or not local_resp else f.resp_mac
-    return {
+    record = {
         "ts": round(f.first, 6),
         "uid": f.uid,
         "id.orig_h": ip_text(f.orig_h),
@@ -123,8 +147,8 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
         "resp_org": resp_geo.org,
         "orig_cc": orig_geo.cc,
         "resp_name": best_name(app.get("sni"), app.get("http_host"), f.name),
-        "orig_device": device_name(enr, f.orig_h, f.orig_mac),
-        "resp_device": device_name(enr, f.resp_h, f.resp_mac),
+        "orig_device": device_name(enr, f.orig_h, f.orig_mac, ends.orig),
+        "resp_device": device_name(enr, f.resp_h, f.resp_mac, ends.resp),
         "vendor": enr.vendors.vendor(local_mac) if local_mac else None,
         "server_name": app.get("sni"),
         "http_host": app.get("http_host"),
@@ -132,3 +156,4 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
         "server": app.get("server"),
         "dns_query": app.get("dns_query"),
     }
+    return record, ends
