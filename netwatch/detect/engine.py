@@ -30,7 +30,7 @@ from netwatch.enrich.inventory import Inventory
 from netwatch.flow.record import CameraEnds, Enrichers
 from netwatch.flow.table import Flow
 from netwatch.rules import BUILTIN_RULES
-from netwatch.rules.base import Rule, RuleContext, RuleErrors, run_rule
+from netwatch.rules.base import Rule, RuleContext, RuleErrors, run_flow_rules
 from netwatch.signatures.match import SignatureMatcher
 
 
@@ -96,10 +96,7 @@ class Detector:
             flow, record, self.enrichers, self.devices, self.policies, self.signatures, ends
         )
         for facts in facts_of:
-            found = [
-                alert
-                for rule in self.rules_of.get(facts.policy.group, self.rules)
-                for alert in run_rule(rule, self.errors, rule.on_flow_end, facts)
-            ]
+            rules = self.rules_of.get(facts.policy.group, self.rules)
+            found = run_flow_rules(rules, self.errors, facts)
             for alert in fold(found, self.precedence):
                 self.router.submit(alert)
