@@ -16,7 +16,9 @@ Usage: ``python bench/bench_flood.py [--flows 200000] [--runs 3] [--profile] [--
 3. with ``--ab DIR``, alternates every run between this tree and the source tree DIR (an
    export of the base commit), prints both medians, and says whether the two trees wrote
    the same flow log and alert log, byte for byte;
-4. with ``--profile``, runs once more under cProfile and prints the top ``--top`` functions
+4. with ``--capture PATH``, replays that capture instead of the flood (the same A/B and
+   byte comparison on, say, ``bench/out/site-1000000.pcap``), reporting packets/s too;
+5. with ``--profile``, runs once more under cProfile and prints the top ``--top`` functions
    by cumulative and by total (own) time.
 
 This is a benchmark to read, not a timed test. Reads no config file. Known limits: IPv4
@@ -151,14 +153,15 @@ print(json.dumps({"packets": s.packets, "flows": s.flows, "elapsed_s": s.elapsed
 """
 
 
-def logs(tag: str) -> tuple[Path, Path]:
-    """The flow log and alert log a run tagged ``tag`` writes."""
-    return OUT / f"flood-flows-{tag}.jsonl", OUT / f"flood-alerts-{tag}.jsonl"
+def logs(pcap: Path, tag: str) -> tuple[Path, Path]:
+    """The flow log and alert log a run of ``pcap`` tagged ``tag`` writes."""
+    name = pcap.stem.split("-")[0]
+    return OUT / f"{name}-flows-{tag}.jsonl", OUT / f"{name}-alerts-{tag}.jsonl"
 
 
 def run_child(pcap: Path, profile: Path | None, code_root: Path, tag: str) -> dict[str, float]:
     """One replay in a fresh interpreter; returns its JSON summary (``elapsed_s``: CPU s)."""
-    flows_log, alerts_log = logs(tag)
+    flows_log, alerts_log = logs(pcap, tag)
     proc = subprocess.run(
         [
             sys.executable,
@@ -188,10 +191,11 @@ def print_profile(path: Path, top: int) -> None:
 def report(tag: str, runs: list[dict[str, float]]) -> None:
     """One tree's median rate (per CPU-second), every round's, and memory."""
     rates = [r["flows"] / r["elapsed_s"] for r in runs]
+    pps = statistics.median(r["packets"] / r["elapsed_s"] for r in runs)
     print(
-        f"{tag}: new flows per CPU-second (= packets): {statistics.median(rates):,.0f} median "
+        f"{tag}: new flows per CPU-second: {statistics.median(rates):,.0f} median "
         f"of {len(runs)} ({', '.join(f'{r:,.0f}' for r in rates)}); per flow "
-        f"{1e6 / statistics.median(rates):.1f} µs; peak RSS "
+        f"{1e6 / statistics.median(rates):.1f} µs; packets per CPU-second {pps:,.0f}; peak RSS "
         f"{statistics.median(r['peak_rss_mib'] for r in runs):.0f} MiB, anonymous "
         f"{statistics.median(r['anon_mib'] for r in runs):.0f} MiB"
     )
@@ -208,8 +212,9 @@ def main() -> int:
         "--code", type=Path, default=HERE.parent, help="netwatch source tree to run (A/B)"
     )
     ap.add_argument("--ab", type=Path, help="alternate runs with this source tree (A/B)")
+    ap.add_argument("--capture", type=Path, help="replay this capture instead of the flood")
     args = ap.parse_args()
-    pcap = ensure_capture(args.flows)
+    pcap = args.capture.resolve() if args.capture else ensure_capture(args.flows)
     trees = [("branch", args.code)] + ([("base", args.ab)] if args.ab else [])
     runs: dict[str, list[dict[str, float]]] = {tag: [] for tag, _ in trees}
     for _ in range(args.runs):
@@ -217,7 +222,7 @@ def main() -> int:
             runs[tag].append(run_child(pcap, None, root, tag))
     first = runs["branch"][0]
     print(
-        f"flood {pcap.name}: {int(first['packets']):,} packets, {int(first['flows']):,} flows, "
+        f"{pcap.name}: {int(first['packets']):,} packets, {int(first['flows']):,} flows, "
         f"{int(first['alerts'])} alert notifications"
     )
     for tag, _ in trees:
@@ -225,7 +230,7 @@ def main() -> int:
     if args.ab:
         same = all(
             filecmp.cmp(a, b, shallow=False)
-            for a, b in zip(logs("branch"), logs("base"), strict=True)
+            for a, b in zip(logs(pcap, "branch"), logs(pcap, "base"), strict=True)
         )
         print(f"flow log and alert log byte-identical between branch and base: {same}")
     if args.profile:
