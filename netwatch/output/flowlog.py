@@ -21,10 +21,12 @@ library's C encoder, built once. Per record:
   encoder, which answers as before (text, or its own error);
 - orjson writes floats as Python's ``repr`` does, except those under 1e-4 (``0.00001`` and
   ``1e-7`` for ``1e-05`` and ``1e-07``; a short flow's duration can be one), and NaN and
-  infinities as ``null`` where the standard encoder raises. Its text for such a record
-  contains ``e-`` or ``0.0000``, or one ``null`` more than the record has None values; then
-  the record is written again with each float given as its ``repr`` (``orjson.Fragment``),
-  and a NaN or infinity goes to the standard encoder (which raises ``ValueError``);
+  infinities as ``null`` where the standard encoder raises. So the record's floats are
+  looked at (where they are is remembered per record shape: the tuple of its value types,
+  at most ``MAX_SHAPES`` shapes, the table cleared when full): zero, or from 1e-4 to the
+  largest finite float, and orjson writes the record as is; otherwise the record is written
+  with each float given as its ``repr`` (``orjson.Fragment``), and a NaN or infinity goes to
+  the standard encoder (which raises ``ValueError``);
 - any other record (nested containers, as in alerts; enums, subclasses, other objects) takes
   the standard encoder: orjson would write dataclasses, enums and datetimes where the
   standard encoder raises, and floats inside containers are not checked.
@@ -40,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -57,11 +60,30 @@ _chunks: Any = (
     if _C_ENCODER is not None
     else None
 )
-#: Value types orjson writes as the standard encoder does (floats checked afterwards).
+#: Value types orjson writes as the standard encoder does (floats checked apart).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _LINE = orjson.OPT_APPEND_NEWLINE
-#: Bytes that orjson's text of a float under 1e-4 contains (positional or exponent form).
-_SMALL_FLOAT_MARKS = (b"e-", b"0.0000")
+#: Smallest float magnitude (other than zero) orjson writes as ``repr`` does.
+_REPR_FROM = 1e-4
+_MAX_FLOAT = sys.float_info.max
+#: Record shapes (value types in order) -> positions of the floats, None: not plain.
+_shapes: dict[tuple[type, ...], tuple[int, ...] | None] = {}
+MAX_SHAPES = 256
+shape_clears = 0  # how often the shape table was full and cleared
+
+
+def _float_positions(types: tuple[type, ...]) -> tuple[int, ...] | None:
+    """Where the floats of a record of these value types are; None when not all plain."""
+    global shape_clears  # noqa: PLW0603 (a module-wide bounded table and its counter)
+    if not set(types) <= _PLAIN:
+        found = None
+    else:
+        found = tuple(i for i, t in enumerate(types) if t is float)
+    if len(_shapes) >= MAX_SHAPES:
+        _shapes.clear()
+        shape_clears += 1
+    _shapes[types] = found
+    return found
 
 
 def _dumps(record: Mapping[str, Any]) -> str:
@@ -73,7 +95,7 @@ def _dumps(record: Mapping[str, Any]) -> str:
 
 def _floats_as_repr(record: Mapping[str, Any]) -> bytes | str:
     """A plain record with floats written as ``repr`` writes them (orjson), or the standard
-    encoder's line where a float is NaN or infinite (it raises)."""
+    encoder's line where a float is NaN or infinite (it raises), or orjson refuses it."""
     fixed: dict[str, Any] = {}
     for k, v in record.items():
         if type(v) is float:
@@ -81,26 +103,32 @@ def _floats_as_repr(record: Mapping[str, Any]) -> bytes | str:
                 return _dumps(record) + "\n"
             v = orjson.Fragment(repr(v))
         fixed[k] = v
-    return orjson.dumps(fixed, option=_LINE)
+    try:
+        return orjson.dumps(fixed, option=_LINE)
+    except orjson.JSONEncodeError:  # lone surrogates, big integers, non-string keys
+        return _dumps(record) + "\n"
 
 
 def encode_line(record: Mapping[str, Any]) -> bytes | str:
     """One record as one JSON line (``\\n``-terminated) with exactly the standard encoder's
     text: UTF-8 bytes from orjson, or text from the standard encoder."""
     values = record.values()
-    types = set(map(type, values))
-    if not types <= _PLAIN:
+    types = tuple(map(type, values))
+    floats = _shapes.get(types, ())
+    if floats == () and types not in _shapes:
+        floats = _float_positions(types)
+    if floats is None:
         return _dumps(record) + "\n"
+    if floats:
+        listed = list(values)
+        for i in floats:
+            x = listed[i]
+            if x and not _REPR_FROM <= abs(x) <= _MAX_FLOAT:  # NaN fails this test too
+                return _floats_as_repr(record)
     try:
-        data = orjson.dumps(record, option=_LINE)
+        return orjson.dumps(record, option=_LINE)
     except orjson.JSONEncodeError:  # lone surrogates, big integers, non-string keys
         return _dumps(record) + "\n"
-    if float not in types:
-        return data
-    small, tiny = _SMALL_FLOAT_MARKS
-    if small in data or tiny in data or data.count(b"null") != list(values).count(None):
-        return _floats_as_repr(record)
-    return data
 
 
 class JsonLinesWriter:

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netwatch.output import flowlog
 from netwatch.output.flowlog import JsonLinesWriter, encode_line
 from tests.profile import examples
 
@@ -395,3 +396,13 @@ def test_flow_records_are_written_by_orjson() -> None:
     assert line == (_REFERENCE(short) + "\n").encode()
     assert b'"duration":3e-05,' in line and b'"tiny":-5e-324}' in line
     assert encode_line({"a": [1e-05]}) == '{"a":[1e-05]}\n'  # nested: the standard encoder
+
+
+def test_the_shape_table_is_bounded() -> None:
+    flowlog._shapes.clear()
+    clears = flowlog.shape_clears
+    for n in range(flowlog.MAX_SHAPES + 1):
+        record = {f"k{i}": (0.5 if i == n else i) for i in range(n + 1)}
+        assert encode_line(record) == (_REFERENCE(record) + "\n").encode()
+    assert len(flowlog._shapes) == 1
+    assert flowlog.shape_clears == clears + 1
