@@ -121,7 +121,6 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnd
     app = f.app
     if app is None:  # no deep parser spoke about this flow (most flows of a flood)
         service = sni = http_host = user_agent = server = dns_query = None
-        name = f.name.rstrip(".").lower() if f.name else None  # best_name(None, None, name)
     else:
         services = app.get("service")
         service = ",".join(services) if services else None
@@ -130,7 +129,6 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnd
         user_agent = app.get("user_agent")
         server = app.get("server")
         dns_query = app.get("dns_query")
-        name = best_name(sni, http_host, f.name)
     orig_dev, resp_dev = ends
     first = f.first
     record = {
@@ -163,7 +161,7 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnd
         "resp_asn": resp_geo.asn,
         "resp_org": resp_geo.org,
         "orig_cc": orig_geo.cc,
-        "resp_name": name,
+        "resp_name": best_name(sni, http_host, f.name),
         "orig_device": orig_dev.name
         if orig_dev is not None
         else device_name(enr, orig_h, orig_mac, None),
