@@ -9,10 +9,16 @@ Usage: ``python bench/bench_flood.py [--flows 200000] [--runs 3] [--profile] [--
    outside peers to other site addresses (a scan or flood, no camera end), spread evenly
    over ``flows / 20,000`` seconds so that the flow timers run during the replay;
 2. replays it in a fresh process per run with the settings of ``netwatch replay``: default
-   config, flow log on (written to ``bench/out/``), detection rules on, built-in GeoIP;
-   prints new flows/s, packets/s (the same thing here: one packet per flow) and peak memory,
-   the median over ``--runs``;
-3. with ``--profile``, runs once more under cProfile and prints the top ``--top`` functions
+   config, flow log and alert log on (written to ``bench/out/flood-{flows,alerts}-TAG.jsonl``),
+   detection rules on, built-in GeoIP; prints new flows/s, packets/s (the same thing here:
+   one packet per flow) per CPU-second of the replay (``time.process_time`` around what
+   ``netwatch replay`` times, start-up excluded) and peak memory, the median over ``--runs``;
+3. with ``--ab DIR``, alternates every run between this tree and the source tree DIR (an
+   export of the base commit), prints both medians, and says whether the two trees wrote
+   the same flow log and alert log, byte for byte;
+4. with ``--capture PATH``, replays that capture instead of the flood (the same A/B and
+   byte comparison on, say, ``bench/out/site-1000000.pcap``), reporting packets/s too;
+5. with ``--profile``, runs once more under cProfile and prints the top ``--top`` functions
    by cumulative and by total (own) time.
 
 This is a benchmark to read, not a timed test. Reads no config file. Known limits: IPv4
@@ -23,6 +29,7 @@ or at the end of the input, never by a FIN.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import pstats
 import random
@@ -123,11 +130,15 @@ CHILD = r"""
 import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
+import time, types
 from netwatch.config import Config
+import netwatch.replay
 from netwatch.replay import run_replay
+# the replay times its packet loop with perf_counter: make that CPU time
+netwatch.replay.time = types.SimpleNamespace(perf_counter=time.process_time)
 profile = sys.argv[3]
 args = ([Path(sys.argv[1])], Config.default())
-kwargs = dict(flows_out=Path(sys.argv[2]), uid_seed=1, detect=True)
+kwargs = dict(flows_out=Path(sys.argv[2]), alerts_out=Path(sys.argv[5]), uid_seed=1, detect=True)
 if profile != "-":
     import cProfile, pstats
     prof = cProfile.Profile()
@@ -142,17 +153,25 @@ print(json.dumps({"packets": s.packets, "flows": s.flows, "elapsed_s": s.elapsed
 """
 
 
-def run_child(pcap: Path, profile: Path | None, code_root: Path) -> dict[str, float]:
-    """One replay in a fresh interpreter; returns its JSON summary."""
+def logs(pcap: Path, tag: str) -> tuple[Path, Path]:
+    """The flow log and alert log a run of ``pcap`` tagged ``tag`` writes."""
+    name = pcap.stem.split("-")[0]
+    return OUT / f"{name}-flows-{tag}.jsonl", OUT / f"{name}-alerts-{tag}.jsonl"
+
+
+def run_child(pcap: Path, profile: Path | None, code_root: Path, tag: str) -> dict[str, float]:
+    """One replay in a fresh interpreter; returns its JSON summary (``elapsed_s``: CPU s)."""
+    flows_log, alerts_log = logs(pcap, tag)
     proc = subprocess.run(
         [
             sys.executable,
             "-c",
             CHILD,
             str(pcap),
-            str(OUT / "flood-flows.jsonl"),
+            str(flows_log),
             str(profile) if profile else "-",
             str(code_root),
+            str(alerts_log),
         ],
         capture_output=True,
         text=True,
@@ -169,6 +188,19 @@ def print_profile(path: Path, top: int) -> None:
         pstats.Stats(str(path)).sort_stats(key).print_stats(top)
 
 
+def report(tag: str, runs: list[dict[str, float]]) -> None:
+    """One tree's median rate (per CPU-second), every round's, and memory."""
+    rates = [r["flows"] / r["elapsed_s"] for r in runs]
+    pps = statistics.median(r["packets"] / r["elapsed_s"] for r in runs)
+    print(
+        f"{tag}: new flows per CPU-second: {statistics.median(rates):,.0f} median "
+        f"of {len(runs)} ({', '.join(f'{r:,.0f}' for r in rates)}); per flow "
+        f"{1e6 / statistics.median(rates):.1f} µs; packets per CPU-second {pps:,.0f}; peak RSS "
+        f"{statistics.median(r['peak_rss_mib'] for r in runs):.0f} MiB, anonymous "
+        f"{statistics.median(r['anon_mib'] for r in runs):.0f} MiB"
+    )
+
+
 def main() -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -179,27 +211,31 @@ def main() -> int:
     ap.add_argument(
         "--code", type=Path, default=HERE.parent, help="netwatch source tree to run (A/B)"
     )
+    ap.add_argument("--ab", type=Path, help="alternate runs with this source tree (A/B)")
+    ap.add_argument("--capture", type=Path, help="replay this capture instead of the flood")
     args = ap.parse_args()
-    pcap = ensure_capture(args.flows)
-    runs = [run_child(pcap, None, args.code) for _ in range(args.runs)]
-    rates = [r["flows"] / r["elapsed_s"] for r in runs]
-    first = runs[0]
+    pcap = args.capture.resolve() if args.capture else ensure_capture(args.flows)
+    trees = [("branch", args.code)] + ([("base", args.ab)] if args.ab else [])
+    runs: dict[str, list[dict[str, float]]] = {tag: [] for tag, _ in trees}
+    for _ in range(args.runs):
+        for tag, root in trees:
+            runs[tag].append(run_child(pcap, None, root, tag))
+    first = runs["branch"][0]
     print(
-        f"flood {pcap.name}: {int(first['packets']):,} packets, {int(first['flows']):,} flows, "
+        f"{pcap.name}: {int(first['packets']):,} packets, {int(first['flows']):,} flows, "
         f"{int(first['alerts'])} alert notifications"
     )
-    print(
-        f"new flows/s (= packets/s): {statistics.median(rates):,.0f} median of {len(runs)} "
-        f"({', '.join(f'{r:,.0f}' for r in rates)}); per flow "
-        f"{1e6 / statistics.median(rates):.1f} µs"
-    )
-    print(
-        f"peak RSS {statistics.median(r['peak_rss_mib'] for r in runs):.0f} MiB, anonymous "
-        f"{statistics.median(r['anon_mib'] for r in runs):.0f} MiB"
-    )
+    for tag, _ in trees:
+        report(tag, runs[tag])
+    if args.ab:
+        same = all(
+            filecmp.cmp(a, b, shallow=False)
+            for a, b in zip(logs(pcap, "branch"), logs(pcap, "base"), strict=True)
+        )
+        print(f"flow log and alert log byte-identical between branch and base: {same}")
     if args.profile:
         prof = OUT / "flood.prof"
-        run_child(pcap, prof, args.code)
+        run_child(pcap, prof, args.code, "profile")
         print_profile(prof, args.top)
     return 0
 

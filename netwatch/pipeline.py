@@ -22,11 +22,19 @@ the router emits is grouped per camera (``alerts.group_wait_s``/``group_interval
 ``on_alert``; the sweep sends the groups that are due, :meth:`Pipeline.finish` all pending
 ones. Capture workers pass ``group_notifications=False``: their parent groups.
 
+Garbage collector (:func:`tune_collector`, run by :meth:`Pipeline.warm_up`, so once per
+process before traffic): full collections of the cyclic collector are made rare. Flows do not
+form reference cycles (their memory goes back by reference counting), but every full
+collection walks every live flow, and with the default thresholds a flood of new flows (the
+table growing by a quarter) triggered one every few seconds: about a fifth of the CPU time
+of ``bench/bench_flood.py``. Young collections are unchanged.
+
 Config read: everything the components read, ``evidence.*``.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +63,7 @@ from netwatch.enrich.names import PassiveDns
 from netwatch.fastloop import run_mapped
 from netwatch.flow.ids import UidSource
 from netwatch.flow.inspect import BannerMatch, Inspector
-from netwatch.flow.record import Enrichers, flow_record
+from netwatch.flow.record import CameraEnds, Enrichers, flow_record_ends
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
 from netwatch.signatures.lan import lan_matcher
 from netwatch.signatures.match import SignatureMatcher
@@ -84,6 +92,20 @@ def camera_vendor_of(signatures: SignatureMatcher) -> CameraVendor:
 
 
 _WARM_UP_MAC = bytes.fromhex("00000c000001")  # any registered OUI: loads netaddr's index
+#: Generation-1 collections between two full collections (CPython's default: 10). With 1,000
+#: and the default young thresholds, a full collection comes after about 7 million net new
+#: container objects (CPython also waits for the long-lived objects to grow by a quarter).
+FULL_COLLECTION_EVERY = 1000
+
+
+def tune_collector() -> None:
+    """Make full collections of the cyclic garbage collector rare (module docstring); the
+    young generations keep their thresholds."""
+    young, middle, full = gc.get_threshold()
+    if young and full < FULL_COLLECTION_EVERY:  # young 0: collection switched off, keep it
+        gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
+
+
 RecordSink = Callable[[dict[str, Any]], None]
 
 
@@ -174,7 +196,7 @@ class Pipeline:
             geo=CachedGeo(self.geo_backend, self.classifier),
             vendors=MacVendors(),
             inventory=Inventory(cfg.cameras),
-            cameras=self.recognised.name,
+            cameras=self.recognised.device,
         )
         self._on_record = on_record
         #: Capture workers share DNS names, which may arrive after a flow began: look the
@@ -226,7 +248,7 @@ class Pipeline:
             geo=CachedGeo(geo, self.classifier),
             vendors=self.enrichers.vendors,
             inventory=Inventory(cfg.cameras),
-            cameras=self.recognised.name,
+            cameras=self.recognised.device,
         )
         if old is None or signatures is None:
             return
@@ -259,12 +281,14 @@ class Pipeline:
     def warm_up(self) -> None:
         """Load lazily loaded data before traffic (and before a privilege drop, after which
         an installation the user cannot read is unreadable): the GeoIP data set, the IEEE
-        registry index, and the seeds parsers and rules read on first use."""
+        registry index, and the seeds parsers and rules read on first use; then make full
+        garbage collections rare (:func:`tune_collector`)."""
         self.geo_backend.describe()
         self.enrichers.vendors.vendor(_WARM_UP_MAC)
         lan_matcher()  # DHCP/SSDP/mDNS fingerprints
         mixed_vendors()  # vendors whose MAC prefix is only a hint
         public_resolver_table()  # rogue_dns
+        tune_collector()
 
     def _flow_started(self, f: Flow, ts: float) -> None:
         f.name = self.names.lookup(f.resp_h, ts, f.orig_h)
@@ -277,22 +301,23 @@ class Pipeline:
         if self.late_names and f.name is None:
             f.name = self.names.lookup(f.resp_h, f.first, f.orig_h)
         self.inspector.end(f)
-        record = flow_record(f, self.enrichers)
+        record, ends = flow_record_ends(f, self.enrichers)
         self._on_record(record)
         if self.detector is not None:
-            self._detect(f, record)
+            self._detect(f, record, ends)
         if f.ev is not None:
             self.keeper.release(f)
 
-    def _detect(self, f: Flow, record: dict[str, Any]) -> None:
+    def _detect(self, f: Flow, record: dict[str, Any], ends: CameraEnds | None = None) -> None:
         """Run the rules on ``f``; its alerts, when emitted, get its evidence file; the
-        router counts them as sightings at the flow's last packet."""
+        router counts them as sightings at the flow's last packet. ``ends``: the cameras
+        the record found at the flow's ends (the detector's devices answered them)."""
         assert self.detector is not None
         self._alerting = f
         router = self.detector.router
         router.seen_at = f.last
         try:
-            self.detector.flow_ended(f, record)
+            self.detector.flow_ended(f, record, ends)
         finally:
             self._alerting = None
             router.seen_at = None
@@ -344,11 +369,11 @@ class Pipeline:
                 continue
             if self.late_names and f.name is None:
                 f.name = self.names.lookup(f.resp_h, f.first, f.orig_h)
-            record = flow_record(f, self.enrichers)
+            record, ends = flow_record_ends(f, self.enrichers)
             if on_progress is not None:
                 on_progress(record)
             if self.detector is not None:
-                self._detect(f, record)
+                self._detect(f, record, ends)
             n += 1
         self.stats.active_evaluations += n
         return n

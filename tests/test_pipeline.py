@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from netwatch.alerts.model import Alert, EndReason, IncidentEnd
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import GeoDatabaseError
-from netwatch.pipeline import Pipeline
+from netwatch.pipeline import FULL_COLLECTION_EVERY, Pipeline, tune_collector
 
 UPLOAD = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "camera-upload.pcap"
 
@@ -165,3 +166,39 @@ def test_each_looped_pass_sends_the_notifications_waiting() -> None:
     pipe.finish()
     assert sum(len(report_rules(a)) for a, _ in alerts) >= reports
     assert pipe.notify.pending() == 0
+
+
+def test_each_flow_end_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record's camera answers reach the rules (issue 13: one lookup per flow end)."""
+    alerts: list[tuple[Alert, int]] = []
+    records: list[dict[str, Any]] = []
+    pipe = pipeline(ACTIVE_NOW, alerts, records)
+    assert pipe.detector is not None
+    devices = pipe.detector.devices
+    looked_up: list[tuple[bytes, bytes | None]] = []
+    camera = devices.camera
+
+    def counted(ip: bytes, mac: bytes | None) -> Any:
+        looked_up.append((ip, mac))
+        return camera(ip, mac)
+
+    monkeypatch.setattr(devices, "camera", counted)
+    pipe.run(packets())
+    pipe.finish()
+    assert {a.rule for a, _ in alerts} >= {"outbound_stream"}  # the rules saw the camera
+    assert any(r["orig_device"] for r in records)
+    assert len(looked_up) == 2 * (len(records) + pipe.stats.active_evaluations)
+
+
+def test_warm_up_makes_full_collections_rare() -> None:
+    """Issue 13: full collections walk every live flow; a flood triggered them every few s."""
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        Pipeline(Config.from_yaml("geoip: {builtin: false}\n"), lambda r: None).warm_up()
+        assert gc.get_threshold() == (700, 10, FULL_COLLECTION_EVERY)
+        gc.set_threshold(0, 10, 10)  # collection switched off by whoever runs us: kept
+        tune_collector()
+        assert gc.get_threshold() == (0, 10, 10)
+    finally:
+        gc.set_threshold(*saved)

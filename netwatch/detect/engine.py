@@ -27,10 +27,10 @@ from netwatch.detect.facts import flow_facts
 from netwatch.detect.policy import Policies
 from netwatch.detect.resolvers import SiteResolvers
 from netwatch.enrich.inventory import Inventory
-from netwatch.flow.record import Enrichers
+from netwatch.flow.record import CameraEnds, Enrichers
 from netwatch.flow.table import Flow
 from netwatch.rules import BUILTIN_RULES
-from netwatch.rules.base import Rule, RuleContext, RuleErrors, run_rule
+from netwatch.rules.base import Rule, RuleContext, RuleErrors, run_flow_rules
 from netwatch.signatures.match import SignatureMatcher
 
 
@@ -86,17 +86,17 @@ class Detector:
         if ident is not None and ident.is_camera and mac_off >= 0:
             self.devices.learn_mac(frame[mac_off + 6 : mac_off + 12], ident.vendor, "sadp_l2")
 
-    def flow_ended(self, flow: Flow, record: Mapping[str, Any]) -> None:
-        """Evaluate every rule on every camera end of this flow."""
+    def flow_ended(
+        self, flow: Flow, record: Mapping[str, Any], ends: CameraEnds | None = None
+    ) -> None:
+        """Evaluate every rule on every camera end of this flow (``ends``: the cameras the
+        record building found at its ends, through these devices; None: look them up)."""
         self.resolvers.observe(flow, record, self.devices.camera)
         facts_of = flow_facts(
-            flow, record, self.enrichers, self.devices, self.policies, self.signatures
+            flow, record, self.enrichers, self.devices, self.policies, self.signatures, ends
         )
         for facts in facts_of:
-            found = [
-                alert
-                for rule in self.rules_of.get(facts.policy.group, self.rules)
-                for alert in run_rule(rule, self.errors, rule.on_flow_end, facts)
-            ]
+            rules = self.rules_of.get(facts.policy.group, self.rules)
+            found = run_flow_rules(rules, self.errors, facts)
             for alert in fold(found, self.precedence):
                 self.router.submit(alert)

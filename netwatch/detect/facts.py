@@ -27,7 +27,7 @@ from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.devices import Device, Devices
 from netwatch.detect.policy import Destination, Policies, Policy
 from netwatch.enrich.addrclass import ip_text
-from netwatch.flow.record import Enrichers
+from netwatch.flow.record import CameraEnds, Enrichers
 from netwatch.flow.table import Flow
 from netwatch.signatures.match import SignatureMatcher
 from netwatch.signatures.model import PayloadSignature
@@ -160,11 +160,15 @@ def flow_facts(
     devices: Devices,
     policies: Policies,
     signatures: SignatureMatcher | None = None,
+    cameras: CameraEnds | None = None,
 ) -> Iterator[FlowFacts]:
-    """The camera ends of this flow, as facts for the rules."""
-    ends = ((True, flow.orig_h, flow.orig_mac), (False, flow.resp_h, flow.resp_mac))
-    for is_orig, ip, mac in ends:
-        device = devices.camera(ip, mac)
+    """The camera ends of this flow, as facts for the rules (``cameras``: the ends'
+    ``devices.camera`` answers when the caller has them already)."""
+    if cameras is None:
+        cameras = CameraEnds(
+            devices.camera(flow.orig_h, flow.orig_mac), devices.camera(flow.resp_h, flow.resp_mac)
+        )
+    for is_orig, device in ((True, cameras.orig), (False, cameras.resp)):
         if device is None:
             continue
         peer_ip = flow.resp_h if is_orig else flow.orig_h

@@ -71,6 +71,16 @@ class Policy:
         }
         self.raw = policy
         self._nets = tuple(policy.allow_nets) + tuple(local_nets)
+        # (network, mask) integers per address size: a peer is tested without an
+        # ipaddress object (a flood of camera flows brings a new peer each time)
+        self._int_nets: dict[int, tuple[tuple[int, int], ...]] = {
+            size: tuple(
+                (int(net.network_address), int(net.netmask))
+                for net in self._nets
+                if net.max_prefixlen == size * 8
+            )
+            for size in (4, 16)
+        }
         self._exact = frozenset(n for n in policy.allow_names if not n.startswith("*."))
         self._suffixes = tuple(n[1:] for n in policy.allow_names if n.startswith("*."))
         self._countries = frozenset(policy.allow_countries)
@@ -90,9 +100,13 @@ class Policy:
         return self._severity.get(rule, chosen)
 
     def in_nets(self, ip: bytes) -> bool:
-        """Inside the site or an allowed network."""
-        addr = ipaddress.ip_address(ip)
-        return any(addr.version == net.version and addr in net for net in self._nets)
+        """Inside the site or an allowed network (``ip``: packed, 4 or 16 bytes)."""
+        nets = self._int_nets.get(len(ip))
+        if nets is None:
+            ipaddress.ip_address(ip)  # raises ValueError, as for any other length
+            return False
+        value = int.from_bytes(ip, "big")
+        return any(value & mask == net for net, mask in nets)
 
     def allows(self, dest: Destination) -> bool:
         """True when the group may talk to this destination."""

@@ -71,6 +71,11 @@ class RecognisedCameras:
 
     def name(self, ip: bytes, mac: bytes | None) -> str | None:
         """The camera's name when this flow end is a recognised camera (and tally it)."""
+        dev = self.device(ip, mac)
+        return dev.name if dev is not None else None
+
+    def device(self, ip: bytes, mac: bytes | None) -> Device | None:
+        """The camera when this flow end is a recognised one (and tally it), else None."""
         if self.devices is None:
             return None
         dev = camera_of(self.devices, ip, mac)
@@ -85,7 +90,7 @@ class RecognisedCameras:
                     self._changed[key] = how
         else:
             self.overflow += 1
-        return dev.name
+        return dev
 
     def __len__(self) -> int:
         return len(self._how)

@@ -5,29 +5,47 @@ GeoIP country/ASN of the responder (and of a public originator, for inbound flow
 name the device asked for (TLS SNI, then HTTP Host, then the passive DNS name known when
 the flow began), the inventory device names of both ends, and the IEEE vendor of the local
 end's MAC address. Field order is stable; absent values are ``null``.
+
+:func:`flow_record_ends` also gives the recognised camera at each end (:class:`CameraEnds`),
+so that the rules do not look the ends up again (issue 13: once per flow end).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from netwatch.enrich.addrclass import AddressClassifier, ip_text
+from netwatch.enrich.addrclass import AddressClassifier
 from netwatch.enrich.geo import CachedGeo
 from netwatch.enrich.inventory import Inventory
-from netwatch.enrich.macvendor import MacVendors, mac_text
+from netwatch.enrich.macvendor import MacVendors
 from netwatch.enrich.names import best_name
 from netwatch.flow.ids import community_id
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
 from netwatch.flow.tcpstate import conn_state
 
-CameraName = Callable[[bytes, bytes | None], str | None]
-"""(packed IP, MAC or None) of a flow end -> the camera's name when it is a recognised one."""
+if TYPE_CHECKING:
+    from netwatch.detect.devices import Device
+
+CameraOf = Callable[[bytes, bytes | None], "Device | None"]
+"""(packed IP, MAC or None) of a flow end -> the camera when it is a recognised one."""
+
+
+class CameraEnds(NamedTuple):
+    """The recognised camera at each end of a flow (None: not one), as the record saw them."""
+
+    orig: Device | None
+    resp: Device | None
+
+
+NO_CAMERAS = CameraEnds(None, None)
 
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
-_NO_APP: dict[str, Any] = {}  # a flow no deep parser spoke about (never written to)
+_ntop = socket.inet_ntop
+_INET, _INET6 = socket.AF_INET, socket.AF_INET6
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +58,13 @@ class Enrichers:
     inventory: Inventory
     #: Recognised cameras (inventory, vendor prefix, discovery) when detection runs, so
     #: camera ends are marked without an inventory too; None: the inventory alone.
-    cameras: CameraName | None = None
+    cameras: CameraOf | None = None
 
 
-def device_name(enr: Enrichers, ip: bytes, mac: bytes | None) -> str | None:
-    """The camera name of one flow end: a recognised camera's, else the inventory's."""
-    if enr.cameras is not None:
-        name = enr.cameras(ip, mac)
-        if name is not None:
-            return name
+def device_name(enr: Enrichers, ip: bytes, mac: bytes | None, camera: Device | None) -> str | None:
+    """The camera name of one flow end: the recognised ``camera``'s, else the inventory's."""
+    if camera is not None:
+        return camera.name
     dev = enr.inventory.lookup(ip, mac)
     return dev.name if dev is not None else None
 
@@ -83,26 +99,49 @@ def transport_summary(f: Flow) -> tuple[int, int, int, str, str]:
 
 def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
     """The flow-log record of an ended flow."""
+    return flow_record_ends(f, enr)[0]
+
+
+def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnds]:
+    """The flow-log record of an ended flow, and the recognised cameras at its ends."""
+    cameras = enr.cameras
+    if cameras is None:
+        ends = NO_CAMERAS
+    else:  # originator first, then responder (the order the tally always saw them in)
+        ends = CameraEnds(cameras(f.orig_h, f.orig_mac), cameras(f.resp_h, f.resp_mac))
     orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
-    local_orig = enr.classifier.is_site_local(f.orig_h)
-    local_resp = enr.classifier.is_site_local(f.resp_h)
-    app = f.app or _NO_APP
-    services = app.get("service")
+    orig_h, resp_h, orig_mac, resp_mac = f.orig_h, f.resp_h, f.orig_mac, f.resp_mac
+    site_local = enr.classifier.is_site_local
+    local_orig = site_local(orig_h)
+    local_resp = site_local(resp_h)
     geo = enr.geo.lookup
-    resp_geo = geo(f.resp_h)
-    orig_geo = geo(f.orig_h)
-    local_mac = f.orig_mac if local_orig or not local_resp else f.resp_mac
-    return {
-        "ts": round(f.first, 6),
+    resp_geo = geo(resp_h)
+    orig_geo = geo(orig_h)
+    local_mac = orig_mac if local_orig or not local_resp else resp_mac
+    app = f.app
+    if app is None:  # no deep parser spoke about this flow (most flows of a flood)
+        service = sni = http_host = user_agent = server = dns_query = None
+    else:
+        services = app.get("service")
+        service = ",".join(services) if services else None
+        sni = app.get("sni")
+        http_host = app.get("http_host")
+        user_agent = app.get("user_agent")
+        server = app.get("server")
+        dns_query = app.get("dns_query")
+    orig_dev, resp_dev = ends
+    first = f.first
+    record = {
+        "ts": round(first, 6),
         "uid": f.uid,
-        "id.orig_h": ip_text(f.orig_h),
+        "id.orig_h": _ntop(_INET if len(orig_h) == 4 else _INET6, orig_h),  # ip_text
         "id.orig_p": f.orig_p,
-        "id.resp_h": ip_text(f.resp_h),
+        "id.resp_h": _ntop(_INET if len(resp_h) == 4 else _INET6, resp_h),
         "id.resp_p": f.resp_p,
         "proto": _PROTO_NAMES.get(f.proto, "unknown_transport"),
         "ip_proto": f.proto,
-        "service": ",".join(services) if services else None,
-        "duration": round((f.stop if f.stop >= 0 else f.last) - f.first, 6),  # Flow.duration
+        "service": service,
+        "duration": round((f.stop if f.stop >= 0 else f.last) - first, 6),  # Flow.duration
         "orig_bytes": orig_bytes,
         "resp_bytes": resp_bytes,
         "conn_state": state,
@@ -114,21 +153,26 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
         "orig_ip_bytes": f.o_ipb,
         "resp_pkts": f.r_pkts,
         "resp_ip_bytes": f.r_ipb,
-        "community_id": community_id(f.orig_h, f.resp_h, f.proto, f.orig_p, f.resp_p),
-        "orig_l2_addr": mac_text(f.orig_mac) if f.orig_mac else None,
-        "resp_l2_addr": mac_text(f.resp_mac) if f.resp_mac else None,
+        "community_id": community_id(orig_h, resp_h, f.proto, f.orig_p, f.resp_p),
+        "orig_l2_addr": orig_mac.hex(":") if orig_mac else None,  # mac_text
+        "resp_l2_addr": resp_mac.hex(":") if resp_mac else None,
         "vlan": f.vlan if f.vlan >= 0 else None,
         "resp_cc": resp_geo.cc,
         "resp_asn": resp_geo.asn,
         "resp_org": resp_geo.org,
         "orig_cc": orig_geo.cc,
-        "resp_name": best_name(app.get("sni"), app.get("http_host"), f.name),
-        "orig_device": device_name(enr, f.orig_h, f.orig_mac),
-        "resp_device": device_name(enr, f.resp_h, f.resp_mac),
+        "resp_name": best_name(sni, http_host, f.name),
+        "orig_device": orig_dev.name
+        if orig_dev is not None
+        else device_name(enr, orig_h, orig_mac, None),
+        "resp_device": resp_dev.name
+        if resp_dev is not None
+        else device_name(enr, resp_h, resp_mac, None),
         "vendor": enr.vendors.vendor(local_mac) if local_mac else None,
-        "server_name": app.get("sni"),
-        "http_host": app.get("http_host"),
-        "user_agent": app.get("user_agent"),
-        "server": app.get("server"),
-        "dns_query": app.get("dns_query"),
+        "server_name": sni,
+        "http_host": http_host,
+        "user_agent": user_agent,
+        "server": server,
+        "dns_query": dns_query,
     }
+    return record, ends

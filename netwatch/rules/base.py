@@ -174,6 +174,19 @@ def run_rule(
         errors.record(rule, exc)
 
 
+def run_flow_rules(rules: Iterable[Rule], errors: RuleErrors, facts: FlowFacts) -> list[Alert]:
+    """Every rule's alerts for one camera end of a flow, each rule's failure isolated as by
+    :func:`run_rule` (what a rule yielded before it raised is kept), without a generator
+    around each rule (this runs for every rule on every camera end of every flow)."""
+    found: list[Alert] = []
+    for rule in rules:
+        try:
+            found.extend(rule.on_flow_end(facts))  # appends as it iterates: kept on a raise
+        except Exception as exc:  # a failing rule must not stop the pipeline
+            errors.record(rule, exc)
+    return found
+
+
 class SensorRules:
     """The sensor rules of a daemon: each fed the capture counters, failures isolated."""
 

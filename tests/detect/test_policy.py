@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
-from netwatch.config import Config
-from netwatch.detect.policy import Destination, Policies
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netwatch.config import Config, GroupPolicy
+from netwatch.detect.policy import Destination, Policies, Policy
+from tests.profile import examples
 
 
 def ip(text: str) -> bytes:
@@ -59,3 +66,56 @@ groups:
 
 def test_unknown_group_falls_back_to_default(tmp_path: Path) -> None:
     assert policies(tmp_path, "").of("nope").group == "default"
+
+
+# ----------------------------------- issue 13: network tests on integers, as ipaddress does
+
+v4_nets = st.builds(
+    lambda addr, plen: ipaddress.ip_network(f"{ipaddress.IPv4Address(addr)}/{plen}", False),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 32),
+)
+v6_nets = st.builds(
+    lambda addr, plen: ipaddress.ip_network(f"{ipaddress.IPv6Address(addr)}/{plen}", False),
+    st.integers(0, 2**128 - 1),
+    st.integers(0, 128),
+)
+addresses = st.one_of(
+    st.binary(min_size=4, max_size=4),
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=4, max_size=4).map(lambda a: bytes(10) + b"\xff\xff" + a),  # mapped
+)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(st.one_of(v4_nets, v6_nets), max_size=5), addresses, st.integers(0, 4))
+def test_in_nets_answers_as_ipaddress_membership(
+    nets: list[IPv4Network | IPv6Network], addr: bytes, inside: int
+) -> None:
+    if nets and inside < len(nets) and len(addr) * 8 == nets[inside].max_prefixlen:
+        net = nets[inside]  # often an address inside one of the networks
+        host = int.from_bytes(addr, "big") & ~int(net.netmask) & (2 ** (len(addr) * 8) - 1)
+        addr = (int(net.network_address) | host).to_bytes(len(addr), "big")
+    pol = Policy("g", GroupPolicy(allow_nets=tuple(nets[:2])), nets[2:])
+    expected = any(
+        ipaddress.ip_address(addr).version == net.version and ipaddress.ip_address(addr) in net
+        for net in nets
+    )
+    assert pol.in_nets(addr) is expected
+
+
+def test_in_nets_refuses_a_malformed_address() -> None:
+    pol = Policy("g", GroupPolicy(), [ipaddress.ip_network("10.0.0.0/8")])
+    with pytest.raises(ValueError):
+        pol.in_nets(b"\x0a\x00\x00")
+
+
+def test_in_nets_builds_no_address_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    pol = Policy("g", GroupPolicy(allow_nets=(ipaddress.ip_network("2001:db8::/32"),)), [])
+
+    def refuse(_: object) -> None:
+        raise AssertionError("an ipaddress object per peer")
+
+    monkeypatch.setattr(ipaddress, "ip_address", refuse)
+    assert pol.in_nets(socket.inet_pton(socket.AF_INET6, "2001:db8::1"))
+    assert not pol.in_nets(ip("192.0.2.1"))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime
+import enum
 import io
 import itertools
 import json
@@ -9,12 +13,17 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from netwatch.output.flowlog import JsonLinesWriter
+from netwatch.output import flowlog
+from netwatch.output.flowlog import JsonLinesWriter, encode_line
+from tests.profile import examples
 
 PAD = "é" * 40 + "x" * 160  # non-ASCII: line lengths in bytes differ from characters
 
@@ -257,3 +266,143 @@ def test_encoder_refuses_what_the_standard_encoder_refuses(
 ) -> None:
     with pytest.raises(error):
         JsonLinesWriter(stream=io.StringIO()).write(record)
+
+
+# ------------------------------------------------- issue 13: orjson with the standard text
+
+FLOW_KEYS = (
+    "ts", "uid", "id.orig_h", "id.orig_p", "duration", "orig_bytes", "conn_state",
+    "local_orig", "resp_cc", "resp_asn", "resp_name", "user_agent",
+)  # fmt: skip
+EDGE_FLOATS = (
+    0.0, -0.0, 1e-05, 1e-06, 1e-07, 5e-324, 9.99e-05, 0.0001, 0.000123, 1e16, 1e16 - 2,
+    9999999999999998.0, 1.5e300, 1767261600.000123, 0.180722, float("inf"), float("nan"),
+)  # fmt: skip
+EDGE_INTS = (0, -1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1)
+
+plain_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(EDGE_INTS),
+    st.floats(),  # NaN, infinities, subnormals, -0.0
+    st.sampled_from(EDGE_FLOATS).map(lambda x: -x),
+    st.sampled_from(EDGE_FLOATS),
+    st.text(st.characters(codec=None, categories=None)),  # control characters, surrogates
+    st.sampled_from(("null", "1e-05", "0.0000", "e-", "caméra 😀", "\u2028", "\ud83d", "a\udc00")),
+)
+flow_shaped = st.dictionaries(
+    st.one_of(st.sampled_from(FLOW_KEYS), st.text(st.characters(codec=None, categories=None))),
+    plain_values,
+    max_size=14,
+)
+any_records = st.dictionaries(
+    st.text(max_size=6),
+    st.recursive(
+        plain_values,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.tuples(inner, inner)
+            | st.dictionaries(st.one_of(st.text(max_size=4), st.integers(), st.none()), inner)
+        ),
+        max_leaves=6,
+    ),
+    max_size=6,
+)
+
+
+def _reference_line(record: dict[str, Any]) -> str | type[Exception]:
+    try:
+        return _REFERENCE(record) + "\n"
+    except (TypeError, ValueError) as exc:
+        return type(exc)
+
+
+def _written(record: dict[str, Any], tmp_path: Path) -> tuple[str | type[Exception], bytes]:
+    """What the writer writes to a text stream, and to a file it opens (bytes)."""
+    out = io.StringIO()
+    try:
+        JsonLinesWriter(stream=out).write(record)
+        text: str | type[Exception] = out.getvalue()
+    except (TypeError, ValueError) as exc:
+        text = type(exc)
+    path = tmp_path / "log.jsonl"
+    writer = JsonLinesWriter(path, truncate=True)
+    # (UnicodeEncodeError is a ValueError: lone surrogates are not UTF-8)
+    with contextlib.suppress(TypeError, ValueError):
+        writer.write(record)
+    writer.close()
+    return text, path.read_bytes()
+
+
+def _check_same_as_reference(record: dict[str, Any], tmp_path: Path) -> None:
+    expected = _reference_line(record)
+    text, data = _written(record, tmp_path)
+    assert text == expected
+    if isinstance(expected, str):
+        try:
+            assert data == expected.encode()
+        except UnicodeEncodeError:
+            assert data == b""  # the standard encoder's text has a lone surrogate
+
+
+@settings(max_examples=examples(400), deadline=None)
+@given(flow_shaped)
+def test_flow_shaped_records_get_the_standard_encoders_text(
+    tmp_path_factory: pytest.TempPathFactory, record: dict[str, Any]
+) -> None:
+    _check_same_as_reference(record, tmp_path_factory.mktemp("flowlog"))
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(any_records)
+def test_nested_records_get_the_standard_encoders_text(
+    tmp_path_factory: pytest.TempPathFactory, record: dict[str, Any]
+) -> None:
+    _check_same_as_reference(record, tmp_path_factory.mktemp("flowlog"))
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"when": datetime.datetime(2026, 1, 1)},  # orjson would write these three
+        {"point": Point(1)},
+        {"uuid": uuid.UUID(int=1)},
+        {"colour": Colour.RED},  # the standard encoder writes 1 (int subclass)
+        {1: "non-string key", "x": 0.5},
+        {"x": 1e-05, "y": None, "z": float("nan")},
+        {"x": 1e-05, "y": None, "z": float("-inf")},
+    ],
+)
+def test_values_orjson_would_write_otherwise(record: dict[str, Any], tmp_path: Path) -> None:
+    _check_same_as_reference(record, tmp_path)
+
+
+def test_flow_records_are_written_by_orjson() -> None:
+    rec = {"ts": 1767261600.06087, "uid": "CB4Z", "duration": 0.0, "resp_asn": None, "ok": True}
+    assert encode_line(rec) == (_REFERENCE(rec) + "\n").encode()
+    short = {**rec, "duration": 3e-05, "tiny": -5e-324}  # under 1e-4: the repr's text
+    line = encode_line(short)
+    assert isinstance(line, bytes)
+    assert line == (_REFERENCE(short) + "\n").encode()
+    assert b'"duration":3e-05,' in line and b'"tiny":-5e-324}' in line
+    assert encode_line({"a": [1e-05]}) == '{"a":[1e-05]}\n'  # nested: the standard encoder
+
+
+def test_the_shape_table_is_bounded() -> None:
+    flowlog._shapes.clear()
+    clears = flowlog.shape_clears
+    for n in range(flowlog.MAX_SHAPES + 1):
+        record = {f"k{i}": (0.5 if i == n else i) for i in range(n + 1)}
+        assert encode_line(record) == (_REFERENCE(record) + "\n").encode()
+    assert len(flowlog._shapes) == 1
+    assert flowlog.shape_clears == clears + 1

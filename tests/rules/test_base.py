@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from netwatch.alerts.model import Alert, Severity
-from netwatch.rules.base import REGISTRY, Rule, RuleErrors, RuleOptions, rule_id, run_rule
+from netwatch.detect.facts import FlowFacts
+from netwatch.rules.base import (
+    REGISTRY,
+    Rule,
+    RuleErrors,
+    RuleOptions,
+    rule_id,
+    run_flow_rules,
+    run_rule,
+)
 
 
 def test_rule_ids_come_from_class_names() -> None:
@@ -48,6 +57,10 @@ def test_a_failing_rule_is_isolated_and_counted() -> None:
         got = list(run_rule(rule, errors, rule.on_flow_end, None))
         assert [a.summary for a in got] == ["before the failure"]
         assert errors.counts == {"exploding_example_rule": 1}
+        # the detector's loop over a camera end's rules: the same, and the next rule runs
+        got = run_flow_rules([rule, Rule(), rule], errors, cast(FlowFacts, None))
+        assert [a.summary for a in got] == ["before the failure"] * 2
+        assert errors.counts == {"exploding_example_rule": 3}
     finally:
         REGISTRY.pop("exploding_example_rule", None)
 
