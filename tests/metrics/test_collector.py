@@ -52,7 +52,7 @@ def test_camera_traffic_from_flow_records(run: Run) -> None:
     flows = "netwatch_camera_peer_country_flows_total"
     assert value(run, flows, camera="lobby-1", country="SE") == 1
     assert value(run, flows, camera="lobby-1", country="CN") == 1
-    assert value(run, flows, camera="lobby-1", country="unknown") == 1  # the LAN peer
+    assert value(run, flows, camera="lobby-1", country="local") == 1  # the LAN peer
     text = generate_latest(run.registry).decode()
     assert "10.20.0.50" not in text and "89.160.20.112" not in text  # no peer IPs
 
