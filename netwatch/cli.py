@@ -1,5 +1,5 @@
-"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``alert-test``,
-``check-config``.
+"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``cameras`` (the camera
+inventory a sensor or ``replay --state-dir`` wrote), ``alert-test``, ``check-config``.
 
 Exit codes (DESIGN.md contract): 0 success; 2 bad usage, bad config or unreadable input,
 with one clear line on stderr naming the file (and, for config, the line and key);
@@ -13,6 +13,7 @@ config (:func:`netwatch.preflight.failure_line` for :data:`netwatch.preflight.FA
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from netwatch.alerttest import run_alert_test
 from netwatch.config import Config, check_config_main
 from netwatch.daemon import run_daemon
 from netwatch.enrich.geo import age_warning
+from netwatch.inventory import INVENTORY_FILE, InventoryError, table_lines
+from netwatch.inventory import load as load_inventory
 from netwatch.pipeline import geo_backend
 from netwatch.preflight import FAILURES, failure_line
 from netwatch.replay import run_replay
@@ -59,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
             "(default: baselines in memory, no evidence)"
         ),
     )
+    cams = sub.add_parser(
+        "cameras", help="the camera inventory of a sensor or of `replay --state-dir DIR`"
+    )
+    where = cams.add_mutually_exclusive_group()
+    where.add_argument("-c", "--config", type=Path, help="the sensor's config (its state_dir)")
+    where.add_argument("--state-dir", type=Path, help="the state directory to read")
+    cams.add_argument("--json", action="store_true", help="print the inventory's JSON form")
     run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
     run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
     at = sub.add_parser("alert-test", help="send a test alert through the configured sinks")
@@ -113,6 +123,21 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cameras(args: argparse.Namespace) -> int:
+    """Print the inventory a sensor or a replay wrote to its state directory."""
+    state_dir = args.state_dir or _load_config(args.config).state_dir
+    try:
+        doc = load_inventory(state_dir / INVENTORY_FILE)
+    except InventoryError as exc:
+        sys.stderr.write(f"netwatch: {exc}\n")
+        return EXIT_USAGE
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    else:
+        sys.stdout.write("".join(line + "\n" for line in table_lines(doc)))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netwatch`` console script."""
     parser = _parser()
@@ -125,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config_main(str(path), schema_only=args.schema_only)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "cameras":
+            return _cameras(args)
         if args.command == "run":
             return run_daemon(args.config)
         if args.command == "alert-test":
