@@ -57,6 +57,14 @@ def test_camera_traffic_from_flow_records(run: Run) -> None:
     assert "10.20.0.50" not in text and "89.160.20.112" not in text  # no peer IPs
 
 
+def test_device_table_families(run: Run) -> None:
+    assert run.pipe.detector is not None
+    devices = run.pipe.detector.devices
+    assert value(run, "netwatch_devices_linked") == devices.linked == 1  # lobby-1, its MAC
+    for what in ("device", "address", "gateway"):
+        assert value(run, "netwatch_devices_evicted_total", what=what) == 0
+
+
 def test_scrape_duration_uses_the_injected_clock() -> None:
     ticks = iter([10.0, 10.25])
     pipe = Pipeline(Config.default(), lambda rec: None, geo=NullGeo())
