@@ -31,11 +31,11 @@ learnt at any of its addresses count for all of them and every address has the s
 :attr:`Device.name` (the device's id): the inventory name, else the text of the first
 address the MAC was seen at (so a single-stack camera keeps its address as its name). An
 inventory camera listed by IP or CIDR stays managed at another address with its MAC;
-:meth:`Devices.started` links the MAC of an inventory address as soon as a flow *starts*
+:meth:`Devices.bind` links the MAC of an inventory address as soon as a flow *starts*
 there, so a camera's IPv6 flow ending before its first IPv4 one is not taken for an
 unmanaged device. A router's MAC is no device (the hosts of a routed subnet share it): a MAC
-seen at a public address (from a flow's start), or at more than ``MAX_IPV4`` IPv4
-addresses, joins nothing from then on (its addresses are devices of their own again).
+seen at a public address (a flow end outside the site), or at more than ``MAX_IPV4``
+IPv4 addresses, joins nothing from then on (its addresses are devices of their own again).
 
 Config read: ``cameras`` (inventory), ``site.local_nets``. Bounded: ``max_entries`` devices
 keyed by MAC (the oldest dropped, counted in ``device_evictions``) with at most
@@ -319,20 +319,16 @@ class Devices:
         """Devices known by their MAC (bounded by ``max_entries``)."""
         return len(self._by_mac)
 
-    def started(self, ip: bytes, mac: bytes | None) -> None:
-        """One end of a flow that just started: a MAC at an outside address is a router's
-        (:meth:`_gateway`); an inventory address's MAC is that camera's (:meth:`bind`)."""
-        if mac is None or mac in self._gateways:
-            return
-        if self._outside(ip):
-            self._gateway(mac)
-        elif self._inventory.by_address:
-            self.bind(ip, mac)
+    @property
+    def binds(self) -> bool:
+        """True when :meth:`bind` can learn anything (the inventory lists exact addresses):
+        else pipelines skip the call at each flow's start."""
+        return self._inventory.by_address
 
     def bind(self, ip: bytes, mac: bytes | None) -> None:
         """A flow started at ``ip`` with ``mac``: when the inventory lists that address
         exactly, the MAC is that camera's from now on (before any of its flows ends)."""
-        if mac is None:
+        if mac is None or mac in self._gateways:
             return
         linked = self._by_mac.get(mac)
         if linked is not None and linked.known is not None:

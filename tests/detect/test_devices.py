@@ -279,11 +279,13 @@ def test_an_inventory_camera_bound_at_flow_start_is_managed_at_its_ipv6_address(
     v6 = ip("fe80::bead:28ff:fe1a:2b01")
     first = d.camera(v6, HIK_MAC)  # the IPv6 flow ends before the IPv4 one started
     assert first is not None and (first.name, first.managed) == ("fe80::bead:28ff:fe1a:2b01", False)
-    d.started(ip("10.0.0.6"), HIK_MAC)  # a flow of the listed address starts
+    assert d.binds
+    d.bind(ip("10.0.0.6"), HIK_MAC)  # a flow of the listed address starts
     later = d.camera(v6, HIK_MAC)
     assert later is not None and (later.name, later.managed) == ("lobby", True)
-    d.started(ip("10.0.0.9"), OTHER_MAC)  # not listed: nothing learnt
+    d.bind(ip("10.0.0.9"), OTHER_MAC)  # not listed: nothing learnt
     assert d.camera(ip("10.0.0.9"), OTHER_MAC) is None
+    assert not devices(tmp_path).binds  # zero-config: pipelines skip the call
 
 
 def test_addresses_per_device_and_devices_are_bounded_and_counted(tmp_path: Path) -> None:
@@ -316,7 +318,7 @@ def test_a_router_mac_joins_no_addresses(tmp_path: Path) -> None:
     assert len(d.cameras()) == MAX_IPV4 + 1
     d.learn(ip("10.0.1.1"), "Hikvision", "sadp")
     assert d.camera(ip("10.0.1.1"), OTHER_MAC) is not None
-    d.started(socket.inet_aton("89.160.20.112"), OTHER_MAC)  # a flow to the Internet: a router
+    assert d.camera(socket.inet_aton("89.160.20.112"), OTHER_MAC) is None  # a router's MAC
     d.learn(ip("10.0.1.2"), "Dahua", "dhdiscover")
     other = d.camera(ip("10.0.1.2"), OTHER_MAC)
     assert other is not None and (other.name, other.vendor) == ("10.0.1.2", "Dahua")
