@@ -29,7 +29,9 @@ whatever its address (IPv4, IPv6 global or link-local, a setup address then a DH
 so the signals
 learnt at any of its addresses count for all of them and every address has the same
 :attr:`Device.name` (the device's id): the inventory name, else the text of the first
-address the MAC was seen at (so a single-stack camera keeps its address as its name). An
+address the MAC was seen at (so a single-stack camera keeps its address as its name), or
+the MAC's text when another device already has that id (two cameras of one make, each seen
+first at the factory's default address). An
 inventory camera listed by IP or CIDR stays managed at another address with its MAC;
 :meth:`Devices.bind` links the MAC of an inventory address as soon as a flow *starts*
 there, so a camera's IPv6 flow ending before its first IPv4 one is not taken for an
@@ -200,6 +202,7 @@ class Devices:
         #: MACs seen at outside addresses (routers: bounded, oldest dropped and counted).
         self._gateways: dict[bytes, None] = {}
         self.gateway_evictions = 0
+        self._ids: dict[str, bytes] = {}  # an unlisted device's id -> its MAC (ids are unique)
         #: Resolvers dropped because ``MAX_RESOLVERS`` were kept (oldest first).
         self.resolver_evictions = 0
         #: Called with ("ip", ip, vendor, how, details) or ("mac", mac, vendor, how, None)
@@ -298,7 +301,8 @@ class Devices:
         else its address): from the flows seen, and from what was learnt by address or MAC."""
         found: dict[str, CameraSummary] = {}
         addresses: set[str] = set()  # every address of a camera seen, not only the kept one
-        for ip, mac in self._seen.items():
+        linked = [(next(iter(d.addresses)), mac) for mac, d in self._by_mac.items() if d.addresses]
+        for ip, mac in [*linked, *self._seen.items()]:
             dev = self._identify(ip, mac)  # afresh: later signals add evidence
             if dev is not None:
                 _keep(found, self._summary(ip, dev, mac))
@@ -377,11 +381,10 @@ class Devices:
             return self._with_evidence(dev, entries, mac, "high")
         if not (any(e.primary() is not None for e in entries) or vendor is not None):
             return None
-        self._link(ip, mac, None, linked.name if linked is not None else text)
-        if linked is not None and self._linked(ip, mac) is None:  # a router's MAC after all
+        name = self._link(ip, mac, None, linked.name if linked is not None else text)
+        if linked is not None and name is None:  # a router's MAC after all
             return self._identify(ip, mac)
-        name = linked.name if linked is not None else text
-        return self._from_signals(name, text, mac, entries, vendor)
+        return self._from_signals(name or text, text, mac, entries, vendor)
 
     def _entries(self, ip: bytes, mac: bytes | None, linked: _Linked | None) -> list[_Entry]:
         """What was learnt at the device's addresses, then of its MAC: the same list, in
@@ -411,34 +414,49 @@ class Devices:
             self._gateways.pop(next(iter(self._gateways)))
             self.gateway_evictions += 1
         self._gateways[mac] = None
-        if self._by_mac.pop(mac, None) is not None:
+        if self._drop(mac):
             self._forget(mac)
 
-    def _link(self, ip: bytes, mac: bytes | None, known: Any, name: str) -> None:
-        """``ip`` is an address of the device with ``mac`` (bounded; see the docstring)."""
+    def _drop(self, mac: bytes) -> bool:
+        """Forget the device with this MAC (its id is free again); True if there was one."""
+        linked = self._by_mac.pop(mac, None)
+        if linked is None:
+            return False
+        if self._ids.get(linked.name) == mac:
+            del self._ids[linked.name]
+        return True
+
+    def _link(self, ip: bytes, mac: bytes | None, known: Any, name: str) -> str | None:
+        """``ip`` is an address of the device with ``mac`` (bounded; see the docstring): the
+        device's id, or None when ``mac`` joins nothing (a router's)."""
         if mac is None or mac in self._gateways:
-            return
+            return None
         linked = self._by_mac.get(mac)
         fresh = linked is None
         if linked is None:
             if len(self._by_mac) >= self._max:
-                self._by_mac.pop(next(iter(self._by_mac)))
+                self._drop(next(iter(self._by_mac)))
                 self.device_evictions += 1
+            if known is None and name in self._ids:
+                name = mac_text(mac)  # another device was first seen there (a setup address)
             linked = self._by_mac[mac] = _Linked(name, {}, known)
+            self._ids[name] = mac
         elif known is not None and linked.known is None:
+            self._ids.pop(linked.name, None)
             linked.known, linked.name, fresh = known, known.name, True  # now listed
         if ip not in linked.addresses:
             if len(ip) == IPV4_LEN and sum(len(a) == IPV4_LEN for a in linked.addresses) >= (
                 MAX_IPV4
             ):
                 self._gateway(mac)  # the hosts of a routed subnet behind a router's MAC
-                return
+                return None
             if len(linked.addresses) >= MAX_ADDRESSES:
                 linked.addresses.pop(next(iter(linked.addresses)))
                 self.address_evictions += 1
             linked.addresses[ip] = None
         if fresh:
             self._forget(mac)  # answers cached for its other addresses before it was known
+        return linked.name
 
     def _from_signals(
         self,

@@ -322,3 +322,15 @@ def test_a_router_mac_joins_no_addresses(tmp_path: Path) -> None:
     d.learn(ip("10.0.1.2"), "Dahua", "dhdiscover")
     other = d.camera(ip("10.0.1.2"), OTHER_MAC)
     assert other is not None and (other.name, other.vendor) == ("10.0.1.2", "Dahua")
+
+
+def test_two_cameras_first_seen_at_one_setup_address_keep_apart(tmp_path: Path) -> None:
+    d = devices(tmp_path)
+    d.learn_mac(OTHER_MAC, "D-Link", "dlink_setup")
+    first = d.camera(ip("192.168.0.20"), HIK_MAC)  # the factory's default address
+    second = d.camera(ip("192.168.0.20"), OTHER_MAC)  # later, another camera of one make
+    assert first is not None and second is not None
+    assert (first.name, second.name) == ("192.168.0.20", "02:aa:bb:cc:dd:01")
+    later = d.camera(ip("10.0.0.37"), OTHER_MAC)  # its DHCP lease
+    assert later is not None and later.name == "02:aa:bb:cc:dd:01"
+    assert sorted(c.name for c in d.cameras()) == ["02:aa:bb:cc:dd:01", "192.168.0.20"]
