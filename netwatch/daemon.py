@@ -221,6 +221,8 @@ class Daemon:
             evidence=self.evidence,
         )
         self._hook_router()
+        if self.pipeline.detector is not None and self.pool is None:  # ids across restarts
+            self.pipeline.detector.devices.restore_ids(self.inventory.ids())
         self.traffic.resolve = camera_resolver(self.pipeline)
         if self.pool is not None:
             self.pool_groups = DeviceGroups.of(self.alerts, cfg.alerts)

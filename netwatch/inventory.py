@@ -42,10 +42,12 @@ summed under ``others``, counted in ``dropped_keys``), ``MAX_ADDRESSES`` address
 
 Config read: ``site.name`` (the ``site`` field), ``state_dir`` (the daemon's file). Known
 limits: with capture workers (``capture.workers`` > 1) the parent sees no flow records, so
-the daemon's inventory holds alerts and incidents only; peer data is what the flow record
-carries (the responder's AS, not an originator's); a camera's id is
-:attr:`netwatch.detect.devices.Device.name`, which for an unlisted camera may differ after
-a restart (its first address in that run).
+the daemon's inventory holds alerts and incidents only, and each worker names unlisted
+cameras itself; peer data is what the flow record carries (the responder's AS, not an
+originator's); a camera's id is :attr:`netwatch.detect.devices.Device.name`: a single
+process daemon hands the saved ids back to the detector at start-up (:meth:`ids`), so an
+unlisted camera keeps its id across restarts; ``first_seen``/``last_seen`` are 0 for a
+camera recognised without any flow of its own (a discovery reply only).
 """
 
 from __future__ import annotations
@@ -278,6 +280,16 @@ class CameraInventory:
                 cam = _camera_of_json(entry)
                 if cam.id not in self.cameras and len(self.cameras) < MAX_CAMERAS:
                     self.cameras[cam.id] = cam
+
+    def ids(self) -> list[tuple[str, str]]:
+        """(MAC, id) of each camera not in the config's inventory that has one MAC: what
+        :meth:`netwatch.detect.devices.Devices.restore_ids` takes after a restart."""
+        with self._lock:
+            return [
+                (next(iter(c.macs)), c.id)
+                for c in self.cameras.values()
+                if len(c.macs) == 1 and not c.managed
+            ]
 
     # -- internals ------------------------------------------------------------------------
 

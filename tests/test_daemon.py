@@ -80,6 +80,11 @@ def test_runs_the_capture_and_delivers_every_alert(tmp_path: Path) -> None:
     assert by_id["10.20.0.12"]["ipv6"] == ["fd00:20::12"]
     restarted = restored(tmp_path / "state" / "inventory.json")  # what a restart starts from
     assert set(restarted.cameras) == set(by_id)
+    assert Daemon(config(tmp_path, free_port())).run() == 0  # a restart: the same cameras
+    again = json.loads((tmp_path / "state" / "inventory.json").read_text())
+    assert {c["id"] for c in again["cameras"]} == set(by_id)
+    flows = {c["id"]: c["peers"]["countries"][0]["flows"] for c in again["cameras"]}
+    assert flows["10.20.0.12"] == 2 * by_id["10.20.0.12"]["peers"]["countries"][0]["flows"]
 
 
 def test_serves_metrics_while_running_and_stops_on_request(tmp_path: Path) -> None:

@@ -167,6 +167,7 @@ def test_the_state_file_round_trips_and_a_bad_one_is_set_aside(
             assert restored(path).cameras == {}
         assert "starting afresh" in caplog.text
         assert not path.exists() and path.with_name(INVENTORY_FILE + ".corrupt").exists()
+    assert again.ids() == [(CAM_MAC, "cam-1")]  # what the detector takes after a restart
     with pytest.raises(InventoryError, match="no inventory"):
         load(tmp_path / "absent.json")
 

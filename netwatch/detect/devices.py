@@ -55,7 +55,7 @@ another address differently).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -322,6 +322,25 @@ class Devices:
     def linked(self) -> int:
         """Devices known by their MAC (bounded by ``max_entries``)."""
         return len(self._by_mac)
+
+    def restore_ids(self, ids: Iterable[tuple[str, str]]) -> int:
+        """Unlisted cameras' ids from a previous run, as (MAC text, id): a camera keeps its
+        id across restarts whatever address it shows first. Returns how many were taken
+        (bounded by ``max_entries``; a MAC or id already known here is left alone)."""
+        taken = 0
+        for mac_str, name in ids:
+            try:
+                mac = bytes.fromhex(mac_str.replace(":", ""))
+            except ValueError:
+                continue
+            full = len(self._by_mac) >= self._max
+            if len(mac) != MAC_LEN or mac in self._by_mac or name in self._ids or full:
+                continue
+            self._by_mac[mac] = _Linked(name, {}, None)
+            self._ids[name] = mac
+            taken += 1
+        self._cache.clear()
+        return taken
 
     @property
     def binds(self) -> bool:

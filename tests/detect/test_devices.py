@@ -334,3 +334,16 @@ def test_two_cameras_first_seen_at_one_setup_address_keep_apart(tmp_path: Path) 
     later = d.camera(ip("10.0.0.37"), OTHER_MAC)  # its DHCP lease
     assert later is not None and later.name == "02:aa:bb:cc:dd:01"
     assert sorted(c.name for c in d.cameras()) == ["02:aa:bb:cc:dd:01", "192.168.0.20"]
+
+
+def test_ids_restored_from_a_previous_run_name_the_camera_at_any_address(
+    tmp_path: Path,
+) -> None:
+    d = devices(tmp_path)
+    taken = d.restore_ids(
+        [("bc:ad:28:1a:2b:01", "10.0.0.5"), ("nonsense", "x"), ("02:aa:bb:cc:dd:01", "10.0.0.5")]
+    )
+    assert taken == 1  # a bad MAC, and an id already taken, are left alone
+    cam = d.camera(ip("fd00::5"), HIK_MAC)  # seen at its IPv6 address first this time
+    assert cam is not None and cam.name == "10.0.0.5"
+    assert [c.name for c in d.cameras()] == ["10.0.0.5"]
