@@ -87,7 +87,7 @@ from netwatch.inventory import (
 from netwatch.logs import alert_fields, configure_logging, remove_logging
 from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver
-from netwatch.metrics.collector import AlertCounter, NetwatchCollector
+from netwatch.metrics.collector import AlertCounter, InventoryCollector, NetwatchCollector
 from netwatch.metrics.daemon import DaemonCollector, DaemonState
 from netwatch.metrics.labels import labelled_registry, site_labels
 from netwatch.metrics.server import MetricsServer
@@ -242,6 +242,7 @@ class Daemon:
             self.registry.register(
                 NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
             )
+        self.registry.register(InventoryCollector(self.inventory))
         self.registry.register(
             DaemonCollector(
                 self.state, self._deliverer, self._capture_counts, self.clock, self.sensors

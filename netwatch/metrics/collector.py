@@ -37,6 +37,7 @@ from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.detect.baseline import Baseline
 from netwatch.detect.devices import Devices
+from netwatch.inventory import CameraInventory
 from netwatch.metrics.cameras import CameraTraffic, camera_families
 from netwatch.metrics.cameras import counter_family as _counter
 from netwatch.pipeline import Pipeline
@@ -228,6 +229,28 @@ def device_families(devices: Devices) -> Iterator[Metric]:
             (("gateway",), devices.gateway_evictions),
         ],
     )
+
+
+class InventoryCollector(Collector):
+    """The camera inventory's size and what its bounds dropped (:mod:`netwatch.inventory`)."""
+
+    def __init__(self, inventory: CameraInventory) -> None:
+        self.inventory = inventory
+
+    def collect(self) -> Iterator[Metric]:
+        inv = self.inventory
+        yield GaugeMetricFamily(
+            "netwatch_inventory_cameras",
+            "Cameras in the camera inventory (netwatch cameras).",
+            value=len(inv.cameras),
+        )
+        yield _counter(
+            "netwatch_inventory_dropped",
+            "Inventory entries not kept at a bound: a camera, or a peer, platform or "
+            "incident key of a camera (summed under 'others').",
+            ["what"],
+            [(("camera",), inv.dropped_cameras), (("key",), inv.dropped_keys)],
+        )
 
 
 def router_families(router: AlertRouter) -> Iterator[Metric]:

@@ -11,7 +11,8 @@ from netwatch.alerts.evidence import EvidenceStore
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
-from netwatch.metrics.collector import AlertCounter, NetwatchCollector
+from netwatch.inventory import CameraInventory
+from netwatch.metrics.collector import AlertCounter, InventoryCollector, NetwatchCollector
 from netwatch.pipeline import Pipeline
 from tests.metrics.conftest import Run, capture
 
@@ -63,6 +64,18 @@ def test_device_table_families(run: Run) -> None:
     assert value(run, "netwatch_devices_linked") == devices.linked == 1  # lobby-1, its MAC
     for what in ("device", "address", "gateway"):
         assert value(run, "netwatch_devices_evicted_total", what=what) == 0
+
+
+def test_inventory_families() -> None:
+    inventory = CameraInventory()
+    inventory.record({"ts": 1.0, "orig_device": "cam-1", "id.orig_h": "10.0.0.5"})
+    inventory.dropped_keys = 3
+    registry = CollectorRegistry()
+    registry.register(InventoryCollector(inventory))
+    assert registry.get_sample_value("netwatch_inventory_cameras") == 1
+    dropped = "netwatch_inventory_dropped_total"
+    assert registry.get_sample_value(dropped, {"what": "key"}) == 3
+    assert registry.get_sample_value(dropped, {"what": "camera"}) == 0
 
 
 def test_scrape_duration_uses_the_injected_clock() -> None:
