@@ -210,10 +210,16 @@ class Devices:
         self.on_learn: Callable[[str, bytes, str | None, str, Any], None] | None = None
 
     def adopt(self, other: Devices) -> None:
-        """Take over what ``other`` learnt from discovery and banners (a config reload)."""
+        """Take over what ``other`` learnt from discovery and banners, its routers' MACs and
+        its unlisted cameras' ids (a config reload; listed ones follow the new inventory)."""
         self._learned.update(other._learned)
         self._learned_macs.update(other._learned_macs)
         self._resolvers.update(other._resolvers)
+        self._gateways.update(other._gateways)
+        for mac, linked in other._by_mac.items():  # unlisted cameras keep their ids
+            if linked.known is None and mac not in self._by_mac:
+                self._by_mac[mac] = _Linked(linked.name, dict(linked.addresses), None)
+                self._ids[linked.name] = mac
         self._cache.clear()
         self._seen.clear()
 

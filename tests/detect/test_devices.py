@@ -347,3 +347,17 @@ def test_ids_restored_from_a_previous_run_name_the_camera_at_any_address(
     cam = d.camera(ip("fd00::5"), HIK_MAC)  # seen at its IPv6 address first this time
     assert cam is not None and cam.name == "10.0.0.5"
     assert [c.name for c in d.cameras()] == ["10.0.0.5"]
+
+
+def test_a_reload_keeps_unlisted_ids_and_routers(tmp_path: Path) -> None:
+    old = devices(tmp_path)
+    old.camera(ip("fd00::5"), HIK_MAC)  # named by its IPv6 address
+    old.camera(socket.inet_aton("89.160.20.112"), OTHER_MAC)  # a router's MAC
+    new = devices(tmp_path)
+    new.adopt(old)
+    cam = new.camera(ip("10.0.0.5"), HIK_MAC)
+    assert cam is not None and cam.name == "fd00::5"
+    new.learn(ip("10.0.1.1"), "Hikvision", "sadp")
+    new.learn(ip("10.0.1.2"), "Dahua", "dhdiscover")
+    a, b = new.camera(ip("10.0.1.1"), OTHER_MAC), new.camera(ip("10.0.1.2"), OTHER_MAC)
+    assert a is not None and b is not None and (a.name, b.name) == ("10.0.1.1", "10.0.1.2")
