@@ -1,4 +1,5 @@
-"""Build of netwatch's optional compiled core (``netwatch._core``, plain CPython C API).
+"""Build of netwatch's optional compiled core (``netwatch._core``, plain CPython C API) and
+of the live ring's block conversion (``netwatch._ring``, same flags, also optional).
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler (or
 when the build fails) setuptools warns and installs the pure-Python package, which runs
@@ -18,5 +19,12 @@ CORE = Extension(
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wconversion", "-Wno-sign-conversion"],
     optional=True,
 )
+# the live capture's TPACKET_V3 block -> pcap records conversion (netwatch/capture/afpacket.py)
+RING = Extension(
+    "netwatch._ring",
+    sources=["netwatch/_ring.c"],
+    extra_compile_args=CORE.extra_compile_args,
+    optional=True,
+)
 
-setup(ext_modules=[] if os.environ.get("NETWATCH_PURE") == "1" else [CORE])
+setup(ext_modules=[] if os.environ.get("NETWATCH_PURE") == "1" else [CORE, RING])

@@ -3,7 +3,7 @@
 Usage (root; ``./dev bench-live``)::
 
     python bench/bench_live.py [--seconds 8] [--rates 50000,100000,...]
-                               [--workers 1,2] [--no-nfstream]
+                               [--workers 1,2] [--no-nfstream] [--generators 1]
 
 It creates a private network namespace with a veth pair (nothing leaves it), generates once
 a 200,000-packet camera-site capture (``bench/gen_site_pcap.py``: RTP video, RTSP, TLS, DNS,
@@ -16,7 +16,11 @@ kernel's drop counter (``PACKET_STATISTICS``, exported as
 ``netwatch_capture_dropped_packets_total``)
 decides: the reported figure is the highest rate with zero drops. The rate tcpreplay really
 reached is measured from the packets netwatch received and the step's duration, because on
-a small machine the generator, not netwatch, can be the limit; the output says which.
+a small machine the generator, not netwatch, can be the limit; the output says which. Each
+step also reports packets per CPU-second of the consumer (its process tree, from /proc)
+and of the generator, figures that hold when other work shares the CPUs; one tcpreplay
+cannot send 500,000 packets/s (about 300,000 per CPU-second on the test VM, the kernel's
+veth and ring work included), so ``--generators N`` runs N of them side by side.
 
 Configurations: ``ring only`` (the capture loop without the pipeline: what the socket +
 mmap ring itself sustains), 1 worker, 2 workers (PACKET_FANOUT; on a 2-core machine the
@@ -172,23 +176,69 @@ class Netwatch:
         self.log.close()
 
 
+GENERATOR = {"processes": 1, "cpu_s": 0.0}  # --generators; CPU the generators used so far
+
+
 def replay(pcap: Path, rate: int, packets: int) -> float:
     """tcpreplay ``packets`` packets of ``pcap`` (looped, preloaded) at ``rate`` into nwa
-    (``rate`` 0: as fast as tcpreplay can); returns the rate tcpreplay reports it sent at."""
-    speed = "--topspeed" if rate == 0 else f"--pps={rate}"
-    args = ["-q", "--preload-pcap", "-i", "nwa", speed, f"--limit={packets}"]
-    out = sh("tcpreplay", *args, "--loop=0", str(pcap)).stdout
-    m = re.search(r"Rated: .*?([\d.]+) pps", out)
-    return float(m.group(1)) if m else 0.0
+    (``rate`` 0: as fast as tcpreplay can); returns the rate tcpreplay reports it sent at.
+    With ``--generators N``, N tcpreplay processes share the rate and the packets (one
+    tcpreplay tops out near 300,000 packets per CPU-second, the kernel's veth and ring
+    work included): the rate returned is the sum of theirs."""
+    n = int(GENERATOR["processes"])
+    speed = "--topspeed" if rate == 0 else f"--pps={max(1, rate // n)}"
+    args = ["tcpreplay", "-q", "--preload-pcap", "-i", "nwa", speed, f"--limit={packets // n}"]
+    t0 = os.times()
+    procs = [
+        subprocess.Popen([*args, "--loop=0", str(pcap)], stdout=subprocess.PIPE, text=True)
+        for _ in range(n)
+    ]
+    rates = []
+    for proc in procs:
+        out = proc.communicate()[0]
+        m = re.search(r"Rated: .*?([\d.]+) pps", out)
+        rates.append(float(m.group(1)) if m else 0.0)
+    t1 = os.times()
+    used = t1.children_user - t0.children_user + t1.children_system - t0.children_system
+    GENERATOR["cpu_s"] += used
+    return sum(rates)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its descendants (the daemon's workers)
+    so far; 0.0 for processes that are gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}").glob("task/*/children"):
+                todo += [int(c) for c in task.read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def step(nw: Netwatch | RingOnly, pcap: Path, rate: int, packets: int) -> dict[str, float]:
     recv0, drop0 = nw.counters()
+    pid = nw.proc.pid if isinstance(nw, Netwatch) else os.getpid()
+    cpu0, gen0 = tree_cpu_s(pid), GENERATOR["cpu_s"]
     sent_pps = replay(pcap, rate, packets)
+    gen_cpu = GENERATOR["cpu_s"] - gen0
     time.sleep(2.0)  # let the consumer drain the ring
     recv1, drop1 = nw.counters()
+    cpu = tree_cpu_s(pid) - cpu0  # the consumer's CPU: a rate the CPU sharing cannot skew
     got, lost = recv1 - recv0, drop1 - drop0
-    return {"asked_pps": rate, "sent_pps": sent_pps, "received": got, "dropped": lost}
+    return {
+        "asked_pps": rate,
+        "sent_pps": sent_pps,
+        "received": got,
+        "dropped": lost,
+        "pps_per_cpu_s": got / cpu if cpu > 0 else 0.0,
+        "generator_pps_per_cpu_s": packets / gen_cpu if gen_cpu > 0 else 0.0,
+    }
 
 
 def _nfstream_share(pcap: Path) -> float:
@@ -269,8 +319,8 @@ pipe.warm_up()
 ring = Ring("nwb", RingSettings(ring_mb=int(sys.argv[5]), block_kb=1024, fanout_group=group))
 os.write(ready_fd, b"r")
 os.read(go_fd, 1)  # the generator filled the ring meanwhile
-n, idle, start = 0, 0.0, time.perf_counter()
-last = start
+n, idle, start, cpu0 = 0, 0.0, time.perf_counter(), time.process_time()
+last, cpu1, per_block = start, cpu0, []
 while True:
     block = ring.read_block_pcap()
     if block is None:
@@ -280,9 +330,14 @@ while True:
         continue
     pipe.run_block(block)
     n += block.count
-    last = time.perf_counter()
+    before, (last, cpu1) = cpu1, (time.perf_counter(), time.process_time())
+    per_block.append(cpu1 - before)  # CPU of one block: read, convert, pipeline
 stats = ring.poll_kernel_stats()
-print(json.dumps({"packets": n, "elapsed_s": last - start, "drops": stats.kernel_drops}))
+per_block.sort()
+print(json.dumps({"packets": n, "elapsed_s": last - start, "cpu_s": cpu1 - cpu0,
+                  "drops": stats.kernel_drops, "blocks": len(per_block),
+                  "block_ms_p99": 1e3 * per_block[int(0.99 * (len(per_block) - 1))],
+                  "block_ms_max": 1e3 * per_block[-1]}))
 """
 
 
@@ -381,11 +436,16 @@ def preloaded(pcap: Path, workers: int, packets: int, ring_mb: int) -> dict[str,
     results = [_result(proc) for proc, _go_fd in children]
     total = sum(r["packets"] for r in results)
     slowest = max(r["elapsed_s"] for r in results)
+    cpu = max(r["cpu_s"] for r in results)
     return {
         "workers": workers,
         "packets": total,
         "ring_drops": sum(r["drops"] for r in results),
         "pps": total / slowest if slowest else 0.0,
+        "pps_per_cpu_s": total / workers / cpu if cpu else 0.0,  # each worker's own rate
+        "blocks": sum(r["blocks"] for r in results),
+        "block_ms_p99": max(r["block_ms_p99"] for r in results),
+        "block_ms_max": max(r["block_ms_max"] for r in results),
     }
 
 
@@ -396,6 +456,9 @@ def main() -> int:
     ap.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
     ap.add_argument("--workers", default="0,1,2", help="0 = the ring only, without pipeline")
     ap.add_argument("--no-nfstream", action="store_true")
+    ap.add_argument(
+        "--generators", type=int, default=1, help="tcpreplay processes sharing each step"
+    )
     ap.add_argument(
         "--compare-libpcap",
         action="store_true",
@@ -411,15 +474,22 @@ def main() -> int:
         print("bench_live needs root (network namespace, AF_PACKET)", file=sys.stderr)
         return 2
     pcap = site_pcap(200_000)
+    GENERATOR["processes"] = max(1, args.generators)
 
     def per_step(rate: int) -> int:
         return max(int(args.min_packets), int(rate * args.seconds))
 
     rates = [int(r) for r in args.rates.split(",")]
     ns = f"nwbench{os.getpid()}"
+    sys.path.insert(0, str(HERE.parent))
+    from netwatch import core  # noqa: PLC0415
+    from netwatch.capture import afpacket  # noqa: PLC0415
+
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}; capture {pcap.name}"
+        f"Python {platform.python_version()}; capture {pcap.name}; {core.describe()}, "
+        f"NETWATCH_CORE={os.environ.get('NETWATCH_CORE', '')!r}, ring conversion: "
+        f"{afpacket.RING_CONVERSION}; load average {os.getloadavg()[0]:.1f}"
     )
     results: dict[str, list[dict[str, float]]] = {}
     drained: dict[str, float] = {}
@@ -456,10 +526,14 @@ def main() -> int:
                 pre = preloaded(pcap, n, 200_000, 512)
                 print(
                     f"pre-loaded ring, {n} worker(s): {pre['packets']:,.0f} packets drained at "
-                    f"{pre['pps']:,.0f} pkt/s (ring drops {pre['ring_drops']:,.0f})",
+                    f"{pre['pps']:,.0f} pkt/s, {pre['pps_per_cpu_s']:,.0f} pkt per worker "
+                    f"CPU-second (ring drops {pre['ring_drops']:,.0f}); CPU per block "
+                    f"({pre['blocks']:,.0f} blocks): p99 {pre['block_ms_p99']:.1f} ms, "
+                    f"max {pre['block_ms_max']:.1f} ms",
                     flush=True,
                 )
                 drained[f"{n} worker(s), pre-loaded ring"] = round(pre["pps"])
+                drained[f"{n} worker(s), pre-loaded ring, per CPU-s"] = round(pre["pps_per_cpu_s"])
             if not args.no_nfstream:
                 res = _climb("nfstream", rates, lambda r: nfstream_step(pcap, r, per_step(r)))
                 results["nfstream"] = res
@@ -481,9 +555,16 @@ def _climb(label: str, rates: list[int], run: object) -> list[dict[str, float]]:
             return out
         out.append(res)
         asked = f"{rate:>7,}" if rate else "    top"
+        per_cpu = res.get("pps_per_cpu_s")
         print(
             f"{label:>12}: asked {asked} pkt/s, sent {res['sent_pps']:>9,.0f}, "
-            f"received {res['received']:>9,.0f}, dropped {res['dropped']:>9,.0f}",
+            f"received {res['received']:>9,.0f}, dropped {res['dropped']:>9,.0f}"
+            + (f", {per_cpu:>9,.0f} pkt per consumer CPU-s" if per_cpu else "")
+            + (
+                f", generator {res['generator_pps_per_cpu_s']:,.0f} pkt per CPU-s"
+                if res.get("generator_pps_per_cpu_s")
+                else ""
+            ),
             flush=True,
         )
         if res["dropped"] > 0:
@@ -493,6 +574,7 @@ def _climb(label: str, rates: list[int], run: object) -> list[dict[str, float]]:
 
 def _best(steps: list[dict[str, float]]) -> dict[str, float | str]:
     clean = [s for s in steps if s["dropped"] == 0]
+    per_cpu = sorted(s["pps_per_cpu_s"] for s in steps if s.get("pps_per_cpu_s"))
     if not clean:
         return {"zero_drop_pps": 0.0}
     best = max(clean, key=lambda s: s["sent_pps"])
@@ -501,7 +583,10 @@ def _best(steps: list[dict[str, float]]) -> dict[str, float | str]:
         if steps[-1]["dropped"] == 0
         else "the capture (drops at the next step)"
     )
-    return {"zero_drop_pps": round(best["sent_pps"]), "limited_by": limit}
+    out: dict[str, float | str] = {"zero_drop_pps": round(best["sent_pps"]), "limited_by": limit}
+    if per_cpu:
+        out["median_pps_per_consumer_cpu_s"] = round(per_cpu[len(per_cpu) // 2])
+    return out
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``cameras`` (the camera
-inventory a sensor or ``replay --state-dir`` wrote), ``alert-test``, ``check-config``.
+inventory a sensor or ``replay --state-dir`` wrote), ``report``, ``alert-test``,
+``check-config``, ``install`` (put the config, units and dashboards on a sensor).
+
+``report`` writes the camera audit as one HTML file (:mod:`netwatch.report`): of capture
+files (replayed with ``-c FILE``'s config, or the built-in one), or, without captures, of
+the inventory a sensor saved in its state directory (``--state-dir DIR``, or the
+``state_dir`` of ``-c FILE``).
 
 Exit codes (DESIGN.md contract): 0 success; 2 bad usage, bad config or unreadable input,
 with one clear line on stderr naming the file (and, for config, the line and key);
@@ -8,6 +14,10 @@ config (:func:`netwatch.preflight.failure_line` for :data:`netwatch.preflight.FA
 
 ``check-config`` takes the file as ``FILE`` or ``-c FILE`` (as ``run`` does); without
 ``--schema-only`` it runs every check ``run`` makes short of opening sockets.
+
+Start-up: each command imports what it uses when it runs (``replay`` does not load the
+daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay); the daemon's
+:func:`netwatch.preload.preload` still loads every module before its privilege drop.
 """
 
 from __future__ import annotations
@@ -21,22 +31,25 @@ from datetime import date
 from pathlib import Path
 
 from netwatch import __version__, core
-from netwatch.alerttest import run_alert_test
+from netwatch.capture.files import STDIN
 from netwatch.config import Config, check_config_main
-from netwatch.daemon import run_daemon
 from netwatch.enrich.geo import age_warning
-from netwatch.inventory import INVENTORY_FILE, InventoryError, table_lines
-from netwatch.inventory import load as load_inventory
+from netwatch.install import DEFAULT_PREFIX, Options, run_install
 from netwatch.pipeline import geo_backend
-from netwatch.preflight import FAILURES, failure_line
 from netwatch.replay import run_replay
+from netwatch.report import write_inventory, write_report
+from netwatch.report.collect import (
+    INVENTORY_FILE,
+    InventoryError,
+    inventory_from_captures,
+    load_inventory,
+)
 
 log = logging.getLogger("netwatch")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-RUN_FAILURES: tuple[type[Exception], ...] = FAILURES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
-    rp.add_argument("pcaps", nargs="+", type=Path, metavar="PCAP")
+    rp.add_argument(
+        "pcaps", nargs="+", type=Path, metavar="PCAP", help="capture files; - reads standard input"
+    )
+    rp.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="no alert lines and no progress line (-qq: no summary either)",
+    )
     rp.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
     rp.add_argument("--flows", type=Path, metavar="OUT.jsonl", help="write flow records here")
     rp.add_argument("--alerts", type=Path, metavar="OUT.jsonl", help="write alert records here")
@@ -69,6 +91,33 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("-c", "--config", type=Path, help="the sensor's config (its state_dir)")
     where.add_argument("--state-dir", type=Path, help="the state directory to read")
     cams.add_argument("--json", action="store_true", help="print the inventory's JSON form")
+    rep = sub.add_parser("report", help="write the camera audit (one self-contained HTML file)")
+    rep.add_argument(
+        "pcaps", nargs="*", type=Path, metavar="CAPTURE", help="capture files to replay"
+    )
+    rep.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT.html", help="the page to write"
+    )
+    rep.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="config file (default: built-in); without "
+        "captures, the report is of the inventory in its state_dir",
+    )
+    rep.add_argument(
+        "--json",
+        type=Path,
+        metavar="OUT.json",
+        help="also write the inventory the page shows (JSON, as `netwatch cameras --json`)",
+    )
+    rep.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"without captures: the report is of the inventory saved here ({INVENTORY_FILE})",
+    )
     run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
     run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
     at = sub.add_parser("alert-test", help="send a test alert through the configured sinks")
@@ -84,7 +133,35 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the file alone (no environment, interfaces, secrets or directories)",
     )
+    _install_parser(sub)
     return p
+
+
+def _install_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ip = sub.add_parser(
+        "install",
+        help="put the config, systemd units, logrotate file, dashboards and rules in place",
+    )
+    ip.add_argument(
+        "--root",
+        type=Path,
+        default=Path("/"),
+        metavar="DIR",
+        help="install under DIR (paths inside the files stay the final ones; default: /)",
+    )
+    ip.add_argument(
+        "--prefix",
+        type=Path,
+        default=DEFAULT_PREFIX,
+        metavar="DIR",
+        help=f"netwatch's installation; the unit runs DIR/bin/netwatch (default: {DEFAULT_PREFIX})",
+    )
+    ip.add_argument(
+        "--dry-run", action="store_true", help="print what would be done, write nothing"
+    )
+    ip.add_argument(
+        "--force", action="store_true", help="replace files under /etc that were edited"
+    )
 
 
 def _check_config_file(p: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
@@ -104,6 +181,12 @@ def _load_config(path: Path | None) -> Config:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.pcaps.count(Path(STDIN)) > 1:
+        from netwatch.preflight import UsageError  # noqa: PLC0415 - see the docstring
+
+        raise UsageError("replay: standard input (-) can be given once")
+    if args.quiet:
+        logging.getLogger("netwatch.alert").setLevel(logging.ERROR)
     cfg = _load_config(args.config)
     backend = geo_backend(cfg)
     warning = age_warning(backend.describe(), date.today(), cfg.geoip.max_age_days)
@@ -117,24 +200,57 @@ def _replay(args: argparse.Namespace) -> int:
         geo=backend,
         uid_seed=args.uid_seed,
         state_dir=args.state_dir,
+        progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
     )
-    for line in summary.lines():
-        sys.stdout.write(line + "\n")
+    if args.quiet < 2:
+        for line in summary.lines():
+            sys.stdout.write(line + "\n")
+    return EXIT_OK
+
+
+def _report(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.pcaps and args.state_dir is not None:
+        p.error("report: give capture files or --state-dir, not both")
+    if not args.pcaps and args.state_dir is None and args.config is None:
+        p.error("report: give capture files, --state-dir DIR or -c FILE")
+    cfg = _load_config(args.config)
+    try:
+        if args.pcaps:
+            inventory = inventory_from_captures(args.pcaps, cfg, geo=geo_backend(cfg))
+        else:
+            state_dir = args.state_dir if args.state_dir is not None else cfg.state_dir
+            inventory = load_inventory(state_dir / INVENTORY_FILE)
+    except InventoryError as exc:
+        sys.stderr.write(f"netwatch: {exc}\n")
+        return EXIT_USAGE
+    out = args.output
+    try:
+        size = write_report(inventory, out)
+        if args.json is not None:
+            out = args.json
+            write_inventory(inventory, out)
+    except OSError as exc:
+        sys.stderr.write(f"netwatch: cannot write {out}: {exc}\n")
+        return EXIT_USAGE
+    cameras = len(inventory.get("cameras") or ())
+    sys.stdout.write(f"report: {args.output} ({size} bytes, {cameras} cameras)\n")
     return EXIT_OK
 
 
 def _cameras(args: argparse.Namespace) -> int:
     """Print the inventory a sensor or a replay wrote to its state directory."""
+    from netwatch import inventory  # noqa: PLC0415 - see the docstring
+
     state_dir = args.state_dir or _load_config(args.config).state_dir
     try:
-        doc = load_inventory(state_dir / INVENTORY_FILE)
-    except InventoryError as exc:
+        doc = inventory.load(state_dir / inventory.INVENTORY_FILE)
+    except inventory.InventoryError as exc:
         sys.stderr.write(f"netwatch: {exc}\n")
         return EXIT_USAGE
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
     else:
-        sys.stdout.write("".join(line + "\n" for line in table_lines(doc)))
+        sys.stdout.write("".join(line + "\n" for line in inventory.table_lines(doc)))
     return EXIT_OK
 
 
@@ -145,20 +261,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "run":  # the daemon logs as its config says (logging.*)
         logging.basicConfig(level=logging.INFO, format="netwatch: %(levelname)s: %(message)s")
     try:
-        if args.command == "check-config":
-            path = _check_config_file(parser, args)
-            return check_config_main(str(path), schema_only=args.schema_only)
-        if args.command == "replay":
-            return _replay(args)
-        if args.command == "cameras":
-            return _cameras(args)
-        if args.command == "run":
-            return run_daemon(args.config)
-        if args.command == "alert-test":
-            return run_alert_test(_load_config(args.config), args.sink, sys.stdout)
-    except RUN_FAILURES as exc:
+        return _command(parser, args)
+    except Exception as exc:
+        from netwatch.preflight import FAILURES, failure_line  # noqa: PLC0415 - on failure only
+
+        if not isinstance(exc, FAILURES):
+            raise
         sys.stderr.write(f"netwatch: {failure_line(exc)}\n")
         return EXIT_USAGE
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run the command ``args`` names, importing what only it needs (see the docstring)."""
+    if args.command == "check-config":
+        path = _check_config_file(parser, args)
+        return check_config_main(str(path), schema_only=args.schema_only)
+    if args.command == "replay":
+        return _replay(args)
+    if args.command == "run":
+        from netwatch.daemon import run_daemon  # noqa: PLC0415 - see the docstring
+
+        return run_daemon(args.config)
+    if args.command == "alert-test":
+        from netwatch.alerttest import run_alert_test  # noqa: PLC0415 - see the docstring
+
+        return run_alert_test(_load_config(args.config), args.sink, sys.stdout)
+    if args.command == "cameras":
+        return _cameras(args)
+    if args.command == "report":
+        return _report(parser, args)
+    if args.command == "install":
+        options = Options(args.root, args.prefix, args.dry_run, args.force)
+        return run_install(options, sys.stdout)
     return EXIT_USAGE
 
 

@@ -56,6 +56,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -71,7 +72,7 @@ from netwatch.alerts.grouping import DeviceGroups, report_rules
 from netwatch.alerts.model import Alert, IncidentEnd
 from netwatch.alerts.router import AlertRouter
 from netwatch.capture.registry import build_source
-from netwatch.capture.source import CaptureCounts, Source
+from netwatch.capture.source import CaptureCounts, FileSource, Source
 from netwatch.config import Config
 from netwatch.delivery import Deliverer
 from netwatch.detect.baseline import BASELINE_FILE, Baseline
@@ -96,6 +97,7 @@ from netwatch.pipeline import Pipeline
 from netwatch.preflight import preflight
 from netwatch.preload import preload
 from netwatch.privileges import Owned, drop_privileges
+from netwatch.replay import ReplaySummary
 from netwatch.rules import sensor_rules
 from netwatch.systemd import Notifier, Watchdog
 from netwatch.workers import PoolCollector, WorkerPool
@@ -105,6 +107,9 @@ alert_log = logging.getLogger("netwatch.alert")
 
 STATUS_INTERVAL_S = 10.0
 FLUSH_INTERVAL_S = 1.0
+#: How often a live sensor reads its capture counters for ``capture_loss`` (its window is a
+#: minute; reading them on every block cost about 4 % of a busy worker)
+LOSS_CHECK_S = 1.0
 EVIDENCE_PRUNE_S = 600.0  # age bound checked this often even when no alert writes a file
 POOL_POLL_S = 0.25
 MAX_GROUPS_REMEMBERED = 100_000  # alert identity -> camera group, as workers report them
@@ -161,6 +166,7 @@ class Daemon:
         self.source: Source | WorkerPool | None = None
         self.metrics: MetricsServer | None = None
         self.loop: CaptureLoop | None = None
+        self._loop_started = 0.0  # perf_counter() when main_loop began (0: not yet)
         self.evidence: EvidenceStore | None = None
         #: The camera inventory, kept in ``<state_dir>/inventory.json`` (netwatch.inventory).
         self.inventory: CameraInventory | None = None
@@ -168,6 +174,7 @@ class Daemon:
         self._last_status = 0.0
         self._last_flush = 0.0
         self._last_prune = 0.0
+        self._last_loss_check = 0.0
         self._groups: dict[tuple[str, str, str], str | None] = {}
         self._shut = False
         self._ready = False  # startup() completed
@@ -365,17 +372,38 @@ class Daemon:
     # ------------------------------------------------------------------ main loop
 
     def run(self) -> int:
-        """startup, main_loop, shutdown: serve until the input ends or a stop signal."""
+        """startup, main_loop, shutdown: serve until the input ends or a stop signal. Over
+        capture files read once (no ``capture.loop``), print ``netwatch replay``'s summary
+        to stdout at the end."""
         try:
             self.startup()
             return self.main_loop()
         finally:
             self.shutdown()
+            self._print_summary()
+
+    def _print_summary(self) -> None:
+        source = self.source
+        if not isinstance(source, FileSource) or source.loop or self.pipeline is None:
+            return
+        elapsed_s = time.perf_counter() - self._loop_started if self._loop_started else 0.0
+        summary = ReplaySummary(files=len(source.paths), elapsed_s=elapsed_s)
+        summary.take(self.pipeline)
+        summary.capture_problems = dict(source.problems)
+        if self.evidence is not None:
+            c = self.evidence.counters
+            summary.evidence = {"written": c.written, "write_error": c.dropped["write_error"]}
+        try:
+            sys.stdout.write("".join(line + "\n" for line in summary.lines()))
+            sys.stdout.flush()
+        except OSError:  # a closed stdout must not turn a clean stop into a failure
+            pass
 
     def main_loop(self) -> int:
         """Capture until the input ends (without ``capture.loop``) or a stop signal."""
         if self.stop.is_set():
             return 0
+        self._loop_started = time.perf_counter()
         if self.pool is not None:
             return self._pool_loop(self.pool)
         assert self.pipeline is not None and self.source is not None
@@ -412,7 +440,8 @@ class Daemon:
             if self.pool is not None:
                 self.pool.signal(signal.SIGHUP)
             self.reload()
-        if self.live:
+        if self.live and now - self._last_loss_check >= LOSS_CHECK_S:
+            self._last_loss_check = now
             self._check_loss()
         if self.pool_router is not None:  # the workers' incidents end here, on wall time
             if self.pool_groups is not None:  # notifications due go out first

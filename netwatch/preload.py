@@ -6,9 +6,10 @@ Started as root, the daemon drops to ``capture.user`` (default ``nobody``) once 
 and files are open (:mod:`netwatch.privileges`). From then on every import reads files as
 that user, and a Python installed under /root (pyenv) or a virtualenv in an admin's home is
 not readable by it: an import that happens only after the drop fails with
-``ModuleNotFoundError`` (``No module named 'importlib.readers'`` when geoip2fast loaded its
-data after the drop). So the daemon calls :func:`preload`, then warms up its lazily loaded
-data (``Pipeline.warm_up``: the geoip2fast data set and netaddr's IEEE index), and only then
+``ModuleNotFoundError`` (``No module named 'importlib.readers'`` when the GeoIP package of
+the day loaded its data after the drop). So the daemon calls :func:`preload`, then warms up
+its lazily loaded data (``Pipeline.warm_up``: the built-in GeoIP data set, unpacked once per
+process with ``zstandard``, and netaddr's IEEE index), and only then
 drops privileges. A module already in ``sys.modules`` is never read again, and a codec once
 looked up stays in the codec registry's cache.
 
@@ -27,7 +28,7 @@ What is loaded:
 
   - ``importlib.readers``, ``importlib.resources.readers``, ``importlib.resources._itertools``:
     ``importlib.resources.files()`` imports them the first time a package's data is opened
-    (geoip2fast's data set, netaddr's ``oui.txt`` / ``iab.txt`` which netaddr re-opens on
+    (netaddr's ``oui.txt`` / ``iab.txt`` which netaddr re-opens on
     every registry lookup, netwatch's seeds on reload);
   - ``_strptime``: ``datetime.strptime`` imports it on first use (the build date of the
     GeoIP data set and of the IEEE registry);
@@ -41,15 +42,15 @@ What is loaded:
 Config read: none (the caller passes ``optional``).
 
 Known limits: this covers imports, not data files. Data read after the drop must be readable
-by the user, or loaded before it: the geoip2fast data set and netaddr's index are loaded by
+by the user, or loaded before it: the built-in GeoIP data and netaddr's index are loaded by
 ``Pipeline.warm_up``; netaddr itself re-opens ``oui.txt`` for each new vendor lookup (the
 registry must be held in memory by :mod:`netwatch.enrich.macvendor` for that); a SIGHUP
 reload re-reads the config, secret files, seeds and MaxMind files as the user (a failing
-reload is logged and the running config kept). geoip2fast itself is imported by the
-warm-up, not here: it sets environment variables at import time that netwatch undoes
-(``netwatch.enrich.geo``). A library that imports something new on a path the empirical run
-did not take (a rare error path) can still fail after the drop; the privilege drop warns
-when the standard library or netwatch is unreadable by the user.
+reload is logged and the running config kept; the built-in GeoIP data is kept open across
+reloads). ``zstandard`` is imported by the warm-up, not here. A library that imports
+something new on a path the empirical run did not take (a rare error path) can still fail
+after the drop; the privilege drop warns when the standard library or netwatch is
+unreadable by the user.
 """
 
 from __future__ import annotations

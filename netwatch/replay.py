@@ -25,15 +25,18 @@ the flow's first packets as a pcap file under ``<state_dir>/evidence``
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from netwatch.alerts.evidence import EvidenceStore
 from netwatch.alerts.model import Alert, IncidentEnd
-from netwatch.capture.files import CaptureFile, open_capture
+from netwatch.capture.files import CaptureFile, add_problems, open_capture
 from netwatch.config import Config
 from netwatch.detect.baseline import BASELINE_FILE, Baseline
 from netwatch.detect.devices import CameraVendor
@@ -43,6 +46,7 @@ from netwatch.flow.ids import UidSource
 from netwatch.inventory import INVENTORY_FILE, CameraInventory, platform_matcher, save
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
+from netwatch.progress import ClearLine, Progress
 
 alert_log_line = logging.getLogger("netwatch.alert")
 
@@ -75,6 +79,38 @@ class ReplaySummary:
     #: no evidence was kept (no state directory, or ``evidence.enabled: false``).
     evidence: dict[str, int] | None = None
     elapsed_s: float = 0.0
+
+    def take(
+        self,
+        pipe: Pipeline,
+        captures: Sequence[CaptureFile] = (),
+        store: EvidenceStore | None = None,
+    ) -> None:
+        """Fill in what the pipeline, its captures and evidence store counted (after
+        ``Pipeline.finish``): also what ``netwatch run`` prints when its files end."""
+        self.packets = pipe.stats.packets
+        self.wire_bytes = pipe.stats.wire_bytes
+        self.flows_by_reason = {k: v for k, v in pipe.stats.flows_by_reason.items() if v}
+        self.flows = sum(self.flows_by_reason.values())
+        self.decode_failures = dict(pipe.decoder.failures)
+        self.non_ip = dict(pipe.decoder.non_ip)
+        self.deep_parsed = dict(pipe.inspector.parsed)
+        self.fragment_entries_evicted = pipe.decoder.frags.evicted
+        self.reassembly = {k: v for k, v in pipe.decoder.reassembler.counts().items() if v}
+        self.tunnels = {k: v for k, v in pipe.decoder.tunnels.items() if v}
+        self.cameras = pipe.recognised.by_how()
+        if pipe.detector is not None:
+            router = pipe.detector.router
+            self.alerts_by_rule = dict(router.by_rule)
+            self.alerts_suppressed = router.suppressed
+            self.rule_errors = dict(pipe.detector.errors.counts)
+            self.incidents_ended = router.ended
+        if pipe.notify is not None:
+            self.alerts = pipe.notify.notifications
+        self.capture_problems = _capture_problems(captures)
+        if store is not None:
+            c = store.counters
+            self.evidence = {"written": c.written, "write_error": c.dropped["write_error"]}
 
     @property
     def packets_per_s(self) -> float:
@@ -118,9 +154,11 @@ def run_replay(
     detect: bool = True,
     state_dir: Path | None = None,
     ended_to_alerts: bool = False,
+    progress: TextIO | None = None,
     inventory: CameraInventory | None = None,
 ) -> ReplaySummary:
-    """Replay capture files; raises CaptureError before any work if a file is unreadable."""
+    """Replay capture files; raises CaptureError before any work if a file is unreadable.
+    ``progress``: a terminal to show a progress line on (:mod:`netwatch.progress`)."""
     captures = [open_capture(p) for p in paths]
     if inventory is None and state_dir is not None:
         inventory = CameraInventory(platform_matcher())
@@ -129,7 +167,6 @@ def run_replay(
     summary = ReplaySummary(files=len(captures))
 
     def on_record(rec: dict[str, Any]) -> None:
-        summary.flows += 1
         if flow_log is not None:
             flow_log.write(rec)
         if inventory is not None:
@@ -144,7 +181,6 @@ def run_replay(
             alert_log.write(alert.record(count))
 
     def on_end(end: IncidentEnd) -> None:
-        summary.incidents_ended += 1
         if inventory is not None:
             inventory.ended(end)
         alert_log_line.warning("%s", end.one_line())
@@ -174,9 +210,10 @@ def run_replay(
             pipe.detector.router.on_end = on_end
         pipe.warm_up()
         start = time.perf_counter()
-        for cap in captures:
-            pipe.run_capture(cap)
-        pipe.finish()
+        with _progress(progress, pipe, captures) as at:
+            for at.index, cap in enumerate(captures):
+                pipe.run_capture(cap)
+            pipe.finish()
         summary.elapsed_s = time.perf_counter() - start
     finally:
         for cap in captures:
@@ -185,24 +222,7 @@ def run_replay(
             flow_log.close()
         if alert_log is not None:
             alert_log.close()
-    summary.packets = pipe.stats.packets
-    summary.wire_bytes = pipe.stats.wire_bytes
-    summary.flows_by_reason = {k: v for k, v in pipe.stats.flows_by_reason.items() if v}
-    summary.decode_failures = dict(pipe.decoder.failures)
-    summary.non_ip = dict(pipe.decoder.non_ip)
-    summary.deep_parsed = dict(pipe.inspector.parsed)
-    summary.fragment_entries_evicted = pipe.decoder.frags.evicted
-    summary.reassembly = {k: v for k, v in pipe.decoder.reassembler.counts().items() if v}
-    summary.tunnels = {k: v for k, v in pipe.decoder.tunnels.items() if v}
-    summary.cameras = pipe.recognised.by_how()
-    if pipe.detector is not None:
-        summary.alerts_by_rule = dict(pipe.detector.router.by_rule)
-        summary.alerts_suppressed = pipe.detector.router.suppressed
-        summary.rule_errors = dict(pipe.detector.errors.counts)
-    summary.capture_problems = _capture_problems(captures)
-    if store is not None:
-        c = store.counters
-        summary.evidence = {"written": c.written, "write_error": c.dropped["write_error"]}
+    summary.take(pipe, captures, store)
     if inventory is not None:
         if pipe.detector is not None:
             inventory.describe(pipe.detector.devices.cameras())
@@ -213,14 +233,53 @@ def run_replay(
     return summary
 
 
-def _capture_problems(captures: list[CaptureFile]) -> dict[str, int]:
+@dataclass
+class _At:
+    """Which capture a replay is reading (for the progress line)."""
+
+    index: int = 0
+
+
+@contextmanager
+def _progress(
+    stream: TextIO | None, pipe: Pipeline, captures: Sequence[CaptureFile]
+) -> Iterator[_At]:
+    """A progress line on ``stream`` while the body runs (none without a stream); log
+    records wipe it before they are written."""
+    at = _At()
+    if stream is None:
+        yield at
+        return
+
+    def text() -> str:
+        cap = captures[min(at.index, len(captures) - 1)]
+        swept = pipe.table.swept_at
+        when = (
+            datetime.fromtimestamp(swept, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            if math.isfinite(swept)
+            else "-"
+        )
+        ended = sum(pipe.table.ended.values())
+        alerts = sum(pipe.detector.router.by_rule.values()) if pipe.detector else 0
+        return (
+            f"file {at.index + 1}/{len(captures)} {cap.path.name}: packet time {when}, "
+            f"{ended:,} flows ended, {len(pipe.table):,} active, {alerts:,} alerts"
+        )
+
+    handlers = logging.getLogger().handlers
+    with Progress(stream, text) as shown:
+        wipe = ClearLine(shown)
+        for handler in handlers:
+            handler.addFilter(wipe)
+        try:
+            yield at
+        finally:
+            for handler in handlers:
+                handler.removeFilter(wipe)
+
+
+def _capture_problems(captures: Sequence[CaptureFile]) -> dict[str, int]:
     problems: dict[str, int] = {}
     for cap in captures:
-        st = cap.stats
-        if st.truncated_tail:
-            problems["truncated_tail"] = problems.get("truncated_tail", 0) + 1
-        if st.bad_blocks:
-            problems["bad_blocks"] = problems.get("bad_blocks", 0) + st.bad_blocks
-        if st.caplen_exceeds:
-            problems["caplen_exceeds"] = problems.get("caplen_exceeds", 0) + st.caplen_exceeds
+        add_problems(problems, cap.stats)
     return problems

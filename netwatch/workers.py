@@ -19,8 +19,9 @@ of cameras; ``netwatch_cameras_recognised`` counted from the union of the worker
 recognised cameras, each once, the strongest ``how`` winning:
 :func:`netwatch.detect.recognised.union_by_how`), and a second alert router that
 de-duplicates identities seen by more than one worker (a camera's flows to one peer can
-hash to different workers). SIGHUP and SIGTERM are passed on to the workers; a worker
-that dies makes the daemon exit with status 1 so systemd restarts it.
+hash to different workers). SIGHUP and SIGTERM are passed on to the workers (on SIGHUP
+each reopens its flow log, as the daemon does, for logrotate, then re-reads the config); a
+worker that dies makes the daemon exit with status 1 so systemd restarts it.
 
 Config read: ``capture.workers`` and everything a single pipeline reads. Known limits: DNS
 names, devices (DHCP-offered resolvers among them) and the resolvers other devices use
@@ -547,6 +548,8 @@ class _Work:
         self._report(self.loop.stats.last_ts)
 
     def _reload(self) -> None:
+        if self.flow_log is not None:  # logrotate moved it; SIGHUP is its postrotate signal
+            self.flow_log.reopen()
         if self.config_path is None:
             return
         try:

@@ -164,3 +164,79 @@ def test_version_names_the_core_in_use(pure: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"netwatch 0.1.0 ({want})"
+
+
+def test_report_of_captures_writes_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)  # a Hikvision MAC prefix: one camera
+    out, js = tmp_path / "report.html", tmp_path / "inventory.json"
+    assert main(["report", str(pcap), "-o", str(out), "--json", str(js)]) == 0
+    assert "1 cameras" in capsys.readouterr().out
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "bc:ad:28:00:00:01" in page
+    (camera,) = json.loads(js.read_text())["cameras"]
+    assert camera["id"] == "bc:ad:28:00:00:01"
+
+
+def test_report_of_a_saved_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    out = tmp_path / "report.html"
+    assert main(["report", "--state-dir", str(state), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "inventory.json: no saved inventory" in err
+    (state / "inventory.json").write_text(
+        '{"version": 1, "cameras": [{"id": "cam-1", "vendor": "Axis", "macs": []}]}'
+    )
+    assert main(["report", "--state-dir", str(state), "-o", str(out)]) == 0
+    assert "Axis" in out.read_text()
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"state_dir: {state}\n")
+    out.unlink()
+    assert main(["report", "-c", str(conf), "-o", str(out)]) == 0  # the config's state_dir
+    assert "Axis" in out.read_text()
+
+
+@pytest.mark.parametrize(
+    "args", [["report", "-o", "x.html"], ["report", "a.pcap", "--state-dir", "d", "-o", "x.html"]]
+)
+def test_report_needs_one_source(args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+
+
+def test_report_unwritable_output_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    assert main(["report", str(pcap), "-o", str(tmp_path / "no" / "r.html")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+REPLAY_IMPORTS = """
+import sys
+from netwatch.cli import main
+code = main(["replay", sys.argv[1]])
+print(sorted(m for m in ("netwatch.daemon", "netwatch.preflight", "netwatch.sinks",
+                         "netwatch.metrics.server", "netwatch.alerttest") if m in sys.modules))
+raise SystemExit(code)
+"""
+
+
+def test_replay_does_not_load_the_daemon(tmp_path: Path) -> None:
+    """Start-up: a replay imports neither the daemon nor its sinks and metrics server."""
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    proc = subprocess.run(
+        [sys.executable, "-c", REPLAY_IMPORTS, str(pcap)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"

@@ -43,9 +43,18 @@ def config(tmp_path: Path, port: int, loop: bool = False) -> Config:
     return Config.load(path)
 
 
-def test_runs_the_capture_and_delivers_every_alert(tmp_path: Path) -> None:
+def test_runs_the_capture_and_delivers_every_alert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     daemon = Daemon(config(tmp_path, free_port()))
     assert daemon.run() == 0
+    # files read once: the replay's summary when the input ends
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "files: 1  packets: 5221  bytes: 1848566"
+    assert out[1] == "flows: 36 (end_of_input=23, idle_timeout=9, tcp_closed=4)"
+    assert any(line.startswith("cameras: 4 (") for line in out)
+    assert any(line.startswith("alerts: 8 (") and "notifications" in line for line in out)
+    assert "evidence files: write_error=0, written=" in "\n".join(out)
     notes = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     alerts = [report for n in notes for report in members(n)]
     # the demo: 8 incidents (one flow, one notification; see tests/golden), in fewer
@@ -87,7 +96,9 @@ def test_runs_the_capture_and_delivers_every_alert(tmp_path: Path) -> None:
     assert flows["10.20.0.12"] == 2 * by_id["10.20.0.12"]["peers"]["countries"][0]["flows"]
 
 
-def test_serves_metrics_while_running_and_stops_on_request(tmp_path: Path) -> None:
+def test_serves_metrics_while_running_and_stops_on_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     port = free_port()
     daemon = Daemon(config(tmp_path, port, loop=True))
     thread = threading.Thread(target=daemon.run)
@@ -108,6 +119,7 @@ def test_serves_metrics_while_running_and_stops_on_request(tmp_path: Path) -> No
         daemon.stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
+    assert "files: " not in capsys.readouterr().out  # looping files: no end, no summary
 
 
 def test_a_missing_interface_is_exit_2_with_one_line(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from netwatch import progress
 from netwatch.alerts.grouping import members
 from netwatch.capture.files import CaptureError
 from netwatch.config import Config
@@ -251,3 +253,63 @@ def test_an_incident_quiet_for_resolve_s_ends_during_the_replay(tmp_path: Path) 
     summary, records = _demo(tmp_path, cfg, ended_to_alerts=True)
     reasons = [r["ended_reason"] for r in records if r.get("status") == "ended"]
     assert "quiet" in reasons and len(reasons) == summary.incidents_ended
+
+
+def _cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "netwatch", "replay", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_standard_input_gives_the_same_records_as_the_file(tmp_path: Path) -> None:
+    from_file = tmp_path / "file.jsonl"
+    from_pipe = tmp_path / "pipe.jsonl"
+    done = _cli(str(DEMO), "--flows", str(from_file), "--uid-seed", "1", "-q")
+    assert done.returncode == 0, done.stderr
+    data = DEMO.read_bytes()
+    for name, payload in (("plain", data), ("gzip", gzip.compress(data))):
+        piped = _cli("-", "--flows", str(from_pipe), "--uid-seed", "1", "-q", stdin=payload)
+        assert piped.returncode == 0, (name, piped.stderr)
+        assert from_pipe.read_bytes() == from_file.read_bytes(), name
+        assert b"packets: 5221 " in piped.stdout
+    # the alert lines go with -q; the summary stays; -qq prints nothing on stdout
+    assert b"cloud_registration" not in done.stderr
+    quieter = _cli(str(DEMO), "-qq")
+    assert quieter.returncode == 0 and quieter.stdout == b""
+    loud = _cli(str(DEMO))
+    assert b"[high] cloud_registration" in loud.stderr and b"cameras: 4" in loud.stdout
+
+
+def test_standard_input_errors_are_one_clear_line() -> None:
+    done = _cli("-", stdin=b"hello, not a capture")
+    assert done.returncode == 2
+    assert b"-: standard input: not a pcap or pcapng file" in done.stderr
+    twice = _cli("-", "-", stdin=b"")
+    assert twice.returncode == 2 and b"standard input (-) can be given once" in twice.stderr
+
+
+def test_a_progress_line_on_a_terminal_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "AFTER_S", 0.0)
+    monkeypatch.setattr(progress, "INTERVAL_S", 0.001)
+    seen: list[str] = []
+
+    class Terminal(io.StringIO):
+        def write(self, text: str) -> int:
+            seen.append(text)
+            return len(text)
+
+    # a replay long enough for several redraws: the demo, ten times
+    captures = [DEMO] * 10
+    summary = run_replay(captures, Config.default(), geo=NullGeo(), progress=Terminal())
+    assert summary.packets == 52210
+    drawn = [s for s in seen if s.startswith("\r\x1b[K[00:0")]
+    assert drawn, seen[:5]
+    assert any("/10 camera-site-demo.pcap: packet time 2026-01-15 09:0" in s for s in drawn)
+    assert all(" flows ended, " in s and " alerts" in s for s in drawn)
+    assert seen[-1] == "\r\x1b[K"  # the line is wiped at the end

@@ -596,3 +596,19 @@ def test_two_real_workers_share_resolvers_and_count_a_camera_once(tmp_path: Path
     records = [json.loads(line) for line in alerts.read_text().splitlines()]
     rogue = {r["evidence"]["resolver"] for r in records if r["rule"] == "rogue_dns"}
     assert rogue == {ROGUE_DNS}
+
+
+def test_sighup_reopens_the_workers_flow_log_after_logrotate(pool: Pool, tmp_path: Path) -> None:
+    """logrotate moves the flow log, then reloads: each worker writes to a new file."""
+    log = tmp_path / "flows.jsonl"
+    work = pool.work(0, f"geoip: {{builtin: false}}\nflow_log: {log}\n")
+    assert work.flow_log is not None
+    work.flow_log.write({"uid": "before"})
+    work.flow_log.flush()
+    log.rename(tmp_path / "flows.jsonl.1")
+    work.reload.set()  # what the worker's SIGHUP handler does
+    work._tick(None)
+    work.flow_log.write({"uid": "after"})
+    work.flow_log.close()
+    assert (tmp_path / "flows.jsonl.1").read_text().count("\n") == 1
+    assert json.loads(log.read_text()) == {"uid": "after"}

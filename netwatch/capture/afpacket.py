@@ -17,16 +17,21 @@ closes) and, with several workers, joined to a ``PACKET_FANOUT`` group by flow h
 (symmetric, with defragmentation), so both directions of a flow reach the same worker.
 
 A VLAN tag the driver stripped (``TP_STATUS_VLAN_VALID``) is put back into the frame, as
-libpcap does, so flows and counters equal those of a capture file. Kernel drops come from
+libpcap does, so flows and counters equal those of a capture file. The daemon's path
+(:meth:`Ring.read_block_pcap`) lays a whole block out as classic pcap records in one call
+to :data:`block_records`: ``netwatch._ring`` (C, ``netwatch/_ring.c``: bounds-checked against
+the block, GIL released while it copies) when built, else :func:`block_records_py`, the
+reference it is tested against byte for byte. Kernel drops come from
 ``PACKET_STATISTICS`` (read-and-reset, accumulated here: ``tp_packets`` counts the dropped
 ones too, so delivered = packets - drops); interface drops from the interface's
 ``rx_dropped`` and ``rx_missed_errors`` counters since the ring was opened.
 
 Config read: ``capture.snaplen``, ``capture.ring_mb``, ``capture.block_kb``,
-``capture.promisc``, ``capture.bpf`` (through :class:`RingSettings`). Needs CAP_NET_RAW
-(and CAP_NET_ADMIN for promiscuous mode on some kernels). Known limits: frames larger than
-a block are truncated by the kernel; packets the host itself sends on the interface are
-captured too (a mirror port has none).
+``capture.promisc``, ``capture.bpf`` (through :class:`RingSettings`); the environment
+variable ``NETWATCH_PURE=1`` (the Python conversion even when the C one is built). Needs
+CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode on some kernels). Known limits: frames
+larger than a block are truncated by the kernel; packets the host itself sends on the
+interface are captured too (a mirror port has none).
 """
 
 from __future__ import annotations
@@ -37,13 +42,15 @@ import os
 import select
 import socket
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from netwatch.capture.bpf import BpfInsn, attach_filter, lock_filter
 from netwatch.capture.files import MappedPcap
 from netwatch.capture.linktypes import LinkType
-from netwatch.capture.pcap import PcapHeader, ReadStats, Record
+from netwatch.capture.pcap import Buffer, PcapHeader, ReadStats, Record
 from netwatch.capture.source import Block
 
 SOL_PACKET = 263
@@ -69,9 +76,83 @@ _HDR3 = struct.Struct("=IIIIIIHHIIH")  # tpacket3_hdr up to tp_vlan_tpid
 _STATS3 = struct.Struct("III")  # tpacket_stats_v3
 _MREQ = struct.Struct("iHH8s")  # packet_mreq
 _STATUS_OFF = 8
+_STATUS_NUM = struct.Struct("=II")  # block_status, num_pkts
+_KERNEL = struct.Struct("=I")
+_NUM_FIRST = struct.Struct("=II")  # num_pkts, offset_to_first_pkt
+_NUM_OFF = 12  # where num_pkts is in the block descriptor
+_BLOCK_HEADER = 20  # what is read of the block descriptor
+_MACS = 12  # a re-inserted VLAN tag goes after the two MAC addresses
+_VLAN = struct.Struct("!HH")
+_U32 = 0xFFFF_FFFF
+IFACE_READ_EVERY_S = 0.5  # the interface's /sys drop counters are re-read at most this often
 _ETHERNET = int(LinkType.ETHERNET)
 _PCAP_REC = struct.Struct("<IIII")  # a classic pcap record header, little-endian
 _RING_HEADER = PcapHeader("pcap-ns", "<", 1e-9, 262_144, _ETHERNET)
+
+
+def block_records_py(ring: Buffer, base: int, size: int) -> tuple[bytes, int, float]:
+    """The frames of the TPACKET_V3 block at ``ring[base:base + size]`` as little-endian
+    classic pcap records, with a VLAN tag the kernel stripped put back after the MAC
+    addresses (TPID from the frame when valid, else 0x8100), as libpcap does: (records,
+    frame count, last frame's stamp in seconds, 0.0 without frames). The block is not
+    given back here.
+
+    Nothing outside the block is read: the walk stops (keeping the frames before) at the
+    first frame whose header or data does not fit, or whose ``tp_next_offset`` does not
+    move past its header and data (the kernel's frames never overlap), so a corrupt block
+    gives at most ``size // 38`` frames. The reference for ``netwatch._ring`` (same bytes,
+    tests/test_ring.py); ValueError when the block is not inside ``ring``.
+    """
+    if base < 0 or size < 0 or base + size > len(ring) or size > _U32:
+        raise ValueError("block_records: the block is not inside the ring")
+    if size < _BLOCK_HEADER:
+        return b"", 0, 0.0
+    view = memoryview(ring)[base : base + size]
+    num, first = _NUM_FIRST.unpack_from(view, _NUM_OFF)
+    out = bytearray()
+    hdr, rec, vlan = _HDR3.unpack_from, _PCAP_REC.pack, _VLAN.pack
+    off, count, sec, nsec = first, 0, 0, 0
+    for _ in range(num):
+        if off > size - _HDR3.size:
+            break
+        nxt, f_sec, f_nsec, snap, wirelen, st, mac, _net, _h, tci, tpid = hdr(view, off)
+        start = off + mac
+        if start + snap > size:
+            break
+        if st & TP_STATUS_VLAN_VALID and (tci or st & TP_STATUS_VLAN_TPID_VALID):
+            tpid = tpid if st & TP_STATUS_VLAN_TPID_VALID else 0x8100
+            head = start + min(snap, _MACS)
+            out += rec(f_sec, f_nsec, snap + 4, (wirelen + 4) & _U32)
+            out += view[start:head]
+            out += vlan(tpid, tci & 0xFFFF)
+            out += view[head : start + snap]
+        else:
+            out += rec(f_sec, f_nsec, snap, wirelen)
+            out += view[start : start + snap]
+        count, sec, nsec = count + 1, f_sec, f_nsec
+        if nxt < max(_HDR3.size, mac + snap):
+            break
+        off += nxt
+    view.release()
+    return bytes(out), count, sec + nsec * 1e-9
+
+
+def _load_block_records() -> Callable[[Buffer, int, int], tuple[bytes, int, float]]:
+    """The compiled conversion when built and not refused (``NETWATCH_PURE=1``), else
+    :func:`block_records_py`."""
+    if os.environ.get("NETWATCH_PURE") == "1":
+        return block_records_py
+    try:
+        from netwatch._ring import block_records as compiled  # noqa: PLC0415 (optional)
+    except ImportError:
+        return block_records_py
+    return compiled
+
+
+#: The block-to-records conversion in use: ``netwatch._ring.block_records`` or the Python.
+block_records = _load_block_records()
+#: "c" when the compiled conversion is in use, else "python".
+RING_CONVERSION = "python" if block_records is block_records_py else "c"
 
 
 class RingError(OSError):
@@ -107,16 +188,25 @@ class RingStats:
     packets: int = 0  # delivered to netwatch
     kernel_drops: int = 0
     freezes: int = 0
+    cut_blocks: int = 0  # blocks whose frame list ended early (corrupt: never seen)
 
 
 class Ring:
     """A TPACKET_V3 ring on one interface (see the module docstring)."""
 
-    def __init__(self, interface: str, settings: RingSettings) -> None:
+    def __init__(
+        self,
+        interface: str,
+        settings: RingSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interface = interface
         self.settings = settings
         self.stats = RingStats()
+        self._clock = clock
         self._iface_base = _interface_drops(interface)
+        self._iface_now, self._iface_read_at = self._iface_base, clock()
         try:
             self.ifindex = socket.if_nametoindex(interface)
         except OSError as exc:
@@ -142,7 +232,6 @@ class Ring:
         self.ring = mmap.mmap(
             sock.fileno(), block * count, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
         )
-        self._view = memoryview(self.ring)
         sock.bind((self.interface, ETH_P_ALL))
         if s.promisc:
             mreq = _MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b"")
@@ -186,35 +275,20 @@ class Ring:
 
     def read_block_pcap(self) -> Block | None:
         """The next block as classic pcap records (nanosecond stamps) for the fused loop,
-        or None when none is ready. Each frame is copied once, straight from the ring."""
+        or None when none is ready. Each frame is copied once, straight from the ring
+        (by :data:`block_records`: in C when ``netwatch._ring`` is built)."""
         ring, base = self.ring, self._cur * self.block_size
-        _v, _p, status, num, first = _BLOCK.unpack_from(ring, base)
+        status, num = _STATUS_NUM.unpack_from(ring, base + _STATUS_OFF)
         if not status & TP_STATUS_USER:
             return None
-        out = bytearray()
-        view = self._view
-        off = base + first
-        hdr, rec = _HDR3.unpack_from, _PCAP_REC.pack
-        sec = nsec = 0
-        for _ in range(num):
-            nxt, sec, nsec, snap, wirelen, st, mac, _net, _h, tci, tpid = hdr(ring, off)
-            start = off + mac
-            if st & TP_STATUS_VLAN_VALID and (tci or st & TP_STATUS_VLAN_TPID_VALID):
-                tpid = tpid if st & TP_STATUS_VLAN_TPID_VALID else 0x8100
-                out += rec(sec, nsec, snap + 4, wirelen + 4)
-                out += view[start : start + 12]
-                out += struct.pack("!HH", tpid, tci)
-                out += view[start + 12 : start + snap]
-            else:
-                out += rec(sec, nsec, snap, wirelen)
-                out += view[start : start + snap]
-            off += nxt
-        struct.pack_into("I", ring, base + _STATUS_OFF, TP_STATUS_KERNEL)
+        data, count, last_ts = block_records(ring, base, self.block_size)
+        _KERNEL.pack_into(ring, base + _STATUS_OFF, TP_STATUS_KERNEL)
         self._cur = (self._cur + 1) % self.block_nr
-        self.stats.packets += num
-        data = bytes(out)
+        self.stats.packets += count
+        if count != num:
+            self.stats.cut_blocks += 1
         mapped = MappedPcap(data, 0, len(data), _RING_HEADER, ReadStats())
-        return Block(mapped, num, sec + nsec * 1e-9)
+        return Block(mapped, count, last_ts)
 
     def poll_kernel_stats(self) -> RingStats:
         """Fold the kernel's read-and-reset counters into :attr:`stats`."""
@@ -225,9 +299,15 @@ class Ring:
         self.stats.freezes += freezes
         return self.stats
 
-    def interface_drops(self) -> int:
-        """Drops the interface itself counted since this ring was opened."""
-        now = _interface_drops(self.interface)
+    def interface_drops(self, *, fresh: bool = False) -> int:
+        """Drops the interface itself counted since this ring was opened. The counters are
+        re-read from /sys at most every :data:`IFACE_READ_EVERY_S` (the daemon asks once
+        per block: two file reads each time cost 4 % of a busy worker), or now with
+        ``fresh``."""
+        at = self._clock()
+        if fresh or at - self._iface_read_at >= IFACE_READ_EVERY_S:
+            self._iface_now, self._iface_read_at = _interface_drops(self.interface), at
+        now = self._iface_now
         if now is None or self._iface_base is None:
             return 0
         return max(0, now - self._iface_base)
@@ -238,7 +318,6 @@ class Ring:
 
     def close(self) -> None:
         with contextlib.suppress(AttributeError, BufferError):
-            self._view.release()
             self.ring.close()
         self.sock.close()
 

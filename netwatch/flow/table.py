@@ -481,6 +481,12 @@ class FlowTable:
             self._on_sweep(now)
         self.next_sweep = min(self._next_periodic, self._next_due())
 
+    @property
+    def swept_at(self) -> float:
+        """Packet time of the last periodic sweep (within ``sweep_interval_s`` of the
+        packets being read; -inf before the first): what a progress display shows."""
+        return self._next_periodic - self.settings.sweep_interval_s
+
     def sweep_timers(self, now: float) -> float:
         """The fused loop's sweep: run the timers due at ``now`` and return when the next
         sweep is due; when the periodic sweep is due too, do nothing and return ``now``

@@ -198,15 +198,18 @@ class NetwatchCollector(Collector):
         )
         build = GaugeMetricFamily(
             "netwatch_geoip_database_build_timestamp_seconds",
-            "Build date of the GeoIP data in use (midnight UTC); absent when unknown.",
+            "Build date of the GeoIP data in use (midnight UTC; the oldest of its files), "
+            "labelled with its name; absent when unknown.",
+            labels=["database"],
         )
         try:
-            date = self.pipeline.geo_backend.describe().build_date
+            info = self.pipeline.geo_backend.describe()
         except Exception:  # a broken database must not fail the scrape
-            date = None
-        if date is not None:
+            info = None
+        if info is not None and info.build_date is not None:
+            date = info.build_date
             stamp = datetime(date.year, date.month, date.day, tzinfo=UTC).timestamp()
-            build.add_metric([], stamp)
+            build.add_metric([info.name], stamp)
         yield build
 
 

@@ -272,7 +272,7 @@ def load_yaml_entries(
     file, source = read_text(path)
     header = read_header(source, file)
     ctx = Ctx(file, path.absolute().parent)
-    root = compose(source, file)
+    root = compose(source, file, fast=True)
     if not isinstance(root, MappingNode):
         got = "nothing" if root is None or is_null(root) else describe(root)
         line = 1 if root is None else root.start_mark.line + 1

@@ -72,6 +72,9 @@ EZVIZ_IP = "111.235.160.1"  # CN: dev.ys7.com (EZVIZ device OTA host, HTTPS)
 EZVIZ_IP6 = "2001:218::1"  # JP: dev.ys7.com AAAA
 EASY4IP_IP = "89.160.20.112"  # SE: www.easy4ipcloud.com (Dahua P2P, UDP 8800)
 UPLOAD_IP = "216.160.83.56"  # US: P2P peer receiving the long upload
+# RTP payload of the upload: 10 packets/s of 1,100 bytes (88 kbit/s, ~540 kB in 50 s), just
+# above outbound_stream's stream threshold (500 kB per 60 s), far below a real sub-stream
+UPLOAD_PAYLOAD = 1100
 SCANNER_IP = "81.2.69.142"  # GB: reaches cam-hik-2:80 from outside
 XM_CLOUD_IP = "67.43.156.1"  # BT: pub-cfg.secu100.net (Xiongmai config server, HTTP 8086)
 PUBLIC_DNS = "8.8.8.8"
@@ -471,7 +474,8 @@ def inverted_stun(site: Site, binding_type: int, attributes: bytes) -> bytes:
 
 
 def p2p_upload(site: Site) -> None:
-    """cam-dahua-1 probes a public peer with bit-inverted STUN, then streams RTP-like to it (50 s).
+    """cam-dahua-1 probes a public peer with bit-inverted STUN, then streams RTP-like to it (50 s,
+    enough for ``outbound_stream`` to count it as a video feed).
 
     Inverted STUN: every byte 0xFF - b, 44-byte payloads starting FF FE FF E7 in both directions
     (signatures.md, libprotoident). The peer port is arbitrary; the peer returns an RTCP receiver
@@ -497,7 +501,7 @@ def p2p_upload(site: Site) -> None:
         site.rng.getrandbits(32),
     )
     for n, t in enumerate(range(start + us(1), end, 100 * MS)):
-        packet = pg.rtp(seq + n, ts + 9_000 * n, ssrc, rng.randbytes(600), marker=True)
+        packet = pg.rtp(seq + n, ts + 9_000 * n, ssrc, rng.randbytes(UPLOAD_PAYLOAD), marker=True)
         site.trace.add(t, pg.udp_frame(route, sport, dport, packet, ident=n))
         if n % 50 == 49:
             rr = pg.rtcp_receiver_report(rng.getrandbits(32), ssrc, highest_seq=seq + n)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from netwatch.capture import afpacket
 from netwatch.capture.afpacket import (
     Ring,
     RingError,
@@ -284,3 +285,29 @@ def test_a_ring_with_a_block_size_that_is_not_a_power_of_two() -> None:
         assert exc.errno == errno.EINVAL
         raise
     r.close()
+
+
+@needs_root
+def test_interface_drops_reads_sys_at_most_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    counter = iter(range(100, 10_000, 7))
+
+    def fake_drops(interface: str) -> int:
+        reads.append(interface)
+        return next(counter)
+
+    monkeypatch.setattr(afpacket, "_interface_drops", fake_drops)
+    now = [1000.0]
+    r = Ring("lo", RingSettings(ring_mb=1, block_kb=64), clock=lambda: now[0])
+    try:
+        assert reads == ["lo"]  # the base, at open
+        assert [r.interface_drops() for _ in range(50)] == [0] * 50
+        assert len(reads) == 1
+        now[0] += afpacket.IFACE_READ_EVERY_S
+        assert r.interface_drops() == 7
+        assert r.interface_drops() == 7
+        assert len(reads) == 2
+        assert r.interface_drops(fresh=True) == 14  # closing a port reads them now
+        assert len(reads) == 3
+    finally:
+        r.close()

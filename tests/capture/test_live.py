@@ -85,7 +85,8 @@ class FakeRing(Ring):
         self.pending_drops = 0
         return self.stats
 
-    def interface_drops(self) -> int:
+    def interface_drops(self, *, fresh: bool = False) -> int:
+        del fresh
         return self.iface_drops
 
     def close(self) -> None:

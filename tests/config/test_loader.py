@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from netwatch.config import Config, ConfigError
+import pytest
+import yaml
+from yaml.nodes import Node, ScalarNode
+
+from netwatch.config import Config, ConfigError, loader
+from netwatch.config.loader import compose
 from tests.config.conftest import ConfigFailure, LoadConfig
 
 SYNTAX_CASES = [
@@ -149,3 +154,54 @@ def test_explicit_tags_and_huge_numbers_are_config_errors(
         Config.from_yaml(text)
     assert (info.value.line, info.value.key) == (1, key)
     assert fragment in info.value.message
+
+
+def _tree(node: Node | None) -> list[tuple[object, ...]]:
+    """A node tree as comparable rows: kind, tag, marks, value (plain scalar style ''/None
+    is the one thing libyaml and the pure loader spell differently; nothing reads it)."""
+    if node is None:
+        return []
+    row = (type(node).__name__, node.tag, node.start_mark.line, node.start_mark.column)
+    if isinstance(node, ScalarNode):
+        return [(*row, node.end_mark.line, node.value)]
+    rows: list[tuple[object, ...]] = [(*row, node.end_mark.line, getattr(node, "flow_style", None))]
+    for item in node.value:
+        for child in item if isinstance(item, tuple) else (item,):
+            rows += _tree(child)
+    return rows
+
+
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+
+
+@pytest.mark.parametrize("path", sorted(SEEDS.glob("*.yaml")), ids=lambda p: p.name)
+def test_fast_compose_builds_the_same_tree(path: Path) -> None:
+    text = path.read_text(encoding="utf-8-sig")
+    fast, pure = compose(text, path.name, fast=True), compose(text, path.name)
+    assert _tree(fast) == _tree(pure)
+    assert len(_tree(pure)) > 50
+
+
+def test_fast_compose_uses_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    used: list[str] = []
+
+    class Spy(yaml.CSafeLoader):
+        def __init__(self, stream: str) -> None:
+            used.append(stream)
+            super().__init__(stream)
+
+    monkeypatch.setattr(loader, "_C_LOADER", Spy)
+    compose("a: 1\n", "x.yaml", fast=True)
+    compose("b: 1\n", "x.yaml")
+    assert used == ["a: 1\n"]
+
+
+@pytest.mark.parametrize(("text", "line", "fragment"), SYNTAX_CASES)
+def test_fast_compose_errors_read_as_the_pure_loaders(text: str, line: int, fragment: str) -> None:
+    errors = []
+    for fast in (True, False):
+        with pytest.raises(ConfigError) as info:
+            compose(text, "x.yaml", fast=fast)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert f"x.yaml:{line}: " in errors[0] and fragment in errors[0]

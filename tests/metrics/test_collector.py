@@ -34,7 +34,8 @@ def test_pipeline_counters(run: Run) -> None:
     assert value(run, "netwatch_geoip_lookups_total") == run.pipe.enrichers.geo.lookups
     assert value(run, "netwatch_geoip_cache_hits_total") == run.pipe.enrichers.geo.hits
     stamp = datetime(2026, 1, 15, tzinfo=UTC).timestamp()
-    assert value(run, "netwatch_geoip_database_build_timestamp_seconds") == stamp
+    name = run.pipe.geo_backend.describe().name
+    assert value(run, "netwatch_geoip_database_build_timestamp_seconds", database=name) == stamp
 
 
 def test_alerts_counted_by_rule_and_severity(run: Run) -> None:

@@ -1,0 +1,1 @@
+"""Tests for the benchmark scripts in bench/: their configuration, parsing and report code."""
