@@ -4,8 +4,9 @@
 (:meth:`~CameraInventory.record`: a flow end whose ``orig_device``/``resp_device`` names a
 camera adds to that camera's addresses, first/last seen, bytes each way per peer country,
 AS and name, bytes sent outside the site, cloud/P2P platforms by the name it asked for),
-each notification (:meth:`~CameraInventory.alert`: every report and folded finding becomes
-or updates an incident, keyed by rule and what was reached; platforms the rules named) and
+each notification (:meth:`~CameraInventory.alert`: every report in it, the alert router's
+incidents, becomes or updates an incident keyed by rule and what was reached, with the rules
+of the findings folded into it; platforms the rules named) and
 each incident end (:meth:`~CameraInventory.ended`). :meth:`~CameraInventory.describe` adds
 what the detector knows of each camera (vendor, model, firmware, serial, how recognised,
 group, managed) from :meth:`netwatch.detect.devices.Devices.cameras`.
@@ -23,7 +24,7 @@ read (version 1)::
                             "names": [{"name", "bytes_out", "bytes_in", "flows"}]},
                   "bytes_out_external": int,
                   "incidents": [{"rule", "severity", "reached", "first", "last", "count",
-                                 "open", "summary"}]}]}
+                                 "open", "summary", "folded"}]}]}
 
 Peer country ``local`` is a peer inside the site, ``unknown`` one without GeoIP data; an
 originator peer (an inbound flow) has no AS in the flow record (``asn`` and ``org`` null).
@@ -81,6 +82,7 @@ MAX_CAMERAS = 4096
 MAX_KEPT = 256  # keys counted per camera and kind (countries, ASes, names, ...)
 MAX_LISTED = 64  # entries per list in the JSON form, the rest under "others"
 MAX_ADDRESSES = 16
+MAX_FOLDED = 16  # rules folded into one incident's reports, kept
 OTHERS = "others"
 LOCAL = "local"
 UNKNOWN = "unknown"
@@ -135,8 +137,7 @@ class Incident:
     count: int
     open: bool
     summary: str
-    #: The (rule, reached) of the report this finding was folded into: it ends with it.
-    folded_into: tuple[str, str | None] | None = None
+    folded: dict[str, None] = field(default_factory=dict)  # rules folded into its reports
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -148,6 +149,7 @@ class Incident:
             "count": self.count,
             "open": self.open,
             "summary": self.summary,
+            "folded": list(self.folded),
         }
 
 
@@ -212,11 +214,7 @@ class CameraInventory:
         """A notification: each report and finding in it is an incident of its camera."""
         with self._lock:
             for report in members(alert.record(count)):
-                ts = _ts_of(report, alert.ts)
-                self._incident(report, ts, None)
-                key = (str(report.get("rule")), report.get("reached"))
-                for item in (report.get("evidence") or {}).get("folded", ()):
-                    self._incident({**report, **item}, ts, key)
+                self._incident(report, _ts_of(report, alert.ts))
 
     def ended(self, end: IncidentEnd) -> None:
         """An incident ended: it is no longer open."""
@@ -228,10 +226,6 @@ class CameraInventory:
             incident.open = False
             incident.last = max(incident.last, end.last_seen)
             incident.severity = _graver(incident.severity, end.severity.value)
-            key = (incident.rule, incident.reached)
-            for other in cam.incidents.values():
-                if other.folded_into == key:
-                    other.open = False
 
     def describe(self, devices: Iterable[CameraSummary]) -> None:
         """What the detector knows of each camera (every recognised one is listed)."""
@@ -350,9 +344,7 @@ class CameraInventory:
             seen = cam.platforms[name] = Sighting(ts, ts)
         seen.saw(ts)
 
-    def _incident(
-        self, item: Mapping[str, Any], ts: float, folded_into: tuple[str, str | None] | None
-    ) -> None:
+    def _incident(self, item: Mapping[str, Any], ts: float) -> None:
         device = item.get("device")
         cam = self._camera(str(device), ts) if device else None
         if cam is None:
@@ -365,21 +357,24 @@ class CameraInventory:
         if platform:
             self._platform(cam, str(platform), ts)
         severity, count = str(item.get("severity")), int(item.get("count") or 1)
+        folded = (item.get("evidence") or {}).get("folded") or ()
         known = cam.incidents.get((rule, reached))
         if known is None:
             if len(cam.incidents) >= MAX_KEPT:
                 self.dropped_keys += 1
                 return
             summary = str(item.get("summary") or "")
-            cam.incidents[(rule, reached)] = Incident(
-                rule, severity, reached, ts, ts, count, True, summary, folded_into
+            known = cam.incidents[(rule, reached)] = Incident(
+                rule, severity, reached, ts, ts, 0, True, summary
             )
-            return
+        else:
+            known.summary = str(item.get("summary") or known.summary)
+        for finding in folded[:MAX_FOLDED]:
+            known.folded[str(finding.get("rule"))] = None
         known.first, known.last = min(known.first, ts), max(known.last, ts)
         known.count += count
         known.open = True
         known.severity = _graver(known.severity, severity)
-        known.summary = str(item.get("summary") or known.summary)
 
 
 def _graver(a: str, b: str) -> str:
@@ -502,6 +497,7 @@ def _camera_of_json(entry: Mapping[str, Any]) -> Camera:
             int(i["count"]),
             bool(i["open"]),
             str(i.get("summary") or ""),
+            dict.fromkeys(str(r) for r in i.get("folded", ())),
         )
         cam.incidents[(incident.rule, incident.reached)] = incident
     return cam
