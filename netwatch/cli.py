@@ -1,6 +1,6 @@
-"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``report``,
-``alert-test``, ``check-config``, ``install`` (put the config, units and dashboards on a
-sensor).
+"""The ``netwatch`` command line: ``run`` (the daemon), ``replay``, ``cameras`` (the camera
+inventory a sensor or ``replay --state-dir`` wrote), ``report``, ``alert-test``,
+``check-config``, ``install`` (put the config, units and dashboards on a sensor).
 
 ``report`` writes the camera audit as one HTML file (:mod:`netwatch.report`): of capture
 files (replayed with ``-c FILE``'s config, or the built-in one), or, without captures, of
@@ -23,6 +23,7 @@ daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay); the dae
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -83,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
             "(default: baselines in memory, no evidence)"
         ),
     )
+    cams = sub.add_parser(
+        "cameras", help="the camera inventory of a sensor or of `replay --state-dir DIR`"
+    )
+    where = cams.add_mutually_exclusive_group()
+    where.add_argument("-c", "--config", type=Path, help="the sensor's config (its state_dir)")
+    where.add_argument("--state-dir", type=Path, help="the state directory to read")
+    cams.add_argument("--json", action="store_true", help="print the inventory's JSON form")
     rep = sub.add_parser("report", help="write the camera audit (one self-contained HTML file)")
     rep.add_argument(
         "pcaps", nargs="*", type=Path, metavar="CAPTURE", help="capture files to replay"
@@ -229,6 +237,23 @@ def _report(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cameras(args: argparse.Namespace) -> int:
+    """Print the inventory a sensor or a replay wrote to its state directory."""
+    from netwatch import inventory  # noqa: PLC0415 - see the docstring
+
+    state_dir = args.state_dir or _load_config(args.config).state_dir
+    try:
+        doc = inventory.load(state_dir / inventory.INVENTORY_FILE)
+    except inventory.InventoryError as exc:
+        sys.stderr.write(f"netwatch: {exc}\n")
+        return EXIT_USAGE
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    else:
+        sys.stdout.write("".join(line + "\n" for line in inventory.table_lines(doc)))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netwatch`` console script."""
     parser = _parser()
@@ -261,6 +286,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from netwatch.alerttest import run_alert_test  # noqa: PLC0415 - see the docstring
 
         return run_alert_test(_load_config(args.config), args.sink, sys.stdout)
+    if args.command == "cameras":
+        return _cameras(args)
     if args.command == "report":
         return _report(parser, args)
     if args.command == "install":

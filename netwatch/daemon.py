@@ -34,6 +34,12 @@ a flow carries the flow's first packets as a pcap file in ``<state_dir>/evidence
 privilege drop and handed to ``capture.user``; a failed write is counted, the alert goes out
 without it). With capture workers, each worker writes the evidence of its own flows.
 
+The camera inventory (:mod:`netwatch.inventory`) is restored from
+``<state_dir>/inventory.json`` at start-up (a corrupt file is logged and set aside), fed
+every flow record, notification and incident end, and written back (atomically) every
+``SAVE_INTERVAL_S`` and at shutdown; ``netwatch cameras`` reads it. With capture workers
+the parent sees no flow records: the inventory then holds what the alerts say.
+
 Signals (installed by :func:`run_daemon` before the config is even read, so a SIGTERM
 during start-up is a clean exit 0): SIGTERM/SIGINT stop; SIGHUP re-reads the config file
 and the seeds, builds the new sinks and GeoIP databases, and swaps them in only if all of
@@ -71,10 +77,18 @@ from netwatch.config import Config
 from netwatch.delivery import Deliverer
 from netwatch.detect.baseline import BASELINE_FILE, Baseline
 from netwatch.detect.baseline_share import BaselineOwner
+from netwatch.inventory import (
+    INVENTORY_FILE,
+    SAVE_INTERVAL_S,
+    CameraInventory,
+    platform_matcher,
+    restored,
+    save,
+)
 from netwatch.logs import alert_fields, configure_logging, remove_logging
 from netwatch.loop import CaptureLoop
 from netwatch.metrics.cameras import CameraTraffic, camera_resolver
-from netwatch.metrics.collector import AlertCounter, NetwatchCollector
+from netwatch.metrics.collector import AlertCounter, InventoryCollector, NetwatchCollector
 from netwatch.metrics.daemon import DaemonCollector, DaemonState
 from netwatch.metrics.labels import labelled_registry, site_labels
 from netwatch.metrics.server import MetricsServer
@@ -154,6 +168,9 @@ class Daemon:
         self.loop: CaptureLoop | None = None
         self._loop_started = 0.0  # perf_counter() when main_loop began (0: not yet)
         self.evidence: EvidenceStore | None = None
+        #: The camera inventory, kept in ``<state_dir>/inventory.json`` (netwatch.inventory).
+        self.inventory: CameraInventory | None = None
+        self._last_inventory = 0.0
         self._last_status = 0.0
         self._last_flush = 0.0
         self._last_prune = 0.0
@@ -178,6 +195,7 @@ class Daemon:
         for warning in plan.warnings:
             log.warning("%s", warning)
         self._create_files()  # state_dir and the logs: before the baseline and any fork
+        self.inventory = restored(cfg.state_dir / INVENTORY_FILE, platform_matcher(plan.signatures))
         # the baseline is loaded (no thread, no open connection) before any fork; its
         # writer thread starts at the first change, in this process only
         self.baseline = Baseline.of(cfg.learning, cfg.state_dir / BASELINE_FILE)
@@ -210,6 +228,8 @@ class Daemon:
             evidence=self.evidence,
         )
         self._hook_router()
+        if self.pipeline.detector is not None and self.pool is None:  # ids across restarts
+            self.pipeline.detector.devices.restore_ids(self.inventory.ids())
         self.traffic.resolve = camera_resolver(self.pipeline)
         if self.pool is not None:
             self.pool_groups = DeviceGroups.of(self.alerts, cfg.alerts)
@@ -229,6 +249,7 @@ class Daemon:
             self.registry.register(
                 NetwatchCollector(self.pipeline, alerts=self.alerts, traffic=self.traffic)
             )
+        self.registry.register(InventoryCollector(self.inventory))
         self.registry.register(
             DaemonCollector(
                 self.state, self._deliverer, self._capture_counts, self.clock, self.sensors
@@ -292,6 +313,8 @@ class Daemon:
 
     def _record(self, rec: dict[str, Any]) -> None:
         self.traffic.record(rec)
+        if self.inventory is not None:
+            self.inventory.record(rec)
         if self.flow_log is not None:
             self.flow_log.write(rec)
 
@@ -325,12 +348,16 @@ class Daemon:
             self.alert_log.write(record)
         for rule, _ in report_rules(alert):
             self.traffic.alert(alert.device, rule)
+        if self.inventory is not None:
+            self.inventory.alert(alert, count)
         if self.deliverer is not None:
             self.deliverer.enqueue(alert, count, self._group_of(alert))
 
     def _ended(self, end: IncidentEnd) -> None:
         """An incident ended: one log line, and the sinks that take ends."""
         end = end.at_site(self.cfg.site.name)
+        if self.inventory is not None:
+            self.inventory.ended(end)
         record = end.record()
         span = {k: record[k] for k in ("status", "first_seen", "last_seen", "sightings")}
         fields = {**alert_fields(record), **span}
@@ -427,6 +454,9 @@ class Daemon:
         if self.evidence is not None and now - self._last_prune >= EVIDENCE_PRUNE_S:
             self._last_prune = now
             self.evidence.prune()
+        if now - self._last_inventory >= SAVE_INTERVAL_S:
+            self._last_inventory = now
+            self._save_inventory()
         if now - self._last_status >= STATUS_INTERVAL_S:
             self._last_status = now
             emitted = sum(self.alerts.counts.values())
@@ -523,6 +553,7 @@ class Daemon:
             ("capture", self._close_source),
             ("flows", self._end_flows),
             ("logs", self._close_logs),
+            ("inventory", self._save_inventory),
             # metrics stop before the outbox they read closes: no scrape gets a 500
             ("metrics", self._close_metrics),
             ("delivery", lambda: self._drain(deadline)),
@@ -558,6 +589,21 @@ class Daemon:
         if self.pipeline is not None and self.pool is None:
             # files read to their end close their incidents; a live sensor's stay open
             self.pipeline.finish(end_incidents=not self.live)
+
+    def _save_inventory(self) -> None:
+        """Write the camera inventory (what the detector knows of each camera first); a
+        failed write is logged, the next one tries again."""
+        if self.inventory is None:
+            return
+        detector = self.pipeline.detector if self.pipeline is not None else None
+        if detector is not None:
+            self.inventory.describe(detector.devices.cameras())
+        source = {"state_dir": str(self.cfg.state_dir)}
+        doc = self.inventory.as_json(source, site=self.cfg.site.name)
+        try:
+            save(doc, self.cfg.state_dir / INVENTORY_FILE)
+        except OSError as exc:
+            log.error("inventory not written: %s", exc, extra={"fields": {"error": str(exc)}})
 
     def _close_logs(self) -> None:
         for writer in (self.flow_log, self.alert_log):

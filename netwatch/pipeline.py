@@ -204,6 +204,8 @@ class Pipeline:
         self.late_names = False
         self._last_check: float | None = None  # packet time of the last check_active run
         self.detector: Detector | None = None
+        #: Devices.bind when the inventory lists exact addresses (else nothing to learn).
+        self._bind: Callable[[bytes, bytes | None], None] | None = None
         if on_alert is not None:
             self.signatures = signatures or SignatureMatcher.load()
             vendor = camera_vendor or camera_vendor_of(self.signatures)
@@ -273,6 +275,7 @@ class Pipeline:
     def _hook_detector(self, detector: Detector) -> None:
         self.detector = detector
         self.recognised.devices = detector.devices
+        self._bind = detector.devices.bind if detector.devices.binds else None
         self.inspector.on_camera = detector.camera_seen
         self.inspector.banners = banner_vendor_of(self.signatures)
         self.inspector.payloads = self.signatures.match_payload
@@ -292,6 +295,9 @@ class Pipeline:
 
     def _flow_started(self, f: Flow, ts: float) -> None:
         f.name = self.names.lookup(f.resp_h, ts, f.orig_h)
+        if self._bind is not None:  # an inventory camera's MAC, before its flows end
+            self._bind(f.orig_h, f.orig_mac)
+            self._bind(f.resp_h, f.resp_mac)
         if self.evidence is not None and (
             self.classifier.is_site_local(f.orig_h) or self.classifier.is_site_local(f.resp_h)
         ):

@@ -16,7 +16,10 @@ keep their shape).
 
 With ``--state-dir`` (and ``evidence.enabled``, the default) each alert about a flow carries
 the flow's first packets as a pcap file under ``<state_dir>/evidence``
-(:mod:`netwatch.alerts.evidence`); without a state directory no evidence is kept.
+(:mod:`netwatch.alerts.evidence`); without a state directory no evidence is kept. With
+``--state-dir`` the camera inventory of what the captures showed is written to
+``<state_dir>/inventory.json`` at the end (:mod:`netwatch.inventory`; ``netwatch cameras
+--state-dir`` prints it); a caller may pass its own ``inventory`` to be fed instead.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from netwatch.detect.devices import CameraVendor
 from netwatch.detect.recognised import summary_line
 from netwatch.enrich.geo import GeoBackend
 from netwatch.flow.ids import UidSource
+from netwatch.inventory import INVENTORY_FILE, CameraInventory, platform_matcher, save
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
 from netwatch.progress import ClearLine, Progress
@@ -151,10 +155,13 @@ def run_replay(
     state_dir: Path | None = None,
     ended_to_alerts: bool = False,
     progress: TextIO | None = None,
+    inventory: CameraInventory | None = None,
 ) -> ReplaySummary:
     """Replay capture files; raises CaptureError before any work if a file is unreadable.
     ``progress``: a terminal to show a progress line on (:mod:`netwatch.progress`)."""
     captures = [open_capture(p) for p in paths]
+    if inventory is None and state_dir is not None:
+        inventory = CameraInventory(platform_matcher())
     flow_log = JsonLinesWriter(flows_out, truncate=True) if flows_out is not None else None
     alert_log = JsonLinesWriter(alerts_out, truncate=True) if alerts_out is not None else None
     summary = ReplaySummary(files=len(captures))
@@ -162,14 +169,20 @@ def run_replay(
     def on_record(rec: dict[str, Any]) -> None:
         if flow_log is not None:
             flow_log.write(rec)
+        if inventory is not None:
+            inventory.record(rec)
 
     def on_alert(alert: Alert, count: int) -> None:
         summary.alerts += 1
+        if inventory is not None:
+            inventory.alert(alert, count)
         alert_log_line.warning("%s", alert.one_line())
         if alert_log is not None:
             alert_log.write(alert.record(count))
 
     def on_end(end: IncidentEnd) -> None:
+        if inventory is not None:
+            inventory.ended(end)
         alert_log_line.warning("%s", end.one_line())
         if alert_log is not None and ended_to_alerts:
             alert_log.write(end.record())
@@ -210,6 +223,13 @@ def run_replay(
         if alert_log is not None:
             alert_log.close()
     summary.take(pipe, captures, store)
+    if inventory is not None:
+        if pipe.detector is not None:
+            inventory.describe(pipe.detector.devices.cameras())
+        if state_dir is not None:
+            source = {"captures": [str(p) for p in paths]}
+            state_dir.mkdir(parents=True, exist_ok=True)
+            save(inventory.as_json(source, site=cfg.site.name), state_dir / INVENTORY_FILE)
     return summary
 
 

@@ -39,6 +39,34 @@ def test_replay_prints_summary_and_writes_both_files(
     assert alerts.exists()
 
 
+def test_cameras_prints_what_replay_state_dir_saw(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pcap, state = tmp_path / "x.pcap", tmp_path / "state"
+    small_capture(pcap)
+    assert main(["replay", str(pcap), "--state-dir", str(state)]) == 0
+    capsys.readouterr()
+    assert main(["cameras", "--state-dir", str(state)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("camera") and table[1].startswith("10.0.0.5 *")
+    assert table[-1].startswith("1 camera")
+    assert main(["cameras", "--state-dir", str(state), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["version"] == 1 and [c["id"] for c in doc["cameras"]] == ["10.0.0.5"]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"state_dir: {state}\n")
+    assert main(["cameras", "-c", str(cfg), "--json"]) == 0  # a sensor's config: its state
+    assert json.loads(capsys.readouterr().out) == doc
+
+
+def test_cameras_without_an_inventory_is_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cameras", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "inventory.json: no inventory" in err
+
+
 def test_bad_config_names_file_line_and_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

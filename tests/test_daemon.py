@@ -17,6 +17,7 @@ from netwatch.alerts.grouping import members
 from netwatch.cli import main
 from netwatch.config import Config
 from netwatch.daemon import Daemon
+from netwatch.inventory import restored
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
@@ -80,6 +81,19 @@ def test_runs_the_capture_and_delivers_every_alert(
         assert path.parent == evidence
         assert hashlib.sha256(path.read_bytes()).hexdigest() == a["evidence_sha256"]
     assert len(list(evidence.iterdir())) == len(with_flow)
+    # the camera inventory, written at shutdown: the dual-stack camera is one camera
+    inventory = json.loads((tmp_path / "state" / "inventory.json").read_text())
+    assert inventory["source"] == {"state_dir": str(tmp_path / "state")}
+    by_id = {c["id"]: c for c in inventory["cameras"]}
+    assert set(by_id) == {"10.20.0.11", "10.20.0.12", "10.20.0.13", "10.30.0.14"}
+    assert by_id["10.20.0.12"]["ipv6"] == ["fd00:20::12"]
+    restarted = restored(tmp_path / "state" / "inventory.json")  # what a restart starts from
+    assert set(restarted.cameras) == set(by_id)
+    assert Daemon(config(tmp_path, free_port())).run() == 0  # a restart: the same cameras
+    again = json.loads((tmp_path / "state" / "inventory.json").read_text())
+    assert {c["id"] for c in again["cameras"]} == set(by_id)
+    flows = {c["id"]: c["peers"]["countries"][0]["flows"] for c in again["cameras"]}
+    assert flows["10.20.0.12"] == 2 * by_id["10.20.0.12"]["peers"]["countries"][0]["flows"]
 
 
 def test_serves_metrics_while_running_and_stops_on_request(

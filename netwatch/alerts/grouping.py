@@ -58,6 +58,9 @@ DEFAULT_GROUP_WAIT_S = 60.0
 DEFAULT_GROUP_INTERVAL_S = 300.0
 #: Record keys a grouped report shares with its notification (the device's), left out of it.
 DEVICE_KEYS = frozenset({"site", "device", "device_ip", "device_mac", "vendor", "group"})
+#: Of those, the ones that differ between the addresses of one device (IPv4, IPv6): a grouped
+#: report keeps them when they are not its notification's.
+ADDRESS_KEYS = frozenset({"device_ip", "device_mac"})
 
 
 class Report:
@@ -105,13 +108,24 @@ def notification(reports: list[Report]) -> tuple[Alert, int]:
     lead = reports[head]
     if len(reports) == 1:
         return lead.alert, lead.count
+    lead_record = lead.alert.record(lead.count)
     grouped = [
-        {k: v for k, v in r.alert.record(r.count).items() if k not in DEVICE_KEYS}
+        _without_device(r.alert.record(r.count), lead_record)
         for i, r in enumerate(reports)
         if i != head
     ]
     alert = replace(lead.alert, evidence={**lead.alert.evidence, "grouped": grouped})
     return alert, lead.count
+
+
+def _without_device(report: Mapping[str, Any], lead: Mapping[str, Any]) -> dict[str, Any]:
+    """A grouped report: without its device's keys, but with its own address when that is
+    not the lead's (one device, several addresses)."""
+    return {
+        k: v
+        for k, v in report.items()
+        if k not in DEVICE_KEYS or (k in ADDRESS_KEYS and v != lead.get(k))
+    }
 
 
 def members(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -125,7 +139,7 @@ def members(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     yield {**record, "evidence": {k: v for k, v in evidence.items() if k != "grouped"}}
     device = {k: v for k, v in record.items() if k in DEVICE_KEYS}
     for item in grouped:
-        yield {**item, **device}
+        yield {**device, **item}  # a report's own address (a device has several) wins
 
 
 def _rank(record: Mapping[str, Any]) -> int:
@@ -145,11 +159,7 @@ def regroup(reports: list[dict[str, Any]]) -> dict[str, Any]:
     earliest, among equals) leads, the others are grouped in its evidence."""
     head = _lead([(_rank(r), r.get("rule")) for r in reports])
     lead = dict(reports[head])
-    others = [
-        {k: v for k, v in r.items() if k not in DEVICE_KEYS}
-        for i, r in enumerate(reports)
-        if i != head
-    ]
+    others = [_without_device(r, lead) for i, r in enumerate(reports) if i != head]
     if others or "grouped" in (lead.get("evidence") or {}):
         evidence = {k: v for k, v in (lead.get("evidence") or {}).items() if k != "grouped"}
         lead["evidence"] = {**evidence, "grouped": others} if others else evidence

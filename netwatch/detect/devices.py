@@ -24,16 +24,38 @@ only. Confidence: ``high`` for the inventory or two camera signals of different 
 ``med`` for one. :meth:`Devices.cameras` lists the cameras recognised so far with their
 evidence (for the replay summary and the metrics).
 
-Config read: ``cameras`` (inventory), ``site.local_nets``. Known limits: behind a router the
-MAC seen for a remote host is the router's, so only site-local ends are considered; a
-device recognised by its MAC is listed by :meth:`cameras` under its MAC until a flow shows
-its address; evidence is capped at ``MAX_SIGNALS`` signals per device.
+One device, several addresses: a flow end showing a camera's MAC joins that MAC's device,
+whatever its address (IPv4, IPv6 global or link-local, a setup address then a DHCP lease),
+so the signals
+learnt at any of its addresses count for all of them and every address has the same
+:attr:`Device.name` (the device's id): the inventory name, else the text of the first
+address the MAC was seen at (so a single-stack camera keeps its address as its name), or
+the MAC's text when another device already has that id (two cameras of one make, each seen
+first at the factory's default address). An
+inventory camera listed by IP or CIDR stays managed at another address with its MAC;
+:meth:`Devices.bind` links the MAC of an inventory address as soon as a flow *starts*
+there, so a camera's IPv6 flow ending before its first IPv4 one is not taken for an
+unmanaged device. A router's MAC is no device (the hosts of a routed subnet share it): a MAC
+seen at a public address (a flow end outside the site), or at more than ``MAX_IPV4``
+IPv4 addresses, joins nothing from then on (its addresses are devices of their own again).
+
+Config read: ``cameras`` (inventory), ``site.local_nets``. Bounded: ``max_entries`` devices
+keyed by MAC (the oldest dropped, counted in ``device_evictions``) with at most
+``MAX_ADDRESSES`` addresses each (the oldest dropped, counted in ``address_evictions``),
+``MAX_GATEWAYS`` router MACs (``gateway_evictions``).
+Known limits: behind a router the MAC seen for a remote host is the router's, so only
+site-local ends are considered; an end without a MAC (a cooked capture) joins no device
+(its name is its address unless the inventory names it); a device recognised by its MAC is
+listed by :meth:`cameras` under its MAC until a flow shows its address; evidence is capped
+at ``MAX_SIGNALS`` signals per device; a device's id is its first address *in this
+process* (each capture worker, and each restart, may name an unlisted camera seen first at
+another address differently).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,6 +73,10 @@ PAYLOAD_PREFIX = "payload:"
 MAX_SIGNALS = 8
 MAX_RESOLVERS = 64
 MAC_LEN = 6
+MAX_ADDRESSES = 16  # addresses kept per device (IPv6 privacy addresses rotate)
+MAX_GATEWAYS = 1024  # MACs seen at outside addresses, kept
+MAX_IPV4 = 4  # IPv4 addresses of one device (a new lease, a fallback); more: a router's MAC
+IPV4_LEN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +130,13 @@ class CameraSummary:
     model: str | None
     confidence: str
     signals: tuple[Signal, ...]
+    name: str = ""  # the device's id (Device.name); the address when unset
+    group: str = DEFAULT_GROUP
+    managed: bool = False
+    how: str = ""  # Device.how
+    firmware: str | None = None
+    serial: str | None = None
+    addresses: tuple[str, ...] = ()  # every address seen for it (bounded), first seen first
 
 
 class _Entry:
@@ -129,6 +162,15 @@ class _Entry:
         return chosen[0] if chosen else None
 
 
+@dataclass(slots=True)
+class _Linked:
+    """One device known by its MAC: its id, its addresses (ordered), its inventory entry."""
+
+    name: str
+    addresses: dict[bytes, None]
+    known: Any  # the inventory entry (netwatch.enrich.inventory.Device) or None
+
+
 class Devices:
     """Resolves flow ends to cameras and keeps the evidence."""
 
@@ -149,10 +191,18 @@ class Devices:
         self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
         self._seen: dict[bytes, bytes | None] = {}  # ip -> MAC of a camera found there
         self._resolvers: dict[bytes, None] = {}  # ordered set of packed addresses
-        #: MAC -> the inventory entry a flow showed it at: the same camera at another
-        #: address (a fallback address before DHCP, an IPv6 link-local) stays managed
-        self._inventory_macs: dict[bytes, Any] = {}
+        #: MAC -> the device a flow showed it at: its id, addresses and inventory entry (the
+        #: same camera at another address, an IPv6 link-local or a new lease, is one device)
+        self._by_mac: dict[bytes, _Linked] = {}
         self._max = max_entries
+        #: Devices dropped because ``max_entries`` were kept, and addresses dropped from a
+        #: device that had ``MAX_ADDRESSES`` (oldest first).
+        self.device_evictions = 0
+        self.address_evictions = 0
+        #: MACs seen at outside addresses (routers: bounded, oldest dropped and counted).
+        self._gateways: dict[bytes, None] = {}
+        self.gateway_evictions = 0
+        self._ids: dict[str, bytes] = {}  # an unlisted device's id -> its MAC (ids are unique)
         #: Resolvers dropped because ``MAX_RESOLVERS`` were kept (oldest first).
         self.resolver_evictions = 0
         #: Called with ("ip", ip, vendor, how, details) or ("mac", mac, vendor, how, None)
@@ -160,10 +210,16 @@ class Devices:
         self.on_learn: Callable[[str, bytes, str | None, str, Any], None] | None = None
 
     def adopt(self, other: Devices) -> None:
-        """Take over what ``other`` learnt from discovery and banners (a config reload)."""
+        """Take over what ``other`` learnt from discovery and banners, its routers' MACs and
+        its unlisted cameras' ids (a config reload; listed ones follow the new inventory)."""
         self._learned.update(other._learned)
         self._learned_macs.update(other._learned_macs)
         self._resolvers.update(other._resolvers)
+        self._gateways.update(other._gateways)
+        for mac, linked in other._by_mac.items():  # unlisted cameras keep their ids
+            if linked.known is None and mac not in self._by_mac:
+                self._by_mac[mac] = _Linked(linked.name, dict(linked.addresses), None)
+                self._ids[linked.name] = mac
         self._cache.clear()
         self._seen.clear()
 
@@ -200,6 +256,9 @@ class Devices:
         if not (added or new_details):
             return  # nothing new: keep the cache
         self._forget(ip)
+        mac = self._seen.get(ip)
+        if mac is not None:
+            self._forget(mac)  # the device's other addresses share what it said here
         if self.on_learn is not None:
             self.on_learn("ip", ip, vendor, how, details)
 
@@ -227,6 +286,8 @@ class Devices:
     def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
         """The camera at this site-local end, or None."""
         if not self._classifier.is_site_local(ip):
+            if mac is not None and mac not in self._gateways and self._outside(ip):
+                self._gateway(mac)
             return None  # never a camera; not cached (a flood of outside peers would churn it)
         key = (ip, mac)
         if key in self._cache:
@@ -242,25 +303,68 @@ class Devices:
         return dev
 
     def cameras(self) -> list[CameraSummary]:
-        """Every camera recognised so far, one per MAC when known (else per address):
-        from the flows seen, and from what was learnt by address or MAC."""
+        """Every camera recognised so far, one per device (its MAC, or its inventory name;
+        else its address): from the flows seen, and from what was learnt by address or MAC."""
         found: dict[str, CameraSummary] = {}
         addresses: set[str] = set()  # every address of a camera seen, not only the kept one
-        for ip, mac in self._seen.items():
+        linked = [(next(iter(d.addresses)), mac) for mac, d in self._by_mac.items() if d.addresses]
+        for ip, mac in [*linked, *self._seen.items()]:
             dev = self._identify(ip, mac)  # afresh: later signals add evidence
             if dev is not None:
-                _keep(found, _summary(dev.ip, dev))
+                _keep(found, self._summary(ip, dev, mac))
                 addresses.add(dev.ip)
         for ip, entry in self._learned.items():
             if entry.primary() is not None and ip_text(ip) not in addresses:
                 learnt = self._identify(ip, None)
                 if learnt is not None:
-                    _keep(found, _summary(learnt.ip, learnt))
+                    _keep(found, self._summary(ip, learnt, None))
         for mac, entry in self._learned_macs.items():
             text = mac_text(mac)
-            if text not in found and entry.primary() is not None:
-                _keep(found, _summary(text, self._from_signals(text, mac, [entry])))
+            if mac not in self._by_mac and entry.primary() is not None:
+                _keep(found, _summary(text, self._from_signals(text, text, mac, [entry])))
         return list(found.values())
+
+    @property
+    def linked(self) -> int:
+        """Devices known by their MAC (bounded by ``max_entries``)."""
+        return len(self._by_mac)
+
+    def restore_ids(self, ids: Iterable[tuple[str, str]]) -> int:
+        """Unlisted cameras' ids from a previous run, as (MAC text, id): a camera keeps its
+        id across restarts whatever address it shows first. Returns how many were taken
+        (bounded by ``max_entries``; a MAC or id already known here is left alone)."""
+        taken = 0
+        for mac_str, name in ids:
+            try:
+                mac = bytes.fromhex(mac_str.replace(":", ""))
+            except ValueError:
+                continue
+            full = len(self._by_mac) >= self._max
+            if len(mac) != MAC_LEN or mac in self._by_mac or name in self._ids or full:
+                continue
+            self._by_mac[mac] = _Linked(name, {}, None)
+            self._ids[name] = mac
+            taken += 1
+        self._cache.clear()
+        return taken
+
+    @property
+    def binds(self) -> bool:
+        """True when :meth:`bind` can learn anything (the inventory lists exact addresses):
+        else pipelines skip the call at each flow's start."""
+        return self._inventory.by_address
+
+    def bind(self, ip: bytes, mac: bytes | None) -> None:
+        """A flow started at ``ip`` with ``mac``: when the inventory lists that address
+        exactly, the MAC is that camera's from now on (before any of its flows ends)."""
+        if mac is None or mac in self._gateways:
+            return
+        linked = self._by_mac.get(mac)
+        if linked is not None and linked.known is not None:
+            return
+        known = self._inventory.exact(ip)
+        if known is not None and self._classifier.is_site_local(ip):
+            self._link(ip, mac, known, known.name)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -290,22 +394,102 @@ class Devices:
             return None
         mac_str = mac_text(mac) if mac else None
         vendor = self._camera_vendor(mac) if mac else None
+        linked = self._linked(ip, mac)
         known = self._inventory.lookup(ip, mac)
-        entries = [e for e in (self._learned.get(ip), self._learned_macs.get(mac or b"")) if e]
-        if known is None and mac is not None:
-            known = self._inventory_macs.get(mac)  # an inventory camera at another address
-        if known is not None:
-            if mac is not None and len(self._inventory_macs) < self._max:
-                self._inventory_macs[mac] = known
-            dev = Device(known.name, ip_text(ip), mac_str, vendor, known.group, True, "inventory")
-            return self._with_evidence(dev, entries, mac, "high")
+        if known is None and linked is not None:
+            known = linked.known  # an inventory camera at another address
+        entries = self._entries(ip, mac, linked)
         text = ip_text(ip)
-        if any(e.primary() is not None for e in entries) or vendor is not None:
-            return self._from_signals(text, mac, entries, vendor)
-        return None
+        if known is not None:
+            self._link(ip, mac, known, known.name)
+            dev = Device(known.name, text, mac_str, vendor, known.group, True, "inventory")
+            return self._with_evidence(dev, entries, mac, "high")
+        if not (any(e.primary() is not None for e in entries) or vendor is not None):
+            return None
+        name = self._link(ip, mac, None, linked.name if linked is not None else text)
+        if linked is not None and name is None:  # a router's MAC after all
+            return self._identify(ip, mac)
+        return self._from_signals(name or text, text, mac, entries, vendor)
+
+    def _entries(self, ip: bytes, mac: bytes | None, linked: _Linked | None) -> list[_Entry]:
+        """What was learnt at the device's addresses, then of its MAC: the same list, in
+        the same order (IPv4 addresses first, each family first seen first), whichever of
+        its addresses asks."""
+        addresses = [ip]
+        if linked is not None:
+            addresses = sorted({**linked.addresses, ip: None}, key=len)
+        found = [self._learned.get(a) for a in addresses]
+        found.append(self._learned_macs.get(mac or b""))
+        return [e for e in found if e is not None]
+
+    def _linked(self, ip: bytes, mac: bytes | None) -> _Linked | None:
+        """The device with ``mac`` (None for a router's MAC, :meth:`_gateway`)."""
+        if mac is None or mac in self._gateways:
+            return None
+        return self._by_mac.get(mac)
+
+    def _outside(self, ip: bytes) -> bool:
+        """A public address outside the site (reached through a router)."""
+        c = self._classifier
+        return not (c.is_local(ip) or c.is_site_local(ip))
+
+    def _gateway(self, mac: bytes) -> None:
+        """``mac`` was seen at an outside address: a router's, never one device's."""
+        if len(self._gateways) >= MAX_GATEWAYS:
+            self._gateways.pop(next(iter(self._gateways)))
+            self.gateway_evictions += 1
+        self._gateways[mac] = None
+        if self._drop(mac):
+            self._forget(mac)
+
+    def _drop(self, mac: bytes) -> bool:
+        """Forget the device with this MAC (its id is free again); True if there was one."""
+        linked = self._by_mac.pop(mac, None)
+        if linked is None:
+            return False
+        if self._ids.get(linked.name) == mac:
+            del self._ids[linked.name]
+        return True
+
+    def _link(self, ip: bytes, mac: bytes | None, known: Any, name: str) -> str | None:
+        """``ip`` is an address of the device with ``mac`` (bounded; see the docstring): the
+        device's id, or None when ``mac`` joins nothing (a router's)."""
+        if mac is None or mac in self._gateways:
+            return None
+        linked = self._by_mac.get(mac)
+        fresh = linked is None
+        if linked is None:
+            if len(self._by_mac) >= self._max:
+                self._drop(next(iter(self._by_mac)))
+                self.device_evictions += 1
+            if known is None and name in self._ids:
+                name = mac_text(mac)  # another device was first seen there (a setup address)
+            linked = self._by_mac[mac] = _Linked(name, {}, known)
+            self._ids[name] = mac
+        elif known is not None and linked.known is None:
+            self._ids.pop(linked.name, None)
+            linked.known, linked.name, fresh = known, known.name, True  # now listed
+        if ip not in linked.addresses:
+            if len(ip) == IPV4_LEN and sum(len(a) == IPV4_LEN for a in linked.addresses) >= (
+                MAX_IPV4
+            ):
+                self._gateway(mac)  # the hosts of a routed subnet behind a router's MAC
+                return None
+            if len(linked.addresses) >= MAX_ADDRESSES:
+                linked.addresses.pop(next(iter(linked.addresses)))
+                self.address_evictions += 1
+            linked.addresses[ip] = None
+        if fresh:
+            self._forget(mac)  # answers cached for its other addresses before it was known
+        return linked.name
 
     def _from_signals(
-        self, text: str, mac: bytes | None, entries: list[_Entry], oui_vendor: str | None = None
+        self,
+        name: str,
+        text: str,
+        mac: bytes | None,
+        entries: list[_Entry],
+        oui_vendor: str | None = None,
     ) -> Device:
         """A zero-config camera from its signals (at least one camera signal)."""
         signals = [s for e in entries for s in e.signals]
@@ -314,9 +498,16 @@ class Devices:
         primary = next((e.primary() for e in entries if e.primary() is not None), None)
         how = primary.how if primary is not None else VENDOR_OUI
         vendor = next((s.vendor for s in signals if s.camera and s.vendor), oui_vendor)
-        dev = Device(text, text, mac_text(mac) if mac else None, vendor, DEFAULT_GROUP, False, how)
+        dev = Device(name, text, mac_text(mac) if mac else None, vendor, DEFAULT_GROUP, False, how)
         kinds = {_kind(s.how) for s in signals if s.camera}
         return self._with_evidence(dev, entries, mac, "high" if len(kinds) >= 2 else "med")
+
+    def _summary(self, ip: bytes, dev: Device, mac: bytes | None) -> CameraSummary:
+        """The summary of a device, with every address its MAC was seen at."""
+        address = ip_text(ip)
+        linked = self._linked(ip, mac)
+        texts = tuple(ip_text(a) for a in linked.addresses) if linked is not None else ()
+        return replace(_summary(address, dev), addresses=texts or (address,))
 
     def _with_evidence(
         self, dev: Device, entries: list[_Entry], mac: bytes | None, confidence: str
@@ -329,7 +520,7 @@ class Devices:
             signals.append(Signal(f"{HINT_PREFIX}mac_prefix", weak, None, False))
         signals = list(dict.fromkeys(signals))  # the same signal by MAC and by address
         signals.sort(key=lambda s: not s.camera)
-        details = next((e.details for e in entries if e.details), None)
+        details = next((e.details for e in entries if e.details), None)  # addresses first
         model = next((s.model for s in signals if s.camera and s.model), None)
         if details is not None:
             model = details[0] or model
@@ -344,7 +535,20 @@ def _kind(how: str) -> str:
 
 
 def _summary(address: str, dev: Device) -> CameraSummary:
-    return CameraSummary(address, dev.mac, dev.vendor, dev.model, dev.confidence, dev.signals)
+    return CameraSummary(
+        address,
+        dev.mac,
+        dev.vendor,
+        dev.model,
+        dev.confidence,
+        dev.signals,
+        name=dev.name,
+        group=dev.group,
+        managed=dev.managed,
+        how=dev.how,
+        firmware=dev.firmware,
+        serial=dev.serial,
+    )
 
 
 def _seed_weak_vendor(mac: bytes) -> str | None:
@@ -354,13 +558,19 @@ def _seed_weak_vendor(mac: bytes) -> str | None:
 
 
 def _keep(found: dict[str, CameraSummary], cam: CameraSummary) -> None:
-    """One summary per device: the first IPv4 address seen, the most signals."""
-    key = cam.mac or cam.address
+    """One summary per device (by its id, :attr:`Device.name`): the first IPv4 address
+    seen, the most signals, the addresses of both."""
+    key = cam.name or cam.address
     known = found.get(key)
+    if known is not None:
+        both = tuple(dict.fromkeys((*known.addresses, *cam.addresses)))[:MAX_ADDRESSES]
+        cam = replace(cam, addresses=both)
     if known is None or (":" in known.address and ":" not in cam.address):
         found[key] = cam
     elif len(cam.signals) > len(known.signals):
         found[key] = replace(cam, address=known.address)
+    else:
+        found[key] = replace(known, addresses=cam.addresses)
 
 
 @functools.cache

@@ -20,9 +20,10 @@ disagree on how it was recognised the strongest way wins, in the fixed order
 
 Config read: none. Bounded: at most ``max_cameras`` cameras tallied (later ones counted in
 ``overflow``); a camera's ``how`` is the latest seen (a prefix match later confirmed by a
-discovery reply counts as discovery). Known limits: cameras are keyed by MAC, else IP
-text, so across workers a camera one worker saw only by IP and another by MAC counts
-twice (on an Ethernet capture every flow end has its MAC).
+discovery reply counts as discovery). Known limits: cameras are keyed by inventory name,
+else MAC, else IP text (:attr:`~netwatch.detect.devices.Device.name`), so across workers
+an unlisted camera one worker saw only by IP and another by MAC counts twice (on an
+Ethernet capture every flow end has its MAC).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class RecognisedCameras:
         dev = camera_of(self.devices, ip, mac)
         if dev is None:
             return None
-        key = dev.mac or dev.ip
+        key = dev.name if dev.managed else (dev.mac or dev.name)  # one key per device
         if key in self._how or len(self._how) < self._max:
             how = how_of(dev)
             if self._how.get(key) != how:

@@ -60,6 +60,15 @@ class Inventory:
     def __len__(self) -> int:
         return len(self._by_ip) + len(self._by_mac) + len(self._nets)
 
+    @property
+    def by_address(self) -> bool:
+        """True when some entry is listed by exact IP address."""
+        return bool(self._by_ip)
+
+    def exact(self, addr: bytes) -> Device | None:
+        """The inventory device listed by exactly this address (no MAC, no CIDR)."""
+        return self._by_ip.get(addr)
+
     def lookup(self, addr: bytes, mac: bytes | None = None) -> Device | None:
         """The inventory device for this address (and MAC, when the frame had one)."""
         dev = self._by_ip.get(addr)

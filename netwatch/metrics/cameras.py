@@ -14,8 +14,13 @@ text for cameras found without an inventory entry: the one place an address may 
 value), bounded by ``max_cameras`` (default 500; later cameras count as ``other``). Peer
 countries and ASNs are capped per camera (``max_countries`` 10, ``max_asns`` 10; first seen
 kept, later ones as ``other``; first-seen rather than a moving top-N keeps every series
-monotonic). Peers without GeoIP data are ``unknown``. Every value that fell into ``other``
-is counted in ``netwatch_label_overflow_total{metric}``. No peer IP or port is a label.
+monotonic). Peers inside the site (the flow record's ``local_orig``/``local_resp``) are
+country ``local``; other peers without GeoIP data are ``unknown``; a peer whose AS number
+is unknown but whose organisation is known keeps the organisation (``asn="unknown"``).
+``netwatch_camera_external_sent_bytes_total{camera}`` counts the IP bytes each camera sent
+to peers outside the site (a "who sends video out" panel), under the same camera cap.
+Every value that fell into ``other`` is counted in ``netwatch_label_overflow_total{metric}``.
+No peer IP or port is a label.
 
 Config read: none (the caller passes the limits). Thread-safe: the capture thread writes,
 the scrape reads a snapshot under the lock.
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
 
 OTHER = "other"
 UNKNOWN = "unknown"
+LOCAL = "local"  # the peer is inside the site
 DEFAULT_MAX_CAMERAS = 500
 DEFAULT_MAX_COUNTRIES = 10
 DEFAULT_MAX_ASNS = 10
@@ -78,6 +84,7 @@ class Snapshot:
     asns: dict[tuple[str, str, str], int]  # (camera, asn, org) -> flows
     overflow: dict[str, int]
     alerts: dict[tuple[str, str], int] = field(default_factory=dict)  # (camera, rule)
+    external: dict[str, int] = field(default_factory=dict)  # camera -> bytes sent outside
 
 
 def camera_resolver(pipeline: Pipeline) -> CameraOf:
@@ -134,6 +141,7 @@ class CameraTraffic:
         self._cameras: set[str] = set()
         self._counted: dict[tuple[str, bool], Counts] = {}  # (flow uid, orig side) -> so far
         self._alerts: dict[tuple[str, str], int] = {}  # (camera, rule) -> alerts
+        self._external: dict[str, int] = {}  # camera -> IP bytes sent outside the site
         self.overflow: dict[str, int] = {}
 
     def progress(self, rec: Mapping[str, Any]) -> None:
@@ -176,8 +184,11 @@ class CameraTraffic:
         if t is None:
             t = self._traffic[(camera, group)] = _Traffic()
         t.add(delta)
+        inside = bool(rec.get(f"local_{peer}"))
+        if not inside:
+            self._external[camera] = self._external.get(camera, 0) + delta[0]
         countries = self._countries.setdefault(camera, {})
-        cc = str(rec.get(f"{peer}_cc") or UNKNOWN)
+        cc = LOCAL if inside else str(rec.get(f"{peer}_cc") or UNKNOWN)
         if cc not in countries and len(countries) >= self.max_countries:
             cc = OTHER
             if first:
@@ -190,8 +201,9 @@ class CameraTraffic:
 
     def _count_asn(self, camera: str, rec: Mapping[str, Any], peer: str) -> None:
         asns = self._asns.setdefault(camera, {})
-        asn = rec.get(f"{peer}_asn")
-        key = (str(asn), str(rec.get(f"{peer}_org") or "")) if asn else (UNKNOWN, "")
+        asn, org = rec.get(f"{peer}_asn"), str(rec.get(f"{peer}_org") or "")
+        number = str(asn) if asn else UNKNOWN  # the organisation stays without its number
+        key = (LOCAL, "") if rec.get(f"local_{peer}") else (number, org)
         if key not in asns and len(asns) >= self.max_asns:
             key = (OTHER, "")
             self._overflowed("netwatch_camera_peer_asn_flows_total")
@@ -224,6 +236,7 @@ class CameraTraffic:
                 {(c, a, o): n for c, per in self._asns.items() for (a, o), n in per.items()},
                 dict(self.overflow),
                 dict(self._alerts),
+                dict(self._external),
             )
 
 
@@ -280,6 +293,12 @@ def camera_families(traffic: CameraTraffic | None) -> Iterator[Metric]:
         "IP bytes each camera sent, by the peer's GeoIP country (capped per camera).",
         ["camera", "country"],
         [(k, v[1]) for k, v in snap.countries.items()],
+    )
+    yield counter_family(
+        "netwatch_camera_external_sent_bytes",
+        "IP bytes each camera sent to peers outside the site (capped with the cameras).",
+        ["camera"],
+        [((c,), n) for c, n in snap.external.items()],
     )
     yield counter_family(
         "netwatch_camera_peer_asn_flows",

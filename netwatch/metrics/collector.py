@@ -36,6 +36,8 @@ from netwatch.alerts.grouping import DeviceGroups, report_rules
 from netwatch.alerts.model import Alert
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.detect.baseline import Baseline
+from netwatch.detect.devices import Devices
+from netwatch.inventory import CameraInventory
 from netwatch.metrics.cameras import CameraTraffic, camera_families
 from netwatch.metrics.cameras import counter_family as _counter
 from netwatch.pipeline import Pipeline
@@ -177,6 +179,7 @@ class NetwatchCollector(Collector):
             yield from notification_families(self.pipeline.notify)
         if det is not None:
             yield from router_families(det.router)
+            yield from device_families(det.devices)
             if isinstance(det.baseline, Baseline):
                 yield from baseline_families(det.baseline)
 
@@ -208,6 +211,49 @@ class NetwatchCollector(Collector):
             stamp = datetime(date.year, date.month, date.day, tzinfo=UTC).timestamp()
             build.add_metric([info.name], stamp)
         yield build
+
+
+def device_families(devices: Devices) -> Iterator[Metric]:
+    """One device per camera (:mod:`netwatch.detect.devices`): devices known by their MAC,
+    and what their bounds dropped (devices, addresses of a device, routers' MACs)."""
+    yield GaugeMetricFamily(
+        "netwatch_devices_linked",
+        "Cameras known by their MAC (their IPv4 and IPv6 addresses joined as one device).",
+        value=devices.linked,
+    )
+    yield _counter(
+        "netwatch_devices_evicted",
+        "Entries dropped at a bound of the device table: a device, an address of a device, "
+        "a router's MAC.",
+        ["what"],
+        [
+            (("device",), devices.device_evictions),
+            (("address",), devices.address_evictions),
+            (("gateway",), devices.gateway_evictions),
+        ],
+    )
+
+
+class InventoryCollector(Collector):
+    """The camera inventory's size and what its bounds dropped (:mod:`netwatch.inventory`)."""
+
+    def __init__(self, inventory: CameraInventory) -> None:
+        self.inventory = inventory
+
+    def collect(self) -> Iterator[Metric]:
+        inv = self.inventory
+        yield GaugeMetricFamily(
+            "netwatch_inventory_cameras",
+            "Cameras in the camera inventory (netwatch cameras).",
+            value=len(inv.cameras),
+        )
+        yield _counter(
+            "netwatch_inventory_dropped",
+            "Inventory entries not kept at a bound: a camera, or a peer, platform or "
+            "incident key of a camera (summed under 'others').",
+            ["what"],
+            [(("camera",), inv.dropped_cameras), (("key",), inv.dropped_keys)],
+        )
 
 
 def router_families(router: AlertRouter) -> Iterator[Metric]:

@@ -4,8 +4,11 @@ Only with an inventory (``cameras`` in config): a host recognised as a camera by
 vendor MAC prefix or a discovery reply, but not listed, is reported once per device and
 suppression window, whatever it talks to. Without an inventory every discovered camera is
 monitored under the default group and this rule stays quiet. Evidence: how it was
-recognised (vendor prefix, discovery protocol), its MAC and vendor. Known false
-positives: cameras in the inventory by another address (DHCP changes): list them by MAC.
+recognised (vendor prefix, discovery protocol), its MAC and vendor. Once per device:
+every address of one camera (IPv4, IPv6, a new lease) is the same device
+(:mod:`netwatch.detect.devices`), and a listed camera stays listed at another address with
+its MAC. Known false positives: a listed camera seen at a new address before any flow at
+its listed address showed its MAC: list it by MAC.
 
 Options (``rules.unmanaged_device``, ``groups.<name>.rules.unmanaged_device``):
 ``enabled`` and ``severity`` only (``off`` switches the rule off; a severity replaces

@@ -156,6 +156,24 @@ def test_members_and_findings_read_every_report_and_every_folded_finding() -> No
     assert regroup(reports) == record
 
 
+def test_a_report_from_another_address_of_the_device_keeps_its_address() -> None:
+    g, sent = groups()
+    g.add(alert("cloud_registration", 0, device="cam-2", device_ip="fd00:20::12"), 1)
+    g.add(alert("inbound_access", 1, device="cam-2", device_ip="10.20.0.12"), 1)
+    g.add(alert("audio_stream", 2, "medium", device="cam-2", device_ip="fd00:20::12"), 1)
+    g.flush_all()
+    ((note, _),) = sent.got  # one device, one notification
+    record = json.loads(json.dumps(note.record(1)))
+    reports = list(members(record))
+    assert [(r["rule"], r["device"], r["device_ip"]) for r in reports] == [
+        ("cloud_registration", "cam-2", "fd00:20::12"),
+        ("inbound_access", "cam-2", "10.20.0.12"),
+        ("audio_stream", "cam-2", "fd00:20::12"),
+    ]
+    assert ["device_ip" in r for r in record["evidence"]["grouped"]] == [True, False]
+    assert regroup(reports) == record
+
+
 def test_absorb_keeps_both_notifications_reports() -> None:
     """A sink that was down: a later notification with the same alert identity is folded
     into the queued one; counts add, new reports join, a grown incident keeps its graver

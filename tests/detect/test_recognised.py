@@ -28,7 +28,14 @@ from tests.conftest import corpus_file
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
-DEMO_CAMERAS = {"10.20.0.11", "10.20.0.12", "fd00:20::12", "10.20.0.13", "10.30.0.14"}
+#: The demo's camera addresses -> the camera (one device: 10.20.0.12 is dual-stack).
+DEMO_CAMERAS = {
+    "10.20.0.11": "10.20.0.11",
+    "10.20.0.12": "10.20.0.12",
+    "fd00:20::12": "10.20.0.12",
+    "10.20.0.13": "10.20.0.13",
+    "10.30.0.14": "10.30.0.14",
+}
 
 
 def replayed(capture: Path, tmp_path: Path, config: str = "{}") -> tuple[ReplaySummary, list[Any]]:
@@ -49,10 +56,10 @@ def test_demo_zero_config_counts_cameras_by_how_and_marks_their_ends(tmp_path: P
     for rec in records:
         for end in ("orig", "resp"):
             ip, device = rec[f"id.{end}_h"], rec[f"{end}_device"]
-            assert device == (ip if ip in DEMO_CAMERAS else None), rec["uid"]
+            assert device == DEMO_CAMERAS.get(ip), rec["uid"]
             if device:
                 marked.add(device)
-    assert marked == DEMO_CAMERAS
+    assert marked == set(DEMO_CAMERAS.values())  # four cameras, one of them dual-stack
 
 
 def test_no_camera_recognised_is_said(tmp_path: Path) -> None:

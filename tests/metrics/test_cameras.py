@@ -120,3 +120,24 @@ def test_alerts_are_counted_per_camera_and_rule_under_the_camera_cap() -> None:
     name = "netwatch_camera_alerts_total"
     assert reg.get_sample_value(name, {"camera": "lobby-1", "rule": "cloud_registration"}) == 2
     assert reg.get_sample_value(name, {"camera": "other", "rule": "rogue_dns"}) == 1
+
+
+def test_site_peers_are_local_organisations_stay_and_external_bytes_count() -> None:
+    traffic = CameraTraffic(resolve)
+    inside = rec("L1", "10.0.0.1", "10.0.0.53", 100, cc=None, asn=None)
+    inside["local_resp"] = True
+    traffic.record(inside)
+    no_number = rec("U1", "10.0.0.1", "9.9.9.9", 300, cc=None, asn=None)
+    no_number["resp_org"] = "Example Org"  # the organisation is known, the number is not
+    traffic.record(no_number)
+    traffic.record(rec("U2", "10.0.0.1", "9.9.9.10", 50, cc=None, asn=None))
+    reg = registry_of(traffic)
+    country = "netwatch_camera_peer_country_flows_total"
+    assert reg.get_sample_value(country, {"camera": "10.0.0.1", "country": "local"}) == 1
+    assert reg.get_sample_value(country, {"camera": "10.0.0.1", "country": "unknown"}) == 2
+    asn = "netwatch_camera_peer_asn_flows_total"
+    assert reg.get_sample_value(asn, {"camera": "10.0.0.1", "asn": "local", "org": ""}) == 1
+    org = {"camera": "10.0.0.1", "asn": "unknown", "org": "Example Org"}
+    assert reg.get_sample_value(asn, org) == 1
+    external = "netwatch_camera_external_sent_bytes_total"
+    assert reg.get_sample_value(external, {"camera": "10.0.0.1"}) == 350  # not the 100 inside

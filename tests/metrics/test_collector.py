@@ -11,7 +11,8 @@ from netwatch.alerts.evidence import EvidenceStore
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.enrich.geo import NullGeo
-from netwatch.metrics.collector import AlertCounter, NetwatchCollector
+from netwatch.inventory import CameraInventory
+from netwatch.metrics.collector import AlertCounter, InventoryCollector, NetwatchCollector
 from netwatch.pipeline import Pipeline
 from tests.metrics.conftest import Run, capture
 
@@ -53,9 +54,29 @@ def test_camera_traffic_from_flow_records(run: Run) -> None:
     flows = "netwatch_camera_peer_country_flows_total"
     assert value(run, flows, camera="lobby-1", country="SE") == 1
     assert value(run, flows, camera="lobby-1", country="CN") == 1
-    assert value(run, flows, camera="lobby-1", country="unknown") == 1  # the LAN peer
+    assert value(run, flows, camera="lobby-1", country="local") == 1  # the LAN peer
     text = generate_latest(run.registry).decode()
     assert "10.20.0.50" not in text and "89.160.20.112" not in text  # no peer IPs
+
+
+def test_device_table_families(run: Run) -> None:
+    assert run.pipe.detector is not None
+    devices = run.pipe.detector.devices
+    assert value(run, "netwatch_devices_linked") == devices.linked == 1  # lobby-1, its MAC
+    for what in ("device", "address", "gateway"):
+        assert value(run, "netwatch_devices_evicted_total", what=what) == 0
+
+
+def test_inventory_families() -> None:
+    inventory = CameraInventory()
+    inventory.record({"ts": 1.0, "orig_device": "cam-1", "id.orig_h": "10.0.0.5"})
+    inventory.dropped_keys = 3
+    registry = CollectorRegistry()
+    registry.register(InventoryCollector(inventory))
+    assert registry.get_sample_value("netwatch_inventory_cameras") == 1
+    dropped = "netwatch_inventory_dropped_total"
+    assert registry.get_sample_value(dropped, {"what": "key"}) == 3
+    assert registry.get_sample_value(dropped, {"what": "camera"}) == 0
 
 
 def test_scrape_duration_uses_the_injected_clock() -> None:

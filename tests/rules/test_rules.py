@@ -272,6 +272,32 @@ def test_unmanaged_device_once_per_device_with_an_inventory(tmp_path: Path) -> N
     assert alerts[0]["evidence"]["recognised_by"] == "sadp"
 
 
+def dual_stack_camera(t: g.Trace, v4: str, v6: str, ts: int) -> None:
+    """A camera of vendor MAC prefix that talks from its IPv6 address, then its IPv4 one."""
+    t.add(ts, g.udp_frame(route("fd00::53", v6), 9000, 53, b"z"))
+    for i, peer in enumerate((NVR, RESOLVER)):
+        t.add(ts + 1000 + i * 1000, g.udp_frame(route(peer, v4), 9001 + i, 9999, b"z"))
+
+
+def test_unmanaged_device_once_for_a_dual_stack_camera(tmp_path: Path) -> None:
+    t = g.Trace()
+    dual_stack_camera(t, "10.20.0.78", "fd00::78", 1_000_000)
+    config = BASE_CONFIG + "site:\n  local_nets: [10.0.0.0/8, 'fd00::/8']\n"
+    alerts = replay(tmp_path, t, config)
+    assert rules_of(alerts) == ["unmanaged_device"]
+    assert alerts[0]["device"] == "fd00::78"  # its first address names the one device
+
+
+def test_an_inventory_camera_by_ip_is_managed_at_its_ipv6_address(tmp_path: Path) -> None:
+    t = g.Trace()
+    s = g.TcpSession(route(NVR), 41000, 554)  # the listed address: a flow that lasts
+    ts = t.add_burst(1_000_000, s.handshake(), 1000)
+    t.add(ts + 1000, g.udp_frame(route("fd00::53", "fd00::11"), 9000, 53, b"z"))
+    t.add_burst(ts + 40_000_000, s.close(True), 1000)  # the IPv6 flow ended long before
+    config = BASE_CONFIG + "site:\n  local_nets: [10.0.0.0/8, 'fd00::/8']\n"
+    assert "unmanaged_device" not in rules_of(replay(tmp_path, t, config))
+
+
 def test_cloud_registration_by_name_learned_through_a_public_resolver(tmp_path: Path) -> None:
     t = g.Trace()
     dns_exchange(t, "8.8.8.8", "litedev.hik-connect.com", FOREIGN, 1_000_000)
