@@ -1,7 +1,9 @@
 """The Alertmanager sink: ``POST /api/v2/alerts`` with a JSON array of postable alerts.
 
 Labels carry the identity (DESIGN.md): ``alertname`` (the rule id), ``severity``,
-``device``, ``device_ip``, ``site`` (the sensor's ``site.name``, so two sensors reporting
+``device`` (the camera's one id, whichever of its IPv4/IPv6 addresses a report came from:
+``device_ip`` is an annotation, so one incident seen at two addresses of a dual-stack camera
+stays one Alertmanager alert), ``site`` (the sensor's ``site.name``, so two sensors reporting
 the same camera behaviour stay two alerts) and ``peer`` (what was reached: the incident's
 platform, name, AS or network, so rotating relays are one Alertmanager alert), plus the
 routing labels ``group`` (the camera's group), ``vendor`` and ``platform``, so existing
@@ -59,7 +61,7 @@ from netwatch.sinks.base import Delivery, HttpSink, Record, SinkError, StateDelt
 API_PATH = "/api/v2/alerts"
 MAX_ACTIVE = 10_000
 RESENDS_BEFORE_END = 4
-LABEL_KEYS = ("device", "device_ip", "site", "group", "vendor", "platform")
+LABEL_KEYS = ("device", "site", "group", "vendor", "platform")
 
 
 def _compact(value: Any) -> str:

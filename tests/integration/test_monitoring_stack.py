@@ -377,7 +377,7 @@ def test_alerts_reach_alertmanager_with_identity_labels(stack: Stack) -> None:
         labels, notes = alert["labels"], alert["annotations"]
         assert labels["alertname"] in CAMERA_RULE_IDS, labels
         assert labels["severity"] in SEVERITIES, labels
-        assert labels.get("device") and labels.get("device_ip"), labels
+        assert labels.get("device") and notes.get("device_ip"), alert
         assert notes.get("summary"), alert
         assert alert["status"]["state"] == "active", alert
     ids = [identity(a["labels"]) for a in alerts]

@@ -47,9 +47,10 @@ def test_posts_array_with_identity_labels(stub: Stub) -> None:
         "alertname": "cloud_registration",
         "severity": "high",
         "device": "lobby-1",
-        "device_ip": "10.20.0.11",
         "peer": "dev.hik-connect.com",
     }
+    # the address a report came from is an annotation: one device, several addresses
+    assert first["annotations"]["device_ip"] == "10.20.0.11"
     assert first["annotations"]["summary"] == "lobby-1 registered with <Hik-Connect> & co"
     assert json.loads(first["annotations"]["evidence"]) == {
         "endpoint": "hik-connect",

@@ -25,7 +25,6 @@ def test_alertmanager_webhook_body_v4(stub: Stub) -> None:
         "alertname": "cloud_registration",
         "severity": "high",
         "device": "lobby-1",
-        "device_ip": "10.20.0.11",
     }
     assert [a["labels"]["peer"] for a in body["alerts"]] == ["dev.hik-connect.com", "other.example"]
     first = body["alerts"][0]
