@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports."
     )
     p.add_argument(
-        "--version", action="version", version=f"netwatch {__version__} ({core.describe()})"
+        "--version", action="version", version=f"netwatch {__version__} ({_cores()})"
     )
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
@@ -162,6 +162,13 @@ def _install_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ip.add_argument(
         "--force", action="store_true", help="replace files under /etc that were edited"
     )
+
+
+def _cores() -> str:
+    """Which per-packet core runs, and which live-ring conversion (compiled or Python)."""
+    from netwatch.capture.afpacket import RING_CONVERSION  # noqa: PLC0415 - --version only
+
+    return f"{core.describe()}, ring: {RING_CONVERSION}"
 
 
 def _check_config_file(p: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
