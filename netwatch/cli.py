@@ -56,9 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports."
     )
-    p.add_argument(
-        "--version", action="version", version=f"netwatch {__version__} ({_cores()})"
-    )
+    p.add_argument("--version", action="version", version=f"netwatch {__version__} ({_cores()})")
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
     rp.add_argument(
