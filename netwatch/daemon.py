@@ -81,6 +81,7 @@ from netwatch.inventory import (
     INVENTORY_FILE,
     SAVE_INTERVAL_S,
     CameraInventory,
+    geoip_json,
     platform_matcher,
     restored,
     save,
@@ -596,8 +597,11 @@ class Daemon:
         if self.inventory is None:
             return
         detector = self.pipeline.detector if self.pipeline is not None else None
-        if detector is not None:
-            self.inventory.describe(detector.devices.cameras())
+        if self.pipeline is not None and detector is not None:
+            vendors = self.pipeline.enrichers.vendors
+            self.inventory.describe(detector.devices.cameras(), vendors.vendor)
+        if self.pipeline is not None and self.inventory.geoip is None:
+            self.inventory.geoip = geoip_json(self.pipeline.enrichers.geo.backend.describe())
         source = {"state_dir": str(self.cfg.state_dir)}
         doc = self.inventory.as_json(source, site=self.cfg.site.name)
         try:
