@@ -3,8 +3,8 @@
 :class:`CameraInventory` is fed what the pipeline produces anyway: each ended flow's record
 (:meth:`~CameraInventory.record`: a flow end whose ``orig_device``/``resp_device`` names a
 camera adds to that camera's addresses, first/last seen, bytes each way per peer country,
-AS and name (names of peers outside the site only), bytes sent outside the site, cloud/P2P
-platforms by the name it asked for),
+AS and name (ASes and names of peers outside the site only), bytes sent outside the site,
+cloud/P2P platforms by the name it asked for),
 each notification (:meth:`~CameraInventory.alert`: every report in it, the alert router's
 incidents, becomes or updates an incident keyed by rule and what was reached, with the rules
 of the findings folded into it; platforms the rules named) and
@@ -266,11 +266,11 @@ class CameraInventory:
             cam = self.cameras.get(end.alert.device)
             key = (end.alert.rule, end.alert.reached or None)
             incident = cam.incidents.get(key) if cam else None
-            if incident is None:
+            if cam is None or incident is None:
                 self._incident(end.record(), end.first_seen)
                 cam = self.cameras.get(end.alert.device)
                 incident = cam.incidents.get(key) if cam else None
-                if incident is None:
+                if cam is None or incident is None:
                     return
                 incident.count = 0
             incident.open = end.reason is EndReason.END_OF_INPUT
@@ -278,6 +278,9 @@ class CameraInventory:
             incident.last = max(incident.last, end.last_seen)
             incident.count = max(incident.count, end.sightings)
             incident.severity = _graver(incident.severity, end.severity.value)
+            platform = cam.platforms.get(str(incident.about.get("platform")))
+            if platform is not None:  # seen as long as the incident went on
+                platform.last_seen = max(platform.last_seen, end.last_seen)
             more = [f"+{end.more_peers} more"] if end.more_peers else []
             incident.peers = [*(str(p) for p in end.peers[:MAX_PEERS]), *more]
 
@@ -374,13 +377,13 @@ class CameraInventory:
             cam.bytes_out_external += out
         country = LOCAL if inside else str(rec.get(f"{other}_cc") or UNKNOWN)
         self._add(cam.countries, country, OTHERS).add(out, into)
-        asn = None if inside else rec.get(f"{other}_asn")
-        org = LOCAL if inside else rec.get(f"{other}_org")
-        asn_key = (int(asn) if asn else None, str(org) if org else None)
-        self._add(cam.asns, asn_key, (None, OTHERS)).add(out, into)
+        if not inside:  # ASes and names: of peers outside the site only
+            asn, org = rec.get(f"{other}_asn"), rec.get(f"{other}_org")
+            asn_key = (int(asn) if asn else None, str(org) if org else None)
+            self._add(cam.asns, asn_key, (None, OTHERS)).add(out, into)
         name_seen = rec.get("resp_name") if side == "orig" else None
         if name_seen:
-            if not inside:  # the site's own servers are no answer to "where does it talk"
+            if not inside:
                 self._add(cam.names, str(name_seen), OTHERS).add(out, into)
             platform = self.platform_of(str(name_seen)) if self.platform_of else None
             if platform:
@@ -477,6 +480,8 @@ def _about(item: Mapping[str, Any]) -> dict[str, Any]:
     peer = item.get("peer") or item.get("peer_name") or item.get("peer_ip") or None
     about = {key: item.get(key) for key in ABOUT_KEYS}
     about["peer"] = peer
+    if about["platform"]:
+        about["platform"] = platform_name(str(about["platform"]))
     return {
         k: v if v is None or isinstance(v, int | float | str) else str(v) for k, v in about.items()
     }

@@ -97,8 +97,7 @@ def test_flows_add_peers_by_country_as_and_name_and_bytes_sent_outside() -> None
                  for c in peers["countries"]]  # fmt: skip
     assert countries == [("SE", 1000, 100, 1), ("local", 500, 50, 1), ("unknown", 305, 30, 2)]
     assert [(a["asn"], a["org"], a["bytes_out"]) for a in peers["asns"]] == [
-        (29518, "Bredband2 AB", 1000), (None, "local", 500), (None, "A&A", 300),
-        (None, None, 5)]  # fmt: skip
+        (29518, "Bredband2 AB", 1000), (None, "A&A", 300), (None, None, 5)]  # fmt: skip
     assert peers["names"] == [
         {"name": "litedev.hik-connect.com", "bytes_out": 1000, "bytes_in": 100, "flows": 1}
     ]
@@ -140,7 +139,13 @@ def test_incidents_from_notifications_and_their_ends() -> None:
     assert state["cloud_registration"] == (False, "critical", T0 + 50)
     assert state["rogue_dns"][0] is True
     assert cam["incidents"][0]["rule"] == "rogue_dns"  # open incidents first
-    assert [p["name"] for p in cam["platforms"]] == ["Hikvision cloud"]
+    assert [(p["name"], p["last_seen"]) for p in cam["platforms"]] == [
+        ("Hikvision cloud", T0 + 50)]  # fmt: skip
+    inv.alert(alert("nat_traversal", "Hikvision", platform="Hikvision"), 1)  # the vendor alone
+    cam = one(inv.as_json(SOURCE))
+    assert [p["name"] for p in cam["platforms"]] == ["Hikvision cloud"]  # one name
+    nat = {i["rule"]: i for i in cam["incidents"]}["nat_traversal"]
+    assert nat["platform"] == "Hikvision cloud"
 
 
 def test_the_state_file_round_trips_and_a_bad_one_is_set_aside(

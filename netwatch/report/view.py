@@ -251,11 +251,14 @@ class GeoData:
 
     @property
     def line(self) -> str:
-        """One line for the page: ``GeoIP data: NAME, built DATE; LICENCE. ATTRIBUTION``."""
+        """One line for the page: ``GeoIP data: NAME, built DATE; LICENCE. ATTRIBUTION``
+        (the attribution once: not again when the licence text carries it)."""
         head = "GeoIP data: " + (self.name or "unknown")
         head += f", built {self.built}" if self.built else ""
         head += f"; {self.licence}" if self.licence else ""
-        return head + (f". {self.attribution}" if self.attribution else "")
+        if self.attribution and self.attribution not in (self.licence or ""):
+            head += f". {self.attribution}"
+        return head
 
 
 def _geo(value: Any) -> GeoData | None:
@@ -392,7 +395,7 @@ def camera_of(entry: Any) -> CameraView:
         last_seen=_float(d.get("last_seen")),
         platforms=tuple(p for p in (_platform(e) for e in _list(d.get("platforms"))) if p),
         countries=_rows(peers.get("countries"), "country"),
-        asns=_rows(peers.get("asns"), "asn"),
+        asns=tuple(r for r in _rows(peers.get("asns"), "asn") if r.label != LOCAL),
         names=_rows(peers.get("names"), "name"),
         bytes_out_external=_int(d.get("bytes_out_external")),
         findings=tuple(findings),
