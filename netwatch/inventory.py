@@ -744,7 +744,8 @@ TABLE_COLUMNS = (
 
 
 def table_lines(doc: Mapping[str, Any]) -> list[str]:
-    """The inventory as a plain-text table for a terminal (``netwatch cameras``)."""
+    """The inventory as a plain-text table for a terminal (``netwatch cameras``), with the
+    GeoIP data's name and the attribution its licence requires."""
     rows = [list(TABLE_COLUMNS)]
     for cam in doc.get("cameras", ()):
         made = " ".join(str(x) for x in (cam.get("vendor"), cam.get("model")) if x) or "?"
@@ -775,6 +776,10 @@ def table_lines(doc: Mapping[str, Any]) -> list[str]:
         f"{cameras} camera{'' if cameras == 1 else 's'} ({unlisted} not in the inventory: *); "
         f"generated {doc.get('generated')}"
     )
+    geo = doc.get("geoip")
+    if isinstance(geo, Mapping) and geo.get("name"):  # its licence may require attribution
+        credit = f"; {geo['attribution']}" if geo.get("attribution") else ""
+        lines.append(f"countries and ASes from {geo['name']}{credit}")
     return lines
 
 

@@ -50,7 +50,8 @@ def test_cameras_prints_what_replay_state_dir_saw(
     assert main(["cameras", "--state-dir", str(state)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("camera") and table[1].startswith("10.0.0.5 *")
-    assert table[-1].startswith("1 camera")
+    assert table[-2].startswith("1 camera")
+    assert table[-1].endswith("IP Geolocation by DB-IP (https://db-ip.com)")  # its licence
     assert main(["cameras", "--state-dir", str(state), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["version"] == 1 and [c["id"] for c in doc["cameras"]] == ["10.0.0.5"]

@@ -185,6 +185,8 @@ def test_table_lines_name_each_camera() -> None:
     lines = table_lines(inv.as_json(SOURCE))
     assert lines[0].startswith("camera") and "cam-1 *" in lines[1] and "SE 2.5 MB" in lines[1]
     assert lines[-1].startswith("1 camera (1 not in the inventory")
+    inv.geoip = {"name": "DBIP", "built": None, "licence": "CC", "attribution": "By DB-IP"}
+    assert table_lines(inv.as_json(SOURCE))[-1] == "countries and ASes from DBIP; By DB-IP"
 
 
 class TableGeo:
