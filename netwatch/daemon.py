@@ -229,6 +229,8 @@ class Daemon:
             evidence=self.evidence,
         )
         self._hook_router()
+        if self.inventory is not None:  # an inbound peer's AS (not in the flow record)
+            self.inventory.geo_of = self.pipeline.enrichers.geo.lookup
         if self.pipeline.detector is not None and self.pool is None:  # ids across restarts
             self.pipeline.detector.devices.restore_ids(self.inventory.ids())
         self.traffic.resolve = camera_resolver(self.pipeline)

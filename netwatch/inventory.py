@@ -44,9 +44,10 @@ Readers must not need any of these fields (an older file has none).
 
 Peer country ``local`` is a peer inside the site (or one that never leaves its link:
 multicast, broadcast, link-local, loopback, unspecified), ``unknown`` one without GeoIP
-data; an originator peer (an inbound flow) has no AS in the flow record (``asn`` and
-``org`` null). Cloud/P2P platforms are named ``<vendor> cloud`` whichever rule named them.
-Lists are sorted by ``bytes_out`` (incidents: open first, then the latest), at most
+data; an originator peer (an inbound flow) has no AS in the flow record: it is looked up
+again through the pipeline's cached GeoIP when the feeder gives :attr:`geo_of` (else
+``asn`` and ``org`` are null). Cloud/P2P platforms are named ``<vendor> cloud`` whichever
+rule named them. Lists are sorted by ``bytes_out`` (incidents: open first, then the latest), at most
 ``MAX_LISTED`` entries each, the rest summed into one ``others`` entry.
 
 Kept in the state directory (``<state_dir>/inventory.json``, :func:`save`: written to a
@@ -62,8 +63,7 @@ summed under ``others``, counted in ``dropped_keys``), ``MAX_ADDRESSES`` address
 Config read: ``site.name`` (the ``site`` field), ``state_dir`` (the daemon's file). Known
 limits: with capture workers (``capture.workers`` > 1) the parent sees no flow records, so
 the daemon's inventory holds alerts and incidents only, and each worker names unlisted
-cameras itself; peer data is what the flow record carries (the responder's AS, not an
-originator's); a camera's id is :attr:`netwatch.detect.devices.Device.name`: a single
+cameras itself; a camera's id is :attr:`netwatch.detect.devices.Device.name`: a single
 process daemon hands the saved ids back to the detector at start-up (:meth:`ids`), so an
 unlisted camera keeps its id across restarts; ``first_seen``/``last_seen`` are 0 for a
 camera recognised without any flow of its own (a discovery reply only).
@@ -92,7 +92,7 @@ from netwatch.signatures.match import SignatureMatcher
 if TYPE_CHECKING:
     from netwatch.config import Config
     from netwatch.detect.devices import CameraSummary
-    from netwatch.enrich.geo import GeoBackend, GeoSourceInfo
+    from netwatch.enrich.geo import GeoBackend, GeoInfo, GeoSourceInfo
 
 log = logging.getLogger("netwatch.inventory")
 
@@ -119,6 +119,8 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # a larger file is no inventory netwatch wrot
 PlatformOf = Callable[[str], str | None]
 #: The IEEE registrant of a MAC's prefix (6 bytes), or None.
 MacVendor = Callable[[bytes], str | None]
+#: The GeoIP answer for a packed address (:meth:`netwatch.enrich.geo.CachedGeo.lookup`).
+GeoOf = Callable[[bytes], "GeoInfo"]
 
 
 class InventoryError(Exception):
@@ -234,6 +236,9 @@ class CameraInventory:
         self.platform_of = platform_of
         #: Which GeoIP data placed the peers (:func:`geoip_json`), set by the feeder.
         self.geoip: dict[str, Any] | None = None
+        #: Looks up an originating peer's AS (the flow record carries only its country),
+        #: set by the feeder (the pipeline's cached GeoIP; None: such a peer has no AS).
+        self.geo_of: GeoOf | None = None
         self.cameras: dict[str, Camera] = {}
         self.dropped_cameras = 0
         self.dropped_keys = 0
@@ -379,6 +384,8 @@ class CameraInventory:
         self._add(cam.countries, country, OTHERS).add(out, into)
         if not inside:  # ASes and names: of peers outside the site only
             asn, org = rec.get(f"{other}_asn"), rec.get(f"{other}_org")
+            if other == "orig" and self.geo_of is not None:
+                asn, org = self._originator_as(rec.get("id.orig_h"))
             asn_key = (int(asn) if asn else None, str(org) if org else None)
             self._add(cam.asns, asn_key, (None, OTHERS)).add(out, into)
         name_seen = rec.get("resp_name") if side == "orig" else None
@@ -388,6 +395,17 @@ class CameraInventory:
             platform = self.platform_of(str(name_seen)) if self.platform_of else None
             if platform:
                 self._platform(cam, platform, ts)
+
+    def _originator_as(self, text: Any) -> tuple[int | None, str | None]:
+        """An originating peer's AS and organisation, looked up again (None, None when it
+        is no address or has none)."""
+        assert self.geo_of is not None
+        try:
+            packed = ipaddress.ip_address(str(text)).packed
+        except ValueError:
+            return None, None
+        info = self.geo_of(packed)
+        return info.asn, info.org
 
     def _add(self, table: dict[Any, Traffic], key: Any, others: Any) -> Traffic:
         found = table.get(key)

@@ -214,6 +214,8 @@ def run_replay(
         )
         if pipe.detector is not None:
             pipe.detector.router.on_end = on_end
+        if inventory is not None:  # an inbound peer's AS (not in the flow record)
+            inventory.geo_of = pipe.enrichers.geo.lookup
         pipe.warm_up()
         start = time.perf_counter()
         with _progress(progress, pipe, captures) as at:

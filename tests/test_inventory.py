@@ -299,6 +299,8 @@ def test_demo_peers_local_and_outside(demo: dict[str, Any]) -> None:
     assert dahua["bytes_out_external"] > 250_000  # the P2P upload to 216.160.83.56
     assert "www.easy4ipcloud.com" in {r["name"] for r in dahua["peers"]["names"]}
     assert [p["name"] for p in dahua["platforms"]] == ["Dahua cloud"]  # one name per platform
+    inbound = {a["asn"]: a for a in by_mac(demo)[HIK2]["peers"]["asns"]}[20712]
+    assert (inbound["org"], inbound["bytes_out"]) == ("Andrews & Arnold Ltd", 326)  # looked up
     hik1 = by_mac(demo)[HIK1]
     # ntp.cctv.internal is the site's own server: a name inside the site is not listed
     assert {r["name"] for r in hik1["peers"]["names"]} == {"dev.ys7.com", "litedev.hik-connect.com"}
