@@ -46,9 +46,10 @@ Peer country ``local`` is a peer inside the site (or one that never leaves its l
 multicast, broadcast, link-local, loopback, unspecified), ``unknown`` one without GeoIP
 data; an originator peer (an inbound flow) has no AS in the flow record: it is looked up
 again through the pipeline's cached GeoIP when the feeder gives :attr:`geo_of` (else
-``asn`` and ``org`` are null). Cloud/P2P platforms are named ``<vendor> cloud`` whichever
-rule named them. Lists are sorted by ``bytes_out`` (incidents: open first, then the latest), at most
-``MAX_LISTED`` entries each, the rest summed into one ``others`` entry.
+``asn`` and ``org`` are null). A platform one rule names ``X`` and another ``X cloud`` is
+one entry, ``X cloud`` (an incident's ``platform`` names it so too). Lists are sorted by
+``bytes_out`` (incidents: open first, then the latest), at most ``MAX_LISTED`` entries
+each, the rest summed into one ``others`` entry.
 
 Kept in the state directory (``<state_dir>/inventory.json``, :func:`save`: written to a
 temporary file and renamed, so a reader sees the old or the new file, never half of one;
@@ -283,7 +284,7 @@ class CameraInventory:
             incident.last = max(incident.last, end.last_seen)
             incident.count = max(incident.count, end.sightings)
             incident.severity = _graver(incident.severity, end.severity.value)
-            platform = cam.platforms.get(str(incident.about.get("platform")))
+            platform = cam.platforms.get(_shown_platform(cam, incident.about.get("platform")) or "")
             if platform is not None:  # seen as long as the incident went on
                 platform.last_seen = max(platform.last_seen, end.last_seen)
             more = [f"+{end.more_peers} more"] if end.more_peers else []
@@ -419,7 +420,7 @@ class CameraInventory:
         return found
 
     def _platform(self, cam: Camera, named: str, ts: float) -> None:
-        name = platform_name(named)
+        name = _platform_key(cam, named)
         seen = cam.platforms.get(name)
         if seen is None:
             if len(cam.platforms) >= MAX_KEPT:
@@ -475,10 +476,26 @@ def _graver(a: str, b: str) -> str:
     return a if rank(a) <= rank(b) else b
 
 
-def platform_name(named: str) -> str:
-    """One name per platform: ``<vendor> cloud`` (a rule that names the vendor alone, as
-    ``nat_traversal`` does, means the same platform)."""
-    return named if named.endswith(PLATFORM_SUFFIX) else named + PLATFORM_SUFFIX
+def _platform_key(cam: Camera, named: str) -> str:
+    """One entry per platform: ``X`` and ``X cloud`` are one (``nat_traversal`` names the
+    vendor alone, ``cloud_registration`` ``<vendor> cloud``), kept as ``X cloud`` once
+    either rule said so (an ``X`` entry is renamed); a name only ever given bare (a P2P
+    network such as ``CS2 Network PPPP``) stays as it is."""
+    bare = named.removesuffix(PLATFORM_SUFFIX)
+    cloud = bare + PLATFORM_SUFFIX
+    if named == bare:  # the vendor alone: its cloud entry when there is one
+        return cloud if cloud in cam.platforms and bare not in cam.platforms else bare
+    if bare in cam.platforms and cloud not in cam.platforms:
+        cam.platforms[cloud] = cam.platforms.pop(bare)
+    return cloud
+
+
+def _shown_platform(cam: Camera, named: str | None) -> str | None:
+    """An incident's platform as the camera's platform list names it."""
+    if named is None or named in cam.platforms:
+        return named
+    cloud = named + PLATFORM_SUFFIX
+    return cloud if cloud in cam.platforms else named
 
 
 @functools.lru_cache(maxsize=4096)
@@ -498,8 +515,6 @@ def _about(item: Mapping[str, Any]) -> dict[str, Any]:
     peer = item.get("peer") or item.get("peer_name") or item.get("peer_ip") or None
     about = {key: item.get(key) for key in ABOUT_KEYS}
     about["peer"] = peer
-    if about["platform"]:
-        about["platform"] = platform_name(str(about["platform"]))
     return {
         k: v if v is None or isinstance(v, int | float | str) else str(v) for k, v in about.items()
     }
@@ -623,7 +638,10 @@ def _camera_json(cam: Camera) -> dict[str, Any]:
             "names": _top(cam.names, lambda k: {"name": k}, {"name": OTHERS}),
         },
         "bytes_out_external": cam.bytes_out_external,
-        "incidents": [i.as_json() for i in incidents[:MAX_LISTED]],
+        "incidents": [
+            {**i.as_json(), "platform": _shown_platform(cam, i.about.get("platform"))}
+            for i in incidents[:MAX_LISTED]
+        ],
     }
 
 

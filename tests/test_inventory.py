@@ -146,6 +146,9 @@ def test_incidents_from_notifications_and_their_ends() -> None:
     assert [p["name"] for p in cam["platforms"]] == ["Hikvision cloud"]  # one name
     nat = {i["rule"]: i for i in cam["incidents"]}["nat_traversal"]
     assert nat["platform"] == "Hikvision cloud"
+    inv.alert(alert("nat_traversal", "CS2", platform="CS2 Network PPPP"), 1)  # a P2P network
+    platforms = [p["name"] for p in one(inv.as_json(SOURCE))["platforms"]]
+    assert sorted(platforms) == ["CS2 Network PPPP", "Hikvision cloud"]
 
 
 def test_the_state_file_round_trips_and_a_bad_one_is_set_aside(
