@@ -602,7 +602,7 @@ class Daemon:
         if self.pipeline is not None and detector is not None:
             vendors = self.pipeline.enrichers.vendors
             self.inventory.describe(detector.devices.cameras(), vendors.vendor)
-        if self.pipeline is not None and self.inventory.geoip is None:
+        if self.pipeline is not None:  # the data in use now (a reload may have changed it)
             self.inventory.geoip = geoip_json(self.pipeline.enrichers.geo.backend.describe())
         source = {"state_dir": str(self.cfg.state_dir)}
         doc = self.inventory.as_json(source, site=self.cfg.site.name)
