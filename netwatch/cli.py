@@ -35,15 +35,10 @@ from netwatch.capture.files import STDIN
 from netwatch.config import Config, check_config_main
 from netwatch.enrich.geo import age_warning
 from netwatch.install import DEFAULT_PREFIX, Options, run_install
+from netwatch.inventory import INVENTORY_FILE, InventoryError, build_from_captures, load
 from netwatch.pipeline import geo_backend
 from netwatch.replay import run_replay
 from netwatch.report import write_inventory, write_report
-from netwatch.report.collect import (
-    INVENTORY_FILE,
-    InventoryError,
-    inventory_from_captures,
-    load_inventory,
-)
 
 log = logging.getLogger("netwatch")
 
@@ -221,10 +216,12 @@ def _report(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     try:
         if args.pcaps:
-            inventory = inventory_from_captures(args.pcaps, cfg, geo=geo_backend(cfg))
+            # the page lists the findings: no line per alert on the terminal
+            logging.getLogger("netwatch.alert").setLevel(logging.ERROR)
+            inventory = build_from_captures(args.pcaps, cfg, geo=geo_backend(cfg))
         else:
             state_dir = args.state_dir if args.state_dir is not None else cfg.state_dir
-            inventory = load_inventory(state_dir / INVENTORY_FILE)
+            inventory = load(state_dir / INVENTORY_FILE)
     except InventoryError as exc:
         sys.stderr.write(f"netwatch: {exc}\n")
         return EXIT_USAGE

@@ -81,6 +81,7 @@ from netwatch.inventory import (
     INVENTORY_FILE,
     SAVE_INTERVAL_S,
     CameraInventory,
+    geoip_json,
     platform_matcher,
     restored,
     save,
@@ -228,6 +229,8 @@ class Daemon:
             evidence=self.evidence,
         )
         self._hook_router()
+        if self.inventory is not None:  # an inbound peer's AS (not in the flow record)
+            self.inventory.geo_of = self.pipeline.enrichers.geo.lookup
         if self.pipeline.detector is not None and self.pool is None:  # ids across restarts
             self.pipeline.detector.devices.restore_ids(self.inventory.ids())
         self.traffic.resolve = camera_resolver(self.pipeline)
@@ -596,8 +599,11 @@ class Daemon:
         if self.inventory is None:
             return
         detector = self.pipeline.detector if self.pipeline is not None else None
-        if detector is not None:
-            self.inventory.describe(detector.devices.cameras())
+        if self.pipeline is not None and detector is not None:
+            vendors = self.pipeline.enrichers.vendors
+            self.inventory.describe(detector.devices.cameras(), vendors.vendor)
+        if self.pipeline is not None:  # the data in use now (a reload may have changed it)
+            self.inventory.geoip = geoip_json(self.pipeline.enrichers.geo.backend.describe())
         source = {"state_dir": str(self.cfg.state_dir)}
         doc = self.inventory.as_json(source, site=self.cfg.site.name)
         try:

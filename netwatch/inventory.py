@@ -3,7 +3,8 @@
 :class:`CameraInventory` is fed what the pipeline produces anyway: each ended flow's record
 (:meth:`~CameraInventory.record`: a flow end whose ``orig_device``/``resp_device`` names a
 camera adds to that camera's addresses, first/last seen, bytes each way per peer country,
-AS and name, bytes sent outside the site, cloud/P2P platforms by the name it asked for),
+AS and name (ASes and names of peers outside the site only), bytes sent outside the site,
+cloud/P2P platforms by the name it asked for),
 each notification (:meth:`~CameraInventory.alert`: every report in it, the alert router's
 incidents, becomes or updates an incident keyed by rule and what was reached, with the rules
 of the findings folded into it; platforms the rules named) and
@@ -16,20 +17,39 @@ read (version 1)::
 
     {"version": 1, "generated": ISO 8601, "site": str|null,
      "source": {"captures": [...]} | {"state_dir": str},
-     "cameras": [{"id", "macs", "ipv4", "ipv6", "vendor", "model", "firmware", "serial",
-                  "recognised_by", "group", "managed", "first_seen", "last_seen",
+     "geoip": {"name", "built", "licence", "attribution"} | null,
+     "cameras": [{"id", "name", "macs", "ipv4", "ipv6", "vendor", "mac_vendor", "model",
+                  "firmware", "serial", "recognised_by", "confidence", "group", "managed",
+                  "first_seen", "last_seen",
                   "platforms": [{"name", "first_seen", "last_seen", "flows"}],
                   "peers": {"countries": [{"country", "bytes_out", "bytes_in", "flows"}],
                             "asns": [{"asn", "org", "bytes_out", "bytes_in", "flows"}],
                             "names": [{"name", "bytes_out", "bytes_in", "flows"}]},
                   "bytes_out_external": int,
                   "incidents": [{"rule", "severity", "reached", "first", "last", "count",
-                                 "open", "summary", "folded"}]}]}
+                                 "open", "summary", "folded", "direction", "peer",
+                                 "peer_country", "peer_asn", "peer_org", "platform",
+                                 "flow_uid", "peers", "evidence"}]}]}
 
-Peer country ``local`` is a peer inside the site, ``unknown`` one without GeoIP data; an
-originator peer (an inbound flow) has no AS in the flow record (``asn`` and ``org`` null).
-Lists are sorted by ``bytes_out`` (incidents: open first, then the latest), at most
-``MAX_LISTED`` entries each, the rest summed into one ``others`` entry.
+``name`` is the inventory name of a camera listed in the config (null otherwise),
+``mac_vendor`` the IEEE registrant of its first MAC's prefix (whose it is when no camera
+signal named a vendor). ``geoip`` says which GeoIP data placed the peers, its licence and
+the attribution line it requires (the built-in DB-IP Lite data is CC BY 4.0: every page
+showing its answers prints the attribution). An incident's ``evidence`` is its lead
+report's evidence fields (not the reports grouped or folded into it; at most
+``MAX_EVIDENCE_KEYS`` fields, a value longer than ``MAX_EVIDENCE_CHARS`` as JSON cut to
+text), ``peers`` what the router counted when it ended (``+N more`` beyond its bound);
+``open`` stays true for an incident that was still going when the capture files ended.
+Readers must not need any of these fields (an older file has none).
+
+Peer country ``local`` is a peer inside the site (or one that never leaves its link:
+multicast, broadcast, link-local, loopback, unspecified), ``unknown`` one without GeoIP
+data; an originator peer (an inbound flow) has no AS in the flow record: it is looked up
+again through the pipeline's cached GeoIP when the feeder gives :attr:`geo_of` (else
+``asn`` and ``org`` are null). A platform one rule names ``X`` and another ``X cloud`` is
+one entry, ``X cloud`` (an incident's ``platform`` names it so too). Lists are sorted by
+``bytes_out`` (incidents: open first, then the latest), at most ``MAX_LISTED`` entries
+each, the rest summed into one ``others`` entry.
 
 Kept in the state directory (``<state_dir>/inventory.json``, :func:`save`: written to a
 temporary file and renamed, so a reader sees the old or the new file, never half of one;
@@ -44,8 +64,7 @@ summed under ``others``, counted in ``dropped_keys``), ``MAX_ADDRESSES`` address
 Config read: ``site.name`` (the ``site`` field), ``state_dir`` (the daemon's file). Known
 limits: with capture workers (``capture.workers`` > 1) the parent sees no flow records, so
 the daemon's inventory holds alerts and incidents only, and each worker names unlisted
-cameras itself; peer data is what the flow record carries (the responder's AS, not an
-originator's); a camera's id is :attr:`netwatch.detect.devices.Device.name`: a single
+cameras itself; a camera's id is :attr:`netwatch.detect.devices.Device.name`: a single
 process daemon hands the saved ids back to the detector at start-up (:meth:`ids`), so an
 unlisted camera keeps its id across restarts; ``first_seen``/``last_seen`` are 0 for a
 camera recognised without any flow of its own (a discovery reply only).
@@ -54,6 +73,8 @@ camera recognised without any flow of its own (a discovery reply only).
 from __future__ import annotations
 
 import contextlib
+import functools
+import ipaddress
 import json
 import logging
 import os
@@ -66,13 +87,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netwatch.alerts.grouping import members
-from netwatch.alerts.model import Alert, IncidentEnd, Severity
+from netwatch.alerts.model import Alert, EndReason, IncidentEnd, Severity
 from netwatch.signatures.match import SignatureMatcher
 
 if TYPE_CHECKING:
     from netwatch.config import Config
     from netwatch.detect.devices import CameraSummary
-    from netwatch.enrich.geo import GeoBackend
+    from netwatch.enrich.geo import GeoBackend, GeoInfo, GeoSourceInfo
 
 log = logging.getLogger("netwatch.inventory")
 
@@ -83,6 +104,12 @@ MAX_KEPT = 256  # keys counted per camera and kind (countries, ASes, names, ...)
 MAX_LISTED = 64  # entries per list in the JSON form, the rest under "others"
 MAX_ADDRESSES = 16
 MAX_FOLDED = 16  # rules folded into one incident's reports, kept
+MAX_EVIDENCE_KEYS = 24  # evidence fields kept per incident
+MAX_EVIDENCE_CHARS = 400  # a longer evidence value (as JSON) is cut to this much text
+MAX_PEERS = 16  # peers of an ended incident kept
+#: Evidence keys that repeat other reports (or the router's state), not the finding's own.
+NOT_EVIDENCE = frozenset({"grouped", "incident", "folded"})
+PLATFORM_SUFFIX = " cloud"
 OTHERS = "others"
 LOCAL = "local"
 UNKNOWN = "unknown"
@@ -91,6 +118,10 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # a larger file is no inventory netwatch wrot
 
 #: Matches a DNS/SNI name to a cloud/P2P platform name (``<vendor> cloud``), or None.
 PlatformOf = Callable[[str], str | None]
+#: The IEEE registrant of a MAC's prefix (6 bytes), or None.
+MacVendor = Callable[[bytes], str | None]
+#: The GeoIP answer for a packed address (:meth:`netwatch.enrich.geo.CachedGeo.lookup`).
+GeoOf = Callable[[bytes], "GeoInfo"]
 
 
 class InventoryError(Exception):
@@ -138,6 +169,9 @@ class Incident:
     open: bool
     summary: str
     folded: dict[str, None] = field(default_factory=dict)  # rules folded into its reports
+    about: Mapping[str, Any] = field(default_factory=dict)  # ABOUT_KEYS of its lead report
+    evidence: dict[str, Any] = field(default_factory=dict)  # bounded (_evidence)
+    peers: list[str] = field(default_factory=list)  # as the router counted them, bounded
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -150,7 +184,14 @@ class Incident:
             "open": self.open,
             "summary": self.summary,
             "folded": list(self.folded),
+            **{key: self.about.get(key) for key in ABOUT_KEYS},
+            "peers": list(self.peers),
+            "evidence": dict(self.evidence),
         }
+
+
+#: What an incident keeps of its lead report's fields, besides rule/severity/reached/summary.
+ABOUT_KEYS = ("direction", "peer", "peer_country", "peer_asn", "peer_org", "platform", "flow_uid")
 
 
 @dataclass(slots=True)
@@ -163,10 +204,12 @@ class Camera:
     macs: dict[str, None] = field(default_factory=dict)
     addresses: dict[str, None] = field(default_factory=dict)
     vendor: str | None = None
+    mac_vendor: str | None = None
     model: str | None = None
     firmware: str | None = None
     serial: str | None = None
     recognised_by: list[str] = field(default_factory=list)
+    confidence: str | None = None
     group: str | None = None
     managed: bool = False
     platforms: dict[str, Sighting] = field(default_factory=dict)
@@ -192,6 +235,11 @@ class CameraInventory:
 
     def __init__(self, platform_of: PlatformOf | None = None) -> None:
         self.platform_of = platform_of
+        #: Which GeoIP data placed the peers (:func:`geoip_json`), set by the feeder.
+        self.geoip: dict[str, Any] | None = None
+        #: Looks up an originating peer's AS (the flow record carries only its country),
+        #: set by the feeder (the pipeline's cached GeoIP; None: such a peer has no AS).
+        self.geo_of: GeoOf | None = None
         self.cameras: dict[str, Camera] = {}
         self.dropped_cameras = 0
         self.dropped_keys = 0
@@ -217,18 +265,36 @@ class CameraInventory:
                 self._incident(report, _ts_of(report, alert.ts))
 
     def ended(self, end: IncidentEnd) -> None:
-        """An incident ended: it is no longer open."""
+        """An incident ended: no longer open (unless the input ended while it went on),
+        with the router's sightings and peers (an incident no notification told of is
+        added from its end)."""
         with self._lock:
             cam = self.cameras.get(end.alert.device)
-            incident = cam.incidents.get((end.alert.rule, end.alert.reached)) if cam else None
+            key = (end.alert.rule, end.alert.reached or None)
+            incident = cam.incidents.get(key) if cam else None
             if cam is None or incident is None:
-                return
-            incident.open = False
+                self._incident(end.record(), end.first_seen)
+                cam = self.cameras.get(end.alert.device)
+                incident = cam.incidents.get(key) if cam else None
+                if cam is None or incident is None:
+                    return
+                incident.count = 0
+            incident.open = end.reason is EndReason.END_OF_INPUT
+            incident.first = min(incident.first, end.first_seen)
             incident.last = max(incident.last, end.last_seen)
+            incident.count = max(incident.count, end.sightings)
             incident.severity = _graver(incident.severity, end.severity.value)
+            platform = cam.platforms.get(_shown_platform(cam, incident.about.get("platform")) or "")
+            if platform is not None:  # seen as long as the incident went on
+                platform.last_seen = max(platform.last_seen, end.last_seen)
+            more = [f"+{end.more_peers} more"] if end.more_peers else []
+            incident.peers = [*(str(p) for p in end.peers[:MAX_PEERS]), *more]
 
-    def describe(self, devices: Iterable[CameraSummary]) -> None:
-        """What the detector knows of each camera (every recognised one is listed)."""
+    def describe(
+        self, devices: Iterable[CameraSummary], mac_vendor: MacVendor | None = None
+    ) -> None:
+        """What the detector knows of each camera (every recognised one is listed);
+        ``mac_vendor`` names the registrant of each camera's MAC prefix."""
         with self._lock:
             for dev in devices:
                 cam = self._camera(dev.name or dev.address, None)
@@ -237,11 +303,14 @@ class CameraInventory:
                 for address in dev.addresses or (dev.address,):
                     cam.address(address if _is_ip(address) else None, None)
                 cam.address(None, dev.mac)
-                cam.vendor = dev.vendor or cam.vendor
+                cam.vendor = dev.vendor or _signal_vendor(dev) or cam.vendor
                 cam.model = dev.model or cam.model
                 cam.firmware = dev.firmware or cam.firmware
                 cam.serial = dev.serial or cam.serial
                 cam.group, cam.managed = dev.group, dev.managed
+                cam.confidence = dev.confidence or cam.confidence
+                if mac_vendor is not None and cam.macs:
+                    cam.mac_vendor = _registrant(mac_vendor, next(iter(cam.macs)))
                 hows = ["inventory"] if dev.managed else []
                 hows += [s.how for s in dev.signals if s.camera]
                 cam.recognised_by = list(dict.fromkeys([*hows, *cam.recognised_by]))[:8]
@@ -264,6 +333,7 @@ class CameraInventory:
             "generated": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "site": site,
             "source": dict(source),
+            "geoip": dict(self.geoip) if self.geoip is not None else None,
             "cameras": cameras,
         }
 
@@ -308,21 +378,35 @@ class CameraInventory:
         cam.address(str(rec.get(f"id.{side}_h") or "") or None, rec.get(f"{side}_l2_addr"))
         out = int(rec.get(f"{side}_ip_bytes") or 0)
         into = int(rec.get(f"{other}_ip_bytes") or 0)
-        inside = bool(rec.get(f"local_{other}"))
+        inside = bool(rec.get(f"local_{other}")) or _on_link(rec.get(f"id.{other}_h"))
         if not inside:
             cam.bytes_out_external += out
         country = LOCAL if inside else str(rec.get(f"{other}_cc") or UNKNOWN)
         self._add(cam.countries, country, OTHERS).add(out, into)
-        asn = None if inside else rec.get(f"{other}_asn")
-        org = LOCAL if inside else rec.get(f"{other}_org")
-        asn_key = (int(asn) if asn else None, str(org) if org else None)
-        self._add(cam.asns, asn_key, (None, OTHERS)).add(out, into)
+        if not inside:  # ASes and names: of peers outside the site only
+            asn, org = rec.get(f"{other}_asn"), rec.get(f"{other}_org")
+            if other == "orig" and self.geo_of is not None:
+                asn, org = self._originator_as(rec.get("id.orig_h"))
+            asn_key = (int(asn) if asn else None, str(org) if org else None)
+            self._add(cam.asns, asn_key, (None, OTHERS)).add(out, into)
         name_seen = rec.get("resp_name") if side == "orig" else None
         if name_seen:
-            self._add(cam.names, str(name_seen), OTHERS).add(out, into)
+            if not inside:
+                self._add(cam.names, str(name_seen), OTHERS).add(out, into)
             platform = self.platform_of(str(name_seen)) if self.platform_of else None
             if platform:
                 self._platform(cam, platform, ts)
+
+    def _originator_as(self, text: Any) -> tuple[int | None, str | None]:
+        """An originating peer's AS and organisation, looked up again (None, None when it
+        is no address or has none)."""
+        assert self.geo_of is not None
+        try:
+            packed = ipaddress.ip_address(str(text)).packed
+        except ValueError:
+            return None, None
+        info = self.geo_of(packed)
+        return info.asn, info.org
 
     def _add(self, table: dict[Any, Traffic], key: Any, others: Any) -> Traffic:
         found = table.get(key)
@@ -335,7 +419,8 @@ class CameraInventory:
                 found = table[key] = Traffic()
         return found
 
-    def _platform(self, cam: Camera, name: str, ts: float) -> None:
+    def _platform(self, cam: Camera, named: str, ts: float) -> None:
+        name = _platform_key(cam, named)
         seen = cam.platforms.get(name)
         if seen is None:
             if len(cam.platforms) >= MAX_KEPT:
@@ -352,7 +437,7 @@ class CameraInventory:
         cam.address(item.get("device_ip"), item.get("device_mac"))
         cam.vendor = cam.vendor or item.get("vendor")
         cam.group = cam.group or item.get("group")
-        rule, reached = str(item.get("rule")), item.get("reached")
+        rule, reached = str(item.get("rule")), item.get("reached") or None
         platform = item.get("platform") or (item.get("evidence") or {}).get("platform")
         if platform:
             self._platform(cam, str(platform), ts)
@@ -367,6 +452,8 @@ class CameraInventory:
             known = cam.incidents[(rule, reached)] = Incident(
                 rule, severity, reached, ts, ts, 0, True, summary
             )
+            known.about = _about(item)
+            known.evidence = _evidence(item)
         else:
             known.summary = str(item.get("summary") or known.summary)
         for finding in folded[:MAX_FOLDED]:
@@ -387,6 +474,100 @@ def _graver(a: str, b: str) -> str:
             return len(Severity)
 
     return a if rank(a) <= rank(b) else b
+
+
+def _platform_key(cam: Camera, named: str) -> str:
+    """One entry per platform: ``X`` and ``X cloud`` are one (``nat_traversal`` names the
+    vendor alone, ``cloud_registration`` ``<vendor> cloud``), kept as ``X cloud`` once
+    either rule said so (an ``X`` entry is renamed); a name only ever given bare (a P2P
+    network such as ``CS2 Network PPPP``) stays as it is."""
+    bare = named.removesuffix(PLATFORM_SUFFIX)
+    cloud = bare + PLATFORM_SUFFIX
+    if named == bare:  # the vendor alone: its cloud entry when there is one
+        return cloud if cloud in cam.platforms and bare not in cam.platforms else bare
+    if bare in cam.platforms and cloud not in cam.platforms:
+        cam.platforms[cloud] = cam.platforms.pop(bare)
+    return cloud
+
+
+def _shown_platform(cam: Camera, named: str | None) -> str | None:
+    """An incident's platform as the camera's platform list names it."""
+    if named is None or named in cam.platforms:
+        return named
+    cloud = named + PLATFORM_SUFFIX
+    return cloud if cloud in cam.platforms else named
+
+
+@functools.lru_cache(maxsize=4096)
+def _on_link(text: Any) -> bool:
+    """A peer that never leaves the site's link: multicast, broadcast, link-local,
+    loopback or unspecified (False for anything that is no address)."""
+    try:
+        ip = ipaddress.ip_address(str(text))
+    except ValueError:
+        return False
+    broadcast = ip.version == 4 and int(ip) == 0xFFFFFFFF
+    return ip.is_multicast or ip.is_link_local or ip.is_loopback or ip.is_unspecified or broadcast
+
+
+def _about(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The lead report's fields an incident keeps (``ABOUT_KEYS``), JSON values only."""
+    peer = item.get("peer") or item.get("peer_name") or item.get("peer_ip") or None
+    about = {key: item.get(key) for key in ABOUT_KEYS}
+    about["peer"] = peer
+    return {
+        k: v if v is None or isinstance(v, int | float | str) else str(v) for k, v in about.items()
+    }
+
+
+def _evidence(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A report's own evidence fields (not the reports grouped or folded into it), JSON
+    values only, at most ``MAX_EVIDENCE_KEYS``; a value longer than ``MAX_EVIDENCE_CHARS``
+    as JSON is cut to that much text (hostile bytes can make long strings)."""
+    given = item.get("evidence")
+    fields = dict(given) if isinstance(given, Mapping) else {}
+    if item.get("evidence_pcap"):
+        fields["evidence_pcap"] = item["evidence_pcap"]
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in NOT_EVIDENCE:
+            continue
+        if len(out) >= MAX_EVIDENCE_KEYS:
+            break
+        text = json.dumps(value, default=str)
+        if len(text) > MAX_EVIDENCE_CHARS:
+            out[str(key)] = text[:MAX_EVIDENCE_CHARS] + "..."
+        else:
+            out[str(key)] = json.loads(text)
+    return out
+
+
+def _signal_vendor(dev: CameraSummary) -> str | None:
+    """The maker the first camera signal named (a listed camera whose MAC no camera maker
+    registered still said who made it through its traffic)."""
+    return next((s.vendor for s in dev.signals if s.camera and s.vendor), None)
+
+
+def _registrant(mac_vendor: MacVendor, mac: str) -> str | None:
+    """The IEEE registrant of a MAC text's prefix (None: not a MAC, or not registered)."""
+    try:
+        packed = bytes.fromhex(mac.replace(":", ""))
+    except ValueError:
+        return None
+    return mac_vendor(packed) if len(packed) == 6 else None
+
+
+def geoip_json(info: GeoSourceInfo) -> dict[str, Any]:
+    """The inventory's ``geoip`` entry for a GeoIP backend's description: its name, build
+    date, licence and the attribution its licence requires (the built-in DB-IP data's)."""
+    from netwatch.enrich.geo import BUILTIN_ATTRIBUTION  # noqa: PLC0415 - geo loads maxminddb
+
+    return {
+        "name": info.name,
+        "built": info.build_date.isoformat() if info.build_date is not None else None,
+        "licence": info.licence or None,
+        "attribution": BUILTIN_ATTRIBUTION if info.kind == "builtin" else None,
+    }
 
 
 def _ts_of(item: Mapping[str, Any], default: float) -> float:
@@ -430,14 +611,17 @@ def _camera_json(cam: Camera) -> dict[str, Any]:
     incidents = sorted(cam.incidents.values(), key=lambda i: (not i.open, -i.last, i.rule))
     return {
         "id": cam.id,
+        "name": cam.id if cam.managed else None,
         "macs": list(cam.macs),
         "ipv4": ipv4,
         "ipv6": ipv6,
         "vendor": cam.vendor,
+        "mac_vendor": cam.mac_vendor,
         "model": cam.model,
         "firmware": cam.firmware,
         "serial": cam.serial,
         "recognised_by": list(cam.recognised_by),
+        "confidence": cam.confidence,
         "group": cam.group,
         "managed": cam.managed,
         "first_seen": cam.first_seen,
@@ -454,7 +638,10 @@ def _camera_json(cam: Camera) -> dict[str, Any]:
             "names": _top(cam.names, lambda k: {"name": k}, {"name": OTHERS}),
         },
         "bytes_out_external": cam.bytes_out_external,
-        "incidents": [i.as_json() for i in incidents[:MAX_LISTED]],
+        "incidents": [
+            {**i.as_json(), "platform": _shown_platform(cam, i.about.get("platform"))}
+            for i in incidents[:MAX_LISTED]
+        ],
     }
 
 
@@ -470,6 +657,7 @@ def _camera_of_json(entry: Mapping[str, Any]) -> Camera:
     for mac in entry.get("macs", ()):
         cam.address(None, str(mac))
     cam.vendor, cam.model = entry.get("vendor"), entry.get("model")
+    cam.mac_vendor, cam.confidence = entry.get("mac_vendor"), entry.get("confidence")
     cam.firmware, cam.serial = entry.get("firmware"), entry.get("serial")
     cam.recognised_by = [str(h) for h in entry.get("recognised_by", ())]
     cam.group, cam.managed = entry.get("group"), bool(entry.get("managed"))
@@ -498,6 +686,9 @@ def _camera_of_json(entry: Mapping[str, Any]) -> Camera:
             bool(i["open"]),
             str(i.get("summary") or ""),
             dict.fromkeys(str(r) for r in i.get("folded", ())),
+            _about(i),
+            _evidence(i),
+            [str(p) for p in i.get("peers") or ()][: MAX_PEERS + 1],
         )
         cam.incidents[(incident.rule, incident.reached)] = incident
     return cam
@@ -589,7 +780,8 @@ TABLE_COLUMNS = (
 
 
 def table_lines(doc: Mapping[str, Any]) -> list[str]:
-    """The inventory as a plain-text table for a terminal (``netwatch cameras``)."""
+    """The inventory as a plain-text table for a terminal (``netwatch cameras``), with the
+    GeoIP data's name and the attribution its licence requires."""
     rows = [list(TABLE_COLUMNS)]
     for cam in doc.get("cameras", ()):
         made = " ".join(str(x) for x in (cam.get("vendor"), cam.get("model")) if x) or "?"
@@ -620,6 +812,10 @@ def table_lines(doc: Mapping[str, Any]) -> list[str]:
         f"{cameras} camera{'' if cameras == 1 else 's'} ({unlisted} not in the inventory: *); "
         f"generated {doc.get('generated')}"
     )
+    geo = doc.get("geoip")
+    if isinstance(geo, Mapping) and geo.get("name"):  # its licence may require attribution
+        credit = f"; {geo['attribution']}" if geo.get("attribution") else ""
+        lines.append(f"countries and ASes from {geo['name']}{credit}")
     return lines
 
 

@@ -43,7 +43,13 @@ from netwatch.detect.devices import CameraVendor
 from netwatch.detect.recognised import summary_line
 from netwatch.enrich.geo import GeoBackend
 from netwatch.flow.ids import UidSource
-from netwatch.inventory import INVENTORY_FILE, CameraInventory, platform_matcher, save
+from netwatch.inventory import (
+    INVENTORY_FILE,
+    CameraInventory,
+    geoip_json,
+    platform_matcher,
+    save,
+)
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
 from netwatch.progress import ClearLine, Progress
@@ -208,6 +214,8 @@ def run_replay(
         )
         if pipe.detector is not None:
             pipe.detector.router.on_end = on_end
+        if inventory is not None:  # an inbound peer's AS (not in the flow record)
+            inventory.geo_of = pipe.enrichers.geo.lookup
         pipe.warm_up()
         start = time.perf_counter()
         with _progress(progress, pipe, captures) as at:
@@ -225,7 +233,8 @@ def run_replay(
     summary.take(pipe, captures, store)
     if inventory is not None:
         if pipe.detector is not None:
-            inventory.describe(pipe.detector.devices.cameras())
+            inventory.describe(pipe.detector.devices.cameras(), pipe.enrichers.vendors.vendor)
+        inventory.geoip = geoip_json(pipe.enrichers.geo.backend.describe())
         if state_dir is not None:
             source = {"captures": [str(p) for p in paths]}
             state_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import pytest
 
 from netwatch.cli import main
 from netwatch.testing import pcapgen as g
+from tests.conftest import corpus_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,7 +50,8 @@ def test_cameras_prints_what_replay_state_dir_saw(
     assert main(["cameras", "--state-dir", str(state)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("camera") and table[1].startswith("10.0.0.5 *")
-    assert table[-1].startswith("1 camera")
+    assert table[-2].startswith("1 camera")
+    assert table[-1].endswith("IP Geolocation by DB-IP (https://db-ip.com)")  # its licence
     assert main(["cameras", "--state-dir", str(state), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["version"] == 1 and [c["id"] for c in doc["cameras"]] == ["10.0.0.5"]
@@ -178,7 +180,7 @@ def test_report_of_captures_writes_the_page(
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and "bc:ad:28:00:00:01" in page
     (camera,) = json.loads(js.read_text())["cameras"]
-    assert camera["id"] == "bc:ad:28:00:00:01"
+    assert camera["macs"] == ["bc:ad:28:00:00:01"] and camera["vendor"] == "Hikvision"
 
 
 def test_report_of_a_saved_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,7 +189,7 @@ def test_report_of_a_saved_inventory(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = tmp_path / "report.html"
     assert main(["report", "--state-dir", str(state), "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "inventory.json: no saved inventory" in err
+    assert err.count("\n") == 1 and "inventory.json: no inventory" in err
     (state / "inventory.json").write_text(
         '{"version": 1, "cameras": [{"id": "cam-1", "vendor": "Axis", "macs": []}]}'
     )
@@ -241,3 +243,47 @@ def test_replay_does_not_load_the_daemon(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def _comparable(doc: dict[str, object]) -> dict[str, object]:
+    """An inventory without what differs between two runs over the same input: when and
+    from what it was made, and per incident its flow's random uid and the evidence file
+    only a replay into a state directory writes."""
+    out = {k: v for k, v in doc.items() if k not in ("generated", "source")}
+    cameras = json.loads(json.dumps(out["cameras"]))
+    for cam in cameras:
+        for inc in cam["incidents"]:
+            inc.pop("flow_uid")
+            inc["evidence"].pop("evidence_pcap", None)
+    return {**out, "cameras": cameras}
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [
+        ("pcaps", "demo", "camera-site-demo.pcap"),
+        ("corpus", "camera-real", "shf_dlink-dcs8000lh_basefw_wan.pcap"),
+    ],
+)
+def test_cameras_and_report_give_the_same_inventory(
+    capture: tuple[str, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14: `netwatch cameras` after `replay --state-dir` agrees with `netwatch report`."""
+    if capture[0] == "corpus":
+        path, conf = corpus_file("pcaps", *capture[1:]), []
+    else:
+        path, conf = REPO.joinpath(*capture), ["-c", str(REPO / "config" / "demo.yaml")]
+    state, page, js = tmp_path / "state", tmp_path / "x.html", tmp_path / "y.json"
+    assert main(["replay", "-q", "-q", *conf, "--state-dir", str(state), str(path)]) == 0
+    capsys.readouterr()
+    assert main(["cameras", "--json", "--state-dir", str(state)]) == 0
+    seen = json.loads(capsys.readouterr().out)
+    assert main(["report", *conf, str(path), "-o", str(page), "--json", str(js)]) == 0
+    reported = json.loads(js.read_text())
+    assert seen["cameras"] and _comparable(seen) == _comparable(reported)
+    countries = [
+        (c["id"], r["country"], r["bytes_out"], r["bytes_in"])
+        for c in reported["cameras"]
+        for r in c["peers"]["countries"]
+    ]
+    assert any(country not in ("local", "unknown") for _, country, _, _ in countries)

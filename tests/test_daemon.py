@@ -87,6 +87,7 @@ def test_runs_the_capture_and_delivers_every_alert(
     by_id = {c["id"]: c for c in inventory["cameras"]}
     assert set(by_id) == {"10.20.0.11", "10.20.0.12", "10.20.0.13", "10.30.0.14"}
     assert by_id["10.20.0.12"]["ipv6"] == ["fd00:20::12"]
+    assert by_id["10.20.0.11"]["mac_vendor"] and inventory["geoip"]["attribution"] is None
     restarted = restored(tmp_path / "state" / "inventory.json")  # what a restart starts from
     assert set(restarted.cameras) == set(by_id)
     assert Daemon(config(tmp_path, free_port())).run() == 0  # a restart: the same cameras

@@ -12,9 +12,12 @@ import pytest
 
 from netwatch.alerts.model import Alert, EndReason, IncidentEnd, Severity
 from netwatch.config import Config
-from netwatch.enrich.geo import GeoInfo, GeoSourceInfo, NullGeo
+from netwatch.enrich.geo import BUILTIN_ATTRIBUTION, GeoInfo, GeoSourceInfo, NullGeo
 from netwatch.inventory import (
     INVENTORY_FILE,
+    LOCAL,
+    MAX_EVIDENCE_CHARS,
+    MAX_EVIDENCE_KEYS,
     MAX_LISTED,
     CameraInventory,
     InventoryError,
@@ -27,7 +30,7 @@ from netwatch.inventory import (
 )
 from netwatch.replay import run_replay
 from netwatch.testing import pcapgen as g
-from tests.conftest import corpus_file
+from tests.conftest import REPO, corpus_file
 
 T0 = 1_767_225_600.0
 CAM_MAC, GW_MAC = "bc:ad:28:1a:2b:01", "02:00:5e:10:00:01"
@@ -94,8 +97,7 @@ def test_flows_add_peers_by_country_as_and_name_and_bytes_sent_outside() -> None
                  for c in peers["countries"]]  # fmt: skip
     assert countries == [("SE", 1000, 100, 1), ("local", 500, 50, 1), ("unknown", 305, 30, 2)]
     assert [(a["asn"], a["org"], a["bytes_out"]) for a in peers["asns"]] == [
-        (29518, "Bredband2 AB", 1000), (None, "local", 500), (None, "A&A", 300),
-        (None, None, 5)]  # fmt: skip
+        (29518, "Bredband2 AB", 1000), (None, "A&A", 300), (None, None, 5)]  # fmt: skip
     assert peers["names"] == [
         {"name": "litedev.hik-connect.com", "bytes_out": 1000, "bytes_in": 100, "flows": 1}
     ]
@@ -137,7 +139,16 @@ def test_incidents_from_notifications_and_their_ends() -> None:
     assert state["cloud_registration"] == (False, "critical", T0 + 50)
     assert state["rogue_dns"][0] is True
     assert cam["incidents"][0]["rule"] == "rogue_dns"  # open incidents first
-    assert [p["name"] for p in cam["platforms"]] == ["Hikvision cloud"]
+    assert [(p["name"], p["last_seen"]) for p in cam["platforms"]] == [
+        ("Hikvision cloud", T0 + 50)]  # fmt: skip
+    inv.alert(alert("nat_traversal", "Hikvision", platform="Hikvision"), 1)  # the vendor alone
+    cam = one(inv.as_json(SOURCE))
+    assert [p["name"] for p in cam["platforms"]] == ["Hikvision cloud"]  # one name
+    nat = {i["rule"]: i for i in cam["incidents"]}["nat_traversal"]
+    assert nat["platform"] == "Hikvision cloud"
+    inv.alert(alert("nat_traversal", "CS2", platform="CS2 Network PPPP"), 1)  # a P2P network
+    platforms = [p["name"] for p in one(inv.as_json(SOURCE))["platforms"]]
+    assert sorted(platforms) == ["CS2 Network PPPP", "Hikvision cloud"]
 
 
 def test_the_state_file_round_trips_and_a_bad_one_is_set_aside(
@@ -177,6 +188,8 @@ def test_table_lines_name_each_camera() -> None:
     lines = table_lines(inv.as_json(SOURCE))
     assert lines[0].startswith("camera") and "cam-1 *" in lines[1] and "SE 2.5 MB" in lines[1]
     assert lines[-1].startswith("1 camera (1 not in the inventory")
+    inv.geoip = {"name": "DBIP", "built": None, "licence": "CC", "attribution": "By DB-IP"}
+    assert table_lines(inv.as_json(SOURCE))[-1] == "countries and ASes from DBIP; By DB-IP"
 
 
 class TableGeo:
@@ -234,3 +247,160 @@ def test_real_camera_captures_give_a_sensible_inventory() -> None:
     assert "D-Link cloud" in {p["name"] for p in dlink["platforms"]}
     assert dlink["bytes_out_external"] > 0 and dlink["peers"]["names"]
     assert by_mac["74:da:38:80:7a:08"]["vendor"] == "Edimax"
+
+
+# -- the demo capture and real captures (ported from the report's former stand-in builder) --
+
+DEMO = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
+HIK1, HIK2, DAHUA, XM = (
+    "bc:ad:28:1a:2b:01",
+    "bc:ad:28:1a:2b:02",
+    "b4:4c:3b:5e:6f:03",
+    "02:12:34:56:78:14",
+)
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict[str, Any]:
+    """The inventory of the demo capture (zero-config, built-in GeoIP data)."""
+    return build_from_captures([DEMO], Config.default())
+
+
+def by_mac(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Cameras by MAC (each has one here)."""
+    out: dict[str, dict[str, Any]] = {}
+    for cam in doc["cameras"]:
+        (mac,) = cam["macs"]
+        out[mac] = cam
+    return out
+
+
+def test_demo_cameras_are_the_four_cameras_one_each(demo: dict[str, Any]) -> None:
+    cams = by_mac(demo)
+    assert len(demo["cameras"]) == 4  # not the NVR, resolver or time server
+    assert {k: c["vendor"] for k, c in cams.items()} == {
+        HIK1: "Hikvision",
+        HIK2: "Hikvision",
+        DAHUA: "Dahua",
+        XM: "Xiongmai",  # its MAC is no camera maker's: the vendor its traffic named
+    }
+    dual = cams[HIK2]
+    assert dual["ipv4"] == ["10.20.0.12"] and dual["ipv6"] == ["fd00:20::12"]
+    assert cams[HIK1]["mac_vendor"] and cams[XM]["mac_vendor"] is None  # locally administered
+    assert demo["source"] == {"captures": [str(DEMO)]}
+    assert demo["geoip"]["attribution"] == BUILTIN_ATTRIBUTION  # the built-in DB-IP data
+    assert "CC BY 4.0" in demo["geoip"]["licence"] and demo["geoip"]["built"]
+    json.dumps(demo)  # JSON all the way down
+
+
+def test_demo_peers_local_and_outside(demo: dict[str, Any]) -> None:
+    dahua = by_mac(demo)[DAHUA]
+    countries = {r["country"]: r for r in dahua["peers"]["countries"]}
+    assert LOCAL in countries  # RTSP to the NVR, NTP, DNS
+    outside = [r for k, r in countries.items() if k != LOCAL]
+    assert dahua["bytes_out_external"] == sum(r["bytes_out"] for r in outside)
+    assert dahua["bytes_out_external"] > 250_000  # the P2P upload to 216.160.83.56
+    assert "www.easy4ipcloud.com" in {r["name"] for r in dahua["peers"]["names"]}
+    assert [p["name"] for p in dahua["platforms"]] == ["Dahua cloud"]  # one name per platform
+    inbound = {a["asn"]: a for a in by_mac(demo)[HIK2]["peers"]["asns"]}[20712]
+    assert (inbound["org"], inbound["bytes_out"]) == ("Andrews & Arnold Ltd", 326)  # looked up
+    hik1 = by_mac(demo)[HIK1]
+    # ntp.cctv.internal is the site's own server: a name inside the site is not listed
+    assert {r["name"] for r in hik1["peers"]["names"]} == {"dev.ys7.com", "litedev.hik-connect.com"}
+
+
+def test_demo_incidents_with_evidence(demo: dict[str, Any]) -> None:
+    cams = by_mac(demo)
+    dual = {i["rule"]: i for i in cams[HIK2]["incidents"]}
+    assert {"inbound_access", "audio_stream", "cloud_registration"} <= set(dual)
+    inbound = dual["inbound_access"]
+    assert (inbound["direction"], inbound["peer"], inbound["peer_country"]) == (
+        "inbound", "81.2.69.142", "GB")  # fmt: skip
+    assert inbound["evidence"]["service_port"] == 80
+    assert inbound["peers"] == ["81.2.69.142"] and inbound["flow_uid"]
+    assert inbound["open"] is True  # still going when the capture ended
+    assert "grouped" not in inbound["evidence"]  # other reports are not this one's evidence
+    cloud = {i["rule"]: i for i in cams[HIK1]["incidents"]}["cloud_registration"]
+    assert cloud["count"] == 2 and cloud["peers"] == ["dev.ys7.com", "litedev.hik-connect.com"]
+    for cam in cams.values():
+        for inc in cam["incidents"]:
+            assert inc["first"] <= inc["last"]
+
+
+def test_a_config_camera_keeps_its_name_and_group(tmp_path: Path) -> None:
+    conf = tmp_path / "c.yaml"
+    conf.write_text(
+        "site: {name: hq}\n"
+        "cameras:\n  - {name: lobby-2, mac: 'bc:ad:28:1a:2b:02', group: lobby}\n"
+        "  - {name: generic, ip: 10.30.0.14}\n"
+        "groups:\n  lobby: {}\n"
+    )
+    doc = build_from_captures([DEMO], Config.load(conf))
+    assert doc["site"] == "hq"
+    cams = by_mac(doc)
+    lobby = cams[HIK2]
+    assert (lobby["id"], lobby["name"], lobby["group"], lobby["managed"]) == (
+        "lobby-2", "lobby-2", "lobby", True)  # fmt: skip
+    assert lobby["recognised_by"][0] == "inventory"
+    assert lobby["ipv4"] == ["10.20.0.12"] and lobby["ipv6"] == ["fd00:20::12"]
+    assert cams[HIK1]["managed"] is False and cams[HIK1]["name"] is None
+    assert (cams[XM]["vendor"], cams[XM]["name"]) == ("Xiongmai", "generic")
+    unmanaged = {i["rule"]: i for i in cams[DAHUA]["incidents"]}["unmanaged_device"]
+    assert unmanaged["reached"] is None and unmanaged["count"] > 1  # the router's sightings
+
+
+@pytest.mark.parametrize(
+    "peer", ["239.255.255.250", "255.255.255.255", "169.254.1.1", "ff02::fb", "fe80::1"]
+)
+def test_peers_on_the_link_are_never_outside(peer: str) -> None:
+    inv = CameraInventory()
+    inv.record(flow("C1", peer, 100, resp_cc="ZZ", resp_name="x.example"))
+    cam = one(inv.as_json(SOURCE))
+    assert [c["country"] for c in cam["peers"]["countries"]] == [LOCAL]
+    assert cam["bytes_out_external"] == 0 and cam["peers"]["names"] == []
+
+
+def test_incident_evidence_is_bounded() -> None:
+    inv = CameraInventory()
+    evidence: dict[str, Any] = {f"k{i:02}": i for i in range(MAX_EVIDENCE_KEYS + 5)}
+    evidence["banner"] = "x" * (MAX_EVIDENCE_CHARS * 10)
+    evidence["incident"] = {"id": "the router's state"}
+    inv.alert(alert("inbound_access", "AS1", evidence=dict(sorted(evidence.items()))), 1)
+    (inc,) = one(inv.as_json(SOURCE))["incidents"]
+    kept = inc["evidence"]
+    assert len(kept) == MAX_EVIDENCE_KEYS and "incident" not in kept
+    assert len(kept["banner"]) == MAX_EVIDENCE_CHARS + 3 and kept["banner"].endswith("...")
+    again = CameraInventory()  # a saved file is bounded again when read back
+    again.restore({"cameras": [{**one(inv.as_json(SOURCE)), "incidents": [
+        {**inc, "evidence": evidence, "peers": [str(i) for i in range(1000)]}]}]})  # fmt: skip
+    (back,) = one(again.as_json(SOURCE))["incidents"]
+    assert len(back["evidence"]) == MAX_EVIDENCE_KEYS and len(back["peers"]) <= 17
+
+
+#: Real captures (one site each) -> (camera MAC, vendor) they must name.
+REAL: dict[str, tuple[str, str | None]] = {
+    "sentinel_dlink-dcs935l_setup-A2.pcap": ("b0:c5:54:25:5b:0e", "D-Link"),
+    "sentinel_edimax-cam1_setup-A2.pcap": ("74:da:38:80:7a:08", "Edimax"),
+    "sentinel_ednet-cam2_setup-C3.pcap": ("3c:49:37:03:17:f0", "Ednet"),
+    "shf_dlink-dcs8000lh_basefw_wan.pcap": ("b0:c5:54:43:54:83", "D-Link"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_capture_names_its_camera(name: str) -> None:
+    path = corpus_file("pcaps", "camera-real", name)
+    cams = by_mac(build_from_captures([path], Config.default()))
+    mac, vendor = REAL[name]
+    assert set(cams) == {mac}
+    assert cams[mac]["vendor"] == vendor and cams[mac]["recognised_by"]
+    assert cams[mac]["mac_vendor"]  # every camera MAC here is a registered one
+
+
+def test_real_dlink_stream_leaves_the_site() -> None:
+    path = corpus_file("pcaps", "camera-real", "shf_dlink-dcs8000lh_basefw_wan.pcap")
+    cam = one(build_from_captures([path], Config.default()))
+    assert cam["model"] == "DCS-8000LH" and cam["bytes_out_external"] > 1_000_000
+    assert {r["country"] for r in cam["peers"]["countries"]} - {LOCAL, "unknown"}
+    assert any(r["asn"] is not None or r["org"] for r in cam["peers"]["asns"])
+    stream = {i["rule"]: i for i in cam["incidents"]}["outbound_stream"]
+    assert stream["direction"] == "outbound" and stream["peer"] and stream["evidence"]

@@ -1,13 +1,14 @@
 """``netwatch report``: the camera audit as one self-contained HTML file.
 
-The pipeline is data -> view model -> HTML: the inventory JSON (:mod:`.collect`: built by
-replaying captures, or a sensor's saved inventory) is read into a
+The pipeline is data -> view model -> HTML: the inventory JSON (:mod:`netwatch.inventory`,
+the one builder ``netwatch cameras`` reads too: built by replaying captures, or a sensor's
+saved inventory) is read into a
 :class:`~netwatch.report.view.ReportView` (:mod:`.view`) and rendered by :mod:`.html`
 (inline CSS and SVG, no script, nothing fetched). :func:`write_report` writes the file
 atomically (a temporary file renamed over the target), :func:`write_inventory` the JSON
 it was made from.
 
-Config read: what :func:`~netwatch.report.collect.inventory_from_captures` reads. Known
+Config read: what :func:`netwatch.inventory.build_from_captures` reads. Known
 limits: see the modules.
 """
 

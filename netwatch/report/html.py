@@ -5,7 +5,8 @@
 up), a bar chart of bytes per country (an inline SVG: no map data to ship or license), the
 top ASes and names, cloud/P2P registrations, exposure (reached from outside), audio, every
 finding most severe first, then one section per camera (identity, how it was recognised,
-where it talked with bytes each way, findings with their evidence fields). Printable:
+where it talked with bytes each way, findings with their evidence fields), and the GeoIP
+data's name, licence and required attribution in the header and footer. Printable:
 ``@media print`` starts each camera on a new page, keeps tables and findings whole, and
 keeps the severity badges' colours.
 
@@ -390,7 +391,9 @@ def render(view: ReportView) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>netwatch camera audit{site}</title><style>{CSS}</style></head><body>"
         f"<header><h1>Camera audit{site}</h1>"
-        f'<div class="meta">Generated {generated} by netwatch from {source}</div></header>'
+        f'<div class="meta">Generated {generated} by netwatch from {source}</div>'
+        + (f'<div class="meta" id="geoip">{esc(view.geoip.line)}</div>' if view.geoip else "")
+        + "</header>"
         + _summary(view)
         + _where(view)
         + _platforms(view.platforms, view.registrations)
@@ -413,5 +416,6 @@ def render(view: ReportView) -> str:
         )
         + _contents(view)
         + "".join(camera_html(c) for c in view.cameras)
+        + (f'<footer class="meta">{esc(view.geoip.line)}</footer>' if view.geoip else "")
         + "</body></html>\n"
     )

@@ -1,10 +1,11 @@
 """The report's view model: the inventory JSON read into typed rows, with the totals.
 
-:func:`view_of` takes the inventory dict (:mod:`netwatch.report.collect`, or the file a
-sensor saved) and returns a :class:`ReportView`: the summary (cameras by vendor, how many
-talk outside the site, to how many countries and ASes, bytes up), the traffic per country,
-AS and name over all cameras, the cloud/P2P platforms, the exposure and audio findings, and
-one :class:`CameraView` per camera. Nothing here formats HTML.
+:func:`view_of` takes the inventory dict (:mod:`netwatch.inventory`: built from captures, or
+the file a sensor or ``replay --state-dir`` saved) and returns a :class:`ReportView`: the
+summary (cameras by vendor, how many talk outside the site, to how many countries and ASes,
+bytes up), the traffic per country, AS and name over all cameras, the cloud/P2P platforms,
+the exposure and audio findings, one :class:`CameraView` per camera, and the GeoIP data's
+name, licence and attribution. Nothing here formats HTML.
 
 The input is data from the wire and from a file: every field is type-checked as it is
 read; a missing or mistyped field becomes ``None``/0/empty rather than an error, so a
@@ -240,6 +241,39 @@ class PlatformUse:
 
 
 @dataclass(frozen=True, slots=True)
+class GeoData:
+    """Which GeoIP data placed the peers, its licence and the attribution it requires."""
+
+    name: str | None
+    built: str | None
+    licence: str | None
+    attribution: str | None
+
+    @property
+    def line(self) -> str:
+        """One line for the page: ``GeoIP data: NAME, built DATE; LICENCE. ATTRIBUTION``
+        (the attribution once: not again when the licence text carries it)."""
+        head = "GeoIP data: " + (self.name or "unknown")
+        head += f", built {self.built}" if self.built else ""
+        head += f"; {self.licence}" if self.licence else ""
+        if self.attribution and self.attribution not in (self.licence or ""):
+            head += f". {self.attribution}"
+        return head
+
+
+def _geo(value: Any) -> GeoData | None:
+    d = _dict(value)
+    if not d:
+        return None
+    return GeoData(
+        _str(d.get("name")),
+        _str(d.get("built")),
+        _str(d.get("licence")),
+        _str(d.get("attribution")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ReportView:
     """Everything the HTML shows, in order."""
 
@@ -258,6 +292,7 @@ class ReportView:
     findings_not_listed: int  # beyond MAX_FINDINGS_LISTED, in the camera sections only
     cameras: tuple[CameraView, ...]
     not_shown: int = 0  # cameras beyond MAX_CAMERAS in the inventory, not read
+    geoip: GeoData | None = None  # None: the inventory does not say
 
 
 def _row(entry: Any, key: str) -> TrafficRow | None:
@@ -360,7 +395,7 @@ def camera_of(entry: Any) -> CameraView:
         last_seen=_float(d.get("last_seen")),
         platforms=tuple(p for p in (_platform(e) for e in _list(d.get("platforms"))) if p),
         countries=_rows(peers.get("countries"), "country"),
-        asns=_rows(peers.get("asns"), "asn"),
+        asns=tuple(r for r in _rows(peers.get("asns"), "asn") if r.label != LOCAL),
         names=_rows(peers.get("names"), "name"),
         bytes_out_external=_int(d.get("bytes_out_external")),
         findings=tuple(findings),
@@ -460,4 +495,5 @@ def view_of(inventory: Mapping[str, Any]) -> ReportView:
         findings_not_listed=max(0, len(every) - MAX_FINDINGS_LISTED),
         cameras=cameras,
         not_shown=not_shown,
+        geoip=_geo(inventory.get("geoip")),
     )

@@ -21,8 +21,9 @@ import pytest
 
 from netwatch.config import Config
 from netwatch.deep import PARSERS
+from netwatch.enrich.geo import BUILTIN_ATTRIBUTION
+from netwatch.inventory import build_from_captures
 from netwatch.report import write_report
-from netwatch.report.collect import inventory_from_captures
 from tests.conftest import REPO, corpus_file
 from tests.report.test_html import parse
 
@@ -100,7 +101,7 @@ def assert_names_every_camera(text: str, inventory: dict[str, Any]) -> None:
 
 
 def test_demo_report_in_the_browser(chromium: Chromium, tmp_path: Path) -> None:
-    inventory = inventory_from_captures([DEMO], Config.default())
+    inventory = build_from_captures([DEMO], Config.default())
     page = tmp_path / "report.html"
     write_report(inventory, page)
     text = chromium.dom_text(page)
@@ -109,6 +110,8 @@ def test_demo_report_in_the_browser(chromium: Chromium, tmp_path: Path) -> None:
     assert text.count("Hikvision 10.20.0.12") >= 1 and "Hikvision fd00:20::12" not in text
     assert "inbound_access" in text and "service_port" in text  # exposure, with evidence
     assert "audio_stream" in text
+    assert BUILTIN_ATTRIBUTION in text  # the built-in DB-IP data's licence requires it
+    assert "Dahua cloud" in text and "Dahua cloud, Dahua" not in text  # one name per platform
     shot = tmp_path / "report.png"
     chromium.run(page, f"--screenshot={shot}", "--window-size=1200,2400")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -124,13 +127,14 @@ def test_real_cameras_in_the_browser(chromium: Chromium, tmp_path: Path) -> None
         captures = [c for c in captures if "xiaomi" not in c.name]
     cameras: list[dict[str, Any]] = []
     for capture in captures:
-        cameras += inventory_from_captures([capture], Config.default())["cameras"]
+        cameras += build_from_captures([capture], Config.default())["cameras"]
     inventory = {
         "version": 1,
         "source": {"captures": [str(c) for c in captures]},
         "cameras": cameras,
     }
-    assert len({c["id"] for c in cameras}) == len(captures)  # one camera each
+    # one camera each (ids are addresses, and two sites may use the same one: count MACs)
+    assert len(cameras) == len({c["macs"][0] for c in cameras}) == len(captures)
     page = tmp_path / "real.html"
     write_report(inventory, page)
     text = chromium.dom_text(page)

@@ -163,3 +163,11 @@ def test_when_and_esc() -> None:
     assert when(1768467600.0) == "2026-01-15 09:00:00 UTC"
     assert when(None) == "" and when(1e300) == ""
     assert esc("\"<&>'") == "&quot;&lt;&amp;&gt;&#x27;"
+
+
+def test_geoip_attribution_in_header_and_footer() -> None:
+    geo = {"name": "DBIP", "licence": "CC BY 4.0", "attribution": "IP Geolocation by DB-IP"}
+    page = render_report({"version": 1, "cameras": [], "geoip": geo})
+    assert page.count("IP Geolocation by DB-IP") == 2
+    assert re.search(r"<footer[^>]*>GeoIP data: DBIP; CC BY 4.0\. IP Geolocation", page)
+    assert 'id="geoip"' not in render_report({"version": 1, "cameras": []})

@@ -232,3 +232,20 @@ def test_an_unknown_severity_is_unknown() -> None:
     inc = incident("x", "<b>bad</b>")
     (finding,) = camera_of(camera("a", "X", incidents=[inc])).findings
     assert finding.severity == "unknown"
+
+
+def test_geoip_line_names_the_data_and_its_attribution_once() -> None:
+    assert view_of({"cameras": []}).geoip is None  # an older inventory says nothing
+    geo = {"name": "DBIP", "built": "2026-09-01", "licence": "CC BY 4.0", "attribution": "By X"}
+    line = view_of({"geoip": geo}).geoip
+    assert line is not None and line.line == "GeoIP data: DBIP, built 2026-09-01; CC BY 4.0. By X"
+    carried = view_of({"geoip": {**geo, "licence": "CC BY 4.0 (By X)"}}).geoip
+    assert carried is not None and carried.line.count("By X") == 1
+    assert view_of({"geoip": ["not", "a", "dict"]}).geoip is None
+
+
+def test_peers_inside_the_site_are_no_network_reached() -> None:
+    asns = [traffic("asn", None, 900) | {"org": LOCAL}, traffic("asn", 3320, 5) | {"org": "DTAG"}]
+    view = view_of({"cameras": [camera("a", "Axis", peers={"asns": asns})]})
+    assert [r.label for r in view.cameras[0].asns] == ["AS3320"]
+    assert [r.label for r in view.asns] == ["AS3320"] and view.summary.asns == 1
