@@ -61,7 +61,7 @@ h3 { font-size: 16px; margin: 18px 0 6px; }
 .card .n { font-size: 26px; font-weight: 600; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line);
-  vertical-align: top; overflow-wrap: anywhere; }
+  vertical-align: top; overflow-wrap: break-word; }
 th { background: #f1f4f8; font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 table.findings { table-layout: fixed; }
