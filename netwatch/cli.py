@@ -26,7 +26,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -180,28 +181,41 @@ def _load_config(path: Path | None) -> Config:
     return cfg
 
 
+@contextmanager
+def _alert_lines(shown: bool) -> Iterator[None]:
+    """One log line per alert (``netwatch.alert``) while the body runs, or none; the
+    logger's level is put back afterwards (``main`` may run again in one process)."""
+    logger = logging.getLogger("netwatch.alert")
+    level = logger.level
+    if not shown:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _replay(args: argparse.Namespace) -> int:
     if args.pcaps.count(Path(STDIN)) > 1:
         from netwatch.preflight import UsageError  # noqa: PLC0415 - see the docstring
 
         raise UsageError("replay: standard input (-) can be given once")
-    if args.quiet:
-        logging.getLogger("netwatch.alert").setLevel(logging.ERROR)
     cfg = _load_config(args.config)
     backend = geo_backend(cfg)
     warning = age_warning(backend.describe(), date.today(), cfg.geoip.max_age_days)
     if warning:
         log.warning("%s", warning)
-    summary = run_replay(
-        args.pcaps,
-        cfg,
-        flows_out=args.flows,
-        alerts_out=args.alerts,
-        geo=backend,
-        uid_seed=args.uid_seed,
-        state_dir=args.state_dir,
-        progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
-    )
+    with _alert_lines(not args.quiet):
+        summary = run_replay(
+            args.pcaps,
+            cfg,
+            flows_out=args.flows,
+            alerts_out=args.alerts,
+            geo=backend,
+            uid_seed=args.uid_seed,
+            state_dir=args.state_dir,
+            progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
+        )
     if args.quiet < 2:
         for line in summary.lines():
             sys.stdout.write(line + "\n")
@@ -217,8 +231,8 @@ def _report(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.pcaps:
             # the page lists the findings: no line per alert on the terminal
-            logging.getLogger("netwatch.alert").setLevel(logging.ERROR)
-            inventory = build_from_captures(args.pcaps, cfg, geo=geo_backend(cfg))
+            with _alert_lines(False):
+                inventory = build_from_captures(args.pcaps, cfg, geo=geo_backend(cfg))
         else:
             state_dir = args.state_dir if args.state_dir is not None else cfg.state_dir
             inventory = load(state_dir / INVENTORY_FILE)

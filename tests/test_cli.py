@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -287,3 +288,13 @@ def test_cameras_and_report_give_the_same_inventory(
         for r in c["peers"]["countries"]
     ]
     assert any(country not in ("local", "unknown") for _, country, _, _ in countries)
+
+
+def test_quiet_commands_leave_the_alert_logger_as_they_found_it(tmp_path: Path) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    logger = logging.getLogger("netwatch.alert")
+    before = logger.level
+    assert main(["replay", "-qq", str(pcap)]) == 0
+    assert main(["report", str(pcap), "-o", str(tmp_path / "r.html")]) == 0
+    assert logger.level == before  # a later command in this process still logs its alerts
