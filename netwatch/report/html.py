@@ -35,6 +35,7 @@ from netwatch.report.view import (
     TrafficRow,
     describe_how,
 )
+from netwatch.report.worldmap import world_map
 
 #: Forbid every fetch: the page is complete in itself.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -85,6 +86,8 @@ dl.id dt { color: var(--muted); } dl.id dd { margin: 0; overflow-wrap: anywhere;
 .finding dt { color: var(--muted); } .finding dd { margin: 0; overflow-wrap: anywhere; }
 svg.bars text { font: 12px system-ui, sans-serif; fill: var(--ink); }
 svg.bars .up { fill: var(--up); } svg.bars .down { fill: var(--down); }
+svg.map { width: 100%; height: auto; max-height: 400px; display: block; margin: 6px 0 10px; }
+svg.map path { stroke: #fff; stroke-width: 0.3; } svg.map path.reached { stroke: #7f2704; }
 .legend .up { color: var(--up); } .legend .down { color: var(--down); }
 .none { color: var(--muted); font-style: italic; }
 @media print {
@@ -247,7 +250,9 @@ def _where(view: ReportView) -> str:
     return (
         '<section id="countries"><h2>Where the cameras talk: countries</h2>'
         '<p class="muted">Peers outside the site, all cameras together; "unknown" is a peer '
-        "the GeoIP data has no country for.</p>"
+        "the GeoIP data has no country for. On the map, the darker a country, the more the "
+        "cameras sent there.</p>"
+        + (world_map(view.countries) if view.countries else "")
         + (_legend() + chart if chart else "")
         + traffic_table(
             view.countries, "country", "No camera talked outside the site.", cameras=True

@@ -112,6 +112,13 @@ def test_demo_report_in_the_browser(chromium: Chromium, tmp_path: Path) -> None:
     assert "audio_stream" in text
     assert BUILTIN_ATTRIBUTION in text  # the built-in DB-IP data's licence requires it
     assert "Dahua cloud" in text and "Dahua cloud, Dahua" not in text  # one name per platform
+    # the map: the browser built it, each country the cameras reached shaded with its tooltip
+    dom = chromium.run(page, "--dump-dom")
+    assert '<svg id="world-map"' in dom
+    reached = set(re.findall(r'data-country="([A-Z]{2})"', dom))
+    assert reached == set().union(*(outside_countries(c) for c in inventory["cameras"])) - {
+        "unknown"
+    }
     shot = tmp_path / "report.png"
     chromium.run(page, f"--screenshot={shot}", "--window-size=1200,2400")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
