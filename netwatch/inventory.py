@@ -87,7 +87,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netwatch.alerts.grouping import members
-from netwatch.alerts.model import Alert, EndReason, IncidentEnd, Severity
+from netwatch.alerts.model import Alert, EndReason, IncidentEnd, rank_of
 from netwatch.signatures.match import SignatureMatcher
 
 if TYPE_CHECKING:
@@ -466,14 +466,7 @@ class CameraInventory:
 
 def _graver(a: str, b: str) -> str:
     """The graver of two severity words (an unknown word ranks last)."""
-
-    def rank(word: str) -> int:
-        try:
-            return Severity(word).rank
-        except ValueError:
-            return len(Severity)
-
-    return a if rank(a) <= rank(b) else b
+    return a if rank_of(a) <= rank_of(b) else b
 
 
 def _platform_key(cam: Camera, named: str) -> str:

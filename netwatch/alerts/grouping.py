@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import Alert, Severity, rank_of
 from netwatch.alerts.router import FLOOD_RULE
 
 if TYPE_CHECKING:
@@ -143,10 +143,7 @@ def members(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _rank(record: Mapping[str, Any]) -> int:
-    try:
-        return Severity(str(record.get("severity"))).rank
-    except ValueError:
-        return len(Severity)
+    return rank_of(record.get("severity"))
 
 
 def _key(record: Mapping[str, Any]) -> tuple[Any, Any]:

@@ -55,6 +55,13 @@ class Severity(StrEnum):
 
 
 _RANKS = {s: i for i, s in enumerate(Severity)}
+_WORD_RANKS: dict[object, int] = {s.value: i for s, i in _RANKS.items()}
+
+
+def rank_of(word: object) -> int:
+    """The rank of a severity as a record writes it ('critical' 0 ... 'info' 4); anything
+    else (a missing or unknown word from a file) ranks after them all."""
+    return _WORD_RANKS.get(word, len(_RANKS))
 
 
 class Status(StrEnum):

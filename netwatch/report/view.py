@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netwatch.alerts.model import Severity, rank_of
+
 MAX_ROWS = 20
 MAX_FINDINGS_LISTED = 200  # the overview of every finding; the camera sections list all
 #: What a view reads of an inventory at most (a file is not trusted to be small): cameras,
@@ -39,7 +41,7 @@ EXPOSURE_RULES = frozenset({"inbound_access", "upnp_port_mapping"})
 AUDIO_RULES = frozenset({"audio_stream"})
 #: Rules whose findings are cloud/P2P registrations or NAT traversal.
 PLATFORM_RULES = frozenset({"cloud_registration", "cloud_enabled", "nat_traversal"})
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+SEVERITY_ORDER = tuple(s.value for s in Severity)
 #: How a camera was recognised, in words: the head of a ``recognised_by`` entry (the part
 #: before ``:``; netwatch.detect.devices names the vocabulary) -> what a person reads.
 RECOGNITION_WORDS = {
@@ -355,7 +357,7 @@ def _finding(entry: Any) -> Finding:
 
 
 def _severity_rank(severity: str) -> int:
-    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+    return rank_of(severity)
 
 
 def _platform(entry: Any) -> Platform | None:

@@ -11,6 +11,7 @@ from netwatch.alerts.model import (
     IncidentEnd,
     Severity,
     line_of,
+    rank_of,
     rfc3339,
     status_of,
 )
@@ -127,3 +128,10 @@ def test_an_end_record_reads_as_one_and_firing_records_have_no_status() -> None:
         "peers 110.43.68.1, 110.43.68.2 +5 more)"
     )
     assert end.at_site("north").record()["site"] == "north"
+
+
+def test_rank_of_a_severity_word() -> None:
+    assert [rank_of(s.value) for s in Severity] == [s.rank for s in Severity] == [0, 1, 2, 3, 4]
+    assert rank_of(Severity.HIGH) == 1
+    for odd in (None, "", "HIGH", "severe", 3):
+        assert rank_of(odd) == len(Severity)  # after every real one
