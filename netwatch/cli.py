@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports."
     )
-    p.add_argument("--version", action="version", version=f"netwatch {__version__} ({_cores()})")
+    p.add_argument("--version", action=_Version, help="print the version and the cores in use")
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
     rp.add_argument(
@@ -156,6 +156,24 @@ def _install_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ip.add_argument(
         "--force", action="store_true", help="replace files under /etc that were edited"
     )
+
+
+class _Version(argparse.Action):
+    """``--version``: the version line, worked out only when asked for (naming the ring
+    conversion imports the live-capture module, which no other command needs to start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"netwatch {__version__} ({_cores()})\n")  # where argparse writes it
+        parser.exit()
 
 
 def _cores() -> str:

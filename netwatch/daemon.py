@@ -391,11 +391,7 @@ class Daemon:
             return
         elapsed_s = time.perf_counter() - self._loop_started if self._loop_started else 0.0
         summary = ReplaySummary(files=len(source.paths), elapsed_s=elapsed_s)
-        summary.take(self.pipeline)
-        summary.capture_problems = dict(source.problems)
-        if self.evidence is not None:
-            c = self.evidence.counters
-            summary.evidence = {"written": c.written, "write_error": c.dropped["write_error"]}
+        summary.take(self.pipeline, source.problems, self.evidence)
         try:
             sys.stdout.write("".join(line + "\n" for line in summary.lines()))
             sys.stdout.flush()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,11 +89,12 @@ class ReplaySummary:
     def take(
         self,
         pipe: Pipeline,
-        captures: Sequence[CaptureFile] = (),
+        problems: Mapping[str, int],
         store: EvidenceStore | None = None,
     ) -> None:
-        """Fill in what the pipeline, its captures and evidence store counted (after
-        ``Pipeline.finish``): also what ``netwatch run`` prints when its files end."""
+        """Fill in what the pipeline and its evidence store counted (after
+        ``Pipeline.finish``), with the capture files' ``problems`` (``add_problems``): also
+        what ``netwatch run`` prints when its files end."""
         self.packets = pipe.stats.packets
         self.wire_bytes = pipe.stats.wire_bytes
         self.flows_by_reason = {k: v for k, v in pipe.stats.flows_by_reason.items() if v}
@@ -113,7 +114,7 @@ class ReplaySummary:
             self.incidents_ended = router.ended
         if pipe.notify is not None:
             self.alerts = pipe.notify.notifications
-        self.capture_problems = _capture_problems(captures)
+        self.capture_problems = dict(problems)
         if store is not None:
             c = store.counters
             self.evidence = {"written": c.written, "write_error": c.dropped["write_error"]}
@@ -230,7 +231,7 @@ def run_replay(
             flow_log.close()
         if alert_log is not None:
             alert_log.close()
-    summary.take(pipe, captures, store)
+    summary.take(pipe, _capture_problems(captures), store)
     if inventory is not None:
         if pipe.detector is not None:
             inventory.describe(pipe.detector.devices.cameras(), pipe.enrichers.vendors.vendor)
