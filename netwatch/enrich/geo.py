@@ -363,11 +363,9 @@ class MmdbGeo:
         """Country, AS number and AS organisation of ``ip_text``; None fields when unknown."""
         if self.compiled:
             try:
-                addr = ipaddress.ip_address(ip_text).packed  # what maxminddb parses
-            except ValueError as exc:  # each file refuses it, as maxminddb's get would
-                for source in self._sources():
-                    self._failed(source, exc)
-                return GEO_NONE
+                addr = ipaddress.ip_address(ip_text).packed
+            except ValueError:  # maxminddb's reader says what it makes of other forms
+                return self._lookup_text(ip_text)
             return self.lookup_packed(addr)
         return self._lookup_text(ip_text)
 
