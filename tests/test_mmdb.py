@@ -317,15 +317,30 @@ def test_synthetic_tree_every_record_size(tree_type: type[Tree], record_size: in
     assert tree.offset(bytes((127, 255, 255, 255))) == 0
 
 
-def test_28_bit_records_use_both_nibbles(tree_type: type[Tree]) -> None:
-    # node count above 2^24: the records' top nibbles matter; only node 0 is read
-    count = (1 << 24) + 5
-    left, right = count + 16 + 0x0ABCDE, count + 16 + 0x123456
-    head = encode_tree([(left, right)], 28)
-    data = head + bytes(count * 7 - len(head) + 16 + 0x200000)
-    tree = tree_type(data, count, 28, 4)
-    assert tree.find(bytes((0, 0, 0, 0))) == (0x0ABCDE, 1)
-    assert tree.find(bytes((128, 0, 0, 0))) == (0x123456, 1)
+def test_28_bit_records_use_both_nibbles(tree_type: type[Tree], tmp_path: Path) -> None:
+    # a node count above 2^24, so the records' top nibbles matter (left's differs from
+    # right's); the file is sparse: only the three nodes read are written
+    count = (1 << 24) + 100
+    nodes = {
+        0: ((1 << 24) + 1, 2),  # 0.0.0.0/1 -> node 0x1000001, 128.0.0.0/1 -> node 2
+        (1 << 24) + 1: (count + 16 + 5, count),  # 0.0.0.0/2 -> data offset 5
+        2: (count, count + 16 + 7),  # 192.0.0.0/2 -> data offset 7
+    }
+    path = tmp_path / "sparse.mmdb"
+    with path.open("wb") as file:
+        file.truncate(count * 7 + 16 + 64)
+        for node, (left, right) in nodes.items():
+            file.seek(node * 7)
+            file.write(encode_tree([(left, right)], 28))
+    with path.open("rb") as file:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    tree = tree_type(mapped, count, 28, 4)
+    assert tree.find(bytes((0, 0, 0, 0))) == (5, 2)
+    assert tree.find(bytes((64, 0, 0, 0))) == (None, 2)
+    assert tree.find(bytes((128, 0, 0, 0))) == (None, 2)
+    assert tree.find(bytes((192, 0, 0, 0))) == (7, 2)
+    tree.close()
+    mapped.close()
 
 
 def test_ipv6_tree_finds_the_ipv4_subtree_once(tree_type: type[Tree]) -> None:
