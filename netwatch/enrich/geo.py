@@ -247,10 +247,10 @@ class _MmdbSource:
             return -1
         offset = self.tree.offset(addr)
         if offset >= 0 and offset not in self.answers:
-            self._decode(offset, addr)
+            self.decode(offset, addr)
         return offset
 
-    def _decode(self, offset: int, addr: bytes) -> None:
+    def decode(self, offset: int, addr: bytes) -> None:
         """Decode the record at ``offset`` (reached from ``addr``) and keep its answer."""
         self.decodes += 1
         record = self.get(ip_text(addr))  # the same walk, then maxminddb's decoder
@@ -358,6 +358,11 @@ class MmdbGeo:
         self.compiled = all(source.tree is not None for source in self._sources())
         self._answers: OrderedDict[tuple[int, ...], GeoInfo] = OrderedDict()
         self.answer_evictions = 0
+        self._walks: tuple[Callable[[bytes], int], Callable[[bytes], int]] | None = None
+        if self.compiled and len(self._country) == 1 and self._asn is not None:
+            trees = (self._country[0].tree, self._asn.tree)
+            if trees[0] is not None and trees[1] is not None:
+                self._walks = (trees[0].offset, trees[1].offset)
 
     def lookup(self, ip_text: str) -> GeoInfo:
         """Country, AS number and AS organisation of ``ip_text``; None fields when unknown."""
@@ -374,6 +379,53 @@ class MmdbGeo:
         compiled walk): the same answers."""
         if not self.compiled:
             return self._lookup_text(ip_text(addr))
+        key: tuple[int, ...]
+        walks = self._walks
+        if walks is None:
+            key = self._offsets(addr)
+        else:  # one country file and the ASN file: the usual set-up, and the built-in one
+            try:
+                key = (walks[0](addr), walks[1](addr))
+            except Exception:  # a corrupt tree, or IPv6 in an IPv4 file: one file at a time
+                key = self._offsets(addr)
+        info = self._answers.get(key)
+        if info is None:
+            info = self._answer(key, addr)
+        return info
+
+    def _answer(self, key: tuple[int, ...], addr: bytes) -> GeoInfo:
+        """The answer for the data offsets ``key`` (records not decoded yet are decoded from
+        ``addr``), kept unless a record could not be decoded (then counted, logged and
+        taken as absent, as it will be by the next lookup that reaches it)."""
+        asked = len(key) - (self._asn is not None)  # how many country files were asked
+        sources = [*self._country[:asked], *([self._asn] if self._asn is not None else [])]
+        offsets = list(key)
+        for i, (source, offset) in enumerate(zip(sources, key, strict=True)):
+            if offset >= 0 and offset not in source.answers:
+                try:
+                    source.decode(offset, addr)
+                except Exception as exc:  # corrupt data must not stop the pipeline
+                    self._failed(source, exc)
+                    offsets[i] = -1
+        cc = None
+        for source, offset in zip(sources[:asked], offsets[:asked], strict=True):
+            if offset >= 0:
+                cc = source.answers[offset].cc
+        asn, org = None, None
+        if self._asn is not None and offsets[-1] >= 0:
+            answer = self._asn.answers[offsets[-1]]
+            asn, org = answer.asn, answer.org
+        info = GEO_NONE if cc is None and asn is None and org is None else GeoInfo(cc, asn, org)
+        if offsets == list(key):
+            if len(self._answers) >= ANSWER_CACHE_ENTRIES:
+                self._answers.popitem(last=False)
+                self.answer_evictions += 1
+            self._answers[key] = info
+        return info
+
+    def _offsets(self, addr: bytes) -> tuple[int, ...]:
+        """The data offsets of ``addr``'s records: in the country files up to the first that
+        has one, then in the ASN file; -1 for none (or corrupt data, counted and logged)."""
         offsets: list[int] = []
         for source in self._country:
             offset = self._safe_offset(source, addr)
@@ -382,15 +434,7 @@ class MmdbGeo:
                 break
         if self._asn is not None:
             offsets.append(self._safe_offset(self._asn, addr))
-        key = tuple(offsets)
-        info = self._answers.get(key)
-        if info is None:
-            info = self._combine(key)
-            if len(self._answers) >= ANSWER_CACHE_ENTRIES:
-                self._answers.popitem(last=False)
-                self.answer_evictions += 1
-            self._answers[key] = info
-        return info
+        return tuple(offsets)
 
     def _safe_offset(self, source: _MmdbSource, addr: bytes) -> int:
         """``source.offset``, with -1 (no record) for corrupt data, counted and logged."""
@@ -399,22 +443,6 @@ class MmdbGeo:
         except Exception as exc:  # corrupt data must not stop the pipeline
             self._failed(source, exc)
             return -1
-
-    def _combine(self, offsets: tuple[int, ...]) -> GeoInfo:
-        """The answer for the offsets ``lookup_packed`` found (country files in order up to
-        the first with a record, then the ASN file)."""
-        asked = len(offsets) - (self._asn is not None)  # how many country files were asked
-        cc = None
-        for source, offset in zip(self._country[:asked], offsets[:asked], strict=True):
-            if offset >= 0:
-                cc = source.answers[offset].cc
-        asn, org = None, None
-        if self._asn is not None and offsets[-1] >= 0:
-            answer = self._asn.answers[offsets[-1]]
-            asn, org = answer.asn, answer.org
-        if cc is None and asn is None and org is None:
-            return GEO_NONE
-        return GeoInfo(cc, asn, org)
 
     def _lookup_text(self, ip_text: str) -> GeoInfo:
         """The lookup through maxminddb's ``Reader.get`` alone (no compiled walk)."""

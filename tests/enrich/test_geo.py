@@ -298,6 +298,32 @@ def test_corrupt_tree_at_lookup_time_is_counted_and_logged_once(
     assert "bad-ASN.mmdb: lookup failed" in caplog.records[0].getMessage()
 
 
+def test_corrupt_data_next_to_good_data(
+    walk: str, maxmind_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A country file with bad records beside a good ASN file, then a good country file
+    beside an ASN file with a corrupt tree: each failure counted every time it is met,
+    logged once per file, and the other file still answers."""
+    broken = maxmind_dir / "GeoIP2-City-Test-Broken-Double-Format.mmdb"
+    geo = MmdbGeo(country_db=broken, asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb", verify=False)
+    with caplog.at_level(logging.WARNING, logger="netwatch.enrich.geo"):
+        assert geo.lookup("89.160.20.112") == GeoInfo(None, 29518, "Bredband2 AB")
+        assert geo.lookup_packed(packed("89.160.20.128")) == GeoInfo(None, 29518, "Bredband2 AB")
+        assert geo.lookup("2001:220::1") == GEO_NONE
+    assert geo.errors == 3
+    assert len(caplog.records) == 1
+    caplog.clear()
+    bad_asn = corrupt_root(maxmind_dir / "GeoLite2-ASN-Test.mmdb", tmp_path / "bad-ASN.mmdb")
+    geo = MmdbGeo(country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb", asn_db=bad_asn, verify=False)
+    with caplog.at_level(logging.WARNING, logger="netwatch.enrich.geo"):
+        assert geo.lookup("2001:218::1") == GeoInfo("JP", None, None)
+        assert geo.lookup("8000::1") == GEO_NONE
+        assert geo.lookup_packed(packed("ffff::1")) == GEO_NONE
+        assert geo.lookup("89.160.20.112") == GeoInfo("SE", 29518, "Bredband2 AB")
+    assert geo.errors == 2
+    assert [r.getMessage().count("bad-ASN.mmdb") for r in caplog.records] == [1]
+
+
 def test_invalid_text_is_an_error_in_each_file(walk: str, maxmind_dir: Path) -> None:
     geo = MmdbGeo(
         country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb",
