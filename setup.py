@@ -1,5 +1,6 @@
-"""Build of netwatch's optional compiled core (``netwatch._core``, plain CPython C API) and
-of the live ring's block conversion (``netwatch._ring``, same flags, also optional).
+"""Build of netwatch's optional compiled core (``netwatch._core``, plain CPython C API), of
+the live ring's block conversion (``netwatch._ring``) and of the GeoIP search-tree walk
+(``netwatch._mmdb``), the last two with the same flags and also optional.
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler (or
 when the build fails) setuptools warns and installs the pure-Python package, which runs
@@ -36,4 +37,12 @@ RING = Extension(
     optional=True,
 )
 
-setup(ext_modules=[] if os.environ.get("NETWATCH_PURE") == "1" else [CORE, RING])
+# the MaxMind DB search-tree walk behind GeoIP lookups (netwatch/enrich/geo.py)
+MMDB = Extension(
+    "netwatch._mmdb",
+    sources=["netwatch/_mmdb.c"],
+    extra_compile_args=CORE.extra_compile_args,
+    optional=True,
+)
+
+setup(ext_modules=[] if os.environ.get("NETWATCH_PURE") == "1" else [CORE, RING, MMDB])

@@ -7,10 +7,12 @@ sources in source-data/ that document every network of the test databases.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import logging
 import os
+import random
 import re
 import socket
 import struct
@@ -106,22 +108,36 @@ def documented_networks(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
+@pytest.fixture(params=["compiled", "pure"])
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Database files opened in the test use the compiled search-tree walk (netwatch._mmdb)
+    or maxminddb alone, as without the extension or under NETWATCH_PURE=1."""
+    if request.param == "pure":
+        monkeypatch.setattr(geo_module, "WALK", None)
+    elif geo_module.WALK is None:
+        pytest.skip("netwatch._mmdb is not built or NETWATCH_PURE=1 (tests/test_mmdb.py says)")
+    return str(request.param)
+
+
 FactsRow = tuple[str, str | None, str | None, str | None, int | None, str | None]
 
 
 @pytest.mark.parametrize("row", FACTS, ids=[row[0] for row in FACTS])
-def test_facts_table(maxmind_dir: Path, row: FactsRow) -> None:
+def test_facts_table(walk: str, maxmind_dir: Path, row: FactsRow) -> None:
     ip, geoip2_cc, geolite_cc, city_cc, asn, org = row
     assert MmdbGeo(country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb").lookup(ip).cc == geoip2_cc
     assert MmdbGeo(country_db=maxmind_dir / "GeoLite2-Country-Test.mmdb").lookup(ip).cc == (
         geolite_cc
     )
     assert MmdbGeo(city_db=maxmind_dir / "GeoIP2-City-Test.mmdb").lookup(ip).cc == city_cc
-    only_asn = MmdbGeo(asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb").lookup(ip)
-    assert only_asn == (GeoInfo(None, asn, org) if asn is not None else GEO_NONE)
+    only_asn = MmdbGeo(asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb")
+    assert only_asn.compiled == (walk == "compiled")
+    expected = GeoInfo(None, asn, org) if asn is not None else GEO_NONE
+    assert only_asn.lookup(ip) == expected
+    assert only_asn.lookup_packed(packed(ip)) == expected
 
 
-def test_reports_geolocated_country_not_registered(maxmind_dir: Path) -> None:
+def test_reports_geolocated_country_not_registered(walk: str, maxmind_dir: Path) -> None:
     geo = MmdbGeo(
         country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb",
         asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb",
@@ -133,7 +149,7 @@ def test_reports_geolocated_country_not_registered(maxmind_dir: Path) -> None:
     assert geo.errors == 0
 
 
-def test_registered_country_is_the_fallback(maxmind_dir: Path) -> None:
+def test_registered_country_is_the_fallback(walk: str, maxmind_dir: Path) -> None:
     # GeoIP2-Enterprise-Test documents ::5.83.124.0/118 with registered_country RO only.
     geo = MmdbGeo(country_db=maxmind_dir / "GeoIP2-Enterprise-Test.mmdb")
     assert geo.lookup("5.83.124.1").cc == "RO"
@@ -158,7 +174,7 @@ def test_odd_record_fields_are_none() -> None:
     assert _asn_of({"isp": "An ISP", "autonomous_system_number": 64500}) == (64500, "An ISP")
 
 
-def test_every_documented_asn_network(maxmind_dir: Path) -> None:
+def test_every_documented_asn_network(walk: str, maxmind_dir: Path) -> None:
     geo = MmdbGeo(asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb")
     rows = documented_networks(maxmind_dir / "source-data" / "GeoLite2-ASN-Test.json")
     assert len(rows) >= 412
@@ -169,7 +185,7 @@ def test_every_documented_asn_network(maxmind_dir: Path) -> None:
     assert geo.errors == 0
 
 
-def test_every_documented_country_network(maxmind_dir: Path) -> None:
+def test_every_documented_country_network(walk: str, maxmind_dir: Path) -> None:
     geo = MmdbGeo(country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb")
     rows = documented_networks(maxmind_dir / "source-data" / "GeoIP2-Country-Test.json")
     assert len(rows) == 345
@@ -181,7 +197,7 @@ def test_every_documented_country_network(maxmind_dir: Path) -> None:
         assert geo.lookup(first).cc == expected, first
 
 
-def test_city_db_backs_up_the_country_db(maxmind_dir: Path) -> None:
+def test_city_db_backs_up_the_country_db(walk: str, maxmind_dir: Path) -> None:
     geo = MmdbGeo(
         country_db=maxmind_dir / "GeoLite2-Country-Test.mmdb",
         city_db=maxmind_dir / "GeoIP2-City-Test.mmdb",
@@ -191,7 +207,7 @@ def test_city_db_backs_up_the_country_db(maxmind_dir: Path) -> None:
     assert geo.describe().name == "GeoLite2-Country + GeoIP2-City"
 
 
-def test_isp_db_is_accepted_for_asn(maxmind_dir: Path) -> None:
+def test_isp_db_is_accepted_for_asn(walk: str, maxmind_dir: Path) -> None:
     geo = MmdbGeo(asn_db=maxmind_dir / "GeoIP2-ISP-Test.mmdb")
     assert geo.lookup("89.160.20.112") == GeoInfo(None, 29518, "Bredband2 AB")
     assert geo.lookup("12.81.92.1") == GeoInfo(None, 7018, "AT&T Services")  # ISP name
@@ -246,7 +262,7 @@ def test_wrong_database_type_is_rejected(
 
 
 def test_corrupt_data_at_lookup_time_is_counted_and_logged_once(
-    maxmind_dir: Path, caplog: pytest.LogCaptureFixture
+    walk: str, maxmind_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     name = "GeoIP2-City-Test-Broken-Double-Format.mmdb"
     geo = MmdbGeo(city_db=maxmind_dir / name, verify=False)  # skip the open-time probe
@@ -256,6 +272,180 @@ def test_corrupt_data_at_lookup_time_is_counted_and_logged_once(
     assert geo.errors == 2
     assert len(caplog.records) == 1
     assert name in caplog.records[0].getMessage()
+
+
+def corrupt_root(source: Path, target: Path) -> Path:
+    """``source`` (a 28-bit tree) with the root's right record pointing far past the end:
+    the tree walk fails for every IPv6 address from 8000:: up, IPv4 still answers."""
+    data = bytearray(source.read_bytes())
+    data[3] |= 0x0F  # the right record's top nibble
+    data[4:7] = b"\xff\xff\xff"
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_corrupt_tree_at_lookup_time_is_counted_and_logged_once(
+    walk: str, maxmind_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = corrupt_root(maxmind_dir / "GeoLite2-ASN-Test.mmdb", tmp_path / "bad-ASN.mmdb")
+    geo = MmdbGeo(asn_db=path, verify=False)
+    with caplog.at_level(logging.WARNING, logger="netwatch.enrich.geo"):
+        assert geo.lookup("8000::1") == GEO_NONE
+        assert geo.lookup_packed(packed("ffff::1")) == GEO_NONE
+        assert geo.lookup("1.0.0.1") == GeoInfo(None, 15169, "Google Inc.")
+    assert geo.errors == 2
+    assert len(caplog.records) == 1
+    assert "bad-ASN.mmdb: lookup failed" in caplog.records[0].getMessage()
+
+
+def test_corrupt_data_next_to_good_data(
+    walk: str, maxmind_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A country file with bad records beside a good ASN file, then a good country file
+    beside an ASN file with a corrupt tree: each failure counted every time it is met,
+    logged once per file, and the other file still answers."""
+    broken = maxmind_dir / "GeoIP2-City-Test-Broken-Double-Format.mmdb"
+    geo = MmdbGeo(country_db=broken, asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb", verify=False)
+    with caplog.at_level(logging.WARNING, logger="netwatch.enrich.geo"):
+        assert geo.lookup("89.160.20.112") == GeoInfo(None, 29518, "Bredband2 AB")
+        assert geo.lookup_packed(packed("89.160.20.128")) == GeoInfo(None, 29518, "Bredband2 AB")
+        assert geo.lookup("2001:220::1") == GEO_NONE
+    assert geo.errors == 3
+    assert len(caplog.records) == 1
+    caplog.clear()
+    bad_asn = corrupt_root(maxmind_dir / "GeoLite2-ASN-Test.mmdb", tmp_path / "bad-ASN.mmdb")
+    geo = MmdbGeo(country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb", asn_db=bad_asn, verify=False)
+    with caplog.at_level(logging.WARNING, logger="netwatch.enrich.geo"):
+        assert geo.lookup("2001:218::1") == GeoInfo("JP", None, None)
+        assert geo.lookup("8000::1") == GEO_NONE
+        assert geo.lookup_packed(packed("ffff::1")) == GEO_NONE
+        assert geo.lookup("89.160.20.112") == GeoInfo("SE", 29518, "Bredband2 AB")
+    assert geo.errors == 2
+    assert [r.getMessage().count("bad-ASN.mmdb") for r in caplog.records] == [1]
+
+
+def test_invalid_text_is_an_error_in_each_file(walk: str, maxmind_dir: Path) -> None:
+    geo = MmdbGeo(
+        country_db=maxmind_dir / "GeoIP2-Country-Test.mmdb",
+        asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb",
+    )
+    assert geo.lookup("not an ip") == GEO_NONE
+    assert geo.errors == 2
+    # forms the C reader of maxminddb reads as inet_aton does: the same answers both ways
+    assert geo.lookup("01.0.0.1") == geo.lookup("0x1.0.0.1") == GeoInfo(None, 15169, "Google Inc.")
+    assert geo.lookup("1.2.3") == GEO_NONE
+    assert geo.errors == 2
+
+
+# country, city and ASN files as MmdbGeo may be given them (None: not given)
+COMBINATIONS = [
+    ("GeoIP2-Country-Test.mmdb", None, "GeoLite2-ASN-Test.mmdb"),
+    ("GeoLite2-Country-Test.mmdb", "GeoIP2-City-Test.mmdb", "GeoLite2-ASN-Test.mmdb"),
+    ("GeoLite2-Country-Test.mmdb", "GeoIP2-City-Test.mmdb", None),
+    (None, "GeoIP2-Enterprise-Test.mmdb", "GeoIP2-ISP-Test.mmdb"),
+    (None, None, "GeoIP2-ISP-Test.mmdb"),
+    ("GeoIP2-Precision-Enterprise-Test.mmdb", None, None),
+]
+
+
+def open_both(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, names: tuple[str | None, ...]
+) -> tuple[MmdbGeo, MmdbGeo]:
+    """The same files opened with the compiled walk and without it."""
+    if geo_module.WALK is None:
+        pytest.skip("netwatch._mmdb is not built or NETWATCH_PURE=1 (tests/test_mmdb.py says)")
+    country, city, asn = (None if name is None else folder / name for name in names)
+    compiled = MmdbGeo(country_db=country, asn_db=asn, city_db=city)
+    with monkeypatch.context() as patch:
+        patch.setattr(geo_module, "WALK", None)
+        pure = MmdbGeo(country_db=country, asn_db=asn, city_db=city)
+    assert compiled.compiled and not pure.compiled
+    return compiled, pure
+
+
+def some_addresses(rng: random.Random, count: int) -> list[str]:
+    """Random IPv4, IPv4-mapped and IPv6 (global unicast and anywhere) addresses."""
+    out = []
+    for _ in range(count):
+        out.append(str(ipaddress.IPv4Address(rng.getrandbits(32))))
+        out.append(str(ipaddress.IPv6Address((0xFFFF << 32) | rng.getrandbits(32))))
+        out.append(str(ipaddress.IPv6Address((0x2 << 125) | rng.getrandbits(125))))
+        out.append(str(ipaddress.IPv6Address(rng.getrandbits(128))))
+    return out
+
+
+@pytest.mark.parametrize("names", COMBINATIONS, ids=lambda n: "+".join(filter(None, n)))
+def test_compiled_walk_answers_as_maxminddb(
+    maxmind_dir: Path, monkeypatch: pytest.MonkeyPatch, names: tuple[str | None, ...]
+) -> None:
+    compiled, pure = open_both(monkeypatch, maxmind_dir, names)
+    addresses = [row[0] for row in FACTS] + some_addresses(random.Random(str(names)), 300)
+    for name in filter(None, names):
+        source = maxmind_dir / "source-data" / name.replace(".mmdb", ".json")
+        if source.is_file():
+            for first, _record in documented_networks(source):
+                network = ipaddress.ip_network(first)
+                addresses += [first, str(network.network_address - 1)]
+    for ip in addresses:
+        expected = pure.lookup(ip)
+        assert compiled.lookup(ip) == expected, ip
+        assert compiled.lookup_packed(packed(ip)) == expected, ip
+        assert pure.lookup_packed(packed(ip)) == expected, ip
+    assert compiled.errors == pure.errors == 0
+    decodes = sum(source.decodes for source in compiled._sources())
+    assert 0 < decodes < len(addresses)  # a record is decoded once, however often reached
+    compiled.close()
+    pure.close()
+
+
+def test_builtin_compiled_walk_answers_as_maxminddb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in DB-IP data: random and edge addresses answer the same both ways."""
+    data_dir = geo_module._builtin_data_dir()
+    if geo_module.WALK is None:
+        pytest.skip("netwatch._mmdb is not built or NETWATCH_PURE=1 (tests/test_mmdb.py says)")
+    compiled = geo_module._open_builtin(data_dir)
+    monkeypatch.setattr(geo_module, "WALK", None)
+    pure = geo_module._open_builtin(data_dir)
+    assert compiled.compiled and not pure.compiled
+    rng = random.Random(2026)
+    addresses = [*some_addresses(rng, 2000), "0.0.0.0", "255.255.255.255", "::", "1.0.0.0"]
+    for ip in addresses:
+        assert compiled.lookup_packed(packed(ip)) == pure.lookup(ip), ip
+    assert compiled.errors == pure.errors == 0
+
+
+def test_record_answers_are_bounded_and_counted(
+    maxmind_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled, pure = open_both(monkeypatch, maxmind_dir, (None, None, "GeoLite2-ASN-Test.mmdb"))
+    monkeypatch.setattr(geo_module, "RECORD_CACHE_ENTRIES", 5)
+    monkeypatch.setattr(geo_module, "ANSWER_CACHE_ENTRIES", 3)
+    asn = compiled._sources()[0]
+    assert compiled.lookup("89.160.0.1") == GeoInfo(None, 29518, "Bredband2 AB")
+    assert compiled.lookup("89.160.20.112") == GeoInfo(None, 29518, "Bredband2 AB")
+    assert asn.decodes == 1  # one record for the whole 89.160.0.0/17
+    rows = documented_networks(maxmind_dir / "source-data" / "GeoLite2-ASN-Test.json")
+    for first, _record in rows[:40]:
+        assert compiled.lookup(first) == pure.lookup(first), first
+    assert len(asn.answers) == 5
+    assert asn.record_evictions == asn.decodes - 5 > 0
+    assert len(compiled._answers) == 3
+    assert compiled.answer_evictions > 0
+
+
+def test_close_releases_the_maps(maxmind_dir: Path) -> None:
+    geo = MmdbGeo(asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb")
+    geo.close()
+    for source in geo._sources():
+        assert source.tree is None or (source._map is not None and source._map.closed)
+
+
+def test_pure_environment_leaves_the_walk_unused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETWATCH_PURE", "1")
+    assert geo_module._load_walk() is None
+    monkeypatch.delenv("NETWATCH_PURE")
+    built = importlib.util.find_spec("netwatch._mmdb") is not None
+    assert (geo_module._load_walk() is not None) == built
 
 
 class RecordingBackend:
@@ -310,6 +500,29 @@ def test_cached_geo_looks_up_embedded_ipv4_as_ipv4() -> None:
     assert backend.calls == ["8.8.8.8", "1.1.1.1", "2001:4860::1"]
 
 
+class PackedRecordingBackend(RecordingBackend):
+    """A backend that also takes packed addresses (as MmdbGeo and BuiltinGeo do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.packed_calls: list[bytes] = []
+
+    def lookup_packed(self, addr: bytes) -> GeoInfo:
+        self.packed_calls.append(addr)
+        return GeoInfo("ZZ", 64500, None)
+
+
+def test_cached_geo_prefers_packed_lookups() -> None:
+    backend = PackedRecordingBackend()
+    geo = CachedGeo(backend, AddressClassifier([]))
+    assert geo.lookup(packed("8.8.8.8")) == GeoInfo("ZZ", 64500, None)
+    geo.lookup(packed("::ffff:1.1.1.1"))
+    geo.lookup(packed("2001:4860::1"))
+    assert backend.packed_calls == [packed("8.8.8.8"), packed("1.1.1.1"), packed("2001:4860::1")]
+    assert backend.calls == []
+    assert NullGeo().lookup_packed(packed("8.8.8.8")) == GEO_NONE
+
+
 def test_cached_geo_is_bounded() -> None:
     backend = RecordingBackend()
     geo = CachedGeo(backend, AddressClassifier([]), max_entries=16)
@@ -323,7 +536,7 @@ def test_cached_geo_is_bounded() -> None:
     assert backend.calls.count("8.8.4.39") == 1
 
 
-def test_cached_geo_over_real_mmdb(maxmind_dir: Path) -> None:
+def test_cached_geo_over_real_mmdb(walk: str, maxmind_dir: Path) -> None:
     mmdb = MmdbGeo(asn_db=maxmind_dir / "GeoLite2-ASN-Test.mmdb")
     geo = CachedGeo(mmdb, AddressClassifier([]))
     assert geo.lookup(packed("1.0.0.1")) == GeoInfo(None, 15169, "Google Inc.")
@@ -415,7 +628,7 @@ def test_unpack_container_rejects_damage(
     assert re.search(reason, str(info.value), re.IGNORECASE), str(info.value)
 
 
-def test_builtin_reads_packed_data_as_maxmind_db(packed_test_data: Path) -> None:
+def test_builtin_reads_packed_data_as_maxmind_db(walk: str, packed_test_data: Path) -> None:
     """The built-in path (unpack, in-memory file, maxminddb) on MaxMind's test data: the FACTS
     answers of the Country and ASN test databases, IPv4 and IPv6."""
     geo = BuiltinGeo(data_dir=packed_test_data)

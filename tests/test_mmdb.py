@@ -1,0 +1,501 @@
+"""The compiled MaxMind DB search-tree walk (netwatch/_mmdb.c) against maxminddb.
+
+``netwatch._mmdb.Tree`` walks a packed address down a MaxMind DB file's search tree to its
+record's data offset and prefix length. For every network of MaxMind's real test databases
+(record sizes 24, 28 and 32; IPv4 trees, IPv6 trees holding IPv4, an IPv6 tree without an
+IPv4 subtree) and of the built-in DB-IP data, at its first and last address, just outside
+it and at random addresses (IPv4, IPv6, IPv4-mapped; also Hypothesis-drawn), the record
+decoded at the offset and the prefix length equal what ``maxminddb``'s reader gives, and a
+corrupt tree fails where the reader's does. Corrupt or hostile files (truncated, records
+pointing past the end or into the separator, pointer loops, random bytes) give a clean
+ValueError, never a read outside the buffer (run under ``./dev sanitize`` for ASan/UBSan).
+
+Skips where the extension cannot be there (NETWATCH_PURE=1, no C compiler); fails when a
+compiler is here and the extension was not built. The real-database tests skip when
+``../shared/corpus`` is absent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import mmap
+import os
+import random
+import shutil
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import maxminddb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from maxminddb.decoder import Decoder
+
+from netwatch.enrich import geo as geo_module
+from tests.profile import examples
+
+if TYPE_CHECKING:  # the module may be absent at run time
+    from netwatch._mmdb import Tree
+
+
+def _compiled() -> type[Tree] | None:
+    try:
+        from netwatch._mmdb import Tree  # noqa: PLC0415 (optional)
+    except ImportError:
+        return None
+    return Tree
+
+
+_C = _compiled()
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@pytest.fixture(scope="module")
+def tree_type() -> type[Tree]:
+    if _C is not None:
+        return _C
+    if os.environ.get("NETWATCH_PURE") == "1":
+        pytest.skip("NETWATCH_PURE=1 forces the pure-Python path")
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here: netwatch._mmdb is not built")
+    pytest.fail("a C compiler is here but netwatch._mmdb is not built (pip install -e .)")
+
+
+class Oracle:
+    """One database file read both ways: maxminddb's reader (its C extension when built,
+    as GeoIP lookups use it without the walk), and the C walk over the file's bytes with
+    the record at the offset decoded by maxminddb's decoder (memoised per offset)."""
+
+    def __init__(self, tree_type: type[Tree], path: Path) -> None:
+        data = path.read_bytes()
+        self.path = path
+        self.reader = maxminddb.open_database(str(path))
+        meta = self.reader.metadata()
+        self.ip_version = meta.ip_version
+        self.tree = tree_type(data, meta.node_count, meta.record_size, meta.ip_version)
+        self.data_start = meta.node_count * meta.record_size // 4 + 16
+        self._decoder = Decoder(data, self.data_start)
+        self._records: dict[int, Any] = {}
+
+    def expected(self, ip: IPAddress) -> tuple[str, Any]:
+        """maxminddb's (record, prefix length), or the error it raises, as comparable text."""
+        try:
+            return "ok", self.reader.get_with_prefix_len(ip)
+        except (maxminddb.InvalidDatabaseError, ValueError) as exc:
+            return "error", type(exc).__name__
+
+    def walked(self, ip: IPAddress) -> tuple[str, Any]:
+        """The C walk's answer in the same shape."""
+        try:
+            offset, prefix = self.tree.find(ip.packed)
+        except ValueError:
+            return "error", "InvalidDatabaseError"
+        if offset is None:
+            return "ok", (None, prefix)
+        record = self._records.get(offset)
+        if record is None:
+            try:
+                record = self._decoder.decode(self.data_start + offset)[0]
+            except maxminddb.InvalidDatabaseError:  # a bad record (the tree is fine)
+                return "error", "InvalidDatabaseError"
+            self._records[offset] = record
+        return "ok", (record, prefix)
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Every network of the file, as maxminddb lists them (its pure-Python reader for a
+        tree that loops, which the C one refuses to list); none when a record is bad (the
+        listing decodes every record)."""
+        try:
+            return [network for network, _record in self.reader]
+        except maxminddb.InvalidDatabaseError:
+            pass
+        with maxminddb.open_database(str(self.path), maxminddb.MODE_MEMORY) as reader:
+            try:
+                return [network for network, _record in reader]
+            except maxminddb.InvalidDatabaseError:
+                return []
+
+    def check(self, ip: IPAddress) -> None:
+        if ip.version == 6 and self.ip_version == 4:
+            return  # maxminddb refuses it; the caller never asks (geo.py answers None)
+        assert self.walked(ip) == self.expected(ip), ip
+        offset, _prefix = self.tree.find(ip.packed)
+        assert self.tree.offset(ip.packed) == (-1 if offset is None else offset), ip
+
+
+def around(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[IPAddress]:
+    """The first and last address of a network and the addresses just outside it."""
+    first, last = network.network_address, network.broadcast_address
+    out: list[IPAddress] = [first, last]
+    if int(first) > 0:
+        out.append(first - 1)
+    if int(last) < (1 << network.max_prefixlen) - 1:
+        out.append(last + 1)
+    return out
+
+
+def random_addresses(rng: random.Random, count: int, ipv6: bool) -> list[IPAddress]:
+    """Random IPv4 addresses, and with ``ipv6`` random global, IPv4-mapped and any IPv6."""
+    out: list[IPAddress] = [ipaddress.IPv4Address(rng.getrandbits(32)) for _ in range(count)]
+    if ipv6:
+        for _ in range(count):
+            out.append(ipaddress.IPv6Address((0x2 << 125) | rng.getrandbits(125)))  # 2000::/3
+            out.append(ipaddress.IPv6Address((0xFFFF << 32) | rng.getrandbits(32)))  # ::ffff:/96
+            out.append(ipaddress.IPv6Address(rng.getrandbits(128)))
+    return out
+
+
+# ------------------------------------------------------------------ real databases
+
+
+BROKEN = {
+    "GeoIP2-City-Test-Broken-Double-Format.mmdb",  # a bad record: the tree is fine
+    "GeoIP2-City-Test-Invalid-Node-Count.mmdb",  # refused by maxminddb at open
+    "MaxMind-DB-test-broken-pointers-24.mmdb",  # bad records: the tree is fine
+    "MaxMind-DB-test-broken-search-tree-24.mmdb",  # 128.0.0.0/1 loops back to the root
+}
+RECORD_SIZES = {
+    "MaxMind-DB-test-ipv4-24.mmdb": (24, 4),
+    "MaxMind-DB-test-ipv4-28.mmdb": (28, 4),
+    "MaxMind-DB-test-ipv4-32.mmdb": (32, 4),
+    "MaxMind-DB-test-ipv6-24.mmdb": (24, 6),
+    "MaxMind-DB-test-ipv6-28.mmdb": (28, 6),
+    "MaxMind-DB-test-ipv6-32.mmdb": (32, 6),
+    "MaxMind-DB-test-mixed-24.mmdb": (24, 6),
+    "MaxMind-DB-test-mixed-28.mmdb": (28, 6),
+    "MaxMind-DB-test-mixed-32.mmdb": (32, 6),
+}
+
+
+def _real_databases() -> list[str]:
+    from tests.conftest import MAXMIND  # noqa: PLC0415 (the maxmind_dir fixture's folder)
+
+    if not MAXMIND.is_dir():
+        return ["(corpus absent)"]
+    names = sorted(p.name for p in MAXMIND.glob("*.mmdb"))
+    return [n for n in names if n != "GeoIP2-City-Test-Invalid-Node-Count.mmdb"]
+
+
+@pytest.mark.parametrize("name", _real_databases())
+def test_every_network_of_maxminds_test_databases(
+    tree_type: type[Tree], maxmind_dir: Path, name: str
+) -> None:
+    oracle = Oracle(tree_type, maxmind_dir / name)
+    meta = oracle.reader.metadata()
+    if name in RECORD_SIZES:
+        assert (meta.record_size, meta.ip_version) == RECORD_SIZES[name]
+    addresses: list[IPAddress] = []
+    if name == "MaxMind-DB-no-ipv4-search-tree.mmdb":
+        # maxminddb cannot list this file's networks: the IPv4 space is one record at ::/64
+        assert oracle.tree.ipv4_depth == 64
+        assert oracle.tree.find(bytes(4)) == (oracle.tree.find(bytes(16))[0], 0)
+    else:
+        networks = oracle.networks()
+        assert networks or name in BROKEN
+        for network in networks:
+            addresses += around(network)
+    if name == "MaxMind-DB-test-broken-search-tree-24.mmdb":
+        looping = ipaddress.IPv4Address("255.255.255.255")  # node 0's right record is node 0
+        assert oracle.expected(looping) == ("error", "InvalidDatabaseError")
+        assert oracle.walked(looping) == ("error", "InvalidDatabaseError")
+    addresses += random_addresses(random.Random(name), 500, meta.ip_version == 6)
+    for ip in addresses:
+        oracle.check(ip)
+    if name not in BROKEN:
+        assert any(oracle.tree.offset(ip.packed) >= 0 for ip in addresses), name
+
+
+def test_record_sizes_cover_24_28_32(maxmind_dir: Path) -> None:
+    for name, (size, version) in RECORD_SIZES.items():
+        meta = maxminddb.open_database(str(maxmind_dir / name)).metadata()
+        assert (meta.record_size, meta.ip_version) == (size, version), name
+
+
+@pytest.fixture(scope="module")
+def builtin_oracles(
+    tree_type: type[Tree], tmp_path_factory: pytest.TempPathFactory
+) -> list[Oracle]:
+    """The built-in DB-IP country and ASN data (unpacked as BuiltinGeo does)."""
+    data_dir = geo_module._builtin_data_dir()
+    folder = tmp_path_factory.mktemp("builtin")
+    oracles = []
+    for name in (geo_module.BUILTIN_COUNTRY_FILE, geo_module.BUILTIN_ASN_FILE):
+        path = folder / name.removesuffix(".bz")
+        path.write_bytes(geo_module.unpack_container(data_dir / name))
+        oracles.append(Oracle(tree_type, path))
+    return oracles
+
+
+def test_builtin_data_random_and_boundary_addresses(builtin_oracles: list[Oracle]) -> None:
+    rng = random.Random(13)
+    for oracle in builtin_oracles:
+        assert oracle.ip_version == 6
+        assert oracle.tree.ipv4_depth == 96
+        for ip in random_addresses(rng, 1500, ipv6=True):
+            oracle.check(ip)
+            _record, prefix = oracle.reader.get_with_prefix_len(ip)
+            network = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
+            for edge in around(network):
+                oracle.check(edge)
+
+
+def test_builtin_data_known_answers(builtin_oracles: list[Oracle]) -> None:
+    country, asn = builtin_oracles
+    google = ipaddress.IPv4Address("8.8.8.8")
+    assert country.walked(google)[1][0]["country"]["iso_code"] == "US"
+    assert asn.walked(google)[1][0]["autonomous_system_number"] == 15169
+    mapped = ipaddress.IPv6Address("::ffff:8.8.8.8")
+    assert asn.walked(mapped)[1][0] == asn.walked(google)[1][0]
+    assert country.tree.find(ipaddress.IPv4Address("10.0.0.1").packed)[0] is None
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(address=st.binary(min_size=4, max_size=4) | st.binary(min_size=16, max_size=16))
+def test_hypothesis_addresses_agree(builtin_oracles: list[Oracle], address: bytes) -> None:
+    ip = ipaddress.ip_address(address)
+    for oracle in builtin_oracles:
+        oracle.check(ip)
+
+
+@pytest.fixture(scope="module")
+def record_size_oracles(tree_type: type[Tree]) -> dict[str, Oracle]:
+    """MaxMind's test databases of each record size (IPv4, IPv6 and mixed trees)."""
+    from tests.conftest import MAXMIND  # noqa: PLC0415 (the maxmind_dir fixture's folder)
+
+    if not MAXMIND.is_dir():
+        pytest.skip(f"{MAXMIND} is absent: the GeoIP format tests need ../shared/corpus/maxmind")
+    return {name: Oracle(tree_type, MAXMIND / name) for name in RECORD_SIZES}
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    name=st.sampled_from(sorted(RECORD_SIZES)),
+    address=st.binary(min_size=4, max_size=4) | st.binary(min_size=16, max_size=16),
+)
+def test_hypothesis_addresses_agree_every_record_size(
+    record_size_oracles: dict[str, Oracle], name: str, address: bytes
+) -> None:
+    record_size_oracles[name].check(ipaddress.ip_address(address))
+
+
+# ------------------------------------------------------------------ synthetic trees
+
+
+def encode_tree(nodes: list[tuple[int, int]], record_size: int) -> bytes:
+    """A search tree laid out as the spec says, from (left, right) record values."""
+    out = bytearray()
+    for left, right in nodes:
+        if record_size == 24:
+            out += left.to_bytes(3, "big") + right.to_bytes(3, "big")
+        elif record_size == 28:
+            middle = (left >> 24) << 4 | (right >> 24)
+            out += (left & 0xFFFFFF).to_bytes(3, "big") + bytes((middle,))
+            out += (right & 0xFFFFFF).to_bytes(3, "big")
+        else:
+            out += left.to_bytes(4, "big") + right.to_bytes(4, "big")
+    return bytes(out)
+
+
+def small_db(record_size: int, tail: bytes = b"\x00" * 16 + b"\x44record") -> tuple[bytes, int]:
+    """An IPv4 tree of three nodes: 0.0.0.0/1 -> node 1, 128.0.0.0/1 -> node 2; node 1:
+    0.0.0.0/2 empty, 64.0.0.0/2 -> data offset 0; node 2: both halves -> data offset 1."""
+    count = 3
+    nodes = [(1, 2), (count, count + 16), (count + 17, count + 17)]
+    return encode_tree(nodes, record_size) + tail, count
+
+
+@pytest.mark.parametrize("record_size", [24, 28, 32])
+def test_synthetic_tree_every_record_size(tree_type: type[Tree], record_size: int) -> None:
+    data, count = small_db(record_size)
+    tree = tree_type(data, count, record_size, 4)
+    assert (tree.node_count, tree.record_size, tree.ip_version) == (count, record_size, 4)
+    assert tree.find(bytes((1, 2, 3, 4))) == (None, 2)
+    assert tree.find(bytes((64, 0, 0, 0))) == (0, 2)
+    assert tree.find(bytes((200, 1, 1, 1))) == (1, 2)
+    assert tree.offset(bytes((1, 2, 3, 4))) == -1
+    assert tree.offset(bytes((127, 255, 255, 255))) == 0
+
+
+def test_28_bit_records_use_both_nibbles(tree_type: type[Tree], tmp_path: Path) -> None:
+    # a node count above 2^24, so the records' top nibbles matter (left's differs from
+    # right's); the file is sparse: only the three nodes read are written
+    count = (1 << 24) + 100
+    nodes = {
+        0: ((1 << 24) + 1, 2),  # 0.0.0.0/1 -> node 0x1000001, 128.0.0.0/1 -> node 2
+        (1 << 24) + 1: (count + 16 + 5, count),  # 0.0.0.0/2 -> data offset 5
+        2: (count, count + 16 + 7),  # 192.0.0.0/2 -> data offset 7
+    }
+    path = tmp_path / "sparse.mmdb"
+    with path.open("wb") as file:
+        file.truncate(count * 7 + 16 + 64)
+        for node, (left, right) in nodes.items():
+            file.seek(node * 7)
+            file.write(encode_tree([(left, right)], 28))
+    with path.open("rb") as file:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    tree = tree_type(mapped, count, 28, 4)
+    assert tree.find(bytes((0, 0, 0, 0))) == (5, 2)
+    assert tree.find(bytes((64, 0, 0, 0))) == (None, 2)
+    assert tree.find(bytes((128, 0, 0, 0))) == (None, 2)
+    assert tree.find(bytes((192, 0, 0, 0))) == (7, 2)
+    tree.close()
+    mapped.close()
+
+
+def test_ipv6_tree_finds_the_ipv4_subtree_once(tree_type: type[Tree]) -> None:
+    # 96 left turns down a chain of nodes, then node 96 splits the IPv4 space
+    count = 97
+    nodes = [(i + 1, count) for i in range(96)] + [(count + 16, count + 17)]
+    data = encode_tree(nodes, 24) + bytes(16) + b"\x44left\x44right"
+    tree = tree_type(data, count, 24, 6)
+    assert tree.ipv4_depth == 96
+    assert tree.find(bytes((1, 0, 0, 0))) == (0, 1)
+    assert tree.find(bytes((200, 0, 0, 0))) == (1, 1)
+    assert tree.find(bytes(12) + bytes((200, 0, 0, 0))) == (1, 97)  # ::200.0.0.0 in IPv6
+    assert tree.find(b"\x20" + bytes(15)) == (None, 3)
+
+
+def test_ipv6_tree_without_an_ipv4_subtree(tree_type: type[Tree]) -> None:
+    count = 2
+    nodes = [(1, count), (count + 16, count)]  # ::/2 is one record
+    tree = tree_type(encode_tree(nodes, 32) + bytes(16) + b"\x44data", count, 32, 6)
+    assert tree.ipv4_depth == 2
+    assert tree.find(bytes((9, 9, 9, 9))) == (0, 0)
+
+
+def test_mmap_buffer_is_held_until_close(tree_type: type[Tree], tmp_path: Path) -> None:
+    data, count = small_db(24)
+    path = tmp_path / "t.mmdb"
+    path.write_bytes(data)
+    with path.open("rb") as file:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    tree = tree_type(mapped, count, 24, 4)
+    with pytest.raises(BufferError):
+        mapped.close()  # the Tree still reads it
+    assert tree.find(bytes((64, 1, 1, 1))) == (0, 2)
+    tree.close()
+    tree.close()
+    mapped.close()
+    with pytest.raises(ValueError, match="closed"):
+        tree.find(bytes(4))
+
+
+# ------------------------------------------------------------------ corrupt and hostile files
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((b"", 1, 24, 4), "do not fit"),
+        ((bytes(6 + 15), 1, 24, 4), "do not fit"),  # the separator cut short
+        ((bytes(100), 0, 24, 4), "node count 0"),
+        ((bytes(100), 1 << 24, 24, 4), "does not fit 24-bit"),
+        ((bytes(100), 1 << 28, 28, 4), "does not fit 28-bit"),
+        ((bytes(100), 1 << 32, 32, 4), "does not fit 32-bit"),
+        ((bytes(100), 1, 25, 4), "record size 25"),
+        ((bytes(100), 1, 24, 5), "IP version 5"),
+    ],
+)
+def test_bad_metadata_is_refused(
+    tree_type: type[Tree], args: tuple[bytes, int, int, int], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        tree_type(*args)
+
+
+def test_bad_arguments(tree_type: type[Tree]) -> None:
+    data, count = small_db(24)
+    tree = tree_type(data, count, 24, 4)
+    with pytest.raises(ValueError, match="in an IPv4 tree"):
+        tree.find(bytes(16))
+    with pytest.raises(ValueError, match="not 5"):
+        tree.offset(bytes(5))
+    with pytest.raises(TypeError, match="must be bytes"):
+        tree.find(bytearray(4))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        tree_type(data, count, 24, 4, buffer=data)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        tree_type("not a buffer", count, 24, 4)  # type: ignore[arg-type]
+
+
+def test_truncated_data_section(tree_type: type[Tree]) -> None:
+    data, count = small_db(24)
+    cut = data[: count * 6 + 16 + 1]  # data offset 0 is the last byte; offset 1 is past the end
+    tree = tree_type(cut, count, 24, 4)
+    assert tree.find(bytes((64, 0, 0, 0))) == (0, 2)
+    with pytest.raises(ValueError, match="outside the data section"):
+        tree.find(bytes((200, 0, 0, 0)))
+
+
+@pytest.mark.parametrize("record_size", [24, 28, 32])
+def test_records_past_the_end_or_into_the_separator(
+    tree_type: type[Tree], record_size: int
+) -> None:
+    count = 1
+    size = len(encode_tree([(0, 0)], record_size)) + 16 + 4
+    for bad in (count + 16 + 4, count + 16 + 1000, count + 1, count + 15):
+        data = encode_tree([(bad, count + 16 + 3)], record_size) + bytes(16) + b"\x44abc"
+        assert len(data) == size
+        tree = tree_type(data, count, record_size, 4)
+        with pytest.raises(ValueError, match="outside the data section"):
+            tree.find(bytes(4))
+        assert tree.find(bytes((255, 0, 0, 0))) == (3, 1)  # the good record still answers
+
+
+@pytest.mark.parametrize("ip_version", [4, 6])
+def test_pointer_loop_ends_with_the_address_bits(tree_type: type[Tree], ip_version: int) -> None:
+    # node 0 -> node 1 -> node 0 ...: the walk stops after one read per address bit
+    data = encode_tree([(1, 1), (0, 0)], 24) + bytes(16) + b"\x44x"
+    tree = tree_type(data, 2, 24, ip_version)
+    with pytest.raises(ValueError, match="ran out of address bits"):
+        tree.find(bytes((10, 0, 0, 1)))
+    if ip_version == 6:
+        assert tree.ipv4_depth == 96
+        with pytest.raises(ValueError, match="ran out of address bits"):
+            tree.offset(bytes(16))
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(
+    data=st.binary(max_size=400),
+    node_count=st.integers(min_value=1, max_value=80),
+    record_size=st.sampled_from([24, 28, 32]),
+    ip_version=st.sampled_from([4, 6]),
+    addresses=st.lists(
+        st.binary(min_size=4, max_size=4) | st.binary(min_size=16, max_size=16), max_size=8
+    ),
+)
+def test_random_files_give_an_answer_or_a_clean_error(
+    tree_type: type[Tree],
+    data: bytes,
+    node_count: int,
+    record_size: int,
+    ip_version: int,
+    addresses: list[bytes],
+) -> None:
+    # a buffer exactly as long as the file: any read outside it is ASan's to report
+    buffer = bytes(data)
+    try:
+        tree = tree_type(buffer, node_count, record_size, ip_version)
+    except ValueError:
+        assert node_count * record_size // 4 + 16 > len(buffer)
+        return
+    for address in addresses:
+        if len(address) == 16 and ip_version == 4:
+            continue
+        try:
+            offset, prefix = tree.find(address)
+        except ValueError:
+            continue
+        assert 0 <= prefix <= len(address) * 8
+        if offset is not None:
+            assert node_count * record_size // 4 + 16 + offset < len(buffer)
+
+
+def test_struct_layout_sanity() -> None:
+    # the encoder above against the spec's 28-bit example layout (left: 0x0ABCDEF0 >> 4 ...)
+    assert encode_tree([(0x0123456, 0x0789ABC)], 28) == struct.pack(
+        ">3sB3s", (0x123456).to_bytes(3, "big"), 0x00, (0x789ABC).to_bytes(3, "big")
+    )
+    assert encode_tree([(0xF123456, 0x1789ABC)], 28)[3] == 0xF1
