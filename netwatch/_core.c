@@ -416,14 +416,13 @@ enum nw_fast_status {
 
 enum nw_tag { NW_UNSET = 0, NW_INT = 1, NW_FLOAT = 2, NW_OBJ = 3 };
 
-typedef struct {
-    union {
-        long long i;
-        double d;
-        PyObject *o; /* strong reference */
-    } v;
-    int tag; /* enum nw_tag */
-} nw_cell;
+/* A cell's value; its tag (enum nw_tag) is kept apart, one byte each (a Flow's seven
+ * cells take 64 bytes). */
+typedef union {
+    long long i;
+    double d;
+    PyObject *o; /* strong reference (NW_OBJ) */
+} nw_val;
 
 /* Flow's object members and cells (the reference's __slots__, split in two). */
 enum nw_flow_obj {
@@ -437,7 +436,8 @@ enum nw_flow_cell { FC_LAST, FC_O_PKTS, FC_O_IPB, FC_O_BYTES, FC_R_PKTS, FC_R_IP
 typedef struct {
     PyObject_HEAD
     PyObject *obj[FO_COUNT];
-    nw_cell cell[FC_COUNT];
+    nw_val val[FC_COUNT];
+    uint8_t tag[FC_COUNT];
 } nw_flow;
 
 enum nw_end_obj {
@@ -449,7 +449,8 @@ enum nw_end_cell { EC_DACK, EC_NXT, EC_SEQMAX, EC_COUNT };
 typedef struct {
     PyObject_HEAD
     PyObject *obj[EO_COUNT];
-    nw_cell cell[EC_COUNT];
+    nw_val val[EC_COUNT];
+    uint8_t tag[EC_COUNT];
 } nw_endpoint;
 
 #define FLOW_OBJ(name, i) \
@@ -480,13 +481,15 @@ static PyMemberDef end_members[] = {
 };
 #undef END_OBJ
 
-/* A cell attribute: its name (for AttributeError) and its offset in the object. */
+/* A cell attribute: its name (for AttributeError) and the offsets of its value and tag. */
 typedef struct {
     const char *name;
-    Py_ssize_t off;
+    Py_ssize_t val, tag;
 } nw_cell_info;
 
-#define FLOW_CELL(name, i) {name, (Py_ssize_t)(offsetof(nw_flow, cell) + (i) * sizeof(nw_cell))}
+#define FLOW_CELL(name, i) \
+    {name, (Py_ssize_t)(offsetof(nw_flow, val) + (i) * sizeof(nw_val)), \
+     (Py_ssize_t)(offsetof(nw_flow, tag) + (i))}
 static nw_cell_info flow_cells[FC_COUNT] = {
     FLOW_CELL("last", FC_LAST),       FLOW_CELL("o_pkts", FC_O_PKTS),
     FLOW_CELL("o_ipb", FC_O_IPB),     FLOW_CELL("o_bytes", FC_O_BYTES),
@@ -494,29 +497,36 @@ static nw_cell_info flow_cells[FC_COUNT] = {
     FLOW_CELL("r_bytes", FC_R_BYTES),
 };
 #undef FLOW_CELL
-#define END_CELL(name, i) {name, (Py_ssize_t)(offsetof(nw_endpoint, cell) + (i) * sizeof(nw_cell))}
+#define END_CELL(name, i) \
+    {name, (Py_ssize_t)(offsetof(nw_endpoint, val) + (i) * sizeof(nw_val)), \
+     (Py_ssize_t)(offsetof(nw_endpoint, tag) + (i))}
 static nw_cell_info end_cells[EC_COUNT] = {
     END_CELL("dack", EC_DACK), END_CELL("nxt", EC_NXT), END_CELL("seqmax", EC_SEQMAX),
 };
 #undef END_CELL
 
-static inline nw_cell *cell_at(PyObject *self, const nw_cell_info *ci)
+static inline nw_val *val_at(PyObject *self, const nw_cell_info *ci)
 {
-    return (nw_cell *)((char *)self + ci->off);
+    return (nw_val *)((char *)self + ci->val);
+}
+
+static inline uint8_t *tag_at(PyObject *self, const nw_cell_info *ci)
+{
+    return (uint8_t *)self + ci->tag;
 }
 
 static PyObject *cell_get(PyObject *self, void *closure)
 {
     const nw_cell_info *ci = closure;
-    nw_cell *c = cell_at(self, ci);
-    switch (c->tag) {
+    nw_val *v = val_at(self, ci);
+    switch (*tag_at(self, ci)) {
     case NW_INT:
-        return PyLong_FromLongLong(c->v.i);
+        return PyLong_FromLongLong(v->i);
     case NW_FLOAT:
-        return PyFloat_FromDouble(c->v.d);
+        return PyFloat_FromDouble(v->d);
     case NW_OBJ:
-        Py_INCREF(c->v.o);
-        return c->v.o;
+        Py_INCREF(v->o);
+        return v->o;
     default:
         PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '%s'",
                      Py_TYPE(self)->tp_name, ci->name);
@@ -524,13 +534,13 @@ static PyObject *cell_get(PyObject *self, void *closure)
     }
 }
 
-/* Store value in c (NULL: unset it); the old object, if any, is released last. */
-static int cell_store(nw_cell *c, PyObject *value)
+/* Store value in a cell (NULL: unset it); the old object, if any, is released last. */
+static int cell_store(nw_val *v, uint8_t *tag, PyObject *value)
 {
-    PyObject *old = c->tag == NW_OBJ ? c->v.o : NULL;
+    PyObject *old = *tag == NW_OBJ ? v->o : NULL;
     if (value == NULL) {
-        c->v.i = 0;
-        c->tag = NW_UNSET;
+        v->i = 0;
+        *tag = NW_UNSET;
     } else if (PyLong_CheckExact(value)) {
         int overflow;
         long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
@@ -538,19 +548,19 @@ static int cell_store(nw_cell *c, PyObject *value)
             return -1;
         if (overflow) {
             Py_INCREF(value);
-            c->v.o = value;
-            c->tag = NW_OBJ;
+            v->o = value;
+            *tag = NW_OBJ;
         } else {
-            c->v.i = x;
-            c->tag = NW_INT;
+            v->i = x;
+            *tag = NW_INT;
         }
     } else if (PyFloat_CheckExact(value)) {
-        c->v.d = PyFloat_AS_DOUBLE(value);
-        c->tag = NW_FLOAT;
+        v->d = PyFloat_AS_DOUBLE(value);
+        *tag = NW_FLOAT;
     } else {
         Py_INCREF(value);
-        c->v.o = value;
-        c->tag = NW_OBJ;
+        v->o = value;
+        *tag = NW_OBJ;
     }
     Py_XDECREF(old);
     return 0;
@@ -559,36 +569,38 @@ static int cell_store(nw_cell *c, PyObject *value)
 static int cell_set(PyObject *self, PyObject *value, void *closure)
 {
     const nw_cell_info *ci = closure;
-    nw_cell *c = cell_at(self, ci);
-    if (value == NULL && c->tag == NW_UNSET) {
+    uint8_t *tag = tag_at(self, ci);
+    if (value == NULL && *tag == NW_UNSET) {
         PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '%s'",
                      Py_TYPE(self)->tp_name, ci->name);
         return -1;
     }
-    return cell_store(c, value);
+    return cell_store(val_at(self, ci), tag, value);
 }
 
-static void cell_int(nw_cell *c, long long v) /* c holds no object (set up by tp_new) */
+/* Cell i of vals/tags := the int x (an object it held released). */
+static void cell_int(nw_val *vals, uint8_t *tags, int i, long long x)
 {
-    c->v.i = v;
-    c->tag = NW_INT;
+    cell_store(&vals[i], &tags[i], NULL); /* cannot fail */
+    vals[i].i = x;
+    tags[i] = NW_INT;
 }
 
-static int cells_traverse(nw_cell *cells, int n, visitproc visit, void *arg)
+static int cells_traverse(nw_val *vals, uint8_t *tags, int n, visitproc visit, void *arg)
 {
     for (int i = 0; i < n; i++)
-        if (cells[i].tag == NW_OBJ)
-            Py_VISIT(cells[i].v.o);
+        if (tags[i] == NW_OBJ)
+            Py_VISIT(vals[i].o);
     return 0;
 }
 
-static void cells_clear(nw_cell *cells, int n)
+static void cells_clear(nw_val *vals, uint8_t *tags, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (cells[i].tag == NW_OBJ) {
-            PyObject *o = cells[i].v.o;
-            cells[i].v.i = 0;
-            cells[i].tag = NW_UNSET;
+        if (tags[i] == NW_OBJ) {
+            PyObject *o = vals[i].o;
+            vals[i].i = 0;
+            tags[i] = NW_UNSET;
             Py_DECREF(o);
         }
     }
@@ -627,13 +639,13 @@ static int obj_set_long(PyObject **objs, int i, long v)
 static int flow_traverse(nw_flow *self, visitproc visit, void *arg)
 {
     int rc = objs_traverse(self->obj, FO_COUNT, visit, arg);
-    return rc ? rc : cells_traverse(self->cell, FC_COUNT, visit, arg);
+    return rc ? rc : cells_traverse(self->val, self->tag, FC_COUNT, visit, arg);
 }
 
 static int flow_clear(nw_flow *self)
 {
     objs_clear(self->obj, FO_COUNT);
-    cells_clear(self->cell, FC_COUNT);
+    cells_clear(self->val, self->tag, FC_COUNT);
     return 0;
 }
 
@@ -664,12 +676,10 @@ static int flow_init(nw_flow *self, PyObject *args, PyObject *kwds)
     obj_set(o, FO_KEY, key);
     obj_set(o, FO_UID, uid);
     obj_set(o, FO_FIRST, ts);
-    int rc = cell_store(&self->cell[FC_LAST], ts);
+    int rc = cell_store(&self->val[FC_LAST], &self->tag[FC_LAST], ts);
     obj_set(o, FO_PROTO, proto);
-    for (int i = FC_O_PKTS; i < FC_COUNT; i++) {
-        cell_store(&self->cell[i], NULL); /* releases an object a second __init__ finds */
-        cell_int(&self->cell[i], 0);
-    }
+    for (int i = FC_O_PKTS; i < FC_COUNT; i++)
+        cell_int(self->val, self->tag, i, 0);
     obj_set(o, FO_TCP, Py_None);
     obj_set(o, FO_HIST, Py_None);
     rc |= obj_set_long(o, FO_STATE, 0);
@@ -694,13 +704,13 @@ static int flow_init(nw_flow *self, PyObject *args, PyObject *kwds)
 static int end_traverse(nw_endpoint *self, visitproc visit, void *arg)
 {
     int rc = objs_traverse(self->obj, EO_COUNT, visit, arg);
-    return rc ? rc : cells_traverse(self->cell, EC_COUNT, visit, arg);
+    return rc ? rc : cells_traverse(self->val, self->tag, EC_COUNT, visit, arg);
 }
 
 static int end_clear(nw_endpoint *self)
 {
     objs_clear(self->obj, EO_COUNT);
-    cells_clear(self->cell, EC_COUNT);
+    cells_clear(self->val, self->tag, EC_COUNT);
     return 0;
 }
 
@@ -726,10 +736,8 @@ static int end_init(nw_endpoint *self, PyObject *args, PyObject *kwds)
     rc |= obj_set_long(o, EO_STATE, 0);
     rc |= obj_set_long(o, EO_PREV, 0);
     rc |= obj_set_long(o, EO_BASE, -1);
-    for (int i = 0; i < EC_COUNT; i++) {
-        cell_store(&self->cell[i], NULL);
-        cell_int(&self->cell[i], -1);
-    }
+    for (int i = 0; i < EC_COUNT; i++)
+        cell_int(self->val, self->tag, i, -1);
     rc |= obj_set_long(o, EO_DELIV, -1);
     rc |= obj_set_long(o, EO_ACKED, -1);
     rc |= obj_set_long(o, EO_FIN, -1);
@@ -923,10 +931,10 @@ static int small_int(PyObject *v, long long *out)
     return 1;
 }
 
-/* A cell holding an int within +-NW_SAFE. */
-static inline int safe_cell(const nw_cell *c)
+/* Cell i of vals/tags holds an int within +-NW_SAFE. */
+static inline int safe_cell(const nw_val *vals, const uint8_t *tags, int i)
 {
-    return c->tag == NW_INT && c->v.i >= -NW_SAFE && c->v.i <= NW_SAFE;
+    return tags[i] == NW_INT && vals[i].i >= -NW_SAFE && vals[i].i <= NW_SAFE;
 }
 
 /* The flow key of a common-shape record as netwatch.flow.table builds it, (src, dst,
@@ -1025,20 +1033,19 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         return NW_HAND_VALUE;
     int is_orig = fwd == (odir == Py_True);
     long long keep, deep;
-    nw_cell *last = &f->cell[FC_LAST];
-    nw_cell *pkts = &f->cell[is_orig ? FC_O_PKTS : FC_R_PKTS];
-    nw_cell *ipb = &f->cell[is_orig ? FC_O_IPB : FC_R_IPB];
-    if (!small_int(f->obj[FO_KEEP], &keep) || last->tag != NW_FLOAT
-        || !small_int(f->obj[is_orig ? FO_DEEP_O : FO_DEEP_R], &deep) || !safe_cell(pkts)
-        || !safe_cell(ipb))
+    int pkts = is_orig ? FC_O_PKTS : FC_R_PKTS, ipb = is_orig ? FC_O_IPB : FC_R_IPB;
+    nw_val *fv = f->val;
+    if (!small_int(f->obj[FO_KEEP], &keep) || f->tag[FC_LAST] != NW_FLOAT
+        || !small_int(f->obj[is_orig ? FO_DEEP_O : FO_DEEP_R], &deep)
+        || !safe_cell(fv, f->tag, pkts) || !safe_cell(fv, f->tag, ipb))
         return NW_HAND_VALUE;
     if (keep != 0)
         return NW_HAND_KEEP;
     long long plen = r->payload_len, seq = r->seq, ack = r->ack, flags = r->tcp_flags;
-    nw_cell *bytes = NULL, *seqmax = NULL, *nxt = NULL, *dack = NULL;
+    int bytes = is_orig ? FC_O_BYTES : FC_R_BYTES;
+    nw_val *ev = NULL; /* the sender's endpoint's cells (TCP) */
     if (r->proto == 17) {
-        bytes = &f->cell[is_orig ? FC_O_BYTES : FC_R_BYTES];
-        if (!safe_cell(bytes))
+        if (!safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
         if (!(plen == 0 || deep == 0))
             return NW_HAND_COND;
@@ -1053,18 +1060,16 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         nw_endpoint *e = (nw_endpoint *)PyTuple_GET_ITEM(tcp, is_orig ? 0 : 1);
         nw_endpoint *p = (nw_endpoint *)PyTuple_GET_ITEM(tcp, is_orig ? 1 : 0);
         long long bits;
-        seqmax = &e->cell[EC_SEQMAX];
-        nxt = &e->cell[EC_NXT];
-        dack = &e->cell[EC_DACK];
-        const nw_cell *pdack = &p->cell[EC_DACK];
-        if (!safe_cell(nxt) || !safe_cell(pdack) || !safe_cell(seqmax) || !safe_cell(dack)
+        ev = e->val;
+        if (!safe_cell(ev, e->tag, EC_NXT) || !safe_cell(p->val, p->tag, EC_DACK)
+            || !safe_cell(ev, e->tag, EC_SEQMAX) || !safe_cell(ev, e->tag, EC_DACK)
             || !small_int(e->obj[EO_BITS], &bits))
             return NW_HAND_VALUE;
-        long long pd = pdack->v.i;
+        long long pd = p->val[EC_DACK].i;
         int ack_ok = ack == pd || (0 < pd - ack && pd - ack <= NW_HALF_1)
                      || ((ack - pd - 1) & NW_MASK32) >= NW_HALF_1 || pd < 0
                      || !(flags & NW_TCP_ACK);
-        if ((flags & NW_TCP_FLAGS_SFR) || r->win == 0 || seq != nxt->v.i
+        if ((flags & NW_TCP_FLAGS_SFR) || r->win == 0 || seq != ev[EC_NXT].i
             || !(plen == 0 || deep == 0) || !ack_ok)
             return NW_HAND_COND;
         long long bit;
@@ -1081,16 +1086,16 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
             return NW_HAND_COND;
     }
     /* every check passed: the writes (ints and a double, in place) */
-    if (bytes != NULL) {
-        bytes->v.i += plen;
+    if (ev == NULL) {
+        fv[bytes].i += plen;
     } else if (plen) {
-        seqmax->v.i += plen; /* the payload bytes of TCP are counted in sequence space */
-        nxt->v.i = dack->v.i = (seq + plen) & NW_MASK32;
+        ev[EC_SEQMAX].i += plen; /* the payload bytes of TCP are counted in sequence space */
+        ev[EC_NXT].i = ev[EC_DACK].i = (seq + plen) & NW_MASK32;
     }
-    if (ts > last->v.d)
-        last->v.d = ts;
-    pkts->v.i += 1;
-    ipb->v.i += (long long)r->ip_len;
+    if (ts > fv[FC_LAST].d)
+        fv[FC_LAST].d = ts;
+    fv[pkts].i += 1;
+    fv[ipb].i += (long long)r->ip_len;
     return 0;
 }
 
