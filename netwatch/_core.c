@@ -13,12 +13,17 @@
  * (every offset is checked against the record's captured length before it is read) and
  * never fails on packet bytes.
  *
+ * FlowBase and EndpointBase hold the attributes of netwatch.flow.table.Flow and
+ * netwatch.flow.tcpstate.Endpoint (those are subclasses of them when this module is loaded):
+ * the counters the fast loop writes are C int64/double fields, each read back as the int,
+ * float or object Python stored.
+ *
  * FastLoop (below) is the fused loop's fast branch over the same walk and decode: for a
- * packet of a flow already in Python's flow table (a dict of netwatch.flow.table.Flow) it
- * updates that Flow and its TCP Endpoint in place through their __slots__, exactly as
- * netwatch/corefeed.py's Python would, and hands every other packet back to Python. It
- * holds the GIL. Every value it reads is type- and range-checked first; anything unexpected
- * hands the packet back with nothing changed.
+ * packet of a flow already in Python's flow table (a dict of Flow) it updates that Flow and
+ * its TCP Endpoint in place, exactly as netwatch/corefeed.py's Python would, allocating
+ * nothing, and hands every other packet back to Python. A cache on the raw 5-tuple finds a
+ * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
+ * range-checked first; anything unexpected hands the packet back with nothing changed.
  *
  * Config read: none. Known limits: ICMP, tunnels, fragments, IP options, IPv6 extension
  * headers, VN-Tag and other link types are all "odd" here; the flow table (creation, end,
@@ -396,64 +401,476 @@ enum nw_fast_status {
  * most 2**32 to them, or subtracts them from a 32-bit value, without overflow. */
 #define NW_SAFE (1LL << 61)
 
-enum nw_flow_slot {
-    F_ODIR, F_DEEP_O, F_DEEP_R, F_LAST, F_O_PKTS, F_O_IPB, F_O_BYTES,
-    F_R_PKTS, F_R_IPB, F_R_BYTES, F_KEEP, F_TCP, F_KEY, F_COUNT
+
+/* ---- Flow and Endpoint as C types ------------------------------------------------------
+ *
+ * FlowBase and EndpointBase hold the attributes of netwatch.flow.table.Flow and
+ * netwatch.flow.tcpstate.Endpoint (the pure-Python reference classes, whose __slots__ they
+ * mirror name for name); the Python subclasses there add the reference's methods and pickle
+ * support. An attribute the fast loop writes is a "cell": a C int64 or double with the
+ * Python type it was given (an exact int that fits 64 bits, an exact float), or else the
+ * object itself (a bigger int, a bool, None, anything), or unset; reading it gives an int,
+ * a float or that object, so Python sees exactly what it stored (int vs float included).
+ * Every other attribute is a plain object member (T_OBJECT_EX: what __slots__ gives).
+ * Both types take part in the cyclic GC (flows can be in cycles through their evidence). */
+
+enum nw_tag { NW_UNSET = 0, NW_INT = 1, NW_FLOAT = 2, NW_OBJ = 3 };
+
+/* A cell's value; its tag (enum nw_tag) is kept apart, one byte each (a Flow's seven
+ * cells take 64 bytes). */
+typedef union {
+    long long i;
+    double d;
+    PyObject *o; /* strong reference (NW_OBJ) */
+} nw_val;
+
+/* Flow's object members and cells (the reference's __slots__, split in two). */
+enum nw_flow_obj {
+    FO_APP, FO_DEEP_O, FO_DEEP_R, FO_EV, FO_FIRST, FO_HIST, FO_KEEP, FO_KEY, FO_NAME,
+    FO_ODIR, FO_ORIG_H, FO_ORIG_MAC, FO_ORIG_P, FO_PROTO, FO_RESP_H, FO_RESP_MAC, FO_RESP_P,
+    FO_STATE, FO_STOP, FO_TCP, FO_UID, FO_VLAN, FO_COUNT
 };
-static const char *const nw_flow_names[F_COUNT] = {
-    "odir", "deep_o", "deep_r", "last", "o_pkts", "o_ipb", "o_bytes",
-    "r_pkts", "r_ipb", "r_bytes", "keep", "tcp", "key",
+enum nw_flow_cell { FC_LAST, FC_O_PKTS, FC_O_IPB, FC_O_BYTES, FC_R_PKTS, FC_R_IPB, FC_R_BYTES,
+                    FC_COUNT };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *obj[FO_COUNT];
+    nw_val val[FC_COUNT];
+    uint8_t tag[FC_COUNT];
+} nw_flow;
+
+enum nw_end_obj {
+    EO_ACKED, EO_BASE, EO_BITS, EO_BLOCKS, EO_DELIV, EO_FIN, EO_GAPS, EO_LAST_CTL, EO_LETTERS,
+    EO_MISSED, EO_PREV, EO_RETX, EO_STATE, EO_ZWIN, EO_COUNT
 };
-enum nw_end_slot { E_NXT, E_DACK, E_SEQMAX, E_BITS, E_COUNT };
-static const char *const nw_end_names[E_COUNT] = {"nxt", "dack", "seqmax", "bits"};
+enum nw_end_cell { EC_DACK, EC_NXT, EC_SEQMAX, EC_COUNT };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *obj[EO_COUNT];
+    nw_val val[EC_COUNT];
+    uint8_t tag[EC_COUNT];
+} nw_endpoint;
+
+#define FLOW_OBJ(name, i) \
+    {name, T_OBJECT_EX, (Py_ssize_t)(offsetof(nw_flow, obj) + (i) * sizeof(PyObject *)), 0, NULL}
+static PyMemberDef flow_members[] = {
+    FLOW_OBJ("app", FO_APP), FLOW_OBJ("deep_o", FO_DEEP_O), FLOW_OBJ("deep_r", FO_DEEP_R),
+    FLOW_OBJ("ev", FO_EV), FLOW_OBJ("first", FO_FIRST), FLOW_OBJ("hist", FO_HIST),
+    FLOW_OBJ("keep", FO_KEEP), FLOW_OBJ("key", FO_KEY), FLOW_OBJ("name", FO_NAME),
+    FLOW_OBJ("odir", FO_ODIR), FLOW_OBJ("orig_h", FO_ORIG_H), FLOW_OBJ("orig_mac", FO_ORIG_MAC),
+    FLOW_OBJ("orig_p", FO_ORIG_P), FLOW_OBJ("proto", FO_PROTO), FLOW_OBJ("resp_h", FO_RESP_H),
+    FLOW_OBJ("resp_mac", FO_RESP_MAC), FLOW_OBJ("resp_p", FO_RESP_P),
+    FLOW_OBJ("state", FO_STATE), FLOW_OBJ("stop", FO_STOP), FLOW_OBJ("tcp", FO_TCP),
+    FLOW_OBJ("uid", FO_UID), FLOW_OBJ("vlan", FO_VLAN),
+    {NULL, 0, 0, 0, NULL},
+};
+#undef FLOW_OBJ
+
+#define END_OBJ(name, i) \
+    {name, T_OBJECT_EX, (Py_ssize_t)(offsetof(nw_endpoint, obj) + (i) * sizeof(PyObject *)), 0, \
+     NULL}
+static PyMemberDef end_members[] = {
+    END_OBJ("acked", EO_ACKED), END_OBJ("base", EO_BASE), END_OBJ("bits", EO_BITS),
+    END_OBJ("blocks", EO_BLOCKS), END_OBJ("deliv", EO_DELIV), END_OBJ("fin", EO_FIN),
+    END_OBJ("gaps", EO_GAPS), END_OBJ("last_ctl", EO_LAST_CTL), END_OBJ("letters", EO_LETTERS),
+    END_OBJ("missed", EO_MISSED), END_OBJ("prev", EO_PREV), END_OBJ("retx", EO_RETX),
+    END_OBJ("state", EO_STATE), END_OBJ("zwin", EO_ZWIN),
+    {NULL, 0, 0, 0, NULL},
+};
+#undef END_OBJ
+
+/* A cell attribute: its name (for AttributeError) and the offsets of its value and tag. */
+typedef struct {
+    const char *name;
+    Py_ssize_t val, tag;
+} nw_cell_info;
+
+#define FLOW_CELL(name, i) \
+    {name, (Py_ssize_t)(offsetof(nw_flow, val) + (i) * sizeof(nw_val)), \
+     (Py_ssize_t)(offsetof(nw_flow, tag) + (i))}
+static nw_cell_info flow_cells[FC_COUNT] = {
+    FLOW_CELL("last", FC_LAST),       FLOW_CELL("o_pkts", FC_O_PKTS),
+    FLOW_CELL("o_ipb", FC_O_IPB),     FLOW_CELL("o_bytes", FC_O_BYTES),
+    FLOW_CELL("r_pkts", FC_R_PKTS),   FLOW_CELL("r_ipb", FC_R_IPB),
+    FLOW_CELL("r_bytes", FC_R_BYTES),
+};
+#undef FLOW_CELL
+#define END_CELL(name, i) \
+    {name, (Py_ssize_t)(offsetof(nw_endpoint, val) + (i) * sizeof(nw_val)), \
+     (Py_ssize_t)(offsetof(nw_endpoint, tag) + (i))}
+static nw_cell_info end_cells[EC_COUNT] = {
+    END_CELL("dack", EC_DACK), END_CELL("nxt", EC_NXT), END_CELL("seqmax", EC_SEQMAX),
+};
+#undef END_CELL
+
+static inline nw_val *val_at(PyObject *self, const nw_cell_info *ci)
+{
+    return (nw_val *)((char *)self + ci->val);
+}
+
+static inline uint8_t *tag_at(PyObject *self, const nw_cell_info *ci)
+{
+    return (uint8_t *)self + ci->tag;
+}
+
+static PyObject *cell_get(PyObject *self, void *closure)
+{
+    const nw_cell_info *ci = closure;
+    nw_val *v = val_at(self, ci);
+    switch (*tag_at(self, ci)) {
+    case NW_INT:
+        return PyLong_FromLongLong(v->i);
+    case NW_FLOAT:
+        return PyFloat_FromDouble(v->d);
+    case NW_OBJ:
+        Py_INCREF(v->o);
+        return v->o;
+    default:
+        PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '%s'",
+                     Py_TYPE(self)->tp_name, ci->name);
+        return NULL;
+    }
+}
+
+/* Store value in a cell (NULL: unset it); the old object, if any, is released last. */
+static int cell_store(nw_val *v, uint8_t *tag, PyObject *value)
+{
+    PyObject *old = *tag == NW_OBJ ? v->o : NULL;
+    if (value == NULL) {
+        v->i = 0;
+        *tag = NW_UNSET;
+    } else if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (x == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow) {
+            Py_INCREF(value);
+            v->o = value;
+            *tag = NW_OBJ;
+        } else {
+            v->i = x;
+            *tag = NW_INT;
+        }
+    } else if (PyFloat_CheckExact(value)) {
+        v->d = PyFloat_AS_DOUBLE(value);
+        *tag = NW_FLOAT;
+    } else {
+        Py_INCREF(value);
+        v->o = value;
+        *tag = NW_OBJ;
+    }
+    Py_XDECREF(old);
+    return 0;
+}
+
+static int cell_set(PyObject *self, PyObject *value, void *closure)
+{
+    const nw_cell_info *ci = closure;
+    uint8_t *tag = tag_at(self, ci);
+    if (value == NULL && *tag == NW_UNSET) {
+        PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '%s'",
+                     Py_TYPE(self)->tp_name, ci->name);
+        return -1;
+    }
+    return cell_store(val_at(self, ci), tag, value);
+}
+
+/* Cell i of vals/tags := the int x (an object it held released). */
+static void cell_int(nw_val *vals, uint8_t *tags, int i, long long x)
+{
+    cell_store(&vals[i], &tags[i], NULL); /* cannot fail */
+    vals[i].i = x;
+    tags[i] = NW_INT;
+}
+
+static int cells_traverse(nw_val *vals, uint8_t *tags, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++)
+        if (tags[i] == NW_OBJ)
+            Py_VISIT(vals[i].o);
+    return 0;
+}
+
+static void cells_clear(nw_val *vals, uint8_t *tags, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (tags[i] == NW_OBJ) {
+            PyObject *o = vals[i].o;
+            vals[i].i = 0;
+            tags[i] = NW_UNSET;
+            Py_DECREF(o);
+        }
+    }
+}
+
+static int objs_traverse(PyObject **objs, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++)
+        Py_VISIT(objs[i]);
+    return 0;
+}
+
+static void objs_clear(PyObject **objs, int n)
+{
+    for (int i = 0; i < n; i++)
+        Py_CLEAR(objs[i]);
+}
+
+/* obj[i] = value (a new reference taken); the old one released. */
+static void obj_set(PyObject **objs, int i, PyObject *value)
+{
+    Py_INCREF(value);
+    Py_XSETREF(objs[i], value);
+}
+
+/* obj[i] = a new int (stolen); -1 when it could not be made. */
+static int obj_set_long(PyObject **objs, int i, long v)
+{
+    PyObject *o = PyLong_FromLong(v);
+    if (o == NULL)
+        return -1;
+    Py_XSETREF(objs[i], o);
+    return 0;
+}
+
+static int flow_traverse(nw_flow *self, visitproc visit, void *arg)
+{
+    int rc = objs_traverse(self->obj, FO_COUNT, visit, arg);
+    return rc ? rc : cells_traverse(self->val, self->tag, FC_COUNT, visit, arg);
+}
+
+static int flow_clear(nw_flow *self)
+{
+    objs_clear(self->obj, FO_COUNT);
+    cells_clear(self->val, self->tag, FC_COUNT);
+    return 0;
+}
+
+static void flow_dealloc(nw_flow *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, flow_dealloc)
+    flow_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
+}
+
+/* Flow(key, uid, ts, proto): the reference's __init__, attribute by attribute. */
+static int flow_init(nw_flow *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "uid", "ts", "proto", NULL};
+    PyObject *key, *uid, *ts, *proto;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO:Flow", kwlist, &key, &uid, &ts, &proto))
+        return -1;
+    PyObject *stop = PyFloat_FromDouble(-1.0), *empty = PyBytes_FromStringAndSize(NULL, 0);
+    if (stop == NULL || empty == NULL) {
+        Py_XDECREF(stop);
+        Py_XDECREF(empty);
+        return -1;
+    }
+    PyObject **o = self->obj;
+    obj_set(o, FO_KEY, key);
+    obj_set(o, FO_UID, uid);
+    obj_set(o, FO_FIRST, ts);
+    int rc = cell_store(&self->val[FC_LAST], &self->tag[FC_LAST], ts);
+    obj_set(o, FO_PROTO, proto);
+    for (int i = FC_O_PKTS; i < FC_COUNT; i++)
+        cell_int(self->val, self->tag, i, 0);
+    obj_set(o, FO_TCP, Py_None);
+    obj_set(o, FO_HIST, Py_None);
+    rc |= obj_set_long(o, FO_STATE, 0);
+    Py_XSETREF(o[FO_STOP], stop);
+    obj_set(o, FO_APP, Py_None);
+    obj_set(o, FO_NAME, Py_None);
+    obj_set(o, FO_ODIR, Py_True);
+    obj_set(o, FO_ORIG_H, empty);
+    Py_XSETREF(o[FO_RESP_H], empty);
+    rc |= obj_set_long(o, FO_ORIG_P, 0);
+    rc |= obj_set_long(o, FO_RESP_P, 0);
+    obj_set(o, FO_ORIG_MAC, Py_None);
+    obj_set(o, FO_RESP_MAC, Py_None);
+    rc |= obj_set_long(o, FO_VLAN, -1);
+    rc |= obj_set_long(o, FO_DEEP_O, 0);
+    rc |= obj_set_long(o, FO_DEEP_R, 0);
+    rc |= obj_set_long(o, FO_KEEP, 0);
+    obj_set(o, FO_EV, Py_None);
+    return rc ? -1 : 0;
+}
+
+static int end_traverse(nw_endpoint *self, visitproc visit, void *arg)
+{
+    int rc = objs_traverse(self->obj, EO_COUNT, visit, arg);
+    return rc ? rc : cells_traverse(self->val, self->tag, EC_COUNT, visit, arg);
+}
+
+static int end_clear(nw_endpoint *self)
+{
+    objs_clear(self->obj, EO_COUNT);
+    cells_clear(self->val, self->tag, EC_COUNT);
+    return 0;
+}
+
+static void end_dealloc(nw_endpoint *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, end_dealloc)
+    end_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
+}
+
+/* Endpoint(letters): the reference's __init__. */
+static int end_init(nw_endpoint *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"letters", NULL};
+    PyObject *letters;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Endpoint", kwlist, &letters))
+        return -1;
+    PyObject **o = self->obj;
+    int rc = 0;
+    rc |= obj_set_long(o, EO_STATE, 0);
+    rc |= obj_set_long(o, EO_PREV, 0);
+    rc |= obj_set_long(o, EO_BASE, -1);
+    for (int i = 0; i < EC_COUNT; i++)
+        cell_int(self->val, self->tag, i, -1);
+    rc |= obj_set_long(o, EO_DELIV, -1);
+    rc |= obj_set_long(o, EO_ACKED, -1);
+    rc |= obj_set_long(o, EO_FIN, -1);
+    obj_set(o, EO_BLOCKS, Py_None);
+    obj_set(o, EO_LAST_CTL, Py_None);
+    rc |= obj_set_long(o, EO_BITS, 0);
+    rc |= obj_set_long(o, EO_RETX, 0);
+    rc |= obj_set_long(o, EO_GAPS, 0);
+    rc |= obj_set_long(o, EO_ZWIN, 0);
+    rc |= obj_set_long(o, EO_MISSED, 0);
+    obj_set(o, EO_LETTERS, letters);
+    return rc ? -1 : 0;
+}
+
+#define NW_FLOW_GETSETS (FC_COUNT + 1)
+static PyGetSetDef flow_getset[NW_FLOW_GETSETS];
+static PyGetSetDef end_getset[EC_COUNT + 1];
+
+PyDoc_STRVAR(flowbase_doc,
+"FlowBase(key, uid, ts, proto)\n\n"
+"The attributes of netwatch.flow.table.Flow in C (the subclass there adds its methods):\n"
+"the counters the fast loop writes are C int64/double fields that read back as the int,\n"
+"float or object stored; every other attribute is a plain slot.");
+
+static PyTypeObject FlowBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netwatch._core.FlowBase",
+    .tp_basicsize = sizeof(nw_flow),
+    .tp_dealloc = (destructor)flow_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = flowbase_doc,
+    .tp_traverse = (traverseproc)flow_traverse,
+    .tp_clear = (inquiry)flow_clear,
+    .tp_members = flow_members,
+    .tp_getset = flow_getset,
+    .tp_init = (initproc)flow_init,
+    .tp_new = PyType_GenericNew,
+};
+
+PyDoc_STRVAR(endbase_doc,
+"EndpointBase(letters)\n\n"
+"The attributes of netwatch.flow.tcpstate.Endpoint in C (the subclass there adds its\n"
+"methods): nxt, dack and seqmax are C int64 fields that read back as the int or object\n"
+"stored; every other attribute is a plain slot.");
+
+static PyTypeObject EndpointBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netwatch._core.EndpointBase",
+    .tp_basicsize = sizeof(nw_endpoint),
+    .tp_dealloc = (destructor)end_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = endbase_doc,
+    .tp_traverse = (traverseproc)end_traverse,
+    .tp_clear = (inquiry)end_clear,
+    .tp_members = end_members,
+    .tp_getset = end_getset,
+    .tp_init = (initproc)end_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static void fill_getsets(PyGetSetDef *out, nw_cell_info *cells, int n)
+{
+    for (int i = 0; i < n; i++) {
+        out[i].name = cells[i].name;
+        out[i].get = cell_get;
+        out[i].set = cell_set;
+        out[i].doc = NULL;
+        out[i].closure = &cells[i];
+    }
+    memset(&out[n], 0, sizeof out[n]);
+}
+
+/* ---- The fused loop's fast branch over FlowBase/EndpointBase --------------------------- */
 
 /* A flow key in canonical order as bytes: address length, protocol, the two ports (big
  * endian), the two addresses (zero-padded to 16 bytes each), two zero bytes (whole 8-byte
  * words for the hash). */
 #define NW_RAW_KEY 40
-/* The key cache: direct-mapped, NW_KEY_CACHE entries (a power of two). Each entry holds a
- * tuple equal to the flow key its raw bytes describe (the flow table's own key object where
- * it could be had), so a packet of a known flow builds no key objects; a dict lookup with
- * an equal key finds the same flow, so an entry never goes stale (and one FastLoop serves
- * any number of flow tables). It keeps at most NW_KEY_CACHE key tuples alive (~1 MB). */
+/* The flow cache: direct-mapped, NW_KEY_CACHE entries (a power of two), on the raw key.
+ * Each entry holds a tuple equal to the flow key its raw bytes describe (the flow table's
+ * own key object where it could be had: a dict lookup with an equal key finds the same flow,
+ * so the key never goes stale) and the Flow last found under it in the dict `flows` (strong
+ * references both). The flow is taken without a dict lookup only while it is live: the flow
+ * table ends a flow (netwatch.flow.table.FlowTable._end, the one place a flow leaves the
+ * dict) by setting its state to 2 first, and every cached flow belongs to `flows` (a run
+ * over another dict drops them all). So it keeps at most NW_KEY_CACHE keys and flows alive,
+ * and the last dict. */
 #define NW_KEY_CACHE 4096
 
 typedef struct {
     uint8_t raw[NW_RAW_KEY];
-    PyObject *key; /* strong reference, or NULL: empty */
+    PyObject *key;  /* strong reference, or NULL: empty */
+    PyObject *flow; /* strong reference, or NULL: look the key up */
 } nw_key_entry;
 
 typedef struct {
     PyObject_HEAD
     nw_key_entry *keys; /* NW_KEY_CACHE entries */
-    unsigned long long key_hits;
+    PyObject *flows;    /* the dict the cached flows were found in (strong), or NULL */
+    unsigned long long key_hits, flow_hits;
     PyTypeObject *flow_type;
     PyTypeObject *end_type;
-    Py_ssize_t flow_off[F_COUNT];
-    Py_ssize_t end_off[E_COUNT];
     unsigned long long reasons[NW_FAST_REASONS]; /* returns by status, since construction */
     unsigned long long fast;                      /* packets done here */
 } nw_fastloop;
 
-/* The offset of the __slots__ member `name` of `type`: a writable object slot (T_OBJECT_EX)
- * defined by `type` itself; -1 with an exception otherwise. */
-static Py_ssize_t slot_offset(PyTypeObject *type, const char *name)
+/* A subclass of base that adds no storage, and whose attributes named like base's
+ * members and getsets are base's own (so writes reach the C fields). */
+static int plain_subclass(PyTypeObject *type, PyTypeObject *base)
 {
-    PyObject *d = PyObject_GetAttrString((PyObject *)type, name);
-    if (d == NULL)
+    if (!PyType_IsSubtype(type, base) || type->tp_basicsize != base->tp_basicsize
+        || type->tp_dictoffset != 0 || type->tp_weaklistoffset != 0
+        || type->tp_setattro != PyObject_GenericSetAttr
+        || type->tp_getattro != PyObject_GenericGetAttr) {
+        PyErr_Format(PyExc_TypeError, "FastLoop: %s is not a plain subclass of %s",
+                     type->tp_name, base->tp_name);
         return -1;
-    Py_ssize_t off = -1;
-    if (Py_IS_TYPE(d, &PyMemberDescr_Type) && PyDescr_TYPE(d) == type) {
-        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        if (m->type == T_OBJECT_EX && !(m->flags & READONLY) && m->offset > 0
-            && (size_t)m->offset + sizeof(PyObject *) <= (size_t)type->tp_basicsize)
-            off = m->offset;
     }
-    Py_DECREF(d);
-    if (off < 0)
-        PyErr_Format(PyExc_TypeError, "FastLoop: %s.%s is not a writable __slots__ member",
-                     type->tp_name, name);
-    return off;
+    for (PyMemberDef *m = base->tp_members; m->name != NULL; m++) {
+        PyObject *mine = PyDict_GetItemString(base->tp_dict, m->name);
+        if (mine == NULL || _PyType_Lookup(type, PyDescr_NAME(mine)) != mine)
+            goto shadowed;
+    }
+    for (PyGetSetDef *g = base->tp_getset; g->name != NULL; g++) {
+        PyObject *mine = PyDict_GetItemString(base->tp_dict, g->name);
+        if (mine == NULL || _PyType_Lookup(type, PyDescr_NAME(mine)) != mine)
+            goto shadowed;
+    }
+    return 0;
+shadowed:
+    PyErr_Format(PyExc_TypeError, "FastLoop: %s redefines an attribute of %s", type->tp_name,
+                 base->tp_name);
+    return -1;
 }
 
 static int fastloop_init(nw_fastloop *self, PyObject *args, PyObject *kwds)
@@ -463,19 +880,8 @@ static int fastloop_init(nw_fastloop *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!:FastLoop", kwlist, &PyType_Type, &flow,
                                      &PyType_Type, &end))
         return -1;
-    /* Slots are written directly: neither type may intercept attribute writes. */
-    if (flow->tp_setattro != PyObject_GenericSetAttr
-        || end->tp_setattro != PyObject_GenericSetAttr) {
-        PyErr_SetString(PyExc_TypeError, "FastLoop: the types must use plain attribute writes");
+    if (plain_subclass(flow, &FlowBaseType) < 0 || plain_subclass(end, &EndpointBaseType) < 0)
         return -1;
-    }
-    Py_ssize_t flow_off[F_COUNT], end_off[E_COUNT];
-    for (int i = 0; i < F_COUNT; i++)
-        if ((flow_off[i] = slot_offset(flow, nw_flow_names[i])) < 0)
-            return -1;
-    for (int i = 0; i < E_COUNT; i++)
-        if ((end_off[i] = slot_offset(end, nw_end_names[i])) < 0)
-            return -1;
     if (self->keys == NULL) {
         self->keys = PyMem_Calloc(NW_KEY_CACHE, sizeof(nw_key_entry));
         if (self->keys == NULL) {
@@ -483,8 +889,6 @@ static int fastloop_init(nw_fastloop *self, PyObject *args, PyObject *kwds)
             return -1;
         }
     }
-    memcpy(self->flow_off, flow_off, sizeof flow_off);
-    memcpy(self->end_off, end_off, sizeof end_off);
     Py_INCREF(flow);
     Py_XSETREF(self->flow_type, flow);
     Py_INCREF(end);
@@ -492,21 +896,26 @@ static int fastloop_init(nw_fastloop *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* Forget every cached flow (the keys stay: they are valid for any table). */
+static void drop_flows(nw_fastloop *self)
+{
+    for (size_t i = 0; i < NW_KEY_CACHE; i++)
+        Py_CLEAR(self->keys[i].flow);
+    Py_CLEAR(self->flows);
+}
+
 static void fastloop_dealloc(nw_fastloop *self)
 {
     if (self->keys != NULL) {
+        drop_flows(self);
         for (size_t i = 0; i < NW_KEY_CACHE; i++)
             Py_XDECREF(self->keys[i].key);
         PyMem_Free(self->keys);
     }
+    Py_XDECREF(self->flows);
     Py_XDECREF(self->flow_type);
     Py_XDECREF(self->end_type);
     Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static inline PyObject **slot(PyObject *obj, Py_ssize_t off)
-{
-    return (PyObject **)((char *)obj + off);
 }
 
 /* An exact int within +-NW_SAFE (false: anything else, nothing raised). */
@@ -522,50 +931,10 @@ static int small_int(PyObject *v, long long *out)
     return 1;
 }
 
-/* The slot writes of one packet (at most 6: seqmax, nxt, dack, last, pkts, ipb), made all
- * at once after every new value exists. */
-#define NW_MAX_WRITES 6
-typedef struct {
-    PyObject **at[NW_MAX_WRITES];
-    PyObject *value[NW_MAX_WRITES];
-    int n;
-} nw_writes;
-
-static int add_write(nw_writes *w, PyObject **at, PyObject *value)
+/* Cell i of vals/tags holds an int within +-NW_SAFE. */
+static inline int safe_cell(const nw_val *vals, const uint8_t *tags, int i)
 {
-    if (value == NULL)
-        return -1;
-    if (w->n == NW_MAX_WRITES) {
-        Py_DECREF(value);
-        PyErr_SetString(PyExc_SystemError, "FastLoop: too many writes for one packet");
-        return -1;
-    }
-    w->at[w->n] = at;
-    w->value[w->n++] = value;
-    return 0;
-}
-
-static int add_int(nw_writes *w, PyObject **at, long long value)
-{
-    return add_write(w, at, PyLong_FromLongLong(value));
-}
-
-static void drop_writes(nw_writes *w)
-{
-    for (int i = 0; i < w->n; i++)
-        Py_DECREF(w->value[i]);
-    w->n = 0;
-}
-
-/* The old values are exact ints and floats (checked): releasing them runs no Python code. */
-static void commit_writes(nw_writes *w)
-{
-    for (int i = 0; i < w->n; i++) {
-        PyObject *old = *w->at[i];
-        *w->at[i] = w->value[i];
-        Py_XDECREF(old);
-    }
-    w->n = 0;
+    return tags[i] == NW_INT && vals[i].i >= -NW_SAFE && vals[i].i <= NW_SAFE;
 }
 
 /* The flow key of a common-shape record as netwatch.flow.table builds it, (src, dst,
@@ -628,12 +997,13 @@ static size_t key_slot(const uint8_t raw[NW_RAW_KEY])
     return (size_t)(h >> 20) & (NW_KEY_CACHE - 1);
 }
 
+
 /* Remember the key of a flow found in the table: the table's own key object when it is an
  * exact tuple equal to ours (the dict then matches it by identity), else ours. */
-static int cache_key(nw_fastloop *self, nw_key_entry *entry, const uint8_t raw[NW_RAW_KEY],
-                     PyObject *key, PyObject *f)
+static int cache_key(nw_key_entry *entry, const uint8_t raw[NW_RAW_KEY], PyObject *key,
+                     nw_flow *f)
 {
-    PyObject *own = *slot(f, self->flow_off[F_KEY]);
+    PyObject *own = f->obj[FO_KEY];
     if (own != NULL && PyTuple_CheckExact(own) && own != key) {
         int eq = PyObject_RichCompareBool(own, key, Py_EQ);
         if (eq < 0)
@@ -647,51 +1017,60 @@ static int cache_key(nw_fastloop *self, nw_key_entry *entry, const uint8_t raw[N
     return 0;
 }
 
-/* The fast branch for one common-shape packet of flow f: 0 when done (f updated),
- * NW_HAND_* when Python must take the packet (nothing changed), -1 on an error (raised). */
-static int fast_packet(nw_fastloop *self, PyObject *f, int fwd, const nw_record *r, double ts)
+/* The flow is in the table: its state (an exact int) is not 2 (ended). */
+static int live(const nw_flow *f)
 {
-    const Py_ssize_t *fo = self->flow_off, *eo = self->end_off;
-    PyObject *odir = *slot(f, fo[F_ODIR]);
+    long long state;
+    return small_int(f->obj[FO_STATE], &state) && state != 2;
+}
+
+/* The fast branch for one common-shape packet of flow f: 0 when done (f updated),
+ * NW_HAND_* when Python must take the packet (nothing changed). It allocates nothing. */
+static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *r, double ts)
+{
+    PyObject *odir = f->obj[FO_ODIR];
     if (odir != Py_True && odir != Py_False)
         return NW_HAND_VALUE;
     int is_orig = fwd == (odir == Py_True);
-    long long keep, deep, pkts, ipb, bytes = 0;
-    PyObject *last = *slot(f, fo[F_LAST]);
-    if (!small_int(*slot(f, fo[F_KEEP]), &keep) || last == NULL || !PyFloat_CheckExact(last)
-        || !small_int(*slot(f, fo[is_orig ? F_DEEP_O : F_DEEP_R]), &deep)
-        || !small_int(*slot(f, fo[is_orig ? F_O_PKTS : F_R_PKTS]), &pkts)
-        || !small_int(*slot(f, fo[is_orig ? F_O_IPB : F_R_IPB]), &ipb))
+    long long keep, deep;
+    int pkts = is_orig ? FC_O_PKTS : FC_R_PKTS, ipb = is_orig ? FC_O_IPB : FC_R_IPB;
+    nw_val *fv = f->val;
+    if (!small_int(f->obj[FO_KEEP], &keep) || f->tag[FC_LAST] != NW_FLOAT
+        || !small_int(f->obj[is_orig ? FO_DEEP_O : FO_DEEP_R], &deep)
+        || !safe_cell(fv, f->tag, pkts) || !safe_cell(fv, f->tag, ipb))
         return NW_HAND_VALUE;
     if (keep != 0)
         return NW_HAND_KEEP;
     long long plen = r->payload_len, seq = r->seq, ack = r->ack, flags = r->tcp_flags;
-    PyObject *e = NULL;
+    int bytes = is_orig ? FC_O_BYTES : FC_R_BYTES;
+    nw_val *ev = NULL; /* the sender's endpoint's cells (TCP) */
     if (r->proto == 17) {
-        if (!small_int(*slot(f, fo[is_orig ? F_O_BYTES : F_R_BYTES]), &bytes))
+        if (!safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
         if (!(plen == 0 || deep == 0))
             return NW_HAND_COND;
     } else {
-        PyObject *tcp = *slot(f, fo[F_TCP]);
+        PyObject *tcp = f->obj[FO_TCP];
         if (tcp == Py_None)
             return NW_HAND_NO_TCP;
         if (tcp == NULL || !PyTuple_CheckExact(tcp) || PyTuple_GET_SIZE(tcp) != 2
             || !Py_IS_TYPE(PyTuple_GET_ITEM(tcp, 0), self->end_type)
             || !Py_IS_TYPE(PyTuple_GET_ITEM(tcp, 1), self->end_type))
             return NW_HAND_VALUE;
-        e = PyTuple_GET_ITEM(tcp, is_orig ? 0 : 1);
-        PyObject *p = PyTuple_GET_ITEM(tcp, is_orig ? 1 : 0);
-        long long nxt, pd, bits, seqmax;
-        if (!small_int(*slot(e, eo[E_NXT]), &nxt) || !small_int(*slot(p, eo[E_DACK]), &pd)
-            || !small_int(*slot(e, eo[E_BITS]), &bits)
-            || !small_int(*slot(e, eo[E_SEQMAX]), &seqmax))
+        nw_endpoint *e = (nw_endpoint *)PyTuple_GET_ITEM(tcp, is_orig ? 0 : 1);
+        nw_endpoint *p = (nw_endpoint *)PyTuple_GET_ITEM(tcp, is_orig ? 1 : 0);
+        long long bits;
+        ev = e->val;
+        if (!safe_cell(ev, e->tag, EC_NXT) || !safe_cell(p->val, p->tag, EC_DACK)
+            || !safe_cell(ev, e->tag, EC_SEQMAX) || !safe_cell(ev, e->tag, EC_DACK)
+            || !small_int(e->obj[EO_BITS], &bits))
             return NW_HAND_VALUE;
+        long long pd = p->val[EC_DACK].i;
         int ack_ok = ack == pd || (0 < pd - ack && pd - ack <= NW_HALF_1)
                      || ((ack - pd - 1) & NW_MASK32) >= NW_HALF_1 || pd < 0
                      || !(flags & NW_TCP_ACK);
-        if ((flags & NW_TCP_FLAGS_SFR) || r->win == 0 || seq != nxt || !(plen == 0 || deep == 0)
-            || !ack_ok)
+        if ((flags & NW_TCP_FLAGS_SFR) || r->win == 0 || seq != ev[EC_NXT].i
+            || !(plen == 0 || deep == 0) || !ack_ok)
             return NW_HAND_COND;
         long long bit;
         int fits;
@@ -705,65 +1084,87 @@ static int fast_packet(nw_fastloop *self, PyObject *f, int fwd, const nw_record 
         }
         if (!fits || (bits & bit) != bit)
             return NW_HAND_COND;
-        bytes = seqmax; /* the payload bytes of TCP are counted in sequence space */
     }
-    nw_writes w = {.n = 0};
-    int fail = 0;
-    if (r->proto == 17) {
-        fail |= add_int(&w, slot(f, fo[is_orig ? F_O_BYTES : F_R_BYTES]), bytes + plen);
+    /* every check passed: the writes (ints and a double, in place) */
+    if (ev == NULL) {
+        fv[bytes].i += plen;
     } else if (plen) {
-        fail |= add_int(&w, slot(e, eo[E_SEQMAX]), bytes + plen);
-        PyObject *nxt = PyLong_FromLongLong((seq + plen) & NW_MASK32);
-        if (nxt != NULL) {
-            Py_INCREF(nxt);
-            fail |= add_write(&w, slot(e, eo[E_NXT]), nxt);
-            fail |= add_write(&w, slot(e, eo[E_DACK]), nxt);
-        } else {
-            fail = -1;
-        }
+        ev[EC_SEQMAX].i += plen; /* the payload bytes of TCP are counted in sequence space */
+        ev[EC_NXT].i = ev[EC_DACK].i = (seq + plen) & NW_MASK32;
     }
-    if (ts > PyFloat_AS_DOUBLE(last))
-        fail |= add_write(&w, slot(f, fo[F_LAST]), PyFloat_FromDouble(ts));
-    fail |= add_int(&w, slot(f, fo[is_orig ? F_O_PKTS : F_R_PKTS]), pkts + 1);
-    fail |= add_int(&w, slot(f, fo[is_orig ? F_O_IPB : F_R_IPB]), ipb + (long long)r->ip_len);
-    if (fail) {
-        drop_writes(&w);
-        return -1;
-    }
-    commit_writes(&w);
+    if (ts > fv[FC_LAST].d)
+        fv[FC_LAST].d = ts;
+    fv[pkts].i += 1;
+    fv[ipb].i += (long long)r->ip_len;
     return 0;
 }
 
-/* One common-shape packet: its flow looked up (through the key cache), then the fast
- * branch. */
-static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, double ts)
+/* The flow of a raw key: from the flow cache while it is live, else from the dict (through
+ * the cached key tuple when there is one); a new reference, NULL with *rc set: NW_HAND_NEW
+ * (not in the dict), NW_HAND_VALUE (not a flow_type) or -1 (an error raised). */
+static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[NW_RAW_KEY],
+                          int *rc)
 {
-    int fwd;
-    uint8_t raw[NW_RAW_KEY];
-    raw_key(r, raw, &fwd);
     nw_key_entry *entry = &self->keys[key_slot(raw)];
     int cached = entry->key != NULL && memcmp(entry->raw, raw, NW_RAW_KEY) == 0;
+    if (cached && entry->flow != NULL) {
+        nw_flow *f = (nw_flow *)entry->flow;
+        if (Py_IS_TYPE(f, self->flow_type) && live(f)) {
+            self->key_hits++;
+            self->flow_hits++;
+            Py_INCREF(f);
+            return f;
+        }
+        Py_CLEAR(entry->flow);
+    }
     PyObject *key = cached ? entry->key : key_tuple(raw);
-    if (key == NULL)
-        return -1;
+    if (key == NULL) {
+        *rc = -1;
+        return NULL;
+    }
     if (cached) {
         Py_INCREF(key);
         self->key_hits++;
     }
-    PyObject *f = PyDict_GetItemWithError(flows, key);
-    if (f == NULL) {
+    PyObject *found = PyDict_GetItemWithError(flows, key);
+    if (found == NULL) {
         Py_DECREF(key);
-        return PyErr_Occurred() ? -1 : NW_HAND_NEW;
+        *rc = PyErr_Occurred() ? -1 : NW_HAND_NEW;
+        return NULL;
     }
-    if (!Py_IS_TYPE(f, self->flow_type)) { /* no slot of it may be read */
+    if (!Py_IS_TYPE(found, self->flow_type)) { /* no field of it may be read */
         Py_DECREF(key);
-        return NW_HAND_VALUE;
+        *rc = NW_HAND_VALUE;
+        return NULL;
     }
+    nw_flow *f = (nw_flow *)found;
     Py_INCREF(f);
-    int rc = cached ? 0 : cache_key(self, entry, raw, key, f);
+    if (!cached) /* a new key for this entry: its flow was another key's */
+        Py_CLEAR(entry->flow);
+    if (!cached && cache_key(entry, raw, key, f) < 0) {
+        Py_DECREF(key);
+        Py_DECREF(f);
+        *rc = -1;
+        return NULL;
+    }
     Py_DECREF(key);
-    if (rc == 0)
-        rc = fast_packet(self, f, fwd, r, ts);
+    if (live(f)) {
+        Py_INCREF(f);
+        Py_XSETREF(entry->flow, (PyObject *)f);
+    }
+    return f;
+}
+
+/* One common-shape packet: its flow found (through the flow cache), then the fast branch. */
+static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, double ts)
+{
+    int fwd, rc = 0;
+    uint8_t raw[NW_RAW_KEY];
+    raw_key(r, raw, &fwd);
+    nw_flow *f = find_flow(self, flows, raw, &rc);
+    if (f == NULL)
+        return rc;
+    rc = fast_packet(self, f, fwd, r, ts);
     Py_DECREF(f);
     return rc;
 }
@@ -821,6 +1222,11 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "FastLoop.run: bad start or end");
         return NULL;
+    }
+    if (flows != self->flows) { /* the cached flows are another table's */
+        drop_flows(self);
+        Py_INCREF(flows);
+        self->flows = flows;
     }
     Py_INCREF(flows);
     const uint8_t *buf = (const uint8_t *)view.buf;
@@ -926,18 +1332,28 @@ static PyObject *fastloop_get_key_hits(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->key_hits);
 }
 
+static PyObject *fastloop_get_flow_hits(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->flow_hits);
+}
+
 static PyGetSetDef fastloop_getset[] = {
     {"fast", (getter)fastloop_get_fast, NULL, "packets done by the fast branch here", NULL},
     {"key_hits", (getter)fastloop_get_key_hits, NULL,
      "flow lookups made with a cached key (of NW_KEY_CACHE entries at most)", NULL},
+    {"flow_hits", (getter)fastloop_get_flow_hits, NULL,
+     "packets whose flow came from the flow cache (no dict lookup; counted in key_hits too)",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
+
 
 PyDoc_STRVAR(fastloop_doc,
 "FastLoop(flow_type, endpoint_type)\n\n"
 "The fused loop's fast branch in C over Python's flow table: see run(). flow_type and\n"
-"endpoint_type are netwatch.flow.table.Flow and netwatch.flow.tcpstate.Endpoint; the slots\n"
-"it reads and writes are found from their member descriptors.");
+"endpoint_type are netwatch.flow.table.Flow and netwatch.flow.tcpstate.Endpoint: plain\n"
+"subclasses of FlowBase and EndpointBase (no storage or attribute of their own).");
 
 static PyTypeObject FastLoopType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -959,7 +1375,11 @@ static PyMethodDef core_methods[] = {
 
 static int core_exec(PyObject *m)
 {
-    if (PyType_Ready(&FastLoopType) < 0 || PyModule_AddType(m, &FastLoopType) < 0)
+    fill_getsets(flow_getset, flow_cells, FC_COUNT);
+    fill_getsets(end_getset, end_cells, EC_COUNT);
+    if (PyType_Ready(&FlowBaseType) < 0 || PyModule_AddType(m, &FlowBaseType) < 0
+        || PyType_Ready(&EndpointBaseType) < 0 || PyModule_AddType(m, &EndpointBaseType) < 0
+        || PyType_Ready(&FastLoopType) < 0 || PyModule_AddType(m, &FastLoopType) < 0)
         return -1;
     if (PyModule_AddIntConstant(m, "RECORD_SIZE", (long)sizeof(nw_record)) < 0)
         return -1;
@@ -974,7 +1394,8 @@ static PyModuleDef_Slot core_slots[] = {
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "netwatch._core",
-    .m_doc = "netwatch's compiled per-packet core: pcap record walk and common-shape decode.",
+    .m_doc = "netwatch's compiled per-packet core: pcap record walk, common-shape decode, the "
+             "fused loop's fast branch and the C fields of flows and TCP endpoints.",
     .m_size = 0,
     .m_methods = core_methods,
     .m_slots = core_slots,

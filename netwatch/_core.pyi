@@ -15,6 +15,17 @@ def walk_pcap(
     /,
 ) -> tuple[bytearray, int, int, int]: ...
 
+class FlowBase:
+    """netwatch.flow.table.Flow's attributes in C (the subclass there is the type used)."""
+
+    def __init__(self, key: object, uid: object, ts: object, proto: object) -> None: ...
+
+class EndpointBase:
+    """netwatch.flow.tcpstate.Endpoint's attributes in C (the subclass there is the type
+    used)."""
+
+    def __init__(self, letters: object) -> None: ...
+
 class FastLoop:
     """The fused loop's fast branch over Python's flow table (see netwatch.corefeed)."""
 
@@ -23,6 +34,8 @@ class FastLoop:
     def fast(self) -> int: ...
     @property
     def key_hits(self) -> int: ...
+    @property
+    def flow_hits(self) -> int: ...
     def run(
         self,
         flows: dict[tuple[object, ...], object],

@@ -11,13 +11,19 @@ the :data:`~netwatch.decode.frames.Decoded` tuple Python's decoder gives the sam
 
 It also has the fused loop's fast branch (``FastLoop``, :func:`fast_loop`): C walks, decodes,
 finds the packet's flow in Python's flow table and updates its counters in place, and hands
-every other packet back to Python (:mod:`netwatch.corefeed` says who owns what).
+every other packet back to Python (:mod:`netwatch.corefeed` says who owns what). And it holds
+the attributes of :class:`~netwatch.flow.table.Flow` and
+:class:`~netwatch.flow.tcpstate.Endpoint` (:func:`flow_bases`): whenever the compiled core is
+loaded, those two are subclasses of its ``FlowBase``/``EndpointBase`` (the counters the fast
+branch writes are C fields: no object per packet), whichever loop runs; without it they are
+the pure-Python reference classes (``PyFlow``, ``PyEndpoint``).
 
 Config read: the environment variables ``NETWATCH_PURE=1`` (forces the pure-Python path: the
 compiled core is then not imported even when built) and ``NETWATCH_CORE`` (``python``: the
 pipeline runs the pure-Python fused loop, :mod:`netwatch.fastloop`, with the core loaded;
 unset or ``c``: the loop with its fast branch in C, :mod:`netwatch.corefeed`, whenever the
-core is loaded: the default). Known limits: the flow table stays Python; the TPACKET_V3 ring
+core is loaded: the default). Known limits: the flow table (its dict, flow start and end,
+timers, TCP states) stays Python; the TPACKET_V3 ring
 reaches the core only through the pcap records ``Ring.read_block_pcap`` builds.
 """
 
@@ -102,6 +108,12 @@ class FastLoop(Protocol):
     def key_hits(self) -> int:
         """Flow lookups made with a key from its key cache (4,096 entries), since
         construction."""
+        ...
+
+    @property
+    def flow_hits(self) -> int:
+        """Packets whose flow came straight from its flow cache (no dict lookup; counted in
+        ``key_hits`` too), since construction."""
         ...
 
     def run(
@@ -189,9 +201,28 @@ def walk_pcap(
     return Batch(records, nxt, Status(status), empty)
 
 
+def flow_bases() -> tuple[type, type] | None:
+    """The C bases of :class:`netwatch.flow.table.Flow` and
+    :class:`netwatch.flow.tcpstate.Endpoint` (``FlowBase``, ``EndpointBase``: their
+    attributes, the fast loop's counters as C fields) when the compiled core is loaded, else
+    None: those modules then use their pure-Python reference classes."""
+    if _CORE is None:
+        return None
+    return _CORE.FlowBase, _CORE.EndpointBase
+
+
+def slot_state(obj: object, names: tuple[str, ...]) -> tuple[None, dict[str, Any]]:
+    """What pickle and copy take from a ``__slots__`` object (``object.__getstate__``'s
+    ``(None, {name: value})``, the names that are set): the C-backed ``Flow`` and
+    ``Endpoint`` give it under their reference classes' slot names."""
+    missing = object()
+    state = {name: getattr(obj, name, missing) for name in names}
+    return None, {name: value for name, value in state.items() if value is not missing}
+
+
 def fast_loop(flow_type: type, endpoint_type: type) -> FastLoop:
     """The compiled fast branch over ``flow_type``/``endpoint_type`` (``Flow`` and
-    ``Endpoint``; ``TypeError`` when their slots are not plain object slots);
+    ``Endpoint``; ``TypeError`` unless they are plain subclasses of :func:`flow_bases`);
     ``RuntimeError`` when the compiled core is not loaded."""
     if _CORE is None:
         raise RuntimeError(f"the compiled core is not loaded ({_WHY_PURE})")

@@ -8,8 +8,11 @@ common-shape decode, the flow key and its lookup in the flow table's dict, and t
 loop's fast branch for a packet of an existing flow (UDP, and TCP in order with its
 ``Endpoint.nxt``/``dack``/``seqmax``/``bits``, the ACK-gap test with its 32-bit wrap, the
 "payload captured in full" test, ``Flow.last`` and the per-direction packets, IP bytes and UDP
-payload bytes), written straight into the ``__slots__`` of :class:`Flow` and
-:class:`Endpoint`. It runs only when every value it reads has the exact type and range the
+payload bytes), written in place into the C fields of :class:`Flow` and :class:`Endpoint`
+(subclasses of the core's ``FlowBase``/``EndpointBase`` whenever the core is loaded: no
+object is made per packet). A packet of a flow it found before takes no dict lookup and no
+key objects (its flow cache, valid while the flow is live: ``state`` 2 is set before a flow
+leaves the table). It runs only when every value it reads has the exact type and range the
 Python loop gives it; it never creates, ends or times out a flow.
 
 What Python owns: the flow table itself (the dict of :class:`Flow` objects, flow start and

@@ -5,7 +5,9 @@ inputs (tests/decode/test_fuzz.py's templates and mutations): the C walk yields 
 per pcap record, at the right place; a record is common-shape exactly where
 :func:`common_shape` (the written definition) says so, and then carries exactly the
 :data:`Decoded` tuple Python's decoder returns for the frame. Hostile record areas never
-make it read past its buffer (run under ``./dev sanitize`` for ASan/UBSan).
+make it read past its buffer (run under ``./dev sanitize`` for ASan/UBSan). And the C bases
+of Flow and Endpoint: the C-backed classes read and write, delete, pickle, copy and
+collect exactly like the pure-Python reference classes (``PyFlow``, ``PyEndpoint``).
 
 Skips where the core cannot be there (NETWATCH_PURE=1, no C compiler); fails when a
 compiler is there and the extension was not built.
@@ -13,12 +15,20 @@ compiler is there and the extension was not built.
 
 from __future__ import annotations
 
+import copy
+import gc
+import inspect
 import os
+import pickle
 import random
 import shutil
 import struct
+import sys
+import weakref
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +40,8 @@ from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import MAX_CAPLEN, PCAP_HEADER_LEN, PcapHeader, ReadStats, walk_pcap
 from netwatch.decode.frames import Decoder
 from netwatch.decode.tunnels import tunnel_kind
+from netwatch.flow.table import Flow, PyFlow
+from netwatch.flow.tcpstate import ORIG_LETTERS, Endpoint, PyEndpoint
 from netwatch.testing import pcapgen as g
 from tests.decode.test_fuzz import TEMPLATES, _mutate
 from tests.profile import examples
@@ -251,3 +263,212 @@ def test_fuzz_inputs_agree_with_python(template: tuple[int, bytes], seed: int) -
     compare(linktype, frames)
     if linktype != LinkType.ETHERNET:  # the same bytes as Ethernet frames: still agree
         compare(LinkType.ETHERNET, frames)
+
+
+# -- Flow and Endpoint on the core's C bases (FlowBase, EndpointBase) ----------------------
+
+MISSING = "<unset>"
+BIG = 1 << 70
+
+
+def _flow(cls: type, ts: object = 1.5) -> Any:
+    return cls((b"\x0a\0\0\x01", b"\x0a\0\0\x02", 1000, 53, 17), "Cuid", ts, 17)
+
+
+def _endpoint(cls: type, ts: object = None) -> Any:
+    return cls(ORIG_LETTERS)
+
+
+#: (C-backed class, reference class, a maker of an instance from a class and a time)
+KINDS: list[tuple[type, Any, Callable[..., Any]]] = [
+    (Flow, PyFlow, _flow),
+    (Endpoint, PyEndpoint, _endpoint),
+]
+
+
+def _view(obj: object, names: tuple[str, ...], *, by_value: bool = False) -> list[object]:
+    """Each attribute as Python sees it: an int or float by type and repr (-0.0, nan), any
+    other object by identity (or by value: after a pickle round trip), unset as MISSING."""
+    out: list[object] = []
+    for name in names:
+        try:
+            value = getattr(obj, name)
+        except AttributeError:
+            out.append((name, MISSING))
+            continue
+        if type(value) in (int, float):
+            out.append((name, type(value), repr(value)))
+        else:
+            out.append((name, type(value), value if by_value else id(value)))
+    return out
+
+
+def test_flow_and_endpoint_are_the_c_backed_subclasses() -> None:
+    bases = core.flow_bases()
+    assert bases is not None
+    assert Flow.__mro__[1:] == (bases[0], object) and Flow is not PyFlow
+    assert Endpoint.__mro__[1:] == (bases[1], object) and Endpoint is not PyEndpoint
+    for cls, ref in ((Flow, PyFlow), (Endpoint, PyEndpoint)):
+        assert (cls.__module__, cls.__qualname__) == (ref.__module__, ref.__qualname__)
+        for name in ref.__slots__:  # every attribute is the C base's own descriptor
+            descr = inspect.getattr_static(cls, name)
+            assert descr is vars(cls.__mro__[1])[name], name
+    # the counters the fast loop writes are C fields (getset), the rest plain slots
+    cells = {"last", "o_pkts", "o_ipb", "o_bytes", "r_pkts", "r_ipb", "r_bytes"}
+    for name in PyFlow.__slots__:
+        kind = type(inspect.getattr_static(Flow, name)).__name__
+        assert kind == ("getset_descriptor" if name in cells else "member_descriptor"), name
+
+
+@pytest.mark.parametrize("ts", [1.5, 0, -0.0, float("nan"), BIG, True, "t", None])
+def test_same_attributes_after_init(ts: object) -> None:
+    for cls, ref, make in KINDS:
+        assert _view(make(cls, ts), ref.__slots__) == _view(make(ref, ts), ref.__slots__)
+
+
+_VALUES = st.one_of(
+    st.integers(),
+    st.integers(-(2**63) - 2, -(2**63) + 2),
+    st.integers(2**63 - 2, 2**63 + 2),
+    st.sampled_from([BIG, -BIG, 0, 1, -1, 256, 257]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=2),
+    st.builds(list),
+)
+_DELETE = object()
+
+
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
+@given(
+    st.sampled_from([0, 1]),
+    st.lists(st.tuples(st.integers(0, 40), st.one_of(_VALUES, st.just(_DELETE))), max_size=30),
+)
+def test_attributes_behave_like_the_reference_slots(
+    kind: int, ops: list[tuple[int, object]]
+) -> None:
+    """Any sequence of writes and deletions, of any value, leaves the C-backed object
+    reading exactly like the reference (type, value, identity; unset raises
+    AttributeError); an unknown name cannot be set on either."""
+    cls, ref, make = KINDS[kind]
+    names = ref.__slots__
+    ours, theirs = make(cls), make(ref)
+    for index, value in ops:
+        name = names[index] if index < len(names) else "not_an_attribute"
+        outcome: list[type[Exception] | None] = []
+        for obj in (ours, theirs):
+            try:
+                if value is _DELETE:
+                    delattr(obj, name)
+                else:
+                    setattr(obj, name, value)
+                outcome.append(None)
+            except AttributeError:
+                outcome.append(AttributeError)
+        assert outcome[0] == outcome[1], (name, value)
+        assert _view(ours, names) == _view(theirs, names)
+
+
+def test_methods_as_the_reference() -> None:
+    for stop, last, first in [(-1.0, 5.0, 1.0), (3.0, 5.0, 1.0), (0, 7, 2), (-1.0, 5, 1.5)]:
+        ours, theirs = _flow(Flow), _flow(PyFlow)
+        for f in (ours, theirs):
+            f.stop, f.last, f.first = stop, last, first
+        assert repr(ours.duration) == repr(theirs.duration)
+    ours, theirs = _flow(Flow), _flow(PyFlow)
+    for f in (ours, theirs):
+        f.app_set("a", 1)
+        f.app_set("a", 2)
+        f.app_set("b", None)
+    assert ours.app == theirs.app == {"a": 1, "b": None}
+    for state, seqmax, acked, fin in [(4, 100, 90, -1), (5, 101, 120, 100), (6, 50, 10, -1)]:
+        sizes = []
+        for cls in (Endpoint, PyEndpoint):
+            e, peer = cls(ORIG_LETTERS), cls(ORIG_LETTERS.lower())
+            e.state, e.base, e.seqmax, e.acked, e.fin = state, 10, seqmax, acked, fin
+            sizes.append(e.size(peer))
+        assert sizes[0] == sizes[1]
+
+
+def test_pickle_and_copy_as_the_reference() -> None:
+    for cls, ref, make in KINDS:
+        ours = make(cls)
+        setattr(ours, "hist" if cls is Flow else "blocks", ["S"])  # a member
+        if cls is Flow:
+            ours.o_pkts, ours.last = BIG, 7  # cells holding an object and an int
+        delattr(ours, "keep" if cls is Flow else "zwin")  # unset stays unset
+        theirs = make(ref)
+        for name in ref.__slots__:
+            try:
+                setattr(theirs, name, getattr(ours, name))
+            except AttributeError:
+                delattr(theirs, name)
+        want = _view(theirs, ref.__slots__, by_value=True)
+        for twin in (pickle.loads(pickle.dumps(ours)), copy.copy(ours), copy.deepcopy(ours)):
+            assert type(twin) is cls
+            assert _view(twin, ref.__slots__, by_value=True) == want
+
+
+class _Marker:
+    """A weakly referenceable object to see a cycle collected."""
+
+
+@pytest.mark.parametrize(
+    ("kind", "attr"), [(0, "ev"), (0, "o_pkts"), (0, "last"), (1, "blocks"), (1, "seqmax")]
+)
+def test_cycles_through_members_and_cells_are_collected(kind: int, attr: str) -> None:
+    cls, _, make = KINDS[kind]
+    obj, marker = make(cls), _Marker()
+    setattr(obj, attr, [obj, marker])
+    gone = weakref.ref(marker)
+    del obj, marker
+    gc.collect()
+    assert gone() is None
+
+
+def test_objects_in_cells_are_released_once() -> None:
+    big = BIG + 1  # an object of its own
+    base = sys.getrefcount(big)
+    f = _flow(Flow)
+    f.o_pkts = big
+    assert sys.getrefcount(big) == base + 1 and f.o_pkts is big
+    f.o_pkts = 5
+    assert sys.getrefcount(big) == base
+    f.o_pkts = big
+    del f.o_pkts
+    assert sys.getrefcount(big) == base
+    f.o_pkts = big
+    f.__init__((), "C2", 1.0, 6)  # a second __init__ replaces it
+    assert sys.getrefcount(big) == base and f.o_pkts == 0
+    f.r_bytes = big
+    del f
+    assert sys.getrefcount(big) == base
+
+
+def test_fast_loop_takes_only_plain_subclasses() -> None:
+    class Shadowed(Flow):
+        __slots__ = ()
+
+        @property
+        def o_pkts(self) -> int:  # type: ignore[override]
+            return 0
+
+    class WithDict(Flow):
+        pass
+
+    class WithSlot(Flow):
+        __slots__ = ("extra",)
+
+    for flow_type, end_type in (
+        (PyFlow, PyEndpoint),
+        (PyFlow, Endpoint),
+        (Flow, PyEndpoint),
+        (Shadowed, Endpoint),
+        (WithDict, Endpoint),
+        (WithSlot, Endpoint),
+        (Endpoint, Flow),
+    ):
+        with pytest.raises(TypeError):
+            core.fast_loop(flow_type, end_type)
+    core.fast_loop(Flow, Endpoint)

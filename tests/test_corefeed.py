@@ -17,16 +17,17 @@ import pytest
 
 from netwatch import core
 from netwatch.alerts.evidence import EvidenceStore
-from netwatch.capture.files import MappedPcap
+from netwatch.capture.files import MappedPcap, open_capture
 from netwatch.capture.pcap import MAX_CAPLEN, PcapHeader, ReadStats
 from netwatch.config import Config
 from netwatch.core import FastStatus
 from netwatch.corefeed import BATCH, PYTHON_FAST, fast_loop, run_core
 from netwatch.enrich.geo import NullGeo
 from netwatch.fastloop import run_mapped
+from netwatch.flow import table as flow_table
 from netwatch.flow.ids import UidSource
-from netwatch.flow.table import Flow
-from netwatch.flow.tcpstate import Endpoint
+from netwatch.flow.table import Flow, PyFlow
+from netwatch.flow.tcpstate import Endpoint, PyEndpoint
 from netwatch.pipeline import Pipeline
 from netwatch.testing import pcapgen as g
 from tests.test_core import _needs_core
@@ -294,10 +295,11 @@ def test_hand_back_on_unexpected_state(tamper: Tamper, reason: FastStatus) -> No
 
 def test_fast_branch_in_c_when_nothing_is_odd() -> None:
     first, second = _split(traffic(100.0, 0.001, 40))
-    done, hits = fast_loop().fast, fast_loop().key_hits
+    done, hits, flow_hits = fast_loop().fast, fast_loop().key_hits, fast_loop().flow_hits
     _, reasons = twin_runs(first, second, _untouched)
     assert fast_loop().fast - done > len(second) * 9 // 10
     assert fast_loop().key_hits - hits > len(second) * 8 // 10  # keys built once per flow
+    assert fast_loop().flow_hits - flow_hits > len(second) * 8 // 10  # and no dict lookup
     assert reasons[FastStatus.END] == 1 and sum(reasons) == 1  # one call for all
 
 
@@ -457,33 +459,30 @@ def test_sequence_numbers_wrap_in_the_fast_branch() -> None:
     assert recs[0]["orig_bytes"] == 50 * 1000
 
 
-def test_references_released_exactly_once() -> None:
-    """C replaces a Flow's and an Endpoint's values and releases the old ones once; the
-    flows, their keys and their endpoints keep their reference counts."""
+def test_counters_written_in_place_and_references_kept() -> None:
+    """C writes the counters of a Flow and its Endpoints in place (C fields: no object per
+    value) and leaves every reference count as it was: the flows (one each held by C's flow
+    cache since the first run), their keys and their endpoints."""
     first, second = _split(traffic(100.0, 0.001, 40))
     pipe = Pipeline(Config.default(), lambda rec: None, geo=NullGeo(), uids=UidSource(3))
     run_core(pipe, mapped(first))
-    olds: list[tuple[object, str, object]] = []  # (owner, slot, old value)
     for f in pipe.table.flows.values():
-        for name in ("o_pkts", "o_ipb", "r_pkts", "r_ipb", "o_bytes", "r_bytes", "last"):
-            setattr(f, name, getattr(f, name) + 10**6)  # an object of its own
-            olds.append((f, name, getattr(f, name)))
+        for name in ("o_pkts", "o_ipb", "r_pkts", "r_ipb", "o_bytes", "r_bytes"):
+            setattr(f, name, getattr(f, name) + 10**6)  # beyond the small-int cache
     for e in _endpoints(pipe):
         e.seqmax += 10**6
-        olds.append((e, "seqmax", e.seqmax))
-    counts = [sys.getrefcount(value) for _, _, value in olds]
     kept = [obj for f in pipe.table.flows.values() for obj in (f, f.key, *(f.tcp or ()))]
     kept_counts = [sys.getrefcount(obj) for obj in kept]
+    total = sum(f.o_pkts + f.r_pkts for f in pipe.table.flows.values())
     before = fast_loop().reasons()
+    blocks = sys.getallocatedblocks()
     run_core(pipe, mapped(second))
+    grown = sys.getallocatedblocks() - blocks
     reasons = [b - a for a, b in zip(before, fast_loop().reasons(), strict=True)]
     assert sum(reasons) == reasons[FastStatus.END] == 1  # all in C
-    after = [sys.getrefcount(value) for _, _, value in olds]
-    replaced = [getattr(owner, name) is not value for owner, name, value in olds]
-    for was, now, gone in zip(counts, after, replaced, strict=True):
-        assert now == was - gone  # the slot let go of a replaced value, once
-    assert sum(replaced) >= 10
     assert [sys.getrefcount(obj) for obj in kept] == kept_counts
+    assert grown < len(second) // 4, grown  # nothing kept per packet
+    assert sum(f.o_pkts + f.r_pkts for f in pipe.table.flows.values()) == total + len(second)
 
 
 def test_memory_flat_over_repeated_runs() -> None:
@@ -576,3 +575,72 @@ def test_anything_but_a_flow_in_the_table_is_handed_back(make: Callable[[], obje
         )
     assert fast_loop().key_hits == hits + 1  # the last lookup was made with the cached key
     assert (flow.o_pkts, flow.last) == (1, 101.0)
+
+
+# -- the flow cache, and the reference classes -------------------------------------------
+
+
+def test_flow_cache_follows_a_flow_ended_and_started_again() -> None:
+    """A cached flow is taken only while it is live: after an idle timeout (UDP) and after a
+    connection reuse (TCP: closed, then a new SYN on the same 5-tuple) the packets reach the
+    new flow, as on the general path."""
+    udp = [g.udp_frame(ROUTE, 5000, 6000, b"u" * 20) for _ in range(6)]
+    first = g.TcpSession(ROUTE, 40001, 80)
+    second = g.TcpSession(ROUTE, 40001, 80, client_isn=7, server_isn=9)
+    tcp = [*first.handshake(), *first.send(True, b"a" * 10), first.ack(False)]
+    tcp += [*first.close(), *second.handshake(), *second.send(True, b"b" * 10)]
+    tcp += [second.ack(False)] * 4
+    frames = [(100.0 + i * 0.01, f) for i, f in enumerate(udp)]
+    frames += [(200.0 + i * 0.01, f) for i, f in enumerate(udp + tcp)]
+    hits = fast_loop().flow_hits
+    fused, general = _general_too(frames)
+    assert fused == general
+    tcp_flows = sorted(r["orig_pkts"] + r["resp_pkts"] for r in fused if r["proto"] == "tcp")
+    assert tcp_flows == [8, 8]  # the first and the second connection
+    assert [r["orig_pkts"] for r in fused if r["proto"] == "udp"] == [6, 6]
+    assert fast_loop().flow_hits - hits >= 10
+
+
+def _reference_records(path: Path) -> list[Any]:
+    """The pure fused loop, then the general path, with the flow table making pure-Python
+    reference flows and endpoints (``PyFlow``, ``PyEndpoint``)."""
+    out: list[Any] = []
+    for fused in (True, False):
+        recs: list[dict[str, Any]] = []
+        pipe = Pipeline(Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
+        pipe.run_mapped = run_mapped
+        cap = open_capture(path)
+        if fused:
+            pipe.run_capture(cap)
+        else:
+            pipe.run(cap.packets())
+        made = {type(f) for f in pipe.table.flows.values()}
+        assert made <= {PyFlow}
+        assert {type(e) for f in pipe.table.flows.values() for e in f.tcp or ()} <= {PyEndpoint}
+        pipe.finish()
+        out.append([recs, pipe.stats.packets, pipe.decoder.failures])
+    return out
+
+
+def test_reference_classes_give_the_same_records(
+    site_capture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C loop over the C-backed Flow and Endpoint and the pure loops over the reference
+    classes give the same records, on generated site traffic and every capture of pcaps/."""
+    paths = [site_capture, *sorted(p for p in (REPO / "pcaps").rglob("*.pcap") if p.is_file())]
+    ours = [both_ways(path)[0] for path in paths]
+    monkeypatch.setattr(flow_table, "Flow", PyFlow)
+    monkeypatch.setattr(flow_table, "Endpoint", PyEndpoint)
+    for path, want in zip(paths, ours, strict=True):
+        assert _reference_records(path) == [want, want], path.name
+
+
+def test_reference_classes_on_every_real_capture(
+    pcap_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = real_captures(pcap_corpus)
+    ours = [both_ways(path)[0] for path in paths]
+    monkeypatch.setattr(flow_table, "Flow", PyFlow)
+    monkeypatch.setattr(flow_table, "Endpoint", PyEndpoint)
+    for path, want in zip(paths, ours, strict=True):
+        assert _reference_records(path) == [want, want], path.name

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
 
+from netwatch import core
 from netwatch.decode.frames import FRAGMENT, Decoded
 from netwatch.flow.ids import UidSource, icmp_counterpart
 from netwatch.flow.ports import flip_first
@@ -200,6 +201,25 @@ class Flow:
         if self.app is None:
             self.app = {}
         self.app.setdefault(field, value)
+
+
+#: The pure-Python reference :class:`Flow`: the one in use without the compiled core, and
+#: what the C-backed one is tested against (``tests/test_core.py``).
+PyFlow = Flow
+
+if not TYPE_CHECKING and (_BASES := core.flow_bases()) is not None:
+
+    class Flow(_BASES[0]):
+        """One bidirectional flow: :class:`PyFlow`'s attributes held by the compiled core
+        (``netwatch._core.FlowBase``: the counters the fast loop writes are C fields that
+        read back as the int or float stored), with its methods."""
+
+        __slots__ = ()
+        duration = PyFlow.duration
+        app_set = PyFlow.app_set
+
+        def __getstate__(self) -> tuple[None, dict[str, Any]]:
+            return core.slot_state(self, PyFlow.__slots__)
 
 
 OnEnd = Callable[[Flow, EndReason], None]

@@ -39,6 +39,9 @@ from __future__ import annotations
 
 import re
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from netwatch import core
 
 FIN = 0x01
 SYN = 0x02
@@ -139,6 +142,24 @@ class Endpoint:
         if 0 <= self.fin < top:
             top -= 1  # the FIN octet is not data
         return max(top - self.base, 0)
+
+
+#: The pure-Python reference :class:`Endpoint`: the one in use without the compiled core,
+#: and what the C-backed one is tested against (``tests/test_core.py``).
+PyEndpoint = Endpoint
+
+if not TYPE_CHECKING and (_BASES := core.flow_bases()) is not None:
+
+    class Endpoint(_BASES[1]):
+        """One side of a TCP connection: :class:`PyEndpoint`'s attributes held by the
+        compiled core (``netwatch._core.EndpointBase``: ``nxt``, ``dack`` and ``seqmax``
+        are C fields that read back as the int stored), with its methods."""
+
+        __slots__ = ()
+        size = PyEndpoint.size
+
+        def __getstate__(self) -> tuple[None, dict[str, object]]:
+            return core.slot_state(self, PyEndpoint.__slots__)
 
 
 ORIG_LETTERS = "SHADFRQITGW"
