@@ -283,10 +283,14 @@ class Devices:
         finally:
             self.on_learn = hook
 
-    def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
-        """The camera at this site-local end, or None."""
-        if not self._classifier.is_site_local(ip):
-            if mac is not None and mac not in self._gateways and self._outside(ip):
+    def camera(self, ip: bytes, mac: bytes | None, site_local: bool | None = None) -> Device | None:
+        """The camera at this site-local end, or None. ``site_local``: this classifier's
+        answer for ``ip`` when the caller has it already (None: ask the classifier)."""
+        if site_local is None:
+            site_local = self._classifier.is_site_local(ip)
+        if not site_local:
+            # a public address outside the site (reached through a router): a gateway's MAC
+            if mac is not None and mac not in self._gateways and not self._classifier.is_local(ip):
                 self._gateway(mac)
             return None  # never a camera; not cached (a flood of outside peers would churn it)
         key = (ip, mac)
@@ -427,11 +431,6 @@ class Devices:
         if mac is None or mac in self._gateways:
             return None
         return self._by_mac.get(mac)
-
-    def _outside(self, ip: bytes) -> bool:
-        """A public address outside the site (reached through a router)."""
-        c = self._classifier
-        return not (c.is_local(ip) or c.is_site_local(ip))
 
     def _gateway(self, mac: bytes) -> None:
         """``mac`` was seen at an outside address: a router's, never one device's."""
