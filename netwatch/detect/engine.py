@@ -92,6 +92,8 @@ class Detector:
         """Evaluate every rule on every camera end of this flow (``ends``: what the record
         building found out about its ends, through these devices; None: look it up)."""
         self.resolvers.observe(flow, record, self.devices.camera)
+        if ends is not None and ends.orig_camera is None and ends.resp_camera is None:
+            return  # most flows: no camera end, no rule to run
         facts_of = flow_facts(
             flow, record, self.enrichers, self.devices, self.policies, self.signatures, ends
         )

@@ -35,6 +35,7 @@ _ICMP6_PAIRS = {
 }
 _ICMP_PAIRS = {1: _ICMP4_PAIRS, 58: _ICMP6_PAIRS}
 _pack_seed = struct.Struct("!H").pack
+_SEED_ZERO = _pack_seed(0)
 _pack_tail = struct.Struct("!BBHH").pack  # protocol, pad byte, ports
 _sha1 = hashlib.sha1
 _base64 = binascii.b2a_base64
@@ -62,16 +63,19 @@ def community_id(
     saddr: bytes, daddr: bytes, proto: int, sport: int, dport: int, seed: int = 0
 ) -> str:
     """Community ID v1 of a flow given by its packed addresses, protocol and ports."""
-    one_way = False
-    if proto in _ICMP_PAIRS:
-        icmp_type, icmp_code = sport, dport
-        peer = icmp_counterpart(proto, icmp_type)
-        if peer is None:
-            one_way = True
-            sport, dport = icmp_type, icmp_code
-        else:
-            sport, dport = icmp_type, peer
-    if not one_way and (saddr, sport) > (daddr, dport):
-        saddr, daddr, sport, dport = daddr, saddr, dport, sport
-    data = b"".join((_pack_seed(seed), saddr, daddr, _pack_tail(proto, 0, sport, dport)))
+    pairs = _ICMP_PAIRS.get(proto)
+    if pairs is not None:  # ICMP: the type is the source port, its counterpart the other
+        peer = pairs.get(sport)
+        if peer is None:  # a one-way type: kept as seen, with the code as the other port
+            return _hashed(seed, saddr, daddr, proto, sport, dport)
+        dport = peer
+    if saddr > daddr or (saddr == daddr and sport > dport):  # (saddr, sport) > (daddr, dport)
+        return _hashed(seed, daddr, saddr, proto, dport, sport)
+    return _hashed(seed, saddr, daddr, proto, sport, dport)
+
+
+def _hashed(seed: int, saddr: bytes, daddr: bytes, proto: int, sport: int, dport: int) -> str:
+    """The Community ID text of the ordered tuple."""
+    head = _SEED_ZERO if seed == 0 else _pack_seed(seed)
+    data = head + saddr + daddr + _pack_tail(proto, 0, sport, dport)
     return "1:" + _base64(_sha1(data).digest(), newline=False).decode("ascii")

@@ -11,7 +11,7 @@ import pytest
 from netwatch.flow.ids import UidSource, community_id
 
 
-def _reference(proto: int, s: bytes, d: bytes, sp: int, dp: int) -> str:
+def _reference(proto: int, s: bytes, d: bytes, sp: int, dp: int, seed: int = 0) -> str:
     fam = socket.AF_INET6 if len(s) == 16 else socket.AF_INET
     a, b = socket.inet_ntop(fam, s), socket.inet_ntop(fam, d)
     if proto == 1:
@@ -20,7 +20,7 @@ def _reference(proto: int, s: bytes, d: bytes, sp: int, dp: int) -> str:
         tpl = communityid.FlowTuple.make_icmp6(a, b, sp, dp)
     else:
         tpl = communityid.FlowTuple(proto, a, b, sp, dp)
-    return str(communityid.CommunityID().calc(tpl))
+    return str(communityid.CommunityID(seed).calc(tpl))
 
 
 def test_spec_example_tcp() -> None:
@@ -44,6 +44,18 @@ def test_matches_reference_implementation(seed: int) -> None:
         else:
             sp, dp = rng.randrange(65536), rng.randrange(65536)
         assert community_id(s, d, proto, sp, dp) == _reference(proto, s, d, sp, dp)
+
+
+@pytest.mark.parametrize("hash_seed", [1, 0x1234, 65535])
+def test_matches_reference_implementation_with_a_seed(hash_seed: int) -> None:
+    rng = random.Random(hash_seed)
+    for _ in range(200):
+        s, d = rng.randbytes(4), rng.randbytes(4)
+        proto = rng.choice([6, 17, 1])
+        sp, dp = (rng.choice([3, 8, 0]), 0) if proto == 1 else (rng.randrange(65536), 80)
+        assert community_id(s, d, proto, sp, dp, hash_seed) == _reference(
+            proto, s, d, sp, dp, hash_seed
+        )
 
 
 def test_echo_request_and_reply_share_an_id() -> None:
