@@ -396,20 +396,20 @@ class Devices:
     def _identify(self, ip: bytes, mac: bytes | None) -> Device | None:
         if not self._classifier.is_site_local(ip):
             return None
-        mac_str = mac_text(mac) if mac else None
         vendor = self._camera_vendor(mac) if mac else None
         linked = self._linked(ip, mac)
         known = self._inventory.lookup(ip, mac)
         if known is None and linked is not None:
             known = linked.known  # an inventory camera at another address
         entries = self._entries(ip, mac, linked)
+        if known is None and vendor is None and all(e.primary() is None for e in entries):
+            return None  # nothing says camera (most site hosts): no texts built for it
         text = ip_text(ip)
         if known is not None:
             self._link(ip, mac, known, known.name)
+            mac_str = mac_text(mac) if mac else None
             dev = Device(known.name, text, mac_str, vendor, known.group, True, "inventory")
             return self._with_evidence(dev, entries, mac, "high")
-        if not (any(e.primary() is not None for e in entries) or vendor is not None):
-            return None
         name = self._link(ip, mac, None, linked.name if linked is not None else text)
         if linked is not None and name is None:  # a router's MAC after all
             return self._identify(ip, mac)
