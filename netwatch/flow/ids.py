@@ -64,18 +64,14 @@ def community_id(
 ) -> str:
     """Community ID v1 of a flow given by its packed addresses, protocol and ports."""
     pairs = _ICMP_PAIRS.get(proto)
-    if pairs is not None:  # ICMP: the type is the source port, its counterpart the other
-        peer = pairs.get(sport)
-        if peer is None:  # a one-way type: kept as seen, with the code as the other port
-            return _hashed(seed, saddr, daddr, proto, sport, dport)
-        dport = peer
-    if saddr > daddr or (saddr == daddr and sport > dport):  # (saddr, sport) > (daddr, dport)
-        return _hashed(seed, daddr, saddr, proto, dport, sport)
-    return _hashed(seed, saddr, daddr, proto, sport, dport)
-
-
-def _hashed(seed: int, saddr: bytes, daddr: bytes, proto: int, sport: int, dport: int) -> str:
-    """The Community ID text of the ordered tuple."""
+    # ICMP: the type stands for the source port, its counterpart (or, for a one-way type,
+    # the code, and then the ends stay in the order seen) for the destination port
+    peer = pairs.get(sport) if pairs is not None else None
+    if pairs is None or peer is not None:
+        if peer is not None:
+            dport = peer
+        if saddr > daddr or (saddr == daddr and sport > dport):  # (saddr, sport) > (daddr, ..)
+            saddr, daddr, sport, dport = daddr, saddr, dport, sport
     head = _SEED_ZERO if seed == 0 else _pack_seed(seed)
     data = head + saddr + daddr + _pack_tail(proto, 0, sport, dport)
     return "1:" + _base64(_sha1(data).digest(), newline=False).decode("ascii")

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netwatch.enrich.addrclass import AddressClassifier
-from netwatch.enrich.geo import CachedGeo, GeoInfo
+from netwatch.enrich.geo import GEO_NONE, CachedGeo, GeoInfo
+from netwatch.enrich.inventory import Device as InventoryDevice
 from netwatch.enrich.inventory import Inventory
 from netwatch.enrich.macvendor import MacVendors
 from netwatch.enrich.names import best_name
@@ -64,6 +65,14 @@ class Enrichers:
     #: Recognised cameras (inventory, vendor prefix, discovery) when detection runs, so
     #: camera ends are marked without an inventory too; None: the inventory alone.
     cameras: CameraOf | None = None
+    #: ``inventory.lookup``, or None when the inventory lists nothing (zero-config: no
+    #: lookup per flow end). Set from ``inventory`` (which does not change).
+    listed: Callable[[bytes, bytes | None], InventoryDevice | None] | None = field(
+        init=False, default=None
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "listed", self.inventory.lookup if len(self.inventory) else None)
 
 
 def device_name(enr: Enrichers, ip: bytes, mac: bytes | None, camera: Device | None) -> str | None:
@@ -120,9 +129,9 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         orig_cam = cameras(orig_h, orig_mac, local_orig)
         resp_cam = cameras(resp_h, resp_mac, local_resp)
     orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
-    geo = enr.geo.lookup
-    resp_geo = geo(resp_h)
-    orig_geo = geo(orig_h)
+    geo = enr.geo.lookup  # a site-local address is never public: no GeoIP answer to ask for
+    resp_geo = GEO_NONE if local_resp else geo(resp_h)
+    orig_geo = GEO_NONE if local_orig else geo(orig_h)
     local_mac = orig_mac if local_orig or not local_resp else resp_mac
     app = f.app
     if app is None:  # no deep parser spoke about this flow (most flows of a flood)
@@ -138,15 +147,16 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         server = app.get("server")
         dns_query = app.get("dns_query")
         resp_name = best_name(sni, http_host, f.name)
-    inventory = enr.inventory.lookup
+    inventory = enr.listed  # device_name(), with the inventory asked only when it lists any
+    orig_device = resp_device = None
     if orig_cam is not None:
-        orig_device: str | None = orig_cam.name
-    else:
+        orig_device = orig_cam.name
+    elif inventory is not None:
         listed = inventory(orig_h, orig_mac)
         orig_device = listed.name if listed is not None else None
     if resp_cam is not None:
-        resp_device: str | None = resp_cam.name
-    else:
+        resp_device = resp_cam.name
+    elif inventory is not None:
         listed = inventory(resp_h, resp_mac)
         resp_device = listed.name if listed is not None else None
     first = f.first
