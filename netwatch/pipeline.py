@@ -309,8 +309,12 @@ class Pipeline:
         self.inspector.end(f)
         record, ends = flow_record_ends(f, self.enrichers)
         self._on_record(record)
-        if self.detector is not None:
-            self._detect(f, record, ends)
+        detector = self.detector
+        if detector is not None:
+            if ends.orig_camera is None and ends.resp_camera is None:
+                detector.observe(f, record)  # no camera end: no rule runs, nothing to alert
+            else:
+                self._detect(f, record, ends)
         if f.ev is not None:
             self.keeper.release(f)
 

@@ -86,12 +86,17 @@ class Detector:
         if ident is not None and ident.is_camera and mac_off >= 0:
             self.devices.learn_mac(frame[mac_off + 6 : mac_off + 12], ident.vendor, "sadp_l2")
 
+    def observe(self, flow: Flow, record: Mapping[str, Any]) -> None:
+        """What every ended flow tells the detector, camera end or not (the site's
+        resolvers' use); raises no alert. :meth:`flow_ended` does it first."""
+        self.resolvers.observe(flow, record, self.devices.camera)
+
     def flow_ended(
         self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds | None = None
     ) -> None:
         """Evaluate every rule on every camera end of this flow (``ends``: what the record
         building found out about its ends, through these devices; None: look it up)."""
-        self.resolvers.observe(flow, record, self.devices.camera)
+        self.observe(flow, record)
         if ends is not None and ends.orig_camera is None and ends.resp_camera is None:
             return  # most flows: no camera end, no rule to run
         facts_of = flow_facts(
