@@ -70,3 +70,12 @@ def test_uids_are_zeek_shaped_unique_and_seedable() -> None:
     assert all(u.startswith("C") and len(u) == 18 and u.isalnum() for u in uids)
     assert UidSource(7).next() == uids[0]
     assert UidSource(8).next() != uids[0]
+
+
+def test_uids_are_the_seeded_generators_randbytes() -> None:
+    """The uid's 17 random bytes are exactly ``Random(seed).randbytes(17)``, uid after uid (a
+    seeded replay's uids do not change with how the bytes are drawn)."""
+    src, rng = UidSource(3), random.Random(3)
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    for _ in range(100):
+        assert src.next() == "C" + "".join(alphabet[b % 62] for b in rng.randbytes(17))
