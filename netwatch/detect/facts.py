@@ -1,9 +1,10 @@
 """What the rules look at: one camera end of an ended flow, with its peer and policy.
 
 :func:`flow_facts` turns an ended flow and its flow record into one :class:`FlowFacts`
-per camera end (a camera talking to a camera gives two). The peer's GeoIP comes from the
-same per-address caches as the flow record; the peer's name is the one the camera asked
-for (SNI, Host, passive DNS) when the camera is the originator.
+per camera end (a camera talking to a camera gives two). The peer's GeoIP answer and
+site-locality are the flow record's own (:class:`~netwatch.flow.record.FlowEnds`: worked
+out once per flow end); the peer's name is the one the camera asked for (SNI, Host, passive
+DNS) when the camera is the originator.
 
 Two derived facts about how the flow began, for the direction-sensitive rules:
 :attr:`FlowFacts.icmp_error` (an ICMP error message, e.g. the port unreachable a camera

@@ -8,7 +8,10 @@ end's MAC address. Field order is stable; absent values are ``null``.
 
 :func:`flow_record_ends` also gives what it found out about each end (:class:`FlowEnds`:
 site-locality, GeoIP answer, recognised camera), so that the rules work none of it out again
-(issue 13: each per-flow fact once per flow end).
+(issue 13: each per-flow fact once per flow end). Each end's site-locality is asked once and
+passed on: the camera lookup takes it, and a site-local end (never a public address) gets
+``GEO_NONE`` without a GeoIP lookup, so the GeoIP cache's counters count public-looking ends
+only. The inventory is asked for a name only when it lists something.
 """
 
 from __future__ import annotations
