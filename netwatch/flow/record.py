@@ -78,14 +78,6 @@ class Enrichers:
         object.__setattr__(self, "listed", self.inventory.lookup if len(self.inventory) else None)
 
 
-def device_name(enr: Enrichers, ip: bytes, mac: bytes | None, camera: Device | None) -> str | None:
-    """The camera name of one flow end: the recognised ``camera``'s, else the inventory's."""
-    if camera is not None:
-        return camera.name
-    dev = enr.inventory.lookup(ip, mac)
-    return dev.name if dev is not None else None
-
-
 def _udp_state(f: Flow) -> str:
     if f.o_pkts:
         return "SF" if f.r_pkts else "S0"
@@ -150,7 +142,9 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         server = app.get("server")
         dns_query = app.get("dns_query")
         resp_name = best_name(sni, http_host, f.name)
-    inventory = enr.listed  # device_name(), with the inventory asked only when it lists any
+    # each end's device name: the recognised camera's, else the inventory's (asked only
+    # when it lists any)
+    inventory = enr.listed
     orig_device = resp_device = None
     if orig_cam is not None:
         orig_device = orig_cam.name
