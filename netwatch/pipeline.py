@@ -63,7 +63,7 @@ from netwatch.enrich.names import PassiveDns
 from netwatch.fastloop import run_mapped
 from netwatch.flow.ids import UidSource
 from netwatch.flow.inspect import BannerMatch, Inspector
-from netwatch.flow.record import CameraEnds, Enrichers, flow_record_ends
+from netwatch.flow.record import Enrichers, FlowEnds, flow_record_ends
 from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
 from netwatch.signatures.lan import lan_matcher
 from netwatch.signatures.match import SignatureMatcher
@@ -309,15 +309,19 @@ class Pipeline:
         self.inspector.end(f)
         record, ends = flow_record_ends(f, self.enrichers)
         self._on_record(record)
-        if self.detector is not None:
-            self._detect(f, record, ends)
+        detector = self.detector
+        if detector is not None:
+            if ends.orig_camera is None and ends.resp_camera is None:
+                detector.observe(f, record)  # no camera end: no rule runs, nothing to alert
+            else:
+                self._detect(f, record, ends)
         if f.ev is not None:
             self.keeper.release(f)
 
-    def _detect(self, f: Flow, record: dict[str, Any], ends: CameraEnds | None = None) -> None:
+    def _detect(self, f: Flow, record: dict[str, Any], ends: FlowEnds | None = None) -> None:
         """Run the rules on ``f``; its alerts, when emitted, get its evidence file; the
-        router counts them as sightings at the flow's last packet. ``ends``: the cameras
-        the record found at the flow's ends (the detector's devices answered them)."""
+        router counts them as sightings at the flow's last packet. ``ends``: what the record
+        found out about the flow's ends (the detector's devices answered for its cameras)."""
         assert self.detector is not None
         self._alerting = f
         router = self.detector.router

@@ -177,10 +177,12 @@ def test_each_flow_end_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> Non
     devices = pipe.detector.devices
     looked_up: list[tuple[bytes, bytes | None]] = []
     camera = devices.camera
+    site_local = pipe.classifier.is_site_local
 
-    def counted(ip: bytes, mac: bytes | None) -> Any:
+    def counted(ip: bytes, mac: bytes | None, local: bool | None = None) -> Any:
         looked_up.append((ip, mac))
-        return camera(ip, mac)
+        assert local is site_local(ip)  # the record's own answer, passed on (not re-asked)
+        return camera(ip, mac, local)
 
     monkeypatch.setattr(devices, "camera", counted)
     pipe.run(packets())

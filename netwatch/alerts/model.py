@@ -28,6 +28,7 @@ group and ``platform`` the cloud/P2P platform a rule named; both are routing lab
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -262,6 +263,12 @@ NETWORK_PREFIX = {4: 24, 6: 48}
 
 def network_of(address: str) -> str:
     """The /24 (IPv6: /48) holding ``address``, as text; the text itself if not an IP."""
+    try:  # an IPv4 address in its canonical text (what the rules give) without ipaddress
+        packed = socket.inet_pton(socket.AF_INET, address)
+    except OSError:
+        packed = b""
+    if packed and socket.inet_ntop(socket.AF_INET, packed) == address:
+        return socket.inet_ntop(socket.AF_INET, packed[:3] + b"\x00") + "/24"
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -283,10 +283,14 @@ class Devices:
         finally:
             self.on_learn = hook
 
-    def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
-        """The camera at this site-local end, or None."""
-        if not self._classifier.is_site_local(ip):
-            if mac is not None and mac not in self._gateways and self._outside(ip):
+    def camera(self, ip: bytes, mac: bytes | None, site_local: bool | None = None) -> Device | None:
+        """The camera at this site-local end, or None. ``site_local``: this classifier's
+        answer for ``ip`` when the caller has it already (None: ask the classifier)."""
+        if site_local is None:
+            site_local = self._classifier.is_site_local(ip)
+        if not site_local:
+            # a public address outside the site (reached through a router): a gateway's MAC
+            if mac is not None and mac not in self._gateways and not self._classifier.is_local(ip):
                 self._gateway(mac)
             return None  # never a camera; not cached (a flood of outside peers would churn it)
         key = (ip, mac)
@@ -392,20 +396,20 @@ class Devices:
     def _identify(self, ip: bytes, mac: bytes | None) -> Device | None:
         if not self._classifier.is_site_local(ip):
             return None
-        mac_str = mac_text(mac) if mac else None
         vendor = self._camera_vendor(mac) if mac else None
         linked = self._linked(ip, mac)
         known = self._inventory.lookup(ip, mac)
         if known is None and linked is not None:
             known = linked.known  # an inventory camera at another address
         entries = self._entries(ip, mac, linked)
+        if known is None and vendor is None and all(e.primary() is None for e in entries):
+            return None  # nothing says camera (most site hosts): no texts built for it
         text = ip_text(ip)
         if known is not None:
             self._link(ip, mac, known, known.name)
+            mac_str = mac_text(mac) if mac else None
             dev = Device(known.name, text, mac_str, vendor, known.group, True, "inventory")
             return self._with_evidence(dev, entries, mac, "high")
-        if not (any(e.primary() is not None for e in entries) or vendor is not None):
-            return None
         name = self._link(ip, mac, None, linked.name if linked is not None else text)
         if linked is not None and name is None:  # a router's MAC after all
             return self._identify(ip, mac)
@@ -427,11 +431,6 @@ class Devices:
         if mac is None or mac in self._gateways:
             return None
         return self._by_mac.get(mac)
-
-    def _outside(self, ip: bytes) -> bool:
-        """A public address outside the site (reached through a router)."""
-        c = self._classifier
-        return not (c.is_local(ip) or c.is_site_local(ip))
 
     def _gateway(self, mac: bytes) -> None:
         """``mac`` was seen at an outside address: a router's, never one device's."""

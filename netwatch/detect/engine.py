@@ -27,7 +27,7 @@ from netwatch.detect.facts import flow_facts
 from netwatch.detect.policy import Policies
 from netwatch.detect.resolvers import SiteResolvers
 from netwatch.enrich.inventory import Inventory
-from netwatch.flow.record import CameraEnds, Enrichers
+from netwatch.flow.record import Enrichers, FlowEnds
 from netwatch.flow.table import Flow
 from netwatch.rules import BUILTIN_RULES
 from netwatch.rules.base import Rule, RuleContext, RuleErrors, run_flow_rules
@@ -86,12 +86,19 @@ class Detector:
         if ident is not None and ident.is_camera and mac_off >= 0:
             self.devices.learn_mac(frame[mac_off + 6 : mac_off + 12], ident.vendor, "sadp_l2")
 
-    def flow_ended(
-        self, flow: Flow, record: Mapping[str, Any], ends: CameraEnds | None = None
-    ) -> None:
-        """Evaluate every rule on every camera end of this flow (``ends``: the cameras the
-        record building found at its ends, through these devices; None: look them up)."""
+    def observe(self, flow: Flow, record: Mapping[str, Any]) -> None:
+        """What every ended flow tells the detector, camera end or not (the site's
+        resolvers' use); raises no alert. :meth:`flow_ended` does it first."""
         self.resolvers.observe(flow, record, self.devices.camera)
+
+    def flow_ended(
+        self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds | None = None
+    ) -> None:
+        """Evaluate every rule on every camera end of this flow (``ends``: what the record
+        building found out about its ends, through these devices; None: look it up)."""
+        self.observe(flow, record)
+        if ends is not None and ends.orig_camera is None and ends.resp_camera is None:
+            return  # most flows: no camera end, no rule to run
         facts_of = flow_facts(
             flow, record, self.enrichers, self.devices, self.policies, self.signatures, ends
         )

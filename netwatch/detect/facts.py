@@ -1,9 +1,10 @@
 """What the rules look at: one camera end of an ended flow, with its peer and policy.
 
 :func:`flow_facts` turns an ended flow and its flow record into one :class:`FlowFacts`
-per camera end (a camera talking to a camera gives two). The peer's GeoIP comes from the
-same per-address caches as the flow record; the peer's name is the one the camera asked
-for (SNI, Host, passive DNS) when the camera is the originator.
+per camera end (a camera talking to a camera gives two). The peer's GeoIP answer and
+site-locality are the flow record's own (:class:`~netwatch.flow.record.FlowEnds`: worked
+out once per flow end); the peer's name is the one the camera asked for (SNI, Host, passive
+DNS) when the camera is the originator.
 
 Two derived facts about how the flow began, for the direction-sensitive rules:
 :attr:`FlowFacts.icmp_error` (an ICMP error message, e.g. the port unreachable a camera
@@ -27,7 +28,8 @@ from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.devices import Device, Devices
 from netwatch.detect.policy import Destination, Policies, Policy
 from netwatch.enrich.addrclass import ip_text
-from netwatch.flow.record import CameraEnds, Enrichers
+from netwatch.enrich.geo import GEO_NONE
+from netwatch.flow.record import Enrichers, FlowEnds
 from netwatch.flow.table import Flow
 from netwatch.signatures.match import SignatureMatcher
 from netwatch.signatures.model import PayloadSignature
@@ -153,6 +155,9 @@ def _direction(device_is_orig: bool, peer_local: bool) -> Direction:
     return Direction.OUTBOUND if device_is_orig else Direction.INBOUND
 
 
+_NO_APP: Mapping[str, Any] = {}  # shared by the facts of flows no deep parser spoke about
+
+
 def flow_facts(
     flow: Flow,
     record: Mapping[str, Any],
@@ -160,23 +165,36 @@ def flow_facts(
     devices: Devices,
     policies: Policies,
     signatures: SignatureMatcher | None = None,
-    cameras: CameraEnds | None = None,
+    ends: FlowEnds | None = None,
 ) -> Iterator[FlowFacts]:
-    """The camera ends of this flow, as facts for the rules (``cameras``: the ends'
-    ``devices.camera`` answers when the caller has them already)."""
-    if cameras is None:
-        cameras = CameraEnds(
-            devices.camera(flow.orig_h, flow.orig_mac), devices.camera(flow.resp_h, flow.resp_mac)
-        )
-    for is_orig, device in ((True, cameras.orig), (False, cameras.resp)):
+    """The camera ends of this flow, as facts for the rules (``ends``: what the record
+    building found out about the flow's ends, through these devices and ``enr``; None:
+    work it out here)."""
+    if ends is None:
+        local_orig = enr.classifier.is_site_local(flow.orig_h)
+        local_resp = enr.classifier.is_site_local(flow.resp_h)
+        orig_cam = devices.camera(flow.orig_h, flow.orig_mac, local_orig)
+        resp_cam = devices.camera(flow.resp_h, flow.resp_mac, local_resp)
+        if orig_cam is None and resp_cam is None:
+            return
+        # only the peers of camera ends are looked up (as the rules read them)
+        resp_geo = enr.geo.lookup(flow.resp_h) if orig_cam is not None else GEO_NONE
+        orig_geo = enr.geo.lookup(flow.orig_h) if resp_cam is not None else GEO_NONE
+        ends = FlowEnds(orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo)
+    elif ends.orig_camera is None and ends.resp_camera is None:
+        return  # most flows: no camera end
+    app = flow.app or _NO_APP
+    for is_orig, device in ((True, ends.orig_camera), (False, ends.resp_camera)):
         if device is None:
             continue
-        peer_ip = flow.resp_h if is_orig else flow.orig_h
-        geo = enr.geo.lookup(peer_ip)
-        peer_local = enr.classifier.is_site_local(peer_ip) or enr.classifier.is_local(peer_ip)
+        if is_orig:
+            peer_ip, geo, peer_site_local = flow.resp_h, ends.resp_geo, ends.resp_local
+        else:
+            peer_ip, geo, peer_site_local = flow.orig_h, ends.orig_geo, ends.orig_local
+        peer_local = peer_site_local or enr.classifier.is_local(peer_ip)
         yield FlowFacts(
             record=record,
-            app=flow.app or {},
+            app=app,
             device=device,
             device_is_orig=is_orig,
             peer=Destination(

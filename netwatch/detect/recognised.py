@@ -8,8 +8,9 @@ each camera once (by MAC, else IP) with how it was recognised. The replay summar
 ``netwatch_cameras_recognised`` metric read :meth:`RecognisedCameras.by_how`, so "no
 alerts" and "saw no cameras" look different.
 
-The detector's identity state is read in one place, :func:`camera_of` (today
-:meth:`netwatch.detect.devices.Devices.camera` and its ``how``), and grouped by
+The detector's identity state is read in one place,
+:meth:`netwatch.detect.devices.Devices.camera` (:func:`camera_of` for callers holding the
+devices) and its ``how``, and grouped by
 :func:`how_of` into ``inventory``, ``mac_prefix``, ``banner`` and ``discovery``.
 
 With several capture workers each worker tallies the cameras of the flows hashed to it; it
@@ -41,9 +42,12 @@ HOW_PRECEDENCE = (INVENTORY, DISCOVERY, BANNER, MAC_PREFIX)
 _RANK = {how: rank for rank, how in enumerate(HOW_PRECEDENCE)}
 
 
-def camera_of(devices: Devices, ip: bytes, mac: bytes | None) -> Device | None:
-    """The camera at this flow end as the detector's identity sees it, or None."""
-    return devices.camera(ip, mac)
+def camera_of(
+    devices: Devices, ip: bytes, mac: bytes | None, site_local: bool | None = None
+) -> Device | None:
+    """The camera at this flow end as the detector's identity sees it, or None
+    (``site_local``: the classifier's answer for ``ip``, when known)."""
+    return devices.camera(ip, mac, site_local)
 
 
 def how_of(device: Device) -> str:
@@ -75,11 +79,12 @@ class RecognisedCameras:
         dev = self.device(ip, mac)
         return dev.name if dev is not None else None
 
-    def device(self, ip: bytes, mac: bytes | None) -> Device | None:
-        """The camera when this flow end is a recognised one (and tally it), else None."""
+    def device(self, ip: bytes, mac: bytes | None, site_local: bool | None = None) -> Device | None:
+        """The camera when this flow end is a recognised one (and tally it), else None
+        (``site_local``: the classifier's answer for ``ip``, when the caller has it)."""
         if self.devices is None:
             return None
-        dev = camera_of(self.devices, ip, mac)
+        dev = self.devices.camera(ip, mac, site_local)  # camera_of, one call less per end
         if dev is None:
             return None
         key = dev.name if dev.managed else (dev.mac or dev.name)  # one key per device

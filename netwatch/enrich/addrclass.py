@@ -49,6 +49,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 DEFAULT_CACHE_ENTRIES = 65_536
 _MAPPED_PREFIX = b"\x00" * 10 + b"\xff\xff"
 _NAT64_PREFIX = bytes.fromhex("0064ff9b") + b"\x00" * 8
+_bisect = bisect.bisect_right
 
 
 class AddrClass(enum.Enum):
@@ -202,6 +203,11 @@ class AddressClassifier:
         # IPv4: one bisect over the pieces the prefixes cut the space into, instead of a
         # scan of every rule (a flood of new addresses misses the cache on each)
         self._v4_starts, self._v4_answers = _intervals(self._v4_rules, self._v4_local, 32)
+        #: The cache entry of each IPv4 piece, built once (a flood's new addresses miss the
+        #: cache: their entry is one bisect away).
+        self._v4_entries: list[_Cached] = [
+            (cls, site, cls is not AddrClass.PUBLIC) for cls, site in self._v4_answers
+        ]
         self._max_entries = max_entries
         self._cache: dict[bytes, _Cached] = {}
         self.cache_clears = 0
@@ -228,8 +234,11 @@ class AddressClassifier:
         return entry[1]
 
     def _remember(self, addr: bytes) -> _Cached:
-        cls, site = self._compute(addr)
-        entry = (cls, site, cls is not AddrClass.PUBLIC)
+        if len(addr) == 4:  # _compute_v4's piece, its entry ready-made
+            entry = self._v4_entries[_bisect(self._v4_starts, int.from_bytes(addr, "big")) - 1]
+        else:
+            cls, site = self._compute(addr)
+            entry = (cls, site, cls is not AddrClass.PUBLIC)
         if len(self._cache) >= self._max_entries:
             self._cache.clear()
             self.cache_clears += 1

@@ -6,19 +6,24 @@ name the device asked for (TLS SNI, then HTTP Host, then the passive DNS name kn
 the flow began), the inventory device names of both ends, and the IEEE vendor of the local
 end's MAC address. Field order is stable; absent values are ``null``.
 
-:func:`flow_record_ends` also gives the recognised camera at each end (:class:`CameraEnds`),
-so that the rules do not look the ends up again (issue 13: once per flow end).
+:func:`flow_record_ends` also gives what it found out about each end (:class:`FlowEnds`:
+site-locality, GeoIP answer, recognised camera), so that the rules work none of it out again
+(issue 13: each per-flow fact once per flow end). Each end's site-locality is asked once and
+passed on: the camera lookup takes it, and a site-local end (never a public address) gets
+``GEO_NONE`` without a GeoIP lookup, so the GeoIP cache's counters count public-looking ends
+only. The inventory is asked for a name only when it lists something.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netwatch.enrich.addrclass import AddressClassifier
-from netwatch.enrich.geo import CachedGeo
+from netwatch.enrich.geo import GEO_NONE, CachedGeo, GeoInfo
+from netwatch.enrich.inventory import Device as InventoryDevice
 from netwatch.enrich.inventory import Inventory
 from netwatch.enrich.macvendor import MacVendors
 from netwatch.enrich.names import best_name
@@ -29,18 +34,22 @@ from netwatch.flow.tcpstate import conn_state
 if TYPE_CHECKING:
     from netwatch.detect.devices import Device
 
-CameraOf = Callable[[bytes, bytes | None], "Device | None"]
-"""(packed IP, MAC or None) of a flow end -> the camera when it is a recognised one."""
+CameraOf = Callable[[bytes, bytes | None, bool], "Device | None"]
+"""(packed IP, MAC or None, site-local) of a flow end -> the camera when it is a recognised
+one (site-local: the classifier's answer for the IP, which the caller has already)."""
 
 
-class CameraEnds(NamedTuple):
-    """The recognised camera at each end of a flow (None: not one), as the record saw them."""
+class FlowEnds(NamedTuple):
+    """What the record building found out about the two ends of a flow (the rules' facts
+    take it from here instead of working it out again)."""
 
-    orig: Device | None
-    resp: Device | None
+    orig_camera: Device | None  # the recognised camera at the originator (None: not one)
+    resp_camera: Device | None
+    orig_local: bool  # in a configured local net (the record's local_orig)
+    resp_local: bool
+    orig_geo: GeoInfo  # the GeoIP answer for the originator's address
+    resp_geo: GeoInfo
 
-
-NO_CAMERAS = CameraEnds(None, None)
 
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
@@ -59,14 +68,14 @@ class Enrichers:
     #: Recognised cameras (inventory, vendor prefix, discovery) when detection runs, so
     #: camera ends are marked without an inventory too; None: the inventory alone.
     cameras: CameraOf | None = None
+    #: ``inventory.lookup``, or None when the inventory lists nothing (zero-config: no
+    #: lookup per flow end). Set from ``inventory`` (which does not change).
+    listed: Callable[[bytes, bytes | None], InventoryDevice | None] | None = field(
+        init=False, default=None
+    )
 
-
-def device_name(enr: Enrichers, ip: bytes, mac: bytes | None, camera: Device | None) -> str | None:
-    """The camera name of one flow end: the recognised ``camera``'s, else the inventory's."""
-    if camera is not None:
-        return camera.name
-    dev = enr.inventory.lookup(ip, mac)
-    return dev.name if dev is not None else None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "listed", self.inventory.lookup if len(self.inventory) else None)
 
 
 def _udp_state(f: Flow) -> str:
@@ -102,25 +111,28 @@ def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
     return flow_record_ends(f, enr)[0]
 
 
-def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnds]:
-    """The flow-log record of an ended flow, and the recognised cameras at its ends."""
-    cameras = enr.cameras
-    if cameras is None:
-        ends = NO_CAMERAS
-    else:  # originator first, then responder (the order the tally always saw them in)
-        ends = CameraEnds(cameras(f.orig_h, f.orig_mac), cameras(f.resp_h, f.resp_mac))
-    orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
+def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]:
+    """The flow-log record of an ended flow, and what it found out about the flow's ends."""
     orig_h, resp_h, orig_mac, resp_mac = f.orig_h, f.resp_h, f.orig_mac, f.resp_mac
     site_local = enr.classifier.is_site_local
     local_orig = site_local(orig_h)
     local_resp = site_local(resp_h)
-    geo = enr.geo.lookup
-    resp_geo = geo(resp_h)
-    orig_geo = geo(orig_h)
+    cameras = enr.cameras
+    if cameras is None:
+        orig_cam = resp_cam = None
+    else:  # originator first, then responder (the order the tally always saw them in)
+        orig_cam = cameras(orig_h, orig_mac, local_orig)
+        resp_cam = cameras(resp_h, resp_mac, local_resp)
+    orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
+    geo = enr.geo.lookup  # a site-local address is never public: no GeoIP answer to ask for
+    resp_geo = GEO_NONE if local_resp else geo(resp_h)
+    orig_geo = GEO_NONE if local_orig else geo(orig_h)
     local_mac = orig_mac if local_orig or not local_resp else resp_mac
     app = f.app
     if app is None:  # no deep parser spoke about this flow (most flows of a flood)
         service = sni = http_host = user_agent = server = dns_query = None
+        name = f.name
+        resp_name = name.rstrip(".").lower() if name else None  # best_name(None, None, name)
     else:
         services = app.get("service")
         service = ",".join(services) if services else None
@@ -129,7 +141,21 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnd
         user_agent = app.get("user_agent")
         server = app.get("server")
         dns_query = app.get("dns_query")
-    orig_dev, resp_dev = ends
+        resp_name = best_name(sni, http_host, f.name)
+    # each end's device name: the recognised camera's, else the inventory's (asked only
+    # when it lists any)
+    inventory = enr.listed
+    orig_device = resp_device = None
+    if orig_cam is not None:
+        orig_device = orig_cam.name
+    elif inventory is not None:
+        listed = inventory(orig_h, orig_mac)
+        orig_device = listed.name if listed is not None else None
+    if resp_cam is not None:
+        resp_device = resp_cam.name
+    elif inventory is not None:
+        listed = inventory(resp_h, resp_mac)
+        resp_device = listed.name if listed is not None else None
     first = f.first
     record = {
         "ts": round(first, 6),
@@ -161,13 +187,9 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnd
         "resp_asn": resp_geo.asn,
         "resp_org": resp_geo.org,
         "orig_cc": orig_geo.cc,
-        "resp_name": best_name(sni, http_host, f.name),
-        "orig_device": orig_dev.name
-        if orig_dev is not None
-        else device_name(enr, orig_h, orig_mac, None),
-        "resp_device": resp_dev.name
-        if resp_dev is not None
-        else device_name(enr, resp_h, resp_mac, None),
+        "resp_name": resp_name,
+        "orig_device": orig_device,
+        "resp_device": resp_device,
         "vendor": enr.vendors.vendor(local_mac) if local_mac else None,
         "server_name": sni,
         "http_host": http_host,
@@ -175,4 +197,4 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], CameraEnd
         "server": server,
         "dns_query": dns_query,
     }
-    return record, ends
+    return record, FlowEnds(orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo)

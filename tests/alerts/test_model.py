@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import random
+import socket
+
+import pytest
 
 from netwatch.alerts.model import (
     Alert,
@@ -11,6 +16,7 @@ from netwatch.alerts.model import (
     IncidentEnd,
     Severity,
     line_of,
+    network_of,
     rank_of,
     rfc3339,
     status_of,
@@ -135,3 +141,34 @@ def test_rank_of_a_severity_word() -> None:
     assert rank_of(Severity.HIGH) == 1
     for odd in (None, "", "HIGH", "severe", 3):
         assert rank_of(odd) == len(Severity)  # after every real one
+
+
+def _network_by_ipaddress(address: str) -> str:
+    """network_of as ipaddress computes it (the reference for its IPv4 shortcut)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_network_of_matches_ipaddress(seed: int) -> None:
+    rng = random.Random(seed)
+    odd = [
+        "",
+        "x",
+        "1.2.3",
+        "01.2.3.4",
+        "1.2.3.4 ",
+        "256.1.1.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "::ffff:1.2.3.4",
+        "2001:db8::1",
+        "1.2.3.4/24",
+    ]
+    addresses = odd + [socket.inet_ntoa(rng.randbytes(4)) for _ in range(500)]
+    for address in addresses:
+        assert network_of(address) == _network_by_ipaddress(address), address

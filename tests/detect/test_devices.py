@@ -45,6 +45,32 @@ def test_vendor_prefix_and_site_only(tmp_path: Path) -> None:
     assert d.camera(socket.inet_aton("89.160.20.112"), HIK_MAC) is None  # not in the site
 
 
+class _CountingClassifier(AddressClassifier):
+    """The real classifier, counting how often it is asked whether an address is local."""
+
+    asked = 0
+
+    def is_site_local(self, addr: bytes) -> bool:
+        self.asked += 1
+        return super().is_site_local(addr)
+
+
+def test_the_callers_site_local_answer_is_used_not_asked_again(tmp_path: Path) -> None:
+    """Issue 13: the flow record knows each end's site-locality; camera() takes it."""
+    vendor = {HIK_MAC[:3]: "Hikvision"}
+    classifier = _CountingClassifier(Config.default().site.local_nets)
+    d = Devices(Inventory(()), classifier, lambda mac: vendor.get(mac[:3]))
+    outside = socket.inet_aton("89.160.20.112")
+    assert d.camera(outside, HIK_MAC, False) is None
+    assert classifier.asked == 0
+    cam = d.camera(ip("10.0.0.5"), HIK_MAC, True)
+    assert cam is not None and cam.how == "vendor_oui"
+    assert d.camera(ip("10.0.0.5"), HIK_MAC, True) is cam  # cached: not asked at all
+    asked = classifier.asked
+    assert d.camera(ip("10.0.0.5"), HIK_MAC) is cam  # no answer given: the classifier's
+    assert classifier.asked == asked + 1
+
+
 def test_inventory_wins_and_names_the_device(tmp_path: Path) -> None:
     d = devices(tmp_path, "cameras:\n  - {name: lobby, ip: 10.0.0.6, group: default}\n")
     cam = d.camera(ip("10.0.0.6"), OTHER_MAC)

@@ -91,7 +91,7 @@ class _Devices:
     def __init__(self, table: dict[bytes, Device]) -> None:
         self.table = table
 
-    def camera(self, ip: bytes, mac: bytes | None) -> Device | None:
+    def camera(self, ip: bytes, mac: bytes | None, site_local: bool | None = None) -> Device | None:
         return self.table.get(ip)
 
 

@@ -11,7 +11,7 @@ import pytest
 from netwatch.flow.ids import UidSource, community_id
 
 
-def _reference(proto: int, s: bytes, d: bytes, sp: int, dp: int) -> str:
+def _reference(proto: int, s: bytes, d: bytes, sp: int, dp: int, seed: int = 0) -> str:
     fam = socket.AF_INET6 if len(s) == 16 else socket.AF_INET
     a, b = socket.inet_ntop(fam, s), socket.inet_ntop(fam, d)
     if proto == 1:
@@ -20,7 +20,7 @@ def _reference(proto: int, s: bytes, d: bytes, sp: int, dp: int) -> str:
         tpl = communityid.FlowTuple.make_icmp6(a, b, sp, dp)
     else:
         tpl = communityid.FlowTuple(proto, a, b, sp, dp)
-    return str(communityid.CommunityID().calc(tpl))
+    return str(communityid.CommunityID(seed).calc(tpl))
 
 
 def test_spec_example_tcp() -> None:
@@ -46,6 +46,18 @@ def test_matches_reference_implementation(seed: int) -> None:
         assert community_id(s, d, proto, sp, dp) == _reference(proto, s, d, sp, dp)
 
 
+@pytest.mark.parametrize("hash_seed", [1, 0x1234, 65535])
+def test_matches_reference_implementation_with_a_seed(hash_seed: int) -> None:
+    rng = random.Random(hash_seed)
+    for _ in range(200):
+        s, d = rng.randbytes(4), rng.randbytes(4)
+        proto = rng.choice([6, 17, 1])
+        sp, dp = (rng.choice([3, 8, 0]), 0) if proto == 1 else (rng.randrange(65536), 80)
+        assert community_id(s, d, proto, sp, dp, hash_seed) == _reference(
+            proto, s, d, sp, dp, hash_seed
+        )
+
+
 def test_echo_request_and_reply_share_an_id() -> None:
     a, b = socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2")
     assert community_id(a, b, 1, 8, 0) == community_id(b, a, 1, 0, 0)
@@ -58,3 +70,12 @@ def test_uids_are_zeek_shaped_unique_and_seedable() -> None:
     assert all(u.startswith("C") and len(u) == 18 and u.isalnum() for u in uids)
     assert UidSource(7).next() == uids[0]
     assert UidSource(8).next() != uids[0]
+
+
+def test_uids_are_the_seeded_generators_randbytes() -> None:
+    """The uid's 17 random bytes are exactly ``Random(seed).randbytes(17)``, uid after uid (a
+    seeded replay's uids do not change with how the bytes are drawn)."""
+    src, rng = UidSource(3), random.Random(3)
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    for _ in range(100):
+        assert src.next() == "C" + "".join(alphabet[b % 62] for b in rng.randbytes(17))
