@@ -221,22 +221,35 @@ def test_report_unwritable_output_exits_2(
     assert "cannot write" in capsys.readouterr().err
 
 
+#: Modules a replay (without --state-dir) must not import: the daemon, its sinks and
+#: metrics server, the report, install and inventory commands' modules.
+NOT_FOR_REPLAY = (
+    "netwatch.daemon",
+    "netwatch.preflight",
+    "netwatch.sinks",
+    "netwatch.metrics.server",
+    "netwatch.alerttest",
+    "netwatch.report",
+    "netwatch.report.html",
+    "netwatch.install",
+    "netwatch.inventory",
+)
 REPLAY_IMPORTS = """
 import sys
 from netwatch.cli import main
 code = main(["replay", sys.argv[1]])
-print(sorted(m for m in ("netwatch.daemon", "netwatch.preflight", "netwatch.sinks",
-                         "netwatch.metrics.server", "netwatch.alerttest") if m in sys.modules))
+print(sorted(m for m in sys.argv[2:] if m in sys.modules))
 raise SystemExit(code)
 """
 
 
 def test_replay_does_not_load_the_daemon(tmp_path: Path) -> None:
-    """Start-up: a replay imports neither the daemon nor its sinks and metrics server."""
+    """Start-up: a replay imports neither the daemon nor its sinks and metrics server, nor
+    what only ``report``, ``install`` and ``cameras`` use."""
     pcap = tmp_path / "x.pcap"
     small_capture(pcap)
     proc = subprocess.run(
-        [sys.executable, "-c", REPLAY_IMPORTS, str(pcap)],
+        [sys.executable, "-c", REPLAY_IMPORTS, str(pcap), *NOT_FOR_REPLAY],
         capture_output=True,
         text=True,
         check=False,
