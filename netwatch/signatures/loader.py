@@ -44,6 +44,7 @@ from netwatch.config.loader import (
     typed,
 )
 from netwatch.config.values import choice, integer, string
+from netwatch.seedstore import stored
 
 CONFIDENCES = ("high", "med", "low", "guess")
 # The stable rule ids of DESIGN.md ("Rule ids" table).
@@ -265,6 +266,7 @@ def read_text(path: Path) -> tuple[str, str]:
         raise ConfigError(file, line, TOP, f"not UTF-8 text (byte {exc.start})") from None
 
 
+@stored("yaml_entries")  # parsed ahead of time for the package's seeds (netwatch.seedstore)
 def load_yaml_entries(
     path: Path, list_key: str, entry: type[Any], unique_across: tuple[str, ...] = ()
 ) -> tuple[Any, ...]:
