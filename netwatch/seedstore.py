@@ -9,9 +9,13 @@ package's seed files. A loader decorated with :func:`stored` looks there first:
 - an entry is keyed by the loader, its arguments and the SHA-256 of the file's bytes, so it
   answers only for exactly the bytes it was made from, wherever the file lies; a seed file
   edited since (or any other file) is parsed and validated as before;
-- the store records the field names of every class in it; when a class has different fields
-  now (the code changed, the store was not rebuilt) the whole store is left unused, as is a
-  store that cannot be read or unpickled: the seeds are then parsed, which is always right.
+- each entry records the field names of every class in it; when a class has different fields
+  now (the code changed, the store was not rebuilt) the entry is not used, nor is a store of
+  another format or one that cannot be read or unpickled: the seeds are then parsed, which is
+  always right;
+- each entry is unpickled when its loader first asks for it (the classes in it are then
+  imported already) and kept for the process: the next load of the same file is the same
+  (immutable) value.
 
 Only this package's own store is read (it is as trusted as the package's code); a seeds
 folder passed by a caller is read as text. Rebuild the store after changing a seed file or
@@ -41,10 +45,13 @@ FORMAT = 1  # the layout of the pickled mapping below
 P = ParamSpec("P")
 T = TypeVar("T")
 Key = tuple[str, str, str]  # loader, its arguments (repr), SHA-256 of the file
+Fields = dict[str, tuple[str, ...]]  # "module:class" -> its dataclass fields
+Entry = tuple[Fields, bytes]  # the classes in a value, and the value pickled
 
 #: Loads answered from the store, and loads parsed.
 stats = {"hits": 0, "misses": 0}
-_entries: dict[Key, Any] | None = None  # the store, read on first use
+_entries: dict[Key, Entry] | None = None  # the store, read on first use
+_values: dict[Key, Any] = {}  # entries unpickled so far
 _recorded: dict[Key, Any] | None = None  # what loads return while ``build`` runs
 
 
@@ -59,16 +66,16 @@ def stored(
         def stored_load(path: Path, /, *args: P.args, **kwargs: P.kwargs) -> T:
             key = _key(kind, path, args, kwargs)
             if key is not None and _recorded is None:
-                entries = _entries if _entries is not None else _read_store()
-                if key in entries:
+                found, hit = _lookup(key)
+                if found:
                     stats["hits"] += 1
-                    hit: T = entries[key]
-                    return hit
+                    value: T = hit
+                    return value
             stats["misses"] += 1
-            value = load(path, *args, **kwargs)
+            parsed = load(path, *args, **kwargs)
             if key is not None and _recorded is not None:
-                _recorded[key] = value
-            return value
+                _recorded[key] = parsed
+            return parsed
 
         return stored_load
 
@@ -91,23 +98,40 @@ def _arg(value: Any) -> str:
     return repr(value)
 
 
-def _read_store() -> dict[Key, Any]:
-    """The store's entries; empty when it is missing, unreadable or out of date."""
+def _lookup(key: Key) -> tuple[bool, Any]:
+    """(True, the stored value) when the store holds ``key`` for today's classes."""
+    if key in _values:
+        return True, _values[key]
+    entries = _entries if _entries is not None else _read_store()
+    entry = entries.get(key)
+    if entry is None:
+        return False, None
+    try:
+        classes, blob = entry
+        if not _current(classes):
+            return False, None
+        value = _values[key] = pickle.loads(blob)
+    except Exception:  # any failure: parse the file instead
+        return False, None
+    return True, value
+
+
+def _read_store() -> dict[Key, Entry]:
+    """The store's entries (still pickled); none when it is missing, unreadable or of
+    another format."""
     global _entries  # noqa: PLW0603 - read once per process
     try:
         doc = pickle.loads(STORE.read_bytes())
-        entries = doc["entries"] if _current(doc) else {}
+        entries = doc["entries"] if doc.get("format") == FORMAT else {}
     except Exception:  # any failure: parse the seeds instead
         entries = {}
     _entries = entries
     return entries
 
 
-def _current(doc: dict[str, Any]) -> bool:
-    """The store's format is this module's, and each class in it has the fields it had."""
-    if doc.get("format") != FORMAT:
-        return False
-    for name, fields in doc["classes"].items():
+def _current(classes: Fields) -> bool:
+    """Each class has the fields it had when the store was made."""
+    for name, fields in classes.items():
         module, _, qualname = name.partition(":")
         cls: Any = importlib.import_module(module)
         for part in qualname.split("."):
@@ -121,7 +145,7 @@ def _fields(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def _classes(value: Any, found: dict[str, tuple[str, ...]]) -> None:
+def _classes(value: Any, found: Fields) -> None:
     """The dataclasses in ``value`` (tuples of entries, nested), with their field names."""
     if isinstance(value, tuple | list):
         for item in value:
@@ -155,25 +179,31 @@ def build() -> bytes:
         entries = _recorded
     finally:
         _recorded = None
-    classes: dict[str, tuple[str, ...]] = {}
-    for value in entries.values():
+    stored: dict[Key, Entry] = {}
+    for key, value in entries.items():
+        classes: Fields = {}
         _classes(value, classes)
-    doc = {"format": FORMAT, "classes": dict(sorted(classes.items())), "entries": entries}
-    return pickle.dumps(doc, protocol=5)
+        stored[key] = dict(sorted(classes.items())), pickle.dumps(value, protocol=5)
+    return pickle.dumps({"format": FORMAT, "entries": stored}, protocol=5)
 
 
 def stale() -> list[str]:
     """What in the store differs from parsing the default seeds now (empty: up to date)."""
-    fresh = pickle.loads(build())["entries"]
+    fresh: dict[Key, Entry] = pickle.loads(build())["entries"]
     try:
         doc = pickle.loads(STORE.read_bytes())
     except (OSError, pickle.UnpicklingError) as exc:
         return [f"{STORE}: unreadable: {exc}"]
-    if not _current(doc):
-        return [f"{STORE}: written for other seed classes or another format"]
-    have = doc["entries"]
+    if doc.get("format") != FORMAT:
+        return [f"{STORE}: format {doc.get('format')}, not {FORMAT}"]
+    have: dict[Key, Entry] = doc["entries"]
     out = [f"missing: {k[0]}({k[1]}) for sha256 {k[2][:12]}" for k in fresh if k not in have]
-    out += [f"changed: {k[0]}({k[1]})" for k in fresh if k in have and have[k] != fresh[k]]
+    for key, (classes, blob) in fresh.items():
+        if key not in have:
+            continue
+        old_classes, old_blob = have[key]
+        if old_classes != classes or pickle.loads(old_blob) != pickle.loads(blob):
+            out.append(f"changed: {key[0]}({key[1]})")
     out += [f"not loaded at start: {k[0]}({k[1]})" for k in have if k not in fresh]
     return out
 

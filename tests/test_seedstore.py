@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The store read again on the next load, and the counters from zero."""
     monkeypatch.setattr(seedstore, "_entries", None)
+    monkeypatch.setattr(seedstore, "_values", {})
     monkeypatch.setattr(seedstore, "stats", {"hits": 0, "misses": 0})
     yield
 
@@ -59,7 +60,7 @@ def test_a_hit_equals_what_parsing_gives(fresh: None) -> None:
     stored = Signatures.load()
     assert seedstore.stats == {"hits": 5, "misses": 0}
     assert seedstore.STORE.is_file()
-    seedstore._entries = {}  # nothing stored: everything parsed
+    seedstore._entries, seedstore._values = {}, {}  # nothing stored: everything parsed
     parsed = Signatures.load()
     assert seedstore.stats["misses"] == 5
     assert stored == parsed
@@ -94,8 +95,9 @@ def test_a_bad_seed_file_still_fails_with_its_line(fresh: None, tmp_path: Path) 
 def _store_with(tmp_path: Path, change: str) -> Path:
     doc = pickle.loads(seedstore.build())
     if change == "fields":  # a class that had one field more when the store was made
-        name = next(iter(doc["classes"]))
-        doc["classes"][name] = (*doc["classes"][name], "gone")
+        for classes, _blob in doc["entries"].values():
+            name = next(iter(classes))
+            classes[name] = (*classes[name], "gone")
     elif change == "format":
         doc["format"] = seedstore.FORMAT + 1
     path = tmp_path / "seedstore.pickle"
@@ -112,7 +114,7 @@ def test_an_out_of_date_or_broken_store_is_not_used(
     resolvers = load_public_resolvers()
     used = change == "none"
     assert seedstore.stats == {"hits": int(used), "misses": int(not used)}
-    seedstore._entries = {}
+    seedstore._entries, seedstore._values = {}, {}
     assert resolvers == load_public_resolvers()
 
 
