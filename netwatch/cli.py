@@ -16,8 +16,11 @@ config (:func:`netwatch.preflight.failure_line` for :data:`netwatch.preflight.FA
 ``--schema-only`` it runs every check ``run`` makes short of opening sockets.
 
 Start-up: each command imports what it uses when it runs (``replay`` does not load the
-daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay); the daemon's
+daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay; nor the report,
+install and inventory modules: ``report``, ``install`` and ``cameras`` import them, and
+``replay`` imports the inventory only with ``--state-dir``); the daemon's
 :func:`netwatch.preload.preload` still loads every module before its privilege drop.
+``tests/test_cli.py`` checks what a replay must not import.
 """
 
 from __future__ import annotations

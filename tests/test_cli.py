@@ -311,3 +311,27 @@ def test_quiet_commands_leave_the_alert_logger_as_they_found_it(tmp_path: Path) 
     assert main(["replay", "-qq", str(pcap)]) == 0
     assert main(["report", str(pcap), "-o", str(tmp_path / "r.html")]) == 0
     assert logger.level == before  # a later command in this process still logs its alerts
+
+
+def test_report_help_names_the_inventory_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """The parser is built without importing the inventory module: its file name is
+    written out in the help, and must stay the module's."""
+    from netwatch.inventory import INVENTORY_FILE  # noqa: PLC0415 - what the help names
+
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert f"({INVENTORY_FILE})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_install_without_prefix_names_this_installation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--prefix`` left out: the unit runs this installation's netwatch (install's
+    DEFAULT_PREFIX, worked out when the install command runs)."""
+    from netwatch.install import DEFAULT_PREFIX  # noqa: PLC0415 - as the command does
+
+    assert main(["install", "--root", str(tmp_path), "--dry-run"]) == 0
+    capsys.readouterr()
+    assert main(["install", "--root", str(tmp_path)]) == 0
+    unit = (tmp_path / "etc/systemd/system/netwatch.service").read_text()
+    assert f"ExecStart={DEFAULT_PREFIX / 'bin' / 'netwatch'} " in unit
