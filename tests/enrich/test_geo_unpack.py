@@ -46,11 +46,11 @@ def test_the_in_memory_file_holds_exactly_the_unpacked_bytes(
         os.close(fd)
     before = _open_fds()
     opened = geo._open_builtin(data_dir)
-    assert _open_fds() == before  # the readers hold maps, not descriptors
     try:
         assert opened.lookup("1.0.0.1") == GeoInfo(None, 15169, "Google Inc.")
     finally:
         opened.close()
+    assert _open_fds() == before  # the in-memory files' descriptors are not left open
 
 
 def test_a_block_damaged_midway_fails_in_one_line_and_leaks_no_descriptor(
