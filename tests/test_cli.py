@@ -222,10 +222,11 @@ def test_report_unwritable_output_exits_2(
 
 
 #: Modules a replay (without --state-dir) must not import: the daemon, its sinks and
-#: metrics server, the report, install and inventory commands' modules, and (no QUIC in
-#: the capture) the QUIC parser's crypto.
+#: metrics server, the report, install and inventory commands' modules, (no QUIC in the
+#: capture) the QUIC parser's crypto, and (built-in config, seeds from the seed store) PyYAML.
 NOT_FOR_REPLAY = (
     "cryptography",
+    "yaml",
     "netwatch.daemon",
     "netwatch.preflight",
     "netwatch.sinks",
