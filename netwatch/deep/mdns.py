@@ -24,6 +24,8 @@ import re
 import struct
 from typing import TYPE_CHECKING, NamedTuple
 
+import dpkt
+
 from netwatch.deep.base import Context
 from netwatch.deep.discovery.identity import clean_text, lan_identity
 from netwatch.signatures.lan import lan_matcher
@@ -54,8 +56,6 @@ class Announcement(NamedTuple):
 
 def parse_mdns(payload: bytes) -> Announcement | None:
     """What an mDNS response announces; None for a query or a broken header."""
-    import dpkt  # noqa: PLC0415 - dpkt (~25 ms of imports) is loaded by the first mDNS reply
-
     if len(payload) < _HEADER.size:
         return None
     _id, flags, qd, an, ns, ar = _HEADER.unpack_from(payload)
