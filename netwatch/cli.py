@@ -16,8 +16,11 @@ config (:func:`netwatch.preflight.failure_line` for :data:`netwatch.preflight.FA
 ``--schema-only`` it runs every check ``run`` makes short of opening sockets.
 
 Start-up: each command imports what it uses when it runs (``replay`` does not load the
-daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay); the daemon's
+daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay; nor the report,
+install and inventory modules: ``report``, ``install`` and ``cameras`` import them, and
+``replay`` imports the inventory only with ``--state-dir``); the daemon's
 :func:`netwatch.preload.preload` still loads every module before its privilege drop.
+``tests/test_cli.py`` checks what a replay must not import.
 """
 
 from __future__ import annotations
@@ -35,11 +38,8 @@ from netwatch import __version__, core
 from netwatch.capture.files import STDIN
 from netwatch.config import Config, check_config_main
 from netwatch.enrich.geo import age_warning
-from netwatch.install import DEFAULT_PREFIX, Options, run_install
-from netwatch.inventory import INVENTORY_FILE, InventoryError, build_from_captures, load
 from netwatch.pipeline import geo_backend
 from netwatch.replay import run_replay
-from netwatch.report import write_inventory, write_report
 
 log = logging.getLogger("netwatch")
 
@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help=f"without captures: the report is of the inventory saved here ({INVENTORY_FILE})",
+        # the name is netwatch.inventory.INVENTORY_FILE (not imported to build the parser)
+        help="without captures: the report is of the inventory saved here (inventory.json)",
     )
     run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
     run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
@@ -146,9 +147,10 @@ def _install_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ip.add_argument(
         "--prefix",
         type=Path,
-        default=DEFAULT_PREFIX,
+        default=None,  # netwatch.install.DEFAULT_PREFIX (the install module loads when used)
         metavar="DIR",
-        help=f"netwatch's installation; the unit runs DIR/bin/netwatch (default: {DEFAULT_PREFIX})",
+        help="netwatch's installation; the unit runs DIR/bin/netwatch (default: this "
+        "Python's scripts folder less bin/, e.g. the virtualenv)",
     )
     ip.add_argument(
         "--dry-run", action="store_true", help="print what would be done, write nothing"
@@ -241,6 +243,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _report(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    # only this command writes a report or builds an inventory from captures
+    from netwatch.inventory import (  # noqa: PLC0415 - see the docstring
+        INVENTORY_FILE,
+        InventoryError,
+        build_from_captures,
+        load,
+    )
+    from netwatch.report import write_inventory, write_report  # noqa: PLC0415
+
     if args.pcaps and args.state_dir is not None:
         p.error("report: give capture files or --state-dir, not both")
     if not args.pcaps and args.state_dir is None and args.config is None:
@@ -325,8 +336,10 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "report":
         return _report(parser, args)
     if args.command == "install":
-        options = Options(args.root, args.prefix, args.dry_run, args.force)
-        return run_install(options, sys.stdout)
+        from netwatch.install import DEFAULT_PREFIX, Options, run_install  # noqa: PLC0415
+
+        prefix = args.prefix if args.prefix is not None else DEFAULT_PREFIX
+        return run_install(Options(args.root, prefix, args.dry_run, args.force), sys.stdout)
     return EXIT_USAGE
 
 

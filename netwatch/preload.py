@@ -33,6 +33,8 @@ What is loaded:
   - ``_strptime``: ``datetime.strptime`` imports it on first use (the build date of the
     GeoIP data set and of the IEEE registry);
   - ``netaddr.eui.ieee``: netaddr imports its IEEE registry index on the first OUI lookup;
+  - the ``cryptography`` modules of :data:`QUIC_CRYPTO`: the QUIC parser imports them for
+    the first client Initial it decrypts (not at start-up);
   - ``bcrypt`` (only when installed): the metrics server's basic auth imports it by name;
 * :data:`CODECS`, looked up once so their ``encodings`` modules are loaded: ``idna`` (with
   ``stringprep`` and ``unicodedata``; the socket module and http.client encode host names
@@ -63,7 +65,14 @@ from collections.abc import Iterable, Iterator
 
 import netwatch
 
-__all__ = ["CODECS", "OPTIONAL_MODULES", "RUNTIME_MODULES", "SKIPPED_PREFIXES", "preload"]
+__all__ = [
+    "CODECS",
+    "OPTIONAL_MODULES",
+    "QUIC_CRYPTO",
+    "RUNTIME_MODULES",
+    "SKIPPED_PREFIXES",
+    "preload",
+]
 
 #: Lazily imported modules that must be loaded before the drop (see the module docstring).
 RUNTIME_MODULES: tuple[str, ...] = (
@@ -73,6 +82,16 @@ RUNTIME_MODULES: tuple[str, ...] = (
     "_strptime",
     "netaddr.eui.ieee",
 )
+#: What :mod:`netwatch.deep.quic` imports when it first decrypts an Initial (the module
+#: docstring): part of :data:`RUNTIME_MODULES`.
+QUIC_CRYPTO: tuple[str, ...] = (
+    "cryptography.exceptions",
+    "cryptography.hazmat.primitives.hashes",
+    "cryptography.hazmat.primitives.ciphers",
+    "cryptography.hazmat.primitives.ciphers.aead",
+    "cryptography.hazmat.primitives.kdf.hkdf",
+)
+RUNTIME_MODULES += QUIC_CRYPTO
 #: Loaded when installed; skipped without a word otherwise (nothing can use them then).
 IF_INSTALLED: tuple[str, ...] = ("bcrypt",)
 #: Codecs looked up once, so no ``encodings`` module is imported after the drop.

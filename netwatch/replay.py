@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from netwatch.alerts.evidence import EvidenceStore
 from netwatch.alerts.model import Alert, IncidentEnd
@@ -43,16 +43,12 @@ from netwatch.detect.devices import CameraVendor
 from netwatch.detect.recognised import summary_line
 from netwatch.enrich.geo import GeoBackend
 from netwatch.flow.ids import UidSource
-from netwatch.inventory import (
-    INVENTORY_FILE,
-    CameraInventory,
-    geoip_json,
-    platform_matcher,
-    save,
-)
 from netwatch.output.flowlog import JsonLinesWriter
 from netwatch.pipeline import Pipeline
 from netwatch.progress import ClearLine, Progress
+
+if TYPE_CHECKING:
+    from netwatch.inventory import CameraInventory
 
 alert_log_line = logging.getLogger("netwatch.alert")
 
@@ -168,6 +164,9 @@ def run_replay(
     ``progress``: a terminal to show a progress line on (:mod:`netwatch.progress`)."""
     captures = [open_capture(p) for p in paths]
     if inventory is None and state_dir is not None:
+        # a replay without a state directory keeps no inventory: not imported then
+        from netwatch.inventory import CameraInventory, platform_matcher  # noqa: PLC0415
+
         inventory = CameraInventory(platform_matcher())
     flow_log = JsonLinesWriter(flows_out, truncate=True) if flows_out is not None else None
     alert_log = JsonLinesWriter(alerts_out, truncate=True) if alerts_out is not None else None
@@ -233,6 +232,8 @@ def run_replay(
             alert_log.close()
     summary.take(pipe, _capture_problems(captures), store)
     if inventory is not None:
+        from netwatch.inventory import INVENTORY_FILE, geoip_json, save  # noqa: PLC0415
+
         if pipe.detector is not None:
             inventory.describe(pipe.detector.devices.cameras(), pipe.enrichers.vendors.vendor)
         inventory.geoip = geoip_json(pipe.enrichers.geo.backend.describe())

@@ -221,22 +221,38 @@ def test_report_unwritable_output_exits_2(
     assert "cannot write" in capsys.readouterr().err
 
 
+#: Modules a replay (without --state-dir) must not import: the daemon, its sinks and
+#: metrics server, the report, install and inventory commands' modules, (no QUIC in the
+#: capture) the QUIC parser's crypto, and (built-in config, seeds from the seed store) PyYAML.
+NOT_FOR_REPLAY = (
+    "cryptography",
+    "yaml",
+    "netwatch.daemon",
+    "netwatch.preflight",
+    "netwatch.sinks",
+    "netwatch.metrics.server",
+    "netwatch.alerttest",
+    "netwatch.report",
+    "netwatch.report.html",
+    "netwatch.install",
+    "netwatch.inventory",
+)
 REPLAY_IMPORTS = """
 import sys
 from netwatch.cli import main
 code = main(["replay", sys.argv[1]])
-print(sorted(m for m in ("netwatch.daemon", "netwatch.preflight", "netwatch.sinks",
-                         "netwatch.metrics.server", "netwatch.alerttest") if m in sys.modules))
+print(sorted(m for m in sys.argv[2:] if m in sys.modules))
 raise SystemExit(code)
 """
 
 
 def test_replay_does_not_load_the_daemon(tmp_path: Path) -> None:
-    """Start-up: a replay imports neither the daemon nor its sinks and metrics server."""
+    """Start-up: a replay imports neither the daemon nor its sinks and metrics server, nor
+    what only ``report``, ``install`` and ``cameras`` use."""
     pcap = tmp_path / "x.pcap"
     small_capture(pcap)
     proc = subprocess.run(
-        [sys.executable, "-c", REPLAY_IMPORTS, str(pcap)],
+        [sys.executable, "-c", REPLAY_IMPORTS, str(pcap), *NOT_FOR_REPLAY],
         capture_output=True,
         text=True,
         check=False,
@@ -298,3 +314,27 @@ def test_quiet_commands_leave_the_alert_logger_as_they_found_it(tmp_path: Path) 
     assert main(["replay", "-qq", str(pcap)]) == 0
     assert main(["report", str(pcap), "-o", str(tmp_path / "r.html")]) == 0
     assert logger.level == before  # a later command in this process still logs its alerts
+
+
+def test_report_help_names_the_inventory_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """The parser is built without importing the inventory module: its file name is
+    written out in the help, and must stay the module's."""
+    from netwatch.inventory import INVENTORY_FILE  # noqa: PLC0415 - what the help names
+
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert f"({INVENTORY_FILE})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_install_without_prefix_names_this_installation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--prefix`` left out: the unit runs this installation's netwatch (install's
+    DEFAULT_PREFIX, worked out when the install command runs)."""
+    from netwatch.install import DEFAULT_PREFIX  # noqa: PLC0415 - as the command does
+
+    assert main(["install", "--root", str(tmp_path), "--dry-run"]) == 0
+    capsys.readouterr()
+    assert main(["install", "--root", str(tmp_path)]) == 0
+    unit = (tmp_path / "etc/systemd/system/netwatch.service").read_text()
+    assert f"ExecStart={DEFAULT_PREFIX / 'bin' / 'netwatch'} " in unit

@@ -304,8 +304,21 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_daemon_runs(tmp_path: Path) 
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "netwatch/share/systemd/netwatch.service" in names
     assert "netwatch/share/demo/camera-site-demo.pcap" in names
+    assert "netwatch/seedstore.pickle" in names
     venv = tmp_path / "opt" / "netwatch"
     netwatch = fresh_venv(venv, wheel)
+    # the seeds parsed ahead of time came along: a start parses no seed file
+    probe = "from netwatch import seedstore as s; s.START_UP(); print(s.stats)"
+    seeds = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=daemon_env,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert "'misses': 0}" in seeds.stdout, seeds.stdout + seeds.stderr
     root = tmp_path / "root"
     proc = subprocess.run(
         [str(netwatch), "install", "--root", str(root)],

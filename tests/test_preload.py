@@ -32,6 +32,7 @@ import netwatch
 from netwatch.preload import (
     CODECS,
     OPTIONAL_MODULES,
+    QUIC_CRYPTO,
     RUNTIME_MODULES,
     SKIPPED_PREFIXES,
     netwatch_modules,
@@ -205,6 +206,36 @@ def test_preload_in_a_fresh_interpreter() -> None:
     assert not {"netwatch.testing", "netwatch.__main__", "pyshark"} & modules
     assert not OPTIONAL_MODULES & modules
     assert got["codecs"] == ["idna", "utf-8-sig", "utf-8", "iso8859-1", "ascii"]
+
+
+# The QUIC parser imports its crypto when it first decrypts an Initial (a junk one here):
+# after QUIC_CRYPTO is imported, that import loads nothing more.
+QUIC_PROBE = """
+import sys
+from netwatch.deep.quic import LongHeader, client_initial_keys, decrypt_initial
+from netwatch.preload import QUIC_CRYPTO
+lazy = set(QUIC_CRYPTO) & set(sys.modules)
+for name in QUIC_CRYPTO:
+    __import__(name)
+before = set(sys.modules)
+keys = client_initial_keys(bytes(8), 1)
+packet = bytes(64)
+print(sorted(lazy), decrypt_initial(packet, LongHeader(0, 1, 0, bytes(8), 18, 64), keys))
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_quic_crypto_is_what_the_quic_parser_imports_later() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", QUIC_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+        check=True,
+    )
+    # not imported with the parser (start-up), and nothing beyond the list when decrypting
+    assert done.stdout.splitlines() == ["[] None", "[]"]
+    assert set(QUIC_CRYPTO) <= set(RUNTIME_MODULES)
 
 
 def run_harness(site: Path, receiver: Receiver, *, preload: bool) -> dict[str, Any]:

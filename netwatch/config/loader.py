@@ -10,6 +10,11 @@ the dataclass. Converters have the signature `(node, ctx, key_path) -> value`.
 Converters may also record a `ConfigWarning` (a usable but suspicious value, such as a
 secret file that is a symlink) with `ctx.warn`; `Config.warnings` carries them.
 
+PyYAML is imported when a file is composed (`compose`) or a scalar constructed (`typed`),
+not with this module: a process that reads no YAML (a replay with the built-in config and the
+seeds from `netwatch.seedstore`) never loads it. Node kinds are told by `is_scalar`,
+`is_sequence` and `is_mapping` (the `id` PyYAML's node classes carry) for that reason.
+
 Reads no config keys itself. Known limits: YAML merge keys (`<<`) are rejected; the first
 error found ends validation (one error per run).
 """
@@ -23,13 +28,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn, TypeVar
-
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, TypeVar
 
 from netwatch.config.errors import TOP, ConfigError, ConfigWarning
+
+if TYPE_CHECKING:
+    from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 T = TypeVar("T")
 TAG = "tag:yaml.org,2002:"
@@ -69,7 +73,7 @@ def line_of(node: Node | None) -> int:
     return node.start_mark.line + 1 if node is not None else 1
 
 
-Conv = Callable[[Node, Ctx, str], Any]
+Conv = Callable[["Node", Ctx, str], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +110,10 @@ NO_RULES = Rules()
 
 # ---------------------------------------------------------------- reading and composing
 
-_C_LOADER: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)  # with libyaml
+#: libyaml's loader (``yaml.CSafeLoader``), None without libyaml; looked up by the first
+#: ``compose`` (``_UNSET`` until then).
+_UNSET: Any = object()
+_C_LOADER: Any = _UNSET
 
 
 def compose(data: bytes | str, file: str, *, fast: bool = False) -> Node | None:
@@ -117,6 +124,11 @@ def compose(data: bytes | str, file: str, *, fast: bool = False) -> Node | None:
     errors read the same either way. For the seeds (shipped, tested files); configs keep the
     pure loader (libyaml could accept a file the pure loader refuses).
     """
+    global _C_LOADER  # noqa: PLW0603 - looked up once, on first use
+    import yaml  # noqa: PLC0415 - see the module docstring
+
+    if _C_LOADER is _UNSET:
+        _C_LOADER = getattr(yaml, "CSafeLoader", None)
     try:
         source = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
@@ -148,6 +160,21 @@ def compose(data: bytes | str, file: str, *, fast: bool = False) -> Node | None:
 # ---------------------------------------------------------------- node helpers
 
 
+def is_scalar(node: object) -> TypeGuard[ScalarNode]:
+    """``isinstance(node, yaml.nodes.ScalarNode)``, without importing PyYAML."""
+    return getattr(node, "id", None) == "scalar"
+
+
+def is_sequence(node: object) -> TypeGuard[SequenceNode]:
+    """``isinstance(node, yaml.nodes.SequenceNode)``, without importing PyYAML."""
+    return getattr(node, "id", None) == "sequence"
+
+
+def is_mapping(node: object) -> TypeGuard[MappingNode]:
+    """``isinstance(node, yaml.nodes.MappingNode)``, without importing PyYAML."""
+    return getattr(node, "id", None) == "mapping"
+
+
 def short_tag(node: Node) -> str:
     tag: str = node.tag
     return tag.removeprefix(TAG)
@@ -155,28 +182,31 @@ def short_tag(node: Node) -> str:
 
 def describe(node: Node) -> str:
     """'a list', 'an integer', ... for 'expected X, got Y' messages."""
-    if isinstance(node, MappingNode) and short_tag(node) == "map":
+    if is_mapping(node) and short_tag(node) == "map":
         return "a mapping"
-    if isinstance(node, SequenceNode) and short_tag(node) == "seq":
+    if is_sequence(node) and short_tag(node) == "seq":
         return "a list"
     return KINDS.get(short_tag(node), f"a value tagged {node.tag}")
 
 
 def is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and short_tag(node) == "null"
+    return is_scalar(node) and short_tag(node) == "null"
 
 
 def expect(node: Node, ctx: Ctx, path: str, tag: str) -> None:
     """Fail unless `node` is a plain mapping (tag 'map') or list (tag 'seq')."""
-    kind, what = (MappingNode, "a mapping") if tag == "map" else (SequenceNode, "a list")
-    if not isinstance(node, kind) or short_tag(node) != tag:
+    kind, what = (is_mapping, "a mapping") if tag == "map" else (is_sequence, "a list")
+    if not kind(node) or short_tag(node) != tag:
         ctx.fail(node, path, f"expected {what}, got {describe(node)}")
 
 
 def typed(node: Node, ctx: Ctx, path: str, tags: tuple[str, ...], what: str) -> Any:
     """The Python value of a scalar whose YAML type is one of `tags`."""
-    if not isinstance(node, ScalarNode) or short_tag(node) not in tags:
+    if not is_scalar(node) or short_tag(node) not in tags:
         ctx.fail(node, path, f"expected {what}, got {describe(node)}")
+    import yaml  # noqa: PLC0415 - see the module docstring (loaded: a node exists)
+    from yaml.constructor import SafeConstructor  # noqa: PLC0415
+
     try:
         return SafeConstructor().construct_object(node)
     except (ArithmeticError, LookupError, ValueError, yaml.YAMLError):  # explicit-tag abuse
@@ -185,7 +215,7 @@ def typed(node: Node, ctx: Ctx, path: str, tags: tuple[str, ...], what: str) -> 
 
 def text(node: Node, ctx: Ctx, path: str, what: str = "a string") -> str:
     """A scalar's text as written: `NO` stays "NO", an unquoted MAC stays a MAC."""
-    if not isinstance(node, ScalarNode) or short_tag(node) not in TEXT_TAGS:
+    if not is_scalar(node) or short_tag(node) not in TEXT_TAGS:
         ctx.fail(node, path, f"expected {what}, got {describe(node)}")
     value: str = node.value
     return value
@@ -210,9 +240,9 @@ def items(node: Node, ctx: Ctx, path: str) -> Iterator[tuple[str, Node, Node]]:
 
 def child(node: Node, key: str) -> Node | None:
     """The value node under `key` in a mapping node, if any."""
-    if isinstance(node, MappingNode):
+    if is_mapping(node):
         for knode, vnode in node.value:
-            if isinstance(knode, ScalarNode) and knode.value == key:
+            if is_scalar(knode) and knode.value == key:
                 found: Node = vnode
                 return found
     return None

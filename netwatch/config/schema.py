@@ -34,9 +34,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar
-
-from yaml.nodes import MappingNode, Node, ScalarNode
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from netwatch.config import values as v
 from netwatch.config.errors import TOP, ConfigError, ConfigWarning
@@ -51,7 +49,9 @@ from netwatch.config.loader import (
     compose,
     describe,
     expect,
+    is_mapping,
     is_null,
+    is_scalar,
     items,
     join,
     line_of,
@@ -62,6 +62,9 @@ from netwatch.config.loader import (
     short_tag,
 )
 from netwatch.config.values import HostPort, IPAddress, IPNetwork, PortRule
+
+if TYPE_CHECKING:
+    from yaml.nodes import Node
 
 DEFAULT_GROUP = "default"
 GROUP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -163,9 +166,9 @@ def _no_rules() -> Mapping[str, RuleSettings]:
 
 def _switch(node: Node, ctx: Ctx, path: str, names: tuple[str, ...]) -> bool:
     """`off`/`on` (YAML's booleans, or the words quoted) for a rule's `enabled`."""
-    if isinstance(node, ScalarNode) and short_tag(node) == "bool":
+    if is_scalar(node) and short_tag(node) == "bool":
         return bool(v.boolean(node, ctx, path))
-    if isinstance(node, ScalarNode) and short_tag(node) == "str" and node.value in RULE_SWITCHES:
+    if is_scalar(node) and short_tag(node) == "str" and node.value in RULE_SWITCHES:
         return RULE_SWITCHES[node.value]
     options = ", ".join(names)
     ctx.fail(
@@ -179,7 +182,7 @@ def _rule_settings(kind: type[Any], node: Node, ctx: Ctx, path: str) -> RuleSett
     """One rule's entry: `off` | `on` | a mapping of its options (validated by its class)."""
     if is_null(node):
         return MappingProxyType({})
-    if isinstance(node, ScalarNode):
+    if is_scalar(node):
         return MappingProxyType({"enabled": _switch(node, ctx, path, kind.names())})
     built = build(kind, node, ctx, path)
     return MappingProxyType({k: getattr(built, k) for k, _, _ in items(node, ctx, path)})
@@ -245,13 +248,15 @@ def _group(node: Node, ctx: Ctx, path: str) -> GroupPolicy:
     """groups.NAME, reading the deprecated `groups.NAME.<option>` keys (outbound_stream's
     thresholds before rules had options) into `rules.<id>.<option>` with a warning."""
     legacy = _legacy_keys()
-    if not isinstance(node, MappingNode) or not legacy:
+    if not is_mapping(node) or not legacy:
         return build(GroupPolicy, node, ctx, path)
     pairs = [(k, knode, vnode) for k, knode, vnode in items(node, ctx, path)]
     moved = [(k, knode, vnode) for k, knode, vnode in pairs if k in legacy]
     if not moved:
         return build(GroupPolicy, node, ctx, path)
     kept = [(knode, vnode) for k, knode, vnode in pairs if k not in legacy]
+    from yaml.nodes import MappingNode  # noqa: PLC0415 - loaded: the node is PyYAML's
+
     rest = MappingNode(node.tag, kept, node.start_mark, node.end_mark, node.flow_style)
     policy = build(GroupPolicy, rest, ctx, path)
     rules = {rule: dict(values) for rule, values in policy.rules.items()}
@@ -708,7 +713,7 @@ class Config:
         """Validate YAML text; relative paths resolve against `base_dir` (default: cwd)."""
         ctx = Ctx(file, (base_dir or Path.cwd()).absolute())
         node = compose(data, file)
-        if node is not None and not isinstance(node, MappingNode) and not is_null(node):
+        if node is not None and not is_mapping(node) and not is_null(node):
             raise ConfigError(file, 1, TOP, f"expected a mapping of keys, got {describe(node)}")
         names = frozenset(_group_names(node, ctx)) | {DEFAULT_GROUP}
         ctx = Ctx(ctx.file, ctx.base, names)
@@ -722,10 +727,10 @@ class Config:
 
 def _group_names(node: Any, ctx: Ctx) -> list[str]:
     groups = next((val for k, _, val in _top_items(node, ctx) if k == "groups"), None)
-    if not isinstance(groups, MappingNode):
+    if not is_mapping(groups):
         return []
     return [k for k, _, _ in items(groups, ctx, "groups")]
 
 
 def _top_items(node: Any, ctx: Ctx) -> list[tuple[str, Any, Any]]:
-    return list(items(node, ctx, "")) if isinstance(node, MappingNode) else []
+    return list(items(node, ctx, "")) if is_mapping(node) else []

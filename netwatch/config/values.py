@@ -37,12 +37,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from yaml.nodes import Node, ScalarNode
+from netwatch.config.loader import Conv, Ctx, is_scalar, text, typed
 
-from netwatch.config.loader import Conv, Ctx, text, typed
+if TYPE_CHECKING:
+    from yaml.nodes import Node
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -392,7 +393,7 @@ def group_ref(node: Node, ctx: Ctx, key: str) -> str:
 
 def port_rule(node: Node, ctx: Ctx, key: str) -> PortRule:
     """A YAML integer (any notation) is a port for TCP and UDP; text may be proto/port."""
-    if isinstance(node, ScalarNode) and node.tag.endswith(":int"):
+    if is_scalar(node) and node.tag.endswith(":int"):
         return PortRule(integer(1, 65535)(node, ctx, key))
     parsed: PortRule = from_text(parse_port_rule)(node, ctx, key)
     return parsed

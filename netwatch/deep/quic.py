@@ -39,12 +39,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
-
 from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.tls import NeedMore, ParseResult, TlsClientHello, parse_handshake
 
@@ -179,6 +173,10 @@ def parse_long_header(data: bytes, off: int = 0) -> LongHeader | None:
 
 def _expand_label(secret: bytes, label: bytes, size: int) -> bytes:
     """TLS 1.3 HKDF-Expand-Label with an empty context (RFC 8446 section 7.1)."""
+    # cryptography is imported by the first QUIC Initial, not at start-up
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand  # noqa: PLC0415
+
     full = b"tls13 " + label
     info = struct.pack(">HB", size, len(full)) + full + b"\x00"
     return HKDFExpand(algorithm=hashes.SHA256(), length=size, info=info).derive(secret)
@@ -201,6 +199,10 @@ def client_initial_keys(dcid: bytes, version: int) -> InitialKeys | None:
 
 def decrypt_initial(data: bytes, header: LongHeader, keys: InitialKeys) -> bytes | None:
     """The plaintext payload of the Initial packet ``header`` describes, or None."""
+    from cryptography.exceptions import InvalidTag  # noqa: PLC0415 - as _expand_label
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+
     pn_offset = header.pn_offset
     sample = data[pn_offset + 4 : pn_offset + 4 + _SAMPLE_LEN]
     if len(sample) < _SAMPLE_LEN or header.end - pn_offset < 4 + _TAG_LEN:

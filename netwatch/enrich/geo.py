@@ -55,7 +55,7 @@ import mmap
 import os
 import struct
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
@@ -527,6 +527,12 @@ def unpack_container(path: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> bytes:
     (magic, block size, block count, unpacked size), one big-endian 32-bit compressed
     length per block, then the blocks, each a zstd frame of ``block_size`` bytes (the last
     one shorter). Raises ``GeoDatabaseError`` (one line naming the file) on any mismatch."""
+    return b"".join(_unpacked_blocks(path, max_bytes))
+
+
+def _unpacked_blocks(path: Path, max_bytes: int) -> Iterator[bytes]:
+    """The blocks of ``unpack_container``'s file in order, each checked as it is unpacked
+    (the total at the end): written on one by one, nothing is copied again."""
     import zstandard  # noqa: PLC0415 - lazy: only the built-in data set needs it
 
     try:
@@ -547,31 +553,34 @@ def unpack_container(path: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> bytes:
         if offset + sum(lengths) != len(blob):
             raise ValueError("block lengths do not add up to the file size")
         decompressor = zstandard.ZstdDecompressor()
-        out = bytearray()
+        frames = memoryview(blob)
+        unpacked = 0
         for length in lengths:
-            out += decompressor.decompress(
-                blob[offset : offset + length], max_output_size=head.block_size
+            block = decompressor.decompress(
+                frames[offset : offset + length], max_output_size=head.block_size
             )
             offset += length
-        if len(out) != head.raw_size:
-            raise ValueError(f"unpacked {len(out)} bytes, header says {head.raw_size}")
+            unpacked += len(block)
+            yield block
+        if unpacked != head.raw_size:
+            raise ValueError(f"unpacked {unpacked} bytes, header says {head.raw_size}")
     except (OSError, ValueError, struct.error, zstandard.ZstdError) as exc:
         raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
-    return bytes(out)
 
 
-def _anonymous_file(name: str, data: bytes) -> tuple[int, Path]:
-    """``data`` in an in-memory file (memfd, Linux) and a path that opens it while the
-    descriptor is open: the MaxMind reader maps it like a file on disk, and nothing is
-    written to any disk."""
+def _anonymous_file(name: str, data: Iterable[bytes]) -> tuple[int, Path]:
+    """``data`` (its parts, in order) in an in-memory file (memfd, Linux) and a path that
+    opens it while the descriptor is open: the MaxMind reader maps it like a file on disk,
+    and nothing is written to any disk."""
     if not hasattr(os, "memfd_create"):
         raise OSError(errno.ENOSYS, "in-memory files (memfd_create) need Linux")
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError:
+        for part in data:
+            view = memoryview(part)
+            while view:
+                view = view[os.write(fd, view) :]
+    except BaseException:  # a write failed, or the data (GeoDatabaseError)
         os.close(fd)
         raise
     return fd, Path(f"/proc/self/fd/{fd}")
@@ -584,7 +593,9 @@ def _open_builtin(data_dir: Path) -> MmdbGeo:
     paths: list[Path] = []
     try:
         for file_name in (BUILTIN_COUNTRY_FILE, BUILTIN_ASN_FILE):
-            fd, path = _anonymous_file(file_name, unpack_container(data_dir / file_name))
+            # unpacked block by block into the file (no 18 MB copies: ~20 ms a start)
+            blocks = _unpacked_blocks(data_dir / file_name, MAX_UNPACKED_BYTES)
+            fd, path = _anonymous_file(file_name, blocks)
             fds.append(fd)
             paths.append(path)
         geo = MmdbGeo(country_db=paths[0], asn_db=paths[1])

@@ -33,8 +33,6 @@ from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
-from yaml.nodes import Node
-
 from netwatch.alerts.model import Alert, Severity
 from netwatch.config import values as v
 from netwatch.config.loader import Ctx, optional
@@ -45,6 +43,8 @@ from netwatch.detect.resolvers import SiteResolvers
 from netwatch.registry import register, snake_name
 
 if TYPE_CHECKING:
+    from yaml.nodes import Node
+
     from netwatch.capture.source import CaptureCounts
     from netwatch.config import Config
 

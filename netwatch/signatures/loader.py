@@ -24,9 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import TYPE_CHECKING, Any
 
 from netwatch.config.errors import TOP, ConfigError
 from netwatch.config.loader import (
@@ -44,6 +42,10 @@ from netwatch.config.loader import (
     typed,
 )
 from netwatch.config.values import choice, integer, string
+from netwatch.seedstore import stored
+
+if TYPE_CHECKING:  # PyYAML is imported where nodes are read (netwatch.config.loader)
+    from yaml.nodes import Node
 
 CONFIDENCES = ("high", "med", "low", "guess")
 # The stable rule ids of DESIGN.md ("Rule ids" table).
@@ -164,6 +166,8 @@ def one_or_many(conv: Conv) -> Conv:
     many = list_of(conv)
 
     def run(node: Node, ctx: Ctx, path: str) -> tuple[Any, ...]:
+        from yaml.nodes import SequenceNode  # noqa: PLC0415 - see the TYPE_CHECKING import
+
         if isinstance(node, SequenceNode):
             values: tuple[Any, ...] = many(node, ctx, path)
             if not values:
@@ -224,6 +228,8 @@ def uncited(source: str, header: Header) -> str | None:
 
 
 def _check_citations(seq: Node, ctx: Ctx, path: str, header: Header) -> None:
+    from yaml.nodes import ScalarNode  # noqa: PLC0415 - see the TYPE_CHECKING import
+
     for i, item in enumerate(seq.value):
         node = child(item, "source")
         if isinstance(node, ScalarNode):
@@ -235,6 +241,8 @@ def _check_citations(seq: Node, ctx: Ctx, path: str, header: Header) -> None:
 
 def _check_unique_across(seq: Node, ctx: Ctx, path: str, field: str) -> None:
     """A list-valued `field` whose values must be unique over all entries of the file."""
+    from yaml.nodes import SequenceNode  # noqa: PLC0415 - see the TYPE_CHECKING import
+
     first: dict[str, int] = {}
     for i, item in enumerate(seq.value):
         values = child(item, field)
@@ -265,6 +273,7 @@ def read_text(path: Path) -> tuple[str, str]:
         raise ConfigError(file, line, TOP, f"not UTF-8 text (byte {exc.start})") from None
 
 
+@stored("yaml_entries")  # parsed ahead of time for the package's seeds (netwatch.seedstore)
 def load_yaml_entries(
     path: Path, list_key: str, entry: type[Any], unique_across: tuple[str, ...] = ()
 ) -> tuple[Any, ...]:
@@ -273,6 +282,8 @@ def load_yaml_entries(
     header = read_header(source, file)
     ctx = Ctx(file, path.absolute().parent)
     root = compose(source, file, fast=True)
+    from yaml.nodes import MappingNode  # noqa: PLC0415 - loaded by compose
+
     if not isinstance(root, MappingNode):
         got = "nothing" if root is None or is_null(root) else describe(root)
         line = 1 if root is None else root.start_mark.line + 1

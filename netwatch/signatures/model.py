@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 from netwatch.config.loader import OneOf, Rules, Variant, list_of, optional, section
 from netwatch.config.schema import key
 from netwatch.config.values import boolean, choice
+from netwatch.seedstore import stored
 from netwatch.signatures import loader
 
 ENDPOINTS_FILE = "cloud_endpoints.yaml"
@@ -309,6 +310,7 @@ def load_discovery(path: Path) -> tuple[DiscoveryProtocol, ...]:
     return loader.load_yaml_entries(path, "protocols", DiscoveryProtocol)
 
 
+@stored("ouis")  # parsed ahead of time for the package's seeds (netwatch.seedstore)
 def load_ouis(path: Path) -> tuple[VendorOui, ...]:
     _, rows = loader.load_tsv_rows(path, OUI_COLUMNS, unique="oui")
     return tuple(VendorOui(**row) for row in rows)

@@ -1,0 +1,143 @@
+"""The seed files parsed ahead of time (netwatch.seedstore): used only when exactly right."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netwatch import seedstore
+from netwatch.detect.resolvers import load_public_resolvers
+from netwatch.signatures import Signatures, loader
+from netwatch.signatures.model import ENDPOINTS_FILE, OUI_FILE, load_endpoints, load_ouis
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The store read again on the next load, and the counters from zero."""
+    monkeypatch.setattr(seedstore, "_entries", None)
+    monkeypatch.setattr(seedstore, "_values", {})
+    monkeypatch.setattr(seedstore, "stats", {"hits": 0, "misses": 0})
+    yield
+
+
+def test_the_store_is_up_to_date() -> None:
+    """After a seed file or a seed class changed: ``python -m netwatch.seedstore``."""
+    assert seedstore.stale() == []
+
+
+START = """
+import json, sys
+from netwatch import seedstore
+from netwatch.detect.resolvers import public_resolver_table
+from netwatch.signatures.lan import discovery_seed, lan_matcher
+from netwatch.signatures.match import SignatureMatcher
+SignatureMatcher.load()
+lan_matcher()
+discovery_seed("hik-sadp-v2")
+public_resolver_table()
+print(json.dumps(seedstore.stats))
+"""
+
+
+def test_a_start_parses_no_seed_file() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", START], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    stats = json.loads(done.stdout)
+    assert stats["misses"] == 0 and stats["hits"] >= 6
+
+
+def test_a_hit_equals_what_parsing_gives(fresh: None) -> None:
+    stored = Signatures.load()
+    assert seedstore.stats == {"hits": 5, "misses": 0}
+    assert seedstore.STORE.is_file()
+    seedstore._entries, seedstore._values = {}, {}  # nothing stored: everything parsed
+    parsed = Signatures.load()
+    assert seedstore.stats["misses"] == 5
+    assert stored == parsed
+    assert stored.endpoints is not parsed.endpoints
+
+
+def test_the_same_bytes_elsewhere_are_a_hit(fresh: None, tmp_path: Path) -> None:
+    copy = tmp_path / ENDPOINTS_FILE
+    shutil.copyfile(loader.default_seeds_dir() / ENDPOINTS_FILE, copy)
+    assert load_endpoints(copy) == load_endpoints(loader.default_seeds_dir() / ENDPOINTS_FILE)
+    assert seedstore.stats == {"hits": 2, "misses": 0}
+
+
+def test_an_edited_seed_file_is_parsed(fresh: None, tmp_path: Path) -> None:
+    original = (loader.default_seeds_dir() / OUI_FILE).read_text()
+    assert "\tHikvision\t" in original
+    edited = tmp_path / OUI_FILE
+    edited.write_text(original.replace("\tHikvision\t", "\tHikvisi0n\t", 1))
+    ouis = load_ouis(edited)
+    assert seedstore.stats == {"hits": 0, "misses": 1}
+    assert sum(o.vendor == "Hikvisi0n" for o in ouis) == 1
+
+
+def test_a_bad_seed_file_still_fails_with_its_line(fresh: None, tmp_path: Path) -> None:
+    source = (loader.default_seeds_dir() / ENDPOINTS_FILE).read_text()
+    bad = tmp_path / ENDPOINTS_FILE
+    bad.write_text(source.replace("confidence: high", "confidence: sure", 1))
+    with pytest.raises(Exception, match=r":\d+: endpoints\[\d+\]\.confidence: "):
+        load_endpoints(bad)
+
+
+def _store_with(tmp_path: Path, change: str) -> Path:
+    doc = pickle.loads(seedstore.build())
+    if change == "fields":  # a class that had one field more when the store was made
+        for classes, _blob in doc["entries"].values():
+            name = next(iter(classes))
+            classes[name] = (*classes[name], "gone")
+    elif change == "format":
+        doc["format"] = seedstore.FORMAT + 1
+    path = tmp_path / "seedstore.pickle"
+    path.write_bytes(b"not a pickle" if change == "corrupt" else pickle.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("change", ["none", "fields", "format", "corrupt"])
+def test_an_out_of_date_or_broken_store_is_not_used(
+    fresh: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    monkeypatch.setattr(seedstore, "STORE", _store_with(tmp_path, change))
+    seedstore.stats.update(hits=0, misses=0)  # build() parsed
+    resolvers = load_public_resolvers()
+    used = change == "none"
+    assert seedstore.stats == {"hits": int(used), "misses": int(not used)}
+    seedstore._entries, seedstore._values = {}, {}
+    assert resolvers == load_public_resolvers()
+
+
+def test_the_command_rebuilds_and_checks(tmp_path: Path) -> None:
+    """``python -m netwatch.seedstore`` on a copy of the package (the checkout's is kept)."""
+    package = tmp_path / "netwatch"
+    shutil.copytree(REPO / "netwatch", package, symlinks=True)
+    shutil.copytree(REPO / "seeds", tmp_path / "seeds")  # netwatch/seeds links to ../seeds
+    (package / "seedstore.pickle").unlink()
+    env = {"PYTHONPATH": str(tmp_path)}
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "netwatch.seedstore", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    missing = command("--check")
+    assert missing.returncode == 1 and "unreadable" in missing.stdout
+    assert command().returncode == 0
+    assert (package / "seedstore.pickle").read_bytes() == seedstore.STORE.read_bytes()
+    assert command("--check").returncode == 0
