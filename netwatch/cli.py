@@ -179,10 +179,13 @@ class _Version(argparse.Action):
 
 
 def _cores() -> str:
-    """Which per-packet core runs, and which live-ring conversion (compiled or Python)."""
+    """Which per-packet core runs, which live-ring conversion and which GeoIP tree walk
+    (compiled or Python)."""
     from netwatch.capture.afpacket import RING_CONVERSION  # noqa: PLC0415 - --version only
+    from netwatch.enrich.geo import WALK  # noqa: PLC0415 - --version only
 
-    return f"{core.describe()}, ring: {RING_CONVERSION}"
+    geoip = "python" if WALK is None else "c"
+    return f"{core.describe()}, ring: {RING_CONVERSION}, geoip: {geoip}"
 
 
 def _check_config_file(p: argparse.ArgumentParser, args: argparse.Namespace) -> Path:

@@ -154,11 +154,16 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
 def test_version_names_the_core_in_use(pure: str) -> None:
     built = importlib.util.find_spec("netwatch._core") is not None
     ring = importlib.util.find_spec("netwatch._ring") is not None and pure == "0"
+    walk = importlib.util.find_spec("netwatch._mmdb") is not None and pure == "0"
     want = (
-        "core: python (NETWATCH_PURE=1)"
-        if pure == "1"
-        else ("core: c" if built else "core: python (extension not built)")
-    ) + (", ring: c" if ring else ", ring: python")
+        (
+            "core: python (NETWATCH_PURE=1)"
+            if pure == "1"
+            else ("core: c" if built else "core: python (extension not built)")
+        )
+        + (", ring: c" if ring else ", ring: python")
+        + (", geoip: c" if walk else ", geoip: python")
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "netwatch", "--version"],
         capture_output=True,
