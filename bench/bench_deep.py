@@ -9,9 +9,9 @@ Usage::
 ``run_replay``, default config, rules on) and keeps, as plain bytes, ints and strings (so that
 another source tree can read them): every call the flow table makes to the deep-parser
 inspector (the flow's addresses, ports, protocol and TCP history at the time, the direction,
-the payload, the timestamp), every payload given to the DNS parser (``parse_dns``), to the
-ClientHello parser (``parse_client_hello``) and to the payload-signature lookup
-(``match_payload``).
+the payload, the timestamp), every UDP payload to or from a DNS, mDNS or LLMNR port (what the
+DNS parser reads), every payload given to the ClientHello parser (``parse_client_hello``)
+and to the payload-signature lookup (``match_payload``).
 
 ``run`` times, in a fresh interpreter per round (alternating with the source tree ``--ab``
 when given; medians of ``--runs`` rounds, each the best of ``--repeat`` passes):
@@ -43,11 +43,14 @@ SITE = HERE / "out" / "site-1000000.pcap"
 sys.path.insert(0, str(HERE.parent))
 
 from netwatch.config import Config  # noqa: E402  (after the path set-up)
-from netwatch.deep import dns, tls  # noqa: E402
+from netwatch.deep import tls  # noqa: E402
+from netwatch.deep.dns import DnsParser  # noqa: E402
 from netwatch.flow.inspect import Inspector  # noqa: E402
-from netwatch.flow.table import Flow  # noqa: E402
+from netwatch.flow.table import PROTO_UDP, Flow  # noqa: E402
 from netwatch.replay import run_replay  # noqa: E402
 from netwatch.signatures.match import SignatureMatcher  # noqa: E402
+
+DNS_PORTS = DnsParser.udp_ports
 
 
 def record(out: Path, captures: list[Path]) -> None:
@@ -58,7 +61,7 @@ def record(out: Path, captures: list[Path]) -> None:
     dns_in: list[bytes] = []
     tls_in: list[bytes] = []
     sig_in: list[tuple[str, int, bytes, str]] = []
-    payload, parse_dns, parse_hello = Inspector.payload, dns.parse_dns, tls.parse_client_hello
+    payload, parse_hello = Inspector.payload, tls.parse_client_hello
     match = SignatureMatcher.match_payload
 
     def on_payload(
@@ -69,12 +72,11 @@ def record(out: Path, captures: list[Path]) -> None:
             keep.append(flow)
         hist = None if flow.hist is None else tuple(flow.hist)
         addresses = (flow.orig_h, flow.resp_h, flow.orig_p, flow.resp_p)
-        calls.append((ident, flow.proto, *addresses, hist, is_orig, frame[off : off + plen], ts))
+        data = frame[off : off + plen]
+        calls.append((ident, flow.proto, *addresses, hist, is_orig, data, ts))
+        if flow.proto == PROTO_UDP and data and DNS_PORTS & {flow.orig_p, flow.resp_p}:
+            dns_in.append(data)
         payload(self, flow, is_orig, frame, off, plen, ts)
-
-    def on_dns(payload: bytes) -> dns.DnsMessage | None:
-        dns_in.append(bytes(payload))
-        return parse_dns(payload)
 
     def on_hello(data: bytes) -> tls.ParseResult:
         tls_in.append(bytes(data))
@@ -85,7 +87,6 @@ def record(out: Path, captures: list[Path]) -> None:
         return match(self, proto, port, data, way)
 
     Inspector.payload = on_payload  # type: ignore[method-assign]
-    dns.parse_dns = on_dns
     tls.parse_client_hello = on_hello
     SignatureMatcher.match_payload = on_match  # type: ignore[method-assign, assignment]
     for capture in captures:

@@ -117,6 +117,15 @@ _normalized = functools.lru_cache(maxsize=4096)(normalize_name)
 
 def parse_dns(payload: bytes) -> DnsMessage | None:
     """Parse one DNS/mDNS message (a UDP payload); None if it is not parseable DNS."""
+    parsed = _parse(payload)
+    return None if parsed is None else DnsMessage(*parsed)
+
+
+_Parsed = tuple[int, bool, str | None, int | None, int, tuple[DnsRecord, ...]]
+
+
+def _parse(payload: bytes) -> _Parsed | None:
+    """:func:`parse_dns`'s fields, in ``DnsMessage`` order, without building the message."""
     size = len(payload)
     if size < _HEADER.size:
         return None
@@ -137,14 +146,7 @@ def parse_dns(payload: bytes) -> DnsMessage | None:
     if qdcount > MAX_QUESTIONS:
         ancount = 0  # the answer section cannot be located without reading every question
     answers = _read_answers(payload, off, min(ancount, MAX_ANSWERS), seen) if ancount else ()
-    return DnsMessage(
-        txid=txid,
-        is_response=bool(flags & _QR_BIT),
-        qname=qname,
-        qtype=qtype,
-        rcode=flags & 0xF,
-        answers=answers,
-    )
+    return txid, bool(flags & _QR_BIT), qname, qtype, flags & 0xF, answers
 
 
 def parse_dns_tcp(data: bytes) -> list[DnsMessage]:
@@ -176,14 +178,19 @@ def resolve_chain(msg: DnsMessage) -> dict[str, tuple[str, int]]:
     The ttl is the smallest along the chain (when the association stops being valid).
     The first occurrence of an address wins.
     """
+    return _chain(msg.answers, msg.qname)
+
+
+def _chain(answers: tuple[DnsRecord, ...], qname: str | None) -> dict[str, tuple[str, int]]:
+    """:func:`resolve_chain` of a message's answers and question name."""
     alias_of: dict[str, DnsRecord] = {}
-    for record in msg.answers:
+    for record in answers:
         if record.rtype == "CNAME":
             alias_of.setdefault(record.value, record)
     mapping: dict[str, tuple[str, int]] = {}
-    for record in msg.answers:
+    for record in answers:
         if record.rtype != "CNAME" and record.value not in mapping:
-            mapping[record.value] = _walk_back(record, alias_of, msg.qname)
+            mapping[record.value] = _walk_back(record, alias_of, qname)
     return mapping
 
 
@@ -340,7 +347,7 @@ class DnsParser(DeepParser):
     tcp_ports = frozenset({53})
 
     def udp(self, ctx: Context, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
-        msg = parse_dns(data)
+        msg = _parse(data)
         if msg is None:
             ctx.count("dns_unparsed")
         else:
@@ -356,7 +363,7 @@ class DnsParser(DeepParser):
             if len(buf) < off + 2 + size:
                 return Verdict.WAIT
             message = buf[off + 2 : off + 2 + size]
-            msg = parse_dns(message)
+            msg = _parse(message)
             if msg is not None:
                 self._message(ctx, flow, is_orig, msg, ts, question_count(message))
             off += 2 + size
@@ -364,13 +371,14 @@ class DnsParser(DeepParser):
 
     @staticmethod
     def _message(
-        ctx: Context, flow: Flow, is_orig: bool, msg: DnsMessage, ts: float, questions: int
+        ctx: Context, flow: Flow, is_orig: bool, msg: _Parsed, ts: float, questions: int
     ) -> None:
         ctx.count("dns")
         if questions <= ZEEK_MAX_QUERIES:  # Zeek's analyzer rejects a message with more
             service(flow, "dns")
-        if msg.qname:
-            flow.app_set("dns_query", msg.qname)
-        if msg.is_response and msg.answers:
+        _txid, is_response, qname, _qtype, _rcode, answers = msg
+        if qname:
+            flow.app_set("dns_query", qname)
+        if is_response and answers:
             client = flow.resp_h if is_orig else flow.orig_h
-            ctx.names.observe(client, resolve_chain(msg), ts)
+            ctx.names.observe(client, _chain(answers, qname), ts)
