@@ -46,7 +46,9 @@ _EXT_ALPN = 16
 _EXT_SUPPORTED_VERSIONS = 43
 _SNI_HOST_NAME = 0
 _WANTED_EXTENSIONS = frozenset({_EXT_SERVER_NAME, _EXT_ALPN, _EXT_SUPPORTED_VERSIONS})
-_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))  # RFC 8701
+#: RFC 8701; both bytes of each are equal, so a value is GREASE in either byte order (the
+#: cipher suites are read in the machine's order: they are only counted, never shown)
+_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 _RECORD_HEADER = struct.Struct(">BBBH")
 _U16 = struct.Struct(">H")
 _EXT_HEADER = struct.Struct(">HH")
@@ -90,10 +92,18 @@ def looks_like_tls(data: bytes) -> bool:
 def parse_client_hello(data: bytes) -> ParseResult:
     """Parse a ClientHello from the client's first payload bytes (concatenated in order).
 
-    Returns the hello, ``NeedMore`` while ``data`` is a valid but unfinished beginning of one
+    Returns the hello, ``NeedMore`` while ``data`` is a valid beginning of one
     (split across TCP segments and/or TLS records; also for empty ``data``), or None when the
     bytes are not a TLS ClientHello or are malformed.
     """
+    if len(data) >= _RECORD_HEADER.size:  # the usual case: the hello in the first record
+        ctype, major, minor, length = _RECORD_HEADER.unpack_from(data)
+        end = _RECORD_HEADER.size + length
+        whole = ctype == _CONTENT_HANDSHAKE and major == 3 and minor <= 4 and end <= len(data)
+        if whole and 0 < length <= MAX_RECORD_BYTES:
+            verdict = _handshake_verdict(data[_RECORD_HEADER.size : end])
+            if verdict is not NeedMore:
+                return verdict
     handshake = bytearray()
     off = 0
     while off < len(data):
@@ -124,7 +134,7 @@ def _valid_header_prefix(head: bytes) -> bool:
     return b"\x16\x03".startswith(head[:2]) and (len(head) < 3 or head[2] <= 4)
 
 
-def _handshake_verdict(handshake: bytearray) -> ParseResult:
+def _handshake_verdict(handshake: bytes | bytearray) -> ParseResult:
     """Judge the handshake bytes gathered so far."""
     if not handshake:
         return NeedMore
@@ -141,26 +151,49 @@ def _handshake_verdict(handshake: bytearray) -> ParseResult:
 
 
 def _parse_body(body: bytes) -> TlsClientHello | None:
-    """Parse a complete ClientHello body (legacy_version onwards; at least 38 bytes)."""
+    """Parse a complete ClientHello body (legacy_version onwards; at least 38 bytes).
+
+    One pass with the vectors' bounds checked in line (the hot path of the deep parsers).
+    """
+    size = len(body)
     session_len = body[34]
     if body[0] != 3 or session_len > 32:
         return None
-    ciphers = _vector(body, 35 + session_len, 2)
-    if ciphers is None or len(ciphers) % 2:
+    off = 35 + session_len  # cipher suites: 2-byte length, 2 bytes each
+    if off + 2 > size:
         return None
-    off = 35 + session_len + 2 + len(ciphers)
-    if off >= len(body) or off + 1 + body[off] > len(body):
+    end = off + 2 + ((body[off] << 8) | body[off + 1])
+    if end > size or (end - off) % 2:
+        return None
+    suites = memoryview(body[off + 2 : end]).cast("H").tolist()  # byte order: see _GREASE
+    if end >= size or end + 1 + body[end] > size:
         return None  # compression methods missing or cut
-    extensions = _extensions(body, off + 1 + body[off])
-    if extensions is None:
-        return None
-    suites = struct.unpack(f">{len(ciphers) // 2}H", ciphers)
-    offered = _supported_versions(extensions.get(_EXT_SUPPORTED_VERSIONS))
+    off = end + 1 + body[end]
+    found: dict[int, bytes] = {}
+    if off != size:  # the extension block (absent in an old hello)
+        if off + 2 > size:
+            return None
+        end = off + 2 + ((body[off] << 8) | body[off + 1])
+        if end > size:
+            return None
+        pos = off + 2
+        unpack = _EXT_HEADER.unpack_from
+        while pos + 4 <= end:
+            ext_type, length = unpack(body, pos)
+            pos += 4 + length
+            if pos > end:
+                return None
+            if ext_type in _WANTED_EXTENSIONS and ext_type not in found:
+                found[ext_type] = body[pos - length : pos]
+        if pos != end:
+            return None
+    grease = _GREASE.intersection(suites)
+    offered = _supported_versions(found.get(_EXT_SUPPORTED_VERSIONS)) if found else ()
     return TlsClientHello(
-        sni=_server_name(extensions.get(_EXT_SERVER_NAME)),
+        sni=_server_name(found.get(_EXT_SERVER_NAME)) if found else None,
         versions=offered or (_U16.unpack_from(body)[0],),
-        alpn=_alpn(extensions.get(_EXT_ALPN)),
-        cipher_count=len(suites) - sum(map(_GREASE.__contains__, suites)),
+        alpn=_alpn(found.get(_EXT_ALPN)) if found else (),
+        cipher_count=len(suites) - sum(map(suites.count, grease)) if grease else len(suites),
     )
 
 
@@ -171,27 +204,6 @@ def _vector(buf: bytes, off: int, width: int) -> bytes | None:
     size = buf[off] if width == 1 else _U16.unpack_from(buf, off)[0]
     end = off + width + size
     return buf[off + width : end] if end <= len(buf) else None
-
-
-def _extensions(body: bytes, off: int) -> dict[int, bytes] | None:
-    """The extensions netwatch reads (first occurrence); {} when there is no extension block."""
-    if off == len(body):
-        return {}
-    if off + 2 > len(body):
-        return None
-    end = off + 2 + _U16.unpack_from(body, off)[0]
-    if end > len(body):
-        return None
-    found: dict[int, bytes] = {}
-    pos = off + 2
-    while pos + 4 <= end:
-        ext_type, size = _EXT_HEADER.unpack_from(body, pos)
-        pos += 4 + size
-        if pos > end:
-            return None
-        if ext_type in _WANTED_EXTENSIONS and ext_type not in found:
-            found[ext_type] = body[pos - size : pos]
-    return found if pos == end else None
 
 
 def _server_name(ext: bytes | None) -> str | None:
