@@ -14,11 +14,12 @@ AAAA); and it offers no cap on work.
 So this module walks only the question and answer sections itself with ``struct``, stepping
 over the names of records it does not keep without decoding them (PTR/SRV/TXT-heavy mDNS),
 and keeping the complete answers that precede a truncated or malformed one. Names are
-decoded by :func:`read_name`, which gives exactly what dpkt's ``dpkt.dns.unpack_name`` gives
-(the same rules: compression pointers must point backwards, so pointer loops cannot spin;
-names are capped at 255 bytes; labels must be UTF-8), checked by a differential property
-test against dpkt; it is about three times cheaper, and a message's answers that point at a
-name already decoded (the question, nearly always) reuse it instead of decoding it again.
+decoded by :func:`~netwatch.deep.dnsname.read_name`, which gives exactly what dpkt's
+``dpkt.dns.unpack_name`` gives (the same rules: compression pointers must point backwards,
+so pointer loops cannot spin; names are capped at 255 bytes; labels must be UTF-8), checked
+by a differential property test against dpkt; it is about three times cheaper, and a
+message's answers that point at a name already decoded (the question, nearly always) reuse
+it instead of decoding it again.
 
 Known limits:
 - Only the first question is reported (mDNS queries may carry several); a message with more
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from netwatch.deep.base import Context, DeepParser, Verdict, service
+from netwatch.deep.dnsname import read_name
 from netwatch.deep.mdns import observe_mdns
 
 if TYPE_CHECKING:
@@ -62,7 +64,6 @@ _A, _CNAME, _AAAA, _IN = 1, 5, 28, 1  # RFC 1035 / RFC 3596 type and class numbe
 _RTYPES = {_A: "A", _AAAA: "AAAA", _CNAME: "CNAME"}
 _ADDR_LEN = {_A: (socket.AF_INET, 4), _AAAA: (socket.AF_INET6, 16)}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-MAX_NAME_BYTES = 255  # wire length of a name's labels (dpkt's cap, RFC 1035's 255 octets)
 
 #: Zeek's ``dns_max_queries`` default: a message asking more questions is a protocol
 #: violation for its DNS analyzer (no ``dns`` service from it).
@@ -206,51 +207,6 @@ def _walk_back(
             break
         name, ttl = parent.name, min(ttl, parent.ttl)
     return name, ttl
-
-
-def read_name(buf: bytes, off: int) -> tuple[str, int] | None:
-    """The (possibly compressed) name at ``off`` and the offset just past it, or None.
-
-    The same answer as ``dpkt.dns.unpack_name`` (dpkt 1.9.8) for every input, None where
-    dpkt raises: the name runs past the end, a label length is 64..191, a compression
-    pointer does not point before the name (or the name part) it is in, so that a chain of
-    pointers always ends, the labels add up to more than 255 bytes, or they are not UTF-8.
-    The offset returned is just past the first compression pointer, or past the final
-    zero-length label when there is none.
-    """
-    labels: list[bytes] = []
-    size = len(buf)
-    start = off
-    end = total = 0
-    while True:
-        if off >= size:
-            return None
-        length = buf[off]
-        if length == 0:
-            break
-        if length < 0x40:
-            off += 1
-            total += length + 1
-            if total > MAX_NAME_BYTES:
-                return None
-            labels.append(buf[off : off + length])
-            off += length
-        elif length >= 0xC0:
-            if off + 1 >= size:
-                return None
-            pointer = ((length & 0x3F) << 8) | buf[off + 1]
-            if pointer >= start:
-                return None
-            if not end:
-                end = off + 2
-            start = off = pointer
-        else:
-            return None
-    try:
-        name = b".".join(labels).decode()
-    except UnicodeDecodeError:
-        return None
-    return name, end or off + 1
 
 
 def _name_at(buf: bytes, off: int, seen: dict[int, tuple[str, int]]) -> tuple[str, int] | None:

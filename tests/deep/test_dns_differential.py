@@ -1,7 +1,8 @@
-"""The DNS parser's own name decoder against dpkt's, and the parser against its previous,
-dpkt-based version (``tests/deep/dns_reference.py``): identical results on every payload of
-the real captures, on bit-flipped and cut copies of them, and on generated hostile names
-(compression-pointer chains and loops, long and cut labels, bytes that are not UTF-8).
+"""The DNS parser against its previous, dpkt-based version (``tests/deep/dns_reference.py``),
+and the mDNS walk against itself with dpkt's name decoder: identical results on every payload
+of the real captures, on bit-flipped and cut copies of them, and on generated hostile
+messages (compression-pointer chains and loops, long and cut labels, bytes that are not
+UTF-8). The name decoder alone: ``tests/deep/test_dnsname.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netwatch.deep.dns import parse_dns, parse_dns_tcp, read_name
+from netwatch.deep import mdns
+from netwatch.deep.dns import parse_dns, parse_dns_tcp
 from tests.conftest import PCAP_CORPUS
 from tests.deep import dns_reference as reference
 from tests.deep.test_dns import _cname_chain_response, l4_payloads, mutate
@@ -52,20 +54,6 @@ def test_every_captured_payload_parses_as_before(captured: list[tuple[bool, byte
     assert dns > 2000  # the corpus's DNS, mDNS and LLMNR messages are all in there
 
 
-def test_every_name_of_the_captured_dns_decodes_as_dpkt_does(
-    captured: list[tuple[bool, bytes]],
-) -> None:
-    decoded = 0
-    for is_dns, payload in captured:
-        if not is_dns:
-            continue
-        for off in range(12, min(len(payload), 600)):
-            mine = read_name(payload, off)
-            assert mine == reference.read_name(payload, off), (payload.hex(), off)
-            decoded += mine is not None
-    assert decoded > 10_000
-
-
 def test_the_captured_dns_survives_bit_flips_and_cuts_as_before(
     captured: list[tuple[bool, bytes]],
 ) -> None:
@@ -77,7 +65,7 @@ def test_the_captured_dns_survives_bit_flips_and_cuts_as_before(
             assert parse_dns(mutated) == reference.parse_dns(mutated), mutated.hex()
 
 
-# ---- generated names ---------------------------------------------------------------------
+# ---- generated messages ----------------------------------------------------------------
 
 _TOKEN = st.one_of(
     st.builds(lambda n, text: bytes([n]) + text, st.integers(0, 70), st.binary(max_size=70)),
@@ -87,29 +75,6 @@ _TOKEN = st.one_of(
     st.sampled_from([b"\x00", b"\x03cam\x00", b"\x02\xc3\xa9", b"\x01\xff", b"\x40", b"\xc0"]),
 )
 _BUFFERS = st.lists(_TOKEN, max_size=24).map(b"".join)
-
-
-@settings(max_examples=examples(3000), deadline=None)
-@given(_BUFFERS, st.integers(0, 40))
-def test_generated_names_decode_as_dpkt_does(buf: bytes, off: int) -> None:
-    assert read_name(buf, off) == reference.read_name(buf, off)
-
-
-@pytest.mark.parametrize("last", [60, 61, 62, 63])
-@pytest.mark.parametrize("via_pointer", [False, True])
-def test_the_255_byte_cap_is_dpkts(last: int, via_pointer: bool) -> None:
-    # three 63-byte labels and one of ``last`` bytes: 252 + 1 + last bytes of labels
-    labels = b"".join(bytes([n]) + b"x" * n for n in (63, 63, 63, last)) + b"\x00"
-    buf = labels + b"\xc0\x00" if via_pointer else labels
-    off = len(labels) if via_pointer else 0
-    assert read_name(buf, off) == reference.read_name(buf, off)
-    assert (read_name(buf, off) is None) is (last > 62)
-
-
-@settings(max_examples=examples(2000), deadline=None)
-@given(st.binary(max_size=300), st.integers(0, 300))
-def test_random_bytes_decode_as_dpkt_does(buf: bytes, off: int) -> None:
-    assert read_name(buf, off) == reference.read_name(buf, off)
 
 
 _HEADERS = st.builds(
@@ -142,3 +107,26 @@ def test_generated_messages_parse_as_before(header: bytes, body: bytes) -> None:
 def test_bit_flipped_cname_chains_parse_as_before(noise: bytes) -> None:
     payload = mutate(_cname_chain_response(), noise)
     assert parse_dns(payload) == reference.parse_dns(payload)
+
+
+# ---- mDNS: the same walk with dpkt's decoder -----------------------------------------------
+
+
+def _dpkt_name(payload: bytes, off: int) -> tuple[str, int]:
+    """The previous decoding: dpkt's (its errors ended the walk, as ValueError does now)."""
+    try:
+        name, end = dpkt.dns.unpack_name(payload, off)
+    except reference.NAME_ERRORS as exc:
+        raise ValueError(str(exc)) from exc
+    return str(name), int(end)
+
+
+def test_mdns_announcements_parse_as_with_dpkts_decoder(
+    captured: list[tuple[bool, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = [payload for is_dns, payload in captured if is_dns]
+    mutated = [mutate(p, struct.pack(">HHH", i, i * 7, i * 13)) for i, p in enumerate(messages)]
+    mine = [mdns.parse_mdns(p) for p in messages + mutated]
+    monkeypatch.setattr(mdns, "_name", _dpkt_name)  # the walk as it was, names through dpkt
+    assert mine == [mdns.parse_mdns(p) for p in messages + mutated]
+    assert sum(found is not None and bool(found.names) for found in mine) > 100
