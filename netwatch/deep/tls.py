@@ -197,25 +197,22 @@ def _parse_body(body: bytes) -> TlsClientHello | None:
     )
 
 
-def _vector(buf: bytes, off: int, width: int) -> bytes | None:
-    """The variable-length vector at ``off`` with a 1- or 2-byte length, or None if cut."""
-    if off + width > len(buf):
-        return None
-    size = buf[off] if width == 1 else _U16.unpack_from(buf, off)[0]
-    end = off + width + size
-    return buf[off + width : end] if end <= len(buf) else None
-
-
 def _server_name(ext: bytes | None) -> str | None:
-    entries = _vector(ext, 0, 2) if ext else None
-    pos = 0
-    while entries is not None and pos + 3 <= len(entries):
-        name = _vector(entries, pos + 1, 2)
-        if name is None:
+    """The first host_name entry of a server_name extension (vectors checked in line)."""
+    if not ext or len(ext) < 2:
+        return None
+    end = 2 + ((ext[0] << 8) | ext[1])
+    if end > len(ext):
+        return None
+    pos = 2
+    while pos + 3 <= end:
+        start = pos + 3
+        stop = start + ((ext[pos + 1] << 8) | ext[pos + 2])
+        if stop > end:
             return None
-        if entries[pos] == _SNI_HOST_NAME:
-            return _decode_host(name)
-        pos += 3 + len(name)
+        if ext[pos] == _SNI_HOST_NAME:
+            return _decode_host(ext[start:stop])
+        pos = stop
     return None
 
 
@@ -227,24 +224,29 @@ def _decode_host(raw: bytes) -> str | None:
 
 
 def _alpn(ext: bytes | None) -> tuple[str, ...]:
-    entries = _vector(ext, 0, 2) if ext else None
+    """The protocol names of an ALPN extension, up to a cut one (at most ``MAX_ALPN``)."""
+    if not ext or len(ext) < 2:
+        return ()
+    end = 2 + ((ext[0] << 8) | ext[1])
+    if end > len(ext):
+        return ()
     protocols: list[str] = []
-    pos = 0
-    while entries is not None and pos < len(entries) and len(protocols) < MAX_ALPN:
-        proto = _vector(entries, pos, 1)
-        if proto is None:
+    pos = 2
+    while pos < end and len(protocols) < MAX_ALPN:
+        stop = pos + 1 + ext[pos]
+        if stop > end:
             break
-        protocols.append(proto.decode("ascii", "backslashreplace"))
-        pos += 1 + len(proto)
+        protocols.append(ext[pos + 1 : stop].decode("ascii", "backslashreplace"))
+        pos = stop
     return tuple(protocols)
 
 
 def _supported_versions(ext: bytes | None) -> tuple[int, ...]:
-    listed = _vector(ext, 0, 1) if ext else None
-    if not listed:
+    """The versions a supported_versions extension lists, GREASE left out."""
+    if not ext or 1 + ext[0] > len(ext):
         return ()
-    count = len(listed) // 2
-    versions = struct.unpack(f">{count}H", listed[: count * 2])
+    count = ext[0] // 2
+    versions = struct.unpack(f">{count}H", ext[1 : 1 + count * 2])
     return tuple(version for version in versions if version not in _GREASE)
 
 

@@ -69,7 +69,7 @@ _GREASY = st.one_of(st.sampled_from([0x0A0A, 0x1A1A, 0xFAFA, 0x1301, 0xC02B]), _
 
 @st.composite
 def _extension(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["sni", "alpn", "versions", "other", "raw"]))
+    kind = draw(st.sampled_from(["sni", "alpn", "versions", "other", "raw", "inner"]))
     if kind == "sni":
         name = draw(st.sampled_from([b"cam.example", b"A.B.", b"\xc3\xa9.example", b"x\x01y", b""]))
         entry = bytes([draw(st.sampled_from([0, 0, 1]))]) + _vec(name, 2)
@@ -82,6 +82,8 @@ def _extension(draw: st.DrawFn) -> bytes:
         return _ext(43, _vec(struct.pack(f">{len(versions)}H", *versions), 1))
     if kind == "other":
         return _ext(draw(st.sampled_from([0x0A0A, 21, 51, 65281])), draw(st.binary(max_size=12)))
+    if kind == "inner":  # a well-framed SNI or ALPN extension with anything inside
+        return _ext(draw(st.sampled_from([0, 16])), _vec(draw(st.binary(max_size=12)), 2))
     return draw(st.binary(max_size=8))  # a broken extension
 
 
