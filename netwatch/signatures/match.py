@@ -101,10 +101,10 @@ class _Conditions:
         """The first payload bytes that can meet the offset-0 checks; None: any byte can."""
         admitted: set[int] | None = None
         for off, value in self.fixed:
-            if off == 0:
+            if off == 0 and value:
                 admitted = {value[0]} if admitted is None else admitted & {value[0]}
         for off, size, mask, want in self.masked:
-            if off == 0:
+            if off == 0 and size:
                 top, wanted = mask >> 8 * (size - 1), want >> 8 * (size - 1)
                 fits = {b for b in _BYTES if b & top == wanted}
                 admitted = fits if admitted is None else admitted & fits
@@ -138,8 +138,8 @@ class _Scan:
         gates = [(c, first[id(c[1])]) for c in candidates]
         by_first: list[_Candidates] = [()] * 256
         for same in classes:
-            byte = min(same)
-            row = tuple(c for c, gate in gates if gate is None or byte in gate)
+            one = min(same)  # any byte of the class admits what every other one does
+            row = tuple(c for c, gate in gates if gate is None or one in gate)
             for byte in same:
                 by_first[byte] = row
         needles = dict.fromkeys(n for _, cond in candidates for n in cond.needles)
