@@ -96,15 +96,7 @@ def parse_client_hello(data: bytes) -> ParseResult:
     (split across TCP segments and/or TLS records; also for empty ``data``), or None when the
     bytes are not a TLS ClientHello or are malformed.
     """
-    if len(data) >= _RECORD_HEADER.size:  # the usual case: the hello in the first record
-        ctype, major, minor, length = _RECORD_HEADER.unpack_from(data)
-        end = _RECORD_HEADER.size + length
-        whole = ctype == _CONTENT_HANDSHAKE and major == 3 and minor <= 4 and end <= len(data)
-        if whole and 0 < length <= MAX_RECORD_BYTES:
-            verdict = _handshake_verdict(data[_RECORD_HEADER.size : end])
-            if verdict is not NeedMore:
-                return verdict
-    handshake = bytearray()
+    handshake: bytes | bytearray = b""  # the first record's bytes as they are (the usual case)
     off = 0
     while off < len(data):
         if len(data) - off < _RECORD_HEADER.size:
@@ -115,7 +107,12 @@ def parse_client_hello(data: bytes) -> ParseResult:
         if length == 0 or length > MAX_RECORD_BYTES:
             return None
         start = off + _RECORD_HEADER.size
-        handshake += data[start : start + length]
+        if not handshake:
+            handshake = data[start : start + length]
+        else:  # a hello over several records: gathered in place (linear in their count)
+            if isinstance(handshake, bytes):
+                handshake = bytearray(handshake)
+            handshake += data[start : start + length]
         off = start + length
         verdict = _handshake_verdict(handshake)
         if verdict is not NeedMore:
