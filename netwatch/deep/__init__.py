@@ -64,6 +64,6 @@ BUILTIN_PARSERS: tuple[type[DeepParser], ...] = (
 )
 
 #: Modules of this package that define no parser (the walk test allows exactly these).
-HELPER_MODULES = frozenset({"", "base", "mdns", "upnp"})
+HELPER_MODULES = frozenset({"", "base", "dnsname", "mdns", "upnp"})
 
 __all__ = ["BUILTIN_PARSERS", "HELPER_MODULES", "PARSERS", "DeepParser"]

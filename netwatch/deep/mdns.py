@@ -24,10 +24,9 @@ import re
 import struct
 from typing import TYPE_CHECKING, NamedTuple
 
-import dpkt
-
 from netwatch.deep.base import Context
 from netwatch.deep.discovery.identity import clean_text, lan_identity
+from netwatch.deep.dnsname import read_name
 from netwatch.signatures.lan import lan_matcher
 
 if TYPE_CHECKING:
@@ -66,26 +65,34 @@ def parse_mdns(payload: bytes) -> Announcement | None:
     txt: dict[str, None] = {}
     try:
         for _ in range(min(qd, MAX_RECORDS)):
-            _name, off = dpkt.dns.unpack_name(payload, off)
+            _question, off = _name(payload, off)
             off += 4
         for _ in range(min(an + ns + ar, MAX_RECORDS)):
-            owner, off = dpkt.dns.unpack_name(payload, off)
+            owner, off = _name(payload, off)
             rtype, _cls, _ttl, size = _RR_TAIL.unpack_from(payload, off)
             off += _RR_TAIL.size
             _add(names, owner)
             if rtype == _PTR:
-                _add(names, dpkt.dns.unpack_name(payload, off)[0])
+                _add(names, _name(payload, off)[0])
             elif rtype == _SRV and size > 6:
-                _add(names, dpkt.dns.unpack_name(payload, off + 6)[0])
+                _add(names, _name(payload, off + 6)[0])
             elif rtype == _TXT:
                 _txt(txt, owner, payload[off : off + size])
             off += size
             if len(names) >= MAX_NAMES:
                 break
-    except (dpkt.UnpackError, struct.error, IndexError, UnicodeDecodeError, ValueError):
+    except (struct.error, IndexError, ValueError):
         pass
     services = {m.group(1).lower(): None for n in names for m in [_SERVICE.search(n)] if m}
     return Announcement(tuple(names), tuple(services), tuple(txt))
+
+
+def _name(payload: bytes, off: int) -> tuple[str, int]:
+    """The name at ``off`` and the offset past it; ValueError where dpkt's unpack_name raises."""
+    decoded = read_name(payload, off)
+    if decoded is None:
+        raise ValueError(f"no DNS name at offset {off}")
+    return decoded
 
 
 def _txt(out: dict[str, None], owner: str, rdata: bytes) -> None:

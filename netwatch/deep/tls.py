@@ -46,7 +46,9 @@ _EXT_ALPN = 16
 _EXT_SUPPORTED_VERSIONS = 43
 _SNI_HOST_NAME = 0
 _WANTED_EXTENSIONS = frozenset({_EXT_SERVER_NAME, _EXT_ALPN, _EXT_SUPPORTED_VERSIONS})
-_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))  # RFC 8701
+#: RFC 8701; both bytes of each are equal, so a value is GREASE in either byte order (the
+#: cipher suites are read in the machine's order: they are only counted, never shown)
+_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 _RECORD_HEADER = struct.Struct(">BBBH")
 _U16 = struct.Struct(">H")
 _EXT_HEADER = struct.Struct(">HH")
@@ -90,11 +92,11 @@ def looks_like_tls(data: bytes) -> bool:
 def parse_client_hello(data: bytes) -> ParseResult:
     """Parse a ClientHello from the client's first payload bytes (concatenated in order).
 
-    Returns the hello, ``NeedMore`` while ``data`` is a valid but unfinished beginning of one
+    Returns the hello, ``NeedMore`` while ``data`` is a valid beginning of one
     (split across TCP segments and/or TLS records; also for empty ``data``), or None when the
     bytes are not a TLS ClientHello or are malformed.
     """
-    handshake = bytearray()
+    handshake: bytes | bytearray = b""  # the first record's bytes as they are (the usual case)
     off = 0
     while off < len(data):
         if len(data) - off < _RECORD_HEADER.size:
@@ -105,7 +107,12 @@ def parse_client_hello(data: bytes) -> ParseResult:
         if length == 0 or length > MAX_RECORD_BYTES:
             return None
         start = off + _RECORD_HEADER.size
-        handshake += data[start : start + length]
+        if not handshake:
+            handshake = data[start : start + length]
+        else:  # a hello over several records: gathered in place (linear in their count)
+            if isinstance(handshake, bytes):
+                handshake = bytearray(handshake)
+            handshake += data[start : start + length]
         off = start + length
         verdict = _handshake_verdict(handshake)
         if verdict is not NeedMore:
@@ -124,7 +131,7 @@ def _valid_header_prefix(head: bytes) -> bool:
     return b"\x16\x03".startswith(head[:2]) and (len(head) < 3 or head[2] <= 4)
 
 
-def _handshake_verdict(handshake: bytearray) -> ParseResult:
+def _handshake_verdict(handshake: bytes | bytearray) -> ParseResult:
     """Judge the handshake bytes gathered so far."""
     if not handshake:
         return NeedMore
@@ -141,69 +148,68 @@ def _handshake_verdict(handshake: bytearray) -> ParseResult:
 
 
 def _parse_body(body: bytes) -> TlsClientHello | None:
-    """Parse a complete ClientHello body (legacy_version onwards; at least 38 bytes)."""
+    """Parse a complete ClientHello body (legacy_version onwards; at least 38 bytes).
+
+    One pass with the vectors' bounds checked in line (the hot path of the deep parsers).
+    """
+    size = len(body)
     session_len = body[34]
     if body[0] != 3 or session_len > 32:
         return None
-    ciphers = _vector(body, 35 + session_len, 2)
-    if ciphers is None or len(ciphers) % 2:
+    off = 35 + session_len  # cipher suites: 2-byte length, 2 bytes each
+    if off + 2 > size:
         return None
-    off = 35 + session_len + 2 + len(ciphers)
-    if off >= len(body) or off + 1 + body[off] > len(body):
+    end = off + 2 + ((body[off] << 8) | body[off + 1])
+    if end > size or (end - off) % 2:
+        return None
+    suites = memoryview(body[off + 2 : end]).cast("H").tolist()  # byte order: see _GREASE
+    if end >= size or end + 1 + body[end] > size:
         return None  # compression methods missing or cut
-    extensions = _extensions(body, off + 1 + body[off])
-    if extensions is None:
-        return None
-    suites = struct.unpack(f">{len(ciphers) // 2}H", ciphers)
-    offered = _supported_versions(extensions.get(_EXT_SUPPORTED_VERSIONS))
+    off = end + 1 + body[end]
+    found: dict[int, bytes] = {}
+    if off != size:  # the extension block (absent in an old hello)
+        if off + 2 > size:
+            return None
+        end = off + 2 + ((body[off] << 8) | body[off + 1])
+        if end > size:
+            return None
+        pos = off + 2
+        unpack = _EXT_HEADER.unpack_from
+        while pos + 4 <= end:
+            ext_type, length = unpack(body, pos)
+            pos += 4 + length
+            if pos > end:
+                return None
+            if ext_type in _WANTED_EXTENSIONS and ext_type not in found:
+                found[ext_type] = body[pos - length : pos]
+        if pos != end:
+            return None
+    grease = _GREASE.intersection(suites)
+    offered = _supported_versions(found.get(_EXT_SUPPORTED_VERSIONS)) if found else ()
     return TlsClientHello(
-        sni=_server_name(extensions.get(_EXT_SERVER_NAME)),
+        sni=_server_name(found.get(_EXT_SERVER_NAME)) if found else None,
         versions=offered or (_U16.unpack_from(body)[0],),
-        alpn=_alpn(extensions.get(_EXT_ALPN)),
-        cipher_count=len(suites) - sum(map(_GREASE.__contains__, suites)),
+        alpn=_alpn(found.get(_EXT_ALPN)) if found else (),
+        cipher_count=len(suites) - sum(map(suites.count, grease)) if grease else len(suites),
     )
 
 
-def _vector(buf: bytes, off: int, width: int) -> bytes | None:
-    """The variable-length vector at ``off`` with a 1- or 2-byte length, or None if cut."""
-    if off + width > len(buf):
-        return None
-    size = buf[off] if width == 1 else _U16.unpack_from(buf, off)[0]
-    end = off + width + size
-    return buf[off + width : end] if end <= len(buf) else None
-
-
-def _extensions(body: bytes, off: int) -> dict[int, bytes] | None:
-    """The extensions netwatch reads (first occurrence); {} when there is no extension block."""
-    if off == len(body):
-        return {}
-    if off + 2 > len(body):
-        return None
-    end = off + 2 + _U16.unpack_from(body, off)[0]
-    if end > len(body):
-        return None
-    found: dict[int, bytes] = {}
-    pos = off + 2
-    while pos + 4 <= end:
-        ext_type, size = _EXT_HEADER.unpack_from(body, pos)
-        pos += 4 + size
-        if pos > end:
-            return None
-        if ext_type in _WANTED_EXTENSIONS and ext_type not in found:
-            found[ext_type] = body[pos - size : pos]
-    return found if pos == end else None
-
-
 def _server_name(ext: bytes | None) -> str | None:
-    entries = _vector(ext, 0, 2) if ext else None
-    pos = 0
-    while entries is not None and pos + 3 <= len(entries):
-        name = _vector(entries, pos + 1, 2)
-        if name is None:
+    """The first host_name entry of a server_name extension (vectors checked in line)."""
+    if not ext or len(ext) < 2:
+        return None
+    end = 2 + ((ext[0] << 8) | ext[1])
+    if end > len(ext):
+        return None
+    pos = 2
+    while pos + 3 <= end:
+        start = pos + 3
+        stop = start + ((ext[pos + 1] << 8) | ext[pos + 2])
+        if stop > end:
             return None
-        if entries[pos] == _SNI_HOST_NAME:
-            return _decode_host(name)
-        pos += 3 + len(name)
+        if ext[pos] == _SNI_HOST_NAME:
+            return _decode_host(ext[start:stop])
+        pos = stop
     return None
 
 
@@ -215,24 +221,29 @@ def _decode_host(raw: bytes) -> str | None:
 
 
 def _alpn(ext: bytes | None) -> tuple[str, ...]:
-    entries = _vector(ext, 0, 2) if ext else None
+    """The protocol names of an ALPN extension, up to a cut one (at most ``MAX_ALPN``)."""
+    if not ext or len(ext) < 2:
+        return ()
+    end = 2 + ((ext[0] << 8) | ext[1])
+    if end > len(ext):
+        return ()
     protocols: list[str] = []
-    pos = 0
-    while entries is not None and pos < len(entries) and len(protocols) < MAX_ALPN:
-        proto = _vector(entries, pos, 1)
-        if proto is None:
+    pos = 2
+    while pos < end and len(protocols) < MAX_ALPN:
+        stop = pos + 1 + ext[pos]
+        if stop > end:
             break
-        protocols.append(proto.decode("ascii", "backslashreplace"))
-        pos += 1 + len(proto)
+        protocols.append(ext[pos + 1 : stop].decode("ascii", "backslashreplace"))
+        pos = stop
     return tuple(protocols)
 
 
 def _supported_versions(ext: bytes | None) -> tuple[int, ...]:
-    listed = _vector(ext, 0, 1) if ext else None
-    if not listed:
+    """The versions a supported_versions extension lists, GREASE left out."""
+    if not ext or 1 + ext[0] > len(ext):
         return ()
-    count = len(listed) // 2
-    versions = struct.unpack(f">{count}H", listed[: count * 2])
+    count = ext[0] // 2
+    versions = struct.unpack(f">{count}H", ext[1 : 1 + count * 2])
     return tuple(version for version in versions if version not in _GREASE)
 
 

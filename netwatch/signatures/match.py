@@ -11,7 +11,11 @@
   (proto, port, direction) table; port-specific signatures first, then by confidence, then
   by cost (offset checks, then substrings, then regexes). Within one signature the offset
   checks run first and regexes last. Substrings and regexes only look at the first
-  `scan_limit` bytes.
+  `scan_limit` bytes. Two exact prefilters make this one pass instead of one check per
+  signature: each table is indexed by the payload's first byte (a signature whose bytes at
+  offset 0 cannot start with it is left out), and one regex alternation of every substring
+  in the table tells at once whether any occurs; when none does, every signature that
+  needs one is passed over.
 - `vendor_of_mac(mac)`, `match_banner(field, value)`, `match_discovery(port, payload)`,
   `match_ethertype(ethertype, payload)`.
 
@@ -44,6 +48,7 @@ from netwatch.signatures.model import (
 SCAN_LIMIT_BYTES = 2048
 MAX_NAME_CHARS = 254  # 253 plus a trailing dot
 _PROTOS = ("tcp", "udp")
+_BYTES = range(256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,55 @@ class _Conditions:
             if payload.find(needle, 0, limit) < 0:
                 return False
         return all(p.search(payload, 0, limit) is not None for p in self.patterns)
+
+    def first_bytes(self) -> frozenset[int] | None:
+        """The first payload bytes that can meet the offset-0 checks; None: any byte can."""
+        admitted: set[int] | None = None
+        for off, value in self.fixed:
+            if off == 0 and value:
+                admitted = {value[0]} if admitted is None else admitted & {value[0]}
+        for off, size, mask, want in self.masked:
+            if off == 0 and size:
+                top, wanted = mask >> 8 * (size - 1), want >> 8 * (size - 1)
+                fits = {b for b in _BYTES if b & top == wanted}
+                admitted = fits if admitted is None else admitted & fits
+        return None if admitted is None else frozenset(admitted)
+
+
+_Candidates = tuple[tuple[PayloadSignature, _Conditions], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """One candidate list of `match_payload`, prefiltered (see the module docstring)."""
+
+    #: every candidate, in order (what the prefilters stand for)
+    candidates: _Candidates
+    #: payload's first byte -> the candidates it admits, in the list's order
+    by_first: tuple[_Candidates, ...]
+    #: every substring of the candidates as one alternation (None: no candidate has one)
+    needles: re.Pattern[bytes] | None
+
+    @classmethod
+    def of(
+        cls,
+        candidates: _Candidates,
+        first: dict[int, frozenset[int] | None],
+        classes: list[frozenset[int]],
+    ) -> _Scan:
+        """``first``: each candidate's ``first_bytes()`` by the id of its conditions;
+        ``classes``: the bytes that every such set holds all of or none of (one row is
+        worked out per class)."""
+        gates = [(c, first[id(c[1])]) for c in candidates]
+        by_first: list[_Candidates] = [()] * 256
+        for same in classes:
+            one = min(same)  # any byte of the class admits what every other one does
+            row = tuple(c for c, gate in gates if gate is None or one in gate)
+            for byte in same:
+                by_first[byte] = row
+        needles = dict.fromkeys(n for _, cond in candidates for n in cond.needles)
+        pattern = re.compile(b"|".join(map(re.escape, needles))) if needles else None
+        return cls(candidates, tuple(by_first), pattern)
 
 
 class SignatureMatcher:
@@ -151,9 +205,18 @@ class SignatureMatcher:
         if not payload:
             return None
         key = (proto.lower(), direction)
-        candidates = self._payload_port.get((*key, port)) or self._payload_any.get(key, ())
+        scan = self._payload_port.get((*key, port)) or self._payload_any.get(key)
+        if scan is None:
+            return None
         limit = self.scan_limit
-        for sig, cond in candidates:
+        absent: bool | None = None  # whether no substring of the table is in the window
+        for sig, cond in scan.by_first[payload[0]]:
+            if cond.needles:
+                if absent is None:
+                    assert scan.needles is not None
+                    absent = scan.needles.search(payload, 0, limit) is None
+                if absent:
+                    continue
             if cond.hit(payload, limit):
                 return sig
         return None
@@ -222,12 +285,11 @@ def _discovery_tables(
 
 
 _Marker = tuple[DiscoveryProtocol, DiscoveryMarker, _Conditions]
-_Candidates = tuple[tuple[PayloadSignature, _Conditions], ...]
 
 
 def _payload_tables(
     sigs: Iterable[PayloadSignature],
-) -> tuple[dict[tuple[str, str], _Candidates], dict[tuple[str, str, int], _Candidates]]:
+) -> tuple[dict[tuple[str, str], _Scan], dict[tuple[str, str, int], _Scan]]:
     """(proto, direction) -> candidates for any port; (proto, direction, port) -> for that port."""
     compiled = [(i, s, _Conditions.of(s.match)) for i, s in enumerate(sigs)]
     compiled.sort(key=lambda t: (not t[1].ports, CONFIDENCE_RANK[t[1].confidence], t[2].cost, t[0]))
@@ -246,9 +308,21 @@ def _payload_tables(
     # A specific port also tries the any-port signatures, after its own (already sorted).
     for (proto, d, _), found in by_port.items():
         found.extend(any_port.get((proto, d), ()))
+    first = {id(cond): cond.first_bytes() for _, _, cond in compiled}
+    classes = [frozenset(_BYTES)]
+    for gate in {g for g in first.values() if g is not None}:
+        classes = [part for same in classes for part in (same & gate, same - gate) if part]
+    scans: dict[tuple[int, ...], _Scan] = {}  # the same list on several ports: one scan
+
+    def scan(found: list[tuple[PayloadSignature, _Conditions]]) -> _Scan:
+        ids = tuple(id(cond) for _, cond in found)
+        if ids not in scans:
+            scans[ids] = _Scan.of(tuple(found), first, classes)
+        return scans[ids]
+
     return (
-        {k: tuple(v) for k, v in any_port.items()},
-        {k: tuple(v) for k, v in by_port.items()},
+        {k: scan(v) for k, v in any_port.items()},
+        {k: scan(v) for k, v in by_port.items()},
     )
 
 

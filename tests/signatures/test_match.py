@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
+import dpkt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwatch.signatures import SignatureMatcher, Signatures
 from netwatch.signatures.match import SCAN_LIMIT_BYTES
+from netwatch.signatures.model import PayloadSignature
+from tests.deep.test_dns import l4_payloads
 from tests.profile import examples
 
 SIGS = Signatures.load()
@@ -482,3 +486,90 @@ def test_match_discovery_misses_and_layer2() -> None:
     assert (hit[0].id, hit[0].broadcast) == ("hik-sadp-v1", True)
     assert MATCHER.match_ethertype(0x8033, b"\x22\x02") is None
     assert MATCHER.match_ethertype(0x0800, b"\x21") is None
+
+
+# ---------------------------------------------------------------- the payload prefilters
+
+
+def linear_match(
+    matcher: SignatureMatcher, proto: str, port: int, payload: bytes, direction: str
+) -> PayloadSignature | None:
+    """``match_payload`` without its prefilters: every candidate of the table, in order."""
+    if not payload:
+        return None
+    key = (proto.lower(), direction)
+    scan = matcher._payload_port.get((*key, port)) or matcher._payload_any.get(key)
+    for sig, cond in scan.candidates if scan is not None else ():
+        if cond.hit(payload, matcher.scan_limit):
+            return sig
+    return None
+
+
+def _pieces(sig: PayloadSignature) -> list[tuple[int | None, bytes]]:
+    """(offset or None for anywhere, bytes) that make up a payload near ``sig``."""
+    pieces: list[tuple[int | None, bytes]] = []
+    for m in sig.match:
+        if m.hex is not None and m.offset is not None:
+            pieces.append((m.offset, m.hex))
+        elif m.contains is not None:
+            pieces.append((None, m.contains))
+    return pieces
+
+
+_SIG_LIST = sorted(SIGS.payloads, key=lambda s: s.id)
+_PORTS = sorted(SIG_PORTS | {0, 53, 80, 443, 554, 3478, 8800})
+
+
+@st.composite
+def _near_signatures(draw: st.DrawFn) -> bytes:
+    """Random bytes carrying some of the offset values and substrings of a few signatures,
+    or a hand-built case cut or bit-flipped: payloads that pass some checks and fail others."""
+    if draw(st.booleans()):
+        payload = bytearray(PAYLOADS[draw(st.sampled_from(sorted(PAYLOADS)))][3])
+        for _ in range(draw(st.integers(0, 3))):
+            at = draw(st.integers(0, len(payload) - 1))
+            payload[at] ^= 1 << draw(st.integers(0, 7))
+        return bytes(payload[: draw(st.integers(1, len(payload)))])
+    payload = bytearray(draw(st.binary(min_size=1, max_size=96)))
+    for sig in draw(st.lists(st.sampled_from(_SIG_LIST), min_size=1, max_size=3)):
+        for off, value in _pieces(sig):
+            if not draw(st.integers(0, 4)):
+                continue  # leave this condition unmet
+            at = draw(st.integers(0, len(payload))) if off is None else off
+            if len(payload) < at:
+                payload.extend(bytes(at - len(payload)))
+            payload[at : at + len(value)] = value
+    return bytes(payload)
+
+
+@settings(max_examples=examples(3000), deadline=None)
+@given(_near_signatures(), st.sampled_from(["tcp", "udp"]), st.sampled_from(["client", "server"]))
+def test_prefilters_change_no_answer(payload: bytes, proto: str, direction: str) -> None:
+    for port in _PORTS:
+        found = MATCHER.match_payload(proto, port, payload, direction)
+        assert found == linear_match(MATCHER, proto, port, payload, direction)
+
+
+def test_prefilters_change_no_answer_on_the_hand_built_cases() -> None:
+    hits = 0
+    for proto, _, direction, payload in PAYLOADS.values():
+        for port in _PORTS:
+            found = MATCHER.match_payload(proto, port, payload, direction)
+            assert found == linear_match(MATCHER, proto, port, payload, direction)
+            hits += found is not None
+    assert hits > len(PAYLOADS) * 5
+
+
+def test_prefilters_change_no_answer_on_real_captures(pcap_corpus: Path) -> None:
+    checked = 0
+    for path in sorted(p for p in pcap_corpus.rglob("*.pcap*") if p.is_file()):
+        try:
+            for seg in l4_payloads(path):
+                for port, direction in ((seg.dport, "client"), (seg.sport, "server")):
+                    found = MATCHER.match_payload(seg.proto, port, seg.payload, direction)
+                    want = linear_match(MATCHER, seg.proto, port, seg.payload, direction)
+                    assert found == want, (path.name, port, direction)
+                    checked += 1
+        except dpkt.NeedData:
+            continue
+    assert checked > 100_000
