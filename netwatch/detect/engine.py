@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from netwatch.alerts.incidents import fold
+from netwatch.alerts.model import Direction
 from netwatch.alerts.router import AlertRouter, Emit
 from netwatch.config import Config
 from netwatch.deep.discovery import DeviceIdentity, parse_sadp_l2
@@ -63,6 +64,10 @@ class Detector:
             group: [r for r in self.rules if self.policies.of(group).enabled(r.id)]
             for group in cfg.groups
         }
+        #: (group, direction, has application data) -> the group's rules whose
+        #: preconditions (``Rule.can_fire``) such a camera end meets, in the same order;
+        #: filled as met (at most six per group).
+        self._runnable: dict[tuple[str, Direction, bool], list[Rule]] = {}
         self.router = AlertRouter.of(emit, cfg.alerts)
         #: One flow, one notification: the order findings fold in (alerts.precedence).
         self.precedence = cfg.alerts.precedence
@@ -91,6 +96,12 @@ class Detector:
         resolvers' use); raises no alert. :meth:`flow_ended` does it first."""
         self.resolvers.observe(flow, record, self.devices.camera)
 
+    def runnable_rules(self, group: str, direction: Direction, has_app: bool) -> list[Rule]:
+        """The rules ``group`` runs that can alert for a camera end with this direction and
+        (``has_app``) application data or none, in the group's order."""
+        rules = self.rules_of.get(group, self.rules)
+        return [rule for rule in rules if rule.can_fire(direction, has_app)]
+
     def flow_ended(
         self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds | None = None
     ) -> None:
@@ -102,8 +113,12 @@ class Detector:
         facts_of = flow_facts(
             flow, record, self.enrichers, self.devices, self.policies, self.signatures, ends
         )
+        runnable = self._runnable
         for facts in facts_of:
-            rules = self.rules_of.get(facts.policy.group, self.rules)
+            key = (facts.policy.group, facts.direction, bool(facts.app))
+            rules = runnable.get(key)
+            if rules is None:
+                rules = runnable[key] = self.runnable_rules(*key)
             found = run_flow_rules(rules, self.errors, facts)
             for alert in fold(found, self.precedence):
                 self.router.submit(alert)

@@ -664,6 +664,11 @@ class BuiltinGeo:
         assert self._geo is not None
         return self._geo.lookup_packed(addr)
 
+    def direct_packed(self) -> Callable[[bytes], GeoInfo] | None:
+        """The open databases' own ``lookup_packed`` (the same answers as this one's, one
+        call fewer), or None while they are not open (not yet loaded, or failed)."""
+        return self._geo.lookup_packed if self._geo is not None else None
+
     def _ready(self) -> bool:
         if self._load_failed:
             return False
@@ -706,7 +711,9 @@ class CachedGeo:
     (``lookups == hits + misses + skipped``), ``evictions`` oldest entries dropped when full.
     IPv4-mapped and NAT64 (64:ff9b::/96) addresses are looked up as the IPv4 they embed.
     A backend's ``lookup_packed`` is used when it has one (no text conversion), else its
-    ``lookup``.
+    ``lookup``; a backend that wraps another (``BuiltinGeo``) and says, through
+    ``direct_packed``, which function answers once it is open, is called through that one
+    (a flood of new outside addresses misses this cache on each: its cost is per call).
     """
 
     def __init__(
@@ -717,6 +724,11 @@ class CachedGeo:
     ) -> None:
         self.backend = backend
         self._packed: Callable[[bytes], GeoInfo] | None = getattr(backend, "lookup_packed", None)
+        #: ``backend.direct_packed`` when it has one: asked on misses until it answers.
+        self._direct: Callable[[], Callable[[bytes], GeoInfo] | None] | None = getattr(
+            backend, "direct_packed", None
+        )
+        self._is_local = classifier.is_local
         self._classifier = classifier
         self._max_entries = max_entries
         self._cache: OrderedDict[bytes, GeoInfo] = OrderedDict()
@@ -729,21 +741,31 @@ class CachedGeo:
     def lookup(self, addr: bytes) -> GeoInfo:
         """GeoIP answer for a packed address; ``GEO_NONE`` for any non-public address."""
         self.lookups += 1
-        info = self._cache.get(addr)
+        cache = self._cache
+        info = cache.get(addr)
         if info is not None:
             self.hits += 1
             return info
-        if self._classifier.is_local(addr):
+        if self._is_local(addr):
             self.skipped += 1
             return GEO_NONE
         self.misses += 1
-        target = embedded_ipv4(addr) or addr
+        target = addr if len(addr) == 4 else embedded_ipv4(addr) or addr
         packed = self._packed
-        info = packed(target) if packed is not None else self.backend.lookup(ip_text(target))
-        if len(self._cache) >= self._max_entries:
-            self._cache.popitem(last=False)
+        if packed is None:
+            info = self.backend.lookup(ip_text(target))
+        else:
+            info = packed(target)
+            direct = self._direct
+            if direct is not None:  # the wrapped backend's own function, once it is open
+                inner = direct()
+                if inner is not None:
+                    self._packed = inner
+                    self._direct = None
+        if len(cache) >= self._max_entries:
+            cache.popitem(last=False)
             self.evictions += 1
-        self._cache[addr] = info
+        cache[addr] = info
         return info
 
     def __len__(self) -> int:

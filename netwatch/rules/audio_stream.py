@@ -27,6 +27,8 @@ from netwatch.rules.base import Rule
 class AudioStream(Rule):
     """A camera offers an audio track over RTSP."""
 
+    needs_app = True  # its first check
+
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         media = tuple(facts.app.get("rtsp_media", ()))
         codec = facts.app.get("rtp_audio_o" if facts.device_is_orig else "rtp_audio_r")

@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.config import values as v
 from netwatch.config.loader import Ctx, optional
 from netwatch.config.schema import SEVERITIES, key
@@ -110,6 +110,13 @@ class Rule:
     abstract: ClassVar[bool] = False
     #: The rule's options (config ``rules.<id>``); a rule with thresholds names its own.
     options_type: ClassVar[type[RuleOptions]] = RuleOptions
+    #: Preconditions, for a rule that keeps no state between flows: True when it can only
+    #: alert on a flow some deep parser spoke about (``facts.app`` not empty); the
+    #: directions it can alert for (None: any). The detector does not run it on a camera
+    #: end that fails them (issue 13: most flows of a flood have no application data), so
+    #: a rule declares only what its own first checks already return on.
+    needs_app: ClassVar[bool] = False
+    directions: ClassVar[frozenset[Direction] | None] = None
 
     def __init__(self, context: RuleContext | None = None) -> None:
         self.context = context
@@ -124,6 +131,14 @@ class Rule:
     def on_flow_end(self, facts: FlowFacts) -> Iterable[Alert]:
         """Alerts for one camera end of a flow that ended (default: none)."""
         return ()
+
+    @classmethod
+    def can_fire(cls, direction: Direction, has_app: bool) -> bool:
+        """False when the rule's preconditions say it cannot alert for a camera end with
+        this direction and (``has_app``) application data or none."""
+        if cls.needs_app and not has_app:
+            return False
+        return cls.directions is None or direction in cls.directions
 
 
 class SensorRule(Rule):

@@ -25,6 +25,8 @@ from netwatch.rules.base import Rule
 class CloudEnabled(Rule):
     """A camera's discovery reply says its cloud service is enabled."""
 
+    needs_app = True  # its first check
+
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         key = "discovery" if facts.device_is_orig else "discovery_resp"
         ident = facts.app.get(key)

@@ -41,6 +41,8 @@ PORT_ONLY_CONFIDENCE = frozenset({"high", "med"})
 class CloudRegistration(Rule):
     """A camera talks to a vendor cloud / P2P service."""
 
+    directions = frozenset({Direction.OUTBOUND})  # its first check
+
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         if facts.direction is not Direction.OUTBOUND:
             return

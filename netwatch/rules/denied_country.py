@@ -27,6 +27,8 @@ from netwatch.rules.base import Rule
 class DeniedCountry(Rule):
     """A camera exchanges traffic with a denied country or AS."""
 
+    directions = frozenset({Direction.OUTBOUND, Direction.INBOUND})  # its first check
+
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         if facts.direction is Direction.LOCAL or facts.icmp_error:
             return  # an ICMP error is a reaction: the peer's own flow is the one reported

@@ -34,6 +34,8 @@ from netwatch.rules.base import Rule
 class NatTraversal(Rule):
     """A camera's traffic carries NAT-traversal messages."""
 
+    needs_app = True  # its first check
+
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         p2p = p2p_of(facts.app)
         if p2p is not None and facts.direction is not Direction.LOCAL:

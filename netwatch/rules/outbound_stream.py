@@ -109,6 +109,8 @@ def matches(t: Thresholds, bytes_up: int, bytes_down: int, duration: float) -> b
 class OutboundStream(Rule):
     """A camera streams or uploads clips to a destination its group does not allow."""
 
+    directions = frozenset({Direction.OUTBOUND})  # its first check
+
     options_type = Options
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:

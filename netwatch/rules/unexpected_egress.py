@@ -28,6 +28,8 @@ DNS_PORT = 53
 class UnexpectedEgress(Rule):
     """A camera reaches a destination its group does not allow."""
 
+    directions = frozenset({Direction.OUTBOUND})  # its first check
+
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         if facts.direction is not Direction.OUTBOUND or facts.peer.port == DNS_PORT:
             return

@@ -25,6 +25,8 @@ from netwatch.rules.base import Rule
 class UpnpPortMapping(Rule):
     """A camera requests a port mapping from the router."""
 
+    needs_app = True  # its first check
+
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         sigs = facts.payload_signatures(self.id)
         if not sigs or not facts.device_is_orig:

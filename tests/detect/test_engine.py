@@ -1,6 +1,7 @@
 """The detector's use of rule options, on the demo capture: a rule switched off for a group
 does not run for its cameras, a severity override is on the alert before findings fold, and
-a reload (a new detector) picks new options up."""
+a reload (a new detector) picks new options up; the rules a camera end meets the
+preconditions of are the ones run, with the same alerts as running them all."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from netwatch.alerts.grouping import members
 from netwatch.alerts.incidents import findings
-from netwatch.alerts.model import Alert
+from netwatch.alerts.model import Alert, Direction
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
 from netwatch.pipeline import Pipeline
 from netwatch.replay import run_replay
 from netwatch.rules.audio_stream import AudioStream
+from netwatch.rules.base import Rule
+from tests.conftest import corpus_file
+from tests.integration.test_corpus_alerts import CAMERAS
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
@@ -110,3 +116,65 @@ def test_a_reload_picks_the_new_options_up() -> None:
     reports = [r for a in alerts for r in members(a.record())]
     audio = [r for r in reports if r["rule"] == "audio_stream"]
     assert [(r["device"], r["severity"]) for r in audio] == [("cam-hik-2", "low")]
+
+
+def test_rules_are_skipped_where_their_preconditions_fail() -> None:
+    """A camera end with no application data runs no rule that reads only that; an inbound
+    or local one runs no outbound-only rule; the group's order (and switches) are kept."""
+    cfg = Config.from_yaml(CAR_PARK + "groups: {car-park: {rules: {inbound_access: off}}}\n")
+    detector = Pipeline(cfg, lambda record: None, on_alert=lambda alert, n: None).detector
+    assert detector is not None
+    app_only = {"audio_stream", "cloud_enabled", "nat_traversal", "upnp_port_mapping"}
+    outbound_only = {"cloud_registration", "outbound_stream", "unexpected_egress"}
+    for group in ("default", "car-park"):
+        every = [r.id for r in detector.rules_of[group]]
+        for direction in Direction:
+            for has_app in (False, True):
+                ran = [r.id for r in detector.runnable_rules(group, direction, has_app)]
+                skipped = set() if has_app else set(app_only)
+                if direction is not Direction.OUTBOUND:
+                    skipped |= outbound_only
+                if direction is Direction.LOCAL:
+                    skipped.add("denied_country")
+                assert ran == [r for r in every if r not in skipped], (group, direction)
+    assert "inbound_access" not in [r.id for r in detector.runnable_rules("car-park", *KEY)]
+    assert "inbound_access" in [r.id for r in detector.runnable_rules("default", *KEY)]
+
+
+KEY = (Direction.INBOUND, False)
+
+
+def _alert_lines(tmp_path: Path, capture: Path, config: str, **kwargs: Any) -> bytes:
+    out = tmp_path / "alerts.jsonl"
+    out.unlink(missing_ok=True)
+    summary = run_replay(
+        [capture], Config.from_yaml(config, file="t.yaml"), alerts_out=out, uid_seed=1, **kwargs
+    )
+    assert not summary.rule_errors
+    return out.read_bytes()
+
+
+PRECONDITION_CAPTURES = [("demo", DEMO, "")] + [
+    (
+        Path(rel).name,
+        corpus_file("pcaps", *rel.split("/")),
+        "geoip: {builtin: false}\ncameras:\n"
+        + "".join(f"  - {{name: cam-{i}, ip: {ip}}}\n" for i, ip in enumerate(ips)),
+    )
+    for rel, ips in sorted(CAMERAS.items())
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "capture", "config"), PRECONDITION_CAPTURES, ids=[c[0] for c in PRECONDITION_CAPTURES]
+)
+def test_preconditions_change_no_alert(
+    name: str, capture: Path, config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alert log, byte for byte, is the one of running every rule on every camera end
+    (each rule's declared preconditions are ones its own checks return on)."""
+    skipping = _alert_lines(tmp_path, capture, config)
+    monkeypatch.setattr(Rule, "can_fire", classmethod(lambda cls, direction, has_app: True))
+    assert _alert_lines(tmp_path, capture, config) == skipping
+    if name == "demo":
+        assert skipping  # the demo alerts (the comparison compares something)

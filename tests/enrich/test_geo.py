@@ -693,6 +693,45 @@ def test_builtin_private_and_invalid(builtin: BuiltinGeo, caplog: pytest.LogCapt
     assert geo.misses == 0
 
 
+class CountingBuiltin(BuiltinGeo):
+    """The built-in backend, counting the calls that go through its own ``lookup_packed``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir)
+        self.calls = 0
+
+    def lookup_packed(self, addr: bytes) -> GeoInfo:
+        self.calls += 1
+        return super().lookup_packed(addr)
+
+
+def test_cached_geo_calls_the_open_builtin_data_directly(packed_test_data: Path) -> None:
+    """Once the built-in data is open, the cache's misses go to its databases without the
+    wrapper's call (issue 13: a flood misses on each new address); the answers and counters
+    are those of the wrapper, IPv4, IPv6 and IPv4-mapped."""
+    backend = CountingBuiltin(packed_test_data)
+    reference = BuiltinGeo(data_dir=packed_test_data)
+    geo = CachedGeo(backend, AddressClassifier([]))
+    ips = [row[0] for row in FACTS] + ["::ffff:1.0.0.1", "1.0.0.1"]
+    for ip in ips:
+        assert geo.lookup(packed(ip)) == reference.lookup(ip), ip
+    assert backend.calls == 1  # the first miss opened the data; the others went direct
+    assert geo.lookups == len(ips) == geo.hits + geo.misses + geo.skipped
+    assert geo.hits == 1  # the repeated 1.0.0.1
+
+
+def test_cached_geo_over_unreadable_builtin_keeps_answering_none(tmp_path: Path) -> None:
+    """A built-in backend that cannot open its data: every miss still goes through it
+    (nothing direct to call), each answered ``GEO_NONE``."""
+    (tmp_path / BUILTIN_COUNTRY_FILE).write_bytes(b"not a container at all")
+    backend = CountingBuiltin(tmp_path)
+    geo = CachedGeo(backend, AddressClassifier([]))
+    assert geo.lookup(packed("8.8.8.8")) == GEO_NONE
+    assert geo.lookup(packed("1.1.1.1")) == GEO_NONE
+    assert backend.calls == 2
+    assert backend.errors == 1
+
+
 def test_builtin_describe_and_age(builtin: BuiltinGeo) -> None:
     info = builtin.describe()
     assert info.kind == "builtin"
