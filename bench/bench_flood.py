@@ -9,7 +9,9 @@ Usage: ``python bench/bench_flood.py [--flows 200000] [--runs 3] [--profile] [--
    outside peers to other site addresses (a scan or flood, no camera end), spread evenly
    over ``flows / 20,000`` seconds so that the flow timers run during the replay;
 2. replays it in a fresh process per run with the settings of ``netwatch replay``: default
-   config, flow log and alert log on (written to ``bench/out/flood-{flows,alerts}-TAG.jsonl``),
+   config, flow log and alert log on (written to ``flood-{flows,alerts}-TAG.jsonl`` in a
+   directory of the run's own under ``bench/out/``, removed at the end; ``--keep DIR`` keeps
+   them, and the profile, in DIR),
    detection rules on, built-in GeoIP; prints new flows/s, packets/s (the same thing here:
    one packet per flow) per CPU-second of the replay (``time.process_time`` around what
    ``netwatch replay`` times, start-up excluded) and peak memory, the median over ``--runs``;
@@ -36,6 +38,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,15 +156,17 @@ print(json.dumps({"packets": s.packets, "flows": s.flows, "elapsed_s": s.elapsed
 """
 
 
-def logs(pcap: Path, tag: str) -> tuple[Path, Path]:
-    """The flow log and alert log a run of ``pcap`` tagged ``tag`` writes."""
+def logs(pcap: Path, tag: str, work: Path) -> tuple[Path, Path]:
+    """The flow log and alert log a run of ``pcap`` tagged ``tag`` writes in ``work``."""
     name = pcap.stem.split("-")[0]
-    return OUT / f"{name}-flows-{tag}.jsonl", OUT / f"{name}-alerts-{tag}.jsonl"
+    return work / f"{name}-flows-{tag}.jsonl", work / f"{name}-alerts-{tag}.jsonl"
 
 
-def run_child(pcap: Path, profile: Path | None, code_root: Path, tag: str) -> dict[str, float]:
+def run_child(
+    pcap: Path, profile: Path | None, code_root: Path, tag: str, work: Path
+) -> dict[str, float]:
     """One replay in a fresh interpreter; returns its JSON summary (``elapsed_s``: CPU s)."""
-    flows_log, alerts_log = logs(pcap, tag)
+    flows_log, alerts_log = logs(pcap, tag, work)
     proc = subprocess.run(
         [
             sys.executable,
@@ -205,7 +210,7 @@ def main() -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--flows", type=int, default=200_000)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=positive, default=3)
     ap.add_argument("--profile", action="store_true", help="also one run under cProfile")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument(
@@ -213,13 +218,33 @@ def main() -> int:
     )
     ap.add_argument("--ab", type=Path, help="alternate runs with this source tree (A/B)")
     ap.add_argument("--capture", type=Path, help="replay this capture instead of the flood")
+    ap.add_argument("--keep", type=Path, help="write the logs (and the profile) here and keep them")
     args = ap.parse_args()
     pcap = args.capture.resolve() if args.capture else ensure_capture(args.flows)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        return measure(args, pcap, args.keep)
+    # a directory of this run's own: two benchmarks at once never compare each other's logs
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=OUT, prefix="run-") as work:
+        return measure(args, pcap, Path(work))
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def measure(args: argparse.Namespace, pcap: Path, work: Path) -> int:
+    """The rounds, the report, the byte comparison and the profile; logs go to ``work``."""
     trees = [("branch", args.code)] + ([("base", args.ab)] if args.ab else [])
     runs: dict[str, list[dict[str, float]]] = {tag: [] for tag, _ in trees}
     for _ in range(args.runs):
         for tag, root in trees:
-            runs[tag].append(run_child(pcap, None, root, tag))
+            runs[tag].append(run_child(pcap, None, root, tag, work))
     first = runs["branch"][0]
     print(
         f"{pcap.name}: {int(first['packets']):,} packets, {int(first['flows']):,} flows, "
@@ -230,12 +255,12 @@ def main() -> int:
     if args.ab:
         same = all(
             filecmp.cmp(a, b, shallow=False)
-            for a, b in zip(logs(pcap, "branch"), logs(pcap, "base"), strict=True)
+            for a, b in zip(logs(pcap, "branch", work), logs(pcap, "base", work), strict=True)
         )
         print(f"flow log and alert log byte-identical between branch and base: {same}")
     if args.profile:
-        prof = OUT / "flood.prof"
-        run_child(pcap, prof, args.code, "profile")
+        prof = work / "flood.prof"
+        run_child(pcap, prof, args.code, "profile", work)
         print_profile(prof, args.top)
     return 0
 
