@@ -391,6 +391,24 @@ enum nw_fast_status {
     NW_FAST_REASONS = 10
 };
 
+/* Why the fast branch's conditions failed (NW_HAND_COND), first that applies in this order;
+ * netwatch.core.CondReason. */
+enum nw_cond {
+    NW_COND_UDP_DEEP = 0, /* UDP payload the deep parsers still want */
+    NW_COND_SYN = 1,      /* a SYN (with or without other flags) */
+    NW_COND_FIN = 2,      /* a FIN (no SYN) */
+    NW_COND_RST = 3,      /* a RST (no SYN, no FIN) */
+    NW_COND_ZERO_WIN = 4, /* a zero window */
+    NW_COND_NO_NXT = 5,   /* the sender's endpoint needs bookkeeping (nxt < 0) */
+    NW_COND_SEQ = 6,      /* not the next in-order sequence number */
+    NW_COND_TCP_DEEP = 7, /* TCP payload the deep parsers still want */
+    NW_COND_ACK = 8,      /* the ACK acknowledges beyond the peer's delivered data */
+    NW_COND_CUT = 9,      /* payload cut by the snap length */
+    NW_COND_FIRST_A = 10, /* the direction's first bare ACK (history letter A/a) */
+    NW_COND_FIRST_D = 11, /* the direction's first payload (history letter D/d) */
+    NW_CONDS = 12
+};
+
 #define NW_TCP_FLAGS_SFR 0x07u /* SYN, FIN, RST */
 #define NW_TCP_ACK 0x10u
 #define NW_BIT_A (1 << 2) /* history bits of 'A' and 'D' (netwatch.flow.tcpstate) */
@@ -842,6 +860,8 @@ typedef struct {
     PyTypeObject *end_type;
     unsigned long long reasons[NW_FAST_REASONS]; /* returns by status, since construction */
     unsigned long long fast;                      /* packets done here */
+    unsigned long long conds[NW_CONDS];           /* NW_HAND_COND returns by enum nw_cond */
+    unsigned long long first_acks;                /* first bare ACKs applied here */
 } nw_fastloop;
 
 /* A subclass of base that adds no storage, and whose attributes named like base's
@@ -1024,8 +1044,105 @@ static int live(const nw_flow *f)
     return small_int(f->obj[FO_STATE], &state) && state != 2;
 }
 
+/* NW_HAND_COND, counted by its sub-reason. */
+static inline int cond(nw_fastloop *self, enum nw_cond why)
+{
+    self->conds[why]++;
+    return NW_HAND_COND;
+}
+
+/* tcpstate's endpoint states (netwatch.flow.tcpstate.TcpState) */
+#define NW_TCP_INACTIVE 0
+#define NW_TCP_SYN_ACK_SENT 2
+#define NW_TCP_PARTIAL 3
+#define NW_TCP_CLOSED 5
+#define NW_HALF 0x80000000LL
+
+/* The 32-bit position tcpstate's tcp_packet gives Endpoint.nxt: d when the endpoint has
+ * delivered all it sent (d == seqmax >= 0) and its state needs no bookkeeping, else -1. */
+static inline long long nxt_of(long long d, long long seqmax, long long state)
+{
+    return d == seqmax && seqmax >= 0 && NW_TCP_PARTIAL <= state && state <= NW_TCP_CLOSED
+               ? d & NW_MASK32
+               : -1;
+}
+
+/* A bare ACK that passed every fast-branch test but the history bit: the direction's first
+ * one ('A'/'a'), e.g. the third packet of a handshake. Applies what FlowTable.packet and
+ * tcpstate.tcp_packet do with it (no SYN, FIN or RST, no payload, a non-zero window, seq
+ * == e.nxt): e.deliv = e.seqmax and, when peer.nxt >= 0, peer.deliv = peer.seqmax; the
+ * letter appended to Flow.hist and its bit set; seqmax moved to an empty segment beyond
+ * it; the peer's dack; both endpoints' nxt and the sender's dack recomputed. It hands the
+ * packet back (NW_HAND_COND / NW_HAND_VALUE, nothing changed) whenever Python would do
+ * more: a flip after a lone SYN-ACK, an inactive sender (_wake), an acknowledgement that
+ * advances the peer's delivered data (_ack_received), or any value of another type or
+ * range. Returns 0 when applied, -1 on an error raised (nothing changed). */
+static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, int is_orig,
+                     long long bits, long long seq, long long ack)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
+    long long es, ps, pdeliv, base;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 3
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base))
+        return NW_HAND_VALUE;
+    if (base < 0) /* tcp_packet's _control */
+        return cond(self, NW_COND_FIRST_A);
+    long long os = is_orig ? es : ps, rs = is_orig ? ps : es;
+    if (os == NW_TCP_SYN_ACK_SENT && rs == 0) /* after a lone SYN-ACK: Zeek flips */
+        return cond(self, NW_COND_FIRST_A);
+    if (es == NW_TCP_INACTIVE) /* the sender's first segment: _wake */
+        return cond(self, NW_COND_FIRST_A);
+    /* tcp_packet: e.nxt >= 0 here (it equals seq), so e.deliv = e.seqmax */
+    long long ed = ev[EC_SEQMAX].i, eseq = ed;
+    if (pv[EC_NXT].i >= 0)
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    long long rel = (seq - eseq) & NW_MASK32;
+    if (0 < rel && rel < NW_HALF) /* an empty segment beyond what was seen */
+        eseq += rel;
+    if (pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_FIRST_A);
+    }
+    /* the new objects first (a failed allocation changes nothing) */
+    PyObject *letter = PySequence_GetItem(letters, 2);
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_A);
+    PyObject *new_ed = PyLong_FromLongLong(ed);
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    if (letter == NULL || new_bits == NULL || new_ed == NULL
+        || (pv[EC_NXT].i >= 0 && new_pd == NULL) || PyList_Append(hist, letter) < 0) {
+        Py_XDECREF(letter);
+        Py_XDECREF(new_bits);
+        Py_XDECREF(new_ed);
+        Py_XDECREF(new_pd);
+        return -1;
+    }
+    Py_DECREF(letter);
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    ev[EC_SEQMAX].i = eseq;
+    if (pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = ed >= 0 ? ed & NW_MASK32 : -1;
+    ev[EC_NXT].i = nxt_of(ed, eseq, es);
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
+    self->first_acks++;
+    return 0;
+}
+
+
 /* The fast branch for one common-shape packet of flow f: 0 when done (f updated),
- * NW_HAND_* when Python must take the packet (nothing changed). It allocates nothing. */
+ * NW_HAND_* when Python must take the packet (nothing changed), -1 on an error raised
+ * (nothing changed). It allocates nothing but for a direction's first bare ACK
+ * (first_ack: the new bits and deliv ints). */
 static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *r, double ts)
 {
     PyObject *odir = f->obj[FO_ODIR];
@@ -1048,7 +1165,7 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         if (!safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
         if (!(plen == 0 || deep == 0))
-            return NW_HAND_COND;
+            return cond(self, NW_COND_UDP_DEEP);
     } else {
         PyObject *tcp = f->obj[FO_TCP];
         if (tcp == Py_None)
@@ -1069,9 +1186,18 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         int ack_ok = ack == pd || (0 < pd - ack && pd - ack <= NW_HALF_1)
                      || ((ack - pd - 1) & NW_MASK32) >= NW_HALF_1 || pd < 0
                      || !(flags & NW_TCP_ACK);
-        if ((flags & NW_TCP_FLAGS_SFR) || r->win == 0 || seq != ev[EC_NXT].i
-            || !(plen == 0 || deep == 0) || !ack_ok)
-            return NW_HAND_COND;
+        if (flags & NW_TCP_FLAGS_SFR)
+            return cond(self, (flags & 0x02u)   ? NW_COND_SYN
+                              : (flags & 0x01u) ? NW_COND_FIN
+                                                : NW_COND_RST);
+        if (r->win == 0)
+            return cond(self, NW_COND_ZERO_WIN);
+        if (seq != ev[EC_NXT].i)
+            return cond(self, ev[EC_NXT].i < 0 ? NW_COND_NO_NXT : NW_COND_SEQ);
+        if (!(plen == 0 || deep == 0))
+            return cond(self, NW_COND_TCP_DEEP);
+        if (!ack_ok)
+            return cond(self, NW_COND_ACK);
         long long bit;
         int fits;
         if (plen) {
@@ -1082,8 +1208,15 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
             bit = (flags & NW_TCP_ACK) ? NW_BIT_A : 0;
             fits = 1;
         }
-        if (!fits || (bits & bit) != bit)
-            return NW_HAND_COND;
+        if (!fits)
+            return cond(self, NW_COND_CUT);
+        if ((bits & bit) != bit) {
+            if (plen)
+                return cond(self, NW_COND_FIRST_D);
+            int rc = first_ack(self, f, e, p, is_orig, bits, seq, ack);
+            if (rc != 0)
+                return rc;
+        }
     }
     /* every check passed: the writes (ints and a double, in place) */
     if (ev == NULL) {
@@ -1314,6 +1447,27 @@ static PyObject *fastloop_reasons(nw_fastloop *self, PyObject *unused)
     return out;
 }
 
+PyDoc_STRVAR(fastloop_conds_doc,
+"conds() -> tuple: how many packets were handed back with status COND, by why the fast\n"
+"branch's conditions failed (index: netwatch.core.CondReason), since construction.");
+
+static PyObject *fastloop_conds(nw_fastloop *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *out = PyTuple_New(NW_CONDS);
+    if (out == NULL)
+        return NULL;
+    for (int i = 0; i < NW_CONDS; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(self->conds[i]);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
 static PyObject *fastloop_get_fast(nw_fastloop *self, void *closure)
 {
     (void)closure;
@@ -1323,6 +1477,7 @@ static PyObject *fastloop_get_fast(nw_fastloop *self, void *closure)
 static PyMethodDef fastloop_methods[] = {
     {"run", (PyCFunction)(void (*)(void))fastloop_run, METH_FASTCALL, fastloop_run_doc},
     {"reasons", (PyCFunction)fastloop_reasons, METH_NOARGS, fastloop_reasons_doc},
+    {"conds", (PyCFunction)fastloop_conds, METH_NOARGS, fastloop_conds_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1338,7 +1493,15 @@ static PyObject *fastloop_get_flow_hits(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->flow_hits);
 }
 
+static PyObject *fastloop_get_first_acks(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->first_acks);
+}
+
 static PyGetSetDef fastloop_getset[] = {
+    {"first_acks", (getter)fastloop_get_first_acks, NULL,
+     "bare ACKs taken here that were their direction's first (history letter A/a)", NULL},
     {"fast", (getter)fastloop_get_fast, NULL, "packets done by the fast branch here", NULL},
     {"key_hits", (getter)fastloop_get_key_hits, NULL,
      "flow lookups made with a cached key (of NW_KEY_CACHE entries at most)", NULL},
