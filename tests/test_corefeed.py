@@ -673,17 +673,25 @@ def _table_state(pipe: Pipeline) -> str:
     return repr((flows, heaps, table.next_sweep))
 
 
-def three_ways(frames: Frames) -> tuple[int, list[int]]:
-    """The frames through the C loop, the pure fused loop and the general path: the flow
-    table (every attribute of every flow and endpoint, the timers) after the last frame and
-    the records after the end must be equal. Returns how many first bare ACKs C applied,
-    and the COND hand-backs by :class:`netwatch.core.CondReason`."""
+def three_ways(
+    frames: Frames, tamper: Tamper = _untouched, split: int = 0
+) -> tuple[int, list[int]]:
+    """The frames through the C loop, the pure fused loop and the general path (``tamper``
+    applied to the flow table after the first ``split`` frames, which all three run through
+    the general path): the flow table (every attribute of every flow and endpoint, the
+    timers) after the last frame and the records after the end must be equal. Returns how
+    many first bare ACKs C applied, and the COND hand-backs by
+    :class:`netwatch.core.CondReason`."""
     states, records = [], []
     acks, conds = 0, [0] * len(core.CondReason)
     for way in ("c", "python", "general"):
         recs: list[dict[str, Any]] = []
         pipe = Pipeline(Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
-        m = mapped(frames)
+        if split:
+            head = mapped(frames[:split])
+            pipe.run(head.rest(head.start))
+            tamper(pipe)
+        m = mapped(frames[split:])
         before, acks_before = fast_loop().conds(), fast_loop().first_acks
         python_before = list(PYTHON_FAST)
         if way == "c":
@@ -916,3 +924,70 @@ def test_first_ack_hands_back_a_value_it_does_not_read() -> None:
     frames = [*s.handshake(), *s.send(False, b"s" * 10), s.ack(True)]
     _, reasons = twin_runs(_timed(frames[:2]), _timed(frames[2:], 100.01), _stale_peer)
     assert reasons[FastStatus.VALUE] >= 1
+
+
+def _set_end(side: int, **values: int) -> Tamper:
+    def tamper(pipe: Pipeline) -> None:
+        (f,) = _flows(pipe, 6)
+        assert f.tcp is not None
+        e = f.tcp[side]
+        for name, value in values.items():
+            setattr(e, name, value)
+
+    return tamper
+
+
+def _lone_syn_ack(pipe: Pipeline) -> None:
+    """The states after an originator's lone SYN-ACK (the next ACK flips the flow)."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    f.tcp[0].state, f.tcp[1].state = 2, 0
+
+
+def _seqmax_behind(pipe: Pipeline) -> None:
+    """The client's seqmax 10 below where its next segment starts (nxt unchanged)."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    f.tcp[0].seqmax -= 10
+
+
+@pytest.mark.parametrize(
+    ("tamper", "delta"),
+    [
+        (_set_end(1, dack=-1), 0),  # the peer's dack rewritten from its deliv
+        (_set_end(1, dack=-1), 5),  # beyond the peer's data: _ack_received's
+        (_set_end(0, dack=-1), 0),  # the sender's dack rewritten
+        (_set_end(1, nxt=-1), 0),  # the peer's nxt recomputed
+        (_set_end(0, state=0), 0),  # an inactive sender wakes up
+        (_set_end(0, base=-1), 0),  # an endpoint without a first byte: _control
+        (_set_end(0, state=2), 0),
+        (_lone_syn_ack, 0),  # the originator's lone SYN-ACK: flipped
+        (_set_end(0, state=5), 0),  # closed: still nxt
+        (_set_end(0, state=6), 0),  # reset: nxt -1
+        (_set_end(1, state=6), 0),
+        (_seqmax_behind, 0),  # an empty segment beyond the highest seen
+    ],
+)
+def test_first_ack_after_unusual_endpoint_states(tamper: Tamper, delta: int) -> None:
+    """The endpoints made to hold what the fast branch's own tests let through but C's
+    first-ACK branch must recompute or leave to Python: the flow table equals the general
+    path's either way."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()[:2]]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames.append(_seg(s, True, seq=c, ack=sv + delta))
+    three_ways(_timed(frames), tamper, 2)  # the table just after that ACK
+    frames += [*s.send(False, b"s" * 50), s.ack(True)]
+    three_ways(_timed(frames), tamper, 2)
+
+
+def test_first_ack_after_the_peer_sent_data_in_the_fast_branch() -> None:
+    """The peer's deliv is stale (its data went through the fast branch): C reads its
+    seqmax, as tcp_packet does, and applies the ACK."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()[:2], *s.send(True, b"q" * 10)]
+    for _ in range(12):  # beyond the deep parsers' 8 packets
+        frames += s.send(False, b"s" * 100)
+    frames.append(s.ack(True))
+    acks, _ = three_ways(_timed(frames))
+    assert acks == 1
