@@ -413,6 +413,7 @@ enum nw_cond {
 #define NW_TCP_ACK 0x10u
 #define NW_BIT_A (1 << 2) /* history bits of 'A' and 'D' (netwatch.flow.tcpstate) */
 #define NW_BIT_D (1 << 3)
+#define NW_BIT_F (1 << 4)
 #define NW_MASK32 0xFFFFFFFFLL
 #define NW_HALF_1 0x7FFFFFFFLL
 /* Integers read from a Flow or Endpoint must lie within +-NW_SAFE: the loop then adds at
@@ -862,6 +863,7 @@ typedef struct {
     unsigned long long fast;                      /* packets done here */
     unsigned long long conds[NW_CONDS];           /* NW_HAND_COND returns by enum nw_cond */
     unsigned long long first_acks;                /* first bare ACKs applied here */
+    unsigned long long first_fins;                /* first FINs applied here */
 } nw_fastloop;
 
 /* A subclass of base that adds no storage, and whose attributes named like base's
@@ -1055,6 +1057,7 @@ static inline int cond(nw_fastloop *self, enum nw_cond why)
 #define NW_TCP_INACTIVE 0
 #define NW_TCP_SYN_ACK_SENT 2
 #define NW_TCP_PARTIAL 3
+#define NW_TCP_ESTABLISHED 4
 #define NW_TCP_CLOSED 5
 #define NW_HALF 0x80000000LL
 
@@ -1138,6 +1141,105 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
     return 0;
 }
 
+/* An endpoint's first FIN, alone (no SYN or RST, no payload), in order, while both
+ * endpoints are partial or established (so no timer is due: FlowTable._closing schedules
+ * nothing, the connection is not closed yet, and the sender's state before was not
+ * inactive), with a non-zero window: applies what tcpstate's tcp_packet/_control do with
+ * it: deliv as in first_ack, the letter F (once per direction, and again through
+ * last_ctl when the sequence number changed), the sender's state CLOSED (prev kept),
+ * seqmax moved to the segment, the FIN's position (fin) with its octet in sequence space
+ * and delivered, the acknowledgement of the peer's data, dack and nxt recomputed. Hands
+ * the packet back (nothing changed) in every other case. 0 when applied, -1 on an error. */
+static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow *f,
+                     long long bits, long long seq, long long ack, int acks)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
+    long long es, ps, pdeliv, base, fin, prev_fin = -1;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 5
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base) || !small_int(e->obj[EO_FIN], &fin)
+        || last == NULL
+        || (last != Py_None
+            && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
+                || !small_int(PyList_GET_ITEM(last, 1), &prev_fin))))
+        return NW_HAND_VALUE;
+    if (base < 0 || fin >= 0 || es < NW_TCP_PARTIAL || es > NW_TCP_ESTABLISHED
+        || ps < NW_TCP_PARTIAL || ps > NW_TCP_ESTABLISHED)
+        return cond(self, NW_COND_FIN);
+    long long ed = ev[EC_SEQMAX].i, eseq = ed; /* e.nxt >= 0: e.deliv = e.seqmax */
+    if (pv[EC_NXT].i >= 0)
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    long long rel = (seq - eseq) & NW_MASK32;
+    if (0 < rel && rel < NW_HALF) /* a FIN beyond data not seen */
+        eseq += rel;
+    rel = (seq - eseq) & NW_MASK32; /* the FIN octet's position, unwrapped near seqmax */
+    fin = rel < NW_HALF ? eseq + rel : eseq + rel - (NW_MASK32 + 1);
+    if (fin >= eseq)
+        eseq = fin + 1;
+    if (ed == fin && fin >= 0) /* _fin_reached */
+        ed += 1;
+    if (acks && pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_FIN);
+    }
+    /* the letters: F once per direction, then again if the last F had another seq */
+    int first_f = (bits & NW_BIT_F) == 0, again = prev_fin != -1 && prev_fin != seq;
+    PyObject *letter = PySequence_GetItem(letters, 4);
+    PyObject *add = PyList_New(first_f + again);
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_F);
+    PyObject *new_ed = PyLong_FromLongLong(ed), *new_fin = PyLong_FromLongLong(fin);
+    PyObject *new_seq = PyLong_FromLongLong(seq), *new_prev = PyLong_FromLongLong(es);
+    PyObject *new_state = PyLong_FromLong(NW_TCP_CLOSED);
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *new_last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
+    PyObject *made[] = {letter, add, new_bits, new_ed, new_fin, new_seq, new_prev, new_state,
+                        new_pd, new_last};
+    int failed = letter == NULL || add == NULL || new_bits == NULL || new_ed == NULL
+                 || new_fin == NULL || new_seq == NULL || new_prev == NULL || new_state == NULL
+                 || (pv[EC_NXT].i >= 0 && new_pd == NULL) || (last == Py_None && new_last == NULL);
+    if (!failed) {
+        for (Py_ssize_t k = 0; k < first_f + again; k++) {
+            Py_INCREF(letter);
+            PyList_SET_ITEM(add, k, letter);
+        }
+        Py_ssize_t n = PyList_GET_SIZE(hist);
+        failed = PyList_SetSlice(hist, n, n, add) < 0; /* all the letters, or none */
+    }
+    if (failed) {
+        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
+            Py_XDECREF(made[k]);
+        return -1;
+    }
+    Py_DECREF(letter);
+    Py_DECREF(add);
+    if (new_last != NULL) {
+        Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
+        last = new_last;
+    }
+    PyList_SetItem(last, 1, new_seq); /* steals new_seq; an exact list of 3: cannot fail */
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    Py_XSETREF(e->obj[EO_FIN], new_fin);
+    Py_XSETREF(e->obj[EO_PREV], new_prev);
+    Py_XSETREF(e->obj[EO_STATE], new_state);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    ev[EC_SEQMAX].i = eseq;
+    if (acks && pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = ed >= 0 ? ed & NW_MASK32 : -1;
+    ev[EC_NXT].i = nxt_of(ed, eseq, NW_TCP_CLOSED);
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
+    self->first_fins++;
+    return 0;
+}
+
 
 /* The fast branch for one common-shape packet of flow f: 0 when done (f updated),
  * NW_HAND_* when Python must take the packet (nothing changed), -1 on an error raised
@@ -1186,6 +1288,13 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         int ack_ok = ack == pd || (0 < pd - ack && pd - ack <= NW_HALF_1)
                      || ((ack - pd - 1) & NW_MASK32) >= NW_HALF_1 || pd < 0
                      || !(flags & NW_TCP_ACK);
+        if ((flags & NW_TCP_FLAGS_SFR) == 0x01u && plen == 0 && r->win != 0
+            && seq == ev[EC_NXT].i && ack_ok) {
+            int rc = first_fin(self, e, p, f, bits, seq, ack, (flags & NW_TCP_ACK) != 0);
+            if (rc != 0)
+                return rc;
+            goto counted; /* no payload: nothing else for the sender's endpoint */
+        }
         if (flags & NW_TCP_FLAGS_SFR)
             return cond(self, (flags & 0x02u)   ? NW_COND_SYN
                               : (flags & 0x01u) ? NW_COND_FIN
@@ -1225,6 +1334,7 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         ev[EC_SEQMAX].i += plen; /* the payload bytes of TCP are counted in sequence space */
         ev[EC_NXT].i = ev[EC_DACK].i = (seq + plen) & NW_MASK32;
     }
+counted:
     if (ts > fv[FC_LAST].d)
         fv[FC_LAST].d = ts;
     fv[pkts].i += 1;
@@ -1499,7 +1609,15 @@ static PyObject *fastloop_get_first_acks(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->first_acks);
 }
 
+static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->first_fins);
+}
+
 static PyGetSetDef fastloop_getset[] = {
+    {"first_fins", (getter)fastloop_get_first_fins, NULL,
+     "FINs taken here that were their endpoint's first (no timer due)", NULL},
     {"first_acks", (getter)fastloop_get_first_acks, NULL,
      "bare ACKs taken here that were their direction's first (history letter A/a)", NULL},
     {"fast", (getter)fastloop_get_fast, NULL, "packets done by the fast branch here", NULL},

@@ -141,6 +141,12 @@ class FastLoop(Protocol):
         ``a``, e.g. a handshake's third packet), since construction."""
         ...
 
+    @property
+    def first_fins(self) -> int:
+        """FINs taken here that were their endpoint's first while no timer was due (both
+        ends partial or established before it), since construction."""
+        ...
+
     def run(
         self,
         flows: dict[tuple[Any, ...], Any],

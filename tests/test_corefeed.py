@@ -673,6 +673,18 @@ def _table_state(pipe: Pipeline) -> str:
     return repr((flows, heaps, table.next_sweep))
 
 
+def fin_ways(frames: Frames, tamper: Tamper = _untouched, split: int = 0) -> int:
+    """:func:`three_ways` after every frame from the ``split``-th on (the table compared
+    after each); returns how many first FINs C applied over the whole frames."""
+    fins = fast_loop().first_fins
+    for end in range(max(split, 1), len(frames) + 1):
+        three_ways(frames[:end], tamper, split)
+    before = fast_loop().first_fins
+    three_ways(frames, tamper, split)
+    assert fins <= before
+    return fast_loop().first_fins - before
+
+
 def three_ways(
     frames: Frames, tamper: Tamper = _untouched, split: int = 0
 ) -> tuple[int, list[int]]:
@@ -991,3 +1003,88 @@ def test_first_ack_after_the_peer_sent_data_in_the_fast_branch() -> None:
     frames.append(s.ack(True))
     acks, _ = three_ways(_timed(frames))
     assert acks == 1
+
+
+# -- an endpoint's first FIN taken in C (no timer due) ---------------------------------------
+
+
+def test_first_fin_of_a_close_in_c() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 100), *s.send(False, b"s" * 100)]
+    frames += [s.ack(True), *s.close(), s.ack(False)]
+    assert fin_ways(_timed(frames)) == 1  # the second FIN closes: a timer, Python's
+    s = g.TcpSession(ROUTE6, 40010, 80, client_isn=0xFFFFFFFF, server_isn=HALF - 1)
+    frames = [*s.handshake(), *s.send(False, b"s" * 10), *s.close(False)]
+    assert fin_ways(_timed(frames)) == 1
+
+
+def test_half_close_then_data_then_the_other_fin() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), s.ack(False)]
+    frames += [s.segment(True, g.TcpFlag.FIN | g.TcpFlag.ACK), s.ack(False)]
+    frames += [*s.send(False, b"s" * 3000), s.ack(True), s.ack(True)]
+    frames += [s.segment(False, g.TcpFlag.FIN | g.TcpFlag.ACK), s.ack(True)]
+    assert fin_ways(_timed(frames)) == 1
+
+
+def test_fin_variants_left_to_python() -> None:
+    """A FIN with data, without ACK, retransmitted, beyond the data seen, acknowledging
+    beyond the peer's data, with a zero window, with RST: the tables stay equal."""
+    fa = g.TcpFlag.FIN | g.TcpFlag.ACK
+    for variant in range(8):
+        s = g.TcpSession(ROUTE, 40010, 80)
+        frames = [*s.handshake(), *s.send(True, b"c" * 10), s.ack(False)]
+        c, sv = s.next_seq(True), s.next_seq(False)
+        fin = [
+            _seg(s, True, seq=c, ack=sv, flags=fa, payload=b"last"),
+            _seg(s, True, seq=c, ack=0, flags=g.TcpFlag.FIN),
+            _seg(s, True, seq=c, ack=sv, flags=fa),
+            _seg(s, True, seq=c + 100, ack=sv, flags=fa),
+            _seg(s, True, seq=c, ack=sv + 7, flags=fa),
+            _seg(s, True, seq=c, ack=sv, flags=fa, window=0),
+            _seg(s, True, seq=c, ack=sv, flags=fa | g.TcpFlag.RST),
+            _seg(s, True, seq=c, ack=sv - 3, flags=fa),
+        ][variant]
+        frames += [fin, fin, _seg(s, False, seq=sv, ack=c + 1), s.ack(True)]
+        fin_ways(_timed(frames))
+
+
+def _last_ctl(value: list[int]) -> Tamper:
+    def tamper(pipe: Pipeline) -> None:
+        (f,) = _flows(pipe, 6)
+        assert f.tcp is not None
+        f.tcp[0].last_ctl = list(value)  # a list of its own (tcpstate changes it in place)
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _untouched,
+        _last_ctl([-1, 5, -1]),  # an earlier F at another sequence number: F again
+        _last_ctl([-1, -1, -1]),
+        _set_end(0, fin=7),  # a FIN already sent
+        _set_end(0, state=3),  # partial
+        _set_end(1, state=3),
+        _set_end(1, state=6),  # the peer reset: a timer
+        _set_end(1, state=5),  # the peer closed: closes the connection, a timer
+        _set_end(0, base=-1),
+        _set_end(1, dack=-1),
+        _set_end(1, nxt=-1),
+        _seqmax_behind,  # the FIN beyond the highest sequence number seen
+    ],
+)
+def test_first_fin_after_unusual_endpoint_states(tamper: Tamper) -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(False, b"s" * 10), s.ack(True)]
+    frames += [s.segment(True, g.TcpFlag.FIN | g.TcpFlag.ACK), s.ack(False)]
+    frames += [*s.send(False, b"t" * 10), s.ack(True), *s.close(False)]
+    fin_ways(_timed(frames), tamper, 5)
+
+
+def test_random_segments_hit_first_fins() -> None:
+    fins = fast_loop().first_fins
+    for seed in range(20):
+        three_ways(_random_session(seed))
+    assert fast_loop().first_fins - fins >= 5
