@@ -21,13 +21,17 @@
  * FastLoop (below) is the fused loop's fast branch over the same walk and decode: for a
  * packet of a flow already in Python's flow table (a dict of Flow) it updates that Flow and
  * its TCP Endpoint in place, exactly as netwatch/corefeed.py's Python would, allocating
- * nothing, and hands every other packet back to Python. A cache on the raw 5-tuple finds a
+ * nothing; it also applies two TCP segments as netwatch/flow/tcpstate.py would, history
+ * letters included (a direction's first bare ACK, an endpoint's first FIN while no timer
+ * is due: first_ack, first_fin), and hands every other packet back to Python, counting
+ * why (reasons(), and conds() for failed conditions). A cache on the raw 5-tuple finds a
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
  * range-checked first; anything unexpected hands the packet back with nothing changed.
  *
  * Config read: none. Known limits: ICMP, tunnels, fragments, IP options, IPv6 extension
  * headers, VN-Tag and other link types are all "odd" here; the flow table (creation, end,
- * timers, TCP states) stays Python.
+ * timers, the other TCP state changes: SYN, RST, a closing FIN, payload out of order)
+ * stays Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
