@@ -19,7 +19,9 @@ only (``time.process_time``, start-up excluded), median reported:
 - ``C fast loop``: the same with ``netwatch.corefeed.run_core`` (the default when the core
   is built): C walks, decodes, finds the flow in Python's table and updates it in place;
   Python takes the packets C hands back (new flows, deep-parser payloads, odd frames,
-  timers); the counts of hand-backs by reason are printed beside it.
+  timers); the counts of hand-backs by reason (and of COND by sub-reason,
+  ``netwatch.core.CondReason``) are printed beside it, with the first bare ACKs and first
+  FINs C applied itself.
 
 ``--replay`` adds the whole pipeline (``netwatch replay``'s ``run_replay``: flow log on, all
 rules on, the built-in GeoIP), default settings, once with ``NETWATCH_CORE=python`` and once
@@ -103,7 +105,7 @@ PY_FUSED = (
 from pathlib import Path
 from netwatch.capture.files import open_capture
 from netwatch.config import Config
-from netwatch.core import FastStatus
+from netwatch.core import CondReason, FastStatus
 from netwatch.corefeed import fast_loop, run_core
 from netwatch.fastloop import run_mapped
 from netwatch.pipeline import Pipeline
@@ -120,7 +122,9 @@ extra = {}
 if c:
     extra = {"in_c": fast_loop().fast, "key_hits": fast_loop().key_hits,
              "handed": {s.name: k for s, k in zip(FastStatus, fast_loop().reasons())
-                        if k and s >= FastStatus.ODD}}
+                        if k and s >= FastStatus.ODD},
+             "cond": {s.name: k for s, k in zip(CondReason, fast_loop().conds()) if k},
+             "first_acks": fast_loop().first_acks, "first_fins": fast_loop().first_fins}
 print(json.dumps({"records": n, "cpu_s": el, "rps": n / el, "fused": fused, **extra}))
 """
 )

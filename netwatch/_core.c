@@ -21,13 +21,17 @@
  * FastLoop (below) is the fused loop's fast branch over the same walk and decode: for a
  * packet of a flow already in Python's flow table (a dict of Flow) it updates that Flow and
  * its TCP Endpoint in place, exactly as netwatch/corefeed.py's Python would, allocating
- * nothing, and hands every other packet back to Python. A cache on the raw 5-tuple finds a
+ * nothing; it also applies two TCP segments as netwatch/flow/tcpstate.py would, history
+ * letters included (a direction's first bare ACK, an endpoint's first FIN while no timer
+ * is due: first_ack, first_fin), and hands every other packet back to Python, counting
+ * why (reasons(), and conds() for failed conditions). A cache on the raw 5-tuple finds a
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
  * range-checked first; anything unexpected hands the packet back with nothing changed.
  *
  * Config read: none. Known limits: ICMP, tunnels, fragments, IP options, IPv6 extension
  * headers, VN-Tag and other link types are all "odd" here; the flow table (creation, end,
- * timers, TCP states) stays Python.
+ * timers, the other TCP state changes: SYN, RST, a closing FIN, payload out of order)
+ * stays Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -391,10 +395,29 @@ enum nw_fast_status {
     NW_FAST_REASONS = 10
 };
 
+/* Why the fast branch's conditions failed (NW_HAND_COND), first that applies in this order;
+ * netwatch.core.CondReason. */
+enum nw_cond {
+    NW_COND_UDP_DEEP = 0, /* UDP payload the deep parsers still want */
+    NW_COND_SYN = 1,      /* a SYN (with or without other flags) */
+    NW_COND_FIN = 2,      /* a FIN (no SYN) */
+    NW_COND_RST = 3,      /* a RST (no SYN, no FIN) */
+    NW_COND_ZERO_WIN = 4, /* a zero window */
+    NW_COND_NO_NXT = 5,   /* the sender's endpoint needs bookkeeping (nxt < 0) */
+    NW_COND_SEQ = 6,      /* not the next in-order sequence number */
+    NW_COND_TCP_DEEP = 7, /* TCP payload the deep parsers still want */
+    NW_COND_ACK = 8,      /* the ACK acknowledges beyond the peer's delivered data */
+    NW_COND_CUT = 9,      /* payload cut by the snap length */
+    NW_COND_FIRST_A = 10, /* the direction's first bare ACK (history letter A/a) */
+    NW_COND_FIRST_D = 11, /* the direction's first payload (history letter D/d) */
+    NW_CONDS = 12
+};
+
 #define NW_TCP_FLAGS_SFR 0x07u /* SYN, FIN, RST */
 #define NW_TCP_ACK 0x10u
 #define NW_BIT_A (1 << 2) /* history bits of 'A' and 'D' (netwatch.flow.tcpstate) */
 #define NW_BIT_D (1 << 3)
+#define NW_BIT_F (1 << 4)
 #define NW_MASK32 0xFFFFFFFFLL
 #define NW_HALF_1 0x7FFFFFFFLL
 /* Integers read from a Flow or Endpoint must lie within +-NW_SAFE: the loop then adds at
@@ -842,6 +865,9 @@ typedef struct {
     PyTypeObject *end_type;
     unsigned long long reasons[NW_FAST_REASONS]; /* returns by status, since construction */
     unsigned long long fast;                      /* packets done here */
+    unsigned long long conds[NW_CONDS];           /* NW_HAND_COND returns by enum nw_cond */
+    unsigned long long first_acks;                /* first bare ACKs applied here */
+    unsigned long long first_fins;                /* first FINs applied here */
 } nw_fastloop;
 
 /* A subclass of base that adds no storage, and whose attributes named like base's
@@ -1024,8 +1050,205 @@ static int live(const nw_flow *f)
     return small_int(f->obj[FO_STATE], &state) && state != 2;
 }
 
+/* NW_HAND_COND, counted by its sub-reason. */
+static inline int cond(nw_fastloop *self, enum nw_cond why)
+{
+    self->conds[why]++;
+    return NW_HAND_COND;
+}
+
+/* tcpstate's endpoint states (netwatch.flow.tcpstate.TcpState) */
+#define NW_TCP_INACTIVE 0
+#define NW_TCP_SYN_ACK_SENT 2
+#define NW_TCP_PARTIAL 3
+#define NW_TCP_ESTABLISHED 4
+#define NW_TCP_CLOSED 5
+#define NW_HALF 0x80000000LL
+
+/* The 32-bit position tcpstate's tcp_packet gives Endpoint.nxt: d when the endpoint has
+ * delivered all it sent (d == seqmax >= 0) and its state needs no bookkeeping, else -1. */
+static inline long long nxt_of(long long d, long long seqmax, long long state)
+{
+    return d == seqmax && seqmax >= 0 && NW_TCP_PARTIAL <= state && state <= NW_TCP_CLOSED
+               ? d & NW_MASK32
+               : -1;
+}
+
+/* A bare ACK that passed every fast-branch test but the history bit: the direction's first
+ * one ('A'/'a'), e.g. the third packet of a handshake. Applies what FlowTable.packet and
+ * tcpstate.tcp_packet do with it (no SYN, FIN or RST, no payload, a non-zero window, seq
+ * == e.nxt): e.deliv = e.seqmax and, when peer.nxt >= 0, peer.deliv = peer.seqmax; the
+ * letter appended to Flow.hist and its bit set; seqmax moved to an empty segment beyond
+ * it; the peer's dack; both endpoints' nxt and the sender's dack recomputed. It hands the
+ * packet back (NW_HAND_COND / NW_HAND_VALUE, nothing changed) whenever Python would do
+ * more: a flip after a lone SYN-ACK, an inactive sender (_wake), an acknowledgement that
+ * advances the peer's delivered data (_ack_received), or any value of another type or
+ * range. Returns 0 when applied, -1 on an error raised (nothing changed). */
+static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, int is_orig,
+                     long long bits, long long seq, long long ack)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
+    long long es, ps, pdeliv, base;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 3
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base))
+        return NW_HAND_VALUE;
+    if (base < 0) /* tcp_packet's _control */
+        return cond(self, NW_COND_FIRST_A);
+    long long os = is_orig ? es : ps, rs = is_orig ? ps : es;
+    if (os == NW_TCP_SYN_ACK_SENT && rs == 0) /* after a lone SYN-ACK: Zeek flips */
+        return cond(self, NW_COND_FIRST_A);
+    if (es == NW_TCP_INACTIVE) /* the sender's first segment: _wake */
+        return cond(self, NW_COND_FIRST_A);
+    /* tcp_packet: e.nxt >= 0 here (it equals seq), so e.deliv = e.seqmax */
+    long long ed = ev[EC_SEQMAX].i, eseq = ed;
+    if (pv[EC_NXT].i >= 0)
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    long long rel = (seq - eseq) & NW_MASK32;
+    if (0 < rel && rel < NW_HALF) /* an empty segment beyond what was seen */
+        eseq += rel;
+    if (pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_FIRST_A);
+    }
+    /* the new objects first (a failed allocation changes nothing) */
+    PyObject *letter = PySequence_GetItem(letters, 2);
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_A);
+    PyObject *new_ed = PyLong_FromLongLong(ed);
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    if (letter == NULL || new_bits == NULL || new_ed == NULL
+        || (pv[EC_NXT].i >= 0 && new_pd == NULL) || PyList_Append(hist, letter) < 0) {
+        Py_XDECREF(letter);
+        Py_XDECREF(new_bits);
+        Py_XDECREF(new_ed);
+        Py_XDECREF(new_pd);
+        return -1;
+    }
+    Py_DECREF(letter);
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    ev[EC_SEQMAX].i = eseq;
+    if (pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = ed >= 0 ? ed & NW_MASK32 : -1;
+    ev[EC_NXT].i = nxt_of(ed, eseq, es);
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
+    self->first_acks++;
+    return 0;
+}
+
+/* An endpoint's first FIN, alone (no SYN or RST, no payload), in order, while both
+ * endpoints are partial or established (so no timer is due: FlowTable._closing schedules
+ * nothing, the connection is not closed yet, and the sender's state before was not
+ * inactive), with a non-zero window: applies what tcpstate's tcp_packet/_control do with
+ * it: deliv as in first_ack, the letter F (once per direction, and again through
+ * last_ctl when the sequence number changed), the sender's state CLOSED (prev kept),
+ * seqmax moved to the segment, the FIN's position (fin) with its octet in sequence space
+ * and delivered, the acknowledgement of the peer's data, dack and nxt recomputed. Hands
+ * the packet back (nothing changed) in every other case. 0 when applied, -1 on an error. */
+static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow *f,
+                     long long bits, long long seq, long long ack, int acks)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
+    long long es, ps, pdeliv, base, fin, prev_fin = -1;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 5
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base) || !small_int(e->obj[EO_FIN], &fin)
+        || last == NULL
+        || (last != Py_None
+            && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
+                || !small_int(PyList_GET_ITEM(last, 1), &prev_fin))))
+        return NW_HAND_VALUE;
+    if (base < 0 || fin >= 0 || es < NW_TCP_PARTIAL || es > NW_TCP_ESTABLISHED
+        || ps < NW_TCP_PARTIAL || ps > NW_TCP_ESTABLISHED)
+        return cond(self, NW_COND_FIN);
+    long long ed = ev[EC_SEQMAX].i, eseq = ed; /* e.nxt >= 0: e.deliv = e.seqmax */
+    if (pv[EC_NXT].i >= 0)
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    long long rel = (seq - eseq) & NW_MASK32;
+    if (0 < rel && rel < NW_HALF) /* a FIN beyond data not seen */
+        eseq += rel;
+    rel = (seq - eseq) & NW_MASK32; /* the FIN octet's position, unwrapped near seqmax */
+    fin = rel < NW_HALF ? eseq + rel : eseq + rel - (NW_MASK32 + 1);
+    if (fin >= eseq)
+        eseq = fin + 1;
+    if (ed == fin && fin >= 0) /* _fin_reached */
+        ed += 1;
+    if (acks && pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_FIN);
+    }
+    /* the letters: F once per direction, then again if the last F had another seq */
+    int first_f = (bits & NW_BIT_F) == 0, again = prev_fin != -1 && prev_fin != seq;
+    PyObject *letter = PySequence_GetItem(letters, 4);
+    PyObject *add = PyList_New(first_f + again);
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_F);
+    PyObject *new_ed = PyLong_FromLongLong(ed), *new_fin = PyLong_FromLongLong(fin);
+    PyObject *new_seq = PyLong_FromLongLong(seq), *new_prev = PyLong_FromLongLong(es);
+    PyObject *new_state = PyLong_FromLong(NW_TCP_CLOSED);
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *new_last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
+    PyObject *made[] = {letter, add, new_bits, new_ed, new_fin, new_seq, new_prev, new_state,
+                        new_pd, new_last};
+    int failed = letter == NULL || add == NULL || new_bits == NULL || new_ed == NULL
+                 || new_fin == NULL || new_seq == NULL || new_prev == NULL || new_state == NULL
+                 || (pv[EC_NXT].i >= 0 && new_pd == NULL) || (last == Py_None && new_last == NULL);
+    if (!failed) {
+        for (Py_ssize_t k = 0; k < first_f + again; k++) {
+            Py_INCREF(letter);
+            PyList_SET_ITEM(add, k, letter);
+        }
+        Py_ssize_t n = PyList_GET_SIZE(hist);
+        failed = PyList_SetSlice(hist, n, n, add) < 0; /* all the letters, or none */
+    }
+    if (failed) {
+        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
+            Py_XDECREF(made[k]);
+        return -1;
+    }
+    Py_DECREF(letter);
+    Py_DECREF(add);
+    if (new_last != NULL) {
+        Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
+        last = new_last;
+    }
+    PyList_SetItem(last, 1, new_seq); /* steals new_seq; an exact list of 3: cannot fail */
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    Py_XSETREF(e->obj[EO_FIN], new_fin);
+    Py_XSETREF(e->obj[EO_PREV], new_prev);
+    Py_XSETREF(e->obj[EO_STATE], new_state);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    ev[EC_SEQMAX].i = eseq;
+    if (acks && pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = ed >= 0 ? ed & NW_MASK32 : -1;
+    ev[EC_NXT].i = nxt_of(ed, eseq, NW_TCP_CLOSED);
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
+    self->first_fins++;
+    return 0;
+}
+
+
 /* The fast branch for one common-shape packet of flow f: 0 when done (f updated),
- * NW_HAND_* when Python must take the packet (nothing changed). It allocates nothing. */
+ * NW_HAND_* when Python must take the packet (nothing changed), -1 on an error raised
+ * (nothing changed). It allocates nothing but for a direction's first bare ACK
+ * (first_ack: the new bits and deliv ints). */
 static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *r, double ts)
 {
     PyObject *odir = f->obj[FO_ODIR];
@@ -1048,7 +1271,7 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         if (!safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
         if (!(plen == 0 || deep == 0))
-            return NW_HAND_COND;
+            return cond(self, NW_COND_UDP_DEEP);
     } else {
         PyObject *tcp = f->obj[FO_TCP];
         if (tcp == Py_None)
@@ -1069,9 +1292,25 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         int ack_ok = ack == pd || (0 < pd - ack && pd - ack <= NW_HALF_1)
                      || ((ack - pd - 1) & NW_MASK32) >= NW_HALF_1 || pd < 0
                      || !(flags & NW_TCP_ACK);
-        if ((flags & NW_TCP_FLAGS_SFR) || r->win == 0 || seq != ev[EC_NXT].i
-            || !(plen == 0 || deep == 0) || !ack_ok)
-            return NW_HAND_COND;
+        if ((flags & NW_TCP_FLAGS_SFR) == 0x01u && plen == 0 && r->win != 0
+            && seq == ev[EC_NXT].i && ack_ok) {
+            int rc = first_fin(self, e, p, f, bits, seq, ack, (flags & NW_TCP_ACK) != 0);
+            if (rc != 0)
+                return rc;
+            goto counted; /* no payload: nothing else for the sender's endpoint */
+        }
+        if (flags & NW_TCP_FLAGS_SFR)
+            return cond(self, (flags & 0x02u)   ? NW_COND_SYN
+                              : (flags & 0x01u) ? NW_COND_FIN
+                                                : NW_COND_RST);
+        if (r->win == 0)
+            return cond(self, NW_COND_ZERO_WIN);
+        if (seq != ev[EC_NXT].i)
+            return cond(self, ev[EC_NXT].i < 0 ? NW_COND_NO_NXT : NW_COND_SEQ);
+        if (!(plen == 0 || deep == 0))
+            return cond(self, NW_COND_TCP_DEEP);
+        if (!ack_ok)
+            return cond(self, NW_COND_ACK);
         long long bit;
         int fits;
         if (plen) {
@@ -1082,8 +1321,15 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
             bit = (flags & NW_TCP_ACK) ? NW_BIT_A : 0;
             fits = 1;
         }
-        if (!fits || (bits & bit) != bit)
-            return NW_HAND_COND;
+        if (!fits)
+            return cond(self, NW_COND_CUT);
+        if ((bits & bit) != bit) {
+            if (plen)
+                return cond(self, NW_COND_FIRST_D);
+            int rc = first_ack(self, f, e, p, is_orig, bits, seq, ack);
+            if (rc != 0)
+                return rc;
+        }
     }
     /* every check passed: the writes (ints and a double, in place) */
     if (ev == NULL) {
@@ -1092,6 +1338,7 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         ev[EC_SEQMAX].i += plen; /* the payload bytes of TCP are counted in sequence space */
         ev[EC_NXT].i = ev[EC_DACK].i = (seq + plen) & NW_MASK32;
     }
+counted:
     if (ts > fv[FC_LAST].d)
         fv[FC_LAST].d = ts;
     fv[pkts].i += 1;
@@ -1314,6 +1561,27 @@ static PyObject *fastloop_reasons(nw_fastloop *self, PyObject *unused)
     return out;
 }
 
+PyDoc_STRVAR(fastloop_conds_doc,
+"conds() -> tuple: how many packets were handed back with status COND, by why the fast\n"
+"branch's conditions failed (index: netwatch.core.CondReason), since construction.");
+
+static PyObject *fastloop_conds(nw_fastloop *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *out = PyTuple_New(NW_CONDS);
+    if (out == NULL)
+        return NULL;
+    for (int i = 0; i < NW_CONDS; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(self->conds[i]);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
 static PyObject *fastloop_get_fast(nw_fastloop *self, void *closure)
 {
     (void)closure;
@@ -1323,6 +1591,7 @@ static PyObject *fastloop_get_fast(nw_fastloop *self, void *closure)
 static PyMethodDef fastloop_methods[] = {
     {"run", (PyCFunction)(void (*)(void))fastloop_run, METH_FASTCALL, fastloop_run_doc},
     {"reasons", (PyCFunction)fastloop_reasons, METH_NOARGS, fastloop_reasons_doc},
+    {"conds", (PyCFunction)fastloop_conds, METH_NOARGS, fastloop_conds_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1338,7 +1607,23 @@ static PyObject *fastloop_get_flow_hits(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->flow_hits);
 }
 
+static PyObject *fastloop_get_first_acks(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->first_acks);
+}
+
+static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->first_fins);
+}
+
 static PyGetSetDef fastloop_getset[] = {
+    {"first_fins", (getter)fastloop_get_first_fins, NULL,
+     "FINs taken here that were their endpoint's first (no timer due)", NULL},
+    {"first_acks", (getter)fastloop_get_first_acks, NULL,
+     "bare ACKs taken here that were their direction's first (history letter A/a)", NULL},
     {"fast", (getter)fastloop_get_fast, NULL, "packets done by the fast branch here", NULL},
     {"key_hits", (getter)fastloop_get_key_hits, NULL,
      "flow lookups made with a cached key (of NW_KEY_CACHE entries at most)", NULL},

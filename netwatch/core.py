@@ -96,6 +96,25 @@ class FastStatus(IntEnum):
     COND = 9  # the fast branch's conditions do not hold (see netwatch.fastloop)
 
 
+class CondReason(IntEnum):
+    """Why the fast branch's conditions failed for a packet handed back as
+    :attr:`FastStatus.COND` (``enum nw_cond`` in _core.c): the first that applies, in this
+    order."""
+
+    UDP_DEEP = 0  # UDP payload the deep parsers still want
+    SYN = 1  # a SYN (with or without other flags)
+    FIN = 2  # a FIN (no SYN)
+    RST = 3  # a RST (no SYN, no FIN)
+    ZERO_WIN = 4  # a zero window
+    NO_NXT = 5  # the sender's endpoint needs bookkeeping (``Endpoint.nxt`` < 0)
+    SEQ = 6  # not the next in-order sequence number
+    TCP_DEEP = 7  # TCP payload the deep parsers still want
+    ACK = 8  # the ACK acknowledges beyond the peer's delivered data
+    CUT = 9  # payload cut by the snap length
+    FIRST_A = 10  # the direction's first bare ACK (history letter A/a)
+    FIRST_D = 11  # the direction's first payload (history letter D/d)
+
+
 class FastLoop(Protocol):
     """``netwatch._core.FastLoop``: the fused loop's fast branch in C over Python's flows."""
 
@@ -116,6 +135,18 @@ class FastLoop(Protocol):
         ``key_hits`` too), since construction."""
         ...
 
+    @property
+    def first_acks(self) -> int:
+        """Bare ACKs taken here that were their direction's first (history letter ``A``/
+        ``a``, e.g. a handshake's third packet), since construction."""
+        ...
+
+    @property
+    def first_fins(self) -> int:
+        """FINs taken here that were their endpoint's first while no timer was due (both
+        ends partial or established before it), since construction."""
+        ...
+
     def run(
         self,
         flows: dict[tuple[Any, ...], Any],
@@ -133,6 +164,11 @@ class FastLoop(Protocol):
 
     def reasons(self) -> tuple[int, ...]:
         """How many calls returned with each :class:`FastStatus` (index: the status)."""
+        ...
+
+    def conds(self) -> tuple[int, ...]:
+        """How many packets were handed back as :attr:`FastStatus.COND`, by
+        :class:`CondReason` (index: the reason)."""
         ...
 
 

@@ -12,25 +12,33 @@ payload bytes), written in place into the C fields of :class:`Flow` and :class:`
 (subclasses of the core's ``FlowBase``/``EndpointBase`` whenever the core is loaded: no
 object is made per packet). A packet of a flow it found before takes no dict lookup and no
 key objects (its flow cache, valid while the flow is live: ``state`` 2 is set before a flow
-leaves the table). It runs only when every value it reads has the exact type and range the
-Python loop gives it; it never creates, ends or times out a flow.
+leaves the table). Beyond the fast branch, C applies two TCP segments exactly as
+``FlowTable.packet`` and :func:`netwatch.flow.tcpstate.tcp_packet` would, history letters
+included: a direction's first bare ACK (``A``/``a``: a handshake's third packet) and an
+endpoint's first FIN without payload while both ends are partial or established (the
+state change to closed, ``F`` and its repeat, the FIN's position; no timer is due then:
+the FIN that completes a close, and any RST or SYN, stay Python's). It runs only when every
+value it reads has the exact type and range the Python loop gives it; it never creates,
+ends or times out a flow, nor schedules a timer.
 
 What Python owns: the flow table itself (the dict of :class:`Flow` objects, flow start and
-end, timers, TCP states and history, deep parsers, evidence, records, rules). C stops at the
-first packet that needs any of that (an odd frame, a new flow, a flow that keeps evidence
-frames, a packet at or past the next sweep, a TCP flow without endpoints, failed fast-branch
-conditions, a value of an unexpected type: :class:`netwatch.core.FastStatus`) and hands its
-record back; this loop then runs that packet exactly as the Python fused loop would (the
-same fast branch in Python, else ``FlowTable.packet`` with the tuple the C decoded, which the
-decoder would build too: ``tests/test_core.py``; an odd frame through ``Pipeline.account``),
-and calls C again after it. Handing a packet to Python is always correct, so C hands back
+end, timers, the other TCP state changes and history letters, deep parsers, evidence,
+records, rules). C stops at the first packet that needs any of that (an odd frame, a new
+flow, a flow that keeps evidence frames, a packet at or past the next sweep, a TCP flow
+without endpoints, failed fast-branch conditions, a value of an unexpected type:
+:class:`netwatch.core.FastStatus`, and for failed conditions
+:class:`netwatch.core.CondReason`) and hands its record back; this loop then runs that
+packet exactly as the Python fused loop would (the same fast branch in Python, else
+``FlowTable.packet`` with the tuple the C decoded, which the decoder would build too:
+``tests/test_core.py``; an odd frame through ``Pipeline.account``), and calls C again after
+it. Handing a packet to Python is always correct, so C hands back
 whenever in doubt. ``tests/test_corefeed.py`` requires identical flow records, alerts and
 evidence from this loop and the general path on every capture, and hits each hand-back
 reason.
 
 Config read: none (the choice of loop is :func:`netwatch.core.use_core_loop`'s: this one
 whenever the compiled core is loaded, unless ``NETWATCH_PURE=1`` or
-``NETWATCH_CORE=python``). Known limits: the flow table, TCP states and timers stay Python,
+``NETWATCH_CORE=python``). Known limits: the flow table, most TCP states and timers stay Python,
 so each new flow and each packet the deep parsers want still costs a Python round (about
 2 % of the packets of a camera site); C holds the GIL while it runs (at most :data:`BATCH`
 records per call); the GIL-released walk is :func:`netwatch.core.walk_pcap`.

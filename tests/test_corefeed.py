@@ -5,6 +5,7 @@ traces (the same captures as tests/test_fastloop.py)."""
 from __future__ import annotations
 
 import gc
+import random
 import struct
 import sys
 import tracemalloc
@@ -644,3 +645,468 @@ def test_reference_classes_on_every_real_capture(
     monkeypatch.setattr(flow_table, "Endpoint", PyEndpoint)
     for path, want in zip(paths, ours, strict=True):
         assert _reference_records(path) == [want, want], path.name
+
+
+# -- a direction's first bare ACK taken in C (the third packet of a handshake...) ------------
+
+
+def _table_state(pipe: Pipeline) -> str:
+    """Every attribute of every flow and its endpoints, and the timer heaps, as text (repr:
+    int and float told apart). An endpoint's ``deliv`` is read as tcpstate reads it (the
+    fused loops move ``seqmax`` alone while ``nxt`` >= 0)."""
+    table = pipe.table
+    flows = []
+    for f in sorted(table.flows.values(), key=lambda fl: fl.uid):
+        _, attrs = core.slot_state(f, PyFlow.__slots__)
+        if f.tcp is not None:
+            attrs["tcp"] = ends = [core.slot_state(e, PyEndpoint.__slots__)[1] for e in f.tcp]
+            for end in ends:  # while nxt >= 0, deliv is taken to equal seqmax (tcpstate)
+                if end["nxt"] >= 0:
+                    end["deliv"] = end["seqmax"]
+        flows.append(sorted(attrs.items()))
+    heaps = {
+        "idle": {k: [(t, n, f.uid) for t, n, f in h] for k, h in table._heaps.items()},
+        "closed": [(t, n, f.uid) for t, n, f in table._closed],
+        "checks": [(t, n, f.uid, c) for t, n, f, c in table._checks],
+        "attempts": [(t, n, f.uid, c) for t, n, f, c in table._attempts],
+    }
+    return repr((flows, heaps, table.next_sweep))
+
+
+def fin_ways(frames: Frames, tamper: Tamper = _untouched, split: int = 0) -> int:
+    """:func:`three_ways` after every frame from the ``split``-th on (the table compared
+    after each); returns how many first FINs C applied over the whole frames."""
+    fins = fast_loop().first_fins
+    for end in range(max(split, 1), len(frames) + 1):
+        three_ways(frames[:end], tamper, split)
+    before = fast_loop().first_fins
+    three_ways(frames, tamper, split)
+    assert fins <= before
+    return fast_loop().first_fins - before
+
+
+def three_ways(
+    frames: Frames, tamper: Tamper = _untouched, split: int = 0
+) -> tuple[int, list[int]]:
+    """The frames through the C loop, the pure fused loop and the general path (``tamper``
+    applied to the flow table after the first ``split`` frames, which all three run through
+    the general path): the flow table (every attribute of every flow and endpoint, the
+    timers) after the last frame and the records after the end must be equal. Returns how
+    many first bare ACKs C applied, and the COND hand-backs by
+    :class:`netwatch.core.CondReason`."""
+    states, records = [], []
+    acks, conds = 0, [0] * len(core.CondReason)
+    for way in ("c", "python", "general"):
+        recs: list[dict[str, Any]] = []
+        pipe = Pipeline(Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
+        if split:
+            head = mapped(frames[:split])
+            pipe.run(head.rest(head.start))
+            tamper(pipe)
+        m = mapped(frames[split:])
+        before, acks_before = fast_loop().conds(), fast_loop().first_acks
+        python_before = list(PYTHON_FAST)
+        if way == "c":
+            run_core(pipe, m)
+            assert_same_conditions(python_before)
+            acks = fast_loop().first_acks - acks_before
+            conds = [b - a for a, b in zip(before, fast_loop().conds(), strict=True)]
+        elif way == "python":
+            run_mapped(pipe, m)
+        else:
+            pipe.run(m.rest(m.start))
+        states.append(_table_state(pipe))
+        pipe.finish()
+        records.append(recs)
+    assert states[0] == states[2]
+    assert states[1] == states[2]
+    assert records[0] == records[2] and records[1] == records[2]
+    return acks, conds
+
+
+def _timed(frames: list[bytes], t0: float = 100.0) -> Frames:
+    return [(t0 + i * 0.001, frame) for i, frame in enumerate(frames)]
+
+
+def _seg(
+    s: g.TcpSession,
+    client: bool,
+    *,
+    seq: int,
+    ack: int,
+    flags: int = g.TcpFlag.ACK,
+    payload: bytes = b"",
+    window: int = 64240,
+) -> bytes:
+    route = s.route if client else s.route.reverse()
+    sport, dport = (40010, 80) if client else (80, 40010)
+    return g.tcp_frame(
+        route,
+        sport,
+        dport,
+        seq=seq & 0xFFFFFFFF,
+        ack=ack & 0xFFFFFFFF,
+        flags=flags,
+        payload=payload,
+        window=window,
+    )
+
+
+def test_third_ack_of_a_handshake_in_c() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 100), *s.send(False, b"s" * 100)]
+    frames += [s.ack(True), s.ack(False), *s.close()]
+    acks, conds = three_ways(_timed(frames))
+    assert acks >= 2  # the client's third ACK ('A') and the server's first bare ACK ('a')
+    assert conds[core.CondReason.FIRST_A] == 0
+
+
+def test_first_ack_over_ipv6_and_isns_at_the_wrap() -> None:
+    for route in (ROUTE, ROUTE6):
+        for c_isn, s_isn in ((0xFFFFFFFF, 0xFFFFFFFE), (HALF - 1, HALF), (0, 0xFFFFFFFF)):
+            s = g.TcpSession(route, 40010, 80, client_isn=c_isn, server_isn=s_isn)
+            frames = [*s.handshake(), *s.send(False, b"s" * 3000), s.ack(True), s.ack(False)]
+            acks, _ = three_ways(_timed(frames))
+            assert acks >= 1
+
+
+def test_retransmitted_syn_then_handshake() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    syn = s.segment(True, g.TcpFlag.SYN)
+    frames = [syn, syn, s.segment(False, g.TcpFlag.SYN | g.TcpFlag.ACK)]
+    frames += [s.segment(False, g.TcpFlag.SYN | g.TcpFlag.ACK), s.ack(True), s.ack(True)]
+    frames += [*s.send(True, b"x" * 10), s.ack(False)]
+    acks, _ = three_ways(_timed(frames))
+    assert acks >= 1
+
+
+def test_simultaneous_open() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    c_isn, s_isn = s.next_seq(True), s.next_seq(False)
+    frames = [
+        _seg(s, True, seq=c_isn, ack=0, flags=g.TcpFlag.SYN),
+        _seg(s, False, seq=s_isn, ack=0, flags=g.TcpFlag.SYN),
+        _seg(s, True, seq=c_isn, ack=s_isn + 1, flags=g.TcpFlag.SYN | g.TcpFlag.ACK),
+        _seg(s, False, seq=s_isn, ack=c_isn + 1, flags=g.TcpFlag.SYN | g.TcpFlag.ACK),
+        _seg(s, True, seq=c_isn + 1, ack=s_isn + 1),
+        _seg(s, False, seq=s_isn + 1, ack=c_isn + 1),
+        _seg(s, True, seq=c_isn + 1, ack=s_isn + 1, payload=b"q" * 20),
+        _seg(s, False, seq=s_isn + 1, ack=c_isn + 21),
+    ]
+    three_ways(_timed(frames))
+
+
+def test_syn_ack_before_its_syn_and_a_lone_syn_ack() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    c_isn, s_isn = s.next_seq(True), s.next_seq(False)
+    synack = _seg(s, False, seq=s_isn, ack=c_isn + 1, flags=g.TcpFlag.SYN | g.TcpFlag.ACK)
+    syn = _seg(s, True, seq=c_isn, ack=0, flags=g.TcpFlag.SYN)
+    third = _seg(s, True, seq=c_isn + 1, ack=s_isn + 1)
+    back = _seg(s, False, seq=s_isn + 1, ack=c_isn + 1)
+    three_ways(_timed([synack, syn, third, back, third]))  # reversed: Zeek flips at the SYN
+    _, conds = three_ways(_timed([synack, third, back, third]))  # lone SYN-ACK: flipped
+    # the ACK after it is Python's (the flip): its sender never spoke (nxt -1)
+    assert conds[core.CondReason.NO_NXT] >= 1
+
+
+@pytest.mark.parametrize("delta", [-HALF - 1, -HALF, -5, -1, 0, 1, 5, HALF - 1, HALF, HALF + 1])
+def test_third_ack_acknowledging_more_or_less_than_was_seen(delta: int) -> None:
+    """An ACK beyond the peer's delivered data is a content gap (Python's); at or behind it
+    C applies the letter."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()[:2]]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames += [_seg(s, True, seq=c, ack=sv + delta), *s.send(False, b"s" * 50), s.ack(True)]
+    acks, conds = three_ways(_timed(frames))
+    gap = 0 < delta % (1 << 32) < HALF
+    handed = conds[core.CondReason.ACK] + conds[core.CondReason.FIRST_A]
+    assert (handed >= 1) == gap
+    assert (acks >= 1) == (not gap)
+
+
+def test_mid_stream_flow_and_first_acks_of_an_inactive_side() -> None:
+    """No handshake: the side that never sent wakes up in Python (_wake); the next first
+    ACKs may be C's."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames = [
+        _seg(s, True, seq=c, ack=sv, payload=b"a" * 100),
+        _seg(s, False, seq=sv, ack=c + 100),
+        _seg(s, True, seq=c + 100, ack=sv),
+        _seg(s, False, seq=sv, ack=c + 100, payload=b"b" * 10),
+        _seg(s, True, seq=c + 100, ack=sv + 10),
+    ]
+    three_ways(_timed(frames))
+
+
+def test_first_ack_after_a_fin_before_the_data_was_acked_and_after_rst() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    c_isn, s_isn = s.next_seq(True), s.next_seq(False)
+    frames = [s.segment(True, g.TcpFlag.SYN), s.segment(False, g.TcpFlag.SYN | g.TcpFlag.ACK)]
+    frames += [*s.send(True, b"d" * 200), s.segment(True, g.TcpFlag.FIN | g.TcpFlag.ACK)]
+    frames += [_seg(s, False, seq=s_isn + 1, ack=c_isn + 1 + 200)]  # the data, not the FIN
+    frames += [_seg(s, False, seq=s_isn + 1, ack=c_isn + 1 + 201), s.ack(True)]
+    acks, _ = three_ways(_timed(frames))
+    assert acks >= 1
+    r = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*r.handshake()[:2], r.reset(True), r.ack(False), r.ack(True)]
+    three_ways(_timed(frames))
+
+
+def test_first_ack_with_a_zero_window_and_a_cut_payload_stay_python() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()[:2]]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames += [_seg(s, True, seq=c, ack=sv, window=0), _seg(s, True, seq=c, ack=sv)]
+    _, conds = three_ways(_timed(frames))
+    assert conds[core.CondReason.ZERO_WIN] == 1
+
+
+def _random_session(seed: int) -> Frames:
+    """Segments of two connections with random sides, flags, sequence and acknowledgement
+    numbers near the expected ones: handshakes, data, bare ACKs, gaps, retransmissions,
+    FINs, RSTs, SYNs again."""
+    rnd = random.Random(seed)
+    frames: list[bytes] = []
+    for port in (40010, 40011):
+        s = g.TcpSession(
+            ROUTE, port, 80, client_isn=rnd.getrandbits(32), server_isn=rnd.getrandbits(32)
+        )
+        if rnd.random() < 0.8:
+            frames.append(s.segment(True, g.TcpFlag.SYN))
+        if rnd.random() < 0.8:
+            frames.append(s.segment(False, g.TcpFlag.SYN | g.TcpFlag.ACK))
+        for _ in range(rnd.randrange(3, 25)):
+            side = rnd.random() < 0.5
+            kind = rnd.choice("aaaaddjkofrsz")
+            if kind == "a":
+                frames.append(s.ack(side))
+            elif kind == "d":
+                frames += s.send(side, b"p" * rnd.choice((1, 10, 1400, 3000)))
+            else:
+                seq, ack = s.next_seq(side), s.next_seq(not side)
+                flags = {
+                    "f": g.TcpFlag.FIN | g.TcpFlag.ACK,
+                    "r": g.TcpFlag.RST,
+                    "s": g.TcpFlag.SYN,
+                }.get(kind, g.TcpFlag.ACK)
+                seq += {"j": rnd.choice((-100, 100, HALF)), "k": 0}.get(kind, 0)
+                ack += {"k": rnd.choice((-1, 1, 500, -HALF)), "o": -rnd.randrange(1, 9)}.get(
+                    kind, 0
+                )
+                route = s.route if side else s.route.reverse()
+                sp, dp = (port, 80) if side else (80, port)
+                frames.append(
+                    g.tcp_frame(
+                        route,
+                        sp,
+                        dp,
+                        seq=seq & 0xFFFFFFFF,
+                        ack=ack & 0xFFFFFFFF,
+                        flags=flags,
+                        window=0 if kind == "z" else 512,
+                    )
+                )
+                if kind == "f":
+                    s.advance(side, 1, 1)
+    return _timed(frames)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_segments_same_state_three_ways(seed: int) -> None:
+    three_ways(_random_session(seed))
+
+
+def test_random_segments_hit_first_acks() -> None:
+    acks = sum(three_ways(_random_session(seed))[0] for seed in range(20))
+    assert acks >= 10
+
+
+def _stale_peer(pipe: Pipeline) -> None:
+    """The server's endpoint with a delivered position C does not read (beyond 2**61)."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    server = f.tcp[1]
+    server.nxt = -1
+    server.deliv = (1 << 70) + server.deliv
+
+
+def test_first_ack_hands_back_a_value_it_does_not_read() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(False, b"s" * 10), s.ack(True)]
+    _, reasons = twin_runs(_timed(frames[:2]), _timed(frames[2:], 100.01), _stale_peer)
+    assert reasons[FastStatus.VALUE] >= 1
+
+
+def _set_end(side: int, **values: int) -> Tamper:
+    def tamper(pipe: Pipeline) -> None:
+        (f,) = _flows(pipe, 6)
+        assert f.tcp is not None
+        e = f.tcp[side]
+        for name, value in values.items():
+            setattr(e, name, value)
+
+    return tamper
+
+
+def _lone_syn_ack(pipe: Pipeline) -> None:
+    """The states after an originator's lone SYN-ACK (the next ACK flips the flow)."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    f.tcp[0].state, f.tcp[1].state = 2, 0
+
+
+def _seqmax_behind(pipe: Pipeline) -> None:
+    """The client's seqmax 10 below where its next segment starts (nxt unchanged)."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    f.tcp[0].seqmax -= 10
+
+
+@pytest.mark.parametrize(
+    ("tamper", "delta"),
+    [
+        (_set_end(1, dack=-1), 0),  # the peer's dack rewritten from its deliv
+        (_set_end(1, dack=-1), 5),  # beyond the peer's data: _ack_received's
+        (_set_end(0, dack=-1), 0),  # the sender's dack rewritten
+        (_set_end(1, nxt=-1), 0),  # the peer's nxt recomputed
+        (_set_end(0, state=0), 0),  # an inactive sender wakes up
+        (_set_end(0, base=-1), 0),  # an endpoint without a first byte: _control
+        (_set_end(0, state=2), 0),
+        (_lone_syn_ack, 0),  # the originator's lone SYN-ACK: flipped
+        (_set_end(0, state=5), 0),  # closed: still nxt
+        (_set_end(0, state=6), 0),  # reset: nxt -1
+        (_set_end(1, state=6), 0),
+        (_seqmax_behind, 0),  # an empty segment beyond the highest seen
+    ],
+)
+def test_first_ack_after_unusual_endpoint_states(tamper: Tamper, delta: int) -> None:
+    """The endpoints made to hold what the fast branch's own tests let through but C's
+    first-ACK branch must recompute or leave to Python: the flow table equals the general
+    path's either way."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()[:2]]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames.append(_seg(s, True, seq=c, ack=sv + delta))
+    three_ways(_timed(frames), tamper, 2)  # the table just after that ACK
+    frames += [*s.send(False, b"s" * 50), s.ack(True)]
+    three_ways(_timed(frames), tamper, 2)
+
+
+def test_first_ack_after_the_peer_sent_data_in_the_fast_branch() -> None:
+    """The peer's deliv is stale (its data went through the fast branch): C reads its
+    seqmax, as tcp_packet does, and applies the ACK."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()[:2], *s.send(True, b"q" * 10)]
+    for _ in range(12):  # beyond the deep parsers' 8 packets
+        frames += s.send(False, b"s" * 100)
+    frames.append(s.ack(True))
+    acks, _ = three_ways(_timed(frames))
+    assert acks == 1
+
+
+# -- an endpoint's first FIN taken in C (no timer due) ---------------------------------------
+
+
+def test_first_fin_of_a_close_in_c() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 100), *s.send(False, b"s" * 100)]
+    frames += [s.ack(True), *s.close(), s.ack(False)]
+    assert fin_ways(_timed(frames)) == 1  # the second FIN closes: a timer, Python's
+    s = g.TcpSession(ROUTE6, 40010, 80, client_isn=0xFFFFFFFF, server_isn=HALF - 1)
+    frames = [*s.handshake(), *s.send(False, b"s" * 10), *s.close(False)]
+    assert fin_ways(_timed(frames)) == 1
+
+
+def test_half_close_then_data_then_the_other_fin() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), s.ack(False)]
+    frames += [s.segment(True, g.TcpFlag.FIN | g.TcpFlag.ACK), s.ack(False)]
+    frames += [*s.send(False, b"s" * 3000), s.ack(True), s.ack(True)]
+    frames += [s.segment(False, g.TcpFlag.FIN | g.TcpFlag.ACK), s.ack(True)]
+    assert fin_ways(_timed(frames)) == 1
+
+
+def test_fin_variants_left_to_python() -> None:
+    """A FIN with data, without ACK, retransmitted, beyond the data seen, acknowledging
+    beyond the peer's data, with a zero window, with RST: the tables stay equal."""
+    fa = g.TcpFlag.FIN | g.TcpFlag.ACK
+    for variant in range(8):
+        s = g.TcpSession(ROUTE, 40010, 80)
+        frames = [*s.handshake(), *s.send(True, b"c" * 10), s.ack(False)]
+        c, sv = s.next_seq(True), s.next_seq(False)
+        fin = [
+            _seg(s, True, seq=c, ack=sv, flags=fa, payload=b"last"),
+            _seg(s, True, seq=c, ack=0, flags=g.TcpFlag.FIN),
+            _seg(s, True, seq=c, ack=sv, flags=fa),
+            _seg(s, True, seq=c + 100, ack=sv, flags=fa),
+            _seg(s, True, seq=c, ack=sv + 7, flags=fa),
+            _seg(s, True, seq=c, ack=sv, flags=fa, window=0),
+            _seg(s, True, seq=c, ack=sv, flags=fa | g.TcpFlag.RST),
+            _seg(s, True, seq=c, ack=sv - 3, flags=fa),
+        ][variant]
+        frames += [fin, fin, _seg(s, False, seq=sv, ack=c + 1), s.ack(True)]
+        fin_ways(_timed(frames))
+
+
+def _hole(pipe: Pipeline) -> None:
+    """The client's endpoint with undelivered data (nxt -1, deliv 5 below seqmax)."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    e = f.tcp[0]
+    e.nxt, e.deliv = -1, e.seqmax - 5
+
+
+def _last_ctl(value: list[int]) -> Tamper:
+    def tamper(pipe: Pipeline) -> None:
+        (f,) = _flows(pipe, 6)
+        assert f.tcp is not None
+        f.tcp[0].last_ctl = list(value)  # a list of its own (tcpstate changes it in place)
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _untouched,
+        _last_ctl([-1, 5, -1]),  # an earlier F at another sequence number: F again
+        _last_ctl([-1, -1, -1]),
+        _set_end(0, fin=7),  # a FIN already sent
+        _set_end(0, state=3),  # partial
+        _set_end(1, state=3),
+        _set_end(1, state=6),  # the peer reset: a timer
+        _set_end(1, state=5),  # the peer closed: closes the connection, a timer
+        _set_end(0, base=-1),
+        _set_end(1, dack=-1),
+        _set_end(1, nxt=-1),
+        _seqmax_behind,  # the FIN beyond the highest sequence number seen
+        _hole,
+    ],
+)
+@pytest.mark.parametrize(("flags", "ack_delta"), [(0x11, 0), (0x11, 7), (0x01, 7)])
+def test_first_fin_after_unusual_endpoint_states(
+    tamper: Tamper, flags: int, ack_delta: int
+) -> None:
+    """The FIN (with or without ACK, acknowledging the peer's data or beyond it) after the
+    endpoints were made to hold what the fast branch's tests let through: the table equals
+    the general path's after every packet."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(False, b"s" * 10), s.ack(True)]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames += [
+        _seg(s, True, seq=c, ack=sv + ack_delta, flags=flags),
+        _seg(s, False, seq=sv, ack=c + 1),
+    ]
+    s.advance(True, 1, 1)
+    frames += [*s.send(False, b"t" * 10), s.ack(True), *s.close(False)]
+    fins = fin_ways(_timed(frames), tamper, 5)
+    if tamper is _untouched:
+        assert fins == (0 if flags & 0x10 and ack_delta else 1)  # a gap acked: Python's
+
+
+def test_random_segments_hit_first_fins() -> None:
+    fins = fast_loop().first_fins
+    for seed in range(20):
+        three_ways(_random_session(seed))
+    assert fast_loop().first_fins - fins >= 5
