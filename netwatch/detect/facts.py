@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.devices import Device, Devices
 from netwatch.detect.policy import Destination, Policies, Policy
-from netwatch.enrich.addrclass import ip_text
 from netwatch.enrich.geo import GEO_NONE
 from netwatch.flow.record import Enrichers, FlowEnds
 from netwatch.flow.table import Flow
@@ -116,7 +115,7 @@ class FlowFacts:
             device_ip=self.device.ip,
             device_mac=self.device.mac,
             vendor=self.device.vendor,
-            peer_ip=ip_text(self.peer.ip),
+            peer_ip=rec["id.resp_h" if self.device_is_orig else "id.orig_h"],  # ip_text(peer)
             peer_port=self.peer.port,
             proto=self.peer.proto,
             direction=self.direction,

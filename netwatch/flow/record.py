@@ -55,6 +55,21 @@ _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
 _ntop = socket.inet_ntop
 _INET, _INET6 = socket.AF_INET, socket.AF_INET6
+#: Packed address -> its text (``ip_text``), bounded: cleared when full (a flood of new
+#: outside peers churns it; the site's own addresses are asked for again and again).
+_texts: dict[bytes, str] = {}
+MAX_TEXTS = 16_384
+
+
+def _text(addr: bytes) -> str:
+    """``ip_text(addr)``, remembered (at most ``MAX_TEXTS`` addresses)."""
+    text = _texts.get(addr)
+    if text is None:
+        text = _ntop(_INET if len(addr) == 4 else _INET6, addr)
+        if len(_texts) >= MAX_TEXTS:
+            _texts.clear()
+        _texts[addr] = text
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +138,14 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
     else:  # originator first, then responder (the order the tally always saw them in)
         orig_cam = cameras(orig_h, orig_mac, local_orig)
         resp_cam = cameras(resp_h, resp_mac, local_resp)
-    orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
+    if f.tcp is None and f.proto == PROTO_UDP:  # transport_summary's UDP case, inlined
+        orig_bytes, resp_bytes, missed = f.o_bytes, f.r_bytes, 0
+        if f.o_pkts and not f.hist:  # the originator spoke first (most UDP flows)
+            state, history = ("SF", "Dd") if f.r_pkts else ("S0", "D")
+        else:
+            state, history = _udp_state(f), _udp_history(f)
+    else:
+        orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
     geo = enr.geo.lookup  # a site-local address is never public: no GeoIP answer to ask for
     resp_geo = GEO_NONE if local_resp else geo(resp_h)
     orig_geo = GEO_NONE if local_orig else geo(orig_h)
@@ -157,12 +179,14 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         listed = inventory(resp_h, resp_mac)
         resp_device = listed.name if listed is not None else None
     first = f.first
+    orig_text = _texts.get(orig_h) or _text(orig_h)  # ip_text
+    resp_text = _texts.get(resp_h) or _text(resp_h)
     record = {
         "ts": round(first, 6),
         "uid": f.uid,
-        "id.orig_h": _ntop(_INET if len(orig_h) == 4 else _INET6, orig_h),  # ip_text
+        "id.orig_h": orig_text,
         "id.orig_p": f.orig_p,
-        "id.resp_h": _ntop(_INET if len(resp_h) == 4 else _INET6, resp_h),
+        "id.resp_h": resp_text,
         "id.resp_p": f.resp_p,
         "proto": _PROTO_NAMES.get(f.proto, "unknown_transport"),
         "ip_proto": f.proto,
