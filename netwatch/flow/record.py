@@ -55,21 +55,6 @@ _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
 _ntop = socket.inet_ntop
 _INET, _INET6 = socket.AF_INET, socket.AF_INET6
-#: Packed address -> its text (``ip_text``), bounded: cleared when full (a flood of new
-#: outside peers churns it; the site's own addresses are asked for again and again).
-_texts: dict[bytes, str] = {}
-MAX_TEXTS = 16_384
-
-
-def _text(addr: bytes) -> str:
-    """``ip_text(addr)``, remembered (at most ``MAX_TEXTS`` addresses)."""
-    text = _texts.get(addr)
-    if text is None:
-        text = _ntop(_INET if len(addr) == 4 else _INET6, addr)
-        if len(_texts) >= MAX_TEXTS:
-            _texts.clear()
-        _texts[addr] = text
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,19 +164,18 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         listed = inventory(resp_h, resp_mac)
         resp_device = listed.name if listed is not None else None
     first = f.first
-    orig_text = _texts.get(orig_h) or _text(orig_h)  # ip_text
-    resp_text = _texts.get(resp_h) or _text(resp_h)
+    duration = (f.stop if f.stop >= 0 else f.last) - first  # Flow.duration
     record = {
         "ts": round(first, 6),
         "uid": f.uid,
-        "id.orig_h": orig_text,
+        "id.orig_h": _ntop(_INET if len(orig_h) == 4 else _INET6, orig_h),  # ip_text
         "id.orig_p": f.orig_p,
-        "id.resp_h": resp_text,
+        "id.resp_h": _ntop(_INET if len(resp_h) == 4 else _INET6, resp_h),
         "id.resp_p": f.resp_p,
         "proto": _PROTO_NAMES.get(f.proto, "unknown_transport"),
         "ip_proto": f.proto,
         "service": service,
-        "duration": round((f.stop if f.stop >= 0 else f.last) - first, 6),  # Flow.duration
+        "duration": round(duration, 6) if duration else duration,  # 0.0 stays (one packet)
         "orig_bytes": orig_bytes,
         "resp_bytes": resp_bytes,
         "conn_state": state,

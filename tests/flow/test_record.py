@@ -6,11 +6,9 @@ from typing import Any
 
 import pytest
 
-import netwatch.flow.record
 import netwatch.pipeline
 from netwatch.alerts.model import Alert
 from netwatch.config import Config
-from netwatch.enrich.addrclass import ip_text
 from netwatch.enrich.geo import GEO_NONE, GeoInfo, GeoSourceInfo
 from netwatch.flow.record import Enrichers, FlowEnds, flow_record_ends, transport_summary
 from netwatch.flow.table import Flow
@@ -151,12 +149,3 @@ def test_udp_fields_are_transport_summarys(monkeypatch: pytest.MonkeyPatch) -> N
     assert sorted(checked) == sorted(
         [("S0", "D"), ("SF", "Dd"), ("SHR", "^d"), ("SF", "^dD"), ("S0", "D")]
     )
-
-
-def test_address_text_is_ip_text_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netwatch.flow.record, "MAX_TEXTS", 3)
-    monkeypatch.setattr(netwatch.flow.record, "_texts", {})
-    addresses = [bytes([10, 0, 0, i]) for i in range(8)] + [bytes(range(16)), bytes(16)]
-    for addr in addresses * 2:
-        assert netwatch.flow.record._text(addr) == ip_text(addr)
-        assert len(netwatch.flow.record._texts) <= 3
