@@ -21,8 +21,8 @@ flow's findings into one notification).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.devices import Device, Devices
@@ -44,9 +44,9 @@ ICMP4_ERRORS = frozenset({3, 4, 5, 11, 12})
 ICMP6_ERROR_LIMIT = 128
 
 
-@dataclass(frozen=True, slots=True)
-class FlowFacts:
-    """One camera end of one ended flow."""
+class FlowFacts(NamedTuple):
+    """One camera end of one ended flow (a named tuple: built for every camera end of every
+    flow, about 1 µs cheaper than a frozen dataclass; read-only alike)."""
 
     record: Mapping[str, Any]  # the flow record (flow log fields)
     app: Mapping[str, Any]  # deep-parser results (sni, http_host, rtsp_media, server, ...)
