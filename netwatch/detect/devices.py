@@ -296,7 +296,7 @@ class Devices:
         key = (ip, mac)
         if key in self._cache:
             return self._cache[key]
-        dev = self._identify(ip, mac)
+        dev = self._identify(ip, mac, True)
         if len(self._cache) >= self._max:
             self._cache.clear()
         self._cache[key] = dev
@@ -393,12 +393,24 @@ class Devices:
         """Drop cached answers for an address or MAC that just said something new."""
         self._cache = {k: v for k, v in self._cache.items() if key not in k}
 
-    def _identify(self, ip: bytes, mac: bytes | None) -> Device | None:
-        if not self._classifier.is_site_local(ip):
+    def _identify(
+        self, ip: bytes, mac: bytes | None, site_local: bool | None = None
+    ) -> Device | None:
+        """The camera at ``ip`` (with ``mac``), or None (``site_local``: the classifier's
+        answer for ``ip`` when the caller has it already)."""
+        if not (self._classifier.is_site_local(ip) if site_local is None else site_local):
             return None
         vendor = self._camera_vendor(mac) if mac else None
         linked = self._linked(ip, mac)
         known = self._inventory.lookup(ip, mac)
+        if (
+            known is None
+            and vendor is None
+            and linked is None
+            and ip not in self._learned
+            and (mac or b"") not in self._learned_macs
+        ):
+            return None  # nothing learnt of it (_entries would be empty): most site hosts
         if known is None and linked is not None:
             known = linked.known  # an inventory camera at another address
         entries = self._entries(ip, mac, linked)

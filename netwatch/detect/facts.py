@@ -21,13 +21,12 @@ flow's findings into one notification).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.devices import Device, Devices
 from netwatch.detect.policy import Destination, Policies, Policy
-from netwatch.enrich.addrclass import ip_text
 from netwatch.enrich.geo import GEO_NONE
 from netwatch.flow.record import Enrichers, FlowEnds
 from netwatch.flow.table import Flow
@@ -45,9 +44,9 @@ ICMP4_ERRORS = frozenset({3, 4, 5, 11, 12})
 ICMP6_ERROR_LIMIT = 128
 
 
-@dataclass(frozen=True, slots=True)
-class FlowFacts:
-    """One camera end of one ended flow."""
+class FlowFacts(NamedTuple):
+    """One camera end of one ended flow (a named tuple: built for every camera end of every
+    flow, about 1 µs cheaper than a frozen dataclass; read-only alike)."""
 
     record: Mapping[str, Any]  # the flow record (flow log fields)
     app: Mapping[str, Any]  # deep-parser results (sni, http_host, rtsp_media, server, ...)
@@ -116,7 +115,7 @@ class FlowFacts:
             device_ip=self.device.ip,
             device_mac=self.device.mac,
             vendor=self.device.vendor,
-            peer_ip=ip_text(self.peer.ip),
+            peer_ip=rec["id.resp_h" if self.device_is_orig else "id.orig_h"],  # ip_text(peer)
             peer_port=self.peer.port,
             proto=self.peer.proto,
             direction=self.direction,

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from netwatch.alerts.model import Severity
 from netwatch.config import Config, GroupPolicy, IPNetwork
@@ -33,9 +32,9 @@ if TYPE_CHECKING:
     from netwatch.rules.base import Rule, RuleOptions
 
 
-@dataclass(frozen=True, slots=True)
-class Destination:
-    """The facts a policy decision needs about the other end of a flow."""
+class Destination(NamedTuple):
+    """The facts a policy decision needs about the other end of a flow (a named tuple: one
+    is built for every camera end of every flow)."""
 
     ip: bytes
     port: int

@@ -37,6 +37,11 @@ _ICMP_PAIRS = {1: _ICMP4_PAIRS, 58: _ICMP6_PAIRS}
 _pack_seed = struct.Struct("!H").pack
 _SEED_ZERO = _pack_seed(0)
 _pack_tail = struct.Struct("!BBHH").pack  # protocol, pad byte, ports
+# the whole hashed input in one call: seed, addresses, protocol, pad byte, ports
+_PACK_ALL = {
+    4: struct.Struct("!H4s4sBBHH").pack,
+    16: struct.Struct("!H16s16sBBHH").pack,
+}
 _sha1 = hashlib.sha1
 _base64 = binascii.b2a_base64
 
@@ -68,14 +73,21 @@ def community_id(
 ) -> str:
     """Community ID v1 of a flow given by its packed addresses, protocol and ports."""
     pairs = _ICMP_PAIRS.get(proto)
-    # ICMP: the type stands for the source port, its counterpart (or, for a one-way type,
-    # the code, and then the ends stay in the order seen) for the destination port
-    peer = pairs.get(sport) if pairs is not None else None
-    if pairs is None or peer is not None:
+    if pairs is None:  # TCP, UDP, ...: the ends in order, (saddr, sport) first
+        if saddr > daddr or (saddr == daddr and sport > dport):
+            saddr, daddr, sport, dport = daddr, saddr, dport, sport
+    else:
+        # ICMP: the type stands for the source port, its counterpart (or, for a one-way
+        # type, the code, and then the ends stay in the order seen) for the destination port
+        peer = pairs.get(sport)
         if peer is not None:
             dport = peer
-        if saddr > daddr or (saddr == daddr and sport > dport):  # (saddr, sport) > (daddr, ..)
-            saddr, daddr, sport, dport = daddr, saddr, dport, sport
-    head = _SEED_ZERO if seed == 0 else _pack_seed(seed)
-    data = head + saddr + daddr + _pack_tail(proto, 0, sport, dport)
+            if saddr > daddr or (saddr == daddr and sport > dport):
+                saddr, daddr, sport, dport = daddr, saddr, dport, sport
+    pack = _PACK_ALL.get(len(saddr)) if len(daddr) == len(saddr) else None
+    if pack is not None:  # one struct call (two 4- or 16-byte addresses, the usual case)
+        data = pack(seed, saddr, daddr, proto, 0, sport, dport)
+    else:
+        head = _SEED_ZERO if seed == 0 else _pack_seed(seed)
+        data = head + saddr + daddr + _pack_tail(proto, 0, sport, dport)
     return "1:" + _base64(_sha1(data).digest(), newline=False).decode("ascii")

@@ -123,7 +123,14 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
     else:  # originator first, then responder (the order the tally always saw them in)
         orig_cam = cameras(orig_h, orig_mac, local_orig)
         resp_cam = cameras(resp_h, resp_mac, local_resp)
-    orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
+    if f.tcp is None and f.proto == PROTO_UDP:  # transport_summary's UDP case, inlined
+        orig_bytes, resp_bytes, missed = f.o_bytes, f.r_bytes, 0
+        if f.o_pkts and not f.hist:  # the originator spoke first (most UDP flows)
+            state, history = ("SF", "Dd") if f.r_pkts else ("S0", "D")
+        else:
+            state, history = _udp_state(f), _udp_history(f)
+    else:
+        orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
     geo = enr.geo.lookup  # a site-local address is never public: no GeoIP answer to ask for
     resp_geo = GEO_NONE if local_resp else geo(resp_h)
     orig_geo = GEO_NONE if local_orig else geo(orig_h)
@@ -157,6 +164,7 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         listed = inventory(resp_h, resp_mac)
         resp_device = listed.name if listed is not None else None
     first = f.first
+    duration = (f.stop if f.stop >= 0 else f.last) - first  # Flow.duration
     record = {
         "ts": round(first, 6),
         "uid": f.uid,
@@ -167,7 +175,7 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         "proto": _PROTO_NAMES.get(f.proto, "unknown_transport"),
         "ip_proto": f.proto,
         "service": service,
-        "duration": round((f.stop if f.stop >= 0 else f.last) - first, 6),  # Flow.duration
+        "duration": round(duration, 6) if duration else duration,  # 0.0 stays (one packet)
         "orig_bytes": orig_bytes,
         "resp_bytes": resp_bytes,
         "conn_state": state,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 import socket
+import struct
 
 import communityid
 import pytest
@@ -79,3 +82,20 @@ def test_uids_are_the_seeded_generators_randbytes() -> None:
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
     for _ in range(100):
         assert src.next() == "C" + "".join(alphabet[b % 62] for b in rng.randbytes(17))
+
+
+def test_addresses_of_other_lengths_hash_the_same_bytes() -> None:
+    # two 4- or 16-byte addresses take one struct call; any other pair the concatenation:
+    # both hash seed, addresses, protocol, a zero pad byte and ports, in that order
+    def by_hand(s: bytes, d: bytes, proto: int, sp: int, dp: int, seed: int) -> str:
+        if (s, sp) > (d, dp):
+            s, d, sp, dp = d, s, dp, sp
+        data = struct.pack("!H", seed) + s + d + struct.pack("!BBHH", proto, 0, sp, dp)
+        return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+    v4, v6 = bytes([10, 0, 0, 1]), bytes(range(16))
+    assert community_id(v4, v4[::-1], 6, 1, 2, 7) == by_hand(v4, v4[::-1], 6, 1, 2, 7)
+    assert community_id(v6, v6[::-1], 17, 9, 8) == by_hand(v6, v6[::-1], 17, 9, 8, 0)
+    assert community_id(v6, v4, 17, 5, 6) == by_hand(v6, v4, 17, 5, 6, 0)
+    assert community_id(v4, v4, 6, 9, 8) == by_hand(v4, v4, 6, 9, 8, 0)
+    assert community_id(b"\x01\x02", v4, 6, 5, 6, 3) == by_hand(b"\x01\x02", v4, 6, 5, 6, 3)

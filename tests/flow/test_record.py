@@ -10,7 +10,7 @@ import netwatch.pipeline
 from netwatch.alerts.model import Alert
 from netwatch.config import Config
 from netwatch.enrich.geo import GEO_NONE, GeoInfo, GeoSourceInfo
-from netwatch.flow.record import Enrichers, FlowEnds, flow_record_ends
+from netwatch.flow.record import Enrichers, FlowEnds, flow_record_ends, transport_summary
 from netwatch.flow.table import Flow
 from netwatch.pipeline import Pipeline
 from netwatch.testing import pcapgen as pg
@@ -112,3 +112,40 @@ def test_the_inventory_is_asked_only_when_it_lists_something(
     # outside the site, so not a recognised camera end, but the inventory still names it
     assert by_orig[FAR_CAMERA]["orig_device"] == "far-cam"
     assert by_orig[CAMERA]["resp_device"] is None
+
+
+def test_udp_fields_are_transport_summarys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the record's UDP case is transport_summary's, inlined: one-way, answered, and flipped
+    # (the first datagram from the service port: Zeek's ``^``) flows, both orders of reply
+    out = pg.Route.of(HOST_MAC, HOST, ROUTER_MAC, OUTSIDE)
+    back = out.reverse()
+    datagrams = [
+        (out, 40_000, 9_000),  # one-way
+        (out, 40_001, 9_001),  # answered
+        (back, 9_001, 40_001),
+        (back, 53, 40_002),  # flipped, one-way
+        (back, 53, 40_003),  # flipped, answered
+        (out, 40_003, 53),
+        (back, 9_004, 40_004),  # one-way, from the outside
+    ]
+    frames_ = []
+    for i, (route, sport, dport) in enumerate(datagrams):
+        frame = pg.udp_frame(route, sport, dport, b"xy")
+        frames_.append((1_767_261_600.0 + i, 1, len(frame), frame))
+    checked: list[tuple[Any, ...]] = []
+
+    def kept(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]:
+        record, ends = flow_record_ends(f, enr)
+        fields = ("orig_bytes", "resp_bytes", "missed_bytes", "conn_state", "history")
+        got = tuple(record[k] for k in fields)
+        assert got == transport_summary(f)
+        checked.append(got[3:])
+        return record, ends
+
+    monkeypatch.setattr(netwatch.pipeline, "flow_record_ends", kept)
+    pipe = Pipeline(Config.from_yaml("{}", file="test.yaml"), lambda r: None, geo=CountingGeo())
+    pipe.run(frames_)
+    pipe.finish()
+    assert sorted(checked) == sorted(
+        [("S0", "D"), ("SF", "Dd"), ("SHR", "^d"), ("SF", "^dD"), ("S0", "D")]
+    )
