@@ -78,6 +78,10 @@ PROTO_TCP = 6
 PROTO_UDP = 17
 _ICMP_PROTOS = frozenset({1, 58})
 _SYN_ACK = 0x12
+#: SYN, FIN, RST and ACK: a first segment with only SYN of these is a bare SYN
+_SYN_ONLY_MASK = 0x17
+_BIT_S = 1  # the history bit of 'S' (tcpstate)
+_MASK = 0xFFFFFFFF
 _CLOSED = TcpState.CLOSED.value
 _INACTIVE = TcpState.INACTIVE.value
 _RESET = TcpState.RESET.value
@@ -391,6 +395,21 @@ class FlowTable:
         hist = f.hist
         if hist is None:  # not flipped by the ports when the flow was created
             hist = f.hist = []
+        if is_orig and flags & _SYN_ONLY_MASK == SYN and not plen and win:
+            # the common first segment, an originator's bare SYN: what tcp_packet does to
+            # two fresh endpoints, written directly (tests/flow/test_table.py compares)
+            o = tcp[0]
+            hist.append("S")
+            o.bits = _BIT_S
+            o.last_ctl = [seq, -1, -1]
+            o.base = o.seqmax = o.deliv = seq + 1
+            o.state = _SYN_SENT
+            o.dack = (seq + 1) & _MASK
+            heapq.heappush(
+                self._attempts,
+                (ts + self.settings.tcp_attempt_s, next(self._tie), f, Check.ATTEMPT),
+            )
+            return
         if is_orig:
             tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, hist)
         else:
