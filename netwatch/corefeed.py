@@ -97,7 +97,7 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     unpack = core.RECORD.unpack
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
-    full = FastStatus.FULL
+    full, new = FastStatus.FULL, FastStatus.NEW
     python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
@@ -148,8 +148,11 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
             src, dst = src16[:4], dst16[:4]
         else:
             src, dst = src16, dst16
-        # timers due first, as the general path runs them
-        if ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts:
+        # timers due first, as the general path runs them; a new flow (C found no flow
+        # with its key, before the next sweep) goes straight to the general path
+        if status == new:
+            pass
+        elif ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts:
             if src < dst or (src == dst and sport <= dport):
                 fwd = True
                 f = flows_get((src, dst, sport, dport, proto))

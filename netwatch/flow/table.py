@@ -264,6 +264,8 @@ class FlowTable:
         # One heap per timeout class: entries (time, tiebreak, flow); stale entries are
         # re-queued lazily when popped, so the fast path never touches a heap.
         self._heaps: dict[float, list[tuple[float, int, Flow]]] = {}
+        # each protocol's idle timeout and heap, once one of its flows was created
+        self._idle_heap: dict[int, tuple[float, list[tuple[float, int, Flow]]]] = {}
         self._closed: list[tuple[float, int, Flow]] = []
         self._checks: list[tuple[float, int, Flow, Check]] = []
         # unanswered SYNs: checked at the sweeps (not each one a wake-up of its own: most
@@ -494,10 +496,15 @@ class FlowTable:
             self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
         self.flows[key] = f
         self.created += 1
-        idle = self._idle.get(proto, self.settings.other_idle_s)
-        heap = self._heaps.get(idle)
-        if heap is None:
-            heap = self._heaps[idle] = []
+        idle_heap = self._idle_heap.get(proto)
+        if idle_heap is None:
+            idle = self._idle.get(proto, self.settings.other_idle_s)
+            heap = self._heaps.get(idle)
+            if heap is None:
+                heap = self._heaps[idle] = []
+            idle_heap = self._idle_heap[proto] = (idle, heap)
+        else:
+            idle, heap = idle_heap
         heapq.heappush(heap, (ts, next(self._tie), f))
         if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
             self.next_sweep = ts + idle
@@ -640,6 +647,7 @@ class FlowTable:
         for f in sorted(self.flows.values(), key=lambda fl: fl.first):
             self._end(f, EndReason.END_OF_INPUT)
         self._heaps.clear()
+        self._idle_heap.clear()
         self._closed.clear()
         self._checks.clear()
         self._attempts.clear()
