@@ -687,8 +687,15 @@ static int flow_init(nw_flow *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"key", "uid", "ts", "proto", NULL};
     PyObject *key, *uid, *ts, *proto;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO:Flow", kwlist, &key, &uid, &ts, &proto))
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 4) { /* the table's call: no parsing */
+        key = PyTuple_GET_ITEM(args, 0);
+        uid = PyTuple_GET_ITEM(args, 1);
+        ts = PyTuple_GET_ITEM(args, 2);
+        proto = PyTuple_GET_ITEM(args, 3);
+    } else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO:Flow", kwlist, &key, &uid, &ts,
+                                            &proto)) {
         return -1;
+    }
     PyObject *stop = PyFloat_FromDouble(-1.0), *empty = PyBytes_FromStringAndSize(NULL, 0);
     if (stop == NULL || empty == NULL) {
         Py_XDECREF(stop);
@@ -752,7 +759,9 @@ static int end_init(nw_endpoint *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"letters", NULL};
     PyObject *letters;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Endpoint", kwlist, &letters))
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 1) /* the table's call: no parsing */
+        letters = PyTuple_GET_ITEM(args, 0);
+    else if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Endpoint", kwlist, &letters))
         return -1;
     PyObject **o = self->obj;
     int rc = 0;
