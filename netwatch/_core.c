@@ -687,8 +687,15 @@ static int flow_init(nw_flow *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"key", "uid", "ts", "proto", NULL};
     PyObject *key, *uid, *ts, *proto;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO:Flow", kwlist, &key, &uid, &ts, &proto))
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 4) { /* the table's call: no parsing */
+        key = PyTuple_GET_ITEM(args, 0);
+        uid = PyTuple_GET_ITEM(args, 1);
+        ts = PyTuple_GET_ITEM(args, 2);
+        proto = PyTuple_GET_ITEM(args, 3);
+    } else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO:Flow", kwlist, &key, &uid, &ts,
+                                            &proto)) {
         return -1;
+    }
     PyObject *stop = PyFloat_FromDouble(-1.0), *empty = PyBytes_FromStringAndSize(NULL, 0);
     if (stop == NULL || empty == NULL) {
         Py_XDECREF(stop);
@@ -752,7 +759,9 @@ static int end_init(nw_endpoint *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"letters", NULL};
     PyObject *letters;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Endpoint", kwlist, &letters))
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 1) /* the table's call: no parsing */
+        letters = PyTuple_GET_ITEM(args, 0);
+    else if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Endpoint", kwlist, &letters))
         return -1;
     PyObject **o = self->obj;
     int rc = 0;
@@ -1429,14 +1438,57 @@ static int arg_index(PyObject *const *args, int i, Py_ssize_t *out)
     return 0;
 }
 
+/* A packet handed to Python, in the shapes Python takes it: (ts, wirelen, frame, decoded),
+ * ts computed as the loop computed it, frame the captured bytes, decoded the decoder's
+ * tuple (netwatch.core.as_decoded of the record: the frame itself at [12], MAC offset 0)
+ * or None for an odd frame. NULL (an exception set) when an object cannot be made. */
+static PyObject *handed_packet(const uint8_t *buf, const nw_rechdr *h, const nw_record *r,
+                               double ts)
+{
+    PyObject *frame = PyBytes_FromStringAndSize((const char *)buf + h->start,
+                                                (Py_ssize_t)h->caplen);
+    if (frame == NULL)
+        return NULL;
+    PyObject *d;
+    if (r->kind == NW_ODD) {
+        d = Py_NewRef(Py_None);
+    } else {
+        Py_ssize_t n = r->kind == NW_IPV4 ? 4 : 16;
+        d = Py_BuildValue("(y#y#iiiIiIIiIIOih)", (const char *)r->src, n, (const char *)r->dst,
+                          n, (int)r->proto, (int)r->sport, (int)r->dport, r->ip_len,
+                          (int)r->tcp_flags, r->seq, r->ack, (int)r->win, r->payload_off,
+                          r->payload_len, frame, 0, r->vlan);
+        if (d == NULL) {
+            Py_DECREF(frame);
+            return NULL;
+        }
+    }
+    PyObject *out = PyTuple_New(4);
+    PyObject *t = PyFloat_FromDouble(ts), *w = PyLong_FromUnsignedLong(h->wirelen);
+    if (out == NULL || t == NULL || w == NULL) {
+        Py_XDECREF(out);
+        Py_XDECREF(t);
+        Py_XDECREF(w);
+        Py_DECREF(frame);
+        Py_DECREF(d);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, t);
+    PyTuple_SET_ITEM(out, 1, w);
+    PyTuple_SET_ITEM(out, 2, frame);
+    PyTuple_SET_ITEM(out, 3, d);
+    return out;
+}
+
 PyDoc_STRVAR(fastloop_run_doc,
 "run(flows, buffer, start, end, little, tick, next_sweep, limit)\n"
 "    -> (next, packets, wire_bytes, empty, status, record)\n\n"
 "Walk the classic pcap records of buffer[start:end] (an Ethernet capture; little: the\n"
 "file is little-endian; tick: seconds per fraction unit) and apply the fused loop's fast\n"
 "branch to each packet of an existing flow of the dict flows, in place. Returns at the first\n"
-"packet Python must take (status 3 and up: the reason; record: its 88-byte record, next:\n"
-"the offset after it), after limit records (status 1), at the end of the buffer or a record\n"
+"packet Python must take (status 3 and up: the reason; record: (ts, wire length, frame,\n"
+"the decoder's tuple or None for an odd frame), next: the offset after it), after limit\n"
+"records (status 1), at the end of the buffer or a record\n"
 "cut by it (0) or at a captured length above the maximum (2; next: that record). packets\n"
 "and wire_bytes count the packets done here, empty the empty records skipped.");
 
@@ -1518,7 +1570,7 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         }
         if (rc > 0) {
             status = rc;
-            handed = PyBytes_FromStringAndSize((const char *)&r, sizeof r);
+            handed = handed_packet(buf, &h, &r, ts);
             if (handed == NULL)
                 status = -1;
             break;

@@ -2,6 +2,12 @@
 
 import mmap
 
+from netwatch.decode.frames import Decoded
+
+#: A packet FastLoop.run hands back: (ts, wire length, frame, the decoder's tuple of it or
+#: None for an odd frame).
+Handed = tuple[float, int, bytes, Decoded | None]
+
 RECORD_SIZE: int
 MAX_CAPLEN: int
 
@@ -51,6 +57,6 @@ class FastLoop:
         next_sweep: float,
         limit: int,
         /,
-    ) -> tuple[int, int, int, int, int, bytes | None]: ...
+    ) -> tuple[int, int, int, int, int, Handed | None]: ...
     def reasons(self) -> tuple[int, ...]: ...
     def conds(self) -> tuple[int, ...]: ...

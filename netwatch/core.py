@@ -40,6 +40,11 @@ from typing import Any, NamedTuple, Protocol
 from netwatch.capture.pcap import Buffer
 from netwatch.decode.frames import Decoded
 
+#: A packet :meth:`FastLoop.run` hands back to Python: (its time, computed as Python
+#: computes it, wire length, the captured frame, the :data:`Decoded` tuple of a
+#: common-shape frame as :func:`as_decoded` makes it, or None for an odd one).
+Handed = tuple[float, int, bytes, Decoded | None]
+
 
 def _load() -> tuple[ModuleType | None, str]:
     """The compiled module (or None) and why the other path was taken."""
@@ -158,8 +163,9 @@ class FastLoop(Protocol):
         next_sweep: float,
         limit: int,
         /,
-    ) -> tuple[int, int, int, int, int, bytes | None]:
-        """(next offset, packets done, their wire bytes, empty records, status, record)."""
+    ) -> tuple[int, int, int, int, int, Handed | None]:
+        """(next offset, packets done, their wire bytes, empty records, status, the packet
+        handed back or None)."""
         ...
 
     def reasons(self) -> tuple[int, ...]:

@@ -94,10 +94,9 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     keep = pipe.keeper.keep
     sweep_timers = table.sweep_timers
     fast = fast_loop().run
-    unpack = core.RECORD.unpack
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
-    full = FastStatus.FULL
+    full, new = FastStatus.FULL, FastStatus.NEW
     python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
@@ -114,42 +113,21 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                 continue
             break
         # Python: that one packet, as the Python fused loop would (C is called again after
-        # it, with the table's next sweep as this packet left it)
-        (
-            start,
-            sec,
-            frac,
-            caplen,
-            wirelen,
-            tot,
-            seq,
-            ack,
-            pay_off,
-            plen,
-            sport,
-            dport,
-            win,
-            vlan,
-            kind,
-            proto,
-            flags,
-            src16,
-            dst16,
-        ) = unpack(rec)
-        next_sweep = table.next_sweep
-        ts = sec + frac * tick
-        nxt = start + caplen
+        # it, with the table's next sweep as this packet left it); C hands it back as
+        # (ts, wire length, frame, the decoder's tuple or None for an odd frame)
+        ts, wirelen, frame, d = rec
         n += 1
         nbytes += wirelen
-        if not kind:
-            account(ts, linktype, buf[start:nxt], wirelen)
+        if d is None:
+            account(ts, linktype, frame, wirelen)
             continue
-        if kind == 4:
-            src, dst = src16[:4], dst16[:4]
-        else:
-            src, dst = src16, dst16
-        # timers due first, as the general path runs them
-        if ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts:
+        next_sweep = table.next_sweep
+        # timers due first, as the general path runs them; a new flow (C found no flow
+        # with its key, before the next sweep) goes straight to the general path
+        if status == new:
+            pass
+        elif ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts:
+            src, dst, proto, sport, dport, tot, flags, seq, ack, win, pay_off, plen, _, _, _ = d
             if src < dst or (src == dst and sport <= dport):
                 fwd = True
                 f = flows_get((src, dst, sport, dport, proto))
@@ -171,7 +149,7 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                             f.r_ipb += tot
                             f.r_bytes += plen
                         if f.keep:
-                            keep(f, ts, linktype, buf[start:nxt], wirelen)
+                            keep(f, ts, linktype, frame, wirelen)
                         python_fast[status] += 1
                         continue
                 elif (tcp := f.tcp) is not None:
@@ -194,7 +172,7 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                     ):
                         if plen:
                             bit = bit_d
-                            fits = caplen == wirelen or caplen >= pay_off + plen
+                            fits = wirelen == len(frame) or len(frame) >= pay_off + plen
                         else:
                             bit = bit_a if flags & ack_flag else 0
                             fits = True
@@ -211,31 +189,11 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
                                 f.r_pkts += 1
                                 f.r_ipb += tot
                             if f.keep:
-                                keep(f, ts, linktype, buf[start:nxt], wirelen)
+                                keep(f, ts, linktype, frame, wirelen)
                             python_fast[status] += 1
                             continue
         # the general path, with the tuple the decoder would have built
-        frame = buf[start:nxt]
-        f = packet(
-            ts,
-            (
-                src,
-                dst,
-                proto,
-                sport,
-                dport,
-                tot,
-                flags,
-                seq,
-                ack,
-                win,
-                pay_off,
-                plen,
-                frame,
-                0,
-                vlan,
-            ),
-        )
+        f = packet(ts, d)
         if f.keep:
             keep(f, ts, linktype, frame, wirelen)
     m.stats.records += n

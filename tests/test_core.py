@@ -326,6 +326,30 @@ def test_same_attributes_after_init(ts: object) -> None:
         assert _view(make(cls, ts), ref.__slots__) == _view(make(ref, ts), ref.__slots__)
 
 
+def test_init_by_keyword_and_wrong_arguments_as_the_reference() -> None:
+    """The positional call takes C's shortcut; keywords and wrong calls are parsed, and
+    fail where the reference's __init__ fails."""
+    key = (b"\x0a\0\0\x01", b"\x0a\0\0\x02", 1000, 53, 17)
+    pairs: list[tuple[Any, Any]] = [(Flow, PyFlow), (Endpoint, PyEndpoint)]
+    for cls, ref in pairs:
+        args: tuple[Any, ...] = (key, "Cuid", 1.5, 17) if ref is PyFlow else (ORIG_LETTERS,)
+        names = ("key", "uid", "ts", "proto") if ref is PyFlow else ("letters",)
+        kw = dict(zip(names, args, strict=True))
+        assert _view(cls(**kw), ref.__slots__) == _view(ref(**kw), ref.__slots__)
+        assert _view(cls(*args[:1], **dict(list(kw.items())[1:])), ref.__slots__) == _view(
+            ref(*args[:1], **dict(list(kw.items())[1:])), ref.__slots__
+        )
+        for bad_args, bad_kw in (
+            (args[:-1], {}),
+            ((*args, 0), {}),
+            (args, {"other": 1}),
+            (args[:-1], {"nope": 1}),
+        ):
+            for c in (cls, ref):
+                with pytest.raises(TypeError):
+                    c(*bad_args, **bad_kw)
+
+
 _VALUES = st.one_of(
     st.integers(),
     st.integers(-(2**63) - 2, -(2**63) + 2),

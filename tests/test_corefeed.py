@@ -1110,3 +1110,41 @@ def test_random_segments_hit_first_fins() -> None:
     for seed in range(20):
         three_ways(_random_session(seed))
     assert fast_loop().first_fins - fins >= 5
+
+
+def _handed_all(path: Path) -> tuple[list[str], list[str]]:
+    """Every record of a capture as FastLoop.run hands it back (an empty table: each
+    common-shape packet is new) and as Python makes it from walk_pcap's record (the time
+    as Python computes it, :func:`netwatch.core.as_decoded`), each as repr."""
+    data = path.read_bytes()
+    header = PcapHeader.parse(data[:24])
+    little, tick = header.byteorder == "<", header.tick_s
+    got: list[str] = []
+    off, status = 24, FastStatus.FULL
+    while status not in (FastStatus.END, FastStatus.CAPLEN):
+        off, _, _, _, status_n, rec = fast_loop().run(
+            {}, data, off, len(data), little, tick, float("inf"), 1
+        )
+        status = FastStatus(status_n)
+        if rec is not None:
+            assert status in (FastStatus.ODD, FastStatus.NEW)
+            assert (rec[3] is None) is (status == FastStatus.ODD)
+            got.append(repr(rec))
+    want: list[str] = []
+    batch = core.walk_pcap(data, 24, len(data), little=little, ethernet=True, limit=10**7)
+    for r in batch:
+        frame = data[r.frame_off : r.frame_off + r.caplen]
+        want.append(repr((r.sec + r.frac * tick, r.wirelen, frame, core.as_decoded(r, frame))))
+    return got, want
+
+
+def test_a_packet_is_handed_back_in_the_decoders_shape(site_capture: Path) -> None:
+    """What C hands back (time, wire length, frame, the decoder's tuple) is what Python
+    made of the record before: on the site capture and pcaps/ (IPv6, VLANs, odd frames)."""
+    paths = [site_capture, *sorted(p for p in (REPO / "pcaps").rglob("*.pcap") if p.is_file())]
+    kinds = set()
+    for path in paths:
+        got, want = _handed_all(path)
+        assert got == want, path.name
+        kinds |= {w.rsplit(", ", 1)[-1] == "None)" for w in want}
+    assert kinds == {True, False}  # odd and common-shape frames both seen

@@ -114,6 +114,9 @@ class PassiveDns:
 
     def lookup(self, addr: bytes, ts: float, client: bytes | None = None) -> str | None:
         """The name ``client`` (else any client) asked for to reach ``addr``, valid at ``ts``."""
+        table = self._table
+        if not table:  # no name learnt (no DNS answer seen yet, or none on this link)
+            return None
         if client:
             name = self._valid((client, addr), ts)
             if name is not None:

@@ -78,6 +78,10 @@ PROTO_TCP = 6
 PROTO_UDP = 17
 _ICMP_PROTOS = frozenset({1, 58})
 _SYN_ACK = 0x12
+#: SYN, FIN, RST and ACK: a first segment with only SYN of these is a bare SYN
+_SYN_ONLY_MASK = 0x17
+_BIT_S = 1  # the history bit of 'S' (tcpstate)
+_MASK = 0xFFFFFFFF
 _CLOSED = TcpState.CLOSED.value
 _INACTIVE = TcpState.INACTIVE.value
 _RESET = TcpState.RESET.value
@@ -260,6 +264,8 @@ class FlowTable:
         # One heap per timeout class: entries (time, tiebreak, flow); stale entries are
         # re-queued lazily when popped, so the fast path never touches a heap.
         self._heaps: dict[float, list[tuple[float, int, Flow]]] = {}
+        # each protocol's idle timeout and heap, once one of its flows was created
+        self._idle_heap: dict[int, tuple[float, list[tuple[float, int, Flow]]]] = {}
         self._closed: list[tuple[float, int, Flow]] = []
         self._checks: list[tuple[float, int, Flow, Check]] = []
         # unanswered SYNs: checked at the sweeps (not each one a wake-up of its own: most
@@ -391,6 +397,21 @@ class FlowTable:
         hist = f.hist
         if hist is None:  # not flipped by the ports when the flow was created
             hist = f.hist = []
+        if is_orig and flags & _SYN_ONLY_MASK == SYN and not plen and win:
+            # the common first segment, an originator's bare SYN: what tcp_packet does to
+            # two fresh endpoints, written directly (tests/flow/test_table.py compares)
+            o = tcp[0]
+            hist.append("S")
+            o.bits = _BIT_S
+            o.last_ctl = [seq, -1, -1]
+            o.base = o.seqmax = o.deliv = seq + 1
+            o.state = _SYN_SENT
+            o.dack = (seq + 1) & _MASK
+            heapq.heappush(
+                self._attempts,
+                (ts + self.settings.tcp_attempt_s, next(self._tie), f, Check.ATTEMPT),
+            )
+            return
         if is_orig:
             tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, hist)
         else:
@@ -475,10 +496,15 @@ class FlowTable:
             self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
         self.flows[key] = f
         self.created += 1
-        idle = self._idle.get(proto, self.settings.other_idle_s)
-        heap = self._heaps.get(idle)
-        if heap is None:
-            heap = self._heaps[idle] = []
+        idle_heap = self._idle_heap.get(proto)
+        if idle_heap is None:
+            idle = self._idle.get(proto, self.settings.other_idle_s)
+            heap = self._heaps.get(idle)
+            if heap is None:
+                heap = self._heaps[idle] = []
+            idle_heap = self._idle_heap[proto] = (idle, heap)
+        else:
+            idle, heap = idle_heap
         heapq.heappush(heap, (ts, next(self._tie), f))
         if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
             self.next_sweep = ts + idle
@@ -621,6 +647,7 @@ class FlowTable:
         for f in sorted(self.flows.values(), key=lambda fl: fl.first):
             self._end(f, EndReason.END_OF_INPUT)
         self._heaps.clear()
+        self._idle_heap.clear()
         self._closed.clear()
         self._checks.clear()
         self._attempts.clear()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwatch.decode.frames import FRAGMENT, NO_VLAN, Decoded
 from netwatch.flow.ids import UidSource
 from netwatch.flow.record import transport_summary
-from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+from netwatch.flow.table import Check, EndReason, Flow, FlowSettings, FlowTable
+from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, PyEndpoint, tcp_packet
 from tests.profile import examples
 
 A = socket.inet_aton("10.0.0.1")
@@ -377,3 +379,45 @@ def test_a_timer_runs_at_its_time_not_at_the_next_periodic_sweep() -> None:
     table.packet(4.6, udp(B, C, 1, 2))  # a periodic sweep at 4.6, the next one at 5.6
     table.packet(5.2, tcp(A, C, 1000, 80, ACK, 11, 10))  # a new (partial) connection
     assert [(f.o_pkts, r) for f, r in out.ended] == [(1, EndReason.TCP_CLOSED)]
+
+
+def _slots(e: object) -> dict[str, str]:
+    """Every attribute of an endpoint, as repr (int and float differ)."""
+    return {name: repr(getattr(e, name)) for name in PyEndpoint.__slots__}
+
+
+@pytest.mark.parametrize("seq", [0, 1, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1])
+@pytest.mark.parametrize(
+    ("flags", "n", "win"),
+    [
+        (SYN, 0, 1000),  # the shortcut's case
+        (SYN | 0x08 | 0x40 | 0x80, 0, 1000),  # PSH, ECE, CWR: still a bare SYN
+        (SYN, 0, 0),  # zero window: tcp_packet's
+        (SYN, 5, 1000),  # SYN with data: tcp_packet's
+        (SYN | ACK, 0, 1000),
+        (SYN | FIN, 0, 1000),
+        (SYN | RST, 0, 1000),
+        (ACK, 0, 1000),
+    ],
+)
+@pytest.mark.parametrize("flipped", [False, True])
+def test_a_flows_first_segment_is_what_tcp_packet_makes_of_fresh_endpoints(
+    seq: int, flags: int, n: int, win: int, flipped: bool
+) -> None:
+    """The first segment's shortcut (an originator's bare SYN) leaves both endpoints, the
+    history and the attempt timer as the reference tcp_packet on fresh endpoints does."""
+    table, _ = make()
+    sp, dp = (80, 40000) if flipped else (40000, 80)  # a non-SYN from port 80 is flipped
+    d = (A, B, 6, sp, dp, 40 + n, flags, seq, 77, win, 54, n, bytes(54 + n), 0, NO_VLAN)
+    f = table.packet(1.0, d)
+    assert f.tcp is not None and f.hist is not None
+    o, r = PyEndpoint(ORIG_LETTERS), PyEndpoint(RESP_LETTERS)
+    is_orig = f.odir is (A < B)
+    hist = ["^"] if f.hist[:1] == ["^"] else []
+    if is_orig:
+        tcp_packet(o, r, flags, seq, 77, win, n, True, hist)
+    else:
+        tcp_packet(r, o, flags, seq, 77, win, n, True, hist)
+    assert (_slots(f.tcp[0]), _slots(f.tcp[1]), f.hist) == (_slots(o), _slots(r), hist)
+    attempt = is_orig and bool(flags & SYN) and o.state in (1, 2)
+    assert [e[2:] for e in table._attempts] == ([(f, Check.ATTEMPT)] if attempt else [])
