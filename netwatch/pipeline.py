@@ -318,7 +318,7 @@ class Pipeline:
         if f.ev is not None:
             self.keeper.release(f)
 
-    def _detect(self, f: Flow, record: dict[str, Any], ends: FlowEnds | None = None) -> None:
+    def _detect(self, f: Flow, record: dict[str, Any], ends: FlowEnds) -> None:
         """Run the rules on ``f``; its alerts, when emitted, get its evidence file; the
         router counts them as sightings at the flow's last packet. ``ends``: what the record
         found out about the flow's ends (the detector's devices answered for its cameras)."""

@@ -102,16 +102,12 @@ class Detector:
         rules = self.rules_of.get(group, self.rules)
         return [rule for rule in rules if rule.can_fire(direction, has_app)]
 
-    def flow_ended(
-        self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds | None = None
-    ) -> None:
+    def flow_ended(self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds) -> None:
         """Evaluate every rule on every camera end of this flow (``ends``: what the record
-        building found out about its ends, through these devices; None: look it up)."""
+        building found out about its ends, through these devices)."""
         self.observe(flow, record)
-        if ends is not None and ends.orig_camera is None and ends.resp_camera is None:
-            return  # most flows: no camera end, no rule to run
         facts_of = flow_facts(
-            flow, record, self.enrichers, self.devices, self.policies, self.signatures, ends
+            flow, record, ends, self.enrichers, self.devices, self.policies, self.signatures
         )
         runnable = self._runnable
         for facts in facts_of:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.devices import Device, Devices
 from netwatch.detect.policy import Destination, Policies, Policy
-from netwatch.enrich.geo import GEO_NONE
 from netwatch.flow.record import Enrichers, FlowEnds
 from netwatch.flow.table import Flow
 from netwatch.signatures.match import SignatureMatcher
@@ -160,27 +159,15 @@ _NO_APP: Mapping[str, Any] = {}  # shared by the facts of flows no deep parser s
 def flow_facts(
     flow: Flow,
     record: Mapping[str, Any],
+    ends: FlowEnds,
     enr: Enrichers,
     devices: Devices,
     policies: Policies,
     signatures: SignatureMatcher | None = None,
-    ends: FlowEnds | None = None,
 ) -> Iterator[FlowFacts]:
     """The camera ends of this flow, as facts for the rules (``ends``: what the record
-    building found out about the flow's ends, through these devices and ``enr``; None:
-    work it out here)."""
-    if ends is None:
-        local_orig = enr.classifier.is_site_local(flow.orig_h)
-        local_resp = enr.classifier.is_site_local(flow.resp_h)
-        orig_cam = devices.camera(flow.orig_h, flow.orig_mac, local_orig)
-        resp_cam = devices.camera(flow.resp_h, flow.resp_mac, local_resp)
-        if orig_cam is None and resp_cam is None:
-            return
-        # only the peers of camera ends are looked up (as the rules read them)
-        resp_geo = enr.geo.lookup(flow.resp_h) if orig_cam is not None else GEO_NONE
-        orig_geo = enr.geo.lookup(flow.orig_h) if resp_cam is not None else GEO_NONE
-        ends = FlowEnds(orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo)
-    elif ends.orig_camera is None and ends.resp_camera is None:
+    building found out about the flow's ends, through these devices and ``enr``)."""
+    if ends.orig_camera is None and ends.resp_camera is None:
         return  # most flows: no camera end
     app = flow.app or _NO_APP
     for is_orig, device in ((True, ends.orig_camera), (False, ends.resp_camera)):
