@@ -121,12 +121,9 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         if d is None:
             account(ts, linktype, frame, wirelen)
             continue
-        next_sweep = table.next_sweep
         # timers due first, as the general path runs them; a new flow (C found no flow
         # with its key, before the next sweep) goes straight to the general path
-        if status == new:
-            pass
-        elif ts < next_sweep or (next_sweep := sweep_timers(ts)) > ts:
+        if status != new and (ts < table.next_sweep or sweep_timers(ts) > ts):
             src, dst, proto, sport, dport, tot, flags, seq, ack, win, pay_off, plen, _, _, _ = d
             if src < dst or (src == dst and sport <= dport):
                 fwd = True
