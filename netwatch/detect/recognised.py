@@ -1,7 +1,7 @@
 """Which cameras were seen in traffic, and how each was recognised.
 
 :class:`RecognisedCameras` is asked, once per end of each ended flow (by the flow record
-builder, :func:`netwatch.flow.record.flow_record`), whether that end is a camera: it
+builder, :func:`netwatch.flow.record.flow_record_ends`), whether that end is a camera: it
 answers with the camera's name (the inventory name, or the IP text of a camera recognised
 without an inventory), so flow records mark camera ends zero-config too, and it tallies
 each camera once (by MAC, else IP) with how it was recognised. The replay summary and the
@@ -9,8 +9,7 @@ each camera once (by MAC, else IP) with how it was recognised. The replay summar
 alerts" and "saw no cameras" look different.
 
 The detector's identity state is read in one place,
-:meth:`netwatch.detect.devices.Devices.camera` (:func:`camera_of` for callers holding the
-devices) and its ``how``, and grouped by
+:meth:`netwatch.detect.devices.Devices.camera` and its ``how``, and grouped by
 :func:`how_of` into ``inventory``, ``mac_prefix``, ``banner`` and ``discovery``.
 
 With several capture workers each worker tallies the cameras of the flows hashed to it; it
@@ -40,14 +39,6 @@ INVENTORY, MAC_PREFIX, BANNER, DISCOVERY = "inventory", "mac_prefix", "banner", 
 #: Where capture workers disagree on how a camera was recognised, the first of these wins.
 HOW_PRECEDENCE = (INVENTORY, DISCOVERY, BANNER, MAC_PREFIX)
 _RANK = {how: rank for rank, how in enumerate(HOW_PRECEDENCE)}
-
-
-def camera_of(
-    devices: Devices, ip: bytes, mac: bytes | None, site_local: bool | None = None
-) -> Device | None:
-    """The camera at this flow end as the detector's identity sees it, or None
-    (``site_local``: the classifier's answer for ``ip``, when known)."""
-    return devices.camera(ip, mac, site_local)
 
 
 def how_of(device: Device) -> str:
@@ -84,7 +75,7 @@ class RecognisedCameras:
         (``site_local``: the classifier's answer for ``ip``, when the caller has it)."""
         if self.devices is None:
             return None
-        dev = self.devices.camera(ip, mac, site_local)  # camera_of, one call less per end
+        dev = self.devices.camera(ip, mac, site_local)
         if dev is None:
             return None
         key = dev.name if dev.managed else (dev.mac or dev.name)  # one key per device

@@ -106,11 +106,6 @@ def transport_summary(f: Flow) -> tuple[int, int, int, str, str]:
     return 0, 0, 0, "OTH", ""  # other IP protocols: Zeek does not size their payload
 
 
-def flow_record(f: Flow, enr: Enrichers) -> dict[str, Any]:
-    """The flow-log record of an ended flow."""
-    return flow_record_ends(f, enr)[0]
-
-
 def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]:
     """The flow-log record of an ended flow, and what it found out about the flow's ends."""
     orig_h, resp_h, orig_mac, resp_mac = f.orig_h, f.resp_h, f.orig_mac, f.resp_mac
