@@ -265,6 +265,29 @@ static int next_record(const uint8_t *buf, uint64_t off, uint64_t end, int littl
     return NW_STEP_RECORD;
 }
 
+/* Read-ahead for the record walks. A walk chases record headers through the buffer (the
+ * next header's offset is in the current one), so on a capture larger than the caches every
+ * header is a memory load the CPU cannot start early: ~0.12 us per packet on the site
+ * capture. Asking for every cache line of the next NW_AHEAD bytes (addresses the walk is
+ * about to read, all inside the buffer) turns that into a stream the memory system runs
+ * ahead on: 0.128 -> 0.095 CPU-s per 1,000,000 site packets (bench/bench_core.py's walk,
+ * 3 rounds). A prefetch is a hint: it reads nothing, cannot fault and changes no result. */
+#define NW_AHEAD 8192u
+#define NW_LINE 64u
+
+static inline void read_ahead(const uint8_t *buf, uint64_t *next, uint64_t off, uint64_t end)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    uint64_t want = end - off > NW_AHEAD ? off + NW_AHEAD : end;
+    uint64_t at = *next > off ? *next : off;
+    for (; at < want; at += NW_LINE)
+        __builtin_prefetch(buf + at);
+    *next = at;
+#else
+    (void)buf, (void)next, (void)off, (void)end;
+#endif
+}
+
 /* The record of one packet: its header fields, and the common-shape decode. */
 static void fill_record(const uint8_t *buf, const nw_rechdr *h, int ethernet, nw_record *r)
 {
@@ -295,10 +318,12 @@ typedef struct {
 /* The record walk of netwatch.capture.pcap.walk_pcap, decoding as it goes. */
 static void walk_pcap(nw_walk *w)
 {
-    uint64_t off = w->off, n = 0, empty = 0;
+    uint64_t off = w->off, n = 0, empty = 0, ahead = 0;
     nw_rechdr h;
     w->status = NW_END;
     for (;;) {
+        if (off < w->end)
+            read_ahead(w->buf, &ahead, off, w->end);
         int step = next_record(w->buf, off, w->end, w->little, &h);
         if (step == NW_STEP_END)
             break;
@@ -1529,12 +1554,14 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
     }
     Py_INCREF(flows);
     const uint8_t *buf = (const uint8_t *)view.buf;
-    uint64_t off = (uint64_t)start, done = 0, nbytes = 0, empty = 0, seen = 0;
+    uint64_t off = (uint64_t)start, done = 0, nbytes = 0, empty = 0, seen = 0, ahead = 0;
     int status = NW_FAST_END;
     nw_record r;
     nw_rechdr h;
     PyObject *handed = NULL;
     for (;;) {
+        if (off < (uint64_t)end)
+            read_ahead(buf, &ahead, off, (uint64_t)end);
         int step = next_record(buf, off, (uint64_t)end, little, &h);
         if (step == NW_STEP_END)
             break;
