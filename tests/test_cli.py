@@ -267,6 +267,31 @@ def test_replay_does_not_load_the_daemon(tmp_path: Path) -> None:
     assert proc.stdout.splitlines()[-1] == "[]"
 
 
+REPLAY_FREEZES = """
+import gc, sys
+from netwatch.cli import main
+before = gc.get_freeze_count()
+code = main(["replay", "-qq", sys.argv[1]])
+print(before, gc.get_freeze_count())
+raise SystemExit(code)
+"""
+
+
+def test_replay_freezes_what_start_up_made(tmp_path: Path) -> None:
+    """The modules, classes, config and GeoIP data are out of the collector's walks."""
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    proc = subprocess.run(
+        [sys.executable, "-c", REPLAY_FREEZES, str(pcap)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    before, after = map(int, proc.stdout.split())
+    assert before == 0 and after > 10_000
+
+
 def _comparable(doc: dict[str, object]) -> dict[str, object]:
     """An inventory without what differs between two runs over the same input: when and
     from what it was made, and per incident its flow's random uid and the evidence file
