@@ -75,8 +75,9 @@ def recorded() -> dict[str, CodeType]:
     return dict(_recording or {})
 
 
-def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
-    """``exec`` as :mod:`dataclasses` calls it, a stored text run as its code object."""
+def _exec(source: Any, /, *args: Any, **kwargs: Any) -> None:
+    """``exec`` as :mod:`dataclasses` calls it (``exec(text, globals, namespace)``), a stored
+    text run as its code object; the other arguments go to ``exec`` as they came."""
     if isinstance(source, str):
         code = _code.get(source)
         if code is None:
@@ -87,7 +88,7 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
         else:
             stats["hits"] += 1
         source = code
-    builtins.exec(source, globals, locals)
+    builtins.exec(source, *args, **kwargs)
 
 
 def compile_text(source: str) -> CodeType:

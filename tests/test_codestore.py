@@ -186,3 +186,13 @@ def test_the_command_checks_and_refuses_bad_usage() -> None:
     assert run("--check").returncode == 0
     bad = run("--bogus")
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_other_calls_reach_exec_as_they_came() -> None:
+    namespace: dict[str, object] = {}
+    run = getattr(_codestore, "_exec")  # noqa: B009
+    run(compile("x = 1", "<string>", "exec"), namespace)
+    run("y = 2", namespace, namespace)
+    assert (namespace["x"], namespace["y"]) == (1, 2)
+    with pytest.raises(TypeError):
+        run("z = 3", namespace, unknown=1)
