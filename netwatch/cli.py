@@ -20,12 +20,18 @@ daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay; nor the 
 install and inventory modules: ``report``, ``install`` and ``cameras`` import them, and
 ``replay`` imports the inventory only with ``--state-dir``); the daemon's
 :func:`netwatch.preload.preload` still loads every module before its privilege drop.
-``tests/test_cli.py`` checks what a replay must not import.
+``tests/test_cli.py`` checks what a replay must not import. Once its config and GeoIP data
+are loaded, ``replay`` freezes what the garbage collector tracks (``gc.freeze``): those
+objects live until the process exits anyway, and neither the replay's collections nor the
+collection at exit walk them again (~35 ms of CPU of a 1-packet replay, most of it at exit).
+The frozen objects are still freed by reference counting; a reference cycle among them is
+only freed by the process's exit (in-process callers of :func:`main`: tests).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -228,6 +234,10 @@ def _replay(args: argparse.Namespace) -> int:
     warning = age_warning(backend.describe(), date.today(), cfg.geoip.max_age_days)
     if warning:
         log.warning("%s", warning)
+    # What exists now (modules, classes, the config, the GeoIP data) lives until the process
+    # exits: out of the cyclic collector's walks, during the replay and at exit (see the
+    # module docstring).
+    gc.freeze()
     with _alert_lines(not args.quiet):
         summary = run_replay(
             args.pcaps,

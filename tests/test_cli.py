@@ -228,10 +228,13 @@ def test_report_unwritable_output_exits_2(
 
 #: Modules a replay (without --state-dir) must not import: the daemon, its sinks and
 #: metrics server, the report, install and inventory commands' modules, (no QUIC in the
-#: capture) the QUIC parser's crypto, and (built-in config, seeds from the seed store) PyYAML.
+#: capture) the QUIC parser's crypto, (built-in config, seeds from the seed store) PyYAML,
+#: and what the config loader uses only to word an error (difflib, shlex).
 NOT_FOR_REPLAY = (
     "cryptography",
     "yaml",
+    "difflib",
+    "shlex",
     "netwatch.daemon",
     "netwatch.preflight",
     "netwatch.sinks",
@@ -265,6 +268,31 @@ def test_replay_does_not_load_the_daemon(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+REPLAY_FREEZES = """
+import gc, sys
+from netwatch.cli import main
+before = gc.get_freeze_count()
+code = main(["replay", "-qq", sys.argv[1]])
+print(before, gc.get_freeze_count())
+raise SystemExit(code)
+"""
+
+
+def test_replay_freezes_what_start_up_made(tmp_path: Path) -> None:
+    """The modules, classes, config and GeoIP data are out of the collector's walks."""
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    proc = subprocess.run(
+        [sys.executable, "-c", REPLAY_FREEZES, str(pcap)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    before, after = map(int, proc.stdout.split())
+    assert before == 0 and after > 10_000
 
 
 def _comparable(doc: dict[str, object]) -> dict[str, object]:

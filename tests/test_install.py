@@ -319,6 +319,19 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_daemon_runs(tmp_path: Path) 
         check=True,
     )
     assert "'misses': 0}" in seeds.stdout, seeds.stdout + seeds.stderr
+    # and the dataclass methods compiled ahead of time: a start compiles none
+    assert "netwatch/codestore.marshal" in names
+    probe = "import netwatch.pipeline; from netwatch import _codestore as c; print(c.stats)"
+    code = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=daemon_env,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert "'misses': 0}" in code.stdout, code.stdout + code.stderr
     root = tmp_path / "root"
     proc = subprocess.run(
         [str(netwatch), "install", "--root", str(root)],

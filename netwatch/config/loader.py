@@ -22,7 +22,6 @@ error found ends validation (one error per run).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -356,6 +355,8 @@ def _default(fld: dataclasses.Field[Any]) -> Any:
 def _unknown(key: str, fields: Mapping[str, object], hints: Mapping[str, str]) -> str:
     if key in hints:
         return hints[key]
+    import difflib  # noqa: PLC0415 - on a bad key only (not at every start)
+
     close = difflib.get_close_matches(key, list(fields), n=1)
     if close:
         return f"unknown key (did you mean {close[0]!r}?)"

@@ -25,13 +25,11 @@ resolved); files are checked to exist when loading, not for readability by the d
 
 from __future__ import annotations
 
-import difflib
 import functools
 import ipaddress
 import math
 import os
 import re
-import shlex
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -317,6 +315,8 @@ def secret_problem(file: Path) -> str | None:
     }[bits]
     target = os.path.realpath(file)
     where = "" if target == str(file) else f" ({file} is a symlink to it)"
+    import shlex  # noqa: PLC0415 - on a bad secret file only (not at every start)
+
     return (
         f"secret file {target} is {how} by others (mode {stat.S_IMODE(mode):04o}){where}; "
         f"fix: chmod o-rwx {shlex.quote(target)}"
@@ -369,6 +369,8 @@ def rule_options_types() -> Mapping[str, type[Any]]:
 
 def unknown_rule(value: str, known: Sequence[str]) -> str:
     """The message for a rule id that is not in ``known``, with a "did you mean"."""
+    import difflib  # noqa: PLC0415 - on a bad rule id only (not at every start)
+
     close = difflib.get_close_matches(value, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known rules: {', '.join(known)}"
     return f"unknown rule {value!r} ({hint})"
