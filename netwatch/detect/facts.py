@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Alert, Direction, PendingAlert, Severity, reached_of
 from netwatch.detect.devices import Device, Devices
 from netwatch.detect.policy import Destination, Policies, Policy
 from netwatch.flow.record import Enrichers, FlowEnds
@@ -144,6 +145,51 @@ class FlowFacts(NamedTuple):
             peer_org=None,
             peer_name=None,
             service=None,
+        )
+
+    def finding(
+        self,
+        rule: str,
+        severity: Severity,
+        summary: str,
+        evidence: Mapping[str, Any],
+        *,
+        peer: bool = True,
+        subject: str | None = None,
+    ) -> PendingAlert:
+        """What :meth:`alert` gives with the same arguments, built only when needed (the
+        router counts most repeats of an incident from the few fields it reads: see
+        :class:`~netwatch.alerts.model.PendingAlert`). Flow rules yield this."""
+        rec = self.record
+        device = self.device.name
+        uid = rec.get("uid")
+        if peer:
+            peer_name = self.peer.name
+            peer_ip = rec["id.resp_h" if self.device_is_orig else "id.orig_h"]
+            reached = reached_of(
+                subject,
+                evidence.get("platform"),
+                peer_name,
+                self.direction,
+                peer_ip,
+                self.peer.asn,
+                self.peer_org,
+            )
+            seen = peer_name or peer_ip or ""
+        else:
+            reached = reached_of(
+                subject, evidence.get("platform"), None, Direction.LOCAL, None, None, None
+            )
+            seen = ""
+        return PendingAlert(
+            float(rec["ts"]),
+            rule,
+            self.policy.severity_of(rule, severity),
+            device,
+            uid,
+            seen,
+            reached,
+            partial(self.alert, rule, severity, summary, evidence, peer=peer, subject=subject),
         )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import RuleAlert, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
@@ -27,10 +27,10 @@ from netwatch.rules.base import Rule
 class UnmanagedDevice(Rule):
     """A camera that the inventory does not list."""
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.device.managed or not facts.inventory_size:
             return
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.MEDIUM,
             f"{facts.device.vendor or 'a camera vendor'} device {facts.device.ip} is not in "
