@@ -111,7 +111,8 @@ class Rule:
     abstract: ClassVar[bool] = False
     #: The rule's options (config ``rules.<id>``); a rule with thresholds names its own.
     options_type: ClassVar[type[RuleOptions]] = RuleOptions
-    #: Preconditions, for a rule that keeps no state between flows: True when it can only
+    #: Preconditions, for a rule that keeps no state between flows or changes it only past
+    #: the checks these stand for (new_destination's baseline): True when it can only
     #: alert on a flow some deep parser spoke about (``facts.app`` not empty); the
     #: directions it can alert for (None: any). The detector does not run it on a camera
     #: end that fails them (issue 13: most flows of a flood have no application data), so
