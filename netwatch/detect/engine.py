@@ -102,9 +102,15 @@ class Detector:
 
     def runnable_rules(self, group: str, direction: Direction, has_app: bool) -> list[Rule]:
         """The rules ``group`` runs that can alert for a camera end with this direction and
-        (``has_app``) application data or none, in the group's order."""
+        (``has_app``) application data or none, in the group's order: their preconditions
+        (``Rule.can_fire``, and ``Rule.runs_for`` the group's policy and the inventory)."""
         rules = self.rules_of.get(group, self.rules)
-        return [rule for rule in rules if rule.can_fire(direction, has_app)]
+        policy, size = self.policies.of(group), self._inventory_size
+        return [
+            rule
+            for rule in rules
+            if rule.can_fire(direction, has_app) and rule.runs_for(policy, size)
+        ]
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds) -> None:
         """Evaluate every rule on every camera end of this flow (``ends``: what the record

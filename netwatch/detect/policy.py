@@ -130,6 +130,11 @@ class Policy:
         return ip in self._dns if self._dns else site_local
 
     @property
+    def denies_any(self) -> bool:
+        """True when the group denies some country or AS (else :meth:`denies` is None)."""
+        return bool(self._deny_countries or self._deny_asns)
+
+    @property
     def resolvers_configured(self) -> bool:
         """True when the group lists its ``dns_servers`` (then they alone are approved)."""
         return bool(self._dns)

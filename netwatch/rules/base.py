@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from netwatch.capture.source import CaptureCounts
     from netwatch.config import Config
+    from netwatch.detect.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,14 @@ class Rule:
         if cls.needs_app and not has_app:
             return False
         return cls.directions is None or direction in cls.directions
+
+    @classmethod
+    def runs_for(cls, policy: Policy, inventory_size: int) -> bool:
+        """False when a group's compiled policy, or the size of the inventory (0:
+        zero-config), means the rule can never alert for the group's cameras: its own
+        checks return on what these fix (a precondition, as :meth:`can_fire`; the
+        detector does not run it for the group). Default: True."""
+        return True
 
 
 class SensorRule(Rule):

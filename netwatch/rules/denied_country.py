@@ -18,16 +18,24 @@ the rule's own).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from netwatch.alerts.model import Direction, RuleAlert, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
+
+if TYPE_CHECKING:
+    from netwatch.detect.policy import Policy
 
 
 class DeniedCountry(Rule):
     """A camera exchanges traffic with a denied country or AS."""
 
     directions = frozenset({Direction.OUTBOUND, Direction.INBOUND})  # its first check
+
+    @classmethod
+    def runs_for(cls, policy: Policy, inventory_size: int) -> bool:
+        return policy.denies_any  # else its check (policy.denies) is always None
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.direction is Direction.LOCAL or facts.icmp_error:
