@@ -46,18 +46,20 @@ class CloudRegistration(Rule):
     def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.direction is not Direction.OUTBOUND:
             return
-        p2p = p2p_of(facts.app)
+        app = facts.app  # empty for most flows (nothing a deep parser spoke about)
+        p2p = p2p_of(app) if app else None
         if p2p is not None and Kind.REGISTER in p2p.sent(facts.device_is_orig)[1]:
             yield from self._p2p(facts, p2p)
             return
         if facts.signatures is None:
             return
         sigs = facts.signatures
-        names = [
-            n for n in (facts.app.get("sni"), facts.app.get("http_host"), facts.peer.name) if n
-        ]
+        seen = (
+            (app.get("sni"), app.get("http_host"), facts.peer.name) if app else (facts.peer.name,)
+        )
+        names = [n for n in seen if n]
         endpoint = next((e for e in map(sigs.match_name, names) if e is not None), None)
-        payloads = facts.payload_signatures(self.id)
+        payloads = facts.payload_signatures(self.id) if app else []
         by_port = [
             e
             for e in sigs.endpoints_for_port(facts.peer.proto, facts.peer.port)
