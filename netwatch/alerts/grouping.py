@@ -248,8 +248,9 @@ class DeviceGroups:
             group = self._groups[alert.device] = _Group(since=self._now)
         elif not group.pending:
             group.since = self._now
+        identity = alert.identity
         for i, waiting in enumerate(group.pending):
-            if waiting.alert.identity == alert.identity:  # the incident's newer report
+            if waiting.alert.identity == identity:  # the incident's newer report
                 group.pending[i] = Report(alert, waiting.count + count)
                 break
         else:

@@ -24,17 +24,19 @@ from dataclasses import replace
 from typing import Any
 
 from netwatch.alerts.grouping import members
-from netwatch.alerts.model import Alert
+from netwatch.alerts.model import RuleAlert
 
 
-def fold(alerts: Sequence[Alert], precedence: Sequence[str]) -> list[Alert]:
-    """The alerts to submit for one camera end of one flow (see the module docstring)."""
+def fold(alerts: Sequence[RuleAlert], precedence: Sequence[str]) -> list[RuleAlert]:
+    """The alerts to submit for one camera end of one flow (see the module docstring).
+    Alerts not built yet (:class:`~netwatch.alerts.model.PendingAlert`) are built only
+    when folded; the others are passed on as they are."""
     if len(alerts) < 2:
         return list(alerts)
     rank = {rule: i for i, rule in enumerate(precedence)}
-    foldable = [a for a in alerts if a.rule in rank]
-    if len(foldable) < 2:
+    if sum(a.rule in rank for a in alerts) < 2:
         return list(alerts)
+    foldable = [a.built() for a in alerts if a.rule in rank]
     foldable.sort(key=lambda a: rank[a.rule])
     primary, others = foldable[0], foldable[1:]
     worst = min((a.severity for a in foldable), key=lambda s: s.rank)

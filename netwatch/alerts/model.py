@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -151,21 +151,16 @@ class Alert:
     @property
     def reached(self) -> str:
         """What the device reached (or was reached from), as the identity sees it (see the
-        module docstring): the rule's subject, platform, name, AS, organisation, network;
-        '' without a peer."""
-        if self.subject:
-            return self.subject
-        if self.platform:
-            return self.platform
-        if self.peer_name:
-            return self.peer_name
-        if self.direction is Direction.LOCAL or self.peer_ip is None:
-            return self.peer_ip or ""
-        if self.peer_asn:
-            return f"AS{self.peer_asn}"
-        if self.peer_org:
-            return self.peer_org
-        return network_of(self.peer_ip)
+        module docstring and :func:`reached_of`)."""
+        return reached_of(
+            self.subject,
+            self.platform,
+            self.peer_name,
+            self.direction,
+            self.peer_ip,
+            self.peer_asn,
+            self.peer_org,
+        )
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -211,6 +206,90 @@ class Alert:
     def one_line(self) -> str:
         """The human form for the terminal and logs (the arrow follows the traffic)."""
         return line_of(self.record())
+
+    def built(self) -> Alert:
+        """This alert (what :meth:`PendingAlert.built` gives for one not built yet)."""
+        return self
+
+
+def reached_of(
+    subject: str | None,
+    platform: str | None,
+    peer_name: str | None,
+    direction: Direction,
+    peer_ip: str | None,
+    peer_asn: int | None,
+    peer_org: str | None,
+) -> str:
+    """:attr:`Alert.reached` of an alert with these fields: the rule's subject, platform,
+    name, AS, organisation, network; '' without a peer."""
+    if subject:
+        return subject
+    if platform:
+        return platform
+    if peer_name:
+        return peer_name
+    if direction is Direction.LOCAL or peer_ip is None:
+        return peer_ip or ""
+    if peer_asn:
+        return f"AS{peer_asn}"
+    if peer_org:
+        return peer_org
+    return network_of(peer_ip)
+
+
+class PendingAlert:
+    """An alert a rule found, not built yet: the fields the router reads to count a
+    suppressed repeat (each equal to the built alert's), and :meth:`built` for the rest.
+
+    Most of a flow rule's findings repeat an incident the router only counts (a camera
+    that reaches many addresses outside its allow-list: one ``unexpected_egress`` per
+    flow); building the whole :class:`Alert` (23 fields, the device's details in its
+    evidence) for each would be wasted. The router, :func:`~netwatch.alerts.incidents.fold`
+    and the detector build it (once) wherever more than these fields is needed."""
+
+    __slots__ = (
+        "_alert",
+        "_build",
+        "device",
+        "flow_uid",
+        "identity",
+        "peer",
+        "rule",
+        "severity",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        ts: float,
+        rule: str,
+        severity: Severity,
+        device: str,
+        flow_uid: str | None,
+        peer: str,
+        reached: str,
+        build: Callable[[], Alert],
+    ) -> None:
+        self.ts = ts
+        self.rule = rule
+        self.severity = severity
+        self.device = device
+        self.flow_uid = flow_uid
+        self.peer = peer  # Alert.peer
+        self.identity = (rule, device, reached)  # Alert.identity
+        self._build = build
+        self._alert: Alert | None = None
+
+    def built(self) -> Alert:
+        """The alert (built on the first call)."""
+        if self._alert is None:
+            self._alert = self._build()
+        return self._alert
+
+
+#: What a flow rule yields: an alert, or one not built yet.
+RuleAlert = Alert | PendingAlert
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

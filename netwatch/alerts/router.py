@@ -60,7 +60,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from netwatch.alerts.model import Alert, EndReason, IncidentEnd, Severity, rfc3339
+from netwatch.alerts.model import Alert, EndReason, IncidentEnd, RuleAlert, Severity, rfc3339
 
 if TYPE_CHECKING:
     from netwatch.config.schema import AlertsConfig
@@ -93,7 +93,7 @@ class _Seen:
     sightings: int = 1  # distinct flows (and sensor alerts) over the whole incident
     worst: Severity = Severity.INFO  # the most severe sighting
 
-    def sighted(self, alert: Alert, when: float) -> None:
+    def sighted(self, alert: RuleAlert, when: float) -> None:
         """Note one sighting at ``when`` (a repeat from the flow last seen is not counted)."""
         if alert.flow_uid is None or alert.flow_uid != self.flow_uid:
             self.sightings += 1
@@ -115,7 +115,7 @@ class _Seen:
             reason=reason,
         )
 
-    def saw(self, alert: Alert) -> None:
+    def saw(self, alert: RuleAlert) -> None:
         """Note the peer of one sighting."""
         peer = alert.peer
         if not peer or peer in self.peers:
@@ -150,7 +150,7 @@ class _DeviceWindow:
     suppressed: int = 0
     rules: dict[str, int] = field(default_factory=dict)
 
-    def count(self, alert: Alert) -> None:
+    def count(self, alert: RuleAlert) -> None:
         self.rules[alert.rule] = self.rules.get(alert.rule, 0) + 1
         if alert.severity.rank < self.worst.rank:
             self.worst = alert.severity
@@ -213,8 +213,11 @@ class AlertRouter:
         self.max_per_device = alerts.max_per_device
         self.device_window_s = alerts.device_window_s
 
-    def submit(self, alert: Alert) -> bool:
-        """Route one alert; True when it was emitted, False when suppressed."""
+    def submit(self, alert: RuleAlert) -> bool:
+        """Route one alert; True when it was emitted, False when suppressed. A
+        :class:`~netwatch.alerts.model.PendingAlert` is built only where more than its
+        identity, time, severity, device, flow and peer is needed (a report, ``on_repeat``,
+        a device's ``alert_flood`` summary): a repeat that is only counted never is."""
         key = alert.identity
         seen = self._seen.get(key)
         escalated_from: Severity | None = None
@@ -233,7 +236,7 @@ class AlertRouter:
                     seen.flow_uid = alert.flow_uid
                     self.suppressed += 1
                 if self.on_repeat is not None:
-                    self.on_repeat(alert)
+                    self.on_repeat(alert.built())
                 return False
         if not self._admit(alert):
             if seen is not None:  # a held-back re-report: next try one window later, counted
@@ -241,6 +244,7 @@ class AlertRouter:
                 seen.count += 1
                 seen.flow_uid = alert.flow_uid
             return False
+        alert = alert.built()  # reported
         count = 1 if seen is None else seen.count
         if seen is None:
             if len(self._seen) >= self._max:
@@ -304,7 +308,7 @@ class AlertRouter:
         self.ended += 1
         self.on_end(end)
 
-    def _admit(self, alert: Alert) -> bool:
+    def _admit(self, alert: RuleAlert) -> bool:
         """The per-device bound: True when ``alert`` may be emitted (module docstring)."""
         window = self._window(alert)
         window.count(alert)
@@ -314,10 +318,10 @@ class AlertRouter:
         window.suppressed += 1
         self.device_capped += 1
         if window.suppressed == 1:
-            self._summarise(alert, window)
+            self._summarise(alert.built(), window)
         return False
 
-    def _window(self, alert: Alert) -> _DeviceWindow:
+    def _window(self, alert: RuleAlert) -> _DeviceWindow:
         window = self._devices.get(alert.device)
         if window is not None and alert.ts - window.start < self.device_window_s:
             return window

@@ -165,7 +165,8 @@ class Baseline:
         first = self._devices.get(device)
         if first is None:
             self._devices[device] = first = ts
-            self._record(DeviceFirstSeen(device, ts))
+            if self.store is not None:  # (no record built without a store)
+                self.store.record(DeviceFirstSeen(device, ts))
         return ts < first + self._period_s
 
     def decide(self, key: DestinationKey, ts: float) -> Verdict:
@@ -182,7 +183,8 @@ class Baseline:
         learning = self.learning(key.device, ts)
         self._per_device[key.device] = count + 1
         self._known.add(key)
-        self._record(DestinationAdded(key, ts, learning))
+        if self.store is not None:  # (no record built without a store: every new key)
+            self.store.record(DestinationAdded(key, ts, learning))
         if learning:
             self.counters.learned += 1
             return Verdict.LEARNED
@@ -199,10 +201,6 @@ class Baseline:
     def observe(self, key: DestinationKey, ts: float, candidate: Candidate) -> Alert | None:
         """:class:`DestinationBaseline`: the candidate alert when ``key`` is new."""
         return candidate() if self.decide(key, ts) is Verdict.NEW else None
-
-    def _record(self, change: BaselineChange) -> None:
-        if self.store is not None:
-            self.store.record(change)
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait (bounded) until the changes so far are stored; True without a store."""

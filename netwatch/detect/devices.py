@@ -183,12 +183,18 @@ class Devices:
         weak_vendor: CameraVendor | None = None,
     ) -> None:
         self._inventory = inventory
+        #: The inventory's lookup, None when it lists nothing (zero-config: nothing to ask
+        #: for each new site address).
+        self._listed = inventory.lookup if len(inventory) else None
         self._classifier = classifier
         self._camera_vendor = camera_vendor
         self._weak_vendor = weak_vendor if weak_vendor is not None else _seed_weak_vendor
         self._learned: dict[bytes, _Entry] = {}  # ip -> what it said
         self._learned_macs: dict[bytes, _Entry] = {}  # mac -> what it said
-        self._cache: dict[tuple[bytes, bytes | None], Device | None] = {}
+        #: (ip, mac) -> what :meth:`camera` answered for a site-local end (None: not a
+        #: camera). Read-only outside this class (RecognisedCameras looks answers up here
+        #: before calling camera()); replaced or cleared whenever something new is learnt.
+        self.answers: dict[tuple[bytes, bytes | None], Device | None] = {}
         self._seen: dict[bytes, bytes | None] = {}  # ip -> MAC of a camera found there
         self._resolvers: dict[bytes, None] = {}  # ordered set of packed addresses
         #: MAC -> the device a flow showed it at: its id, addresses and inventory entry (the
@@ -200,7 +206,9 @@ class Devices:
         self.device_evictions = 0
         self.address_evictions = 0
         #: MACs seen at outside addresses (routers: bounded, oldest dropped and counted).
-        self._gateways: dict[bytes, None] = {}
+        #: Read-only outside this class: camera() learns nothing more from an outside end
+        #: whose MAC is here (or that has none), so RecognisedCameras answers None itself.
+        self.gateways: dict[bytes, None] = {}
         self.gateway_evictions = 0
         self._ids: dict[str, bytes] = {}  # an unlisted device's id -> its MAC (ids are unique)
         #: Resolvers dropped because ``MAX_RESOLVERS`` were kept (oldest first).
@@ -215,12 +223,12 @@ class Devices:
         self._learned.update(other._learned)
         self._learned_macs.update(other._learned_macs)
         self._resolvers.update(other._resolvers)
-        self._gateways.update(other._gateways)
+        self.gateways.update(other.gateways)
         for mac, linked in other._by_mac.items():  # unlisted cameras keep their ids
             if linked.known is None and mac not in self._by_mac:
                 self._by_mac[mac] = _Linked(linked.name, dict(linked.addresses), None)
                 self._ids[linked.name] = mac
-        self._cache.clear()
+        self.answers.clear()
         self._seen.clear()
 
     @property
@@ -290,16 +298,16 @@ class Devices:
             site_local = self._classifier.is_site_local(ip)
         if not site_local:
             # a public address outside the site (reached through a router): a gateway's MAC
-            if mac is not None and mac not in self._gateways and not self._classifier.is_local(ip):
+            if mac is not None and mac not in self.gateways and not self._classifier.is_local(ip):
                 self._gateway(mac)
             return None  # never a camera; not cached (a flood of outside peers would churn it)
         key = (ip, mac)
-        if key in self._cache:
-            return self._cache[key]
+        if key in self.answers:
+            return self.answers[key]
         dev = self._identify(ip, mac, True)
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        self._cache[key] = dev
+        if len(self.answers) >= self._max:
+            self.answers.clear()
+        self.answers[key] = dev
         if dev is not None and (mac is not None or ip not in self._seen):
             if len(self._seen) >= self._max and ip not in self._seen:
                 self._seen.pop(next(iter(self._seen)))
@@ -349,7 +357,7 @@ class Devices:
             self._by_mac[mac] = _Linked(name, {}, None)
             self._ids[name] = mac
             taken += 1
-        self._cache.clear()
+        self.answers.clear()
         return taken
 
     @property
@@ -361,7 +369,7 @@ class Devices:
     def bind(self, ip: bytes, mac: bytes | None) -> None:
         """A flow started at ``ip`` with ``mac``: when the inventory lists that address
         exactly, the MAC is that camera's from now on (before any of its flows ends)."""
-        if mac is None or mac in self._gateways:
+        if mac is None or mac in self.gateways:
             return
         linked = self._by_mac.get(mac)
         if linked is not None and linked.known is not None:
@@ -391,7 +399,7 @@ class Devices:
 
     def _forget(self, key: bytes) -> None:
         """Drop cached answers for an address or MAC that just said something new."""
-        self._cache = {k: v for k, v in self._cache.items() if key not in k}
+        self.answers = {k: v for k, v in self.answers.items() if key not in k}
 
     def _identify(
         self, ip: bytes, mac: bytes | None, site_local: bool | None = None
@@ -401,8 +409,10 @@ class Devices:
         if not (self._classifier.is_site_local(ip) if site_local is None else site_local):
             return None
         vendor = self._camera_vendor(mac) if mac else None
-        linked = self._linked(ip, mac)
-        known = self._inventory.lookup(ip, mac)
+        # _linked(ip, mac) and the inventory's lookup, without their calls: this runs for
+        # each new site address (a scan's are all new)
+        linked = self._by_mac.get(mac) if mac is not None and mac not in self.gateways else None
+        known = self._listed(ip, mac) if self._listed is not None else None
         if (
             known is None
             and vendor is None
@@ -440,16 +450,16 @@ class Devices:
 
     def _linked(self, ip: bytes, mac: bytes | None) -> _Linked | None:
         """The device with ``mac`` (None for a router's MAC, :meth:`_gateway`)."""
-        if mac is None or mac in self._gateways:
+        if mac is None or mac in self.gateways:
             return None
         return self._by_mac.get(mac)
 
     def _gateway(self, mac: bytes) -> None:
         """``mac`` was seen at an outside address: a router's, never one device's."""
-        if len(self._gateways) >= MAX_GATEWAYS:
-            self._gateways.pop(next(iter(self._gateways)))
+        if len(self.gateways) >= MAX_GATEWAYS:
+            self.gateways.pop(next(iter(self.gateways)))
             self.gateway_evictions += 1
-        self._gateways[mac] = None
+        self.gateways[mac] = None
         if self._drop(mac):
             self._forget(mac)
 
@@ -465,7 +475,7 @@ class Devices:
     def _link(self, ip: bytes, mac: bytes | None, known: Any, name: str) -> str | None:
         """``ip`` is an address of the device with ``mac`` (bounded; see the docstring): the
         device's id, or None when ``mac`` joins nothing (a router's)."""
-        if mac is None or mac in self._gateways:
+        if mac is None or mac in self.gateways:
             return None
         linked = self._by_mac.get(mac)
         fresh = linked is None

@@ -14,7 +14,8 @@ findings are folded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from netwatch.alerts.incidents import fold
@@ -50,12 +51,20 @@ class Detector:
     ) -> None:
         self.enrichers = enrichers
         self.devices = Devices(Inventory(cfg.cameras), enrichers.classifier, camera_vendor)
+        #: Fixed with the config (a reload builds a new detector); the facts carry it.
+        self._inventory_size = self.devices.inventory_size
         self.signatures = signatures
         rules = tuple(rules)
         self.policies = Policies(cfg, rules)
         self.baseline = baseline
         #: The site's resolvers (rogue_dns); DHCP option 6 plugs in as ``dhcp_resolvers``.
         self.resolvers = SiteResolvers(dhcp_resolvers=lambda: self.devices.dhcp_resolvers)
+        #: What every ended flow tells the detector, camera end or not (the site's
+        #: resolvers' use): ``observe(flow, record)``, raising no alert; :meth:`flow_ended`
+        #: does it first. A partial, not a method: it runs for every flow.
+        self.observe: Callable[[Flow, Mapping[str, Any]], None] = partial(
+            self.resolvers.observe, camera=self.devices.camera
+        )
         context = RuleContext(baseline=baseline, resolvers=self.resolvers)
         #: Every rule (one instance each, shared by the groups that run it).
         self.rules = [cls(context) for cls in rules]
@@ -91,30 +100,33 @@ class Detector:
         if ident is not None and ident.is_camera and mac_off >= 0:
             self.devices.learn_mac(frame[mac_off + 6 : mac_off + 12], ident.vendor, "sadp_l2")
 
-    def observe(self, flow: Flow, record: Mapping[str, Any]) -> None:
-        """What every ended flow tells the detector, camera end or not (the site's
-        resolvers' use); raises no alert. :meth:`flow_ended` does it first."""
-        self.resolvers.observe(flow, record, self.devices.camera)
-
     def runnable_rules(self, group: str, direction: Direction, has_app: bool) -> list[Rule]:
         """The rules ``group`` runs that can alert for a camera end with this direction and
-        (``has_app``) application data or none, in the group's order."""
+        (``has_app``) application data or none, in the group's order: their preconditions
+        (``Rule.can_fire``, and ``Rule.runs_for`` the group's policy and the inventory)."""
         rules = self.rules_of.get(group, self.rules)
-        return [rule for rule in rules if rule.can_fire(direction, has_app)]
+        policy, size = self.policies.of(group), self._inventory_size
+        return [
+            rule
+            for rule in rules
+            if rule.can_fire(direction, has_app) and rule.runs_for(policy, size)
+        ]
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds) -> None:
         """Evaluate every rule on every camera end of this flow (``ends``: what the record
         building found out about its ends, through these devices)."""
         self.observe(flow, record)
         facts_of = flow_facts(
-            flow, record, ends, self.enrichers, self.devices, self.policies, self.signatures
+            flow, record, ends, self.enrichers, self._inventory_size, self.policies, self.signatures
         )
-        runnable = self._runnable
+        runnable, submit = self._runnable, self.router.submit
         for facts in facts_of:
             key = (facts.policy.group, facts.direction, bool(facts.app))
             rules = runnable.get(key)
             if rules is None:
                 rules = runnable[key] = self.runnable_rules(*key)
             found = run_flow_rules(rules, self.errors, facts)
-            for alert in fold(found, self.precedence):
-                self.router.submit(alert)
+            if len(found) > 1:  # fold passes fewer on as they are
+                found = fold(found, self.precedence)
+            for alert in found:
+                submit(alert)

@@ -20,13 +20,15 @@ flow's findings into one notification).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from netwatch.alerts.model import Alert, Direction, Severity
-from netwatch.detect.devices import Device, Devices
+from netwatch.alerts.model import Alert, Direction, PendingAlert, Severity, reached_of
+from netwatch.detect.devices import Device
 from netwatch.detect.policy import Destination, Policies, Policy
+from netwatch.enrich.geo import GeoInfo
 from netwatch.flow.record import Enrichers, FlowEnds
 from netwatch.flow.table import Flow
 from netwatch.signatures.match import SignatureMatcher
@@ -146,11 +148,50 @@ class FlowFacts(NamedTuple):
             service=None,
         )
 
-
-def _direction(device_is_orig: bool, peer_local: bool) -> Direction:
-    if peer_local:
-        return Direction.LOCAL
-    return Direction.OUTBOUND if device_is_orig else Direction.INBOUND
+    def finding(
+        self,
+        rule: str,
+        severity: Severity,
+        summary: str,
+        evidence: Mapping[str, Any],
+        *,
+        peer: bool = True,
+        subject: str | None = None,
+    ) -> PendingAlert:
+        """What :meth:`alert` gives with the same arguments, built only when needed (the
+        router counts most repeats of an incident from the few fields it reads: see
+        :class:`~netwatch.alerts.model.PendingAlert`). Flow rules yield this."""
+        rec = self.record
+        device = self.device.name
+        uid = rec.get("uid")
+        if peer:
+            peer_name = self.peer.name
+            peer_ip = rec["id.resp_h" if self.device_is_orig else "id.orig_h"]
+            reached = reached_of(
+                subject,
+                evidence.get("platform"),
+                peer_name,
+                self.direction,
+                peer_ip,
+                self.peer.asn,
+                self.peer_org,
+            )
+            seen = peer_name or peer_ip or ""
+        else:
+            reached = reached_of(
+                subject, evidence.get("platform"), None, Direction.LOCAL, None, None, None
+            )
+            seen = ""
+        return PendingAlert(
+            float(rec["ts"]),
+            rule,
+            self.policy.severity_of(rule, severity),
+            device,
+            uid,
+            seen,
+            reached,
+            partial(self.alert, rule, severity, summary, evidence, peer=peer, subject=subject),
+        )
 
 
 _NO_APP: Mapping[str, Any] = {}  # shared by the facts of flows no deep parser spoke about
@@ -161,42 +202,87 @@ def flow_facts(
     record: Mapping[str, Any],
     ends: FlowEnds,
     enr: Enrichers,
-    devices: Devices,
+    inventory_size: int,
     policies: Policies,
     signatures: SignatureMatcher | None = None,
-) -> Iterator[FlowFacts]:
+) -> list[FlowFacts]:
     """The camera ends of this flow, as facts for the rules (``ends``: what the record
-    building found out about the flow's ends, through these devices and ``enr``)."""
-    if ends.orig_camera is None and ends.resp_camera is None:
-        return  # most flows: no camera end
-    app = flow.app or _NO_APP
-    for is_orig, device in ((True, ends.orig_camera), (False, ends.resp_camera)):
-        if device is None:
-            continue
-        if is_orig:
-            peer_ip, geo, peer_site_local = flow.resp_h, ends.resp_geo, ends.resp_local
-        else:
-            peer_ip, geo, peer_site_local = flow.orig_h, ends.orig_geo, ends.orig_local
-        peer_local = peer_site_local or enr.classifier.is_local(peer_ip)
-        yield FlowFacts(
-            record=record,
-            app=app,
-            device=device,
-            device_is_orig=is_orig,
-            peer=Destination(
-                ip=peer_ip,
-                port=flow.resp_p if is_orig else flow.orig_p,
-                proto=str(record["proto"]),
-                name=record.get("resp_name") if is_orig else None,
-                country=geo.cc,
-                asn=geo.asn,
-            ),
-            peer_org=geo.org,
-            peer_local=peer_local,
-            direction=_direction(is_orig, peer_local),
-            bytes_up=int(record["orig_bytes" if is_orig else "resp_bytes"]),
-            bytes_down=int(record["resp_bytes" if is_orig else "orig_bytes"]),
-            policy=policies.of(device.group),
-            inventory_size=devices.inventory_size,
-            signatures=signatures,
+    building found out about the flow's ends, through ``enr`` and the detector's devices;
+    ``inventory_size``: the devices' :attr:`~netwatch.detect.devices.Devices.inventory_size`)."""
+    found: list[FlowFacts] = []
+    if ends.orig_camera is not None:
+        found.append(
+            _end_facts(
+                True,
+                ends.orig_camera,
+                flow,
+                record,
+                flow.resp_h,
+                flow.resp_p,
+                ends.resp_geo,
+                ends.resp_local or enr.classifier.is_local(flow.resp_h),
+                inventory_size,
+                policies,
+                signatures,
+            )
         )
+    if ends.resp_camera is not None:
+        found.append(
+            _end_facts(
+                False,
+                ends.resp_camera,
+                flow,
+                record,
+                flow.orig_h,
+                flow.orig_p,
+                ends.orig_geo,
+                ends.orig_local or enr.classifier.is_local(flow.orig_h),
+                inventory_size,
+                policies,
+                signatures,
+            )
+        )
+    return found
+
+
+def _end_facts(
+    is_orig: bool,
+    device: Device,
+    flow: Flow,
+    record: Mapping[str, Any],
+    peer_ip: bytes,
+    peer_port: int,
+    geo: GeoInfo,
+    peer_local: bool,
+    inventory_size: int,
+    policies: Policies,
+    signatures: SignatureMatcher | None,
+) -> FlowFacts:
+    """One camera end's facts (built positionally: this runs for every camera end)."""
+    if peer_local:
+        direction = Direction.LOCAL
+    else:
+        direction = Direction.OUTBOUND if is_orig else Direction.INBOUND
+    orig_bytes, resp_bytes = int(record["orig_bytes"]), int(record["resp_bytes"])
+    return FlowFacts(
+        record,
+        flow.app or _NO_APP,
+        device,
+        is_orig,
+        Destination(
+            peer_ip,
+            peer_port,
+            str(record["proto"]),
+            record.get("resp_name") if is_orig else None,
+            geo.cc,
+            geo.asn,
+        ),
+        geo.org,
+        peer_local,
+        direction,
+        orig_bytes if is_orig else resp_bytes,
+        resp_bytes if is_orig else orig_bytes,
+        policies.of(device.group),
+        inventory_size,
+        signatures,
+    )

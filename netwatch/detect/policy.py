@@ -105,7 +105,10 @@ class Policy:
             ipaddress.ip_address(ip)  # raises ValueError, as for any other length
             return False
         value = int.from_bytes(ip, "big")
-        return any(value & mask == net for net, mask in nets)
+        for net, mask in nets:  # noqa: SIM110 (no generator: runs for most camera flow ends)
+            if value & mask == net:
+                return True
+        return False
 
     def allows(self, dest: Destination) -> bool:
         """True when the group may talk to this destination."""
@@ -114,7 +117,7 @@ class Policy:
             or name_allowed(dest.name, self._exact, self._suffixes)
             or (dest.country is not None and dest.country in self._countries)
             or (dest.asn is not None and dest.asn in self._asns)
-            or any(rule.matches(dest.proto, dest.port) for rule in self._ports)
+            or (bool(self._ports) and any(r.matches(dest.proto, dest.port) for r in self._ports))
         )
 
     def denies(self, dest: Destination) -> str | None:
@@ -128,6 +131,11 @@ class Policy:
     def approved_resolver(self, ip: bytes, site_local: bool) -> bool:
         """True when the group may resolve names through this server."""
         return ip in self._dns if self._dns else site_local
+
+    @property
+    def denies_any(self) -> bool:
+        """True when the group denies some country or AS (else :meth:`denies` is None)."""
+        return bool(self._deny_countries or self._deny_asns)
 
     @property
     def resolvers_configured(self) -> bool:

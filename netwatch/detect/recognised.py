@@ -73,9 +73,16 @@ class RecognisedCameras:
     def device(self, ip: bytes, mac: bytes | None, site_local: bool | None = None) -> Device | None:
         """The camera when this flow end is a recognised one (and tally it), else None
         (``site_local``: the classifier's answer for ``ip``, when the caller has it)."""
-        if self.devices is None:
+        devices = self.devices
+        if devices is None:
             return None
-        dev = self.devices.camera(ip, mac, site_local)
+        # two calls for every flow (both ends): Devices.camera's answer, without its call
+        # where it has nothing to learn (an outside end behind a known router, or without
+        # a MAC) or has the answer cached (a site end seen before)
+        if site_local is False and (mac is None or mac in devices.gateways):
+            return None
+        answers, end = devices.answers, (ip, mac)
+        dev = answers[end] if site_local and end in answers else devices.camera(ip, mac, site_local)
         if dev is None:
             return None
         key = dev.name if dev.managed else (dev.mac or dev.name)  # one key per device

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Direction, RuleAlert, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
@@ -29,7 +29,7 @@ class AudioStream(Rule):
 
     needs_app = True  # its first check
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         media = tuple(facts.app.get("rtsp_media", ()))
         codec = facts.app.get("rtp_audio_o" if facts.device_is_orig else "rtp_audio_r")
         if "audio" not in media and codec is None:
@@ -37,7 +37,7 @@ class AudioStream(Rule):
         severity = Severity.MEDIUM if facts.direction is Direction.LOCAL else Severity.HIGH
         peer = facts.record["id.resp_h" if facts.device_is_orig else "id.orig_h"]
         how = f"sends {codec} audio (RTP)" if codec else "offers audio over RTSP"
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             severity,
             f"{facts.device.name} {how} to {peer}",

@@ -3,9 +3,10 @@
 A rule subclasses :class:`Rule`; ``__init_subclass__`` derives its id from the class name
 (``CloudRegistration`` -> ``cloud_registration``), refuses duplicates loudly, and records
 it in :data:`REGISTRY`. Rules are sans-I/O: they look at what the pipeline hands them and
-*yield* :class:`~netwatch.alerts.model.Alert` values; the router decides who is told and
-when. A rule that raises is isolated by :func:`run_rule` (logged once, counted), never
-taking the pipeline down.
+*yield* :class:`~netwatch.alerts.model.Alert` values (flow rules: ``facts.finding``, an
+alert built only when the router reports it, not for a repeat it only counts); the router
+decides who is told and when. A rule that raises is isolated by :func:`run_rule` (logged
+once, counted), never taking the pipeline down.
 
 Options: every flow rule has :class:`RuleOptions` (``enabled``, ``severity``); a rule with
 thresholds a site tunes declares, in its own module, a subclass with more fields, each a
@@ -33,7 +34,7 @@ from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Alert, Direction, RuleAlert, Severity
 from netwatch.config import values as v
 from netwatch.config.loader import Ctx, optional
 from netwatch.config.schema import SEVERITIES, key
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
     from netwatch.capture.source import CaptureCounts
     from netwatch.config import Config
+    from netwatch.detect.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,8 @@ class Rule:
     abstract: ClassVar[bool] = False
     #: The rule's options (config ``rules.<id>``); a rule with thresholds names its own.
     options_type: ClassVar[type[RuleOptions]] = RuleOptions
-    #: Preconditions, for a rule that keeps no state between flows: True when it can only
+    #: Preconditions, for a rule that keeps no state between flows or changes it only past
+    #: the checks these stand for (new_destination's baseline): True when it can only
     #: alert on a flow some deep parser spoke about (``facts.app`` not empty); the
     #: directions it can alert for (None: any). The detector does not run it on a camera
     #: end that fails them (issue 13: most flows of a flood have no application data), so
@@ -128,8 +131,10 @@ class Rule:
         cls.id = rule_id(cls.__name__)
         register(REGISTRY, cls.id, cls, "rule id")
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterable[Alert]:
-        """Alerts for one camera end of a flow that ended (default: none)."""
+    def on_flow_end(self, facts: FlowFacts) -> Iterable[RuleAlert]:
+        """Alerts for one camera end of a flow that ended (default: none): built ones, or
+        (``facts.finding``) ones built only when the router needs more than a repeat's
+        count."""
         return ()
 
     @classmethod
@@ -139,6 +144,14 @@ class Rule:
         if cls.needs_app and not has_app:
             return False
         return cls.directions is None or direction in cls.directions
+
+    @classmethod
+    def runs_for(cls, policy: Policy, inventory_size: int) -> bool:
+        """False when a group's compiled policy, or the size of the inventory (0:
+        zero-config), means the rule can never alert for the group's cameras: its own
+        checks return on what these fix (a precondition, as :meth:`can_fire`; the
+        detector does not run it for the group). Default: True."""
+        return True
 
 
 class SensorRule(Rule):
@@ -189,11 +202,11 @@ def run_rule(
         errors.record(rule, exc)
 
 
-def run_flow_rules(rules: Iterable[Rule], errors: RuleErrors, facts: FlowFacts) -> list[Alert]:
+def run_flow_rules(rules: Iterable[Rule], errors: RuleErrors, facts: FlowFacts) -> list[RuleAlert]:
     """Every rule's alerts for one camera end of a flow, each rule's failure isolated as by
     :func:`run_rule` (what a rule yielded before it raised is kept), without a generator
     around each rule (this runs for every rule on every camera end of every flow)."""
-    found: list[Alert] = []
+    found: list[RuleAlert] = []
     for rule in rules:
         try:
             found.extend(rule.on_flow_end(facts))  # appends as it iterates: kept on a raise

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import RuleAlert, Severity
 from netwatch.deep.discovery import DeviceIdentity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
@@ -27,12 +27,12 @@ class CloudEnabled(Rule):
 
     needs_app = True  # its first check
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         key = "discovery" if facts.device_is_orig else "discovery_resp"
         ident = facts.app.get(key)
         if not isinstance(ident, DeviceIdentity) or ident.cloud_enabled is not True:
             return
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.HIGH,
             f"{facts.device.name} announces ({ident.protocol}) that its "

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Direction, RuleAlert, Severity
 from netwatch.deep.kalay import P2pFlow, p2p_of, platform_of
 from netwatch.deep.pppp import Kind
 from netwatch.detect.facts import FlowFacts
@@ -43,21 +43,23 @@ class CloudRegistration(Rule):
 
     directions = frozenset({Direction.OUTBOUND})  # its first check
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.direction is not Direction.OUTBOUND:
             return
-        p2p = p2p_of(facts.app)
+        app = facts.app  # empty for most flows (nothing a deep parser spoke about)
+        p2p = p2p_of(app) if app else None
         if p2p is not None and Kind.REGISTER in p2p.sent(facts.device_is_orig)[1]:
             yield from self._p2p(facts, p2p)
             return
         if facts.signatures is None:
             return
         sigs = facts.signatures
-        names = [
-            n for n in (facts.app.get("sni"), facts.app.get("http_host"), facts.peer.name) if n
-        ]
+        seen = (
+            (app.get("sni"), app.get("http_host"), facts.peer.name) if app else (facts.peer.name,)
+        )
+        names = [n for n in seen if n]
         endpoint = next((e for e in map(sigs.match_name, names) if e is not None), None)
-        payloads = facts.payload_signatures(self.id)
+        payloads = facts.payload_signatures(self.id) if app else []
         by_port = [
             e
             for e in sigs.endpoints_for_port(facts.peer.proto, facts.peer.port)
@@ -76,7 +78,7 @@ class CloudRegistration(Rule):
             label = service.service
         else:
             label = f"{service.vendor} {service.service}"
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.HIGH if strong else Severity.MEDIUM,
             f"{facts.device.name} talks to {label}"
@@ -93,14 +95,14 @@ class CloudRegistration(Rule):
             },
         )
 
-    def _p2p(self, facts: FlowFacts, p2p: P2pFlow) -> Iterator[Alert]:
+    def _p2p(self, facts: FlowFacts, p2p: P2pFlow) -> Iterator[RuleAlert]:
         """The camera logs in to (or says hello to) a CS2 PPPP or Kalay P2P server."""
         if facts.policy.allows(facts.peer):
             return  # the group allows this cloud by name, network, country or AS
         name = facts.peer.name
         endpoint = facts.signatures.match_name(name) if facts.signatures and name else None
         operator = f", {endpoint.vendor}" if endpoint is not None else ""
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.HIGH,
             f"{facts.device.name} registers with a {platform_of(p2p)} P2P server"

@@ -18,10 +18,14 @@ the rule's own).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Direction, RuleAlert, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
+
+if TYPE_CHECKING:
+    from netwatch.detect.policy import Policy
 
 
 class DeniedCountry(Rule):
@@ -29,14 +33,18 @@ class DeniedCountry(Rule):
 
     directions = frozenset({Direction.OUTBOUND, Direction.INBOUND})  # its first check
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    @classmethod
+    def runs_for(cls, policy: Policy, inventory_size: int) -> bool:
+        return policy.denies_any  # else its check (policy.denies) is always None
+
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.direction is Direction.LOCAL or facts.icmp_error:
             return  # an ICMP error is a reaction: the peer's own flow is the one reported
         why = facts.policy.denies(facts.peer)
         if why is None:
             return
         peer = facts.peer.name or facts.record["id.resp_h" if facts.device_is_orig else "id.orig_h"]
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.HIGH,
             f"{facts.device.name} exchanged traffic with {peer} in denied {why}",

@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Final
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Direction, RuleAlert, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.flow.ports import CAMERA_CLOUD_UDP, LIKELY_SERVER_UDP
 from netwatch.rules.base import Rule, RuleContext
@@ -49,7 +49,7 @@ class InboundAccess(Rule):
         #: (camera ip, udp port) the camera has sent from, in the order last seen.
         self._udp_senders: OrderedDict[tuple[str, int], None] = OrderedDict()
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         rec = facts.record
         udp_sender_before = False
         if rec["proto"] == "udp":
@@ -59,7 +59,7 @@ class InboundAccess(Rule):
         if rec["conn_state"] in UNANSWERED or not _opened_from_outside(facts, udp_sender_before):
             return
         where = f" ({facts.peer.country})" if facts.peer.country else ""
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.HIGH,
             f"{rec['id.orig_h']}{where} reached {facts.device.name} on "

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Alert, Direction, RuleAlert, Severity
 from netwatch.deep.kalay import P2pFlow, p2p_of, platform_of
 from netwatch.deep.pppp import Kind
 from netwatch.detect.facts import FlowFacts
@@ -36,7 +36,7 @@ class NatTraversal(Rule):
 
     needs_app = True  # its first check
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         p2p = p2p_of(facts.app)
         if p2p is not None and facts.direction is not Direction.LOCAL:
             alert = self._p2p(facts, p2p)
@@ -46,7 +46,7 @@ class NatTraversal(Rule):
         sigs = facts.payload_signatures(self.id)
         if not sigs or not facts.device_is_orig:
             return
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.HIGH,
             f"{facts.device.name} runs NAT traversal ({sigs[0].vendor}: {sigs[0].id}) with "

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import Alert, Direction, Severity
 from netwatch.detect.baseline import DestinationKey, destination_of
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
@@ -34,6 +34,9 @@ from netwatch.rules.base import Rule
 
 class NewDestination(Rule):
     """A camera, past its learning period, reaches a destination outside its baseline."""
+
+    #: Its first check: the camera opened the flow (never so for an inbound flow).
+    directions = frozenset({Direction.OUTBOUND, Direction.LOCAL})
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
         baseline = self.context.baseline if self.context is not None else None

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Direction, RuleAlert, Severity
 from netwatch.config import values as v
 from netwatch.config.schema import key
 from netwatch.detect.facts import FlowFacts
@@ -113,7 +113,7 @@ class OutboundStream(Rule):
 
     options_type = Options
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.direction is not Direction.OUTBOUND:
             return
         up, down = facts.bytes_up, facts.bytes_down
@@ -129,7 +129,7 @@ class OutboundStream(Rule):
         kind, t = found[0]
         rate_kbit = up * 8 / max(duration, 1e-3) / 1000
         what = "streamed" if kind is Kind.STREAM else "uploaded a clip of"
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             SEVERITY[kind],
             f"{facts.device.name} {what} {up:,} bytes upstream to "

@@ -36,7 +36,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import Direction, RuleAlert, Severity
 from netwatch.config import values as v
 from netwatch.config.schema import key
 from netwatch.detect.facts import FlowFacts
@@ -56,8 +56,10 @@ class RogueDns(Rule):
     """A camera uses a resolver its group does not approve."""
 
     options_type = Options
+    #: Its first check: the camera opened the flow (never so for an inbound flow).
+    directions = frozenset({Direction.OUTBOUND, Direction.LOCAL})
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if not facts.device_is_orig or facts.peer.port != DNS_PORT:
             return
         verdict = self._verdict(facts)
@@ -66,7 +68,7 @@ class RogueDns(Rule):
         resolver = ip_text(facts.peer.ip)
         query = facts.app.get("dns_query")
         what = f"{verdict.provider} resolver" if verdict.provider else "unapproved resolver"
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.MEDIUM,
             f"{facts.device.name} resolved {query or 'names'} through {what} {resolver}",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netwatch.alerts.model import Alert, Direction, Severity
+from netwatch.alerts.model import Direction, RuleAlert, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
@@ -30,7 +30,7 @@ class UnexpectedEgress(Rule):
 
     directions = frozenset({Direction.OUTBOUND})  # its first check
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.direction is not Direction.OUTBOUND or facts.peer.port == DNS_PORT:
             return
         if facts.icmp_error:
@@ -39,7 +39,7 @@ class UnexpectedEgress(Rule):
             return
         peer = facts.peer.name or facts.record["id.resp_h"]
         where = f" ({facts.peer.country})" if facts.peer.country else ""
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.MEDIUM,
             f"{facts.device.name} talked to {peer}{where} on {facts.peer.proto}/"

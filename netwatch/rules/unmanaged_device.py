@@ -18,19 +18,27 @@ the rule's own).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import RuleAlert, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
+
+if TYPE_CHECKING:
+    from netwatch.detect.policy import Policy
 
 
 class UnmanagedDevice(Rule):
     """A camera that the inventory does not list."""
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    @classmethod
+    def runs_for(cls, policy: Policy, inventory_size: int) -> bool:
+        return inventory_size > 0  # its first check: zero-config, nothing is unmanaged
+
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.device.managed or not facts.inventory_size:
             return
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.MEDIUM,
             f"{facts.device.vendor or 'a camera vendor'} device {facts.device.ip} is not in "

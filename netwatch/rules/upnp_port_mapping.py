@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from netwatch.alerts.model import Alert, Severity
+from netwatch.alerts.model import RuleAlert, Severity
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
@@ -27,13 +27,13 @@ class UpnpPortMapping(Rule):
 
     needs_app = True  # its first check
 
-    def on_flow_end(self, facts: FlowFacts) -> Iterator[Alert]:
+    def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         sigs = facts.payload_signatures(self.id)
         if not sigs or not facts.device_is_orig:
             return
         if ipaddress.ip_address(facts.peer.ip).is_multicast:
             return  # an SSDP search for a gateway finds the router; asking it is unicast
-        yield facts.alert(
+        yield facts.finding(
             self.id,
             Severity.HIGH,
             f"{facts.device.name} asked {facts.record['id.resp_h']} to open a port ({sigs[0].id})",

@@ -35,7 +35,8 @@ def test_a_flow_that_registers_in_a_denied_country_pages_once() -> None:
         finding("denied_country", Severity.HIGH),
         finding("cloud_registration", Severity.HIGH, platform="Xiaomi cloud"),
     ]
-    (alert,) = fold(found, FOLD_PRECEDENCE)
+    (folded,) = fold(found, FOLD_PRECEDENCE)
+    alert = folded.built()
     assert (alert.rule, alert.severity, alert.platform) == (
         "cloud_registration", Severity.HIGH, "Xiaomi cloud",
     )  # fmt: skip
@@ -49,7 +50,8 @@ def test_a_graver_folded_finding_raises_severity_and_is_in_the_summary() -> None
         finding("nat_traversal", Severity.HIGH, platform="CS2 Network PPPP"),
         finding("outbound_stream", Severity.CRITICAL),
     ]
-    (alert,) = fold(found, FOLD_PRECEDENCE)
+    (folded,) = fold(found, FOLD_PRECEDENCE)
+    alert = folded.built()
     assert (alert.rule, alert.severity) == ("nat_traversal", Severity.CRITICAL)
     assert alert.summary == "nat_traversal happened; outbound_stream happened"
     rules = [(f["rule"], f["severity"]) for f in findings(alert.record())]

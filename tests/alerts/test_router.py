@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from netwatch.alerts.model import Alert, EndReason, IncidentEnd, Severity
+from netwatch.alerts.model import Alert, EndReason, IncidentEnd, PendingAlert, Severity
 from netwatch.alerts.router import FLOOD_RULE, AlertRouter
 from netwatch.config import Config
 
@@ -191,3 +191,60 @@ def test_without_on_end_incidents_are_forgotten_uncounted() -> None:
 def test_resolve_s_comes_from_the_config() -> None:
     cfg = Config.from_yaml("alerts: {resolve_s: 42}")
     assert AlertRouter.of(lambda a, n: None, cfg.alerts).resolve_s == 42
+
+
+def pending(built: list[Alert], a: Alert) -> PendingAlert:
+    """``a`` not built yet: what a flow rule yields (``built`` collects each build)."""
+
+    def build() -> Alert:
+        built.append(a)
+        return a
+
+    return PendingAlert(a.ts, a.rule, a.severity, a.device, a.flow_uid, a.peer, a.reached, build)
+
+
+def test_an_alert_not_built_yet_is_built_only_when_reported() -> None:
+    """The same alerts, built or pending: the same reports, counts, incident ends and
+    counters; a pending one is built for a report or a device's flood summary only (never
+    for a repeat the router only counts, nor for one the device bound holds back)."""
+    sequence = [
+        dataclasses.replace(alert(ts, f"p{ts % 7}.example", rule, device), flow_uid=f"F{ts}")
+        for ts in range(0, 400, 3)
+        for rule, device in (("unexpected_egress", "cam"), ("new_destination", f"cam{ts % 3}"))
+    ]
+    runs: list[tuple[list[tuple[dict[str, object], int]], list[IncidentEnd], dict[str, int]]] = []
+    built: list[Alert] = []
+    for lazy in (False, True):
+        out: list[tuple[dict[str, object], int]] = []
+        ends: list[IncidentEnd] = []
+
+        def emit(a: Alert, n: int, out: list[tuple[dict[str, object], int]] = out) -> None:
+            out.append((a.record(), n))
+
+        router = AlertRouter(
+            emit,
+            suppress_s=100,
+            max_per_device=4,
+            device_window_s=200,
+        )
+        router.on_end = ends.append
+        for a in sequence:
+            router.seen_at = a.ts + 1
+            router.submit(pending(built, a) if lazy else a)
+        router.end_all()
+        runs.append((out, ends, router.counters()))
+    assert runs[0] == runs[1]
+    out, _, counters = runs[1]
+    assert counters["suppressed"] and counters["device_capped"] and counters["device_summaries"]
+    reported = counters["emitted"] - counters["device_summaries"]
+    assert len(built) == reported + counters["device_summaries"] < len(sequence) // 4
+
+
+def test_a_repeat_is_built_for_on_repeat() -> None:
+    router = AlertRouter(lambda a, n: None, suppress_s=100)
+    repeats: list[Alert] = []
+    router.on_repeat = repeats.append
+    built: list[Alert] = []
+    router.submit(pending(built, alert(0)))
+    router.submit(pending(built, alert(1)))
+    assert repeats == [alert(1)] and built == [alert(0), alert(1)]

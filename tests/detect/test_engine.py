@@ -20,6 +20,8 @@ from netwatch.pipeline import Pipeline
 from netwatch.replay import run_replay
 from netwatch.rules.audio_stream import AudioStream
 from netwatch.rules.base import Rule
+from netwatch.rules.denied_country import DeniedCountry
+from netwatch.rules.unmanaged_device import UnmanagedDevice
 from tests.conftest import corpus_file
 from tests.integration.test_corpus_alerts import CAMERAS
 
@@ -131,14 +133,36 @@ def test_rules_are_skipped_where_their_preconditions_fail() -> None:
         for direction in Direction:
             for has_app in (False, True):
                 ran = [r.id for r in detector.runnable_rules(group, direction, has_app)]
-                skipped = set() if has_app else set(app_only)
+                skipped = {"denied_country"}  # no group denies a country or AS here
+                if not has_app:
+                    skipped |= app_only
                 if direction is not Direction.OUTBOUND:
                     skipped |= outbound_only
-                if direction is Direction.LOCAL:
-                    skipped.add("denied_country")
+                if direction is Direction.INBOUND:  # the camera did not open the flow
+                    skipped |= {"rogue_dns", "new_destination"}
                 assert ran == [r for r in every if r not in skipped], (group, direction)
     assert "inbound_access" not in [r.id for r in detector.runnable_rules("car-park", *KEY)]
     assert "inbound_access" in [r.id for r in detector.runnable_rules("default", *KEY)]
+
+
+def test_rules_a_group_or_the_inventory_rules_out_are_skipped() -> None:
+    """denied_country runs for a group that denies something; unmanaged_device with an
+    inventory (it has nothing to report zero-config)."""
+    out = (Direction.OUTBOUND, False)
+    zero = Pipeline(Config.default(), lambda record: None, on_alert=lambda alert, n: None)
+    assert zero.detector is not None
+    ran = {r.id for r in zero.detector.runnable_rules("default", *out)}
+    assert not ran & {"denied_country", "unmanaged_device"}
+    assert "unexpected_egress" in ran
+    cfg = Config.from_yaml(
+        CAR_PARK + "groups:\n  car-park: {deny_countries: [CN]}\n  lobby: {deny_asns: [64500]}\n"
+    )
+    listed = Pipeline(cfg, lambda record: None, on_alert=lambda alert, n: None).detector
+    assert listed is not None
+    for group, denies in (("car-park", True), ("lobby", True), ("default", False)):
+        ran = {r.id for r in listed.runnable_rules(group, *out)}
+        assert "unmanaged_device" in ran
+        assert ("denied_country" in ran) is denies, group
 
 
 KEY = (Direction.INBOUND, False)
@@ -154,11 +178,14 @@ def _alert_lines(tmp_path: Path, capture: Path, config: str, **kwargs: Any) -> b
     return out.read_bytes()
 
 
-PRECONDITION_CAPTURES = [("demo", DEMO, "")] + [
+#: A learning period of a second: new_destination reports (the default is 7 days).
+LEARN = "learning: {period_s: 1}\n"
+PRECONDITION_CAPTURES = [("demo", DEMO, LEARN)] + [
     (
         Path(rel).name,
         corpus_file("pcaps", *rel.split("/")),
-        "geoip: {builtin: false}\ncameras:\n"
+        LEARN
+        + "geoip: {builtin: false}\ncameras:\n"
         + "".join(f"  - {{name: cam-{i}, ip: {ip}}}\n" for i, ip in enumerate(ips)),
     )
     for rel, ips in sorted(CAMERAS.items())
@@ -175,6 +202,8 @@ def test_preconditions_change_no_alert(
     (each rule's declared preconditions are ones its own checks return on)."""
     skipping = _alert_lines(tmp_path, capture, config)
     monkeypatch.setattr(Rule, "can_fire", classmethod(lambda cls, direction, has_app: True))
+    for rule in (Rule, DeniedCountry, UnmanagedDevice):  # every rule's runs_for
+        monkeypatch.setattr(rule, "runs_for", classmethod(lambda cls, policy, size: True))
     assert _alert_lines(tmp_path, capture, config) == skipping
     if name == "demo":
         assert skipping  # the demo alerts (the comparison compares something)

@@ -25,6 +25,8 @@ from netwatch.detect.recognised import (
 from netwatch.enrich.geo import NullGeo
 from netwatch.replay import ReplaySummary, run_replay
 from tests.conftest import corpus_file
+from tests.detect.test_devices import HIK_MAC, OTHER_MAC, THIRD_MAC, devices
+from tests.detect.test_devices import ip as packed
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
@@ -90,6 +92,8 @@ class _Devices:
 
     def __init__(self, table: dict[bytes, Device]) -> None:
         self.table = table
+        self.answers: dict[tuple[bytes, bytes | None], Device | None] = {}  # none cached
+        self.gateways: dict[bytes, None] = {}  # no router known
 
     def camera(self, ip: bytes, mac: bytes | None, site_local: bool | None = None) -> Device | None:
         return self.table.get(ip)
@@ -157,3 +161,49 @@ def test_union_counts_each_camera_once_the_strongest_how_winning() -> None:
         "mac_prefix": 1,
     }
     assert union_by_how([]) == {}
+
+
+def test_an_end_is_answered_as_devices_camera_answers_it_without_a_needless_call(
+    tmp_path: Path,
+) -> None:
+    """Outside ends behind a known router (or without a MAC) and site ends answered before
+    are answered without calling Devices.camera; every answer, and what the devices learnt
+    (routers' MACs, cached answers), is what calling Devices.camera gives."""
+    mine, reference = devices(tmp_path), devices(tmp_path)
+    asked: list[tuple[bytes, bytes | None, bool | None]] = []
+    camera = mine.camera
+
+    def counted(ip: bytes, mac: bytes | None, site_local: bool | None = None) -> Device | None:
+        asked.append((ip, mac, site_local))
+        return camera(ip, mac, site_local)
+
+    mine.camera = counted  # type: ignore[method-assign]
+    recognised = RecognisedCameras()
+    recognised.devices = mine
+    router, public, camera_ip, host = (
+        OTHER_MAC,
+        packed("8.8.8.8"),
+        packed("10.1.0.9"),
+        packed("10.1.0.5"),
+    )
+    ends: list[tuple[bytes, bytes | None, bool | None]] = [
+        (public, router, False),  # a router's MAC, learnt here
+        (packed("9.9.9.9"), router, False),  # known now: not asked
+        (public, None, False),  # no MAC: not asked
+        (packed("169.254.0.1"), THIRD_MAC, False),  # local, not the site's: asked, not learnt
+        (packed("169.254.0.1"), THIRD_MAC, False),
+        (camera_ip, HIK_MAC, True),  # a camera
+        (camera_ip, HIK_MAC, True),  # answered before: not asked
+        (host, THIRD_MAC, True),  # a site host, no camera
+        (host, THIRD_MAC, True),
+        (host, router, True),  # a site end with a router's MAC: asked
+        (camera_ip, HIK_MAC, None),  # the caller has no site-locality: asked
+        (public, THIRD_MAC, None),
+    ]
+    for addr, mac, site_local in ends:
+        expected = reference.camera(addr, mac, site_local)
+        assert recognised.device(addr, mac, site_local) == expected, (addr, mac, site_local)
+    assert mine.gateways == reference.gateways == {router: None, THIRD_MAC: None}
+    assert mine.answers == reference.answers
+    assert asked == [ends[i] for i in (0, 3, 4, 5, 7, 9, 10, 11)]
+    assert recognised.by_how() == {"mac_prefix": 1}

@@ -58,8 +58,8 @@ def test_a_failing_rule_is_isolated_and_counted() -> None:
         assert [a.summary for a in got] == ["before the failure"]
         assert errors.counts == {"exploding_example_rule": 1}
         # the detector's loop over a camera end's rules: the same, and the next rule runs
-        got = run_flow_rules([rule, Rule(), rule], errors, cast(FlowFacts, None))
-        assert [a.summary for a in got] == ["before the failure"] * 2
+        found = run_flow_rules([rule, Rule(), rule], errors, cast(FlowFacts, None))
+        assert [a.built().summary for a in found] == ["before the failure"] * 2
         assert errors.counts == {"exploding_example_rule": 3}
     finally:
         REGISTRY.pop("exploding_example_rule", None)
