@@ -1,0 +1,5 @@
+"""Types of the deep parsers' compiled part (netwatch/_deep.c); see netwatch.deep.tls."""
+
+def client_hello_body(
+    body: bytes, /
+) -> tuple[bytes | None, tuple[int, ...], tuple[str, ...], int] | None: ...
