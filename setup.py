@@ -1,7 +1,7 @@
 """Build of netwatch's optional compiled core (``netwatch._core``, plain CPython C API), of
 the live ring's block conversion (``netwatch._ring``), of the GeoIP search-tree walk
-(``netwatch._mmdb``) and of the deep parsers' TLS ClientHello reader (``netwatch._deep``),
-the last three with the same flags and also optional.
+(``netwatch._mmdb``) and of the deep parsers' DNS message walk and TLS ClientHello reader
+(``netwatch._deep``), the last three with the same flags and also optional.
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler (or
 when the build fails) setuptools warns and installs the pure-Python package, which runs
@@ -46,7 +46,8 @@ MMDB = Extension(
     optional=True,
 )
 
-# the deep parsers' compiled part: the TLS ClientHello body reader (netwatch/deep/tls.py)
+# the deep parsers' compiled part: the DNS message walk and the TLS ClientHello body reader
+# (netwatch/deep/dns.py, netwatch/deep/tls.py)
 DEEP = Extension(
     "netwatch._deep",
     sources=["netwatch/_deep.c"],

@@ -1,7 +1,10 @@
 /* netwatch._deep: the compiled part of the deep parsers (issue 13: the Python cost per
  * payload handed back by the fast loop).
  *
- * What it does: client_hello_body() reads a complete TLS ClientHello body (legacy_version
+ * What it does: dns_scan() walks one DNS message as netwatch/deep/dns.py's _parse_py does
+ * (the question, then the class-IN A, AAAA and CNAME answers, names decoded as
+ * netwatch/deep/dnsname.py's read_name decodes them: the same pointer, length and UTF-8
+ * rules), leaving the names' normalisation to the Python; client_hello_body() reads a complete TLS ClientHello body (legacy_version
  * onwards) exactly as netwatch/deep/tls.py's _parse_body_py does: the same checks in the
  * same order, the same answer (None where the Python answers None), first extension of a
  * kind wins, GREASE (RFC 8701) left out of the versions and the cipher count. It returns
@@ -9,16 +12,21 @@
  * normalises them, as before), the versions, the ALPN names (decoded as ASCII with
  * backslashreplace, as the Python does) and the cipher count. tests/deep/test_tls_differential.py
  * and tests/deep/test_tls.py compare it with the Python body reader and the reference copy
- * on every captured hello, cut and bit-flipped copies and generated ones.
+ * on every captured hello, cut and bit-flipped copies and generated ones;
+ * tests/deep/test_dns_differential.py does the same for dns_scan.
  *
  * It reads only inside the bytes object it was given: every offset is checked against the
- * body's length before it is read. Config read: none. Known limits: none beyond the
+ * body's or message's length before it is read; a compression pointer must point before
+ * the name part it is in, so every walk of a name ends. Config read: none. Known limits: none beyond the
  * Python's (this is the same reader).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <arpa/inet.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define EXT_SERVER_NAME 0
 #define EXT_ALPN 16
@@ -212,16 +220,226 @@ static PyObject *client_hello_body(PyObject *module, PyObject *arg)
     return Py_BuildValue("NNNn", host, offered, names, (Py_ssize_t)kept);
 }
 
+
+/* ---- DNS: netwatch/deep/dns.py's message walk ------------------------------------------ */
+
+#define DNS_HEADER 12
+#define DNS_MAX_QUESTIONS 64 /* dns.MAX_QUESTIONS */
+#define DNS_MAX_ANSWERS 64   /* dns.MAX_ANSWERS */
+#define DNS_MAX_NAME 255     /* dnsname.MAX_NAME_BYTES */
+#define DNS_A 1
+#define DNS_CNAME 5
+#define DNS_AAAA 28
+#define DNS_IN 1
+
+/* netwatch.deep.dnsname.read_name: the name at off as a str (a new reference) and *next
+ * just past it; Py_None (a new reference) where the Python answers None; NULL on an error
+ * other than a UnicodeDecodeError. */
+static PyObject *read_name(const uint8_t *buf, size_t size, size_t off, size_t *next)
+{
+    char text[DNS_MAX_NAME + 1];
+    size_t n = 0, total = 0, end = 0, start = off;
+    int first = 1;
+    for (;;) {
+        if (off >= size)
+            Py_RETURN_NONE;
+        size_t length = buf[off];
+        if (length == 0)
+            break;
+        if (length < 0x40) {
+            off++;
+            total += length + 1;
+            if (total > DNS_MAX_NAME)
+                Py_RETURN_NONE;
+            /* a label may run past the end: Python's slice takes what is there, and the
+             * next read then finds off >= size */
+            size_t have = off < size ? size - off : 0;
+            size_t take = length < have ? length : have;
+            if (!first)
+                text[n++] = '.';
+            memcpy(text + n, buf + off, take);
+            n += take;
+            first = 0;
+            off += length;
+        } else if (length >= 0xC0) {
+            if (off + 1 >= size)
+                Py_RETURN_NONE;
+            size_t pointer = ((length & 0x3F) << 8) | buf[off + 1];
+            if (pointer >= start)
+                Py_RETURN_NONE;
+            if (!end)
+                end = off + 2;
+            start = off = pointer;
+        } else {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *name = PyUnicode_DecodeUTF8(text, (Py_ssize_t)n, NULL);
+    if (name == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    *next = end ? end : off + 1;
+    return name;
+}
+
+/* dns._skip_name: the offset just past the name at off, without decoding it; -1 if cut. */
+static Py_ssize_t skip_name(const uint8_t *buf, size_t size, size_t off)
+{
+    while (off < size) {
+        size_t length = buf[off];
+        if (length == 0)
+            return (Py_ssize_t)(off + 1);
+        if (length >= 0xC0)
+            return off + 2 <= size ? (Py_ssize_t)(off + 2) : -1;
+        if (length > 63)
+            return -1;
+        off += 1 + length;
+    }
+    return -1;
+}
+
+/* One kept answer before normalisation: (owner, rtype, value, ttl); value is the CNAME's
+ * target name or the address as inet_ntop writes it. Py_None where dns._make_record
+ * answers None for reasons other than a name's normalisation; NULL on an error. */
+static PyObject *answer(const uint8_t *buf, size_t size, size_t name_off, size_t off,
+                        size_t rdlen, unsigned rtype, unsigned long ttl)
+{
+    size_t unused;
+    PyObject *owner = read_name(buf, size, name_off, &unused);
+    if (owner == NULL || owner == Py_None)
+        return owner;
+    PyObject *value;
+    if (rtype == DNS_CNAME) {
+        size_t next = 0;
+        value = read_name(buf, size, off, &next);
+        if (value != NULL && value != Py_None && next > off + rdlen) {
+            Py_DECREF(value);
+            value = Py_NewRef(Py_None);
+        }
+    } else {
+        size_t want = rtype == DNS_A ? 4 : 16;
+        if (rdlen != want) {
+            value = Py_NewRef(Py_None);
+        } else {
+            char text[INET6_ADDRSTRLEN];
+            if (inet_ntop(rtype == DNS_A ? AF_INET : AF_INET6, buf + off, text, sizeof text)
+                == NULL) {
+                Py_DECREF(owner);
+                return PyErr_SetFromErrno(PyExc_OSError);
+            }
+            value = PyUnicode_FromString(text);
+        }
+    }
+    if (value == NULL || value == Py_None) {
+        Py_DECREF(owner);
+        return value;
+    }
+    return Py_BuildValue("NINk", owner, rtype, value, ttl);
+}
+
+PyDoc_STRVAR(dns_scan_doc,
+"dns_scan(payload, /) -> (txid, is_response, qname, qtype, rcode, answers) | None\n"
+"\n"
+"Walk one DNS message as netwatch.deep.dns._parse does, before names are normalised:\n"
+"None where it answers None; qname is the first question's name as decoded (None when\n"
+"there is no question or it is not UTF-8 ...), answers the class-IN A, AAAA and CNAME\n"
+"records (owner, rtype, value, ttl) whose names decode, value being the CNAME target or\n"
+"the address text.");
+
+static PyObject *dns_scan(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "dns_scan() takes bytes");
+        return NULL;
+    }
+    const uint8_t *buf = (const uint8_t *)PyBytes_AS_STRING(arg);
+    size_t size = (size_t)PyBytes_GET_SIZE(arg);
+    if (size < DNS_HEADER)
+        Py_RETURN_NONE;
+    size_t txid = u16(buf), flags = u16(buf + 2), qdcount = u16(buf + 4),
+           ancount = u16(buf + 6);
+    PyObject *qname = Py_NewRef(Py_None), *qtype = Py_NewRef(Py_None);
+    size_t off = DNS_HEADER;
+    size_t questions = qdcount < DNS_MAX_QUESTIONS ? qdcount : DNS_MAX_QUESTIONS;
+    for (size_t index = 0; index < questions; index++) {
+        size_t next = 0;
+        PyObject *name = read_name(buf, size, off, &next);
+        if (name == NULL || name == Py_None || next + 4 > size) {
+            Py_DECREF(qname);
+            Py_DECREF(qtype);
+            if (name == NULL)
+                return NULL;
+            Py_DECREF(name);
+            Py_RETURN_NONE;
+        }
+        off = next;
+        if (index == 0) {
+            Py_SETREF(qname, name);
+            Py_SETREF(qtype, PyLong_FromSize_t(u16(buf + off)));
+            if (qtype == NULL) {
+                Py_DECREF(qname);
+                return NULL;
+            }
+        } else {
+            Py_DECREF(name);
+        }
+        off += 4;
+    }
+    if (qdcount > DNS_MAX_QUESTIONS)
+        ancount = 0; /* the answer section cannot be located without every question */
+    size_t count = ancount < DNS_MAX_ANSWERS ? ancount : DNS_MAX_ANSWERS;
+    PyObject *answers = PyList_New(0);
+    if (answers == NULL)
+        goto fail;
+    for (size_t i = 0; i < count; i++) {
+        size_t name_off = off;
+        Py_ssize_t after = skip_name(buf, size, off);
+        if (after < 0 || (size_t)after + 10 > size)
+            break;
+        off = (size_t)after;
+        unsigned rtype = (unsigned)u16(buf + off), rclass = (unsigned)u16(buf + off + 2);
+        unsigned long ttl = ((unsigned long)buf[off + 4] << 24) | ((unsigned long)buf[off + 5] << 16)
+                            | ((unsigned long)buf[off + 6] << 8) | buf[off + 7];
+        size_t rdlen = u16(buf + off + 8);
+        off += 10;
+        if (off + rdlen > size)
+            break;
+        if ((rtype == DNS_A || rtype == DNS_AAAA || rtype == DNS_CNAME)
+            && (rclass & 0x7FFF) == DNS_IN) {
+            PyObject *kept = answer(buf, size, name_off, off, rdlen, rtype, ttl);
+            if (kept == NULL)
+                goto fail;
+            int rc = kept == Py_None ? 0 : PyList_Append(answers, kept);
+            Py_DECREF(kept);
+            if (rc < 0)
+                goto fail;
+        }
+        off += rdlen;
+    }
+    return Py_BuildValue("nONNnN", (Py_ssize_t)txid, (flags & 0x8000) ? Py_True : Py_False,
+                         qname, qtype, (Py_ssize_t)(flags & 0xF), answers);
+fail:
+    Py_DECREF(qname);
+    Py_DECREF(qtype);
+    Py_XDECREF(answers);
+    return NULL;
+}
+
 static PyMethodDef deep_methods[] = {
     {"client_hello_body", client_hello_body, METH_O, client_hello_body_doc},
+    {"dns_scan", dns_scan, METH_O, dns_scan_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef deep_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "netwatch._deep",
-    .m_doc = "The compiled part of the deep parsers: the TLS ClientHello body reader "
-             "(see netwatch/deep/tls.py).",
+    .m_doc = "The compiled part of the deep parsers: the DNS message walk and the TLS "
+             "ClientHello body reader (see netwatch/deep/dns.py and netwatch/deep/tls.py).",
     .m_size = 0,
     .m_methods = deep_methods,
 };

@@ -3,3 +3,6 @@
 def client_hello_body(
     body: bytes, /
 ) -> tuple[bytes | None, tuple[int, ...], tuple[str, ...], int] | None: ...
+def dns_scan(
+    payload: bytes, /
+) -> tuple[int, bool, str | None, int | None, int, list[tuple[str, int, str, int]]] | None: ...

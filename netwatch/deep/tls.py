@@ -20,6 +20,10 @@ Known limits:
   ``cloudflare-ech.com``, never the real destination.
 - GREASE values (RFC 8701) are left out of ``versions`` and ``cipher_count``.
 - A ClientHello larger than ``MAX_HANDSHAKE_BYTES`` is rejected (None) to bound buffering.
+
+With the compiled part built (``netwatch._deep``, unless ``NETWATCH_PURE=1`` or
+``NETWATCH_CORE=python``) a complete hello's body is read in C, by the same checks in the
+same order (``tests/deep/test_tls_differential.py``); the SNI's decoding stays here.
 """
 
 from __future__ import annotations
