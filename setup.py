@@ -1,6 +1,7 @@
 """Build of netwatch's optional compiled core (``netwatch._core``, plain CPython C API), of
-the live ring's block conversion (``netwatch._ring``) and of the GeoIP search-tree walk
-(``netwatch._mmdb``), the last two with the same flags and also optional.
+the live ring's block conversion (``netwatch._ring``), of the GeoIP search-tree walk
+(``netwatch._mmdb``) and of the deep parsers' DNS message walk and TLS ClientHello reader
+(``netwatch._deep``), the last three with the same flags and also optional.
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler (or
 when the build fails) setuptools warns and installs the pure-Python package, which runs
@@ -45,4 +46,13 @@ MMDB = Extension(
     optional=True,
 )
 
-setup(ext_modules=[] if os.environ.get("NETWATCH_PURE") == "1" else [CORE, RING, MMDB])
+# the deep parsers' compiled part: the DNS message walk and the TLS ClientHello body reader
+# (netwatch/deep/dns.py, netwatch/deep/tls.py)
+DEEP = Extension(
+    "netwatch._deep",
+    sources=["netwatch/_deep.c"],
+    extra_compile_args=CORE.extra_compile_args,
+    optional=True,
+)
+
+setup(ext_modules=[] if os.environ.get("NETWATCH_PURE") == "1" else [CORE, RING, MMDB, DEEP])

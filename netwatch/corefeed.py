@@ -28,10 +28,12 @@ flow, a flow that keeps evidence frames, a packet at or past the next sweep, a T
 without endpoints, failed fast-branch conditions, a value of an unexpected type:
 :class:`netwatch.core.FastStatus`, and for failed conditions
 :class:`netwatch.core.CondReason`) and hands its record back; this loop then runs that
-packet exactly as the Python fused loop would (the same fast branch in Python, else
-``FlowTable.packet`` with the tuple the C decoded, which the decoder would build too:
-``tests/test_core.py``; an odd frame through ``Pipeline.account``), and calls C again after
-it. Handing a packet to Python is always correct, so C hands back
+packet exactly as the Python fused loop would (the same fast branch in Python where C could
+not decide it: at a sweep, for a flow keeping evidence frames or with a value C does not
+read; else ``FlowTable.packet`` with the tuple the C decoded, which the decoder would build
+too: ``tests/test_core.py``; a new flow's first packet through ``FlowTable.first_packet``,
+which skips the key lookup C already made; an odd frame through ``Pipeline.account``), and
+calls C again after it. Handing a packet to Python is always correct, so C hands back
 whenever in doubt. ``tests/test_corefeed.py`` requires identical flow records, alerts and
 evidence from this loop and the general path on every capture, and hits each hand-back
 reason.
@@ -73,6 +75,13 @@ _BIT_A, _BIT_D = 1 << 2, 1 << 3  # history bits of 'A' and 'D' (see tcpstate)
 #: same conditions (``tests/test_corefeed.py`` checks that on every capture).
 PYTHON_FAST = [0] * len(FastStatus)
 
+#: Try Python's fast branch on COND and NO_TCP hand-backs too (where C decided it does not
+#: apply): only to count in :data:`PYTHON_FAST` that C is not stricter than Python
+#: (``tests/test_corefeed.py`` sets it; the records are the same either way, since the
+#: general path does what the fast branch does whenever its conditions hold).
+CHECK_FAST = False
+_C_DECIDED = frozenset({int(FastStatus.COND), int(FastStatus.NO_TCP)})
+
 
 def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     """Run the records of a memory-mapped classic pcap through the compiled core; return
@@ -91,12 +100,15 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     flows_get = flows.get
     account = pipe.account
     packet = table.packet
+    first_packet = table.first_packet
+    check_fast = CHECK_FAST
+    c_decided = _C_DECIDED
     keep = pipe.keeper.keep
     sweep_timers = table.sweep_timers
     fast = fast_loop().run
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
-    full, new = FastStatus.FULL, FastStatus.NEW
+    full, new = int(FastStatus.FULL), int(FastStatus.NEW)
     python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
@@ -121,9 +133,19 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         if d is None:
             account(ts, linktype, frame, wirelen)
             continue
-        # timers due first, as the general path runs them; a new flow (C found no flow
-        # with its key, before the next sweep) goes straight to the general path
-        if status != new and (ts < table.next_sweep or sweep_timers(ts) > ts):
+        if status == new:
+            # C found no flow with its key, before the next sweep: no lookup needed
+            started = first_packet(ts, d)
+            if started.keep:
+                keep(started, ts, linktype, frame, wirelen)
+            continue
+        # timers due first, as the general path runs them. Python's own fast branch is
+        # tried only when C could not: at a sweep, for a flow keeping evidence frames or
+        # with a value C does not read (for COND and NO_TCP, C applied the same conditions
+        # and Python's could only fail again; CHECK_FAST tries it anyway, for the tests)
+        if (status not in c_decided or check_fast) and (
+            ts < table.next_sweep or sweep_timers(ts) > ts
+        ):
             src, dst, proto, sport, dport, tot, flags, seq, ack, win, pay_off, plen, _, _, _ = d
             if src < dst or (src == dst and sport <= dport):
                 fwd = True

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from netwatch import core
+from netwatch import core, corefeed
 from netwatch.alerts.evidence import EvidenceStore
 from netwatch.capture.files import MappedPcap, open_capture
 from netwatch.capture.pcap import MAX_CAPLEN, PcapHeader, ReadStats
@@ -46,16 +46,29 @@ __all__ = ["_needs_core", "site_capture"]  # the fixtures this module uses
 REPO = Path(__file__).resolve().parent.parent
 
 
-def both_ways(path: Path, cfg: Config | None = None) -> tuple[list[Any], list[Any]]:
+@pytest.fixture(autouse=True)
+def _check_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here has ``run_core`` try Python's fast branch after C's COND and NO_TCP
+    hand-backs too, so that :func:`assert_same_conditions` can see C is not stricter (the
+    default loop skips that try: ``test_without_pythons_second_try``)."""
+    monkeypatch.setattr(corefeed, "CHECK_FAST", True)
+
+
+def both_ways(
+    path: Path, cfg: Config | None = None, *, check: bool = True
+) -> tuple[list[Any], list[Any]]:
     """(C-fed loop, general path): records, packets counted, decoder failures. Checks that
-    C and Python agree on the fast branch (:func:`assert_same_conditions`)."""
+    C and Python agree on the fast branch (:func:`assert_same_conditions`) unless ``check``
+    is false: then the C-fed loop runs as by default, without Python's second try."""
     out: list[list[Any]] = []
     for fused in (True, False):
         recs: list[dict[str, Any]] = []
         pipe = Pipeline(cfg or Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
         pipe.run_mapped = run_core
         before = list(PYTHON_FAST)
+        corefeed.CHECK_FAST = check
         cap = run_one_way(pipe, path, fused)
+        corefeed.CHECK_FAST = True
         assert_same_conditions(before)
         assert cap.stats.records == pipe.stats.packets
         out.append([recs, pipe.stats.packets, pipe.decoder.failures])
@@ -166,6 +179,18 @@ def test_every_real_capture(pcap_corpus: Path) -> None:
 def test_every_zeek_trace() -> None:
     for path in zeek_traces():
         fused, general = both_ways(path)
+        assert fused == general, path.name
+
+
+def test_without_pythons_second_try(site_capture: Path, pcap_corpus: Path) -> None:
+    """The default loop (no second try of Python's fast branch after C's COND and NO_TCP
+    hand-backs: they go to the general path at once) gives the general path's records on
+    the site capture, pcaps/, the corpus and Zeek's traces; the second try, had it been
+    made, would have found nothing to take (PYTHON_FAST unchanged with it on)."""
+    paths = [site_capture, *sorted((REPO / "pcaps").rglob("*.pcap"))]
+    paths += [*real_captures(pcap_corpus), *zeek_traces()]
+    for path in paths:
+        fused, general = both_ways(path, check=False)
         assert fused == general, path.name
 
 

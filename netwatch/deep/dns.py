@@ -19,7 +19,10 @@ decoded by :func:`~netwatch.deep.dnsname.read_name`, which gives exactly what dp
 so pointer loops cannot spin; names are capped at 255 bytes; labels must be UTF-8), checked
 by a differential property test against dpkt; it is 1.5 to 2.5 times cheaper, and a
 message's answers that point at a name already decoded (the question, nearly always) reuse
-it instead of decoding it again.
+it instead of decoding it again. With the compiled part built (``netwatch._deep``, unless
+``NETWATCH_PURE=1`` or ``NETWATCH_CORE=python``) the same walk runs in C and only the
+names' normalisation and the records stay here (``tests/deep/test_dns_differential.py``
+compares both walks with the previous dpkt-based parser and with each other).
 
 Known limits:
 - Only the first question is reported (mDNS queries may carry several); a message with more
@@ -35,9 +38,11 @@ Known limits:
 from __future__ import annotations
 
 import functools
+import os
 import re
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -125,8 +130,53 @@ def parse_dns(payload: bytes) -> DnsMessage | None:
 _Parsed = tuple[int, bool, str | None, int | None, int, tuple[DnsRecord, ...]]
 
 
+def _load_scan() -> Callable[[bytes], _Scanned | None] | None:
+    """The compiled message walk (``netwatch._deep``), or None when it is not built or the
+    compiled code is switched off (``NETWATCH_PURE=1``, ``NETWATCH_CORE=python``)."""
+    if os.environ.get("NETWATCH_PURE") == "1" or os.environ.get("NETWATCH_CORE") == "python":
+        return None
+    try:
+        from netwatch._deep import dns_scan  # noqa: PLC0415 (optional: absent without a compiler)
+    except ImportError:
+        return None
+    return dns_scan
+
+
+#: The compiled walk's answer: :data:`_Parsed` before the names are normalised, the answers
+#: as (owner, rtype, CNAME target or address text, ttl)
+_Scanned = tuple[int, bool, str | None, int | None, int, list[tuple[str, int, str, int]]]
+#: The compiled message walk in use (None: :func:`_parse_py` only).
+C_SCAN = _load_scan()
+
+
 def _parse(payload: bytes) -> _Parsed | None:
-    """:func:`parse_dns`'s fields, in ``DnsMessage`` order, without building the message."""
+    """:func:`parse_dns`'s fields, in ``DnsMessage`` order, without building the message:
+    the message walked in C when ``netwatch._deep`` is loaded (the same walk as
+    :func:`_parse_py`, tests/deep/test_dns_differential.py), the names normalised here."""
+    if C_SCAN is None:
+        return _parse_py(payload)
+    scanned = C_SCAN(payload)
+    if scanned is None:
+        return None
+    txid, is_response, qname, qtype, rcode, kept = scanned
+    records: list[DnsRecord] = []
+    for owner, rtype, value, ttl in kept:
+        name = _normalized(owner)
+        if name is None:
+            continue
+        if rtype == _CNAME:
+            target = _normalized(value)
+            if target is None:
+                continue
+            records.append(DnsRecord(name, "CNAME", target, ttl))
+        else:
+            records.append(DnsRecord(name, _RTYPES[rtype], value, ttl))
+    name = None if qname is None else _normalized(qname)
+    return txid, is_response, name, qtype, rcode, tuple(records)
+
+
+def _parse_py(payload: bytes) -> _Parsed | None:
+    """:func:`_parse` in Python (without the compiled walk)."""
     size = len(payload)
     if size < _HEADER.size:
         return None

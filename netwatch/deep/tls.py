@@ -20,12 +20,18 @@ Known limits:
   ``cloudflare-ech.com``, never the real destination.
 - GREASE values (RFC 8701) are left out of ``versions`` and ``cipher_count``.
 - A ClientHello larger than ``MAX_HANDSHAKE_BYTES`` is rejected (None) to bound buffering.
+
+With the compiled part built (``netwatch._deep``, unless ``NETWATCH_PURE=1`` or
+``NETWATCH_CORE=python``) a complete hello's body is read in C, by the same checks in the
+same order (``tests/deep/test_tls_differential.py``); the SNI's decoding stays here.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -147,10 +153,47 @@ def _handshake_verdict(handshake: bytes | bytearray) -> ParseResult:
     return _parse_body(bytes(handshake[4 : 4 + length]))
 
 
+def _load_body_reader() -> Callable[[bytes], _CBody | None] | None:
+    """The compiled body reader (``netwatch._deep``), or None when it is not built or the
+    compiled code is switched off (``NETWATCH_PURE=1``, ``NETWATCH_CORE=python``)."""
+    if os.environ.get("NETWATCH_PURE") == "1" or os.environ.get("NETWATCH_CORE") == "python":
+        return None
+    try:
+        from netwatch._deep import client_hello_body  # noqa: PLC0415 (optional: absent without a compiler)
+    except ImportError:
+        return None
+    return client_hello_body
+
+
+#: (raw host_name bytes or None, versions, ALPN names, cipher count) from the compiled reader
+_CBody = tuple[bytes | None, tuple[int, ...], tuple[str, ...], int]
+#: The compiled ClientHello body reader in use (None: :func:`_parse_body_py` only).
+C_BODY = _load_body_reader()
+
+
 def _parse_body(body: bytes) -> TlsClientHello | None:
+    """Parse a complete ClientHello body (legacy_version onwards; at least 38 bytes): in C
+    when ``netwatch._deep`` is loaded (the same reader: tests/deep/test_tls_differential.py),
+    else :func:`_parse_body_py`."""
+    if C_BODY is None:
+        return _parse_body_py(body)
+    read = C_BODY(body)
+    if read is None:
+        return None
+    host, versions, alpn, cipher_count = read
+    return TlsClientHello(
+        sni=None if host is None else _decode_host(host),
+        versions=versions,
+        alpn=alpn,
+        cipher_count=cipher_count,
+    )
+
+
+def _parse_body_py(body: bytes) -> TlsClientHello | None:
     """Parse a complete ClientHello body (legacy_version onwards; at least 38 bytes).
 
-    One pass with the vectors' bounds checked in line (the hot path of the deep parsers).
+    One pass with the vectors' bounds checked in line (the hot path of the deep parsers
+    without the compiled reader).
     """
     size = len(body)
     session_len = body[34]

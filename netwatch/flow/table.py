@@ -249,6 +249,8 @@ class FlowTable:
         uids: UidSource | None = None,
     ) -> None:
         self.settings = settings
+        self._max_flows = settings.max_flows  # read per new flow (the settings are frozen)
+        self._budget = settings.max_payload_packets
         self.flows: dict[tuple[Any, ...], Flow] = {}
         self._on_end = on_end
         self._inspect = inspect
@@ -349,6 +351,48 @@ class FlowTable:
                     establish_both(tcp[0], tcp[1])
                 if flags & 0x05:
                     self._closing(f, is_orig, ts, first_fin)
+        if plen > 0 and off >= 0:
+            if is_orig:
+                if f.deep_o > 0:
+                    f.deep_o -= 1
+                    self._inspect(f, True, frame, off, plen, ts)
+            elif f.deep_r > 0:
+                f.deep_r -= 1
+                self._inspect(f, False, frame, off, plen, ts)
+        return f
+
+    def first_packet(self, ts: float, d: Decoded) -> Flow:
+        """:meth:`packet` for a packet known to start a flow: the compiled core's ``NEW``
+        hand-back (it found no flow with the packet's key in :attr:`flows` and the packet is
+        before :attr:`next_sweep`), so the key is not looked up. The same effect as
+        :meth:`packet` (``tests/flow/test_table.py`` compares the tables after each);
+        anything but TCP or UDP, or a fragment, goes through :meth:`packet`."""
+        src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, _m, _v = d
+        if (proto != PROTO_TCP and proto != PROTO_UDP) or flags == FRAGMENT:  # noqa: PLR1714
+            return self.packet(ts, d)
+        if ts >= self.next_sweep:
+            self.sweep(ts)
+        if src < dst or (src == dst and sport <= dport):
+            fwd = True
+            key = (src, dst, sport, dport, proto)
+        else:
+            fwd = False
+            key = (dst, src, dport, sport, proto)
+        f = self._new(key, ts, d, fwd)
+        # a new flow's counters are 0: the first packet's values are written as they are
+        is_orig = fwd is f.odir
+        if is_orig:
+            f.o_pkts = 1
+            f.o_ipb = ip_len
+        else:
+            f.r_pkts = 1
+            f.r_ipb = ip_len
+        if proto == PROTO_TCP:
+            self._tcp_first(f, is_orig, flags, seq, ack, win, plen, len(frame) >= off + plen, ts)
+        elif is_orig:
+            f.o_bytes = plen
+        else:
+            f.r_bytes = plen
         if plen > 0 and off >= 0:
             if is_orig:
                 if f.deep_o > 0:
@@ -474,19 +518,18 @@ class FlowTable:
             f.hist[:] = ["^", *(c.swapcase() for c in f.hist)]
 
     def _new(self, key: tuple[Any, ...], ts: float, d: Decoded, fwd: bool) -> Flow:
-        if len(self.flows) >= self.settings.max_flows:
+        flows = self.flows
+        if len(flows) >= self._max_flows:
             self._evict_one()
-        src, dst, proto, sport, dport, flags = d[0], d[1], d[2], d[3], d[4], d[6]
+        src, dst, proto, sport, dport, _l, flags, _s, _a, _w, _o, _p, frame, mac_off, vlan = d
         f = Flow(key, self._uids.next(), ts, proto)
         f.odir = fwd
         f.orig_h, f.resp_h, f.orig_p, f.resp_p = src, dst, sport, dport
-        frame, mac_off = d[12], d[13]
         if mac_off >= 0:
             f.resp_mac = frame[mac_off : mac_off + 6]
             f.orig_mac = frame[mac_off + 6 : mac_off + 12]
-        f.vlan = d[14]
-        budget = self.settings.max_payload_packets
-        f.deep_o = f.deep_r = budget
+        f.vlan = vlan
+        f.deep_o = f.deep_r = self._budget
         if proto in _ICMP_PROTOS:  # Zeek: the counterpart type, or the code for one-way types
             peer = icmp_counterpart(proto, sport)
             f.resp_p = dport if peer is None else peer
@@ -494,7 +537,7 @@ class FlowTable:
             self._flip(f)  # no packet counted yet: only the ends and '^'
         if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
             self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
-        self.flows[key] = f
+        flows[key] = f
         self.created += 1
         idle_heap = self._idle_heap.get(proto)
         if idle_heap is None:
@@ -639,7 +682,7 @@ class FlowTable:
     def _end(self, f: Flow, reason: EndReason) -> None:
         f.state = 2
         del self.flows[f.key]
-        self.ended[reason.value] += 1
+        self.ended[reason] += 1  # a StrEnum member finds its value's key (same hash, equal)
         self._on_end(f, reason)
 
     def flush(self) -> None:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netwatch.deep import mdns
+from netwatch.deep import dns, mdns
 from netwatch.deep.dns import parse_dns, parse_dns_tcp
 from tests.conftest import PCAP_CORPUS
 from tests.deep import dns_reference as reference
@@ -38,6 +38,19 @@ def _payloads(root: Path) -> Iterator[tuple[bool, bytes]]:
             continue
 
 
+def _same(payload: bytes) -> None:
+    """The reference's answer, from the compiled message walk (when built) and from the
+    Python one."""
+    expected = reference.parse_dns(payload)
+    assert parse_dns(payload) == expected, payload.hex()
+    if dns.C_SCAN is not None:
+        compiled, dns.C_SCAN = dns.C_SCAN, None
+        try:
+            assert parse_dns(payload) == expected, payload.hex()
+        finally:
+            dns.C_SCAN = compiled
+
+
 @pytest.fixture(scope="module")
 def captured() -> list[tuple[bool, bytes]]:
     """Every payload of the real corpus and of the repository's captures."""
@@ -49,7 +62,7 @@ def captured() -> list[tuple[bool, bytes]]:
 def test_every_captured_payload_parses_as_before(captured: list[tuple[bool, bytes]]) -> None:
     dns = 0
     for is_dns, payload in captured:
-        assert parse_dns(payload) == reference.parse_dns(payload), payload.hex()
+        _same(payload)
         dns += is_dns
     assert dns > 2000  # the corpus's DNS, mDNS and LLMNR messages are all in there
 
@@ -62,7 +75,7 @@ def test_the_captured_dns_survives_bit_flips_and_cuts_as_before(
         for salt in range(4):
             noise = struct.pack(">HHHH", index * 7 + salt * 131, index + salt, salt * 977, index)
             mutated = mutate(payload, noise if salt else noise[2:])
-            assert parse_dns(mutated) == reference.parse_dns(mutated), mutated.hex()
+            _same(mutated)
 
 
 # ---- generated messages ----------------------------------------------------------------
@@ -97,7 +110,7 @@ _RECORD_TAILS = st.builds(
 @given(_HEADERS, st.lists(st.one_of(_TOKEN, _RECORD_TAILS), max_size=16).map(b"".join))
 def test_generated_messages_parse_as_before(header: bytes, body: bytes) -> None:
     payload = header + body
-    assert parse_dns(payload) == reference.parse_dns(payload)
+    _same(payload)
     framed = struct.pack(">H", len(payload)) + payload
     assert parse_dns_tcp(framed) == [m for m in [reference.parse_dns(payload)] if m is not None]
 
@@ -106,7 +119,7 @@ def test_generated_messages_parse_as_before(header: bytes, body: bytes) -> None:
 @given(st.binary(max_size=12))
 def test_bit_flipped_cname_chains_parse_as_before(noise: bytes) -> None:
     payload = mutate(_cname_chain_response(), noise)
-    assert parse_dns(payload) == reference.parse_dns(payload)
+    _same(payload)
 
 
 # ---- mDNS: the same walk with dpkt's decoder -----------------------------------------------
@@ -130,3 +143,116 @@ def test_mdns_announcements_parse_as_with_dpkts_decoder(
     monkeypatch.setattr(mdns, "_name", _dpkt_name)  # the walk as it was, names through dpkt
     assert mine == [mdns.parse_mdns(p) for p in messages + mutated]
     assert sum(found is not None and bool(found.names) for found in mine) > 100
+
+
+# ---- the compiled walk against the Python one --------------------------------------------
+
+_needs_c = pytest.mark.skipif(dns.C_SCAN is None, reason="netwatch._deep not built or not used")
+
+
+def _both(payload: bytes) -> None:
+    """The compiled walk and the Python one give the same fields."""
+    assert dns.C_SCAN is not None
+    compiled = dns._parse(payload)
+    assert compiled == dns._parse_py(payload), payload.hex()
+
+
+def _name(labels: list[bytes]) -> bytes:
+    return b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+
+
+_LABELS = st.lists(
+    st.one_of(
+        st.binary(min_size=1, max_size=63),
+        st.sampled_from([b"Cam", b"EXAMPLE", b"x" * 63, b"\xc3\xa9", b"\xff", b"a.b", b"\x07"]),
+        st.builds(lambda n: b"y" * n, st.integers(1, 63)),
+    ),
+    max_size=8,
+)
+
+
+@_needs_c
+@settings(max_examples=examples(3000), deadline=None)
+@given(
+    _HEADERS,
+    _LABELS,
+    st.lists(
+        st.tuples(
+            st.one_of(st.just(b"\xc0\x0c"), _LABELS.map(_name), _BUFFERS),
+            st.sampled_from([1, 5, 28, 12]),
+            st.sampled_from([1, 0x8001, 3]),
+            st.one_of(
+                st.binary(min_size=4, max_size=4),
+                st.binary(min_size=16, max_size=16),
+                st.just(b"\xc0\x0c"),
+                _LABELS.map(_name),
+                st.binary(max_size=20),
+            ),
+        ),
+        max_size=6,
+    ),
+    st.integers(0, 12),
+)
+def test_messages_walk_alike_in_c(
+    header: bytes,
+    question: list[bytes],
+    records: list[tuple[bytes, int, int, bytes]],
+    cut: int,
+) -> None:
+    """Questions and answers of every kept type and others, owners as pointers, names up to
+    and past 255 bytes, upper case, not UTF-8, with dots and control bytes in labels; each
+    message whole and cut."""
+    body = _name(question) + b"\x00\x01\x00\x01"
+    for owner, rtype, rclass, rdata in records:
+        body += owner + struct.pack(">HHIH", rtype, rclass, 3600 + rtype, len(rdata)) + rdata
+    payload = header + body
+    _both(payload)
+    _both(payload[: max(0, len(payload) - cut)])
+
+
+@_needs_c
+def test_edge_messages_walk_alike_in_c() -> None:
+    """The 255-byte name bound, a pointer to itself and forwards, a cut pointer and label,
+    more questions than MAX_QUESTIONS, a CNAME whose target runs past its rdata."""
+    head = struct.pack(">HHHHHH", 7, 0x8180, 1, 2, 0, 0)
+    for total in range(250, 260):
+        labels, left = [], total
+        while left > 0:
+            n = min(63, left - 1) if left > 1 else 1
+            labels.append(b"a" * max(n, 1))
+            left -= len(labels[-1]) + 1
+        question = _name(labels) + b"\x00\x01\x00\x01"
+        answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + b"\x01\x02\x03\x04"
+        for payload in (head + question + answer * 2, head + question[:-5]):
+            for cut in range(len(payload) + 1):
+                _both(payload[:cut])
+    odd = [
+        head + b"\xc0\x0c\x00\x01\x00\x01",  # a pointer to itself
+        head + b"\xc0\x20\x00\x01\x00\x01",  # forwards
+        head + b"\x03cam\xc0",  # a cut pointer
+        head + b"\x05ca",  # a cut label
+        head + b"\x41abc\x00\x00\x01\x00\x01",  # a label length of 65
+        struct.pack(">HHHHHH", 1, 0x8180, 65, 1, 0, 0) + b"\x00\x00\x01\x00\x01" * 65,
+        head
+        + _name([b"q"])
+        + b"\x00\x05\x00\x01"
+        + b"\xc0\x0c"
+        + struct.pack(">HHIH", 5, 1, 60, 2)
+        + _name([b"t", b"example"]),
+        head
+        + _name([b"Q", b"EXAMPLE"])
+        + b"\x00\x1c\x00\x01"
+        + b"\xc0\x0c"
+        + struct.pack(">HHIH", 28, 1, 60, 16)
+        + bytes(range(16))
+        + b"\xc0\x0c"
+        + struct.pack(">HHIH", 28, 1, 60, 15)
+        + bytes(15),
+    ]
+    target = _name([b"t", b"example"])
+    for delta in (-2, -1, 0, 1, 2):  # the CNAME target ends before, at or past its rdata
+        rdata = struct.pack(">HHIH", 5, 1, 60, len(target) + delta) + target + bytes(4)
+        odd.append(head + _name([b"q"]) + b"\x00\x05\x00\x01" + b"\xc0\x0c" + rdata)
+    for payload in odd:
+        for cut in range(len(payload) + 1):
+            _both(payload[:cut])

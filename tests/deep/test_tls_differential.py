@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netwatch.deep import tls
 from netwatch.deep.tls import parse_client_hello, parse_handshake
 from tests.conftest import PCAP_CORPUS
 from tests.deep import tls_reference as reference
@@ -40,7 +41,84 @@ def tcp_payloads() -> list[bytes]:
 
 
 def _same(data: bytes) -> None:
-    assert parse_client_hello(data) == reference.parse_client_hello(data), data.hex()
+    """The reference's answer, from the compiled body reader (when built) and from the
+    Python one."""
+    expected = reference.parse_client_hello(data)
+    assert parse_client_hello(data) == expected, data.hex()
+    if tls.C_BODY is not None:
+        compiled, tls.C_BODY = tls.C_BODY, None
+        try:
+            assert parse_client_hello(data) == expected, data.hex()
+        finally:
+            tls.C_BODY = compiled
+
+
+def _same_body(body: bytes) -> None:
+    """The compiled body reader answers as the Python one (IndexError alike when short)."""
+    assert tls.C_BODY is not None
+    try:
+        expected = tls._parse_body_py(body)
+    except IndexError:
+        with pytest.raises(IndexError):
+            tls._parse_body(body)
+        return
+    assert tls._parse_body(body) == expected, body.hex()
+
+
+_needs_c = pytest.mark.skipif(tls.C_BODY is None, reason="netwatch._deep not built or not used")
+
+
+@_needs_c
+@settings(max_examples=examples(3000), deadline=None)
+@given(st.binary(min_size=30, max_size=600), st.integers(0, 40), st.integers(0, 7))
+def test_random_bodies_read_alike_in_c(raw: bytes, session: int, grease: int) -> None:
+    """Random bytes shaped like a body: version 3.x, a session id length up to 40, a cipher
+    vector with GREASE values, then random (often cut or overrunning) extensions."""
+    suites = b"".join(bytes([0x0A + 0x10 * i] * 2) + b"\x13\x01" for i in range(grease))
+    head = b"\x03\x03" + raw[:32].ljust(32, b"\x00") + bytes([session]) + bytes(session)
+    body = head + _vec(suites, 2) + raw[32:]
+    for cut in (len(body), len(body) - 1, 34, 35, 37, 38, len(head) + 1):
+        _same_body(body[:cut])
+    _same_body(raw)
+
+
+@_needs_c
+def test_edge_bodies_read_alike_in_c() -> None:
+    """Hand-built bodies around each bound: empty and cut vectors, an odd cipher vector,
+    extensions of each kind repeated, empty, cut inside, GREASE-only versions."""
+    base = b"\x03\x03" + bytes(32) + b"\x00"
+    hellos = [base + _vec(b"\x13\x01\x0a\x0a", 2) + b"\x01\x00"]
+    exts = [
+        _ext(0, _vec(b"\x00" + _vec(b"a.example", 2), 2)),
+        _ext(0, _vec(b"\x01" + _vec(b"x", 2) + b"\x00" + _vec(b"B.Example.", 2), 2)),
+        _ext(0, b""),
+        _ext(0, b"\x00"),
+        _ext(0, _vec(b"\x00\x00\x05ab", 2)),
+        _ext(16, _vec(b"\x02h2\x08http/1.1\x03\xff\x80z", 2)),
+        _ext(16, _vec(b"".join(b"\x01" + bytes([65 + i]) for i in range(20)), 2)),
+        _ext(16, _vec(b"\x05h2", 2)),
+        _ext(16, b""),
+        _ext(43, b"\x04\x0a\x0a\x03\x04"),
+        _ext(43, b"\x02\x1a\x1a"),
+        _ext(43, b"\x05\x03\x04\x03\x03\x7f"),
+        _ext(43, b"\x09\x03\x04"),
+        _ext(43, b""),
+        _ext(7, b"zz"),
+    ]
+    for i in range(len(exts)):
+        for j in range(len(exts)):
+            block = exts[i] + exts[j]
+            hellos.append(base + _vec(b"\x13\x01", 2) + b"\x01\x00" + _vec(block, 2))
+            hellos.append(base + _vec(b"\x13\x01", 2) + b"\x01\x00" + _vec(block, 2)[:-1])
+            hellos.append(base + _vec(b"\x13\x01", 2) + b"\x01\x00" + _vec(block, 2) + b"\x00")
+    hellos.append(base + b"\x00\x03\x13\x01\x00\x01\x00")  # odd cipher vector
+    hellos.append(base + _vec(b"\x13\x01", 2))  # no compression methods
+    hellos.append(base + _vec(b"\x13\x01", 2) + b"\x02\x00")  # cut compression methods
+    hellos.append(b"\x02\x03" + bytes(33) + _vec(b"\x13\x01", 2) + b"\x01\x00")
+    hellos.append(b"\x03\x03" + bytes(32) + b"\x21" + bytes(40))  # session id > 32
+    for body in hellos:
+        for cut in range(30, len(body) + 1):
+            _same_body(body[:cut])
 
 
 def test_every_captured_tcp_payload_parses_as_before(tcp_payloads: list[bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from netwatch.decode.frames import FRAGMENT, NO_VLAN, Decoded
 from netwatch.flow.ids import UidSource
 from netwatch.flow.record import transport_summary
-from netwatch.flow.table import Check, EndReason, Flow, FlowSettings, FlowTable
+from netwatch.flow.table import Check, EndReason, Flow, FlowSettings, FlowTable, PyFlow
 from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, PyEndpoint, tcp_packet
 from tests.profile import examples
 
@@ -421,3 +422,100 @@ def test_a_flows_first_segment_is_what_tcp_packet_makes_of_fresh_endpoints(
     assert (_slots(f.tcp[0]), _slots(f.tcp[1]), f.hist) == (_slots(o), _slots(r), hist)
     attempt = is_orig and bool(flags & SYN) and o.state in (1, 2)
     assert [e[2:] for e in table._attempts] == ([(f, Check.ATTEMPT)] if attempt else [])
+
+
+def _state(table: FlowTable, calls: list[tuple[object, ...]]) -> str:
+    """Every attribute of every flow and endpoint, the timer heaps, the counts and the
+    callbacks' calls so far, as text (repr: int and float told apart)."""
+    flows = []
+    for f in sorted(table.flows.values(), key=lambda fl: fl.uid):
+        attrs = {name: getattr(f, name, None) for name in PyFlow.__slots__}
+        if f.tcp is not None:
+            attrs["tcp"] = [_slots(e) for e in f.tcp]
+        flows.append(sorted(attrs.items()))
+    heaps = (
+        {k: [(t, n, f.uid) for t, n, f in h] for k, h in table._heaps.items()},
+        [(t, n, f.uid) for t, n, f in table._closed],
+        [(t, n, f.uid, c) for t, n, f, c in table._checks],
+        [(t, n, f.uid, c) for t, n, f, c in table._attempts],
+    )
+    return repr((flows, heaps, table.next_sweep, table.created, table.ended, calls))
+
+
+def _random_packet(rng: random.Random, hosts: list[bytes]) -> Decoded:
+    """A TCP, UDP, ICMP or fragment packet between a few hosts and ports."""
+    src, dst = rng.choice(hosts), rng.choice(hosts)
+    kind = rng.random()
+    n = rng.choice([0, 0, 5, 300])
+    mac = rng.choice([0, -1])
+    vlan = rng.choice([NO_VLAN, 7])
+    frame = bytes(rng.randrange(256) for _ in range(12)) + bytes(42 + n)
+    if kind < 0.45:
+        sp, dp = rng.choice([40000, 40001, 80, 443, 22]), rng.choice([80, 443, 40000, 8080])
+        flags = rng.choice([SYN, SYN, SYN | ACK, ACK, ACK | 0x08, FIN | ACK, RST, SYN | FIN])
+        seq, win = rng.choice([0, 1000, 2**32 - 1]), rng.choice([0, 1000])
+        off = rng.choice([54, 54, -1])
+        return (src, dst, 6, sp, dp, 40 + n, flags, seq, 5, win, off, n, frame, mac, vlan)
+    if kind < 0.85:
+        sp, dp = rng.choice([53, 5353, 123, 5000, 1900]), rng.choice([53, 5000, 137, 5355])
+        return (src, dst, 17, sp, dp, 28 + n, 0, 0, 0, 0, 42, n, frame, mac, vlan)
+    if kind < 0.95:
+        proto = rng.choice([1, 58])
+        sp, dp = rng.choice([8, 0, 3, 128, 129, 135]), rng.choice([0, 1, 2])
+        return (src, dst, proto, sp, dp, 28 + n, 0, 0, 0, 0, 42, n, frame, mac, vlan)
+    proto = rng.choice([6, 17])
+    return (src, dst, proto, 0, 0, 20 + n, FRAGMENT, 0, 0, 0, -1, n, frame, mac, vlan)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_first_packet_does_what_packet_does_for_a_packet_of_no_flow(seed: int) -> None:
+    """``first_packet`` (the C loop's NEW hand-back: no flow has the key, before the next
+    sweep) leaves the table, its timers and the callbacks' calls as ``packet`` does, after
+    every packet; ICMP and fragments fall back to ``packet``."""
+    rng = random.Random(seed)
+    hosts = [A, B, C, socket.inet_aton("224.0.0.251")]
+    settings = FlowSettings(max_flows=rng.choice([3, 1000]), max_payload_packets=2)
+    tables, logs = [], []
+    for _ in range(2):
+        calls: list[tuple[object, ...]] = []
+
+        def inspect(
+            f: Flow,
+            is_orig: bool,
+            frame: bytes,
+            off: int,
+            n: int,
+            ts: float,
+            calls: list[tuple[object, ...]] = calls,
+        ) -> None:
+            calls.append(("inspect", f.uid, is_orig, off, n, ts))
+
+        def on_start(f: Flow, ts: float, calls: list[tuple[object, ...]] = calls) -> None:
+            calls.append(("start", f.uid, ts, f.o_pkts, f.r_pkts))
+
+        def on_end(f: Flow, reason: EndReason, calls: list[tuple[object, ...]] = calls) -> None:
+            calls.append(("end", f.uid, reason))
+
+        tables.append(
+            FlowTable(settings, on_end, inspect=inspect, on_start=on_start, uids=UidSource(seed))
+        )
+        logs.append(calls)
+    general, first = tables
+    ts = 1.0
+    firsts = 0
+    for _ in range(300):
+        ts += rng.choice([0.0, 0.001, 0.5, 4.0, 12.0])
+        d = _random_packet(rng, hosts)
+        src, dst, proto, sp, dp = d[:5]
+        key = (src, dst, sp, dp, proto) if (src, sp) <= (dst, dp) else (dst, src, dp, sp, proto)
+        general.packet(ts, d)
+        if (key not in first.flows and ts < first.next_sweep) or proto in (1, 58):
+            firsts += 1
+            first.first_packet(ts, d)
+        else:
+            first.packet(ts, d)
+        assert _state(first, logs[1]) == _state(general, logs[0])
+    assert firsts > 30
+    general.flush()
+    first.flush()
+    assert _state(first, logs[1]) == _state(general, logs[0])

@@ -1,0 +1,447 @@
+/* netwatch._deep: the compiled part of the deep parsers (issue 13: the Python cost per
+ * payload handed back by the fast loop).
+ *
+ * What it does: dns_scan() walks one DNS message as netwatch/deep/dns.py's _parse_py does
+ * (the question, then the class-IN A, AAAA and CNAME answers, names decoded as
+ * netwatch/deep/dnsname.py's read_name decodes them: the same pointer, length and UTF-8
+ * rules), leaving the names' normalisation to the Python; client_hello_body() reads a complete TLS ClientHello body (legacy_version
+ * onwards) exactly as netwatch/deep/tls.py's _parse_body_py does: the same checks in the
+ * same order, the same answer (None where the Python answers None), first extension of a
+ * kind wins, GREASE (RFC 8701) left out of the versions and the cipher count. It returns
+ * the raw bytes of the first host_name entry of server_name (the Python decodes and
+ * normalises them, as before), the versions, the ALPN names (decoded as ASCII with
+ * backslashreplace, as the Python does) and the cipher count. tests/deep/test_tls_differential.py
+ * and tests/deep/test_tls.py compare it with the Python body reader and the reference copy
+ * on every captured hello, cut and bit-flipped copies and generated ones;
+ * tests/deep/test_dns_differential.py does the same for dns_scan.
+ *
+ * It reads only inside the bytes object it was given: every offset is checked against the
+ * body's or message's length before it is read; a compression pointer must point before
+ * the name part it is in, so every walk of a name ends. Config read: none. Known limits: none beyond the
+ * Python's (this is the same reader).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define EXT_SERVER_NAME 0
+#define EXT_ALPN 16
+#define EXT_SUPPORTED_VERSIONS 43
+#define SNI_HOST_NAME 0
+#define MAX_ALPN 16
+
+static inline size_t u16(const uint8_t *p) { return ((size_t)p[0] << 8) | p[1]; }
+
+/* A GREASE value (0x0A0A, 0x1A1A ... 0xFAFA): two equal bytes ending in 0xA, so the test
+ * holds in either byte order. */
+static inline int grease(const uint8_t *p) { return p[0] == p[1] && (p[0] & 0x0F) == 0x0A; }
+
+/* One extension's bytes: found (start, length), or not. */
+typedef struct {
+    int found;
+    size_t start;
+    size_t len;
+} ext_span;
+
+/* _server_name: the first host_name entry's raw bytes, or None. */
+static PyObject *server_name(const uint8_t *b, const ext_span *e)
+{
+    if (!e->found || e->len < 2)
+        Py_RETURN_NONE;
+    const uint8_t *ext = b + e->start;
+    size_t end = 2 + u16(ext);
+    if (end > e->len)
+        Py_RETURN_NONE;
+    size_t pos = 2;
+    while (pos + 3 <= end) {
+        size_t start = pos + 3;
+        size_t stop = start + u16(ext + pos + 1);
+        if (stop > end)
+            Py_RETURN_NONE;
+        if (ext[pos] == SNI_HOST_NAME)
+            return PyBytes_FromStringAndSize((const char *)ext + start,
+                                             (Py_ssize_t)(stop - start));
+        pos = stop;
+    }
+    Py_RETURN_NONE;
+}
+
+/* _alpn: the protocol names up to a cut one, at most MAX_ALPN. */
+static PyObject *alpn(const uint8_t *b, const ext_span *e)
+{
+    if (!e->found || e->len < 2)
+        return PyTuple_New(0);
+    const uint8_t *ext = b + e->start;
+    size_t end = 2 + u16(ext);
+    if (end > e->len)
+        return PyTuple_New(0);
+    PyObject *names[MAX_ALPN];
+    Py_ssize_t n = 0;
+    size_t pos = 2;
+    while (pos < end && n < MAX_ALPN) {
+        size_t stop = pos + 1 + ext[pos];
+        if (stop > end)
+            break;
+        PyObject *name = PyUnicode_DecodeASCII((const char *)ext + pos + 1,
+                                               (Py_ssize_t)(stop - pos - 1), "backslashreplace");
+        if (name == NULL) {
+            while (n > 0)
+                Py_DECREF(names[--n]);
+            return NULL;
+        }
+        names[n++] = name;
+        pos = stop;
+    }
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL) {
+        while (n > 0)
+            Py_DECREF(names[--n]);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(out, i, names[i]);
+    return out;
+}
+
+/* _supported_versions, or (legacy_version,) when it lists none. */
+static PyObject *versions(const uint8_t *b, const ext_span *e, size_t legacy)
+{
+    Py_ssize_t n = 0;
+    const uint8_t *ext = b + e->start;
+    size_t count = 0;
+    if (e->found && e->len > 0 && 1 + (size_t)ext[0] <= e->len) {
+        count = ext[0] / 2u;
+        for (size_t i = 0; i < count; i++)
+            if (!grease(ext + 1 + 2 * i))
+                n++;
+    }
+    if (n == 0)
+        return Py_BuildValue("(n)", (Py_ssize_t)legacy);
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t k = 0;
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *v = ext + 1 + 2 * i;
+        if (grease(v))
+            continue;
+        PyObject *item = PyLong_FromSize_t(u16(v));
+        if (item == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, k++, item);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(client_hello_body_doc,
+"client_hello_body(body, /) -> (sni bytes | None, versions, alpn, cipher_count) | None\n"
+"\n"
+"Read a complete ClientHello body (legacy_version onwards) as netwatch.deep.tls does:\n"
+"None when it is malformed; else the raw bytes of the first host_name entry of\n"
+"server_name (None without one), the offered versions without GREASE (else the\n"
+"legacy_version alone), the ALPN names and the number of non-GREASE cipher suites.\n"
+"IndexError when the body is shorter than 35 bytes (the caller passes at least 38).");
+
+static PyObject *client_hello_body(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "client_hello_body() takes bytes");
+        return NULL;
+    }
+    const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(arg);
+    size_t size = (size_t)PyBytes_GET_SIZE(arg);
+    if (size < 35) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return NULL;
+    }
+    size_t session_len = b[34];
+    if (b[0] != 3 || session_len > 32)
+        Py_RETURN_NONE;
+    size_t off = 35 + session_len; /* cipher suites: 2-byte length, 2 bytes each */
+    if (off + 2 > size)
+        Py_RETURN_NONE;
+    size_t end = off + 2 + u16(b + off);
+    if (end > size || (end - off) % 2)
+        Py_RETURN_NONE;
+    size_t suites = (end - off - 2) / 2, kept = 0;
+    for (size_t i = 0; i < suites; i++)
+        if (!grease(b + off + 2 + 2 * i))
+            kept++;
+    if (end >= size || end + 1 + b[end] > size)
+        Py_RETURN_NONE; /* compression methods missing or cut */
+    off = end + 1 + b[end];
+    ext_span sni = {0, 0, 0}, alpn_ext = {0, 0, 0}, sv = {0, 0, 0};
+    if (off != size) { /* the extension block (absent in an old hello) */
+        if (off + 2 > size)
+            Py_RETURN_NONE;
+        end = off + 2 + u16(b + off);
+        if (end > size)
+            Py_RETURN_NONE;
+        size_t pos = off + 2;
+        while (pos + 4 <= end) {
+            size_t type = u16(b + pos), len = u16(b + pos + 2);
+            pos += 4 + len;
+            if (pos > end)
+                Py_RETURN_NONE;
+            ext_span *e = type == EXT_SERVER_NAME ? &sni
+                        : type == EXT_ALPN ? &alpn_ext
+                        : type == EXT_SUPPORTED_VERSIONS ? &sv
+                        : NULL;
+            if (e != NULL && !e->found) {
+                e->found = 1;
+                e->start = pos - len;
+                e->len = len;
+            }
+        }
+        if (pos != end)
+            Py_RETURN_NONE;
+    }
+    PyObject *host = server_name(b, &sni);
+    if (host == NULL)
+        return NULL;
+    PyObject *offered = versions(b, &sv, u16(b));
+    if (offered == NULL) {
+        Py_DECREF(host);
+        return NULL;
+    }
+    PyObject *names = alpn(b, &alpn_ext);
+    if (names == NULL) {
+        Py_DECREF(host);
+        Py_DECREF(offered);
+        return NULL;
+    }
+    return Py_BuildValue("NNNn", host, offered, names, (Py_ssize_t)kept);
+}
+
+
+/* ---- DNS: netwatch/deep/dns.py's message walk ------------------------------------------ */
+
+#define DNS_HEADER 12
+#define DNS_MAX_QUESTIONS 64 /* dns.MAX_QUESTIONS */
+#define DNS_MAX_ANSWERS 64   /* dns.MAX_ANSWERS */
+#define DNS_MAX_NAME 255     /* dnsname.MAX_NAME_BYTES */
+#define DNS_A 1
+#define DNS_CNAME 5
+#define DNS_AAAA 28
+#define DNS_IN 1
+
+/* netwatch.deep.dnsname.read_name: the name at off as a str (a new reference) and *next
+ * just past it; Py_None (a new reference) where the Python answers None; NULL on an error
+ * other than a UnicodeDecodeError. */
+static PyObject *read_name(const uint8_t *buf, size_t size, size_t off, size_t *next)
+{
+    char text[DNS_MAX_NAME + 1];
+    size_t n = 0, total = 0, end = 0, start = off;
+    int first = 1;
+    for (;;) {
+        if (off >= size)
+            Py_RETURN_NONE;
+        size_t length = buf[off];
+        if (length == 0)
+            break;
+        if (length < 0x40) {
+            off++;
+            total += length + 1;
+            if (total > DNS_MAX_NAME)
+                Py_RETURN_NONE;
+            /* a label may run past the end: Python's slice takes what is there, and the
+             * next read then finds off >= size */
+            size_t have = off < size ? size - off : 0;
+            size_t take = length < have ? length : have;
+            if (!first)
+                text[n++] = '.';
+            memcpy(text + n, buf + off, take);
+            n += take;
+            first = 0;
+            off += length;
+        } else if (length >= 0xC0) {
+            if (off + 1 >= size)
+                Py_RETURN_NONE;
+            size_t pointer = ((length & 0x3F) << 8) | buf[off + 1];
+            if (pointer >= start)
+                Py_RETURN_NONE;
+            if (!end)
+                end = off + 2;
+            start = off = pointer;
+        } else {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *name = PyUnicode_DecodeUTF8(text, (Py_ssize_t)n, NULL);
+    if (name == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    *next = end ? end : off + 1;
+    return name;
+}
+
+/* dns._skip_name: the offset just past the name at off, without decoding it; -1 if cut. */
+static Py_ssize_t skip_name(const uint8_t *buf, size_t size, size_t off)
+{
+    while (off < size) {
+        size_t length = buf[off];
+        if (length == 0)
+            return (Py_ssize_t)(off + 1);
+        if (length >= 0xC0)
+            return off + 2 <= size ? (Py_ssize_t)(off + 2) : -1;
+        if (length > 63)
+            return -1;
+        off += 1 + length;
+    }
+    return -1;
+}
+
+/* One kept answer before normalisation: (owner, rtype, value, ttl); value is the CNAME's
+ * target name or the address as inet_ntop writes it. Py_None where dns._make_record
+ * answers None for reasons other than a name's normalisation; NULL on an error. */
+static PyObject *answer(const uint8_t *buf, size_t size, size_t name_off, size_t off,
+                        size_t rdlen, unsigned rtype, unsigned long ttl)
+{
+    size_t unused;
+    PyObject *owner = read_name(buf, size, name_off, &unused);
+    if (owner == NULL || owner == Py_None)
+        return owner;
+    PyObject *value;
+    if (rtype == DNS_CNAME) {
+        size_t next = 0;
+        value = read_name(buf, size, off, &next);
+        if (value != NULL && value != Py_None && next > off + rdlen) {
+            Py_DECREF(value);
+            value = Py_NewRef(Py_None);
+        }
+    } else {
+        size_t want = rtype == DNS_A ? 4 : 16;
+        if (rdlen != want) {
+            value = Py_NewRef(Py_None);
+        } else {
+            char text[INET6_ADDRSTRLEN];
+            if (inet_ntop(rtype == DNS_A ? AF_INET : AF_INET6, buf + off, text, sizeof text)
+                == NULL) {
+                Py_DECREF(owner);
+                return PyErr_SetFromErrno(PyExc_OSError);
+            }
+            value = PyUnicode_FromString(text);
+        }
+    }
+    if (value == NULL || value == Py_None) {
+        Py_DECREF(owner);
+        return value;
+    }
+    return Py_BuildValue("NINk", owner, rtype, value, ttl);
+}
+
+PyDoc_STRVAR(dns_scan_doc,
+"dns_scan(payload, /) -> (txid, is_response, qname, qtype, rcode, answers) | None\n"
+"\n"
+"Walk one DNS message as netwatch.deep.dns._parse does, before names are normalised:\n"
+"None where it answers None; qname is the first question's name as decoded (None when\n"
+"there is no question or it is not UTF-8 ...), answers the class-IN A, AAAA and CNAME\n"
+"records (owner, rtype, value, ttl) whose names decode, value being the CNAME target or\n"
+"the address text.");
+
+static PyObject *dns_scan(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "dns_scan() takes bytes");
+        return NULL;
+    }
+    const uint8_t *buf = (const uint8_t *)PyBytes_AS_STRING(arg);
+    size_t size = (size_t)PyBytes_GET_SIZE(arg);
+    if (size < DNS_HEADER)
+        Py_RETURN_NONE;
+    size_t txid = u16(buf), flags = u16(buf + 2), qdcount = u16(buf + 4),
+           ancount = u16(buf + 6);
+    PyObject *qname = Py_NewRef(Py_None), *qtype = Py_NewRef(Py_None);
+    size_t off = DNS_HEADER;
+    size_t questions = qdcount < DNS_MAX_QUESTIONS ? qdcount : DNS_MAX_QUESTIONS;
+    for (size_t index = 0; index < questions; index++) {
+        size_t next = 0;
+        PyObject *name = read_name(buf, size, off, &next);
+        if (name == NULL || name == Py_None || next + 4 > size) {
+            Py_DECREF(qname);
+            Py_DECREF(qtype);
+            if (name == NULL)
+                return NULL;
+            Py_DECREF(name);
+            Py_RETURN_NONE;
+        }
+        off = next;
+        if (index == 0) {
+            Py_SETREF(qname, name);
+            Py_SETREF(qtype, PyLong_FromSize_t(u16(buf + off)));
+            if (qtype == NULL) {
+                Py_DECREF(qname);
+                return NULL;
+            }
+        } else {
+            Py_DECREF(name);
+        }
+        off += 4;
+    }
+    if (qdcount > DNS_MAX_QUESTIONS)
+        ancount = 0; /* the answer section cannot be located without every question */
+    size_t count = ancount < DNS_MAX_ANSWERS ? ancount : DNS_MAX_ANSWERS;
+    PyObject *answers = PyList_New(0);
+    if (answers == NULL)
+        goto fail;
+    for (size_t i = 0; i < count; i++) {
+        size_t name_off = off;
+        Py_ssize_t after = skip_name(buf, size, off);
+        if (after < 0 || (size_t)after + 10 > size)
+            break;
+        off = (size_t)after;
+        unsigned rtype = (unsigned)u16(buf + off), rclass = (unsigned)u16(buf + off + 2);
+        unsigned long ttl = ((unsigned long)buf[off + 4] << 24) | ((unsigned long)buf[off + 5] << 16)
+                            | ((unsigned long)buf[off + 6] << 8) | buf[off + 7];
+        size_t rdlen = u16(buf + off + 8);
+        off += 10;
+        if (off + rdlen > size)
+            break;
+        if ((rtype == DNS_A || rtype == DNS_AAAA || rtype == DNS_CNAME)
+            && (rclass & 0x7FFF) == DNS_IN) {
+            PyObject *kept = answer(buf, size, name_off, off, rdlen, rtype, ttl);
+            if (kept == NULL)
+                goto fail;
+            int rc = kept == Py_None ? 0 : PyList_Append(answers, kept);
+            Py_DECREF(kept);
+            if (rc < 0)
+                goto fail;
+        }
+        off += rdlen;
+    }
+    return Py_BuildValue("nONNnN", (Py_ssize_t)txid, (flags & 0x8000) ? Py_True : Py_False,
+                         qname, qtype, (Py_ssize_t)(flags & 0xF), answers);
+fail:
+    Py_DECREF(qname);
+    Py_DECREF(qtype);
+    Py_XDECREF(answers);
+    return NULL;
+}
+
+static PyMethodDef deep_methods[] = {
+    {"client_hello_body", client_hello_body, METH_O, client_hello_body_doc},
+    {"dns_scan", dns_scan, METH_O, dns_scan_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef deep_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "netwatch._deep",
+    .m_doc = "The compiled part of the deep parsers: the DNS message walk and the TLS "
+             "ClientHello body reader (see netwatch/deep/dns.py and netwatch/deep/tls.py).",
+    .m_size = 0,
+    .m_methods = deep_methods,
+};
+
+PyMODINIT_FUNC PyInit__deep(void) { return PyModuleDef_Init(&deep_module); }

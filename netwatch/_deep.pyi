@@ -1,0 +1,8 @@
+"""Types of the deep parsers' compiled part (netwatch/_deep.c); see netwatch.deep.tls."""
+
+def client_hello_body(
+    body: bytes, /
+) -> tuple[bytes | None, tuple[int, ...], tuple[str, ...], int] | None: ...
+def dns_scan(
+    payload: bytes, /
+) -> tuple[int, bool, str | None, int | None, int, list[tuple[str, int, str, int]]] | None: ...
