@@ -185,13 +185,16 @@ class _Version(argparse.Action):
 
 
 def _cores() -> str:
-    """Which per-packet core runs, which live-ring conversion and which GeoIP tree walk
-    (compiled or Python)."""
+    """Which per-packet core runs, which live-ring conversion, which GeoIP tree walk and
+    which deep-parser readers (DNS message walk, TLS ClientHello body): compiled or Python."""
     from netwatch.capture.afpacket import RING_CONVERSION  # noqa: PLC0415 - --version only
+    from netwatch.deep.dns import C_SCAN  # noqa: PLC0415 - --version only
+    from netwatch.deep.tls import C_BODY  # noqa: PLC0415 - --version only
     from netwatch.enrich.geo import WALK  # noqa: PLC0415 - --version only
 
     geoip = "python" if WALK is None else "c"
-    return f"{core.describe()}, ring: {RING_CONVERSION}, geoip: {geoip}"
+    deep = "python" if C_SCAN is None or C_BODY is None else "c"
+    return f"{core.describe()}, ring: {RING_CONVERSION}, geoip: {geoip}, deep: {deep}"
 
 
 def _check_config_file(p: argparse.ArgumentParser, args: argparse.Namespace) -> Path:

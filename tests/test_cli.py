@@ -155,6 +155,7 @@ def test_version_names_the_core_in_use(pure: str) -> None:
     built = importlib.util.find_spec("netwatch._core") is not None
     ring = importlib.util.find_spec("netwatch._ring") is not None and pure == "0"
     walk = importlib.util.find_spec("netwatch._mmdb") is not None and pure == "0"
+    deep = importlib.util.find_spec("netwatch._deep") is not None and pure == "0"
     want = (
         (
             "core: python (NETWATCH_PURE=1)"
@@ -163,6 +164,7 @@ def test_version_names_the_core_in_use(pure: str) -> None:
         )
         + (", ring: c" if ring else ", ring: python")
         + (", geoip: c" if walk else ", geoip: python")
+        + (", deep: c" if deep else ", deep: python")
     )
     proc = subprocess.run(
         [sys.executable, "-m", "netwatch", "--version"],
