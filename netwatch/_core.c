@@ -37,6 +37,9 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <arpa/inet.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -1705,8 +1708,556 @@ static PyTypeObject FastLoopType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- An ended flow's record (netwatch.flow.record.flow_record_ends) --------------------
+ *
+ * flow_record(flow, tcp_summary, <16 enrichment values>) builds the flow-log record of an
+ * ended FlowBase: the 38 keys in the reference's order, each value of the type and value
+ * the reference's dict literal gives (times rounded by float.__round__ itself, address
+ * texts by libc's inet_ntop as socket.inet_ntop, MAC texts as bytes.hex(":"), the UDP/ICMP
+ * state and history, the Community ID with SHA-1 and base64 done here). TCP's sizes, state
+ * and history come from Python (tcp_summary, transport_summary's tuple); the enrichment
+ * values are put in as given. A flow whose fields are not of the shape the flow table
+ * makes (exact floats for the times, exact ints for protocol, ports and VLAN, 4- or 16-byte
+ * addresses of one family, MACs bytes or None, counters ints or floats) gives None: the
+ * reference builder takes it, so this never answers differently, it only answers less. */
+
+#define NW_REC_KEYS 38
+enum nw_rec_key {
+    RK_TS, RK_UID, RK_ORIG_H, RK_ORIG_P, RK_RESP_H, RK_RESP_P, RK_PROTO, RK_IP_PROTO,
+    RK_SERVICE, RK_DURATION, RK_ORIG_BYTES, RK_RESP_BYTES, RK_CONN_STATE, RK_HISTORY,
+    RK_LOCAL_ORIG, RK_LOCAL_RESP, RK_MISSED, RK_ORIG_PKTS, RK_ORIG_IPB, RK_RESP_PKTS,
+    RK_RESP_IPB, RK_COMMUNITY_ID, RK_ORIG_L2, RK_RESP_L2, RK_VLAN, RK_RESP_CC, RK_RESP_ASN,
+    RK_RESP_ORG, RK_ORIG_CC, RK_RESP_NAME, RK_ORIG_DEVICE, RK_RESP_DEVICE, RK_VENDOR,
+    RK_SERVER_NAME, RK_HTTP_HOST, RK_USER_AGENT, RK_SERVER, RK_DNS_QUERY
+};
+static const char *const rec_key_names[NW_REC_KEYS] = {
+    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "ip_proto",
+    "service", "duration", "orig_bytes", "resp_bytes", "conn_state", "history",
+    "local_orig", "local_resp", "missed_bytes", "orig_pkts", "orig_ip_bytes", "resp_pkts",
+    "resp_ip_bytes", "community_id", "orig_l2_addr", "resp_l2_addr", "vlan", "resp_cc",
+    "resp_asn", "resp_org", "orig_cc", "resp_name", "orig_device", "resp_device", "vendor",
+    "server_name", "http_host", "user_agent", "server", "dns_query",
+};
+/* The arguments after (flow, tcp_summary), in order, and the key each goes to. */
+#define NW_REC_ENRICH 16
+static const int rec_enrich_keys[NW_REC_ENRICH] = {
+    RK_SERVICE, RK_LOCAL_ORIG, RK_LOCAL_RESP, RK_RESP_CC, RK_RESP_ASN, RK_RESP_ORG,
+    RK_ORIG_CC, RK_RESP_NAME, RK_ORIG_DEVICE, RK_RESP_DEVICE, RK_VENDOR, RK_SERVER_NAME,
+    RK_HTTP_HOST, RK_USER_AGENT, RK_SERVER, RK_DNS_QUERY,
+};
+
+/* Interned texts made once (core_exec): the keys, the protocol names and the UDP/ICMP
+ * states and histories; float.__round__ and the int 6 for the times. */
+static PyObject *rec_keys[NW_REC_KEYS];
+enum nw_rec_text { RT_TCP, RT_UDP, RT_ICMP, RT_UNKNOWN, RT_SF, RT_S0, RT_SHR, RT_OTH, RT_EMPTY,
+                   RT_D, RT_d, RT_Dd, RT_FLIP, RT_FLIP_D, RT_FLIP_d, RT_FLIP_dD, RT_COUNT };
+static const char *const rec_text_names[RT_COUNT] = {
+    "tcp", "udp", "icmp", "unknown_transport", "SF", "S0", "SHR", "OTH", "", "D", "d", "Dd",
+    "^", "^D", "^d", "^dD",
+};
+static PyObject *rec_texts[RT_COUNT];
+static PyObject *float_round; /* float.__round__ (a method descriptor) */
+static PyObject *int_six;
+
+static int record_init(void)
+{
+    if (float_round != NULL)
+        return 0;
+    for (int i = 0; i < NW_REC_KEYS; i++)
+        if ((rec_keys[i] = PyUnicode_InternFromString(rec_key_names[i])) == NULL)
+            return -1;
+    for (int i = 0; i < RT_COUNT; i++)
+        if ((rec_texts[i] = PyUnicode_InternFromString(rec_text_names[i])) == NULL)
+            return -1;
+    if ((int_six = PyLong_FromLong(6)) == NULL)
+        return -1;
+    float_round = PyObject_GetAttrString((PyObject *)&PyFloat_Type, "__round__");
+    return float_round == NULL ? -1 : 0;
+}
+
+/* SHA-1 (FIPS 180-4, section 6.1) of one message; tests/test_core.py checks it against
+ * hashlib on lengths 0..300. */
+static inline uint32_t rol32(uint32_t x, unsigned n) { return (x << n) | (x >> (32u - n)); }
+
+static void sha1_block(uint32_t h[5], const uint8_t *blk)
+{
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = be32(blk + 4 * i);
+    for (int i = 16; i < 80; i++)
+        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999u;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1u;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDCu;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6u;
+        }
+        uint32_t t = rol32(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = rol32(b, 30);
+        b = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
+{
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    size_t done = 0;
+    for (; len - done >= 64; done += 64)
+        sha1_block(h, msg + done);
+    uint8_t tail[128];
+    size_t rest = len - done;
+    memset(tail, 0, sizeof tail);
+    if (rest)
+        memcpy(tail, msg + done, rest);
+    tail[rest] = 0x80;
+    size_t blocks = rest + 1 + 8 <= 64 ? 1 : 2;
+    uint64_t bits = (uint64_t)len * 8u;
+    for (int i = 0; i < 8; i++)
+        tail[blocks * 64 - 1 - (size_t)i] = (uint8_t)(bits >> (8 * i));
+    for (size_t i = 0; i < blocks; i++)
+        sha1_block(h, tail + 64 * i);
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (uint8_t)(h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)h[i];
+    }
+}
+
+/* The Community ID spec's ICMP/ICMPv6 type -> counterpart type (-1: a one-way type), as
+ * netwatch/flow/ids.py's _ICMP4_PAIRS/_ICMP6_PAIRS. */
+static long icmp_peer(long proto, long type)
+{
+    static const int v4[][2] = {{8, 0}, {0, 8}, {13, 14}, {14, 13}, {15, 16},
+                                {16, 15}, {17, 18}, {18, 17}, {10, 9}, {9, 10}};
+    static const int v6[][2] = {{128, 129}, {129, 128}, {133, 134}, {134, 133}, {135, 136},
+                                {136, 135}, {130, 131}, {131, 130}, {144, 145}, {145, 144}};
+    const int(*pairs)[2] = proto == 1 ? v4 : v6;
+    for (int i = 0; i < 10; i++)
+        if (pairs[i][0] == type)
+            return pairs[i][1];
+    return -1;
+}
+
+/* Community ID v1 (seed 0) of two addresses of alen (4 or 16) bytes, protocol 0..255 and
+ * ports 0..65535, as netwatch.flow.ids.community_id: "1:" + base64(SHA-1(seed, ordered
+ * addresses, protocol, a zero byte, ordered ports)). */
+static PyObject *community_id_text(const uint8_t *sa, const uint8_t *da, size_t alen,
+                                   long proto, long sport, long dport)
+{
+    int order = 1; /* the ends are ordered (the ICMP one-way case keeps them as seen) */
+    if (proto == 1 || proto == 58) {
+        long peer = icmp_peer(proto, sport);
+        if (peer < 0)
+            order = 0;
+        else
+            dport = peer;
+    }
+    if (order) {
+        int c = memcmp(sa, da, alen);
+        if (c > 0 || (c == 0 && sport > dport)) {
+            const uint8_t *ta = sa;
+            sa = da;
+            da = ta;
+            long tp = sport;
+            sport = dport;
+            dport = tp;
+        }
+    }
+    uint8_t data[2 + 16 + 16 + 6], digest[20];
+    size_t n = 0;
+    data[n++] = 0; /* seed 0, 16 bits */
+    data[n++] = 0;
+    memcpy(data + n, sa, alen);
+    n += alen;
+    memcpy(data + n, da, alen);
+    n += alen;
+    data[n++] = (uint8_t)proto;
+    data[n++] = 0;
+    data[n++] = (uint8_t)(sport >> 8);
+    data[n++] = (uint8_t)sport;
+    data[n++] = (uint8_t)(dport >> 8);
+    data[n++] = (uint8_t)dport;
+    sha1(data, n, digest);
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    PyObject *text = PyUnicode_New(30, 127);
+    if (text == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    *out++ = '1';
+    *out++ = ':';
+    for (int i = 0; i < 18; i += 3) { /* 6 whole groups, then 2 bytes and one pad */
+        uint32_t g = (uint32_t)digest[i] << 16 | (uint32_t)digest[i + 1] << 8 | digest[i + 2];
+        *out++ = (Py_UCS1)b64[g >> 18];
+        *out++ = (Py_UCS1)b64[(g >> 12) & 63];
+        *out++ = (Py_UCS1)b64[(g >> 6) & 63];
+        *out++ = (Py_UCS1)b64[g & 63];
+    }
+    uint32_t g = (uint32_t)digest[18] << 16 | (uint32_t)digest[19] << 8;
+    *out++ = (Py_UCS1)b64[g >> 18];
+    *out++ = (Py_UCS1)b64[(g >> 12) & 63];
+    *out++ = (Py_UCS1)b64[(g >> 6) & 63];
+    *out = '=';
+    return text;
+}
+
+/* An address's text as socket.inet_ntop gives it (both call libc's inet_ntop). */
+static PyObject *address_text(const uint8_t *a, size_t alen)
+{
+    char buf[INET6_ADDRSTRLEN];
+    if (inet_ntop(alen == 4 ? AF_INET : AF_INET6, a, buf, sizeof buf) == NULL)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyUnicode_DecodeASCII(buf, (Py_ssize_t)strlen(buf), NULL);
+}
+
+/* mac.hex(":") for non-empty bytes, None for None or b"" (the reference's `if mac`). */
+static PyObject *mac_text(PyObject *mac)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(mac);
+    if (n == 0)
+        Py_RETURN_NONE;
+    if (n > PY_SSIZE_T_MAX / 3)
+        return PyErr_NoMemory();
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(mac);
+    PyObject *text = PyUnicode_New(3 * n - 1, 127);
+    if (text == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i)
+            *out++ = ':';
+        *out++ = (Py_UCS1)hex[b[i] >> 4];
+        *out++ = (Py_UCS1)hex[b[i] & 15];
+    }
+    return text;
+}
+
+/* An exact int in [lo, hi] into *out; 0 when o is anything else. */
+static int int_in(PyObject *o, long lo, long hi, long *out)
+{
+    if (!PyLong_CheckExact(o))
+        return 0;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(o, &overflow);
+    if (overflow || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* A counter cell the builder can read: an int or float kept in C, or an exact int held as
+ * an object (beyond 64 bits) or a bool; its truth value in *truth. 0: anything else. */
+static int counter_ok(const nw_flow *f, int i, int *truth)
+{
+    switch (f->tag[i]) {
+    case NW_INT:
+        *truth = f->val[i].i != 0;
+        return 1;
+    case NW_FLOAT:
+        *truth = f->val[i].d != 0.0; /* NaN is true, as in Python */
+        return 1;
+    case NW_OBJ: {
+        PyObject *o = f->val[i].o;
+        if (PyBool_Check(o))
+            *truth = o == Py_True;
+        else if (PyLong_CheckExact(o))
+            *truth = Py_SIZE(o) != 0;
+        else
+            return 0;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* x rounded as round(x, 6) (x an exact float). */
+static PyObject *round6(PyObject *x)
+{
+    PyObject *args[2] = {x, int_six};
+    return PyObject_Vectorcall(float_round, args, 2, NULL);
+}
+
+/* Put a new reference (stolen; NULL: an error already set) into the record. */
+static int rec_put(PyObject *rec, int key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int rc = PyDict_SetItem(rec, rec_keys[key], value);
+    Py_DECREF(value);
+    return rc;
+}
+
+static PyTypeObject *record_flow_type; /* the last flow type found plain (strong ref) */
+
+static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 + NW_REC_ENRICH) {
+        PyErr_Format(PyExc_TypeError, "flow_record takes %d arguments (%zd given)",
+                     2 + NW_REC_ENRICH, nargs);
+        return NULL;
+    }
+    PyObject *flow = args[0], *summary = args[1];
+    PyTypeObject *tp = Py_TYPE(flow);
+    if (tp != record_flow_type) {
+        if (!PyType_IsSubtype(tp, &FlowBaseType))
+            Py_RETURN_NONE;
+        if (plain_subclass(tp, &FlowBaseType) < 0) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        Py_INCREF(tp);
+        Py_XSETREF(record_flow_type, tp);
+    }
+    nw_flow *f = (nw_flow *)flow;
+    PyObject **o = f->obj;
+    for (int i = 0; i < FO_COUNT; i++)
+        if (o[i] == NULL) /* an attribute deleted: the reference raises its AttributeError */
+            Py_RETURN_NONE;
+    /* the shape the flow table makes; anything else goes to the reference builder */
+    long proto, sport, dport, vlan_lo;
+    PyObject *oh = o[FO_ORIG_H], *rh = o[FO_RESP_H], *om = o[FO_ORIG_MAC], *rm = o[FO_RESP_MAC];
+    PyObject *first = o[FO_FIRST], *stop = o[FO_STOP], *vlan = o[FO_VLAN];
+    if (!int_in(o[FO_PROTO], 0, 255, &proto) || !int_in(o[FO_ORIG_P], 0, 65535, &sport)
+        || !int_in(o[FO_RESP_P], 0, 65535, &dport) || !PyBytes_CheckExact(oh)
+        || !PyBytes_CheckExact(rh) || PyBytes_GET_SIZE(oh) != PyBytes_GET_SIZE(rh)
+        || (PyBytes_GET_SIZE(oh) != 4 && PyBytes_GET_SIZE(oh) != 16)
+        || (om != Py_None && !PyBytes_CheckExact(om)) || (rm != Py_None && !PyBytes_CheckExact(rm))
+        || !PyFloat_CheckExact(first) || !PyFloat_CheckExact(stop) || f->tag[FC_LAST] != NW_FLOAT
+        || !PyLong_CheckExact(vlan))
+        Py_RETURN_NONE;
+    int o_pkts, r_pkts, unused;
+    int tcp = o[FO_TCP] != Py_None;
+    for (int i = FC_O_PKTS; i < FC_COUNT; i++)
+        if (!counter_ok(f, i, &unused))
+            Py_RETURN_NONE;
+    counter_ok(f, FC_O_PKTS, &o_pkts);
+    counter_ok(f, FC_R_PKTS, &r_pkts);
+    if (tcp && !(PyTuple_CheckExact(summary) && PyTuple_GET_SIZE(summary) == 5))
+        Py_RETURN_NONE;
+    int flipped = 0;
+    if (!tcp && proto == 17) {
+        PyObject *hist = o[FO_HIST];
+        if (hist == Py_None)
+            flipped = 0;
+        else if (PyList_CheckExact(hist))
+            flipped = PyList_GET_SIZE(hist) != 0;
+        else if (PyUnicode_CheckExact(hist))
+            flipped = PyUnicode_GET_LENGTH(hist) != 0;
+        else
+            Py_RETURN_NONE;
+    }
+    {
+        int overflow;
+        vlan_lo = PyLong_AsLongAndOverflow(vlan, &overflow);
+        if (overflow)
+            vlan_lo = overflow; /* only its sign matters */
+    }
+
+    PyObject *rec = _PyDict_NewPresized(NW_REC_KEYS);
+    if (rec == NULL)
+        return NULL;
+    double t0 = PyFloat_AS_DOUBLE(first), t1 = PyFloat_AS_DOUBLE(stop);
+    if (!(t1 >= 0))
+        t1 = f->val[FC_LAST].d;
+    double dur = t1 - t0;
+    const uint8_t *ob = (const uint8_t *)PyBytes_AS_STRING(oh);
+    const uint8_t *rb = (const uint8_t *)PyBytes_AS_STRING(rh);
+    size_t alen = (size_t)PyBytes_GET_SIZE(oh);
+    PyObject *const *enrich = args + 2;
+    PyObject *state, *history, *ob_bytes, *rb_bytes, *missed;
+    if (tcp) {
+        ob_bytes = PyTuple_GET_ITEM(summary, 0);
+        rb_bytes = PyTuple_GET_ITEM(summary, 1);
+        missed = PyTuple_GET_ITEM(summary, 2);
+        state = PyTuple_GET_ITEM(summary, 3);
+        history = PyTuple_GET_ITEM(summary, 4);
+        Py_INCREF(ob_bytes);
+        Py_INCREF(rb_bytes);
+        Py_INCREF(missed);
+    } else {
+        if (proto == 17) {
+            int st, hi;
+            if (o_pkts && !flipped) {
+                st = r_pkts ? RT_SF : RT_S0;
+                hi = r_pkts ? RT_Dd : RT_D;
+            } else {
+                st = o_pkts ? (r_pkts ? RT_SF : RT_S0) : (r_pkts ? RT_SHR : RT_OTH);
+                if (flipped)
+                    hi = r_pkts ? (o_pkts ? RT_FLIP_dD : RT_FLIP_d) : (o_pkts ? RT_FLIP_D : RT_FLIP);
+                else
+                    hi = r_pkts ? RT_d : RT_EMPTY; /* o_pkts is 0 here */
+            }
+            state = rec_texts[st];
+            history = rec_texts[hi];
+        } else {
+            state = rec_texts[RT_OTH];
+            history = rec_texts[RT_EMPTY];
+        }
+        if (proto == 17 || proto == 1 || proto == 58) {
+            ob_bytes = cell_get(flow, &flow_cells[FC_O_BYTES]);
+            rb_bytes = cell_get(flow, &flow_cells[FC_R_BYTES]);
+        } else { /* other IP protocols: Zeek does not size their payload */
+            ob_bytes = PyLong_FromLong(0);
+            rb_bytes = PyLong_FromLong(0);
+        }
+        missed = PyLong_FromLong(0);
+    }
+    int text = proto == 6 ? RT_TCP : proto == 17 ? RT_UDP
+             : (proto == 1 || proto == 58) ? RT_ICMP : RT_UNKNOWN;
+    int rc = 0;
+    rc |= rec_put(rec, RK_TS, round6(first));
+    rc |= PyDict_SetItem(rec, rec_keys[RK_UID], o[FO_UID]);
+    rc |= rec_put(rec, RK_ORIG_H, address_text(ob, alen));
+    rc |= PyDict_SetItem(rec, rec_keys[RK_ORIG_P], o[FO_ORIG_P]);
+    rc |= rec_put(rec, RK_RESP_H, address_text(rb, alen));
+    rc |= PyDict_SetItem(rec, rec_keys[RK_RESP_P], o[FO_RESP_P]);
+    rc |= PyDict_SetItem(rec, rec_keys[RK_PROTO], rec_texts[text]);
+    rc |= PyDict_SetItem(rec, rec_keys[RK_IP_PROTO], o[FO_PROTO]);
+    rc |= PyDict_SetItem(rec, rec_keys[RK_SERVICE], enrich[0]);
+    if (dur != 0.0) { /* 0.0 (and -0.0) stay what they are: round() is not called */
+        PyObject *d = PyFloat_FromDouble(dur);
+        rc |= rec_put(rec, RK_DURATION, d == NULL ? NULL : round6(d));
+        Py_XDECREF(d);
+    } else {
+        rc |= rec_put(rec, RK_DURATION, PyFloat_FromDouble(dur));
+    }
+    rc |= rec_put(rec, RK_ORIG_BYTES, ob_bytes);
+    rc |= rec_put(rec, RK_RESP_BYTES, rb_bytes);
+    rc |= PyDict_SetItem(rec, rec_keys[RK_CONN_STATE], state);
+    rc |= PyDict_SetItem(rec, rec_keys[RK_HISTORY], history);
+    rc |= PyDict_SetItem(rec, rec_keys[RK_LOCAL_ORIG], enrich[1]);
+    rc |= PyDict_SetItem(rec, rec_keys[RK_LOCAL_RESP], enrich[2]);
+    rc |= rec_put(rec, RK_MISSED, missed);
+    rc |= rec_put(rec, RK_ORIG_PKTS, cell_get(flow, &flow_cells[FC_O_PKTS]));
+    rc |= rec_put(rec, RK_ORIG_IPB, cell_get(flow, &flow_cells[FC_O_IPB]));
+    rc |= rec_put(rec, RK_RESP_PKTS, cell_get(flow, &flow_cells[FC_R_PKTS]));
+    rc |= rec_put(rec, RK_RESP_IPB, cell_get(flow, &flow_cells[FC_R_IPB]));
+    rc |= rec_put(rec, RK_COMMUNITY_ID, community_id_text(ob, rb, alen, proto, sport, dport));
+    rc |= rec_put(rec, RK_ORIG_L2, om == Py_None ? Py_NewRef(Py_None) : mac_text(om));
+    rc |= rec_put(rec, RK_RESP_L2, rm == Py_None ? Py_NewRef(Py_None) : mac_text(rm));
+    rc |= PyDict_SetItem(rec, rec_keys[RK_VLAN], vlan_lo >= 0 ? vlan : Py_None);
+    for (int i = 3; i < NW_REC_ENRICH; i++)
+        rc |= PyDict_SetItem(rec, rec_keys[rec_enrich_keys[i]], enrich[i]);
+    if (rc) {
+        Py_DECREF(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+PyDoc_STRVAR(flow_record_doc,
+"flow_record(flow, tcp_summary, service, local_orig, local_resp, resp_cc, resp_asn,\n"
+"            resp_org, orig_cc, resp_name, orig_device, resp_device, vendor, server_name,\n"
+"            http_host, user_agent, server, dns_query, /)\n\n"
+"The flow-log record of an ended flow (a FlowBase), as netwatch.flow.record builds it:\n"
+"tcp_summary is transport_summary(flow) for a TCP flow (ignored otherwise), the rest are\n"
+"put in under their keys. None when the flow is not of the shape the flow table makes\n"
+"(the reference builder takes it then).");
+
+static PyObject *core_community_id(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer sa, da;
+    long proto, sport, dport;
+    if (!PyArg_ParseTuple(args, "y*y*lll:community_id", &sa, &da, &proto, &sport, &dport))
+        return NULL;
+    PyObject *res;
+    if (sa.len != da.len || (sa.len != 4 && sa.len != 16) || proto < 0 || proto > 255
+        || sport < 0 || sport > 65535 || dport < 0 || dport > 65535) {
+        PyErr_SetString(PyExc_ValueError, "community_id: 4- or 16-byte addresses, "
+                                          "protocol 0..255, ports 0..65535");
+        res = NULL;
+    } else {
+        res = community_id_text(sa.buf, da.buf, (size_t)sa.len, proto, sport, dport);
+    }
+    PyBuffer_Release(&sa);
+    PyBuffer_Release(&da);
+    return res;
+}
+
+PyDoc_STRVAR(community_id_doc,
+"community_id(saddr, daddr, proto, sport, dport, /)\n\n"
+"Community ID v1 (seed 0) as flow_record computes it: what netwatch.flow.ids.community_id\n"
+"gives for two 4- or 16-byte addresses, protocol 0..255 and ports 0..65535.");
+
+static PyObject *core_sha1(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    uint8_t digest[20];
+    sha1(b.buf, (size_t)b.len, digest);
+    PyBuffer_Release(&b);
+    return PyBytes_FromStringAndSize((const char *)digest, 20);
+}
+
+PyDoc_STRVAR(sha1_doc, "sha1(data, /)\n\nThe SHA-1 digest flow_record's Community ID uses "
+                       "(for the tests: hashlib.sha1(data).digest()).");
+
+/* ---- The flow log's per-record check (netwatch.output.flowlog.encode_line) -------------
+ *
+ * json_plain(record): for an exact dict, 2 when a value is not of the types orjson writes
+ * as the standard encoder does (exactly str, int, float, bool or None), else 1 when a float
+ * is neither zero nor of a magnitude from 1e-4 to the largest finite float (NaN included),
+ * else 0; None for anything but an exact dict (the Python check takes it). The same answer
+ * as encode_line's type scan and float test, in one C call. */
+static PyObject *core_json_plain(PyObject *self, PyObject *record)
+{
+    (void)self;
+    if (!PyDict_CheckExact(record))
+        Py_RETURN_NONE;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    long answer = 0;
+    while (PyDict_Next(record, &pos, &key, &value)) {
+        PyTypeObject *t = Py_TYPE(value);
+        if (t == &PyFloat_Type) {
+            double x = PyFloat_AS_DOUBLE(value), ax = fabs(x);
+            if (x != 0.0 && !(ax >= 1e-4 && ax <= DBL_MAX))
+                answer = 1;
+        } else if (t != &PyUnicode_Type && t != &PyLong_Type && t != &PyBool_Type
+                   && value != Py_None) {
+            return PyLong_FromLong(2);
+        }
+    }
+    return PyLong_FromLong(answer);
+}
+
+PyDoc_STRVAR(json_plain_doc,
+"json_plain(record, /)\n\n"
+"The flow log's check of a record (an exact dict; None for anything else): 0 when orjson\n"
+"writes it as the standard encoder does, 1 when a float needs writing as its repr, 2 when\n"
+"a value is not a plain str, int, float, bool or None.");
+
 static PyMethodDef core_methods[] = {
+    {"json_plain", core_json_plain, METH_O, json_plain_doc},
     {"walk_pcap", core_walk_pcap, METH_VARARGS, walk_pcap_doc},
+    {"flow_record", (PyCFunction)(void (*)(void))core_flow_record, METH_FASTCALL, flow_record_doc},
+    {"community_id", core_community_id, METH_VARARGS, community_id_doc},
+    {"sha1", core_sha1, METH_O, sha1_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1714,6 +2265,8 @@ static int core_exec(PyObject *m)
 {
     fill_getsets(flow_getset, flow_cells, FC_COUNT);
     fill_getsets(end_getset, end_cells, EC_COUNT);
+    if (record_init() < 0)
+        return -1;
     if (PyType_Ready(&FlowBaseType) < 0 || PyModule_AddType(m, &FlowBaseType) < 0
         || PyType_Ready(&EndpointBaseType) < 0 || PyModule_AddType(m, &EndpointBaseType) < 0
         || PyType_Ready(&FastLoopType) < 0 || PyModule_AddType(m, &FastLoopType) < 0)
