@@ -1991,9 +1991,26 @@ static int counter_ok(const nw_flow *f, int i, int *truth)
     }
 }
 
-/* x rounded as round(x, 6) (x an exact float). */
+/* x rounded as round(x, 6) (x an exact float).
+ *
+ * Shortcut, exact: when |x| < 2**33 and x is the double nearest to N / 10**6 for the
+ * integer N nearest to x * 10**6 (checked: N / 1e6, both exact doubles, is the correctly
+ * rounded quotient), round(x, 6) is x. Proof: x is then within half an ulp of N / 10**6,
+ * and an ulp below 2**33 is at most 2**-20 < 10**-6, so x's exact value is strictly less
+ * than half a unit of the sixth decimal from N / 10**6: rounding it to six decimals gives
+ * N / 10**6 exactly (no tie), and float.__round__ returns the double nearest to that, x
+ * (its sign too: -0.0 stays -0.0, as it does here). Any other x (most differences of two
+ * times) goes to float.__round__ itself. */
 static PyObject *round6(PyObject *x)
 {
+    double v = PyFloat_AS_DOUBLE(x);
+    if (fabs(v) < 8589934592.0) { /* 2**33; NaN fails this test */
+        double n = nearbyint(v * 1e6);
+        if (n / 1e6 == v) {
+            Py_INCREF(x);
+            return x;
+        }
+    }
     PyObject *args[2] = {x, int_six};
     return PyObject_Vectorcall(float_round, args, 2, NULL);
 }

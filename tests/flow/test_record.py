@@ -3,6 +3,7 @@ rules), and the compiled builder (``_core.flow_record``) against the reference b
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,11 @@ times = st.one_of(
     finite,
     st.sampled_from((0.0, -0.0, 1e-7, 5e-7, 1.0000005, 1_767_261_600.0000005, 2.5e-6)),
     st.integers(1_700_000_000_000_000, 1_800_000_000_000_000).map(lambda us: us / 1e6),
+    # as the capture readers compute a packet's time: seconds + fraction * tick
+    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 999_999)).map(lambda t: t[0] + t[1] * 1e-6),
+    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 10**9 - 1)).map(
+        lambda t: t[0] + t[1] * 1e-9
+    ),
 )
 counters = st.one_of(
     st.integers(0, 2**16),
@@ -369,3 +375,23 @@ def test_the_compiled_builder_takes_flows_only() -> None:
     setattr(f, "tcp", (object(), object()))  # noqa: B010 (not Endpoints: never looked at)
     assert BUILD(f, None, *ENRICH) is None  # a TCP flow needs its summary
     assert BUILD(f, (1, 2), *ENRICH) is None
+
+
+@needs_core
+def test_compiled_time_rounding_is_pythons() -> None:
+    """The record's ts (round(first, 6): C's shortcut for a time already at six decimals,
+    else float.__round__) on packet times, random floats and the shortcut's edges."""
+    assert BUILD is not None
+    rng = random.Random(11)
+    values = [0.0, -0.0, 0.0078125, 5e-7, -5e-7, 1.5e-6, 2.5e-6, 1e-6, -1e-6, 2.0**33, -(2.0**33)]
+    values += [2.0**33 - 2.0**-20, 2.0**32 + 5e-7, 8589934591.999999, 1e300, -1e-300, 5e-324]
+    for _ in range(20_000):
+        sec = rng.randrange(2**32)
+        values += [sec + rng.randrange(10**6) * 1e-6, sec + rng.randrange(10**9) * 1e-9]
+        values += [rng.uniform(-1e10, 1e10), rng.uniform(-2, 2), rng.randrange(10**8) / 1e7]
+    f = _fresh()
+    for x in values:
+        f.first = x
+        record = BUILD(f, None, *ENRICH)
+        assert record is not None
+        assert repr(record["ts"]) == repr(round(x, 6)), x
