@@ -1712,13 +1712,14 @@ static PyTypeObject FastLoopType = {
  *
  * flow_record(flow, tcp_summary, <16 enrichment values>) builds the flow-log record of an
  * ended FlowBase: the 38 keys in the reference's order, each value of the type and value
- * the reference's dict literal gives (times rounded by float.__round__ itself, address
+ * the reference's dict literal gives (times rounded as float.__round__ does, address
  * texts by libc's inet_ntop as socket.inet_ntop, MAC texts as bytes.hex(":"), the UDP/ICMP
- * state and history, the Community ID with SHA-1 and base64 done here). TCP's sizes, state
- * and history come from Python (tcp_summary, transport_summary's tuple); the enrichment
- * values are put in as given. A flow whose fields are not of the shape the flow table
- * makes (exact floats for the times, exact ints for protocol, ports and VLAN, 4- or 16-byte
- * addresses of one family, MACs bytes or None, counters ints or floats) gives None: the
+ * state and history, TCP's sizes, conn_state and history as netwatch/flow/tcpstate.py's
+ * Endpoint.size and conn_state, the Community ID with SHA-1 and base64 done here); the
+ * enrichment values are put in as given. A flow whose fields are not of the shape the flow
+ * table makes (its Flow and Endpoint types exactly, exact floats for the times, exact ints
+ * for protocol, ports, VLAN and endpoint fields, 4- or 16-byte addresses of one family,
+ * MACs bytes or None, counters ints or floats, the history a list of str) gives None: the
  * reference builder takes it, so this never answers differently, it only answers less. */
 
 #define NW_REC_KEYS 38
@@ -1759,6 +1760,13 @@ static PyObject *rec_texts[RT_COUNT];
 static PyObject *float_round; /* float.__round__ (a method descriptor) */
 static PyObject *int_six;
 
+enum nw_conn_state { CS_REJ, CS_RSTRH, CS_RSTR, CS_RSTOS0, CS_OTH, CS_RSTO, CS_SF, CS_SH, CS_S2,
+                     CS_SHR, CS_S3, CS_S0, CS_S1, CS_COUNT };
+static const char *const conn_state_names[CS_COUNT] = {
+    "REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1",
+};
+static PyObject *conn_states[CS_COUNT];
+
 static int record_init(void)
 {
     if (float_round != NULL)
@@ -1768,6 +1776,9 @@ static int record_init(void)
             return -1;
     for (int i = 0; i < RT_COUNT; i++)
         if ((rec_texts[i] = PyUnicode_InternFromString(rec_text_names[i])) == NULL)
+            return -1;
+    for (int i = 0; i < CS_COUNT; i++)
+        if ((conn_states[i] = PyUnicode_InternFromString(conn_state_names[i])) == NULL)
             return -1;
     if ((int_six = PyLong_FromLong(6)) == NULL)
         return -1;
@@ -2025,7 +2036,172 @@ static int rec_put(PyObject *rec, int key, PyObject *value)
     return rc;
 }
 
-static PyTypeObject *record_flow_type; /* the last flow type found plain (strong ref) */
+/* The flow table's Flow and Endpoint (strong references; record_types sets them): the
+ * builder takes flows and endpoints of exactly these types, and nothing else. */
+static PyTypeObject *record_flow_type, *record_end_type;
+
+static PyObject *core_record_types(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyTypeObject *flow, *end;
+    if (!PyArg_ParseTuple(args, "O!O!:record_types", &PyType_Type, &flow, &PyType_Type, &end))
+        return NULL;
+    if (plain_subclass(flow, &FlowBaseType) < 0 || plain_subclass(end, &EndpointBaseType) < 0)
+        return NULL;
+    Py_INCREF(flow);
+    Py_XSETREF(record_flow_type, flow);
+    Py_INCREF(end);
+    Py_XSETREF(record_end_type, end);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(record_types_doc,
+"record_types(flow_type, endpoint_type, /)\n\n"
+"The flow table's Flow and Endpoint (plain subclasses of FlowBase and EndpointBase, whose\n"
+"Endpoint.size is the reference's): flow_record builds the record of flows of exactly\n"
+"flow_type, with TCP endpoints of exactly endpoint_type.");
+
+/* An endpoint's field as a C integer within +-2**61 (no sum or difference below can
+ * overflow); 0 for anything else (the reference then answers). */
+static int end_int(const nw_endpoint *e, int i, long long *out)
+{
+    PyObject *v = e->obj[i];
+    if (v == NULL || !PyLong_CheckExact(v))
+        return 0;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || x <= -NW_SAFE || x >= NW_SAFE)
+        return 0;
+    *out = x;
+    return 1;
+}
+
+/* The fields of an endpoint the summary reads (netwatch/flow/tcpstate.py). */
+typedef struct {
+    long long state, prev, base, acked, fin, missed, seqmax;
+} nw_end_view;
+
+#define NW_TCP_SYN_SENT 1
+#define NW_TCP_RESET 6
+
+static int end_view(PyObject *e, nw_end_view *v)
+{
+    if (Py_TYPE(e) != record_end_type)
+        return 0;
+    const nw_endpoint *p = (const nw_endpoint *)e;
+    if (p->tag[EC_SEQMAX] != NW_INT || p->val[EC_SEQMAX].i <= -NW_SAFE
+        || p->val[EC_SEQMAX].i >= NW_SAFE)
+        return 0;
+    v->seqmax = p->val[EC_SEQMAX].i;
+    return end_int(p, EO_STATE, &v->state) && end_int(p, EO_PREV, &v->prev)
+           && end_int(p, EO_BASE, &v->base) && end_int(p, EO_ACKED, &v->acked)
+           && end_int(p, EO_FIN, &v->fin) && end_int(p, EO_MISSED, &v->missed);
+}
+
+/* Endpoint.size (tcpstate.py): payload bytes in sequence space, seen or acknowledged. */
+static long long end_size(const nw_end_view *e, const nw_end_view *peer)
+{
+    if (e->base < 0)
+        return 0;
+    if (e->state == NW_TCP_RESET && e->prev == NW_TCP_SYN_SENT && peer->state == NW_TCP_INACTIVE
+        && e->acked > e->base)
+        return 0; /* a half-open connection aborted by the SYN sender */
+    long long top = e->seqmax > e->acked ? e->seqmax : e->acked;
+    if (0 <= e->fin && e->fin < top)
+        top -= 1; /* the FIN octet is not data */
+    return top - e->base > 0 ? top - e->base : 0;
+}
+
+/* tcpstate._RSTOS0.fullmatch(history): "^"?, "S", letters none of HAFGIQ, "R", anything. */
+static int rstos0(PyObject *history)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(history), i = 0;
+    int kind = PyUnicode_KIND(history);
+    const void *data = PyUnicode_DATA(history);
+    if (i < n && PyUnicode_READ(kind, data, i) == '^')
+        i++;
+    if (i >= n || PyUnicode_READ(kind, data, i) != 'S')
+        return 0;
+    for (i++; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == 'R')
+            return 1;
+        if (c == 'H' || c == 'A' || c == 'F' || c == 'G' || c == 'I' || c == 'Q')
+            return 0;
+    }
+    return 0;
+}
+
+
+/* tcpstate.conn_state: Zeek's conn_state of a TCP connection from its two endpoints. */
+static int conn_state_of(const nw_end_view *o, const nw_end_view *r, PyObject *history)
+{
+    long long os = o->state, rs = r->state;
+    int o_inactive = os == NW_TCP_INACTIVE || os == NW_TCP_PARTIAL;
+    int r_inactive = rs == NW_TCP_INACTIVE || rs == NW_TCP_PARTIAL;
+    if (rs == NW_TCP_RESET) {
+        if (os == NW_TCP_SYN_SENT || os == NW_TCP_SYN_ACK_SENT
+            || (os == NW_TCP_RESET && end_size(o, r) == 0 && end_size(r, o) == 0))
+            return CS_REJ;
+        return o_inactive ? CS_RSTRH : CS_RSTR;
+    }
+    if (os == NW_TCP_RESET) {
+        if (r_inactive)
+            return rstos0(history) ? CS_RSTOS0 : CS_OTH;
+        return CS_RSTO;
+    }
+    if (rs == NW_TCP_CLOSED && os == NW_TCP_CLOSED)
+        return CS_SF;
+    if (os == NW_TCP_CLOSED)
+        return r_inactive ? CS_SH : CS_S2;
+    if (rs == NW_TCP_CLOSED)
+        return o_inactive ? CS_SHR : CS_S3;
+    if (os == NW_TCP_SYN_SENT && rs == NW_TCP_INACTIVE)
+        return CS_S0;
+    if (os == NW_TCP_ESTABLISHED && rs == NW_TCP_ESTABLISHED)
+        return CS_S1;
+    return CS_OTH;
+}
+
+/* transport_summary of a TCP flow (tcpstate.py's sizes and conn_state, the history joined)
+ * into new references; 0 when its endpoints or history are not of the table's shape. */
+static int tcp_summary(const nw_flow *f, PyObject **ob, PyObject **rb, PyObject **missed,
+                       PyObject **state, PyObject **history)
+{
+    PyObject *tcp = f->obj[FO_TCP], *hist = f->obj[FO_HIST];
+    nw_end_view o, r;
+    if (!PyTuple_CheckExact(tcp) || PyTuple_GET_SIZE(tcp) != 2
+        || !end_view(PyTuple_GET_ITEM(tcp, 0), &o) || !end_view(PyTuple_GET_ITEM(tcp, 1), &r))
+        return 0;
+    PyObject *h;
+    if (hist == Py_None) {
+        h = Py_NewRef(rec_texts[RT_EMPTY]);
+    } else if (PyList_CheckExact(hist)) {
+        Py_ssize_t n = PyList_GET_SIZE(hist);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!PyUnicode_CheckExact(PyList_GET_ITEM(hist, i)))
+                return 0;
+        h = n == 0 ? Py_NewRef(rec_texts[RT_EMPTY]) : PyUnicode_Join(rec_texts[RT_EMPTY], hist);
+        if (h == NULL)
+            return -1;
+    } else {
+        return 0;
+    }
+    *ob = PyLong_FromLongLong(end_size(&o, &r));
+    *rb = PyLong_FromLongLong(end_size(&r, &o));
+    *missed = PyLong_FromLongLong(o.missed + r.missed);
+    *state = Py_NewRef(conn_states[conn_state_of(&o, &r, h)]);
+    *history = h;
+    if (*ob == NULL || *rb == NULL || *missed == NULL) {
+        Py_XDECREF(*ob);
+        Py_XDECREF(*rb);
+        Py_XDECREF(*missed);
+        Py_DECREF(*state);
+        Py_DECREF(h);
+        return -1;
+    }
+    return 1;
+}
 
 static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2036,17 +2212,8 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
         return NULL;
     }
     PyObject *flow = args[0], *summary = args[1];
-    PyTypeObject *tp = Py_TYPE(flow);
-    if (tp != record_flow_type) {
-        if (!PyType_IsSubtype(tp, &FlowBaseType))
-            Py_RETURN_NONE;
-        if (plain_subclass(tp, &FlowBaseType) < 0) {
-            PyErr_Clear();
-            Py_RETURN_NONE;
-        }
-        Py_INCREF(tp);
-        Py_XSETREF(record_flow_type, tp);
-    }
+    if (record_flow_type == NULL || Py_TYPE(flow) != record_flow_type)
+        Py_RETURN_NONE; /* not the flow table's Flow (record_types) */
     nw_flow *f = (nw_flow *)flow;
     PyObject **o = f->obj;
     for (int i = 0; i < FO_COUNT; i++)
@@ -2071,8 +2238,13 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
             Py_RETURN_NONE;
     counter_ok(f, FC_O_PKTS, &o_pkts);
     counter_ok(f, FC_R_PKTS, &r_pkts);
-    if (tcp && !(PyTuple_CheckExact(summary) && PyTuple_GET_SIZE(summary) == 5))
-        Py_RETURN_NONE;
+    int given = tcp && PyTuple_CheckExact(summary) && PyTuple_GET_SIZE(summary) == 5;
+    PyObject *state, *history, *ob_bytes, *rb_bytes, *missed;
+    if (tcp && !given) { /* worked out here, or the reference's transport_summary */
+        int ok = tcp_summary(f, &ob_bytes, &rb_bytes, &missed, &state, &history);
+        if (ok <= 0)
+            return ok < 0 ? NULL : Py_NewRef(Py_None);
+    }
     int flipped = 0;
     if (!tcp && proto == 17) {
         PyObject *hist = o[FO_HIST];
@@ -2093,8 +2265,16 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
     }
 
     PyObject *rec = _PyDict_NewPresized(NW_REC_KEYS);
-    if (rec == NULL)
+    if (rec == NULL) {
+        if (tcp && !given) {
+            Py_DECREF(ob_bytes);
+            Py_DECREF(rb_bytes);
+            Py_DECREF(missed);
+            Py_DECREF(state);
+            Py_DECREF(history);
+        }
         return NULL;
+    }
     double t0 = PyFloat_AS_DOUBLE(first), t1 = PyFloat_AS_DOUBLE(stop);
     if (!(t1 >= 0))
         t1 = f->val[FC_LAST].d;
@@ -2103,16 +2283,14 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
     const uint8_t *rb = (const uint8_t *)PyBytes_AS_STRING(rh);
     size_t alen = (size_t)PyBytes_GET_SIZE(oh);
     PyObject *const *enrich = args + 2;
-    PyObject *state, *history, *ob_bytes, *rb_bytes, *missed;
-    if (tcp) {
-        ob_bytes = PyTuple_GET_ITEM(summary, 0);
-        rb_bytes = PyTuple_GET_ITEM(summary, 1);
-        missed = PyTuple_GET_ITEM(summary, 2);
-        state = PyTuple_GET_ITEM(summary, 3);
-        history = PyTuple_GET_ITEM(summary, 4);
-        Py_INCREF(ob_bytes);
-        Py_INCREF(rb_bytes);
-        Py_INCREF(missed);
+    if (given) {
+        ob_bytes = Py_NewRef(PyTuple_GET_ITEM(summary, 0));
+        rb_bytes = Py_NewRef(PyTuple_GET_ITEM(summary, 1));
+        missed = Py_NewRef(PyTuple_GET_ITEM(summary, 2));
+        state = Py_NewRef(PyTuple_GET_ITEM(summary, 3));
+        history = Py_NewRef(PyTuple_GET_ITEM(summary, 4));
+    } else if (tcp) {
+        /* tcp_summary's, above */
     } else {
         if (proto == 17) {
             int st, hi;
@@ -2126,11 +2304,11 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
                 else
                     hi = r_pkts ? RT_d : RT_EMPTY; /* o_pkts is 0 here */
             }
-            state = rec_texts[st];
-            history = rec_texts[hi];
+            state = Py_NewRef(rec_texts[st]);
+            history = Py_NewRef(rec_texts[hi]);
         } else {
-            state = rec_texts[RT_OTH];
-            history = rec_texts[RT_EMPTY];
+            state = Py_NewRef(rec_texts[RT_OTH]);
+            history = Py_NewRef(rec_texts[RT_EMPTY]);
         }
         if (proto == 17 || proto == 1 || proto == 58) {
             ob_bytes = cell_get(flow, &flow_cells[FC_O_BYTES]);
@@ -2162,8 +2340,8 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
     }
     rc |= rec_put(rec, RK_ORIG_BYTES, ob_bytes);
     rc |= rec_put(rec, RK_RESP_BYTES, rb_bytes);
-    rc |= PyDict_SetItem(rec, rec_keys[RK_CONN_STATE], state);
-    rc |= PyDict_SetItem(rec, rec_keys[RK_HISTORY], history);
+    rc |= rec_put(rec, RK_CONN_STATE, state);
+    rc |= rec_put(rec, RK_HISTORY, history);
     rc |= PyDict_SetItem(rec, rec_keys[RK_LOCAL_ORIG], enrich[1]);
     rc |= PyDict_SetItem(rec, rec_keys[RK_LOCAL_RESP], enrich[2]);
     rc |= rec_put(rec, RK_MISSED, missed);
@@ -2188,10 +2366,10 @@ PyDoc_STRVAR(flow_record_doc,
 "flow_record(flow, tcp_summary, service, local_orig, local_resp, resp_cc, resp_asn,\n"
 "            resp_org, orig_cc, resp_name, orig_device, resp_device, vendor, server_name,\n"
 "            http_host, user_agent, server, dns_query, /)\n\n"
-"The flow-log record of an ended flow (a FlowBase), as netwatch.flow.record builds it:\n"
-"tcp_summary is transport_summary(flow) for a TCP flow (ignored otherwise), the rest are\n"
-"put in under their keys. None when the flow is not of the shape the flow table makes\n"
-"(the reference builder takes it then).");
+"The flow-log record of an ended flow, as netwatch.flow.record.reference_record builds it:\n"
+"tcp_summary is transport_summary(flow) for a TCP flow, or None (then worked out here from\n"
+"the endpoints); the rest are put in under their keys. None when the flow is not of the\n"
+"types (record_types) and shape the flow table makes (the reference builder takes it).");
 
 static PyObject *core_community_id(PyObject *self, PyObject *args)
 {
@@ -2273,6 +2451,7 @@ static PyMethodDef core_methods[] = {
     {"json_plain", core_json_plain, METH_O, json_plain_doc},
     {"walk_pcap", core_walk_pcap, METH_VARARGS, walk_pcap_doc},
     {"flow_record", (PyCFunction)(void (*)(void))core_flow_record, METH_FASTCALL, flow_record_doc},
+    {"record_types", core_record_types, METH_VARARGS, record_types_doc},
     {"community_id", core_community_id, METH_VARARGS, community_id_doc},
     {"sha1", core_sha1, METH_O, sha1_doc},
     {NULL, NULL, 0, NULL},

@@ -257,16 +257,20 @@ def flow_bases() -> tuple[type, type] | None:
 RecordBuilder = Callable[..., dict[str, Any] | None]
 
 
-def record_builder() -> RecordBuilder | None:
+def record_builder(flow_type: type, endpoint_type: type) -> RecordBuilder | None:
     """The compiled builder of an ended flow's record (``_core.flow_record``) when the core
-    is loaded, else None. It takes the flow, ``transport_summary(flow)`` for a TCP flow
-    (None otherwise) and the 16 enrichment values in the record's order (service,
+    is loaded, else None. ``flow_type``/``endpoint_type``: the flow table's ``Flow`` and
+    ``Endpoint`` (``TypeError`` unless plain subclasses of :func:`flow_bases`); the builder
+    takes flows and endpoints of exactly those types. It takes the flow, a TCP flow's
+    ``transport_summary`` or None (then worked out in C as ``Endpoint.size`` and
+    ``conn_state`` do) and the 16 enrichment values in the record's order (service,
     local_orig, local_resp, resp_cc, resp_asn, resp_org, orig_cc, resp_name, orig_device,
     resp_device, vendor, server_name, http_host, user_agent, server, dns_query), and gives
-    the record :func:`netwatch.flow.record.flow_record_ends` would build, or None for a flow
-    that is not a ``FlowBase`` of the flow table's shape (the reference builder takes it)."""
+    the record :func:`netwatch.flow.record.reference_record` would build, or None for a
+    flow not of the flow table's types and shape (the reference builder takes it)."""
     if _CORE is None:
         return None
+    _CORE.record_types(flow_type, endpoint_type)
     build: RecordBuilder = _CORE.flow_record
     return build
 

@@ -30,7 +30,7 @@ from netwatch.enrich.macvendor import MacVendors
 from netwatch.enrich.names import best_name
 from netwatch.flow.ids import community_id
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
-from netwatch.flow.tcpstate import conn_state
+from netwatch.flow.tcpstate import Endpoint, PyEndpoint, conn_state
 
 if TYPE_CHECKING:
     from netwatch.detect.devices import Device
@@ -57,7 +57,8 @@ _ICMP = frozenset({1, 58})
 _ntop = socket.inet_ntop
 _INET, _INET6 = socket.AF_INET, socket.AF_INET6
 #: The compiled record builder (None: the core is not loaded; then only the reference runs).
-_build = core.record_builder()
+#: It works out a TCP flow's summary itself, as the reference's Endpoint.size does.
+_build = core.record_builder(Flow, Endpoint) if Endpoint.size is PyEndpoint.size else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +156,10 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         resp_device = listed.name if listed is not None else None
     vendor = enr.vendors.vendor(local_mac) if local_mac else None
     ends = FlowEnds(orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo)
-    summary = None if f.tcp is None else transport_summary(f)
     if _build is not None:  # the compiled core: the same record, built in C
         record = _build(
             f,
-            summary,
+            None,  # a TCP flow's summary too (transport_summary's, in C)
             service,
             local_orig,
             local_resp,
@@ -181,7 +181,7 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
             return record, ends
     record = reference_record(
         f,
-        summary,
+        None,
         service,
         local_orig,
         local_resp,
@@ -225,7 +225,7 @@ def reference_record(
     """The record of an ended flow from its enrichment values: the reference builder (the
     pure-Python path, and any flow the compiled ``core.record_builder()`` gives back, which
     takes the same arguments and must give the same dict, key order included).
-    ``summary``: :func:`transport_summary` of a TCP flow, None otherwise."""
+    ``summary``: :func:`transport_summary` of a TCP flow if known (None: worked out here)."""
     orig_h, resp_h, orig_mac, resp_mac = f.orig_h, f.resp_h, f.orig_mac, f.resp_mac
     if f.tcp is None and f.proto == PROTO_UDP:  # transport_summary's UDP case, inlined
         orig_bytes, resp_bytes, missed = f.o_bytes, f.r_bytes, 0

@@ -20,6 +20,7 @@ from netwatch.flow import record as record_mod
 from netwatch.flow.ids import UidSource
 from netwatch.flow.record import Enrichers, FlowEnds, flow_record_ends, transport_summary
 from netwatch.flow.table import Flow, PyFlow
+from netwatch.flow.tcpstate import ORIG_LETTERS, RESP_LETTERS, Endpoint, PyEndpoint
 from netwatch.pipeline import Pipeline
 from netwatch.testing import pcapgen as pg
 from tests.profile import examples
@@ -297,10 +298,23 @@ def flows(draw: st.DrawFn) -> tuple[Flow, tuple[Any, ...]]:
         setattr(f, name, draw(counters))  # ints, big ints, bools, floats
     setattr(f, "hist", draw(st.sampled_from((None, [], ["^"], "", "^"))))  # noqa: B010
     summary = None
-    if draw(st.booleans()) and proto == 6:
-        setattr(f, "tcp", (object(), object()))  # noqa: B010 (stands for the summary's ends)
-        summary = (draw(counters), draw(counters), draw(counters), "SF", "ShADadFf")
+    if proto == 6 and draw(st.booleans()):
+        f.tcp = (draw(endpoints(ORIG_LETTERS)), draw(endpoints(RESP_LETTERS)))
+        f.hist = draw(st.lists(st.sampled_from(f"^{ORIG_LETTERS}{RESP_LETTERS}"), max_size=8))
     return f, (summary, *draw(enrichment))
+
+
+seq = st.one_of(st.integers(-1, 3), st.sampled_from((2**32 - 1, 2**32, 2**40, 2**60)))
+
+
+@st.composite
+def endpoints(draw: st.DrawFn, letters: str) -> Endpoint:
+    """A TCP endpoint in any state, its sequence fields near their edges."""
+    e = Endpoint(letters)
+    e.state, e.prev = draw(st.integers(0, 6)), draw(st.integers(0, 6))
+    e.base, e.acked, e.fin, e.seqmax = draw(seq), draw(seq), draw(seq), draw(seq)
+    e.missed = draw(st.integers(0, 2**40))
+    return e
 
 
 @needs_core
@@ -323,7 +337,7 @@ def _fresh() -> Flow:
     return f
 
 
-ENRICH = (None, True, False, *([None] * 13))
+ENRICH: tuple[Any, ...] = (None, True, False, *([None] * 13))
 
 
 @needs_core
@@ -372,9 +386,23 @@ def test_the_compiled_builder_takes_flows_only() -> None:
         BUILD(_fresh(), None)
     f = _fresh()
     f.proto = 6
-    setattr(f, "tcp", (object(), object()))  # noqa: B010 (not Endpoints: never looked at)
-    assert BUILD(f, None, *ENRICH) is None  # a TCP flow needs its summary
-    assert BUILD(f, (1, 2), *ENRICH) is None
+    f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
+    summary = (1, 2, 3, "SF", "ShAD")  # a summary given is taken as it is
+    assert BUILD(f, summary, *ENRICH) == record_mod.reference_record(f, summary, *ENRICH)
+    assert BUILD(f, None, *ENRICH) is not None
+    setattr(f, "hist", ["S", 1])  # noqa: B010 (not the table's history)
+    assert BUILD(f, None, *ENRICH) is None
+    setattr(f, "hist", "S")  # noqa: B010
+    assert BUILD(f, None, *ENRICH) is None
+    f.hist = None
+    for name, value in [("state", 2**70), ("base", "0"), ("seqmax", 2**62), ("fin", None)]:
+        f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
+        setattr(f.tcp[1], name, value)
+        assert BUILD(f, None, *ENRICH) is None, name
+    setattr(f, "tcp", (object(), object()))  # noqa: B010 (not the table's Endpoints)
+    assert BUILD(f, None, *ENRICH) is None
+    f.tcp = (PyEndpoint(ORIG_LETTERS), PyEndpoint(RESP_LETTERS))
+    assert BUILD(f, None, *ENRICH) is None
 
 
 @needs_core
