@@ -3,6 +3,7 @@ rules), and the compiled builder (``_core.flow_record``) against the reference b
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 from typing import Any
@@ -423,3 +424,37 @@ def test_compiled_time_rounding_is_pythons() -> None:
         record = BUILD(f, None, *ENRICH)
         assert record is not None
         assert repr(record["ts"]) == repr(round(x, 6)), x
+
+
+@needs_core
+def test_compiled_tcp_summary_on_every_state_pair() -> None:
+    """Every pair of endpoint states and previous states, with sequence fields at the edges
+    Endpoint.size and conn_state look at (a half-open reset, a FIN octet) and histories for
+    the RSTOS0 pattern: the compiled summary equals transport_summary."""
+    assert BUILD is not None
+    histories = [[], list("S"), list("SR"), list("^SR"), list("SdR"), list("SQR"), list("SIR")]
+    histories += [list("SHR"), list("SAR"), list("SFR"), list("SGR"), list("R"), list("ShR")]
+    fields = [(-1, -1, -1, -1), (5, 5, -1, 5), (5, 6, -1, 5), (5, 7, 6, 5), (5, 5, 9, 9)]
+    f = _fresh()
+    f.proto = 6
+    n = 0
+    for os_, rs, o_prev, r_prev in itertools.product(range(7), range(7), (0, 1), (0, 1)):
+        for base, acked, fin, seqmax in fields:
+            ends = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
+            for e, state, prev in zip(ends, (os_, rs), (o_prev, r_prev), strict=True):
+                e.state, e.prev, e.base, e.acked, e.fin, e.seqmax = (
+                    state,
+                    prev,
+                    base,
+                    acked,
+                    fin,
+                    seqmax,
+                )
+            f.tcp = ends
+            for hist in histories if os_ == 6 else histories[:2]:
+                f.hist = hist
+                got = BUILD(f, None, *ENRICH)
+                assert got is not None
+                assert exact(got) == exact(record_mod.reference_record(f, None, *ENRICH))
+                n += 1
+    assert n > 3000
