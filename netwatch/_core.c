@@ -1757,6 +1757,9 @@ static const char *const rec_text_names[RT_COUNT] = {
     "^", "^D", "^d", "^dD",
 };
 static PyObject *rec_texts[RT_COUNT];
+/* The 38 keys in order, each with the value None: a record starts as a copy of it (the
+ * keys table copied whole) and only the values that are not None are put in. */
+static PyObject *rec_template;
 static PyObject *float_round; /* float.__round__ (a method descriptor) */
 static PyObject *int_six;
 
@@ -1779,6 +1782,11 @@ static int record_init(void)
             return -1;
     for (int i = 0; i < CS_COUNT; i++)
         if ((conn_states[i] = PyUnicode_InternFromString(conn_state_names[i])) == NULL)
+            return -1;
+    if ((rec_template = PyDict_New()) == NULL)
+        return -1;
+    for (int i = 0; i < NW_REC_KEYS; i++)
+        if (PyDict_SetItem(rec_template, rec_keys[i], Py_None) < 0)
             return -1;
     if ((int_six = PyLong_FromLong(6)) == NULL)
         return -1;
@@ -1931,11 +1939,30 @@ static PyObject *community_id_text(const uint8_t *sa, const uint8_t *da, size_t 
     return text;
 }
 
-/* An address's text as socket.inet_ntop gives it (both call libc's inet_ntop). */
+/* An address's text as socket.inet_ntop gives it: IPv6 by libc's inet_ntop (which Python
+ * calls too), IPv4 as the four bytes in decimal without leading zeros, joined by dots
+ * (what inet_ntop's "%u.%u.%u.%u" writes, without printf). */
 static PyObject *address_text(const uint8_t *a, size_t alen)
 {
     char buf[INET6_ADDRSTRLEN];
-    if (inet_ntop(alen == 4 ? AF_INET : AF_INET6, a, buf, sizeof buf) == NULL)
+    if (alen == 4) {
+        char *p = buf;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = a[i];
+            if (v >= 100) {
+                *p++ = (char)('0' + v / 100);
+                v %= 100;
+                *p++ = (char)('0' + v / 10);
+            } else if (v >= 10) {
+                *p++ = (char)('0' + v / 10);
+            }
+            *p++ = (char)('0' + v % 10);
+            if (i < 3)
+                *p++ = '.';
+        }
+        return PyUnicode_DecodeASCII(buf, p - buf, NULL);
+    }
+    if (inet_ntop(AF_INET6, a, buf, sizeof buf) == NULL)
         return PyErr_SetFromErrno(PyExc_OSError);
     return PyUnicode_DecodeASCII(buf, (Py_ssize_t)strlen(buf), NULL);
 }
@@ -2026,12 +2053,18 @@ static PyObject *round6(PyObject *x)
     return PyObject_Vectorcall(float_round, args, 2, NULL);
 }
 
+/* Put value under key (the record, a copy of rec_template, has None there already). */
+static inline int rec_set(PyObject *rec, int key, PyObject *value)
+{
+    return value == Py_None ? 0 : PyDict_SetItem(rec, rec_keys[key], value);
+}
+
 /* Put a new reference (stolen; NULL: an error already set) into the record. */
 static int rec_put(PyObject *rec, int key, PyObject *value)
 {
     if (value == NULL)
         return -1;
-    int rc = PyDict_SetItem(rec, rec_keys[key], value);
+    int rc = rec_set(rec, key, value);
     Py_DECREF(value);
     return rc;
 }
@@ -2264,7 +2297,7 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
             vlan_lo = overflow; /* only its sign matters */
     }
 
-    PyObject *rec = _PyDict_NewPresized(NW_REC_KEYS);
+    PyObject *rec = PyDict_Copy(rec_template);
     if (rec == NULL) {
         if (tcp && !given) {
             Py_DECREF(ob_bytes);
@@ -2323,14 +2356,14 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
              : (proto == 1 || proto == 58) ? RT_ICMP : RT_UNKNOWN;
     int rc = 0;
     rc |= rec_put(rec, RK_TS, round6(first));
-    rc |= PyDict_SetItem(rec, rec_keys[RK_UID], o[FO_UID]);
+    rc |= rec_set(rec, RK_UID, o[FO_UID]);
     rc |= rec_put(rec, RK_ORIG_H, address_text(ob, alen));
-    rc |= PyDict_SetItem(rec, rec_keys[RK_ORIG_P], o[FO_ORIG_P]);
+    rc |= rec_set(rec, RK_ORIG_P, o[FO_ORIG_P]);
     rc |= rec_put(rec, RK_RESP_H, address_text(rb, alen));
-    rc |= PyDict_SetItem(rec, rec_keys[RK_RESP_P], o[FO_RESP_P]);
-    rc |= PyDict_SetItem(rec, rec_keys[RK_PROTO], rec_texts[text]);
-    rc |= PyDict_SetItem(rec, rec_keys[RK_IP_PROTO], o[FO_PROTO]);
-    rc |= PyDict_SetItem(rec, rec_keys[RK_SERVICE], enrich[0]);
+    rc |= rec_set(rec, RK_RESP_P, o[FO_RESP_P]);
+    rc |= rec_set(rec, RK_PROTO, rec_texts[text]);
+    rc |= rec_set(rec, RK_IP_PROTO, o[FO_PROTO]);
+    rc |= rec_set(rec, RK_SERVICE, enrich[0]);
     if (dur != 0.0) { /* 0.0 (and -0.0) stay what they are: round() is not called */
         PyObject *d = PyFloat_FromDouble(dur);
         rc |= rec_put(rec, RK_DURATION, d == NULL ? NULL : round6(d));
@@ -2342,8 +2375,8 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
     rc |= rec_put(rec, RK_RESP_BYTES, rb_bytes);
     rc |= rec_put(rec, RK_CONN_STATE, state);
     rc |= rec_put(rec, RK_HISTORY, history);
-    rc |= PyDict_SetItem(rec, rec_keys[RK_LOCAL_ORIG], enrich[1]);
-    rc |= PyDict_SetItem(rec, rec_keys[RK_LOCAL_RESP], enrich[2]);
+    rc |= rec_set(rec, RK_LOCAL_ORIG, enrich[1]);
+    rc |= rec_set(rec, RK_LOCAL_RESP, enrich[2]);
     rc |= rec_put(rec, RK_MISSED, missed);
     rc |= rec_put(rec, RK_ORIG_PKTS, cell_get(flow, &flow_cells[FC_O_PKTS]));
     rc |= rec_put(rec, RK_ORIG_IPB, cell_get(flow, &flow_cells[FC_O_IPB]));
@@ -2352,9 +2385,9 @@ static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssiz
     rc |= rec_put(rec, RK_COMMUNITY_ID, community_id_text(ob, rb, alen, proto, sport, dport));
     rc |= rec_put(rec, RK_ORIG_L2, om == Py_None ? Py_NewRef(Py_None) : mac_text(om));
     rc |= rec_put(rec, RK_RESP_L2, rm == Py_None ? Py_NewRef(Py_None) : mac_text(rm));
-    rc |= PyDict_SetItem(rec, rec_keys[RK_VLAN], vlan_lo >= 0 ? vlan : Py_None);
+    rc |= rec_set(rec, RK_VLAN, vlan_lo >= 0 ? vlan : Py_None);
     for (int i = 3; i < NW_REC_ENRICH; i++)
-        rc |= PyDict_SetItem(rec, rec_keys[rec_enrich_keys[i]], enrich[i]);
+        rc |= rec_set(rec, rec_enrich_keys[i], enrich[i]);
     if (rc) {
         Py_DECREF(rec);
         return NULL;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -458,3 +459,28 @@ def test_compiled_tcp_summary_on_every_state_pair() -> None:
                 assert exact(got) == exact(record_mod.reference_record(f, None, *ENRICH))
                 n += 1
     assert n > 3000
+
+
+@needs_core
+def test_compiled_address_texts_are_inet_ntops() -> None:
+    """Every byte value in every position of an IPv4 address, and IPv6 shapes (zero runs,
+    IPv4-mapped), give socket.inet_ntop's text."""
+    assert BUILD is not None
+    f = _fresh()
+    pairs = [
+        (bytes([b, 255 - b, b // 3, (b * 7) % 256]), bytes([(b * 5) % 256, b, 0, 9]))
+        for b in range(256)
+    ]
+    six = [bytes(16), bytes(15) + b"\x01", b"\xfe\x80" + bytes(13) + b"\x01"]
+    six += [
+        bytes(10) + b"\xff\xff\x0a\x00\x00\x01",
+        b"\x20\x01\x0d\xb8" + bytes(4) + b"\x00\x01" * 4,
+    ]
+    pairs += [(a, b) for a in six for b in six]
+    for orig_h, resp_h in pairs:
+        f.orig_h, f.resp_h = orig_h, resp_h
+        record = BUILD(f, None, *ENRICH)
+        assert record is not None
+        family = socket.AF_INET if len(orig_h) == 4 else socket.AF_INET6
+        assert record["id.orig_h"] == socket.inet_ntop(family, orig_h)
+        assert record["id.resp_h"] == socket.inet_ntop(family, resp_h)
