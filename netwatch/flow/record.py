@@ -12,6 +12,13 @@ site-locality, GeoIP answer, recognised camera), so that the rules work none of 
 passed on: the camera lookup takes it, and a site-local end (never a public address) gets
 ``GEO_NONE`` without a GeoIP lookup, so the GeoIP cache's counters count public-looking ends
 only. The inventory is asked for a name only when it lists something.
+
+The record itself is built by the compiled core when it is loaded (``_core.flow_record``,
+from :func:`netwatch.core.record_builder`: address and MAC texts, rounded times, Zeek's
+state/history for UDP, ICMP and TCP, Community ID, with the enrichment values passed in),
+and by :func:`reference_record` otherwise (``NETWATCH_PURE=1``, no compiler) or for any flow
+the compiled builder gives back; both give the same dict, key order and value types
+included (tests/flow/test_record.py compares them on every record of the test captures).
 """
 
 from __future__ import annotations
