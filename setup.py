@@ -28,6 +28,7 @@ CORE = Extension(
         "-Wno-sign-conversion",
         "-ffp-contract=off",
     ],
+    libraries=["m"],  # nearbyint, fabs (the flow record's time rounding)
     optional=True,
 )
 # the live capture's TPACKET_V3 block -> pcap records conversion (netwatch/capture/afpacket.py)

@@ -37,6 +37,9 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <arpa/inet.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -1732,8 +1735,785 @@ static PyTypeObject FastLoopType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- An ended flow's record (netwatch.flow.record.flow_record_ends) --------------------
+ *
+ * flow_record(flow, tcp_summary, <16 enrichment values>) builds the flow-log record of an
+ * ended FlowBase: the 38 keys in the reference's order, each value of the type and value
+ * the reference's dict literal gives (times rounded as float.__round__ does, address
+ * texts by libc's inet_ntop as socket.inet_ntop, MAC texts as bytes.hex(":"), the UDP/ICMP
+ * state and history, TCP's sizes, conn_state and history as netwatch/flow/tcpstate.py's
+ * Endpoint.size and conn_state, the Community ID with SHA-1 and base64 done here); the
+ * enrichment values are put in as given. A flow whose fields are not of the shape the flow
+ * table makes (its Flow and Endpoint types exactly, exact floats for the times, exact ints
+ * for protocol, ports, VLAN and endpoint fields, 4- or 16-byte addresses of one family,
+ * MACs bytes or None, counters ints or floats, the history a list of str) gives None: the
+ * reference builder takes it, so this never answers differently, it only answers less. */
+
+#define NW_REC_KEYS 38
+enum nw_rec_key {
+    RK_TS, RK_UID, RK_ORIG_H, RK_ORIG_P, RK_RESP_H, RK_RESP_P, RK_PROTO, RK_IP_PROTO,
+    RK_SERVICE, RK_DURATION, RK_ORIG_BYTES, RK_RESP_BYTES, RK_CONN_STATE, RK_HISTORY,
+    RK_LOCAL_ORIG, RK_LOCAL_RESP, RK_MISSED, RK_ORIG_PKTS, RK_ORIG_IPB, RK_RESP_PKTS,
+    RK_RESP_IPB, RK_COMMUNITY_ID, RK_ORIG_L2, RK_RESP_L2, RK_VLAN, RK_RESP_CC, RK_RESP_ASN,
+    RK_RESP_ORG, RK_ORIG_CC, RK_RESP_NAME, RK_ORIG_DEVICE, RK_RESP_DEVICE, RK_VENDOR,
+    RK_SERVER_NAME, RK_HTTP_HOST, RK_USER_AGENT, RK_SERVER, RK_DNS_QUERY
+};
+static const char *const rec_key_names[NW_REC_KEYS] = {
+    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "ip_proto",
+    "service", "duration", "orig_bytes", "resp_bytes", "conn_state", "history",
+    "local_orig", "local_resp", "missed_bytes", "orig_pkts", "orig_ip_bytes", "resp_pkts",
+    "resp_ip_bytes", "community_id", "orig_l2_addr", "resp_l2_addr", "vlan", "resp_cc",
+    "resp_asn", "resp_org", "orig_cc", "resp_name", "orig_device", "resp_device", "vendor",
+    "server_name", "http_host", "user_agent", "server", "dns_query",
+};
+/* The arguments after (flow, tcp_summary), in order, and the key each goes to. */
+#define NW_REC_ENRICH 16
+static const int rec_enrich_keys[NW_REC_ENRICH] = {
+    RK_SERVICE, RK_LOCAL_ORIG, RK_LOCAL_RESP, RK_RESP_CC, RK_RESP_ASN, RK_RESP_ORG,
+    RK_ORIG_CC, RK_RESP_NAME, RK_ORIG_DEVICE, RK_RESP_DEVICE, RK_VENDOR, RK_SERVER_NAME,
+    RK_HTTP_HOST, RK_USER_AGENT, RK_SERVER, RK_DNS_QUERY,
+};
+
+/* Interned texts made once (core_exec): the keys, the protocol names and the UDP/ICMP
+ * states and histories; float.__round__ and the int 6 for the times. */
+static PyObject *rec_keys[NW_REC_KEYS];
+enum nw_rec_text { RT_TCP, RT_UDP, RT_ICMP, RT_UNKNOWN, RT_SF, RT_S0, RT_SHR, RT_OTH, RT_EMPTY,
+                   RT_D, RT_d, RT_Dd, RT_FLIP, RT_FLIP_D, RT_FLIP_d, RT_FLIP_dD, RT_COUNT };
+static const char *const rec_text_names[RT_COUNT] = {
+    "tcp", "udp", "icmp", "unknown_transport", "SF", "S0", "SHR", "OTH", "", "D", "d", "Dd",
+    "^", "^D", "^d", "^dD",
+};
+static PyObject *rec_texts[RT_COUNT];
+/* The 38 keys in order, each with the value None: a record starts as a copy of it (the
+ * keys table copied whole) and only the values that are not None are put in. */
+static PyObject *rec_template;
+static PyObject *float_round; /* float.__round__ (a method descriptor) */
+static PyObject *int_six;
+
+enum nw_conn_state { CS_REJ, CS_RSTRH, CS_RSTR, CS_RSTOS0, CS_OTH, CS_RSTO, CS_SF, CS_SH, CS_S2,
+                     CS_SHR, CS_S3, CS_S0, CS_S1, CS_COUNT };
+static const char *const conn_state_names[CS_COUNT] = {
+    "REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1",
+};
+static PyObject *conn_states[CS_COUNT];
+
+static int record_init(void)
+{
+    if (float_round != NULL)
+        return 0;
+    for (int i = 0; i < NW_REC_KEYS; i++)
+        if ((rec_keys[i] = PyUnicode_InternFromString(rec_key_names[i])) == NULL)
+            return -1;
+    for (int i = 0; i < RT_COUNT; i++)
+        if ((rec_texts[i] = PyUnicode_InternFromString(rec_text_names[i])) == NULL)
+            return -1;
+    for (int i = 0; i < CS_COUNT; i++)
+        if ((conn_states[i] = PyUnicode_InternFromString(conn_state_names[i])) == NULL)
+            return -1;
+    if ((rec_template = PyDict_New()) == NULL)
+        return -1;
+    for (int i = 0; i < NW_REC_KEYS; i++)
+        if (PyDict_SetItem(rec_template, rec_keys[i], Py_None) < 0)
+            return -1;
+    if ((int_six = PyLong_FromLong(6)) == NULL)
+        return -1;
+    float_round = PyObject_GetAttrString((PyObject *)&PyFloat_Type, "__round__");
+    return float_round == NULL ? -1 : 0;
+}
+
+/* SHA-1 (FIPS 180-4, section 6.1) of one message; tests/test_core.py checks it against
+ * hashlib on lengths 0..300. */
+static inline uint32_t rol32(uint32_t x, unsigned n) { return (x << n) | (x >> (32u - n)); }
+
+static void sha1_block(uint32_t h[5], const uint8_t *blk)
+{
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = be32(blk + 4 * i);
+    for (int i = 16; i < 80; i++)
+        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999u;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1u;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDCu;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6u;
+        }
+        uint32_t t = rol32(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = rol32(b, 30);
+        b = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
+{
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    size_t done = 0;
+    for (; len - done >= 64; done += 64)
+        sha1_block(h, msg + done);
+    uint8_t tail[128];
+    size_t rest = len - done;
+    memset(tail, 0, sizeof tail);
+    if (rest)
+        memcpy(tail, msg + done, rest);
+    tail[rest] = 0x80;
+    size_t blocks = rest + 1 + 8 <= 64 ? 1 : 2;
+    uint64_t bits = (uint64_t)len * 8u;
+    for (int i = 0; i < 8; i++)
+        tail[blocks * 64 - 1 - (size_t)i] = (uint8_t)(bits >> (8 * i));
+    for (size_t i = 0; i < blocks; i++)
+        sha1_block(h, tail + 64 * i);
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (uint8_t)(h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)h[i];
+    }
+}
+
+/* The Community ID spec's ICMP/ICMPv6 type -> counterpart type (-1: a one-way type), as
+ * netwatch/flow/ids.py's _ICMP4_PAIRS/_ICMP6_PAIRS. */
+static long icmp_peer(long proto, long type)
+{
+    static const int v4[][2] = {{8, 0}, {0, 8}, {13, 14}, {14, 13}, {15, 16},
+                                {16, 15}, {17, 18}, {18, 17}, {10, 9}, {9, 10}};
+    static const int v6[][2] = {{128, 129}, {129, 128}, {133, 134}, {134, 133}, {135, 136},
+                                {136, 135}, {130, 131}, {131, 130}, {144, 145}, {145, 144}};
+    const int(*pairs)[2] = proto == 1 ? v4 : v6;
+    for (int i = 0; i < 10; i++)
+        if (pairs[i][0] == type)
+            return pairs[i][1];
+    return -1;
+}
+
+/* Community ID v1 (seed 0) of two addresses of alen (4 or 16) bytes, protocol 0..255 and
+ * ports 0..65535, as netwatch.flow.ids.community_id: "1:" + base64(SHA-1(seed, ordered
+ * addresses, protocol, a zero byte, ordered ports)). */
+static PyObject *community_id_text(const uint8_t *sa, const uint8_t *da, size_t alen,
+                                   long proto, long sport, long dport)
+{
+    int order = 1; /* the ends are ordered (the ICMP one-way case keeps them as seen) */
+    if (proto == 1 || proto == 58) {
+        long peer = icmp_peer(proto, sport);
+        if (peer < 0)
+            order = 0;
+        else
+            dport = peer;
+    }
+    if (order) {
+        int c = memcmp(sa, da, alen);
+        if (c > 0 || (c == 0 && sport > dport)) {
+            const uint8_t *ta = sa;
+            sa = da;
+            da = ta;
+            long tp = sport;
+            sport = dport;
+            dport = tp;
+        }
+    }
+    uint8_t data[2 + 16 + 16 + 6], digest[20];
+    size_t n = 0;
+    data[n++] = 0; /* seed 0, 16 bits */
+    data[n++] = 0;
+    memcpy(data + n, sa, alen);
+    n += alen;
+    memcpy(data + n, da, alen);
+    n += alen;
+    data[n++] = (uint8_t)proto;
+    data[n++] = 0;
+    data[n++] = (uint8_t)(sport >> 8);
+    data[n++] = (uint8_t)sport;
+    data[n++] = (uint8_t)(dport >> 8);
+    data[n++] = (uint8_t)dport;
+    sha1(data, n, digest);
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    PyObject *text = PyUnicode_New(30, 127);
+    if (text == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    *out++ = '1';
+    *out++ = ':';
+    for (int i = 0; i < 18; i += 3) { /* 6 whole groups, then 2 bytes and one pad */
+        uint32_t g = (uint32_t)digest[i] << 16 | (uint32_t)digest[i + 1] << 8 | digest[i + 2];
+        *out++ = (Py_UCS1)b64[g >> 18];
+        *out++ = (Py_UCS1)b64[(g >> 12) & 63];
+        *out++ = (Py_UCS1)b64[(g >> 6) & 63];
+        *out++ = (Py_UCS1)b64[g & 63];
+    }
+    uint32_t g = (uint32_t)digest[18] << 16 | (uint32_t)digest[19] << 8;
+    *out++ = (Py_UCS1)b64[g >> 18];
+    *out++ = (Py_UCS1)b64[(g >> 12) & 63];
+    *out++ = (Py_UCS1)b64[(g >> 6) & 63];
+    *out = '=';
+    return text;
+}
+
+/* An address's text as socket.inet_ntop gives it: IPv6 by libc's inet_ntop (which Python
+ * calls too), IPv4 as the four bytes in decimal without leading zeros, joined by dots
+ * (what inet_ntop's "%u.%u.%u.%u" writes, without printf). */
+static PyObject *address_text(const uint8_t *a, size_t alen)
+{
+    char buf[INET6_ADDRSTRLEN];
+    if (alen == 4) {
+        char *p = buf;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = a[i];
+            if (v >= 100) {
+                *p++ = (char)('0' + v / 100);
+                v %= 100;
+                *p++ = (char)('0' + v / 10);
+            } else if (v >= 10) {
+                *p++ = (char)('0' + v / 10);
+            }
+            *p++ = (char)('0' + v % 10);
+            if (i < 3)
+                *p++ = '.';
+        }
+        return PyUnicode_DecodeASCII(buf, p - buf, NULL);
+    }
+    if (inet_ntop(AF_INET6, a, buf, sizeof buf) == NULL)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyUnicode_DecodeASCII(buf, (Py_ssize_t)strlen(buf), NULL);
+}
+
+/* mac.hex(":") for non-empty bytes, None for None or b"" (the reference's `if mac`). */
+static PyObject *mac_text(PyObject *mac)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(mac);
+    if (n == 0)
+        Py_RETURN_NONE;
+    if (n > PY_SSIZE_T_MAX / 3)
+        return PyErr_NoMemory();
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(mac);
+    PyObject *text = PyUnicode_New(3 * n - 1, 127);
+    if (text == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i)
+            *out++ = ':';
+        *out++ = (Py_UCS1)hex[b[i] >> 4];
+        *out++ = (Py_UCS1)hex[b[i] & 15];
+    }
+    return text;
+}
+
+/* An exact int in [lo, hi] into *out; 0 when o is anything else. */
+static int int_in(PyObject *o, long lo, long hi, long *out)
+{
+    if (!PyLong_CheckExact(o))
+        return 0;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(o, &overflow);
+    if (overflow || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* A counter cell the builder can read: an int or float kept in C, or an exact int held as
+ * an object (beyond 64 bits) or a bool; its truth value in *truth. 0: anything else. */
+static int counter_ok(const nw_flow *f, int i, int *truth)
+{
+    switch (f->tag[i]) {
+    case NW_INT:
+        *truth = f->val[i].i != 0;
+        return 1;
+    case NW_FLOAT:
+        *truth = f->val[i].d != 0.0; /* NaN is true, as in Python */
+        return 1;
+    case NW_OBJ: {
+        PyObject *o = f->val[i].o;
+        if (PyBool_Check(o))
+            *truth = o == Py_True;
+        else if (PyLong_CheckExact(o))
+            *truth = Py_SIZE(o) != 0;
+        else
+            return 0;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* x rounded as round(x, 6) (x an exact float).
+ *
+ * Shortcut, exact: when |x| < 2**33 and x is the double nearest to N / 10**6 for the
+ * integer N nearest to x * 10**6 (checked: N / 1e6, both exact doubles, is the correctly
+ * rounded quotient), round(x, 6) is x. Proof: x is then within half an ulp of N / 10**6,
+ * and an ulp below 2**33 is at most 2**-20 < 10**-6, so x's exact value is strictly less
+ * than half a unit of the sixth decimal from N / 10**6: rounding it to six decimals gives
+ * N / 10**6 exactly (no tie), and float.__round__ returns the double nearest to that, x
+ * (its sign too: -0.0 stays -0.0, as it does here). Any other x (most differences of two
+ * times) goes to float.__round__ itself. */
+static PyObject *round6(PyObject *x)
+{
+    double v = PyFloat_AS_DOUBLE(x);
+    if (fabs(v) < 8589934592.0) { /* 2**33; NaN fails this test */
+        double n = nearbyint(v * 1e6);
+        if (n / 1e6 == v) {
+            Py_INCREF(x);
+            return x;
+        }
+    }
+    PyObject *args[2] = {x, int_six};
+    return PyObject_Vectorcall(float_round, args, 2, NULL);
+}
+
+/* Put value under key (the record, a copy of rec_template, has None there already). */
+static inline int rec_set(PyObject *rec, int key, PyObject *value)
+{
+    return value == Py_None ? 0 : PyDict_SetItem(rec, rec_keys[key], value);
+}
+
+/* Put a new reference (stolen; NULL: an error already set) into the record. */
+static int rec_put(PyObject *rec, int key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int rc = rec_set(rec, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+/* The flow table's Flow and Endpoint (strong references; record_types sets them): the
+ * builder takes flows and endpoints of exactly these types, and nothing else. */
+static PyTypeObject *record_flow_type, *record_end_type;
+
+static PyObject *core_record_types(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyTypeObject *flow, *end;
+    if (!PyArg_ParseTuple(args, "O!O!:record_types", &PyType_Type, &flow, &PyType_Type, &end))
+        return NULL;
+    if (plain_subclass(flow, &FlowBaseType) < 0 || plain_subclass(end, &EndpointBaseType) < 0)
+        return NULL;
+    Py_INCREF(flow);
+    Py_XSETREF(record_flow_type, flow);
+    Py_INCREF(end);
+    Py_XSETREF(record_end_type, end);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(record_types_doc,
+"record_types(flow_type, endpoint_type, /)\n\n"
+"The flow table's Flow and Endpoint (plain subclasses of FlowBase and EndpointBase, whose\n"
+"Endpoint.size is the reference's): flow_record builds the record of flows of exactly\n"
+"flow_type, with TCP endpoints of exactly endpoint_type.");
+
+/* An endpoint's field as a C integer within +-2**61 (no sum or difference below can
+ * overflow); 0 for anything else (the reference then answers). */
+static int end_int(const nw_endpoint *e, int i, long long *out)
+{
+    PyObject *v = e->obj[i];
+    if (v == NULL || !PyLong_CheckExact(v))
+        return 0;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || x <= -NW_SAFE || x >= NW_SAFE)
+        return 0;
+    *out = x;
+    return 1;
+}
+
+/* The fields of an endpoint the summary reads (netwatch/flow/tcpstate.py). */
+typedef struct {
+    long long state, prev, base, acked, fin, missed, seqmax;
+} nw_end_view;
+
+#define NW_TCP_SYN_SENT 1
+#define NW_TCP_RESET 6
+
+static int end_view(PyObject *e, nw_end_view *v)
+{
+    if (Py_TYPE(e) != record_end_type)
+        return 0;
+    const nw_endpoint *p = (const nw_endpoint *)e;
+    if (p->tag[EC_SEQMAX] != NW_INT || p->val[EC_SEQMAX].i <= -NW_SAFE
+        || p->val[EC_SEQMAX].i >= NW_SAFE)
+        return 0;
+    v->seqmax = p->val[EC_SEQMAX].i;
+    return end_int(p, EO_STATE, &v->state) && end_int(p, EO_PREV, &v->prev)
+           && end_int(p, EO_BASE, &v->base) && end_int(p, EO_ACKED, &v->acked)
+           && end_int(p, EO_FIN, &v->fin) && end_int(p, EO_MISSED, &v->missed);
+}
+
+/* Endpoint.size (tcpstate.py): payload bytes in sequence space, seen or acknowledged. */
+static long long end_size(const nw_end_view *e, const nw_end_view *peer)
+{
+    if (e->base < 0)
+        return 0;
+    if (e->state == NW_TCP_RESET && e->prev == NW_TCP_SYN_SENT && peer->state == NW_TCP_INACTIVE
+        && e->acked > e->base)
+        return 0; /* a half-open connection aborted by the SYN sender */
+    long long top = e->seqmax > e->acked ? e->seqmax : e->acked;
+    if (0 <= e->fin && e->fin < top)
+        top -= 1; /* the FIN octet is not data */
+    return top - e->base > 0 ? top - e->base : 0;
+}
+
+/* tcpstate._RSTOS0.fullmatch(history): "^"?, "S", letters none of HAFGIQ, "R", anything. */
+static int rstos0(PyObject *history)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(history), i = 0;
+    int kind = PyUnicode_KIND(history);
+    const void *data = PyUnicode_DATA(history);
+    if (i < n && PyUnicode_READ(kind, data, i) == '^')
+        i++;
+    if (i >= n || PyUnicode_READ(kind, data, i) != 'S')
+        return 0;
+    for (i++; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == 'R')
+            return 1;
+        if (c == 'H' || c == 'A' || c == 'F' || c == 'G' || c == 'I' || c == 'Q')
+            return 0;
+    }
+    return 0;
+}
+
+
+/* tcpstate.conn_state: Zeek's conn_state of a TCP connection from its two endpoints. */
+static int conn_state_of(const nw_end_view *o, const nw_end_view *r, PyObject *history)
+{
+    long long os = o->state, rs = r->state;
+    int o_inactive = os == NW_TCP_INACTIVE || os == NW_TCP_PARTIAL;
+    int r_inactive = rs == NW_TCP_INACTIVE || rs == NW_TCP_PARTIAL;
+    if (rs == NW_TCP_RESET) {
+        if (os == NW_TCP_SYN_SENT || os == NW_TCP_SYN_ACK_SENT
+            || (os == NW_TCP_RESET && end_size(o, r) == 0 && end_size(r, o) == 0))
+            return CS_REJ;
+        return o_inactive ? CS_RSTRH : CS_RSTR;
+    }
+    if (os == NW_TCP_RESET) {
+        if (r_inactive)
+            return rstos0(history) ? CS_RSTOS0 : CS_OTH;
+        return CS_RSTO;
+    }
+    if (rs == NW_TCP_CLOSED && os == NW_TCP_CLOSED)
+        return CS_SF;
+    if (os == NW_TCP_CLOSED)
+        return r_inactive ? CS_SH : CS_S2;
+    if (rs == NW_TCP_CLOSED)
+        return o_inactive ? CS_SHR : CS_S3;
+    if (os == NW_TCP_SYN_SENT && rs == NW_TCP_INACTIVE)
+        return CS_S0;
+    if (os == NW_TCP_ESTABLISHED && rs == NW_TCP_ESTABLISHED)
+        return CS_S1;
+    return CS_OTH;
+}
+
+/* transport_summary of a TCP flow (tcpstate.py's sizes and conn_state, the history joined)
+ * into new references; 0 when its endpoints or history are not of the table's shape. */
+static int tcp_summary(const nw_flow *f, PyObject **ob, PyObject **rb, PyObject **missed,
+                       PyObject **state, PyObject **history)
+{
+    PyObject *tcp = f->obj[FO_TCP], *hist = f->obj[FO_HIST];
+    nw_end_view o, r;
+    if (!PyTuple_CheckExact(tcp) || PyTuple_GET_SIZE(tcp) != 2
+        || !end_view(PyTuple_GET_ITEM(tcp, 0), &o) || !end_view(PyTuple_GET_ITEM(tcp, 1), &r))
+        return 0;
+    PyObject *h;
+    if (hist == Py_None) {
+        h = Py_NewRef(rec_texts[RT_EMPTY]);
+    } else if (PyList_CheckExact(hist)) {
+        Py_ssize_t n = PyList_GET_SIZE(hist);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!PyUnicode_CheckExact(PyList_GET_ITEM(hist, i)))
+                return 0;
+        h = n == 0 ? Py_NewRef(rec_texts[RT_EMPTY]) : PyUnicode_Join(rec_texts[RT_EMPTY], hist);
+        if (h == NULL)
+            return -1;
+    } else {
+        return 0;
+    }
+    *ob = PyLong_FromLongLong(end_size(&o, &r));
+    *rb = PyLong_FromLongLong(end_size(&r, &o));
+    *missed = PyLong_FromLongLong(o.missed + r.missed);
+    *state = Py_NewRef(conn_states[conn_state_of(&o, &r, h)]);
+    *history = h;
+    if (*ob == NULL || *rb == NULL || *missed == NULL) {
+        Py_XDECREF(*ob);
+        Py_XDECREF(*rb);
+        Py_XDECREF(*missed);
+        Py_DECREF(*state);
+        Py_DECREF(h);
+        return -1;
+    }
+    return 1;
+}
+
+static PyObject *core_flow_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 + NW_REC_ENRICH) {
+        PyErr_Format(PyExc_TypeError, "flow_record takes %d arguments (%zd given)",
+                     2 + NW_REC_ENRICH, nargs);
+        return NULL;
+    }
+    PyObject *flow = args[0], *summary = args[1];
+    if (record_flow_type == NULL || Py_TYPE(flow) != record_flow_type)
+        Py_RETURN_NONE; /* not the flow table's Flow (record_types) */
+    nw_flow *f = (nw_flow *)flow;
+    PyObject **o = f->obj;
+    for (int i = 0; i < FO_COUNT; i++)
+        if (o[i] == NULL) /* an attribute deleted: the reference raises its AttributeError */
+            Py_RETURN_NONE;
+    /* the shape the flow table makes; anything else goes to the reference builder */
+    long proto, sport, dport, vlan_lo;
+    PyObject *oh = o[FO_ORIG_H], *rh = o[FO_RESP_H], *om = o[FO_ORIG_MAC], *rm = o[FO_RESP_MAC];
+    PyObject *first = o[FO_FIRST], *stop = o[FO_STOP], *vlan = o[FO_VLAN];
+    if (!int_in(o[FO_PROTO], 0, 255, &proto) || !int_in(o[FO_ORIG_P], 0, 65535, &sport)
+        || !int_in(o[FO_RESP_P], 0, 65535, &dport) || !PyBytes_CheckExact(oh)
+        || !PyBytes_CheckExact(rh) || PyBytes_GET_SIZE(oh) != PyBytes_GET_SIZE(rh)
+        || (PyBytes_GET_SIZE(oh) != 4 && PyBytes_GET_SIZE(oh) != 16)
+        || (om != Py_None && !PyBytes_CheckExact(om)) || (rm != Py_None && !PyBytes_CheckExact(rm))
+        || !PyFloat_CheckExact(first) || !PyFloat_CheckExact(stop) || f->tag[FC_LAST] != NW_FLOAT
+        || !PyLong_CheckExact(vlan))
+        Py_RETURN_NONE;
+    int o_pkts, r_pkts, unused;
+    int tcp = o[FO_TCP] != Py_None;
+    for (int i = FC_O_PKTS; i < FC_COUNT; i++)
+        if (!counter_ok(f, i, &unused))
+            Py_RETURN_NONE;
+    counter_ok(f, FC_O_PKTS, &o_pkts);
+    counter_ok(f, FC_R_PKTS, &r_pkts);
+    int given = tcp && PyTuple_CheckExact(summary) && PyTuple_GET_SIZE(summary) == 5;
+    PyObject *state, *history, *ob_bytes, *rb_bytes, *missed;
+    if (tcp && !given) { /* worked out here, or the reference's transport_summary */
+        int ok = tcp_summary(f, &ob_bytes, &rb_bytes, &missed, &state, &history);
+        if (ok <= 0)
+            return ok < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    int flipped = 0;
+    if (!tcp && proto == 17) {
+        PyObject *hist = o[FO_HIST];
+        if (hist == Py_None)
+            flipped = 0;
+        else if (PyList_CheckExact(hist))
+            flipped = PyList_GET_SIZE(hist) != 0;
+        else if (PyUnicode_CheckExact(hist))
+            flipped = PyUnicode_GET_LENGTH(hist) != 0;
+        else
+            Py_RETURN_NONE;
+    }
+    {
+        int overflow;
+        vlan_lo = PyLong_AsLongAndOverflow(vlan, &overflow);
+        if (overflow)
+            vlan_lo = overflow; /* only its sign matters */
+    }
+
+    PyObject *rec = PyDict_Copy(rec_template);
+    if (rec == NULL) {
+        if (tcp && !given) {
+            Py_DECREF(ob_bytes);
+            Py_DECREF(rb_bytes);
+            Py_DECREF(missed);
+            Py_DECREF(state);
+            Py_DECREF(history);
+        }
+        return NULL;
+    }
+    double t0 = PyFloat_AS_DOUBLE(first), t1 = PyFloat_AS_DOUBLE(stop);
+    if (!(t1 >= 0))
+        t1 = f->val[FC_LAST].d;
+    double dur = t1 - t0;
+    const uint8_t *ob = (const uint8_t *)PyBytes_AS_STRING(oh);
+    const uint8_t *rb = (const uint8_t *)PyBytes_AS_STRING(rh);
+    size_t alen = (size_t)PyBytes_GET_SIZE(oh);
+    PyObject *const *enrich = args + 2;
+    if (given) {
+        ob_bytes = Py_NewRef(PyTuple_GET_ITEM(summary, 0));
+        rb_bytes = Py_NewRef(PyTuple_GET_ITEM(summary, 1));
+        missed = Py_NewRef(PyTuple_GET_ITEM(summary, 2));
+        state = Py_NewRef(PyTuple_GET_ITEM(summary, 3));
+        history = Py_NewRef(PyTuple_GET_ITEM(summary, 4));
+    } else if (tcp) {
+        /* tcp_summary's, above */
+    } else {
+        if (proto == 17) {
+            int st, hi;
+            if (o_pkts && !flipped) {
+                st = r_pkts ? RT_SF : RT_S0;
+                hi = r_pkts ? RT_Dd : RT_D;
+            } else {
+                st = o_pkts ? (r_pkts ? RT_SF : RT_S0) : (r_pkts ? RT_SHR : RT_OTH);
+                if (flipped)
+                    hi = r_pkts ? (o_pkts ? RT_FLIP_dD : RT_FLIP_d) : (o_pkts ? RT_FLIP_D : RT_FLIP);
+                else
+                    hi = r_pkts ? RT_d : RT_EMPTY; /* o_pkts is 0 here */
+            }
+            state = Py_NewRef(rec_texts[st]);
+            history = Py_NewRef(rec_texts[hi]);
+        } else {
+            state = Py_NewRef(rec_texts[RT_OTH]);
+            history = Py_NewRef(rec_texts[RT_EMPTY]);
+        }
+        if (proto == 17 || proto == 1 || proto == 58) {
+            ob_bytes = cell_get(flow, &flow_cells[FC_O_BYTES]);
+            rb_bytes = cell_get(flow, &flow_cells[FC_R_BYTES]);
+        } else { /* other IP protocols: Zeek does not size their payload */
+            ob_bytes = PyLong_FromLong(0);
+            rb_bytes = PyLong_FromLong(0);
+        }
+        missed = PyLong_FromLong(0);
+    }
+    int text = proto == 6 ? RT_TCP : proto == 17 ? RT_UDP
+             : (proto == 1 || proto == 58) ? RT_ICMP : RT_UNKNOWN;
+    int rc = 0;
+    rc |= rec_put(rec, RK_TS, round6(first));
+    rc |= rec_set(rec, RK_UID, o[FO_UID]);
+    rc |= rec_put(rec, RK_ORIG_H, address_text(ob, alen));
+    rc |= rec_set(rec, RK_ORIG_P, o[FO_ORIG_P]);
+    rc |= rec_put(rec, RK_RESP_H, address_text(rb, alen));
+    rc |= rec_set(rec, RK_RESP_P, o[FO_RESP_P]);
+    rc |= rec_set(rec, RK_PROTO, rec_texts[text]);
+    rc |= rec_set(rec, RK_IP_PROTO, o[FO_PROTO]);
+    rc |= rec_set(rec, RK_SERVICE, enrich[0]);
+    if (dur != 0.0) { /* 0.0 (and -0.0) stay what they are: round() is not called */
+        PyObject *d = PyFloat_FromDouble(dur);
+        rc |= rec_put(rec, RK_DURATION, d == NULL ? NULL : round6(d));
+        Py_XDECREF(d);
+    } else {
+        rc |= rec_put(rec, RK_DURATION, PyFloat_FromDouble(dur));
+    }
+    rc |= rec_put(rec, RK_ORIG_BYTES, ob_bytes);
+    rc |= rec_put(rec, RK_RESP_BYTES, rb_bytes);
+    rc |= rec_put(rec, RK_CONN_STATE, state);
+    rc |= rec_put(rec, RK_HISTORY, history);
+    rc |= rec_set(rec, RK_LOCAL_ORIG, enrich[1]);
+    rc |= rec_set(rec, RK_LOCAL_RESP, enrich[2]);
+    rc |= rec_put(rec, RK_MISSED, missed);
+    rc |= rec_put(rec, RK_ORIG_PKTS, cell_get(flow, &flow_cells[FC_O_PKTS]));
+    rc |= rec_put(rec, RK_ORIG_IPB, cell_get(flow, &flow_cells[FC_O_IPB]));
+    rc |= rec_put(rec, RK_RESP_PKTS, cell_get(flow, &flow_cells[FC_R_PKTS]));
+    rc |= rec_put(rec, RK_RESP_IPB, cell_get(flow, &flow_cells[FC_R_IPB]));
+    rc |= rec_put(rec, RK_COMMUNITY_ID, community_id_text(ob, rb, alen, proto, sport, dport));
+    rc |= rec_put(rec, RK_ORIG_L2, om == Py_None ? Py_NewRef(Py_None) : mac_text(om));
+    rc |= rec_put(rec, RK_RESP_L2, rm == Py_None ? Py_NewRef(Py_None) : mac_text(rm));
+    rc |= rec_set(rec, RK_VLAN, vlan_lo >= 0 ? vlan : Py_None);
+    for (int i = 3; i < NW_REC_ENRICH; i++)
+        rc |= rec_set(rec, rec_enrich_keys[i], enrich[i]);
+    if (rc) {
+        Py_DECREF(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+PyDoc_STRVAR(flow_record_doc,
+"flow_record(flow, tcp_summary, service, local_orig, local_resp, resp_cc, resp_asn,\n"
+"            resp_org, orig_cc, resp_name, orig_device, resp_device, vendor, server_name,\n"
+"            http_host, user_agent, server, dns_query, /)\n\n"
+"The flow-log record of an ended flow, as netwatch.flow.record.reference_record builds it:\n"
+"tcp_summary is transport_summary(flow) for a TCP flow, or None (then worked out here from\n"
+"the endpoints); the rest are put in under their keys. None when the flow is not of the\n"
+"types (record_types) and shape the flow table makes (the reference builder takes it).");
+
+static PyObject *core_community_id(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer sa, da;
+    long proto, sport, dport;
+    if (!PyArg_ParseTuple(args, "y*y*lll:community_id", &sa, &da, &proto, &sport, &dport))
+        return NULL;
+    PyObject *res;
+    if (sa.len != da.len || (sa.len != 4 && sa.len != 16) || proto < 0 || proto > 255
+        || sport < 0 || sport > 65535 || dport < 0 || dport > 65535) {
+        PyErr_SetString(PyExc_ValueError, "community_id: 4- or 16-byte addresses, "
+                                          "protocol 0..255, ports 0..65535");
+        res = NULL;
+    } else {
+        res = community_id_text(sa.buf, da.buf, (size_t)sa.len, proto, sport, dport);
+    }
+    PyBuffer_Release(&sa);
+    PyBuffer_Release(&da);
+    return res;
+}
+
+PyDoc_STRVAR(community_id_doc,
+"community_id(saddr, daddr, proto, sport, dport, /)\n\n"
+"Community ID v1 (seed 0) as flow_record computes it: what netwatch.flow.ids.community_id\n"
+"gives for two 4- or 16-byte addresses, protocol 0..255 and ports 0..65535.");
+
+static PyObject *core_sha1(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    uint8_t digest[20];
+    sha1(b.buf, (size_t)b.len, digest);
+    PyBuffer_Release(&b);
+    return PyBytes_FromStringAndSize((const char *)digest, 20);
+}
+
+PyDoc_STRVAR(sha1_doc, "sha1(data, /)\n\nThe SHA-1 digest flow_record's Community ID uses "
+                       "(for the tests: hashlib.sha1(data).digest()).");
+
+/* ---- The flow log's per-record check (netwatch.output.flowlog.encode_line) -------------
+ *
+ * json_plain(record): for an exact dict, 2 when a value is not of the types orjson writes
+ * as the standard encoder does (exactly str, int, float, bool or None), else 1 when a float
+ * is neither zero nor of a magnitude from 1e-4 to the largest finite float (NaN included),
+ * else 0; None for anything but an exact dict (the Python check takes it). The same answer
+ * as encode_line's type scan and float test, in one C call. */
+static PyObject *core_json_plain(PyObject *self, PyObject *record)
+{
+    (void)self;
+    if (!PyDict_CheckExact(record))
+        Py_RETURN_NONE;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    long answer = 0;
+    while (PyDict_Next(record, &pos, &key, &value)) {
+        PyTypeObject *t = Py_TYPE(value);
+        if (t == &PyFloat_Type) {
+            double x = PyFloat_AS_DOUBLE(value), ax = fabs(x);
+            if (x != 0.0 && !(ax >= 1e-4 && ax <= DBL_MAX))
+                answer = 1;
+        } else if (t != &PyUnicode_Type && t != &PyLong_Type && t != &PyBool_Type
+                   && value != Py_None) {
+            return PyLong_FromLong(2);
+        }
+    }
+    return PyLong_FromLong(answer);
+}
+
+PyDoc_STRVAR(json_plain_doc,
+"json_plain(record, /)\n\n"
+"The flow log's check of a record (an exact dict; None for anything else): 0 when orjson\n"
+"writes it as the standard encoder does, 1 when a float needs writing as its repr, 2 when\n"
+"a value is not a plain str, int, float, bool or None.");
+
 static PyMethodDef core_methods[] = {
+    {"json_plain", core_json_plain, METH_O, json_plain_doc},
     {"walk_pcap", core_walk_pcap, METH_VARARGS, walk_pcap_doc},
+    {"flow_record", (PyCFunction)(void (*)(void))core_flow_record, METH_FASTCALL, flow_record_doc},
+    {"record_types", core_record_types, METH_VARARGS, record_types_doc},
+    {"community_id", core_community_id, METH_VARARGS, community_id_doc},
+    {"sha1", core_sha1, METH_O, sha1_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1741,6 +2521,8 @@ static int core_exec(PyObject *m)
 {
     fill_getsets(flow_getset, flow_cells, FC_COUNT);
     fill_getsets(end_getset, end_cells, EC_COUNT);
+    if (record_init() < 0)
+        return -1;
     if (PyType_Ready(&FlowBaseType) < 0 || PyModule_AddType(m, &FlowBaseType) < 0
         || PyType_Ready(&EndpointBaseType) < 0 || PyModule_AddType(m, &EndpointBaseType) < 0
         || PyType_Ready(&FastLoopType) < 0 || PyModule_AddType(m, &FastLoopType) < 0)

@@ -60,3 +60,29 @@ class FastLoop:
     ) -> tuple[int, int, int, int, int, Handed | None]: ...
     def reasons(self) -> tuple[int, ...]: ...
     def conds(self) -> tuple[int, ...]: ...
+
+def flow_record(
+    flow: object,
+    tcp_summary: tuple[int, int, int, str, str] | None,
+    service: object,
+    local_orig: object,
+    local_resp: object,
+    resp_cc: object,
+    resp_asn: object,
+    resp_org: object,
+    orig_cc: object,
+    resp_name: object,
+    orig_device: object,
+    resp_device: object,
+    vendor: object,
+    server_name: object,
+    http_host: object,
+    user_agent: object,
+    server: object,
+    dns_query: object,
+    /,
+) -> dict[str, object] | None: ...
+def record_types(flow_type: type, endpoint_type: type, /) -> None: ...
+def community_id(saddr: bytes, daddr: bytes, proto: int, sport: int, dport: int, /) -> str: ...
+def sha1(data: bytes, /) -> bytes: ...
+def json_plain(record: object, /) -> int | None: ...

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from types import ModuleType
@@ -251,6 +251,37 @@ def flow_bases() -> tuple[type, type] | None:
     if _CORE is None:
         return None
     return _CORE.FlowBase, _CORE.EndpointBase
+
+
+#: ``flow_record(flow, tcp_summary, <16 enrichment values>)``: see :func:`record_builder`.
+RecordBuilder = Callable[..., dict[str, Any] | None]
+
+
+def record_builder(flow_type: type, endpoint_type: type) -> RecordBuilder | None:
+    """The compiled builder of an ended flow's record (``_core.flow_record``) when the core
+    is loaded, else None. ``flow_type``/``endpoint_type``: the flow table's ``Flow`` and
+    ``Endpoint`` (``TypeError`` unless plain subclasses of :func:`flow_bases`); the builder
+    takes flows and endpoints of exactly those types. It takes the flow, a TCP flow's
+    ``transport_summary`` or None (then worked out in C as ``Endpoint.size`` and
+    ``conn_state`` do) and the 16 enrichment values in the record's order (service,
+    local_orig, local_resp, resp_cc, resp_asn, resp_org, orig_cc, resp_name, orig_device,
+    resp_device, vendor, server_name, http_host, user_agent, server, dns_query), and gives
+    the record :func:`netwatch.flow.record.reference_record` would build, or None for a
+    flow not of the flow table's types and shape (the reference builder takes it)."""
+    if _CORE is None:
+        return None
+    _CORE.record_types(flow_type, endpoint_type)
+    build: RecordBuilder = _CORE.flow_record
+    return build
+
+
+def plain_record_check() -> Callable[[object], int | None] | None:
+    """The compiled form of the flow log's per-record check (``_core.json_plain``) when the
+    core is loaded, else None: see :func:`netwatch.output.flowlog.encode_line`."""
+    if _CORE is None:
+        return None
+    check: Callable[[object], int | None] = _CORE.json_plain
+    return check
 
 
 def slot_state(obj: object, names: tuple[str, ...]) -> tuple[None, dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import hashlib
 import inspect
 import os
 import pickle
@@ -40,6 +41,7 @@ from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import MAX_CAPLEN, PCAP_HEADER_LEN, PcapHeader, ReadStats, walk_pcap
 from netwatch.decode.frames import Decoder
 from netwatch.decode.tunnels import tunnel_kind
+from netwatch.flow.ids import community_id
 from netwatch.flow.table import Flow, PyFlow
 from netwatch.flow.tcpstate import ORIG_LETTERS, Endpoint, PyEndpoint
 from netwatch.testing import pcapgen as g
@@ -496,3 +498,58 @@ def test_fast_loop_takes_only_plain_subclasses() -> None:
         with pytest.raises(TypeError):
             core.fast_loop(flow_type, end_type)
     core.fast_loop(Flow, Endpoint)
+
+
+# -- the flow record's pieces in C (tests/flow/test_record.py compares whole records) --------
+
+
+def _core() -> Any:
+    """The compiled module (the autouse fixture has made sure it is loaded)."""
+    return core._CORE
+
+
+def test_sha1_is_hashlibs() -> None:
+    """SHA-1 in C on every length over one, two and three blocks, and random data."""
+    rng = random.Random(7)
+    for n in range(300):
+        data = rng.randbytes(n)
+        assert _core().sha1(data) == hashlib.sha1(data).digest(), n
+    for n in (55, 56, 63, 64, 119, 120, 128, 1000):
+        data = bytes([0xFF]) * n
+        assert _core().sha1(data) == hashlib.sha1(data).digest(), n
+
+
+@settings(max_examples=examples(3000), deadline=None)
+@given(
+    st.sampled_from((4, 16)).flatmap(
+        lambda n: st.tuples(
+            st.binary(min_size=n, max_size=n),
+            st.one_of(st.none(), st.binary(min_size=n, max_size=n)),
+        )
+    ),
+    st.sampled_from((1, 58, 6, 17, 0, 47, 132, 255)),
+    st.one_of(st.integers(0, 65535), st.sampled_from((0, 8, 9, 10, 13, 18, 128, 129, 133, 145))),
+    st.one_of(st.integers(0, 65535), st.sampled_from((0, 8, 9, 128, 129))),
+)
+def test_community_id_is_the_reference(
+    ends: tuple[bytes, bytes | None], proto: int, sport: int, dport: int
+) -> None:
+    """The C Community ID equals netwatch.flow.ids.community_id (itself checked against the
+    communityid package): ICMP pairs and one-way types, equal addresses, both families."""
+    saddr, other = ends
+    daddr = saddr if other is None else other
+    assert _core().community_id(saddr, daddr, proto, sport, dport) == community_id(
+        saddr, daddr, proto, sport, dport
+    )
+
+
+def test_community_id_refuses_what_it_does_not_hash() -> None:
+    for args in (
+        (bytes(4), bytes(16), 6, 1, 2),
+        (bytes(5), bytes(5), 6, 1, 2),
+        (bytes(4), bytes(4), 256, 1, 2),
+        (bytes(4), bytes(4), 6, 65536, 2),
+        (bytes(4), bytes(4), 6, 1, -1),
+    ):
+        with pytest.raises(ValueError):
+            _core().community_id(*args)

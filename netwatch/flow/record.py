@@ -12,6 +12,13 @@ site-locality, GeoIP answer, recognised camera), so that the rules work none of 
 passed on: the camera lookup takes it, and a site-local end (never a public address) gets
 ``GEO_NONE`` without a GeoIP lookup, so the GeoIP cache's counters count public-looking ends
 only. The inventory is asked for a name only when it lists something.
+
+The record itself is built by the compiled core when it is loaded (``_core.flow_record``,
+from :func:`netwatch.core.record_builder`: address and MAC texts, rounded times, Zeek's
+state/history for UDP, ICMP and TCP, Community ID, with the enrichment values passed in),
+and by :func:`reference_record` otherwise (``NETWATCH_PURE=1``, no compiler) or for any flow
+the compiled builder gives back; both give the same dict, key order and value types
+included (tests/flow/test_record.py compares them on every record of the test captures).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from netwatch import core
 from netwatch.enrich.addrclass import AddressClassifier
 from netwatch.enrich.geo import GEO_NONE, CachedGeo, GeoInfo
 from netwatch.enrich.inventory import Device as InventoryDevice
@@ -29,7 +37,7 @@ from netwatch.enrich.macvendor import MacVendors
 from netwatch.enrich.names import best_name
 from netwatch.flow.ids import community_id
 from netwatch.flow.table import PROTO_TCP, PROTO_UDP, Flow
-from netwatch.flow.tcpstate import conn_state
+from netwatch.flow.tcpstate import Endpoint, PyEndpoint, conn_state
 
 if TYPE_CHECKING:
     from netwatch.detect.devices import Device
@@ -55,6 +63,9 @@ _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
 _ntop = socket.inet_ntop
 _INET, _INET6 = socket.AF_INET, socket.AF_INET6
+#: The compiled record builder (None: the core is not loaded; then only the reference runs).
+#: It works out a TCP flow's summary itself, as the reference's Endpoint.size does.
+_build = core.record_builder(Flow, Endpoint) if Endpoint.size is PyEndpoint.size else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +129,6 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
     else:  # originator first, then responder (the order the tally always saw them in)
         orig_cam = cameras(orig_h, orig_mac, local_orig)
         resp_cam = cameras(resp_h, resp_mac, local_resp)
-    if f.tcp is None and f.proto == PROTO_UDP:  # transport_summary's UDP case, inlined
-        orig_bytes, resp_bytes, missed = f.o_bytes, f.r_bytes, 0
-        if f.o_pkts and not f.hist:  # the originator spoke first (most UDP flows)
-            state, history = ("SF", "Dd") if f.r_pkts else ("S0", "D")
-        else:
-            state, history = _udp_state(f), _udp_history(f)
-    else:
-        orig_bytes, resp_bytes, missed, state, history = transport_summary(f)
     geo = enr.geo.lookup  # a site-local address is never public: no GeoIP answer to ask for
     resp_geo = GEO_NONE if local_resp else geo(resp_h)
     orig_geo = GEO_NONE if local_orig else geo(orig_h)
@@ -158,6 +161,89 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
     elif inventory is not None:
         listed = inventory(resp_h, resp_mac)
         resp_device = listed.name if listed is not None else None
+    vendor = enr.vendors.vendor(local_mac) if local_mac else None
+    ends = FlowEnds(orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo)
+    if _build is not None:  # the compiled core: the same record, built in C
+        record = _build(
+            f,
+            None,  # a TCP flow's summary too (transport_summary's, in C)
+            service,
+            local_orig,
+            local_resp,
+            resp_geo.cc,
+            resp_geo.asn,
+            resp_geo.org,
+            orig_geo.cc,
+            resp_name,
+            orig_device,
+            resp_device,
+            vendor,
+            sni,
+            http_host,
+            user_agent,
+            server,
+            dns_query,
+        )
+        if record is not None:
+            return record, ends
+    record = reference_record(
+        f,
+        None,
+        service,
+        local_orig,
+        local_resp,
+        resp_geo.cc,
+        resp_geo.asn,
+        resp_geo.org,
+        orig_geo.cc,
+        resp_name,
+        orig_device,
+        resp_device,
+        vendor,
+        sni,
+        http_host,
+        user_agent,
+        server,
+        dns_query,
+    )
+    return record, ends
+
+
+def reference_record(
+    f: Flow,
+    summary: tuple[int, int, int, str, str] | None,
+    service: str | None,
+    local_orig: bool,
+    local_resp: bool,
+    resp_cc: str | None,
+    resp_asn: int | None,
+    resp_org: str | None,
+    orig_cc: str | None,
+    resp_name: str | None,
+    orig_device: str | None,
+    resp_device: str | None,
+    vendor: str | None,
+    sni: str | None,
+    http_host: str | None,
+    user_agent: str | None,
+    server: str | None,
+    dns_query: str | None,
+) -> dict[str, Any]:
+    """The record of an ended flow from its enrichment values: the reference builder (the
+    pure-Python path, and any flow the compiled ``core.record_builder()`` gives back, which
+    takes the same arguments and must give the same dict, key order included).
+    ``summary``: :func:`transport_summary` of a TCP flow if known (None: worked out here)."""
+    orig_h, resp_h, orig_mac, resp_mac = f.orig_h, f.resp_h, f.orig_mac, f.resp_mac
+    if f.tcp is None and f.proto == PROTO_UDP:  # transport_summary's UDP case, inlined
+        orig_bytes, resp_bytes, missed = f.o_bytes, f.r_bytes, 0
+        if f.o_pkts and not f.hist:  # the originator spoke first (most UDP flows)
+            state, history = ("SF", "Dd") if f.r_pkts else ("S0", "D")
+        else:
+            state, history = _udp_state(f), _udp_history(f)
+    else:
+        if summary is None:
+            summary = transport_summary(f)
+        orig_bytes, resp_bytes, missed, state, history = summary
     first = f.first
     duration = (f.stop if f.stop >= 0 else f.last) - first  # Flow.duration
     record = {
@@ -186,18 +272,18 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         "orig_l2_addr": orig_mac.hex(":") if orig_mac else None,  # mac_text
         "resp_l2_addr": resp_mac.hex(":") if resp_mac else None,
         "vlan": f.vlan if f.vlan >= 0 else None,
-        "resp_cc": resp_geo.cc,
-        "resp_asn": resp_geo.asn,
-        "resp_org": resp_geo.org,
-        "orig_cc": orig_geo.cc,
+        "resp_cc": resp_cc,
+        "resp_asn": resp_asn,
+        "resp_org": resp_org,
+        "orig_cc": orig_cc,
         "resp_name": resp_name,
         "orig_device": orig_device,
         "resp_device": resp_device,
-        "vendor": enr.vendors.vendor(local_mac) if local_mac else None,
+        "vendor": vendor,
         "server_name": sni,
         "http_host": http_host,
         "user_agent": user_agent,
         "server": server,
         "dns_query": dns_query,
     }
-    return record, FlowEnds(orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo)
+    return record

@@ -24,7 +24,9 @@ library's C encoder, built once. Per record:
   infinities as ``null`` where the standard encoder raises. So the record's floats are
   looked at (where they are is remembered per record shape: the tuple of its value types,
   at most ``MAX_SHAPES`` shapes, the table cleared when full): zero, or from 1e-4 to the
-  largest finite float, and orjson writes the record as is; otherwise the record is written
+  largest finite float, and orjson writes the record as is (with the compiled core loaded,
+  ``_core.json_plain`` makes this check of a dict's values in one C call, the same answer
+  without the shape table); otherwise the record is written
   with each float given as its ``repr`` (``orjson.Fragment``), and a NaN or infinity goes to
   the standard encoder (which raises ``ValueError``);
 - any other record (nested containers, as in alerts; enums, subclasses, other objects) takes
@@ -49,6 +51,8 @@ from typing import IO, Any
 
 import orjson
 
+from netwatch.core import plain_record_check
+
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 # The C encoder ``JSONEncoder.encode`` builds afresh on every call, built once (about 1 µs a
 # record less; the same bytes). No circular-reference check: records are trees.
@@ -70,6 +74,9 @@ _MAX_FLOAT = sys.float_info.max
 _shapes: dict[tuple[type, ...], tuple[int, ...] | None] = {}
 MAX_SHAPES = 256
 shape_clears = 0  # how often the shape table was full and cleared
+#: The compiled core's form of :func:`_kind` (``_core.json_plain``; None for anything but a
+#: dict), or None without the core.
+_plain = plain_record_check()
 
 
 def _float_positions(types: tuple[type, ...]) -> tuple[int, ...] | None:
@@ -109,26 +116,40 @@ def _floats_as_repr(record: Mapping[str, Any]) -> bytes | str:
         return _dumps(record) + "\n"
 
 
-def encode_line(record: Mapping[str, Any]) -> bytes | str:
-    """One record as one JSON line (``\\n``-terminated) with exactly the standard encoder's
-    text: UTF-8 bytes from orjson, or text from the standard encoder."""
+def _kind(record: Mapping[str, Any]) -> int:
+    """How a record is written (``_core.json_plain`` answers the same for a dict, in C): 0
+    by orjson as is, 1 with a float written as its ``repr`` (:func:`_floats_as_repr`), 2 by
+    the standard encoder (a value that is not plain)."""
     values = record.values()
     types = tuple(map(type, values))
     floats = _shapes.get(types, ())
     if floats == () and types not in _shapes:
         floats = _float_positions(types)
     if floats is None:
-        return _dumps(record) + "\n"
+        return 2
     if floats:
         listed = list(values)
         for i in floats:
             x = listed[i]
             if x and not _REPR_FROM <= abs(x) <= _MAX_FLOAT:  # NaN fails this test too
-                return _floats_as_repr(record)
-    try:
-        return orjson.dumps(record, option=_LINE)
-    except orjson.JSONEncodeError:  # lone surrogates, big integers, non-string keys
-        return _dumps(record) + "\n"
+                return 1
+    return 0
+
+
+def encode_line(record: Mapping[str, Any]) -> bytes | str:
+    """One record as one JSON line (``\\n``-terminated) with exactly the standard encoder's
+    text: UTF-8 bytes from orjson, or text from the standard encoder."""
+    kind = None if _plain is None else _plain(record)
+    if kind is None:  # no compiled core, or not a dict
+        kind = _kind(record)
+    if kind == 0:
+        try:
+            return orjson.dumps(record, option=_LINE)
+        except orjson.JSONEncodeError:  # lone surrogates, big integers, non-string keys
+            return _dumps(record) + "\n"
+    if kind == 1:
+        return _floats_as_repr(record)
+    return _dumps(record) + "\n"
 
 
 class JsonLinesWriter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +243,21 @@ def test_close_closes_the_file_even_when_the_flush_fails(tmp_path: Path) -> None
 
 
 _REFERENCE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_C_CHECK = flowlog._plain
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("c", marks=pytest.mark.skipif(_C_CHECK is None, reason="no compiled core")),
+        "python",
+    ],
+)
+def check(request: pytest.FixtureRequest) -> Iterator[str]:
+    """encode_line's record check: the compiled one (``_core.json_plain``) or Python's."""
+    flowlog._plain = _C_CHECK if request.param == "c" else None
+    yield request.param
+    flowlog._plain = _C_CHECK
 
 
 @pytest.mark.parametrize(
@@ -251,7 +268,7 @@ _REFERENCE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_n
         {"nested": {"list": [1, 2.5, "x", None], "tuple": (1, 2)}, "empty": {}},
     ],
 )
-def test_encoder_writes_the_standard_encoders_text(record: dict[str, Any]) -> None:
+def test_encoder_writes_the_standard_encoders_text(record: dict[str, Any], check: str) -> None:
     out = io.StringIO()
     writer = JsonLinesWriter(stream=out)
     writer.write(record)
@@ -262,7 +279,7 @@ def test_encoder_writes_the_standard_encoders_text(record: dict[str, Any]) -> No
     ("record", "error"), [({"x": float("nan")}, ValueError), ({"x": object()}, TypeError)]
 )
 def test_encoder_refuses_what_the_standard_encoder_refuses(
-    record: dict[str, Any], error: type[Exception]
+    record: dict[str, Any], error: type[Exception], check: str
 ) -> None:
     with pytest.raises(error):
         JsonLinesWriter(stream=io.StringIO()).write(record)
@@ -349,7 +366,7 @@ def _check_same_as_reference(record: dict[str, Any], tmp_path: Path) -> None:
 @settings(max_examples=examples(400), deadline=None)
 @given(flow_shaped)
 def test_flow_shaped_records_get_the_standard_encoders_text(
-    tmp_path_factory: pytest.TempPathFactory, record: dict[str, Any]
+    tmp_path_factory: pytest.TempPathFactory, check: str, record: dict[str, Any]
 ) -> None:
     _check_same_as_reference(record, tmp_path_factory.mktemp("flowlog"))
 
@@ -357,7 +374,7 @@ def test_flow_shaped_records_get_the_standard_encoders_text(
 @settings(max_examples=examples(200), deadline=None)
 @given(any_records)
 def test_nested_records_get_the_standard_encoders_text(
-    tmp_path_factory: pytest.TempPathFactory, record: dict[str, Any]
+    tmp_path_factory: pytest.TempPathFactory, check: str, record: dict[str, Any]
 ) -> None:
     _check_same_as_reference(record, tmp_path_factory.mktemp("flowlog"))
 
@@ -383,11 +400,13 @@ class Point:
         {"x": 1e-05, "y": None, "z": float("-inf")},
     ],
 )
-def test_values_orjson_would_write_otherwise(record: dict[str, Any], tmp_path: Path) -> None:
+def test_values_orjson_would_write_otherwise(
+    record: dict[str, Any], tmp_path: Path, check: str
+) -> None:
     _check_same_as_reference(record, tmp_path)
 
 
-def test_flow_records_are_written_by_orjson() -> None:
+def test_flow_records_are_written_by_orjson(check: str) -> None:
     rec = {"ts": 1767261600.06087, "uid": "CB4Z", "duration": 0.0, "resp_asn": None, "ok": True}
     assert encode_line(rec) == (_REFERENCE(rec) + "\n").encode()
     short = {**rec, "duration": 3e-05, "tiny": -5e-324}  # under 1e-4: the repr's text
@@ -398,7 +417,8 @@ def test_flow_records_are_written_by_orjson() -> None:
     assert encode_line({"a": [1e-05]}) == '{"a":[1e-05]}\n'  # nested: the standard encoder
 
 
-def test_the_shape_table_is_bounded() -> None:
+def test_the_shape_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flowlog, "_plain", None)  # the Python check keeps the table
     flowlog._shapes.clear()
     clears = flowlog.shape_clears
     for n in range(flowlog.MAX_SHAPES + 1):
@@ -406,3 +426,35 @@ def test_the_shape_table_is_bounded() -> None:
         assert encode_line(record) == (_REFERENCE(record) + "\n").encode()
     assert len(flowlog._shapes) == 1
     assert flowlog.shape_clears == clears + 1
+
+
+@pytest.mark.skipif(_C_CHECK is None, reason="no compiled core")
+@settings(max_examples=examples(400), deadline=None)
+@given(st.one_of(flow_shaped, any_records))
+def test_the_compiled_check_answers_as_pythons(record: dict[str, Any]) -> None:
+    assert _C_CHECK is not None
+    assert _C_CHECK(record) == flowlog._kind(record)
+
+
+@pytest.mark.skipif(_C_CHECK is None, reason="no compiled core")
+def test_the_compiled_check_on_edges_and_non_dicts() -> None:
+    assert _C_CHECK is not None
+    cases: list[dict[Any, Any]] = [
+        {},
+        {"a": 1e-4, "b": -1e-4, "c": 1.7976931348623157e308, "d": -0.0, "e": 0.0},
+        {"a": 9.999999999999999e-05},
+        {"a": 5e-324},
+        {"a": float("inf")},
+        {"a": float("nan")},
+        {"a": Colour.RED},
+        {"a": "x", "b": [1e-5]},
+        {"a": 1e-5, "b": object()},  # not plain wins over a float to fix
+        {1: True, None: None},  # the keys are not looked at (orjson refuses, then stdlib)
+        {"a": 2**200},  # a plain int (orjson refuses it: the standard encoder then)
+    ]
+    for record in cases:
+        assert _C_CHECK(record) == flowlog._kind(record), record
+    assert [_C_CHECK(c) for c in cases[1:4]] == [0, 1, 1]
+    others: list[object] = [[], {"a": 1}.items(), collections.OrderedDict(a=1), None]
+    for other in others:
+        assert _C_CHECK(other) is None
