@@ -54,7 +54,7 @@ import logging
 import mmap
 import os
 import struct
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -67,7 +67,7 @@ import maxminddb
 from netwatch.enrich.addrclass import AddressClassifier, embedded_ipv4, ip_text
 
 if TYPE_CHECKING:
-    from netwatch._mmdb import Tree
+    from netwatch._mmdb import Pair, Tree
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,15 @@ def _load_walk() -> type[Tree] | None:
 
 #: The compiled walk used by database files opened from now on (None: maxminddb only).
 WALK: type[Tree] | None = _load_walk()
+
+
+def _load_pair() -> type[Pair[GeoInfo]] | None:
+    """The compiled two-file lookup (built with the walk), or None as for ``_load_walk``."""
+    if WALK is None:
+        return None
+    from netwatch._mmdb import Pair  # noqa: PLC0415 (optional, as the walk)
+
+    return Pair
 
 
 class GeoDatabaseError(Exception):
@@ -364,10 +373,21 @@ class MmdbGeo:
         self._answers: OrderedDict[tuple[int, ...], GeoInfo] = OrderedDict()
         self.answer_evictions = 0
         self._walks: tuple[Callable[[bytes], int], Callable[[bytes], int]] | None = None
+        #: ``lookup_packed``, or the same lookup done in C (``netwatch._mmdb.Pair``) for one
+        #: country file and the ASN file: the two walks and the answer kept for the pair of
+        #: offsets with no Python frame; Python is called back when the pair has no answer
+        #: yet (``_answer``) or a walk raised (``lookup_packed``, which then goes file by file).
+        self.packed: Callable[[bytes], GeoInfo] = self.lookup_packed
         if self.compiled and len(self._country) == 1 and self._asn is not None:
             trees = (self._country[0].tree, self._asn.tree)
             if trees[0] is not None and trees[1] is not None:
                 self._walks = (trees[0].offset, trees[1].offset)
+                pair = _load_pair()
+                if pair is not None:
+                    lookup = pair(
+                        trees[0], trees[1], self._answers, self._answer, self.lookup_packed
+                    )
+                    self.packed = lookup.lookup
 
     def lookup(self, ip_text: str) -> GeoInfo:
         """Country, AS number and AS organisation of ``ip_text``; None fields when unknown."""
@@ -397,6 +417,10 @@ class MmdbGeo:
         if info is None:
             info = self._answer(key, addr)
         return info
+
+    def direct_packed(self) -> Callable[[bytes], GeoInfo]:
+        """The fastest function giving ``lookup_packed``'s answers (``packed``)."""
+        return self.packed
 
     def _answer(self, key: tuple[int, ...], addr: bytes) -> GeoInfo:
         """The answer for the data offsets ``key`` (records not decoded yet are decoded from
@@ -665,9 +689,10 @@ class BuiltinGeo:
         return self._geo.lookup_packed(addr)
 
     def direct_packed(self) -> Callable[[bytes], GeoInfo] | None:
-        """The open databases' own ``lookup_packed`` (the same answers as this one's, one
-        call fewer), or None while they are not open (not yet loaded, or failed)."""
-        return self._geo.lookup_packed if self._geo is not None else None
+        """The open databases' own fastest packed lookup (``MmdbGeo.packed``: the same
+        answers as this one's, without this call), or None while they are not open (not
+        yet loaded, or failed)."""
+        return self._geo.packed if self._geo is not None else None
 
     def _ready(self) -> bool:
         if self._load_failed:
@@ -728,10 +753,18 @@ class CachedGeo:
         self._direct: Callable[[], Callable[[bytes], GeoInfo] | None] | None = getattr(
             backend, "direct_packed", None
         )
+        if self._direct is not None:  # already open (an ``MmdbGeo``, or loaded built-in data)
+            inner = self._direct()
+            if inner is not None:
+                self._packed = inner
+                self._direct = None
         self._is_local = classifier.is_local
         self._classifier = classifier
         self._max_entries = max_entries
-        self._cache: OrderedDict[bytes, GeoInfo] = OrderedDict()
+        #: The answers, and their addresses oldest first: a plain dict and a deque cost
+        #: less per miss than an OrderedDict (a flood misses on each new address).
+        self._cache: dict[bytes, GeoInfo] = {}
+        self._order: deque[bytes] = deque()
         self.lookups = 0
         self.hits = 0
         self.misses = 0
@@ -750,8 +783,8 @@ class CachedGeo:
             self.skipped += 1
             return GEO_NONE
         self.misses += 1
-        target = addr if len(addr) == 4 else embedded_ipv4(addr) or addr
         packed = self._packed
+        target = addr if len(addr) == 4 else embedded_ipv4(addr) or addr
         if packed is None:
             info = self.backend.lookup(ip_text(target))
         else:
@@ -762,10 +795,12 @@ class CachedGeo:
                 if inner is not None:
                     self._packed = inner
                     self._direct = None
-        if len(cache) >= self._max_entries:
-            cache.popitem(last=False)
+        order = self._order
+        if len(order) >= self._max_entries:  # the oldest out (keys are never re-added)
+            del cache[order.popleft()]
             self.evictions += 1
         cache[addr] = info
+        order.append(addr)
         return info
 
     def __len__(self) -> int:
