@@ -72,6 +72,8 @@ typedef struct {
     uint64_t block_size; /* bytes per block when fill is set */
     uint8_t *filled;     /* one byte per block: 1 once fill(block) returned */
     uint64_t blocks;     /* how many blocks the buffer has */
+    uint64_t unfilled;   /* how many of them fill() has not been called for: at 0, fill goes */
+    int block_shift;     /* log2(block_size) when it is a power of two, else -1 */
     uint64_t generation; /* counts releases: a fill() that closed or re-made the Tree shows */
 } mm_tree;
 
@@ -82,8 +84,18 @@ static int ensure_node(mm_tree *t, uint32_t node)
     if (t->fill == NULL)
         return 0;
     uint64_t start = (uint64_t)node * t->node_bytes; /* node < node_count: inside the tree */
-    uint64_t last = (start + t->node_bytes - 1) / t->block_size;
-    for (uint64_t block = start / t->block_size; block <= last && block < t->blocks; block++) {
+    uint64_t end = start + t->node_bytes - 1;
+    uint64_t first, last;
+    if (t->block_shift >= 0) { /* the usual case: no division per node read */
+        first = start >> t->block_shift;
+        last = end >> t->block_shift;
+    } else {
+        first = start / t->block_size;
+        last = end / t->block_size;
+    }
+    if (t->filled[first] && t->filled[last]) /* last < blocks: the node is in the buffer */
+        return 0;
+    for (uint64_t block = first; block <= last && block < t->blocks; block++) {
         if (t->filled[block])
             continue;
         uint64_t generation = t->generation;
@@ -96,6 +108,10 @@ static int ensure_node(mm_tree *t, uint32_t node)
             return -1;
         }
         t->filled[block] = 1;
+        if (--t->unfilled == 0) { /* every block is there: walks need not ask again */
+            Py_CLEAR(t->fill);
+            break;
+        }
     }
     return 0;
 }
@@ -237,7 +253,15 @@ static int tree_init(PyObject *self, PyObject *args, PyObject *kwds)
     t->tree_size = tree_size;
     if (fill != Py_None) {
         t->block_size = block_size;
-        t->blocks = ((uint64_t)t->view.len + block_size - 1) / block_size;
+        uint64_t len = (uint64_t)t->view.len; /* at least 16: the separator fits */
+        t->blocks = len / block_size + (len % block_size != 0);
+        t->unfilled = t->blocks;
+        t->block_shift = -1;
+        if ((block_size & (block_size - 1)) == 0) {
+            t->block_shift = 0;
+            while ((1ull << t->block_shift) < block_size)
+                t->block_shift++;
+        }
         t->filled = PyMem_Calloc((size_t)t->blocks, 1);
         if (t->filled == NULL) {
             tree_release(t);

@@ -737,3 +737,13 @@ def test_lazy_tree_in_a_reference_cycle_is_collected(tree_type: type[Tree]) -> N
     del owner
     gc.collect()
     assert gone() is None
+
+
+def test_lazy_tree_with_one_block_bigger_than_the_buffer(tree_type: type[Tree]) -> None:
+    data, count = small_db(24)
+    for block_size in ((1 << 64) - 1, 1 << 63, len(data) + 1):
+        filler = Filler(data, len(data))
+        tree = tree_type(filler.buffer, count, 24, 4, filler.fill, block_size)
+        assert tree.find(bytes((64, 0, 0, 0))) == (0, 2)
+        assert tree.find(bytes((200, 0, 0, 0))) == (1, 2)
+        assert filler.asked == [0]  # one block, filled once; then the fill is let go
