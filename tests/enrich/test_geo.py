@@ -707,6 +707,7 @@ def test_unpack_container_round_trip(maxmind_dir: Path, tmp_path: Path) -> None:
         ),
         (lambda b: b[:8] + struct.pack(">I", 0) + b[12:], "outside"),
         (lambda b: b[:12] + struct.pack(">I", 1) + b[16:], "blocks cannot hold"),
+        (lambda b: b[:12] + struct.pack(">I", 0xFFFFFFFF) + b[16:], "blocks cannot hold"),
         (lambda b: b[:-40] + bytes(40), "frame|zstd|data"),
     ],
 )
@@ -720,6 +721,17 @@ def test_unpack_container_rejects_damage(
         unpack_container(path)
     assert "\n" not in str(info.value)
     assert re.search(reason, str(info.value), re.IGNORECASE), str(info.value)
+    # unpacked lazily (with the compiled walk): at open, or when the block is wanted
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(GeoDatabaseError, match=r"damaged\.mmdb\.bz: cannot unpack: ") as info:
+        lazy = geo_module._LazyContainer(path, geo_module.MAX_UNPACKED_BYTES)
+        try:
+            lazy.fill_all()
+        finally:
+            lazy.close()
+    assert "\n" not in str(info.value)
+    assert re.search(reason, str(info.value), re.IGNORECASE), str(info.value)
+    assert set(os.listdir("/proc/self/fd")) == before
 
 
 def test_builtin_reads_packed_data_as_maxmind_db(walk: str, packed_test_data: Path) -> None:

@@ -187,3 +187,20 @@ def test_a_closed_container_cannot_unpack(maxmind_dir: Path, tmp_path: Path) -> 
     with pytest.raises(GeoDatabaseError, match="in-memory file is closed"):
         lazy.fill(1)
     lazy.close()  # twice is fine
+
+
+def test_a_container_cut_short_after_open_is_a_clear_error(
+    maxmind_dir: Path, tmp_path: Path
+) -> None:
+    """The container is read frame by frame as blocks are wanted: a file cut short since
+    (an upgrade that rewrote it in place) gives one line, not a short block."""
+    data_dir = _packed(maxmind_dir, tmp_path, 512)
+    path = data_dir / BUILTIN_ASN_FILE
+    lazy = geo._LazyContainer(path, geo.MAX_UNPACKED_BYTES)
+    try:
+        lazy.fill(0)
+        os.truncate(path, path.stat().st_size - 10)
+        with pytest.raises(GeoDatabaseError, match=r"cannot unpack: block \d+: the container is"):
+            lazy.fill(len(lazy.done) - 1)
+    finally:
+        lazy.close()
