@@ -44,8 +44,9 @@ unpacking: a changed layout fails with one line, not wrong answers) and on Linux
 records of the tree and one address per IPv4 /8), so corruption elsewhere is only found at
 lookup time; the built-in data unpacked lazily is not probed (its container and each block's
 size are checked as it is unpacked), and a damaged search-tree block is found by the first
-lookup that reaches it (counted and logged as above, the message naming the container). GeoIP data is wrong for some ranges and goes stale; see ``age_warning``. With
-the compiled walk, answers are kept for at most ``RECORD_CACHE_ENTRIES`` records per file
+lookup that reaches it (counted and logged as above, the message naming the container).
+GeoIP data is wrong for some ranges and goes stale; see ``age_warning``. With the compiled
+walk, answers are kept for at most ``RECORD_CACHE_ENTRIES`` records per file
 and ``ANSWER_CACHE_ENTRIES`` offset pairs (oldest dropped first, counted); a record's first
 decode walks the tree again inside maxminddb (about 1 µs for an AS record, 4 µs for a
 country record with its names in eight languages).
