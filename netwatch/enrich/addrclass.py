@@ -241,21 +241,13 @@ class AddressClassifier:
     into (a few hundred), so ``classify`` / ``is_local`` / ``is_site_local`` are one binary
     search over the piece starts, with no per-address cache (a flood of new addresses costs
     what a known one does): in C (``netwatch._mmdb.Pieces``, about 0.05 µs a call) unless
-    it is not built or ``NETWATCH_PURE=1``, else a ``bisect`` in Python. Each is an
-    attribute holding the bound lookup, so callers call it directly:
-
-    - ``classify(addr)``: the ``AddrClass`` of a packed 4- or 16-byte address (ValueError
-      for any other length);
-    - ``is_local(addr)``: True for anything that is not PUBLIC (never geolocated);
-    - ``is_site_local(addr)``: True inside a configured local net (Zeek local_orig/resp).
+    it is not built or ``NETWATCH_PURE=1``, else a ``bisect`` in Python. An instance holds
+    each lookup itself under the method's name (no Python frame per call), unless a
+    subclass overrides that method.
 
     The per-address reference (``_compute``: the rule scan) is what the pieces are built
     from and what the tests compare them with.
     """
-
-    classify: Callable[[bytes], AddrClass]
-    is_local: Callable[[bytes], bool]
-    is_site_local: Callable[[bytes], bool]
 
     def __init__(self, local_nets: Sequence[IPv4Network | IPv6Network]) -> None:
         self.local_nets: tuple[IPv4Network | IPv6Network, ...] = tuple(local_nets)
@@ -274,16 +266,35 @@ class AddressClassifier:
         self._v4_starts, self._v4_answers = _intervals(self._v4_rules, self._v4_local, 32)
         self._v6_starts = self._v6_cuts()
         v6_answers = [self._compute(start.to_bytes(16, "big")) for start in self._v6_starts]
-        self.classify = self._pieces(
+        self._classify: Callable[[bytes], AddrClass] = self._pieces(
             [cls for cls, _site in self._v4_answers], [cls for cls, _site in v6_answers]
         ).get
-        self.is_local = self._pieces(
+        self._is_local: Callable[[bytes], bool] = self._pieces(
             [cls is not AddrClass.PUBLIC for cls, _site in self._v4_answers],
             [cls is not AddrClass.PUBLIC for cls, _site in v6_answers],
         ).get
-        self.is_site_local = self._pieces(
+        self._is_site_local: Callable[[bytes], bool] = self._pieces(
             [site for _cls, site in self._v4_answers], [site for _cls, site in v6_answers]
         ).get
+        for name, lookup in (
+            ("classify", self._classify),
+            ("is_local", self._is_local),
+            ("is_site_local", self._is_site_local),
+        ):
+            if getattr(type(self), name) is getattr(AddressClassifier, name):
+                self.__dict__[name] = lookup  # found before the class's method
+
+    def classify(self, addr: bytes) -> AddrClass:
+        """The class of a packed 4- or 16-byte address (ValueError for any other length)."""
+        return self._classify(addr)
+
+    def is_local(self, addr: bytes) -> bool:
+        """True for anything that is not PUBLIC: such addresses are never geolocated."""
+        return self._is_local(addr)
+
+    def is_site_local(self, addr: bytes) -> bool:
+        """True when the address is inside a configured local net (Zeek local_orig/resp)."""
+        return self._is_site_local(addr)
 
     def _v6_cuts(self) -> list[int]:
         """Where the IPv6 answer can change: every IPv6 rule's and local net's first address

@@ -165,6 +165,25 @@ def test_the_pieces_are_compiled_unless_pure(pieces: str) -> None:
     assert isinstance(owner, _PurePieces) is (pieces == "pure")
 
 
+class _Counting(AddressClassifier):
+    asked = 0
+
+    def is_site_local(self, addr: bytes) -> bool:
+        self.asked += 1
+        return super().is_site_local(addr)
+
+
+def test_a_subclass_override_is_called(pieces: str) -> None:
+    """The lookups stand in for the methods on an instance only where a subclass keeps
+    them: an override is called, and its super() call answers."""
+    counting = _Counting(LOCAL_NETS)
+    assert counting.is_site_local(packed("10.20.1.1")) is True
+    assert counting.is_site_local(packed("8.8.8.8")) is False
+    assert counting.asked == 2
+    assert counting.classify(packed("10.20.1.1")) is AddrClass.PRIVATE
+    assert "is_site_local" not in vars(counting) and "classify" in vars(counting)
+
+
 def test_pure_environment_leaves_the_compiled_pieces_unused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
