@@ -1,4 +1,5 @@
-/* netwatch._mmdb: the search-tree walk of a MaxMind DB file, in C.
+/* netwatch._mmdb: the search-tree walk of a MaxMind DB file, a GeoIP lookup over two, and
+ * address-space pieces, in C.
  *
  * What it does: Tree(buffer, node_count, record_size, ip_version) holds a read-only view of
  * a MaxMind DB file's bytes (an mmap or bytes: anything with the buffer protocol) and
@@ -17,12 +18,32 @@
  * reached by 96 left turns from the root (the ::/96 subtree), found once when the Tree is
  * made; its prefix length then counts IPv4 bits, as maxminddb's does.
  *
+ * Lazily filled buffers: Tree(..., fill, block_size) is for a buffer whose blocks are
+ * unpacked on demand (the built-in GeoIP data): before a walk first reads a node lying in a
+ * block, fill(block) is called (a Python callable that writes that block into the memory
+ * the buffer maps, or raises: the walk then raises the same); a byte per block says which
+ * are done. A fill() that closes the Tree makes the walk raise ValueError.
+ *
  * Bounds: the tree (node_count * node bytes + 16) must fit in the buffer, checked once;
  * a node is only read when its number is below node_count, so every read is inside the
  * tree. A walk reads at most 128 nodes (one per address bit), so no loop in a hostile file
  * can keep it going; running out of bits on a node, or a data record that points into the
  * separator or past the end of the buffer, raises ValueError ("corrupt search tree"). The
  * Tree holds the buffer (an mmap cannot be closed under it) until close() or deallocation.
+ *
+ * Pair(first, second, answers, missing, failed) is a whole GeoIP lookup in the usual two
+ * files (country, then ASN) for callers that keep answers per pair of record offsets:
+ * Pair.lookup(address) walks both Trees and returns answers[(first offset, second
+ * offset)] (-1 for no record) from the dict `answers`, calling back into Python only when
+ * the dict has no such entry (missing(key, address)) or when a walk raised an Exception
+ * (failed(address)), so the answer for an address whose records were seen before costs no
+ * Python frame at all.
+ *
+ * Pieces(starts4, values4, starts16, values16) answers "which piece of the address space is
+ * this address in" for address classes (netwatch.enrich.addrclass): each family's space
+ * is cut into pieces given by their first addresses (big-endian, ascending from 0, checked
+ * once), and Pieces.get(address) is the value of the address's piece, found by binary
+ * search (at most ~8 compares for a few hundred pieces, no allocation).
  *
  * Config read: none. Known limits: the metadata (node_count, record_size, ip_version) is
  * read by the caller (maxminddb); the walk holds the GIL (it takes about 100 ns).
@@ -47,7 +68,53 @@ typedef struct {
     uint64_t tree_size;  /* node_count * node_bytes */
     uint64_t ipv4_start; /* the node (or record) of ::/96; 0 in an IPv4 tree */
     int ipv4_depth;      /* how many of the 96 left turns were taken to reach it */
+    PyObject *fill;      /* fill(block): makes a block of the buffer readable; NULL: all are */
+    uint64_t block_size; /* bytes per block when fill is set */
+    uint8_t *filled;     /* one byte per block: 1 once fill(block) returned */
+    uint64_t blocks;     /* how many blocks the buffer has */
+    uint64_t unfilled;   /* how many of them fill() has not been called for: at 0, fill goes */
+    int block_shift;     /* log2(block_size) when it is a power of two, else -1 */
+    uint64_t generation; /* counts releases: a fill() that closed or re-made the Tree shows */
 } mm_tree;
+
+/* Makes the node `node` readable: with a fill callable, each block the node's bytes lie in
+ * that is not filled yet is passed to fill() first. 0 on success, -1 with an exception. */
+static int ensure_node(mm_tree *t, uint32_t node)
+{
+    if (t->fill == NULL)
+        return 0;
+    uint64_t start = (uint64_t)node * t->node_bytes; /* node < node_count: inside the tree */
+    uint64_t end = start + t->node_bytes - 1;
+    uint64_t first, last;
+    if (t->block_shift >= 0) { /* the usual case: no division per node read */
+        first = start >> t->block_shift;
+        last = end >> t->block_shift;
+    } else {
+        first = start / t->block_size;
+        last = end / t->block_size;
+    }
+    if (t->filled[first] && t->filled[last]) /* last < blocks: the node is in the buffer */
+        return 0;
+    for (uint64_t block = first; block <= last && block < t->blocks; block++) {
+        if (t->filled[block])
+            continue;
+        uint64_t generation = t->generation;
+        PyObject *done = PyObject_CallFunction(t->fill, "K", (unsigned long long)block);
+        if (done == NULL)
+            return -1;
+        Py_DECREF(done);
+        if (t->generation != generation || t->filled == NULL) { /* fill() closed the Tree */
+            PyErr_SetString(PyExc_ValueError, "the Tree was closed while a block was filled");
+            return -1;
+        }
+        t->filled[block] = 1;
+        if (--t->unfilled == 0) { /* every block is there: walks need not ask again */
+            Py_CLEAR(t->fill);
+            break;
+        }
+    }
+    return 0;
+}
 
 /* The record on side `bit` (0 left, 1 right) of node `node`; node < node_count. */
 static inline uint32_t read_record(const mm_tree *t, uint32_t node, unsigned bit)
@@ -69,14 +136,16 @@ static inline uint32_t read_record(const mm_tree *t, uint32_t node, unsigned bit
     }
 }
 
-/* The result of one walk: 1 data (offset set), 0 no data, -1 corrupt (exception set). */
-static int walk(const mm_tree *t, const uint8_t *addr, unsigned bits, uint64_t *offset,
-                int *prefix)
+/* The result of one walk: 1 data (offset set), 0 no data, -1 corrupt or a block that could
+ * not be filled (exception set). */
+static int walk(mm_tree *t, const uint8_t *addr, unsigned bits, uint64_t *offset, int *prefix)
 {
     uint64_t node = bits == 32 && t->ip_version == 6 ? t->ipv4_start : 0;
     unsigned i = 0;
     for (; i < bits && node < t->node_count; i++) {
         unsigned bit = (addr[i >> 3] >> (7u - (i & 7u))) & 1u;
+        if (ensure_node(t, (uint32_t)node) < 0)
+            return -1;
         node = read_record(t, (uint32_t)node, bit);
     }
     *prefix = (int)i;
@@ -123,25 +192,35 @@ static int tree_walk(mm_tree *t, PyObject *arg, uint64_t *offset, int *prefix)
 
 static void tree_release(mm_tree *t)
 {
+    t->generation++;
     if (t->open) {
         t->open = 0;
         PyBuffer_Release(&t->view);
     }
+    PyMem_Free(t->filled);
+    t->filled = NULL;
+    t->blocks = 0;
+    Py_CLEAR(t->fill);
 }
 
 static int tree_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     mm_tree *t = (mm_tree *)self;
-    PyObject *buffer;
-    unsigned long long node_count;
+    PyObject *buffer, *fill = Py_None;
+    unsigned long long node_count, block_size = 0;
     int record_size, ip_version;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "Tree takes positional arguments only");
         return -1;
     }
-    if (!PyArg_ParseTuple(args, "OKii:Tree", &buffer, &node_count, &record_size, &ip_version))
+    if (!PyArg_ParseTuple(args, "OKii|OK:Tree", &buffer, &node_count, &record_size, &ip_version,
+                          &fill, &block_size))
         return -1;
     tree_release(t); /* __init__ called again */
+    if (fill != Py_None && (!PyCallable_Check(fill) || block_size == 0)) {
+        PyErr_SetString(PyExc_ValueError, "fill must be callable, with a block size above 0");
+        return -1;
+    }
     if (record_size != 24 && record_size != 28 && record_size != 32) {
         PyErr_Format(PyExc_ValueError, "record size %d is not 24, 28 or 32", record_size);
         return -1;
@@ -172,19 +251,56 @@ static int tree_init(PyObject *self, PyObject *args, PyObject *kwds)
     t->record_size = record_size;
     t->ip_version = ip_version;
     t->tree_size = tree_size;
+    if (fill != Py_None) {
+        t->block_size = block_size;
+        uint64_t len = (uint64_t)t->view.len; /* at least 16: the separator fits */
+        t->blocks = len / block_size + (len % block_size != 0);
+        t->unfilled = t->blocks;
+        t->block_shift = -1;
+        if ((block_size & (block_size - 1)) == 0) {
+            t->block_shift = 0;
+            while ((1ull << t->block_shift) < block_size)
+                t->block_shift++;
+        }
+        t->filled = PyMem_Calloc((size_t)t->blocks, 1);
+        if (t->filled == NULL) {
+            tree_release(t);
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->fill = Py_NewRef(fill);
+    }
     uint64_t node = 0;
     unsigned depth = 0;
     if (ip_version == 6) {
-        for (; depth < MM_IPV4_DEPTH && node < node_count; depth++)
+        for (; depth < MM_IPV4_DEPTH && node < node_count; depth++) {
+            if (ensure_node(t, (uint32_t)node) < 0) {
+                tree_release(t);
+                return -1;
+            }
             node = read_record(t, (uint32_t)node, 0);
+        }
     }
     t->ipv4_start = node;
     t->ipv4_depth = (int)depth;
     return 0;
 }
 
+static int tree_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((mm_tree *)self)->fill);
+    return 0;
+}
+
+static int tree_clear(PyObject *self)
+{
+    Py_CLEAR(((mm_tree *)self)->fill);
+    return 0;
+}
+
 static void tree_dealloc(PyObject *self)
 {
+    PyObject_GC_UnTrack(self);
     tree_release((mm_tree *)self);
     Py_TYPE(self)->tp_free(self);
 }
@@ -246,40 +362,398 @@ static PyMemberDef tree_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-PyDoc_STRVAR(tree_doc, "Tree(buffer, node_count, record_size, ip_version, /)\n--\n\n"
+PyDoc_STRVAR(tree_doc, "Tree(buffer, node_count, record_size, ip_version, fill=None, block_size=0, /)"
+                       "\n--\n\n"
                        "The search tree of a MaxMind DB file held in `buffer` (its bytes),\n"
-                       "with the metadata's node count, record size and IP version.");
+                       "with the metadata's node count, record size and IP version. With\n"
+                       "`fill`, the buffer is filled lazily in blocks of `block_size` bytes:\n"
+                       "fill(block) is called (once, until it returns) before a walk first\n"
+                       "reads a node in that block.");
 
 static PyTypeObject tree_type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "netwatch._mmdb.Tree",
     .tp_basicsize = sizeof(mm_tree),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = tree_doc,
     .tp_new = PyType_GenericNew,
     .tp_init = tree_init,
+    .tp_traverse = tree_traverse,
+    .tp_clear = tree_clear,
     .tp_dealloc = tree_dealloc,
     .tp_methods = tree_methods,
     .tp_members = tree_members,
 };
 
+/* ---- Pair: the two walks of a GeoIP lookup and the answer kept for their offsets ---- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *first;   /* Tree: the country file */
+    PyObject *second;  /* Tree: the ASN file */
+    PyObject *answers; /* dict: (first offset, second offset) -> answer */
+    PyObject *missing; /* missing(key, address): the answer when the dict has none */
+    PyObject *failed;  /* failed(address): the answer when a walk raised */
+} mm_pair;
+
+static int pair_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    mm_pair *p = (mm_pair *)self;
+    PyObject *first, *second, *answers, *missing, *failed;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Pair takes positional arguments only");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "O!O!O!OO:Pair", &tree_type, &first, &tree_type, &second,
+                          &PyDict_Type, &answers, &missing, &failed))
+        return -1;
+    if (!PyCallable_Check(missing) || !PyCallable_Check(failed)) {
+        PyErr_SetString(PyExc_TypeError, "Pair: missing and failed must be callable");
+        return -1;
+    }
+    Py_XSETREF(p->first, Py_NewRef(first));
+    Py_XSETREF(p->second, Py_NewRef(second));
+    Py_XSETREF(p->answers, Py_NewRef(answers));
+    Py_XSETREF(p->missing, Py_NewRef(missing));
+    Py_XSETREF(p->failed, Py_NewRef(failed));
+    return 0;
+}
+
+static int pair_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    mm_pair *p = (mm_pair *)self;
+    Py_VISIT(p->first);
+    Py_VISIT(p->second);
+    Py_VISIT(p->answers);
+    Py_VISIT(p->missing);
+    Py_VISIT(p->failed);
+    return 0;
+}
+
+static int pair_clear(PyObject *self)
+{
+    mm_pair *p = (mm_pair *)self;
+    Py_CLEAR(p->first);
+    Py_CLEAR(p->second);
+    Py_CLEAR(p->answers);
+    Py_CLEAR(p->missing);
+    Py_CLEAR(p->failed);
+    return 0;
+}
+
+static void pair_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    pair_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* The offset of one walk as the key part Python uses: the offset, or -1 for none. */
+static PyObject *key_part(int found, uint64_t offset)
+{
+    return found ? PyLong_FromUnsignedLongLong(offset) : PyLong_FromLong(-1);
+}
+
+static PyObject *pair_lookup(PyObject *self, PyObject *arg)
+{
+    mm_pair *p = (mm_pair *)self;
+    if (p->answers == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the Pair is not initialised");
+        return NULL;
+    }
+    uint64_t first_offset = 0, second_offset = 0;
+    int prefix = 0;
+    int first = tree_walk((mm_tree *)p->first, arg, &first_offset, &prefix);
+    int second = first < 0 ? -1 : tree_walk((mm_tree *)p->second, arg, &second_offset, &prefix);
+    if (second < 0) { /* a corrupt tree, a closed one, an address it cannot take */
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();
+        return PyObject_CallOneArg(p->failed, arg);
+    }
+    PyObject *key = PyTuple_New(2);
+    if (key == NULL)
+        return NULL;
+    PyObject *a = key_part(first, first_offset);
+    PyObject *b = a == NULL ? NULL : key_part(second, second_offset);
+    if (b == NULL) {
+        Py_XDECREF(a);
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(key, 0, a);
+    PyTuple_SET_ITEM(key, 1, b);
+    PyObject *answer = PyDict_GetItemWithError(p->answers, key); /* borrowed */
+    if (answer != NULL) {
+        Py_DECREF(key);
+        return Py_NewRef(answer);
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    answer = PyObject_CallFunctionObjArgs(p->missing, key, arg, NULL);
+    Py_DECREF(key);
+    return answer;
+}
+
+PyDoc_STRVAR(pair_lookup_doc,
+             "lookup(address, /)\n--\n\n"
+             "Walks both trees for a packed address and returns answers[(first offset,\n"
+             "second offset)] (-1 for no record); missing(key, address) when there is no\n"
+             "such entry; failed(address) when either walk raised an Exception.");
+
+static PyMethodDef pair_methods[] = {
+    {"lookup", pair_lookup, METH_O, pair_lookup_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(pair_doc,
+             "Pair(first, second, answers, missing, failed, /)\n--\n\n"
+             "A GeoIP lookup in two files (two Trees, country then ASN) with the answers\n"
+             "kept per pair of data offsets in the dict `answers`; see lookup.");
+
+static PyTypeObject pair_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netwatch._mmdb.Pair",
+    .tp_basicsize = sizeof(mm_pair),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = pair_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = pair_init,
+    .tp_traverse = pair_traverse,
+    .tp_clear = pair_clear,
+    .tp_dealloc = pair_dealloc,
+    .tp_methods = pair_methods,
+};
+
+/* ---- Pieces: the answer for an address from the piece of the address space it is in ---- */
+
+typedef struct {
+    PyObject_HEAD
+    uint32_t *starts4;  /* ascending, starts4[0] == 0 */
+    Py_ssize_t count4;
+    uint64_t *starts16; /* (high, low) pairs, ascending, the first (0, 0) */
+    Py_ssize_t count16;
+    PyObject *values4;  /* tuple of count4 answers */
+    PyObject *values16; /* tuple of count16 answers */
+} mm_pieces;
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+/* Reads `size`-byte piece starts from `buffer` (bytes) checking that they ascend from 0
+ * and that `values` is a tuple with one answer each; 0 on success. */
+static int read_starts(PyObject *buffer, PyObject *values, Py_ssize_t size, const char *what,
+                       void **out, Py_ssize_t *count)
+{
+    Py_ssize_t len = PyBytes_GET_SIZE(buffer);
+    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(buffer);
+    if (len == 0 || len % size != 0 || PyTuple_GET_SIZE(values) != len / size) {
+        PyErr_Format(PyExc_ValueError,
+                     "Pieces: %s starts must be %zd bytes each, one per value (got %zd bytes "
+                     "for %zd values)", what, size, len, PyTuple_GET_SIZE(values));
+        return -1;
+    }
+    Py_ssize_t n = len / size;
+    uint64_t *wide = NULL;
+    uint32_t *narrow = NULL;
+    if (size == 4)
+        narrow = PyMem_Malloc((size_t)n * sizeof(uint32_t));
+    else
+        wide = PyMem_Malloc((size_t)n * 2 * sizeof(uint64_t));
+    if (narrow == NULL && wide == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *q = p + i * size;
+        int ascending;
+        if (size == 4) {
+            narrow[i] = be32(q);
+            ascending = i == 0 ? narrow[0] == 0 : narrow[i] > narrow[i - 1];
+        } else {
+            wide[2 * i] = be64(q);
+            wide[2 * i + 1] = be64(q + 8);
+            ascending = i == 0 ? (wide[0] | wide[1]) == 0
+                               : wide[2 * i] > wide[2 * i - 2]
+                                     || (wide[2 * i] == wide[2 * i - 2]
+                                         && wide[2 * i + 1] > wide[2 * i - 1]);
+        }
+        if (!ascending) {
+            PyMem_Free(narrow);
+            PyMem_Free(wide);
+            PyErr_Format(PyExc_ValueError,
+                         "Pieces: %s starts must ascend from 0 (piece %zd does not)", what, i);
+            return -1;
+        }
+    }
+    *out = size == 4 ? (void *)narrow : (void *)wide;
+    *count = n;
+    return 0;
+}
+
+static int pieces_clear(PyObject *self)
+{
+    mm_pieces *t = (mm_pieces *)self;
+    Py_CLEAR(t->values4);
+    Py_CLEAR(t->values16);
+    return 0;
+}
+
+static void pieces_free_starts(mm_pieces *t)
+{
+    PyMem_Free(t->starts4);
+    PyMem_Free(t->starts16);
+    t->starts4 = NULL;
+    t->starts16 = NULL;
+    t->count4 = t->count16 = 0;
+}
+
+static int pieces_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    mm_pieces *t = (mm_pieces *)self;
+    PyObject *starts4, *values4, *starts16, *values16;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Pieces takes positional arguments only");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "SO!SO!:Pieces", &starts4, &PyTuple_Type, &values4, &starts16,
+                          &PyTuple_Type, &values16))
+        return -1;
+    void *narrow = NULL, *wide = NULL;
+    Py_ssize_t count4 = 0, count16 = 0;
+    if (read_starts(starts4, values4, 4, "IPv4", &narrow, &count4) < 0)
+        return -1;
+    if (read_starts(starts16, values16, 16, "IPv6", &wide, &count16) < 0) {
+        PyMem_Free(narrow);
+        return -1;
+    }
+    pieces_free_starts(t); /* __init__ called again */
+    t->starts4 = narrow;
+    t->count4 = count4;
+    t->starts16 = wide;
+    t->count16 = count16;
+    Py_XSETREF(t->values4, Py_NewRef(values4));
+    Py_XSETREF(t->values16, Py_NewRef(values16));
+    return 0;
+}
+
+static int pieces_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    mm_pieces *t = (mm_pieces *)self;
+    Py_VISIT(t->values4);
+    Py_VISIT(t->values16);
+    return 0;
+}
+
+static void pieces_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    pieces_clear(self);
+    pieces_free_starts((mm_pieces *)self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *pieces_get(PyObject *self, PyObject *arg)
+{
+    mm_pieces *t = (mm_pieces *)self;
+    if (!PyBytes_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "a packed address must be bytes, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    if (t->values4 == NULL || t->values16 == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the Pieces are not initialised");
+        return NULL;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(arg);
+    const uint8_t *addr = (const uint8_t *)PyBytes_AS_STRING(arg);
+    Py_ssize_t lo = 0, hi; /* the answer is the last piece whose start is <= the address */
+    if (len == 4) {
+        uint32_t value = be32(addr);
+        hi = t->count4; /* invariant: starts4[lo] <= value, and value < starts4[hi] if any */
+        while (hi - lo > 1) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (t->starts4[mid] <= value)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        return Py_NewRef(PyTuple_GET_ITEM(t->values4, lo));
+    }
+    if (len == 16) {
+        uint64_t high = be64(addr), low = be64(addr + 8);
+        hi = t->count16;
+        while (hi - lo > 1) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            uint64_t mid_high = t->starts16[2 * mid], mid_low = t->starts16[2 * mid + 1];
+            if (mid_high < high || (mid_high == high && mid_low <= low))
+                lo = mid;
+            else
+                hi = mid;
+        }
+        return Py_NewRef(PyTuple_GET_ITEM(t->values16, lo));
+    }
+    PyErr_Format(PyExc_ValueError, "packed IP address must be 4 or 16 bytes, got %zd", len);
+    return NULL;
+}
+
+PyDoc_STRVAR(pieces_get_doc,
+             "get(address, /)\n--\n\n"
+             "The value of the piece a packed 4- or 16-byte address is in (ValueError for\n"
+             "any other length).");
+
+static PyMethodDef pieces_methods[] = {
+    {"get", pieces_get, METH_O, pieces_get_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(pieces_doc,
+             "Pieces(starts4, values4, starts16, values16, /)\n--\n\n"
+             "The IPv4 and IPv6 address spaces cut into pieces: starts4 holds the first\n"
+             "address of each IPv4 piece (4 bytes each, big-endian, ascending from 0),\n"
+             "values4 the answer for each (a tuple); starts16/values16 the same for IPv6.");
+
+static PyTypeObject pieces_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netwatch._mmdb.Pieces",
+    .tp_basicsize = sizeof(mm_pieces),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = pieces_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = pieces_init,
+    .tp_traverse = pieces_traverse,
+    .tp_clear = pieces_clear,
+    .tp_dealloc = pieces_dealloc,
+    .tp_methods = pieces_methods,
+};
+
 static struct PyModuleDef mmdb_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "netwatch._mmdb",
-    .m_doc = "The search-tree walk of a MaxMind DB file (netwatch/_mmdb.c).",
+    .m_doc = "The search-tree walk of a MaxMind DB file, the two-file GeoIP lookup over it and\n"
+             "address-space pieces (netwatch/_mmdb.c).",
     .m_size = 0,
 };
 
 PyMODINIT_FUNC PyInit__mmdb(void)
 {
-    if (PyType_Ready(&tree_type) < 0)
+    if (PyType_Ready(&tree_type) < 0 || PyType_Ready(&pair_type) < 0
+        || PyType_Ready(&pieces_type) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&mmdb_module);
     if (module == NULL)
         return NULL;
-    Py_INCREF(&tree_type);
-    if (PyModule_AddObject(module, "Tree", (PyObject *)&tree_type) < 0) {
-        Py_DECREF(&tree_type);
+    if (PyModule_AddType(module, &tree_type) < 0 || PyModule_AddType(module, &pair_type) < 0
+        || PyModule_AddType(module, &pieces_type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

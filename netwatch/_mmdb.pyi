@@ -1,7 +1,11 @@
-"""Types of the compiled MaxMind DB search-tree walk (netwatch/_mmdb.c); see netwatch.enrich.geo."""
+"""Types of the compiled MaxMind DB search-tree walk, the two-file GeoIP lookup and the
+address-space pieces (netwatch/_mmdb.c); see netwatch.enrich.geo and netwatch.enrich.addrclass."""
 
 import mmap
-from typing import final
+from collections.abc import Callable
+from typing import Generic, TypeVar, final
+
+_T = TypeVar("_T")
 
 @final
 class Tree:
@@ -15,8 +19,30 @@ class Tree:
         node_count: int,
         record_size: int,
         ip_version: int,
+        fill: Callable[[int], object] | None = None,
+        block_size: int = 0,
         /,
     ) -> None: ...
     def find(self, address: bytes, /) -> tuple[int | None, int]: ...
     def offset(self, address: bytes, /) -> int: ...
     def close(self) -> None: ...
+
+@final
+class Pair(Generic[_T]):
+    def __init__(
+        self,
+        first: Tree,
+        second: Tree,
+        answers: dict[tuple[int, ...], _T],
+        missing: Callable[[tuple[int, ...], bytes], _T],
+        failed: Callable[[bytes], _T],
+        /,
+    ) -> None: ...
+    def lookup(self, address: bytes, /) -> _T: ...
+
+@final
+class Pieces(Generic[_T]):
+    def __init__(
+        self, starts4: bytes, values4: tuple[_T, ...], starts16: bytes, values16: tuple[_T, ...], /
+    ) -> None: ...
+    def get(self, address: bytes, /) -> _T: ...

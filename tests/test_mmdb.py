@@ -499,3 +499,251 @@ def test_struct_layout_sanity() -> None:
         ">3sB3s", (0x123456).to_bytes(3, "big"), 0x00, (0x789ABC).to_bytes(3, "big")
     )
     assert encode_tree([(0xF123456, 0x1789ABC)], 28)[3] == 0xF1
+
+
+# ---- Pair: the two-file lookup over two Trees, answers kept per pair of offsets ----
+
+
+def test_pair_answers_from_the_dict_and_calls_back_otherwise(tree_type: type[Tree]) -> None:
+    from netwatch._mmdb import Pair  # noqa: PLC0415 (built with Tree)
+
+    data, count = small_db(24)
+    first, second = tree_type(data, count, 24, 4), tree_type(data, count, 24, 4)
+    answers: dict[tuple[int, ...], str] = {(0, 0): "kept"}
+    missing: list[tuple[tuple[int, ...], bytes]] = []
+    failed: list[bytes] = []
+
+    def on_missing(key: tuple[int, ...], address: bytes) -> str:
+        missing.append((key, address))
+        return "missing"
+
+    def on_failed(address: bytes) -> str:
+        failed.append(address)
+        return "failed"
+
+    pair = Pair(first, second, answers, on_missing, on_failed)
+    assert pair.lookup(bytes((64, 0, 0, 0))) == "kept"
+    assert pair.lookup(bytes((1, 2, 3, 4))) == "missing"  # no record in either: (-1, -1)
+    assert pair.lookup(bytes((200, 0, 0, 0))) == "missing"
+    assert missing == [((-1, -1), bytes((1, 2, 3, 4))), ((1, 1), bytes((200, 0, 0, 0)))]
+    assert pair.lookup(bytes(16)) == "failed"  # 16 bytes in the IPv4 tree: the walk raised
+    assert pair.lookup(bytes(5)) == "failed"
+    assert pair.lookup("text") == "failed"  # type: ignore[arg-type]
+    assert failed == [bytes(16), bytes(5), "text"]
+    first.close()
+    assert pair.lookup(bytes((64, 0, 0, 0))) == "failed"  # a closed tree raises in the walk
+    answers.clear()
+
+
+def test_pair_passes_on_errors_of_its_callbacks(tree_type: type[Tree]) -> None:
+    from netwatch._mmdb import Pair  # noqa: PLC0415
+
+    data, count = small_db(24)
+    tree = tree_type(data, count, 24, 4)
+
+    def boom(*_args: object) -> str:
+        raise KeyError("from the callback")
+
+    pair: Pair[str] = Pair(tree, tree, {}, boom, boom)
+    with pytest.raises(KeyError, match="from the callback"):
+        pair.lookup(bytes(4))
+    with pytest.raises(KeyError, match="from the callback"):
+        pair.lookup(bytes(3))
+
+
+def test_pair_bad_arguments(tree_type: type[Tree]) -> None:
+    from netwatch._mmdb import Pair  # noqa: PLC0415
+
+    data, count = small_db(24)
+    tree = tree_type(data, count, 24, 4)
+
+    def ok(*_args: object) -> str:
+        return ""
+
+    with pytest.raises(TypeError):
+        Pair(tree, "not a tree", {}, ok, ok)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Pair(tree, tree, [], ok, ok)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callable"):
+        Pair(tree, tree, {}, ok, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Pair(tree, tree, {}, ok, ok, answers={})  # type: ignore[call-arg]
+    blank = Pair.__new__(Pair)
+    with pytest.raises(ValueError, match="not initialised"):
+        blank.lookup(bytes(4))
+
+
+# ---- Pieces: the value of an address's piece of the address space ----
+
+
+def _pieces() -> Any:
+    """``netwatch._mmdb.Pieces`` (Any: the tests give it wrong arguments on purpose)."""
+    from netwatch._mmdb import Pieces  # noqa: PLC0415
+
+    return Pieces
+
+
+def test_pieces_binary_search_at_every_edge(tree_type: type[Tree]) -> None:
+    pieces_type = _pieces()
+    rng = random.Random(5)
+    starts4 = sorted({0, *(rng.getrandbits(32) for _ in range(40)), (1 << 32) - 1})
+    starts16 = sorted({0, *(rng.getrandbits(128) for _ in range(40)), 1, (1 << 128) - 1})
+    pieces = pieces_type(
+        b"".join(s.to_bytes(4, "big") for s in starts4),
+        tuple(range(len(starts4))),
+        b"".join(s.to_bytes(16, "big") for s in starts16),
+        tuple(-i for i in range(len(starts16))),
+    )
+    for starts, size, sign in ((starts4, 4, 1), (starts16, 16, -1)):
+        for i, start in enumerate(starts):
+            for value, want in ((start, i), (start - 1, i - 1), (start + 1, i)):
+                if 0 <= value < 1 << (8 * size) and not (value == start + 1 and value in starts):
+                    assert pieces.get(value.to_bytes(size, "big")) == sign * want, hex(value)
+    # high halves equal, low halves deciding (the 128-bit compare in two parts)
+    base = 0x2001 << 112
+    pieces = pieces_type(bytes(4), ("v4",), bytes(16) + (base + 5).to_bytes(16, "big"), ("a", "b"))
+    assert pieces.get((base + 4).to_bytes(16, "big")) == "a"
+    assert pieces.get((base + 5).to_bytes(16, "big")) == "b"
+    assert pieces.get((base - 1 + (1 << 64)).to_bytes(16, "big")) == "b"
+    assert pieces.get(bytes((255,)) * 4) == "v4"
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((b"", (), bytes(16), (1,)), ValueError, "4 bytes each"),
+        ((bytes(5), (1,), bytes(16), (1,)), ValueError, "4 bytes each"),
+        ((bytes(8), (1,), bytes(16), (1,)), ValueError, "one per value"),
+        ((b"\x00\x00\x00\x01", (1,), bytes(16), (1,)), ValueError, "ascend from 0"),
+        ((bytes(8), (1, 2), bytes(16), (1,)), ValueError, "ascend from 0"),
+        ((bytes(4), (1,), bytes(17), (1,)), ValueError, "16 bytes each"),
+        ((bytes(4), (1,), bytes(32), (1, 2)), ValueError, "ascend from 0"),
+        ((bytes(4), (1,), bytes(15) + b"\x01", (1,)), ValueError, "ascend from 0"),
+        ((bytes(4), [1], bytes(16), (1,)), TypeError, "tuple"),
+        ((bytearray(4), (1,), bytes(16), (1,)), TypeError, "bytes"),
+    ],
+)
+def test_pieces_refuse_bad_starts(
+    tree_type: type[Tree], args: tuple[Any, ...], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        _pieces()(*args)
+
+
+def test_pieces_bad_addresses(tree_type: type[Tree]) -> None:
+    pieces_type = _pieces()
+    pieces = pieces_type(bytes(4), (1,), bytes(16), (2,))
+    for size in (0, 3, 5, 15, 17):
+        with pytest.raises(ValueError, match="4 or 16 bytes, got"):
+            pieces.get(bytes(size))
+    with pytest.raises(TypeError, match="must be bytes"):
+        pieces.get(bytearray(4))
+    with pytest.raises(ValueError, match="not initialised"):
+        pieces_type.__new__(pieces_type).get(bytes(4))
+    pieces.__init__(bytes(4) + b"\x80\x00\x00\x00", (3, 4), bytes(16), (5,))  # again
+    assert pieces.get(b"\x90\x00\x00\x00") == 4
+
+
+# ---- Tree over a buffer filled lazily, block by block ----
+
+
+class Filler:
+    """Writes blocks of ``data`` into ``buffer`` when asked (a lazily unpacked file)."""
+
+    def __init__(self, data: bytes, block_size: int) -> None:
+        self.data = data
+        self.block_size = block_size
+        self.buffer = bytearray(len(data))
+        self.asked: list[int] = []
+
+    def fill(self, block: int) -> None:
+        self.asked.append(block)
+        start = block * self.block_size
+        self.buffer[start : start + self.block_size] = self.data[start : start + self.block_size]
+
+
+@pytest.mark.parametrize("record_size", [24, 28, 32])
+@pytest.mark.parametrize("block_size", [1, 3, 5, 64])
+def test_lazy_tree_fills_each_block_it_reads_once(
+    tree_type: type[Tree], record_size: int, block_size: int
+) -> None:
+    data, count = small_db(record_size)
+    filler = Filler(data, block_size)
+    tree = tree_type(filler.buffer, count, record_size, 4, filler.fill, block_size)
+    assert filler.asked == []  # an IPv4 tree: nothing read at construction
+    assert tree.find(bytes((64, 0, 0, 0))) == (0, 2)
+    assert tree.find(bytes((200, 1, 1, 1))) == (1, 2)
+    assert tree.offset(bytes((1, 2, 3, 4))) == -1
+    assert len(filler.asked) == len(set(filler.asked))  # once each
+    node_bytes = record_size // 4
+    assert max(filler.asked) <= (count * node_bytes - 1) // block_size  # tree blocks only
+
+
+def test_lazy_ipv6_tree_fills_the_path_to_ipv4_at_construction(tree_type: type[Tree]) -> None:
+    # 96 nodes each leading left to the next, then an IPv4 subtree
+    count = 97
+    data = encode_tree([(i + 1, count) for i in range(96)] + [(count, count + 16)], 24)
+    data += bytes(16) + b"\x44abcd"
+    filler = Filler(data, 16)
+    tree = tree_type(filler.buffer, count, 24, 6, filler.fill, 16)
+    assert tree.ipv4_depth == 96
+    assert sorted(filler.asked) == list(range(96 * 6 // 16))  # every node on the ::/96 path
+    assert tree.find(bytes((200, 0, 0, 0))) == (0, 1)
+
+
+def test_lazy_tree_errors(tree_type: type[Tree]) -> None:
+    data, count = small_db(24)
+
+    def broken(block: int) -> None:
+        raise OSError(f"block {block} is damaged")
+
+    tree = tree_type(bytearray(len(data)), count, 24, 4, broken, 4)
+    with pytest.raises(OSError, match="block 0 is damaged"):
+        tree.find(bytes(4))
+    with pytest.raises(OSError, match="block 0 is damaged"):
+        tree.offset(bytes(4))
+    with pytest.raises(OSError, match="block 0 is damaged"):  # the ::/96 walk at construction
+        tree_type(bytearray(len(data)), count, 24, 6, broken, 4)
+    with pytest.raises(ValueError, match="callable"):
+        tree_type(data, count, 24, 4, "not callable", 4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="block size"):
+        tree_type(data, count, 24, 4, print, 0)
+
+    holder: list[Tree] = []
+
+    def closing(block: int) -> None:
+        holder[0].close()
+
+    holder.append(tree_type(data, count, 24, 4, closing, 4))
+    with pytest.raises(ValueError, match="closed while a block was filled"):
+        holder[0].find(bytes(4))
+    with pytest.raises(ValueError, match="closed"):
+        holder[0].find(bytes(4))
+
+
+def test_lazy_tree_in_a_reference_cycle_is_collected(tree_type: type[Tree]) -> None:
+    import gc  # noqa: PLC0415
+    import weakref  # noqa: PLC0415
+
+    data, count = small_db(24)
+
+    class Owner:
+        def fill(self, block: int) -> None:
+            pass
+
+    owner = Owner()
+    owner.tree = tree_type(data, count, 24, 4, owner.fill, 4)  # type: ignore[attr-defined]
+    gone = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert gone() is None
+
+
+def test_lazy_tree_with_one_block_bigger_than_the_buffer(tree_type: type[Tree]) -> None:
+    data, count = small_db(24)
+    for block_size in ((1 << 64) - 1, 1 << 63, len(data) + 1):
+        filler = Filler(data, len(data))
+        tree = tree_type(filler.buffer, count, 24, 4, filler.fill, block_size)
+        assert tree.find(bytes((64, 0, 0, 0))) == (0, 2)
+        assert tree.find(bytes((200, 0, 0, 0))) == (1, 2)
+        assert filler.asked == [0]  # one block, filled once; then the fill is let go

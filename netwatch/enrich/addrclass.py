@@ -1,8 +1,9 @@
 """Address classes: is a packed IPv4/IPv6 address public, private, special or the site's own?
 
-Every flow endpoint is classified once (results are cached per address) to decide whether
-it is worth a GeoIP lookup (only PUBLIC addresses are), whether it belongs to the site
-(Zeek ``local_orig``/``local_resp``) and how the rules should treat it.
+Every flow endpoint is classified (a binary search over precomputed pieces of the address
+space, in C when it is built) to decide whether it is worth a GeoIP lookup (only PUBLIC
+addresses are), whether it belongs to the site (Zeek ``local_orig``/``local_resp``) and how
+the rules should treat it.
 
 Configuration read: ``site.local_nets`` (passed in as networks; the config layer owns the
 defaults).
@@ -34,19 +35,24 @@ Decisions (longest matching prefix wins, so an exception inside a larger block a
 - BROADCAST is 255.255.255.255 and the directed broadcast of each configured IPv4 local
   net of prefix length /30 or shorter (/31 and /32 have none, RFC 3021).
 
-Known limits: the tables are a snapshot of the registries (checked 2026); the cache is
-cleared when full (a burst of misses follows, each a few microseconds).
+Known limits: the tables are a snapshot of the registries (checked 2026). The environment
+variable ``NETWATCH_PURE=1`` leaves the compiled lookup (``netwatch._mmdb.Pieces``) unused.
 """
 
 from __future__ import annotations
 
 import bisect
 import enum
+import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-DEFAULT_CACHE_ENTRIES = 65_536
+if TYPE_CHECKING:
+    from netwatch._mmdb import Pieces
+
+_T = TypeVar("_T")
 _MAPPED_PREFIX = b"\x00" * 10 + b"\xff\xff"
 _NAT64_PREFIX = bytes.fromhex("0064ff9b") + b"\x00" * 8
 _bisect = bisect.bisect_right
@@ -123,7 +129,6 @@ _IPV6_TABLE: tuple[tuple[str, AddrClass], ...] = (
 # (network as int, netmask as int, class), most specific first: the first match wins.
 _Rule = tuple[int, int, AddrClass]
 _Entry = tuple[IPv4Network | IPv6Network, AddrClass]
-_Cached = tuple[AddrClass, bool, bool]  # class, in a configured local net, not PUBLIC
 
 
 def _compile(entries: Sequence[_Entry]) -> tuple[_Rule, ...]:
@@ -176,18 +181,75 @@ def embedded_ipv4(addr: bytes) -> bytes | None:
     return None
 
 
-class AddressClassifier:
-    """Classifies packed addresses against the IANA tables and the site's local networks.
-
-    ``classify`` / ``is_local`` / ``is_site_local`` cost one dict lookup once an address has
-    been seen; the cache holds at most ``max_entries`` addresses and is cleared when full.
-    """
+class _PurePieces(Generic[_T]):
+    """``netwatch._mmdb.Pieces`` in Python (no compiler, or ``NETWATCH_PURE=1``): the same
+    answers, one ``bisect`` over the piece starts as integers."""
 
     def __init__(
         self,
-        local_nets: Sequence[IPv4Network | IPv6Network],
-        max_entries: int = DEFAULT_CACHE_ENTRIES,
+        starts4: list[int],
+        values4: tuple[_T, ...],
+        starts16: list[int],
+        values16: tuple[_T, ...],
     ) -> None:
+        self._starts4 = starts4
+        self._values4 = values4
+        self._starts16 = starts16
+        self._values16 = values16
+
+    def get(self, addr: bytes) -> _T:
+        """The value of the piece ``addr`` is in (ValueError unless it is 4 or 16 bytes)."""
+        size = len(addr)
+        if size == 4:
+            return self._values4[_bisect(self._starts4, int.from_bytes(addr, "big")) - 1]
+        if size == 16:
+            return self._values16[_bisect(self._starts16, int.from_bytes(addr, "big")) - 1]
+        raise ValueError(f"packed IP address must be 4 or 16 bytes, got {size}")
+
+
+def _load_pieces() -> type[Pieces[Any]] | None:
+    """The compiled pieces, or None when they are not built or ``NETWATCH_PURE=1``."""
+    if os.environ.get("NETWATCH_PURE") == "1":
+        return None
+    try:
+        from netwatch._mmdb import Pieces  # noqa: PLC0415 (optional: absent without a compiler)
+    except ImportError:
+        return None
+    return Pieces
+
+
+#: The compiled pieces used by classifiers made from now on (None: ``_PurePieces``).
+PIECES: type[Pieces[Any]] | None = _load_pieces()
+
+
+def _merged(starts: list[int], values: list[_T]) -> tuple[list[int], tuple[_T, ...]]:
+    """The pieces with each run of equal neighbours made one (fewer steps to search)."""
+    kept_starts: list[int] = []
+    kept: list[_T] = []
+    for start, value in zip(starts, values, strict=True):
+        if not kept or value != kept[-1]:
+            kept_starts.append(start)
+            kept.append(value)
+    return kept_starts, tuple(kept)
+
+
+class AddressClassifier:
+    """Classifies packed addresses against the IANA tables and the site's local networks.
+
+    The answers are worked out once for every piece of the IPv4 and IPv6 address spaces
+    that the tables' prefixes, the local nets and the IPv4-mapped and NAT64 ranges cut them
+    into (a few hundred), so ``classify`` / ``is_local`` / ``is_site_local`` are one binary
+    search over the piece starts, with no per-address cache (a flood of new addresses costs
+    what a known one does): in C (``netwatch._mmdb.Pieces``, about 0.05 µs a call) unless
+    it is not built or ``NETWATCH_PURE=1``, else a ``bisect`` in Python. An instance holds
+    each lookup itself under the method's name (no Python frame per call), unless a
+    subclass overrides that method.
+
+    The per-address reference (``_compute``: the rule scan) is what the pieces are built
+    from and what the tests compare them with.
+    """
+
+    def __init__(self, local_nets: Sequence[IPv4Network | IPv6Network]) -> None:
         self.local_nets: tuple[IPv4Network | IPv6Network, ...] = tuple(local_nets)
         v4 = [net for net in self.local_nets if isinstance(net, IPv4Network)]
         v6 = [net for net in self.local_nets if isinstance(net, IPv6Network)]
@@ -200,52 +262,74 @@ class AddressClassifier:
         self._v6_rules = _compile(_parse_table(_IPV6_TABLE))
         self._v4_local = tuple((int(n.network_address), int(n.netmask)) for n in v4)
         self._v6_local = tuple((int(n.network_address), int(n.netmask)) for n in v6)
-        # IPv4: one bisect over the pieces the prefixes cut the space into, instead of a
-        # scan of every rule (a flood of new addresses misses the cache on each)
+        # IPv4: the pieces the prefixes cut the space into (the reference for IPv4 too)
         self._v4_starts, self._v4_answers = _intervals(self._v4_rules, self._v4_local, 32)
-        #: The cache entry of each IPv4 piece, built once (a flood's new addresses miss the
-        #: cache: their entry is one bisect away).
-        self._v4_entries: list[_Cached] = [
-            (cls, site, cls is not AddrClass.PUBLIC) for cls, site in self._v4_answers
-        ]
-        self._max_entries = max_entries
-        self._cache: dict[bytes, _Cached] = {}
-        self.cache_clears = 0
+        self._v6_starts = self._v6_cuts()
+        v6_answers = [self._compute(start.to_bytes(16, "big")) for start in self._v6_starts]
+        self._classify: Callable[[bytes], AddrClass] = self._pieces(
+            [cls for cls, _site in self._v4_answers], [cls for cls, _site in v6_answers]
+        ).get
+        self._is_local: Callable[[bytes], bool] = self._pieces(
+            [cls is not AddrClass.PUBLIC for cls, _site in self._v4_answers],
+            [cls is not AddrClass.PUBLIC for cls, _site in v6_answers],
+        ).get
+        self._is_site_local: Callable[[bytes], bool] = self._pieces(
+            [site for _cls, site in self._v4_answers], [site for _cls, site in v6_answers]
+        ).get
+        for name, lookup in (
+            ("classify", self._classify),
+            ("is_local", self._is_local),
+            ("is_site_local", self._is_site_local),
+        ):
+            if getattr(type(self), name) is getattr(AddressClassifier, name):
+                self.__dict__[name] = lookup  # found before the class's method
 
     def classify(self, addr: bytes) -> AddrClass:
         """The class of a packed 4- or 16-byte address (ValueError for any other length)."""
-        entry = self._cache.get(addr)
-        if entry is None:
-            entry = self._remember(addr)
-        return entry[0]
+        return self._classify(addr)
 
     def is_local(self, addr: bytes) -> bool:
         """True for anything that is not PUBLIC: such addresses are never geolocated."""
-        entry = self._cache.get(addr)
-        if entry is None:
-            entry = self._remember(addr)
-        return entry[2]
+        return self._is_local(addr)
 
     def is_site_local(self, addr: bytes) -> bool:
         """True when the address is inside a configured local net (Zeek local_orig/resp)."""
-        entry = self._cache.get(addr)
-        if entry is None:
-            entry = self._remember(addr)
-        return entry[1]
+        return self._is_site_local(addr)
 
-    def _remember(self, addr: bytes) -> _Cached:
-        if len(addr) == 4:  # _compute_v4's piece, its entry ready-made
-            entry = self._v4_entries[_bisect(self._v4_starts, int.from_bytes(addr, "big")) - 1]
-        else:
-            cls, site = self._compute(addr)
-            entry = (cls, site, cls is not AddrClass.PUBLIC)
-        if len(self._cache) >= self._max_entries:
-            self._cache.clear()
-            self.cache_clears += 1
-        self._cache[addr] = entry
-        return entry
+    def _v6_cuts(self) -> list[int]:
+        """Where the IPv6 answer can change: every IPv6 rule's and local net's first address
+        and the one after its last, the IPv4-mapped and NAT64 ranges' ends, and inside them
+        the IPv4 pieces' starts (their answers follow the IPv4 address they embed)."""
+        top = 1 << 128
+        cuts = {0}
+        for network, mask, _cls in self._v6_rules:
+            cuts.update((network, network + (~mask & (top - 1)) + 1))
+        for network, mask in self._v6_local:
+            cuts.update((network, network + (~mask & (top - 1)) + 1))
+        for base in (
+            int.from_bytes(_MAPPED_PREFIX + bytes(4), "big"),
+            int.from_bytes(_NAT64_PREFIX + bytes(4), "big"),
+        ):
+            cuts.update(base + start for start in self._v4_starts)
+            cuts.add(base + (1 << 32))
+        return sorted(cut for cut in cuts if cut < top)
+
+    def _pieces(self, v4: list[_T], v6: list[_T]) -> Pieces[_T] | _PurePieces[_T]:
+        """The lookup of ``v4`` (one answer per IPv4 piece) and ``v6`` (per IPv6 piece)."""
+        starts4, values4 = _merged(self._v4_starts, v4)
+        starts16, values16 = _merged(self._v6_starts, v6)
+        if PIECES is None:
+            return _PurePieces(starts4, values4, starts16, values16)
+        return PIECES(
+            b"".join(start.to_bytes(4, "big") for start in starts4),
+            values4,
+            b"".join(start.to_bytes(16, "big") for start in starts16),
+            values16,
+        )
 
     def _compute(self, addr: bytes) -> tuple[AddrClass, bool]:
+        """The reference answer (class, site-local) for one address, from the rules: what
+        the pieces are built from."""
         if len(addr) == 16:
             inner = embedded_ipv4(addr)
             if inner is not None and addr[:12] == _MAPPED_PREFIX:

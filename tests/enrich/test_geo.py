@@ -26,7 +26,7 @@ import zstandard
 from netwatch.alerts.incidents import findings
 from netwatch.config import Config
 from netwatch.enrich import geo as geo_module
-from netwatch.enrich.addrclass import AddressClassifier
+from netwatch.enrich.addrclass import AddressClassifier, embedded_ipv4
 from netwatch.enrich.geo import (
     BUILTIN_ASN_FILE,
     BUILTIN_COUNTRY_FILE,
@@ -322,6 +322,12 @@ def test_corrupt_data_next_to_good_data(
         assert geo.lookup("89.160.20.112") == GeoInfo("SE", 29518, "Bredband2 AB")
     assert geo.errors == 2
     assert [r.getMessage().count("bad-ASN.mmdb") for r in caplog.records] == [1]
+    # the same through the fastest packed lookup (the compiled Pair with the walk)
+    assert geo.packed(packed("2001:218::1")) == GeoInfo("JP", None, None)
+    assert geo.packed(packed("8000::1")) == GEO_NONE
+    assert geo.packed(packed("89.160.20.112")) == GeoInfo("SE", 29518, "Bredband2 AB")
+    assert geo.errors == 3
+    assert [r.getMessage().count("bad-ASN.mmdb") for r in caplog.records] == [1]
 
 
 def test_invalid_text_is_an_error_in_each_file(walk: str, maxmind_dir: Path) -> None:
@@ -386,10 +392,14 @@ def test_compiled_walk_answers_as_maxminddb(
             for first, _record in documented_networks(source):
                 network = ipaddress.ip_network(first)
                 addresses += [first, str(network.network_address - 1)]
+    pair = (names[0] is None) != (names[1] is None) and names[2] is not None  # 1 country + ASN
+    assert (compiled.packed != compiled.lookup_packed) is pair  # the compiled Pair
+    assert pure.packed == pure.lookup_packed
     for ip in addresses:
         expected = pure.lookup(ip)
         assert compiled.lookup(ip) == expected, ip
         assert compiled.lookup_packed(packed(ip)) == expected, ip
+        assert compiled.packed(packed(ip)) == expected, ip
         assert pure.lookup_packed(packed(ip)) == expected, ip
     assert compiled.errors == pure.errors == 0
     decodes = sum(source.decodes for source in compiled._sources())
@@ -409,8 +419,11 @@ def test_builtin_compiled_walk_answers_as_maxminddb(monkeypatch: pytest.MonkeyPa
     assert compiled.compiled and not pure.compiled
     rng = random.Random(2026)
     addresses = [*some_addresses(rng, 2000), "0.0.0.0", "255.255.255.255", "::", "1.0.0.0"]
+    assert compiled.packed != compiled.lookup_packed  # the compiled Pair
     for ip in addresses:
-        assert compiled.lookup_packed(packed(ip)) == pure.lookup(ip), ip
+        expected = pure.lookup(ip)
+        assert compiled.packed(packed(ip)) == expected, ip
+        assert compiled.lookup_packed(packed(ip)) == expected, ip
     assert compiled.errors == pure.errors == 0
 
 
@@ -431,6 +444,87 @@ def test_record_answers_are_bounded_and_counted(
     assert asn.record_evictions == asn.decodes - 5 > 0
     assert len(compiled._answers) == 3
     assert compiled.answer_evictions > 0
+
+
+def test_pair_keeps_and_bounds_answers_as_lookup_packed(
+    maxmind_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled Pair keeps the answers in the same bounded cache, through the same
+    Python code on a miss: the same answers, cache contents and counters as lookup_packed."""
+    names = ("GeoIP2-Country-Test.mmdb", None, "GeoLite2-ASN-Test.mmdb")
+    by_pair, _pure = open_both(monkeypatch, maxmind_dir, names)
+    by_method, _pure = open_both(monkeypatch, maxmind_dir, names)
+    monkeypatch.setattr(geo_module, "ANSWER_CACHE_ENTRIES", 4)
+    ips = [row[0] for row in FACTS] + some_addresses(random.Random(7), 50)
+    for ip in ips + ips:
+        assert by_pair.packed(packed(ip)) == by_method.lookup_packed(packed(ip)), ip
+    assert list(by_pair._answers.items()) == list(by_method._answers.items())
+    assert by_pair.answer_evictions == by_method.answer_evictions > 0
+    assert [s.decodes for s in by_pair._sources()] == [s.decodes for s in by_method._sources()]
+    assert by_pair.errors == by_method.errors == 0
+    by_pair.close()
+    assert by_pair.packed(packed("89.160.20.112")) == GEO_NONE  # closed: counted, not raised
+    assert by_pair.errors == 2
+
+
+class ReferenceCache:
+    """The per-address cache as it was (an OrderedDict, oldest dropped first): the oracle
+    for ``CachedGeo``'s counters."""
+
+    def __init__(self, classifier: AddressClassifier, max_entries: int) -> None:
+        self.cache: dict[bytes, bool] = {}
+        self.order: list[bytes] = []
+        self.classifier = classifier
+        self.max_entries = max_entries
+        self.lookups = self.hits = self.misses = self.skipped = self.evictions = 0
+
+    def lookup(self, addr: bytes) -> None:
+        self.lookups += 1
+        if addr in self.cache:
+            self.hits += 1
+        elif self.classifier.is_local(addr):
+            self.skipped += 1
+        else:
+            self.misses += 1
+            if len(self.cache) >= self.max_entries:
+                del self.cache[self.order.pop(0)]
+                self.evictions += 1
+            self.cache[addr] = True
+            self.order.append(addr)
+
+
+def test_cached_geo_counters_match_the_reference(builtin: BuiltinGeo) -> None:
+    """lookups == hits + misses + skipped, and every counter as the OrderedDict cache had
+    it, over repeated, private, IPv4-mapped and NAT64 addresses with evictions."""
+    classifier = AddressClassifier([ipaddress.ip_network("193.0.10.0/24")])
+    geo = CachedGeo(builtin, classifier, max_entries=32)
+    reference = ReferenceCache(classifier, 32)
+    rng = random.Random(13)
+    pool = [bytes((rng.randrange(1, 224), rng.randrange(256), 0, 1)) for _ in range(60)]
+    pool += [packed("10.0.0.1"), packed("193.0.10.5"), packed("::ffff:8.8.8.8")]
+    pool += [packed("64:ff9b::808:808"), packed("2001:4860::1"), packed("fe80::1")]
+    for _ in range(3000):
+        addr = rng.choice(pool)
+        info = geo.lookup(addr)
+        reference.lookup(addr)
+        if classifier.is_local(addr):
+            assert info == GEO_NONE
+        else:
+            ip = socket.inet_ntop(socket.AF_INET6 if len(addr) == 16 else socket.AF_INET, addr)
+            inner = embedded_ipv4(addr)
+            text = ip if inner is None else socket.inet_ntop(socket.AF_INET, inner)
+            assert info == builtin.lookup(text), ip
+    counted = (geo.lookups, geo.hits, geo.misses, geo.skipped, geo.evictions)
+    assert counted == (
+        reference.lookups,
+        reference.hits,
+        reference.misses,
+        reference.skipped,
+        reference.evictions,
+    )
+    assert geo.lookups == geo.hits + geo.misses + geo.skipped
+    assert geo.evictions > 0 and geo.hits > 0 and geo.skipped > 0
+    assert len(geo) == len(reference.cache) == 32
 
 
 def test_close_releases_the_maps(maxmind_dir: Path) -> None:
@@ -613,6 +707,7 @@ def test_unpack_container_round_trip(maxmind_dir: Path, tmp_path: Path) -> None:
         ),
         (lambda b: b[:8] + struct.pack(">I", 0) + b[12:], "outside"),
         (lambda b: b[:12] + struct.pack(">I", 1) + b[16:], "blocks cannot hold"),
+        (lambda b: b[:12] + struct.pack(">I", 0xFFFFFFFF) + b[16:], "blocks cannot hold"),
         (lambda b: b[:-40] + bytes(40), "frame|zstd|data"),
     ],
 )
@@ -626,6 +721,17 @@ def test_unpack_container_rejects_damage(
         unpack_container(path)
     assert "\n" not in str(info.value)
     assert re.search(reason, str(info.value), re.IGNORECASE), str(info.value)
+    # unpacked lazily (with the compiled walk): at open, or when the block is wanted
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(GeoDatabaseError, match=r"damaged\.mmdb\.bz: cannot unpack: ") as info:
+        lazy = geo_module._LazyContainer(path, geo_module.MAX_UNPACKED_BYTES)
+        try:
+            lazy.fill_all()
+        finally:
+            lazy.close()
+    assert "\n" not in str(info.value)
+    assert re.search(reason, str(info.value), re.IGNORECASE), str(info.value)
+    assert set(os.listdir("/proc/self/fd")) == before
 
 
 def test_builtin_reads_packed_data_as_maxmind_db(walk: str, packed_test_data: Path) -> None:
