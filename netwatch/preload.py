@@ -35,6 +35,8 @@ What is loaded:
   - ``netaddr.eui.ieee``: netaddr imports its IEEE registry index on the first OUI lookup;
   - the ``cryptography`` modules of :data:`QUIC_CRYPTO`: the QUIC parser imports them for
     the first client Initial it decrypts (not at start-up);
+  - ``sqlite3``: the destination baseline's store imports it when one is made (a replay
+    without a state directory makes none);
   - ``bcrypt`` (only when installed): the metrics server's basic auth imports it by name;
 * :data:`CODECS`, looked up once so their ``encodings`` modules are loaded: ``idna`` (with
   ``stringprep`` and ``unicodedata``; the socket module and http.client encode host names
@@ -81,6 +83,7 @@ RUNTIME_MODULES: tuple[str, ...] = (
     "importlib.resources._itertools",
     "_strptime",
     "netaddr.eui.ieee",
+    "sqlite3",
 )
 #: What :mod:`netwatch.deep.quic` imports when it first decrypts an Initial (the module
 #: docstring): part of :data:`RUNTIME_MODULES`.

@@ -231,9 +231,11 @@ def test_report_unwritable_output_exits_2(
 #: Modules a replay (without --state-dir) must not import: the daemon, its sinks and
 #: metrics server, the report, install and inventory commands' modules, (no QUIC in the
 #: capture) the QUIC parser's crypto, (built-in config, seeds from the seed store) PyYAML,
-#: and what the config loader uses only to word an error (difflib, shlex).
+#: what the config loader uses only to word an error (difflib, shlex), and (no state
+#: directory, so no destination baseline store) SQLite.
 NOT_FOR_REPLAY = (
     "cryptography",
+    "sqlite3",
     "yaml",
     "difflib",
     "shlex",

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netwatch.detect.destinations import (
     BaselineChange,
@@ -45,6 +45,9 @@ from netwatch.detect.destinations import (
     DestinationKey,
     DeviceFirstSeen,
 )
+
+if TYPE_CHECKING:
+    import sqlite3
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +99,16 @@ class SqliteBaselineStore:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        # SQLite is imported only when a store is made (a replay without a state directory
+        # makes none), here, so the writer thread never imports it after a privilege drop
+        import sqlite3  # noqa: F401, PLC0415
 
     # ---------------------------------------------------------------- start
 
     def load(self, max_destinations: int, max_per_device: int) -> BaselineSnapshot:
         """Everything known so far, within the bounds; never raises (empty on error)."""
+        import sqlite3  # noqa: PLC0415 - lazy: a replay without a state directory has no store
+
         try:
             return self._load(max_destinations, max_per_device)
         except sqlite3.DatabaseError as exc:
@@ -113,6 +121,8 @@ class SqliteBaselineStore:
         return BaselineSnapshot.empty()
 
     def _load(self, max_destinations: int, max_per_device: int) -> BaselineSnapshot:
+        import sqlite3  # noqa: PLC0415 - lazy (see load)
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(self.path))
         try:
@@ -187,6 +197,8 @@ class SqliteBaselineStore:
     ) -> sqlite3.Connection | None:
         """Write ``batch`` in one transaction; the connection to reuse, or None after an error
         (the batch is then pending again and the next round reconnects)."""
+        import sqlite3  # noqa: PLC0415 - loaded by __init__ already (before any privilege drop)
+
         try:
             if db is None:
                 db = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s)
