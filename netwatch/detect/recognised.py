@@ -96,6 +96,34 @@ class RecognisedCameras:
             self.overflow += 1
         return dev
 
+    def ends(
+        self,
+        orig_ip: bytes,
+        orig_mac: bytes | None,
+        orig_local: bool,
+        resp_ip: bytes,
+        resp_mac: bytes | None,
+        resp_local: bool,
+    ) -> tuple[Device | None, Device | None]:
+        """:meth:`device` for both ends of a flow, originator first (the flow record's one
+        call per flow end): an outside end behind a known router, or without a MAC, is
+        answered None here without calling :meth:`device` (its own first test)."""
+        devices = self.devices
+        if devices is None:
+            return None, None
+        gateways = devices.gateways
+        orig = (
+            self.device(orig_ip, orig_mac, orig_local)
+            if orig_local or (orig_mac is not None and orig_mac not in gateways)
+            else None
+        )
+        resp = (  # after the originator's answer, which may have learnt a router's MAC
+            self.device(resp_ip, resp_mac, resp_local)
+            if resp_local or (resp_mac is not None and resp_mac not in gateways)
+            else None
+        )
+        return orig, resp
+
     def __len__(self) -> int:
         return len(self._how)
 
