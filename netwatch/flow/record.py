@@ -64,6 +64,7 @@ class FlowEnds(NamedTuple):
     resp_geo: GeoInfo
 
 
+_new_tuple = tuple.__new__
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
 _ntop = socket.inet_ntop
@@ -194,7 +195,8 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         listed = inventory(resp_h, resp_mac)
         resp_device = listed.name if listed is not None else None
     vendor = enr.vendors.vendor(local_mac) if local_mac else None
-    ends = FlowEnds(orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo)
+    # FlowEnds(...) without its generated __new__'s Python frame (the same tuple)
+    ends = _new_tuple(FlowEnds, (orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo))
     if _build is not None:  # the compiled core: the same record, built in C
         record = _build(
             f,
