@@ -45,6 +45,14 @@
  * once), and Pieces.get(address) is the value of the address's piece, found by binary
  * search (at most ~8 compares for a few hundred pieces, no allocation).
  *
+ * AddressCache(is_local, fetch4, fetch6, none, max_entries) is the per-address cache in
+ * front of a GeoIP lookup (netwatch.enrich.geo.CachedGeo): lookup(address) answers from a
+ * dict, else `none` for an address is_local() calls non-public, else fetch4(address) for
+ * a 4-byte address or fetch6(address) for any other, kept in the dict and in a ring of at
+ * most max_entries addresses (the oldest dropped when full); it counts lookups, hits,
+ * skipped, misses and evictions as CachedGeo's Python form does, so a flow end's GeoIP
+ * answer costs one C call (a call into the Pair when fetch4 is its lookup).
+ *
  * Config read: none. Known limits: the metadata (node_count, record_size, ip_version) is
  * read by the caller (maxminddb); the walk holds the GIL (it takes about 100 ns).
  */
@@ -736,24 +744,242 @@ static PyTypeObject pieces_type = {
     .tp_methods = pieces_methods,
 };
 
+/* ---- AddressCache: a bounded per-address cache of GeoIP answers, with its counters ---- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *cache;     /* dict: packed address -> answer */
+    PyObject **ring;     /* the cached addresses, oldest first from head (circular) */
+    Py_ssize_t capacity; /* at most this many addresses kept (>= 1) */
+    Py_ssize_t head;     /* ring index of the oldest address */
+    Py_ssize_t count;    /* addresses in the ring (== len(cache)) */
+    PyObject *is_local;  /* is_local(address): true -> the `none` answer, nothing asked */
+    PyObject *fetch4;    /* fetch4(address): the answer for a 4-byte address not cached */
+    PyObject *fetch6;    /* fetch6(address): the same for any other address */
+    PyObject *none;      /* the answer for a non-public address */
+    Py_ssize_t lookups, hits, misses, skipped, evictions;
+} mm_cache;
+
+static void cache_drop_ring(mm_cache *c)
+{
+    if (c->ring != NULL) {
+        for (Py_ssize_t i = 0; i < c->count; i++)
+            Py_CLEAR(c->ring[(c->head + i) % c->capacity]);
+    }
+    c->head = 0;
+    c->count = 0;
+}
+
+static int cache_clear(PyObject *self)
+{
+    mm_cache *c = (mm_cache *)self;
+    cache_drop_ring(c);
+    Py_CLEAR(c->cache);
+    Py_CLEAR(c->is_local);
+    Py_CLEAR(c->fetch4);
+    Py_CLEAR(c->fetch6);
+    Py_CLEAR(c->none);
+    return 0;
+}
+
+static int cache_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    mm_cache *c = (mm_cache *)self;
+    PyObject *is_local, *fetch4, *fetch6, *none;
+    Py_ssize_t capacity;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "AddressCache takes positional arguments only");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "OOOOn:AddressCache", &is_local, &fetch4, &fetch6, &none,
+                          &capacity))
+        return -1;
+    if (!PyCallable_Check(is_local) || !PyCallable_Check(fetch4) || !PyCallable_Check(fetch6)) {
+        PyErr_SetString(PyExc_TypeError, "AddressCache: is_local, fetch4, fetch6 must be callable");
+        return -1;
+    }
+    if (capacity < 1 || capacity > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(PyObject *)) {
+        PyErr_SetString(PyExc_ValueError, "AddressCache: max_entries must be at least 1");
+        return -1;
+    }
+    PyObject *cache = PyDict_New();
+    if (cache == NULL)
+        return -1;
+    PyObject **ring = PyMem_Calloc((size_t)capacity, sizeof(PyObject *));
+    if (ring == NULL) {
+        Py_DECREF(cache);
+        PyErr_NoMemory();
+        return -1;
+    }
+    cache_clear(self); /* a second __init__ starts afresh */
+    PyMem_Free(c->ring);
+    c->ring = ring;
+    c->capacity = capacity;
+    c->cache = cache;
+    c->is_local = Py_NewRef(is_local);
+    c->fetch4 = Py_NewRef(fetch4);
+    c->fetch6 = Py_NewRef(fetch6);
+    c->none = Py_NewRef(none);
+    c->lookups = c->hits = c->misses = c->skipped = c->evictions = 0;
+    return 0;
+}
+
+static int cache_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    mm_cache *c = (mm_cache *)self;
+    Py_VISIT(c->cache);
+    Py_VISIT(c->is_local);
+    Py_VISIT(c->fetch4);
+    Py_VISIT(c->fetch6);
+    Py_VISIT(c->none);
+    return 0;
+}
+
+static void cache_dealloc(PyObject *self)
+{
+    mm_cache *c = (mm_cache *)self;
+    PyObject_GC_UnTrack(self);
+    cache_clear(self);
+    PyMem_Free(c->ring);
+    c->ring = NULL;
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *cache_lookup(PyObject *self, PyObject *addr)
+{
+    mm_cache *c = (mm_cache *)self;
+    if (c->cache == NULL || c->ring == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the AddressCache is not initialised");
+        return NULL;
+    }
+    c->lookups++;
+    PyObject *answer = PyDict_GetItemWithError(c->cache, addr); /* borrowed */
+    if (answer != NULL) {
+        c->hits++;
+        return Py_NewRef(answer);
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *local = PyObject_CallOneArg(c->is_local, addr);
+    if (local == NULL)
+        return NULL;
+    int is_local = PyObject_IsTrue(local);
+    Py_DECREF(local);
+    if (is_local < 0)
+        return NULL;
+    if (is_local) {
+        c->skipped++;
+        return Py_NewRef(c->none);
+    }
+    c->misses++;
+    PyObject *fetch = PyBytes_Check(addr) && PyBytes_GET_SIZE(addr) == 4 ? c->fetch4 : c->fetch6;
+    Py_INCREF(fetch); /* the callback may replace it */
+    answer = PyObject_CallOneArg(fetch, addr);
+    Py_DECREF(fetch);
+    if (answer == NULL)
+        return NULL;
+    if (c->cache == NULL || c->ring == NULL) /* cleared by a callback */
+        return answer;
+    int known = PyDict_Contains(c->cache, addr); /* added by a callback that looked it up */
+    if (known < 0) {
+        Py_DECREF(answer);
+        return NULL;
+    }
+    if (known)
+        return answer;
+    if (c->count >= c->capacity) { /* the oldest out (an address is never added twice) */
+        PyObject *oldest = c->ring[c->head];
+        c->ring[c->head] = NULL;
+        c->head = (c->head + 1) % c->capacity;
+        c->count--;
+        c->evictions++;
+        int gone = oldest == NULL ? 0 : PyDict_DelItem(c->cache, oldest);
+        Py_XDECREF(oldest);
+        if (gone < 0) {
+            Py_DECREF(answer);
+            return NULL;
+        }
+    }
+    if (PyDict_SetItem(c->cache, addr, answer) < 0) {
+        Py_DECREF(answer);
+        return NULL;
+    }
+    c->ring[(c->head + c->count) % c->capacity] = Py_NewRef(addr);
+    c->count++;
+    return answer;
+}
+
+static Py_ssize_t cache_length(PyObject *self)
+{
+    return ((mm_cache *)self)->count;
+}
+
+PyDoc_STRVAR(cache_lookup_doc,
+             "lookup(address, /)\n--\n\n"
+             "The cached answer for an address; else `none` when is_local(address) is true;\n"
+             "else fetch4(address) (4 bytes) or fetch6(address), kept (the oldest address\n"
+             "dropped when full). Counts lookups, hits, skipped, misses, evictions.");
+
+static PyMethodDef cache_methods[] = {
+    {"lookup", cache_lookup, METH_O, cache_lookup_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef cache_members[] = {
+    {"fetch4", T_OBJECT_EX, offsetof(mm_cache, fetch4), 0, "fetch4(address): a 4-byte miss"},
+    {"fetch6", T_OBJECT_EX, offsetof(mm_cache, fetch6), 0, "fetch6(address): any other miss"},
+    {"lookups", T_PYSSIZET, offsetof(mm_cache, lookups), READONLY, "lookup calls"},
+    {"hits", T_PYSSIZET, offsetof(mm_cache, hits), READONLY, "answered from the cache"},
+    {"misses", T_PYSSIZET, offsetof(mm_cache, misses), READONLY, "passed to fetch4/fetch6"},
+    {"skipped", T_PYSSIZET, offsetof(mm_cache, skipped), READONLY, "non-public: not asked"},
+    {"evictions", T_PYSSIZET, offsetof(mm_cache, evictions), READONLY, "oldest dropped"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PySequenceMethods cache_as_sequence = {
+    .sq_length = cache_length,
+};
+
+PyDoc_STRVAR(cache_doc,
+             "AddressCache(is_local, fetch4, fetch6, none, max_entries, /)\n--\n\n"
+             "A bounded per-address cache of GeoIP answers (netwatch.enrich.geo.CachedGeo's):\n"
+             "see lookup. len() is the number of addresses kept.");
+
+static PyTypeObject cache_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netwatch._mmdb.AddressCache",
+    .tp_basicsize = sizeof(mm_cache),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = cache_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = cache_init,
+    .tp_traverse = cache_traverse,
+    .tp_clear = cache_clear,
+    .tp_dealloc = cache_dealloc,
+    .tp_methods = cache_methods,
+    .tp_members = cache_members,
+    .tp_as_sequence = &cache_as_sequence,
+};
+
 static struct PyModuleDef mmdb_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "netwatch._mmdb",
     .m_doc = "The search-tree walk of a MaxMind DB file, the two-file GeoIP lookup over it and\n"
-             "address-space pieces (netwatch/_mmdb.c).",
+             "address-space pieces, and a per-address answer cache (netwatch/_mmdb.c).",
     .m_size = 0,
 };
 
 PyMODINIT_FUNC PyInit__mmdb(void)
 {
     if (PyType_Ready(&tree_type) < 0 || PyType_Ready(&pair_type) < 0
-        || PyType_Ready(&pieces_type) < 0)
+        || PyType_Ready(&pieces_type) < 0 || PyType_Ready(&cache_type) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&mmdb_module);
     if (module == NULL)
         return NULL;
     if (PyModule_AddType(module, &tree_type) < 0 || PyModule_AddType(module, &pair_type) < 0
-        || PyModule_AddType(module, &pieces_type) < 0) {
+        || PyModule_AddType(module, &pieces_type) < 0
+        || PyModule_AddType(module, &cache_type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

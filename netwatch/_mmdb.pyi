@@ -1,5 +1,6 @@
-"""Types of the compiled MaxMind DB search-tree walk, the two-file GeoIP lookup and the
-address-space pieces (netwatch/_mmdb.c); see netwatch.enrich.geo and netwatch.enrich.addrclass."""
+"""Types of the compiled MaxMind DB search-tree walk, the two-file GeoIP lookup, the
+address-space pieces and the per-address answer cache (netwatch/_mmdb.c); see
+netwatch.enrich.geo and netwatch.enrich.addrclass."""
 
 import mmap
 from collections.abc import Callable
@@ -46,3 +47,29 @@ class Pieces(Generic[_T]):
         self, starts4: bytes, values4: tuple[_T, ...], starts16: bytes, values16: tuple[_T, ...], /
     ) -> None: ...
     def get(self, address: bytes, /) -> _T: ...
+
+@final
+class AddressCache(Generic[_T]):
+    fetch4: Callable[[bytes], _T]
+    fetch6: Callable[[bytes], _T]
+    @property
+    def lookups(self) -> int: ...
+    @property
+    def hits(self) -> int: ...
+    @property
+    def misses(self) -> int: ...
+    @property
+    def skipped(self) -> int: ...
+    @property
+    def evictions(self) -> int: ...
+    def __init__(
+        self,
+        is_local: Callable[[bytes], object],
+        fetch4: Callable[[bytes], _T],
+        fetch6: Callable[[bytes], _T],
+        none: _T,
+        max_entries: int,
+        /,
+    ) -> None: ...
+    def lookup(self, address: bytes, /) -> _T: ...
+    def __len__(self) -> int: ...

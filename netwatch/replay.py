@@ -200,7 +200,8 @@ def run_replay(
     try:
         pipe = Pipeline(
             cfg,
-            on_record,
+            # no inventory (the usual replay): the flow log's own write, one call per record
+            flow_log.write if flow_log is not None and inventory is None else on_record,
             geo=geo,
             uids=UidSource(uid_seed),
             on_alert=on_alert if detect else None,

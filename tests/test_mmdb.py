@@ -747,3 +747,125 @@ def test_lazy_tree_with_one_block_bigger_than_the_buffer(tree_type: type[Tree]) 
         assert tree.find(bytes((64, 0, 0, 0))) == (0, 2)
         assert tree.find(bytes((200, 0, 0, 0))) == (1, 2)
         assert filler.asked == [0]  # one block, filled once; then the fill is let go
+
+
+# ---- AddressCache: the per-address answer cache (CachedGeo's, in C) ----
+
+
+def test_address_cache_answers_counts_and_drops_the_oldest(tree_type: type[Tree]) -> None:
+    """Against a Python model of the cache: the same answers, counters and addresses kept,
+    over random 4- and 16-byte addresses (some non-public) with a small bound."""
+    from netwatch._mmdb import AddressCache  # noqa: PLC0415 (built with Tree)
+
+    asked: list[tuple[str, bytes]] = []
+
+    def is_local(addr: bytes) -> bool:
+        return addr[0] == 10
+
+    def fetch4(addr: bytes) -> tuple[str, bytes]:
+        asked.append(("4", addr))
+        return ("4", addr)
+
+    def fetch6(addr: bytes) -> tuple[str, bytes]:
+        asked.append(("6", addr))
+        return ("6", addr)
+
+    cache = AddressCache(is_local, fetch4, fetch6, ("none", b""), 8)
+    model: dict[bytes, tuple[str, bytes]] = {}
+    counts = {"lookups": 0, "hits": 0, "misses": 0, "skipped": 0, "evictions": 0}
+    expected_asked: list[tuple[str, bytes]] = []
+    rng = random.Random(7)
+    pool = [bytes((rng.choice((8, 10, 9)), rng.randrange(4), 0, 1)) for _ in range(20)]
+    pool += [bytes((32, 1)) + bytes(13) + bytes((i,)) for i in range(6)]
+    for _ in range(2000):
+        addr = rng.choice(pool)
+        counts["lookups"] += 1
+        if addr in model:
+            counts["hits"] += 1
+            want = model[addr]
+        elif is_local(addr):
+            counts["skipped"] += 1
+            want = ("none", b"")
+        else:
+            counts["misses"] += 1
+            want = ("4" if len(addr) == 4 else "6", addr)
+            expected_asked.append(want)
+            if len(model) >= 8:
+                del model[next(iter(model))]
+                counts["evictions"] += 1
+            model[addr] = want
+        assert cache.lookup(addr) == want
+    assert asked == expected_asked
+    assert {k: getattr(cache, k) for k in counts} == counts
+    assert len(cache) == len(model) == 8
+    assert counts["evictions"] > 0 and counts["skipped"] > 0
+
+
+def test_address_cache_errors_and_callbacks(tree_type: type[Tree]) -> None:
+    """A callback that raises leaves nothing cached (the miss counted, as CachedGeo's
+    Python form counts it); one that looks the same address up meanwhile does not make it
+    kept twice; fetch4 can be replaced; bad arguments are refused."""
+    from netwatch._mmdb import AddressCache  # noqa: PLC0415
+
+    def boom(addr: bytes) -> str:
+        raise RuntimeError("no answer")
+
+    cache: AddressCache[str] = AddressCache(lambda a: False, boom, boom, "none", 2)
+    with pytest.raises(RuntimeError):
+        cache.lookup(bytes(4))
+    assert (cache.lookups, cache.misses, len(cache)) == (1, 1, 0)
+    cache.fetch4 = lambda a: "four"
+    assert cache.lookup(bytes(4)) == "four"
+    assert len(cache) == 1
+    local_boom: AddressCache[str] = AddressCache(boom, boom, boom, "none", 2)
+    with pytest.raises(RuntimeError):
+        local_boom.lookup(bytes(4))
+    assert (local_boom.lookups, local_boom.skipped, local_boom.misses) == (1, 0, 0)
+
+    def again(addr: bytes) -> str:
+        if len(inner) < 2:
+            inner.append(addr)
+            return reentrant.lookup(addr)  # the same address, looked up meanwhile
+        return "inner"
+
+    inner: list[bytes] = []
+    reentrant: AddressCache[str] = AddressCache(lambda a: False, again, again, "none", 1)
+    assert reentrant.lookup(bytes(4)) == "inner"
+    assert len(reentrant) == 1
+    assert reentrant.lookup(bytes((1, 2, 3, 4))) == "inner"  # drops the one kept, cleanly
+    assert (len(reentrant), reentrant.evictions) == (1, 1)
+    ok = boom
+    bad: Any = AddressCache
+    with pytest.raises(ValueError, match="at least 1"):
+        bad(ok, ok, ok, None, 0)
+    with pytest.raises(TypeError, match="callable"):
+        bad(ok, None, ok, None, 4)
+    with pytest.raises(TypeError):
+        bad(ok, ok, ok, None, 4, extra=1)
+    with pytest.raises(TypeError):  # an unhashable address
+        AddressCache(ok, ok, ok, None, 4).lookup([1, 2])  # type: ignore[arg-type]
+    blank = AddressCache.__new__(AddressCache)
+    with pytest.raises(ValueError, match="not initialised"):
+        blank.lookup(bytes(4))
+    assert len(blank) == 0
+
+
+def test_address_cache_in_a_reference_cycle_is_collected(tree_type: type[Tree]) -> None:
+    import gc  # noqa: PLC0415
+    import weakref  # noqa: PLC0415
+
+    from netwatch._mmdb import AddressCache  # noqa: PLC0415
+
+    class Holder:
+        cache: AddressCache[str] | None = None
+
+        def fetch(self, addr: bytes) -> str:
+            return "x"
+
+    holder = Holder()
+    holder.cache = AddressCache(lambda a: False, holder.fetch, holder.fetch, "none", 4)
+    holder.cache.lookup(bytes(4))
+    ref = weakref.ref(holder)
+    del holder
+    gc.collect()
+    assert ref() is None

@@ -29,7 +29,7 @@ Ethernet capture every flow end has its MAC).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from netwatch.detect.devices import Device, Devices
@@ -39,6 +39,8 @@ INVENTORY, MAC_PREFIX, BANNER, DISCOVERY = "inventory", "mac_prefix", "banner", 
 #: Where capture workers disagree on how a camera was recognised, the first of these wins.
 HOW_PRECEDENCE = (INVENTORY, DISCOVERY, BANNER, MAC_PREFIX)
 _RANK = {how: rank for rank, how in enumerate(HOW_PRECEDENCE)}
+#: Stands for "no answer cached" where None means "not a camera".
+_UNASKED: Device | None = cast("Device", object())
 
 
 def how_of(device: Device) -> str:
@@ -95,6 +97,43 @@ class RecognisedCameras:
         else:
             self.overflow += 1
         return dev
+
+    def ends(
+        self,
+        orig_ip: bytes,
+        orig_mac: bytes | None,
+        orig_local: bool,
+        resp_ip: bytes,
+        resp_mac: bytes | None,
+        resp_local: bool,
+    ) -> tuple[Device | None, Device | None]:
+        """:meth:`device` for both ends of a flow, originator first (the flow record's one
+        call per flow end): an outside end behind a known router, or without a MAC, and a
+        site end the devices already answered "no camera" for, are answered None here
+        without calling :meth:`device` (its own first tests; nothing to tally)."""
+        devices = self.devices
+        if devices is None:
+            return None, None
+        gateways = devices.gateways
+        if orig_local:
+            orig = devices.answers.get((orig_ip, orig_mac), _UNASKED)
+            if orig is not None:  # a camera (tallied by device) or not asked yet
+                orig = self.device(orig_ip, orig_mac, True)
+        elif orig_mac is not None and orig_mac not in gateways:
+            orig = self.device(orig_ip, orig_mac, False)
+        else:
+            orig = None
+        # after the originator's answer, which may have learnt a router's MAC or dropped
+        # cached answers (``devices.answers`` read again)
+        if resp_local:
+            resp = devices.answers.get((resp_ip, resp_mac), _UNASKED)
+            if resp is not None:
+                resp = self.device(resp_ip, resp_mac, True)
+        elif resp_mac is not None and resp_mac not in gateways:
+            resp = self.device(resp_ip, resp_mac, False)
+        else:
+            resp = None
+        return orig, resp
 
     def __len__(self) -> int:
         return len(self._how)

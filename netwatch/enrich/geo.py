@@ -75,7 +75,7 @@ import maxminddb
 from netwatch.enrich.addrclass import AddressClassifier, embedded_ipv4, ip_text
 
 if TYPE_CHECKING:
-    from netwatch._mmdb import Pair, Tree
+    from netwatch._mmdb import AddressCache, Pair, Tree
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,16 @@ def _load_walk() -> type[Tree] | None:
 
 #: The compiled walk used by database files opened from now on (None: maxminddb only).
 WALK: type[Tree] | None = _load_walk()
+
+
+def _load_cache() -> type[AddressCache[GeoInfo]] | None:
+    """The compiled per-address cache (built with the walk), or None as for ``_load_walk``
+    (read when a :class:`CachedGeo` is made: ``WALK`` set to None gives the Python one)."""
+    if WALK is None:
+        return None
+    from netwatch._mmdb import AddressCache  # noqa: PLC0415 (optional, as the walk)
+
+    return AddressCache
 
 
 def _load_pair() -> type[Pair[GeoInfo]] | None:
@@ -948,6 +958,9 @@ class CachedGeo:
     ``lookup``; a backend that wraps another (``BuiltinGeo``) and says, through
     ``direct_packed``, which function answers once it is open, is called through that one
     (a flood of new outside addresses misses this cache on each: its cost is per call).
+    With the compiled walk in use, the cache and its counters are ``netwatch._mmdb``'s
+    ``AddressCache`` (``lookup`` is its C method: the same answers, the same counts, the
+    same addresses kept); otherwise (``NETWATCH_PURE=1``, no compiler) :meth:`_lookup`.
     """
 
     def __init__(
@@ -974,46 +987,100 @@ class CachedGeo:
         #: less per miss than an OrderedDict (a flood misses on each new address).
         self._cache: dict[bytes, GeoInfo] = {}
         self._order: deque[bytes] = deque()
-        self.lookups = 0
-        self.hits = 0
-        self.misses = 0
-        self.skipped = 0
-        self.evictions = 0
+        self._lookups = 0
+        self._hits = 0
+        self._misses = 0
+        self._skipped = 0
+        self._evictions = 0
+        #: The same cache and counters in C (``netwatch._mmdb.AddressCache``) when the
+        #: compiled walk is in use: one C call per flow end, which calls the classifier
+        #: and, on a miss, the packed lookup (a ``Pair``'s, in C) itself.
+        self._compiled: AddressCache[GeoInfo] | None = None
+        cache_type = _load_cache()
+        if cache_type is not None and max_entries >= 1:
+            compiled = cache_type(
+                classifier.is_local, self._fetch4(), self._fetch6, GEO_NONE, max_entries
+            )
+            self._compiled = compiled
+            self.lookup: Callable[[bytes], GeoInfo] = compiled.lookup
+        else:
+            self.lookup = self._lookup
 
-    def lookup(self, addr: bytes) -> GeoInfo:
-        """GeoIP answer for a packed address; ``GEO_NONE`` for any non-public address."""
-        self.lookups += 1
+    def _fetch4(self) -> Callable[[bytes], GeoInfo]:
+        """What answers a 4-byte address missing from the cache: the packed lookup itself
+        once it is final, else :meth:`_fetch` (which switches to it when it becomes so)."""
+        return self._packed if self._packed is not None and self._direct is None else self._fetch
+
+    def _fetch6(self, addr: bytes) -> GeoInfo:
+        """The answer for a 16-byte address missing from the cache (IPv4-mapped and NAT64
+        addresses as the IPv4 they embed)."""
+        return self._fetch(embedded_ipv4(addr) or addr)
+
+    def _fetch(self, target: bytes) -> GeoInfo:
+        """The backend's answer for an address (the IPv4 one, for an embedding address)."""
+        packed = self._packed
+        if packed is None:
+            return self.backend.lookup(ip_text(target))
+        info = packed(target)
+        direct = self._direct
+        if direct is not None:  # the wrapped backend's own function, once it is open
+            inner = direct()
+            if inner is not None:
+                self._packed = inner
+                self._direct = None
+                if self._compiled is not None:
+                    self._compiled.fetch4 = inner
+        return info
+
+    def _lookup(self, addr: bytes) -> GeoInfo:
+        """GeoIP answer for a packed address; ``GEO_NONE`` for any non-public address (the
+        Python form of the compiled cache's ``lookup``, which is ``lookup`` when loaded)."""
+        self._lookups += 1
         cache = self._cache
         info = cache.get(addr)
         if info is not None:
-            self.hits += 1
+            self._hits += 1
             return info
         if self._is_local(addr):
-            self.skipped += 1
+            self._skipped += 1
             return GEO_NONE
-        self.misses += 1
-        packed = self._packed
-        target = addr if len(addr) == 4 else embedded_ipv4(addr) or addr
-        if packed is None:
-            info = self.backend.lookup(ip_text(target))
-        else:
-            info = packed(target)
-            direct = self._direct
-            if direct is not None:  # the wrapped backend's own function, once it is open
-                inner = direct()
-                if inner is not None:
-                    self._packed = inner
-                    self._direct = None
+        self._misses += 1
+        info = self._fetch(addr if len(addr) == 4 else embedded_ipv4(addr) or addr)
         order = self._order
         if len(order) >= self._max_entries:  # the oldest out (keys are never re-added)
             del cache[order.popleft()]
-            self.evictions += 1
+            self._evictions += 1
         cache[addr] = info
         order.append(addr)
         return info
 
+    @property
+    def lookups(self) -> int:
+        """Calls of :attr:`lookup`."""
+        return self._lookups if self._compiled is None else self._compiled.lookups
+
+    @property
+    def hits(self) -> int:
+        """Lookups answered from the cache."""
+        return self._hits if self._compiled is None else self._compiled.hits
+
+    @property
+    def misses(self) -> int:
+        """Lookups passed to the backend."""
+        return self._misses if self._compiled is None else self._compiled.misses
+
+    @property
+    def skipped(self) -> int:
+        """Non-public addresses answered ``GEO_NONE`` without a lookup."""
+        return self._skipped if self._compiled is None else self._compiled.skipped
+
+    @property
+    def evictions(self) -> int:
+        """Oldest entries dropped when the cache was full."""
+        return self._evictions if self._compiled is None else self._compiled.evictions
+
     def __len__(self) -> int:
-        return len(self._cache)
+        return len(self._cache) if self._compiled is None else len(self._compiled)
 
 
 def age_warning(info: GeoSourceInfo, today: date, max_age_days: int) -> str | None:

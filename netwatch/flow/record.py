@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 CameraOf = Callable[[bytes, bytes | None, bool], "Device | None"]
 """(packed IP, MAC or None, site-local) of a flow end -> the camera when it is a recognised
 one (site-local: the classifier's answer for the IP, which the caller has already)."""
+CameraEndsOf = Callable[
+    [bytes, bytes | None, bool, bytes, bytes | None, bool], "tuple[Device | None, Device | None]"
+]
+""":data:`CameraOf` for both ends of a flow in one call (originator's IP, MAC, site-local,
+then the responder's) -> (originator's camera, responder's camera)."""
 
 
 class FlowEnds(NamedTuple):
@@ -59,6 +64,7 @@ class FlowEnds(NamedTuple):
     resp_geo: GeoInfo
 
 
+_new_tuple = tuple.__new__
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", 1: "icmp", 58: "icmp"}
 _ICMP = frozenset({1, 58})
 _ntop = socket.inet_ntop
@@ -84,9 +90,37 @@ class Enrichers:
     listed: Callable[[bytes, bytes | None], InventoryDevice | None] | None = field(
         init=False, default=None
     )
+    #: ``cameras`` for both ends in one call (None when ``cameras`` is): the owner's
+    #: ``ends`` when ``cameras`` is a ``RecognisedCameras.device``, else ``cameras`` twice.
+    camera_ends: CameraEndsOf | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "listed", self.inventory.lookup if len(self.inventory) else None)
+        object.__setattr__(self, "camera_ends", _camera_ends(self.cameras))
+
+
+def _camera_ends(cameras: CameraOf | None) -> CameraEndsOf | None:
+    """Both ends' cameras in one call: the owner's ``ends`` when ``cameras`` is the bound
+    ``device`` of an object that has one (``RecognisedCameras``), else ``cameras`` asked for
+    the originator, then the responder."""
+    if cameras is None:
+        return None
+    owner = getattr(cameras, "__self__", None)
+    both: CameraEndsOf | None = getattr(owner, "ends", None)
+    if both is not None and cameras == getattr(owner, "device", None):
+        return both
+
+    def ends(
+        orig_ip: bytes,
+        orig_mac: bytes | None,
+        orig_local: bool,
+        resp_ip: bytes,
+        resp_mac: bytes | None,
+        resp_local: bool,
+    ) -> tuple[Device | None, Device | None]:
+        return cameras(orig_ip, orig_mac, orig_local), cameras(resp_ip, resp_mac, resp_local)
+
+    return ends
 
 
 def _udp_state(f: Flow) -> str:
@@ -123,12 +157,11 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
     site_local = enr.classifier.is_site_local
     local_orig = site_local(orig_h)
     local_resp = site_local(resp_h)
-    cameras = enr.cameras
-    if cameras is None:
+    camera_ends = enr.camera_ends
+    if camera_ends is None:
         orig_cam = resp_cam = None
     else:  # originator first, then responder (the order the tally always saw them in)
-        orig_cam = cameras(orig_h, orig_mac, local_orig)
-        resp_cam = cameras(resp_h, resp_mac, local_resp)
+        orig_cam, resp_cam = camera_ends(orig_h, orig_mac, local_orig, resp_h, resp_mac, local_resp)
     geo = enr.geo.lookup  # a site-local address is never public: no GeoIP answer to ask for
     resp_geo = GEO_NONE if local_resp else geo(resp_h)
     orig_geo = GEO_NONE if local_orig else geo(orig_h)
@@ -162,7 +195,8 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         listed = inventory(resp_h, resp_mac)
         resp_device = listed.name if listed is not None else None
     vendor = enr.vendors.vendor(local_mac) if local_mac else None
-    ends = FlowEnds(orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo)
+    # FlowEnds(...) without its generated __new__'s Python frame (the same tuple)
+    ends = _new_tuple(FlowEnds, (orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo))
     if _build is not None:  # the compiled core: the same record, built in C
         record = _build(
             f,

@@ -187,6 +187,9 @@ class JsonLinesWriter:
         self._binary = stream is None
         self._stream: IO[Any] = stream if stream is not None else self._open()
         self.records = 0
+        #: A binary file written through its buffer (the flow log): :meth:`write` takes a
+        #: plain record (``_core.json_plain`` answers 0) straight to orjson and the file.
+        self._plain_fast = self._binary and not atomic_lines and not line_buffered
 
     def _open(self) -> IO[bytes]:
         assert self.path is not None
@@ -200,6 +203,16 @@ class JsonLinesWriter:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record."""
+        if self._plain_fast and _plain is not None and _plain(record) == 0:
+            # a flow record into a buffered file: encode_line's first case, inlined (one
+            # Python frame less per record; the same bytes)
+            try:
+                data = orjson.dumps(record, option=_LINE)
+            except orjson.JSONEncodeError:  # lone surrogates, big integers
+                data = (_dumps(record) + "\n").encode()
+            self._stream.write(data)
+            self.records += 1
+            return
         line = encode_line(record)
         if self._binary:
             data = line if isinstance(line, bytes) else line.encode()

@@ -207,3 +207,32 @@ def test_an_end_is_answered_as_devices_camera_answers_it_without_a_needless_call
     assert mine.answers == reference.answers
     assert asked == [ends[i] for i in (0, 3, 4, 5, 7, 9, 10, 11)]
     assert recognised.by_how() == {"mac_prefix": 1}
+
+
+def test_both_ends_in_one_call_answer_as_two_device_calls(tmp_path: Path) -> None:
+    """``ends`` (the flow record's one call per flow) gives, for every pair of ends, what
+    ``device`` gives for the originator then the responder: the same cameras, the same
+    tally, and the same routers learnt (one learnt at the originator counts for the
+    responder of the same flow)."""
+    router = OTHER_MAC
+    end_list: list[tuple[bytes, bytes | None, bool]] = [
+        (packed("8.8.8.8"), router, False),
+        (packed("9.9.9.9"), router, False),
+        (packed("8.8.4.4"), None, False),
+        (packed("169.254.0.1"), THIRD_MAC, False),
+        (packed("10.1.0.9"), HIK_MAC, True),
+        (packed("10.1.0.5"), THIRD_MAC, True),
+        (packed("10.1.0.5"), router, True),
+    ]
+    pairs = [(a, b) for a in end_list for b in end_list]
+    mine, reference = RecognisedCameras(), RecognisedCameras()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    mine.devices, reference.devices = devices(tmp_path / "a"), devices(tmp_path / "b")
+    for o, r in pairs:
+        expected = (reference.device(*o), reference.device(*r))
+        assert mine.ends(*o, *r) == expected, (o, r)
+    assert mine.by_how() == reference.by_how() == {"mac_prefix": 1}
+    assert mine.devices.gateways == reference.devices.gateways
+    assert mine.devices.answers == reference.devices.answers
+    assert RecognisedCameras().ends(*end_list[4], *end_list[0]) == (None, None)  # no detector

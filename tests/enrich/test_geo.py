@@ -16,6 +16,7 @@ import random
 import re
 import socket
 import struct
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -493,11 +494,12 @@ class ReferenceCache:
             self.order.append(addr)
 
 
-def test_cached_geo_counters_match_the_reference(builtin: BuiltinGeo) -> None:
+def test_cached_geo_counters_match_the_reference(builtin: BuiltinGeo, walk: str) -> None:
     """lookups == hits + misses + skipped, and every counter as the OrderedDict cache had
     it, over repeated, private, IPv4-mapped and NAT64 addresses with evictions."""
     classifier = AddressClassifier([ipaddress.ip_network("193.0.10.0/24")])
     geo = CachedGeo(builtin, classifier, max_entries=32)
+    assert (geo._compiled is not None) == (walk == "compiled")  # the C cache, or Python's
     reference = ReferenceCache(classifier, 32)
     rng = random.Random(13)
     pool = [bytes((rng.randrange(1, 224), rng.randrange(256), 0, 1)) for _ in range(60)]
@@ -525,6 +527,39 @@ def test_cached_geo_counters_match_the_reference(builtin: BuiltinGeo) -> None:
     assert geo.lookups == geo.hits + geo.misses + geo.skipped
     assert geo.evictions > 0 and geo.hits > 0 and geo.skipped > 0
     assert len(geo) == len(reference.cache) == 32
+    for addr in reference.cache:  # the same addresses kept: answered without a miss
+        geo.lookup(addr)
+    assert geo.misses == reference.misses and geo.hits == reference.hits + 32
+
+
+def test_cached_geo_switches_to_the_direct_lookup_once_open(walk: str) -> None:
+    """A wrapping backend's own function answers every miss once it says it is open (the
+    compiled cache is handed it); answers and counters as before the switch."""
+
+    class Wrapping(PackedRecordingBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.direct: list[bytes] = []
+            self.opened = False
+
+        def lookup_packed(self, addr: bytes) -> GeoInfo:
+            self.opened = True
+            return super().lookup_packed(addr)
+
+        def direct_packed(self) -> Callable[[bytes], GeoInfo] | None:
+            return self.answer if self.opened else None
+
+        def answer(self, addr: bytes) -> GeoInfo:
+            self.direct.append(addr)
+            return GeoInfo("ZZ", 64500, None)
+
+    backend = Wrapping()
+    geo = CachedGeo(backend, AddressClassifier([]))
+    for text in ("8.8.8.8", "8.8.4.4", "::ffff:1.1.1.1", "2001:4860::1", "8.8.8.8"):
+        assert geo.lookup(packed(text)) == GeoInfo("ZZ", 64500, None)
+    assert backend.packed_calls == [packed("8.8.8.8")]
+    assert backend.direct == [packed("8.8.4.4"), packed("1.1.1.1"), packed("2001:4860::1")]
+    assert (geo.lookups, geo.hits, geo.misses, geo.skipped, len(geo)) == (5, 1, 4, 0, 4)
 
 
 def test_close_releases_the_maps(maxmind_dir: Path) -> None:
@@ -564,7 +599,7 @@ NON_PUBLIC = [
 ]  # fmt: skip
 
 
-def test_cached_geo_never_looks_up_non_public_addresses() -> None:
+def test_cached_geo_never_looks_up_non_public_addresses(walk: str) -> None:
     backend = RecordingBackend()
     classifier = AddressClassifier([ipaddress.ip_network("193.0.10.0/24")])
     geo = CachedGeo(backend, classifier)
@@ -574,7 +609,7 @@ def test_cached_geo_never_looks_up_non_public_addresses() -> None:
     assert geo.skipped == len(NON_PUBLIC)
 
 
-def test_cached_geo_caches_and_counts() -> None:
+def test_cached_geo_caches_and_counts(walk: str) -> None:
     backend = RecordingBackend()
     geo = CachedGeo(backend, AddressClassifier([]))
     first = geo.lookup(packed("8.8.8.8"))
@@ -585,7 +620,7 @@ def test_cached_geo_caches_and_counts() -> None:
     assert (geo.lookups, geo.hits, geo.misses, geo.skipped) == (3, 1, 1, 1)
 
 
-def test_cached_geo_looks_up_embedded_ipv4_as_ipv4() -> None:
+def test_cached_geo_looks_up_embedded_ipv4_as_ipv4(walk: str) -> None:
     backend = RecordingBackend()
     geo = CachedGeo(backend, AddressClassifier([]))
     geo.lookup(packed("::ffff:8.8.8.8"))
@@ -606,7 +641,7 @@ class PackedRecordingBackend(RecordingBackend):
         return GeoInfo("ZZ", 64500, None)
 
 
-def test_cached_geo_prefers_packed_lookups() -> None:
+def test_cached_geo_prefers_packed_lookups(walk: str) -> None:
     backend = PackedRecordingBackend()
     geo = CachedGeo(backend, AddressClassifier([]))
     assert geo.lookup(packed("8.8.8.8")) == GeoInfo("ZZ", 64500, None)
@@ -617,7 +652,7 @@ def test_cached_geo_prefers_packed_lookups() -> None:
     assert NullGeo().lookup_packed(packed("8.8.8.8")) == GEO_NONE
 
 
-def test_cached_geo_is_bounded() -> None:
+def test_cached_geo_is_bounded(walk: str) -> None:
     backend = RecordingBackend()
     geo = CachedGeo(backend, AddressClassifier([]), max_entries=16)
     for last in range(40):

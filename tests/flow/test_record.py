@@ -97,6 +97,7 @@ def test_each_end_is_worked_out_once_and_handed_on(monkeypatch: pytest.MonkeyPat
     assert sorted(geo.asked) == [OUTSIDE, FAR_CAMERA]
     assert pipe.enrichers.geo.lookups == 2
     record, ends = by_orig[CAMERA]
+    assert type(ends) is FlowEnds  # a FlowEnds (made without its __new__), fields named
     assert ends.orig_camera is not None and ends.orig_camera.name == record["orig_device"]
     assert ends.resp_camera is None
     assert (
