@@ -226,6 +226,12 @@ if not TYPE_CHECKING and (_BASES := core.flow_bases()) is not None:
             return core.slot_state(self, PyFlow.__slots__)
 
 
+#: The C-backed :class:`Flow` (None on the pure path): ``Flow(key, uid, ts, proto, odir,
+#: orig_h, resp_h, orig_p, resp_p, frame, mac_off, vlan, budget)`` makes a new flow in one
+#: call, what :meth:`FlowTable._new` otherwise writes attribute by attribute
+#: (``tests/test_core.py`` compares).
+_C_FLOW: Callable[..., Flow] | None = None if Flow is PyFlow else Flow
+
 OnEnd = Callable[[Flow, EndReason], None]
 Inspect = Callable[[Flow, bool, bytes, int, int, float], None]
 OnStart = Callable[[Flow, float], None]
@@ -257,6 +263,10 @@ class FlowTable:
         self._on_start = on_start
         self._on_sweep = on_sweep
         self._uids = uids or UidSource()
+        self._uid = self._uids.next
+        # the one-call constructor, unless the module's Flow is not the C one (tests set the
+        # reference class there)
+        self._whole_new: Callable[..., Flow] | None = _C_FLOW if Flow is _C_FLOW else None
         self._idle = {
             PROTO_TCP: settings.tcp_idle_s,
             PROTO_UDP: settings.udp_idle_s,
@@ -522,14 +532,21 @@ class FlowTable:
         if len(flows) >= self._max_flows:
             self._evict_one()
         src, dst, proto, sport, dport, _l, flags, _s, _a, _w, _o, _p, frame, mac_off, vlan = d
-        f = Flow(key, self._uids.next(), ts, proto)
-        f.odir = fwd
-        f.orig_h, f.resp_h, f.orig_p, f.resp_p = src, dst, sport, dport
-        if mac_off >= 0:
-            f.resp_mac = frame[mac_off : mac_off + 6]
-            f.orig_mac = frame[mac_off + 6 : mac_off + 12]
-        f.vlan = vlan
-        f.deep_o = f.deep_r = self._budget
+        whole = self._whole_new
+        if whole is not None:
+            f = whole(
+                key, self._uid(), ts, proto, fwd, src, dst, sport, dport, frame, mac_off, vlan,
+                self._budget,
+            )  # fmt: skip
+        else:
+            f = Flow(key, self._uid(), ts, proto)
+            f.odir = fwd
+            f.orig_h, f.resp_h, f.orig_p, f.resp_p = src, dst, sport, dport
+            if mac_off >= 0:
+                f.resp_mac = frame[mac_off : mac_off + 6]
+                f.orig_mac = frame[mac_off + 6 : mac_off + 12]
+            f.vlan = vlan
+            f.deep_o = f.deep_r = self._budget
         if proto in _ICMP_PROTOS:  # Zeek: the counterpart type, or the code for one-way types
             peer = icmp_counterpart(proto, sport)
             f.resp_p = dport if peer is None else peer
