@@ -49,6 +49,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 from netwatch import core
@@ -374,11 +375,14 @@ class FlowTable:
     def first_packet(self, ts: float, d: Decoded) -> Flow:
         """:meth:`packet` for a packet known to start a flow: the compiled core's ``NEW``
         hand-back (it found no flow with the packet's key in :attr:`flows` and the packet is
-        before :attr:`next_sweep`), so the key is not looked up. The same effect as
-        :meth:`packet` (``tests/flow/test_table.py`` compares the tables after each);
-        anything but TCP or UDP, or a fragment, goes through :meth:`packet`."""
-        src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, _m, _v = d
-        if (proto != PROTO_TCP and proto != PROTO_UDP) or flags == FRAGMENT:  # noqa: PLR1714
+        before :attr:`next_sweep`), so the key is not looked up, and the flow is made here
+        (:meth:`_new` for TCP and UDP, inlined, with the one-call constructor). The same
+        effect as :meth:`packet` (``tests/flow/test_table.py`` compares the tables after
+        each); anything but TCP or UDP, a fragment, or a table without the C ``Flow`` goes
+        through :meth:`packet`."""
+        src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, mo, vl = d
+        whole = self._whole_new
+        if (proto != PROTO_TCP and proto != PROTO_UDP) or flags == FRAGMENT or whole is None:  # noqa: PLR1714
             return self.packet(ts, d)
         if ts >= self.next_sweep:
             self.sweep(ts)
@@ -388,7 +392,28 @@ class FlowTable:
         else:
             fwd = False
             key = (dst, src, dport, sport, proto)
-        f = self._new(key, ts, d, fwd)
+        # _new for a TCP or UDP packet that is not a fragment
+        flows = self.flows
+        if len(flows) >= self._max_flows:
+            self._evict_one()
+        f = whole(
+            key, self._uid(), ts, proto, fwd, src, dst, sport, dport, frame, mo, vl, self._budget
+        )
+        if flip_first(proto, sport, dport, flags, dst):
+            self._flip(f)  # no packet counted yet: only the ends and '^'
+        if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
+            self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
+        flows[key] = f
+        self.created += 1
+        idle_heap = self._idle_heap.get(proto)
+        if idle_heap is None:
+            idle_heap = self._idle_heap_of(proto)
+        idle, heap = idle_heap
+        heappush(heap, (ts, next(self._tie), f))
+        if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+            self.next_sweep = ts + idle
+        if self._on_start is not None:
+            self._on_start(f, ts)
         # a new flow's counters are 0: the first packet's values are written as they are
         is_orig = fwd is f.odir
         if is_orig:
@@ -558,19 +583,24 @@ class FlowTable:
         self.created += 1
         idle_heap = self._idle_heap.get(proto)
         if idle_heap is None:
-            idle = self._idle.get(proto, self.settings.other_idle_s)
-            heap = self._heaps.get(idle)
-            if heap is None:
-                heap = self._heaps[idle] = []
-            idle_heap = self._idle_heap[proto] = (idle, heap)
-        else:
-            idle, heap = idle_heap
-        heapq.heappush(heap, (ts, next(self._tie), f))
+            idle_heap = self._idle_heap_of(proto)
+        idle, heap = idle_heap
+        heappush(heap, (ts, next(self._tie), f))
         if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
             self.next_sweep = ts + idle
         if self._on_start is not None:
             self._on_start(f, ts)
         return f
+
+    def _idle_heap_of(self, proto: int) -> tuple[float, list[tuple[float, int, Flow]]]:
+        """The protocol's idle timeout and the heap of its class, cached (a protocol's first
+        flow since the table was made or flushed)."""
+        idle = self._idle.get(proto, self.settings.other_idle_s)
+        heap = self._heaps.get(idle)
+        if heap is None:
+            heap = self._heaps[idle] = []
+        idle_heap = self._idle_heap[proto] = (idle, heap)
+        return idle_heap
 
     # -- timers ---------------------------------------------------------------------------
 
