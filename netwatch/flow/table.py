@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -232,6 +233,8 @@ if not TYPE_CHECKING and (_BASES := core.flow_bases()) is not None:
 #: call, what :meth:`FlowTable._new` otherwise writes attribute by attribute
 #: (``tests/test_core.py`` compares).
 _C_FLOW: Callable[..., Flow] | None = None if Flow is PyFlow else Flow
+
+_by_first = operator.attrgetter("first")  # flush's order: oldest first
 
 OnEnd = Callable[[Flow, EndReason], None]
 Inspect = Callable[[Flow, bool, bytes, int, int, float], None]
@@ -734,8 +737,14 @@ class FlowTable:
 
     def flush(self) -> None:
         """End every remaining flow (end of input or shutdown), oldest first."""
-        for f in sorted(self.flows.values(), key=lambda fl: fl.first):
-            self._end(f, EndReason.END_OF_INPUT)
+        # _end's steps, in its order, without a call per flow
+        flows, ended, on_end = self.flows, self.ended, self._on_end
+        reason = EndReason.END_OF_INPUT
+        for f in sorted(flows.values(), key=_by_first):
+            f.state = 2
+            del flows[f.key]
+            ended[reason] += 1
+            on_end(f, reason)
         self._heaps.clear()
         self._idle_heap.clear()
         self._closed.clear()
