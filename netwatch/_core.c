@@ -877,15 +877,70 @@ static void end_dealloc(nw_endpoint *self)
     Py_TRASHCAN_END
 }
 
+static int end_init_plain(nw_endpoint *self, PyObject *letters);
+
+/* Endpoint(letters, seq): an originator after its bare SYN with sequence number seq, as
+ * FlowTable._tcp_first writes it (what tcp_packet makes of a fresh endpoint): bits = 1 (S),
+ * last_ctl = [seq, -1, -1], base = seqmax = deliv = seq + 1, state = SYN_SENT (prev stays
+ * INACTIVE), dack = (seq + 1) & 0xFFFFFFFF; seq + 1 and the mask by Python's arithmetic. */
+static int end_init_syn(nw_endpoint *self, PyObject *letters, PyObject *seq)
+{
+    if (end_init_plain(self, letters) < 0)
+        return -1;
+    PyObject *one = PyLong_FromLong(1), *mask = PyLong_FromUnsignedLong(0xFFFFFFFFUL);
+    PyObject *minus = PyLong_FromLong(-1), *next = NULL, *dack = NULL, *ctl = NULL;
+    int rc = -1;
+    if (one == NULL || mask == NULL || minus == NULL)
+        goto out;
+    if ((next = PyNumber_Add(seq, one)) == NULL || (dack = PyNumber_And(next, mask)) == NULL
+        || (ctl = PyList_New(3)) == NULL)
+        goto out;
+    Py_INCREF(seq);
+    PyList_SET_ITEM(ctl, 0, seq);
+    Py_INCREF(minus);
+    PyList_SET_ITEM(ctl, 1, minus);
+    Py_INCREF(minus);
+    PyList_SET_ITEM(ctl, 2, minus);
+    PyObject **o = self->obj;
+    if (obj_set_long(o, EO_BITS, 1) < 0)
+        goto out;
+    Py_XSETREF(o[EO_LAST_CTL], ctl);
+    ctl = NULL;
+    obj_set(o, EO_BASE, next);
+    if (cell_store(&self->val[EC_SEQMAX], &self->tag[EC_SEQMAX], next) < 0)
+        goto out;
+    obj_set(o, EO_DELIV, next);
+    if (obj_set_long(o, EO_STATE, 1) < 0) /* TcpState.SYN_SENT */
+        goto out;
+    if (cell_store(&self->val[EC_DACK], &self->tag[EC_DACK], dack) < 0)
+        goto out;
+    rc = 0;
+out:
+    Py_XDECREF(one);
+    Py_XDECREF(mask);
+    Py_XDECREF(minus);
+    Py_XDECREF(next);
+    Py_XDECREF(dack);
+    Py_XDECREF(ctl);
+    return rc;
+}
+
 /* Endpoint(letters): the reference's __init__. */
 static int end_init(nw_endpoint *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"letters", NULL};
     PyObject *letters;
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 2) /* the table's originator after a SYN */
+        return end_init_syn(self, PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1));
     if (kwds == NULL && PyTuple_GET_SIZE(args) == 1) /* the table's call: no parsing */
         letters = PyTuple_GET_ITEM(args, 0);
     else if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Endpoint", kwlist, &letters))
         return -1;
+    return end_init_plain(self, letters);
+}
+
+static int end_init_plain(nw_endpoint *self, PyObject *letters)
+{
     PyObject **o = self->obj;
     int rc = 0;
     rc |= obj_set_long(o, EO_STATE, 0);
@@ -937,7 +992,10 @@ static PyTypeObject FlowBaseType = {
 };
 
 PyDoc_STRVAR(endbase_doc,
-"EndpointBase(letters)\n\n"
+"EndpointBase(letters)\n"
+"EndpointBase(letters, seq)\n\n"
+"The second form (positional only): an originator after its bare SYN with sequence number\n"
+"seq, as FlowTable._tcp_first writes it.\n\n"
 "The attributes of netwatch.flow.tcpstate.Endpoint in C (the subclass there adds its\n"
 "methods): nxt, dack and seqmax are C int64 fields that read back as the int or object\n"
 "stored; every other attribute is a plain slot.");

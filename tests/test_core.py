@@ -343,7 +343,7 @@ def test_init_by_keyword_and_wrong_arguments_as_the_reference() -> None:
         )
         for bad_args, bad_kw in (
             (args[:-1], {}),
-            ((*args, 0), {}),
+            ((*args, 0, 0), {}),  # (Endpoint with 2 and Flow with 13 are the one-call forms)
             (args, {"other": 1}),
             (args[:-1], {"nope": 1}),
         ):
@@ -417,6 +417,36 @@ def test_a_whole_new_flow_in_one_call_is_the_reference_writes(frame: Any) -> Non
         for make in (whole, _reference_new):
             with pytest.raises(TypeError):
                 make(*full)
+
+
+def _reference_syn(letters: str, seq: Any) -> PyEndpoint:
+    """What ``FlowTable._tcp_first`` writes on the pure path for an originator's bare SYN."""
+    o = PyEndpoint(letters)
+    o.bits = 1
+    o.last_ctl = [seq, -1, -1]
+    o.base = o.seqmax = o.deliv = seq + 1
+    o.state = 1  # SYN_SENT
+    o.dack = (seq + 1) & 0xFFFFFFFF
+    return o
+
+
+@pytest.mark.parametrize(
+    "seq",
+    [0, 1, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1, 2**32, 2**63 - 1, 2**64, -1, -(2**70), True],
+)
+def test_an_originator_after_its_syn_in_one_call_is_the_reference_writes(seq: Any) -> None:
+    """``Endpoint(letters, seq)`` (the table's originator after a bare SYN) sets what the
+    reference's ``__init__`` and ``_tcp_first``'s writes set, values and types."""
+    syn: Callable[..., Any] = Endpoint  # the C form (the reference takes 1 argument)
+    got, want = syn(ORIG_LETTERS, seq), _reference_syn(ORIG_LETTERS, seq)
+    assert _view(got, PyEndpoint.__slots__, by_value=True) == _view(
+        want, PyEndpoint.__slots__, by_value=True
+    )
+    assert got.base is got.deliv  # one object, as the reference's chained assignment
+    for bad in ("1", None, 1.5):
+        for make in (syn, _reference_syn):
+            with pytest.raises(TypeError):
+                make(ORIG_LETTERS, bad)
 
 
 _VALUES = st.one_of(

@@ -56,13 +56,14 @@ from typing import TYPE_CHECKING, Any
 from netwatch import core
 from netwatch.decode.frames import FRAGMENT, Decoded
 from netwatch.flow.ids import UidSource, icmp_counterpart
-from netwatch.flow.ports import flip_first
+from netwatch.flow.ports import LIKELY_SERVER_TCP, LIKELY_SERVER_UDP, flip_first
 from netwatch.flow.tcpstate import (
     ACK,
     ORIG_LETTERS,
     RESP_LETTERS,
     SYN,
     Endpoint,
+    PyEndpoint,
     TcpState,
     closed_both,
     establish,
@@ -234,6 +235,13 @@ if not TYPE_CHECKING and (_BASES := core.flow_bases()) is not None:
 #: (``tests/test_core.py`` compares).
 _C_FLOW: Callable[..., Flow] | None = None if Flow is PyFlow else Flow
 
+#: The C-backed :class:`Endpoint` (None on the pure path): ``Endpoint(letters, seq)`` is an
+#: originator after its bare SYN, what :meth:`FlowTable._tcp_first` otherwise writes.
+_C_ENDPOINT: Callable[..., Endpoint] | None = None if Endpoint is PyEndpoint else Endpoint
+_ATTEMPT = Check.ATTEMPT
+#: a TCP or UDP flow is flipped by its ports only when its source port is one of these
+_MAYBE_SERVER = LIKELY_SERVER_TCP | LIKELY_SERVER_UDP
+
 _by_first = operator.attrgetter("first")  # flush's order: oldest first
 
 OnEnd = Callable[[Flow, EndReason], None]
@@ -271,6 +279,10 @@ class FlowTable:
         # the one-call constructor, unless the module's Flow is not the C one (tests set the
         # reference class there)
         self._whole_new: Callable[..., Flow] | None = _C_FLOW if Flow is _C_FLOW else None
+        self._syn_end: Callable[..., Endpoint] | None = (
+            _C_ENDPOINT if Endpoint is _C_ENDPOINT else None
+        )
+        self._attempt_s = settings.tcp_attempt_s
         self._idle = {
             PROTO_TCP: settings.tcp_idle_s,
             PROTO_UDP: settings.udp_idle_s,
@@ -402,7 +414,7 @@ class FlowTable:
         f = whole(
             key, self._uid(), ts, proto, fwd, src, dst, sport, dport, frame, mo, vl, self._budget
         )
-        if flip_first(proto, sport, dport, flags, dst):
+        if sport in _MAYBE_SERVER and flip_first(proto, sport, dport, flags, dst):
             self._flip(f)  # no packet counted yet: only the ends and '^'
         if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
             self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
@@ -475,25 +487,31 @@ class FlowTable:
     ) -> None:
         """The flow's first TCP segment: create the endpoints; an originator's SYN starts
         the attempt timer."""
+        if is_orig and flags & _SYN_ONLY_MASK == SYN and not plen and win:
+            # the common first segment, an originator's bare SYN: what tcp_packet does to
+            # two fresh endpoints, written directly (tests/flow/test_table.py compares)
+            syn_end = self._syn_end
+            if syn_end is not None:  # the C Endpoint's one-call form writes the same
+                f.tcp = (syn_end(ORIG_LETTERS, seq), syn_end(RESP_LETTERS))
+            else:
+                o = Endpoint(ORIG_LETTERS)
+                f.tcp = (o, Endpoint(RESP_LETTERS))
+                o.bits = _BIT_S
+                o.last_ctl = [seq, -1, -1]
+                o.base = o.seqmax = o.deliv = seq + 1
+                o.state = _SYN_SENT
+                o.dack = (seq + 1) & _MASK
+            hist = f.hist
+            if hist is None:  # not flipped by the ports when the flow was created
+                f.hist = ["S"]
+            else:
+                hist.append("S")
+            heappush(self._attempts, (ts + self._attempt_s, next(self._tie), f, _ATTEMPT))
+            return
         tcp = f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
         hist = f.hist
         if hist is None:  # not flipped by the ports when the flow was created
             hist = f.hist = []
-        if is_orig and flags & _SYN_ONLY_MASK == SYN and not plen and win:
-            # the common first segment, an originator's bare SYN: what tcp_packet does to
-            # two fresh endpoints, written directly (tests/flow/test_table.py compares)
-            o = tcp[0]
-            hist.append("S")
-            o.bits = _BIT_S
-            o.last_ctl = [seq, -1, -1]
-            o.base = o.seqmax = o.deliv = seq + 1
-            o.state = _SYN_SENT
-            o.dack = (seq + 1) & _MASK
-            heapq.heappush(
-                self._attempts,
-                (ts + self.settings.tcp_attempt_s, next(self._tie), f, Check.ATTEMPT),
-            )
-            return
         if is_orig:
             tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, hist)
         else:
