@@ -50,7 +50,10 @@ class EndpointBase:
     """netwatch.flow.tcpstate.Endpoint's attributes in C (the subclass there is the type
     used)."""
 
+    @overload
     def __init__(self, letters: object) -> None: ...
+    @overload
+    def __init__(self, letters: object, seq: object, /) -> None: ...
 
 class FastLoop:
     """The fused loop's fast branch over Python's flow table (see netwatch.corefeed)."""
