@@ -710,11 +710,100 @@ static void flow_dealloc(nw_flow *self)
     Py_TRASHCAN_END
 }
 
+/* frame[start + add : start + add + 6], by the objects' own operations (what Python does for
+ * frame[mac_off + add : mac_off + add + 6] whatever frame and mac_off are). */
+static PyObject *slice_any(PyObject *frame, PyObject *start, long add)
+{
+    PyObject *a = PyLong_FromLong(add), *b = PyLong_FromLong(add + 6);
+    PyObject *lo = NULL, *hi = NULL, *sl = NULL, *out = NULL;
+    if (a != NULL && b != NULL && (lo = PyNumber_Add(start, a)) != NULL
+        && (hi = PyNumber_Add(start, b)) != NULL && (sl = PySlice_New(lo, hi, NULL)) != NULL)
+        out = PyObject_GetItem(frame, sl);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    Py_XDECREF(lo);
+    Py_XDECREF(hi);
+    Py_XDECREF(sl);
+    return out;
+}
+
+/* The two MACs of a new flow: *resp = frame[mac_off:mac_off + 6], *orig the next six when
+ * mac_off >= 0, else both left NULL. An exact int within the bytes' range is copied
+ * directly; anything else (a short frame, a huge or odd mac_off, not bytes) goes through
+ * Python's comparison and slicing. -1 on error (nothing set). */
+static int new_macs(PyObject *frame, PyObject *mac_off, PyObject **resp, PyObject **orig)
+{
+    *resp = *orig = NULL;
+    if (PyLong_CheckExact(mac_off)) {
+        int overflow;
+        long long off = PyLong_AsLongLongAndOverflow(mac_off, &overflow);
+        if (off == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow && off < 0)
+            return 0;
+        if (!overflow && PyBytes_CheckExact(frame) && off <= PyBytes_GET_SIZE(frame) - 12) {
+            const char *p = PyBytes_AS_STRING(frame) + off;
+            *resp = PyBytes_FromStringAndSize(p, 6);
+            *orig = *resp == NULL ? NULL : PyBytes_FromStringAndSize(p + 6, 6);
+            goto done;
+        }
+    }
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL)
+        return -1;
+    int ge = PyObject_RichCompareBool(mac_off, zero, Py_GE);
+    Py_DECREF(zero);
+    if (ge <= 0)
+        return ge;
+    *resp = slice_any(frame, mac_off, 0);
+    *orig = *resp == NULL ? NULL : slice_any(frame, mac_off, 6);
+done:
+    if (*orig == NULL) {
+        Py_CLEAR(*resp);
+        return -1;
+    }
+    return 0;
+}
+
+static int flow_init_plain(nw_flow *self, PyObject *key, PyObject *uid, PyObject *ts,
+                           PyObject *proto);
+
+/* Flow(key, uid, ts, proto, odir, orig_h, resp_h, orig_p, resp_p, frame, mac_off, vlan,
+ * budget): the table's new flow in one call, what Flow(key, uid, ts, proto) followed by
+ * FlowTable._new's writes gives: odir, the ends and ports as given, the MACs sliced from
+ * the frame when mac_off >= 0 (resp_mac = frame[mac_off:mac_off + 6], orig_mac the next
+ * six), vlan, deep_o = deep_r = budget. */
+static int flow_init_full(nw_flow *self, PyObject *args)
+{
+    PyObject **a = &PyTuple_GET_ITEM(args, 0);
+    if (flow_init_plain(self, a[0], a[1], a[2], a[3]) < 0)
+        return -1;
+    PyObject *resp, *orig;
+    if (new_macs(a[9], a[10], &resp, &orig) < 0)
+        return -1;
+    PyObject **o = self->obj;
+    if (resp != NULL) {
+        Py_XSETREF(o[FO_RESP_MAC], resp);
+        Py_XSETREF(o[FO_ORIG_MAC], orig);
+    }
+    obj_set(o, FO_ODIR, a[4]);
+    obj_set(o, FO_ORIG_H, a[5]);
+    obj_set(o, FO_RESP_H, a[6]);
+    obj_set(o, FO_ORIG_P, a[7]);
+    obj_set(o, FO_RESP_P, a[8]);
+    obj_set(o, FO_VLAN, a[11]);
+    obj_set(o, FO_DEEP_O, a[12]);
+    obj_set(o, FO_DEEP_R, a[12]);
+    return 0;
+}
+
 /* Flow(key, uid, ts, proto): the reference's __init__, attribute by attribute. */
 static int flow_init(nw_flow *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"key", "uid", "ts", "proto", NULL};
     PyObject *key, *uid, *ts, *proto;
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 13) /* the table's new flow, whole */
+        return flow_init_full(self, args);
     if (kwds == NULL && PyTuple_GET_SIZE(args) == 4) { /* the table's call: no parsing */
         key = PyTuple_GET_ITEM(args, 0);
         uid = PyTuple_GET_ITEM(args, 1);
@@ -724,6 +813,12 @@ static int flow_init(nw_flow *self, PyObject *args, PyObject *kwds)
                                             &proto)) {
         return -1;
     }
+    return flow_init_plain(self, key, uid, ts, proto);
+}
+
+static int flow_init_plain(nw_flow *self, PyObject *key, PyObject *uid, PyObject *ts,
+                           PyObject *proto)
+{
     PyObject *stop = PyFloat_FromDouble(-1.0), *empty = PyBytes_FromStringAndSize(NULL, 0);
     if (stop == NULL || empty == NULL) {
         Py_XDECREF(stop);
@@ -782,15 +877,70 @@ static void end_dealloc(nw_endpoint *self)
     Py_TRASHCAN_END
 }
 
+static int end_init_plain(nw_endpoint *self, PyObject *letters);
+
+/* Endpoint(letters, seq): an originator after its bare SYN with sequence number seq, as
+ * FlowTable._tcp_first writes it (what tcp_packet makes of a fresh endpoint): bits = 1 (S),
+ * last_ctl = [seq, -1, -1], base = seqmax = deliv = seq + 1, state = SYN_SENT (prev stays
+ * INACTIVE), dack = (seq + 1) & 0xFFFFFFFF; seq + 1 and the mask by Python's arithmetic. */
+static int end_init_syn(nw_endpoint *self, PyObject *letters, PyObject *seq)
+{
+    if (end_init_plain(self, letters) < 0)
+        return -1;
+    PyObject *one = PyLong_FromLong(1), *mask = PyLong_FromUnsignedLong(0xFFFFFFFFUL);
+    PyObject *minus = PyLong_FromLong(-1), *next = NULL, *dack = NULL, *ctl = NULL;
+    int rc = -1;
+    if (one == NULL || mask == NULL || minus == NULL)
+        goto out;
+    if ((next = PyNumber_Add(seq, one)) == NULL || (dack = PyNumber_And(next, mask)) == NULL
+        || (ctl = PyList_New(3)) == NULL)
+        goto out;
+    Py_INCREF(seq);
+    PyList_SET_ITEM(ctl, 0, seq);
+    Py_INCREF(minus);
+    PyList_SET_ITEM(ctl, 1, minus);
+    Py_INCREF(minus);
+    PyList_SET_ITEM(ctl, 2, minus);
+    PyObject **o = self->obj;
+    if (obj_set_long(o, EO_BITS, 1) < 0)
+        goto out;
+    Py_XSETREF(o[EO_LAST_CTL], ctl);
+    ctl = NULL;
+    obj_set(o, EO_BASE, next);
+    if (cell_store(&self->val[EC_SEQMAX], &self->tag[EC_SEQMAX], next) < 0)
+        goto out;
+    obj_set(o, EO_DELIV, next);
+    if (obj_set_long(o, EO_STATE, 1) < 0) /* TcpState.SYN_SENT */
+        goto out;
+    if (cell_store(&self->val[EC_DACK], &self->tag[EC_DACK], dack) < 0)
+        goto out;
+    rc = 0;
+out:
+    Py_XDECREF(one);
+    Py_XDECREF(mask);
+    Py_XDECREF(minus);
+    Py_XDECREF(next);
+    Py_XDECREF(dack);
+    Py_XDECREF(ctl);
+    return rc;
+}
+
 /* Endpoint(letters): the reference's __init__. */
 static int end_init(nw_endpoint *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"letters", NULL};
     PyObject *letters;
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 2) /* the table's originator after a SYN */
+        return end_init_syn(self, PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1));
     if (kwds == NULL && PyTuple_GET_SIZE(args) == 1) /* the table's call: no parsing */
         letters = PyTuple_GET_ITEM(args, 0);
     else if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Endpoint", kwlist, &letters))
         return -1;
+    return end_init_plain(self, letters);
+}
+
+static int end_init_plain(nw_endpoint *self, PyObject *letters)
+{
     PyObject **o = self->obj;
     int rc = 0;
     rc |= obj_set_long(o, EO_STATE, 0);
@@ -817,7 +967,11 @@ static PyGetSetDef flow_getset[NW_FLOW_GETSETS];
 static PyGetSetDef end_getset[EC_COUNT + 1];
 
 PyDoc_STRVAR(flowbase_doc,
-"FlowBase(key, uid, ts, proto)\n\n"
+"FlowBase(key, uid, ts, proto)\n"
+"FlowBase(key, uid, ts, proto, odir, orig_h, resp_h, orig_p, resp_p, frame, mac_off, vlan,\n"
+"         budget)\n\n"
+"The second form (positional only) also sets odir, the ends, ports, MACs (sliced from frame\n"
+"at mac_off when mac_off >= 0), vlan and both payload budgets, as FlowTable._new did.\n\n"
 "The attributes of netwatch.flow.table.Flow in C (the subclass there adds its methods):\n"
 "the counters the fast loop writes are C int64/double fields that read back as the int,\n"
 "float or object stored; every other attribute is a plain slot.");
@@ -838,7 +992,10 @@ static PyTypeObject FlowBaseType = {
 };
 
 PyDoc_STRVAR(endbase_doc,
-"EndpointBase(letters)\n\n"
+"EndpointBase(letters)\n"
+"EndpointBase(letters, seq)\n\n"
+"The second form (positional only): an originator after its bare SYN with sequence number\n"
+"seq, as FlowTable._tcp_first writes it.\n\n"
 "The attributes of netwatch.flow.tcpstate.Endpoint in C (the subclass there adds its\n"
 "methods): nxt, dack and seqmax are C int64 fields that read back as the int or object\n"
 "stored; every other attribute is a plain slot.");

@@ -1,6 +1,7 @@
 """Types of the compiled core (netwatch/_core.c); see netwatch.core for the Python side."""
 
 import mmap
+from typing import overload
 
 from netwatch.decode.frames import Decoded
 
@@ -24,13 +25,35 @@ def walk_pcap(
 class FlowBase:
     """netwatch.flow.table.Flow's attributes in C (the subclass there is the type used)."""
 
+    @overload
     def __init__(self, key: object, uid: object, ts: object, proto: object) -> None: ...
+    @overload
+    def __init__(
+        self,
+        key: object,
+        uid: object,
+        ts: object,
+        proto: object,
+        odir: object,
+        orig_h: object,
+        resp_h: object,
+        orig_p: object,
+        resp_p: object,
+        frame: object,
+        mac_off: int,
+        vlan: object,
+        budget: object,
+        /,
+    ) -> None: ...
 
 class EndpointBase:
     """netwatch.flow.tcpstate.Endpoint's attributes in C (the subclass there is the type
     used)."""
 
+    @overload
     def __init__(self, letters: object) -> None: ...
+    @overload
+    def __init__(self, letters: object, seq: object, /) -> None: ...
 
 class FastLoop:
     """The fused loop's fast branch over Python's flow table (see netwatch.corefeed)."""

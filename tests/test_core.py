@@ -343,13 +343,110 @@ def test_init_by_keyword_and_wrong_arguments_as_the_reference() -> None:
         )
         for bad_args, bad_kw in (
             (args[:-1], {}),
-            ((*args, 0), {}),
+            ((*args, 0, 0), {}),  # (Endpoint with 2 and Flow with 13 are the one-call forms)
             (args, {"other": 1}),
             (args[:-1], {"nope": 1}),
         ):
             for c in (cls, ref):
                 with pytest.raises(TypeError):
                     c(*bad_args, **bad_kw)
+
+
+def _reference_new(
+    key: object,
+    uid: object,
+    ts: object,
+    proto: object,
+    odir: object,
+    orig_h: object,
+    resp_h: object,
+    orig_p: object,
+    resp_p: object,
+    frame: Any,
+    mac_off: Any,
+    vlan: object,
+    budget: object,
+) -> PyFlow:
+    """What ``FlowTable._new`` writes on the pure path, attribute by attribute."""
+    f = PyFlow(key, uid, ts, proto)  # type: ignore[arg-type]
+    f.odir = odir  # type: ignore[assignment]
+    f.orig_h, f.resp_h, f.orig_p, f.resp_p = orig_h, resp_h, orig_p, resp_p  # type: ignore[assignment]
+    if mac_off >= 0:
+        f.resp_mac = frame[mac_off : mac_off + 6]
+        f.orig_mac = frame[mac_off + 6 : mac_off + 12]
+    f.vlan = vlan  # type: ignore[assignment]
+    f.deep_o = f.deep_r = budget  # type: ignore[assignment]
+    return f
+
+
+_FRAMES: list[Any] = [
+    b"",
+    bytes(range(5)),
+    bytes(range(11)),
+    bytes(range(12)),
+    bytes(range(13)),
+    bytes(range(60)),
+    bytearray(range(60)),
+    memoryview(bytes(range(30))),
+]
+_MAC_OFFS: list[Any] = [-1, -7, 0, 1, 5, 6, 7, 18, 47, 48, 49, 54, 59, 60, 61, 100]
+_MAC_OFFS += [2**62, 2**63, 2**70, -(2**70), True, False]
+
+
+@pytest.mark.parametrize("frame", _FRAMES, ids=lambda f: f"{type(f).__name__}{len(f)}")
+def test_a_whole_new_flow_in_one_call_is_the_reference_writes(frame: Any) -> None:
+    """``Flow`` with 13 arguments (the table's new flow) sets what the reference's
+    ``__init__`` and ``_new``'s writes set: the MACs sliced as Python slices (short frames,
+    offsets past the end, huge and negative ints, bools, bytearray and memoryview frames)."""
+    whole: Callable[..., Any] = Flow  # the C form (the reference takes 4 arguments)
+    key = (b"\x0a\0\0\x01", b"\x0a\0\0\x02", 1000, 53, 17)
+    for mac_off in _MAC_OFFS:
+        for odir, vlan, budget in ((True, -1, 8), (False, 20, 0), (False, 2**70, None)):
+            args = (key, "Cuid", 1.5, 17, odir, b"\x0a\0\0\x02", b"\x0a\0\0\x01", 53, 1000)
+            full = (*args, frame, mac_off, vlan, budget)
+            got = whole(*full)
+            want = _reference_new(*full)
+            assert _view(got, PyFlow.__slots__, by_value=True) == _view(
+                want, PyFlow.__slots__, by_value=True
+            ), mac_off
+            for name in ("orig_mac", "resp_mac"):  # same type too (bytes, bytearray, view)
+                assert type(getattr(got, name)) is type(getattr(want, name))
+    # what the reference's slicing refuses, refused alike
+    for bad_off, bad_frame in ((1.5, b"x" * 20), ("0", b"x" * 20), (None, b"x" * 20), (0, 7)):
+        full = (key, "Cuid", 1.5, 17, True, b"", b"", 0, 0, bad_frame, bad_off, -1, 8)
+        for make in (whole, _reference_new):
+            with pytest.raises(TypeError):
+                make(*full)
+
+
+def _reference_syn(letters: str, seq: Any) -> PyEndpoint:
+    """What ``FlowTable._tcp_first`` writes on the pure path for an originator's bare SYN."""
+    o = PyEndpoint(letters)
+    o.bits = 1
+    o.last_ctl = [seq, -1, -1]
+    o.base = o.seqmax = o.deliv = seq + 1
+    o.state = 1  # SYN_SENT
+    o.dack = (seq + 1) & 0xFFFFFFFF
+    return o
+
+
+@pytest.mark.parametrize(
+    "seq",
+    [0, 1, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1, 2**32, 2**63 - 1, 2**64, -1, -(2**70), True],
+)
+def test_an_originator_after_its_syn_in_one_call_is_the_reference_writes(seq: Any) -> None:
+    """``Endpoint(letters, seq)`` (the table's originator after a bare SYN) sets what the
+    reference's ``__init__`` and ``_tcp_first``'s writes set, values and types."""
+    syn: Callable[..., Any] = Endpoint  # the C form (the reference takes 1 argument)
+    got, want = syn(ORIG_LETTERS, seq), _reference_syn(ORIG_LETTERS, seq)
+    assert _view(got, PyEndpoint.__slots__, by_value=True) == _view(
+        want, PyEndpoint.__slots__, by_value=True
+    )
+    assert got.base is got.deliv  # one object, as the reference's chained assignment
+    for bad in ("1", None, 1.5):
+        for make in (syn, _reference_syn):
+            with pytest.raises(TypeError):
+                make(ORIG_LETTERS, bad)
 
 
 _VALUES = st.one_of(

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import random
 import struct
+from collections.abc import Callable, Iterator
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # byte -> base62 digit (byte mod 62: a slight bias that does not matter for unique ids)
@@ -46,21 +47,49 @@ _sha1 = hashlib.sha1
 _base64 = binascii.b2a_base64
 
 
+#: uids made per draw from the generator (one ``getrandbits`` call and a few slice copies)
+UID_BATCH = 512
+
+
+def _uid_stream(bits: Callable[[int], int]) -> Iterator[str]:
+    """Uids without end, made ``UID_BATCH`` at a time: the same strings, in the same order,
+    as drawing ``bits(136).to_bytes(17, "little")`` (``randbytes(17)``) per uid.
+
+    ``getrandbits(k)`` fills an int 32 bits at a time from the least significant end, one
+    generator output per 32 bits, and a last partial word keeps that output's top bits:
+    ``getrandbits(136)`` is five outputs w0..w4, its 17 little-endian bytes those of w0..w3
+    and the top byte of w4. ``getrandbits(160 * n)`` draws the same outputs 5n at a time
+    without dropping bits, so uid i's bytes are bytes 20i..20i+15 and 20i+19 of its
+    little-endian bytes. Those are put in place by extended-slice copies (a column at a
+    time), with "C" before and a space after each uid, so one ``split`` makes the strings.
+    """
+    n = UID_BATCH
+    prefix = b"C" * n
+    gaps = b" " * n
+    out = bytearray(19 * n)
+    while True:
+        raw = bits(160 * n).to_bytes(20 * n, "little").translate(_BYTE_TO_BASE62)
+        out[0::19] = prefix
+        for j in range(16):
+            out[j + 1 :: 19] = raw[j::20]
+        out[17::19] = raw[19::20]
+        out[18::19] = gaps
+        yield from out.decode("ascii").split()
+
+
 class UidSource:
     """Generates Zeek-style connection uids from an injected random generator."""
 
-    __slots__ = ("_bits", "_rng")
+    __slots__ = ("_rng", "next")
+
+    #: A new uid: 'C' followed by 17 base62 characters (about 101 random bits); the n-th
+    #: is ``"C"`` and ``randbytes(17)`` of the n-th draw from ``random.Random(seed)``, as
+    #: base62 digits (byte mod 62). Bound to a generator of batches (no Python frame per uid).
+    next: Callable[[], str]
 
     def __init__(self, seed: int | None = None) -> None:
         self._rng = random.Random(seed)
-        #: ``getrandbits``: ``randbytes(17)`` is ``getrandbits(136).to_bytes(17, "little")``
-        #: (``random.Random.randbytes``), one Python call less per uid.
-        self._bits = self._rng.getrandbits
-
-    def next(self) -> str:
-        """A new uid: 'C' followed by 17 base62 characters (about 101 random bits)."""
-        raw = self._bits(136).to_bytes(17, "little")  # self._rng.randbytes(17)
-        return "C" + raw.translate(_BYTE_TO_BASE62).decode("ascii")
+        self.next = _uid_stream(self._rng.getrandbits).__next__
 
 
 def icmp_counterpart(proto: int, icmp_type: int) -> int | None:

@@ -46,21 +46,24 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 from netwatch import core
 from netwatch.decode.frames import FRAGMENT, Decoded
 from netwatch.flow.ids import UidSource, icmp_counterpart
-from netwatch.flow.ports import flip_first
+from netwatch.flow.ports import LIKELY_SERVER_TCP, LIKELY_SERVER_UDP, flip_first
 from netwatch.flow.tcpstate import (
     ACK,
     ORIG_LETTERS,
     RESP_LETTERS,
     SYN,
     Endpoint,
+    PyEndpoint,
     TcpState,
     closed_both,
     establish,
@@ -226,6 +229,21 @@ if not TYPE_CHECKING and (_BASES := core.flow_bases()) is not None:
             return core.slot_state(self, PyFlow.__slots__)
 
 
+#: The C-backed :class:`Flow` (None on the pure path): ``Flow(key, uid, ts, proto, odir,
+#: orig_h, resp_h, orig_p, resp_p, frame, mac_off, vlan, budget)`` makes a new flow in one
+#: call, what :meth:`FlowTable._new` otherwise writes attribute by attribute
+#: (``tests/test_core.py`` compares).
+_C_FLOW: Callable[..., Flow] | None = None if Flow is PyFlow else Flow
+
+#: The C-backed :class:`Endpoint` (None on the pure path): ``Endpoint(letters, seq)`` is an
+#: originator after its bare SYN, what :meth:`FlowTable._tcp_first` otherwise writes.
+_C_ENDPOINT: Callable[..., Endpoint] | None = None if Endpoint is PyEndpoint else Endpoint
+_ATTEMPT = Check.ATTEMPT
+#: a TCP or UDP flow is flipped by its ports only when its source port is one of these
+_MAYBE_SERVER = LIKELY_SERVER_TCP | LIKELY_SERVER_UDP
+
+_by_first = operator.attrgetter("first")  # flush's order: oldest first
+
 OnEnd = Callable[[Flow, EndReason], None]
 Inspect = Callable[[Flow, bool, bytes, int, int, float], None]
 OnStart = Callable[[Flow, float], None]
@@ -257,6 +275,14 @@ class FlowTable:
         self._on_start = on_start
         self._on_sweep = on_sweep
         self._uids = uids or UidSource()
+        self._uid = self._uids.next
+        # the one-call constructor, unless the module's Flow is not the C one (tests set the
+        # reference class there)
+        self._whole_new: Callable[..., Flow] | None = _C_FLOW if Flow is _C_FLOW else None
+        self._syn_end: Callable[..., Endpoint] | None = (
+            _C_ENDPOINT if Endpoint is _C_ENDPOINT else None
+        )
+        self._attempt_s = settings.tcp_attempt_s
         self._idle = {
             PROTO_TCP: settings.tcp_idle_s,
             PROTO_UDP: settings.udp_idle_s,
@@ -364,11 +390,14 @@ class FlowTable:
     def first_packet(self, ts: float, d: Decoded) -> Flow:
         """:meth:`packet` for a packet known to start a flow: the compiled core's ``NEW``
         hand-back (it found no flow with the packet's key in :attr:`flows` and the packet is
-        before :attr:`next_sweep`), so the key is not looked up. The same effect as
-        :meth:`packet` (``tests/flow/test_table.py`` compares the tables after each);
-        anything but TCP or UDP, or a fragment, goes through :meth:`packet`."""
-        src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, _m, _v = d
-        if (proto != PROTO_TCP and proto != PROTO_UDP) or flags == FRAGMENT:  # noqa: PLR1714
+        before :attr:`next_sweep`), so the key is not looked up, and the flow is made here
+        (:meth:`_new` for TCP and UDP, inlined, with the one-call constructor). The same
+        effect as :meth:`packet` (``tests/flow/test_table.py`` compares the tables after
+        each); anything but TCP or UDP, a fragment, or a table without the C ``Flow`` goes
+        through :meth:`packet`."""
+        src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, mo, vl = d
+        whole = self._whole_new
+        if (proto != PROTO_TCP and proto != PROTO_UDP) or flags == FRAGMENT or whole is None:  # noqa: PLR1714
             return self.packet(ts, d)
         if ts >= self.next_sweep:
             self.sweep(ts)
@@ -378,7 +407,28 @@ class FlowTable:
         else:
             fwd = False
             key = (dst, src, dport, sport, proto)
-        f = self._new(key, ts, d, fwd)
+        # _new for a TCP or UDP packet that is not a fragment
+        flows = self.flows
+        if len(flows) >= self._max_flows:
+            self._evict_one()
+        f = whole(
+            key, self._uid(), ts, proto, fwd, src, dst, sport, dport, frame, mo, vl, self._budget
+        )
+        if sport in _MAYBE_SERVER and flip_first(proto, sport, dport, flags, dst):
+            self._flip(f)  # no packet counted yet: only the ends and '^'
+        if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
+            self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
+        flows[key] = f
+        self.created += 1
+        idle_heap = self._idle_heap.get(proto)
+        if idle_heap is None:
+            idle_heap = self._idle_heap_of(proto)
+        idle, heap = idle_heap
+        heappush(heap, (ts, next(self._tie), f))
+        if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+            self.next_sweep = ts + idle
+        if self._on_start is not None:
+            self._on_start(f, ts)
         # a new flow's counters are 0: the first packet's values are written as they are
         is_orig = fwd is f.odir
         if is_orig:
@@ -437,25 +487,31 @@ class FlowTable:
     ) -> None:
         """The flow's first TCP segment: create the endpoints; an originator's SYN starts
         the attempt timer."""
+        if is_orig and flags & _SYN_ONLY_MASK == SYN and not plen and win:
+            # the common first segment, an originator's bare SYN: what tcp_packet does to
+            # two fresh endpoints, written directly (tests/flow/test_table.py compares)
+            syn_end = self._syn_end
+            if syn_end is not None:  # the C Endpoint's one-call form writes the same
+                f.tcp = (syn_end(ORIG_LETTERS, seq), syn_end(RESP_LETTERS))
+            else:
+                o = Endpoint(ORIG_LETTERS)
+                f.tcp = (o, Endpoint(RESP_LETTERS))
+                o.bits = _BIT_S
+                o.last_ctl = [seq, -1, -1]
+                o.base = o.seqmax = o.deliv = seq + 1
+                o.state = _SYN_SENT
+                o.dack = (seq + 1) & _MASK
+            hist = f.hist
+            if hist is None:  # not flipped by the ports when the flow was created
+                f.hist = ["S"]
+            else:
+                hist.append("S")
+            heappush(self._attempts, (ts + self._attempt_s, next(self._tie), f, _ATTEMPT))
+            return
         tcp = f.tcp = (Endpoint(ORIG_LETTERS), Endpoint(RESP_LETTERS))
         hist = f.hist
         if hist is None:  # not flipped by the ports when the flow was created
             hist = f.hist = []
-        if is_orig and flags & _SYN_ONLY_MASK == SYN and not plen and win:
-            # the common first segment, an originator's bare SYN: what tcp_packet does to
-            # two fresh endpoints, written directly (tests/flow/test_table.py compares)
-            o = tcp[0]
-            hist.append("S")
-            o.bits = _BIT_S
-            o.last_ctl = [seq, -1, -1]
-            o.base = o.seqmax = o.deliv = seq + 1
-            o.state = _SYN_SENT
-            o.dack = (seq + 1) & _MASK
-            heapq.heappush(
-                self._attempts,
-                (ts + self.settings.tcp_attempt_s, next(self._tie), f, Check.ATTEMPT),
-            )
-            return
         if is_orig:
             tcp_packet(tcp[0], tcp[1], flags, seq, ack, win, plen, whole, hist)
         else:
@@ -522,14 +578,21 @@ class FlowTable:
         if len(flows) >= self._max_flows:
             self._evict_one()
         src, dst, proto, sport, dport, _l, flags, _s, _a, _w, _o, _p, frame, mac_off, vlan = d
-        f = Flow(key, self._uids.next(), ts, proto)
-        f.odir = fwd
-        f.orig_h, f.resp_h, f.orig_p, f.resp_p = src, dst, sport, dport
-        if mac_off >= 0:
-            f.resp_mac = frame[mac_off : mac_off + 6]
-            f.orig_mac = frame[mac_off + 6 : mac_off + 12]
-        f.vlan = vlan
-        f.deep_o = f.deep_r = self._budget
+        whole = self._whole_new
+        if whole is not None:
+            f = whole(
+                key, self._uid(), ts, proto, fwd, src, dst, sport, dport, frame, mac_off, vlan,
+                self._budget,
+            )  # fmt: skip
+        else:
+            f = Flow(key, self._uid(), ts, proto)
+            f.odir = fwd
+            f.orig_h, f.resp_h, f.orig_p, f.resp_p = src, dst, sport, dport
+            if mac_off >= 0:
+                f.resp_mac = frame[mac_off : mac_off + 6]
+                f.orig_mac = frame[mac_off + 6 : mac_off + 12]
+            f.vlan = vlan
+            f.deep_o = f.deep_r = self._budget
         if proto in _ICMP_PROTOS:  # Zeek: the counterpart type, or the code for one-way types
             peer = icmp_counterpart(proto, sport)
             f.resp_p = dport if peer is None else peer
@@ -541,19 +604,24 @@ class FlowTable:
         self.created += 1
         idle_heap = self._idle_heap.get(proto)
         if idle_heap is None:
-            idle = self._idle.get(proto, self.settings.other_idle_s)
-            heap = self._heaps.get(idle)
-            if heap is None:
-                heap = self._heaps[idle] = []
-            idle_heap = self._idle_heap[proto] = (idle, heap)
-        else:
-            idle, heap = idle_heap
-        heapq.heappush(heap, (ts, next(self._tie), f))
+            idle_heap = self._idle_heap_of(proto)
+        idle, heap = idle_heap
+        heappush(heap, (ts, next(self._tie), f))
         if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
             self.next_sweep = ts + idle
         if self._on_start is not None:
             self._on_start(f, ts)
         return f
+
+    def _idle_heap_of(self, proto: int) -> tuple[float, list[tuple[float, int, Flow]]]:
+        """The protocol's idle timeout and the heap of its class, cached (a protocol's first
+        flow since the table was made or flushed)."""
+        idle = self._idle.get(proto, self.settings.other_idle_s)
+        heap = self._heaps.get(idle)
+        if heap is None:
+            heap = self._heaps[idle] = []
+        idle_heap = self._idle_heap[proto] = (idle, heap)
+        return idle_heap
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -687,8 +755,14 @@ class FlowTable:
 
     def flush(self) -> None:
         """End every remaining flow (end of input or shutdown), oldest first."""
-        for f in sorted(self.flows.values(), key=lambda fl: fl.first):
-            self._end(f, EndReason.END_OF_INPUT)
+        # _end's steps, in its order, without a call per flow
+        flows, ended, on_end = self.flows, self.ended, self._on_end
+        reason = EndReason.END_OF_INPUT
+        for f in sorted(flows.values(), key=_by_first):
+            f.state = 2
+            del flows[f.key]
+            ended[reason] += 1
+            on_end(f, reason)
         self._heaps.clear()
         self._idle_heap.clear()
         self._closed.clear()

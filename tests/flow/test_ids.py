@@ -11,7 +11,7 @@ import struct
 import communityid
 import pytest
 
-from netwatch.flow.ids import UidSource, community_id
+from netwatch.flow.ids import UID_BATCH, UidSource, community_id
 
 
 def _reference(proto: int, s: bytes, d: bytes, sp: int, dp: int, seed: int = 0) -> str:
@@ -78,10 +78,16 @@ def test_uids_are_zeek_shaped_unique_and_seedable() -> None:
 def test_uids_are_the_seeded_generators_randbytes() -> None:
     """The uid's 17 random bytes are exactly ``Random(seed).randbytes(17)``, uid after uid (a
     seeded replay's uids do not change with how the bytes are drawn)."""
-    src, rng = UidSource(3), random.Random(3)
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    for _ in range(100):
-        assert src.next() == "C" + "".join(alphabet[b % 62] for b in rng.randbytes(17))
+    # uids are made UID_BATCH at a time: three batches and a bit, every byte value seen
+    for seed in (3, 0, 2**70):
+        src, rng = UidSource(seed), random.Random(seed)
+        seen: set[int] = set()
+        for _ in range(3 * UID_BATCH + 5):
+            raw = rng.randbytes(17)
+            seen.update(raw)
+            assert src.next() == "C" + "".join(alphabet[b % 62] for b in raw)
+        assert len(seen) == 256
 
 
 def test_addresses_of_other_lengths_hash_the_same_bytes() -> None:
