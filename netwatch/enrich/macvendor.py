@@ -103,8 +103,8 @@ def _index(ref: Traversable) -> dict[bytes, bytes]:
     """netaddr's ``.idx`` file (lines ``key,offset,size``) by key; the first line of a key
     wins. Split, not parsed: the numbers of a line are read when its key is asked for."""
     lines = ref.read_bytes().split()
-    keys = [line[: line.find(b",")] for line in reversed(lines)]
-    return dict(zip(keys, reversed(lines), strict=True))
+    lines.reverse()  # the last assignment of a key wins: the file's first line for it
+    return {line.partition(b",")[0]: line for line in lines}
 
 
 def _open_registry(name: str, record: re.Pattern[str]) -> _RegistryFile:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
-from netwatch.enrich.macvendor import MacVendors, Registry, mac_text, registry_info
+from netwatch.enrich.macvendor import MacVendors, Registry, _index, mac_text, registry_info
 
 
 def mac(text: str) -> bytes:
@@ -114,3 +115,15 @@ def test_indexed_registry_agrees_with_reading_every_record() -> None:
     assert registry.org(bytes.fromhex("0050c20010")) == "JMBS Developpements"
     assert registry.org(bytes.fromhex("0050c20011")) == ""  # not a 36-bit block key
     assert registry.org(b"\x00") == ""
+
+
+def test_index_keeps_each_keys_first_line(tmp_path: Path) -> None:
+    """netaddr's .idx lines are ``key,offset,size``; a key listed twice keeps its first line
+    (the record netaddr itself would read first)."""
+    idx = tmp_path / "oui.idx"
+    idx.write_bytes(b"00000A,10,5\n00000B,20,6\n00000A,30,7\n00000C,40,8\n")
+    assert _index(idx) == {
+        b"00000A": b"00000A,10,5",
+        b"00000B": b"00000B,20,6",
+        b"00000C": b"00000C,40,8",
+    }
