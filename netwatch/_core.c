@@ -28,10 +28,18 @@
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
  * range-checked first; anything unexpected hands the packet back with nothing changed.
  *
+ * flow_record (at the end of this file) builds an ended flow's flow-log record from a C Flow
+ * and the enrichment values Python passes in: the same keys, order, types and values as
+ * netwatch/flow/record.py's reference_record (Community ID with SHA-1 and base64 here, TCP
+ * state and history as netwatch/flow/tcpstate.py has them); a flow not of exactly the
+ * table's types gives None and Python builds the record. json_plain is the flow log's
+ * record check. A FlowBase can also be made with all of a new flow's fields in one call.
+ *
  * Config read: none. Known limits: ICMP, tunnels, fragments, IP options, IPv6 extension
  * headers, VN-Tag and other link types are all "odd" here; the flow table (creation, end,
  * timers, the other TCP state changes: SYN, RST, a closing FIN, payload out of order)
- * stays Python.
+ * stays Python. This file is large (walk, flow types, fast loop, record): splitting the
+ * record builder into its own extension with a shared header is a next step.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
