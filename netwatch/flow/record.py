@@ -197,30 +197,9 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
     vendor = enr.vendors.vendor(local_mac) if local_mac else None
     # FlowEnds(...) without its generated __new__'s Python frame (the same tuple)
     ends = _new_tuple(FlowEnds, (orig_cam, resp_cam, local_orig, local_resp, orig_geo, resp_geo))
-    if _build is not None:  # the compiled core: the same record, built in C
-        record = _build(
-            f,
-            None,  # a TCP flow's summary too (transport_summary's, in C)
-            service,
-            local_orig,
-            local_resp,
-            resp_geo.cc,
-            resp_geo.asn,
-            resp_geo.org,
-            orig_geo.cc,
-            resp_name,
-            orig_device,
-            resp_device,
-            vendor,
-            sni,
-            http_host,
-            user_agent,
-            server,
-            dns_query,
-        )
-        if record is not None:
-            return record, ends
-    record = reference_record(
+    # the record's values, in reference_record's argument order (None: a TCP flow's summary
+    # is worked out by the builder)
+    values = (
         f,
         None,
         service,
@@ -240,7 +219,11 @@ def flow_record_ends(f: Flow, enr: Enrichers) -> tuple[dict[str, Any], FlowEnds]
         server,
         dns_query,
     )
-    return record, ends
+    if _build is not None:  # the compiled core: the same record, built in C
+        record = _build(*values)
+        if record is not None:
+            return record, ends
+    return reference_record(*values), ends
 
 
 def reference_record(
