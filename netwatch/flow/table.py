@@ -408,27 +408,14 @@ class FlowTable:
             fwd = False
             key = (dst, src, dport, sport, proto)
         # _new for a TCP or UDP packet that is not a fragment
-        flows = self.flows
-        if len(flows) >= self._max_flows:
+        if len(self.flows) >= self._max_flows:
             self._evict_one()
         f = whole(
             key, self._uid(), ts, proto, fwd, src, dst, sport, dport, frame, mo, vl, self._budget
         )
         if sport in _MAYBE_SERVER and flip_first(proto, sport, dport, flags, dst):
             self._flip(f)  # no packet counted yet: only the ends and '^'
-        if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
-            self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
-        flows[key] = f
-        self.created += 1
-        idle_heap = self._idle_heap.get(proto)
-        if idle_heap is None:
-            idle_heap = self._idle_heap_of(proto)
-        idle, heap = idle_heap
-        heappush(heap, (ts, next(self._tie), f))
-        if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
-            self.next_sweep = ts + idle
-        if self._on_start is not None:
-            self._on_start(f, ts)
+        self._register(key, f, proto, ts)
         # a new flow's counters are 0: the first packet's values are written as they are
         is_orig = fwd is f.odir
         if is_orig:
@@ -574,8 +561,7 @@ class FlowTable:
             f.hist[:] = ["^", *(c.swapcase() for c in f.hist)]
 
     def _new(self, key: tuple[Any, ...], ts: float, d: Decoded, fwd: bool) -> Flow:
-        flows = self.flows
-        if len(flows) >= self._max_flows:
+        if len(self.flows) >= self._max_flows:
             self._evict_one()
         src, dst, proto, sport, dport, _l, flags, _s, _a, _w, _o, _p, frame, mac_off, vlan = d
         whole = self._whole_new
@@ -598,9 +584,15 @@ class FlowTable:
             f.resp_p = dport if peer is None else peer
         elif flags != FRAGMENT and flip_first(proto, sport, dport, flags, dst):
             self._flip(f)  # no packet counted yet: only the ends and '^'
+        self._register(key, f, proto, ts)
+        return f
+
+    def _register(self, key: tuple[Any, ...], f: Flow, proto: int, ts: float) -> None:
+        """A new flow into the table: its DNS check, its place in the dict and on its idle
+        heap, the next sweep, then ``on_start`` (:meth:`_new` and :meth:`first_packet`)."""
         if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
             self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
-        flows[key] = f
+        self.flows[key] = f
         self.created += 1
         idle_heap = self._idle_heap.get(proto)
         if idle_heap is None:
@@ -611,7 +603,6 @@ class FlowTable:
             self.next_sweep = ts + idle
         if self._on_start is not None:
             self._on_start(f, ts)
-        return f
 
     def _idle_heap_of(self, proto: int) -> tuple[float, list[tuple[float, int, Flow]]]:
         """The protocol's idle timeout and the heap of its class, cached (a protocol's first
