@@ -210,21 +210,15 @@ def stale() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m netwatch.seedstore [--check]``: rebuild the store (or check it)."""
+    from netwatch.storecmd import store_command  # noqa: PLC0415 - the command only
+
+    def rebuild() -> str:
+        data = build()
+        STORE.write_bytes(data)
+        return f"wrote {STORE} ({len(data)} bytes)"
+
     args = sys.argv[1:] if argv is None else argv
-    if args == ["--check"]:
-        problems = stale()
-        for line in problems:
-            sys.stdout.write(f"{line}\n")
-        if problems:
-            sys.stdout.write("rebuild it: python -m netwatch.seedstore\n")
-        return 1 if problems else 0
-    if args:
-        sys.stderr.write("usage: python -m netwatch.seedstore [--check]\n")
-        return 2
-    data = build()
-    STORE.write_bytes(data)
-    sys.stdout.write(f"wrote {STORE} ({len(data)} bytes)\n")
-    return 0
+    return store_command("netwatch.seedstore", args, stale, rebuild)
 
 
 if __name__ == "__main__":
