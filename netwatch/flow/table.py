@@ -378,13 +378,7 @@ class FlowTable:
                 if flags & 0x05:
                     self._closing(f, is_orig, ts, first_fin)
         if plen > 0 and off >= 0:
-            if is_orig:
-                if f.deep_o > 0:
-                    f.deep_o -= 1
-                    self._inspect(f, True, frame, off, plen, ts)
-            elif f.deep_r > 0:
-                f.deep_r -= 1
-                self._inspect(f, False, frame, off, plen, ts)
+            self._deep(f, is_orig, frame, off, plen, ts)
         return f
 
     def first_packet(self, ts: float, d: Decoded) -> Flow:
@@ -431,13 +425,7 @@ class FlowTable:
         else:
             f.r_bytes = plen
         if plen > 0 and off >= 0:
-            if is_orig:
-                if f.deep_o > 0:
-                    f.deep_o -= 1
-                    self._inspect(f, True, frame, off, plen, ts)
-            elif f.deep_r > 0:
-                f.deep_r -= 1
-                self._inspect(f, False, frame, off, plen, ts)
+            self._deep(f, is_orig, frame, off, plen, ts)
         return f
 
     def inspect_only(self, ts: float, d: Decoded) -> None:
@@ -452,7 +440,12 @@ class FlowTable:
         f = self.flows.get(key)
         if f is None or plen <= 0:
             return
-        if fwd is f.odir:
+        self._deep(f, fwd is f.odir, frame, off, plen, ts)
+
+    def _deep(self, f: Flow, is_orig: bool, frame: bytes, off: int, plen: int, ts: float) -> None:
+        """A payload to the deep parsers while its direction's budget lasts (each payload
+        handed over spends one of the budget)."""
+        if is_orig:
             if f.deep_o > 0:
                 f.deep_o -= 1
                 self._inspect(f, True, frame, off, plen, ts)
