@@ -52,6 +52,7 @@ from netwatch.capture.files import MappedPcap
 from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import Buffer, PcapHeader, ReadStats, Record
 from netwatch.capture.source import Block
+from netwatch.compiled import optional
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -140,13 +141,10 @@ def block_records_py(ring: Buffer, base: int, size: int) -> tuple[bytes, int, fl
 def _load_block_records() -> Callable[[Buffer, int, int], tuple[bytes, int, float]]:
     """The compiled conversion when built and not refused (``NETWATCH_PURE=1``), else
     :func:`block_records_py`."""
-    if os.environ.get("NETWATCH_PURE") == "1":
-        return block_records_py
-    try:
-        from netwatch._ring import block_records as compiled  # noqa: PLC0415 (optional)
-    except ImportError:
-        return block_records_py
-    return compiled
+    compiled: Callable[[Buffer, int, int], tuple[bytes, int, float]] | None = optional(
+        "_ring", "block_records"
+    )
+    return block_records_py if compiled is None else compiled
 
 
 #: The block-to-records conversion in use: ``netwatch._ring.block_records`` or the Python.

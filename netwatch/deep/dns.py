@@ -38,7 +38,6 @@ Known limits:
 from __future__ import annotations
 
 import functools
-import os
 import re
 import socket
 import struct
@@ -46,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from netwatch.compiled import optional
 from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.dnsname import read_name
 from netwatch.deep.mdns import observe_mdns
@@ -133,13 +133,8 @@ _Parsed = tuple[int, bool, str | None, int | None, int, tuple[DnsRecord, ...]]
 def _load_scan() -> Callable[[bytes], _Scanned | None] | None:
     """The compiled message walk (``netwatch._deep``), or None when it is not built or the
     compiled code is switched off (``NETWATCH_PURE=1``, ``NETWATCH_CORE=python``)."""
-    if os.environ.get("NETWATCH_PURE") == "1" or os.environ.get("NETWATCH_CORE") == "python":
-        return None
-    try:
-        from netwatch._deep import dns_scan  # noqa: PLC0415 (optional: absent without a compiler)
-    except ImportError:
-        return None
-    return dns_scan
+    scan: Callable[[bytes], _Scanned | None] | None = optional("_deep", "dns_scan", loop=True)
+    return scan
 
 
 #: The compiled walk's answer: :data:`_Parsed` before the names are normalised, the answers

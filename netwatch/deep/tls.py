@@ -29,12 +29,12 @@ same order (``tests/deep/test_tls_differential.py``); the SNI's decoding stays h
 from __future__ import annotations
 
 import enum
-import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from netwatch.compiled import optional
 from netwatch.deep.base import Context, DeepParser, Verdict, drop_service, service, tcp_partial
 from netwatch.deep.dns import normalize_name
 
@@ -156,13 +156,10 @@ def _handshake_verdict(handshake: bytes | bytearray) -> ParseResult:
 def _load_body_reader() -> Callable[[bytes], _CBody | None] | None:
     """The compiled body reader (``netwatch._deep``), or None when it is not built or the
     compiled code is switched off (``NETWATCH_PURE=1``, ``NETWATCH_CORE=python``)."""
-    if os.environ.get("NETWATCH_PURE") == "1" or os.environ.get("NETWATCH_CORE") == "python":
-        return None
-    try:
-        from netwatch._deep import client_hello_body  # noqa: PLC0415 (optional: absent without a compiler)
-    except ImportError:
-        return None
-    return client_hello_body
+    reader: Callable[[bytes], _CBody | None] | None = optional(
+        "_deep", "client_hello_body", loop=True
+    )
+    return reader
 
 
 #: (raw host_name bytes or None, versions, ALPN names, cipher count) from the compiled reader

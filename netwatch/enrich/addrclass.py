@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import bisect
 import enum
-import os
 import socket
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from netwatch.compiled import optional
 
 if TYPE_CHECKING:
     from netwatch._mmdb import Pieces
@@ -209,13 +210,8 @@ class _PurePieces(Generic[_T]):
 
 def _load_pieces() -> type[Pieces[Any]] | None:
     """The compiled pieces, or None when they are not built or ``NETWATCH_PURE=1``."""
-    if os.environ.get("NETWATCH_PURE") == "1":
-        return None
-    try:
-        from netwatch._mmdb import Pieces  # noqa: PLC0415 (optional: absent without a compiler)
-    except ImportError:
-        return None
-    return Pieces
+    pieces: type[Pieces[Any]] | None = optional("_mmdb", "Pieces")
+    return pieces
 
 
 #: The compiled pieces used by classifiers made from now on (None: ``_PurePieces``).

@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 import maxminddb
 
+from netwatch.compiled import optional
 from netwatch.enrich.addrclass import AddressClassifier, embedded_ipv4, ip_text
 
 if TYPE_CHECKING:
@@ -104,13 +105,8 @@ GeoKind = Literal["mmdb", "builtin", "none"]
 
 def _load_walk() -> type[Tree] | None:
     """The compiled search-tree walk, or None when it is not built or ``NETWATCH_PURE=1``."""
-    if os.environ.get("NETWATCH_PURE") == "1":
-        return None
-    try:
-        from netwatch._mmdb import Tree  # noqa: PLC0415 (optional: absent without a compiler)
-    except ImportError:
-        return None
-    return Tree
+    walk: type[Tree] | None = optional("_mmdb", "Tree")
+    return walk
 
 
 #: The compiled walk used by database files opened from now on (None: maxminddb only).
