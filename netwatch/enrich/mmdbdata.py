@@ -96,7 +96,10 @@ class Section:
     def _value(self, at: int, budget: _Budget, depth: int, target: bool) -> tuple[Any, int]:
         """The value whose control byte is at ``at`` and where the next value starts;
         ``target``: this value is a pointer's (which may not be a pointer again)."""
-        ctrl = self._take(at, 1)[0]
+        try:
+            ctrl = self.buffer[at]
+        except IndexError:
+            raise MmdbDataError(f"a value at {at} runs past the end of the file") from None
         at += 1
         kind = ctrl >> 5
         size = ctrl & 0x1F
@@ -120,12 +123,15 @@ class Section:
             width = size - 28
             size = _SIZE_ADD[width - 1] + int.from_bytes(self._take(at, width), "big")
             at += width
-        if kind in {2, 4}:  # UTF-8 string, bytes
+        if kind == 2:  # UTF-8 string (the commonest)
             budget.payload -= size
             if budget.payload < 0:
                 raise MmdbDataError("too many string bytes in one record")
-            raw = self._take(at, size)
-            return (raw.decode("utf-8") if kind == 2 else raw), at + size
+            end = at + size
+            raw = self.buffer[at:end]
+            if len(raw) != size:
+                raise MmdbDataError(f"a value at {at} runs past the end of the file")
+            return raw.decode("utf-8"), end
         if kind in {7, 11}:  # map, array
             budget.values -= size * 2 if kind == 7 else size
             if budget.values < 0:
@@ -145,6 +151,11 @@ class Section:
                     raise MmdbDataError(f"a map key is a {type(key).__name__}")
                 mapping[key], at = self._value(at, budget, depth + 1, False)
             return mapping, at
+        if kind == 4:  # bytes
+            budget.payload -= size
+            if budget.payload < 0:
+                raise MmdbDataError("too many string bytes in one record")
+            return self._take(at, size), at + size
         if kind in _UINT_WIDTH:
             if size > _UINT_WIDTH[kind]:
                 raise MmdbDataError(f"a {size}-byte integer of type {kind} at {at}")
