@@ -5,8 +5,9 @@ What the store is, and how a start uses it: :mod:`netwatch._codestore` (imported
 ``netwatch/__init__.py``; the command is a module of its own so that running it does not
 re-run the module the package imported already). The build imports every module of the
 package (as :func:`netwatch.preload.preload` does), and the libraries in :data:`LAZY` that
-netwatch imports only on some paths, in a fresh interpreter with the environment variable ``NETWATCH_CODESTORE=build``: every text ``dataclasses`` runs is then
-compiled and recorded, none read from the store. Rebuild after changing a dataclass (a field,
+netwatch imports only on some paths, in a fresh interpreter with the environment variable
+``NETWATCH_CODESTORE=build``: every text ``dataclasses`` runs is then compiled and
+recorded, none read from the store. Rebuild after changing a dataclass (a field,
 its type or default, the decorator's arguments); ``--check`` exits 1 when the store is stale
 (``tests/test_codestore.py`` fails then too). A stale store is never wrong, only slower.
 Reads no config.
