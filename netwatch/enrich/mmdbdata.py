@@ -12,6 +12,10 @@ the built-in data: with the compiled walk, ``netwatch.enrich.geo`` reads the fil
 this module, so a start never imports ``maxminddb`` and the ``importlib.metadata`` it
 loads (~20 ms); ``maxminddb`` stays the reader of the pure path and of text lookups.
 
+A section keeps the strings pointers lead to (map keys, names shared by records; at most
+``STRING_TARGETS``), so a record's first decode does not decode them again; a kept string
+is charged to a decode's budget as if it were.
+
 Error policy: bad data (a value running past the end of the buffer, an unknown type, a
 pointer to a pointer, a double or float of the wrong size, an integer wider than its type,
 invalid UTF-8, a map key that is not a string) raises ``MmdbDataError`` (a ValueError);
@@ -32,6 +36,7 @@ SEPARATOR = 16  # zero bytes between the search tree and the data section
 MAX_VALUES = 1 << 16  # values decoded per record
 MAX_DEPTH = 512  # maps, arrays and pointers nested
 MAX_PAYLOAD = 1 << 21  # string and bytes payload per record
+STRING_TARGETS = 4096  # strings kept per section (a data section's keys are a few dozen)
 _POINTER_ADD = (0, 2048, 526336, 0)  # added to a pointer, by its size field
 _SIZE_ADD = (29, 285, 65821)  # for size fields 29, 30 and 31
 _UINT_WIDTH = {5: 2, 6: 4, 9: 8, 10: 16}
@@ -76,6 +81,9 @@ class Section:
         #: Anything indexable and sliceable as bytes (``bytes``, ``mmap``).
         self.buffer = buffer
         self.base = base
+        #: Strings pointers lead to (map keys, names shared by records), by position, with
+        #: their size in bytes: at most ``STRING_TARGETS``, then cleared.
+        self._strings: dict[int, tuple[str, int]] = {}
 
     def record(self, offset: int) -> Any:
         """The value at ``offset`` from ``base`` (a data offset from the tree walk)."""
@@ -96,6 +104,7 @@ class Section:
     def _value(self, at: int, budget: _Budget, depth: int, target: bool) -> tuple[Any, int]:
         """The value whose control byte is at ``at`` and where the next value starts;
         ``target``: this value is a pointer's (which may not be a pointer again)."""
+        start = at
         try:
             ctrl = self.buffer[at]
         except IndexError:
@@ -113,6 +122,12 @@ class Section:
             if width < 4:
                 pointer |= (size & 7) << (8 * width)
             pointer += _POINTER_ADD[width - 1] + self.base
+            known = self._strings.get(pointer)
+            if known is not None:  # charged as if it were decoded again
+                budget.payload -= known[1]
+                if budget.payload < 0:
+                    raise MmdbDataError("too many string bytes in one record")
+                return known[0], at + width
             return self._value(pointer, budget, depth + 1, True)[0], at + width
         if kind == 0:
             kind = 7 + self._take(at, 1)[0]
@@ -131,7 +146,12 @@ class Section:
             raw = self.buffer[at:end]
             if len(raw) != size:
                 raise MmdbDataError(f"a value at {at} runs past the end of the file")
-            return raw.decode("utf-8"), end
+            text = raw.decode("utf-8")
+            if target:  # a pointer's: map keys and shared names, kept
+                if len(self._strings) >= STRING_TARGETS:
+                    self._strings.clear()
+                self._strings[start] = (text, size)
+            return text, end
         if kind in {7, 11}:  # map, array
             budget.values -= size * 2 if kind == 7 else size
             if budget.values < 0:
