@@ -4,9 +4,10 @@ methods ``@dataclass`` writes for netwatch's classes, compiled ahead of time.
 What the store is, and how a start uses it: :mod:`netwatch._codestore` (imported by
 ``netwatch/__init__.py``; the command is a module of its own so that running it does not
 re-run the module the package imported already). The build imports every module of the
-package (as :func:`netwatch.preload.preload` does) in a fresh interpreter with the
-environment variable ``NETWATCH_CODESTORE=build``: every text ``dataclasses`` runs is then
-compiled and recorded, none read from the store. Rebuild after changing a dataclass (a field,
+package (as :func:`netwatch.preload.preload` does), and the libraries in :data:`LAZY` that
+netwatch imports only on some paths, in a fresh interpreter with the environment variable
+``NETWATCH_CODESTORE=build``: every text ``dataclasses`` runs is then compiled and
+recorded, none read from the store. Rebuild after changing a dataclass (a field,
 its type or default, the decorator's arguments); ``--check`` exits 1 when the store is stale
 (``tests/test_codestore.py`` fails then too). A stale store is never wrong, only slower.
 Reads no config.
@@ -23,11 +24,14 @@ from types import CodeType
 
 from netwatch._codestore import BUILD_ENV, FORMAT, STORE, header, read_store
 
-CHILD = """
+#: Libraries with dataclasses that netwatch imports lazily, on paths a start may take:
+#: maxminddb (``netwatch.enrich.geo``: the pure path, a configured file's probe).
+LAZY = ("maxminddb",)
+CHILD = f"""
 import importlib, marshal, sys
 from netwatch import _codestore
 from netwatch.preload import netwatch_modules
-for name in netwatch_modules(optional=False):
+for name in [*netwatch_modules(optional=False), *{LAZY!r}]:
     importlib.import_module(name)
 sys.stdout.buffer.write(marshal.dumps(_codestore.recorded()))
 """

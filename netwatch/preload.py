@@ -33,6 +33,9 @@ What is loaded:
   - ``_strptime``: ``datetime.strptime`` imports it on first use (the build date of the
     GeoIP data set and of the IEEE registry);
   - ``netaddr.eui.ieee``: netaddr imports its IEEE registry index on the first OUI lookup;
+  - ``maxminddb`` (with the ``importlib.metadata`` its ``__init__`` imports): with the
+    compiled GeoIP walk, :mod:`netwatch.enrich.geo` imports it only to probe a configured
+    MaxMind file or to look up a text form ``ipaddress`` refuses (a reload, or later);
   - the ``cryptography`` modules of :data:`QUIC_CRYPTO`: the QUIC parser imports them for
     the first client Initial it decrypts (not at start-up);
   - ``sqlite3``: the destination baseline's store imports it when one is made (a replay
@@ -83,6 +86,7 @@ RUNTIME_MODULES: tuple[str, ...] = (
     "importlib.resources._itertools",
     "_strptime",
     "netaddr.eui.ieee",
+    "maxminddb",
     "sqlite3",
 )
 #: What :mod:`netwatch.deep.quic` imports when it first decrypts an Initial (the module

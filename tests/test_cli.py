@@ -274,6 +274,61 @@ def test_replay_does_not_load_the_daemon(tmp_path: Path) -> None:
     assert proc.stdout.splitlines()[-1] == "[]"
 
 
+#: Modules a replay must not import when the compiled GeoIP walk answers: maxminddb (its
+#: ``__init__`` imports importlib.metadata and calls it), importlib.metadata and what it
+#: loads (email, zipfile, csv), importlib.resources (tempfile, lzma, random...), and
+#: multiprocessing (maxminddb's file reader): ~25 ms of a start.
+NOT_WITH_THE_WALK = (
+    "maxminddb",
+    "importlib.metadata",
+    "email",
+    "zipfile",
+    "csv",
+    "importlib.resources",
+    "tempfile",
+    "multiprocessing",
+)
+REPLAY_GEO_IMPORTS = """
+import json, sys
+from netwatch.cli import main
+code = main(["replay", "-qq", sys.argv[1], "--flows", sys.argv[2]])
+print(sorted(m for m in sys.argv[3:] if m in sys.modules))
+raise SystemExit(code)
+"""
+
+
+@pytest.mark.parametrize("pure", ["", "1"])
+def test_replay_with_public_peers_leaves_maxminddb_unloaded(tmp_path: Path, pure: str) -> None:
+    """Start-up: with the compiled walk (``netwatch._mmdb``), the built-in GeoIP data is read
+    by ``enrich.mmdbdata``: a replay that looks up public IPv4 and IPv6 peers gives their
+    country and AS and imports none of ``NOT_WITH_THE_WALK``; under ``NETWATCH_PURE=1``
+    maxminddb answers (and is imported)."""
+    trace = g.Trace()
+    for i, peer in enumerate(("8.8.8.8", "2001:4860:4860::8888")):
+        local = "10.0.0.5" if ":" not in peer else "fd00::5"
+        route = g.Route.of("bc:ad:28:00:00:01", local, "00:11:22:33:44:55", peer)
+        trace.add(1_000_000 + i, g.udp_frame(route, 1000, 53, b"a"))
+        trace.add(1_500_000 + i, g.udp_frame(route.reverse(), 53, 1000, b"b"))
+    pcap, flows = tmp_path / "x.pcap", tmp_path / "flows.jsonl"
+    trace.write(pcap)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NETWATCH_PURE": pure}
+    proc = subprocess.run(
+        [sys.executable, "-c", REPLAY_GEO_IMPORTS, str(pcap), str(flows), *NOT_WITH_THE_WALK],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in flows.read_text().splitlines()]
+    assert [(r["resp_cc"], r["resp_asn"]) for r in records] == [("US", 15169), ("CA", 15169)]
+    loaded = proc.stdout.splitlines()[-1]
+    if pure or importlib.util.find_spec("netwatch._mmdb") is None:
+        assert "maxminddb" in loaded
+    else:
+        assert loaded == "[]"
+
+
 REPLAY_FREEZES = """
 import gc, sys
 from netwatch.cli import main

