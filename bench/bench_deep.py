@@ -19,8 +19,8 @@ when given; medians of ``--runs`` rounds, each the best of ``--repeat`` passes):
 - ``inspector``: every recorded inspector call through a fresh ``Inspector`` (real passive
   DNS cache, banner and payload-signature lookups from the seeds), on fresh flows carrying
   the recorded addresses, ports and history: µs per payload; and ``inspector[KIND]``, the
-  same calls timed one by one (a clock read around each) and summed by kind of payload
-  (DNS, TLS, QUIC, RTSP or other, by server port; client or server side);
+  same for the calls of one kind of flow alone (DNS, TLS, QUIC, RTSP or other, by its
+  protocol and server port; both sides);
 - ``dns``: ``parse_dns`` over the recorded DNS messages: µs per message and per answer;
 - ``tls``: ``parse_client_hello`` over the recorded client bytes: µs per call;
 - ``signatures``: ``SignatureMatcher.match_payload`` over the recorded lookups: µs per
@@ -126,13 +126,18 @@ def best(fn):
     return min(times)
 
 def inspector():
+    run_calls(data["calls"])
+
+KINDS = {(17, 53): "dns", (6, 443): "tls", (17, 443): "quic", (6, 554): "rtsp"}
+
+def run_calls(calls):
     names = PassiveDns(cfg.dns.cache_size, cfg.dns.min_ttl_s, cfg.dns.max_ttl_s)
     insp = Inspector(names, cfg.deep.max_hello_bytes)
     insp.on_camera = lambda host, vendor, how, ident: None
     insp.banners = banner_vendor_of(matcher)
     insp.payloads = matcher.match_payload
     flows = {}
-    for ident, proto, oh, rh, op, rp, hist, is_orig, payload, ts in data["calls"]:
+    for ident, proto, oh, rh, op, rp, hist, is_orig, payload, ts in calls:
         flow = flows.get(ident)
         if flow is None:
             flow = flows[ident] = Flow((ident,), "C", ts, proto)
@@ -140,39 +145,16 @@ def inspector():
         flow.hist = None if hist is None else list(hist)
         insp.payload(flow, is_orig, payload, 0, len(payload), ts)
 
-KINDS = {(17, 53): "dns", (6, 443): "tls", (17, 443): "quic", (6, 554): "rtsp"}
-
-def kind_of(call):
-    return KINDS.get((call[1], call[5]), "other") + ("_client" if call[7] else "_server")
-
 def kinds():
-    # µs per inspector payload by kind (server port and direction), best of the passes
-    clock_ns = time.perf_counter_ns
-    best_ns = {}
-    for _ in range(repeat):
-        names = PassiveDns(cfg.dns.cache_size, cfg.dns.min_ttl_s, cfg.dns.max_ttl_s)
-        insp = Inspector(names, cfg.deep.max_hello_bytes)
-        insp.on_camera = lambda host, vendor, how, ident: None
-        insp.banners = banner_vendor_of(matcher)
-        insp.payloads = matcher.match_payload
-        flows, spent = {}, {}
-        for call in data["calls"]:
-            ident, proto, oh, rh, op, rp, hist, is_orig, payload, ts = call
-            flow = flows.get(ident)
-            if flow is None:
-                flow = flows[ident] = Flow((ident,), "C", ts, proto)
-                flow.orig_h, flow.resp_h, flow.orig_p, flow.resp_p = oh, rh, op, rp
-            flow.hist = None if hist is None else list(hist)
-            t = clock_ns()
-            insp.payload(flow, is_orig, payload, 0, len(payload), ts)
-            kind = kind_of(call)
-            spent[kind] = spent.get(kind, 0) + clock_ns() - t
-        for kind, ns in spent.items():
-            best_ns[kind] = min(best_ns.get(kind, ns), ns)
-    counts = {}
+    # µs per inspector payload by kind of flow (its protocol and server port): the calls of
+    # that kind's flows alone through a fresh inspector, best of the passes
+    by_kind = {}
     for call in data["calls"]:
-        counts[kind_of(call)] = counts.get(kind_of(call), 0) + 1
-    return {f"inspector[{k}]": ns / 1e3 / counts[k] for k, ns in sorted(best_ns.items())}
+        by_kind.setdefault(KINDS.get((call[1], call[5]), "other"), []).append(call)
+    return {
+        f"inspector[{kind}]": best(lambda: run_calls(calls)) * 1e6 / len(calls)
+        for kind, calls in sorted(by_kind.items())
+    }
 
 def dns():
     for payload in data["dns"]:
