@@ -18,7 +18,9 @@ when given; medians of ``--runs`` rounds, each the best of ``--repeat`` passes):
 
 - ``inspector``: every recorded inspector call through a fresh ``Inspector`` (real passive
   DNS cache, banner and payload-signature lookups from the seeds), on fresh flows carrying
-  the recorded addresses, ports and history: µs per payload;
+  the recorded addresses, ports and history: µs per payload; and ``inspector[KIND]``, the
+  same for the calls of one kind of flow alone (DNS, TLS, QUIC, RTSP or other, by its
+  protocol and server port; both sides);
 - ``dns``: ``parse_dns`` over the recorded DNS messages: µs per message and per answer;
 - ``tls``: ``parse_client_hello`` over the recorded client bytes: µs per call;
 - ``signatures``: ``SignatureMatcher.match_payload`` over the recorded lookups: µs per
@@ -124,19 +126,35 @@ def best(fn):
     return min(times)
 
 def inspector():
+    run_calls(data["calls"])
+
+KINDS = {(17, 53): "dns", (6, 443): "tls", (17, 443): "quic", (6, 554): "rtsp"}
+
+def run_calls(calls):
     names = PassiveDns(cfg.dns.cache_size, cfg.dns.min_ttl_s, cfg.dns.max_ttl_s)
     insp = Inspector(names, cfg.deep.max_hello_bytes)
     insp.on_camera = lambda host, vendor, how, ident: None
     insp.banners = banner_vendor_of(matcher)
     insp.payloads = matcher.match_payload
     flows = {}
-    for ident, proto, oh, rh, op, rp, hist, is_orig, payload, ts in data["calls"]:
+    for ident, proto, oh, rh, op, rp, hist, is_orig, payload, ts in calls:
         flow = flows.get(ident)
         if flow is None:
             flow = flows[ident] = Flow((ident,), "C", ts, proto)
             flow.orig_h, flow.resp_h, flow.orig_p, flow.resp_p = oh, rh, op, rp
         flow.hist = None if hist is None else list(hist)
         insp.payload(flow, is_orig, payload, 0, len(payload), ts)
+
+def kinds():
+    # µs per inspector payload by kind of flow (its protocol and server port): the calls of
+    # that kind's flows alone through a fresh inspector, best of the passes
+    by_kind = {}
+    for call in data["calls"]:
+        by_kind.setdefault(KINDS.get((call[1], call[5]), "other"), []).append(call)
+    return {
+        f"inspector[{kind}]": best(lambda: run_calls(calls)) * 1e6 / len(calls)
+        for kind, calls in sorted(by_kind.items())
+    }
 
 def dns():
     for payload in data["dns"]:
@@ -162,6 +180,8 @@ for name, fn, count in (
     if count:
         out[name] = best(fn) * 1e6 / count
 out["dns_per_answer"] = out.get("dns", 0.0) * len(data["dns"]) / max(answers, 1)
+if data["calls"]:
+    out.update(kinds())
 print(json.dumps(out))
 """
 

@@ -93,10 +93,8 @@ RUNTIME_MODULES: tuple[str, ...] = (
 #: docstring): part of :data:`RUNTIME_MODULES`.
 QUIC_CRYPTO: tuple[str, ...] = (
     "cryptography.exceptions",
-    "cryptography.hazmat.primitives.hashes",
     "cryptography.hazmat.primitives.ciphers",
     "cryptography.hazmat.primitives.ciphers.aead",
-    "cryptography.hazmat.primitives.kdf.hkdf",
 )
 RUNTIME_MODULES += QUIC_CRYPTO
 #: Loaded when installed; skipped without a word otherwise (nothing can use them then).

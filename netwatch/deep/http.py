@@ -222,7 +222,12 @@ def _parse_header_lines(lines: list[str]) -> Headers:
 
 def body_incomplete(buf: bytes) -> bool:
     """True when the head is cut, or its Content-Length announces more than we have."""
-    head = parse_head(buf)
+    return head_incomplete(parse_head(buf))
+
+
+def head_incomplete(head: MessageHead | None) -> bool:
+    """:func:`body_incomplete` of the bytes ``head`` was parsed from (``parse_head``'s
+    answer, None included)."""
     if head is None or head.body is None:
         return True
     length = header(head.headers, "content-length")

@@ -15,8 +15,11 @@ an Initial packet decrypts; ``ssl`` is added when the ClientHello inside parses.
 is attached to UDP 443, 853 and 784, and elsewhere when a datagram starts like a v1 or v2
 Initial (Zeek's DPD signature); :class:`QuicParser` looks at unclaimed UDP the same way.
 
-The crypto uses the ``cryptography`` package rather than hand-written AES/GCM/HKDF: a
-constant-time, audited implementation of the primitives is not something to re-derive here.
+AES (header protection) and AES-GCM come from the ``cryptography`` package rather than
+hand-written code: a constant-time, audited implementation of the primitives is not something
+to re-derive here. The key schedule is two HKDF steps of at most one SHA-256 block each, so
+it is plain HMAC-SHA256 with the stdlib's one-shot ``hmac.digest`` (OpenSSL's), several times
+cheaper than ``cryptography``'s per-call KDF objects; the keys of the last DCIDs are cached.
 
 Bounded work per flow: only the client's direction, at most the inspector's payload budget of
 datagrams (``deep.max_payload_packets``; ``MAX_UNDECRYPTED`` while none decrypts: a UDP 443
@@ -33,7 +36,7 @@ does not depend on them).
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import hmac
 import struct
 from dataclasses import dataclass, field
@@ -43,6 +46,10 @@ from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.tls import NeedMore, ParseResult, TlsClientHello, parse_handshake
 
 if TYPE_CHECKING:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     from netwatch.flow.table import Flow
 
 #: UDP ports Zeek attaches its QUIC analyzer to (HTTP/3, DNS over QUIC and its early port).
@@ -171,55 +178,110 @@ def parse_long_header(data: bytes, off: int = 0) -> LongHeader | None:
     return LongHeader(off, version, packet_type, dcid, pn_offset, end)
 
 
-def _expand_label(secret: bytes, label: bytes, size: int) -> bytes:
-    """TLS 1.3 HKDF-Expand-Label with an empty context (RFC 8446 section 7.1)."""
-    # cryptography is imported by the first QUIC Initial, not at start-up
-    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand  # noqa: PLC0415
-
+def _label_info(label: bytes, size: int) -> bytes:
+    """HKDF-Expand's input for one output block of a TLS 1.3 HKDF-Expand-Label with an
+    empty context (RFC 8446 section 7.1; RFC 5869 section 2.3: T(1) = HMAC(PRK, info | 1))."""
     full = b"tls13 " + label
-    info = struct.pack(">HB", size, len(full)) + full + b"\x00"
-    return HKDFExpand(algorithm=hashes.SHA256(), length=size, info=info).derive(secret)
+    return struct.pack(">HB", size, len(full)) + full + b"\x00\x01"
+
+
+class _Labels(NamedTuple):
+    """A version's Expand-Label inputs (built once per version)."""
+
+    client_in: bytes
+    key: bytes
+    iv: bytes
+    hp: bytes
+
+
+_LABELS: Final = {
+    prefix: _Labels(
+        _label_info(b"client in", 32),
+        _label_info(prefix + b"key", 16),
+        _label_info(prefix + b"iv", 12),
+        _label_info(prefix + b"hp", 16),
+    )
+    for prefix in {keys.label_prefix for keys in VERSIONS.values()}
+}
+
+
+def _expand_label(secret: bytes, label: bytes, size: int) -> bytes:
+    """TLS 1.3 HKDF-Expand-Label with an empty context, ``size`` <= 32 (one SHA-256 block)."""
+    return hmac.digest(secret, _label_info(label, size), "sha256")[:size]
 
 
 def client_initial_keys(dcid: bytes, version: int) -> InitialKeys | None:
-    """The client's Initial keys for ``dcid`` under ``version`` (None: unknown version)."""
+    """The client's Initial keys for ``dcid`` under ``version`` (None: unknown version).
+
+    HKDF-Extract and Expand-Label with the stdlib's one-shot ``hmac.digest`` (every output
+    is at most one SHA-256 block: one HMAC each). Cached for the last ``KEY_CACHE`` DCIDs:
+    a ClientHello spread over several Initial packets (or a retransmitted one) carries the
+    same DCID."""
+    return _initial_keys(bytes(dcid), version)
+
+
+KEY_CACHE: Final = 256
+
+
+@functools.lru_cache(maxsize=KEY_CACHE)
+def _initial_keys(dcid: bytes, version: int) -> InitialKeys | None:
     params = VERSIONS.get(version)
     if params is None:
         return None
-    initial = hmac.new(params.salt, dcid, hashlib.sha256).digest()  # HKDF-Extract
-    secret = _expand_label(initial, b"client in", 32)
-    prefix = params.label_prefix
+    digest = hmac.digest
+    initial = digest(params.salt, dcid, "sha256")  # HKDF-Extract
+    labels = _LABELS[params.label_prefix]
+    secret = digest(initial, labels.client_in, "sha256")
     return InitialKeys(
-        _expand_label(secret, prefix + b"key", 16),
-        _expand_label(secret, prefix + b"iv", 12),
-        _expand_label(secret, prefix + b"hp", 16),
+        digest(secret, labels.key, "sha256")[:16],
+        digest(secret, labels.iv, "sha256")[:12],
+        digest(secret, labels.hp, "sha256")[:16],
     )
+
+
+class _Crypto(NamedTuple):
+    """The ``cryptography`` names :func:`decrypt_initial` uses."""
+
+    cipher: type[Cipher[modes.ECB]]
+    aes: type[algorithms.AES]
+    ecb: modes.ECB
+    aesgcm: type[AESGCM]
+    invalid_tag: type[InvalidTag]
+
+
+@functools.cache
+def _crypto() -> _Crypto:
+    """``cryptography`` is imported by the first QUIC Initial, not at start-up."""
+    from cryptography.exceptions import InvalidTag  # noqa: PLC0415
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+
+    return _Crypto(Cipher, algorithms.AES, modes.ECB(), AESGCM, InvalidTag)
 
 
 def decrypt_initial(data: bytes, header: LongHeader, keys: InitialKeys) -> bytes | None:
     """The plaintext payload of the Initial packet ``header`` describes, or None."""
-    from cryptography.exceptions import InvalidTag  # noqa: PLC0415 - as _expand_label
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
-
     pn_offset = header.pn_offset
     sample = data[pn_offset + 4 : pn_offset + 4 + _SAMPLE_LEN]
     if len(sample) < _SAMPLE_LEN or header.end - pn_offset < 4 + _TAG_LEN:
         return None
-    encryptor = Cipher(algorithms.AES(keys.hp), modes.ECB()).encryptor()
-    mask = encryptor.update(sample) + encryptor.finalize()
+    crypto = _crypto()
+    # one AES block in ECB mode: what update() gives is the whole mask (finalize adds nothing)
+    mask = crypto.cipher(crypto.aes(keys.hp), crypto.ecb).encryptor().update(sample)
     first = data[header.start] ^ (mask[0] & 0x0F)
     pn_len = (first & 0x03) + 1
-    protected = data[pn_offset : pn_offset + pn_len]
-    packet_number = bytes(b ^ m for b, m in zip(protected, mask[1 : 1 + pn_len], strict=True))
+    pn_end = pn_offset + pn_len
+    packet_number = (
+        int.from_bytes(data[pn_offset:pn_end], "big") ^ int.from_bytes(mask[1 : 1 + pn_len], "big")
+    ).to_bytes(pn_len, "big")
     aad = bytes((first,)) + data[header.start + 1 : pn_offset] + packet_number
-    nonce = bytearray(keys.iv)
-    for i, byte in enumerate(reversed(packet_number)):
-        nonce[-1 - i] ^= byte
+    iv = keys.iv
+    nonce = (int.from_bytes(iv, "big") ^ int.from_bytes(packet_number, "big")).to_bytes(
+        len(iv), "big"
+    )
     try:
-        return AESGCM(keys.key).decrypt(bytes(nonce), data[pn_offset + pn_len : header.end], aad)
-    except (InvalidTag, ValueError):
+        return crypto.aesgcm(keys.key).decrypt(nonce, data[pn_end : header.end], aad)
+    except (crypto.invalid_tag, ValueError):
         return None
 
 

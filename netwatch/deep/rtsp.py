@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.http import (
     MessageHead,
-    body_incomplete,
+    head_incomplete,
     header,
     parse_head,
     split_request_line,
@@ -79,7 +79,11 @@ def looks_like_rtsp(data: bytes) -> bool:
 
 def parse_rtsp(data: bytes) -> RtspMessage | None:
     """Parse an RTSP request or response head (and SDP media); None if it is not RTSP."""
-    head = parse_head(data)
+    return _parse(parse_head(data))
+
+
+def _parse(head: MessageHead | None) -> RtspMessage | None:
+    """:func:`parse_rtsp` of the bytes ``head`` was parsed from."""
     if head is None:
         return None
     if head.start_line.startswith("RTSP/"):
@@ -146,17 +150,18 @@ class RtspParser(DeepParser):
     server_magic = (b"RTSP/",)
 
     def tcp(self, ctx: Context, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> Verdict:
+        head = parse_head(buf)
         if is_orig:
             # later requests (SETUP, ANNOUNCE) still tell something
-            return Verdict.MORE if self._message(ctx, flow, buf) else Verdict.DONE
-        if body_incomplete(buf):
+            return Verdict.MORE if self._message(ctx, flow, head) else Verdict.DONE
+        if head_incomplete(head):
             return Verdict.WAIT
-        self._message(ctx, flow, buf)
+        self._message(ctx, flow, head)  # the head parsed once for both
         return Verdict.MORE  # the DESCRIBE reply with its SDP may come after OPTIONS
 
     @staticmethod
-    def _message(ctx: Context, flow: Flow, buf: bytes) -> bool:
-        msg = parse_rtsp(buf)
+    def _message(ctx: Context, flow: Flow, head: MessageHead | None) -> bool:
+        msg = _parse(head)
         if msg is None:
             return False
         ctx.count("rtsp")

@@ -102,6 +102,20 @@ def parse_client_hello(data: bytes) -> ParseResult:
     (split across TCP segments and/or TLS records; also for empty ``data``), or None when the
     bytes are not a TLS ClientHello or are malformed.
     """
+    size = len(data)
+    if size > 9 and data[0] == _CONTENT_HANDSHAKE and data[1] == 3 and data[2] <= 4:
+        # the usual case, decided as the loop below decides it: one whole record that
+        # holds the whole hello (bytes after it are not looked at, as there)
+        record = (data[3] << 8) | data[4]
+        length = (data[6] << 16) | (data[7] << 8) | data[8]
+        if (
+            0 < record <= MAX_RECORD_BYTES
+            and 5 + record <= size
+            and data[5] == _HANDSHAKE_CLIENT_HELLO
+            and 38 <= length <= MAX_HANDSHAKE_BYTES
+            and 4 + length <= record
+        ):
+            return _parse_body(bytes(data[9 : 9 + length]))
     handshake: bytes | bytearray = b""  # the first record's bytes as they are (the usual case)
     off = 0
     while off < len(data):

@@ -51,7 +51,8 @@ IDENTIFYING_RULES = frozenset({"cloud_registration", "cloud_enabled", "unmanaged
 __all__ = ["BannerMatch", "Inspector", "OnCamera", "PayloadMatch", "Verdict"]
 
 _WAIT, _DONE, _PASS, _MORE = Verdict.WAIT, Verdict.DONE, Verdict.PASS, Verdict.MORE
-_PENDING = ("_pending_o", "_pending_r")
+_PENDING = _PENDING_O, _PENDING_R = ("_pending_o", "_pending_r")
+_WAY = ("server", "client")  # by is_orig: who sent the payload
 MAX_EXPECTED = 1024
 
 
@@ -126,18 +127,25 @@ class Inspector:
         resp_p, orig_p = flow.resp_p, flow.orig_p
         if self._expected:
             self._announced(flow)
-        if flow.proto == PROTO_UDP:
+        payloads = self.payloads
+        proto = flow.proto
+        if proto == PROTO_UDP:
             ports = self._udp_ports
             if resp_p in ports or orig_p in ports:
                 if _claimed(ports, resp_p, orig_p).udp(self, flow, is_orig, data, ts) is _DONE:
                     _stop(flow, is_orig)
-                if resp_p not in ports:
+                if resp_p not in ports and payloads is not None:
                     # claimed by the sender's port alone (a Mi Home device talks to its cloud
                     # from miIO's 54321 to UDP 80): the server port says nothing, the payload
                     # signatures may
-                    self._signature(flow, "udp", is_orig, data)
+                    sig = payloads("udp", resp_p, data, _WAY[is_orig])
+                    if sig is not None:
+                        self._found(flow, is_orig, sig)
                 return
-            self._signature(flow, "udp", is_orig, data)
+            if payloads is not None:
+                sig = payloads("udp", resp_p, data, _WAY[is_orig])
+                if sig is not None:
+                    self._found(flow, is_orig, sig)
             more = False
             for look in self._udp_other:
                 if look(self, flow, is_orig, data, ts) is _MORE:
@@ -145,14 +153,18 @@ class Inspector:
             if not more:  # one look per direction for payload magic, then stop
                 _stop(flow, is_orig)
             return
-        if flow.proto != PROTO_TCP:
+        if proto != PROTO_TCP:
             return
-        key = _PENDING[0 if is_orig else 1]
-        pending = flow.app.pop(key, None) if flow.app is not None else None
-        buf = data if pending is None else bytes(pending) + data
+        key = _PENDING_O if is_orig else _PENDING_R
+        app = flow.app
+        if app is None:
+            buf, owner = data, None
+        else:
+            pending = app.pop(key, None)
+            buf = data if pending is None else bytes(pending) + data
+            owner = app.get(OWNER)
         ports = self._tcp_ports
         verdict = _DONE
-        owner = flow.app.get(OWNER) if flow.app is not None else None
         claimed = resp_p in ports or orig_p in ports
         if owner is not None:
             verdict = owner.tcp(self, flow, is_orig, buf, ts)
@@ -167,15 +179,17 @@ class Inspector:
                     if verdict is not _PASS:
                         flow.app_set(OWNER, candidate)
                         break
-        if verdict is _PASS:
-            verdict = _DONE
-        if verdict is not _WAIT:
-            self._signature(flow, "tcp", is_orig, buf)
-        if verdict is _WAIT and len(buf) < self.max_buffer:
-            if flow.app is None:
-                flow.app = {}
-            flow.app[key] = buf
-        elif verdict is _DONE:  # nothing more to learn from this direction
+        if verdict is _WAIT:
+            if len(buf) < self.max_buffer:
+                if flow.app is None:
+                    flow.app = {}
+                flow.app[key] = buf
+            return
+        if payloads is not None:
+            sig = payloads("tcp", resp_p, buf, _WAY[is_orig])
+            if sig is not None:
+                self._found(flow, is_orig, sig)
+        if verdict is not _MORE:  # DONE or PASS: nothing more to learn from this direction
             _stop(flow, is_orig)
 
     def _announced(self, flow: Flow) -> None:
@@ -185,12 +199,16 @@ class Inspector:
             service(flow, name)
 
     def _signature(self, flow: Flow, proto: str, is_orig: bool, data: bytes) -> None:
-        """Payload magic from the seeds (vendor registration, STUN, NAT-PMP, UPnP, ...)."""
+        """Payload magic from the seeds (vendor registration, STUN, NAT-PMP, UPnP, ...):
+        what :meth:`payload` does in line (a parser that claims a port may call it too: SSDP)."""
         if self.payloads is None:
             return
-        sig = self.payloads(proto, flow.resp_p, data, "client" if is_orig else "server")
-        if sig is None:
-            return
+        sig = self.payloads(proto, flow.resp_p, data, _WAY[is_orig])
+        if sig is not None:
+            self._found(flow, is_orig, sig)
+
+    def _found(self, flow: Flow, is_orig: bool, sig: PayloadSignature) -> None:
+        """A payload signature matched: count it, name the device, keep it on the flow."""
         self.count(f"signature_{sig.rule}")
         if sig.rule in IDENTIFYING_RULES and sig.vendor != "any" and self.on_camera is not None:
             # a device registering with its cloud is the sender; a device protocol (DVRIP,

@@ -11,11 +11,13 @@
   (proto, port, direction) table; port-specific signatures first, then by confidence, then
   by cost (offset checks, then substrings, then regexes). Within one signature the offset
   checks run first and regexes last. Substrings and regexes only look at the first
-  `scan_limit` bytes. Two exact prefilters make this one pass instead of one check per
-  signature: each table is indexed by the payload's first byte (a signature whose bytes at
-  offset 0 cannot start with it is left out), and one regex alternation of every substring
-  in the table tells at once whether any occurs; when none does, every signature that
-  needs one is passed over.
+  `scan_limit` bytes. Two exact prefilters, decided once from the seeds, make this one pass
+  instead of one check per signature: each table is indexed by the payload's first byte (a
+  signature whose bytes at offset 0, or whose regex anchored at the start, cannot start
+  with it is left out), and each such row keeps one substring of every candidate needing
+  some (its longest); when none of those occurs in the window, only the candidates needing
+  no substring are tried (a few `in` tests instead of a regex alternation, which costs
+  ~7 ns a byte: 10 µs over a padded ClientHello).
 - `vendor_of_mac(mac)`, `match_banner(field, value)`, `match_discovery(port, payload)`,
   `match_ethertype(ethertype, payload)`.
 
@@ -30,6 +32,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from netwatch.signatures import loader
 from netwatch.signatures.model import (
@@ -98,7 +101,8 @@ class _Conditions:
         return all(p.search(payload, 0, limit) is not None for p in self.patterns)
 
     def first_bytes(self) -> frozenset[int] | None:
-        """The first payload bytes that can meet the offset-0 checks; None: any byte can."""
+        """The first payload bytes that can meet the offset-0 checks and the regexes anchored
+        at the start (:func:`_anchored_first`); None: any byte can."""
         admitted: set[int] | None = None
         for off, value in self.fixed:
             if off == 0 and value:
@@ -108,10 +112,53 @@ class _Conditions:
                 top, wanted = mask >> 8 * (size - 1), want >> 8 * (size - 1)
                 fits = {b for b in _BYTES if b & top == wanted}
                 admitted = fits if admitted is None else admitted & fits
+        for pattern in self.patterns:
+            first = _anchored_first(pattern)
+            if first is not None:
+                admitted = {first} if admitted is None else admitted & {first}
         return None if admitted is None else frozenset(admitted)
+
+    def key_needle(self) -> bytes | None:
+        """One substring every match contains (the longest: the quickest to look for)."""
+        return max(self.needles, key=len) if self.needles else None
+
+
+#: Bytes that stand for themselves in a regex (outside a class) and are not a quantifier.
+_PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_<>@!%&=,;:'\"")
+_FREE_FLAGS = re.IGNORECASE | re.MULTILINE | re.VERBOSE
+
+
+def _anchored_first(pattern: re.Pattern[bytes]) -> int | None:
+    """The byte a match must start the payload with, when the regex's text says so plainly
+    (``\\A`` or ``^`` then a plain byte not made optional, no alternation anywhere, no flag
+    that changes what those mean); None: not known. Searched from offset 0, such a regex
+    can only match at 0, so a payload starting with another byte cannot match."""
+    text = pattern.pattern
+    if pattern.flags & _FREE_FLAGS or b"|" in text:
+        return None
+    if text.startswith(b"\\A"):
+        rest = text[2:]
+    elif text.startswith(b"^"):
+        rest = text[1:]
+    else:
+        return None
+    if not rest or rest[0] not in _PLAIN or rest[1:2] in (b"*", b"?", b"{"):
+        return None
+    return rest[0]
 
 
 _Candidates = tuple[tuple[PayloadSignature, _Conditions], ...]
+
+
+class _Row(NamedTuple):
+    """The candidates one first byte admits, in the list's order."""
+
+    #: all of them
+    full: _Candidates
+    #: those that need no substring (all a payload can match when no ``gate`` occurs in it)
+    plain: _Candidates
+    #: one substring of each candidate that needs some (empty: none does)
+    gate: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +167,8 @@ class _Scan:
 
     #: every candidate, in order (what the prefilters stand for)
     candidates: _Candidates
-    #: payload's first byte -> the candidates it admits, in the list's order
-    by_first: tuple[_Candidates, ...]
-    #: every substring of the candidates as one alternation (None: no candidate has one)
-    needles: re.Pattern[bytes] | None
+    #: payload's first byte -> the candidates it admits
+    by_first: tuple[_Row, ...]
 
     @classmethod
     def of(
@@ -136,15 +181,16 @@ class _Scan:
         ``classes``: the bytes that every such set holds all of or none of (one row is
         worked out per class)."""
         gates = [(c, first[id(c[1])]) for c in candidates]
-        by_first: list[_Candidates] = [()] * 256
+        by_first: list[_Row] = [_Row((), (), ())] * 256
         for same in classes:
             one = min(same)  # any byte of the class admits what every other one does
-            row = tuple(c for c, gate in gates if gate is None or one in gate)
+            full = tuple(c for c, gate in gates if gate is None or one in gate)
+            plain = tuple(c for c in full if not c[1].needles)
+            needles = (c[1].key_needle() for c in full)
+            row = _Row(full, plain, tuple(dict.fromkeys(n for n in needles if n is not None)))
             for byte in same:
                 by_first[byte] = row
-        needles = dict.fromkeys(n for _, cond in candidates for n in cond.needles)
-        pattern = re.compile(b"|".join(map(re.escape, needles))) if needles else None
-        return cls(candidates, tuple(by_first), pattern)
+        return cls(candidates, tuple(by_first))
 
 
 class SignatureMatcher:
@@ -209,14 +255,16 @@ class SignatureMatcher:
         if scan is None:
             return None
         limit = self.scan_limit
-        absent: bool | None = None  # whether no substring of the table is in the window
-        for sig, cond in scan.by_first[payload[0]]:
-            if cond.needles:
-                if absent is None:
-                    assert scan.needles is not None
-                    absent = scan.needles.search(payload, 0, limit) is None
-                if absent:
-                    continue
+        row = scan.by_first[payload[0]]
+        candidates = row.full
+        if row.gate:
+            window = payload if len(payload) <= limit else payload[:limit]
+            for needle in row.gate:
+                if needle in window:
+                    break
+            else:  # no candidate that needs a substring can match
+                candidates = row.plain
+        for sig, cond in candidates:
             if cond.hit(payload, limit):
                 return sig
         return None

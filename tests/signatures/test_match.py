@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwatch.signatures import SignatureMatcher, Signatures
-from netwatch.signatures.match import SCAN_LIMIT_BYTES
+from netwatch.signatures.match import SCAN_LIMIT_BYTES, _anchored_first, _Conditions
 from netwatch.signatures.model import PayloadSignature
 from tests.deep.test_dns import l4_payloads
 from tests.profile import examples
@@ -573,3 +574,111 @@ def test_prefilters_change_no_answer_on_real_captures(pcap_corpus: Path) -> None
         except dpkt.NeedData:
             continue
     assert checked > 100_000
+
+
+# ---------------------------------------------------------------- anchored regexes
+
+
+@pytest.mark.parametrize(
+    ("pattern", "first"),
+    [
+        (rb"^GET /gslb\?", ord("G")),
+        (rb"\APOST /list ", ord("P")),
+        (rb"^G+ET", ord("G")),
+        (rb"^<xml", ord("<")),
+        (rb"^G*ET", None),  # G may be absent
+        (rb"^G?ET", None),
+        (rb"^G{0,2}ET", None),
+        (rb"^GET|POST", None),  # POST anywhere
+        (rb"\A(?:GET|POST)", None),
+        (rb"(?i)^get", None),  # g or G
+        (rb"(?m)^GET", None),  # after any newline
+        (rb"(?x)^ GET", None),
+        (rb"^\x16\x03", None),  # an escape: not read
+        (rb"^.GET", None),
+        (rb"^[GP]ET", None),
+        (rb"^(GET)", None),
+        (rb"GET", None),
+        (rb"\\AGET", None),  # a backslash, then AGET anywhere
+        (rb"^", None),
+    ],
+)
+def test_anchored_first_byte(pattern: bytes, first: int | None) -> None:
+    compiled = re.compile(pattern)
+    assert _anchored_first(compiled) == first
+    for flag in (re.IGNORECASE, re.MULTILINE, re.VERBOSE):  # passed to compile, not inline
+        assert _anchored_first(re.compile(pattern, flag)) is None
+    assert _anchored_first(re.compile(pattern, re.DOTALL)) == first
+    if first is not None:  # no payload starting with another byte matches
+        for byte in range(256):
+            if byte != first:
+                assert compiled.search(bytes((byte,)) + pattern.lstrip(b"^\\A+")) is None
+
+
+def _conditions(sig: PayloadSignature) -> _Conditions:
+    return _Conditions.of(sig.match)
+
+
+_SEED_REGEXES = sorted(
+    {p.pattern: p for s in SIGS.payloads for p in _conditions(s).patterns}.values(),
+    key=lambda p: p.pattern,
+)
+
+
+def test_some_seed_regexes_are_anchored() -> None:
+    anchored = {p.pattern for p in _SEED_REGEXES if _anchored_first(p) is not None}
+    assert rb"\APOST /list " in anchored and len(anchored) >= 3
+
+
+@settings(max_examples=examples(2000), deadline=None)
+@given(st.sampled_from(_SEED_REGEXES), st.binary(max_size=80), st.integers(0, 255))
+def test_an_anchored_seed_regex_needs_its_first_byte(
+    pattern: re.Pattern[bytes], tail: bytes, byte: int
+) -> None:
+    """Payloads carrying the regex's own text after some first byte: the regex matches only
+    when that byte is the one ``_anchored_first`` names."""
+    first = _anchored_first(pattern)
+    body = re.sub(rb"\\.|[\^\[\](){}*+?.$|]", b"", pattern.pattern)
+    for payload in (
+        bytes((byte,)) + tail,
+        bytes((byte,)) + body + tail,
+        bytes((byte,)) + body[1:] + tail,
+    ):
+        if first is not None and payload[0] != first:
+            assert pattern.search(payload, 0, SCAN_LIMIT_BYTES) is None
+
+
+def test_rows_without_a_gate_substring_keep_only_plain_candidates() -> None:
+    """The TLS ClientHello row on 443: the anchored GET/POST regexes are not in it, and with
+    none of the substrings present only the candidates needing none are tried."""
+    scan = (
+        MATCHER._payload_port.get(("tcp", "client", 443)) or MATCHER._payload_any[("tcp", "client")]
+    )
+    row = scan.by_first[0x16]
+    assert all(_anchored_first(p) is None for _, c in row.full for p in c.patterns)
+    assert row.gate and all(not c.needles for _, c in row.plain)
+    assert {c.key_needle() for _, c in row.full} - {None} == set(row.gate)
+    ids = {byte: {sig.id for sig, _ in scan.by_first[byte].full} for byte in b"\x16GP"}
+    assert "xiaomi-gslb-request" in ids[ord("G")] - ids[0x16] - ids[ord("P")]
+    assert "xm-firmware-check" in ids[ord("P")] - ids[0x16] - ids[ord("G")]
+
+
+def test_substrings_ending_at_the_scan_limit() -> None:
+    """Each substring-only signature with its substrings ending at the last byte of the
+    window, and one byte later: the prefilter agrees with the plain scan either way."""
+    checked = 0
+    for sig in _SIG_LIST:
+        cond = _conditions(sig)
+        if cond.fixed or cond.masked or cond.patterns or not cond.needles:
+            continue
+        for proto in ("tcp", "udp") if sig.transport == "any" else (sig.transport,):
+            for direction in ("client", "server") if sig.direction == "any" else (sig.direction,):
+                port = sig.ports[0] if sig.ports else 80
+                for shift in (0, 1):
+                    tail = b" ".join(cond.needles)
+                    payload = b"X" * (SCAN_LIMIT_BYTES - len(tail) + shift) + tail
+                    found = MATCHER.match_payload(proto, port, payload, direction)
+                    assert found == linear_match(MATCHER, proto, port, payload, direction)
+                    assert (found is not None) == (shift == 0), sig.id
+                    checked += 1
+    assert checked >= 10
