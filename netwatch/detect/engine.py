@@ -65,6 +65,9 @@ class Detector:
         self.observe: Callable[[Flow, Mapping[str, Any]], None] = partial(
             self.resolvers.observe, camera=self.devices.camera
         )
+        #: :attr:`observe` looks only at flows to this responder port (any other returns
+        #: at once): a caller may skip the call for the others.
+        self.observed_port = self.resolvers.observed_port
         context = RuleContext(baseline=baseline, resolvers=self.resolvers)
         #: Every rule (one instance each, shared by the groups that run it).
         self.rules = [cls(context) for cls in rules]
@@ -115,7 +118,8 @@ class Detector:
     def flow_ended(self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds) -> None:
         """Evaluate every rule on every camera end of this flow (``ends``: what the record
         building found out about its ends, through these devices)."""
-        self.observe(flow, record)
+        if flow.resp_p == self.observed_port:
+            self.observe(flow, record)
         facts_of = flow_facts(
             flow, record, ends, self.enrichers, self._inventory_size, self.policies, self.signatures
         )
@@ -125,6 +129,8 @@ class Detector:
             rules = runnable.get(key)
             if rules is None:
                 rules = runnable[key] = self.runnable_rules(*key)
+            if not rules:
+                continue  # nothing can alert for this camera end
             found = run_flow_rules(rules, self.errors, facts)
             if len(found) > 1:  # fold passes fewer on as they are
                 found = fold(found, self.precedence)
