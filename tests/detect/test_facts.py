@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from netwatch.alerts.model import Alert, PendingAlert, Severity
+from netwatch.detect import engine
 from netwatch.detect.facts import FlowFacts
+from netwatch.detect.policy import Destination
 from netwatch.testing import pcapgen as g
 from tests.detect.test_engine import PRECONDITION_CAPTURES, _alert_lines
 from tests.rules.test_rules import BASE_CONFIG, CLOUD, dual_stack_camera, replay, route, tcp_session
@@ -83,3 +85,24 @@ def test_findings_built_at_once_change_no_alert(
 
     monkeypatch.setattr(FlowFacts, "finding", built_at_once)
     assert _alert_lines(tmp_path, capture, config) == lazy
+
+
+def test_facts_are_whole_named_tuples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every camera end's facts on these captures (built without the named tuples' own
+    constructors) are what the constructors give: every field there, none extra."""
+    built = engine.flow_facts
+    seen: list[FlowFacts] = []
+
+    def recorded(*args: Any) -> list[FlowFacts]:
+        found = built(*args)
+        seen.extend(found)
+        return found
+
+    monkeypatch.setattr(engine, "flow_facts", recorded)
+    for _name, capture, config in CAPTURES:
+        _alert_lines(tmp_path, capture, config)
+    assert len(seen) > 100
+    for facts in seen:
+        assert type(facts) is FlowFacts and type(facts.peer) is Destination
+        assert len(facts) == len(FlowFacts._fields) and len(facts.peer) == len(Destination._fields)
+        assert FlowFacts(*facts) == facts and Destination(*facts.peer) == facts.peer
