@@ -190,6 +190,7 @@ class FlowFacts(NamedTuple):
             uid,
             seen,
             reached,
+            evidence.get("platform"),
             partial(self.alert, rule, severity, summary, evidence, peer=peer, subject=subject),
         )
 
