@@ -306,13 +306,17 @@ class Pipeline:
     def _flow_ended(self, f: Flow, reason: EndReason) -> None:
         if self.late_names and f.name is None:
             f.name = self.names.lookup(f.resp_h, f.first, f.orig_h)
-        self.inspector.end(f)
+        if f.app is not None:  # the parsers keep no state on a flow none spoke about
+            self.inspector.end(f)
         record, ends = flow_record_ends(f, self.enrichers)
         self._on_record(record)
         detector = self.detector
         if detector is not None:
             if ends.orig_camera is None and ends.resp_camera is None:
-                detector.observe(f, record)  # no camera end: no rule runs, nothing to alert
+                # no camera end: no rule runs, nothing to alert; only a flow to the
+                # resolvers' port tells the detector something
+                if f.resp_p == detector.observed_port:
+                    detector.observe(f, record)
             else:
                 self._detect(f, record, ends)
         if f.ev is not None:

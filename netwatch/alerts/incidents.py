@@ -21,25 +21,53 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from netwatch.alerts.grouping import members
-from netwatch.alerts.model import RuleAlert
+from netwatch.alerts.model import Alert, PendingAlert, RuleAlert
 
 
 def fold(alerts: Sequence[RuleAlert], precedence: Sequence[str]) -> list[RuleAlert]:
     """The alerts to submit for one camera end of one flow (see the module docstring).
-    Alerts not built yet (:class:`~netwatch.alerts.model.PendingAlert`) are built only
-    when folded; the others are passed on as they are."""
+    The folded alert is itself one not built yet (a
+    :class:`~netwatch.alerts.model.PendingAlert`, built from the findings when the router
+    needs it) when its identity is its primary finding's (that finding names a platform,
+    or none of the others does); the others are passed on as they are."""
     if len(alerts) < 2:
         return list(alerts)
     rank = {rule: i for i, rule in enumerate(precedence)}
     if sum(a.rule in rank for a in alerts) < 2:
         return list(alerts)
-    foldable = [a.built() for a in alerts if a.rule in rank]
+    foldable = [a for a in alerts if a.rule in rank]
     foldable.sort(key=lambda a: rank[a.rule])
-    primary, others = foldable[0], foldable[1:]
-    worst = min((a.severity for a in foldable), key=lambda s: s.rank)
+    first = foldable[0]
+    rest = [a for a in alerts if a.rule not in rank]
+    if first.platform or not any(a.platform for a in foldable[1:]):
+        # the folded alert's platform (the primary's, or none): its identity is the
+        # primary's; its time, device, flow and peer are the primary's, its severity the
+        # worst (what the router reads of a repeat it only counts)
+        worst = min((a.severity for a in foldable), key=lambda s: s.rank)
+        pending = PendingAlert(
+            first.ts,
+            first.rule,
+            worst,
+            first.device,
+            first.flow_uid,
+            first.peer,
+            first.identity[2],
+            first.platform,
+            partial(_folded, foldable),
+        )
+        return [pending, *rest]
+    return [_folded(foldable), *rest]
+
+
+def _folded(foldable: Sequence[RuleAlert]) -> Alert:
+    """The alert of findings ``foldable`` (two or more), primary first (module docstring)."""
+    built = [a.built() for a in foldable]
+    primary, others = built[0], built[1:]
+    worst = min((a.severity for a in built), key=lambda s: s.rank)
     platform = primary.platform or next((a.platform for a in others if a.platform), None)
     folded = [
         {
@@ -53,14 +81,13 @@ def fold(alerts: Sequence[RuleAlert], precedence: Sequence[str]) -> list[RuleAle
     # a finding more severe than the primary one is what a person must read first
     graver = [a.summary for a in others if a.severity.rank < primary.severity.rank]
     summary = "; ".join([primary.summary, *graver])
-    merged = replace(
+    return replace(
         primary,
         severity=worst,
         summary=summary,
         platform=platform,
         evidence={**primary.evidence, "folded": folded},
     )
-    return [merged, *(a for a in alerts if a.rule not in rank)]
 
 
 def findings(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

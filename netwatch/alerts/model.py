@@ -255,6 +255,7 @@ class PendingAlert:
         "flow_uid",
         "identity",
         "peer",
+        "platform",
         "rule",
         "severity",
         "ts",
@@ -269,6 +270,7 @@ class PendingAlert:
         flow_uid: str | None,
         peer: str,
         reached: str,
+        platform: str | None,
         build: Callable[[], Alert],
     ) -> None:
         self.ts = ts
@@ -278,6 +280,7 @@ class PendingAlert:
         self.flow_uid = flow_uid
         self.peer = peer  # Alert.peer
         self.identity = (rule, device, reached)  # Alert.identity
+        self.platform = platform  # Alert.platform (what a fold reads)
         self._build = build
         self._alert: Alert | None = None
 

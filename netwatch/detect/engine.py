@@ -32,7 +32,7 @@ from netwatch.enrich.inventory import Inventory
 from netwatch.flow.record import Enrichers, FlowEnds
 from netwatch.flow.table import Flow
 from netwatch.rules import BUILTIN_RULES
-from netwatch.rules.base import Rule, RuleContext, RuleErrors, run_flow_rules
+from netwatch.rules.base import DNS_PEER_PORT, Rule, RuleContext, RuleErrors, run_flow_rules
 from netwatch.signatures.match import SignatureMatcher
 
 
@@ -65,6 +65,9 @@ class Detector:
         self.observe: Callable[[Flow, Mapping[str, Any]], None] = partial(
             self.resolvers.observe, camera=self.devices.camera
         )
+        #: :attr:`observe` looks only at flows to this responder port (any other returns
+        #: at once): a caller may skip the call for the others.
+        self.observed_port = self.resolvers.observed_port
         context = RuleContext(baseline=baseline, resolvers=self.resolvers)
         #: Every rule (one instance each, shared by the groups that run it).
         self.rules = [cls(context) for cls in rules]
@@ -73,10 +76,10 @@ class Detector:
             group: [r for r in self.rules if self.policies.of(group).enabled(r.id)]
             for group in cfg.groups
         }
-        #: (group, direction, has application data) -> the group's rules whose
-        #: preconditions (``Rule.can_fire``) such a camera end meets, in the same order;
-        #: filled as met (at most six per group).
-        self._runnable: dict[tuple[str, Direction, bool], list[Rule]] = {}
+        #: (group, direction, has application data, peer on the DNS port) -> the group's
+        #: rules whose preconditions (``Rule.can_fire``) such a camera end meets, in the
+        #: same order; filled as met (at most twelve per group).
+        self._runnable: dict[tuple[str, Direction, bool, bool], list[Rule]] = {}
         self.router = AlertRouter.of(emit, cfg.alerts)
         #: One flow, one notification: the order findings fold in (alerts.precedence).
         self.precedence = cfg.alerts.precedence
@@ -100,31 +103,42 @@ class Detector:
         if ident is not None and ident.is_camera and mac_off >= 0:
             self.devices.learn_mac(frame[mac_off + 6 : mac_off + 12], ident.vendor, "sadp_l2")
 
-    def runnable_rules(self, group: str, direction: Direction, has_app: bool) -> list[Rule]:
-        """The rules ``group`` runs that can alert for a camera end with this direction and
-        (``has_app``) application data or none, in the group's order: their preconditions
-        (``Rule.can_fire``, and ``Rule.runs_for`` the group's policy and the inventory)."""
+    def runnable_rules(
+        self, group: str, direction: Direction, has_app: bool, dns_peer: bool | None = None
+    ) -> list[Rule]:
+        """The rules ``group`` runs that can alert for a camera end with this direction,
+        (``has_app``) application data or none, and (``dns_peer``) a peer on the DNS port or
+        not (None: either), in the group's order: their preconditions (``Rule.can_fire``,
+        and ``Rule.runs_for`` the group's policy and the inventory)."""
         rules = self.rules_of.get(group, self.rules)
         policy, size = self.policies.of(group), self._inventory_size
         return [
             rule
             for rule in rules
-            if rule.can_fire(direction, has_app) and rule.runs_for(policy, size)
+            if rule.can_fire(direction, has_app, dns_peer) and rule.runs_for(policy, size)
         ]
 
     def flow_ended(self, flow: Flow, record: Mapping[str, Any], ends: FlowEnds) -> None:
         """Evaluate every rule on every camera end of this flow (``ends``: what the record
         building found out about its ends, through these devices)."""
-        self.observe(flow, record)
+        if flow.resp_p == self.observed_port:
+            self.observe(flow, record)
         facts_of = flow_facts(
             flow, record, ends, self.enrichers, self._inventory_size, self.policies, self.signatures
         )
         runnable, submit = self._runnable, self.router.submit
         for facts in facts_of:
-            key = (facts.policy.group, facts.direction, bool(facts.app))
+            key = (
+                facts.policy.group,
+                facts.direction,
+                bool(facts.app),
+                facts.peer.port == DNS_PEER_PORT,
+            )
             rules = runnable.get(key)
             if rules is None:
                 rules = runnable[key] = self.runnable_rules(*key)
+            if not rules:
+                continue  # nothing can alert for this camera end
             found = run_flow_rules(rules, self.errors, facts)
             if len(found) > 1:  # fold passes fewer on as they are
                 found = fold(found, self.precedence)

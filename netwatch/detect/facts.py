@@ -190,10 +190,12 @@ class FlowFacts(NamedTuple):
             uid,
             seen,
             reached,
+            evidence.get("platform"),
             partial(self.alert, rule, severity, summary, evidence, peer=peer, subject=subject),
         )
 
 
+_new_tuple = tuple.__new__
 _NO_APP: Mapping[str, Any] = {}  # shared by the facts of flows no deep parser spoke about
 
 
@@ -264,12 +266,11 @@ def _end_facts(
     else:
         direction = Direction.OUTBOUND if is_orig else Direction.INBOUND
     orig_bytes, resp_bytes = int(record["orig_bytes"]), int(record["resp_bytes"])
-    return FlowFacts(
-        record,
-        flow.app or _NO_APP,
-        device,
-        is_orig,
-        Destination(
+    # FlowFacts(...) and Destination(...) with every field given, without their generated
+    # __new__'s Python frames (the same tuples)
+    peer = _new_tuple(
+        Destination,
+        (
             peer_ip,
             peer_port,
             str(record["proto"]),
@@ -277,12 +278,22 @@ def _end_facts(
             geo.cc,
             geo.asn,
         ),
-        geo.org,
-        peer_local,
-        direction,
-        orig_bytes if is_orig else resp_bytes,
-        resp_bytes if is_orig else orig_bytes,
-        policies.of(device.group),
-        inventory_size,
-        signatures,
+    )
+    return _new_tuple(
+        FlowFacts,
+        (
+            record,
+            flow.app or _NO_APP,
+            device,
+            is_orig,
+            peer,
+            geo.org,
+            peer_local,
+            direction,
+            orig_bytes if is_orig else resp_bytes,
+            resp_bytes if is_orig else orig_bytes,
+            policies.of(device.group),
+            inventory_size,
+            signatures,
+        ),
     )

@@ -85,8 +85,12 @@ class RecognisedCameras:
             return None
         answers, end = devices.answers, (ip, mac)
         dev = answers[end] if site_local and end in answers else devices.camera(ip, mac, site_local)
-        if dev is None:
-            return None
+        if dev is not None:
+            self._tally(dev)
+        return dev
+
+    def _tally(self, dev: Device) -> None:
+        """Count a camera seen at a flow end (its ``how`` kept or updated, or an overflow)."""
         key = dev.name if dev.managed else (dev.mac or dev.name)  # one key per device
         if key in self._how or len(self._how) < self._max:
             how = how_of(dev)
@@ -96,7 +100,6 @@ class RecognisedCameras:
                     self._changed[key] = how
         else:
             self.overflow += 1
-        return dev
 
     def ends(
         self,
@@ -108,29 +111,35 @@ class RecognisedCameras:
         resp_local: bool,
     ) -> tuple[Device | None, Device | None]:
         """:meth:`device` for both ends of a flow, originator first (the flow record's one
-        call per flow end): an outside end behind a known router, or without a MAC, and a
-        site end the devices already answered "no camera" for, are answered None here
-        without calling :meth:`device` (its own first tests; nothing to tally)."""
+        call per flow end), without its call: an outside end behind a known router, or
+        without a MAC, and a site end the devices already answered "no camera" for, are
+        answered None here (its own first tests; nothing to tally); a site end's cached
+        camera is tallied, one not asked yet asked of ``Devices.camera`` (what
+        :meth:`device` does for them)."""
         devices = self.devices
         if devices is None:
             return None, None
         gateways = devices.gateways
         if orig_local:
             orig = devices.answers.get((orig_ip, orig_mac), _UNASKED)
-            if orig is not None:  # a camera (tallied by device) or not asked yet
-                orig = self.device(orig_ip, orig_mac, True)
+            if orig is _UNASKED:
+                orig = devices.camera(orig_ip, orig_mac, True)
+            if orig is not None:
+                self._tally(orig)
         elif orig_mac is not None and orig_mac not in gateways:
-            orig = self.device(orig_ip, orig_mac, False)
+            orig = devices.camera(orig_ip, orig_mac, False)  # None (it may learn a router)
         else:
             orig = None
         # after the originator's answer, which may have learnt a router's MAC or dropped
         # cached answers (``devices.answers`` read again)
         if resp_local:
             resp = devices.answers.get((resp_ip, resp_mac), _UNASKED)
+            if resp is _UNASKED:
+                resp = devices.camera(resp_ip, resp_mac, True)
             if resp is not None:
-                resp = self.device(resp_ip, resp_mac, True)
+                self._tally(resp)
         elif resp_mac is not None and resp_mac not in gateways:
-            resp = self.device(resp_ip, resp_mac, False)
+            resp = devices.camera(resp_ip, resp_mac, False)  # None (it may learn a router)
         else:
             resp = None
         return orig, resp

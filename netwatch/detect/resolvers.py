@@ -152,10 +152,13 @@ class SiteResolvers:
         #: (at most ``MAX_CLIENTS_KEPT`` times per resolver): capture workers relay it.
         self.on_learn: LearntResolver | None = None
 
+    #: The responder port of the only flows :meth:`observe` counts (DNS).
+    observed_port = DNS_PORT
+
     def observe(self, flow: Flow, record: Mapping[str, Any], camera: IsCamera) -> None:
         """An ended flow: when it is an answered DNS query of a site device that is not a
         camera (``camera(ip, mac)`` is falsy for its originator), count it."""
-        if flow.resp_p != DNS_PORT or not flow.r_pkts or not record.get("local_orig"):
+        if flow.resp_p != self.observed_port or not flow.r_pkts or not record.get("local_orig"):
             return
         if camera(flow.orig_h, flow.orig_mac):
             return

@@ -40,7 +40,7 @@ from netwatch.config.loader import Ctx, optional
 from netwatch.config.schema import SEVERITIES, key
 from netwatch.detect.baseline import DestinationBaseline
 from netwatch.detect.facts import FlowFacts
-from netwatch.detect.resolvers import SiteResolvers
+from netwatch.detect.resolvers import DNS_PORT, SiteResolvers
 from netwatch.registry import register, snake_name
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from netwatch.detect.policy import Policy
 
 log = logging.getLogger(__name__)
+#: The peer port the ``dns_peer`` precondition is about (the site resolvers' port).
+DNS_PEER_PORT = DNS_PORT
 
 REGISTRY: dict[str, type[Rule]] = {}
 
@@ -120,6 +122,10 @@ class Rule:
     #: a rule declares only what its own first checks already return on.
     needs_app: ClassVar[bool] = False
     directions: ClassVar[frozenset[Direction] | None] = None
+    #: A third precondition, on the peer's port: True when the rule can only alert for a
+    #: camera end whose peer port is DNS's (:data:`DNS_PEER_PORT`), False when never for one
+    #: (None: either).
+    dns_peer: ClassVar[bool | None] = None
 
     def __init__(self, context: RuleContext | None = None) -> None:
         self.context = context
@@ -138,10 +144,13 @@ class Rule:
         return ()
 
     @classmethod
-    def can_fire(cls, direction: Direction, has_app: bool) -> bool:
+    def can_fire(cls, direction: Direction, has_app: bool, dns_peer: bool | None = None) -> bool:
         """False when the rule's preconditions say it cannot alert for a camera end with
-        this direction and (``has_app``) application data or none."""
+        this direction, (``has_app``) application data or none, and (``dns_peer``) a peer
+        port that is DNS's or not (None: not known, that precondition is not asked)."""
         if cls.needs_app and not has_app:
+            return False
+        if dns_peer is not None and cls.dns_peer is not None and dns_peer is not cls.dns_peer:
             return False
         return cls.directions is None or direction in cls.directions
 

@@ -58,6 +58,7 @@ class RogueDns(Rule):
     options_type = Options
     #: Its first check: the camera opened the flow (never so for an inbound flow).
     directions = frozenset({Direction.OUTBOUND, Direction.LOCAL})
+    dns_peer = True  # its first check
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if not facts.device_is_orig or facts.peer.port != DNS_PORT:

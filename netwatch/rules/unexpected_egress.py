@@ -29,6 +29,7 @@ class UnexpectedEgress(Rule):
     """A camera reaches a destination its group does not allow."""
 
     directions = frozenset({Direction.OUTBOUND})  # its first check
+    dns_peer = False  # its first check too
 
     def on_flow_end(self, facts: FlowFacts) -> Iterator[RuleAlert]:
         if facts.direction is not Direction.OUTBOUND or facts.peer.port == DNS_PORT:

@@ -200,7 +200,9 @@ def pending(built: list[Alert], a: Alert) -> PendingAlert:
         built.append(a)
         return a
 
-    return PendingAlert(a.ts, a.rule, a.severity, a.device, a.flow_uid, a.peer, a.reached, build)
+    return PendingAlert(
+        a.ts, a.rule, a.severity, a.device, a.flow_uid, a.peer, a.reached, a.platform, build
+    )
 
 
 def test_an_alert_not_built_yet_is_built_only_when_reported() -> None:

@@ -141,6 +141,13 @@ def test_rules_are_skipped_where_their_preconditions_fail() -> None:
                 if direction is Direction.INBOUND:  # the camera did not open the flow
                     skipped |= {"rogue_dns", "new_destination"}
                 assert ran == [r for r in every if r not in skipped], (group, direction)
+                # the peer's port: rogue_dns only for DNS's, unexpected_egress never for it
+                for dns_peer, ruled_out in ((True, "unexpected_egress"), (False, "rogue_dns")):
+                    ran = [
+                        r.id for r in detector.runnable_rules(group, direction, has_app, dns_peer)
+                    ]
+                    expected = [r for r in every if r not in skipped | {ruled_out}]
+                    assert ran == expected, (group, direction, dns_peer)
     assert "inbound_access" not in [r.id for r in detector.runnable_rules("car-park", *KEY)]
     assert "inbound_access" in [r.id for r in detector.runnable_rules("default", *KEY)]
 
@@ -201,7 +208,9 @@ def test_preconditions_change_no_alert(
     """The alert log, byte for byte, is the one of running every rule on every camera end
     (each rule's declared preconditions are ones its own checks return on)."""
     skipping = _alert_lines(tmp_path, capture, config)
-    monkeypatch.setattr(Rule, "can_fire", classmethod(lambda cls, direction, has_app: True))
+    monkeypatch.setattr(
+        Rule, "can_fire", classmethod(lambda cls, direction, has_app, dns_peer=None: True)
+    )
     for rule in (Rule, DeniedCountry, UnmanagedDevice):  # every rule's runs_for
         monkeypatch.setattr(rule, "runs_for", classmethod(lambda cls, policy, size: True))
     assert _alert_lines(tmp_path, capture, config) == skipping

@@ -6,13 +6,16 @@ same alert log, byte for byte."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from netwatch.alerts.model import Alert, PendingAlert, Severity
-from netwatch.detect.facts import FlowFacts
+from netwatch.alerts.incidents import fold
+from netwatch.alerts.model import Alert, PendingAlert, RuleAlert, Severity
+from netwatch.detect.facts import FlowFacts, flow_facts
+from netwatch.detect.policy import Destination
 from netwatch.testing import pcapgen as g
 from tests.detect.test_engine import PRECONDITION_CAPTURES, _alert_lines
 from tests.rules.test_rules import BASE_CONFIG, CLOUD, dual_stack_camera, replay, route, tcp_session
@@ -83,3 +86,46 @@ def test_findings_built_at_once_change_no_alert(
 
     monkeypatch.setattr(FlowFacts, "finding", built_at_once)
     assert _alert_lines(tmp_path, capture, config) == lazy
+
+
+def test_facts_are_whole_named_tuples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every camera end's facts on these captures (built without the named tuples' own
+    constructors) are what the constructors give: every field there, none extra."""
+    seen: list[FlowFacts] = []
+
+    def recorded(*args: Any) -> list[FlowFacts]:
+        found = flow_facts(*args)
+        seen.extend(found)
+        return found
+
+    monkeypatch.setattr("netwatch.detect.engine.flow_facts", recorded)
+    for _name, capture, config in CAPTURES:
+        _alert_lines(tmp_path, capture, config)
+    assert len(seen) > 100
+    for facts in seen:
+        assert type(facts) is FlowFacts and type(facts.peer) is Destination
+        assert len(facts) == len(FlowFacts._fields) and len(facts.peer) == len(Destination._fields)
+        assert FlowFacts(*facts) == facts and Destination(*facts.peer) == facts.peer
+
+
+def test_folds_built_at_once_change_no_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alert logs of these captures, byte for byte, are the ones of building every
+    folded alert as it is folded; the router's fields of one not built yet are its built
+    alert's."""
+    lazy = [_alert_lines(tmp_path, capture, config) for _name, capture, config in CAPTURES]
+    folds: list[RuleAlert] = []
+
+    def built_at_once(found: Sequence[RuleAlert], precedence: Sequence[str]) -> list[RuleAlert]:
+        out = fold(found, precedence)
+        for alert in out:
+            built = alert.built()
+            assert alert.identity == built.identity
+            assert router_fields(alert) == router_fields(built)
+        folds.extend(out[:1])
+        return out
+
+    monkeypatch.setattr("netwatch.detect.engine.fold", built_at_once)
+    assert [_alert_lines(tmp_path, capture, config) for _n, capture, config in CAPTURES] == lazy
+    assert any(isinstance(a, PendingAlert) for a in folds)

@@ -90,3 +90,18 @@ def test_shared_facts_are_bounded_and_counted() -> None:
     site.share(packed("130.104.9.9"), packed("10.0.0.5"))  # a second resolver: over the bound
     assert site.learnt() == {CAMPUS_DNS: MAX_CLIENTS_KEPT}
     assert site.dropped == 1
+
+
+def test_only_flows_to_the_observed_port_are_counted() -> None:
+    """Callers skip ``observe`` for a flow to another responder port (the pipeline does, for
+    every flow end with no camera): it counts nothing for those."""
+    site = SiteResolvers(public={})
+    calls = learning(site)
+    for port in (0, 52, 54, 443, 5353, 53 + 65536):
+        flow = _Flow(f"10.0.0.{port % 250 + 1}", CAMPUS_DNS)
+        flow.resp_p = port
+        site.observe(flow, {"local_orig": True}, lambda ip, mac: False)  # type: ignore[arg-type]
+    assert calls == []
+    assert site.observed_port == 53
+    observe(site, "10.0.0.9", CAMPUS_DNS)
+    assert calls == [(CAMPUS_DNS, "10.0.0.9")]
