@@ -101,11 +101,11 @@ class PassiveDns:
                 self.invalid += 1
                 continue
             name = asked.rstrip(".").lower()
-            expiry = ts + min(max(ttl, low), high)
+            expiry = ts + (low if ttl < low else high if ttl > high else ttl)  # clamped
             value = (name, expiry)
             key = (_ANY_CLIENT, addr)  # _put, written out twice: once per answer matters
             if key in table:
-                del table[key]
+                table.move_to_end(key)
             elif len(table) >= limit:
                 table.popitem(last=False)
                 self.evictions += 1
@@ -113,7 +113,7 @@ class PassiveDns:
             if client:
                 key = (client, addr)
                 if key in table:
-                    del table[key]
+                    table.move_to_end(key)
                 elif len(table) >= limit:
                     table.popitem(last=False)
                     self.evictions += 1
@@ -142,7 +142,7 @@ class PassiveDns:
     def _put(self, key: tuple[bytes, bytes], value: tuple[str, float]) -> None:
         table = self._table
         if key in table:
-            del table[key]  # re-inserted at the end: a refreshed entry is the newest
+            table.move_to_end(key)  # a refreshed entry is the newest
         elif len(table) >= self.max_entries:
             table.popitem(last=False)
             self.evictions += 1
