@@ -295,7 +295,8 @@ def test_edge_messages_walk_alike_in_c() -> None:
 # ---- the compiled summary: names and CNAME chains -------------------------------------------
 
 #: Names that differ only in case, in a trailing dot or in being ASCII; with dots and control
-#: characters inside labels (U+007F, U+0085 as C2 85, U+009F, U+00A0 just past the range),
+#: characters inside labels (U+0000, U+001F, U+007F, U+0085 as C2 85, U+009F; the space and
+#: U+00A0 just past the ranges),
 #: non-ASCII letters whose lowercase is longer or shorter ("İ" -> "i̇", "ẞ" -> "ß"), and
 #: names around the 253-character and 255-byte bounds.
 _WORDS = [
@@ -317,6 +318,9 @@ _WORDS = [
     [b"a\xc2\x9fb"],
     [b"a\xc2\xa0b"],
     [b"tab\tname"],
+    [b"a\x1fb"],
+    [b"a\x00b"],
+    [b"a b"],
     [b"\xff\xfe"],
     [b"x" * 63, b"y" * 63, b"z" * 63, b"w" * 61],  # 253 characters
     [b"x" * 63, b"y" * 63, b"z" * 63, b"w" * 62],  # 254 characters, 256 bytes: too long
@@ -374,6 +378,31 @@ def test_cname_chains_summarise_alike_in_c(
     _same(payload)
 
 
+def test_a_cname_fork_resolves_through_the_first_alias() -> None:
+    """Two CNAMEs to one target: the walk back takes the first (``_chain``'s ``setdefault``),
+    in the compiled summary as in the Python one."""
+    rdata = _name([b"edge", b"cdn"])
+    payload = (
+        struct.pack(">HHHHHH", 1, 0x8180, 1, 3, 0, 0)
+        + _name([b"cam", b"example"])
+        + b"\x00\x01\x00\x01"
+        + _name([b"other", b"example"])
+        + struct.pack(">HHIH", 5, 1, 10, len(rdata))
+        + rdata
+        + b"\xc0\x0c"
+        + struct.pack(">HHIH", 5, 1, 300, len(rdata))
+        + rdata
+        + rdata
+        + struct.pack(">HHIH", 1, 1, 100, 4)
+        + bytes([192, 0, 2, 1])
+    )
+    expected = (True, "cam.example", 1, [(bytes([192, 0, 2, 1]), "other.example", 10)])
+    assert dns._summary_py(payload) == expected
+    if dns.C_MESSAGE is not None:
+        assert dns.C_MESSAGE(payload) == expected
+    _same(payload)
+
+
 @_needs_c
 def test_many_distinct_names_summarise_alike_in_c() -> None:
     """More distinct names in a message than the compiled summary remembers (16), each
@@ -408,10 +437,28 @@ def test_many_distinct_names_summarise_alike_in_c() -> None:
 def _reference_udp(ctx: Recorder, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
     """``DnsParser.udp`` before the summary: the reference message, its question count,
     and ``resolve_chain``'s mapping given to ``PassiveDns.observe``."""
-    msg = reference.parse_dns(data)
-    if msg is None:
+    if reference.parse_dns(data) is None:
         ctx.count("dns_unparsed")
-        return
+    else:
+        _reference_message(ctx, flow, is_orig, data, ts)
+
+
+def _reference_tcp(ctx: Recorder, flow: Flow, is_orig: bool, buf: bytes, ts: float) -> None:
+    """``DnsParser.tcp`` before the summary (the verdict is not compared: unchanged)."""
+    off = 0
+    while len(buf) >= off + 2:
+        size = int.from_bytes(buf[off : off + 2], "big")
+        if len(buf) < off + 2 + size:
+            return
+        if reference.parse_dns(buf[off + 2 : off + 2 + size]) is not None:
+            _reference_message(ctx, flow, is_orig, buf[off + 2 : off + 2 + size], ts)
+        off += 2 + size
+
+
+def _reference_message(ctx: Recorder, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
+    """``DnsParser._message`` before the summary, for a message that parses."""
+    msg = reference.parse_dns(data)
+    assert msg is not None
     ctx.count("dns")
     if dns.question_count(data) <= dns.ZEEK_MAX_QUERIES:
         service(flow, "dns")
@@ -423,20 +470,28 @@ def _reference_udp(ctx: Recorder, flow: Flow, is_orig: bool, data: bytes, ts: fl
 
 
 def test_the_parser_handles_captured_dns_as_before(captured: list[tuple[bool, bytes]]) -> None:
-    """Every captured DNS payload and a bit-flipped copy, through ``DnsParser.udp`` (the
-    compiled summary when built, then the Python one) and through the previous handling:
+    """Every captured DNS payload and a bit-flipped copy, through ``DnsParser.udp`` and, three
+    to a TCP buffer, ``DnsParser.tcp`` (the compiled summary when built, then the Python
+    one) and through the previous handling:
     the same counts, flow services and questions, and the same passive DNS table, in order,
     with the same counters and ``on_learn`` calls."""
     messages = [payload for is_dns, payload in captured if is_dns]
     messages += [mutate(p, struct.pack(">HHH", i, i * 5, i * 11)) for i, p in enumerate(messages)]
     client, server = socket.inet_aton("10.0.0.11"), socket.inet_aton("10.0.0.53")
 
-    def run(handle: Callable[[Recorder, Flow, bool, bytes, float], None]) -> list[Any]:
+    streams = [  # DNS over TCP: three messages framed in one buffer, the last one cut
+        b"".join(struct.pack(">H", len(m)) + m for m in messages[i : i + 3])[:-1]
+        for i in range(0, len(messages), 3)
+    ]
+
+    def run(
+        handle: Callable[[Recorder, Flow, bool, bytes, float], object], inputs: list[bytes]
+    ) -> list[Any]:
         ctx = Recorder(names=PassiveDns(500, 60, 3600))
         heard: list[Any] = []
         ctx.names.on_learn = lambda *learnt: heard.append(learnt)
         apps = []
-        for index, payload in enumerate(messages):
+        for index, payload in enumerate(inputs):
             flow = udp_flow(client, 40000 + index % 7, server, 53)
             handle(ctx, flow, bool(index % 3), payload, float(index))
             apps.append(flow.app)
@@ -444,12 +499,16 @@ def test_the_parser_handles_captured_dns_as_before(captured: list[tuple[bool, by
         return [ctx.counts, apps, list(names._table.items()), heard, names.evictions]
 
     parser = DnsParser()
-    expected = run(_reference_udp)
-    assert run(parser.udp) == expected
-    compiled, dns.C_MESSAGE = dns.C_MESSAGE, None
-    try:
-        assert run(parser.udp) == expected
-    finally:
-        dns.C_MESSAGE = compiled
-    assert sum(len(apps) for apps in expected[1] if apps) > 1000
-    assert len(expected[3]) > 500
+    for mine, theirs, inputs in (
+        (parser.udp, _reference_udp, messages),
+        (parser.tcp, _reference_tcp, streams),
+    ):
+        expected = run(theirs, inputs)
+        assert run(mine, inputs) == expected
+        compiled, dns.C_MESSAGE = dns.C_MESSAGE, None
+        try:
+            assert run(mine, inputs) == expected
+        finally:
+            dns.C_MESSAGE = compiled
+        assert sum(bool(apps) for apps in expected[1]) > len(inputs) // 2
+        assert len(expected[3]) > 300
