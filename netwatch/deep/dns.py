@@ -174,11 +174,13 @@ def _summary_py(payload: bytes) -> _Summary | None:
     if parsed is None:
         return None
     _txid, is_response, qname, _qtype, _rcode, answers = parsed
+    if not answers:  # a query, mostly: no chain to resolve
+        return is_response, qname, (payload[4] << 8) | payload[5], []
     chain = [
         (socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text), name, ttl)
         for text, (name, ttl) in _chain(answers, qname).items()
     ]
-    return is_response, qname, question_count(payload), chain
+    return is_response, qname, (payload[4] << 8) | payload[5], chain  # question_count
 
 
 def _parse(payload: bytes) -> _Parsed | None:
