@@ -4,7 +4,11 @@
  * What it does: dns_scan() walks one DNS message as netwatch/deep/dns.py's _parse_py does
  * (the question, then the class-IN A, AAAA and CNAME answers, names decoded as
  * netwatch/deep/dnsname.py's read_name decodes them: the same pointer, length and UTF-8
- * rules), leaving the names' normalisation to the Python; client_hello_body() reads a complete TLS ClientHello body (legacy_version
+ * rules), leaving the names' normalisation to the Python; dns_message() gives, in one call
+ * per message, what netwatch/deep/dns.py's DnsParser takes from it (dns._summary_py: the QR
+ * bit, the first question's name normalised as dns.normalize_name does, QDCOUNT, and
+ * dns._chain of the kept answers with the addresses packed, the passive DNS cache's key),
+ * each distinct name of a message normalised once; client_hello_body() reads a complete TLS ClientHello body (legacy_version
  * onwards) exactly as netwatch/deep/tls.py's _parse_body_py does: the same checks in the
  * same order, the same answer (None where the Python answers None), first extension of a
  * kind wins, GREASE (RFC 8701) left out of the versions and the cipher count. It returns
@@ -13,7 +17,7 @@
  * backslashreplace, as the Python does) and the cipher count. tests/deep/test_tls_differential.py
  * and tests/deep/test_tls.py compare it with the Python body reader and the reference copy
  * on every captured hello, cut and bit-flipped copies and generated ones;
- * tests/deep/test_dns_differential.py does the same for dns_scan.
+ * tests/deep/test_dns_differential.py does the same for dns_scan and dns_message.
  *
  * It reads only inside the bytes object it was given: every offset is checked against the
  * body's or message's length before it is read; a compression pointer must point before
@@ -232,17 +236,18 @@ static PyObject *client_hello_body(PyObject *module, PyObject *arg)
 #define DNS_AAAA 28
 #define DNS_IN 1
 
-/* netwatch.deep.dnsname.read_name: the name at off as a str (a new reference) and *next
- * just past it; Py_None (a new reference) where the Python answers None; NULL on an error
- * other than a UnicodeDecodeError. */
-static PyObject *read_name(const uint8_t *buf, size_t size, size_t off, size_t *next)
+/* netwatch.deep.dnsname.read_name's walk: the name at off with its labels joined by '.'
+ * into text (at most DNS_MAX_NAME - 1 bytes: labels and dots add up to at most 255), its
+ * length in *n and the offset just past it in *next; -1 where the Python answers None for
+ * a reason other than the bytes not being UTF-8. */
+static int name_bytes(const uint8_t *buf, size_t size, size_t off, char *text, size_t *n,
+                      size_t *next)
 {
-    char text[DNS_MAX_NAME + 1];
-    size_t n = 0, total = 0, end = 0, start = off;
+    size_t len = 0, total = 0, end = 0, start = off;
     int first = 1;
     for (;;) {
         if (off >= size)
-            Py_RETURN_NONE;
+            return -1;
         size_t length = buf[off];
         if (length == 0)
             break;
@@ -250,30 +255,44 @@ static PyObject *read_name(const uint8_t *buf, size_t size, size_t off, size_t *
             off++;
             total += length + 1;
             if (total > DNS_MAX_NAME)
-                Py_RETURN_NONE;
+                return -1;
             /* a label may run past the end: Python's slice takes what is there, and the
              * next read then finds off >= size */
             size_t have = off < size ? size - off : 0;
             size_t take = length < have ? length : have;
             if (!first)
-                text[n++] = '.';
-            memcpy(text + n, buf + off, take);
-            n += take;
+                text[len++] = '.';
+            memcpy(text + len, buf + off, take);
+            len += take;
             first = 0;
             off += length;
         } else if (length >= 0xC0) {
             if (off + 1 >= size)
-                Py_RETURN_NONE;
+                return -1;
             size_t pointer = ((length & 0x3F) << 8) | buf[off + 1];
             if (pointer >= start)
-                Py_RETURN_NONE;
+                return -1;
             if (!end)
                 end = off + 2;
             start = off = pointer;
         } else {
-            Py_RETURN_NONE;
+            return -1;
         }
     }
+    *n = len;
+    *next = end ? end : off + 1;
+    return 0;
+}
+
+/* netwatch.deep.dnsname.read_name: the name at off as a str (a new reference) and *next
+ * just past it; Py_None (a new reference) where the Python answers None; NULL on an error
+ * other than a UnicodeDecodeError. */
+static PyObject *read_name(const uint8_t *buf, size_t size, size_t off, size_t *next)
+{
+    char text[DNS_MAX_NAME + 1];
+    size_t n = 0, after = 0;
+    if (name_bytes(buf, size, off, text, &n, &after) < 0)
+        Py_RETURN_NONE;
     PyObject *name = PyUnicode_DecodeUTF8(text, (Py_ssize_t)n, NULL);
     if (name == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
@@ -281,7 +300,7 @@ static PyObject *read_name(const uint8_t *buf, size_t size, size_t off, size_t *
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    *next = end ? end : off + 1;
+    *next = after;
     return name;
 }
 
@@ -429,9 +448,283 @@ fail:
     return NULL;
 }
 
+/* ---- DNS: one call per message for DnsParser (dns._summary_py) ------------------------- */
+
+#define DNS_MAX_NAME_CHARS 253 /* dns.MAX_NAME_CHARS */
+#define DNS_MAX_CHAIN_STEPS 16 /* dns.MAX_CHAIN_STEPS */
+#define DNS_POOL 16            /* distinct names remembered per message */
+
+/* The names of one message already decoded and normalised, by their decoded bytes: a
+ * message names the same few names over and over (the question, then each answer's owner),
+ * so each is normalised once and the records share one str (compared by identity first). */
+typedef struct {
+    size_t count;
+    size_t len[DNS_POOL];
+    char raw[DNS_POOL][DNS_MAX_NAME];
+    PyObject *norm[DNS_POOL]; /* normalize_name's answer: a str or Py_None */
+} name_pool;
+
+static void pool_clear(name_pool *pool)
+{
+    for (size_t i = 0; i < pool->count; i++)
+        Py_DECREF(pool->norm[i]);
+    pool->count = 0;
+}
+
+/* dns.normalize_name of the name whose UTF-8 bytes are text[:n] (a new reference: the
+ * lowercased str, or Py_None); NULL with UnicodeDecodeError when they are not UTF-8
+ * (read_name's None), NULL on another error. */
+static PyObject *normalized(const char *text, size_t n)
+{
+    size_t i = 0;
+    while (i < n && !((unsigned char)text[i] & 0x80))
+        i++;
+    if (i == n) { /* ASCII: the checks and the lowercasing on the bytes */
+        if (n > 0 && text[n - 1] == '.')
+            n--;
+        if (n == 0 || n > DNS_MAX_NAME_CHARS)
+            Py_RETURN_NONE;
+        for (i = 0; i < n; i++)
+            if ((unsigned char)text[i] < 0x20 || text[i] == 0x7F)
+                Py_RETURN_NONE;
+        PyObject *out = PyUnicode_New((Py_ssize_t)n, 127);
+        if (out == NULL)
+            return NULL;
+        Py_UCS1 *data = PyUnicode_1BYTE_DATA(out);
+        for (i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)text[i];
+            data[i] = c >= 'A' && c <= 'Z' ? (Py_UCS1)(c + 32) : c;
+        }
+        return out;
+    }
+    PyObject *name = PyUnicode_DecodeUTF8(text, (Py_ssize_t)n, NULL);
+    if (name == NULL)
+        return NULL;
+    Py_ssize_t chars = PyUnicode_GET_LENGTH(name);
+    if (chars > 0 && PyUnicode_READ_CHAR(name, chars - 1) == '.')
+        chars--;
+    int bad = chars == 0 || chars > DNS_MAX_NAME_CHARS;
+    for (Py_ssize_t k = 0; !bad && k < chars; k++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(name, k);
+        bad = c <= 0x1F || (c >= 0x7F && c <= 0x9F);
+    }
+    if (bad) {
+        Py_DECREF(name);
+        Py_RETURN_NONE;
+    }
+    PyObject *cut = PyUnicode_Substring(name, 0, chars);
+    Py_DECREF(name);
+    if (cut == NULL)
+        return NULL;
+    PyObject *lower = PyObject_CallMethod(cut, "lower", NULL); /* Unicode rules, as Python's */
+    Py_DECREF(cut);
+    return lower;
+}
+
+/* The normalised name at off (a new reference: str, or Py_None when normalize_name answers
+ * None) and *next just past it; 0 when read_name answers None (cut, malformed, not UTF-8);
+ * -1 with an exception set on another error. */
+static int pooled_name(name_pool *pool, const uint8_t *buf, size_t size, size_t off,
+                       size_t *next, PyObject **out)
+{
+    char text[DNS_MAX_NAME];
+    size_t n = 0;
+    if (name_bytes(buf, size, off, text, &n, next) < 0)
+        return 0;
+    for (size_t i = 0; i < pool->count; i++)
+        if (pool->len[i] == n && memcmp(pool->raw[i], text, n) == 0) {
+            *out = Py_NewRef(pool->norm[i]);
+            return 1;
+        }
+    PyObject *norm = normalized(text, n);
+    if (norm == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (pool->count < DNS_POOL) {
+        size_t i = pool->count++;
+        pool->len[i] = n;
+        memcpy(pool->raw[i], text, n);
+        pool->norm[i] = Py_NewRef(norm);
+    }
+    *out = norm;
+    return 1;
+}
+
+/* One kept answer, its names normalised: the owner, and the CNAME target or the address
+ * bytes (within the message). */
+typedef struct {
+    PyObject *name;   /* owned */
+    PyObject *target; /* owned; NULL for an address */
+    const uint8_t *addr;
+    size_t addr_len;
+    unsigned long ttl;
+} kept_answer;
+
+static inline int same_name(PyObject *a, PyObject *b)
+{
+    return a == b || (a != Py_None && b != Py_None && PyUnicode_Compare(a, b) == 0);
+}
+
+/* dns._chain over the kept answers, the addresses packed: [(address, asked name, ttl)] in
+ * the order of each address's first A/AAAA record. */
+static PyObject *chain(const kept_answer *rec, size_t count, PyObject *qname)
+{
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < count; i++) {
+        if (rec[i].target != NULL)
+            continue;
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = rec[j].target == NULL && rec[j].addr_len == rec[i].addr_len
+                   && memcmp(rec[j].addr, rec[i].addr, rec[i].addr_len) == 0;
+        if (seen)
+            continue;
+        PyObject *name = rec[i].name;
+        unsigned long ttl = rec[i].ttl;
+        for (int step = 0; step < DNS_MAX_CHAIN_STEPS; step++) {
+            if (same_name(name, qname))
+                break;
+            const kept_answer *parent = NULL; /* the first CNAME whose target is name */
+            for (size_t j = 0; j < count && parent == NULL; j++)
+                if (rec[j].target != NULL && same_name(rec[j].target, name))
+                    parent = &rec[j];
+            if (parent == NULL)
+                break;
+            name = parent->name;
+            ttl = parent->ttl < ttl ? parent->ttl : ttl;
+        }
+        PyObject *item = Py_BuildValue("y#Ok", (const char *)rec[i].addr,
+                                       (Py_ssize_t)rec[i].addr_len, name, ttl);
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(dns_message_doc,
+"dns_message(payload, /) -> (is_response, qname, questions, chain) | None\n"
+"\n"
+"What netwatch.deep.dns.DnsParser takes from one DNS message, as dns._summary_py gives\n"
+"it: None where dns._parse answers None; else the QR bit, the first question's name\n"
+"normalised (None when absent or rejected), QDCOUNT, and dns._chain of the kept answers\n"
+"as a list of (packed address, asked name, ttl) in the order of first appearance.");
+
+static PyObject *dns_message(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "dns_message() takes bytes");
+        return NULL;
+    }
+    const uint8_t *buf = (const uint8_t *)PyBytes_AS_STRING(arg);
+    size_t size = (size_t)PyBytes_GET_SIZE(arg);
+    if (size < DNS_HEADER)
+        Py_RETURN_NONE;
+    size_t flags = u16(buf + 2), qdcount = u16(buf + 4), ancount = u16(buf + 6);
+    name_pool pool;
+    pool.count = 0;
+    kept_answer rec[DNS_MAX_ANSWERS];
+    size_t kept = 0;
+    PyObject *qname = Py_NewRef(Py_None), *result = NULL;
+    size_t off = DNS_HEADER;
+    size_t questions = qdcount < DNS_MAX_QUESTIONS ? qdcount : DNS_MAX_QUESTIONS;
+    for (size_t index = 0; index < questions; index++) {
+        size_t next = 0;
+        PyObject *name = NULL;
+        int rc = pooled_name(&pool, buf, size, off, &next, &name);
+        if (rc < 0)
+            goto done;
+        if (rc == 0 || next + 4 > size) {
+            Py_XDECREF(name);
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        if (index == 0)
+            Py_SETREF(qname, name);
+        else
+            Py_DECREF(name);
+        off = next + 4;
+    }
+    if (qdcount > DNS_MAX_QUESTIONS)
+        ancount = 0; /* the answer section cannot be located without every question */
+    size_t count = ancount < DNS_MAX_ANSWERS ? ancount : DNS_MAX_ANSWERS;
+    for (size_t i = 0; i < count; i++) {
+        size_t name_off = off;
+        Py_ssize_t after = skip_name(buf, size, off);
+        if (after < 0 || (size_t)after + 10 > size)
+            break;
+        off = (size_t)after;
+        unsigned rtype = (unsigned)u16(buf + off), rclass = (unsigned)u16(buf + off + 2);
+        unsigned long ttl = ((unsigned long)buf[off + 4] << 24)
+                            | ((unsigned long)buf[off + 5] << 16)
+                            | ((unsigned long)buf[off + 6] << 8) | buf[off + 7];
+        size_t rdlen = u16(buf + off + 8);
+        off += 10;
+        if (off + rdlen > size)
+            break;
+        size_t data = off;
+        off += rdlen;
+        if (!(rtype == DNS_A || rtype == DNS_AAAA || rtype == DNS_CNAME)
+            || (rclass & 0x7FFF) != DNS_IN)
+            continue;
+        size_t unused = 0, end = 0;
+        PyObject *owner = NULL, *target = NULL;
+        int rc = pooled_name(&pool, buf, size, name_off, &unused, &owner);
+        if (rc < 0)
+            goto done;
+        if (rc == 0 || owner == Py_None) {
+            Py_XDECREF(owner);
+            continue;
+        }
+        if (rtype == DNS_CNAME) {
+            rc = pooled_name(&pool, buf, size, data, &end, &target);
+            if (rc < 0) {
+                Py_DECREF(owner);
+                goto done;
+            }
+            if (rc == 0 || target == Py_None || end > data + rdlen) {
+                Py_XDECREF(target);
+                Py_DECREF(owner);
+                continue;
+            }
+        } else if (rdlen != (rtype == DNS_A ? 4u : 16u)) {
+            Py_DECREF(owner);
+            continue;
+        }
+        rec[kept].name = owner;
+        rec[kept].target = target;
+        rec[kept].addr = buf + data;
+        rec[kept].addr_len = rdlen;
+        rec[kept].ttl = ttl;
+        kept++;
+    }
+    PyObject *answers = chain(rec, kept, qname);
+    if (answers != NULL)
+        result = Py_BuildValue("OOnN", (flags & 0x8000) ? Py_True : Py_False, qname,
+                               (Py_ssize_t)qdcount, answers);
+done:
+    for (size_t i = 0; i < kept; i++) {
+        Py_DECREF(rec[i].name);
+        Py_XDECREF(rec[i].target);
+    }
+    pool_clear(&pool);
+    Py_DECREF(qname);
+    return result;
+}
+
 static PyMethodDef deep_methods[] = {
     {"client_hello_body", client_hello_body, METH_O, client_hello_body_doc},
     {"dns_scan", dns_scan, METH_O, dns_scan_doc},
+    {"dns_message", dns_message, METH_O, dns_message_doc},
     {NULL, NULL, 0, NULL},
 };
 

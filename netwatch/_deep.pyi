@@ -6,3 +6,6 @@ def client_hello_body(
 def dns_scan(
     payload: bytes, /
 ) -> tuple[int, bool, str | None, int | None, int, list[tuple[str, int, str, int]]] | None: ...
+def dns_message(
+    payload: bytes, /
+) -> tuple[bool, str | None, int, list[tuple[bytes, str, int]]] | None: ...

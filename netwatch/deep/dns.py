@@ -22,7 +22,10 @@ message's answers that point at a name already decoded (the question, nearly alw
 it instead of decoding it again. With the compiled part built (``netwatch._deep``, unless
 ``NETWATCH_PURE=1`` or ``NETWATCH_CORE=python``) the same walk runs in C and only the
 names' normalisation and the records stay here (``tests/deep/test_dns_differential.py``
-compares both walks with the previous dpkt-based parser and with each other).
+compares both walks with the previous dpkt-based parser and with each other); and what
+:class:`DnsParser` takes from a message (:func:`_summary_py`: the flag, the question,
+QDCOUNT and the answers' CNAME chains resolved, the addresses packed for the passive DNS
+cache) is one C call, ``dns_message``, compared with :func:`_summary_py` the same way.
 
 Known limits:
 - Only the first question is reported (mDNS queries may carry several); a message with more
@@ -142,6 +145,42 @@ def _load_scan() -> Callable[[bytes], _Scanned | None] | None:
 _Scanned = tuple[int, bool, str | None, int | None, int, list[tuple[str, int, str, int]]]
 #: The compiled message walk in use (None: :func:`_parse_py` only).
 C_SCAN = _load_scan()
+
+
+#: What :class:`DnsParser` takes from a message: the QR bit, the first question's name
+#: normalised, QDCOUNT, and :func:`_chain` of the answers with the addresses packed, as
+#: (address, asked name, ttl) in the order the addresses first appear
+_Summary = tuple[bool, str | None, int, list[tuple[bytes, str, int]]]
+
+
+def _load_message() -> Callable[[bytes], _Summary | None] | None:
+    """The compiled :func:`_summary_py` (``netwatch._deep.dns_message``), or None as for
+    :func:`_load_scan`."""
+    summary: Callable[[bytes], _Summary | None] | None = optional("_deep", "dns_message", loop=True)
+    return summary
+
+
+#: The compiled message summary in use (None: :func:`_summary_py`).
+C_MESSAGE = _load_message()
+
+
+def _summary_py(payload: bytes) -> _Summary | None:
+    """What :class:`DnsParser` takes from one message (None if it is not parseable DNS):
+    :func:`_parse`'s flag and question name, :func:`question_count`, and :func:`_chain`'s
+    mapping as (packed address, asked name, ttl) tuples, the form the passive DNS cache
+    keys on. ``netwatch._deep.dns_message`` gives the same in one call
+    (tests/deep/test_dns_differential.py)."""
+    parsed = _parse(payload)
+    if parsed is None:
+        return None
+    _txid, is_response, qname, _qtype, _rcode, answers = parsed
+    if not answers:  # a query, mostly: no chain to resolve
+        return is_response, qname, (payload[4] << 8) | payload[5], []
+    chain = [
+        (socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text), name, ttl)
+        for text, (name, ttl) in _chain(answers, qname).items()
+    ]
+    return is_response, qname, (payload[4] << 8) | payload[5], chain  # question_count
 
 
 def _parse(payload: bytes) -> _Parsed | None:
@@ -348,11 +387,11 @@ class DnsParser(DeepParser):
     tcp_ports = frozenset({53})
 
     def udp(self, ctx: Context, flow: Flow, is_orig: bool, data: bytes, ts: float) -> None:
-        msg = _parse(data)
-        if msg is None:
+        summary = _summary_py(data) if C_MESSAGE is None else C_MESSAGE(data)
+        if summary is None:
             ctx.count("dns_unparsed")
         else:
-            self._message(ctx, flow, is_orig, msg, ts, question_count(data))
+            self._message(ctx, flow, is_orig, summary, ts)
         if MDNS_PORT in (flow.orig_p, flow.resp_p):  # what a device announces about itself
             observe_mdns(ctx, flow, is_orig, data)
 
@@ -364,22 +403,19 @@ class DnsParser(DeepParser):
             if len(buf) < off + 2 + size:
                 return Verdict.WAIT
             message = buf[off + 2 : off + 2 + size]
-            msg = _parse(message)
-            if msg is not None:
-                self._message(ctx, flow, is_orig, msg, ts, question_count(message))
+            summary = _summary_py(message) if C_MESSAGE is None else C_MESSAGE(message)
+            if summary is not None:
+                self._message(ctx, flow, is_orig, summary, ts)
             off += 2 + size
         return Verdict.MORE if off == len(buf) else Verdict.WAIT
 
     @staticmethod
-    def _message(
-        ctx: Context, flow: Flow, is_orig: bool, msg: _Parsed, ts: float, questions: int
-    ) -> None:
+    def _message(ctx: Context, flow: Flow, is_orig: bool, summary: _Summary, ts: float) -> None:
         ctx.count("dns")
+        is_response, qname, questions, chain = summary
         if questions <= ZEEK_MAX_QUERIES:  # Zeek's analyzer rejects a message with more
             service(flow, "dns")
-        _txid, is_response, qname, _qtype, _rcode, answers = msg
         if qname:
             flow.app_set("dns_query", qname)
-        if is_response and answers:
-            client = flow.resp_h if is_orig else flow.orig_h
-            ctx.names.observe(client, _chain(answers, qname), ts)
+        if is_response and chain:
+            ctx.names.learn(flow.resp_h if is_orig else flow.orig_h, chain, ts)

@@ -82,8 +82,44 @@ class PassiveDns:
             for text, (name, ttl) in mapping.items():
                 self._observe_one(client, _pack(text), name, ttl, ts)
         else:
-            for addr, name, ttl in mapping:
-                self._observe_one(client, addr, name, ttl, ts)
+            self.learn(client, mapping, ts)
+
+    def learn(
+        self, client: bytes | None, answers: Iterable[tuple[bytes, str, int]], ts: float
+    ) -> None:
+        """:meth:`observe` of (packed address, asked name, ttl) tuples, in one loop: the
+        DNS parser's form (``netwatch.deep.dns``), one call per answer message.
+
+        Does what ``_observe_one`` then ``share`` then ``_put`` do for each tuple, in the
+        same order (the any-client entry before the client's), so evictions and the
+        ``on_learn`` calls are the same."""
+        table = self._table
+        low, high, hook = self.min_ttl_s, self.max_ttl_s, self.on_learn
+        limit = self.max_entries
+        for addr, asked, ttl in answers:
+            if addr is None or len(addr) not in (4, 16) or not asked:
+                self.invalid += 1
+                continue
+            name = asked.rstrip(".").lower()
+            expiry = ts + (low if ttl < low else high if ttl > high else ttl)  # clamped
+            value = (name, expiry)
+            key = (_ANY_CLIENT, addr)  # _put, written out twice: once per answer matters
+            if key in table:
+                table.move_to_end(key)
+            elif len(table) >= limit:
+                table.popitem(last=False)
+                self.evictions += 1
+            table[key] = value
+            if client:
+                key = (client, addr)
+                if key in table:
+                    table.move_to_end(key)
+                elif len(table) >= limit:
+                    table.popitem(last=False)
+                    self.evictions += 1
+                table[key] = value
+            if hook is not None:
+                hook(client, addr, name, expiry)
 
     def _observe_one(
         self, client: bytes | None, addr: bytes | None, name: str, ttl: float, ts: float
@@ -106,7 +142,7 @@ class PassiveDns:
     def _put(self, key: tuple[bytes, bytes], value: tuple[str, float]) -> None:
         table = self._table
         if key in table:
-            del table[key]  # re-inserted at the end: a refreshed entry is the newest
+            table.move_to_end(key)  # a refreshed entry is the newest
         elif len(table) >= self.max_entries:
             table.popitem(last=False)
             self.evictions += 1

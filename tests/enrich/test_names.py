@@ -192,3 +192,42 @@ def test_a_name_shared_without_client_is_for_any_client() -> None:
     dns.share(None, CDN, "cloud.example", 500.0)
     assert len(dns) == 1
     assert dns.lookup(CDN, ts=0.0, client=CAM) == "cloud.example"
+
+
+# --- learn: observe's answers in one loop ---------------------------------------------------
+
+_ADDRS = st.sampled_from([CDN, CDN6, NVR, b"\x01\x02", b"", CDN[:3] + b"\x0b"])
+_ANSWER = st.tuples(
+    _ADDRS,
+    st.sampled_from(["cloud.example", "Cloud.Example.", "", ".", "x..", "İ.example"]),
+    st.integers(0, 100_000),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([CAM, NVR, None, b""]), st.lists(_ANSWER, max_size=4)),
+        max_size=30,
+    ),
+    st.integers(1, 6),
+)
+def test_learn_does_what_observe_one_answer_at_a_time_does(
+    messages: list[tuple[bytes | None, list[tuple[bytes, str, int]]]], max_entries: int
+) -> None:
+    """The table (order included), the counters and the ``on_learn`` calls after
+    :meth:`PassiveDns.learn` are those after ``_observe_one`` per answer, bound hit or not."""
+    fast, slow = PassiveDns(max_entries, 60, 3600), PassiveDns(max_entries, 60, 3600)
+    heard: dict[str, list[tuple[bytes | None, bytes, str, float]]] = {"fast": [], "slow": []}
+    fast.on_learn = lambda client, addr, name, expiry: heard["fast"].append(
+        (client, addr, name, expiry)
+    )
+    slow.on_learn = lambda client, addr, name, expiry: heard["slow"].append(
+        (client, addr, name, expiry)
+    )
+    for step, (client, answers) in enumerate(messages):
+        fast.learn(client, answers, float(step))
+        for addr, name, ttl in answers:
+            slow._observe_one(client, addr, name, ttl, float(step))
+        assert list(fast._table.items()) == list(slow._table.items())
+    assert heard["fast"] == heard["slow"]
+    assert (fast.evictions, fast.invalid) == (slow.evictions, slow.invalid)
