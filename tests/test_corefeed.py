@@ -1274,12 +1274,36 @@ def _orig_nxt_set(pipe: Pipeline) -> None:
         (_set_last_ctl(1, [-1, -1, -1]), 0),
         (_set_last_ctl(1, [5, -1, -1]), 0),
         (_swap_letters, 0),
+        (_set_end(1, prev=3), 1),  # prev becomes INACTIVE as the state changes
     ],
 )
 def test_syn_ack_after_unusual_endpoint_states(tamper: Tamper, in_c: int) -> None:
     s = g.TcpSession(ROUTE, 40010, 80)
     frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10)]
     assert syn_ack_ways(_timed(frames), tamper, 1) == in_c
+
+
+def _roles_swapped(pipe: Pipeline) -> None:
+    """The originator's endpoint inactive with the responder's letters, the responder's
+    SYN_SENT with a first byte: a SYN-ACK from the originator's side then looks like an
+    answer to tcpstate, but FlowTable.packet's is_reuse looks at the originator (inactive)
+    and the responder's first byte, and starts a new connection."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    o, r = f.tcp
+    o.state, o.base, o.last_ctl, o.bits, o.letters = 0, -1, None, 0, r.letters
+    r.state, r.base = 1, 5
+
+
+def test_syn_ack_from_the_originators_side_is_pythons() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames = [
+        _seg(s, True, seq=c, ack=0, flags=g.TcpFlag.SYN),
+        _seg(s, True, seq=c + 100, ack=sv + 1, flags=SA),
+        _seg(s, False, seq=sv + 1, ack=c + 101),
+    ]
+    assert syn_ack_ways(_timed(frames), _roles_swapped, 1) == 0
 
 
 def test_syn_ack_values_it_does_not_read_are_handed_back() -> None:
@@ -1310,6 +1334,17 @@ def test_close_in_c_moves_the_next_sweep() -> None:
     frames += [other.ack(True) for _ in range(3)] + [other.ack(False) for _ in range(3)]
     frames += [*other.send(True, b"o" * 10), *other.send(False, b"p" * 10)]
     assert fin_ways(_timed(frames), cfg=_closed_soon(Config.default())) == (2, 1)
+
+
+def test_closing_fin_earlier_than_the_last_packet() -> None:
+    """Packet time going back at the close: the clock stops at Flow.last (the later time),
+    the removal is scheduled at the FIN's own time."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10), s.ack(True)]
+    timed = _timed([*frames, *s.close()])
+    fin_ts = timed[-2][0]
+    timed[-3] = (fin_ts + 0.5, timed[-3][1])  # the first FIN half a second later
+    assert fin_ways(timed) == (2, 1)
 
 
 def _flow_value(**values: object) -> Tamper:
