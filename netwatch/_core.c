@@ -21,10 +21,11 @@
  * FastLoop (below) is the fused loop's fast branch over the same walk and decode: for a
  * packet of a flow already in Python's flow table (a dict of Flow) it updates that Flow and
  * its TCP Endpoint in place, exactly as netwatch/corefeed.py's Python would, allocating
- * nothing; it also applies four TCP segments as netwatch/flow/tcpstate.py would, history
+ * nothing; it also applies five TCP segments as netwatch/flow/tcpstate.py would, history
  * letters included (the SYN-ACK answering a SYN: syn_ack; a direction's first bare ACK:
- * first_ack; an endpoint's first FIN, and the FIN that completes a close, whose removal
- * timer it pushes by calling the table's closed_at: first_fin, close_flow), and hands
+ * first_ack; an endpoint's first FIN, and the FIN that completes a close: first_fin; a
+ * RST: reset; for a close or a RST it pushes the removal timer by calling the table's
+ * closed_at: close_flow), and hands
  * every other packet back to Python, counting
  * why (reasons(), and conds() for failed conditions). A cache on the raw 5-tuple finds a
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
@@ -40,7 +41,7 @@
  * Config read: none. Known limits: ICMP, tunnels, fragments, IP options, IPv6 extension
  * headers, VN-Tag and other link types are all "odd" here; the flow table (creation, end,
  * timers but the close's push, the other TCP state changes: SYNs but the answering
- * SYN-ACK, RST, payload out of order) stays Python. This file is large (walk, flow types, fast loop, record): splitting the
+ * SYN-ACK, RSTs after a close or with payload, payload out of order) stays Python. This file is large (walk, flow types, fast loop, record): splitting the
  * record builder into its own extension with a shared header is a next step.
  */
 #define PY_SSIZE_T_CLEAN
@@ -454,6 +455,7 @@ enum nw_cond {
 #define NW_TCP_FLAGS_SFR 0x07u /* SYN, FIN, RST */
 #define NW_TCP_ACK 0x10u
 #define NW_BIT_H (1 << 1)
+#define NW_BIT_R (1 << 5)
 #define NW_BIT_A (1 << 2) /* history bits of 'A' and 'D' (netwatch.flow.tcpstate) */
 #define NW_BIT_D (1 << 3)
 #define NW_BIT_F (1 << 4)
@@ -1075,6 +1077,7 @@ typedef struct {
     unsigned long long first_fins;                /* first FINs applied here */
     unsigned long long syn_acks;                  /* SYN-ACKs answering a SYN applied here */
     unsigned long long closes;                    /* FINs completing a close applied here */
+    unsigned long long resets;                    /* RSTs applied here */
     /* during run() only: the table's closed-flow push (borrowed; NULL: none given, a FIN
      * that completes a close is handed back) and the next sweep as the loop knows it */
     PyObject *closed;
@@ -1277,6 +1280,9 @@ static inline int cond(nw_fastloop *self, enum nw_cond why)
 #define NW_TCP_CLOSED 5
 #define NW_TCP_RESET 6
 #define NW_HALF 0x80000000LL
+/* What close_flow does after a segment (fast_packet's closes) */
+#define NW_CLOSE_PUSH 1 /* the removal scheduled through run()'s closed */
+#define NW_CLOSE_STOP 2 /* both ends closed or reset: Flow.stop set unless set before */
 
 /* The 32-bit position tcpstate's tcp_packet gives Endpoint.nxt: d when the endpoint has
  * delivered all it sent (d == seqmax >= 0) and its state needs no bookkeeping, else -1. */
@@ -1369,8 +1375,8 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
  * not closed, and the sender's state before was not inactive). A peer already closed
  * (its FIN came first) makes this the FIN that completes the close: taken only when run()
  * was given the table's push (self->closed), the flow is open (state 0) and its stop an
- * exact float; *closes is then set and fast_packet finishes _closing's part after the
- * packet is counted (close_flow). Hands the packet back (nothing changed) in every other
+ * exact float; *closes is then set (NW_CLOSE_PUSH | NW_CLOSE_STOP) and fast_packet
+ * finishes _closing's part after the packet is counted (close_flow). Hands the packet back (nothing changed) in every other
  * case. 0 when applied, -1 on an error. */
 static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow *f,
                      long long bits, long long seq, long long ack, int acks, int *closes)
@@ -1470,20 +1476,24 @@ static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow 
     ev[EC_NXT].i = nxt_of(ed, eseq, NW_TCP_CLOSED);
     pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
     self->first_fins++;
-    *closes = closing;
+    if (closing) {
+        self->closes++;
+        *closes = NW_CLOSE_PUSH | NW_CLOSE_STOP;
+    }
     return 0;
 }
 
-/* FlowTable._closing after the FIN that completed a close (first_fin with the peer
- * closed; the packet counted and Flow.last set): both ends are closed, so the clock stops
- * at Flow.last unless it stopped before (stop < 0), and the removal is scheduled through
- * the table's push (FlowTable.closed_at(flow, ts): Flow.state 1, the closed heap with the
- * table's tiebreak counter, the next sweep), which returns the next sweep (a float; else
- * every later packet is handed back). 0, or -1 on an error raised: the run stops there
- * (the exception reaches the caller; the endpoints were already updated). */
-static int close_flow(nw_fastloop *self, nw_flow *f, double ts)
+/* FlowTable._closing after a segment that closed the connection (first_fin with the peer
+ * closed, or reset; the packet counted and Flow.last set; closes: NW_CLOSE_* bits): when
+ * both ends are closed or reset (NW_CLOSE_STOP) the clock stops at Flow.last unless it
+ * stopped before (stop < 0), and the removal is scheduled through the table's push
+ * (FlowTable.closed_at(flow, ts): Flow.state 1, the closed heap with the table's
+ * tiebreak counter, the next sweep), which returns the next sweep (a float; else every
+ * later packet is handed back). 0, or -1 on an error raised: the run stops there (the
+ * exception reaches the caller; the endpoints were already updated). */
+static int close_flow(nw_fastloop *self, nw_flow *f, double ts, int closes)
 {
-    if (PyFloat_AS_DOUBLE(f->obj[FO_STOP]) < 0) { /* an exact float (first_fin) */
+    if ((closes & NW_CLOSE_STOP) && PyFloat_AS_DOUBLE(f->obj[FO_STOP]) < 0) { /* exact float */
         PyObject *stop = PyFloat_FromDouble(f->val[FC_LAST].d);
         if (stop == NULL)
             return -1;
@@ -1499,7 +1509,102 @@ static int close_flow(nw_fastloop *self, nw_flow *f, double ts)
         return -1;
     self->next_sweep = PyFloat_CheckExact(next) ? PyFloat_AS_DOUBLE(next) : -Py_HUGE_VAL;
     Py_DECREF(next);
-    self->closes++;
+    return 0;
+}
+
+/* A RST alone (no SYN or FIN; any ACK, window and sequence number) without payload from an
+ * endpoint partial or established whose peer is partial, established or closed, in an
+ * open flow (state 0, stop an exact float) while run() was given the table's push: applies
+ * what tcp_packet/_control do with it: deliv as in first_ack (both ends), the letter R
+ * (once per direction, and again through last_ctl[2] when the sequence number changed),
+ * the sender's state RESET (prev kept), nothing in sequence space (a RST's seq and
+ * payload are not data), the acknowledgement of the peer's data when the ACK flag is set
+ * (one that advances it is Python's: _ack_received), dack and nxt recomputed; then
+ * *closes for FlowTable._closing (is_closed: a reset connection is closed; the clock
+ * stops when the peer had closed too). Hands the packet back (nothing changed) in every
+ * other case. 0 when applied, -1 on an error (nothing changed). */
+static int reset(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, long long bits,
+                 long long seq, long long ack, int acks, int *closes)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
+    long long es, ps, edeliv, pdeliv, base, fstate, prev_rst = -1;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 6
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base) || !small_int(f->obj[FO_STATE], &fstate)
+        || f->obj[FO_STOP] == NULL || !PyFloat_CheckExact(f->obj[FO_STOP]) || last == NULL
+        || (last != Py_None
+            && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
+                || !small_int(PyList_GET_ITEM(last, 2), &prev_rst))))
+        return NW_HAND_VALUE;
+    if (self->closed == NULL || fstate != 0 || base < 0 || es < NW_TCP_PARTIAL
+        || es > NW_TCP_ESTABLISHED || ps < NW_TCP_PARTIAL || ps > NW_TCP_CLOSED)
+        return cond(self, NW_COND_RST);
+    if (ev[EC_NXT].i >= 0) /* tcp_packet's prologue, both ends */
+        edeliv = ev[EC_SEQMAX].i;
+    else if (!small_int(e->obj[EO_DELIV], &edeliv))
+        return NW_HAND_VALUE;
+    if (pv[EC_NXT].i >= 0)
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    if (acks && pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_RST);
+    }
+    /* the letters: R once per direction, then again if the last R had another seq */
+    int first_r = (bits & NW_BIT_R) == 0, again = prev_rst != -1 && prev_rst != seq;
+    PyObject *letter = PySequence_GetItem(letters, 5);
+    PyObject *add = PyList_New(first_r + again);
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_R);
+    PyObject *new_seq = PyLong_FromLongLong(seq), *new_prev = PyLong_FromLongLong(es);
+    PyObject *new_state = PyLong_FromLong(NW_TCP_RESET);
+    PyObject *new_ed = ev[EC_NXT].i >= 0 ? PyLong_FromLongLong(edeliv) : NULL;
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *new_last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
+    PyObject *made[] = {letter,    add,    new_bits, new_seq, new_prev,
+                        new_state, new_ed, new_pd,   new_last};
+    int failed = letter == NULL || add == NULL || new_bits == NULL || new_seq == NULL
+                 || new_prev == NULL || new_state == NULL
+                 || (ev[EC_NXT].i >= 0 && new_ed == NULL) || (pv[EC_NXT].i >= 0 && new_pd == NULL)
+                 || (last == Py_None && new_last == NULL);
+    if (!failed) {
+        for (Py_ssize_t k = 0; k < first_r + again; k++) {
+            Py_INCREF(letter);
+            PyList_SET_ITEM(add, k, letter);
+        }
+        Py_ssize_t n = PyList_GET_SIZE(hist);
+        failed = PyList_SetSlice(hist, n, n, add) < 0; /* all the letters, or none */
+    }
+    if (failed) {
+        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
+            Py_XDECREF(made[k]);
+        return -1;
+    }
+    Py_DECREF(letter);
+    Py_DECREF(add);
+    if (new_last != NULL) {
+        Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
+        last = new_last;
+    }
+    PyList_SetItem(last, 2, new_seq); /* steals new_seq; an exact list of 3: cannot fail */
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_PREV], new_prev);
+    Py_XSETREF(e->obj[EO_STATE], new_state);
+    if (new_ed != NULL)
+        Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    if (acks && pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = edeliv >= 0 ? edeliv & NW_MASK32 : -1;
+    ev[EC_NXT].i = -1; /* RESET: tcpstate's bookkeeping */
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
+    self->resets++;
+    *closes = NW_CLOSE_PUSH | (ps == NW_TCP_CLOSED ? NW_CLOSE_STOP : 0);
     return 0;
 }
 
@@ -1604,7 +1709,7 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
     long long plen = r->payload_len, seq = r->seq, ack = r->ack, flags = r->tcp_flags;
     int bytes = is_orig ? FC_O_BYTES : FC_R_BYTES;
     nw_val *ev = NULL; /* the sender's endpoint's cells (TCP) */
-    int closes = 0;    /* first_fin completed a close: close_flow after the counting */
+    int closes = 0;    /* NW_CLOSE_* (first_fin, reset): close_flow after the counting */
     if (r->proto == 17) {
         if (!safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
@@ -1637,6 +1742,12 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
             if (rc != 0)
                 return rc;
             goto counted; /* no payload: nothing else for the sender's endpoint */
+        }
+        if ((flags & NW_TCP_FLAGS_SFR) == 0x04u && plen == 0) {
+            int rc = reset(self, f, e, p, bits, seq, ack, (flags & NW_TCP_ACK) != 0, &closes);
+            if (rc != 0)
+                return rc;
+            goto counted;
         }
         if ((flags & NW_TCP_FLAGS_SFR) == 0x02u && (flags & NW_TCP_ACK) && plen == 0
             && r->win != 0) {
@@ -1689,7 +1800,7 @@ counted:
         fv[FC_LAST].d = ts;
     fv[pkts].i += 1;
     fv[ipb].i += (long long)r->ip_len;
-    return closes ? close_flow(self, f, ts) : 0;
+    return closes ? close_flow(self, f, ts, closes) : 0;
 }
 
 /* The flow of a raw key: from the flow cache while it is live, else from the dict (through
@@ -1829,7 +1940,7 @@ PyDoc_STRVAR(fastloop_run_doc,
 "cut by it (0) or at a captured length above the maximum (2; next: that record). packets\n"
 "and wire_bytes count the packets done here, empty the empty records skipped. closed: the\n"
 "flow table's closed_at(flow, ts) -> next sweep, called for a FIN that completes a close\n"
-"taken here (None: such a FIN is handed back).");
+"or a RST taken here (None: such segments are handed back).");
 
 static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2027,6 +2138,12 @@ static PyObject *fastloop_get_syn_acks(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->syn_acks);
 }
 
+static PyObject *fastloop_get_resets(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->resets);
+}
+
 static PyObject *fastloop_get_closes(nw_fastloop *self, void *closure)
 {
     (void)closure;
@@ -2044,6 +2161,8 @@ static PyGetSetDef fastloop_getset[] = {
      "FINs taken here that were their endpoint's first (closes included)", NULL},
     {"closes", (getter)fastloop_get_closes, NULL,
      "FINs taken here that completed a close (the removal pushed through closed)", NULL},
+    {"resets", (getter)fastloop_get_resets, NULL,
+     "RSTs taken here (the removal pushed through closed)", NULL},
     {"syn_acks", (getter)fastloop_get_syn_acks, NULL,
      "SYN-ACKs taken here answering the originator's SYN", NULL},
     {"first_acks", (getter)fastloop_get_first_acks, NULL,

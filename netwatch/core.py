@@ -160,6 +160,12 @@ class FastLoop(Protocol):
         ...
 
     @property
+    def resets(self) -> int:
+        """RSTs taken here (an endpoint partial or established resetting an open flow: the
+        removal timer pushed through ``run``'s ``closed``), since construction."""
+        ...
+
+    @property
     def syn_acks(self) -> int:
         """SYN-ACKs taken here, each answering its flow's SYN (history letter ``h``, both
         ends established), since construction."""
@@ -181,8 +187,8 @@ class FastLoop(Protocol):
         """(next offset, packets done, their wire bytes, empty records, status, the packet
         handed back or None). ``closed``: the flow table's ``closed_at(flow, ts)``, which
         schedules a closed connection's removal and returns the next sweep; C calls it for
-        a FIN that completes a close and applies that FIN itself (None: such a FIN is
-        handed back)."""
+        a FIN that completes a close or a RST and applies that segment itself (None: such
+        segments are handed back)."""
         ...
 
     def reasons(self) -> tuple[int, ...]:

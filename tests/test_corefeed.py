@@ -1146,10 +1146,11 @@ def test_first_fin_after_unusual_endpoint_states(
 
 
 def test_random_segments_hit_first_fins() -> None:
-    fins = fast_loop().first_fins
+    fins, resets = fast_loop().first_fins, fast_loop().resets
     for seed in range(20):
         three_ways(_random_session(seed))
     assert fast_loop().first_fins - fins >= 5
+    assert fast_loop().resets - resets >= 3
 
 
 # -- the SYN-ACK answering a SYN, and the FIN that completes a close, taken in C -------------
@@ -1460,11 +1461,121 @@ def test_random_handshakes_and_closes_same_state(seed: int) -> None:
 
 def test_random_handshakes_hit_syn_acks_and_closes() -> None:
     loop = fast_loop()
-    syn_acks, closes = loop.syn_acks, loop.closes
+    syn_acks, closes, resets = loop.syn_acks, loop.closes, loop.resets
     for seed in range(40):
         three_ways(_random_handshake(seed))
     assert loop.syn_acks - syn_acks >= 5
     assert loop.closes - closes >= 5
+    assert loop.resets - resets >= 3
+
+
+# -- a RST taken in C -----------------------------------------------------------------------
+
+
+def rst_ways(frames: Frames, tamper: Tamper = _untouched, split: int = 0) -> int:
+    """:func:`three_ways` after every frame from the ``split``-th on; returns how many RSTs
+    C applied over the whole frames."""
+    for end in range(max(split, 1), len(frames) + 1):
+        three_ways(frames[:end], tamper, split)
+    before = fast_loop().resets
+    three_ways(frames, tamper, split)
+    return fast_loop().resets - before
+
+
+@pytest.mark.parametrize(
+    ("variant", "in_c"),
+    [
+        ("client rst", 1),
+        ("server rst ack", 1),
+        ("rst ack behind", 1),
+        ("rst ack beyond", 0),  # _ack_received
+        ("rst other seq", 1),  # a RST's seq is no data
+        ("rst zero window", 1),
+        ("rst with payload", 0),  # the deep parsers'
+        ("rst after the peer's fin", 1),  # the clock stops
+        ("rst after its own fin", 0),
+        ("rst twice", 1),  # the second: the sender reset already, Python's
+        ("rst fin", 0),
+        ("rst syn", 0),
+    ],
+)
+def test_rst_variants(variant: str, in_c: int) -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10)]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    rst, ra, fa = g.TcpFlag.RST, g.TcpFlag.RST | g.TcpFlag.ACK, g.TcpFlag.FIN | g.TcpFlag.ACK
+    tail = {
+        "client rst": [_seg(s, True, seq=c, ack=0, flags=rst)],
+        "server rst ack": [_seg(s, False, seq=sv, ack=c, flags=ra)],
+        "rst ack behind": [_seg(s, False, seq=sv, ack=c - 4, flags=ra)],
+        "rst ack beyond": [_seg(s, False, seq=sv, ack=c + 4, flags=ra)],
+        "rst other seq": [_seg(s, True, seq=c + 1000, ack=sv, flags=ra)],
+        "rst zero window": [_seg(s, True, seq=c, ack=sv, flags=ra, window=0)],
+        "rst with payload": [_seg(s, True, seq=c, ack=sv, flags=ra, payload=b"bye")],
+        "rst after the peer's fin": [
+            _seg(s, False, seq=sv, ack=c, flags=fa),
+            _seg(s, True, seq=c, ack=sv + 1, flags=ra),
+        ],
+        "rst after its own fin": [
+            _seg(s, True, seq=c, ack=sv, flags=fa),
+            _seg(s, True, seq=c + 1, ack=sv, flags=ra),
+        ],
+        "rst twice": [
+            _seg(s, True, seq=c, ack=sv, flags=ra),
+            _seg(s, True, seq=c + 5, ack=sv, flags=ra),
+        ],
+        "rst fin": [_seg(s, True, seq=c, ack=sv, flags=ra | g.TcpFlag.FIN)],
+        "rst syn": [_seg(s, True, seq=c, ack=sv, flags=ra | g.TcpFlag.SYN)],
+    }[variant]
+    frames += [*tail, _seg(s, False, seq=sv, ack=c), _seg(s, True, seq=c, ack=sv)]
+    assert rst_ways(_timed(frames)) == in_c
+
+
+@pytest.mark.parametrize(
+    ("tamper", "in_c"),
+    [
+        (_untouched, 1),
+        (_last_ctl([-1, -1, 5]), 1),  # an earlier R at another sequence number: R again
+        (_last_ctl([-1, -1, -1]), 1),
+        (_set_end(0, bits=1 << 5), 1),  # 'R' already there
+        (_set_end(0, state=3), 1),
+        (_set_end(1, state=3), 1),
+        (_set_end(1, state=5), 1),  # the peer closed: the clock stops
+        (_set_end(0, state=5), 0),
+        (_set_end(0, state=0), 0),
+        (_set_end(1, state=6), 0),
+        (_set_end(0, base=-1), 0),
+        (_set_end(1, nxt=-1), 1),  # the peer's deliv read from the object
+        (_set_end(1, dack=-1), 1),
+        (_hole, 1),  # the sender's deliv read from the object
+        (_flow_value(state=1), 0),
+        (_flow_value(stop=-1), 0),  # an int: C does not read it
+        (_flow_value(stop=50.0), 1),
+    ],
+)
+@pytest.mark.parametrize("flags", [0x04, 0x14])
+def test_rst_after_unusual_states(tamper: Tamper, in_c: int, flags: int) -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(False, b"s" * 10), s.ack(True)]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames += [_seg(s, True, seq=c, ack=sv, flags=flags), _seg(s, False, seq=sv, ack=c)]
+    assert rst_ways(_timed(frames), tamper, 5) == in_c
+
+
+def test_rst_without_the_push_is_handed_back() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), s.ack(False), s.reset(True)]
+    pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+    head = mapped(_timed(frames[:-1]))
+    pipe.run(head.rest(head.start))
+    table = pipe.table
+    data = pcap_bytes(_timed(frames[-1:], 100.5))
+    conds = fast_loop().conds()[core.CondReason.RST]
+    _, done, _, _, status, _ = fast_loop().run(
+        table.flows, data, 24, len(data), True, 1e-6, table.next_sweep, 10
+    )
+    assert (done, status) == (0, FastStatus.COND)
+    assert fast_loop().conds()[core.CondReason.RST] - conds == 1
 
 
 def _handed_all(path: Path) -> tuple[list[str], list[str]]:

@@ -524,8 +524,8 @@ class FlowTable:
     def closed_at(self, f: Flow, ts: float) -> float:
         """A connection closed at ``ts`` (:meth:`_closing`, once ``is_closed``): the flow is
         marked closed and its removal scheduled after Zeek's close delay; returns the next
-        sweep. The compiled fast loop calls it for a FIN that completes a close, which it
-        applies itself (``netwatch.corefeed``)."""
+        sweep. The compiled fast loop calls it for a FIN that completes a close or a RST, which
+        it applies itself (``netwatch.corefeed``)."""
         f.state = 1
         heapq.heappush(self._closed, (ts, next(self._tie), f))
         due = ts + self.settings.tcp_closed_s
