@@ -1486,6 +1486,7 @@ def rst_ways(frames: Frames, tamper: Tamper = _untouched, split: int = 0) -> int
     ("variant", "in_c"),
     [
         ("client rst", 1),
+        ("rst without ack flag acking beyond", 1),  # the ack field is not read then
         ("server rst ack", 1),
         ("rst ack behind", 1),
         ("rst ack beyond", 0),  # _ack_received
@@ -1497,15 +1498,20 @@ def rst_ways(frames: Frames, tamper: Tamper = _untouched, split: int = 0) -> int
         ("rst twice", 1),  # the second: the sender reset already, Python's
         ("rst fin", 0),
         ("rst syn", 0),
+        ("rst after data in c", 1),  # deliv behind seqmax (nxt >= 0) on both ends
     ],
 )
 def test_rst_variants(variant: str, in_c: int) -> None:
     s = g.TcpSession(ROUTE, 40010, 80)
     frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10)]
+    if variant == "rst after data in c":  # beyond the deep parsers' 8 packets each way
+        for _ in range(10):
+            frames += [*s.send(True, b"c" * 100), *s.send(False, b"s" * 100)]
     c, sv = s.next_seq(True), s.next_seq(False)
     rst, ra, fa = g.TcpFlag.RST, g.TcpFlag.RST | g.TcpFlag.ACK, g.TcpFlag.FIN | g.TcpFlag.ACK
     tail = {
         "client rst": [_seg(s, True, seq=c, ack=0, flags=rst)],
+        "rst without ack flag acking beyond": [_seg(s, False, seq=sv, ack=c + 4, flags=rst)],
         "server rst ack": [_seg(s, False, seq=sv, ack=c, flags=ra)],
         "rst ack behind": [_seg(s, False, seq=sv, ack=c - 4, flags=ra)],
         "rst ack beyond": [_seg(s, False, seq=sv, ack=c + 4, flags=ra)],
@@ -1526,6 +1532,7 @@ def test_rst_variants(variant: str, in_c: int) -> None:
         ],
         "rst fin": [_seg(s, True, seq=c, ack=sv, flags=ra | g.TcpFlag.FIN)],
         "rst syn": [_seg(s, True, seq=c, ack=sv, flags=ra | g.TcpFlag.SYN)],
+        "rst after data in c": [_seg(s, True, seq=c, ack=sv, flags=ra)],
     }[variant]
     frames += [*tail, _seg(s, False, seq=sv, ack=c), _seg(s, True, seq=c, ack=sv)]
     assert rst_ways(_timed(frames)) == in_c
