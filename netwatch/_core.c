@@ -21,9 +21,12 @@
  * FastLoop (below) is the fused loop's fast branch over the same walk and decode: for a
  * packet of a flow already in Python's flow table (a dict of Flow) it updates that Flow and
  * its TCP Endpoint in place, exactly as netwatch/corefeed.py's Python would, allocating
- * nothing; it also applies two TCP segments as netwatch/flow/tcpstate.py would, history
- * letters included (a direction's first bare ACK, an endpoint's first FIN while no timer
- * is due: first_ack, first_fin), and hands every other packet back to Python, counting
+ * nothing; it also applies five TCP segments as netwatch/flow/tcpstate.py would, history
+ * letters included (the SYN-ACK answering a SYN: syn_ack; a direction's first bare ACK:
+ * first_ack; an endpoint's first FIN, and the FIN that completes a close: first_fin; a
+ * RST: reset; for a close or a RST it pushes the removal timer by calling the table's
+ * closed_at: close_flow), and hands
+ * every other packet back to Python, counting
  * why (reasons(), and conds() for failed conditions). A cache on the raw 5-tuple finds a
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
  * range-checked first; anything unexpected hands the packet back with nothing changed.
@@ -37,8 +40,8 @@
  *
  * Config read: none. Known limits: ICMP, tunnels, fragments, IP options, IPv6 extension
  * headers, VN-Tag and other link types are all "odd" here; the flow table (creation, end,
- * timers, the other TCP state changes: SYN, RST, a closing FIN, payload out of order)
- * stays Python. This file is large (walk, flow types, fast loop, record): splitting the
+ * timers but the close's push, the other TCP state changes: SYNs but the answering
+ * SYN-ACK, RSTs after a close or with payload, payload out of order) stays Python. This file is large (walk, flow types, fast loop, record): splitting the
  * record builder into its own extension with a shared header is a next step.
  */
 #define PY_SSIZE_T_CLEAN
@@ -451,6 +454,8 @@ enum nw_cond {
 
 #define NW_TCP_FLAGS_SFR 0x07u /* SYN, FIN, RST */
 #define NW_TCP_ACK 0x10u
+#define NW_BIT_H (1 << 1)
+#define NW_BIT_R (1 << 5)
 #define NW_BIT_A (1 << 2) /* history bits of 'A' and 'D' (netwatch.flow.tcpstate) */
 #define NW_BIT_D (1 << 3)
 #define NW_BIT_F (1 << 4)
@@ -1070,6 +1075,13 @@ typedef struct {
     unsigned long long conds[NW_CONDS];           /* NW_HAND_COND returns by enum nw_cond */
     unsigned long long first_acks;                /* first bare ACKs applied here */
     unsigned long long first_fins;                /* first FINs applied here */
+    unsigned long long syn_acks;                  /* SYN-ACKs answering a SYN applied here */
+    unsigned long long closes;                    /* FINs completing a close applied here */
+    unsigned long long resets;                    /* RSTs applied here */
+    /* during run() only: the table's closed-flow push (borrowed; NULL: none given, a FIN
+     * that completes a close is handed back) and the next sweep as the loop knows it */
+    PyObject *closed;
+    double next_sweep;
 } nw_fastloop;
 
 /* A subclass of base that adds no storage, and whose attributes named like base's
@@ -1261,11 +1273,16 @@ static inline int cond(nw_fastloop *self, enum nw_cond why)
 
 /* tcpstate's endpoint states (netwatch.flow.tcpstate.TcpState) */
 #define NW_TCP_INACTIVE 0
+#define NW_TCP_SYN_SENT 1
 #define NW_TCP_SYN_ACK_SENT 2
 #define NW_TCP_PARTIAL 3
 #define NW_TCP_ESTABLISHED 4
 #define NW_TCP_CLOSED 5
+#define NW_TCP_RESET 6
 #define NW_HALF 0x80000000LL
+/* What close_flow does after a segment (fast_packet's closes) */
+#define NW_CLOSE_PUSH 1 /* the removal scheduled through run()'s closed */
+#define NW_CLOSE_STOP 2 /* both ends closed or reset: Flow.stop set unless set before */
 
 /* The 32-bit position tcpstate's tcp_packet gives Endpoint.nxt: d when the endpoint has
  * delivered all it sent (d == seqmax >= 0) and its state needs no bookkeeping, else -1. */
@@ -1347,17 +1364,22 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
     return 0;
 }
 
-/* An endpoint's first FIN, alone (no SYN or RST, no payload), in order, while both
- * endpoints are partial or established (so no timer is due: FlowTable._closing schedules
- * nothing, the connection is not closed yet, and the sender's state before was not
- * inactive), with a non-zero window: applies what tcpstate's tcp_packet/_control do with
- * it: deliv as in first_ack, the letter F (once per direction, and again through
- * last_ctl when the sequence number changed), the sender's state CLOSED (prev kept),
- * seqmax moved to the segment, the FIN's position (fin) with its octet in sequence space
- * and delivered, the acknowledgement of the peer's data, dack and nxt recomputed. Hands
- * the packet back (nothing changed) in every other case. 0 when applied, -1 on an error. */
+/* An endpoint's first FIN, alone (no SYN or RST, no payload), in order, with a non-zero
+ * window, while the sender is partial or established and its peer partial, established
+ * or closed: applies what tcpstate's tcp_packet/_control do with it: deliv as in
+ * first_ack, the letter F (once per direction, and again through last_ctl when the
+ * sequence number changed), the sender's state CLOSED (prev kept), seqmax moved to the
+ * segment, the FIN's position (fin) with its octet in sequence space and delivered, the
+ * acknowledgement of the peer's data, dack and nxt recomputed. While the peer is partial
+ * or established no timer is due (FlowTable._closing schedules nothing: the connection is
+ * not closed, and the sender's state before was not inactive). A peer already closed
+ * (its FIN came first) makes this the FIN that completes the close: taken only when run()
+ * was given the table's push (self->closed), the flow is open (state 0) and its stop an
+ * exact float; *closes is then set (NW_CLOSE_PUSH | NW_CLOSE_STOP) and fast_packet
+ * finishes _closing's part after the packet is counted (close_flow). Hands the packet back (nothing changed) in every other
+ * case. 0 when applied, -1 on an error. */
 static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow *f,
-                     long long bits, long long seq, long long ack, int acks)
+                     long long bits, long long seq, long long ack, int acks, int *closes)
 {
     nw_val *ev = e->val, *pv = p->val;
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
@@ -1373,8 +1395,19 @@ static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow 
                 || !small_int(PyList_GET_ITEM(last, 1), &prev_fin))))
         return NW_HAND_VALUE;
     if (base < 0 || fin >= 0 || es < NW_TCP_PARTIAL || es > NW_TCP_ESTABLISHED
-        || ps < NW_TCP_PARTIAL || ps > NW_TCP_ESTABLISHED)
+        || ps < NW_TCP_PARTIAL || ps > NW_TCP_CLOSED)
         return cond(self, NW_COND_FIN);
+    int closing = ps == NW_TCP_CLOSED;
+    if (closing) { /* _closing will schedule the flow's removal */
+        long long fstate;
+        if (self->closed == NULL)
+            return cond(self, NW_COND_FIN);
+        if (!small_int(f->obj[FO_STATE], &fstate) || f->obj[FO_STOP] == NULL
+            || !PyFloat_CheckExact(f->obj[FO_STOP]))
+            return NW_HAND_VALUE;
+        if (fstate != 0)
+            return cond(self, NW_COND_FIN);
+    }
     long long ed = ev[EC_SEQMAX].i, eseq = ed; /* e.nxt >= 0: e.deliv = e.seqmax */
     if (pv[EC_NXT].i >= 0)
         pdeliv = pv[EC_SEQMAX].i;
@@ -1443,6 +1476,213 @@ static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow 
     ev[EC_NXT].i = nxt_of(ed, eseq, NW_TCP_CLOSED);
     pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
     self->first_fins++;
+    if (closing) {
+        self->closes++;
+        *closes = NW_CLOSE_PUSH | NW_CLOSE_STOP;
+    }
+    return 0;
+}
+
+/* FlowTable._closing after a segment that closed the connection (first_fin with the peer
+ * closed, or reset; the packet counted and Flow.last set; closes: NW_CLOSE_* bits): when
+ * both ends are closed or reset (NW_CLOSE_STOP) the clock stops at Flow.last unless it
+ * stopped before (stop < 0), and the removal is scheduled through the table's push
+ * (FlowTable.closed_at(flow, ts): Flow.state 1, the closed heap with the table's
+ * tiebreak counter, the next sweep), which returns the next sweep (a float; else every
+ * later packet is handed back). 0, or -1 on an error raised: the run stops there (the
+ * exception reaches the caller; the endpoints were already updated). */
+static int close_flow(nw_fastloop *self, nw_flow *f, double ts, int closes)
+{
+    if ((closes & NW_CLOSE_STOP) && PyFloat_AS_DOUBLE(f->obj[FO_STOP]) < 0) { /* exact float */
+        PyObject *stop = PyFloat_FromDouble(f->val[FC_LAST].d);
+        if (stop == NULL)
+            return -1;
+        Py_XSETREF(f->obj[FO_STOP], stop);
+    }
+    PyObject *t = PyFloat_FromDouble(ts);
+    if (t == NULL)
+        return -1;
+    PyObject *args[2] = {(PyObject *)f, t};
+    PyObject *next = PyObject_Vectorcall(self->closed, args, 2, NULL);
+    Py_DECREF(t);
+    if (next == NULL)
+        return -1;
+    self->next_sweep = PyFloat_CheckExact(next) ? PyFloat_AS_DOUBLE(next) : -Py_HUGE_VAL;
+    Py_DECREF(next);
+    return 0;
+}
+
+/* A RST alone (no SYN or FIN; any ACK, window and sequence number) without payload from an
+ * endpoint partial or established whose peer is partial, established or closed, in an
+ * open flow (state 0, stop an exact float) while run() was given the table's push: applies
+ * what tcp_packet/_control do with it: deliv as in first_ack (both ends), the letter R
+ * (once per direction, and again through last_ctl[2] when the sequence number changed),
+ * the sender's state RESET (prev kept), nothing in sequence space (a RST's seq and
+ * payload are not data), the acknowledgement of the peer's data when the ACK flag is set
+ * (one that advances it is Python's: _ack_received), dack and nxt recomputed; then
+ * *closes for FlowTable._closing (is_closed: a reset connection is closed; the clock
+ * stops when the peer had closed too). Hands the packet back (nothing changed) in every
+ * other case. 0 when applied, -1 on an error (nothing changed). */
+static int reset(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, long long bits,
+                 long long seq, long long ack, int acks, int *closes)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
+    long long es, ps, edeliv, pdeliv, base, fstate, prev_rst = -1;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 6
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base) || !small_int(f->obj[FO_STATE], &fstate)
+        || f->obj[FO_STOP] == NULL || !PyFloat_CheckExact(f->obj[FO_STOP]) || last == NULL
+        || (last != Py_None
+            && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
+                || !small_int(PyList_GET_ITEM(last, 2), &prev_rst))))
+        return NW_HAND_VALUE;
+    if (self->closed == NULL || fstate != 0 || base < 0 || es < NW_TCP_PARTIAL
+        || es > NW_TCP_ESTABLISHED || ps < NW_TCP_PARTIAL || ps > NW_TCP_CLOSED)
+        return cond(self, NW_COND_RST);
+    if (ev[EC_NXT].i >= 0) /* tcp_packet's prologue, both ends */
+        edeliv = ev[EC_SEQMAX].i;
+    else if (!small_int(e->obj[EO_DELIV], &edeliv))
+        return NW_HAND_VALUE;
+    if (pv[EC_NXT].i >= 0)
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    if (acks && pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_RST);
+    }
+    /* the letters: R once per direction, then again if the last R had another seq */
+    int first_r = (bits & NW_BIT_R) == 0, again = prev_rst != -1 && prev_rst != seq;
+    PyObject *letter = PySequence_GetItem(letters, 5);
+    PyObject *add = PyList_New(first_r + again);
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_R);
+    PyObject *new_seq = PyLong_FromLongLong(seq), *new_prev = PyLong_FromLongLong(es);
+    PyObject *new_state = PyLong_FromLong(NW_TCP_RESET);
+    PyObject *new_ed = ev[EC_NXT].i >= 0 ? PyLong_FromLongLong(edeliv) : NULL;
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *new_last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
+    PyObject *made[] = {letter,    add,    new_bits, new_seq, new_prev,
+                        new_state, new_ed, new_pd,   new_last};
+    int failed = letter == NULL || add == NULL || new_bits == NULL || new_seq == NULL
+                 || new_prev == NULL || new_state == NULL
+                 || (ev[EC_NXT].i >= 0 && new_ed == NULL) || (pv[EC_NXT].i >= 0 && new_pd == NULL)
+                 || (last == Py_None && new_last == NULL);
+    if (!failed) {
+        for (Py_ssize_t k = 0; k < first_r + again; k++) {
+            Py_INCREF(letter);
+            PyList_SET_ITEM(add, k, letter);
+        }
+        Py_ssize_t n = PyList_GET_SIZE(hist);
+        failed = PyList_SetSlice(hist, n, n, add) < 0; /* all the letters, or none */
+    }
+    if (failed) {
+        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
+            Py_XDECREF(made[k]);
+        return -1;
+    }
+    Py_DECREF(letter);
+    Py_DECREF(add);
+    if (new_last != NULL) {
+        Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
+        last = new_last;
+    }
+    PyList_SetItem(last, 2, new_seq); /* steals new_seq; an exact list of 3: cannot fail */
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_PREV], new_prev);
+    Py_XSETREF(e->obj[EO_STATE], new_state);
+    if (new_ed != NULL)
+        Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    if (acks && pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = edeliv >= 0 ? edeliv & NW_MASK32 : -1;
+    ev[EC_NXT].i = -1; /* RESET: tcpstate's bookkeeping */
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
+    self->resets++;
+    *closes = NW_CLOSE_PUSH | (ps == NW_TCP_CLOSED ? NW_CLOSE_STOP : 0);
+    return 0;
+}
+
+/* A SYN-ACK (SYN and ACK, no FIN or RST, no payload, a non-zero window) from the
+ * responder of a flow whose originator sent a SYN (state SYN_SENT; so FlowTable.packet
+ * finds no reuse (is_reuse: a SYN-ACK with the originator active) and no reversal (not a
+ * pure SYN), and _closing is not called), the responder not heard before (inactive, base
+ * -1, no last_ctl, letters not the originator's): applies what tcp_packet and _control do
+ * with it: the letter h (once per direction; last_ctl made as [seq, -1, -1]), the
+ * responder's base, seqmax and deliv at seq + 1, both ends established (Zeek takes both
+ * as established: prev INACTIVE and SYN_SENT), the originator's dack (deliv as in
+ * first_ack), both dack and nxt recomputed. An acknowledgement that advances the
+ * originator's delivered data (_ack_received) is Python's. Hands the packet back (nothing
+ * changed) in every other case. 0 when applied, -1 on an error (nothing changed). */
+static int syn_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, int is_orig,
+                   long long bits, long long seq, long long ack)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
+    long long es, ps, pdeliv, base;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 2
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base) || e->obj[EO_LAST_CTL] != Py_None)
+        return NW_HAND_VALUE;
+    if (is_orig || ps != NW_TCP_SYN_SENT || es != NW_TCP_INACTIVE || base >= 0
+        || PyUnicode_READ_CHAR(letters, 0) == 'S')
+        return cond(self, NW_COND_SYN);
+    if (pv[EC_NXT].i >= 0) /* tcp_packet's prologue */
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    if (pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_SYN);
+    }
+    long long first = seq + 1; /* _start: the SYN octet is before the data */
+    int fresh = (bits & NW_BIT_H) == 0;
+    PyObject *letter = fresh ? PySequence_GetItem(letters, 1) : NULL;
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_H);
+    PyObject *new_first = PyLong_FromLongLong(first);
+    PyObject *new_last = Py_BuildValue("[Lii]", seq, -1, -1);
+    PyObject *new_est = PyLong_FromLong(NW_TCP_ESTABLISHED);
+    PyObject *new_inactive = PyLong_FromLong(NW_TCP_INACTIVE);
+    PyObject *new_syn_sent = PyLong_FromLong(NW_TCP_SYN_SENT);
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {letter, new_bits, new_first, new_last, new_est, new_inactive,
+                        new_syn_sent, new_pd};
+    if ((fresh && letter == NULL) || new_bits == NULL || new_first == NULL || new_last == NULL
+        || new_est == NULL || new_inactive == NULL || new_syn_sent == NULL
+        || (pv[EC_NXT].i >= 0 && new_pd == NULL)
+        || (fresh && PyList_Append(hist, letter) < 0)) {
+        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
+            Py_XDECREF(made[k]);
+        return -1;
+    }
+    Py_XDECREF(letter);
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
+    Py_INCREF(new_first);
+    Py_XSETREF(e->obj[EO_BASE], new_first);
+    Py_XSETREF(e->obj[EO_DELIV], new_first);
+    Py_XSETREF(e->obj[EO_PREV], new_inactive);
+    Py_INCREF(new_est);
+    Py_XSETREF(e->obj[EO_STATE], new_est);
+    Py_XSETREF(p->obj[EO_PREV], new_syn_sent);
+    Py_XSETREF(p->obj[EO_STATE], new_est);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    ev[EC_SEQMAX].i = first;
+    if (pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = first & NW_MASK32;
+    ev[EC_NXT].i = nxt_of(first, first, NW_TCP_ESTABLISHED);
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, NW_TCP_ESTABLISHED);
+    self->syn_acks++;
     return 0;
 }
 
@@ -1469,6 +1709,7 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
     long long plen = r->payload_len, seq = r->seq, ack = r->ack, flags = r->tcp_flags;
     int bytes = is_orig ? FC_O_BYTES : FC_R_BYTES;
     nw_val *ev = NULL; /* the sender's endpoint's cells (TCP) */
+    int closes = 0;    /* NW_CLOSE_* (first_fin, reset): close_flow after the counting */
     if (r->proto == 17) {
         if (!safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
@@ -1496,10 +1737,24 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
                      || !(flags & NW_TCP_ACK);
         if ((flags & NW_TCP_FLAGS_SFR) == 0x01u && plen == 0 && r->win != 0
             && seq == ev[EC_NXT].i && ack_ok) {
-            int rc = first_fin(self, e, p, f, bits, seq, ack, (flags & NW_TCP_ACK) != 0);
+            int rc = first_fin(self, e, p, f, bits, seq, ack, (flags & NW_TCP_ACK) != 0,
+                               &closes);
             if (rc != 0)
                 return rc;
             goto counted; /* no payload: nothing else for the sender's endpoint */
+        }
+        if ((flags & NW_TCP_FLAGS_SFR) == 0x04u && plen == 0) {
+            int rc = reset(self, f, e, p, bits, seq, ack, (flags & NW_TCP_ACK) != 0, &closes);
+            if (rc != 0)
+                return rc;
+            goto counted;
+        }
+        if ((flags & NW_TCP_FLAGS_SFR) == 0x02u && (flags & NW_TCP_ACK) && plen == 0
+            && r->win != 0) {
+            int rc = syn_ack(self, f, e, p, is_orig, bits, seq, ack);
+            if (rc != 0)
+                return rc;
+            goto counted;
         }
         if (flags & NW_TCP_FLAGS_SFR)
             return cond(self, (flags & 0x02u)   ? NW_COND_SYN
@@ -1545,7 +1800,7 @@ counted:
         fv[FC_LAST].d = ts;
     fv[pkts].i += 1;
     fv[ipb].i += (long long)r->ip_len;
-    return 0;
+    return closes ? close_flow(self, f, ts, closes) : 0;
 }
 
 /* The flow of a raw key: from the flow cache while it is live, else from the dict (through
@@ -1674,7 +1929,7 @@ static PyObject *handed_packet(const uint8_t *buf, const nw_rechdr *h, const nw_
 }
 
 PyDoc_STRVAR(fastloop_run_doc,
-"run(flows, buffer, start, end, little, tick, next_sweep, limit)\n"
+"run(flows, buffer, start, end, little, tick, next_sweep, limit, closed=None)\n"
 "    -> (next, packets, wire_bytes, empty, status, record)\n\n"
 "Walk the classic pcap records of buffer[start:end] (an Ethernet capture; little: the\n"
 "file is little-endian; tick: seconds per fraction unit) and apply the fused loop's fast\n"
@@ -1683,12 +1938,19 @@ PyDoc_STRVAR(fastloop_run_doc,
 "the decoder's tuple or None for an odd frame), next: the offset after it), after limit\n"
 "records (status 1), at the end of the buffer or a record\n"
 "cut by it (0) or at a captured length above the maximum (2; next: that record). packets\n"
-"and wire_bytes count the packets done here, empty the empty records skipped.");
+"and wire_bytes count the packets done here, empty the empty records skipped. closed: the\n"
+"flow table's closed_at(flow, ts) -> next sweep, called for a FIN that completes a close\n"
+"or a RST taken here (None: such segments are handed back).");
 
 static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "FastLoop.run takes 8 arguments");
+    if (nargs != 8 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "FastLoop.run takes 8 or 9 arguments");
+        return NULL;
+    }
+    PyObject *closed = nargs == 9 && args[8] != Py_None ? args[8] : NULL;
+    if (closed != NULL && !PyCallable_Check(closed)) {
+        PyErr_SetString(PyExc_TypeError, "FastLoop.run: closed must be callable or None");
         return NULL;
     }
     PyObject *flows = args[0];
@@ -1721,6 +1983,13 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         self->flows = flows;
     }
     Py_INCREF(flows);
+    /* close_flow may move the next sweep (a push through closed); a nested run() (from
+     * closed) finds its caller's values restored */
+    PyObject *outer_closed = self->closed;
+    double outer_sweep = self->next_sweep;
+    Py_XINCREF(closed);
+    self->closed = closed;
+    self->next_sweep = next_sweep;
     const uint8_t *buf = (const uint8_t *)view.buf;
     uint64_t off = (uint64_t)start, done = 0, nbytes = 0, empty = 0, seen = 0, ahead = 0;
     int status = NW_FAST_END;
@@ -1755,7 +2024,7 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         int rc;
         if (r.kind == NW_ODD)
             rc = NW_HAND_ODD;
-        else if (!(ts < next_sweep))
+        else if (!(ts < self->next_sweep))
             rc = NW_HAND_SWEEP;
         else
             rc = fast_record(self, flows, &r, ts);
@@ -1775,6 +2044,9 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
     }
     PyBuffer_Release(&view);
     Py_DECREF(flows);
+    Py_XDECREF(closed);
+    self->closed = outer_closed;
+    self->next_sweep = outer_sweep;
     if (status < 0)
         return NULL;
     self->reasons[status]++;
@@ -1860,6 +2132,24 @@ static PyObject *fastloop_get_first_acks(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->first_acks);
 }
 
+static PyObject *fastloop_get_syn_acks(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->syn_acks);
+}
+
+static PyObject *fastloop_get_resets(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->resets);
+}
+
+static PyObject *fastloop_get_closes(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->closes);
+}
+
 static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
 {
     (void)closure;
@@ -1868,7 +2158,13 @@ static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
 
 static PyGetSetDef fastloop_getset[] = {
     {"first_fins", (getter)fastloop_get_first_fins, NULL,
-     "FINs taken here that were their endpoint's first (no timer due)", NULL},
+     "FINs taken here that were their endpoint's first (closes included)", NULL},
+    {"closes", (getter)fastloop_get_closes, NULL,
+     "FINs taken here that completed a close (the removal pushed through closed)", NULL},
+    {"resets", (getter)fastloop_get_resets, NULL,
+     "RSTs taken here (the removal pushed through closed)", NULL},
+    {"syn_acks", (getter)fastloop_get_syn_acks, NULL,
+     "SYN-ACKs taken here answering the originator's SYN", NULL},
     {"first_acks", (getter)fastloop_get_first_acks, NULL,
      "bare ACKs taken here that were their direction's first (history letter A/a)", NULL},
     {"fast", (getter)fastloop_get_fast, NULL, "packets done by the fast branch here", NULL},
@@ -2306,8 +2602,6 @@ typedef struct {
     long long state, prev, base, acked, fin, missed, seqmax;
 } nw_end_view;
 
-#define NW_TCP_SYN_SENT 1
-#define NW_TCP_RESET 6
 
 static int end_view(PyObject *e, nw_end_view *v)
 {

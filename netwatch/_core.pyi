@@ -1,6 +1,7 @@
 """Types of the compiled core (netwatch/_core.c); see netwatch.core for the Python side."""
 
 import mmap
+from collections.abc import Callable
 from typing import overload
 
 from netwatch.decode.frames import Decoded
@@ -69,6 +70,12 @@ class FastLoop:
     def first_acks(self) -> int: ...
     @property
     def first_fins(self) -> int: ...
+    @property
+    def closes(self) -> int: ...
+    @property
+    def resets(self) -> int: ...
+    @property
+    def syn_acks(self) -> int: ...
     def run(
         self,
         flows: dict[tuple[object, ...], object],
@@ -79,6 +86,7 @@ class FastLoop:
         tick: float,
         next_sweep: float,
         limit: int,
+        closed: Callable[[object, float], float] | None = None,
         /,
     ) -> tuple[int, int, int, int, int, Handed | None]: ...
     def reasons(self) -> tuple[int, ...]: ...

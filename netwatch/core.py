@@ -148,8 +148,27 @@ class FastLoop(Protocol):
 
     @property
     def first_fins(self) -> int:
-        """FINs taken here that were their endpoint's first while no timer was due (both
-        ends partial or established before it), since construction."""
+        """FINs taken here that were their endpoint's first (the sender partial or
+        established before it, the peer partial, established or closed), since
+        construction; those that completed a close are counted in :attr:`closes` too."""
+        ...
+
+    @property
+    def closes(self) -> int:
+        """FINs taken here that completed a close (the peer had closed: the removal timer
+        pushed through ``run``'s ``closed``), since construction."""
+        ...
+
+    @property
+    def resets(self) -> int:
+        """RSTs taken here (an endpoint partial or established resetting an open flow: the
+        removal timer pushed through ``run``'s ``closed``), since construction."""
+        ...
+
+    @property
+    def syn_acks(self) -> int:
+        """SYN-ACKs taken here, each answering its flow's SYN (history letter ``h``, both
+        ends established), since construction."""
         ...
 
     def run(
@@ -162,10 +181,14 @@ class FastLoop(Protocol):
         tick: float,
         next_sweep: float,
         limit: int,
+        closed: Callable[[Any, float], float] | None = None,
         /,
     ) -> tuple[int, int, int, int, int, Handed | None]:
         """(next offset, packets done, their wire bytes, empty records, status, the packet
-        handed back or None)."""
+        handed back or None). ``closed``: the flow table's ``closed_at(flow, ts)``, which
+        schedules a closed connection's removal and returns the next sweep; C calls it for
+        a FIN that completes a close or a RST and applies that segment itself (None: such
+        segments are handed back)."""
         ...
 
     def reasons(self) -> tuple[int, ...]:

@@ -12,14 +12,20 @@ payload bytes), written in place into the C fields of :class:`Flow` and :class:`
 (subclasses of the core's ``FlowBase``/``EndpointBase`` whenever the core is loaded: no
 object is made per packet). A packet of a flow it found before takes no dict lookup and no
 key objects (its flow cache, valid while the flow is live: ``state`` 2 is set before a flow
-leaves the table). Beyond the fast branch, C applies two TCP segments exactly as
+leaves the table). Beyond the fast branch, C applies five TCP segments exactly as
 ``FlowTable.packet`` and :func:`netwatch.flow.tcpstate.tcp_packet` would, history letters
-included: a direction's first bare ACK (``A``/``a``: a handshake's third packet) and an
-endpoint's first FIN without payload while both ends are partial or established (the
-state change to closed, ``F`` and its repeat, the FIN's position; no timer is due then:
-the FIN that completes a close, and any RST or SYN, stay Python's). It runs only when every
-value it reads has the exact type and range the Python loop gives it; it never creates,
-ends or times out a flow, nor schedules a timer.
+included: the responder's SYN-ACK answering the originator's SYN (``h``, both ends
+established; no reuse or flip can apply then), a direction's first bare ACK (``A``/``a``: a
+handshake's third packet), an endpoint's first FIN without payload while both ends are
+partial or established (the state change to closed, ``F`` and its repeat, the FIN's
+position; no timer is due then), the FIN that completes a close (the peer closed first)
+and a RST without payload from a partial or established endpoint (``R`` and its repeat,
+the state reset): for these two ``FlowTable._closing``'s part too, the clock stopped
+(``Flow.stop``) once both ends closed or reset, and the removal scheduled through
+:meth:`FlowTable.closed_at`, which C calls (the one timer C schedules, through the table's
+own heap and tiebreak counter; it returns the next sweep, which C then honours). Other
+SYNs, RSTs and closes stay Python's. It runs only when every value it reads has the exact
+type and range the Python loop gives it; it never creates, ends or times out a flow.
 
 What Python owns: the flow table itself (the dict of :class:`Flow` objects, flow start and
 end, timers, the other TCP state changes and history letters, deep parsers, evidence,
@@ -105,6 +111,7 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     c_decided = _C_DECIDED
     keep = pipe.keeper.keep
     sweep_timers = table.sweep_timers
+    closed_at = table.closed_at
     fast = fast_loop().run
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
@@ -115,7 +122,7 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         # C: the packets of existing flows the fast branch takes, up to the first one
         # Python must take (rec), or BATCH records
         off, done, done_bytes, empty, status, rec = fast(
-            flows, buf, off, end, little, tick, table.next_sweep, BATCH
+            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at
         )
         n += done
         nbytes += done_bytes

@@ -11,6 +11,7 @@ import sys
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from netwatch.enrich.geo import NullGeo
 from netwatch.fastloop import run_mapped
 from netwatch.flow import table as flow_table
 from netwatch.flow.ids import UidSource
-from netwatch.flow.table import Flow, PyFlow
+from netwatch.flow.table import Flow, FlowTable, PyFlow
 from netwatch.flow.tcpstate import Endpoint, PyEndpoint
 from netwatch.pipeline import Pipeline
 from netwatch.testing import pcapgen as g
@@ -350,7 +351,7 @@ def test_hand_back_when_the_deep_parsers_want_the_payload() -> None:
     frames = traffic(100.0, 0.001, 40)
     _, reasons = twin_runs(frames[:1], frames[1:], _untouched)  # every packet after the SYN
     assert reasons[FastStatus.NEW] == 2  # the SYN-ACK's flow is the SYN's; the UDP flows
-    assert reasons[FastStatus.COND] >= 3  # the handshake, the parsers' first payloads
+    assert reasons[FastStatus.COND] >= 2  # the parsers' first payloads (the SYN-ACK is C's)
 
 
 def _ack_probe(server_isn: int, ack_delta: int, *, window: int = 64240) -> Frames:
@@ -698,20 +699,34 @@ def _table_state(pipe: Pipeline) -> str:
     return repr((flows, heaps, table.next_sweep))
 
 
-def fin_ways(frames: Frames, tamper: Tamper = _untouched, split: int = 0) -> int:
+def fin_ways(
+    frames: Frames, tamper: Tamper = _untouched, split: int = 0, cfg: Config | None = None
+) -> tuple[int, int]:
     """:func:`three_ways` after every frame from the ``split``-th on (the table compared
-    after each); returns how many first FINs C applied over the whole frames."""
-    fins = fast_loop().first_fins
+    after each); returns how many first FINs C applied over the whole frames, and how many
+    of them completed a close (C pushed the removal timer)."""
+    loop = fast_loop()
+    fins = loop.first_fins
+    for end in range(max(split, 1), len(frames) + 1):
+        three_ways(frames[:end], tamper, split, cfg)
+    before, closes = loop.first_fins, loop.closes
+    three_ways(frames, tamper, split, cfg)
+    assert fins <= before
+    return loop.first_fins - before, loop.closes - closes
+
+
+def syn_ack_ways(frames: Frames, tamper: Tamper = _untouched, split: int = 0) -> int:
+    """:func:`three_ways` after every frame from the ``split``-th on; returns how many
+    SYN-ACKs C applied over the whole frames."""
     for end in range(max(split, 1), len(frames) + 1):
         three_ways(frames[:end], tamper, split)
-    before = fast_loop().first_fins
+    before = fast_loop().syn_acks
     three_ways(frames, tamper, split)
-    assert fins <= before
-    return fast_loop().first_fins - before
+    return fast_loop().syn_acks - before
 
 
 def three_ways(
-    frames: Frames, tamper: Tamper = _untouched, split: int = 0
+    frames: Frames, tamper: Tamper = _untouched, split: int = 0, cfg: Config | None = None
 ) -> tuple[int, list[int]]:
     """The frames through the C loop, the pure fused loop and the general path (``tamper``
     applied to the flow table after the first ``split`` frames, which all three run through
@@ -723,7 +738,7 @@ def three_ways(
     acks, conds = 0, [0] * len(core.CondReason)
     for way in ("c", "python", "general"):
         recs: list[dict[str, Any]] = []
-        pipe = Pipeline(Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
+        pipe = Pipeline(cfg or Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
         if split:
             head = mapped(frames[:split])
             pipe.run(head.rest(head.start))
@@ -1037,10 +1052,10 @@ def test_first_fin_of_a_close_in_c() -> None:
     s = g.TcpSession(ROUTE, 40010, 80)
     frames = [*s.handshake(), *s.send(True, b"c" * 100), *s.send(False, b"s" * 100)]
     frames += [s.ack(True), *s.close(), s.ack(False)]
-    assert fin_ways(_timed(frames)) == 1  # the second FIN closes: a timer, Python's
+    assert fin_ways(_timed(frames)) == (2, 1)  # the second FIN closes: the timer pushed
     s = g.TcpSession(ROUTE6, 40010, 80, client_isn=0xFFFFFFFF, server_isn=HALF - 1)
     frames = [*s.handshake(), *s.send(False, b"s" * 10), *s.close(False)]
-    assert fin_ways(_timed(frames)) == 1
+    assert fin_ways(_timed(frames)) == (2, 1)
 
 
 def test_half_close_then_data_then_the_other_fin() -> None:
@@ -1049,7 +1064,7 @@ def test_half_close_then_data_then_the_other_fin() -> None:
     frames += [s.segment(True, g.TcpFlag.FIN | g.TcpFlag.ACK), s.ack(False)]
     frames += [*s.send(False, b"s" * 3000), s.ack(True), s.ack(True)]
     frames += [s.segment(False, g.TcpFlag.FIN | g.TcpFlag.ACK), s.ack(True)]
-    assert fin_ways(_timed(frames)) == 1
+    assert fin_ways(_timed(frames)) == (2, 1)
 
 
 def test_fin_variants_left_to_python() -> None:
@@ -1126,15 +1141,448 @@ def test_first_fin_after_unusual_endpoint_states(
     s.advance(True, 1, 1)
     frames += [*s.send(False, b"t" * 10), s.ack(True), *s.close(False)]
     fins = fin_ways(_timed(frames), tamper, 5)
-    if tamper is _untouched:
-        assert fins == (0 if flags & 0x10 and ack_delta else 1)  # a gap acked: Python's
+    if tamper is _untouched:  # a gap acked: Python's; the server's FIN closes, in C
+        assert fins == (1 if flags & 0x10 and ack_delta else 2, 1)
 
 
 def test_random_segments_hit_first_fins() -> None:
-    fins = fast_loop().first_fins
+    fins, resets = fast_loop().first_fins, fast_loop().resets
     for seed in range(20):
         three_ways(_random_session(seed))
     assert fast_loop().first_fins - fins >= 5
+    assert fast_loop().resets - resets >= 3
+
+
+# -- the SYN-ACK answering a SYN, and the FIN that completes a close, taken in C -------------
+
+SA = g.TcpFlag.SYN | g.TcpFlag.ACK
+
+
+def test_syn_ack_of_a_handshake_in_c() -> None:
+    """The responder's SYN-ACK (IPv4 and IPv6; ISNs where seq + 1 wraps or crosses 2**31):
+    C applies it, the table equal to the general path's after every packet."""
+    for route in (ROUTE, ROUTE6):
+        for c_isn, s_isn in ((1000, 0xFFFFFFFF), (HALF - 1, HALF - 1), (0xFFFFFFFF, 0)):
+            s = g.TcpSession(route, 40010, 80, client_isn=c_isn, server_isn=s_isn)
+            frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10)]
+            frames.append(s.ack(True))
+            assert syn_ack_ways(_timed(frames)) == 1
+            _, conds = three_ways(_timed(frames))
+            assert conds[core.CondReason.SYN] == 0
+
+
+@pytest.mark.parametrize(
+    ("variant", "in_c"),
+    [
+        ("plain", 1),
+        ("payload", 0),  # data on the SYN-ACK: the deep parsers and _deliver
+        ("zero window", 0),
+        ("acks beyond the syn", 0),  # _ack_received (a gap)
+        ("acks behind the syn", 1),
+        ("acks far behind", 1),
+        ("ack number zero", 1),
+        ("ece cwr psh", 1),  # other flags change nothing
+        ("retransmitted", 1),  # the second one: the responder is established, Python's
+        ("retransmitted other seq", 1),  # and its h again
+        ("from the client", 0),  # the originator's SYN-ACK (SYN_ACK_SENT)
+        ("with fin", 0),
+        ("with rst", 0),
+        ("no ack flag", 0),  # a SYN back: simultaneous open, Python's
+    ],
+)
+def test_syn_ack_variants(variant: str, in_c: int) -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    c, sv = s.next_seq(True), s.next_seq(False)
+    flags, seq, ack, side, payload, window = SA, sv, c + 1, False, b"", 512
+    if variant == "payload":
+        payload = b"early"
+    elif variant == "zero window":
+        window = 0
+    elif variant == "acks beyond the syn":
+        ack = c + 6
+    elif variant == "acks behind the syn":
+        ack = c - 5
+    elif variant == "acks far behind":
+        ack = c + 1 + HALF
+    elif variant == "ack number zero":
+        ack = 0
+    elif variant == "ece cwr psh":
+        flags = SA | 0x40 | 0x80 | 0x08
+    elif variant == "from the client":
+        side, seq, ack = True, c, sv + 1
+    elif variant == "with fin":
+        flags = SA | g.TcpFlag.FIN
+    elif variant == "with rst":
+        flags = SA | g.TcpFlag.RST
+    elif variant == "no ack flag":
+        flags = g.TcpFlag.SYN
+    syn = _seg(s, True, seq=c, ack=0, flags=g.TcpFlag.SYN)
+    answer = _seg(s, side, seq=seq, ack=ack, flags=flags, payload=payload, window=window)
+    frames = [syn, answer]
+    if variant.startswith("retransmitted"):
+        frames.append(
+            _seg(s, False, seq=sv + (7 if "other" in variant else 0), ack=c + 1, flags=SA)
+        )
+    frames += [_seg(s, True, seq=c + 1, ack=sv + 1), _seg(s, False, seq=sv + 1, ack=c + 1)]
+    frames.append(_seg(s, True, seq=c + 1, ack=sv + 1, payload=b"q" * 20))
+    assert syn_ack_ways(_timed(frames)) == in_c
+
+
+def _set_last_ctl(side: int, value: list[int]) -> Tamper:
+    def tamper(pipe: Pipeline) -> None:
+        (f,) = _flows(pipe, 6)
+        assert f.tcp is not None
+        f.tcp[side].last_ctl = list(value)  # its own (tcpstate changes it in place)
+
+    return tamper
+
+
+def _swap_letters(pipe: Pipeline) -> None:
+    """The responder's endpoint with the originator's letters (tcpstate tells the two apart
+    by them)."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    f.tcp[1].letters = f.tcp[0].letters
+
+
+def _orig_nxt_set(pipe: Pipeline) -> None:
+    """The originator's nxt set (its deliv then taken from seqmax), its deliv stale."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    o = f.tcp[0]
+    o.nxt, o.deliv = o.seqmax & 0xFFFFFFFF, -1
+
+
+@pytest.mark.parametrize(
+    ("tamper", "in_c"),
+    [
+        (_untouched, 1),
+        (_set_end(0, state=0), 0),  # the originator inactive: is_reuse looks at the responder
+        (_set_end(0, state=2), 0),
+        (_set_end(0, state=3), 0),
+        (_set_end(0, state=4), 0),
+        (_set_end(0, state=5), 0),  # closed: a reuse, a new flow
+        (_set_end(1, state=2), 0),
+        (_set_end(1, state=4), 0),
+        (_set_end(1, base=7), 0),
+        (_set_end(1, bits=2), 1),  # 'h' already there: no letter
+        (_set_end(1, bits=1), 1),
+        (_set_end(1, nxt=5), 1),  # its deliv reset by the prologue, then _start
+        (_set_end(0, deliv=-1), 1),  # the originator's data unknown: no acknowledgement
+        (_set_end(0, dack=-1), 1),
+        (_set_end(0, seqmax=5), 1),  # so its nxt stays -1
+        (_orig_nxt_set, 1),
+        (_set_last_ctl(1, [-1, -1, -1]), 0),
+        (_set_last_ctl(1, [5, -1, -1]), 0),
+        (_swap_letters, 0),
+        (_set_end(1, prev=3), 1),  # prev becomes INACTIVE as the state changes
+    ],
+)
+def test_syn_ack_after_unusual_endpoint_states(tamper: Tamper, in_c: int) -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10)]
+    assert syn_ack_ways(_timed(frames), tamper, 1) == in_c
+
+
+def _roles_swapped(pipe: Pipeline) -> None:
+    """The originator's endpoint inactive with the responder's letters, the responder's
+    SYN_SENT with a first byte: a SYN-ACK from the originator's side then looks like an
+    answer to tcpstate, but FlowTable.packet's is_reuse looks at the originator (inactive)
+    and the responder's first byte, and starts a new connection."""
+    (f,) = _flows(pipe, 6)
+    assert f.tcp is not None
+    o, r = f.tcp
+    o.state, o.base, o.last_ctl, o.bits, o.letters = 0, -1, None, 0, r.letters
+    r.state, r.base = 1, 5
+
+
+def test_syn_ack_from_the_originators_side_is_pythons() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames = [
+        _seg(s, True, seq=c, ack=0, flags=g.TcpFlag.SYN),
+        _seg(s, True, seq=c + 100, ack=sv + 1, flags=SA),
+        _seg(s, False, seq=sv + 1, ack=c + 101),
+    ]
+    assert syn_ack_ways(_timed(frames), _roles_swapped, 1) == 0
+
+
+def test_syn_ack_values_it_does_not_read_are_handed_back() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10)]
+
+    def big_base(pipe: Pipeline) -> None:
+        (f,) = _flows(pipe, 6)
+        assert f.tcp is not None
+        f.tcp[1].base = -(1 << 62)
+
+    _, reasons = twin_runs(_timed(frames[:1]), _timed(frames[1:], 100.01), big_base)
+    assert reasons[FastStatus.VALUE] >= 1
+
+
+def _closed_soon(cfg: Config) -> Config:
+    return replace(cfg, flows=replace(cfg.flows, tcp_closed_s=0.0025))
+
+
+def test_close_in_c_moves_the_next_sweep() -> None:
+    """A close delay shorter than the sweep interval: the removal C pushes makes the next
+    sweep earlier, and C hands the first packet at or past it back (SWEEP), so the closed
+    flow ends at the same packet as in Python (the table compared after every packet)."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    other = g.TcpSession(ROUTE, 40011, 554)
+    frames = [*other.handshake(), *other.send(True, b"o" * 10), *other.send(False, b"p" * 10)]
+    frames += [*s.handshake(), *s.send(False, b"s" * 10), s.ack(True), *s.close()]
+    frames += [other.ack(True) for _ in range(3)] + [other.ack(False) for _ in range(3)]
+    frames += [*other.send(True, b"o" * 10), *other.send(False, b"p" * 10)]
+    assert fin_ways(_timed(frames), cfg=_closed_soon(Config.default())) == (2, 1)
+
+
+def test_closing_fin_earlier_than_the_last_packet() -> None:
+    """Packet time going back at the close: the clock stops at Flow.last (the later time),
+    the removal is scheduled at the FIN's own time."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10), s.ack(True)]
+    timed = _timed([*frames, *s.close()])
+    fin_ts = timed[-2][0]
+    timed[-3] = (fin_ts + 0.5, timed[-3][1])  # the first FIN half a second later
+    assert fin_ways(timed) == (2, 1)
+
+
+def _flow_value(**values: object) -> Tamper:
+    def tamper(pipe: Pipeline) -> None:
+        (f,) = _flows(pipe, 6)
+        for name, value in values.items():
+            setattr(f, name, value)
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    ("tamper", "closes"),
+    [
+        (_untouched, 1),
+        (_flow_value(stop=50.0), 1),  # the clock stopped before: kept
+        (_flow_value(stop=-1), 0),  # an int: C does not read it
+        (_flow_value(state=1), 0),  # closed already: _closing does nothing more, Python's
+        (_set_end(1, prev=0), 1),  # the peer's state before its FIN: no partial-close check
+        (_set_end(1, state=6, nxt=-1), 0),  # the peer reset (nxt as tcp_packet leaves it)
+    ],
+)
+def test_closing_fin_after_unusual_flow_states(tamper: Tamper, closes: int) -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10)]
+    frames += [s.ack(True), s.segment(False, g.TcpFlag.FIN | g.TcpFlag.ACK)]
+    frames += [s.ack(True), s.segment(True, g.TcpFlag.FIN | g.TcpFlag.ACK), s.ack(False)]
+    split = len(frames) - 3  # after the server's FIN
+    assert fin_ways(_timed(frames), tamper, split)[1] == closes
+
+
+def test_closing_fin_without_the_push_is_handed_back() -> None:
+    """FastLoop.run without closed (None or not given): the FIN that completes a close is
+    Python's (COND, FIN); with it, C applies the FIN and calls it once."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), s.ack(False), *s.close()]
+    for push in (None, False, True):
+        pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+        head = mapped(_timed(frames[:-2]))
+        pipe.run(head.rest(head.start))
+        table = pipe.table
+        calls: list[float] = []
+
+        def closed_at(
+            f: Flow, ts: float, calls: list[float] = calls, table: FlowTable = table
+        ) -> float:
+            calls.append(ts)
+            return table.closed_at(f, ts)
+
+        data = pcap_bytes(_timed(frames[-2:], 100.5))  # before the next sweep
+        conds = fast_loop().conds()[core.CondReason.FIN]
+        run = partial(fast_loop().run, table.flows, data, 24, len(data), True, 1e-6)
+        if push is None:
+            _, done, _, _, status, rec = run(table.next_sweep, 10)
+        else:
+            _, done, _, _, status, rec = run(table.next_sweep, 10, closed_at if push else None)
+        assert (done, status, rec is None) == (
+            (2, FastStatus.END, True) if push else (0, FastStatus.COND, False)
+        )
+        assert fast_loop().conds()[core.CondReason.FIN] - conds == (0 if push else 1)
+        assert calls == ([100.5] if push else [])
+    with pytest.raises(TypeError):
+        fast_loop().run({}, b"", 0, 0, True, 1e-6, 0.0, 1, 5)  # type: ignore[arg-type]
+
+
+def test_a_failing_push_stops_the_run() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), s.ack(False), *s.close()]
+    pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+    head = mapped(_timed(frames[:-2]))
+    pipe.run(head.rest(head.start))
+
+    def closed_at(f: Flow, ts: float) -> float:
+        raise RuntimeError("push")
+
+    data = pcap_bytes(_timed(frames[-2:], 101.0))
+    with pytest.raises(RuntimeError, match="push"):
+        fast_loop().run(pipe.table.flows, data, 24, len(data), True, 1e-6, 1e9, 10, closed_at)
+
+
+def _random_handshake(seed: int) -> Frames:
+    """A handshake with random ISNs, a SYN-ACK with random extra flags, acknowledgement and
+    retransmission, then data, and a close by either side first, or a RST."""
+    rnd = random.Random(seed)
+    s = g.TcpSession(
+        ROUTE, 40010, 80, client_isn=rnd.getrandbits(32), server_isn=rnd.getrandbits(32)
+    )
+    c, sv = s.next_seq(True), s.next_seq(False)
+    ack = c + 1 + rnd.choice((0, 0, 0, -1, 1, 5, -HALF, HALF - 1, HALF))
+    extra = rnd.choice((0, 0, 0x08, 0x40, 0xC0, g.TcpFlag.FIN, g.TcpFlag.RST))
+    frames = [_seg(s, True, seq=c, ack=0, flags=g.TcpFlag.SYN)]
+    for _ in range(rnd.choice((1, 1, 2))):
+        frames.append(
+            _seg(s, False, seq=sv, ack=ack, flags=SA | extra, window=rnd.choice((512, 512, 0)))
+        )
+    s.advance(True, 1, 0)
+    s.advance(False, 1, 0)
+    frames.append(s.ack(True))
+    frames += [*s.send(True, b"c" * rnd.choice((1, 10))), *s.send(False, b"s" * 10)]
+    first = rnd.random() < 0.5
+    ending = rnd.choice("ffr")
+    if ending == "r":
+        frames.append(s.segment(first, g.TcpFlag.RST))
+    else:
+        frames += [s.ack(True), *s.close(first), s.ack(not first)]
+    return _timed(frames)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_handshakes_and_closes_same_state(seed: int) -> None:
+    syn_ack_ways(_random_handshake(seed))
+
+
+def test_random_handshakes_hit_syn_acks_and_closes() -> None:
+    loop = fast_loop()
+    syn_acks, closes, resets = loop.syn_acks, loop.closes, loop.resets
+    for seed in range(40):
+        three_ways(_random_handshake(seed))
+    assert loop.syn_acks - syn_acks >= 5
+    assert loop.closes - closes >= 5
+    assert loop.resets - resets >= 3
+
+
+# -- a RST taken in C -----------------------------------------------------------------------
+
+
+def rst_ways(frames: Frames, tamper: Tamper = _untouched, split: int = 0) -> int:
+    """:func:`three_ways` after every frame from the ``split``-th on; returns how many RSTs
+    C applied over the whole frames."""
+    for end in range(max(split, 1), len(frames) + 1):
+        three_ways(frames[:end], tamper, split)
+    before = fast_loop().resets
+    three_ways(frames, tamper, split)
+    return fast_loop().resets - before
+
+
+@pytest.mark.parametrize(
+    ("variant", "in_c"),
+    [
+        ("client rst", 1),
+        ("rst without ack flag acking beyond", 1),  # the ack field is not read then
+        ("server rst ack", 1),
+        ("rst ack behind", 1),
+        ("rst ack beyond", 0),  # _ack_received
+        ("rst other seq", 1),  # a RST's seq is no data
+        ("rst zero window", 1),
+        ("rst with payload", 0),  # the deep parsers'
+        ("rst after the peer's fin", 1),  # the clock stops
+        ("rst after its own fin", 0),
+        ("rst twice", 1),  # the second: the sender reset already, Python's
+        ("rst fin", 0),
+        ("rst syn", 0),
+        ("rst after data in c", 1),  # deliv behind seqmax (nxt >= 0) on both ends
+    ],
+)
+def test_rst_variants(variant: str, in_c: int) -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), *s.send(False, b"s" * 10)]
+    if variant == "rst after data in c":  # beyond the deep parsers' 8 packets each way
+        for _ in range(10):
+            frames += [*s.send(True, b"c" * 100), *s.send(False, b"s" * 100)]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    rst, ra, fa = g.TcpFlag.RST, g.TcpFlag.RST | g.TcpFlag.ACK, g.TcpFlag.FIN | g.TcpFlag.ACK
+    tail = {
+        "client rst": [_seg(s, True, seq=c, ack=0, flags=rst)],
+        "rst without ack flag acking beyond": [_seg(s, False, seq=sv, ack=c + 4, flags=rst)],
+        "server rst ack": [_seg(s, False, seq=sv, ack=c, flags=ra)],
+        "rst ack behind": [_seg(s, False, seq=sv, ack=c - 4, flags=ra)],
+        "rst ack beyond": [_seg(s, False, seq=sv, ack=c + 4, flags=ra)],
+        "rst other seq": [_seg(s, True, seq=c + 1000, ack=sv, flags=ra)],
+        "rst zero window": [_seg(s, True, seq=c, ack=sv, flags=ra, window=0)],
+        "rst with payload": [_seg(s, True, seq=c, ack=sv, flags=ra, payload=b"bye")],
+        "rst after the peer's fin": [
+            _seg(s, False, seq=sv, ack=c, flags=fa),
+            _seg(s, True, seq=c, ack=sv + 1, flags=ra),
+        ],
+        "rst after its own fin": [
+            _seg(s, True, seq=c, ack=sv, flags=fa),
+            _seg(s, True, seq=c + 1, ack=sv, flags=ra),
+        ],
+        "rst twice": [
+            _seg(s, True, seq=c, ack=sv, flags=ra),
+            _seg(s, True, seq=c + 5, ack=sv, flags=ra),
+        ],
+        "rst fin": [_seg(s, True, seq=c, ack=sv, flags=ra | g.TcpFlag.FIN)],
+        "rst syn": [_seg(s, True, seq=c, ack=sv, flags=ra | g.TcpFlag.SYN)],
+        "rst after data in c": [_seg(s, True, seq=c, ack=sv, flags=ra)],
+    }[variant]
+    frames += [*tail, _seg(s, False, seq=sv, ack=c), _seg(s, True, seq=c, ack=sv)]
+    assert rst_ways(_timed(frames)) == in_c
+
+
+@pytest.mark.parametrize(
+    ("tamper", "in_c"),
+    [
+        (_untouched, 1),
+        (_last_ctl([-1, -1, 5]), 1),  # an earlier R at another sequence number: R again
+        (_last_ctl([-1, -1, -1]), 1),
+        (_set_end(0, bits=1 << 5), 1),  # 'R' already there
+        (_set_end(0, state=3), 1),
+        (_set_end(1, state=3), 1),
+        (_set_end(1, state=5), 1),  # the peer closed: the clock stops
+        (_set_end(0, state=5), 0),
+        (_set_end(0, state=0), 0),
+        (_set_end(1, state=6), 0),
+        (_set_end(0, base=-1), 0),
+        (_set_end(1, nxt=-1), 1),  # the peer's deliv read from the object
+        (_set_end(1, dack=-1), 1),
+        (_hole, 1),  # the sender's deliv read from the object
+        (_flow_value(state=1), 0),
+        (_flow_value(stop=-1), 0),  # an int: C does not read it
+        (_flow_value(stop=50.0), 1),
+    ],
+)
+@pytest.mark.parametrize("flags", [0x04, 0x14])
+def test_rst_after_unusual_states(tamper: Tamper, in_c: int, flags: int) -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(False, b"s" * 10), s.ack(True)]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames += [_seg(s, True, seq=c, ack=sv, flags=flags), _seg(s, False, seq=sv, ack=c)]
+    assert rst_ways(_timed(frames), tamper, 5) == in_c
+
+
+def test_rst_without_the_push_is_handed_back() -> None:
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 10), s.ack(False), s.reset(True)]
+    pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+    head = mapped(_timed(frames[:-1]))
+    pipe.run(head.rest(head.start))
+    table = pipe.table
+    data = pcap_bytes(_timed(frames[-1:], 100.5))
+    conds = fast_loop().conds()[core.CondReason.RST]
+    _, done, _, _, status, _ = fast_loop().run(
+        table.flows, data, 24, len(data), True, 1e-6, table.next_sweep, 10
+    )
+    assert (done, status) == (0, FastStatus.COND)
+    assert fast_loop().conds()[core.CondReason.RST] - conds == 1
 
 
 def _handed_all(path: Path) -> tuple[list[str], list[str]]:

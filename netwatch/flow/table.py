@@ -515,15 +515,23 @@ class FlowTable:
         if f.state != 0:
             return
         if is_closed(orig, resp):
-            f.state = 1
-            heapq.heappush(self._closed, (ts, next(self._tie), f))
-            due = ts + self.settings.tcp_closed_s
-            if due < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
-                self.next_sweep = due
+            self.closed_at(f, ts)
             return
         sender = orig if is_orig else resp
         if first_fin and sender.state == _CLOSED and sender.prev == _INACTIVE:
             self._check(ts + self.settings.tcp_partial_close_s, f, Check.PARTIAL_CLOSE)
+
+    def closed_at(self, f: Flow, ts: float) -> float:
+        """A connection closed at ``ts`` (:meth:`_closing`, once ``is_closed``): the flow is
+        marked closed and its removal scheduled after Zeek's close delay; returns the next
+        sweep. The compiled fast loop calls it for a FIN that completes a close or a RST, which
+        it applies itself (``netwatch.corefeed``)."""
+        f.state = 1
+        heapq.heappush(self._closed, (ts, next(self._tie), f))
+        due = ts + self.settings.tcp_closed_s
+        if due < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
+            self.next_sweep = due
+        return self.next_sweep
 
     def _check(self, when: float, f: Flow, kind: Check) -> None:
         heapq.heappush(self._checks, (when, next(self._tie), f, kind))
