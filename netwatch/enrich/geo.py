@@ -291,12 +291,7 @@ class _MmdbSource:
                 self._map, metadata, self.tree = _open_tree(path, WALK, lazy)
                 _check_type(path, metadata.database_type, kinds, role)
             except GeoDatabaseError:
-                if self.tree is not None:
-                    self.tree.close()
-                if self._map is not None:
-                    self._map.close()
-                if self._reader is not None:
-                    self._reader.close()
+                self._release()
                 raise
             self.records = Section(self._map, metadata.tree_size + SEPARATOR)
             db_type, ip_version, build_epoch = (
@@ -346,14 +341,18 @@ class _MmdbSource:
             self.record_evictions += 1
         self.answers[offset] = answer
 
-    def close(self) -> None:
-        """Release the memory maps (and the in-memory file of a lazily unpacked container)."""
+    def _release(self) -> None:
+        """Close the search tree's walk, the file's map and maxminddb's reader (those open)."""
         if self.tree is not None:
             self.tree.close()
         if self._map is not None:
             self._map.close()
         if self._reader is not None:
             self._reader.close()
+
+    def close(self) -> None:
+        """Release the memory maps (and the in-memory file of a lazily unpacked container)."""
+        self._release()
         if self.lazy is not None:
             self.lazy.close()
 
