@@ -20,6 +20,7 @@ Reads no configuration; never raises. Known limits: at most ``MAX_RECORDS`` reco
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from typing import TYPE_CHECKING, NamedTuple
@@ -40,7 +41,11 @@ _HEADER = struct.Struct("!HHHHHH")
 _RR_TAIL = struct.Struct("!HHIH")
 _QR = 0x8000
 _PTR, _TXT, _SRV = 12, 16, 33
-_SERVICE = re.compile(r"(?i)(?:^|\.)(_[a-z0-9-]{1,63}\._(?:tcp|udp))(?:\.|$)")
+
+
+@functools.cache
+def _service() -> re.Pattern[str]:
+    return re.compile(r"(?i)(?:^|\.)(_[a-z0-9-]{1,63}\._(?:tcp|udp))(?:\.|$)")
 
 
 class Announcement(NamedTuple):
@@ -83,7 +88,8 @@ def parse_mdns(payload: bytes) -> Announcement | None:
                 break
     except (struct.error, IndexError, ValueError):
         pass
-    services = {m.group(1).lower(): None for n in names for m in [_SERVICE.search(n)] if m}
+    service = _service()
+    services = {m.group(1).lower(): None for n in names for m in [service.search(n)] if m}
     return Announcement(tuple(names), tuple(services), tuple(txt))
 
 
@@ -97,7 +103,7 @@ def _name(payload: bytes, off: int) -> tuple[str, int]:
 
 def _txt(out: dict[str, None], owner: str, rdata: bytes) -> None:
     """The ``key=value`` strings of a service instance's TXT record (RFC 6763 s. 6)."""
-    service = _SERVICE.search(owner)
+    service = _service().search(owner)
     if service is None:
         return
     at = 0

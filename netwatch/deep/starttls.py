@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import re
 import socket
 from dataclasses import dataclass, field
@@ -85,11 +86,29 @@ PG_SSL_REQUEST: Final = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
 _MYSQL_CLIENT_SSL: Final = 0x0800
 _MYSQL_SSL_REQUEST_LEN: Final = 32
 _TLS = TlsParser()
-_PASV = re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})", re.ASCII)
-_EPSV = re.compile(r"\(([!-~])\1\1(\d{1,5})\1\)", re.ASCII)
-_EPRT = re.compile(r"^([!-~])([12])\1([0-9A-Fa-f:.]+)\1(\d{1,5})\1", re.ASCII)
+
+
+@functools.cache
+def _pasv() -> re.Pattern[str]:
+    return re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})", re.ASCII)
+
+
+@functools.cache
+def _epsv() -> re.Pattern[str]:
+    return re.compile(r"\(([!-~])\1\1(\d{1,5})\1\)", re.ASCII)
+
+
+@functools.cache
+def _eprt() -> re.Pattern[str]:
+    return re.compile(r"^([!-~])([12])\1([0-9A-Fa-f:.]+)\1(\d{1,5})\1", re.ASCII)
+
+
 _SERVER_GREETING = (b"220 ", b"220-")
-_CODE = re.compile(r"[0-9]{3}")
+
+
+@functools.cache
+def _code() -> re.Pattern[str]:
+    return re.compile(r"[0-9]{3}")
 
 
 @dataclass(slots=True)
@@ -123,7 +142,7 @@ def ftp_data_channel(line: str, is_orig: bool, server: bytes) -> tuple[bytes, in
     word, _, rest = line.strip().partition(" ")
     word = word.upper()
     if (is_orig and word == "PORT") or (not is_orig and word == "227"):
-        match = _PASV.search(rest)
+        match = _pasv().search(rest)
         if match is None:
             return None
         parts = [int(part) for part in match.groups()]
@@ -131,11 +150,11 @@ def ftp_data_channel(line: str, is_orig: bool, server: bytes) -> tuple[bytes, in
             return None
         return bytes(parts[:4]), parts[4] * 256 + parts[5]
     if not is_orig and word == "229":
-        match = _EPSV.search(rest)
+        match = _epsv().search(rest)
         port = int(match.group(2)) if match else 0
         return (server, port) if 0 < port < 65536 else None
     if is_orig and word == "EPRT":
-        match = _EPRT.match(rest.strip())
+        match = _eprt().match(rest.strip())
         if match is None or not 0 < int(match.group(4)) < 65536:
             return None
         family = socket.AF_INET if match.group(2) == "1" else socket.AF_INET6
@@ -245,7 +264,7 @@ class StarttlsParser(DeepParser):
                 ctx.expect(channel[0], channel[1], "ftp-data")
             agreed = code == "234"
         elif proto is Proto.SMTP:
-            if not (_CODE.fullmatch(code) and 100 <= int(code) <= 599):
+            if not (_code().fullmatch(code) and 100 <= int(code) <= 599):
                 state.violated = True  # Zeek: a reply code out of range is a violation
                 drop_service(flow, "smtp")
             agreed = code == "220"
@@ -283,7 +302,7 @@ def _ftp_reply_ok(state: LineState, line: str) -> bool:
         if code == state.pending and line[3:4] == " ":
             state.pending = ""
         return True
-    if not (_CODE.fullmatch(code) and int(code) >= 100):
+    if not (_code().fullmatch(code) and int(code) >= 100):
         return False
     if line[3:4] == "-":
         state.pending = code

@@ -74,21 +74,31 @@ class LanMatcher:
     """The LAN fingerprints by field, tried in file order (camera entries first)."""
 
     def __init__(self, fingerprints: Iterable[Fingerprint]) -> None:
-        table: dict[str, list[Compiled]] = {}
+        table: dict[str, list[Fingerprint]] = {}
         for fp in fingerprints:
-            if fp.field not in LAN_FIELDS:
-                continue
-            pattern = (
-                loader.compile_regex(fp.value, as_bytes=False) if fp.match == "regex" else None
-            )
-            table.setdefault(fp.field, []).append((fp, pattern))
-        for entries in table.values():
-            entries.sort(key=lambda e: e[0].strength != "camera")  # stable: file order kept
-        self._fields = {field: tuple(entries) for field, entries in table.items()}
+            if fp.field in LAN_FIELDS:
+                table.setdefault(fp.field, []).append(fp)
+        for prints in table.values():
+            prints.sort(key=lambda fp: fp.strength != "camera")  # stable: file order kept
+        self._prints = {field: tuple(prints) for field, prints in table.items()}
+        # A field's regexes are compiled at the first value of that field (a start compiles
+        # none; the seeds were checked when their file was read).
+        self._fields: dict[str, tuple[Compiled, ...]] = {}
+
+    def _compile(self, field: str) -> tuple[Compiled, ...] | None:
+        prints = self._prints.get(field)
+        if prints is None:
+            return None
+        entries = tuple(
+            (fp, loader.compile_regex(fp.value, as_bytes=False) if fp.match == "regex" else None)
+            for fp in prints
+        )
+        self._fields[field] = entries
+        return entries
 
     def match(self, field: str, value: str) -> LanHit | None:
         """The first fingerprint of ``field`` that ``value`` matches, or None."""
-        entries = self._fields.get(field)
+        entries = self._fields.get(field) or self._compile(field)
         if not entries or not value:
             return None
         text = value[:MAX_VALUE_CHARS]
@@ -109,8 +119,8 @@ class LanMatcher:
 
     def weak_vendors(self) -> frozenset[str]:
         """Vendors of the weak ``mac_prefix`` fingerprints (they make non-camera products)."""
-        entries = self._fields.get("mac_prefix", ())
-        return frozenset(fp.vendor for fp, _ in entries if fp.strength == "weak")
+        prints = self._prints.get("mac_prefix", ())
+        return frozenset(fp.vendor for fp in prints if fp.strength == "weak")
 
     def mac_vendor(self, mac: bytes) -> LanHit | None:
         """The ``mac_prefix`` fingerprint of a MAC (6 bytes), or None."""

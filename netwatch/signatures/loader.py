@@ -18,6 +18,7 @@ the rule-id vocabulary is the DESIGN.md contract table, copied in `RULE_IDS`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -65,17 +66,39 @@ RULE_IDS = (
     "capture_loss",
 )
 MAX_NAME_CHARS = 253
-SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
-HEX_RE = re.compile(r"[0-9A-Fa-f]{2}(?: ?[0-9A-Fa-f]{2})*")
-CITE_RE = re.compile(r"\[([A-Z0-9][A-Z0-9-]*)\]")
-DEFINE_RE = re.compile(r"^#\s+\[([A-Z0-9][A-Z0-9-]*)\]\s+\S")
-SNAPSHOT_RE = re.compile(r"^#\s*snapshot:\s*(\d{4}-\d{2}-\d{2})\b")
-SOURCES_RE = re.compile(r"^#\s*sources:")
+# The checks of seed text, as pattern sources: they are compiled by `regex` at first use
+# (reading and checking seed files), not at import, since a start that finds its seeds
+# in the seed store checks no seed text.
+SLUG_RE = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+LABEL_RE = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+HEX_RE = r"[0-9A-Fa-f]{2}(?: ?[0-9A-Fa-f]{2})*"
+CITE_RE = r"\[([A-Z0-9][A-Z0-9-]*)\]"
+DEFINE_RE = r"^#\s+\[([A-Z0-9][A-Z0-9-]*)\]\s+\S"
+SNAPSHOT_RE = r"^#\s*snapshot:\s*(\d{4}-\d{2}-\d{2})\b"
+SOURCES_RE = r"^#\s*sources:"
+
+
+@functools.cache
+def regex(source: str) -> re.Pattern[str]:
+    """``source`` compiled, once per process (the module's checks compile at first use)."""
+    return re.compile(source)
+
 
 # ---------------------------------------------------------------- value converters
 
-slug = string(pattern=SLUG_RE, what="a slug (lower-case letters and digits, '-' between)")
+
+def slug(node: Node, ctx: Ctx, path: str) -> str:
+    """A slug (lower-case letters and digits, '-' between): non-empty, checked at load."""
+    value: str = typed(node, ctx, path, ("str",), "a string")
+    if not value:
+        ctx.fail(node, path, "must not be empty")
+    if not regex(SLUG_RE).fullmatch(value):
+        ctx.fail(
+            node, path, f"{value!r} is not a slug (lower-case letters and digits, '-' between)"
+        )
+    return value
+
+
 nonempty = string()
 free_text = string(empty=True)
 confidence = choice(*CONFIDENCES)
@@ -89,7 +112,8 @@ ethertype = integer(0x0600, 0xFFFF)
 def is_dns_name(name: str) -> bool:
     """Lower-case labels, no trailing dot, at most 253 characters."""
     labels = name.split(".")
-    return len(name) <= MAX_NAME_CHARS and all(LABEL_RE.fullmatch(label) for label in labels)
+    label = regex(LABEL_RE)
+    return len(name) <= MAX_NAME_CHARS and all(label.fullmatch(part) for part in labels)
 
 
 def dns_name(node: Node, ctx: Ctx, path: str) -> str:
@@ -113,7 +137,7 @@ def dns_suffix(node: Node, ctx: Ctx, path: str) -> str:
 def hex_bytes(node: Node, ctx: Ctx, path: str) -> bytes:
     """Hex digits in pairs, optionally one space between bytes: `9E BA AC E9` or `9EBAACE9`."""
     value = text(node, ctx, path, "hex bytes")
-    if not HEX_RE.fullmatch(value):
+    if not regex(HEX_RE).fullmatch(value):
         message = f"{value!r} is not hex bytes (pairs of 0-9/A-F, one space between bytes)"
         ctx.fail(node, path, message)
     return bytes.fromhex(value)
@@ -208,7 +232,7 @@ def read_header(source: str, file: str) -> Header:
         lines.append(line)
     if not lines:
         raise ConfigError(file, 1, TOP, "the file must start with a '#' header naming its sources")
-    found = [(i, m) for i, line in enumerate(lines, 1) if (m := SNAPSHOT_RE.match(line))]
+    found = [(i, m) for i, line in enumerate(lines, 1) if (m := regex(SNAPSHOT_RE).match(line))]
     if not found:
         raise ConfigError(file, 1, TOP, "the header has no 'snapshot: YYYY-MM-DD' line")
     line_no, match = found[0]
@@ -216,15 +240,15 @@ def read_header(source: str, file: str) -> Header:
         snapshot = date.fromisoformat(match.group(1))
     except ValueError:
         raise ConfigError(file, line_no, TOP, f"bad snapshot date {match.group(1)!r}") from None
-    if not any(SOURCES_RE.match(line) for line in lines):
+    if not any(regex(SOURCES_RE).match(line) for line in lines):
         raise ConfigError(file, 1, TOP, "the header has no 'sources:' line")
-    keys = frozenset(m.group(1) for line in lines if (m := DEFINE_RE.match(line)))
+    keys = frozenset(m.group(1) for line in lines if (m := regex(DEFINE_RE).match(line)))
     return Header(snapshot, keys)
 
 
 def uncited(source: str, header: Header) -> str | None:
     """The first `[KEY]` that `source` cites and the header does not name, else None."""
-    return next((k for k in CITE_RE.findall(source) if k not in header.source_keys), None)
+    return next((k for k in regex(CITE_RE).findall(source) if k not in header.source_keys), None)
 
 
 def _check_citations(seq: Node, ctx: Ctx, path: str, header: Header) -> None:
@@ -376,12 +400,12 @@ def default_seeds_dir() -> Path:
 
 # ---------------------------------------------------------------- TSV cell parsers
 
-OUI_RE = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){2}")
+OUI_RE = r"[0-9A-F]{2}(?::[0-9A-F]{2}){2}"  # compiled by `regex` at first use
 
 
 def parse_oui(cell: str) -> str:
     """`AA:BB:CC`, upper-case hex."""
-    if not OUI_RE.fullmatch(cell):
+    if not regex(OUI_RE).fullmatch(cell):
         raise ValueError(f"{cell!r} is not an OUI written AA:BB:CC (upper-case hex)")
     return cell
 

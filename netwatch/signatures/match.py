@@ -383,9 +383,18 @@ class _BannerField:
         self.prefixes = tuple((f.value, f) for f in by_len)
         self.any_prefix = tuple(v for v, _ in self.prefixes)
         self.contains = tuple((f.value, f) for f in prints if f.match == "contains")
-        self.regexes = tuple(
-            (loader.compile_regex(f.value, as_bytes=False), f) for f in prints if f.match == "regex"
-        )
+        self._regex_prints = tuple(f for f in prints if f.match == "regex")
+        self._regexes: tuple[tuple[re.Pattern[str], Fingerprint], ...] | None = None
+
+    @property
+    def regexes(self) -> tuple[tuple[re.Pattern[str], Fingerprint], ...]:
+        """The regex fingerprints, compiled at the first value that reaches them (not at start:
+        a start compiles none of them; the seeds were checked when their file was read)."""
+        if self._regexes is None:
+            self._regexes = tuple(
+                (loader.compile_regex(f.value, as_bytes=False), f) for f in self._regex_prints
+            )
+        return self._regexes
 
     def match(self, value: str) -> Fingerprint | None:
         hit = self.exact.get(value)

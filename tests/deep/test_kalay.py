@@ -27,6 +27,7 @@ from netwatch.deep.kalay import (
     MIN_CUT_BYTES,
     PLATFORM,
     KalayParser,
+    _magic_filter,
     descramble_block,
     kalay_of,
     p2p_of,
@@ -122,6 +123,10 @@ def test_the_wire_mask_is_exactly_the_magic(first: bytes, rest: bytes) -> None:
     wire = scramble_block(first + rest)
     passes = int.from_bytes(wire[8:16], "little") & MAGIC_MASK == MAGIC_VALUE
     assert passes == (first == b"\x04\x02")
+
+
+def test_the_written_mask_is_the_one_the_transform_gives() -> None:
+    assert _magic_filter() == (MAGIC_MASK, MAGIC_VALUE)
 
 
 # ------------------------------------------------------------------ messages

@@ -66,3 +66,18 @@ def test_every_lan_field_is_known_and_seed_entries_exist() -> None:
         assert discovery_seed(seed_id).ports
     with pytest.raises(KeyError):
         discovery_seed("no-such-protocol")
+
+
+def test_a_fields_regexes_compile_at_its_first_value() -> None:
+    # The matcher is built at start; a field's regexes are compiled when a value of that
+    # field first arrives (an unusable one only fails then: seed files are checked at read).
+    bad = Fingerprint(id="b", vendor="V", field="mdns_name", match="regex", value="(",
+                      source="s", confidence="low")  # fmt: skip
+    good = Fingerprint(id="g", vendor="V", field="dhcp_hostname", match="regex",
+                       value="^(?P<model>cam-[0-9]+)", source="s", confidence="low")  # fmt: skip
+    matcher = LanMatcher([bad, good])
+    assert matcher.match("ssdp_server", "cam-1") is None
+    hit = matcher.match("dhcp_hostname", "cam-12x")
+    assert hit is not None and (hit.fingerprint.id, hit.model) == ("g", "cam-12")
+    with pytest.raises(ValueError, match="bad regex"):
+        matcher.match("mdns_name", "x")

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwatch.signatures import SignatureMatcher, Signatures
-from netwatch.signatures.match import SCAN_LIMIT_BYTES, _anchored_first, _Conditions
-from netwatch.signatures.model import PayloadSignature
+from netwatch.signatures.match import SCAN_LIMIT_BYTES, _anchored_first, _BannerField, _Conditions
+from netwatch.signatures.model import Fingerprint, PayloadSignature
 from tests.deep.test_dns import l4_payloads
 from tests.profile import examples
 
@@ -406,6 +406,24 @@ def test_match_banner(field: str, value: str, fingerprint: str) -> None:
 )
 def test_match_banner_misses(field: str, value: str) -> None:
     assert MATCHER.match_banner(field, value) is None
+
+
+def test_banner_regexes_compile_when_a_value_first_reaches_them() -> None:
+    # Built at start without compiling; exact/prefix/contains answer first, so an unusable
+    # regex (seed files are checked at read) only fails when a value falls through to it.
+    bad = Fingerprint(id="b", vendor="V", field="http_server", match="regex", value="(",
+                      source="s", confidence="low")  # fmt: skip
+    exact = Fingerprint(id="e", vendor="V", field="http_server", match="exact", value="Cam",
+                        source="s", confidence="low")  # fmt: skip
+    banner = _BannerField([bad, exact])
+    hit = banner.match("Cam")
+    assert hit is not None and hit.id == "e"
+    with pytest.raises(ValueError, match="bad regex"):
+        banner.match("Other")
+    good = Fingerprint(id="g", vendor="V", field="http_server", match="regex", value="^Cam/\\d",
+                       source="s", confidence="low")  # fmt: skip
+    found = _BannerField([good]).match("Cam/2")
+    assert found is not None and found.id == "g"
 
 
 # ---------------------------------------------------------------- discovery

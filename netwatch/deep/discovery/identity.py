@@ -29,6 +29,7 @@ Known limits:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -45,10 +46,27 @@ REDACTED = "<redacted>"
 
 RawFields = tuple[tuple[str, str], ...]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_MAC_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}")
-_MAC_DOTTED = re.compile(r"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}")
-_MAC_BARE = re.compile(r"[0-9A-Fa-f]{12}")
+
+@functools.cache
+def _control() -> re.Pattern[str]:
+    return re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@functools.cache
+def _mac_pairs() -> re.Pattern[str]:
+    return re.compile(r"[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}")
+
+
+@functools.cache
+def _mac_dotted() -> re.Pattern[str]:
+    return re.compile(r"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}")
+
+
+@functools.cache
+def _mac_bare() -> re.Pattern[str]:
+    return re.compile(r"[0-9A-Fa-f]{12}")
+
+
 _SECRET_KEYS = frozenset(
     {"password", "oldpassword", "newpassword", "salt", "verificationcode", "authcode",
      "securitycode", "passwd", "pwd"}
@@ -79,7 +97,7 @@ def clean_text(value: object) -> str | None:
     """Announced text without control characters, stripped and cut; None when empty."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    text = _CONTROL.sub("", str(value)[: MAX_TEXT_CHARS * 4]).strip()
+    text = _control().sub("", str(value)[: MAX_TEXT_CHARS * 4]).strip()
     return text[:MAX_TEXT_CHARS] or None
 
 
@@ -88,7 +106,9 @@ def normalize_mac(value: object) -> str | None:
     text = clean_text(value)
     if text is None or len(text) > 17:
         return None
-    if not (_MAC_PAIRS.fullmatch(text) or _MAC_DOTTED.fullmatch(text) or _MAC_BARE.fullmatch(text)):
+    if not (
+        _mac_pairs().fullmatch(text) or _mac_dotted().fullmatch(text) or _mac_bare().fullmatch(text)
+    ):
         return None
     digits = re.sub(r"[^0-9A-Fa-f]", "", text).lower()
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))

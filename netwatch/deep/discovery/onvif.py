@@ -29,6 +29,7 @@ product or user-set name rather than the maker.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import unquote, urlsplit
 
@@ -50,11 +51,22 @@ CAMERA_TYPE = "NetworkVideoTransmitter"
 CLIENT_KINDS = frozenset({"Probe", "Resolve"})
 DEVICE_KINDS = frozenset({"ProbeMatches", "ResolveMatches", "Hello", "Bye"})
 
-_ENVELOPE = re.compile(r"<(?:[A-Za-z_][\w.-]{0,63}:)?Envelope[\s>]")
-_KIND = re.compile(
-    r"<(?:[A-Za-z_][\w.-]{0,63}:)?(ProbeMatches|ResolveMatches|Probe|Resolve|Hello|Bye)[\s>/]"
-)
-_ONVIF_SCOPE = re.compile(r"onvif://www\.onvif\.org/([A-Za-z_]+)/(.+)", re.IGNORECASE)
+
+@functools.cache
+def _envelope() -> re.Pattern[str]:
+    return re.compile(r"<(?:[A-Za-z_][\w.-]{0,63}:)?Envelope[\s>]")
+
+
+@functools.cache
+def _kind() -> re.Pattern[str]:
+    return re.compile(
+        r"<(?:[A-Za-z_][\w.-]{0,63}:)?(ProbeMatches|ResolveMatches|Probe|Resolve|Hello|Bye)[\s>/]"
+    )
+
+
+@functools.cache
+def _onvif_scope() -> re.Pattern[str]:
+    return re.compile(r"onvif://www\.onvif\.org/([A-Za-z_]+)/(.+)", re.IGNORECASE)
 
 
 def parse_onvif(payload: bytes) -> DeviceIdentity | None:
@@ -62,8 +74,8 @@ def parse_onvif(payload: bytes) -> DeviceIdentity | None:
     document = decode_document(payload)
     if document is None:
         return None
-    envelope = _ENVELOPE.search(document)
-    kind_match = _KIND.search(document, envelope.end()) if envelope else None
+    envelope = _envelope().search(document)
+    kind_match = _kind().search(document, envelope.end()) if envelope else None
     if kind_match is None:
         return None
     kind = kind_match.group(1)
@@ -109,7 +121,7 @@ def _scope_values(scopes: list[str]) -> dict[str, str]:
     """First value per ``onvif://www.onvif.org/<category>/<value>`` scope, category lowercased."""
     values: dict[str, str] = {}
     for scope in scopes:
-        match = _ONVIF_SCOPE.fullmatch(scope)
+        match = _onvif_scope().fullmatch(scope)
         if match is None:
             continue
         value = clean_text(unquote(match.group(2), errors="replace"))

@@ -33,6 +33,7 @@ element is neither ``Probe`` nor ``ProbeMatch`` is not SADP (None).
 
 from __future__ import annotations
 
+import functools
 import re
 
 from netwatch.deep.discovery.base import DiscoveryProtocol
@@ -56,7 +57,10 @@ SADP_L2_MARKER = 0x21
 SADP_L2_HEADER_BYTES = 38
 VENDOR = "Hikvision"
 
-_ROOT = re.compile(r"(?:<\?xml[^<>]{0,200}\?>\s*)?<(Probe|ProbeMatch)[\s>/]")
+
+@functools.cache
+def _root() -> re.Pattern[str]:
+    return re.compile(r"(?:<\?xml[^<>]{0,200}\?>\s*)?<(Probe|ProbeMatch)[\s>/]")
 
 
 def parse_sadp(payload: bytes) -> DeviceIdentity | None:
@@ -64,7 +68,7 @@ def parse_sadp(payload: bytes) -> DeviceIdentity | None:
     document = decode_document(payload)
     if document is None:
         return None
-    root = _ROOT.match(document)
+    root = _root().match(document)
     if root is None:
         return None
     is_reply = root.group(1) == "ProbeMatch"

@@ -20,6 +20,7 @@ give the message kind only; the D-Link product text is kept as ``device_type``, 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from netwatch.deep.discovery.base import DiscoveryProtocol
@@ -29,7 +30,11 @@ from netwatch.deep.discovery.seeded import Fields, seed_port, seeded
 from netwatch.signatures.model import DiscoveryMarker
 
 TDP_HEADER_LEN = 16
-_PRINTABLE = re.compile(rb"[\x20-\x7e]{4,64}")
+
+
+@functools.cache
+def _printable() -> re.Pattern[bytes]:
+    return re.compile(rb"[\x20-\x7e]{4,64}")
 
 
 def _dlink(payload: bytes, mk: DiscoveryMarker) -> Fields:
@@ -37,7 +42,7 @@ def _dlink(payload: bytes, mk: DiscoveryMarker) -> Fields:
         return Fields()
     mac = normalize_mac(payload[6:12].hex())
     ip = normalize_ip(".".join(str(b) for b in payload[12:16]))
-    text = _PRINTABLE.search(payload, 16)
+    text = _printable().search(payload, 16)
     product = clean_text(text.group().decode("ascii")) if text else None
     return Fields(mac=mac, ip=ip, device_type=product, raw=(("product", product or ""),))
 

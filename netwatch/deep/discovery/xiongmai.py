@@ -28,6 +28,7 @@ Known limits: a body cut by snaplen is not parsed (None); the version byte is no
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import struct
@@ -52,7 +53,12 @@ REPLY_MSG = 1531
 HEADER_BYTES = 20
 NET_COMMON = "NetWork.NetCommon"
 
-_HEX_ADDRESS = re.compile(r"0[xX]([0-9A-Fa-f]{1,8})")
+
+@functools.cache
+def _hex_address() -> re.Pattern[str]:
+    return re.compile(r"0[xX]([0-9A-Fa-f]{1,8})")
+
+
 _HEADER = struct.Struct("<BB2xII2xHI")  # head, version, session, sequence, message id, length
 
 
@@ -97,7 +103,7 @@ def host_ip(value: object) -> str | None:
     text = clean_text(value)
     if text is None:
         return None
-    match = _HEX_ADDRESS.fullmatch(text)
+    match = _hex_address().fullmatch(text)
     if match is None:
         return normalize_ip(text)
     number = int(match.group(1), 16)

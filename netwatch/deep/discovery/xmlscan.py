@@ -26,6 +26,7 @@ Known limits:
 
 from __future__ import annotations
 
+import functools
 import re
 from functools import lru_cache
 
@@ -34,21 +35,35 @@ from netwatch.deep.discovery.identity import MAX_PAYLOAD_BYTES
 MAX_ELEMENTS = 256  # leaf elements examined by ``leaves``
 
 _PREFIX = r"(?:[A-Za-z_][\w.-]{0,63}:)?"
-_DTD = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
-_LEAF = re.compile(rf"<{_PREFIX}([A-Za-z_][\w.-]{{0,63}})(?:\s[^<>]*)?>([^<]*)</{_PREFIX}\1\s*>")
-_REFERENCE = re.compile(r"&(#x[0-9A-Fa-f]{1,6}|#[0-9]{1,7}|lt|gt|amp|quot|apos);")
+
+
+@functools.cache
+def _dtd() -> re.Pattern[str]:
+    return re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+@functools.cache
+def _leaf() -> re.Pattern[str]:
+    return re.compile(rf"<{_PREFIX}([A-Za-z_][\w.-]{{0,63}})(?:\s[^<>]*)?>([^<]*)</{_PREFIX}\1\s*>")
+
+
+@functools.cache
+def _reference_re() -> re.Pattern[str]:
+    return re.compile(r"&(#x[0-9A-Fa-f]{1,6}|#[0-9]{1,7}|lt|gt|amp|quot|apos);")
+
+
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
 
 def decode_document(payload: bytes) -> str | None:
     """The first 64 KiB as text, or None if the message carries a DTD (entities refused)."""
     text = payload[:MAX_PAYLOAD_BYTES].decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
-    return None if _DTD.search(text) else text
+    return None if _dtd().search(text) else text
 
 
 def unescape(text: str) -> str:
     """Replace the predefined XML entities and character references; nothing else."""
-    return _REFERENCE.sub(_reference, text) if "&" in text else text
+    return _reference_re().sub(_reference, text) if "&" in text else text
 
 
 def _reference(match: re.Match[str]) -> str:
@@ -70,7 +85,7 @@ def element_text(document: str, name: str) -> str | None:
 def leaves(document: str) -> list[tuple[str, str]]:
     """(local name, unescaped text) of the leaf elements in document order, bounded."""
     found: list[tuple[str, str]] = []
-    for match in _LEAF.finditer(document):
+    for match in _leaf().finditer(document):
         found.append((match.group(1), unescape(match.group(2))))
         if len(found) >= MAX_ELEMENTS:
             break
