@@ -431,7 +431,8 @@ enum nw_fast_status {
     NW_HAND_KEEP = 7,   /* the flow keeps evidence frames (Flow.keep != 0) */
     NW_HAND_NO_TCP = 8, /* a TCP packet of a flow without endpoints (Flow.tcp is None) */
     NW_HAND_COND = 9,   /* the fast branch's conditions do not hold */
-    NW_FAST_REASONS = 10
+    NW_HAND_DEEP = 10,  /* counted here; only the deep parsers' step is Python's (run's deep) */
+    NW_FAST_REASONS = 11
 };
 
 /* Why the fast branch's conditions failed (NW_HAND_COND), first that applies in this order;
@@ -1078,10 +1079,13 @@ typedef struct {
     unsigned long long syn_acks;                  /* SYN-ACKs answering a SYN applied here */
     unsigned long long closes;                    /* FINs completing a close applied here */
     unsigned long long resets;                    /* RSTs applied here */
+    unsigned long long deeps;                     /* NW_HAND_DEEP returns (UDP, TCP) */
+    unsigned long long deep_tcp;                  /* of which TCP segments */
     /* during run() only: the table's closed-flow push (borrowed; NULL: none given, a FIN
      * that completes a close is handed back) and the next sweep as the loop knows it */
     PyObject *closed;
     double next_sweep;
+    int deep; /* run()'s deep: a payload the deep parsers want is counted here (NW_HAND_DEEP) */
 } nw_fastloop;
 
 /* A subclass of base that adds no storage, and whose attributes named like base's
@@ -1710,11 +1714,15 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
     int bytes = is_orig ? FC_O_BYTES : FC_R_BYTES;
     nw_val *ev = NULL; /* the sender's endpoint's cells (TCP) */
     int closes = 0;    /* NW_CLOSE_* (first_fin, reset): close_flow after the counting */
+    int handed = 0;    /* NW_HAND_DEEP: counted here, the payload to Python's deep step */
     if (r->proto == 17) {
         if (!safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
-        if (!(plen == 0 || deep == 0))
-            return cond(self, NW_COND_UDP_DEEP);
+        if (!(plen == 0 || deep == 0)) {
+            if (!self->deep)
+                return cond(self, NW_COND_UDP_DEEP);
+            handed = NW_HAND_DEEP; /* counted below, then the deep parsers' step in Python */
+        }
     } else {
         PyObject *tcp = f->obj[FO_TCP];
         if (tcp == Py_None)
@@ -1764,8 +1772,11 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
             return cond(self, NW_COND_ZERO_WIN);
         if (seq != ev[EC_NXT].i)
             return cond(self, ev[EC_NXT].i < 0 ? NW_COND_NO_NXT : NW_COND_SEQ);
-        if (!(plen == 0 || deep == 0))
-            return cond(self, NW_COND_TCP_DEEP);
+        if (!(plen == 0 || deep == 0)) {
+            if (!self->deep)
+                return cond(self, NW_COND_TCP_DEEP);
+            handed = NW_HAND_DEEP; /* unless a later test fails: then COND as before */
+        }
         if (!ack_ok)
             return cond(self, NW_COND_ACK);
         long long bit;
@@ -1800,6 +1811,12 @@ counted:
         fv[FC_LAST].d = ts;
     fv[pkts].i += 1;
     fv[ipb].i += (long long)r->ip_len;
+    if (handed) { /* a payload never goes with a close (first_fin, reset: no payload) */
+        self->deeps++;
+        if (ev != NULL)
+            self->deep_tcp++;
+        return handed;
+    }
     return closes ? close_flow(self, f, ts, closes) : 0;
 }
 
@@ -1859,8 +1876,11 @@ static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[
     return f;
 }
 
-/* One common-shape packet: its flow found (through the flow cache), then the fast branch. */
-static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, double ts)
+/* One common-shape packet: its flow found (through the flow cache), then the fast branch.
+ * For NW_HAND_DEEP, *deep_flow is the flow (a new reference) and *is_orig the packet's
+ * direction. */
+static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, double ts,
+                       PyObject **deep_flow, int *is_orig)
 {
     int fwd, rc = 0;
     uint8_t raw[NW_RAW_KEY];
@@ -1869,8 +1889,31 @@ static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, d
     if (f == NULL)
         return rc;
     rc = fast_packet(self, f, fwd, r, ts);
+    if (rc == NW_HAND_DEEP) {
+        *is_orig = fwd == (f->obj[FO_ODIR] == Py_True); /* fast_packet checked it a bool */
+        *deep_flow = (PyObject *)f;
+        return rc;
+    }
     Py_DECREF(f);
     return rc;
+}
+
+/* A payload counted here, for the deep parsers' step in Python: (ts, wire length, frame,
+ * (flow, is_orig, payload offset, payload length)); it steals flow's reference (also on
+ * failure: NULL, an exception set). */
+static PyObject *deep_packet(const uint8_t *buf, const nw_rechdr *h, const nw_record *r,
+                             double ts, PyObject *flow, int is_orig)
+{
+    PyObject *frame = PyBytes_FromStringAndSize((const char *)buf + h->start,
+                                                (Py_ssize_t)h->caplen);
+    if (frame == NULL) {
+        Py_DECREF(flow);
+        return NULL;
+    }
+    PyObject *out = Py_BuildValue("(dkN(NOII))", ts, (unsigned long)h->wirelen, frame, flow,
+                                  is_orig ? Py_True : Py_False, r->payload_off,
+                                  r->payload_len);
+    return out;
 }
 
 /* Argument i of a vectorcall as a Py_ssize_t >= 0. */
@@ -1929,7 +1972,7 @@ static PyObject *handed_packet(const uint8_t *buf, const nw_rechdr *h, const nw_
 }
 
 PyDoc_STRVAR(fastloop_run_doc,
-"run(flows, buffer, start, end, little, tick, next_sweep, limit, closed=None)\n"
+"run(flows, buffer, start, end, little, tick, next_sweep, limit, closed=None, deep=False)\n"
 "    -> (next, packets, wire_bytes, empty, status, record)\n\n"
 "Walk the classic pcap records of buffer[start:end] (an Ethernet capture; little: the\n"
 "file is little-endian; tick: seconds per fraction unit) and apply the fused loop's fast\n"
@@ -1940,15 +1983,23 @@ PyDoc_STRVAR(fastloop_run_doc,
 "cut by it (0) or at a captured length above the maximum (2; next: that record). packets\n"
 "and wire_bytes count the packets done here, empty the empty records skipped. closed: the\n"
 "flow table's closed_at(flow, ts) -> next sweep, called for a FIN that completes a close\n"
-"or a RST taken here (None: such segments are handed back).");
+"or a RST taken here (None: such segments are handed back). deep: a packet whose only\n"
+"reason to go to Python is that the deep parsers want its payload (UDP, or TCP that the\n"
+"fast branch would otherwise take) is counted here, its flow updated as for the fast\n"
+"branch, and returned with status 10 (DEEP) and record (ts, wire length, frame, (flow,\n"
+"is_orig, payload offset, payload length)): Python then runs only the deep parsers' step\n"
+"(false: handed back as status 9, COND).");
 
 static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8 && nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "FastLoop.run takes 8 or 9 arguments");
+    if (nargs < 8 || nargs > 10) {
+        PyErr_SetString(PyExc_TypeError, "FastLoop.run takes 8 to 10 arguments");
         return NULL;
     }
-    PyObject *closed = nargs == 9 && args[8] != Py_None ? args[8] : NULL;
+    PyObject *closed = nargs >= 9 && args[8] != Py_None ? args[8] : NULL;
+    int deep = nargs == 10 ? PyObject_IsTrue(args[9]) : 0;
+    if (deep < 0)
+        return NULL;
     if (closed != NULL && !PyCallable_Check(closed)) {
         PyErr_SetString(PyExc_TypeError, "FastLoop.run: closed must be callable or None");
         return NULL;
@@ -1987,15 +2038,18 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
      * closed) finds its caller's values restored */
     PyObject *outer_closed = self->closed;
     double outer_sweep = self->next_sweep;
+    int outer_deep = self->deep;
     Py_XINCREF(closed);
     self->closed = closed;
     self->next_sweep = next_sweep;
+    self->deep = deep;
     const uint8_t *buf = (const uint8_t *)view.buf;
     uint64_t off = (uint64_t)start, done = 0, nbytes = 0, empty = 0, seen = 0, ahead = 0;
     int status = NW_FAST_END;
     nw_record r;
     nw_rechdr h;
-    PyObject *handed = NULL;
+    PyObject *handed = NULL, *deep_flow = NULL;
+    int deep_orig = 0;
     for (;;) {
         if (off < (uint64_t)end)
             read_ahead(buf, &ahead, off, (uint64_t)end);
@@ -2027,9 +2081,16 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         else if (!(ts < self->next_sweep))
             rc = NW_HAND_SWEEP;
         else
-            rc = fast_record(self, flows, &r, ts);
+            rc = fast_record(self, flows, &r, ts, &deep_flow, &deep_orig);
         if (rc < 0) {
             status = -1;
+            break;
+        }
+        if (rc == NW_HAND_DEEP) {
+            status = rc;
+            handed = deep_packet(buf, &h, &r, ts, deep_flow, deep_orig);
+            if (handed == NULL)
+                status = -1;
             break;
         }
         if (rc > 0) {
@@ -2047,6 +2108,7 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
     Py_XDECREF(closed);
     self->closed = outer_closed;
     self->next_sweep = outer_sweep;
+    self->deep = outer_deep;
     if (status < 0)
         return NULL;
     self->reasons[status]++;
@@ -2144,6 +2206,18 @@ static PyObject *fastloop_get_resets(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->resets);
 }
 
+static PyObject *fastloop_get_deeps(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->deeps);
+}
+
+static PyObject *fastloop_get_deep_tcp(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->deep_tcp);
+}
+
 static PyObject *fastloop_get_closes(nw_fastloop *self, void *closure)
 {
     (void)closure;
@@ -2157,6 +2231,10 @@ static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
 }
 
 static PyGetSetDef fastloop_getset[] = {
+    {"deeps", (getter)fastloop_get_deeps, NULL,
+     "payloads counted here and handed to the deep parsers' step (status DEEP)", NULL},
+    {"deep_tcp", (getter)fastloop_get_deep_tcp, NULL,
+     "of deeps, the TCP segments (in order, history letter D/d set)", NULL},
     {"first_fins", (getter)fastloop_get_first_fins, NULL,
      "FINs taken here that were their endpoint's first (closes included)", NULL},
     {"closes", (getter)fastloop_get_closes, NULL,

@@ -55,7 +55,7 @@ records per call); the GIL-released walk is :func:`netwatch.core.walk_pcap`.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from netwatch import core
 from netwatch.capture.files import MappedPcap
@@ -65,6 +65,8 @@ from netwatch.flow.table import Flow
 from netwatch.flow.tcpstate import ACK, Endpoint
 
 if TYPE_CHECKING:
+    from netwatch.core import DeepPayload
+    from netwatch.decode.frames import Decoded
     from netwatch.pipeline import Pipeline
 
 #: Records per C call at most: bounds the time between returns to Python (signals, other
@@ -112,17 +114,18 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     keep = pipe.keeper.keep
     sweep_timers = table.sweep_timers
     closed_at = table.closed_at
+    deep_step = table.deep
     fast = fast_loop().run
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
-    full, new = int(FastStatus.FULL), int(FastStatus.NEW)
+    full, new, deep = int(FastStatus.FULL), int(FastStatus.NEW), int(FastStatus.DEEP)
     python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
         # C: the packets of existing flows the fast branch takes, up to the first one
         # Python must take (rec), or BATCH records
         off, done, done_bytes, empty, status, rec = fast(
-            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at
+            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at, True
         )
         n += done
         nbytes += done_bytes
@@ -134,9 +137,18 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         # Python: that one packet, as the Python fused loop would (C is called again after
         # it, with the table's next sweep as this packet left it); C hands it back as
         # (ts, wire length, frame, the decoder's tuple or None for an odd frame)
-        ts, wirelen, frame, d = rec
+        ts, wirelen, frame, handed = rec
         n += 1
         nbytes += wirelen
+        if status == deep:
+            # C counted it as the general path would up to its deep step (the flow found,
+            # Flow.last, counters, the in-order TCP segment): only that step is left
+            f, is_orig, pay_off, plen = cast("DeepPayload", handed)
+            deep_step(f, is_orig, frame, pay_off, plen, ts)
+            if f.keep:
+                keep(f, ts, linktype, frame, wirelen)
+            continue
+        d = cast("Decoded | None", handed)
         if d is None:
             account(ts, linktype, frame, wirelen)
             continue
