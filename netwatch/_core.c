@@ -1081,6 +1081,7 @@ typedef struct {
     unsigned long long resets;                    /* RSTs applied here */
     unsigned long long deeps;                     /* NW_HAND_DEEP returns (UDP, TCP) */
     unsigned long long deep_tcp;                  /* of which TCP segments */
+    unsigned long long first_datas;               /* first payloads (D/d) applied here */
     /* during run() only: the table's closed-flow push (borrowed; NULL: none given, a FIN
      * that completes a close is handed back) and the next sweep as the loop knows it */
     PyObject *closed;
@@ -1365,6 +1366,81 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
     ev[EC_NXT].i = nxt_of(ed, eseq, es);
     pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
     self->first_acks++;
+    return 0;
+}
+
+/* A payload that passed every fast-branch test but the history bit: the direction's first
+ * ('D'/'d'), e.g. a TLS ClientHello or ServerHello (no SYN, FIN or RST, a non-zero window,
+ * seq == e.nxt, captured in full, the acknowledgement not beyond the peer's delivered
+ * data). Applies what FlowTable.packet and tcpstate.tcp_packet do with it: e.deliv =
+ * e.seqmax and, when peer.nxt >= 0, peer.deliv = peer.seqmax (the prologue); the letter
+ * appended to Flow.hist and its bit set; the in-order payload delivered (e.deliv and
+ * e.seqmax both moved by its length); with the ACK flag, the peer's dack; both endpoints'
+ * nxt and the sender's dack recomputed. Like first_ack it hands the packet back (nothing
+ * changed) whenever Python would do more: the endpoint's first segment (base < 0), a flip
+ * after a lone SYN-ACK, an inactive sender (_wake), an acknowledgement that advances the
+ * peer's delivered data (_ack_received), a sequence number not at seqmax, or a value of
+ * another type or range. Returns 0 when applied, -1 on an error raised (nothing
+ * changed). */
+static int first_data(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p,
+                      int is_orig, long long bits, long long seq, long long ack, int has_ack,
+                      long long plen)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
+    long long es, ps, pdeliv, base;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 4
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base))
+        return NW_HAND_VALUE;
+    if (base < 0) /* tcp_packet's _control */
+        return cond(self, NW_COND_FIRST_D);
+    long long os = is_orig ? es : ps, rs = is_orig ? ps : es;
+    if (os == NW_TCP_SYN_ACK_SENT && rs == 0) /* after a lone SYN-ACK: Zeek flips */
+        return cond(self, NW_COND_FIRST_D);
+    if (es == NW_TCP_INACTIVE) /* the sender's first segment: _wake */
+        return cond(self, NW_COND_FIRST_D);
+    /* tcp_packet: e.nxt >= 0 here (it equals seq), so e.deliv = e.seqmax */
+    long long ed = ev[EC_SEQMAX].i;
+    if (((seq - ed) & NW_MASK32) != 0) /* not at seqmax: _out_of_order is Python's */
+        return cond(self, NW_COND_FIRST_D);
+    if (pv[EC_NXT].i >= 0)
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    if (has_ack && pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_FIRST_D);
+    }
+    long long end = ed + plen; /* the payload delivered in order: deliv == seqmax == end */
+    /* the new objects first (a failed allocation changes nothing) */
+    PyObject *letter = PySequence_GetItem(letters, 3);
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_D);
+    PyObject *new_ed = PyLong_FromLongLong(end);
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    if (letter == NULL || new_bits == NULL || new_ed == NULL
+        || (pv[EC_NXT].i >= 0 && new_pd == NULL) || PyList_Append(hist, letter) < 0) {
+        Py_XDECREF(letter);
+        Py_XDECREF(new_bits);
+        Py_XDECREF(new_ed);
+        Py_XDECREF(new_pd);
+        return -1;
+    }
+    Py_DECREF(letter);
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    ev[EC_SEQMAX].i = end;
+    if (has_ack && pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = end & NW_MASK32;
+    ev[EC_NXT].i = nxt_of(end, end, es);
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
+    self->first_datas++;
     return 0;
 }
 
@@ -1792,8 +1868,16 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         if (!fits)
             return cond(self, NW_COND_CUT);
         if ((bits & bit) != bit) {
-            if (plen)
-                return cond(self, NW_COND_FIRST_D);
+            if (plen) {
+                /* tcp_packet's whole (the payload inside the captured frame) */
+                if ((uint64_t)r->caplen < (uint64_t)r->payload_off + (uint64_t)plen)
+                    return cond(self, NW_COND_FIRST_D);
+                int rc = first_data(self, f, e, p, is_orig, bits, seq, ack,
+                                    (flags & NW_TCP_ACK) != 0, plen);
+                if (rc != 0)
+                    return rc;
+                goto counted; /* the sender's endpoint done */
+            }
             int rc = first_ack(self, f, e, p, is_orig, bits, seq, ack);
             if (rc != 0)
                 return rc;
@@ -2218,6 +2302,12 @@ static PyObject *fastloop_get_deep_tcp(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->deep_tcp);
 }
 
+static PyObject *fastloop_get_first_datas(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->first_datas);
+}
+
 static PyObject *fastloop_get_closes(nw_fastloop *self, void *closure)
 {
     (void)closure;
@@ -2231,6 +2321,8 @@ static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
 }
 
 static PyGetSetDef fastloop_getset[] = {
+    {"first_datas", (getter)fastloop_get_first_datas, NULL,
+     "payloads taken here that were their direction's first (history letter D/d)", NULL},
     {"deeps", (getter)fastloop_get_deeps, NULL,
      "payloads counted here and handed to the deep parsers' step (status DEEP)", NULL},
     {"deep_tcp", (getter)fastloop_get_deep_tcp, NULL,

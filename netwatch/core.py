@@ -173,6 +173,12 @@ class FastLoop(Protocol):
         ...
 
     @property
+    def first_datas(self) -> int:
+        """Payloads taken here that were their direction's first (history letter ``D``/
+        ``d``, e.g. a TLS hello), since construction."""
+        ...
+
+    @property
     def deeps(self) -> int:
         """Payloads counted here and handed over for the deep parsers' step only
         (:attr:`FastStatus.DEEP`: UDP, and TCP in order with the history letter ``D``/``d``
