@@ -23,8 +23,16 @@ and a RST without payload from a partial or established endpoint (``R`` and its 
 the state reset): for these two ``FlowTable._closing``'s part too, the clock stopped
 (``Flow.stop``) once both ends closed or reset, and the removal scheduled through
 :meth:`FlowTable.closed_at`, which C calls (the one timer C schedules, through the table's
-own heap and tiebreak counter; it returns the next sweep, which C then honours). Other
-SYNs, RSTs and closes stay Python's. It runs only when every value it reads has the exact
+own heap and tiebreak counter; it returns the next sweep, which C then honours), and a
+direction's first payload in order (``D``/``d``, e.g. a TLS hello: delivered as
+``tcp_packet`` delivers it). Other SYNs, RSTs and closes stay Python's. A payload the deep
+parsers still want (``Flow.deep_o``/``deep_r`` non-zero) whose packet the fast branch would
+otherwise take (UDP; TCP in order, with the fast branch's tests passed) C counts too, as
+``FlowTable.packet`` would before its deep step, and returns as ``FastStatus.DEEP`` with
+the flow and direction: this loop then runs only :meth:`FlowTable.deep` (the budget and
+the inspector, with the frame, payload offset and length and the packet's time) and keeps
+evidence as the general path would (``run``'s ``deep`` argument; without it such packets
+are handed back as ``COND``). It runs only when every value it reads has the exact
 type and range the Python loop gives it; it never creates, ends or times out a flow.
 
 What Python owns: the flow table itself (the dict of :class:`Flow` objects, flow start and
@@ -46,10 +54,11 @@ reason.
 
 Config read: none (the choice of loop is :func:`netwatch.core.use_core_loop`'s: this one
 whenever the compiled core is loaded, unless ``NETWATCH_PURE=1`` or
-``NETWATCH_CORE=python``). Known limits: the flow table, most TCP states and timers stay Python,
-so each new flow and each packet the deep parsers want still costs a Python round (about
-2 % of the packets of a camera site); C holds the GIL while it runs (at most :data:`BATCH`
-records per call); the GIL-released walk is :func:`netwatch.core.walk_pcap`.
+``NETWATCH_CORE=python``). Known limits: the flow table, most TCP states and timers stay
+Python, so each new flow still costs a Python round, and each payload the deep parsers want
+a shorter one (the deep step only; together about 1.4 % of the packets of a camera site);
+C holds the GIL while it runs (at most :data:`BATCH` records per call); the GIL-released
+walk is :func:`netwatch.core.walk_pcap`.
 """
 
 from __future__ import annotations

@@ -1781,3 +1781,54 @@ def test_deep_hand_back_shape_and_opt_in() -> None:
     assert (done, status, loop.deeps) == (0, FastStatus.DEEP, deeps + 1)
     assert rec == (100.5, len(reply), reply, (f, False, len(reply) - len(answer), len(answer)))
     assert (f.r_pkts, f.r_bytes, f.last, f.deep_r) == (1, len(answer), 100.5, 8)
+
+
+def _snapped(frames: list[tuple[float, bytes, int]]) -> MappedPcap:
+    """A classic pcap of (time, frame, captured length) records (a snap length cuts some)."""
+    parts = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for ts, frame, caplen in frames:
+        sec, usec = divmod(round(ts * 1_000_000), 1_000_000)
+        data = frame[:caplen]
+        parts.append(struct.pack("<IIII", sec, usec, len(data), len(frame)) + data)
+    raw = b"".join(parts)
+    return MappedPcap(raw, 24, len(raw), PcapHeader.parse(raw[:24]), ReadStats())
+
+
+@pytest.mark.parametrize("variant", ["ack beyond", "cut", "both first", "plain"])
+def test_payload_the_parsers_want_acking_beyond_or_cut(variant: str) -> None:
+    """A payload the deep parsers still want, after the direction's first (D set), that
+    acknowledges beyond the peer's delivered data or was cut by the snap length: the
+    general path's, not DEEP (the table and records equal the general path's)."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"GET /a HTTP/1.0\r\n\r\n")]
+    frames += s.send(False, b"HTTP/1.0 200 OK\r\n\r\n")
+    c, sv = s.next_seq(True), s.next_seq(False)
+    ack = sv + (7 if variant == "ack beyond" else 0)
+    last = _seg(s, True, seq=c, ack=ack, flags=g.TcpFlag.ACK | g.TcpFlag.PSH, payload=b"x" * 300)
+    if variant == "both first":
+        frames = [*s.handshake()]
+        c, sv = s.next_seq(True), s.next_seq(False)
+        last = _seg(s, True, seq=c, ack=sv, payload=b"x" * 300)
+    timed = [(100.0 + i * 0.001, f, len(f)) for i, f in enumerate(frames)]
+    timed.append((100.5, last, 80 if variant in ("cut", "both first") else len(last)))
+    states, records, deeps = [], [], 0
+    for fused in (True, False):
+        recs: list[dict[str, Any]] = []
+        pipe = Pipeline(Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
+        head = _snapped(timed[:-1])
+        pipe.run(head.rest(head.start))
+        for f in pipe.table.flows.values():  # the parsers still want it (HTTP is done)
+            f.deep_o = f.deep_r = 3
+        m = _snapped(timed[-1:])
+        before = fast_loop().deeps
+        if fused:
+            run_core(pipe, m)
+            deeps = fast_loop().deeps - before
+        else:
+            pipe.run(m.rest(m.start))
+        states.append(_table_state(pipe))
+        pipe.finish()
+        records.append(recs)
+    assert states[0] == states[1]
+    assert records[0] == records[1]
+    assert deeps == (variant == "plain")
