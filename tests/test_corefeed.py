@@ -1832,3 +1832,36 @@ def test_payload_the_parsers_want_acking_beyond_or_cut(variant: str) -> None:
     assert states[0] == states[1]
     assert records[0] == records[1]
     assert deeps == (variant == "plain")
+
+
+def test_first_payload_after_the_peer_sent_data_in_the_fast_branch() -> None:
+    """The peer's data went through the fast branch (its ``seqmax`` moved alone, ``deliv``
+    stale), then its state changed (here: set to reset, so its ``nxt`` becomes -1 and
+    ``deliv`` is read as stored): C's first payload of the other direction must write the
+    peer's ``deliv`` as tcp_packet's prologue does. The head runs through each loop itself."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()]
+    for _ in range(12):  # beyond the deep parsers' budget: the fast branch's
+        frames += s.send(False, b"s" * 100)
+    head = _timed(frames)
+    tail = _timed(s.send(True, b"c" * 30), head[-1][0] + 0.001)
+    states, firsts = [], 0
+    for loop in (run_core, run_mapped, None):
+        pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+        m = mapped(head)
+        if loop is None:
+            pipe.run(m.rest(m.start))
+        else:
+            loop(pipe, m)
+        _set_end(1, state=6)(pipe)
+        before = fast_loop().first_datas
+        m = mapped(tail)
+        if loop is None:
+            pipe.run(m.rest(m.start))
+        else:
+            loop(pipe, m)
+        if loop is run_core:
+            firsts = fast_loop().first_datas - before
+        states.append(_table_state(pipe))
+    assert states[0] == states[2] and states[1] == states[2]
+    assert firsts == 1
