@@ -431,7 +431,8 @@ enum nw_fast_status {
     NW_HAND_KEEP = 7,   /* the flow keeps evidence frames (Flow.keep != 0) */
     NW_HAND_NO_TCP = 8, /* a TCP packet of a flow without endpoints (Flow.tcp is None) */
     NW_HAND_COND = 9,   /* the fast branch's conditions do not hold */
-    NW_FAST_REASONS = 10
+    NW_HAND_DEEP = 10,  /* counted here; only the deep parsers' step is Python's (run's deep) */
+    NW_FAST_REASONS = 11
 };
 
 /* Why the fast branch's conditions failed (NW_HAND_COND), first that applies in this order;
@@ -1078,10 +1079,14 @@ typedef struct {
     unsigned long long syn_acks;                  /* SYN-ACKs answering a SYN applied here */
     unsigned long long closes;                    /* FINs completing a close applied here */
     unsigned long long resets;                    /* RSTs applied here */
+    unsigned long long deeps;                     /* NW_HAND_DEEP returns (UDP, TCP) */
+    unsigned long long deep_tcp;                  /* of which TCP segments */
+    unsigned long long first_datas;               /* first payloads (D/d) applied here */
     /* during run() only: the table's closed-flow push (borrowed; NULL: none given, a FIN
      * that completes a close is handed back) and the next sweep as the loop knows it */
     PyObject *closed;
     double next_sweep;
+    int deep; /* run()'s deep: a payload the deep parsers want is counted here (NW_HAND_DEEP) */
 } nw_fastloop;
 
 /* A subclass of base that adds no storage, and whose attributes named like base's
@@ -1361,6 +1366,81 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
     ev[EC_NXT].i = nxt_of(ed, eseq, es);
     pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
     self->first_acks++;
+    return 0;
+}
+
+/* A payload that passed every fast-branch test but the history bit: the direction's first
+ * ('D'/'d'), e.g. a TLS ClientHello or ServerHello (no SYN, FIN or RST, a non-zero window,
+ * seq == e.nxt, captured in full, the acknowledgement not beyond the peer's delivered
+ * data). Applies what FlowTable.packet and tcpstate.tcp_packet do with it: e.deliv =
+ * e.seqmax and, when peer.nxt >= 0, peer.deliv = peer.seqmax (the prologue); the letter
+ * appended to Flow.hist and its bit set; the in-order payload delivered (e.deliv and
+ * e.seqmax both moved by its length); with the ACK flag, the peer's dack; both endpoints'
+ * nxt and the sender's dack recomputed. Like first_ack it hands the packet back (nothing
+ * changed) whenever Python would do more: the endpoint's first segment (base < 0), a flip
+ * after a lone SYN-ACK, an inactive sender (_wake), an acknowledgement that advances the
+ * peer's delivered data (_ack_received), a sequence number not at seqmax, or a value of
+ * another type or range. Returns 0 when applied, -1 on an error raised (nothing
+ * changed). */
+static int first_data(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p,
+                      int is_orig, long long bits, long long seq, long long ack, int has_ack,
+                      long long plen)
+{
+    nw_val *ev = e->val, *pv = p->val;
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
+    long long es, ps, pdeliv, base;
+    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
+        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 4
+        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
+        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
+        || !small_int(e->obj[EO_BASE], &base))
+        return NW_HAND_VALUE;
+    if (base < 0) /* tcp_packet's _control */
+        return cond(self, NW_COND_FIRST_D);
+    long long os = is_orig ? es : ps, rs = is_orig ? ps : es;
+    if (os == NW_TCP_SYN_ACK_SENT && rs == 0) /* after a lone SYN-ACK: Zeek flips */
+        return cond(self, NW_COND_FIRST_D);
+    if (es == NW_TCP_INACTIVE) /* the sender's first segment: _wake */
+        return cond(self, NW_COND_FIRST_D);
+    /* tcp_packet: e.nxt >= 0 here (it equals seq), so e.deliv = e.seqmax */
+    long long ed = ev[EC_SEQMAX].i;
+    if (((seq - ed) & NW_MASK32) != 0) /* not at seqmax: _out_of_order is Python's */
+        return cond(self, NW_COND_FIRST_D);
+    if (pv[EC_NXT].i >= 0)
+        pdeliv = pv[EC_SEQMAX].i;
+    else if (!small_int(p->obj[EO_DELIV], &pdeliv))
+        return NW_HAND_VALUE;
+    if (has_ack && pdeliv >= 0) {
+        long long adv = (ack - pdeliv) & NW_MASK32;
+        if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
+            return cond(self, NW_COND_FIRST_D);
+    }
+    long long end = ed + plen; /* the payload delivered in order: deliv == seqmax == end */
+    /* the new objects first (a failed allocation changes nothing) */
+    PyObject *letter = PySequence_GetItem(letters, 3);
+    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_D);
+    PyObject *new_ed = PyLong_FromLongLong(end);
+    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    if (letter == NULL || new_bits == NULL || new_ed == NULL
+        || (pv[EC_NXT].i >= 0 && new_pd == NULL) || PyList_Append(hist, letter) < 0) {
+        Py_XDECREF(letter);
+        Py_XDECREF(new_bits);
+        Py_XDECREF(new_ed);
+        Py_XDECREF(new_pd);
+        return -1;
+    }
+    Py_DECREF(letter);
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    ev[EC_SEQMAX].i = end;
+    if (has_ack && pdeliv >= 0)
+        pv[EC_DACK].i = pdeliv & NW_MASK32;
+    ev[EC_DACK].i = end & NW_MASK32;
+    ev[EC_NXT].i = nxt_of(end, end, es);
+    pv[EC_NXT].i = nxt_of(pdeliv, pv[EC_SEQMAX].i, ps);
+    self->first_datas++;
     return 0;
 }
 
@@ -1710,11 +1790,15 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
     int bytes = is_orig ? FC_O_BYTES : FC_R_BYTES;
     nw_val *ev = NULL; /* the sender's endpoint's cells (TCP) */
     int closes = 0;    /* NW_CLOSE_* (first_fin, reset): close_flow after the counting */
+    int handed = 0;    /* NW_HAND_DEEP: counted here, the payload to Python's deep step */
     if (r->proto == 17) {
         if (!safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
-        if (!(plen == 0 || deep == 0))
-            return cond(self, NW_COND_UDP_DEEP);
+        if (!(plen == 0 || deep == 0)) {
+            if (!self->deep)
+                return cond(self, NW_COND_UDP_DEEP);
+            handed = NW_HAND_DEEP; /* counted below, then the deep parsers' step in Python */
+        }
     } else {
         PyObject *tcp = f->obj[FO_TCP];
         if (tcp == Py_None)
@@ -1764,8 +1848,11 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
             return cond(self, NW_COND_ZERO_WIN);
         if (seq != ev[EC_NXT].i)
             return cond(self, ev[EC_NXT].i < 0 ? NW_COND_NO_NXT : NW_COND_SEQ);
-        if (!(plen == 0 || deep == 0))
-            return cond(self, NW_COND_TCP_DEEP);
+        if (!(plen == 0 || deep == 0)) {
+            if (!self->deep)
+                return cond(self, NW_COND_TCP_DEEP);
+            handed = NW_HAND_DEEP; /* unless a later test fails: then COND as before */
+        }
         if (!ack_ok)
             return cond(self, NW_COND_ACK);
         long long bit;
@@ -1781,8 +1868,16 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         if (!fits)
             return cond(self, NW_COND_CUT);
         if ((bits & bit) != bit) {
-            if (plen)
-                return cond(self, NW_COND_FIRST_D);
+            if (plen) {
+                /* tcp_packet's whole (the payload inside the captured frame) */
+                if ((uint64_t)r->caplen < (uint64_t)r->payload_off + (uint64_t)plen)
+                    return cond(self, NW_COND_FIRST_D);
+                int rc = first_data(self, f, e, p, is_orig, bits, seq, ack,
+                                    (flags & NW_TCP_ACK) != 0, plen);
+                if (rc != 0)
+                    return rc;
+                goto counted; /* the sender's endpoint done */
+            }
             int rc = first_ack(self, f, e, p, is_orig, bits, seq, ack);
             if (rc != 0)
                 return rc;
@@ -1800,6 +1895,12 @@ counted:
         fv[FC_LAST].d = ts;
     fv[pkts].i += 1;
     fv[ipb].i += (long long)r->ip_len;
+    if (handed) { /* a payload never goes with a close (first_fin, reset: no payload) */
+        self->deeps++;
+        if (ev != NULL)
+            self->deep_tcp++;
+        return handed;
+    }
     return closes ? close_flow(self, f, ts, closes) : 0;
 }
 
@@ -1859,8 +1960,11 @@ static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[
     return f;
 }
 
-/* One common-shape packet: its flow found (through the flow cache), then the fast branch. */
-static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, double ts)
+/* One common-shape packet: its flow found (through the flow cache), then the fast branch.
+ * For NW_HAND_DEEP, *deep_flow is the flow (a new reference) and *is_orig the packet's
+ * direction. */
+static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, double ts,
+                       PyObject **deep_flow, int *is_orig)
 {
     int fwd, rc = 0;
     uint8_t raw[NW_RAW_KEY];
@@ -1869,8 +1973,31 @@ static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, d
     if (f == NULL)
         return rc;
     rc = fast_packet(self, f, fwd, r, ts);
+    if (rc == NW_HAND_DEEP) {
+        *is_orig = fwd == (f->obj[FO_ODIR] == Py_True); /* fast_packet checked it a bool */
+        *deep_flow = (PyObject *)f;
+        return rc;
+    }
     Py_DECREF(f);
     return rc;
+}
+
+/* A payload counted here, for the deep parsers' step in Python: (ts, wire length, frame,
+ * (flow, is_orig, payload offset, payload length)); it steals flow's reference (also on
+ * failure: NULL, an exception set). */
+static PyObject *deep_packet(const uint8_t *buf, const nw_rechdr *h, const nw_record *r,
+                             double ts, PyObject *flow, int is_orig)
+{
+    PyObject *frame = PyBytes_FromStringAndSize((const char *)buf + h->start,
+                                                (Py_ssize_t)h->caplen);
+    if (frame == NULL) {
+        Py_DECREF(flow);
+        return NULL;
+    }
+    PyObject *out = Py_BuildValue("(dkN(NOII))", ts, (unsigned long)h->wirelen, frame, flow,
+                                  is_orig ? Py_True : Py_False, r->payload_off,
+                                  r->payload_len);
+    return out;
 }
 
 /* Argument i of a vectorcall as a Py_ssize_t >= 0. */
@@ -1929,7 +2056,7 @@ static PyObject *handed_packet(const uint8_t *buf, const nw_rechdr *h, const nw_
 }
 
 PyDoc_STRVAR(fastloop_run_doc,
-"run(flows, buffer, start, end, little, tick, next_sweep, limit, closed=None)\n"
+"run(flows, buffer, start, end, little, tick, next_sweep, limit, closed=None, deep=False)\n"
 "    -> (next, packets, wire_bytes, empty, status, record)\n\n"
 "Walk the classic pcap records of buffer[start:end] (an Ethernet capture; little: the\n"
 "file is little-endian; tick: seconds per fraction unit) and apply the fused loop's fast\n"
@@ -1940,15 +2067,23 @@ PyDoc_STRVAR(fastloop_run_doc,
 "cut by it (0) or at a captured length above the maximum (2; next: that record). packets\n"
 "and wire_bytes count the packets done here, empty the empty records skipped. closed: the\n"
 "flow table's closed_at(flow, ts) -> next sweep, called for a FIN that completes a close\n"
-"or a RST taken here (None: such segments are handed back).");
+"or a RST taken here (None: such segments are handed back). deep: a packet whose only\n"
+"reason to go to Python is that the deep parsers want its payload (UDP, or TCP that the\n"
+"fast branch would otherwise take) is counted here, its flow updated as for the fast\n"
+"branch, and returned with status 10 (DEEP) and record (ts, wire length, frame, (flow,\n"
+"is_orig, payload offset, payload length)): Python then runs only the deep parsers' step\n"
+"(false: handed back as status 9, COND).");
 
 static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8 && nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "FastLoop.run takes 8 or 9 arguments");
+    if (nargs < 8 || nargs > 10) {
+        PyErr_SetString(PyExc_TypeError, "FastLoop.run takes 8 to 10 arguments");
         return NULL;
     }
-    PyObject *closed = nargs == 9 && args[8] != Py_None ? args[8] : NULL;
+    PyObject *closed = nargs >= 9 && args[8] != Py_None ? args[8] : NULL;
+    int deep = nargs == 10 ? PyObject_IsTrue(args[9]) : 0;
+    if (deep < 0)
+        return NULL;
     if (closed != NULL && !PyCallable_Check(closed)) {
         PyErr_SetString(PyExc_TypeError, "FastLoop.run: closed must be callable or None");
         return NULL;
@@ -1987,15 +2122,18 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
      * closed) finds its caller's values restored */
     PyObject *outer_closed = self->closed;
     double outer_sweep = self->next_sweep;
+    int outer_deep = self->deep;
     Py_XINCREF(closed);
     self->closed = closed;
     self->next_sweep = next_sweep;
+    self->deep = deep;
     const uint8_t *buf = (const uint8_t *)view.buf;
     uint64_t off = (uint64_t)start, done = 0, nbytes = 0, empty = 0, seen = 0, ahead = 0;
     int status = NW_FAST_END;
     nw_record r;
     nw_rechdr h;
-    PyObject *handed = NULL;
+    PyObject *handed = NULL, *deep_flow = NULL;
+    int deep_orig = 0;
     for (;;) {
         if (off < (uint64_t)end)
             read_ahead(buf, &ahead, off, (uint64_t)end);
@@ -2027,9 +2165,16 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         else if (!(ts < self->next_sweep))
             rc = NW_HAND_SWEEP;
         else
-            rc = fast_record(self, flows, &r, ts);
+            rc = fast_record(self, flows, &r, ts, &deep_flow, &deep_orig);
         if (rc < 0) {
             status = -1;
+            break;
+        }
+        if (rc == NW_HAND_DEEP) {
+            status = rc;
+            handed = deep_packet(buf, &h, &r, ts, deep_flow, deep_orig);
+            if (handed == NULL)
+                status = -1;
             break;
         }
         if (rc > 0) {
@@ -2047,6 +2192,7 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
     Py_XDECREF(closed);
     self->closed = outer_closed;
     self->next_sweep = outer_sweep;
+    self->deep = outer_deep;
     if (status < 0)
         return NULL;
     self->reasons[status]++;
@@ -2144,6 +2290,24 @@ static PyObject *fastloop_get_resets(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->resets);
 }
 
+static PyObject *fastloop_get_deeps(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->deeps);
+}
+
+static PyObject *fastloop_get_deep_tcp(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->deep_tcp);
+}
+
+static PyObject *fastloop_get_first_datas(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->first_datas);
+}
+
 static PyObject *fastloop_get_closes(nw_fastloop *self, void *closure)
 {
     (void)closure;
@@ -2157,6 +2321,12 @@ static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
 }
 
 static PyGetSetDef fastloop_getset[] = {
+    {"first_datas", (getter)fastloop_get_first_datas, NULL,
+     "payloads taken here that were their direction's first (history letter D/d)", NULL},
+    {"deeps", (getter)fastloop_get_deeps, NULL,
+     "payloads counted here and handed to the deep parsers' step (status DEEP)", NULL},
+    {"deep_tcp", (getter)fastloop_get_deep_tcp, NULL,
+     "of deeps, the TCP segments (in order, history letter D/d set)", NULL},
     {"first_fins", (getter)fastloop_get_first_fins, NULL,
      "FINs taken here that were their endpoint's first (closes included)", NULL},
     {"closes", (getter)fastloop_get_closes, NULL,

@@ -6,9 +6,13 @@ from typing import overload
 
 from netwatch.decode.frames import Decoded
 
+#: A payload FastLoop.run counted and hands over for the deep parsers' step only (status
+#: DEEP): (flow, is_orig, payload offset, payload length).
+DeepPayload = tuple[object, bool, int, int]
+
 #: A packet FastLoop.run hands back: (ts, wire length, frame, the decoder's tuple of it or
-#: None for an odd frame).
-Handed = tuple[float, int, bytes, Decoded | None]
+#: None for an odd frame, or a DeepPayload for status DEEP).
+Handed = tuple[float, int, bytes, Decoded | DeepPayload | None]
 
 RECORD_SIZE: int
 MAX_CAPLEN: int
@@ -76,6 +80,12 @@ class FastLoop:
     def resets(self) -> int: ...
     @property
     def syn_acks(self) -> int: ...
+    @property
+    def first_datas(self) -> int: ...
+    @property
+    def deeps(self) -> int: ...
+    @property
+    def deep_tcp(self) -> int: ...
     def run(
         self,
         flows: dict[tuple[object, ...], object],
@@ -87,6 +97,7 @@ class FastLoop:
         next_sweep: float,
         limit: int,
         closed: Callable[[object, float], float] | None = None,
+        deep: bool = False,
         /,
     ) -> tuple[int, int, int, int, int, Handed | None]: ...
     def reasons(self) -> tuple[int, ...]: ...

@@ -40,10 +40,16 @@ from typing import Any, NamedTuple, Protocol
 from netwatch.capture.pcap import Buffer
 from netwatch.decode.frames import Decoded
 
+#: A payload :meth:`FastLoop.run` counted itself and hands over for the deep parsers' step
+#: only (:attr:`FastStatus.DEEP`): (its flow, is_orig, payload offset in the frame, payload
+#: length).
+DeepPayload = tuple[Any, bool, int, int]
+
 #: A packet :meth:`FastLoop.run` hands back to Python: (its time, computed as Python
 #: computes it, wire length, the captured frame, the :data:`Decoded` tuple of a
-#: common-shape frame as :func:`as_decoded` makes it, or None for an odd one).
-Handed = tuple[float, int, bytes, Decoded | None]
+#: common-shape frame as :func:`as_decoded` makes it, or None for an odd one; for
+#: :attr:`FastStatus.DEEP`, a :data:`DeepPayload`).
+Handed = tuple[float, int, bytes, Decoded | DeepPayload | None]
 
 
 def _load() -> tuple[ModuleType | None, str]:
@@ -99,6 +105,7 @@ class FastStatus(IntEnum):
     KEEP = 7  # the flow keeps evidence frames (``Flow.keep`` != 0)
     NO_TCP = 8  # a TCP packet of a flow without endpoints (``Flow.tcp`` is None)
     COND = 9  # the fast branch's conditions do not hold (see netwatch.fastloop)
+    DEEP = 10  # counted in C; only the deep parsers' step is Python's (``run``'s ``deep``)
 
 
 class CondReason(IntEnum):
@@ -166,6 +173,24 @@ class FastLoop(Protocol):
         ...
 
     @property
+    def first_datas(self) -> int:
+        """Payloads taken here that were their direction's first (history letter ``D``/
+        ``d``, e.g. a TLS hello), since construction."""
+        ...
+
+    @property
+    def deeps(self) -> int:
+        """Payloads counted here and handed over for the deep parsers' step only
+        (:attr:`FastStatus.DEEP`: UDP, and TCP in order with the history letter ``D``/``d``
+        set), since construction."""
+        ...
+
+    @property
+    def deep_tcp(self) -> int:
+        """Of :attr:`deeps`, the TCP segments, since construction."""
+        ...
+
+    @property
     def syn_acks(self) -> int:
         """SYN-ACKs taken here, each answering its flow's SYN (history letter ``h``, both
         ends established), since construction."""
@@ -182,13 +207,18 @@ class FastLoop(Protocol):
         next_sweep: float,
         limit: int,
         closed: Callable[[Any, float], float] | None = None,
+        deep: bool = False,
         /,
     ) -> tuple[int, int, int, int, int, Handed | None]:
         """(next offset, packets done, their wire bytes, empty records, status, the packet
         handed back or None). ``closed``: the flow table's ``closed_at(flow, ts)``, which
         schedules a closed connection's removal and returns the next sweep; C calls it for
         a FIN that completes a close or a RST and applies that segment itself (None: such
-        segments are handed back)."""
+        segments are handed back). ``deep``: a packet whose only reason to go to Python is
+        that the deep parsers want its payload (UDP; TCP the fast branch would take, its
+        history letter ``D``/``d`` set) is counted in C as the fast branch counts it and
+        returned as :attr:`FastStatus.DEEP` with a :data:`DeepPayload` (not counted in
+        ``packets done``); false: handed back as :attr:`FastStatus.COND`."""
         ...
 
     def reasons(self) -> tuple[int, ...]:

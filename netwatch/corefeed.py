@@ -23,8 +23,16 @@ and a RST without payload from a partial or established endpoint (``R`` and its 
 the state reset): for these two ``FlowTable._closing``'s part too, the clock stopped
 (``Flow.stop``) once both ends closed or reset, and the removal scheduled through
 :meth:`FlowTable.closed_at`, which C calls (the one timer C schedules, through the table's
-own heap and tiebreak counter; it returns the next sweep, which C then honours). Other
-SYNs, RSTs and closes stay Python's. It runs only when every value it reads has the exact
+own heap and tiebreak counter; it returns the next sweep, which C then honours), and a
+direction's first payload in order (``D``/``d``, e.g. a TLS hello: delivered as
+``tcp_packet`` delivers it). Other SYNs, RSTs and closes stay Python's. A payload the deep
+parsers still want (``Flow.deep_o``/``deep_r`` non-zero) whose packet the fast branch would
+otherwise take (UDP; TCP in order, with the fast branch's tests passed) C counts too, as
+``FlowTable.packet`` would before its deep step, and returns as ``FastStatus.DEEP`` with
+the flow and direction: this loop then runs only :meth:`FlowTable.deep` (the budget and
+the inspector, with the frame, payload offset and length and the packet's time) and keeps
+evidence as the general path would (``run``'s ``deep`` argument; without it such packets
+are handed back as ``COND``). It runs only when every value it reads has the exact
 type and range the Python loop gives it; it never creates, ends or times out a flow.
 
 What Python owns: the flow table itself (the dict of :class:`Flow` objects, flow start and
@@ -46,16 +54,17 @@ reason.
 
 Config read: none (the choice of loop is :func:`netwatch.core.use_core_loop`'s: this one
 whenever the compiled core is loaded, unless ``NETWATCH_PURE=1`` or
-``NETWATCH_CORE=python``). Known limits: the flow table, most TCP states and timers stay Python,
-so each new flow and each packet the deep parsers want still costs a Python round (about
-2 % of the packets of a camera site); C holds the GIL while it runs (at most :data:`BATCH`
-records per call); the GIL-released walk is :func:`netwatch.core.walk_pcap`.
+``NETWATCH_CORE=python``). Known limits: the flow table, most TCP states and timers stay
+Python, so each new flow still costs a Python round, and each payload the deep parsers want
+a shorter one (the deep step only; together about 1.4 % of the packets of a camera site);
+C holds the GIL while it runs (at most :data:`BATCH` records per call); the GIL-released
+walk is :func:`netwatch.core.walk_pcap`.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from netwatch import core
 from netwatch.capture.files import MappedPcap
@@ -65,6 +74,8 @@ from netwatch.flow.table import Flow
 from netwatch.flow.tcpstate import ACK, Endpoint
 
 if TYPE_CHECKING:
+    from netwatch.core import DeepPayload
+    from netwatch.decode.frames import Decoded
     from netwatch.pipeline import Pipeline
 
 #: Records per C call at most: bounds the time between returns to Python (signals, other
@@ -112,17 +123,18 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     keep = pipe.keeper.keep
     sweep_timers = table.sweep_timers
     closed_at = table.closed_at
+    deep_step = table.deep
     fast = fast_loop().run
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
-    full, new = int(FastStatus.FULL), int(FastStatus.NEW)
+    full, new, deep = int(FastStatus.FULL), int(FastStatus.NEW), int(FastStatus.DEEP)
     python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
         # C: the packets of existing flows the fast branch takes, up to the first one
         # Python must take (rec), or BATCH records
         off, done, done_bytes, empty, status, rec = fast(
-            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at
+            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at, True
         )
         n += done
         nbytes += done_bytes
@@ -134,9 +146,18 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
         # Python: that one packet, as the Python fused loop would (C is called again after
         # it, with the table's next sweep as this packet left it); C hands it back as
         # (ts, wire length, frame, the decoder's tuple or None for an odd frame)
-        ts, wirelen, frame, d = rec
+        ts, wirelen, frame, handed = rec
         n += 1
         nbytes += wirelen
+        if status == deep:
+            # C counted it as the general path would up to its deep step (the flow found,
+            # Flow.last, counters, the in-order TCP segment): only that step is left
+            f, is_orig, pay_off, plen = cast("DeepPayload", handed)
+            deep_step(f, is_orig, frame, pay_off, plen, ts)
+            if f.keep:
+                keep(f, ts, linktype, frame, wirelen)
+            continue
+        d = cast("Decoded | None", handed)
         if d is None:
             account(ts, linktype, frame, wirelen)
             continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import random
+import re
 import struct
 import sys
 import tracemalloc
@@ -351,7 +352,9 @@ def test_hand_back_when_the_deep_parsers_want_the_payload() -> None:
     frames = traffic(100.0, 0.001, 40)
     _, reasons = twin_runs(frames[:1], frames[1:], _untouched)  # every packet after the SYN
     assert reasons[FastStatus.NEW] == 2  # the SYN-ACK's flow is the SYN's; the UDP flows
-    assert reasons[FastStatus.COND] >= 2  # the parsers' first payloads (the SYN-ACK is C's)
+    # the parsers' payloads: counted in C, the deep step Python's (the SYN-ACK is C's, and
+    # so are the first payloads' D/d)
+    assert reasons[FastStatus.DEEP] >= 2 and reasons[FastStatus.COND] == 0
 
 
 def _ack_probe(server_isn: int, ack_delta: int, *, window: int = 64240) -> Frames:
@@ -696,7 +699,8 @@ def _table_state(pipe: Pipeline) -> str:
         "checks": [(t, n, f.uid, c) for t, n, f, c in table._checks],
         "attempts": [(t, n, f.uid, c) for t, n, f, c in table._attempts],
     }
-    return repr((flows, heaps, table.next_sweep))
+    # objects the deep parsers keep on a flow (a parser of its own) are told by their type
+    return re.sub(r" object at 0x[0-9a-f]+>", " object>", repr((flows, heaps, table.next_sweep)))
 
 
 def fin_ways(
@@ -978,7 +982,7 @@ def test_first_ack_hands_back_a_value_it_does_not_read() -> None:
     assert reasons[FastStatus.VALUE] >= 1
 
 
-def _set_end(side: int, **values: int) -> Tamper:
+def _set_end(side: int, **values: int | str) -> Tamper:
     def tamper(pipe: Pipeline) -> None:
         (f,) = _flows(pipe, 6)
         assert f.tcp is not None
@@ -1621,3 +1625,243 @@ def test_a_packet_is_handed_back_in_the_decoders_shape(site_capture: Path) -> No
         assert got == want, path.name
         kinds |= {w.rsplit(", ", 1)[-1] == "None)" for w in want}
     assert kinds == {True, False}  # odd and common-shape frames both seen
+
+
+# -- a payload the deep parsers want: counted in C, the deep step Python's (DEEP) ------------
+
+
+def deep_ways(
+    frames: Frames, tamper: Tamper = _untouched, split: int = 0, cfg: Config | None = None
+) -> tuple[int, int, int]:
+    """:func:`three_ways` after every frame from the ``split``-th on (the table, deep
+    parsers' results and budgets included, compared after each); returns how many first
+    payloads (D/d) C applied, how many payloads it handed over as DEEP and how many of
+    those were TCP, over the whole frames."""
+    for end in range(max(split, 1), len(frames) + 1):
+        three_ways(frames[:end], tamper, split, cfg)
+    loop = fast_loop()
+    before = loop.first_datas, loop.deeps, loop.deep_tcp
+    three_ways(frames, tamper, split, cfg)
+    return loop.first_datas - before[0], loop.deeps - before[1], loop.deep_tcp - before[2]
+
+
+def _hellos(route: g.Route = ROUTE, client_isn: int = 1000, server_isn: int = 5000) -> Frames:
+    """A TLS connection (handshake, ClientHello, ServerHello, application data both ways,
+    close) and a DNS query and its answer."""
+    s = g.TcpSession(route, 40010, 443, client_isn=client_isn, server_isn=server_isn)
+    frames = [*s.handshake()]
+    frames += s.send(True, g.tls_client_hello("cam.example", client_random=b"r" * 32))
+    frames += s.send(False, g.tls_server_hello(server_random=b"s" * 32))
+    frames += [s.ack(True), *s.send(True, b"\x17" * 300), *s.send(False, b"\x17" * 900)]
+    frames += [s.ack(True), *s.close()]
+    answer = [g.DnsRecord("cam.example", g.DnsType.A, "192.0.2.7")]
+    frames.append(g.udp_frame(route, 53001, 53, g.dns_query(7, "cam.example")))
+    frames.append(
+        g.udp_frame(
+            route.reverse(), 53, 53001, g.dns_response(7, "cam.example", g.DnsType.A, answer)
+        )
+    )
+    return _timed(frames)
+
+
+def test_hellos_and_dns_answer_counted_in_c() -> None:
+    """The ClientHello and ServerHello (each its direction's first payload: D/d applied in
+    C), and the DNS answer: counted in C,
+    the deep step Python's, the table equal to the general path's after every packet."""
+    first_datas, deeps, deep_tcp = deep_ways(_hellos())
+    assert first_datas == 2
+    assert deep_tcp == 2  # the two hellos (the TLS parser is done then: no budget left)
+    assert deeps == deep_tcp + 1  # and the DNS answer (the query started its flow)
+
+
+@pytest.mark.parametrize("isns", [(0xFFFFFF00, 0x7FFFFFF0), (0xFFFFFFFF, 0), (0, 0xFFFFFFFE)])
+def test_hellos_over_ipv6_and_isns_at_the_wrap(isns: tuple[int, int]) -> None:
+    assert deep_ways(_hellos(ROUTE6, *isns))[:2] == (2, 3)
+
+
+def test_deep_budget_exhausted_or_odd() -> None:
+    """A budget of one payload per direction (later payloads: the fast branch), a budget
+    made negative (DEEP: the deep step inspects nothing) and a budget of another type (a
+    bool: VALUE, the general path)."""
+    cfg = Config.default()
+    cfg = replace(cfg, deep=replace(cfg.deep, max_payload_packets=1))
+    assert deep_ways(_hellos(), cfg=cfg)[:2] == (2, 3)
+
+    def negative(pipe: Pipeline) -> None:
+        for f in pipe.table.flows.values():
+            f.deep_o = f.deep_r = -1
+
+    assert deep_ways(_hellos(), negative, 3)[:2] == (2, 5)
+
+    def odd(pipe: Pipeline) -> None:
+        for f in pipe.table.flows.values():
+            f.deep_o = f.deep_r = True  # a bool is an int to mypy, not to C
+
+    assert deep_ways(_hellos(), odd, 3)[:2] == (0, 1)  # only the DNS answer (a flow after)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "delta"),
+    [
+        (_untouched, 0),
+        (_set_end(1, dack=-1), 0),  # the peer's dack rewritten from its deliv
+        (_set_end(1, dack=-1), 5),  # beyond the peer's data: _ack_received's
+        (_set_end(0, dack=-1), 0),  # the sender's dack rewritten
+        (_set_end(1, nxt=-1), 0),  # the peer's nxt recomputed
+        (_set_end(0, state=0), 0),  # an inactive sender wakes up
+        (_set_end(0, base=-1), 0),  # an endpoint without a first byte: _control
+        (_set_end(0, state=2), 0),
+        (_lone_syn_ack, 0),  # the originator's lone SYN-ACK: flipped
+        (_set_end(0, state=5), 0),  # closed: still nxt
+        (_set_end(0, state=6), 0),  # reset: nxt -1
+        (_set_end(1, state=6), 0),
+        (_set_end(1, state=3), 0),  # the peer partial
+        (_seqmax_behind, 0),  # the payload beyond the highest seen: _out_of_order
+        (_set_end(0, letters="SHADFRCTGWIQ"), 0),  # another letter set: its D appended
+        (_set_end(0, bits=1 << 2), 0),  # other letters already set
+    ],
+)
+@pytest.mark.parametrize("flags", [g.TcpFlag.ACK | g.TcpFlag.PSH, g.TcpFlag.PSH])
+def test_first_payload_after_unusual_endpoint_states(
+    tamper: Tamper, delta: int, flags: int
+) -> None:
+    """A direction's first payload after states the fast branch's own tests let through but
+    C's first-payload branch must recompute or leave to Python (with and without the ACK
+    flag): the table equals the general path's either way."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()[:2]]
+    c, sv = s.next_seq(True), s.next_seq(False)
+    frames.append(_seg(s, True, seq=c, ack=sv + delta, flags=flags, payload=b"GET / HTTP/1.0"))
+    s.advance(True, 14, 1)
+    frames += [*s.send(False, b"s" * 50), s.ack(True), *s.send(True, b"c" * 20)]
+    in_c = deep_ways(_timed(frames), tamper, 2)[0]
+    assert in_c <= 2
+
+
+def test_first_payloads_in_c_unless_tampered() -> None:
+    """The untouched case of the test above takes both first payloads in C."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"c" * 14), *s.send(False, b"s" * 50)]
+    assert deep_ways(_timed(frames))[0] == 2
+    frames = [*s.handshake()[:2]]
+    frames += [_seg(s, True, seq=s.next_seq(True), ack=s.next_seq(False), payload=b"x" * 9)]
+    assert deep_ways(_timed(frames), _set_end(1, dack=-1), 2)[0] == 1  # acks what was seen
+
+
+def test_random_segments_hit_first_payloads_and_deep() -> None:
+    got = [deep_ways(_random_session(seed)) for seed in range(12)]
+    assert sum(first for first, _, _ in got) >= 10
+    assert sum(tcp for _, _, tcp in got) >= 10
+
+
+def test_deep_hand_back_shape_and_opt_in() -> None:
+    """Without ``deep`` a payload the parsers want is handed back as COND (UDP_DEEP,
+    nothing counted); with it, as DEEP: (ts, wire length, frame, (the table's flow,
+    is_orig, payload offset, payload length)), the flow's counters already moved."""
+    query = g.udp_frame(ROUTE, 53001, 53, g.dns_query(7, "cam.example"))
+    answer = g.dns_response(7, "cam.example", g.DnsType.A, [])
+    reply = g.udp_frame(ROUTE.reverse(), 53, 53001, answer)
+    pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+    head = mapped(_timed([query]))
+    pipe.run(head.rest(head.start))
+    table = pipe.table
+    (f,) = table.flows.values()
+    data = pcap_bytes(_timed([reply], 100.5))
+    loop = fast_loop()
+    conds = loop.conds()[core.CondReason.UDP_DEEP]
+    args = (table.flows, data, 24, len(data), True, 1e-6, table.next_sweep, 10)
+    _, done, _, _, status, rec = loop.run(*args)
+    assert (done, status, f.r_pkts) == (0, FastStatus.COND, 0)
+    assert loop.conds()[core.CondReason.UDP_DEEP] - conds == 1
+    assert rec is not None and len(rec[3] or ()) == 15
+    deeps = loop.deeps
+    _, done, _, _, status, rec = loop.run(*args, None, False)
+    assert (done, status, loop.deeps) == (0, FastStatus.COND, deeps)
+    _, done, _, _, status, rec = loop.run(*args, None, True)
+    assert (done, status, loop.deeps) == (0, FastStatus.DEEP, deeps + 1)
+    assert rec == (100.5, len(reply), reply, (f, False, len(reply) - len(answer), len(answer)))
+    assert (f.r_pkts, f.r_bytes, f.last, f.deep_r) == (1, len(answer), 100.5, 8)
+
+
+def _snapped(frames: list[tuple[float, bytes, int]]) -> MappedPcap:
+    """A classic pcap of (time, frame, captured length) records (a snap length cuts some)."""
+    parts = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for ts, frame, caplen in frames:
+        sec, usec = divmod(round(ts * 1_000_000), 1_000_000)
+        data = frame[:caplen]
+        parts.append(struct.pack("<IIII", sec, usec, len(data), len(frame)) + data)
+    raw = b"".join(parts)
+    return MappedPcap(raw, 24, len(raw), PcapHeader.parse(raw[:24]), ReadStats())
+
+
+@pytest.mark.parametrize("variant", ["ack beyond", "cut", "both first", "plain"])
+def test_payload_the_parsers_want_acking_beyond_or_cut(variant: str) -> None:
+    """A payload the deep parsers still want, after the direction's first (D set), that
+    acknowledges beyond the peer's delivered data or was cut by the snap length: the
+    general path's, not DEEP (the table and records equal the general path's)."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake(), *s.send(True, b"GET /a HTTP/1.0\r\n\r\n")]
+    frames += s.send(False, b"HTTP/1.0 200 OK\r\n\r\n")
+    c, sv = s.next_seq(True), s.next_seq(False)
+    ack = sv + (7 if variant == "ack beyond" else 0)
+    last = _seg(s, True, seq=c, ack=ack, flags=g.TcpFlag.ACK | g.TcpFlag.PSH, payload=b"x" * 300)
+    if variant == "both first":
+        frames = [*s.handshake()]
+        c, sv = s.next_seq(True), s.next_seq(False)
+        last = _seg(s, True, seq=c, ack=sv, payload=b"x" * 300)
+    timed = [(100.0 + i * 0.001, f, len(f)) for i, f in enumerate(frames)]
+    timed.append((100.5, last, 80 if variant in ("cut", "both first") else len(last)))
+    states, records, deeps = [], [], 0
+    for fused in (True, False):
+        recs: list[dict[str, Any]] = []
+        pipe = Pipeline(Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
+        head = _snapped(timed[:-1])
+        pipe.run(head.rest(head.start))
+        for f in pipe.table.flows.values():  # the parsers still want it (HTTP is done)
+            f.deep_o = f.deep_r = 3
+        m = _snapped(timed[-1:])
+        before = fast_loop().deeps
+        if fused:
+            run_core(pipe, m)
+            deeps = fast_loop().deeps - before
+        else:
+            pipe.run(m.rest(m.start))
+        states.append(_table_state(pipe))
+        pipe.finish()
+        records.append(recs)
+    assert states[0] == states[1]
+    assert records[0] == records[1]
+    assert deeps == (variant == "plain")
+
+
+def test_first_payload_after_the_peer_sent_data_in_the_fast_branch() -> None:
+    """The peer's data went through the fast branch (its ``seqmax`` moved alone, ``deliv``
+    stale), then its state changed (here: set to reset, so its ``nxt`` becomes -1 and
+    ``deliv`` is read as stored): C's first payload of the other direction must write the
+    peer's ``deliv`` as tcp_packet's prologue does. The head runs through each loop itself."""
+    s = g.TcpSession(ROUTE, 40010, 80)
+    frames = [*s.handshake()]
+    for _ in range(12):  # beyond the deep parsers' budget: the fast branch's
+        frames += s.send(False, b"s" * 100)
+    head = _timed(frames)
+    tail = _timed(s.send(True, b"c" * 30), head[-1][0] + 0.001)
+    states, firsts = [], 0
+    for loop in (run_core, run_mapped, None):
+        pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+        m = mapped(head)
+        if loop is None:
+            pipe.run(m.rest(m.start))
+        else:
+            loop(pipe, m)
+        _set_end(1, state=6)(pipe)
+        before = fast_loop().first_datas
+        m = mapped(tail)
+        if loop is None:
+            pipe.run(m.rest(m.start))
+        else:
+            loop(pipe, m)
+        if loop is run_core:
+            firsts = fast_loop().first_datas - before
+        states.append(_table_state(pipe))
+    assert states[0] == states[2] and states[1] == states[2]
+    assert firsts == 1

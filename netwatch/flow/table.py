@@ -378,7 +378,7 @@ class FlowTable:
                 if flags & 0x05:
                     self._closing(f, is_orig, ts, first_fin)
         if plen > 0 and off >= 0:
-            self._deep(f, is_orig, frame, off, plen, ts)
+            self.deep(f, is_orig, frame, off, plen, ts)
         return f
 
     def first_packet(self, ts: float, d: Decoded) -> Flow:
@@ -425,7 +425,7 @@ class FlowTable:
         else:
             f.r_bytes = plen
         if plen > 0 and off >= 0:
-            self._deep(f, is_orig, frame, off, plen, ts)
+            self.deep(f, is_orig, frame, off, plen, ts)
         return f
 
     def inspect_only(self, ts: float, d: Decoded) -> None:
@@ -440,11 +440,13 @@ class FlowTable:
         f = self.flows.get(key)
         if f is None or plen <= 0:
             return
-        self._deep(f, fwd is f.odir, frame, off, plen, ts)
+        self.deep(f, fwd is f.odir, frame, off, plen, ts)
 
-    def _deep(self, f: Flow, is_orig: bool, frame: bytes, off: int, plen: int, ts: float) -> None:
+    def deep(self, f: Flow, is_orig: bool, frame: bytes, off: int, plen: int, ts: float) -> None:
         """A payload to the deep parsers while its direction's budget lasts (each payload
-        handed over spends one of the budget)."""
+        handed over spends one of the budget): :meth:`packet`'s last step, and all that
+        :func:`netwatch.corefeed.run_core` runs for a payload the compiled core counted
+        itself (``FastStatus.DEEP``)."""
         if is_orig:
             if f.deep_o > 0:
                 f.deep_o -= 1
