@@ -20,14 +20,13 @@ Reads no configuration; never raises. Known limits: at most ``MAX_RECORDS`` reco
 
 from __future__ import annotations
 
-import functools
-import re
 import struct
 from typing import TYPE_CHECKING, NamedTuple
 
 from netwatch.deep.base import Context
 from netwatch.deep.discovery.identity import clean_text, lan_identity
 from netwatch.deep.dnsname import read_name
+from netwatch.lazyre import lazy
 from netwatch.signatures.lan import lan_matcher
 
 if TYPE_CHECKING:
@@ -43,9 +42,7 @@ _QR = 0x8000
 _PTR, _TXT, _SRV = 12, 16, 33
 
 
-@functools.cache
-def _service() -> re.Pattern[str]:
-    return re.compile(r"(?i)(?:^|\.)(_[a-z0-9-]{1,63}\._(?:tcp|udp))(?:\.|$)")
+_service = lazy(r"(?i)(?:^|\.)(_[a-z0-9-]{1,63}\._(?:tcp|udp))(?:\.|$)")
 
 
 class Announcement(NamedTuple):

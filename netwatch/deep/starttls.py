@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import functools
 import re
 import socket
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Final
 
 from netwatch.deep.base import OWNER, Context, DeepParser, Verdict, drop_service, service
 from netwatch.deep.tls import TlsParser, looks_like_tls
+from netwatch.lazyre import lazy
 
 if TYPE_CHECKING:
     from netwatch.flow.table import Flow
@@ -88,27 +88,19 @@ _MYSQL_SSL_REQUEST_LEN: Final = 32
 _TLS = TlsParser()
 
 
-@functools.cache
-def _pasv() -> re.Pattern[str]:
-    return re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})", re.ASCII)
+_pasv = lazy(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})", re.ASCII)
 
 
-@functools.cache
-def _epsv() -> re.Pattern[str]:
-    return re.compile(r"\(([!-~])\1\1(\d{1,5})\1\)", re.ASCII)
+_epsv = lazy(r"\(([!-~])\1\1(\d{1,5})\1\)", re.ASCII)
 
 
-@functools.cache
-def _eprt() -> re.Pattern[str]:
-    return re.compile(r"^([!-~])([12])\1([0-9A-Fa-f:.]+)\1(\d{1,5})\1", re.ASCII)
+_eprt = lazy(r"^([!-~])([12])\1([0-9A-Fa-f:.]+)\1(\d{1,5})\1", re.ASCII)
 
 
 _SERVER_GREETING = (b"220 ", b"220-")
 
 
-@functools.cache
-def _code() -> re.Pattern[str]:
-    return re.compile(r"[0-9]{3}")
+_code = lazy(r"[0-9]{3}")
 
 
 @dataclass(slots=True)

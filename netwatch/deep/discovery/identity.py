@@ -29,12 +29,13 @@ Known limits:
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from netwatch.lazyre import lazy
 
 if TYPE_CHECKING:
     from netwatch.signatures.lan import LanHit
@@ -47,24 +48,16 @@ REDACTED = "<redacted>"
 RawFields = tuple[tuple[str, str], ...]
 
 
-@functools.cache
-def _control() -> re.Pattern[str]:
-    return re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_control = lazy(r"[\x00-\x1f\x7f-\x9f]")
 
 
-@functools.cache
-def _mac_pairs() -> re.Pattern[str]:
-    return re.compile(r"[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}")
+_mac_pairs = lazy(r"[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}")
 
 
-@functools.cache
-def _mac_dotted() -> re.Pattern[str]:
-    return re.compile(r"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}")
+_mac_dotted = lazy(r"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}")
 
 
-@functools.cache
-def _mac_bare() -> re.Pattern[str]:
-    return re.compile(r"[0-9A-Fa-f]{12}")
+_mac_bare = lazy(r"[0-9A-Fa-f]{12}")
 
 
 _SECRET_KEYS = frozenset(

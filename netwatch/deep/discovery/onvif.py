@@ -29,7 +29,6 @@ product or user-set name rather than the maker.
 
 from __future__ import annotations
 
-import functools
 import re
 from urllib.parse import unquote, urlsplit
 
@@ -43,6 +42,7 @@ from netwatch.deep.discovery.identity import (
 )
 from netwatch.deep.discovery.seeded import seed_port
 from netwatch.deep.discovery.xmlscan import decode_document, element_text
+from netwatch.lazyre import lazy
 
 WSD_PORT = seed_port("onvif-ws-discovery")
 MAX_SCOPES = 32
@@ -52,21 +52,15 @@ CLIENT_KINDS = frozenset({"Probe", "Resolve"})
 DEVICE_KINDS = frozenset({"ProbeMatches", "ResolveMatches", "Hello", "Bye"})
 
 
-@functools.cache
-def _envelope() -> re.Pattern[str]:
-    return re.compile(r"<(?:[A-Za-z_][\w.-]{0,63}:)?Envelope[\s>]")
+_envelope = lazy(r"<(?:[A-Za-z_][\w.-]{0,63}:)?Envelope[\s>]")
 
 
-@functools.cache
-def _kind() -> re.Pattern[str]:
-    return re.compile(
-        r"<(?:[A-Za-z_][\w.-]{0,63}:)?(ProbeMatches|ResolveMatches|Probe|Resolve|Hello|Bye)[\s>/]"
-    )
+_kind = lazy(
+    r"<(?:[A-Za-z_][\w.-]{0,63}:)?(ProbeMatches|ResolveMatches|Probe|Resolve|Hello|Bye)[\s>/]"
+)
 
 
-@functools.cache
-def _onvif_scope() -> re.Pattern[str]:
-    return re.compile(r"onvif://www\.onvif\.org/([A-Za-z_]+)/(.+)", re.IGNORECASE)
+_onvif_scope = lazy(r"onvif://www\.onvif\.org/([A-Za-z_]+)/(.+)", re.IGNORECASE)
 
 
 def parse_onvif(payload: bytes) -> DeviceIdentity | None:

@@ -33,9 +33,6 @@ element is neither ``Probe`` nor ``ProbeMatch`` is not SADP (None).
 
 from __future__ import annotations
 
-import functools
-import re
-
 from netwatch.deep.discovery.base import DiscoveryProtocol
 from netwatch.deep.discovery.identity import (
     DeviceIdentity,
@@ -48,6 +45,7 @@ from netwatch.deep.discovery.identity import (
 )
 from netwatch.deep.discovery.seeded import seed_port
 from netwatch.deep.discovery.xmlscan import decode_document, element_text, leaves
+from netwatch.lazyre import lazy
 from netwatch.signatures.lan import discovery_seed
 
 SADP_PORT = seed_port("hik-sadp-v2")
@@ -58,9 +56,7 @@ SADP_L2_HEADER_BYTES = 38
 VENDOR = "Hikvision"
 
 
-@functools.cache
-def _root() -> re.Pattern[str]:
-    return re.compile(r"(?:<\?xml[^<>]{0,200}\?>\s*)?<(Probe|ProbeMatch)[\s>/]")
+_root = lazy(r"(?:<\?xml[^<>]{0,200}\?>\s*)?<(Probe|ProbeMatch)[\s>/]")
 
 
 def parse_sadp(payload: bytes) -> DeviceIdentity | None:

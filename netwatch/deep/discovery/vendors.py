@@ -20,21 +20,17 @@ give the message kind only; the D-Link product text is kept as ``device_type``, 
 
 from __future__ import annotations
 
-import functools
-import re
-
 from netwatch.deep.discovery.base import DiscoveryProtocol
 from netwatch.deep.discovery.identity import DeviceIdentity, clean_text, normalize_ip, normalize_mac
 from netwatch.deep.discovery.jsonbody import child, load_object
 from netwatch.deep.discovery.seeded import Fields, seed_port, seeded
+from netwatch.lazyre import lazy
 from netwatch.signatures.model import DiscoveryMarker
 
 TDP_HEADER_LEN = 16
 
 
-@functools.cache
-def _printable() -> re.Pattern[bytes]:
-    return re.compile(rb"[\x20-\x7e]{4,64}")
+_printable = lazy(rb"[\x20-\x7e]{4,64}")
 
 
 def _dlink(payload: bytes, mk: DiscoveryMarker) -> Fields:

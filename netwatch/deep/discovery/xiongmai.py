@@ -28,8 +28,6 @@ Known limits: a body cut by snaplen is not parsed (None); the version byte is no
 
 from __future__ import annotations
 
-import functools
-import re
 import socket
 import struct
 
@@ -44,6 +42,7 @@ from netwatch.deep.discovery.identity import (
 )
 from netwatch.deep.discovery.jsonbody import child, load_object, scalars
 from netwatch.deep.discovery.seeded import seed_port
+from netwatch.lazyre import lazy
 
 XM_PORT = seed_port("xm-discovery")
 VENDOR = "Xiongmai"
@@ -54,9 +53,7 @@ HEADER_BYTES = 20
 NET_COMMON = "NetWork.NetCommon"
 
 
-@functools.cache
-def _hex_address() -> re.Pattern[str]:
-    return re.compile(r"0[xX]([0-9A-Fa-f]{1,8})")
+_hex_address = lazy(r"0[xX]([0-9A-Fa-f]{1,8})")
 
 
 _HEADER = struct.Struct("<BB2xII2xHI")  # head, version, session, sequence, message id, length

@@ -26,30 +26,24 @@ Known limits:
 
 from __future__ import annotations
 
-import functools
 import re
 from functools import lru_cache
 
 from netwatch.deep.discovery.identity import MAX_PAYLOAD_BYTES
+from netwatch.lazyre import lazy
 
 MAX_ELEMENTS = 256  # leaf elements examined by ``leaves``
 
 _PREFIX = r"(?:[A-Za-z_][\w.-]{0,63}:)?"
 
 
-@functools.cache
-def _dtd() -> re.Pattern[str]:
-    return re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_dtd = lazy(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
-@functools.cache
-def _leaf() -> re.Pattern[str]:
-    return re.compile(rf"<{_PREFIX}([A-Za-z_][\w.-]{{0,63}})(?:\s[^<>]*)?>([^<]*)</{_PREFIX}\1\s*>")
+_leaf = lazy(rf"<{_PREFIX}([A-Za-z_][\w.-]{{0,63}})(?:\s[^<>]*)?>([^<]*)</{_PREFIX}\1\s*>")
 
 
-@functools.cache
-def _reference_re() -> re.Pattern[str]:
-    return re.compile(r"&(#x[0-9A-Fa-f]{1,6}|#[0-9]{1,7}|lt|gt|amp|quot|apos);")
+_reference_re = lazy(r"&(#x[0-9A-Fa-f]{1,6}|#[0-9]{1,7}|lt|gt|amp|quot|apos);")
 
 
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
