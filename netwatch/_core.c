@@ -1298,6 +1298,22 @@ static inline long long nxt_of(long long d, long long seqmax, long long state)
                : -1;
 }
 
+/* The values every TCP branch below (first_ack, first_data, first_fin, reset, syn_ack) reads
+ * first, checked as the Python loop gives them: two distinct endpoints, the flow's history an
+ * exact list, the sender's letters an exact str of at least letters_min characters, both
+ * endpoints' states and the sender's base small ints, the peer's nxt and seqmax cells safe.
+ * 1 when all hold (*es, *ps and *base set), else 0: the caller hands the packet back. */
+static int tcp_values(const nw_flow *f, nw_endpoint *e, nw_endpoint *p, Py_ssize_t letters_min,
+                      long long *es, long long *ps, long long *base)
+{
+    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
+    return e != p && hist != NULL && PyList_CheckExact(hist) && letters != NULL
+           && PyUnicode_CheckExact(letters) && PyUnicode_GET_LENGTH(letters) >= letters_min
+           && small_int(e->obj[EO_STATE], es) && small_int(p->obj[EO_STATE], ps)
+           && safe_cell(p->val, p->tag, EC_NXT) && safe_cell(p->val, p->tag, EC_SEQMAX)
+           && small_int(e->obj[EO_BASE], base);
+}
+
 /* A bare ACK that passed every fast-branch test but the history bit: the direction's first
  * one ('A'/'a'), e.g. the third packet of a handshake. Applies what FlowTable.packet and
  * tcpstate.tcp_packet do with it (no SYN, FIN or RST, no payload, a non-zero window, seq
@@ -1314,11 +1330,7 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
     nw_val *ev = e->val, *pv = p->val;
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
     long long es, ps, pdeliv, base;
-    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
-        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 3
-        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
-        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
-        || !small_int(e->obj[EO_BASE], &base))
+    if (!tcp_values(f, e, p, 3, &es, &ps, &base))
         return NW_HAND_VALUE;
     if (base < 0) /* tcp_packet's _control */
         return cond(self, NW_COND_FIRST_A);
@@ -1389,11 +1401,7 @@ static int first_data(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint
     nw_val *ev = e->val, *pv = p->val;
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
     long long es, ps, pdeliv, base;
-    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
-        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 4
-        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
-        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
-        || !small_int(e->obj[EO_BASE], &base))
+    if (!tcp_values(f, e, p, 4, &es, &ps, &base))
         return NW_HAND_VALUE;
     if (base < 0) /* tcp_packet's _control */
         return cond(self, NW_COND_FIRST_D);
@@ -1464,11 +1472,7 @@ static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow 
     nw_val *ev = e->val, *pv = p->val;
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
     long long es, ps, pdeliv, base, fin, prev_fin = -1;
-    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
-        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 5
-        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
-        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
-        || !small_int(e->obj[EO_BASE], &base) || !small_int(e->obj[EO_FIN], &fin)
+    if (!tcp_values(f, e, p, 5, &es, &ps, &base) || !small_int(e->obj[EO_FIN], &fin)
         || last == NULL
         || (last != Py_None
             && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
@@ -1609,11 +1613,7 @@ static int reset(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, 
     nw_val *ev = e->val, *pv = p->val;
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
     long long es, ps, edeliv, pdeliv, base, fstate, prev_rst = -1;
-    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
-        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 6
-        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
-        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
-        || !small_int(e->obj[EO_BASE], &base) || !small_int(f->obj[FO_STATE], &fstate)
+    if (!tcp_values(f, e, p, 6, &es, &ps, &base) || !small_int(f->obj[FO_STATE], &fstate)
         || f->obj[FO_STOP] == NULL || !PyFloat_CheckExact(f->obj[FO_STOP]) || last == NULL
         || (last != Py_None
             && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
@@ -1705,11 +1705,7 @@ static int syn_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p
     nw_val *ev = e->val, *pv = p->val;
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
     long long es, ps, pdeliv, base;
-    if (e == p || hist == NULL || !PyList_CheckExact(hist) || letters == NULL
-        || !PyUnicode_CheckExact(letters) || PyUnicode_GET_LENGTH(letters) < 2
-        || !small_int(e->obj[EO_STATE], &es) || !small_int(p->obj[EO_STATE], &ps)
-        || !safe_cell(pv, p->tag, EC_NXT) || !safe_cell(pv, p->tag, EC_SEQMAX)
-        || !small_int(e->obj[EO_BASE], &base) || e->obj[EO_LAST_CTL] != Py_None)
+    if (!tcp_values(f, e, p, 2, &es, &ps, &base) || e->obj[EO_LAST_CTL] != Py_None)
         return NW_HAND_VALUE;
     if (is_orig || ps != NW_TCP_SYN_SENT || es != NW_TCP_INACTIVE || base >= 0
         || PyUnicode_READ_CHAR(letters, 0) == 'S')
