@@ -1,7 +1,7 @@
 """netwatch beside Suricata 7 and NFStream on the same captures: CPU time per packet.
 
 Usage: ``python bench/bench_peers.py [--packets 1000000] [--flood 200000] [--runs 3]
-[--tools netwatch,netwatch-pure,netwatch-c,nfstream,nfstream-ndpi,suricata]``
+[--tools netwatch,netwatch-cold,netwatch-pure,netwatch-c,nfstream,nfstream-ndpi,suricata]``
 (or ``./dev bench-peers``, which installs Suricata and NFStream first).
 
 Every tool runs in a fresh process, round after round, the tools interleaved within each
@@ -25,6 +25,11 @@ The tools:
 - ``nfstream``: NFStream's C meter, one meter, no dissection (as ``bench_pipeline.py``);
   ``nfstream-ndpi``: the same with nDPI dissection on (``n_dissections=20``, its default).
   NFStream runs its meter in a child process: both are counted.
+- ``netwatch-cold``: ``netwatch`` with an empty GeoIP cache folder of its own on every run
+  (the first start after an install or a data update: the built-in GeoIP data unpacked and
+  written to the cache). The other netwatch variants share one cache folder of the bench's
+  own (never the user's), filled by one untimed run before the first round: they start as a
+  deployed sensor restarts.
 - ``suricata``: ``suricata -r FILE --runmode single -S <empty rule file>`` with a minimal
   generated ``suricata.yaml`` (:func:`suricata_yaml`): eve-log with flow records only, no
   rules, the app-layer parsers of Suricata's stock configuration on, the flow memory cap
@@ -57,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -81,7 +86,16 @@ ERROR_TAIL_LINES = 15
 #: Cleared for the children: netwatch's core switches, and Python's "write no bytecode" (with
 #: it set, and the tree's bytecode not yet compiled, every netwatch start would compile every
 #: module again, which an installed package never does: pip compiles at install time).
-ENV_CLEARED = ("NETWATCH_PURE", "NETWATCH_CORE", "PYTHONDONTWRITEBYTECODE")
+ENV_CLEARED = (
+    "NETWATCH_PURE",
+    "NETWATCH_CORE",
+    "PYTHONDONTWRITEBYTECODE",
+    "CACHE_DIRECTORY",
+    "XDG_CACHE_HOME",
+)
+#: The environment variable netwatch's default GeoIP cache folder is found under (in the
+#: bench: a folder of the bench's own, never the user's cache).
+CACHE_HOME = "XDG_CACHE_HOME"
 #: Suricata's stock configuration (7.0) enables these app-layer parsers; the generated one too.
 SURICATA_PARSERS = (
     "telnet",
@@ -162,6 +176,9 @@ class Tool:
     #: (work directory, the process's stdout and stderr) -> what it wrote
     read: Callable[[Path, str], Output]
     env: Mapping[str, str]
+    #: Run each time with an empty cache folder of its own (netwatch's GeoIP cache: the
+    #: first start after an install or a data update), not the bench's shared warm one.
+    cold_cache: bool = False
 
 
 class Rusage(Protocol):
@@ -358,7 +375,11 @@ def run_tool(tool: Tool, capture: Capture) -> Run:
     """One run of a tool on a capture, in a fresh process and a fresh work directory."""
     with tempfile.TemporaryDirectory(prefix=f"peers-{tool.name}-") as tmp:
         work = Path(tmp)
-        cost, log = run_measured(tool.argv(capture.path, work), tool.env, work)
+        env = dict(tool.env)
+        if tool.cold_cache:
+            (work / "cache").mkdir(mode=0o700)
+            env[CACHE_HOME] = str(work / "cache")
+        cost, log = run_measured(tool.argv(capture.path, work), env, work)
         return Run(tool.name, capture.label, cost, tool.read(work, log))
 
 
@@ -412,6 +433,9 @@ def all_tools() -> dict[str, Tool]:
     """Every tool this bench knows, by name."""
     return {
         "netwatch": Tool("netwatch", netwatch_argv, read_netwatch, child_env({})),
+        "netwatch-cold": Tool(
+            "netwatch-cold", netwatch_argv, read_netwatch, child_env({}), cold_cache=True
+        ),
         "netwatch-pure": Tool(
             "netwatch-pure", netwatch_argv, read_netwatch, child_env({"NETWATCH_PURE": "1"})
         ),
@@ -443,6 +467,26 @@ def available(names: Sequence[str]) -> list[Tool]:
         if name in missing:
             print(f"skipping {name}: {missing[name]}", file=sys.stderr)
     return [tools[n] for n in names if n not in missing]
+
+
+def with_warm_cache(tools: Sequence[Tool], cache: Path, one: Capture) -> list[Tool]:
+    """``tools`` with netwatch's (but not ``netwatch-cold``'s) cache folder set to ``cache``,
+    filled first by one untimed ``netwatch`` run on ``one``: every measured run then starts as
+    a deployed sensor restarts, with its GeoIP data already unpacked."""
+    cache.mkdir(mode=0o700)
+    warm = [
+        replace(t, env={**t.env, CACHE_HOME: str(cache)})
+        if t.name.startswith("netwatch") and not t.cold_cache
+        else t
+        for t in tools
+    ]
+    for tool in warm:
+        if tool.name.startswith("netwatch") and not tool.cold_cache:
+            run_tool(tool, one)
+            break
+    filled = sum(1 for path in cache.rglob("*") if path.is_file())
+    print(f"GeoIP cache warmed: {filled} file(s) in {cache}", file=sys.stderr)
+    return warm
 
 
 def rounds(tools: Sequence[Tool], captures: Sequence[Capture], runs: int) -> Iterator[Run]:
@@ -602,6 +646,7 @@ def main() -> int:
     compileall.compile_dir(REPO / "netwatch", quiet=1)
     with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
         caps = captures(args.packets, args.flood, Path(tmp))
+        tools = with_warm_cache(tools, Path(tmp) / "cache", caps[-1])
         results = list(rounds(tools, caps, args.runs))
     report = [*machine(), f"median of {args.runs} interleaved rounds", ""]
     units = {"site": "packets", "flood": "new flows"}

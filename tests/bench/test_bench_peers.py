@@ -153,3 +153,53 @@ def test_plausibility_warns_when_flows_miss_the_capture() -> None:
     assert bp.plausibility(cap, [_row("ok", 1.0, 0.1, packets=990)]) == []
     (warning,) = bp.plausibility(cap, [_row("bad", 1.0, 0.1, packets=989)])
     assert "bad on site" in warning
+
+
+_CACHE_PROBE = (
+    "import os, pathlib, sys\n"
+    "home = pathlib.Path(os.environ['XDG_CACHE_HOME'])\n"
+    "print(sorted(p.name for p in home.rglob('*')))\n"
+    "(home / 'netwatch').mkdir(exist_ok=True)\n"
+    "(home / 'netwatch' / 'unpacked').write_bytes(b'x')\n"
+    'print(\'{"flows": 1, "packets": 1}\')\n'
+)
+
+
+def _probe_argv(_capture: Path, _work: Path) -> list[str]:
+    return [sys.executable, "-c", _CACHE_PROBE]
+
+
+def test_cold_runs_get_an_empty_cache_and_warm_ones_share_the_bench_cache(tmp_path: Path) -> None:
+    one = bp.Capture("startup", _write_pcap(tmp_path / "one.pcap", 1), 1)
+    env = bp.child_env({})
+    tools = [
+        bp.Tool("netwatch", _probe_argv, bp.read_last_json, env),
+        bp.Tool("netwatch-cold", _probe_argv, bp.read_last_json, env, cold_cache=True),
+        bp.Tool("suricata", _probe_argv, bp.read_last_json, env),
+    ]
+    warm = bp.with_warm_cache(tools, tmp_path / "cache", one)
+    # the warm-up ran once, in the bench's own folder
+    assert (tmp_path / "cache" / "netwatch" / "unpacked").is_file()
+    assert warm[0].env[bp.CACHE_HOME] == str(tmp_path / "cache")
+    assert bp.CACHE_HOME not in warm[1].env  # cold: a folder per run instead
+    assert bp.CACHE_HOME not in warm[2].env  # not netwatch: untouched
+    with pytest.raises(KeyError):  # the child sees no cache home of the user's
+        _ = bp.child_env({})[bp.CACHE_HOME]
+    for _ in range(2):  # a cold run never sees what an earlier run wrote
+        run = bp.run_tool(warm[1], one)
+        assert run.output == bp.Output(1, 1)
+    cold_log = _run_log(warm[1], one)
+    assert cold_log.startswith("[]")
+    assert _run_log(warm[0], one).startswith("['netwatch', 'unpacked']")
+
+
+def _run_log(tool: bp.Tool, capture: bp.Capture) -> str:
+    """The output of one run of ``tool`` (``run_tool`` keeps only what it read)."""
+    seen: list[str] = []
+
+    def read(work: Path, log: str) -> bp.Output:
+        seen.append(log)
+        return bp.read_last_json(work, log)
+
+    bp.run_tool(bp.Tool(tool.name, tool.argv, read, tool.env, tool.cold_cache), capture)
+    return seen[0]
