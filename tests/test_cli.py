@@ -329,6 +329,37 @@ def test_replay_with_public_peers_leaves_maxminddb_unloaded(tmp_path: Path, pure
         assert loaded == "[]"
 
 
+#: Modules a replay does not import: ``socket`` (its enums and ``selectors``: netwatch
+#: takes ``inet_ntop``/``inet_pton`` from ``_socket``) and, with the compiled core, hashlib
+#: and OpenSSL's ``_hashlib`` (the seed store is keyed by BLAKE2b; evidence files, Community
+#: IDs built in Python and QUIC's key derivation import hashlib at their first use): ~7 ms.
+NOT_AT_START = ("socket", "selectors", "hashlib", "_hashlib", "hmac")
+
+
+@pytest.mark.parametrize("pure", ["", "1"])
+def test_replay_loads_neither_socket_py_nor_openssl(tmp_path: Path, pure: str) -> None:
+    """Start-up: a replay writing a flow log imports none of ``NOT_AT_START``; under
+    ``NETWATCH_PURE=1`` the Python record's Community ID imports hashlib."""
+    pcap, flows = tmp_path / "x.pcap", tmp_path / "flows.jsonl"
+    small_capture(pcap)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NETWATCH_PURE": pure}
+    proc = subprocess.run(
+        [sys.executable, "-c", REPLAY_GEO_IMPORTS, str(pcap), str(flows), *NOT_AT_START],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in flows.read_text().splitlines()]
+    assert [r["community_id"][:2] for r in records] == ["1:"]
+    loaded = proc.stdout.splitlines()[-1]
+    if not pure and importlib.util.find_spec("netwatch._core") is not None:
+        assert loaded == "[]"
+    else:  # the Python record's Community ID (and maxminddb's email imports socket)
+        assert "'hashlib'" in loaded
+
+
 REPLAY_FREEZES = """
 import gc, sys
 from netwatch.cli import main
