@@ -127,3 +127,15 @@ def test_index_keeps_each_keys_first_line(tmp_path: Path) -> None:
         b"00000B": b"00000B,20,6",
         b"00000C": b"00000C,40,8",
     }
+
+
+def test_iab_index_is_split_at_the_first_iab_lookup() -> None:
+    """Both registries are mapped when opened (before a privilege drop); an index is split
+    into its lines at its registry's first lookup, so a start whose MACs are outside the two
+    IAB OUIs never splits the IAB index."""
+    registry = Registry()
+    assert registry._oui._lines is None and registry._iab._lines is None
+    assert registry.org(bytes.fromhex("001132")) == "Synology Incorporated"
+    assert registry._oui._lines is not None and registry._iab._lines is None
+    assert registry.org(bytes.fromhex("0050c20010")) == "JMBS Developpements"
+    assert registry._iab._lines is not None
