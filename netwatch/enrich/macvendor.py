@@ -6,9 +6,12 @@ is not its job.
 
 The registry files are memory-mapped and read through netaddr's offset indexes: a record is
 parsed when its prefix is first asked for (start-up ~15 ms instead of ~140 ms for parsing
-all 40,000 records; the test checks the two agree on every record). An index is mapped when
-the registry is opened (before a privilege drop) and split into its lines at its registry's
-first lookup: the IAB index (~1 ms) only for a MAC of one of the two IAB OUIs.
+all 40,000 records; the test checks the two agree on every record). The indexes are mapped
+when the registry is opened (before a privilege drop). The first :data:`FINDS_BEFORE_SPLIT`
+prefixes asked of a registry are searched for in its index (~0.3 ms each: a site has a
+handful of vendors); only the next one splits the index into a dict of its lines (~6-8 ms
+for the OUI index), so a MAC flood costs at most that many searches more than splitting
+at once, and a start whose MACs are outside the two IAB OUIs never reads the IAB index.
 
 Configuration read: none.
 
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 DEFAULT_CACHE_ENTRIES = 4096
+#: Keys a registry searches for in its index before it splits the index into a dict.
+FINDS_BEFORE_SPLIT = 32
 _GROUP_BIT = 0x01
 _LOCAL_BIT = 0x02
 _IAB_OUIS = frozenset({b"\x00\x50\xc2", b"\x40\xd8\x55"})
@@ -81,7 +86,7 @@ class _RegistryFile:
     """One registry of netaddr: its text and netaddr's offset index of it (memory-mapped
     when plain files), the index's lines by key made at the first lookup."""
 
-    __slots__ = ("_index", "_lines", "record", "text")
+    __slots__ = ("_index", "_lines", "finds", "record", "text")
 
     def __init__(
         self,
@@ -92,15 +97,20 @@ class _RegistryFile:
         self.text = text
         self._index = index
         self._lines: dict[bytes, bytes] | None = None
+        self.finds = 0  # keys searched for in the index so far
         self.record = record
 
-    @property
-    def lines(self) -> dict[bytes, bytes]:
-        """Decimal index key -> its index line ``key,offset,size`` (:func:`_index_lines`)."""
+    def line(self, key: bytes) -> bytes | None:
+        """The index line ``key,offset,size`` of a decimal key (its first line), or None:
+        searched for in the index for the first :data:`FINDS_BEFORE_SPLIT` keys, then from
+        the index split into a dict (:func:`_index_lines`)."""
         lines = self._lines
         if lines is None:
+            if self.finds < FINDS_BEFORE_SPLIT:
+                self.finds += 1
+                return _find_line(self._index, key)
             lines = self._lines = _index_lines(self._index[:])
-        return lines
+        return lines.get(key)
 
 
 def _registry_dir() -> Traversable:
@@ -131,6 +141,19 @@ def _index(ref: Traversable) -> dict[bytes, bytes]:
     return _index_lines(ref.read_bytes())
 
 
+def _find_line(index: bytes | mmap.mmap, key: bytes) -> bytes | None:
+    """The first line of ``index`` that starts with ``key,`` (without its line end)."""
+    needle = key + b","
+    if index[: len(needle)] == needle:
+        start = 0
+    else:
+        start = index.find(b"\n" + needle) + 1
+        if start == 0:
+            return None
+    end = index.find(b"\n", start)
+    return index[start : end if end >= 0 else len(index)].rstrip()
+
+
 def _index_lines(data: bytes) -> dict[bytes, bytes]:
     """The lines of an ``.idx`` file by key; the first line of a key wins. Split, not
     parsed: the numbers of a line are read when its key is asked for."""
@@ -152,8 +175,8 @@ class Registry:
     only when its prefix is asked for (and remembered: at most one entry per record).
 
     netaddr re-opens its registry files on every lookup, which fails once privileges are
-    dropped when the installation is not readable by the user: these maps and indexes are
-    made before the drop (``Pipeline.warm_up``).
+    dropped when the installation is not readable by the user: these maps (of the texts and
+    indexes) are made before the drop (``Pipeline.warm_up``).
     """
 
     def __init__(self) -> None:
@@ -175,7 +198,7 @@ class Registry:
             registry, index_key = self._iab, int.from_bytes(key, "big") >> 4
         else:
             return ""
-        line = registry.lines.get(str(index_key).encode())
+        line = registry.line(str(index_key).encode())
         if line is None:
             return ""
         try:
@@ -205,7 +228,7 @@ def _registered_org(key: bytes) -> str | None:
 class MacVendors:
     """Vendor lookups, cached per OUI (per 36-bit block for IAB OUIs), bounded.
 
-    The first lookup in a process maps the registry and reads netaddr's indexes (~20 ms).
+    The first lookup in a process maps the registry's files and indexes (~1 ms).
     """
 
     def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
