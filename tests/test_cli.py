@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import logging
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from netwatch import cli
 from netwatch.cli import main
 from netwatch.testing import pcapgen as g
 from tests.conftest import corpus_file
@@ -461,3 +463,23 @@ def test_install_without_prefix_names_this_installation(
     assert main(["install", "--root", str(tmp_path)]) == 0
     unit = (tmp_path / "etc/systemd/system/netwatch.service").read_text()
     assert f"ExecStart={DEFAULT_PREFIX / 'bin' / 'netwatch'} " in unit
+
+
+def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+@pytest.mark.parametrize("command", cli.COMMANDS)
+def test_a_commands_parser_parses_as_the_whole_one(command: str) -> None:
+    """``main`` builds only the arguments of the command it runs: the top-level help and
+    usage, the command's own help, and the other commands' names and help are the whole
+    parser's; the other commands get no arguments (which is what it saves)."""
+    whole, one = cli._parser(), cli._parser(command)
+    assert one.format_help() == whole.format_help()
+    assert list(_subparsers(one)) == list(_subparsers(whole)) == list(cli.COMMANDS)
+    for name, parser in _subparsers(one).items():
+        if name == command:
+            assert parser.format_help() == _subparsers(whole)[name].format_help()
+        else:
+            assert [a.dest for a in parser._actions] == ["help"]
