@@ -54,13 +54,66 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. Given the ``command`` being run, only that subcommand gets
+    its arguments (~1 ms of a start: each ``add_argument`` makes a help formatter); the
+    others are named, with their help, for the usage, the choices and the errors, which are
+    those of the whole parser. Without it (no command, ``--help``, ``--version``), all."""
+
+    def wants(name: str) -> bool:
+        return command is None or command == name
+
     p = argparse.ArgumentParser(
         prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports."
     )
     p.add_argument("--version", action=_Version, help="print the version and the cores in use")
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
+    if wants("replay"):
+        _replay_parser(rp)
+    cams = sub.add_parser(
+        "cameras", help="the camera inventory of a sensor or of `replay --state-dir DIR`"
+    )
+    if wants("cameras"):
+        where = cams.add_mutually_exclusive_group()
+        where.add_argument("-c", "--config", type=Path, help="the sensor's config (its state_dir)")
+        where.add_argument("--state-dir", type=Path, help="the state directory to read")
+        cams.add_argument("--json", action="store_true", help="print the inventory's JSON form")
+    rep = sub.add_parser("report", help="write the camera audit (one self-contained HTML file)")
+    if wants("report"):
+        _report_parser(rep)
+    run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
+    if wants("run"):
+        run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
+    at = sub.add_parser("alert-test", help="send a test alert through the configured sinks")
+    if wants("alert-test"):
+        at.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
+        at.add_argument("--sink", metavar="NAME", help="only this sink (default: all)")
+    cp = sub.add_parser(
+        "check-config", help="check a config as `run` would (short of opening sockets), exit"
+    )
+    if wants("check-config"):
+        cp.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the config file")
+        cp.add_argument("-c", "--config", type=Path, help="the config file (same as FILE)")
+        cp.add_argument(
+            "--schema-only",
+            action="store_true",
+            help="check the file alone (no environment, interfaces, secrets or directories)",
+        )
+    ip = sub.add_parser(
+        "install",
+        help="put the config, systemd units, logrotate file, dashboards and rules in place",
+    )
+    if wants("install"):
+        _install_parser(ip)
+    return p
+
+
+#: The subcommands, as ``_parser`` names them.
+COMMANDS = ("replay", "cameras", "report", "run", "alert-test", "check-config", "install")
+
+
+def _replay_parser(rp: argparse.ArgumentParser) -> None:
     rp.add_argument(
         "pcaps", nargs="+", type=Path, metavar="PCAP", help="capture files; - reads standard input"
     )
@@ -84,14 +137,9 @@ def _parser() -> argparse.ArgumentParser:
             "(default: baselines in memory, no evidence)"
         ),
     )
-    cams = sub.add_parser(
-        "cameras", help="the camera inventory of a sensor or of `replay --state-dir DIR`"
-    )
-    where = cams.add_mutually_exclusive_group()
-    where.add_argument("-c", "--config", type=Path, help="the sensor's config (its state_dir)")
-    where.add_argument("--state-dir", type=Path, help="the state directory to read")
-    cams.add_argument("--json", action="store_true", help="print the inventory's JSON form")
-    rep = sub.add_parser("report", help="write the camera audit (one self-contained HTML file)")
+
+
+def _report_parser(rep: argparse.ArgumentParser) -> None:
     rep.add_argument(
         "pcaps", nargs="*", type=Path, metavar="CAPTURE", help="capture files to replay"
     )
@@ -119,30 +167,9 @@ def _parser() -> argparse.ArgumentParser:
         # the name is netwatch.inventory.INVENTORY_FILE (not imported to build the parser)
         help="without captures: the report is of the inventory saved here (inventory.json)",
     )
-    run = sub.add_parser("run", help="the daemon: capture, detect, serve metrics, deliver alerts")
-    run.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
-    at = sub.add_parser("alert-test", help="send a test alert through the configured sinks")
-    at.add_argument("-c", "--config", type=Path, help="config file (default: built-in)")
-    at.add_argument("--sink", metavar="NAME", help="only this sink (default: all)")
-    cp = sub.add_parser(
-        "check-config", help="check a config as `run` would (short of opening sockets), exit"
-    )
-    cp.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the config file")
-    cp.add_argument("-c", "--config", type=Path, help="the config file (same as FILE)")
-    cp.add_argument(
-        "--schema-only",
-        action="store_true",
-        help="check the file alone (no environment, interfaces, secrets or directories)",
-    )
-    _install_parser(sub)
-    return p
 
 
-def _install_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ip = sub.add_parser(
-        "install",
-        help="put the config, systemd units, logrotate file, dashboards and rules in place",
-    )
+def _install_parser(ip: argparse.ArgumentParser) -> None:
     ip.add_argument(
         "--root",
         type=Path,
@@ -317,8 +344,9 @@ def _cameras(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netwatch`` console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(words[0] if words and words[0] in COMMANDS else None)
+    args = parser.parse_args(words)
     if args.command != "run":  # the daemon logs as its config says (logging.*)
         logging.basicConfig(level=logging.INFO, format="netwatch: %(levelname)s: %(message)s")
     try:

@@ -36,10 +36,13 @@ What is loaded:
   - ``maxminddb`` (with the ``importlib.metadata`` its ``__init__`` imports): with the
     compiled GeoIP walk, :mod:`netwatch.enrich.geo` imports it only to probe a configured
     MaxMind file or to look up a text form ``ipaddress`` refuses (a reload, or later);
-  - the ``cryptography`` modules of :data:`QUIC_CRYPTO`: the QUIC parser imports them for
-    the first client Initial it decrypts (not at start-up);
+  - ``hmac`` and the ``cryptography`` modules of :data:`QUIC_CRYPTO`: the QUIC parser
+    imports them for the first client Initial it decrypts (not at start-up);
   - ``sqlite3``: the destination baseline's store imports it when one is made (a replay
     without a state directory makes none);
+  - ``hashlib`` (OpenSSL's ``_hashlib`` behind it, ~4 ms that a replay need not pay): the
+    evidence store imports it to hash its first file, the pure-Python flow record for its
+    first Community ID;
   - ``bcrypt`` (only when installed): the metrics server's basic auth imports it by name;
 * :data:`CODECS`, looked up once so their ``encodings`` modules are loaded: ``idna`` (with
   ``stringprep`` and ``unicodedata``; the socket module and http.client encode host names
@@ -88,10 +91,12 @@ RUNTIME_MODULES: tuple[str, ...] = (
     "netaddr.eui.ieee",
     "maxminddb",
     "sqlite3",
+    "hashlib",
 )
 #: What :mod:`netwatch.deep.quic` imports when it first decrypts an Initial (the module
 #: docstring): part of :data:`RUNTIME_MODULES`.
 QUIC_CRYPTO: tuple[str, ...] = (
+    "hmac",  # with hashlib and OpenSSL's _hashlib: the Initial keys' HKDF
     "cryptography.exceptions",
     "cryptography.hazmat.primitives.ciphers",
     "cryptography.hazmat.primitives.ciphers.aead",

@@ -6,7 +6,8 @@ CPU at every start, for files that only change with a netwatch release. ``seedst
 (next to this module, shipped in the wheel) holds what the seed loaders returned for the
 package's seed files. A loader decorated with :func:`stored` looks there first:
 
-- an entry is keyed by the loader, its arguments and the SHA-256 of the file's bytes, so it
+- an entry is keyed by the loader, its arguments and the BLAKE2b-256 digest of the file's
+  bytes (BLAKE2b is built into CPython; SHA-256 would load OpenSSL, ~4 ms of a start), so it
   answers only for exactly the bytes it was made from, wherever the file lies; a seed file
   edited since (or any other file) is parsed and validated as before;
 - each entry records the field names of every class in it; when a class has different fields
@@ -15,7 +16,10 @@ package's seed files. A loader decorated with :func:`stored` looks there first:
   always right;
 - each entry is unpickled when its loader first asks for it (the classes in it are then
   imported already) and kept for the process: the next load of the same file is the same
-  (immutable) value.
+  (immutable) value. A slotted dataclass instance is stored as its class and its field
+  values, and rebuilt by setting its slots (:func:`_rebuild`): the ``__setstate__`` that
+  ``dataclasses`` gives frozen slotted classes walks ``fields()`` for every object, and the
+  seeds hold ~2,500 of them.
 
 Only this package's own store is read (it is as trusted as the package's code); a seeds
 folder passed by a caller is read as text. Rebuild the store after changing a seed file or
@@ -31,20 +35,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib
+import io
 import pickle
 import sys
+from _blake2 import blake2b
 from collections.abc import Callable
 from pathlib import Path
+from types import MemberDescriptorType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 STORE = Path(__file__).with_name("seedstore.pickle")
-FORMAT = 1  # the layout of the pickled mapping below
+FORMAT = 2  # the layout of the pickled mapping below (2: BLAKE2b keys, _rebuild instances)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-Key = tuple[str, str, str]  # loader, its arguments (repr), SHA-256 of the file
+Key = tuple[str, str, str]  # loader, its arguments (repr), BLAKE2b-256 of the file
 Fields = dict[str, tuple[str, ...]]  # "module:class" -> its dataclass fields
 Entry = tuple[Fields, bytes]  # the classes in a value, and the value pickled
 
@@ -88,7 +94,12 @@ def _key(kind: str, path: Path, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     except OSError:
         return None  # the loader reports it
     named = [_arg(a) for a in args] + [f"{k}={_arg(v)}" for k, v in sorted(kwargs.items())]
-    return kind, ", ".join(named), hashlib.sha256(data).hexdigest()
+    return kind, ", ".join(named), digest(data)
+
+
+def digest(data: bytes) -> str:
+    """The key of a file's bytes: their BLAKE2b digest of 32 bytes, as hex."""
+    return blake2b(data, digest_size=32).hexdigest()
 
 
 def _arg(value: Any) -> str:
@@ -157,6 +168,58 @@ def _classes(value: Any, found: Fields) -> None:
             _classes(getattr(value, f.name), found)
 
 
+def _dumps(value: Any) -> bytes:
+    """``value`` pickled, each slotted dataclass instance as ``_rebuild(class, values)``."""
+    out = io.BytesIO()
+    _Pickler(out, protocol=5).dump(value)
+    return out.getvalue()
+
+
+class _Pickler(pickle.Pickler):
+    """A pickler writing instances of slotted dataclasses as their class and field values."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        if isinstance(obj, type) or not dataclasses.is_dataclass(obj):
+            return NotImplemented
+        names = _fields(cls)
+        if _slot_setters(cls) is None:
+            return NotImplemented  # not slotted: pickled as usual
+        return _rebuild, (cls, tuple(getattr(obj, name) for name in names))
+
+
+def _rebuild(cls: type[T], values: tuple[Any, ...]) -> T:
+    """An instance of the slotted dataclass ``cls`` with these field values (in field
+    order), made without ``__init__`` (the values were checked when the store was built)."""
+    setters = _slot_setters(cls)
+    if setters is None or len(setters) != len(values):
+        raise pickle.UnpicklingError(f"{cls.__qualname__}: not the class that was stored")
+    obj: T = object.__new__(cls)
+    for setter, value in zip(setters, values, strict=True):
+        setter(obj, value)
+    return obj
+
+
+Setters = tuple[Callable[[Any, Any], None], ...]
+_setters: dict[type, Setters | None] = {}  # per class: its field slots' setters
+
+
+def _slot_setters(cls: type) -> Setters | None:
+    """The setters of ``cls``'s field slots, in field order; None unless every field is a
+    slot and every slot a field."""
+    if cls in _setters:
+        return _setters[cls]
+    names = _fields(cls)
+    slots = [cls.__dict__.get(name) for name in names]
+    setters: Setters | None = None
+    if set(cls.__dict__.get("__slots__", ())) == set(names):
+        descriptors = [s for s in slots if isinstance(s, MemberDescriptorType)]
+        if len(descriptors) == len(names):
+            setters = tuple(d.__set__ for d in descriptors)
+    _setters[cls] = setters
+    return setters
+
+
 def _start_up_loads() -> None:
     """What a start loads from the default seeds folder (:data:`START_UP`)."""
     from netwatch.detect.resolvers import load_public_resolvers  # noqa: PLC0415
@@ -183,7 +246,7 @@ def build() -> bytes:
     for key, value in entries.items():
         classes: Fields = {}
         _classes(value, classes)
-        stored[key] = dict(sorted(classes.items())), pickle.dumps(value, protocol=5)
+        stored[key] = dict(sorted(classes.items())), _dumps(value)
     return pickle.dumps({"format": FORMAT, "entries": stored}, protocol=5)
 
 
@@ -197,7 +260,7 @@ def stale() -> list[str]:
     if doc.get("format") != FORMAT:
         return [f"{STORE}: format {doc.get('format')}, not {FORMAT}"]
     have: dict[Key, Entry] = doc["entries"]
-    out = [f"missing: {k[0]}({k[1]}) for sha256 {k[2][:12]}" for k in fresh if k not in have]
+    out = [f"missing: {k[0]}({k[1]}) for digest {k[2][:12]}" for k in fresh if k not in have]
     for key, (classes, blob) in fresh.items():
         if key not in have:
             continue

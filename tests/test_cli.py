@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import logging
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from netwatch import cli
 from netwatch.cli import main
 from netwatch.testing import pcapgen as g
 from tests.conftest import corpus_file
@@ -329,6 +331,37 @@ def test_replay_with_public_peers_leaves_maxminddb_unloaded(tmp_path: Path, pure
         assert loaded == "[]"
 
 
+#: Modules a replay does not import: ``socket`` (its enums and ``selectors``: netwatch
+#: takes ``inet_ntop``/``inet_pton`` from ``_socket``) and, with the compiled core, hashlib
+#: and OpenSSL's ``_hashlib`` (the seed store is keyed by BLAKE2b; evidence files, Community
+#: IDs built in Python and QUIC's key derivation import hashlib at their first use): ~7 ms.
+NOT_AT_START = ("socket", "selectors", "hashlib", "_hashlib", "hmac")
+
+
+@pytest.mark.parametrize("pure", ["", "1"])
+def test_replay_loads_neither_socket_py_nor_openssl(tmp_path: Path, pure: str) -> None:
+    """Start-up: a replay writing a flow log imports none of ``NOT_AT_START``; under
+    ``NETWATCH_PURE=1`` the Python record's Community ID imports hashlib."""
+    pcap, flows = tmp_path / "x.pcap", tmp_path / "flows.jsonl"
+    small_capture(pcap)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NETWATCH_PURE": pure}
+    proc = subprocess.run(
+        [sys.executable, "-c", REPLAY_GEO_IMPORTS, str(pcap), str(flows), *NOT_AT_START],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in flows.read_text().splitlines()]
+    assert [r["community_id"][:2] for r in records] == ["1:"]
+    loaded = proc.stdout.splitlines()[-1]
+    if not pure and importlib.util.find_spec("netwatch._core") is not None:
+        assert loaded == "[]"
+    else:  # the Python record's Community ID (and maxminddb's email imports socket)
+        assert "'hashlib'" in loaded
+
+
 REPLAY_FREEZES = """
 import gc, sys
 from netwatch.cli import main
@@ -430,3 +463,23 @@ def test_install_without_prefix_names_this_installation(
     assert main(["install", "--root", str(tmp_path)]) == 0
     unit = (tmp_path / "etc/systemd/system/netwatch.service").read_text()
     assert f"ExecStart={DEFAULT_PREFIX / 'bin' / 'netwatch'} " in unit
+
+
+def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+@pytest.mark.parametrize("command", cli.COMMANDS)
+def test_a_commands_parser_parses_as_the_whole_one(command: str) -> None:
+    """``main`` builds only the arguments of the command it runs: the top-level help and
+    usage, the command's own help, and the other commands' names and help are the whole
+    parser's; the other commands get no arguments (which is what it saves)."""
+    whole, one = cli._parser(), cli._parser(command)
+    assert one.format_help() == whole.format_help()
+    assert list(_subparsers(one)) == list(_subparsers(whole)) == list(cli.COMMANDS)
+    for name, parser in _subparsers(one).items():
+        if name == command:
+            assert parser.format_help() == _subparsers(whole)[name].format_help()
+        else:
+            assert [a.dest for a in parser._actions] == ["help"]

@@ -24,7 +24,7 @@ Two halves, both bounded and counted:
   fields. Disk use is bounded: after each write and on :meth:`EvidenceStore.prune`, files
   older than ``evidence.max_age_days`` and then the oldest files beyond
   ``evidence.max_total_mb`` are deleted (counted by reason). Only names matching
-  :data:`NAME_RE` in that directory are ever counted or deleted.
+  :func:`name_re` in that directory are ever counted or deleted.
 
 Writes are synchronous on the thread that emits the alert (the capture thread): a file is at
 most ``evidence.bytes`` plus record headers, written without fsync, and alerts are few (the
@@ -43,10 +43,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import logging
 import os
-import re
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -56,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from netwatch.alerts.model import Alert
+from netwatch.lazyre import lazy
 
 if TYPE_CHECKING:
     from netwatch.config.schema import EvidenceConfig
@@ -71,9 +70,10 @@ MB = 1024 * 1024
 DAY_S = 86_400.0
 PART_MAX = 64  # characters kept of each wire value in a file name
 MAX_SUFFIX = 9  # name collisions tried (-2 .. -9) before the write counts as failed
-#: The names the store writes (and so may count and delete): ``<ts>-<parts>.pcap``.
-NAME_RE = re.compile(r"\d{8}T\d{6}\.\d{6}Z-[A-Za-z0-9._-]{1,400}\.pcap")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: The names the store writes (and so may count and delete): ``<ts>-<parts>.pcap``
+#: (compiled at the first scan or name: a replay without a state directory needs neither).
+name_re = lazy(r"\d{8}T\d{6}\.\d{6}Z-[A-Za-z0-9._-]{1,400}\.pcap")
+_unsafe = lazy(r"[^A-Za-z0-9._-]+")
 _PCAP_MAGIC_US = 0xA1B2C3D4
 _PCAP_HEADER = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
@@ -172,7 +172,7 @@ class PacketKeeper:
 
 def _safe(part: str) -> str:
     """A wire value as a file-name part: only ``[A-Za-z0-9._-]``, at most PART_MAX long."""
-    return _UNSAFE.sub("_", part)[:PART_MAX] or "_"
+    return _unsafe().sub("_", part)[:PART_MAX] or "_"
 
 
 def _stamp(ts: float) -> str:
@@ -183,7 +183,7 @@ def _stamp(ts: float) -> str:
 
 
 def evidence_name(alert: Alert) -> str:
-    """``<ts>-<rule>-<device>-<flow_uid>.pcap`` with every part sanitised (matches NAME_RE)."""
+    """``<ts>-<rule>-<device>-<flow_uid>.pcap`` with every part sanitised (matches ``name_re``)."""
     parts = (alert.rule, alert.device, alert.flow_uid or "noflow")
     return f"{_stamp(alert.ts)}-{'-'.join(_safe(p) for p in parts)}.pcap"
 
@@ -277,6 +277,8 @@ class EvidenceStore:
 
     def write(self, alert: Alert, ev: FlowEvidence) -> EvidenceFile | None:
         """Write one evidence file; None when it failed (counted, logged once per errno)."""
+        import hashlib  # noqa: PLC0415 - OpenSSL (~4 ms) only once a file is written
+
         data = pcap_bytes(ev.linktype, self.snaplen, ev.packets)
         digest = hashlib.sha256(data).hexdigest()
         try:
@@ -330,7 +332,7 @@ class EvidenceStore:
         try:
             with os.scandir(self.directory) as it:
                 for entry in it:
-                    if not NAME_RE.fullmatch(entry.name):
+                    if not name_re().fullmatch(entry.name):
                         continue
                     try:
                         if not entry.is_file(follow_symlinks=False):

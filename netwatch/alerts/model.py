@@ -27,8 +27,8 @@ group and ``platform`` the cloud/P2P platform a rule named; both are routing lab
 
 from __future__ import annotations
 
+import _socket as socket  # inet_pton/ntop without socket.py (its enums, selectors)
 import ipaddress
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime

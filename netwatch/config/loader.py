@@ -73,6 +73,8 @@ def line_of(node: Node | None) -> int:
 
 
 Conv = Callable[["Node", Ctx, str], Any]
+#: A pattern given as the function that compiles it (:func:`netwatch.lazyre.lazy`).
+Pattern = Callable[[], re.Pattern[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,16 +285,17 @@ def list_of(conv: Conv, *, unique: str = "") -> Conv:
 
 
 def mapping_of(
-    conv: Conv, *, key_re: re.Pattern[str], what: str, implicit: Callable[[], Mapping[str, Any]]
+    conv: Conv, *, key_re: Pattern, what: str, implicit: Callable[[], Mapping[str, Any]]
 ) -> Conv:
-    """A mapping of user-chosen names to `conv` values, on top of the `implicit` entries."""
+    """A mapping of user-chosen names (matching `key_re`) to `conv` values, on top of the
+    `implicit` entries."""
 
     def run(node: Node, ctx: Ctx, path: str) -> Mapping[str, Any]:
         out = dict(implicit())
         if not is_null(node):
             expect(node, ctx, path, "map")
             for key, knode, vnode in items(node, ctx, path):
-                if not key_re.fullmatch(key):
+                if not key_re().fullmatch(key):
                     ctx.fail(knode, join(path, key), f"{key!r} is not a valid {what}")
                 out[key] = conv(vnode, ctx, join(path, key))
         return MappingProxyType(out)

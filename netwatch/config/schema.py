@@ -28,7 +28,6 @@ at load time (`netwatch.preflight` checks them, with everything else `run` needs
 from __future__ import annotations
 
 import dataclasses
-import re
 import string
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
@@ -62,12 +61,13 @@ from netwatch.config.loader import (
     short_tag,
 )
 from netwatch.config.values import HostPort, IPAddress, IPNetwork, PortRule
+from netwatch.lazyre import lazy
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
 
 DEFAULT_GROUP = "default"
-GROUP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+group_name_re = lazy(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 #: The default ``alerts.precedence``: the most specific finding about a flow first.
 FOLD_PRECEDENCE = (
@@ -281,7 +281,7 @@ class CaptureConfig:
     """capture: live interfaces or, instead, capture files to replay."""
 
     RULES: ClassVar[Rules] = Rules(one_of=(OneOf(("interfaces", "files"), required=False),))
-    interfaces: tuple[str, ...] = key(list_of(v.string(pattern=re.compile(r"\S+"), what="")), ())
+    interfaces: tuple[str, ...] = key(list_of(v.string(pattern=lazy(r"\S+"), what="")), ())
     files: tuple[Path, ...] = key(list_of(v.path(must_exist=True)), ())
     bpf: str = key(v.string(empty=True), "")
     loop: bool = key(v.boolean, False)
@@ -294,7 +294,7 @@ class CaptureConfig:
     block_kb: int = key(v.integer(4, 65_536), 1024)
     promisc: bool = key(v.boolean, True)
     user: str | None = key(
-        optional(v.string(pattern=re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*"), what="a user name")),
+        optional(v.string(pattern=lazy(r"[A-Za-z0-9_][A-Za-z0-9_.-]*"), what="a user name")),
         "nobody",
     )
     loss_threshold: float = key(v.factor, 0.01)
@@ -482,14 +482,14 @@ SINK_HINTS: Mapping[str, str] = MappingProxyType(
     }
 )
 # RFC 7617: the user-id of basic auth cannot contain a colon; no control characters either
-USERNAME_RE = re.compile(r"[^:\x00-\x1f\x7f]+")
+username_re = lazy(r"[^:\x00-\x1f\x7f]+")
 # dot-atom local part @ a host name: enough for a From/To, no room for header tricks
-EMAIL_RE = re.compile(
+email_re = lazy(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
 )
-SERVER_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
-_email = v.string(pattern=EMAIL_RE, what="an e-mail address such as netwatch@example.org")
+server_name_re = lazy(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_email = v.string(pattern=email_re, what="an e-mail address such as netwatch@example.org")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -517,7 +517,7 @@ class SinkConfig:
     format: str = key(v.choice("rfc5424", "cef"), "rfc5424")
     # HTTP (alertmanager, webhook) and SMTP client options
     username: str | None = key(
-        optional(v.string(pattern=USERNAME_RE, what="a user name without ':'")), None
+        optional(v.string(pattern=username_re, what="a user name without ':'")), None
     )
     password_file: Path | None = _opt_secret()
     password_env: str | None = key(optional(v.env_name), None)
@@ -527,7 +527,7 @@ class SinkConfig:
     cert_file: Path | None = _opt_file()
     key_file: Path | None = _opt_secret()
     server_name: str | None = key(
-        optional(v.string(pattern=SERVER_NAME_RE, what="a host name")), None
+        optional(v.string(pattern=server_name_re, what="a host name")), None
     )
     # smtp
     smarthost: HostPort | None = key(optional(v.host_port), None)
@@ -659,7 +659,7 @@ def _default_groups() -> Mapping[str, GroupPolicy]:
     return MappingProxyType(dict(_implicit_groups()))
 
 
-_GROUPS = mapping_of(_group, key_re=GROUP_NAME_RE, what="group name", implicit=_implicit_groups)
+_GROUPS = mapping_of(_group, key_re=group_name_re, what="group name", implicit=_implicit_groups)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

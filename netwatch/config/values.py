@@ -38,7 +38,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from netwatch.config.loader import Conv, Ctx, is_scalar, text, typed
+from netwatch.config.loader import Conv, Ctx, Pattern, is_scalar, text, typed
+from netwatch.lazyre import lazy
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -46,17 +47,19 @@ if TYPE_CHECKING:
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-MAC_RE = re.compile(
+# Compiled at their first use (netwatch.lazyre): a start with the built-in config checks
+# no value against them.
+mac_re = lazy(
     r"[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}"
     r"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{12}"
 )
-HOST_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-NAME_LABEL_RE = re.compile(r"[a-z0-9_*](?:[a-z0-9_*-]*[a-z0-9_*])?")
-PORT_RULE_RE = re.compile(r"(?:(tcp|udp)/)?([0-9]{1,5})")
-HOST_PORT_RE = re.compile(r"\[([^\]]*)\]:([0-9]{1,5})|([^\[\]]*):([0-9]{1,5})")
-COUNTRY_RE = re.compile(r"[A-Z]{2}")
-ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-RULE_ID_RE = re.compile(r"[a-z][a-z0-9_]*")
+host_label_re = lazy(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+name_label_re = lazy(r"[a-z0-9_*](?:[a-z0-9_*-]*[a-z0-9_*])?")
+port_rule_re = lazy(r"(?:(tcp|udp)/)?([0-9]{1,5})")
+host_port_re = lazy(r"\[([^\]]*)\]:([0-9]{1,5})|([^\[\]]*):([0-9]{1,5})")
+country_re = lazy(r"[A-Z]{2}")
+env_name_re = lazy(r"[A-Za-z_][A-Za-z0-9_]*")
+rule_id_re = lazy(r"[a-z][a-z0-9_]*")
 MAX_ASN = 2**32 - 1
 OTHERS_READ_WRITE = stat.S_IROTH | stat.S_IWOTH
 
@@ -136,14 +139,15 @@ def integer(lo: int, hi: int | None = None) -> Conv:
     return conv
 
 
-def string(*, empty: bool = False, pattern: re.Pattern[str] | None = None, what: str = "") -> Conv:
-    """A YAML string; non-empty unless `empty`; matching `pattern` (described by `what`)."""
+def string(*, empty: bool = False, pattern: Pattern | None = None, what: str = "") -> Conv:
+    """A YAML string; non-empty unless `empty`; matching `pattern` (described by `what`;
+    a :func:`netwatch.lazyre.lazy` pattern, compiled when a value is first checked)."""
 
     def conv(node: Node, ctx: Ctx, path: str) -> str:
         value: str = typed(node, ctx, path, ("str",), "a string")
         if not value and not empty:
             ctx.fail(node, path, "must not be empty")
-        if pattern is not None and not pattern.fullmatch(value):
+        if pattern is not None and not pattern().fullmatch(value):
             ctx.fail(node, path, f"{value!r} is not {what}")
         return value
 
@@ -200,14 +204,14 @@ def parse_cidr(raw: str) -> IPNetwork:
 def parse_mac(raw: str) -> str:
     """aa:bb:cc:dd:ee:ff, aa-bb-..., aabb.ccdd.eeff or aabbccddeeff -> 'aa:bb:cc:dd:ee:ff'."""
     low = raw.lower()
-    if not MAC_RE.fullmatch(low):
+    if not mac_re().fullmatch(low):
         raise ValueError(f"{raw!r} is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)")
     digits = re.sub(r"[:.-]", "", low)
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 def parse_country(raw: str) -> str:
-    if not COUNTRY_RE.fullmatch(raw):
+    if not country_re().fullmatch(raw):
         raise ValueError(f"{raw!r} is not an upper-case ISO 3166 alpha-2 country code (e.g. DE)")
     return raw
 
@@ -216,13 +220,13 @@ def parse_name_pattern(raw: str) -> str:
     """A DNS name or wildcard pattern (`*.example.com`), lower-cased, no trailing dot."""
     name = raw.lower().removesuffix(".")
     labels = name.split(".")
-    if not name or len(name) > 253 or not all(NAME_LABEL_RE.fullmatch(x) for x in labels):
+    if not name or len(name) > 253 or not all(name_label_re().fullmatch(x) for x in labels):
         raise ValueError(f"{raw!r} is not a DNS name or wildcard pattern such as *.example.com")
     return name
 
 
 def parse_port_rule(raw: str) -> PortRule:
-    match = PORT_RULE_RE.fullmatch(raw.lower())
+    match = port_rule_re().fullmatch(raw.lower())
     if not match or not 1 <= int(match[2]) <= 65535:
         raise ValueError(f"{raw!r} is not a port (1-65535) or proto/port such as udp/123")
     return PortRule(int(match[2]), match[1])
@@ -230,13 +234,13 @@ def parse_port_rule(raw: str) -> PortRule:
 
 def is_hostname(host: str) -> bool:
     labels = host.split(".")
-    ok = len(host) <= 253 and all(HOST_LABEL_RE.fullmatch(x) for x in labels)
+    ok = len(host) <= 253 and all(host_label_re().fullmatch(x) for x in labels)
     return ok and not labels[-1].isdigit()
 
 
 def parse_host_port(raw: str) -> HostPort:
     """host:port, [IPv6]:port; the host is an IP address or a host name; port 1-65535."""
-    match = HOST_PORT_RE.fullmatch(raw)
+    match = host_port_re().fullmatch(raw)
     if match is None:
         raise ValueError(f"{raw!r} is not host:port (IPv6 as [::1]:9847)")
     host, port = (match[1], match[2]) if match[1] is not None else (match[3], match[4])
@@ -410,5 +414,5 @@ host_port = from_text(parse_host_port)
 url = from_text(parse_url)
 syslog_address = from_text(parse_syslog_address)
 asn = integer(1, MAX_ASN)
-env_name = string(pattern=ENV_NAME_RE, what="an environment variable name")
-rule_id = string(pattern=RULE_ID_RE, what="a rule id (lower-case letters, digits, _)")
+env_name = string(pattern=env_name_re, what="an environment variable name")
+rule_id = string(pattern=rule_id_re, what="a rule id (lower-case letters, digits, _)")

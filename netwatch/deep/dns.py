@@ -40,9 +40,9 @@ Known limits:
 
 from __future__ import annotations
 
+import _socket as socket  # no socket.py (enums, selectors) at start
 import functools
 import re
-import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass

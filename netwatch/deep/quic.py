@@ -37,7 +37,6 @@ does not depend on them).
 from __future__ import annotations
 
 import functools
-import hmac
 import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
@@ -207,6 +206,8 @@ _LABELS: Final = {
 
 def _expand_label(secret: bytes, label: bytes, size: int) -> bytes:
     """TLS 1.3 HKDF-Expand-Label with an empty context, ``size`` <= 32 (one SHA-256 block)."""
+    import hmac  # noqa: PLC0415 - hashlib's OpenSSL (~4 ms) at the first Initial, not at start
+
     return hmac.digest(secret, _label_info(label, size), "sha256")[:size]
 
 
@@ -228,6 +229,8 @@ def _initial_keys(dcid: bytes, version: int) -> InitialKeys | None:
     params = VERSIONS.get(version)
     if params is None:
         return None
+    import hmac  # noqa: PLC0415 - see _expand_label
+
     digest = hmac.digest
     initial = digest(params.salt, dcid, "sha256")  # HKDF-Extract
     labels = _LABELS[params.label_prefix]

@@ -31,11 +31,11 @@ payload to be seen (an empty listing is not marked).
 
 from __future__ import annotations
 
+import _socket as socket  # no socket.py (enums, selectors) at start
 import base64
 import binascii
 import enum
 import re
-import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 

@@ -41,9 +41,9 @@ variable ``NETWATCH_PURE=1`` leaves the compiled lookup (``netwatch._mmdb.Pieces
 
 from __future__ import annotations
 
+import _socket as socket  # inet_ntop/pton without socket.py (its enums, selectors): ~3 ms
 import bisect
 import enum
-import socket
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import TYPE_CHECKING, Any, Generic, TypeVar

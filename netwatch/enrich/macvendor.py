@@ -6,7 +6,12 @@ is not its job.
 
 The registry files are memory-mapped and read through netaddr's offset indexes: a record is
 parsed when its prefix is first asked for (start-up ~15 ms instead of ~140 ms for parsing
-all 40,000 records; the test checks the two agree on every record).
+all 40,000 records; the test checks the two agree on every record). The indexes are mapped
+when the registry is opened (before a privilege drop). The first :data:`FINDS_BEFORE_SPLIT`
+prefixes asked of a registry are searched for in its index (~0.3 ms each: a site has a
+handful of vendors); only the next one splits the index into a dict of its lines (~6-8 ms
+for the OUI index), so a MAC flood costs at most that many searches more than splitting
+at once, and a start whose MACs are outside the two IAB OUIs never reads the IAB index.
 
 Configuration read: none.
 
@@ -27,21 +32,26 @@ import functools
 import importlib.util
 import mmap
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
+
+from netwatch.lazyre import lazy
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 DEFAULT_CACHE_ENTRIES = 4096
+#: Keys a registry searches for in its index before it splits the index into a dict.
+FINDS_BEFORE_SPLIT = 32
 _GROUP_BIT = 0x01
 _LOCAL_BIT = 0x02
 _IAB_OUIS = frozenset({b"\x00\x50\xc2", b"\x40\xd8\x55"})
 _UNSEEN = ""  # cache marker: vendor names are never empty
 _NOT_A_VENDOR = frozenset({"ieee registration authority", "private"})
-_HEADER_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+_header_date = lazy(r"(\d{4}-\d{2}-\d{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +71,46 @@ def mac_text(mac: bytes) -> str:
     return mac.hex(":")
 
 
-_OUI_LINE = re.compile(
+# a registry's record, compiled at its first lookup
+_oui_line = lazy(
     r"^([0-9A-F]{2})-([0-9A-F]{2})-([0-9A-F]{2})[ \t]+\(hex\)[ \t]+(.*?)[ \t]*$", re.MULTILINE
 )
-_IAB_LINES = re.compile(
+_iab_lines = lazy(
     r"^([0-9A-F]{2})-([0-9A-F]{2})-([0-9A-F]{2})[ \t]+\(hex\)[ \t]+(.*?)[ \t]*\n"
     r"([0-9A-F]{4})[0-9A-F]{2}-[0-9A-F]{6}[ \t]+\(base 16\)",
     re.MULTILINE,
 )
 
 
-class _RegistryFile(NamedTuple):
-    """One registry of netaddr: its text (memory-mapped) and netaddr's offset index of it."""
+class _RegistryFile:
+    """One registry of netaddr: its text and netaddr's offset index of it (memory-mapped
+    when plain files), the index's lines by key made at the first lookup."""
 
-    text: bytes | mmap.mmap
-    lines: dict[bytes, bytes]  # decimal index key -> its index line "key,offset,size"
-    record: re.Pattern[str]
+    __slots__ = ("_index", "_lines", "finds", "record", "text")
+
+    def __init__(
+        self,
+        text: bytes | mmap.mmap,
+        index: bytes | mmap.mmap,
+        record: Callable[[], re.Pattern[str]],
+    ) -> None:
+        self.text = text
+        self._index = index
+        self._lines: dict[bytes, bytes] | None = None
+        self.finds = 0  # keys searched for in the index so far
+        self.record = record
+
+    def line(self, key: bytes) -> bytes | None:
+        """The index line ``key,offset,size`` of a decimal key (its first line), or None:
+        searched for in the index for the first :data:`FINDS_BEFORE_SPLIT` keys, then from
+        the index split into a dict (:func:`_index_lines`)."""
+        lines = self._lines
+        if lines is None:
+            if self.finds < FINDS_BEFORE_SPLIT:
+                self.finds += 1
+                return _find_line(self._index, key)
+            lines = self._lines = _index_lines(self._index[:])
+        return lines.get(key)
 
 
 def _registry_dir() -> Traversable:
@@ -103,17 +137,35 @@ def _mapped(ref: Traversable) -> bytes | mmap.mmap:
 
 
 def _index(ref: Traversable) -> dict[bytes, bytes]:
-    """netaddr's ``.idx`` file (lines ``key,offset,size``) by key; the first line of a key
-    wins. Split, not parsed: the numbers of a line are read when its key is asked for."""
-    lines = ref.read_bytes().split()
+    """netaddr's ``.idx`` file (lines ``key,offset,size``) by key (:func:`_index_lines`)."""
+    return _index_lines(ref.read_bytes())
+
+
+def _find_line(index: bytes | mmap.mmap, key: bytes) -> bytes | None:
+    """The first line of ``index`` that starts with ``key,`` (without its line end)."""
+    needle = key + b","
+    if index[: len(needle)] == needle:
+        start = 0
+    else:
+        start = index.find(b"\n" + needle) + 1
+        if start == 0:
+            return None
+    end = index.find(b"\n", start)
+    return index[start : end if end >= 0 else len(index)].rstrip()
+
+
+def _index_lines(data: bytes) -> dict[bytes, bytes]:
+    """The lines of an ``.idx`` file by key; the first line of a key wins. Split, not
+    parsed: the numbers of a line are read when its key is asked for."""
+    lines = data.split()
     lines.reverse()  # the last assignment of a key wins: the file's first line for it
     return {line.partition(b",")[0]: line for line in lines}
 
 
-def _open_registry(name: str, record: re.Pattern[str]) -> _RegistryFile:
+def _open_registry(name: str, record: Callable[[], re.Pattern[str]]) -> _RegistryFile:
     folder = _registry_dir()
     return _RegistryFile(
-        _mapped(folder.joinpath(f"{name}.txt")), _index(folder.joinpath(f"{name}.idx")), record
+        _mapped(folder.joinpath(f"{name}.txt")), _mapped(folder.joinpath(f"{name}.idx")), record
     )
 
 
@@ -123,13 +175,13 @@ class Registry:
     only when its prefix is asked for (and remembered: at most one entry per record).
 
     netaddr re-opens its registry files on every lookup, which fails once privileges are
-    dropped when the installation is not readable by the user: these maps and indexes are
-    made before the drop (``Pipeline.warm_up``).
+    dropped when the installation is not readable by the user: these maps (of the texts and
+    indexes) are made before the drop (``Pipeline.warm_up``).
     """
 
     def __init__(self) -> None:
-        self._oui = _open_registry("oui", _OUI_LINE)
-        self._iab = _open_registry("iab", _IAB_LINES)
+        self._oui = _open_registry("oui", _oui_line)
+        self._iab = _open_registry("iab", _iab_lines)
         self._orgs: dict[bytes, str] = {}
 
     def org(self, key: bytes) -> str:
@@ -146,7 +198,7 @@ class Registry:
             registry, index_key = self._iab, int.from_bytes(key, "big") >> 4
         else:
             return ""
-        line = registry.lines.get(str(index_key).encode())
+        line = registry.line(str(index_key).encode())
         if line is None:
             return ""
         try:
@@ -154,7 +206,7 @@ class Registry:
         except ValueError:
             return ""
         text = registry.text[offset : offset + size].decode("utf-8", "replace")
-        match = registry.record.search(text.replace("\r\n", "\n"))
+        match = registry.record().search(text.replace("\r\n", "\n"))
         if match is None or bytes.fromhex("".join(match.groups()[:3] + match.groups()[4:])) != key:
             return ""  # an index that does not point at the record of that key
         return match[4]
@@ -176,7 +228,7 @@ def _registered_org(key: bytes) -> str | None:
 class MacVendors:
     """Vendor lookups, cached per OUI (per 36-bit block for IAB OUIs), bounded.
 
-    The first lookup in a process maps the registry and reads netaddr's indexes (~20 ms).
+    The first lookup in a process maps the registry's files and indexes (~1 ms).
     """
 
     def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
@@ -210,7 +262,7 @@ def _count_entries(name: str, marker: bytes) -> tuple[int, date | None, str]:
     ref = resources.files("netaddr.eui").joinpath(name)
     data = ref.read_bytes()
     header = data[:512].decode("utf-8", "replace")
-    match = _HEADER_DATE.search(header)
+    match = _header_date().search(header)
     when = datetime.strptime(match.group(1), "%Y-%m-%d").date() if match else None
     return data.count(marker), when, str(ref)
 

@@ -22,8 +22,8 @@ Known limits:
 
 from __future__ import annotations
 
+import _socket as socket  # no socket.py (enums, selectors) at start
 import ipaddress
-import socket
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 

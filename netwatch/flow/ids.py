@@ -11,10 +11,14 @@ mapped to port equivalents so that request and reply share an id.
 from __future__ import annotations
 
 import binascii
-import hashlib
+import functools
 import random
 import struct
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import hashlib
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # byte -> base62 digit (byte mod 62: a slight bias that does not matter for unique ids)
@@ -43,7 +47,6 @@ _PACK_ALL = {
     4: struct.Struct("!H4s4sBBHH").pack,
     16: struct.Struct("!H16s16sBBHH").pack,
 }
-_sha1 = hashlib.sha1
 _base64 = binascii.b2a_base64
 
 
@@ -97,6 +100,15 @@ def icmp_counterpart(proto: int, icmp_type: int) -> int | None:
     return _ICMP_PAIRS.get(proto, {}).get(icmp_type)
 
 
+@functools.cache
+def _sha1() -> Callable[[bytes], hashlib._Hash]:
+    """``hashlib.sha1``, imported at the first Python-built Community ID: hashlib loads
+    OpenSSL (~4 ms of a start), and with the compiled core the record's id is made in C."""
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha1
+
+
 def community_id(
     saddr: bytes, daddr: bytes, proto: int, sport: int, dport: int, seed: int = 0
 ) -> str:
@@ -119,4 +131,4 @@ def community_id(
     else:
         head = _SEED_ZERO if seed == 0 else _pack_seed(seed)
         data = head + saddr + daddr + _pack_tail(proto, 0, sport, dport)
-    return "1:" + _base64(_sha1(data).digest(), newline=False).decode("ascii")
+    return "1:" + _base64(_sha1()(data).digest(), newline=False).decode("ascii")

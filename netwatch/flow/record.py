@@ -23,7 +23,7 @@ included (tests/flow/test_record.py compares them on every record of the test ca
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # no socket.py (enums, selectors) at start
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple

@@ -37,11 +37,11 @@ pending; a SYN-ACK's acknowledgement does not seed the other side's sequence num
 
 from __future__ import annotations
 
-import re
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from netwatch import core
+from netwatch.lazyre import lazy
 
 FIN = 0x01
 SYN = 0x02
@@ -470,7 +470,7 @@ def _letters(e: Endpoint, new: int, hist: list[str]) -> None:
             hist.append(e.letters[i])
 
 
-_RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
+_rstos0 = lazy(r"\^?S[^HAFGIQ]*R.*")  # compiled at the first flow that needs it
 
 
 def conn_state(orig: Endpoint, resp: Endpoint, history: str) -> str:
@@ -486,7 +486,7 @@ def conn_state(orig: Endpoint, resp: Endpoint, history: str) -> str:
         return "RSTRH" if o_inactive else "RSTR"
     if os_ == _RESET:
         if r_inactive:
-            return "RSTOS0" if _RSTOS0.fullmatch(history) else "OTH"
+            return "RSTOS0" if _rstos0().fullmatch(history) else "OTH"
         return "RSTO"
     if rs == _CLOSED and os_ == _CLOSED:
         return "SF"

@@ -16,7 +16,7 @@ never reaches the host.
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # no socket.py (enums, selectors) at start
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self

@@ -223,13 +223,24 @@ class Header:
     source_keys: frozenset[str]
 
 
+def header_lines(text: str, chunk: int = 4096) -> list[str]:
+    """The leading lines of ``text`` that start with ``#`` (as ``str.splitlines`` splits
+    them): only the start of the text is split, a chunk at a time, since a header is a few
+    lines and a start reads the header of every seed file (the OUI table has 2,000 lines)."""
+    size = chunk
+    while True:
+        lines = text[:size].splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith("#"):  # a line cut short at the chunk's end starts alike
+                return lines[:i]
+        if size >= len(text):
+            return lines
+        size *= 4  # every line starts with '#': the last one may go on past the chunk
+
+
 def read_header(source: str, file: str) -> Header:
     """Parse the leading `#` lines; a missing header, date or sources line is an error."""
-    lines: list[str] = []
-    for line in source.removeprefix("\ufeff").splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line)
+    lines = header_lines(source.removeprefix("\ufeff"))
     if not lines:
         raise ConfigError(file, 1, TOP, "the file must start with a '#' header naming its sources")
     found = [(i, m) for i, line in enumerate(lines, 1) if (m := regex(SNAPSHOT_RE).match(line))]

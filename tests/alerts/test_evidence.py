@@ -19,13 +19,13 @@ import dpkt
 import pytest
 
 from netwatch.alerts.evidence import (
-    NAME_RE,
     EvidenceStore,
     FlowEvidence,
     KeepLimits,
     KeptPacket,
     PacketKeeper,
     evidence_name,
+    name_re,
     pcap_bytes,
 )
 from netwatch.alerts.model import Alert, Severity
@@ -76,7 +76,7 @@ def flow() -> Flow:
 def test_name_is_sanitised_and_stays_in_the_directory(tmp_path: Path) -> None:
     hostile = alert(rule="x/../../etc", device="../cam\n\x00\x1b[31m", flow_uid="a/b\\c")
     name = evidence_name(hostile)
-    assert NAME_RE.fullmatch(name), name
+    assert name_re().fullmatch(name), name
     assert "/" not in name and "\\" not in name
     assert all(ch.isprintable() for ch in name)
     assert name.startswith("20260115T090000.250000Z-x_.._.._etc-.._cam_31m-a_b_c")
@@ -89,7 +89,7 @@ def test_name_is_sanitised_and_stays_in_the_directory(tmp_path: Path) -> None:
 def test_name_parts_are_bounded_and_bad_timestamps_do_not_raise() -> None:
     name = evidence_name(alert(ts=1e20, device="d" * 500, flow_uid=None))
     assert name.startswith("00000000T000000.000000Z-outbound_stream-" + "d" * 64 + "-noflow")
-    assert NAME_RE.fullmatch(name)
+    assert name_re().fullmatch(name)
 
 
 # -- the pcap bytes -------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def test_a_second_file_for_the_same_name_gets_a_suffix(tmp_path: Path) -> None:
     second = store.write(alert(), evidence(b"2" * 60))
     assert first is not None and second is not None
     assert second.path.name == first.path.name.removesuffix(".pcap") + "-2.pcap"
-    assert NAME_RE.fullmatch(second.path.name)
+    assert name_re().fullmatch(second.path.name)
 
 
 def test_nothing_kept_writes_nothing(tmp_path: Path) -> None:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import random
 import re
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from netwatch.enrich.macvendor import MacVendors, Registry, _index, mac_text, registry_info
+from netwatch.enrich.macvendor import (
+    FINDS_BEFORE_SPLIT,
+    MacVendors,
+    Registry,
+    _find_line,
+    _index,
+    _index_lines,
+    mac_text,
+    registry_info,
+)
 
 
 def mac(text: str) -> bytes:
@@ -127,3 +138,46 @@ def test_index_keeps_each_keys_first_line(tmp_path: Path) -> None:
         b"00000B": b"00000B,20,6",
         b"00000C": b"00000C,40,8",
     }
+
+
+def test_index_is_searched_for_the_first_keys_then_split() -> None:
+    """Both registries are mapped when opened (before a privilege drop); the first
+    FINDS_BEFORE_SPLIT keys of a registry are searched for in its index, the next one splits
+    the index into a dict: a start whose MACs are outside the two IAB OUIs never splits the
+    IAB index."""
+    registry = Registry()
+    assert registry._oui._lines is None and registry._iab._lines is None
+    assert registry.org(bytes.fromhex("001132")) == "Synology Incorporated"
+    assert registry.org(bytes.fromhex("0050c20010")) == "JMBS Developpements"
+    assert (registry._oui.finds, registry._iab.finds) == (1, 1)
+    assert registry._oui._lines is None and registry._iab._lines is None
+    whole = _whole_registry()
+    ouis = [key for key in whole if len(key) == 3][: FINDS_BEFORE_SPLIT + 1]
+    assert [registry.org(key) for key in ouis] == [whole[key] for key in ouis]
+    assert registry._oui.finds == FINDS_BEFORE_SPLIT and registry._oui._lines is not None
+    assert registry._iab._lines is None
+
+
+@pytest.mark.parametrize("name", ["oui.idx", "iab.idx"])
+def test_a_searched_line_is_the_split_index_line(name: str) -> None:
+    """For netaddr's indexes: every duplicated key, the first and last lines, 1,500 keys at
+    random and keys not in the index give the line the split index gives."""
+    data = resources.files("netaddr.eui").joinpath(name).read_bytes()
+    split = _index_lines(data)
+    keys = [line.partition(b",")[0] for line in data.split()]
+    dups = [key for key, n in Counter(keys).items() if n > 1]
+    sample = random.Random(13).sample(keys, 1_500)
+    for key in [*dups, keys[0], keys[-1], *sample, b"99999999999", b"1", b""]:
+        assert _find_line(data, key) == split.get(key), key
+
+
+def test_a_searched_line_is_a_keys_first_line() -> None:
+    data = b"10,1,5\n100,10,5\n11,20,6\n10,30,7\n12,40,8"
+    assert [_find_line(data, k) for k in (b"10", b"11", b"12", b"100", b"1", b"0")] == [
+        b"10,1,5",
+        b"11,20,6",
+        b"12,40,8",
+        b"100,10,5",
+        None,
+        None,
+    ]

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netwatch.config import ConfigError
 from netwatch.signatures import Signatures, model
@@ -365,3 +367,33 @@ def test_default_seeds_dir_is_the_checkout_seeds() -> None:
     repo = Path(__file__).resolve().parents[2]
     assert seedio.default_seeds_dir() == repo / "seeds"
     assert Signatures.load().seeds_dir == repo / "seeds"
+
+
+def _leading_hash_lines(text: str) -> list[str]:
+    """The reference: every line split, then the leading '#' lines."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return lines
+
+
+@given(
+    text=st.lists(
+        st.sampled_from(["#", "# a", "x", "", "\n", "\r", "\r\n", "\x0c", "\u2028", "#\r"]),
+        max_size=30,
+    ).map("".join),
+    chunk=st.integers(1, 9),
+)
+def test_header_lines_are_the_leading_hash_lines_of_the_whole_text(text: str, chunk: int) -> None:
+    """Only a chunk of the text is split at a time; the lines are those of splitting all."""
+    assert seedio.header_lines(text, chunk) == _leading_hash_lines(text)
+
+
+def test_header_lines_of_the_seed_files() -> None:
+    root = seedio.default_seeds_dir()
+    for path in sorted(root.glob("*.yaml")) + sorted(root.glob("*.tsv")):
+        text = path.read_text("utf-8-sig")
+        lines = seedio.header_lines(text)
+        assert lines == _leading_hash_lines(text) and len(lines) > 2, path

@@ -34,7 +34,7 @@ HTTP port) is not routed here; the 5050 reply is not checked beyond its first tw
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # no socket.py (enums, selectors) at start
 import struct
 
 from netwatch.deep.discovery.base import DiscoveryProtocol

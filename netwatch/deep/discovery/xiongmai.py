@@ -28,7 +28,7 @@ Known limits: a body cut by snaplen is not parsed (None); the version byte is no
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # no socket.py (enums, selectors) at start
 import struct
 
 from netwatch.deep.discovery.base import DiscoveryProtocol
