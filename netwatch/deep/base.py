@@ -174,8 +174,12 @@ _SYN_LETTERS = frozenset("SsHh")
 
 def service(flow: Flow, name: str) -> None:
     """Add a Zeek-style service name (comma-joined in the flow record)."""
-    if flow.app is None:
-        flow.app = {}
-    services: list[str] = flow.app.setdefault("service", [])
-    if name not in services:
+    app = flow.app
+    if app is None:
+        flow.app = {"service": [name]}
+        return
+    services: list[str] | None = app.get("service")
+    if services is None:
+        app["service"] = [name]
+    elif name not in services:
         services.append(name)
