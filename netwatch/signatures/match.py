@@ -262,10 +262,11 @@ class SignatureMatcher:
         candidates = full
         if gate:
             # find, not ``needle in window``: CPython 3.11's bytes ``in`` first tries the
-            # needle as an int and formats (then clears) a TypeError on every call
-            find = payload.find
+            # needle as an int and formats (then clears) a TypeError on every call; and
+            # on the window, with no bounds to parse per call
+            find = (payload if len(payload) <= limit else payload[:limit]).find
             for needle in gate:
-                if find(needle, 0, limit) >= 0:
+                if find(needle) >= 0:
                     break
             else:  # no candidate that needs a substring can match
                 candidates = plain
