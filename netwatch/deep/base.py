@@ -131,10 +131,12 @@ def _by_first_byte(claims: Iterable[Magic]) -> dict[int, tuple[Magic, ...]]:
     """
     table: dict[int, list[Magic]] = {}
     for prefixes, parser in claims:
-        for first in dict.fromkeys(prefix[0] for prefix in prefixes if prefix):
-            table.setdefault(first, []).append(
-                (tuple(p for p in prefixes if p and p[0] == first), parser)
-            )
+        by_first: dict[int, list[bytes]] = {}  # one pass (SSLv2's magic is 128 prefixes)
+        for prefix in prefixes:
+            if prefix:
+                by_first.setdefault(prefix[0], []).append(prefix)
+        for first, same in by_first.items():
+            table.setdefault(first, []).append((tuple(same), parser))
     return {first: tuple(pairs) for first, pairs in table.items()}
 
 

@@ -91,7 +91,8 @@ class Inspector:
     # -- the parsers' context (netwatch.deep.base.Context) ---------------------------------
 
     def count(self, what: str) -> None:
-        self.parsed[what] = self.parsed.get(what, 0) + 1
+        parsed = self.parsed
+        parsed[what] = parsed.get(what, 0) + 1
 
     def camera(
         self, host: bytes, vendor: str | None, how: str, ident: DeviceIdentity | None
