@@ -19,7 +19,8 @@ AES (header protection) and AES-GCM come from the ``cryptography`` package rathe
 hand-written code: a constant-time, audited implementation of the primitives is not something
 to re-derive here. The key schedule is two HKDF steps of at most one SHA-256 block each, so
 it is plain HMAC-SHA256 with the stdlib's one-shot ``hmac.digest`` (OpenSSL's), several times
-cheaper than ``cryptography``'s per-call KDF objects; the keys of the last DCIDs are cached.
+cheaper than ``cryptography``'s per-call KDF objects; the keys of the last DCIDs are cached,
+and so are the AES-ECB and AES-GCM objects made from them.
 
 Bounded work per flow: only the client's direction, at most the inspector's payload budget of
 datagrams (``deep.max_payload_packets``; ``MAX_UNDECRYPTED`` while none decrypts: a UDP 443
