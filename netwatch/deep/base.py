@@ -131,10 +131,12 @@ def _by_first_byte(claims: Iterable[Magic]) -> dict[int, tuple[Magic, ...]]:
     """
     table: dict[int, list[Magic]] = {}
     for prefixes, parser in claims:
-        for first in dict.fromkeys(prefix[0] for prefix in prefixes if prefix):
-            table.setdefault(first, []).append(
-                (tuple(p for p in prefixes if p and p[0] == first), parser)
-            )
+        by_first: dict[int, list[bytes]] = {}  # one pass (SSLv2's magic is 128 prefixes)
+        for prefix in prefixes:
+            if prefix:
+                by_first.setdefault(prefix[0], []).append(prefix)
+        for first, same in by_first.items():
+            table.setdefault(first, []).append((tuple(same), parser))
     return {first: tuple(pairs) for first, pairs in table.items()}
 
 
@@ -174,8 +176,12 @@ _SYN_LETTERS = frozenset("SsHh")
 
 def service(flow: Flow, name: str) -> None:
     """Add a Zeek-style service name (comma-joined in the flow record)."""
-    if flow.app is None:
-        flow.app = {}
-    services: list[str] = flow.app.setdefault("service", [])
-    if name not in services:
+    app = flow.app
+    if app is None:
+        flow.app = {"service": [name]}
+        return
+    services: list[str] | None = app.get("service")
+    if services is None:
+        app["service"] = [name]
+    elif name not in services:
         services.append(name)

@@ -187,14 +187,12 @@ def normalize_host(value: str | None) -> str | None:
 
 def _cut_head(data: bytes) -> tuple[bytes, bytes | None]:
     """(head bytes without the blank line, body bytes or None when no blank line is seen)."""
-    found = [
-        (end, len(separator))
-        for separator in (b"\r\n\r\n", b"\n\n")
-        if (end := data.find(separator, 0, MAX_HEAD_BYTES)) >= 0
-    ]
-    if found:
-        end, size = min(found)
-        return data[:end], data[end + size :]
+    end = data.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
+    bare = data.find(b"\n\n", 0, MAX_HEAD_BYTES)  # never at ``end``: that byte is a CR
+    if bare >= 0 and (end < 0 or bare < end):
+        return data[:bare], data[bare + 2 :]
+    if end >= 0:
+        return data[:end], data[end + 4 :]
     last_newline = data.rfind(b"\n", 0, MAX_HEAD_BYTES)
     if last_newline >= 0:
         return data[:last_newline], None

@@ -19,7 +19,8 @@ AES (header protection) and AES-GCM come from the ``cryptography`` package rathe
 hand-written code: a constant-time, audited implementation of the primitives is not something
 to re-derive here. The key schedule is two HKDF steps of at most one SHA-256 block each, so
 it is plain HMAC-SHA256 with the stdlib's one-shot ``hmac.digest`` (OpenSSL's), several times
-cheaper than ``cryptography``'s per-call KDF objects; the keys of the last DCIDs are cached.
+cheaper than ``cryptography``'s per-call KDF objects; the keys of the last DCIDs are cached,
+and so are the AES-ECB and AES-GCM objects made from them.
 
 Bounded work per flow: only the client's direction, at most the inspector's payload budget of
 datagrams (``deep.max_payload_packets``; ``MAX_UNDECRYPTED`` while none decrypts: a UDP 443
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -268,9 +270,7 @@ def decrypt_initial(data: bytes, header: LongHeader, keys: InitialKeys) -> bytes
     sample = data[pn_offset + 4 : pn_offset + 4 + _SAMPLE_LEN]
     if len(sample) < _SAMPLE_LEN or header.end - pn_offset < 4 + _TAG_LEN:
         return None
-    crypto = _crypto()
-    # one AES block in ECB mode: what update() gives is the whole mask (finalize adds nothing)
-    mask = crypto.cipher(crypto.aes(keys.hp), crypto.ecb).encryptor().update(sample)
+    mask = _mask_of(keys.hp)(sample)
     first = data[header.start] ^ (mask[0] & 0x0F)
     pn_len = (first & 0x03) + 1
     pn_end = pn_offset + pn_len
@@ -283,9 +283,28 @@ def decrypt_initial(data: bytes, header: LongHeader, keys: InitialKeys) -> bytes
         len(iv), "big"
     )
     try:
-        return crypto.aesgcm(keys.key).decrypt(nonce, data[pn_end : header.end], aad)
-    except (crypto.invalid_tag, ValueError):
+        return _aead(keys.key)(nonce, data[pn_end : header.end], aad)
+    except (_crypto().invalid_tag, ValueError):
         return None
+
+
+# The ``cryptography`` objects are made once per key (for the last ``KEY_CACHE``, as the
+# keys are): an ECB encryptor given whole blocks keeps no state between calls, and an
+# ``AESGCM`` object none at all.
+
+
+@functools.lru_cache(maxsize=KEY_CACHE)
+def _mask_of(hp: bytes) -> Callable[[bytes], bytes]:
+    """The header-protection mask of a 16-byte sample: AES-ECB under ``hp``."""
+    crypto = _crypto()
+    # one AES block in ECB mode: what update() gives is the whole mask (finalize adds nothing)
+    return crypto.cipher(crypto.aes(hp), crypto.ecb).encryptor().update
+
+
+@functools.lru_cache(maxsize=KEY_CACHE)
+def _aead(key: bytes) -> Callable[[bytes, bytes, bytes], bytes]:
+    """AES-GCM decryption under ``key``: (nonce, ciphertext and tag, associated data)."""
+    return _crypto().aesgcm(key).decrypt
 
 
 def crypto_frames(payload: bytes) -> list[tuple[int, bytes]]:

@@ -24,6 +24,7 @@ Known limits:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,6 @@ from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.http import (
     MessageHead,
     head_incomplete,
-    header,
     parse_head,
     split_request_line,
     split_status_line,
@@ -110,17 +110,19 @@ def _response(head: MessageHead) -> RtspMessage | None:
 def _message(
     head: MessageHead, *, is_request: bool, method: str | None, uri: str | None, status: int | None
 ) -> RtspMessage:
+    # each header's first value (``http.header``), from one dict instead of a scan per name
+    field = dict(reversed(head.headers)).get
     return RtspMessage(
         is_request=is_request,
         method=method,
         uri=uri,
         status=status,
-        server=header(head.headers, "server"),
-        www_authenticate=header(head.headers, "www-authenticate"),
-        user_agent=header(head.headers, "user-agent"),
-        cseq=_cseq(header(head.headers, "cseq")),
-        transport=header(head.headers, "transport"),
-        media=_sdp_media(head),
+        server=field("server"),
+        www_authenticate=field("www-authenticate"),
+        user_agent=field("user-agent"),
+        cseq=_cseq(field("cseq")),
+        transport=field("transport"),
+        media=_sdp_media(head.body, field),
     )
 
 
@@ -129,14 +131,14 @@ def _cseq(value: str | None) -> int | None:
     return int(match.group()) if match else None
 
 
-def _sdp_media(head: MessageHead) -> tuple[str, ...]:
-    body = head.body
+def _sdp_media(body: bytes | None, field: Callable[[str], str | None]) -> tuple[str, ...]:
+    """The ``m=`` media types of an SDP body (``field``: the head's first value of a header)."""
     if not body:
         return ()
-    content_type = (header(head.headers, "content-type") or "").lower()
+    content_type = (field("content-type") or "").lower()
     if "application/sdp" not in content_type and not body.startswith(b"v=0"):
         return ()
-    length = _LEADING_DIGITS.match(header(head.headers, "content-length") or "")
+    length = _LEADING_DIGITS.match(field("content-length") or "")
     body = body[: int(length.group()) if length else MAX_SDP_BYTES]
     kinds = _MEDIA_LINE.findall(body, 0, MAX_SDP_BYTES)[:MAX_MEDIA]
     return tuple(kind.decode("ascii").lower() for kind in kinds)

@@ -29,6 +29,7 @@ same order (``tests/deep/test_tls_differential.py``); the SNI's decoding stays h
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -267,7 +268,10 @@ def _server_name(ext: bytes | None) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _decode_host(raw: bytes) -> str | None:
+    """An SNI host_name as a normalised name (None: not ASCII, or not a name); the last few
+    thousand remembered (devices ask for the same few names over and over)."""
     try:
         return normalize_name(raw.decode("ascii"))
     except UnicodeDecodeError:

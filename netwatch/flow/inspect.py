@@ -91,7 +91,8 @@ class Inspector:
     # -- the parsers' context (netwatch.deep.base.Context) ---------------------------------
 
     def count(self, what: str) -> None:
-        self.parsed[what] = self.parsed.get(what, 0) + 1
+        parsed = self.parsed
+        parsed[what] = parsed.get(what, 0) + 1
 
     def camera(
         self, host: bytes, vendor: str | None, how: str, ident: DeviceIdentity | None
@@ -124,17 +125,23 @@ class Inspector:
         data = frame[off : off + plen]
         if not data:
             return
-        resp_p, orig_p = flow.resp_p, flow.orig_p
         if self._expected:
             self._announced(flow)
+        resp_p = flow.resp_p
         payloads = self.payloads
         proto = flow.proto
         if proto == PROTO_UDP:
             ports = self._udp_ports
-            if resp_p in ports or orig_p in ports:
-                if _claimed(ports, resp_p, orig_p).udp(self, flow, is_orig, data, ts) is _DONE:
-                    _stop(flow, is_orig)
-                if resp_p not in ports and payloads is not None:
+            resp, orig = ports.get(resp_p), ports.get(flow.orig_p)
+            # the parser claiming either port (the lower rank when both are claimed)
+            parser = orig if resp is None or (orig is not None and orig.rank < resp.rank) else resp
+            if parser is not None:
+                if parser.udp(self, flow, is_orig, data, ts) is _DONE:
+                    if is_orig:
+                        flow.deep_o = 0
+                    else:
+                        flow.deep_r = 0
+                if resp is None and payloads is not None:
                     # claimed by the sender's port alone (a Mi Home device talks to its cloud
                     # from miIO's 54321 to UDP 80): the server port says nothing, the payload
                     # signatures may
@@ -163,22 +170,23 @@ class Inspector:
             pending = app.pop(key, None)
             buf = data if pending is None else bytes(pending) + data
             owner = app.get(OWNER)
-        ports = self._tcp_ports
-        verdict = _DONE
-        claimed = resp_p in ports or orig_p in ports
         if owner is not None:
             verdict = owner.tcp(self, flow, is_orig, buf, ts)
-        elif claimed:
-            verdict = _claimed(ports, resp_p, orig_p).tcp(self, flow, is_orig, buf, ts)
-        if owner is None and (not claimed or verdict is _PASS):
-            # no port claim, or the port's parser says this is something else (HTTP on 22)
-            verdict = _DONE
-            for magic, candidate in self._magic[is_orig].get(buf[0], ()):
-                if buf.startswith(magic):
-                    verdict = candidate.tcp(self, flow, is_orig, buf, ts)
-                    if verdict is not _PASS:
-                        flow.app_set(OWNER, candidate)
-                        break
+        else:
+            ports = self._tcp_ports
+            resp, orig = ports.get(resp_p), ports.get(flow.orig_p)
+            parser = orig if resp is None or (orig is not None and orig.rank < resp.rank) else resp
+            verdict = _PASS if parser is None else parser.tcp(self, flow, is_orig, buf, ts)
+            if verdict is _PASS:
+                # no port claim, or the port's parser says this is something else (HTTP on
+                # 22)
+                verdict = _DONE
+                for magic, candidate in self._magic[is_orig].get(buf[0], ()):
+                    if buf.startswith(magic):
+                        verdict = candidate.tcp(self, flow, is_orig, buf, ts)
+                        if verdict is not _PASS:
+                            flow.app_set(OWNER, candidate)
+                            break
         if verdict is _WAIT:
             if len(buf) < self.max_buffer:
                 if flow.app is None:
@@ -190,7 +198,10 @@ class Inspector:
             if sig is not None:
                 self._found(flow, is_orig, sig)
         if verdict is not _MORE:  # DONE or PASS: nothing more to learn from this direction
-            _stop(flow, is_orig)
+            if is_orig:
+                flow.deep_o = 0
+            else:
+                flow.deep_r = 0
 
     def _announced(self, flow: Flow) -> None:
         """A flow some parser announced (an FTP data channel, an RTSP media channel)."""
@@ -240,12 +251,3 @@ def _stop(flow: Flow, is_orig: bool) -> None:
         flow.deep_o = 0
     else:
         flow.deep_r = 0
-
-
-def _claimed(ports: dict[int, DeepParser], resp_p: int, orig_p: int) -> DeepParser:
-    """The parser claiming either port (one does); the lower rank when both are claimed."""
-    resp, orig = ports.get(resp_p), ports.get(orig_p)
-    if resp is None or (orig is not None and orig.rank < resp.rank):
-        assert orig is not None
-        return orig
-    return resp

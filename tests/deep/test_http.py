@@ -7,9 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwatch.deep.http import (
+    MAX_HEAD_BYTES,
     MAX_HEADERS,
     HttpRequest,
     HttpResponse,
+    _cut_head,
     normalize_host,
     parse_head,
     parse_http_request,
@@ -189,3 +191,33 @@ def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes) -> None:
     request = parse_http_request(payload)
     assert request is None or request.host is None or request.host == request.host.lower()
     assert parse_http_response(payload) is None or b"HTTP/" in payload
+
+
+def _cut_head_reference(data: bytes) -> tuple[bytes, bytes | None]:
+    """``_cut_head`` as it was written before (the earliest blank line of either kind, by a
+    list of both finds and ``min``): the reference for the two-find version."""
+    found = [
+        (end, len(separator))
+        for separator in (b"\r\n\r\n", b"\n\n")
+        if (end := data.find(separator, 0, MAX_HEAD_BYTES)) >= 0
+    ]
+    if found:
+        end, size = min(found)
+        return data[:end], data[end + size :]
+    last_newline = data.rfind(b"\n", 0, MAX_HEAD_BYTES)
+    if last_newline >= 0:
+        return data[:last_newline], None
+    return data[:MAX_HEAD_BYTES], None
+
+
+_HEAD_PIECES = st.sampled_from([b"\r", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n", b"a", b": ", b" "])
+
+
+@settings(max_examples=examples(3000), deadline=None)
+@given(st.lists(_HEAD_PIECES, max_size=24).map(b"".join), st.integers(0, 3))
+def test_cut_head_matches_the_reference(data: bytes, where: int) -> None:
+    """Both blank-line kinds, in either order, nested in each other, and straddling the
+    ``MAX_HEAD_BYTES`` bound (the data placed just before it)."""
+    pad = (b"", b"x" * (MAX_HEAD_BYTES - 3), b"x" * (MAX_HEAD_BYTES - 1), b"x" * MAX_HEAD_BYTES)
+    data = pad[where] + data
+    assert _cut_head(data) == _cut_head_reference(data)

@@ -113,3 +113,21 @@ def test_decryption_equals_the_reference() -> None:
                 assert got == ref.decrypt_initial(packet, one, keys)
                 decrypted += got is not None
     assert decrypted >= 18  # the intact packets did decrypt (each under its own keys)
+
+
+def test_the_cipher_objects_are_made_once_per_key_and_stay_correct() -> None:
+    """The ECB encryptor and the AESGCM object of a key are reused: a failed decryption
+    (tag mismatch) under them does not change what the next one gives."""
+    packet = rfc_packet()
+    header = parse_long_header(packet)
+    assert header is not None
+    want = ref.decrypt_initial(packet, header, RFC_KEYS)
+    assert want is not None
+    broken = bytearray(packet)
+    broken[-1] ^= 1
+    quic._mask_of.cache_clear()
+    quic._aead.cache_clear()
+    for _ in range(3):
+        assert decrypt_initial(packet, header, RFC_KEYS) == want
+        assert decrypt_initial(bytes(broken), header, RFC_KEYS) is None
+    assert quic._mask_of.cache_info().misses == quic._aead.cache_info().misses == 1

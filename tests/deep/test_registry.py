@@ -13,12 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netwatch.deep import BUILTIN_PARSERS, HELPER_MODULES, PARSERS
-from netwatch.deep.base import DeepParser, Dispatch
+from netwatch.deep.base import DeepParser, Dispatch, Magic, _by_first_byte
 from netwatch.deep.discovery import BUILTIN_DISCOVERY, DISCOVERY_PORTS, PROTOCOLS
 from netwatch.deep.discovery import HELPER_MODULES as DISCOVERY_HELPERS
 from netwatch.registry import PackageAudit, audit_package
+from tests.profile import examples
 from tests.registry_support import extra_module
 
 
@@ -124,6 +127,40 @@ def test_the_dispatch_tables_follow_the_claims() -> None:
     assert [p.name for _, p in d.server_magic[ord("H")]] == ["http"]
     assert [p.name for _, p in d.server_magic[ord("R")]] == ["rtsp"]
     assert ord("x") not in d.client_magic  # a request method starts with a capital
+
+
+def _by_first_byte_reference(claims: list[Magic]) -> dict[int, tuple[Magic, ...]]:
+    """``_by_first_byte`` as it was first written (every claim's prefixes scanned once per
+    first byte): the reference for the one-pass version."""
+    table: dict[int, list[Magic]] = {}
+    for prefixes, parser in claims:
+        for first in dict.fromkeys(prefix[0] for prefix in prefixes if prefix):
+            table.setdefault(first, []).append(
+                (tuple(p for p in prefixes if p and p[0] == first), parser)
+            )
+    return {first: tuple(pairs) for first, pairs in table.items()}
+
+
+_PARSERS = sorted((cls() for cls in BUILTIN_PARSERS), key=lambda p: p.rank)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.binary(max_size=3), max_size=6).map(tuple),
+            st.sampled_from(_PARSERS),
+        ),
+        max_size=5,
+    )
+)
+def test_the_magic_table_equals_the_reference(claims: list[Magic]) -> None:
+    """Empty prefixes, repeated ones, several first bytes per claim in any order, and the
+    built-in parsers' own claims (SSLv2's 128 one-byte prefixes among them)."""
+    assert _by_first_byte(claims) == _by_first_byte_reference(claims)
+    for side in ("client_magic", "server_magic"):
+        builtin = [(getattr(p, side), p) for p in _PARSERS]
+        assert _by_first_byte(builtin) == _by_first_byte_reference(builtin)
 
 
 def test_two_parsers_claiming_one_port_are_refused() -> None:

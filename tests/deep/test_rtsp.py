@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netwatch.deep.http import header, parse_head
 from netwatch.deep.rtsp import MAX_MEDIA, RtspMessage, looks_like_rtsp, parse_rtsp
 from tests.conftest import corpus_file
 from tests.deep.test_dns import Segment, l4_payloads, mutate
@@ -164,3 +166,51 @@ def test_random_bytes_never_raise(data: bytes, prefix: bytes) -> None:
 def test_truncated_or_bit_flipped_messages_never_raise(noise: bytes) -> None:
     message = parse_rtsp(mutate(DESCRIBE_REPLY, noise))
     assert message is None or len(message.media) <= MAX_MEDIA
+
+
+_FIELDS = ("server", "www-authenticate", "user-agent", "cseq", "transport", "content-type")
+
+
+@settings(max_examples=examples(1500), deadline=None)
+@given(
+    st.sampled_from([b"RTSP/1.0 200 OK", b"DESCRIBE rtsp://cam/ RTSP/1.0"]),
+    st.lists(
+        st.tuples(
+            st.sampled_from([*_FIELDS, "content-length", "x-other"]).map(
+                lambda name: name.upper() if len(name) % 2 else name.title()
+            ),
+            st.sampled_from(["", "a", " b ", "12", "7x", "application/SDP", "text/plain"]),
+        ),
+        max_size=8,
+    ),
+    st.sampled_from([b"", b"v=0\r\nm=audio 0 RTP/AVP 8\r\n", b"m=video 0 RTP/AVP 96\r\n"]),
+)
+def test_each_field_is_the_first_value_of_its_header(
+    start: bytes, fields: list[tuple[str, str]], body: bytes
+) -> None:
+    """Repeated headers, in any case, with and without a body: every field is what
+    ``http.header`` (the first value) gives, and the media what the Content-Type, the
+    first Content-Length and the body's ``v=0`` say."""
+    data = start + b"".join(f"\r\n{name}: {value}".encode() for name, value in fields)
+    data += b"\r\n\r\n" + body
+    message = parse_rtsp(data)
+    head = parse_head(data)
+    assert message is not None and head is not None
+    first = {name: header(head.headers, name) for name in (*_FIELDS, "content-length")}
+    assert (
+        message.server,
+        message.www_authenticate,
+        message.user_agent,
+        message.transport,
+    ) == (first["server"], first["www-authenticate"], first["user-agent"], first["transport"])
+    cseq = re.match(r"\d{1,10}", first["cseq"] or "")
+    assert message.cseq == (int(cseq.group()) if cseq else None)
+    sdp = "application/sdp" in (first["content-type"] or "").lower() or body.startswith(b"v=0")
+    length = re.match(r"\d{1,10}", first["content-length"] or "")
+    cut = body[: int(length.group())] if length else body
+    want = tuple(
+        line.split(b" ")[0][2:].decode().lower()
+        for line in cut.split(b"\r\n")
+        if line.startswith(b"m=") and b" " in line
+    )
+    assert message.media == (want if sdp and body else ())

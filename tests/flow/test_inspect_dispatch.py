@@ -15,7 +15,7 @@ from netwatch.deep.base import Context, DeepParser
 from netwatch.enrich.names import PassiveDns
 from netwatch.flow.ids import UidSource
 from netwatch.flow.inspect import Inspector
-from netwatch.flow.table import EndReason, Flow, FlowSettings, FlowTable
+from netwatch.flow.table import PROTO_UDP, EndReason, Flow, FlowSettings, FlowTable
 from netwatch.testing import pcapgen as g
 from tests.deep.discovery.builders import sadp_probe_match
 from tests.flow.test_inspect import run
@@ -107,3 +107,29 @@ def test_a_parser_added_to_the_set_is_dispatched_to_without_touching_the_inspect
         assert run([frame])[1].parsed == {}  # the built-in set alone does not know it
     finally:
         PARSERS.pop("example_beacon", None)
+
+
+def test_payload_signatures_on_udp_run_when_no_server_port_is_claimed() -> None:
+    """A UDP payload claimed by the sender's port alone (miIO's 54321 to a cloud's UDP 80)
+    still gets a signature lookup on the server port; one whose server port is claimed,
+    alone or with the sender's, does not (the parser there decides)."""
+    looked: list[tuple[str, int, str]] = []
+
+    def payloads(proto: str, port: int, data: bytes, way: str) -> None:
+        looked.append((proto, port, way))
+
+    inspector = Inspector(PassiveDns(), payloads=payloads)
+    data = bytes.fromhex("2131002000000000") + bytes(24)
+    for (orig_p, resp_p), want in {
+        (54321, 80): [("udp", 80, "client"), ("udp", 80, "server")],
+        (40000, 54321): [],
+        (37020, 5353): [],  # both claimed: DNS's rank wins, no lookup either
+        (5353, 37020): [],
+    }.items():
+        looked.clear()
+        flow = Flow((orig_p, resp_p), "C", 0.0, PROTO_UDP)
+        flow.orig_h, flow.resp_h = b"\x0a\x14\x00\x0b", b"\x0a\x14\x00\x0a"
+        flow.orig_p, flow.resp_p = orig_p, resp_p
+        for is_orig in (True, False):
+            inspector.payload(flow, is_orig, data, 0, len(data), 0.0)
+        assert looked == want, (orig_p, resp_p)
