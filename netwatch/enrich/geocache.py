@@ -148,8 +148,10 @@ class FileCache:
                 raise CacheError(f"{path}: cannot create the cache directory: {_why(exc)}") from exc
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                kind = "a symlink" if os.path.islink(path) else "not a directory"
-                raise CacheError(f"{path}: {kind}, not a cache directory") from exc
+                kind = (
+                    "a symlink, not a cache directory" if path.is_symlink() else "not a directory"
+                )
+                raise CacheError(f"{path}: {kind}") from exc
             raise CacheError(f"{path}: cannot open the cache directory: {_why(exc)}") from exc
         why = _untrusted(os.fstat(fd), self._euid)
         if why is not None:
