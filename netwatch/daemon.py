@@ -195,6 +195,8 @@ class Daemon:
         plan = preflight(cfg)  # every check check-config makes; loads GeoIP and the seeds
         for warning in plan.warnings:
             log.warning("%s", warning)
+        if plan.geo_info is not None and plan.geo_info.origin:  # the built-in data's
+            log.info("GeoIP data %s: %s", plan.geo_info.name, plan.geo_info.origin)
         self._create_files()  # state_dir and the logs: before the baseline and any fork
         self.inventory = restored(cfg.state_dir / INVENTORY_FILE, platform_matcher(plan.signatures))
         # the baseline is loaded (no thread, no open connection) before any fork; its

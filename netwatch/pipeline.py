@@ -56,7 +56,7 @@ from netwatch.detect.engine import Detector
 from netwatch.detect.recognised import RecognisedCameras
 from netwatch.detect.resolvers import public_resolver_table
 from netwatch.enrich.addrclass import AddressClassifier
-from netwatch.enrich.geo import CachedGeo, GeoBackend, geo_from_settings
+from netwatch.enrich.geo import CachedGeo, GeoBackend, cache_dir_of, geo_from_settings
 from netwatch.enrich.inventory import Inventory
 from netwatch.enrich.macvendor import MacVendors
 from netwatch.enrich.names import PassiveDns
@@ -130,7 +130,8 @@ def flow_settings(cfg: Config) -> FlowSettings:
 def geo_backend(cfg: Config) -> GeoBackend:
     """The GeoIP backend the config asks for (MaxMind files, the built-in data, or none)."""
     g = cfg.geoip
-    return geo_from_settings(g.country_db, g.asn_db, g.city_db, g.builtin)
+    cache_dir = cache_dir_of(g.cache, g.cache_dir)
+    return geo_from_settings(g.country_db, g.asn_db, g.city_db, g.builtin, cache_dir)
 
 
 @dataclass

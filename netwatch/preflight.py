@@ -27,11 +27,13 @@ Checks, in this order (the first failure ends the run):
 7. GeoIP: the databases (or the built-in data set) load; data older than
    ``geoip.max_age_days`` adds a warning.
 
-Side effects: none outside the process. Files are opened for reading only (capture files,
-secrets, seeds, GeoIP, TLS material) and closed; nothing is created, written, chowned or
-bound. ``reload=True`` is for SIGHUP: it skips what only a restart applies (capture,
-metrics, privileges, files) and re-checks sinks and seeds; GeoIP databases are re-opened
-by ``Pipeline.reconfigure``, which keeps the built-in data set it already holds.
+Side effects: none outside the process but the GeoIP cache (``geoip.cache``: the built-in
+data unpacked into the cache folder when it is not there yet, as any start does). Files
+are opened for reading only (capture files, secrets, seeds, GeoIP, TLS material) and
+closed; nothing else is created, written, chowned or bound. ``reload=True`` is for
+SIGHUP: it skips what only a restart applies (capture, metrics, privileges, files) and
+re-checks sinks and seeds; GeoIP databases are re-opened by ``Pipeline.reconfigure``,
+which keeps the built-in data set it already holds.
 
 Config read: ``capture.*``, ``sinks``, ``metrics.web_config``, ``state_dir``, ``flow_log``,
 ``alert_log``, ``geoip.*``; the warnings of ``Config.warnings``.

