@@ -1163,11 +1163,26 @@ static void fastloop_dealloc(nw_fastloop *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* An exact int within +-NW_SAFE (false: anything else, nothing raised). */
-static int small_int(PyObject *v, long long *out)
+/* An exact int within +-NW_SAFE (false: anything else, nothing raised). Called about four
+ * times per packet: before CPython 3.12, an int of at most two digits (|x| < 2**60, within
+ * NW_SAFE whatever the digit size) is read from its digits here, where the sign is Py_SIZE's
+ * (that layout, cpython/longintrepr.h, changed in 3.12: there and for bigger ints, the
+ * public conversion with its overflow flag). */
+static inline int small_int(PyObject *v, long long *out)
 {
     if (v == NULL || !PyLong_CheckExact(v))
         return 0;
+#if PY_VERSION_HEX < 0x030C0000
+    Py_ssize_t size = Py_SIZE(v);
+    if (-2 <= size && size <= 2) {
+        const digit *d = ((PyLongObject *)v)->ob_digit;
+        long long x = size == 0 ? 0 : (long long)d[0];
+        if (size == 2 || size == -2)
+            x |= (long long)d[1] << PyLong_SHIFT;
+        *out = size < 0 ? -x : x;
+        return 1;
+    }
+#endif
     int overflow;
     long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (overflow || x < -NW_SAFE || x > NW_SAFE)
@@ -1182,13 +1197,25 @@ static inline int safe_cell(const nw_val *vals, const uint8_t *tags, int i)
     return tags[i] == NW_INT && vals[i].i >= -NW_SAFE && vals[i].i <= NW_SAFE;
 }
 
+/* memcmp's sign for two addresses of n (4 or 16) bytes, from big-endian words (in line:
+ * once per packet, where a library call cost more than the comparison). */
+static inline int addr_order(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t x = be32(a + i), y = be32(b + i);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
 /* The flow key of a common-shape record as netwatch.flow.table builds it, (src, dst,
  * sport, dport, proto) with the lower address (then port) first, in raw form; *fwd: the
  * packet's direction is the key's. */
 static void raw_key(const nw_record *r, uint8_t raw[NW_RAW_KEY], int *fwd)
 {
     size_t n = r->kind == NW_IPV4 ? 4 : 16;
-    int c = memcmp(r->src, r->dst, n);
+    int c = addr_order(r->src, r->dst, n);
     *fwd = c < 0 || (c == 0 && r->sport <= r->dport);
     const uint8_t *a = *fwd ? r->src : r->dst, *b = *fwd ? r->dst : r->src;
     uint16_t pa = *fwd ? r->sport : r->dport, pb = *fwd ? r->dport : r->sport;
@@ -1199,8 +1226,13 @@ static void raw_key(const nw_record *r, uint8_t raw[NW_RAW_KEY], int *fwd)
     raw[3] = (uint8_t)pa;
     raw[4] = (uint8_t)(pb >> 8);
     raw[5] = (uint8_t)pb;
-    memcpy(raw + 6, a, n);
-    memcpy(raw + 22, b, n);
+    if (n == 4) { /* constant sizes: copied in line, not through a library call */
+        memcpy(raw + 6, a, 4);
+        memcpy(raw + 22, b, 4);
+    } else {
+        memcpy(raw + 6, a, 16);
+        memcpy(raw + 22, b, 16);
+    }
 }
 
 /* The key tuple of a raw key (a new reference). */
@@ -1242,6 +1274,19 @@ static size_t key_slot(const uint8_t raw[NW_RAW_KEY])
     return (size_t)(h >> 20) & (NW_KEY_CACHE - 1);
 }
 
+/* Two raw keys are equal: their five 8-byte words compared in line (a memcmp call per
+ * packet cost more than the comparison). */
+static inline int raw_equal(const uint8_t a[NW_RAW_KEY], const uint8_t b[NW_RAW_KEY])
+{
+    uint64_t diff = 0;
+    for (size_t i = 0; i < NW_RAW_KEY; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    return diff == 0;
+}
 
 /* Remember the key of a flow found in the table: the table's own key object when it is an
  * exact tuple equal to ours (the dict then matches it by identity), else ours. */
@@ -1907,7 +1952,7 @@ static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[
                           int *rc)
 {
     nw_key_entry *entry = &self->keys[key_slot(raw)];
-    int cached = entry->key != NULL && memcmp(entry->raw, raw, NW_RAW_KEY) == 0;
+    int cached = entry->key != NULL && raw_equal(entry->raw, raw);
     if (cached && entry->flow != NULL) {
         nw_flow *f = (nw_flow *)entry->flow;
         if (Py_IS_TYPE(f, self->flow_type) && live(f)) {
