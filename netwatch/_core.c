@@ -1359,6 +1359,88 @@ static int tcp_values(const nw_flow *f, nw_endpoint *e, nw_endpoint *p, Py_ssize
            && small_int(e->obj[EO_BASE], base);
 }
 
+/* The TCP branches below make every new object they need before they change anything, and
+ * change first the one thing that can fail (Flow.hist), so that a failed allocation changes
+ * nothing: made[0..n) holds the new objects, NULL where one is not needed (NW_LEN(made)). */
+#define NW_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* All needed objects made: needed of made[0..n) are not NULL (else an allocation failed). */
+static int all_made(PyObject *const *made, size_t n, size_t needed)
+{
+    size_t have = 0;
+    for (size_t k = 0; k < n; k++)
+        have += made[k] != NULL;
+    return have == needed;
+}
+
+/* Releases made[0..n) (an allocation or Flow.hist's change failed): -1, for the branch to
+ * return. */
+static int release_made(PyObject **made, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        Py_CLEAR(made[k]);
+    return -1;
+}
+
+/* The letters of the list add appended to Flow.hist, all or none: 0, or -1 (an exception
+ * set, hist unchanged). */
+static int append_all(PyObject *hist, PyObject *add)
+{
+    Py_ssize_t end = PyList_GET_SIZE(hist);
+    return PyList_SetSlice(hist, end, end, add);
+}
+
+/* A FIN's or a RST's control letter (first_fin: letters[4], last_ctl[1]; reset: letters[5],
+ * last_ctl[2]) as tcpstate's _control adds it: once per direction (first: its history bit
+ * not set yet), then again when the last one of its kind had another sequence number (prev:
+ * last_ctl[slot], -1 for none); last_ctl, made [-1, -1, -1] when the endpoint had None, then
+ * holds seq in that slot. */
+typedef struct {
+    PyObject *add;  /* the letters for Flow.hist: a list of 0, 1 or 2 */
+    PyObject *seq;  /* seq, for last_ctl[slot] */
+    PyObject *last; /* the endpoint's new last_ctl when it had None, else NULL */
+} nw_ctl;
+
+/* last_ctl as first_fin and reset read it: None (*prev left as it is, -1), or an exact list
+ * of three whose item slot is a small int (*prev). 0 for anything else. */
+static int ctl_prev(PyObject *last, Py_ssize_t slot, long long *prev)
+{
+    return last != NULL
+           && (last == Py_None
+               || (PyList_CheckExact(last) && PyList_GET_SIZE(last) == 3
+                   && small_int(PyList_GET_ITEM(last, slot), prev)));
+}
+
+/* The new objects of a control letter into c->add, c->seq and c->last (the first objects of
+ * the branch's made[], in that order); the count of them it needs (a NULL last is not). */
+static size_t ctl_new(nw_ctl *c, PyObject *letters, Py_ssize_t at, int first, long long prev,
+                      long long seq, PyObject *last)
+{
+    Py_ssize_t count = first + (prev != -1 && prev != seq);
+    PyObject *letter = PySequence_GetItem(letters, at);
+    c->add = letter != NULL ? PyList_New(count) : NULL;
+    for (Py_ssize_t k = 0; c->add != NULL && k < count; k++) {
+        Py_INCREF(letter);
+        PyList_SET_ITEM(c->add, k, letter);
+    }
+    Py_XDECREF(letter);
+    c->seq = PyLong_FromLongLong(seq);
+    c->last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
+    return 2 + (last == Py_None);
+}
+
+/* After the letters were appended: the endpoint's last_ctl (c->last when made) holds seq in
+ * slot; takes c's references. */
+static void ctl_commit(nw_ctl *c, nw_endpoint *e, PyObject *last, Py_ssize_t slot)
+{
+    Py_DECREF(c->add);
+    if (c->last != NULL) {
+        Py_XSETREF(e->obj[EO_LAST_CTL], c->last);
+        last = c->last;
+    }
+    PyList_SetItem(last, slot, c->seq); /* steals seq; an exact list of 3: cannot fail */
+}
+
 /* A bare ACK that passed every fast-branch test but the history bit: the direction's first
  * one ('A'/'a'), e.g. the third packet of a handshake. Applies what FlowTable.packet and
  * tcpstate.tcp_packet do with it (no SYN, FIN or RST, no payload, a non-zero window, seq
@@ -1399,18 +1481,14 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
             return cond(self, NW_COND_FIRST_A);
     }
     /* the new objects first (a failed allocation changes nothing) */
+    int pd_new = pv[EC_NXT].i >= 0;
     PyObject *letter = PySequence_GetItem(letters, 2);
     PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_A);
     PyObject *new_ed = PyLong_FromLongLong(ed);
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
-    if (letter == NULL || new_bits == NULL || new_ed == NULL
-        || (pv[EC_NXT].i >= 0 && new_pd == NULL) || PyList_Append(hist, letter) < 0) {
-        Py_XDECREF(letter);
-        Py_XDECREF(new_bits);
-        Py_XDECREF(new_ed);
-        Py_XDECREF(new_pd);
-        return -1;
-    }
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {letter, new_bits, new_ed, new_pd};
+    if (!all_made(made, NW_LEN(made), 3 + pd_new) || PyList_Append(hist, letter) < 0)
+        return release_made(made, NW_LEN(made));
     Py_DECREF(letter);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_DELIV], new_ed);
@@ -1470,18 +1548,14 @@ static int first_data(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint
     }
     long long end = ed + plen; /* the payload delivered in order: deliv == seqmax == end */
     /* the new objects first (a failed allocation changes nothing) */
+    int pd_new = pv[EC_NXT].i >= 0;
     PyObject *letter = PySequence_GetItem(letters, 3);
     PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_D);
     PyObject *new_ed = PyLong_FromLongLong(end);
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
-    if (letter == NULL || new_bits == NULL || new_ed == NULL
-        || (pv[EC_NXT].i >= 0 && new_pd == NULL) || PyList_Append(hist, letter) < 0) {
-        Py_XDECREF(letter);
-        Py_XDECREF(new_bits);
-        Py_XDECREF(new_ed);
-        Py_XDECREF(new_pd);
-        return -1;
-    }
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {letter, new_bits, new_ed, new_pd};
+    if (!all_made(made, NW_LEN(made), 3 + pd_new) || PyList_Append(hist, letter) < 0)
+        return release_made(made, NW_LEN(made));
     Py_DECREF(letter);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_DELIV], new_ed);
@@ -1518,10 +1592,7 @@ static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow 
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
     long long es, ps, pdeliv, base, fin, prev_fin = -1;
     if (!tcp_values(f, e, p, 5, &es, &ps, &base) || !small_int(e->obj[EO_FIN], &fin)
-        || last == NULL
-        || (last != Py_None
-            && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
-                || !small_int(PyList_GET_ITEM(last, 1), &prev_fin))))
+        || !ctl_prev(last, 1, &prev_fin))
         return NW_HAND_VALUE;
     if (base < 0 || fin >= 0 || es < NW_TCP_PARTIAL || es > NW_TCP_ESTABLISHED
         || ps < NW_TCP_PARTIAL || ps > NW_TCP_CLOSED)
@@ -1557,40 +1628,18 @@ static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow 
             return cond(self, NW_COND_FIN);
     }
     /* the letters: F once per direction, then again if the last F had another seq */
-    int first_f = (bits & NW_BIT_F) == 0, again = prev_fin != -1 && prev_fin != seq;
-    PyObject *letter = PySequence_GetItem(letters, 4);
-    PyObject *add = PyList_New(first_f + again);
+    nw_ctl ctl;
+    size_t needed = ctl_new(&ctl, letters, 4, (bits & NW_BIT_F) == 0, prev_fin, seq, last);
+    int pd_new = pv[EC_NXT].i >= 0;
     PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_F);
     PyObject *new_ed = PyLong_FromLongLong(ed), *new_fin = PyLong_FromLongLong(fin);
-    PyObject *new_seq = PyLong_FromLongLong(seq), *new_prev = PyLong_FromLongLong(es);
-    PyObject *new_state = PyLong_FromLong(NW_TCP_CLOSED);
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
-    PyObject *new_last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
-    PyObject *made[] = {letter, add, new_bits, new_ed, new_fin, new_seq, new_prev, new_state,
-                        new_pd, new_last};
-    int failed = letter == NULL || add == NULL || new_bits == NULL || new_ed == NULL
-                 || new_fin == NULL || new_seq == NULL || new_prev == NULL || new_state == NULL
-                 || (pv[EC_NXT].i >= 0 && new_pd == NULL) || (last == Py_None && new_last == NULL);
-    if (!failed) {
-        for (Py_ssize_t k = 0; k < first_f + again; k++) {
-            Py_INCREF(letter);
-            PyList_SET_ITEM(add, k, letter);
-        }
-        Py_ssize_t n = PyList_GET_SIZE(hist);
-        failed = PyList_SetSlice(hist, n, n, add) < 0; /* all the letters, or none */
-    }
-    if (failed) {
-        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
-            Py_XDECREF(made[k]);
-        return -1;
-    }
-    Py_DECREF(letter);
-    Py_DECREF(add);
-    if (new_last != NULL) {
-        Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
-        last = new_last;
-    }
-    PyList_SetItem(last, 1, new_seq); /* steals new_seq; an exact list of 3: cannot fail */
+    PyObject *new_prev = PyLong_FromLongLong(es), *new_state = PyLong_FromLong(NW_TCP_CLOSED);
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {ctl.add, ctl.seq, ctl.last, new_bits, new_ed, new_fin, new_prev,
+                        new_state, new_pd};
+    if (!all_made(made, NW_LEN(made), needed + 5 + pd_new) || append_all(hist, ctl.add) < 0)
+        return release_made(made, NW_LEN(made));
+    ctl_commit(&ctl, e, last, 1);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_DELIV], new_ed);
     Py_XSETREF(e->obj[EO_FIN], new_fin);
@@ -1659,10 +1708,8 @@ static int reset(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, 
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
     long long es, ps, edeliv, pdeliv, base, fstate, prev_rst = -1;
     if (!tcp_values(f, e, p, 6, &es, &ps, &base) || !small_int(f->obj[FO_STATE], &fstate)
-        || f->obj[FO_STOP] == NULL || !PyFloat_CheckExact(f->obj[FO_STOP]) || last == NULL
-        || (last != Py_None
-            && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
-                || !small_int(PyList_GET_ITEM(last, 2), &prev_rst))))
+        || f->obj[FO_STOP] == NULL || !PyFloat_CheckExact(f->obj[FO_STOP])
+        || !ctl_prev(last, 2, &prev_rst))
         return NW_HAND_VALUE;
     if (self->closed == NULL || fstate != 0 || base < 0 || es < NW_TCP_PARTIAL
         || es > NW_TCP_ESTABLISHED || ps < NW_TCP_PARTIAL || ps > NW_TCP_CLOSED)
@@ -1681,41 +1728,18 @@ static int reset(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, 
             return cond(self, NW_COND_RST);
     }
     /* the letters: R once per direction, then again if the last R had another seq */
-    int first_r = (bits & NW_BIT_R) == 0, again = prev_rst != -1 && prev_rst != seq;
-    PyObject *letter = PySequence_GetItem(letters, 5);
-    PyObject *add = PyList_New(first_r + again);
+    nw_ctl ctl;
+    size_t needed = ctl_new(&ctl, letters, 5, (bits & NW_BIT_R) == 0, prev_rst, seq, last);
+    int ed_new = ev[EC_NXT].i >= 0, pd_new = pv[EC_NXT].i >= 0;
     PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_R);
-    PyObject *new_seq = PyLong_FromLongLong(seq), *new_prev = PyLong_FromLongLong(es);
-    PyObject *new_state = PyLong_FromLong(NW_TCP_RESET);
-    PyObject *new_ed = ev[EC_NXT].i >= 0 ? PyLong_FromLongLong(edeliv) : NULL;
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
-    PyObject *new_last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
-    PyObject *made[] = {letter,    add,    new_bits, new_seq, new_prev,
-                        new_state, new_ed, new_pd,   new_last};
-    int failed = letter == NULL || add == NULL || new_bits == NULL || new_seq == NULL
-                 || new_prev == NULL || new_state == NULL
-                 || (ev[EC_NXT].i >= 0 && new_ed == NULL) || (pv[EC_NXT].i >= 0 && new_pd == NULL)
-                 || (last == Py_None && new_last == NULL);
-    if (!failed) {
-        for (Py_ssize_t k = 0; k < first_r + again; k++) {
-            Py_INCREF(letter);
-            PyList_SET_ITEM(add, k, letter);
-        }
-        Py_ssize_t n = PyList_GET_SIZE(hist);
-        failed = PyList_SetSlice(hist, n, n, add) < 0; /* all the letters, or none */
-    }
-    if (failed) {
-        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
-            Py_XDECREF(made[k]);
-        return -1;
-    }
-    Py_DECREF(letter);
-    Py_DECREF(add);
-    if (new_last != NULL) {
-        Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
-        last = new_last;
-    }
-    PyList_SetItem(last, 2, new_seq); /* steals new_seq; an exact list of 3: cannot fail */
+    PyObject *new_prev = PyLong_FromLongLong(es), *new_state = PyLong_FromLong(NW_TCP_RESET);
+    PyObject *new_ed = ed_new ? PyLong_FromLongLong(edeliv) : NULL;
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {ctl.add, ctl.seq, ctl.last, new_bits, new_prev, new_state, new_ed, new_pd};
+    if (!all_made(made, NW_LEN(made), needed + 3 + ed_new + pd_new)
+        || append_all(hist, ctl.add) < 0)
+        return release_made(made, NW_LEN(made));
+    ctl_commit(&ctl, e, last, 2);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_PREV], new_prev);
     Py_XSETREF(e->obj[EO_STATE], new_state);
@@ -1773,17 +1797,13 @@ static int syn_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p
     PyObject *new_est = PyLong_FromLong(NW_TCP_ESTABLISHED);
     PyObject *new_inactive = PyLong_FromLong(NW_TCP_INACTIVE);
     PyObject *new_syn_sent = PyLong_FromLong(NW_TCP_SYN_SENT);
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    int pd_new = pv[EC_NXT].i >= 0;
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
     PyObject *made[] = {letter, new_bits, new_first, new_last, new_est, new_inactive,
                         new_syn_sent, new_pd};
-    if ((fresh && letter == NULL) || new_bits == NULL || new_first == NULL || new_last == NULL
-        || new_est == NULL || new_inactive == NULL || new_syn_sent == NULL
-        || (pv[EC_NXT].i >= 0 && new_pd == NULL)
-        || (fresh && PyList_Append(hist, letter) < 0)) {
-        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
-            Py_XDECREF(made[k]);
-        return -1;
-    }
+    if (!all_made(made, NW_LEN(made), fresh + 6 + pd_new)
+        || (fresh && PyList_Append(hist, letter) < 0))
+        return release_made(made, NW_LEN(made));
     Py_XDECREF(letter);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
