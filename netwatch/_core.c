@@ -2043,6 +2043,26 @@ static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, d
     return rc;
 }
 
+/* A new tuple of items[0..n), taking their references; NULL when one is NULL (an allocation
+ * failed: an exception set) or the tuple cannot be made, all of them released then. What
+ * Py_BuildValue does, without parsing a format for every packet handed back. */
+static PyObject *tuple_of(PyObject **items, Py_ssize_t n)
+{
+    PyObject *out = NULL;
+    Py_ssize_t i = 0;
+    while (i < n && items[i] != NULL)
+        i++;
+    if (i == n)
+        out = PyTuple_New(n);
+    for (i = 0; i < n; i++) {
+        if (out != NULL)
+            PyTuple_SET_ITEM(out, i, items[i]);
+        else
+            Py_XDECREF(items[i]);
+    }
+    return out;
+}
+
 /* A payload counted here, for the deep parsers' step in Python: (ts, wire length, frame,
  * (flow, is_orig, payload offset, payload length)); it steals flow's reference (also on
  * failure: NULL, an exception set). */
@@ -2090,10 +2110,16 @@ static PyObject *handed_packet(const uint8_t *buf, const nw_rechdr *h, const nw_
         d = Py_NewRef(Py_None);
     } else {
         Py_ssize_t n = r->kind == NW_IPV4 ? 4 : 16;
-        d = Py_BuildValue("(y#y#iiiIiIIiIIOih)", (const char *)r->src, n, (const char *)r->dst,
-                          n, (int)r->proto, (int)r->sport, (int)r->dport, r->ip_len,
-                          (int)r->tcp_flags, r->seq, r->ack, (int)r->win, r->payload_off,
-                          r->payload_len, frame, 0, r->vlan);
+        PyObject *items[] = {/* the decoder's types: bytes, ints, the frame */
+            PyBytes_FromStringAndSize((const char *)r->src, n),
+            PyBytes_FromStringAndSize((const char *)r->dst, n), PyLong_FromLong(r->proto),
+            PyLong_FromLong(r->sport), PyLong_FromLong(r->dport),
+            PyLong_FromUnsignedLong(r->ip_len), PyLong_FromLong(r->tcp_flags),
+            PyLong_FromUnsignedLong(r->seq), PyLong_FromUnsignedLong(r->ack),
+            PyLong_FromLong(r->win), PyLong_FromUnsignedLong(r->payload_off),
+            PyLong_FromUnsignedLong(r->payload_len), Py_NewRef(frame), PyLong_FromLong(0),
+            PyLong_FromLong(r->vlan)};
+        d = tuple_of(items, (Py_ssize_t)NW_LEN(items));
         if (d == NULL) {
             Py_DECREF(frame);
             return NULL;
@@ -2262,8 +2288,12 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         Py_INCREF(Py_None);
         handed = Py_None;
     }
-    return Py_BuildValue("KKKKiN", (unsigned long long)off, (unsigned long long)done,
-                         (unsigned long long)nbytes, (unsigned long long)empty, status, handed);
+    PyObject *items[] = {PyLong_FromUnsignedLongLong((unsigned long long)off),
+                         PyLong_FromUnsignedLongLong((unsigned long long)done),
+                         PyLong_FromUnsignedLongLong((unsigned long long)nbytes),
+                         PyLong_FromUnsignedLongLong((unsigned long long)empty),
+                         PyLong_FromLong(status), handed};
+    return tuple_of(items, (Py_ssize_t)NW_LEN(items));
 }
 
 PyDoc_STRVAR(fastloop_reasons_doc,
