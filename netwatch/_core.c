@@ -1163,11 +1163,26 @@ static void fastloop_dealloc(nw_fastloop *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* An exact int within +-NW_SAFE (false: anything else, nothing raised). */
-static int small_int(PyObject *v, long long *out)
+/* An exact int within +-NW_SAFE (false: anything else, nothing raised). Called about four
+ * times per packet: before CPython 3.12, an int of at most two digits (|x| < 2**60, within
+ * NW_SAFE whatever the digit size) is read from its digits here, where the sign is Py_SIZE's
+ * (that layout, cpython/longintrepr.h, changed in 3.12: there and for bigger ints, the
+ * public conversion with its overflow flag). */
+static inline int small_int(PyObject *v, long long *out)
 {
     if (v == NULL || !PyLong_CheckExact(v))
         return 0;
+#if PY_VERSION_HEX < 0x030C0000
+    Py_ssize_t size = Py_SIZE(v);
+    if (-2 <= size && size <= 2) {
+        const digit *d = ((PyLongObject *)v)->ob_digit;
+        long long x = size == 0 ? 0 : (long long)d[0];
+        if (size == 2 || size == -2)
+            x |= (long long)d[1] << PyLong_SHIFT;
+        *out = size < 0 ? -x : x;
+        return 1;
+    }
+#endif
     int overflow;
     long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (overflow || x < -NW_SAFE || x > NW_SAFE)
@@ -1182,13 +1197,25 @@ static inline int safe_cell(const nw_val *vals, const uint8_t *tags, int i)
     return tags[i] == NW_INT && vals[i].i >= -NW_SAFE && vals[i].i <= NW_SAFE;
 }
 
+/* memcmp's sign for two addresses of n (4 or 16) bytes, from big-endian words (in line:
+ * once per packet, where a library call cost more than the comparison). */
+static inline int addr_order(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t x = be32(a + i), y = be32(b + i);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
 /* The flow key of a common-shape record as netwatch.flow.table builds it, (src, dst,
  * sport, dport, proto) with the lower address (then port) first, in raw form; *fwd: the
  * packet's direction is the key's. */
 static void raw_key(const nw_record *r, uint8_t raw[NW_RAW_KEY], int *fwd)
 {
     size_t n = r->kind == NW_IPV4 ? 4 : 16;
-    int c = memcmp(r->src, r->dst, n);
+    int c = addr_order(r->src, r->dst, n);
     *fwd = c < 0 || (c == 0 && r->sport <= r->dport);
     const uint8_t *a = *fwd ? r->src : r->dst, *b = *fwd ? r->dst : r->src;
     uint16_t pa = *fwd ? r->sport : r->dport, pb = *fwd ? r->dport : r->sport;
@@ -1199,8 +1226,13 @@ static void raw_key(const nw_record *r, uint8_t raw[NW_RAW_KEY], int *fwd)
     raw[3] = (uint8_t)pa;
     raw[4] = (uint8_t)(pb >> 8);
     raw[5] = (uint8_t)pb;
-    memcpy(raw + 6, a, n);
-    memcpy(raw + 22, b, n);
+    if (n == 4) { /* constant sizes: copied in line, not through a library call */
+        memcpy(raw + 6, a, 4);
+        memcpy(raw + 22, b, 4);
+    } else {
+        memcpy(raw + 6, a, 16);
+        memcpy(raw + 22, b, 16);
+    }
 }
 
 /* The key tuple of a raw key (a new reference). */
@@ -1242,6 +1274,19 @@ static size_t key_slot(const uint8_t raw[NW_RAW_KEY])
     return (size_t)(h >> 20) & (NW_KEY_CACHE - 1);
 }
 
+/* Two raw keys are equal: their five 8-byte words compared in line (a memcmp call per
+ * packet cost more than the comparison). */
+static inline int raw_equal(const uint8_t a[NW_RAW_KEY], const uint8_t b[NW_RAW_KEY])
+{
+    uint64_t diff = 0;
+    for (size_t i = 0; i < NW_RAW_KEY; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    return diff == 0;
+}
 
 /* Remember the key of a flow found in the table: the table's own key object when it is an
  * exact tuple equal to ours (the dict then matches it by identity), else ours. */
@@ -1314,6 +1359,88 @@ static int tcp_values(const nw_flow *f, nw_endpoint *e, nw_endpoint *p, Py_ssize
            && small_int(e->obj[EO_BASE], base);
 }
 
+/* The TCP branches below make every new object they need before they change anything, and
+ * change first the one thing that can fail (Flow.hist), so that a failed allocation changes
+ * nothing: made[0..n) holds the new objects, NULL where one is not needed (NW_LEN(made)). */
+#define NW_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* All needed objects made: needed of made[0..n) are not NULL (else an allocation failed). */
+static int all_made(PyObject *const *made, size_t n, size_t needed)
+{
+    size_t have = 0;
+    for (size_t k = 0; k < n; k++)
+        have += made[k] != NULL;
+    return have == needed;
+}
+
+/* Releases made[0..n) (an allocation or Flow.hist's change failed): -1, for the branch to
+ * return. */
+static int release_made(PyObject **made, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        Py_CLEAR(made[k]);
+    return -1;
+}
+
+/* The letters of the list add appended to Flow.hist, all or none: 0, or -1 (an exception
+ * set, hist unchanged). */
+static int append_all(PyObject *hist, PyObject *add)
+{
+    Py_ssize_t end = PyList_GET_SIZE(hist);
+    return PyList_SetSlice(hist, end, end, add);
+}
+
+/* A FIN's or a RST's control letter (first_fin: letters[4], last_ctl[1]; reset: letters[5],
+ * last_ctl[2]) as tcpstate's _control adds it: once per direction (first: its history bit
+ * not set yet), then again when the last one of its kind had another sequence number (prev:
+ * last_ctl[slot], -1 for none); last_ctl, made [-1, -1, -1] when the endpoint had None, then
+ * holds seq in that slot. */
+typedef struct {
+    PyObject *add;  /* the letters for Flow.hist: a list of 0, 1 or 2 */
+    PyObject *seq;  /* seq, for last_ctl[slot] */
+    PyObject *last; /* the endpoint's new last_ctl when it had None, else NULL */
+} nw_ctl;
+
+/* last_ctl as first_fin and reset read it: None (*prev left as it is, -1), or an exact list
+ * of three whose item slot is a small int (*prev). 0 for anything else. */
+static int ctl_prev(PyObject *last, Py_ssize_t slot, long long *prev)
+{
+    return last != NULL
+           && (last == Py_None
+               || (PyList_CheckExact(last) && PyList_GET_SIZE(last) == 3
+                   && small_int(PyList_GET_ITEM(last, slot), prev)));
+}
+
+/* The new objects of a control letter into c->add, c->seq and c->last (the first objects of
+ * the branch's made[], in that order); the count of them it needs (a NULL last is not). */
+static size_t ctl_new(nw_ctl *c, PyObject *letters, Py_ssize_t at, int first, long long prev,
+                      long long seq, PyObject *last)
+{
+    Py_ssize_t count = first + (prev != -1 && prev != seq);
+    PyObject *letter = PySequence_GetItem(letters, at);
+    c->add = letter != NULL ? PyList_New(count) : NULL;
+    for (Py_ssize_t k = 0; c->add != NULL && k < count; k++) {
+        Py_INCREF(letter);
+        PyList_SET_ITEM(c->add, k, letter);
+    }
+    Py_XDECREF(letter);
+    c->seq = PyLong_FromLongLong(seq);
+    c->last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
+    return 2 + (last == Py_None);
+}
+
+/* After the letters were appended: the endpoint's last_ctl (c->last when made) holds seq in
+ * slot; takes c's references. */
+static void ctl_commit(nw_ctl *c, nw_endpoint *e, PyObject *last, Py_ssize_t slot)
+{
+    Py_DECREF(c->add);
+    if (c->last != NULL) {
+        Py_XSETREF(e->obj[EO_LAST_CTL], c->last);
+        last = c->last;
+    }
+    PyList_SetItem(last, slot, c->seq); /* steals seq; an exact list of 3: cannot fail */
+}
+
 /* A bare ACK that passed every fast-branch test but the history bit: the direction's first
  * one ('A'/'a'), e.g. the third packet of a handshake. Applies what FlowTable.packet and
  * tcpstate.tcp_packet do with it (no SYN, FIN or RST, no payload, a non-zero window, seq
@@ -1354,18 +1481,14 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
             return cond(self, NW_COND_FIRST_A);
     }
     /* the new objects first (a failed allocation changes nothing) */
+    int pd_new = pv[EC_NXT].i >= 0;
     PyObject *letter = PySequence_GetItem(letters, 2);
     PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_A);
     PyObject *new_ed = PyLong_FromLongLong(ed);
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
-    if (letter == NULL || new_bits == NULL || new_ed == NULL
-        || (pv[EC_NXT].i >= 0 && new_pd == NULL) || PyList_Append(hist, letter) < 0) {
-        Py_XDECREF(letter);
-        Py_XDECREF(new_bits);
-        Py_XDECREF(new_ed);
-        Py_XDECREF(new_pd);
-        return -1;
-    }
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {letter, new_bits, new_ed, new_pd};
+    if (!all_made(made, NW_LEN(made), 3 + pd_new) || PyList_Append(hist, letter) < 0)
+        return release_made(made, NW_LEN(made));
     Py_DECREF(letter);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_DELIV], new_ed);
@@ -1425,18 +1548,14 @@ static int first_data(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint
     }
     long long end = ed + plen; /* the payload delivered in order: deliv == seqmax == end */
     /* the new objects first (a failed allocation changes nothing) */
+    int pd_new = pv[EC_NXT].i >= 0;
     PyObject *letter = PySequence_GetItem(letters, 3);
     PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_D);
     PyObject *new_ed = PyLong_FromLongLong(end);
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
-    if (letter == NULL || new_bits == NULL || new_ed == NULL
-        || (pv[EC_NXT].i >= 0 && new_pd == NULL) || PyList_Append(hist, letter) < 0) {
-        Py_XDECREF(letter);
-        Py_XDECREF(new_bits);
-        Py_XDECREF(new_ed);
-        Py_XDECREF(new_pd);
-        return -1;
-    }
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {letter, new_bits, new_ed, new_pd};
+    if (!all_made(made, NW_LEN(made), 3 + pd_new) || PyList_Append(hist, letter) < 0)
+        return release_made(made, NW_LEN(made));
     Py_DECREF(letter);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_DELIV], new_ed);
@@ -1473,10 +1592,7 @@ static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow 
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
     long long es, ps, pdeliv, base, fin, prev_fin = -1;
     if (!tcp_values(f, e, p, 5, &es, &ps, &base) || !small_int(e->obj[EO_FIN], &fin)
-        || last == NULL
-        || (last != Py_None
-            && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
-                || !small_int(PyList_GET_ITEM(last, 1), &prev_fin))))
+        || !ctl_prev(last, 1, &prev_fin))
         return NW_HAND_VALUE;
     if (base < 0 || fin >= 0 || es < NW_TCP_PARTIAL || es > NW_TCP_ESTABLISHED
         || ps < NW_TCP_PARTIAL || ps > NW_TCP_CLOSED)
@@ -1512,40 +1628,18 @@ static int first_fin(nw_fastloop *self, nw_endpoint *e, nw_endpoint *p, nw_flow 
             return cond(self, NW_COND_FIN);
     }
     /* the letters: F once per direction, then again if the last F had another seq */
-    int first_f = (bits & NW_BIT_F) == 0, again = prev_fin != -1 && prev_fin != seq;
-    PyObject *letter = PySequence_GetItem(letters, 4);
-    PyObject *add = PyList_New(first_f + again);
+    nw_ctl ctl;
+    size_t needed = ctl_new(&ctl, letters, 4, (bits & NW_BIT_F) == 0, prev_fin, seq, last);
+    int pd_new = pv[EC_NXT].i >= 0;
     PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_F);
     PyObject *new_ed = PyLong_FromLongLong(ed), *new_fin = PyLong_FromLongLong(fin);
-    PyObject *new_seq = PyLong_FromLongLong(seq), *new_prev = PyLong_FromLongLong(es);
-    PyObject *new_state = PyLong_FromLong(NW_TCP_CLOSED);
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
-    PyObject *new_last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
-    PyObject *made[] = {letter, add, new_bits, new_ed, new_fin, new_seq, new_prev, new_state,
-                        new_pd, new_last};
-    int failed = letter == NULL || add == NULL || new_bits == NULL || new_ed == NULL
-                 || new_fin == NULL || new_seq == NULL || new_prev == NULL || new_state == NULL
-                 || (pv[EC_NXT].i >= 0 && new_pd == NULL) || (last == Py_None && new_last == NULL);
-    if (!failed) {
-        for (Py_ssize_t k = 0; k < first_f + again; k++) {
-            Py_INCREF(letter);
-            PyList_SET_ITEM(add, k, letter);
-        }
-        Py_ssize_t n = PyList_GET_SIZE(hist);
-        failed = PyList_SetSlice(hist, n, n, add) < 0; /* all the letters, or none */
-    }
-    if (failed) {
-        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
-            Py_XDECREF(made[k]);
-        return -1;
-    }
-    Py_DECREF(letter);
-    Py_DECREF(add);
-    if (new_last != NULL) {
-        Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
-        last = new_last;
-    }
-    PyList_SetItem(last, 1, new_seq); /* steals new_seq; an exact list of 3: cannot fail */
+    PyObject *new_prev = PyLong_FromLongLong(es), *new_state = PyLong_FromLong(NW_TCP_CLOSED);
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {ctl.add, ctl.seq, ctl.last, new_bits, new_ed, new_fin, new_prev,
+                        new_state, new_pd};
+    if (!all_made(made, NW_LEN(made), needed + 5 + pd_new) || append_all(hist, ctl.add) < 0)
+        return release_made(made, NW_LEN(made));
+    ctl_commit(&ctl, e, last, 1);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_DELIV], new_ed);
     Py_XSETREF(e->obj[EO_FIN], new_fin);
@@ -1614,10 +1708,8 @@ static int reset(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, 
     PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS], *last = e->obj[EO_LAST_CTL];
     long long es, ps, edeliv, pdeliv, base, fstate, prev_rst = -1;
     if (!tcp_values(f, e, p, 6, &es, &ps, &base) || !small_int(f->obj[FO_STATE], &fstate)
-        || f->obj[FO_STOP] == NULL || !PyFloat_CheckExact(f->obj[FO_STOP]) || last == NULL
-        || (last != Py_None
-            && (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 3
-                || !small_int(PyList_GET_ITEM(last, 2), &prev_rst))))
+        || f->obj[FO_STOP] == NULL || !PyFloat_CheckExact(f->obj[FO_STOP])
+        || !ctl_prev(last, 2, &prev_rst))
         return NW_HAND_VALUE;
     if (self->closed == NULL || fstate != 0 || base < 0 || es < NW_TCP_PARTIAL
         || es > NW_TCP_ESTABLISHED || ps < NW_TCP_PARTIAL || ps > NW_TCP_CLOSED)
@@ -1636,41 +1728,18 @@ static int reset(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p, 
             return cond(self, NW_COND_RST);
     }
     /* the letters: R once per direction, then again if the last R had another seq */
-    int first_r = (bits & NW_BIT_R) == 0, again = prev_rst != -1 && prev_rst != seq;
-    PyObject *letter = PySequence_GetItem(letters, 5);
-    PyObject *add = PyList_New(first_r + again);
+    nw_ctl ctl;
+    size_t needed = ctl_new(&ctl, letters, 5, (bits & NW_BIT_R) == 0, prev_rst, seq, last);
+    int ed_new = ev[EC_NXT].i >= 0, pd_new = pv[EC_NXT].i >= 0;
     PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_R);
-    PyObject *new_seq = PyLong_FromLongLong(seq), *new_prev = PyLong_FromLongLong(es);
-    PyObject *new_state = PyLong_FromLong(NW_TCP_RESET);
-    PyObject *new_ed = ev[EC_NXT].i >= 0 ? PyLong_FromLongLong(edeliv) : NULL;
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
-    PyObject *new_last = last == Py_None ? Py_BuildValue("[iii]", -1, -1, -1) : NULL;
-    PyObject *made[] = {letter,    add,    new_bits, new_seq, new_prev,
-                        new_state, new_ed, new_pd,   new_last};
-    int failed = letter == NULL || add == NULL || new_bits == NULL || new_seq == NULL
-                 || new_prev == NULL || new_state == NULL
-                 || (ev[EC_NXT].i >= 0 && new_ed == NULL) || (pv[EC_NXT].i >= 0 && new_pd == NULL)
-                 || (last == Py_None && new_last == NULL);
-    if (!failed) {
-        for (Py_ssize_t k = 0; k < first_r + again; k++) {
-            Py_INCREF(letter);
-            PyList_SET_ITEM(add, k, letter);
-        }
-        Py_ssize_t n = PyList_GET_SIZE(hist);
-        failed = PyList_SetSlice(hist, n, n, add) < 0; /* all the letters, or none */
-    }
-    if (failed) {
-        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
-            Py_XDECREF(made[k]);
-        return -1;
-    }
-    Py_DECREF(letter);
-    Py_DECREF(add);
-    if (new_last != NULL) {
-        Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
-        last = new_last;
-    }
-    PyList_SetItem(last, 2, new_seq); /* steals new_seq; an exact list of 3: cannot fail */
+    PyObject *new_prev = PyLong_FromLongLong(es), *new_state = PyLong_FromLong(NW_TCP_RESET);
+    PyObject *new_ed = ed_new ? PyLong_FromLongLong(edeliv) : NULL;
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
+    PyObject *made[] = {ctl.add, ctl.seq, ctl.last, new_bits, new_prev, new_state, new_ed, new_pd};
+    if (!all_made(made, NW_LEN(made), needed + 3 + ed_new + pd_new)
+        || append_all(hist, ctl.add) < 0)
+        return release_made(made, NW_LEN(made));
+    ctl_commit(&ctl, e, last, 2);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_PREV], new_prev);
     Py_XSETREF(e->obj[EO_STATE], new_state);
@@ -1728,17 +1797,13 @@ static int syn_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint *p
     PyObject *new_est = PyLong_FromLong(NW_TCP_ESTABLISHED);
     PyObject *new_inactive = PyLong_FromLong(NW_TCP_INACTIVE);
     PyObject *new_syn_sent = PyLong_FromLong(NW_TCP_SYN_SENT);
-    PyObject *new_pd = pv[EC_NXT].i >= 0 ? PyLong_FromLongLong(pdeliv) : NULL;
+    int pd_new = pv[EC_NXT].i >= 0;
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
     PyObject *made[] = {letter, new_bits, new_first, new_last, new_est, new_inactive,
                         new_syn_sent, new_pd};
-    if ((fresh && letter == NULL) || new_bits == NULL || new_first == NULL || new_last == NULL
-        || new_est == NULL || new_inactive == NULL || new_syn_sent == NULL
-        || (pv[EC_NXT].i >= 0 && new_pd == NULL)
-        || (fresh && PyList_Append(hist, letter) < 0)) {
-        for (size_t k = 0; k < sizeof made / sizeof made[0]; k++)
-            Py_XDECREF(made[k]);
-        return -1;
-    }
+    if (!all_made(made, NW_LEN(made), fresh + 6 + pd_new)
+        || (fresh && PyList_Append(hist, letter) < 0))
+        return release_made(made, NW_LEN(made));
     Py_XDECREF(letter);
     Py_XSETREF(e->obj[EO_BITS], new_bits);
     Py_XSETREF(e->obj[EO_LAST_CTL], new_last);
@@ -1907,7 +1972,7 @@ static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[
                           int *rc)
 {
     nw_key_entry *entry = &self->keys[key_slot(raw)];
-    int cached = entry->key != NULL && memcmp(entry->raw, raw, NW_RAW_KEY) == 0;
+    int cached = entry->key != NULL && raw_equal(entry->raw, raw);
     if (cached && entry->flow != NULL) {
         nw_flow *f = (nw_flow *)entry->flow;
         if (Py_IS_TYPE(f, self->flow_type) && live(f)) {
@@ -1978,6 +2043,26 @@ static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, d
     return rc;
 }
 
+/* A new tuple of items[0..n), taking their references; NULL when one is NULL (an allocation
+ * failed: an exception set) or the tuple cannot be made, all of them released then. What
+ * Py_BuildValue does, without parsing a format for every packet handed back. */
+static PyObject *tuple_of(PyObject **items, Py_ssize_t n)
+{
+    PyObject *out = NULL;
+    Py_ssize_t i = 0;
+    while (i < n && items[i] != NULL)
+        i++;
+    if (i == n)
+        out = PyTuple_New(n);
+    for (i = 0; i < n; i++) {
+        if (out != NULL)
+            PyTuple_SET_ITEM(out, i, items[i]);
+        else
+            Py_XDECREF(items[i]);
+    }
+    return out;
+}
+
 /* A payload counted here, for the deep parsers' step in Python: (ts, wire length, frame,
  * (flow, is_orig, payload offset, payload length)); it steals flow's reference (also on
  * failure: NULL, an exception set). */
@@ -2025,10 +2110,16 @@ static PyObject *handed_packet(const uint8_t *buf, const nw_rechdr *h, const nw_
         d = Py_NewRef(Py_None);
     } else {
         Py_ssize_t n = r->kind == NW_IPV4 ? 4 : 16;
-        d = Py_BuildValue("(y#y#iiiIiIIiIIOih)", (const char *)r->src, n, (const char *)r->dst,
-                          n, (int)r->proto, (int)r->sport, (int)r->dport, r->ip_len,
-                          (int)r->tcp_flags, r->seq, r->ack, (int)r->win, r->payload_off,
-                          r->payload_len, frame, 0, r->vlan);
+        PyObject *items[] = {/* the decoder's types: bytes, ints, the frame */
+            PyBytes_FromStringAndSize((const char *)r->src, n),
+            PyBytes_FromStringAndSize((const char *)r->dst, n), PyLong_FromLong(r->proto),
+            PyLong_FromLong(r->sport), PyLong_FromLong(r->dport),
+            PyLong_FromUnsignedLong(r->ip_len), PyLong_FromLong(r->tcp_flags),
+            PyLong_FromUnsignedLong(r->seq), PyLong_FromUnsignedLong(r->ack),
+            PyLong_FromLong(r->win), PyLong_FromUnsignedLong(r->payload_off),
+            PyLong_FromUnsignedLong(r->payload_len), Py_NewRef(frame), PyLong_FromLong(0),
+            PyLong_FromLong(r->vlan)};
+        d = tuple_of(items, (Py_ssize_t)NW_LEN(items));
         if (d == NULL) {
             Py_DECREF(frame);
             return NULL;
@@ -2197,8 +2288,12 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         Py_INCREF(Py_None);
         handed = Py_None;
     }
-    return Py_BuildValue("KKKKiN", (unsigned long long)off, (unsigned long long)done,
-                         (unsigned long long)nbytes, (unsigned long long)empty, status, handed);
+    PyObject *items[] = {PyLong_FromUnsignedLongLong((unsigned long long)off),
+                         PyLong_FromUnsignedLongLong((unsigned long long)done),
+                         PyLong_FromUnsignedLongLong((unsigned long long)nbytes),
+                         PyLong_FromUnsignedLongLong((unsigned long long)empty),
+                         PyLong_FromLong(status), handed};
+    return tuple_of(items, (Py_ssize_t)NW_LEN(items));
 }
 
 PyDoc_STRVAR(fastloop_reasons_doc,

@@ -320,6 +320,76 @@ static Py_ssize_t skip_name(const uint8_t *buf, size_t size, size_t off)
     return -1;
 }
 
+/* What dns_scan and dns_message read first, as dns._parse does: the payload (bytes, else a
+ * TypeError), its header's fields, how many questions and answer records to walk (at most
+ * DNS_MAX_QUESTIONS and DNS_MAX_ANSWERS; no answers when the questions are more: the answer
+ * section cannot be located without every question). */
+typedef struct {
+    const uint8_t *buf;
+    size_t size, txid, flags, qdcount, questions, answers;
+} dns_head;
+
+/* 1 with *h filled; 0 for a payload shorter than the header (the message is None); -1 with
+ * a TypeError naming fn when arg is not bytes. */
+static int dns_header(PyObject *arg, const char *fn, dns_head *h)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes bytes", fn);
+        return -1;
+    }
+    h->buf = (const uint8_t *)PyBytes_AS_STRING(arg);
+    h->size = (size_t)PyBytes_GET_SIZE(arg);
+    if (h->size < DNS_HEADER)
+        return 0;
+    size_t ancount = u16(h->buf + 6);
+    h->txid = u16(h->buf);
+    h->flags = u16(h->buf + 2);
+    h->qdcount = u16(h->buf + 4);
+    h->questions = h->qdcount < DNS_MAX_QUESTIONS ? h->qdcount : DNS_MAX_QUESTIONS;
+    if (h->qdcount > DNS_MAX_QUESTIONS)
+        ancount = 0;
+    h->answers = ancount < DNS_MAX_ANSWERS ? ancount : DNS_MAX_ANSWERS;
+    return 1;
+}
+
+/* One resource record's fixed part, as dns._parse's answer loop reads it. */
+typedef struct {
+    size_t name_off; /* the owner name */
+    size_t data;     /* RDATA's first byte */
+    size_t rdlen;
+    unsigned rtype, rclass;
+    unsigned long ttl;
+} dns_rr;
+
+/* The record at *off: 1 with *rr filled and *off just past its RDATA; 0 when it is cut (the
+ * walk stops there). */
+static int dns_record(const uint8_t *buf, size_t size, size_t *off, dns_rr *rr)
+{
+    size_t at = *off;
+    Py_ssize_t after = skip_name(buf, size, at);
+    if (after < 0 || (size_t)after + 10 > size)
+        return 0;
+    rr->name_off = at;
+    at = (size_t)after;
+    rr->rtype = (unsigned)u16(buf + at);
+    rr->rclass = (unsigned)u16(buf + at + 2);
+    rr->ttl = ((unsigned long)buf[at + 4] << 24) | ((unsigned long)buf[at + 5] << 16)
+              | ((unsigned long)buf[at + 6] << 8) | buf[at + 7];
+    rr->rdlen = u16(buf + at + 8);
+    rr->data = at + 10;
+    if (rr->data + rr->rdlen > size)
+        return 0;
+    *off = rr->data + rr->rdlen;
+    return 1;
+}
+
+/* A record both walks keep: A, AAAA or CNAME of class IN (mDNS's cache-flush bit aside). */
+static inline int dns_kept(const dns_rr *rr)
+{
+    return (rr->rtype == DNS_A || rr->rtype == DNS_AAAA || rr->rtype == DNS_CNAME)
+           && (rr->rclass & 0x7FFF) == DNS_IN;
+}
+
 /* One kept answer before normalisation: (owner, rtype, value, ttl); value is the CNAME's
  * target name or the address as inet_ntop writes it. Py_None where dns._make_record
  * answers None for reasons other than a name's normalisation; NULL on an error. */
@@ -371,20 +441,15 @@ PyDoc_STRVAR(dns_scan_doc,
 static PyObject *dns_scan(PyObject *module, PyObject *arg)
 {
     (void)module;
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "dns_scan() takes bytes");
-        return NULL;
-    }
-    const uint8_t *buf = (const uint8_t *)PyBytes_AS_STRING(arg);
-    size_t size = (size_t)PyBytes_GET_SIZE(arg);
-    if (size < DNS_HEADER)
-        Py_RETURN_NONE;
-    size_t txid = u16(buf), flags = u16(buf + 2), qdcount = u16(buf + 4),
-           ancount = u16(buf + 6);
+    dns_head h;
+    int rc = dns_header(arg, "dns_scan", &h);
+    if (rc <= 0)
+        return rc < 0 ? NULL : Py_NewRef(Py_None);
+    const uint8_t *buf = h.buf;
+    size_t size = h.size;
     PyObject *qname = Py_NewRef(Py_None), *qtype = Py_NewRef(Py_None);
     size_t off = DNS_HEADER;
-    size_t questions = qdcount < DNS_MAX_QUESTIONS ? qdcount : DNS_MAX_QUESTIONS;
-    for (size_t index = 0; index < questions; index++) {
+    for (size_t index = 0; index < h.questions; index++) {
         size_t next = 0;
         PyObject *name = read_name(buf, size, off, &next);
         if (name == NULL || name == Py_None || next + 4 > size) {
@@ -408,39 +473,23 @@ static PyObject *dns_scan(PyObject *module, PyObject *arg)
         }
         off += 4;
     }
-    if (qdcount > DNS_MAX_QUESTIONS)
-        ancount = 0; /* the answer section cannot be located without every question */
-    size_t count = ancount < DNS_MAX_ANSWERS ? ancount : DNS_MAX_ANSWERS;
     PyObject *answers = PyList_New(0);
     if (answers == NULL)
         goto fail;
-    for (size_t i = 0; i < count; i++) {
-        size_t name_off = off;
-        Py_ssize_t after = skip_name(buf, size, off);
-        if (after < 0 || (size_t)after + 10 > size)
-            break;
-        off = (size_t)after;
-        unsigned rtype = (unsigned)u16(buf + off), rclass = (unsigned)u16(buf + off + 2);
-        unsigned long ttl = ((unsigned long)buf[off + 4] << 24) | ((unsigned long)buf[off + 5] << 16)
-                            | ((unsigned long)buf[off + 6] << 8) | buf[off + 7];
-        size_t rdlen = u16(buf + off + 8);
-        off += 10;
-        if (off + rdlen > size)
-            break;
-        if ((rtype == DNS_A || rtype == DNS_AAAA || rtype == DNS_CNAME)
-            && (rclass & 0x7FFF) == DNS_IN) {
-            PyObject *kept = answer(buf, size, name_off, off, rdlen, rtype, ttl);
+    dns_rr rr;
+    for (size_t i = 0; i < h.answers && dns_record(buf, size, &off, &rr); i++) {
+        if (dns_kept(&rr)) {
+            PyObject *kept = answer(buf, size, rr.name_off, rr.data, rr.rdlen, rr.rtype, rr.ttl);
             if (kept == NULL)
                 goto fail;
-            int rc = kept == Py_None ? 0 : PyList_Append(answers, kept);
+            rc = kept == Py_None ? 0 : PyList_Append(answers, kept);
             Py_DECREF(kept);
             if (rc < 0)
                 goto fail;
         }
-        off += rdlen;
     }
-    return Py_BuildValue("nONNnN", (Py_ssize_t)txid, (flags & 0x8000) ? Py_True : Py_False,
-                         qname, qtype, (Py_ssize_t)(flags & 0xF), answers);
+    return Py_BuildValue("nONNnN", (Py_ssize_t)h.txid, (h.flags & 0x8000) ? Py_True : Py_False,
+                         qname, qtype, (Py_ssize_t)(h.flags & 0xF), answers);
 fail:
     Py_DECREF(qname);
     Py_DECREF(qtype);
@@ -621,23 +670,19 @@ PyDoc_STRVAR(dns_message_doc,
 static PyObject *dns_message(PyObject *module, PyObject *arg)
 {
     (void)module;
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "dns_message() takes bytes");
-        return NULL;
-    }
-    const uint8_t *buf = (const uint8_t *)PyBytes_AS_STRING(arg);
-    size_t size = (size_t)PyBytes_GET_SIZE(arg);
-    if (size < DNS_HEADER)
-        Py_RETURN_NONE;
-    size_t flags = u16(buf + 2), qdcount = u16(buf + 4), ancount = u16(buf + 6);
+    dns_head h;
+    int hrc = dns_header(arg, "dns_message", &h);
+    if (hrc <= 0)
+        return hrc < 0 ? NULL : Py_NewRef(Py_None);
+    const uint8_t *buf = h.buf;
+    size_t size = h.size;
     name_pool pool;
     pool.count = 0;
     kept_answer rec[DNS_MAX_ANSWERS];
     size_t kept = 0;
     PyObject *qname = Py_NewRef(Py_None), *result = NULL;
     size_t off = DNS_HEADER;
-    size_t questions = qdcount < DNS_MAX_QUESTIONS ? qdcount : DNS_MAX_QUESTIONS;
-    for (size_t index = 0; index < questions; index++) {
+    for (size_t index = 0; index < h.questions; index++) {
         size_t next = 0;
         PyObject *name = NULL;
         int rc = pooled_name(&pool, buf, size, off, &next, &name);
@@ -654,28 +699,12 @@ static PyObject *dns_message(PyObject *module, PyObject *arg)
             Py_DECREF(name);
         off = next + 4;
     }
-    if (qdcount > DNS_MAX_QUESTIONS)
-        ancount = 0; /* the answer section cannot be located without every question */
-    size_t count = ancount < DNS_MAX_ANSWERS ? ancount : DNS_MAX_ANSWERS;
-    for (size_t i = 0; i < count; i++) {
-        size_t name_off = off;
-        Py_ssize_t after = skip_name(buf, size, off);
-        if (after < 0 || (size_t)after + 10 > size)
-            break;
-        off = (size_t)after;
-        unsigned rtype = (unsigned)u16(buf + off), rclass = (unsigned)u16(buf + off + 2);
-        unsigned long ttl = ((unsigned long)buf[off + 4] << 24)
-                            | ((unsigned long)buf[off + 5] << 16)
-                            | ((unsigned long)buf[off + 6] << 8) | buf[off + 7];
-        size_t rdlen = u16(buf + off + 8);
-        off += 10;
-        if (off + rdlen > size)
-            break;
-        size_t data = off;
-        off += rdlen;
-        if (!(rtype == DNS_A || rtype == DNS_AAAA || rtype == DNS_CNAME)
-            || (rclass & 0x7FFF) != DNS_IN)
+    dns_rr rr;
+    for (size_t i = 0; i < h.answers && dns_record(buf, size, &off, &rr); i++) {
+        if (!dns_kept(&rr))
             continue;
+        size_t name_off = rr.name_off, data = rr.data, rdlen = rr.rdlen;
+        unsigned rtype = rr.rtype;
         size_t unused = 0, end = 0;
         PyObject *owner = NULL, *target = NULL;
         int rc = pooled_name(&pool, buf, size, name_off, &unused, &owner);
@@ -704,13 +733,13 @@ static PyObject *dns_message(PyObject *module, PyObject *arg)
         rec[kept].target = target;
         rec[kept].addr = buf + data;
         rec[kept].addr_len = rdlen;
-        rec[kept].ttl = ttl;
+        rec[kept].ttl = rr.ttl;
         kept++;
     }
     PyObject *answers = chain(rec, kept, qname);
     if (answers != NULL)
-        result = Py_BuildValue("OOnN", (flags & 0x8000) ? Py_True : Py_False, qname,
-                               (Py_ssize_t)qdcount, answers);
+        result = Py_BuildValue("OOnN", (h.flags & 0x8000) ? Py_True : Py_False, qname,
+                               (Py_ssize_t)h.qdcount, answers);
 done:
     for (size_t i = 0; i < kept; i++) {
         Py_DECREF(rec[i].name);

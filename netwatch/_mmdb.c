@@ -211,16 +211,42 @@ static void tree_release(mm_tree *t)
     Py_CLEAR(t->fill);
 }
 
+/* The four types here take positional arguments only: 0, or -1 with a TypeError naming the
+ * type when keywords were given. */
+static int positional_only(PyObject *kwds, const char *type)
+{
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s takes positional arguments only", type);
+        return -1;
+    }
+    return 0;
+}
+
+/* The four types share their shape: made by PyType_GenericNew, then prefix_init; in the
+ * cyclic GC (prefix_traverse, prefix_clear, prefix_dealloc); prefix_methods and prefix_doc;
+ * any other slot given after the prefix. */
+#define MM_TYPE(var, name, ctype, prefix, ...)                                                  \
+    static PyTypeObject var = {                                                              \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netwatch._mmdb." name,                     \
+        .tp_basicsize = sizeof(ctype),                                                       \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,                                 \
+        .tp_doc = prefix##_doc,                                                              \
+        .tp_new = PyType_GenericNew,                                                         \
+        .tp_init = prefix##_init,                                                            \
+        .tp_traverse = prefix##_traverse,                                                    \
+        .tp_clear = prefix##_clear,                                                          \
+        .tp_dealloc = prefix##_dealloc,                                                      \
+        .tp_methods = prefix##_methods,                                                      \
+        __VA_ARGS__}
+
 static int tree_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     mm_tree *t = (mm_tree *)self;
     PyObject *buffer, *fill = Py_None;
     unsigned long long node_count, block_size = 0;
     int record_size, ip_version;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
-        PyErr_SetString(PyExc_TypeError, "Tree takes positional arguments only");
+    if (positional_only(kwds, "Tree") < 0)
         return -1;
-    }
     if (!PyArg_ParseTuple(args, "OKii|OK:Tree", &buffer, &node_count, &record_size, &ip_version,
                           &fill, &block_size))
         return -1;
@@ -378,20 +404,7 @@ PyDoc_STRVAR(tree_doc, "Tree(buffer, node_count, record_size, ip_version, fill=N
                        "fill(block) is called (once, until it returns) before a walk first\n"
                        "reads a node in that block.");
 
-static PyTypeObject tree_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "netwatch._mmdb.Tree",
-    .tp_basicsize = sizeof(mm_tree),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = tree_doc,
-    .tp_new = PyType_GenericNew,
-    .tp_init = tree_init,
-    .tp_traverse = tree_traverse,
-    .tp_clear = tree_clear,
-    .tp_dealloc = tree_dealloc,
-    .tp_methods = tree_methods,
-    .tp_members = tree_members,
-};
+MM_TYPE(tree_type, "Tree", mm_tree, tree, .tp_members = tree_members);
 
 /* ---- Pair: the two walks of a GeoIP lookup and the answer kept for their offsets ---- */
 
@@ -408,10 +421,8 @@ static int pair_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     mm_pair *p = (mm_pair *)self;
     PyObject *first, *second, *answers, *missing, *failed;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
-        PyErr_SetString(PyExc_TypeError, "Pair takes positional arguments only");
+    if (positional_only(kwds, "Pair") < 0)
         return -1;
-    }
     if (!PyArg_ParseTuple(args, "O!O!O!OO:Pair", &tree_type, &first, &tree_type, &second,
                           &PyDict_Type, &answers, &missing, &failed))
         return -1;
@@ -521,19 +532,7 @@ PyDoc_STRVAR(pair_doc,
              "A GeoIP lookup in two files (two Trees, country then ASN) with the answers\n"
              "kept per pair of data offsets in the dict `answers`; see lookup.");
 
-static PyTypeObject pair_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "netwatch._mmdb.Pair",
-    .tp_basicsize = sizeof(mm_pair),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = pair_doc,
-    .tp_new = PyType_GenericNew,
-    .tp_init = pair_init,
-    .tp_traverse = pair_traverse,
-    .tp_clear = pair_clear,
-    .tp_dealloc = pair_dealloc,
-    .tp_methods = pair_methods,
-};
+MM_TYPE(pair_type, "Pair", mm_pair, pair);
 
 /* ---- Pieces: the answer for an address from the piece of the address space it is in ---- */
 
@@ -629,10 +628,8 @@ static int pieces_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     mm_pieces *t = (mm_pieces *)self;
     PyObject *starts4, *values4, *starts16, *values16;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
-        PyErr_SetString(PyExc_TypeError, "Pieces takes positional arguments only");
+    if (positional_only(kwds, "Pieces") < 0)
         return -1;
-    }
     if (!PyArg_ParseTuple(args, "SO!SO!:Pieces", &starts4, &PyTuple_Type, &values4, &starts16,
                           &PyTuple_Type, &values16))
         return -1;
@@ -730,19 +727,7 @@ PyDoc_STRVAR(pieces_doc,
              "address of each IPv4 piece (4 bytes each, big-endian, ascending from 0),\n"
              "values4 the answer for each (a tuple); starts16/values16 the same for IPv6.");
 
-static PyTypeObject pieces_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "netwatch._mmdb.Pieces",
-    .tp_basicsize = sizeof(mm_pieces),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = pieces_doc,
-    .tp_new = PyType_GenericNew,
-    .tp_init = pieces_init,
-    .tp_traverse = pieces_traverse,
-    .tp_clear = pieces_clear,
-    .tp_dealloc = pieces_dealloc,
-    .tp_methods = pieces_methods,
-};
+MM_TYPE(pieces_type, "Pieces", mm_pieces, pieces);
 
 /* ---- AddressCache: a bounded per-address cache of GeoIP answers, with its counters ---- */
 
@@ -787,10 +772,8 @@ static int cache_init(PyObject *self, PyObject *args, PyObject *kwds)
     mm_cache *c = (mm_cache *)self;
     PyObject *is_local, *fetch4, *fetch6, *none;
     Py_ssize_t capacity;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
-        PyErr_SetString(PyExc_TypeError, "AddressCache takes positional arguments only");
+    if (positional_only(kwds, "AddressCache") < 0)
         return -1;
-    }
     if (!PyArg_ParseTuple(args, "OOOOn:AddressCache", &is_local, &fetch4, &fetch6, &none,
                           &capacity))
         return -1;
@@ -945,21 +928,8 @@ PyDoc_STRVAR(cache_doc,
              "A bounded per-address cache of GeoIP answers (netwatch.enrich.geo.CachedGeo's):\n"
              "see lookup. len() is the number of addresses kept.");
 
-static PyTypeObject cache_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "netwatch._mmdb.AddressCache",
-    .tp_basicsize = sizeof(mm_cache),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = cache_doc,
-    .tp_new = PyType_GenericNew,
-    .tp_init = cache_init,
-    .tp_traverse = cache_traverse,
-    .tp_clear = cache_clear,
-    .tp_dealloc = cache_dealloc,
-    .tp_methods = cache_methods,
-    .tp_members = cache_members,
-    .tp_as_sequence = &cache_as_sequence,
-};
+MM_TYPE(cache_type, "AddressCache", mm_cache, cache, .tp_members = cache_members,
+        .tp_as_sequence = &cache_as_sequence);
 
 static struct PyModuleDef mmdb_module = {
     PyModuleDef_HEAD_INIT,
