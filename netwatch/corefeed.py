@@ -97,6 +97,10 @@ PYTHON_FAST = [0] * len(FastStatus)
 #: (``tests/test_corefeed.py`` sets it; the records are the same either way, since the
 #: general path does what the fast branch does whenever its conditions hold).
 CHECK_FAST = False
+
+#: Let C make new TCP/UDP flows itself (``FastLoop.run``'s ``start``); tests turn it off to
+#: compare with the flows Python makes from C's ``NEW`` hand-back.
+START = True
 _C_DECIDED = frozenset({int(FastStatus.COND), int(FastStatus.NO_TCP)})
 
 
@@ -124,17 +128,20 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     sweep_timers = table.sweep_timers
     closed_at = table.closed_at
     deep_step = table.deep
+    on_start = table.on_start
+    start = table.core_new_flows() if START else None
     fast = fast_loop().run
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
     full, new, deep = int(FastStatus.FULL), int(FastStatus.NEW), int(FastStatus.DEEP)
+    made = int(FastStatus.STARTED)
     python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
         # C: the packets of existing flows the fast branch takes, up to the first one
         # Python must take (rec), or BATCH records
         off, done, done_bytes, empty, status, rec = fast(
-            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at, True
+            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at, True, start
         )
         n += done
         nbytes += done_bytes
@@ -154,6 +161,17 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
             # Flow.last, counters, the in-order TCP segment): only that step is left
             f, is_orig, pay_off, plen = cast("DeepPayload", handed)
             deep_step(f, is_orig, frame, pay_off, plen, ts)
+            if f.keep:
+                keep(f, ts, linktype, frame, wirelen)
+            continue
+        if status == made:
+            # C made the flow as FlowTable.first_packet would (registered, its first packet
+            # counted): on_start and the deep step are left
+            f, is_orig, pay_off, plen = cast("DeepPayload", handed)
+            if on_start is not None:
+                on_start(f, ts)
+            if plen:
+                deep_step(f, is_orig, frame, pay_off, plen, ts)
             if f.keep:
                 keep(f, ts, linktype, frame, wirelen)
             continue
