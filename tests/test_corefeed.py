@@ -2046,7 +2046,7 @@ _NEW_UDP = g.udp_frame(ROUTE, 5000, 53, b"x" * 12)  # a DNS port: the DNS check 
 _NEW_SYN = g.tcp_frame(ROUTE, 40020, 80, seq=5, ack=0, flags=_SYN)
 
 
-def _run_new(pipe: Pipeline, frame: bytes, items: object) -> tuple[int, Any]:
+def _run_new(pipe: Pipeline, frame: bytes, items: Any) -> tuple[int, Any]:
     data = pcap_bytes([(100.5, frame)])
     _, _, _, _, status, rec = fast_loop().run(
         pipe.table.flows, data, 24, len(data), True, 1e-6, pipe.table.next_sweep, 10,
@@ -2193,13 +2193,14 @@ def _failing(where: str) -> Callable[[Pipeline], tuple[Any, ...]]:
             def __setattr__(self, name: str, value: object) -> None:
                 raise RuntimeError(where)
 
-        changed: dict[int, object] = {
+        changes: dict[str, dict[int, object]] = {
             "uid": {3: uid},
             "tie": {4: Tie()},
             "push1": {5: push},
             "push2": {5: push},
             "created": {0: NoCreated()},
-        }[where]
+        }
+        changed = changes[where]
         return tuple(changed.get(i, item) for i, item in enumerate(items))
 
     return make
@@ -2216,9 +2217,9 @@ def test_a_failing_registration_leaves_no_flow(where: str) -> None:
     with pytest.raises(RuntimeError, match=where):
         _run_new(pipe, _NEW_UDP, items)
     assert pipe.table.flows == flows and pipe.table.created == created
-    for heap in [*pipe.table._heaps.values(), pipe.table._checks]:
-        for entry in heap:
-            assert entry[2].state == 2 or entry[2].key in flows
+    entries: list[tuple[Any, ...]] = [e for h in pipe.table._heaps.values() for e in h]
+    for entry in [*entries, *pipe.table._checks]:
+        assert entry[2].state == 2 or entry[2].key in flows
     status, _ = _run_new(pipe, _NEW_UDP, pipe.table.core_new_flows())  # and then made
     assert status == FastStatus.STARTED
 
