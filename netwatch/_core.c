@@ -25,7 +25,9 @@
  * letters included (the SYN-ACK answering a SYN: syn_ack; a direction's first bare ACK:
  * first_ack; an endpoint's first FIN, and the FIN that completes a close: first_fin; a
  * RST: reset; for a close or a RST it pushes the removal timer by calling the table's
- * closed_at: close_flow), and hands
+ * closed_at: close_flow), makes a new TCP/UDP flow (an originator's bare SYN or a UDP
+ * datagram) and registers it in the table as FlowTable.first_packet would (new_flow: the
+ * table's uid source, heaps, tiebreak counter and heappush, called), and hands
  * every other packet back to Python, counting
  * why (reasons(), and conds() for failed conditions). A cache on the raw 5-tuple finds a
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
@@ -39,8 +41,8 @@
  * record check. A FlowBase can also be made with all of a new flow's fields in one call.
  *
  * Config read: none. Known limits: ICMP, tunnels, fragments, IP options, IPv6 extension
- * headers, VN-Tag and other link types are all "odd" here; the flow table (creation, end,
- * timers but the close's push, the other TCP state changes: SYNs but the answering
+ * headers, VN-Tag and other link types are all "odd" here; the flow table (creation but
+ * new_flow's, on_start, end, timers but the close's push and a new flow's, the other TCP state changes: SYNs but the answering
  * SYN-ACK, RSTs after a close or with payload, payload out of order) stays Python. This file is large (walk, flow types, fast loop, record): splitting the
  * record builder into its own extension with a shared header is a next step.
  */

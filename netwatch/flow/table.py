@@ -447,7 +447,8 @@ class FlowTable:
         (:meth:`_new` for TCP and UDP, inlined, with the one-call constructor). The same
         effect as :meth:`packet` (``tests/flow/test_table.py`` compares the tables after
         each); anything but TCP or UDP, a fragment, or a table without the C ``Flow`` goes
-        through :meth:`packet`."""
+        through :meth:`packet`. The reference for the flows the compiled core makes itself
+        (:meth:`core_new_flows`), and what makes those it hands back."""
         src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, mo, vl = d
         whole = self._whole_new
         if (proto != PROTO_TCP and proto != PROTO_UDP) or flags == FRAGMENT or whole is None:  # noqa: PLR1714
