@@ -1985,7 +1985,7 @@ static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[
 enum nw_start {
     NS_TABLE, NS_FLOW_TYPE, NS_END_TYPE, NS_UID, NS_TIE, NS_HEAPPUSH, NS_IDLE_HEAP, NS_CHECKS,
     NS_DNS_KIND, NS_DNS_IDLE, NS_ATTEMPTS, NS_ATTEMPT_KIND, NS_ATTEMPT_S, NS_MAX_FLOWS,
-    NS_BUDGET, NS_ORIG_LETTERS, NS_RESP_LETTERS, NS_ROLES, NS_COUNT
+    NS_BUDGET, NS_ORIG_LETTERS, NS_RESP_LETTERS, NS_ROLES, NS_FLOWS, NS_COUNT
 };
 /* The ports' roles (FlowTable._port_roles: one byte per port) */
 #define NW_ROLE_UDP_SERVER 2 /* LIKELY_SERVER_UDP */
@@ -2009,9 +2009,10 @@ static int seconds_of(PyObject *v, double *out)
     return 1;
 }
 
-/* run()'s new_flows, checked: 1 with *items set, 0 when it cannot be used (hand back). */
-static int start_items(nw_fastloop *self, PyObject ***items, double *dns_idle,
-                       double *attempt_s, long long *max_flows)
+/* run()'s new_flows, checked (for the table whose dict is flows): 1 with *items set, 0 when
+ * it cannot be used (hand back). */
+static int start_items(nw_fastloop *self, PyObject *flows, PyObject ***items,
+                       double *dns_idle, double *attempt_s, long long *max_flows)
 {
     PyObject *t = self->start;
     if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != NS_COUNT)
@@ -2019,7 +2020,8 @@ static int start_items(nw_fastloop *self, PyObject ***items, double *dns_idle,
     PyObject **it = &PyTuple_GET_ITEM(t, 0);
     PyTypeObject *ft = self->flow_type, *et = self->end_type;
     *items = it;
-    return it[NS_FLOW_TYPE] == (PyObject *)ft && it[NS_END_TYPE] == (PyObject *)et
+    return it[NS_FLOWS] == flows && it[NS_FLOW_TYPE] == (PyObject *)ft
+           && it[NS_END_TYPE] == (PyObject *)et
            && ft->tp_new == FlowBaseType.tp_new && ft->tp_init == FlowBaseType.tp_init
            && et->tp_new == EndpointBaseType.tp_new && et->tp_init == EndpointBaseType.tp_init
            && PyCallable_Check(it[NS_UID]) && PyIter_Check(it[NS_TIE])
@@ -2249,7 +2251,7 @@ static int new_flow(nw_fastloop *self, PyObject *flows, const uint8_t *buf, cons
     PyObject **it;
     double dns_idle, attempt_s, idle;
     long long max_flows;
-    if (!start_items(self, &it, &dns_idle, &attempt_s, &max_flows))
+    if (!start_items(self, flows, &it, &dns_idle, &attempt_s, &max_flows))
         return NW_HAND_NEW;
     if (r->proto == 6 && !((r->tcp_flags & 0x17u) == 0x02u && r->payload_len == 0 && r->win != 0))
         return NW_HAND_NEW; /* only an originator's bare SYN: other first segments are Python's */

@@ -2101,6 +2101,7 @@ def _idle_pair(pair: object) -> Callable[[tuple[Any, ...]], object]:
         _tampered(13, 2**70),
         _tampered(17, b"\0" * 65535),
         _tampered(17, bytearray(65536)),
+        _tampered(18, {}),
         _idle_pair((60.0,)),
         _idle_pair(("60", [])),
         _idle_pair((60.0, ())),

@@ -332,15 +332,15 @@ class FlowTable:
 
     def core_new_flows(self) -> tuple[Any, ...] | None:
         """What the compiled fast loop needs to make a TCP or UDP flow itself as
-        :meth:`first_packet` makes it (``FastLoop.run``'s ``start``; None when the table
-        does not make C flows and endpoints: then C hands every new flow back): the table
-        (its ``created`` and ``next_sweep`` are written), its Flow and Endpoint types, the
-        uid source, the tiebreak counter, ``heapq.heappush``, the per-protocol (idle
-        timeout, heap) cache, the check and attempt heaps with their kinds and delays, the
-        table's size limit, the payload budget, the endpoints' letters and the ports' roles
-        (:func:`_port_roles`). C reads them at each call and hands a new flow back when one
-        is not of the type it expects (a protocol's first flow, whose idle heap is not
-        cached yet, included)."""
+        :meth:`first_packet` makes it (``FastLoop.run``'s ``new_flows``; None when the
+        table does not make C flows and endpoints: then C hands every new flow back): the
+        table (its ``created`` and ``next_sweep`` are written), its Flow and Endpoint
+        types, the uid source, the tiebreak counter, ``heapq.heappush``, the per-protocol
+        (idle timeout, heap) cache, the check and attempt heaps with their kinds and
+        delays, the table's size limit, the payload budget, the endpoints' letters, the
+        ports' roles (:func:`_port_roles`) and the dict of flows (``run``'s must be it). C
+        reads them at each call and hands a new flow back when one is not of the type it
+        expects (a protocol's first flow, whose idle heap is not cached yet, included)."""
         if self._whole_new is None or self._syn_end is None:
             return None
         return (
@@ -362,6 +362,7 @@ class FlowTable:
             ORIG_LETTERS,
             RESP_LETTERS,
             _PORT_ROLES,
+            self.flows,
         )
 
     # -- fast path ------------------------------------------------------------------------

@@ -570,7 +570,7 @@ def test_port_roles_are_the_port_sets_and_core_new_flows_needs_the_c_types(
     if flow_table._C_FLOW is None:  # the pure path: nothing for C
         assert items is None
         return
-    assert items is not None and len(items) == 18
+    assert items is not None and len(items) == 19 and items[18] is table.flows
     assert (items[0], items[1], items[6], items[17]) == (table, Flow, table._idle_heap, roles)
     monkeypatch.setattr(flow_table, "Flow", PyFlow)
     assert make()[0].core_new_flows() is None
