@@ -2161,6 +2161,10 @@ def test_started_record_and_counters() -> None:
     assert (f.o_pkts, f.o_bytes, f.r_pkts, f.hist, f.tcp, f.keep) == (1, 12, 0, None, None, 0)
     status, rec = _run_new(pipe, _NEW_SYN, pipe.table.core_new_flows())
     assert status == FastStatus.STARTED and rec[3][3] == 0 and rec[3][0].hist == ["S"]
+    hits = fast_loop().flow_hits  # a flow made in C is in the flow cache at once
+    status, _ = _run_new(pipe, g.udp_frame(ROUTE, 5000, 53, b""), pipe.table.core_new_flows())
+    assert status == FastStatus.END and fast_loop().flow_hits == hits + 1
+    assert (f.o_pkts, f.o_bytes) == (2, 12)
 
 
 def _failing(where: str) -> Callable[[Pipeline], tuple[Any, ...]]:
