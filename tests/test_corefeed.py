@@ -2066,6 +2066,32 @@ class _WithInit(Flow):
         super().__init__(*args)
 
 
+class _EndWithInit(Endpoint):
+    __slots__ = ()
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+
+
+@pytest.mark.parametrize("types", [(_WithInit, Endpoint), (Flow, _EndWithInit)])
+def test_a_flow_or_endpoint_type_with_its_own_init_is_handed_back(types: tuple[type, type]) -> None:
+    """C makes flows and endpoints without calling their type: a subclass whose ``__init__``
+    is its own (a fast loop over it is allowed) gets its new flows handed back."""
+    loop = core.fast_loop(*types)
+    pipe = _warm_table(_WARM)
+    items = pipe.table.core_new_flows()
+    assert items is not None
+    items = (items[0], *types, *items[3:])
+    for frame in (_NEW_UDP, _NEW_SYN):
+        data = pcap_bytes([(100.5, frame)])
+        table = pipe.table
+        _, _, _, _, status, _ = loop.run(
+            table.flows, data, 24, len(data), True, 1e-6, table.next_sweep, 10, table.closed_at,
+            True, items,
+        )  # fmt: skip
+        assert status == FastStatus.NEW
+
+
 def _tampered(i: int, value: object) -> Callable[[tuple[Any, ...]], object]:
     return lambda items: (*items[:i], value, *items[i + 1 :])
 
