@@ -25,7 +25,9 @@
  * letters included (the SYN-ACK answering a SYN: syn_ack; a direction's first bare ACK:
  * first_ack; an endpoint's first FIN, and the FIN that completes a close: first_fin; a
  * RST: reset; for a close or a RST it pushes the removal timer by calling the table's
- * closed_at: close_flow), and hands
+ * closed_at: close_flow), makes a new TCP/UDP flow (an originator's bare SYN or a UDP
+ * datagram) and registers it in the table as FlowTable.first_packet would (new_flow: the
+ * table's uid source, heaps, tiebreak counter and heappush, called), and hands
  * every other packet back to Python, counting
  * why (reasons(), and conds() for failed conditions). A cache on the raw 5-tuple finds a
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
@@ -39,8 +41,8 @@
  * record check. A FlowBase can also be made with all of a new flow's fields in one call.
  *
  * Config read: none. Known limits: ICMP, tunnels, fragments, IP options, IPv6 extension
- * headers, VN-Tag and other link types are all "odd" here; the flow table (creation, end,
- * timers but the close's push, the other TCP state changes: SYNs but the answering
+ * headers, VN-Tag and other link types are all "odd" here; the flow table (creation but
+ * new_flow's, on_start, end, timers but the close's push and a new flow's, the other TCP state changes: SYNs but the answering
  * SYN-ACK, RSTs after a close or with payload, payload out of order) stays Python. This file is large (walk, flow types, fast loop, record): splitting the
  * record builder into its own extension with a shared header is a next step.
  */
@@ -432,7 +434,8 @@ enum nw_fast_status {
     NW_HAND_NO_TCP = 8, /* a TCP packet of a flow without endpoints (Flow.tcp is None) */
     NW_HAND_COND = 9,   /* the fast branch's conditions do not hold */
     NW_HAND_DEEP = 10,  /* counted here; only the deep parsers' step is Python's (run's deep) */
-    NW_FAST_REASONS = 11
+    NW_HAND_STARTED = 11, /* a new flow made here (run's new_flows): on_start, deep Python's */
+    NW_FAST_REASONS = 12
 };
 
 /* Why the fast branch's conditions failed (NW_HAND_COND), first that applies in this order;
@@ -1082,11 +1085,13 @@ typedef struct {
     unsigned long long deeps;                     /* NW_HAND_DEEP returns (UDP, TCP) */
     unsigned long long deep_tcp;                  /* of which TCP segments */
     unsigned long long first_datas;               /* first payloads (D/d) applied here */
+    unsigned long long starts;                    /* new flows made here (NW_HAND_STARTED) */
     /* during run() only: the table's closed-flow push (borrowed; NULL: none given, a FIN
      * that completes a close is handed back) and the next sweep as the loop knows it */
     PyObject *closed;
     double next_sweep;
     int deep; /* run()'s deep: a payload the deep parsers want is counted here (NW_HAND_DEEP) */
+    PyObject *start; /* run()'s new_flows (borrowed), or NULL: a new flow is handed back */
 } nw_fastloop;
 
 /* A subclass of base that adds no storage, and whose attributes named like base's
@@ -1967,9 +1972,10 @@ counted:
 
 /* The flow of a raw key: from the flow cache while it is live, else from the dict (through
  * the cached key tuple when there is one); a new reference, NULL with *rc set: NW_HAND_NEW
- * (not in the dict), NW_HAND_VALUE (not a flow_type) or -1 (an error raised). */
+ * (not in the dict; *new_key then holds the key tuple looked up, a new reference),
+ * NW_HAND_VALUE (not a flow_type) or -1 (an error raised). */
 static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[NW_RAW_KEY],
-                          int *rc)
+                          int *rc, PyObject **new_key)
 {
     nw_key_entry *entry = &self->keys[key_slot(raw)];
     int cached = entry->key != NULL && raw_equal(entry->raw, raw);
@@ -1994,8 +2000,11 @@ static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[
     }
     PyObject *found = PyDict_GetItemWithError(flows, key);
     if (found == NULL) {
-        Py_DECREF(key);
         *rc = PyErr_Occurred() ? -1 : NW_HAND_NEW;
+        if (*rc == NW_HAND_NEW)
+            *new_key = key;
+        else
+            Py_DECREF(key);
         return NULL;
     }
     if (!Py_IS_TYPE(found, self->flow_type)) { /* no field of it may be read */
@@ -2021,18 +2030,376 @@ static nw_flow *find_flow(nw_fastloop *self, PyObject *flows, const uint8_t raw[
     return f;
 }
 
-/* One common-shape packet: its flow found (through the flow cache), then the fast branch.
- * For NW_HAND_DEEP, *deep_flow is the flow (a new reference) and *is_orig the packet's
- * direction. */
-static int fast_record(nw_fastloop *self, PyObject *flows, const nw_record *r, double ts,
-                       PyObject **deep_flow, int *is_orig)
+/* ---- New flows made here (run()'s new_flows) ----------------------------------------
+ *
+ * A TCP originator's bare SYN or a UDP datagram of no flow in the table, before the next
+ * sweep, becomes a new flow here exactly as netwatch.flow.table.FlowTable.first_packet makes
+ * it: the same uid (the table's uid source, called), the same fields (what the one-call
+ * Flow constructor and the first packet's counters give; for TCP the originator after its
+ * SYN and a fresh responder, history "S"), Zeek's flip for UDP (a bare SYN is never
+ * flipped), the DNS check, the dict entry, the idle-heap entry and the attempt timer with
+ * the table's own tiebreak counter and heapq.heappush, the next sweep and the table's
+ * `created`. run() then returns NW_HAND_STARTED with the flow: Python runs on_start and,
+ * for a payload, the deep parsers' step. new_flows is the tuple FlowTable.core_new_flows gives
+ * (items: enum nw_start); any item not of the type expected, a full table, a protocol
+ * whose idle heap the table has not cached yet, and any other first segment hand the packet
+ * back (NW_HAND_NEW, nothing changed). Every object is made before anything is registered;
+ * an error while registering takes the flow out of the dict again and marks it ended
+ * (state 2: the timers skip an entry already pushed) before the error is raised. */
+
+enum nw_start {
+    NS_TABLE, NS_FLOW_TYPE, NS_END_TYPE, NS_UID, NS_TIE, NS_HEAPPUSH, NS_IDLE_HEAP, NS_CHECKS,
+    NS_DNS_KIND, NS_DNS_IDLE, NS_ATTEMPTS, NS_ATTEMPT_KIND, NS_ATTEMPT_S, NS_MAX_FLOWS,
+    NS_BUDGET, NS_ORIG_LETTERS, NS_RESP_LETTERS, NS_ROLES, NS_FLOWS, NS_COUNT
+};
+/* The ports' roles (FlowTable._port_roles: one byte per port) */
+#define NW_ROLE_UDP_SERVER 2 /* LIKELY_SERVER_UDP */
+#define NW_ROLE_DNS 4        /* DNS_UDP_PORTS */
+#define NW_PORTS 65536
+
+static PyObject *str_created, *str_next_sweep; /* interned attribute names */
+
+/* A delay the table adds to a packet time: an exact float, or an exact int that converts
+ * exactly (what Python's float + int then gives). 0: anything else. */
+static int seconds_of(PyObject *v, double *out)
+{
+    long long i;
+    if (v != NULL && PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    if (!small_int(v, &i) || i < -(1LL << 53) || i > (1LL << 53))
+        return 0;
+    *out = (double)i;
+    return 1;
+}
+
+/* run()'s new_flows, checked (for the table whose dict is flows): 1 with *items set, 0 when
+ * it cannot be used (hand back). */
+static int start_items(nw_fastloop *self, PyObject *flows, PyObject ***items,
+                       double *dns_idle, double *attempt_s, long long *max_flows)
+{
+    PyObject *t = self->start;
+    if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != NS_COUNT)
+        return 0;
+    PyObject **it = &PyTuple_GET_ITEM(t, 0);
+    PyTypeObject *ft = self->flow_type, *et = self->end_type;
+    *items = it;
+    return it[NS_FLOWS] == flows && it[NS_FLOW_TYPE] == (PyObject *)ft
+           && it[NS_END_TYPE] == (PyObject *)et
+           && ft->tp_new == FlowBaseType.tp_new && ft->tp_init == FlowBaseType.tp_init
+           && et->tp_new == EndpointBaseType.tp_new && et->tp_init == EndpointBaseType.tp_init
+           && PyCallable_Check(it[NS_UID]) && PyIter_Check(it[NS_TIE])
+           && PyCallable_Check(it[NS_HEAPPUSH]) && PyDict_CheckExact(it[NS_IDLE_HEAP])
+           && PyList_CheckExact(it[NS_CHECKS]) && PyList_CheckExact(it[NS_ATTEMPTS])
+           && seconds_of(it[NS_DNS_IDLE], dns_idle) && seconds_of(it[NS_ATTEMPT_S], attempt_s)
+           && small_int(it[NS_MAX_FLOWS], max_flows) && PyBytes_CheckExact(it[NS_ROLES])
+           && PyBytes_GET_SIZE(it[NS_ROLES]) == NW_PORTS;
+}
+
+/* Zeek's flip of a UDP flow's first datagram (netwatch.flow.ports.flip_first): the source
+ * port a likely server port, the destination port not, and the destination not the limited
+ * broadcast or a multicast address. */
+static int udp_flip(const nw_record *r, const uint8_t *roles)
+{
+    if (!(roles[r->sport] & NW_ROLE_UDP_SERVER) || (roles[r->dport] & NW_ROLE_UDP_SERVER))
+        return 0;
+    if (r->kind == NW_IPV4)
+        return !((r->dst[0] == 0xFF && r->dst[1] == 0xFF && r->dst[2] == 0xFF
+                  && r->dst[3] == 0xFF)
+                 || (r->dst[0] >= 224 && r->dst[0] < 240));
+    return r->dst[0] != 0xFF;
+}
+
+/* next(tie) as Python calls it (StopIteration when it ends). */
+static PyObject *next_tie(PyObject *tie)
+{
+    PyObject *n = PyIter_Next(tie);
+    if (n == NULL && !PyErr_Occurred())
+        PyErr_SetNone(PyExc_StopIteration);
+    return n;
+}
+
+/* A heap entry (when, tie, flow[, kind]) with a tie drawn from the counter; NULL on error. */
+static PyObject *heap_entry(PyObject *tie, PyObject *when, PyObject *flow, PyObject *kind)
+{
+    PyObject *n = next_tie(tie);
+    if (n == NULL)
+        return NULL;
+    PyObject *e = kind == NULL ? PyTuple_Pack(3, when, n, flow)
+                               : PyTuple_Pack(4, when, n, flow, kind);
+    Py_DECREF(n);
+    return e;
+}
+
+/* heappush(heap, entry); -1 on error. */
+static int push_entry(PyObject *heappush, PyObject *heap, PyObject *entry)
+{
+    PyObject *args[2] = {heap, entry};
+    PyObject *out = PyObject_Vectorcall(heappush, args, 2, NULL);
+    Py_XDECREF(out);
+    return out == NULL ? -1 : 0;
+}
+
+/* A new instance of a plain subclass of FlowBase or EndpointBase, its __init__ not yet run. */
+static PyObject *bare(PyTypeObject *type) { return type->tp_alloc(type, 0); }
+
+/* The flow of a new TCP/UDP packet with all of first_packet's fields and counters, or NULL
+ * (an error raised). ends: (orig_h, resp_h, orig_p, resp_p) after the flip. */
+static nw_flow *made_flow(nw_fastloop *self, PyObject **it, const uint8_t *frame,
+                          const nw_record *r, PyObject *key, PyObject *ts, PyObject **ends,
+                          int odir, int is_orig, int flip)
+{
+    nw_flow *f = (nw_flow *)bare(self->flow_type);
+    if (f == NULL)
+        return NULL;
+    PyObject *proto = PyLong_FromLong((long)r->proto), *vlan = PyLong_FromLong((long)r->vlan);
+    PyObject *dmac = PyBytes_FromStringAndSize((const char *)frame, 6);
+    PyObject *smac = PyBytes_FromStringAndSize((const char *)frame + 6, 6);
+    PyObject *hist = NULL, *tcp = NULL;
+    int rc = proto == NULL || vlan == NULL || dmac == NULL || smac == NULL ? -1 : 0;
+    if (rc == 0 && (flip || r->proto == 6)) { /* '^' (UDP flipped) or 'S' (the SYN) */
+        PyObject *letter = PyUnicode_FromString(flip ? "^" : "S");
+        hist = letter == NULL ? NULL : PyList_New(1);
+        if (hist != NULL)
+            PyList_SET_ITEM(hist, 0, letter);
+        else
+            Py_XDECREF(letter);
+        rc = hist == NULL ? -1 : 0;
+    }
+    if (rc == 0 && r->proto == 6) { /* the originator after its SYN, a fresh responder */
+        PyObject *seq = PyLong_FromUnsignedLong(r->seq);
+        PyObject *o = bare(self->end_type), *p = bare(self->end_type);
+        if (seq == NULL || o == NULL || p == NULL
+            || end_init_syn((nw_endpoint *)o, it[NS_ORIG_LETTERS], seq) < 0
+            || end_init_plain((nw_endpoint *)p, it[NS_RESP_LETTERS]) < 0
+            || (tcp = PyTuple_Pack(2, o, p)) == NULL)
+            rc = -1;
+        Py_XDECREF(seq);
+        Py_XDECREF(o);
+        Py_XDECREF(p);
+    }
+    if (rc == 0)
+        rc = flow_init_plain(f, key, Py_None, ts, proto);
+    if (rc == 0) {
+        PyObject **o = f->obj;
+        obj_set(o, FO_ODIR, odir ? Py_True : Py_False);
+        obj_set(o, FO_ORIG_H, ends[0]);
+        obj_set(o, FO_RESP_H, ends[1]);
+        obj_set(o, FO_ORIG_P, ends[2]);
+        obj_set(o, FO_RESP_P, ends[3]);
+        obj_set(o, FO_RESP_MAC, flip ? smac : dmac);
+        obj_set(o, FO_ORIG_MAC, flip ? dmac : smac);
+        obj_set(o, FO_VLAN, vlan);
+        obj_set(o, FO_DEEP_O, it[NS_BUDGET]);
+        obj_set(o, FO_DEEP_R, it[NS_BUDGET]);
+        if (hist != NULL)
+            obj_set(o, FO_HIST, hist);
+        if (tcp != NULL)
+            obj_set(o, FO_TCP, tcp);
+        /* the first packet counted: a new flow's counters are 0, the values written as is */
+        cell_int(f->val, f->tag, is_orig ? FC_O_PKTS : FC_R_PKTS, 1);
+        cell_int(f->val, f->tag, is_orig ? FC_O_IPB : FC_R_IPB, (long long)r->ip_len);
+        if (r->proto == 17)
+            cell_int(f->val, f->tag, is_orig ? FC_O_BYTES : FC_R_BYTES,
+                     (long long)r->payload_len);
+    }
+    Py_XDECREF(proto);
+    Py_XDECREF(vlan);
+    Py_XDECREF(dmac);
+    Py_XDECREF(smac);
+    Py_XDECREF(hist);
+    Py_XDECREF(tcp);
+    if (rc < 0) {
+        Py_DECREF(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* table.<name> += 1 */
+static int add_one(PyObject *table, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(table, name), *one = PyLong_FromLong(1), *sum = NULL;
+    if (v != NULL && one != NULL)
+        sum = PyNumber_Add(v, one);
+    int rc = sum == NULL ? -1 : PyObject_SetAttr(table, name, sum);
+    Py_XDECREF(v);
+    Py_XDECREF(one);
+    Py_XDECREF(sum);
+    return rc;
+}
+
+/* table.next_sweep = when (and the loop's copy) when when is earlier; -1 on error. */
+static int earlier_sweep(nw_fastloop *self, PyObject *table, double when)
+{
+    if (!(when < self->next_sweep))
+        return 0;
+    PyObject *v = PyFloat_FromDouble(when);
+    int rc = v == NULL ? -1 : PyObject_SetAttr(table, str_next_sweep, v);
+    Py_XDECREF(v);
+    if (rc == 0)
+        self->next_sweep = when;
+    return rc;
+}
+
+/* The flow into the table (FlowTable._register's steps, and _tcp_first's attempt timer):
+ * entries made first (ties drawn in the table's order: DNS check, idle heap, attempt), then
+ * the dict, the pushes, the next sweep, created. 0, or -1 on an error raised (the flow taken
+ * out of the dict again and marked ended when it was put in). */
+static int register_flow(nw_fastloop *self, PyObject **it, PyObject *flows, PyObject *key,
+                         nw_flow *f, PyObject *ts, double t, PyObject *heap, double idle,
+                         int dns, double dns_idle, double attempt_s)
+{
+    PyObject *dns_at = NULL, *att_at = NULL, *dns_e = NULL, *idle_e = NULL, *att_e = NULL;
+    PyObject *tie = it[NS_TIE], *push = it[NS_HEAPPUSH], *table = it[NS_TABLE];
+    int tcp = f->obj[FO_TCP] != Py_None, in = 0, rc = -1;
+    if (dns && ((dns_at = PyFloat_FromDouble(t + dns_idle)) == NULL
+                || (dns_e = heap_entry(tie, dns_at, (PyObject *)f, it[NS_DNS_KIND])) == NULL))
+        goto out;
+    if ((idle_e = heap_entry(tie, ts, (PyObject *)f, NULL)) == NULL)
+        goto out;
+    if (tcp && ((att_at = PyFloat_FromDouble(t + attempt_s)) == NULL
+                || (att_e = heap_entry(tie, att_at, (PyObject *)f, it[NS_ATTEMPT_KIND])) == NULL))
+        goto out;
+    if (PyDict_SetItem(flows, key, (PyObject *)f) < 0)
+        goto out;
+    in = 1;
+    if ((dns_e != NULL && push_entry(push, it[NS_CHECKS], dns_e) < 0)
+        || (dns_e != NULL && earlier_sweep(self, table, t + dns_idle) < 0)
+        || push_entry(push, heap, idle_e) < 0 || earlier_sweep(self, table, t + idle) < 0
+        || (att_e != NULL && push_entry(push, it[NS_ATTEMPTS], att_e) < 0)
+        || add_one(table, str_created) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (rc < 0 && in) { /* never half registered: out of the dict, and ended for the timers */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyDict_DelItem(flows, key) < 0)
+            PyErr_Clear();
+        if (obj_set_long(f->obj, FO_STATE, 2) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+    }
+    Py_XDECREF(dns_at);
+    Py_XDECREF(att_at);
+    Py_XDECREF(dns_e);
+    Py_XDECREF(idle_e);
+    Py_XDECREF(att_e);
+    return rc;
+}
+
+/* The new flow into the flow cache (the next packet of it takes no key and no lookup). */
+static void cache_new(nw_fastloop *self, const uint8_t raw[NW_RAW_KEY], PyObject *key,
+                      nw_flow *f)
+{
+    nw_key_entry *entry = &self->keys[key_slot(raw)];
+    if (entry->key != key) {
+        Py_INCREF(key);
+        Py_XSETREF(entry->key, key);
+        memcpy(entry->raw, raw, NW_RAW_KEY);
+    }
+    Py_INCREF(f);
+    Py_XSETREF(entry->flow, (PyObject *)f);
+}
+
+/* A packet of no flow (key: the key tuple looked up, borrowed; fwd: the packet's direction is
+ * the key's; the frame at buf + r->frame_off): a new flow made and registered here when
+ * first_packet would make it without anything but what C does (see above): NW_HAND_STARTED
+ * with *made (a new reference) and *is_orig; NW_HAND_NEW (nothing changed); -1 (an error
+ * raised). */
+static int new_flow(nw_fastloop *self, PyObject *flows, const uint8_t *buf, const nw_record *r,
+                    double ts, const uint8_t raw[NW_RAW_KEY], PyObject *key, int fwd,
+                    PyObject **made, int *is_orig)
+{
+    PyObject **it;
+    double dns_idle, attempt_s, idle;
+    long long max_flows;
+    if (!start_items(self, flows, &it, &dns_idle, &attempt_s, &max_flows))
+        return NW_HAND_NEW;
+    if (r->proto == 6 && !((r->tcp_flags & 0x17u) == 0x02u && r->payload_len == 0 && r->win != 0))
+        return NW_HAND_NEW; /* only an originator's bare SYN: other first segments are Python's */
+    if (r->proto != 6 && r->proto != 17)
+        return NW_HAND_NEW;
+    if (PyDict_GET_SIZE(flows) >= max_flows) /* full: the eviction is Python's */
+        return NW_HAND_NEW;
+    if (r->caplen < 12) /* the MACs (the decoder's frames have them) */
+        return NW_HAND_NEW;
+    /* the key tuple's items are the new flow's ends: exact bytes and ints as the decoder's */
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 5)
+        return NW_HAND_NEW;
+    PyObject **k = &PyTuple_GET_ITEM(key, 0);
+    if (!PyBytes_CheckExact(k[0]) || !PyBytes_CheckExact(k[1]) || !PyLong_CheckExact(k[2])
+        || !PyLong_CheckExact(k[3]))
+        return NW_HAND_NEW;
+    PyObject *proto = PyLong_FromLong((long)r->proto);
+    if (proto == NULL)
+        return -1;
+    PyObject *pair = PyDict_GetItemWithError(it[NS_IDLE_HEAP], proto); /* borrowed */
+    Py_DECREF(proto);
+    if (pair == NULL)
+        return PyErr_Occurred() ? -1 : NW_HAND_NEW; /* the protocol's first flow: Python's */
+    if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2
+        || !seconds_of(PyTuple_GET_ITEM(pair, 0), &idle)
+        || !PyList_CheckExact(PyTuple_GET_ITEM(pair, 1)))
+        return NW_HAND_NEW;
+    Py_INCREF(pair); /* Python code runs below (uid, next, heappush) */
+    const uint8_t *roles = (const uint8_t *)PyBytes_AS_STRING(it[NS_ROLES]);
+    int flip = r->proto == 17 && udp_flip(r, roles); /* a bare SYN is never flipped */
+    int odir = flip ? !fwd : fwd;
+    PyObject *src = fwd ? k[0] : k[1], *dst = fwd ? k[1] : k[0];
+    PyObject *sport = fwd ? k[2] : k[3], *dport = fwd ? k[3] : k[2];
+    PyObject *ends[4] = {flip ? dst : src, flip ? src : dst, flip ? dport : sport,
+                         flip ? sport : dport};
+    uint16_t resp_p = flip ? r->sport : r->dport;
+    int dns = r->proto == 17 && (roles[resp_p] & NW_ROLE_DNS);
+    int rc = -1;
+    PyObject *t = PyFloat_FromDouble(ts), *uid = NULL;
+    nw_flow *f = NULL;
+    if (t == NULL)
+        goto out;
+    f = made_flow(self, it, buf + r->frame_off, r, key, t, ends, odir, !flip, flip);
+    if (f == NULL || (uid = PyObject_CallNoArgs(it[NS_UID])) == NULL)
+        goto out;
+    obj_set(f->obj, FO_UID, uid);
+    if (register_flow(self, it, flows, key, f, t, ts, PyTuple_GET_ITEM(pair, 1), idle, dns,
+                      dns_idle, attempt_s) < 0)
+        goto out;
+    cache_new(self, raw, key, f);
+    self->starts++;
+    *is_orig = !flip;
+    *made = (PyObject *)f;
+    f = NULL;
+    rc = NW_HAND_STARTED;
+out:
+    Py_DECREF(pair);
+    Py_XDECREF(t);
+    Py_XDECREF(uid);
+    Py_XDECREF(f);
+    return rc;
+}
+
+/* One common-shape packet (its frame at buf + r->frame_off): its flow found (through the
+ * flow cache), then the fast branch; a packet of no flow is made a new flow here when run()
+ * was given new_flows (new_flow). For NW_HAND_DEEP and NW_HAND_STARTED, *deep_flow is the flow
+ * (a new reference) and *is_orig the packet's direction. */
+static int fast_record(nw_fastloop *self, PyObject *flows, const uint8_t *buf,
+                       const nw_record *r, double ts, PyObject **deep_flow, int *is_orig)
 {
     int fwd, rc = 0;
     uint8_t raw[NW_RAW_KEY];
+    PyObject *key = NULL;
     raw_key(r, raw, &fwd);
-    nw_flow *f = find_flow(self, flows, raw, &rc);
-    if (f == NULL)
+    nw_flow *f = find_flow(self, flows, raw, &rc, &key);
+    if (f == NULL) {
+        if (rc == NW_HAND_NEW) {
+            if (self->start != NULL)
+                rc = new_flow(self, flows, buf, r, ts, raw, key, fwd, deep_flow, is_orig);
+            Py_DECREF(key);
+        }
         return rc;
+    }
     rc = fast_packet(self, f, fwd, r, ts);
     if (rc == NW_HAND_DEEP) {
         *is_orig = fwd == (f->obj[FO_ODIR] == Py_True); /* fast_packet checked it a bool */
@@ -2143,7 +2510,8 @@ static PyObject *handed_packet(const uint8_t *buf, const nw_rechdr *h, const nw_
 }
 
 PyDoc_STRVAR(fastloop_run_doc,
-"run(flows, buffer, start, end, little, tick, next_sweep, limit, closed=None, deep=False)\n"
+"run(flows, buffer, start, end, little, tick, next_sweep, limit, closed=None, deep=False,\n"
+"    new_flows=None)\n"
 "    -> (next, packets, wire_bytes, empty, status, record)\n\n"
 "Walk the classic pcap records of buffer[start:end] (an Ethernet capture; little: the\n"
 "file is little-endian; tick: seconds per fraction unit) and apply the fused loop's fast\n"
@@ -2159,16 +2527,23 @@ PyDoc_STRVAR(fastloop_run_doc,
 "fast branch would otherwise take) is counted here, its flow updated as for the fast\n"
 "branch, and returned with status 10 (DEEP) and record (ts, wire length, frame, (flow,\n"
 "is_orig, payload offset, payload length)): Python then runs only the deep parsers' step\n"
-"(false: handed back as status 9, COND).");
+"(false: handed back as status 9, COND). new_flows: the flow table's core_new_flows() (None:\n"
+"every packet of no flow is handed back, status 5, NEW): a TCP originator's bare SYN or a\n"
+"UDP datagram of no flow is made a new flow here as FlowTable.first_packet makes it (uid,\n"
+"fields, counters, endpoints, history, Zeek's flip, the DNS check, the dict entry, the idle\n"
+"heap and attempt timer, the next sweep, the table's created) and returned with status 11\n"
+"(STARTED) and record (ts, wire length, frame, (flow, is_orig, payload offset, payload\n"
+"length)): Python then runs on_start and the deep parsers' step.");
 
 static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 8 || nargs > 10) {
-        PyErr_SetString(PyExc_TypeError, "FastLoop.run takes 8 to 10 arguments");
+    if (nargs < 8 || nargs > 11) {
+        PyErr_SetString(PyExc_TypeError, "FastLoop.run takes 8 to 11 arguments");
         return NULL;
     }
     PyObject *closed = nargs >= 9 && args[8] != Py_None ? args[8] : NULL;
-    int deep = nargs == 10 ? PyObject_IsTrue(args[9]) : 0;
+    PyObject *starter = nargs == 11 && args[10] != Py_None ? args[10] : NULL;
+    int deep = nargs >= 10 ? PyObject_IsTrue(args[9]) : 0;
     if (deep < 0)
         return NULL;
     if (closed != NULL && !PyCallable_Check(closed)) {
@@ -2210,8 +2585,11 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
     PyObject *outer_closed = self->closed;
     double outer_sweep = self->next_sweep;
     int outer_deep = self->deep;
+    PyObject *outer_start = self->start;
     Py_XINCREF(closed);
+    Py_XINCREF(starter);
     self->closed = closed;
+    self->start = starter;
     self->next_sweep = next_sweep;
     self->deep = deep;
     const uint8_t *buf = (const uint8_t *)view.buf;
@@ -2252,12 +2630,12 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
         else if (!(ts < self->next_sweep))
             rc = NW_HAND_SWEEP;
         else
-            rc = fast_record(self, flows, &r, ts, &deep_flow, &deep_orig);
+            rc = fast_record(self, flows, buf, &r, ts, &deep_flow, &deep_orig);
         if (rc < 0) {
             status = -1;
             break;
         }
-        if (rc == NW_HAND_DEEP) {
+        if (rc == NW_HAND_DEEP || rc == NW_HAND_STARTED) {
             status = rc;
             handed = deep_packet(buf, &h, &r, ts, deep_flow, deep_orig);
             if (handed == NULL)
@@ -2277,7 +2655,9 @@ static PyObject *fastloop_run(nw_fastloop *self, PyObject *const *args, Py_ssize
     PyBuffer_Release(&view);
     Py_DECREF(flows);
     Py_XDECREF(closed);
+    Py_XDECREF(starter);
     self->closed = outer_closed;
+    self->start = outer_start;
     self->next_sweep = outer_sweep;
     self->deep = outer_deep;
     if (status < 0)
@@ -2405,6 +2785,12 @@ static PyObject *fastloop_get_closes(nw_fastloop *self, void *closure)
     return PyLong_FromUnsignedLongLong(self->closes);
 }
 
+static PyObject *fastloop_get_starts(nw_fastloop *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->starts);
+}
+
 static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
 {
     (void)closure;
@@ -2412,6 +2798,8 @@ static PyObject *fastloop_get_first_fins(nw_fastloop *self, void *closure)
 }
 
 static PyGetSetDef fastloop_getset[] = {
+    {"starts", (getter)fastloop_get_starts, NULL,
+     "new flows made here (run's new_flows; status STARTED)", NULL},
     {"first_datas", (getter)fastloop_get_first_datas, NULL,
      "payloads taken here that were their direction's first (history letter D/d)", NULL},
     {"deeps", (getter)fastloop_get_deeps, NULL,
@@ -3242,6 +3630,9 @@ static int core_exec(PyObject *m)
     fill_getsets(flow_getset, flow_cells, FC_COUNT);
     fill_getsets(end_getset, end_cells, EC_COUNT);
     if (record_init() < 0)
+        return -1;
+    if ((str_created = PyUnicode_InternFromString("created")) == NULL
+        || (str_next_sweep = PyUnicode_InternFromString("next_sweep")) == NULL)
         return -1;
     if (PyType_Ready(&FlowBaseType) < 0 || PyModule_AddType(m, &FlowBaseType) < 0
         || PyType_Ready(&EndpointBaseType) < 0 || PyModule_AddType(m, &EndpointBaseType) < 0

@@ -7,7 +7,8 @@ from typing import overload
 from netwatch.decode.frames import Decoded
 
 #: A payload FastLoop.run counted and hands over for the deep parsers' step only (status
-#: DEEP): (flow, is_orig, payload offset, payload length).
+#: DEEP), or a new flow it made (status STARTED): (flow, is_orig, payload offset, payload
+#: length).
 DeepPayload = tuple[object, bool, int, int]
 
 #: A packet FastLoop.run hands back: (ts, wire length, frame, the decoder's tuple of it or
@@ -86,6 +87,8 @@ class FastLoop:
     def deeps(self) -> int: ...
     @property
     def deep_tcp(self) -> int: ...
+    @property
+    def starts(self) -> int: ...
     def run(
         self,
         flows: dict[tuple[object, ...], object],
@@ -98,6 +101,7 @@ class FastLoop:
         limit: int,
         closed: Callable[[object, float], float] | None = None,
         deep: bool = False,
+        new_flows: tuple[object, ...] | None = None,
         /,
     ) -> tuple[int, int, int, int, int, Handed | None]: ...
     def reasons(self) -> tuple[int, ...]: ...

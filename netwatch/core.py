@@ -41,8 +41,8 @@ from netwatch.capture.pcap import Buffer
 from netwatch.decode.frames import Decoded
 
 #: A payload :meth:`FastLoop.run` counted itself and hands over for the deep parsers' step
-#: only (:attr:`FastStatus.DEEP`): (its flow, is_orig, payload offset in the frame, payload
-#: length).
+#: only (:attr:`FastStatus.DEEP`), or a new flow it made (:attr:`FastStatus.STARTED`): (its
+#: flow, is_orig, payload offset in the frame, payload length).
 DeepPayload = tuple[Any, bool, int, int]
 
 #: A packet :meth:`FastLoop.run` hands back to Python: (its time, computed as Python
@@ -106,6 +106,7 @@ class FastStatus(IntEnum):
     NO_TCP = 8  # a TCP packet of a flow without endpoints (``Flow.tcp`` is None)
     COND = 9  # the fast branch's conditions do not hold (see netwatch.fastloop)
     DEEP = 10  # counted in C; only the deep parsers' step is Python's (``run``'s ``deep``)
+    STARTED = 11  # a new flow made in C (``run``'s ``new_flows``): on_start, deep in Python
 
 
 class CondReason(IntEnum):
@@ -191,6 +192,12 @@ class FastLoop(Protocol):
         ...
 
     @property
+    def starts(self) -> int:
+        """New flows made here (``run``'s ``new_flows``: :attr:`FastStatus.STARTED`), since
+        construction."""
+        ...
+
+    @property
     def syn_acks(self) -> int:
         """SYN-ACKs taken here, each answering its flow's SYN (history letter ``h``, both
         ends established), since construction."""
@@ -208,6 +215,7 @@ class FastLoop(Protocol):
         limit: int,
         closed: Callable[[Any, float], float] | None = None,
         deep: bool = False,
+        new_flows: tuple[Any, ...] | None = None,
         /,
     ) -> tuple[int, int, int, int, int, Handed | None]:
         """(next offset, packets done, their wire bytes, empty records, status, the packet
@@ -218,7 +226,13 @@ class FastLoop(Protocol):
         that the deep parsers want its payload (UDP; TCP the fast branch would take, its
         history letter ``D``/``d`` set) is counted in C as the fast branch counts it and
         returned as :attr:`FastStatus.DEEP` with a :data:`DeepPayload` (not counted in
-        ``packets done``); false: handed back as :attr:`FastStatus.COND`."""
+        ``packets done``); false: handed back as :attr:`FastStatus.COND`. ``new_flows``: the
+        flow table's ``core_new_flows()``: a TCP originator's bare SYN or a UDP datagram of
+        no flow is made a new flow in C as ``FlowTable.first_packet`` makes it (registered
+        in the table, its first packet counted) and returned as :attr:`FastStatus.STARTED`
+        with a :data:`DeepPayload` (not counted in ``packets done``): Python then runs
+        ``on_start`` and the deep parsers' step (None: handed back as
+        :attr:`FastStatus.NEW`)."""
         ...
 
     def reasons(self) -> tuple[int, ...]:

@@ -32,14 +32,25 @@ otherwise take (UDP; TCP in order, with the fast branch's tests passed) C counts
 the flow and direction: this loop then runs only :meth:`FlowTable.deep` (the budget and
 the inspector, with the frame, payload offset and length and the packet's time) and keeps
 evidence as the general path would (``run``'s ``deep`` argument; without it such packets
-are handed back as ``COND``). It runs only when every value it reads has the exact
-type and range the Python loop gives it; it never creates, ends or times out a flow.
+are handed back as ``COND``). New flows (``run``'s ``new_flows``, the table's
+:meth:`FlowTable.core_new_flows`): an originator's bare SYN or a UDP datagram of no flow,
+before the next sweep, in a table not full, is made a flow in C exactly as
+:meth:`FlowTable.first_packet` makes it (the table's uid source, the fields, Zeek's flip
+for UDP from the ports' roles, the first packet's counters, for TCP the endpoints after the
+SYN and ``S``; the DNS check, the dict entry, the idle-heap entry and the attempt timer
+through the table's own heaps, tiebreak counter and ``heapq.heappush``, the next sweep,
+``created``), and returned as ``FastStatus.STARTED`` with the flow: this loop then runs
+only the table's ``on_start``, :meth:`FlowTable.deep` for a payload, and keeps evidence.
+Every other first packet (other TCP first segments, a full table, a protocol's first flow)
+is handed back as ``NEW``. It runs only when every value it reads has the exact type and
+range the Python loop gives it; it never ends or times out a flow.
 
-What Python owns: the flow table itself (the dict of :class:`Flow` objects, flow start and
-end, timers, the other TCP state changes and history letters, deep parsers, evidence,
+What Python owns: the flow table itself (the dict of :class:`Flow` objects, ``on_start``,
+flow end, timers, the other TCP state changes and history letters, deep parsers, evidence,
 records, rules). C stops at the first packet that needs any of that (an odd frame, a new
-flow, a flow that keeps evidence frames, a packet at or past the next sweep, a TCP flow
-without endpoints, failed fast-branch conditions, a value of an unexpected type:
+flow it does not make, a flow that keeps evidence frames, a packet at or past the next
+sweep, a TCP flow without endpoints, failed fast-branch conditions, a value of an unexpected
+type:
 :class:`netwatch.core.FastStatus`, and for failed conditions
 :class:`netwatch.core.CondReason`) and hands its record back; this loop then runs that
 packet exactly as the Python fused loop would (the same fast branch in Python where C could
@@ -55,8 +66,9 @@ reason.
 Config read: none (the choice of loop is :func:`netwatch.core.use_core_loop`'s: this one
 whenever the compiled core is loaded, unless ``NETWATCH_PURE=1`` or
 ``NETWATCH_CORE=python``). Known limits: the flow table, most TCP states and timers stay
-Python, so each new flow still costs a Python round, and each payload the deep parsers want
-a shorter one (the deep step only; together about 1.4 % of the packets of a camera site);
+Python, so each new flow still costs a short Python round (``on_start``), and each payload
+the deep parsers want one (the deep step only; together about 1.4 % of the packets of a
+camera site);
 C holds the GIL while it runs (at most :data:`BATCH` records per call); the GIL-released
 walk is :func:`netwatch.core.walk_pcap`.
 """
@@ -97,6 +109,10 @@ PYTHON_FAST = [0] * len(FastStatus)
 #: (``tests/test_corefeed.py`` sets it; the records are the same either way, since the
 #: general path does what the fast branch does whenever its conditions hold).
 CHECK_FAST = False
+
+#: Let C make new TCP/UDP flows itself (``FastLoop.run``'s ``start``); tests turn it off to
+#: compare with the flows Python makes from C's ``NEW`` hand-back.
+START = True
 _C_DECIDED = frozenset({int(FastStatus.COND), int(FastStatus.NO_TCP)})
 
 
@@ -124,17 +140,20 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
     sweep_timers = table.sweep_timers
     closed_at = table.closed_at
     deep_step = table.deep
+    on_start = table.on_start
+    start = table.core_new_flows() if START else None
     fast = fast_loop().run
     mask, half_1, ack_flag = _MASK, _HALF - 1, ACK
     bit_a, bit_d = _BIT_A, _BIT_D
     full, new, deep = int(FastStatus.FULL), int(FastStatus.NEW), int(FastStatus.DEEP)
+    made = int(FastStatus.STARTED)
     python_fast = PYTHON_FAST
     n = nbytes = 0
     while True:
         # C: the packets of existing flows the fast branch takes, up to the first one
         # Python must take (rec), or BATCH records
         off, done, done_bytes, empty, status, rec = fast(
-            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at, True
+            flows, buf, off, end, little, tick, table.next_sweep, BATCH, closed_at, True, start
         )
         n += done
         nbytes += done_bytes
@@ -154,6 +173,17 @@ def run_core(pipe: Pipeline, m: MappedPcap) -> tuple[int, int]:
             # Flow.last, counters, the in-order TCP segment): only that step is left
             f, is_orig, pay_off, plen = cast("DeepPayload", handed)
             deep_step(f, is_orig, frame, pay_off, plen, ts)
+            if f.keep:
+                keep(f, ts, linktype, frame, wirelen)
+            continue
+        if status == made:
+            # C made the flow as FlowTable.first_packet would (registered, its first packet
+            # counted): on_start and the deep step are left
+            f, is_orig, pay_off, plen = cast("DeepPayload", handed)
+            if on_start is not None:
+                on_start(f, ts)
+            if plen:
+                deep_step(f, is_orig, frame, pay_off, plen, ts)
             if f.keep:
                 keep(f, ts, linktype, frame, wirelen)
             continue

@@ -5,6 +5,7 @@ traces (the same captures as tests/test_fastloop.py)."""
 from __future__ import annotations
 
 import gc
+import heapq
 import random
 import re
 import struct
@@ -345,13 +346,15 @@ def test_hand_back_of_odd_and_new_between_fast_ones() -> None:
     mixed = [second[0], (second[0][0], arp), second[1], (second[1][0], ping), *second[2:]]
     mixed += [(second[-1][0] + 0.001 * i, frame) for i, frame in enumerate(udp_new)]
     _, reasons = twin_runs(first, mixed, _untouched)
-    assert reasons[FastStatus.ODD] == 2 and reasons[FastStatus.NEW] >= 3
+    assert reasons[FastStatus.ODD] == 2 and reasons[FastStatus.STARTED] == 3  # made in C
 
 
 def test_hand_back_when_the_deep_parsers_want_the_payload() -> None:
     frames = traffic(100.0, 0.001, 40)
     _, reasons = twin_runs(frames[:1], frames[1:], _untouched)  # every packet after the SYN
-    assert reasons[FastStatus.NEW] == 2  # the SYN-ACK's flow is the SYN's; the UDP flows
+    # the SYN-ACK's flow is the SYN's; the UDP flows: the first Python's (no UDP idle heap
+    # yet), the second made in C
+    assert reasons[FastStatus.NEW] == 1 and reasons[FastStatus.STARTED] == 1
     # the parsers' payloads: counted in C, the deep step Python's (the SYN-ACK is C's, and
     # so are the first payloads' D/d)
     assert reasons[FastStatus.DEEP] >= 2 and reasons[FastStatus.COND] == 0
@@ -698,6 +701,7 @@ def _table_state(pipe: Pipeline) -> str:
         "closed": [(t, n, f.uid) for t, n, f in table._closed],
         "checks": [(t, n, f.uid, c) for t, n, f, c in table._checks],
         "attempts": [(t, n, f.uid, c) for t, n, f, c in table._attempts],
+        "created": table.created,
     }
     # objects the deep parsers keep on a flow (a parser of its own) are told by their type
     return re.sub(r" object at 0x[0-9a-f]+>", " object>", repr((flows, heaps, table.next_sweep)))
@@ -1865,3 +1869,407 @@ def test_first_payload_after_the_peer_sent_data_in_the_fast_branch() -> None:
         states.append(_table_state(pipe))
     assert states[0] == states[2] and states[1] == states[2]
     assert firsts == 1
+
+
+# -- new flows made in C (run's new_flows: FastStatus.STARTED) -------------------------------
+
+
+def new_ways(frames: Frames, cfg: Config | None = None, *, every: bool = True) -> int:
+    """The frames through the C loop making new flows itself, the C loop handing them back
+    (``corefeed.START`` off: ``FlowTable.first_packet`` makes them) and the general path:
+    the flow table (every attribute of every flow and endpoint, the timer heaps with their
+    tiebreaks, ``created``, the next sweep) after every frame (``every``; else after the
+    last) and the records after the end must be equal. Returns how many flows C made over
+    the whole frames."""
+    made = 0
+    for end in range(1, len(frames) + 1) if every else [len(frames)]:
+        states, records = [], []
+        for way in ("c", "handed", "general"):
+            recs: list[dict[str, Any]] = []
+            pipe = Pipeline(cfg or Config.default(), recs.append, geo=NullGeo(), uids=UidSource(3))
+            m = mapped(frames[:end])
+            before = fast_loop().starts
+            if way == "general":
+                pipe.run(m.rest(m.start))
+            else:
+                corefeed.START = way == "c"
+                try:
+                    run_core(pipe, m)
+                finally:
+                    corefeed.START = True
+                if way == "handed":
+                    assert fast_loop().starts == before
+                else:
+                    made = fast_loop().starts - before
+            states.append(_table_state(pipe))
+            pipe.finish()
+            records.append(recs)
+        assert states[0] == states[2]
+        assert states[1] == states[2]
+        assert records[0] == records[2] and records[1] == records[2]
+    return made
+
+
+_HOSTS4 = ["10.0.0.5", "10.0.0.9", "192.0.2.7", "255.255.255.255", "224.0.0.251"]
+_HOSTS4 += ["239.255.255.250", "240.0.0.1", "223.255.255.255", "255.255.255.254"]
+_HOSTS6 = ["fd00::5", "fd00::9", "ff02::fb", "fe80::1", "feff::1"]
+#: likely server ports of TCP and UDP (Zeek's), DNS ports, and ports of neither
+_PORTS = [53, 67, 68, 123, 137, 443, 1900, 5353, 5355, 40000, 80, 22, 8080, 20000, 3478, 0]
+_SYN, _ACK = int(g.TcpFlag.SYN), int(g.TcpFlag.ACK)
+_FIRST_FLAGS = [_SYN, _SYN, _SYN | 0x08, _SYN | 0xC0, _SYN | 0x20, _SYN | _ACK, _ACK, _SYN | 1]
+_FIRST_FLAGS += [int(g.TcpFlag.RST), _ACK | 0x08]
+
+
+def _first_packets(seed: int, n: int = 40) -> Frames:
+    """Random packets, most the first of their flow: UDP and TCP over IPv4 and IPv6 (with or
+    without a VLAN tag) between unicast, broadcast and multicast addresses, from and to
+    likely server ports, DNS ports and others; TCP with every kind of first segment (bare
+    SYNs with extra flags, with payload or a zero window, SYN-ACKs, ACKs, SYN+FIN, RSTs);
+    times spread so that timers run in between; now and then a packet of a flow seen."""
+    rng = random.Random(seed)
+    frames: Frames = []
+    t = 100.0
+    for _ in range(n):
+        t += rng.choice([0.0, 0.001, 0.001, 0.3, 2.0, 11.0])
+        if frames and rng.random() < 0.1:
+            frames.append((t, rng.choice(frames)[1]))
+            continue
+        hosts = _HOSTS6 if rng.random() < 0.3 else _HOSTS4
+        route = g.Route.of(
+            "bc:ad:28:00:00:01",
+            rng.choice(hosts[:3]),
+            "00:11:22:33:44:55",
+            rng.choice(hosts),
+            rng.choice([(), (7,)]),
+        )
+        sport, dport = rng.choice(_PORTS), rng.choice(_PORTS)
+        payload = rng.choice([b"", b"", b"q" * 20])
+        if rng.random() < 0.5:
+            frames.append((t, g.udp_frame(route, sport, dport, payload)))
+        else:
+            frame = g.tcp_frame(
+                route,
+                sport,
+                dport,
+                seq=rng.choice([0, 1000, 2**31, 2**32 - 1]),
+                ack=rng.choice([0, 77]),
+                flags=rng.choice(_FIRST_FLAGS),
+                payload=payload,
+                window=rng.choice([64240, 64240, 0]),
+            )
+            frames.append((t, frame))
+    return frames
+
+
+def _short_timers(cfg: Config) -> Config:
+    """Timers shorter than the sweep interval (the DNS check and the UDP idle timeout move
+    the next sweep; unanswered SYNs end soon) and a table of 5 flows (evictions)."""
+    flows = replace(
+        cfg.flows, udp_idle_s=0.4, dns_idle_s=0.25, tcp_attempt_s=0.5, tcp_idle_s=3, max_flows=5
+    )
+    return replace(cfg, flows=flows)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_first_packets_made_in_c_as_in_python(seed: int) -> None:
+    frames = _first_packets(seed)
+    assert new_ways(frames) > 5
+    new_ways(frames, _short_timers(Config.default()))
+
+
+def test_random_first_packets_hit_every_new_flow_kind() -> None:
+    """Over more seeds (compared after the last packet only): C makes most flows, with and
+    without a flip, DNS checks, IPv6, tags, payloads; Python the rest."""
+    made = 0
+    loop = fast_loop()
+    for seed in range(100, 130):
+        before = loop.reasons()[FastStatus.NEW]
+        made += new_ways(_first_packets(seed, 80), every=False)
+        new_ways(_first_packets(seed, 80), _short_timers(Config.default()), every=False)
+        assert loop.reasons()[FastStatus.NEW] > before  # the rest handed back
+    assert made > 600
+
+
+def _udp_from(sport: int, dport: int, dst: str) -> bytes:
+    v6 = ":" in dst
+    route = g.Route.of(
+        "bc:ad:28:00:00:01", "fd00::5" if v6 else "10.0.0.5", "00:11:22:33:44:55", dst
+    )
+    return g.udp_frame(route, sport, dport, b"")
+
+
+@pytest.mark.parametrize(
+    ("sport", "dport", "dst", "flipped"),
+    [
+        (53, 40000, "10.0.0.9", True),
+        (123, 40000, "10.0.0.9", True),
+        (5353, 5353, "224.0.0.251", False),
+        (53, 40000, "255.255.255.255", False),
+        (53, 40000, "224.0.0.1", False),
+        (53, 40000, "239.255.255.255", False),
+        (53, 40000, "240.0.0.1", True),
+        (53, 40000, "223.255.255.255", True),
+        (53, 40000, "255.255.255.254", True),
+        (53, 40000, "ff02::fb", False),
+        (53, 40000, "fe80::1", True),
+        (53, 123, "10.0.0.9", False),
+        (40000, 53, "10.0.0.9", False),
+        (80, 40000, "10.0.0.9", False),  # a TCP port only
+        (67, 68, "255.255.255.255", False),
+        (67, 68, "10.0.0.9", True),
+    ],
+)
+def test_zeeks_flip_of_a_new_udp_flow_in_c(sport: int, dport: int, dst: str, flipped: bool) -> None:
+    warm = _udp_from(9, 9, "fd00::9" if ":" in dst else "10.0.0.9")  # the UDP idle heap
+    frames = _timed([warm, _udp_from(sport, dport, dst), warm])
+    assert new_ways(frames) == 1
+    pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+    run_core(pipe, mapped(frames))
+    (f,) = [f for f in pipe.table.flows.values() if {f.orig_p, f.resp_p} == {sport, dport}]
+    assert (f.hist == ["^"]) is flipped and (f.orig_h == g.ip_bytes(dst)) is flipped
+
+
+def _warm_table(frames: Frames) -> Pipeline:
+    """A pipeline whose table has seen the frames (the UDP and TCP idle heaps cached)."""
+    pipe = Pipeline(Config.default(), print, geo=NullGeo(), uids=UidSource(3))
+    run_core(pipe, mapped(frames))
+    return pipe
+
+
+_WARM = _timed(
+    [
+        g.udp_frame(ROUTE, 9, 9, b""),
+        g.tcp_frame(ROUTE, 9, 9, seq=1, ack=0, flags=_SYN),
+    ]
+)
+_NEW_UDP = g.udp_frame(ROUTE, 5000, 53, b"x" * 12)  # a DNS port: the DNS check too
+_NEW_SYN = g.tcp_frame(ROUTE, 40020, 80, seq=5, ack=0, flags=_SYN)
+
+
+def _run_new(pipe: Pipeline, frame: bytes, items: Any) -> tuple[int, Any]:
+    data = pcap_bytes([(100.5, frame)])
+    _, _, _, _, status, rec = fast_loop().run(
+        pipe.table.flows, data, 24, len(data), True, 1e-6, pipe.table.next_sweep, 10,
+        pipe.table.closed_at, True, items,
+    )  # fmt: skip
+    return status, rec
+
+
+def _snapshot(pipe: Pipeline) -> str:
+    return _table_state(pipe) + repr(pipe.table._uid())
+
+
+class _WithInit(Flow):
+    __slots__ = ()
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+
+
+class _EndWithInit(Endpoint):
+    __slots__ = ()
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+
+
+@pytest.mark.parametrize("types", [(_WithInit, Endpoint), (Flow, _EndWithInit)])
+def test_a_flow_or_endpoint_type_with_its_own_init_is_handed_back(types: tuple[type, type]) -> None:
+    """C makes flows and endpoints without calling their type: a subclass whose ``__init__``
+    is its own (a fast loop over it is allowed) gets its new flows handed back."""
+    loop = core.fast_loop(*types)
+    pipe = _warm_table(_WARM)
+    items = pipe.table.core_new_flows()
+    assert items is not None
+    items = (items[0], *types, *items[3:])
+    for frame in (_NEW_UDP, _NEW_SYN):
+        data = pcap_bytes([(100.5, frame)])
+        table = pipe.table
+        _, _, _, _, status, _ = loop.run(
+            table.flows, data, 24, len(data), True, 1e-6, table.next_sweep, 10, table.closed_at,
+            True, items,
+        )  # fmt: skip
+        assert status == FastStatus.NEW
+
+
+def _tampered(i: int, value: object) -> Callable[[tuple[Any, ...]], object]:
+    return lambda items: (*items[:i], value, *items[i + 1 :])
+
+
+def _idle_pair(pair: object) -> Callable[[tuple[Any, ...]], object]:
+    def make(items: tuple[Any, ...]) -> object:
+        heaps = dict(items[6])
+        heaps[17] = heaps[6] = pair
+        return (*items[:6], heaps, *items[7:])
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        list,
+        lambda items: items[:-1],
+        lambda items: (*items, None),
+        _tampered(1, PyFlow),
+        _tampered(1, _WithInit),
+        _tampered(2, PyEndpoint),
+        _tampered(3, None),
+        _tampered(4, [1, 2]),
+        _tampered(5, None),
+        _tampered(6, []),
+        _tampered(7, ()),
+        _tampered(9, "10"),
+        _tampered(9, 2**60),
+        _tampered(10, ()),
+        _tampered(12, None),
+        _tampered(13, 1.5e6),
+        _tampered(13, 2**70),
+        _tampered(17, b"\0" * 65535),
+        _tampered(17, bytearray(65536)),
+        _tampered(18, {}),
+        _idle_pair((60.0,)),
+        _idle_pair(("60", [])),
+        _idle_pair((60.0, ())),
+        _idle_pair([60.0, []]),
+    ],
+)
+def test_new_flow_items_of_another_type_hand_the_packet_back(
+    tamper: Callable[[tuple[Any, ...]], object],
+) -> None:
+    """Anything in ``new_flows`` not of the type C reads hands the packet back as NEW with
+    nothing changed (no uid drawn, no tie, no entry), for a UDP datagram and a bare SYN."""
+    for frame in (_NEW_UDP, _NEW_SYN):
+        pipe = _warm_table(_WARM)
+        items = pipe.table.core_new_flows()
+        assert items is not None
+        twin = _warm_table(_WARM)
+        status, rec = _run_new(pipe, frame, tamper(items))
+        assert status == FastStatus.NEW and len(rec[3]) == 15
+        assert _snapshot(pipe) == _snapshot(twin)
+        status, _ = _run_new(pipe, frame, items)  # untampered: made
+        assert status == FastStatus.STARTED
+
+
+def test_full_table_first_of_a_protocol_and_other_first_segments_handed_back() -> None:
+    cfg = replace(Config.default(), flows=replace(Config.default().flows, max_flows=2))
+    pipe = Pipeline(cfg, print, geo=NullGeo(), uids=UidSource(3))
+    pipe.table.sweep(100.0)  # the next sweep after the packet's time
+    items = pipe.table.core_new_flows()
+    assert _run_new(pipe, _NEW_UDP, items)[0] == FastStatus.NEW  # no UDP idle heap yet
+    run_core(pipe, mapped(_WARM))
+    assert _run_new(pipe, _NEW_UDP, items)[0] == FastStatus.NEW  # two flows: full
+    pipe = _warm_table(_WARM)
+    items = pipe.table.core_new_flows()
+    for flags, payload, window in [
+        (_SYN | _ACK, b"", 100),
+        (_SYN, b"x", 100),
+        (_SYN, b"", 0),
+        (_SYN | 1, b"", 100),
+        (_SYN | 4, b"", 100),
+        (_ACK, b"", 100),
+    ]:
+        syn = g.tcp_frame(
+            ROUTE, 40021, 80, seq=5, ack=0, flags=flags, payload=payload, window=window
+        )
+        assert _run_new(pipe, syn, items)[0] == FastStatus.NEW
+    assert _run_new(pipe, _NEW_SYN, None)[0] == FastStatus.NEW
+
+
+def test_started_record_and_counters() -> None:
+    pipe = _warm_table(_WARM)
+    starts = fast_loop().starts
+    status, rec = _run_new(pipe, _NEW_UDP, pipe.table.core_new_flows())
+    ts, wirelen, frame, (f, is_orig, off, plen) = rec
+    assert (status, ts, wirelen, frame) == (FastStatus.STARTED, 100.5, len(_NEW_UDP), _NEW_UDP)
+    assert (is_orig, off, plen) == (True, 14 + 4 + 20 + 8, 12)  # a VLAN tag; padded
+    assert pipe.table.flows[f.key] is f and fast_loop().starts == starts + 1
+    assert (f.o_pkts, f.o_bytes, f.r_pkts, f.hist, f.tcp, f.keep) == (1, 12, 0, None, None, 0)
+    status, rec = _run_new(pipe, _NEW_SYN, pipe.table.core_new_flows())
+    assert status == FastStatus.STARTED and rec[3][3] == 0 and rec[3][0].hist == ["S"]
+    hits = fast_loop().flow_hits  # a flow made in C is in the flow cache at once
+    status, _ = _run_new(pipe, g.udp_frame(ROUTE, 5000, 53, b""), pipe.table.core_new_flows())
+    assert status == FastStatus.END and fast_loop().flow_hits == hits + 1
+    assert (f.o_pkts, f.o_bytes) == (2, 12)
+
+
+def _failing(where: str) -> Callable[[Pipeline], tuple[Any, ...]]:
+    def make(pipe: Pipeline) -> tuple[Any, ...]:
+        items = pipe.table.core_new_flows()
+        assert items is not None
+        table = pipe.table
+        pushes = 0
+
+        def push(heap: list[Any], entry: Any) -> None:
+            nonlocal pushes
+            pushes += 1
+            if where == f"push{pushes}":
+                raise RuntimeError(where)
+            heapq.heappush(heap, entry)
+
+        def uid() -> str:
+            raise RuntimeError(where)
+
+        class Tie:
+            def __iter__(self) -> Tie:
+                return self
+
+            def __next__(self) -> int:
+                raise RuntimeError(where)
+
+        class NoCreated:
+            next_sweep = table.next_sweep
+            created = 0
+
+            def __setattr__(self, name: str, value: object) -> None:
+                raise RuntimeError(where)
+
+        changes: dict[str, dict[int, object]] = {
+            "uid": {3: uid},
+            "tie": {4: Tie()},
+            "push1": {5: push},
+            "push2": {5: push},
+            "created": {0: NoCreated()},
+        }
+        changed = changes[where]
+        return tuple(changed.get(i, item) for i, item in enumerate(items))
+
+    return make
+
+
+@pytest.mark.parametrize("where", ["uid", "tie", "push1", "push2", "created"])
+def test_a_failing_registration_leaves_no_flow(where: str) -> None:
+    """An error while a new flow is made or registered (the uid, a tie, a heap push, the
+    table's ``created``) stops the run with that error, and the flow is not left in the
+    table: taken out of the dict again and ended (state 2) for any timer entry pushed."""
+    pipe = _warm_table(_WARM)
+    flows, created = dict(pipe.table.flows), pipe.table.created
+    items = _failing(where)(pipe)
+    with pytest.raises(RuntimeError, match=where):
+        _run_new(pipe, _NEW_UDP, items)
+    assert pipe.table.flows == flows and pipe.table.created == created
+    entries: list[tuple[Any, ...]] = [e for h in pipe.table._heaps.values() for e in h]
+    for entry in [*entries, *pipe.table._checks]:
+        assert entry[2].state == 2 or entry[2].key in flows
+    status, _ = _run_new(pipe, _NEW_UDP, pipe.table.core_new_flows())  # and then made
+    assert status == FastStatus.STARTED
+
+
+def test_captures_alike_with_new_flows_made_in_c_or_by_python(
+    site_capture: Path, pcap_corpus: Path
+) -> None:
+    """The records of the site capture, pcaps/, the corpus and Zeek's traces are the same
+    whether C makes new flows or hands them to ``FlowTable.first_packet`` (and the general
+    path's: ``both_ways``); C makes most of them."""
+    paths = [site_capture, *sorted((REPO / "pcaps").rglob("*.pcap"))]
+    paths += [*real_captures(pcap_corpus), *zeek_traces()]
+    starts = fast_loop().starts
+    for path in paths:
+        made, general = both_ways(path)
+        corefeed.START = False
+        try:
+            handed, _ = both_ways(path)
+        finally:
+            corefeed.START = True
+        assert made == general and handed == general, path.name
+    assert fast_loop().starts - starts > 2000

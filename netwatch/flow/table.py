@@ -244,6 +244,20 @@ _MAYBE_SERVER = LIKELY_SERVER_TCP | LIKELY_SERVER_UDP
 
 _by_first = operator.attrgetter("first")  # flush's order: oldest first
 
+
+def _port_roles() -> bytes:
+    """One byte per port (65,536) for the compiled core's new flows: bit 0 a likely server
+    TCP port, bit 1 a likely server UDP port (Zeek's rule, :func:`flip_first`), bit 2 a DNS
+    port (:data:`DNS_UDP_PORTS`, the DNS check)."""
+    roles = bytearray(65536)
+    for bit, ports in enumerate((LIKELY_SERVER_TCP, LIKELY_SERVER_UDP, DNS_UDP_PORTS)):
+        for port in ports:
+            roles[port] |= 1 << bit
+    return bytes(roles)
+
+
+_PORT_ROLES = _port_roles()
+
 OnEnd = Callable[[Flow, EndReason], None]
 Inspect = Callable[[Flow, bool, bytes, int, int, float], None]
 OnStart = Callable[[Flow, float], None]
@@ -309,6 +323,48 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self.flows)
 
+    @property
+    def on_start(self) -> OnStart | None:
+        """The ``on_start`` callback (called with a new flow and its first packet's time,
+        once that packet is counted: counters, TCP endpoints and history, timers; before its
+        payload goes to the deep parsers)."""
+        return self._on_start
+
+    def core_new_flows(self) -> tuple[Any, ...] | None:
+        """What the compiled fast loop needs to make a TCP or UDP flow itself as
+        :meth:`first_packet` makes it (``FastLoop.run``'s ``new_flows``; None when the
+        table does not make C flows and endpoints: then C hands every new flow back): the
+        table (its ``created`` and ``next_sweep`` are written), its Flow and Endpoint
+        types, the uid source, the tiebreak counter, ``heapq.heappush``, the per-protocol
+        (idle timeout, heap) cache, the check and attempt heaps with their kinds and
+        delays, the table's size limit, the payload budget, the endpoints' letters, the
+        ports' roles (:func:`_port_roles`) and the dict of flows (``run``'s must be it). C
+        reads them at each call and hands a new flow back when one is not of the type it
+        expects (a protocol's first flow, whose idle heap is not cached yet, included)."""
+        if self._whole_new is None or self._syn_end is None:
+            return None
+        return (
+            self,
+            self._whole_new,
+            self._syn_end,
+            self._uid,
+            self._tie,
+            heappush,
+            self._idle_heap,
+            self._checks,
+            Check.DNS,
+            self.settings.dns_idle_s,
+            self._attempts,
+            _ATTEMPT,
+            self._attempt_s,
+            self._max_flows,
+            self._budget,
+            ORIG_LETTERS,
+            RESP_LETTERS,
+            _PORT_ROLES,
+            self.flows,
+        )
+
     # -- fast path ------------------------------------------------------------------------
 
     def packet(self, ts: float, d: Decoded) -> Flow:
@@ -331,6 +387,7 @@ class FlowTable:
             key = (dst, src, kdp, ksp, proto)
         f = self.flows.get(key)
         reversal = False
+        started = f is None  # on_start once the first packet is counted
         if f is None:
             f = self._new(key, ts, d, fwd)
         else:
@@ -340,6 +397,7 @@ class FlowTable:
                     if is_reuse(orig, resp, flags, seq):
                         self._end(f, EndReason.TCP_CLOSED)  # a new connection, same 5-tuple
                         f = self._new(key, ts, d, fwd)
+                        started = True
                     elif flags & _SYN_ACK == SYN and fwd is not f.odir and syn_reversal(orig, resp):
                         self._flip_tcp(f)  # the SYN-ACK was seen before its SYN
                         reversal = True
@@ -377,6 +435,8 @@ class FlowTable:
                     establish_both(tcp[0], tcp[1])
                 if flags & 0x05:
                     self._closing(f, is_orig, ts, first_fin)
+        if started and self._on_start is not None:
+            self._on_start(f, ts)
         if plen > 0 and off >= 0:
             self.deep(f, is_orig, frame, off, plen, ts)
         return f
@@ -388,7 +448,8 @@ class FlowTable:
         (:meth:`_new` for TCP and UDP, inlined, with the one-call constructor). The same
         effect as :meth:`packet` (``tests/flow/test_table.py`` compares the tables after
         each); anything but TCP or UDP, a fragment, or a table without the C ``Flow`` goes
-        through :meth:`packet`."""
+        through :meth:`packet`. The reference for the flows the compiled core makes itself
+        (:meth:`core_new_flows`), and what makes those it hands back."""
         src, dst, proto, sport, dport, ip_len, flags, seq, ack, win, off, plen, frame, mo, vl = d
         whole = self._whole_new
         if (proto != PROTO_TCP and proto != PROTO_UDP) or flags == FRAGMENT or whole is None:  # noqa: PLR1714
@@ -424,6 +485,8 @@ class FlowTable:
             f.o_bytes = plen
         else:
             f.r_bytes = plen
+        if self._on_start is not None:
+            self._on_start(f, ts)
         if plen > 0 and off >= 0:
             self.deep(f, is_orig, frame, off, plen, ts)
         return f
@@ -592,7 +655,8 @@ class FlowTable:
 
     def _register(self, key: tuple[Any, ...], f: Flow, proto: int, ts: float) -> None:
         """A new flow into the table: its DNS check, its place in the dict and on its idle
-        heap, the next sweep, then ``on_start`` (:meth:`_new` and :meth:`first_packet`)."""
+        heap, the next sweep (:meth:`_new` and :meth:`first_packet`; their callers call
+        ``on_start`` once the first packet is counted)."""
         if proto == PROTO_UDP and f.resp_p in DNS_UDP_PORTS:
             self._check(ts + self.settings.dns_idle_s, f, Check.DNS)
         self.flows[key] = f
@@ -604,8 +668,6 @@ class FlowTable:
         heappush(heap, (ts, next(self._tie), f))
         if ts + idle < self.next_sweep:  # noqa: PLR1730 (cheaper than min() here)
             self.next_sweep = ts + idle
-        if self._on_start is not None:
-            self._on_start(f, ts)
 
     def _idle_heap_of(self, proto: int) -> tuple[float, list[tuple[float, int, Flow]]]:
         """The protocol's idle timeout and the heap of its class, cached (a protocol's first

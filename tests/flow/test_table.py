@@ -519,3 +519,58 @@ def test_first_packet_does_what_packet_does_for_a_packet_of_no_flow(seed: int) -
     general.flush()
     first.flush()
     assert _state(first, logs[1]) == _state(general, logs[0])
+
+
+def test_on_start_sees_the_first_packet_counted_before_its_payload_is_inspected() -> None:
+    """``on_start`` runs once the first packet is counted (counters, endpoints, history,
+    timers), and before the deep parsers see its payload: on ``packet`` (a new flow and a
+    reused 5-tuple) and on ``first_packet`` alike (the compiled core's new flows too)."""
+    calls: list[tuple[object, ...]] = []
+
+    def on_start(f: Flow, ts: float) -> None:
+        tcp = None if f.tcp is None else f.tcp[0].state
+        hist = None if f.hist is None else list(f.hist)
+        calls.append(("start", ts, f.o_pkts, f.r_pkts, f.o_bytes, f.r_ipb, tcp, hist))
+
+    def inspect(f: Flow, is_orig: bool, frame: bytes, off: int, n: int, ts: float) -> None:
+        calls.append(("inspect", ts, n))
+
+    table = FlowTable(FlowSettings(), Collector(), inspect=inspect, on_start=on_start)
+    table.packet(1.0, udp(B, A, 5000, 53))
+    table.first_packet(2.0, udp(B, A, 5001, 53, 7))
+    table.first_packet(3.0, udp(A, B, 53, 5002, 4))  # flipped by its ports
+    table.packet(4.0, tcp(A, B, 4000, 80, SYN, 10))
+    table.packet(4.1, tcp(B, A, 80, 4000, RST | ACK, 0, ack=11))
+    table.packet(4.2, tcp(A, B, 4000, 80, SYN, 99))  # a new connection on the 5-tuple
+    assert calls == [
+        ("start", 1.0, 1, 0, 10, 0, None, None),
+        ("inspect", 1.0, 10),
+        ("start", 2.0, 1, 0, 7, 0, None, None),
+        ("inspect", 2.0, 7),
+        ("start", 3.0, 0, 1, 0, 32, None, ["^"]),
+        ("inspect", 3.0, 4),
+        ("start", 4.0, 1, 0, 0, 0, 1, ["S"]),
+        ("start", 4.2, 1, 0, 0, 0, 1, ["S"]),
+    ]
+
+
+def test_port_roles_are_the_port_sets_and_core_new_flows_needs_the_c_types(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from netwatch.flow import table as flow_table  # noqa: PLC0415 (the module's globals)
+    from netwatch.flow.ports import LIKELY_SERVER_TCP, LIKELY_SERVER_UDP  # noqa: PLC0415
+
+    roles = flow_table._PORT_ROLES
+    assert len(roles) == 65536
+    for port, role in enumerate(roles):
+        want = (port in LIKELY_SERVER_TCP) | (port in LIKELY_SERVER_UDP) << 1
+        assert role == want | (port in flow_table.DNS_UDP_PORTS) << 2, port
+    table, _ = make()
+    items = table.core_new_flows()
+    if flow_table._C_FLOW is None:  # the pure path: nothing for C
+        assert items is None
+        return
+    assert items is not None and len(items) == 19 and items[18] is table.flows
+    assert (items[0], items[1], items[6], items[17]) == (table, Flow, table._idle_heap, roles)
+    monkeypatch.setattr(flow_table, "Flow", PyFlow)
+    assert make()[0].core_new_flows() is None
