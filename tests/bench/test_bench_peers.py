@@ -203,3 +203,10 @@ def _run_log(tool: bp.Tool, capture: bp.Capture) -> str:
 
     bp.run_tool(bp.Tool(tool.name, tool.argv, read, tool.env, tool.cold_cache), capture)
     return seen[0]
+
+
+def test_read_through_reads_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 5000)
+    assert bp.read_through(path, chunk=4096) == 256 * 5000
+    assert bp.read_through(tmp_path / "blob", chunk=1 << 20) == 256 * 5000
