@@ -9,7 +9,9 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -299,6 +301,24 @@ raise SystemExit(code)
 """
 
 
+def replay_imports(
+    pcap: Path, flows: Path, pure: str, names: Sequence[str]
+) -> tuple[list[dict[str, Any]], str]:
+    """Replay ``pcap`` in a fresh interpreter (``NETWATCH_PURE=pure``) writing ``flows``: its
+    flow records and the line naming which of ``names`` the replay imported."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NETWATCH_PURE": pure}
+    proc = subprocess.run(
+        [sys.executable, "-c", REPLAY_GEO_IMPORTS, str(pcap), str(flows), *names],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in flows.read_text().splitlines()]
+    return records, proc.stdout.splitlines()[-1]
+
+
 @pytest.mark.parametrize("pure", ["", "1"])
 def test_replay_with_public_peers_leaves_maxminddb_unloaded(tmp_path: Path, pure: str) -> None:
     """Start-up: with the compiled walk (``netwatch._mmdb``), the built-in GeoIP data is read
@@ -311,20 +331,10 @@ def test_replay_with_public_peers_leaves_maxminddb_unloaded(tmp_path: Path, pure
         route = g.Route.of("bc:ad:28:00:00:01", local, "00:11:22:33:44:55", peer)
         trace.add(1_000_000 + i, g.udp_frame(route, 1000, 53, b"a"))
         trace.add(1_500_000 + i, g.udp_frame(route.reverse(), 53, 1000, b"b"))
-    pcap, flows = tmp_path / "x.pcap", tmp_path / "flows.jsonl"
+    pcap = tmp_path / "x.pcap"
     trace.write(pcap)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NETWATCH_PURE": pure}
-    proc = subprocess.run(
-        [sys.executable, "-c", REPLAY_GEO_IMPORTS, str(pcap), str(flows), *NOT_WITH_THE_WALK],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    records = [json.loads(line) for line in flows.read_text().splitlines()]
+    records, loaded = replay_imports(pcap, tmp_path / "flows.jsonl", pure, NOT_WITH_THE_WALK)
     assert [(r["resp_cc"], r["resp_asn"]) for r in records] == [("US", 15169), ("CA", 15169)]
-    loaded = proc.stdout.splitlines()[-1]
     if pure or importlib.util.find_spec("netwatch._mmdb") is None:
         assert "maxminddb" in loaded
     else:
@@ -342,20 +352,10 @@ NOT_AT_START = ("socket", "selectors", "hashlib", "_hashlib", "hmac")
 def test_replay_loads_neither_socket_py_nor_openssl(tmp_path: Path, pure: str) -> None:
     """Start-up: a replay writing a flow log imports none of ``NOT_AT_START``; under
     ``NETWATCH_PURE=1`` the Python record's Community ID imports hashlib."""
-    pcap, flows = tmp_path / "x.pcap", tmp_path / "flows.jsonl"
+    pcap = tmp_path / "x.pcap"
     small_capture(pcap)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NETWATCH_PURE": pure}
-    proc = subprocess.run(
-        [sys.executable, "-c", REPLAY_GEO_IMPORTS, str(pcap), str(flows), *NOT_AT_START],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    records = [json.loads(line) for line in flows.read_text().splitlines()]
+    records, loaded = replay_imports(pcap, tmp_path / "flows.jsonl", pure, NOT_AT_START)
     assert [r["community_id"][:2] for r in records] == ["1:"]
-    loaded = proc.stdout.splitlines()[-1]
     if not pure and importlib.util.find_spec("netwatch._core") is not None:
         assert loaded == "[]"
     else:  # the Python record's Community ID (and maxminddb's email imports socket)
