@@ -1446,6 +1446,30 @@ static void ctl_commit(nw_ctl *c, nw_endpoint *e, PyObject *last, Py_ssize_t slo
     PyList_SetItem(last, slot, c->seq); /* steals seq; an exact list of 3: cannot fail */
 }
 
+/* What first_ack and first_data both write once they have decided to apply a packet: the
+ * sender's letter (letters[index], 'A'/'a' or 'D'/'d') appended to Flow.hist, its history
+ * bits (new_bits), its delivered data (e_deliv) and, when the peer's nxt >= 0, the peer's
+ * (p_deliv). The new objects first: 0 when applied, -1 on an error raised (nothing
+ * changed). */
+static int first_letter(nw_flow *f, nw_endpoint *e, nw_endpoint *p, Py_ssize_t index,
+                        long long new_bits_value, long long e_deliv, long long p_deliv)
+{
+    int pd_new = p->val[EC_NXT].i >= 0;
+    PyObject *letter = PySequence_GetItem(e->obj[EO_LETTERS], index);
+    PyObject *new_bits = PyLong_FromLongLong(new_bits_value);
+    PyObject *new_ed = PyLong_FromLongLong(e_deliv);
+    PyObject *new_pd = pd_new ? PyLong_FromLongLong(p_deliv) : NULL;
+    PyObject *made[] = {letter, new_bits, new_ed, new_pd};
+    if (!all_made(made, NW_LEN(made), 3 + pd_new) || PyList_Append(f->obj[FO_HIST], letter) < 0)
+        return release_made(made, NW_LEN(made));
+    Py_DECREF(letter);
+    Py_XSETREF(e->obj[EO_BITS], new_bits);
+    Py_XSETREF(e->obj[EO_DELIV], new_ed);
+    if (new_pd != NULL)
+        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    return 0;
+}
+
 /* A bare ACK that passed every fast-branch test but the history bit: the direction's first
  * one ('A'/'a'), e.g. the third packet of a handshake. Applies what FlowTable.packet and
  * tcpstate.tcp_packet do with it (no SYN, FIN or RST, no payload, a non-zero window, seq
@@ -1460,7 +1484,6 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
                      long long bits, long long seq, long long ack)
 {
     nw_val *ev = e->val, *pv = p->val;
-    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
     long long es, ps, pdeliv, base;
     if (!tcp_values(f, e, p, 3, &es, &ps, &base))
         return NW_HAND_VALUE;
@@ -1485,20 +1508,8 @@ static int first_ack(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint 
         if (0 < adv && adv < NW_HALF) /* _ack_received: Python's */
             return cond(self, NW_COND_FIRST_A);
     }
-    /* the new objects first (a failed allocation changes nothing) */
-    int pd_new = pv[EC_NXT].i >= 0;
-    PyObject *letter = PySequence_GetItem(letters, 2);
-    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_A);
-    PyObject *new_ed = PyLong_FromLongLong(ed);
-    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
-    PyObject *made[] = {letter, new_bits, new_ed, new_pd};
-    if (!all_made(made, NW_LEN(made), 3 + pd_new) || PyList_Append(hist, letter) < 0)
-        return release_made(made, NW_LEN(made));
-    Py_DECREF(letter);
-    Py_XSETREF(e->obj[EO_BITS], new_bits);
-    Py_XSETREF(e->obj[EO_DELIV], new_ed);
-    if (new_pd != NULL)
-        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    if (first_letter(f, e, p, 2, bits | NW_BIT_A, ed, pdeliv) < 0)
+        return -1;
     ev[EC_SEQMAX].i = eseq;
     if (pdeliv >= 0)
         pv[EC_DACK].i = pdeliv & NW_MASK32;
@@ -1527,7 +1538,6 @@ static int first_data(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint
                       long long plen)
 {
     nw_val *ev = e->val, *pv = p->val;
-    PyObject *hist = f->obj[FO_HIST], *letters = e->obj[EO_LETTERS];
     long long es, ps, pdeliv, base;
     if (!tcp_values(f, e, p, 4, &es, &ps, &base))
         return NW_HAND_VALUE;
@@ -1552,20 +1562,8 @@ static int first_data(nw_fastloop *self, nw_flow *f, nw_endpoint *e, nw_endpoint
             return cond(self, NW_COND_FIRST_D);
     }
     long long end = ed + plen; /* the payload delivered in order: deliv == seqmax == end */
-    /* the new objects first (a failed allocation changes nothing) */
-    int pd_new = pv[EC_NXT].i >= 0;
-    PyObject *letter = PySequence_GetItem(letters, 3);
-    PyObject *new_bits = PyLong_FromLongLong(bits | NW_BIT_D);
-    PyObject *new_ed = PyLong_FromLongLong(end);
-    PyObject *new_pd = pd_new ? PyLong_FromLongLong(pdeliv) : NULL;
-    PyObject *made[] = {letter, new_bits, new_ed, new_pd};
-    if (!all_made(made, NW_LEN(made), 3 + pd_new) || PyList_Append(hist, letter) < 0)
-        return release_made(made, NW_LEN(made));
-    Py_DECREF(letter);
-    Py_XSETREF(e->obj[EO_BITS], new_bits);
-    Py_XSETREF(e->obj[EO_DELIV], new_ed);
-    if (new_pd != NULL)
-        Py_XSETREF(p->obj[EO_DELIV], new_pd);
+    if (first_letter(f, e, p, 3, bits | NW_BIT_D, end, pdeliv) < 0)
+        return -1;
     ev[EC_SEQMAX].i = end;
     if (has_ack && pdeliv >= 0)
         pv[EC_DACK].i = pdeliv & NW_MASK32;
