@@ -93,31 +93,15 @@ class PassiveDns:
         Does what ``_observe_one`` then ``share`` then ``_put`` do for each tuple, in the
         same order (the any-client entry before the client's), so evictions and the
         ``on_learn`` calls are the same."""
-        table = self._table
+        share = self.share
         low, high, hook = self.min_ttl_s, self.max_ttl_s, self.on_learn
-        limit = self.max_entries
         for addr, asked, ttl in answers:
             if addr is None or len(addr) not in (4, 16) or not asked:
                 self.invalid += 1
                 continue
             name = asked.rstrip(".").lower()
             expiry = ts + (low if ttl < low else high if ttl > high else ttl)  # clamped
-            value = (name, expiry)
-            key = (_ANY_CLIENT, addr)  # _put, written out twice: once per answer matters
-            if key in table:
-                table.move_to_end(key)
-            elif len(table) >= limit:
-                table.popitem(last=False)
-                self.evictions += 1
-            table[key] = value
-            if client:
-                key = (client, addr)
-                if key in table:
-                    table.move_to_end(key)
-                elif len(table) >= limit:
-                    table.popitem(last=False)
-                    self.evictions += 1
-                table[key] = value
+            share(client, addr, name, expiry)
             if hook is not None:
                 hook(client, addr, name, expiry)
 
