@@ -1011,20 +1011,26 @@ def _seqmax_behind(pipe: Pipeline) -> None:
     f.tcp[0].seqmax -= 10
 
 
+#: Endpoint states both first-letter branches (first ACK, first payload) are tested after.
+_UNUSUAL_ENDPOINTS: list[tuple[Tamper, int]] = [
+    (_set_end(1, dack=-1), 0),  # the peer's dack rewritten from its deliv
+    (_set_end(1, dack=-1), 5),  # beyond the peer's data: _ack_received's
+    (_set_end(0, dack=-1), 0),  # the sender's dack rewritten
+    (_set_end(1, nxt=-1), 0),  # the peer's nxt recomputed
+    (_set_end(0, state=0), 0),  # an inactive sender wakes up
+    (_set_end(0, base=-1), 0),  # an endpoint without a first byte: _control
+    (_set_end(0, state=2), 0),
+    (_lone_syn_ack, 0),  # the originator's lone SYN-ACK: flipped
+    (_set_end(0, state=5), 0),  # closed: still nxt
+    (_set_end(0, state=6), 0),  # reset: nxt -1
+    (_set_end(1, state=6), 0),
+]
+
+
 @pytest.mark.parametrize(
     ("tamper", "delta"),
     [
-        (_set_end(1, dack=-1), 0),  # the peer's dack rewritten from its deliv
-        (_set_end(1, dack=-1), 5),  # beyond the peer's data: _ack_received's
-        (_set_end(0, dack=-1), 0),  # the sender's dack rewritten
-        (_set_end(1, nxt=-1), 0),  # the peer's nxt recomputed
-        (_set_end(0, state=0), 0),  # an inactive sender wakes up
-        (_set_end(0, base=-1), 0),  # an endpoint without a first byte: _control
-        (_set_end(0, state=2), 0),
-        (_lone_syn_ack, 0),  # the originator's lone SYN-ACK: flipped
-        (_set_end(0, state=5), 0),  # closed: still nxt
-        (_set_end(0, state=6), 0),  # reset: nxt -1
-        (_set_end(1, state=6), 0),
+        *_UNUSUAL_ENDPOINTS,
         (_seqmax_behind, 0),  # an empty segment beyond the highest seen
     ],
 )
@@ -1708,17 +1714,7 @@ def test_deep_budget_exhausted_or_odd() -> None:
     ("tamper", "delta"),
     [
         (_untouched, 0),
-        (_set_end(1, dack=-1), 0),  # the peer's dack rewritten from its deliv
-        (_set_end(1, dack=-1), 5),  # beyond the peer's data: _ack_received's
-        (_set_end(0, dack=-1), 0),  # the sender's dack rewritten
-        (_set_end(1, nxt=-1), 0),  # the peer's nxt recomputed
-        (_set_end(0, state=0), 0),  # an inactive sender wakes up
-        (_set_end(0, base=-1), 0),  # an endpoint without a first byte: _control
-        (_set_end(0, state=2), 0),
-        (_lone_syn_ack, 0),  # the originator's lone SYN-ACK: flipped
-        (_set_end(0, state=5), 0),  # closed: still nxt
-        (_set_end(0, state=6), 0),  # reset: nxt -1
-        (_set_end(1, state=6), 0),
+        *_UNUSUAL_ENDPOINTS,
         (_set_end(1, state=3), 0),  # the peer partial
         (_seqmax_behind, 0),  # the payload beyond the highest seen: _out_of_order
         (_set_end(0, letters="SHADFRCTGWIQ"), 0),  # another letter set: its D appended
