@@ -94,6 +94,14 @@ typedef struct {
 
 _Static_assert(sizeof(nw_record) == 88, "nw_record layout");
 
+/* Inlined at every call, whatever the compiler's size heuristics (the per-packet helpers:
+ * a call and its spills cost more than their bodies). */
+#if defined(__GNUC__) || defined(__clang__)
+#define NW_HOT static inline __attribute__((always_inline))
+#else
+#define NW_HOT static inline
+#endif
+
 static inline uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
 static inline uint32_t be32(const uint8_t *p)
@@ -263,18 +271,22 @@ typedef struct {
  * NW_MAX_CAPLEN (the framing is lost). */
 enum nw_step { NW_STEP_RECORD, NW_STEP_EMPTY, NW_STEP_END, NW_STEP_CAPLEN };
 
-static int next_record(const uint8_t *buf, uint64_t off, uint64_t end, int little, nw_rechdr *h)
+NW_HOT int next_record(const uint8_t *buf, uint64_t off, uint64_t end, int little, nw_rechdr *h)
 {
     if (end < NW_RECORD_HEADER || off > end - NW_RECORD_HEADER)
         return NW_STEP_END;
     const uint8_t *p = buf + off;
-    uint32_t v[4];
-    for (int i = 0; i < 4; i++)
-        v[i] = little ? le32(p + 4 * i) : be32(p + 4 * i);
-    h->sec = v[0];
-    h->frac = v[1];
-    h->caplen = v[2];
-    h->wirelen = v[3];
+    if (little) {
+        h->sec = le32(p);
+        h->frac = le32(p + 4);
+        h->caplen = le32(p + 8);
+        h->wirelen = le32(p + 12);
+    } else {
+        h->sec = be32(p);
+        h->frac = be32(p + 4);
+        h->caplen = be32(p + 8);
+        h->wirelen = be32(p + 12);
+    }
     h->start = off + NW_RECORD_HEADER;
     if (h->caplen > NW_MAX_CAPLEN)
         return NW_STEP_CAPLEN;
@@ -301,8 +313,10 @@ static inline void read_ahead(const uint8_t *buf, uint64_t *next, uint64_t off, 
     uint64_t want = end - off > NW_AHEAD ? off + NW_AHEAD : end;
     uint64_t at = *next > off ? *next : off;
     /* the same prefetches, in the same order, four lines per step of the loop (the loop's
-     * compare and branch per line cost more instructions than the prefetches themselves) */
-    for (; at < want && want - at > 3 * NW_LINE; at += 4 * NW_LINE) {
+     * compare and branch per line cost more instructions than the prefetches themselves);
+     * below `four`, the step's four lines are all before `want` */
+    uint64_t four = at < want && want - at > 3 * NW_LINE ? want - 3 * NW_LINE : at;
+    for (; at < four; at += 4 * NW_LINE) {
         __builtin_prefetch(buf + at);
         __builtin_prefetch(buf + at + NW_LINE);
         __builtin_prefetch(buf + at + 2 * NW_LINE);
@@ -1081,7 +1095,8 @@ static void fill_getsets(PyGetSetDef *out, nw_cell_info *cells, int n)
  * dict) by setting its state to 2 first, and every cached flow belongs to `flows` (a run
  * over another dict drops them all). So it keeps at most NW_KEY_CACHE keys and flows alive,
  * and the last dict. */
-#define NW_KEY_CACHE 4096
+#define NW_KEY_BITS 12
+#define NW_KEY_CACHE (1u << NW_KEY_BITS)
 
 typedef struct {
     uint8_t raw[NW_RAW_KEY];
@@ -1190,13 +1205,20 @@ static void fastloop_dealloc(nw_fastloop *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static PyObject *int_zero; /* PyLong_FromLong(0), held from the module's exec */
+
 /* An exact int within +-NW_SAFE (false: anything else, nothing raised). Called about four
- * times per packet: before CPython 3.12, an int of at most two digits (|x| < 2**60, within
- * NW_SAFE whatever the digit size) is read from its digits here, where the sign is Py_SIZE's
- * (that layout, cpython/longintrepr.h, changed in 3.12: there and for bigger ints, the
- * public conversion with its overflow flag). */
-static inline int small_int(PyObject *v, long long *out)
+ * times per packet: the shared int 0 CPython hands out (most of what is read per packet:
+ * keep, deep budgets, state) is known by identity; before CPython 3.12, an int of at most
+ * two digits (|x| < 2**60, within NW_SAFE whatever the digit size) is read from its digits
+ * here, where the sign is Py_SIZE's (that layout, cpython/longintrepr.h, changed in 3.12:
+ * there and for bigger ints, the public conversion with its overflow flag). */
+NW_HOT int small_int(PyObject *v, long long *out)
 {
+    if (v == int_zero && v != NULL) { /* most of the ints read per packet (keep, deep, state) */
+        *out = 0;
+        return 1;
+    }
     if (v == NULL || !PyLong_CheckExact(v))
         return 0;
 #if PY_VERSION_HEX < 0x030C0000
@@ -1343,17 +1365,22 @@ static PyObject *key_tuple(const uint8_t raw[NW_RAW_KEY])
     return key;
 }
 
-/* The cache entry of a raw key: a multiply-xorshift hash of its five 8-byte words. */
-static size_t key_slot(const uint8_t raw[NW_RAW_KEY])
+/* The cache entry of a raw key: multiply-shift hashing, its five 8-byte words each times its
+ * own odd constant, the products xored, the top bits taken (each depends on every bit of
+ * every word; the five multiplies are independent: no chain through the words). */
+NW_HOT size_t key_slot(const uint8_t raw[NW_RAW_KEY])
 {
+    static const uint64_t mult[NW_RAW_KEY / 8] = {
+        0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull,
+        0xD6E8FEB86659FD93ull, 0xFF51AFD7ED558CCDull,
+    };
     uint64_t h = 0;
-    for (size_t i = 0; i < NW_RAW_KEY; i += 8) {
+    for (size_t i = 0; i < NW_RAW_KEY / 8; i++) {
         uint64_t w;
-        memcpy(&w, raw + i, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-        h ^= h >> 29;
+        memcpy(&w, raw + 8 * i, 8);
+        h ^= w * mult[i];
     }
-    return (size_t)(h >> 20) & (NW_KEY_CACHE - 1);
+    return (size_t)(h >> (64 - NW_KEY_BITS));
 }
 
 /* Two raw keys are equal: their five 8-byte words compared in line (a memcmp call per
@@ -1390,7 +1417,7 @@ static int cache_key(nw_key_entry *entry, const uint8_t raw[NW_RAW_KEY], PyObjec
 }
 
 /* The flow is in the table: its state (an exact int) is not 2 (ended). */
-static int live(const nw_flow *f)
+NW_HOT int live(const nw_flow *f)
 {
     long long state;
     return small_int(f->obj[FO_STATE], &state) && state != 2;
@@ -3710,7 +3737,8 @@ static int core_exec(PyObject *m)
     fill_getsets(end_getset, end_cells, EC_COUNT);
     if (record_init() < 0)
         return -1;
-    if ((str_created = PyUnicode_InternFromString("created")) == NULL
+    if ((int_zero = PyLong_FromLong(0)) == NULL
+        || (str_created = PyUnicode_InternFromString("created")) == NULL
         || (str_next_sweep = PyUnicode_InternFromString("next_sweep")) == NULL)
         return -1;
     if (PyType_Ready(&FlowBaseType) < 0 || PyModule_AddType(m, &FlowBaseType) < 0
