@@ -170,7 +170,7 @@ static int may_tunnel(const uint8_t *f, uint64_t off, uint64_t end, uint16_t sp,
 }
 
 /* Decode one Ethernet frame f[0:flen] into r; r->kind stays NW_ODD for any other shape. */
-static void decode_ether(const uint8_t *f, uint32_t flen, uint32_t wirelen, nw_record *r)
+NW_HOT void decode_ether(const uint8_t *f, uint32_t flen, uint32_t wirelen, nw_record *r)
 {
     if (flen < 14)
         return;
@@ -331,7 +331,7 @@ static inline void read_ahead(const uint8_t *buf, uint64_t *next, uint64_t off, 
 }
 
 /* The record of one packet: its header fields, and the common-shape decode. */
-static void fill_record(const uint8_t *buf, const nw_rechdr *h, int ethernet, nw_record *r)
+NW_HOT void fill_record(const uint8_t *buf, const nw_rechdr *h, int ethernet, nw_record *r)
 {
     memset(r, 0, sizeof *r);
     r->frame_off = h->start;
