@@ -160,7 +160,7 @@ static int teredo_detected(const uint8_t *f, uint64_t off, uint64_t end)
 
 /* netwatch.decode.tunnels.tunnel_kind is not None: a UDP payload f[off:end] that the
  * general walk would look into for a tunnel. */
-static int may_tunnel(const uint8_t *f, uint64_t off, uint64_t end, uint16_t sp, uint16_t dp)
+NW_HOT int may_tunnel(const uint8_t *f, uint64_t off, uint64_t end, uint16_t sp, uint16_t dp)
 {
     if (is_tunnel_port(sp) || is_tunnel_port(dp))
         return 1;
@@ -1303,7 +1303,7 @@ static inline int end_fresh(nw_endpoint *e)
 
 /* memcmp's sign for two addresses of n (4 or 16) bytes, from big-endian words (in line:
  * once per packet, where a library call cost more than the comparison). */
-static inline int addr_order(const uint8_t *a, const uint8_t *b, size_t n)
+NW_HOT int addr_order(const uint8_t *a, const uint8_t *b, size_t n)
 {
     for (size_t i = 0; i < n; i += 4) {
         uint32_t x = be32(a + i), y = be32(b + i);
@@ -1319,7 +1319,8 @@ static inline int addr_order(const uint8_t *a, const uint8_t *b, size_t n)
 static void raw_key(const nw_record *r, uint8_t raw[NW_RAW_KEY], int *fwd)
 {
     size_t n = r->kind == NW_IPV4 ? 4 : 16;
-    int c = addr_order(r->src, r->dst, n);
+    /* a constant size each way: IPv4's order is one comparison of two words */
+    int c = n == 4 ? addr_order(r->src, r->dst, 4) : addr_order(r->src, r->dst, 16);
     *fwd = c < 0 || (c == 0 && r->sport <= r->dport);
     const uint8_t *a = *fwd ? r->src : r->dst, *b = *fwd ? r->dst : r->src;
     uint16_t pa = *fwd ? r->sport : r->dport, pb = *fwd ? r->dport : r->sport;
