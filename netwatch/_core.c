@@ -3746,7 +3746,8 @@ static int core_exec(PyObject *m)
         || PyType_Ready(&EndpointBaseType) < 0 || PyModule_AddType(m, &EndpointBaseType) < 0
         || PyType_Ready(&FastLoopType) < 0 || PyModule_AddType(m, &FastLoopType) < 0)
         return -1;
-    if (PyModule_AddIntConstant(m, "RECORD_SIZE", (long)sizeof(nw_record)) < 0)
+    if (PyModule_AddIntConstant(m, "RECORD_SIZE", (long)sizeof(nw_record)) < 0
+        || PyModule_AddIntConstant(m, "FRESH_PACKETS", (long)NW_FRESH) < 0)
         return -1;
     return PyModule_AddIntConstant(m, "MAX_CAPLEN", (long)NW_MAX_CAPLEN);
 }
