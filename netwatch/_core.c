@@ -31,7 +31,9 @@
  * every other packet back to Python, counting
  * why (reasons(), and conds() for failed conditions). A cache on the raw 5-tuple finds a
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
- * range-checked first; anything unexpected hands the packet back with nothing changed.
+ * range-checked first (the counter cells of a Flow or Endpoint once per NW_FRESH packets of
+ * it, and again after any write from Python: flow_fresh); anything unexpected hands the
+ * packet back with nothing changed.
  *
  * flow_record (at the end of this file) builds an ended flow's flow-log record from a C Flow
  * and the enrichment values Python passes in: the same keys, order, types and values as
