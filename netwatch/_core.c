@@ -31,7 +31,9 @@
  * every other packet back to Python, counting
  * why (reasons(), and conds() for failed conditions). A cache on the raw 5-tuple finds a
  * live flow without a dict lookup. It holds the GIL. Every value it reads is type- and
- * range-checked first; anything unexpected hands the packet back with nothing changed.
+ * range-checked first (the counter cells of a Flow or Endpoint once per NW_FRESH packets of
+ * it, and again after any write from Python: flow_fresh); anything unexpected hands the
+ * packet back with nothing changed.
  *
  * flow_record (at the end of this file) builds an ended flow's flow-log record from a C Flow
  * and the enrichment values Python passes in: the same keys, order, types and values as
@@ -94,6 +96,14 @@ typedef struct {
 
 _Static_assert(sizeof(nw_record) == 88, "nw_record layout");
 
+/* Inlined at every call, whatever the compiler's size heuristics (the per-packet helpers:
+ * a call and its spills cost more than their bodies). */
+#if defined(__GNUC__) || defined(__clang__)
+#define NW_HOT static inline __attribute__((always_inline))
+#else
+#define NW_HOT static inline
+#endif
+
 static inline uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
 static inline uint32_t be32(const uint8_t *p)
@@ -114,6 +124,8 @@ static inline int is_vlan_tpid(uint16_t t)
 /* netwatch.decode.tunnels.TUNNEL_UDP_PORTS */
 static inline int is_tunnel_port(uint16_t p)
 {
+    if (p < 2123 || p > 8472) /* outside the lowest and highest of them (most ports): one test */
+        return 0;
     switch (p) {
     case 4789: case 8472: case 6081: case 3544: case 5072: case 2152: case 2123: case 4754:
         return 1;
@@ -150,7 +162,7 @@ static int teredo_detected(const uint8_t *f, uint64_t off, uint64_t end)
 
 /* netwatch.decode.tunnels.tunnel_kind is not None: a UDP payload f[off:end] that the
  * general walk would look into for a tunnel. */
-static int may_tunnel(const uint8_t *f, uint64_t off, uint64_t end, uint16_t sp, uint16_t dp)
+NW_HOT int may_tunnel(const uint8_t *f, uint64_t off, uint64_t end, uint16_t sp, uint16_t dp)
 {
     if (is_tunnel_port(sp) || is_tunnel_port(dp))
         return 1;
@@ -160,7 +172,7 @@ static int may_tunnel(const uint8_t *f, uint64_t off, uint64_t end, uint16_t sp,
 }
 
 /* Decode one Ethernet frame f[0:flen] into r; r->kind stays NW_ODD for any other shape. */
-static void decode_ether(const uint8_t *f, uint32_t flen, uint32_t wirelen, nw_record *r)
+NW_HOT void decode_ether(const uint8_t *f, uint32_t flen, uint32_t wirelen, nw_record *r)
 {
     if (flen < 14)
         return;
@@ -168,7 +180,9 @@ static void decode_ether(const uint8_t *f, uint32_t flen, uint32_t wirelen, nw_r
     uint16_t etype = be16(f + 12);
     int vlan = -1;
     unsigned tags = 0;
-    while (is_vlan_tpid(etype)) {
+    /* the common ethertypes tested first: an IPv4 or IPv6 frame (tagged or not: the tag's
+     * inner type) then takes two comparisons, not the four of the tag types as well */
+    while (etype != 0x0800 && etype != 0x86DD && is_vlan_tpid(etype)) {
         if (tags == NW_MAX_TAGS || flen < off + 4)
             return;
         vlan = be16(f + off) & 0x0FFF;
@@ -259,18 +273,22 @@ typedef struct {
  * NW_MAX_CAPLEN (the framing is lost). */
 enum nw_step { NW_STEP_RECORD, NW_STEP_EMPTY, NW_STEP_END, NW_STEP_CAPLEN };
 
-static int next_record(const uint8_t *buf, uint64_t off, uint64_t end, int little, nw_rechdr *h)
+NW_HOT int next_record(const uint8_t *buf, uint64_t off, uint64_t end, int little, nw_rechdr *h)
 {
     if (end < NW_RECORD_HEADER || off > end - NW_RECORD_HEADER)
         return NW_STEP_END;
     const uint8_t *p = buf + off;
-    uint32_t v[4];
-    for (int i = 0; i < 4; i++)
-        v[i] = little ? le32(p + 4 * i) : be32(p + 4 * i);
-    h->sec = v[0];
-    h->frac = v[1];
-    h->caplen = v[2];
-    h->wirelen = v[3];
+    if (little) {
+        h->sec = le32(p);
+        h->frac = le32(p + 4);
+        h->caplen = le32(p + 8);
+        h->wirelen = le32(p + 12);
+    } else {
+        h->sec = be32(p);
+        h->frac = be32(p + 4);
+        h->caplen = be32(p + 8);
+        h->wirelen = be32(p + 12);
+    }
     h->start = off + NW_RECORD_HEADER;
     if (h->caplen > NW_MAX_CAPLEN)
         return NW_STEP_CAPLEN;
@@ -296,6 +314,16 @@ static inline void read_ahead(const uint8_t *buf, uint64_t *next, uint64_t off, 
 #if defined(__GNUC__) || defined(__clang__)
     uint64_t want = end - off > NW_AHEAD ? off + NW_AHEAD : end;
     uint64_t at = *next > off ? *next : off;
+    /* the same prefetches, in the same order, four lines per step of the loop (the loop's
+     * compare and branch per line cost more instructions than the prefetches themselves);
+     * below `four`, the step's four lines are all before `want` */
+    uint64_t four = at < want && want - at > 3 * NW_LINE ? want - 3 * NW_LINE : at;
+    for (; at < four; at += 4 * NW_LINE) {
+        __builtin_prefetch(buf + at);
+        __builtin_prefetch(buf + at + NW_LINE);
+        __builtin_prefetch(buf + at + 2 * NW_LINE);
+        __builtin_prefetch(buf + at + 3 * NW_LINE);
+    }
     for (; at < want; at += NW_LINE)
         __builtin_prefetch(buf + at);
     *next = at;
@@ -305,7 +333,7 @@ static inline void read_ahead(const uint8_t *buf, uint64_t *next, uint64_t off, 
 }
 
 /* The record of one packet: its header fields, and the common-shape decode. */
-static void fill_record(const uint8_t *buf, const nw_rechdr *h, int ethernet, nw_record *r)
+NW_HOT void fill_record(const uint8_t *buf, const nw_rechdr *h, int ethernet, nw_record *r)
 {
     memset(r, 0, sizeof *r);
     r->frame_off = h->start;
@@ -501,11 +529,14 @@ enum nw_flow_obj {
 enum nw_flow_cell { FC_LAST, FC_O_PKTS, FC_O_IPB, FC_O_BYTES, FC_R_PKTS, FC_R_IPB, FC_R_BYTES,
                     FC_COUNT };
 
+/* fresh (Flow and Endpoint): how many more packets the fast loop may count into the cells
+ * without checking them again (see flow_fresh); 0 after any write from Python. */
 typedef struct {
     PyObject_HEAD
     PyObject *obj[FO_COUNT];
     nw_val val[FC_COUNT];
     uint8_t tag[FC_COUNT];
+    uint32_t fresh;
 } nw_flow;
 
 enum nw_end_obj {
@@ -519,6 +550,7 @@ typedef struct {
     PyObject *obj[EO_COUNT];
     nw_val val[EC_COUNT];
     uint8_t tag[EC_COUNT];
+    uint32_t fresh;
 } nw_endpoint;
 
 #define FLOW_OBJ(name, i) \
@@ -549,15 +581,16 @@ static PyMemberDef end_members[] = {
 };
 #undef END_OBJ
 
-/* A cell attribute: its name (for AttributeError) and the offsets of its value and tag. */
+/* A cell attribute: its name (for AttributeError) and the offsets of its value and tag, and
+ * of its object's `fresh`. */
 typedef struct {
     const char *name;
-    Py_ssize_t val, tag;
+    Py_ssize_t val, tag, fresh;
 } nw_cell_info;
 
 #define FLOW_CELL(name, i) \
     {name, (Py_ssize_t)(offsetof(nw_flow, val) + (i) * sizeof(nw_val)), \
-     (Py_ssize_t)(offsetof(nw_flow, tag) + (i))}
+     (Py_ssize_t)(offsetof(nw_flow, tag) + (i)), (Py_ssize_t)offsetof(nw_flow, fresh)}
 static nw_cell_info flow_cells[FC_COUNT] = {
     FLOW_CELL("last", FC_LAST),       FLOW_CELL("o_pkts", FC_O_PKTS),
     FLOW_CELL("o_ipb", FC_O_IPB),     FLOW_CELL("o_bytes", FC_O_BYTES),
@@ -567,7 +600,7 @@ static nw_cell_info flow_cells[FC_COUNT] = {
 #undef FLOW_CELL
 #define END_CELL(name, i) \
     {name, (Py_ssize_t)(offsetof(nw_endpoint, val) + (i) * sizeof(nw_val)), \
-     (Py_ssize_t)(offsetof(nw_endpoint, tag) + (i))}
+     (Py_ssize_t)(offsetof(nw_endpoint, tag) + (i)), (Py_ssize_t)offsetof(nw_endpoint, fresh)}
 static nw_cell_info end_cells[EC_COUNT] = {
     END_CELL("dack", EC_DACK), END_CELL("nxt", EC_NXT), END_CELL("seqmax", EC_SEQMAX),
 };
@@ -643,6 +676,7 @@ static int cell_set(PyObject *self, PyObject *value, void *closure)
                      Py_TYPE(self)->tp_name, ci->name);
         return -1;
     }
+    *(uint32_t *)((char *)self + ci->fresh) = 0; /* a write from Python: checked again */
     return cell_store(val_at(self, ci), tag, value);
 }
 
@@ -712,6 +746,7 @@ static int flow_traverse(nw_flow *self, visitproc visit, void *arg)
 
 static int flow_clear(nw_flow *self)
 {
+    self->fresh = 0;
     objs_clear(self->obj, FO_COUNT);
     cells_clear(self->val, self->tag, FC_COUNT);
     return 0;
@@ -843,6 +878,7 @@ static int flow_init_plain(nw_flow *self, PyObject *key, PyObject *uid, PyObject
         return -1;
     }
     PyObject **o = self->obj;
+    self->fresh = 0; /* the cells are (re)set from Python's values below */
     obj_set(o, FO_KEY, key);
     obj_set(o, FO_UID, uid);
     obj_set(o, FO_FIRST, ts);
@@ -879,6 +915,7 @@ static int end_traverse(nw_endpoint *self, visitproc visit, void *arg)
 
 static int end_clear(nw_endpoint *self)
 {
+    self->fresh = 0;
     objs_clear(self->obj, EO_COUNT);
     cells_clear(self->val, self->tag, EC_COUNT);
     return 0;
@@ -960,6 +997,7 @@ static int end_init_plain(nw_endpoint *self, PyObject *letters)
 {
     PyObject **o = self->obj;
     int rc = 0;
+    self->fresh = 0; /* the cells are (re)set here (and by end_init_syn, after this) */
     rc |= obj_set_long(o, EO_STATE, 0);
     rc |= obj_set_long(o, EO_PREV, 0);
     rc |= obj_set_long(o, EO_BASE, -1);
@@ -1059,7 +1097,8 @@ static void fill_getsets(PyGetSetDef *out, nw_cell_info *cells, int n)
  * dict) by setting its state to 2 first, and every cached flow belongs to `flows` (a run
  * over another dict drops them all). So it keeps at most NW_KEY_CACHE keys and flows alive,
  * and the last dict. */
-#define NW_KEY_CACHE 4096
+#define NW_KEY_BITS 12
+#define NW_KEY_CACHE (1u << NW_KEY_BITS)
 
 typedef struct {
     uint8_t raw[NW_RAW_KEY];
@@ -1168,13 +1207,20 @@ static void fastloop_dealloc(nw_fastloop *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static PyObject *int_zero; /* PyLong_FromLong(0), held from the module's exec */
+
 /* An exact int within +-NW_SAFE (false: anything else, nothing raised). Called about four
- * times per packet: before CPython 3.12, an int of at most two digits (|x| < 2**60, within
- * NW_SAFE whatever the digit size) is read from its digits here, where the sign is Py_SIZE's
- * (that layout, cpython/longintrepr.h, changed in 3.12: there and for bigger ints, the
- * public conversion with its overflow flag). */
-static inline int small_int(PyObject *v, long long *out)
+ * times per packet: the shared int 0 CPython hands out (most of what is read per packet:
+ * keep, deep budgets, state) is known by identity; before CPython 3.12, an int of at most
+ * two digits (|x| < 2**60, within NW_SAFE whatever the digit size) is read from its digits
+ * here, where the sign is Py_SIZE's (that layout, cpython/longintrepr.h, changed in 3.12:
+ * there and for bigger ints, the public conversion with its overflow flag). */
+NW_HOT int small_int(PyObject *v, long long *out)
 {
+    if (v == int_zero && v != NULL) { /* most of the ints read per packet (keep, deep, state) */
+        *out = 0;
+        return 1;
+    }
     if (v == NULL || !PyLong_CheckExact(v))
         return 0;
 #if PY_VERSION_HEX < 0x030C0000
@@ -1202,9 +1248,64 @@ static inline int safe_cell(const nw_val *vals, const uint8_t *tags, int i)
     return tags[i] == NW_INT && vals[i].i >= -NW_SAFE && vals[i].i <= NW_SAFE;
 }
 
+/* The cells' check, once per NW_FRESH packets of an object instead of per packet: when an
+ * object's `fresh` is 0, every cell the fast branch reads of it is checked (a Flow: `last` a
+ * float, the six counters safe_cell; an Endpoint: its three cells safe_cell); if they pass,
+ * the next NW_FRESH packets that find the object (this one included) skip the per-cell checks.
+ * What keeps that the per-packet check's guarantee: Python writes a cell only through
+ * cell_set or the constructors, and each sets `fresh` to 0 (so a value from Python is always
+ * checked before the loop uses it; tp_clear too); the loop writes only ints of the same tags,
+ * each at most 2**33 above a value checked within NW_SAFE (the counters add at most 2**32 per
+ * packet; the TCP branches store values from checked cells and ints plus a payload length),
+ * so after NW_FRESH = 2**20 packets a cell is still within 2**61 + 2**53, far from int64's
+ * overflow, and then checked again. An object whose cells fail the check gets the per-cell
+ * checks on every packet, as before (fresh stays 0). */
+#define NW_FRESH (1u << 20)
+
+static int flow_cells_safe(const nw_flow *f)
+{
+    if (f->tag[FC_LAST] != NW_FLOAT)
+        return 0;
+    for (int i = FC_O_PKTS; i < FC_COUNT; i++)
+        if (!safe_cell(f->val, f->tag, i))
+            return 0;
+    return 1;
+}
+
+static int end_cells_safe(const nw_endpoint *e)
+{
+    for (int i = 0; i < EC_COUNT; i++)
+        if (!safe_cell(e->val, e->tag, i))
+            return 0;
+    return 1;
+}
+
+/* True: the flow's cells are checked for this packet (see NW_FRESH); false: check each. */
+static inline int flow_fresh(nw_flow *f)
+{
+    if (f->fresh == 0) {
+        if (!flow_cells_safe(f))
+            return 0;
+        f->fresh = NW_FRESH;
+    }
+    f->fresh--;
+    return 1;
+}
+
+static inline int end_fresh(nw_endpoint *e)
+{
+    if (e->fresh == 0) {
+        if (!end_cells_safe(e))
+            return 0;
+        e->fresh = NW_FRESH;
+    }
+    e->fresh--;
+    return 1;
+}
+
 /* memcmp's sign for two addresses of n (4 or 16) bytes, from big-endian words (in line:
  * once per packet, where a library call cost more than the comparison). */
-static inline int addr_order(const uint8_t *a, const uint8_t *b, size_t n)
+NW_HOT int addr_order(const uint8_t *a, const uint8_t *b, size_t n)
 {
     for (size_t i = 0; i < n; i += 4) {
         uint32_t x = be32(a + i), y = be32(b + i);
@@ -1220,7 +1321,8 @@ static inline int addr_order(const uint8_t *a, const uint8_t *b, size_t n)
 static void raw_key(const nw_record *r, uint8_t raw[NW_RAW_KEY], int *fwd)
 {
     size_t n = r->kind == NW_IPV4 ? 4 : 16;
-    int c = addr_order(r->src, r->dst, n);
+    /* a constant size each way: IPv4's order is one comparison of two words */
+    int c = n == 4 ? addr_order(r->src, r->dst, 4) : addr_order(r->src, r->dst, 16);
     *fwd = c < 0 || (c == 0 && r->sport <= r->dport);
     const uint8_t *a = *fwd ? r->src : r->dst, *b = *fwd ? r->dst : r->src;
     uint16_t pa = *fwd ? r->sport : r->dport, pb = *fwd ? r->dport : r->sport;
@@ -1266,17 +1368,22 @@ static PyObject *key_tuple(const uint8_t raw[NW_RAW_KEY])
     return key;
 }
 
-/* The cache entry of a raw key: a multiply-xorshift hash of its five 8-byte words. */
-static size_t key_slot(const uint8_t raw[NW_RAW_KEY])
+/* The cache entry of a raw key: multiply-shift hashing, its five 8-byte words each times its
+ * own odd constant, the products xored, the top bits taken (each depends on every bit of
+ * every word; the five multiplies are independent: no chain through the words). */
+NW_HOT size_t key_slot(const uint8_t raw[NW_RAW_KEY])
 {
+    static const uint64_t mult[NW_RAW_KEY / 8] = {
+        0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull,
+        0xD6E8FEB86659FD93ull, 0xFF51AFD7ED558CCDull,
+    };
     uint64_t h = 0;
-    for (size_t i = 0; i < NW_RAW_KEY; i += 8) {
+    for (size_t i = 0; i < NW_RAW_KEY / 8; i++) {
         uint64_t w;
-        memcpy(&w, raw + i, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-        h ^= h >> 29;
+        memcpy(&w, raw + 8 * i, 8);
+        h ^= w * mult[i];
     }
-    return (size_t)(h >> 20) & (NW_KEY_CACHE - 1);
+    return (size_t)(h >> (64 - NW_KEY_BITS));
 }
 
 /* Two raw keys are equal: their five 8-byte words compared in line (a memcmp call per
@@ -1313,7 +1420,7 @@ static int cache_key(nw_key_entry *entry, const uint8_t raw[NW_RAW_KEY], PyObjec
 }
 
 /* The flow is in the table: its state (an exact int) is not 2 (ended). */
-static int live(const nw_flow *f)
+NW_HOT int live(const nw_flow *f)
 {
     long long state;
     return small_int(f->obj[FO_STATE], &state) && state != 2;
@@ -1844,9 +1951,11 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
     long long keep, deep;
     int pkts = is_orig ? FC_O_PKTS : FC_R_PKTS, ipb = is_orig ? FC_O_IPB : FC_R_IPB;
     nw_val *fv = f->val;
-    if (!small_int(f->obj[FO_KEEP], &keep) || f->tag[FC_LAST] != NW_FLOAT
+    int fresh = flow_fresh(f); /* else the cells this packet reads checked one by one */
+    if (!small_int(f->obj[FO_KEEP], &keep)
+        || (!fresh && f->tag[FC_LAST] != NW_FLOAT)
         || !small_int(f->obj[is_orig ? FO_DEEP_O : FO_DEEP_R], &deep)
-        || !safe_cell(fv, f->tag, pkts) || !safe_cell(fv, f->tag, ipb))
+        || (!fresh && (!safe_cell(fv, f->tag, pkts) || !safe_cell(fv, f->tag, ipb))))
         return NW_HAND_VALUE;
     if (keep != 0)
         return NW_HAND_KEEP;
@@ -1856,7 +1965,7 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
     int closes = 0;    /* NW_CLOSE_* (first_fin, reset): close_flow after the counting */
     int handed = 0;    /* NW_HAND_DEEP: counted here, the payload to Python's deep step */
     if (r->proto == 17) {
-        if (!safe_cell(fv, f->tag, bytes))
+        if (!fresh && !safe_cell(fv, f->tag, bytes))
             return NW_HAND_VALUE;
         if (!(plen == 0 || deep == 0)) {
             if (!self->deep)
@@ -1875,8 +1984,10 @@ static int fast_packet(nw_fastloop *self, nw_flow *f, int fwd, const nw_record *
         nw_endpoint *p = (nw_endpoint *)PyTuple_GET_ITEM(tcp, is_orig ? 1 : 0);
         long long bits;
         ev = e->val;
-        if (!safe_cell(ev, e->tag, EC_NXT) || !safe_cell(p->val, p->tag, EC_DACK)
-            || !safe_cell(ev, e->tag, EC_SEQMAX) || !safe_cell(ev, e->tag, EC_DACK)
+        int efresh = end_fresh(e), pfresh = end_fresh(p);
+        if ((!efresh && !safe_cell(ev, e->tag, EC_NXT))
+            || (!pfresh && !safe_cell(p->val, p->tag, EC_DACK))
+            || (!efresh && (!safe_cell(ev, e->tag, EC_SEQMAX) || !safe_cell(ev, e->tag, EC_DACK)))
             || !small_int(e->obj[EO_BITS], &bits))
             return NW_HAND_VALUE;
         long long pd = p->val[EC_DACK].i;
@@ -3629,14 +3740,16 @@ static int core_exec(PyObject *m)
     fill_getsets(end_getset, end_cells, EC_COUNT);
     if (record_init() < 0)
         return -1;
-    if ((str_created = PyUnicode_InternFromString("created")) == NULL
+    if ((int_zero = PyLong_FromLong(0)) == NULL
+        || (str_created = PyUnicode_InternFromString("created")) == NULL
         || (str_next_sweep = PyUnicode_InternFromString("next_sweep")) == NULL)
         return -1;
     if (PyType_Ready(&FlowBaseType) < 0 || PyModule_AddType(m, &FlowBaseType) < 0
         || PyType_Ready(&EndpointBaseType) < 0 || PyModule_AddType(m, &EndpointBaseType) < 0
         || PyType_Ready(&FastLoopType) < 0 || PyModule_AddType(m, &FastLoopType) < 0)
         return -1;
-    if (PyModule_AddIntConstant(m, "RECORD_SIZE", (long)sizeof(nw_record)) < 0)
+    if (PyModule_AddIntConstant(m, "RECORD_SIZE", (long)sizeof(nw_record)) < 0
+        || PyModule_AddIntConstant(m, "FRESH_PACKETS", (long)NW_FRESH) < 0)
         return -1;
     return PyModule_AddIntConstant(m, "MAX_CAPLEN", (long)NW_MAX_CAPLEN);
 }

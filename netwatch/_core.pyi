@@ -17,6 +17,9 @@ Handed = tuple[float, int, bytes, Decoded | DeepPayload | None]
 
 RECORD_SIZE: int
 MAX_CAPLEN: int
+#: How many packets one check of a Flow's or Endpoint's cells covers in FastLoop.run (a
+#: write from Python to a cell makes the next packet check them again).
+FRESH_PACKETS: int
 
 def walk_pcap(
     buffer: bytes | bytearray | mmap.mmap,

@@ -40,7 +40,7 @@ from netwatch.capture.files import open_capture
 from netwatch.capture.linktypes import LinkType
 from netwatch.capture.pcap import MAX_CAPLEN, PCAP_HEADER_LEN, PcapHeader, ReadStats, walk_pcap
 from netwatch.decode.frames import Decoder
-from netwatch.decode.tunnels import tunnel_kind
+from netwatch.decode.tunnels import TUNNEL_UDP_PORTS, tunnel_kind
 from netwatch.flow.ids import community_id
 from netwatch.flow.table import Flow, PyFlow
 from netwatch.flow.tcpstate import ORIG_LETTERS, Endpoint, PyEndpoint
@@ -195,6 +195,19 @@ def test_qinq_is_common_and_a_third_tag_is_odd() -> None:
     three = two[:12] + b"\x88\xa8\x00\x05" + two[12:]
     kinds = compare(1, [(two, len(two)), (three, len(three))])
     assert kinds == Counter({"IPV6": 1, "ODD": 1})
+
+
+def test_tunnel_ports_and_their_neighbours_as_python() -> None:
+    """Every tunnel port (the general walk looks into the datagram: odd here) as the source
+    or destination, and the ports either side of each (the C tests a range first: its edges
+    included), are decided as Python's decoder decides them."""
+    r4 = g.Route.of("02:00:00:00:00:01", "10.0.0.1", "02:00:00:00:00:02", "10.0.0.2")
+    ports = sorted({q for p in TUNNEL_UDP_PORTS for q in (p - 1, p, p + 1)})
+    frames = [g.udp_frame(r4, p, 40000, b"\x80" * 64) for p in ports]
+    frames += [g.udp_frame(r4, 40000, p, b"\x80" * 64) for p in ports]
+    kinds = compare(1, [(f, len(f)) for f in frames])
+    tunnels = 2 * len(TUNNEL_UDP_PORTS)
+    assert kinds == Counter({"ODD": tunnels, "IPV4": len(frames) - tunnels})
 
 
 def test_batches_resume_where_they_stopped() -> None:

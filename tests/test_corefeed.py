@@ -2269,3 +2269,109 @@ def test_captures_alike_with_new_flows_made_in_c_or_by_python(
             corefeed.START = True
         assert made == general and handed == general, path.name
     assert fast_loop().starts - starts > 2000
+
+
+# -- the cells checked once per FRESH_PACKETS packets of an object ------------------------
+
+_WIDE = 1 << 62  # a C int64 (kept as an int cell) beyond the +-2**61 C reads
+
+
+def _wide_cell(name: str, side: int | None) -> Tamper:
+    """``name`` set to _WIDE on every flow (side None) or on one endpoint of the TCP flow."""
+
+    def tamper(pipe: Pipeline) -> None:
+        if side is None:
+            for f in pipe.table.flows.values():
+                setattr(f, name, _WIDE)
+        else:
+            setattr(_endpoints(pipe)[side], name, _WIDE)
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    ("name", "side"),
+    [
+        # (r_bytes: traffic's UDP stream is one way, and TCP does not read it)
+        *[(n, None) for n in ("o_pkts", "o_ipb", "o_bytes", "r_pkts", "r_ipb")],
+        *[(n, s) for n in ("dack", "nxt", "seqmax") for s in (0, 1)],
+    ],
+)
+def test_a_cell_written_between_runs_is_checked_again(name: str, side: int | None) -> None:
+    """A cell C has checked and counted into (the first half), then written from Python with
+    an int C keeps as an int but must not read: the next packet that reads it is handed back
+    (VALUE), and the records are the general path's."""
+    first, second = _split(traffic(100.0, 0.001, 40))
+    _, reasons = twin_runs(first, second, _wide_cell(name, side))
+    assert reasons[FastStatus.VALUE] > 0
+
+
+def _wide_tcp_bytes(pipe: Pipeline) -> None:
+    (f,) = _flows(pipe, 6)
+    f.o_bytes = f.r_bytes = _WIDE  # TCP counts its bytes in sequence space: C never reads these
+
+
+def test_a_cell_c_does_not_read_keeps_the_flow_in_c() -> None:
+    """A TCP flow whose byte counters fail the whole-object check still takes the fast branch
+    (its packets' own cells are checked one by one): nothing handed back as VALUE."""
+    first, second = _split(traffic(100.0, 0.001, 40))
+    done = fast_loop().fast
+    _, reasons = twin_runs(first, second, _wide_tcp_bytes)
+    assert reasons[FastStatus.VALUE] == 0
+    assert fast_loop().fast - done > len(second) * 9 // 10
+
+
+def test_cells_checked_again_after_fresh_packets() -> None:
+    """One check of a flow's cells covers FRESH_PACKETS packets: a counter checked just below
+    +-2**61 is counted on by C for exactly that many packets, then checked again, found beyond
+    and the rest handed back (VALUE); Python counts them on (the same total)."""
+    assert core._CORE is not None  # the autouse fixture has made sure it is loaded
+    fresh = core._CORE.FRESH_PACKETS
+    frame = g.udp_frame(ROUTE6, 50000, 6000, b"")  # no payload: nothing for the deep parsers
+    pipe = Pipeline(Config.default(), lambda rec: None, geo=NullGeo(), uids=UidSource(3))
+    run_core(pipe, mapped([(100.0, frame)]))
+    (f,) = _flows(pipe, 17)
+    start = (1 << 61) - 5
+    f.o_pkts = start  # within what C reads: checked at the next packet
+    extra = 64
+    record = struct.pack("<IIII", 100, 1000, len(frame), len(frame)) + frame
+    data = pcap_bytes([])[:24] + record * (fresh + extra)
+    m = MappedPcap(data, 24, len(data), PcapHeader.parse(data[:24]), ReadStats())
+    done, before = fast_loop().fast, fast_loop().reasons()
+    run_core(pipe, m)
+    reasons = [b - a for a, b in zip(before, fast_loop().reasons(), strict=True)]
+    assert fast_loop().fast - done == fresh
+    assert reasons[FastStatus.VALUE] == extra
+    assert f.o_pkts == start + fresh + extra
+
+
+_FLOW_MEMBERS = (
+    "app", "deep_o", "deep_r", "ev", "first", "hist", "keep", "key", "name", "odir", "orig_h",
+    "orig_mac", "orig_p", "proto", "resp_h", "resp_mac", "resp_p", "state", "stop", "tcp",
+    "uid", "vlan",
+)  # fmt: skip
+
+
+def _flows_made_again(pipe: Pipeline) -> None:
+    """Each flow's __init__ again with an int time (`last`: C reads a float there); its
+    object members (not cells) put back as they were."""
+    for f in pipe.table.flows.values():
+        members = {name: getattr(f, name) for name in _FLOW_MEMBERS}
+        Flow.__init__(f, f.key, f.uid, 100, f.proto)
+        for name, value in members.items():
+            setattr(f, name, value)
+
+
+def _endpoint_made_again(pipe: Pipeline) -> None:
+    e = _endpoints(pipe)[0]
+    # the table's two-argument form (EndpointBase's: an originator after its SYN at _WIDE)
+    Endpoint.__init__(e, e.letters, _WIDE)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("tamper", [_flows_made_again, _endpoint_made_again])
+def test_an_object_initialised_again_is_checked_again(tamper: Tamper) -> None:
+    """A Flow or Endpoint whose __init__ runs again (cells from Python's values) after C
+    checked it: the next packet checks its cells again and is handed back."""
+    first, second = _split(traffic(100.0, 0.001, 40))
+    _, reasons = twin_runs(first, second, tamper)
+    assert reasons[FastStatus.VALUE] > 0
