@@ -2956,20 +2956,26 @@ static void sha1_block(uint32_t h[5], const uint8_t *blk)
         w[i] = be32(blk + 4 * i);
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
     int i = 0;
+    /* unrolled: the ring's indexes become constants (about half the instructions) */
+#pragma GCC unroll 16
     for (; i < 16; i++)
         SHA1_ROUND(d ^ (b & (c ^ d)), 0x5A827999u); /* (b & c) | (~b & d) */
+#pragma GCC unroll 4
     for (; i < 20; i++) {
         SHA1_NEXT_W(i);
         SHA1_ROUND(d ^ (b & (c ^ d)), 0x5A827999u);
     }
+#pragma GCC unroll 20
     for (; i < 40; i++) {
         SHA1_NEXT_W(i);
         SHA1_ROUND(b ^ c ^ d, 0x6ED9EBA1u);
     }
+#pragma GCC unroll 20
     for (; i < 60; i++) {
         SHA1_NEXT_W(i);
         SHA1_ROUND((b & c) | (d & (b | c)), 0x8F1BBCDCu); /* majority */
     }
+#pragma GCC unroll 20
     for (; i < 80; i++) {
         SHA1_NEXT_W(i);
         SHA1_ROUND(b ^ c ^ d, 0xCA62C1D6u);
