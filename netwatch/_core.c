@@ -3044,35 +3044,52 @@ static int record_init(void)
  * hashlib on lengths 0..300. */
 static inline uint32_t rol32(uint32_t x, unsigned n) { return (x << n) | (x >> (32u - n)); }
 
+/* One 64-byte block: the 80 rounds as four loops of 20 (each its own f and k, no test of the
+ * round number per round), the message schedule kept as a ring of 16 words (w[i & 15]). */
+#define SHA1_ROUND(f, k)                                                                      \
+    do {                                                                                      \
+        uint32_t t_ = rol32(a, 5) + (f) + e + (k) + w[i & 15];                                \
+        e = d;                                                                                \
+        d = c;                                                                                \
+        c = rol32(b, 30);                                                                     \
+        b = a;                                                                                \
+        a = t_;                                                                               \
+    } while (0)
+#define SHA1_NEXT_W(i)                                                                        \
+    (w[(i) & 15] = rol32(w[((i) - 3) & 15] ^ w[((i) - 8) & 15] ^ w[((i) - 14) & 15] ^          \
+                             w[(i) & 15],                                                     \
+                         1))
+
 static void sha1_block(uint32_t h[5], const uint8_t *blk)
 {
-    uint32_t w[80];
+    uint32_t w[16];
     for (int i = 0; i < 16; i++)
         w[i] = be32(blk + 4 * i);
-    for (int i = 16; i < 80; i++)
-        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5A827999u;
-        } else if (i < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ED9EBA1u;
-        } else if (i < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8F1BBCDCu;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xCA62C1D6u;
-        }
-        uint32_t t = rol32(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rol32(b, 30);
-        b = a;
-        a = t;
+    int i = 0;
+    /* unrolled: the ring's indexes become constants (about half the instructions) */
+#pragma GCC unroll 16
+    for (; i < 16; i++)
+        SHA1_ROUND(d ^ (b & (c ^ d)), 0x5A827999u); /* (b & c) | (~b & d) */
+#pragma GCC unroll 4
+    for (; i < 20; i++) {
+        SHA1_NEXT_W(i);
+        SHA1_ROUND(d ^ (b & (c ^ d)), 0x5A827999u);
+    }
+#pragma GCC unroll 20
+    for (; i < 40; i++) {
+        SHA1_NEXT_W(i);
+        SHA1_ROUND(b ^ c ^ d, 0x6ED9EBA1u);
+    }
+#pragma GCC unroll 20
+    for (; i < 60; i++) {
+        SHA1_NEXT_W(i);
+        SHA1_ROUND((b & c) | (d & (b | c)), 0x8F1BBCDCu); /* majority */
+    }
+#pragma GCC unroll 20
+    for (; i < 80; i++) {
+        SHA1_NEXT_W(i);
+        SHA1_ROUND(b ^ c ^ d, 0xCA62C1D6u);
     }
     h[0] += a;
     h[1] += b;
@@ -3080,6 +3097,8 @@ static void sha1_block(uint32_t h[5], const uint8_t *blk)
     h[3] += d;
     h[4] += e;
 }
+#undef SHA1_NEXT_W
+#undef SHA1_ROUND
 
 static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
 {

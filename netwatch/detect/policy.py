@@ -21,12 +21,13 @@ default group allows nothing outside the site. A resolver is *approved* when it 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 from netwatch.alerts.model import Severity
 from netwatch.config import Config, GroupPolicy, IPNetwork
+from netwatch.enrich.addrclass import PIECES
 
 if TYPE_CHECKING:
     from netwatch.rules.base import Rule, RuleOptions
@@ -49,6 +50,34 @@ def name_allowed(name: str | None, exact: frozenset[str], suffixes: tuple[str, .
     if not name:
         return False
     return name in exact or name.endswith(suffixes)
+
+
+def _nets_lookup(
+    int_nets: Mapping[int, tuple[tuple[int, int], ...]],
+) -> Callable[[bytes], bool] | None:
+    """Membership in these (network, mask) integers per address size (4 and 16 bytes) as
+    compiled pieces: the address space cut where any network starts or ends, so that every
+    address of a piece has its first address's answer. None without the compiled pieces."""
+    if PIECES is None:
+        return None
+    starts: dict[int, bytes] = {}
+    answers: dict[int, tuple[bool, ...]] = {}
+    for size, nets in int_nets.items():
+        top = 1 << (8 * size)
+        cuts = {0}
+        for net, mask in nets:
+            cuts.update((net, net + (~mask & (top - 1)) + 1))
+        kept: list[int] = []
+        values: list[bool] = []
+        for cut in sorted(c for c in cuts if c < top):
+            inside = any(cut & mask == net for net, mask in nets)
+            if not values or values[-1] is not inside:  # runs of one answer made one piece
+                kept.append(cut)
+                values.append(inside)
+        starts[size] = b"".join(cut.to_bytes(size, "big") for cut in kept)
+        answers[size] = tuple(values)
+    lookup: Callable[[bytes], bool] = PIECES(starts[4], answers[4], starts[16], answers[16]).get
+    return lookup
 
 
 class Policy:
@@ -80,6 +109,11 @@ class Policy:
             )
             for size in (4, 16)
         }
+        #: :meth:`in_nets`' answer as one lookup: the compiled pieces of the address space
+        #: these networks cut (``_mmdb.Pieces``, a binary search in C; ValueError for an
+        #: address of another length), else the loop over ``_int_nets``
+        #: (``NETWATCH_PURE=1``, or no compiler). A flood of camera flows asks it per flow.
+        self._member: Callable[[bytes], bool] = _nets_lookup(self._int_nets) or self._in_nets
         self._exact = frozenset(n for n in policy.allow_names if not n.startswith("*."))
         self._suffixes = tuple(n[1:] for n in policy.allow_names if n.startswith("*."))
         self._countries = frozenset(policy.allow_countries)
@@ -100,6 +134,10 @@ class Policy:
 
     def in_nets(self, ip: bytes) -> bool:
         """Inside the site or an allowed network (``ip``: packed, 4 or 16 bytes)."""
+        return self._member(ip)
+
+    def _in_nets(self, ip: bytes) -> bool:
+        """:meth:`in_nets` by testing each network (the reference of the compiled pieces)."""
         nets = self._int_nets.get(len(ip))
         if nets is None:
             ipaddress.ip_address(ip)  # raises ValueError, as for any other length
@@ -113,7 +151,7 @@ class Policy:
     def allows(self, dest: Destination) -> bool:
         """True when the group may talk to this destination."""
         return (
-            self.in_nets(dest.ip)
+            self._member(dest.ip)
             or name_allowed(dest.name, self._exact, self._suffixes)
             or (dest.country is not None and dest.country in self._countries)
             or (dest.asn is not None and dest.asn in self._asns)

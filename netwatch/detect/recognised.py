@@ -119,26 +119,30 @@ class RecognisedCameras:
         devices = self.devices
         if devices is None:
             return None, None
-        # the originator first: its answer may learn a router's MAC or drop cached answers,
-        # which the responder's then sees
-        end = self._end
-        return end(devices, orig_ip, orig_mac, orig_local), end(
-            devices, resp_ip, resp_mac, resp_local
-        )
-
-    def _end(self, devices: Devices, ip: bytes, mac: bytes | None, local: bool) -> Device | None:
-        """One end for :meth:`ends`: a site end's cached answer (a camera tallied), else
-        ``Devices.camera``'s; an outside end behind a known router or without a MAC: None."""
-        if local:
-            dev = devices.answers.get((ip, mac), _UNASKED)
-            if dev is _UNASKED:
-                dev = devices.camera(ip, mac, True)
-            if dev is not None:
-                self._tally(dev)
-            return dev
-        if mac is not None and mac not in devices.gateways:
-            return devices.camera(ip, mac, False)  # None (it may learn a router)
-        return None
+        # the originator first: its answer may learn a router's MAC or drop cached answers
+        # (``devices.answers`` is replaced then), which the responder's then sees. Both
+        # ends written out here: no call per end (two per flow end on a flood)
+        if orig_local:
+            orig = devices.answers.get((orig_ip, orig_mac), _UNASKED)
+            if orig is _UNASKED:
+                orig = devices.camera(orig_ip, orig_mac, True)
+            if orig is not None:
+                self._tally(orig)
+        elif orig_mac is not None and orig_mac not in devices.gateways:
+            orig = devices.camera(orig_ip, orig_mac, False)  # None (it may learn a router)
+        else:
+            orig = None
+        if resp_local:
+            resp = devices.answers.get((resp_ip, resp_mac), _UNASKED)
+            if resp is _UNASKED:
+                resp = devices.camera(resp_ip, resp_mac, True)
+            if resp is not None:
+                self._tally(resp)
+        elif resp_mac is not None and resp_mac not in devices.gateways:
+            resp = devices.camera(resp_ip, resp_mac, False)
+        else:
+            resp = None
+        return orig, resp
 
     def __len__(self) -> int:
         return len(self._how)

@@ -31,6 +31,8 @@ from netwatch.detect.baseline import DestinationKey, destination_of
 from netwatch.detect.facts import FlowFacts
 from netwatch.rules.base import Rule
 
+_new_tuple = tuple.__new__
+
 
 class NewDestination(Rule):
     """A camera, past its learning period, reaches a destination outside its baseline."""
@@ -43,8 +45,10 @@ class NewDestination(Rule):
         if baseline is None or not facts.device_is_orig or facts.icmp_error:
             return  # an ICMP error the camera sends back reaches no destination of its own
         peer = facts.peer
-        key = DestinationKey(
-            facts.device.name, destination_of(peer.ip, peer.name), peer.port, peer.proto
+        # DestinationKey(...) without its generated __new__'s Python frame (the same tuple)
+        key = _new_tuple(
+            DestinationKey,
+            (facts.device.name, destination_of(peer.ip, peer.name), peer.port, peer.proto),
         )
         period_s = baseline.period_s
 

@@ -119,3 +119,45 @@ def test_in_nets_builds_no_address_object(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(ipaddress, "ip_address", refuse)
     assert pol.in_nets(socket.inet_pton(socket.AF_INET6, "2001:db8::1"))
     assert not pol.in_nets(ip("192.0.2.1"))
+
+
+def test_in_nets_at_every_network_edge_as_the_loop_answers() -> None:
+    """The compiled membership (pieces of the address space, when built) answers as the
+    loop over the networks at each network's first and last address and either side of
+    them, for nested, adjacent and overlapping IPv4 and IPv6 networks, the whole space and
+    a single host; and it is the lookup ``in_nets`` and ``allows`` use."""
+    nets = [
+        ipaddress.ip_network(text)
+        for text in (
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "11.0.0.0/8",
+            "192.168.1.0/24",
+            "192.168.0.0/23",
+            "203.0.113.7/32",
+            "255.255.255.0/24",
+            "fd00::/8",
+            "fd12::/16",
+            "2001:db8::/32",
+            "ffff:ffff::/32",
+        )
+    ]
+    for local, allowed in (
+        (nets, []),
+        (nets[:3], nets[3:]),
+        ([ipaddress.ip_network("0.0.0.0/0")], []),
+    ):
+        pol = Policy("g", GroupPolicy(allow_nets=tuple(allowed)), local)
+        edges: list[bytes] = []
+        for net in [*local, *allowed]:
+            size, top = net.max_prefixlen // 8, 1 << net.max_prefixlen
+            first, last = int(net.network_address), int(net.broadcast_address)
+            for value in (first - 1, first, first + 1, last - 1, last, last + 1):
+                if 0 <= value < top:
+                    edges.append(value.to_bytes(size, "big"))
+        edges += [bytes(4), b"\xff" * 4, bytes(16), b"\xff" * 16]
+        for addr in edges:
+            assert pol.in_nets(addr) is pol._in_nets(addr), addr.hex()
+            assert pol.allows(Destination(addr, 1, "tcp")) is pol._in_nets(addr), addr.hex()
+        inside = [pol._in_nets(a) for a in edges]
+        assert all(inside[:-2]) if len(local) == 1 else any(inside) and not all(inside)
