@@ -44,7 +44,7 @@ import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 from netwatch.deep.base import Context, DeepParser, Verdict, service
 from netwatch.deep.tls import NeedMore, ParseResult, TlsClientHello, parse_handshake
@@ -216,11 +216,9 @@ def _expand_label(secret: bytes, label: bytes, size: int) -> bytes:
     return _hmac(_hmac_key(secret), _label_info(label, size))[:size]
 
 
-class _HmacKey(NamedTuple):
-    """SHA-256 after an HMAC key's inner and outer pad blocks (RFC 2104), to be copied."""
-
-    inner: _Hash
-    outer: _Hash
+#: SHA-256 after an HMAC key's inner and outer pad blocks (RFC 2104), to be copied (a plain
+#: tuple: a NamedTuple class costs a compile of its ``__new__`` at import).
+_HmacKey: TypeAlias = "tuple[_Hash, _Hash]"
 
 
 _IPAD: Final = bytes(byte ^ 0x36 for byte in range(256))
@@ -234,14 +232,14 @@ def _hmac_key(key: bytes) -> _HmacKey:
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
     block = key.ljust(64, b"\0")
-    return _HmacKey(hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD)))
+    return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
 
 
 def _hmac(key: _HmacKey, message: bytes) -> bytes:
     """HMAC-SHA256 of ``message`` under the key whose pad states ``key`` holds."""
-    inner = key.inner.copy()
+    inner = key[0].copy()
     inner.update(message)
-    outer = key.outer.copy()
+    outer = key[1].copy()
     outer.update(inner.digest())
     return outer.digest()
 
