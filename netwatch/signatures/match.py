@@ -223,7 +223,7 @@ class _Scan:
             plain = tuple(c for c in full if not c[1].needles)
             needles = (c[1].key_needle() for c in full)
             gate = tuple(dict.fromkeys(n for n in needles if n is not None))
-            row = _Row(full, plain, gate, tuple(specs[id(c[1])] for c in full))
+            row = _Row(full, plain, gate, tuple([specs[id(cond)] for _, cond in full]))
             for byte in same:
                 by_first[byte] = row
         return cls(candidates, tuple(by_first))
