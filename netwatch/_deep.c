@@ -18,6 +18,10 @@
  * and tests/deep/test_tls.py compare it with the Python body reader and the reference copy
  * on every captured hello, cut and bit-flipped copies and generated ones;
  * tests/deep/test_dns_differential.py does the same for dns_scan and dns_message.
+ * payload_first() is the payload signatures' scan without its regexes
+ * (netwatch/signatures/match.py's _Conditions.hit over a row of candidates: offset checks,
+ * masked offset checks, substrings in the first `limit` bytes), compared with the Python
+ * scan by tests/signatures/test_match.py.
  *
  * It reads only inside the bytes object it was given: every offset is checked against the
  * body's or message's length before it is read; a compression pointer must point before
@@ -750,18 +754,187 @@ done:
     return result;
 }
 
+
+/* ---- payload signatures: the first candidate whose offset checks and substrings hold ---- */
+
+/* One condition of a payload signature, as netwatch/signatures/match.py's _Conditions.hit
+ * reads it: `fixed` (offset, bytes) pairs are payload.startswith(value, offset); `masked`
+ * (offset, mask bytes, wanted bytes) triples, the two byte strings of one length, are the
+ * payload's bytes at offset, all present, each ANDed with the mask byte equal to the wanted
+ * byte; `needles` are substrings looked for in the first `limit` bytes. */
+static int fixed_hold(const uint8_t *p, Py_ssize_t n, PyObject *fixed)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(fixed);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(fixed, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyLong_Check(PyTuple_GET_ITEM(pair, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "fixed: (int, bytes) pairs expected");
+            return -1;
+        }
+        Py_ssize_t off = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
+        if (off < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "fixed: negative offset");
+            return -1;
+        }
+        PyObject *value = PyTuple_GET_ITEM(pair, 1);
+        Py_ssize_t size = PyBytes_GET_SIZE(value);
+        /* payload.startswith(value, off): False once off is past the end, even for b"" */
+        if (off > n || size > n - off || memcmp(p + off, PyBytes_AS_STRING(value), (size_t)size))
+            return 0;
+    }
+    return 1;
+}
+
+static int masked_hold(const uint8_t *p, Py_ssize_t n, PyObject *masked)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(masked);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *triple = PyTuple_GET_ITEM(masked, i);
+        if (!PyTuple_Check(triple) || PyTuple_GET_SIZE(triple) != 3 ||
+            !PyLong_Check(PyTuple_GET_ITEM(triple, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(triple, 1)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(triple, 2)) ||
+            PyBytes_GET_SIZE(PyTuple_GET_ITEM(triple, 1)) !=
+                PyBytes_GET_SIZE(PyTuple_GET_ITEM(triple, 2))) {
+            PyErr_SetString(PyExc_TypeError, "masked: (int, bytes, bytes) of one length expected");
+            return -1;
+        }
+        Py_ssize_t off = PyLong_AsSsize_t(PyTuple_GET_ITEM(triple, 0));
+        if (off < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "masked: negative offset");
+            return -1;
+        }
+        const uint8_t *mask = (const uint8_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(triple, 1));
+        const uint8_t *want = (const uint8_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(triple, 2));
+        Py_ssize_t size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(triple, 1));
+        if (size > 0 && (off > n || size > n - off))
+            return 0; /* the chunk is cut: len(chunk) != size (an empty one never is) */
+        for (Py_ssize_t k = 0; k < size; k++)
+            if ((p[off + k] & mask[k]) != want[k])
+                return 0;
+    }
+    return 1;
+}
+
+/* Whether `needle` occurs in p[0:n] (an empty needle always does, as bytes.find says). */
+static int contains(const uint8_t *p, Py_ssize_t n, const uint8_t *needle, Py_ssize_t size)
+{
+    if (size == 0)
+        return 1;
+    if (size > n)
+        return 0;
+    const uint8_t *last = p + (n - size); /* the last place the needle can start */
+    const uint8_t *at = p;
+    while (at <= last) {
+        at = memchr(at, needle[0], (size_t)(last - at) + 1);
+        if (at == NULL)
+            return 0;
+        if (memcmp(at, needle, (size_t)size) == 0)
+            return 1;
+        at++;
+    }
+    return 0;
+}
+
+static int needles_hold(const uint8_t *p, Py_ssize_t window, PyObject *needles)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(needles);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *needle = PyTuple_GET_ITEM(needles, i);
+        if (!PyBytes_Check(needle)) {
+            PyErr_SetString(PyExc_TypeError, "needles: bytes expected");
+            return -1;
+        }
+        if (!contains(p, window, (const uint8_t *)PyBytes_AS_STRING(needle),
+                      PyBytes_GET_SIZE(needle)))
+            return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(payload_first_doc,
+             "payload_first(payload, limit, conditions, start, /) -> int\n\n"
+             "The index (from start) of the first of conditions, each a (fixed, masked, "
+             "needles) tuple, that payload meets: every (offset, bytes) of fixed at its "
+             "offset, every (offset, mask, wanted) of masked (payload[offset:offset+len] & "
+             "mask == wanted, byte by byte, the chunk whole), every needle within the first "
+             "limit bytes; -1 when none does. Regexes are the caller's.");
+
+static PyObject *payload_first(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "payload_first expects 4 arguments");
+        return NULL;
+    }
+    PyObject *conds = args[2];
+    if (!PyTuple_Check(conds)) {
+        PyErr_SetString(PyExc_TypeError, "conditions: a tuple expected");
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    if (start < 0) {
+        PyErr_SetString(PyExc_ValueError, "start must not be negative");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const uint8_t *p = (const uint8_t *)view.buf;
+    Py_ssize_t n = view.len;
+    /* payload.find(needle, 0, limit): the window is the first limit bytes (none if < 0) */
+    Py_ssize_t window = limit < 0 ? 0 : (limit < n ? limit : n);
+    Py_ssize_t found = -1, count = PyTuple_GET_SIZE(conds);
+    for (Py_ssize_t i = start; i < count; i++) {
+        PyObject *c = PyTuple_GET_ITEM(conds, i);
+        if (!PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(c, 0)) ||
+            !PyTuple_Check(PyTuple_GET_ITEM(c, 1)) || !PyTuple_Check(PyTuple_GET_ITEM(c, 2))) {
+            PyErr_SetString(PyExc_TypeError, "conditions: (fixed, masked, needles) tuples expected");
+            found = -2;
+            break;
+        }
+        int ok = fixed_hold(p, n, PyTuple_GET_ITEM(c, 0));
+        if (ok == 1)
+            ok = masked_hold(p, n, PyTuple_GET_ITEM(c, 1));
+        if (ok == 1)
+            ok = needles_hold(p, window, PyTuple_GET_ITEM(c, 2));
+        if (ok < 0) {
+            found = -2;
+            break;
+        }
+        if (ok) {
+            found = i;
+            break;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (found == -2)
+        return NULL;
+    return PyLong_FromSsize_t(found);
+}
+
 static PyMethodDef deep_methods[] = {
     {"client_hello_body", client_hello_body, METH_O, client_hello_body_doc},
     {"dns_scan", dns_scan, METH_O, dns_scan_doc},
     {"dns_message", dns_message, METH_O, dns_message_doc},
+    {"payload_first", (PyCFunction)(void (*)(void))payload_first, METH_FASTCALL, payload_first_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef deep_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "netwatch._deep",
-    .m_doc = "The compiled part of the deep parsers: the DNS message walk and the TLS "
-             "ClientHello body reader (see netwatch/deep/dns.py and netwatch/deep/tls.py).",
+    .m_doc = "The compiled part of the deep parsers: the DNS message walk, the TLS "
+             "ClientHello body reader and the payload signatures' scan (see "
+             "netwatch/deep/dns.py, netwatch/deep/tls.py, netwatch/signatures/match.py).",
     .m_size = 0,
     .m_methods = deep_methods,
 };

@@ -9,3 +9,17 @@ def dns_scan(
 def dns_message(
     payload: bytes, /
 ) -> tuple[bool, str | None, int, list[tuple[bytes, str, int]]] | None: ...
+def payload_first(
+    payload: bytes | bytearray | memoryview,
+    limit: int,
+    conditions: tuple[
+        tuple[
+            tuple[tuple[int, bytes], ...],
+            tuple[tuple[int, bytes, bytes], ...],
+            tuple[bytes, ...],
+        ],
+        ...,
+    ],
+    start: int,
+    /,
+) -> int: ...

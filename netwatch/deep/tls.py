@@ -81,6 +81,13 @@ class TlsClientHello:
 
 
 ParseResult = TlsClientHello | None | Literal[Incomplete.NEED_MORE]
+#: A hello's fields in :class:`TlsClientHello`'s order (sni, versions, alpn, cipher_count):
+#: what the readers below return, the object made only for the public API (a frozen slotted
+#: dataclass sets each field through ``object.__setattr__``, ~1.7k instructions a field: the
+#: deep parser's own path takes the tuple).
+_Fields = tuple[str | None, tuple[int, ...], tuple[str, ...], int]
+#: :data:`ParseResult` with the fields as a tuple.
+_Read = _Fields | None | Literal[Incomplete.NEED_MORE]
 
 
 def looks_like_record(data: bytes) -> bool:
@@ -103,6 +110,16 @@ def parse_client_hello(data: bytes) -> ParseResult:
     (split across TCP segments and/or TLS records; also for empty ``data``), or None when the
     bytes are not a TLS ClientHello or are malformed.
     """
+    return _hello(_read_client_hello(data))
+
+
+def _hello(read: _Read) -> ParseResult:
+    """The public answer for a reader's: the fields as a :class:`TlsClientHello`."""
+    return TlsClientHello(*read) if isinstance(read, tuple) else read
+
+
+def _read_client_hello(data: bytes) -> _Read:
+    """:func:`parse_client_hello` with the hello's fields as a tuple."""
     size = len(data)
     if size > 9 and data[0] == _CONTENT_HANDSHAKE and data[1] == 3 and data[2] <= 4:
         # the usual case, decided as the loop below decides it: one whole record that
@@ -144,7 +161,7 @@ def parse_client_hello(data: bytes) -> ParseResult:
 def parse_handshake(handshake: bytes) -> ParseResult:
     """Parse a ClientHello from bare handshake bytes (no TLS records around them: QUIC's
     CRYPTO stream). Same answers as :func:`parse_client_hello`."""
-    return _handshake_verdict(bytearray(handshake))
+    return _hello(_handshake_verdict(bytearray(handshake)))
 
 
 def _valid_header_prefix(head: bytes) -> bool:
@@ -152,7 +169,7 @@ def _valid_header_prefix(head: bytes) -> bool:
     return b"\x16\x03".startswith(head[:2]) and (len(head) < 3 or head[2] <= 4)
 
 
-def _handshake_verdict(handshake: bytes | bytearray) -> ParseResult:
+def _handshake_verdict(handshake: bytes | bytearray) -> _Read:
     """Judge the handshake bytes gathered so far."""
     if not handshake:
         return NeedMore
@@ -183,7 +200,7 @@ _CBody = tuple[bytes | None, tuple[int, ...], tuple[str, ...], int]
 C_BODY = _load_body_reader()
 
 
-def _parse_body(body: bytes) -> TlsClientHello | None:
+def _parse_body(body: bytes) -> _Fields | None:
     """Parse a complete ClientHello body (legacy_version onwards; at least 38 bytes): in C
     when ``netwatch._deep`` is loaded (the same reader: tests/deep/test_tls_differential.py),
     else :func:`_parse_body_py`."""
@@ -193,15 +210,10 @@ def _parse_body(body: bytes) -> TlsClientHello | None:
     if read is None:
         return None
     host, versions, alpn, cipher_count = read
-    return TlsClientHello(
-        sni=None if host is None else _decode_host(host),
-        versions=versions,
-        alpn=alpn,
-        cipher_count=cipher_count,
-    )
+    return None if host is None else _decode_host(host), versions, alpn, cipher_count
 
 
-def _parse_body_py(body: bytes) -> TlsClientHello | None:
+def _parse_body_py(body: bytes) -> _Fields | None:
     """Parse a complete ClientHello body (legacy_version onwards; at least 38 bytes).
 
     One pass with the vectors' bounds checked in line (the hot path of the deep parsers
@@ -241,11 +253,11 @@ def _parse_body_py(body: bytes) -> TlsClientHello | None:
             return None
     grease = _GREASE.intersection(suites)
     offered = _supported_versions(found.get(_EXT_SUPPORTED_VERSIONS)) if found else ()
-    return TlsClientHello(
-        sni=_server_name(found.get(_EXT_SERVER_NAME)) if found else None,
-        versions=offered or (_U16.unpack_from(body)[0],),
-        alpn=_alpn(found.get(_EXT_ALPN)) if found else (),
-        cipher_count=len(suites) - sum(map(suites.count, grease)) if grease else len(suites),
+    return (
+        _server_name(found.get(_EXT_SERVER_NAME)) if found else None,  # sni
+        offered or (_U16.unpack_from(body)[0],),  # versions
+        _alpn(found.get(_EXT_ALPN)) if found else (),  # alpn
+        len(suites) - sum(map(suites.count, grease)) if grease else len(suites),  # cipher_count
     )
 
 
@@ -347,7 +359,7 @@ class TlsParser(DeepParser):
             return Verdict.DONE
         if buf[0] & 0x80:
             return self._sslv2(ctx, flow, buf)
-        result = parse_client_hello(buf)
+        result = _read_client_hello(buf)  # the fields, no TlsClientHello made
         if result is NeedMore:
             return Verdict.WAIT
         if result is None:
@@ -356,10 +368,11 @@ class TlsParser(DeepParser):
         ctx.count("tls_client_hello")
         if not tcp_partial(flow):  # Zeek's SSL analyzer ignores a connection seen mid-way
             service(flow, "ssl")
-        if result.sni:
-            flow.app_set("sni", result.sni)
-        if result.alpn:
-            flow.app_set("alpn", result.alpn)
+        sni, _versions, alpn, _ciphers = result
+        if sni:
+            flow.app_set("sni", sni)
+        if alpn:
+            flow.app_set("alpn", alpn)
         return Verdict.DONE
 
     @staticmethod

@@ -17,7 +17,11 @@
   with it is left out), and each such row keeps one substring of every candidate needing
   some (its longest); when none of those occurs in the window, only the candidates needing
   no substring are tried (a few `find` calls instead of a regex alternation, which costs
-  ~7 ns a byte: 10 µs over a padded ClientHello).
+  ~7 ns a byte: 10 µs over a padded ClientHello). With the compiled part built
+  (``netwatch._deep.payload_first``) a row's offset checks and substrings run in C instead,
+  candidate by candidate in the same order (one call per lookup, no ``find`` per substring);
+  only a candidate's regexes are left to ``re``. The table of a (proto, direction, port) is
+  remembered per lookup key (at most ``_MEMO_MAX``).
 - `vendor_of_mac(mac)`, `match_banner(field, value)`, `match_discovery(port, payload)`,
   `match_ethertype(ethertype, payload)`.
 
@@ -29,11 +33,12 @@ across segments is missed; banner matching is case-sensitive, as in nmap's probe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from netwatch.compiled import optional
 from netwatch.signatures import loader
 from netwatch.signatures.model import (
     CONFIDENCE_RANK,
@@ -51,6 +56,15 @@ from netwatch.signatures.model import (
 SCAN_LIMIT_BYTES = 2048
 MAX_NAME_CHARS = 254  # 253 plus a trailing dot
 _PROTOS = ("tcp", "udp")
+#: The compiled scan of a row (``netwatch._deep.payload_first``), or None (not built,
+#: ``NETWATCH_PURE=1``, ``NETWATCH_CORE=python``): :meth:`SignatureMatcher.match_payload`
+#: then runs the Python prefilters and ``_Conditions.hit``. Same answers
+#: (tests/signatures/test_match.py).
+_FIRST: Callable[[bytes | bytearray | memoryview, int, tuple[_Spec, ...], int], int] | None = (
+    optional("_deep", "payload_first", loop=True)
+)
+#: Payload tables remembered per (proto, direction, port) as asked, at most this many.
+_MEMO_MAX = 4096
 _BYTES = range(256)
 
 
@@ -119,6 +133,16 @@ class _Conditions:
                 admitted = {first} if admitted is None else admitted & {first}
         return None if admitted is None else frozenset(admitted)
 
+    def spec(self) -> _Spec:
+        """The offset checks and substrings as :func:`netwatch._deep.payload_first` reads
+        them: the masked checks as (offset, mask bytes, wanted bytes) of the checked length
+        (mask bits above it can only meet the chunk's zero bits: dropped)."""
+        masked = tuple(
+            (off, (mask & ((1 << 8 * size) - 1)).to_bytes(size), want.to_bytes(size))
+            for off, size, mask, want in self.masked
+        )
+        return self.fixed, masked, self.needles
+
     def key_needle(self) -> bytes | None:
         """One substring every match contains (the longest: the quickest to look for)."""
         return max(self.needles, key=len) if self.needles else None
@@ -149,6 +173,10 @@ def _anchored_first(pattern: re.Pattern[bytes]) -> int | None:
 
 
 _Candidates = tuple[tuple[PayloadSignature, _Conditions], ...]
+#: A candidate's conditions without its regexes, for :func:`netwatch._deep.payload_first`.
+_Spec = tuple[
+    tuple[tuple[int, bytes], ...], tuple[tuple[int, bytes, bytes], ...], tuple[bytes, ...]
+]
 
 
 class _Row(NamedTuple):
@@ -160,6 +188,8 @@ class _Row(NamedTuple):
     plain: _Candidates
     #: one substring of each candidate that needs some (empty: none does)
     gate: tuple[bytes, ...]
+    #: ``full``'s conditions but the regexes, for the compiled scan (:data:`_FIRST`)
+    specs: tuple[_Spec, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,21 +207,30 @@ class _Scan:
         candidates: _Candidates,
         first: dict[int, frozenset[int] | None],
         classes: list[frozenset[int]],
+        specs: dict[int, _Spec] | None = None,
     ) -> _Scan:
         """``first``: each candidate's ``first_bytes()`` by the id of its conditions;
         ``classes``: the bytes that every such set holds all of or none of (one row is
-        worked out per class)."""
+        worked out per class); ``specs``: each candidate's :meth:`_Conditions.spec` by the
+        id of its conditions (made here when not given)."""
         gates = [(c, first[id(c[1])]) for c in candidates]
-        by_first: list[_Row] = [_Row((), (), ())] * 256
+        if specs is None:
+            specs = {id(c[1]): c[1].spec() for c in candidates}
+        by_first: list[_Row] = [_Row((), (), (), ())] * 256
         for same in classes:
             one = min(same)  # any byte of the class admits what every other one does
             full = tuple(c for c, gate in gates if gate is None or one in gate)
             plain = tuple(c for c in full if not c[1].needles)
             needles = (c[1].key_needle() for c in full)
-            row = _Row(full, plain, tuple(dict.fromkeys(n for n in needles if n is not None)))
+            gate = tuple(dict.fromkeys(n for n in needles if n is not None))
+            row = _Row(full, plain, gate, tuple([specs[id(cond)] for _, cond in full]))
             for byte in same:
                 by_first[byte] = row
         return cls(candidates, tuple(by_first))
+
+
+#: Stands for a lookup not remembered yet (never a real table).
+_UNKNOWN = _Scan((), (_Row((), (), (), ()),) * 256)
 
 
 class SignatureMatcher:
@@ -205,6 +244,8 @@ class SignatureMatcher:
         self._suffixes = {suffix: ep for ep in eps for suffix in ep.suffixes}
         self._ports = _port_table(eps)
         self._payload_any, self._payload_port = _payload_tables(signatures.payloads)
+        #: (proto as asked, direction, port) -> the table :meth:`_payload_scan` finds
+        self._scans: dict[tuple[str, str, int], _Scan | None] = {}
         self._ouis = {o.prefix: o for o in signatures.ouis}
         self._banners = {
             name: _BannerField([f for f in signatures.fingerprints if f.field == name])
@@ -251,14 +292,30 @@ class SignatureMatcher:
         """
         if not payload:
             return None
-        proto = proto.lower()
-        scan = self._payload_port.get((proto, direction, port)) or self._payload_any.get(
-            (proto, direction)
-        )
+        key = (proto, direction, port)
+        scans = self._scans
+        scan = scans.get(key, _UNKNOWN)
+        if scan is _UNKNOWN:
+            if len(scans) >= _MEMO_MAX:
+                scans.clear()
+            scan = scans[key] = self._payload_scan(proto, port, direction)
         if scan is None:
             return None
         limit = self.scan_limit
-        full, plain, gate = scan.by_first[payload[0]]
+        full, plain, gate, specs = scan.by_first[payload[0]]
+        first = _FIRST
+        if first is not None and limit >= 0:
+            # the row's offset checks and substrings in C, in order; a regex left to re
+            if not specs:
+                return None
+            at = first(payload, limit, specs, 0)
+            while at >= 0:
+                sig, cond = full[at]
+                patterns = cond.patterns
+                if not patterns or all(p.search(payload, 0, limit) is not None for p in patterns):
+                    return sig
+                at = first(payload, limit, specs, at + 1)
+            return None
         candidates = full
         if gate:
             # find, not ``needle in window``: CPython 3.11's bytes ``in`` first tries the
@@ -274,6 +331,13 @@ class SignatureMatcher:
             if cond.hit(payload, limit):
                 return sig
         return None
+
+    def _payload_scan(self, proto: str, port: int, direction: str) -> _Scan | None:
+        """The candidate table of a lookup: the port's own, else the protocol's."""
+        proto = proto.lower()
+        return self._payload_port.get((proto, direction, port)) or self._payload_any.get(
+            (proto, direction)
+        )
 
     # ------------------------------------------------------------ MACs and banners
 
@@ -363,6 +427,7 @@ def _payload_tables(
     for (proto, d, _), found in by_port.items():
         found.extend(any_port.get((proto, d), ()))
     first = {id(cond): cond.first_bytes() for _, _, cond in compiled}
+    specs = {id(cond): cond.spec() for _, _, cond in compiled}
     classes = [frozenset(_BYTES)]
     for gate in {g for g in first.values() if g is not None}:
         classes = [part for same in classes for part in (same & gate, same - gate) if part]
@@ -371,7 +436,7 @@ def _payload_tables(
     def scan(found: list[tuple[PayloadSignature, _Conditions]]) -> _Scan:
         ids = tuple(id(cond) for _, cond in found)
         if ids not in scans:
-            scans[ids] = _Scan.of(tuple(found), first, classes)
+            scans[ids] = _Scan.of(tuple(found), first, classes, specs)
         return scans[ids]
 
     return (

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netwatch.deep import quic
 from netwatch.deep.base import Verdict
 from netwatch.deep.quic import (
     MAX_CRYPTO_BYTES,
@@ -79,6 +82,24 @@ def rfc_packet() -> bytes:
 
 def test_rfc9001_initial_keys() -> None:
     assert client_initial_keys(RFC_DCID, VERSION_1) == RFC_KEYS
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(st.binary(max_size=140), st.binary(max_size=200))
+def test_hmac_over_pad_states_is_hmac_sha256(key: bytes, message: bytes) -> None:
+    """The key schedule's HMAC (pad states made once per key, copied per message) is the
+    stdlib's HMAC-SHA256, for keys shorter and longer than a SHA-256 block."""
+    states = quic._hmac_key(key)
+    want = hmac.digest(key, message, "sha256")
+    assert quic._hmac(states, message) == want
+    assert quic._hmac(states, message) == want  # the states are copied, not used up
+    assert quic._hmac(states, b"") == hmac.digest(key, b"", "sha256")
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 128, 129])
+def test_hmac_key_at_the_block_size(size: int) -> None:
+    key = bytes(range(size))
+    assert quic._hmac(quic._hmac_key(key), b"abc") == hmac.digest(key, b"abc", "sha256")
 
 
 def test_rfc9001_protected_packet_matches_the_rfc() -> None:

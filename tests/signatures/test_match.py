@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netwatch.signatures import SignatureMatcher, Signatures
+from netwatch.signatures import SignatureMatcher, Signatures, match
 from netwatch.signatures.match import SCAN_LIMIT_BYTES, _anchored_first, _BannerField, _Conditions
 from netwatch.signatures.model import Fingerprint, PayloadSignature
 from tests.deep.test_dns import l4_payloads
@@ -567,6 +567,138 @@ def test_prefilters_change_no_answer(payload: bytes, proto: str, direction: str)
     for port in _PORTS:
         found = MATCHER.match_payload(proto, port, payload, direction)
         assert found == linear_match(MATCHER, proto, port, payload, direction)
+
+
+#: The compiled row scan (None when netwatch._deep is not built or switched off).
+FIRST = match._FIRST
+
+
+@pytest.fixture
+def python_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``match_payload`` on its Python prefilters (what runs without the compiled part)."""
+    monkeypatch.setattr(match, "_FIRST", None)
+
+
+@pytest.mark.usefixtures("python_scan")
+@settings(max_examples=examples(1500), deadline=None)
+@given(_near_signatures(), st.sampled_from(["tcp", "udp"]), st.sampled_from(["client", "server"]))
+def test_python_prefilters_change_no_answer(payload: bytes, proto: str, direction: str) -> None:
+    for port in _PORTS:
+        found = MATCHER.match_payload(proto, port, payload, direction)
+        assert found == linear_match(MATCHER, proto, port, payload, direction)
+
+
+@pytest.mark.usefixtures("python_scan")
+def test_python_prefilters_on_the_hand_built_cases() -> None:
+    for proto, _, direction, payload in PAYLOADS.values():
+        for port in _PORTS:
+            found = MATCHER.match_payload(proto, port, payload, direction)
+            assert found == linear_match(MATCHER, proto, port, payload, direction)
+
+
+def test_the_lookup_tables_are_remembered_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    matcher = SignatureMatcher(SIGS)
+    stun = stun_binding_request()
+    assert matcher.match_payload("UDP", 3478, stun, "client") is not None
+    assert matcher.match_payload("udp", 3478, stun, "client") is not None
+    assert matcher._scans[("UDP", "client", 3478)] is matcher._scans[("udp", "client", 3478)]
+    monkeypatch.setattr(match, "_MEMO_MAX", 3)
+    for port in range(10):
+        matcher.match_payload("tcp", port, b"x", "server")
+        assert len(matcher._scans) <= 3
+    assert matcher.match_payload("udp", 3478, stun, "client") is not None
+
+
+_FIXED = st.tuples(st.integers(0, 12), st.binary(max_size=4))
+_MASKED = st.tuples(st.integers(0, 12), st.integers(0, 3), st.integers(0, 1 << 40), st.binary())
+
+
+@st.composite
+def _some_conditions(draw: st.DrawFn) -> _Conditions:
+    """Offset checks (plain, masked: masks wider than the value too), substrings; no regex."""
+    masked = []
+    for off, size, mask, want in draw(st.lists(_MASKED, max_size=2)):
+        wanted = int.from_bytes(want[:size].rjust(size, b"\0")) & mask & ((1 << 8 * size) - 1)
+        if draw(st.booleans()):
+            wanted |= draw(st.integers(0, (1 << 8 * size) - 1))  # bits the mask may not cover
+        masked.append((off, size, mask, wanted))
+    fixed = tuple(draw(st.lists(_FIXED, max_size=2)))
+    needles = tuple(draw(st.lists(st.binary(max_size=3), max_size=2)))
+    return _Conditions(fixed, tuple(masked), needles, ())
+
+
+@pytest.mark.skipif(FIRST is None, reason="netwatch._deep not built or switched off")
+@settings(max_examples=examples(3000), deadline=None)
+@given(
+    st.lists(_some_conditions(), min_size=1, max_size=4),
+    st.binary(max_size=16),
+    st.integers(0, 18),
+    st.integers(0, 5),
+)
+def test_compiled_scan_is_conditions_hit(
+    conds: list[_Conditions], payload: bytes, limit: int, start: int
+) -> None:
+    assert FIRST is not None
+    want = next((i for i in range(start, len(conds)) if conds[i].hit(payload, limit)), -1)
+    specs = tuple(c.spec() for c in conds)
+    assert FIRST(payload, limit, specs, start) == want
+    assert FIRST(bytearray(payload), limit, specs, start) == want
+    assert FIRST(memoryview(payload), limit, specs, start) == want
+
+
+@pytest.mark.skipif(FIRST is None, reason="netwatch._deep not built or switched off")
+def test_compiled_scan_edges() -> None:
+    assert FIRST is not None
+
+    def first(payload: bytes, cond: _Conditions, limit: int = 2048) -> bool:
+        assert FIRST is not None
+        hit = FIRST(payload, limit, (cond.spec(),), 0) == 0
+        assert hit == cond.hit(payload, limit)
+        return hit
+
+    # startswith(b"", offset): only up to the end
+    assert first(b"abc", _Conditions(((3, b""),), (), (), ()))
+    assert not first(b"abc", _Conditions(((4, b""),), (), (), ()))
+    assert first(b"abc", _Conditions(((1, b"bc"),), (), (), ()))
+    assert not first(b"abc", _Conditions(((2, b"cd"),), (), (), ()))
+    # a masked check of no bytes holds anywhere; a cut chunk never does
+    assert first(b"abc", _Conditions((), ((9, 0, 0xFF, 0),), (), ()))
+    assert not first(b"abc", _Conditions((), ((2, 2, 0, 0),), (), ()))
+    assert first(b"abc", _Conditions((), ((1, 2, 0xFFFF_F0F0, 0x6060),), (), ()))
+    assert not first(b"abc", _Conditions((), ((1, 1, 0xF0, 0x61),), (), ()))  # bit outside
+    # substrings: in the window only; an empty one is always there
+    assert first(b"abcdef", _Conditions((), (), (b"ef",), ()), 6)
+    assert not first(b"abcdef", _Conditions((), (), (b"ef",), ()), 5)
+    assert first(b"abcdef", _Conditions((), (), (b"",), ()), 0)
+    assert not first(b"abcdef", _Conditions((), (), (b"a",), ()), 0)
+    assert first(b"aab", _Conditions((), (), (b"ab",), ()))  # a false start first
+    assert FIRST(b"abc", 2048, (), 0) == -1
+    assert FIRST(b"abc", 2048, (((), (), ()),), 5) == -1
+
+
+@pytest.mark.skipif(FIRST is None, reason="netwatch._deep not built or switched off")
+@pytest.mark.parametrize(
+    ("specs", "error"),
+    [
+        ([], TypeError),  # not a tuple
+        (((), ()), TypeError),  # a condition of two parts
+        ((((1, b"x"), (), ()),), TypeError),  # fixed not a tuple of pairs
+        (((((b"x", b"x"),), (), ()),), TypeError),  # an offset not an int
+        (((((-1, b"x"),), (), ()),), ValueError),
+        (((((1 << 70, b"x"),), (), ()),), OverflowError),
+        ((((), ((0, b"\xff", b""),), ()),), TypeError),  # mask and value of two lengths
+        ((((), ((-2, b"\xff", b"\x01"),), ()),), ValueError),
+        ((((), (), ("x",)),), TypeError),  # a str substring
+    ],
+)
+def test_compiled_scan_rejects_malformed_conditions(specs: object, error: type) -> None:
+    assert FIRST is not None
+    with pytest.raises(error):
+        FIRST(b"abc", 2048, specs, 0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        FIRST(b"abc", 2048, (), -1)
+    with pytest.raises(TypeError):
+        FIRST("abc", 2048, (), 0)  # type: ignore[arg-type]
 
 
 def test_prefilters_change_no_answer_on_the_hand_built_cases() -> None:
