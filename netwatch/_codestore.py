@@ -24,6 +24,16 @@ A store made before a dataclass changed is never wrong, only slower: the texts i
 compiled. With the environment variable ``NETWATCH_CODESTORE=build`` no store is read and
 every text compiled is recorded (:func:`recorded`): that is how the command builds it.
 
+:mod:`dataclasses` imports :mod:`inspect` (and with it ``ast``, ``dis``, ``_ast``'s ~120
+node classes: ~20 M instructions of a start) for one use: the text signature it gives a class
+without a docstring. Imported from here first (``netwatch/__init__.py``), it finds a stand-in
+module under that name while its own imports run (taken out of ``sys.modules`` right after,
+so that any other ``import inspect`` gets the real one); the stand-in's first attribute read
+imports the real :mod:`inspect` and puts it in ``dataclasses``' globals in its place. So a
+class without a docstring still gets its signature, at the cost of the import then
+(``tests/test_cli.py`` checks that a replay imports no ``inspect``: netwatch's dataclasses
+have docstrings). When ``dataclasses`` or ``inspect`` is imported already, nothing of this.
+
 Counters: :data:`stats` (``hits``, ``misses``: texts run from the store, texts compiled).
 Reads no config.
 """
@@ -31,14 +41,40 @@ Reads no config.
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import importlib.util
 import marshal
 import os
 import sys
 from pathlib import Path
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any
+
+
+def _import_dataclasses() -> ModuleType:
+    """:mod:`dataclasses`, imported without :mod:`inspect` (module docstring)."""
+    if "dataclasses" in sys.modules or "inspect" in sys.modules:
+        import dataclasses  # noqa: PLC0415 - see the docstring
+
+        return dataclasses
+    stand_in = ModuleType("inspect", "netwatch._codestore's stand-in: the real one at first use")
+
+    def first_use(name: str) -> Any:
+        import inspect  # noqa: PLC0415 - the real module (the stand-in is out of sys.modules)
+
+        vars(dataclasses)["inspect"] = inspect
+        return getattr(inspect, name)
+
+    vars(stand_in)["__getattr__"] = first_use
+    sys.modules["inspect"] = stand_in
+    try:
+        import dataclasses  # noqa: PLC0415 - see the docstring
+    finally:
+        if sys.modules.get("inspect") is stand_in:
+            del sys.modules["inspect"]
+    return dataclasses
+
+
+dataclasses = _import_dataclasses()
 
 STORE = Path(__file__).with_name("codestore.marshal")
 FORMAT = 1  # the layout of the marshalled mapping (netwatch.codestore.dump)

@@ -362,6 +362,22 @@ def test_replay_loads_neither_socket_py_nor_openssl(tmp_path: Path, pure: str) -
         assert "'hashlib'" in loaded
 
 
+#: What ``dataclasses`` imports for the signature it gives a class without a docstring
+#: (``netwatch._codestore`` imports it without them): ~17 M instructions of a start.
+NOT_FOR_DATACLASSES = ("inspect", "ast", "_ast", "dis", "opcode")
+
+
+@pytest.mark.parametrize("pure", ["", "1"])
+def test_replay_loads_no_inspect(tmp_path: Path, pure: str) -> None:
+    """Start-up: a replay writing a flow log imports none of ``NOT_FOR_DATACLASSES``, with
+    the compiled core or in pure Python (every dataclass it defines has a docstring)."""
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    records, loaded = replay_imports(pcap, tmp_path / "flows.jsonl", pure, NOT_FOR_DATACLASSES)
+    assert len(records) == 1
+    assert loaded == "[]"
+
+
 REPLAY_FREEZES = """
 import gc, sys
 from netwatch.cli import main

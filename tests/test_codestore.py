@@ -113,6 +113,46 @@ def test_the_package_installs_the_store() -> None:
     assert _Sample(name="b") == _Sample(name="b", port=80)
 
 
+NO_INSPECT = """
+import sys
+import netwatch
+import dataclasses
+first = sorted(m for m in ("inspect", "ast", "dis") if m in sys.modules)
+
+@dataclasses.dataclass(frozen=True)
+class Undocumented:
+    port: int
+    name: str = "x"
+
+import inspect
+print(first, Undocumented.__doc__, dataclasses.inspect is inspect, inspect.signature)
+"""
+
+
+@pytest.mark.parametrize("inspect_first", [False, True])
+def test_dataclasses_is_imported_without_inspect_until_a_class_needs_it(
+    inspect_first: bool,
+) -> None:
+    """Importing the package loads no ``inspect`` (nor ``ast``, ``dis``); a dataclass without
+    a docstring still gets its signature as ``__doc__``, through the real module, which then
+    is ``dataclasses``' and the one any ``import inspect`` gets. With ``inspect`` imported
+    before the package, ``dataclasses`` has it as usual."""
+    code = ("import inspect\n" if inspect_first else "") + NO_INSPECT
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    first = "['ast', 'dis', 'inspect']" if inspect_first else "[]"
+    signature = "<function signature at"
+    assert done.stdout.startswith(
+        f"{first} Undocumented(port: int, name: str = 'x') True {signature}"
+    )
+
+
 @pytest.mark.parametrize(
     "doc",
     [
