@@ -1,5 +1,6 @@
-"""The methods ``@dataclass`` writes for netwatch's classes, compiled ahead of time, so that a
-start does not compile them again (building the store: :mod:`netwatch.codestore`).
+"""The methods ``@dataclass`` writes for netwatch's classes, and the regular expressions a
+start compiles, compiled ahead of time, so that a start does not compile them again (building
+the store: :mod:`netwatch.codestore`).
 
 For each class, :mod:`dataclasses` writes the source of ``__init__``, ``__repr__``,
 ``__eq__``, ``__hash__`` and, for a frozen class, ``__setattr__`` and ``__delattr__``, and
@@ -24,6 +25,24 @@ A store made before a dataclass changed is never wrong, only slower: the texts i
 compiled. With the environment variable ``NETWATCH_CODESTORE=build`` no store is read and
 every text compiled is recorded (:func:`recorded`): that is how the command builds it.
 
+Regular expressions, the same way: a start compiles ~60 patterns (the standard library's
+modules at import: ``platform``, ``textwrap``, ``argparse``, ``json``, ``logging``...; the
+seeds' patterns, the parsers', the seed-file headers at first use): ~30 M instructions of
+parsing and code generation in Python (``re._parser``, ``re._compiler``), for an output that
+depends only on the pattern, its flags and the Python release. The store also maps each
+pattern (text or bytes) and flags that the build compiled (importing every module and
+replaying the demo capture) to what ``re._compiler.compile`` hands ``_sre.compile``: the
+flags with the inline ones, the code, the groups and their names (:func:`regex_entry`
+computes them by the compiler's own steps). :func:`install` makes ``re._compiler.compile``
+(what ``re.compile``, ``re.match``... call on a miss of ``re``'s cache) look there first: a
+stored pattern is made by ``_sre.compile`` from its entry (the engine checks the code; an
+entry it refuses is compiled instead), anything else is compiled as before. The patterns are
+the same objects either way (``tests/test_codestore.py`` compares every entry's pattern with
+the compiler's), and they are used only from a store made by exactly this Python release
+and regular-expression engine (:func:`regex_header`), else compiled (the dataclass texts
+may still be used). A pattern the store lacks is compiled; one it has is right for its key
+whatever changed since, so a store is never wrong here either.
+
 :mod:`dataclasses` imports :mod:`inspect` (and with it ``ast``, ``dis``, ``_ast``'s ~120
 node classes: ~20 M instructions of a start) for one use: the text signature it gives a class
 without a docstring. Imported from here first (``netwatch/__init__.py``), it finds a stand-in
@@ -41,6 +60,7 @@ Reads no config.
 from __future__ import annotations
 
 import builtins
+import importlib
 import importlib.util
 import marshal
 import os
@@ -75,40 +95,101 @@ def _import_dataclasses() -> ModuleType:
 
 
 dataclasses = _import_dataclasses()
+# The regular-expression compiler's parts (private modules of the standard library: no
+# type stubs).
+_sre: Any = importlib.import_module("_sre")
+_re_compiler: Any = importlib.import_module("re._compiler")
+_re_parser: Any = importlib.import_module("re._parser")
 
 STORE = Path(__file__).with_name("codestore.marshal")
-FORMAT = 1  # the layout of the marshalled mapping (netwatch.codestore.dump)
+FORMAT = 2  # the layout of the marshalled mapping (netwatch.codestore.dump)
 BUILD_ENV = "NETWATCH_CODESTORE"  # "build": record every text, read no store
 
-#: Texts run from the store, and texts compiled.
-stats = {"hits": 0, "misses": 0}
+#: A regular expression's key: its pattern (text or bytes) and the flags given.
+RegexKey = tuple[str | bytes, int]
+#: What ``_sre.compile`` takes after the pattern: the flags (with the inline ones), the
+#: compiled code, the number of groups, the group index and the groups' names.
+RegexEntry = tuple[int, list[int], int, dict[str, int], tuple[str | None, ...]]
+
+#: Texts run from the store, and texts compiled; regular expressions made from the store,
+#: and compiled.
+stats = {"hits": 0, "misses": 0, "regex_hits": 0, "regex_misses": 0}
 _code: dict[str, CodeType] = {}  # the store's entries
+_regex: dict[RegexKey, RegexEntry] = {}  # the store's regular expressions
 _recording: dict[str, CodeType] | None = None  # every text compiled, while building
+_recording_regex: dict[RegexKey, RegexEntry] | None = None  # every pattern, while building
+_compile_regex = _re_compiler.compile  # what ``re`` calls to compile a pattern
 
 
 def install() -> bool:
-    """Give :mod:`dataclasses` the stored code (the module docstring); True when the store is
-    in use, or when recording (``NETWATCH_CODESTORE=build``)."""
-    global _recording  # noqa: PLW0603 - set once per process
+    """Give :mod:`dataclasses` the stored code and ``re`` the stored regular expressions
+    (the module docstring); True when the store is in use, or when recording
+    (``NETWATCH_CODESTORE=build``)."""
+    global _recording, _recording_regex  # noqa: PLW0603 - set once per process
     if os.environ.get(BUILD_ENV) == "build":
         _recording = {}
+        _recording_regex = {}
     else:
-        entries = read_store()
+        entries, regexes = read_stores()
         if not entries:
             return False
         _code.update(entries)
+        _regex.update(regexes)
     vars(dataclasses)["exec"] = _exec
+    if _regex or _recording_regex is not None:
+        _re_compiler.compile = _stored_regex
     return True
 
 
 def uninstall() -> None:
-    """Leave :mod:`dataclasses` compiling every text again."""
+    """Leave :mod:`dataclasses` compiling every text again, and ``re`` every pattern."""
     vars(dataclasses).pop("exec", None)
+    _re_compiler.compile = _compile_regex
 
 
 def recorded() -> dict[str, CodeType]:
     """The texts compiled so far while recording (empty when not recording)."""
     return dict(_recording or {})
+
+
+def recorded_regexes() -> dict[RegexKey, RegexEntry]:
+    """The patterns compiled so far while recording (empty when not recording)."""
+    return dict(_recording_regex or {})
+
+
+def _stored_regex(p: Any, flags: int = 0) -> Any:
+    """``re._compiler.compile`` as ``re`` calls it (a pattern and its flags): a stored
+    pattern made from its stored compiled code; anything else compiled as before."""
+    if type(p) in (str, bytes) and type(flags) is int:
+        key = (p, flags)
+        entry = _regex.get(key)
+        if entry is not None:
+            try:
+                made = _sre.compile(p, *entry)
+            except Exception:  # a damaged entry: compiled, as without a store
+                pass
+            else:
+                stats["regex_hits"] += 1
+                return made
+        stats["regex_misses"] += 1
+        if _recording_regex is not None and not flags & _re_compiler.SRE_FLAG_DEBUG:
+            entry = regex_entry(p, flags)
+            _recording_regex[key] = entry
+            return _sre.compile(p, *entry)
+    return _compile_regex(p, flags)
+
+
+def regex_entry(pattern: str | bytes, flags: int) -> RegexEntry:
+    """What ``re._compiler.compile(pattern, flags)`` hands ``_sre.compile`` after the pattern
+    (the same steps: parse, generate the code, index the named groups)."""
+    parsed = _re_parser.parse(pattern, flags)
+    code = [int(op) for op in _re_compiler._code(parsed, flags)]
+    state = parsed.state
+    groupindex = dict(state.groupdict)
+    indexgroup: list[str | None] = [None] * state.groups
+    for name, index in groupindex.items():
+        indexgroup[index] = name
+    return int(flags | state.flags), code, state.groups - 1, groupindex, tuple(indexgroup)
 
 
 def _exec(source: Any, /, *args: Any, **kwargs: Any) -> None:
@@ -140,17 +221,36 @@ def header() -> tuple[bytes, int]:
     return importlib.util.MAGIC_NUMBER, sys.flags.optimize
 
 
+def regex_header() -> tuple[int, int, int]:
+    """What the store's regular expressions must have been made with: this exact Python
+    (``sys.hexversion``: the compiler's output may change in any release) and the
+    regular-expression engine's code format (``_sre.MAGIC``, ``_sre.CODESIZE``)."""
+    return sys.hexversion, _sre.MAGIC, _sre.CODESIZE
+
+
 def read_store(path: Path = STORE) -> dict[str, CodeType]:
     """The store's entries; none when it is missing, unreadable, of another format, or made
     by another Python or at another optimisation level."""
+    return read_stores(path)[0]
+
+
+def read_stores(
+    path: Path = STORE,
+) -> tuple[dict[str, CodeType], dict[RegexKey, RegexEntry]]:
+    """The store's entries and its regular expressions; none when it is missing,
+    unreadable, of another format, or made by another Python or at another optimisation
+    level; no regular expressions when they were made by another Python release."""
     try:
         doc = marshal.loads(path.read_bytes())
         magic, optimize = header()
         if (doc["format"], doc["magic"], doc["optimize"]) != (FORMAT, magic, optimize):
-            return {}
+            return {}, {}
         entries: dict[str, CodeType] = doc["code"]
         if not all(isinstance(k, str) and isinstance(v, CodeType) for k, v in entries.items()):
-            return {}
-    except Exception:  # any failure: dataclasses compiles, as without a store
-        return {}
-    return entries
+            return {}, {}
+        regexes: dict[RegexKey, RegexEntry] = doc["regex"]
+        if tuple(doc["regex_header"]) != regex_header() or not isinstance(regexes, dict):
+            regexes = {}
+    except Exception:  # any failure: dataclasses and re compile, as without a store
+        return {}, {}
+    return entries, regexes

@@ -1,5 +1,6 @@
 """``python -m netwatch.codestore [--check]``: build (or check) ``codestore.marshal``, the
-methods ``@dataclass`` writes for netwatch's classes, compiled ahead of time.
+methods ``@dataclass`` writes for netwatch's classes, compiled ahead of time, and the
+regular expressions a start compiles (importing every module, replaying the demo capture).
 
 What the store is, and how a start uses it: :mod:`netwatch._codestore` (imported by
 ``netwatch/__init__.py``; the command is a module of its own so that running it does not
@@ -8,7 +9,8 @@ package (as :func:`netwatch.preload.preload` does), and the libraries in :data:`
 netwatch imports only on some paths, in a fresh interpreter with the environment variable
 ``NETWATCH_CODESTORE=build``: every text ``dataclasses`` runs is then compiled and
 recorded, none read from the store. Rebuild after changing a dataclass (a field,
-its type or default, the decorator's arguments); ``--check`` exits 1 when the store is stale
+its type or default, the decorator's arguments) or a regular expression compiled at import
+or in a replay's start; ``--check`` exits 1 when the store is stale
 (``tests/test_codestore.py`` fails then too). A stale store is never wrong, only slower.
 Reads no config.
 """
@@ -22,51 +24,95 @@ import sys
 from pathlib import Path
 from types import CodeType
 
-from netwatch._codestore import BUILD_ENV, FORMAT, STORE, header, read_store
+from netwatch._codestore import (
+    BUILD_ENV,
+    FORMAT,
+    STORE,
+    RegexEntry,
+    RegexKey,
+    header,
+    read_stores,
+    regex_header,
+)
 
 #: Libraries with dataclasses that netwatch imports lazily, on paths a start may take:
 #: maxminddb (``netwatch.enrich.geo``: the pure path, a configured file's probe).
 LAZY = ("maxminddb",)
+#: The capture the build replays (shipped in the wheel): the regular expressions a replay
+#: compiles at its start and at first use (the seeds', the parsers').
+DEMO = Path(__file__).with_name("share") / "demo" / "camera-site-demo.pcap"
 CHILD = f"""
 import importlib, marshal, sys
 from netwatch import _codestore
+from netwatch.cli import main
 from netwatch.preload import netwatch_modules
 for name in [*netwatch_modules(optional=False), *{LAZY!r}]:
     importlib.import_module(name)
-sys.stdout.buffer.write(marshal.dumps(_codestore.recorded()))
+main(["replay", "-qq", sys.argv[1]])
+found = (_codestore.recorded(), _codestore.recorded_regexes())
+sys.stdout.buffer.write(marshal.dumps(found))
 """
 
+Regexes = dict[RegexKey, RegexEntry]
 
-def build() -> dict[str, CodeType]:
-    """Every text an import of each netwatch module makes ``dataclasses`` run, compiled
-    (in a fresh interpreter, so that nothing is imported already)."""
-    env = {**os.environ, BUILD_ENV: "build"}
+
+def build() -> tuple[dict[str, CodeType], Regexes]:
+    """Every text an import of each netwatch module makes ``dataclasses`` run, compiled, and
+    every regular expression those imports and a replay of :data:`DEMO` compile (in a fresh
+    interpreter, so that nothing is imported or compiled already)."""
+    # PYTHONHASHSEED: a few library patterns are joined from sets (the email package's
+    # header parser): one order, so that building again gives the same store
+    env = {**os.environ, BUILD_ENV: "build", "PYTHONHASHSEED": "0"}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD],
+        [sys.executable, "-c", CHILD, str(DEMO)],
         env=env,
         capture_output=True,
         check=True,
         cwd=str(Path(__file__).resolve().parents[1]),
     )
-    recorded: dict[str, CodeType] = marshal.loads(done.stdout)
-    return dict(sorted(recorded.items()))
+    recorded: tuple[dict[str, CodeType], Regexes] = marshal.loads(done.stdout)
+    texts, regexes = recorded
+    return dict(sorted(texts.items())), dict(sorted(regexes.items(), key=_regex_order))
 
 
-def dump(entries: dict[str, CodeType]) -> bytes:
-    """The store's bytes for ``entries``."""
+def _regex_order(item: tuple[RegexKey, RegexEntry]) -> tuple[bool, str | bytes, int]:
+    (pattern, flags), _ = item
+    return isinstance(pattern, bytes), pattern, flags
+
+
+def dump(entries: dict[str, CodeType], regexes: Regexes | None = None) -> bytes:
+    """The store's bytes for ``entries`` and ``regexes``."""
     magic, optimize = header()
-    return marshal.dumps({"format": FORMAT, "magic": magic, "optimize": optimize, "code": entries})
+    return marshal.dumps(
+        {
+            "format": FORMAT,
+            "magic": magic,
+            "optimize": optimize,
+            "code": entries,
+            "regex_header": regex_header(),
+            "regex": regexes or {},
+        }
+    )
 
 
 def stale() -> list[str]:
     """What in the store differs from building it now (empty: up to date)."""
-    fresh = build()
-    have = read_store()
+    fresh, fresh_regexes = build()
+    have, have_regexes = read_stores()
     if not have:
         return [f"{STORE}: missing, unreadable, or made by another Python or format"]
     out = [f"missing: {_first_line(t)}" for t in fresh if t not in have]
     out += [f"not made by an import: {_first_line(t)}" for t in have if t not in fresh]
     out += [f"changed: {_first_line(t)}" for t in fresh if t in have and have[t] != fresh[t]]
+    if not have_regexes and fresh_regexes:
+        return [*out, "regular expressions: none usable (made by another Python release?)"]
+    out += [f"missing pattern: {k!r}" for k in fresh_regexes if k not in have_regexes]
+    out += [f"pattern not compiled: {k!r}" for k in have_regexes if k not in fresh_regexes]
+    out += [
+        f"changed pattern: {k!r}"
+        for k, v in fresh_regexes.items()
+        if k in have_regexes and have_regexes[k] != v
+    ]
     return out
 
 
@@ -80,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     from netwatch.storecmd import store_command  # noqa: PLC0415 - the command only
 
     def rebuild() -> str:
-        entries = build()
-        data = dump(entries)
+        entries, regexes = build()
+        data = dump(entries, regexes)
         STORE.write_bytes(data)
-        return f"wrote {STORE} ({len(entries)} texts, {len(data)} bytes)"
+        return (
+            f"wrote {STORE} ({len(entries)} texts, {len(regexes)} regular expressions,"
+            f" {len(data)} bytes)"
+        )
 
     args = sys.argv[1:] if argv is None else argv
     return store_command("netwatch.codestore", args, stale, rebuild)

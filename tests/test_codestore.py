@@ -7,6 +7,7 @@ import dataclasses
 import json
 import marshal
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ print(json.dumps(_codestore.stats))
 """
 
 
-def test_a_replay_compiles_no_dataclass_method() -> None:
+def test_a_replay_compiles_no_dataclass_method_and_no_regular_expression() -> None:
     demo = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
     env = {k: v for k, v in os.environ.items() if k != _codestore.BUILD_ENV}
     done = subprocess.run(
@@ -56,6 +57,7 @@ def test_a_replay_compiles_no_dataclass_method() -> None:
     )
     stats = json.loads(done.stdout.splitlines()[-1])
     assert stats["misses"] == 0 and stats["hits"] > 500
+    assert stats["regex_misses"] == 0 and stats["regex_hits"] > 50
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,7 +158,7 @@ def test_dataclasses_is_imported_without_inspect_until_a_class_needs_it(
 @pytest.mark.parametrize(
     "doc",
     [
-        {"format": 2},
+        {"format": 1},
         {"magic": b"\0\0\r\n"},
         {"optimize": 2},
         {"code": {"text": "not code"}},
@@ -165,7 +167,14 @@ def test_dataclasses_is_imported_without_inspect_until_a_class_needs_it(
 )
 def test_a_store_of_another_kind_is_not_used(tmp_path: Path, doc: dict[str, object]) -> None:
     magic, optimize = _codestore.header()
-    good = {"format": _codestore.FORMAT, "magic": magic, "optimize": optimize, "code": {}}
+    good = {
+        "format": _codestore.FORMAT,
+        "magic": magic,
+        "optimize": optimize,
+        "code": {},
+        "regex_header": _codestore.regex_header(),
+        "regex": {},
+    }
     path = tmp_path / "store"
     path.write_bytes(marshal.dumps({**good, "code": {"a": compile("x", "<string>", "exec")}}))
     assert list(_codestore.read_store(path)) == ["a"]
@@ -236,3 +245,71 @@ def test_other_calls_reach_exec_as_they_came() -> None:
     assert (namespace["x"], namespace["y"]) == (1, 2)
     with pytest.raises(TypeError):
         run("z = 3", namespace, unknown=1)
+
+
+def test_every_stored_regular_expression_is_what_compiling_it_gives() -> None:
+    """Each pattern made from its stored code equals the one ``re``'s compiler makes (the
+    same code, flags and pattern) and has the same groups; the stored arguments are what
+    :func:`netwatch._codestore.regex_entry` gives now."""
+    _entries, regexes = _codestore.read_stores()
+    assert len(regexes) > 100
+    compile_fresh = getattr(_codestore, "_compile_regex")  # noqa: B009 - re's own
+    sre = getattr(_codestore, "_sre")  # noqa: B009
+    for (pattern, flags), entry in regexes.items():
+        fresh = compile_fresh(pattern, flags)
+        made = sre.compile(pattern, *entry)
+        assert made == fresh, pattern
+        assert (made.flags, made.groups, made.groupindex) == (
+            fresh.flags,
+            fresh.groups,
+            fresh.groupindex,
+        ), pattern
+        assert _codestore.regex_entry(pattern, flags) == entry, pattern
+
+
+def test_re_compiles_through_the_store() -> None:
+    """``re`` asks the store first: a stored pattern is made from it (``re.purge`` empties
+    ``re``'s own cache), with the same matches; a pattern not stored is compiled."""
+    _entries, regexes = _codestore.read_stores()
+    pattern, flags = next(k for k in regexes if isinstance(k[0], str) and "(" in k[0])
+    before = dict(_codestore.stats)
+    re.purge()
+    made = re.compile(pattern, flags)
+    assert _codestore.stats["regex_hits"] == before["regex_hits"] + 1
+    assert made == getattr(_codestore, "_compile_regex")(pattern, flags)  # noqa: B009
+    re.purge()
+    other = re.compile(r"netwatch-(?P<test>\d+)-not-stored")
+    assert _codestore.stats["regex_misses"] == before["regex_misses"] + 1
+    assert other.match("netwatch-12-not-stored")["test"] == "12"  # type: ignore[index]
+
+
+def test_a_damaged_regular_expression_entry_is_compiled_instead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store: dict[object, object] = getattr(_codestore, "_regex")  # noqa: B009
+    key = ("netwatch-damaged-(a|b)", 0)
+    monkeypatch.setitem(store, key, (0, [1, 2, 3], 0, {}, (None,)))  # not valid SRE code
+    re.purge()
+    made = re.compile(*key)
+    assert made.match("netwatch-damaged-b") is not None
+
+
+def test_regular_expressions_of_another_python_release_are_not_used(tmp_path: Path) -> None:
+    """The dataclass texts are still used (same bytecode), the patterns not."""
+    magic, optimize = _codestore.header()
+    version, sre_magic, codesize = _codestore.regex_header()
+    entry = _codestore.regex_entry("a+", 0)
+    doc = {
+        "format": _codestore.FORMAT,
+        "magic": magic,
+        "optimize": optimize,
+        "code": {"a": compile("x", "<string>", "exec")},
+        "regex_header": (version, sre_magic, codesize),
+        "regex": {("a+", 0): entry},
+    }
+    path = tmp_path / "store"
+    path.write_bytes(marshal.dumps(doc))
+    assert _codestore.read_stores(path)[1] == {("a+", 0): entry}
+    path.write_bytes(marshal.dumps({**doc, "regex_header": (version - 1, sre_magic, codesize)}))
+    entries, regexes = _codestore.read_stores(path)
+    assert (list(entries), regexes) == (["a"], {})

@@ -15,14 +15,18 @@ from netwatch import collector_paused
 
 @pytest.fixture
 def collector() -> Iterator[None]:
-    """The collector's switch and frozen objects put back as they were after the test."""
+    """Nothing frozen during the test (an in-process replay of another test freezes what it
+    made: those objects are thawed, then frozen again after), and the collector's switch put
+    back as it was."""
     was_on = gc.isenabled()
     frozen = gc.get_freeze_count()
+    gc.unfreeze()
     try:
         yield
     finally:
-        if gc.get_freeze_count() > frozen:
-            gc.unfreeze()
+        gc.unfreeze()
+        if frozen:
+            gc.freeze()
         if was_on:
             gc.enable()
         else:
