@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import CodeType
+from typing import NamedTuple
 
 from netwatch._codestore import (
     BUILD_ENV,
@@ -45,21 +46,34 @@ CHILD = f"""
 import importlib, marshal, sys
 from netwatch import _codestore
 from netwatch.cli import main
+main(["replay", "-qq", sys.argv[1]])
+start = list(_codestore.recorded())
 from netwatch.preload import netwatch_modules
 for name in [*netwatch_modules(optional=False), *{LAZY!r}]:
     importlib.import_module(name)
-main(["replay", "-qq", sys.argv[1]])
-found = (_codestore.recorded(), _codestore.recorded_regexes())
+found = (_codestore.recorded(), _codestore.recorded_regexes(), start)
 sys.stdout.buffer.write(marshal.dumps(found))
 """
 
 Regexes = dict[RegexKey, RegexEntry]
 
 
-def build() -> tuple[dict[str, CodeType], Regexes]:
-    """Every text an import of each netwatch module makes ``dataclasses`` run, compiled, and
-    every regular expression those imports and a replay of :data:`DEMO` compile (in a fresh
-    interpreter, so that nothing is imported or compiled already)."""
+class Built(NamedTuple):
+    """What :func:`build` found."""
+
+    #: every text, compiled
+    texts: dict[str, CodeType]
+    #: every pattern compiled, by pattern and flags: what ``_sre.compile`` takes
+    regexes: Regexes
+    #: the texts a replay of :data:`DEMO` runs (imports included): unpacked at every start
+    start: frozenset[str]
+
+
+def build() -> Built:
+    """Every text an import of each netwatch module makes ``dataclasses`` run, compiled
+    (and which of them a replay of :data:`DEMO` runs), and every regular expression those
+    imports and the replay compile (in a fresh interpreter, so that nothing is imported or
+    compiled already)."""
     # PYTHONHASHSEED: a few library patterns are joined from sets (the email package's
     # header parser): one order, so that building again gives the same store
     env = {**os.environ, BUILD_ENV: "build", "PYTHONHASHSEED": "0"}
@@ -70,9 +84,13 @@ def build() -> tuple[dict[str, CodeType], Regexes]:
         check=True,
         cwd=str(Path(__file__).resolve().parents[1]),
     )
-    recorded: tuple[dict[str, CodeType], Regexes] = marshal.loads(done.stdout)
-    texts, regexes = recorded
-    return dict(sorted(texts.items())), dict(sorted(regexes.items(), key=_regex_order))
+    recorded: tuple[dict[str, CodeType], Regexes, list[str]] = marshal.loads(done.stdout)
+    texts, regexes, start = recorded
+    return Built(
+        dict(sorted(texts.items())),
+        dict(sorted(regexes.items(), key=_regex_order)),
+        frozenset(start),
+    )
 
 
 def _regex_order(item: tuple[RegexKey, RegexEntry]) -> tuple[bool, str | bytes, int]:
@@ -80,15 +98,23 @@ def _regex_order(item: tuple[RegexKey, RegexEntry]) -> tuple[bool, str | bytes, 
     return isinstance(pattern, bytes), pattern, flags
 
 
-def dump(entries: dict[str, CodeType], regexes: Regexes | None = None) -> bytes:
-    """The store's bytes for ``entries`` and ``regexes``."""
+def dump(
+    entries: dict[str, CodeType],
+    regexes: Regexes | None = None,
+    start: frozenset[str] | None = None,
+) -> bytes:
+    """The store's bytes for ``entries`` (those in ``start`` unpacked at every start, the
+    others marshalled apart: all at every start when ``start`` is None) and ``regexes``."""
+    first = {t: c for t, c in entries.items() if start is None or t in start}
+    later = {t: c for t, c in entries.items() if t not in first}
     magic, optimize = header()
     return marshal.dumps(
         {
             "format": FORMAT,
             "magic": magic,
             "optimize": optimize,
-            "code": entries,
+            "code": first,
+            "code_later": marshal.dumps(later) if later else b"",
             "regex_header": regex_header(),
             "regex": regexes or {},
         }
@@ -97,11 +123,14 @@ def dump(entries: dict[str, CodeType], regexes: Regexes | None = None) -> bytes:
 
 def stale() -> list[str]:
     """What in the store differs from building it now (empty: up to date)."""
-    fresh, fresh_regexes = build()
+    fresh, fresh_regexes, start = build()
     have, have_regexes = read_stores()
     if not have:
         return [f"{STORE}: missing, unreadable, or made by another Python or format"]
+    have_start = _codestore_first()
     out = [f"missing: {_first_line(t)}" for t in fresh if t not in have]
+    out += [f"now run by a replay: {_first_line(t)}" for t in start - have_start if t in have]
+    out += [f"no longer run by a replay: {_first_line(t)}" for t in have_start - start]
     out += [f"not made by an import: {_first_line(t)}" for t in have if t not in fresh]
     out += [f"changed: {_first_line(t)}" for t in fresh if t in have and have[t] != fresh[t]]
     if not have_regexes and fresh_regexes:
@@ -116,6 +145,12 @@ def stale() -> list[str]:
     return out
 
 
+def _codestore_first() -> frozenset[str]:
+    """The texts the store unpacks at every start."""
+    doc = marshal.loads(STORE.read_bytes())
+    return frozenset(doc["code"])
+
+
 def _first_line(text: str) -> str:
     lines = text.splitlines()
     return lines[1].strip() if len(lines) > 1 else text[:80]
@@ -126,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     from netwatch.storecmd import store_command  # noqa: PLC0415 - the command only
 
     def rebuild() -> str:
-        entries, regexes = build()
-        data = dump(entries, regexes)
+        entries, regexes, start = build()
+        data = dump(entries, regexes, start)
         STORE.write_bytes(data)
         return (
-            f"wrote {STORE} ({len(entries)} texts, {len(regexes)} regular expressions,"
-            f" {len(data)} bytes)"
+            f"wrote {STORE} ({len(entries)} texts, {len(start)} of them run by a replay,"
+            f" {len(regexes)} regular expressions, {len(data)} bytes)"
         )
 
     args = sys.argv[1:] if argv is None else argv

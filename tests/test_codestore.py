@@ -40,7 +40,7 @@ import json, sys
 from netwatch import _codestore
 from netwatch.cli import main
 main(["replay", "-qq", sys.argv[1]])
-print(json.dumps(_codestore.stats))
+print(json.dumps({**_codestore.stats, "later": len(getattr(_codestore, "_later"))}))
 """
 
 
@@ -58,6 +58,46 @@ def test_a_replay_compiles_no_dataclass_method_and_no_regular_expression() -> No
     stats = json.loads(done.stdout.splitlines()[-1])
     assert stats["misses"] == 0 and stats["hits"] > 500
     assert stats["regex_misses"] == 0 and stats["regex_hits"] > 50
+    assert stats["later"] > 100_000  # the texts only other commands run: still marshalled
+
+
+PRELOAD = """
+import json
+from netwatch import _codestore
+from netwatch.preload import preload
+preload()
+print(json.dumps({**_codestore.stats, "later": len(getattr(_codestore, "_later"))}))
+"""
+
+
+def test_the_daemons_preload_unpacks_the_rest_and_compiles_nothing() -> None:
+    """The texts a replay does not run are unpacked at the first text missing from the
+    others (here: importing every module, as the daemon does before its privilege drop)."""
+    env = {k: v for k, v in os.environ.items() if k != _codestore.BUILD_ENV}
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env=env,
+    )
+    stats = json.loads(done.stdout.splitlines()[-1])
+    assert stats["misses"] == 0 and stats["hits"] == len(_codestore.read_store())
+    assert stats["later"] == 0
+
+
+def test_a_store_dumped_in_two_parts_reads_as_one(tmp_path: Path) -> None:
+    entries = _codestore.read_store()
+    start = frozenset(list(entries)[::3])
+    path = tmp_path / "store"
+    path.write_bytes(codestore.dump(entries, {}, start))
+    assert _codestore.read_store(path) == entries
+    first, later, _regexes = getattr(_codestore, "_read")(path)  # noqa: B009
+    assert set(first) == start and len(later) > 1000
+    path.write_bytes(codestore.dump(entries, {}))
+    first, later, _regexes = getattr(_codestore, "_read")(path)  # noqa: B009
+    assert first == entries and later == b""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +199,7 @@ def test_dataclasses_is_imported_without_inspect_until_a_class_needs_it(
     "doc",
     [
         {"format": 1},
+        {"code_later": "not bytes"},
         {"magic": b"\0\0\r\n"},
         {"optimize": 2},
         {"code": {"text": "not code"}},
@@ -172,6 +213,7 @@ def test_a_store_of_another_kind_is_not_used(tmp_path: Path, doc: dict[str, obje
         "magic": magic,
         "optimize": optimize,
         "code": {},
+        "code_later": b"",
         "regex_header": _codestore.regex_header(),
         "regex": {},
     }
@@ -304,6 +346,7 @@ def test_regular_expressions_of_another_python_release_are_not_used(tmp_path: Pa
         "magic": magic,
         "optimize": optimize,
         "code": {"a": compile("x", "<string>", "exec")},
+        "code_later": b"",
         "regex_header": (version, sre_magic, codesize),
         "regex": {("a+", 0): entry},
     }
