@@ -32,6 +32,8 @@ from netwatch._codestore import (
     RegexEntry,
     RegexKey,
     header,
+    join_store,
+    read_parts,
     read_stores,
     regex_header,
 )
@@ -108,17 +110,15 @@ def dump(
     first = {t: c for t, c in entries.items() if start is None or t in start}
     later = {t: c for t, c in entries.items() if t not in first}
     magic, optimize = header()
-    return marshal.dumps(
-        {
-            "format": FORMAT,
-            "magic": magic,
-            "optimize": optimize,
-            "code": first,
-            "code_later": marshal.dumps(later) if later else b"",
-            "regex_header": regex_header(),
-            "regex": regexes or {},
-        }
-    )
+    doc = {
+        "format": FORMAT,
+        "magic": magic,
+        "optimize": optimize,
+        "code": first,
+        "regex_header": regex_header(),
+        "regex": regexes or {},
+    }
+    return join_store(marshal.dumps(doc), marshal.dumps(later) if later else b"")
 
 
 def stale() -> list[str]:
@@ -147,8 +147,8 @@ def stale() -> list[str]:
 
 def _codestore_first() -> frozenset[str]:
     """The texts the store unpacks at every start."""
-    doc = marshal.loads(STORE.read_bytes())
-    return frozenset(doc["code"])
+    first, _later, _regexes = read_parts(STORE)
+    return frozenset(first)
 
 
 def _first_line(text: str) -> str:

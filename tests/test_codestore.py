@@ -93,10 +93,10 @@ def test_a_store_dumped_in_two_parts_reads_as_one(tmp_path: Path) -> None:
     path = tmp_path / "store"
     path.write_bytes(codestore.dump(entries, {}, start))
     assert _codestore.read_store(path) == entries
-    first, later, _regexes = getattr(_codestore, "_read")(path)  # noqa: B009
+    first, later, _regexes = _codestore.read_parts(path)
     assert set(first) == start and len(later) > 1000
     path.write_bytes(codestore.dump(entries, {}))
-    first, later, _regexes = getattr(_codestore, "_read")(path)  # noqa: B009
+    first, later, _regexes = _codestore.read_parts(path)
     assert first == entries and later == b""
 
 
@@ -195,11 +195,15 @@ def test_dataclasses_is_imported_without_inspect_until_a_class_needs_it(
     )
 
 
+def _store(doc: dict[str, object], later: bytes = b"") -> bytes:
+    """A store file holding ``doc`` (and ``later``, marshalled entries)."""
+    return _codestore.join_store(marshal.dumps(doc), later)
+
+
 @pytest.mark.parametrize(
     "doc",
     [
         {"format": 1},
-        {"code_later": "not bytes"},
         {"magic": b"\0\0\r\n"},
         {"optimize": 2},
         {"code": {"text": "not code"}},
@@ -213,14 +217,13 @@ def test_a_store_of_another_kind_is_not_used(tmp_path: Path, doc: dict[str, obje
         "magic": magic,
         "optimize": optimize,
         "code": {},
-        "code_later": b"",
         "regex_header": _codestore.regex_header(),
         "regex": {},
     }
     path = tmp_path / "store"
-    path.write_bytes(marshal.dumps({**good, "code": {"a": compile("x", "<string>", "exec")}}))
+    path.write_bytes(_store({**good, "code": {"a": compile("x", "<string>", "exec")}}))
     assert list(_codestore.read_store(path)) == ["a"]
-    path.write_bytes(marshal.dumps({**good, **doc}))
+    path.write_bytes(_store({**good, **doc}))
     assert _codestore.read_store(path) == {}
 
 
@@ -231,6 +234,13 @@ def test_a_missing_or_damaged_store_is_not_used(tmp_path: Path) -> None:
     assert _codestore.read_store(damaged) == {}
     damaged.write_bytes(b"\x00not marshal")
     assert _codestore.read_store(damaged) == {}
+    damaged.write_bytes(b"")
+    assert _codestore.read_store(damaged) == {}
+    good = _codestore.STORE.read_bytes()
+    damaged.write_bytes(good[:-1000])  # the entries a replay does not run: cut short
+    first = _codestore.read_parts(damaged)[0]
+    assert len(first) > 500  # those a replay runs are used; the others will be compiled
+    assert _codestore.read_store(damaged) == first
 
 
 PROBE = """
@@ -346,13 +356,12 @@ def test_regular_expressions_of_another_python_release_are_not_used(tmp_path: Pa
         "magic": magic,
         "optimize": optimize,
         "code": {"a": compile("x", "<string>", "exec")},
-        "code_later": b"",
         "regex_header": (version, sre_magic, codesize),
         "regex": {("a+", 0): entry},
     }
     path = tmp_path / "store"
-    path.write_bytes(marshal.dumps(doc))
+    path.write_bytes(_store(doc))
     assert _codestore.read_stores(path)[1] == {("a+", 0): entry}
-    path.write_bytes(marshal.dumps({**doc, "regex_header": (version - 1, sre_magic, codesize)}))
+    path.write_bytes(_store({**doc, "regex_header": (version - 1, sre_magic, codesize)}))
     entries, regexes = _codestore.read_stores(path)
     assert (list(entries), regexes) == (["a"], {})
