@@ -20,15 +20,16 @@ daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay; nor the 
 install and inventory modules: ``report``, ``install`` and ``cameras`` import them, and
 ``replay`` imports the inventory only with ``--state-dir``); the daemon's
 :func:`netwatch.preload.preload` still loads every module before its privilege drop.
-``tests/test_cli.py`` checks what a replay must not import. Once its config and GeoIP data
-are loaded, ``replay`` freezes what the garbage collector tracks (``gc.freeze``): those
-objects live until the process exits anyway, and neither the replay's collections nor the
-collection at exit walk them again (~35 ms of CPU of a 1-packet replay, most of it at exit).
-The frozen objects are still freed by reference counting; a reference cycle among them is
-only freed by the process's exit (in-process callers of :func:`main`: tests). This module's
-imports, and the replay's config and GeoIP data, are loaded with the collector paused
-(:func:`netwatch.collector_paused`: its young collections during a start walked objects that
-all live on; ~15 M instructions of a 1-packet replay).
+``tests/test_cli.py`` checks what a replay must not import. Once its config, GeoIP data and
+pipeline are loaded (the pipeline warmed up: its seeds, matchers and tables), ``replay``
+freezes what the garbage collector tracks (``gc.freeze``): those objects live until the
+process exits anyway, and neither the replay's collections nor the collection at exit walk
+them again (~35 ms of CPU of a 1-packet replay, most of it at exit). The frozen objects are
+still freed by reference counting; a reference cycle among them is only freed by the
+process's exit (in-process callers of :func:`main`: tests). This module's imports, and all
+the replay loads before that freeze, are made with the collector paused
+(:func:`netwatch.collector_paused`; a replay switches it off until the pipeline is ready):
+its young collections during a start walked objects that all live on.
 """
 
 from __future__ import annotations
@@ -268,27 +269,40 @@ def _replay(args: argparse.Namespace) -> int:
         from netwatch.preflight import UsageError  # noqa: PLC0415 - see the docstring
 
         raise UsageError("replay: standard input (-) can be given once")
-    with collector_paused():  # loaded with the collector paused, as the imports were
+    # The config, the GeoIP data and the pipeline (its seeds, matchers, tables) are loaded
+    # with the cyclic collector paused, as the imports were, until the pipeline is ready.
+    collecting = gc.isenabled()
+    gc.disable()
+
+    def ready() -> None:
+        # What exists now (modules, classes, the config, the GeoIP data, the pipeline) lives
+        # until the process exits: out of the cyclic collector's walks, during the replay
+        # and at exit (see the module docstring); then the collector runs as before.
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+    try:
         cfg = _load_config(args.config)
         backend = geo_backend(cfg)
         warning = age_warning(backend.describe(), date.today(), cfg.geoip.max_age_days)
         if warning:
             log.warning("%s", warning)
-        # What exists now (modules, classes, the config, the GeoIP data) lives until the
-        # process exits: out of the cyclic collector's walks, during the replay and at exit
-        # (see the module docstring).
-        gc.freeze()
-    with _alert_lines(not args.quiet):
-        summary = run_replay(
-            args.pcaps,
-            cfg,
-            flows_out=args.flows,
-            alerts_out=args.alerts,
-            geo=backend,
-            uid_seed=args.uid_seed,
-            state_dir=args.state_dir,
-            progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
-        )
+        with _alert_lines(not args.quiet):
+            summary = run_replay(
+                args.pcaps,
+                cfg,
+                flows_out=args.flows,
+                alerts_out=args.alerts,
+                geo=backend,
+                uid_seed=args.uid_seed,
+                state_dir=args.state_dir,
+                progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
+                ready=ready,
+            )
+    finally:
+        if collecting:
+            gc.enable()  # also when the replay failed before it was ready
     if args.quiet < 2:
         for line in summary.lines():
             sys.stdout.write(line + "\n")

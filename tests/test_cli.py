@@ -380,16 +380,22 @@ def test_replay_loads_no_inspect(tmp_path: Path, pure: str) -> None:
 
 REPLAY_FREEZES = """
 import gc, sys
+from netwatch import seedstore
 from netwatch.cli import main
 before = gc.get_freeze_count()
 code = main(["replay", "-qq", sys.argv[1]])
-print(before, gc.get_freeze_count())
+walked = {id(o) for o in gc.get_objects()}
+seeds = [v for v in seedstore._values.values() if gc.is_tracked(v)]
+print(before, gc.get_freeze_count(), gc.isenabled(), len(seeds),
+      sum(id(v) in walked for v in seeds))
 raise SystemExit(code)
 """
 
 
 def test_replay_freezes_what_start_up_made(tmp_path: Path) -> None:
-    """The modules, classes, config and GeoIP data are out of the collector's walks."""
+    """The modules, classes, config, GeoIP data and the pipeline's seeds are out of the
+    collector's walks (frozen once the pipeline is warmed up), and the collector is on
+    again after the replay."""
     pcap = tmp_path / "x.pcap"
     small_capture(pcap)
     proc = subprocess.run(
@@ -399,8 +405,10 @@ def test_replay_freezes_what_start_up_made(tmp_path: Path) -> None:
         check=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    before, after = map(int, proc.stdout.split())
-    assert before == 0 and after > 10_000
+    before, after, enabled, seeds, walked = proc.stdout.split()
+    assert int(before) == 0 and int(after) > 10_000
+    assert enabled == "True"
+    assert int(seeds) >= 5 and int(walked) == 0
 
 
 def _comparable(doc: dict[str, object]) -> dict[str, object]:
