@@ -208,9 +208,19 @@ class _Rows:
 
     def __reduce__(self) -> tuple[Any, ...]:
         columns = tuple(
-            tuple(getattr(item, name) for item in self.items) for name in _fields(self.cls)
+            _shared(tuple(getattr(item, name) for item in self.items)) for name in _fields(self.cls)
         )
         return _rebuild_rows, (self.cls, len(self.items), columns)
+
+
+def _shared(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``column`` with equal texts (and bytes) as one object each, which the pickle then
+    writes once and refers to (the OUI table's vendor, registrant, source and confidence
+    repeat: ~8,000 fewer strings made per start)."""
+    seen: dict[Any, Any] = {}
+    return tuple(
+        seen.setdefault(value, value) if type(value) in (str, bytes) else value for value in column
+    )
 
 
 def _rebuild_rows(cls: type[T], count: int, columns: tuple[tuple[Any, ...], ...]) -> tuple[T, ...]:

@@ -154,6 +154,8 @@ def test_a_long_tuple_of_one_slotted_class_is_stored_by_columns() -> None:
     back = pickle.loads(blob)
     assert type(back) is tuple and back == ouis
     assert all(type(a) is type(b) for a, b in zip(back, ouis, strict=True))
+    sources = {id(o.source) for o in back}
+    assert len(sources) == len({o.source for o in back}) < 10  # equal texts: one object
     with pytest.raises(AttributeError):
         back[0].oui = "00:00:00"
     few = ouis[: seedstore.ROWS_MIN - 1]
