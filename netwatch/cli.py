@@ -44,11 +44,13 @@ with collector_paused():
     import argparse
     import json
     import logging
+    import os
     import sys
     from collections.abc import Iterator, Sequence
     from contextlib import contextmanager
     from datetime import date
     from pathlib import Path
+    from typing import Any
 
     from netwatch import core
     from netwatch.capture.files import STDIN
@@ -73,9 +75,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     def wants(name: str) -> bool:
         return command is None or command == name
 
-    p = argparse.ArgumentParser(
-        prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports."
-    )
+    p = _Parser(prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports.")
     p.add_argument("--version", action=_Version, help="print the version and the cores in use")
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
@@ -201,6 +201,49 @@ def _install_parser(ip: argparse.ArgumentParser) -> None:
     ip.add_argument(
         "--force", action="store_true", help="replace files under /etc that were edited"
     )
+
+
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size().columns`` gives it (as its
+    documentation says: ``COLUMNS`` when a positive number, else the width of the terminal
+    on ``sys.__stdout__``, else 80), without importing ``shutil``, which imports ``bz2``
+    and ``lzma`` (their shared libraries): ~7 M instructions of every start, for
+    ``argparse``'s help formatter, which asks for the width each time one is made."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """``argparse``'s help formatter, with the default width worked out by :func:`_columns`
+    (the same width, less 2, as ``argparse`` does)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``argparse`` parser formatting with :class:`_HelpFormatter` (its subcommands'
+    parsers are of this class too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 class _Version(argparse.Action):

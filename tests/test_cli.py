@@ -378,6 +378,44 @@ def test_replay_loads_no_inspect(tmp_path: Path, pure: str) -> None:
     assert loaded == "[]"
 
 
+#: What ``argparse``'s help formatter imports for the terminal's width (``shutil``, which
+#: imports ``bz2`` and ``lzma``); netwatch's formatter asks ``os`` (``cli._columns``).
+NOT_FOR_ARGPARSE = ("shutil", "bz2", "lzma", "_bz2", "_lzma")
+
+
+def test_replay_loads_no_shutil(tmp_path: Path) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    _records, loaded = replay_imports(pcap, tmp_path / "flows.jsonl", "", NOT_FOR_ARGPARSE)
+    assert loaded == "[]"
+
+
+@pytest.mark.parametrize("columns", [None, "40", "100", "132", "0", "-3", "wide"])
+def test_the_terminal_width_is_shutils(
+    monkeypatch: pytest.MonkeyPatch, columns: str | None
+) -> None:
+    """``_columns`` is ``shutil.get_terminal_size().columns`` (``COLUMNS`` when a positive
+    number, else the terminal's, else 80), and every help text is what ``argparse``'s own
+    formatter writes at that width."""
+    import shutil  # noqa: PLC0415 - the reference
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._columns() == shutil.get_terminal_size().columns
+    ours = cli._parser()
+    helps = [ours.format_help(), ours.format_usage()]
+    helps += [p.format_help() for p in _subparsers(ours).values()]
+    assert isinstance(ours._get_formatter(), cli._HelpFormatter)
+    monkeypatch.setattr(cli, "_HelpFormatter", argparse.HelpFormatter)
+    theirs = cli._parser()
+    expected = [theirs.format_help(), theirs.format_usage()]
+    expected += [p.format_help() for p in _subparsers(theirs).values()]
+    assert type(theirs._get_formatter()) is argparse.HelpFormatter
+    assert helps == expected
+
+
 REPLAY_FREEZES = """
 import gc, sys
 from netwatch import seedstore
