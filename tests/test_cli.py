@@ -379,11 +379,12 @@ def test_replay_loads_no_inspect(tmp_path: Path, pure: str) -> None:
 
 
 #: What ``argparse``'s help formatter imports for the terminal's width (``shutil``, which
-#: imports ``bz2`` and ``lzma``); netwatch's formatter asks ``os`` (``cli._columns``).
-NOT_FOR_ARGPARSE = ("shutil", "bz2", "lzma", "_bz2", "_lzma")
+#: imports ``bz2`` and ``lzma``; netwatch's formatter asks ``os``: ``cli._columns``), and
+#: ``pkgutil`` (``registry.package_modules``, the tests' package audit, imports it).
+NOT_FOR_ARGPARSE = ("shutil", "bz2", "lzma", "_bz2", "_lzma", "pkgutil")
 
 
-def test_replay_loads_no_shutil(tmp_path: Path) -> None:
+def test_replay_loads_no_shutil_nor_pkgutil(tmp_path: Path) -> None:
     pcap = tmp_path / "x.pcap"
     small_capture(pcap)
     _records, loaded = replay_imports(pcap, tmp_path / "flows.jsonl", "", NOT_FOR_ARGPARSE)
