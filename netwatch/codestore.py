@@ -78,7 +78,10 @@ def build() -> Built:
     compiled already)."""
     # PYTHONHASHSEED: a few library patterns are joined from sets (the email package's
     # header parser): one order, so that building again gives the same store
-    env = {**os.environ, BUILD_ENV: "build", "PYTHONHASHSEED": "0"}
+    # NETWATCH_PURE/NETWATCH_CORE: the store describes the default start (the compiled
+    # core): the same store whatever the caller's environment
+    env = {k: v for k, v in os.environ.items() if k not in ("NETWATCH_PURE", "NETWATCH_CORE")}
+    env.update({BUILD_ENV: "build", "PYTHONHASHSEED": "0"})
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(DEMO)],
         env=env,

@@ -58,7 +58,8 @@ def test_a_replay_compiles_no_dataclass_method_and_no_regular_expression() -> No
     stats = json.loads(done.stdout.splitlines()[-1])
     assert stats["misses"] == 0 and stats["hits"] > 500
     assert stats["regex_misses"] == 0 and stats["regex_hits"] > 50
-    assert stats["later"] > 100_000  # the texts only other commands run: still marshalled
+    if not os.environ.get("NETWATCH_PURE"):  # (the pure GeoIP path loads maxminddb's)
+        assert stats["later"] > 100_000  # the texts only other commands run: still marshalled
 
 
 PRELOAD = """
