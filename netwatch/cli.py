@@ -20,32 +20,44 @@ daemon, its sinks and metrics server: about 0.1 s of a 1-packet replay; nor the 
 install and inventory modules: ``report``, ``install`` and ``cameras`` import them, and
 ``replay`` imports the inventory only with ``--state-dir``); the daemon's
 :func:`netwatch.preload.preload` still loads every module before its privilege drop.
-``tests/test_cli.py`` checks what a replay must not import. Once its config and GeoIP data
-are loaded, ``replay`` freezes what the garbage collector tracks (``gc.freeze``): those
-objects live until the process exits anyway, and neither the replay's collections nor the
-collection at exit walk them again (~35 ms of CPU of a 1-packet replay, most of it at exit).
-The frozen objects are still freed by reference counting; a reference cycle among them is
-only freed by the process's exit (in-process callers of :func:`main`: tests).
+``tests/test_cli.py`` checks what a replay must not import. Once its config, GeoIP data and
+pipeline are loaded (the pipeline warmed up: its seeds, matchers and tables), ``replay``
+freezes what the garbage collector tracks (``gc.freeze``): those objects live until the
+process exits anyway, and neither the replay's collections nor the collection at exit walk
+them again (~35 ms of CPU of a 1-packet replay, most of it at exit). The frozen objects are
+still freed by reference counting; a reference cycle among them is only freed by the
+process's exit (in-process callers of :func:`main`: tests). This module's imports, and all
+the replay loads before that freeze, are made with the collector paused
+(:func:`netwatch.collector_paused`; a replay switches it off until the pipeline is ready):
+its young collections during a start walked objects that all live on.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
-import logging
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import date
-from pathlib import Path
 
-from netwatch import __version__, core
-from netwatch.capture.files import STDIN
-from netwatch.config import Config, check_config_main
-from netwatch.enrich.geo import age_warning
-from netwatch.pipeline import geo_backend
-from netwatch.replay import run_replay
+from netwatch import __version__, collector_paused
+
+# The modules a command needs are imported with the cyclic collector paused (~300 modules:
+# classes, functions and tables that live until the process exits; see collector_paused).
+with collector_paused():
+    import argparse
+    import json
+    import logging
+    import os
+    import sys
+    from collections.abc import Iterator, Sequence
+    from contextlib import contextmanager
+    from datetime import date
+    from pathlib import Path
+    from typing import Any
+
+    from netwatch import core
+    from netwatch.capture.files import STDIN
+    from netwatch.config import Config, check_config_main
+    from netwatch.enrich.geo import age_warning
+    from netwatch.pipeline import geo_backend
+    from netwatch.replay import run_replay
 
 log = logging.getLogger("netwatch")
 
@@ -63,9 +75,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     def wants(name: str) -> bool:
         return command is None or command == name
 
-    p = argparse.ArgumentParser(
-        prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports."
-    )
+    p = _Parser(prog="netwatch", description="Passive IP-camera traffic monitor for mirror ports.")
     p.add_argument("--version", action=_Version, help="print the version and the cores in use")
     sub = p.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="analyse capture files through the pipeline")
@@ -193,6 +203,49 @@ def _install_parser(ip: argparse.ArgumentParser) -> None:
     )
 
 
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size().columns`` gives it (as its
+    documentation says: ``COLUMNS`` when a positive number, else the width of the terminal
+    on ``sys.__stdout__``, else 80), without importing ``shutil``, which imports ``bz2``
+    and ``lzma`` (their shared libraries): ~7 M instructions of every start, for
+    ``argparse``'s help formatter, which asks for the width each time one is made."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """``argparse``'s help formatter, with the default width worked out by :func:`_columns`
+    (the same width, less 2, as ``argparse`` does)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``argparse`` parser formatting with :class:`_HelpFormatter` (its subcommands'
+    parsers are of this class too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 class _Version(argparse.Action):
     """``--version``: the version line, worked out only when asked for (naming the ring
     conversion imports the live-capture module, which no other command needs to start)."""
@@ -259,26 +312,40 @@ def _replay(args: argparse.Namespace) -> int:
         from netwatch.preflight import UsageError  # noqa: PLC0415 - see the docstring
 
         raise UsageError("replay: standard input (-) can be given once")
-    cfg = _load_config(args.config)
-    backend = geo_backend(cfg)
-    warning = age_warning(backend.describe(), date.today(), cfg.geoip.max_age_days)
-    if warning:
-        log.warning("%s", warning)
-    # What exists now (modules, classes, the config, the GeoIP data) lives until the process
-    # exits: out of the cyclic collector's walks, during the replay and at exit (see the
-    # module docstring).
-    gc.freeze()
-    with _alert_lines(not args.quiet):
-        summary = run_replay(
-            args.pcaps,
-            cfg,
-            flows_out=args.flows,
-            alerts_out=args.alerts,
-            geo=backend,
-            uid_seed=args.uid_seed,
-            state_dir=args.state_dir,
-            progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
-        )
+    # The config, the GeoIP data and the pipeline (its seeds, matchers, tables) are loaded
+    # with the cyclic collector paused, as the imports were, until the pipeline is ready.
+    collecting = gc.isenabled()
+    gc.disable()
+
+    def ready() -> None:
+        # What exists now (modules, classes, the config, the GeoIP data, the pipeline) lives
+        # until the process exits: out of the cyclic collector's walks, during the replay
+        # and at exit (see the module docstring); then the collector runs as before.
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+    try:
+        cfg = _load_config(args.config)
+        backend = geo_backend(cfg)
+        warning = age_warning(backend.describe(), date.today(), cfg.geoip.max_age_days)
+        if warning:
+            log.warning("%s", warning)
+        with _alert_lines(not args.quiet):
+            summary = run_replay(
+                args.pcaps,
+                cfg,
+                flows_out=args.flows,
+                alerts_out=args.alerts,
+                geo=backend,
+                uid_seed=args.uid_seed,
+                state_dir=args.state_dir,
+                progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
+                ready=ready,
+            )
+    finally:
+        if collecting:
+            gc.enable()  # also when the replay failed before it was ready
     if args.quiet < 2:
         for line in summary.lines():
             sys.stdout.write(line + "\n")

@@ -16,7 +16,6 @@ a test for instance, is ignored).
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import re
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
@@ -64,6 +63,8 @@ def package_modules(package: str) -> list[str]:
     """Every module directly in ``package`` (a sub-package counts as one module: its
     ``__init__``; audit its own modules separately), each imported; ``""`` stands for the
     package's own ``__init__``."""
+    import pkgutil  # noqa: PLC0415 - the audit only (the tests), not a start
+
     pkg = importlib.import_module(package)
     names = [""]
     for info in pkgutil.iter_modules(pkg.__path__):

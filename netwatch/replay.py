@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -159,9 +159,12 @@ def run_replay(
     ended_to_alerts: bool = False,
     progress: TextIO | None = None,
     inventory: CameraInventory | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> ReplaySummary:
     """Replay capture files; raises CaptureError before any work if a file is unreadable.
-    ``progress``: a terminal to show a progress line on (:mod:`netwatch.progress`)."""
+    ``progress``: a terminal to show a progress line on (:mod:`netwatch.progress`).
+    ``ready``: called once the pipeline is built and warmed up, before the first packet
+    (``netwatch replay`` freezes what start-up made then)."""
     captures = [open_capture(p) for p in paths]
     if inventory is None and state_dir is not None:
         # a replay without a state directory keeps no inventory: not imported then
@@ -218,6 +221,8 @@ def run_replay(
         if inventory is not None:  # an inbound peer's AS (not in the flow record)
             inventory.geo_of = pipe.enrichers.geo.lookup
         pipe.warm_up()
+        if ready is not None:
+            ready()
         start = time.perf_counter()
         with _progress(progress, pipe, captures) as at:
             for at.index, cap in enumerate(captures):

@@ -362,18 +362,79 @@ def test_replay_loads_neither_socket_py_nor_openssl(tmp_path: Path, pure: str) -
         assert "'hashlib'" in loaded
 
 
+#: What ``dataclasses`` imports for the signature it gives a class without a docstring
+#: (``netwatch._codestore`` imports it without them): ~17 M instructions of a start.
+NOT_FOR_DATACLASSES = ("inspect", "ast", "_ast", "dis", "opcode")
+
+
+@pytest.mark.parametrize("pure", ["", "1"])
+def test_replay_loads_no_inspect(tmp_path: Path, pure: str) -> None:
+    """Start-up: a replay writing a flow log imports none of ``NOT_FOR_DATACLASSES``, with
+    the compiled core or in pure Python (every dataclass it defines has a docstring)."""
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    records, loaded = replay_imports(pcap, tmp_path / "flows.jsonl", pure, NOT_FOR_DATACLASSES)
+    assert len(records) == 1
+    assert loaded == "[]"
+
+
+#: What ``argparse``'s help formatter imports for the terminal's width (``shutil``, which
+#: imports ``bz2`` and ``lzma``; netwatch's formatter asks ``os``: ``cli._columns``), and
+#: ``pkgutil`` (``registry.package_modules``, the tests' package audit, imports it).
+NOT_FOR_ARGPARSE = ("shutil", "bz2", "lzma", "_bz2", "_lzma", "pkgutil")
+
+
+def test_replay_loads_no_shutil_nor_pkgutil(tmp_path: Path) -> None:
+    pcap = tmp_path / "x.pcap"
+    small_capture(pcap)
+    _records, loaded = replay_imports(pcap, tmp_path / "flows.jsonl", "", NOT_FOR_ARGPARSE)
+    assert loaded == "[]"
+
+
+@pytest.mark.parametrize("columns", [None, "40", "100", "132", "0", "-3", "wide"])
+def test_the_terminal_width_is_shutils(
+    monkeypatch: pytest.MonkeyPatch, columns: str | None
+) -> None:
+    """``_columns`` is ``shutil.get_terminal_size().columns`` (``COLUMNS`` when a positive
+    number, else the terminal's, else 80), and every help text is what ``argparse``'s own
+    formatter writes at that width."""
+    import shutil  # noqa: PLC0415 - the reference
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._columns() == shutil.get_terminal_size().columns
+    ours = cli._parser()
+    helps = [ours.format_help(), ours.format_usage()]
+    helps += [p.format_help() for p in _subparsers(ours).values()]
+    assert isinstance(ours._get_formatter(), cli._HelpFormatter)
+    monkeypatch.setattr(cli, "_HelpFormatter", argparse.HelpFormatter)
+    theirs = cli._parser()
+    expected = [theirs.format_help(), theirs.format_usage()]
+    expected += [p.format_help() for p in _subparsers(theirs).values()]
+    assert type(theirs._get_formatter()) is argparse.HelpFormatter
+    assert helps == expected
+
+
 REPLAY_FREEZES = """
 import gc, sys
+from netwatch import seedstore
 from netwatch.cli import main
 before = gc.get_freeze_count()
 code = main(["replay", "-qq", sys.argv[1]])
-print(before, gc.get_freeze_count())
+walked = {id(o) for o in gc.get_objects()}
+seeds = [v for v in seedstore._values.values() if gc.is_tracked(v)]
+print(before, gc.get_freeze_count(), gc.isenabled(), len(seeds),
+      sum(id(v) in walked for v in seeds))
 raise SystemExit(code)
 """
 
 
 def test_replay_freezes_what_start_up_made(tmp_path: Path) -> None:
-    """The modules, classes, config and GeoIP data are out of the collector's walks."""
+    """The modules, classes, config, GeoIP data and the pipeline's seeds are out of the
+    collector's walks (frozen once the pipeline is warmed up), and the collector is on
+    again after the replay."""
     pcap = tmp_path / "x.pcap"
     small_capture(pcap)
     proc = subprocess.run(
@@ -383,8 +444,10 @@ def test_replay_freezes_what_start_up_made(tmp_path: Path) -> None:
         check=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    before, after = map(int, proc.stdout.split())
-    assert before == 0 and after > 10_000
+    before, after, enabled, seeds, walked = proc.stdout.split()
+    assert int(before) == 0 and int(after) > 10_000
+    assert enabled == "True"
+    assert int(seeds) >= 5 and int(walked) == 0
 
 
 def _comparable(doc: dict[str, object]) -> dict[str, object]:

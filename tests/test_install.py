@@ -319,7 +319,8 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_daemon_runs(tmp_path: Path) 
         check=True,
     )
     assert "'misses': 0}" in seeds.stdout, seeds.stdout + seeds.stderr
-    # and the dataclass methods compiled ahead of time: a start compiles none
+    # and the dataclass methods and regular expressions compiled ahead of time: a start
+    # compiles none
     assert "netwatch/codestore.marshal" in names
     probe = "import netwatch.pipeline; from netwatch import _codestore as c; print(c.stats)"
     code = subprocess.run(
@@ -331,7 +332,8 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_daemon_runs(tmp_path: Path) 
         cwd=tmp_path,
         check=True,
     )
-    assert "'misses': 0}" in code.stdout, code.stdout + code.stderr
+    assert "'misses': 0, " in code.stdout, code.stdout + code.stderr
+    assert "'regex_misses': 0}" in code.stdout, code.stdout + code.stderr
     root = tmp_path / "root"
     proc = subprocess.run(
         [str(netwatch), "install", "--root", str(root)],

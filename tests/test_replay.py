@@ -313,3 +313,28 @@ def test_a_progress_line_on_a_terminal_stream(
     assert any("/10 camera-site-demo.pcap: packet time 2026-01-15 09:0" in s for s in drawn)
     assert all(" flows ended, " in s and " alerts" in s for s in drawn)
     assert seen[-1] == "\r\x1b[K"  # the line is wiped at the end
+
+
+def test_ready_is_called_once_when_the_pipeline_is_warmed_up_before_any_packet(
+    tmp_path: Path,
+) -> None:
+    """``ready`` (``netwatch replay`` freezes start-up's objects then) runs once, after the
+    pipeline's seeds are loaded and before any flow is logged."""
+    from netwatch import seedstore  # noqa: PLC0415 - only this test looks at it
+
+    pcap = tmp_path / "s.pcap"
+    scenario(pcap)
+    flows = tmp_path / "f.jsonl"
+    seen: list[tuple[int, int]] = []
+
+    def ready() -> None:
+        seen.append((len(seedstore._values), flows.stat().st_size))
+
+    summary = run_replay(
+        [pcap], Config.default(), flows_out=flows, geo=NullGeo(), uid_seed=1, ready=ready
+    )
+    assert seen == [(seen[0][0], 0)] and seen[0][0] >= 5
+    assert summary.packets > 0 and flows.stat().st_size > 0
+    with pytest.raises(CaptureError):
+        run_replay([tmp_path / "missing.pcap"], Config.default(), ready=ready)
+    assert len(seen) == 1  # not called when the replay fails before its pipeline

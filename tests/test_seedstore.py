@@ -141,3 +141,40 @@ def test_the_command_rebuilds_and_checks(tmp_path: Path) -> None:
     assert command().returncode == 0
     assert (package / "seedstore.pickle").read_bytes() == seedstore.STORE.read_bytes()
     assert command("--check").returncode == 0
+
+
+def test_a_long_tuple_of_one_slotted_class_is_stored_by_columns() -> None:
+    """The OUI table (and any tuple of ``ROWS_MIN`` or more instances of one slotted
+    dataclass) is pickled as its class and columns, and unpickles equal, as the same
+    classes, frozen as before; shorter or mixed tuples are pickled item by item."""
+    ouis = load_ouis(loader.default_seeds_dir() / OUI_FILE)
+    assert len(ouis) > 2000
+    blob = seedstore._dumps(ouis)
+    assert b"_rebuild_rows" in blob and b"_rebuild\x94" not in blob
+    back = pickle.loads(blob)
+    assert type(back) is tuple and back == ouis
+    assert all(type(a) is type(b) for a, b in zip(back, ouis, strict=True))
+    sources = {id(o.source) for o in back}
+    assert len(sources) == len({o.source for o in back}) < 10  # equal texts: one object
+    with pytest.raises(AttributeError):
+        back[0].oui = "00:00:00"
+    few = ouis[: seedstore.ROWS_MIN - 1]
+    assert (
+        b"_rebuild_rows" not in seedstore._dumps(few) and pickle.loads(seedstore._dumps(few)) == few
+    )
+    mixed = (*ouis[:20], "not an oui")
+    assert b"_rebuild_rows" not in seedstore._dumps(mixed)
+    assert pickle.loads(seedstore._dumps(mixed)) == mixed
+
+
+def test_rows_of_another_shape_are_refused() -> None:
+    """A column of the wrong length, or columns for other fields, raise (the store's entry
+    is then not used: the seeds are parsed)."""
+    ouis = load_ouis(loader.default_seeds_dir() / OUI_FILE)[:20]
+    cls = type(ouis[0])
+    columns = pickle.loads(pickle.dumps(seedstore._Rows.of(ouis).__reduce__()[1][2]))
+    assert seedstore._rebuild_rows(cls, 20, columns) == ouis
+    with pytest.raises(pickle.UnpicklingError):
+        seedstore._rebuild_rows(cls, 21, columns)
+    with pytest.raises(pickle.UnpicklingError):
+        seedstore._rebuild_rows(cls, 20, columns[:-1])

@@ -81,6 +81,8 @@ MAX_INCIDENT_PEERS = 16
 
 @dataclass(slots=True)
 class _Seen:
+    """When an alert key was last reported, and what was seen of it since."""
+
     reported_at: float
     count: int  # occurrences since the last report (the reported one included)
     flow_uid: str | None  # the flow of the last sighting

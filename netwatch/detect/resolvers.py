@@ -130,6 +130,8 @@ class Verdict:
 
 @dataclass(slots=True)
 class _Usage:
+    """Who used a resolver, and in how many flows."""
+
     clients: set[bytes]
     flows: int = 0
 

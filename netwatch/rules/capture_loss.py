@@ -34,6 +34,8 @@ DEFAULT_THRESHOLD = 0.01
 
 @dataclass(slots=True)
 class _Last:
+    """The capture counters at the last check."""
+
     at: float
     received: int
     dropped: int

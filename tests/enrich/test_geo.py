@@ -932,3 +932,16 @@ def test_builtin_without_memfd_is_one_line(
     monkeypatch.delattr(os, "memfd_create")
     with pytest.raises(GeoDatabaseError, match=r"cannot hold the unpacked data: .*memfd_create"):
         BuiltinGeo(data_dir=packed_test_data).load()
+
+
+def test_the_built_in_datas_version_is_read_once_per_process() -> None:
+    """``_dist_version`` answers what ``importlib.metadata`` says, from the dist-info's
+    METADATA, and reads it once: a replay describes its GeoIP source twice."""
+    from importlib import metadata  # noqa: PLC0415 - only this test needs it
+
+    geo_module._dist_version.cache_clear()
+    first = geo_module._dist_version()
+    assert first == metadata.version(geo_module.BUILTIN_DIST)
+    assert geo_module._dist_version() is first
+    info = geo_module._dist_version.cache_info()
+    assert (info.hits, info.misses) == (1, 1)
