@@ -74,16 +74,7 @@ print(json.dumps({**_codestore.stats, "later": len(getattr(_codestore, "_later")
 def test_the_daemons_preload_unpacks_the_rest_and_compiles_nothing() -> None:
     """The texts a replay does not run are unpacked at the first text missing from the
     others (here: importing every module, as the daemon does before its privilege drop)."""
-    env = {k: v for k, v in os.environ.items() if k != _codestore.BUILD_ENV}
-    done = subprocess.run(
-        [sys.executable, "-c", PRELOAD],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env=env,
-    )
-    stats = json.loads(done.stdout.splitlines()[-1])
+    stats = _probe(PRELOAD)
     assert stats["misses"] == 0 and stats["hits"] == len(_codestore.read_store())
     assert stats["later"] == 0
 
@@ -253,17 +244,19 @@ print(json.dumps({"installed": "exec" in vars(dataclasses), **_codestore.stats,
 """
 
 
-def _probe(**env: str) -> dict[str, int]:
+def _probe(code: str = PROBE, **env: str) -> dict[str, int]:
+    """Run ``code`` in a fresh interpreter (no build switch but ``env``'s): the JSON object
+    it prints last."""
     clean = {k: v for k, v in os.environ.items() if k != _codestore.BUILD_ENV}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
         env={**clean, **env},
     )
-    result: dict[str, int] = json.loads(done.stdout)
+    result: dict[str, int] = json.loads(done.stdout.splitlines()[-1])
     return result
 
 
