@@ -172,14 +172,7 @@ def test_dataclasses_is_imported_without_inspect_until_a_class_needs_it(
     is ``dataclasses``' and the one any ``import inspect`` gets. With ``inspect`` imported
     before the package, ``dataclasses`` has it as usual."""
     code = ("import inspect\n" if inspect_first else "") + NO_INSPECT
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    done = _run(code, {**os.environ, "PYTHONPATH": str(REPO)})
     first = "['ast', 'dis', 'inspect']" if inspect_first else "[]"
     signature = "<function signature at"
     assert done.stdout.startswith(
@@ -244,18 +237,23 @@ print(json.dumps({"installed": "exec" in vars(dataclasses), **_codestore.stats,
 """
 
 
-def _probe(code: str = PROBE, **env: str) -> dict[str, int]:
-    """Run ``code`` in a fresh interpreter (no build switch but ``env``'s): the JSON object
-    it prints last."""
-    clean = {k: v for k, v in os.environ.items() if k != _codestore.BUILD_ENV}
-    done = subprocess.run(
+def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a fresh interpreter in the repository, with ``env``; its output."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
-        env={**clean, **env},
+        env=env,
     )
+
+
+def _probe(code: str = PROBE, **env: str) -> dict[str, int]:
+    """Run ``code`` in a fresh interpreter (no build switch but ``env``'s): the JSON object
+    it prints last."""
+    clean = {k: v for k, v in os.environ.items() if k != _codestore.BUILD_ENV}
+    done = _run(code, {**clean, **env})
     result: dict[str, int] = json.loads(done.stdout.splitlines()[-1])
     return result
 
