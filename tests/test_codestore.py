@@ -46,16 +46,7 @@ print(json.dumps({**_codestore.stats, "later": len(getattr(_codestore, "_later")
 
 def test_a_replay_compiles_no_dataclass_method_and_no_regular_expression() -> None:
     demo = REPO / "pcaps" / "demo" / "camera-site-demo.pcap"
-    env = {k: v for k, v in os.environ.items() if k != _codestore.BUILD_ENV}
-    done = subprocess.run(
-        [sys.executable, "-c", REPLAY, str(demo)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env=env,
-    )
-    stats = json.loads(done.stdout.splitlines()[-1])
+    stats = _probe(REPLAY, str(demo))
     assert stats["misses"] == 0 and stats["hits"] > 500
     assert stats["regex_misses"] == 0 and stats["regex_hits"] > 50
     if not os.environ.get("NETWATCH_PURE"):  # (the pure GeoIP path loads maxminddb's)
@@ -237,10 +228,11 @@ print(json.dumps({"installed": "exec" in vars(dataclasses), **_codestore.stats,
 """
 
 
-def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``code`` run by a fresh interpreter in the repository, with ``env``; its output."""
+def _run(code: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a fresh interpreter in the repository, with ``env`` and ``args``
+    (its ``sys.argv[1:]``); its output."""
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         check=True,
@@ -249,11 +241,11 @@ def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _probe(code: str = PROBE, **env: str) -> dict[str, int]:
-    """Run ``code`` in a fresh interpreter (no build switch but ``env``'s): the JSON object
-    it prints last."""
+def _probe(code: str = PROBE, *args: str, **env: str) -> dict[str, int]:
+    """Run ``code`` with ``args`` in a fresh interpreter (no build switch but ``env``'s): the
+    JSON object it prints last."""
     clean = {k: v for k, v in os.environ.items() if k != _codestore.BUILD_ENV}
-    done = _run(code, {**clean, **env})
+    done = _run(code, {**clean, **env}, *args)
     result: dict[str, int] = json.loads(done.stdout.splitlines()[-1])
     return result
 
